@@ -1,0 +1,355 @@
+#!/usr/bin/env bash
+# Builds the pinned llama.cpp into shared libraries (cpu or cuda variant), through a cache keyed by
+# (source tree, build flags, toolchain), and copies the result into --out.
+#
+# Used by Maven (native/pom.xml), by Dockerfile.cuda and by scripts/. Documented in
+# docs/native-build.md. Nothing is downloaded except the npm package named in pin.properties,
+# through the npm client (the registry is the only network source the build may use).
+#
+#   native/build.sh [--variant cpu|cuda] [--cuda-arch "80;86;89;90"] [--cpu-variants host|all]
+#                   [--tools] [--out DIR | --out-root DIR] [--info FILE] [--source-only]
+#
+#   --out DIR       publish the libraries (one file each, no symlinks) into DIR
+#   --out-root DIR  the same into DIR/linux-<arch>/<variant> (the layout of the native jar)
+#   --info FILE     write where the source, libraries, headers and tools are (properties)
+#   --tools         also build the native reference tools (llama-bench, llama-server ...)
+#
+# Environment:
+#   LLAMA_CPP_DIR      build from this checkout of the pinned tree (verified, never modified)
+#   LLAMA_CPP_NPM_TGZ  use this node-llama-cpp tarball instead of `npm pack` (verified the same)
+#   LLAMA_CPP_BUNDLE   use this git bundle of the pinned tree (verified by tree hash)
+#   AIREF_CACHE_DIR    cache root (default: ${XDG_CACHE_HOME:-~/.cache}/ai-llm-reference-app)
+#   NATIVE_JOBS        parallel compile jobs (default: nproc)
+#   CUDA_HOME          CUDA toolkit root for --variant cuda (default: /usr/local/cuda)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+pin() { sed -n "s/^$1=//p" "$here/pin.properties"; }
+die() { echo "native/build.sh: error: $*" >&2; exit 1; }
+log() { echo "native/build.sh: $*" >&2; }
+
+PIN_TREE=$(pin llama.cpp.tree)
+PIN_INTEGRITY=$(pin npm.integrity)
+PIN_PACKAGE="$(pin npm.package)@$(pin npm.version)"
+PIN_BUNDLE=$(pin npm.bundle)
+# Bumped when the layout of what this script produces changes, so old cache entries are not reused.
+LAYOUT_VERSION=1
+# The llama.cpp tools the project's own benchmarks and GPU checks use as the native reference.
+REFERENCE_TOOLS=(llama-bench llama-server llama-batched-bench llama-quantize llama-simple)
+
+variant=cpu
+cuda_arch="80;86;89;90"
+cpu_variants=host
+tools=0
+out=""
+out_root=""
+info=""
+source_only=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --variant) variant=$2; shift 2 ;;
+    --cuda-arch) cuda_arch=$2; shift 2 ;;
+    --cpu-variants) cpu_variants=$2; shift 2 ;;
+    --tools) tools=1; shift ;;
+    --tools=true) tools=1; shift ;;
+    --tools=false) tools=0; shift ;;
+    --out) out=$2; shift 2 ;;
+    --out-root) out_root=$2; shift 2 ;;
+    --info) info=$2; shift 2 ;;
+    --source-only) source_only=1; shift ;;
+    -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+case "$variant" in cpu|cuda) ;; *) die "--variant must be cpu or cuda, got '$variant'" ;; esac
+case "$cpu_variants" in host|all) ;; *) die "--cpu-variants must be host or all, got '$cpu_variants'" ;; esac
+[[ "$cuda_arch" =~ ^[0-9]+[a-z]?(-real|-virtual)?(;[0-9]+[a-z]?(-real|-virtual)?)*$ ]] \
+  || die "--cuda-arch must be a ';'-separated list of CUDA architectures like '80;86;89;90', got '$cuda_arch'"
+
+# The cuda variant needs nvcc and cuBLAS: check before fetching or building anything.
+if [ "$variant" = cuda ]; then
+  cuda_home=${CUDA_HOME:-/usr/local/cuda}
+  nvcc=${CUDACXX:-$cuda_home/bin/nvcc}
+  [ -x "$nvcc" ] || nvcc=$(command -v nvcc || true)
+  [ -n "$nvcc" ] && [ -x "$nvcc" ] || die "the cuda variant needs the CUDA toolkit: nvcc not found (looked at \$CUDACXX, $cuda_home/bin/nvcc and PATH)"
+  missing=()
+  ls "$cuda_home"/include/cublas_v2.h "$cuda_home"/targets/*/include/cublas_v2.h >/dev/null 2>&1 \
+    || missing+=("cuBLAS headers (cublas_v2.h under $cuda_home/include)")
+  ls "$cuda_home"/lib64/libcublas.so* "$cuda_home"/targets/*/lib/libcublas.so* >/dev/null 2>&1 \
+    || missing+=("cuBLAS library (libcublas.so under $cuda_home/lib64)")
+  ls "$cuda_home"/lib64/libcublasLt.so* "$cuda_home"/targets/*/lib/libcublasLt.so* >/dev/null 2>&1 \
+    || missing+=("cuBLASLt library (libcublasLt.so under $cuda_home/lib64)")
+  if [ ${#missing[@]} -gt 0 ]; then
+    die "the cuda variant needs a CUDA toolkit with cuBLAS; nvcc is at $nvcc ($("$nvcc" --version | tail -1)) but these are missing:
+$(printf '  - %s\n' "${missing[@]}")
+Install the toolkit's cuBLAS development package (e.g. libcublas-dev-<version>) or point CUDA_HOME at a full toolkit."
+  fi
+fi
+
+cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}
+mkdir -p "$cache/src" "$cache/out" "$cache/work" "$cache/downloads"
+# One build at a time per cache: a second Maven run waits instead of racing on the same entry.
+exec 9>"$cache/.lock"
+flock 9
+
+# Everything a failed step leaves behind is removed: the cache only ever holds complete entries.
+cleanup_paths=()
+cleanup() { local p; for p in "${cleanup_paths[@]+"${cleanup_paths[@]}"}"; do rm -rf "$p"; done; }
+trap cleanup EXIT
+
+# --- source: verify the tree hash of a checkout, a plain directory or a bundle ------------------
+
+# Prints the git tree hash of directory $1's content. A git checkout must be clean (no modified or
+# untracked files); a plain directory (a release tarball, say) is hashed with every file in it, as
+# git would hash that content: build outside such a tree, or the build outputs change its hash.
+tree_of_dir() {
+  local dir=$1
+  if [ "$(git -C "$dir" rev-parse --show-toplevel 2>/dev/null)" = "$(cd "$dir" && pwd -P)" ]; then
+    local dirty
+    dirty=$(git -C "$dir" status --porcelain --untracked-files=normal | head -5)
+    [ -z "$dirty" ] || die "llama.cpp checkout $dir has local changes; the pinned tree must be built as is:
+$dirty"
+    git -C "$dir" rev-parse 'HEAD^{tree}'
+  else
+    local tmpgit
+    tmpgit=$(mktemp -d)
+    git init -q --bare "$tmpgit"
+    GIT_DIR="$tmpgit" GIT_WORK_TREE="$dir" git add -A -f .
+    GIT_DIR="$tmpgit" git write-tree
+    rm -rf "$tmpgit"
+  fi
+}
+
+expect_tree() {
+  local found=$1 what=$2
+  [ "$found" = "$PIN_TREE" ] || die "$what is not the pinned llama.cpp tree.
+  expected git tree $PIN_TREE ($(pin llama.cpp.release), native/pin.properties)
+  found    git tree $found"
+}
+
+# Clones bundle $1 into the cache, refusing it unless its HEAD is the pinned tree. Sets src.
+source_from_bundle() {
+  local bundle=$1 dest="$cache/src/$PIN_TREE"
+  local tmp="$dest.tmp.$$"
+  cleanup_paths+=("$tmp")
+  git bundle verify -q "$bundle" >/dev/null 2>&1 || die "$bundle is not a valid git bundle"
+  git clone -q --no-checkout "$bundle" "$tmp" 2>/dev/null || die "$bundle is not a valid git bundle (git clone failed)"
+  local tree
+  tree=$(git -C "$tmp" rev-parse 'HEAD^{tree}')
+  expect_tree "$tree" "git bundle $bundle"
+  git -C "$tmp" -c advice.detachedHead=false checkout -q HEAD -- . 
+  git -C "$tmp" reset -q --hard
+  mv "$tmp" "$dest"
+  src=$dest
+}
+
+# Checks a node-llama-cpp tarball against the pinned npm integrity (sha512, base64).
+check_integrity() {
+  local tgz=$1 found
+  found="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+  [ "$found" = "$PIN_INTEGRITY" ] || die "$tgz does not match the pinned npm package $PIN_PACKAGE.
+  expected integrity $PIN_INTEGRITY
+  found    integrity $found"
+}
+
+source_from_npm() {
+  local tgz=${LLAMA_CPP_NPM_TGZ:-}
+  local dl="$cache/downloads/tmp.$$"
+  cleanup_paths+=("$dl")
+  mkdir -p "$dl"
+  if [ -z "$tgz" ]; then
+    command -v npm >/dev/null || die "npm is needed to fetch $PIN_PACKAGE (or set LLAMA_CPP_DIR to a checkout of the pinned tree)"
+    log "fetching $PIN_PACKAGE from the npm registry"
+    (cd "$dl" && npm pack --silent "$PIN_PACKAGE" >/dev/null) || die "npm pack $PIN_PACKAGE failed"
+    tgz=$(ls "$dl"/*.tgz)
+  fi
+  [ -f "$tgz" ] || die "LLAMA_CPP_NPM_TGZ=$tgz is not a file"
+  check_integrity "$tgz"
+  tar -xzf "$tgz" -C "$dl" "$PIN_BUNDLE" 2>/dev/null || die "$tgz has no $PIN_BUNDLE"
+  source_from_bundle "$dl/$PIN_BUNDLE"
+}
+
+# Sets src to the verified source tree.
+ensure_source() {
+  local tree
+  if [ -n "${LLAMA_CPP_DIR:-}" ]; then
+    [ -d "$LLAMA_CPP_DIR" ] || die "LLAMA_CPP_DIR=$LLAMA_CPP_DIR is not a directory"
+    tree=$(tree_of_dir "$LLAMA_CPP_DIR")
+    expect_tree "$tree" "LLAMA_CPP_DIR=$LLAMA_CPP_DIR"
+    src=$(cd "$LLAMA_CPP_DIR" && pwd -P)
+  elif [ -d "$cache/src/$PIN_TREE" ]; then
+    # Cheap re-check: the cached clone must still be exactly the pinned tree.
+    tree=$(tree_of_dir "$cache/src/$PIN_TREE")
+    expect_tree "$tree" "cached source $cache/src/$PIN_TREE"
+    src=$cache/src/$PIN_TREE
+  elif [ -n "${LLAMA_CPP_BUNDLE:-}" ]; then
+    source_from_bundle "$LLAMA_CPP_BUNDLE"
+  else
+    source_from_npm
+  fi
+}
+
+# Sets src; runs in this shell (not a subshell) so that a refusal cleans up what it started.
+ensure_source
+log "llama.cpp source verified: tree $PIN_TREE at $src"
+if [ "$source_only" = 1 ]; then
+  [ -z "$info" ] || printf 'llama.cpp.dir=%s\nllama.cpp.tree=%s\n' "$src" "$PIN_TREE" > "$info"
+  exit 0
+fi
+
+# --- build flags ---------------------------------------------------------------------------------
+
+cmake_args=(
+  -G Ninja -DCMAKE_BUILD_TYPE=Release
+  -DBUILD_SHARED_LIBS=ON -DGGML_BACKEND_DL=ON
+  # The libraries find each other and the backend plugins next to themselves.
+  "-DCMAKE_INSTALL_RPATH=\$ORIGIN" -DCMAKE_BUILD_WITH_INSTALL_RPATH=ON
+  # No network during the build, no optional downloads, no TLS stack in llama-server.
+  -DFETCHCONTENT_FULLY_DISCONNECTED=ON -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF
+  -DLLAMA_OPENSSL=OFF -DLLAMA_LLGUIDANCE=OFF
+  # Libraries by default; the reference tools are configured but only built with --tools.
+  -DLLAMA_BUILD_COMMON=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_BUILD_EXAMPLES=ON
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_APP=OFF
+  -DGGML_OPENMP=ON -DGGML_NATIVE=OFF
+)
+
+# x86 CPU feature -> ggml option, for the 'host' CPU variant (GGML_NATIVE cannot be combined with
+# GGML_BACKEND_DL, so the host's features are named explicitly and become part of the cache key).
+host_cpu_flags() {
+  local flags f opt
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+  for f in sse4_2:SSE42 avx:AVX f16c:F16C fma:FMA avx2:AVX2 bmi2:BMI2 avx512f:AVX512 \
+           avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16 \
+           avx_vnni:AVX_VNNI amx_tile:AMX_TILE amx_int8:AMX_INT8 amx_bf16:AMX_BF16; do
+    opt=${f#*:}
+    if [[ "$flags" == *" ${f%%:*} "* ]]; then echo "-DGGML_$opt=ON"; else echo "-DGGML_$opt=OFF"; fi
+  done
+}
+
+case "$(uname -m)" in
+  x86_64) arch=x86_64 ;;
+  aarch64) arch=aarch64 ;;
+  *) die "unsupported machine $(uname -m)" ;;
+esac
+if [ "$cpu_variants" = all ]; then
+  cmake_args+=(-DGGML_CPU_ALL_VARIANTS=ON)
+elif [ "$arch" = x86_64 ]; then
+  mapfile -t hf < <(host_cpu_flags)
+  cmake_args+=("${hf[@]}")
+fi
+
+toolchain_id="$(cmake --version | head -1); $(gcc --version | head -1); $(ninja --version)"
+if [ "$variant" = cuda ]; then
+  cmake_args+=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$cuda_arch" "-DCMAKE_CUDA_COMPILER=$nvcc")
+  toolchain_id+="; $("$nvcc" --version | tail -1)"
+fi
+
+key_material=$(printf '%s\n' "layout=$LAYOUT_VERSION" "tree=$PIN_TREE" "variant=$variant" "arch=$arch" \
+  "toolchain=$toolchain_id" "${cmake_args[@]}")
+key="$variant-$(printf '%s' "$key_material" | sha256sum | cut -c1-16)"
+entry="$cache/out/$key"
+work="$cache/work/$key"
+
+# --- build ---------------------------------------------------------------------------------------
+
+jobs=${NATIVE_JOBS:-$(nproc)}
+# Configures (once) and builds the given targets in the persistent build directory of this key.
+# Sets build_seconds. A failed first configure or build leaves no build directory behind.
+build_targets() {
+  local started=$SECONDS fresh=0
+  if [ ! -f "$work/build.ninja" ]; then
+    fresh=1
+    rm -rf "$work"
+    cleanup_paths+=("$work")
+    log "configuring $key"
+    cmake -S "$src" -B "$work" "${cmake_args[@]}" > "$work.configure.log" 2>&1 \
+      || { tail -40 "$work.configure.log" >&2; die "cmake configure failed (log: $work.configure.log)"; }
+  fi
+  local targets=("$@")
+  if [ ${#targets[@]} -eq 0 ]; then
+    # The libraries: every shared library and backend plugin (libggml-cpu*.so, libggml-cuda.so).
+    mapfile -t targets < <(ninja -C "$work" -t targets all \
+      | sed -n 's#^\(bin/lib\(ggml[^:]*\|llama\)\.so[.0-9]*\): \(CXX\|C\|CUDA\)_\(SHARED\|MODULE\)_LIBRARY_LINKER.*#\1#p')
+  fi
+  log "building ${#targets[@]} targets with $jobs jobs (log: $work.build.log)"
+  ninja -C "$work" -j "$jobs" "${targets[@]}" > "$work.build.log" 2>&1 \
+    || { tail -40 "$work.build.log" >&2; die "native build failed (log: $work.build.log)"; }
+  # Success: the build directory stays for incremental tool builds.
+  [ "$fresh" = 0 ] || unset 'cleanup_paths[${#cleanup_paths[@]}-1]'
+  build_seconds=$((SECONDS - started))
+}
+
+if [ ! -d "$entry" ]; then
+  build_targets
+  stage="$entry.tmp.$$"
+  cleanup_paths+=("$stage")
+  mkdir -p "$stage/lib" "$stage/include"
+  # Libraries keep their sonames (libllama.so.0 -> libllama.so.0.5.0 ...) so that processes
+  # linked against them (the reference tools) and the Java loader find the same files.
+  cp -a "$work"/bin/libggml*.so* "$work"/bin/libllama.so* "$stage/lib/"
+  cp "$src"/include/llama.h "$src"/ggml/include/*.h "$stage/include/"
+  {
+    echo "llama.cpp.tree=$PIN_TREE"
+    echo "llama.cpp.release=$(pin llama.cpp.release)"
+    echo "variant=$variant"
+    echo "platform=linux-$arch"
+    echo "cpu.variants=$cpu_variants"
+    [ "$variant" = cuda ] && echo "cuda.architectures=$cuda_arch"
+    echo "cache.key=$key"
+    echo "build.seconds=$build_seconds"
+    echo "toolchain=$toolchain_id"
+    echo "cmake.args=${cmake_args[*]}"
+  } > "$stage/build-info.properties"
+  mv "$stage" "$entry"
+  log "built $key in ${build_seconds}s"
+else
+  log "cache hit: $entry"
+fi
+
+if [ "$tools" = 1 ] && [ ! -d "$entry/bin" ]; then
+  build_targets "${REFERENCE_TOOLS[@]}"
+  stage="$entry/bin.tmp.$$"
+  cleanup_paths+=("$stage")
+  mkdir -p "$stage"
+  for t in "${REFERENCE_TOOLS[@]}"; do cp "$work/bin/$t" "$stage/"; done
+  # The tools' rpath is $ORIGIN: the libraries they link (core, common, their -impl) lie beside them.
+  cp -a "$work"/bin/lib*.so* "$stage/"
+  mv "$stage" "$entry/bin"
+  echo "tools.build.seconds=$build_seconds" >> "$entry/build-info.properties"
+  log "built reference tools in ${build_seconds}s"
+fi
+
+# --- publish -------------------------------------------------------------------------------------
+
+[ -z "$out_root" ] || out="$out_root/linux-$arch/$variant"
+if [ -n "$out" ]; then
+  rm -rf "$out"
+  mkdir -p "$out"
+  # A jar holds no symlinks: publish each library once, under the name the dynamic linker asks for
+  # (its soname for the core libraries, the plain name for backend plugins).
+  for f in "$entry"/lib/lib*.so*; do
+    [ -L "$f" ] && continue
+    name=$(basename "$f")
+    soname=$(objdump -p "$f" 2>/dev/null | sed -n 's/^ *SONAME *//p')
+    cp "$f" "$out/${soname:-$name}"
+  done
+  plugins=$(cd "$out" && ls libggml-*.so | grep -v '^libggml-base' | paste -sd, -)
+  {
+    echo "# generated by native/build.sh: core libraries in load order, then backend plugins"
+    echo "load=$(cd "$out" && ls libggml-base.so* libggml.so* libllama.so* | paste -sd, -)"
+    echo "plugins=$plugins"
+  } > "$out/native-libs.properties"
+  cp "$entry/build-info.properties" "$out/"
+fi
+if [ -n "$info" ]; then
+  mkdir -p "$(dirname "$info")"
+  {
+    echo "llama.cpp.dir=$src"
+    echo "llama.cpp.tree=$PIN_TREE"
+    echo "native.entry=$entry"
+    echo "native.lib.dir=$entry/lib"
+    echo "native.include.dir=$entry/include"
+    [ -d "$entry/bin" ] && echo "native.bin.dir=$entry/bin"
+    echo "native.variant=$variant"
+  } > "$info"
+fi

@@ -1,0 +1,277 @@
+package ai.llmref.nativebuild;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * native/build.sh refuses every source that is not the pinned tree, says what it expected and what
+ * it found, and leaves nothing in the cache when it refuses. Each case runs the real script against
+ * an empty cache folder of its own.
+ */
+class SourceVerificationTest {
+
+    private static Path script;
+    private static Path pinnedSource;
+    private static Properties pin;
+
+    @TempDir Path tmp;
+
+    @BeforeAll
+    static void locate() throws IOException {
+        script = Path.of(System.getProperty("native.build.script"));
+        Properties info = load(Path.of(System.getProperty("native.build.info")));
+        pinnedSource = Path.of(info.getProperty("llama.cpp.dir"));
+        pin = load(script.resolveSibling("pin.properties"));
+    }
+
+    @Test
+    void tamperedNpmPackageIsRefusedByIntegrity() throws Exception {
+        Path tgz = tmp.resolve("node-llama-cpp-3.22.1.tgz");
+        Path pkg = Files.createDirectories(tmp.resolve("pkg/package/llama"));
+        Files.writeString(pkg.resolve("gitRelease.bundle"), "not the real bundle");
+        run(List.of("tar", "-czf", tgz.toString(), "-C", tmp.resolve("pkg").toString(), "package"), Map.of());
+
+        Result r = build(Map.of("LLAMA_CPP_NPM_TGZ", tgz.toString()));
+
+        assertThat(r.exit).isNotZero();
+        assertThat(r.stderr)
+                .contains("does not match the pinned npm package node-llama-cpp@3.22.1")
+                .contains("expected integrity " + pin.getProperty("npm.integrity"))
+                .containsPattern("found    integrity sha512-[A-Za-z0-9+/=]{88}");
+        assertCacheHoldsNothing();
+    }
+
+    @Test
+    void bundleOfAnotherTreeIsRefused() throws Exception {
+        Path repo = tinyRepo();
+        Path bundle = tmp.resolve("other.bundle");
+        run(List.of("git", "-C", repo.toString(), "bundle", "create", bundle.toString(), "HEAD"), Map.of());
+        String otherTree = run(List.of("git", "-C", repo.toString(), "rev-parse", "HEAD^{tree}"), Map.of()).trim();
+
+        Result r = build(Map.of("LLAMA_CPP_BUNDLE", bundle.toString()));
+
+        assertThat(r.exit).isNotZero();
+        assertThat(r.stderr)
+                .contains("is not the pinned llama.cpp tree")
+                .contains("expected git tree " + pin.getProperty("llama.cpp.tree"))
+                .contains("found    git tree " + otherTree);
+        assertCacheHoldsNothing();
+    }
+
+    @Test
+    void corruptBundleIsRefused() throws Exception {
+        Path repo = tinyRepo();
+        Path bundle = tmp.resolve("corrupt.bundle");
+        run(List.of("git", "-C", repo.toString(), "bundle", "create", bundle.toString(), "HEAD"), Map.of());
+        byte[] bytes = Files.readAllBytes(bundle);
+        for (int i = bytes.length / 2; i < bytes.length; i++) {
+            bytes[i] ^= 0x5a;
+        }
+        Files.write(bundle, bytes);
+
+        Result r = build(Map.of("LLAMA_CPP_BUNDLE", bundle.toString()));
+
+        assertThat(r.exit).isNotZero();
+        assertThat(r.stderr).contains(bundle + " is not a valid git bundle");
+        assertCacheHoldsNothing();
+    }
+
+    @Test
+    void checkoutWithACommittedChangeIsRefused() throws Exception {
+        Path clone = sharedClone();
+        Files.writeString(clone.resolve("include/llama.h"), "// tampered\n", StandardOpenOption.APPEND);
+        run(List.of("git", "-C", clone.toString(), "-c", "user.name=t", "-c", "user.email=t@t",
+                "commit", "-q", "-am", "tamper"), Map.of());
+        String found = run(List.of("git", "-C", clone.toString(), "rev-parse", "HEAD^{tree}"), Map.of()).trim();
+
+        Result r = build(Map.of("LLAMA_CPP_DIR", clone.toString()));
+
+        assertThat(r.exit).isNotZero();
+        assertThat(r.stderr)
+                .contains("LLAMA_CPP_DIR=" + clone + " is not the pinned llama.cpp tree")
+                .contains("expected git tree " + pin.getProperty("llama.cpp.tree"))
+                .contains("found    git tree " + found);
+        assertCacheHoldsNothing();
+    }
+
+    @Test
+    void checkoutWithUncommittedChangesIsRefused() throws Exception {
+        Path clone = sharedClone();
+        Files.writeString(clone.resolve("src/llama.cpp"), "// tampered\n", StandardOpenOption.APPEND);
+
+        Result r = build(Map.of("LLAMA_CPP_DIR", clone.toString()));
+
+        assertThat(r.exit).isNotZero();
+        assertThat(r.stderr).contains("has local changes").contains("src/llama.cpp");
+        assertCacheHoldsNothing();
+    }
+
+    @Test
+    void cleanCheckoutOfThePinnedTreeIsAccepted() throws Exception {
+        Path clone = sharedClone();
+
+        Result r = build(Map.of("LLAMA_CPP_DIR", clone.toString()), "--source-only");
+
+        assertThat(r.exit).as(r.stderr).isZero();
+        assertThat(r.stderr).contains("llama.cpp source verified: tree " + pin.getProperty("llama.cpp.tree"));
+    }
+
+    @Test
+    void plainDirectoryIsHashedAsGitWould() throws Exception {
+        Path plain = Files.createDirectories(tmp.resolve("plain"));
+        // git archive gives the tree's content without .git, as a release tarball would.
+        run(List.of("bash", "-c", "git -C '" + pinnedSource + "' archive HEAD | tar -x -C '" + plain + "'"), Map.of());
+
+        Result ok = build(Map.of("LLAMA_CPP_DIR", plain.toString()), "--source-only");
+        assertThat(ok.exit).as(ok.stderr).isZero();
+
+        Files.delete(plain.resolve("README.md"));
+        Result refused = build(Map.of("LLAMA_CPP_DIR", plain.toString()), "--source-only");
+        assertThat(refused.exit).isNotZero();
+        assertThat(refused.stderr).contains("is not the pinned llama.cpp tree");
+    }
+
+    @Test
+    void invalidOptionsAreRefusedBeforeAnyWork() throws Exception {
+        assertThat(build(Map.of(), "--variant", "rocm").stderr).contains("--variant must be cpu or cuda, got 'rocm'");
+        assertThat(build(Map.of(), "--cuda-arch", "sm_90").stderr)
+                .contains("--cuda-arch must be a ';'-separated list of CUDA architectures");
+        assertCacheHoldsNothing();
+    }
+
+    @Test
+    void cudaVariantWithoutCublasFailsBeforeAnyWork() throws Exception {
+        // A toolkit folder with a compiler and no cuBLAS: what this CI machine's /usr/local/cuda is.
+        Path toolkit = Files.createDirectories(tmp.resolve("cuda/bin"));
+        Path nvcc = toolkit.resolve("nvcc");
+        Path realNvcc = Path.of("/usr/local/cuda/bin/nvcc");
+        if (Files.isExecutable(realNvcc)) {
+            Files.createSymbolicLink(nvcc, realNvcc);
+        } else {
+            Files.writeString(nvcc, "#!/bin/sh\necho 'Cuda compilation tools, release 13.0'\n");
+            nvcc.toFile().setExecutable(true);
+        }
+
+        Result r = build(Map.of("CUDA_HOME", tmp.resolve("cuda").toString(), "CUDACXX", nvcc.toString()),
+                "--variant", "cuda");
+
+        assertThat(r.exit).isNotZero();
+        assertThat(r.stderr)
+                .contains("the cuda variant needs a CUDA toolkit with cuBLAS; nvcc is at " + nvcc)
+                .contains("cuBLAS headers (cublas_v2.h under")
+                .contains("cuBLAS library (libcublas.so under")
+                .doesNotContain("source verified"); // refused before fetching or verifying sources
+        assertCacheHoldsNothing();
+    }
+
+    @Test
+    void cudaVariantWithoutNvccNamesWhereItLooked() throws Exception {
+        Path empty = Files.createDirectories(tmp.resolve("no-cuda"));
+        Result r = build(Map.of("CUDA_HOME", empty.toString(), "CUDACXX", "", "PATH", "/usr/bin:/bin"),
+                "--variant", "cuda");
+
+        assertThat(r.exit).isNotZero();
+        assertThat(r.stderr).contains("nvcc not found (looked at $CUDACXX, " + empty + "/bin/nvcc and PATH)");
+        assertCacheHoldsNothing();
+    }
+
+    @Test
+    void unchangedInputsAreACacheHit() throws Exception {
+        Properties info = load(Path.of(System.getProperty("native.build.info")));
+        // The real cache this Maven run built (or reused) a moment ago, with the same default flags.
+        ProcessBuilder pb = new ProcessBuilder("bash", script.toString())
+                .redirectOutput(ProcessBuilder.Redirect.DISCARD);
+        pb.environment().keySet().removeIf(k -> k.startsWith("LLAMA_CPP_"));
+        Path entry = Path.of(info.getProperty("native.entry"));
+        pb.environment().put("AIREF_CACHE_DIR", entry.getParent().getParent().toString());
+        Process p = pb.start();
+        String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor()).as(err).isZero();
+        assertThat(err).contains("cache hit: " + info.getProperty("native.entry")).doesNotContain("building");
+    }
+
+    // --- helpers -------------------------------------------------------------------------------
+
+    private record Result(int exit, String stderr) {}
+
+    private Path cache() {
+        return tmp.resolve("cache");
+    }
+
+    private Result build(Map<String, String> env, String... args) throws Exception {
+        List<String> cmd = new ArrayList<>(List.of("bash", script.toString()));
+        cmd.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectOutput(ProcessBuilder.Redirect.DISCARD);
+        pb.environment().keySet().removeIf(k -> k.startsWith("LLAMA_CPP_"));
+        pb.environment().put("AIREF_CACHE_DIR", cache().toString());
+        pb.environment().putAll(env);
+        Process p = pb.start();
+        String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor(5, TimeUnit.MINUTES)).isTrue();
+        return new Result(p.exitValue(), err);
+    }
+
+    /** The cache may hold its lock file and empty folders, never a source, build or download. */
+    private void assertCacheHoldsNothing() throws IOException {
+        if (!Files.exists(cache())) {
+            return;
+        }
+        try (Stream<Path> files = Files.walk(cache())) {
+            assertThat(files.filter(f -> !Files.isDirectory(f))
+                            .filter(f -> !f.getFileName().toString().equals(".lock")))
+                    .as("files left in the cache after a refused source")
+                    .isEmpty();
+        }
+    }
+
+    private Path tinyRepo() throws Exception {
+        Path repo = Files.createDirectories(tmp.resolve("tiny"));
+        run(List.of("git", "init", "-q", repo.toString()), Map.of());
+        Files.writeString(repo.resolve("CMakeLists.txt"), "project(not_llama)\n");
+        run(List.of("git", "-C", repo.toString(), "add", "."), Map.of());
+        run(List.of("git", "-C", repo.toString(), "-c", "user.name=t", "-c", "user.email=t@t",
+                "commit", "-q", "-m", "other"), Map.of());
+        return repo;
+    }
+
+    private Path sharedClone() throws Exception {
+        Path clone = tmp.resolve("clone");
+        run(List.of("git", "clone", "-q", "--shared", pinnedSource.toString(), clone.toString()), Map.of());
+        return clone;
+    }
+
+
+    private static String run(List<String> cmd, Map<String, String> env) throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        pb.environment().putAll(env);
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        if (p.waitFor() != 0) {
+            throw new IllegalStateException(cmd + " failed: " + out);
+        }
+        return out;
+    }
+
+    private static Properties load(Path file) throws IOException {
+        Properties p = new Properties();
+        try (InputStream in = Files.newInputStream(file)) {
+            p.load(in);
+        }
+        return p;
+    }
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the build tools a fresh Debian machine may lack: the native build needs cmake, ninja,
+# a C/C++ compiler, git, npm (to fetch the pinned source package), openssl, objdump and flock.
+set -euo pipefail
+need=()
+for pair in cmake:cmake ninja:ninja-build gcc:gcc g++:g++ git:git npm:npm openssl:openssl \
+            objdump:binutils flock:util-linux mvn:maven; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+jdk=${JAVA_HOME_25:-/usr/lib/jvm/temurin-25-jdk-amd64}
+[ -x "$jdk/bin/java" ] || { echo "prereqs: Java 25 not found at $jdk (set JAVA_HOME_25 to a JDK 25)" >&2; exit 1; }
+if [ ${#need[@]} -gt 0 ]; then
+  echo "prereqs: installing ${need[*]}" >&2
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,433 @@
+package ai.llmref.llama;
+
+import static ai.llmref.bindings.ffi.llama_h.*;
+
+import ai.llmref.bindings.ffi.llama_batch;
+import ai.llmref.bindings.ffi.llama_context_params;
+import ai.llmref.llama.internal.LogBridge;
+import java.lang.foreign.Arena;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * An inference context (KV cache, batches, outputs) over a {@link LlamaModel}. It belongs to the
+ * thread that created it: every method but {@link #abort()} throws {@link IllegalStateException}
+ * on any other thread, as llama.cpp contexts are not thread-safe.
+ */
+public final class LlamaContext implements AutoCloseable {
+    /**
+     * The abort hook. ggml calls {@code abort_callback(data)} after every graph node, so a Java
+     * upcall there would cost more than the decode of a small model. Instead the callback is libc's
+     * {@code strlen} over a two-byte flag: it returns 0 (false) until {@link #abort()} writes a
+     * non-zero first byte. The flag lives in a shared arena, so any thread may set it.
+     */
+    private static final MemorySegment STRLEN = Linker.nativeLinker().defaultLookup().find("strlen")
+            .orElseThrow(() -> new NativeLibraryException("strlen", "libc's strlen is not found"));
+
+    private final LlamaModel model;
+    private final Thread owner;
+    private final Arena shared = Arena.ofShared();
+    private final MemorySegment abortFlag;
+    private final int contextSize;
+    private final int sequenceContext;
+    private final int batchSize;
+    private final int ubatchSize;
+    private final int maxSequences;
+    private final int vocabSize;
+    private final int embeddingSize;
+    private final boolean embeddings;
+    private final ContextParams params;
+    private MemorySegment handle;
+    private MemorySegment memory;
+    private final boolean[] outputs;
+    private int decodedCount;
+
+    LlamaContext(LlamaModel model, ContextParams params) {
+        MemorySegment m = model.checkOpen();
+        if (params.sequences() > llama_max_parallel_sequences()) {
+            throw new IllegalArgumentException("sequences must be at most " + llama_max_parallel_sequences()
+                    + " (llama_max_parallel_sequences), got " + params.sequences());
+        }
+        this.model = model;
+        this.params = params;
+        this.owner = Thread.currentThread();
+        this.abortFlag = shared.allocate(2);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment cp = llama_context_default_params(arena);
+            llama_context_params.n_ctx(cp, params.contextSize());
+            llama_context_params.n_batch(cp, params.batchSize());
+            llama_context_params.n_ubatch(cp, params.ubatchSize());
+            llama_context_params.n_seq_max(cp, params.sequences());
+            llama_context_params.n_threads(cp, params.threads());
+            llama_context_params.n_threads_batch(cp, params.threadsBatch());
+            llama_context_params.flash_attn_type(cp, params.flashAttention().nativeValue);
+            llama_context_params.type_k(cp, params.typeK().ggmlType);
+            llama_context_params.type_v(cp, params.typeV().ggmlType);
+            llama_context_params.embeddings(cp, params.embeddings());
+            llama_context_params.pooling_type(cp, params.pooling().nativeValue);
+            llama_context_params.kv_unified(cp, params.unifiedKv());
+            llama_context_params.abort_callback(cp, STRLEN);
+            llama_context_params.abort_callback_data(cp, abortFlag);
+            LogBridge.clearLastError();
+            MemorySegment ctx = llama_init_from_model(m, cp);
+            if (ctx.equals(MemorySegment.NULL)) {
+                shared.close();
+                throw new LlamaException("llama_init_from_model", "cannot create a context with " + params + ": "
+                        + LogBridge.takeLastError());
+            }
+            this.handle = ctx;
+        }
+        this.memory = llama_get_memory(handle);
+        this.contextSize = llama_n_ctx(handle);
+        this.sequenceContext = llama_n_ctx_seq(handle);
+        this.batchSize = llama_n_batch(handle);
+        this.ubatchSize = llama_n_ubatch(handle);
+        this.maxSequences = llama_n_seq_max(handle);
+        this.vocabSize = llama_vocab_n_tokens(llama_model_get_vocab(m));
+        this.embeddingSize = llama_model_n_embd(m);
+        this.embeddings = params.embeddings();
+        this.outputs = new boolean[batchSize];
+        model.contextOpened();
+    }
+
+    /** A batch for this context holding up to {@code capacity} tokens ({@code <= batchSize()}). */
+    public Batch newBatch(int capacity) {
+        checkOpen();
+        if (capacity < 1 || capacity > batchSize) {
+            throw new InvalidInputException("llama_batch_init", "batch capacity must be 1.." + batchSize + " (the context's batch size), got " + capacity);
+        }
+        return new Batch(this, capacity, vocabSize, sequenceContext, maxSequences);
+    }
+
+    /**
+     * Runs the model over the batch. Afterwards {@link #logits(int)} and the samplers can read the
+     * outputs of the positions that asked for them.
+     *
+     * @throws ContextOverflowException no room left in the KV cache for the batch
+     * @throws DecodeAbortedException   {@link #abort()} was called; finished micro-batches stay in memory
+     * @throws DecodeException          any other failure reported by llama.cpp
+     */
+    public void decode(Batch batch) {
+        MemorySegment ctx = checkOpen();
+        if (batch.context() != this) {
+            throw new InvalidInputException("llama_decode", "the batch belongs to another context");
+        }
+        if (batch.isClosed()) {
+            throw new IllegalStateException("batch is closed");
+        }
+        int n = batch.size;
+        if (n == 0) {
+            throw new InvalidInputException("llama_decode", "the batch is empty");
+        }
+        llama_batch.n_tokens(batch.struct, n);
+        decodedCount = 0;
+        int rc = llama_decode(ctx, batch.struct);
+        if (rc != 0) {
+            throw decodeFailure(rc, n);
+        }
+        System.arraycopy(batch.outputs, 0, outputs, 0, n);
+        decodedCount = n;
+    }
+
+    private LlamaException decodeFailure(int rc, int n) {
+        return switch (rc) {
+            case 1 -> new ContextOverflowException("llama_decode", "no room in the KV cache for " + n + " tokens (context "
+                    + contextSize + ", " + sequenceContext + " per sequence): free sequences or use a larger context");
+            case 2 -> {
+                abortFlag.set(ValueLayout.JAVA_BYTE, 0, (byte) 0);
+                yield new DecodeAbortedException("llama_decode", "aborted; micro-batches already processed remain in the KV cache");
+            }
+            case -1 -> new InvalidInputException("llama_decode", "llama.cpp rejected the batch: " + LogBridge.takeLastError());
+            default -> new DecodeException("llama_decode", "failed with code " + rc + ": " + LogBridge.takeLastError());
+        };
+    }
+
+    /**
+     * Requests that the running decode stop (or, if none runs, the next one). Safe from any thread;
+     * the decode then throws {@link DecodeAbortedException}. Works for CPU execution.
+     */
+    public void abort() {
+        try {
+            abortFlag.set(ValueLayout.JAVA_BYTE, 0, (byte) 1);
+        } catch (IllegalStateException closedMeanwhile) {
+            // the context was closed: nothing left to abort
+        }
+    }
+
+    /** The logits of batch position {@code index} of the last decode (a copy, vocabulary-sized). */
+    public float[] logits(int index) {
+        MemorySegment ctx = checkOpen();
+        checkOutput(index, "llama_get_logits_ith");
+        MemorySegment p = llama_get_logits_ith(ctx, index);
+        if (p.equals(MemorySegment.NULL)) {
+            throw new LlamaException("llama_get_logits_ith", "no logits for index " + index + ": " + LogBridge.takeLastError());
+        }
+        return p.reinterpret((long) vocabSize * Float.BYTES).toArray(ValueLayout.JAVA_FLOAT);
+    }
+
+    /**
+     * The pooled embedding of a sequence after the last decode (contexts made with embeddings and a
+     * pooling other than NONE).
+     */
+    public float[] embeddings(int sequence, boolean normalize) {
+        MemorySegment ctx = checkOpen();
+        if (!embeddings) {
+            throw new IllegalStateException("this context was not created with embeddings enabled");
+        }
+        checkSequence(sequence, "llama_get_embeddings_seq");
+        MemorySegment p = llama_get_embeddings_seq(ctx, sequence);
+        if (p.equals(MemorySegment.NULL)) {
+            throw new LlamaException("llama_get_embeddings_seq", "no pooled embedding for sequence " + sequence
+                    + " (was it in the last batch, and is pooling not NONE?)");
+        }
+        float[] v = p.reinterpret((long) embeddingSize * Float.BYTES).toArray(ValueLayout.JAVA_FLOAT);
+        return normalize ? normalized(v) : v;
+    }
+
+    /** The embedding of one output position of the last decode (pooling NONE). */
+    public float[] tokenEmbeddings(int index, boolean normalize) {
+        MemorySegment ctx = checkOpen();
+        if (!embeddings) {
+            throw new IllegalStateException("this context was not created with embeddings enabled");
+        }
+        checkOutput(index, "llama_get_embeddings_ith");
+        MemorySegment p = llama_get_embeddings_ith(ctx, index);
+        if (p.equals(MemorySegment.NULL)) {
+            throw new LlamaException("llama_get_embeddings_ith", "no embedding for index " + index);
+        }
+        float[] v = p.reinterpret((long) embeddingSize * Float.BYTES).toArray(ValueLayout.JAVA_FLOAT);
+        return normalize ? normalized(v) : v;
+    }
+
+    static float[] normalized(float[] v) {
+        double sum = 0;
+        for (float x : v) {
+            sum += (double) x * x;
+        }
+        double norm = Math.sqrt(sum);
+        if (norm > 0) {
+            for (int i = 0; i < v.length; i++) {
+                v[i] = (float) (v[i] / norm);
+            }
+        }
+        return v;
+    }
+
+    // --- per-sequence memory ------------------------------------------------------------------
+
+    /** Forgets every sequence. */
+    public void clearMemory() {
+        llama_memory_clear(memoryChecked(), true);
+    }
+
+    /**
+     * Removes positions {@code [from, to)} of a sequence ({@code -1} = open end).
+     *
+     * @return false when llama.cpp cannot remove part of a sequence (whole sequences always work)
+     */
+    public boolean removeTokens(int sequence, int from, int to) {
+        MemorySegment mem = memoryChecked();
+        checkSequence(sequence, "llama_memory_seq_rm");
+        checkRange(from, to, "llama_memory_seq_rm");
+        return llama_memory_seq_rm(mem, sequence, from, to);
+    }
+
+    /** Makes {@code target} share {@code source}'s positions {@code [from, to)} (no copy of data). */
+    public void copySequence(int source, int target, int from, int to) {
+        MemorySegment mem = memoryChecked();
+        checkSequence(source, "llama_memory_seq_cp");
+        checkSequence(target, "llama_memory_seq_cp");
+        checkRange(from, to, "llama_memory_seq_cp");
+        llama_memory_seq_cp(mem, source, target, from, to);
+    }
+
+    /** Removes every sequence but {@code sequence}. */
+    public void keepOnly(int sequence) {
+        MemorySegment mem = memoryChecked();
+        checkSequence(sequence, "llama_memory_seq_keep");
+        llama_memory_seq_keep(mem, sequence);
+    }
+
+    /** Adds {@code delta} to positions {@code [from, to)} of a sequence (context shifting). */
+    public void shiftPositions(int sequence, int from, int to, int delta) {
+        MemorySegment mem = memoryChecked();
+        checkSequence(sequence, "llama_memory_seq_add");
+        checkRange(from, to, "llama_memory_seq_add");
+        if (!llama_memory_can_shift(mem)) {
+            throw new InvalidInputException("llama_memory_seq_add", "this context's memory cannot shift positions");
+        }
+        llama_memory_seq_add(mem, sequence, from, to, delta);
+    }
+
+    /** Largest position held for the sequence, or -1 when it is empty. */
+    public int maxPosition(int sequence) {
+        MemorySegment mem = memoryChecked();
+        checkSequence(sequence, "llama_memory_seq_pos_max");
+        return llama_memory_seq_pos_max(mem, sequence);
+    }
+
+    /** Smallest position held for the sequence, or -1 when it is empty. */
+    public int minPosition(int sequence) {
+        MemorySegment mem = memoryChecked();
+        checkSequence(sequence, "llama_memory_seq_pos_min");
+        return llama_memory_seq_pos_min(mem, sequence);
+    }
+
+    // --- state --------------------------------------------------------------------------------
+
+    /** The whole context state (KV cache, outputs) as bytes. */
+    public byte[] saveState() {
+        MemorySegment ctx = checkOpen();
+        long size = llama_state_get_size(ctx);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(Math.max(1, size));
+            long n = llama_state_get_data(ctx, buf, size);
+            return buf.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE);
+        }
+    }
+
+    /** Restores a state saved from a context of the same model and parameters. */
+    public void restoreState(byte[] state) {
+        MemorySegment ctx = checkOpen();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocateFrom(ValueLayout.JAVA_BYTE, state);
+            LogBridge.clearLastError();
+            long n = llama_state_set_data(ctx, buf, state.length);
+            if (n == 0) {
+                throw new LlamaException("llama_state_set_data", "the state could not be restored: " + LogBridge.takeLastError());
+            }
+        }
+        decodedCount = 0;
+    }
+
+    /** One sequence's KV state as bytes. */
+    public byte[] saveSequence(int sequence) {
+        MemorySegment ctx = checkOpen();
+        checkSequence(sequence, "llama_state_seq_get_data");
+        long size = llama_state_seq_get_size(ctx, sequence);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(Math.max(1, size));
+            long n = llama_state_seq_get_data(ctx, buf, size, sequence);
+            return buf.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE);
+        }
+    }
+
+    /** Loads a sequence state (from {@link #saveSequence}) into {@code sequence}. */
+    public void restoreSequence(int sequence, byte[] state) {
+        MemorySegment ctx = checkOpen();
+        checkSequence(sequence, "llama_state_seq_set_data");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocateFrom(ValueLayout.JAVA_BYTE, state);
+            LogBridge.clearLastError();
+            long n = llama_state_seq_set_data(ctx, buf, state.length, sequence);
+            if (n == 0) {
+                throw new LlamaException("llama_state_seq_set_data", "the sequence state could not be restored: " + LogBridge.takeLastError());
+            }
+        }
+    }
+
+    // --- facts ----------------------------------------------------------------------------------
+
+    public int contextSize() {
+        return contextSize;
+    }
+
+    /** Positions available to each sequence. */
+    public int sequenceContextSize() {
+        return sequenceContext;
+    }
+
+    public int batchSize() {
+        return batchSize;
+    }
+
+    public int ubatchSize() {
+        return ubatchSize;
+    }
+
+    public int maxSequences() {
+        return maxSequences;
+    }
+
+    public int vocabSize() {
+        return vocabSize;
+    }
+
+    public ContextParams params() {
+        return params;
+    }
+
+    public LlamaModel model() {
+        return model;
+    }
+
+    public void setThreads(int threads, int threadsBatch) {
+        MemorySegment ctx = checkOpen();
+        if (threads < 1 || threadsBatch < 1) {
+            throw new InvalidInputException("llama_set_n_threads", "thread counts must be >= 1");
+        }
+        llama_set_n_threads(ctx, threads, threadsBatch);
+    }
+
+    // --- checks ---------------------------------------------------------------------------------
+
+    void checkThread() {
+        if (Thread.currentThread() != owner) {
+            throw new IllegalStateException("LlamaContext belongs to thread " + owner.getName()
+                    + " and was used from " + Thread.currentThread().getName());
+        }
+    }
+
+    MemorySegment checkOpen() {
+        checkThread();
+        if (handle == null) {
+            throw new IllegalStateException("context is closed");
+        }
+        return handle;
+    }
+
+    private MemorySegment memoryChecked() {
+        checkOpen();
+        return memory;
+    }
+
+    /** True when batch position {@code index} of the last decode produced an output. */
+    void checkOutput(int index, String fn) {
+        if (index < 0 || index >= decodedCount || !outputs[index]) {
+            throw new InvalidInputException(fn, "batch position " + index + " has no output from the last decode"
+                    + " (decoded " + decodedCount + " tokens; ask for outputs with Batch.add(..., true))");
+        }
+    }
+
+    private void checkSequence(int sequence, String fn) {
+        if (sequence < 0 || sequence >= maxSequences) {
+            throw new InvalidInputException(fn, "sequence id " + sequence + " is outside 0.." + (maxSequences - 1));
+        }
+    }
+
+    private static void checkRange(int from, int to, String fn) {
+        if (from < -1 || to < -1 || (to >= 0 && from > to)) {
+            throw new InvalidInputException(fn, "invalid position range [" + from + ", " + to + ")");
+        }
+    }
+
+    public boolean isClosed() {
+        return handle == null;
+    }
+
+    /** Frees the context. Idempotent; on the owning thread only. */
+    @Override
+    public void close() {
+        if (handle == null) {
+            return;
+        }
+        checkThread();
+        MemorySegment h = handle;
+        handle = null;
+        memory = null;
+        llama_free(h);
+        shared.close();
+        model.contextClosed();
+    }
+}

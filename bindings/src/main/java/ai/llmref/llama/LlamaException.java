@@ -1,0 +1,25 @@
+package ai.llmref.llama;
+
+/**
+ * Root of every error the bindings raise. When a native call failed or was refused before it was
+ * made, {@link #nativeFunction()} names the llama.cpp function and the message says which input
+ * or condition was at fault.
+ */
+public class LlamaException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+    private final String nativeFunction;
+
+    public LlamaException(String nativeFunction, String message) {
+        this(nativeFunction, message, null);
+    }
+
+    public LlamaException(String nativeFunction, String message, Throwable cause) {
+        super(nativeFunction == null ? message : nativeFunction + ": " + message, cause);
+        this.nativeFunction = nativeFunction;
+    }
+
+    /** The llama.cpp / ggml function concerned, or {@code null} when none is. */
+    public String nativeFunction() {
+        return nativeFunction;
+    }
+}

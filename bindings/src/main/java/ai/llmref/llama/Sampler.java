@@ -1,0 +1,242 @@
+package ai.llmref.llama;
+
+import static ai.llmref.bindings.ffi.llama_h.*;
+
+import ai.llmref.bindings.ffi.llama_logit_bias;
+import ai.llmref.bindings.ffi.llama_sampler_chain_params;
+import ai.llmref.llama.internal.LogBridge;
+import ai.llmref.llama.internal.Native;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A llama.cpp sampler chain: picks the next token from a context's logits. Build one per sequence
+ * with {@link #builder(Vocabulary)}; the stages run in llama.cpp's usual order (grammar, logit
+ * bias, penalties, top-k, typical, top-p, min-p, temperature, then greedy or a seeded draw).
+ * Use it on one thread at a time.
+ */
+public final class Sampler implements AutoCloseable {
+    private MemorySegment chain;
+    private final Vocabulary vocabulary;
+
+    private Sampler(MemorySegment chain, Vocabulary vocabulary) {
+        this.chain = chain;
+        this.vocabulary = vocabulary;
+    }
+
+    public static Builder builder(Vocabulary vocabulary) {
+        return new Builder(vocabulary);
+    }
+
+    /** Greedy (argmax) sampling, nothing else. */
+    public static Sampler greedy(Vocabulary vocabulary) {
+        return builder(vocabulary).build();
+    }
+
+    /**
+     * Samples from batch position {@code index} of the context's last decode and records the
+     * token in the chain's history (penalties, grammar).
+     */
+    public int sample(LlamaContext context, int index) {
+        MemorySegment c = checkOpen();
+        MemorySegment ctx = context.checkOpen();
+        context.checkOutput(index, "llama_sampler_sample");
+        int token = llama_sampler_sample(c, ctx, index);
+        if (token < 0 || token >= vocabulary.size()) {
+            throw new LlamaException("llama_sampler_sample", "sampler returned no valid token (" + token + "): "
+                    + LogBridge.takeLastError());
+        }
+        return token;
+    }
+
+    /** Records a token chosen elsewhere (e.g. a prompt token) in the chain's history. */
+    public void accept(int token) {
+        MemorySegment c = checkOpen();
+        vocabulary.checkToken(token, "llama_sampler_accept");
+        llama_sampler_accept(c, token);
+    }
+
+    /** Forgets history (penalties, grammar state, RNG state is re-seeded by llama.cpp's rules). */
+    public void reset() {
+        llama_sampler_reset(checkOpen());
+    }
+
+    private MemorySegment checkOpen() {
+        if (chain == null) {
+            throw new IllegalStateException("sampler is closed");
+        }
+        return chain;
+    }
+
+    @Override
+    public void close() {
+        if (chain != null) {
+            MemorySegment c = chain;
+            chain = null;
+            llama_sampler_free(c);
+        }
+    }
+
+    /** Sampling settings; unset stages are left out of the chain. */
+    public static final class Builder {
+        private final Vocabulary vocabulary;
+        private String grammar;
+        private String grammarRoot = "root";
+        private final Map<Integer, Float> logitBias = new LinkedHashMap<>();
+        private int penaltyLastN;
+        private float repeatPenalty = 1.0f;
+        private float frequencyPenalty;
+        private float presencePenalty;
+        private Integer topK;
+        private Float typicalP;
+        private Float topP;
+        private Float minP;
+        private Float temperature;
+        private Long seed;
+
+        private Builder(Vocabulary vocabulary) {
+            this.vocabulary = vocabulary;
+        }
+
+        /** A GBNF grammar the output must match. */
+        public Builder grammar(String gbnf, String root) {
+            this.grammar = gbnf;
+            this.grammarRoot = root;
+            return this;
+        }
+
+        /** Adds {@code bias} to a token's logit; {@code Float.NEGATIVE_INFINITY} bans it. */
+        public Builder logitBias(int token, float bias) {
+            vocabulary.checkToken(token, "llama_sampler_init_logit_bias");
+            if (Float.isNaN(bias) || bias == Float.POSITIVE_INFINITY) {
+                throw new InvalidInputException("llama_sampler_init_logit_bias", "bias for token " + token + " must be finite or -infinity, got " + bias);
+            }
+            logitBias.put(token, bias);
+            return this;
+        }
+
+        /** Repetition / frequency / presence penalties over the last {@code lastN} tokens. */
+        public Builder penalties(int lastN, float repeat, float frequency, float presence) {
+            if (lastN < -1) {
+                throw new InvalidInputException("llama_sampler_init_penalties", "penalty window must be >= -1, got " + lastN);
+            }
+            if (!(repeat > 0) || !Float.isFinite(repeat) || !Float.isFinite(frequency) || !Float.isFinite(presence)) {
+                throw new InvalidInputException("llama_sampler_init_penalties", "repeat must be > 0 and all penalties finite");
+            }
+            this.penaltyLastN = lastN;
+            this.repeatPenalty = repeat;
+            this.frequencyPenalty = frequency;
+            this.presencePenalty = presence;
+            return this;
+        }
+
+        public Builder topK(int k) {
+            if (k < 0) {
+                throw new InvalidInputException("llama_sampler_init_top_k", "top_k must be >= 0, got " + k);
+            }
+            this.topK = k;
+            return this;
+        }
+
+        public Builder topP(float p) {
+            this.topP = probability(p, "llama_sampler_init_top_p", "top_p");
+            return this;
+        }
+
+        public Builder minP(float p) {
+            this.minP = probability(p, "llama_sampler_init_min_p", "min_p");
+            return this;
+        }
+
+        public Builder typical(float p) {
+            this.typicalP = probability(p, "llama_sampler_init_typical", "typical_p");
+            return this;
+        }
+
+        /** Temperature; 0 means greedy. */
+        public Builder temperature(float t) {
+            if (!(t >= 0) || !Float.isFinite(t)) {
+                throw new InvalidInputException("llama_sampler_init_temp", "temperature must be finite and >= 0, got " + t);
+            }
+            this.temperature = t;
+            return this;
+        }
+
+        /** Draws from the distribution with this seed (without a seed the chain is greedy). */
+        public Builder seed(long seed) {
+            if (seed < 0 || seed > 0xFFFFFFFFL) {
+                throw new InvalidInputException("llama_sampler_init_dist", "seed must be 0..4294967295, got " + seed);
+            }
+            this.seed = seed;
+            return this;
+        }
+
+        private static Float probability(float p, String fn, String name) {
+            if (!(p >= 0 && p <= 1)) {
+                throw new InvalidInputException(fn, name + " must be within 0..1, got " + p);
+            }
+            return p;
+        }
+
+        public Sampler build() {
+            MemorySegment vocab = vocabulary.handle();
+            List<MemorySegment> stages = new ArrayList<>();
+            try (Arena arena = Arena.ofConfined()) {
+                if (grammar != null) {
+                    MemorySegment g = Native.cString(arena, grammar, "llama_sampler_init_grammar", "the grammar");
+                    MemorySegment r = Native.cString(arena, grammarRoot, "llama_sampler_init_grammar", "the grammar root");
+                    LogBridge.clearLastError();
+                    MemorySegment s = llama_sampler_init_grammar(vocab, g, r);
+                    if (s.equals(MemorySegment.NULL)) {
+                        stages.forEach(ai.llmref.bindings.ffi.llama_h::llama_sampler_free);
+                        throw new GrammarException("llama_sampler_init_grammar", "the grammar does not parse: " + LogBridge.takeLastError());
+                    }
+                    stages.add(s);
+                }
+                if (!logitBias.isEmpty()) {
+                    MemorySegment arr = llama_logit_bias.allocateArray(logitBias.size(), arena);
+                    int i = 0;
+                    for (Map.Entry<Integer, Float> e : logitBias.entrySet()) {
+                        MemorySegment el = llama_logit_bias.asSlice(arr, i++);
+                        llama_logit_bias.token(el, e.getKey());
+                        llama_logit_bias.bias(el, e.getValue());
+                    }
+                    stages.add(llama_sampler_init_logit_bias(vocabulary.size(), logitBias.size(), arr));
+                }
+                if (penaltyLastN != 0 && (repeatPenalty != 1.0f || frequencyPenalty != 0 || presencePenalty != 0)) {
+                    stages.add(llama_sampler_init_penalties(vocabulary.size(), penaltyLastN, repeatPenalty, frequencyPenalty, presencePenalty));
+                }
+                boolean greedy = seed == null || (temperature != null && temperature == 0f);
+                if (!greedy) {
+                    if (topK != null && topK > 0) {
+                        stages.add(llama_sampler_init_top_k(topK));
+                    }
+                    if (typicalP != null && typicalP < 1) {
+                        stages.add(llama_sampler_init_typical(typicalP, 1));
+                    }
+                    if (topP != null && topP < 1) {
+                        stages.add(llama_sampler_init_top_p(topP, 1));
+                    }
+                    if (minP != null && minP > 0) {
+                        stages.add(llama_sampler_init_min_p(minP, 1));
+                    }
+                    stages.add(llama_sampler_init_temp(temperature == null ? 1.0f : temperature));
+                    stages.add(llama_sampler_init_dist((int) (long) seed));
+                } else {
+                    stages.add(llama_sampler_init_greedy());
+                }
+                MemorySegment params = llama_sampler_chain_default_params(arena);
+                llama_sampler_chain_params.no_perf(params, true);
+                MemorySegment chain = llama_sampler_chain_init(params);
+                for (MemorySegment s : stages) {
+                    llama_sampler_chain_add(chain, s); // the chain owns its stages from here on
+                }
+                return new Sampler(chain, vocabulary);
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+package ai.llmref.llama;
+
+import static ai.llmref.bindings.ffi.llama_h.*;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+
+/**
+ * A model's tokenizer. Thread-safe (llama.cpp's tokenizer API is); every token id passed in is
+ * checked against the vocabulary first.
+ */
+public final class Vocabulary {
+    private final LlamaModel model;
+    private final MemorySegment vocab;
+    private final int size;
+
+    Vocabulary(LlamaModel model, MemorySegment vocab) {
+        this.model = model;
+        this.vocab = vocab;
+        this.size = llama_vocab_n_tokens(vocab);
+    }
+
+    /** Number of tokens; valid ids are {@code 0 .. size()-1}. */
+    public int size() {
+        return size;
+    }
+
+    /**
+     * Text to token ids.
+     *
+     * @param addSpecial   add BOS/EOS if the model is configured to
+     * @param parseSpecial treat special-token text (e.g. {@code <|im_start|>}) as special tokens
+     */
+    public int[] tokenize(String text, boolean addSpecial, boolean parseSpecial) {
+        model.checkOpen();
+        byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment in = arena.allocate(utf8.length + 1L);
+            MemorySegment.copy(utf8, 0, in, ValueLayout.JAVA_BYTE, 0, utf8.length);
+            int capacity = utf8.length + 8;
+            MemorySegment out = arena.allocate(ValueLayout.JAVA_INT, capacity);
+            int n = llama_tokenize(vocab, in, utf8.length, out, capacity, addSpecial, parseSpecial);
+            if (n == Integer.MIN_VALUE) {
+                throw new InvalidInputException("llama_tokenize", "the text yields more tokens than an int32 can count");
+            }
+            if (n < 0) {
+                capacity = -n;
+                out = arena.allocate(ValueLayout.JAVA_INT, capacity);
+                n = llama_tokenize(vocab, in, utf8.length, out, capacity, addSpecial, parseSpecial);
+                if (n < 0) {
+                    throw new LlamaException("llama_tokenize", "token count changed between calls (" + n + ")");
+                }
+            }
+            return out.asSlice(0, (long) n * Integer.BYTES).toArray(ValueLayout.JAVA_INT);
+        }
+    }
+
+    /** Token ids back to text. */
+    public String detokenize(int[] tokens, boolean removeSpecial, boolean unparseSpecial) {
+        model.checkOpen();
+        checkTokens(tokens, "llama_detokenize");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment in = arena.allocateFrom(ValueLayout.JAVA_INT, tokens);
+            int capacity = tokens.length * 8 + 16;
+            MemorySegment out = arena.allocate(capacity);
+            int n = llama_detokenize(vocab, in, tokens.length, out, capacity, removeSpecial, unparseSpecial);
+            if (n < 0) {
+                capacity = -n;
+                out = arena.allocate(capacity);
+                n = llama_detokenize(vocab, in, tokens.length, out, capacity, removeSpecial, unparseSpecial);
+                if (n < 0) {
+                    throw new LlamaException("llama_detokenize", "text length changed between calls (" + n + ")");
+                }
+            }
+            return new String(out.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
+        }
+    }
+
+    /** The raw bytes of one token's text (may be part of a multi-byte UTF-8 character). */
+    public byte[] tokenBytes(int token, boolean special) {
+        model.checkOpen();
+        checkToken(token, "llama_token_to_piece");
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buf = arena.allocate(64);
+            int n = llama_token_to_piece(vocab, token, buf, 64, 0, special);
+            if (n < 0) {
+                buf = arena.allocate(-n);
+                n = llama_token_to_piece(vocab, token, buf, -n, 0, special);
+            }
+            return buf.asSlice(0, Math.max(n, 0)).toArray(ValueLayout.JAVA_BYTE);
+        }
+    }
+
+    /** One token's text; a partial UTF-8 character becomes U+FFFD (use {@link StreamingDetokenizer} to stream). */
+    public String tokenToPiece(int token, boolean special) {
+        return new String(tokenBytes(token, special), StandardCharsets.UTF_8);
+    }
+
+    /** The token's entry in the vocabulary (its internal spelling, e.g. {@code ▁Once}). */
+    public String tokenText(int token) {
+        model.checkOpen();
+        checkToken(token, "llama_vocab_get_text");
+        return ai.llmref.llama.internal.Native.string(llama_vocab_get_text(vocab, token));
+    }
+
+    /** End of generation: EOS, EOT or another token the model marks as ending a turn. */
+    public boolean isEndOfGeneration(int token) {
+        model.checkOpen();
+        checkToken(token, "llama_vocab_is_eog");
+        return llama_vocab_is_eog(vocab, token);
+    }
+
+    public boolean isControl(int token) {
+        model.checkOpen();
+        checkToken(token, "llama_vocab_is_control");
+        return llama_vocab_is_control(vocab, token);
+    }
+
+    /** Beginning of sequence, or -1 when the model has none. */
+    public int bos() {
+        return llama_vocab_bos(vocab);
+    }
+
+    public int eos() {
+        return llama_vocab_eos(vocab);
+    }
+
+    /** End of turn, or -1. */
+    public int eot() {
+        return llama_vocab_eot(vocab);
+    }
+
+    public int newline() {
+        return llama_vocab_nl(vocab);
+    }
+
+    public int separator() {
+        return llama_vocab_sep(vocab);
+    }
+
+    public int padding() {
+        return llama_vocab_pad(vocab);
+    }
+
+    public boolean addsBos() {
+        return llama_vocab_get_add_bos(vocab);
+    }
+
+    public boolean addsEos() {
+        return llama_vocab_get_add_eos(vocab);
+    }
+
+    /** Throws {@link InvalidInputException} unless {@code token} is a valid id. */
+    public void checkToken(int token, String nativeFunction) {
+        if (token < 0 || token >= size) {
+            throw new InvalidInputException(nativeFunction, "token id " + token + " is outside the vocabulary (0.." + (size - 1) + ")");
+        }
+    }
+
+    void checkTokens(int[] tokens, String nativeFunction) {
+        for (int i = 0; i < tokens.length; i++) {
+            int t = tokens[i];
+            if (t < 0 || t >= size) {
+                throw new InvalidInputException(nativeFunction, "token id " + t + " at index " + i
+                        + " is outside the vocabulary (0.." + (size - 1) + ")");
+            }
+        }
+    }
+
+    MemorySegment handle() {
+        model.checkOpen();
+        return vocab;
+    }
+}

@@ -88,10 +88,10 @@ public final class GgufFile {
             long kvs = u64("key/value count");
             // Each tensor info takes at least 8+1+4+8+4+8 bytes, each key/value at least 8+1+4+1.
             if (tensors < 0 || tensors > file.byteSize() / 33) {
-                throw invalid(path, "declares " + Long.toUnsignedString(tensors) + " tensors, impossible in " + file.byteSize() + " bytes");
+                throw invalid(path, "is truncated or corrupt: it declares " + Long.toUnsignedString(tensors) + " tensors, impossible in " + file.byteSize() + " bytes");
             }
             if (kvs < 0 || kvs > file.byteSize() / 14) {
-                throw invalid(path, "declares " + Long.toUnsignedString(kvs) + " key/values, impossible in " + file.byteSize() + " bytes");
+                throw invalid(path, "is truncated or corrupt: it declares " + Long.toUnsignedString(kvs) + " key/values, impossible in " + file.byteSize() + " bytes");
             }
             Map<String, String> meta = new LinkedHashMap<>();
             long alignment = 32;

@@ -37,6 +37,8 @@ public final class LlamaContext implements AutoCloseable {
     private final int vocabSize;
     private final int embeddingSize;
     private final boolean embeddings;
+    /** M-RoPE / vision RoPE models: llama.cpp aborts on position shifts for them. */
+    private final boolean multiPositionRope;
     private final ContextParams params;
     private MemorySegment handle;
     private MemorySegment memory;
@@ -87,6 +89,8 @@ public final class LlamaContext implements AutoCloseable {
         this.vocabSize = llama_vocab_n_tokens(llama_model_get_vocab(m));
         this.embeddingSize = llama_model_n_embd(m);
         this.embeddings = params.embeddings();
+        int rope = llama_model_rope_type(m);
+        this.multiPositionRope = rope == LLAMA_ROPE_TYPE_MROPE() || rope == LLAMA_ROPE_TYPE_IMROPE() || rope == LLAMA_ROPE_TYPE_VISION();
         this.outputs = new boolean[batchSize];
         model.contextOpened();
     }
@@ -122,6 +126,7 @@ public final class LlamaContext implements AutoCloseable {
         }
         llama_batch.n_tokens(batch.struct, n);
         decodedCount = 0;
+        LogBridge.clearLastError();
         int rc = llama_decode(ctx, batch.struct);
         if (rc != 0) {
             throw decodeFailure(rc, n);
@@ -233,20 +238,38 @@ public final class LlamaContext implements AutoCloseable {
         return llama_memory_seq_rm(mem, sequence, from, to);
     }
 
-    /** Makes {@code target} share {@code source}'s positions {@code [from, to)} (no copy of data). */
+    /**
+     * Gives {@code target} {@code source}'s positions {@code [from, to)}. With a unified KV cache the
+     * cells are shared; with per-sequence streams ({@code unifiedKv=false}) the data is copied and
+     * only whole sequences can be copied (llama.cpp aborts otherwise, so that is refused here).
+     */
     public void copySequence(int source, int target, int from, int to) {
         MemorySegment mem = memoryChecked();
         checkSequence(source, "llama_memory_seq_cp");
         checkSequence(target, "llama_memory_seq_cp");
         checkRange(from, to, "llama_memory_seq_cp");
+        if (!params.unifiedKv() && source != target && (from > 0 || to != -1)) {
+            throw new InvalidInputException("llama_memory_seq_cp", "with per-sequence KV streams only whole sequences can be"
+                    + " copied (from -1 or 0, to -1); got [" + from + ", " + to + ")");
+        }
         llama_memory_seq_cp(mem, source, target, from, to);
     }
 
-    /** Removes every sequence but {@code sequence}. */
+    /**
+     * Removes every sequence but {@code sequence}. (llama.cpp's own seq_keep only clears the
+     * sequence's own stream when streams are per sequence; this removes the others explicitly.)
+     */
     public void keepOnly(int sequence) {
         MemorySegment mem = memoryChecked();
         checkSequence(sequence, "llama_memory_seq_keep");
         llama_memory_seq_keep(mem, sequence);
+        if (!params.unifiedKv()) {
+            for (int s = 0; s < maxSequences; s++) {
+                if (s != sequence) {
+                    llama_memory_seq_rm(mem, s, -1, -1);
+                }
+            }
+        }
     }
 
     /** Adds {@code delta} to positions {@code [from, to)} of a sequence (context shifting). */
@@ -254,8 +277,9 @@ public final class LlamaContext implements AutoCloseable {
         MemorySegment mem = memoryChecked();
         checkSequence(sequence, "llama_memory_seq_add");
         checkRange(from, to, "llama_memory_seq_add");
-        if (!llama_memory_can_shift(mem)) {
-            throw new InvalidInputException("llama_memory_seq_add", "this context's memory cannot shift positions");
+        if (!llama_memory_can_shift(mem) || multiPositionRope) {
+            throw new InvalidInputException("llama_memory_seq_add", "this model's memory cannot shift positions"
+                    + (multiPositionRope ? " (multi-dimensional RoPE)" : ""));
         }
         llama_memory_seq_add(mem, sequence, from, to, delta);
     }

@@ -78,13 +78,14 @@ public final class LlamaModel implements AutoCloseable {
                 }
                 throw new ModelLoadException("llama_model_load_from_file", "cannot load " + path + ": " + LogBridge.takeLastError());
             }
-            return new LlamaModel(model, path, placementFrom(lines));
+            return new LlamaModel(model, path, placementFrom(lines, llama_model_n_layer(model) + 1));
         }
     }
 
-    static ModelPlacement placementFrom(List<String> lines) {
+    /** Reads llama.cpp's load report; without an "offloaded" line (no GPU backend) nothing was offloaded. */
+    static ModelPlacement placementFrom(List<String> lines, int offloadableLayers) {
         int offloaded = 0;
-        int total = 0;
+        int total = offloadableLayers;
         Map<String, Long> buffers = new LinkedHashMap<>();
         for (String line : lines) {
             Matcher m = OFFLOADED.matcher(line);

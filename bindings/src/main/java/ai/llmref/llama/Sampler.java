@@ -4,10 +4,13 @@ import static ai.llmref.bindings.ffi.llama_h.*;
 
 import ai.llmref.bindings.ffi.llama_logit_bias;
 import ai.llmref.bindings.ffi.llama_sampler_chain_params;
+import ai.llmref.bindings.ffi.llama_token_data;
+import ai.llmref.bindings.ffi.llama_token_data_array;
 import ai.llmref.llama.internal.LogBridge;
 import ai.llmref.llama.internal.Native;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -22,10 +25,20 @@ import java.util.Map;
 public final class Sampler implements AutoCloseable {
     private MemorySegment chain;
     private final Vocabulary vocabulary;
+    /**
+     * Set for chains with a grammar. llama.cpp throws a C++ exception through its C API (which
+     * terminates the process) when a grammar is made to accept a token it does not allow; so a
+     * grammar chain samples through {@link #sampleChecked} and checks tokens before accepting them.
+     */
+    private final MemorySegment grammarStage;
+    private Arena candidatesArena;
+    private MemorySegment candidates;
+    private MemorySegment candidateArray;
 
-    private Sampler(MemorySegment chain, Vocabulary vocabulary) {
+    private Sampler(MemorySegment chain, Vocabulary vocabulary, boolean grammar) {
         this.chain = chain;
         this.vocabulary = vocabulary;
+        this.grammarStage = grammar ? llama_sampler_chain_get(chain, 0) : null;
     }
 
     public static Builder builder(Vocabulary vocabulary) {
@@ -45,6 +58,9 @@ public final class Sampler implements AutoCloseable {
         MemorySegment c = checkOpen();
         MemorySegment ctx = context.checkOpen();
         context.checkOutput(index, "llama_sampler_sample");
+        if (grammarStage != null) {
+            return sampleChecked(c, ctx, index);
+        }
         int token = llama_sampler_sample(c, ctx, index);
         if (token < 0 || token >= vocabulary.size()) {
             throw new LlamaException("llama_sampler_sample", "sampler returned no valid token (" + token + "): "
@@ -53,11 +69,72 @@ public final class Sampler implements AutoCloseable {
         return token;
     }
 
+    /** What {@code llama_sampler_sample} does (apply the chain, accept the pick), with the pick checked. */
+    private int sampleChecked(MemorySegment c, MemorySegment ctx, int index) {
+        int n = vocabulary.size();
+        if (candidates == null) {
+            candidatesArena = Arena.ofShared();
+            candidates = llama_token_data.allocateArray(n, candidatesArena);
+            candidateArray = llama_token_data_array.allocate(candidatesArena);
+        }
+        MemorySegment logits = llama_get_logits_ith(ctx, index).reinterpret((long) n * Float.BYTES);
+        for (int i = 0; i < n; i++) {
+            MemorySegment el = llama_token_data.asSlice(candidates, i);
+            llama_token_data.id(el, i);
+            llama_token_data.logit(el, logits.getAtIndex(ValueLayout.JAVA_FLOAT, i));
+            llama_token_data.p(el, 0f);
+        }
+        llama_token_data_array.data(candidateArray, candidates);
+        llama_token_data_array.size(candidateArray, n);
+        llama_token_data_array.selected(candidateArray, -1);
+        llama_token_data_array.sorted(candidateArray, false);
+        llama_sampler_apply(c, candidateArray);
+        long selected = llama_token_data_array.selected(candidateArray);
+        long size = llama_token_data_array.size(candidateArray);
+        if (selected < 0 || selected >= size) {
+            throw new LlamaException("llama_sampler_apply", "the sampler chain selected no token");
+        }
+        MemorySegment data = llama_token_data_array.data(candidateArray)
+                .reinterpret(size * llama_token_data.layout().byteSize());
+        MemorySegment pick = llama_token_data.asSlice(data, selected);
+        int token = llama_token_data.id(pick);
+        if (llama_token_data.logit(pick) == Float.NEGATIVE_INFINITY || token < 0 || token >= n) {
+            throw new GrammarException("llama_sampler_sample", "the grammar allows no token at this point of the output");
+        }
+        llama_sampler_accept(c, token);
+        return token;
+    }
+
     /** Records a token chosen elsewhere (e.g. a prompt token) in the chain's history. */
     public void accept(int token) {
         MemorySegment c = checkOpen();
         vocabulary.checkToken(token, "llama_sampler_accept");
+        if (grammarStage != null && !grammarAllows(token)) {
+            throw new InvalidInputException("llama_sampler_accept", "token " + token + " is not allowed by the grammar here");
+        }
         llama_sampler_accept(c, token);
+    }
+
+    /** True when the grammar, in its current state, allows {@code token} next. */
+    public boolean grammarAllows(int token) {
+        checkOpen();
+        vocabulary.checkToken(token, "llama_sampler_apply");
+        if (grammarStage == null) {
+            return true;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment one = llama_token_data.allocate(arena);
+            llama_token_data.id(one, token);
+            llama_token_data.logit(one, 0f);
+            llama_token_data.p(one, 0f);
+            MemorySegment arr = llama_token_data_array.allocate(arena);
+            llama_token_data_array.data(arr, one);
+            llama_token_data_array.size(arr, 1);
+            llama_token_data_array.selected(arr, -1);
+            llama_token_data_array.sorted(arr, false);
+            llama_sampler_apply(grammarStage, arr);
+            return llama_token_data.logit(one) != Float.NEGATIVE_INFINITY;
+        }
     }
 
     /** Forgets history (penalties, grammar state, RNG state is re-seeded by llama.cpp's rules). */
@@ -78,6 +155,9 @@ public final class Sampler implements AutoCloseable {
             MemorySegment c = chain;
             chain = null;
             llama_sampler_free(c);
+            if (candidatesArena != null) {
+                candidatesArena.close();
+            }
         }
     }
 
@@ -235,7 +315,7 @@ public final class Sampler implements AutoCloseable {
                 for (MemorySegment s : stages) {
                     llama_sampler_chain_add(chain, s); // the chain owns its stages from here on
                 }
-                return new Sampler(chain, vocabulary);
+                return new Sampler(chain, vocabulary, grammar != null);
             }
         }
     }

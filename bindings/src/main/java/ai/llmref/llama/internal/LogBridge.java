@@ -18,7 +18,8 @@ public final class LogBridge {
     private static final Logger LOG = System.getLogger("llama.cpp");
     private static final ThreadLocal<StringBuilder> PENDING = ThreadLocal.withInitial(StringBuilder::new);
     private static final ThreadLocal<int[]> PENDING_LEVEL = ThreadLocal.withInitial(() -> new int[] {2});
-    private static final ThreadLocal<String> LAST_ERROR = new ThreadLocal<>();
+    private static final int MAX_ERRORS = 6;
+    private static final ThreadLocal<java.util.List<String>> ERRORS = new ThreadLocal<>();
     private static final ThreadLocal<Consumer<String>> CAPTURE = new ThreadLocal<>();
     private static MemorySegment stub;
 
@@ -44,16 +45,19 @@ public final class LogBridge {
         }
     }
 
-    /** The last error line llama.cpp logged on this thread (and forgets it), or a placeholder. */
+    /**
+     * The error lines llama.cpp logged on this thread since {@link #clearLastError()} (the first
+     * few, joined), and forgets them; a placeholder when there were none.
+     */
     public static String takeLastError() {
-        String e = LAST_ERROR.get();
-        LAST_ERROR.remove();
-        return e == null ? "no error was logged" : e;
+        java.util.List<String> e = ERRORS.get();
+        ERRORS.remove();
+        return e == null || e.isEmpty() ? "no error was logged" : String.join(" / ", e);
     }
 
-    /** Clears the remembered error of this thread (before a call whose failure we want to explain). */
+    /** Forgets this thread's error lines (before a call whose failure we want to explain). */
     public static void clearLastError() {
-        LAST_ERROR.remove();
+        ERRORS.remove();
     }
 
     // An upcall: it must never throw back into native code.
@@ -85,7 +89,14 @@ public final class LogBridge {
         }
         Level jl = toJava(level);
         if (jl == Level.ERROR) {
-            LAST_ERROR.set(line.strip());
+            java.util.List<String> errors = ERRORS.get();
+            if (errors == null) {
+                errors = new java.util.ArrayList<>();
+                ERRORS.set(errors);
+            }
+            if (errors.size() < MAX_ERRORS) {
+                errors.add(line.strip());
+            }
         }
         Consumer<String> capture = CAPTURE.get();
         if (capture != null) {

@@ -1,0 +1,2436 @@
+package ai.llmref.server.chat;
+
+import com.hubspot.jinjava.Jinjava;
+import com.hubspot.jinjava.JinjavaConfig;
+import com.hubspot.jinjava.LegacyOverrides;
+import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
+import com.hubspot.jinjava.el.JinjavaProcessors;
+import com.hubspot.jinjava.el.TruthyTypeConverter;
+import com.hubspot.jinjava.el.ext.AstNamedParameter;
+import com.hubspot.jinjava.el.ext.ExtendedParser;
+import com.hubspot.jinjava.el.ext.ExtendedScanner;
+import com.hubspot.jinjava.el.ext.JinjavaBeanELResolver;
+import com.hubspot.jinjava.el.ext.JinjavaListELResolver;
+import com.hubspot.jinjava.el.ext.NamedParameter;
+import com.hubspot.jinjava.el.ext.NamedParameterOperator;
+import com.hubspot.jinjava.el.TypeConvertingMapELResolver;
+import com.hubspot.jinjava.interpret.Context;
+import com.hubspot.jinjava.interpret.InterpreterFactory;
+import com.hubspot.jinjava.interpret.JinjavaInterpreter;
+import com.hubspot.jinjava.interpret.NullValue;
+import com.hubspot.jinjava.interpret.TemplateError;
+import com.hubspot.jinjava.lib.exptest.ExpTest;
+import com.hubspot.jinjava.lib.filter.AdvancedFilter;
+import com.hubspot.jinjava.lib.filter.Filter;
+import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
+import com.hubspot.jinjava.lib.tag.Tag;
+import com.hubspot.jinjava.objects.SafeString;
+import com.hubspot.jinjava.objects.date.StrftimeFormatter;
+import com.hubspot.jinjava.tree.ExpressionNode;
+import com.hubspot.jinjava.tree.Node;
+import com.hubspot.jinjava.tree.TagNode;
+import com.hubspot.jinjava.tree.parse.ExpressionToken;
+import com.hubspot.jinjava.util.ForLoop;
+import java.io.IOException;
+import java.lang.reflect.Array;
+import java.math.BigDecimal;
+import java.math.BigInteger;
+import java.time.ZonedDateTime;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Properties;
+import java.util.Set;
+import jinjava.de.odysseus.el.ExpressionFactoryImpl;
+import jinjava.de.odysseus.el.tree.Bindings;
+import jinjava.de.odysseus.el.tree.TreeBuilder;
+import jinjava.de.odysseus.el.tree.TreeBuilderException;
+import jinjava.de.odysseus.el.tree.impl.Builder;
+import jinjava.de.odysseus.el.tree.impl.Parser;
+import jinjava.de.odysseus.el.tree.impl.Scanner;
+import jinjava.de.odysseus.el.tree.impl.Scanner.Symbol;
+import jinjava.de.odysseus.el.tree.impl.ast.AstBracket;
+import jinjava.de.odysseus.el.tree.impl.ast.AstDot;
+import jinjava.de.odysseus.el.tree.impl.ast.AstNode;
+import jinjava.de.odysseus.el.tree.impl.ast.AstParameters;
+import jinjava.de.odysseus.el.tree.impl.ast.AstRightValue;
+import jinjava.de.odysseus.el.tree.impl.ast.AstUnary;
+import jinjava.javax.el.ArrayELResolver;
+import jinjava.javax.el.CompositeELResolver;
+import jinjava.javax.el.ELContext;
+import jinjava.javax.el.ELException;
+import jinjava.javax.el.ELResolver;
+import jinjava.javax.el.ExpressionFactory;
+import jinjava.javax.el.MethodNotFoundException;
+
+/**
+ * Renders a chat prompt from a model's own chat template ({@code tokenizer.chat_template}), the
+ * way Hugging Face {@code apply_chat_template} and llama-server's Jinja path do.
+ *
+ * <p>The engine is Jinjava, configured and extended to behave like the Jinja2 environment
+ * transformers uses: {@code trim_blocks} and {@code lstrip_blocks} on, a single trailing newline
+ * of the source dropped, Python slicing ({@code [::-1]}), named call arguments holding whole
+ * expressions, Python string/dict/list methods ({@code .strip()}, {@code .split()},
+ * {@code .startswith()}, {@code .items()}, {@code .get()}, {@code .append()}, ...), Python value
+ * printing ({@code True}, {@code ['a', 1]}) and the helpers HF templates use:
+ * {@code raise_exception}, {@code strftime_now}, {@code namespace}, {@code tojson} with Python
+ * {@code json.dumps} output (separators, {@code indent}, {@code ensure_ascii}),
+ * {@code from_json}, and the {@code {% generation %}} and {@code {% filter %}} blocks.
+ *
+ * <p>Variables: {@code messages}, {@code add_generation_prompt}, {@code bos_token},
+ * {@code eos_token}, {@code tools} (only when given and non-empty, like llama-server) and any
+ * extra variables the caller passes ({@code enable_thinking}, ...).
+ *
+ * <p><b>BOS/EOS rule</b> (llama.cpp {@code common/chat.cpp},
+ * {@code common_chat_template_direct_apply_impl}): the template sees the real BOS/EOS text; when
+ * the tokenizer adds BOS by itself, one leading BOS text is removed from the output (and one
+ * trailing EOS text when it adds EOS), so the prompt does not start with two BOS tokens while a
+ * BOS a template writes inside the history stays.
+ *
+ * <p><b>Untrusted templates</b>: templates come from model files. They reach no Java object:
+ * only maps, lists, strings, numbers and booleans have attributes or methods, and only the
+ * Python methods listed in {@link PyMethods}; {@code include}, {@code import}, {@code extends}
+ * and nested interpretation are off; output is capped at {@link #MAX_OUTPUT_CHARS}, work at
+ * {@link #MAX_STEPS} template nodes, collections and ranges at {@link #MAX_COLLECTION} items,
+ * macro recursion at {@link #MAX_MACRO_DEPTH}.
+ *
+ * <p>Construction parses the template once (syntax errors are a {@link ChatTemplateException});
+ * {@link #render} is thread-safe.
+ *
+ * <p><b>Default template</b>: {@link #defaultTemplate()} is ChatML, the format llama.cpp falls
+ * back to when a model has no template ({@code CHATML_TEMPLATE_SRC} in {@code common/chat.cpp})
+ * and the most widely trained one, so a model without a template behaves as it does under
+ * llama-server.
+ */
+public final class ChatTemplateRenderer {
+
+    /** Largest prompt a template may produce, in chars. */
+    public static final int MAX_OUTPUT_CHARS = 4 * 1024 * 1024;
+    /** Template nodes one render may evaluate (bounds loops: {@code for} over large ranges). */
+    public static final int MAX_STEPS = 2_000_000;
+    /** Largest list, dict or {@code range} a template may build. */
+    public static final int MAX_COLLECTION = 100_000;
+    /** Deepest macro recursion. */
+    public static final int MAX_MACRO_DEPTH = 64;
+
+    // llama.cpp's CHATML_TEMPLATE_SRC (common/chat.cpp), byte for byte.
+    private static final String CHATML = """
+            {%- for message in messages -%}
+              {{- '<|im_start|>' + message.role + '\n' + message.content + '<|im_end|>\n' -}}
+            {%- endfor -%}
+            {%- if add_generation_prompt -%}
+              {{- '<|im_start|>assistant\n' -}}
+            {%- endif -%}""";
+
+    private final String source;
+    private final String bosToken;
+    private final String eosToken;
+    private final boolean tokenizerAddsBos;
+    private final boolean tokenizerAddsEos;
+    private final Node root;
+    private final boolean supportsSystemRole;
+
+    /** A renderer that leaves BOS/EOS text where the template writes it. */
+    public ChatTemplateRenderer(String templateSource, String bosToken, String eosToken) {
+        this(templateSource, bosToken, eosToken, false, false);
+    }
+
+    /**
+     * @param templateSource   the Jinja source
+     * @param bosToken         the BOS token's text ({@code bos_token}), "" when the model has none
+     * @param eosToken         the EOS token's text ({@code eos_token}), "" when the model has none
+     * @param tokenizerAddsBos the prompt will be tokenized with the vocabulary's automatic BOS:
+     *                         one leading BOS text is removed from the output
+     * @param tokenizerAddsEos likewise for one trailing EOS text
+     * @throws ChatTemplateException on a syntax error
+     */
+    public ChatTemplateRenderer(String templateSource, String bosToken, String eosToken,
+            boolean tokenizerAddsBos, boolean tokenizerAddsEos) {
+        this.source = Objects.requireNonNull(templateSource, "templateSource");
+        this.bosToken = bosToken == null ? "" : bosToken;
+        this.eosToken = eosToken == null ? "" : eosToken;
+        this.tokenizerAddsBos = tokenizerAddsBos;
+        this.tokenizerAddsEos = tokenizerAddsEos;
+        this.root = Sandbox.compile(templateSource);
+        this.supportsSystemRole = probeSystemRole();
+    }
+
+    /**
+     * Whether the template renders a system message's text (llama.cpp's
+     * {@code supports_system_role} capability). When it does not (it ignores the message or
+     * raises, as Gemma's does), {@link #render} merges a leading system message into the next
+     * message, as llama-server does ({@code workaround::system_message_not_supported}).
+     */
+    public boolean supportsSystemRole() {
+        return supportsSystemRole;
+    }
+
+    private boolean probeSystemRole() {
+        String probe = "sysprobe7f3a";
+        try {
+            String out = renderMessages(List.of(ChatMessage.of("system", probe), ChatMessage.of("user", "userprobe")), false, null, Map.of());
+            return out.toLowerCase(Locale.ROOT).contains(probe);
+        } catch (ChatTemplateException e) {
+            return false;
+        }
+    }
+
+    /** The template llama.cpp uses for a model without one: ChatML. */
+    public static String defaultTemplate() {
+        return CHATML;
+    }
+
+    /** The template's Jinja source. */
+    public String source() {
+        return source;
+    }
+
+    /**
+     * Renders a conversation.
+     *
+     * @param messages            the conversation
+     * @param addGenerationPrompt end with the text that opens the assistant's reply
+     * @param tools               OpenAI-shaped tool definitions, or null
+     * @throws ChatTemplateException when the template raises or fails
+     */
+    public String render(List<ChatMessage> messages, boolean addGenerationPrompt, List<Map<String, Object>> tools) {
+        return render(messages, addGenerationPrompt, tools, Map.of());
+    }
+
+    /**
+     * Renders a conversation with extra template variables (e.g. {@code enable_thinking}); they
+     * cannot replace {@code messages}, {@code tools}, the special tokens or
+     * {@code add_generation_prompt}.
+     */
+    public String render(List<ChatMessage> messages, boolean addGenerationPrompt, List<Map<String, Object>> tools,
+            Map<String, Object> extraVariables) {
+        List<ChatMessage> msgs = messages;
+        if (!supportsSystemRole && !msgs.isEmpty() && msgs.get(0).role().equals("system")) {
+            msgs = new ArrayList<>(msgs.subList(1, msgs.size()));
+            if (!msgs.isEmpty()) {
+                ChatMessage next = msgs.get(0);
+                String merged = Objects.toString(messages.get(0).content(), "") + "\n" + Objects.toString(next.content(), "");
+                msgs.set(0, new ChatMessage(next.role(), merged, next.toolCalls(), next.toolCallId(), next.name()));
+            }
+        }
+        String out = renderMessages(msgs, addGenerationPrompt, tools, extraVariables);
+        if (tokenizerAddsBos && !bosToken.isEmpty() && out.startsWith(bosToken)) {
+            out = out.substring(bosToken.length());
+        }
+        if (tokenizerAddsEos && !eosToken.isEmpty() && out.endsWith(eosToken)) {
+            out = out.substring(0, out.length() - eosToken.length());
+        }
+        return out;
+    }
+
+    private String renderMessages(List<ChatMessage> messages, boolean addGenerationPrompt, List<Map<String, Object>> tools,
+            Map<String, Object> extraVariables) {
+        Map<String, Object> vars = new LinkedHashMap<>();
+        extraVariables.forEach((k, v) -> vars.put(k, PyValues.copy(v)));
+        List<Object> msgs = new ArrayList<>(messages.size());
+        for (ChatMessage m : messages) {
+            msgs.add(toMap(m));
+        }
+        vars.put("messages", msgs);
+        vars.put("add_generation_prompt", addGenerationPrompt);
+        vars.put("bos_token", bosToken);
+        vars.put("eos_token", eosToken);
+        if (tools != null && !tools.isEmpty()) {
+            vars.put("tools", PyValues.copy(tools));
+        } else {
+            vars.remove("tools");
+        }
+        return Sandbox.render(root, vars);
+    }
+
+    private static Map<String, Object> toMap(ChatMessage m) {
+        Map<String, Object> map = new LinkedHashMap<>();
+        map.put("role", m.role());
+        if (m.content() != null) {
+            map.put("content", m.content());
+        }
+        if (m.toolCalls() != null) {
+            map.put("tool_calls", PyValues.copy(m.toolCalls()));
+        }
+        if (m.toolCallId() != null) {
+            map.put("tool_call_id", m.toolCallId());
+        }
+        if (m.name() != null) {
+            map.put("name", m.name());
+        }
+        return map;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // The engine: one configured Jinjava for all templates.
+
+    /** Builds and holds the shared engine; compiles and renders. */
+    static final class Sandbox {
+        private static final JinjavaConfig CONFIG = config();
+        private static final Engine ENGINE = new Engine(CONFIG);
+
+        private Sandbox() {}
+
+        static Node compile(String templateSource) {
+            String src = JinjaLexer.normalize(templateSource);
+            Interp interp = Interp.create(Map.of());
+            JinjavaInterpreter.pushCurrent(interp);
+            try {
+                Node root = interp.parse(src);
+                checkExpressions(root);
+                return root;
+            } catch (RuntimeException e) {
+                throw translate(e, "chat template does not compile");
+            } finally {
+                JinjavaInterpreter.popCurrent();
+            }
+        }
+
+        static String render(Node root, Map<String, Object> vars) {
+            Interp interp = Interp.create(vars);
+            JinjavaInterpreter.pushCurrent(interp);
+            try {
+                String out = interp.render(root);
+                if (out.length() > MAX_OUTPUT_CHARS) {
+                    throw new ChatTemplateException("chat template output exceeds " + MAX_OUTPUT_CHARS + " chars");
+                }
+                return out;
+            } catch (RuntimeException e) {
+                throw translate(e, "chat template failed");
+            } finally {
+                JinjavaInterpreter.popCurrent();
+            }
+        }
+
+        /** Parses every expression Jinjava would otherwise only parse when reached. */
+        private static void checkExpressions(Node node) {
+            for (Node child : node.getChildren()) {
+                String expr = null;
+                if (child instanceof ExpressionNode) {
+                    expr = ((ExpressionToken) child.getMaster()).getExpr();
+                } else if (child instanceof TagNode tag) {
+                    expr = tagExpression(tag.getName(), tag.getHelpers());
+                }
+                if (expr != null && !expr.isBlank()) {
+                    try {
+                        ENGINE.builder().build("#{" + expr.trim() + "}");
+                    } catch (TreeBuilderException e) {
+                        throw new ChatTemplateException("syntax error at line " + child.getLineNumber() + " in '"
+                                + expr.trim() + "': " + e.getMessage());
+                    }
+                }
+                checkExpressions(child);
+            }
+        }
+
+        /** The expression part of the tags whose syntax is "an expression" (best effort). */
+        private static String tagExpression(String tag, String helpers) {
+            String h = helpers == null ? "" : helpers.strip();
+            switch (tag) {
+                case "if", "elif", "do":
+                    return h;
+                case "set": {
+                    int eq = h.indexOf('=');
+                    return eq < 0 ? null : h.substring(eq + 1);
+                }
+                case "for": {
+                    int in = PyForTag.keyword(h, "in", 0);
+                    if (in < 0) {
+                        return null;
+                    }
+                    String e = h.substring(in + 2).strip();
+                    int iff = PyForTag.keyword(e, "if", 0);
+                    return iff < 0 ? e : e.substring(0, iff);
+                }
+                default:
+                    return null;
+            }
+        }
+
+        private static ChatTemplateException translate(RuntimeException e, String what) {
+            for (Throwable t = e; t != null; t = t.getCause()) {
+                if (t instanceof ChatTemplateException cte) {
+                    return cte;
+                }
+                if (t instanceof RaisedException raised) {
+                    return new ChatTemplateException(raised.getMessage());
+                }
+                if (t instanceof FatalError fatal) {
+                    Throwable inner = fatal.error.getException();
+                    for (Throwable u = inner; u != null; u = u.getCause()) {
+                        if (u instanceof RaisedException raised) {
+                            return new ChatTemplateException(raised.getMessage());
+                        }
+                        if (u instanceof ChatTemplateException cte) {
+                            return cte;
+                        }
+                    }
+                    return new ChatTemplateException(what + " at line " + fatal.error.getLineno() + ": "
+                            + fatal.error.getMessage(), e);
+                }
+                if (t.getCause() == t) {
+                    break;
+                }
+            }
+            return new ChatTemplateException(what + ": " + e, e);
+        }
+
+        private static JinjavaConfig config() {
+            ELResolver resolver = new CompositeELResolver() {
+                {
+                    add(new PyMethods());
+                    add(new ArrayELResolver(true));
+                    add(new JinjavaListELResolver(false));
+                    add(new TypeConvertingMapELResolver(false));
+                    add(new JinjavaBeanELResolver(true));
+                }
+            };
+            LegacyOverrides python = LegacyOverrides.newBuilder()
+                    .withEvaluateMapKeys(true)
+                    .withIterateOverMapKeys(true)
+                    .withUsePyishObjectMapper(true)
+                    .withUseSnakeCasePropertyNaming(true)
+                    .withUseNaturalOperatorPrecedence(true)
+                    .withParseWhitespaceControlStrictly(true)
+                    .withAllowAdjacentTextNodes(true)
+                    .withUseTrimmingForNotesAndExpressions(true)
+                    .withKeepNullableLoopValues(true)
+                    .withHandleBackslashInQuotesOnly(true)
+                    .build();
+            return JinjavaConfig.newBuilder()
+                    .withTrimBlocks(false) // JinjaLexer applies Jinja2's whitespace rules before Jinjava parses
+                    .withLstripBlocks(false)
+                    .withKeepTrailingNewline(true)
+                    .withLegacyOverrides(python)
+                    .withNestedInterpretationEnabled(false) // never re-render message text as a template
+                    .withEnableRecursiveMacroCalls(true)
+                    .withMaxMacroRecursionDepth(MAX_MACRO_DEPTH)
+                    .withMaxOutputSize(MAX_OUTPUT_CHARS)
+                    .withMaxStringLength(MAX_OUTPUT_CHARS)
+                    .withMaxListSize(MAX_COLLECTION)
+                    .withMaxMapSize(MAX_COLLECTION)
+                    .withRangeLimit(MAX_COLLECTION)
+                    .withElResolver(resolver)
+                    .withLocale(Locale.ROOT)
+                    .withDisabled(Map.of(
+                            Context.Library.TAG, Set.of("include", "import", "from", "extends", "block", "autoescape"),
+                            Context.Library.FILTER, Set.of("render", "fromyaml", "fromjson", "urlize", "random", "shuffle"),
+                            Context.Library.FUNCTION, Set.of("super", "fn:super")))
+                    .withInterperterFactory(new InterpreterFactory() {
+                        @Override
+                        public JinjavaInterpreter newInstance(JinjavaInterpreter orig) {
+                            return new Interp((Interp) orig);
+                        }
+
+                        @Override
+                        public JinjavaInterpreter newInstance(Jinjava app, Context ctx, JinjavaConfig cfg) {
+                            return new Interp(app, ctx, cfg, new int[1]);
+                        }
+                    })
+                    .withProcessors(JinjavaProcessors.newBuilder()
+                            .withNodePreProcessor((node, interp) -> {
+                                if (interp instanceof Interp i) {
+                                    i.step();
+                                }
+                            })
+                            .build())
+                    .build();
+        }
+    }
+
+    /** Jinjava with the Python-compatible expression parser. */
+    static final class Engine extends Jinjava {
+        private final ExpressionFactory factory;
+        private final PyTreeBuilder builder;
+
+        Engine(JinjavaConfig config) {
+            super(config);
+            ExpressionFactoryImpl f = new ExpressionFactoryImpl(new Properties(), new TruthyTypeConverter()) {
+                @Override
+                protected TreeBuilder createTreeBuilder(Properties properties, Builder.Feature... features) {
+                    return new PyTreeBuilder(features);
+                }
+            };
+            this.factory = f;
+            this.builder = new PyTreeBuilder(Builder.Feature.METHOD_INVOCATIONS, Builder.Feature.VARARGS);
+            setResourceLocator((name, encoding, interpreter) -> {
+                throw new IOException("chat templates cannot load other templates");
+            });
+            registerFunction(new ELFunctionDefinition("", "raise_exception", Helpers.class, "raiseException", Object.class));
+            registerFunction(new ELFunctionDefinition("", "strftime_now", Helpers.class, "strftimeNow", Object.class));
+            for (Filter f1 : Helpers.filters()) {
+                registerFilter(f1);
+            }
+            for (ExpTest t : Helpers.tests()) {
+                registerExpTest(t);
+            }
+            // so that "strftime_now is defined" holds, as it does for HF's globals
+            for (String fn : List.of("raise_exception", "strftime_now", "namespace", "range")) {
+                getGlobalContext().put(fn, new Helpers.Function(fn));
+            }
+            registerTag(new PyForTag());
+            registerTag(new Helpers.GenerationTag());
+            registerTag(new Helpers.FilterBlockTag());
+        }
+
+        @Override
+        public ExpressionFactory getExpressionFactory() {
+            return factory;
+        }
+
+        PyTreeBuilder builder() {
+            return builder;
+        }
+    }
+
+    /** An interpreter that stops at the first fatal error and prints values as Python does. */
+    static final class Interp extends JinjavaInterpreter {
+        private final int[] steps; // shared with child interpreters of the same render
+
+        Interp(Jinjava app, Context ctx, JinjavaConfig cfg, int[] steps) {
+            super(app, ctx, cfg);
+            this.steps = steps;
+        }
+
+        Interp(Interp orig) {
+            super(orig);
+            this.steps = orig.steps;
+        }
+
+        static Interp create(Map<String, Object> vars) {
+            Context global = Sandbox.ENGINE.getGlobalContextCopy();
+            Context ctx = new Context(global, vars, Sandbox.CONFIG.getDisabled());
+            return new Interp(Sandbox.ENGINE, ctx, Sandbox.CONFIG, new int[1]);
+        }
+
+        void step() {
+            if (++steps[0] > MAX_STEPS) {
+                throw new ChatTemplateException("chat template exceeds " + MAX_STEPS + " steps");
+            }
+        }
+
+        @Override
+        public void addError(TemplateError error) {
+            if (error.getSeverity() == TemplateError.ErrorType.FATAL) {
+                throw new FatalError(error);
+            }
+            // warnings (an unknown attribute is Jinja's undefined) are not errors
+        }
+
+        @Override
+        public String getAsString(Object object) {
+            return PyValues.str(object);
+        }
+    }
+
+    /** Carries Jinjava's first fatal error out of the render. */
+    static final class FatalError extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+        final transient TemplateError error;
+
+        FatalError(TemplateError error) {
+            super(error.getMessage(), null, false, false);
+            this.error = error;
+        }
+    }
+
+    /** What {@code raise_exception(message)} throws. */
+    static final class RaisedException extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        RaisedException(String message) {
+            super(message, null, false, false);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Expression syntax: Python slices, whole-expression keyword arguments, '+' always binary,
+    // Python string escapes.
+
+    static final class PyTreeBuilder extends com.hubspot.jinjava.el.ExtendedSyntaxBuilder {
+        private static final long serialVersionUID = 1L;
+
+        PyTreeBuilder(Builder.Feature... features) {
+            super(features);
+        }
+
+        @Override
+        protected Parser createParser(String expression) {
+            return new PyParser(this, expression);
+        }
+    }
+
+    static final class PyParser extends ExtendedParser {
+        PyParser(Builder context, String input) {
+            super(context, input);
+        }
+
+        @Override
+        protected Scanner createScanner(String expression) {
+            return new PyScanner(expression);
+        }
+
+        /** {@code f(a, key=<any expression>)}: Jinjava's '=' binds tighter than '-' or 'or'. */
+        @Override
+        protected AstParameters params(Symbol left, Symbol right) throws Scanner.ScanException, ParseException {
+            consumeToken(left);
+            List<AstNode> l = new ArrayList<>();
+            if (getToken().getSymbol() != right) {
+                l.add(param());
+                while (getToken().getSymbol() == Symbol.COMMA) {
+                    consumeToken();
+                    if (getToken().getSymbol() == right) {
+                        break; // trailing comma
+                    }
+                    l.add(param());
+                }
+            }
+            consumeToken(right);
+            return createAstParameters(l);
+        }
+
+        private AstNode param() throws Scanner.ScanException, ParseException {
+            if (getToken().getSymbol() == Symbol.IDENTIFIER && lookahead(0) == NamedParameterOperator.TOKEN) {
+                String name = consumeToken().getImage();
+                consumeToken();
+                return new AstNamedParameter(identifier(name), expr(true));
+            }
+            return expr(true);
+        }
+
+        /** Jinja's {@code not} binds looser than comparisons and tests: {@code not x is defined}. */
+        @Override
+        protected AstNode eq(boolean required) throws Scanner.ScanException, ParseException {
+            if (getToken().getSymbol() == Symbol.NOT) {
+                consumeToken();
+                return createAstUnary(eq(true), AstUnary.NOT);
+            }
+            return super.eq(required);
+        }
+
+        /** Attribute, item and slice access ({@code a[b]}, {@code a[b:c:d]}). */
+        @Override
+        protected AstNode value() throws Scanner.ScanException, ParseException {
+            boolean lvalue = true;
+            AstNode v = nonliteral();
+            if (v == null) {
+                v = literal();
+                if (v == null) {
+                    return null;
+                }
+                lvalue = false;
+            }
+            while (true) {
+                switch (getToken().getSymbol()) {
+                    case DOT: {
+                        consumeToken();
+                        String name = consumeToken(Symbol.IDENTIFIER).getImage();
+                        AstDot dot = createAstDot(v, name, lvalue);
+                        v = getToken().getSymbol() == Symbol.LPAREN ? createAstMethod(dot, params()) : dot;
+                        break;
+                    }
+                    case LBRACK: {
+                        consumeToken();
+                        AstNode start = getToken().getSymbol() == Symbol.COLON ? null : expr(true);
+                        if (getToken().getSymbol() == Symbol.COLON) {
+                            consumeToken();
+                            Symbol s = getToken().getSymbol();
+                            AstNode stop = s == Symbol.COLON || s == Symbol.RBRACK ? null : expr(true);
+                            AstNode step = null;
+                            if (getToken().getSymbol() == Symbol.COLON) {
+                                consumeToken();
+                                step = getToken().getSymbol() == Symbol.RBRACK ? null : expr(true);
+                            }
+                            consumeToken(Symbol.RBRACK);
+                            v = new AstSlice(v, start, stop, step);
+                        } else {
+                            consumeToken(Symbol.RBRACK);
+                            AstBracket bracket = createAstBracket(v, start, lvalue, true);
+                            v = getToken().getSymbol() == Symbol.LPAREN ? createAstMethod(bracket, params()) : bracket;
+                        }
+                        break;
+                    }
+                    default:
+                        return v; // filters and tests are parsed one level up (natural precedence)
+                }
+            }
+        }
+    }
+
+    static final class PyScanner extends ExtendedScanner {
+        PyScanner(String input) {
+            super(input);
+        }
+
+        @Override
+        protected Token nextEval() throws ScanException {
+            if (getInput().charAt(getPosition()) == '+') {
+                return fixed(Symbol.PLUS); // Jinjava reads "+1" as a unary operator: "x+1" would not parse
+            }
+            return super.nextEval();
+        }
+
+        /** Python string literal escapes; an unknown escape keeps its backslash. */
+        @Override
+        protected Token nextString() throws ScanException {
+            String in = getInput();
+            char quote = in.charAt(getPosition());
+            StringBuilder b = new StringBuilder();
+            int i = getPosition() + 1;
+            while (i < in.length()) {
+                char c = in.charAt(i++);
+                if (c == quote) {
+                    return token(Symbol.STRING, b.toString(), i - getPosition());
+                }
+                if (c != '\\') {
+                    b.append(c);
+                    continue;
+                }
+                if (i == in.length()) {
+                    break;
+                }
+                char e = in.charAt(i++);
+                switch (e) {
+                    case '\n' -> { }
+                    case '\\', '\'', '"' -> b.append(e);
+                    case 'n' -> b.append('\n');
+                    case 't' -> b.append('\t');
+                    case 'r' -> b.append('\r');
+                    case 'b' -> b.append('\b');
+                    case 'f' -> b.append('\f');
+                    case 'v' -> b.append('\u000b');
+                    case 'a' -> b.append('\u0007');
+                    case 'x', 'u', 'U' -> {
+                        int n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
+                        if (i + n > in.length()) {
+                            throw new ScanException(getPosition(), "truncated \\" + e + " escape", "hex digits");
+                        }
+                        try {
+                            b.appendCodePoint(Integer.parseInt(in.substring(i, i + n), 16));
+                        } catch (IllegalArgumentException ex) {
+                            throw new ScanException(getPosition(), "bad \\" + e + " escape", "hex digits");
+                        }
+                        i += n;
+                    }
+                    default -> {
+                        if (e >= '0' && e <= '7') {
+                            int end = i;
+                            while (end < in.length() && end < i + 2 && in.charAt(end) >= '0' && in.charAt(end) <= '7') {
+                                end++;
+                            }
+                            b.append((char) Integer.parseInt(in.substring(i - 1, end), 8));
+                            i = end;
+                        } else {
+                            b.append('\\').append(e);
+                        }
+                    }
+                }
+            }
+            throw new ScanException(getPosition(), "unterminated string", String.valueOf(quote));
+        }
+    }
+
+    /** {@code base[start:stop:step]} with Python semantics, on strings and sequences. */
+    static final class AstSlice extends AstRightValue {
+        private final AstNode base;
+        private final AstNode start;
+        private final AstNode stop;
+        private final AstNode step;
+
+        AstSlice(AstNode base, AstNode start, AstNode stop, AstNode step) {
+            this.base = base;
+            this.start = start;
+            this.stop = stop;
+            this.step = step;
+        }
+
+        @Override
+        public Object eval(Bindings bindings, ELContext context) {
+            Object b = base.eval(bindings, context);
+            if (b == null) {
+                return null;
+            }
+            Integer lo = index(start, bindings, context);
+            Integer hi = index(stop, bindings, context);
+            Integer st = index(step, bindings, context);
+            int s = st == null ? 1 : st;
+            if (s == 0) {
+                throw new ELException("slice step cannot be zero");
+            }
+            if (b instanceof CharSequence cs) {
+                int[] cps = cs.toString().codePoints().toArray();
+                StringBuilder out = new StringBuilder();
+                for (int i : PyValues.sliceIndices(cps.length, lo, hi, s)) {
+                    out.appendCodePoint(cps[i]);
+                }
+                return out.toString();
+            }
+            List<Object> items = PyValues.asList(b);
+            if (items == null) {
+                throw new ELException("'" + PyValues.typeName(b) + "' object is not subscriptable");
+            }
+            List<Object> out = new ArrayList<>();
+            for (int i : PyValues.sliceIndices(items.size(), lo, hi, s)) {
+                out.add(items.get(i));
+            }
+            return out;
+        }
+
+        private static Integer index(AstNode node, Bindings bindings, ELContext context) {
+            if (node == null) {
+                return null;
+            }
+            Object v = node.eval(bindings, context);
+            if (v == null) {
+                return null;
+            }
+            if (v instanceof Number n && !(v instanceof Double) && !(v instanceof Float)) {
+                return n.intValue();
+            }
+            throw new ELException("slice indices must be integers or None");
+        }
+
+        @Override
+        public void appendStructure(StringBuilder b, Bindings bindings) {
+            base.appendStructure(b, bindings);
+            b.append("[");
+            if (start != null) {
+                start.appendStructure(b, bindings);
+            }
+            b.append(":");
+            if (stop != null) {
+                stop.appendStructure(b, bindings);
+            }
+            b.append(":");
+            if (step != null) {
+                step.appendStructure(b, bindings);
+            }
+            b.append("]");
+        }
+
+        @Override
+        public String toString() {
+            return "[::]";
+        }
+
+        @Override
+        public int getCardinality() {
+            return 4;
+        }
+
+        @Override
+        public AstNode getChild(int i) {
+            return switch (i) {
+                case 0 -> base;
+                case 1 -> start;
+                case 2 -> stop;
+                case 3 -> step;
+                default -> null;
+            };
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Attributes and methods: the only door from a template to Java objects.
+
+    /**
+     * Resolves method calls on strings, dicts and lists to the Python methods below, and
+     * refuses every other method call and every attribute of other Java objects. Jinjava's
+     * own resolvers (placed after this one) only ever see maps, lists, arrays, the loop object,
+     * filters and tests.
+     */
+    static final class PyMethods extends ELResolver {
+
+        @Override
+        public Object getValue(ELContext context, Object base, Object property) {
+            if (base instanceof PyLoop loop && ("previtem".equals(property) || "nextitem".equals(property))) {
+                context.setPropertyResolved(true);
+                return loop.item("previtem".equals(property) ? -1 : 1);
+            }
+            if (base == null || base instanceof Map || base instanceof List || base.getClass().isArray()
+                    || base instanceof ForLoop) {
+                return null; // Jinjava's resolvers: keys, indexes, loop.index ...
+            }
+            context.setPropertyResolved(true);
+            if (base instanceof CharSequence cs && property instanceof Number n) {
+                int[] cps = cs.toString().codePoints().toArray();
+                int i = n.intValue() < 0 ? n.intValue() + cps.length : n.intValue();
+                return i >= 0 && i < cps.length ? new String(cps, i, 1) : null;
+            }
+            return null; // no attributes on strings, numbers or any other object
+        }
+
+        @Override
+        public Object invoke(ELContext context, Object base, Object method, Class<?>[] paramTypes, Object[] params) {
+            if (base == null || method == null) {
+                return null;
+            }
+            String name = method.toString();
+            if (base instanceof Filter && name.equals("filter")
+                    || base instanceof ExpTest && (name.equals("evaluate") || name.equals("evaluateNegated"))
+                    || base instanceof ForLoop && name.equals("cycle")) {
+                return null; // Jinjava's own dispatch
+            }
+            List<Object> args = new ArrayList<>();
+            Map<String, Object> kwargs = new LinkedHashMap<>();
+            if (params != null) {
+                for (Object p : params) {
+                    if (p instanceof NamedParameter np) {
+                        kwargs.put(np.getName(), np.getValue());
+                    } else {
+                        args.add(p);
+                    }
+                }
+            }
+            Object result;
+            if (base instanceof CharSequence s) {
+                result = PyValues.strMethod(s.toString(), name, args, kwargs);
+            } else if (base instanceof Map<?, ?> m) {
+                result = PyValues.dictMethod(m, name, args, kwargs);
+            } else if (base instanceof List<?> l) {
+                result = PyValues.listMethod(l, name, args, kwargs);
+            } else {
+                throw new MethodNotFoundException("'" + PyValues.typeName(base) + "' object has no method '" + name + "'");
+            }
+            context.setPropertyResolved(true);
+            return result;
+        }
+
+        @Override
+        public Class<?> getType(ELContext context, Object base, Object property) {
+            return null;
+        }
+
+        @Override
+        public void setValue(ELContext context, Object base, Object property, Object value) {
+            // maps and lists: the resolvers after this one
+        }
+
+        @Override
+        public boolean isReadOnly(ELContext context, Object base, Object property) {
+            return false;
+        }
+
+        @Override
+        public Iterator<java.beans.FeatureDescriptor> getFeatureDescriptors(ELContext context, Object base) {
+            return null;
+        }
+
+        @Override
+        public Class<?> getCommonPropertyType(ELContext context, Object base) {
+            return null;
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Jinja2's lexer rules for whitespace, applied before Jinjava parses.
+
+    /**
+     * Rewrites a template so that Jinjava sees the text exactly as Jinja2's lexer leaves it:
+     * newlines normalised, one trailing newline dropped, {@code trim_blocks} and
+     * {@code lstrip_blocks} applied, {@code -} and {@code +} markers applied and removed.
+     * Jinjava's own whitespace control differs from Jinja2's (a {@code -%}} before a comment
+     * strips the text after the comment, for one), so it never runs. Newlines this removes go
+     * into an empty comment after the tag, which keeps line numbers and renders nothing.
+     */
+    static final class JinjaLexer {
+        private JinjaLexer() {}
+
+        static String normalize(String template) {
+            String s = template.replace("\r\n", "\n").replace('\r', '\n');
+            if (s.endsWith("\n")) {
+                s = s.substring(0, s.length() - 1);
+            }
+            StringBuilder out = new StringBuilder(s.length());
+            int pos = 0;
+            boolean lineStarting = true;
+            while (pos < s.length()) {
+                int start = nextTag(s, pos);
+                if (start < 0) {
+                    out.append(s, pos, s.length());
+                    break;
+                }
+                char kind = s.charAt(start + 1);
+                char sign = start + 2 < s.length() ? s.charAt(start + 2) : 0;
+                boolean raw = kind == '%' && isRaw(s, start);
+                String text = s.substring(pos, start);
+                String before = "";
+                if (sign == '-') {
+                    int keep = rstripped(text);
+                    before = text.substring(keep);
+                    text = text.substring(0, keep);
+                } else if (sign != '+' && kind != '{') {
+                    int lpos = text.lastIndexOf('\n') + 1;
+                    if ((lpos > 0 || lineStarting) && lpos < text.length() && blank(text, lpos)) {
+                        before = text.substring(lpos);
+                        text = text.substring(0, lpos);
+                    }
+                }
+                if (text.endsWith("{")) {
+                    // "{" + "{%" would read as "{{": emit the brace as an expression
+                    out.append(text, 0, text.length() - 1).append("{{ '{' }}");
+                } else {
+                    out.append(text);
+                }
+                int inner = start + 2 + (sign == '-' || sign == '+' ? 1 : 0);
+                int[] end = kind == '#' ? commentEnd(s, inner) : tagEnd(s, inner, kind == '{' ? '}' : '%');
+                // end = {index where the closing marker starts (incl. a - or +), index after the closing marker}
+                char closeSign = s.charAt(end[0]);
+                int after = end[1];
+                String trimmed = "";
+                if (closeSign == '-') {
+                    int k = after;
+                    while (k < s.length() && PyValues.isSpace(s.charAt(k))) {
+                        k++;
+                    }
+                    trimmed = s.substring(after, k);
+                    after = k;
+                } else if (closeSign != '+' && kind != '{' && !(raw) && after < s.length() && s.charAt(after) == '\n') {
+                    trimmed = "\n";
+                    after++;
+                }
+                String body = s.substring(inner, end[0]);
+                String lost = newlines(before) + newlines(trimmed);
+                if (kind == '#') {
+                    lost += newlines(body);
+                } else {
+                    out.append('{').append(kind).append(body).append(kind == '{' ? "}}" : "%}");
+                }
+                if (!lost.isEmpty()) {
+                    out.append("{#").append(lost).append("#}"); // keeps line numbers; renders nothing
+                }
+                lineStarting = (closeSign == '-' ? !trimmed.isEmpty() && trimmed.endsWith("\n") : trimmed.equals("\n"));
+                pos = after;
+                if (raw) {
+                    pos = rawBody(s, pos, out);
+                    lineStarting = pos > 0 && s.charAt(pos - 1) == '\n';
+                }
+            }
+            return out.toString();
+        }
+
+        private static int nextTag(String s, int from) {
+            for (int i = s.indexOf('{', from); i >= 0 && i + 1 < s.length(); i = s.indexOf('{', i + 1)) {
+                char c = s.charAt(i + 1);
+                if (c == '{' || c == '%' || c == '#') {
+                    return i;
+                }
+            }
+            return -1;
+        }
+
+        private static boolean isRaw(String s, int start) {
+            int i = start + 2;
+            if (i < s.length() && (s.charAt(i) == '-' || s.charAt(i) == '+')) {
+                i++;
+            }
+            while (i < s.length() && PyValues.isSpace(s.charAt(i))) {
+                i++;
+            }
+            if (!s.startsWith("raw", i)) {
+                return false;
+            }
+            i += 3;
+            while (i < s.length() && PyValues.isSpace(s.charAt(i))) {
+                i++;
+            }
+            return s.startsWith("%}", i) || s.startsWith("-%}", i);
+        }
+
+        /** Copies a raw block's body verbatim up to and including its endraw tag; returns the position after it. */
+        private static int rawBody(String s, int pos, StringBuilder out) {
+            for (int i = s.indexOf("{%", pos); i >= 0; i = s.indexOf("{%", i + 2)) {
+                int j = i + 2;
+                char sign = j < s.length() ? s.charAt(j) : 0;
+                if (sign == '-' || sign == '+') {
+                    j++;
+                }
+                while (j < s.length() && PyValues.isSpace(s.charAt(j))) {
+                    j++;
+                }
+                if (!s.startsWith("endraw", j)) {
+                    continue;
+                }
+                j += 6;
+                while (j < s.length() && PyValues.isSpace(s.charAt(j))) {
+                    j++;
+                }
+                String text = s.substring(pos, i);
+                if (sign == '-') {
+                    text = text.substring(0, rstripped(text));
+                }
+                out.append(text).append("{% endraw %}");
+                if (s.startsWith("-%}", j)) {
+                    j += 3;
+                    while (j < s.length() && PyValues.isSpace(s.charAt(j))) {
+                        j++;
+                    }
+                } else if (s.startsWith("+%}", j)) {
+                    j += 3;
+                } else if (s.startsWith("%}", j)) {
+                    j += 2;
+                    if (j < s.length() && s.charAt(j) == '\n') {
+                        j++;
+                    }
+                } else {
+                    continue;
+                }
+                return j;
+            }
+            throw new ChatTemplateException("syntax error: missing end of raw directive");
+        }
+
+        /** {closing marker start (at its - or + when present), index after the closing marker}. */
+        private static int[] commentEnd(String s, int from) {
+            for (int p = from; p + 1 < s.length(); p++) {
+                if ((s.charAt(p) == '-' || s.charAt(p) == '+') && s.startsWith("#}", p + 1)) {
+                    return new int[] {p, p + 3};
+                }
+                if (s.startsWith("#}", p)) {
+                    return new int[] {p, p + 2};
+                }
+            }
+            throw new ChatTemplateException("syntax error: missing end of comment tag");
+        }
+
+        /** The end of a {{ }} or {% %} tag, skipping string literals and balanced brackets. */
+        private static int[] tagEnd(String s, int from, char closer) {
+            int depth = 0;
+            for (int p = from; p < s.length(); p++) {
+                char c = s.charAt(p);
+                if (c == '\'' || c == '"') {
+                    int q = p + 1;
+                    while (q < s.length() && s.charAt(q) != c) {
+                        q += s.charAt(q) == '\\' ? 2 : 1;
+                    }
+                    if (q >= s.length()) {
+                        throw new ChatTemplateException("syntax error: unterminated string at offset " + p);
+                    }
+                    p = q;
+                    continue;
+                }
+                if (depth == 0) {
+                    if ((c == '-' || c == '+' && closer == '%') && p + 2 < s.length() && s.charAt(p + 1) == closer && s.charAt(p + 2) == '}') {
+                        return new int[] {p, p + 3};
+                    }
+                    if (c == closer && p + 1 < s.length() && s.charAt(p + 1) == '}') {
+                        return new int[] {p, p + 2};
+                    }
+                }
+                if (c == '(' || c == '[' || c == '{') {
+                    depth++;
+                } else if ((c == ')' || c == ']' || c == '}') && depth > 0) {
+                    depth--;
+                }
+            }
+            throw new ChatTemplateException("syntax error: missing end of " + (closer == '}' ? "'{{'" : "'{%'") + " tag");
+        }
+
+        private static int rstripped(String text) {
+            int k = text.length();
+            while (k > 0 && PyValues.isSpace(text.charAt(k - 1))) {
+                k--;
+            }
+            return k;
+        }
+
+        private static boolean blank(String text, int from) {
+            for (int i = from; i < text.length(); i++) {
+                if (!PyValues.isSpace(text.charAt(i))) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        private static String newlines(String removed) {
+            return "\n".repeat((int) removed.chars().filter(c -> c == '\n').count());
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // {% for %} with Jinja2's semantics: "if" filters, else blocks, unpacking, loop.previtem/nextitem.
+
+    /** Jinja2's loop variable: Jinjava's (for break/continue and the usual attributes) plus neighbours. */
+    static final class PyLoop extends ForLoop {
+        private final List<Object> items;
+
+        PyLoop(List<Object> items) {
+            super(items.iterator(), items.size());
+            this.items = items;
+        }
+
+        Object item(int offset) {
+            int i = getIndex0() + offset;
+            return i >= 0 && i < items.size() ? items.get(i) : null;
+        }
+    }
+
+    static final class PyForTag implements Tag {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public String getName() {
+            return "for";
+        }
+
+        @Override
+        public String interpret(TagNode tagNode, JinjavaInterpreter interpreter) {
+            String h = tagNode.getHelpers().strip();
+            int in = keyword(h, "in", 0);
+            if (in < 0) {
+                throw new ChatTemplateException("syntax error at line " + tagNode.getLineNumber() + ": 'for' expects 'in': " + h);
+            }
+            List<String> targets = new ArrayList<>();
+            for (String t : h.substring(0, in).replace("(", " ").replace(")", " ").split(",")) {
+                if (!t.isBlank()) {
+                    targets.add(t.strip());
+                }
+            }
+            String rest = h.substring(in + 2).strip();
+            if (rest.endsWith(" recursive")) {
+                throw new ChatTemplateException("recursive for loops are not supported (line " + tagNode.getLineNumber() + ")");
+            }
+            int iff = keyword(rest, "if", 0);
+            String iterable = iff < 0 ? rest : rest.substring(0, iff).strip();
+            String condition = iff < 0 ? null : rest.substring(iff + 2).strip();
+            List<Object> items = iterate(interpreter.resolveELExpression(iterable, tagNode.getLineNumber()));
+
+            List<Node> body = new ArrayList<>();
+            List<Node> otherwise = new ArrayList<>();
+            List<Node> into = body;
+            for (Node child : tagNode.getChildren()) {
+                if (into == body && child instanceof TagNode t && t.getName().equals("else")) {
+                    into = otherwise;
+                    continue;
+                }
+                into.add(child);
+            }
+
+            var out = new com.hubspot.jinjava.util.LengthLimitingStringBuilder(MAX_OUTPUT_CHARS);
+            try (var scope = interpreter.enterScope()) {
+                if (condition != null) {
+                    List<Object> kept = new ArrayList<>();
+                    for (Object item : items) {
+                        bind(interpreter, targets, item);
+                        if (PyValues.truthy(interpreter.resolveELExpression(condition, tagNode.getLineNumber()))) {
+                            kept.add(item);
+                        }
+                    }
+                    items = kept;
+                }
+                PyLoop loop = new PyLoop(items);
+                interpreter.getContext().put("loop", loop);
+                while (loop.hasNext()) {
+                    bind(interpreter, targets, loop.next());
+                    for (Node child : body) {
+                        out.append(child.render(interpreter).getValue());
+                        if (loop.isContinued()) {
+                            break;
+                        }
+                    }
+                }
+            }
+            if (items.isEmpty()) {
+                for (Node child : otherwise) {
+                    out.append(child.render(interpreter).getValue());
+                }
+            }
+            return out.toString();
+        }
+
+        private static void bind(JinjavaInterpreter interpreter, List<String> targets, Object item) {
+            if (targets.size() == 1) {
+                interpreter.getContext().put(targets.get(0), item == null ? NullValue.INSTANCE : item);
+                return;
+            }
+            List<Object> parts = item instanceof CharSequence ? null : PyValues.asList(item);
+            if (parts == null || parts.size() != targets.size()) {
+                throw new ChatTemplateException("cannot unpack " + PyValues.typeName(item) + " into " + targets.size() + " loop variables");
+            }
+            for (int i = 0; i < targets.size(); i++) {
+                Object v = parts.get(i);
+                interpreter.getContext().put(targets.get(i), v == null ? NullValue.INSTANCE : v);
+            }
+        }
+
+        /** Python iteration: a dict yields its keys, a string its characters, None nothing. */
+        private static List<Object> iterate(Object v) {
+            if (v == null || v instanceof NullValue) {
+                return List.of();
+            }
+            if (v instanceof Map<?, ?> m) {
+                return new ArrayList<>(m.keySet());
+            }
+            if (v instanceof CharSequence cs) {
+                return new ArrayList<>(PyValues.splitChars(cs.toString()));
+            }
+            List<Object> l = PyValues.asList(v);
+            if (l == null) {
+                throw new ChatTemplateException("'" + PyValues.typeName(v) + "' object is not iterable");
+            }
+            return new ArrayList<>(l);
+        }
+
+        /** The first top-level " word " (outside strings and brackets) at or after from; -1 if none. */
+        static int keyword(String s, String word, int from) {
+            int depth = 0;
+            for (int p = from; p < s.length(); p++) {
+                char c = s.charAt(p);
+                if (c == '\'' || c == '"') {
+                    int q = p + 1;
+                    while (q < s.length() && s.charAt(q) != c) {
+                        q += s.charAt(q) == '\\' ? 2 : 1;
+                    }
+                    p = q;
+                } else if (c == '(' || c == '[' || c == '{') {
+                    depth++;
+                } else if (c == ')' || c == ']' || c == '}') {
+                    depth--;
+                } else if (depth == 0 && s.startsWith(word, p) && (p == 0 || PyValues.isSpace(s.charAt(p - 1)))
+                        && p + word.length() < s.length() && PyValues.isSpace(s.charAt(p + word.length()))) {
+                    return p;
+                }
+            }
+            return -1;
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Python values: str(), repr(), json.dumps(), len(), slicing, and str/dict/list methods.
+
+    static final class PyValues {
+        private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
+        private PyValues() {}
+
+        /** A template-owned copy of JSON-like input: maps, lists, strings, numbers, booleans, null. */
+        static Object copy(Object v) {
+            if (v == null || v instanceof String || v instanceof Boolean || v instanceof Long || v instanceof Double
+                    || v instanceof BigInteger || v instanceof BigDecimal) {
+                return v;
+            }
+            if (v instanceof Integer || v instanceof Short || v instanceof Byte) {
+                return ((Number) v).longValue();
+            }
+            if (v instanceof Float f) {
+                return f.doubleValue();
+            }
+            if (v instanceof CharSequence cs) {
+                return cs.toString();
+            }
+            if (v instanceof Map<?, ?> m) {
+                Map<String, Object> out = new LinkedHashMap<>();
+                m.forEach((k, x) -> out.put(String.valueOf(k), copy(x)));
+                return out;
+            }
+            if (v instanceof com.fasterxml.jackson.databind.JsonNode node) {
+                return copy(JSON.convertValue(node, Object.class));
+            }
+            List<Object> items = asList(v);
+            if (items != null) {
+                List<Object> out = new ArrayList<>(items.size());
+                for (Object x : items) {
+                    out.add(copy(x));
+                }
+                return out;
+            }
+            throw new IllegalArgumentException("a chat template variable must be JSON-like, not " + v.getClass().getName());
+        }
+
+        static String typeName(Object v) {
+            if (v == null || v instanceof NullValue) {
+                return "NoneType";
+            }
+            if (v instanceof Boolean) {
+                return "bool";
+            }
+            if (v instanceof Double || v instanceof Float || v instanceof BigDecimal) {
+                return "float";
+            }
+            if (v instanceof Number) {
+                return "int";
+            }
+            if (v instanceof CharSequence) {
+                return "str";
+            }
+            if (v instanceof Map) {
+                return "dict";
+            }
+            if (v instanceof Map.Entry) {
+                return "tuple";
+            }
+            if (asList(v) != null) {
+                return "list";
+            }
+            return "object";
+        }
+
+        /** The items of a list, array or other iterable (not a string or dict); null otherwise. */
+        @SuppressWarnings("unchecked")
+        static List<Object> asList(Object v) {
+            if (v instanceof List<?> l) {
+                return (List<Object>) l;
+            }
+            if (v != null && v.getClass().isArray()) {
+                int n = Array.getLength(v);
+                List<Object> out = new ArrayList<>(n);
+                for (int i = 0; i < n; i++) {
+                    out.add(Array.get(v, i));
+                }
+                return out;
+            }
+            if (v instanceof Map.Entry<?, ?> e) {
+                List<Object> out = new ArrayList<>(2);
+                out.add(e.getKey());
+                out.add(e.getValue());
+                return out;
+            }
+            if (v instanceof Iterable<?> it && !(v instanceof Map)) {
+                List<Object> out = new ArrayList<>();
+                it.forEach(out::add);
+                return out;
+            }
+            return null;
+        }
+
+        /** Python's {@code slice(lo, hi, step).indices(len)}, expanded. */
+        static int[] sliceIndices(int len, Integer lo, Integer hi, int step) {
+            int lower = step > 0 ? 0 : -1;
+            int upper = step > 0 ? len : len - 1;
+            int start = lo == null ? (step > 0 ? lower : upper) : lo < 0 ? Math.max(lo + len, lower) : Math.min(lo, upper);
+            int stop = hi == null ? (step > 0 ? upper : lower) : hi < 0 ? Math.max(hi + len, lower) : Math.min(hi, upper);
+            int n = step > 0 ? Math.max(0, (stop - start + step - 1) / step) : Math.max(0, (start - stop - step - 1) / -step);
+            int[] out = new int[n];
+            for (int k = 0, i = start; k < n; k++, i += step) {
+                out[k] = i;
+            }
+            return out;
+        }
+
+        static boolean truthy(Object v) {
+            if (v == null || v instanceof NullValue) {
+                return false;
+            }
+            if (v instanceof Boolean b) {
+                return b;
+            }
+            if (v instanceof Number n) {
+                return n.doubleValue() != 0;
+            }
+            if (v instanceof CharSequence cs) {
+                return !cs.isEmpty();
+            }
+            if (v instanceof Map<?, ?> m) {
+                return !m.isEmpty();
+            }
+            if (v instanceof Collection<?> c) {
+                return !c.isEmpty();
+            }
+            return true;
+        }
+
+        static int len(Object v) {
+            if (v == null) {
+                return 0;
+            }
+            if (v instanceof CharSequence cs) {
+                return cs.toString().codePointCount(0, cs.length());
+            }
+            if (v instanceof Map<?, ?> m) {
+                return m.size();
+            }
+            List<Object> l = asList(v);
+            if (l != null) {
+                return l.size();
+            }
+            throw new ELException("object of type '" + typeName(v) + "' has no len()");
+        }
+
+        /** Python {@code str(v)}, except that None prints as "" (Jinja's undefined). */
+        static String str(Object v) {
+            if (v == null || v instanceof NullValue) {
+                return "";
+            }
+            if (v instanceof CharSequence) {
+                return v.toString();
+            }
+            return repr(v);
+        }
+
+        /** Python {@code repr(v)}; no Java class name ever appears. */
+        static String repr(Object v) {
+            StringBuilder b = new StringBuilder();
+            repr(b, v, 0);
+            return b.toString();
+        }
+
+        private static void repr(StringBuilder b, Object v, int depth) {
+            if (depth > 64) {
+                throw new ELException("value nested too deeply");
+            }
+            if (v == null || v instanceof NullValue) {
+                b.append("None");
+            } else if (v instanceof Boolean x) {
+                b.append(x ? "True" : "False");
+            } else if (v instanceof Double || v instanceof Float || v instanceof BigDecimal) {
+                b.append(floatRepr(((Number) v).doubleValue(), false));
+            } else if (v instanceof Number) {
+                b.append(v);
+            } else if (v instanceof CharSequence cs) {
+                quote(b, cs.toString());
+            } else if (v instanceof Map<?, ?> m) {
+                b.append('{');
+                boolean first = true;
+                for (Map.Entry<?, ?> e : m.entrySet()) {
+                    b.append(first ? "" : ", ");
+                    first = false;
+                    repr(b, e.getKey(), depth + 1);
+                    b.append(": ");
+                    repr(b, e.getValue(), depth + 1);
+                }
+                b.append('}');
+            } else if (v instanceof Map.Entry<?, ?> e) {
+                b.append('(');
+                repr(b, e.getKey(), depth + 1);
+                b.append(", ");
+                repr(b, e.getValue(), depth + 1);
+                b.append(')');
+            } else if (asList(v) != null) {
+                b.append('[');
+                boolean first = true;
+                for (Object x : asList(v)) {
+                    b.append(first ? "" : ", ");
+                    first = false;
+                    repr(b, x, depth + 1);
+                }
+                b.append(']');
+            } else if (v instanceof Helpers.Function f) {
+                b.append(f);
+            } else {
+                b.append("<object>");
+            }
+        }
+
+        private static void quote(StringBuilder b, String s) {
+            char q = s.indexOf('\'') >= 0 && s.indexOf('"') < 0 ? '"' : '\'';
+            b.append(q);
+            for (int i = 0; i < s.length(); i++) {
+                char c = s.charAt(i);
+                switch (c) {
+                    case '\\' -> b.append("\\\\");
+                    case '\n' -> b.append("\\n");
+                    case '\r' -> b.append("\\r");
+                    case '\t' -> b.append("\\t");
+                    default -> {
+                        if (c == q) {
+                            b.append('\\').append(c);
+                        } else if (c < 0x20 || c == 0x7f) {
+                            b.append(String.format("\\x%02x", (int) c));
+                        } else {
+                            b.append(c);
+                        }
+                    }
+                }
+            }
+            b.append(q);
+        }
+
+        /** Python's float repr (json: NaN/Infinity spelled as json.dumps does). */
+        static String floatRepr(double d, boolean json) {
+            if (Double.isNaN(d)) {
+                return json ? "NaN" : "nan";
+            }
+            if (Double.isInfinite(d)) {
+                return (d < 0 ? "-" : "") + (json ? "Infinity" : "inf");
+            }
+            if (d == 0) {
+                return (1 / d < 0) ? "-0.0" : "0.0";
+            }
+            BigDecimal bd = new BigDecimal(Double.toString(Math.abs(d))).stripTrailingZeros();
+            String digits = bd.unscaledValue().toString();
+            int exp = digits.length() - 1 - bd.scale();
+            StringBuilder b = new StringBuilder(d < 0 ? "-" : "");
+            if (exp >= -4 && exp < 16) {
+                if (exp >= 0) {
+                    String whole = digits.length() > exp + 1 ? digits.substring(0, exp + 1) : digits + "0".repeat(exp + 1 - digits.length());
+                    String frac = digits.length() > exp + 1 ? digits.substring(exp + 1) : "0";
+                    b.append(whole).append('.').append(frac);
+                } else {
+                    b.append("0.").append("0".repeat(-exp - 1)).append(digits);
+                }
+            } else {
+                b.append(digits.charAt(0));
+                if (digits.length() > 1) {
+                    b.append('.').append(digits, 1, digits.length());
+                }
+                b.append('e').append(exp < 0 ? '-' : '+');
+                int a = Math.abs(exp);
+                b.append(a < 10 ? "0" : "").append(a);
+            }
+            return b.toString();
+        }
+
+        /** Python {@code json.dumps(v, ensure_ascii, indent, separators, sort_keys)}. */
+        static String json(Object v, String indent, String itemSep, String keySep, boolean ensureAscii, boolean sortKeys) {
+            StringBuilder b = new StringBuilder();
+            json(b, v, indent, itemSep, keySep, ensureAscii, sortKeys, 0);
+            return b.toString();
+        }
+
+        private static void json(StringBuilder b, Object v, String indent, String itemSep, String keySep,
+                boolean ascii, boolean sort, int depth) {
+            if (depth > 64) {
+                throw new ELException("tojson: value nested too deeply");
+            }
+            if (b.length() > MAX_OUTPUT_CHARS) {
+                throw new ChatTemplateException("chat template output exceeds " + MAX_OUTPUT_CHARS + " chars");
+            }
+            if (v == null || v instanceof NullValue) {
+                b.append("null");
+            } else if (v instanceof Boolean x) {
+                b.append(x ? "true" : "false");
+            } else if (v instanceof Double || v instanceof Float || v instanceof BigDecimal) {
+                b.append(floatRepr(((Number) v).doubleValue(), true));
+            } else if (v instanceof Number) {
+                b.append(v);
+            } else if (v instanceof CharSequence cs) {
+                jsonString(b, cs.toString(), ascii);
+            } else if (v instanceof Map<?, ?> m) {
+                List<Map.Entry<?, ?>> entries = new ArrayList<>(m.entrySet());
+                if (sort) {
+                    entries.sort((x, y) -> String.valueOf(x.getKey()).compareTo(String.valueOf(y.getKey())));
+                }
+                if (entries.isEmpty()) {
+                    b.append("{}");
+                    return;
+                }
+                b.append('{');
+                for (int i = 0; i < entries.size(); i++) {
+                    b.append(i == 0 ? "" : itemSep);
+                    newline(b, indent, depth + 1);
+                    Object k = entries.get(i).getKey();
+                    jsonString(b, k instanceof CharSequence ? k.toString() : jsonKey(k), ascii);
+                    b.append(keySep);
+                    json(b, entries.get(i).getValue(), indent, itemSep, keySep, ascii, sort, depth + 1);
+                }
+                newline(b, indent, depth);
+                b.append('}');
+            } else if (asList(v) != null) {
+                List<Object> items = asList(v);
+                if (items.isEmpty()) {
+                    b.append("[]");
+                    return;
+                }
+                b.append('[');
+                for (int i = 0; i < items.size(); i++) {
+                    b.append(i == 0 ? "" : itemSep);
+                    newline(b, indent, depth + 1);
+                    json(b, items.get(i), indent, itemSep, keySep, ascii, sort, depth + 1);
+                }
+                newline(b, indent, depth);
+                b.append(']');
+            } else {
+                throw new ELException("Object of type " + typeName(v) + " is not JSON serializable");
+            }
+        }
+
+        private static String jsonKey(Object k) {
+            if (k == null) {
+                return "null";
+            }
+            if (k instanceof Boolean x) {
+                return x ? "true" : "false";
+            }
+            if (k instanceof Double || k instanceof Float) {
+                return floatRepr(((Number) k).doubleValue(), true);
+            }
+            return String.valueOf(k);
+        }
+
+        private static void newline(StringBuilder b, String indent, int depth) {
+            if (indent != null) {
+                b.append('\n');
+                b.append(indent.repeat(depth));
+            }
+        }
+
+        private static void jsonString(StringBuilder b, String s, boolean ascii) {
+            b.append('"');
+            for (int i = 0; i < s.length(); i++) {
+                char c = s.charAt(i);
+                switch (c) {
+                    case '"' -> b.append("\\\"");
+                    case '\\' -> b.append("\\\\");
+                    case '\n' -> b.append("\\n");
+                    case '\r' -> b.append("\\r");
+                    case '\t' -> b.append("\\t");
+                    case '\b' -> b.append("\\b");
+                    case '\f' -> b.append("\\f");
+                    default -> {
+                        if (c < 0x20 || ascii && c > 0x7e) {
+                            b.append(String.format("\\u%04x", (int) c));
+                        } else {
+                            b.append(c);
+                        }
+                    }
+                }
+            }
+            b.append('"');
+        }
+
+        static Object fromJson(String s) {
+            try {
+                return copy(JSON.readValue(s, Object.class));
+            } catch (IOException e) {
+                throw new ELException("from_json: not JSON: " + e.getMessage().lines().findFirst().orElse(""));
+            }
+        }
+
+        // --- str methods
+
+        static boolean isSpace(int c) {
+            return Character.isWhitespace(c) || Character.isSpaceChar(c) || c == 0x85;
+        }
+
+        static String strip(String s, String chars, boolean left, boolean right) {
+            int i = 0;
+            int j = s.length();
+            while (left && i < j && (chars == null ? isSpace(s.charAt(i)) : chars.indexOf(s.charAt(i)) >= 0)) {
+                i++;
+            }
+            while (right && j > i && (chars == null ? isSpace(s.charAt(j - 1)) : chars.indexOf(s.charAt(j - 1)) >= 0)) {
+                j--;
+            }
+            return s.substring(i, j);
+        }
+
+        static List<Object> split(String s, String sep, int maxsplit) {
+            List<Object> out = new ArrayList<>();
+            if (sep == null) {
+                int i = 0;
+                int n = s.length();
+                while (true) {
+                    while (i < n && isSpace(s.charAt(i))) {
+                        i++;
+                    }
+                    if (i == n) {
+                        return out;
+                    }
+                    if (maxsplit >= 0 && out.size() == maxsplit) {
+                        out.add(s.substring(i));
+                        return out;
+                    }
+                    int j = i;
+                    while (j < n && !isSpace(s.charAt(j))) {
+                        j++;
+                    }
+                    out.add(s.substring(i, j));
+                    i = j;
+                }
+            }
+            if (sep.isEmpty()) {
+                throw new ELException("empty separator");
+            }
+            int i = 0;
+            while (maxsplit < 0 || out.size() < maxsplit) {
+                int j = s.indexOf(sep, i);
+                if (j < 0) {
+                    break;
+                }
+                out.add(s.substring(i, j));
+                i = j + sep.length();
+            }
+            out.add(s.substring(i));
+            return out;
+        }
+
+        static List<Object> rsplit(String s, String sep, int maxsplit) {
+            if (maxsplit < 0) {
+                return split(s, sep, -1);
+            }
+            List<Object> out = new ArrayList<>();
+            if (sep == null) {
+                int j = s.length();
+                while (true) {
+                    while (j > 0 && isSpace(s.charAt(j - 1))) {
+                        j--;
+                    }
+                    if (j == 0) {
+                        break;
+                    }
+                    if (out.size() == maxsplit) {
+                        out.add(s.substring(0, j));
+                        break;
+                    }
+                    int i = j;
+                    while (i > 0 && !isSpace(s.charAt(i - 1))) {
+                        i--;
+                    }
+                    out.add(s.substring(i, j));
+                    j = i;
+                }
+            } else {
+                if (sep.isEmpty()) {
+                    throw new ELException("empty separator");
+                }
+                int j = s.length();
+                while (out.size() < maxsplit) {
+                    int i = s.lastIndexOf(sep, j - sep.length());
+                    if (i < 0) {
+                        break;
+                    }
+                    out.add(s.substring(i + sep.length(), j));
+                    j = i;
+                }
+                out.add(s.substring(0, j));
+            }
+            java.util.Collections.reverse(out);
+            return out;
+        }
+
+        static List<Object> splitlines(String s, boolean keepends) {
+            List<Object> out = new ArrayList<>();
+            int i = 0;
+            int start = 0;
+            while (i < s.length()) {
+                char c = s.charAt(i);
+                int eol = 0;
+                if (c == '\r' && i + 1 < s.length() && s.charAt(i + 1) == '\n') {
+                    eol = 2;
+                } else if (c == '\n' || c == '\r' || c == 0x0b || c == 0x0c || c == 0x1c || c == 0x1d || c == 0x1e
+                        || c == 0x85 || c == 0x2028 || c == 0x2029) {
+                    eol = 1;
+                }
+                if (eol > 0) {
+                    out.add(s.substring(start, keepends ? i + eol : i));
+                    i += eol;
+                    start = i;
+                } else {
+                    i++;
+                }
+            }
+            if (start < s.length()) {
+                out.add(s.substring(start));
+            }
+            return out;
+        }
+
+        static String title(String s) {
+            StringBuilder b = new StringBuilder(s.length());
+            boolean prevCased = false;
+            for (int i = 0; i < s.length(); ) {
+                int c = s.codePointAt(i);
+                boolean cased = Character.isUpperCase(c) || Character.isLowerCase(c) || Character.isTitleCase(c);
+                b.appendCodePoint(cased ? (prevCased ? Character.toLowerCase(c) : Character.toTitleCase(c)) : c);
+                prevCased = cased;
+                i += Character.charCount(c);
+            }
+            return b.toString();
+        }
+
+        static String capitalize(String s) {
+            if (s.isEmpty()) {
+                return s;
+            }
+            int first = s.codePointAt(0);
+            return new StringBuilder().appendCodePoint(Character.toTitleCase(first))
+                    .append(s.substring(Character.charCount(first)).toLowerCase(Locale.ROOT)).toString();
+        }
+
+        private static Object arg(List<Object> a, Map<String, Object> kw, int pos, String name, Object dflt) {
+            if (kw.containsKey(name)) {
+                return kw.get(name);
+            }
+            return pos < a.size() ? a.get(pos) : dflt;
+        }
+
+        private static String strArg(List<Object> a, Map<String, Object> kw, int pos, String name) {
+            Object v = arg(a, kw, pos, name, null);
+            return v == null ? null : str(v);
+        }
+
+        private static int intArg(List<Object> a, Map<String, Object> kw, int pos, String name, int dflt) {
+            Object v = arg(a, kw, pos, name, null);
+            if (v == null) {
+                return dflt;
+            }
+            if (v instanceof Number n) {
+                return n.intValue();
+            }
+            throw new ELException("'" + typeName(v) + "' object cannot be interpreted as an integer");
+        }
+
+        private static String padTo(String s, int width, String fill, int where) {
+            if (width > MAX_OUTPUT_CHARS) {
+                throw new ChatTemplateException("chat template output exceeds " + MAX_OUTPUT_CHARS + " chars");
+            }
+            int n = width - s.codePointCount(0, s.length());
+            if (n <= 0) {
+                return s;
+            }
+            return switch (where) {
+                case -1 -> s + fill.repeat(n);
+                case 1 -> fill.repeat(n) + s;
+                default -> {
+                    int left = n / 2 + (n & width & 1);
+                    yield fill.repeat(left) + s + fill.repeat(n - left);
+                }
+            };
+        }
+
+        static Object strMethod(String s, String name, List<Object> a, Map<String, Object> kw) {
+            switch (name) {
+                case "strip":
+                    return strip(s, strArg(a, kw, 0, "chars"), true, true);
+                case "lstrip":
+                    return strip(s, strArg(a, kw, 0, "chars"), true, false);
+                case "rstrip":
+                    return strip(s, strArg(a, kw, 0, "chars"), false, true);
+                case "upper":
+                    return s.toUpperCase(Locale.ROOT);
+                case "lower":
+                    return s.toLowerCase(Locale.ROOT);
+                case "title":
+                    return title(s);
+                case "capitalize":
+                    return capitalize(s);
+                case "swapcase": {
+                    StringBuilder b = new StringBuilder();
+                    s.codePoints().forEach(c -> b.appendCodePoint(Character.isUpperCase(c) ? Character.toLowerCase(c)
+                            : Character.isLowerCase(c) ? Character.toUpperCase(c) : c));
+                    return b.toString();
+                }
+                case "startswith":
+                case "endswith": {
+                    Object prefix = arg(a, kw, 0, "prefix", null);
+                    int len = s.length();
+                    int start = intArg(a, kw, 1, "start", 0);
+                    int end = intArg(a, kw, 2, "end", len);
+                    start = start < 0 ? Math.max(0, start + len) : Math.min(start, len);
+                    end = end < 0 ? Math.max(0, end + len) : Math.min(end, len);
+                    String sub = start <= end ? s.substring(start, end) : null;
+                    List<Object> options = prefix instanceof CharSequence ? List.of(prefix) : asList(prefix);
+                    if (options == null) {
+                        throw new ELException(name + " first arg must be str or a tuple of str");
+                    }
+                    for (Object o : options) {
+                        String p = str(o);
+                        if (sub != null && (name.equals("startswith") ? sub.startsWith(p) : sub.endsWith(p))) {
+                            return true;
+                        }
+                    }
+                    return false;
+                }
+                case "split":
+                    return split(s, strArg(a, kw, 0, "sep"), intArg(a, kw, 1, "maxsplit", -1));
+                case "rsplit":
+                    return rsplit(s, strArg(a, kw, 0, "sep"), intArg(a, kw, 1, "maxsplit", -1));
+                case "splitlines":
+                    return splitlines(s, truthy(arg(a, kw, 0, "keepends", false)));
+                case "replace": {
+                    String old = strArg(a, kw, 0, "old");
+                    String rep = strArg(a, kw, 1, "new");
+                    int count = intArg(a, kw, 2, "count", -1);
+                    if (old == null || rep == null) {
+                        throw new ELException("replace expected 2 arguments");
+                    }
+                    if (count < 0) {
+                        String r = s.replace(old, rep);
+                        if (r.length() > MAX_OUTPUT_CHARS) {
+                            throw new ChatTemplateException("chat template output exceeds " + MAX_OUTPUT_CHARS + " chars");
+                        }
+                        return r;
+                    }
+                    StringBuilder b = new StringBuilder();
+                    int i = 0;
+                    for (int k = 0; k < count; k++) {
+                        int j = old.isEmpty() ? (i <= s.length() ? i : -1) : s.indexOf(old, i);
+                        if (j < 0) {
+                            break;
+                        }
+                        b.append(s, i, j).append(rep);
+                        if (old.isEmpty()) {
+                            if (j < s.length()) {
+                                b.append(s.charAt(j));
+                            }
+                            i = j + 1;
+                        } else {
+                            i = j + old.length();
+                        }
+                    }
+                    return i <= s.length() ? b.append(s.substring(i)).toString() : b.toString();
+                }
+                case "find":
+                case "rfind":
+                case "index":
+                case "rindex":
+                case "count": {
+                    String sub = strArg(a, kw, 0, "sub");
+                    if (sub == null) {
+                        throw new ELException(name + " expected an argument");
+                    }
+                    int len = s.length();
+                    int start = intArg(a, kw, 1, "start", 0);
+                    int end = intArg(a, kw, 2, "end", len);
+                    start = start < 0 ? Math.max(0, start + len) : Math.min(start, len);
+                    end = end < 0 ? Math.max(0, end + len) : Math.min(end, len);
+                    String window = start <= end ? s.substring(start, end) : "";
+                    if (name.equals("count")) {
+                        if (sub.isEmpty()) {
+                            return (long) window.length() + 1;
+                        }
+                        long n = 0;
+                        for (int i = window.indexOf(sub); i >= 0; i = window.indexOf(sub, i + sub.length())) {
+                            n++;
+                        }
+                        return n;
+                    }
+                    int i = name.startsWith("r") ? window.lastIndexOf(sub) : window.indexOf(sub);
+                    if (i < 0 && name.contains("index")) {
+                        throw new ELException("substring not found");
+                    }
+                    return (long) (i < 0 ? -1 : i + start);
+                }
+                case "join": {
+                    List<Object> items = arg(a, kw, 0, "iterable", null) instanceof CharSequence cs
+                            ? new ArrayList<>(splitChars(cs.toString())) : asList(arg(a, kw, 0, "iterable", null));
+                    if (items == null) {
+                        throw new ELException("can only join an iterable");
+                    }
+                    StringBuilder b = new StringBuilder();
+                    for (int i = 0; i < items.size(); i++) {
+                        if (!(items.get(i) instanceof CharSequence)) {
+                            throw new ELException("sequence item " + i + ": expected str instance, " + typeName(items.get(i)) + " found");
+                        }
+                        b.append(i == 0 ? "" : s).append(items.get(i));
+                    }
+                    return b.toString();
+                }
+                case "format":
+                    return format(s, a, kw);
+                case "isdigit":
+                case "isdecimal":
+                case "isnumeric":
+                    return !s.isEmpty() && s.codePoints().allMatch(Character::isDigit);
+                case "isalpha":
+                    return !s.isEmpty() && s.codePoints().allMatch(Character::isLetter);
+                case "isalnum":
+                    return !s.isEmpty() && s.codePoints().allMatch(Character::isLetterOrDigit);
+                case "isspace":
+                    return !s.isEmpty() && s.codePoints().allMatch(PyValues::isSpace);
+                case "islower":
+                    return s.codePoints().anyMatch(Character::isLowerCase) && s.codePoints().noneMatch(c -> Character.isUpperCase(c) || Character.isTitleCase(c));
+                case "isupper":
+                    return s.codePoints().anyMatch(Character::isUpperCase) && s.codePoints().noneMatch(c -> Character.isLowerCase(c) || Character.isTitleCase(c));
+                case "removeprefix": {
+                    String p = strArg(a, kw, 0, "prefix");
+                    return p != null && s.startsWith(p) ? s.substring(p.length()) : s;
+                }
+                case "removesuffix": {
+                    String p = strArg(a, kw, 0, "suffix");
+                    return p != null && !p.isEmpty() && s.endsWith(p) ? s.substring(0, s.length() - p.length()) : s;
+                }
+                case "partition":
+                case "rpartition": {
+                    String sep = strArg(a, kw, 0, "sep");
+                    if (sep == null || sep.isEmpty()) {
+                        throw new ELException("empty separator");
+                    }
+                    int i = name.equals("partition") ? s.indexOf(sep) : s.lastIndexOf(sep);
+                    if (i < 0) {
+                        return name.equals("partition") ? List.of(s, "", "") : List.of("", "", s);
+                    }
+                    return List.of(s.substring(0, i), sep, s.substring(i + sep.length()));
+                }
+                case "center":
+                case "ljust":
+                case "rjust": {
+                    int width = intArg(a, kw, 0, "width", 0);
+                    String fill = strArg(a, kw, 1, "fillchar");
+                    fill = fill == null ? " " : fill;
+                    return padTo(s, width, fill, name.equals("ljust") ? -1 : name.equals("rjust") ? 1 : 0);
+                }
+                case "zfill": {
+                    int width = intArg(a, kw, 0, "width", 0);
+                    boolean sign = s.startsWith("-") || s.startsWith("+");
+                    String body = sign ? s.substring(1) : s;
+                    return (sign ? s.substring(0, 1) : "") + padTo(body, width - (sign ? 1 : 0), "0", 1);
+                }
+                default:
+                    throw new MethodNotFoundException("'str' object has no attribute '" + name + "'");
+            }
+        }
+
+        private static List<String> splitChars(String s) {
+            List<String> out = new ArrayList<>();
+            s.codePoints().forEach(c -> out.add(new String(Character.toChars(c))));
+            return out;
+        }
+
+        /** Python {@code str.format}: {}, {0}, {name}, !r/!s; no format specs. */
+        static String format(String s, List<Object> a, Map<String, Object> kw) {
+            StringBuilder b = new StringBuilder();
+            int auto = 0;
+            for (int i = 0; i < s.length(); i++) {
+                char c = s.charAt(i);
+                if (c == '{' && i + 1 < s.length() && s.charAt(i + 1) == '{') {
+                    b.append('{');
+                    i++;
+                } else if (c == '}' && i + 1 < s.length() && s.charAt(i + 1) == '}') {
+                    b.append('}');
+                    i++;
+                } else if (c == '{') {
+                    int end = s.indexOf('}', i);
+                    if (end < 0) {
+                        throw new ELException("Single '{' encountered in format string");
+                    }
+                    String field = s.substring(i + 1, end);
+                    String conv = null;
+                    int bang = field.indexOf('!');
+                    if (bang >= 0) {
+                        conv = field.substring(bang + 1);
+                        field = field.substring(0, bang);
+                    }
+                    if (field.indexOf(':') >= 0) {
+                        throw new ELException("format specs are not supported: {" + field + "}");
+                    }
+                    Object v;
+                    if (field.isEmpty()) {
+                        if (auto >= a.size()) {
+                            throw new ELException("Replacement index " + auto + " out of range");
+                        }
+                        v = a.get(auto++);
+                    } else if (field.chars().allMatch(Character::isDigit)) {
+                        int k = Integer.parseInt(field);
+                        if (k >= a.size()) {
+                            throw new ELException("Replacement index " + k + " out of range");
+                        }
+                        v = a.get(k);
+                    } else if (kw.containsKey(field)) {
+                        v = kw.get(field);
+                    } else {
+                        throw new ELException("KeyError: '" + field + "'");
+                    }
+                    b.append("r".equals(conv) ? repr(v) : str(v));
+                    i = end;
+                } else if (c == '}') {
+                    throw new ELException("Single '}' encountered in format string");
+                } else {
+                    b.append(c);
+                }
+            }
+            return b.toString();
+        }
+
+        // --- dict and list methods
+
+        static List<Object> items(Map<?, ?> m) {
+            List<Object> out = new ArrayList<>(m.size());
+            m.forEach((k, v) -> {
+                List<Object> pair = new ArrayList<>(2);
+                pair.add(k);
+                pair.add(v);
+                out.add(pair);
+            });
+            return out;
+        }
+
+        static Object dictMethod(Map<?, ?> m, String name, List<Object> a, Map<String, Object> kw) {
+            switch (name) {
+                case "get": {
+                    Object key = arg(a, kw, 0, "key", null);
+                    Object v = m.get(key instanceof CharSequence cs ? cs.toString() : key);
+                    return v != null || m.containsKey(key) ? v : arg(a, kw, 1, "default", null);
+                }
+                case "items":
+                    return items(m);
+                case "keys":
+                    return new ArrayList<Object>(m.keySet());
+                case "values":
+                    return new ArrayList<Object>(m.values());
+                case "copy":
+                    return new LinkedHashMap<Object, Object>(m);
+                default:
+                    throw new MethodNotFoundException("'dict' object has no attribute '" + name + "'");
+            }
+        }
+
+        @SuppressWarnings("unchecked")
+        static Object listMethod(List<?> list, String name, List<Object> a, Map<String, Object> kw) {
+            List<Object> l = (List<Object>) list;
+            switch (name) {
+                case "append":
+                    if (l.size() >= MAX_COLLECTION) {
+                        throw new ChatTemplateException("chat template builds a list over " + MAX_COLLECTION + " items");
+                    }
+                    l.add(arg(a, kw, 0, "object", null));
+                    return null;
+                case "extend": {
+                    List<Object> more = asList(arg(a, kw, 0, "iterable", null));
+                    if (more == null || l.size() + more.size() > MAX_COLLECTION) {
+                        throw new ELException("extend: not an iterable, or the list grows too large");
+                    }
+                    l.addAll(more);
+                    return null;
+                }
+                case "insert": {
+                    int i = intArg(a, kw, 0, "index", 0);
+                    int n = l.size();
+                    i = i < 0 ? Math.max(0, i + n) : Math.min(i, n);
+                    if (n >= MAX_COLLECTION) {
+                        throw new ChatTemplateException("chat template builds a list over " + MAX_COLLECTION + " items");
+                    }
+                    l.add(i, arg(a, kw, 1, "object", null));
+                    return null;
+                }
+                case "pop": {
+                    if (l.isEmpty()) {
+                        throw new ELException("pop from empty list");
+                    }
+                    int i = intArg(a, kw, 0, "index", -1);
+                    int k = i < 0 ? i + l.size() : i;
+                    if (k < 0 || k >= l.size()) {
+                        throw new ELException("pop index out of range");
+                    }
+                    return l.remove(k);
+                }
+                case "index": {
+                    int i = l.indexOf(arg(a, kw, 0, "value", null));
+                    if (i < 0) {
+                        throw new ELException("value is not in list");
+                    }
+                    return (long) i;
+                }
+                case "count":
+                    return l.stream().filter(x -> Objects.equals(x, arg(a, kw, 0, "value", null))).count();
+                case "copy":
+                    return new ArrayList<>(l);
+                default:
+                    throw new MethodNotFoundException("'list' object has no attribute '" + name + "'");
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Template helpers: the globals, filters, tests and block tags HF templates use.
+
+    static final class Helpers {
+        private Helpers() {}
+
+        /** A global function seen as a value ({@code strftime_now is defined}); calls go to the EL function. */
+        record Function(String name) {
+            @Override
+            public String toString() {
+                return "<function " + name + ">";
+            }
+        }
+
+        /** {@code raise_exception(message)}: the render fails with exactly that message. */
+        static Object raiseException(Object message) {
+            throw new RaisedException(PyValues.str(message));
+        }
+
+        /** {@code strftime_now(format)}: the current local time, formatted like Python's strftime. */
+        static String strftimeNow(Object format) {
+            return StrftimeFormatter.format(ZonedDateTime.now(), PyValues.str(format), Locale.ENGLISH);
+        }
+
+        static List<Filter> filters() {
+            return List.of(
+                    filter("tojson", (v, a, kw) -> {
+                        boolean ascii = PyValues.truthy(PyValues.arg(a, kw, 0, "ensure_ascii", false));
+                        Object ind = PyValues.arg(a, kw, 1, "indent", null);
+                        Object seps = PyValues.arg(a, kw, 2, "separators", null);
+                        boolean sort = PyValues.truthy(PyValues.arg(a, kw, 3, "sort_keys", false));
+                        String indent = ind == null ? null : ind instanceof Number n ? " ".repeat(Math.max(0, Math.min(n.intValue(), 64))) : PyValues.str(ind);
+                        String itemSep = indent == null ? ", " : ",";
+                        String keySep = ": ";
+                        List<Object> s = PyValues.asList(seps);
+                        if (s != null && s.size() == 2) {
+                            itemSep = PyValues.str(s.get(0));
+                            keySep = PyValues.str(s.get(1));
+                        }
+                        return PyValues.json(v, indent, itemSep, keySep, ascii, sort);
+                    }),
+                    filter("from_json", (v, a, kw) -> PyValues.fromJson(PyValues.str(v))),
+                    filter("string", (v, a, kw) -> v == null ? "" : PyValues.str(v)),
+                    filter("safe", (v, a, kw) -> PyValues.str(v)),
+                    filter("trim", (v, a, kw) -> PyValues.strip(PyValues.str(v), PyValues.strArg(a, kw, 0, "chars"), true, true)),
+                    filter("capitalize", (v, a, kw) -> PyValues.capitalize(PyValues.str(v))),
+                    filter("title", (v, a, kw) -> PyValues.title(PyValues.str(v))),
+                    filter("upper", (v, a, kw) -> PyValues.str(v).toUpperCase(Locale.ROOT)),
+                    filter("lower", (v, a, kw) -> PyValues.str(v).toLowerCase(Locale.ROOT)),
+                    filter("length", (v, a, kw) -> (long) PyValues.len(v)),
+                    filter("count", (v, a, kw) -> (long) PyValues.len(v)),
+                    filter("items", (v, a, kw) -> v instanceof Map<?, ?> m ? PyValues.items(m) : v == null ? List.of() : fail("items: not a dict")),
+                    filter("dictsort", (v, a, kw) -> {
+                        if (!(v instanceof Map<?, ?> m)) {
+                            throw new ELException("dictsort: not a dict");
+                        }
+                        boolean caseSensitive = PyValues.truthy(PyValues.arg(a, kw, 0, "case_sensitive", false));
+                        boolean byValue = "value".equals(PyValues.str(PyValues.arg(a, kw, 1, "by", "key")));
+                        boolean reverse = PyValues.truthy(PyValues.arg(a, kw, 2, "reverse", false));
+                        List<Object> pairs = PyValues.items(m);
+                        java.util.Comparator<Object> cmp = (x, y) -> {
+                            Object p = ((List<?>) x).get(byValue ? 1 : 0);
+                            Object q = ((List<?>) y).get(byValue ? 1 : 0);
+                            return compare(p, q, caseSensitive);
+                        };
+                        pairs.sort(reverse ? cmp.reversed() : cmp);
+                        return pairs;
+                    }),
+                    filter("join", (v, a, kw) -> {
+                        String sep = PyValues.str(PyValues.arg(a, kw, 0, "d", ""));
+                        Object attr = PyValues.arg(a, kw, 1, "attribute", null);
+                        List<Object> items = v instanceof CharSequence cs ? new ArrayList<>(PyValues.splitChars(cs.toString())) : PyValues.asList(v);
+                        if (items == null) {
+                            items = v instanceof Map<?, ?> m ? new ArrayList<>(m.keySet()) : List.of();
+                        }
+                        StringBuilder b = new StringBuilder();
+                        for (int i = 0; i < items.size(); i++) {
+                            Object x = items.get(i);
+                            if (attr != null) {
+                                x = x instanceof Map<?, ?> m ? m.get(PyValues.str(attr)) : null;
+                            }
+                            b.append(i == 0 ? "" : sep).append(PyValues.str(x));
+                        }
+                        return b.toString();
+                    }),
+                    filter("indent", (v, a, kw) -> {
+                        Object w = PyValues.arg(a, kw, 0, "width", 4L);
+                        String ind = w instanceof Number n ? " ".repeat(Math.max(0, Math.min(n.intValue(), 1024))) : PyValues.str(w);
+                        boolean first = PyValues.truthy(PyValues.arg(a, kw, 1, "first", false));
+                        boolean blank = PyValues.truthy(PyValues.arg(a, kw, 2, "blank", false));
+                        List<Object> lines = PyValues.splitlines(PyValues.str(v) + "\n", false);
+                        StringBuilder b = new StringBuilder();
+                        for (int i = 0; i < lines.size(); i++) {
+                            String line = (String) lines.get(i);
+                            if (i > 0) {
+                                b.append('\n');
+                                if (blank || !line.isEmpty()) {
+                                    b.append(ind);
+                                }
+                            }
+                            b.append(line);
+                        }
+                        return (first ? ind : "") + b;
+                    }));
+        }
+
+        static List<ExpTest> tests() {
+            return List.of(
+                    test("string", v -> v instanceof CharSequence),
+                    test("mapping", v -> v instanceof Map),
+                    test("iterable", v -> v instanceof CharSequence || v instanceof Map || PyValues.asList(v) != null && !(v instanceof Map.Entry)),
+                    test("sequence", v -> v instanceof CharSequence || v instanceof Map || v instanceof List || v != null && v.getClass().isArray()),
+                    test("none", v -> v == null || v instanceof NullValue),
+                    test("boolean", v -> v instanceof Boolean),
+                    test("number", v -> v instanceof Number),
+                    test("integer", v -> v instanceof Long || v instanceof Integer || v instanceof Short || v instanceof Byte || v instanceof BigInteger),
+                    test("float", v -> v instanceof Double || v instanceof Float || v instanceof BigDecimal),
+                    test("true", v -> Boolean.TRUE.equals(v)),
+                    test("false", v -> Boolean.FALSE.equals(v)));
+        }
+
+        @SuppressWarnings("unchecked")
+        private static int compare(Object p, Object q, boolean caseSensitive) {
+            if (!caseSensitive && p instanceof CharSequence && q instanceof CharSequence) {
+                return p.toString().toLowerCase(Locale.ROOT).compareTo(q.toString().toLowerCase(Locale.ROOT));
+            }
+            if (p instanceof Number x && q instanceof Number y) {
+                return Double.compare(x.doubleValue(), y.doubleValue());
+            }
+            if (p instanceof Comparable<?> c && q != null && p.getClass() == q.getClass()) {
+                return ((Comparable<Object>) c).compareTo(q);
+            }
+            throw new ELException("'<' not supported between instances of '" + PyValues.typeName(p) + "' and '" + PyValues.typeName(q) + "'");
+        }
+
+        private static Object fail(String message) {
+            throw new ELException(message);
+        }
+
+        @FunctionalInterface
+        interface FilterBody {
+            Object apply(Object value, List<Object> args, Map<String, Object> kwargs);
+        }
+
+        private static Filter filter(String name, FilterBody body) {
+            return new AdvancedFilter() {
+                @Override
+                public Object filter(Object var, JinjavaInterpreter interpreter, Object[] args, Map<String, Object> kwargs) {
+                    return body.apply(var, args == null ? List.of() : java.util.Arrays.asList(args), kwargs == null ? Map.of() : kwargs);
+                }
+
+                @Override
+                public String getName() {
+                    return name;
+                }
+            };
+        }
+
+        private static ExpTest test(String name, java.util.function.Predicate<Object> p) {
+            return new ExpTest() {
+                @Override
+                public boolean evaluate(Object var, JinjavaInterpreter interpreter, Object... args) {
+                    return p.test(var);
+                }
+
+                @Override
+                public String getName() {
+                    return name;
+                }
+            };
+        }
+
+        private static String renderChildren(TagNode tagNode, JinjavaInterpreter interpreter) {
+            StringBuilder b = new StringBuilder();
+            for (Node child : tagNode.getChildren()) {
+                b.append(child.render(interpreter).getValue());
+            }
+            return b.toString();
+        }
+
+        /** {@code {% generation %}...{% endgeneration %}}: HF's assistant-mask marker; renders its body. */
+        static final class GenerationTag implements Tag {
+            private static final long serialVersionUID = 1L;
+
+            @Override
+            public String interpret(TagNode tagNode, JinjavaInterpreter interpreter) {
+                return renderChildren(tagNode, interpreter);
+            }
+
+            @Override
+            public String getName() {
+                return "generation";
+            }
+        }
+
+        /** {@code {% filter f %}...{% endfilter %}}: the body, passed through filter f. */
+        static final class FilterBlockTag implements Tag {
+            private static final long serialVersionUID = 1L;
+            private static final String BODY = "__filter_block_body__";
+
+            @Override
+            public String interpret(TagNode tagNode, JinjavaInterpreter interpreter) {
+                String body = renderChildren(tagNode, interpreter);
+                try (var scope = interpreter.enterScope()) {
+                    interpreter.getContext().put(BODY, body);
+                    Object out = interpreter.resolveELExpression(BODY + "|" + tagNode.getHelpers().strip(), tagNode.getLineNumber());
+                    return PyValues.str(out);
+                }
+            }
+
+            @Override
+            public String getName() {
+                return "filter";
+            }
+        }
+    }
+}

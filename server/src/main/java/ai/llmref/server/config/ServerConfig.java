@@ -1,0 +1,166 @@
+package ai.llmref.server.config;
+
+import ai.llmref.llama.ContextParams;
+import io.helidon.config.Config;
+import io.helidon.config.ConfigSources;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.function.Function;
+
+/**
+ * The whole configuration: one kebab-case tree, read from (highest precedence first) system
+ * properties, environment variables ({@code LLMREF_} + key with {@code .} as {@code _} and
+ * {@code -} as {@code __}, e.g. {@code LLMREF_ENGINE_SLOTS}, {@code LLMREF_LIMITS_MAX__TOKENS}),
+ * the file given with {@code --config}, and the defaults in {@code application.yaml}. Bound once at
+ * start-up; an invalid value stops start-up with a message naming the key and the rule.
+ * docs/server.md lists every key.
+ */
+public record ServerConfig(Http http, Model model, Engine engine, Limits limits) {
+
+    public record Http(String host, int port) {}
+
+    /**
+     * @param path         the GGUF file
+     * @param id           the model id clients send and see (default: file name without .gguf)
+     * @param gpuLayers    layers to offload (-1 all)
+     * @param mainGpu      GPU for the whole model in single-GPU mode
+     * @param chatTemplate a Jinja template overriding the model's own (empty: the model's, else ChatML)
+     */
+    public record Model(Path path, String id, int gpuLayers, int mainGpu, String chatTemplate) {}
+
+    /** @param slotContext positions per slot; 0 = the model's training context */
+    public record Engine(int slots, int slotContext, int batchSize, int ubatchSize, int prefillChunk, int queueCapacity,
+                         int threads, int threadsBatch, ContextParams.FlashAttention flashAttention, boolean embeddings) {}
+
+    public record Limits(long maxBodyBytes, int maxJsonDepth, int maxTokens, int maxPromptTokens, long requestTimeoutMillis) {}
+
+    /** Reads the sources (see class comment); {@code file} may be null. */
+    public static Config load(Path file, Map<String, String> overrides) {
+        Config.Builder b = Config.builder().disableEnvironmentVariablesSource().disableSystemPropertiesSource();
+        List<io.helidon.config.spi.ConfigSource> sources = new java.util.ArrayList<>();
+        sources.add(ConfigSources.create(overrides).build());
+        sources.add(ConfigSources.systemProperties().build());
+        sources.add(ConfigSources.create(fromEnvironment(System.getenv())).build());
+        if (file != null) {
+            if (!Files.isReadable(file)) {
+                throw new ConfigException("--config", "must name a readable YAML file", file);
+            }
+            sources.add(ConfigSources.file(file).build());
+        }
+        sources.add(ConfigSources.classpath("application.yaml").build());
+        sources.forEach(b::addSource);
+        return b.build();
+    }
+
+    /** {@code LLMREF_ENGINE_SLOTS=4} becomes {@code engine.slots=4}; {@code __} stands for {@code -}. */
+    public static Map<String, String> fromEnvironment(Map<String, String> env) {
+        Map<String, String> out = new HashMap<>();
+        env.forEach((k, v) -> {
+            if (k.startsWith("LLMREF_") && k.length() > 7) {
+                String key = k.substring(7).toLowerCase(Locale.ROOT).replace("__", "\u0000").replace('_', '.').replace('\u0000', '-');
+                out.put(key, v);
+            }
+        });
+        return out;
+    }
+
+    /** Binds and validates the tree. */
+    public static ServerConfig from(Config c) {
+        int cores = Math.max(1, Runtime.getRuntime().availableProcessors());
+        Http http = new Http(
+                string(c, "server.host", "127.0.0.1"),
+                integer(c, "server.port", 8080, 0, 65535));
+        String pathText = string(c, "model.path", "");
+        if (pathText.isBlank()) {
+            throw new ConfigException("model.path", "is required (the GGUF file to serve)", null);
+        }
+        Path path = Path.of(pathText);
+        String defaultId = path.getFileName().toString().replaceFirst("\\.gguf$", "");
+        String id = string(c, "model.id", defaultId);
+        if (id.isBlank() || id.length() > 128) {
+            throw new ConfigException("model.id", "must be 1 to 128 characters", id);
+        }
+        Model model = new Model(path, id,
+                integer(c, "model.gpu-layers", -1, -1, 100_000),
+                integer(c, "model.main-gpu", 0, 0, 64),
+                string(c, "model.chat-template", ""));
+        int batch = integer(c, "engine.batch-size", 512, 1, 65536);
+        Engine engine = new Engine(
+                integer(c, "engine.slots", 4, 1, 256),
+                integer(c, "engine.slot-context", 0, 0, ContextParams.MAX_CONTEXT),
+                batch,
+                integer(c, "engine.ubatch-size", Math.min(512, batch), 1, batch),
+                integer(c, "engine.prefill-chunk", 256, 1, batch),
+                integer(c, "engine.queue-capacity", 64, 0, 100_000),
+                integer(c, "engine.threads", cores, 1, 1024),
+                integer(c, "engine.threads-batch", cores, 1, 1024),
+                enumeration(c, "engine.flash-attention", ContextParams.FlashAttention.AUTO, ContextParams.FlashAttention::valueOf),
+                bool(c, "engine.embeddings", true));
+        Limits limits = new Limits(
+                longValue(c, "limits.max-body-bytes", 1 << 20, 1024, 1L << 30),
+                integer(c, "limits.max-json-depth", 32, 2, 1000),
+                integer(c, "limits.max-tokens", 4096, 1, ContextParams.MAX_CONTEXT),
+                integer(c, "limits.max-prompt-tokens", 32768, 1, ContextParams.MAX_CONTEXT),
+                longValue(c, "limits.request-timeout-ms", 300_000, 100, 86_400_000));
+        return new ServerConfig(http, model, engine, limits);
+    }
+
+    private static Optional<String> raw(Config c, String key) {
+        Config node = c.get(key);
+        return node.exists() ? node.asString().asOptional().map(String::trim) : Optional.empty();
+    }
+
+    private static String string(Config c, String key, String def) {
+        return raw(c, key).orElse(def);
+    }
+
+    private static int integer(Config c, String key, int def, int min, int max) {
+        return (int) longValue(c, key, def, min, max);
+    }
+
+    private static long longValue(Config c, String key, long def, long min, long max) {
+        Optional<String> v = raw(c, key);
+        if (v.isEmpty()) {
+            return def;
+        }
+        long n;
+        try {
+            n = Long.parseLong(v.get());
+        } catch (NumberFormatException e) {
+            throw new ConfigException(key, "must be an integer", v.get());
+        }
+        if (n < min || n > max) {
+            throw new ConfigException(key, "must be between " + min + " and " + max, v.get());
+        }
+        return n;
+    }
+
+    private static boolean bool(Config c, String key, boolean def) {
+        Optional<String> v = raw(c, key);
+        if (v.isEmpty()) {
+            return def;
+        }
+        return switch (v.get().toLowerCase(Locale.ROOT)) {
+            case "true" -> true;
+            case "false" -> false;
+            default -> throw new ConfigException(key, "must be true or false", v.get());
+        };
+    }
+
+    private static <E extends Enum<E>> E enumeration(Config c, String key, E def, Function<String, E> parse) {
+        Optional<String> v = raw(c, key);
+        if (v.isEmpty()) {
+            return def;
+        }
+        try {
+            return parse.apply(v.get().toUpperCase(Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(key, "must be one of " + java.util.Arrays.toString(def.getDeclaringClass().getEnumConstants()).toLowerCase(Locale.ROOT), v.get());
+        }
+    }
+}

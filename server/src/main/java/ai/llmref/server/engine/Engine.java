@@ -1,0 +1,507 @@
+package ai.llmref.server.engine;
+
+import ai.llmref.llama.Batch;
+import ai.llmref.llama.GrammarException;
+import ai.llmref.llama.LlamaContext;
+import ai.llmref.llama.LlamaException;
+import ai.llmref.llama.LlamaModel;
+import ai.llmref.llama.Sampler;
+import ai.llmref.llama.StreamingDetokenizer;
+import ai.llmref.llama.Vocabulary;
+import java.lang.System.Logger.Level;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * Continuous batching over one llama.cpp context. A single platform thread (the scheduler) owns
+ * the context: each step it admits queued requests into free slots (reusing the longest cached
+ * prompt prefix), builds one batch holding the next token of every generating slot plus chunks
+ * of pending prompts, decodes it once, samples every slot that produced an output and streams
+ * the text to the request's handle. HTTP handlers only {@link #submit} and read their handle.
+ */
+public final class Engine implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger(Engine.class.getName());
+    private static final long IDLE_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
+
+    private final LlamaModel model;
+    private final Vocabulary vocab;
+    private final EngineConfig config;
+    private final ArrayBlockingQueue<RequestHandle> queue;
+    private final ConcurrentLinkedQueue<EmbeddingJob> embeddingJobs = new ConcurrentLinkedQueue<>();
+    private final Thread scheduler;
+    private final CountDownLatch started = new CountDownLatch(1);
+    private volatile Throwable startFailure;
+    private volatile boolean running = true;
+    private volatile boolean draining;
+    private volatile long heartbeatNanos = System.nanoTime();
+    private volatile int busySlots;
+    private volatile int kvCellsUsed;
+    private volatile int slotContext;
+    private volatile long stalledUntilNanos;
+
+    private record EmbeddingJob(List<int[]> inputs, CompletableFuture<List<float[]>> result) {}
+
+    private Engine(LlamaModel model, EngineConfig config) {
+        this.model = model;
+        this.vocab = model.vocabulary();
+        this.config = config;
+        this.queue = new ArrayBlockingQueue<>(config.queueCapacity());
+        this.scheduler = Thread.ofPlatform().name("llama-scheduler").daemon(false).unstarted(this::run);
+    }
+
+    /** Starts the scheduler, which creates the context; fails if the context cannot be created. */
+    public static Engine start(LlamaModel model, EngineConfig config) {
+        Engine e = new Engine(model, config);
+        e.scheduler.start();
+        try {
+            e.started.await();
+        } catch (InterruptedException ie) {
+            Thread.currentThread().interrupt();
+            e.close();
+            throw new EngineException(EngineException.Kind.UNAVAILABLE, "interrupted while starting the engine");
+        }
+        if (e.startFailure != null) {
+            throw new EngineException(EngineException.Kind.INTERNAL, "cannot start the engine: " + e.startFailure.getMessage(), e.startFailure);
+        }
+        return e;
+    }
+
+    /**
+     * Queues a generation.
+     *
+     * @throws EngineException QUEUE_FULL (429), CONTEXT_LENGTH (400), INVALID_REQUEST (400) or
+     *                         UNAVAILABLE (503, draining or stopped)
+     */
+    public RequestHandle submit(GenerationRequest r) {
+        if (!running || draining) {
+            throw new EngineException(EngineException.Kind.UNAVAILABLE, "the server is shutting down");
+        }
+        int[] prompt = r.prompt();
+        if (prompt.length == 0) {
+            throw new EngineException(EngineException.Kind.INVALID_REQUEST, "the prompt is empty");
+        }
+        for (int t : prompt) {
+            if (t < 0 || t >= vocab.size()) {
+                throw new EngineException(EngineException.Kind.INVALID_REQUEST, "prompt token " + t + " is outside the vocabulary");
+            }
+        }
+        if (r.maxTokens() < 1) {
+            throw new EngineException(EngineException.Kind.INVALID_REQUEST, "max_tokens must be at least 1");
+        }
+        if ((long) prompt.length + r.maxTokens() > slotContext) {
+            throw new EngineException(EngineException.Kind.CONTEXT_LENGTH, "the prompt (" + prompt.length + " tokens) plus max_tokens ("
+                    + r.maxTokens() + ") exceeds the context of a slot (" + slotContext + " tokens)");
+        }
+        RequestHandle h = new RequestHandle(r);
+        if (!queue.offer(h)) {
+            throw new EngineException(EngineException.Kind.QUEUE_FULL, "all " + config.slots() + " slots are busy and "
+                    + config.queueCapacity() + " requests are waiting; retry later");
+        }
+        LockSupport.unpark(scheduler);
+        return h;
+    }
+
+    /** Pooled, L2-normalised embeddings of each input (one decode each, between generation steps). */
+    public CompletableFuture<List<float[]>> embed(List<int[]> inputs) {
+        if (!config.embeddings()) {
+            throw new EngineException(EngineException.Kind.INVALID_REQUEST, "embeddings are disabled on this server (engine.embeddings)");
+        }
+        if (!running || draining) {
+            throw new EngineException(EngineException.Kind.UNAVAILABLE, "the server is shutting down");
+        }
+        for (int[] in : inputs) {
+            if (in.length == 0) {
+                throw new EngineException(EngineException.Kind.INVALID_REQUEST, "an embedding input is empty");
+            }
+            if (in.length > slotContext) {
+                throw new EngineException(EngineException.Kind.CONTEXT_LENGTH, "an embedding input has " + in.length
+                        + " tokens; the limit is " + slotContext);
+            }
+        }
+        EmbeddingJob job = new EmbeddingJob(inputs, new CompletableFuture<>());
+        embeddingJobs.add(job);
+        LockSupport.unpark(scheduler);
+        return job.result();
+    }
+
+    // --- scheduler thread ------------------------------------------------------------------------
+
+    private void run() {
+        LlamaContext ctx = null;
+        LlamaContext embeddingCtx = null;
+        Batch batch = null;
+        Slot[] slots = new Slot[config.slots()];
+        try {
+            try {
+                ctx = model.newContext(config.contextParams());
+                batch = ctx.newBatch(ctx.batchSize());
+                if (config.embeddings()) {
+                    embeddingCtx = model.newContext(config.embeddingParams());
+                }
+                slotContext = ctx.sequenceContextSize();
+                for (int i = 0; i < slots.length; i++) {
+                    slots[i] = new Slot(i);
+                }
+            } catch (RuntimeException e) {
+                startFailure = e;
+                running = false;
+                return;
+            } finally {
+                started.countDown();
+            }
+            loop(ctx, embeddingCtx, batch, slots);
+        } catch (Throwable t) {
+            LOG.log(Level.ERROR, "the scheduler stopped on an unexpected error", t);
+        } finally {
+            running = false;
+            failAll(slots, "the engine stopped");
+            for (Slot s : slots) {
+                if (s != null) {
+                    s.release();
+                }
+            }
+            if (batch != null) {
+                batch.close();
+            }
+            if (embeddingCtx != null) {
+                embeddingCtx.close();
+            }
+            if (ctx != null) {
+                ctx.close();
+            }
+        }
+    }
+
+    private void loop(LlamaContext ctx, LlamaContext embeddingCtx, Batch batch, Slot[] slots) {
+        while (running) {
+            heartbeatNanos = System.nanoTime();
+            while (System.nanoTime() < stalledUntilNanos && running) {
+                LockSupport.parkNanos(IDLE_PARK_NANOS); // test hook: a stalled scheduler stops its heartbeat
+            }
+            if (embeddingCtx != null) {
+                runEmbeddings(embeddingCtx);
+            }
+            for (Slot s : slots) {
+                if (s.busy() && s.handle.isCancelled()) {
+                    finish(s, FinishReason.CANCELLED);
+                }
+            }
+            admit(ctx, slots);
+            updateGauges(slots);
+            if (busySlots == 0) {
+                LockSupport.parkNanos(IDLE_PARK_NANOS);
+                continue;
+            }
+            step(ctx, batch, slots);
+        }
+    }
+
+    private void admit(LlamaContext ctx, Slot[] slots) {
+        while (!queue.isEmpty()) {
+            Slot free = null;
+            RequestHandle h = queue.peek();
+            if (h == null) {
+                return;
+            }
+            if (h.isCancelled()) {
+                queue.poll();
+                h.emit(new GenerationEvent.Done(FinishReason.CANCELLED, h.request.prompt().length, 0, 0, new GenerationEvent.Timings(0, 0, 0, 0)));
+                continue;
+            }
+            int best = -1;
+            for (Slot s : slots) {
+                if (!s.busy()) {
+                    int common = s.commonPrefix(h.request.prompt());
+                    if (common > best) {
+                        best = common;
+                        free = s;
+                    }
+                }
+            }
+            if (free == null) {
+                return;
+            }
+            queue.poll();
+            start(ctx, free, h);
+        }
+    }
+
+    private void start(LlamaContext ctx, Slot slot, RequestHandle h) {
+        int[] prompt = h.request.prompt();
+        int common = slot.commonPrefix(prompt);
+        if (common >= prompt.length) {
+            common = prompt.length - 1; // the last prompt token is decoded again to get its logits
+        }
+        if (!ctx.removeTokens(slot.sequence, common, -1)) {
+            ctx.removeTokens(slot.sequence, -1, -1);
+            common = 0;
+        }
+        slot.cachedLength = common;
+        slot.handle = h;
+        slot.prompt = prompt;
+        slot.prefillNext = common;
+        slot.reusedPrefix = common;
+        slot.position = common;
+        slot.generated = 0;
+        slot.outputIndex = -1;
+        slot.startedNanos = System.nanoTime();
+        slot.prefillDoneNanos = 0;
+        slot.firstTokenNanos = 0;
+        slot.detokenizer = new StreamingDetokenizer(vocab, false);
+        slot.stops = new StopMatcher(h.request.stop());
+        try {
+            slot.sampler = sampler(h.request.sampling());
+        } catch (GrammarException e) {
+            fail(slot, new EngineException(EngineException.Kind.INVALID_REQUEST, e.getMessage(), e));
+        } catch (LlamaException e) {
+            fail(slot, new EngineException(EngineException.Kind.INVALID_REQUEST, e.getMessage(), e));
+        }
+    }
+
+    private Sampler sampler(SamplingParams p) {
+        Sampler.Builder b = Sampler.builder(vocab);
+        if (p.grammar() != null) {
+            b.grammar(p.grammar(), "root");
+        }
+        for (Map.Entry<Integer, Float> e : p.logitBias().entrySet()) {
+            b.logitBias(e.getKey(), e.getValue());
+        }
+        if (p.presencePenalty() != 0 || p.frequencyPenalty() != 0) {
+            b.penalties(64, 1.0f, p.frequencyPenalty(), p.presencePenalty());
+        }
+        if (!p.isGreedy()) {
+            if (p.topK() > 0) {
+                b.topK(p.topK());
+            }
+            if (p.topP() < 1) {
+                b.topP(p.topP());
+            }
+            if (p.minP() > 0) {
+                b.minP(p.minP());
+            }
+            b.temperature(p.temperature());
+            b.seed(p.seed() != null ? p.seed() : (System.nanoTime() & 0xFFFFFFFFL));
+        }
+        return b.build();
+    }
+
+    private void step(LlamaContext ctx, Batch batch, Slot[] slots) {
+        batch.clear();
+        int budget = batch.capacity();
+        for (Slot s : slots) {
+            s.outputIndex = -1;
+            if (s.busy() && !s.prefilling() && s.generated > 0 && budget > 0) {
+                s.outputIndex = batch.size();
+                batch.add(s.lastToken, s.position, s.sequence, true);
+                s.remember(s.lastToken, s.position);
+                s.position++;
+                budget--;
+            }
+        }
+        for (Slot s : slots) {
+            if (budget == 0) {
+                break;
+            }
+            if (s.prefilling()) {
+                int n = Math.min(Math.min(s.prompt.length - s.prefillNext, budget), config.prefillChunk());
+                for (int i = 0; i < n; i++) {
+                    int idx = s.prefillNext + i;
+                    boolean last = idx == s.prompt.length - 1;
+                    if (last) {
+                        s.outputIndex = batch.size();
+                    }
+                    batch.add(s.prompt[idx], s.position, s.sequence, last);
+                    s.remember(s.prompt[idx], s.position);
+                    s.position++;
+                }
+                s.prefillNext += n;
+                budget -= n;
+            }
+        }
+        if (batch.isEmpty()) {
+            return;
+        }
+        try {
+            ctx.decode(batch);
+        } catch (LlamaException e) {
+            LOG.log(Level.ERROR, "decode failed: " + e.getMessage());
+            for (Slot s : slots) {
+                if (s.busy() && s.outputIndex >= 0 || s.prefilling()) {
+                    ctx.removeTokens(s.sequence, -1, -1);
+                    s.cachedLength = 0;
+                    fail(s, new EngineException(EngineException.Kind.INTERNAL, "decoding failed: " + e.getMessage(), e));
+                }
+            }
+            return;
+        }
+        long now = System.nanoTime();
+        for (Slot s : slots) {
+            if (!s.busy() || s.outputIndex < 0) {
+                continue;
+            }
+            if (s.prefillDoneNanos == 0) {
+                s.prefillDoneNanos = now;
+            }
+            int token;
+            try {
+                token = s.sampler.sample(ctx, s.outputIndex);
+            } catch (LlamaException e) {
+                fail(s, new EngineException(EngineException.Kind.INTERNAL, "sampling failed: " + e.getMessage(), e));
+                continue;
+            }
+            accept(s, token);
+        }
+    }
+
+    private void accept(Slot s, int token) {
+        if (s.firstTokenNanos == 0) {
+            s.firstTokenNanos = System.nanoTime();
+        }
+        if (vocab.isEndOfGeneration(token)) {
+            finish(s, FinishReason.STOP);
+            return;
+        }
+        s.generated++;
+        String text = s.stops.push(s.detokenizer.push(token));
+        if (!text.isEmpty()) {
+            s.handle.emit(new GenerationEvent.Text(text));
+        }
+        if (s.stops.stopped()) {
+            finish(s, FinishReason.STOP);
+        } else if (s.generated >= s.handle.request.maxTokens() || s.position >= slotContext) {
+            finish(s, FinishReason.LENGTH);
+        } else {
+            s.lastToken = token;
+        }
+    }
+
+    private void finish(Slot s, FinishReason reason) {
+        if (reason != FinishReason.CANCELLED && !s.stops.stopped()) {
+            String tail = s.stops.push(s.detokenizer.flush());
+            tail += s.stops.flush();
+            if (!tail.isEmpty()) {
+                s.handle.emit(new GenerationEvent.Text(tail));
+            }
+        }
+        long end = System.nanoTime();
+        long prefillDone = s.prefillDoneNanos == 0 ? end : s.prefillDoneNanos;
+        GenerationEvent.Timings t = new GenerationEvent.Timings(
+                s.startedNanos - s.handle.submittedNanos,
+                prefillDone - s.startedNanos,
+                end - prefillDone,
+                s.firstTokenNanos == 0 ? 0 : s.firstTokenNanos - s.handle.submittedNanos);
+        s.handle.emit(new GenerationEvent.Done(reason, s.prompt.length, s.generated, s.reusedPrefix, t));
+        s.release();
+    }
+
+    private void fail(Slot s, EngineException e) {
+        s.handle.emit(new GenerationEvent.Failed(e));
+        s.release();
+    }
+
+    private void failAll(Slot[] slots, String why) {
+        EngineException e = new EngineException(EngineException.Kind.UNAVAILABLE, why);
+        for (Slot s : slots) {
+            if (s != null && s.busy()) {
+                fail(s, e);
+            }
+        }
+        RequestHandle h;
+        while ((h = queue.poll()) != null) {
+            h.emit(new GenerationEvent.Failed(e));
+        }
+        EmbeddingJob j;
+        while ((j = embeddingJobs.poll()) != null) {
+            j.result().completeExceptionally(e);
+        }
+    }
+
+    private void runEmbeddings(LlamaContext ectx) {
+        EmbeddingJob job;
+        while ((job = embeddingJobs.poll()) != null) {
+            try (Batch b = ectx.newBatch(ectx.batchSize())) {
+                List<float[]> out = new ArrayList<>();
+                for (int[] in : job.inputs()) {
+                    ectx.clearMemory();
+                    b.clear();
+                    for (int i = 0; i < in.length; i++) {
+                        b.add(in[i], i, 0, true);
+                    }
+                    ectx.decode(b);
+                    out.add(ectx.embeddings(0, true));
+                }
+                job.result().complete(out);
+            } catch (LlamaException e) {
+                job.result().completeExceptionally(new EngineException(EngineException.Kind.INTERNAL, "embedding failed: " + e.getMessage(), e));
+            }
+        }
+    }
+
+    private void updateGauges(Slot[] slots) {
+        int busy = 0;
+        int cells = 0;
+        for (Slot s : slots) {
+            if (s.busy()) {
+                busy++;
+            }
+            cells += s.cachedLength;
+        }
+        busySlots = busy;
+        kvCellsUsed = cells;
+    }
+
+    // --- observability and lifecycle -------------------------------------------------------------
+
+    /** A snapshot for health and metrics. */
+    public record Stats(int slots, int busySlots, int queued, int queueCapacity, int kvCellsUsed, int kvCellsTotal,
+                        long heartbeatAgeNanos, boolean running, boolean draining) {}
+
+    public Stats stats() {
+        return new Stats(config.slots(), busySlots, queue.size(), config.queueCapacity(), kvCellsUsed,
+                slotContext * config.slots(), System.nanoTime() - heartbeatNanos, running, draining);
+    }
+
+    /** Positions available per slot (prompt + generated). */
+    public int slotContext() {
+        return slotContext;
+    }
+
+    public EngineConfig config() {
+        return config;
+    }
+
+    /** Stops admitting work; running and queued requests continue. */
+    public void drain() {
+        draining = true;
+    }
+
+    /** True when nothing is queued or running. */
+    public boolean idle() {
+        return queue.isEmpty() && busySlots == 0 && embeddingJobs.isEmpty();
+    }
+
+    /** For tests of liveness: the scheduler stops stepping (and beating) for this long. */
+    public void stallFor(long millis) {
+        stalledUntilNanos = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        LockSupport.unpark(scheduler);
+    }
+
+    /** Stops the scheduler (failing what is left) and frees the context. The model is the caller's. */
+    @Override
+    public void close() {
+        running = false;
+        LockSupport.unpark(scheduler);
+        try {
+            scheduler.join(TimeUnit.SECONDS.toMillis(30));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

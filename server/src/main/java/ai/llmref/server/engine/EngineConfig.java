@@ -1,0 +1,42 @@
+package ai.llmref.server.engine;
+
+import ai.llmref.llama.ContextParams;
+
+/**
+ * How the engine uses the model.
+ *
+ * @param slots          parallel sequences decoded together (llama.cpp n_seq_max)
+ * @param slotContext    positions per slot (prompt + generated); the context is slots x this
+ * @param batchSize      most tokens per decode step (n_batch)
+ * @param ubatchSize     physical micro-batch (n_ubatch)
+ * @param prefillChunk   most prompt tokens one slot may add to a decode step, so that long prompts
+ *                       do not stall running streams
+ * @param queueCapacity  requests waiting for a slot before 429
+ * @param threads        threads for generation steps
+ * @param threadsBatch   threads for prompt processing
+ * @param flashAttention flash attention policy
+ * @param embeddings     also serve /v1/embeddings (a second, embeddings-mode context)
+ */
+public record EngineConfig(int slots, int slotContext, int batchSize, int ubatchSize, int prefillChunk,
+                           int queueCapacity, int threads, int threadsBatch,
+                           ContextParams.FlashAttention flashAttention, boolean embeddings) {
+
+    ContextParams contextParams() {
+        return ContextParams.defaults()
+                .withContextSize(slots * slotContext)
+                .withBatch(batchSize, ubatchSize)
+                .withSequences(slots)
+                .withThreads(threads, threadsBatch)
+                .withFlashAttention(flashAttention);
+    }
+
+    ContextParams embeddingParams() {
+        return ContextParams.defaults()
+                .withContextSize(slotContext)
+                .withBatch(slotContext, slotContext) // pooled embeddings need the whole input in one ubatch
+                .withSequences(1)
+                .withThreads(threads, threadsBatch)
+                .withFlashAttention(flashAttention)
+                .withEmbeddings(ContextParams.Pooling.MEAN);
+    }
+}

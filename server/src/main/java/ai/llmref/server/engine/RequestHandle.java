@@ -1,0 +1,45 @@
+package ai.llmref.server.engine;
+
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The HTTP handler's side of one generation: events arrive in order on {@link #next}; {@link
+ * #cancel()} (client gone, timeout) frees the slot at the next decode step.
+ */
+public final class RequestHandle {
+    private static final AtomicLong IDS = new AtomicLong();
+
+    final GenerationRequest request;
+    final long submittedNanos = System.nanoTime();
+    private final long id = IDS.incrementAndGet();
+    private final LinkedBlockingQueue<GenerationEvent> events = new LinkedBlockingQueue<>();
+    private volatile boolean cancelled;
+
+    RequestHandle(GenerationRequest request) {
+        this.request = request;
+    }
+
+    public long id() {
+        return id;
+    }
+
+    /** The next event, or null if none came within the timeout. */
+    public GenerationEvent next(long timeout, TimeUnit unit) throws InterruptedException {
+        return events.poll(timeout, unit);
+    }
+
+    /** Stops the generation; the engine frees its slot within one decode step. Idempotent. */
+    public void cancel() {
+        cancelled = true;
+    }
+
+    public boolean isCancelled() {
+        return cancelled;
+    }
+
+    void emit(GenerationEvent e) {
+        events.add(e);
+    }
+}

@@ -1,0 +1,20 @@
+package ai.llmref.server.engine;
+
+import java.util.Map;
+
+/**
+ * Sampling settings of one request, already validated by the HTTP layer. {@code temperature 0}
+ * (or no seed-able randomness wanted) means greedy.
+ */
+public record SamplingParams(float temperature, float topP, int topK, float minP, Long seed,
+                             float presencePenalty, float frequencyPenalty, Map<Integer, Float> logitBias,
+                             String grammar) {
+
+    public static SamplingParams greedy() {
+        return new SamplingParams(0f, 1f, 0, 0f, null, 0f, 0f, Map.of(), null);
+    }
+
+    public boolean isGreedy() {
+        return temperature == 0f;
+    }
+}

@@ -1,0 +1,70 @@
+package ai.llmref.server.engine;
+
+import ai.llmref.llama.Sampler;
+import ai.llmref.llama.StreamingDetokenizer;
+import java.util.Arrays;
+
+/** One sequence of the context and the request it is serving. Scheduler thread only. */
+final class Slot {
+    final int sequence;
+    /** Tokens whose KV entries this sequence holds, positions 0..cachedLength-1 (for prefix reuse). */
+    int[] cached = new int[0];
+    int cachedLength;
+
+    RequestHandle handle;
+    int[] prompt;
+    int prefillNext;
+    int reusedPrefix;
+    int position;
+    int generated;
+    int lastToken;
+    int outputIndex = -1;
+    Sampler sampler;
+    StreamingDetokenizer detokenizer;
+    StopMatcher stops;
+    long startedNanos;
+    long prefillDoneNanos;
+    long firstTokenNanos;
+
+    Slot(int sequence) {
+        this.sequence = sequence;
+    }
+
+    boolean busy() {
+        return handle != null;
+    }
+
+    boolean prefilling() {
+        return busy() && prefillNext < prompt.length;
+    }
+
+    /** Length of the common prefix of this slot's cached tokens and {@code tokens}. */
+    int commonPrefix(int[] tokens) {
+        int n = Math.min(cachedLength, tokens.length);
+        int i = 0;
+        while (i < n && cached[i] == tokens[i]) {
+            i++;
+        }
+        return i;
+    }
+
+    void remember(int token, int pos) {
+        if (pos >= cached.length) {
+            cached = Arrays.copyOf(cached, Math.max(16, Math.max(pos + 1, cached.length * 2)));
+        }
+        cached[pos] = token;
+        cachedLength = pos + 1;
+    }
+
+    void release() {
+        if (sampler != null) {
+            sampler.close();
+        }
+        handle = null;
+        prompt = null;
+        sampler = null;
+        detokenizer = null;
+        stops = null;
+        outputIndex = -1;
+    }
+}

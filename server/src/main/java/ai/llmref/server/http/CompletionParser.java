@@ -1,0 +1,297 @@
+package ai.llmref.server.http;
+
+import ai.llmref.server.engine.GenerationRequest;
+import ai.llmref.server.engine.SamplingParams;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Turns a /v1/chat/completions or /v1/completions body into a {@link GenerationRequest}, checking
+ * every field's type and range; anything the server cannot honour is a 400 that names the field.
+ */
+final class CompletionParser {
+    static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant");
+    private static final int MAX_STOP = 4;
+
+    /** What the handler needs besides the engine request. */
+    record Parsed(GenerationRequest request, boolean stream, boolean includeUsage, String model) {}
+
+    private final PromptModel model;
+    private final int maxTokensCeiling;
+    private final int maxPromptTokens;
+
+    CompletionParser(PromptModel model, int maxTokensCeiling, int maxPromptTokens) {
+        this.model = model;
+        this.maxTokensCeiling = maxTokensCeiling;
+        this.maxPromptTokens = maxPromptTokens;
+    }
+
+    Parsed chat(ObjectNode body) {
+        String modelId = checkModel(body);
+        JsonNode messages = Params.get(body, "messages");
+        if (messages == null) {
+            throw ApiException.badRequest("messages", "'messages' is required");
+        }
+        if (!messages.isArray()) {
+            throw ApiException.badRequest("messages", "'messages' must be an array, got " + Params.kind(messages));
+        }
+        if (messages.isEmpty()) {
+            throw ApiException.badValue("messages", "'messages' must contain at least one message");
+        }
+        rejectUnsupported(body, "tools", "tool calls are not supported yet; remove 'tools'");
+        rejectUnsupported(body, "functions", "function calls are not supported yet; remove 'functions'");
+        List<PromptModel.Message> list = new ArrayList<>();
+        for (int i = 0; i < messages.size(); i++) {
+            list.add(message(messages.get(i), i));
+        }
+        String prompt = model.renderChat(list);
+        int[] tokens = model.tokenize(prompt, true);
+        return build(body, tokens, modelId);
+    }
+
+    Parsed completion(ObjectNode body) {
+        String modelId = checkModel(body);
+        JsonNode p = Params.get(body, "prompt");
+        if (p == null) {
+            throw ApiException.badRequest("prompt", "'prompt' is required");
+        }
+        int[] tokens;
+        if (p.isTextual()) {
+            tokens = model.tokenize(p.textValue(), false);
+        } else if (p.isArray() && p.size() == 1 && p.get(0).isTextual()) {
+            tokens = model.tokenize(p.get(0).textValue(), false);
+        } else if (p.isArray() && !p.isEmpty() && p.get(0).isIntegralNumber()) {
+            tokens = new int[p.size()];
+            for (int i = 0; i < p.size(); i++) {
+                JsonNode t = p.get(i);
+                if (!t.isIntegralNumber() || !t.canConvertToInt() || t.intValue() < 0 || t.intValue() >= model.vocabSize()) {
+                    throw ApiException.badValue("prompt", "prompt token at index " + i + " must be an integer token id in 0.."
+                            + (model.vocabSize() - 1));
+                }
+                tokens[i] = t.intValue();
+            }
+        } else if (p.isArray() && p.size() > 1) {
+            throw ApiException.unsupported("prompt", "only one prompt per request is supported; send one string");
+        } else {
+            throw ApiException.badRequest("prompt", "'prompt' must be a string, an array of one string or an array of token ids");
+        }
+        return build(body, tokens, modelId);
+    }
+
+    private Parsed build(ObjectNode body, int[] tokens, String modelId) {
+        if (tokens.length == 0) {
+            throw ApiException.badValue("prompt", "the prompt is empty");
+        }
+        if (tokens.length > maxPromptTokens) {
+            throw new ApiException(400, "invalid_request_error", "prompt_too_long", "prompt", "the prompt has " + tokens.length
+                    + " tokens; this server accepts at most " + maxPromptTokens);
+        }
+        Long n = Params.integer(body, "n", 1, Integer.MAX_VALUE);
+        if (n != null && n != 1) {
+            throw ApiException.unsupported("n", "'n' must be 1: one choice per request is supported");
+        }
+        Long maxTokens = Params.integer(body, "max_completion_tokens", 1, Integer.MAX_VALUE);
+        Long legacyMax = Params.integer(body, "max_tokens", 1, Integer.MAX_VALUE);
+        if (maxTokens == null) {
+            maxTokens = legacyMax;
+        }
+        String maxName = Params.get(body, "max_completion_tokens") != null ? "max_completion_tokens" : "max_tokens";
+        int room = model.slotContext() - tokens.length;
+        if (room < 1) {
+            throw new ApiException(400, "invalid_request_error", "context_length_exceeded", "messages", "the prompt has "
+                    + tokens.length + " tokens and fills the model's context of " + model.slotContext() + " tokens");
+        }
+        int limit;
+        if (maxTokens == null) {
+            limit = Math.min(room, maxTokensCeiling);
+        } else {
+            if (maxTokens > maxTokensCeiling) {
+                throw ApiException.badValue(maxName, "'" + maxName + "' must be at most " + maxTokensCeiling + ", got " + maxTokens);
+            }
+            if (maxTokens > room) {
+                throw new ApiException(400, "invalid_request_error", "context_length_exceeded", maxName, "the prompt ("
+                        + tokens.length + " tokens) plus " + maxName + " (" + maxTokens + ") exceeds the context of "
+                        + model.slotContext() + " tokens");
+            }
+            limit = maxTokens.intValue();
+        }
+        Boolean stream = Params.bool(body, "stream");
+        boolean includeUsage = false;
+        JsonNode so = Params.get(body, "stream_options");
+        if (so != null) {
+            if (!(so instanceof ObjectNode soObj)) {
+                throw ApiException.badRequest("stream_options", "'stream_options' must be an object");
+            }
+            Boolean iu = Params.bool(soObj, "include_usage");
+            includeUsage = iu != null && iu;
+        }
+        Params.string(body, "user"); // accepted (type-checked), not used for generation
+        return new Parsed(new GenerationRequest(tokens, limit, stops(body), sampling(body)),
+                stream != null && stream, includeUsage, modelId);
+    }
+
+    private SamplingParams sampling(ObjectNode body) {
+        Float temperature = Params.number(body, "temperature", 0, 2);
+        Float topP = Params.number(body, "top_p", 0, 1);
+        Long topK = Params.integer(body, "top_k", 0, Integer.MAX_VALUE);
+        Float minP = Params.number(body, "min_p", 0, 1);
+        Long seed = Params.integer(body, "seed", Long.MIN_VALUE, Long.MAX_VALUE);
+        Float presence = Params.number(body, "presence_penalty", -2, 2);
+        Float frequency = Params.number(body, "frequency_penalty", -2, 2);
+        return new SamplingParams(
+                temperature == null ? 1.0f : temperature,
+                topP == null ? 1.0f : topP,
+                topK == null ? 0 : topK.intValue(),
+                minP == null ? 0f : minP,
+                seed == null ? null : seed & 0xFFFFFFFFL, // llama.cpp seeds are 32-bit
+                presence == null ? 0f : presence,
+                frequency == null ? 0f : frequency,
+                logitBias(body),
+                grammar(body));
+    }
+
+    private Map<Integer, Float> logitBias(ObjectNode body) {
+        JsonNode lb = Params.get(body, "logit_bias");
+        if (lb == null) {
+            return Map.of();
+        }
+        if (!lb.isObject()) {
+            throw ApiException.badRequest("logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+        }
+        Map<Integer, Float> out = new LinkedHashMap<>();
+        Iterator<Map.Entry<String, JsonNode>> it = lb.fields();
+        while (it.hasNext()) {
+            Map.Entry<String, JsonNode> e = it.next();
+            int token;
+            try {
+                token = Integer.parseInt(e.getKey());
+            } catch (NumberFormatException ex) {
+                throw ApiException.badValue("logit_bias", "logit_bias key '" + abbreviate(e.getKey()) + "' is not a token id");
+            }
+            if (token < 0 || token >= model.vocabSize()) {
+                throw ApiException.badValue("logit_bias", "logit_bias token " + token + " is outside the vocabulary (0.."
+                        + (model.vocabSize() - 1) + ")");
+            }
+            if (!e.getValue().isNumber() || !(e.getValue().doubleValue() >= -100 && e.getValue().doubleValue() <= 100)) {
+                throw ApiException.badValue("logit_bias", "logit_bias for token " + token + " must be a number from -100 to 100");
+            }
+            double v = e.getValue().doubleValue();
+            out.put(token, v == -100 ? Float.NEGATIVE_INFINITY : (float) v); // -100 bans, as in OpenAI's API
+        }
+        return out;
+    }
+
+    private String grammar(ObjectNode body) {
+        JsonNode rf = Params.get(body, "response_format");
+        if (rf == null) {
+            return null;
+        }
+        if (!(rf instanceof ObjectNode rfo)) {
+            throw ApiException.badRequest("response_format", "'response_format' must be an object");
+        }
+        String type = Params.string(rfo, "type");
+        if (type == null) {
+            throw ApiException.badRequest("response_format", "'response_format.type' is required");
+        }
+        return switch (type) {
+            case "text" -> null;
+            case "json_object" -> JsonGrammars.JSON_OBJECT;
+            case "json_schema" -> throw ApiException.unsupported("response_format",
+                    "response_format type 'json_schema' cannot be enforced by this server yet; use 'json_object' or 'text'");
+            default -> throw ApiException.badValue("response_format", "unknown response_format type '" + abbreviate(type)
+                    + "'; supported: text, json_object");
+        };
+    }
+
+    private List<String> stops(ObjectNode body) {
+        JsonNode s = Params.get(body, "stop");
+        if (s == null) {
+            return List.of();
+        }
+        List<String> out = new ArrayList<>();
+        if (s.isTextual()) {
+            out.add(s.textValue());
+        } else if (s.isArray()) {
+            if (s.size() > MAX_STOP) {
+                throw ApiException.badValue("stop", "'stop' may hold at most " + MAX_STOP + " strings");
+            }
+            for (JsonNode e : s) {
+                if (!e.isTextual()) {
+                    throw ApiException.badRequest("stop", "'stop' must be a string or an array of strings");
+                }
+                out.add(e.textValue());
+            }
+        } else {
+            throw ApiException.badRequest("stop", "'stop' must be a string or an array of strings, got " + Params.kind(s));
+        }
+        for (String x : out) {
+            if (x.isEmpty()) {
+                throw ApiException.badValue("stop", "stop strings must not be empty");
+            }
+        }
+        return List.copyOf(out);
+    }
+
+    private PromptModel.Message message(JsonNode m, int i) {
+        String where = "messages[" + i + "]";
+        if (!(m instanceof ObjectNode o)) {
+            throw ApiException.badRequest(where, where + " must be an object");
+        }
+        String role = Params.string(o, "role");
+        if (role == null) {
+            throw ApiException.badRequest(where + ".role", where + ".role is required");
+        }
+        if (role.equals("tool") || role.equals("function")) {
+            throw ApiException.unsupported(where + ".role", "tool messages are not supported yet");
+        }
+        if (!ROLES.contains(role)) {
+            throw ApiException.badValue(where + ".role", where + ".role must be one of system, developer, user, assistant");
+        }
+        JsonNode c = Params.get(o, "content");
+        String content;
+        if (c == null) {
+            throw ApiException.badRequest(where + ".content", where + ".content is required");
+        } else if (c.isTextual()) {
+            content = c.textValue();
+        } else if (c.isArray()) {
+            StringBuilder sb = new StringBuilder();
+            for (JsonNode part : c) {
+                if (!(part instanceof ObjectNode po) || !"text".equals(po.path("type").asText()) || !po.path("text").isTextual()) {
+                    throw ApiException.unsupported(where + ".content", "only text content parts are supported");
+                }
+                sb.append(po.get("text").textValue());
+            }
+            content = sb.toString();
+        } else {
+            throw ApiException.badRequest(where + ".content", where + ".content must be a string or an array of text parts");
+        }
+        return new PromptModel.Message(role.equals("developer") ? "system" : role, content);
+    }
+
+    String checkModel(ObjectNode body) {
+        String requested = Params.string(body, "model");
+        if (requested != null && !requested.equals(model.id())) {
+            throw new ApiException(404, "invalid_request_error", "model_not_found", "model", "the model '" + abbreviate(requested)
+                    + "' does not exist; this server serves '" + model.id() + "'");
+        }
+        return model.id();
+    }
+
+    private static void rejectUnsupported(ObjectNode body, String field, String message) {
+        JsonNode n = Params.get(body, field);
+        if (n != null && !(n.isArray() && n.isEmpty())) {
+            throw ApiException.unsupported(field, message);
+        }
+    }
+
+    /** Echoes of client input stay short in error messages. */
+    static String abbreviate(String s) {
+        return s.length() <= 64 ? s : s.substring(0, 61) + "...";
+    }
+}

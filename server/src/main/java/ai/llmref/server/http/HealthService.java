@@ -1,0 +1,86 @@
+package ai.llmref.server.http;
+
+import ai.llmref.server.Server;
+import ai.llmref.server.engine.Engine;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.helidon.http.HeaderNames;
+import io.helidon.http.Status;
+import io.helidon.webserver.http.HttpRules;
+import io.helidon.webserver.http.HttpService;
+import io.helidon.webserver.http.ServerResponse;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Kubernetes probes. {@code /health/started}: the model finished loading. {@code /health/ready}:
+ * loaded, scheduler running, not draining. {@code /health/live}: the scheduler's heartbeat is
+ * recent (or the model is still loading). Each answers 200 or 503 with a JSON body saying why.
+ */
+public final class HealthService implements HttpService {
+    /** A scheduler that has not completed a loop iteration for this long is considered stuck. */
+    static final long STALL_NANOS = TimeUnit.SECONDS.toNanos(10);
+
+    private final Server server;
+    private final Json json;
+
+    public HealthService(Server server, Json json) {
+        this.server = server;
+        this.json = json;
+    }
+
+    @Override
+    public void routing(HttpRules rules) {
+        rules.get("/health/started", (req, res) -> started(res))
+                .get("/health/ready", (req, res) -> ready(res))
+                .get("/health/live", (req, res) -> live(res));
+    }
+
+    private void started(ServerResponse res) {
+        Server.State s = server.state();
+        boolean ok = s != Server.State.LOADING && s != Server.State.FAILED;
+        send(res, ok, status(s));
+    }
+
+    private void ready(ServerResponse res) {
+        Server.State s = server.state();
+        Engine e = server.engine();
+        boolean ok = s == Server.State.READY && e != null && e.stats().running();
+        send(res, ok, status(s));
+    }
+
+    private void live(ServerResponse res) {
+        Server.State s = server.state();
+        Engine e = server.engine();
+        boolean ok;
+        ObjectNode body = status(s);
+        if (s == Server.State.LOADING || s == Server.State.DRAINING) {
+            ok = true;
+        } else if (s == Server.State.READY && e != null) {
+            long age = e.stats().heartbeatAgeNanos();
+            body.put("scheduler_heartbeat_age_ms", TimeUnit.NANOSECONDS.toMillis(age));
+            ok = e.stats().running() && age < STALL_NANOS;
+        } else {
+            ok = false;
+        }
+        send(res, ok, body);
+    }
+
+    private ObjectNode status(Server.State s) {
+        ObjectNode o = json.object();
+        o.put("status", s.name().toLowerCase());
+        if (s == Server.State.LOADING) {
+            o.put("progress", server.loadProgress());
+        }
+        Engine e = server.engine();
+        if (e != null) {
+            Engine.Stats st = e.stats();
+            o.put("slots", st.slots()).put("slots_busy", st.busySlots()).put("queued", st.queued());
+        }
+        return o;
+    }
+
+    private void send(ServerResponse res, boolean ok, ObjectNode body) {
+        res.status(ok ? Status.OK_200 : Status.SERVICE_UNAVAILABLE_503);
+        res.header(HeaderNames.CONTENT_TYPE, "application/json");
+        res.send(json.write(body));
+    }
+}

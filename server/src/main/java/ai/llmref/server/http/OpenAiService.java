@@ -1,0 +1,486 @@
+package ai.llmref.server.http;
+
+import ai.llmref.server.ServedModel;
+import ai.llmref.server.engine.EngineException;
+import ai.llmref.server.engine.GenerationEvent;
+import ai.llmref.server.engine.RequestHandle;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.helidon.http.HeaderNames;
+import io.helidon.http.Status;
+import io.helidon.webserver.ServerConnectionException;
+import io.helidon.webserver.http.HttpRules;
+import io.helidon.webserver.http.HttpService;
+import io.helidon.webserver.http.ServerRequest;
+import io.helidon.webserver.http.ServerResponse;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Supplier;
+
+/**
+ * The OpenAI-compatible routes. Handlers run on virtual threads: they parse and validate, submit
+ * to the engine and stream what comes back; they never touch native code.
+ */
+public final class OpenAiService implements HttpService {
+    private static final System.Logger LOG = System.getLogger(OpenAiService.class.getName());
+    private static final byte[] DONE = "data: [DONE]\n\n".getBytes(StandardCharsets.US_ASCII);
+
+    private final Supplier<ServedModel> models;
+    private final Json json;
+    private final Limits limits;
+
+    /** Request limits enforced here (the body size before parsing, the time a request may take). */
+    public record Limits(long maxBodyBytes, int maxTokens, int maxPromptTokens, long requestTimeoutMillis) {}
+
+    public OpenAiService(Supplier<ServedModel> models, Json json, Limits limits) {
+        this.models = models;
+        this.json = json;
+        this.limits = limits;
+    }
+
+    @Override
+    public void routing(HttpRules rules) {
+        rules.post("/v1/chat/completions", (req, res) -> handle(req, res, this::chat))
+                .post("/v1/completions", (req, res) -> handle(req, res, this::completion))
+                .post("/v1/embeddings", (req, res) -> handle(req, res, this::embeddings))
+                .get("/v1/models", (req, res) -> handle(req, res, this::models))
+                .get("/v1/models/{id}", (req, res) -> handle(req, res, this::model))
+                .post("/tokenize", (req, res) -> handle(req, res, this::tokenize))
+                .post("/detokenize", (req, res) -> handle(req, res, this::detokenize));
+    }
+
+    @FunctionalInterface
+    private interface Handler {
+        void handle(ServerRequest req, ServerResponse res) throws Exception;
+    }
+
+    /** Every route: errors become the OpenAI envelope; nothing internal leaks to the client. */
+    private void handle(ServerRequest req, ServerResponse res, Handler h) {
+        try {
+            h.handle(req, res);
+        } catch (ApiException e) {
+            sendError(res, e);
+        } catch (EngineException e) {
+            sendError(res, fromEngine(e));
+        } catch (UncheckedIOException | ServerConnectionException e) {
+            LOG.log(System.Logger.Level.DEBUG, "client connection lost: " + e.getMessage());
+        } catch (Exception e) {
+            LOG.log(System.Logger.Level.ERROR, "unexpected error on " + req.prologue().uriPath().path(), e);
+            sendError(res, new ApiException(500, "server_error", "internal_error", null, "internal server error"));
+        }
+    }
+
+    static ApiException fromEngine(EngineException e) {
+        return switch (e.kind()) {
+            case QUEUE_FULL -> new ApiException(429, "rate_limit_error", "queue_full", null, e.getMessage());
+            case CONTEXT_LENGTH -> new ApiException(400, "invalid_request_error", "context_length_exceeded", null, e.getMessage());
+            case INVALID_REQUEST -> new ApiException(400, "invalid_request_error", "invalid_request", null, e.getMessage());
+            case UNAVAILABLE -> new ApiException(503, "server_error", "unavailable", null, e.getMessage());
+            case INTERNAL -> new ApiException(500, "server_error", "internal_error", null, "generation failed");
+        };
+    }
+
+    void sendError(ServerResponse res, ApiException e) {
+        if (res.isSent()) {
+            return;
+        }
+        ObjectNode err = json.object();
+        ObjectNode body = err.putObject("error");
+        body.put("message", e.getMessage());
+        body.put("type", e.type());
+        body.put("code", e.code());
+        if (e.param() != null) {
+            body.put("param", e.param());
+        } else {
+            body.putNull("param");
+        }
+        res.status(Status.create(e.status()));
+        if (e.status() == 429) {
+            res.header(HeaderNames.RETRY_AFTER, "1");
+        }
+        if (e.status() == 503) {
+            res.header(HeaderNames.RETRY_AFTER, "5");
+        }
+        sendJson(res, err);
+    }
+
+    private void sendJson(ServerResponse res, JsonNode node) {
+        res.header(HeaderNames.CONTENT_TYPE, "application/json");
+        res.send(json.write(node));
+    }
+
+    private CompletionParser parser(ServedModel m) {
+        return new CompletionParser(m, limits.maxTokens(), limits.maxPromptTokens());
+    }
+
+    private ServedModel ready() {
+        ServedModel m = models.get();
+        if (m == null) {
+            throw new ApiException(503, "server_error", "model_loading", null, "the model is not loaded yet; retry shortly");
+        }
+        return m;
+    }
+
+    /** Reads at most the configured body size (413 beyond), then parses one JSON object. */
+    private ObjectNode body(ServerRequest req) {
+        long declared = req.headers().contentLength().orElse(-1L);
+        if (declared > limits.maxBodyBytes()) {
+            throw tooLarge();
+        }
+        byte[] bytes;
+        try (InputStream in = req.content().inputStream()) {
+            bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, limits.maxBodyBytes() + 1));
+            if (bytes.length > limits.maxBodyBytes()) {
+                throw tooLarge();
+            }
+        } catch (IOException e) {
+            throw ApiException.badRequest(null, "the request body could not be read");
+        }
+        return json.parseObject(bytes);
+    }
+
+    private ApiException tooLarge() {
+        return new ApiException(413, "invalid_request_error", "request_too_large", null,
+                "the request body exceeds " + limits.maxBodyBytes() + " bytes");
+    }
+
+    // --- completions -----------------------------------------------------------------------------
+
+    private void chat(ServerRequest req, ServerResponse res) throws Exception {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        CompletionParser.Parsed p = parser(m).chat(body);
+        generate(res, m, p, true);
+    }
+
+    private void completion(ServerRequest req, ServerResponse res) throws Exception {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        CompletionParser.Parsed p = parser(m).completion(body);
+        generate(res, m, p, false);
+    }
+
+    private void generate(ServerResponse res, ServedModel m, CompletionParser.Parsed p, boolean chat) throws Exception {
+        RequestHandle h = m.engine().submit(p.request());
+        String id = (chat ? "chatcmpl-" : "cmpl-") + h.id();
+        long created = System.currentTimeMillis() / 1000;
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(limits.requestTimeoutMillis());
+        if (p.stream()) {
+            stream(res, h, p, id, created, chat, deadline);
+        } else {
+            whole(res, h, p, id, created, chat, deadline);
+        }
+    }
+
+    private GenerationEvent next(RequestHandle h, long deadline) throws InterruptedException {
+        while (true) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                h.cancel();
+                throw new ApiException(504, "server_error", "timeout", null, "the request took longer than "
+                        + limits.requestTimeoutMillis() + " ms and was cancelled");
+            }
+            GenerationEvent e = h.next(Math.min(left, TimeUnit.MILLISECONDS.toNanos(250)), TimeUnit.NANOSECONDS);
+            if (e != null) {
+                return e;
+            }
+        }
+    }
+
+    private void whole(ServerResponse res, RequestHandle h, CompletionParser.Parsed p, String id, long created, boolean chat,
+            long deadline) throws Exception {
+        StringBuilder text = new StringBuilder();
+        try {
+            while (true) {
+                GenerationEvent e = next(h, deadline);
+                switch (e) {
+                    case GenerationEvent.Text t -> text.append(t.text());
+                    case GenerationEvent.Failed f -> throw f.error();
+                    case GenerationEvent.Done d -> {
+                        ObjectNode out = envelope(id, created, p.model(), chat ? "chat.completion" : "text_completion");
+                        ObjectNode choice = out.putArray("choices").addObject();
+                        choice.put("index", 0);
+                        if (chat) {
+                            ObjectNode msg = choice.putObject("message");
+                            msg.put("role", "assistant");
+                            msg.put("content", text.toString());
+                        } else {
+                            choice.put("text", text.toString());
+                        }
+                        choice.putNull("logprobs");
+                        choice.put("finish_reason", d.reason().wire());
+                        usage(out.putObject("usage"), d);
+                        sendJson(res, out);
+                        return;
+                    }
+                }
+            }
+        } finally {
+            h.cancel(); // no-op when finished; frees the slot when this handler leaves early
+        }
+    }
+
+    private void stream(ServerResponse res, RequestHandle h, CompletionParser.Parsed p, String id, long created, boolean chat,
+            long deadline) throws Exception {
+        // The first event decides between an error status and a 200 stream.
+        GenerationEvent first;
+        try {
+            first = next(h, deadline);
+        } catch (RuntimeException | InterruptedException e) {
+            h.cancel();
+            throw e;
+        }
+        if (first instanceof GenerationEvent.Failed f) {
+            throw f.error();
+        }
+        res.header(HeaderNames.CONTENT_TYPE, "text/event-stream");
+        res.header(HeaderNames.CACHE_CONTROL, "no-cache");
+        String object = chat ? "chat.completion.chunk" : "text_completion";
+        try (OutputStream out = res.outputStream()) {
+            if (chat) {
+                ObjectNode c = chunk(id, created, p.model(), object);
+                ObjectNode delta = c.withArray("choices").addObject().put("index", 0).putObject("delta");
+                delta.put("role", "assistant");
+                delta.put("content", "");
+                ((ObjectNode) c.get("choices").get(0)).putNull("finish_reason");
+                write(out, c);
+            }
+            GenerationEvent e = first;
+            while (true) {
+                switch (e) {
+                    case GenerationEvent.Text t -> {
+                        if (!t.text().isEmpty()) {
+                            write(out, textChunk(id, created, p.model(), object, chat, t.text(), null));
+                        }
+                    }
+                    case GenerationEvent.Failed f -> {
+                        ObjectNode err = json.object();
+                        ApiException api = fromEngine(f.error());
+                        err.putObject("error").put("message", api.getMessage()).put("type", api.type()).put("code", api.code());
+                        write(out, err);
+                        return;
+                    }
+                    case GenerationEvent.Done d -> {
+                        write(out, textChunk(id, created, p.model(), object, chat, null, d.reason().wire()));
+                        if (p.includeUsage()) {
+                            ObjectNode u = chunk(id, created, p.model(), object);
+                            u.putArray("choices");
+                            usage(u.putObject("usage"), d);
+                            write(out, u);
+                        }
+                        out.write(DONE);
+                        out.flush();
+                        return;
+                    }
+                }
+                try {
+                    e = next(h, deadline);
+                } catch (ApiException timeout) {
+                    ObjectNode err = json.object();
+                    err.putObject("error").put("message", timeout.getMessage()).put("type", timeout.type()).put("code", timeout.code());
+                    write(out, err);
+                    return;
+                }
+            }
+        } finally {
+            h.cancel(); // the client went away (write failed) or we are done: free the slot
+        }
+    }
+
+    private ObjectNode textChunk(String id, long created, String model, String object, boolean chat, String text, String finish) {
+        ObjectNode c = chunk(id, created, model, object);
+        ObjectNode choice = c.putArray("choices").addObject();
+        choice.put("index", 0);
+        if (chat) {
+            ObjectNode delta = choice.putObject("delta");
+            if (text != null) {
+                delta.put("content", text);
+            }
+        } else {
+            choice.put("text", text == null ? "" : text);
+            choice.putNull("logprobs");
+        }
+        if (finish == null) {
+            choice.putNull("finish_reason");
+        } else {
+            choice.put("finish_reason", finish);
+        }
+        return c;
+    }
+
+    private ObjectNode chunk(String id, long created, String model, String object) {
+        return envelope(id, created, model, object);
+    }
+
+    private ObjectNode envelope(String id, long created, String model, String object) {
+        ObjectNode o = json.object();
+        o.put("id", id);
+        o.put("object", object);
+        o.put("created", created);
+        o.put("model", model);
+        o.put("system_fingerprint", "ai-llm-reference-app");
+        return o;
+    }
+
+    private static void usage(ObjectNode u, GenerationEvent.Done d) {
+        u.put("prompt_tokens", d.promptTokens());
+        u.put("completion_tokens", d.completionTokens());
+        u.put("total_tokens", d.promptTokens() + d.completionTokens());
+        u.putObject("prompt_tokens_details").put("cached_tokens", d.cachedPromptTokens());
+    }
+
+    private void write(OutputStream out, JsonNode node) {
+        try {
+            out.write("data: ".getBytes(StandardCharsets.US_ASCII));
+            out.write(json.write(node));
+            out.write("\n\n".getBytes(StandardCharsets.US_ASCII));
+            out.flush();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    // --- embeddings, models, tokenizer -------------------------------------------------------------
+
+    private void embeddings(ServerRequest req, ServerResponse res) throws Exception {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        String modelId = parser(m).checkModel(body);
+        JsonNode input = Params.get(body, "input");
+        List<int[]> inputs = new ArrayList<>();
+        if (input == null) {
+            throw ApiException.badRequest("input", "'input' is required");
+        } else if (input.isTextual()) {
+            inputs.add(m.tokenize(input.textValue(), false));
+        } else if (input.isArray() && !input.isEmpty() && input.size() <= 256) {
+            for (JsonNode i : input) {
+                if (!i.isTextual()) {
+                    throw ApiException.badRequest("input", "'input' must be a string or an array of strings");
+                }
+                inputs.add(m.tokenize(i.textValue(), false));
+            }
+        } else {
+            throw ApiException.badRequest("input", "'input' must be a string or an array of 1 to 256 strings");
+        }
+        String format = Params.string(body, "encoding_format");
+        if (format != null && !format.equals("float") && !format.equals("base64")) {
+            throw ApiException.badValue("encoding_format", "'encoding_format' must be 'float' or 'base64'");
+        }
+        if (Params.get(body, "dimensions") != null) {
+            throw ApiException.unsupported("dimensions", "'dimensions' is not supported: the model's embedding size is fixed");
+        }
+        List<float[]> vectors;
+        try {
+            vectors = m.engine().embed(inputs).get(limits.requestTimeoutMillis(), TimeUnit.MILLISECONDS);
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof EngineException ee ? ee : new EngineException(EngineException.Kind.INTERNAL, "embedding failed");
+        } catch (TimeoutException e) {
+            throw new ApiException(504, "server_error", "timeout", null, "the embedding request timed out");
+        }
+        ObjectNode out = json.object();
+        out.put("object", "list");
+        ArrayNode data = out.putArray("data");
+        int tokens = 0;
+        for (int i = 0; i < vectors.size(); i++) {
+            ObjectNode d = data.addObject();
+            d.put("object", "embedding");
+            d.put("index", i);
+            if ("base64".equals(format)) {
+                ByteBuffer buf = ByteBuffer.allocate(vectors.get(i).length * 4).order(ByteOrder.LITTLE_ENDIAN);
+                for (float f : vectors.get(i)) {
+                    buf.putFloat(f);
+                }
+                d.put("embedding", Base64.getEncoder().encodeToString(buf.array()));
+            } else {
+                ArrayNode v = d.putArray("embedding");
+                for (float f : vectors.get(i)) {
+                    v.add(f);
+                }
+            }
+            tokens += inputs.get(i).length;
+        }
+        out.put("model", modelId);
+        out.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
+        sendJson(res, out);
+    }
+
+    private void models(ServerRequest req, ServerResponse res) {
+        ServedModel m = ready();
+        ObjectNode out = json.object();
+        out.put("object", "list");
+        modelObject(out.putArray("data").addObject(), m);
+        sendJson(res, out);
+    }
+
+    private void model(ServerRequest req, ServerResponse res) {
+        ServedModel m = ready();
+        String id = req.path().pathParameters().get("id");
+        if (!id.equals(m.id())) {
+            throw new ApiException(404, "invalid_request_error", "model_not_found", "model", "the model '"
+                    + CompletionParser.abbreviate(id) + "' does not exist");
+        }
+        sendJson(res, modelObject(json.object(), m));
+    }
+
+    private static ObjectNode modelObject(ObjectNode o, ServedModel m) {
+        o.put("id", m.id());
+        o.put("object", "model");
+        o.put("created", m.loadedAtEpochSeconds());
+        o.put("owned_by", "ai-llm-reference-app");
+        return o;
+    }
+
+    private void tokenize(ServerRequest req, ServerResponse res) {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        String content = Params.string(body, "content");
+        if (content == null) {
+            throw ApiException.badRequest("content", "'content' is required");
+        }
+        Boolean addSpecial = Params.bool(body, "add_special");
+        Boolean withPieces = Params.bool(body, "with_pieces");
+        int[] tokens = m.tokenizeRaw(content, addSpecial != null && addSpecial);
+        ObjectNode out = json.object();
+        ArrayNode arr = out.putArray("tokens");
+        for (int t : tokens) {
+            if (withPieces != null && withPieces) {
+                arr.addObject().put("id", t).put("piece", m.piece(t));
+            } else {
+                arr.add(t);
+            }
+        }
+        sendJson(res, out);
+    }
+
+    private void detokenize(ServerRequest req, ServerResponse res) {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        JsonNode tokens = Params.get(body, "tokens");
+        if (tokens == null || !tokens.isArray()) {
+            throw ApiException.badRequest("tokens", "'tokens' must be an array of token ids");
+        }
+        int[] ids = new int[tokens.size()];
+        for (int i = 0; i < ids.length; i++) {
+            JsonNode t = tokens.get(i);
+            if (!t.isIntegralNumber() || !t.canConvertToInt() || t.intValue() < 0 || t.intValue() >= m.vocabSize()) {
+                throw ApiException.badValue("tokens", "tokens[" + i + "] must be a token id in 0.." + (m.vocabSize() - 1));
+            }
+            ids[i] = t.intValue();
+        }
+        ObjectNode out = json.object();
+        out.put("content", m.detokenize(ids));
+        sendJson(res, out);
+    }
+}

@@ -1,0 +1,88 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.llmref.server.engine.Engine;
+import java.io.BufferedReader;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.Test;
+
+/** A client that goes away frees its slot; a full queue answers 429 with Retry-After. */
+class AdmissionAndCancellationTest {
+
+    static String longStream() {
+        return "{\"prompt\":\"Once upon a time\",\"max_tokens\":200,\"temperature\":0.8,\"seed\":1,\"stream\":true}";
+    }
+
+    @Test
+    void disconnectingClientFreesItsSlot() throws Exception {
+        try (TestServer s = TestServer.start(Map.of("engine.slots", "2"))) {
+            Engine engine = s.server.engine();
+            HttpResponse<InputStream> r = s.http.send(HttpRequest.newBuilder(URI.create(s.base() + "/v1/completions"))
+                    .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(longStream())).build(),
+                    HttpResponse.BodyHandlers.ofInputStream());
+            assertThat(r.statusCode()).isEqualTo(200);
+            BufferedReader in = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8));
+            assertThat(in.readLine()).startsWith("data: ");
+            assertThat(engine.stats().busySlots()).isEqualTo(1);
+            in.close(); // the client goes away mid-stream
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while (engine.stats().busySlots() > 0 && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            assertThat(engine.stats().busySlots()).as("slot freed after disconnect").isZero();
+            // and the server serves the next request normally
+            assertThat(s.post("/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":3}").statusCode()).isEqualTo(200);
+        }
+    }
+
+    @Test
+    void requestTimeoutCancelsAndFreesTheSlot() throws Exception {
+        try (TestServer s = TestServer.start(Map.of("limits.request-timeout-ms", "300", "engine.slots", "1"))) {
+            s.server.engine().stallFor(1500);
+            HttpResponse<String> r = s.post("/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":50}");
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(504);
+            assertThat(r.body()).contains("\"code\":\"timeout\"");
+            long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+            while ((s.server.engine().stats().busySlots() > 0 || s.server.engine().stats().queued() > 0) && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            assertThat(s.server.engine().stats().busySlots()).isZero();
+        }
+    }
+
+    @Test
+    void fullQueueAnswers429WithRetryAfter() throws Exception {
+        try (TestServer s = TestServer.start(Map.of("engine.slots", "1", "engine.queue-capacity", "1"))) {
+            s.server.engine().stallFor(3000); // hold the scheduler so that requests pile up
+            CompletableFuture<HttpResponse<String>> first = s.http.sendAsync(request(s), HttpResponse.BodyHandlers.ofString());
+            waitFor(() -> s.server.engine().stats().queued() == 1);
+            HttpResponse<String> second = s.post("/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":3}");
+            assertThat(second.statusCode()).as(second.body()).isEqualTo(429);
+            assertThat(second.headers().firstValue("retry-after")).isPresent();
+            assertThat(second.body()).contains("\"type\":\"rate_limit_error\"").contains("\"code\":\"queue_full\"");
+            assertThat(first.get().statusCode()).isEqualTo(200); // the queued one is served once the scheduler runs again
+        }
+    }
+
+    private static HttpRequest request(TestServer s) {
+        return HttpRequest.newBuilder(URI.create(s.base() + "/v1/completions")).header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\":\"Hello\",\"max_tokens\":5}")).build();
+    }
+
+    private static void waitFor(java.util.function.BooleanSupplier cond) throws InterruptedException {
+        long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+        while (!cond.getAsBoolean() && System.nanoTime() < deadline) {
+            Thread.sleep(5);
+        }
+        assertThat(cond.getAsBoolean()).isTrue();
+    }
+}

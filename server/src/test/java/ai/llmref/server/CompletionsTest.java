@@ -1,0 +1,158 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.llmref.llama.ContextParams;
+import ai.llmref.llama.Generation;
+import ai.llmref.llama.LlamaModel;
+import ai.llmref.llama.ModelParams;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.net.http.HttpResponse;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** Greedy output over HTTP equals the bindings' greedy output; streaming equals non-streaming; concurrency changes nothing. */
+class CompletionsTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final String PROMPT = "Once upon a time";
+    static TestServer server;
+    static String reference;
+
+    @BeforeAll
+    static void start() throws Exception {
+        try (LlamaModel m = LlamaModel.load(TestServer.model(), ModelParams.defaults().withGpuLayers(0))) {
+            ContextParams p = ContextParams.defaults().withContextSize(TestServer.SLOT_CONTEXT).withBatch(256, 256).withThreads(2, 2);
+            reference = m.vocabulary().detokenize(Generation.greedy(m, p, PROMPT, 48), false, false);
+        }
+        server = TestServer.start();
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+    }
+
+    static String body(String prompt, int maxTokens, boolean stream) {
+        return "{\"model\":\"stories260K\",\"prompt\":" + JSON.valueToTree(prompt) + ",\"max_tokens\":" + maxTokens
+                + ",\"temperature\":0,\"stream\":" + stream + "}";
+    }
+
+    @Test
+    void greedyCompletionEqualsTheBindings() throws Exception {
+        HttpResponse<String> r = server.post("/v1/completions", body(PROMPT, 48, false));
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        JsonNode j = JSON.readTree(r.body());
+        assertThat(j.get("object").asText()).isEqualTo("text_completion");
+        assertThat(j.at("/choices/0/text").asText()).isEqualTo(reference.startsWith(" ") ? reference : reference);
+        assertThat(j.at("/choices/0/finish_reason").asText()).isEqualTo("length");
+        assertThat(j.at("/usage/completion_tokens").asInt()).isEqualTo(48);
+        assertThat(j.at("/usage/prompt_tokens").asInt()).isEqualTo(5);
+        assertThat(j.at("/usage/total_tokens").asInt()).isEqualTo(53);
+    }
+
+    @Test
+    void streamingGivesTheSameTextAsNonStreaming() throws Exception {
+        HttpResponse<String> r = server.post("/v1/completions", body(PROMPT, 48, true));
+        assertThat(r.statusCode()).isEqualTo(200);
+        assertThat(r.headers().firstValue("content-type")).hasValueSatisfying(v -> assertThat(v).startsWith("text/event-stream"));
+        StringBuilder text = new StringBuilder();
+        List<String> events = sse(r.body());
+        assertThat(events.getLast()).isEqualTo("[DONE]");
+        String finish = null;
+        for (String e : events.subList(0, events.size() - 1)) {
+            JsonNode c = JSON.readTree(e);
+            text.append(c.at("/choices/0/text").asText());
+            if (!c.at("/choices/0/finish_reason").isNull()) {
+                finish = c.at("/choices/0/finish_reason").asText();
+            }
+        }
+        assertThat(text.toString()).isEqualTo(reference);
+        assertThat(finish).isEqualTo("length");
+        assertThat(events.size()).isGreaterThan(10); // really streamed, not one chunk
+    }
+
+    @Test
+    void chatStreamHasRoleContentFinishAndUsage() throws Exception {
+        String req = "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],"
+                + "\"max_tokens\":20,\"temperature\":0,\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
+        HttpResponse<String> r = server.post("/v1/chat/completions", req);
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        List<String> events = sse(r.body());
+        JsonNode first = JSON.readTree(events.getFirst());
+        assertThat(first.get("object").asText()).isEqualTo("chat.completion.chunk");
+        assertThat(first.at("/choices/0/delta/role").asText()).isEqualTo("assistant");
+        JsonNode usage = JSON.readTree(events.get(events.size() - 2));
+        assertThat(usage.get("choices")).isEmpty();
+        assertThat(usage.at("/usage/completion_tokens").asInt()).isBetween(1, 20);
+        StringBuilder streamed = new StringBuilder();
+        for (String e : events.subList(0, events.size() - 2)) {
+            streamed.append(JSON.readTree(e).at("/choices/0/delta/content").asText(""));
+        }
+        HttpResponse<String> whole = server.post("/v1/chat/completions", req.replace("\"stream\":true", "\"stream\":false"));
+        assertThat(JSON.readTree(whole.body()).at("/choices/0/message/content").asText()).isEqualTo(streamed.toString());
+        assertThat(JSON.readTree(whole.body()).at("/usage/completion_tokens").asInt()).isEqualTo(usage.at("/usage/completion_tokens").asInt());
+    }
+
+    @Test
+    void sixteenConcurrentGreedyRequestsEachEqualTheSingleResult() throws Exception {
+        ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor();
+        List<Future<String>> results = new ArrayList<>();
+        for (int i = 0; i < 16; i++) {
+            boolean stream = i % 2 == 1;
+            Callable<String> call = () -> {
+                HttpResponse<String> r = server.post("/v1/completions", body(PROMPT, 48, stream));
+                assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+                if (!stream) {
+                    return JSON.readTree(r.body()).at("/choices/0/text").asText();
+                }
+                StringBuilder t = new StringBuilder();
+                for (String e : sse(r.body())) {
+                    if (!e.equals("[DONE]")) {
+                        t.append(JSON.readTree(e).at("/choices/0/text").asText());
+                    }
+                }
+                return t.toString();
+            };
+            results.add(pool.submit(call));
+        }
+        for (Future<String> f : results) {
+            assertThat(f.get()).isEqualTo(reference);
+        }
+        pool.shutdown();
+    }
+
+    @Test
+    void stopStringsEndTheOutputBeforeTheStop() throws Exception {
+        int cut = reference.indexOf(" she ");
+        assertThat(cut).isPositive();
+        HttpResponse<String> r = server.post("/v1/completions", body(PROMPT, 48, false).replace("}", ",\"stop\":[\" she \",\"zzz\"]}"));
+        JsonNode j = JSON.readTree(r.body());
+        assertThat(j.at("/choices/0/text").asText()).isEqualTo(reference.substring(0, cut));
+        assertThat(j.at("/choices/0/finish_reason").asText()).isEqualTo("stop");
+    }
+
+    @Test
+    void repeatedPromptReusesTheCachedPrefix() throws Exception {
+        server.post("/v1/completions", body(PROMPT + " there was", 4, false));
+        HttpResponse<String> r = server.post("/v1/completions", body(PROMPT + " there was", 4, false));
+        assertThat(JSON.readTree(r.body()).at("/usage/prompt_tokens_details/cached_tokens").asInt()).isPositive();
+    }
+
+    static List<String> sse(String body) {
+        List<String> out = new ArrayList<>();
+        for (String block : body.split("\n\n")) {
+            if (block.startsWith("data: ")) {
+                out.add(block.substring(6));
+            }
+        }
+        return out;
+    }
+}

@@ -1,0 +1,52 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import ai.llmref.server.config.ConfigException;
+import ai.llmref.server.config.ServerConfig;
+import java.util.HashMap;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/** Configuration binds to validated records; an invalid value names the key and the rule. */
+class ConfigTest {
+
+    static ServerConfig bind(Map<String, String> values) {
+        Map<String, String> m = new HashMap<>(Map.of("model.path", "/models/x.gguf"));
+        m.putAll(values);
+        return ServerConfig.from(ServerConfig.load(null, m));
+    }
+
+    @Test
+    void defaultsAndOverrides() {
+        ServerConfig c = bind(Map.of("engine.slots", "8", "limits.max-tokens", "100"));
+        assertThat(c.engine().slots()).isEqualTo(8);
+        assertThat(c.limits().maxTokens()).isEqualTo(100);
+        assertThat(c.model().id()).isEqualTo("x");
+        assertThat(c.http().port()).isEqualTo(8080);
+        assertThat(c.limits().maxBodyBytes()).isEqualTo(1 << 20);
+    }
+
+    @Test
+    void invalidValuesNameTheKeyAndTheRule() {
+        assertThatThrownBy(() -> bind(Map.of("engine.slots", "0"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: engine.slots must be between 1 and 256, got '0'");
+        assertThatThrownBy(() -> bind(Map.of("server.port", "http"))).isInstanceOf(ConfigException.class)
+                .hasMessageContaining("server.port must be an integer");
+        assertThatThrownBy(() -> bind(Map.of("engine.flash-attention", "sometimes"))).isInstanceOf(ConfigException.class)
+                .hasMessageContaining("engine.flash-attention must be one of [auto, disabled, enabled]");
+        assertThatThrownBy(() -> bind(Map.of("engine.embeddings", "maybe"))).isInstanceOf(ConfigException.class)
+                .hasMessageContaining("engine.embeddings must be true or false");
+        assertThatThrownBy(() -> bind(Map.of("engine.batch-size", "64", "engine.ubatch-size", "128"))).isInstanceOf(ConfigException.class)
+                .hasMessageContaining("engine.ubatch-size must be between 1 and 64");
+        assertThatThrownBy(() -> ServerConfig.from(ServerConfig.load(null, Map.of()))).isInstanceOf(ConfigException.class)
+                .hasMessageContaining("model.path is required");
+    }
+
+    @Test
+    void environmentVariablesMapToKeys() {
+        assertThat(ServerConfig.fromEnvironment(Map.of("LLMREF_ENGINE_SLOTS", "3", "LLMREF_LIMITS_MAX__BODY__BYTES", "2048",
+                "PATH", "/bin"))).containsExactlyInAnyOrderEntriesOf(Map.of("engine.slots", "3", "limits.max-body-bytes", "2048"));
+    }
+}

@@ -1,0 +1,129 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.openai.client.OpenAIClient;
+import com.openai.client.okhttp.OpenAIOkHttpClient;
+import com.openai.core.http.StreamResponse;
+import com.openai.errors.BadRequestException;
+import com.openai.errors.NotFoundException;
+import com.openai.models.ResponseFormatJsonObject;
+import com.openai.models.chat.completions.ChatCompletion;
+import com.openai.models.chat.completions.ChatCompletionChunk;
+import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import com.openai.models.completions.Completion;
+import com.openai.models.completions.CompletionCreateParams;
+import com.openai.models.embeddings.CreateEmbeddingResponse;
+import com.openai.models.embeddings.EmbeddingCreateParams;
+import com.openai.models.models.Model;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The official OpenAI Java client drives every route and sees errors as its typed exceptions. */
+class OpenAiClientTest {
+    static TestServer server;
+    static OpenAIClient client;
+
+    @BeforeAll
+    static void start() throws Exception {
+        server = TestServer.start();
+        client = OpenAIOkHttpClient.builder().baseUrl(server.base() + "/v1").apiKey("unused").maxRetries(0).build();
+    }
+
+    @AfterAll
+    static void stop() {
+        client.close();
+        server.close();
+    }
+
+    static ChatCompletionCreateParams.Builder chat() {
+        return ChatCompletionCreateParams.builder().model("stories260K").addUserMessage("Tell me about a dog.")
+                .maxCompletionTokens(24).temperature(0.0);
+    }
+
+    @Test
+    void chatCompletion() {
+        ChatCompletion c = client.chat().completions().create(chat().build());
+        assertThat(c.choices()).hasSize(1);
+        assertThat(c.choices().getFirst().message().content()).hasValueSatisfying(t -> assertThat(t).isNotBlank());
+        assertThat(c.choices().getFirst().finishReason()).isIn(ChatCompletion.Choice.FinishReason.STOP, ChatCompletion.Choice.FinishReason.LENGTH);
+        assertThat(c.usage()).hasValueSatisfying(u -> assertThat(u.completionTokens()).isBetween(1L, 24L));
+        assertThat(c.model()).isEqualTo("stories260K");
+    }
+
+    @Test
+    void chatStreamingAssemblesTheSameText() {
+        String whole = client.chat().completions().create(chat().build()).choices().getFirst().message().content().orElseThrow();
+        StringBuilder streamed = new StringBuilder();
+        try (StreamResponse<ChatCompletionChunk> s = client.chat().completions().createStreaming(chat().build())) {
+            s.stream().forEach(chunk -> chunk.choices().forEach(ch -> ch.delta().content().ifPresent(streamed::append)));
+        }
+        assertThat(streamed.toString()).isEqualTo(whole);
+    }
+
+    @Test
+    void jsonObjectResponseFormatYieldsJson() throws Exception {
+        ChatCompletion c = client.chat().completions().create(chat().maxCompletionTokens(60)
+                .responseFormat(ResponseFormatJsonObject.builder().build()).build());
+        String text = c.choices().getFirst().message().content().orElseThrow();
+        if (c.choices().getFirst().finishReason() == ChatCompletion.Choice.FinishReason.STOP) {
+            assertThat(new com.fasterxml.jackson.databind.ObjectMapper().readTree(text).isObject()).as(text).isTrue();
+        } else {
+            assertThat(text).startsWith("{"); // cut by max tokens: still a JSON object prefix
+        }
+    }
+
+    @Test
+    void completionsPlainAndStreaming() {
+        CompletionCreateParams p = CompletionCreateParams.builder().model("stories260K").prompt("Once upon a time")
+                .maxTokens(30).temperature(0.0).build();
+        Completion c = client.completions().create(p);
+        String text = c.choices().getFirst().text();
+        assertThat(text).isNotBlank();
+        StringBuilder streamed = new StringBuilder();
+        try (StreamResponse<Completion> s = client.completions().createStreaming(p)) {
+            s.stream().forEach(chunk -> chunk.choices().forEach(ch -> streamed.append(ch.text())));
+        }
+        assertThat(streamed.toString()).isEqualTo(text);
+    }
+
+    @Test
+    void modelsList() {
+        List<Model> models = client.models().list().data();
+        assertThat(models).extracting(Model::id).containsExactly("stories260K");
+        assertThat(client.models().retrieve("stories260K").id()).isEqualTo("stories260K");
+        assertThatThrownBy(() -> client.models().retrieve("nope")).isInstanceOf(NotFoundException.class);
+    }
+
+    @Test
+    void embeddingsForOneAndMany() {
+        CreateEmbeddingResponse one = client.embeddings().create(EmbeddingCreateParams.builder().model("stories260K")
+                .input("The cat sat on the mat").build());
+        assertThat(one.data()).hasSize(1);
+        List<Float> v = one.data().getFirst().embedding();
+        assertThat(v).hasSize(64);
+        double norm = v.stream().mapToDouble(f -> f * f).sum();
+        assertThat(norm).isCloseTo(1.0, org.assertj.core.data.Offset.offset(1e-3));
+        CreateEmbeddingResponse many = client.embeddings().create(EmbeddingCreateParams.builder().model("stories260K")
+                .inputOfArrayOfStrings(List.of("a dog", "a cat", "a dog")).build());
+        assertThat(many.data()).hasSize(3);
+        assertThat(many.data().get(0).embedding()).isEqualTo(many.data().get(2).embedding());
+        assertThat(many.data().get(0).embedding()).isNotEqualTo(many.data().get(1).embedding());
+        CreateEmbeddingResponse b64 = client.embeddings().create(EmbeddingCreateParams.builder().model("stories260K")
+                .input("The cat sat on the mat").encodingFormat(EmbeddingCreateParams.EncodingFormat.BASE64).build());
+        assertThat(b64.data().getFirst().embedding()).isEqualTo(v);
+    }
+
+    @Test
+    void errorsAreTypedExceptions() {
+        assertThatThrownBy(() -> client.chat().completions().create(chat().model("gpt-unknown").build()))
+                .isInstanceOf(NotFoundException.class);
+        assertThatThrownBy(() -> client.chat().completions().create(chat().n(2).build()))
+                .isInstanceOf(BadRequestException.class).hasMessageContaining("'n' must be 1");
+        assertThatThrownBy(() -> client.chat().completions().create(chat().maxCompletionTokens(100_000).build()))
+                .isInstanceOf(BadRequestException.class);
+    }
+}

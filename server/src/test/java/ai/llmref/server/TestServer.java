@@ -1,0 +1,80 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.llmref.server.config.ServerConfig;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+
+/** A real server on 127.0.0.1 (ephemeral port) serving the real test model, plus a raw HTTP client. */
+final class TestServer implements AutoCloseable {
+    static final int SLOT_CONTEXT = 256;
+
+    final Server server;
+    final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+
+    private TestServer(Server server) {
+        this.server = server;
+    }
+
+    static Path model() {
+        Path p = Path.of(System.getProperty("test.model", ""));
+        if (!Files.isRegularFile(p)) {
+            throw new IllegalStateException("the test model " + p + " is missing: these tests need the real model");
+        }
+        return p;
+    }
+
+    /** Default test settings: 4 slots of 256 positions, 2 threads; {@code extra} overrides any key. */
+    static TestServer start(Map<String, String> extra) throws InterruptedException {
+        Map<String, String> cfg = new HashMap<>();
+        cfg.put("server.port", "0");
+        cfg.put("model.path", model().toString());
+        cfg.put("model.id", "stories260K");
+        cfg.put("engine.slots", "4");
+        cfg.put("engine.slot-context", Integer.toString(SLOT_CONTEXT));
+        cfg.put("engine.batch-size", "256");
+        cfg.put("engine.threads", "2");
+        cfg.put("engine.threads-batch", "2");
+        cfg.putAll(extra);
+        Server s = Server.start(ServerConfig.from(ServerConfig.load(null, cfg)));
+        assertThat(s.awaitLoaded(Duration.ofSeconds(60))).isEqualTo(Server.State.READY);
+        return new TestServer(s);
+    }
+
+    static TestServer start() throws InterruptedException {
+        return start(Map.of());
+    }
+
+    String base() {
+        return "http://127.0.0.1:" + server.port();
+    }
+
+    HttpResponse<String> post(String path, String body) throws Exception {
+        return http.send(HttpRequest.newBuilder(URI.create(base() + path))
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    HttpResponse<String> postBytes(String path, byte[] body) throws Exception {
+        return http.send(HttpRequest.newBuilder(URI.create(base() + path))
+                .header("Content-Type", "application/json")
+                .POST(HttpRequest.BodyPublishers.ofByteArray(body)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    HttpResponse<String> get(String path) throws Exception {
+        return http.send(HttpRequest.newBuilder(URI.create(base() + path)).GET().build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    @Override
+    public void close() {
+        server.drainAndStop(Duration.ofSeconds(5));
+    }
+}

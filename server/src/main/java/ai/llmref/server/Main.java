@@ -15,6 +15,7 @@ public final class Main {
     private Main() {}
 
     public static void main(String[] args) {
+        jsonLogging();
         Path file = null;
         Map<String, String> overrides = new HashMap<>();
         try {
@@ -41,6 +42,22 @@ public final class Main {
             System.err.println(e.getMessage());
             System.exit(2);
         }
+    }
+
+    /** JSON lines on stderr, unless the operator brings a logging configuration of their own. */
+    static void jsonLogging() {
+        if (System.getProperty("java.util.logging.config.file") != null) {
+            return;
+        }
+        java.util.logging.Logger root = java.util.logging.Logger.getLogger("");
+        for (java.util.logging.Handler h : root.getHandlers()) {
+            root.removeHandler(h);
+        }
+        java.util.logging.ConsoleHandler console = new java.util.logging.ConsoleHandler();
+        console.setFormatter(new ai.llmref.server.observe.JsonLogFormatter());
+        console.setLevel(java.util.logging.Level.ALL);
+        root.addHandler(console);
+        root.setLevel(java.util.logging.Level.INFO);
     }
 
     private static String require(String option, String value) {

@@ -16,6 +16,7 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     private final Engine engine;
     private final Function<List<Message>, String> chatRenderer;
     private final long loadedAt = System.currentTimeMillis() / 1000;
+    private final ai.llmref.llama.ModelInfo info;
 
     ServedModel(String id, LlamaModel model, Engine engine, Function<List<Message>, String> chatRenderer) {
         this.id = id;
@@ -23,6 +24,12 @@ public final class ServedModel implements PromptModel, AutoCloseable {
         this.vocab = model.vocabulary();
         this.engine = engine;
         this.chatRenderer = chatRenderer;
+        this.info = model.info();
+    }
+
+    /** The model's facts, read once at load (safe to read after close). */
+    public ai.llmref.llama.ModelInfo info() {
+        return info;
     }
 
     @Override

@@ -9,7 +9,11 @@ import ai.llmref.server.engine.EngineConfig;
 import ai.llmref.server.http.HealthService;
 import ai.llmref.server.http.Json;
 import ai.llmref.server.http.OpenAiService;
+import ai.llmref.server.http.AuthFilter;
 import ai.llmref.server.http.PromptModel;
+import ai.llmref.server.observe.ServerMetrics;
+import ai.llmref.server.observe.Tracing;
+import io.helidon.http.HeaderNames;
 import io.helidon.webserver.WebServer;
 import io.helidon.webserver.http.HttpRouting;
 import java.lang.System.Logger.Level;
@@ -27,39 +31,80 @@ public final class Server implements AutoCloseable {
 
     public enum State { LOADING, READY, FAILED, DRAINING, STOPPED }
 
+    static final String ADMIN = "admin";
+
     private final ServerConfig config;
     private final WebServer web;
+    private final Tracing tracing;
+    private final ServerMetrics metrics;
     private volatile State state = State.LOADING;
     private volatile ServedModel served;
     private volatile float loadProgress;
     private volatile long loadMillis;
+    private volatile java.util.function.Consumer<Float> loadHook = f -> { };
 
-    private Server(ServerConfig config) {
+    private Server(ServerConfig config, Tracing tracing) {
         this.config = config;
+        this.tracing = tracing;
+        this.metrics = new ServerMetrics(() -> new MetricsView());
         Json json = new Json(config.limits().maxJsonDepth());
         OpenAiService api = new OpenAiService(this::readyModel, json, new OpenAiService.Limits(
                 config.limits().maxBodyBytes(), config.limits().maxTokens(), config.limits().maxPromptTokens(),
-                config.limits().requestTimeoutMillis()));
+                config.limits().requestTimeoutMillis()), metrics, tracing);
+        AuthFilter auth = config.auth().apiKeys().isEmpty() ? null : new AuthFilter(config.auth().apiKeys(), api);
         HealthService health = new HealthService(this, json);
         this.web = WebServer.builder()
                 .host(config.http().host())
                 .port(config.http().port())
                 // a backstop above the API's own limit, which answers in the OpenAI error shape
                 .maxPayloadSize(config.limits().maxBodyBytes() * 2 + 4096)
-                .routing(r -> routing(r, api, health))
+                .routing(r -> apiRouting(r, api, auth))
+                .putSocket(ADMIN, socket -> socket.host(config.http().host()).port(config.http().adminPort())
+                        .maxPayloadSize(4096))
+                .routing(ADMIN, r -> adminRouting(r, health, metrics))
                 .build();
     }
 
-    /** The routes, shared by the main program and the tests. */
-    static void routing(HttpRouting.Builder r, OpenAiService api, HealthService health) {
-        r.register(api).register(health);
+    /** The API routes (behind the API-key filter when keys are configured), shared by main and tests. */
+    static void apiRouting(HttpRouting.Builder r, OpenAiService api, AuthFilter auth) {
+        if (auth != null) {
+            r.addFilter(auth);
+        }
+        r.register(api);
+    }
+
+    /** Probes and metrics: no authentication, so that kubelet and Prometheus reach them. */
+    static void adminRouting(HttpRouting.Builder r, HealthService health, ServerMetrics metrics) {
+        r.register(health).get("/metrics", (req, res) -> {
+            res.header(HeaderNames.CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
+            res.send(metrics.scrape());
+        });
     }
 
     /** Starts listening, then loads the model in the background. */
     public static Server start(ServerConfig config) {
-        Server s = new Server(config);
+        ServerConfig.Tracing t = config.tracing();
+        return start(config, t.enabled() ? Tracing.otlp(t.otlpEndpoint(), t.serviceName(), t.sampleRatio()) : Tracing.disabled());
+    }
+
+    /** As {@link #start(ServerConfig)} with the given tracing (tests pass an in-memory exporter). */
+    public static Server start(ServerConfig config, Tracing tracing) {
+        return start(config, tracing, f -> { });
+    }
+
+    /**
+     * As above; {@code loadHook} runs on the loading thread at every progress report (tests use it
+     * to slow a load down and watch the probes).
+     */
+    public static Server start(ServerConfig config, Tracing tracing, java.util.function.Consumer<Float> loadHook) {
+        Server s = new Server(config, tracing);
+        s.loadHook = loadHook;
         s.web.start();
-        LOG.log(Level.INFO, "listening on " + config.http().host() + ":" + s.web.port());
+        LOG.log(Level.INFO, "listening on " + config.http().host() + ":" + s.web.port() + " (API), "
+                + s.web.port(ADMIN) + " (health, metrics)");
+        if (config.auth().apiKeys().isEmpty()) {
+            LOG.log(Level.WARNING, "no API keys configured: the API is open to anyone who can reach port " + s.web.port());
+        }
         Thread.ofPlatform().name("model-loader").daemon(true).start(s::load);
         return s;
     }
@@ -73,12 +118,13 @@ public final class Server implements AutoCloseable {
                     .withMainGpu(config.model().mainGpu())
                     .withProgress(f -> {
                         loadProgress = f;
+                        loadHook.accept(f);
                         return state == State.LOADING;
                     }));
             ServerConfig.Engine e = config.engine();
             int slotContext = e.slotContext() > 0 ? e.slotContext() : model.info().trainContextLength();
             Engine engine = Engine.start(model, new EngineConfig(e.slots(), slotContext, e.batchSize(), e.ubatchSize(),
-                    e.prefillChunk(), e.queueCapacity(), e.threads(), e.threadsBatch(), e.flashAttention(), e.embeddings()));
+                    e.prefillChunk(), e.queueCapacity(), e.threads(), e.threadsBatch(), e.flashAttention(), e.embeddings()), metrics);
             served = new ServedModel(config.model().id(), model, engine, chatRenderer(model));
             loadMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
             if (state == State.LOADING) {
@@ -135,6 +181,50 @@ public final class Server implements AutoCloseable {
         return web.port();
     }
 
+    /** The port of health probes and /metrics. */
+    public int adminPort() {
+        return web.port(ADMIN);
+    }
+
+    public ServerMetrics metrics() {
+        return metrics;
+    }
+
+    /** What the metrics' gauges read. */
+    private final class MetricsView implements ServerMetrics.Source {
+        private final ServedModel m = served;
+
+        @Override
+        public boolean ready() {
+            return state == State.READY;
+        }
+
+        @Override
+        public Engine engine() {
+            return m == null ? null : m.engine();
+        }
+
+        @Override
+        public ai.llmref.llama.ModelPlacement placement() {
+            return m == null ? null : m.model().placement();
+        }
+
+        @Override
+        public ai.llmref.llama.ModelInfo modelInfo() {
+            return m == null ? null : m.info();
+        }
+
+        @Override
+        public String modelId() {
+            return config.model().id();
+        }
+
+        @Override
+        public long loadMillis() {
+            return loadMillis;
+        }
+    }
+
     /** Waits until the model is ready (or failed); for tests and scripts. */
     public State awaitLoaded(Duration timeout) throws InterruptedException {
         long end = System.nanoTime() + timeout.toNanos();
@@ -170,7 +260,9 @@ public final class Server implements AutoCloseable {
         if (m != null) {
             m.close();
         }
+        tracing.close();
         state = State.STOPPED;
+        LOG.log(Level.INFO, "stopped");
     }
 
     @Override

@@ -34,8 +34,14 @@ final class TestServer implements AutoCloseable {
 
     /** Default test settings: 4 slots of 256 positions, 2 threads; {@code extra} overrides any key. */
     static TestServer start(Map<String, String> extra) throws InterruptedException {
+        return start(extra, null);
+    }
+
+    /** With {@code tracing} non-null, spans go there. */
+    static TestServer start(Map<String, String> extra, ai.llmref.server.observe.Tracing tracing) throws InterruptedException {
         Map<String, String> cfg = new HashMap<>();
         cfg.put("server.port", "0");
+        cfg.put("server.admin-port", "0");
         cfg.put("model.path", model().toString());
         cfg.put("model.id", "stories260K");
         cfg.put("engine.slots", "4");
@@ -44,7 +50,8 @@ final class TestServer implements AutoCloseable {
         cfg.put("engine.threads", "2");
         cfg.put("engine.threads-batch", "2");
         cfg.putAll(extra);
-        Server s = Server.start(ServerConfig.from(ServerConfig.load(null, cfg)));
+        ServerConfig config = ServerConfig.from(ServerConfig.load(null, cfg));
+        Server s = tracing == null ? Server.start(config) : Server.start(config, tracing);
         assertThat(s.awaitLoaded(Duration.ofSeconds(60))).isEqualTo(Server.State.READY);
         return new TestServer(s);
     }
@@ -55,6 +62,14 @@ final class TestServer implements AutoCloseable {
 
     String base() {
         return "http://127.0.0.1:" + server.port();
+    }
+
+    String admin() {
+        return "http://127.0.0.1:" + server.adminPort();
+    }
+
+    HttpResponse<String> getAdmin(String path) throws Exception {
+        return http.send(HttpRequest.newBuilder(URI.create(admin() + path)).GET().build(), HttpResponse.BodyHandlers.ofString());
     }
 
     HttpResponse<String> post(String path, String body) throws Exception {

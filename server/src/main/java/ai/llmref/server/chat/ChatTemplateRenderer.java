@@ -48,12 +48,17 @@ import java.util.Properties;
 import java.util.Set;
 import jinjava.de.odysseus.el.ExpressionFactoryImpl;
 import jinjava.de.odysseus.el.tree.Bindings;
+import jinjava.de.odysseus.el.tree.IdentifierNode;
+import jinjava.de.odysseus.el.tree.Tree;
 import jinjava.de.odysseus.el.tree.TreeBuilder;
 import jinjava.de.odysseus.el.tree.TreeBuilderException;
 import jinjava.de.odysseus.el.tree.impl.Builder;
 import jinjava.de.odysseus.el.tree.impl.Parser;
 import jinjava.de.odysseus.el.tree.impl.Scanner;
 import jinjava.de.odysseus.el.tree.impl.Scanner.Symbol;
+import jinjava.de.odysseus.el.misc.NumberOperations;
+import jinjava.de.odysseus.el.misc.TypeConverter;
+import jinjava.de.odysseus.el.tree.impl.ast.AstBinary;
 import jinjava.de.odysseus.el.tree.impl.ast.AstBracket;
 import jinjava.de.odysseus.el.tree.impl.ast.AstDot;
 import jinjava.de.odysseus.el.tree.impl.ast.AstNode;
@@ -276,79 +281,89 @@ public final class ChatTemplateRenderer {
 
         private Sandbox() {}
 
+        @SuppressWarnings("try") // the pushed interpreter is only popped by close()
         static Node compile(String templateSource) {
             String src = JinjaLexer.normalize(templateSource);
             Interp interp = Interp.create(Map.of());
-            JinjavaInterpreter.pushCurrent(interp);
-            try {
+            try (var current = JinjavaInterpreter.closeablePushCurrent(interp).get()) {
                 Node root = interp.parse(src);
-                checkExpressions(root);
+                checkExpressions(root, interp.getContext());
                 return root;
             } catch (RuntimeException e) {
                 throw translate(e, "chat template does not compile");
-            } finally {
-                JinjavaInterpreter.popCurrent();
             }
         }
 
+        @SuppressWarnings("try")
         static String render(Node root, Map<String, Object> vars) {
             Interp interp = Interp.create(vars);
-            JinjavaInterpreter.pushCurrent(interp);
-            try {
-                String out = interp.render(root);
-                if (out.length() > MAX_OUTPUT_CHARS) {
-                    throw new ChatTemplateException("chat template output exceeds " + MAX_OUTPUT_CHARS + " chars");
-                }
-                return out;
+            try (var current = JinjavaInterpreter.closeablePushCurrent(interp).get()) {
+                return PyValues.bounded(interp.render(root));
             } catch (RuntimeException e) {
                 throw translate(e, "chat template failed");
-            } finally {
-                JinjavaInterpreter.popCurrent();
             }
         }
 
-        /** Parses every expression Jinjava would otherwise only parse when reached. */
-        private static void checkExpressions(Node node) {
+        /**
+         * Parses every expression now (Jinjava would only parse one when it is reached) and
+         * checks that each filter and test exists, as Jinja2 does when it compiles.
+         */
+        private static void checkExpressions(Node node, Context context) {
             for (Node child : node.getChildren()) {
-                String expr = null;
-                if (child instanceof ExpressionNode) {
-                    expr = ((ExpressionToken) child.getMaster()).getExpr();
-                } else if (child instanceof TagNode tag) {
-                    expr = tagExpression(tag.getName(), tag.getHelpers());
+                List<String> exprs = child instanceof ExpressionNode ? List.of(((ExpressionToken) child.getMaster()).getExpr())
+                        : child instanceof TagNode tag ? tagExpressions(tag.getName(), tag.getHelpers()) : List.of();
+                for (String expr : exprs) {
+                    checkExpression(expr.strip(), child.getLineNumber(), context);
                 }
-                if (expr != null && !expr.isBlank()) {
-                    try {
-                        ENGINE.builder().build("#{" + expr.trim() + "}");
-                    } catch (TreeBuilderException e) {
-                        throw new ChatTemplateException("syntax error at line " + child.getLineNumber() + " in '"
-                                + expr.trim() + "': " + e.getMessage());
-                    }
-                }
-                checkExpressions(child);
+                checkExpressions(child, context);
             }
         }
 
-        /** The expression part of the tags whose syntax is "an expression" (best effort). */
-        private static String tagExpression(String tag, String helpers) {
+        private static void checkExpression(String expr, int line, Context context) {
+            Tree tree;
+            try {
+                tree = ENGINE.builder().build("#{" + expr + "}");
+            } catch (TreeBuilderException e) {
+                throw new ChatTemplateException("syntax error at line " + line + " in '" + expr + "': " + e.getMessage());
+            }
+            for (IdentifierNode id : tree.getIdentifierNodes()) {
+                String name = id.getName();
+                if (name.startsWith(ExtendedParser.FILTER_PREFIX)
+                        && context.getFilter(name.substring(ExtendedParser.FILTER_PREFIX.length())) == null) {
+                    throw new ChatTemplateException("line " + line + ": no filter named '"
+                            + name.substring(ExtendedParser.FILTER_PREFIX.length()) + "'");
+                }
+                if (name.startsWith(ExtendedParser.EXPTEST_PREFIX)
+                        && context.getExpTest(name.substring(ExtendedParser.EXPTEST_PREFIX.length())) == null) {
+                    throw new ChatTemplateException("line " + line + ": no test named '"
+                            + name.substring(ExtendedParser.EXPTEST_PREFIX.length()) + "'");
+                }
+            }
+        }
+
+        /** The expressions in the tags whose arguments are expressions. */
+        private static List<String> tagExpressions(String tag, String helpers) {
             String h = helpers == null ? "" : helpers.strip();
             switch (tag) {
                 case "if", "elif", "do":
-                    return h;
+                    return List.of(h);
+                case "filter":
+                    return List.of("x|" + h);
                 case "set": {
                     int eq = h.indexOf('=');
-                    return eq < 0 ? null : h.substring(eq + 1);
+                    return eq < 0 ? List.of() : List.of("[" + h.substring(eq + 1) + "]"); // as Jinjava's set tag reads it
                 }
                 case "for": {
                     int in = PyForTag.keyword(h, "in", 0);
                     if (in < 0) {
-                        return null;
+                        return List.of();
                     }
                     String e = h.substring(in + 2).strip();
                     int iff = PyForTag.keyword(e, "if", 0);
-                    return iff < 0 ? e : e.substring(0, iff);
+                    return iff < 0 ? List.of(e) : List.of(e.substring(0, iff), e.substring(iff + 2));
                 }
                 default:
-                    return null;
+                    return List.of();
             }
         }
 
@@ -419,8 +434,7 @@ public final class ChatTemplateRenderer {
                     .withLocale(Locale.ROOT)
                     .withDisabled(Map.of(
                             Context.Library.TAG, Set.of("include", "import", "from", "extends", "block", "autoescape"),
-                            Context.Library.FILTER, Set.of("render", "fromyaml", "fromjson", "urlize", "random", "shuffle"),
-                            Context.Library.FUNCTION, Set.of("super", "fn:super")))
+                            Context.Library.FILTER, Set.of("render", "fromyaml", "fromjson", "urlize", "random", "shuffle")))
                     .withInterperterFactory(new InterpreterFactory() {
                         @Override
                         public JinjavaInterpreter newInstance(JinjavaInterpreter orig) {
@@ -514,12 +528,20 @@ public final class ChatTemplateRenderer {
             }
         }
 
+        /**
+         * Fatal errors, syntax errors (Jinjava reports a stray end tag as a warning) and the
+         * recursion limits (Jinjava would silently render nothing) stop the render. Other
+         * warnings are Jinja's undefined: an unknown attribute, an index out of range.
+         */
         @Override
         public void addError(TemplateError error) {
-            if (error.getSeverity() == TemplateError.ErrorType.FATAL) {
+            String message = Objects.toString(error.getMessage(), "");
+            if (error.getSeverity() == TemplateError.ErrorType.FATAL
+                    || error.getReason() == TemplateError.ErrorReason.SYNTAX_ERROR
+                    || message.startsWith("Max recursion limit") || message.startsWith("Cycle detected")
+                    || message.startsWith("Rendering cycle detected")) {
                 throw new FatalError(error);
             }
-            // warnings (an unknown attribute is Jinja's undefined) are not errors
         }
 
         @Override
@@ -601,6 +623,17 @@ public final class ChatTemplateRenderer {
                 return new AstNamedParameter(identifier(name), expr(true));
             }
             return expr(true);
+        }
+
+        /** Python's {@code +} and {@code *} (Jinjava's would print "null" for None and concatenate anything). */
+        @Override
+        protected AstBinary createAstBinary(AstNode left, AstNode right, AstBinary.Operator operator) {
+            if (operator == com.hubspot.jinjava.el.ext.AdditionOperator.OP) {
+                operator = PyOperators.ADD;
+            } else if (operator == AstBinary.MUL) {
+                operator = PyOperators.MUL;
+            }
+            return super.createAstBinary(left, right, operator);
         }
 
         /** Jinja's {@code not} binds looser than comparisons and tests: {@code not x is defined}. */
@@ -733,6 +766,84 @@ public final class ChatTemplateRenderer {
             }
             throw new ScanException(getPosition(), "unterminated string", String.valueOf(quote));
         }
+    }
+
+    /**
+     * Python's {@code +} (str, list and number operands; None next to a str counts as "", as in
+     * llama.cpp's engine) and {@code *} (with str/list repetition).
+     */
+    static final class PyOperators {
+        static final AstBinary.Operator ADD = new AstBinary.SimpleOperator() {
+            @Override
+            protected Object apply(TypeConverter converter, Object a, Object b) {
+                if ((a instanceof CharSequence || isNone(a)) && (b instanceof CharSequence || isNone(b)) && !(isNone(a) && isNone(b))) {
+                    // llama.cpp's engine treats None/undefined as "" next to a string (Python would raise)
+                    return PyValues.bounded(PyValues.str(a).concat(PyValues.str(b)));
+                }
+                if (a instanceof List<?> x && b instanceof List<?> y) {
+                    List<Object> out = new ArrayList<>(x);
+                    out.addAll(y);
+                    return PyValues.bounded(out);
+                }
+                if (a instanceof Number && b instanceof Number) {
+                    return NumberOperations.add(converter, a, b);
+                }
+                throw unsupported("+", a, b);
+            }
+
+            @Override
+            public String toString() {
+                return "+";
+            }
+        };
+
+        static final AstBinary.Operator MUL = new AstBinary.SimpleOperator() {
+            @Override
+            protected Object apply(TypeConverter converter, Object a, Object b) {
+                if (b instanceof CharSequence || b instanceof List) {
+                    Object t = a;
+                    a = b;
+                    b = t;
+                }
+                boolean count = b instanceof Long || b instanceof Integer;
+                if (a instanceof CharSequence s && count) {
+                    long n = Math.max(0, ((Number) b).longValue());
+                    if (n * s.length() > MAX_OUTPUT_CHARS) {
+                        throw new ChatTemplateException("chat template output exceeds " + MAX_OUTPUT_CHARS + " chars");
+                    }
+                    return s.toString().repeat((int) n);
+                }
+                if (a instanceof List<?> l && count) {
+                    long n = Math.max(0, ((Number) b).longValue());
+                    List<Object> out = new ArrayList<>();
+                    for (long i = 0; i < n; i++) {
+                        out.addAll(l);
+                        PyValues.bounded(out);
+                    }
+                    return out;
+                }
+                if (a instanceof Number && b instanceof Number) {
+                    return NumberOperations.mul(converter, a, b);
+                }
+                throw unsupported("*", a, b);
+            }
+
+            @Override
+            public String toString() {
+                return "*";
+            }
+        };
+
+        private static boolean isNone(Object v) {
+            return v == null || v instanceof NullValue;
+        }
+
+        private static ELException unsupported(String op, Object a, Object b) {
+            return new ELException("unsupported operand type(s) for " + op + ": '" + PyValues.typeName(a) + "' and '"
+                    + PyValues.typeName(b) + "'");
+        }
+
+        private PyOperators() {}
     }
 
     /** {@code base[start:stop:step]} with Python semantics, on strings and sequences. */
@@ -1217,6 +1328,7 @@ public final class ChatTemplateRenderer {
                 if (condition != null) {
                     List<Object> kept = new ArrayList<>();
                     for (Object item : items) {
+                        step(interpreter);
                         bind(interpreter, targets, item);
                         if (PyValues.truthy(interpreter.resolveELExpression(condition, tagNode.getLineNumber()))) {
                             kept.add(item);
@@ -1227,6 +1339,7 @@ public final class ChatTemplateRenderer {
                 PyLoop loop = new PyLoop(items);
                 interpreter.getContext().put("loop", loop);
                 while (loop.hasNext()) {
+                    step(interpreter);
                     bind(interpreter, targets, loop.next());
                     for (Node child : body) {
                         out.append(child.render(interpreter).getValue());
@@ -1242,6 +1355,12 @@ public final class ChatTemplateRenderer {
                 }
             }
             return out.toString();
+        }
+
+        private static void step(JinjavaInterpreter interpreter) {
+            if (interpreter instanceof Interp i) {
+                i.step();
+            }
         }
 
         private static void bind(JinjavaInterpreter interpreter, List<String> targets, Object item) {
@@ -1369,6 +1488,20 @@ public final class ChatTemplateRenderer {
                 return "list";
             }
             return "object";
+        }
+
+        static String bounded(String s) {
+            if (s.length() > MAX_OUTPUT_CHARS) {
+                throw new ChatTemplateException("chat template output exceeds " + MAX_OUTPUT_CHARS + " chars");
+            }
+            return s;
+        }
+
+        static List<Object> bounded(List<Object> l) {
+            if (l.size() > MAX_COLLECTION) {
+                throw new ChatTemplateException("chat template builds a list over " + MAX_COLLECTION + " items");
+            }
+            return l;
         }
 
         /** The items of a list, array or other iterable (not a string or dict); null otherwise. */
@@ -2285,6 +2418,8 @@ public final class ChatTemplateRenderer {
                         pairs.sort(reverse ? cmp.reversed() : cmp);
                         return pairs;
                     }),
+                    filter("min", (v, a, kw) -> extreme(v, a, kw, -1)),
+                    filter("max", (v, a, kw) -> extreme(v, a, kw, 1)),
                     filter("join", (v, a, kw) -> {
                         String sep = PyValues.str(PyValues.arg(a, kw, 0, "d", ""));
                         Object attr = PyValues.arg(a, kw, 1, "attribute", null);
@@ -2334,8 +2469,30 @@ public final class ChatTemplateRenderer {
                     test("number", v -> v instanceof Number),
                     test("integer", v -> v instanceof Long || v instanceof Integer || v instanceof Short || v instanceof Byte || v instanceof BigInteger),
                     test("float", v -> v instanceof Double || v instanceof Float || v instanceof BigDecimal),
+                    test("callable", v -> v instanceof Function || v instanceof com.hubspot.jinjava.lib.fn.MacroFunction),
+                    test("escaped", v -> false),
                     test("true", v -> Boolean.TRUE.equals(v)),
                     test("false", v -> Boolean.FALSE.equals(v)));
+        }
+
+        /** Jinja's {@code min}/{@code max}(case_sensitive=False, attribute=None). */
+        private static Object extreme(Object v, List<Object> a, Map<String, Object> kw, int sign) {
+            boolean caseSensitive = PyValues.truthy(PyValues.arg(a, kw, 0, "case_sensitive", false));
+            Object attr = PyValues.arg(a, kw, 1, "attribute", null);
+            List<Object> items = v instanceof CharSequence cs ? new ArrayList<>(PyValues.splitChars(cs.toString())) : PyValues.asList(v);
+            if (items == null && v instanceof Map<?, ?> m) {
+                items = new ArrayList<>(m.keySet());
+            }
+            Object best = null;
+            Object bestKey = null;
+            for (Object x : items == null ? List.of() : items) {
+                Object key = attr == null ? x : x instanceof Map<?, ?> m ? m.get(PyValues.str(attr)) : null;
+                if (best == null || sign * compare(key, bestKey, caseSensitive) > 0) {
+                    best = x;
+                    bestKey = key;
+                }
+            }
+            return best;
         }
 
         @SuppressWarnings("unchecked")

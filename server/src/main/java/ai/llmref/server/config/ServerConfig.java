@@ -20,9 +20,25 @@ import java.util.function.Function;
  * start-up; an invalid value stops start-up with a message naming the key and the rule.
  * docs/server.md lists every key.
  */
-public record ServerConfig(Http http, Model model, Engine engine, Limits limits) {
+public record ServerConfig(Http http, Model model, Engine engine, Limits limits, Auth auth, Tracing tracing) {
 
-    public record Http(String host, int port) {}
+    /**
+     * @param port             the API (OpenAI routes)
+     * @param adminPort        health probes and /metrics, never behind auth
+     * @param shutdownGraceMillis how long running requests may take to finish after SIGTERM
+     * @param livenessStallMillis liveness fails when the scheduler has not looped for this long
+     */
+    public record Http(String host, int port, int adminPort, long shutdownGraceMillis, long livenessStallMillis) {}
+
+    /** API keys: empty means no authentication (a warning is logged). */
+    public record Auth(List<String> apiKeys) {
+        @Override
+        public String toString() {
+            return "Auth[" + apiKeys.size() + " key(s)]"; // never the keys themselves
+        }
+    }
+
+    public record Tracing(boolean enabled, String otlpEndpoint, String serviceName, double sampleRatio) {}
 
     /**
      * @param path         the GGUF file
@@ -74,7 +90,13 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits)
         int cores = Math.max(1, Runtime.getRuntime().availableProcessors());
         Http http = new Http(
                 string(c, "server.host", "127.0.0.1"),
-                integer(c, "server.port", 8080, 0, 65535));
+                integer(c, "server.port", 8080, 0, 65535),
+                integer(c, "server.admin-port", 9090, 0, 65535),
+                longValue(c, "server.shutdown-grace-ms", 30_000, 0, 3_600_000),
+                longValue(c, "server.liveness-stall-ms", 10_000, 100, 3_600_000));
+        if (http.port() != 0 && http.port() == http.adminPort()) {
+            throw new ConfigException("server.admin-port", "must differ from server.port", http.adminPort());
+        }
         String pathText = string(c, "model.path", "");
         if (pathText.isBlank()) {
             throw new ConfigException("model.path", "is required (the GGUF file to serve)", null);
@@ -107,7 +129,58 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits)
                 integer(c, "limits.max-tokens", 4096, 1, ContextParams.MAX_CONTEXT),
                 integer(c, "limits.max-prompt-tokens", 32768, 1, ContextParams.MAX_CONTEXT),
                 longValue(c, "limits.request-timeout-ms", 300_000, 100, 86_400_000));
-        return new ServerConfig(http, model, engine, limits);
+        Auth auth = new Auth(apiKeys(c));
+        double ratio;
+        String ratioText = string(c, "tracing.sample-ratio", "1.0");
+        try {
+            ratio = Double.parseDouble(ratioText);
+        } catch (NumberFormatException e) {
+            throw new ConfigException("tracing.sample-ratio", "must be a number from 0 to 1", ratioText);
+        }
+        if (!(ratio >= 0 && ratio <= 1)) {
+            throw new ConfigException("tracing.sample-ratio", "must be a number from 0 to 1", ratioText);
+        }
+        Tracing tracing = new Tracing(bool(c, "tracing.enabled", false),
+                string(c, "tracing.otlp-endpoint", "http://localhost:4317"),
+                string(c, "tracing.service-name", "ai-llm-reference-app"), ratio);
+        return new ServerConfig(http, model, engine, limits, auth, tracing);
+    }
+
+    /**
+     * Keys from {@code auth.api-keys} (comma-separated, e.g. from an environment variable) and from
+     * the file {@code auth.api-keys-file} (one per line, {@code #} comments; a mounted Secret). The
+     * file is only read.
+     */
+    private static List<String> apiKeys(Config c) {
+        List<String> keys = new java.util.ArrayList<>();
+        for (String k : string(c, "auth.api-keys", "").split(",")) {
+            if (!k.isBlank()) {
+                keys.add(k.trim());
+            }
+        }
+        String file = string(c, "auth.api-keys-file", "");
+        if (!file.isBlank()) {
+            Path p = Path.of(file);
+            try {
+                for (String line : Files.readAllLines(p)) {
+                    String k = line.strip();
+                    if (!k.isEmpty() && !k.startsWith("#")) {
+                        keys.add(k);
+                    }
+                }
+            } catch (java.io.IOException | SecurityException e) {
+                throw new ConfigException("auth.api-keys-file", "must name a readable file", file);
+            }
+            if (keys.isEmpty()) {
+                throw new ConfigException("auth.api-keys-file", "holds no key", file);
+            }
+        }
+        for (String k : keys) {
+            if (k.length() < 16 || k.chars().anyMatch(ch -> ch <= ' ' || ch > '~')) {
+                throw new ConfigException("auth", "API keys must be at least 16 printable ASCII characters without spaces", null);
+            }
+        }
+        return List.copyOf(keys);
     }
 
     private static Optional<String> raw(Config c, String key) {

@@ -33,6 +33,7 @@ public final class Engine implements AutoCloseable {
     private final LlamaModel model;
     private final Vocabulary vocab;
     private final EngineConfig config;
+    private final EngineObserver observer;
     private final ArrayBlockingQueue<RequestHandle> queue;
     private final ConcurrentLinkedQueue<EmbeddingJob> embeddingJobs = new ConcurrentLinkedQueue<>();
     private final Thread scheduler;
@@ -48,8 +49,9 @@ public final class Engine implements AutoCloseable {
 
     private record EmbeddingJob(List<int[]> inputs, CompletableFuture<List<float[]>> result) {}
 
-    private Engine(LlamaModel model, EngineConfig config) {
+    private Engine(LlamaModel model, EngineConfig config, EngineObserver observer) {
         this.model = model;
+        this.observer = observer;
         this.vocab = model.vocabulary();
         this.config = config;
         this.queue = new ArrayBlockingQueue<>(config.queueCapacity());
@@ -58,7 +60,12 @@ public final class Engine implements AutoCloseable {
 
     /** Starts the scheduler, which creates the context; fails if the context cannot be created. */
     public static Engine start(LlamaModel model, EngineConfig config) {
-        Engine e = new Engine(model, config);
+        return start(model, config, EngineObserver.NONE);
+    }
+
+    /** As {@link #start(LlamaModel, EngineConfig)}, reporting tokens and finished requests to {@code observer}. */
+    public static Engine start(LlamaModel model, EngineConfig config, EngineObserver observer) {
+        Engine e = new Engine(model, config, observer);
         e.scheduler.start();
         try {
             e.started.await();
@@ -361,9 +368,13 @@ public final class Engine implements AutoCloseable {
     }
 
     private void accept(Slot s, int token) {
+        long now = System.nanoTime();
         if (s.firstTokenNanos == 0) {
-            s.firstTokenNanos = System.nanoTime();
+            s.firstTokenNanos = now;
+        } else {
+            observer.tokenGenerated(now - s.lastTokenNanos);
         }
+        s.lastTokenNanos = now;
         if (vocab.isEndOfGeneration(token)) {
             finish(s, FinishReason.STOP);
             return;
@@ -397,7 +408,9 @@ public final class Engine implements AutoCloseable {
                 prefillDone - s.startedNanos,
                 end - prefillDone,
                 s.firstTokenNanos == 0 ? 0 : s.firstTokenNanos - s.handle.submittedNanos);
-        s.handle.emit(new GenerationEvent.Done(reason, s.prompt.length, s.generated, s.reusedPrefix, t));
+        GenerationEvent.Done done = new GenerationEvent.Done(reason, s.prompt.length, s.generated, s.reusedPrefix, t);
+        s.handle.emit(done);
+        observer.finished(done);
         s.release();
     }
 

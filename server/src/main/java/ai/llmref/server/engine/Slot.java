@@ -25,6 +25,7 @@ final class Slot {
     long startedNanos;
     long prefillDoneNanos;
     long firstTokenNanos;
+    long lastTokenNanos;
 
     Slot(int sequence) {
         this.sequence = sequence;

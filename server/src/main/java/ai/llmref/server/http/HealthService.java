@@ -16,9 +16,6 @@ import java.util.concurrent.TimeUnit;
  * recent (or the model is still loading). Each answers 200 or 503 with a JSON body saying why.
  */
 public final class HealthService implements HttpService {
-    /** A scheduler that has not completed a loop iteration for this long is considered stuck. */
-    static final long STALL_NANOS = TimeUnit.SECONDS.toNanos(10);
-
     private final Server server;
     private final Json json;
 
@@ -57,7 +54,7 @@ public final class HealthService implements HttpService {
         } else if (s == Server.State.READY && e != null) {
             long age = e.stats().heartbeatAgeNanos();
             body.put("scheduler_heartbeat_age_ms", TimeUnit.NANOSECONDS.toMillis(age));
-            ok = e.stats().running() && age < STALL_NANOS;
+            ok = e.stats().running() && age < TimeUnit.MILLISECONDS.toNanos(server.config().http().livenessStallMillis());
         } else {
             ok = false;
         }

@@ -4,6 +4,10 @@ import ai.llmref.server.ServedModel;
 import ai.llmref.server.engine.EngineException;
 import ai.llmref.server.engine.GenerationEvent;
 import ai.llmref.server.engine.RequestHandle;
+import ai.llmref.server.observe.AccessLog;
+import ai.llmref.server.observe.ServerMetrics;
+import ai.llmref.server.observe.Tracing;
+import io.opentelemetry.api.trace.Span;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -40,45 +44,79 @@ public final class OpenAiService implements HttpService {
     private final Supplier<ServedModel> models;
     private final Json json;
     private final Limits limits;
+    private final ServerMetrics metrics;
+    private final Tracing tracing;
 
     /** Request limits enforced here (the body size before parsing, the time a request may take). */
     public record Limits(long maxBodyBytes, int maxTokens, int maxPromptTokens, long requestTimeoutMillis) {}
 
-    public OpenAiService(Supplier<ServedModel> models, Json json, Limits limits) {
+    public OpenAiService(Supplier<ServedModel> models, Json json, Limits limits, ServerMetrics metrics, Tracing tracing) {
         this.models = models;
         this.json = json;
         this.limits = limits;
+        this.metrics = metrics;
+        this.tracing = tracing;
     }
 
     @Override
     public void routing(HttpRules rules) {
-        rules.post("/v1/chat/completions", (req, res) -> handle(req, res, this::chat))
-                .post("/v1/completions", (req, res) -> handle(req, res, this::completion))
-                .post("/v1/embeddings", (req, res) -> handle(req, res, this::embeddings))
-                .get("/v1/models", (req, res) -> handle(req, res, this::models))
-                .get("/v1/models/{id}", (req, res) -> handle(req, res, this::model))
-                .post("/tokenize", (req, res) -> handle(req, res, this::tokenize))
-                .post("/detokenize", (req, res) -> handle(req, res, this::detokenize));
+        route(rules, "POST", "/v1/chat/completions", this::chat);
+        route(rules, "POST", "/v1/completions", this::completion);
+        route(rules, "POST", "/v1/embeddings", this::embeddings);
+        route(rules, "GET", "/v1/models", this::models);
+        route(rules, "GET", "/v1/models/{id}", this::model);
+        route(rules, "POST", "/tokenize", this::tokenize);
+        route(rules, "POST", "/detokenize", this::detokenize);
     }
 
     @FunctionalInterface
     private interface Handler {
-        void handle(ServerRequest req, ServerResponse res) throws Exception;
+        void handle(ServerRequest req, ServerResponse res, Exchange x) throws Exception;
     }
 
-    /** Every route: errors become the OpenAI envelope; nothing internal leaks to the client. */
-    private void handle(ServerRequest req, ServerResponse res, Handler h) {
+    /** One request in flight: its access-log entry and its trace span. */
+    record Exchange(AccessLog.Entry log, Span span) {}
+
+    private void route(HttpRules rules, String method, String path, Handler h) {
+        if (method.equals("POST")) {
+            rules.post(path, (req, res) -> handle(req, res, method, path, h));
+        } else {
+            rules.get(path, (req, res) -> handle(req, res, method, path, h));
+        }
+    }
+
+    /**
+     * Every route: errors become the OpenAI envelope (nothing internal leaks to the client); each
+     * request is counted, timed, traced and logged as one JSON line.
+     */
+    private void handle(ServerRequest req, ServerResponse res, String method, String route, Handler h) {
+        Span span = tracing.startRequest(method, route, name -> req.headers().first(HeaderNames.create(name)).orElse(null));
+        Exchange x = new Exchange(new AccessLog.Entry(method, route), span);
+        if (span.getSpanContext().isValid()) {
+            x.log().traceId = span.getSpanContext().getTraceId();
+        }
         try {
-            h.handle(req, res);
+            h.handle(req, res, x);
         } catch (ApiException e) {
+            x.log().errorCode = e.code();
             sendError(res, e);
         } catch (EngineException e) {
-            sendError(res, fromEngine(e));
+            ApiException api = fromEngine(e);
+            x.log().errorCode = api.code();
+            sendError(res, api);
         } catch (UncheckedIOException | ServerConnectionException e) {
+            x.log().errorCode = "client_disconnected";
             LOG.log(System.Logger.Level.DEBUG, "client connection lost: " + e.getMessage());
         } catch (Exception e) {
-            LOG.log(System.Logger.Level.ERROR, "unexpected error on " + req.prologue().uriPath().path(), e);
+            x.log().errorCode = "internal_error";
+            LOG.log(System.Logger.Level.ERROR, "unexpected error on " + route, e);
             sendError(res, new ApiException(500, "server_error", "internal_error", null, "internal server error"));
+        } finally {
+            int status = res.status().code();
+            metrics.request(route, status, System.nanoTime() - x.log().startNanos);
+            span.setAttribute("http.response.status_code", status);
+            span.end();
+            AccessLog.log(x.log(), status);
         }
     }
 
@@ -158,29 +196,58 @@ public final class OpenAiService implements HttpService {
 
     // --- completions -----------------------------------------------------------------------------
 
-    private void chat(ServerRequest req, ServerResponse res) throws Exception {
+    private void chat(ServerRequest req, ServerResponse res, Exchange x) throws Exception {
         ServedModel m = ready();
         ObjectNode body = body(req);
         CompletionParser.Parsed p = parser(m).chat(body);
-        generate(res, m, p, true);
+        generate(res, m, p, true, x);
     }
 
-    private void completion(ServerRequest req, ServerResponse res) throws Exception {
+    private void completion(ServerRequest req, ServerResponse res, Exchange x) throws Exception {
         ServedModel m = ready();
         ObjectNode body = body(req);
         CompletionParser.Parsed p = parser(m).completion(body);
-        generate(res, m, p, false);
+        generate(res, m, p, false, x);
     }
 
-    private void generate(ServerResponse res, ServedModel m, CompletionParser.Parsed p, boolean chat) throws Exception {
+    private void generate(ServerResponse res, ServedModel m, CompletionParser.Parsed p, boolean chat, Exchange x) throws Exception {
+        long submittedEpoch = Tracing.nowEpochNanos();
+        x.log().stream = p.stream();
         RequestHandle h = m.engine().submit(p.request());
+        Finished observed = new Finished(x, submittedEpoch);
         String id = (chat ? "chatcmpl-" : "cmpl-") + h.id();
         long created = System.currentTimeMillis() / 1000;
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(limits.requestTimeoutMillis());
         if (p.stream()) {
-            stream(res, h, p, id, created, chat, deadline);
+            stream(res, h, p, id, created, chat, deadline, observed);
         } else {
-            whole(res, h, p, id, created, chat, deadline);
+            whole(res, h, p, id, created, chat, deadline, observed);
+        }
+    }
+
+    /** Records a finished generation in the access log and the trace. */
+    private final class Finished {
+        private final Exchange x;
+        private final long submittedEpoch;
+
+        Finished(Exchange x, long submittedEpoch) {
+            this.x = x;
+            this.submittedEpoch = submittedEpoch;
+        }
+
+        void record(GenerationEvent.Done d) {
+            AccessLog.Entry e = x.log();
+            e.promptTokens = d.promptTokens();
+            e.completionTokens = d.completionTokens();
+            e.cachedTokens = d.cachedPromptTokens();
+            e.queueMillis = TimeUnit.NANOSECONDS.toMillis(d.timings().queuedNanos());
+            e.ttftMillis = TimeUnit.NANOSECONDS.toMillis(d.timings().firstTokenNanos());
+            e.finishReason = d.reason().wire();
+            tracing.phases(x.span(), submittedEpoch, d);
+        }
+
+        Span streamSpan() {
+            return tracing.startStream(x.span());
         }
     }
 
@@ -200,7 +267,7 @@ public final class OpenAiService implements HttpService {
     }
 
     private void whole(ServerResponse res, RequestHandle h, CompletionParser.Parsed p, String id, long created, boolean chat,
-            long deadline) throws Exception {
+            long deadline, Finished observed) throws Exception {
         StringBuilder text = new StringBuilder();
         try {
             while (true) {
@@ -209,6 +276,7 @@ public final class OpenAiService implements HttpService {
                     case GenerationEvent.Text t -> text.append(t.text());
                     case GenerationEvent.Failed f -> throw f.error();
                     case GenerationEvent.Done d -> {
+                        observed.record(d);
                         ObjectNode out = envelope(id, created, p.model(), chat ? "chat.completion" : "text_completion");
                         ObjectNode choice = out.putArray("choices").addObject();
                         choice.put("index", 0);
@@ -233,7 +301,7 @@ public final class OpenAiService implements HttpService {
     }
 
     private void stream(ServerResponse res, RequestHandle h, CompletionParser.Parsed p, String id, long created, boolean chat,
-            long deadline) throws Exception {
+            long deadline, Finished observed) throws Exception {
         // The first event decides between an error status and a 200 stream.
         GenerationEvent first;
         try {
@@ -248,6 +316,7 @@ public final class OpenAiService implements HttpService {
         res.header(HeaderNames.CONTENT_TYPE, "text/event-stream");
         res.header(HeaderNames.CACHE_CONTROL, "no-cache");
         String object = chat ? "chat.completion.chunk" : "text_completion";
+        Span streamSpan = observed.streamSpan();
         try (OutputStream out = res.outputStream()) {
             if (chat) {
                 ObjectNode c = chunk(id, created, p.model(), object);
@@ -273,6 +342,7 @@ public final class OpenAiService implements HttpService {
                         return;
                     }
                     case GenerationEvent.Done d -> {
+                        observed.record(d);
                         write(out, textChunk(id, created, p.model(), object, chat, null, d.reason().wire()));
                         if (p.includeUsage()) {
                             ObjectNode u = chunk(id, created, p.model(), object);
@@ -295,6 +365,7 @@ public final class OpenAiService implements HttpService {
                 }
             }
         } finally {
+            streamSpan.end();
             h.cancel(); // the client went away (write failed) or we are done: free the slot
         }
     }
@@ -354,7 +425,7 @@ public final class OpenAiService implements HttpService {
 
     // --- embeddings, models, tokenizer -------------------------------------------------------------
 
-    private void embeddings(ServerRequest req, ServerResponse res) throws Exception {
+    private void embeddings(ServerRequest req, ServerResponse res, Exchange x) throws Exception {
         ServedModel m = ready();
         ObjectNode body = body(req);
         String modelId = parser(m).checkModel(body);
@@ -416,7 +487,7 @@ public final class OpenAiService implements HttpService {
         sendJson(res, out);
     }
 
-    private void models(ServerRequest req, ServerResponse res) {
+    private void models(ServerRequest req, ServerResponse res, Exchange x) {
         ServedModel m = ready();
         ObjectNode out = json.object();
         out.put("object", "list");
@@ -424,7 +495,7 @@ public final class OpenAiService implements HttpService {
         sendJson(res, out);
     }
 
-    private void model(ServerRequest req, ServerResponse res) {
+    private void model(ServerRequest req, ServerResponse res, Exchange x) {
         ServedModel m = ready();
         String id = req.path().pathParameters().get("id");
         if (!id.equals(m.id())) {
@@ -442,7 +513,7 @@ public final class OpenAiService implements HttpService {
         return o;
     }
 
-    private void tokenize(ServerRequest req, ServerResponse res) {
+    private void tokenize(ServerRequest req, ServerResponse res, Exchange x) {
         ServedModel m = ready();
         ObjectNode body = body(req);
         String content = Params.string(body, "content");
@@ -464,7 +535,7 @@ public final class OpenAiService implements HttpService {
         sendJson(res, out);
     }
 
-    private void detokenize(ServerRequest req, ServerResponse res) {
+    private void detokenize(ServerRequest req, ServerResponse res, Exchange x) {
         ServedModel m = ready();
         ObjectNode body = body(req);
         JsonNode tokens = Params.get(body, "tokens");

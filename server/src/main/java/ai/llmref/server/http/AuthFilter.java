@@ -1,0 +1,53 @@
+package ai.llmref.server.http;
+
+import io.helidon.http.HeaderNames;
+import io.helidon.webserver.http.Filter;
+import io.helidon.webserver.http.FilterChain;
+import io.helidon.webserver.http.RoutingRequest;
+import io.helidon.webserver.http.RoutingResponse;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.List;
+
+/**
+ * {@code Authorization: Bearer <key>} on every API route when keys are configured. Keys are
+ * compared as SHA-256 digests with {@link MessageDigest#isEqual} against every configured key,
+ * so timing reveals neither which key nor how much of it matched. Keys are never logged.
+ */
+public final class AuthFilter implements Filter {
+    private final List<byte[]> digests;
+    private final OpenAiService errors;
+
+    public AuthFilter(List<String> keys, OpenAiService errors) {
+        this.digests = keys.stream().map(AuthFilter::sha256).toList();
+        this.errors = errors;
+    }
+
+    @Override
+    public void filter(FilterChain chain, RoutingRequest req, RoutingResponse res) {
+        String header = req.headers().first(HeaderNames.AUTHORIZATION).orElse("");
+        boolean ok = false;
+        if (header.regionMatches(true, 0, "Bearer ", 0, 7)) {
+            byte[] presented = sha256(header.substring(7).trim());
+            for (byte[] d : digests) {
+                ok |= MessageDigest.isEqual(d, presented); // no early exit
+            }
+        }
+        if (ok) {
+            chain.proceed();
+            return;
+        }
+        res.header(HeaderNames.WWW_AUTHENTICATE, "Bearer");
+        errors.sendError(res, new ApiException(401, "authentication_error", "invalid_api_key", null,
+                header.isEmpty() ? "missing API key: send 'Authorization: Bearer <key>'" : "invalid API key"));
+    }
+
+    private static byte[] sha256(String s) {
+        try {
+            return MessageDigest.getInstance("SHA-256").digest(s.getBytes(StandardCharsets.UTF_8));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

@@ -1,0 +1,168 @@
+package ai.llmref.server.observe;
+
+import ai.llmref.llama.Device;
+import ai.llmref.llama.LlamaBackend;
+import ai.llmref.llama.ModelInfo;
+import ai.llmref.llama.ModelPlacement;
+import ai.llmref.server.engine.Engine;
+import ai.llmref.server.engine.EngineObserver;
+import ai.llmref.server.engine.FinishReason;
+import ai.llmref.server.engine.GenerationEvent;
+import java.util.Map;
+import java.util.Properties;
+import java.util.function.Supplier;
+
+/**
+ * Every metric the server exports, prefix {@code llmref_}. docs/operations.md lists them; the
+ * names are stable (dashboards and alerts in observability/ use them).
+ */
+public final class ServerMetrics implements EngineObserver {
+    private static final double[] LATENCY = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+    private static final double[] TOKEN_GAP = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56};
+
+    /** What the gauges read at scrape time. */
+    public interface Source {
+        boolean ready();
+
+        Engine engine();
+
+        ModelPlacement placement();
+
+        ModelInfo modelInfo();
+
+        String modelId();
+
+        long loadMillis();
+    }
+
+    private final Supplier<Source> source;
+    private final Metrics registry = new Metrics();
+    private final Metrics.Counter requests;
+    private final Metrics.Histogram requestDuration;
+    private final Metrics.Histogram ttft;
+    private final Metrics.Histogram interToken;
+    private final Metrics.Histogram queueWait;
+    private final Metrics.Counter promptTokens;
+    private final Metrics.Counter generatedTokens;
+    private final Metrics.Counter cachedTokens;
+
+    public ServerMetrics(Supplier<Source> source) {
+        this.source = source;
+        requests = registry.counter("llmref_requests_total", "HTTP requests by route and status code", "route", "status");
+        requestDuration = registry.histogram("llmref_request_duration_seconds", "End-to-end HTTP request latency", LATENCY, "route");
+        ttft = registry.histogram("llmref_time_to_first_token_seconds", "Time from submission to the first generated token", LATENCY);
+        interToken = registry.histogram("llmref_inter_token_latency_seconds", "Time between consecutive tokens of one generation", TOKEN_GAP);
+        queueWait = registry.histogram("llmref_queue_wait_seconds", "Time a generation waited for a slot", LATENCY);
+        promptTokens = registry.counter("llmref_prompt_tokens_total", "Prompt tokens of finished generations");
+        generatedTokens = registry.counter("llmref_generated_tokens_total", "Tokens generated (usage.completion_tokens summed, cancelled generations included)");
+        cachedTokens = registry.counter("llmref_cached_prompt_tokens_total", "Prompt tokens reused from a slot's KV cache");
+        registry.gauge("llmref_ready", "1 when the server is ready to serve", out -> out.add(Metrics.Sample.of(flag(source.get().ready()))));
+        registry.gauge("llmref_slots_total", "Parallel sequences (slots) of the engine", out -> stats(source, s -> out.add(Metrics.Sample.of(s.slots()))));
+        registry.gauge("llmref_slots_busy", "Slots serving a request", out -> stats(source, s -> out.add(Metrics.Sample.of(s.busySlots()))));
+        registry.gauge("llmref_queue_depth", "Requests waiting for a slot", out -> stats(source, s -> out.add(Metrics.Sample.of(s.queued()))));
+        registry.gauge("llmref_queue_capacity", "Requests that may wait before 429", out -> stats(source, s -> out.add(Metrics.Sample.of(s.queueCapacity()))));
+        registry.gauge("llmref_kv_cache_cells_used", "KV cache cells holding tokens", out -> stats(source, s -> out.add(Metrics.Sample.of(s.kvCellsUsed()))));
+        registry.gauge("llmref_kv_cache_cells_total", "KV cache cells of the context", out -> stats(source, s -> out.add(Metrics.Sample.of(s.kvCellsTotal()))));
+        registry.gauge("llmref_device_memory_free_bytes", "Free memory per ggml device", out -> devices(out, true));
+        registry.gauge("llmref_device_memory_total_bytes", "Total memory per ggml device", out -> devices(out, false));
+        registry.gauge("llmref_gpu_devices", "GPU devices visible to the process", out -> {
+            if (backendLoaded()) {
+                out.add(Metrics.Sample.of(LlamaBackend.initialize().devices().stream().filter(Device::isGpu).count()));
+            }
+        });
+        registry.gauge("llmref_model_layers_offloaded", "Model layers placed on GPUs", out -> placement(source, out, true));
+        registry.gauge("llmref_model_layers_total", "Model layers that can be offloaded", out -> placement(source, out, false));
+        registry.gauge("llmref_model_load_seconds", "Time the model took to load and the engine to start", out -> {
+            Source s = source.get();
+            if (s.loadMillis() > 0) {
+                out.add(Metrics.Sample.of(s.loadMillis() / 1000.0));
+            }
+        });
+        registry.gauge("llmref_model_info", "The served model", out -> {
+            Source s = source.get();
+            ModelInfo info = s.modelInfo();
+            if (info != null) {
+                out.add(new Metrics.Sample(labels("model", s.modelId(), "architecture", info.architecture()), 1));
+            }
+        });
+        registry.gauge("llmref_build_info", "Build of the server and its native library", out -> {
+            Properties b = backendLoaded() ? LlamaBackend.initialize().buildInfo() : new Properties();
+            String version = ServerMetrics.class.getPackage().getImplementationVersion();
+            out.add(new Metrics.Sample(labels("version", version == null ? "dev" : version,
+                    "llama_cpp_tree", b.getProperty("llama.cpp.tree", "unknown"),
+                    "variant", b.getProperty("variant", "unknown")), 1));
+        });
+    }
+
+    /** Label names and values, in this order. */
+    private static Map<String, String> labels(String... kv) {
+        Map<String, String> m = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) {
+            m.put(kv[i], kv[i + 1]);
+        }
+        return m;
+    }
+
+    private static double flag(boolean b) {
+        return b ? 1 : 0;
+    }
+
+    private boolean backendLoaded() {
+        return source.get().modelInfo() != null;
+    }
+
+    private static void stats(Supplier<Source> source, java.util.function.Consumer<Engine.Stats> use) {
+        Engine e = source.get().engine();
+        if (e != null) {
+            use.accept(e.stats());
+        }
+    }
+
+    private static void placement(Supplier<Source> source, java.util.List<Metrics.Sample> out, boolean offloaded) {
+        ModelPlacement p = source.get().placement();
+        if (p != null) {
+            out.add(Metrics.Sample.of(offloaded ? p.offloadedLayers() : p.totalLayers()));
+        }
+    }
+
+    private void devices(java.util.List<Metrics.Sample> out, boolean free) {
+        if (!backendLoaded()) {
+            return;
+        }
+        for (Device d : LlamaBackend.initialize().devices()) {
+            out.add(new Metrics.Sample(labels("device", d.name(), "type", d.type().name().toLowerCase()),
+                    free ? d.freeBytes() : d.totalBytes()));
+        }
+    }
+
+    /** An HTTP request ended. */
+    public void request(String route, int status, long nanos) {
+        requests.inc(1, route, Integer.toString(status));
+        requestDuration.observe(nanos / 1e9, route);
+    }
+
+    @Override
+    public void tokenGenerated(long gapNanos) {
+        interToken.observe(gapNanos / 1e9);
+    }
+
+    @Override
+    public void finished(GenerationEvent.Done done) {
+        promptTokens.inc(done.promptTokens());
+        generatedTokens.inc(done.completionTokens());
+        cachedTokens.inc(done.cachedPromptTokens());
+        queueWait.observe(done.timings().queuedNanos() / 1e9);
+        if (done.timings().firstTokenNanos() > 0 && done.reason() != FinishReason.CANCELLED) {
+            ttft.observe(done.timings().firstTokenNanos() / 1e9);
+        }
+    }
+
+    public String scrape() {
+        return registry.scrape();
+    }
+
+    /** For tests: the generated-token counter. */
+    public long generatedTokens() {
+        return generatedTokens.value();
+    }
+}

@@ -2,6 +2,7 @@ package ai.llmref.server;
 
 import ai.llmref.server.config.ConfigException;
 import ai.llmref.server.config.ServerConfig;
+import ai.llmref.server.observe.ShutdownSafeLogManager;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.HashMap;
@@ -15,6 +16,9 @@ public final class Main {
     private Main() {}
 
     public static void main(String[] args) {
+        if (System.getProperty("java.util.logging.manager") == null) {
+            System.setProperty("java.util.logging.manager", ShutdownSafeLogManager.class.getName());
+        }
         jsonLogging();
         Path file = null;
         Map<String, String> overrides = new HashMap<>();
@@ -37,7 +41,11 @@ public final class Main {
             }
             ServerConfig config = ServerConfig.from(ServerConfig.load(file, overrides));
             Server server = Server.start(config);
-            Runtime.getRuntime().addShutdownHook(new Thread(() -> server.drainAndStop(Duration.ofSeconds(30)), "shutdown"));
+            Duration grace = Duration.ofMillis(config.http().shutdownGraceMillis());
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                server.drainAndStop(grace);
+                ShutdownSafeLogManager.resetAfterShutdown();
+            }, "shutdown"));
         } catch (ConfigException e) {
             System.err.println(e.getMessage());
             System.exit(2);

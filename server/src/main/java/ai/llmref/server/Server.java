@@ -51,9 +51,11 @@ public final class Server implements AutoCloseable {
         OpenAiService api = new OpenAiService(this::readyModel, json, new OpenAiService.Limits(
                 config.limits().maxBodyBytes(), config.limits().maxTokens(), config.limits().maxPromptTokens(),
                 config.limits().requestTimeoutMillis()), metrics, tracing);
-        AuthFilter auth = config.auth().apiKeys().isEmpty() ? null : new AuthFilter(config.auth().apiKeys(), api);
+        AuthFilter auth = config.auth().apiKeys().isEmpty() ? null : new AuthFilter(config.auth().apiKeys(), api, metrics);
         HealthService health = new HealthService(this, json);
         this.web = WebServer.builder()
+                // our own shutdown hook drains first; Helidon's would close the sockets at once
+                .shutdownHook(false)
                 .host(config.http().host())
                 .port(config.http().port())
                 // a backstop above the API's own limit, which answers in the OpenAI error shape

@@ -1290,6 +1290,7 @@ public final class ChatTemplateRenderer {
             return "for";
         }
 
+        @SuppressWarnings("try") // the scope is left by close()
         @Override
         public String interpret(TagNode tagNode, JinjavaInterpreter interpreter) {
             String h = tagNode.getHelpers().strip();
@@ -2574,6 +2575,7 @@ public final class ChatTemplateRenderer {
             private static final long serialVersionUID = 1L;
             private static final String BODY = "__filter_block_body__";
 
+            @SuppressWarnings("try") // the scope is left by close()
             @Override
             public String interpret(TagNode tagNode, JinjavaInterpreter interpreter) {
                 String body = renderChildren(tagNode, interpreter);

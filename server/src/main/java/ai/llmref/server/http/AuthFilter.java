@@ -1,5 +1,7 @@
 package ai.llmref.server.http;
 
+import ai.llmref.server.observe.AccessLog;
+import ai.llmref.server.observe.ServerMetrics;
 import io.helidon.http.HeaderNames;
 import io.helidon.webserver.http.Filter;
 import io.helidon.webserver.http.FilterChain;
@@ -16,12 +18,17 @@ import java.util.List;
  * so timing reveals neither which key nor how much of it matched. Keys are never logged.
  */
 public final class AuthFilter implements Filter {
+    /** The metrics route label of refused requests (their paths are not used, to bound cardinality). */
+    public static final String ROUTE = "(unauthenticated)";
+
     private final List<byte[]> digests;
     private final OpenAiService errors;
+    private final ServerMetrics metrics;
 
-    public AuthFilter(List<String> keys, OpenAiService errors) {
+    public AuthFilter(List<String> keys, OpenAiService errors, ServerMetrics metrics) {
         this.digests = keys.stream().map(AuthFilter::sha256).toList();
         this.errors = errors;
+        this.metrics = metrics;
     }
 
     @Override
@@ -38,9 +45,14 @@ public final class AuthFilter implements Filter {
             chain.proceed();
             return;
         }
+        AccessLog.Entry entry = new AccessLog.Entry(req.prologue().method().text(),
+                CompletionParser.abbreviate(req.prologue().uriPath().path()));
+        entry.errorCode = "invalid_api_key";
         res.header(HeaderNames.WWW_AUTHENTICATE, "Bearer");
         errors.sendError(res, new ApiException(401, "authentication_error", "invalid_api_key", null,
                 header.isEmpty() ? "missing API key: send 'Authorization: Bearer <key>'" : "invalid API key"));
+        metrics.request(ROUTE, 401, System.nanoTime() - entry.startNanos);
+        AccessLog.log(entry, 401);
     }
 
     private static byte[] sha256(String s) {

@@ -21,7 +21,7 @@ public final class StreamingDetokenizer {
 
     /** Adds a token; returns the text that is now complete (possibly empty). */
     public String push(int token) {
-        return pushBytes(vocabulary.tokenBytes(token, special));
+        return pushBytes(vocabulary.sharedTokenBytes(token, special));
     }
 
     /** Adds raw bytes (exposed for tests of the UTF-8 logic). */

@@ -15,11 +15,20 @@ public final class Vocabulary {
     private final LlamaModel model;
     private final MemorySegment vocab;
     private final int size;
+    /**
+     * Token bytes, filled on first use (a vocabulary never changes): streaming asks for one piece
+     * per generated token, and this keeps that off the native call and the allocation. Racing
+     * writers store equal arrays, so no locking is needed.
+     */
+    private final byte[][] pieces;
+    private final byte[][] specialPieces;
 
     Vocabulary(LlamaModel model, MemorySegment vocab) {
         this.model = model;
         this.vocab = vocab;
         this.size = llama_vocab_n_tokens(vocab);
+        this.pieces = new byte[size][];
+        this.specialPieces = new byte[size][];
     }
 
     /** Number of tokens; valid ids are {@code 0 .. size()-1}. */
@@ -80,8 +89,23 @@ public final class Vocabulary {
 
     /** The raw bytes of one token's text (may be part of a multi-byte UTF-8 character). */
     public byte[] tokenBytes(int token, boolean special) {
+        return sharedTokenBytes(token, special).clone();
+    }
+
+    /** As {@link #tokenBytes} without the defensive copy, for callers in this package that only read it. */
+    byte[] sharedTokenBytes(int token, boolean special) {
         model.checkOpen();
         checkToken(token, "llama_token_to_piece");
+        byte[][] cache = special ? specialPieces : pieces;
+        byte[] cached = cache[token];
+        if (cached == null) {
+            cached = pieceOf(token, special);
+            cache[token] = cached;
+        }
+        return cached;
+    }
+
+    private byte[] pieceOf(int token, boolean special) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(64);
             int n = llama_token_to_piece(vocab, token, buf, 64, 0, special);

@@ -128,6 +128,17 @@ public final class Server implements AutoCloseable {
             Engine engine = Engine.start(model, new EngineConfig(e.slots(), slotContext, e.batchSize(), e.ubatchSize(),
                     e.prefillChunk(), e.queueCapacity(), e.threads(), e.threadsBatch(), e.flashAttention(), e.embeddings()), metrics);
             served = new ServedModel(config.model().id(), model, engine, chatRenderer(model));
+            java.util.List<ai.llmref.llama.Device> devices = ai.llmref.llama.LlamaBackend.initialize().devices();
+            ai.llmref.llama.ModelPlacement mp = model.placement();
+            String device = mp.bufferBytes().entrySet().stream().max(java.util.Map.Entry.comparingByValue())
+                    .map(java.util.Map.Entry::getKey).orElse("unknown");
+            placement = new Placement(mp.offloadedLayers(), mp.totalLayers(),
+                    devices.stream().filter(ai.llmref.llama.Device::isGpu).count(), device);
+            if (gpuProblem() != null) {
+                LOG.log(Level.ERROR, "not ready: " + gpuProblem());
+            } else if (placement.gpuDevices() == 0) {
+                LOG.log(Level.INFO, "running on CPU: no GPU device is visible to this process");
+            }
             loadMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
             if (state == State.LOADING) {
                 state = State.READY;
@@ -151,6 +162,34 @@ public final class Server implements AutoCloseable {
         String source = !config.model().chatTemplate().isBlank() ? config.model().chatTemplate()
                 : model.chatTemplate().orElse(ChatTemplateRenderer.defaultTemplate());
         return ChatRendering.of(source, model);
+    }
+
+    /** Where the model runs, for probes: layers offloaded, GPU devices seen, the main buffer's device. */
+    public record Placement(int offloaded, int total, long gpuDevices, String device) {}
+
+    private volatile Placement placement;
+
+    public Placement placementSummary() {
+        return placement;
+    }
+
+    /**
+     * Why readiness must stay down although the model loaded: it is not on a GPU where one is
+     * required (see {@link ServerConfig.RequireGpu}); null when placement is acceptable.
+     */
+    public String gpuProblem() {
+        Placement p = placement;
+        if (p == null) {
+            return null;
+        }
+        return switch (config.model().requireGpu()) {
+            case FALSE -> null;
+            case TRUE -> p.gpuDevices() == 0 ? "model.require-gpu is true but no GPU device is visible"
+                    : p.offloaded() < p.total() ? "model.require-gpu is true but only " + p.offloaded() + " of "
+                            + p.total() + " layers are on a GPU" : null;
+            case AUTO -> p.gpuDevices() > 0 && config.model().gpuLayers() != 0 && p.offloaded() == 0
+                    ? "a GPU is visible but the model runs on the CPU (set model.require-gpu=false to allow this)" : null;
+        };
     }
 
     ServedModel readyModel() {

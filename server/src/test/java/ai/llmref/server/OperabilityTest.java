@@ -71,6 +71,26 @@ class OperabilityTest {
     }
 
     @Test
+    void readinessRefusesCpuWhenAGpuIsRequired() throws Exception {
+        try (TestServer t = TestServer.start(Map.of("model.require-gpu", "true"))) {
+            HttpResponse<String> ready = t.getAdmin("/health/ready");
+            assertThat(ready.statusCode()).isEqualTo(503);
+            JsonNode body = JSON.readTree(ready.body());
+            assertThat(body.get("status").asText()).isEqualTo("not_on_gpu");
+            assertThat(body.get("reason").asText()).contains("no GPU device is visible");
+            assertThat(body.at("/placement/layers_offloaded").asInt()).isZero();
+            assertThat(t.getAdmin("/health/live").statusCode()).isEqualTo(200);
+        }
+        try (TestServer t = TestServer.start(Map.of())) { // auto: a CPU node runs on CPU and says so
+            HttpResponse<String> ready = t.getAdmin("/health/ready");
+            assertThat(ready.statusCode()).isEqualTo(200);
+            JsonNode body = JSON.readTree(ready.body());
+            assertThat(body.at("/placement/gpu_devices").asInt()).isZero();
+            assertThat(body.at("/placement/device").asText()).startsWith("CPU");
+        }
+    }
+
+    @Test
     void livenessFailsWhenTheSchedulerStalls() throws Exception {
         try (TestServer t = TestServer.start(Map.of("server.liveness-stall-ms", "300"))) {
             assertThat(t.getAdmin("/health/live").statusCode()).isEqualTo(200);

@@ -3,9 +3,9 @@ package ai.llmref.server.chat;
 import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.LegacyOverrides;
-import com.hubspot.jinjava.el.JinjavaInterpreterResolver;
 import com.hubspot.jinjava.el.JinjavaProcessors;
 import com.hubspot.jinjava.el.TruthyTypeConverter;
+import com.hubspot.jinjava.el.TypeConvertingMapELResolver;
 import com.hubspot.jinjava.el.ext.AstNamedParameter;
 import com.hubspot.jinjava.el.ext.ExtendedParser;
 import com.hubspot.jinjava.el.ext.ExtendedScanner;
@@ -13,7 +13,6 @@ import com.hubspot.jinjava.el.ext.JinjavaBeanELResolver;
 import com.hubspot.jinjava.el.ext.JinjavaListELResolver;
 import com.hubspot.jinjava.el.ext.NamedParameter;
 import com.hubspot.jinjava.el.ext.NamedParameterOperator;
-import com.hubspot.jinjava.el.TypeConvertingMapELResolver;
 import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.InterpreterFactory;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
@@ -24,7 +23,6 @@ import com.hubspot.jinjava.lib.filter.AdvancedFilter;
 import com.hubspot.jinjava.lib.filter.Filter;
 import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 import com.hubspot.jinjava.lib.tag.Tag;
-import com.hubspot.jinjava.objects.SafeString;
 import com.hubspot.jinjava.objects.date.StrftimeFormatter;
 import com.hubspot.jinjava.tree.ExpressionNode;
 import com.hubspot.jinjava.tree.Node;
@@ -47,6 +45,8 @@ import java.util.Objects;
 import java.util.Properties;
 import java.util.Set;
 import jinjava.de.odysseus.el.ExpressionFactoryImpl;
+import jinjava.de.odysseus.el.misc.NumberOperations;
+import jinjava.de.odysseus.el.misc.TypeConverter;
 import jinjava.de.odysseus.el.tree.Bindings;
 import jinjava.de.odysseus.el.tree.IdentifierNode;
 import jinjava.de.odysseus.el.tree.Tree;
@@ -56,8 +56,6 @@ import jinjava.de.odysseus.el.tree.impl.Builder;
 import jinjava.de.odysseus.el.tree.impl.Parser;
 import jinjava.de.odysseus.el.tree.impl.Scanner;
 import jinjava.de.odysseus.el.tree.impl.Scanner.Symbol;
-import jinjava.de.odysseus.el.misc.NumberOperations;
-import jinjava.de.odysseus.el.misc.TypeConverter;
 import jinjava.de.odysseus.el.tree.impl.ast.AstBinary;
 import jinjava.de.odysseus.el.tree.impl.ast.AstBracket;
 import jinjava.de.odysseus.el.tree.impl.ast.AstDot;
@@ -74,42 +72,51 @@ import jinjava.javax.el.ExpressionFactory;
 import jinjava.javax.el.MethodNotFoundException;
 
 /**
- * Renders a chat prompt from a model's own chat template ({@code tokenizer.chat_template}), the
- * way Hugging Face {@code apply_chat_template} and llama-server's Jinja path do.
+ * Renders a chat prompt from a model's own chat template ({@code tokenizer.chat_template}) as
+ * Hugging Face's {@code apply_chat_template} and llama-server's Jinja path do.
  *
- * <p>The engine is Jinjava, configured and extended to behave like the Jinja2 environment
- * transformers uses: {@code trim_blocks} and {@code lstrip_blocks} on, a single trailing newline
- * of the source dropped, Python slicing ({@code [::-1]}), named call arguments holding whole
- * expressions, Python string/dict/list methods ({@code .strip()}, {@code .split()},
- * {@code .startswith()}, {@code .items()}, {@code .get()}, {@code .append()}, ...), Python value
- * printing ({@code True}, {@code ['a', 1]}) and the helpers HF templates use:
- * {@code raise_exception}, {@code strftime_now}, {@code namespace}, {@code tojson} with Python
- * {@code json.dumps} output (separators, {@code indent}, {@code ensure_ascii}),
- * {@code from_json}, and the {@code {% generation %}} and {@code {% filter %}} blocks.
+ * <p>The engine is Jinjava, made to behave like the Jinja2 environment transformers uses.
+ * {@code JinjaLexer} applies Jinja2's lexer rules ({@code trim_blocks}, {@code lstrip_blocks},
+ * {@code -}/{@code +} markers, newline normalisation, one trailing newline dropped) before
+ * Jinjava parses; {@code PyParser} adds Python slices ({@code [::-1]}), keyword arguments holding
+ * whole expressions, {@code not x is defined} precedence and Python's {@code +}/{@code *};
+ * {@code PyMethods} gives strings, dicts and lists their Python methods ({@code .strip()},
+ * {@code .split()}, {@code .startswith()}, {@code .items()}, {@code .get()}, {@code .append()} ...);
+ * {@code PyForTag} runs {@code for} loops with {@code if} filters, {@code else} and
+ * {@code loop.previtem}/{@code nextitem}; {@code Helpers} provides {@code raise_exception},
+ * {@code strftime_now}, {@code tojson} as Python's {@code json.dumps}, {@code from_json}, Python
+ * printing ({@code True}, {@code ['a', 1]}) and the {@code generation} and {@code filter} blocks.
+ * Where it departs from Jinja2 it does as llama.cpp's own engine does: None and undefined are one
+ * value, a string {@code +} None gives the string, lists may be appended to, a dict key wins over
+ * a dict method of the same name, and nothing is HTML-escaped.
  *
  * <p>Variables: {@code messages}, {@code add_generation_prompt}, {@code bos_token},
- * {@code eos_token}, {@code tools} (only when given and non-empty, like llama-server) and any
- * extra variables the caller passes ({@code enable_thinking}, ...).
+ * {@code eos_token}, {@code tools} (only when non-empty, as llama-server passes it) and the
+ * caller's extra variables ({@code enable_thinking}, ...).
  *
- * <p><b>BOS/EOS rule</b> (llama.cpp {@code common/chat.cpp},
+ * <p><b>BOS/EOS</b> (llama.cpp {@code common/chat.cpp},
  * {@code common_chat_template_direct_apply_impl}): the template sees the real BOS/EOS text; when
- * the tokenizer adds BOS by itself, one leading BOS text is removed from the output (and one
- * trailing EOS text when it adds EOS), so the prompt does not start with two BOS tokens while a
- * BOS a template writes inside the history stays.
+ * the tokenizer adds BOS itself, one leading BOS text is removed from the output (one trailing
+ * EOS likewise), so the prompt does not start with two BOS tokens while a BOS the template writes
+ * inside the history stays.
  *
- * <p><b>Untrusted templates</b>: templates come from model files. They reach no Java object:
- * only maps, lists, strings, numbers and booleans have attributes or methods, and only the
- * Python methods listed in {@link PyMethods}; {@code include}, {@code import}, {@code extends}
- * and nested interpretation are off; output is capped at {@link #MAX_OUTPUT_CHARS}, work at
- * {@link #MAX_STEPS} template nodes, collections and ranges at {@link #MAX_COLLECTION} items,
- * macro recursion at {@link #MAX_MACRO_DEPTH}.
+ * <p><b>System messages</b>: when the template does not render a system message (it ignores it
+ * or raises, as Gemma's does), a leading system message is merged into the next message with a
+ * newline, as llama-server does ({@code workaround::system_message_not_supported}).
  *
- * <p>Construction parses the template once (syntax errors are a {@link ChatTemplateException});
- * {@link #render} is thread-safe.
+ * <p><b>Untrusted templates</b>: templates come from model files. Only maps, lists, strings,
+ * numbers, booleans and the loop object have attributes, and only the Python methods of
+ * {@code PyValues} can be called; {@code include}, {@code import}, {@code extends} and nested
+ * interpretation are off, so message text is never rendered as a template. Output is capped at
+ * {@link #MAX_OUTPUT_CHARS}, work at {@link #MAX_STEPS} template nodes and loop iterations,
+ * lists and ranges at {@link #MAX_COLLECTION} items, macro recursion at {@link #MAX_MACRO_DEPTH}.
  *
- * <p><b>Default template</b>: {@link #defaultTemplate()} is ChatML, the format llama.cpp falls
- * back to when a model has no template ({@code CHATML_TEMPLATE_SRC} in {@code common/chat.cpp})
- * and the most widely trained one, so a model without a template behaves as it does under
+ * <p>Construction parses the whole template and checks every expression, filter and test
+ * (syntax errors are a {@link ChatTemplateException}); {@link #render} is thread-safe.
+ *
+ * <p><b>Default template</b>: {@link #defaultTemplate()} is ChatML, the template llama.cpp
+ * falls back to when a model has none ({@code CHATML_TEMPLATE_SRC} in {@code common/chat.cpp})
+ * and the most widely trained format, so a model without a template behaves as under
  * llama-server.
  */
 public final class ChatTemplateRenderer {
@@ -201,7 +208,8 @@ public final class ChatTemplateRenderer {
      * @param messages            the conversation
      * @param addGenerationPrompt end with the text that opens the assistant's reply
      * @param tools               OpenAI-shaped tool definitions, or null
-     * @throws ChatTemplateException when the template raises or fails
+     * @throws ChatTemplateException when the template raises (the message is the template's) or
+     *                               fails, or the output exceeds a limit
      */
     public String render(List<ChatMessage> messages, boolean addGenerationPrompt, List<Map<String, Object>> tools) {
         return render(messages, addGenerationPrompt, tools, Map.of());
@@ -290,7 +298,7 @@ public final class ChatTemplateRenderer {
                 checkExpressions(root, interp.getContext());
                 return root;
             } catch (RuntimeException e) {
-                throw translate(e, "chat template does not compile");
+                throw interp.failure(e, "chat template does not compile");
             }
         }
 
@@ -300,7 +308,7 @@ public final class ChatTemplateRenderer {
             try (var current = JinjavaInterpreter.closeablePushCurrent(interp).get()) {
                 return PyValues.bounded(interp.render(root));
             } catch (RuntimeException e) {
-                throw translate(e, "chat template failed");
+                throw interp.failure(e, "chat template failed");
             }
         }
 
@@ -367,34 +375,6 @@ public final class ChatTemplateRenderer {
             }
         }
 
-        private static ChatTemplateException translate(RuntimeException e, String what) {
-            for (Throwable t = e; t != null; t = t.getCause()) {
-                if (t instanceof ChatTemplateException cte) {
-                    return cte;
-                }
-                if (t instanceof RaisedException raised) {
-                    return new ChatTemplateException(raised.getMessage());
-                }
-                if (t instanceof FatalError fatal) {
-                    Throwable inner = fatal.error.getException();
-                    for (Throwable u = inner; u != null; u = u.getCause()) {
-                        if (u instanceof RaisedException raised) {
-                            return new ChatTemplateException(raised.getMessage());
-                        }
-                        if (u instanceof ChatTemplateException cte) {
-                            return cte;
-                        }
-                    }
-                    return new ChatTemplateException(what + " at line " + fatal.error.getLineno() + ": "
-                            + fatal.error.getMessage(), e);
-                }
-                if (t.getCause() == t) {
-                    break;
-                }
-            }
-            return new ChatTemplateException(what + ": " + e, e);
-        }
-
         private static JinjavaConfig config() {
             ELResolver resolver = new CompositeELResolver() {
                 {
@@ -433,7 +413,7 @@ public final class ChatTemplateRenderer {
                     .withElResolver(resolver)
                     .withLocale(Locale.ROOT)
                     .withDisabled(Map.of(
-                            Context.Library.TAG, Set.of("include", "import", "from", "extends", "block", "autoescape"),
+                            Context.Library.TAG, Set.of("include", "import", "from", "extends", "block"),
                             Context.Library.FILTER, Set.of("render", "fromyaml", "fromjson", "urlize", "random", "shuffle")))
                     .withInterperterFactory(new InterpreterFactory() {
                         @Override
@@ -443,7 +423,7 @@ public final class ChatTemplateRenderer {
 
                         @Override
                         public JinjavaInterpreter newInstance(Jinjava app, Context ctx, JinjavaConfig cfg) {
-                            return new Interp(app, ctx, cfg, new int[1]);
+                            return new Interp(app, ctx, cfg);
                         }
                     })
                     .withProcessors(JinjavaProcessors.newBuilder()
@@ -504,22 +484,26 @@ public final class ChatTemplateRenderer {
 
     /** An interpreter that stops at the first fatal error and prints values as Python does. */
     static final class Interp extends JinjavaInterpreter {
-        private final int[] steps; // shared with child interpreters of the same render
+        // shared with the child interpreters of the same render
+        private final int[] steps;
+        private final ChatTemplateException[] failure;
 
-        Interp(Jinjava app, Context ctx, JinjavaConfig cfg, int[] steps) {
+        Interp(Jinjava app, Context ctx, JinjavaConfig cfg) {
             super(app, ctx, cfg);
-            this.steps = steps;
+            this.steps = new int[1];
+            this.failure = new ChatTemplateException[1];
         }
 
         Interp(Interp orig) {
             super(orig);
             this.steps = orig.steps;
+            this.failure = orig.failure;
         }
 
         static Interp create(Map<String, Object> vars) {
             Context global = Sandbox.ENGINE.getGlobalContextCopy();
             Context ctx = new Context(global, vars, Sandbox.CONFIG.getDisabled());
-            return new Interp(Sandbox.ENGINE, ctx, Sandbox.CONFIG, new int[1]);
+            return new Interp(Sandbox.ENGINE, ctx, Sandbox.CONFIG);
         }
 
         void step() {
@@ -530,8 +514,9 @@ public final class ChatTemplateRenderer {
 
         /**
          * Fatal errors, syntax errors (Jinjava reports a stray end tag as a warning) and the
-         * recursion limits (Jinjava would silently render nothing) stop the render. Other
-         * warnings are Jinja's undefined: an unknown attribute, an index out of range.
+         * recursion limits (Jinjava would silently render nothing) stop the render; the first
+         * one is what the caller sees (Jinjava re-reports an error at each macro it crosses).
+         * Other warnings are Jinja's undefined: an unknown attribute, an index out of range.
          */
         @Override
         public void addError(TemplateError error) {
@@ -540,8 +525,35 @@ public final class ChatTemplateRenderer {
                     || error.getReason() == TemplateError.ErrorReason.SYNTAX_ERROR
                     || message.startsWith("Max recursion limit") || message.startsWith("Cycle detected")
                     || message.startsWith("Rendering cycle detected")) {
+                if (failure[0] == null) {
+                    ChatTemplateException cause = ours(error.getException());
+                    failure[0] = cause != null ? cause : new ChatTemplateException("line " + error.getLineno() + ": " + message);
+                }
                 throw new FatalError(error);
             }
+        }
+
+        /** The exception to give the caller for a render or compile that threw e. */
+        ChatTemplateException failure(RuntimeException e, String what) {
+            if (failure[0] != null) {
+                ChatTemplateException first = failure[0];
+                return first.getMessage().startsWith("line ") ? new ChatTemplateException(what + " at " + first.getMessage(), e) : first;
+            }
+            ChatTemplateException cause = ours(e);
+            return cause != null ? cause : new ChatTemplateException(what + ": " + e.getMessage(), e);
+        }
+
+        /** raise_exception's message, or a ChatTemplateException thrown by the helpers, in t's causes. */
+        private static ChatTemplateException ours(Throwable t) {
+            for (int depth = 0; t != null && depth < 32; t = t.getCause(), depth++) {
+                if (t instanceof RaisedException raised) {
+                    return new ChatTemplateException(raised.getMessage());
+                }
+                if (t instanceof ChatTemplateException cte) {
+                    return cte;
+                }
+            }
+            return null;
         }
 
         @Override
@@ -773,22 +785,12 @@ public final class ChatTemplateRenderer {
      * llama.cpp's engine) and {@code *} (with str/list repetition).
      */
     static final class PyOperators {
+        private static final TypeConverter NUMBERS = new TruthyTypeConverter();
+
         static final AstBinary.Operator ADD = new AstBinary.SimpleOperator() {
             @Override
             protected Object apply(TypeConverter converter, Object a, Object b) {
-                if ((a instanceof CharSequence || isNone(a)) && (b instanceof CharSequence || isNone(b)) && !(isNone(a) && isNone(b))) {
-                    // llama.cpp's engine treats None/undefined as "" next to a string (Python would raise)
-                    return PyValues.bounded(PyValues.str(a).concat(PyValues.str(b)));
-                }
-                if (a instanceof List<?> x && b instanceof List<?> y) {
-                    List<Object> out = new ArrayList<>(x);
-                    out.addAll(y);
-                    return PyValues.bounded(out);
-                }
-                if (a instanceof Number && b instanceof Number) {
-                    return NumberOperations.add(converter, a, b);
-                }
-                throw unsupported("+", a, b);
+                return add(a, b);
             }
 
             @Override
@@ -796,6 +798,22 @@ public final class ChatTemplateRenderer {
                 return "+";
             }
         };
+
+        static Object add(Object a, Object b) {
+            if ((a instanceof CharSequence || isNone(a)) && (b instanceof CharSequence || isNone(b)) && !(isNone(a) && isNone(b))) {
+                // llama.cpp's engine treats None/undefined as "" next to a string (Python would raise)
+                return PyValues.bounded(PyValues.str(a).concat(PyValues.str(b)));
+            }
+            if (a instanceof List<?> x && b instanceof List<?> y) {
+                List<Object> out = new ArrayList<>(x);
+                out.addAll(y);
+                return PyValues.bounded(out);
+            }
+            if (a instanceof Number && b instanceof Number) {
+                return NumberOperations.add(NUMBERS, a, b);
+            }
+            throw unsupported("+", a, b);
+        }
 
         static final AstBinary.Operator MUL = new AstBinary.SimpleOperator() {
             @Override
@@ -968,9 +986,11 @@ public final class ChatTemplateRenderer {
                 return null; // Jinjava's resolvers: keys, indexes, loop.index ...
             }
             context.setPropertyResolved(true);
-            if (base instanceof CharSequence cs && property instanceof Number n) {
+            Integer index = property instanceof Number n ? Integer.valueOf(n.intValue())
+                    : property instanceof String p && p.matches("-?\\d{1,9}") ? Integer.valueOf(p) : null;
+            if (base instanceof CharSequence cs && index != null) {
                 int[] cps = cs.toString().codePoints().toArray();
-                int i = n.intValue() < 0 ? n.intValue() + cps.length : n.intValue();
+                int i = index < 0 ? index + cps.length : index;
                 return i >= 0 && i < cps.length ? new String(cps, i, 1) : null;
             }
             return null; // no attributes on strings, numbers or any other object
@@ -2418,6 +2438,16 @@ public final class ChatTemplateRenderer {
                         };
                         pairs.sort(reverse ? cmp.reversed() : cmp);
                         return pairs;
+                    }),
+                    filter("sum", (v, a, kw) -> {
+                        Object attr = PyValues.arg(a, kw, 0, "attribute", null);
+                        Object total = PyValues.arg(a, kw, 1, "start", 0L);
+                        List<Object> items = PyValues.asList(v);
+                        for (Object x : items == null ? List.of() : items) {
+                            Object n = attr == null ? x : x instanceof Map<?, ?> m ? m.get(PyValues.str(attr)) : null;
+                            total = PyOperators.add(total, n);
+                        }
+                        return total;
                     }),
                     filter("min", (v, a, kw) -> extreme(v, a, kw, -1)),
                     filter("max", (v, a, kw) -> extreme(v, a, kw, 1)),

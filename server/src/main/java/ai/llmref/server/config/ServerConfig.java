@@ -46,8 +46,16 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * @param gpuLayers    layers to offload (-1 all)
      * @param mainGpu      GPU for the whole model in single-GPU mode
      * @param chatTemplate a Jinja template overriding the model's own (empty: the model's, else ChatML)
+     * @param requireGpu   when readiness demands layers on a GPU
      */
-    public record Model(Path path, String id, int gpuLayers, int mainGpu, String chatTemplate) {}
+    public record Model(Path path, String id, int gpuLayers, int mainGpu, String chatTemplate, RequireGpu requireGpu) {}
+
+    /**
+     * {@code auto}: on a node with a visible GPU (and {@code gpu-layers} not 0) the model must really
+     * be on it, a silent CPU fallback is not ready; on a CPU node CPU is fine. {@code true}: not
+     * ready unless every layer is on a GPU. {@code false}: CPU is explicitly allowed.
+     */
+    public enum RequireGpu { AUTO, TRUE, FALSE }
 
     /** @param slotContext positions per slot; 0 = the model's training context */
     public record Engine(int slots, int slotContext, int batchSize, int ubatchSize, int prefillChunk, int queueCapacity,
@@ -110,7 +118,8 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         Model model = new Model(path, id,
                 integer(c, "model.gpu-layers", -1, -1, 100_000),
                 integer(c, "model.main-gpu", 0, 0, 64),
-                string(c, "model.chat-template", ""));
+                string(c, "model.chat-template", ""),
+                enumeration(c, "model.require-gpu", RequireGpu.AUTO, RequireGpu::valueOf));
         int batch = integer(c, "engine.batch-size", 512, 1, 65536);
         Engine engine = new Engine(
                 integer(c, "engine.slots", 4, 1, 256),

@@ -40,8 +40,15 @@ public final class HealthService implements HttpService {
     private void ready(ServerResponse res) {
         Server.State s = server.state();
         Engine e = server.engine();
+        ObjectNode body = status(s);
         boolean ok = s == Server.State.READY && e != null && e.stats().running();
-        send(res, ok, status(s));
+        String gpuProblem = server.gpuProblem();
+        if (ok && gpuProblem != null) {
+            ok = false;
+            body.put("status", "not_on_gpu");
+            body.put("reason", gpuProblem);
+        }
+        send(res, ok, body);
     }
 
     private void live(ServerResponse res) {
@@ -71,6 +78,11 @@ public final class HealthService implements HttpService {
         if (e != null) {
             Engine.Stats st = e.stats();
             o.put("slots", st.slots()).put("slots_busy", st.busySlots()).put("queued", st.queued());
+        }
+        Server.Placement p = server.placementSummary();
+        if (p != null) {
+            o.putObject("placement").put("layers_offloaded", p.offloaded()).put("layers_total", p.total())
+                    .put("gpu_devices", p.gpuDevices()).put("device", p.device());
         }
         return o;
     }

@@ -1,0 +1,689 @@
+package ai.llmref.server.chat;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import ai.llmref.llama.ChatTemplates;
+import ai.llmref.llama.InvalidInputException;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Year;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@link ChatTemplateRenderer} against the real chat templates of the pinned llama.cpp tree
+ * ({@code models/templates/*.jinja}), against llama.cpp's built-in renderer
+ * ({@code llama_chat_apply_template}, through the bindings) and against the expected outputs of
+ * llama.cpp's own {@code tests/test-chat-template.cpp}; then the sandbox and the Python semantics.
+ */
+class ChatTemplateRendererTest {
+
+    // The conversations every template renders. D is the one llama.cpp's own tests use.
+    private static final Map<String, List<ChatMessage>> CONVERSATIONS = new LinkedHashMap<>();
+
+    static {
+        CONVERSATIONS.put("A", List.of(msg("system", "You are a helpful assistant"), msg("user", "Hello"),
+                msg("assistant", "Hi there"), msg("user", "Who are you")));
+        CONVERSATIONS.put("B", List.of(msg("user", "Hello")));
+        CONVERSATIONS.put("C", List.of(msg("user", "Hello"), msg("assistant", "Hi there"), msg("user", "Who are you")));
+        CONVERSATIONS.put("D", List.of(msg("system", "You are a helpful assistant"), msg("user", "Hello"),
+                msg("assistant", "Hi there"), msg("user", "Who are you"), msg("assistant", "   I am an assistant   "),
+                msg("user", "Another question")));
+    }
+
+    /** Templates of the tree that cannot render conversation A at all, with the reason. None. */
+    private static final Map<String, String> CANNOT_RENDER = Map.of();
+
+    /**
+     * Templates llama.cpp recognises whose own Jinja source renders differently from the
+     * built-in it maps them to, and on which conversations. Each output here was checked to be
+     * what transformers' Jinja2 environment (jinja2 3.1.6, trim_blocks, lstrip_blocks) renders:
+     * the built-in is an approximation of the template, not the reverse. Every other
+     * (template, conversation) pair must be equal; a pair listed here must differ, so the list
+     * cannot go stale.
+     */
+    private static final Map<String, Divergence> DIVERGENT = new TreeMap<>();
+
+    private record Divergence(Set<String> conversations, String reason) {}
+
+    private static void divergent(String template, String conversations, String reason) {
+        Set<String> set = Set.of(conversations.split(""));
+        DIVERGENT.put(template, new Divergence(set, reason));
+    }
+
+    static {
+        String systemPrompt = "the template writes its default system prompt when the conversation has none";
+        String thinkOpen = "the generation prompt opens a reasoning block (<think>); the built-in does not";
+        divergent("Bielik-11B-v3.0-Instruct", "D", "the template strips leading whitespace of assistant turns");
+        divergent("Cohere2MoE", "ABCD", "the template writes Cohere's safety/identity preamble, <|START_TEXT|> wrappers"
+                + " and a <|START_THINKING|> generation prompt");
+        divergent("CohereForAI-c4ai-command-r-plus-tool_use", "ABCD", "the tool-use template writes its safety/system"
+                + " preambles, the tool list and an 'Action:' instruction turn");
+        divergent("CohereForAI-c4ai-command-r7b-12-2024-tool_use", "ABCD", "the template writes its system preamble and"
+                + " <|START_RESPONSE|>/<|START_THINKING|> markers");
+        divergent("GLM-4.6", "ABCD", "<think></think> before history assistant turns; no newline after the final"
+                + " <|assistant|> (built-in chatglm4 writes one)");
+        divergent("GLM-4.7-Flash", "ABCD", "no newline after role tags (built-in chatglm4 writes one); </think> in"
+                + " history, <think> in the generation prompt");
+        divergent("HuggingFaceTB-SmolLM3-3B", "ABCD", "the template always writes a '## Metadata' system block");
+        divergent("Kimi-K2-Instruct", "BC", systemPrompt);
+        divergent("Kimi-K2-Thinking", "ABCD", systemPrompt + "; <think></think> before history assistant turns");
+        divergent("MiMo-VL", "BC", systemPrompt);
+        divergent("Mistral-Small-3.2-24B-Instruct-2506", "ABCD", "v7-tekken spacing ([INST]Hello) while llama.cpp"
+                + " detects [SYSTEM_PROMPT] as mistral-v7 ([INST] Hello); " + systemPrompt);
+        divergent("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "ABCD", "an empty system turn when none is given, <think></think>"
+                + " in history; " + thinkOpen);
+        divergent("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", "ABCD", "the template always writes its"
+                + " function-calling system prompt");
+        divergent("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "ABCD", "the template always writes its"
+                + " function-calling system prompt");
+        divergent("Qwen-QwQ-32B", "ABCD", thinkOpen);
+        divergent("Qwen-Qwen2.5-7B-Instruct", "BC", systemPrompt);
+        divergent("Qwen3.5-4B", "ABCD", thinkOpen);
+        divergent("StepFun3.5-Flash", "ABCD", thinkOpen);
+        for (String r1 : List.of("deepseek-ai-DeepSeek-R1-Distill-Llama-8B", "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B")) {
+            divergent(r1, "ABCD", "no blank line after the system prompt (built-in deepseek3 writes one); " + thinkOpen);
+        }
+        for (String v3 : List.of("deepseek-ai-DeepSeek-V3.1", "deepseek-ai-DeepSeek-V3.2", "deepseek-ai-DeepSeek-V4",
+                "deepseek-ai-DeepSeek-V4-Flash-0731")) {
+            divergent(v3, "ABCD", "no blank line after the system prompt (built-in deepseek3 writes one); reasoning markers"
+                    + " (<think>/</think>) in history and generation prompt");
+        }
+        divergent("fireworks-ai-llama-3-firefunction-v2", "ABCD", "the template appends its function-calling"
+                + " instructions to the system prompt (and writes one when none is given)");
+        divergent("ibm-granite-granite-3.3-2B-Instruct", "BC", systemPrompt + " (knowledge cutoff, today's date)");
+        divergent("ibm-granite-granite-4.0", "BC", systemPrompt);
+        divergent("inclusionai-ling-3.0-flash", "ABCD", "'detailed thinking on' where built-in bailing2 writes 'off';"
+                + " <think></think> in history");
+        divergent("llama-cpp-deepseek-r1", "ABCD", "EOS after each user turn, no blank line after the system prompt; "
+                + thinkOpen);
+        divergent("meetkai-functionary-medium-v3.1", "ABCD", "the template writes a 'Cutting Knowledge Date' system turn");
+        divergent("meetkai-functionary-medium-v3.2", "ABCD", "the template always writes its function-calling system"
+                + " prompt");
+        for (String llama3 : List.of("meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct",
+                "meta-llama-Llama-3.3-70B-Instruct")) {
+            divergent(llama3, "ABCD", "the template always writes 'Cutting Knowledge Date ... Today Date ...' into the"
+                    + " system turn");
+        }
+        divergent("mistralai-Ministral-3-14B-Reasoning-2512", "ABCD", "v7-tekken spacing while llama.cpp detects"
+                + " mistral-v7; " + systemPrompt);
+        divergent("mistralai-Mistral-Nemo-Instruct-2407", "AD", "the template puts the system prompt into the last user"
+                + " turn; built-in mistral-v3-tekken puts it into the first");
+        divergent("moonshotai-Kimi-K2", "BC", systemPrompt);
+        divergent("openai-gpt-oss-120b", "ABCD", "the template always writes the harmony system header (identity,"
+                + " knowledge cutoff, current date, reasoning level, channels)");
+        divergent("unsloth-Apriel-1.5", "ABCD", "the template always writes its reasoning system prompt");
+        divergent("unsloth-mistral-Devstral-Small-2507", "ABCD", "v7-tekken spacing while llama.cpp detects mistral-v7; "
+                + systemPrompt);
+        divergent("upstage-Solar-Open-100B", "ABCD", "the template always writes its provider system prompt");
+    }
+
+    private static ChatMessage msg(String role, String content) {
+        return ChatMessage.of(role, content);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // The pinned llama.cpp tree
+
+    private static Path llamaCpp() {
+        String info = System.getProperty("native.build.info");
+        assertThat(info).as("system property native.build.info (set by the server module's surefire config)").isNotBlank();
+        Properties p = new Properties();
+        try (InputStream in = Files.newInputStream(Path.of(info))) {
+            p.load(in);
+        } catch (IOException e) {
+            throw new UncheckedIOException("the native build info " + info + " is missing: build the native module first", e);
+        }
+        Path dir = Path.of(p.getProperty("llama.cpp.dir", ""));
+        assertThat(dir.resolve("models/templates")).as("the pinned llama.cpp tree's templates").isDirectory();
+        return dir;
+    }
+
+    private static Map<String, String> templates() {
+        Map<String, String> out = new TreeMap<>();
+        try (Stream<Path> files = Files.list(llamaCpp().resolve("models/templates"))) {
+            for (Path f : files.filter(f -> f.toString().endsWith(".jinja")).toList()) {
+                out.put(f.getFileName().toString().replace(".jinja", ""), Files.readString(f));
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        assertThat(out).as("models/templates/*.jinja").hasSizeGreaterThan(50);
+        return out;
+    }
+
+    private static boolean llamaCppKnows(String template) {
+        try {
+            ChatTemplates.apply(template, List.of(new ChatTemplates.Message("user", "x")), true);
+            return true;
+        } catch (InvalidInputException e) {
+            return false;
+        }
+    }
+
+    private static String builtIn(String template, List<ChatMessage> messages) {
+        return ChatTemplates.apply(template, messages.stream().map(m -> new ChatTemplates.Message(m.role(), m.content())).toList(), true);
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Real templates
+
+    @Test
+    void everyTemplateOfThePinnedTreeCompilesAndRendersAConversation() {
+        Map<String, String> failures = new TreeMap<>();
+        for (var t : templates().entrySet()) {
+            List<ChatMessage> conversation = CONVERSATIONS.get("A");
+            try {
+                ChatTemplateRenderer r = new ChatTemplateRenderer(t.getValue(), "<s>", "</s>");
+                String out;
+                try {
+                    out = r.render(conversation, true, null);
+                } catch (ChatTemplateException refused) {
+                    conversation = conversation.subList(1, conversation.size()); // a template may refuse system turns
+                    out = r.render(conversation, true, null);
+                }
+                for (ChatMessage m : conversation) {
+                    assertThat(out).as("%s renders the text of every message", t.getKey()).contains(m.content());
+                }
+                assertThat(out.indexOf("Hi there")).as("%s keeps the turns in order", t.getKey())
+                        .isGreaterThan(out.indexOf("Hello")).isLessThan(out.indexOf("Who are you"));
+            } catch (ChatTemplateException e) {
+                failures.put(t.getKey(), e.getMessage());
+            }
+        }
+        assertThat(failures).isEqualTo(CANNOT_RENDER);
+    }
+
+    /**
+     * BOS: llama.cpp's built-ins never write the BOS text, while many templates start with
+     * {@code {{ bos_token }}}. llama-server renders with the real BOS text and, when the vocabulary
+     * adds BOS itself, removes one leading BOS text from the output (common/chat.cpp,
+     * {@code common_chat_template_direct_apply_impl}); the renderer does the same
+     * ({@code tokenizerAddsBos}), which is what the comparison uses. The special tokens are
+     * llama.cpp's test defaults ({@code <s>}, {@code </s>}, tests/test-chat-template.cpp).
+     * Templates that do not render a system message (Gemma's raises) are compared on the
+     * conversations without one: for those, llama-server merges the system text into the first
+     * user turn with "\n" while the built-ins merge it with "\n\n" (llama.cpp's own test of
+     * gemma-7b-it documents both).
+     */
+    @Test
+    void templatesLlamaCppKnowsRenderAsItsBuiltIns() {
+        int known = 0;
+        int allEqual = 0;
+        int equalPairs = 0;
+        List<String> unexpected = new ArrayList<>();
+        Set<String> seen = new java.util.HashSet<>();
+        for (var t : templates().entrySet()) {
+            if (!llamaCppKnows(t.getValue())) {
+                continue;
+            }
+            known++;
+            seen.add(t.getKey());
+            ChatTemplateRenderer r = new ChatTemplateRenderer(t.getValue(), "<s>", "</s>", true, false);
+            Divergence d = DIVERGENT.getOrDefault(t.getKey(), new Divergence(Set.of(), ""));
+            boolean all = true;
+            for (var c : CONVERSATIONS.entrySet()) {
+                if (!r.supportsSystemRole() && c.getValue().get(0).role().equals("system")) {
+                    continue;
+                }
+                String jinja = r.render(c.getValue(), true, null);
+                String reference = builtIn(t.getValue(), c.getValue());
+                boolean equal = jinja.equals(reference);
+                all &= equal;
+                equalPairs += equal ? 1 : 0;
+                if (equal == d.conversations().contains(c.getKey())) {
+                    unexpected.add(t.getKey() + " / conversation " + c.getKey() + (equal ? ": now equal, update DIVERGENT"
+                            : ":\n  jinja:    " + esc(jinja) + "\n  llama.cpp: " + esc(reference)));
+                }
+            }
+            allEqual += all ? 1 : 0;
+        }
+        System.out.printf("templates llama.cpp knows: %d of %d; equal on every conversation: %d; equal pairs: %d%n",
+                known, templates().size(), allEqual, equalPairs);
+        assertThat(unexpected).as("renderings that differ from llama_chat_apply_template").isEmpty();
+        assertThat(seen).as("DIVERGENT names only templates llama.cpp knows").containsAll(DIVERGENT.keySet());
+        assertThat(known).isGreaterThanOrEqualTo(40);
+    }
+
+    /**
+     * llama.cpp's own test (tests/test-chat-template.cpp) lists templates with the output of
+     * its built-in renderer and of its Jinja path (the same string when the Jinja one is empty).
+     * Both must hold here: the built-in through the bindings, the Jinja one through this renderer.
+     */
+    @Test
+    void llamaCppsOwnTemplateTestCasesRenderAsItExpects() throws IOException {
+        List<CppCase> cases = CppCase.parse(Files.readString(llamaCpp().resolve("tests/test-chat-template.cpp")));
+        assertThat(cases).hasSizeGreaterThan(30);
+        int sameAsBuiltIn = 0;
+        for (CppCase c : cases) {
+            List<ChatMessage> conversation = new ArrayList<>(CONVERSATIONS.get("D"));
+            c.extra().forEach(m -> conversation.add(msg(m[0], m[1])));
+            assertThat(builtIn(c.template(), conversation)).as("built-in for %s", c.name()).isEqualTo(c.expected());
+            if (!c.jinja()) {
+                continue;
+            }
+            String expected = c.expectedJinja().isEmpty() ? c.expected() : c.expectedJinja();
+            sameAsBuiltIn += c.expectedJinja().isEmpty() ? 1 : 0;
+            String out = new ChatTemplateRenderer(c.template(), c.bos(), c.eos()).render(conversation, true, null);
+            assertThat(out).as("Jinja rendering of %s", c.name()).isEqualTo(expected);
+        }
+        System.out.printf("test-chat-template.cpp: %d cases, %d where the Jinja rendering is the built-in's%n", cases.size(), sameAsBuiltIn);
+    }
+
+    private static String esc(String s) {
+        return s.replace("\n", "\\n");
+    }
+
+    /** One test case of llama.cpp's tests/test-chat-template.cpp, read from its C++ source. */
+    private record CppCase(String name, String template, String expected, String expectedJinja, String bos, String eos,
+            boolean jinja, List<String[]> extra) {
+
+        private static final Pattern FIELD = Pattern.compile("/\\*\\s*\\.(\\w+)\\s*=?\\s*\\*/");
+
+        static List<CppCase> parse(String cpp) {
+            int start = cpp.indexOf("std::vector<TestCase> test_cases {");
+            int end = cpp.indexOf("\n    };", start);
+            assertThat(start).as("test_cases in test-chat-template.cpp").isPositive();
+            List<Map<String, Object>> raw = new ArrayList<>();
+            Matcher m = FIELD.matcher(cpp).region(start, end);
+            CppReader in = new CppReader(cpp);
+            while (m.find()) {
+                String field = m.group(1);
+                if (field.equals("name")) {
+                    raw.add(new LinkedHashMap<>());
+                }
+                in.pos = m.end();
+                raw.getLast().put(field, switch (field) {
+                    case "supported_with_jinja" -> in.bool();
+                    case "extra_conversation" -> in.pairs();
+                    default -> in.string();
+                });
+            }
+            List<CppCase> out = new ArrayList<>();
+            for (Map<String, Object> r : raw) {
+                @SuppressWarnings("unchecked")
+                List<String[]> extra = (List<String[]>) r.getOrDefault("extra_conversation", List.of());
+                out.add(new CppCase((String) r.get("name"), (String) r.get("template_str"), (String) r.get("expected_output"),
+                        (String) r.getOrDefault("expected_output_jinja", ""), (String) r.getOrDefault("bos_token", ""),
+                        (String) r.getOrDefault("eos_token", ""), (Boolean) r.getOrDefault("supported_with_jinja", true), extra));
+            }
+            return out;
+        }
+    }
+
+    /** Reads C++ string literals ("...", u8"...", U8C("..."), adjacent ones joined), bools and {{"a", "b"}, ...}. */
+    private static final class CppReader {
+        private final String s;
+        int pos;
+
+        CppReader(String s) {
+            this.s = s;
+        }
+
+        boolean bool() {
+            skip();
+            return s.startsWith("true", pos);
+        }
+
+        List<String[]> pairs() {
+            List<String[]> out = new ArrayList<>();
+            expect('{');
+            while (true) {
+                skip();
+                char c = s.charAt(pos);
+                if (c == '}') {
+                    pos++;
+                    return out;
+                }
+                if (c == ',') {
+                    pos++;
+                    continue;
+                }
+                expect('{');
+                String a = string();
+                expect(',');
+                String b = string();
+                expect('}');
+                out.add(new String[] {a, b});
+            }
+        }
+
+        String string() {
+            skip();
+            if (s.startsWith("U8C(", pos)) {
+                pos += 4;
+                String v = string();
+                expect(')');
+                return v;
+            }
+            StringBuilder b = new StringBuilder();
+            while (true) {
+                skip();
+                if (s.startsWith("u8\"", pos)) {
+                    pos += 2;
+                }
+                if (pos >= s.length() || s.charAt(pos) != '"') {
+                    return b.toString();
+                }
+                for (pos++; s.charAt(pos) != '"'; ) {
+                    char c = s.charAt(pos++);
+                    if (c != '\\') {
+                        b.append(c);
+                        continue;
+                    }
+                    char e = s.charAt(pos++);
+                    b.append(switch (e) {
+                        case 'n' -> '\n';
+                        case 't' -> '\t';
+                        case 'r' -> '\r';
+                        case '\\', '"', '\'' -> e;
+                        default -> throw new IllegalStateException("unexpected escape \\" + e + " at " + pos);
+                    });
+                }
+                pos++;
+            }
+        }
+
+        private void expect(char c) {
+            skip();
+            assertThat(s.charAt(pos)).as("C++ source at offset %d", pos).isEqualTo(c);
+            pos++;
+        }
+
+        private void skip() {
+            while (pos < s.length() && Character.isWhitespace(s.charAt(pos))) {
+                pos++;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // API behaviour
+
+    @Test
+    void raiseExceptionFailsTheRenderWithItsMessage() {
+        ChatTemplateRenderer r = new ChatTemplateRenderer("""
+                {%- for m in messages %}{% if m.role not in ['user', 'assistant'] %}\
+                {{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{{ m.content }}{% endfor %}""",
+                "", "");
+        assertThat(r.render(List.of(msg("user", "hi")), true, null)).isEqualTo("hi");
+        assertThatThrownBy(() -> r.render(List.of(msg("tool", "x")), true, null))
+                .isInstanceOf(ChatTemplateException.class).hasMessage("Only user and assistant roles are supported!");
+        // inside a macro too
+        ChatTemplateRenderer inMacro = new ChatTemplateRenderer(
+                "{% macro check(m) %}{% if not m.content %}{{ raise_exception('empty message') }}{% endif %}{% endmacro %}"
+                        + "{% for m in messages %}{{ check(m) }}{% endfor %}", "", "");
+        assertThatThrownBy(() -> inMacro.render(List.of(msg("user", "")), true, null))
+                .isInstanceOf(ChatTemplateException.class).hasMessage("empty message");
+    }
+
+    @Test
+    void syntaxErrorsFailAtConstruction() {
+        for (String bad : List.of(
+                "{% if messages %}unclosed",
+                "{% for m in messages %}{% endif %}",
+                "text {% endif %}",
+                "{{ messages[0 }}",
+                "{{ 1 + }}",
+                "{% if messages[ %}x{% endif %}",
+                "{{ messages|no_such_filter }}",
+                "{{ messages is no_such_test }}",
+                "{% no_such_tag %}",
+                "{{ 'unterminated }}",
+                "{# unterminated comment")) {
+            assertThatThrownBy(() -> new ChatTemplateRenderer(bad, "", "")).as(bad).isInstanceOf(ChatTemplateException.class);
+        }
+    }
+
+    @Test
+    void defaultTemplateIsChatMlAsLlamaCppRendersIt() {
+        ChatTemplateRenderer r = new ChatTemplateRenderer(ChatTemplateRenderer.defaultTemplate(), "<s>", "</s>");
+        List<ChatMessage> conversation = CONVERSATIONS.get("A");
+        assertThat(r.render(conversation, true, null)).isEqualTo("""
+                <|im_start|>system
+                You are a helpful assistant<|im_end|>
+                <|im_start|>user
+                Hello<|im_end|>
+                <|im_start|>assistant
+                Hi there<|im_end|>
+                <|im_start|>user
+                Who are you<|im_end|>
+                <|im_start|>assistant
+                """);
+        for (List<ChatMessage> c : CONVERSATIONS.values()) {
+            assertThat(r.render(c, true, null)).isEqualTo(builtIn("chatml", c));
+            assertThat(r.render(c, false, null)).isEqualTo(ChatTemplates.apply("chatml",
+                    c.stream().map(m -> new ChatTemplates.Message(m.role(), m.content())).toList(), false));
+        }
+    }
+
+    @Test
+    void aLeadingBosIsRemovedOnlyWhenTheTokenizerAddsOne() {
+        String template = "{{ bos_token }}{% for m in messages %}[{{ m.content }}]{{ eos_token }}{{ bos_token }}{% endfor %}";
+        List<ChatMessage> two = List.of(msg("user", "a"), msg("assistant", "b"));
+        assertThat(new ChatTemplateRenderer(template, "<s>", "</s>").render(two, false, null))
+                .isEqualTo("<s>[a]</s><s>[b]</s><s>");
+        assertThat(new ChatTemplateRenderer(template, "<s>", "</s>", true, false).render(two, false, null))
+                .as("one leading BOS removed; BOS inside the history stays").isEqualTo("[a]</s><s>[b]</s><s>");
+        assertThat(new ChatTemplateRenderer("{% for m in messages %}{{ m.content }}{{ eos_token }}{% endfor %}", "<s>", "</s>",
+                true, true).render(two, false, null)).as("one trailing EOS removed").isEqualTo("a</s>b");
+    }
+
+    @Test
+    void aSystemMessageIsMergedIntoTheFirstTurnWhenTheTemplateRefusesIt() throws IOException {
+        String gemma = Files.readString(llamaCpp().resolve("models/templates/google-gemma-2-2b-it.jinja"));
+        ChatTemplateRenderer r = new ChatTemplateRenderer(gemma, "<bos>", "<eos>", true, false);
+        assertThat(r.supportsSystemRole()).isFalse();
+        assertThat(r.render(CONVERSATIONS.get("A"), true, null)).isEqualTo("""
+                <start_of_turn>user
+                You are a helpful assistant
+                Hello<end_of_turn>
+                <start_of_turn>model
+                Hi there<end_of_turn>
+                <start_of_turn>user
+                Who are you<end_of_turn>
+                <start_of_turn>model
+                """);
+        assertThat(new ChatTemplateRenderer(ChatTemplateRenderer.defaultTemplate(), "", "").supportsSystemRole()).isTrue();
+    }
+
+    @Test
+    void toolsAndExtraVariablesReachTheTemplate() {
+        List<Map<String, Object>> tools = List.of(Map.of("type", "function", "function",
+                Map.of("name", "get_weather", "parameters", Map.of("type", "object"))));
+        String template = "{% if tools %}{{ tools|map(attribute='function')|map(attribute='name')|join(',') }}{% endif %}"
+                + "|{{ enable_thinking }}|{{ messages|length }}";
+        ChatTemplateRenderer r = new ChatTemplateRenderer(template, "", "");
+        assertThat(r.render(List.of(msg("user", "x")), true, tools, Map.of("enable_thinking", false)))
+                .isEqualTo("get_weather|False|1");
+        assertThat(r.render(List.of(msg("user", "x")), true, List.of())).as("no tools: undefined").isEqualTo("||1");
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Safety: templates come from model files
+
+    @Test
+    void outputIsBounded() {
+        ChatTemplateRenderer r = new ChatTemplateRenderer(
+                "{% for i in range(100000) %}0123456789012345678901234567890123456789012345678901234567890123{% endfor %}", "", "");
+        assertThatThrownBy(() -> r.render(List.of(msg("user", "x")), true, null))
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(String.valueOf(ChatTemplateRenderer.MAX_OUTPUT_CHARS));
+        ChatTemplateRenderer doubling = new ChatTemplateRenderer(
+                "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}", "", "");
+        assertThatThrownBy(() -> doubling.render(List.of(msg("user", "x")), true, null)).isInstanceOf(ChatTemplateException.class);
+        String huge = "x".repeat(ChatTemplateRenderer.MAX_OUTPUT_CHARS);
+        assertThatThrownBy(() -> new ChatTemplateRenderer(ChatTemplateRenderer.defaultTemplate(), "", "")
+                .render(List.of(msg("user", huge)), true, null)).isInstanceOf(ChatTemplateException.class);
+    }
+
+    @Test
+    void workAndRecursionAreBounded() {
+        ChatTemplateRenderer loops = new ChatTemplateRenderer(
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "", "");
+        assertThatThrownBy(() -> loops.render(List.of(msg("user", "x")), true, null))
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining("steps");
+        ChatTemplateRenderer recursion = new ChatTemplateRenderer(
+                "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "", "");
+        assertThatThrownBy(() -> recursion.render(List.of(msg("user", "x")), true, null)).isInstanceOf(ChatTemplateException.class);
+        assertThatThrownBy(() -> new ChatTemplateRenderer("{{ 'x' * 100000000 }}", "", "").render(List.of(), true, null))
+                .isInstanceOf(ChatTemplateException.class);
+    }
+
+    @Test
+    void templatesCannotReachJavaObjects() {
+        for (String probe : List.of(
+                "{{ ''.getClass() }}", "{{ ''.getClass().getName() }}", "{{ ''.class }}", "{{ ''.class.name }}",
+                "{{ messages.getClass() }}", "{{ messages[0].getClass() }}", "{{ messages[0].class }}",
+                "{{ ''.getBytes() }}", "{{ ''.repeat(3) }}", "{{ 'a'.concat('b') }}", "{{ (1).getClass() }}",
+                "{{ true.getClass() }}", "{{ ____int3rpr3t3r____ }}", "{{ ____int3rpr3t3r____.getConfig() }}",
+                "{{ ____int3rpr3t3r____.context }}", "{{ ____int3rpr3t3r____.config.objectMapper }}",
+                "{% for m in messages %}{{ loop.getClass() }}{% endfor %}", "{% for m in messages %}{{ loop.class }}{% endfor %}",
+                "{{ namespace.getClass() }}", "{{ range.__class__ }}", "{{ messages.__class__.__mro__ }}",
+                "{% include 'META-INF/MANIFEST.MF' %}", "{% import 'x.jinja' as x %}", "{% extends 'x.jinja' %}",
+                "{{ 'x'|render }}")) {
+            String out;
+            try {
+                out = new ChatTemplateRenderer(probe, "", "").render(List.of(msg("user", "hi")), true, null);
+            } catch (ChatTemplateException refused) {
+                continue;
+            }
+            assertThat(out).as(probe).doesNotContainIgnoringCase("java").doesNotContainIgnoringCase("class")
+                    .doesNotContain("hubspot").doesNotContain("@");
+        }
+    }
+
+    @Test
+    void messageTextIsNeverRenderedAsATemplate() {
+        ChatTemplateRenderer r = new ChatTemplateRenderer(ChatTemplateRenderer.defaultTemplate(), "", "");
+        String text = "{{ 7 * 7 }} {% for x in range(3) %}{{ x }}{% endfor %} {{ raise_exception('no') }}";
+        assertThat(r.render(List.of(msg("user", text)), false, null)).isEqualTo("<|im_start|>user\n" + text + "<|im_end|>\n");
+    }
+
+    @Test
+    void rendersConcurrently() throws Exception {
+        ChatTemplateRenderer r = new ChatTemplateRenderer(templates().get("Qwen3.5-4B"), "", "");
+        String expected = r.render(CONVERSATIONS.get("D"), true, null);
+        ExecutorService pool = Executors.newFixedThreadPool(8);
+        try {
+            List<Future<Boolean>> all = new ArrayList<>();
+            for (int i = 0; i < 64; i++) {
+                all.add(pool.submit(() -> r.render(CONVERSATIONS.get("D"), true, null).equals(expected)));
+            }
+            for (Future<Boolean> f : all) {
+                assertThat(f.get()).isTrue();
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Python/Jinja2 semantics the real templates rely on. Expected values are what transformers'
+    // Jinja2 environment (jinja2 3.1.6, trim_blocks, lstrip_blocks) renders.
+
+    private static String jinja(String template) {
+        return new ChatTemplateRenderer(template, "<s>", "</s>")
+                .render(List.of(msg("user", "u1"), msg("assistant", "a1"), msg("user", "u2")), true, null);
+    }
+
+    @Test
+    void pythonStringMethods() {
+        assertThat(jinja("{{ '  x  '.strip() }}|{{ 'xxaxx'.strip('x') }}|{{ '  x'.lstrip() }}|{{ 'x  '.rstrip() }}|{{ '  x  '|trim }}"))
+                .isEqualTo("x|a|x|x|x");
+        assertThat(jinja("{{ 'a,b,,c'.split(',') }}|{{ ' a  b '.split() }}|{{ 'a b c'.split(' ', 1) }}|{{ 'a b c'.rsplit(' ', 1) }}"
+                + "|{{ 'x</think>y'.split('</think>')[-1] }}")).isEqualTo("['a', 'b', '', 'c']|['a', 'b']|['a', 'b c']|['a b', 'c']|y");
+        assertThat(jinja("{{ 'Hello'.startswith('He') }}|{{ 'Hello'.endswith(('x', 'lo')) }}|{{ 'hello world'.title() }}"
+                + "|{{ 'ab'.upper() }}|{{ 'AB'.lower() }}|{{ 'aXbX'.replace('X', '-') }}|{{ 'hELLO'.capitalize() }}"))
+                .isEqualTo("True|True|Hello World|AB|ab|a-b-|Hello");
+        assertThat(jinja("{{ '{}-{}'.format('a', 'b') }}|{{ '{name}!'.format(name='x') }}|{{ 'a\\tb\\u00e9\\x41' }}"))
+                .isEqualTo("a-b|x!|a\tbéA");
+    }
+
+    @Test
+    void pythonSlicingAndOperators() {
+        assertThat(jinja("{{ 'abc'[::-1] }}|{{ [1, 2, 3][1:] }}|{{ [1, 2, 3][:-1] }}|{{ 'hello'[1:4] }}|{{ [1, 2, 3, 4, 5][::2] }}"
+                + "|{{ 'hello'[-1] }}|{{ messages[::-1][0].content }}")).isEqualTo("cba|[2, 3]|[1, 2]|ell|[1, 3, 5]|o|u2");
+        assertThat(jinja("{{ 1+1 }}|{{ 7 // 2 }}|{{ 7 % 3 }}|{{ 2 ** 3 }}|{{ 1 / 2 }}|{{ 'ab' * 2 }}|{{ [1] + [2] }}|{{ 'a' ~ 1 }}"))
+                .isEqualTo("2|3|1|8|0.5|abab|[1, 2]|a1");
+        assertThat(jinja("{% if not x is defined %}undefined{% endif %}|{% if not messages is defined %}no{% else %}yes{% endif %}"
+                + "|{{ messages[0] is mapping }}|{{ 'a' is string }}|{{ messages is iterable }}|{{ 'a' in 'cat' }}|{{ 'x' not in ['a'] }}"))
+                .isEqualTo("undefined|yes|True|True|True|True|True");
+        assertThat(jinja("{% set ns = namespace(n=0, last=messages|length - 1) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}"
+                + "{% endfor %}{{ ns.n }}/{{ ns.last }}")).isEqualTo("3/2");
+    }
+
+    @Test
+    void pythonValuesPrintAsPythonDoes() {
+        assertThat(jinja("{{ true }} {{ false }} {{ [1, 'a', none, true] }} {{ {'k': 1.0, 'j': 1e-05, 'i': 10000000000000000.0} }}"))
+                .isEqualTo("True False [1, 'a', None, True] {'k': 1.0, 'j': 1e-05, 'i': 1e+16}");
+        assertThat(jinja("{{ {'a': [1, 2.5, none, true, 'é\"\\n']}|tojson }}|{{ {'a': 1, 'b': 2}|tojson(separators=(',', ':')) }}"
+                + "|{{ 'é😀'|tojson(ensure_ascii=true) }}|{{ {'b': 1, 'a': 2}|tojson(sort_keys=true) }}"))
+                .isEqualTo("{\"a\": [1, 2.5, null, true, \"é\\\"\\n\"]}|{\"a\":1,\"b\":2}|\"\\u00e9\\ud83d\\ude00\"|{\"a\": 2, \"b\": 1}");
+        assertThat(jinja("{{ {'a': 1, 'b': [1, 2]}|tojson(indent=2) }}")).isEqualTo("{\n  \"a\": 1,\n  \"b\": [\n    1,\n    2\n  ]\n}");
+    }
+
+    @Test
+    void loopsAsJinja2RunsThem() {
+        assertThat(jinja("{% for m in messages %}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}{% if loop.previtem %}<"
+                + "{{ loop.previtem.role }}{% endif %}{% if loop.nextitem %}>{{ loop.nextitem.role }}{% endif %};{% endfor %}"))
+                .isEqualTo("0TrueFalse>assistant;1FalseFalse<user>user;2FalseTrue<assistant;");
+        assertThat(jinja("{% for m in messages if m.role == 'user' %}{{ loop.index }}/{{ loop.length }}:{{ m.content }};"
+                + "{% else %}none{% endfor %}|{% for m in [] %}x{% else %}empty{% endfor %}")).isEqualTo("1/2:u1;2/2:u2;|empty");
+        assertThat(jinja("{% for k, v in {'b': 1, 'a': 2}.items() %}{{ k }}={{ v }},{% endfor %}|{% for k, v in {'b': 1, 'a': 2}"
+                + "|dictsort %}{{ k }}={{ v }},{% endfor %}|{% for k in {'b': 1, 'a': 2} %}{{ k }}{% endfor %}"))
+                .isEqualTo("b=1,a=2,|a=2,b=1,|ba");
+        assertThat(jinja("{% for i in range(3) %}{% if i == 1 %}{% continue %}{% endif %}{% if i == 2 %}{% break %}{% endif %}"
+                + "{{ i }}{% endfor %}")).isEqualTo("0");
+    }
+
+    @Test
+    void filtersTagsAndGlobalsOfHfTemplates() {
+        assertThat(jinja("{{ messages|selectattr('role', 'equalto', 'user')|map(attribute='content')|join(',') }}"
+                + "|{{ messages|rejectattr('role', 'equalto', 'user')|list|length }}|{{ [3, 1, 2]|min }}{{ [3, 1, 2]|max }}"
+                + "|{{ [1, 2, 3]|sum }}|{{ ('{\"a\": [1, {\"b\": null}]}'|from_json).a[1] }}|{{ messages[0].get('name', 'none') }}"))
+                .isEqualTo("u1,u2|1|13|6|{'b': None}|none");
+        assertThat(jinja("{% generation %}gen{% endgeneration %}|{% filter upper %}ab{% endfilter %}|{% filter trim %}  c  {% endfilter %}"))
+                .isEqualTo("gen|AB|c");
+        assertThat(jinja("{% macro m(a, b='B') %}[{{ a }}{{ b }}]{% endmacro %}{{ m('x') }}{{ m('x', b='y') }}{{ m(a='z') }}"))
+                .isEqualTo("[xB][xy][zB]");
+        assertThat(jinja("{{ 'line1\\nline2\\n\\nline4'|indent(2) }}|{{ 'ab\\ncd'|indent(first=true) }}"))
+                .isEqualTo("line1\n  line2\n\n  line4|    ab\n    cd");
+        assertThat(jinja("{{ raise_exception is defined }}|{{ strftime_now is defined }}|{{ strftime_now('%Y') }}"))
+                .isEqualTo("True|True|" + Year.now());
+    }
+
+    @Test
+    void whitespaceControlAsJinja2LexesIt() {
+        String template = """
+                A{% if true %}
+                  B
+                {% endif %}
+                  {%- if true -%}  C  {%+ if true %}D{% endif %}{% endif %}   {# note #}
+                E {{- ' F ' -}} G
+                {%- for i in [1, 2] %}
+                    <{{ i }}>
+                {% endfor %}
+                  H
+                {% raw %}{{ not rendered }}{% endraw %}
+                """;
+        assertThat(jinja(template)).isEqualTo("A  B\nC  D   E F G    <1>\n    <2>\n  H\n{{ not rendered }}");
+        // a comment after "-%}" does not strip the text that follows it (Jinjava would)
+        assertThat(jinja("A{%- if true -%}\n{# c #}\n    {\nB{% endif %}")).isEqualTo("A    {\nB");
+    }
+}

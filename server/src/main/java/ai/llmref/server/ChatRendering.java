@@ -1,27 +1,49 @@
 package ai.llmref.server;
 
+import ai.llmref.llama.ChatTemplates;
+import ai.llmref.llama.InvalidInputException;
 import ai.llmref.llama.LlamaModel;
 import ai.llmref.llama.Vocabulary;
 import ai.llmref.server.chat.ChatMessage;
 import ai.llmref.server.chat.ChatTemplateRenderer;
+import ai.llmref.server.config.ServerConfig;
 import ai.llmref.server.http.PromptModel;
 import java.util.List;
 import java.util.function.Function;
 
-/** Binds a chat template to a model's special tokens. */
+/** Binds a chat template to a model's special tokens, in the configured rendering mode. */
 final class ChatRendering {
+    private static final System.Logger LOG = System.getLogger(ChatRendering.class.getName());
+
     private ChatRendering() {}
 
     /**
-     * The template sees the model's BOS/EOS text. When the tokenizer adds BOS by itself (the
-     * prompt is tokenized with add_special), the template's {@code bos_token} renders empty, so
-     * the prompt does not start with two BOS tokens.
+     * {@code jinja} (default): the template runs in the Jinja engine with the model's BOS/EOS text;
+     * when the tokenizer adds BOS (or EOS) itself, one leading BOS (trailing EOS) text is removed
+     * from the output, as llama-server does, so the prompt does not start with two BOS tokens.
+     * {@code builtin}: when llama.cpp recognises the template, its built-in renderer
+     * ({@code llama_chat_apply_template}) is used, exactly as llama.cpp renders it; other templates
+     * still run in Jinja.
      */
-    static Function<List<PromptModel.Message>, String> of(String source, LlamaModel model) {
+    static Function<List<PromptModel.Message>, String> of(String source, LlamaModel model, ServerConfig.ChatTemplateMode mode) {
         Vocabulary v = model.vocabulary();
+        if (mode == ServerConfig.ChatTemplateMode.BUILTIN && recognised(source)) {
+            LOG.log(System.Logger.Level.INFO, "chat template: llama.cpp built-in renderer");
+            return messages -> ChatTemplates.apply(source,
+                    messages.stream().map(m -> new ChatTemplates.Message(m.role(), m.content())).toList(), true);
+        }
         String bos = v.bos() >= 0 ? v.tokenText(v.bos()) : "";
         String eos = v.eos() >= 0 ? v.tokenText(v.eos()) : "";
-        ChatTemplateRenderer renderer = new ChatTemplateRenderer(source, v.addsBos() ? "" : bos, eos);
+        ChatTemplateRenderer renderer = new ChatTemplateRenderer(source, bos, eos, v.addsBos(), v.addsEos());
         return messages -> renderer.render(messages.stream().map(m -> ChatMessage.of(m.role(), m.content())).toList(), true, null);
+    }
+
+    private static boolean recognised(String source) {
+        try {
+            ChatTemplates.apply(source, List.of(new ChatTemplates.Message("user", "x")), true);
+            return true;
+        } catch (InvalidInputException e) {
+            return false;
+        }
     }
 }

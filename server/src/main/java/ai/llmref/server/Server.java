@@ -161,7 +161,7 @@ public final class Server implements AutoCloseable {
     private Function<List<PromptModel.Message>, String> chatRenderer(LlamaModel model) {
         String source = !config.model().chatTemplate().isBlank() ? config.model().chatTemplate()
                 : model.chatTemplate().orElse(ChatTemplateRenderer.defaultTemplate());
-        return ChatRendering.of(source, model);
+        return ChatRendering.of(source, model, config.model().chatTemplateMode());
     }
 
     /** Where the model runs, for probes: layers offloaded, GPU devices seen, the main buffer's device. */

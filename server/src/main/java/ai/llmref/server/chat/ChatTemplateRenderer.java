@@ -291,6 +291,9 @@ public final class ChatTemplateRenderer {
 
         @SuppressWarnings("try") // the pushed interpreter is only popped by close()
         static Node compile(String templateSource) {
+            if (templateSource.contains(ExtendedParser.INTERPRETER)) {
+                throw new ChatTemplateException("chat template uses the reserved name " + ExtendedParser.INTERPRETER);
+            }
             String src = JinjaLexer.normalize(templateSource);
             Interp interp = Interp.create(Map.of());
             try (var current = JinjavaInterpreter.closeablePushCurrent(interp).get()) {
@@ -1002,10 +1005,19 @@ public final class ChatTemplateRenderer {
                 return null;
             }
             String name = method.toString();
-            if (base instanceof Filter && name.equals("filter")
-                    || base instanceof ExpTest && (name.equals("evaluate") || name.equals("evaluateNegated"))
+            if (base instanceof Filter && name.equals("filter")) {
+                // Jinjava's own dispatch, (value, interpreter, args, kwargs): filters may print what
+                // they get with Java's toString, so they only get template values
+                for (int i = 0; params != null && i < params.length; i++) {
+                    if (i != 1 && !onlyValues(params[i])) {
+                        throw new ELException("a filter cannot take a loop, macro or function object");
+                    }
+                }
+                return null;
+            }
+            if (base instanceof ExpTest && (name.equals("evaluate") || name.equals("evaluateNegated"))
                     || base instanceof ForLoop && name.equals("cycle")) {
-                return null; // Jinjava's own dispatch
+                return null; // Jinjava's own dispatch; tests only answer true or false
             }
             List<Object> args = new ArrayList<>();
             Map<String, Object> kwargs = new LinkedHashMap<>();
@@ -1030,6 +1042,19 @@ public final class ChatTemplateRenderer {
             }
             context.setPropertyResolved(true);
             return result;
+        }
+
+        /** Arguments as Jinjava passes them: values, named values, arrays of them, the kwargs map. */
+        private static boolean onlyValues(Object p) {
+            if (p instanceof Object[] array) {
+                for (Object x : array) {
+                    if (!onlyValues(x)) {
+                        return false;
+                    }
+                }
+                return true;
+            }
+            return PyValues.isValue(p instanceof NamedParameter np ? np.getValue() : p);
         }
 
         @Override
@@ -1130,7 +1155,7 @@ public final class ChatTemplateRenderer {
                 if (kind == '#') {
                     lost += newlines(body);
                 } else {
-                    out.append('{').append(kind).append(body).append(kind == '{' ? "}}" : "%}");
+                    out.append('{').append(kind).append(separateBraces(body)).append(kind == '{' ? "}}" : "%}");
                 }
                 if (!lost.isEmpty()) {
                     out.append("{#").append(lost).append("#}"); // keeps line numbers; renders nothing
@@ -1262,6 +1287,28 @@ public final class ChatTemplateRenderer {
             throw new ChatTemplateException("syntax error: missing end of " + (closer == '}' ? "'{{'" : "'{%'") + " tag");
         }
 
+        /** "}}" closing nested dict literals would end a Jinjava tag early: "} }" means the same. */
+        private static String separateBraces(String body) {
+            StringBuilder b = new StringBuilder(body.length());
+            char quote = 0;
+            for (int i = 0; i < body.length(); i++) {
+                char c = body.charAt(i);
+                b.append(c);
+                if (quote != 0) {
+                    if (c == '\\' && i + 1 < body.length()) {
+                        b.append(body.charAt(++i));
+                    } else if (c == quote) {
+                        quote = 0;
+                    }
+                } else if (c == '\'' || c == '"') {
+                    quote = c;
+                } else if (c == '}' && i + 1 < body.length() && body.charAt(i + 1) == '}') {
+                    b.append(' ');
+                }
+            }
+            return b.toString();
+        }
+
         private static int rstripped(String text) {
             int k = text.length();
             while (k > 0 && PyValues.isSpace(text.charAt(k - 1))) {
@@ -1331,7 +1378,7 @@ public final class ChatTemplateRenderer {
             int iff = keyword(rest, "if", 0);
             String iterable = iff < 0 ? rest : rest.substring(0, iff).strip();
             String condition = iff < 0 ? null : rest.substring(iff + 2).strip();
-            List<Object> items = iterate(interpreter.resolveELExpression(iterable, tagNode.getLineNumber()));
+            List<Object> items = PyValues.iterate(interpreter.resolveELExpression(iterable, tagNode.getLineNumber()));
 
             List<Node> body = new ArrayList<>();
             List<Node> otherwise = new ArrayList<>();
@@ -1397,24 +1444,6 @@ public final class ChatTemplateRenderer {
                 Object v = parts.get(i);
                 interpreter.getContext().put(targets.get(i), v == null ? NullValue.INSTANCE : v);
             }
-        }
-
-        /** Python iteration: a dict yields its keys, a string its characters, None nothing. */
-        private static List<Object> iterate(Object v) {
-            if (v == null || v instanceof NullValue) {
-                return List.of();
-            }
-            if (v instanceof Map<?, ?> m) {
-                return new ArrayList<>(m.keySet());
-            }
-            if (v instanceof CharSequence cs) {
-                return new ArrayList<>(PyValues.splitChars(cs.toString()));
-            }
-            List<Object> l = PyValues.asList(v);
-            if (l == null) {
-                throw new ChatTemplateException("'" + PyValues.typeName(v) + "' object is not iterable");
-            }
-            return new ArrayList<>(l);
         }
 
         /** The first top-level " word " (outside strings and brackets) at or after from; -1 if none. */
@@ -1523,6 +1552,39 @@ public final class ChatTemplateRenderer {
                 throw new ChatTemplateException("chat template builds a list over " + MAX_COLLECTION + " items");
             }
             return l;
+        }
+
+        /**
+         * A value a template may hold: None, str, number, bool, dict, list, tuple or another
+         * sequence a filter made (not a loop, macro or function object).
+         */
+        static boolean isValue(Object v) {
+            return v == null || v instanceof NullValue || v instanceof CharSequence || v instanceof Number || v instanceof Boolean
+                    || v instanceof Map || v instanceof Collection || v instanceof Map.Entry || v instanceof Object[]
+                    || v instanceof Iterator && !(v instanceof ForLoop) || v instanceof com.hubspot.jinjava.objects.SafeString;
+        }
+
+        /** Python iteration: a dict yields its keys, a string its characters, None nothing. */
+        static List<Object> iterate(Object v) {
+            if (v == null || v instanceof NullValue) {
+                return new ArrayList<>();
+            }
+            if (v instanceof Map<?, ?> m) {
+                return new ArrayList<>(m.keySet());
+            }
+            if (v instanceof CharSequence cs) {
+                return new ArrayList<>(splitChars(cs.toString()));
+            }
+            if (v instanceof Iterator<?> it && !(v instanceof ForLoop)) {
+                List<Object> out = new ArrayList<>();
+                it.forEachRemaining(out::add);
+                return bounded(out);
+            }
+            List<Object> l = asList(v);
+            if (l == null) {
+                throw new ELException("'" + typeName(v) + "' object is not iterable");
+            }
+            return new ArrayList<>(l);
         }
 
         /** The items of a list, array or other iterable (not a string or dict); null otherwise. */
@@ -1997,19 +2059,19 @@ public final class ChatTemplateRenderer {
                     .append(s.substring(Character.charCount(first)).toLowerCase(Locale.ROOT)).toString();
         }
 
-        private static Object arg(List<Object> a, Map<String, Object> kw, int pos, String name, Object dflt) {
+        static Object arg(List<Object> a, Map<String, Object> kw, int pos, String name, Object dflt) {
             if (kw.containsKey(name)) {
                 return kw.get(name);
             }
             return pos < a.size() ? a.get(pos) : dflt;
         }
 
-        private static String strArg(List<Object> a, Map<String, Object> kw, int pos, String name) {
+        static String strArg(List<Object> a, Map<String, Object> kw, int pos, String name) {
             Object v = arg(a, kw, pos, name, null);
             return v == null ? null : str(v);
         }
 
-        private static int intArg(List<Object> a, Map<String, Object> kw, int pos, String name, int dflt) {
+        static int intArg(List<Object> a, Map<String, Object> kw, int pos, String name, int dflt) {
             Object v = arg(a, kw, pos, name, null);
             if (v == null) {
                 return dflt;
@@ -2415,6 +2477,32 @@ public final class ChatTemplateRenderer {
                     filter("from_json", (v, a, kw) -> PyValues.fromJson(PyValues.str(v))),
                     filter("string", (v, a, kw) -> v == null ? "" : PyValues.str(v)),
                     filter("safe", (v, a, kw) -> PyValues.str(v)),
+                    filter("pprint", (v, a, kw) -> PyValues.repr(v)),
+                    filter("list", (v, a, kw) -> PyValues.iterate(v)),
+                    filter("first", (v, a, kw) -> PyValues.iterate(v).stream().findFirst().orElse(null)),
+                    filter("last", (v, a, kw) -> {
+                        List<Object> items = PyValues.iterate(v);
+                        return items.isEmpty() ? null : items.get(items.size() - 1);
+                    }),
+                    filter("map", Helpers::map),
+                    filter("truncate", (v, a, kw) -> {
+                        String s = PyValues.str(v);
+                        int length = PyValues.intArg(a, kw, 0, "length", 255);
+                        boolean killwords = PyValues.truthy(PyValues.arg(a, kw, 1, "killwords", false));
+                        String end = PyValues.str(PyValues.arg(a, kw, 2, "end", "..."));
+                        int leeway = PyValues.intArg(a, kw, 3, "leeway", 5);
+                        if (s.length() <= length + leeway) {
+                            return s;
+                        }
+                        String head = s.substring(0, Math.max(0, length - end.length()));
+                        if (!killwords && head.lastIndexOf(' ') >= 0) {
+                            head = head.substring(0, head.lastIndexOf(' '));
+                        }
+                        return head + end;
+                    }),
+                    filter("escape", (v, a, kw) -> htmlEscape(PyValues.str(v))),
+                    filter("e", (v, a, kw) -> htmlEscape(PyValues.str(v))),
+                    filter("forceescape", (v, a, kw) -> htmlEscape(PyValues.str(v))),
                     filter("trim", (v, a, kw) -> PyValues.strip(PyValues.str(v), PyValues.strArg(a, kw, 0, "chars"), true, true)),
                     filter("capitalize", (v, a, kw) -> PyValues.capitalize(PyValues.str(v))),
                     filter("title", (v, a, kw) -> PyValues.title(PyValues.str(v))),
@@ -2504,6 +2592,40 @@ public final class ChatTemplateRenderer {
                     test("escaped", v -> false),
                     test("true", v -> Boolean.TRUE.equals(v)),
                     test("false", v -> Boolean.FALSE.equals(v)));
+        }
+
+        /** Jinja's {@code map}: {@code map(attribute='a.b', default=x)} or {@code map('filter', args...)}. */
+        private static Object map(Object v, List<Object> a, Map<String, Object> kw) {
+            List<Object> out = new ArrayList<>();
+            if (a.isEmpty() || kw.containsKey("attribute")) {
+                String path = PyValues.str(kw.get("attribute"));
+                for (Object item : PyValues.iterate(v)) {
+                    Object x = item;
+                    for (String part : path.split("\\.")) {
+                        x = x instanceof Map<?, ?> m ? m.get(part)
+                                : x instanceof List<?> l && part.matches("\\d+") && Integer.parseInt(part) < l.size() ? l.get(Integer.parseInt(part))
+                                : null;
+                    }
+                    out.add(x == null ? kw.get("default") : x);
+                }
+                return out;
+            }
+            JinjavaInterpreter interpreter = JinjavaInterpreter.getCurrent();
+            String name = PyValues.str(a.get(0));
+            Filter f = interpreter.getContext().getFilter(name);
+            if (f == null) {
+                throw new ELException("no filter named '" + name + "'");
+            }
+            Object[] rest = a.subList(1, a.size()).toArray();
+            for (Object item : PyValues.iterate(v)) {
+                out.add(f.filter(item, interpreter, rest, kw));
+            }
+            return out;
+        }
+
+        /** markupsafe's escape. */
+        private static String htmlEscape(String s) {
+            return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;").replace("\"", "&#34;");
         }
 
         /** Jinja's {@code min}/{@code max}(case_sensitive=False, attribute=None). */

@@ -48,7 +48,11 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * @param chatTemplate a Jinja template overriding the model's own (empty: the model's, else ChatML)
      * @param requireGpu   when readiness demands layers on a GPU
      */
-    public record Model(Path path, String id, int gpuLayers, int mainGpu, String chatTemplate, RequireGpu requireGpu) {}
+    public record Model(Path path, String id, int gpuLayers, int mainGpu, String chatTemplate, RequireGpu requireGpu,
+                        ChatTemplateMode chatTemplateMode) {}
+
+    /** How chat templates are rendered: the Jinja engine, or llama.cpp's built-in renderer where it knows the template. */
+    public enum ChatTemplateMode { JINJA, BUILTIN }
 
     /**
      * {@code auto}: on a node with a visible GPU (and {@code gpu-layers} not 0) the model must really
@@ -119,7 +123,8 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 integer(c, "model.gpu-layers", -1, -1, 100_000),
                 integer(c, "model.main-gpu", 0, 0, 64),
                 string(c, "model.chat-template", ""),
-                enumeration(c, "model.require-gpu", RequireGpu.AUTO, RequireGpu::valueOf));
+                enumeration(c, "model.require-gpu", RequireGpu.AUTO, RequireGpu::valueOf),
+                enumeration(c, "model.chat-template-mode", ChatTemplateMode.JINJA, ChatTemplateMode::valueOf));
         int batch = integer(c, "engine.batch-size", 512, 1, 65536);
         Engine engine = new Engine(
                 integer(c, "engine.slots", 4, 1, 256),

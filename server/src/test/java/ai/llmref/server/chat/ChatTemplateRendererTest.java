@@ -555,6 +555,8 @@ class ChatTemplateRendererTest {
                 "{{ ____int3rpr3t3r____.context }}", "{{ ____int3rpr3t3r____.config.objectMapper }}",
                 "{% for m in messages %}{{ loop.getClass() }}{% endfor %}", "{% for m in messages %}{{ loop.class }}{% endfor %}",
                 "{{ namespace.getClass() }}", "{{ range.__class__ }}", "{{ messages.__class__.__mro__ }}",
+                "{% for m in messages %}{{ loop|pprint }}{{ loop|e }}{% endfor %}", "{% for m in messages %}{{ [loop]|e }}{% endfor %}",
+                "{{ strftime_now|e }}", "{{ namespace|pprint }}", "{{ messages|pprint }}", "{{ messages[0]|xmlattr }}",
                 "{% include 'META-INF/MANIFEST.MF' %}", "{% import 'x.jinja' as x %}", "{% extends 'x.jinja' %}",
                 "{{ 'x'|render }}")) {
             String out;
@@ -636,6 +638,9 @@ class ChatTemplateRendererTest {
                 + "|{{ 'é😀'|tojson(ensure_ascii=true) }}|{{ {'b': 1, 'a': 2}|tojson(sort_keys=true) }}"))
                 .isEqualTo("{\"a\": [1, 2.5, null, true, \"é\\\"\\n\"]}|{\"a\":1,\"b\":2}|\"\\u00e9\\ud83d\\ude00\"|{\"a\": 2, \"b\": 1}");
         assertThat(jinja("{{ {'a': 1, 'b': [1, 2]}|tojson(indent=2) }}")).isEqualTo("{\n  \"a\": 1,\n  \"b\": [\n    1,\n    2\n  ]\n}");
+        assertThat(jinja("{{ {'a': {'b': '}}'}} }}|{{ messages|pprint }}")).as("'}}' closing a nested dict does not end the tag")
+                .isEqualTo("{'a': {'b': '}}'}}|[{'role': 'user', 'content': 'u1'}, {'role': 'assistant', 'content': 'a1'},"
+                        + " {'role': 'user', 'content': 'u2'}]");
     }
 
     @Test
@@ -658,6 +663,10 @@ class ChatTemplateRendererTest {
                 + "|{{ messages|rejectattr('role', 'equalto', 'user')|list|length }}|{{ [3, 1, 2]|min }}{{ [3, 1, 2]|max }}"
                 + "|{{ [1, 2, 3]|sum }}|{{ ('{\"a\": [1, {\"b\": null}]}'|from_json).a[1] }}|{{ messages[0].get('name', 'none') }}"))
                 .isEqualTo("u1,u2|1|13|6|{'b': None}|none");
+        assertThat(jinja("{{ 'abc'|first }}|{{ 'abc'|list }}|{{ {'x': 1}|list }}|{{ ['a', 'b']|map('upper')|list }}"
+                + "|{{ [{'a': {'b': 1}}, {}]|map(attribute='a.b', default=0)|list }}|{{ 'hello world'|truncate(8) }}"
+                + "|{{ '<a href=\"x\">&</a>'|e }}")).isEqualTo("a|['a', 'b', 'c']|['x']|['A', 'B']|[1, 0]|hello world"
+                        + "|&lt;a href=&#34;x&#34;&gt;&amp;&lt;/a&gt;");
         assertThat(jinja("{% generation %}gen{% endgeneration %}|{% filter upper %}ab{% endfilter %}|{% filter trim %}  c  {% endfilter %}"))
                 .isEqualTo("gen|AB|c");
         assertThat(jinja("{% macro m(a, b='B') %}[{{ a }}{{ b }}]{% endmacro %}{{ m('x') }}{{ m('x', b='y') }}{{ m(a='z') }}"))

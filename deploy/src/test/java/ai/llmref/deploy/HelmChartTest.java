@@ -1,0 +1,357 @@
+package ai.llmref.deploy;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.marcnuri.helm.Helm;
+import com.marcnuri.helm.LintResult;
+import io.fabric8.kubernetes.api.model.ConfigMap;
+import io.fabric8.kubernetes.api.model.Container;
+import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
+import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.Pod;
+import io.fabric8.kubernetes.api.model.PodSpec;
+import io.fabric8.kubernetes.api.model.Quantity;
+import io.fabric8.kubernetes.api.model.Service;
+import io.fabric8.kubernetes.api.model.ServiceAccount;
+import io.fabric8.kubernetes.api.model.Toleration;
+import io.fabric8.kubernetes.api.model.Volume;
+import io.fabric8.kubernetes.api.model.VolumeMount;
+import io.fabric8.kubernetes.api.model.apps.Deployment;
+import io.fabric8.kubernetes.api.model.autoscaling.v2.HorizontalPodAutoscaler;
+import io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicy;
+import io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicyEgressRule;
+import io.fabric8.kubernetes.api.model.policy.v1.PodDisruptionBudget;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * helm/llmref rendered for each profile with Helm itself (helm-java), every object parsed with the
+ * fabric8 Kubernetes model, and the posture, GPU scheduling, network and schema rules checked.
+ */
+class HelmChartTest {
+    @Test
+    void lintsCleanInStrictMode() {
+        LintResult r = new Helm(Chart.dir()).lint().strict().call();
+        assertThat(r.getMessages()).as("helm lint --strict").noneMatch(m -> m.contains("[WARNING]") || m.contains("[ERROR]"));
+        assertThat(r.isFailed()).as("helm lint --strict failed: %s", r.getMessages()).isFalse();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"default", "gpu", "mig", "cpu", "hardened-production"})
+    void everyObjectParsesWithoutUnknownFields(String profile) {
+        List<HasMetadata> objects = Chart.objects(profile);
+        assertThat(objects).extracting(HasMetadata::getKind)
+                .contains("Deployment", "Service", "ServiceAccount", "ConfigMap", "NetworkPolicy", "PodDisruptionBudget", "Pod");
+        List<String> unknown = new ArrayList<>();
+        for (HasMetadata o : objects) {
+            unknown.addAll(KubeObjects.unknownFields(o));
+            assertThat(o.getMetadata().getLabels()).as(KubeObjects.describe(o) + " labels")
+                    .containsEntry("app.kubernetes.io/part-of", "ai-llm-reference-app")
+                    .containsEntry("app.kubernetes.io/instance", Chart.RELEASE);
+        }
+        assertThat(unknown).as("fields the Kubernetes model does not know (typos, misplaced keys)").isEmpty();
+        assertThat(objects.stream().filter(o -> o.getKind().contains("Cluster")))
+                .as("a namespaced chart creates no cluster-scoped objects").isEmpty();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"default", "gpu", "mig", "cpu", "hardened-production"})
+    void everyPodHasTheRestrictedPosture(String profile) {
+        List<HasMetadata> objects = Chart.objects(profile);
+        List<String> violations = new ArrayList<>();
+        for (Deployment d : KubeObjects.ofKind(objects, Deployment.class)) {
+            PodSpec spec = d.getSpec().getTemplate().getSpec();
+            violations.addAll(PodPosture.violations(KubeObjects.describe(d), spec));
+            violations.addAll(PodPosture.probeViolations(KubeObjects.describe(d), server(d)));
+        }
+        for (Pod p : KubeObjects.ofKind(objects, Pod.class)) {
+            violations.addAll(PodPosture.violations(KubeObjects.describe(p), p.getSpec()));
+        }
+        assertThat(violations).isEmpty();
+        ServiceAccount sa = KubeObjects.single(objects, ServiceAccount.class);
+        assertThat(sa.getAutomountServiceAccountToken()).isFalse();
+        assertThat(deployment(objects).getSpec().getTemplate().getSpec().getServiceAccountName())
+                .isEqualTo(sa.getMetadata().getName());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"default", "gpu", "mig", "cpu", "hardened-production"})
+    void configComesFromAReadOnlyConfigMapThatRollsThePods(String profile) {
+        List<HasMetadata> objects = Chart.objects(profile);
+        Deployment d = deployment(objects);
+        Container c = server(d);
+        ConfigMap cm = KubeObjects.single(objects, ConfigMap.class);
+        Map<String, Object> config = Yaml.map(cm.getData().get("config.yaml"));
+
+        assertThat(c.getArgs()).containsExactly("--config", "/etc/llmref/config.yaml");
+        VolumeMount cfgMount = mount(c, "/etc/llmref/config.yaml");
+        assertThat(cfgMount.getReadOnly()).isTrue();
+        assertThat(volume(d, cfgMount.getName()).getConfigMap().getName()).isEqualTo(cm.getMetadata().getName());
+        assertThat(d.getSpec().getTemplate().getMetadata().getAnnotations().get("checksum/config")).matches("[0-9a-f]{64}");
+
+        // The ports the server listens on are the ports the pod declares and the probes use.
+        assertThat(Yaml.at(config, "server.host")).isEqualTo("0.0.0.0");
+        assertThat(c.getPorts()).extracting(p -> p.getName() + "=" + p.getContainerPort())
+                .containsExactlyInAnyOrder("http=" + Yaml.at(config, "server.port"), "admin=" + Yaml.at(config, "server.admin-port"));
+        // The model file is on the read-only model volume.
+        VolumeMount modelMount = mount(c, "/models");
+        assertThat(modelMount.getReadOnly()).isTrue();
+        assertThat((String) Yaml.at(config, "model.path")).startsWith("/models/").endsWith(".gguf");
+        Volume model = volume(d, modelMount.getName());
+        assertThat(model.getPersistentVolumeClaim() != null || model.getImage() != null).as("model volume is a PVC or an image volume").isTrue();
+        // API keys: a Secret mounted as a file, named by auth.api-keys-file.
+        String keysFile = (String) Yaml.at(config, "auth.api-keys-file");
+        assertThat(keysFile).startsWith("/etc/llmref/secrets/");
+        VolumeMount keysMount = mount(c, "/etc/llmref/secrets");
+        assertThat(keysMount.getReadOnly()).isTrue();
+        assertThat(volume(d, keysMount.getName()).getSecret().getItems()).extracting(i -> "/etc/llmref/secrets/" + i.getPath())
+                .containsExactly(keysFile);
+        assertThat(Yaml.at(config, "auth.api-keys")).as("keys never travel in the ConfigMap").isNull();
+        // /tmp: the one writable path, size-limited.
+        Volume tmp = volume(d, mount(c, "/tmp").getName());
+        assertThat(tmp.getEmptyDir().getSizeLimit()).isNotNull();
+        // Every key the chart writes is one the server reads.
+        assertThat(ServerKeys.leaves(config)).isSubsetOf(ServerKeys.all());
+        // Enough time between SIGTERM and SIGKILL for the server's own drain.
+        long grace = ((Number) Yaml.at(config, "server.shutdown-grace-ms")).longValue() / 1000;
+        assertThat(d.getSpec().getTemplate().getSpec().getTerminationGracePeriodSeconds()).isGreaterThan(grace);
+    }
+
+    @Test
+    void aConfigChangeChangesTheChecksum() {
+        String before = checksum(Chart.objects("default"));
+        String after = checksum(KubeObjects.parseAll(Chart.renderWith("default", "config:\n  engine:\n    slots: 7\n"), "slots 7"));
+        assertThat(after).isNotEqualTo(before);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"default", "gpu", "mig", "cpu", "hardened-production"})
+    void networkPolicyDeniesByDefault(String profile) {
+        List<HasMetadata> objects = Chart.objects(profile);
+        Deployment d = deployment(objects);
+        NetworkPolicy np = KubeObjects.single(objects, NetworkPolicy.class);
+        assertThat(NetworkPolicies.defaultDenyViolations(np)).isEmpty();
+        assertThat(NetworkPolicies.selects(np, d.getSpec().getTemplate().getMetadata().getLabels())).isTrue();
+        // The admin port (no auth) is open to the metrics scraper (and helm test), never to API clients.
+        np.getSpec().getIngress().forEach(rule -> {
+            boolean admin = rule.getPorts().stream().anyMatch(p -> "admin".equals(p.getPort().getValue()));
+            boolean http = rule.getPorts().stream().anyMatch(p -> "http".equals(p.getPort().getValue()));
+            boolean helmTest = rule.getFrom().stream().anyMatch(f -> f.getPodSelector() != null
+                    && "helm-test".equals(f.getPodSelector().getMatchLabels().get("app.kubernetes.io/component")));
+            assertThat(admin && http && !helmTest).as("one rule opening both ports to the same clients").isFalse();
+        });
+        // Egress: nothing, or DNS and the trace collector when the profile enables them.
+        for (NetworkPolicyEgressRule e : np.getSpec().getEgress()) {
+            assertThat(e.getPorts()).allMatch(p -> Set.of(53, 4317).contains(p.getPort().getIntVal()));
+        }
+        // The Services select the server pods; the admin Service is headless.
+        for (Service s : KubeObjects.ofKind(objects, Service.class)) {
+            assertThat(d.getSpec().getTemplate().getMetadata().getLabels()).containsAllEntriesOf(s.getSpec().getSelector());
+        }
+    }
+
+    @Test
+    void defaultProfileSchedulesOneWholeGpuOntoTheGpuPool() {
+        Deployment d = deployment(Chart.objects("default"));
+        PodSpec spec = d.getSpec().getTemplate().getSpec();
+        assertThat(server(d).getResources().getLimits()).containsEntry("nvidia.com/gpu", new Quantity("1"));
+        assertThat(spec.getNodeSelector()).containsEntry("nvidia.com/gpu.present", "true");
+        assertThat(spec.getTolerations()).anyMatch(HelmChartTest::gpuToleration);
+        assertThat(d.getSpec().getTemplate().getMetadata().getLabels()).containsEntry("ai.llmref/accelerator", "gpu");
+        Map<String, Object> config = config(Chart.objects("default"));
+        assertThat(Yaml.at(config, "model.gpu-layers")).isEqualTo(-1);
+        assertThat(Yaml.at(config, "model.require-gpu")).as("a GPU pod on the CPU is not ready").isEqualTo(true);
+        assertThat(spec.getRuntimeClassName()).isNull();
+        assertThat(d.getSpec().getReplicas()).isEqualTo(1);
+    }
+
+    @Test
+    void migProfileRequestsAMigSliceInsteadOfAWholeGpu() {
+        Deployment d = deployment(Chart.objects("mig"));
+        Map<String, Quantity> limits = server(d).getResources().getLimits();
+        assertThat(limits).containsEntry("nvidia.com/mig-3g.40gb", new Quantity("1")).doesNotContainKey("nvidia.com/gpu");
+        assertThat(d.getSpec().getTemplate().getSpec().getNodeSelector())
+                .containsEntry("nvidia.com/gpu.present", "true").containsEntry("nvidia.com/mig.strategy", "mixed");
+        assertThat(d.getSpec().getTemplate().getSpec().getTolerations()).anyMatch(HelmChartTest::gpuToleration);
+    }
+
+    @Test
+    void cpuProfileAsksForNoGpuAndOffloadsNothing() {
+        List<HasMetadata> objects = Chart.objects("cpu");
+        Deployment d = deployment(objects);
+        PodSpec spec = d.getSpec().getTemplate().getSpec();
+        Container c = server(d);
+        assertThat(c.getResources().getLimits().keySet()).noneMatch(k -> k.startsWith("nvidia.com/"));
+        assertThat(c.getResources().getRequests().keySet()).noneMatch(k -> k.startsWith("nvidia.com/"));
+        assertThat(spec.getNodeSelector()).doesNotContainKey("nvidia.com/gpu.present");
+        assertThat(spec.getTolerations() == null ? List.<Toleration>of() : spec.getTolerations()).noneMatch(HelmChartTest::gpuToleration);
+        assertThat(d.getSpec().getTemplate().getMetadata().getLabels()).containsEntry("ai.llmref/accelerator", "cpu");
+        assertThat(Yaml.at(config(objects), "model.gpu-layers")).isEqualTo(0);
+        assertThat(Yaml.at(config(objects), "model.require-gpu")).isEqualTo(false);
+    }
+
+    @Test
+    void hardenedProductionProfile() {
+        List<HasMetadata> objects = Chart.objects("hardened-production");
+        Deployment d = deployment(objects);
+        PodSpec spec = d.getSpec().getTemplate().getSpec();
+        assertThat(server(d).getImage()).as("pulled by digest").matches(".+@sha256:[0-9a-f]{64}");
+        assertThat(spec.getRuntimeClassName()).isEqualTo("nvidia");
+        assertThat(spec.getPriorityClassName()).isEqualTo("llm-inference");
+        assertThat(spec.getTopologySpreadConstraints()).isNotEmpty();
+        assertThat(d.getSpec().getReplicas()).as("KEDA owns the replica count").isNull();
+        assertThat(server(d).getResources().getLimits()).containsEntry("nvidia.com/gpu", new Quantity("1"));
+        assertThat(volume(d, mount(server(d), "/tmp").getName()).getEmptyDir().getMedium()).isEqualTo("Memory");
+        assertThat(KubeObjects.single(objects, PodDisruptionBudget.class).getSpec().getMinAvailable().getIntVal()).isEqualTo(2);
+
+        NetworkPolicy np = KubeObjects.single(objects, NetworkPolicy.class);
+        assertThat(np.getSpec().getIngress().get(0).getFrom()).singleElement()
+                .satisfies(f -> assertThat(f.getNamespaceSelector().getMatchLabels()).containsEntry("kubernetes.io/metadata.name", "api-gateway"));
+        assertThat(np.getSpec().getEgress()).hasSize(2);
+
+        GenericKubernetesResource keda = single(KubeObjects.generic(objects, "ScaledObject"));
+        assertThat(keda.getApiVersion()).isEqualTo("keda.sh/v1alpha1");
+        assertThat(Yaml.at(keda.getAdditionalProperties(), "spec.scaleTargetRef.name")).isEqualTo(d.getMetadata().getName());
+        List<?> triggers = (List<?>) Yaml.at(keda.getAdditionalProperties(), "spec.triggers");
+        assertThat((String) Yaml.at(triggers.get(0), "metadata.query")).contains("llmref_queue_depth");
+        assertThat(KubeObjects.ofKind(objects, HorizontalPodAutoscaler.class)).isEmpty();
+
+        GenericKubernetesResource sm = single(KubeObjects.generic(objects, "ServiceMonitor"));
+        assertThat(sm.getMetadata().getLabels()).containsEntry("release", "kube-prometheus-stack");
+        assertThat(Yaml.at(sm.getAdditionalProperties(), "spec.podTargetLabels")).isEqualTo(List.of("ai.llmref/accelerator"));
+        Service admin = KubeObjects.ofKind(objects, Service.class).stream()
+                .filter(s -> s.getSpec().getPorts().stream().anyMatch(p -> "admin".equals(p.getName()))).findFirst().orElseThrow();
+        @SuppressWarnings("unchecked")
+        Map<String, String> smSelector = (Map<String, String>) Yaml.at(sm.getAdditionalProperties(), "spec.selector.matchLabels");
+        assertThat(admin.getMetadata().getLabels()).containsAllEntriesOf(smSelector);
+
+        GenericKubernetesResource rule = single(KubeObjects.generic(objects, "PrometheusRule"));
+        assertThat(Yaml.at(rule.getAdditionalProperties(), "spec.groups"))
+                .isEqualTo(Yaml.map(Repo.read("observability/prometheus/llmref-alerts.yaml")).get("groups"));
+    }
+
+    @Test
+    void hpaScalesOnTheQueueDepthMetric() {
+        List<HasMetadata> objects = KubeObjects.parseAll(Chart.renderWith("default", "autoscaling:\n  hpa:\n    enabled: true\n"), "hpa");
+        HorizontalPodAutoscaler hpa = KubeObjects.single(objects, HorizontalPodAutoscaler.class);
+        assertThat(hpa.getSpec().getMetrics()).singleElement()
+                .satisfies(m -> assertThat(m.getPods().getMetric().getName()).isEqualTo("llmref_queue_depth"));
+        assertThat(hpa.getSpec().getScaleTargetRef().getName()).isEqualTo(deployment(objects).getMetadata().getName());
+        assertThat(deployment(objects).getSpec().getReplicas()).isNull();
+        objects.forEach(o -> assertThat(KubeObjects.unknownFields(o)).isEmpty());
+    }
+
+    @Test
+    void imageVolumeCarriesTheModelWhenAsked() {
+        List<HasMetadata> objects = KubeObjects.parseAll(Chart.renderWith("default",
+                "model:\n  source: image\n  image:\n    reference: registry.example.com/models/llama:q4\n"), "image volume");
+        Deployment d = deployment(objects);
+        Volume model = volume(d, mount(server(d), "/models").getName());
+        assertThat(model.getImage().getReference()).isEqualTo("registry.example.com/models/llama:q4");
+        assertThat(PodPosture.violations("image volume", d.getSpec().getTemplate().getSpec())).isEmpty();
+    }
+
+    @Test
+    void helmTestPodChecksReadinessAuthAndMetrics() {
+        Pod test = KubeObjects.single(Chart.objects("default"), Pod.class);
+        assertThat(test.getMetadata().getAnnotations()).containsEntry(Chart.HOOK_ANNOTATION, "test");
+        String script = String.join("\n", test.getSpec().getContainers().get(0).getCommand());
+        assertThat(script).contains("/health/ready", "401", "llmref_ready");
+    }
+
+    static Stream<Arguments> badValues() {
+        return Stream.of(
+                Arguments.of("negative GPU count", "gpu:\n  count: -1\n", "at '/gpu/count': minimum"),
+                Arguments.of("zero GPUs on a GPU profile", "gpu:\n  count: 0\n", "at '/gpu/count': minimum"),
+                Arguments.of("GPU count as text", "gpu:\n  count: two\n", "at '/gpu/count'"),
+                Arguments.of("unknown GPU resource", "gpu:\n  resourceName: nvidia.com/gpus\n", "at '/gpu/resourceName'"),
+                Arguments.of("missing CPU limit", "resources:\n  limits:\n    cpu: null\n", "missing property 'cpu'"),
+                Arguments.of("missing memory limit", "resources:\n  limits:\n    memory: null\n", "missing property 'memory'"),
+                Arguments.of("no limits at all", "resources:\n  limits: null\n", "missing property 'limits'"),
+                Arguments.of("GPU smuggled into resources", "resources:\n  limits:\n    nvidia.com/gpu: 2\n", "additional properties 'nvidia.com/gpu'"),
+                Arguments.of("unknown top-level key", "replicas: 3\n", "additional properties 'replicas'"),
+                Arguments.of("unknown nested key", "probes:\n  startup:\n    initialDelay: 5\n", "additional properties 'initialDelay'"),
+                Arguments.of("misspelt server setting", "config:\n  engine:\n    slot: 8\n", "additional properties 'slot'"),
+                Arguments.of("chart-owned server setting", "config:\n  server:\n    port: 80\n", "additional properties 'port'"),
+                Arguments.of("root user", "securityContext:\n  runAsUser: 0\n", "at '/securityContext/runAsUser': minimum"),
+                Arguments.of("unconfined seccomp", "securityContext:\n  seccompProfile:\n    type: Unconfined\n", "at '/securityContext/seccompProfile/type'"),
+                Arguments.of("hostPath model", "model:\n  hostPath: /data/models\n", "additional properties 'hostPath'"),
+                Arguments.of("latest tag", "image:\n  tag: latest\n", "at '/image/tag'"),
+                Arguments.of("short digest", "image:\n  digest: sha256:abc\n", "at '/image/digest'"),
+                Arguments.of("auth without a Secret", "auth:\n  existingSecret: \"\"\n", "at '/auth/existingSecret'"),
+                Arguments.of("a secret through extraEnv", "extraEnv:\n  - name: AWS_SECRET_ACCESS_KEY\n    value: x\n", "at '/extraEnv/0/name'"),
+                Arguments.of("model path escaping the volume", "model:\n  file: ../etc/passwd.gguf\n", "at '/model/file'"),
+                Arguments.of("privileged port", "ports:\n  http: 80\n", "at '/ports/http': minimum"),
+                Arguments.of("grace shorter than the drain", "terminationGracePeriodSeconds: 10\n", "terminationGracePeriodSeconds (10) must be at least"),
+                Arguments.of("two autoscalers", "autoscaling:\n  hpa:\n    enabled: true\n  keda:\n    enabled: true\n", "not both"),
+                Arguments.of("image volume without reference", "model:\n  source: image\n", "model.image.reference"));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("badValues")
+    void rejectsBadValues(String what, String values, String mentioned) {
+        assertThatThrownBy(() -> Chart.renderWith("default", values)).as(what).hasMessageContaining(mentioned);
+    }
+
+    @Test
+    void rejectionsComeFromTheSchemaNotFromChance() {
+        // The same mechanism, one message shown in full: Helm names the schema and the failing key.
+        assertThatThrownBy(() -> Chart.renderWith("default", "gpu:\n  count: -1\n"))
+                .hasMessageContaining("values don't meet the specifications of the schema")
+                .hasMessageContaining("/gpu/count");
+    }
+
+    // --- helpers ------------------------------------------------------------------------------
+
+    static Deployment deployment(List<HasMetadata> objects) {
+        return KubeObjects.single(objects, Deployment.class);
+    }
+
+    static Container server(Deployment d) {
+        return d.getSpec().getTemplate().getSpec().getContainers().stream()
+                .filter(c -> c.getName().equals("server")).findFirst().orElseThrow();
+    }
+
+    static VolumeMount mount(Container c, String path) {
+        return c.getVolumeMounts().stream().filter(m -> m.getMountPath().equals(path)).findFirst()
+                .orElseThrow(() -> new AssertionError("no mount at " + path));
+    }
+
+    static Volume volume(Deployment d, String name) {
+        return d.getSpec().getTemplate().getSpec().getVolumes().stream().filter(v -> v.getName().equals(name)).findFirst()
+                .orElseThrow(() -> new AssertionError("no volume " + name));
+    }
+
+    static Map<String, Object> config(List<HasMetadata> objects) {
+        return Yaml.map(KubeObjects.single(objects, ConfigMap.class).getData().get("config.yaml"));
+    }
+
+    static String checksum(List<HasMetadata> objects) {
+        return deployment(objects).getSpec().getTemplate().getMetadata().getAnnotations().get("checksum/config");
+    }
+
+    static boolean gpuToleration(Toleration t) {
+        return "nvidia.com/gpu".equals(t.getKey()) && "Exists".equals(t.getOperator()) && "NoSchedule".equals(t.getEffect());
+    }
+
+    static <T> T single(List<T> list) {
+        assertThat(list).hasSize(1);
+        return list.get(0);
+    }
+
+    static Set<String> kinds(List<HasMetadata> objects) {
+        Set<String> out = new TreeSet<>();
+        objects.forEach(o -> out.add(o.getKind()));
+        return out;
+    }
+}

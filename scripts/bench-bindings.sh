@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# Java bindings vs llama-bench on CPU: same machine, same build, same models, same settings, one run.
+# Prints a markdown results block (also written to target/bench-bindings/results.md) with the
+# Java/native ratios for pp and tg, where a token's time goes, and the cost of sampling one token.
+# Method and recorded results: docs/benchmarks.md.
+#
+#   scripts/bench-bindings.sh [--threads N] [--rounds N] [--quick] [--no-1b] [--threadpool]
+#                             [--max-other-load CORES] [--retries N]
+#
+#   --threads N       -t for both llama-bench and Java (default: nproc, llama-bench's own default here)
+#   --rounds N        llama-bench and Java alternate N times per model, order flipped every round (default 3)
+#   --quick           stories260K and the tiny 128k-vocabulary model, one round (a smoke run)
+#   --no-1b           leave out the 1B-shape model
+#   --threadpool      also measure the Java API with a llama-bench-style ggml threadpool attached
+#   --max-other-load  repeat a run when other processes kept more than this many cores busy during
+#                     it (default 0.25)
+#   --retries N       at most N repeats per run (default 3)
+#
+# Needs what the README lists (Temurin 25, Maven, the build tools scripts/prereqs.sh installs) and
+# python3 with numpy (the shared tools/mkmodel.py writes the random-weight real-shape models).
+# Generated models are cached under ${AIREF_CACHE_DIR:-~/.cache/ai-llm-reference-app}/models.
+# Environment: STORIES_MODEL (default ../shared/models/stories260K.gguf beside this checkout),
+# MKMODEL (default ../shared/tools/mkmodel.py), JAVA_OPTS (extra JVM flags for the Java side).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+die() { echo "bench-bindings: error: $*" >&2; exit 1; }
+log() { echo "bench-bindings: $*" >&2; }
+
+threads=$(nproc)
+rounds=3
+quick=0
+with_1b=1
+threadpool=()
+max_other_load=0.25
+retries=3
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --threads) threads=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --quick) quick=1; rounds=1; with_1b=0; shift ;;
+    --no-1b) with_1b=0; shift ;;
+    --threadpool) threadpool=(--threadpool); shift ;;
+    --max-other-load) max_other_load=$2; shift 2 ;;
+    --retries) retries=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+[[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer"
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
+[[ "$retries" =~ ^[0-9]+$ ]] || die "--retries must be a non-negative integer"
+[[ "$max_other_load" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--max-other-load must be a number of cores"
+
+"$root/scripts/prereqs.sh"
+command -v python3 >/dev/null || die "python3 is needed (with numpy) to write the real-shape models"
+python3 -c 'import numpy' 2>/dev/null || die "python3 lacks numpy (apt-get install python3-numpy)"
+export JAVA_HOME=${JAVA_HOME_25:-/usr/lib/jvm/temurin-25-jdk-amd64}
+export PATH="$JAVA_HOME/bin:$PATH"
+
+out_dir="$root/target/bench-bindings"
+mkdir -p "$out_dir"
+run_dir=$(mktemp -d "$out_dir/run-XXXXXX")
+
+# --- builds: native libraries and reference tools, then the Java classes (main and test) ---------
+log "building the native libraries and llama-bench (cached after the first time)"
+"$root/native/build.sh" --tools --info "$out_dir/native.properties" >&2
+prop() { sed -n "s/^$1=//p" "$out_dir/native.properties"; }
+lib_dir=$(prop native.lib.dir)
+bin_dir=$(prop native.bin.dir)
+src_dir=$(prop llama.cpp.dir)
+[ -x "$bin_dir/llama-bench" ] || die "llama-bench is missing from $bin_dir"
+log "building the Java classes"
+(cd "$root" && mvn -B -ntp -q -pl native,bindings -am install -DskipTests >&2)
+# A private copy of the classes: a concurrent build in this checkout cannot change them mid-run.
+cp -r "$root/bindings/target/classes" "$run_dir/classes"
+cp -r "$root/bindings/target/test-classes" "$run_dir/test-classes"
+classpath="$run_dir/classes:$run_dir/test-classes"
+
+# --- models --------------------------------------------------------------------------------------
+cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}/models
+mkdir -p "$cache"
+stories=${STORIES_MODEL:-$root/../shared/models/stories260K.gguf}
+mkmodel=${MKMODEL:-$root/../shared/tools/mkmodel.py}
+[ -f "$stories" ] || die "stories260K not found at $stories (set STORIES_MODEL)"
+stories=$(cd "$(dirname "$stories")" && pwd)/$(basename "$stories")
+vocab="$src_dir/models/ggml-vocab-llama-bpe.gguf" # Llama 3's 128256-token vocabulary
+[ -f "$vocab" ] || die "$vocab is missing from the pinned llama.cpp tree"
+
+# A random-weight Llama of a real shape with the 128k vocabulary, quantized to Q4_K_M (cached).
+real_shape() { # preset -> path
+  local preset=$1 q="$cache/llama-bpe-$1-q4km.gguf" f16="$cache/llama-bpe-$1-f16.gguf.tmp"
+  if [ ! -f "$q" ]; then
+    [ -f "$mkmodel" ] || die "mkmodel.py not found at $mkmodel (set MKMODEL)"
+    log "writing the $preset model (random weights, 128k vocabulary) to $q"
+    python3 "$mkmodel" "$vocab" "$f16" "$preset" >&2
+    # absolute paths: llama-quantize takes an output name that starts with a digit for a type
+    "$bin_dir/llama-quantize" "$f16" "$q.tmp" Q4_K_M >"$run_dir/quantize-$preset.log" 2>&1 \
+      || { cat "$run_dir/quantize-$preset.log" >&2; die "llama-quantize failed"; }
+    mv "$q.tmp" "$q"
+    rm -f "$f16"
+  fi
+  echo "$q"
+}
+
+# label|model|n_prompt|n_gen|repetitions per round
+{
+  echo "stories260K|$stories|512|128|20"
+  echo "tiny-128k|$(real_shape tiny)|512|128|10"
+  if [ "$with_1b" = 1 ]; then echo "1B-128k|$(real_shape 1b)|256|64|4"; fi
+} >"$run_dir/configs.txt"
+
+# --- runs ------------------------------------------------------------------------------------------
+# One driver runs llama-bench and the Java benchmark alternately (order flipped every round). Before
+# each run it waits (up to 60 s) for the machine to be idle; it records each run's wall time, own CPU
+# time and the machine's busy CPU time (/proc/stat), and repeats a run (up to --retries times) when
+# other processes kept more than --max-other-load cores busy during it, so that a shared machine
+# still gives comparable figures. Whatever it could not clean up is reported with the results.
+python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "$run_dir/java-cmd.json" \
+  java --enable-native-access=ALL-UNNAMED ${JAVA_OPTS:-} -Dllama.native.dir="$lib_dir" -cp "$classpath" \
+  ai.llmref.llama.bench.DecodeBenchmark --jit-model "$stories" -t "$threads" -b 2048 -ub 512 -fa auto \
+  --profile "${threadpool[@]}"
+python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "$run_dir/native-cmd.json" \
+  "$bin_dir/llama-bench" -t "$threads" -ngl 0 -b 2048 -ub 512 -fa auto -o jsonl
+started=$(date +%s)
+python3 - "$run_dir" "$rounds" "$max_other_load" "$retries" <<'PY_DRIVER'
+import json, os, resource, subprocess, sys, time
+run_dir, rounds, max_load, retries = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+java_cmd = json.load(open(os.path.join(run_dir, "java-cmd.json")))[1:]
+native_cmd = json.load(open(os.path.join(run_dir, "native-cmd.json")))[1:]
+HZ = os.sysconf("SC_CLK_TCK")
+
+def busy():  # seconds of CPU the whole machine spent busy: user nice system irq softirq steal
+    v = list(map(int, open("/proc/stat").readline().split()[1:]))
+    return (sum(v[:8]) - v[3] - v[4]) / HZ
+
+def wait_quiet(limit=60.0):
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        b0 = busy()
+        time.sleep(0.5)
+        if (busy() - b0) / 0.5 < 0.1:
+            return
+
+runs = []
+for line in open(os.path.join(run_dir, "configs.txt")):
+    label, model, p, n, reps = line.strip().split("|")
+    for r in range(1, rounds + 1):
+        for impl in (["native", "java"] if r % 2 else ["java", "native"]):
+            base = os.path.join(run_dir, "%s-%s-%d" % (impl, label, r))
+            if impl == "native":
+                cmd = native_cmd + ["-m", model, "-p", p, "-n", n, "-r", reps]
+            else:
+                cmd = java_cmd + ["-m", model, "-p", p, "-n", n, "-r", reps, "--label", label, "--jsonl", base + ".jsonl"]
+            for attempt in range(1, retries + 2):
+                wait_quiet()
+                b0, t0, r0 = busy(), time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
+                with open(base + ".out", "w") as out, open(base + ".log", "w") as err:
+                    rc = subprocess.call(cmd, stdout=out, stderr=err)
+                b1, t1, r1 = busy(), time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
+                if rc != 0:
+                    sys.stderr.write(open(base + ".log", errors="replace").read()[-3000:])
+                    sys.exit("bench-bindings: %s failed on %s (exit %d), see %s.log" % (impl, model, rc, base))
+                if impl == "native":
+                    os.replace(base + ".out", base + ".jsonl")
+                own = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+                other = max(0.0, (b1 - b0) - own) / (t1 - t0)
+                again = other > max_load and attempt <= retries
+                print("bench-bindings: %s round %d/%d %s: %.1f s, other load %.2f cores%s"
+                      % (label, r, rounds, impl, t1 - t0, other, " -> again" if again else ""), file=sys.stderr, flush=True)
+                if not again:
+                    break
+            runs.append({"label": label, "impl": impl, "round": r, "attempts": attempt, "wall_s": round(t1 - t0, 2),
+                         "other_load": round(other, 3), "clean": other <= max_load})
+json.dump(runs, open(os.path.join(run_dir, "runs.json"), "w"), indent=1)
+PY_DRIVER
+log "runs took $(($(date +%s) - started)) s; raw results in $run_dir"
+
+# --- the results block -----------------------------------------------------------------------------
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+args="--threads $threads --rounds $rounds"
+if [ "$quick" = 1 ]; then args="$args --quick"; elif [ "$with_1b" = 0 ]; then args="$args --no-1b"; fi
+if [ ${#threadpool[@]} -gt 0 ]; then args="$args --threadpool"; fi
+{
+  echo "Machine: $cpu, $(nproc) CPUs online, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM;" \
+    "threads: -t $threads for both."
+  echo "Build: llama.cpp tree $(prop llama.cpp.tree) ($(prop native.variant) variant); $(java -version 2>&1 | head -1)."
+  echo "Command: \`scripts/bench-bindings.sh $args\` ($(date -u +%Y-%m-%dT%H:%MZ))."
+  echo
+  python3 - "$run_dir" <<'PY_REPORT'
+import glob, json, os, statistics as st, sys
+d = sys.argv[1]
+samples = {}      # (label, test, who) -> all repetitions of all rounds
+units = {}        # (label, test, who) -> unit of the samples
+per_round = {}    # (label, test, who) -> {round: median of the round}
+order, labels, model_desc = [], [], {}
+runs = json.load(open(os.path.join(d, "runs.json")))
+for line in open(os.path.join(d, "configs.txt")):
+    labels.append(line.split("|")[0])
+for f in sorted(glob.glob(os.path.join(d, "*.jsonl"))):
+    impl, rest = os.path.basename(f)[:-6].split("-", 1)
+    label, rnd = rest.rsplit("-", 1)
+    for line in open(f):
+        j = json.loads(line)
+        if impl == "native":
+            test = ("pp%d" % j["n_prompt"]) if j["n_prompt"] else ("tg%d" % j["n_gen"])
+            who = "llama-bench"
+            model_desc[label] = "`%s` (%s, %.0f M parameters, %.1f MiB)" % (os.path.basename(j["model_filename"]),
+                j["model_type"], j["model_n_params"] / 1e6, j["model_size"] / 2**20)
+        else:
+            test = j["test"] + (str(j["n_prompt"]) if j["n_prompt"] else "") + (str(j["n_gen"]) if j["n_gen"] else "")
+            who = "java " + j["variant"]
+        key = (label, test, who)
+        if key not in samples:
+            samples[key] = []
+            order.append(key)
+        samples[key].extend(j["samples_ts"])
+        units[key] = j.get("unit", "t/s")
+        per_round.setdefault(key, {})[int(rnd)] = st.median(j["samples_ts"])
+
+def ms(v):
+    return "%.2f ± %.2f" % (st.mean(v), st.stdev(v) if len(v) > 1 else 0.0)
+
+def round_ratios(key, ref):
+    a, b = per_round.get(key, {}), per_round.get(ref, {})
+    return [a[r] / b[r] for r in sorted(a) if r in b]
+
+print("| model | test | llama-bench t/s | Java t/s | Java/native | per round |")
+print("| --- | --- | ---: | ---: | ---: | --- |")
+for lab in labels:
+    for (l, test, who) in order:
+        ref, key = (lab, test, "llama-bench"), (lab, test, "java api")
+        if l != lab or who != "llama-bench" or key not in samples:
+            continue
+        rr = round_ratios(key, ref)
+        print("| %s | %s | %s | %s | **%.3f** | %s |" % (lab, test, ms(samples[ref]), ms(samples[key]),
+              st.median(rr), " ".join("%.3f" % x for x in rr)))
+print()
+print("t/s: mean ± sd of all repetitions of all rounds, as llama-bench reports them. Java/native: the median")
+print("over rounds of (median Java t/s of the round / median llama-bench t/s of the same round).")
+print()
+print("All Java variants, same runs (Δ: per-token time minus llama-bench's, from the medians; the last column")
+print("compares with the raw-bindings loop measured in the same process, repetitions interleaved):")
+print()
+print("| model | test | Java variant | t/s | vs llama-bench | Δ µs/token | vs raw, same process |")
+print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+for lab in labels:
+    for key in order:
+        l, test, who = key
+        ref = (lab, test, "llama-bench")
+        if l != lab or not who.startswith("java") or ref not in samples:
+            continue
+        dus = 1e6 / st.median(samples[key]) - 1e6 / st.median(samples[ref])
+        raw = (lab, test, "java raw")
+        vs_raw = "%.3f" % st.median(round_ratios(key, raw)) if raw in samples and key != raw else ""
+        print("| %s | %s | %s | %s | %.3f | %+.2f | %s |" % (lab, test, who[5:], ms(samples[key]),
+              st.median(round_ratios(key, ref)), dus, vs_raw))
+print()
+print("Per-token costs measured in the Java process (mean ± sd over the repetitions of all rounds):")
+print()
+print("| model | what | per token |")
+print("| --- | --- | ---: |")
+for lab in labels:
+    for key in order:
+        l, test, who = key
+        if l == lab and (test.startswith("sample") or test.startswith("profile")):
+            unit = units[key].replace("us/token", "µs").replace("B/token", "bytes")
+            print("| %s | %s | %s %s |" % (lab, who[5:], ms(samples[key]), unit))
+print()
+print("Models: " + "; ".join("%s = %s" % (l, model_desc.get(l, "?")) for l in labels) + ".")
+print()
+print("Other load on the machine during each run (cores busy outside the benchmark; n = llama-bench, j = Java, "
+      "then the round): " + "; ".join("%s %s" % (l, " ".join("%s%d %.2f" % (r["impl"][0], r["round"],
+      r["other_load"]) for r in runs if r["label"] == l)) for l in labels)
+      + ". Runs repeated because of it: %d; still above the limit after the retries: %d."
+      % (sum(r["attempts"] - 1 for r in runs), sum(1 for r in runs if not r["clean"])))
+PY_REPORT
+} | tee "$out_dir/results.md"
+cp "$out_dir/results.md" "$run_dir/results.md"

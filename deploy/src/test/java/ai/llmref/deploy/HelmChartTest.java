@@ -152,7 +152,7 @@ class HelmChartTest {
         });
         // Egress: nothing, or DNS and the trace collector when the profile enables them.
         for (NetworkPolicyEgressRule e : np.getSpec().getEgress()) {
-            assertThat(e.getPorts()).allMatch(p -> Set.of(53, 4317).contains(p.getPort().getIntVal()));
+            assertThat(e.getPorts()).allMatch(p -> Set.of(53, 4318).contains(p.getPort().getIntVal()));
         }
         // The Services select the server pods; the admin Service is headless.
         for (Service s : KubeObjects.ofKind(objects, Service.class)) {

@@ -151,7 +151,7 @@ class ObservabilityTest {
                 assertThat(Yaml.strings(Yaml.at(p, kind))).as(kind).isNotEmpty().allMatch(defined::contains);
             }
         }
-        String endpoint = (String) Yaml.at(c, "receivers.otlp.protocols.grpc.endpoint");
+        String endpoint = (String) Yaml.at(c, "receivers.otlp.protocols.http.endpoint");
         Object defaultPort = Yaml.at(Yaml.map(Repo.read("helm/llmref/values.yaml")), "networkPolicy.egress.otlp.port");
         assertThat(endpoint).endsWith(":" + defaultPort);
         assertThat((String) Yaml.at(Yaml.map(Repo.read("server/src/main/resources/application.yaml")), "tracing.otlp-endpoint"))

@@ -155,7 +155,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
             throw new ConfigException("tracing.sample-ratio", "must be a number from 0 to 1", ratioText);
         }
         Tracing tracing = new Tracing(bool(c, "tracing.enabled", false),
-                string(c, "tracing.otlp-endpoint", "http://localhost:4317"),
+                string(c, "tracing.otlp-endpoint", "http://localhost:4318"),
                 string(c, "tracing.service-name", "ai-llm-reference-app"), ratio);
         return new ServerConfig(http, model, engine, limits, auth, tracing);
     }

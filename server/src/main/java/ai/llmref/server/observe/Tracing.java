@@ -10,7 +10,7 @@ import io.opentelemetry.api.trace.TracerProvider;
 import io.opentelemetry.api.trace.propagation.W3CTraceContextPropagator;
 import io.opentelemetry.context.Context;
 import io.opentelemetry.context.propagation.TextMapGetter;
-import io.opentelemetry.exporter.otlp.trace.OtlpGrpcSpanExporter;
+import io.opentelemetry.exporter.otlp.http.trace.OtlpHttpSpanExporter;
 import io.opentelemetry.sdk.resources.Resource;
 import io.opentelemetry.sdk.trace.SdkTracerProvider;
 import io.opentelemetry.sdk.trace.export.BatchSpanProcessor;
@@ -25,7 +25,7 @@ import java.util.function.Function;
 /**
  * OpenTelemetry spans per request: {@code request} (server span, continuing the caller's W3C
  * {@code traceparent}) with children {@code queue_wait}, {@code prefill}, {@code decode} (timed by
- * the engine) and {@code stream} (SSE delivery). Export is off unless configured (OTLP/gRPC).
+ * the engine) and {@code stream} (SSE delivery). Export is off unless configured (OTLP/HTTP).
  */
 public final class Tracing implements AutoCloseable {
     private static final TextMapGetter<Function<String, String>> HEADERS = new TextMapGetter<>() {
@@ -53,9 +53,14 @@ public final class Tracing implements AutoCloseable {
         return new Tracing(null);
     }
 
-    /** Export to an OTLP/gRPC endpoint (a collector), sampling the given ratio of new traces. */
+    /**
+     * Export over OTLP/HTTP (protobuf) to a collector at {@code endpoint} (e.g.
+     * {@code http://collector:4318}; {@code /v1/traces} is appended), sampling the given ratio of
+     * new traces. HTTP rather than gRPC: it needs only the JDK's HTTP client.
+     */
     public static Tracing otlp(String endpoint, String serviceName, double sampleRatio) {
-        SpanExporter exporter = OtlpGrpcSpanExporter.builder().setEndpoint(endpoint).build();
+        String url = endpoint.endsWith("/v1/traces") ? endpoint : endpoint.replaceAll("/+$", "") + "/v1/traces";
+        SpanExporter exporter = OtlpHttpSpanExporter.builder().setEndpoint(url).build();
         return new Tracing(provider(BatchSpanProcessor.builder(exporter).build(), serviceName, sampleRatio));
     }
 

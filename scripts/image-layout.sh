@@ -70,10 +70,11 @@ prefix=/opt/llmref
 base_libs=${BASE_IMAGE_LIBS:-"ld-linux-x86-64.so.2 libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1 libutil.so.1 libresolv.so.2 libgcc_s.so.1 libstdc++.so.6"}
 driver_libs="libcuda.so.1 libnvidia-ml.so.1 libnvidia-ptxjitcompiler.so.1"
 # Java modules of the runtime: what jdeps finds for the server's class path (deploy/ checks this on
-# every build), less java.compiler, java.instrument, jdk.attach and jdk.jdi, which only build-time
-# and agent code paths of dependencies reference. java.desktop is there for java.beans (Jinja
-# templates); its X11/ALSA native parts are excluded below and AWT runs headless.
-modules=java.base,java.desktop,java.logging,java.management,java.sql,java.xml,jdk.unsupported
+# every build; java.net.http carries the OTLP trace export), less java.compiler, java.instrument,
+# jdk.attach and jdk.jdi, which only build-time and agent code paths of dependencies reference.
+# java.desktop is there for java.beans (Jinja templates); its X11/ALSA native parts are excluded
+# below and AWT runs headless.
+modules=java.base,java.desktop,java.logging,java.management,java.net.http,java.sql,java.xml,jdk.unsupported
 # Native parts of java.desktop that would need X11 or ALSA, which the image does not have.
 jlink_excludes='**/libawt_xawt.so,**/libjawt.so,**/libsplashscreen.so,**/libjsound.so'
 

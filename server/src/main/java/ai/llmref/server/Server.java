@@ -56,6 +56,9 @@ public final class Server implements AutoCloseable {
         this.web = WebServer.builder()
                 // our own shutdown hook drains first; Helidon's would close the sockets at once
                 .shutdownHook(false)
+                // streams write small SSE chunks: without TCP_NODELAY, Nagle's algorithm meets the
+                // client's delayed ACK and holds the second chunk back ~40 ms
+                .connectionOptions(o -> o.tcpNoDelay(true))
                 .host(config.http().host())
                 .port(config.http().port())
                 // a backstop above the API's own limit, which answers in the OpenAI error shape

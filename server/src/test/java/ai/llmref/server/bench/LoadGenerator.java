@@ -48,6 +48,9 @@ import java.util.concurrent.ThreadLocalRandom;
  *   <li>the end of generation: the chunk carrying {@code finish_reason} (else the end of the
  *       stream), for the per-stream rate {@code (tokens - 1) / (end - first token)}.
  * </ul>
+ * A request whose kept-alive connection turns out closed before any response byte is sent again
+ * (at most twice), as HTTP clients do; its TTFT still counts from the first send, and the summary
+ * counts such retries.
  * The summary (one JSON object on stdout) gives the aggregate rate, all generated tokens over the
  * wall time from the first request sent to the last one finished, with percentiles of TTFT and of
  * the per-stream rate, and the CPU time this client used (it shares the machine with the server).
@@ -70,7 +73,7 @@ public final class LoadGenerator {
 
     /** One request's outcome; times in nanoseconds from {@link System#nanoTime()}. */
     record Result(int stream, long number, long sent, long firstText, long finished, long ended, int tokens,
-                  boolean tokensFromUsage, int textChunks, int promptTokens, String finishReason, String error) {
+                  boolean tokensFromUsage, int textChunks, int promptTokens, String finishReason, int retries, String error) {
         boolean ok() {
             return error == null;
         }
@@ -265,8 +268,22 @@ public final class LoadGenerator {
         int promptTokens = -1;
         int textChunks = 0;
         String finish = null;
+        int retries = 0;
         try {
-            HttpResponse<InputStream> res = http.send(req, HttpResponse.BodyHandlers.ofInputStream());
+            HttpResponse<InputStream> res = null;
+            while (res == null) {
+                try {
+                    res = http.send(req, HttpResponse.BodyHandlers.ofInputStream());
+                } catch (IOException e) {
+                    // A kept-alive connection the server has closed meanwhile (llama-server's
+                    // cpp-httplib closes one after 100 requests or 5 s idle) fails before any byte
+                    // of a response; a client reconnects and sends again. The time lost stays in
+                    // this request's TTFT, and the summary counts the retries.
+                    if (++retries > 2) {
+                        throw e;
+                    }
+                }
+            }
             try (BufferedReader in = new BufferedReader(new InputStreamReader(res.body(), StandardCharsets.UTF_8))) {
                 if (res.statusCode() != 200) {
                     String text = in.lines().reduce("", (x, y) -> x + y);
@@ -318,11 +335,11 @@ public final class LoadGenerator {
         }
         boolean fromUsage = usageTokens >= 0;
         return new Result(stream, number, sent, firstText, finished, ended, fromUsage ? usageTokens : textChunks, fromUsage,
-                textChunks, promptTokens, finish, null);
+                textChunks, promptTokens, finish, retries, null);
     }
 
     private static Result failed(int stream, long number, long sent, String why) {
-        return new Result(stream, number, sent, 0, 0, System.nanoTime(), 0, false, 0, -1, null, why);
+        return new Result(stream, number, sent, 0, 0, System.nanoTime(), 0, false, 0, -1, null, 0, why);
     }
 
     static ObjectNode summary(Options o, List<Result> results, long t0, long end, double clientCpuSeconds) {
@@ -340,6 +357,7 @@ public final class LoadGenerator {
         }
         s.put("requests", results.size());
         s.put("errors", results.size() - ok.size());
+        s.put("retries", results.stream().mapToInt(Result::retries).sum());
         if (ok.size() < results.size()) {
             s.put("first_error", results.stream().filter(r -> !r.ok()).findFirst().orElseThrow().error());
         }
@@ -397,6 +415,7 @@ public final class LoadGenerator {
                 n.put("stream", r.stream());
                 n.put("n", r.number());
                 n.put("sent_ms", round((r.sent() - t0) / 1e6, 3));
+                n.put("retries", r.retries());
                 if (r.ok()) {
                     n.put("ttft_ms", round(r.ttftMillis(), 3));
                     n.put("end_ms", round((r.ended() - t0) / 1e6, 3));

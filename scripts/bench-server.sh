@@ -1,0 +1,324 @@
+#!/usr/bin/env bash
+# This server vs llama-server from the same pinned llama.cpp build, same machine, same model, same
+# settings, same client, in one run: single-stream generation tok/s, time to first token, and
+# aggregate tok/s at 1, 4 and 16 concurrent streams. Prints a markdown results block (also written
+# to target/bench-server/results.md) with ours/llama-server ratios. Method: docs/benchmarks.md.
+#
+#   scripts/bench-server.sh [--quick] [--model M] [--threads N] [--rounds N] [--duration S]
+#                           [--concurrency "1 4 16"] [--slots N] [--slot-context N] [--max-load L]
+#
+#   --quick          one round of 5 s per concurrency level (a smoke run, about 2 minutes)
+#   --model M        the GGUF to serve (default: stories260K beside this checkout)
+#   --threads N      -t/-tb for llama-server, engine.threads/threads-batch for ours (default: nproc)
+#   --rounds N       servers measured in ABBA order, N rounds; medians over rounds (default 2)
+#   --duration S     seconds of closed-loop load per concurrency level (default 15)
+#   --concurrency L  client streams per level (default "1 4 16")
+#   --slots N        server slots (llama-server -np, engine.slots; default: the largest level)
+#   --slot-context N positions per slot (default 256; -c is slots x this for llama-server)
+#   --max-load L     before measuring, wait (up to 5 min) until the 1-minute load average is below
+#                    L, and before each server until the machine's busy CPUs are below L (default 0.5)
+#
+# The servers run one after the other, never together, on 127.0.0.1, each warmed up first. The
+# lock /tmp/bench.lock (flock) is held while measuring so that benchmarks on a shared machine do not
+# overlap.
+#
+# Environment: STORIES_MODEL; OURS_GC (our server's collector flag, default -XX:+UseZGC as in
+# scripts/run.sh); JAVA_OPTS (extra JVM flags for our server); MAX_GEN (most tokens generated per
+# request, default 128); SERVER_JAR (measure another build of our server, e.g. an experiment).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+die() { echo "bench-server: error: $*" >&2; exit 1; }
+log() { echo "bench-server: $*" >&2; }
+
+args_given="$*"
+threads=$(nproc)
+rounds=2
+duration=15
+levels="1 4 16"
+slots=""
+slot_ctx=256
+max_load=0.5
+model=""
+quick=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1; rounds=1; duration=5; shift ;;
+    --model) model=$2; shift 2 ;;
+    --threads) threads=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --concurrency) levels=$2; shift 2 ;;
+    --slots) slots=$2; shift 2 ;;
+    --slot-context) slot_ctx=$2; shift 2 ;;
+    --max-load) max_load=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+[[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer"
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
+[[ "$duration" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer (seconds)"
+[[ "$slot_ctx" =~ ^[1-9][0-9]*$ ]] || die "--slot-context must be a positive integer"
+[[ "$max_load" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--max-load must be a number"
+for c in $levels; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "--concurrency must list positive integers"; done
+top=$(printf '%s\n' $levels | sort -n | tail -1)
+slots=${slots:-$top}
+[[ "$slots" =~ ^[1-9][0-9]*$ ]] || die "--slots must be a positive integer"
+max_gen=${MAX_GEN:-128}
+
+"$root/scripts/prereqs.sh"
+command -v python3 >/dev/null || die "python3 is needed"
+command -v curl >/dev/null || die "curl is needed"
+export JAVA_HOME=${JAVA_HOME_25:-/usr/lib/jvm/temurin-25-jdk-amd64}
+export PATH="$JAVA_HOME/bin:$PATH"
+
+out_dir="$root/target/bench-server"
+mkdir -p "$out_dir"
+run_dir=$(mktemp -d "$out_dir/run-XXXXXX")
+
+# --- builds: native libraries + llama-server (cached), then the server jar and the load generator --
+log "building the native libraries and llama-server (cached after the first time)"
+"$root/native/build.sh" --tools --info "$out_dir/native.properties" >&2
+prop() { sed -n "s/^$1=//p" "$out_dir/native.properties"; }
+lib_dir=$(prop native.lib.dir)
+bin_dir=$(prop native.bin.dir)
+src_dir=$(prop llama.cpp.dir)
+[ -x "$bin_dir/llama-server" ] || die "llama-server is missing from $bin_dir"
+log "building the server and the load generator"
+# the modules below the server without their tests (not needed here), then the server with its test
+# classes (the load generator)
+(cd "$root" && mvn -B -ntp -q -pl native,bindings -am install -Dmaven.test.skip=true >&2 \
+  && mvn -B -ntp -q -pl server install -DskipTests >&2)
+jar=${SERVER_JAR:-$root/server/target/server-0.1.0-SNAPSHOT.jar}
+[ -f "$jar" ] || die "server jar not found: $jar"
+client_cp="$root/server/target/test-classes:$root/server/target/libs/*"
+
+model=${model:-${STORIES_MODEL:-$root/../shared/models/stories260K.gguf}}
+[ -f "$model" ] || die "model not found: $model (--model or STORIES_MODEL)"
+model=$(cd "$(dirname "$model")" && pwd)/$(basename "$model")
+
+# End-of-generation ids from the GGUF (banned with logit_bias on both servers, so that both generate
+# the same number of tokens; the counts used are still the ones each server reports).
+eos_ids=$(PYTHONPATH="$src_dir/gguf-py" python3 - "$model" <<'EOF' 2>/dev/null || true
+import sys
+from gguf import GGUFReader
+r = GGUFReader(sys.argv[1])
+ids = []
+for k in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"):
+    f = r.fields.get(k)
+    if f is not None and int(f.contents()) not in ids:
+        ids.append(int(f.contents()))
+print(" ".join(map(str, ids)))
+EOF
+)
+[ -n "$eos_ids" ] || log "warning: could not read the end-of-generation ids of $model (gguf-py needs numpy); EOS is not banned"
+logit_bias=$(for id in $eos_ids; do printf '"%s":-100,' "$id"; done)
+logit_bias="{${logit_bias%,}}"
+prompt='{{n}}. Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. One day,'
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+clk_tck=$(getconf CLK_TCK)
+
+# --- quiet machine, one benchmark at a time ---------------------------------------------------------
+exec 9>/tmp/bench.lock
+if ! flock -n 9; then
+  log "waiting for /tmp/bench.lock (another benchmark is running)"
+  flock 9
+fi
+busy_cpus() { # busy CPUs of the whole machine over 3 s (all processes)
+  python3 - <<'EOF'
+import time
+def busy():
+    v = list(map(int, open("/proc/stat").readline().split()[1:9]))
+    return sum(v) - v[3] - v[4], sum(v)
+b0, t0 = busy(); time.sleep(3); b1, t1 = busy()
+import os
+print("%.2f" % ((b1 - b0) / max(1, t1 - t0) * os.cpu_count()))
+EOF
+}
+below() { python3 -c "import sys; sys.exit(0 if float('$1') < float('$2') else 1)"; }
+waited=0
+while ! below "$(cut -d' ' -f1 /proc/loadavg)" "$max_load" && [ $waited -lt 300 ]; do
+  [ $waited = 0 ] && log "waiting for the 1-minute load average ($(cut -d' ' -f1 /proc/loadavg)) to drop below $max_load"
+  sleep 5; waited=$((waited + 5))
+done
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+log "load average at start: $load_start (waited ${waited} s)"
+quiet() { # label -> waits until fewer than max_load CPUs are busy (up to 2 min), records what it saw
+  local b w=0
+  b=$(busy_cpus)
+  while ! below "$b" "$max_load" && [ $w -lt 120 ]; do
+    sleep 2; w=$((w + 5)); b=$(busy_cpus)
+  done
+  echo "$1 $b $(cut -d' ' -f1 /proc/loadavg)" >>"$run_dir/quiet.txt"
+}
+
+# --- servers -----------------------------------------------------------------------------------------
+server_pid=""
+stop_server() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  server_pid=""
+}
+trap stop_server EXIT
+
+start_llama() { # log -> sets server_pid, base_url
+  local port; port=$(free_port)
+  llama_cmd=("$bin_dir/llama-server" -m "$model" --host 127.0.0.1 --port "$port" -t "$threads" -tb "$threads"
+    -np "$slots" -c $((slots * slot_ctx)) -b 512 -ub 512 -fa auto --no-kv-unified --cache-ram 0 --no-webui)
+  "${llama_cmd[@]}" >"$1" 2>&1 &
+  server_pid=$!
+  base_url="http://127.0.0.1:$port"
+  wait_ready "$base_url/health" "$1"
+}
+
+start_ours() { # log -> sets server_pid, base_url
+  local port admin; port=$(free_port); admin=$(free_port)
+  # shellcheck disable=SC2206
+  ours_cmd=(java --enable-native-access=ALL-UNNAMED ${OURS_GC:--XX:+UseZGC} ${JAVA_OPTS:-} -Dllama.native.dir="$lib_dir"
+    -Dserver.admin-port="$admin" -Dengine.slots="$slots" -Dengine.slot-context="$slot_ctx"
+    -Dengine.threads="$threads" -Dengine.threads-batch="$threads" -Dengine.batch-size=512 -Dengine.ubatch-size=512
+    -Dengine.flash-attention=auto -jar "$jar" --model "$model" --port "$port")
+  "${ours_cmd[@]}" >"$1" 2>&1 &
+  server_pid=$!
+  base_url="http://127.0.0.1:$port"
+  wait_ready "http://127.0.0.1:$admin/health/ready" "$1"
+}
+
+wait_ready() { # url log
+  for _ in $(seq 600); do
+    curl -sf -o /dev/null "$1" && return 0
+    kill -0 "$server_pid" 2>/dev/null || { tail -20 "$2" >&2; die "the server exited while starting (log: $2)"; }
+    sleep 0.1
+  done
+  tail -20 "$2" >&2
+  die "the server was not ready within 60 s (log: $2)"
+}
+
+body() { # max_tokens
+  python3 -c 'import json, sys; print(json.dumps({"prompt": sys.argv[1], "max_tokens": int(sys.argv[2]), "temperature": 0,
+    "logit_bias": json.loads(sys.argv[3]), "ignore_eos": True}))' "$prompt" "$1" "$logit_bias"
+}
+
+load() { # label concurrency outfile [generator options...]
+  local label=$1 c=$2 out=$3; shift 3
+  java -cp "$client_cp" ai.llmref.server.bench.LoadGenerator --url "$base_url" --route /v1/completions \
+    --body "$(body "$gen")" --concurrency "$c" --label "$label" --server-pid "$server_pid" --clock-ticks "$clk_tck" "$@" \
+    >"$out" 2>"$out.log" || { cat "$out" "$out.log" >&2; die "the load generator failed ($label, $c streams)"; }
+}
+
+# Tokens to generate: the same for both, fitting the slot context llama-server grants (it caps a
+# slot at the model's training context) with room for the prompt.
+gen=""
+phase() { # impl round
+  local impl=$1 r=$2
+  quiet "$impl-r$r"
+  log "round $r: $impl: starting"
+  "start_$impl" "$run_dir/$impl-r$r.server.log"
+  if [ -z "$gen" ]; then
+    [ "$impl" = llama ] || die "the first phase must be llama-server"
+    local n_ctx ptoks
+    n_ctx=$(curl -sf "$base_url/props" | python3 -c 'import json,sys; print(json.load(sys.stdin)["default_generation_settings"]["n_ctx"])')
+    ptoks=$(curl -sf "$base_url/tokenize" -d "$(python3 -c 'import json,sys; print(json.dumps({"content": sys.argv[1].replace("{{n}}", "123456"), "add_special": True}))' "$prompt")" \
+      | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["tokens"]))')
+    gen=$(( n_ctx - ptoks - 4 < max_gen ? n_ctx - ptoks - 4 : max_gen ))
+    [ "$gen" -ge 16 ] || die "the slot context ($n_ctx) leaves too little room after the $ptoks-token prompt"
+    echo "$n_ctx $ptoks $gen" >"$run_dir/shape.txt"
+    log "slot context $n_ctx, prompt $ptoks tokens, $gen generated tokens per request"
+  fi
+  log "round $r: $impl: warming up"
+  load "$impl-warmup" "$slots" "$run_dir/$impl-r$r-warmup.json" --requests 2
+  for c in $levels; do
+    log "round $r: $impl: $c stream(s) for $duration s"
+    load "$impl" "$c" "$run_dir/$impl-r$r-c$c.json" --duration "$duration" --warmup 1 --raw "$run_dir/$impl-r$r-c$c.jsonl"
+  done
+  stop_server
+}
+
+started=$(date +%s)
+for ((r = 1; r <= rounds; r++)); do
+  if ((r % 2 == 1)); then phase llama "$r"; phase ours "$r"; else phase ours "$r"; phase llama "$r"; fi
+done
+flock -u 9
+log "runs took $(($(date +%s) - started)) s; raw results in $run_dir"
+
+# --- the results block ---------------------------------------------------------------------------------
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+read -r n_ctx ptoks gen <"$run_dir/shape.txt"
+{
+  echo "Machine: $cpu, $(nproc) CPUs online, $(free -g | awk '/^Mem:/{print $2}') GiB; threads used: $threads (both servers)."
+  echo "Build: llama.cpp tree $(prop llama.cpp.tree), $(prop native.variant) variant, one build for both ($lib_dir); $(java -version 2>&1 | head -1)."
+  echo "Model: $(basename "$model") ($(du -h "$model" | cut -f1)); slot context granted by llama-server: $n_ctx."
+  echo "Workload: /v1/completions, streamed; prompt $ptoks tokens (a random 6-digit number, then a fixed story opening),"
+  echo "$gen generated tokens per request (temperature 0, EOS ids [$eos_ids] banned with logit_bias, ignore_eos), closed loop."
+  echo "Settings: $slots slots x $slot_ctx positions, batch 512, ubatch 512, flash attention auto, non-unified KV, threads $threads/$threads."
+  echo "llama-server: ${llama_cmd[*]//$model/M}" | sed "s#$bin_dir/##; s#--port [0-9]*#--port P#"
+  echo "ours: ${ours_cmd[*]//$model/M}" | sed "s#$jar#${SERVER_JAR:+(SERVER_JAR=$SERVER_JAR) }server.jar#; s#$lib_dir#LIBDIR#; s#--port [0-9]*#--port P#; s#admin-port=[0-9]*#admin-port=P2#"
+  echo "Command: scripts/bench-server.sh${args_given:+ $args_given} (rounds $rounds, $duration s per level, levels $levels, threads $threads); $(date -u +%Y-%m-%dT%H:%MZ); load average at start $load_start."
+  echo
+  python3 - "$run_dir" "$levels" <<'EOF'
+import glob, json, os, statistics as st, sys
+d, levels = sys.argv[1], [int(x) for x in sys.argv[2].split()]
+runs = {}  # (impl, c) -> [summary per round]
+for f in sorted(glob.glob(os.path.join(d, "*-r*-c*.json"))):
+    impl, rest = os.path.basename(f)[:-5].split("-r", 1)
+    c = int(rest.split("-c")[1])
+    runs.setdefault((impl, c), []).append(json.load(open(f)))
+def vals(impl, c, get):
+    return [get(s) for s in runs.get((impl, c), [])]
+def med(v):
+    return st.median(v) if v else float("nan")
+def cell(v, fmt):
+    if not v:
+        return "-"
+    s = fmt % med(v)
+    return s + (" (" + ", ".join(fmt % x for x in v) + ")" if len(v) > 1 else "")
+rows = []
+c1 = levels[0]
+rows.append(("single-stream tok/s (%d stream, per-stream rate, p50)" % c1, vals("ours", c1, lambda s: s["stream_tps"]["p50"]),
+             vals("llama", c1, lambda s: s["stream_tps"]["p50"]), "%.0f", True))
+rows.append(("TTFT p50 ms (%d stream)" % c1, vals("ours", c1, lambda s: s["ttft_ms"]["p50"]),
+             vals("llama", c1, lambda s: s["ttft_ms"]["p50"]), "%.2f", False))
+for c in levels:
+    rows.append(("aggregate tok/s, %d stream%s" % (c, "s" if c > 1 else ""), vals("ours", c, lambda s: s["aggregate_tps"]),
+                 vals("llama", c, lambda s: s["aggregate_tps"]), "%.0f", True))
+print("| metric | ours | llama-server | ratio (ours vs llama-server, >= 1.0 = ours as good or better) |")
+print("| --- | ---: | ---: | ---: |")
+for name, o, l, fmt, higher in rows:
+    ratio = (med(o) / med(l)) if higher else (med(l) / med(o))
+    print("| %s | %s | %s | **%.2fx**%s |" % (name, cell(o, fmt), cell(l, fmt), ratio, "" if higher else " (llama TTFT / ours)"))
+print()
+print("Median over rounds; per-round values in parentheses. Diagnostics (medians over rounds):")
+print()
+print("| streams | impl | TTFT p50 / p90 ms | per-stream tok/s p50 | requests | tokens/request | server CPU µs/token | client CPU s | other CPU s | wall s |")
+print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for c in levels:
+    for impl, name in (("ours", "ours"), ("llama", "llama-server")):
+        v = runs.get((impl, c), [])
+        if not v:
+            continue
+        m = lambda get: med([get(s) for s in v])
+        print("| %d | %s | %.2f / %.2f | %.0f | %d | %.1f | %.0f | %.2f | %.2f | %.1f |" % (
+            c, name, m(lambda s: s["ttft_ms"]["p50"]), m(lambda s: s["ttft_ms"]["p90"]), m(lambda s: s["stream_tps"]["p50"]),
+            m(lambda s: s["requests"]), m(lambda s: s["tokens_per_request"]["mean"]), m(lambda s: s.get("server_cpu_us_per_token", float("nan"))),
+            m(lambda s: s["client_cpu_s"]), m(lambda s: s.get("other_cpu_s", float("nan"))), m(lambda s: s["wall_s"])))
+errs = sum(s["errors"] for v in runs.values() for s in v)
+src = sorted({s["tokens_from"] for v in runs.values() for s in v})
+reasons = {}
+for v in runs.values():
+    for s in v:
+        for k, n in s["finish_reasons"].items():
+            reasons[k] = reasons.get(k, 0) + n
+quiet = [l.split() for l in open(os.path.join(d, "quiet.txt"))]
+print()
+retries = {impl: sum(s.get("retries", 0) for (i, c), v in runs.items() if i == impl for s in v) for impl in ("ours", "llama")}
+print("Token counts from: %s; errors: %d; finish reasons: %s; requests re-sent on a connection the server had closed: ours %d, llama-server %d."
+      % (", ".join(src), errs, ", ".join("%s %d" % kv for kv in sorted(reasons.items())), retries["ours"], retries["llama"]))
+print("Busy CPUs (3 s sample) / load average before each server: " + "; ".join("%s %s / %s" % tuple(q) for q in quiet) + ".")
+EOF
+} | tee "$out_dir/results.md"
+cp "$out_dir/results.md" "$run_dir/results.md"

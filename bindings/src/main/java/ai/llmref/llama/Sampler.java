@@ -38,15 +38,21 @@ public final class Sampler implements AutoCloseable {
      * no history, so nothing needs accepting.
      */
     private final boolean greedyOnly;
+    /** Logit biases a greedy-only chain applies in place around its argmax (token, bias), or empty. */
+    private final int[] biasTokens;
+    private final float[] biasValues;
     private Arena candidatesArena;
     private MemorySegment candidates;
     private MemorySegment candidateArray;
 
-    private Sampler(MemorySegment chain, Vocabulary vocabulary, boolean grammar, boolean greedyOnly) {
+    private Sampler(MemorySegment chain, Vocabulary vocabulary, boolean grammar, boolean greedyOnly,
+                    int[] biasTokens, float[] biasValues) {
         this.chain = chain;
         this.vocabulary = vocabulary;
         this.grammarStage = grammar ? llama_sampler_chain_get(chain, 0) : null;
         this.greedyOnly = greedyOnly;
+        this.biasTokens = biasTokens;
+        this.biasValues = biasValues;
     }
 
     public static Builder builder(Vocabulary vocabulary) {
@@ -70,7 +76,9 @@ public final class Sampler implements AutoCloseable {
             return sampleChecked(c, ctx, index);
         }
         if (greedyOnly) {
-            return argmax(llama_get_logits_ith(ctx, index), vocabulary.size());
+            return biasTokens.length == 0
+                    ? argmax(llama_get_logits_ith(ctx, index), vocabulary.size())
+                    : biasedArgmax(llama_get_logits_ith(ctx, index), vocabulary.size());
         }
         int token = llama_sampler_sample(c, ctx, index);
         if (token < 0 || token >= vocabulary.size()) {
@@ -95,6 +103,30 @@ public final class Sampler implements AutoCloseable {
             }
         }
         return best;
+    }
+
+    /**
+     * Greedy after logit bias, as llama.cpp's logit-bias stage followed by its greedy stage picks:
+     * the biases are added to the logits in place, the argmax is taken, and the logits are put back
+     * as they were (so sampling the same position twice gives the same token).
+     */
+    private int biasedArgmax(MemorySegment logitsPtr, int n) {
+        if (logitsPtr.equals(MemorySegment.NULL)) {
+            throw new LlamaException("llama_get_logits_ith", "no logits: " + LogBridge.takeLastError());
+        }
+        MemorySegment logits = logitsPtr.reinterpret((long) n * Float.BYTES);
+        float[] saved = new float[biasTokens.length];
+        for (int i = 0; i < biasTokens.length; i++) {
+            saved[i] = logits.getAtIndex(ValueLayout.JAVA_FLOAT, biasTokens[i]);
+            logits.setAtIndex(ValueLayout.JAVA_FLOAT, biasTokens[i], saved[i] + biasValues[i]);
+        }
+        try {
+            return argmax(logitsPtr, n);
+        } finally {
+            for (int i = biasTokens.length - 1; i >= 0; i--) {
+                logits.setAtIndex(ValueLayout.JAVA_FLOAT, biasTokens[i], saved[i]);
+            }
+        }
     }
 
     /** What {@code llama_sampler_sample} does (apply the chain, accept the pick), with the pick checked. */
@@ -343,8 +375,18 @@ public final class Sampler implements AutoCloseable {
                 for (MemorySegment s : stages) {
                     llama_sampler_chain_add(chain, s); // the chain owns its stages from here on
                 }
-                boolean greedyOnly = stages.size() == 1 && grammar == null && greedy;
-                return new Sampler(chain, vocabulary, grammar != null, greedyOnly);
+                // Greedy with at most a logit bias before it: argmax in place (see biasedArgmax).
+                boolean greedyOnly = grammar == null && greedy && stages.size() == (logitBias.isEmpty() ? 1 : 2);
+                int[] biasTokens = new int[greedyOnly ? logitBias.size() : 0];
+                float[] biasValues = new float[biasTokens.length];
+                if (greedyOnly) {
+                    int i = 0;
+                    for (Map.Entry<Integer, Float> e : logitBias.entrySet()) {
+                        biasTokens[i] = e.getKey();
+                        biasValues[i++] = e.getValue();
+                    }
+                }
+                return new Sampler(chain, vocabulary, grammar != null, greedyOnly, biasTokens, biasValues);
             }
         }
     }

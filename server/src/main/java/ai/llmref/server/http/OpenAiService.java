@@ -302,16 +302,22 @@ public final class OpenAiService implements HttpService {
 
     private void stream(ServerResponse res, RequestHandle h, CompletionParser.Parsed p, String id, long created, boolean chat,
             long deadline, Finished observed) throws Exception {
-        // The first event decides between an error status and a 200 stream.
-        GenerationEvent first;
-        try {
-            first = next(h, deadline);
-        } catch (RuntimeException | InterruptedException e) {
-            h.cancel();
-            throw e;
-        }
-        if (first instanceof GenerationEvent.Failed f) {
-            throw f.error();
+        // Without a grammar nothing the client sent can fail before the first token, so the 200 and
+        // the headers go out now, while the prompt is decoded: the client has handled them by the
+        // time the first token arrives (llama-server does the same). A grammar is compiled on the
+        // scheduler thread and may be refused there; such a request waits for its first event so
+        // that a refusal is still an HTTP status, not an event inside a 200 stream.
+        GenerationEvent first = null;
+        if (p.request().sampling().grammar() != null) {
+            try {
+                first = next(h, deadline);
+            } catch (RuntimeException | InterruptedException e) {
+                h.cancel();
+                throw e;
+            }
+            if (first instanceof GenerationEvent.Failed f) {
+                throw f.error();
+            }
         }
         res.header(HeaderNames.CONTENT_TYPE, "text/event-stream");
         res.header(HeaderNames.CACHE_CONTROL, "no-cache");
@@ -325,9 +331,19 @@ public final class OpenAiService implements HttpService {
                 delta.put("content", "");
                 ((ObjectNode) c.get("choices").get(0)).putNull("finish_reason");
                 write(out, c);
+            } else if (first == null) {
+                out.flush(); // sends the status line and headers, no body bytes yet
             }
             GenerationEvent e = first;
             while (true) {
+                if (e == null) {
+                    try {
+                        e = next(h, deadline);
+                    } catch (ApiException timeout) {
+                        writeError(out, timeout);
+                        return;
+                    }
+                }
                 switch (e) {
                     case GenerationEvent.Text t -> {
                         if (!t.text().isEmpty()) {
@@ -335,10 +351,7 @@ public final class OpenAiService implements HttpService {
                         }
                     }
                     case GenerationEvent.Failed f -> {
-                        ObjectNode err = json.object();
-                        ApiException api = fromEngine(f.error());
-                        err.putObject("error").put("message", api.getMessage()).put("type", api.type()).put("code", api.code());
-                        write(out, err);
+                        writeError(out, fromEngine(f.error()));
                         return;
                     }
                     case GenerationEvent.Done d -> {
@@ -355,19 +368,19 @@ public final class OpenAiService implements HttpService {
                         return;
                     }
                 }
-                try {
-                    e = next(h, deadline);
-                } catch (ApiException timeout) {
-                    ObjectNode err = json.object();
-                    err.putObject("error").put("message", timeout.getMessage()).put("type", timeout.type()).put("code", timeout.code());
-                    write(out, err);
-                    return;
-                }
+                e = null;
             }
         } finally {
             streamSpan.end();
             h.cancel(); // the client went away (write failed) or we are done: free the slot
         }
+    }
+
+    /** An error inside a 200 event stream: one {@code data:} event with the OpenAI error envelope. */
+    private void writeError(OutputStream out, ApiException api) {
+        ObjectNode err = json.object();
+        err.putObject("error").put("message", api.getMessage()).put("type", api.type()).put("code", api.code());
+        write(out, err);
     }
 
     private ObjectNode textChunk(String id, long created, String model, String object, boolean chat, String text, String finish) {

@@ -8,16 +8,21 @@
 #
 #   native/build.sh [--variant cpu|cuda] [--cuda-arch "80;86;89;90"] [--cpu-variants host|all]
 #                   [--tools] [--out DIR | --out-root DIR] [--info FILE] [--source-only]
+#                   [--pack-source FILE]
 #
 #   --out DIR       publish the libraries (one file each, no symlinks) into DIR
 #   --out-root DIR  the same into DIR/linux-<arch>/<variant> (the layout of the native jar)
 #   --info FILE     write where the source, libraries, headers and tools are (properties)
 #   --tools         also build the native reference tools (llama-bench, llama-server ...)
+#   --pack-source F write the part of the verified tree a build needs, with a manifest of the whole
+#                   tree, to F (.tar.xz, a few MB) for LLAMA_CPP_SUBSET on a machine without network
 #
 # Environment:
 #   LLAMA_CPP_DIR      build from this checkout of the pinned tree (verified, never modified)
 #   LLAMA_CPP_NPM_TGZ  use this node-llama-cpp tarball instead of `npm pack` (verified the same)
 #   LLAMA_CPP_BUNDLE   use this git bundle of the pinned tree (verified by tree hash)
+#   LLAMA_CPP_SUBSET   use this --pack-source archive (its manifest must hash to the pinned tree and
+#                      every file in it must match the manifest; needs python3)
 #   AIREF_CACHE_DIR    cache root (default: ${XDG_CACHE_HOME:-~/.cache}/ai-llm-reference-app)
 #   NATIVE_JOBS        parallel compile jobs (default: nproc)
 #   CUDA_HOME          CUDA toolkit root for --variant cuda (default: /usr/local/cuda)
@@ -45,6 +50,7 @@ out=""
 out_root=""
 info=""
 source_only=0
+pack_source=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --variant) variant=$2; shift 2 ;;
@@ -57,6 +63,7 @@ while [ $# -gt 0 ]; do
     --out-root) out_root=$2; shift 2 ;;
     --info) info=$2; shift 2 ;;
     --source-only) source_only=1; shift ;;
+    --pack-source) pack_source=$2; source_only=1; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -169,6 +176,56 @@ source_from_npm() {
   source_from_bundle "$dl/$PIN_BUNDLE"
 }
 
+# The parts of the tree a build (libraries, tools, bench scripts) does not read: documentation,
+# media, CI files, the web UI's sources, tests, and every model file but the 128k vocabulary that
+# the real-shape benchmark models are made with.
+SUBSET_EXCLUDES=(docs media .github .devops benches tools/ui/src tools/ui/tests tools/ui/static tests models)
+SUBSET_KEEP=(models/ggml-vocab-llama-bpe.gguf)
+SUBSET_MANIFEST=.llmref-source-manifest
+
+# Writes the --pack-source archive of the verified tree $src to $1.
+pack_subset() {
+  local dest=$1 tmp ex=() p
+  tmp=$(mktemp -d)
+  cleanup_paths+=("$tmp")
+  local g="$tmp/git"
+  git init -q --bare "$g"
+  GIT_DIR="$g" GIT_WORK_TREE="$src" git add -A -f .
+  [ "$(GIT_DIR="$g" git write-tree)" = "$PIN_TREE" ] || die "the source at $src is not the pinned tree"
+  GIT_DIR="$g" git ls-tree -r -t --full-tree "$PIN_TREE" >"$tmp/$SUBSET_MANIFEST"
+  for p in "${SUBSET_EXCLUDES[@]}"; do ex+=(--exclude="./$p"); done
+  mkdir "$tmp/tree"
+  (cd "$src" && tar -cf - --exclude=./.git "${ex[@]}" .) | tar -xf - -C "$tmp/tree"
+  (cd "$src" && cp --parents -p "${SUBSET_KEEP[@]}" "$tmp/tree/")
+  cp "$tmp/$SUBSET_MANIFEST" "$tmp/tree/"
+  python3 "$here/verify-source-subset.py" "$tmp/tree" "$tmp/tree/$SUBSET_MANIFEST" "$PIN_TREE" >&2
+  mkdir -p "$(dirname "$dest")"
+  tar -C "$tmp/tree" --sort=name --owner=0 --group=0 --numeric-owner -cf - . | xz -T0 -6 >"$dest.tmp"
+  mv "$dest.tmp" "$dest"
+  log "wrote $dest ($(du -h "$dest" | cut -f1)): the build's part of tree $PIN_TREE with its manifest"
+}
+
+# Unpacks a --pack-source archive into the cache after verifying it (or re-verifies the cached one). Sets src.
+source_from_subset() {
+  local archive=${1:-} dest="$cache/src/$PIN_TREE.subset"
+  command -v python3 >/dev/null || die "LLAMA_CPP_SUBSET needs python3 to verify the archive"
+  if [ ! -d "$dest" ]; then
+    [ -f "$archive" ] || die "LLAMA_CPP_SUBSET=$archive is not a file"
+    local tmp="$dest.tmp.$$"
+    cleanup_paths+=("$tmp")
+    mkdir -p "$tmp"
+    tar -xJf "$archive" -C "$tmp" 2>/dev/null || die "$archive is not a readable .tar.xz"
+    [ -f "$tmp/$SUBSET_MANIFEST" ] || die "$archive has no $SUBSET_MANIFEST (make it with native/build.sh --pack-source)"
+    python3 "$here/verify-source-subset.py" "$tmp" "$tmp/$SUBSET_MANIFEST" "$PIN_TREE" >&2 \
+      || die "$archive is not a part of the pinned llama.cpp tree $PIN_TREE"
+    mv "$tmp" "$dest"
+  else
+    python3 "$here/verify-source-subset.py" "$dest" "$dest/$SUBSET_MANIFEST" "$PIN_TREE" >/dev/null \
+      || die "cached source $dest is no longer a part of the pinned tree (delete it)"
+  fi
+  src=$dest
+}
+
 # Sets src to the verified source tree.
 ensure_source() {
   local tree
@@ -182,6 +239,8 @@ ensure_source() {
     tree=$(tree_of_dir "$cache/src/$PIN_TREE")
     expect_tree "$tree" "cached source $cache/src/$PIN_TREE"
     src=$cache/src/$PIN_TREE
+  elif [ -n "${LLAMA_CPP_SUBSET:-}" ] || [ -d "$cache/src/$PIN_TREE.subset" ]; then
+    source_from_subset "${LLAMA_CPP_SUBSET:-}"
   elif [ -n "${LLAMA_CPP_BUNDLE:-}" ]; then
     source_from_bundle "$LLAMA_CPP_BUNDLE"
   else
@@ -192,6 +251,9 @@ ensure_source() {
 # Sets src; runs in this shell (not a subshell) so that a refusal cleans up what it started.
 ensure_source
 log "llama.cpp source verified: tree $PIN_TREE at $src"
+if [ -n "$pack_source" ]; then
+  pack_subset "$pack_source"
+fi
 if [ "$source_only" = 1 ]; then
   [ -z "$info" ] || printf 'llama.cpp.dir=%s\nllama.cpp.tree=%s\n' "$src" "$PIN_TREE" > "$info"
   exit 0

@@ -3,12 +3,13 @@
  * ai.llmref.llama.Generation.greedy, written directly against llama.h, so the Java bindings can be
  * compared token for token with plain C.
  *
- * Usage: greedy_ref MODEL PROMPT N_PREDICT [BACKEND_DIR]
+ * Usage: greedy_ref MODEL PROMPT N_PREDICT [BACKEND_DIR [N_GPU_LAYERS]]
  *   BACKEND_DIR (else $LLAMA_NATIVE_DIR) holds the ggml backend plugins (libggml-cpu*.so ...).
+ *   N_GPU_LAYERS (default 0) as TestModels.params() (the test.gpu-layers property of a GPU run).
  * Prints the generated token ids on one line, space-separated. Exit status 0 on success.
  *
  * The settings mirror TestModels.small(1) over ContextParams.defaults() and
- * ModelParams.defaults().withGpuLayers(0): CPU only, mmap, n_ctx 256, n_batch = n_ubatch = 256,
+ * TestModels.params(): N_GPU_LAYERS layers offloaded (0: CPU only), mmap, n_ctx 256, n_batch = n_ubatch = 256,
  * one sequence, 2 threads for both phases, flash attention AUTO, F16 K/V cache.
  */
 #include <stdio.h>
@@ -48,14 +49,15 @@ static void put(struct llama_batch *batch, llama_token token, llama_pos pos, int
 }
 
 int main(int argc, char **argv) {
-    if (argc < 4 || argc > 5) {
-        fprintf(stderr, "usage: %s MODEL PROMPT N_PREDICT [BACKEND_DIR]\n", argv[0]);
+    if (argc < 4 || argc > 6) {
+        fprintf(stderr, "usage: %s MODEL PROMPT N_PREDICT [BACKEND_DIR [N_GPU_LAYERS]]\n", argv[0]);
         return 2;
     }
     const char *model_path = argv[1];
     const char *prompt = argv[2];
     int n_predict = atoi(argv[3]);
-    const char *backend_dir = argc == 5 ? argv[4] : getenv("LLAMA_NATIVE_DIR");
+    const char *backend_dir = argc >= 5 ? argv[4] : getenv("LLAMA_NATIVE_DIR");
+    int n_gpu_layers = argc >= 6 ? atoi(argv[5]) : 0;
     if (n_predict < 1) {
         return fail("N_PREDICT must be >= 1");
     }
@@ -72,7 +74,7 @@ int main(int argc, char **argv) {
     }
 
     struct llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = 0;
+    mp.n_gpu_layers = n_gpu_layers;
     mp.main_gpu = 0;
     mp.split_mode = LLAMA_SPLIT_MODE_LAYER;
     mp.load_mode = LLAMA_LOAD_MODE_MMAP;

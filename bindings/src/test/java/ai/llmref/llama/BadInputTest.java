@@ -29,7 +29,7 @@ class BadInputTest {
 
     @BeforeAll
     static void load() {
-        model = LlamaModel.load(TestModels.stories(), ModelParams.defaults().withGpuLayers(0));
+        model = LlamaModel.load(TestModels.stories(), TestModels.params());
         ctx = model.newContext(TestModels.small(2));
         batch = ctx.newBatch(16);
     }
@@ -217,7 +217,7 @@ class BadInputTest {
 
     @Test
     void useAfterCloseThrowsAndCloseIsIdempotent() throws Exception {
-        LlamaModel m = LlamaModel.load(TestModels.stories(), ModelParams.defaults().withGpuLayers(0));
+        LlamaModel m = LlamaModel.load(TestModels.stories(), TestModels.params());
         Vocabulary v = m.vocabulary();
         LlamaContext c = m.newContext(TestModels.small(1));
         Batch b = c.newBatch(4);

@@ -20,7 +20,7 @@ class BatchInvarianceTest {
 
     @BeforeAll
     static void load() {
-        model = LlamaModel.load(TestModels.stories(), ModelParams.defaults().withGpuLayers(0));
+        model = LlamaModel.load(TestModels.stories(), TestModels.params());
     }
 
     @AfterAll

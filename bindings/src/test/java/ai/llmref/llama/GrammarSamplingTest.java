@@ -15,7 +15,7 @@ class GrammarSamplingTest {
 
     @BeforeAll
     static void load() {
-        model = LlamaModel.load(TestModels.stories(), ModelParams.defaults().withGpuLayers(0));
+        model = LlamaModel.load(TestModels.stories(), TestModels.params());
     }
 
     @AfterAll

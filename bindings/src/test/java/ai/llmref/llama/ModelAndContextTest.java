@@ -16,7 +16,7 @@ class ModelAndContextTest {
 
     @BeforeAll
     static void load() {
-        model = LlamaModel.load(TestModels.stories(), ModelParams.defaults().withGpuLayers(0));
+        model = LlamaModel.load(TestModels.stories(), TestModels.params());
     }
 
     @AfterAll
@@ -71,18 +71,18 @@ class ModelAndContextTest {
     @Test
     void loadProgressIsReportedAndCanCancel() {
         List<Float> seen = new ArrayList<>();
-        try (LlamaModel m = LlamaModel.load(TestModels.stories(), ModelParams.defaults().withGpuLayers(0)
+        try (LlamaModel m = LlamaModel.load(TestModels.stories(), TestModels.params()
                 .withLoadMode(ModelParams.LoadMode.NONE).withProgress(f -> seen.add(f)))) {
             assertThat(m.info().layerCount()).isEqualTo(5);
         }
         assertThat(seen).isNotEmpty().isSorted();
         assertThat(seen.getLast()).isEqualTo(1.0f);
         AtomicInteger calls = new AtomicInteger();
-        assertThatThrownBy(() -> LlamaModel.load(TestModels.stories(), ModelParams.defaults().withGpuLayers(0)
+        assertThatThrownBy(() -> LlamaModel.load(TestModels.stories(), TestModels.params()
                 .withLoadMode(ModelParams.LoadMode.NONE).withProgress(f -> calls.incrementAndGet() < 1)))
                 .isInstanceOf(ModelLoadException.class).hasMessageContaining("cancelled");
         // a listener that throws cancels too, instead of crossing into C
-        assertThatThrownBy(() -> LlamaModel.load(TestModels.stories(), ModelParams.defaults().withGpuLayers(0)
+        assertThatThrownBy(() -> LlamaModel.load(TestModels.stories(), TestModels.params()
                 .withLoadMode(ModelParams.LoadMode.NONE).withProgress(f -> {
                     throw new IllegalStateException("boom");
                 }))).isInstanceOf(ModelLoadException.class);

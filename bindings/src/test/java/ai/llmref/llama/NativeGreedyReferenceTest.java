@@ -51,7 +51,7 @@ class NativeGreedyReferenceTest {
         Output gcc = run(List.of("gcc", "-O2", "-std=c11", "-Wall", "-Wextra", "-I" + include, source.toString(),
                 "-L" + libDir, "-lllama", "-lggml", "-lggml-base", "-Wl,-rpath," + libDir, "-o", binary.toString()));
         assertThat(gcc.exitCode()).as("gcc failed:\n%s%s", gcc.stdout(), gcc.stderr()).isZero();
-        model = LlamaModel.load(TestModels.stories(), ModelParams.defaults().withGpuLayers(0));
+        model = LlamaModel.load(TestModels.stories(), TestModels.params());
     }
 
     @AfterAll
@@ -67,8 +67,8 @@ class NativeGreedyReferenceTest {
         ContextParams p = TestModels.small(1);
         assertThat(p).isEqualTo(new ContextParams(256, 256, 256, 1, 2, 2, ContextParams.FlashAttention.AUTO,
                 ContextParams.KvCacheType.F16, ContextParams.KvCacheType.F16, false, ContextParams.Pooling.UNSPECIFIED, false));
-        ModelParams m = ModelParams.defaults().withGpuLayers(0);
-        assertThat(m).isEqualTo(new ModelParams(0, 0, ModelParams.SplitMode.LAYER, ModelParams.LoadMode.MMAP, false, null));
+        ModelParams m = TestModels.params();
+        assertThat(m).isEqualTo(new ModelParams(TestModels.gpuLayers(), 0, ModelParams.SplitMode.LAYER, ModelParams.LoadMode.MMAP, false, null));
     }
 
     // ASCII only: the prompt reaches the C program as a command-line argument, whose encoding
@@ -99,7 +99,7 @@ class NativeGreedyReferenceTest {
 
     private static int[] nativeGreedy(String prompt) throws Exception {
         Output out = run(List.of(binary.toString(), TestModels.stories().toString(), prompt, Integer.toString(N_PREDICT),
-                libDir.toString()));
+                libDir.toString(), Integer.toString(TestModels.gpuLayers())));
         assertThat(out.exitCode()).as("greedy_ref failed for %s:%n%s", prompt, out.stderr()).isZero();
         String line = out.stdout().strip();
         return line.isEmpty() ? new int[0] : Arrays.stream(line.split(" ")).mapToInt(Integer::parseInt).toArray();

@@ -46,7 +46,7 @@ class ResourceHygieneTest {
 
     private static void cycle(int times) {
         for (int i = 0; i < times; i++) {
-            try (LlamaModel m = LlamaModel.load(TestModels.stories(), ModelParams.defaults().withGpuLayers(0))) {
+            try (LlamaModel m = LlamaModel.load(TestModels.stories(), TestModels.params())) {
                 try (LlamaContext c = m.newContext(TestModels.small(1)); Batch b = c.newBatch(8);
                         Sampler s = Sampler.builder(m.vocabulary()).topK(40).temperature(0.8f).seed(i).build()) {
                     int[] prompt = m.vocabulary().tokenize("Once upon a time", true, false);

@@ -12,7 +12,7 @@ class SamplerTest {
 
     @BeforeAll
     static void load() {
-        model = LlamaModel.load(TestModels.stories(), ModelParams.defaults().withGpuLayers(0));
+        model = LlamaModel.load(TestModels.stories(), TestModels.params());
     }
 
     @AfterAll

@@ -14,7 +14,7 @@ class StreamingDetokenizerTest {
 
     @BeforeAll
     static void load() {
-        model = LlamaModel.load(TestModels.stories(), ModelParams.defaults().withGpuLayers(0));
+        model = LlamaModel.load(TestModels.stories(), TestModels.params());
     }
 
     @AfterAll

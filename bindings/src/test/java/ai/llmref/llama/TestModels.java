@@ -41,6 +41,19 @@ final class TestModels {
         return Path.of(nativeBuild().getProperty("llama.cpp.dir"));
     }
 
+    /**
+     * Layers to offload in the native integration tests: 0 (CPU) unless the system property
+     * {@code test.gpu-layers} says otherwise (scripts/gpu-verify.sh runs them with every layer on the GPU).
+     */
+    static int gpuLayers() {
+        return Integer.getInteger("test.gpu-layers", 0);
+    }
+
+    /** The model parameters of the native integration tests. */
+    static ModelParams params() {
+        return ModelParams.defaults().withGpuLayers(gpuLayers());
+    }
+
     /** A context small enough for stories260K, on the calling thread. */
     static ContextParams small(int sequences) {
         return ContextParams.defaults().withContextSize(256 * sequences).withBatch(256, 256).withSequences(sequences)

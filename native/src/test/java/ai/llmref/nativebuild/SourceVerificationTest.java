@@ -147,6 +147,54 @@ class SourceVerificationTest {
     }
 
     @Test
+    void sourceSubsetIsCheckedFileByFileAgainstAManifestOfThePinnedTree() throws Exception {
+        Result ok = build(Map.of("LLAMA_CPP_SUBSET", subset(tmp.resolve("ok"), dir -> {}).toString()), "--source-only");
+        assertThat(ok.exit).as(ok.stderr).isZero();
+        assertThat(ok.stderr).contains("all identical; tree " + pin.getProperty("llama.cpp.tree"))
+                .contains("llama.cpp source verified");
+    }
+
+    @Test
+    void sourceSubsetWithAChangedFileIsRefused() throws Exception {
+        Path archive = subset(tmp.resolve("changed"), dir -> Files.writeString(dir.resolve("include/llama.h"), "\n",
+                StandardOpenOption.APPEND));
+        Result r = build(Map.of("LLAMA_CPP_SUBSET", archive.toString()), "--source-only");
+        assertThat(r.exit).isNotZero();
+        assertThat(r.stderr).contains("include/llama.h: content differs from the pinned tree")
+                .contains("is not a part of the pinned llama.cpp tree");
+        assertCacheHoldsNothing();
+    }
+
+    @Test
+    void sourceSubsetWithAnExtraFileIsRefused() throws Exception {
+        Path archive = subset(tmp.resolve("extra"), dir -> Files.writeString(dir.resolve("src/extra.cpp"), "int x;\n"));
+        Result r = build(Map.of("LLAMA_CPP_SUBSET", archive.toString()), "--source-only");
+        assertThat(r.exit).isNotZero();
+        assertThat(r.stderr).contains("src/extra.cpp: not a file of the pinned tree");
+        assertCacheHoldsNothing();
+    }
+
+    @Test
+    void sourceSubsetWhoseManifestDescribesAnotherTreeIsRefused() throws Exception {
+        // Change a file and its manifest entry together: only the manifest's tree hash can tell.
+        Path archive = subset(tmp.resolve("forged"), dir -> {
+            Path header = dir.resolve("include/llama.h");
+            Files.writeString(header, "// forged\n", StandardOpenOption.APPEND);
+            String blob = run(List.of("git", "hash-object", header.toString()), Map.of()).strip();
+            Path manifest = dir.resolve(".llmref-source-manifest");
+            List<String> lines = new ArrayList<>();
+            for (String line : Files.readAllLines(manifest)) {
+                lines.add(line.endsWith("\tinclude/llama.h") ? line.replaceFirst("blob [0-9a-f]{40}", "blob " + blob) : line);
+            }
+            Files.write(manifest, lines);
+        });
+        Result r = build(Map.of("LLAMA_CPP_SUBSET", archive.toString()), "--source-only");
+        assertThat(r.exit).isNotZero();
+        assertThat(r.stderr).containsPattern("the manifest (describes git tree [0-9a-f]{40}, not the pinned tree|is inconsistent)");
+        assertCacheHoldsNothing();
+    }
+
+    @Test
     void invalidOptionsAreRefusedBeforeAnyWork() throws Exception {
         assertThat(build(Map.of(), "--variant", "rocm").stderr).contains("--variant must be cpu or cuda, got 'rocm'");
         assertThat(build(Map.of(), "--cuda-arch", "sm_90").stderr)
@@ -247,6 +295,21 @@ class SourceVerificationTest {
         run(List.of("git", "-C", repo.toString(), "-c", "user.name=t", "-c", "user.email=t@t",
                 "commit", "-q", "-m", "other"), Map.of());
         return repo;
+    }
+
+    interface DirChange {
+        void apply(Path dir) throws Exception;
+    }
+
+    /** A --pack-source style archive with a few files of the pinned tree and its manifest, changed by {@code change}. */
+    private Path subset(Path dir, DirChange change) throws Exception {
+        Files.createDirectories(dir);
+        run(List.of("bash", "-c", "git -C '" + pinnedSource + "' archive HEAD include src/llama.cpp CMakeLists.txt | tar -x -C '" + dir + "'"
+                + " && git -C '" + pinnedSource + "' ls-tree -r -t --full-tree HEAD > '" + dir.resolve(".llmref-source-manifest") + "'"), Map.of());
+        change.apply(dir);
+        Path archive = tmp.resolve(dir.getFileName() + ".tar.xz");
+        run(List.of("tar", "-cJf", archive.toString(), "-C", dir.toString(), "."), Map.of());
+        return archive;
     }
 
     private Path sharedClone() throws Exception {

@@ -28,7 +28,7 @@ class CompletionsTest {
 
     @BeforeAll
     static void start() throws Exception {
-        try (LlamaModel m = LlamaModel.load(TestServer.model(), ModelParams.defaults().withGpuLayers(0))) {
+        try (LlamaModel m = LlamaModel.load(TestServer.model(), ModelParams.defaults().withGpuLayers(TestServer.gpuLayers()))) {
             ContextParams p = ContextParams.defaults().withContextSize(TestServer.SLOT_CONTEXT).withBatch(256, 256).withThreads(2, 2);
             reference = m.vocabulary().detokenize(Generation.greedy(m, p, PROMPT, 48), false, false);
         }

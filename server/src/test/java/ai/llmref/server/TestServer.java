@@ -32,6 +32,11 @@ final class TestServer implements AutoCloseable {
         return p;
     }
 
+    /** Layers on the GPU: 0 in CI; scripts/gpu-verify.sh sets test.gpu-layers to offload them all. */
+    static int gpuLayers() {
+        return Integer.getInteger("test.gpu-layers", 0);
+    }
+
     /** Default test settings: 4 slots of 256 positions, 2 threads; {@code extra} overrides any key. */
     static TestServer start(Map<String, String> extra) throws InterruptedException {
         return start(extra, null);
@@ -49,6 +54,7 @@ final class TestServer implements AutoCloseable {
         cfg.put("engine.batch-size", "256");
         cfg.put("engine.threads", "2");
         cfg.put("engine.threads-batch", "2");
+        cfg.put("model.gpu-layers", Integer.toString(gpuLayers()));
         cfg.putAll(extra);
         ServerConfig config = ServerConfig.from(ServerConfig.load(null, cfg));
         Server s = tracing == null ? Server.start(config) : Server.start(config, tracing);

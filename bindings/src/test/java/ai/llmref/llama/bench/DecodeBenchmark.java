@@ -83,14 +83,15 @@ public final class DecodeBenchmark {
 
     static final String USAGE = """
             usage: DecodeBenchmark -m MODEL [-p 512] [-n 128] [-t THREADS] [-b 2048] [-ub 512] [-fa auto|on|off]
-                                   [-r 5] [--jit-model STORIES260K] [--jit-decodes 10000] [--sample-calls 2000 (0: skip)]
+                                   [-ngl 0] [-r 5] [--jit-model STORIES260K] [--jit-decodes 10000] [--sample-calls 2000 (0: skip)]
                                    [--no-raw] [--no-sampled] [--threadpool] [--profile] [--jsonl FILE] [--label NAME]
             Defaults are llama-bench's (threads: all available processors).""";
 
     /** The command line. */
     record Options(Path model, Path jitModel, int nPrompt, int nGen, int threads, int nBatch, int nUbatch,
                    ContextParams.FlashAttention flashAttention, int reps, int jitDecodes, int sampleCalls,
-                   boolean raw, boolean sampled, boolean threadpool, boolean profile, Path jsonl, String label) {
+                   boolean raw, boolean sampled, boolean threadpool, boolean profile, Path jsonl, String label,
+                   int gpuLayers) {
 
         static Options parse(String[] args) {
             Map<String, String> a = new HashMap<>();
@@ -117,13 +118,14 @@ public final class DecodeBenchmark {
                     intArg(a, "--jit-decodes", 10_000), intArg(a, "--sample-calls", 2_000),
                     a.remove("--no-raw") == null, a.remove("--no-sampled") == null, a.remove("--threadpool") != null,
                     a.remove("--profile") != null,
-                    jsonl == null ? null : Path.of(jsonl), label == null ? Path.of(model).getFileName().toString() : label);
+                    jsonl == null ? null : Path.of(jsonl), label == null ? Path.of(model).getFileName().toString() : label,
+                    intArg(a, "-ngl", 0));
             if (!a.isEmpty()) {
                 throw new IllegalArgumentException("unknown options " + a.keySet());
             }
             if (o.nPrompt < 0 || o.nGen < 0 || o.reps < 1 || o.threads < 1 || o.nBatch < 1 || o.nUbatch < 1
-                    || o.sampleCalls < 0) {
-                throw new IllegalArgumentException("-p, -n and --sample-calls must be >= 0; -r, -t, -b, -ub >= 1");
+                    || o.sampleCalls < 0 || o.gpuLayers < -1) {
+                throw new IllegalArgumentException("-p, -n and --sample-calls must be >= 0; -r, -t, -b, -ub >= 1; -ngl >= -1");
             }
             return o;
         }
@@ -235,7 +237,7 @@ public final class DecodeBenchmark {
                 (System.nanoTime() - w0) / 1e9);
 
         List<Result> results = new ArrayList<>();
-        try (LlamaModel model = LlamaModel.load(options.model, modelParams());
+        try (LlamaModel model = LlamaModel.load(options.model, modelParams(options.gpuLayers));
                 RawModel raw = options.raw ? RawModel.of(model) : null) {
             if (options.nPrompt > 0) {
                 results.addAll(interleaved("pp", options.nPrompt, options.reps, promptVariants(model, raw, options.nPrompt)));
@@ -253,9 +255,9 @@ public final class DecodeBenchmark {
         report(out, results);
     }
 
-    private static ModelParams modelParams() {
-        // llama-bench: llama_model_default_params() (load mode AUTO); -ngl 0 on the command line.
-        return ModelParams.defaults().withGpuLayers(0).withLoadMode(ModelParams.LoadMode.AUTO);
+    private static ModelParams modelParams(int gpuLayers) {
+        // llama-bench: llama_model_default_params() (load mode AUTO); -ngl as on its command line.
+        return ModelParams.defaults().withGpuLayers(gpuLayers).withLoadMode(ModelParams.LoadMode.AUTO);
     }
 
     // --- JIT warm-up -----------------------------------------------------------------------------
@@ -267,7 +269,7 @@ public final class DecodeBenchmark {
      */
     private int jitWarmup() {
         int decodes = 0;
-        try (LlamaModel model = LlamaModel.load(options.jitModel, modelParams());
+        try (LlamaModel model = LlamaModel.load(options.jitModel, modelParams(options.gpuLayers));
                 RawModel raw = options.raw ? RawModel.of(model) : null) {
             int gen = 64;
             int prompt = 64;

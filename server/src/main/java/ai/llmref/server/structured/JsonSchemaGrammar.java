@@ -101,6 +101,21 @@ public final class JsonSchemaGrammar {
         return sb.toString();
     }
 
+    /**
+     * The rules of a schema for embedding in a larger grammar: the rule named {@code name} matches
+     * the schema's documents; the others are its sub-rules (prefixed with {@code name}) and the
+     * shared primitives ({@code space}, {@code string}, ...), which are the same in every schema.
+     */
+    public static Map<String, String> rules(JsonNode schema, String name) {
+        JsonSchemaGrammar c = new JsonSchemaGrammar(schema);
+        c.rules.put("space", PRIMITIVES.get("space"));
+        String top = c.visit(schema, name, "");
+        if (!top.equals(name)) {
+            c.rules.put(name, top);
+        }
+        return c.rules;
+    }
+
     // --- visiting ------------------------------------------------------------------------------
 
     /** Adds the rule(s) for a schema and returns the name of the rule that matches it. */

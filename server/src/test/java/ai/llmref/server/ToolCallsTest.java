@@ -161,6 +161,31 @@ class ToolCallsTest {
         }
 
         @Test
+        void autoStreamingSendsTheSameReplyAsNonStreaming() throws Exception {
+            ObjectNode b = request("auto");
+            JsonNode whole = post(b).get("choices").get(0);
+            b.put("stream", true);
+            HttpResponse<String> r = server.post("/v1/chat/completions", b.toString());
+            StringBuilder content = new StringBuilder();
+            int calls = 0;
+            String finish = null;
+            for (String line : r.body().split("\n")) {
+                if (line.startsWith("data: {")) {
+                    JsonNode ch = MAPPER.readTree(line.substring(6)).get("choices").get(0);
+                    if (ch.get("delta").hasNonNull("content")) {
+                        content.append(ch.get("delta").get("content").asText());
+                    }
+                    calls += ch.get("delta").has("tool_calls") ? 1 : 0;
+                    finish = ch.get("finish_reason").isNull() ? finish : ch.get("finish_reason").asText();
+                }
+            }
+            JsonNode msg = whole.get("message");
+            assertThat(content.toString()).isEqualTo(msg.get("content").isNull() ? "" : msg.get("content").asText());
+            assertThat(calls).isEqualTo(msg.has("tool_calls") ? msg.get("tool_calls").size() : 0);
+            assertThat(finish).isEqualTo(whole.get("finish_reason").asText());
+        }
+
+        @Test
         void aToolRoundTripRendersTheCallAndItsResult() throws Exception {
             JsonNode first = post(request("required"));
             JsonNode call = first.get("choices").get(0).get("message").get("tool_calls").get(0);

@@ -9,6 +9,7 @@ import ai.llmref.server.observe.AccessLog;
 import ai.llmref.server.observe.ServerMetrics;
 import ai.llmref.server.observe.Tracing;
 import ai.llmref.server.structured.ToolCalls;
+import ai.llmref.server.structured.ToolStream;
 import io.opentelemetry.api.trace.Span;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -324,7 +325,7 @@ public final class OpenAiService implements HttpService {
         String object = chat ? "chat.completion.chunk" : "text_completion";
         Span streamSpan = observed.streamSpan();
         StringBuilder streamed = new StringBuilder();
-        StringBuilder held = new StringBuilder();
+        ToolStream tools = new ToolStream(p.contract().format(), p.contract().callForced());
         try (OutputStream out = res.outputStream()) {
             if (chat) {
                 ObjectNode c = chunk(id, created, p.model(), object);
@@ -339,7 +340,10 @@ public final class OpenAiService implements HttpService {
                 switch (e) {
                     case GenerationEvent.Text t -> {
                         if (p.contract().toolsActive()) {
-                            held.append(t.text()); // a reply with tools is sent once parsed (content, then tool_calls)
+                            String content = tools.push(t.text()); // text that may begin a tool call waits for the end
+                            if (!content.isEmpty()) {
+                                write(out, textChunk(id, created, p.model(), object, chat, content, null));
+                            }
                         } else if (!t.text().isEmpty()) {
                             streamed.append(t.text());
                             write(out, textChunk(id, created, p.model(), object, chat, t.text(), null));
@@ -356,7 +360,7 @@ public final class OpenAiService implements HttpService {
                         observed.record(d);
                         Reply r;
                         try {
-                            r = reply(p.contract(), p.contract().toolsActive() ? held.toString() : streamed.toString(), d);
+                            r = reply(p.contract(), p.contract().toolsActive() ? tools.text() : streamed.toString(), d);
                         } catch (ApiException invalid) {
                             ObjectNode err = json.object();
                             err.putObject("error").put("message", invalid.getMessage()).put("type", invalid.type()).put("code", invalid.code());
@@ -364,8 +368,10 @@ public final class OpenAiService implements HttpService {
                             return;
                         }
                         if (p.contract().toolsActive()) {
-                            if (r.content() != null && !r.content().isEmpty()) {
-                                write(out, textChunk(id, created, p.model(), object, chat, r.content(), null));
+                            String content = r.content() == null ? "" : r.content();
+                            String rest = content.substring(Math.min(tools.released(), content.length()));
+                            if (!rest.isEmpty()) {
+                                write(out, textChunk(id, created, p.model(), object, chat, rest, null));
                             }
                             for (int i = 0; i < r.calls().size(); i++) {
                                 write(out, toolCallChunk(id, created, p.model(), object, i, r.calls().get(i)));

@@ -145,8 +145,8 @@ public final class ToolCalls {
                     }
                     at = next;
                 }
-                String content = text.substring(0, first).strip();
-                return new Reply(content.isEmpty() ? null : content, List.copyOf(calls));
+                String content = text.substring(0, first).stripTrailing();
+                return new Reply(content.isBlank() ? null : content, List.copyOf(calls));
             }
             case LLAMA3_JSON -> {
                 String t = text.strip();

@@ -193,10 +193,29 @@ class StructuredOutputTest {
         assertThat(server.get("/v1/models").statusCode()).isEqualTo(200); // still serving
     }
 
+    /**
+     * The fail-closed path, with real components: oneOf is generated as anyOf, so under
+     * {"oneOf":[{"const":7},{"const":7}]} the only document the grammar admits, 7, matches both
+     * alternatives and fails the output check: a 500 (the stream gets an error event instead of
+     * its finish chunk), logged and counted; the server keeps serving.
+     */
     @Test
-    void invalidOutputCounterIsExportedAndZero() throws Exception {
-        String metrics = server.getAdmin("/metrics").body();
-        assertThat(metrics).contains("# TYPE llmref_structured_output_invalid_total counter");
-        assertThat(metrics).doesNotContain("llmref_structured_output_invalid_total{");
+    void anOutputThatFailsItsCheckIsA500AndCounted() throws Exception {
+        String metric = "llmref_structured_output_invalid_total{check=\"json_schema\"}";
+        String before = server.getAdmin("/metrics").body();
+        assertThat(before).contains("# TYPE llmref_structured_output_invalid_total counter").doesNotContain(metric);
+        JsonNode schema = MAPPER.readTree("{\"oneOf\":[{\"const\":7},{\"const\":7}]}");
+        HttpResponse<String> r = server.post("/v1/chat/completions", chat(schema, 1).toString());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(500);
+        JsonNode err = MAPPER.readTree(r.body()).get("error");
+        assertThat(err.get("code").asText()).isEqualTo("structured_output_invalid");
+        assertThat(err.get("type").asText()).isEqualTo("server_error");
+        ObjectNode b = chat(schema, 1);
+        b.put("stream", true);
+        HttpResponse<String> s = server.post("/v1/chat/completions", b.toString());
+        assertThat(s.statusCode()).isEqualTo(200);
+        assertThat(s.body()).contains("\"code\":\"structured_output_invalid\"").doesNotContain("\"finish_reason\":\"stop\"");
+        assertThat(server.getAdmin("/metrics").body()).contains(metric + " 2");
+        assertThat(server.post("/v1/chat/completions", chat(MAPPER.readTree("{\"const\":7}"), 1).toString()).statusCode()).isEqualTo(200);
     }
 }

@@ -29,6 +29,7 @@ import org.junit.jupiter.api.Test;
  * round trip (forced call, the client parses the arguments into a record, the tool's answer goes
  * back in a tool message) against a server rendering the Qwen 2.5 tool template.
  */
+@SuppressWarnings("deprecation") // seed(): still sent and honoured by this server, which makes the tests reproducible
 class OpenAiStructuredClientTest {
     static TestServer server;
     static OpenAIClient client;
@@ -75,7 +76,7 @@ class OpenAiStructuredClientTest {
                  "tags":{"type":"array","items":{"enum":["brave","kind","small"]},"maxItems":2}},"required":["name","age","tags"],
                  "additionalProperties":false}""";
         ResponseFormatJsonSchema.JsonSchema.Schema.Builder schema = ResponseFormatJsonSchema.JsonSchema.Schema.builder();
-        SchemaCorpus.MAPPER.readTree(schemaText).fields().forEachRemaining(e ->
+        SchemaCorpus.MAPPER.readTree(schemaText).properties().forEach(e ->
                 schema.putAdditionalProperty(e.getKey(), JsonValue.from(SchemaCorpus.MAPPER.convertValue(e.getValue(), Object.class))));
         ChatCompletion c = client.chat().completions().create(ChatCompletionCreateParams.builder()
                 .model("stories260K").addUserMessage("Describe a character.")

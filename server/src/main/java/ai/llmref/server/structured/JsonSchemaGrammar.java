@@ -8,7 +8,6 @@ import java.math.RoundingMode;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -271,9 +270,7 @@ public final class JsonSchemaGrammar {
         List<String> optionalKv = new ArrayList<>();
         List<String> declared = new ArrayList<>();
         if (props != null) {
-            Iterator<Map.Entry<String, JsonNode>> it = props.fields();
-            while (it.hasNext()) {
-                Map.Entry<String, JsonNode> p = it.next();
+            for (Map.Entry<String, JsonNode> p : props.properties()) {
                 String key = p.getKey();
                 String pname = sub(name, key);
                 String valueRule = visit(p.getValue(), pname, ptr + "/properties/" + SchemaKeywords.escape(key));

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import java.math.BigDecimal;
 import java.util.ArrayList;
 import java.util.HashSet;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -109,9 +108,7 @@ public final class SchemaValidator {
                 }
             }
         }
-        Iterator<Map.Entry<String, JsonNode>> it = doc.fields();
-        while (it.hasNext()) {
-            Map.Entry<String, JsonNode> f = it.next();
+        for (Map.Entry<String, JsonNode> f : doc.properties()) {
             String p = at + "/" + SchemaKeywords.escape(f.getKey());
             if (props != null && props.has(f.getKey())) {
                 check(props.get(f.getKey()), f.getValue(), p, depth + 1);
@@ -226,9 +223,7 @@ public final class SchemaValidator {
                 return false;
             }
             Set<String> seen = new HashSet<>();
-            Iterator<Map.Entry<String, JsonNode>> it = a.fields();
-            while (it.hasNext()) {
-                Map.Entry<String, JsonNode> f = it.next();
+            for (Map.Entry<String, JsonNode> f : a.properties()) {
                 seen.add(f.getKey());
                 if (!b.has(f.getKey()) || !jsonEquals(f.getValue(), b.get(f.getKey()))) {
                     return false;

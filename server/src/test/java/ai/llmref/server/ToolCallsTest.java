@@ -111,21 +111,6 @@ class ToolCallsTest {
             assertValidCall(calls.get(0));
         }
 
-        /** The function a named tool_choice picks in this family's test. */
-        abstract String named();
-
-        @Test
-        void namedFunctionIsTheOneCalled() throws Exception {
-            for (String name : new String[] {named()}) {
-                JsonNode out = post(request("{\"type\":\"function\",\"function\":{\"name\":\"" + name + "\"}}"));
-                JsonNode choice = out.get("choices").get(0);
-                assertThat(choice.get("finish_reason").asText()).as(out.toString()).isEqualTo("tool_calls");
-                JsonNode call = choice.get("message").get("tool_calls").get(0);
-                assertThat(call.get("function").get("name").asText()).isEqualTo(name);
-                assertValidCall(call);
-            }
-        }
-
         @Test
         void streamingDeliversTheCallAsToolCallDeltas() throws Exception {
             ObjectNode b = request("required");
@@ -161,6 +146,46 @@ class ToolCallsTest {
         }
 
         @Test
+        void aToolRoundTripRendersTheCallAndItsResult() throws Exception {
+            JsonNode first = post(request("required"));
+            JsonNode call = first.get("choices").get(0).get("message").get("tool_calls").get(0);
+            ObjectNode next = request("auto");
+            ArrayNode messages = (ArrayNode) next.get("messages");
+            ObjectNode assistant = messages.addObject().put("role", "assistant");
+            assistant.putNull("content");
+            assistant.putArray("tool_calls").add(call);
+            messages.addObject().put("role", "tool").put("tool_call_id", call.get("id").asText())
+                    .put("content", "{\"temperature\": 21, \"sky\": \"clear and sunny over the river\"}");
+            JsonNode second = post(next);
+            long base = first.get("usage").get("prompt_tokens").asLong(); // the same tools and question
+            assertThat(second.get("usage").get("prompt_tokens").asLong()).as("the call and the tool result are in the prompt")
+                    .isGreaterThan(base + 20);
+        }
+
+    }
+
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class HermesFormatQwen25 extends Family {
+        @Override
+        String templateFile() {
+            return "Qwen-Qwen2.5-7B-Instruct.jinja";
+        }
+
+        // Hermes only (the format-independent paths, once): named choice, auto streaming, none/auto, refusals
+        @Test
+        void namedFunctionIsTheOneCalled() throws Exception {
+            for (String name : new String[] {"get_time", "get_weather"}) {
+                JsonNode out = post(request("{\"type\":\"function\",\"function\":{\"name\":\"" + name + "\"}}"));
+                JsonNode choice = out.get("choices").get(0);
+                assertThat(choice.get("finish_reason").asText()).as(out.toString()).isEqualTo("tool_calls");
+                JsonNode call = choice.get("message").get("tool_calls").get(0);
+                assertThat(call.get("function").get("name").asText()).isEqualTo(name);
+                assertValidCall(call);
+            }
+        }
+
+        @Test
         void autoStreamingSendsTheSameReplyAsNonStreaming() throws Exception {
             ObjectNode b = request("auto");
             JsonNode whole = post(b).get("choices").get(0);
@@ -183,38 +208,6 @@ class ToolCallsTest {
             assertThat(content.toString()).isEqualTo(msg.get("content").isNull() ? "" : msg.get("content").asText());
             assertThat(calls).isEqualTo(msg.has("tool_calls") ? msg.get("tool_calls").size() : 0);
             assertThat(finish).isEqualTo(whole.get("finish_reason").asText());
-        }
-
-        @Test
-        void aToolRoundTripRendersTheCallAndItsResult() throws Exception {
-            JsonNode first = post(request("required"));
-            JsonNode call = first.get("choices").get(0).get("message").get("tool_calls").get(0);
-            ObjectNode next = request("auto");
-            ArrayNode messages = (ArrayNode) next.get("messages");
-            ObjectNode assistant = messages.addObject().put("role", "assistant");
-            assistant.putNull("content");
-            assistant.putArray("tool_calls").add(call);
-            messages.addObject().put("role", "tool").put("tool_call_id", call.get("id").asText())
-                    .put("content", "{\"temperature\": 21, \"sky\": \"clear and sunny over the river\"}");
-            JsonNode second = post(next);
-            long base = post(request("auto")).get("usage").get("prompt_tokens").asLong();
-            assertThat(second.get("usage").get("prompt_tokens").asLong()).as("the call and the tool result are in the prompt")
-                    .isGreaterThan(base + 20);
-        }
-
-    }
-
-    @Nested
-    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-    class HermesFormatQwen25 extends Family {
-        @Override
-        String templateFile() {
-            return "Qwen-Qwen2.5-7B-Instruct.jinja";
-        }
-
-        @Override
-        String named() {
-            return "get_time";
         }
 
         @Test
@@ -262,11 +255,6 @@ class ToolCallsTest {
         @Override
         String templateFile() {
             return "meta-llama-Llama-3.1-8B-Instruct.jinja";
-        }
-
-        @Override
-        String named() {
-            return "get_weather";
         }
     }
 }

@@ -134,7 +134,8 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
             rejectPresent(body, "tool_choice");
             return new OutputContract(grammar, schema, jsonObject, ToolCalls.Format.NONE, List.of(), "none");
         }
-        if (Params.get(body, "functions") != null || Params.get(body, "function_call") != null) {
+        JsonNode legacy = Params.get(body, "functions");
+        if (legacy != null && !(legacy.isArray() && legacy.isEmpty()) || Params.get(body, "function_call") != null) {
             throw ApiException.unsupported("functions", "the deprecated 'functions'/'function_call' are not supported; use 'tools' and 'tool_choice'");
         }
         List<ToolCalls.Function> functions = functions(body);

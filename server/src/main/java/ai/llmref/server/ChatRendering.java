@@ -5,11 +5,13 @@ import ai.llmref.llama.InvalidInputException;
 import ai.llmref.llama.LlamaModel;
 import ai.llmref.llama.Vocabulary;
 import ai.llmref.server.chat.ChatMessage;
+import ai.llmref.server.chat.ChatTemplateException;
 import ai.llmref.server.chat.ChatTemplateRenderer;
 import ai.llmref.server.config.ServerConfig;
 import ai.llmref.server.http.PromptModel;
+import ai.llmref.server.structured.ToolCalls;
 import java.util.List;
-import java.util.function.Function;
+import java.util.Map;
 
 /** Binds a chat template to a model's special tokens, in the configured rendering mode. */
 final class ChatRendering {
@@ -25,17 +27,43 @@ final class ChatRendering {
      * ({@code llama_chat_apply_template}) is used, exactly as llama.cpp renders it; other templates
      * still run in Jinja.
      */
-    static Function<List<PromptModel.Message>, String> of(String source, LlamaModel model, ServerConfig.ChatTemplateMode mode) {
+    static PromptModel.ChatRenderer of(String source, LlamaModel model, ServerConfig.ChatTemplateMode mode) {
         Vocabulary v = model.vocabulary();
-        if (mode == ServerConfig.ChatTemplateMode.BUILTIN && recognised(source)) {
-            LOG.log(System.Logger.Level.INFO, "chat template: llama.cpp built-in renderer");
-            return messages -> ChatTemplates.apply(source,
-                    messages.stream().map(m -> new ChatTemplates.Message(m.role(), m.content())).toList(), true);
-        }
         String bos = v.bos() >= 0 ? v.tokenText(v.bos()) : "";
         String eos = v.eos() >= 0 ? v.tokenText(v.eos()) : "";
-        ChatTemplateRenderer renderer = new ChatTemplateRenderer(source, bos, eos, v.addsBos(), v.addsEos());
-        return messages -> renderer.render(messages.stream().map(m -> ChatMessage.of(m.role(), m.content())).toList(), true, null);
+        boolean builtin = mode == ServerConfig.ChatTemplateMode.BUILTIN && recognised(source);
+        ChatTemplateRenderer jinja;
+        try {
+            jinja = new ChatTemplateRenderer(source, bos, eos, v.addsBos(), v.addsEos());
+        } catch (ChatTemplateException e) {
+            if (!builtin) {
+                throw e;
+            }
+            jinja = null; // the built-in renderer serves; tools need Jinja, so none
+        }
+        ChatTemplateRenderer renderer = jinja;
+        ToolCalls.Format format = renderer == null ? ToolCalls.Format.NONE : ToolCalls.detect(renderer);
+        LOG.log(System.Logger.Level.INFO, "chat template tool-call format: " + format);
+        if (builtin) {
+            LOG.log(System.Logger.Level.INFO, "chat template: llama.cpp built-in renderer (Jinja for requests with tools)");
+        }
+        return new PromptModel.ChatRenderer() {
+            @Override
+            public String render(List<PromptModel.Message> messages, List<Map<String, Object>> tools) {
+                boolean plain = (tools == null || tools.isEmpty()) && messages.stream().allMatch(m -> m.toolCalls() == null && m.toolCallId() == null);
+                if (builtin && (plain || renderer == null)) {
+                    return ChatTemplates.apply(source,
+                            messages.stream().map(m -> new ChatTemplates.Message(m.role(), m.content())).toList(), true);
+                }
+                return renderer.render(messages.stream()
+                        .map(m -> new ChatMessage(m.role(), m.content(), m.toolCalls(), m.toolCallId(), m.name())).toList(), true, tools);
+            }
+
+            @Override
+            public ToolCalls.Format toolFormat() {
+                return format;
+            }
+        };
     }
 
     private static boolean recognised(String source) {

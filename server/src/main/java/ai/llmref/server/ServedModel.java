@@ -5,8 +5,9 @@ import ai.llmref.llama.Vocabulary;
 import ai.llmref.server.engine.Engine;
 import ai.llmref.server.http.ApiException;
 import ai.llmref.server.http.PromptModel;
+import ai.llmref.server.structured.ToolCalls;
 import java.util.List;
-import java.util.function.Function;
+import java.util.Map;
 
 /** The loaded model as the HTTP layer sees it: tokenizer, chat template, engine. */
 public final class ServedModel implements PromptModel, AutoCloseable {
@@ -14,11 +15,11 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     private final LlamaModel model;
     private final Vocabulary vocab;
     private final Engine engine;
-    private final Function<List<Message>, String> chatRenderer;
+    private final ChatRenderer chatRenderer;
     private final long loadedAt = System.currentTimeMillis() / 1000;
     private final ai.llmref.llama.ModelInfo info;
 
-    ServedModel(String id, LlamaModel model, Engine engine, Function<List<Message>, String> chatRenderer) {
+    ServedModel(String id, LlamaModel model, Engine engine, ChatRenderer chatRenderer) {
         this.id = id;
         this.model = model;
         this.vocab = model.vocabulary();
@@ -57,8 +58,18 @@ public final class ServedModel implements PromptModel, AutoCloseable {
 
     @Override
     public String renderChat(List<Message> messages) {
+        return renderChat(messages, null);
+    }
+
+    @Override
+    public ToolCalls.Format toolFormat() {
+        return chatRenderer.toolFormat();
+    }
+
+    @Override
+    public String renderChat(List<Message> messages, List<Map<String, Object>> tools) {
         try {
-            return chatRenderer.apply(messages);
+            return chatRenderer.render(messages, tools);
         } catch (RuntimeException e) {
             // Template errors (raise_exception in the template, e.g. unsupported role order) are the client's to fix.
             throw new ApiException(400, "invalid_request_error", "chat_template_error", "messages",

@@ -18,9 +18,7 @@ import io.helidon.webserver.WebServer;
 import io.helidon.webserver.http.HttpRouting;
 import java.lang.System.Logger.Level;
 import java.time.Duration;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Function;
 
 /**
  * The running service: the HTTP server starts at once (health answers "loading"), the model loads
@@ -161,7 +159,7 @@ public final class Server implements AutoCloseable {
         }
     }
 
-    private Function<List<PromptModel.Message>, String> chatRenderer(LlamaModel model) {
+    private PromptModel.ChatRenderer chatRenderer(LlamaModel model) {
         String source = !config.model().chatTemplate().isBlank() ? config.model().chatTemplate()
                 : model.chatTemplate().orElse(ChatTemplateRenderer.defaultTemplate());
         return ChatRendering.of(source, model, config.model().chatTemplateMode());

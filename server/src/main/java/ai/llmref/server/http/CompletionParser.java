@@ -20,7 +20,7 @@ final class CompletionParser {
     private static final int MAX_STOP = 4;
 
     /** What the handler needs besides the engine request. */
-    record Parsed(GenerationRequest request, boolean stream, boolean includeUsage, String model) {}
+    record Parsed(GenerationRequest request, boolean stream, boolean includeUsage, String model, OutputContract contract) {}
 
     private final PromptModel model;
     private final int maxTokensCeiling;
@@ -44,15 +44,14 @@ final class CompletionParser {
         if (messages.isEmpty()) {
             throw ApiException.badValue("messages", "'messages' must contain at least one message");
         }
-        rejectUnsupported(body, "tools", "tool calls are not supported yet; remove 'tools'");
-        rejectUnsupported(body, "functions", "function calls are not supported yet; remove 'functions'");
+        OutputContract contract = OutputContract.of(body, true, model.toolFormat());
         List<PromptModel.Message> list = new ArrayList<>();
         for (int i = 0; i < messages.size(); i++) {
             list.add(message(messages.get(i), i));
         }
-        String prompt = model.renderChat(list);
+        String prompt = model.renderChat(list, contract.templateTools(body));
         int[] tokens = model.tokenize(prompt, true);
-        return build(body, tokens, modelId);
+        return build(body, tokens, modelId, contract);
     }
 
     Parsed completion(ObjectNode body) {
@@ -81,10 +80,10 @@ final class CompletionParser {
         } else {
             throw ApiException.badRequest("prompt", "'prompt' must be a string, an array of one string or an array of token ids");
         }
-        return build(body, tokens, modelId);
+        return build(body, tokens, modelId, OutputContract.of(body, false, ai.llmref.server.structured.ToolCalls.Format.NONE));
     }
 
-    private Parsed build(ObjectNode body, int[] tokens, String modelId) {
+    private Parsed build(ObjectNode body, int[] tokens, String modelId, OutputContract contract) {
         if (tokens.length == 0) {
             throw ApiException.badValue("prompt", "the prompt is empty");
         }
@@ -132,11 +131,11 @@ final class CompletionParser {
             includeUsage = iu != null && iu;
         }
         Params.string(body, "user"); // accepted (type-checked), not used for generation
-        return new Parsed(new GenerationRequest(tokens, limit, stops(body), sampling(body)),
-                stream != null && stream, includeUsage, modelId);
+        return new Parsed(new GenerationRequest(tokens, limit, stops(body), sampling(body, contract.grammar())),
+                stream != null && stream, includeUsage, modelId, contract);
     }
 
-    private SamplingParams sampling(ObjectNode body) {
+    private SamplingParams sampling(ObjectNode body, String grammar) {
         Float temperature = Params.number(body, "temperature", 0, 2);
         Float topP = Params.number(body, "top_p", 0, 1);
         Long topK = Params.integer(body, "top_k", 0, Integer.MAX_VALUE);
@@ -153,7 +152,7 @@ final class CompletionParser {
                 presence == null ? 0f : presence,
                 frequency == null ? 0f : frequency,
                 logitBias(body),
-                grammar(body));
+                grammar);
     }
 
     private Map<Integer, Float> logitBias(ObjectNode body) {
@@ -185,28 +184,6 @@ final class CompletionParser {
             out.put(token, v == -100 ? Float.NEGATIVE_INFINITY : (float) v); // -100 bans, as in OpenAI's API
         }
         return out;
-    }
-
-    private String grammar(ObjectNode body) {
-        JsonNode rf = Params.get(body, "response_format");
-        if (rf == null) {
-            return null;
-        }
-        if (!(rf instanceof ObjectNode rfo)) {
-            throw ApiException.badRequest("response_format", "'response_format' must be an object");
-        }
-        String type = Params.string(rfo, "type");
-        if (type == null) {
-            throw ApiException.badRequest("response_format", "'response_format.type' is required");
-        }
-        return switch (type) {
-            case "text" -> null;
-            case "json_object" -> JsonGrammars.JSON_OBJECT;
-            case "json_schema" -> throw ApiException.unsupported("response_format",
-                    "response_format type 'json_schema' cannot be enforced by this server yet; use 'json_object' or 'text'");
-            default -> throw ApiException.badValue("response_format", "unknown response_format type '" + abbreviate(type)
-                    + "'; supported: text, json_object");
-        };
     }
 
     private List<String> stops(ObjectNode body) {
@@ -247,15 +224,25 @@ final class CompletionParser {
         if (role == null) {
             throw ApiException.badRequest(where + ".role", where + ".role is required");
         }
-        if (role.equals("tool") || role.equals("function")) {
-            throw ApiException.unsupported(where + ".role", "tool messages are not supported yet");
+        if (role.equals("function")) {
+            throw ApiException.unsupported(where + ".role", "'function' messages are deprecated and not supported; use 'tool' messages");
         }
-        if (!ROLES.contains(role)) {
-            throw ApiException.badValue(where + ".role", where + ".role must be one of system, developer, user, assistant");
+        if (!ROLES.contains(role) && !role.equals("tool")) {
+            throw ApiException.badValue(where + ".role", where + ".role must be one of system, developer, user, assistant, tool");
         }
         JsonNode c = Params.get(o, "content");
         String content;
-        if (c == null) {
+        List<java.util.Map<String, Object>> toolCalls = role.equals("assistant") ? ToolMessages.toolCalls(o, where) : null;
+        String toolCallId = null;
+        if (role.equals("tool")) {
+            toolCallId = Params.string(o, "tool_call_id");
+            if (toolCallId == null) {
+                throw ApiException.badRequest(where + ".tool_call_id", where + ".tool_call_id is required in a tool message");
+            }
+        }
+        if (c == null && toolCalls != null) {
+            content = null;
+        } else if (c == null) {
             throw ApiException.badRequest(where + ".content", where + ".content is required");
         } else if (c.isTextual()) {
             content = c.textValue();
@@ -271,7 +258,7 @@ final class CompletionParser {
         } else {
             throw ApiException.badRequest(where + ".content", where + ".content must be a string or an array of text parts");
         }
-        return new PromptModel.Message(role.equals("developer") ? "system" : role, content);
+        return new PromptModel.Message(role.equals("developer") ? "system" : role, content, toolCalls, toolCallId, Params.string(o, "name"));
     }
 
     String checkModel(ObjectNode body) {
@@ -281,13 +268,6 @@ final class CompletionParser {
                     + "' does not exist; this server serves '" + model.id() + "'");
         }
         return model.id();
-    }
-
-    private static void rejectUnsupported(ObjectNode body, String field, String message) {
-        JsonNode n = Params.get(body, field);
-        if (n != null && !(n.isArray() && n.isEmpty())) {
-            throw ApiException.unsupported(field, message);
-        }
     }
 
     /** Echoes of client input stay short in error messages. */

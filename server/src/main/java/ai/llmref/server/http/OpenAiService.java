@@ -2,11 +2,14 @@ package ai.llmref.server.http;
 
 import ai.llmref.server.ServedModel;
 import ai.llmref.server.engine.EngineException;
+import ai.llmref.server.engine.FinishReason;
 import ai.llmref.server.engine.GenerationEvent;
 import ai.llmref.server.engine.RequestHandle;
 import ai.llmref.server.observe.AccessLog;
 import ai.llmref.server.observe.ServerMetrics;
 import ai.llmref.server.observe.Tracing;
+import ai.llmref.server.structured.ToolCalls;
+import ai.llmref.server.structured.ToolStream;
 import io.opentelemetry.api.trace.Span;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -277,18 +280,22 @@ public final class OpenAiService implements HttpService {
                     case GenerationEvent.Failed f -> throw f.error();
                     case GenerationEvent.Done d -> {
                         observed.record(d);
+                        Reply r = reply(p.contract(), text.toString(), d);
                         ObjectNode out = envelope(id, created, p.model(), chat ? "chat.completion" : "text_completion");
                         ObjectNode choice = out.putArray("choices").addObject();
                         choice.put("index", 0);
                         if (chat) {
                             ObjectNode msg = choice.putObject("message");
                             msg.put("role", "assistant");
-                            msg.put("content", text.toString());
+                            msg.put("content", r.content());
+                            if (!r.calls().isEmpty()) {
+                                toolCalls(msg, r.calls());
+                            }
                         } else {
-                            choice.put("text", text.toString());
+                            choice.put("text", r.content());
                         }
                         choice.putNull("logprobs");
-                        choice.put("finish_reason", d.reason().wire());
+                        choice.put("finish_reason", r.finish());
                         usage(out.putObject("usage"), d);
                         sendJson(res, out);
                         return;
@@ -323,6 +330,8 @@ public final class OpenAiService implements HttpService {
         res.header(HeaderNames.CACHE_CONTROL, "no-cache");
         String object = chat ? "chat.completion.chunk" : "text_completion";
         Span streamSpan = observed.streamSpan();
+        StringBuilder streamed = new StringBuilder();
+        ToolStream tools = new ToolStream(p.contract().format(), p.contract().callForced());
         try (OutputStream out = res.outputStream()) {
             if (chat) {
                 ObjectNode c = chunk(id, created, p.model(), object);
@@ -346,7 +355,13 @@ public final class OpenAiService implements HttpService {
                 }
                 switch (e) {
                     case GenerationEvent.Text t -> {
-                        if (!t.text().isEmpty()) {
+                        if (p.contract().toolsActive()) {
+                            String content = tools.push(t.text()); // text that may begin a tool call waits for the end
+                            if (!content.isEmpty()) {
+                                write(out, textChunk(id, created, p.model(), object, chat, content, null));
+                            }
+                        } else if (!t.text().isEmpty()) {
+                            streamed.append(t.text());
                             write(out, textChunk(id, created, p.model(), object, chat, t.text(), null));
                         }
                     }
@@ -356,7 +371,24 @@ public final class OpenAiService implements HttpService {
                     }
                     case GenerationEvent.Done d -> {
                         observed.record(d);
-                        write(out, textChunk(id, created, p.model(), object, chat, null, d.reason().wire()));
+                        Reply r;
+                        try {
+                            r = reply(p.contract(), p.contract().toolsActive() ? tools.text() : streamed.toString(), d);
+                        } catch (ApiException invalid) {
+                            writeError(out, invalid);
+                            return;
+                        }
+                        if (p.contract().toolsActive()) {
+                            String content = r.content() == null ? "" : r.content();
+                            String rest = content.substring(Math.min(tools.released(), content.length()));
+                            if (!rest.isEmpty()) {
+                                write(out, textChunk(id, created, p.model(), object, chat, rest, null));
+                            }
+                            for (int i = 0; i < r.calls().size(); i++) {
+                                write(out, toolCallChunk(id, created, p.model(), object, i, r.calls().get(i)));
+                            }
+                        }
+                        write(out, textChunk(id, created, p.model(), object, chat, null, r.finish()));
                         if (p.includeUsage()) {
                             ObjectNode u = chunk(id, created, p.model(), object);
                             u.putArray("choices");
@@ -381,6 +413,67 @@ public final class OpenAiService implements HttpService {
         ObjectNode err = json.object();
         err.putObject("error").put("message", api.getMessage()).put("type", api.type()).put("code", api.code());
         write(out, err);
+    }
+
+    /** The reply as sent: content (null for a reply that is only tool calls), calls, finish_reason. */
+    record Reply(String content, List<ToolCalls.Call> calls, String finish) {}
+
+    /**
+     * Checks a finished output against the request's contract and splits off tool calls. An output
+     * that ended by "stop" must satisfy the enforced format; if it does not, the grammar let
+     * through what it should not have: a 500, logged and counted. A "length" cut is returned as
+     * is (legitimately incomplete).
+     */
+    private Reply reply(OutputContract c, String text, GenerationEvent.Done d) {
+        boolean stop = d.reason() == FinishReason.STOP;
+        if (c.toolsActive()) {
+            ToolCalls.Reply tr = ToolCalls.parse(c.format(), text, c.functions());
+            if (stop) {
+                invalidIf(c.callViolations(tr), "tool_call");
+            }
+            if (!tr.calls().isEmpty()) {
+                return new Reply(tr.content(), tr.calls(), stop ? "tool_calls" : d.reason().wire());
+            }
+            return new Reply(text, List.of(), d.reason().wire());
+        }
+        if (stop) {
+            invalidIf(c.violations(text), c.schema() != null ? "json_schema" : "json_object");
+        }
+        return new Reply(text, List.of(), d.reason().wire());
+    }
+
+    private void invalidIf(List<String> violations, String check) {
+        if (violations.isEmpty()) {
+            return;
+        }
+        metrics.structuredOutputInvalid(check);
+        LOG.log(System.Logger.Level.ERROR, "structured output failed its " + check + " check (grammar bug): " + violations);
+        throw new ApiException(500, "server_error", "structured_output_invalid", null,
+                "the generated output does not satisfy the requested " + check + " format; this is a server bug and has been logged");
+    }
+
+    private void toolCalls(ObjectNode msg, List<ToolCalls.Call> calls) {
+        ArrayNode arr = msg.putArray("tool_calls");
+        for (ToolCalls.Call c : calls) {
+            ObjectNode o = arr.addObject();
+            o.put("id", c.id());
+            o.put("type", "function");
+            o.putObject("function").put("name", c.name()).put("arguments", c.arguments());
+        }
+    }
+
+    /** One tool call as a stream delta: id, type and name with the whole arguments (clients concatenate argument deltas). */
+    private ObjectNode toolCallChunk(String id, long created, String model, String object, int index, ToolCalls.Call call) {
+        ObjectNode c = chunk(id, created, model, object);
+        ObjectNode choice = c.putArray("choices").addObject();
+        choice.put("index", 0);
+        ObjectNode tc = choice.putObject("delta").putArray("tool_calls").addObject();
+        tc.put("index", index);
+        tc.put("id", call.id());
+        tc.put("type", "function");
+        tc.putObject("function").put("name", call.name()).put("arguments", call.arguments());
+        choice.putNull("finish_reason");
+        return c;
     }
 
     private ObjectNode textChunk(String id, long created, String model, String object, boolean chat, String text, String finish) {

@@ -1,12 +1,32 @@
 package ai.llmref.server.http;
 
+import ai.llmref.server.structured.ToolCalls;
 import java.util.List;
+import java.util.Map;
 
 /** What request parsing needs from the served model: its id, tokenizer, chat template and limits. */
 public interface PromptModel {
 
-    /** A chat message after validation (text content only). */
-    record Message(String role, String content) {}
+    /**
+     * A chat message after validation (text content only); an assistant turn may carry tool calls
+     * (OpenAI-shaped, arguments as a JSON object), a {@code tool} turn the id of the call it answers.
+     */
+    record Message(String role, String content, List<Map<String, Object>> toolCalls, String toolCallId, String name) {
+        public Message(String role, String content) {
+            this(role, content, null, null, null);
+        }
+    }
+
+    /** Renders a conversation with the chat template; knows the template's tool-call format. */
+    interface ChatRenderer {
+        /** The prompt ending with the assistant's turn; {@code tools} (OpenAI-shaped) go to the template, null for none. */
+        String render(List<Message> messages, List<Map<String, Object>> tools);
+
+        /** How the template asks the model to write tool calls; NONE when it cannot render tools. */
+        default ToolCalls.Format toolFormat() {
+            return ToolCalls.Format.NONE;
+        }
+    }
 
     String id();
 
@@ -18,6 +38,19 @@ public interface PromptModel {
 
     /** The model's chat template applied to the messages, ending with the assistant's turn. */
     String renderChat(List<Message> messages);
+
+    /** The chat template applied to the messages with tool definitions (null: none). */
+    default String renderChat(List<Message> messages, List<Map<String, Object>> tools) {
+        if (tools != null && !tools.isEmpty()) {
+            throw new UnsupportedOperationException("tools");
+        }
+        return renderChat(messages);
+    }
+
+    /** The chat template's tool-call format; NONE when the template cannot render tools. */
+    default ToolCalls.Format toolFormat() {
+        return ToolCalls.Format.NONE;
+    }
 
     int vocabSize();
 

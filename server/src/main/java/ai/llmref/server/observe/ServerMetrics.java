@@ -45,6 +45,7 @@ public final class ServerMetrics implements EngineObserver {
     private final Metrics.Counter promptTokens;
     private final Metrics.Counter generatedTokens;
     private final Metrics.Counter cachedTokens;
+    private final Metrics.Counter structuredInvalid;
 
     public ServerMetrics(Supplier<Source> source) {
         this.source = source;
@@ -56,6 +57,8 @@ public final class ServerMetrics implements EngineObserver {
         promptTokens = registry.counter("llmref_prompt_tokens_total", "Prompt tokens of finished generations");
         generatedTokens = registry.counter("llmref_generated_tokens_total", "Tokens generated (usage.completion_tokens summed, cancelled generations included)");
         cachedTokens = registry.counter("llmref_cached_prompt_tokens_total", "Prompt tokens reused from a slot's KV cache");
+        structuredInvalid = registry.counter("llmref_structured_output_invalid_total",
+                "Finished generations whose output failed its enforced format (a server bug; answered 500)", "check");
         registry.gauge("llmref_ready", "1 when the server is ready to serve", out -> out.add(Metrics.Sample.of(flag(source.get().ready()))));
         registry.gauge("llmref_slots_total", "Parallel sequences (slots) of the engine", out -> stats(source, s -> out.add(Metrics.Sample.of(s.slots()))));
         registry.gauge("llmref_slots_busy", "Slots serving a request", out -> stats(source, s -> out.add(Metrics.Sample.of(s.busySlots()))));
@@ -139,6 +142,11 @@ public final class ServerMetrics implements EngineObserver {
     public void request(String route, int status, long nanos) {
         requests.inc(1, route, Integer.toString(status));
         requestDuration.observe(nanos / 1e9, route);
+    }
+
+    /** A finished output failed its grammar-enforced check: {@code check} is json_object, json_schema or tool_call. */
+    public void structuredOutputInvalid(String check) {
+        structuredInvalid.inc(1, check);
     }
 
     @Override

@@ -1,0 +1,260 @@
+package ai.llmref.server.http;
+
+import ai.llmref.server.structured.JsonSchemaGrammar;
+import ai.llmref.server.structured.SchemaException;
+import ai.llmref.server.structured.SchemaValidator;
+import ai.llmref.server.structured.ToolCalls;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * What a request demands of its output, read from {@code response_format}, {@code tools} and
+ * {@code tool_choice}: the grammar enforced while sampling, and the check the finished text must
+ * pass. Anything that cannot be enforced is a 400 here, before generation.
+ *
+ * @param grammar   GBNF enforced by the sampler, or null
+ * @param schema    the json_schema the output must validate against, or null
+ * @param jsonObject the output must be a JSON object (json_object)
+ * @param format    the chat template's tool-call format (tools active only when not NONE)
+ * @param functions declared functions (empty: no tools)
+ * @param toolChoice "none", "auto", "required", or "function" (one named function)
+ */
+record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolCalls.Format format,
+                      List<ToolCalls.Function> functions, String toolChoice) {
+    static final OutputContract NONE = new OutputContract(null, null, false, ToolCalls.Format.NONE, List.of(), "none");
+    private static final ObjectMapper MAPPER = new ObjectMapper();
+    private static final Pattern FUNCTION_NAME = Pattern.compile("[a-zA-Z0-9_-]{1,64}");
+
+    /** Tools are rendered and the output is parsed for calls. */
+    boolean toolsActive() {
+        return !functions.isEmpty() && !toolChoice.equals("none");
+    }
+
+    /** The grammar forces a call (tool_choice required or named). */
+    boolean callForced() {
+        return toolChoice.equals("required") || toolChoice.equals("function");
+    }
+
+    /** Tool definitions as the chat template sees them, or null when tools are not rendered. */
+    List<Map<String, Object>> templateTools(ObjectNode body) {
+        if (!toolsActive()) {
+            return null;
+        }
+        List<Map<String, Object>> out = new ArrayList<>();
+        for (JsonNode t : body.get("tools")) {
+            out.add(MAPPER.convertValue(t, MAPPER.getTypeFactory().constructMapType(LinkedHashMap.class, String.class, Object.class)));
+        }
+        return out;
+    }
+
+    /**
+     * Violations of the response format by a finished ("stop") text: empty when it complies. A
+     * tool-call reply is checked by {@link #callViolations}.
+     */
+    List<String> violations(String text) {
+        if (schema == null && !jsonObject) {
+            return List.of();
+        }
+        JsonNode doc;
+        try {
+            doc = MAPPER.readTree(text);
+        } catch (JsonProcessingException e) {
+            return List.of("the output is not JSON: " + e.getOriginalMessage());
+        }
+        if (doc == null || doc.isMissingNode()) {
+            return List.of("the output is empty");
+        }
+        if (jsonObject && !doc.isObject()) {
+            return List.of("the output is not a JSON object");
+        }
+        return schema == null ? List.of() : SchemaValidator.validate(schema, doc);
+    }
+
+    /** Violations of forced calls: there must be one, naming an allowed function, arguments valid under its schema. */
+    List<String> callViolations(ToolCalls.Reply reply) {
+        if (!callForced()) {
+            return List.of();
+        }
+        if (reply.calls().isEmpty()) {
+            return List.of("the output holds no tool call although one was required");
+        }
+        List<String> out = new ArrayList<>();
+        for (ToolCalls.Call c : reply.calls()) {
+            try {
+                ToolCalls.Function f = ToolCalls.function(functions, c.name());
+                for (String v : SchemaValidator.validate(f.parameters(), MAPPER.readTree(c.arguments()))) {
+                    out.add(c.name() + " arguments: " + v);
+                }
+            } catch (JsonProcessingException | java.util.NoSuchElementException e) {
+                out.add("call of " + c.name() + " does not parse");
+            }
+        }
+        return out;
+    }
+
+    /** Reads response_format, tools and tool_choice of a request (tools only for chat). */
+    static OutputContract of(ObjectNode body, boolean chat, ToolCalls.Format format) {
+        String grammar = null;
+        JsonNode schema = null;
+        boolean jsonObject = false;
+        JsonNode rf = Params.get(body, "response_format");
+        if (rf != null) {
+            if (!(rf instanceof ObjectNode rfo)) {
+                throw ApiException.badRequest("response_format", "'response_format' must be an object");
+            }
+            String type = Params.string(rfo, "type");
+            if (type == null) {
+                throw ApiException.badRequest("response_format", "'response_format.type' is required");
+            }
+            switch (type) {
+                case "text" -> { }
+                case "json_object" -> {
+                    grammar = JsonGrammars.JSON_OBJECT;
+                    jsonObject = true;
+                }
+                case "json_schema" -> {
+                    schema = jsonSchema(rfo);
+                    grammar = convert(schema, "response_format.json_schema.schema");
+                }
+                default -> throw ApiException.badValue("response_format", "unknown response_format type '"
+                        + CompletionParser.abbreviate(type) + "'; supported: text, json_object, json_schema");
+            }
+        }
+        if (!chat) {
+            rejectPresent(body, "tools");
+            rejectPresent(body, "tool_choice");
+            return new OutputContract(grammar, schema, jsonObject, ToolCalls.Format.NONE, List.of(), "none");
+        }
+        JsonNode legacy = Params.get(body, "functions");
+        if (legacy != null && !(legacy.isArray() && legacy.isEmpty()) || Params.get(body, "function_call") != null) {
+            throw ApiException.unsupported("functions", "the deprecated 'functions'/'function_call' are not supported; use 'tools' and 'tool_choice'");
+        }
+        List<ToolCalls.Function> functions = functions(body);
+        String choice = functions.isEmpty() ? "none" : "auto";
+        String named = null;
+        JsonNode tc = Params.get(body, "tool_choice");
+        if (tc != null) {
+            if (tc.isTextual() && Set.of("none", "auto", "required").contains(tc.textValue())) {
+                choice = tc.textValue();
+            } else if (tc instanceof ObjectNode o && "function".equals(o.path("type").asText(null)) && o.path("function").path("name").isTextual()) {
+                choice = "function";
+                named = o.path("function").path("name").textValue();
+            } else {
+                throw ApiException.badValue("tool_choice", "'tool_choice' must be \"none\", \"auto\", \"required\" or "
+                        + "{\"type\":\"function\",\"function\":{\"name\":...}}");
+            }
+            if (functions.isEmpty() && !choice.equals("none")) {
+                throw ApiException.badValue("tool_choice", "'tool_choice' requires 'tools'");
+            }
+        }
+        if (!functions.isEmpty() && !choice.equals("none") && format == ToolCalls.Format.NONE) {
+            throw ApiException.unsupported("tools", "the model's chat template does not support tool calls in a format this "
+                    + "server can parse (supported: Hermes/Qwen <tool_call>, Llama 3.x JSON); remove 'tools' or use tool_choice \"none\"");
+        }
+        List<ToolCalls.Function> allowed = functions;
+        if (named != null) {
+            String n = named;
+            allowed = functions.stream().filter(f -> f.name().equals(n)).toList();
+            if (allowed.isEmpty()) {
+                throw ApiException.badValue("tool_choice", "tool_choice names the function '" + CompletionParser.abbreviate(n)
+                        + "', which is not among 'tools'");
+            }
+        }
+        if (choice.equals("required") || choice.equals("function")) {
+            if (grammar != null) {
+                throw ApiException.unsupported("response_format", "a JSON response_format cannot be combined with tool_choice \""
+                        + choice + "\": the reply is a tool call");
+            }
+            try {
+                grammar = ToolCalls.grammar(format, allowed);
+            } catch (SchemaException e) {
+                throw schemaError("tools", e);
+            }
+        }
+        return new OutputContract(grammar, schema, jsonObject, format, allowed, choice);
+    }
+
+    private static JsonNode jsonSchema(ObjectNode rf) {
+        JsonNode js = Params.get(rf, "json_schema");
+        if (!(js instanceof ObjectNode jso)) {
+            throw ApiException.badRequest("response_format.json_schema", "'response_format.json_schema' must be an object with a 'schema'");
+        }
+        Params.string(jso, "name");
+        Params.bool(jso, "strict"); // type-checked; the schema is always enforced
+        JsonNode schema = Params.get(jso, "schema");
+        if (schema == null) {
+            throw ApiException.badRequest("response_format.json_schema.schema", "'response_format.json_schema.schema' is required");
+        }
+        return schema;
+    }
+
+    private static String convert(JsonNode schema, String param) {
+        try {
+            return JsonSchemaGrammar.convert(schema);
+        } catch (SchemaException e) {
+            throw schemaError(param, e);
+        }
+    }
+
+    private static ApiException schemaError(String param, SchemaException e) {
+        return new ApiException(400, "invalid_request_error", "unsupported_schema", param,
+                "the JSON schema cannot be enforced: " + e.getMessage());
+    }
+
+    private static List<ToolCalls.Function> functions(ObjectNode body) {
+        JsonNode tools = Params.get(body, "tools");
+        if (tools == null || tools.isArray() && tools.isEmpty()) {
+            return List.of();
+        }
+        if (!tools.isArray()) {
+            throw ApiException.badRequest("tools", "'tools' must be an array");
+        }
+        if (tools.size() > 128) {
+            throw ApiException.badValue("tools", "at most 128 tools are supported");
+        }
+        List<ToolCalls.Function> out = new ArrayList<>();
+        Set<String> names = new HashSet<>();
+        for (int i = 0; i < tools.size(); i++) {
+            String where = "tools[" + i + "]";
+            JsonNode t = tools.get(i);
+            if (!(t instanceof ObjectNode o) || !"function".equals(o.path("type").asText(null))) {
+                throw ApiException.unsupported(where, where + " must be {\"type\":\"function\",\"function\":{...}}; only function tools are supported");
+            }
+            JsonNode f = o.get("function");
+            if (!(f instanceof ObjectNode fo) || !fo.path("name").isTextual()) {
+                throw ApiException.badRequest(where + ".function", where + ".function must be an object with a 'name'");
+            }
+            String name = fo.get("name").textValue();
+            if (!FUNCTION_NAME.matcher(name).matches()) {
+                throw ApiException.badValue(where + ".function.name", "function names are 1 to 64 of a-z, A-Z, 0-9, _ and -");
+            }
+            if (!names.add(name)) {
+                throw ApiException.badValue(where + ".function.name", "the function name '" + name + "' appears twice");
+            }
+            JsonNode params = fo.get("parameters");
+            if (params == null) {
+                params = MAPPER.createObjectNode().put("type", "object").set("properties", MAPPER.createObjectNode());
+                ((ObjectNode) params).put("additionalProperties", false);
+            } else if (!params.isObject()) {
+                throw ApiException.badRequest(where + ".function.parameters", where + ".function.parameters must be a JSON schema object");
+            }
+            out.add(new ToolCalls.Function(name, params));
+        }
+        return List.copyOf(out);
+    }
+
+    private static void rejectPresent(ObjectNode body, String field) {
+        if (Params.get(body, field) != null) {
+            throw ApiException.unsupported(field, "'" + field + "' is only supported on /v1/chat/completions");
+        }
+    }
+}

@@ -1,0 +1,630 @@
+package ai.llmref.server.structured;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.math.BigDecimal;
+import java.math.RoundingMode;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Converts a JSON schema (the subset of {@link SchemaKeywords}) into a GBNF grammar whose every
+ * document is valid under the schema; a schema it cannot enforce exactly is a
+ * {@link SchemaException}, never a looser grammar.
+ *
+ * <p>The documents follow the layout of llama.cpp's converter, so the two accept the same
+ * documents for the same schema (JsonSchemaGrammarReferenceTest checks it): whitespace after
+ * {@code {}, {@code [}, {@code :} and {@code ,} and before {@code }} and {@code ]} (the
+ * {@code space} rule), none before a comma; object properties in the order the schema declares
+ * them, required ones first; without {@code additionalProperties} an object with
+ * {@code properties} has no other keys (a valid subset), {@code true} or a schema admits further
+ * keys after the declared ones; integers of at most 16 digits. A string escape never encodes a
+ * UTF-16 surrogate (so lengths in code points are what the grammar counts, and no lone
+ * surrogate is produced).
+ */
+public final class JsonSchemaGrammar {
+    private static final ObjectMapper MAPPER = new ObjectMapper();
+    /** Largest magnitude of an integer the grammar writes: 16 digits, as llama.cpp. */
+    static final long MAX_INT = 9_999_999_999_999_999L;
+    private static final int MAX_RULES = 5_000;
+
+    private static final Map<String, String> PRIMITIVES = Map.ofEntries(
+            Map.entry("space", "| \" \" | \"\\n\"{1,2} [ \\t]{0,20}"),
+            Map.entry("boolean", "(\"true\" | \"false\")"),
+            Map.entry("null", "\"null\""),
+            Map.entry("decimal-part", "[0-9]{1,16}"),
+            Map.entry("integral-part", "[0] | [1-9] [0-9]{0,15}"),
+            Map.entry("number", "(\"-\"? integral-part) (\".\" decimal-part)? ([eE] [-+]? integral-part)?"),
+            Map.entry("nonnegative-number", "integral-part (\".\" decimal-part)? ([eE] [-+]? integral-part)?"),
+            Map.entry("integer", "(\"-\"? integral-part)"),
+            Map.entry("value", "object | array | string | number | boolean | null"),
+            Map.entry("object", "\"{\" space ( string \":\" space value (\",\" space string \":\" space value)* )? space \"}\""),
+            Map.entry("array", "\"[\" space ( value (\",\" space value)* )? space \"]\""),
+            Map.entry("char", "[^\"\\\\\\x7F\\x00-\\x1F] | [\\\\] ([\"\\\\bfnrt] | \"u\" ([0-9a-cA-CeEfF] [0-9a-fA-F]{3} | [dD] [0-7] [0-9a-fA-F]{2}))"),
+            Map.entry("string", "\"\\\"\" char* \"\\\"\""),
+            Map.entry("uuid", "\"\\\"\" [0-9a-fA-F]{8} \"-\" [0-9a-fA-F]{4} \"-\" [0-9a-fA-F]{4} \"-\" [0-9a-fA-F]{4} \"-\" [0-9a-fA-F]{12} \"\\\"\""),
+            Map.entry("date", "[0-9]{4} \"-\" ( \"0\" [1-9] | \"1\" [0-2] ) \"-\" ( \"0\" [1-9] | [1-2] [0-9] | \"3\" [0-1] )"),
+            Map.entry("time", "([01] [0-9] | \"2\" [0-3]) \":\" [0-5] [0-9] \":\" [0-5] [0-9] ( \".\" [0-9]{3} )? ( \"Z\" | ( \"+\" | \"-\" ) ( [01] [0-9] | \"2\" [0-3] ) \":\" [0-5] [0-9] )"),
+            Map.entry("date-time", "date \"T\" time"),
+            Map.entry("date-string", "\"\\\"\" date \"\\\"\""),
+            Map.entry("time-string", "\"\\\"\" time \"\\\"\""),
+            Map.entry("date-time-string", "\"\\\"\" date-time \"\\\"\""));
+
+    private static final Map<String, List<String>> DEPENDS = Map.ofEntries(
+            Map.entry("number", List.of("integral-part", "decimal-part")),
+            Map.entry("nonnegative-number", List.of("integral-part", "decimal-part")),
+            Map.entry("integer", List.of("integral-part")),
+            Map.entry("value", List.of("object", "array", "string", "number", "boolean", "null")),
+            Map.entry("object", List.of("string", "value")),
+            Map.entry("array", List.of("value")),
+            Map.entry("string", List.of("char")),
+            Map.entry("date-time", List.of("date", "time")),
+            Map.entry("date-string", List.of("date")),
+            Map.entry("time-string", List.of("time")),
+            Map.entry("date-time-string", List.of("date-time")));
+
+    private final JsonNode root;
+    private final Map<String, String> rules = new LinkedHashMap<>();
+    private final Map<String, String> refRules = new HashMap<>();
+    private final Set<String> reserved = new HashSet<>();
+
+    private JsonSchemaGrammar(JsonNode root) {
+        this.root = root;
+    }
+
+    /**
+     * The GBNF grammar (start rule {@code root}) of the documents valid under the schema.
+     *
+     * @throws SchemaException when the schema uses a feature the grammar cannot enforce, or is malformed
+     */
+    public static String convert(JsonNode schema) {
+        JsonSchemaGrammar c = new JsonSchemaGrammar(schema);
+        c.rules.put("space", PRIMITIVES.get("space"));
+        String top = c.visit(schema, "", "");
+        if (!top.equals("root")) {
+            c.rules.put("root", top);
+        }
+        StringBuilder sb = new StringBuilder();
+        sb.append("root ::= ").append(c.rules.get("root")).append('\n');
+        c.rules.forEach((k, v) -> {
+            if (!k.equals("root")) {
+                sb.append(k).append(" ::= ").append(v).append('\n');
+            }
+        });
+        return sb.toString();
+    }
+
+    /**
+     * The rules of a schema for embedding in a larger grammar: the rule named {@code name} matches
+     * the schema's documents; the others are its sub-rules (prefixed with {@code name}) and the
+     * shared primitives ({@code space}, {@code string}, ...), which are the same in every schema.
+     */
+    public static Map<String, String> rules(JsonNode schema, String name) {
+        JsonSchemaGrammar c = new JsonSchemaGrammar(schema);
+        c.rules.put("space", PRIMITIVES.get("space"));
+        String top = c.visit(schema, name, "");
+        if (!top.equals(name)) {
+            c.rules.put(name, top);
+        }
+        return c.rules;
+    }
+
+    // --- visiting ------------------------------------------------------------------------------
+
+    /** Adds the rule(s) for a schema and returns the name of the rule that matches it. */
+    private String visit(JsonNode schema, String name, String ptr) {
+        String ruleName = name.isEmpty() ? "root" : name;
+        if (schema.isBoolean()) {
+            if (!schema.booleanValue()) {
+                throw new SchemaException(ptr, null, "the schema 'false' admits no value");
+            }
+            return rule(ruleName, primitive("value"));
+        }
+        if (!schema.isObject()) {
+            throw new SchemaException(ptr, null, "a schema must be an object or a boolean");
+        }
+        SchemaKeywords.check(schema, ptr);
+        if (schema.has("$id") && !ptr.isEmpty()) {
+            throw new SchemaException(ptr + "/$id", "$id", "'$id' is supported only at the root of the schema");
+        }
+        if (schema.has("$ref")) {
+            only(schema, ptr, "$ref", Set.of("$ref"));
+            JsonNode ref = schema.get("$ref");
+            if (!ref.isTextual()) {
+                throw new SchemaException(ptr + "/$ref", "$ref", "'$ref' must be a string");
+            }
+            return rule(ruleName, ref(ref.textValue(), ptr));
+        }
+        if (schema.has("const") || schema.has("enum")) {
+            return rule(ruleName, literals(schema, ptr));
+        }
+        for (String comb : List.of("anyOf", "oneOf")) {
+            if (schema.has(comb)) {
+                only(schema, ptr, comb, Set.of(comb));
+                JsonNode alts = nonEmptyArray(schema, comb, ptr);
+                List<String> names = new ArrayList<>();
+                for (int i = 0; i < alts.size(); i++) {
+                    names.add(visit(alts.get(i), sub(name, comb + "-" + i), ptr + "/" + comb + "/" + i));
+                }
+                return rule(ruleName, String.join(" | ", names));
+            }
+        }
+        if (schema.has("allOf")) {
+            only(schema, ptr, "allOf", Set.of("allOf"));
+            JsonNode all = nonEmptyArray(schema, "allOf", ptr);
+            if (all.size() != 1) {
+                throw new SchemaException(ptr + "/allOf", "allOf", "'allOf' with more than one schema cannot be enforced");
+            }
+            return rule(ruleName, visit(all.get(0), sub(name, "allOf-0"), ptr + "/allOf/0"));
+        }
+        List<String> types = SchemaKeywords.types(schema, ptr);
+        if (types.isEmpty()) {
+            return rule(ruleName, primitive("value"));
+        }
+        if (types.size() == 1) {
+            return typed(schema, types.get(0), ruleName, name, ptr);
+        }
+        List<String> alts = new ArrayList<>();
+        for (String t : types) {
+            alts.add(typed(schema, t, sub(name, t), sub(name, t), ptr));
+        }
+        return rule(ruleName, String.join(" | ", alts));
+    }
+
+    private String typed(JsonNode schema, String type, String ruleName, String name, String ptr) {
+        return switch (type) {
+            case "object" -> rule(ruleName, object(schema, name, ptr));
+            case "array" -> rule(ruleName, array(schema, name, ptr));
+            case "string" -> rule(ruleName, string(schema, ptr));
+            case "integer" -> rule(ruleName, integer(schema, ptr));
+            case "number" -> rule(ruleName, number(schema, ptr));
+            case "boolean" -> rule(ruleName, primitive("boolean"));
+            case "null" -> rule(ruleName, primitive("null"));
+            default -> throw new SchemaException(ptr + "/type", "type", "unknown type '" + type + "'");
+        };
+    }
+
+    private String ref(String ref, String ptr) {
+        String known = refRules.get(ref);
+        if (known != null) {
+            return known;
+        }
+        JsonNode target = SchemaKeywords.resolve(root, ref, ptr);
+        String name = uniqueName("ref" + sanitize(ref.substring(1)));
+        refRules.put(ref, name);
+        rules.put(name, "\"\""); // placeholder: a recursive reference finds the name while the target is visited
+        String body = visit(target, name + "-body", ref.substring(1));
+        rules.put(name, body);
+        return name;
+    }
+
+    private String literals(JsonNode schema, String ptr) {
+        only(schema, ptr, schema.has("const") ? "const" : "enum", Set.of("const", "enum", "type"));
+        List<String> types = schema.has("type") ? SchemaKeywords.types(schema, ptr) : List.of();
+        List<JsonNode> values = new ArrayList<>();
+        if (schema.has("const")) {
+            values.add(schema.get("const"));
+        }
+        if (schema.has("enum")) {
+            JsonNode e = nonEmptyArray(schema, "enum", ptr);
+            for (JsonNode v : e) {
+                if (!schema.has("const") || SchemaValidator.jsonEquals(v, schema.get("const"))) {
+                    values.add(v);
+                }
+            }
+            if (schema.has("const") && values.size() < 2) {
+                throw new SchemaException(ptr + "/enum", "enum", "'const' is not among the 'enum' values");
+            }
+            if (schema.has("const")) {
+                values = List.of(schema.get("const"));
+            }
+        }
+        List<String> alts = new ArrayList<>();
+        for (JsonNode v : values) {
+            if (!types.isEmpty() && !SchemaValidator.hasType(v, types)) {
+                throw new SchemaException(ptr, schema.has("const") ? "const" : "enum", "the value " + SchemaKeywords.abbreviate(dump(v))
+                        + " does not have the schema's type " + types);
+            }
+            alts.add(literal(dump(v)));
+        }
+        return "(" + String.join(" | ", alts) + ")";
+    }
+
+    private String object(JsonNode schema, String name, String ptr) {
+        JsonNode props = schema.get("properties");
+        JsonNode additional = schema.get("additionalProperties");
+        if (props != null && !props.isObject()) {
+            throw new SchemaException(ptr + "/properties", "properties", "'properties' must be an object");
+        }
+        Set<String> required = new HashSet<>();
+        JsonNode req = schema.get("required");
+        if (req != null) {
+            if (!req.isArray()) {
+                throw new SchemaException(ptr + "/required", "required", "'required' must be an array of strings");
+            }
+            for (JsonNode r : req) {
+                if (!r.isTextual()) {
+                    throw new SchemaException(ptr + "/required", "required", "'required' must be an array of strings");
+                }
+                if (props == null || !props.has(r.textValue())) {
+                    throw new SchemaException(ptr + "/required", "required", "required property '"
+                            + SchemaKeywords.abbreviate(r.textValue()) + "' is not declared in 'properties'");
+                }
+                required.add(r.textValue());
+            }
+        }
+        if (additional != null && !additional.isBoolean() && !additional.isObject()) {
+            throw new SchemaException(ptr + "/additionalProperties", "additionalProperties",
+                    "'additionalProperties' must be a boolean or a schema");
+        }
+        if ((props == null || props.isEmpty()) && (additional == null || additional.isBoolean() && additional.booleanValue())) {
+            return primitive("object");
+        }
+        List<String> requiredKv = new ArrayList<>();
+        List<String> optionalKv = new ArrayList<>();
+        List<String> declared = new ArrayList<>();
+        if (props != null) {
+            for (Map.Entry<String, JsonNode> p : props.properties()) {
+                String key = p.getKey();
+                String pname = sub(name, key);
+                String valueRule = visit(p.getValue(), pname, ptr + "/properties/" + SchemaKeywords.escape(key));
+                String kv = rule(pname + "-kv", literal(dump(MAPPER.getNodeFactory().textNode(key))) + " space \":\" space " + valueRule);
+                (required.contains(key) ? requiredKv : optionalKv).add(kv);
+                declared.add(key);
+            }
+        }
+        boolean extra = additional != null && !(additional.isBoolean() && !additional.booleanValue());
+        if (extra) {
+            String valueRule = additional.isBoolean() ? primitive("value")
+                    : visit(additional, sub(name, "additional-value"), ptr + "/additionalProperties");
+            String keyRule = declared.isEmpty() ? primitive("string") : rule(sub(name, "additional-k"), notStrings(declared));
+            optionalKv.add(rule(sub(name, "additional-kv"), keyRule + " \":\" space " + valueRule) + "*");
+        }
+        if (requiredKv.isEmpty() && optionalKv.isEmpty()) {
+            return "\"{\" space \"}\"";
+        }
+        StringBuilder sb = new StringBuilder("\"{\" space ");
+        sb.append(String.join(" \",\" space ", requiredKv));
+        if (!optionalKv.isEmpty()) {
+            // Optional properties keep their order: any subset, each alternative starts at one of them.
+            List<String> alts = new ArrayList<>();
+            for (int i = 0; i < optionalKv.size(); i++) {
+                alts.add(optionalChain(optionalKv, i, name));
+            }
+            String opt = String.join(" | ", alts);
+            sb.append(requiredKv.isEmpty() ? " ( " + opt + " )?" : " ( \",\" space ( " + opt + " ) )?");
+        }
+        sb.append(" space \"}\"");
+        return sb.toString();
+    }
+
+    /** Optional kv i, then any subset of those after it in order; "x*" marks the repeatable additional-properties kv. */
+    private String optionalChain(List<String> kvs, int i, String name) {
+        String kv = kvs.get(i);
+        boolean repeat = kv.endsWith("*");
+        String base = repeat ? kv.substring(0, kv.length() - 1) : kv;
+        StringBuilder sb = new StringBuilder(base);
+        if (repeat) {
+            sb.append(" ( \",\" space ").append(base).append(" )*");
+        }
+        if (i + 1 < kvs.size()) {
+            StringBuilder rest = new StringBuilder();
+            for (int j = i + 1; j < kvs.size(); j++) {
+                String k = kvs.get(j);
+                boolean rep = k.endsWith("*");
+                String b = rep ? k.substring(0, k.length() - 1) : k;
+                rest.append(j > i + 1 ? " " : "").append("( \",\" space ").append(b).append(" )").append(rep ? "*" : "?");
+            }
+            sb.append(' ').append(rule(sub(name, "rest-" + (i + 1)), rest.toString()));
+        }
+        return sb.toString();
+    }
+
+    private String array(JsonNode schema, String name, String ptr) {
+        int min = count(schema, "minItems", ptr, 0);
+        int max = count(schema, "maxItems", ptr, Integer.MAX_VALUE);
+        if (min > max) {
+            throw new SchemaException(ptr + "/minItems", "minItems", "'minItems' exceeds 'maxItems'");
+        }
+        JsonNode prefix = schema.get("prefixItems");
+        JsonNode items = schema.get("items");
+        if (prefix != null) {
+            if (!prefix.isArray()) {
+                throw new SchemaException(ptr + "/prefixItems", "prefixItems", "'prefixItems' must be an array of schemas");
+            }
+            if (items != null && !(items.isBoolean() && !items.booleanValue())) {
+                throw new SchemaException(ptr + "/items", "items", "'items' beside 'prefixItems' is supported only as false");
+            }
+            if (prefix.size() < min || schema.has("maxItems") && prefix.size() > max) {
+                throw new SchemaException(ptr + "/prefixItems", "prefixItems", "'prefixItems' together with minItems/maxItems "
+                        + "that do not admit exactly its length cannot be enforced");
+            }
+            StringBuilder sb = new StringBuilder("\"[\" space ");
+            for (int i = 0; i < prefix.size(); i++) {
+                sb.append(i > 0 ? " \",\" space " : "").append(visit(prefix.get(i), sub(name, "tuple-" + i), ptr + "/prefixItems/" + i));
+            }
+            return sb.append(" space \"]\"").toString();
+        }
+        if (items != null && items.isArray()) {
+            throw new SchemaException(ptr + "/items", "items", "'items' as an array (draft 4 tuples) is not supported; use 'prefixItems'");
+        }
+        if (items != null && items.isBoolean() && !items.booleanValue()) {
+            if (min > 0) {
+                throw new SchemaException(ptr + "/items", "items", "'items': false with 'minItems' admits no array");
+            }
+            return "\"[\" space \"]\"";
+        }
+        if ((items == null || items.isBoolean() || items.isObject() && items.isEmpty()) && min == 0 && max == Integer.MAX_VALUE) {
+            return primitive("array");
+        }
+        String item = items == null || items.isBoolean() ? primitive("value") : visit(items, sub(name, "item"), ptr + "/items");
+        if (max == 0) {
+            return "\"[\" space space \"]\"";
+        }
+        String more = "(\",\" space " + item + ")" + repeat(Math.max(min - 1, 0), max == Integer.MAX_VALUE ? -1 : max - 1);
+        String body = item + (more.endsWith("{0,0}") ? "" : " " + more);
+        return "\"[\" space " + (min == 0 ? "(" + body + ")?" : body) + " space \"]\"";
+    }
+
+    private String string(JsonNode schema, String ptr) {
+        JsonNode format = schema.get("format");
+        int min = count(schema, "minLength", ptr, 0);
+        int max = count(schema, "maxLength", ptr, Integer.MAX_VALUE);
+        if (min > max) {
+            throw new SchemaException(ptr + "/minLength", "minLength", "'minLength' exceeds 'maxLength'");
+        }
+        if (format != null) {
+            if (!format.isTextual() || !SchemaKeywords.FORMATS.contains(format.textValue())) {
+                throw new SchemaException(ptr + "/format", "format", "string format " + SchemaKeywords.abbreviate(format.toString())
+                        + " cannot be enforced; supported formats: date, time, date-time, uuid");
+            }
+            if (schema.has("minLength") || schema.has("maxLength")) {
+                throw new SchemaException(ptr + "/format", "format", "'format' together with minLength/maxLength cannot be enforced");
+            }
+            String f = format.textValue();
+            return primitive(f.equals("uuid") ? "uuid" : f + "-string");
+        }
+        if (min == 0 && max == Integer.MAX_VALUE) {
+            return primitive("string");
+        }
+        return "\"\\\"\" " + primitive("char") + repeat(min, max == Integer.MAX_VALUE ? -1 : max) + " \"\\\"\"";
+    }
+
+    private String integer(JsonNode schema, String ptr) {
+        long lo = -MAX_INT;
+        long hi = MAX_INT;
+        boolean bounded = false;
+        for (String k : SchemaKeywords.NUMBER_WORDS) {
+            JsonNode b = schema.get(k);
+            if (b == null) {
+                continue;
+            }
+            if (!b.isNumber()) {
+                throw new SchemaException(ptr + "/" + k, k, "'" + k + "' must be a number");
+            }
+            bounded = true;
+            BigDecimal v = b.decimalValue();
+            switch (k) {
+                case "minimum" -> lo = Math.max(lo, clamp(v.setScale(0, RoundingMode.CEILING)));
+                case "exclusiveMinimum" -> lo = Math.max(lo, clamp(v.setScale(0, RoundingMode.FLOOR).add(BigDecimal.ONE)));
+                case "maximum" -> hi = Math.min(hi, clamp(v.setScale(0, RoundingMode.FLOOR)));
+                default -> hi = Math.min(hi, clamp(v.setScale(0, RoundingMode.CEILING).subtract(BigDecimal.ONE)));
+            }
+        }
+        if (!bounded) {
+            return primitive("integer");
+        }
+        if (lo > hi) {
+            throw new SchemaException(ptr, "minimum", "the integer bounds admit no value of at most 16 digits");
+        }
+        return "(" + IntegerRanges.gbnf(lo, hi) + ")";
+    }
+
+    private String number(JsonNode schema, String ptr) {
+        for (String k : SchemaKeywords.NUMBER_WORDS) {
+            JsonNode b = schema.get(k);
+            if (b == null) {
+                continue;
+            }
+            if (k.equals("minimum") && b.isNumber() && b.decimalValue().signum() == 0) {
+                continue;
+            }
+            throw new SchemaException(ptr + "/" + k, k, "'" + k + "' on a 'number' cannot be enforced (supported: 'minimum': 0, "
+                    + "or bounds on an 'integer')");
+        }
+        return primitive(schema.has("minimum") ? "nonnegative-number" : "number");
+    }
+
+    // --- helpers -------------------------------------------------------------------------------
+
+    private static long clamp(BigDecimal v) {
+        if (v.compareTo(BigDecimal.valueOf(MAX_INT + 1)) > 0) {
+            return MAX_INT + 1;
+        }
+        if (v.compareTo(BigDecimal.valueOf(-MAX_INT - 1)) < 0) {
+            return -MAX_INT - 1;
+        }
+        return v.longValueExact();
+    }
+
+    /** Refuses keywords (other than annotations and the allowed) beside a keyword that decides the whole schema. */
+    private static void only(JsonNode schema, String ptr, String keyword, Set<String> allowed) {
+        List<String> others = SchemaKeywords.others(schema, allowed);
+        if (!others.isEmpty()) {
+            throw new SchemaException(ptr + "/" + others.get(0), others.get(0), "'" + others.get(0) + "' beside '" + keyword
+                    + "' cannot be enforced; move it into the referenced or alternative schemas");
+        }
+    }
+
+    private static JsonNode nonEmptyArray(JsonNode schema, String k, String ptr) {
+        JsonNode a = schema.get(k);
+        if (!a.isArray() || a.isEmpty()) {
+            throw new SchemaException(ptr + "/" + k, k, "'" + k + "' must be a non-empty array");
+        }
+        return a;
+    }
+
+    private static int count(JsonNode schema, String k, String ptr, int dflt) {
+        JsonNode n = schema.get(k);
+        if (n == null) {
+            return dflt;
+        }
+        if (!n.isIntegralNumber() && !(n.isNumber() && n.decimalValue().stripTrailingZeros().scale() <= 0) || n.asLong() < 0) {
+            throw new SchemaException(ptr + "/" + k, k, "'" + k + "' must be a non-negative integer");
+        }
+        return (int) Math.min(n.asLong(), Integer.MAX_VALUE);
+    }
+
+    /** GBNF repetition suffix for min..max occurrences (max -1: unbounded). */
+    private static String repeat(int min, int max) {
+        if (max < 0) {
+            return min == 0 ? "*" : min == 1 ? "+" : "{" + min + ",}";
+        }
+        if (min == 0 && max == 1) {
+            return "?";
+        }
+        return min == max ? "{" + min + "}" : "{" + min + "," + max + "}";
+    }
+
+    private String primitive(String name) {
+        if (!rules.containsKey(name)) {
+            rules.put(name, PRIMITIVES.get(name));
+            for (String dep : DEPENDS.getOrDefault(name, List.of())) {
+                primitive(dep);
+            }
+        }
+        return name;
+    }
+
+    /** Adds a rule under a free name (a same-named rule with the same body is shared). */
+    private String rule(String name, String body) {
+        if (body.equals(name)) {
+            return name;
+        }
+        String n = sanitize(name);
+        if (PRIMITIVES.containsKey(n) && !n.equals("root")) {
+            n = n + "-";
+        }
+        if (rules.containsKey(n) && !rules.get(n).equals(body)) {
+            int i = 0;
+            while (rules.containsKey(n + i) && !rules.get(n + i).equals(body)) {
+                i++;
+            }
+            n = n + i;
+        }
+        if (rules.size() >= MAX_RULES) {
+            throw new SchemaException("", null, "the schema is too large (more than " + MAX_RULES + " grammar rules)");
+        }
+        rules.put(n, body);
+        return n;
+    }
+
+    private String uniqueName(String base) {
+        String n = base;
+        int i = 0;
+        while (rules.containsKey(n) || reserved.contains(n)) {
+            n = base + i++;
+        }
+        reserved.add(n);
+        return n;
+    }
+
+    private static String sub(String name, String part) {
+        return name.isEmpty() ? sanitize(part) : name + "-" + sanitize(part);
+    }
+
+    static String sanitize(String s) {
+        String out = s.replaceAll("[^a-zA-Z0-9-]+", "-");
+        return out.isEmpty() ? "x" : out;
+    }
+
+    /** A GBNF alternative that matches any JSON string except the given ones (the keys already declared). */
+    private String notStrings(List<String> keys) {
+        // A trie of the keys' characters: at each node, a different character or an end where no key ends.
+        Trie t = new Trie();
+        for (String k : keys) {
+            if (k.chars().anyMatch(c -> c == '"' || c == '\\' || c < 0x20 || c == 0x7F)) {
+                throw new SchemaException("/properties", "additionalProperties", "'additionalProperties' beside a property name "
+                        + "that needs JSON escapes cannot be enforced");
+            }
+            t.add(k);
+        }
+        String ch = primitive("char");
+        return "[\"] ( " + t.exclude(ch) + " )";
+    }
+
+    private static final class Trie {
+        final Map<Integer, Trie> next = new LinkedHashMap<>();
+        boolean end;
+
+        void add(String s) {
+            Trie at = this;
+            for (int cp : s.codePoints().toArray()) {
+                at = at.next.computeIfAbsent(cp, x -> new Trie());
+            }
+            at.end = true;
+        }
+
+        /** Strings (with the closing quote) that leave this node's keys: a different char, or end where no key ends. */
+        String exclude(String ch) {
+            List<String> alts = new ArrayList<>();
+            StringBuilder others = new StringBuilder("[^\"\\\\\\x7F\\x00-\\x1F");
+            for (Map.Entry<Integer, Trie> e : next.entrySet()) {
+                alts.add(literal(new String(Character.toChars(e.getKey()))) + " ( " + e.getValue().exclude(ch) + " )");
+                others.append(classChar(e.getKey()));
+            }
+            others.append(']');
+            // any other unescaped char, or any escape (escaped chars never begin a declared key here), then anything
+            // an escape other than \\u never writes a character of a declared key (keys needing escapes are refused)
+            alts.add("( " + others + " | [\\\\] [\"\\\\bfnrt] ) " + ch + "* [\"]");
+            if (!end) {
+                alts.add("[\"]");
+            }
+            return String.join(" | ", alts);
+        }
+    }
+
+    /** A GBNF string literal of raw text. */
+    static String literal(String s) {
+        StringBuilder sb = new StringBuilder("\"");
+        s.codePoints().forEach(cp -> {
+            switch (cp) {
+                case '"' -> sb.append("\\\"");
+                case '\\' -> sb.append("\\\\");
+                case '\n' -> sb.append("\\n");
+                case '\r' -> sb.append("\\r");
+                case '\t' -> sb.append("\\t");
+                default -> {
+                    if (cp < 0x20 || cp == 0x7F) {
+                        sb.append(String.format("\\x%02X", cp));
+                    } else {
+                        sb.appendCodePoint(cp);
+                    }
+                }
+            }
+        });
+        return sb.append('"').toString();
+    }
+
+    private static String classChar(int cp) {
+        return switch (cp) {
+            case '-', ']', '[', '\\', '^', '"' -> "\\" + (char) cp;
+            default -> new String(Character.toChars(cp));
+        };
+    }
+
+    /** Compact JSON text of a value, as the grammar writes constants. */
+    static String dump(JsonNode v) {
+        try {
+            return MAPPER.writeValueAsString(v);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

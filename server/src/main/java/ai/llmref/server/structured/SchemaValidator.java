@@ -1,0 +1,247 @@
+package ai.llmref.server.structured;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.math.BigDecimal;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * Validates a document against a schema of the supported subset ({@link SchemaKeywords}), with
+ * JSON Schema 2020-12 semantics; written apart from {@link JsonSchemaGrammar} so that it checks
+ * the grammar's output rather than repeating its reasoning. (A general validator library would
+ * also check keywords the converter refuses, which never reach it; this one has no dependencies
+ * and checks exactly the subset the server accepts.)
+ */
+public final class SchemaValidator {
+    private static final Pattern DATE = Pattern.compile("\\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\\d|3[01])");
+    private static final Pattern TIME = Pattern.compile("([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(\\.\\d+)?(Z|z|[+-]([01]\\d|2[0-3]):[0-5]\\d)");
+    private static final Pattern UUID = Pattern.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
+    private static final int MAX_DEPTH = 256;
+
+    private final JsonNode root;
+    private final List<String> errors = new ArrayList<>();
+
+    private SchemaValidator(JsonNode root) {
+        this.root = root;
+    }
+
+    /** The violations of the document (JSON pointer and reason each); empty when it is valid. */
+    public static List<String> validate(JsonNode schema, JsonNode document) {
+        SchemaValidator v = new SchemaValidator(schema);
+        v.check(schema, document, "", 0);
+        return List.copyOf(v.errors);
+    }
+
+    private boolean check(JsonNode s, JsonNode doc, String at, int depth) {
+        int before = errors.size();
+        if (depth > MAX_DEPTH) {
+            return fail(at, "schema recursion deeper than " + MAX_DEPTH);
+        }
+        if (s.isBoolean()) {
+            return s.booleanValue() || fail(at, "the schema 'false' admits no value");
+        }
+        if (s.has("$ref")) {
+            check(SchemaKeywords.resolve(root, s.get("$ref").textValue(), ""), doc, at, depth + 1);
+        }
+        if (s.has("const") && !jsonEquals(s.get("const"), doc)) {
+            fail(at, "is not the constant " + SchemaKeywords.abbreviate(s.get("const").toString()));
+        }
+        if (s.has("enum")) {
+            boolean any = false;
+            for (JsonNode e : s.get("enum")) {
+                any |= jsonEquals(e, doc);
+            }
+            if (!any) {
+                fail(at, "is not one of the enum values");
+            }
+        }
+        if (s.has("anyOf") && matching(s.get("anyOf"), doc, at, depth) == 0) {
+            fail(at, "matches none of anyOf");
+        }
+        if (s.has("oneOf")) {
+            int n = matching(s.get("oneOf"), doc, at, depth);
+            if (n != 1) {
+                fail(at, "matches " + n + " of oneOf's schemas, not exactly one");
+            }
+        }
+        if (s.has("allOf")) {
+            for (JsonNode sub : s.get("allOf")) {
+                check(sub, doc, at, depth + 1);
+            }
+        }
+        if (s.has("type") && !hasType(doc, SchemaKeywords.types(s, at))) {
+            fail(at, "does not have type " + s.get("type"));
+        }
+        if (doc.isObject()) {
+            object(s, doc, at, depth);
+        } else if (doc.isArray()) {
+            array(s, doc, at, depth);
+        } else if (doc.isTextual()) {
+            string(s, doc.textValue(), at);
+        } else if (doc.isNumber()) {
+            number(s, doc.decimalValue(), at);
+        }
+        return errors.size() == before;
+    }
+
+    private int matching(JsonNode alternatives, JsonNode doc, String at, int depth) {
+        int n = 0;
+        for (JsonNode alt : alternatives) {
+            SchemaValidator probe = new SchemaValidator(root);
+            if (probe.check(alt, doc, at, depth + 1)) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private void object(JsonNode s, JsonNode doc, String at, int depth) {
+        JsonNode props = s.get("properties");
+        if (s.has("required")) {
+            for (JsonNode r : s.get("required")) {
+                if (!doc.has(r.textValue())) {
+                    fail(at, "lacks the required property '" + r.textValue() + "'");
+                }
+            }
+        }
+        for (Map.Entry<String, JsonNode> f : doc.properties()) {
+            String p = at + "/" + SchemaKeywords.escape(f.getKey());
+            if (props != null && props.has(f.getKey())) {
+                check(props.get(f.getKey()), f.getValue(), p, depth + 1);
+            } else if (s.has("additionalProperties")) {
+                check(s.get("additionalProperties"), f.getValue(), p, depth + 1);
+            }
+        }
+    }
+
+    private void array(JsonNode s, JsonNode doc, String at, int depth) {
+        int prefix = 0;
+        if (s.has("prefixItems")) {
+            JsonNode pi = s.get("prefixItems");
+            prefix = pi.size();
+            for (int i = 0; i < Math.min(pi.size(), doc.size()); i++) {
+                check(pi.get(i), doc.get(i), at + "/" + i, depth + 1);
+            }
+        }
+        if (s.has("items")) {
+            for (int i = prefix; i < doc.size(); i++) {
+                check(s.get("items"), doc.get(i), at + "/" + i, depth + 1);
+            }
+        }
+        if (s.has("minItems") && doc.size() < s.get("minItems").asLong()) {
+            fail(at, "has fewer than " + s.get("minItems").asLong() + " items");
+        }
+        if (s.has("maxItems") && doc.size() > s.get("maxItems").asLong()) {
+            fail(at, "has more than " + s.get("maxItems").asLong() + " items");
+        }
+    }
+
+    private void string(JsonNode s, String v, String at) {
+        int len = v.codePointCount(0, v.length());
+        if (s.has("minLength") && len < s.get("minLength").asLong()) {
+            fail(at, "is shorter than " + s.get("minLength").asLong() + " characters");
+        }
+        if (s.has("maxLength") && len > s.get("maxLength").asLong()) {
+            fail(at, "is longer than " + s.get("maxLength").asLong() + " characters");
+        }
+        if (s.has("format")) {
+            String f = s.get("format").asText();
+            boolean ok = switch (f) {
+                case "date" -> DATE.matcher(v).matches();
+                case "time" -> TIME.matcher(v).matches();
+                case "date-time" -> {
+                    int t = v.indexOf('T') >= 0 ? v.indexOf('T') : v.indexOf('t');
+                    yield t == 10 && DATE.matcher(v.substring(0, t)).matches() && TIME.matcher(v.substring(t + 1)).matches();
+                }
+                case "uuid" -> UUID.matcher(v).matches();
+                default -> true; // formats outside the subset never reach here (the converter refuses them)
+            };
+            if (!ok) {
+                fail(at, "is not a valid " + f);
+            }
+        }
+        for (int i = 0; i < v.length(); i++) {
+            char c = v.charAt(i);
+            if (Character.isHighSurrogate(c) && (i + 1 >= v.length() || !Character.isLowSurrogate(v.charAt(i + 1)))
+                    || Character.isLowSurrogate(c) && (i == 0 || !Character.isHighSurrogate(v.charAt(i - 1)))) {
+                fail(at, "holds a lone UTF-16 surrogate");
+                break;
+            }
+        }
+    }
+
+    private void number(JsonNode s, BigDecimal v, String at) {
+        bound(s, "minimum", v, at, c -> c >= 0);
+        bound(s, "maximum", v, at, c -> c <= 0);
+        bound(s, "exclusiveMinimum", v, at, c -> c > 0);
+        bound(s, "exclusiveMaximum", v, at, c -> c < 0);
+    }
+
+    private void bound(JsonNode s, String k, BigDecimal v, String at, java.util.function.IntPredicate ok) {
+        JsonNode b = s.get(k);
+        if (b != null && b.isNumber() && !ok.test(v.compareTo(b.decimalValue()))) {
+            fail(at, "violates " + k + " " + b);
+        }
+    }
+
+    private boolean fail(String at, String why) {
+        errors.add((at.isEmpty() ? "(root)" : at) + " " + why);
+        return false;
+    }
+
+    /** Whether a value has one of the JSON Schema types (an integral number is an "integer", 1.0 included). */
+    static boolean hasType(JsonNode v, List<String> types) {
+        for (String t : types) {
+            boolean ok = switch (t) {
+                case "object" -> v.isObject();
+                case "array" -> v.isArray();
+                case "string" -> v.isTextual();
+                case "boolean" -> v.isBoolean();
+                case "null" -> v.isNull();
+                case "number" -> v.isNumber();
+                case "integer" -> v.isIntegralNumber() || v.isNumber() && v.decimalValue().stripTrailingZeros().scale() <= 0;
+                default -> false;
+            };
+            if (ok) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** JSON equality: numbers by value (1 equals 1.0), objects regardless of key order. */
+    static boolean jsonEquals(JsonNode a, JsonNode b) {
+        if (a.isNumber() && b.isNumber()) {
+            return a.decimalValue().compareTo(b.decimalValue()) == 0;
+        }
+        if (a.isObject() && b.isObject()) {
+            if (a.size() != b.size()) {
+                return false;
+            }
+            Set<String> seen = new HashSet<>();
+            for (Map.Entry<String, JsonNode> f : a.properties()) {
+                seen.add(f.getKey());
+                if (!b.has(f.getKey()) || !jsonEquals(f.getValue(), b.get(f.getKey()))) {
+                    return false;
+                }
+            }
+            return seen.size() == a.size();
+        }
+        if (a.isArray() && b.isArray()) {
+            if (a.size() != b.size()) {
+                return false;
+            }
+            for (int i = 0; i < a.size(); i++) {
+                if (!jsonEquals(a.get(i), b.get(i))) {
+                    return false;
+                }
+            }
+            return true;
+        }
+        return a.equals(b);
+    }
+}

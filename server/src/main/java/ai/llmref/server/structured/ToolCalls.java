@@ -1,0 +1,200 @@
+package ai.llmref.server.structured;
+
+import ai.llmref.server.chat.ChatMessage;
+import ai.llmref.server.chat.ChatTemplateRenderer;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.security.SecureRandom;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Tool calls for chat templates that support them: which format a template asks the model to
+ * write, the grammar that forces a call ({@code tool_choice} "required" or a named function), and
+ * the parsing of the model's output into OpenAI {@code tool_calls}.
+ *
+ * <p>Formats: {@link Format#HERMES} (Hermes 2 Pro/3, Qwen 2.5/3 and other ChatML tool templates):
+ * {@code <tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>}, one block per call, text
+ * before the first block is the message content. {@link Format#LLAMA3_JSON} (Llama 3.1/3.2/3.3):
+ * the whole reply is {@code {"name": ..., "parameters": {...}}}, optionally after
+ * {@code <|python_tag|>}; one call per reply, as the template demands.
+ */
+public final class ToolCalls {
+    private static final ObjectMapper MAPPER = new ObjectMapper();
+    private static final SecureRandom RANDOM = new SecureRandom();
+    private static final String ALPHANUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static final String PROBE = "llmref_probe_tool_7c1e";
+
+    private ToolCalls() {}
+
+    /** How a chat template asks the model to write tool calls. */
+    public enum Format {
+        /** The template cannot render tools, or writes calls in a format this server cannot parse. */
+        NONE,
+        HERMES,
+        LLAMA3_JSON
+    }
+
+    /** A declared function: its name and the JSON schema of its arguments. */
+    public record Function(String name, JsonNode parameters) {}
+
+    /** One call the model made: arguments as JSON text, as OpenAI returns them. */
+    public record Call(String id, String name, String arguments) {}
+
+    /** A reply split into its text and its tool calls (content null when the reply is only calls). */
+    public record Reply(String content, List<Call> calls) {}
+
+    /**
+     * The template's tool-call format: the template must render a probe tool's name when given
+     * tools (llama.cpp's capability probe), and its source must show one of the known formats.
+     */
+    public static Format detect(ChatTemplateRenderer template) {
+        String src = template.source();
+        Format candidate;
+        if (src.contains("<tool_call>")) {
+            candidate = Format.HERMES;
+        } else if (src.contains("<|start_header_id|>") && src.contains("\"parameters\"")) {
+            candidate = Format.LLAMA3_JSON;
+        } else {
+            return Format.NONE;
+        }
+        Map<String, Object> fn = new LinkedHashMap<>();
+        fn.put("name", PROBE);
+        fn.put("description", "probe");
+        fn.put("parameters", Map.of("type", "object", "properties", Map.of()));
+        Map<String, Object> tool = Map.of("type", "function", "function", fn);
+        try {
+            String out = template.render(List.of(ChatMessage.of("user", "hi")), true, List.of(tool));
+            return out.contains(PROBE) ? candidate : Format.NONE;
+        } catch (RuntimeException e) {
+            return Format.NONE;
+        }
+    }
+
+    /**
+     * A grammar that makes the model call exactly one of the functions (all of them for
+     * "required", one for a named choice), its arguments valid under the function's schema.
+     *
+     * @throws SchemaException when a function's parameters use a feature the grammar cannot enforce
+     */
+    public static String grammar(Format format, List<Function> functions) {
+        Map<String, String> rules = new LinkedHashMap<>();
+        List<String> alternatives = new ArrayList<>();
+        for (int i = 0; i < functions.size(); i++) {
+            Function f = functions.get(i);
+            String argsRule = "fn" + i + "-" + JsonSchemaGrammar.sanitize(f.name()) + "-args";
+            Map<String, String> r;
+            try {
+                r = JsonSchemaGrammar.rules(f.parameters(), argsRule);
+            } catch (SchemaException e) {
+                throw new SchemaException("/tools/" + i + "/function/parameters" + e.pointer(), e.keyword(),
+                        "function '" + f.name() + "': " + e.getMessage().replaceFirst(" \\(at #[^)]*\\)$", ""));
+            }
+            rules.putAll(r);
+            String name = JsonSchemaGrammar.literal(JsonSchemaGrammar.dump(MAPPER.getNodeFactory().textNode(f.name())));
+            String call = switch (format) {
+                case HERMES -> "\"{\" space \"\\\"name\\\"\" space \":\" space " + name + " \",\" space \"\\\"arguments\\\"\" space \":\" space "
+                        + argsRule + " space \"}\"";
+                case LLAMA3_JSON -> "\"{\" space \"\\\"name\\\"\" space \":\" space " + name + " \",\" space \"\\\"parameters\\\"\" space \":\" space "
+                        + argsRule + " space \"}\"";
+                case NONE -> throw new IllegalArgumentException("no tool-call format");
+            };
+            String callRule = "fn" + i + "-call";
+            rules.put(callRule, call);
+            alternatives.add(callRule);
+        }
+        String root = format == Format.HERMES ? "\"<tool_call>\\n\" call \"\\n</tool_call>\"" : "call";
+        StringBuilder sb = new StringBuilder("root ::= ").append(root).append('\n');
+        sb.append("call ::= ").append(String.join(" | ", alternatives)).append('\n');
+        rules.forEach((k, v) -> sb.append(k).append(" ::= ").append(v).append('\n'));
+        return sb.toString();
+    }
+
+    /**
+     * Splits a reply into content and calls. A call counts only when it is well-formed JSON naming
+     * a declared function with an object of arguments; otherwise the text stays content.
+     */
+    public static Reply parse(Format format, String text, List<Function> functions) {
+        List<Call> calls = new ArrayList<>();
+        switch (format) {
+            case HERMES -> {
+                int first = text.indexOf("<tool_call>");
+                if (first < 0) {
+                    return new Reply(text, List.of());
+                }
+                int at = first;
+                while (at >= 0) {
+                    int start = at + "<tool_call>".length();
+                    int end = text.indexOf("</tool_call>", start);
+                    String body = end < 0 ? text.substring(start) : text.substring(start, end);
+                    Call c = call(body, "arguments", functions);
+                    if (c == null) {
+                        return new Reply(text, List.of());
+                    }
+                    calls.add(c);
+                    if (end < 0) {
+                        break;
+                    }
+                    int next = text.indexOf("<tool_call>", end);
+                    if (next < 0 && !text.substring(end + "</tool_call>".length()).isBlank()) {
+                        return new Reply(text, List.of()); // text after the calls: not a clean tool-call reply
+                    }
+                    at = next;
+                }
+                String content = text.substring(0, first).stripTrailing();
+                return new Reply(content.isBlank() ? null : content, List.copyOf(calls));
+            }
+            case LLAMA3_JSON -> {
+                String t = text.strip();
+                if (t.startsWith("<|python_tag|>")) {
+                    t = t.substring("<|python_tag|>".length()).strip();
+                }
+                if (!t.startsWith("{")) {
+                    return new Reply(text, List.of());
+                }
+                Call c = call(t, "parameters", functions);
+                if (c == null) {
+                    c = call(t, "arguments", functions);
+                }
+                return c == null ? new Reply(text, List.of()) : new Reply(null, List.of(c));
+            }
+            default -> {
+                return new Reply(text, List.of());
+            }
+        }
+    }
+
+    private static Call call(String body, String argsKey, List<Function> functions) {
+        JsonNode n;
+        try {
+            n = MAPPER.readTree(body.strip());
+        } catch (JsonProcessingException e) {
+            return null;
+        }
+        if (!(n instanceof ObjectNode o) || !o.path("name").isTextual() || !o.path(argsKey).isObject()) {
+            return null;
+        }
+        String name = o.get("name").textValue();
+        if (functions.stream().noneMatch(f -> f.name().equals(name))) {
+            return null;
+        }
+        return new Call(newId(), name, JsonSchemaGrammar.dump(o.get(argsKey)));
+    }
+
+    /** The function a call names. */
+    public static Function function(List<Function> functions, String name) {
+        return functions.stream().filter(f -> f.name().equals(name)).findFirst().orElseThrow();
+    }
+
+    static String newId() {
+        StringBuilder sb = new StringBuilder("call_");
+        for (int i = 0; i < 24; i++) {
+            sb.append(ALPHANUM.charAt(RANDOM.nextInt(ALPHANUM.length())));
+        }
+        return sb.toString();
+    }
+}

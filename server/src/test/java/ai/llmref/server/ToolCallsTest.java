@@ -1,0 +1,260 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.llmref.server.structured.SchemaCorpus;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.FileInputStream;
+import java.io.InputStream;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.Properties;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Nested;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * Tool calls over HTTP with the real model under real chat templates from the pinned llama.cpp
+ * tree (model.chat-template overrides the model's own): Qwen 2.5 (Hermes {@code <tool_call>}
+ * format) and Llama 3.1 (JSON format). The tiny model is forced to call by tool_choice
+ * "required" or a named function; the grammar makes its call well-formed and its arguments valid.
+ */
+class ToolCallsTest {
+    static final ObjectMapper MAPPER = new ObjectMapper();
+    static final String WEATHER_PARAMS = """
+            {"type":"object","properties":{"location":{"type":"string","maxLength":24},
+             "unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["location","unit"],"additionalProperties":false}""";
+    static final String TIME_PARAMS = """
+            {"type":"object","properties":{"timezone":{"type":"string","maxLength":16}},"required":["timezone"]}""";
+
+    static String template(String file) throws Exception {
+        Properties build = new Properties();
+        try (InputStream in = new FileInputStream(System.getProperty("native.build.info"))) {
+            build.load(in);
+        }
+        Path p = Path.of(build.getProperty("llama.cpp.dir"), "models", "templates", file);
+        assertThat(p).as("chat template of the pinned llama.cpp tree").isRegularFile();
+        return Files.readString(p);
+    }
+
+    static ObjectNode request(String choice) throws Exception {
+        ObjectNode b = MAPPER.createObjectNode();
+        b.put("model", "stories260K");
+        b.putArray("messages").addObject().put("role", "user").put("content", "What is the weather in Paris?");
+        // forced calls end when the grammar completes; free text (auto, none) is cut short to keep the test fast
+        b.put("max_tokens", choice.equals("required") || choice.startsWith("{") ? 250 : 16);
+        b.put("temperature", 0.7);
+        b.put("seed", 11);
+        ArrayNode tools = b.putArray("tools");
+        tools.addObject().put("type", "function").putObject("function").put("name", "get_weather")
+                .put("description", "Current weather at a place").set("parameters", MAPPER.readTree(WEATHER_PARAMS));
+        tools.addObject().put("type", "function").putObject("function").put("name", "get_time")
+                .put("description", "Current time in a timezone").set("parameters", MAPPER.readTree(TIME_PARAMS));
+        if (choice.startsWith("{")) {
+            b.set("tool_choice", MAPPER.readTree(choice));
+        } else if (choice != null) {
+            b.put("tool_choice", choice);
+        }
+        return b;
+    }
+
+    static JsonNode params(String name) throws Exception {
+        return MAPPER.readTree(name.equals("get_weather") ? WEATHER_PARAMS : TIME_PARAMS);
+    }
+
+    static void assertValidCall(JsonNode call) throws Exception {
+        assertThat(call.get("id").asText()).startsWith("call_");
+        assertThat(call.get("type").asText()).isEqualTo("function");
+        String name = call.get("function").get("name").asText();
+        assertThat(name).isIn("get_weather", "get_time");
+        String args = call.get("function").get("arguments").asText();
+        assertThat(MAPPER.readTree(args).isObject()).isTrue();
+        assertThat(SchemaCorpus.referenceErrors(params(name), args)).as(args).isEmpty();
+    }
+
+    abstract static class Family {
+        TestServer server;
+
+        abstract String templateFile();
+
+        @BeforeAll
+        void start() throws Exception {
+            server = TestServer.start(Map.of("model.chat-template", template(templateFile()), "engine.slot-context", "2048",
+                    "engine.slots", "2", "limits.max-tokens", "400"));
+        }
+
+        @AfterAll
+        void stop() {
+            server.close();
+        }
+
+        JsonNode post(ObjectNode body) throws Exception {
+            HttpResponse<String> r = server.post("/v1/chat/completions", body.toString());
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+            return MAPPER.readTree(r.body());
+        }
+
+        @Test
+        void requiredForcesAValidCall() throws Exception {
+            JsonNode out = post(request("required"));
+            JsonNode choice = out.get("choices").get(0);
+            assertThat(choice.get("finish_reason").asText()).as(out.toString()).isEqualTo("tool_calls");
+            JsonNode calls = choice.get("message").get("tool_calls");
+            assertThat(calls).hasSize(1);
+            assertValidCall(calls.get(0));
+        }
+
+        @Test
+        void streamingDeliversTheCallAsToolCallDeltas() throws Exception {
+            ObjectNode b = request("required");
+            b.put("stream", true);
+            HttpResponse<String> r = server.post("/v1/chat/completions", b.toString());
+            assertThat(r.statusCode()).isEqualTo(200);
+            String id = null;
+            String name = null;
+            StringBuilder args = new StringBuilder();
+            String finish = null;
+            for (String line : r.body().split("\n")) {
+                if (!line.startsWith("data: {")) {
+                    continue;
+                }
+                JsonNode ch = MAPPER.readTree(line.substring(6)).get("choices").get(0);
+                JsonNode tc = ch.get("delta").get("tool_calls");
+                if (tc != null) {
+                    assertThat(tc.get(0).get("index").asInt()).isZero();
+                    if (tc.get(0).has("id")) {
+                        id = tc.get(0).get("id").asText();
+                        name = tc.get(0).get("function").get("name").asText();
+                    }
+                    args.append(tc.get(0).get("function").get("arguments").asText());
+                }
+                if (!ch.get("finish_reason").isNull()) {
+                    finish = ch.get("finish_reason").asText();
+                }
+            }
+            assertThat(finish).isEqualTo("tool_calls");
+            ObjectNode call = MAPPER.createObjectNode().put("id", id).put("type", "function");
+            call.putObject("function").put("name", name).put("arguments", args.toString());
+            assertValidCall(call);
+        }
+
+        @Test
+        void aToolRoundTripRendersTheCallAndItsResult() throws Exception {
+            JsonNode first = post(request("required"));
+            JsonNode call = first.get("choices").get(0).get("message").get("tool_calls").get(0);
+            ObjectNode next = request("auto");
+            ArrayNode messages = (ArrayNode) next.get("messages");
+            ObjectNode assistant = messages.addObject().put("role", "assistant");
+            assistant.putNull("content");
+            assistant.putArray("tool_calls").add(call);
+            messages.addObject().put("role", "tool").put("tool_call_id", call.get("id").asText())
+                    .put("content", "{\"temperature\": 21, \"sky\": \"clear and sunny over the river\"}");
+            JsonNode second = post(next);
+            long base = first.get("usage").get("prompt_tokens").asLong(); // the same tools and question
+            assertThat(second.get("usage").get("prompt_tokens").asLong()).as("the call and the tool result are in the prompt")
+                    .isGreaterThan(base + 20);
+        }
+
+    }
+
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class HermesFormatQwen25 extends Family {
+        @Override
+        String templateFile() {
+            return "Qwen-Qwen2.5-7B-Instruct.jinja";
+        }
+
+        // Hermes only (the format-independent paths, once): named choice, auto streaming, none/auto, refusals
+        @Test
+        void namedFunctionIsTheOneCalled() throws Exception {
+            for (String name : new String[] {"get_time", "get_weather"}) {
+                JsonNode out = post(request("{\"type\":\"function\",\"function\":{\"name\":\"" + name + "\"}}"));
+                JsonNode choice = out.get("choices").get(0);
+                assertThat(choice.get("finish_reason").asText()).as(out.toString()).isEqualTo("tool_calls");
+                JsonNode call = choice.get("message").get("tool_calls").get(0);
+                assertThat(call.get("function").get("name").asText()).isEqualTo(name);
+                assertValidCall(call);
+            }
+        }
+
+        @Test
+        void autoStreamingSendsTheSameReplyAsNonStreaming() throws Exception {
+            ObjectNode b = request("auto");
+            JsonNode whole = post(b).get("choices").get(0);
+            b.put("stream", true);
+            HttpResponse<String> r = server.post("/v1/chat/completions", b.toString());
+            StringBuilder content = new StringBuilder();
+            int calls = 0;
+            String finish = null;
+            for (String line : r.body().split("\n")) {
+                if (line.startsWith("data: {")) {
+                    JsonNode ch = MAPPER.readTree(line.substring(6)).get("choices").get(0);
+                    if (ch.get("delta").hasNonNull("content")) {
+                        content.append(ch.get("delta").get("content").asText());
+                    }
+                    calls += ch.get("delta").has("tool_calls") ? 1 : 0;
+                    finish = ch.get("finish_reason").isNull() ? finish : ch.get("finish_reason").asText();
+                }
+            }
+            JsonNode msg = whole.get("message");
+            assertThat(content.toString()).isEqualTo(msg.get("content").isNull() ? "" : msg.get("content").asText());
+            assertThat(calls).isEqualTo(msg.has("tool_calls") ? msg.get("tool_calls").size() : 0);
+            assertThat(finish).isEqualTo(whole.get("finish_reason").asText());
+        }
+
+        @Test
+        void noneRendersNoToolsAndAutoDoes() throws Exception {
+            JsonNode none = post(request("none"));
+            assertThat(none.get("choices").get(0).get("message").has("tool_calls")).isFalse();
+            assertThat(none.get("choices").get(0).get("finish_reason").asText()).isNotEqualTo("tool_calls");
+            JsonNode auto = post(request("auto"));
+            long withTools = auto.get("usage").get("prompt_tokens").asLong();
+            long without = none.get("usage").get("prompt_tokens").asLong();
+            assertThat(withTools).as("the tool definitions are in the prompt under auto").isGreaterThan(without + 50);
+            JsonNode msg = auto.get("choices").get(0).get("message");
+            if (msg.has("tool_calls")) { // the model may call on its own under auto
+                assertValidCall(msg.get("tool_calls").get(0));
+            } else {
+                assertThat(msg.get("content").isTextual()).isTrue();
+            }
+        }
+
+        @Test
+        void unenforceableParametersAreRefusedWhenACallIsForced() throws Exception {
+            ObjectNode b = request("required");
+            ((ObjectNode) b.get("tools").get(1).get("function").get("parameters").get("properties").get("timezone"))
+                    .put("pattern", "^[A-Z]+/[A-Za-z_]+$");
+            HttpResponse<String> r = server.post("/v1/chat/completions", b.toString());
+            assertThat(r.statusCode()).isEqualTo(400);
+            JsonNode err = MAPPER.readTree(r.body()).get("error");
+            assertThat(err.get("code").asText()).isEqualTo("unsupported_schema");
+            assertThat(err.get("param").asText()).isEqualTo("tools");
+            assertThat(err.get("message").asText()).contains("'pattern'").contains("/tools/1/function/parameters/properties/timezone/pattern");
+        }
+
+        @Test
+        void unknownNamedFunctionIsA400() throws Exception {
+            HttpResponse<String> r = server.post("/v1/chat/completions",
+                    request("{\"type\":\"function\",\"function\":{\"name\":\"launch\"}}").toString());
+            assertThat(r.statusCode()).isEqualTo(400);
+            assertThat(MAPPER.readTree(r.body()).get("error").get("param").asText()).isEqualTo("tool_choice");
+        }
+    }
+
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class Llama31JsonFormat extends Family {
+        @Override
+        String templateFile() {
+            return "meta-llama-Llama-3.1-8B-Instruct.jinja";
+        }
+    }
+}

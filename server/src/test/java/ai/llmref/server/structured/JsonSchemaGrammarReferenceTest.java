@@ -1,0 +1,105 @@
+package ai.llmref.server.structured;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Differential test of {@link JsonSchemaGrammar} against llama.cpp's converter in the pinned
+ * tree (src/test/cpp/schema_grammar_ref.cpp). For every corpus schema, both grammars run in
+ * llama.cpp's grammar engine over the same documents (valid ones, invalid ones, reordered ones,
+ * each compact and pretty-printed): they must accept and reject alike. The one allowed
+ * difference is where llama.cpp's grammar accepts a document the schema rejects (it does not
+ * enforce {@code minimum} on a {@code number}); ours must then reject it. Ours must accept every
+ * valid corpus document and reject every invalid one.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class JsonSchemaGrammarReferenceTest {
+    private GrammarReference ref;
+    private int stricterThanLlama;
+
+    @BeforeAll
+    void build() throws Exception {
+        ref = GrammarReference.build();
+    }
+
+    List<SchemaCorpus.Entry> corpus() {
+        return SchemaCorpus.all();
+    }
+
+    @Test
+    void corpusHasAtLeastFiftySchemas() {
+        assertThat(corpus()).hasSizeGreaterThanOrEqualTo(50);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("corpus")
+    void sameDocumentsAsLlamaCpp(SchemaCorpus.Entry e) throws Exception {
+        String ours = JsonSchemaGrammar.convert(e.schema());
+        String theirs = ref.llamaGrammar(e.schema());
+        assertThat(theirs).as("llama.cpp converts %s", e.name()).isNotNull();
+
+        List<String> docs = new ArrayList<>();
+        List<JsonNode> all = new ArrayList<>(e.valid());
+        all.addAll(e.invalid());
+        all.addAll(e.unordered());
+        for (JsonNode d : all) {
+            docs.add(SchemaCorpus.MAPPER.writeValueAsString(d));
+            docs.add(SchemaCorpus.MAPPER.writerWithDefaultPrettyPrinter().writeValueAsString(d));
+        }
+        boolean[] a = ref.accepts(ours, docs);
+        boolean[] b = ref.accepts(theirs, docs);
+        for (int i = 0; i < docs.size(); i++) {
+            String doc = docs.get(i);
+            boolean valid = SchemaCorpus.referenceErrors(e.schema(), doc).isEmpty();
+            if (a[i]) {
+                assertThat(valid).as("%s: our grammar accepts a document the schema rejects: %s%n%s", e.name(), doc, ours).isTrue();
+            }
+            if (a[i] != b[i]) {
+                assertThat(!a[i] && b[i] && !valid).as("%s: ours %s, llama.cpp %s: %s%nours:%n%s%nllama.cpp:%n%s", e.name(),
+                        a[i] ? "accepts" : "rejects", b[i] ? "accepts" : "rejects", doc, ours, theirs).isTrue();
+                stricterThanLlama++;
+                System.out.println("stricter than llama.cpp (" + e.name() + "): rejects invalid " + doc.replace("\n", " "));
+            }
+        }
+        for (int i = 0; i < e.valid().size(); i++) {
+            assertThat(a[2 * i]).as("%s: our grammar rejects the valid %s%n%s", e.name(), docs.get(2 * i), ours).isTrue();
+        }
+        for (int i = e.valid().size(); i < e.valid().size() + e.invalid().size(); i++) {
+            assertThat(a[2 * i] || a[2 * i + 1]).as("%s: our grammar accepts the invalid %s", e.name(), docs.get(2 * i)).isFalse();
+        }
+    }
+
+    /** Integer ranges: exactly the integers of the range, checked number by number against the engine. */
+    @ParameterizedTest(name = "[{0}, {1}]")
+    @org.junit.jupiter.params.provider.CsvSource({"0,255", "-40,60", "1,5", "18,9999999999999999", "-9999999999999999,-3",
+            "1000,123456", "-1005,-995", "7,7", "0,0", "-12,0", "99,1001"})
+    void integerRangesAreExact(long lo, long hi) throws Exception {
+        String schema = "{\"type\":\"integer\",\"minimum\":" + lo + ",\"maximum\":" + hi + "}";
+        String grammar = JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(schema));
+        List<Long> probes = new ArrayList<>();
+        for (long v : new long[] {lo, hi, lo - 1, hi + 1, 0, -1, 1, 9, 10, 99, 100, 101, 999, 1000, 1001, (lo + hi) / 2}) {
+            probes.add(v);
+        }
+        for (long v = Math.max(lo - 30, -2000); v <= Math.min(hi + 30, 2000); v += Math.max(1, (hi - lo) / 200)) {
+            probes.add(v);
+        }
+        List<String> docs = new ArrayList<>(probes.stream().map(String::valueOf).toList());
+        docs.add("-0");
+        docs.add("007");
+        boolean[] a = ref.accepts(grammar, docs);
+        for (int i = 0; i < probes.size(); i++) {
+            long v = probes.get(i);
+            assertThat(a[i]).as("%d in [%d, %d]%n%s", v, lo, hi, grammar).isEqualTo(v >= lo && v <= hi);
+        }
+        assertThat(a[probes.size()]).as("-0").isFalse();
+        assertThat(a[probes.size() + 1]).as("leading zeros").isFalse();
+    }
+}

@@ -1,0 +1,105 @@
+package ai.llmref.server.structured;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** The converter's refusals and the validator against the reference validator (unit tier: no native library). */
+class JsonSchemaGrammarTest {
+
+    static Stream<Arguments> refused() {
+        return Stream.of(
+                Arguments.of("{\"type\":\"string\",\"pattern\":\"^[a-z]+$\"}", "pattern", "/pattern"),
+                Arguments.of("{\"not\":{\"type\":\"string\"}}", "not", "/not"),
+                Arguments.of("{\"type\":\"object\",\"properties\":{\"a\":{\"if\":{\"type\":\"string\"}}}}", "if", "/properties/a/if"),
+                Arguments.of("{\"type\":\"object\",\"patternProperties\":{\"^x\":{}}}", "patternProperties", "/patternProperties"),
+                Arguments.of("{\"type\":\"object\",\"dependentSchemas\":{}}", "dependentSchemas", "/dependentSchemas"),
+                Arguments.of("{\"type\":\"array\",\"uniqueItems\":true}", "uniqueItems", "/uniqueItems"),
+                Arguments.of("{\"type\":\"integer\",\"multipleOf\":5}", "multipleOf", "/multipleOf"),
+                Arguments.of("{\"type\":\"object\",\"minProperties\":1}", "minProperties", "/minProperties"),
+                Arguments.of("{\"type\":\"array\",\"contains\":{\"type\":\"integer\"}}", "contains", "/contains"),
+                Arguments.of("{\"$ref\":\"https://example.com/schema.json\"}", "$ref", "/$ref"),
+                Arguments.of("{\"$ref\":\"#/$defs/missing\"}", "$ref", "/$ref"),
+                Arguments.of("{\"type\":\"string\",\"format\":\"email\"}", "format", "/format"),
+                Arguments.of("{\"type\":\"number\",\"maximum\":1}", "maximum", "/maximum"),
+                Arguments.of("{\"type\":\"number\",\"exclusiveMinimum\":0}", "exclusiveMinimum", "/exclusiveMinimum"),
+                Arguments.of("{\"allOf\":[{\"type\":\"object\"},{\"required\":[\"a\"]}]}", "allOf", "/allOf"),
+                Arguments.of("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}},\"required\":[\"b\"]}", "required", "/required"),
+                Arguments.of("{\"type\":\"strings\"}", "type", "/type"),
+                Arguments.of("{\"minimum\":3}", "type", ""),
+                Arguments.of("{\"type\":\"object\",\"properties\":{\"x\":{\"anyOf\":[{\"type\":\"string\"}],\"maxLength\":3}}}", "maxLength", "/properties/x/maxLength"),
+                Arguments.of("{\"type\":\"integer\",\"enum\":[1,\"two\"]}", "enum", ""),
+                Arguments.of("{\"type\":\"integer\",\"minimum\":10,\"maximum\":5}", "minimum", ""),
+                Arguments.of("{\"type\":\"string\",\"contentEncoding\":\"base64\"}", "contentEncoding", "/contentEncoding"),
+                Arguments.of("{\"type\":\"object\",\"properties\":{\"a/b\":{\"type\":\"string\",\"const\":\"x\",\"minLength\":1}}}", "minLength",
+                        "/properties/a~1b/minLength"));
+    }
+
+    @ParameterizedTest(name = "{1} at {2}")
+    @MethodSource("refused")
+    void unsupportedFeaturesAreRefusedByNameAndPointer(String schema, String keyword, String pointer) throws Exception {
+        JsonNode s = SchemaCorpus.MAPPER.readTree(schema);
+        assertThatThrownBy(() -> JsonSchemaGrammar.convert(s))
+                .isInstanceOfSatisfying(SchemaException.class, e -> {
+                    assertThat(e.keyword()).isEqualTo(keyword);
+                    assertThat(e.pointer()).isEqualTo(pointer);
+                    assertThat(e.getMessage()).contains("#" + pointer);
+                });
+    }
+
+    @Test
+    void annotationsAreIgnored() throws Exception {
+        String plain = JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}}"));
+        String annotated = JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("""
+                {"$schema":"https://json-schema.org/draft/2020-12/schema","title":"T","description":"d","type":"object",
+                 "properties":{"a":{"type":"integer","description":"x","examples":[1],"default":2,"$comment":"c","deprecated":false}}}"""));
+        assertThat(annotated).isEqualTo(plain);
+    }
+
+    @Test
+    void everyCorpusSchemaConverts() {
+        for (SchemaCorpus.Entry e : SchemaCorpus.all()) {
+            assertThat(JsonSchemaGrammar.convert(e.schema())).as(e.name()).startsWith("root ::= ");
+        }
+    }
+
+    /** Our validator and networknt's agree on every corpus document. */
+    @Test
+    void validatorAgreesWithTheReferenceValidator() throws Exception {
+        int checked = 0;
+        for (SchemaCorpus.Entry e : SchemaCorpus.all()) {
+            List<JsonNode> docs = new ArrayList<>(e.valid());
+            docs.addAll(e.invalid());
+            docs.addAll(e.unordered());
+            for (JsonNode d : docs) {
+                String text = SchemaCorpus.MAPPER.writeValueAsString(d);
+                boolean reference = SchemaCorpus.referenceErrors(e.schema(), text).isEmpty();
+                List<String> ours = SchemaValidator.validate(e.schema(), d);
+                assertThat(ours.isEmpty()).as("%s: %s (ours: %s)", e.name(), text, ours).isEqualTo(reference);
+                checked++;
+            }
+            for (JsonNode d : e.valid()) {
+                assertThat(SchemaValidator.validate(e.schema(), d)).as("%s valid %s", e.name(), d).isEmpty();
+            }
+            for (JsonNode d : e.invalid()) {
+                assertThat(SchemaValidator.validate(e.schema(), d)).as("%s invalid %s", e.name(), d).isNotEmpty();
+            }
+        }
+        assertThat(checked).isGreaterThan(200);
+    }
+
+    @Test
+    void validatorReportsPointerAndReason() throws Exception {
+        JsonNode schema = SchemaCorpus.MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"items\":{\"type\":\"integer\",\"maximum\":3}}}}");
+        assertThat(SchemaValidator.validate(schema, SchemaCorpus.MAPPER.readTree("{\"a\":[1,7]}"))).containsExactly("/a/1 violates maximum 3");
+        assertThat(SchemaValidator.validate(schema, SchemaCorpus.MAPPER.readTree("{\"a\":[1.0,2]}"))).isEmpty();
+    }
+}

@@ -1,0 +1,95 @@
+package ai.llmref.server.structured;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import ai.llmref.server.chat.ChatTemplateRenderer;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** Tool-call output parsing, format detection and grammar building (unit tier: no native library). */
+class ToolCallsParseTest {
+    static final List<ToolCalls.Function> FUNCTIONS = List.of(
+            new ToolCalls.Function("get_weather", json("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}")),
+            new ToolCalls.Function("get_time", json("{\"type\":\"object\"}")));
+
+    static com.fasterxml.jackson.databind.JsonNode json(String s) {
+        try {
+            return SchemaCorpus.MAPPER.readTree(s);
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Test
+    void hermesBlocksBecomeCallsAndLeadingTextContent() {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.HERMES, """
+                Let me check.
+                <tool_call>
+                {"name": "get_weather", "arguments": {"city": "Paris"}}
+                </tool_call>
+                <tool_call>
+                {"name": "get_time", "arguments": {}}
+                </tool_call>""", FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Let me check.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get_time");
+        assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Paris\"}");
+        assertThat(r.calls().getFirst().id()).startsWith("call_").hasSize(29).isNotEqualTo(r.calls().get(1).id());
+    }
+
+    @Test
+    void hermesCallWithoutClosingTagAtTheEndCounts() {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.HERMES, "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}", FUNCTIONS);
+        assertThat(r.content()).isNull();
+        assertThat(r.calls()).hasSize(1);
+    }
+
+    @Test
+    void malformedOrUnknownCallsStayContent() {
+        for (String text : List.of("<tool_call>{\"name\": \"launch\", \"arguments\": {}}</tool_call>",
+                "<tool_call>{\"name\": \"get_time\", \"arguments\": \"x\"}</tool_call>",
+                "<tool_call>{\"name\": \"get_time\", \"arguments\": {</tool_call>",
+                "<tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call> and more text",
+                "no calls here")) {
+            ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.HERMES, text, FUNCTIONS);
+            assertThat(r.calls()).as(text).isEmpty();
+            assertThat(r.content()).isEqualTo(text);
+        }
+    }
+
+    @Test
+    void llama3JsonReplyIsOneCall() {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.LLAMA3_JSON,
+                "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}", FUNCTIONS);
+        assertThat(r.content()).isNull();
+        assertThat(r.calls()).singleElement().satisfies(c -> {
+            assertThat(c.name()).isEqualTo("get_weather");
+            assertThat(c.arguments()).isEqualTo("{\"city\":\"Oslo\"}");
+        });
+        assertThat(ToolCalls.parse(ToolCalls.Format.LLAMA3_JSON, "The weather is fine.", FUNCTIONS).calls()).isEmpty();
+    }
+
+    @Test
+    void formatIsDetectedFromTheTemplateAndItsRendering() {
+        String hermesLike = "{%- if tools %}<tools>{{ tools | tojson }}</tools> use <tool_call>{% endif %}"
+                + "{%- for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}";
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(hermesLike, "", ""))).isEqualTo(ToolCalls.Format.HERMES);
+        // mentions <tool_call> but never renders the tools: no tool support
+        String ignoresTools = "{%- for m in messages %}{{ m.content }}{% endfor %}{# <tool_call> #}";
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(ignoresTools, "", ""))).isEqualTo(ToolCalls.Format.NONE);
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(ChatTemplateRenderer.defaultTemplate(), "", "")))
+                .isEqualTo(ToolCalls.Format.NONE);
+    }
+
+    @Test
+    void forcedCallGrammarNamesEveryAllowedFunction() {
+        String g = ToolCalls.grammar(ToolCalls.Format.HERMES, FUNCTIONS);
+        assertThat(g).startsWith("root ::= \"<tool_call>\\n\" call \"\\n</tool_call>\"\n").contains("call ::= fn0-call | fn1-call")
+                .contains("\"\\\"get_weather\\\"\"").contains("\"\\\"arguments\\\"\"");
+        assertThat(ToolCalls.grammar(ToolCalls.Format.LLAMA3_JSON, FUNCTIONS.subList(0, 1))).contains("\"\\\"parameters\\\"\"")
+                .doesNotContain("get_time");
+        assertThatThrownBy(() -> ToolCalls.grammar(ToolCalls.Format.HERMES,
+                List.of(new ToolCalls.Function("f", json("{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"string\",\"pattern\":\"a\"}}}")))))
+                .isInstanceOfSatisfying(SchemaException.class, e -> assertThat(e.pointer()).isEqualTo("/tools/0/function/parameters/properties/x/pattern"));
+    }
+}

@@ -19,7 +19,7 @@ class SoakTest {
     void shortSoakServesEveryRequestCorrectly() throws Exception {
         try (TestServer t = TestServer.start(Map.of("engine.slots", "4"))) {
             JsonNode r = SoakClient.run(SoakClient.parse("--url", t.base(), "--admin", t.admin(), "--clients", "8",
-                    "--warmup", "3", "--duration", System.getProperty("soak.seconds", "25"), "--sample", "5",
+                    "--warmup", "3", "--duration", System.getProperty("soak.seconds", "20"), "--sample", "5",
                     "--server-pid", Long.toString(ProcessHandle.current().pid()), "--seed", "7"));
             System.out.println("soak: " + r.toPrettyString());
             assertThat(r.at("/references/distinct_texts").asInt()).as("references tell requests apart")

@@ -197,6 +197,24 @@ class NativeContainmentTest {
         BadRequestTest.assertError(server.post("/v1/embeddings", "{\"input\":[]}"), 400, "invalid_request", "input");
     }
 
+    /**
+     * llama.cpp's built-in template renderer takes C strings: a NUL in a message would cut it short,
+     * so it is refused (400); with embeddings switched off, /v1/embeddings is a 400 and no
+     * embeddings context exists to misuse.
+     */
+    @Test
+    void builtinTemplateModeAndEmbeddingsOff() throws Exception {
+        try (TestServer t = TestServer.start(Map.of("model.chat-template", ai.llmref.server.chat.ChatTemplateRenderer.defaultTemplate(),
+                "model.chat-template-mode", "builtin", "engine.embeddings", "false", "engine.slots", "1"))) {
+            HttpResponse<String> nul = t.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"a\\u0000b\"}],"
+                    + "\"max_tokens\":2}");
+            BadRequestTest.assertError(nul, 400, "chat_template_error", "messages");
+            HttpResponse<String> fine = t.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"ab\"}],\"max_tokens\":2}");
+            assertThat(fine.statusCode()).as(fine.body()).isEqualTo(200);
+            BadRequestTest.assertError(t.post("/v1/embeddings", "{\"input\":\"a cat\"}"), 400, "invalid_request", null);
+        }
+    }
+
     static JsonNode ok(String path, String body) throws Exception {
         HttpResponse<String> r = server.post(path, body);
         assertThat(r.statusCode()).as(path + " " + r.body()).isEqualTo(200);

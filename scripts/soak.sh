@@ -16,7 +16,11 @@
 #   --warmup D     warm-up load before the measured phase (default 30s)
 #   --sample S     seconds between samples of the server's RSS, descriptors, threads (default 10)
 #
-# Environment: STORIES_MODEL; JAVA_OPTS (the server's JVM flags, default -XX:+UseZGC -Xmx1g);
+# Environment: STORIES_MODEL; JAVA_OPTS (the server's JVM flags, default -XX:+UseZGC -Xms512m -Xmx512m
+# -XX:+AlwaysPreTouch: a heap committed and touched at start, so that resident memory growth during
+# the run is not the collector growing its heap but something else); the server also runs with
+# -XX:NativeMemoryTracking=summary, and the JVM's own native memory growth (jcmd summary.diff from
+# just after start to the end) is reported next to RSS;
 # SOAK_CLIENT_OPTS (more SoakClient options, e.g. "--cancel 0.3 --slow 0.2").
 # The run holds /tmp/bench.lock (flock) so that it never overlaps a benchmark on a shared machine.
 set -euo pipefail
@@ -92,7 +96,7 @@ fi
 port=$(free_port)
 admin=$(free_port)
 # shellcheck disable=SC2206
-server_cmd=(java --enable-native-access=ALL-UNNAMED ${JAVA_OPTS:--XX:+UseZGC -Xmx1g} -Dserver.admin-port="$admin"
+server_cmd=(java --enable-native-access=ALL-UNNAMED ${JAVA_OPTS:--XX:+UseZGC -Xms512m -Xmx512m -XX:+AlwaysPreTouch} -XX:NativeMemoryTracking=summary -Dserver.admin-port="$admin"
   -Dengine.slots="$slots" -Dengine.slot-context="$slot_ctx" -Dserver.shutdown-grace-ms=30000
   -jar "$jar" --model "$model" --port "$port")
 (cd "$run_dir" && exec "${server_cmd[@]}") >"$run_dir/server.log" 2>&1 &
@@ -111,6 +115,7 @@ for i in $(seq 600); do
   [ "$i" = 600 ] && { tail -20 "$run_dir/server.log" >&2; die "the server was not ready within 60 s"; }
   sleep 0.1
 done
+jcmd "$server_pid" VM.native_memory baseline >/dev/null 2>&1 || log "warning: jcmd baseline failed"
 log "server pid $server_pid ready on 127.0.0.1:$port (admin $admin); $clients clients, ${warmup}s warm-up, ${duration}s load"
 
 started=$(date -u +%Y-%m-%dT%H:%MZ)
@@ -122,6 +127,8 @@ java -cp "$client_cp" ai.llmref.server.bench.SoakClient --url "http://127.0.0.1:
   --server-pid "$server_pid" --raw "$run_dir/requests.jsonl" ${SOAK_CLIENT_OPTS:-} \
   >"$run_dir/report.json" 2>"$run_dir/client.log" || client_rc=$?
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+jcmd "$server_pid" VM.native_memory summary.diff >"$run_dir/nmt-diff.txt" 2>&1 || true
+nmt=$(sed -n 's/^Total: *//p' "$run_dir/nmt-diff.txt" | head -1)
 [ -s "$run_dir/report.json" ] || { cat "$run_dir/client.log" >&2; die "the soak client produced no report (exit $client_rc)"; }
 
 # SIGTERM: the server must drain and exit 143 (not a crash), leaving no hs_err file behind
@@ -137,10 +144,10 @@ ls "$run_dir"/hs_err_pid*.log >/dev/null 2>&1 && clean_exit="no (hs_err file in 
 
 {
   echo "Machine: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB; $(java -version 2>&1 | head -1)."
-  echo "Server: $(basename "$model"), $slots slots x $slot_ctx positions, JVM flags ${JAVA_OPTS:--XX:+UseZGC -Xmx1g}."
+  echo "Server: $(basename "$model"), $slots slots x $slot_ctx positions, JVM flags ${JAVA_OPTS:--XX:+UseZGC -Xms512m -Xmx512m -XX:+AlwaysPreTouch}."
   echo "Command: scripts/soak.sh${args_given:+ $args_given}; started $started; load average at start $load_start, at end $load_end."
   echo
-  python3 - "$run_dir/report.json" "$clean_exit" <<'PY'
+  python3 - "$run_dir/report.json" "$clean_exit" "${nmt:-not measured}" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 c = r["config"]
@@ -164,6 +171,7 @@ print("| slow stream duration s p50 / max | %.1f / %.1f |" % (st("slow_stream_s"
 print("| server RSS MiB start / max / end | %.1f / %.1f / %.1f |" % (srv["rss_kib_start"] / 1024, srv["rss_kib_max"] / 1024, srv["rss_kib_end"] / 1024))
 print("| server open fds start / max / end | %d / %d / %d |" % (srv["fds_start"], srv["fds_max"], srv["fds_end"]))
 print("| server threads start / end | %d / %d |" % (srv["threads_start"], srv["threads_end"]))
+print("| JVM memory by NMT (heap included), just after start to the end | %s |" % sys.argv[3])
 print("| /metrics at end | slots busy %d of %d, queue %d, KV cells holding cached prefixes %d of %d |" % (m["llmref_slots_busy"], m["llmref_slots_total"], m["llmref_queue_depth"], m["llmref_kv_cache_cells_used"], m["llmref_kv_cache_cells_total"]))
 print("| requests counted by the server | %s |" % ", ".join("%s %d" % (k.replace('route=', '').replace('status=', ''), v) for k, v in m["requests_total"].items()))
 print("| SIGTERM after the run | clean exit: %s |" % sys.argv[2])

@@ -56,9 +56,8 @@ import java.util.regex.Pattern;
  *       number of events (0 = right after sending the request); what arrived must be a prefix of
  *       the reference;</li>
  *   <li>{@code slow}: streaming, long, over a raw socket with a 4 KiB receive buffer read at most
- *       256 bytes at a time, sleeping after every event, so that the server's writes block
- *       (a long stream carries more bytes than the socket buffers hold); the text must equal
- *       the reference.</li>
+ *       256 bytes at a time, sleeping after every event, so that the server's writes block once
+ *       the socket buffers are full; the text must equal the reference.</li>
  * </ul>
  * With {@code --server-pid} (Linux) it samples the server's resident memory, open descriptors and
  * threads from {@code /proc} during the run. At the end it waits until the server's /metrics

@@ -50,8 +50,9 @@ class RepeatedStartStopTest {
                 .isLessThanOrEqualTo(before.threads - before.helidonTimers + 2);
         // a model that was not freed keeps its file mapped
         assertThat(after.modelMappings).as("mappings of the model file after stop").isZero();
-        // each cycle allocates a context, KV cache and buffers of several MiB natively
-        assertThat(after.mallocBytes - before.mallocBytes).as("native heap growth").isLessThan(8L << 20);
+        // each cycle allocates two contexts (KV caches, compute buffers), batches and samplers, a few
+        // MiB natively: ten leaked cycles would be tens of MiB; what stays is allocator noise
+        assertThat(after.mallocBytes - before.mallocBytes).as("native heap growth").isLessThan(12L << 20);
     }
 
     private static void cycles(int n) throws Exception {

@@ -9,6 +9,7 @@ import ai.llmref.server.engine.EngineConfig;
 import ai.llmref.server.http.HealthService;
 import ai.llmref.server.http.Json;
 import ai.llmref.server.http.OpenAiService;
+import ai.llmref.server.http.ApiException;
 import ai.llmref.server.http.AuthFilter;
 import ai.llmref.server.http.PromptModel;
 import ai.llmref.server.observe.ServerMetrics;
@@ -39,6 +40,8 @@ public final class Server implements AutoCloseable {
     private volatile ServedModel served;
     private volatile float loadProgress;
     private volatile long loadMillis;
+    /** Why the model could not be served (state FAILED), for the probes; null otherwise. */
+    private volatile String failure;
     private volatile java.util.function.Consumer<Float> loadHook = f -> { };
 
     private Server(ServerConfig config, Tracing tracing) {
@@ -146,8 +149,11 @@ public final class Server implements AutoCloseable {
                 LOG.log(Level.INFO, "model " + config.model().id() + " ready in " + loadMillis + " ms: "
                         + model.placement() + ", " + e.slots() + " slots of " + slotContext + " positions");
             }
-        } catch (RuntimeException e) {
-            LOG.log(Level.ERROR, "cannot serve the model: " + e.getMessage());
+        } catch (RuntimeException | Error e) {
+            // Errors too (a native library that cannot link, an allocation failure): the state must
+            // leave LOADING, or the probes would report "loading" for ever.
+            failure = e.getMessage() != null ? e.getMessage() : e.toString();
+            LOG.log(Level.ERROR, "cannot serve the model: " + failure);
             if (model != null && served == null) {
                 try {
                     model.close();
@@ -194,7 +200,17 @@ public final class Server implements AutoCloseable {
     }
 
     ServedModel readyModel() {
+        if (state == State.FAILED) {
+            // the reason (paths, sizes) is for operators: it is on the admin port and in the log
+            throw new ApiException(503, "server_error", "model_unavailable", null,
+                    "the model could not be loaded; the operator must fix the server (see its readiness probe or log)");
+        }
         return state == State.READY ? served : null;
+    }
+
+    /** Why the model could not be loaded or served, when the state is FAILED; else null. */
+    public String failure() {
+        return failure;
     }
 
     public State state() {

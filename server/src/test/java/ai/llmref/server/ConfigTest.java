@@ -44,6 +44,14 @@ class ConfigTest {
                 .hasMessageContaining("model.path is required");
     }
 
+    /** Regression: 256 slots x 16M positions wrapped around to a context of 0 (the model's default). */
+    @Test
+    void theWholeContextMustFitItsLimit() {
+        assertThatThrownBy(() -> bind(Map.of("engine.slots", "256", "engine.slot-context", "16777216"))).isInstanceOf(ConfigException.class)
+                .hasMessageContaining("engine.slot-context times engine.slots (256) must be at most 16777216 positions");
+        assertThat(bind(Map.of("engine.slots", "16", "engine.slot-context", "1048576")).engine().slotContext()).isEqualTo(1 << 20);
+    }
+
     @Test
     void environmentVariablesMapToKeys() {
         assertThat(ServerConfig.fromEnvironment(Map.of("LLMREF_ENGINE_SLOTS", "3", "LLMREF_LIMITS_MAX__BODY__BYTES", "2048",

@@ -137,6 +137,11 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 integer(c, "engine.threads-batch", cores, 1, 1024),
                 enumeration(c, "engine.flash-attention", ContextParams.FlashAttention.AUTO, ContextParams.FlashAttention::valueOf),
                 bool(c, "engine.embeddings", true));
+        if ((long) engine.slots() * engine.slotContext() > ContextParams.MAX_CONTEXT) {
+            // the context is slots x slot-context positions: the product must fit llama.cpp's int
+            throw new ConfigException("engine.slot-context", "times engine.slots (" + engine.slots() + ") must be at most "
+                    + ContextParams.MAX_CONTEXT + " positions", engine.slotContext());
+        }
         Limits limits = new Limits(
                 longValue(c, "limits.max-body-bytes", 1 << 20, 1024, 1L << 30),
                 integer(c, "limits.max-json-depth", 32, 2, 1000),

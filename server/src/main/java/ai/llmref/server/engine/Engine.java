@@ -359,6 +359,11 @@ public final class Engine implements AutoCloseable {
             int token;
             try {
                 token = s.sampler.sample(ctx, s.outputIndex);
+            } catch (GrammarException e) {
+                // the request's own constraints (response_format's grammar with logit_bias bans) allow no token
+                fail(s, new EngineException(EngineException.Kind.INVALID_REQUEST,
+                        "response_format and logit_bias together leave no token the output may continue with", e));
+                continue;
             } catch (LlamaException e) {
                 fail(s, new EngineException(EngineException.Kind.INTERNAL, "sampling failed: " + e.getMessage(), e));
                 continue;

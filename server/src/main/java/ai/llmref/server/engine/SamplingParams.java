@@ -14,7 +14,14 @@ public record SamplingParams(float temperature, float topP, int topK, float minP
         return new SamplingParams(0f, 1f, 0, 0f, null, 0f, 0f, Map.of(), null);
     }
 
+    /**
+     * Below this temperature sampling is greedy: llama.cpp divides the logits by the temperature,
+     * and a tiny one overflows them to infinity, whose softmax is NaN (its sampler then falls back
+     * to the last token of the vocabulary, or asserts in a debug build).
+     */
+    public static final float GREEDY_BELOW = 1e-6f;
+
     public boolean isGreedy() {
-        return temperature == 0f;
+        return temperature < GREEDY_BELOW;
     }
 }

@@ -183,6 +183,10 @@ final class CompletionParser {
             double v = e.getValue().doubleValue();
             out.put(token, v == -100 ? Float.NEGATIVE_INFINITY : (float) v); // -100 bans, as in OpenAI's API
         }
+        if (out.size() == model.vocabSize() && out.values().stream().allMatch(b -> b == Float.NEGATIVE_INFINITY)) {
+            // nothing left to sample from: llama.cpp's softmax over all -inf is NaN
+            throw ApiException.badValue("logit_bias", "logit_bias bans every token of the vocabulary");
+        }
         return out;
     }
 

@@ -74,6 +74,9 @@ public final class HealthService implements HttpService {
         if (s == Server.State.LOADING) {
             o.put("progress", server.loadProgress());
         }
+        if (s == Server.State.FAILED && server.failure() != null) {
+            o.put("reason", server.failure());
+        }
         Engine e = server.engine();
         if (e != null) {
             Engine.Stats st = e.stats();

@@ -380,7 +380,7 @@ public final class LoadGenerator {
         return s;
     }
 
-    /** mean, min, p50, p90, p99, max (nearest rank). */
+    /** mean, min, p50, p90, p95, p99, max (nearest rank). */
     static ObjectNode stats(double[] v, int digits) {
         ObjectNode n = JSON.createObjectNode();
         n.put("n", v.length);
@@ -393,6 +393,7 @@ public final class LoadGenerator {
         n.put("min", round(sorted[0], digits));
         n.put("p50", round(percentile(sorted, 50), digits));
         n.put("p90", round(percentile(sorted, 90), digits));
+        n.put("p95", round(percentile(sorted, 95), digits));
         n.put("p99", round(percentile(sorted, 99), digits));
         n.put("max", round(sorted[sorted.length - 1], digits));
         return n;

@@ -11,10 +11,15 @@ import ai.llmref.server.http.Json;
 import ai.llmref.server.http.OpenAiService;
 import ai.llmref.server.http.AuthFilter;
 import ai.llmref.server.http.PromptModel;
+import ai.llmref.server.http.RequestHeadDeadline;
+import ai.llmref.server.http.TransportErrors;
 import ai.llmref.server.observe.ServerMetrics;
 import ai.llmref.server.observe.Tracing;
 import io.helidon.http.HeaderNames;
+import io.helidon.http.DirectHandler;
 import io.helidon.webserver.WebServer;
+import io.helidon.webserver.http.DirectHandlers;
+import io.helidon.webserver.http1.Http1Config;
 import io.helidon.webserver.http.HttpRouting;
 import java.lang.System.Logger.Level;
 import java.time.Duration;
@@ -53,19 +58,32 @@ public final class Server implements AutoCloseable {
                 config.limits().requestTimeoutMillis()), metrics, tracing);
         AuthFilter auth = config.auth().apiKeys().isEmpty() ? null : new AuthFilter(config.auth().apiKeys(), api, metrics);
         HealthService health = new HealthService(this, json);
+        ServerConfig.Limits limits = config.limits();
+        RequestHeadDeadline headDeadline = new RequestHeadDeadline(limits.headerTimeoutMillis());
+        Http1Config http1 = Http1Config.builder()
+                .maxPrologueLength(limits.maxRequestLineBytes())
+                .maxHeadersSize(limits.maxHeaderBytes())
+                .addReceiveListener(headDeadline.receiving())
+                .addSendListener(headDeadline.sending())
+                .build();
+        DirectHandlers transportErrors = transportErrors();
+        Duration readTimeout = Duration.ofMillis(limits.readTimeoutMillis());
         this.web = WebServer.builder()
                 // our own shutdown hook drains first; Helidon's would close the sockets at once
                 .shutdownHook(false)
                 // streams write small SSE chunks: without TCP_NODELAY, Nagle's algorithm meets the
                 // client's delayed ACK and holds the second chunk back ~40 ms
-                .connectionOptions(o -> o.tcpNoDelay(true))
+                .connectionOptions(o -> o.tcpNoDelay(true).readTimeout(readTimeout))
+                .addProtocol(http1)
+                .directHandlers(transportErrors)
                 .host(config.http().host())
                 .port(config.http().port())
                 // a backstop above the API's own limit, which answers in the OpenAI error shape
                 .maxPayloadSize(config.limits().maxBodyBytes() * 2 + 4096)
                 .routing(r -> apiRouting(r, api, auth))
                 .putSocket(ADMIN, socket -> socket.host(config.http().host()).port(config.http().adminPort())
-                        .maxPayloadSize(4096))
+                        .maxPayloadSize(4096).addProtocol(http1).directHandlers(transportErrors)
+                        .connectionOptions(o -> o.tcpNoDelay(true).readTimeout(readTimeout)))
                 .routing(ADMIN, r -> adminRouting(r, health, metrics))
                 .build();
     }
@@ -76,6 +94,16 @@ public final class Server implements AutoCloseable {
             r.addFilter(auth);
         }
         r.register(api);
+        r.any(api::unknownRoute); // anything else: 404 in the error shape, not Helidon's plain text
+    }
+
+    /** Errors Helidon answers itself (malformed requests, limits) in the OpenAI error shape. */
+    private static DirectHandlers transportErrors() {
+        DirectHandlers.Builder b = DirectHandlers.builder();
+        for (DirectHandler.EventType t : DirectHandler.EventType.values()) {
+            b.addHandler(t, new TransportErrors());
+        }
+        return b.build();
     }
 
     /** Probes and metrics: no authentication, so that kubelet and Prometheus reach them. */

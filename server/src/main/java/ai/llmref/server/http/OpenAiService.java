@@ -183,7 +183,11 @@ public final class OpenAiService implements HttpService {
             if (bytes.length > limits.maxBodyBytes()) {
                 throw tooLarge();
             }
-        } catch (IOException e) {
+        } catch (IOException | RuntimeException e) {
+            if (e instanceof ApiException api) {
+                throw api;
+            }
+            // broken framing (bad chunk sizes, a body shorter than its Content-Length): Helidon throws unchecked
             throw ApiException.badRequest(null, "the request body could not be read");
         }
         return json.parseObject(bytes);
@@ -192,6 +196,12 @@ public final class OpenAiService implements HttpService {
     private ApiException tooLarge() {
         return new ApiException(413, "invalid_request_error", "request_too_large", null,
                 "the request body exceeds " + limits.maxBodyBytes() + " bytes");
+    }
+
+    /** Any method and path without a route (the API filter has already run). */
+    public void unknownRoute(ServerRequest req, ServerResponse res) {
+        sendError(res, new ApiException(404, "invalid_request_error", "unknown_route", null, "no route for "
+                + req.prologue().method().text() + " " + CompletionParser.abbreviate(req.path().path())));
     }
 
     // --- completions -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import ai.llmref.server.http.OpenAiService;
 import ai.llmref.server.http.AuthFilter;
 import ai.llmref.server.http.PromptModel;
 import ai.llmref.server.http.RequestHeadDeadline;
+import ai.llmref.server.http.RequestTargetFilter;
 import ai.llmref.server.http.TransportErrors;
 import ai.llmref.server.observe.ServerMetrics;
 import ai.llmref.server.observe.Tracing;
@@ -63,19 +64,22 @@ public final class Server implements AutoCloseable {
         Http1Config http1 = Http1Config.builder()
                 .maxPrologueLength(limits.maxRequestLineBytes())
                 .maxHeadersSize(limits.maxHeaderBytes())
-                .addReceiveListener(headDeadline.receiving())
-                .addSendListener(headDeadline.sending())
+                .addReceiveListener(headDeadline)
                 .build();
         DirectHandlers transportErrors = transportErrors();
-        Duration readTimeout = Duration.ofMillis(limits.readTimeoutMillis());
+        // Helidon closes connections that wait this long for a request line (idle keep-alive, slow request line)
+        Duration idle = Duration.ofMillis(limits.idleTimeoutMillis());
+        Duration idleCheck = Duration.ofMillis(Math.max(50, limits.idleTimeoutMillis() / 4));
         this.web = WebServer.builder()
                 // our own shutdown hook drains first; Helidon's would close the sockets at once
                 .shutdownHook(false)
                 // streams write small SSE chunks: without TCP_NODELAY, Nagle's algorithm meets the
                 // client's delayed ACK and holds the second chunk back ~40 ms
-                .connectionOptions(o -> o.tcpNoDelay(true).readTimeout(readTimeout))
+                .connectionOptions(o -> o.tcpNoDelay(true))
                 .addProtocol(http1)
                 .directHandlers(transportErrors)
+                .idleConnectionTimeout(idle)
+                .idleConnectionPeriod(idleCheck)
                 .host(config.http().host())
                 .port(config.http().port())
                 // a backstop above the API's own limit, which answers in the OpenAI error shape
@@ -83,13 +87,14 @@ public final class Server implements AutoCloseable {
                 .routing(r -> apiRouting(r, api, auth))
                 .putSocket(ADMIN, socket -> socket.host(config.http().host()).port(config.http().adminPort())
                         .maxPayloadSize(4096).addProtocol(http1).directHandlers(transportErrors)
-                        .connectionOptions(o -> o.tcpNoDelay(true).readTimeout(readTimeout)))
+                        .idleConnectionTimeout(idle).idleConnectionPeriod(idleCheck))
                 .routing(ADMIN, r -> adminRouting(r, health, metrics))
                 .build();
     }
 
     /** The API routes (behind the API-key filter when keys are configured), shared by main and tests. */
     static void apiRouting(HttpRouting.Builder r, OpenAiService api, AuthFilter auth) {
+        r.addFilter(new RequestTargetFilter());
         if (auth != null) {
             r.addFilter(auth);
         }
@@ -108,6 +113,7 @@ public final class Server implements AutoCloseable {
 
     /** Probes and metrics: no authentication, so that kubelet and Prometheus reach them. */
     static void adminRouting(HttpRouting.Builder r, HealthService health, ServerMetrics metrics) {
+        r.addFilter(new RequestTargetFilter());
         r.register(health).get("/metrics", (req, res) -> {
             res.header(HeaderNames.CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
             res.send(metrics.scrape());

@@ -2,6 +2,7 @@ package ai.llmref.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.code_intelligence.jazzer.api.BugDetectors;
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -53,6 +54,17 @@ class HttpFuzzTest {
         return server;
     }
 
+    /**
+     * Jazzer's SSRF detector reports every connection the fuzzed code opens unless allowed; these go
+     * to our own server only. (Allowed per execution: the fuzzing run resets the detectors.)
+     */
+    private static com.code_intelligence.jazzer.api.SilentCloseable onlyOurServer(TestServer t) {
+        int api = t.server.port();
+        int admin = t.server.adminPort();
+        return BugDetectors.allowNetworkConnections((host, port) -> (host.equals("127.0.0.1") || host.equals("localhost"))
+                && (port == api || port == admin));
+    }
+
     @AfterAll
     static synchronized void stillServesThenStop() throws Exception {
         if (server == null) {
@@ -74,6 +86,12 @@ class HttpFuzzTest {
     @FuzzTest(maxDuration = "30s")
     void apiRoute(byte[] input) throws Exception {
         TestServer t = server();
+        try (var allowed = onlyOurServer(t)) {
+            apiRoute(t, input);
+        }
+    }
+
+    private static void apiRoute(TestServer t, byte[] input) throws Exception {
         Route r = ROUTES.get(input.length > 0 ? Byte.toUnsignedInt(input[0]) % ROUTES.size() : 0);
         int flags = input.length > 1 ? input[1] : 1;
         byte[] body = input.length > 2 ? java.util.Arrays.copyOfRange(input, 2, input.length) : new byte[0];
@@ -101,6 +119,12 @@ class HttpFuzzTest {
     @FuzzTest(maxDuration = "30s")
     void rawRequest(byte[] request) throws Exception {
         TestServer t = server();
+        try (var allowed = onlyOurServer(t)) {
+            rawRequest(t, request);
+        }
+    }
+
+    private static void rawRequest(TestServer t, byte[] request) throws Exception {
         byte[] answer;
         try (Socket s = new Socket()) {
             s.connect(new InetSocketAddress("127.0.0.1", t.server.port()), 5000);

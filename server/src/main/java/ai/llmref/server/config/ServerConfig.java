@@ -68,11 +68,11 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
     /**
      * @param maxRequestLineBytes longer request lines: 414
      * @param maxHeaderBytes      larger header blocks: 431
-     * @param readTimeoutMillis   a connection on which nothing arrives for this long while a request is read is closed
-     * @param headerTimeoutMillis a request line and headers that take longer to arrive end the connection (408): slow loris
+     * @param idleTimeoutMillis   a connection waiting this long for a (complete) request line is closed
+     * @param headerTimeoutMillis headers that take longer than this after the request line close the connection (slow loris)
      */
     public record Limits(long maxBodyBytes, int maxJsonDepth, int maxTokens, int maxPromptTokens, long requestTimeoutMillis,
-                         int maxRequestLineBytes, int maxHeaderBytes, long readTimeoutMillis, long headerTimeoutMillis) {}
+                         int maxRequestLineBytes, int maxHeaderBytes, long idleTimeoutMillis, long headerTimeoutMillis) {}
 
     /** Reads the sources (see class comment); {@code file} may be null. */
     public static Config load(Path file, Map<String, String> overrides) {
@@ -152,7 +152,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 longValue(c, "limits.request-timeout-ms", 300_000, 100, 86_400_000),
                 integer(c, "limits.max-request-line-bytes", 4096, 256, 1 << 20),
                 integer(c, "limits.max-header-bytes", 16384, 1024, 1 << 20),
-                longValue(c, "limits.read-timeout-ms", 30_000, 100, 3_600_000),
+                longValue(c, "limits.idle-timeout-ms", 60_000, 100, 3_600_000),
                 longValue(c, "limits.header-timeout-ms", 10_000, 100, 3_600_000));
         Auth auth = new Auth(apiKeys(c));
         double ratio;

@@ -1,88 +1,84 @@
 package ai.llmref.server.http;
 
-import io.helidon.common.buffers.BufferData;
-import io.helidon.http.DirectHandler;
 import io.helidon.http.Headers;
-import io.helidon.http.RequestException;
-import io.helidon.http.Status;
+import io.helidon.http.HttpPrologue;
 import io.helidon.webserver.ConnectionContext;
 import io.helidon.webserver.http1.Http1ConnectionListener;
-import java.util.Collections;
-import java.util.Map;
-import java.util.WeakHashMap;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Cuts off a client that sends a request's line and headers too slowly (slow loris). The socket
- * read timeout alone does not: a client that sends one byte just before each timeout holds the
- * connection forever. Here the clock starts at the first byte of a request head; a byte that
- * arrives after {@code limit} while the head is still incomplete ends the connection with 408.
- * Gaps longer than the read timeout end it in the socket. Once the headers are in, the body
- * size limit and the request timeout take over; the next head's clock starts after the response.
+ * Cuts off a client that sends its headers too slowly (slow loris): once the request line is in,
+ * the headers must be complete within {@code limit}, else the connection is closed. Helidon reads
+ * accepted sockets without a read timeout and its idle-connection check only ends connections that
+ * wait for a request line, so a client trickling one header byte at a time would otherwise hold
+ * its connection (and a thread) forever.
+ *
+ * <p>The connection's own thread reads the head; at the request line it arms a timer, at the end
+ * of the headers it disarms it. A timer that fires interrupts that thread, which, blocked in a
+ * socket read on a virtual thread, closes the socket (the mechanism Helidon's idle check uses).
  */
-public final class RequestHeadDeadline {
-    private static final long AWAITING = 0;
-    private static final long HEAD_DONE = -1;
+public final class RequestHeadDeadline implements Http1ConnectionListener {
+    private static final System.Logger LOG = System.getLogger(RequestHeadDeadline.class.getName());
+    private static final ScheduledThreadPoolExecutor TIMERS = timers();
 
-    private final long limitNanos;
     private final long limitMillis;
-    /** Per connection: when its current head started, AWAITING its first byte, or HEAD_DONE. Weak: closed connections go. */
-    private final Map<ConnectionContext, long[]> heads = Collections.synchronizedMap(new WeakHashMap<>());
+    /** The armed timer of the head this thread is reading, if any. */
+    private final ThreadLocal<Armed> armed = new ThreadLocal<>();
+
+    /** Guarded by itself: a timer interrupts only while the head is still incomplete. */
+    private static final class Armed {
+        ScheduledFuture<?> timer;
+        boolean done;
+    }
 
     public RequestHeadDeadline(long limitMillis) {
         this.limitMillis = limitMillis;
-        this.limitNanos = TimeUnit.MILLISECONDS.toNanos(limitMillis);
     }
 
-    /** Listens to what the connection receives: starts and checks the clock, stops it at the end of the headers. */
-    public Http1ConnectionListener receiving() {
-        return new Http1ConnectionListener() {
-            @Override
-            public void data(ConnectionContext ctx, BufferData data) {
-                arrived(ctx);
-            }
-
-            @Override
-            public void data(ConnectionContext ctx, byte[] bytes, int offset, int length) {
-                arrived(ctx);
-            }
-
-            @Override
-            public void headers(ConnectionContext ctx, Headers headers) {
-                state(ctx)[0] = HEAD_DONE;
-            }
-        };
-    }
-
-    /** Listens to what the connection sends: a final response status re-arms the clock for the next request. */
-    public Http1ConnectionListener sending() {
-        return new Http1ConnectionListener() {
-            @Override
-            public void status(ConnectionContext ctx, Status status) {
-                if (status.code() >= 200) {
-                    state(ctx)[0] = AWAITING;
-                }
-            }
-        };
-    }
-
-    private long[] state(ConnectionContext ctx) {
-        return heads.computeIfAbsent(ctx, c -> new long[] {AWAITING});
-    }
-
-    private void arrived(ConnectionContext ctx) {
-        long[] s = state(ctx);
-        long now = System.nanoTime();
-        if (s[0] == AWAITING) {
-            s[0] = now == AWAITING || now == HEAD_DONE ? now + 2 : now;
-        } else if (s[0] != HEAD_DONE && now - s[0] > limitNanos) {
-            s[0] = HEAD_DONE;
-            throw RequestException.builder()
-                    .type(DirectHandler.EventType.OTHER)
-                    .status(Status.REQUEST_TIMEOUT_408)
-                    .setKeepAlive(false)
-                    .message("the request line and headers took longer than " + limitMillis + " ms to arrive")
-                    .build();
+    @Override
+    public void prologue(ConnectionContext ctx, HttpPrologue prologue) {
+        Thread reader = Thread.currentThread();
+        Armed a = new Armed();
+        synchronized (a) {
+            a.timer = TIMERS.schedule(() -> expire(a, reader), limitMillis, TimeUnit.MILLISECONDS);
         }
+        disarm();
+        armed.set(a);
+    }
+
+    @Override
+    public void headers(ConnectionContext ctx, Headers headers) {
+        disarm();
+    }
+
+    private void disarm() {
+        Armed a = armed.get();
+        if (a != null) {
+            armed.remove();
+            synchronized (a) {
+                a.done = true;
+                a.timer.cancel(false);
+            }
+        }
+    }
+
+    private void expire(Armed a, Thread reader) {
+        synchronized (a) {
+            if (a.done) {
+                return;
+            }
+            a.done = true;
+        }
+        LOG.log(System.Logger.Level.DEBUG, "closing a connection whose headers took longer than " + limitMillis + " ms");
+        reader.interrupt();
+    }
+
+    private static ScheduledThreadPoolExecutor timers() {
+        ScheduledThreadPoolExecutor t = new ScheduledThreadPoolExecutor(1,
+                Thread.ofPlatform().name("request-head-deadline").daemon(true).factory());
+        t.setRemoveOnCancelPolicy(true);
+        return t;
     }
 }

@@ -9,49 +9,45 @@ import io.helidon.http.Status;
 
 /**
  * The errors Helidon answers before any route runs (a malformed request line or header, oversize
- * headers, a request head that arrives too slowly, an unsupported protocol) in the OpenAI error
+ * request line or headers, an oversize declared body, an unsupported protocol) in the OpenAI error
  * shape. The text is ours, chosen by status: Helidon's own message may quote parser internals.
  */
 public final class TransportErrors implements DirectHandler {
     private static final ObjectMapper JSON = new ObjectMapper();
 
+    /** Errors escaping routing (Helidon's error handlers pass the exception): the status stands. */
     @Override
     public TransportResponse handle(TransportRequest request, EventType eventType, Status status,
             ServerResponseHeaders headers, Throwable thrown) {
-        return handle(request, eventType, clientFault(status, thrown), headers, "");
+        return respond(status, headers);
     }
 
     @Override
     public TransportResponse handle(TransportRequest request, EventType eventType, Status status,
             ServerResponseHeaders headers, Throwable thrown, System.Logger logger) {
-        return handle(request, eventType, clientFault(status, thrown), headers, "");
+        return respond(status, headers);
     }
 
     /**
-     * Helidon answers 500 when its request-line parser rejects the client's bytes (e.g. a control
-     * character in the method: IllegalArgumentException); that is a malformed request, a 400.
+     * Errors of the connection itself, before any route: the request line or headers could not be
+     * read. Helidon answers 500 when its parser throws on the client's bytes (a control or non-ASCII
+     * character in the method token: IllegalArgumentException); that is a malformed request, a 400.
+     * (Helidon still logs the cause at WARNING.)
      */
-    static Status clientFault(Status status, Throwable thrown) {
-        if (status.code() == 500) {
-            for (Throwable t = thrown; t != null; t = t.getCause()) {
-                if (t instanceof IllegalArgumentException) {
-                    return Status.BAD_REQUEST_400;
-                }
-            }
-        }
-        return status;
-    }
-
     @Override
     public TransportResponse handle(TransportRequest request, EventType eventType, Status status,
             ServerResponseHeaders headers, String message) {
+        return respond(status.code() == 500 ? Status.BAD_REQUEST_400 : status, headers);
+    }
+
+    private TransportResponse respond(Status status, ServerResponseHeaders headers) {
         int code = status.code();
         String[] what = switch (code) {
-            case 400 -> new String[] {"invalid_request", "the request is not valid HTTP/1.1 (request line, headers or body framing)"};
+            // Helidon gives no detail here: oversize headers (limits.max-header-bytes) are a 400 too
+            case 400 -> new String[] {"invalid_request", "the request is not valid HTTP/1.1 or its headers are too large"};
             case 408 -> new String[] {"request_timeout", "the request line and headers did not arrive in time"};
             case 413 -> new String[] {"request_too_large", "the request body is too large"};
             case 414 -> new String[] {"uri_too_long", "the request line is too long"};
-            case 431 -> new String[] {"headers_too_large", "the request headers are too large"};
             case 505 -> new String[] {"http_version_not_supported", "only HTTP/1.1 and HTTP/1.0 are supported"};
             default -> new String[] {code >= 500 ? "internal_error" : "invalid_request", status.reasonPhrase()};
         };

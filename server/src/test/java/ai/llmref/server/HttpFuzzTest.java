@@ -36,6 +36,8 @@ import org.junit.jupiter.api.AfterAll;
 class HttpFuzzTest {
     static final ObjectMapper JSON = new ObjectMapper();
     private static TestServer server;
+    /** The server's default limits.max-request-line-bytes. */
+    static final int MAX_REQUEST_LINE = 4096;
     private static long executions;
 
     record Route(String method, String path) {}
@@ -106,7 +108,21 @@ class HttpFuzzTest {
             b.header("Content-Type", "text/plain; charset=utf-8");
         }
         b.method(r.method(), r.method().equals("GET") ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofByteArray(body));
-        HttpResponse<String> res = t.http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+        // over limits.max-request-line-bytes Helidon answers 414 and closes with the rest unread, so
+        // the client may see the connection reset before it reads the answer
+        boolean overLineLimit = ("GET " + path + " HTTP/1.1").length() > MAX_REQUEST_LINE;
+        HttpResponse<String> res;
+        try {
+            res = t.http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+        } catch (java.io.IOException e) {
+            if (overLineLimit) {
+                return;
+            }
+            throw e;
+        }
+        if (overLineLimit) {
+            assertThat(res.statusCode()).as(res.body()).isEqualTo(414);
+        }
         assertThat(res.statusCode()).as(res.body()).isLessThan(500);
         assertAnswer(res.statusCode(), res.headers().firstValue("content-type").orElse(""), res.body(),
                 new String(body, StandardCharsets.UTF_8));

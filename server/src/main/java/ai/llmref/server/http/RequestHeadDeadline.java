@@ -2,6 +2,7 @@ package ai.llmref.server.http;
 
 import io.helidon.http.Headers;
 import io.helidon.http.HttpPrologue;
+import io.helidon.webserver.CloseConnectionException;
 import io.helidon.webserver.ConnectionContext;
 import io.helidon.webserver.http1.Http1ConnectionListener;
 import java.util.concurrent.ScheduledFuture;
@@ -31,6 +32,7 @@ public final class RequestHeadDeadline implements Http1ConnectionListener {
     private static final class Armed {
         ScheduledFuture<?> timer;
         boolean done;
+        boolean expired;
     }
 
     public RequestHeadDeadline(long limitMillis) {
@@ -50,17 +52,24 @@ public final class RequestHeadDeadline implements Http1ConnectionListener {
 
     @Override
     public void headers(ConnectionContext ctx, Headers headers) {
-        disarm();
+        if (disarm()) {
+            // the timer fired as the last header byte arrived: do not route with the interrupt pending
+            Thread.interrupted();
+            throw new CloseConnectionException("the headers took longer than " + limitMillis + " ms");
+        }
     }
 
-    private void disarm() {
+    /** Stops this thread's timer; true when it had already fired. */
+    private boolean disarm() {
         Armed a = armed.get();
-        if (a != null) {
-            armed.remove();
-            synchronized (a) {
-                a.done = true;
-                a.timer.cancel(false);
-            }
+        if (a == null) {
+            return false;
+        }
+        armed.remove();
+        synchronized (a) {
+            a.done = true;
+            a.timer.cancel(false);
+            return a.expired;
         }
     }
 
@@ -70,6 +79,7 @@ public final class RequestHeadDeadline implements Http1ConnectionListener {
                 return;
             }
             a.done = true;
+            a.expired = true;
         }
         LOG.log(System.Logger.Level.DEBUG, "closing a connection whose headers took longer than " + limitMillis + " ms");
         reader.interrupt();

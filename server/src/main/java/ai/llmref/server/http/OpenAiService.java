@@ -200,8 +200,9 @@ public final class OpenAiService implements HttpService {
 
     /** Any method and path without a route (the API filter has already run). */
     public void unknownRoute(ServerRequest req, ServerResponse res) {
-        sendError(res, new ApiException(404, "invalid_request_error", "unknown_route", null, "no route for "
-                + req.prologue().method().text() + " " + CompletionParser.abbreviate(req.path().path())));
+        // the path is not echoed: after Helidon's normalisation it is no longer quite the client's text
+        sendError(res, new ApiException(404, "invalid_request_error", "unknown_route", null,
+                "there is no route for this method and path"));
     }
 
     // --- completions -----------------------------------------------------------------------------

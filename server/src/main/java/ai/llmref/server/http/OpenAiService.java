@@ -183,10 +183,11 @@ public final class OpenAiService implements HttpService {
             if (bytes.length > limits.maxBodyBytes()) {
                 throw tooLarge();
             }
-        } catch (IOException | RuntimeException e) {
-            if (e instanceof ApiException api) {
-                throw api;
-            }
+        } catch (IOException e) {
+            throw ApiException.badRequest(null, "the request body could not be read");
+        } catch (ApiException | UncheckedIOException | ServerConnectionException e) {
+            throw e; // too large; or the client went away (handled as a disconnect)
+        } catch (RuntimeException e) {
             // broken framing (bad chunk sizes, a body shorter than its Content-Length): Helidon throws unchecked
             throw ApiException.badRequest(null, "the request body could not be read");
         }

@@ -12,10 +12,16 @@ import ai.llmref.server.http.OpenAiService;
 import ai.llmref.server.http.ApiException;
 import ai.llmref.server.http.AuthFilter;
 import ai.llmref.server.http.PromptModel;
+import ai.llmref.server.http.RequestHeadDeadline;
+import ai.llmref.server.http.RequestTargetFilter;
+import ai.llmref.server.http.TransportErrors;
 import ai.llmref.server.observe.ServerMetrics;
 import ai.llmref.server.observe.Tracing;
 import io.helidon.http.HeaderNames;
+import io.helidon.http.DirectHandler;
 import io.helidon.webserver.WebServer;
+import io.helidon.webserver.http.DirectHandlers;
+import io.helidon.webserver.http1.Http1Config;
 import io.helidon.webserver.http.HttpRouting;
 import java.lang.System.Logger.Level;
 import java.time.Duration;
@@ -54,33 +60,61 @@ public final class Server implements AutoCloseable {
                 config.limits().requestTimeoutMillis()), metrics, tracing);
         AuthFilter auth = config.auth().apiKeys().isEmpty() ? null : new AuthFilter(config.auth().apiKeys(), api, metrics);
         HealthService health = new HealthService(this, json);
+        ServerConfig.Limits limits = config.limits();
+        RequestHeadDeadline headDeadline = new RequestHeadDeadline(limits.headerTimeoutMillis());
+        Http1Config http1 = Http1Config.builder()
+                .maxPrologueLength(limits.maxRequestLineBytes())
+                .maxHeadersSize(limits.maxHeaderBytes())
+                .addReceiveListener(headDeadline)
+                .build();
+        DirectHandlers transportErrors = transportErrors();
+        // Helidon closes connections that wait this long for a request line (idle keep-alive, slow request line)
+        Duration idle = Duration.ofMillis(limits.idleTimeoutMillis());
+        Duration idleCheck = Duration.ofMillis(Math.max(50, limits.idleTimeoutMillis() / 4));
         this.web = WebServer.builder()
                 // our own shutdown hook drains first; Helidon's would close the sockets at once
                 .shutdownHook(false)
                 // streams write small SSE chunks: without TCP_NODELAY, Nagle's algorithm meets the
                 // client's delayed ACK and holds the second chunk back ~40 ms
                 .connectionOptions(o -> o.tcpNoDelay(true))
+                .addProtocol(http1)
+                .directHandlers(transportErrors)
+                .idleConnectionTimeout(idle)
+                .idleConnectionPeriod(idleCheck)
                 .host(config.http().host())
                 .port(config.http().port())
                 // a backstop above the API's own limit, which answers in the OpenAI error shape
                 .maxPayloadSize(config.limits().maxBodyBytes() * 2 + 4096)
                 .routing(r -> apiRouting(r, api, auth))
                 .putSocket(ADMIN, socket -> socket.host(config.http().host()).port(config.http().adminPort())
-                        .maxPayloadSize(4096))
+                        .maxPayloadSize(4096).addProtocol(http1).directHandlers(transportErrors)
+                        .idleConnectionTimeout(idle).idleConnectionPeriod(idleCheck))
                 .routing(ADMIN, r -> adminRouting(r, health, metrics))
                 .build();
     }
 
     /** The API routes (behind the API-key filter when keys are configured), shared by main and tests. */
     static void apiRouting(HttpRouting.Builder r, OpenAiService api, AuthFilter auth) {
+        r.addFilter(new RequestTargetFilter());
         if (auth != null) {
             r.addFilter(auth);
         }
         r.register(api);
+        r.any(api::unknownRoute); // anything else: 404 in the error shape, not Helidon's plain text
+    }
+
+    /** Errors Helidon answers itself (malformed requests, limits) in the OpenAI error shape. */
+    private static DirectHandlers transportErrors() {
+        DirectHandlers.Builder b = DirectHandlers.builder();
+        for (DirectHandler.EventType t : DirectHandler.EventType.values()) {
+            b.addHandler(t, new TransportErrors());
+        }
+        return b.build();
     }
 
     /** Probes and metrics: no authentication, so that kubelet and Prometheus reach them. */
     static void adminRouting(HttpRouting.Builder r, HealthService health, ServerMetrics metrics) {
+        r.addFilter(new RequestTargetFilter());
         r.register(health).get("/metrics", (req, res) -> {
             res.header(HeaderNames.CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
             res.send(metrics.scrape());

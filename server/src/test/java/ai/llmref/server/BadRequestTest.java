@@ -119,7 +119,9 @@ class BadRequestTest {
         assertThat(r.headers().firstValue("content-type")).hasValueSatisfying(v -> assertThat(v).startsWith("application/json"));
         JsonNode e = JSON.readTree(r.body()).get("error");
         assertThat(e).as(r.body()).isNotNull();
-        assertThat(e.get("message").asText()).isNotBlank().doesNotContain("Exception").doesNotContain("/work/").doesNotContain("\tat ");
+        assertThat(e.get("message").asText()).isNotBlank().doesNotContain("Exception").doesNotContain("/work/").doesNotContain("\tat ")
+                .doesNotContainPattern("(^|[\\s'\"(=:])/[\\w.-]+"); // no absolute path (prose like "within/between" is fine)
+        ai.llmref.server.http.LeakMarkers.assertNoLeak(e.get("message").asText(), ""); // no class, package or file names
         assertThat(e.get("type").asText()).isNotBlank();
         assertThat(e.get("code").asText()).isEqualTo(code);
         if (param != null) {

@@ -65,7 +65,14 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
     public record Engine(int slots, int slotContext, int batchSize, int ubatchSize, int prefillChunk, int queueCapacity,
                          int threads, int threadsBatch, ContextParams.FlashAttention flashAttention, boolean embeddings) {}
 
-    public record Limits(long maxBodyBytes, int maxJsonDepth, int maxTokens, int maxPromptTokens, long requestTimeoutMillis) {}
+    /**
+     * @param maxRequestLineBytes longer request lines: 414
+     * @param maxHeaderBytes      larger header blocks: 431
+     * @param idleTimeoutMillis   a connection waiting this long for a (complete) request line is closed
+     * @param headerTimeoutMillis headers that take longer than this after the request line close the connection (slow loris)
+     */
+    public record Limits(long maxBodyBytes, int maxJsonDepth, int maxTokens, int maxPromptTokens, long requestTimeoutMillis,
+                         int maxRequestLineBytes, int maxHeaderBytes, long idleTimeoutMillis, long headerTimeoutMillis) {}
 
     /** Reads the sources (see class comment); {@code file} may be null. */
     public static Config load(Path file, Map<String, String> overrides) {
@@ -147,7 +154,11 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 integer(c, "limits.max-json-depth", 32, 2, 1000),
                 integer(c, "limits.max-tokens", 4096, 1, ContextParams.MAX_CONTEXT),
                 integer(c, "limits.max-prompt-tokens", 32768, 1, ContextParams.MAX_CONTEXT),
-                longValue(c, "limits.request-timeout-ms", 300_000, 100, 86_400_000));
+                longValue(c, "limits.request-timeout-ms", 300_000, 100, 86_400_000),
+                integer(c, "limits.max-request-line-bytes", 4096, 256, 1 << 20),
+                integer(c, "limits.max-header-bytes", 16384, 1024, 1 << 20),
+                longValue(c, "limits.idle-timeout-ms", 60_000, 100, 3_600_000),
+                longValue(c, "limits.header-timeout-ms", 10_000, 100, 3_600_000));
         Auth auth = new Auth(apiKeys(c));
         double ratio;
         String ratioText = string(c, "tracing.sample-ratio", "1.0");

@@ -18,7 +18,10 @@ import java.util.List;
  * so timing reveals neither which key nor how much of it matched. Keys are never logged.
  */
 public final class AuthFilter implements Filter {
-    /** The metrics route label of refused requests (their paths are not used, to bound cardinality). */
+    /**
+     * The metrics and access-log route of refused requests: their paths are not used (they bound
+     * no cardinality and may carry whatever an unauthenticated client sent).
+     */
     public static final String ROUTE = "(unauthenticated)";
 
     private final List<byte[]> digests;
@@ -45,8 +48,8 @@ public final class AuthFilter implements Filter {
             chain.proceed();
             return;
         }
-        AccessLog.Entry entry = new AccessLog.Entry(req.prologue().method().text(),
-                CompletionParser.abbreviate(req.prologue().uriPath().path()));
+        // not the path: before authentication it is anyone's text (ids, tokens, junk), so it stays out of the log
+        AccessLog.Entry entry = new AccessLog.Entry(req.prologue().method().text(), ROUTE);
         entry.errorCode = "invalid_api_key";
         res.header(HeaderNames.WWW_AUTHENTICATE, "Bearer");
         errors.sendError(res, new ApiException(401, "authentication_error", "invalid_api_key", null,

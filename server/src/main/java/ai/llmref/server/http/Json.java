@@ -1,6 +1,7 @@
 package ai.llmref.server.http;
 
 import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonParseException;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.core.StreamReadFeature;
@@ -37,8 +38,11 @@ public final class Json {
         } catch (StreamConstraintsException e) {
             throw new ApiException(400, "invalid_request_error", "json_too_deep", null,
                     "the request body is nested deeper than " + maxDepth + " levels or has an oversize value");
-        } catch (JsonProcessingException e) {
+        } catch (JsonParseException e) {
             throw ApiException.badRequest(null, "the request body is not valid JSON: " + e.getOriginalMessage());
+        } catch (JsonProcessingException e) {
+            // data-binding messages name Jackson's classes and features: say it in our words
+            throw ApiException.badRequest(null, "the request body is not valid JSON: it holds more than one value");
         } catch (IOException e) {
             throw ApiException.badRequest(null, "the request body could not be read");
         }

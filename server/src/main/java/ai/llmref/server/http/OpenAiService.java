@@ -188,6 +188,11 @@ public final class OpenAiService implements HttpService {
             }
         } catch (IOException e) {
             throw ApiException.badRequest(null, "the request body could not be read");
+        } catch (ApiException | UncheckedIOException | ServerConnectionException e) {
+            throw e; // too large; or the client went away (handled as a disconnect)
+        } catch (RuntimeException e) {
+            // broken framing (bad chunk sizes, a body shorter than its Content-Length): Helidon throws unchecked
+            throw ApiException.badRequest(null, "the request body could not be read");
         }
         return json.parseObject(bytes);
     }
@@ -195,6 +200,13 @@ public final class OpenAiService implements HttpService {
     private ApiException tooLarge() {
         return new ApiException(413, "invalid_request_error", "request_too_large", null,
                 "the request body exceeds " + limits.maxBodyBytes() + " bytes");
+    }
+
+    /** Any method and path without a route (the API filter has already run). */
+    public void unknownRoute(ServerRequest req, ServerResponse res) {
+        // the path is not echoed: after Helidon's normalisation it is no longer quite the client's text
+        sendError(res, new ApiException(404, "invalid_request_error", "unknown_route", null,
+                "there is no route for this method and path"));
     }
 
     // --- completions -----------------------------------------------------------------------------

@@ -1,0 +1,67 @@
+package ai.llmref.server.http;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.helidon.http.DirectHandler;
+import io.helidon.http.HeaderNames;
+import io.helidon.http.ServerResponseHeaders;
+import io.helidon.http.Status;
+
+/**
+ * The errors Helidon answers before any route runs (a malformed request line or header, oversize
+ * request line or headers, an oversize declared body, an unsupported protocol) in the OpenAI error
+ * shape. The text is ours, chosen by status: Helidon's own message may quote parser internals.
+ */
+public final class TransportErrors implements DirectHandler {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Errors escaping routing (Helidon's error handlers pass the exception): the status stands. */
+    @Override
+    public TransportResponse handle(TransportRequest request, EventType eventType, Status status,
+            ServerResponseHeaders headers, Throwable thrown) {
+        return respond(status, headers);
+    }
+
+    @Override
+    public TransportResponse handle(TransportRequest request, EventType eventType, Status status,
+            ServerResponseHeaders headers, Throwable thrown, System.Logger logger) {
+        return respond(status, headers);
+    }
+
+    /**
+     * Errors of the connection itself, before any route: the request line or headers could not be
+     * read. Helidon answers 500 when its parser throws on the client's bytes (a control or non-ASCII
+     * character in the method token: IllegalArgumentException); that is a malformed request, a 400.
+     * (Helidon still logs the cause at WARNING.)
+     */
+    @Override
+    public TransportResponse handle(TransportRequest request, EventType eventType, Status status,
+            ServerResponseHeaders headers, String message) {
+        return respond(status.code() == 500 ? Status.BAD_REQUEST_400 : status, headers);
+    }
+
+    private TransportResponse respond(Status status, ServerResponseHeaders headers) {
+        int code = status.code();
+        String[] what = switch (code) {
+            // Helidon gives no detail here: oversize headers (limits.max-header-bytes) are a 400 too
+            case 400 -> new String[] {"invalid_request", "the request is not valid HTTP/1.1 or its headers are too large"};
+            case 408 -> new String[] {"request_timeout", "the request line and headers did not arrive in time"};
+            case 413 -> new String[] {"request_too_large", "the request body is too large"};
+            case 414 -> new String[] {"uri_too_long", "the request line is too long"};
+            case 505 -> new String[] {"http_version_not_supported", "only HTTP/1.1 and HTTP/1.0 are supported"};
+            default -> new String[] {code >= 500 ? "internal_error" : "invalid_request", status.reasonPhrase()};
+        };
+        ObjectNode body = JSON.createObjectNode();
+        ObjectNode error = body.putObject("error");
+        error.put("message", what[1]);
+        error.put("type", code >= 500 ? "server_error" : "invalid_request_error");
+        error.put("code", what[0]);
+        error.putNull("param");
+        headers.set(HeaderNames.CONTENT_TYPE, "application/json");
+        try {
+            return TransportResponse.builder().status(status).headers(headers).entity(JSON.writeValueAsBytes(body)).build();
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

@@ -1,0 +1,186 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.ByteArrayOutputStream;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The configured connection limits, over raw sockets: an oversize request line (414), oversize
+ * headers (400: Helidon says no more) and an oversize declared body (413) are refused in the
+ * OpenAI error shape; headers trickled in byte by
+ * byte (slow loris) or stalled are cut off once {@code limits.header-timeout-ms} has passed after
+ * the request line, on the API and the admin port; a slow or stalled request line is closed after
+ * {@code limits.idle-timeout-ms}; a keep-alive connection idle between requests is not mistaken for
+ * slow headers. The server serves afterwards.
+ */
+class ConnectionLimitsTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final long HEAD_TIMEOUT_MS = 1500;
+    static final long IDLE_TIMEOUT_MS = 3000;
+    static TestServer server;
+
+    @BeforeAll
+    static void start() throws Exception {
+        server = TestServer.start(Map.of("limits.max-request-line-bytes", "512", "limits.max-header-bytes", "2048",
+                "limits.max-body-bytes", "65536", "limits.header-timeout-ms", Long.toString(HEAD_TIMEOUT_MS),
+                "limits.idle-timeout-ms", Long.toString(IDLE_TIMEOUT_MS)));
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        try {
+            HttpFuzzTest.assertServes(server);
+        } finally {
+            server.close();
+        }
+    }
+
+    @Test
+    void oversizeRequestLineHeadersAndBodyAreRefusedInTheErrorShape() throws Exception {
+        assertError(exchange(server.server.port(), "GET /v1/models/" + "a".repeat(600) + " HTTP/1.1\r\nHost: x\r\n\r\n"), 414, "uri_too_long");
+        assertError(exchange(server.server.port(), "GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: " + "b".repeat(3000) + "\r\n\r\n"),
+                400, "invalid_request");
+        assertError(exchange(server.server.port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n{}"),
+                413, "request_too_large");
+        assertError(exchange(server.server.adminPort(), "GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + "b".repeat(3000) + "\r\n\r\n"),
+                400, "invalid_request");
+    }
+
+    @Test
+    void slowHeadersAreCutOffAfterTheHeaderTimeoutOnBothPorts() throws Exception {
+        for (int port : new int[] {server.server.port(), server.server.adminPort()}) {
+            try (Socket s = connect(port)) {
+                CompletableFuture<byte[]> answer = readAsync(s);
+                OutputStream out = s.getOutputStream();
+                out.write("GET /health/live HTTP/1.1\r\nHost: x\r\n".getBytes(StandardCharsets.US_ASCII));
+                out.flush();
+                long t0 = System.nanoTime();
+                // one header byte every 300 ms, as slow loris does: only the head deadline stops this
+                for (int i = 0; i < 40 && !answer.isDone(); i++) {
+                    Thread.sleep(300);
+                    try {
+                        out.write("X-a: b\r\n".charAt(i % 8));
+                        out.flush();
+                    } catch (java.io.IOException closed) {
+                        break;
+                    }
+                }
+                assertThat(answer.get(5, TimeUnit.SECONDS)).as("the connection is closed without an answer").isEmpty();
+                long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+                assertThat(ms).as("cut off after %d ms", ms).isBetween(HEAD_TIMEOUT_MS - 100, HEAD_TIMEOUT_MS + 1500);
+            }
+        }
+    }
+
+    @Test
+    void aConnectionStalledMidHeadersIsClosedAfterTheHeaderTimeout() throws Exception {
+        try (Socket s = connect(server.server.port())) {
+            CompletableFuture<byte[]> answer = readAsync(s);
+            s.getOutputStream().write("GET /v1/models HTTP/1.1\r\nHo".getBytes(StandardCharsets.US_ASCII));
+            long t0 = System.nanoTime();
+            assertThat(answer.get(HEAD_TIMEOUT_MS + 5000, TimeUnit.MILLISECONDS)).isEmpty();
+            long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+            assertThat(ms).as("closed after %d ms", ms).isBetween(HEAD_TIMEOUT_MS - 100, HEAD_TIMEOUT_MS + 1500);
+        }
+    }
+
+    @Test
+    void aSlowOrStalledRequestLineIsClosedAfterTheIdleTimeout() throws Exception {
+        try (Socket s = connect(server.server.port())) {
+            CompletableFuture<byte[]> answer = readAsync(s);
+            long t0 = System.nanoTime();
+            s.getOutputStream().write("GET /v1/mo".getBytes(StandardCharsets.US_ASCII));
+            assertThat(answer.get(IDLE_TIMEOUT_MS * 3, TimeUnit.MILLISECONDS)).isEmpty();
+            long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+            // Helidon checks idle connections every quarter of the timeout
+            assertThat(ms).as("closed after %d ms", ms).isBetween(IDLE_TIMEOUT_MS - 100, IDLE_TIMEOUT_MS * 3 / 2 + 1000);
+        }
+    }
+
+    @Test
+    void aKeepAliveConnectionIdleBetweenRequestsIsNotASlowHead() throws Exception {
+        try (Socket s = connect(server.server.port())) {
+            OutputStream out = s.getOutputStream();
+            InputStream in = s.getInputStream();
+            byte[] request = "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n".getBytes(StandardCharsets.US_ASCII);
+            out.write(request);
+            assertThat(readResponse(in)).startsWith("HTTP/1.1 200");
+            Thread.sleep(HEAD_TIMEOUT_MS + 500); // idle longer than headers may take, shorter than the idle timeout
+            out.write(request);
+            assertThat(readResponse(in)).startsWith("HTTP/1.1 200").contains("stories260K");
+        }
+    }
+
+    private static Socket connect(int port) throws Exception {
+        Socket s = new Socket();
+        s.connect(new InetSocketAddress("127.0.0.1", port), 5000);
+        s.setSoTimeout(20_000);
+        return s;
+    }
+
+    /** Everything the server sends until it closes the connection. */
+    private static CompletableFuture<byte[]> readAsync(Socket s) {
+        CompletableFuture<byte[]> f = new CompletableFuture<>();
+        Thread.ofVirtual().start(() -> {
+            ByteArrayOutputStream b = new ByteArrayOutputStream();
+            try (InputStream in = s.getInputStream()) {
+                in.transferTo(b);
+            } catch (java.io.IOException e) {
+                // reset: what arrived before it counts
+            }
+            f.complete(b.toByteArray());
+        });
+        return f;
+    }
+
+    /** One request on a fresh connection, the write side closed after it; the whole answer. */
+    private static String exchange(int port, String request) throws Exception {
+        try (Socket s = connect(port)) {
+            CompletableFuture<byte[]> answer = readAsync(s);
+            try {
+                s.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
+                s.shutdownOutput();
+            } catch (java.io.IOException refusedEarly) {
+                // the server may answer and close before the whole request is written
+            }
+            return new String(answer.get(10, TimeUnit.SECONDS), StandardCharsets.UTF_8);
+        }
+    }
+
+    /** One response with a Content-Length body from a keep-alive connection. */
+    private static String readResponse(InputStream in) throws Exception {
+        ByteArrayOutputStream head = new ByteArrayOutputStream();
+        while (!head.toString(StandardCharsets.ISO_8859_1).endsWith("\r\n\r\n")) {
+            int c = in.read();
+            assertThat(c).as("connection closed; got %s", head).isNotNegative();
+            head.write(c);
+        }
+        String h = head.toString(StandardCharsets.ISO_8859_1);
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?i)content-length: (\\d+)").matcher(h);
+        assertThat(m.find()).as(h).isTrue();
+        return h + new String(in.readNBytes(Integer.parseInt(m.group(1))), StandardCharsets.UTF_8);
+    }
+
+    private static void assertError(String response, int status, String code) throws Exception {
+        assertThat(response).as(response).startsWith("HTTP/1.1 " + status + " ");
+        int bodyAt = response.indexOf("\r\n\r\n");
+        assertThat(response.substring(0, bodyAt).toLowerCase()).contains("content-type: application/json");
+        JsonNode error = JSON.readTree(response.substring(bodyAt + 4)).get("error");
+        assertThat(error.get("code").asText()).isEqualTo(code);
+        assertThat(error.get("type").asText()).isEqualTo("invalid_request_error");
+        ai.llmref.server.http.LeakMarkers.assertNoLeak(error.get("message").asText(), "");
+    }
+}

@@ -8,6 +8,7 @@ package ai.llmref.llama;
 public class LlamaException extends RuntimeException {
     private static final long serialVersionUID = 1L;
     private final String nativeFunction;
+    private final String detail;
 
     public LlamaException(String nativeFunction, String message) {
         this(nativeFunction, message, null);
@@ -16,6 +17,12 @@ public class LlamaException extends RuntimeException {
     public LlamaException(String nativeFunction, String message, Throwable cause) {
         super(nativeFunction == null ? message : nativeFunction + ": " + message, cause);
         this.nativeFunction = nativeFunction;
+        this.detail = message;
+    }
+
+    /** The message without the native function's name: what a server may show its clients. */
+    public String detail() {
+        return detail;
     }
 
     /** The llama.cpp / ggml function concerned, or {@code null} when none is. */

@@ -73,7 +73,8 @@ public final class ServedModel implements PromptModel, AutoCloseable {
         } catch (RuntimeException e) {
             // Template errors (raise_exception in the template, e.g. unsupported role order) are the client's to fix.
             throw new ApiException(400, "invalid_request_error", "chat_template_error", "messages",
-                    "the model's chat template rejected the messages: " + e.getMessage());
+                    "the model's chat template rejected the messages: "
+                            + (e instanceof ai.llmref.llama.LlamaException le ? le.detail() : e.getMessage()));
         }
     }
 

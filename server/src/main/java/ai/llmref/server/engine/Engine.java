@@ -266,9 +266,9 @@ public final class Engine implements AutoCloseable {
         try {
             slot.sampler = sampler(h.request.sampling());
         } catch (GrammarException e) {
-            fail(slot, new EngineException(EngineException.Kind.INVALID_REQUEST, e.getMessage(), e));
+            fail(slot, new EngineException(EngineException.Kind.INVALID_REQUEST, e.detail(), e));
         } catch (LlamaException e) {
-            fail(slot, new EngineException(EngineException.Kind.INVALID_REQUEST, e.getMessage(), e));
+            fail(slot, new EngineException(EngineException.Kind.INVALID_REQUEST, e.detail(), e));
         }
     }
 
@@ -343,7 +343,7 @@ public final class Engine implements AutoCloseable {
                 if (s.busy() && s.outputIndex >= 0 || s.prefilling()) {
                     ctx.removeTokens(s.sequence, -1, -1);
                     s.cachedLength = 0;
-                    fail(s, new EngineException(EngineException.Kind.INTERNAL, "decoding failed: " + e.getMessage(), e));
+                    fail(s, new EngineException(EngineException.Kind.INTERNAL, "decoding failed: " + e.detail(), e));
                 }
             }
             return;
@@ -365,7 +365,7 @@ public final class Engine implements AutoCloseable {
                         "response_format and logit_bias together leave no token the output may continue with", e));
                 continue;
             } catch (LlamaException e) {
-                fail(s, new EngineException(EngineException.Kind.INTERNAL, "sampling failed: " + e.getMessage(), e));
+                fail(s, new EngineException(EngineException.Kind.INTERNAL, "sampling failed: " + e.detail(), e));
                 continue;
             }
             accept(s, token);
@@ -457,7 +457,7 @@ public final class Engine implements AutoCloseable {
                 }
                 job.result().complete(out);
             } catch (LlamaException e) {
-                job.result().completeExceptionally(new EngineException(EngineException.Kind.INTERNAL, "embedding failed: " + e.getMessage(), e));
+                job.result().completeExceptionally(new EngineException(EngineException.Kind.INTERNAL, "embedding failed: " + e.detail(), e));
             }
         }
     }

@@ -5,7 +5,7 @@
 # Method and recorded results: docs/benchmarks.md.
 #
 #   scripts/bench-bindings.sh [--threads N] [--rounds N] [--quick] [--no-1b] [--threadpool]
-#                             [--max-other-load CORES] [--retries N]
+#                             [--max-other-load CORES] [--retries N] [--ngl N] [--models LIST] [--prebuilt]
 #
 #   --threads N       -t for both llama-bench and Java (default: nproc, llama-bench's own default here)
 #   --rounds N        llama-bench and Java alternate N times per model, order flipped every round (default 3)
@@ -15,12 +15,20 @@
 #   --max-other-load  repeat a run when other processes kept more than this many cores busy during
 #                     it (default 0.25)
 #   --retries N       at most N repeats per run (default 3)
+#   --ngl N           layers on the GPU for both sides (default 0; scripts/gpu-verify.sh passes 99)
+#   --models LIST     which models, of: stories260K tiny-128k 1B-128k (default: all three)
+#   --prebuilt        use the classes already in bindings/target (no Maven, no prereqs.sh): for a
+#                     machine that has a Java runtime but no Maven (scripts/gpu-verify.sh)
 #
 # Needs what the README lists (Temurin 25, Maven, the build tools scripts/prereqs.sh installs) and
 # python3 with numpy (the shared tools/mkmodel.py writes the random-weight real-shape models).
 # Generated models are cached under ${AIREF_CACHE_DIR:-~/.cache/ai-llm-reference-app}/models.
 # Environment: STORIES_MODEL (default ../shared/models/stories260K.gguf beside this checkout),
-# MKMODEL (default ../shared/tools/mkmodel.py), JAVA_OPTS (extra JVM flags for the Java side).
+# MKMODEL (default ../shared/tools/mkmodel.py), JAVA_OPTS (JVM flags for the Java side; default: a
+# quiet JVM, "-XX:+UseSerialGC -XX:-UsePerfData -XX:+UnlockDiagnosticVMOptions
+# -XX:GuaranteedSafepointInterval=0": no concurrent GC threads, no perf-data sampling every 50 ms, no
+# periodic safepoint; set JAVA_OPTS="" for the JVM's defaults; docs/benchmarks.md compares both),
+# NATIVE_BUILD_ARGS (extra native/build.sh arguments, e.g. "--variant cuda --cuda-arch 90").
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 die() { echo "bench-bindings: error: $*" >&2; exit 1; }
@@ -29,16 +37,22 @@ log() { echo "bench-bindings: $*" >&2; }
 threads=$(nproc)
 rounds=3
 quick=0
-with_1b=1
 threadpool=()
 max_other_load=0.25
 retries=3
+ngl=0
+models="stories260K tiny-128k 1B-128k"
+prebuilt=0
+quiet_jvm="-XX:+UseSerialGC -XX:-UsePerfData -XX:+UnlockDiagnosticVMOptions -XX:GuaranteedSafepointInterval=0"
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
-    --quick) quick=1; rounds=1; with_1b=0; shift ;;
-    --no-1b) with_1b=0; shift ;;
+    --quick) quick=1; rounds=1; models="stories260K tiny-128k"; shift ;;
+    --no-1b) models="stories260K tiny-128k"; shift ;;
+    --ngl) ngl=$2; shift 2 ;;
+    --models) models=$2; shift 2 ;;
+    --prebuilt) prebuilt=1; shift ;;
     --threadpool) threadpool=(--threadpool); shift ;;
     --max-other-load) max_other_load=$2; shift 2 ;;
     --retries) retries=$2; shift 2 ;;
@@ -50,11 +64,17 @@ done
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [[ "$retries" =~ ^[0-9]+$ ]] || die "--retries must be a non-negative integer"
 [[ "$max_other_load" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--max-other-load must be a number of cores"
+[[ "$ngl" =~ ^[0-9]+$ ]] || die "--ngl must be a non-negative integer"
+for m in $models; do
+  case "$m" in stories260K|tiny-128k|1B-128k) ;; *) die "--models: unknown model '$m' (stories260K, tiny-128k, 1B-128k)" ;; esac
+done
+[ -n "$models" ] || die "--models must name at least one model"
+has_model() { [[ " $models " == *" $1 "* ]]; }
 
-"$root/scripts/prereqs.sh"
+[ "$prebuilt" = 1 ] || "$root/scripts/prereqs.sh"
 command -v python3 >/dev/null || die "python3 is needed (with numpy) to write the real-shape models"
 python3 -c 'import numpy' 2>/dev/null || die "python3 lacks numpy (apt-get install python3-numpy)"
-export JAVA_HOME=${JAVA_HOME_25:-/usr/lib/jvm/temurin-25-jdk-amd64}
+export JAVA_HOME=${JAVA_HOME_25:-${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}}
 export PATH="$JAVA_HOME/bin:$PATH"
 
 out_dir="$root/target/bench-bindings"
@@ -63,14 +83,20 @@ run_dir=$(mktemp -d "$out_dir/run-XXXXXX")
 
 # --- builds: native libraries and reference tools, then the Java classes (main and test) ---------
 log "building the native libraries and llama-bench (cached after the first time)"
-"$root/native/build.sh" --tools --info "$out_dir/native.properties" >&2
+# shellcheck disable=SC2086
+"$root/native/build.sh" ${NATIVE_BUILD_ARGS:-} --tools --info "$out_dir/native.properties" >&2
 prop() { sed -n "s/^$1=//p" "$out_dir/native.properties"; }
 lib_dir=$(prop native.lib.dir)
 bin_dir=$(prop native.bin.dir)
 src_dir=$(prop llama.cpp.dir)
 [ -x "$bin_dir/llama-bench" ] || die "llama-bench is missing from $bin_dir"
-log "building the Java classes"
-(cd "$root" && mvn -B -ntp -q -pl native,bindings -am install -DskipTests >&2)
+if [ "$prebuilt" = 1 ]; then
+  [ -d "$root/bindings/target/classes" ] && [ -d "$root/bindings/target/test-classes" ] \
+    || die "--prebuilt: bindings/target/classes and test-classes are missing"
+else
+  log "building the Java classes"
+  (cd "$root" && mvn -B -ntp -q -pl native,bindings -am install -DskipTests >&2)
+fi
 # A private copy of the classes: a concurrent build in this checkout cannot change them mid-run.
 cp -r "$root/bindings/target/classes" "$run_dir/classes"
 cp -r "$root/bindings/target/test-classes" "$run_dir/test-classes"
@@ -103,10 +129,13 @@ real_shape() { # preset -> path
 }
 
 # label|model|n_prompt|n_gen|repetitions per round
+# (on a GPU the 1B model runs the shapes ../shared/gpu/README.md reports: pp512, tg128)
 {
-  echo "stories260K|$stories|512|128|20"
-  echo "tiny-128k|$(real_shape tiny)|512|128|10"
-  if [ "$with_1b" = 1 ]; then echo "1B-128k|$(real_shape 1b)|256|64|4"; fi
+  if has_model stories260K; then echo "stories260K|$stories|512|128|20"; fi
+  if has_model tiny-128k; then echo "tiny-128k|$(real_shape tiny)|512|128|10"; fi
+  if has_model 1B-128k; then
+    if [ "$ngl" -gt 0 ]; then echo "1B-128k|$(real_shape 1b)|512|128|10"; else echo "1B-128k|$(real_shape 1b)|256|64|4"; fi
+  fi
 } >"$run_dir/configs.txt"
 
 # --- runs ------------------------------------------------------------------------------------------
@@ -116,11 +145,11 @@ real_shape() { # preset -> path
 # other processes kept more than --max-other-load cores busy during it, so that a shared machine
 # still gives comparable figures. Whatever it could not clean up is reported with the results.
 python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "$run_dir/java-cmd.json" \
-  java --enable-native-access=ALL-UNNAMED ${JAVA_OPTS:-} -Dllama.native.dir="$lib_dir" -cp "$classpath" \
-  ai.llmref.llama.bench.DecodeBenchmark --jit-model "$stories" -t "$threads" -b 2048 -ub 512 -fa auto \
+  java --enable-native-access=ALL-UNNAMED ${JAVA_OPTS-$quiet_jvm} -Dllama.native.dir="$lib_dir" -cp "$classpath" \
+  ai.llmref.llama.bench.DecodeBenchmark --jit-model "$stories" -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto \
   --profile "${threadpool[@]}"
 python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "$run_dir/native-cmd.json" \
-  "$bin_dir/llama-bench" -t "$threads" -ngl 0 -b 2048 -ub 512 -fa auto -o jsonl
+  "$bin_dir/llama-bench" -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto -o jsonl
 started=$(date +%s)
 python3 - "$run_dir" "$rounds" "$max_other_load" "$retries" <<'PY_DRIVER'
 import json, os, resource, subprocess, sys, time
@@ -178,13 +207,15 @@ log "runs took $(($(date +%s) - started)) s; raw results in $run_dir"
 # --- the results block -----------------------------------------------------------------------------
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 args="--threads $threads --rounds $rounds"
-if [ "$quick" = 1 ]; then args="$args --quick"; elif [ "$with_1b" = 0 ]; then args="$args --no-1b"; fi
+if [ "$quick" = 1 ]; then args="$args --quick"; elif [ "$models" != "stories260K tiny-128k 1B-128k" ]; then args="$args --models \"$models\""; fi
+if [ "$ngl" != 0 ]; then args="$args --ngl $ngl"; fi
+if [ "$prebuilt" = 1 ]; then args="$args --prebuilt"; fi
 if [ ${#threadpool[@]} -gt 0 ]; then args="$args --threadpool"; fi
 {
   echo "Machine: $cpu, $(nproc) CPUs online, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM;" \
-    "threads: -t $threads for both."
+    "threads: -t $threads for both; -ngl $ngl."
   echo "Build: llama.cpp tree $(prop llama.cpp.tree) ($(prop native.variant) variant); $(java -version 2>&1 | head -1)."
-  echo "Command: \`scripts/bench-bindings.sh $args\` ($(date -u +%Y-%m-%dT%H:%MZ))."
+  echo "Command: \`scripts/bench-bindings.sh $args\` ($(date -u +%Y-%m-%dT%H:%MZ)); Java flags: ${JAVA_OPTS-$quiet_jvm}."
   echo
   python3 - "$run_dir" <<'PY_REPORT'
 import glob, json, os, statistics as st, sys

@@ -6,6 +6,7 @@
 #
 #   scripts/bench-server.sh [--quick] [--model M] [--threads N] [--rounds N] [--duration S]
 #                           [--concurrency "1 4 16"] [--slots N] [--slot-context N] [--max-load L]
+#                           [--ngl N] [--batched-bench] [--prebuilt]
 #
 #   --quick          one round of 5 s per concurrency level (a smoke run, about 2 minutes)
 #   --model M        the GGUF to serve (default: stories260K beside this checkout)
@@ -17,6 +18,11 @@
 #   --slot-context N positions per slot (default 256; -c is slots x this for llama-server)
 #   --max-load L     before measuring, wait (up to 5 min) until the 1-minute load average is below
 #                    L, and before each server until the machine's busy CPUs are below L (default 0.5)
+#   --ngl N          layers on the GPU for both servers (default 0; scripts/gpu-verify.sh passes 99)
+#   --batched-bench  also run llama-batched-bench (the library's continuous-batching ceiling) at each
+#                    level above 1 with the same prompt and generation lengths, and compare with it
+#   --prebuilt       use the jars already in server/target (no Maven, no prereqs.sh): for a machine
+#                    with a Java runtime but no Maven (scripts/gpu-verify.sh)
 #
 # The servers run one after the other, never together, on 127.0.0.1, each warmed up first. The
 # lock /tmp/bench.lock (flock) is held while measuring so that benchmarks on a shared machine do not
@@ -24,7 +30,8 @@
 #
 # Environment: STORIES_MODEL; OURS_GC (our server's collector flag, default -XX:+UseZGC as in
 # scripts/run.sh); JAVA_OPTS (extra JVM flags for our server); MAX_GEN (most tokens generated per
-# request, default 128); SERVER_JAR (measure another build of our server, e.g. an experiment).
+# request, default 128); SERVER_JAR (measure another build of our server, e.g. an experiment);
+# NATIVE_BUILD_ARGS (extra native/build.sh arguments, e.g. "--variant cuda --cuda-arch 90").
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 die() { echo "bench-server: error: $*" >&2; exit 1; }
@@ -40,6 +47,9 @@ slot_ctx=256
 max_load=0.5
 model=""
 quick=0
+ngl=0
+batched=0
+prebuilt=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; rounds=1; duration=5; shift ;;
@@ -51,6 +61,9 @@ while [ $# -gt 0 ]; do
     --slots) slots=$2; shift 2 ;;
     --slot-context) slot_ctx=$2; shift 2 ;;
     --max-load) max_load=$2; shift 2 ;;
+    --ngl) ngl=$2; shift 2 ;;
+    --batched-bench) batched=1; shift ;;
+    --prebuilt) prebuilt=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -60,16 +73,17 @@ done
 [[ "$duration" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer (seconds)"
 [[ "$slot_ctx" =~ ^[1-9][0-9]*$ ]] || die "--slot-context must be a positive integer"
 [[ "$max_load" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--max-load must be a number"
+[[ "$ngl" =~ ^[0-9]+$ ]] || die "--ngl must be a non-negative integer"
 for c in $levels; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "--concurrency must list positive integers"; done
 top=$(printf '%s\n' $levels | sort -n | tail -1)
 slots=${slots:-$top}
 [[ "$slots" =~ ^[1-9][0-9]*$ ]] || die "--slots must be a positive integer"
 max_gen=${MAX_GEN:-128}
 
-"$root/scripts/prereqs.sh"
+[ "$prebuilt" = 1 ] || "$root/scripts/prereqs.sh"
 command -v python3 >/dev/null || die "python3 is needed"
 command -v curl >/dev/null || die "curl is needed"
-export JAVA_HOME=${JAVA_HOME_25:-/usr/lib/jvm/temurin-25-jdk-amd64}
+export JAVA_HOME=${JAVA_HOME_25:-${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}}
 export PATH="$JAVA_HOME/bin:$PATH"
 
 out_dir="$root/target/bench-server"
@@ -78,17 +92,20 @@ run_dir=$(mktemp -d "$out_dir/run-XXXXXX")
 
 # --- builds: native libraries + llama-server (cached), then the server jar and the load generator --
 log "building the native libraries and llama-server (cached after the first time)"
-"$root/native/build.sh" --tools --info "$out_dir/native.properties" >&2
+# shellcheck disable=SC2086
+"$root/native/build.sh" ${NATIVE_BUILD_ARGS:-} --tools --info "$out_dir/native.properties" >&2
 prop() { sed -n "s/^$1=//p" "$out_dir/native.properties"; }
 lib_dir=$(prop native.lib.dir)
 bin_dir=$(prop native.bin.dir)
 src_dir=$(prop llama.cpp.dir)
 [ -x "$bin_dir/llama-server" ] || die "llama-server is missing from $bin_dir"
-log "building the server and the load generator"
-# the modules below the server without their tests (not needed here), then the server with its test
-# classes (the load generator)
-(cd "$root" && mvn -B -ntp -q -pl native,bindings -am install -Dmaven.test.skip=true >&2 \
-  && mvn -B -ntp -q -pl server install -DskipTests >&2)
+if [ "$prebuilt" = 0 ]; then
+  log "building the server and the load generator"
+  # the modules below the server without their tests (not needed here), then the server with its test
+  # classes (the load generator)
+  (cd "$root" && mvn -B -ntp -q -pl native,bindings -am install -Dmaven.test.skip=true >&2 \
+    && mvn -B -ntp -q -pl server install -DskipTests >&2)
+fi
 jar=${SERVER_JAR:-$root/server/target/server-0.1.0-SNAPSHOT.jar}
 [ -f "$jar" ] || die "server jar not found: $jar"
 client_cp="$root/server/target/test-classes:$root/server/target/libs/*"
@@ -169,7 +186,7 @@ trap stop_server EXIT
 start_llama() { # log -> sets server_pid, base_url
   local port; port=$(free_port)
   llama_cmd=("$bin_dir/llama-server" -m "$model" --host 127.0.0.1 --port "$port" -t "$threads" -tb "$threads"
-    -np "$slots" -c $((slots * slot_ctx)) -b 512 -ub 512 -fa auto --no-kv-unified --cache-ram 0 --no-webui)
+    -np "$slots" -c $((slots * slot_ctx)) -b 512 -ub 512 -fa auto --no-kv-unified --cache-ram 0 --no-webui -ngl "$ngl")
   "${llama_cmd[@]}" >"$1" 2>&1 &
   server_pid=$!
   base_url="http://127.0.0.1:$port"
@@ -182,7 +199,7 @@ start_ours() { # log -> sets server_pid, base_url
   ours_cmd=(java --enable-native-access=ALL-UNNAMED ${OURS_GC:--XX:+UseZGC} ${JAVA_OPTS:-} -Dllama.native.dir="$lib_dir"
     -Dserver.admin-port="$admin" -Dengine.slots="$slots" -Dengine.slot-context="$slot_ctx"
     -Dengine.threads="$threads" -Dengine.threads-batch="$threads" -Dengine.batch-size=512 -Dengine.ubatch-size=512
-    -Dengine.flash-attention=auto -jar "$jar" --model "$model" --port "$port")
+    -Dengine.flash-attention=auto -Dmodel.gpu-layers="$ngl" -jar "$jar" --model "$model" --port "$port")
   "${ours_cmd[@]}" >"$1" 2>&1 &
   server_pid=$!
   base_url="http://127.0.0.1:$port"
@@ -228,6 +245,7 @@ phase() { # impl round
     gen=$(( n_ctx - ptoks - 4 < max_gen ? n_ctx - ptoks - 4 : max_gen ))
     [ "$gen" -ge 16 ] || die "the slot context ($n_ctx) leaves too little room after the $ptoks-token prompt"
     echo "$n_ctx $ptoks $gen" >"$run_dir/shape.txt"
+    ptoks_run=$ptoks
     log "slot context $n_ctx, prompt $ptoks tokens, $gen generated tokens per request"
   fi
   log "round $r: $impl: warming up"
@@ -243,6 +261,31 @@ started=$(date +%s)
 for ((r = 1; r <= rounds; r++)); do
   if ((r % 2 == 1)); then phase llama "$r"; phase ours "$r"; else phase ours "$r"; phase llama "$r"; fi
 done
+# The library's own continuous-batching ceiling at the same parallelism and lengths (same build).
+if [ "$batched" = 1 ]; then
+  npl=$(printf '%s\n' $levels | awk '$1 > 1' | paste -sd, -)
+  if [ -n "$npl" ]; then
+    quiet batched
+    log "llama-batched-bench at $npl parallel sequences"
+    batched_args=(-m "$model" -c $(( top * (ptoks_run + gen + 8) )) -b 2048 -ub 512 -npp "$ptoks_run" -ntg "$gen"
+      -ngl "$ngl" -t "$threads" -tb "$threads" -fa auto --output-format jsonl)
+    batched_cmd=("$bin_dir/llama-batched-bench" "${batched_args[@]}" -npl "$npl")
+    # One level per run; llama.cpp's asynchronous logger sometimes loses the last line at exit, so a
+    # level whose result line is missing is run again (up to 3 times).
+    : >"$run_dir/batched-bench.jsonl"
+    for pl in ${npl//,/ }; do
+      for try in 1 2 3; do
+        "$bin_dir/llama-batched-bench" "${batched_args[@]}" -npl "$pl" >"$run_dir/batched-bench-$pl.out" 2>"$run_dir/batched-bench-$pl.log" \
+          || { tail -20 "$run_dir/batched-bench-$pl.log" >&2; die "llama-batched-bench failed (log: $run_dir/batched-bench-$pl.log)"; }
+        if grep -q '^{' "$run_dir/batched-bench-$pl.out"; then
+          grep '^{' "$run_dir/batched-bench-$pl.out" >>"$run_dir/batched-bench.jsonl"
+          break
+        fi
+        log "llama-batched-bench printed no result for $pl sequences (try $try)"
+      done
+    done
+  fi
+fi
 flock -u 9
 log "runs took $(($(date +%s) - started)) s; raw results in $run_dir"
 
@@ -258,6 +301,9 @@ read -r n_ctx ptoks gen <"$run_dir/shape.txt"
   echo "Settings: $slots slots x $slot_ctx positions, batch 512, ubatch 512, flash attention auto, non-unified KV, threads $threads/$threads."
   echo "llama-server: ${llama_cmd[*]//$model/M}" | sed "s#$bin_dir/##; s#--port [0-9]*#--port P#"
   echo "ours: ${ours_cmd[*]//$model/M}" | sed "s#$jar#${SERVER_JAR:+(SERVER_JAR=$SERVER_JAR) }server.jar#; s#$lib_dir#LIBDIR#; s#--port [0-9]*#--port P#; s#admin-port=[0-9]*#admin-port=P2#"
+  if [ -n "${batched_cmd[*]-}" ]; then
+    echo "llama-batched-bench: ${batched_cmd[*]//$model/M}" | sed "s#$bin_dir/##"
+  fi
   echo "Command: scripts/bench-server.sh${args_given:+ $args_given} (rounds $rounds, $duration s per level, levels $levels, threads $threads); $(date -u +%Y-%m-%dT%H:%MZ); load average at start $load_start."
   echo
   python3 - "$run_dir" "$levels" <<'EOF'
@@ -286,11 +332,32 @@ rows.append(("TTFT p50 ms (%d stream)" % c1, vals("ours", c1, lambda s: s["ttft_
 for c in levels:
     rows.append(("aggregate tok/s, %d stream%s" % (c, "s" if c > 1 else ""), vals("ours", c, lambda s: s["aggregate_tps"]),
                  vals("llama", c, lambda s: s["aggregate_tps"]), "%.0f", True))
+batched = {}
+bpath = os.path.join(d, "batched-bench.jsonl")
+if os.path.exists(bpath):
+    for line in open(bpath):
+        line = line.strip()
+        if line.startswith("{"):
+            j = json.loads(line)
+            batched[int(j["pl"])] = j
 print("| metric | ours | llama-server | ratio (ours vs llama-server, >= 1.0 = ours as good or better) |")
 print("| --- | ---: | ---: | ---: |")
 for name, o, l, fmt, higher in rows:
     ratio = (med(o) / med(l)) if higher else (med(l) / med(o))
     print("| %s | %s | %s | **%.2fx**%s |" % (name, cell(o, fmt), cell(l, fmt), ratio, "" if higher else " (llama TTFT / ours)"))
+if batched:
+    print()
+    print("Against llama-batched-bench (same build and lengths; its S_TG counts generation time only, ours is")
+    print("generated tokens over the whole wall time, prompt processing and HTTP included):")
+    print()
+    print("| parallel streams | ours aggregate tok/s | llama-server aggregate tok/s | llama-batched-bench S_TG tok/s | ours / batched-bench | llama-server / batched-bench |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for c in levels:
+        if c in batched:
+            o = med(vals("ours", c, lambda s: s["aggregate_tps"]))
+            l = med(vals("llama", c, lambda s: s["aggregate_tps"]))
+            b = batched[c]["speed_tg"]
+            print("| %d | %.0f | %.0f | %.0f | **%.2fx** | %.2fx |" % (c, o, l, b, o / b, l / b))
 print()
 print("Median over rounds; per-round values in parentheses. Diagnostics (medians over rounds):")
 print()

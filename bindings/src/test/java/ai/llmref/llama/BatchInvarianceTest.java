@@ -5,29 +5,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** N sequences decoded together (one llama_decode per step) give the same greedy tokens as one at a time. */
-class BatchInvarianceTest {
+class BatchInvarianceTest extends StoriesModelTest {
     static final String[] PROMPTS = {
         "Once upon a time", "The little dog", "Lily wanted to play", "One day, Tom and his mom",
         "The sun was", "A big red ball", "She was very happy because", "In the park there was"
     };
     static final int N = 48;
-    static LlamaModel model;
-
-    @BeforeAll
-    static void load() {
-        model = LlamaModel.load(TestModels.stories(), TestModels.params());
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
-
     @Test
     void sequencesDecodedTogetherMatchSequencesDecodedAlone() {
         List<int[]> alone = new ArrayList<>();

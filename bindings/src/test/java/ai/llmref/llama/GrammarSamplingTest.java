@@ -5,24 +5,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.util.ArrayList;
 import java.util.List;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Grammars constrain output, and a grammar that allows nothing is an exception, not a crash. */
-class GrammarSamplingTest {
-    static LlamaModel model;
-
-    @BeforeAll
-    static void load() {
-        model = LlamaModel.load(TestModels.stories(), TestModels.params());
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
-
+class GrammarSamplingTest extends StoriesModelTest {
     @Test
     void outputFollowsTheGrammarAndEndsWhenItIsComplete() {
         String text = generate(Sampler.builder(model.vocabulary()).grammar("root ::= (\"yes\" | \"no\") \", \" [a-z]+ \".\"", "root").build(),

@@ -6,24 +6,10 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Model metadata, placement, devices, memory operations, state, abort, embeddings, chat templates. */
-class ModelAndContextTest {
-    static LlamaModel model;
-
-    @BeforeAll
-    static void load() {
-        model = LlamaModel.load(TestModels.stories(), TestModels.params());
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
-
+class ModelAndContextTest extends StoriesModelTest {
     @Test
     void metadataDescribesTheModel() {
         ModelInfo info = model.info();

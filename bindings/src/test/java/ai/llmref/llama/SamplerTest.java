@@ -2,24 +2,10 @@ package ai.llmref.llama;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** The in-place greedy paths pick what llama.cpp's own chain picks. */
-class SamplerTest {
-    static LlamaModel model;
-
-    @BeforeAll
-    static void load() {
-        model = LlamaModel.load(TestModels.stories(), TestModels.params());
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
-
+class SamplerTest extends StoriesModelTest {
     @Test
     void greedyWithLogitBiasEqualsLlamaCppsChainAndLeavesTheLogitsAsTheyWere() {
         Vocabulary v = model.vocabulary();

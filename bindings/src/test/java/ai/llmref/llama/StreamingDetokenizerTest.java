@@ -4,24 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.nio.charset.StandardCharsets;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** A multi-byte character split across tokens is never emitted broken. */
-class StreamingDetokenizerTest {
-    static LlamaModel model;
-
-    @BeforeAll
-    static void load() {
-        model = LlamaModel.load(TestModels.stories(), TestModels.params());
-    }
-
-    @AfterAll
-    static void close() {
-        model.close();
-    }
-
+class StreamingDetokenizerTest extends StoriesModelTest {
     @Test
     void holdsBackIncompleteCharactersUntilTheyComplete() {
         StreamingDetokenizer d = new StreamingDetokenizer(model.vocabulary(), false);

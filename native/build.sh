@@ -177,9 +177,11 @@ source_from_npm() {
 }
 
 # The parts of the tree a build (libraries, tools, bench scripts) does not read: documentation,
-# media, CI files, the web UI's sources, tests, and every model file but the 128k vocabulary that
-# the real-shape benchmark models are made with.
-SUBSET_EXCLUDES=(docs media .github .devops benches tools/ui/src tools/ui/tests tools/ui/static tests models)
+# media, CI files, the web UI's sources, tests, the ggml backends other than CPU, CUDA, BLAS and RPC
+# (CMake adds a backend's folder only when it is enabled), and every model file but the 128k
+# vocabulary that the real-shape benchmark models are made with.
+SUBSET_EXCLUDES=(docs media .github .devops benches tools/ui/src tools/ui/tests tools/ui/static tests models
+  ggml/src/ggml-{cann,et,hexagon,hip,metal,musa,opencl,openvino,sycl,virtgpu,vulkan,webgpu,zdnn,zendnn})
 SUBSET_KEEP=(models/ggml-vocab-llama-bpe.gguf)
 SUBSET_MANIFEST=.llmref-source-manifest
 

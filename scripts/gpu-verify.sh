@@ -1,0 +1,326 @@
+#!/usr/bin/env bash
+# Proves the GPU path on a machine with an NVIDIA GPU and a CUDA toolkit (no Java, Maven or network
+# needed there): builds the cuda variant for the local GPU's architecture, runs the native
+# integration tests with every layer offloaded (and checks the layers really are on the GPU), runs
+# the OpenAI-client conformance tests against the server on the GPU, checks the CPU fallback (GPU
+# hidden, CUDA plugin removed, GPU required), and benchmarks against llama-bench, llama-server and
+# llama-batched-bench built from the same tree in the same run. Documented in docs/gpu.md.
+#
+#   scripts/gpu-verify.sh [--pack DIR] [--results DIR] [--phases "build test fallback bench"]
+#                         [--cpu] [--cuda-arch ARCH] [--rounds N] [--duration S] [--models "1b"]
+#
+#   --pack DIR      what scripts/gpu-pack.sh prepared (default .carry/gpu): Java runtime, classes and
+#                   jars, the llama.cpp source part, the test model, mkmodel.py
+#   --results DIR   where the summary and logs go (default target/gpu-verify; pass $OUT/... on the
+#                   project's device machine)
+#   --phases LIST   any of build test fallback bench, in that order (default: all four). A later
+#                   call may run the later phases alone: the build is cached.
+#   --cpu           no GPU: the cpu variant, tests with 0 GPU layers (and expecting none), the
+#                   fallback checks that need no GPU, short benchmarks. This is how the script is
+#                   tested on a CPU machine.
+#   --cuda-arch A   CUDA architecture to build for (default: the first GPU's compute capability)
+#   --rounds N      benchmark rounds (default 3 for the bindings, 1 for the server)
+#   --duration S    seconds per concurrency level in the server benchmark (default 15)
+#   --models LIST   real-shape models to benchmark, of: 1b 8b (default "1b"; 8b needs about 5 min
+#                   more to write and quantize)
+#
+# Exit status 0 when every step that ran passed. The summary (summary.md) lists each step's result;
+# logs.tar.gz holds every log, JUnit report and raw benchmark output.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+die() { echo "gpu-verify: error: $*" >&2; exit 2; }
+log() { echo "gpu-verify: $(date -u +%H:%M:%S) $*" >&2; }
+
+pack=$root/.carry/gpu
+results=$root/target/gpu-verify
+phases="build test fallback bench"
+mode=gpu
+cuda_arch=""
+rounds=""
+duration=15
+models="1b"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pack) pack=$2; shift 2 ;;
+    --results) results=$2; shift 2 ;;
+    --phases) phases=$2; shift 2 ;;
+    --cpu) mode=cpu; shift ;;
+    --cuda-arch) cuda_arch=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --models) models=$2; shift 2 ;;
+    -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) die "unknown argument '$1' (see --help)" ;;
+  esac
+done
+for p in $phases; do case "$p" in build|test|fallback|bench) ;; *) die "--phases: unknown phase '$p'" ;; esac; done
+for m in $models; do case "$m" in 1b|8b) ;; *) die "--models: unknown model '$m' (1b, 8b)" ;; esac; done
+[[ "$duration" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer"
+[ -z "$rounds" ] || [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
+has_phase() { [[ " $phases " == *" $1 "* ]]; }
+pack=$(cd "$pack" 2>/dev/null && pwd) || die "no pack at --pack (make it with scripts/gpu-pack.sh where Maven runs)"
+for f in jre.tar.xz app.tar.xz src.tar.xz stories260K.gguf mkmodel.py; do
+  [ -f "$pack/$f" ] || die "$pack/$f is missing (make the pack with scripts/gpu-pack.sh)"
+done
+mkdir -p "$results"
+results=$(cd "$results" && pwd)
+work=$root/target/gpu-verify-work
+mkdir -p "$work"
+summary=$results/summary.md
+failures=0
+step() { # name status detail
+  printf '| %s | %s | %s |\n' "$1" "$2" "$3" >>"$work/steps.md"
+  [ "$2" = pass ] || [ "$2" = skipped ] || failures=$((failures + 1))
+  log "$1: $2${3:+ ($3)}"
+}
+: >"$work/steps.md"
+started=$(date +%s)
+
+# --- the machine ---------------------------------------------------------------------------------
+threads=$(nproc)
+if [ "$mode" = gpu ]; then
+  command -v nvidia-smi >/dev/null || die "nvidia-smi not found: is this a GPU machine? (--cpu tests the script without one)"
+  gpu_line=$(nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader | head -1)
+  [ -n "$gpu_line" ] || die "nvidia-smi lists no GPU"
+  cap=$(echo "$gpu_line" | awk -F', ' '{print $4}')
+  cuda_arch=${cuda_arch:-${cap//./}}
+  cuda_home=${CUDA_HOME:-/usr/local/cuda}
+  nvcc_version=$("${CUDACXX:-$cuda_home/bin/nvcc}" --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p' || true)
+  native_args=(--variant cuda --cuda-arch "$cuda_arch")
+  ngl=99
+  expect_gpu=true
+  device="$gpu_line (GPU name, driver, memory, compute capability); CUDA toolkit ${nvcc_version:-?}; $threads CPU cores"
+else
+  native_args=(--variant cpu)
+  ngl=0
+  expect_gpu=false
+  device="CPU only (--cpu): $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $threads CPU cores"
+fi
+log "device: $device"
+
+# --- Java runtime and the prebuilt classes from the pack -------------------------------------------
+rt=$work/runtime
+if [ ! -x "$rt/jre/bin/java" ] || ! cmp -s "$pack/pack.properties" "$rt/pack.properties"; then
+  log "unpacking the Java runtime and the classes"
+  rm -rf "$rt"
+  mkdir -p "$rt"
+  tar -xJf "$pack/jre.tar.xz" -C "$rt"
+  tar -xJf "$pack/app.tar.xz" -C "$root"
+  cp "$pack/pack.properties" "$rt/pack.properties"
+fi
+export JAVA_HOME=$rt/jre JAVA_HOME_25=$rt/jre
+export PATH="$JAVA_HOME/bin:$PATH"
+java -version >/dev/null 2>&1 || die "the packed Java runtime does not start here"
+export LLAMA_CPP_SUBSET=$pack/src.tar.xz STORIES_MODEL=$pack/stories260K.gguf MKMODEL=$pack/mkmodel.py
+export NATIVE_BUILD_ARGS="${native_args[*]}"
+info=$work/native.properties
+
+# --- build ---------------------------------------------------------------------------------------
+if has_phase build || [ ! -f "$info" ]; then
+  t0=$(date +%s)
+  if "$root/native/build.sh" "${native_args[@]}" --tools --info "$info" >"$work/build.log" 2>&1; then
+    lib=$(sed -n 's/^native.lib.dir=//p' "$info")
+    step build pass "${native_args[*]} --tools: $(( $(date +%s) - t0 )) s; libraries: $(cd "$lib" && for f in lib*.so; do printf '%s %s, ' "$f" "$(du -hL "$f" | cut -f1)"; done)"
+  else
+    step build FAIL "see build.log"
+    tail -30 "$work/build.log" >&2
+  fi
+fi
+[ -f "$info" ] || die "no native build; nothing else can run"
+prop() { sed -n "s/^$1=//p" "$info"; }
+lib_dir=$(prop native.lib.dir)
+bin_dir=$(prop native.bin.dir)
+
+# --- tests ---------------------------------------------------------------------------------------
+joined() { local IFS=:; echo "$*"; }
+server_jar=$(ls "$root"/server/target/server-*.jar | grep -v -- '-sources\|-tests' | head -1)
+# The test class path of a module as Maven had it (gpu-pack.sh wrote the list), JUnit console included.
+module_cp() { sed "s#^#$root/#" "$root/target/gpu-libs/$1.classpath" | paste -sd: -; }
+junit() { # label classpath classes...
+  local label=$1 cp=$2; shift 2
+  local sel=() c
+  for c in "$@"; do sel+=(--select-class "$c"); done
+  java --enable-native-access=ALL-UNNAMED -Xshare:auto \
+    -Dtest.model="$pack/stories260K.gguf" -Dnative.build.info="$info" -Dbindings.dir="$root/bindings" \
+    -Dpin.file="$root/native/pin.properties" -Dllama.native.dir="$lib_dir" \
+    -Dtest.gpu-layers="$ngl" -Dtest.expect-gpu="$expect_gpu" \
+    -Djava.util.logging.config.file="$root/.ci/test-logging.properties" \
+    -cp "$cp" org.junit.platform.console.ConsoleLauncher execute --disable-banner --details=tree \
+    --reports-dir "$work/junit-$label" "${sel[@]}" >"$work/test-$label.log" 2>&1
+}
+test_summary() { # log -> "N tests successful, M failed"
+  sed -n 's/^\[ *\([0-9]*\) tests \(successful\|failed\) *\]$/\1 \2/p' "$1" | paste -sd, -
+}
+if has_phase test; then
+  bindings_cp=$(joined "$root/bindings/target/classes" "$root/bindings/target/test-classes" "$(module_cp bindings)")
+  p=ai.llmref.llama
+  if junit bindings "$bindings_cp" $p.GpuOffloadTest $p.GenerationTest $p.NativeGreedyReferenceTest $p.ModelAndContextTest \
+      $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.StreamingDetokenizerTest $p.BadInputTest; then
+    step "bindings tests, $ngl GPU layers" pass "$(test_summary "$work/test-bindings.log")"
+  else
+    step "bindings tests, $ngl GPU layers" FAIL "$(test_summary "$work/test-bindings.log"); see test-bindings.log"
+  fi
+  grep -E '^(devices|placement|CUDA|Vulkan).*' "$work/test-bindings.log" | head -5 >"$work/placement.txt" || true
+  server_cp=$(joined "$root/server/target/test-classes" "$server_jar" "$(module_cp server)")
+  if junit server "$server_cp" ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest; then
+    step "server conformance (OpenAI Java client), $ngl GPU layers" pass "$(test_summary "$work/test-server.log")"
+  else
+    step "server conformance (OpenAI Java client), $ngl GPU layers" FAIL "$(test_summary "$work/test-server.log"); see test-server.log"
+  fi
+fi
+
+# --- CPU fallback and GPU requirement ----------------------------------------------------------------
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+server_pid=""
+stop_server() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+  fi
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+trap stop_server EXIT
+# label libdir cuda_visible extra-java-options... -> starts the server, waits until it answers
+# readiness (200 or 503 after loading); sets api, admin
+run_server() {
+  local label=$1 dir=$2 visible=$3; shift 3
+  local port admin_port
+  port=$(free_port); admin_port=$(free_port)
+  # shellcheck disable=SC2086
+  env ${visible:+CUDA_VISIBLE_DEVICES=$visible} java --enable-native-access=ALL-UNNAMED -Dllama.native.dir="$dir" \
+    -Dserver.admin-port="$admin_port" -Dengine.slots=2 -Dengine.slot-context=256 -Dmodel.gpu-layers="$ngl" "$@" \
+    -jar "$server_jar" --model "$pack/stories260K.gguf" --port "$port" >"$work/fallback-$label.log" 2>&1 &
+  server_pid=$!
+  api=http://127.0.0.1:$port
+  admin=http://127.0.0.1:$admin_port
+  for _ in $(seq 600); do
+    if grep -q '"status":"\(loading\)"' <(curl -s "$admin/health/ready" 2>/dev/null || echo '"status":"loading"'); then
+      kill -0 "$server_pid" 2>/dev/null || return 1
+      sleep 0.1
+    else
+      return 0
+    fi
+  done
+  return 1
+}
+# label expectation(cpu|gpu|refused) libdir cuda_visible extra...
+check_fallback() {
+  local label=$1 expect=$2; shift 2
+  local ready code metrics detail ok=1
+  if ! run_server "$label" "$@"; then
+    step "fallback: $label" FAIL "the server did not come up; see fallback-$label.log"
+    stop_server
+    return
+  fi
+  code=$(curl -s -o "$work/ready-$label.json" -w '%{http_code}' "$admin/health/ready")
+  ready=$(cat "$work/ready-$label.json")
+  metrics=$(curl -s "$admin/metrics" | grep -E '^llmref_(gpu_devices|model_layers_offloaded)' | tr '\n' ' ')
+  detail="readiness $code $ready; metrics: $metrics"
+  case "$expect" in
+    cpu)
+      [ "$code" = 200 ] || ok=0
+      grep -q '"layers_offloaded":0' <<<"$ready" || ok=0
+      grep -q 'running on CPU' "$work/fallback-$label.log" || ok=0
+      grep -q 'llmref_model_layers_offloaded 0' <<<"$metrics" || ok=0
+      curl -sf "$api/v1/completions" -H 'Content-Type: application/json' \
+        -d '{"prompt":"Once upon a time","max_tokens":8,"temperature":0}' >"$work/completion-$label.json" || ok=0
+      ;;
+    gpu)
+      [ "$code" = 200 ] || ok=0
+      python3 - "$work/ready-$label.json" <<'EOF' || ok=0
+import json, sys
+p = json.load(open(sys.argv[1]))["placement"]
+sys.exit(0 if p["gpu_devices"] >= 1 and p["layers_offloaded"] == p["layers_total"] > 0 else 1)
+EOF
+      curl -sf "$api/v1/completions" -H 'Content-Type: application/json' \
+        -d '{"prompt":"Once upon a time","max_tokens":8,"temperature":0}' >"$work/completion-$label.json" || ok=0
+      ;;
+    refused)
+      [ "$code" = 503 ] || ok=0
+      grep -q '"status":"not_on_gpu"' <<<"$ready" || ok=0
+      [ "$(curl -s -o /dev/null -w '%{http_code}' "$admin/health/live")" = 200 ] || ok=0
+      ;;
+  esac
+  stop_server
+  if [ "$ok" = 1 ]; then step "fallback: $label" pass "$detail"; else step "fallback: $label" FAIL "$detail; see fallback-$label.log"; fi
+}
+if has_phase fallback; then
+  if [ "$mode" = gpu ]; then
+    check_fallback "on the GPU" gpu "$lib_dir" ""
+    check_fallback "no GPU visible (CUDA_VISIBLE_DEVICES=-1)" cpu "$lib_dir" "-1"
+    no_plugin=$work/lib-without-cuda
+    rm -rf "$no_plugin"; cp -r "$lib_dir" "$no_plugin"; rm -f "$no_plugin"/libggml-cuda*.so
+    check_fallback "CUDA plugin absent" cpu "$no_plugin" ""
+    check_fallback "GPU required, none visible" refused "$lib_dir" "-1" -Dmodel.require-gpu=TRUE
+  else
+    check_fallback "no GPU (CPU build)" cpu "$lib_dir" ""
+    check_fallback "GPU required, none visible" refused "$lib_dir" "" -Dmodel.require-gpu=TRUE
+  fi
+fi
+
+# --- benchmarks ----------------------------------------------------------------------------------
+if has_phase bench; then
+  cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}/models
+  if [ "$mode" = gpu ]; then
+    b_args=(--ngl "$ngl" --models 1B-128k --rounds "${rounds:-3}" --threads "$threads")
+    s_levels="1 32 64"
+  else
+    b_args=(--models stories260K --rounds "${rounds:-1}" --threads "$threads")
+    s_levels="1 4"
+  fi
+  if "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" >"$work/bench-bindings.md" 2>"$work/bench-bindings.log"; then
+    step "benchmark: bindings vs llama-bench" pass "bench-bindings.md"
+  else
+    step "benchmark: bindings vs llama-bench" FAIL "see bench-bindings.log"
+  fi
+  for m in $models; do
+    if [ "$mode" = gpu ]; then
+      model=$cache/llama-bpe-$m-q4km.gguf
+      if [ ! -f "$model" ]; then
+        # bench-bindings.sh writes the 1b model; others are written here the same way
+        vocab="$(prop llama.cpp.dir)/models/ggml-vocab-llama-bpe.gguf"
+        python3 "$MKMODEL" "$vocab" "$model.f16.tmp" "$m" >"$work/mkmodel-$m.log" 2>&1 \
+          && "$bin_dir/llama-quantize" "$model.f16.tmp" "$model.tmp" Q4_K_M >>"$work/mkmodel-$m.log" 2>&1 \
+          && mv "$model.tmp" "$model"
+        rm -f "$model.f16.tmp"
+      fi
+    else
+      model=$pack/stories260K.gguf
+    fi
+    if [ ! -f "$model" ]; then
+      step "benchmark: server vs llama-server ($m)" FAIL "no model $model; see mkmodel-$m.log"
+      continue
+    fi
+    if "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench \
+        --rounds "${rounds:-1}" --duration "$duration" --threads "$threads" --max-load "$((threads / 4 + 1))" \
+        >"$work/bench-server-$m.md" 2>"$work/bench-server-$m.log"; then
+      step "benchmark: server vs llama-server and llama-batched-bench ($(basename "$model" .gguf))" pass "bench-server-$m.md"
+    else
+      step "benchmark: server vs llama-server and llama-batched-bench ($(basename "$model" .gguf))" FAIL "see bench-server-$m.log"
+    fi
+    [ "$mode" = gpu ] || break
+  done
+fi
+
+# --- summary -------------------------------------------------------------------------------------
+{
+  echo "# gpu-verify $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "Device: $device."
+  echo "Checkout: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'); pack: $(sed -n 's/^commit=//p' "$pack/pack.properties"); native: ${native_args[*]}; phases: $phases; $(( $(date +%s) - started )) s."
+  echo
+  echo "| step | result | detail |"
+  echo "| --- | --- | --- |"
+  cat "$work/steps.md"
+  [ ! -s "$work/placement.txt" ] || { echo; echo "Placement seen by GpuOffloadTest:"; echo; sed 's/^/    /' "$work/placement.txt"; }
+  for f in "$work"/bench-bindings.md "$work"/bench-server-*.md; do
+    [ -s "$f" ] || continue
+    echo; echo "## $(basename "$f" .md)"; echo; cat "$f"
+  done
+} >"$summary"
+tar -C "$work" -czf "$results/logs.tar.gz" --exclude=runtime --exclude=lib-without-cuda . 2>/dev/null || true
+cat "$summary"
+log "$failures step(s) failed; summary in $summary"
+[ "$failures" = 0 ]

@@ -133,7 +133,6 @@ logit_bias=$(for id in $eos_ids; do printf '"%s":-100,' "$id"; done)
 logit_bias="{${logit_bias%,}}"
 prompt='{{n}}. Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. One day,'
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 clk_tck=$(getconf CLK_TCK)
 
 # --- quiet machine, one benchmark at a time ---------------------------------------------------------
@@ -171,17 +170,8 @@ quiet() { # label -> waits until fewer than max_load CPUs are busy (up to 2 min)
 }
 
 # --- servers -----------------------------------------------------------------------------------------
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  server_pid=""
-}
-trap stop_server EXIT
+# shellcheck source=lib/server-process.sh
+. "$root/scripts/lib/server-process.sh"
 
 start_llama() { # log -> sets server_pid, base_url
   local port; port=$(free_port)

@@ -170,18 +170,8 @@ if has_phase test; then
 fi
 
 # --- CPU fallback and GPU requirement ----------------------------------------------------------------
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-server_pid=""
-stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$server_pid" 2>/dev/null || true
-  fi
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
-}
-trap stop_server EXIT
+# shellcheck source=lib/server-process.sh
+. "$root/scripts/lib/server-process.sh"
 # label libdir cuda_visible extra-java-options... -> starts the server, waits until it answers
 # readiness (200 or 503 after loading); sets api, admin
 run_server() {

@@ -2,24 +2,17 @@ package ai.llmref.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.FileTime;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -38,7 +31,6 @@ class ProcessHardeningTest {
     static final String KEY = "sk-hardening-4f1e2d3c4b5a6978";
     static final String WRONG_KEY = "sk-wrongkey-0a1b2c3d4e5f6071";
     static final String MARKER = "Quokka-marmalade-7731";
-    private static final Pattern LISTENING = Pattern.compile("listening on [0-9.]+:(\\d+) \\(API\\), (\\d+) \\(health, metrics\\)");
 
     @TempDir Path dir;
 
@@ -92,33 +84,13 @@ class ProcessHardeningTest {
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
         pb.environment().put("HOME", home.toString());
         Process p = pb.start();
-        List<String> out = new CopyOnWriteArrayList<>();
-        CompletableFuture<int[]> ports = new CompletableFuture<>();
-        CompletableFuture<Void> ready = new CompletableFuture<>();
-        Thread reader = Thread.ofVirtual().start(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    out.add(line);
-                    Matcher m = LISTENING.matcher(line);
-                    if (m.find()) {
-                        ports.complete(new int[] {Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2))});
-                    }
-                    if (line.contains("ready in")) {
-                        ready.complete(null);
-                    }
-                }
-            } catch (Exception e) {
-                ports.completeExceptionally(e);
-            }
-            ports.completeExceptionally(new AssertionError("the server exited before listening"));
-            ready.completeExceptionally(new AssertionError("the server exited before it was ready"));
-        });
+        ServerOutput output = new ServerOutput(p);
+        List<String> out = output.lines;
         try {
             int[] port;
             try {
-                port = ports.get(60, TimeUnit.SECONDS);
-                ready.get(60, TimeUnit.SECONDS);
+                port = output.ports.get(60, TimeUnit.SECONDS);
+                output.ready.get(60, TimeUnit.SECONDS);
             } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
                 throw new AssertionError("no ready server; its output:\n" + String.join("\n", out), e);
             }
@@ -129,7 +101,7 @@ class ProcessHardeningTest {
             exercise("http://127.0.0.1:" + port[0], "http://127.0.0.1:" + port[1]);
             p.toHandle().destroy(); // SIGTERM: drain and stop
             assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
-            reader.join(10_000);
+            output.awaitEnd();
         } finally {
             p.destroyForcibly();
         }

@@ -14,10 +14,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -25,7 +22,6 @@ import org.junit.jupiter.api.Test;
  * 503, the streams finish, native resources are freed and the process exits.
  */
 class SigtermTest {
-    private static final Pattern LISTENING = Pattern.compile("listening on [0-9.]+:(\\d+) \\(API\\), (\\d+) \\(health, metrics\\)");
 
     @Test
     void sigtermDrainsRunningStreamsThenExits() throws Exception {
@@ -35,29 +31,10 @@ class SigtermTest {
                 "-Dengine.threads=2", "-Dserver.shutdown-grace-ms=20000",
                 "ai.llmref.server.Main", "--model", TestServer.model().toString());
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        List<String> log = new CopyOnWriteArrayList<>();
-        CompletableFuture<int[]> ports = new CompletableFuture<>();
-        CompletableFuture<Void> ready = new CompletableFuture<>();
-        Thread reader = Thread.ofVirtual().start(() -> {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
-                String line;
-                while ((line = r.readLine()) != null) {
-                    log.add(line);
-                    Matcher m = LISTENING.matcher(line);
-                    if (m.find()) {
-                        ports.complete(new int[] {Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2))});
-                    }
-                    if (line.contains("ready in")) {
-                        ready.complete(null);
-                    }
-                }
-            } catch (Exception e) {
-                ports.completeExceptionally(e);
-            }
-        });
+        ServerOutput out = new ServerOutput(p);
         try {
-            int[] port = ports.get(60, TimeUnit.SECONDS);
-            ready.get(60, TimeUnit.SECONDS);
+            int[] port = out.ports.get(60, TimeUnit.SECONDS);
+            out.ready.get(60, TimeUnit.SECONDS);
             String api = "http://127.0.0.1:" + port[0];
             String admin = "http://127.0.0.1:" + port[1];
             HttpClient http = HttpClient.newHttpClient();
@@ -104,8 +81,8 @@ class SigtermTest {
             }
             assertThat(p.waitFor(30, TimeUnit.SECONDS)).as("process exits within the grace period").isTrue();
             assertThat(p.exitValue()).as("terminated by SIGTERM, not by a crash").isEqualTo(143);
-            reader.join(10_000);
-            assertThat(String.join("\n", log)).contains("\"msg\":\"stopped\"").doesNotContain("SIGSEGV").doesNotContain("hs_err");
+            out.awaitEnd();
+            assertThat(out.all()).contains("\"msg\":\"stopped\"").doesNotContain("SIGSEGV").doesNotContain("hs_err");
         } finally {
             p.destroyForcibly();
         }

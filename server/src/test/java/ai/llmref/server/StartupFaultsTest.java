@@ -5,16 +5,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 import ai.llmref.server.config.ServerConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -23,11 +20,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -41,7 +34,6 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class StartupFaultsTest {
     static final ObjectMapper JSON = new ObjectMapper();
-    static final Pattern LISTENING = Pattern.compile("listening on [0-9.]+:(\\d+) \\(API\\), (\\d+) \\(health, metrics\\)");
 
     @TempDir Path tmp;
 
@@ -153,27 +145,14 @@ class StartupFaultsTest {
     static final class Child {
         final Process process;
         final Path dir;
-        final List<String> log = new CopyOnWriteArrayList<>();
-        final CompletableFuture<int[]> ports = new CompletableFuture<>();
-        final Thread reader;
+        final ServerOutput output;
+        final List<String> log;
 
         private Child(Process process, Path dir) {
             this.process = process;
             this.dir = dir;
-            this.reader = Thread.ofVirtual().start(() -> {
-                try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
-                    String line;
-                    while ((line = r.readLine()) != null) {
-                        log.add(line);
-                        Matcher m = LISTENING.matcher(line);
-                        if (m.find()) {
-                            ports.complete(new int[] {Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2))});
-                        }
-                    }
-                } catch (IOException e) {
-                    ports.completeExceptionally(e);
-                }
-            });
+            this.output = new ServerOutput(process);
+            this.log = output.lines;
         }
 
         /**
@@ -195,11 +174,11 @@ class StartupFaultsTest {
         }
 
         String api() throws Exception {
-            return "http://127.0.0.1:" + ports.get(60, TimeUnit.SECONDS)[0];
+            return "http://127.0.0.1:" + output.ports.get(60, TimeUnit.SECONDS)[0];
         }
 
         String admin() throws Exception {
-            return "http://127.0.0.1:" + ports.get(60, TimeUnit.SECONDS)[1];
+            return "http://127.0.0.1:" + output.ports.get(60, TimeUnit.SECONDS)[1];
         }
 
         void awaitLine(String text) throws Exception {
@@ -216,8 +195,8 @@ class StartupFaultsTest {
             process.toHandle().destroy();
             assertThat(process.waitFor(30, TimeUnit.SECONDS)).isTrue();
             assertThat(process.exitValue()).as("exit status; log:\n" + String.join("\n", log)).isEqualTo(143);
-            reader.join(10_000);
-            assertThat(String.join("\n", log)).contains("\"msg\":\"stopped\"").doesNotContain("SIGSEGV").doesNotContain("hs_err");
+            output.awaitEnd();
+            assertThat(output.all()).contains("\"msg\":\"stopped\"").doesNotContain("SIGSEGV").doesNotContain("hs_err");
             try (var files = Files.list(dir)) {
                 assertThat(files.map(p -> p.getFileName().toString())).noneMatch(n -> n.startsWith("hs_err") || n.startsWith("core"));
             }

@@ -1,0 +1,59 @@
+package ai.llmref.server;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The output of a server process (Main) a test started: every line kept, the ports it listens on
+ * and its readiness as futures, which fail once the process has ended without reaching them.
+ */
+final class ServerOutput {
+    static final Pattern LISTENING = Pattern.compile("listening on [0-9.]+:(\\d+) \\(API\\), (\\d+) \\(health, metrics\\)");
+
+    final List<String> lines = new CopyOnWriteArrayList<>();
+    /** API port, then admin port. */
+    final CompletableFuture<int[]> ports = new CompletableFuture<>();
+    final CompletableFuture<Void> ready = new CompletableFuture<>();
+    private final Thread reader;
+
+    ServerOutput(Process process) {
+        reader = Thread.ofVirtual().start(() -> read(process));
+    }
+
+    private void read(Process process) {
+        try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+            String line;
+            while ((line = r.readLine()) != null) {
+                lines.add(line);
+                Matcher m = LISTENING.matcher(line);
+                if (m.find()) {
+                    ports.complete(new int[] {Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2))});
+                }
+                if (line.contains("ready in")) {
+                    ready.complete(null);
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            ports.completeExceptionally(e);
+            ready.completeExceptionally(e);
+        }
+        ports.completeExceptionally(new AssertionError("the server exited before listening"));
+        ready.completeExceptionally(new AssertionError("the server exited before it was ready"));
+    }
+
+    /** Waits (up to 10 s) until the process's output has been read to its end. */
+    void awaitEnd() throws InterruptedException {
+        reader.join(10_000);
+    }
+
+    String all() {
+        return String.join("\n", lines);
+    }
+}

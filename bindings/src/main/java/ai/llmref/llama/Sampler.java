@@ -41,6 +41,8 @@ public final class Sampler implements AutoCloseable {
     /** Logit biases a greedy-only chain applies in place around its argmax (token, bias), or empty. */
     private final int[] biasTokens;
     private final float[] biasValues;
+    /** The biased logits' values before biasing, restored after the argmax (reused: no per-token allocation). */
+    private final float[] biasSaved;
     private Arena candidatesArena;
     private MemorySegment candidates;
     private MemorySegment candidateArray;
@@ -53,6 +55,7 @@ public final class Sampler implements AutoCloseable {
         this.greedyOnly = greedyOnly;
         this.biasTokens = biasTokens;
         this.biasValues = biasValues;
+        this.biasSaved = new float[biasTokens.length];
     }
 
     public static Builder builder(Vocabulary vocabulary) {
@@ -115,7 +118,7 @@ public final class Sampler implements AutoCloseable {
             throw new LlamaException("llama_get_logits_ith", "no logits: " + LogBridge.takeLastError());
         }
         MemorySegment logits = logitsPtr.reinterpret((long) n * Float.BYTES);
-        float[] saved = new float[biasTokens.length];
+        float[] saved = biasSaved;
         for (int i = 0; i < biasTokens.length; i++) {
             saved[i] = logits.getAtIndex(ValueLayout.JAVA_FLOAT, biasTokens[i]);
             logits.setAtIndex(ValueLayout.JAVA_FLOAT, biasTokens[i], saved[i] + biasValues[i]);

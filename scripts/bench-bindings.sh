@@ -83,13 +83,9 @@ run_dir=$(mktemp -d "$out_dir/run-XXXXXX")
 
 # --- builds: native libraries and reference tools, then the Java classes (main and test) ---------
 log "building the native libraries and llama-bench (cached after the first time)"
-# shellcheck disable=SC2086
-"$root/native/build.sh" ${NATIVE_BUILD_ARGS:-} --tools --info "$out_dir/native.properties" >&2
-prop() { sed -n "s/^$1=//p" "$out_dir/native.properties"; }
-lib_dir=$(prop native.lib.dir)
-bin_dir=$(prop native.bin.dir)
-src_dir=$(prop llama.cpp.dir)
-[ -x "$bin_dir/llama-bench" ] || die "llama-bench is missing from $bin_dir"
+# shellcheck source=lib/native-tools.sh
+. "$root/scripts/lib/native-tools.sh"
+native_tools llama-bench
 if [ "$prebuilt" = 1 ]; then
   [ -d "$root/bindings/target/classes" ] && [ -d "$root/bindings/target/test-classes" ] \
     || die "--prebuilt: bindings/target/classes and test-classes are missing"

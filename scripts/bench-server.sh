@@ -92,13 +92,9 @@ run_dir=$(mktemp -d "$out_dir/run-XXXXXX")
 
 # --- builds: native libraries + llama-server (cached), then the server jar and the load generator --
 log "building the native libraries and llama-server (cached after the first time)"
-# shellcheck disable=SC2086
-"$root/native/build.sh" ${NATIVE_BUILD_ARGS:-} --tools --info "$out_dir/native.properties" >&2
-prop() { sed -n "s/^$1=//p" "$out_dir/native.properties"; }
-lib_dir=$(prop native.lib.dir)
-bin_dir=$(prop native.bin.dir)
-src_dir=$(prop llama.cpp.dir)
-[ -x "$bin_dir/llama-server" ] || die "llama-server is missing from $bin_dir"
+# shellcheck source=lib/native-tools.sh
+. "$root/scripts/lib/native-tools.sh"
+native_tools llama-server
 if [ "$prebuilt" = 0 ]; then
   log "building the server and the load generator"
   # the modules below the server without their tests (not needed here), then the server with its test

@@ -63,13 +63,18 @@ class AdmissionAndCancellationTest {
     void aStreamGetsItsHeadersBeforeTheFirstTokenAndATimeoutBecomesAnErrorEvent() throws Exception {
         try (TestServer s = TestServer.start(Map.of("limits.request-timeout-ms", "1500", "engine.slots", "1"))) {
             s.server.engine().stallFor(3000); // the request stays queued: no token can come before the timeout
+            long sent = System.nanoTime();
             HttpResponse<InputStream> r = s.http.send(HttpRequest.newBuilder(URI.create(s.base() + "/v1/completions"))
                     .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(longStream())).build(),
                     HttpResponse.BodyHandlers.ofInputStream());
+            long headersMs = (System.nanoTime() - sent) / 1_000_000;
+            // send() returns with the headers; the first body bytes (the timeout event) come at 1500 ms
+            assertThat(headersMs).as("headers sent on admission, not with the first event").isLessThan(1200);
             assertThat(s.server.engine().stats().queued()).as("headers arrive while the request is still queued").isEqualTo(1);
             assertThat(r.statusCode()).isEqualTo(200);
             assertThat(r.headers().firstValue("content-type")).hasValue("text/event-stream");
             String body = new String(r.body().readAllBytes(), StandardCharsets.UTF_8);
+            assertThat((System.nanoTime() - sent) / 1_000_000).as("the event came with the timeout").isGreaterThanOrEqualTo(1400);
             assertThat(body).startsWith("data: {\"error\":").contains("\"code\":\"timeout\"").doesNotContain("[DONE]");
             long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
             while ((s.server.engine().stats().busySlots() > 0 || s.server.engine().stats().queued() > 0) && System.nanoTime() < deadline) {

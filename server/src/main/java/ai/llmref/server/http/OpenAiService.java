@@ -344,7 +344,10 @@ public final class OpenAiService implements HttpService {
         Span streamSpan = observed.streamSpan();
         StringBuilder streamed = new StringBuilder();
         ToolStream tools = new ToolStream(p.contract().format(), p.contract().callForced());
-        try (OutputStream out = res.outputStream()) {
+        // Not closed here: Helidon's commit after the handler flushes what is buffered and then
+        // writes the terminating chunk, back to back (see the Done case).
+        OutputStream out = res.outputStream();
+        try {
             if (chat) {
                 ObjectNode c = chunk(id, created, p.model(), object);
                 ObjectNode delta = c.withArray("choices").addObject().put("index", 0).putObject("delta");
@@ -353,7 +356,7 @@ public final class OpenAiService implements HttpService {
                 ((ObjectNode) c.get("choices").get(0)).putNull("finish_reason");
                 write(out, c);
             } else if (first == null) {
-                out.flush(); // sends the status line and headers, no body bytes yet
+                EarlyHeaders.send(res); // the status line and headers, no body bytes yet
             }
             GenerationEvent e = first;
             while (true) {
@@ -400,15 +403,18 @@ public final class OpenAiService implements HttpService {
                                 write(out, toolCallChunk(id, created, p.model(), object, i, r.calls().get(i)));
                             }
                         }
-                        write(out, textChunk(id, created, p.model(), object, chat, null, r.finish()));
+                        // The last events stay buffered: Helidon's commit sends them and the
+                        // terminating chunk back to back, so a client that stops reading at
+                        // [DONE] has usually received the end of the body too and can reuse the
+                        // connection (java.net.http closes one whose body it did not finish).
+                        buffer(out, textChunk(id, created, p.model(), object, chat, null, r.finish()));
                         if (p.includeUsage()) {
                             ObjectNode u = chunk(id, created, p.model(), object);
                             u.putArray("choices");
                             usage(u.putObject("usage"), d);
-                            write(out, u);
+                            buffer(out, u);
                         }
                         out.write(DONE);
-                        out.flush();
                         return;
                     }
                 }
@@ -531,11 +537,20 @@ public final class OpenAiService implements HttpService {
     }
 
     private void write(OutputStream out, JsonNode node) {
+        buffer(out, node);
+        try {
+            out.flush();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    /** One SSE event into the response's buffer, not yet flushed. */
+    private void buffer(OutputStream out, JsonNode node) {
         try {
             out.write("data: ".getBytes(StandardCharsets.US_ASCII));
             out.write(json.write(node));
             out.write("\n\n".getBytes(StandardCharsets.US_ASCII));
-            out.flush();
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

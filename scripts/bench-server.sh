@@ -6,7 +6,7 @@
 #
 #   scripts/bench-server.sh [--quick] [--model M] [--threads N] [--rounds N] [--duration S]
 #                           [--concurrency "1 4 16"] [--slots N] [--slot-context N] [--max-load L]
-#                           [--ngl N] [--batched-bench] [--prebuilt]
+#                           [--ngl N] [--batched-bench] [--prebuilt] [--warmup-seconds S]
 #
 #   --quick          one round of 5 s per concurrency level (a smoke run, about 2 minutes)
 #   --model M        the GGUF to serve (default: stories260K beside this checkout)
@@ -23,6 +23,9 @@
 #                    level above 1 with the same prompt and generation lengths, and compare with it
 #   --prebuilt       use the jars already in server/target (no Maven, no prereqs.sh): for a machine
 #                    with a Java runtime but no Maven (scripts/gpu-verify.sh)
+#   --warmup-seconds S  unmeasured load before each server's first level, the same for both: two
+#                    requests per slot at full concurrency, then S seconds of one stream (default
+#                    10; a JVM server's JIT needs some thousands of requests to reach steady state)
 #
 # The servers run one after the other, never together, on 127.0.0.1, each warmed up first. The
 # lock /tmp/bench.lock (flock) is held while measuring so that benchmarks on a shared machine do not
@@ -50,9 +53,10 @@ quick=0
 ngl=0
 batched=0
 prebuilt=0
+warmup_s=10
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) quick=1; rounds=1; duration=5; shift ;;
+    --quick) quick=1; rounds=1; duration=5; warmup_s=3; shift ;;
     --model) model=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
@@ -64,6 +68,7 @@ while [ $# -gt 0 ]; do
     --ngl) ngl=$2; shift 2 ;;
     --batched-bench) batched=1; shift ;;
     --prebuilt) prebuilt=1; shift ;;
+    --warmup-seconds) warmup_s=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -73,6 +78,7 @@ done
 [[ "$duration" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer (seconds)"
 [[ "$slot_ctx" =~ ^[1-9][0-9]*$ ]] || die "--slot-context must be a positive integer"
 [[ "$max_load" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--max-load must be a number"
+[[ "$warmup_s" =~ ^[0-9]+$ ]] || die "--warmup-seconds must be a whole number of seconds"
 [[ "$ngl" =~ ^[0-9]+$ ]] || die "--ngl must be a non-negative integer"
 for c in $levels; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "--concurrency must list positive integers"; done
 top=$(printf '%s\n' $levels | sort -n | tail -1)
@@ -236,6 +242,9 @@ phase() { # impl round
   fi
   log "round $r: $impl: warming up"
   load "$impl-warmup" "$slots" "$run_dir/$impl-r$r-warmup.json" --requests 2
+  if [ "$warmup_s" -gt 0 ]; then
+    load "$impl-warmup" 1 "$run_dir/$impl-r$r-warmup1.json" --duration "$warmup_s"
+  fi
   for c in $levels; do
     log "round $r: $impl: $c stream(s) for $duration s"
     load "$impl" "$c" "$run_dir/$impl-r$r-c$c.json" --duration "$duration" --warmup 1 --raw "$run_dir/$impl-r$r-c$c.jsonl"

@@ -296,6 +296,12 @@ public final class LoadGenerator {
                     }
                     String data = line.substring(5).trim();
                     if (data.equals("[DONE]")) {
+                        // Read the response to its end, as the OpenAI SDKs do (openai-python and
+                        // openai-node consume the stream after [DONE]): java.net.http closes a
+                        // kept-alive connection whose body was not read to its end.
+                        while (in.read() >= 0) {
+                            // discard
+                        }
                         break;
                     }
                     long now = System.nanoTime();

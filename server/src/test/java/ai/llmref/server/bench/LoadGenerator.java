@@ -296,8 +296,8 @@ public final class LoadGenerator {
                     }
                     String data = line.substring(5).trim();
                     if (data.equals("[DONE]")) {
-                        // Read the response to its end, as the OpenAI SDKs do (openai-python and
-                        // openai-node consume the stream after [DONE]): java.net.http closes a
+                        // Read the response to its end, as a real client does (openai-node 6
+                        // reads on after [DONE] until the body ends): java.net.http closes a
                         // kept-alive connection whose body was not read to its end.
                         while (in.read() >= 0) {
                             // discard

@@ -49,8 +49,9 @@ import java.util.concurrent.ThreadLocalRandom;
  *       stream), for the per-stream rate {@code (tokens - 1) / (end - first token)}.
  * </ul>
  * A request whose kept-alive connection turns out closed before any response byte is sent again
- * (at most twice), as HTTP clients do; its TTFT still counts from the first send, and the summary
- * counts such retries.
+ * (at most twice), as HTTP clients do; its TTFT counts from the send that got the response (the
+ * failed attempt on a connection the server had closed is the client's loss, not the server's
+ * time to answer), and the summary counts such retries.
  * The summary (one JSON object on stdout) gives the aggregate rate, all generated tokens over the
  * wall time from the first request sent to the last one finished, with percentiles of TTFT and of
  * the per-stream rate, and the CPU time this client used (it shares the machine with the server).
@@ -72,14 +73,14 @@ public final class LoadGenerator {
     private LoadGenerator() {}
 
     /** One request's outcome; times in nanoseconds from {@link System#nanoTime()}. */
-    record Result(int stream, long number, long sent, long firstText, long finished, long ended, int tokens,
+    record Result(int stream, long number, long sent, long answeredSend, long firstText, long finished, long ended, int tokens,
                   boolean tokensFromUsage, int textChunks, int promptTokens, String finishReason, int retries, String error) {
         boolean ok() {
             return error == null;
         }
 
         double ttftMillis() {
-            return (firstText - sent) / 1e6;
+            return (firstText - answeredSend) / 1e6;
         }
 
         /** Tokens after the first over the time after the first; NaN when not measurable. */
@@ -262,6 +263,7 @@ public final class LoadGenerator {
                 .POST(HttpRequest.BodyPublishers.ofString(body))
                 .build();
         long sent = System.nanoTime();
+        long answeredSend = sent;
         long firstText = 0;
         long finished = 0;
         int usageTokens = -1;
@@ -273,6 +275,7 @@ public final class LoadGenerator {
             HttpResponse<InputStream> res = null;
             while (res == null) {
                 try {
+                    answeredSend = System.nanoTime();
                     res = http.send(req, HttpResponse.BodyHandlers.ofInputStream());
                 } catch (IOException e) {
                     // A kept-alive connection the server has closed meanwhile (llama-server's
@@ -340,12 +343,12 @@ public final class LoadGenerator {
             return failed(stream, number, sent, "the stream carried no text");
         }
         boolean fromUsage = usageTokens >= 0;
-        return new Result(stream, number, sent, firstText, finished, ended, fromUsage ? usageTokens : textChunks, fromUsage,
+        return new Result(stream, number, sent, answeredSend, firstText, finished, ended, fromUsage ? usageTokens : textChunks, fromUsage,
                 textChunks, promptTokens, finish, retries, null);
     }
 
     private static Result failed(int stream, long number, long sent, String why) {
-        return new Result(stream, number, sent, 0, 0, System.nanoTime(), 0, false, 0, -1, null, 0, why);
+        return new Result(stream, number, sent, sent, 0, 0, System.nanoTime(), 0, false, 0, -1, null, 0, why);
     }
 
     static ObjectNode summary(Options o, List<Result> results, long t0, long end, double clientCpuSeconds) {

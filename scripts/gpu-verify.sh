@@ -284,7 +284,7 @@ if has_phase bench; then
       continue
     fi
     if "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench \
-        --rounds "${rounds:-1}" --duration "$duration" --warmup-seconds 5 --threads "$threads" --max-load "$((threads / 4 + 1))" \
+        --rounds "${rounds:-1}" --duration "$duration" --warmup-requests 2000 --warmup-seconds 5 --threads "$threads" --max-load "$((threads / 4 + 1))" \
         >"$work/bench-server-$m.md" 2>"$work/bench-server-$m.log"; then
       step "benchmark: server vs llama-server and llama-batched-bench ($(basename "$model" .gguf))" pass "bench-server-$m.md"
     else

@@ -7,6 +7,7 @@ import ai.llmref.server.config.ServerConfig;
 import ai.llmref.server.engine.Engine;
 import ai.llmref.server.engine.EngineConfig;
 import ai.llmref.server.http.HealthService;
+import ai.llmref.server.http.HttpVersionRefusal;
 import ai.llmref.server.http.Json;
 import ai.llmref.server.http.OpenAiService;
 import ai.llmref.server.http.ApiException;
@@ -78,6 +79,7 @@ public final class Server implements AutoCloseable {
                 // client's delayed ACK and holds the second chunk back ~40 ms
                 .connectionOptions(o -> o.tcpNoDelay(true))
                 .addProtocol(http1)
+                .addConnectionSelector(new HttpVersionRefusal())
                 .directHandlers(transportErrors)
                 .idleConnectionTimeout(idle)
                 .idleConnectionPeriod(idleCheck)
@@ -87,7 +89,7 @@ public final class Server implements AutoCloseable {
                 .maxPayloadSize(config.limits().maxBodyBytes() * 2 + 4096)
                 .routing(r -> apiRouting(r, api, auth))
                 .putSocket(ADMIN, socket -> socket.host(config.http().host()).port(config.http().adminPort())
-                        .maxPayloadSize(4096).addProtocol(http1).directHandlers(transportErrors)
+                        .maxPayloadSize(4096).addProtocol(http1).addConnectionSelector(new HttpVersionRefusal()).directHandlers(transportErrors)
                         .idleConnectionTimeout(idle).idleConnectionPeriod(idleCheck))
                 .routing(ADMIN, r -> adminRouting(r, health, metrics))
                 .build();

@@ -60,6 +60,29 @@ class ConnectionLimitsTest {
     }
 
     @Test
+    void http10AndUnknownVersionsGet505InTheErrorShapeOnBothPorts() throws Exception {
+        // these were closed without a byte (Helidon serves HTTP/1.1 only); nginx sends HTTP/1.0 upstream by default
+        for (int port : new int[] {server.server.port(), server.server.adminPort()}) {
+            String r = exchange(port, "GET /v1/models HTTP/1.0\r\nHost: x\r\n\r\n");
+            assertError(r, 505, "http_version_not_supported");
+            assertThat(r).contains("proxy_http_version 1.1");
+            // the request line may arrive in pieces
+            try (Socket s = connect(port)) {
+                CompletableFuture<byte[]> answer = readAsync(s);
+                s.getOutputStream().write("POST /v1/completions HT".getBytes(StandardCharsets.US_ASCII));
+                s.getOutputStream().flush();
+                Thread.sleep(200);
+                s.getOutputStream().write("TP/1.0\r\nContent-Length: 2\r\n\r\n{}".getBytes(StandardCharsets.US_ASCII));
+                assertError(new String(answer.get(10, TimeUnit.SECONDS), StandardCharsets.UTF_8), 505, "http_version_not_supported");
+            }
+        }
+        assertError(exchange(server.server.port(), "GET /v1/models HTTP/2.0\r\nHost: x\r\n\r\n"), 505, "http_version_not_supported");
+        // HTTP/1.1 on the same listener is unaffected
+        assertThat(exchange(server.server.port(), "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+                .startsWith("HTTP/1.1 200 ");
+    }
+
+    @Test
     void slowHeadersAreCutOffAfterTheHeaderTimeoutOnBothPorts() throws Exception {
         for (int port : new int[] {server.server.port(), server.server.adminPort()}) {
             try (Socket s = connect(port)) {

@@ -48,13 +48,14 @@ public final class TransportErrors implements DirectHandler {
             case 408 -> new String[] {"request_timeout", "the request line and headers did not arrive in time"};
             case 413 -> new String[] {"request_too_large", "the request body is too large"};
             case 414 -> new String[] {"uri_too_long", "the request line is too long"};
-            case 505 -> new String[] {"http_version_not_supported", "only HTTP/1.1 and HTTP/1.0 are supported"};
+            case 505 -> new String[] {"http_version_not_supported", HttpVersionRefusal.MESSAGE};
             default -> new String[] {code >= 500 ? "internal_error" : "invalid_request", status.reasonPhrase()};
         };
         ObjectNode body = JSON.createObjectNode();
         ObjectNode error = body.putObject("error");
         error.put("message", what[1]);
-        error.put("type", code >= 500 ? "server_error" : "invalid_request_error");
+        // 505 is the client's protocol version, not a server fault
+        error.put("type", code >= 500 && code != 505 ? "server_error" : "invalid_request_error");
         error.put("code", what[0]);
         error.putNull("param");
         headers.set(HeaderNames.CONTENT_TYPE, "application/json");

@@ -35,7 +35,8 @@ import java.util.concurrent.TimeUnit;
 public final class Server implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger(Server.class.getName());
 
-    public enum State { LOADING, READY, FAILED, DRAINING, STOPPED }
+    /** WARMING: loaded, the API serves, readiness waits for the warm-up ({@code server.warmup-requests}). */
+    public enum State { LOADING, WARMING, READY, FAILED, DRAINING, STOPPED }
 
     static final String ADMIN = "admin";
 
@@ -181,9 +182,18 @@ public final class Server implements AutoCloseable {
             }
             loadMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
             if (state == State.LOADING) {
-                state = State.READY;
-                LOG.log(Level.INFO, "model " + config.model().id() + " ready in " + loadMillis + " ms: "
-                        + model.placement() + ", " + e.slots() + " slots of " + slotContext + " positions");
+                int warmup = config.http().warmupRequests();
+                state = warmup > 0 ? State.WARMING : State.READY;
+                LOG.log(Level.INFO, "model " + config.model().id() + " loaded in " + loadMillis + " ms: "
+                        + model.placement() + ", " + e.slots() + " slots of " + slotContext + " positions"
+                        + (warmup > 0 ? "; warming up with " + warmup + " requests before readiness" : ""));
+                if (warmup > 0) {
+                    warmUp(warmup);
+                }
+                if (state == State.WARMING) {
+                    state = State.READY;
+                    LOG.log(Level.INFO, "ready");
+                }
             }
         } catch (RuntimeException | Error e) {
             // Errors too (a native library that cannot link, an allocation failure): the state must
@@ -199,6 +209,64 @@ public final class Server implements AutoCloseable {
             }
             state = State.FAILED;
         }
+    }
+
+    /**
+     * Sends {@code n} short completions (streamed and not, alternately) to this server's own API
+     * port over loopback, through the whole HTTP path, so that the JIT has compiled the
+     * per-request code before readiness lets clients in (docs/benchmarks.md: a fresh server's
+     * first token is slower for its first thousands of requests). They count in the metrics and
+     * the access log like any request. Failures are counted, logged once and do not stop start-up.
+     */
+    private void warmUp(int n) {
+        long t0 = System.nanoTime();
+        String host = config.http().host();
+        if (host.equals("0.0.0.0") || host.equals("::") || host.isBlank()) {
+            host = "127.0.0.1";
+        } else if (host.contains(":")) {
+            host = "[" + host + "]";
+        }
+        java.net.URI uri = java.net.URI.create("http://" + host + ":" + web.port() + "/v1/completions");
+        String key = config.auth().apiKeys().isEmpty() ? null : config.auth().apiKeys().getFirst();
+        int failed = 0;
+        String firstFailure = null;
+        try (java.net.http.HttpClient http = java.net.http.HttpClient.newBuilder()
+                .version(java.net.http.HttpClient.Version.HTTP_1_1).build()) {
+            for (int i = 0; i < n && state == State.WARMING; i++, warmupDone = i) {
+                java.net.http.HttpRequest.Builder b = java.net.http.HttpRequest.newBuilder(uri)
+                        .timeout(Duration.ofSeconds(60))
+                        .header("Content-Type", "application/json")
+                        .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{\"prompt\":\"Warm-up " + i
+                                + "\",\"max_tokens\":2,\"temperature\":0,\"stream\":" + (i % 2 == 0) + "}"));
+                if (key != null) {
+                    b.header("Authorization", "Bearer " + key);
+                }
+                try {
+                    java.net.http.HttpResponse<String> r = http.send(b.build(), java.net.http.HttpResponse.BodyHandlers.ofString());
+                    if (r.statusCode() != 200) {
+                        failed++;
+                        firstFailure = firstFailure != null ? firstFailure : "HTTP " + r.statusCode();
+                    }
+                } catch (java.io.IOException ex) {
+                    failed++;
+                    firstFailure = firstFailure != null ? firstFailure : ex.toString();
+                }
+            }
+        } catch (InterruptedException ex) {
+            Thread.currentThread().interrupt();
+        }
+        warmupMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+        LOG.log(failed == 0 ? Level.INFO : Level.WARNING, "warm-up: " + warmupDone + (warmupDone < n ? " of " + n : "")
+                + " requests in " + warmupMillis + " ms"
+                + (failed == 0 ? "" : ", " + failed + " failed (first: " + firstFailure + ")"));
+    }
+
+    private volatile long warmupMillis;
+    private volatile int warmupDone;
+
+    /** Warm-up requests sent so far (readiness shows it while the state is WARMING). */
+    public int warmupDone() {
+        return warmupDone;
     }
 
     private PromptModel.ChatRenderer chatRenderer(LlamaModel model) {
@@ -241,7 +309,7 @@ public final class Server implements AutoCloseable {
             throw new ApiException(503, "server_error", "model_unavailable", null,
                     "the model could not be loaded; the operator must fix the server (see its readiness probe or log)");
         }
-        return state == State.READY ? served : null;
+        return state == State.READY || state == State.WARMING ? served : null;
     }
 
     /** Why the model could not be loaded or served, when the state is FAILED; else null. */
@@ -322,7 +390,7 @@ public final class Server implements AutoCloseable {
     /** Waits until the model is ready (or failed); for tests and scripts. */
     public State awaitLoaded(Duration timeout) throws InterruptedException {
         long end = System.nanoTime() + timeout.toNanos();
-        while ((state == State.LOADING) && System.nanoTime() < end) {
+        while ((state == State.LOADING || state == State.WARMING) && System.nanoTime() < end) {
             Thread.sleep(20);
         }
         return state;

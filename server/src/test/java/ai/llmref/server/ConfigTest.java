@@ -34,6 +34,9 @@ class ConfigTest {
                 .hasMessage("invalid configuration: engine.slots must be between 1 and 256, got '0'");
         assertThatThrownBy(() -> bind(Map.of("server.port", "http"))).isInstanceOf(ConfigException.class)
                 .hasMessageContaining("server.port must be an integer");
+        assertThatThrownBy(() -> bind(Map.of("server.warmup-requests", "-1"))).isInstanceOf(ConfigException.class)
+                .hasMessageContaining("server.warmup-requests");
+        assertThat(bind(Map.of()).http().warmupRequests()).isZero();
         assertThatThrownBy(() -> bind(Map.of("engine.flash-attention", "sometimes"))).isInstanceOf(ConfigException.class)
                 .hasMessageContaining("engine.flash-attention must be one of [auto, disabled, enabled]");
         assertThatThrownBy(() -> bind(Map.of("engine.embeddings", "maybe"))).isInstanceOf(ConfigException.class)

@@ -27,8 +27,10 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * @param adminPort        health probes and /metrics, never behind auth
      * @param shutdownGraceMillis how long running requests may take to finish after SIGTERM
      * @param livenessStallMillis liveness fails when the scheduler has not looped for this long
+     * @param warmupRequests requests the server sends itself after loading, before readiness (JIT warm-up)
      */
-    public record Http(String host, int port, int adminPort, long shutdownGraceMillis, long livenessStallMillis) {}
+    public record Http(String host, int port, int adminPort, long shutdownGraceMillis, long livenessStallMillis,
+            int warmupRequests) {}
 
     /** API keys: empty means no authentication (a warning is logged). */
     public record Auth(List<String> apiKeys) {
@@ -112,7 +114,8 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 integer(c, "server.port", 8080, 0, 65535),
                 integer(c, "server.admin-port", 9090, 0, 65535),
                 longValue(c, "server.shutdown-grace-ms", 30_000, 0, 3_600_000),
-                longValue(c, "server.liveness-stall-ms", 10_000, 100, 3_600_000));
+                longValue(c, "server.liveness-stall-ms", 10_000, 100, 3_600_000),
+                integer(c, "server.warmup-requests", 0, 0, 100_000));
         if (http.port() != 0 && http.port() == http.adminPort()) {
             throw new ConfigException("server.admin-port", "must differ from server.port", http.adminPort());
         }

@@ -58,7 +58,7 @@ public final class HealthService implements HttpService {
         ObjectNode body = status(s);
         if (s == Server.State.LOADING || s == Server.State.DRAINING) {
             ok = true;
-        } else if (s == Server.State.READY && e != null) {
+        } else if ((s == Server.State.READY || s == Server.State.WARMING) && e != null) {
             long age = e.stats().heartbeatAgeNanos();
             body.put("scheduler_heartbeat_age_ms", TimeUnit.NANOSECONDS.toMillis(age));
             ok = e.stats().running() && age < TimeUnit.MILLISECONDS.toNanos(server.config().http().livenessStallMillis());
@@ -73,6 +73,9 @@ public final class HealthService implements HttpService {
         o.put("status", s.name().toLowerCase());
         if (s == Server.State.LOADING) {
             o.put("progress", server.loadProgress());
+        }
+        if (s == Server.State.WARMING) {
+            o.put("warmup_done", server.warmupDone()).put("warmup_requests", server.config().http().warmupRequests());
         }
         if (s == Server.State.FAILED && server.failure() != null) {
             o.put("reason", server.failure());

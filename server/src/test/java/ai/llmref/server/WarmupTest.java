@@ -1,0 +1,91 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.llmref.server.config.ServerConfig;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+/** {@code server.warmup-requests}: the server sends itself requests after loading, before readiness. */
+class WarmupTest {
+    static final String KEY = "sk-warmup-0123456789abcdef";
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    @Test
+    void warmUpRequestsPassAuthAndReadinessWaitsForThem() throws Exception {
+        try (TestServer t = TestServer.start(Map.of("server.warmup-requests", "60", "auth.api-keys", KEY))) {
+            assertThat(t.server.state()).isEqualTo(Server.State.READY);
+            assertThat(t.server.warmupDone()).isEqualTo(60);
+            String metrics = t.getAdmin("/metrics").body();
+            assertThat(count(metrics, "/v1/completions", "200")).as(metrics).isGreaterThanOrEqualTo(60);
+            assertThat(count(metrics, "/v1/completions", "401")).isZero();
+            assertThat(t.getAdmin("/health/ready").statusCode()).isEqualTo(200);
+        }
+    }
+
+    @Test
+    void whileWarmingTheApiServesReadinessSaysSoAndDrainStopsTheWarmUp() throws Exception {
+        Map<String, String> cfg = new HashMap<>();
+        cfg.put("server.port", "0");
+        cfg.put("server.admin-port", "0");
+        cfg.put("model.path", TestServer.model().toString());
+        cfg.put("engine.slots", "2");
+        cfg.put("engine.slot-context", "128");
+        cfg.put("engine.threads", "2");
+        cfg.put("server.warmup-requests", "100000"); // far more than the test waits for
+        Server s = Server.start(ServerConfig.from(ServerConfig.load(null, cfg)));
+        HttpClient http = HttpClient.newHttpClient();
+        try {
+            long end = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+            while (!(s.state() == Server.State.WARMING && s.warmupDone() >= 5) && System.nanoTime() < end) {
+                Thread.sleep(20);
+            }
+            assertThat(s.state()).isEqualTo(Server.State.WARMING);
+            HttpResponse<String> ready = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + s.adminPort() + "/health/ready")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(ready.statusCode()).isEqualTo(503);
+            JsonNode body = JSON.readTree(ready.body());
+            assertThat(body.get("status").asText()).isEqualTo("warming");
+            assertThat(body.get("warmup_requests").asInt()).isEqualTo(100000);
+            assertThat(body.get("warmup_done").asInt()).isBetween(5, 100000);
+            HttpResponse<String> live = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + s.adminPort() + "/health/live")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(live.statusCode()).isEqualTo(200);
+            HttpResponse<String> started = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + s.adminPort() + "/health/started")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(started.statusCode()).isEqualTo(200);
+            HttpResponse<String> api = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + s.port() + "/v1/completions"))
+                    .header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\":\"Once upon a time\",\"max_tokens\":3,\"temperature\":0}")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(api.statusCode()).as(api.body()).isEqualTo(200);
+        } finally {
+            long t0 = System.nanoTime();
+            s.drainAndStop(Duration.ofSeconds(10));
+            assertThat(Duration.ofNanos(System.nanoTime() - t0)).as("drain ends the warm-up").isLessThan(Duration.ofSeconds(10));
+        }
+        assertThat(s.warmupDone()).isLessThan(100000);
+    }
+
+    /** The llmref_requests_total sample for a route and status, 0 when absent. */
+    private static double count(String metrics, String route, String status) {
+        Matcher m = Pattern.compile("(?m)^llmref_requests_total\\{([^}]*)\\} ([0-9.eE+]+)$").matcher(metrics);
+        double sum = 0;
+        while (m.find()) {
+            if (m.group(1).contains("route=\"" + route + "\"") && m.group(1).contains("status=\"" + status + "\"")) {
+                sum += Double.parseDouble(m.group(2));
+            }
+        }
+        return sum;
+    }
+}

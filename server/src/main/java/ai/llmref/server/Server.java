@@ -183,16 +183,21 @@ public final class Server implements AutoCloseable {
             loadMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
             if (state == State.LOADING) {
                 int warmup = config.http().warmupRequests();
-                state = warmup > 0 ? State.WARMING : State.READY;
-                LOG.log(Level.INFO, "model " + config.model().id() + " loaded in " + loadMillis + " ms: "
-                        + model.placement() + ", " + e.slots() + " slots of " + slotContext + " positions"
-                        + (warmup > 0 ? "; warming up with " + warmup + " requests before readiness" : ""));
-                if (warmup > 0) {
-                    warmUp(warmup);
-                }
-                if (state == State.WARMING) {
+                // "model ... ready in N ms: placement" is what operators grep for (docs/deployment.md)
+                String what = model.placement() + ", " + e.slots() + " slots of " + slotContext + " positions";
+                if (warmup == 0) {
                     state = State.READY;
-                    LOG.log(Level.INFO, "ready");
+                    LOG.log(Level.INFO, "model " + config.model().id() + " ready in " + loadMillis + " ms: " + what);
+                } else {
+                    state = State.WARMING;
+                    LOG.log(Level.INFO, "model " + config.model().id() + " loaded in " + loadMillis + " ms; warming up with "
+                            + warmup + " requests before readiness");
+                    warmUp(warmup);
+                    if (state == State.WARMING) {
+                        state = State.READY;
+                        LOG.log(Level.INFO, "model " + config.model().id() + " ready in "
+                                + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0) + " ms (warm-up included): " + what);
+                    }
                 }
             }
         } catch (RuntimeException | Error e) {

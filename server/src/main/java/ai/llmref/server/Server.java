@@ -70,6 +70,7 @@ public final class Server implements AutoCloseable {
                 .addReceiveListener(headDeadline)
                 .build();
         DirectHandlers transportErrors = transportErrors();
+        HttpVersionRefusal versionRefusal = new HttpVersionRefusal();
         // Helidon closes connections that wait this long for a request line (idle keep-alive, slow request line)
         Duration idle = Duration.ofMillis(limits.idleTimeoutMillis());
         Duration idleCheck = Duration.ofMillis(Math.max(50, limits.idleTimeoutMillis() / 4));
@@ -80,7 +81,7 @@ public final class Server implements AutoCloseable {
                 // client's delayed ACK and holds the second chunk back ~40 ms
                 .connectionOptions(o -> o.tcpNoDelay(true))
                 .addProtocol(http1)
-                .addConnectionSelector(new HttpVersionRefusal())
+                .addConnectionSelector(versionRefusal)
                 .directHandlers(transportErrors)
                 .idleConnectionTimeout(idle)
                 .idleConnectionPeriod(idleCheck)
@@ -90,7 +91,7 @@ public final class Server implements AutoCloseable {
                 .maxPayloadSize(config.limits().maxBodyBytes() * 2 + 4096)
                 .routing(r -> apiRouting(r, api, auth))
                 .putSocket(ADMIN, socket -> socket.host(config.http().host()).port(config.http().adminPort())
-                        .maxPayloadSize(4096).addProtocol(http1).addConnectionSelector(new HttpVersionRefusal()).directHandlers(transportErrors)
+                        .maxPayloadSize(4096).addProtocol(http1).addConnectionSelector(versionRefusal).directHandlers(transportErrors)
                         .idleConnectionTimeout(idle).idleConnectionPeriod(idleCheck))
                 .routing(ADMIN, r -> adminRouting(r, health, metrics))
                 .build();
@@ -260,13 +261,12 @@ public final class Server implements AutoCloseable {
         } catch (InterruptedException ex) {
             Thread.currentThread().interrupt();
         }
-        warmupMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+        long warmupMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
         LOG.log(failed == 0 ? Level.INFO : Level.WARNING, "warm-up: " + warmupDone + (warmupDone < n ? " of " + n : "")
                 + " requests in " + warmupMillis + " ms"
                 + (failed == 0 ? "" : ", " + failed + " failed (first: " + firstFailure + ")"));
     }
 
-    private volatile long warmupMillis;
     private volatile int warmupDone;
 
     /** Warm-up requests sent so far (readiness shows it while the state is WARMING). */

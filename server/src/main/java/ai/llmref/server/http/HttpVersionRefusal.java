@@ -2,6 +2,7 @@ package ai.llmref.server.http;
 
 import io.helidon.common.buffers.BufferData;
 import io.helidon.common.buffers.Bytes;
+import io.helidon.http.Status;
 import io.helidon.webserver.ConnectionContext;
 import io.helidon.webserver.spi.ServerConnection;
 import io.helidon.webserver.spi.ServerConnectionSelector;
@@ -23,18 +24,16 @@ import java.util.regex.Pattern;
 public final class HttpVersionRefusal implements ServerConnectionSelector {
     private static final Pattern OTHER_VERSION = Pattern.compile(".* HTTP/[0-9](\\.[0-9])?\r");
     private static final String SERVED = " HTTP/1.1\r";
-    /** The error message for any HTTP version other than 1.1 (also used by {@link TransportErrors}). */
-    static final String MESSAGE = "only HTTP/1.1 is supported (behind nginx: proxy_http_version 1.1)";
-    private static final byte[] BODY = ("{\"error\":{\"message\":\"" + MESSAGE + "\",\"type\":\"invalid_request_error\","
-            + "\"code\":\"http_version_not_supported\",\"param\":null}}").getBytes(StandardCharsets.UTF_8);
     private static final byte[] RESPONSE;
 
     static {
+        // the same body Helidon's own 505 gets from TransportErrors
+        byte[] body = TransportErrors.body(Status.HTTP_VERSION_NOT_SUPPORTED_505);
         byte[] head = ("HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: application/json\r\nContent-Length: "
-                + BODY.length + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII);
-        RESPONSE = new byte[head.length + BODY.length];
+                + body.length + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII);
+        RESPONSE = new byte[head.length + body.length];
         System.arraycopy(head, 0, RESPONSE, 0, head.length);
-        System.arraycopy(BODY, 0, RESPONSE, head.length, BODY.length);
+        System.arraycopy(body, 0, RESPONSE, head.length, body.length);
     }
 
     @Override

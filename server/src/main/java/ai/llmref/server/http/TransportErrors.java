@@ -41,6 +41,12 @@ public final class TransportErrors implements DirectHandler {
     }
 
     private TransportResponse respond(Status status, ServerResponseHeaders headers) {
+        headers.set(HeaderNames.CONTENT_TYPE, "application/json");
+        return TransportResponse.builder().status(status).headers(headers).entity(body(status)).build();
+    }
+
+    /** The error-shape body for a transport-level status (also {@link HttpVersionRefusal}'s 505). */
+    static byte[] body(Status status) {
         int code = status.code();
         String[] what = switch (code) {
             // Helidon gives no detail here: oversize headers (limits.max-header-bytes) are a 400 too
@@ -48,7 +54,7 @@ public final class TransportErrors implements DirectHandler {
             case 408 -> new String[] {"request_timeout", "the request line and headers did not arrive in time"};
             case 413 -> new String[] {"request_too_large", "the request body is too large"};
             case 414 -> new String[] {"uri_too_long", "the request line is too long"};
-            case 505 -> new String[] {"http_version_not_supported", HttpVersionRefusal.MESSAGE};
+            case 505 -> new String[] {"http_version_not_supported", "only HTTP/1.1 is supported (behind nginx: proxy_http_version 1.1)"};
             default -> new String[] {code >= 500 ? "internal_error" : "invalid_request", status.reasonPhrase()};
         };
         ObjectNode body = JSON.createObjectNode();
@@ -58,9 +64,8 @@ public final class TransportErrors implements DirectHandler {
         error.put("type", code >= 500 && code != 505 ? "server_error" : "invalid_request_error");
         error.put("code", what[0]);
         error.putNull("param");
-        headers.set(HeaderNames.CONTENT_TYPE, "application/json");
         try {
-            return TransportResponse.builder().status(status).headers(headers).entity(JSON.writeValueAsBytes(body)).build();
+            return JSON.writeValueAsBytes(body);
         } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
             throw new IllegalStateException(e);
         }

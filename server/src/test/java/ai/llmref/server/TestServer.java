@@ -44,6 +44,14 @@ final class TestServer implements AutoCloseable {
 
     /** With {@code tracing} non-null, spans go there. */
     static TestServer start(Map<String, String> extra, ai.llmref.server.observe.Tracing tracing) throws InterruptedException {
+        ServerConfig config = config(extra);
+        Server s = tracing == null ? Server.start(config) : Server.start(config, tracing);
+        assertThat(s.awaitLoaded(Duration.ofSeconds(60))).isEqualTo(Server.State.READY);
+        return new TestServer(s);
+    }
+
+    /** The test settings of {@link #start(Map)}, bound, for a test that starts the server itself. */
+    static ServerConfig config(Map<String, String> extra) {
         Map<String, String> cfg = new HashMap<>();
         cfg.put("server.port", "0");
         cfg.put("server.admin-port", "0");
@@ -56,10 +64,7 @@ final class TestServer implements AutoCloseable {
         cfg.put("engine.threads-batch", "2");
         cfg.put("model.gpu-layers", Integer.toString(gpuLayers()));
         cfg.putAll(extra);
-        ServerConfig config = ServerConfig.from(ServerConfig.load(null, cfg));
-        Server s = tracing == null ? Server.start(config) : Server.start(config, tracing);
-        assertThat(s.awaitLoaded(Duration.ofSeconds(60))).isEqualTo(Server.State.READY);
-        return new TestServer(s);
+        return ServerConfig.from(ServerConfig.load(null, cfg));
     }
 
     static TestServer start() throws InterruptedException {

@@ -2,7 +2,6 @@ package ai.llmref.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import ai.llmref.server.config.ServerConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.net.URI;
@@ -10,7 +9,6 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
-import java.util.HashMap;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -35,15 +33,8 @@ class WarmupTest {
 
     @Test
     void whileWarmingTheApiServesReadinessSaysSoAndDrainStopsTheWarmUp() throws Exception {
-        Map<String, String> cfg = new HashMap<>();
-        cfg.put("server.port", "0");
-        cfg.put("server.admin-port", "0");
-        cfg.put("model.path", TestServer.model().toString());
-        cfg.put("engine.slots", "2");
-        cfg.put("engine.slot-context", "128");
-        cfg.put("engine.threads", "2");
-        cfg.put("server.warmup-requests", "100000"); // far more than the test waits for
-        Server s = Server.start(ServerConfig.from(ServerConfig.load(null, cfg)));
+        // far more warm-up than the test waits for; started here, as TestServer.start waits for READY
+        Server s = Server.start(TestServer.config(Map.of("server.warmup-requests", "100000")));
         HttpClient http = HttpClient.newHttpClient();
         try {
             long end = System.nanoTime() + Duration.ofSeconds(60).toNanos();

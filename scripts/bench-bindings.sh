@@ -5,7 +5,8 @@
 # Method and recorded results: docs/benchmarks.md.
 #
 #   scripts/bench-bindings.sh [--threads N] [--rounds N] [--quick] [--no-1b] [--threadpool]
-#                             [--max-other-load CORES] [--retries N] [--ngl N] [--models LIST] [--prebuilt]
+#                             [--max-other-load CORES] [--retries N] [--quiet-wait S] [--ngl N]
+#                             [--models LIST] [--prebuilt]
 #
 #   --threads N       -t for both llama-bench and Java (default: nproc, llama-bench's own default here)
 #   --rounds N        llama-bench and Java alternate N times per model, order flipped every round (default 3)
@@ -15,6 +16,8 @@
 #   --max-other-load  repeat a run when other processes kept more than this many cores busy during
 #                     it (default 0.25)
 #   --retries N       at most N repeats per run (default 3)
+#   --quiet-wait S    before each run, wait up to S seconds for the machine to be idle (below 0.1 busy
+#                     cores; default 60)
 #   --ngl N           layers on the GPU for both sides (default 0; scripts/gpu-verify.sh passes 99)
 #   --models LIST     which models, of: stories260K tiny-128k 1B-128k (default: all three)
 #   --prebuilt        use the classes already in bindings/target (no Maven, no prereqs.sh): for a
@@ -40,6 +43,7 @@ quick=0
 threadpool=()
 max_other_load=0.25
 retries=3
+quiet_wait=60
 ngl=0
 models="stories260K tiny-128k 1B-128k"
 prebuilt=0
@@ -56,6 +60,7 @@ while [ $# -gt 0 ]; do
     --threadpool) threadpool=(--threadpool); shift ;;
     --max-other-load) max_other_load=$2; shift 2 ;;
     --retries) retries=$2; shift 2 ;;
+    --quiet-wait) quiet_wait=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -63,6 +68,7 @@ done
 [[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer"
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [[ "$retries" =~ ^[0-9]+$ ]] || die "--retries must be a non-negative integer"
+[[ "$quiet_wait" =~ ^[0-9]+$ ]] || die "--quiet-wait must be a non-negative number of seconds"
 [[ "$max_other_load" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--max-other-load must be a number of cores"
 [[ "$ngl" =~ ^[0-9]+$ ]] || die "--ngl must be a non-negative integer"
 for m in $models; do
@@ -147,9 +153,10 @@ python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "
 python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "$run_dir/native-cmd.json" \
   "$bin_dir/llama-bench" -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto -o jsonl
 started=$(date +%s)
-python3 - "$run_dir" "$rounds" "$max_other_load" "$retries" <<'PY_DRIVER'
+python3 - "$run_dir" "$rounds" "$max_other_load" "$retries" "$quiet_wait" <<'PY_DRIVER'
 import json, os, resource, subprocess, sys, time
 run_dir, rounds, max_load, retries = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+quiet_wait = float(sys.argv[5])
 java_cmd = json.load(open(os.path.join(run_dir, "java-cmd.json")))[1:]
 native_cmd = json.load(open(os.path.join(run_dir, "native-cmd.json")))[1:]
 HZ = os.sysconf("SC_CLK_TCK")
@@ -158,7 +165,7 @@ def busy():  # seconds of CPU the whole machine spent busy: user nice system irq
     v = list(map(int, open("/proc/stat").readline().split()[1:]))
     return (sum(v[:8]) - v[3] - v[4]) / HZ
 
-def wait_quiet(limit=60.0):
+def wait_quiet(limit=quiet_wait):
     end = time.monotonic() + limit
     while time.monotonic() < end:
         b0 = busy()

@@ -79,9 +79,7 @@ public final class Sampler implements AutoCloseable {
             return sampleChecked(c, ctx, index);
         }
         if (greedyOnly) {
-            return biasTokens.length == 0
-                    ? argmax(llama_get_logits_ith(ctx, index), vocabulary.size())
-                    : biasedArgmax(llama_get_logits_ith(ctx, index), vocabulary.size());
+            return pickGreedy(logitsRow(ctx, index));
         }
         int token = llama_sampler_sample(c, ctx, index);
         if (token < 0 || token >= vocabulary.size()) {
@@ -91,11 +89,40 @@ public final class Sampler implements AutoCloseable {
         return token;
     }
 
-    private static int argmax(MemorySegment logitsPtr, int n) {
-        if (logitsPtr.equals(MemorySegment.NULL)) {
+    /**
+     * For {@link SamplingPool}: the logits row a greedy-only chain would take the argmax of (checked
+     * as {@link #sample} checks), or null when this chain is not greedy-only and must be sampled
+     * through llama.cpp on the context's thread.
+     */
+    MemorySegment greedyRow(LlamaContext context, int index) {
+        if (!greedyOnly) {
+            return null;
+        }
+        checkOpen();
+        MemorySegment ctx = context.checkOpen();
+        context.checkOutput(index, "llama_sampler_sample");
+        return logitsRow(ctx, index);
+    }
+
+    private MemorySegment logitsRow(MemorySegment ctx, int index) {
+        MemorySegment p = llama_get_logits_ith(ctx, index);
+        if (p.equals(MemorySegment.NULL)) {
             throw new LlamaException("llama_get_logits_ith", "no logits: " + LogBridge.takeLastError());
         }
-        MemorySegment logits = logitsPtr.reinterpret((long) n * Float.BYTES);
+        return p.reinterpret((long) vocabulary.size() * Float.BYTES);
+    }
+
+    /**
+     * The greedy pick over a row from {@link #greedyRow}. It reads that row and this sampler's bias
+     * buffers only (the biased logits are changed and put back in place), and makes no native call, so
+     * {@link SamplingPool} runs it on a helper thread while the context's thread waits.
+     */
+    int pickGreedy(MemorySegment logits) {
+        return biasTokens.length == 0 ? argmax(logits) : biasedArgmax(logits);
+    }
+
+    private static int argmax(MemorySegment logits) {
+        int n = (int) (logits.byteSize() / Float.BYTES);
         int best = 0;
         float max = logits.getAtIndex(ValueLayout.JAVA_FLOAT, 0);
         for (int i = 1; i < n; i++) {
@@ -113,18 +140,14 @@ public final class Sampler implements AutoCloseable {
      * the biases are added to the logits in place, the argmax is taken, and the logits are put back
      * as they were (so sampling the same position twice gives the same token).
      */
-    private int biasedArgmax(MemorySegment logitsPtr, int n) {
-        if (logitsPtr.equals(MemorySegment.NULL)) {
-            throw new LlamaException("llama_get_logits_ith", "no logits: " + LogBridge.takeLastError());
-        }
-        MemorySegment logits = logitsPtr.reinterpret((long) n * Float.BYTES);
+    private int biasedArgmax(MemorySegment logits) {
         float[] saved = biasSaved;
         for (int i = 0; i < biasTokens.length; i++) {
             saved[i] = logits.getAtIndex(ValueLayout.JAVA_FLOAT, biasTokens[i]);
             logits.setAtIndex(ValueLayout.JAVA_FLOAT, biasTokens[i], saved[i] + biasValues[i]);
         }
         try {
-            return argmax(logitsPtr, n);
+            return argmax(logits);
         } finally {
             for (int i = biasTokens.length - 1; i >= 0; i--) {
                 logits.setAtIndex(ValueLayout.JAVA_FLOAT, biasTokens[i], saved[i]);

@@ -153,6 +153,19 @@ public final class Server implements AutoCloseable {
         return s;
     }
 
+    /**
+     * {@code engine.sampling-threads}, or for 0 (auto): on a GPU the CPU idles while the scheduler
+     * picks every slot's token, so up to 8 threads (half the cores, two slots each at least) share the
+     * argmax work; on CPU the decode threads need the cores, so the scheduler picks alone.
+     */
+    static int samplingThreads(ServerConfig.Engine e, boolean onGpu) {
+        if (e.samplingThreads() > 0) {
+            return e.samplingThreads();
+        }
+        int cores = Runtime.getRuntime().availableProcessors();
+        return onGpu ? Math.max(1, Math.min(8, Math.min(cores / 2, e.slots() / 2))) : 1;
+    }
+
     private void load() {
         long t0 = System.nanoTime();
         LlamaModel model = null;
@@ -168,7 +181,8 @@ public final class Server implements AutoCloseable {
             ServerConfig.Engine e = config.engine();
             int slotContext = e.slotContext() > 0 ? e.slotContext() : model.info().trainContextLength();
             Engine engine = Engine.start(model, new EngineConfig(e.slots(), slotContext, e.batchSize(), e.ubatchSize(),
-                    e.prefillChunk(), e.queueCapacity(), e.threads(), e.threadsBatch(), e.flashAttention(), e.embeddings()), metrics);
+                    e.prefillChunk(), e.queueCapacity(), e.threads(), e.threadsBatch(), e.flashAttention(), e.embeddings(),
+                    samplingThreads(e, model.placement().offloadedLayers() > 0)), metrics);
             served = new ServedModel(config.model().id(), model, engine, chatRenderer(model));
             java.util.List<ai.llmref.llama.Device> devices = ai.llmref.llama.LlamaBackend.initialize().devices();
             ai.llmref.llama.ModelPlacement mp = model.placement();

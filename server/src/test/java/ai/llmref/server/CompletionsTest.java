@@ -11,6 +11,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.net.http.HttpResponse;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -32,7 +33,8 @@ class CompletionsTest {
             ContextParams p = ContextParams.defaults().withContextSize(TestServer.SLOT_CONTEXT).withBatch(256, 256).withThreads(2, 2);
             reference = m.vocabulary().detokenize(Generation.greedy(m, p, PROMPT, 48), false, false);
         }
-        server = TestServer.start();
+        // 8 slots and 4 sampling threads: the concurrent requests' greedy picks are shared out (SamplingPool)
+        server = TestServer.start(Map.of("engine.slots", "8", "engine.sampling-threads", "4"));
     }
 
     @AfterAll

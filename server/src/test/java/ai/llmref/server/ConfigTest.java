@@ -29,6 +29,23 @@ class ConfigTest {
     }
 
     @Test
+    void samplingThreadsAreAutoUnlessSet() {
+        assertThatThrownBy(() -> bind(Map.of("engine.sampling-threads", "257"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: engine.sampling-threads must be between 0 and 256, got '257'");
+        assertThatThrownBy(() -> bind(Map.of("engine.sampling-threads", "-1"))).isInstanceOf(ConfigException.class)
+                .hasMessageContaining("engine.sampling-threads");
+        ServerConfig.Engine auto = bind(Map.of("engine.slots", "64")).engine();
+        assertThat(auto.samplingThreads()).isZero();
+        int cores = Runtime.getRuntime().availableProcessors();
+        assertThat(Server.samplingThreads(auto, false)).as("on CPU the scheduler picks alone").isEqualTo(1);
+        assertThat(Server.samplingThreads(auto, true)).isEqualTo(Math.max(1, Math.min(8, cores / 2)));
+        assertThat(Server.samplingThreads(bind(Map.of("engine.slots", "2")).engine(), true)).as("two slots: one thread").isEqualTo(1);
+        ServerConfig.Engine set = bind(Map.of("engine.sampling-threads", "6")).engine();
+        assertThat(Server.samplingThreads(set, false)).isEqualTo(6);
+        assertThat(Server.samplingThreads(set, true)).isEqualTo(6);
+    }
+
+    @Test
     void invalidValuesNameTheKeyAndTheRule() {
         assertThatThrownBy(() -> bind(Map.of("engine.slots", "0"))).isInstanceOf(ConfigException.class)
                 .hasMessage("invalid configuration: engine.slots must be between 1 and 256, got '0'");

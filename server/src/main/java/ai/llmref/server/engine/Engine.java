@@ -6,6 +6,7 @@ import ai.llmref.llama.LlamaContext;
 import ai.llmref.llama.LlamaException;
 import ai.llmref.llama.LlamaModel;
 import ai.llmref.llama.Sampler;
+import ai.llmref.llama.SamplingPool;
 import ai.llmref.llama.StreamingDetokenizer;
 import ai.llmref.llama.Vocabulary;
 import java.lang.System.Logger.Level;
@@ -46,6 +47,8 @@ public final class Engine implements AutoCloseable {
     private volatile int kvCellsUsed;
     private volatile int slotContext;
     private volatile long stalledUntilNanos;
+    /** The scheduler's sampling arrays. */
+    private final Picks picks;
 
     private record EmbeddingJob(List<int[]> inputs, CompletableFuture<List<float[]>> result) {}
 
@@ -55,6 +58,7 @@ public final class Engine implements AutoCloseable {
         this.vocab = model.vocabulary();
         this.config = config;
         this.queue = new ArrayBlockingQueue<>(config.queueCapacity());
+        this.picks = new Picks(config.slots());
         this.scheduler = Thread.ofPlatform().name("llama-scheduler").daemon(false).unstarted(this::run);
     }
 
@@ -144,10 +148,12 @@ public final class Engine implements AutoCloseable {
         LlamaContext ctx = null;
         LlamaContext embeddingCtx = null;
         Batch batch = null;
+        SamplingPool sampling = null;
         Slot[] slots = new Slot[config.slots()];
         try {
             try {
                 ctx = model.newContext(config.contextParams());
+                sampling = new SamplingPool(config.samplingThreads());
                 batch = ctx.newBatch(ctx.batchSize());
                 if (config.embeddings()) {
                     embeddingCtx = model.newContext(config.embeddingParams());
@@ -163,7 +169,7 @@ public final class Engine implements AutoCloseable {
             } finally {
                 started.countDown();
             }
-            loop(ctx, embeddingCtx, batch, slots);
+            loop(ctx, embeddingCtx, batch, slots, sampling);
         } catch (Throwable t) {
             LOG.log(Level.ERROR, "the scheduler stopped on an unexpected error", t);
         } finally {
@@ -173,6 +179,9 @@ public final class Engine implements AutoCloseable {
                 if (s != null) {
                     s.release();
                 }
+            }
+            if (sampling != null) {
+                sampling.close();
             }
             if (batch != null) {
                 batch.close();
@@ -186,7 +195,7 @@ public final class Engine implements AutoCloseable {
         }
     }
 
-    private void loop(LlamaContext ctx, LlamaContext embeddingCtx, Batch batch, Slot[] slots) {
+    private void loop(LlamaContext ctx, LlamaContext embeddingCtx, Batch batch, Slot[] slots, SamplingPool sampling) {
         while (running) {
             heartbeatNanos = System.nanoTime();
             while (System.nanoTime() < stalledUntilNanos && running) {
@@ -206,7 +215,7 @@ public final class Engine implements AutoCloseable {
                 LockSupport.parkNanos(IDLE_PARK_NANOS);
                 continue;
             }
-            step(ctx, batch, slots);
+            step(ctx, batch, slots, sampling);
         }
     }
 
@@ -299,7 +308,7 @@ public final class Engine implements AutoCloseable {
         return b.build();
     }
 
-    private void step(LlamaContext ctx, Batch batch, Slot[] slots) {
+    private void step(LlamaContext ctx, Batch batch, Slot[] slots, SamplingPool sampling) {
         batch.clear();
         int budget = batch.capacity();
         for (Slot s : slots) {
@@ -349,6 +358,8 @@ public final class Engine implements AutoCloseable {
             return;
         }
         long now = System.nanoTime();
+        Picks p = picks;
+        int n = 0;
         for (Slot s : slots) {
             if (!s.busy() || s.outputIndex < 0) {
                 continue;
@@ -356,19 +367,46 @@ public final class Engine implements AutoCloseable {
             if (s.prefillDoneNanos == 0) {
                 s.prefillDoneNanos = now;
             }
-            int token;
-            try {
-                token = s.sampler.sample(ctx, s.outputIndex);
-            } catch (GrammarException e) {
+            p.slots[n] = s;
+            p.samplers[n] = s.sampler;
+            p.indices[n++] = s.outputIndex;
+        }
+        // every slot's next token, the greedy ones picked on the sampling pool's threads together
+        sampling.sample(ctx, p.samplers, p.indices, n, p.tokens, p.errors);
+        for (int i = 0; i < n; i++) {
+            Slot s = p.slots[i];
+            RuntimeException error = p.errors[i];
+            p.slots[i] = null;
+            p.samplers[i] = null;
+            p.errors[i] = null;
+            if (error instanceof GrammarException e) {
                 // the request's own constraints (response_format's grammar with logit_bias bans) allow no token
                 fail(s, new EngineException(EngineException.Kind.INVALID_REQUEST,
                         "response_format and logit_bias together leave no token the output may continue with", e));
-                continue;
-            } catch (LlamaException e) {
+            } else if (error instanceof LlamaException e) {
                 fail(s, new EngineException(EngineException.Kind.INTERNAL, "sampling failed: " + e.detail(), e));
-                continue;
+            } else if (error != null) {
+                throw error;
+            } else {
+                accept(s, p.tokens[i]);
             }
-            accept(s, token);
+        }
+    }
+
+    /** The scheduler's per-step sampling arrays (one entry per slot), reused from step to step. */
+    private static final class Picks {
+        final Slot[] slots;
+        final Sampler[] samplers;
+        final int[] indices;
+        final int[] tokens;
+        final RuntimeException[] errors;
+
+        Picks(int n) {
+            slots = new Slot[n];
+            samplers = new Sampler[n];
+            indices = new int[n];
+            tokens = new int[n];
+            errors = new RuntimeException[n];
         }
     }
 

@@ -16,10 +16,12 @@ import ai.llmref.llama.ContextParams;
  * @param threadsBatch   threads for prompt processing
  * @param flashAttention flash attention policy
  * @param embeddings     also serve /v1/embeddings (a second, embeddings-mode context)
+ * @param samplingThreads threads that pick greedy tokens after a decode, the scheduler included
+ *                       (1: the scheduler alone; see {@link ai.llmref.llama.SamplingPool})
  */
 public record EngineConfig(int slots, int slotContext, int batchSize, int ubatchSize, int prefillChunk,
                            int queueCapacity, int threads, int threadsBatch,
-                           ContextParams.FlashAttention flashAttention, boolean embeddings) {
+                           ContextParams.FlashAttention flashAttention, boolean embeddings, int samplingThreads) {
 
     ContextParams contextParams() {
         return ContextParams.defaults()

@@ -1,0 +1,160 @@
+package ai.llmref.llama;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Samples the sequences of one decode together. With many sequences on a large vocabulary the
+ * greedy picks dominate the time between two decodes (an argmax over 128k logits is some tens of
+ * microseconds, per sequence), while a GPU waits; this pool spreads the greedy-only samplers'
+ * argmax over helper platform threads. Everything that calls llama.cpp (fetching each logits row,
+ * every other sampler chain) stays on the calling thread, the context's owner, which also takes a
+ * share of the argmax work and waits for the helpers before it returns: the helpers only read the
+ * rows of the last decode (and put back the biased logits they changed in place), which no one
+ * else touches until then.
+ *
+ * <p>With {@code threads == 1} there are no helpers and {@link #sample} is the same as calling
+ * {@link Sampler#sample} for each sequence in turn. Create, use and close a pool on one thread.
+ */
+public final class SamplingPool implements AutoCloseable {
+    /** Fewer greedy rows than this are picked on the calling thread (waking a helper costs more). */
+    static final int MIN_PARALLEL_ROWS = 4;
+    private static final AtomicInteger POOLS = new AtomicInteger();
+
+    private final int threads;
+    private final ExecutorService helpers;
+    private final List<Future<?>> pending = new ArrayList<>();
+    private final Map<Sampler, Boolean> seen = new IdentityHashMap<>();
+    private Sampler[] rowSamplers = new Sampler[0];
+    private MemorySegment[] rows = new MemorySegment[0];
+    private int[] rowSlots = new int[0];
+    private boolean closed;
+
+    /** @param threads threads that take argmax work, the calling thread included (1..256) */
+    public SamplingPool(int threads) {
+        if (threads < 1 || threads > 256) {
+            throw new IllegalArgumentException("threads must be 1..256, got " + threads);
+        }
+        this.threads = threads;
+        int pool = POOLS.incrementAndGet();
+        AtomicInteger n = new AtomicInteger();
+        this.helpers = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1,
+                r -> Thread.ofPlatform().daemon(true).name("llama-sampling-" + pool + "-" + n.incrementAndGet()).unstarted(r));
+    }
+
+    public int threads() {
+        return threads;
+    }
+
+    /**
+     * For {@code i < count}: {@code tokens[i]} is what {@code samplers[i].sample(context, indices[i])}
+     * returns, or, where that throws, {@code tokens[i] = -1} and {@code errors[i]} is the exception
+     * (the others are still sampled). Each sampler may appear once.
+     *
+     * @throws IllegalArgumentException on arrays shorter than {@code count} or a sampler given twice
+     * @throws IllegalStateException    when the pool is closed or the context is used off its thread
+     */
+    public void sample(LlamaContext context, Sampler[] samplers, int[] indices, int count, int[] tokens,
+                       RuntimeException[] errors) {
+        if (closed) {
+            throw new IllegalStateException("sampling pool is closed");
+        }
+        if (count < 0 || count > samplers.length || count > indices.length || count > tokens.length || count > errors.length) {
+            throw new IllegalArgumentException("count " + count + " does not fit the arrays (samplers " + samplers.length
+                    + ", indices " + indices.length + ", tokens " + tokens.length + ", errors " + errors.length + ")");
+        }
+        context.checkOpen();
+        seen.clear();
+        for (int i = 0; i < count; i++) {
+            if (seen.put(samplers[i], Boolean.TRUE) != null) {
+                throw new IllegalArgumentException("sampler " + i + " was given twice: a sampler samples one sequence");
+            }
+        }
+        if (rows.length < count) {
+            rows = new MemorySegment[count];
+            rowSamplers = new Sampler[count];
+            rowSlots = new int[count];
+        }
+        int m = 0;
+        for (int i = 0; i < count; i++) {
+            tokens[i] = -1;
+            errors[i] = null;
+            try {
+                MemorySegment row = samplers[i].greedyRow(context, indices[i]);
+                if (row == null) {
+                    tokens[i] = samplers[i].sample(context, indices[i]);
+                } else {
+                    rows[m] = row;
+                    rowSamplers[m] = samplers[i];
+                    rowSlots[m++] = i;
+                }
+            } catch (RuntimeException e) {
+                errors[i] = e;
+            }
+        }
+        int parts = helpers == null || m < MIN_PARALLEL_ROWS ? 1 : Math.min(threads, (m + 1) / 2);
+        pending.clear();
+        for (int p = 1; p < parts; p++) {
+            int from = m * p / parts, to = m * (p + 1) / parts;
+            pending.add(helpers.submit(() -> pick(from, to, tokens, errors)));
+        }
+        pick(0, m / parts, tokens, errors);
+        // Wait for every helper before returning, even when interrupted: the caller's next decode
+        // overwrites the rows they read.
+        boolean interrupted = false;
+        Throwable failed = null;
+        for (Future<?> f : pending) {
+            while (true) {
+                try {
+                    f.get();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } catch (ExecutionException e) {
+                    failed = failed == null ? e.getCause() : failed; // pick() catches per row: an Error
+                    break;
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        pending.clear();
+        Arrays.fill(rows, 0, m, null);
+        Arrays.fill(rowSamplers, 0, m, null);
+        if (failed != null) {
+            throw new IllegalStateException("a sampling helper failed: " + failed, failed);
+        }
+    }
+
+    private void pick(int from, int to, int[] tokens, RuntimeException[] errors) {
+        for (int r = from; r < to; r++) {
+            int i = rowSlots[r];
+            try {
+                tokens[i] = rowSamplers[r].pickGreedy(rows[r]);
+            } catch (RuntimeException e) {
+                errors[i] = e;
+            }
+        }
+    }
+
+    /** Stops the helper threads. */
+    @Override
+    public void close() {
+        if (!closed) {
+            closed = true;
+            if (helpers != null) {
+                helpers.shutdownNow();
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+package ai.llmref.llama;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.Test;
+
+/** A pool's picks are exactly what each sampler's own {@link Sampler#sample} picks, with any number of threads. */
+class SamplingPoolTest extends StoriesModelTest {
+    private static final String[] PROMPTS = {"Once upon a time", "Tom had a big", "The cat", "Lily and Ben went to the",
+        "One day, a little girl", "The sun was", "Sam liked to play with his", "There was a big red", "Mom said",
+        "The dog ran to the", "Anna found a", "The bird sang"};
+
+    /** One decode of every prompt, each in its own sequence; returns each prompt's output position. */
+    private static int[] decodeAll(LlamaContext ctx, Batch batch, Vocabulary v) {
+        int[] outputs = new int[PROMPTS.length];
+        batch.clear();
+        for (int s = 0; s < PROMPTS.length; s++) {
+            int[] prompt = v.tokenize(PROMPTS[s], true, false);
+            for (int i = 0; i < prompt.length; i++) {
+                if (i == prompt.length - 1) {
+                    outputs[s] = batch.size();
+                }
+                batch.add(prompt[i], i, s, i == prompt.length - 1);
+            }
+        }
+        ctx.decode(batch);
+        return outputs;
+    }
+
+    /** Greedy, greedy with logit bias (the in-place paths) and llama.cpp chains (seeded draws, penalties), in turn. */
+    private static Sampler sampler(Vocabulary v, int i, float[] logits) {
+        Sampler.Builder b = Sampler.builder(v);
+        switch (i % 4) {
+            case 1 -> b.logitBias(argmax(logits), Float.NEGATIVE_INFINITY).logitBias(7, 3.5f);
+            case 2 -> b.temperature(0.9f).seed(1000 + i);
+            case 3 -> b.penalties(64, 1.2f, 0f, 0f);
+            default -> { }
+        }
+        return b.build();
+    }
+
+    @Test
+    void picksWhatEachSamplerPicksAloneAndLeavesTheLogitsAsTheyWere() {
+        Vocabulary v = model.vocabulary();
+        int n = PROMPTS.length;
+        try (LlamaContext ctx = model.newContext(TestModels.small(n)); Batch batch = ctx.newBatch(256)) {
+            int[] outputs = decodeAll(ctx, batch, v);
+            float[][] before = new float[n][];
+            int[] expected = new int[n];
+            for (int i = 0; i < n; i++) {
+                before[i] = ctx.logits(outputs[i]);
+                try (Sampler alone = sampler(v, i, before[i])) {
+                    expected[i] = alone.sample(ctx, outputs[i]);
+                }
+            }
+            assertThat(java.util.Arrays.stream(expected).distinct().count()).as("the prompts give different tokens").isGreaterThan(3);
+            for (int threads : new int[] {1, 2, 4, 7}) {
+                List<Sampler> samplers = new ArrayList<>();
+                try (SamplingPool pool = new SamplingPool(threads)) {
+                    for (int i = 0; i < n; i++) {
+                        samplers.add(sampler(v, i, before[i]));
+                    }
+                    int[] tokens = new int[n];
+                    RuntimeException[] errors = new RuntimeException[n];
+                    pool.sample(ctx, samplers.toArray(Sampler[]::new), outputs, n, tokens, errors);
+                    assertThat(errors).as(threads + " threads").containsOnlyNulls();
+                    assertThat(tokens).as(threads + " threads").containsExactly(expected);
+                } finally {
+                    samplers.forEach(Sampler::close);
+                }
+                for (int i = 0; i < n; i++) {
+                    assertThat(ctx.logits(outputs[i])).as("logits of sequence %d restored", i).containsExactly(before[i]);
+                }
+            }
+        }
+    }
+
+    @Test
+    void aFailingSequenceGetsItsErrorAndTheOthersStillTheirTokens() {
+        Vocabulary v = model.vocabulary();
+        int n = PROMPTS.length;
+        try (LlamaContext ctx = model.newContext(TestModels.small(n)); Batch batch = ctx.newBatch(256);
+             SamplingPool pool = new SamplingPool(4)) {
+            int[] outputs = decodeAll(ctx, batch, v);
+            int[] indices = outputs.clone();
+            indices[5] = outputs[5] - 1; // a prompt position without an output
+            Sampler[] samplers = new Sampler[n];
+            try {
+                for (int i = 0; i < n; i++) {
+                    samplers[i] = Sampler.greedy(v);
+                }
+                int[] tokens = new int[n];
+                RuntimeException[] errors = new RuntimeException[n];
+                pool.sample(ctx, samplers, indices, n, tokens, errors);
+                assertThat(errors[5]).isInstanceOf(InvalidInputException.class).hasMessageContaining("has no output");
+                assertThat(tokens[5]).isEqualTo(-1);
+                for (int i = 0; i < n; i++) {
+                    if (i != 5) {
+                        assertThat(errors[i]).isNull();
+                        assertThat(tokens[i]).isEqualTo(argmax(ctx.logits(outputs[i])));
+                    }
+                }
+                Sampler[] twice = samplers.clone();
+                twice[3] = twice[2];
+                assertThatThrownBy(() -> pool.sample(ctx, twice, outputs, n, tokens, errors))
+                        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("given twice");
+                assertThatThrownBy(() -> pool.sample(ctx, samplers, outputs, n + 1, tokens, errors))
+                        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("does not fit");
+                AtomicReference<Throwable> offThread = new AtomicReference<>();
+                Thread t = Thread.ofPlatform().start(() -> {
+                    try {
+                        pool.sample(ctx, samplers, outputs, n, tokens, errors);
+                    } catch (Throwable e) {
+                        offThread.set(e);
+                    }
+                });
+                t.join();
+                assertThat(offThread.get()).isInstanceOf(IllegalStateException.class).hasMessageContaining("belongs to thread");
+            } catch (InterruptedException e) {
+                throw new AssertionError(e);
+            } finally {
+                for (Sampler s : samplers) {
+                    if (s != null) {
+                        s.close();
+                    }
+                }
+            }
+            pool.close();
+            assertThatThrownBy(() -> pool.sample(ctx, new Sampler[0], new int[0], 0, new int[0], new RuntimeException[0]))
+                    .isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
+        }
+        assertThatThrownBy(() -> new SamplingPool(0)).isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> new SamplingPool(257)).isInstanceOf(IllegalArgumentException.class);
+    }
+
+    private static int argmax(float[] a) {
+        int best = 0;
+        for (int i = 1; i < a.length; i++) {
+            if (a[i] > a[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+}

@@ -306,7 +306,7 @@ log "runs took $(($(date +%s) - started)) s; raw results in $run_dir"
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 read -r n_ctx ptoks gen <"$run_dir/shape.txt"
 {
-  echo "Machine: $cpu, $(nproc) CPUs online, $(free -g | awk '/^Mem:/{print $2}') GiB; threads used: $threads (both servers)."
+  echo "Machine: $cpu, $(nproc) CPUs online, $(awk '/^MemTotal:/{printf "%d", $2 / 1048576}' /proc/meminfo) GiB; threads used: $threads (both servers)."
   echo "Build: llama.cpp tree $(prop llama.cpp.tree), $(prop native.variant) variant, one build for both ($lib_dir); $(java -version 2>&1 | head -1)."
   echo "Model: $(basename "$model") ($(du -h "$model" | cut -f1)); slot context granted by llama-server: $n_ctx."
   echo "Workload: /v1/completions, streamed; prompt $ptoks tokens (a random 6-digit number, then a fixed story opening),"

@@ -68,15 +68,45 @@ work=$root/target/gpu-verify-work
 mkdir -p "$work"
 summary=$results/summary.md
 failures=0
+# --- summary (rewritten after every step, so that a run stopped part-way still leaves one) -----------
+write_summary() {
+  {
+    echo "# gpu-verify $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo
+    echo "Device: $device."
+    echo "Checkout: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'); pack: $(sed -n 's/^commit=//p' "$pack/pack.properties"); native: ${native_args[*]}; phases: $phases; $(( $(date +%s) - started )) s."
+    echo
+    echo "| step | result | detail |"
+    echo "| --- | --- | --- |"
+    cat "$work/steps.md"
+    [ ! -s "$work/placement.txt" ] || { echo; echo "Placement seen by GpuOffloadTest:"; echo; sed 's/^/    /' "$work/placement.txt"; }
+    for f in "$work"/bench-bindings.md "$work"/bench-server-*.md; do
+      [ -s "$f" ] || continue
+      echo; echo "## $(basename "$f" .md)"; echo; cat "$f"
+    done
+  } >"$summary"
+}
 step() { # name status detail
   printf '| %s | %s | %s |\n' "$1" "$2" "$3" >>"$work/steps.md"
   [ "$2" = pass ] || [ "$2" = skipped ] || failures=$((failures + 1))
   log "$1: $2${3:+ ($3)}"
+  write_summary
 }
 : >"$work/steps.md"
 started=$(date +%s)
 
 # --- the machine ---------------------------------------------------------------------------------
+# A GPU image may lack curl or xz: python3 stand-ins for the few uses these scripts make of them
+# (GPU_VERIFY_STANDINS=1 uses them even where the real tools are, which is how they are tested).
+mkdir -p "$work/standins"
+rm -f "$work/standins"/*
+for t in curl xz; do
+  if [ "${GPU_VERIFY_STANDINS:-0}" = 1 ] || ! command -v "$t" >/dev/null; then
+    ln -s "$root/scripts/lib/standins/$t" "$work/standins/$t"
+    log "using the python3 stand-in for $t (scripts/lib/standins/$t)"
+  fi
+done
+export PATH="$work/standins:$PATH"
 threads=$(nproc)
 if [ "$mode" = gpu ]; then
   command -v nvidia-smi >/dev/null || die "nvidia-smi not found: is this a GPU machine? (--cpu tests the script without one)"
@@ -87,6 +117,14 @@ if [ "$mode" = gpu ]; then
   cuda_home=${CUDA_HOME:-/usr/local/cuda}
   nvcc_version=$("${CUDACXX:-$cuda_home/bin/nvcc}" --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p' || true)
   native_args=(--variant cuda --cuda-arch "$cuda_arch")
+  # The libraries' rpath is $ORIGIN alone: the CUDA plugin finds cudart and cuBLAS through the
+  # loader's cache or LD_LIBRARY_PATH (the image copies them beside it instead, scripts/image-layout.sh).
+  if ! ldconfig -p 2>/dev/null | grep -q 'libcublas\.so\.'; then
+    for d in "$cuda_home"/targets/*/lib "$cuda_home/lib64"; do
+      [ -d "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    done
+    log "cuBLAS is not in the loader's cache: LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+  fi
   ngl=99
   expect_gpu=true
   device="$gpu_line (GPU name, driver, memory, compute capability); CUDA toolkit ${nvcc_version:-?}; $threads CPU cores"
@@ -121,6 +159,15 @@ if has_phase build || [ ! -f "$info" ]; then
   if "$root/native/build.sh" "${native_args[@]}" --tools --info "$info" >"$work/build.log" 2>&1; then
     lib=$(sed -n 's/^native.lib.dir=//p' "$info")
     step build pass "${native_args[*]} --tools: $(( $(date +%s) - t0 )) s; libraries: $(cd "$lib" && for f in lib*.so; do printf '%s %s, ' "$f" "$(du -hL "$f" | cut -f1)"; done)"
+    if [ "$mode" = gpu ]; then
+      # what the plugin links, as the tests' processes will resolve it
+      ldd "$lib/libggml-cuda.so" >"$work/ldd-cuda.txt" 2>&1 || true
+      if grep -q 'not found' "$work/ldd-cuda.txt"; then
+        step "CUDA plugin's libraries resolve" FAIL "$(grep 'not found' "$work/ldd-cuda.txt" | awk '{print $1}' | paste -sd' ' -) not found (ldd-cuda.txt)"
+      else
+        step "CUDA plugin's libraries resolve" pass "$(grep -oE '(libcudart|libcublas|libcuda)\.so[^ ]* => [^ ]*' "$work/ldd-cuda.txt" | paste -sd';' -)"
+      fi
+    fi
   else
     step build FAIL "see build.log"
     tail -30 "$work/build.log" >&2
@@ -155,7 +202,7 @@ if has_phase test; then
   bindings_cp=$(joined "$root/bindings/target/classes" "$root/bindings/target/test-classes" "$(module_cp bindings)")
   p=ai.llmref.llama
   if junit bindings "$bindings_cp" $p.GpuOffloadTest $p.GenerationTest $p.NativeGreedyReferenceTest $p.ModelAndContextTest \
-      $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.StreamingDetokenizerTest $p.BadInputTest; then
+      $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.SamplingPoolTest $p.StreamingDetokenizerTest $p.BadInputTest; then
     step "bindings tests, $ngl GPU layers" pass "$(test_summary "$work/test-bindings.log")"
   else
     step "bindings tests, $ngl GPU layers" FAIL "$(test_summary "$work/test-bindings.log"); see test-bindings.log"
@@ -254,11 +301,15 @@ fi
 if has_phase bench; then
   cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}/models
   if [ "$mode" = gpu ]; then
-    b_args=(--ngl "$ngl" --models 1B-128k --rounds "${rounds:-3}" --threads "$threads")
+    # The GPU does the work: CPU noise matters less, and the machine's own daemons must not make
+    # every run wait or repeat.
+    b_args=(--ngl "$ngl" --models 1B-128k --rounds "${rounds:-3}" --threads "$threads" --quiet-wait 10 --max-other-load 1)
     s_levels="1 32 64"
+    s_load=$((threads / 2))
   else
     b_args=(--models stories260K --rounds "${rounds:-1}" --threads "$threads")
     s_levels="1 4"
+    s_load=$((threads / 4 + 1))
   fi
   if "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" >"$work/bench-bindings.md" 2>"$work/bench-bindings.log"; then
     step "benchmark: bindings vs llama-bench" pass "bench-bindings.md"
@@ -284,7 +335,7 @@ if has_phase bench; then
       continue
     fi
     if "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench \
-        --rounds "${rounds:-1}" --duration "$duration" --warmup-requests 2000 --warmup-seconds 5 --threads "$threads" --max-load "$((threads / 4 + 1))" \
+        --rounds "${rounds:-1}" --duration "$duration" --warmup-requests 2000 --warmup-seconds 5 --threads "$threads" --max-load "$s_load" \
         >"$work/bench-server-$m.md" 2>"$work/bench-server-$m.log"; then
       step "benchmark: server vs llama-server and llama-batched-bench ($(basename "$model" .gguf))" pass "bench-server-$m.md"
     else
@@ -294,22 +345,7 @@ if has_phase bench; then
   done
 fi
 
-# --- summary -------------------------------------------------------------------------------------
-{
-  echo "# gpu-verify $(date -u +%Y-%m-%dT%H:%MZ)"
-  echo
-  echo "Device: $device."
-  echo "Checkout: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'); pack: $(sed -n 's/^commit=//p' "$pack/pack.properties"); native: ${native_args[*]}; phases: $phases; $(( $(date +%s) - started )) s."
-  echo
-  echo "| step | result | detail |"
-  echo "| --- | --- | --- |"
-  cat "$work/steps.md"
-  [ ! -s "$work/placement.txt" ] || { echo; echo "Placement seen by GpuOffloadTest:"; echo; sed 's/^/    /' "$work/placement.txt"; }
-  for f in "$work"/bench-bindings.md "$work"/bench-server-*.md; do
-    [ -s "$f" ] || continue
-    echo; echo "## $(basename "$f" .md)"; echo; cat "$f"
-  done
-} >"$summary"
+write_summary
 tar -C "$work" -czf "$results/logs.tar.gz" --exclude=runtime --exclude=lib-without-cuda . 2>/dev/null || true
 cat "$summary"
 log "$failures step(s) failed; summary in $summary"

@@ -263,6 +263,18 @@ fi
 
 # --- build flags ---------------------------------------------------------------------------------
 
+# Compiler and linker flags come from the arguments below alone. Flags in the environment would change
+# the libraries without changing the cache key, and some make libraries the JVM cannot load safely:
+# a -static-libstdc++ there puts a private copy of the C++ runtime into each library, which crashes
+# (in std::locale code) once the CUDA plugin brings the shared one into the same process.
+for v in CFLAGS CXXFLAGS CPPFLAGS LDFLAGS CUDAFLAGS CUDAHOSTCXX NVCC_PREPEND_FLAGS NVCC_APPEND_FLAGS \
+         CMAKE_TOOLCHAIN_FILE CMAKE_PROJECT_INCLUDE CMAKE_PROJECT_INCLUDE_BEFORE; do
+  if [ -n "${!v:-}" ]; then
+    log "ignoring $v from the environment ($v=${!v})"
+    unset "$v"
+  fi
+done
+
 cmake_args=(
   -G Ninja -DCMAKE_BUILD_TYPE=Release
   -DBUILD_SHARED_LIBS=ON -DGGML_BACKEND_DL=ON
@@ -345,6 +357,18 @@ build_targets() {
   build_seconds=$((SECONDS - started))
 }
 
+# Each library must use the shared C++ runtime (libstdc++.so.6): one that carries its own copy (see
+# the flags above) breaks std::locale in a process that also loads the shared one.
+check_cxx_runtime() {
+  local f bad=()
+  for f in "$work"/bin/lib*.so*; do
+    [ -L "$f" ] && continue
+    if nm -D --defined-only "$f" 2>/dev/null | grep -q ' _ZNSt6locale7classicEv$'; then bad+=("$(basename "$f")"); fi
+  done
+  [ ${#bad[@]} -eq 0 ] || die "${bad[*]} carry a private copy of the C++ runtime (std::locale defined inside); the
+JVM crashes loading them next to the CUDA plugin. Build flags: $(grep -E '^CMAKE_(CXX_FLAGS|SHARED_LINKER_FLAGS|MODULE_LINKER_FLAGS):' "$work/CMakeCache.txt" | tr '\n' ' ')"
+}
+
 tools_built=0
 if [ ! -d "$entry" ]; then
   if [ "$tools" = 1 ]; then
@@ -355,6 +379,7 @@ if [ ! -d "$entry" ]; then
   else
     build_targets --libs
   fi
+  check_cxx_runtime
   stage="$entry.tmp.$$"
   cleanup_paths+=("$stage")
   mkdir -p "$stage/lib" "$stage/include"

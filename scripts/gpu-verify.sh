@@ -8,6 +8,7 @@
 #
 #   scripts/gpu-verify.sh [--pack DIR] [--results DIR] [--phases "build test fallback bench"]
 #                         [--cpu] [--cuda-arch ARCH] [--rounds N] [--duration S] [--models "1b"]
+#                         [--server-warmup N]
 #
 #   --pack DIR      what scripts/gpu-pack.sh prepared (default .carry/gpu): Java runtime, classes and
 #                   jars, the llama.cpp source part, the test model, mkmodel.py
@@ -21,6 +22,8 @@
 #   --cuda-arch A   CUDA architecture to build for (default: the first GPU's compute capability)
 #   --rounds N      benchmark rounds (default 3 for the bindings, 1 for the server)
 #   --duration S    seconds per concurrency level in the server benchmark (default 15)
+#   --server-warmup N  short warm-up requests before each server is measured (default 2000; see
+#                   scripts/bench-server.sh --warmup-requests)
 #   --models LIST   real-shape models to benchmark, of: 1b 8b (default "1b"; 8b needs about 5 min
 #                   more to write and quantize)
 #
@@ -39,6 +42,7 @@ cuda_arch=""
 rounds=""
 duration=15
 models="1b"
+server_warmup=2000
 while [ $# -gt 0 ]; do
   case "$1" in
     --pack) pack=$2; shift 2 ;;
@@ -49,6 +53,7 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --models) models=$2; shift 2 ;;
+    --server-warmup) server_warmup=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -56,6 +61,7 @@ done
 for p in $phases; do case "$p" in build|test|fallback|bench) ;; *) die "--phases: unknown phase '$p'" ;; esac; done
 for m in $models; do case "$m" in 1b|8b) ;; *) die "--models: unknown model '$m' (1b, 8b)" ;; esac; done
 [[ "$duration" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer"
+[[ "$server_warmup" =~ ^[0-9]+$ ]] || die "--server-warmup must be a non-negative integer"
 [ -z "$rounds" ] || [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 has_phase() { [[ " $phases " == *" $1 "* ]]; }
 pack=$(cd "$pack" 2>/dev/null && pwd) || die "no pack at --pack (make it with scripts/gpu-pack.sh where Maven runs)"
@@ -335,7 +341,7 @@ if has_phase bench; then
       continue
     fi
     if "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench \
-        --rounds "${rounds:-1}" --duration "$duration" --warmup-requests 2000 --warmup-seconds 5 --threads "$threads" --max-load "$s_load" \
+        --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 --threads "$threads" --max-load "$s_load" \
         >"$work/bench-server-$m.md" 2>"$work/bench-server-$m.log"; then
       step "benchmark: server vs llama-server and llama-batched-bench ($(basename "$model" .gguf))" pass "bench-server-$m.md"
     else

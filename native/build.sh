@@ -267,13 +267,41 @@ fi
 # the libraries without changing the cache key, and some make libraries the JVM cannot load safely:
 # a -static-libstdc++ there puts a private copy of the C++ runtime into each library, which crashes
 # (in std::locale code) once the CUDA plugin brings the shared one into the same process.
-for v in CFLAGS CXXFLAGS CPPFLAGS LDFLAGS CUDAFLAGS CUDAHOSTCXX NVCC_PREPEND_FLAGS NVCC_APPEND_FLAGS \
+# (Which compilers to use, CC, CXX and CUDAHOSTCXX, stays the environment's choice, and is part of the key.)
+for v in CFLAGS CXXFLAGS CPPFLAGS LDFLAGS CUDAFLAGS NVCC_PREPEND_FLAGS NVCC_APPEND_FLAGS \
          CMAKE_TOOLCHAIN_FILE CMAKE_PROJECT_INCLUDE CMAKE_PROJECT_INCLUDE_BEFORE; do
   if [ -n "${!v:-}" ]; then
     log "ignoring $v from the environment ($v=${!v})"
     unset "$v"
   fi
 done
+
+# The C++ compiler CMake will pick (CXX, else c++), and how it links the C++ runtime. Every library
+# must need the shared libstdc++.so.6: one linked with a private, static copy (some toolchains, such as
+# the GCC in /opt/gcc on the project's GPU machine, link it statically by default) crashes the JVM in
+# std::locale code once the CUDA plugin brings the shared runtime into the process. For such a
+# toolchain the system's libstdc++.so.6 (the one the loader will use) is linked explicitly.
+cxx=${CXX:-$(command -v c++ || command -v g++ || true)}
+[ -n "$cxx" ] || die "no C++ compiler (set CXX, or install g++)"
+needs_shared_cxx_runtime() { readelf -d "$1" 2>/dev/null | grep -q 'NEEDED.*\[libstdc++\.so\.6\]'; }
+cxx_runtime_link_flags() { # prints the linker flags that make $cxx link libstdc++ dynamically ("" if none needed)
+  local sys tag=x86-64
+  probe_dir=$(mktemp -d) # global: the subshell's EXIT trap removes it after the function returned
+  trap 'rm -rf "$probe_dir"' EXIT
+  local t=$probe_dir
+  printf '#include <sstream>\nint probe(int x) { std::ostringstream s; s << x; return (int) s.str().size(); }\n' >"$t/p.cpp"
+  "$cxx" -shared -fPIC -O1 "$t/p.cpp" -o "$t/libp.so" >"$t/log" 2>&1 || { cat "$t/log" >&2; die "$cxx cannot build a shared library"; }
+  needs_shared_cxx_runtime "$t/libp.so" && return 0
+  [ "$(uname -m)" = aarch64 ] && tag=AArch64
+  sys=$(ldconfig -p 2>/dev/null | awk -v tag="$tag" '$1 == "libstdc++.so.6" && index($0, tag) {print $NF; exit}')
+  [ -n "$sys" ] || die "$cxx links the C++ runtime statically and the loader knows no shared libstdc++.so.6 to link instead"
+  # -Xlinker (not -Wl,): the CUDA plugin may be linked through nvcc, which knows only the former
+  "$cxx" -shared -fPIC -O1 -Xlinker --no-as-needed "$sys" "$t/p.cpp" -o "$t/libp.so" >"$t/log" 2>&1 && needs_shared_cxx_runtime "$t/libp.so" \
+    || { cat "$t/log" >&2; die "$cxx links the C++ runtime statically, and linking $sys explicitly did not help"; }
+  log "$cxx links the C++ runtime statically by default: linking $sys instead"
+  echo "-Xlinker --no-as-needed $sys"
+}
+cxx_link=$(cxx_runtime_link_flags)
 
 cmake_args=(
   -G Ninja -DCMAKE_BUILD_TYPE=Release
@@ -314,10 +342,13 @@ elif [ "$arch" = x86_64 ]; then
   cmake_args+=("${hf[@]}")
 fi
 
-toolchain_id="$(cmake --version | head -1); $(gcc --version | head -1); $(ninja --version)"
+if [ -n "$cxx_link" ]; then
+  cmake_args+=("-DCMAKE_SHARED_LINKER_FLAGS=$cxx_link" "-DCMAKE_MODULE_LINKER_FLAGS=$cxx_link" "-DCMAKE_EXE_LINKER_FLAGS=$cxx_link")
+fi
+toolchain_id="$(cmake --version | head -1); $cxx: $("$cxx" --version | head -1); $(ninja --version)"
 if [ "$variant" = cuda ]; then
   cmake_args+=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$cuda_arch" "-DCMAKE_CUDA_COMPILER=$nvcc")
-  toolchain_id+="; $("$nvcc" --version | tail -1)"
+  toolchain_id+="; $("$nvcc" --version | tail -1); CUDAHOSTCXX=${CUDAHOSTCXX:-}"
 fi
 
 key_material=$(printf '%s\n' "layout=$LAYOUT_VERSION" "tree=$PIN_TREE" "variant=$variant" "arch=$arch" \
@@ -357,16 +388,15 @@ build_targets() {
   build_seconds=$((SECONDS - started))
 }
 
-# Each library must use the shared C++ runtime (libstdc++.so.6): one that carries its own copy (see
-# the flags above) breaks std::locale in a process that also loads the shared one.
+# Each library must need the shared C++ runtime (see cxx_runtime_link_flags above).
 check_cxx_runtime() {
   local f bad=()
   for f in "$work"/bin/lib*.so*; do
     [ -L "$f" ] && continue
-    if nm -D --defined-only "$f" 2>/dev/null | grep -q ' _ZNSt6locale7classicEv$'; then bad+=("$(basename "$f")"); fi
+    needs_shared_cxx_runtime "$f" || bad+=("$(basename "$f")")
   done
-  [ ${#bad[@]} -eq 0 ] || die "${bad[*]} carry a private copy of the C++ runtime (std::locale defined inside); the
-JVM crashes loading them next to the CUDA plugin. Build flags: $(grep -E '^CMAKE_(CXX_FLAGS|SHARED_LINKER_FLAGS|MODULE_LINKER_FLAGS):' "$work/CMakeCache.txt" | tr '\n' ' ')"
+  [ ${#bad[@]} -eq 0 ] || die "${bad[*]}: linked without the shared C++ runtime (libstdc++.so.6), which crashes the JVM next
+to the CUDA plugin. Compiler: $cxx; linker flags: $(grep -E '^CMAKE_(SHARED|MODULE)_LINKER_FLAGS:' "$work/CMakeCache.txt" | tr '\n' ' ')"
 }
 
 tools_built=0
@@ -386,6 +416,15 @@ if [ ! -d "$entry" ]; then
   # Libraries keep their sonames (libllama.so.0 -> libllama.so.0.5.0 ...) so that processes
   # linked against them (the reference tools) and the Java loader find the same files.
   cp -a "$work"/bin/libggml*.so* "$work"/bin/libllama.so* "$stage/lib/"
+  # The soname links (libllama.so.0 -> libllama.so.0.5.0, libllama.so -> libllama.so.0) come from
+  # CMake's symlink step, which building the library files alone does not always run.
+  for f in "$stage"/lib/lib*.so.*; do
+    [ -L "$f" ] && continue
+    soname=$(readelf -d "$f" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+    [ -n "$soname" ] && [ "$soname" != "$(basename "$f")" ] || continue
+    [ -e "$stage/lib/$soname" ] || ln -s "$(basename "$f")" "$stage/lib/$soname"
+    [ -e "$stage/lib/${soname%%.so*}.so" ] || ln -s "$soname" "$stage/lib/${soname%%.so*}.so"
+  done
   cp "$src"/include/llama.h "$src"/ggml/include/*.h "$stage/include/"
   {
     echo "llama.cpp.tree=$PIN_TREE"

@@ -21,8 +21,8 @@
 #                   tested on a CPU machine.
 #   --cuda-arch A   CUDA architecture to build for (default: the first GPU's compute capability)
 #   --rounds N      benchmark rounds (default 3 for the bindings, 1 for the server)
-#   --duration S    seconds per concurrency level in the server benchmark (default 15)
-#   --server-warmup N  short warm-up requests before each server is measured (default 2000; see
+#   --duration S    seconds per concurrency level in the server benchmark (default 10)
+#   --server-warmup N  short warm-up requests before each server is measured (default 1000; see
 #                   scripts/bench-server.sh --warmup-requests)
 #   --models LIST   real-shape models to benchmark, of: 1b 8b (default "1b"; 8b needs about 5 min
 #                   more to write and quantize)
@@ -40,9 +40,9 @@ phases="build test fallback bench"
 mode=gpu
 cuda_arch=""
 rounds=""
-duration=15
+duration=10
 models="1b"
-server_warmup=2000
+server_warmup=1000
 while [ $# -gt 0 ]; do
   case "$1" in
     --pack) pack=$2; shift 2 ;;

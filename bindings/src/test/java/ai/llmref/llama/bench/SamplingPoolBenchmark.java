@@ -1,0 +1,85 @@
+package ai.llmref.llama.bench;
+
+import ai.llmref.llama.Batch;
+import ai.llmref.llama.ContextParams;
+import ai.llmref.llama.LlamaContext;
+import ai.llmref.llama.LlamaModel;
+import ai.llmref.llama.ModelParams;
+import ai.llmref.llama.Sampler;
+import ai.llmref.llama.SamplingPool;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Locale;
+
+/**
+ * What one scheduler step's greedy picks cost: {@code rows} sequences decoded together (one output
+ * each), then {@link SamplingPool#sample} over them with 1, 2, 4 ... threads, timed over many
+ * repetitions on the same logits. A program, not a test (no speed limits in tests); docs/server.md
+ * ("Sampling") and docs/benchmarks.md quote its output.
+ *
+ * <pre>java ... ai.llmref.llama.bench.SamplingPoolBenchmark MODEL.gguf [rows] [max-threads] [gpu-layers]</pre>
+ */
+public final class SamplingPoolBenchmark {
+    private SamplingPoolBenchmark() {}
+
+    public static void main(String[] args) {
+        if (args.length < 1) {
+            System.err.println("usage: SamplingPoolBenchmark MODEL.gguf [rows=64] [max-threads=8] [gpu-layers=0]");
+            System.exit(2);
+        }
+        Path model = Path.of(args[0]);
+        int rows = args.length > 1 ? Integer.parseInt(args[1]) : 64;
+        int maxThreads = args.length > 2 ? Integer.parseInt(args[2]) : 8;
+        int gpuLayers = args.length > 3 ? Integer.parseInt(args[3]) : 0;
+        try (LlamaModel m = LlamaModel.load(model, ModelParams.defaults().withGpuLayers(gpuLayers));
+             LlamaContext ctx = m.newContext(ContextParams.defaults().withContextSize(16 * rows).withBatch(rows, rows)
+                     .withSequences(rows).withThreads(Runtime.getRuntime().availableProcessors(),
+                             Runtime.getRuntime().availableProcessors()));
+             Batch batch = ctx.newBatch(rows)) {
+            int vocab = m.vocabulary().size();
+            int[] indices = new int[rows];
+            for (int s = 0; s < rows; s++) {
+                indices[s] = batch.size();
+                batch.add((s * 7919 + 13) % vocab, 0, s, true);
+            }
+            ctx.decode(batch);
+            Sampler[] samplers = new Sampler[rows];
+            for (int s = 0; s < rows; s++) {
+                samplers[s] = Sampler.greedy(m.vocabulary());
+            }
+            int[] tokens = new int[rows];
+            RuntimeException[] errors = new RuntimeException[rows];
+            int[] reference = null;
+            System.out.printf(Locale.ROOT, "model %s, vocabulary %d, %d rows, %d CPUs%n", model.getFileName(), vocab, rows,
+                    Runtime.getRuntime().availableProcessors());
+            System.out.println("| threads | µs per step (median of 9 batches of 200) | µs per row |");
+            System.out.println("| ---: | ---: | ---: |");
+            for (int threads = 1; threads <= maxThreads; threads *= 2) {
+                try (SamplingPool pool = new SamplingPool(threads)) {
+                    for (int i = 0; i < 300; i++) { // warm-up: JIT, helper threads started
+                        pool.sample(ctx, samplers, indices, rows, tokens, errors);
+                    }
+                    double[] perStep = new double[9];
+                    for (int b = 0; b < perStep.length; b++) {
+                        long t0 = System.nanoTime();
+                        for (int i = 0; i < 200; i++) {
+                            pool.sample(ctx, samplers, indices, rows, tokens, errors);
+                        }
+                        perStep[b] = (System.nanoTime() - t0) / 200.0 / 1000.0;
+                    }
+                    Arrays.sort(perStep);
+                    if (reference == null) {
+                        reference = tokens.clone();
+                    } else if (!Arrays.equals(reference, tokens)) {
+                        throw new IllegalStateException("different picks with " + threads + " threads");
+                    }
+                    double median = perStep[perStep.length / 2];
+                    System.out.printf(Locale.ROOT, "| %d | %.1f | %.2f |%n", threads, median, median / rows);
+                }
+            }
+            for (Sampler s : samplers) {
+                s.close();
+            }
+        }
+    }
+}

@@ -98,8 +98,20 @@ step() { # name status detail
   log "$1: $2${3:+ ($3)}"
   write_summary
 }
+# Nothing from an earlier run may reach this run's summary: keep only the unpacked runtime and the
+# build's properties (a run without the build phase needs them).
+find "$work" -mindepth 1 -maxdepth 1 ! -name runtime ! -name native.properties -exec rm -rf {} +
 : >"$work/steps.md"
 started=$(date +%s)
+# Every log, JUnit report and the benchmarks' raw output (not the runtime, classes or models).
+pack_logs() {
+  tar -C "$root/target" -czf "$results/logs.tar.gz" --exclude=runtime --exclude=lib-without-cuda --exclude=standins \
+    --exclude=classes --exclude=test-classes --exclude='*.gguf' \
+    gpu-verify-work $(cd "$root/target" && find bench-server bench-bindings -mindepth 1 -maxdepth 1 -newer gpu-verify-work/steps.md 2>/dev/null) \
+    2>/dev/null || true
+}
+# Stopped from outside (a time limit): the summary says so and the logs are packed before exiting.
+trap 'step run STOPPED "stopped by a signal after $(( $(date +%s) - started )) s; the steps above ran"; pack_logs; exit 143' TERM INT
 
 # --- the machine ---------------------------------------------------------------------------------
 # A GPU image may lack curl or xz: python3 stand-ins for the few uses these scripts make of them
@@ -352,7 +364,7 @@ if has_phase bench; then
 fi
 
 write_summary
-tar -C "$work" -czf "$results/logs.tar.gz" --exclude=runtime --exclude=lib-without-cuda . 2>/dev/null || true
+pack_logs
 cat "$summary"
 log "$failures step(s) failed; summary in $summary"
 [ "$failures" = 0 ]

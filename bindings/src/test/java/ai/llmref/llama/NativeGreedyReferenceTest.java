@@ -48,9 +48,11 @@ class NativeGreedyReferenceTest {
         binary = module.resolve("target/greedy_ref");
         Files.createDirectories(binary.getParent());
         Files.deleteIfExists(binary);
-        Output gcc = run(List.of("gcc", "-O2", "-std=c11", "-Wall", "-Wextra", "-I" + include, source.toString(),
+        // the C compiler the environment names (the GPU machine's is /opt/gcc/bin/gcc), else gcc
+        String cc = System.getenv().getOrDefault("CC", "gcc");
+        Output gcc = run(List.of(cc, "-O2", "-std=c11", "-Wall", "-Wextra", "-I" + include, source.toString(),
                 "-L" + libDir, "-lllama", "-lggml", "-lggml-base", "-Wl,-rpath," + libDir, "-o", binary.toString()));
-        assertThat(gcc.exitCode()).as("gcc failed:\n%s%s", gcc.stdout(), gcc.stderr()).isZero();
+        assertThat(gcc.exitCode()).as("%s failed:\n%s%s", cc, gcc.stdout(), gcc.stderr()).isZero();
         model = LlamaModel.load(TestModels.stories(), TestModels.params());
     }
 

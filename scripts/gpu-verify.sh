@@ -102,12 +102,13 @@ step() { # name status detail
 # build's properties (a run without the build phase needs them).
 find "$work" -mindepth 1 -maxdepth 1 ! -name runtime ! -name native.properties -exec rm -rf {} +
 : >"$work/steps.md"
+touch "$work/started" # marks what this run wrote
 started=$(date +%s)
 # Every log, JUnit report and the benchmarks' raw output (not the runtime, classes or models).
 pack_logs() {
   tar -C "$root/target" -czf "$results/logs.tar.gz" --exclude=runtime --exclude=lib-without-cuda --exclude=standins \
     --exclude=classes --exclude=test-classes --exclude='*.gguf' \
-    gpu-verify-work $(cd "$root/target" && find bench-server bench-bindings -mindepth 1 -maxdepth 1 -newer gpu-verify-work/steps.md 2>/dev/null) \
+    gpu-verify-work $(cd "$root/target" && find bench-server bench-bindings -mindepth 1 -maxdepth 1 -newer gpu-verify-work/started 2>/dev/null) \
     2>/dev/null || true
 }
 # Stopped from outside (a time limit): the summary says so and the logs are packed before exiting.

@@ -206,13 +206,22 @@ junit() { # label classpath classes...
   local label=$1 cp=$2; shift 2
   local sel=() c
   for c in "$@"; do sel+=(--select-class "$c"); done
-  java --enable-native-access=ALL-UNNAMED -Xshare:auto \
+  touch "$work/step-mark"
+  java --enable-native-access=ALL-UNNAMED -Xshare:auto -XX:ErrorFile="$work/hs_err_%p.log" \
     -Dtest.model="$pack/stories260K.gguf" -Dnative.build.info="$info" -Dbindings.dir="$root/bindings" \
     -Dpin.file="$root/native/pin.properties" -Dllama.native.dir="$lib_dir" \
     -Dtest.gpu-layers="$ngl" -Dtest.expect-gpu="$expect_gpu" \
     -Djava.util.logging.config.file="$root/.ci/test-logging.properties" \
     -cp "$cp" org.junit.platform.console.ConsoleLauncher execute --disable-banner --details=tree \
     --reports-dir "$work/junit-$label" "${sel[@]}" >"$work/test-$label.log" 2>&1
+}
+# "; JVM crash in <frame> (hs_err_<pid>.log)" for a JVM crash report written since junit/run_server
+# last started a JVM (the file step-mark), if any
+crash_note() {
+  local f
+  f=$(find "$work" -maxdepth 1 -name 'hs_err_*.log' -newer "$work/step-mark" 2>/dev/null | head -1)
+  [ -n "$f" ] || return 0
+  printf '; JVM crash in %s (%s)' "$(grep -A1 -m1 '^# Problematic frame:' "$f" | tail -1 | sed 's/^# *//' | cut -c1-160)" "$(basename "$f")"
 }
 test_summary() { # log -> "N tests successful, M failed"
   sed -n 's/^\[ *\([0-9]*\) tests \(successful\|failed\) *\]$/\1 \2/p' "$1" | paste -sd, -
@@ -224,14 +233,14 @@ if has_phase test; then
       $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.SamplingPoolTest $p.StreamingDetokenizerTest $p.BadInputTest; then
     step "bindings tests, $ngl GPU layers" pass "$(test_summary "$work/test-bindings.log")"
   else
-    step "bindings tests, $ngl GPU layers" FAIL "$(test_summary "$work/test-bindings.log"); see test-bindings.log"
+    step "bindings tests, $ngl GPU layers" FAIL "$(test_summary "$work/test-bindings.log")$(crash_note); see test-bindings.log"
   fi
   grep -E '^(devices|placement|CUDA|Vulkan).*' "$work/test-bindings.log" | head -5 >"$work/placement.txt" || true
   server_cp=$(joined "$root/server/target/test-classes" "$server_jar" "$(module_cp server)")
   if junit server "$server_cp" ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest; then
     step "server conformance (OpenAI Java client), $ngl GPU layers" pass "$(test_summary "$work/test-server.log")"
   else
-    step "server conformance (OpenAI Java client), $ngl GPU layers" FAIL "$(test_summary "$work/test-server.log"); see test-server.log"
+    step "server conformance (OpenAI Java client), $ngl GPU layers" FAIL "$(test_summary "$work/test-server.log")$(crash_note); see test-server.log"
   fi
 fi
 
@@ -244,8 +253,9 @@ run_server() {
   local label=$1 dir=$2 visible=$3; shift 3
   local port admin_port
   port=$(free_port); admin_port=$(free_port)
+  touch "$work/step-mark"
   # shellcheck disable=SC2086
-  env ${visible:+CUDA_VISIBLE_DEVICES=$visible} java --enable-native-access=ALL-UNNAMED -Dllama.native.dir="$dir" \
+  env ${visible:+CUDA_VISIBLE_DEVICES=$visible} java --enable-native-access=ALL-UNNAMED -XX:ErrorFile="$work/hs_err_%p.log" -Dllama.native.dir="$dir" \
     -Dserver.admin-port="$admin_port" -Dengine.slots=2 -Dengine.slot-context=256 -Dmodel.gpu-layers="$ngl" "$@" \
     -jar "$server_jar" --model "$pack/stories260K.gguf" --port "$port" >"$work/fallback-$label.log" 2>&1 &
   server_pid=$!
@@ -266,7 +276,7 @@ check_fallback() {
   local label=$1 expect=$2; shift 2
   local ready code metrics detail ok=1
   if ! run_server "$label" "$@"; then
-    step "fallback: $label" FAIL "the server did not come up; see fallback-$label.log"
+    step "fallback: $label" FAIL "the server did not come up$(crash_note); see fallback-$label.log"
     stop_server
     return
   fi

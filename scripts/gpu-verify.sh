@@ -74,6 +74,7 @@ work=$root/target/gpu-verify-work
 mkdir -p "$work"
 summary=$results/summary.md
 failures=0
+jvm_crashed=0
 # --- summary (rewritten after every step, so that a run stopped part-way still leaves one) -----------
 write_summary() {
   {
@@ -233,6 +234,7 @@ if has_phase test; then
       $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.SamplingPoolTest $p.StreamingDetokenizerTest $p.BadInputTest; then
     step "bindings tests, $ngl GPU layers" pass "$(test_summary "$work/test-bindings.log")"
   else
+    [ -z "$(crash_note)" ] || jvm_crashed=1
     step "bindings tests, $ngl GPU layers" FAIL "$(test_summary "$work/test-bindings.log")$(crash_note); see test-bindings.log"
   fi
   grep -E '^(devices|placement|CUDA|Vulkan).*' "$work/test-bindings.log" | head -5 >"$work/placement.txt" || true
@@ -327,7 +329,10 @@ if has_phase fallback; then
 fi
 
 # --- benchmarks ----------------------------------------------------------------------------------
-if has_phase bench; then
+if has_phase bench && [ "$jvm_crashed" = 1 ]; then
+  # the Java side cannot run here: keep the machine's time for finding out why
+  step "benchmarks" skipped "the JVM crashed in the bindings tests (see above)"
+elif has_phase bench; then
   cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}/models
   if [ "$mode" = gpu ]; then
     # The GPU does the work: CPU noise matters less, and the machine's own daemons must not make

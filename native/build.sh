@@ -376,9 +376,11 @@ build_targets() {
   fi
   local targets=("$@")
   if [ "$libs" = 1 ]; then
-    # The libraries: every shared library and backend plugin (libggml-cpu*.so, libggml-cuda.so).
+    # The libraries: every shared library and backend plugin (libggml-cpu*.so, libggml-cuda.so), and
+    # their soname links (libllama.so.0 -> libllama.so.0.5.0; CMake's own step, which building the
+    # library files alone does not run for a library nothing else links).
     mapfile -t -O "${#targets[@]}" targets < <(ninja -C "$work" -t targets all \
-      | sed -n 's#^\(bin/lib\(ggml[^:]*\|llama\)\.so[.0-9]*\): \(CXX\|C\|CUDA\)_\(SHARED\|MODULE\)_LIBRARY_LINKER.*#\1#p')
+      | sed -n 's#^\(bin/lib\(ggml[^:]*\|llama\)\.so[.0-9]*\): \(\(CXX\|C\|CUDA\)_\(SHARED\|MODULE\)_LIBRARY_LINKER.*\|CMAKE_SYMLINK_LIBRARY\)$#\1#p')
   fi
   log "building ${#targets[@]} targets with $jobs jobs (log: $work.build.log)"
   ninja -C "$work" -j "$jobs" "${targets[@]}" > "$work.build.log" 2>&1 \
@@ -416,15 +418,6 @@ if [ ! -d "$entry" ]; then
   # Libraries keep their sonames (libllama.so.0 -> libllama.so.0.5.0 ...) so that processes
   # linked against them (the reference tools) and the Java loader find the same files.
   cp -a "$work"/bin/libggml*.so* "$work"/bin/libllama.so* "$stage/lib/"
-  # The soname links (libllama.so.0 -> libllama.so.0.5.0, libllama.so -> libllama.so.0) come from
-  # CMake's symlink step, which building the library files alone does not always run.
-  for f in "$stage"/lib/lib*.so.*; do
-    [ -L "$f" ] && continue
-    soname=$(readelf -d "$f" 2>/dev/null | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
-    [ -n "$soname" ] && [ "$soname" != "$(basename "$f")" ] || continue
-    [ -e "$stage/lib/$soname" ] || ln -s "$(basename "$f")" "$stage/lib/$soname"
-    [ -e "$stage/lib/${soname%%.so*}.so" ] || ln -s "$soname" "$stage/lib/${soname%%.so*}.so"
-  done
   cp "$src"/include/llama.h "$src"/ggml/include/*.h "$stage/include/"
   {
     echo "llama.cpp.tree=$PIN_TREE"

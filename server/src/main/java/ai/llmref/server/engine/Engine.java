@@ -375,10 +375,7 @@ public final class Engine implements AutoCloseable {
         sampling.sample(ctx, p.samplers, p.indices, n, p.tokens, p.errors);
         for (int i = 0; i < n; i++) {
             Slot s = p.slots[i];
-            RuntimeException error = p.errors[i];
-            p.slots[i] = null;
-            p.samplers[i] = null;
-            p.errors[i] = null;
+            RuntimeException error = p.errors[i]; // the pool resets errors[0..n) on every call
             if (error instanceof GrammarException e) {
                 // the request's own constraints (response_format's grammar with logit_bias bans) allow no token
                 fail(s, new EngineException(EngineException.Kind.INVALID_REQUEST,

@@ -234,8 +234,9 @@ if has_phase test; then
       $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.SamplingPoolTest $p.StreamingDetokenizerTest $p.BadInputTest; then
     step "bindings tests, $ngl GPU layers" pass "$(test_summary "$work/test-bindings.log")"
   else
-    [ -z "$(crash_note)" ] || jvm_crashed=1
-    step "bindings tests, $ngl GPU layers" FAIL "$(test_summary "$work/test-bindings.log")$(crash_note); see test-bindings.log"
+    crash=$(crash_note)
+    [ -z "$crash" ] || jvm_crashed=1
+    step "bindings tests, $ngl GPU layers" FAIL "$(test_summary "$work/test-bindings.log")$crash; see test-bindings.log"
   fi
   grep -E '^(devices|placement|CUDA|Vulkan).*' "$work/test-bindings.log" | head -5 >"$work/placement.txt" || true
   server_cp=$(joined "$root/server/target/test-classes" "$server_jar" "$(module_cp server)")

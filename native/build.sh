@@ -283,7 +283,19 @@ done
 # toolchain the system's libstdc++.so.6 (the one the loader will use) is linked explicitly.
 cxx=${CXX:-$(command -v c++ || command -v g++ || true)}
 [ -n "$cxx" ] || die "no C++ compiler (set CXX, or install g++)"
-needs_shared_cxx_runtime() { readelf -d "$1" 2>/dev/null | grep -q 'NEEDED.*\[libstdc++\.so\.6\]'; }
+# A library's NEEDED entries, one per line (binutils' readelf, else its objdump).
+elf_needed() {
+  if command -v readelf >/dev/null; then
+    readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'
+  elif command -v objdump >/dev/null; then
+    objdump -p "$1" | awk '$1 == "NEEDED" {print $2}'
+  else
+    return 1
+  fi
+}
+command -v readelf >/dev/null || command -v objdump >/dev/null \
+  || die "neither readelf nor objdump found (install binutils): the C++ runtime check needs one"
+needs_shared_cxx_runtime() { elf_needed "$1" | grep -qx 'libstdc++\.so\.6'; }
 cxx_runtime_link_flags() { # prints the linker flags that make $cxx link libstdc++ dynamically ("" if none needed)
   local sys tag=x86-64
   probe_dir=$(mktemp -d) # global: the subshell's EXIT trap removes it after the function returned

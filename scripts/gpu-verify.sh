@@ -27,6 +27,16 @@
 #   --models LIST   real-shape models to benchmark, of: 1b 8b (default "1b"; 8b needs about 5 min
 #                   more to write and quantize)
 #
+# Every run writes toolchain.txt (OS, compilers, the C++ runtimes, each library's size, NEEDED
+# entries and exported std:: symbols). When the bindings tests crash the JVM, the benchmarks are
+# replaced by a triage: the same offload test with the loader's libstdc++.so.6 preloaded, and a
+# native tool (llama-bench) loading the test model with every layer offloaded, from the same build
+# (GPU_VERIFY_TRIAGE=1 runs the triage without a crash, which is how it is tested). If the preload
+# helps, the tests run again under it and, when the bindings tests pass, so do the benchmarks (the
+# summary says they ran with LD_PRELOAD).
+#
+# GPU_VERIFY_SIMULATE_CRASH=1 (for testing this script only) treats the bindings tests as crashed.
+#
 # Exit status 0 when every step that ran passed. The summary (summary.md) lists each step's result;
 # logs.tar.gz holds every log, JUnit report and raw benchmark output.
 set -euo pipefail
@@ -81,6 +91,7 @@ write_summary() {
     echo "# gpu-verify $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
     echo "Device: $device."
+    [ -z "${toolchain:-}" ] || echo "Toolchain: $toolchain."
     echo "Checkout: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'); pack: $(sed -n 's/^commit=//p' "$pack/pack.properties"); native: ${native_args[*]}; phases: $phases; $(( $(date +%s) - started )) s."
     echo
     echo "| step | result | detail |"
@@ -198,6 +209,36 @@ prop() { sed -n "s/^$1=//p" "$info"; }
 lib_dir=$(prop native.lib.dir)
 bin_dir=$(prop native.bin.dir)
 
+# --- toolchain facts (what a crash or a failed link is read against) ------------------------------
+needed_of() { # library -> its NEEDED entries, space-separated
+  if command -v readelf >/dev/null; then readelf -d "$1" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'
+  else objdump -p "$1" 2>/dev/null | awk '$1 == "NEEDED" {print $2}'; fi | paste -sd' ' -
+}
+newest_glibcxx() { grep -ao 'GLIBCXX_3\.4\.[0-9]*' "$1" 2>/dev/null | sort -uV | tail -1; }
+loader_libstdcxx=$(ldconfig -p 2>/dev/null | awk '$1 == "libstdc++.so.6" && /x86-64|AArch64/ {print $NF; exit}')
+cxx_used=${CXX:-$(command -v c++ || command -v g++ || echo '?')}
+{
+  echo "os: $(sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null | tr -d '"')"
+  echo "env: CC=${CC:-} CXX=${CXX:-} CUDAHOSTCXX=${CUDAHOSTCXX:-} LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+  for c in "${CC:-}" "${CXX:-}" "${CUDAHOSTCXX:-}" gcc g++ c++ /usr/bin/g++-[0-9]* /usr/bin/gcc-[0-9]*; do
+    p=$(command -v "$c" 2>/dev/null) || continue
+    echo "compiler $c -> $(readlink -f "$p"): $("$p" --version 2>/dev/null | head -1)"
+  done | sort -u
+  echo "$cxx_used -print-file-name: libstdc++.so.6=$("$cxx_used" -print-file-name=libstdc++.so.6 2>/dev/null) libstdc++.a=$("$cxx_used" -print-file-name=libstdc++.a 2>/dev/null)"
+  echo "$cxx_used configured with: $("$cxx_used" -v 2>&1 | sed -n 's/^Configured with: //p' | cut -c1-600)"
+  echo "$cxx_used link line of a shared C++ library: $(echo 'int f(){return 0;}' | "$cxx_used" -x c++ -shared -fPIC -o /dev/null -### - 2>&1 | grep -E 'collect2|/ld ' | head -1 | grep -oE -- '-(Bstatic|Bdynamic|lstdc\+\+|static-libstdc\+\+)|libstdc\+\+[^ ]*' | paste -sd' ' -)"
+  ldconfig -p 2>/dev/null | grep -E 'libstdc\+\+|libgcc_s' | sed 's/^/loader: /'
+  for f in "$loader_libstdcxx" $("$cxx_used" -print-file-name=libstdc++.so.6 2>/dev/null); do
+    [ -f "$f" ] && echo "newest symbol version in $(readlink -f "$f"): $(newest_glibcxx "$f")"
+  done
+  for f in "$lib_dir"/lib*.so*; do
+    [ -L "$f" ] && continue
+    echo "library $(basename "$f"): $(du -hL "$f" | cut -f1); NEEDED $(needed_of "$f"); exported std:: symbols $(nm -D --defined-only "$f" 2>/dev/null | grep -c ' _ZNK\?St' || true)"
+  done
+} >"$work/toolchain.txt" 2>&1 || true
+toolchain="$(sed -n 's/^os: //p' "$work/toolchain.txt"); CXX ${cxx_used} ($("$cxx_used" --version 2>/dev/null | head -1)); loader's libstdc++.so.6 ${loader_libstdcxx:-none} ($(newest_glibcxx "$loader_libstdcxx")); details in toolchain.txt"
+log "toolchain: $toolchain"
+
 # --- tests ---------------------------------------------------------------------------------------
 joined() { local IFS=:; echo "$*"; }
 server_jar=$(ls "$root"/server/target/server-*.jar | grep -v -- '-sources\|-tests' | head -1)
@@ -208,7 +249,7 @@ junit() { # label classpath classes...
   local sel=() c
   for c in "$@"; do sel+=(--select-class "$c"); done
   touch "$work/step-mark"
-  java --enable-native-access=ALL-UNNAMED -Xshare:auto -XX:ErrorFile="$work/hs_err_%p.log" \
+  env ${junit_preload:+LD_PRELOAD=$junit_preload} java --enable-native-access=ALL-UNNAMED -Xshare:auto -XX:ErrorFile="$work/hs_err_%p.log" \
     -Dtest.model="$pack/stories260K.gguf" -Dnative.build.info="$info" -Dbindings.dir="$root/bindings" \
     -Dpin.file="$root/native/pin.properties" -Dllama.native.dir="$lib_dir" \
     -Dtest.gpu-layers="$ngl" -Dtest.expect-gpu="$expect_gpu" \
@@ -227,10 +268,14 @@ crash_note() {
 test_summary() { # log -> "N tests successful, M failed"
   sed -n 's/^\[ *\([0-9]*\) tests \(successful\|failed\) *\]$/\1 \2/p' "$1" | paste -sd, -
 }
+bindings_cp=$(joined "$root/bindings/target/classes" "$root/bindings/target/test-classes" "$(module_cp bindings)")
+server_cp=$(joined "$root/server/target/test-classes" "$server_jar" "$(module_cp server)")
+p=ai.llmref.llama
 if has_phase test; then
-  bindings_cp=$(joined "$root/bindings/target/classes" "$root/bindings/target/test-classes" "$(module_cp bindings)")
-  p=ai.llmref.llama
-  if junit bindings "$bindings_cp" $p.GpuOffloadTest $p.GenerationTest $p.NativeGreedyReferenceTest $p.ModelAndContextTest \
+  if [ "${GPU_VERIFY_SIMULATE_CRASH:-0}" = 1 ]; then
+    jvm_crashed=1
+    step "bindings tests, $ngl GPU layers" FAIL "simulated JVM crash (GPU_VERIFY_SIMULATE_CRASH=1: a test of this script)"
+  elif junit bindings "$bindings_cp" $p.GpuOffloadTest $p.GenerationTest $p.NativeGreedyReferenceTest $p.ModelAndContextTest \
       $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.SamplingPoolTest $p.StreamingDetokenizerTest $p.BadInputTest; then
     step "bindings tests, $ngl GPU layers" pass "$(test_summary "$work/test-bindings.log")"
   else
@@ -238,8 +283,7 @@ if has_phase test; then
     [ -z "$crash" ] || jvm_crashed=1
     step "bindings tests, $ngl GPU layers" FAIL "$(test_summary "$work/test-bindings.log")$crash; see test-bindings.log"
   fi
-  grep -E '^(devices|placement|CUDA|Vulkan).*' "$work/test-bindings.log" | head -5 >"$work/placement.txt" || true
-  server_cp=$(joined "$root/server/target/test-classes" "$server_jar" "$(module_cp server)")
+  grep -E '^(devices|placement|CUDA|Vulkan).*' "$work/test-bindings.log" 2>/dev/null | head -5 >"$work/placement.txt" || true
   if junit server "$server_cp" ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest; then
     step "server conformance (OpenAI Java client), $ngl GPU layers" pass "$(test_summary "$work/test-server.log")"
   else
@@ -329,10 +373,49 @@ if has_phase fallback; then
   fi
 fi
 
+# --- crash triage ----------------------------------------------------------------------------------
+# With the JVM crashing the Java side cannot be measured: the time goes to two questions instead.
+if [ "$jvm_crashed" = 1 ] || [ "${GPU_VERIFY_TRIAGE:-0}" = 1 ]; then
+  if [ -n "$loader_libstdcxx" ]; then
+    if junit_preload=$loader_libstdcxx junit triage-preload "$bindings_cp" ai.llmref.llama.GpuOffloadTest; then
+      step "triage: offload test with $loader_libstdcxx preloaded" pass "$(test_summary "$work/test-triage-preload.log")"
+      if [ "$jvm_crashed" = 1 ]; then
+        # A workaround to measure with, not a fix: every later step runs with the runtime preloaded
+        # (the summary says so), and the tests run again under it first.
+        export LD_PRELOAD=$loader_libstdcxx
+        log "continuing with LD_PRELOAD=$LD_PRELOAD"
+        if junit bindings-preload "$bindings_cp" $p.GpuOffloadTest $p.GenerationTest $p.NativeGreedyReferenceTest $p.ModelAndContextTest \
+            $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.SamplingPoolTest $p.StreamingDetokenizerTest $p.BadInputTest; then
+          step "bindings tests, $ngl GPU layers, LD_PRELOAD=$LD_PRELOAD" pass "$(test_summary "$work/test-bindings-preload.log")"
+          grep -E '^(devices|placement|CUDA|Vulkan).*' "$work/test-bindings-preload.log" | head -5 >"$work/placement.txt" || true
+          jvm_crashed=0
+        else
+          step "bindings tests, $ngl GPU layers, LD_PRELOAD=$LD_PRELOAD" FAIL "$(test_summary "$work/test-bindings-preload.log")$(crash_note); see test-bindings-preload.log"
+        fi
+        if junit server-preload "$server_cp" ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest; then
+          step "server conformance, $ngl GPU layers, LD_PRELOAD=$LD_PRELOAD" pass "$(test_summary "$work/test-server-preload.log")"
+        else
+          step "server conformance, $ngl GPU layers, LD_PRELOAD=$LD_PRELOAD" FAIL "$(test_summary "$work/test-server-preload.log")$(crash_note); see test-server-preload.log"
+        fi
+      fi
+    else
+      step "triage: offload test with $loader_libstdcxx preloaded" FAIL "$(test_summary "$work/test-triage-preload.log")$(crash_note); see test-triage-preload.log"
+    fi
+  fi
+  if timeout 120 "$bin_dir/llama-bench" -m "$pack/stories260K.gguf" -p 16 -n 16 -r 1 -ngl "$ngl" -o md >"$work/triage-native.log" 2>&1; then
+    step "triage: llama-bench loads the model, $ngl GPU layers, same build" pass "$(awk -F' *[|] *' '/tg16/ {print "backend " $5 ", tg16 " $(NF-1) " t/s"; exit}' "$work/triage-native.log")"
+  else
+    step "triage: llama-bench loads the model, $ngl GPU layers, same build" FAIL "see triage-native.log"
+  fi
+fi
+
 # --- benchmarks ----------------------------------------------------------------------------------
+if has_phase bench && [ -n "${LD_PRELOAD:-}" ] && [ "$jvm_crashed" = 0 ]; then
+  step "benchmarks below" "pass" "run with LD_PRELOAD=$LD_PRELOAD (the triage's workaround; the libraries alone crash the JVM here)"
+fi
 if has_phase bench && [ "$jvm_crashed" = 1 ]; then
-  # the Java side cannot run here: keep the machine's time for finding out why
-  step "benchmarks" skipped "the JVM crashed in the bindings tests (see above)"
+  # the Java side cannot run here: the triage above used the time instead
+  step "benchmarks" skipped "the JVM crashed in the bindings tests (see above and the triage)"
 elif has_phase bench; then
   cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}/models
   if [ "$mode" = gpu ]; then

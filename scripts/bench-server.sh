@@ -202,7 +202,12 @@ start_ours() { # log -> sets server_pid, base_url
   "${ours_cmd[@]}" >"$1" 2>&1 &
   server_pid=$!
   base_url="http://127.0.0.1:$port"
-  wait_ready "http://127.0.0.1:$admin/health/ready" "$1"
+  admin_url="http://127.0.0.1:$admin"
+  wait_ready "$admin_url/health/ready" "$1"
+}
+scrape_steps() { # file: our scheduler's step metrics now (ours only; llama-server has no such metrics)
+  [ "$impl" = ours ] || return 0
+  curl -sf "$admin_url/metrics" | grep -E '^llmref_engine_(step_phase_seconds_(sum|count)|batch_tokens_total|step_outputs_total)' >"$1" || true
 }
 
 wait_ready() { # url log
@@ -265,7 +270,9 @@ phase() { # impl round
   fi
   for c in $levels; do
     log "round $r: $impl: $c stream(s) for $duration s"
+    scrape_steps "$run_dir/$impl-r$r-c$c.steps0"
     load "$impl" "$c" "$run_dir/$impl-r$r-c$c.json" --duration "$duration" --warmup 1 --raw "$run_dir/$impl-r$r-c$c.jsonl"
+    scrape_steps "$run_dir/$impl-r$r-c$c.steps1"
   done
   stop_server
 }
@@ -371,6 +378,39 @@ if batched:
             l = med(vals("llama", c, lambda s: s["aggregate_tps"]))
             b = batched[c]["speed_tg"]
             print("| %d | %.0f | %.0f | %.0f | **%.2fx** | %.2fx |" % (c, o, l, b, o / b, l / b))
+# Our scheduler's own account of its steps (llmref_engine_* metrics scraped before and after each
+# level, its 1 s warm-up included): where a step's time goes, and how full the batches were.
+def scraped(path):
+    m = {}
+    if os.path.exists(path):
+        for line in open(path):
+            k, v = line.rsplit(" ", 1)
+            m[k] = float(v)
+    return m
+steps_rows = []
+for c in levels:
+    per_round = []
+    for f in sorted(glob.glob(os.path.join(d, "ours-r*-c%d.steps1" % c))):
+        a, b = scraped(f[:-1] + "0"), scraped(f)
+        delta = lambda k: b.get(k, 0.0) - a.get(k, 0.0)
+        n = delta('llmref_engine_step_phase_seconds_count{phase="decode"}')
+        if n > 0:
+            ph = {p: delta('llmref_engine_step_phase_seconds_sum{phase="%s"}' % p) * 1000 / n for p in ("schedule", "decode", "sample", "emit")}
+            per_round.append((n, ph, delta("llmref_engine_batch_tokens_total") / n, delta("llmref_engine_step_outputs_total") / n))
+    if per_round:
+        steps_rows.append((c, per_round))
+if steps_rows:
+    print()
+    print("Our scheduler's steps, from its metrics (llmref_engine_*, docs/operations.md; each level's whole run, median over rounds):")
+    print()
+    print("| streams | steps | tokens per step | sampled per step | schedule ms | decode ms | sample ms | emit ms | step ms | decode share |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for c, pr in steps_rows:
+        m = lambda get: med([get(x) for x in pr])
+        total = m(lambda x: sum(x[1].values()))
+        print("| %d | %d | %.1f | %.1f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f%% |" % (
+            c, m(lambda x: x[0]), m(lambda x: x[2]), m(lambda x: x[3]), m(lambda x: x[1]["schedule"]), m(lambda x: x[1]["decode"]),
+            m(lambda x: x[1]["sample"]), m(lambda x: x[1]["emit"]), total, 100 * m(lambda x: x[1]["decode"] / sum(x[1].values()))))
 print()
 print("Median over rounds; per-round values in parentheses. Diagnostics (medians over rounds):")
 print()

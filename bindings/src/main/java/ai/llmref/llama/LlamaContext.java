@@ -149,6 +149,16 @@ public final class LlamaContext implements AutoCloseable {
     }
 
     /**
+     * Waits until the work of the last {@link #decode} has finished. On a GPU {@code llama_decode}
+     * may return while the device still computes; reading logits or sampling waits for it anyway,
+     * so this changes no result, only where the waiting happens (the engine calls it to time the
+     * decode apart from the sampling).
+     */
+    public void synchronize() {
+        llama_synchronize(checkOpen());
+    }
+
+    /**
      * Requests that the running decode stop (or, if none runs, the next one). Safe from any thread;
      * the decode then throws {@link DecodeAbortedException}. Works for CPU execution.
      */

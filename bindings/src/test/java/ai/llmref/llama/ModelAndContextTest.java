@@ -40,10 +40,17 @@ class ModelAndContextTest extends StoriesModelTest {
     @Test
     void placementAndDevicesTellWhereTheWeightsAre() {
         ModelPlacement p = model.placement();
-        assertThat(p.offloadedLayers()).isZero();
         assertThat(p.totalLayers()).isEqualTo(6); // 5 repeating layers + output
-        assertThat(p.cpuOnly()).isTrue();
-        assertThat(p.bufferBytes()).isNotEmpty().allSatisfy((name, bytes) -> assertThat(name).startsWith("CPU"));
+        if (GpuOffloadTest.EXPECT_GPU) {
+            // scripts/gpu-verify.sh: every layer on the GPU (GpuOffloadTest checks the device and its memory)
+            assertThat(p.offloadedLayers()).isEqualTo(6);
+            assertThat(p.cpuOnly()).isFalse();
+            assertThat(p.bufferBytes()).isNotEmpty().anySatisfy((name, bytes) -> assertThat(name).doesNotStartWith("CPU"));
+        } else {
+            assertThat(p.offloadedLayers()).isZero();
+            assertThat(p.cpuOnly()).isTrue();
+            assertThat(p.bufferBytes()).isNotEmpty().allSatisfy((name, bytes) -> assertThat(name).startsWith("CPU"));
+        }
         assertThat(p.bufferBytes().values().stream().mapToLong(Long::longValue).sum()).isGreaterThan(1_000_000L);
         List<Device> devices = LlamaBackend.initialize().devices();
         assertThat(devices).anySatisfy(d -> {
@@ -174,6 +181,39 @@ class ModelAndContextTest extends StoriesModelTest {
             ctx.decode(b);
             assertThat(ctx.logits(prompt.length - 1)).hasSize(512);
         }
+    }
+
+    @Test
+    void synchronizeWaitsForTheDecodeAndChangesNoResult() throws Exception {
+        Vocabulary v = model.vocabulary();
+        int[] prompt = v.tokenize("Once upon a time", true, false);
+        float[] plain;
+        try (LlamaContext ctx = model.newContext(TestModels.small(1)); Batch b = ctx.newBatch(64)) {
+            fill(b, prompt, 0);
+            ctx.decode(b);
+            plain = ctx.logits(prompt.length - 1);
+        }
+        LlamaContext ctx = model.newContext(TestModels.small(1));
+        try (Batch b = ctx.newBatch(64)) {
+            ctx.synchronize(); // nothing decoded yet: returns at once
+            fill(b, prompt, 0);
+            ctx.decode(b);
+            ctx.synchronize();
+            assertThat(ctx.logits(prompt.length - 1)).containsExactly(plain);
+            java.util.concurrent.atomic.AtomicReference<Throwable> offThread = new java.util.concurrent.atomic.AtomicReference<>();
+            Thread t = Thread.ofPlatform().start(() -> {
+                try {
+                    ctx.synchronize();
+                } catch (Throwable e) {
+                    offThread.set(e);
+                }
+            });
+            t.join();
+            assertThat(offThread.get()).isInstanceOf(IllegalStateException.class).hasMessageContaining("belongs to thread");
+        } finally {
+            ctx.close();
+        }
+        assertThatThrownBy(ctx::synchronize).isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
     }
 
     @Test

@@ -32,7 +32,8 @@ class OperabilityTest {
             "llmref_queue_depth", "llmref_queue_capacity", "llmref_kv_cache_cells_used", "llmref_kv_cache_cells_total",
             "llmref_device_memory_free_bytes", "llmref_device_memory_total_bytes", "llmref_model_load_seconds",
             "llmref_model_layers_offloaded", "llmref_model_layers_total", "llmref_gpu_devices", "llmref_ready",
-            "llmref_build_info", "llmref_model_info");
+            "llmref_build_info", "llmref_model_info", "llmref_engine_step_phase_seconds_bucket", "llmref_engine_batch_tokens_total",
+            "llmref_engine_step_outputs_total");
 
     @Test
     void readinessIsDownWhileLoadingAndUpAfter() throws Exception {
@@ -157,6 +158,18 @@ class OperabilityTest {
             assertThat(value(m, "llmref_time_to_first_token_seconds_count")).isEqualTo(5);
             assertThat(value(m, "llmref_request_duration_seconds_count{route=\"/v1/completions\"}")).isEqualTo(3);
             assertThat(value(m, "llmref_inter_token_latency_seconds_count")).isEqualTo(completionTokens - 5);
+            // Each request's last sampled token ends it (an end-of-generation pick is sampled but not counted as
+            // generated); every other sampled token is decoded again, as is each prompt token not reused from the cache.
+            long outputs = value(m, "llmref_engine_step_outputs_total");
+            assertThat(outputs).isBetween(completionTokens, completionTokens + 5);
+            assertThat(value(m, "llmref_engine_batch_tokens_total"))
+                    .isEqualTo(promptTokens - value(m, "llmref_cached_prompt_tokens_total") + outputs - 5);
+            long steps = value(m, "llmref_engine_step_phase_seconds_count{phase=\"decode\"}");
+            assertThat(steps).isPositive().isLessThanOrEqualTo(outputs);
+            for (String phase : List.of("schedule", "sample", "emit")) {
+                assertThat(value(m, "llmref_engine_step_phase_seconds_count{phase=\"" + phase + "\"}")).as(phase).isEqualTo(steps);
+            }
+            assertThat(m).containsPattern("(?m)^llmref_engine_step_phase_seconds_sum\\{phase=\"decode\"\\} [0-9.E-]*[1-9]");
             assertThat(value(m, "llmref_slots_total")).isEqualTo(4);
             assertThat(value(m, "llmref_kv_cache_cells_total")).isEqualTo(4 * TestServer.SLOT_CONTEXT);
             assertThat(value(m, "llmref_ready")).isEqualTo(1);

@@ -204,6 +204,7 @@ public final class Engine implements AutoCloseable {
             if (embeddingCtx != null) {
                 runEmbeddings(embeddingCtx);
             }
+            long stepStart = System.nanoTime();
             for (Slot s : slots) {
                 if (s.busy() && s.handle.isCancelled()) {
                     finish(s, FinishReason.CANCELLED);
@@ -215,7 +216,7 @@ public final class Engine implements AutoCloseable {
                 LockSupport.parkNanos(IDLE_PARK_NANOS);
                 continue;
             }
-            step(ctx, batch, slots, sampling);
+            step(ctx, batch, slots, sampling, stepStart);
         }
     }
 
@@ -308,7 +309,7 @@ public final class Engine implements AutoCloseable {
         return b.build();
     }
 
-    private void step(LlamaContext ctx, Batch batch, Slot[] slots, SamplingPool sampling) {
+    private void step(LlamaContext ctx, Batch batch, Slot[] slots, SamplingPool sampling, long stepStart) {
         batch.clear();
         int budget = batch.capacity();
         for (Slot s : slots) {
@@ -344,8 +345,10 @@ public final class Engine implements AutoCloseable {
         if (batch.isEmpty()) {
             return;
         }
+        long decodeStart = System.nanoTime();
         try {
             ctx.decode(batch);
+            ctx.synchronize(); // a GPU may still be computing: wait here, so that the phases are timed apart
         } catch (LlamaException e) {
             LOG.log(Level.ERROR, "decode failed: " + e.getMessage());
             for (Slot s : slots) {
@@ -358,6 +361,7 @@ public final class Engine implements AutoCloseable {
             return;
         }
         long now = System.nanoTime();
+        long decodeNanos = now - decodeStart;
         Picks p = picks;
         int n = 0;
         for (Slot s : slots) {
@@ -373,6 +377,7 @@ public final class Engine implements AutoCloseable {
         }
         // every slot's next token, the greedy ones picked on the sampling pool's threads together
         sampling.sample(ctx, p.samplers, p.indices, n, p.tokens, p.errors);
+        long emitStart = System.nanoTime();
         for (int i = 0; i < n; i++) {
             Slot s = p.slots[i];
             RuntimeException error = p.errors[i]; // the pool resets errors[0..n) on every call
@@ -388,6 +393,7 @@ public final class Engine implements AutoCloseable {
                 accept(s, p.tokens[i]);
             }
         }
+        observer.stepCompleted(batch.size(), n, decodeStart - stepStart, decodeNanos, emitStart - now, System.nanoTime() - emitStart);
     }
 
     /** The scheduler's per-step sampling arrays (one entry per slot), reused from step to step. */

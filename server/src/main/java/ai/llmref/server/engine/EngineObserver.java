@@ -8,6 +8,15 @@ public interface EngineObserver {
     /** A request ended (also when cancelled); {@code done} carries its counts and timings. */
     void finished(GenerationEvent.Done done);
 
+    /**
+     * One scheduler step ended: {@code tokens} went into its batch and {@code outputs} of them were
+     * sampled. Its time in four consecutive phases: {@code schedule} (cancellations, admissions,
+     * building the batch), {@code decode} (llama_decode until the device has finished), {@code sample}
+     * (every slot's next token) and {@code emit} (detokenizing, stop strings, handing text to the
+     * requests).
+     */
+    default void stepCompleted(int tokens, int outputs, long scheduleNanos, long decodeNanos, long sampleNanos, long emitNanos) {}
+
     EngineObserver NONE = new EngineObserver() {
         @Override
         public void tokenGenerated(long gapNanos) {}

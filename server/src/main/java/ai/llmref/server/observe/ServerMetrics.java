@@ -19,6 +19,7 @@ import java.util.function.Supplier;
 public final class ServerMetrics implements EngineObserver {
     private static final double[] LATENCY = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
     private static final double[] TOKEN_GAP = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56};
+    private static final double[] STEP_PHASE = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
 
     /** What the gauges read at scrape time. */
     public interface Source {
@@ -46,6 +47,9 @@ public final class ServerMetrics implements EngineObserver {
     private final Metrics.Counter generatedTokens;
     private final Metrics.Counter cachedTokens;
     private final Metrics.Counter structuredInvalid;
+    private final Metrics.Histogram stepPhase;
+    private final Metrics.Counter batchTokens;
+    private final Metrics.Counter stepOutputs;
 
     public ServerMetrics(Supplier<Source> source) {
         this.source = source;
@@ -59,6 +63,10 @@ public final class ServerMetrics implements EngineObserver {
         cachedTokens = registry.counter("llmref_cached_prompt_tokens_total", "Prompt tokens reused from a slot's KV cache");
         structuredInvalid = registry.counter("llmref_structured_output_invalid_total",
                 "Finished generations whose output failed its enforced format (a server bug; answered 500)", "check");
+        stepPhase = registry.histogram("llmref_engine_step_phase_seconds",
+                "Time of each scheduler step by phase: schedule, decode (until the device finished), sample, emit", STEP_PHASE, "phase");
+        batchTokens = registry.counter("llmref_engine_batch_tokens_total", "Tokens decoded by scheduler steps (prompt chunks and generated tokens)");
+        stepOutputs = registry.counter("llmref_engine_step_outputs_total", "Next tokens sampled by scheduler steps (one per generating slot per step)");
         registry.gauge("llmref_ready", "1 when the server is ready to serve", out -> out.add(Metrics.Sample.of(flag(source.get().ready()))));
         registry.gauge("llmref_slots_total", "Parallel sequences (slots) of the engine", out -> stats(source, s -> out.add(Metrics.Sample.of(s.slots()))));
         registry.gauge("llmref_slots_busy", "Slots serving a request", out -> stats(source, s -> out.add(Metrics.Sample.of(s.busySlots()))));
@@ -163,6 +171,16 @@ public final class ServerMetrics implements EngineObserver {
         if (done.timings().firstTokenNanos() > 0 && done.reason() != FinishReason.CANCELLED) {
             ttft.observe(done.timings().firstTokenNanos() / 1e9);
         }
+    }
+
+    @Override
+    public void stepCompleted(int tokens, int outputs, long scheduleNanos, long decodeNanos, long sampleNanos, long emitNanos) {
+        stepPhase.observe(scheduleNanos / 1e9, "schedule");
+        stepPhase.observe(decodeNanos / 1e9, "decode");
+        stepPhase.observe(sampleNanos / 1e9, "sample");
+        stepPhase.observe(emitNanos / 1e9, "emit");
+        batchTokens.inc(tokens);
+        stepOutputs.inc(outputs);
     }
 
     public String scrape() {

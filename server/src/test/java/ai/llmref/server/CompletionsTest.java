@@ -29,12 +29,19 @@ class CompletionsTest {
 
     @BeforeAll
     static void start() throws Exception {
+        startWith(Map.of());
+    }
+
+    /** The reference from the bindings, and the server with {@code extra} configuration on top of this class's. */
+    static void startWith(Map<String, String> extra) throws Exception {
         try (LlamaModel m = LlamaModel.load(TestServer.model(), ModelParams.defaults().withGpuLayers(TestServer.gpuLayers()))) {
             ContextParams p = ContextParams.defaults().withContextSize(TestServer.SLOT_CONTEXT).withBatch(256, 256).withThreads(2, 2);
             reference = m.vocabulary().detokenize(Generation.greedy(m, p, PROMPT, 48), false, false);
         }
         // 8 slots and 4 sampling threads: the concurrent requests' greedy picks are shared out (SamplingPool)
-        server = TestServer.start(Map.of("engine.slots", "8", "engine.sampling-threads", "4"));
+        Map<String, String> cfg = new java.util.HashMap<>(Map.of("engine.slots", "8", "engine.sampling-threads", "4"));
+        cfg.putAll(extra);
+        server = TestServer.start(cfg);
     }
 
     @AfterAll

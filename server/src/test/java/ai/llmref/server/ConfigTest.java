@@ -46,6 +46,20 @@ class ConfigTest {
     }
 
     @Test
+    void emitDuringDecodeIsOnWithTheModelOnAGpuUnlessSet() {
+        assertThatThrownBy(() -> bind(Map.of("engine.emit-during-decode", "sometimes"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: engine.emit-during-decode must be one of [auto, true, false], got 'sometimes'");
+        ServerConfig.Engine auto = bind(Map.of()).engine();
+        assertThat(auto.emitDuringDecode()).isEqualTo(ServerConfig.EmitDuringDecode.AUTO);
+        assertThat(Server.emitDuringDecode(auto, true)).isTrue();
+        assertThat(Server.emitDuringDecode(auto, false)).as("on CPU the decode returns when done: nothing to overlap").isFalse();
+        for (boolean onGpu : new boolean[] {true, false}) {
+            assertThat(Server.emitDuringDecode(bind(Map.of("engine.emit-during-decode", "TRUE")).engine(), onGpu)).isTrue();
+            assertThat(Server.emitDuringDecode(bind(Map.of("engine.emit-during-decode", "false")).engine(), onGpu)).isFalse();
+        }
+    }
+
+    @Test
     void invalidValuesNameTheKeyAndTheRule() {
         assertThatThrownBy(() -> bind(Map.of("engine.slots", "0"))).isInstanceOf(ConfigException.class)
                 .hasMessage("invalid configuration: engine.slots must be between 1 and 256, got '0'");

@@ -63,14 +63,18 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      */
     public enum RequireGpu { AUTO, TRUE, FALSE }
 
+    /** {@code engine.emit-during-decode}: {@code auto} is on when the model is on a GPU. */
+    public enum EmitDuringDecode { AUTO, TRUE, FALSE }
+
     /**
      * @param slotContext     positions per slot; 0 = the model's training context
      * @param samplingThreads threads picking greedy tokens after each decode; 0 = auto (see
      *                        {@code Server}: several when the model is on a GPU, 1 on CPU)
+     * @param emitDuringDecode make a step's text while the next decode runs (see {@code EngineConfig})
      */
     public record Engine(int slots, int slotContext, int batchSize, int ubatchSize, int prefillChunk, int queueCapacity,
                          int threads, int threadsBatch, ContextParams.FlashAttention flashAttention, boolean embeddings,
-                         int samplingThreads) {}
+                         int samplingThreads, EmitDuringDecode emitDuringDecode) {}
 
     /**
      * @param maxRequestLineBytes longer request lines: 414
@@ -152,7 +156,8 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 integer(c, "engine.threads-batch", cores, 1, 1024),
                 enumeration(c, "engine.flash-attention", ContextParams.FlashAttention.AUTO, ContextParams.FlashAttention::valueOf),
                 bool(c, "engine.embeddings", true),
-                integer(c, "engine.sampling-threads", 0, 0, 256));
+                integer(c, "engine.sampling-threads", 0, 0, 256),
+                enumeration(c, "engine.emit-during-decode", EmitDuringDecode.AUTO, EmitDuringDecode::valueOf));
         if ((long) engine.slots() * engine.slotContext() > ContextParams.MAX_CONTEXT) {
             // the context is slots x slot-context positions: the product must fit llama.cpp's int
             throw new ConfigException("engine.slot-context", "times engine.slots (" + engine.slots() + ") must be at most "

@@ -343,12 +343,19 @@ public final class Engine implements AutoCloseable {
             }
         }
         if (batch.isEmpty()) {
+            emitPending(slots);
             return;
         }
         long decodeStart = System.nanoTime();
+        long emitNanos;
         try {
             ctx.decode(batch);
-            ctx.synchronize(); // a GPU may still be computing: wait here, so that the phases are timed apart
+            // On a GPU llama_decode returns while the device computes: the text of the last step's
+            // tokens is made and handed out now, in that window (emit during decode, see accept).
+            long emitStart = System.nanoTime();
+            emitPending(slots);
+            emitNanos = System.nanoTime() - emitStart;
+            ctx.synchronize(); // wait for the device here, so that the phases are timed apart
         } catch (LlamaException e) {
             LOG.log(Level.ERROR, "decode failed: " + e.getMessage());
             for (Slot s : slots) {
@@ -361,7 +368,7 @@ public final class Engine implements AutoCloseable {
             return;
         }
         long now = System.nanoTime();
-        long decodeNanos = now - decodeStart;
+        long decodeNanos = now - decodeStart - emitNanos;
         Picks p = picks;
         int n = 0;
         for (Slot s : slots) {
@@ -393,7 +400,8 @@ public final class Engine implements AutoCloseable {
                 accept(s, p.tokens[i]);
             }
         }
-        observer.stepCompleted(batch.size(), n, decodeStart - stepStart, decodeNanos, emitStart - now, System.nanoTime() - emitStart);
+        observer.stepCompleted(batch.size(), n, decodeStart - stepStart, decodeNanos, emitStart - now,
+                emitNanos + System.nanoTime() - emitStart);
     }
 
     /** The scheduler's per-step sampling arrays (one entry per slot), reused from step to step. */
@@ -426,16 +434,47 @@ public final class Engine implements AutoCloseable {
             return;
         }
         s.generated++;
+        boolean last = s.generated >= s.handle.request.maxTokens() || s.position >= slotContext;
+        if (config.emitDuringDecode() && !last && s.generated > 1) {
+            // Decided now: the slot goes on with this token. Its text (and a stop string it may
+            // complete) is made during the next decode; the first token is never held back, so the
+            // time to first token stays as it is.
+            s.lastToken = token;
+            s.pendingToken = token;
+            return;
+        }
+        if (emitText(s, token)) {
+            finish(s, FinishReason.STOP);
+        } else if (last) {
+            finish(s, FinishReason.LENGTH);
+        } else {
+            s.lastToken = token;
+        }
+    }
+
+    /** Detokenizes {@code token} and hands the text on; true when it completed a stop string. */
+    private boolean emitText(Slot s, int token) {
         String text = s.stops.push(s.detokenizer.push(token));
         if (!text.isEmpty()) {
             s.handle.emit(new GenerationEvent.Text(text));
         }
-        if (s.stops.stopped()) {
-            finish(s, FinishReason.STOP);
-        } else if (s.generated >= s.handle.request.maxTokens() || s.position >= slotContext) {
-            finish(s, FinishReason.LENGTH);
-        } else {
-            s.lastToken = token;
+        return s.stops.stopped();
+    }
+
+    /**
+     * The text of the tokens {@link #accept} held back. A slot whose token completed a stop string
+     * finishes here: that token was already in the batch just decoded (its KV entry is real and
+     * remembered for prefix reuse; its output is not sampled), so a stop costs one extra position.
+     */
+    private void emitPending(Slot[] slots) {
+        for (Slot s : slots) {
+            if (s.pendingToken >= 0 && s.busy()) {
+                int token = s.pendingToken;
+                s.pendingToken = -1;
+                if (emitText(s, token)) {
+                    finish(s, FinishReason.STOP);
+                }
+            }
         }
     }
 

@@ -18,10 +18,15 @@ import ai.llmref.llama.ContextParams;
  * @param embeddings     also serve /v1/embeddings (a second, embeddings-mode context)
  * @param samplingThreads threads that pick greedy tokens after a decode, the scheduler included
  *                       (1: the scheduler alone; see {@link ai.llmref.llama.SamplingPool})
+ * @param emitDuringDecode make the text of a step's tokens while the next decode runs (worth it where
+ *                       llama_decode returns before the device has finished, i.e. on a GPU): each
+ *                       token but a request's first and last is handed out one step later, and a stop
+ *                       string costs one extra decoded position
  */
 public record EngineConfig(int slots, int slotContext, int batchSize, int ubatchSize, int prefillChunk,
                            int queueCapacity, int threads, int threadsBatch,
-                           ContextParams.FlashAttention flashAttention, boolean embeddings, int samplingThreads) {
+                           ContextParams.FlashAttention flashAttention, boolean embeddings, int samplingThreads,
+                           boolean emitDuringDecode) {
 
     ContextParams contextParams() {
         return ContextParams.defaults()

@@ -18,6 +18,8 @@ final class Slot {
     int position;
     int generated;
     int lastToken;
+    /** A generated token whose text is not yet made (emit during decode), or -1. */
+    int pendingToken = -1;
     int outputIndex = -1;
     Sampler sampler;
     StreamingDetokenizer detokenizer;
@@ -67,5 +69,6 @@ final class Slot {
         detokenizer = null;
         stops = null;
         outputIndex = -1;
+        pendingToken = -1;
     }
 }

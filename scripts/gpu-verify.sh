@@ -8,7 +8,7 @@
 #
 #   scripts/gpu-verify.sh [--pack DIR] [--results DIR] [--phases "build test fallback bench"]
 #                         [--cpu] [--cuda-arch ARCH] [--rounds N] [--duration S] [--models "1b"]
-#                         [--server-warmup N]
+#                         [--server-warmup N] [--budget S]
 #
 #   --pack DIR      what scripts/gpu-pack.sh prepared (default .carry/gpu): Java runtime, classes and
 #                   jars, the llama.cpp source part, the test model, mkmodel.py
@@ -26,6 +26,10 @@
 #                   scripts/bench-server.sh --warmup-requests)
 #   --models LIST   real-shape models to benchmark, of: 1b 8b (default "1b"; 8b needs about 5 min
 #                   more to write and quantize)
+#   --budget S      the run must end within S seconds of its start (a time limit it runs under):
+#                   when the benchmark phase starts with less than 240 s left, it runs short (one
+#                   bindings round, 5 s per server level, 300 warm-up requests) rather than be cut
+#                   off, and the summary says so (default 0: no budget)
 #
 # Every run writes toolchain.txt (OS, compilers, the C++ runtimes, each library's size, NEEDED
 # entries and exported std:: symbols). When the bindings tests crash the JVM, the benchmarks are
@@ -53,6 +57,7 @@ rounds=""
 duration=10
 models="1b"
 server_warmup=1000
+budget=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --pack) pack=$2; shift 2 ;;
@@ -64,6 +69,7 @@ while [ $# -gt 0 ]; do
     --duration) duration=$2; shift 2 ;;
     --models) models=$2; shift 2 ;;
     --server-warmup) server_warmup=$2; shift 2 ;;
+    --budget) budget=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -72,6 +78,7 @@ for p in $phases; do case "$p" in build|test|fallback|bench) ;; *) die "--phases
 for m in $models; do case "$m" in 1b|8b) ;; *) die "--models: unknown model '$m' (1b, 8b)" ;; esac; done
 [[ "$duration" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer"
 [[ "$server_warmup" =~ ^[0-9]+$ ]] || die "--server-warmup must be a non-negative integer"
+[[ "$budget" =~ ^[0-9]+$ ]] || die "--budget must be a non-negative integer (seconds)"
 [ -z "$rounds" ] || [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 has_phase() { [[ " $phases " == *" $1 "* ]]; }
 pack=$(cd "$pack" 2>/dev/null && pwd) || die "no pack at --pack (make it with scripts/gpu-pack.sh where Maven runs)"
@@ -417,6 +424,13 @@ if has_phase bench && [ "$jvm_crashed" = 1 ]; then
   # the Java side cannot run here: the triage above used the time instead
   step "benchmarks" skipped "the JVM crashed in the bindings tests (see above and the triage)"
 elif has_phase bench; then
+  left=$(( budget - ($(date +%s) - started) ))
+  if [ "$budget" -gt 0 ] && [ "$left" -lt 240 ]; then
+    # On the H200 machine llama-server's part of bench-server took 57 s with 5 s levels and 300
+    # warm-up requests; the whole phase with the defaults is estimated at about 4 minutes.
+    rounds=${rounds:-1}; duration=5; server_warmup=300
+    step "benchmarks run short" pass "$left s of the $budget s budget left: 1 bindings round, 5 s per server level, 300 warm-up requests"
+  fi
   cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}/models
   if [ "$mode" = gpu ]; then
     # The GPU does the work: CPU noise matters less, and the machine's own daemons must not make

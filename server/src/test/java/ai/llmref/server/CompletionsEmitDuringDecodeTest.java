@@ -44,6 +44,31 @@ class CompletionsEmitDuringDecodeTest extends CompletionsTest {
     }
 
     @Test
+    void aClientThatGoesAwayWithATokenHeldBackStillFreesItsSlot() throws Exception {
+        try (TestServer s = TestServer.start(Map.of("engine.slots", "2", "engine.emit-during-decode", "true"))) {
+            ai.llmref.server.engine.Engine engine = s.server.engine();
+            java.net.http.HttpResponse<java.io.InputStream> r = s.http.send(java.net.http.HttpRequest.newBuilder(
+                            java.net.URI.create(s.base() + "/v1/completions"))
+                    .header("Content-Type", "application/json")
+                    .POST(java.net.http.HttpRequest.BodyPublishers.ofString(AdmissionAndCancellationTest.longStream())).build(),
+                    java.net.http.HttpResponse.BodyHandlers.ofInputStream());
+            assertThat(r.statusCode()).isEqualTo(200);
+            java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(r.body(), java.nio.charset.StandardCharsets.UTF_8));
+            assertThat(in.readLine()).startsWith("data: ");
+            assertThat(in.readLine()).isEmpty();
+            assertThat(in.readLine()).as("a second token's text, held back one step").startsWith("data: ");
+            in.close(); // mid-stream, with the slot generating (and a token's text held back most of the time)
+            long deadline = System.nanoTime() + java.time.Duration.ofSeconds(10).toNanos();
+            while (engine.stats().busySlots() > 0 && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            assertThat(engine.stats().busySlots()).as("slot freed after disconnect").isZero();
+            HttpResponse<String> next = s.post("/v1/completions", body(PROMPT, 48, false));
+            assertThat(JSON.readTree(next.body()).at("/choices/0/text").asText()).isEqualTo(reference);
+        }
+    }
+
+    @Test
     void maxTokensOneAndTwoGiveTheFirstTokensAtOnce() throws Exception {
         // The first token is never held back, and the last is emitted with its request's end.
         for (int n : new int[] {1, 2, 3}) {

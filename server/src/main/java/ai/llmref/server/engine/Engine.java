@@ -347,15 +347,8 @@ public final class Engine implements AutoCloseable {
             return;
         }
         long decodeStart = System.nanoTime();
-        long emitNanos;
         try {
             ctx.decode(batch);
-            // On a GPU llama_decode returns while the device computes: the text of the last step's
-            // tokens is made and handed out now, in that window (emit during decode, see accept).
-            long emitStart = System.nanoTime();
-            emitPending(slots);
-            emitNanos = System.nanoTime() - emitStart;
-            ctx.synchronize(); // wait for the device here, so that the phases are timed apart
         } catch (LlamaException e) {
             LOG.log(Level.ERROR, "decode failed: " + e.getMessage());
             for (Slot s : slots) {
@@ -367,6 +360,12 @@ public final class Engine implements AutoCloseable {
             }
             return;
         }
+        // On a GPU llama_decode returns while the device computes: the text of the last step's
+        // tokens is made and handed out now, in that window (emit during decode, see accept).
+        long pendingStart = System.nanoTime();
+        emitPending(slots);
+        long emitNanos = System.nanoTime() - pendingStart;
+        ctx.synchronize(); // wait for the device here, so that the phases are timed apart
         long now = System.nanoTime();
         long decodeNanos = now - decodeStart - emitNanos;
         Picks p = picks;

@@ -221,8 +221,8 @@ needed_of() { # library -> its NEEDED entries, space-separated
   if command -v readelf >/dev/null; then readelf -d "$1" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'
   else objdump -p "$1" 2>/dev/null | awk '$1 == "NEEDED" {print $2}'; fi | paste -sd' ' -
 }
-newest_glibcxx() { grep -ao 'GLIBCXX_3\.4\.[0-9]*' "$1" 2>/dev/null | sort -uV | tail -1; }
-loader_libstdcxx=$(ldconfig -p 2>/dev/null | awk '$1 == "libstdc++.so.6" && /x86-64|AArch64/ {print $NF; exit}')
+newest_glibcxx() { { grep -ao 'GLIBCXX_3\.4\.[0-9]*' "$1" 2>/dev/null | sort -uV | tail -1; } || true; }
+loader_libstdcxx=$({ ldconfig -p 2>/dev/null | awk '$1 == "libstdc++.so.6" && /x86-64|AArch64/ {print $NF; exit}'; } || true)
 cxx_used=${CXX:-$(command -v c++ || command -v g++ || echo '?')}
 {
   echo "os: $(sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null | tr -d '"')"
@@ -243,7 +243,7 @@ cxx_used=${CXX:-$(command -v c++ || command -v g++ || echo '?')}
     echo "library $(basename "$f"): $(du -hL "$f" | cut -f1); NEEDED $(needed_of "$f"); exported std:: symbols $(nm -D --defined-only "$f" 2>/dev/null | grep -c ' _ZNK\?St' || true)"
   done
 } >"$work/toolchain.txt" 2>&1 || true
-toolchain="$(sed -n 's/^os: //p' "$work/toolchain.txt"); CXX ${cxx_used} ($("$cxx_used" --version 2>/dev/null | head -1)); loader's libstdc++.so.6 ${loader_libstdcxx:-none} ($(newest_glibcxx "$loader_libstdcxx")); details in toolchain.txt"
+toolchain="$(sed -n 's/^os: //p' "$work/toolchain.txt"); CXX ${cxx_used} ($("$cxx_used" --version 2>/dev/null | head -1 || true)); loader's libstdc++.so.6 ${loader_libstdcxx:-none} ($(newest_glibcxx "$loader_libstdcxx")); details in toolchain.txt"
 log "toolchain: $toolchain"
 
 # --- tests ---------------------------------------------------------------------------------------

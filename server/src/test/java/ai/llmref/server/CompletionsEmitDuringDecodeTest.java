@@ -69,7 +69,7 @@ class CompletionsEmitDuringDecodeTest extends CompletionsTest {
     }
 
     @Test
-    void maxTokensOneAndTwoGiveTheFirstTokensAtOnce() throws Exception {
+    void maxTokensOneToThreeGiveTheSameTextStreamedOrNot() throws Exception {
         // The first token is never held back, and the last is emitted with its request's end.
         for (int n : new int[] {1, 2, 3}) {
             HttpResponse<String> r = server.post("/v1/completions", body(PROMPT, n, true));

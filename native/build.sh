@@ -283,29 +283,20 @@ done
 # toolchain the system's libstdc++.so.6 (the one the loader will use) is linked explicitly.
 cxx=${CXX:-$(command -v c++ || command -v g++ || true)}
 [ -n "$cxx" ] || die "no C++ compiler (set CXX, or install g++)"
-# A library's NEEDED entries, one per line (binutils' readelf, else its objdump).
-elf_needed() {
-  if command -v readelf >/dev/null; then
-    readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'
-  elif command -v objdump >/dev/null; then
-    objdump -p "$1" | awk '$1 == "NEEDED" {print $2}'
-  else
-    return 1
-  fi
-}
+# shellcheck source=elf.sh
+. "$here/elf.sh" # elf_needed, loader_lib
 command -v readelf >/dev/null || command -v objdump >/dev/null \
   || die "neither readelf nor objdump found (install binutils): the C++ runtime check needs one"
 needs_shared_cxx_runtime() { elf_needed "$1" | grep -qx 'libstdc++\.so\.6'; }
 cxx_runtime_link_flags() { # prints the linker flags that make $cxx link libstdc++ dynamically ("" if none needed)
-  local sys tag=x86-64
+  local sys
   probe_dir=$(mktemp -d) # global: the subshell's EXIT trap removes it after the function returned
   trap 'rm -rf "$probe_dir"' EXIT
   local t=$probe_dir
   printf '#include <sstream>\nint probe(int x) { std::ostringstream s; s << x; return (int) s.str().size(); }\n' >"$t/p.cpp"
   "$cxx" -shared -fPIC -O1 "$t/p.cpp" -o "$t/libp.so" >"$t/log" 2>&1 || { cat "$t/log" >&2; die "$cxx cannot build a shared library"; }
   needs_shared_cxx_runtime "$t/libp.so" && return 0
-  [ "$(uname -m)" = aarch64 ] && tag=AArch64
-  sys=$(ldconfig -p 2>/dev/null | awk -v tag="$tag" '$1 == "libstdc++.so.6" && index($0, tag) {print $NF; exit}')
+  sys=$(loader_lib libstdc++.so.6)
   [ -n "$sys" ] || die "$cxx links the C++ runtime statically and the loader knows no shared libstdc++.so.6 to link instead"
   # -Xlinker (not -Wl,): the CUDA plugin may be linked through nvcc, which knows only the former
   "$cxx" -shared -fPIC -O1 -Xlinker --no-as-needed "$sys" "$t/p.cpp" -o "$t/libp.so" >"$t/log" 2>&1 && needs_shared_cxx_runtime "$t/libp.so" \

@@ -217,12 +217,10 @@ lib_dir=$(prop native.lib.dir)
 bin_dir=$(prop native.bin.dir)
 
 # --- toolchain facts (what a crash or a failed link is read against) ------------------------------
-needed_of() { # library -> its NEEDED entries, space-separated
-  if command -v readelf >/dev/null; then readelf -d "$1" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'
-  else objdump -p "$1" 2>/dev/null | awk '$1 == "NEEDED" {print $2}'; fi | paste -sd' ' -
-}
+# shellcheck source=../native/elf.sh
+. "$root/native/elf.sh" # elf_needed, loader_lib
 newest_glibcxx() { { grep -ao 'GLIBCXX_3\.4\.[0-9]*' "$1" 2>/dev/null | sort -uV | tail -1; } || true; }
-loader_libstdcxx=$({ ldconfig -p 2>/dev/null | awk '$1 == "libstdc++.so.6" && /x86-64|AArch64/ {print $NF; exit}'; } || true)
+loader_libstdcxx=$(loader_lib libstdc++.so.6)
 cxx_used=${CXX:-$(command -v c++ || command -v g++ || echo '?')}
 {
   echo "os: $(sed -n 's/^PRETTY_NAME=//p' /etc/os-release 2>/dev/null | tr -d '"')"
@@ -240,7 +238,7 @@ cxx_used=${CXX:-$(command -v c++ || command -v g++ || echo '?')}
   done
   for f in "$lib_dir"/lib*.so*; do
     [ -L "$f" ] && continue
-    echo "library $(basename "$f"): $(du -hL "$f" | cut -f1); NEEDED $(needed_of "$f"); exported std:: symbols $(nm -D --defined-only "$f" 2>/dev/null | grep -c ' _ZNK\?St' || true)"
+    echo "library $(basename "$f"): $(du -hL "$f" | cut -f1); NEEDED $(elf_needed "$f" 2>/dev/null | paste -sd' ' -); exported std:: symbols $(nm -D --defined-only "$f" 2>/dev/null | grep -c ' _ZNK\?St' || true)"
   done
 } >"$work/toolchain.txt" 2>&1 || true
 toolchain="$(sed -n 's/^os: //p' "$work/toolchain.txt"); CXX ${cxx_used} ($("$cxx_used" --version 2>/dev/null | head -1 || true)); loader's libstdc++.so.6 ${loader_libstdcxx:-none} ($(newest_glibcxx "$loader_libstdcxx")); details in toolchain.txt"
@@ -278,12 +276,14 @@ test_summary() { # log -> "N tests successful, M failed"
 bindings_cp=$(joined "$root/bindings/target/classes" "$root/bindings/target/test-classes" "$(module_cp bindings)")
 server_cp=$(joined "$root/server/target/test-classes" "$server_jar" "$(module_cp server)")
 p=ai.llmref.llama
+bindings_tests=($p.GpuOffloadTest $p.GenerationTest $p.NativeGreedyReferenceTest $p.ModelAndContextTest
+  $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.SamplingPoolTest $p.StreamingDetokenizerTest $p.BadInputTest)
+server_tests=(ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest)
 if has_phase test; then
   if [ "${GPU_VERIFY_SIMULATE_CRASH:-0}" = 1 ]; then
     jvm_crashed=1
     step "bindings tests, $ngl GPU layers" FAIL "simulated JVM crash (GPU_VERIFY_SIMULATE_CRASH=1: a test of this script)"
-  elif junit bindings "$bindings_cp" $p.GpuOffloadTest $p.GenerationTest $p.NativeGreedyReferenceTest $p.ModelAndContextTest \
-      $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.SamplingPoolTest $p.StreamingDetokenizerTest $p.BadInputTest; then
+  elif junit bindings "$bindings_cp" "${bindings_tests[@]}"; then
     step "bindings tests, $ngl GPU layers" pass "$(test_summary "$work/test-bindings.log")"
   else
     crash=$(crash_note)
@@ -291,7 +291,7 @@ if has_phase test; then
     step "bindings tests, $ngl GPU layers" FAIL "$(test_summary "$work/test-bindings.log")$crash; see test-bindings.log"
   fi
   grep -E '^(devices|placement|CUDA|Vulkan).*' "$work/test-bindings.log" 2>/dev/null | head -5 >"$work/placement.txt" || true
-  if junit server "$server_cp" ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest; then
+  if junit server "$server_cp" "${server_tests[@]}"; then
     step "server conformance (OpenAI Java client), $ngl GPU layers" pass "$(test_summary "$work/test-server.log")"
   else
     step "server conformance (OpenAI Java client), $ngl GPU layers" FAIL "$(test_summary "$work/test-server.log")$(crash_note); see test-server.log"
@@ -384,22 +384,21 @@ fi
 # With the JVM crashing the Java side cannot be measured: the time goes to two questions instead.
 if [ "$jvm_crashed" = 1 ] || [ "${GPU_VERIFY_TRIAGE:-0}" = 1 ]; then
   if [ -n "$loader_libstdcxx" ]; then
-    if junit_preload=$loader_libstdcxx junit triage-preload "$bindings_cp" ai.llmref.llama.GpuOffloadTest; then
+    if junit_preload=$loader_libstdcxx junit triage-preload "$bindings_cp" $p.GpuOffloadTest; then
       step "triage: offload test with $loader_libstdcxx preloaded" pass "$(test_summary "$work/test-triage-preload.log")"
       if [ "$jvm_crashed" = 1 ]; then
         # A workaround to measure with, not a fix: every later step runs with the runtime preloaded
         # (the summary says so), and the tests run again under it first.
         export LD_PRELOAD=$loader_libstdcxx
         log "continuing with LD_PRELOAD=$LD_PRELOAD"
-        if junit bindings-preload "$bindings_cp" $p.GpuOffloadTest $p.GenerationTest $p.NativeGreedyReferenceTest $p.ModelAndContextTest \
-            $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.SamplingPoolTest $p.StreamingDetokenizerTest $p.BadInputTest; then
+        if junit bindings-preload "$bindings_cp" "${bindings_tests[@]}"; then
           step "bindings tests, $ngl GPU layers, LD_PRELOAD=$LD_PRELOAD" pass "$(test_summary "$work/test-bindings-preload.log")"
           grep -E '^(devices|placement|CUDA|Vulkan).*' "$work/test-bindings-preload.log" | head -5 >"$work/placement.txt" || true
           jvm_crashed=0
         else
           step "bindings tests, $ngl GPU layers, LD_PRELOAD=$LD_PRELOAD" FAIL "$(test_summary "$work/test-bindings-preload.log")$(crash_note); see test-bindings-preload.log"
         fi
-        if junit server-preload "$server_cp" ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest; then
+        if junit server-preload "$server_cp" "${server_tests[@]}"; then
           step "server conformance, $ngl GPU layers, LD_PRELOAD=$LD_PRELOAD" pass "$(test_summary "$work/test-server-preload.log")"
         else
           step "server conformance, $ngl GPU layers, LD_PRELOAD=$LD_PRELOAD" FAIL "$(test_summary "$work/test-server-preload.log")$(crash_note); see test-server-preload.log"

@@ -193,10 +193,10 @@ public final class Server implements AutoCloseable {
                     }));
             ServerConfig.Engine e = config.engine();
             int slotContext = e.slotContext() > 0 ? e.slotContext() : model.info().trainContextLength();
+            boolean onGpu = model.placement().offloadedLayers() > 0;
             Engine engine = Engine.start(model, new EngineConfig(e.slots(), slotContext, e.batchSize(), e.ubatchSize(),
                     e.prefillChunk(), e.queueCapacity(), e.threads(), e.threadsBatch(), e.flashAttention(), e.embeddings(),
-                    samplingThreads(e, model.placement().offloadedLayers() > 0),
-                    emitDuringDecode(e, model.placement().offloadedLayers() > 0)), metrics);
+                    samplingThreads(e, onGpu), emitDuringDecode(e, onGpu)), metrics);
             served = new ServedModel(config.model().id(), model, engine, chatRenderer(model));
             java.util.List<ai.llmref.llama.Device> devices = ai.llmref.llama.LlamaBackend.initialize().devices();
             ai.llmref.llama.ModelPlacement mp = model.placement();

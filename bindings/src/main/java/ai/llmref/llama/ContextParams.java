@@ -29,12 +29,21 @@ public record ContextParams(int contextSize, int batchSize, int ubatchSize, int 
         }
     }
 
-    /** KV cache element types llama.cpp accepts. */
+    /**
+     * KV cache element types llama.cpp accepts. The quantized ones store blocks of 32 values, so a
+     * model's attention head size must be a multiple of 32 for them (llama.cpp refuses the context
+     * otherwise), and a quantized V cache needs flash attention.
+     */
     public enum KvCacheType {
         F32(0), F16(1), BF16(30), Q8_0(8), Q4_0(2), Q4_1(3), IQ4_NL(20), Q5_0(6), Q5_1(7);
         final int ggmlType;
         KvCacheType(int t) {
             ggmlType = t;
+        }
+
+        /** Block-quantized (not F32, F16 or BF16). */
+        public boolean quantized() {
+            return this != F32 && this != F16 && this != BF16;
         }
     }
 
@@ -57,6 +66,9 @@ public record ContextParams(int contextSize, int batchSize, int ubatchSize, int 
         require(threadsBatch >= 1 && threadsBatch <= 1024, "threadsBatch", threadsBatch, "1 to 1024");
         if (flashAttention == null || typeK == null || typeV == null || pooling == null) {
             throw new IllegalArgumentException("flashAttention, typeK, typeV and pooling must not be null");
+        }
+        if (typeV.quantized() && flashAttention == FlashAttention.DISABLED) {
+            throw new IllegalArgumentException("typeV " + typeV + " is quantized, which needs flash attention (AUTO or ENABLED), got DISABLED");
         }
     }
 

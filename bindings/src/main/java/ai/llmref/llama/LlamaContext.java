@@ -40,6 +40,7 @@ public final class LlamaContext implements AutoCloseable {
     /** M-RoPE / vision RoPE models: llama.cpp aborts on position shifts for them. */
     private final boolean multiPositionRope;
     private final ContextParams params;
+    private final ContextMemory memoryUse;
     private MemorySegment handle;
     private MemorySegment memory;
     private final boolean[] outputs;
@@ -72,13 +73,15 @@ public final class LlamaContext implements AutoCloseable {
             llama_context_params.abort_callback(cp, STRLEN);
             llama_context_params.abort_callback_data(cp, abortFlag);
             LogBridge.clearLastError();
-            MemorySegment ctx = llama_init_from_model(m, cp);
+            java.util.List<String> lines = new java.util.ArrayList<>();
+            MemorySegment ctx = LogBridge.capturing(lines::add, () -> llama_init_from_model(m, cp));
             if (ctx.equals(MemorySegment.NULL)) {
                 shared.close();
                 throw new LlamaException("llama_init_from_model", "cannot create a context with " + params + ": "
                         + LogBridge.takeLastError());
             }
             this.handle = ctx;
+            this.memoryUse = ContextMemory.fromLog(lines);
         }
         this.memory = llama_get_memory(handle);
         this.contextSize = llama_n_ctx(handle);
@@ -365,6 +368,11 @@ public final class LlamaContext implements AutoCloseable {
 
     public int contextSize() {
         return contextSize;
+    }
+
+    /** The KV cache and compute buffers llama.cpp allocated for this context, per buffer (device). */
+    public ContextMemory memoryUse() {
+        return memoryUse;
     }
 
     /** Positions available to each sequence. */

@@ -174,10 +174,19 @@ class BadInputTest {
         assertThatThrownBy(() -> ContextParams.defaults().withSequences(0)).isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> ContextParams.defaults().withContextSize(-1)).isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> ContextParams.defaults().withThreads(0, 1)).isInstanceOf(IllegalArgumentException.class);
-        // a quantized V cache without flash attention is refused by llama.cpp itself: a typed error
-        assertThatThrownBy(() -> model.newContext(TestModels.small(1).withFlashAttention(ContextParams.FlashAttention.DISABLED)
-                .withKvCacheTypes(ContextParams.KvCacheType.F16, ContextParams.KvCacheType.Q4_0)))
-                .isInstanceOf(LlamaException.class).hasMessageContaining("llama_init_from_model");
+        // a quantized V cache without flash attention (llama.cpp would refuse it too)
+        assertThatThrownBy(() -> TestModels.small(1).withFlashAttention(ContextParams.FlashAttention.DISABLED)
+                .withKvCacheTypes(ContextParams.KvCacheType.F16, ContextParams.KvCacheType.Q4_0))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("typeV Q4_0 is quantized, which needs flash attention (AUTO or ENABLED), got DISABLED");
+        // stories260K's attention heads are 8 wide: no whole 32-value block of a quantized cache fits
+        // one, and llama.cpp refuses the context (a typed error, no crash)
+        for (ContextParams.KvCacheType k : new ContextParams.KvCacheType[] {ContextParams.KvCacheType.F16, ContextParams.KvCacheType.Q8_0}) {
+            assertThatThrownBy(() -> model.newContext(TestModels.small(1).withFlashAttention(ContextParams.FlashAttention.ENABLED)
+                    .withKvCacheTypes(k, ContextParams.KvCacheType.Q4_0)))
+                    .isInstanceOf(LlamaException.class).hasMessageContaining("llama_init_from_model")
+                    .hasMessageContaining("does not divide n_embd_head");
+        }
     }
 
     @Test

@@ -3,8 +3,13 @@ package ai.llmref.llama;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.Properties;
 
 /** Where the test data lives. A missing model fails the test: it never skips. */
@@ -58,5 +63,57 @@ final class TestModels {
     static ContextParams small(int sequences) {
         return ContextParams.defaults().withContextSize(256 * sequences).withBatch(256, 256).withSequences(sequences)
                 .withThreads(2, 2);
+    }
+
+    /**
+     * stories260K with its attention read as 2 heads of 32 (1 KV head) instead of 8 of 8: the same
+     * tensors (64 query rows, 32 key and value rows per layer) under three changed numbers, written
+     * to {@code dir}. Its output is no longer a story, but it is a valid model whose heads a
+     * quantized KV cache (blocks of 32 values) fits, as a real model's 64 or 128 do.
+     */
+    static Path wideHeads(Path dir) throws IOException {
+        Map<String, Integer> changes = new HashMap<>(Map.of("llama.attention.head_count", 2,
+                "llama.attention.head_count_kv", 1, "llama.rope.dimension_count", 32));
+        ByteBuffer b = ByteBuffer.wrap(Files.readAllBytes(stories())).order(ByteOrder.LITTLE_ENDIAN);
+        b.position(16);
+        long keys = b.getLong();
+        for (long k = 0; k < keys; k++) {
+            String key = ggufString(b);
+            int type = b.getInt();
+            Integer value = changes.remove(key);
+            if (value != null) {
+                if (type != 4) {
+                    throw new IllegalStateException(key + " is not a uint32 in " + stories());
+                }
+                b.putInt(b.position(), value);
+            }
+            skipGgufValue(b, type);
+        }
+        if (!changes.isEmpty()) {
+            throw new IllegalStateException("keys not found in " + stories() + ": " + changes.keySet());
+        }
+        return Files.write(dir.resolve("stories260K-wide-heads.gguf"), b.array());
+    }
+
+    private static String ggufString(ByteBuffer b) {
+        byte[] s = new byte[Math.toIntExact(b.getLong())];
+        b.get(s);
+        return new String(s, StandardCharsets.UTF_8);
+    }
+
+    /** GGUF value types: 0-7 and 10-12 fixed-size numbers and bool, 8 string, 9 array (element type, count). */
+    private static void skipGgufValue(ByteBuffer b, int type) {
+        int[] sizes = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+        switch (type) {
+            case 8 -> ggufString(b);
+            case 9 -> {
+                int element = b.getInt();
+                long n = b.getLong();
+                for (long i = 0; i < n; i++) {
+                    skipGgufValue(b, element);
+                }
+            }
+            default -> b.position(b.position() + sizes[type]);
+        }
     }
 }

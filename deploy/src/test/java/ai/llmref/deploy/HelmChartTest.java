@@ -134,6 +134,16 @@ class HelmChartTest {
         assertThat(after).isNotEqualTo(before);
     }
 
+    @Test
+    void aQuantizedKvCacheReachesTheServerConfig() {
+        ConfigMap cm = KubeObjects.single(KubeObjects.parseAll(Chart.renderWith("default",
+                "config:\n  engine:\n    kv-cache-type-k: q8_0\n    kv-cache-type-v: q8_0\n"), "q8_0 KV cache"), ConfigMap.class);
+        Map<String, Object> config = Yaml.map(cm.getData().get("config.yaml"));
+        assertThat(Yaml.at(config, "engine.kv-cache-type-k")).isEqualTo("q8_0");
+        assertThat(Yaml.at(config, "engine.kv-cache-type-v")).isEqualTo("q8_0");
+        assertThat(ServerKeys.leaves(config)).isSubsetOf(ServerKeys.all());
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"default", "gpu", "mig", "cpu", "hardened-production"})
     void networkPolicyDeniesByDefault(String profile) {
@@ -282,6 +292,9 @@ class HelmChartTest {
                 Arguments.of("unknown top-level key", "replicas: 3\n", "additional properties 'replicas'"),
                 Arguments.of("unknown nested key", "probes:\n  startup:\n    initialDelay: 5\n", "additional properties 'initialDelay'"),
                 Arguments.of("misspelt server setting", "config:\n  engine:\n    slot: 8\n", "additional properties 'slot'"),
+                Arguments.of("unknown KV cache type", "config:\n  engine:\n    kv-cache-type-k: q3_k\n", "at '/config/engine/kv-cache-type-k'"),
+                Arguments.of("quantized V cache without flash attention",
+                        "config:\n  engine:\n    kv-cache-type-v: q8_0\n    flash-attention: disabled\n", "at '/config/engine/kv-cache-type-v'"),
                 Arguments.of("chart-owned server setting", "config:\n  server:\n    port: 80\n", "additional properties 'port'"),
                 Arguments.of("root user", "securityContext:\n  runAsUser: 0\n", "at '/securityContext/runAsUser': minimum"),
                 Arguments.of("unconfined seccomp", "securityContext:\n  seccompProfile:\n    type: Unconfined\n", "at '/securityContext/seccompProfile/type'"),

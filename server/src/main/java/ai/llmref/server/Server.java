@@ -26,6 +26,7 @@ import io.helidon.webserver.http1.Http1Config;
 import io.helidon.webserver.http.HttpRouting;
 import java.lang.System.Logger.Level;
 import java.time.Duration;
+import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -196,14 +197,15 @@ public final class Server implements AutoCloseable {
             boolean onGpu = model.placement().offloadedLayers() > 0;
             Engine engine = Engine.start(model, new EngineConfig(e.slots(), slotContext, e.batchSize(), e.ubatchSize(),
                     e.prefillChunk(), e.queueCapacity(), e.threads(), e.threadsBatch(), e.flashAttention(), e.embeddings(),
-                    samplingThreads(e, onGpu), emitDuringDecode(e, onGpu)), metrics);
+                    samplingThreads(e, onGpu), emitDuringDecode(e, onGpu), e.kvCacheTypeK(), e.kvCacheTypeV()), metrics);
             served = new ServedModel(config.model().id(), model, engine, chatRenderer(model));
             java.util.List<ai.llmref.llama.Device> devices = ai.llmref.llama.LlamaBackend.initialize().devices();
             ai.llmref.llama.ModelPlacement mp = model.placement();
             String device = mp.bufferBytes().entrySet().stream().max(java.util.Map.Entry.comparingByValue())
                     .map(java.util.Map.Entry::getKey).orElse("unknown");
             placement = new Placement(mp.offloadedLayers(), mp.totalLayers(),
-                    devices.stream().filter(ai.llmref.llama.Device::isGpu).count(), device);
+                    devices.stream().filter(ai.llmref.llama.Device::isGpu).count(), device,
+                    mp.bufferBytes().values().stream().mapToLong(Long::longValue).sum());
             if (gpuProblem() != null) {
                 LOG.log(Level.ERROR, "not ready: " + gpuProblem());
             } else if (placement.gpuDevices() == 0) {
@@ -213,7 +215,10 @@ public final class Server implements AutoCloseable {
             if (state == State.LOADING) {
                 int warmup = config.http().warmupRequests();
                 // "model ... ready in N ms: placement" is what operators grep for (docs/deployment.md)
-                String what = model.placement() + ", " + e.slots() + " slots of " + slotContext + " positions";
+                ai.llmref.llama.ContextMemory generation = engine.memoryUse().get("generation");
+                String what = model.placement() + ", " + e.slots() + " slots of " + slotContext + " positions, KV cache "
+                        + e.kvCacheTypeK().name().toLowerCase(Locale.ROOT) + "/" + e.kvCacheTypeV().name().toLowerCase(Locale.ROOT)
+                        + " " + generation.kvBytes() + " bytes, compute buffers " + generation.computeBytes() + " bytes";
                 if (warmup == 0) {
                     state = State.READY;
                     LOG.log(Level.INFO, "model " + config.model().id() + " ready in " + loadMillis + " ms: " + what);
@@ -309,7 +314,8 @@ public final class Server implements AutoCloseable {
     }
 
     /** Where the model runs, for probes: layers offloaded, GPU devices seen, the main buffer's device. */
-    public record Placement(int offloaded, int total, long gpuDevices, String device) {}
+    /** @param modelBytes the weights' buffers, all devices together */
+    public record Placement(int offloaded, int total, long gpuDevices, String device, long modelBytes) {}
 
     private volatile Placement placement;
 

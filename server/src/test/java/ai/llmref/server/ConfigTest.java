@@ -3,6 +3,7 @@ package ai.llmref.server;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import ai.llmref.llama.ContextParams;
 import ai.llmref.server.config.ConfigException;
 import ai.llmref.server.config.ServerConfig;
 import java.util.HashMap;
@@ -76,6 +77,26 @@ class ConfigTest {
                 .hasMessageContaining("engine.ubatch-size must be between 1 and 64");
         assertThatThrownBy(() -> ServerConfig.from(ServerConfig.load(null, Map.of()))).isInstanceOf(ConfigException.class)
                 .hasMessageContaining("model.path is required");
+    }
+
+    @Test
+    void kvCacheTypesAreF16UnlessSetAndAQuantizedVNeedsFlashAttention() {
+        ServerConfig.Engine defaults = bind(Map.of()).engine();
+        assertThat(defaults.kvCacheTypeK()).isEqualTo(ContextParams.KvCacheType.F16);
+        assertThat(defaults.kvCacheTypeV()).isEqualTo(ContextParams.KvCacheType.F16);
+        ServerConfig.Engine q = bind(Map.of("engine.kv-cache-type-k", "q8_0", "engine.kv-cache-type-v", "Q4_0")).engine();
+        assertThat(q.kvCacheTypeK()).isEqualTo(ContextParams.KvCacheType.Q8_0);
+        assertThat(q.kvCacheTypeV()).isEqualTo(ContextParams.KvCacheType.Q4_0);
+        assertThatThrownBy(() -> bind(Map.of("engine.kv-cache-type-k", "q3_k"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: engine.kv-cache-type-k must be one of "
+                        + "[f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1], got 'q3_k'");
+        assertThatThrownBy(() -> bind(Map.of("engine.kv-cache-type-v", "q8_0", "engine.flash-attention", "disabled")))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: engine.kv-cache-type-v is quantized, which needs engine.flash-attention "
+                        + "auto or enabled (it is disabled), got 'q8_0'");
+        // a quantized K cache works without flash attention
+        assertThat(bind(Map.of("engine.kv-cache-type-k", "q8_0", "engine.flash-attention", "disabled")).engine().kvCacheTypeK())
+                .isEqualTo(ContextParams.KvCacheType.Q8_0);
     }
 
     /** Regression: 256 slots x 16M positions wrapped around to a context of 0 (the model's default). */

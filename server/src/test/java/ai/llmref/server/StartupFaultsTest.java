@@ -82,6 +82,22 @@ class StartupFaultsTest {
         assertThat(s.state()).isEqualTo(Server.State.STOPPED);
     }
 
+    /**
+     * A quantized KV cache on a model whose attention heads no 32-value block fits (stories260K's
+     * are 8 wide): llama.cpp refuses the context, and the server says so and stays up, not ready.
+     */
+    @Test
+    void aKvCacheTypeTheModelCannotHoldLeavesTheServerUpAndNotReadyWithTheReason() throws Exception {
+        Server s = Server.start(TestServer.config(Map.of("engine.kv-cache-type-k", "q8_0", "engine.kv-cache-type-v", "q4_0")));
+        try {
+            assertThat(s.awaitLoaded(Duration.ofSeconds(60))).isEqualTo(Server.State.FAILED);
+            assertNotReady(HttpClient.newHttpClient(), "http://127.0.0.1:" + s.port(), "http://127.0.0.1:" + s.adminPort(),
+                    "K cache type q8_0 with block size 32 does not divide n_embd_head_k=8", null);
+        } finally {
+            s.drainAndStop(Duration.ofSeconds(5));
+        }
+    }
+
     static void assertNotReady(HttpClient http, String api, String admin, String reason, String path) throws Exception {
         HttpResponse<String> ready = get(http, admin + "/health/ready");
         assertThat(ready.statusCode()).isEqualTo(503);

@@ -71,10 +71,13 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * @param samplingThreads threads picking greedy tokens after each decode; 0 = auto (see
      *                        {@code Server}: several when the model is on a GPU, 1 on CPU)
      * @param emitDuringDecode make a step's text while the next decode runs (see {@code EngineConfig})
+     * @param kvCacheTypeK    element type of the generation context's K cache
+     * @param kvCacheTypeV    element type of its V cache (a quantized one needs flash attention)
      */
     public record Engine(int slots, int slotContext, int batchSize, int ubatchSize, int prefillChunk, int queueCapacity,
                          int threads, int threadsBatch, ContextParams.FlashAttention flashAttention, boolean embeddings,
-                         int samplingThreads, EmitDuringDecode emitDuringDecode) {}
+                         int samplingThreads, EmitDuringDecode emitDuringDecode, ContextParams.KvCacheType kvCacheTypeK,
+                         ContextParams.KvCacheType kvCacheTypeV) {}
 
     /**
      * @param maxRequestLineBytes longer request lines: 414
@@ -157,7 +160,13 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 enumeration(c, "engine.flash-attention", ContextParams.FlashAttention.AUTO, ContextParams.FlashAttention::valueOf),
                 bool(c, "engine.embeddings", true),
                 integer(c, "engine.sampling-threads", 0, 0, 256),
-                enumeration(c, "engine.emit-during-decode", EmitDuringDecode.AUTO, EmitDuringDecode::valueOf));
+                enumeration(c, "engine.emit-during-decode", EmitDuringDecode.AUTO, EmitDuringDecode::valueOf),
+                enumeration(c, "engine.kv-cache-type-k", ContextParams.KvCacheType.F16, ContextParams.KvCacheType::valueOf),
+                enumeration(c, "engine.kv-cache-type-v", ContextParams.KvCacheType.F16, ContextParams.KvCacheType::valueOf));
+        if (engine.kvCacheTypeV().quantized() && engine.flashAttention() == ContextParams.FlashAttention.DISABLED) {
+            throw new ConfigException("engine.kv-cache-type-v", "is quantized, which needs engine.flash-attention auto or enabled (it is disabled)",
+                    engine.kvCacheTypeV().name().toLowerCase(Locale.ROOT));
+        }
         if ((long) engine.slots() * engine.slotContext() > ContextParams.MAX_CONTEXT) {
             // the context is slots x slot-context positions: the product must fit llama.cpp's int
             throw new ConfigException("engine.slot-context", "times engine.slots (" + engine.slots() + ") must be at most "

@@ -1,6 +1,7 @@
 package ai.llmref.server.engine;
 
 import ai.llmref.llama.Batch;
+import ai.llmref.llama.ContextMemory;
 import ai.llmref.llama.GrammarException;
 import ai.llmref.llama.LlamaContext;
 import ai.llmref.llama.LlamaException;
@@ -46,6 +47,8 @@ public final class Engine implements AutoCloseable {
     private volatile int busySlots;
     private volatile int kvCellsUsed;
     private volatile int slotContext;
+    /** Set once by the scheduler when it has created the contexts. */
+    private volatile Map<String, ContextMemory> memoryUse = Map.of();
     private volatile long stalledUntilNanos;
     /** The scheduler's sampling arrays. */
     private final Picks picks;
@@ -159,6 +162,8 @@ public final class Engine implements AutoCloseable {
                     embeddingCtx = model.newContext(config.embeddingParams());
                 }
                 slotContext = ctx.sequenceContextSize();
+                memoryUse = embeddingCtx == null ? Map.of("generation", ctx.memoryUse())
+                        : Map.of("generation", ctx.memoryUse(), "embeddings", embeddingCtx.memoryUse());
                 for (int i = 0; i < slots.length; i++) {
                     slots[i] = new Slot(i);
                 }
@@ -559,6 +564,14 @@ public final class Engine implements AutoCloseable {
     /** A snapshot for health and metrics. */
     public record Stats(int slots, int busySlots, int queued, int queueCapacity, int kvCellsUsed, int kvCellsTotal,
                         long heartbeatAgeNanos, boolean running, boolean draining) {}
+
+    /**
+     * The KV cache and compute buffers of the engine's contexts, by context ({@code generation}, and
+     * {@code embeddings} when enabled), as llama.cpp allocated them.
+     */
+    public Map<String, ContextMemory> memoryUse() {
+        return memoryUse;
+    }
 
     public Stats stats() {
         return new Stats(config.slots(), busySlots, queue.size(), config.queueCapacity(), kvCellsUsed,

@@ -22,11 +22,16 @@ import ai.llmref.llama.ContextParams;
  *                       llama_decode returns before the device has finished, i.e. on a GPU): each
  *                       token but a request's first and last is handed out one step later, and a stop
  *                       string costs one extra decoded position
+ * @param kvCacheTypeK   element type of the generation context's K cache
+ * @param kvCacheTypeV   element type of its V cache. The embeddings context keeps F16 for both: it
+ *                       holds one input at a time (1/slots of the generation context's positions),
+ *                       and its vectors stay those of {@code llama_get_embeddings_seq} at full precision
  */
 public record EngineConfig(int slots, int slotContext, int batchSize, int ubatchSize, int prefillChunk,
                            int queueCapacity, int threads, int threadsBatch,
                            ContextParams.FlashAttention flashAttention, boolean embeddings, int samplingThreads,
-                           boolean emitDuringDecode) {
+                           boolean emitDuringDecode, ContextParams.KvCacheType kvCacheTypeK,
+                           ContextParams.KvCacheType kvCacheTypeV) {
 
     ContextParams contextParams() {
         return ContextParams.defaults()
@@ -34,7 +39,8 @@ public record EngineConfig(int slots, int slotContext, int batchSize, int ubatch
                 .withBatch(batchSize, ubatchSize)
                 .withSequences(slots)
                 .withThreads(threads, threadsBatch)
-                .withFlashAttention(flashAttention);
+                .withFlashAttention(flashAttention)
+                .withKvCacheTypes(kvCacheTypeK, kvCacheTypeV);
     }
 
     ContextParams embeddingParams() {

@@ -1,5 +1,6 @@
 package ai.llmref.server.http;
 
+import ai.llmref.llama.ContextMemory;
 import ai.llmref.server.Server;
 import ai.llmref.server.engine.Engine;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -8,6 +9,7 @@ import io.helidon.http.Status;
 import io.helidon.webserver.http.HttpRules;
 import io.helidon.webserver.http.HttpService;
 import io.helidon.webserver.http.ServerResponse;
+import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -89,6 +91,14 @@ public final class HealthService implements HttpService {
         if (p != null) {
             o.putObject("placement").put("layers_offloaded", p.offloaded()).put("layers_total", p.total())
                     .put("gpu_devices", p.gpuDevices()).put("device", p.device());
+            if (e != null) {
+                // what the model and the engine's contexts hold, all devices together (per buffer: /metrics)
+                ObjectNode m = o.putObject("memory").put("model_bytes", p.modelBytes());
+                m.put("kv_cache_bytes", e.memoryUse().values().stream().mapToLong(ContextMemory::kvTotal).sum());
+                m.put("compute_bytes", e.memoryUse().values().stream().mapToLong(ContextMemory::computeTotal).sum());
+                m.put("kv_cache_type_k", e.config().kvCacheTypeK().name().toLowerCase(Locale.ROOT))
+                        .put("kv_cache_type_v", e.config().kvCacheTypeV().name().toLowerCase(Locale.ROOT));
+            }
         }
         return o;
     }

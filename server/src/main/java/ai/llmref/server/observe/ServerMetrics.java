@@ -8,6 +8,7 @@ import ai.llmref.server.engine.Engine;
 import ai.llmref.server.engine.EngineObserver;
 import ai.llmref.server.engine.FinishReason;
 import ai.llmref.server.engine.GenerationEvent;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.function.Supplier;
@@ -83,6 +84,30 @@ public final class ServerMetrics implements EngineObserver {
         });
         registry.gauge("llmref_model_layers_offloaded", "Model layers placed on GPUs", out -> placement(source, out, true));
         registry.gauge("llmref_model_layers_total", "Model layers that can be offloaded", out -> placement(source, out, false));
+        registry.gauge("llmref_model_buffer_bytes", "Bytes of the model's weights per llama.cpp buffer (CUDA0, CPU_Mapped ...)", out -> {
+            ModelPlacement p = source.get().placement();
+            if (p != null) {
+                p.bufferBytes().forEach((buffer, bytes) -> out.add(new Metrics.Sample(labels("buffer", buffer), bytes)));
+            }
+        });
+        registry.gauge("llmref_context_buffer_bytes",
+                "Bytes of the engine's contexts per llama.cpp buffer: kind kv (the KV cache) or compute (the scheduler's compute buffers)", out -> {
+            Engine e = source.get().engine();
+            if (e != null) {
+                e.memoryUse().forEach((context, m) -> {
+                    m.kvBytes().forEach((buffer, bytes) -> out.add(new Metrics.Sample(labels("context", context, "kind", "kv", "buffer", buffer), bytes)));
+                    m.computeBytes().forEach((buffer, bytes) ->
+                            out.add(new Metrics.Sample(labels("context", context, "kind", "compute", "buffer", buffer), bytes)));
+                });
+            }
+        });
+        registry.gauge("llmref_kv_cache_type_info", "Element types of the generation context's KV cache (engine.kv-cache-type-k/-v)", out -> {
+            Engine e = source.get().engine();
+            if (e != null) {
+                out.add(new Metrics.Sample(labels("type_k", e.config().kvCacheTypeK().name().toLowerCase(Locale.ROOT),
+                        "type_v", e.config().kvCacheTypeV().name().toLowerCase(Locale.ROOT)), 1));
+            }
+        });
         registry.gauge("llmref_model_load_seconds", "Time the model took to load and the engine to start", out -> {
             Source s = source.get();
             if (s.loadMillis() > 0) {

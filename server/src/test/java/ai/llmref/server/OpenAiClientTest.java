@@ -91,6 +91,31 @@ class OpenAiClientTest {
     }
 
     @Test
+    void logprobsAreTypedForChatAndCompletions() {
+        ChatCompletion c = client.chat().completions().create(chat().maxCompletionTokens(12).logprobs(true).topLogprobs(2).build());
+        ChatCompletion.Choice choice = c.choices().getFirst();
+        var content = choice.logprobs().orElseThrow().content().orElseThrow();
+        assertThat(String.join("", content.stream().map(t -> t.token()).toList()))
+                .isEqualTo(choice.message().content().orElseThrow());
+        assertThat(content).hasSize((int) c.usage().orElseThrow().completionTokens()).allSatisfy(t -> {
+            assertThat(t.logprob()).isLessThanOrEqualTo(0.0);
+            assertThat(t.topLogprobs()).hasSize(2);
+            assertThat(t.topLogprobs().getFirst().token()).as("greedy: the pick is the most likely").isEqualTo(t.token());
+            assertThat(t.bytes()).isPresent();
+        });
+        Completion legacy = client.completions().create(CompletionCreateParams.builder().model("stories260K").prompt("Once upon a time")
+                .maxTokens(8).temperature(0.0).logprobs(3).build());
+        var lp = legacy.choices().getFirst().logprobs().orElseThrow();
+        assertThat(lp.tokens().orElseThrow()).hasSize(8);
+        assertThat(String.join("", lp.tokens().orElseThrow())).isEqualTo(legacy.choices().getFirst().text());
+        assertThat(lp.tokenLogprobs().orElseThrow()).hasSize(8).allSatisfy(v -> assertThat(v).isLessThanOrEqualTo(0.0));
+        assertThat(lp.topLogprobs().orElseThrow()).hasSize(8);
+        assertThat(lp.textOffset().orElseThrow()).hasSize(8).first().isEqualTo(0L);
+        assertThatThrownBy(() -> client.chat().completions().create(chat().topLogprobs(21).logprobs(true).build()))
+                .isInstanceOf(BadRequestException.class).hasMessageContaining("top_logprobs");
+    }
+
+    @Test
     void modelsList() {
         List<Model> models = client.models().list().data();
         assertThat(models).extracting(Model::id).containsExactly("stories260K");

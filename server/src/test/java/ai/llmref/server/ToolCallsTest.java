@@ -247,6 +247,15 @@ class ToolCallsTest {
             assertThat(r.statusCode()).isEqualTo(400);
             assertThat(MAPPER.readTree(r.body()).get("error").get("param").asText()).isEqualTo("tool_choice");
         }
+
+        @Test
+        void logprobsWithToolsAreRefused() throws Exception {
+            HttpResponse<String> r = server.post("/v1/chat/completions", request("auto").put("logprobs", true).toString());
+            assertThat(r.statusCode()).isEqualTo(400);
+            JsonNode err = MAPPER.readTree(r.body()).get("error");
+            assertThat(err.get("code").asText()).isEqualTo("unsupported_parameter");
+            assertThat(err.get("param").asText()).isEqualTo("logprobs");
+        }
     }
 
     @Nested

@@ -278,6 +278,7 @@ public final class Engine implements AutoCloseable {
         slot.firstTokenNanos = 0;
         slot.detokenizer = new StreamingDetokenizer(vocab, false);
         slot.stops = new StopMatcher(h.request.stop());
+        slot.logprobs = h.request.logprobs() < 0 ? null : new LogprobTrack(h.request.logprobs(), vocab);
         try {
             slot.sampler = sampler(h.request.sampling());
         } catch (GrammarException e) {
@@ -401,6 +402,9 @@ public final class Engine implements AutoCloseable {
             } else if (error != null) {
                 throw error;
             } else {
+                if (s.logprobs != null && !vocab.isEndOfGeneration(p.tokens[i])) {
+                    s.logprobs.add(ctx.logits(p.indices[i]), p.tokens[i]); // before the next decode overwrites them
+                }
                 accept(s, p.tokens[i]);
             }
         }
@@ -458,11 +462,16 @@ public final class Engine implements AutoCloseable {
 
     /** Detokenizes {@code token} and hands the text on; true when it completed a stop string. */
     private boolean emitText(Slot s, int token) {
-        String text = s.stops.push(s.detokenizer.push(token));
-        if (!text.isEmpty()) {
-            s.handle.emit(new GenerationEvent.Text(text));
-        }
+        release(s, s.stops.push(s.detokenizer.push(token)));
         return s.stops.stopped();
+    }
+
+    /** Hands {@code text} to the request, with the log-probabilities of the tokens it completes. */
+    private static void release(Slot s, String text) {
+        List<TokenLogprob> logprobs = s.logprobs == null ? List.of() : s.logprobs.release(text);
+        if (!text.isEmpty() || !logprobs.isEmpty()) {
+            s.handle.emit(new GenerationEvent.Text(text, logprobs));
+        }
     }
 
     /**
@@ -485,10 +494,7 @@ public final class Engine implements AutoCloseable {
     private void finish(Slot s, FinishReason reason) {
         if (reason != FinishReason.CANCELLED && !s.stops.stopped()) {
             String tail = s.stops.push(s.detokenizer.flush());
-            tail += s.stops.flush();
-            if (!tail.isEmpty()) {
-                s.handle.emit(new GenerationEvent.Text(tail));
-            }
+            release(s, tail + s.stops.flush());
         }
         long end = System.nanoTime();
         long prefillDone = s.prefillDoneNanos == 0 ? end : s.prefillDoneNanos;

@@ -1,10 +1,19 @@
 package ai.llmref.server.engine;
 
+import java.util.List;
+
 /** What a request's stream carries, in order: text pieces, then exactly one {@link Done} or {@link Failed}. */
 public sealed interface GenerationEvent {
 
-    /** Newly generated text (never splits a UTF-8 character; may be empty while a stop string is pending). */
-    record Text(String text) implements GenerationEvent {}
+    /**
+     * Newly generated text (never splits a UTF-8 character), with the log-probabilities of the
+     * tokens it releases when the request asked for them (else empty).
+     */
+    record Text(String text, List<TokenLogprob> logprobs) implements GenerationEvent {
+        public Text(String text) {
+            this(text, List.of());
+        }
+    }
 
     /** The end, with counts and timings. */
     record Done(FinishReason reason, int promptTokens, int completionTokens, int cachedPromptTokens,

@@ -24,6 +24,8 @@ final class Slot {
     Sampler sampler;
     StreamingDetokenizer detokenizer;
     StopMatcher stops;
+    /** The request's token log-probabilities, or null when it did not ask for them. */
+    LogprobTrack logprobs;
     long startedNanos;
     long prefillDoneNanos;
     long firstTokenNanos;
@@ -68,6 +70,7 @@ final class Slot {
         sampler = null;
         detokenizer = null;
         stops = null;
+        logprobs = null;
         outputIndex = -1;
         pendingToken = -1;
     }

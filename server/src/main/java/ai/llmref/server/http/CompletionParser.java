@@ -18,6 +18,7 @@ import java.util.Set;
 final class CompletionParser {
     static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant");
     private static final int MAX_STOP = 4;
+    static final int MAX_COMPLETION_LOGPROBS = 5;
 
     /** What the handler needs besides the engine request. */
     record Parsed(GenerationRequest request, boolean stream, boolean includeUsage, String model, OutputContract contract) {}
@@ -49,9 +50,14 @@ final class CompletionParser {
         for (int i = 0; i < messages.size(); i++) {
             list.add(message(messages.get(i), i));
         }
+        Boolean logprobs = Params.bool(body, "logprobs");
+        Long top = Params.integer(body, "top_logprobs", 0, GenerationRequest.MAX_TOP_LOGPROBS);
+        if (top != null && (logprobs == null || !logprobs)) {
+            throw ApiException.badRequest("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+        }
         String prompt = model.renderChat(list, contract.templateTools(body));
         int[] tokens = model.tokenize(prompt, true);
-        return build(body, tokens, modelId, contract);
+        return build(body, tokens, modelId, contract, logprobs != null && logprobs ? (top == null ? 0 : top.intValue()) : -1);
     }
 
     Parsed completion(ObjectNode body) {
@@ -80,10 +86,16 @@ final class CompletionParser {
         } else {
             throw ApiException.badRequest("prompt", "'prompt' must be a string, an array of one string or an array of token ids");
         }
-        return build(body, tokens, modelId, OutputContract.of(body, false, ai.llmref.server.structured.ToolCalls.Format.NONE));
+        // the legacy API's logprobs: how many alternatives per token (OpenAI allows at most 5)
+        Long logprobs = Params.integer(body, "logprobs", 0, MAX_COMPLETION_LOGPROBS);
+        return build(body, tokens, modelId, OutputContract.of(body, false, ai.llmref.server.structured.ToolCalls.Format.NONE),
+                logprobs == null ? -1 : logprobs.intValue());
     }
 
-    private Parsed build(ObjectNode body, int[] tokens, String modelId, OutputContract contract) {
+    private Parsed build(ObjectNode body, int[] tokens, String modelId, OutputContract contract, int logprobs) {
+        if (logprobs >= 0 && contract.toolsActive()) {
+            throw ApiException.unsupported("logprobs", "'logprobs' is not supported together with 'tools'");
+        }
         if (tokens.length == 0) {
             throw ApiException.badValue("prompt", "the prompt is empty");
         }
@@ -131,7 +143,7 @@ final class CompletionParser {
             includeUsage = iu != null && iu;
         }
         Params.string(body, "user"); // accepted (type-checked), not used for generation
-        return new Parsed(new GenerationRequest(tokens, limit, stops(body), sampling(body, contract.grammar())),
+        return new Parsed(new GenerationRequest(tokens, limit, stops(body), sampling(body, contract.grammar()), logprobs),
                 stream != null && stream, includeUsage, modelId, contract);
     }
 

@@ -5,6 +5,7 @@ import ai.llmref.server.engine.EngineException;
 import ai.llmref.server.engine.FinishReason;
 import ai.llmref.server.engine.GenerationEvent;
 import ai.llmref.server.engine.RequestHandle;
+import ai.llmref.server.engine.TokenLogprob;
 import ai.llmref.server.observe.AccessLog;
 import ai.llmref.server.observe.ServerMetrics;
 import ai.llmref.server.observe.Tracing;
@@ -284,11 +285,15 @@ public final class OpenAiService implements HttpService {
     private void whole(ServerResponse res, RequestHandle h, CompletionParser.Parsed p, String id, long created, boolean chat,
             long deadline, Finished observed) throws Exception {
         StringBuilder text = new StringBuilder();
+        List<TokenLogprob> logprobs = new ArrayList<>();
         try {
             while (true) {
                 GenerationEvent e = next(h, deadline);
                 switch (e) {
-                    case GenerationEvent.Text t -> text.append(t.text());
+                    case GenerationEvent.Text t -> {
+                        text.append(t.text());
+                        logprobs.addAll(t.logprobs());
+                    }
                     case GenerationEvent.Failed f -> throw f.error();
                     case GenerationEvent.Done d -> {
                         observed.record(d);
@@ -306,7 +311,7 @@ public final class OpenAiService implements HttpService {
                         } else {
                             choice.put("text", r.content());
                         }
-                        choice.putNull("logprobs");
+                        logprobs(choice, p, chat, logprobs);
                         choice.put("finish_reason", r.finish());
                         usage(out.putObject("usage"), d);
                         sendJson(res, out);
@@ -375,9 +380,13 @@ public final class OpenAiService implements HttpService {
                             if (!content.isEmpty()) {
                                 write(out, textChunk(id, created, p.model(), object, chat, content, null));
                             }
-                        } else if (!t.text().isEmpty()) {
+                        } else if (!t.text().isEmpty() || !t.logprobs().isEmpty()) {
                             streamed.append(t.text());
-                            write(out, textChunk(id, created, p.model(), object, chat, t.text(), null));
+                            ObjectNode c = textChunk(id, created, p.model(), object, chat, t.text(), null);
+                            if (p.request().logprobs() >= 0) {
+                                logprobs((ObjectNode) c.get("choices").get(0), p, chat, t.logprobs());
+                            }
+                            write(out, c);
                         }
                     }
                     case GenerationEvent.Failed f -> {
@@ -492,6 +501,60 @@ public final class OpenAiService implements HttpService {
         tc.putObject("function").put("name", call.name()).put("arguments", call.arguments());
         choice.putNull("finish_reason");
         return c;
+    }
+
+    /**
+     * A choice's {@code logprobs}: null unless the request asked for them; chat: {@code {"content":
+     * [{token, logprob, bytes, top_logprobs}]}}; completions: the legacy {@code tokens},
+     * {@code token_logprobs}, {@code top_logprobs} (one object per token), {@code text_offset}.
+     */
+    private void logprobs(ObjectNode choice, CompletionParser.Parsed p, boolean chat, List<TokenLogprob> tokens) {
+        if (p.request().logprobs() < 0) {
+            choice.putNull("logprobs");
+            return;
+        }
+        ObjectNode lp = choice.putObject("logprobs");
+        if (chat) {
+            ArrayNode content = lp.putArray("content");
+            for (TokenLogprob t : tokens) {
+                ObjectNode o = content.addObject();
+                o.put("token", t.text()).put("logprob", finite(t.logprob()));
+                bytes(o.putArray("bytes"), t.bytes());
+                ArrayNode top = o.putArray("top_logprobs");
+                for (TokenLogprob.Alternative a : t.top()) {
+                    ObjectNode alt = top.addObject().put("token", a.text()).put("logprob", finite(a.logprob()));
+                    bytes(alt.putArray("bytes"), a.bytes());
+                }
+            }
+            lp.putNull("refusal");
+        } else {
+            ArrayNode text = lp.putArray("tokens");
+            ArrayNode values = lp.putArray("token_logprobs");
+            ArrayNode top = lp.putArray("top_logprobs");
+            ArrayNode offsets = lp.putArray("text_offset");
+            for (TokenLogprob t : tokens) {
+                text.add(t.text());
+                values.add(finite(t.logprob()));
+                ObjectNode alternatives = top.addObject();
+                for (TokenLogprob.Alternative a : t.top()) {
+                    if (!alternatives.has(a.text())) { // two tokens can print alike (bytes of a split character)
+                        alternatives.put(a.text(), finite(a.logprob()));
+                    }
+                }
+                offsets.add(t.textOffset());
+            }
+        }
+    }
+
+    /** OpenAI's floor for a token the model all but rules out (JSON has no -Infinity). */
+    private static float finite(float logprob) {
+        return Float.isFinite(logprob) ? logprob : -9999f;
+    }
+
+    private static void bytes(ArrayNode out, byte[] bytes) {
+        for (byte b : bytes) {
+            out.add(b & 0xff);
+        }
     }
 
     private ObjectNode textChunk(String id, long created, String model, String object, boolean chat, String text, String finish) {

@@ -1,0 +1,108 @@
+package ai.llmref.server.engine;
+
+import ai.llmref.llama.Vocabulary;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The log-probabilities of one request's tokens, handed out with the text they make. A token is
+ * computed when it is sampled (the logits are overwritten by the next decode) and released once
+ * some of its text has been released: text held back (an incomplete character, a possible stop
+ * string) holds its tokens back too, and the tokens of a stop string that cut the output are never
+ * released. So the tokens a response lists are exactly those whose text it contains, the last one
+ * perhaps only in part. Scheduler thread only.
+ */
+final class LogprobTrack {
+    private final int top;
+    private final Vocabulary vocab;
+    private final List<Pending> pending = new ArrayList<>();
+    /** Bytes of all tokens computed so far: where the next token's bytes start. */
+    private int tokenBytes;
+    /** The output text released so far, as UTF-8 ({@code releasedLength} bytes of it). */
+    private byte[] released = new byte[256];
+    private int releasedLength;
+    /** Code points of {@code released[0..scanned)}: token offsets only grow, so counting goes on from there. */
+    private int scanned;
+    private int scannedPoints;
+
+    private record Pending(int byteOffset, int token, byte[] bytes, float logprob, List<TokenLogprob.Alternative> top) {}
+
+    LogprobTrack(int top, Vocabulary vocab) {
+        this.top = top;
+        this.vocab = vocab;
+    }
+
+    /** Records the sampled {@code token} with its log-probability under {@code logits}. */
+    void add(float[] logits, int token) {
+        int n = logits.length;
+        float max = Float.NEGATIVE_INFINITY;
+        int[] bestIds = new int[top];
+        float[] bestValues = new float[top];
+        int kept = 0;
+        for (int i = 0; i < n; i++) {
+            float v = logits[i];
+            if (v > max) {
+                max = v;
+            }
+            if (top > 0 && (kept < top || v > bestValues[kept - 1])) {
+                // insertion into the descending list; an equal value stays behind (lower id first)
+                int at = kept < top ? kept++ : top - 1;
+                while (at > 0 && bestValues[at - 1] < v) {
+                    bestValues[at] = bestValues[at - 1];
+                    bestIds[at] = bestIds[at - 1];
+                    at--;
+                }
+                bestValues[at] = v;
+                bestIds[at] = i;
+            }
+        }
+        double sum = 0;
+        for (float v : logits) {
+            sum += Math.exp(v - max);
+        }
+        float logZ = (float) (max + Math.log(sum));
+        List<TokenLogprob.Alternative> alternatives = new ArrayList<>(kept);
+        for (int i = 0; i < kept; i++) {
+            alternatives.add(new TokenLogprob.Alternative(bestIds[i], vocab.tokenBytes(bestIds[i], false), bestValues[i] - logZ));
+        }
+        byte[] bytes = vocab.tokenBytes(token, false);
+        pending.add(new Pending(tokenBytes, token, bytes, logits[token] - logZ, List.copyOf(alternatives)));
+        tokenBytes += bytes.length;
+    }
+
+    /**
+     * After {@code text} was released: the tokens now to hand out, those that start inside the text
+     * released so far (a token without bytes, once the text has reached it).
+     */
+    List<TokenLogprob> release(String text) {
+        byte[] b = text.getBytes(StandardCharsets.UTF_8);
+        if (releasedLength + b.length > released.length) {
+            released = Arrays.copyOf(released, Math.max(released.length * 2, releasedLength + b.length));
+        }
+        System.arraycopy(b, 0, released, releasedLength, b.length);
+        releasedLength += b.length;
+        List<TokenLogprob> out = new ArrayList<>();
+        while (!pending.isEmpty()) {
+            Pending p = pending.get(0);
+            if (!(p.byteOffset < releasedLength || p.bytes.length == 0 && p.byteOffset <= releasedLength)) {
+                break;
+            }
+            pending.remove(0);
+            out.add(new TokenLogprob(p.token, p.bytes, codePointsBefore(p.byteOffset), p.logprob, p.top));
+        }
+        return out;
+    }
+
+    /** Characters (code points) of the released text whose UTF-8 encoding starts before byte {@code end}. */
+    private int codePointsBefore(int end) {
+        int stop = Math.min(end, releasedLength);
+        for (; scanned < stop; scanned++) {
+            if ((released[scanned] & 0xC0) != 0x80) {
+                scannedPoints++;
+            }
+        }
+        return scannedPoints;
+    }
+}

@@ -1,0 +1,213 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import ai.llmref.llama.Batch;
+import ai.llmref.llama.ContextParams;
+import ai.llmref.llama.LlamaContext;
+import ai.llmref.llama.LlamaModel;
+import ai.llmref.llama.ModelParams;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.ByteArrayOutputStream;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Token log-probabilities (chat {@code logprobs}/{@code top_logprobs}, completions {@code logprobs}):
+ * the values are the model's log-softmax, computed here again from the bindings' logits; streaming
+ * and whole responses list the same tokens; a stop string cuts the tokens with the text; bad values
+ * are 400s. With emit during decode on and off (the engine hands out text one step later there).
+ */
+class LogprobsTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final String PROMPT = "Once upon a time, there was a little dog named Max. He";
+
+    static TestServer start(boolean emitDuringDecode) throws InterruptedException {
+        return TestServer.start(Map.of("engine.emit-during-decode", Boolean.toString(emitDuringDecode)));
+    }
+
+    @ParameterizedTest(name = "emit during decode {0}")
+    @ValueSource(booleans = {false, true})
+    void greedyLogprobsAreTheModelsLogSoftmax(boolean emitDuringDecode) throws Exception {
+        int[] prompt;
+        JsonNode lp;
+        try (TestServer t = start(emitDuringDecode)) {
+            JsonNode tok = JSON.readTree(t.post("/tokenize", JSON.writeValueAsString(Map.of("content", PROMPT, "add_special", true))).body());
+            prompt = JSON.convertValue(tok.get("tokens"), int[].class);
+            ObjectNode body = JSON.createObjectNode().put("max_tokens", 16).put("temperature", 0).put("logprobs", 5);
+            ArrayNode ids = body.putArray("prompt");
+            for (int id : prompt) {
+                ids.add(id);
+            }
+            HttpResponse<String> r = t.post("/v1/completions", body.toString());
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+            lp = JSON.readTree(r.body()).at("/choices/0/logprobs");
+        }
+        assertThat(lp.get("tokens")).hasSize(16);
+        // the same positions decoded by the bindings, one token at a time, and log-softmax in double
+        try (LlamaModel model = LlamaModel.load(TestServer.model(), ModelParams.defaults().withGpuLayers(TestServer.gpuLayers()));
+             LlamaContext ctx = model.newContext(ContextParams.defaults().withContextSize(256).withBatch(256, 256).withThreads(2, 2));
+             Batch batch = ctx.newBatch(256)) {
+            for (int i = 0; i < prompt.length; i++) {
+                batch.add(prompt[i], i, 0, i == prompt.length - 1);
+            }
+            ctx.decode(batch);
+            int index = prompt.length - 1;
+            for (int step = 0; step < 16; step++) {
+                float[] logits = ctx.logits(index);
+                double max = Double.NEGATIVE_INFINITY;
+                int best = 0;
+                for (int i = 0; i < logits.length; i++) {
+                    if (logits[i] > max) {
+                        max = logits[i];
+                        best = i;
+                    }
+                }
+                double sum = 0;
+                for (float l : logits) {
+                    sum += Math.exp(l - max);
+                }
+                double logZ = max + Math.log(sum);
+                String text = model.vocabulary().tokenToPiece(best, false);
+                assertThat(lp.get("tokens").get(step).asText()).as("token %d", step).isEqualTo(text);
+                assertThat(lp.get("token_logprobs").get(step).asDouble()).as("logprob of token %d", step)
+                        .isCloseTo(logits[best] - logZ, within(1e-3));
+                JsonNode top = lp.get("top_logprobs").get(step);
+                assertThat(top.size()).isBetween(4, 5); // 5 alternatives; two may print alike
+                assertThat(top.get(text).asDouble()).isCloseTo(logits[best] - logZ, within(1e-3));
+                double previous = 0;
+                for (var it = top.properties().iterator(); it.hasNext(); ) {
+                    double v = it.next().getValue().asDouble();
+                    assertThat(v).as("alternatives, most likely first").isLessThanOrEqualTo(previous);
+                    previous = v;
+                }
+                batch.clear();
+                batch.add(best, prompt.length + step, 0, true);
+                ctx.decode(batch);
+                index = 0;
+            }
+        }
+        assertThat(lp.get("text_offset").get(0).asInt()).isZero();
+    }
+
+    @ParameterizedTest(name = "emit during decode {0}")
+    @ValueSource(booleans = {false, true})
+    void streamingListsTheTokensOfTheWholeResponse(boolean emitDuringDecode) throws Exception {
+        try (TestServer t = start(emitDuringDecode)) {
+            String body = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story.\"}],\"max_tokens\":20,\"temperature\":0,"
+                    + "\"logprobs\":true,\"top_logprobs\":2";
+            JsonNode whole = JSON.readTree(t.post("/v1/chat/completions", body + "}").body()).at("/choices/0");
+            JsonNode content = whole.at("/logprobs/content");
+            assertThat(content).hasSize(20);
+            assertThat(joinedBytes(content)).isEqualTo(whole.at("/message/content").asText().getBytes(StandardCharsets.UTF_8));
+            for (JsonNode e : content) {
+                assertThat(e.get("top_logprobs")).hasSize(2);
+                assertThat(e.at("/top_logprobs/0/token").asText()).isEqualTo(e.get("token").asText());
+                assertThat(e.at("/top_logprobs/0/logprob").asDouble()).isEqualTo(e.get("logprob").asDouble());
+            }
+            List<JsonNode> streamed = new ArrayList<>();
+            StringBuilder text = new StringBuilder();
+            for (String line : t.post("/v1/chat/completions", body + ",\"stream\":true}").body().split("\n")) {
+                if (line.startsWith("data: {")) {
+                    JsonNode choice = JSON.readTree(line.substring(6)).at("/choices/0");
+                    text.append(choice.at("/delta/content").asText(""));
+                    choice.at("/logprobs/content").forEach(streamed::add);
+                }
+            }
+            assertThat(text.toString()).isEqualTo(whole.at("/message/content").asText());
+            // the same tokens and alternatives; the second request reuses the first one's cached prompt,
+            // and its last prompt token decoded alone moves the first logits in the last digits
+            assertThat(streamed).hasSameSizeAs(content);
+            for (int i = 0; i < streamed.size(); i++) {
+                assertSameEntry(streamed.get(i), content.get(i));
+                for (int k = 0; k < 2; k++) {
+                    assertSameEntry(streamed.get(i).get("top_logprobs").get(k), content.get(i).get("top_logprobs").get(k));
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "emit during decode {0}")
+    @ValueSource(booleans = {false, true})
+    void aStopStringCutsTheTokensWithTheText(boolean emitDuringDecode) throws Exception {
+        try (TestServer t = start(emitDuringDecode)) {
+            String free = complete(t, "").at("/choices/0/text").asText();
+            // a stop string in the middle of the greedy text, starting inside a token and at a token's start
+            for (String stop : List.of(free.substring(free.indexOf(' ', 12) + 2, free.indexOf(' ', 12) + 5),
+                    free.substring(free.indexOf(' ', 12), free.indexOf(' ', 12) + 4))) {
+                JsonNode choice = complete(t, ",\"stop\":" + JSON.writeValueAsString(stop)).at("/choices/0");
+                String text = choice.get("text").asText();
+                assertThat(free).startsWith(text + stop);
+                JsonNode tokens = choice.at("/logprobs/tokens");
+                String joined = String.join("", JSON.convertValue(tokens, String[].class));
+                // the tokens whose text the output contains: all of it, the last one perhaps in part
+                assertThat(joined).as("stop %s", JSON.writeValueAsString(stop)).startsWith(text);
+                String lastToken = tokens.get(tokens.size() - 1).asText();
+                assertThat(joined.length() - lastToken.length()).isLessThan(text.length());
+                assertThat(choice.at("/logprobs/text_offset/" + (tokens.size() - 1)).asInt()).isLessThan(text.length());
+                assertThat(choice.at("/logprobs/token_logprobs")).hasSameSizeAs(tokens);
+            }
+        }
+    }
+
+    @Test
+    void sampledTokensAndBadValues() throws Exception {
+        try (TestServer t = TestServer.start()) {
+            JsonNode sampled = JSON.readTree(t.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+                    + "\"max_tokens\":12,\"temperature\":1.5,\"seed\":7,\"logprobs\":true,\"top_logprobs\":1}").body());
+            for (JsonNode e : sampled.at("/choices/0/logprobs/content")) {
+                assertThat(e.get("logprob").asDouble()).isLessThanOrEqualTo(e.at("/top_logprobs/0/logprob").asDouble());
+            }
+            assertThat(sampled.at("/choices/0/logprobs/content")).hasSize(sampled.at("/usage/completion_tokens").asInt());
+            JsonNode without = JSON.readTree(t.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],"
+                    + "\"max_tokens\":2,\"logprobs\":false}").body());
+            assertThat(without.at("/choices/0/logprobs").isNull()).isTrue();
+            String chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],";
+            assertError(t, "/v1/chat/completions", chat + "\"logprobs\":\"yes\"}", "invalid_request", "logprobs");
+            assertError(t, "/v1/chat/completions", chat + "\"logprobs\":true,\"top_logprobs\":21}", "invalid_value", "top_logprobs");
+            assertError(t, "/v1/chat/completions", chat + "\"top_logprobs\":2}", "invalid_request", "top_logprobs");
+            assertError(t, "/v1/completions", "{\"prompt\":\"x\",\"logprobs\":6}", "invalid_value", "logprobs");
+            assertError(t, "/v1/completions", "{\"prompt\":\"x\",\"logprobs\":true}", "invalid_request", "logprobs");
+            assertThat(t.post("/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":2}").statusCode()).as("still serving").isEqualTo(200);
+        }
+    }
+
+    static JsonNode complete(TestServer t, String extra) throws Exception {
+        HttpResponse<String> r = t.post("/v1/completions", "{\"prompt\":" + JSON.writeValueAsString(PROMPT)
+                + ",\"max_tokens\":40,\"temperature\":0,\"logprobs\":0" + extra + "}");
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        return JSON.readTree(r.body());
+    }
+
+    static void assertError(TestServer t, String route, String body, String code, String param) throws Exception {
+        HttpResponse<String> r = t.post(route, body);
+        assertThat(r.statusCode()).as(body).isEqualTo(400);
+        JsonNode e = JSON.readTree(r.body()).get("error");
+        assertThat(e.get("code").asText()).as(body).isEqualTo(code);
+        assertThat(e.get("param").asText()).as(body).isEqualTo(param);
+    }
+
+    static void assertSameEntry(JsonNode a, JsonNode b) {
+        assertThat(a.get("token")).isEqualTo(b.get("token"));
+        assertThat(a.get("bytes")).isEqualTo(b.get("bytes"));
+        assertThat(a.get("logprob").asDouble()).isCloseTo(b.get("logprob").asDouble(), within(1e-4));
+    }
+
+    static byte[] joinedBytes(JsonNode content) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        for (JsonNode e : content) {
+            e.get("bytes").forEach(b -> out.write(b.asInt()));
+        }
+        return out.toByteArray();
+    }
+}

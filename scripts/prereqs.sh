@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the build tools a fresh Debian machine may lack: the native build needs cmake, ninja,
 # a C/C++ compiler, git, npm (to fetch the pinned source package), openssl, objdump and flock; the
-# deployment tests need yamllint (kubectl, for kustomize, comes with the machine image).
+# server tests need node and npm (the npm openai client's conformance run); the deployment tests
+# need yamllint (kubectl, for kustomize, comes with the machine image).
 set -euo pipefail
 need=()
-for pair in cmake:cmake ninja:ninja-build gcc:gcc g++:g++ git:git npm:npm openssl:openssl \
+for pair in cmake:cmake ninja:ninja-build gcc:gcc g++:g++ git:git node:nodejs npm:npm openssl:openssl \
             objdump:binutils flock:util-linux mvn:maven yamllint:yamllint; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done

@@ -1,0 +1,83 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The npm {@code openai} client (v6, pinned with its integrity in src/test/node/package-lock.json)
+ * drives the server from Node: src/test/node/conformance.mjs checks every route, streaming against
+ * whole answers, log-probabilities, embeddings and typed errors, and reports what it saw; here that
+ * is compared with the server's answers to the same requests over plain HTTP. Needs node and npm
+ * (scripts/prereqs.sh installs them); the package comes from the npm registry, or npm's cache.
+ */
+class NodeClientTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    static final Path SOURCE = Path.of("src/test/node");
+    static final Path WORK = Path.of("target/node-client");
+
+    @Test
+    void theNpmOpenAiClientDrivesEveryRoute() throws Exception {
+        Files.createDirectories(WORK);
+        for (String f : List.of("package.json", "package-lock.json", "conformance.mjs")) {
+            Files.copy(SOURCE.resolve(f), WORK.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+        }
+        run(List.of("npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"), 300);
+        try (TestServer t = TestServer.start()) {
+            String out = run(List.of("node", "conformance.mjs", t.base() + "/v1", "stories260K"), 180);
+            JsonNode seen = JSON.readTree(out.strip().lines().reduce((a, b) -> b).orElseThrow());
+            assertThat(seen.get("client").asText()).isEqualTo("openai-node 6.49.0");
+            assertThat(seen.get("models")).containsExactly(JSON.getNodeFactory().textNode("stories260K"));
+            // the client's greedy answers are the server's greedy answers
+            String chat = JSON.readTree(t.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me about a dog.\"}],"
+                    + "\"max_tokens\":24,\"temperature\":0}").body()).at("/choices/0/message/content").asText();
+            assertThat(seen.get("chat").asText()).isNotEmpty().isEqualTo(chat);
+            String completion = JSON.readTree(t.post("/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":30,\"temperature\":0}")
+                    .body()).at("/choices/0/text").asText();
+            assertThat(seen.get("completion").asText()).isNotEmpty().isEqualTo(completion);
+            assertThat(seen.get("logprobTokens").asInt()).isEqualTo(12);
+            assertThat(seen.get("embeddingSize").asInt()).isEqualTo(64);
+            JsonNode errors = seen.get("errors");
+            assertError(errors.get("negative max_tokens"), 400, "invalid_value", "max_tokens");
+            assertError(errors.get("unknown model"), 404, "model_not_found", "model");
+            assertError(errors.get("n of 2"), 400, "unsupported_parameter", "n");
+            assertError(errors.get("unknown model id"), 404, "model_not_found", "model");
+        }
+    }
+
+    static void assertError(JsonNode e, int status, String code, String param) {
+        assertThat(e.get("status").asInt()).isEqualTo(status);
+        assertThat(e.get("code").asText()).isEqualTo(code);
+        assertThat(e.get("param").asText()).isEqualTo(param);
+    }
+
+    /** Runs a command in {@link #WORK}; its standard output, or a failure with both streams. */
+    static String run(List<String> command, long timeoutSeconds) throws IOException, InterruptedException {
+        Path err = Files.createTempFile("node-client", ".err");
+        Process p;
+        try {
+            p = new ProcessBuilder(command).directory(WORK.toFile()).redirectError(err.toFile()).start();
+        } catch (IOException e) {
+            throw new AssertionError(command.getFirst() + " is needed for this test (scripts/prereqs.sh installs node and npm)", e);
+        }
+        byte[] out = p.getInputStream().readAllBytes();
+        boolean done = p.waitFor(timeoutSeconds, TimeUnit.SECONDS);
+        if (!done) {
+            p.destroyForcibly();
+        }
+        String stderr = Files.readString(err);
+        Files.delete(err);
+        assertThat(done && p.exitValue() == 0).as("%s exited %s\nstdout: %s\nstderr: %s", command, done ? p.exitValue() : "by timeout",
+                new String(out, StandardCharsets.UTF_8), stderr).isTrue();
+        return new String(out, StandardCharsets.UTF_8);
+    }
+}

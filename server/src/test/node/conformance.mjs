@@ -1,0 +1,105 @@
+// The npm openai client (v6, pinned in package.json) against a running server: every route, streaming
+// and not, log-probabilities, embeddings, and errors as the client's typed exceptions.
+//   node conformance.mjs BASE_URL MODEL_ID
+// Prints one JSON object of what it saw (NodeClientTest compares it with the server's own answers)
+// and exits 0; a failed check throws (exit 1, the assertion on stderr).
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { VERSION } from 'openai/version';
+
+const [baseURL, model] = process.argv.slice(2);
+if (!baseURL || !model) {
+  console.error('usage: node conformance.mjs BASE_URL MODEL_ID');
+  process.exit(2);
+}
+const client = new OpenAI({ baseURL, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
+const seen = { client: 'openai-node ' + VERSION };
+
+// models
+const models = [];
+for await (const m of client.models.list()) models.push(m.id);
+assert.deepEqual(models, [model]);
+assert.equal((await client.models.retrieve(model)).id, model);
+seen.models = models;
+
+// chat, whole and streamed (with the usage chunk)
+const chat = { model, messages: [{ role: 'user', content: 'Tell me about a dog.' }], max_tokens: 24, temperature: 0 };
+const whole = await client.chat.completions.create(chat);
+assert.equal(whole.object, 'chat.completion');
+assert.equal(whole.choices.length, 1);
+assert.ok(['stop', 'length'].includes(whole.choices[0].finish_reason));
+seen.chat = whole.choices[0].message.content;
+seen.chatUsage = whole.usage;
+let streamed = '';
+let usage = null;
+const stream = await client.chat.completions.create({ ...chat, stream: true, stream_options: { include_usage: true } });
+for await (const chunk of stream) {
+  if (chunk.usage) usage = chunk.usage;
+  for (const c of chunk.choices) streamed += c.delta?.content ?? '';
+}
+assert.equal(streamed, seen.chat);
+assert.equal(usage.prompt_tokens, seen.chatUsage.prompt_tokens);
+assert.equal(usage.completion_tokens, seen.chatUsage.completion_tokens);
+assert.equal(usage.prompt_tokens_details.cached_tokens, usage.prompt_tokens - 1); // the same prompt again: reused
+
+// completions, whole and streamed
+const completion = { model, prompt: 'Once upon a time', max_tokens: 30, temperature: 0 };
+seen.completion = (await client.completions.create(completion)).choices[0].text;
+let streamedCompletion = '';
+for await (const chunk of await client.completions.create({ ...completion, stream: true })) {
+  for (const c of chunk.choices) streamedCompletion += c.text;
+}
+assert.equal(streamedCompletion, seen.completion);
+
+// log-probabilities
+const lp = await client.chat.completions.create({ ...chat, max_tokens: 12, logprobs: true, top_logprobs: 2 });
+const content = lp.choices[0].logprobs.content;
+assert.equal(content.map((t) => t.token).join(''), lp.choices[0].message.content);
+for (const t of content) {
+  assert.ok(t.logprob <= 0);
+  assert.equal(t.top_logprobs.length, 2);
+  assert.equal(t.top_logprobs[0].token, t.token); // greedy: the pick is the most likely
+}
+seen.logprobTokens = content.length;
+
+// structured output
+const json = await client.chat.completions.create({ ...chat, max_tokens: 60, response_format: { type: 'json_object' } });
+const jsonText = json.choices[0].message.content;
+if (json.choices[0].finish_reason === 'stop') {
+  assert.equal(typeof JSON.parse(jsonText), 'object');
+} else {
+  assert.ok(jsonText.startsWith('{'));
+}
+
+// embeddings, one and many (floats and base64, which the client decodes)
+const one = await client.embeddings.create({ model, input: 'a dog', encoding_format: 'float' });
+const many = await client.embeddings.create({ model, input: ['a dog', 'a cat'] });
+assert.equal(many.data.length, 2);
+assert.deepEqual(many.data.map((d) => d.index), [0, 1]);
+const norm = Math.hypot(...many.data[0].embedding);
+assert.ok(Math.abs(norm - 1) < 1e-3, 'L2-normalised, got ' + norm);
+assert.equal(one.data[0].embedding.length, many.data[0].embedding.length);
+for (let i = 0; i < one.data[0].embedding.length; i++) {
+  assert.ok(Math.abs(one.data[0].embedding[i] - many.data[0].embedding[i]) < 1e-5);
+}
+seen.embeddingSize = one.data[0].embedding.length;
+
+// errors, typed
+const errors = {};
+async function expectError(name, type, call) {
+  try {
+    await call();
+  } catch (e) {
+    assert.ok(e instanceof type, name + ': ' + e);
+    errors[name] = { status: e.status, code: e.code, param: e.param, message: e.message };
+    return;
+  }
+  assert.fail(name + ': no error');
+}
+await expectError('negative max_tokens', OpenAI.BadRequestError, () => client.chat.completions.create({ ...chat, max_tokens: -1 }));
+await expectError('unknown model', OpenAI.NotFoundError, () => client.chat.completions.create({ ...chat, model: 'nope' }));
+await expectError('n of 2', OpenAI.BadRequestError, () => client.chat.completions.create({ ...chat, n: 2 }));
+await expectError('unknown model id', OpenAI.NotFoundError, () => client.models.retrieve('nope'));
+seen.errors = errors;
+
+console.log(JSON.stringify(seen));

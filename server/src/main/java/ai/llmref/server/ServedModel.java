@@ -52,6 +52,7 @@ public final class ServedModel implements PromptModel, AutoCloseable {
         return vocab.tokenToPiece(token, true);
     }
 
+    @Override
     public String detokenize(int[] tokens) {
         return vocab.detokenize(tokens, false, false);
     }

@@ -160,6 +160,99 @@ class LogprobsTest {
         }
     }
 
+    /** Over two prompt chunks (32 tokens each when the prompt's log-probabilities are wanted). */
+    static final String LONG_PROMPT = PROMPT + " ran to the park with his friend Lily. They played with a big red ball all day, and then they"
+            + " went home to eat";
+
+    @ParameterizedTest(name = "emit during decode {0}")
+    @ValueSource(booleans = {false, true})
+    void echoGivesThePromptsTokensWithTheirLogprobs(boolean emitDuringDecode) throws Exception {
+        JsonNode first;
+        JsonNode again;
+        int[] prompt;
+        try (TestServer t = start(emitDuringDecode)) {
+            prompt = JSON.convertValue(JSON.readTree(t.post("/tokenize", JSON.writeValueAsString(Map.of("content", LONG_PROMPT,
+                    "add_special", true))).body()).get("tokens"), int[].class);
+            assertThat(prompt.length).isGreaterThan(32);
+            String body = "{\"prompt\":" + JSON.writeValueAsString(LONG_PROMPT) + ",\"max_tokens\":0,\"echo\":true,\"logprobs\":2}";
+            first = JSON.readTree(t.post("/v1/completions", body).body());
+            again = JSON.readTree(t.post("/v1/completions", body).body());
+        }
+        JsonNode choice = first.at("/choices/0");
+        assertThat(choice.get("text").asText()).isEqualTo(LONG_PROMPT);
+        assertThat(choice.get("finish_reason").asText()).isEqualTo("length");
+        assertThat(first.at("/usage/completion_tokens").asInt()).isZero();
+        assertThat(first.at("/usage/prompt_tokens").asInt()).isEqualTo(prompt.length);
+        JsonNode lp = choice.get("logprobs");
+        assertThat(lp.get("tokens")).hasSize(prompt.length);
+        assertThat(lp.at("/token_logprobs/0").isNull()).as("nothing before the first token").isTrue();
+        assertThat(lp.at("/top_logprobs/0").isNull()).isTrue();
+        // the whole prompt is decoded again for its logits: the same answer, no cached tokens
+        assertThat(again.at("/choices/0/logprobs")).isEqualTo(lp);
+        assertThat(again.at("/usage/prompt_tokens_details/cached_tokens").asInt()).isZero();
+        try (LlamaModel model = LlamaModel.load(TestServer.model(), ModelParams.defaults().withGpuLayers(TestServer.gpuLayers()));
+             LlamaContext ctx = model.newContext(ContextParams.defaults().withContextSize(256).withBatch(256, 256).withThreads(2, 2));
+             Batch batch = ctx.newBatch(256)) {
+            for (int i = 0; i < prompt.length; i++) {
+                batch.add(prompt[i], i, 0, true);
+            }
+            ctx.decode(batch);
+            StringBuilder pieces = new StringBuilder();
+            for (int i = 0; i < prompt.length; i++) {
+                String piece = model.vocabulary().tokenToPiece(prompt[i], false);
+                assertThat(lp.at("/tokens/" + i).asText()).isEqualTo(piece);
+                // offsets into the echoed prompt: the pieces' own, less the space SentencePiece puts in front
+                assertThat(lp.at("/text_offset/" + i).asInt()).isEqualTo(Math.max(0, pieces.length() - 1));
+                pieces.append(piece);
+                if (i > 0) {
+                    double expected = logSoftmax(ctx.logits(i - 1), prompt[i]);
+                    assertThat(lp.at("/token_logprobs/" + i).asDouble()).as("prompt token %d", i).isCloseTo(expected, within(1e-3));
+                    assertThat(lp.at("/top_logprobs/" + i).size()).isBetween(1, 2);
+                }
+            }
+            assertThat(pieces.toString()).isEqualTo(" " + LONG_PROMPT);
+        }
+    }
+
+    @ParameterizedTest(name = "emit during decode {0}")
+    @ValueSource(booleans = {false, true})
+    void echoStreamsThePromptFirst(boolean emitDuringDecode) throws Exception {
+        try (TestServer t = start(emitDuringDecode)) {
+            String completion = complete(t, "").at("/choices/0/text").asText();
+            for (String logprobs : List.of("", ",\"logprobs\":1")) {
+                String body = "{\"prompt\":" + JSON.writeValueAsString(PROMPT) + ",\"max_tokens\":40,\"temperature\":0,\"echo\":true"
+                        + logprobs;
+                JsonNode whole = JSON.readTree(t.post("/v1/completions", body + "}").body()).at("/choices/0");
+                assertThat(whole.get("text").asText()).isEqualTo(PROMPT + completion);
+                StringBuilder text = new StringBuilder();
+                List<JsonNode> tokens = new ArrayList<>();
+                List<JsonNode> offsets = new ArrayList<>();
+                List<String> chunks = new ArrayList<>();
+                for (String line : t.post("/v1/completions", body + ",\"stream\":true}").body().split("\n")) {
+                    if (line.startsWith("data: {")) {
+                        JsonNode c = JSON.readTree(line.substring(6)).at("/choices/0");
+                        chunks.add(c.get("text").asText());
+                        text.append(c.get("text").asText());
+                        c.at("/logprobs/tokens").forEach(tokens::add);
+                        c.at("/logprobs/text_offset").forEach(offsets::add);
+                    }
+                }
+                assertThat(chunks.getFirst()).as("the prompt comes first, whole").isEqualTo(PROMPT);
+                assertThat(text.toString()).isEqualTo(PROMPT + completion);
+                if (logprobs.isEmpty()) {
+                    assertThat(whole.get("logprobs").isNull()).isTrue();
+                } else {
+                    assertThat(tokens).containsExactlyElementsOf(whole.at("/logprobs/tokens"));
+                    assertThat(offsets).containsExactlyElementsOf(whole.at("/logprobs/text_offset"));
+                    // the completion's tokens start where the prompt ends
+                    int promptTokens = JSON.readTree(t.post("/tokenize", JSON.writeValueAsString(Map.of("content", PROMPT, "add_special", true)))
+                            .body()).get("tokens").size();
+                    assertThat(offsets.get(promptTokens).asInt()).isEqualTo(PROMPT.length());
+                }
+            }
+        }
+    }
+
     @Test
     void sampledTokensAndBadValues() throws Exception {
         try (TestServer t = TestServer.start()) {
@@ -178,8 +271,22 @@ class LogprobsTest {
             assertError(t, "/v1/chat/completions", chat + "\"top_logprobs\":2}", "invalid_request", "top_logprobs");
             assertError(t, "/v1/completions", "{\"prompt\":\"x\",\"logprobs\":6}", "invalid_value", "logprobs");
             assertError(t, "/v1/completions", "{\"prompt\":\"x\",\"logprobs\":true}", "invalid_request", "logprobs");
+            assertError(t, "/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":0}", "invalid_value", "max_tokens");
+            assertError(t, "/v1/completions", "{\"prompt\":\"x\",\"echo\":1}", "invalid_request", "echo");
             assertThat(t.post("/v1/completions", "{\"prompt\":\"x\",\"max_tokens\":2}").statusCode()).as("still serving").isEqualTo(200);
         }
+    }
+
+    static double logSoftmax(float[] logits, int token) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (float l : logits) {
+            max = Math.max(max, l);
+        }
+        double sum = 0;
+        for (float l : logits) {
+            sum += Math.exp(l - max);
+        }
+        return logits[token] - max - Math.log(sum);
     }
 
     static JsonNode complete(TestServer t, String extra) throws Exception {

@@ -50,6 +50,8 @@ public final class Engine implements AutoCloseable {
     /** Set once by the scheduler when it has created the contexts. */
     private volatile Map<String, ContextMemory> memoryUse = Map.of();
     private volatile long stalledUntilNanos;
+    /** Most prompt tokens per step for a request that wants the prompt's log-probabilities (each is an output row). */
+    static final int PROMPT_LOGPROBS_CHUNK = 32;
     /** The scheduler's sampling arrays. */
     private final Picks picks;
 
@@ -106,8 +108,8 @@ public final class Engine implements AutoCloseable {
                 throw new EngineException(EngineException.Kind.INVALID_REQUEST, "prompt token " + t + " is outside the vocabulary");
             }
         }
-        if (r.maxTokens() < 1) {
-            throw new EngineException(EngineException.Kind.INVALID_REQUEST, "max_tokens must be at least 1");
+        if (r.maxTokens() < 0) {
+            throw new EngineException(EngineException.Kind.INVALID_REQUEST, "max_tokens must be at least 0");
         }
         if ((long) prompt.length + r.maxTokens() > slotContext) {
             throw new EngineException(EngineException.Kind.CONTEXT_LENGTH, "the prompt (" + prompt.length + " tokens) plus max_tokens ("
@@ -261,6 +263,9 @@ public final class Engine implements AutoCloseable {
         if (common >= prompt.length) {
             common = prompt.length - 1; // the last prompt token is decoded again to get its logits
         }
+        if (h.request.promptLogprobs()) {
+            common = 0; // every position's logits are wanted
+        }
         if (!ctx.removeTokens(slot.sequence, common, -1)) {
             ctx.removeTokens(slot.sequence, -1, -1);
             common = 0;
@@ -279,6 +284,10 @@ public final class Engine implements AutoCloseable {
         slot.detokenizer = new StreamingDetokenizer(vocab, false);
         slot.stops = new StopMatcher(h.request.stop());
         slot.logprobs = h.request.logprobs() < 0 ? null : new LogprobTrack(h.request.logprobs(), vocab);
+        if (h.request.promptLogprobs()) {
+            slot.promptLogprobs = new ArrayList<>(prompt.length);
+            slot.promptLogprobs.add(new TokenLogprob(prompt[0], vocab.tokenBytes(prompt[0], false), -1, Float.NaN, List.of()));
+        }
         try {
             slot.sampler = sampler(h.request.sampling());
         } catch (GrammarException e) {
@@ -333,14 +342,20 @@ public final class Engine implements AutoCloseable {
                 break;
             }
             if (s.prefilling()) {
-                int n = Math.min(Math.min(s.prompt.length - s.prefillNext, budget), config.prefillChunk());
+                // with the prompt's log-probabilities every position is an output: smaller chunks
+                // bound the logits llama.cpp keeps (positions x vocabulary floats)
+                int chunk = s.promptLogprobs != null ? PROMPT_LOGPROBS_CHUNK : config.prefillChunk();
+                int n = Math.min(Math.min(s.prompt.length - s.prefillNext, budget), chunk);
+                s.chunkBatchIndex = batch.size();
+                s.chunkPromptIndex = s.prefillNext;
+                s.chunkLength = n;
                 for (int i = 0; i < n; i++) {
                     int idx = s.prefillNext + i;
                     boolean last = idx == s.prompt.length - 1;
                     if (last) {
                         s.outputIndex = batch.size();
                     }
-                    batch.add(s.prompt[idx], s.position, s.sequence, last);
+                    batch.add(s.prompt[idx], s.position, s.sequence, last || s.promptLogprobs != null);
                     s.remember(s.prompt[idx], s.position);
                     s.position++;
                 }
@@ -377,11 +392,18 @@ public final class Engine implements AutoCloseable {
         Picks p = picks;
         int n = 0;
         for (Slot s : slots) {
+            if (s.busy() && s.promptLogprobs != null && s.chunkLength > 0) {
+                promptLogprobs(ctx, s);
+            }
             if (!s.busy() || s.outputIndex < 0) {
                 continue;
             }
             if (s.prefillDoneNanos == 0) {
                 s.prefillDoneNanos = now;
+            }
+            if (s.handle.request.maxTokens() == 0) {
+                finish(s, FinishReason.LENGTH); // the prompt alone was asked for
+                continue;
             }
             p.slots[n] = s;
             p.samplers[n] = s.sampler;
@@ -410,6 +432,25 @@ public final class Engine implements AutoCloseable {
         }
         observer.stepCompleted(batch.size(), n, decodeStart - stepStart, decodeNanos, emitStart - now,
                 emitNanos + System.nanoTime() - emitStart);
+    }
+
+    /**
+     * The log-probability of each prompt token of this step's chunk given those before it (from the
+     * logits of the position before), and the whole list to the request once the prompt is done.
+     */
+    private void promptLogprobs(LlamaContext ctx, Slot s) {
+        int top = s.handle.request.logprobs();
+        for (int k = 0; k < s.chunkLength; k++) {
+            int next = s.chunkPromptIndex + k + 1;
+            if (next < s.prompt.length) {
+                s.promptLogprobs.add(LogprobTrack.of(ctx.logits(s.chunkBatchIndex + k), s.prompt[next], top, vocab));
+            }
+        }
+        s.chunkLength = 0;
+        if (!s.prefilling()) {
+            s.handle.emit(new GenerationEvent.PromptLogprobs(List.copyOf(s.promptLogprobs)));
+            s.promptLogprobs = null;
+        }
     }
 
     /** The scheduler's per-step sampling arrays (one entry per slot), reused from step to step. */

@@ -15,6 +15,12 @@ public sealed interface GenerationEvent {
         }
     }
 
+    /**
+     * The prompt's tokens with their log-probabilities (the first has none: NaN, no alternatives),
+     * once, before any text; only for a request that asked for them.
+     */
+    record PromptLogprobs(List<TokenLogprob> tokens) implements GenerationEvent {}
+
     /** The end, with counts and timings. */
     record Done(FinishReason reason, int promptTokens, int completionTokens, int cachedPromptTokens,
                 Timings timings) implements GenerationEvent {}

@@ -7,22 +7,34 @@ import java.util.List;
  * HTTP layer.
  *
  * @param prompt    prompt tokens (BOS included where the model wants it)
- * @param maxTokens most tokens to generate
+ * @param maxTokens most tokens to generate (0: the prompt alone is decoded, e.g. for its log-probabilities)
  * @param stop      stop strings (the output ends before the first one found; it is not returned)
  * @param sampling  sampling settings
  * @param logprobs  -1: no log-probabilities; 0..20: each token's, with this many most likely alternatives
+ * @param promptLogprobs also each prompt token's (but the first), given the tokens before it; the
+ *                  whole prompt is decoded then (no prefix reuse), in chunks of at most
+ *                  {@code Engine.PROMPT_LOGPROBS_CHUNK} tokens
  */
-public record GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs) {
+public record GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs,
+                                boolean promptLogprobs) {
     public static final int MAX_TOP_LOGPROBS = 20;
 
     public GenerationRequest {
         if (logprobs < -1 || logprobs > MAX_TOP_LOGPROBS) {
             throw new IllegalArgumentException("logprobs must be -1..." + MAX_TOP_LOGPROBS + ", got " + logprobs);
         }
+        if (promptLogprobs && logprobs < 0) {
+            throw new IllegalArgumentException("promptLogprobs needs logprobs >= 0");
+        }
+    }
+
+    /** Without the prompt's log-probabilities. */
+    public GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs) {
+        this(prompt, maxTokens, stop, sampling, logprobs, false);
     }
 
     /** Without log-probabilities. */
     public GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling) {
-        this(prompt, maxTokens, stop, sampling, -1);
+        this(prompt, maxTokens, stop, sampling, -1, false);
     }
 }

@@ -36,6 +36,16 @@ final class LogprobTrack {
 
     /** Records the sampled {@code token} with its log-probability under {@code logits}. */
     void add(float[] logits, int token) {
+        TokenLogprob t = of(logits, token, top, vocab);
+        pending.add(new Pending(tokenBytes, token, t.bytes(), t.logprob(), t.top()));
+        tokenBytes += t.bytes().length;
+    }
+
+    /**
+     * {@code token} with its log-probability under {@code logits} (log-softmax, in double) and the
+     * {@code top} most likely tokens; text offset -1 (not placed in a text yet).
+     */
+    static TokenLogprob of(float[] logits, int token, int top, Vocabulary vocab) {
         int n = logits.length;
         float max = Float.NEGATIVE_INFINITY;
         int[] bestIds = new int[top];
@@ -67,9 +77,7 @@ final class LogprobTrack {
         for (int i = 0; i < kept; i++) {
             alternatives.add(new TokenLogprob.Alternative(bestIds[i], vocab.tokenBytes(bestIds[i], false), bestValues[i] - logZ));
         }
-        byte[] bytes = vocab.tokenBytes(token, false);
-        pending.add(new Pending(tokenBytes, token, bytes, logits[token] - logZ, List.copyOf(alternatives)));
-        tokenBytes += bytes.length;
+        return new TokenLogprob(token, vocab.tokenBytes(token, false), -1, logits[token] - logZ, List.copyOf(alternatives));
     }
 
     /**

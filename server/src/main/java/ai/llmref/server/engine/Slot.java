@@ -26,6 +26,12 @@ final class Slot {
     StopMatcher stops;
     /** The request's token log-probabilities, or null when it did not ask for them. */
     LogprobTrack logprobs;
+    /** The prompt's, while it is decoded, for a request that asked for them; else null. */
+    java.util.List<TokenLogprob> promptLogprobs;
+    /** Where this step's prompt chunk starts: its first batch index and prompt index (prompt log-probabilities). */
+    int chunkBatchIndex;
+    int chunkPromptIndex;
+    int chunkLength;
     long startedNanos;
     long prefillDoneNanos;
     long firstTokenNanos;
@@ -71,6 +77,8 @@ final class Slot {
         detokenizer = null;
         stops = null;
         logprobs = null;
+        promptLogprobs = null;
+        chunkLength = 0;
         outputIndex = -1;
         pendingToken = -1;
     }

@@ -21,7 +21,9 @@ final class CompletionParser {
     static final int MAX_COMPLETION_LOGPROBS = 5;
 
     /** What the handler needs besides the engine request. */
-    record Parsed(GenerationRequest request, boolean stream, boolean includeUsage, String model, OutputContract contract) {}
+    /** @param echo the prompt text to send back before the completion (completions' {@code echo}), or null */
+    record Parsed(GenerationRequest request, boolean stream, boolean includeUsage, String model, OutputContract contract,
+                  String echo) {}
 
     private final PromptModel model;
     private final int maxTokensCeiling;
@@ -67,10 +69,13 @@ final class CompletionParser {
             throw ApiException.badRequest("prompt", "'prompt' is required");
         }
         int[] tokens;
+        String text = null;
         if (p.isTextual()) {
-            tokens = model.tokenize(p.textValue(), false);
+            text = p.textValue();
+            tokens = model.tokenize(text, false);
         } else if (p.isArray() && p.size() == 1 && p.get(0).isTextual()) {
-            tokens = model.tokenize(p.get(0).textValue(), false);
+            text = p.get(0).textValue();
+            tokens = model.tokenize(text, false);
         } else if (p.isArray() && !p.isEmpty() && p.get(0).isIntegralNumber()) {
             tokens = new int[p.size()];
             for (int i = 0; i < p.size(); i++) {
@@ -88,11 +93,19 @@ final class CompletionParser {
         }
         // the legacy API's logprobs: how many alternatives per token (OpenAI allows at most 5)
         Long logprobs = Params.integer(body, "logprobs", 0, MAX_COMPLETION_LOGPROBS);
+        // echo: the prompt comes back before the completion (as the model reads it, for token ids),
+        // with its tokens' log-probabilities when logprobs is set
+        Boolean echo = Params.bool(body, "echo");
+        String echoed = echo == null || !echo ? null : text != null ? text : model.detokenize(tokens);
         return build(body, tokens, modelId, OutputContract.of(body, false, ai.llmref.server.structured.ToolCalls.Format.NONE),
-                logprobs == null ? -1 : logprobs.intValue());
+                logprobs == null ? -1 : logprobs.intValue(), echoed);
     }
 
     private Parsed build(ObjectNode body, int[] tokens, String modelId, OutputContract contract, int logprobs) {
+        return build(body, tokens, modelId, contract, logprobs, null);
+    }
+
+    private Parsed build(ObjectNode body, int[] tokens, String modelId, OutputContract contract, int logprobs, String echo) {
         if (logprobs >= 0 && contract.toolsActive()) {
             throw ApiException.unsupported("logprobs", "'logprobs' is not supported together with 'tools'");
         }
@@ -107,8 +120,10 @@ final class CompletionParser {
         if (n != null && n != 1) {
             throw ApiException.unsupported("n", "'n' must be 1: one choice per request is supported");
         }
-        Long maxTokens = Params.integer(body, "max_completion_tokens", 1, Integer.MAX_VALUE);
-        Long legacyMax = Params.integer(body, "max_tokens", 1, Integer.MAX_VALUE);
+        // 0 only with echo: the prompt alone, for its log-probabilities
+        int least = echo != null ? 0 : 1;
+        Long maxTokens = Params.integer(body, "max_completion_tokens", least, Integer.MAX_VALUE);
+        Long legacyMax = Params.integer(body, "max_tokens", least, Integer.MAX_VALUE);
         if (maxTokens == null) {
             maxTokens = legacyMax;
         }
@@ -143,8 +158,8 @@ final class CompletionParser {
             includeUsage = iu != null && iu;
         }
         Params.string(body, "user"); // accepted (type-checked), not used for generation
-        return new Parsed(new GenerationRequest(tokens, limit, stops(body), sampling(body, contract.grammar()), logprobs),
-                stream != null && stream, includeUsage, modelId, contract);
+        return new Parsed(new GenerationRequest(tokens, limit, stops(body), sampling(body, contract.grammar()), logprobs,
+                echo != null && logprobs >= 0), stream != null && stream, includeUsage, modelId, contract, echo);
     }
 
     private SamplingParams sampling(ObjectNode body, String grammar) {

@@ -286,6 +286,7 @@ public final class OpenAiService implements HttpService {
             long deadline, Finished observed) throws Exception {
         StringBuilder text = new StringBuilder();
         List<TokenLogprob> logprobs = new ArrayList<>();
+        List<TokenLogprob> promptLogprobs = List.of();
         try {
             while (true) {
                 GenerationEvent e = next(h, deadline);
@@ -294,6 +295,7 @@ public final class OpenAiService implements HttpService {
                         text.append(t.text());
                         logprobs.addAll(t.logprobs());
                     }
+                    case GenerationEvent.PromptLogprobs pl -> promptLogprobs = pl.tokens();
                     case GenerationEvent.Failed f -> throw f.error();
                     case GenerationEvent.Done d -> {
                         observed.record(d);
@@ -309,7 +311,12 @@ public final class OpenAiService implements HttpService {
                                 toolCalls(msg, r.calls());
                             }
                         } else {
-                            choice.put("text", r.content());
+                            choice.put("text", p.echo() == null ? r.content() : p.echo() + r.content());
+                        }
+                        if (p.echo() != null) {
+                            List<TokenLogprob> all = new ArrayList<>(placed(p.echo(), promptLogprobs));
+                            all.addAll(shifted(logprobs, p.echo()));
+                            logprobs = all;
                         }
                         logprobs(choice, p, chat, logprobs);
                         choice.put("finish_reason", r.finish());
@@ -360,6 +367,8 @@ public final class OpenAiService implements HttpService {
                 delta.put("content", "");
                 ((ObjectNode) c.get("choices").get(0)).putNull("finish_reason");
                 write(out, c);
+            } else if (p.echo() != null && !p.request().promptLogprobs()) {
+                write(out, textChunk(id, created, p.model(), object, false, p.echo(), null)); // echo: the prompt first
             } else if (first == null) {
                 EarlyHeaders.send(res); // the status line and headers, no body bytes yet
             }
@@ -384,10 +393,16 @@ public final class OpenAiService implements HttpService {
                             streamed.append(t.text());
                             ObjectNode c = textChunk(id, created, p.model(), object, chat, t.text(), null);
                             if (p.request().logprobs() >= 0) {
-                                logprobs((ObjectNode) c.get("choices").get(0), p, chat, t.logprobs());
+                                logprobs((ObjectNode) c.get("choices").get(0), p, chat,
+                                        p.echo() == null ? t.logprobs() : shifted(t.logprobs(), p.echo()));
                             }
                             write(out, c);
                         }
+                    }
+                    case GenerationEvent.PromptLogprobs pl -> { // echo with logprobs: the prompt and its tokens first
+                        ObjectNode c = textChunk(id, created, p.model(), object, false, p.echo(), null);
+                        logprobs((ObjectNode) c.get("choices").get(0), p, false, placed(p.echo(), pl.tokens()));
+                        write(out, c);
                     }
                     case GenerationEvent.Failed f -> {
                         writeError(out, fromEngine(f.error()));
@@ -534,6 +549,12 @@ public final class OpenAiService implements HttpService {
             ArrayNode offsets = lp.putArray("text_offset");
             for (TokenLogprob t : tokens) {
                 text.add(t.text());
+                offsets.add(t.textOffset());
+                if (Float.isNaN(t.logprob())) { // the prompt's first token: nothing before it
+                    values.addNull();
+                    top.addNull();
+                    continue;
+                }
                 values.add(finite(t.logprob()));
                 ObjectNode alternatives = top.addObject();
                 for (TokenLogprob.Alternative a : t.top()) {
@@ -541,9 +562,35 @@ public final class OpenAiService implements HttpService {
                         alternatives.put(a.text(), finite(a.logprob()));
                     }
                 }
-                offsets.add(t.textOffset());
             }
         }
+    }
+
+    /**
+     * The prompt's tokens placed in the echoed prompt: each one's offset (code points) is where its
+     * piece starts among the pieces joined, less the space a tokenizer adds in front of the first
+     * word when the pieces are exactly that space and the echo (SentencePiece models); otherwise the
+     * pieces' own offsets.
+     */
+    static List<TokenLogprob> placed(String echo, List<TokenLogprob> prompt) {
+        StringBuilder pieces = new StringBuilder();
+        for (TokenLogprob t : prompt) {
+            pieces.append(t.text());
+        }
+        int lead = !pieces.toString().equals(echo) && pieces.toString().equals(" " + echo) ? 1 : 0;
+        List<TokenLogprob> out = new ArrayList<>(prompt.size());
+        int at = 0;
+        for (TokenLogprob t : prompt) {
+            out.add(new TokenLogprob(t.token(), t.bytes(), Math.max(0, at - lead), t.logprob(), t.top()));
+            at += t.text().codePointCount(0, t.text().length());
+        }
+        return out;
+    }
+
+    /** The completion's tokens placed after the echoed prompt. */
+    static List<TokenLogprob> shifted(List<TokenLogprob> tokens, String echo) {
+        int by = echo.codePointCount(0, echo.length());
+        return tokens.stream().map(t -> new TokenLogprob(t.token(), t.bytes(), t.textOffset() + by, t.logprob(), t.top())).toList();
     }
 
     /** OpenAI's floor for a token the model all but rules out (JSON has no -Infinity). */

@@ -36,6 +36,9 @@ public interface PromptModel {
      */
     int[] tokenize(String text, boolean chat);
 
+    /** The text of tokens as the model reads them (special tokens left out): a token-id prompt's echo. */
+    String detokenize(int[] tokens);
+
     /** The model's chat template applied to the messages, ending with the assistant's turn. */
     String renderChat(List<Message> messages);
 

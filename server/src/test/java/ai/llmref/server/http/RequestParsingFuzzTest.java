@@ -56,6 +56,11 @@ class RequestParsingFuzzTest {
                 }
 
                 @Override
+                public String detokenize(int[] tokens) {
+                    return v.detokenize(tokens, false, false);
+                }
+
+                @Override
                 public String renderChat(List<Message> messages) {
                     return renderer.render(messages.stream().map(m -> ChatMessage.of(m.role(), m.content())).toList(), true, null);
                 }

@@ -8,6 +8,7 @@ import ai.llmref.llama.internal.LogBridge;
 import ai.llmref.llama.internal.Native;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -54,6 +55,17 @@ public final class LlamaModel implements AutoCloseable {
             llama_model_params.n_gpu_layers(mp, params.gpuLayers());
             llama_model_params.main_gpu(mp, params.mainGpu());
             llama_model_params.split_mode(mp, params.splitMode().ordinal());
+            float[] split = params.tensorSplit();
+            if (split != null) {
+                long devices = llama_max_devices();
+                if (split.length > devices) {
+                    throw new IllegalArgumentException("tensorSplit has " + split.length + " entries; this build supports at most "
+                            + devices + " devices (llama_max_devices)");
+                }
+                MemorySegment shares = arena.allocate(ValueLayout.JAVA_FLOAT, devices); // zeroed: the devices not named get nothing
+                MemorySegment.copy(split, 0, shares, ValueLayout.JAVA_FLOAT, 0, split.length);
+                llama_model_params.tensor_split(mp, shares);
+            }
             llama_model_params.load_mode(mp, params.loadMode().nativeValue);
             llama_model_params.vocab_only(mp, params.vocabOnly());
             if (params.progress() != null) {

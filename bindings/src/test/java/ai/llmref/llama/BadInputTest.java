@@ -42,6 +42,32 @@ class BadInputTest {
     }
 
     @Test
+    void multiGpuSplitSettingsAreCheckedBeforeLlamaCpp() {
+        assertThatThrownBy(() -> ModelParams.defaults().withTensorSplit(1f, -1f)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("not negative");
+        assertThatThrownBy(() -> ModelParams.defaults().withTensorSplit(0f, 0f)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("some device a share");
+        assertThatThrownBy(() -> ModelParams.defaults().withTensorSplit(Float.NaN)).isInstanceOf(IllegalArgumentException.class);
+        float[] many = new float[1024];
+        Arrays.fill(many, 1f);
+        assertThatThrownBy(() -> LlamaModel.load(TestModels.stories(), TestModels.params().withTensorSplit(many)))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("llama_max_devices");
+        // a split names shares per GPU: on the CPU it changes nothing, and with the layers on one GPU neither
+        int[] reference = Generation.greedy(model, TestModels.small(1), "Once upon a time", 16);
+        for (ModelParams.SplitMode mode : new ModelParams.SplitMode[] {ModelParams.SplitMode.NONE, ModelParams.SplitMode.LAYER}) {
+            try (LlamaModel split = LlamaModel.load(TestModels.stories(), TestModels.params().withSplitMode(mode).withTensorSplit(1f, 0f))) {
+                assertThat(split.placement().offloadedLayers()).isEqualTo(model.placement().offloadedLayers());
+                assertThat(Generation.greedy(split, TestModels.small(1), "Once upon a time", 16)).as("split mode %s", mode).isEqualTo(reference);
+            }
+        }
+        if (!GpuOffloadTest.EXPECT_GPU) {
+            // tensor parallelism needs GPUs: llama.cpp refuses the model, a typed error
+            assertThatThrownBy(() -> LlamaModel.load(TestModels.stories(), TestModels.params().withSplitMode(ModelParams.SplitMode.TENSOR)))
+                    .isInstanceOf(ModelLoadException.class).hasMessageContaining("SPLIT_MODE_TENSOR");
+        }
+    }
+
+    @Test
     void outOfRangeTokensAreRefused() {
         batch.clear();
         assertThatThrownBy(() -> batch.add(512, 0, 0, true)).isInstanceOf(InvalidInputException.class)

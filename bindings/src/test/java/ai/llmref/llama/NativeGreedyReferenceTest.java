@@ -70,7 +70,7 @@ class NativeGreedyReferenceTest {
         assertThat(p).isEqualTo(new ContextParams(256, 256, 256, 1, 2, 2, ContextParams.FlashAttention.AUTO,
                 ContextParams.KvCacheType.F16, ContextParams.KvCacheType.F16, false, ContextParams.Pooling.UNSPECIFIED, false));
         ModelParams m = TestModels.params();
-        assertThat(m).isEqualTo(new ModelParams(TestModels.gpuLayers(), 0, ModelParams.SplitMode.LAYER, ModelParams.LoadMode.MMAP, false, null));
+        assertThat(m).isEqualTo(new ModelParams(TestModels.gpuLayers(), 0, ModelParams.SplitMode.LAYER, ModelParams.LoadMode.MMAP, false, null, null));
     }
 
     // ASCII only: the prompt reaches the C program as a command-line argument, whose encoding

@@ -135,12 +135,14 @@ class HelmChartTest {
     }
 
     @Test
-    void aQuantizedKvCacheReachesTheServerConfig() {
+    void aQuantizedKvCacheAndATwoGpuSplitReachTheServerConfig() {
         ConfigMap cm = KubeObjects.single(KubeObjects.parseAll(Chart.renderWith("default",
-                "config:\n  engine:\n    kv-cache-type-k: q8_0\n    kv-cache-type-v: q8_0\n"), "q8_0 KV cache"), ConfigMap.class);
+                "config:\n  engine:\n    kv-cache-type-k: q8_0\n    kv-cache-type-v: q8_0\n  model:\n    split-mode: layer\n"
+                        + "    tensor-split: \"3,1\"\n"), "q8_0 KV cache, two GPUs"), ConfigMap.class);
         Map<String, Object> config = Yaml.map(cm.getData().get("config.yaml"));
         assertThat(Yaml.at(config, "engine.kv-cache-type-k")).isEqualTo("q8_0");
         assertThat(Yaml.at(config, "engine.kv-cache-type-v")).isEqualTo("q8_0");
+        assertThat(Yaml.at(config, "model.tensor-split")).isEqualTo("3,1");
         assertThat(ServerKeys.leaves(config)).isSubsetOf(ServerKeys.all());
     }
 
@@ -292,6 +294,8 @@ class HelmChartTest {
                 Arguments.of("unknown top-level key", "replicas: 3\n", "additional properties 'replicas'"),
                 Arguments.of("unknown nested key", "probes:\n  startup:\n    initialDelay: 5\n", "additional properties 'initialDelay'"),
                 Arguments.of("misspelt server setting", "config:\n  engine:\n    slot: 8\n", "additional properties 'slot'"),
+                Arguments.of("unknown split mode", "config:\n  model:\n    split-mode: rows\n", "at '/config/model/split-mode'"),
+                Arguments.of("tensor split not numbers", "config:\n  model:\n    tensor-split: \"3;1\"\n", "at '/config/model/tensor-split'"),
                 Arguments.of("unknown KV cache type", "config:\n  engine:\n    kv-cache-type-k: q3_k\n", "at '/config/engine/kv-cache-type-k'"),
                 Arguments.of("quantized V cache without flash attention",
                         "config:\n  engine:\n    kv-cache-type-v: q8_0\n    flash-attention: disabled\n", "at '/config/engine/kv-cache-type-v'"),

@@ -187,6 +187,8 @@ public final class Server implements AutoCloseable {
             model = LlamaModel.load(config.model().path(), ModelParams.defaults()
                     .withGpuLayers(config.model().gpuLayers())
                     .withMainGpu(config.model().mainGpu())
+                    .withSplitMode(config.model().splitMode())
+                    .withTensorSplit(config.model().tensorSplit())
                     .withProgress(f -> {
                         loadProgress = f;
                         loadHook.accept(f);

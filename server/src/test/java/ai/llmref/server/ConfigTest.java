@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.llmref.llama.ContextParams;
+import ai.llmref.llama.ModelParams;
 import ai.llmref.server.config.ConfigException;
 import ai.llmref.server.config.ServerConfig;
 import java.util.HashMap;
@@ -97,6 +98,25 @@ class ConfigTest {
         // a quantized K cache works without flash attention
         assertThat(bind(Map.of("engine.kv-cache-type-k", "q8_0", "engine.flash-attention", "disabled")).engine().kvCacheTypeK())
                 .isEqualTo(ContextParams.KvCacheType.Q8_0);
+    }
+
+    @Test
+    void multiGpuSplitKeys() {
+        ServerConfig.Model defaults = bind(Map.of()).model();
+        assertThat(defaults.splitMode()).isEqualTo(ModelParams.SplitMode.LAYER);
+        assertThat(defaults.tensorSplit()).isNull();
+        ServerConfig.Model m = bind(Map.of("model.split-mode", "row", "model.tensor-split", " 3, 1 ,0")).model();
+        assertThat(m.splitMode()).isEqualTo(ModelParams.SplitMode.ROW);
+        assertThat(m.tensorSplit()).containsExactly(3f, 1f, 0f);
+        assertThatThrownBy(() -> bind(Map.of("model.split-mode", "rows"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: model.split-mode must be one of [none, layer, row, tensor], got 'rows'");
+        for (String bad : new String[] {"3;1", "1,-1", "0,0", "1,,2", "NaN", "Infinity"}) {
+            assertThatThrownBy(() -> bind(Map.of("model.tensor-split", bad))).as(bad).isInstanceOf(ConfigException.class)
+                    .hasMessage("invalid configuration: model.tensor-split must be comma-separated shares per GPU (numbers, none negative, "
+                            + "not all 0), e.g. 3,1, got '" + bad + "'");
+        }
+        assertThatThrownBy(() -> bind(Map.of("model.split-mode", "tensor", "engine.flash-attention", "disabled")))
+                .isInstanceOf(ConfigException.class).hasMessageContaining("model.split-mode tensor needs engine.flash-attention");
     }
 
     /** Regression: 256 slots x 16M positions wrapped around to a context of 0 (the model's default). */

@@ -98,6 +98,25 @@ class StartupFaultsTest {
         }
     }
 
+    /** Tensor parallelism without GPUs: llama.cpp refuses the model; a split on the CPU is harmless. */
+    @Test
+    void aSplitModeTheMachineCannotRunLeavesTheServerUpAndNotReadyWithTheReason() throws Exception {
+        if (TestServer.gpuLayers() != 0) {
+            return; // scripts/gpu-verify.sh does not run this class; on a GPU the tensor mode may well load
+        }
+        Server s = Server.start(TestServer.config(Map.of("model.split-mode", "tensor")));
+        try {
+            assertThat(s.awaitLoaded(Duration.ofSeconds(60))).isEqualTo(Server.State.FAILED);
+            assertNotReady(HttpClient.newHttpClient(), "http://127.0.0.1:" + s.port(), "http://127.0.0.1:" + s.adminPort(),
+                    "LLAMA_SPLIT_MODE_TENSOR needs >= 1 devices", null);
+        } finally {
+            s.drainAndStop(Duration.ofSeconds(5));
+        }
+        try (TestServer t = TestServer.start(Map.of("model.split-mode", "none", "model.tensor-split", "1,0"))) {
+            assertThat(t.post("/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":4}").statusCode()).isEqualTo(200);
+        }
+    }
+
     static void assertNotReady(HttpClient http, String api, String admin, String reason, String path) throws Exception {
         HttpResponse<String> ready = get(http, admin + "/health/ready");
         assertThat(ready.statusCode()).isEqualTo(503);

@@ -1,6 +1,7 @@
 package ai.llmref.server.config;
 
 import ai.llmref.llama.ContextParams;
+import ai.llmref.llama.ModelParams;
 import io.helidon.config.Config;
 import io.helidon.config.ConfigSources;
 import java.nio.file.Files;
@@ -49,9 +50,11 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * @param mainGpu      GPU for the whole model in single-GPU mode
      * @param chatTemplate a Jinja template overriding the model's own (empty: the model's, else ChatML)
      * @param requireGpu   when readiness demands layers on a GPU
+     * @param splitMode    how the model spreads over several GPUs
+     * @param tensorSplit  each GPU's share of the model, in device order; null: by free memory
      */
     public record Model(Path path, String id, int gpuLayers, int mainGpu, String chatTemplate, RequireGpu requireGpu,
-                        ChatTemplateMode chatTemplateMode) {}
+                        ChatTemplateMode chatTemplateMode, ModelParams.SplitMode splitMode, float[] tensorSplit) {}
 
     /** How chat templates are rendered: the Jinja engine, or llama.cpp's built-in renderer where it knows the template. */
     public enum ChatTemplateMode { JINJA, BUILTIN }
@@ -146,7 +149,9 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 integer(c, "model.main-gpu", 0, 0, 64),
                 string(c, "model.chat-template", ""),
                 enumeration(c, "model.require-gpu", RequireGpu.AUTO, RequireGpu::valueOf),
-                enumeration(c, "model.chat-template-mode", ChatTemplateMode.JINJA, ChatTemplateMode::valueOf));
+                enumeration(c, "model.chat-template-mode", ChatTemplateMode.JINJA, ChatTemplateMode::valueOf),
+                enumeration(c, "model.split-mode", ModelParams.SplitMode.LAYER, ModelParams.SplitMode::valueOf),
+                tensorSplit(c));
         int batch = integer(c, "engine.batch-size", 512, 1, 65536);
         Engine engine = new Engine(
                 integer(c, "engine.slots", 4, 1, 256),
@@ -166,6 +171,9 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         if (engine.kvCacheTypeV().quantized() && engine.flashAttention() == ContextParams.FlashAttention.DISABLED) {
             throw new ConfigException("engine.kv-cache-type-v", "is quantized, which needs engine.flash-attention auto or enabled (it is disabled)",
                     engine.kvCacheTypeV().name().toLowerCase(Locale.ROOT));
+        }
+        if (model.splitMode() == ModelParams.SplitMode.TENSOR && engine.flashAttention() == ContextParams.FlashAttention.DISABLED) {
+            throw new ConfigException("model.split-mode", "tensor needs engine.flash-attention auto or enabled (it is disabled)", "tensor");
         }
         if ((long) engine.slots() * engine.slotContext() > ContextParams.MAX_CONTEXT) {
             // the context is slots x slot-context positions: the product must fit llama.cpp's int
@@ -197,6 +205,36 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 string(c, "tracing.otlp-endpoint", "http://localhost:4318"),
                 string(c, "tracing.service-name", "ai-llm-reference-app"), ratio);
         return new ServerConfig(http, model, engine, limits, auth, tracing);
+    }
+
+    /** {@code model.tensor-split}: "3,1" gives the first GPU three quarters of the model; empty: by free memory. */
+    private static float[] tensorSplit(Config c) {
+        String text = string(c, "model.tensor-split", "").strip();
+        if (text.isEmpty()) {
+            return null;
+        }
+        String rule = "must be comma-separated shares per GPU (numbers, none negative, not all 0), e.g. 3,1";
+        String[] parts = text.split(",", -1);
+        if (parts.length > 64) {
+            throw new ConfigException("model.tensor-split", "names at most 64 GPUs", text);
+        }
+        float[] shares = new float[parts.length];
+        float sum = 0;
+        for (int i = 0; i < parts.length; i++) {
+            try {
+                shares[i] = Float.parseFloat(parts[i].strip());
+            } catch (NumberFormatException e) {
+                throw new ConfigException("model.tensor-split", rule, text);
+            }
+            if (!(shares[i] >= 0) || Float.isInfinite(shares[i])) {
+                throw new ConfigException("model.tensor-split", rule, text);
+            }
+            sum += shares[i];
+        }
+        if (sum <= 0) {
+            throw new ConfigException("model.tensor-split", rule, text);
+        }
+        return shares;
     }
 
     /**

@@ -51,6 +51,12 @@ for await (const chunk of await client.completions.create({ ...completion, strea
 }
 assert.equal(streamedCompletion, seen.completion);
 
+// several choices, each from its own slot
+const two = await client.chat.completions.create({ ...chat, n: 2, temperature: 1.2, seed: 5 });
+assert.deepEqual(two.choices.map((c) => c.index), [0, 1]);
+assert.ok(two.usage.completion_tokens >= 2 && two.usage.completion_tokens <= 48, 'both choices counted');
+seen.choices = two.choices.length;
+
 // log-probabilities
 const lp = await client.chat.completions.create({ ...chat, max_tokens: 12, logprobs: true, top_logprobs: 2 });
 const content = lp.choices[0].logprobs.content;
@@ -98,7 +104,7 @@ async function expectError(name, type, call) {
 }
 await expectError('negative max_tokens', OpenAI.BadRequestError, () => client.chat.completions.create({ ...chat, max_tokens: -1 }));
 await expectError('unknown model', OpenAI.NotFoundError, () => client.chat.completions.create({ ...chat, model: 'nope' }));
-await expectError('n of 2', OpenAI.BadRequestError, () => client.chat.completions.create({ ...chat, n: 2 }));
+await expectError('n above the slots', OpenAI.BadRequestError, () => client.chat.completions.create({ ...chat, n: 64 }));
 await expectError('unknown model id', OpenAI.NotFoundError, () => client.models.retrieve('nope'));
 seen.errors = errors;
 

@@ -85,6 +85,11 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     }
 
     @Override
+    public int slots() {
+        return engine.config().slots();
+    }
+
+    @Override
     public int slotContext() {
         return engine.slotContext();
     }

@@ -91,6 +91,13 @@ class OpenAiClientTest {
     }
 
     @Test
+    void severalChoices() {
+        ChatCompletion c = client.chat().completions().create(chat().n(3).temperature(1.2).seed(3L).build());
+        assertThat(c.choices()).extracting(ChatCompletion.Choice::index).containsExactly(0L, 1L, 2L);
+        assertThat(c.choices()).allSatisfy(ch -> assertThat(ch.message().content()).isPresent());
+    }
+
+    @Test
     void logprobsAreTypedForChatAndCompletions() {
         ChatCompletion c = client.chat().completions().create(chat().maxCompletionTokens(12).logprobs(true).topLogprobs(2).build());
         ChatCompletion.Choice choice = c.choices().getFirst();
@@ -146,8 +153,8 @@ class OpenAiClientTest {
     void errorsAreTypedExceptions() {
         assertThatThrownBy(() -> client.chat().completions().create(chat().model("gpt-unknown").build()))
                 .isInstanceOf(NotFoundException.class);
-        assertThatThrownBy(() -> client.chat().completions().create(chat().n(2).build()))
-                .isInstanceOf(BadRequestException.class).hasMessageContaining("'n' must be 1");
+        assertThatThrownBy(() -> client.chat().completions().create(chat().n(5).build()))
+                .isInstanceOf(BadRequestException.class).hasMessageContaining("'n' must be at most 4 (engine.slots)");
         assertThatThrownBy(() -> client.chat().completions().create(chat().maxCompletionTokens(100_000).build()))
                 .isInstanceOf(BadRequestException.class);
     }

@@ -3,6 +3,7 @@ package ai.llmref.server.engine;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * The HTTP handler's side of one generation: events arrive in order on {@link #next}; {@link
@@ -16,6 +17,7 @@ public final class RequestHandle {
     private final long id = IDS.incrementAndGet();
     private final LinkedBlockingQueue<GenerationEvent> events = new LinkedBlockingQueue<>();
     private volatile boolean cancelled;
+    private volatile Thread waiter;
 
     RequestHandle(GenerationRequest request) {
         this.request = request;
@@ -30,6 +32,16 @@ public final class RequestHandle {
         return events.poll(timeout, unit);
     }
 
+    /** The next event if there is one, else null (with {@link #notify(Thread)}: waiting on several handles). */
+    public GenerationEvent poll() {
+        return events.poll();
+    }
+
+    /** Each later event also unparks {@code thread} (a handler waiting on the events of several handles). */
+    public void notify(Thread thread) {
+        waiter = thread;
+    }
+
     /** Stops the generation; the engine frees its slot within one decode step. Idempotent. */
     public void cancel() {
         cancelled = true;
@@ -41,5 +53,9 @@ public final class RequestHandle {
 
     void emit(GenerationEvent e) {
         events.add(e);
+        Thread w = waiter;
+        if (w != null) {
+            LockSupport.unpark(w);
+        }
     }
 }

@@ -22,8 +22,9 @@ final class CompletionParser {
 
     /** What the handler needs besides the engine request. */
     /** @param echo the prompt text to send back before the completion (completions' {@code echo}), or null */
+    /** @param choices how many answers to generate ({@code n}), each from its own slot */
     record Parsed(GenerationRequest request, boolean stream, boolean includeUsage, String model, OutputContract contract,
-                  String echo) {}
+                  String echo, int choices) {}
 
     private final PromptModel model;
     private final int maxTokensCeiling;
@@ -117,8 +118,9 @@ final class CompletionParser {
                     + " tokens; this server accepts at most " + maxPromptTokens);
         }
         Long n = Params.integer(body, "n", 1, Integer.MAX_VALUE);
-        if (n != null && n != 1) {
-            throw ApiException.unsupported("n", "'n' must be 1: one choice per request is supported");
+        if (n != null && n > model.slots()) {
+            throw ApiException.badValue("n", "'n' must be at most " + model.slots() + " (engine.slots): each choice is generated in a slot"
+                    + " of its own, got " + n);
         }
         // 0 only with echo: the prompt alone, for its log-probabilities
         int least = echo != null ? 0 : 1;
@@ -159,7 +161,8 @@ final class CompletionParser {
         }
         Params.string(body, "user"); // accepted (type-checked), not used for generation
         return new Parsed(new GenerationRequest(tokens, limit, stops(body), sampling(body, contract.grammar()), logprobs,
-                echo != null && logprobs >= 0), stream != null && stream, includeUsage, modelId, contract, echo);
+                echo != null && logprobs >= 0), stream != null && stream, includeUsage, modelId, contract, echo,
+                n == null ? 1 : n.intValue());
     }
 
     private SamplingParams sampling(ObjectNode body, String grammar) {

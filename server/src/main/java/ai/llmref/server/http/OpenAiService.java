@@ -4,7 +4,9 @@ import ai.llmref.server.ServedModel;
 import ai.llmref.server.engine.EngineException;
 import ai.llmref.server.engine.FinishReason;
 import ai.llmref.server.engine.GenerationEvent;
+import ai.llmref.server.engine.GenerationRequest;
 import ai.llmref.server.engine.RequestHandle;
+import ai.llmref.server.engine.SamplingParams;
 import ai.llmref.server.engine.TokenLogprob;
 import ai.llmref.server.observe.AccessLog;
 import ai.llmref.server.observe.ServerMetrics;
@@ -229,16 +231,101 @@ public final class OpenAiService implements HttpService {
     private void generate(ServerResponse res, ServedModel m, CompletionParser.Parsed p, boolean chat, Exchange x) throws Exception {
         long submittedEpoch = Tracing.nowEpochNanos();
         x.log().stream = p.stream();
-        RequestHandle h = m.engine().submit(p.request());
+        List<RequestHandle> handles = new ArrayList<>(p.choices());
+        try {
+            for (int i = 0; i < p.choices(); i++) {
+                handles.add(m.engine().submit(i == 0 ? p.request() : choiceRequest(p.request(), i)));
+            }
+        } catch (RuntimeException e) {
+            handles.forEach(RequestHandle::cancel); // a full queue for a later choice: none of them runs
+            throw e;
+        }
         Finished observed = new Finished(x, submittedEpoch);
-        String id = (chat ? "chatcmpl-" : "cmpl-") + h.id();
+        String id = (chat ? "chatcmpl-" : "cmpl-") + handles.getFirst().id();
         long created = System.currentTimeMillis() / 1000;
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(limits.requestTimeoutMillis());
-        if (p.stream()) {
-            stream(res, h, p, id, created, chat, deadline, observed);
-        } else {
-            whole(res, h, p, id, created, chat, deadline, observed);
+        try {
+            if (p.stream()) {
+                stream(res, handles, p, id, created, chat, deadline, observed);
+            } else {
+                whole(res, handles, p, id, created, chat, deadline, observed);
+            }
+        } finally {
+            handles.forEach(RequestHandle::cancel); // no-op when finished; frees the slots when this handler leaves early
         }
+    }
+
+    /** Choice {@code i} of several: the same request, its seed (if any) moved on by {@code i} so that the answers differ. */
+    static GenerationRequest choiceRequest(GenerationRequest r, int i) {
+        SamplingParams s = r.sampling();
+        SamplingParams moved = s.seed() == null ? s : new SamplingParams(s.temperature(), s.topP(), s.topK(), s.minP(),
+                s.seed() + i, s.presencePenalty(), s.frequencyPenalty(), s.logitBias(), s.grammar());
+        return new GenerationRequest(r.prompt(), r.maxTokens(), r.stop(), moved, r.logprobs(), r.promptLogprobs());
+    }
+
+    /** One choice's event stream and what the handler has gathered of it. */
+    private static final class Choice {
+        final int index;
+        final RequestHandle handle;
+        final StringBuilder text = new StringBuilder();
+        final List<TokenLogprob> logprobs = new ArrayList<>();
+        List<TokenLogprob> promptLogprobs = List.of();
+        final ToolStream tools;
+        GenerationEvent.Done done;
+
+        Choice(int index, RequestHandle handle, OutputContract contract) {
+            this.index = index;
+            this.handle = handle;
+            this.tools = new ToolStream(contract.format(), contract.callForced());
+        }
+    }
+
+    private record Event(Choice choice, GenerationEvent event) {}
+
+    /**
+     * The next event of any unfinished choice (the lowest index first when several wait), or a 504
+     * when the deadline passes (every choice cancelled).
+     */
+    private Event next(List<Choice> choices, long deadline) throws InterruptedException {
+        Thread me = Thread.currentThread();
+        for (Choice c : choices) {
+            c.handle.notify(me);
+        }
+        while (true) {
+            for (Choice c : choices) {
+                if (c.done == null) {
+                    GenerationEvent e = c.handle.poll();
+                    if (e != null) {
+                        return new Event(c, e);
+                    }
+                }
+            }
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                choices.forEach(c -> c.handle.cancel());
+                throw new ApiException(504, "server_error", "timeout", null, "the request took longer than "
+                        + limits.requestTimeoutMillis() + " ms and was cancelled");
+            }
+            java.util.concurrent.locks.LockSupport.parkNanos(Math.min(left, TimeUnit.MILLISECONDS.toNanos(250)));
+            if (Thread.interrupted()) {
+                throw new InterruptedException("the handler was interrupted while waiting for tokens");
+            }
+        }
+    }
+
+    private List<Choice> choices(List<RequestHandle> handles, CompletionParser.Parsed p) {
+        List<Choice> out = new ArrayList<>(handles.size());
+        for (int i = 0; i < handles.size(); i++) {
+            out.add(new Choice(i, handles.get(i), p.contract()));
+        }
+        return out;
+    }
+
+    /** One Done for the access log and the trace: the first choice's, with every choice's generated tokens. */
+    private static GenerationEvent.Done combined(List<Choice> choices) {
+        GenerationEvent.Done first = choices.getFirst().done;
+        int generated = choices.stream().mapToInt(c -> c.done.completionTokens()).sum();
+        return new GenerationEvent.Done(first.reason(), first.promptTokens(), generated, first.cachedPromptTokens(), first.timings());
     }
 
     /** Records a finished generation in the access log and the trace. */
@@ -267,86 +354,69 @@ public final class OpenAiService implements HttpService {
         }
     }
 
-    private GenerationEvent next(RequestHandle h, long deadline) throws InterruptedException {
-        while (true) {
-            long left = deadline - System.nanoTime();
-            if (left <= 0) {
-                h.cancel();
-                throw new ApiException(504, "server_error", "timeout", null, "the request took longer than "
-                        + limits.requestTimeoutMillis() + " ms and was cancelled");
-            }
-            GenerationEvent e = h.next(Math.min(left, TimeUnit.MILLISECONDS.toNanos(250)), TimeUnit.NANOSECONDS);
-            if (e != null) {
-                return e;
-            }
-        }
-    }
-
-    private void whole(ServerResponse res, RequestHandle h, CompletionParser.Parsed p, String id, long created, boolean chat,
+    private void whole(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed p, String id, long created, boolean chat,
             long deadline, Finished observed) throws Exception {
-        StringBuilder text = new StringBuilder();
-        List<TokenLogprob> logprobs = new ArrayList<>();
-        List<TokenLogprob> promptLogprobs = List.of();
-        try {
-            while (true) {
-                GenerationEvent e = next(h, deadline);
-                switch (e) {
-                    case GenerationEvent.Text t -> {
-                        text.append(t.text());
-                        logprobs.addAll(t.logprobs());
-                    }
-                    case GenerationEvent.PromptLogprobs pl -> promptLogprobs = pl.tokens();
-                    case GenerationEvent.Failed f -> throw f.error();
-                    case GenerationEvent.Done d -> {
-                        observed.record(d);
-                        Reply r = reply(p.contract(), text.toString(), d);
-                        ObjectNode out = envelope(id, created, p.model(), chat ? "chat.completion" : "text_completion");
-                        ObjectNode choice = out.putArray("choices").addObject();
-                        choice.put("index", 0);
-                        if (chat) {
-                            ObjectNode msg = choice.putObject("message");
-                            msg.put("role", "assistant");
-                            msg.put("content", r.content());
-                            if (!r.calls().isEmpty()) {
-                                toolCalls(msg, r.calls());
-                            }
-                        } else {
-                            choice.put("text", p.echo() == null ? r.content() : p.echo() + r.content());
-                        }
-                        if (p.echo() != null) {
-                            List<TokenLogprob> all = new ArrayList<>(placed(p.echo(), promptLogprobs));
-                            all.addAll(shifted(logprobs, p.echo()));
-                            logprobs = all;
-                        }
-                        logprobs(choice, p, chat, logprobs);
-                        choice.put("finish_reason", r.finish());
-                        usage(out.putObject("usage"), d);
-                        sendJson(res, out);
-                        return;
-                    }
+        List<Choice> choices = choices(handles, p);
+        int open = choices.size();
+        while (open > 0) {
+            Event ev = next(choices, deadline);
+            Choice c = ev.choice();
+            switch (ev.event()) {
+                case GenerationEvent.Text t -> {
+                    c.text.append(t.text());
+                    c.logprobs.addAll(t.logprobs());
+                }
+                case GenerationEvent.PromptLogprobs pl -> c.promptLogprobs = pl.tokens();
+                case GenerationEvent.Failed f -> throw f.error();
+                case GenerationEvent.Done d -> {
+                    c.done = d;
+                    open--;
                 }
             }
-        } finally {
-            h.cancel(); // no-op when finished; frees the slot when this handler leaves early
         }
+        GenerationEvent.Done all = combined(choices);
+        observed.record(all);
+        ObjectNode out = envelope(id, created, p.model(), chat ? "chat.completion" : "text_completion");
+        ArrayNode array = out.putArray("choices");
+        for (Choice c : choices) {
+            Reply r = reply(p.contract(), c.text.toString(), c.done);
+            ObjectNode choice = array.addObject();
+            choice.put("index", c.index);
+            if (chat) {
+                ObjectNode msg = choice.putObject("message");
+                msg.put("role", "assistant");
+                msg.put("content", r.content());
+                if (!r.calls().isEmpty()) {
+                    toolCalls(msg, r.calls());
+                }
+            } else {
+                choice.put("text", p.echo() == null ? r.content() : p.echo() + r.content());
+            }
+            List<TokenLogprob> logprobs = c.logprobs;
+            if (p.echo() != null) {
+                logprobs = new ArrayList<>(placed(p.echo(), c.promptLogprobs));
+                logprobs.addAll(shifted(c.logprobs, p.echo()));
+            }
+            logprobs(choice, p, chat, logprobs);
+            choice.put("finish_reason", r.finish());
+        }
+        usage(out.putObject("usage"), all);
+        sendJson(res, out);
     }
 
-    private void stream(ServerResponse res, RequestHandle h, CompletionParser.Parsed p, String id, long created, boolean chat,
+    private void stream(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed p, String id, long created, boolean chat,
             long deadline, Finished observed) throws Exception {
+        List<Choice> choices = choices(handles, p);
         // Without a grammar nothing the client sent can fail before the first token, so the 200 and
         // the headers go out now, while the prompt is decoded: the client has handled them by the
         // time the first token arrives (llama-server does the same). A grammar is compiled on the
         // scheduler thread and may be refused there; such a request waits for its first event so
-        // that a refusal is still an HTTP status, not an event inside a 200 stream.
-        GenerationEvent first = null;
+        // that a refusal is still an HTTP status, not an event inside a 200 stream (every choice
+        // has the same grammar: the first one's answer stands for all).
+        Event first = null;
         if (p.request().sampling().grammar() != null) {
-            try {
-                first = next(h, deadline);
-            } catch (RuntimeException | InterruptedException e) {
-                h.cancel();
-                throw e;
-            }
-            if (first instanceof GenerationEvent.Failed f) {
+            first = next(choices.subList(0, 1), deadline);
+            if (first.event() instanceof GenerationEvent.Failed f) {
                 throw f.error();
             }
         }
@@ -354,99 +424,107 @@ public final class OpenAiService implements HttpService {
         res.header(HeaderNames.CACHE_CONTROL, "no-cache");
         String object = chat ? "chat.completion.chunk" : "text_completion";
         Span streamSpan = observed.streamSpan();
-        StringBuilder streamed = new StringBuilder();
-        ToolStream tools = new ToolStream(p.contract().format(), p.contract().callForced());
         // Not closed here: Helidon's commit after the handler flushes what is buffered and then
-        // writes the terminating chunk, back to back (see the Done case).
+        // writes the terminating chunk, back to back (see the end).
         OutputStream out = res.outputStream();
         try {
-            if (chat) {
-                ObjectNode c = chunk(id, created, p.model(), object);
-                ObjectNode delta = c.withArray("choices").addObject().put("index", 0).putObject("delta");
-                delta.put("role", "assistant");
-                delta.put("content", "");
-                ((ObjectNode) c.get("choices").get(0)).putNull("finish_reason");
-                write(out, c);
-            } else if (p.echo() != null && !p.request().promptLogprobs()) {
-                write(out, textChunk(id, created, p.model(), object, false, p.echo(), null)); // echo: the prompt first
-            } else if (first == null) {
-                EarlyHeaders.send(res); // the status line and headers, no body bytes yet
+            for (Choice c : choices) {
+                if (chat) {
+                    ObjectNode ch = chunk(id, created, p.model(), object);
+                    ObjectNode delta = ch.withArray("choices").addObject().put("index", c.index).putObject("delta");
+                    delta.put("role", "assistant");
+                    delta.put("content", "");
+                    ((ObjectNode) ch.get("choices").get(0)).putNull("finish_reason");
+                    write(out, ch);
+                } else if (p.echo() != null && !p.request().promptLogprobs()) {
+                    write(out, textChunk(id, created, p.model(), object, false, c.index, p.echo(), null)); // echo: the prompt first
+                } else if (first == null && c.index == 0) {
+                    EarlyHeaders.send(res); // the status line and headers, no body bytes yet
+                }
             }
-            GenerationEvent e = first;
-            while (true) {
-                if (e == null) {
+            int open = choices.size();
+            Event ev = first;
+            while (open > 0) {
+                if (ev == null) {
                     try {
-                        e = next(h, deadline);
+                        ev = next(choices, deadline);
                     } catch (ApiException timeout) {
                         writeError(out, timeout);
                         return;
                     }
                 }
-                switch (e) {
+                Choice c = ev.choice();
+                switch (ev.event()) {
                     case GenerationEvent.Text t -> {
                         if (p.contract().toolsActive()) {
-                            String content = tools.push(t.text()); // text that may begin a tool call waits for the end
+                            String content = c.tools.push(t.text()); // text that may begin a tool call waits for the end
                             if (!content.isEmpty()) {
-                                write(out, textChunk(id, created, p.model(), object, chat, content, null));
+                                write(out, textChunk(id, created, p.model(), object, chat, c.index, content, null));
                             }
                         } else if (!t.text().isEmpty() || !t.logprobs().isEmpty()) {
-                            streamed.append(t.text());
-                            ObjectNode c = textChunk(id, created, p.model(), object, chat, t.text(), null);
+                            c.text.append(t.text());
+                            ObjectNode ch = textChunk(id, created, p.model(), object, chat, c.index, t.text(), null);
                             if (p.request().logprobs() >= 0) {
-                                logprobs((ObjectNode) c.get("choices").get(0), p, chat,
+                                logprobs((ObjectNode) ch.get("choices").get(0), p, chat,
                                         p.echo() == null ? t.logprobs() : shifted(t.logprobs(), p.echo()));
                             }
-                            write(out, c);
+                            write(out, ch);
                         }
                     }
                     case GenerationEvent.PromptLogprobs pl -> { // echo with logprobs: the prompt and its tokens first
-                        ObjectNode c = textChunk(id, created, p.model(), object, false, p.echo(), null);
-                        logprobs((ObjectNode) c.get("choices").get(0), p, false, placed(p.echo(), pl.tokens()));
-                        write(out, c);
+                        ObjectNode ch = textChunk(id, created, p.model(), object, false, c.index, p.echo(), null);
+                        logprobs((ObjectNode) ch.get("choices").get(0), p, false, placed(p.echo(), pl.tokens()));
+                        write(out, ch);
                     }
                     case GenerationEvent.Failed f -> {
                         writeError(out, fromEngine(f.error()));
                         return;
                     }
                     case GenerationEvent.Done d -> {
-                        observed.record(d);
+                        c.done = d;
+                        open--;
                         Reply r;
                         try {
-                            r = reply(p.contract(), p.contract().toolsActive() ? tools.text() : streamed.toString(), d);
+                            r = reply(p.contract(), p.contract().toolsActive() ? c.tools.text() : c.text.toString(), d);
                         } catch (ApiException invalid) {
                             writeError(out, invalid);
                             return;
                         }
                         if (p.contract().toolsActive()) {
                             String content = r.content() == null ? "" : r.content();
-                            String rest = content.substring(Math.min(tools.released(), content.length()));
+                            String rest = content.substring(Math.min(c.tools.released(), content.length()));
                             if (!rest.isEmpty()) {
-                                write(out, textChunk(id, created, p.model(), object, chat, rest, null));
+                                write(out, textChunk(id, created, p.model(), object, chat, c.index, rest, null));
                             }
                             for (int i = 0; i < r.calls().size(); i++) {
-                                write(out, toolCallChunk(id, created, p.model(), object, i, r.calls().get(i)));
+                                write(out, toolCallChunk(id, created, p.model(), object, c.index, i, r.calls().get(i)));
                             }
                         }
-                        // The last events stay buffered: Helidon's commit sends them and the
-                        // terminating chunk back to back, so a client that stops reading at
-                        // [DONE] has usually received the end of the body too and can reuse the
-                        // connection (java.net.http closes one whose body it did not finish).
-                        buffer(out, textChunk(id, created, p.model(), object, chat, null, r.finish()));
-                        if (p.includeUsage()) {
-                            ObjectNode u = chunk(id, created, p.model(), object);
-                            u.putArray("choices");
-                            usage(u.putObject("usage"), d);
-                            buffer(out, u);
+                        ObjectNode finish = textChunk(id, created, p.model(), object, chat, c.index, null, r.finish());
+                        if (open > 0) {
+                            write(out, finish);
+                        } else {
+                            // The last events stay buffered: Helidon's commit sends them and the
+                            // terminating chunk back to back, so a client that stops reading at
+                            // [DONE] has usually received the end of the body too and can reuse the
+                            // connection (java.net.http closes one whose body it did not finish).
+                            buffer(out, finish);
                         }
-                        out.write(DONE);
-                        return;
                     }
                 }
-                e = null;
+                ev = null;
             }
+            GenerationEvent.Done all = combined(choices);
+            observed.record(all);
+            if (p.includeUsage()) {
+                ObjectNode u = chunk(id, created, p.model(), object);
+                u.putArray("choices");
+                usage(u.putObject("usage"), all);
+                buffer(out, u);
+            }
+            out.write(DONE);
         } finally {
             streamSpan.end();
-            h.cancel(); // the client went away (write failed) or we are done: free the slot
         }
     }
 
@@ -505,10 +583,11 @@ public final class OpenAiService implements HttpService {
     }
 
     /** One tool call as a stream delta: id, type and name with the whole arguments (clients concatenate argument deltas). */
-    private ObjectNode toolCallChunk(String id, long created, String model, String object, int index, ToolCalls.Call call) {
+    private ObjectNode toolCallChunk(String id, long created, String model, String object, int choiceIndex, int index,
+            ToolCalls.Call call) {
         ObjectNode c = chunk(id, created, model, object);
         ObjectNode choice = c.putArray("choices").addObject();
-        choice.put("index", 0);
+        choice.put("index", choiceIndex);
         ObjectNode tc = choice.putObject("delta").putArray("tool_calls").addObject();
         tc.put("index", index);
         tc.put("id", call.id());
@@ -604,10 +683,11 @@ public final class OpenAiService implements HttpService {
         }
     }
 
-    private ObjectNode textChunk(String id, long created, String model, String object, boolean chat, String text, String finish) {
+    private ObjectNode textChunk(String id, long created, String model, String object, boolean chat, int index, String text,
+            String finish) {
         ObjectNode c = chunk(id, created, model, object);
         ObjectNode choice = c.putArray("choices").addObject();
-        choice.put("index", 0);
+        choice.put("index", index);
         if (chat) {
             ObjectNode delta = choice.putObject("delta");
             if (text != null) {

@@ -59,4 +59,7 @@ public interface PromptModel {
 
     /** Positions per slot: prompt plus generated tokens must fit. */
     int slotContext();
+
+    /** Slots (sequences decoded together): the most choices ({@code n}) one request may ask for. */
+    int slots();
 }

@@ -74,6 +74,11 @@ class RequestParsingFuzzTest {
                 public int slotContext() {
                     return SLOT_CONTEXT;
                 }
+
+                @Override
+                public int slots() {
+                    return 4;
+                }
             };
         }
         return prompts;

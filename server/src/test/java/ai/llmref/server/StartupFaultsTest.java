@@ -21,6 +21,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -88,32 +89,29 @@ class StartupFaultsTest {
      */
     @Test
     void aKvCacheTypeTheModelCannotHoldLeavesTheServerUpAndNotReadyWithTheReason() throws Exception {
-        Server s = Server.start(TestServer.config(Map.of("engine.kv-cache-type-k", "q8_0", "engine.kv-cache-type-v", "q4_0")));
-        try {
-            assertThat(s.awaitLoaded(Duration.ofSeconds(60))).isEqualTo(Server.State.FAILED);
-            assertNotReady(HttpClient.newHttpClient(), "http://127.0.0.1:" + s.port(), "http://127.0.0.1:" + s.adminPort(),
-                    "K cache type q8_0 with block size 32 does not divide n_embd_head_k=8", null);
-        } finally {
-            s.drainAndStop(Duration.ofSeconds(5));
-        }
+        assertRefusedAtLoad(Map.of("engine.kv-cache-type-k", "q8_0", "engine.kv-cache-type-v", "q4_0"),
+                "K cache type q8_0 with block size 32 does not divide n_embd_head_k=8");
     }
 
     /** Tensor parallelism without GPUs: llama.cpp refuses the model; a split on the CPU is harmless. */
     @Test
     void aSplitModeTheMachineCannotRunLeavesTheServerUpAndNotReadyWithTheReason() throws Exception {
-        if (TestServer.gpuLayers() != 0) {
-            return; // scripts/gpu-verify.sh does not run this class; on a GPU the tensor mode may well load
-        }
-        Server s = Server.start(TestServer.config(Map.of("model.split-mode", "tensor")));
-        try {
-            assertThat(s.awaitLoaded(Duration.ofSeconds(60))).isEqualTo(Server.State.FAILED);
-            assertNotReady(HttpClient.newHttpClient(), "http://127.0.0.1:" + s.port(), "http://127.0.0.1:" + s.adminPort(),
-                    "LLAMA_SPLIT_MODE_TENSOR needs >= 1 devices", null);
-        } finally {
-            s.drainAndStop(Duration.ofSeconds(5));
-        }
+        // on a GPU the tensor mode may well load (scripts/gpu-verify.sh does not run this class)
+        Assumptions.assumeTrue(TestServer.gpuLayers() == 0, "runs without GPU layers");
+        assertRefusedAtLoad(Map.of("model.split-mode", "tensor"), "LLAMA_SPLIT_MODE_TENSOR needs >= 1 devices");
         try (TestServer t = TestServer.start(Map.of("model.split-mode", "none", "model.tensor-split", "1,0"))) {
             assertThat(t.post("/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":4}").statusCode()).isEqualTo(200);
+        }
+    }
+
+    /** The test settings with {@code settings}: the model load fails with {@code reason}, the server stays up, not ready. */
+    static void assertRefusedAtLoad(Map<String, String> settings, String reason) throws Exception {
+        Server s = Server.start(TestServer.config(settings));
+        try {
+            assertThat(s.awaitLoaded(Duration.ofSeconds(60))).isEqualTo(Server.State.FAILED);
+            assertNotReady(HttpClient.newHttpClient(), "http://127.0.0.1:" + s.port(), "http://127.0.0.1:" + s.adminPort(), reason, null);
+        } finally {
+            s.drainAndStop(Duration.ofSeconds(5));
         }
     }
 

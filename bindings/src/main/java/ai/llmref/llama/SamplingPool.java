@@ -1,5 +1,9 @@
 package ai.llmref.llama;
 
+import static ai.llmref.bindings.ffi.llama_h.llama_get_logits_ith;
+
+import ai.llmref.llama.internal.LogBridge;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -133,6 +137,91 @@ public final class SamplingPool implements AutoCloseable {
         Arrays.fill(rowSamplers, 0, m, null);
         if (failed != null) {
             throw new IllegalStateException("a sampling helper failed: " + failed, failed);
+        }
+    }
+
+    /** Work on one logits row (see {@link #forEachRow}). */
+    @FunctionalInterface
+    public interface RowTask {
+        /** @param row the logits of the row's batch position, {@code vocabSize} floats, read-only */
+        void run(int i, MemorySegment row);
+    }
+
+    /**
+     * Runs {@code task.run(i, row)} for each {@code i < count}, where {@code row} is the logits of
+     * batch index {@code indices[i]} of the context's last decode: work over whole rows (a
+     * log-softmax over a 128k vocabulary is a pass of {@code exp} per row) spread over the helper
+     * threads and the calling thread, which fetches the rows (a call into llama.cpp on the
+     * context's thread) and returns when every task is done. The rows are read-only and valid
+     * during this call only: a row kept and used afterwards throws instead of reading memory the
+     * next decode reuses. Tasks must not call into the context. The first task failure is rethrown
+     * once all are done.
+     *
+     * @throws IllegalStateException when the pool is closed or the context is used off its thread
+     */
+    public void forEachRow(LlamaContext context, int[] indices, int count, RowTask task) {
+        if (closed) {
+            throw new IllegalStateException("sampling pool is closed");
+        }
+        if (count < 0 || count > indices.length) {
+            throw new IllegalArgumentException("count " + count + " does not fit the indices (" + indices.length + ")");
+        }
+        if (count == 0) {
+            return;
+        }
+        MemorySegment ctx = context.checkOpen();
+        long rowBytes = (long) context.vocabSize() * Float.BYTES;
+        try (Arena call = Arena.ofShared()) {
+            MemorySegment[] rows = new MemorySegment[count];
+            for (int i = 0; i < count; i++) {
+                context.checkOutput(indices[i], "llama_get_logits_ith");
+                MemorySegment p = llama_get_logits_ith(ctx, indices[i]);
+                if (p.equals(MemorySegment.NULL)) {
+                    throw new LlamaException("llama_get_logits_ith", "no logits for index " + indices[i] + ": " + LogBridge.takeLastError());
+                }
+                rows[i] = p.reinterpret(rowBytes, call, null).asReadOnly();
+            }
+            int parts = helpers == null || count < 2 ? 1 : Math.min(threads, count);
+            List<Future<?>> running = new ArrayList<>(parts - 1);
+            for (int part = 1; part < parts; part++) {
+                int from = count * part / parts, to = count * (part + 1) / parts;
+                running.add(helpers.submit(() -> {
+                    for (int i = from; i < to; i++) {
+                        task.run(i, rows[i]);
+                    }
+                }));
+            }
+            RuntimeException failed = null;
+            try {
+                for (int i = 0; i < count / parts; i++) {
+                    task.run(i, rows[i]);
+                }
+            } catch (RuntimeException e) {
+                failed = e;
+            }
+            // every helper is waited for, even when interrupted: the arena closes after them
+            boolean interrupted = false;
+            for (Future<?> f : running) {
+                while (true) {
+                    try {
+                        f.get();
+                        break;
+                    } catch (InterruptedException e) {
+                        interrupted = true;
+                    } catch (ExecutionException e) {
+                        if (failed == null) {
+                            failed = e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+                        }
+                        break;
+                    }
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+            if (failed != null) {
+                throw failed;
+            }
         }
     }
 

@@ -146,4 +146,40 @@ class SamplingPoolTest extends StoriesModelTest {
         }
         return best;
     }
+    @Test
+    void forEachRowHandsEveryTaskItsRowOnAnyNumberOfThreadsAndKeepsNone() {
+        Vocabulary v = model.vocabulary();
+        int n = PROMPTS.length;
+        try (LlamaContext ctx = model.newContext(TestModels.small(n)); Batch batch = ctx.newBatch(256)) {
+            int[] outputs = decodeAll(ctx, batch, v);
+            for (int threads : new int[] {1, 2, 5}) {
+                try (SamplingPool pool = new SamplingPool(threads)) {
+                    float[][] seen = new float[n][];
+                    java.util.Set<String> workers = java.util.concurrent.ConcurrentHashMap.newKeySet();
+                    AtomicReference<java.lang.foreign.MemorySegment> kept = new AtomicReference<>();
+                    pool.forEachRow(ctx, outputs, n, (i, row) -> {
+                        seen[i] = row.toArray(java.lang.foreign.ValueLayout.JAVA_FLOAT);
+                        workers.add(Thread.currentThread().getName());
+                        kept.set(row);
+                    });
+                    for (int i = 0; i < n; i++) {
+                        assertThat(seen[i]).as("row %d, %d threads", i, threads).isEqualTo(ctx.logits(outputs[i]));
+                    }
+                    assertThat(workers).as("threads that took rows").hasSize(threads);
+                    assertThat(kept.get().isReadOnly()).isTrue();
+                    // a row kept past the call is closed, not memory the next decode reuses
+                    assertThatThrownBy(() -> kept.get().getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, 0))
+                            .isInstanceOf(IllegalStateException.class);
+                    // a failing task fails the call, once every task is done
+                    assertThatThrownBy(() -> pool.forEachRow(ctx, outputs, n, (i, row) -> {
+                        if (i == n - 1) {
+                            throw new IllegalArgumentException("task " + i);
+                        }
+                    })).isInstanceOf(IllegalArgumentException.class).hasMessage("task " + (n - 1));
+                    assertThatThrownBy(() -> pool.forEachRow(ctx, new int[] {outputs[0] + 1}, 1, (i, row) -> { }))
+                            .as("a position without logits").isInstanceOf(RuntimeException.class);
+                }
+            }
+        }
+    }
 }

@@ -26,17 +26,18 @@ import org.junit.jupiter.params.provider.ValueSource;
  * Token log-probabilities (chat {@code logprobs}/{@code top_logprobs}, completions {@code logprobs}):
  * the values are the model's log-softmax, computed here again from the bindings' logits; streaming
  * and whole responses list the same tokens; a stop string cuts the tokens with the text; bad values
- * are 400s. With emit during decode on and off (the engine hands out text one step later there).
+ * are 400s. With the CPU's settings and with the GPU's (text one step later, log-probabilities on two threads).
  */
 class LogprobsTest {
     static final ObjectMapper JSON = new ObjectMapper();
     static final String PROMPT = "Once upon a time, there was a little dog named Max. He";
 
-    static TestServer start(boolean emitDuringDecode) throws InterruptedException {
-        return TestServer.start(Map.of("engine.emit-during-decode", Boolean.toString(emitDuringDecode)));
+    /** With {@code gpuLike}: emit during decode and two sampling threads, as the auto settings pick with the model on a GPU. */
+    static TestServer start(boolean gpuLike) throws InterruptedException {
+        return TestServer.start(Map.of("engine.emit-during-decode", Boolean.toString(gpuLike), "engine.sampling-threads", gpuLike ? "2" : "1"));
     }
 
-    @ParameterizedTest(name = "emit during decode {0}")
+    @ParameterizedTest(name = "GPU-like settings {0}")
     @ValueSource(booleans = {false, true})
     void greedyLogprobsAreTheModelsLogSoftmax(boolean emitDuringDecode) throws Exception {
         int[] prompt;
@@ -100,7 +101,7 @@ class LogprobsTest {
         assertThat(lp.get("text_offset").get(0).asInt()).isZero();
     }
 
-    @ParameterizedTest(name = "emit during decode {0}")
+    @ParameterizedTest(name = "GPU-like settings {0}")
     @ValueSource(booleans = {false, true})
     void streamingListsTheTokensOfTheWholeResponse(boolean emitDuringDecode) throws Exception {
         try (TestServer t = start(emitDuringDecode)) {
@@ -137,7 +138,7 @@ class LogprobsTest {
         }
     }
 
-    @ParameterizedTest(name = "emit during decode {0}")
+    @ParameterizedTest(name = "GPU-like settings {0}")
     @ValueSource(booleans = {false, true})
     void aStopStringCutsTheTokensWithTheText(boolean emitDuringDecode) throws Exception {
         try (TestServer t = start(emitDuringDecode)) {
@@ -164,7 +165,7 @@ class LogprobsTest {
     static final String LONG_PROMPT = PROMPT + " ran to the park with his friend Lily. They played with a big red ball all day, and then they"
             + " went home to eat";
 
-    @ParameterizedTest(name = "emit during decode {0}")
+    @ParameterizedTest(name = "GPU-like settings {0}")
     @ValueSource(booleans = {false, true})
     void echoGivesThePromptsTokensWithTheirLogprobs(boolean emitDuringDecode) throws Exception {
         JsonNode first;
@@ -214,7 +215,7 @@ class LogprobsTest {
         }
     }
 
-    @ParameterizedTest(name = "emit during decode {0}")
+    @ParameterizedTest(name = "GPU-like settings {0}")
     @ValueSource(booleans = {false, true})
     void echoStreamsThePromptFirst(boolean emitDuringDecode) throws Exception {
         try (TestServer t = start(emitDuringDecode)) {

@@ -391,10 +391,8 @@ public final class Engine implements AutoCloseable {
         long decodeNanos = now - decodeStart - emitNanos;
         Picks p = picks;
         int n = 0;
+        promptLogprobs(ctx, slots, sampling);
         for (Slot s : slots) {
-            if (s.busy() && s.promptLogprobs != null && s.chunkLength > 0) {
-                promptLogprobs(ctx, s);
-            }
             if (!s.busy() || s.outputIndex < 0) {
                 continue;
             }
@@ -412,6 +410,7 @@ public final class Engine implements AutoCloseable {
         // every slot's next token, the greedy ones picked on the sampling pool's threads together
         sampling.sample(ctx, p.samplers, p.indices, n, p.tokens, p.errors);
         long emitStart = System.nanoTime();
+        tokenLogprobs(ctx, sampling, n);
         for (int i = 0; i < n; i++) {
             Slot s = p.slots[i];
             RuntimeException error = p.errors[i]; // the pool resets errors[0..n) on every call
@@ -424,8 +423,9 @@ public final class Engine implements AutoCloseable {
             } else if (error != null) {
                 throw error;
             } else {
-                if (s.logprobs != null && !vocab.isEndOfGeneration(p.tokens[i])) {
-                    s.logprobs.add(ctx.logits(p.indices[i]), p.tokens[i]); // before the next decode overwrites them
+                if (p.logprobs[i] != null) {
+                    s.logprobs.add(p.logprobs[i]);
+                    p.logprobs[i] = null;
                 }
                 accept(s, p.tokens[i]);
             }
@@ -435,21 +435,69 @@ public final class Engine implements AutoCloseable {
     }
 
     /**
-     * The log-probability of each prompt token of this step's chunk given those before it (from the
-     * logits of the position before), and the whole list to the request once the prompt is done.
+     * The log-probabilities of the sampled tokens of the requests that asked for them, computed
+     * from this step's logits (the next decode overwrites them) on the sampling pool's threads.
      */
-    private void promptLogprobs(LlamaContext ctx, Slot s) {
-        int top = s.handle.request.logprobs();
-        for (int k = 0; k < s.chunkLength; k++) {
-            int next = s.chunkPromptIndex + k + 1;
-            if (next < s.prompt.length) {
-                s.promptLogprobs.add(LogprobTrack.of(ctx.logits(s.chunkBatchIndex + k), s.prompt[next], top, vocab));
+    private void tokenLogprobs(LlamaContext ctx, SamplingPool sampling, int n) {
+        Picks p = picks;
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            Slot s = p.slots[i];
+            if (s.logprobs != null && p.errors[i] == null && !vocab.isEndOfGeneration(p.tokens[i])) {
+                p.rowPick[m] = i;
+                p.rowIndices[m++] = p.indices[i];
             }
         }
-        s.chunkLength = 0;
-        if (!s.prefilling()) {
-            s.handle.emit(new GenerationEvent.PromptLogprobs(List.copyOf(s.promptLogprobs)));
-            s.promptLogprobs = null;
+        if (m == 0) {
+            return;
+        }
+        sampling.forEachRow(ctx, p.rowIndices, m, (r, row) -> {
+            int i = p.rowPick[r];
+            p.logprobs[i] = LogprobTrack.of(row, p.tokens[i], p.slots[i].logprobs.top(), vocab);
+        });
+    }
+
+    /**
+     * The log-probability of each prompt token of this step's chunks given those before it (from
+     * the logits of the position before; on the sampling pool's threads), and a request's whole list
+     * to it once its prompt is done, before any of its text.
+     */
+    private void promptLogprobs(LlamaContext ctx, Slot[] slots, SamplingPool sampling) {
+        List<int[]> rows = null; // {batch index, slot, next prompt index}
+        for (Slot s : slots) {
+            if (s.busy() && s.promptLogprobs != null && s.chunkLength > 0) {
+                if (rows == null) {
+                    rows = new ArrayList<>();
+                }
+                for (int k = 0; k < s.chunkLength; k++) {
+                    int next = s.chunkPromptIndex + k + 1;
+                    if (next < s.prompt.length) {
+                        rows.add(new int[] {s.chunkBatchIndex + k, s.sequence, next});
+                    }
+                }
+            }
+        }
+        if (rows == null) {
+            return;
+        }
+        List<int[]> wanted = rows;
+        int[] indices = wanted.stream().mapToInt(r -> r[0]).toArray();
+        TokenLogprob[] out = new TokenLogprob[indices.length];
+        sampling.forEachRow(ctx, indices, indices.length, (r, row) -> {
+            Slot s = slots[wanted.get(r)[1]];
+            out[r] = LogprobTrack.of(row, s.prompt[wanted.get(r)[2]], s.handle.request.logprobs(), vocab);
+        });
+        for (int r = 0; r < out.length; r++) {
+            slots[wanted.get(r)[1]].promptLogprobs.add(out[r]); // in order: chunk by chunk, position by position
+        }
+        for (Slot s : slots) {
+            if (s.busy() && s.promptLogprobs != null && s.chunkLength > 0) {
+                s.chunkLength = 0;
+                if (!s.prefilling()) {
+                    s.handle.emit(new GenerationEvent.PromptLogprobs(List.copyOf(s.promptLogprobs)));
+                    s.promptLogprobs = null;
+                }
+            }
         }
     }
 
@@ -460,6 +508,11 @@ public final class Engine implements AutoCloseable {
         final int[] indices;
         final int[] tokens;
         final RuntimeException[] errors;
+        /** The sampled tokens' log-probabilities, for the requests that asked for them (else null). */
+        final TokenLogprob[] logprobs;
+        /** Which picks want their log-probability, and their batch indices. */
+        final int[] rowPick;
+        final int[] rowIndices;
 
         Picks(int n) {
             slots = new Slot[n];
@@ -467,6 +520,9 @@ public final class Engine implements AutoCloseable {
             indices = new int[n];
             tokens = new int[n];
             errors = new RuntimeException[n];
+            logprobs = new TokenLogprob[n];
+            rowPick = new int[n];
+            rowIndices = new int[n];
         }
     }
 

@@ -1,6 +1,8 @@
 package ai.llmref.server.engine;
 
 import ai.llmref.llama.Vocabulary;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -34,25 +36,30 @@ final class LogprobTrack {
         this.vocab = vocab;
     }
 
-    /** Records the sampled {@code token} with its log-probability under {@code logits}. */
-    void add(float[] logits, int token) {
-        TokenLogprob t = of(logits, token, top, vocab);
-        pending.add(new Pending(tokenBytes, token, t.bytes(), t.logprob(), t.top()));
+    /** How many alternatives each token lists. */
+    int top() {
+        return top;
+    }
+
+    /** Records a sampled token with its log-probability ({@link #of}). */
+    void add(TokenLogprob t) {
+        pending.add(new Pending(tokenBytes, t.token(), t.bytes(), t.logprob(), t.top()));
         tokenBytes += t.bytes().length;
     }
 
     /**
-     * {@code token} with its log-probability under {@code logits} (log-softmax, in double) and the
-     * {@code top} most likely tokens; text offset -1 (not placed in a text yet).
+     * {@code token} with its log-probability under the logits row (log-softmax, summed in double)
+     * and the {@code top} most likely tokens; text offset -1 (not placed in a text yet). Reads the
+     * row and the (thread-safe) vocabulary only: it runs on the sampling pool's threads.
      */
-    static TokenLogprob of(float[] logits, int token, int top, Vocabulary vocab) {
-        int n = logits.length;
+    static TokenLogprob of(MemorySegment row, int token, int top, Vocabulary vocab) {
+        int n = (int) (row.byteSize() / Float.BYTES);
         float max = Float.NEGATIVE_INFINITY;
         int[] bestIds = new int[top];
         float[] bestValues = new float[top];
         int kept = 0;
         for (int i = 0; i < n; i++) {
-            float v = logits[i];
+            float v = row.getAtIndex(ValueLayout.JAVA_FLOAT, i);
             if (v > max) {
                 max = v;
             }
@@ -69,15 +76,16 @@ final class LogprobTrack {
             }
         }
         double sum = 0;
-        for (float v : logits) {
-            sum += Math.exp(v - max);
+        for (int i = 0; i < n; i++) {
+            sum += Math.exp(row.getAtIndex(ValueLayout.JAVA_FLOAT, i) - max);
         }
         float logZ = (float) (max + Math.log(sum));
         List<TokenLogprob.Alternative> alternatives = new ArrayList<>(kept);
         for (int i = 0; i < kept; i++) {
             alternatives.add(new TokenLogprob.Alternative(bestIds[i], vocab.tokenBytes(bestIds[i], false), bestValues[i] - logZ));
         }
-        return new TokenLogprob(token, vocab.tokenBytes(token, false), -1, logits[token] - logZ, List.copyOf(alternatives));
+        return new TokenLogprob(token, vocab.tokenBytes(token, false), -1, row.getAtIndex(ValueLayout.JAVA_FLOAT, token) - logZ,
+                List.copyOf(alternatives));
     }
 
     /**

@@ -154,7 +154,7 @@ class OpenAiClientTest {
         assertThatThrownBy(() -> client.chat().completions().create(chat().model("gpt-unknown").build()))
                 .isInstanceOf(NotFoundException.class);
         assertThatThrownBy(() -> client.chat().completions().create(chat().n(5).build()))
-                .isInstanceOf(BadRequestException.class).hasMessageContaining("'n' must be at most 4 (engine.slots)");
+                .isInstanceOf(BadRequestException.class).hasMessageContaining("'n' must be at most 4 (limits.max-choices)");
         assertThatThrownBy(() -> client.chat().completions().create(chat().maxCompletionTokens(100_000).build()))
                 .isInstanceOf(BadRequestException.class);
     }

@@ -87,9 +87,11 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * @param maxHeaderBytes      larger header blocks: 431
      * @param idleTimeoutMillis   a connection waiting this long for a (complete) request line is closed
      * @param headerTimeoutMillis headers that take longer than this after the request line close the connection (slow loris)
+     * @param maxChoices          most choices ({@code n}) one request may ask for: each takes a slot
      */
     public record Limits(long maxBodyBytes, int maxJsonDepth, int maxTokens, int maxPromptTokens, long requestTimeoutMillis,
-                         int maxRequestLineBytes, int maxHeaderBytes, long idleTimeoutMillis, long headerTimeoutMillis) {}
+                         int maxRequestLineBytes, int maxHeaderBytes, long idleTimeoutMillis, long headerTimeoutMillis,
+                         int maxChoices) {}
 
     /** Reads the sources (see class comment); {@code file} may be null. */
     public static Config load(Path file, Map<String, String> overrides) {
@@ -189,7 +191,8 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 integer(c, "limits.max-request-line-bytes", 4096, 256, 1 << 20),
                 integer(c, "limits.max-header-bytes", 16384, 1024, 1 << 20),
                 longValue(c, "limits.idle-timeout-ms", 60_000, 100, 3_600_000),
-                longValue(c, "limits.header-timeout-ms", 10_000, 100, 3_600_000));
+                longValue(c, "limits.header-timeout-ms", 10_000, 100, 3_600_000),
+                integer(c, "limits.max-choices", 4, 1, 256));
         Auth auth = new Auth(apiKeys(c));
         double ratio;
         String ratioText = string(c, "tracing.sample-ratio", "1.0");

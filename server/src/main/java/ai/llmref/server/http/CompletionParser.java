@@ -29,8 +29,10 @@ final class CompletionParser {
     private final PromptModel model;
     private final int maxTokensCeiling;
     private final int maxPromptTokens;
+    private final int maxChoices;
 
-    CompletionParser(PromptModel model, int maxTokensCeiling, int maxPromptTokens) {
+    CompletionParser(PromptModel model, int maxTokensCeiling, int maxPromptTokens, int maxChoices) {
+        this.maxChoices = maxChoices;
         this.model = model;
         this.maxTokensCeiling = maxTokensCeiling;
         this.maxPromptTokens = maxPromptTokens;
@@ -118,6 +120,9 @@ final class CompletionParser {
                     + " tokens; this server accepts at most " + maxPromptTokens);
         }
         Long n = Params.integer(body, "n", 1, Integer.MAX_VALUE);
+        if (n != null && n > maxChoices) {
+            throw ApiException.badValue("n", "'n' must be at most " + maxChoices + " (limits.max-choices), got " + n);
+        }
         if (n != null && n > model.slots()) {
             throw ApiException.badValue("n", "'n' must be at most " + model.slots() + " (engine.slots): each choice is generated in a slot"
                     + " of its own, got " + n);

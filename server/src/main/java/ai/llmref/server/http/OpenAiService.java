@@ -54,7 +54,8 @@ public final class OpenAiService implements HttpService {
     private final Tracing tracing;
 
     /** Request limits enforced here (the body size before parsing, the time a request may take). */
-    public record Limits(long maxBodyBytes, int maxTokens, int maxPromptTokens, long requestTimeoutMillis) {}
+    /** @param maxChoices most choices ({@code n}) a request may ask for (and no more than the slots) */
+    public record Limits(long maxBodyBytes, int maxTokens, int maxPromptTokens, long requestTimeoutMillis, int maxChoices) {}
 
     public OpenAiService(Supplier<ServedModel> models, Json json, Limits limits, ServerMetrics metrics, Tracing tracing) {
         this.models = models;
@@ -166,7 +167,7 @@ public final class OpenAiService implements HttpService {
     }
 
     private CompletionParser parser(ServedModel m) {
-        return new CompletionParser(m, limits.maxTokens(), limits.maxPromptTokens());
+        return new CompletionParser(m, limits.maxTokens(), limits.maxPromptTokens(), limits.maxChoices());
     }
 
     private ServedModel ready() {

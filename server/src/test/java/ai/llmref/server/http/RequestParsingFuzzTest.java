@@ -130,7 +130,7 @@ class RequestParsingFuzzTest {
     }
 
     private static void parse(byte[] input, Function<CompletionParser, Object> parse) {
-        CompletionParser parser = new CompletionParser(prompts(), MAX_TOKENS, MAX_PROMPT_TOKENS);
+        CompletionParser parser = new CompletionParser(prompts(), MAX_TOKENS, MAX_PROMPT_TOKENS, 4);
         try {
             Object parsed = parse.apply(parser);
             if (parsed instanceof CompletionParser.Parsed p) {

@@ -114,24 +114,7 @@ public final class SamplingPool implements AutoCloseable {
         pick(0, m / parts, tokens, errors);
         // Wait for every helper before returning, even when interrupted: the caller's next decode
         // overwrites the rows they read.
-        boolean interrupted = false;
-        Throwable failed = null;
-        for (Future<?> f : pending) {
-            while (true) {
-                try {
-                    f.get();
-                    break;
-                } catch (InterruptedException e) {
-                    interrupted = true;
-                } catch (ExecutionException e) {
-                    failed = failed == null ? e.getCause() : failed; // pick() catches per row: an Error
-                    break;
-                }
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        Throwable failed = awaitAll(pending); // pick() catches per row: an Error
         pending.clear();
         Arrays.fill(rows, 0, m, null);
         Arrays.fill(rowSamplers, 0, m, null);
@@ -200,29 +183,40 @@ public final class SamplingPool implements AutoCloseable {
                 failed = e;
             }
             // every helper is waited for, even when interrupted: the arena closes after them
-            boolean interrupted = false;
-            for (Future<?> f : running) {
-                while (true) {
-                    try {
-                        f.get();
-                        break;
-                    } catch (InterruptedException e) {
-                        interrupted = true;
-                    } catch (ExecutionException e) {
-                        if (failed == null) {
-                            failed = e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
-                        }
-                        break;
-                    }
-                }
-            }
-            if (interrupted) {
-                Thread.currentThread().interrupt();
+            Throwable helper = awaitAll(running);
+            if (failed == null && helper != null) {
+                failed = helper instanceof RuntimeException r ? r : new IllegalStateException(helper);
             }
             if (failed != null) {
                 throw failed;
             }
         }
+    }
+
+    /**
+     * Waits for every future, interrupted or not (the flag is set again afterwards); the first
+     * failure's cause, or null.
+     */
+    private static Throwable awaitAll(List<Future<?>> futures) {
+        boolean interrupted = false;
+        Throwable failed = null;
+        for (Future<?> f : futures) {
+            while (true) {
+                try {
+                    f.get();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                } catch (ExecutionException e) {
+                    failed = failed == null ? e.getCause() : failed;
+                    break;
+                }
+            }
+        }
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
+        return failed;
     }
 
     private void pick(int from, int to, int[] tokens, RuntimeException[] errors) {

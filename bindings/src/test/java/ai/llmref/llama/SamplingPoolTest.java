@@ -3,8 +3,12 @@ package ai.llmref.llama;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 
@@ -146,6 +150,7 @@ class SamplingPoolTest extends StoriesModelTest {
         }
         return best;
     }
+
     @Test
     void forEachRowHandsEveryTaskItsRowOnAnyNumberOfThreadsAndKeepsNone() {
         Vocabulary v = model.vocabulary();
@@ -155,10 +160,10 @@ class SamplingPoolTest extends StoriesModelTest {
             for (int threads : new int[] {1, 2, 5}) {
                 try (SamplingPool pool = new SamplingPool(threads)) {
                     float[][] seen = new float[n][];
-                    java.util.Set<String> workers = java.util.concurrent.ConcurrentHashMap.newKeySet();
-                    AtomicReference<java.lang.foreign.MemorySegment> kept = new AtomicReference<>();
+                    Set<String> workers = ConcurrentHashMap.newKeySet();
+                    AtomicReference<MemorySegment> kept = new AtomicReference<>();
                     pool.forEachRow(ctx, outputs, n, (i, row) -> {
-                        seen[i] = row.toArray(java.lang.foreign.ValueLayout.JAVA_FLOAT);
+                        seen[i] = row.toArray(ValueLayout.JAVA_FLOAT);
                         workers.add(Thread.currentThread().getName());
                         kept.set(row);
                     });
@@ -168,7 +173,7 @@ class SamplingPoolTest extends StoriesModelTest {
                     assertThat(workers).as("threads that took rows").hasSize(threads);
                     assertThat(kept.get().isReadOnly()).isTrue();
                     // a row kept past the call is closed, not memory the next decode reuses
-                    assertThatThrownBy(() -> kept.get().getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, 0))
+                    assertThatThrownBy(() -> kept.get().getAtIndex(ValueLayout.JAVA_FLOAT, 0))
                             .isInstanceOf(IllegalStateException.class);
                     // a failing task fails the call, once every task is done
                     assertThatThrownBy(() -> pool.forEachRow(ctx, outputs, n, (i, row) -> {

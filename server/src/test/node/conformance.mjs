@@ -57,6 +57,13 @@ assert.deepEqual(two.choices.map((c) => c.index), [0, 1]);
 assert.ok(two.usage.completion_tokens >= 2 && two.usage.completion_tokens <= 48, 'both choices counted');
 seen.choices = two.choices.length;
 
+// a batch of token-id prompts with echo and logprobs: the loglikelihood request of evaluation harnesses
+const ll = await client.completions.create({ model, prompt: [[1, 403, 407, 261], [1, 65, 66]], max_tokens: 1, echo: true, logprobs: 1, temperature: 0 });
+assert.deepEqual(ll.choices.map((c) => c.index), [0, 1]);
+assert.deepEqual(ll.choices.map((c) => c.logprobs.tokens.length), [5, 4]);
+assert.equal(ll.choices[0].logprobs.token_logprobs[0], null);
+seen.batch = ll.choices.length;
+
 // log-probabilities
 const lp = await client.chat.completions.create({ ...chat, max_tokens: 12, logprobs: true, top_logprobs: 2 });
 const content = lp.choices[0].logprobs.content;
@@ -104,7 +111,7 @@ async function expectError(name, type, call) {
 }
 await expectError('negative max_tokens', OpenAI.BadRequestError, () => client.chat.completions.create({ ...chat, max_tokens: -1 }));
 await expectError('unknown model', OpenAI.NotFoundError, () => client.chat.completions.create({ ...chat, model: 'nope' }));
-await expectError('n above the slots', OpenAI.BadRequestError, () => client.chat.completions.create({ ...chat, n: 64 }));
+await expectError('n above limits.max-choices', OpenAI.BadRequestError, () => client.chat.completions.create({ ...chat, n: 64 }));
 await expectError('unknown model id', OpenAI.NotFoundError, () => client.models.retrieve('nope'));
 seen.errors = errors;
 

@@ -19,7 +19,8 @@ import org.junit.jupiter.api.Test;
 /**
  * {@code n} choices per request, each generated in a slot of its own: whole and streamed answers
  * (chunks carry their choice's index), usage over all of them, seeds moved on per choice, log-
- * probabilities per choice, all slots freed when the client leaves, and at most {@code engine.slots}.
+ * probabilities per choice, all slots freed when the client leaves, batches of prompts (completions), and
+ * more choices than slots waiting in the queue.
  */
 class ChoicesTest {
     static final ObjectMapper JSON = new ObjectMapper();
@@ -134,5 +135,73 @@ class ChoicesTest {
         } while (busy > 0 && System.nanoTime() < until);
         assertThat(busy).as("slots busy after the client left").isZero();
         assertThat(server.post("/v1/chat/completions", chat(",\"n\":4")).statusCode()).as("all four slots serve again").isEqualTo(200);
+    }
+    @Test
+    void aBatchOfPromptsAnswersEachInOrder() throws Exception {
+        int[] dogTokens = JSON.convertValue(JSON.readTree(server.post("/tokenize", "{\"content\":\"The dog\",\"add_special\":true}").body())
+                .get("tokens"), int[].class);
+        List<String> prompts = List.of("Once upon a time", "Lily had a", "The dog");
+        List<String> singles = new java.util.ArrayList<>();
+        int promptTokens = 0;
+        for (String prompt : prompts) {
+            JsonNode one = post("/v1/completions", "{\"prompt\":" + JSON.writeValueAsString(prompt) + ",\"max_tokens\":8,\"temperature\":0}");
+            singles.add(one.at("/choices/0/text").asText());
+            promptTokens += one.at("/usage/prompt_tokens").asInt();
+        }
+        // the third prompt as token ids, as evaluation harnesses send it
+        String batch = "{\"prompt\":[\"Once upon a time\",\"Lily had a\"," + JSON.writeValueAsString(dogTokens) + "],\"n\":2,"
+                + "\"max_tokens\":8,\"temperature\":0}";
+        JsonNode all = post("/v1/completions", batch);
+        assertThat(all.get("choices")).hasSize(6);
+        for (int i = 0; i < 6; i++) {
+            assertThat(all.at("/choices/" + i + "/index").asInt()).isEqualTo(i);
+            assertThat(all.at("/choices/" + i + "/text").asText()).as("choice %d: prompt %d", i, i / 2).isEqualTo(singles.get(i / 2));
+        }
+        assertThat(all.at("/usage/prompt_tokens").asInt()).as("each prompt once").isEqualTo(promptTokens);
+        assertThat(all.at("/usage/completion_tokens").asInt()).isEqualTo(6 * 8);
+        // streamed: every chunk names its choice
+        Map<Integer, StringBuilder> text = new HashMap<>();
+        for (String line : server.post("/v1/completions", batch.replace("}", ",\"stream\":true}")).body().split("\n")) {
+            if (line.startsWith("data: {")) {
+                for (JsonNode c : JSON.readTree(line.substring(6)).get("choices")) {
+                    text.computeIfAbsent(c.get("index").asInt(), k -> new StringBuilder()).append(c.get("text").asText());
+                }
+            }
+        }
+        for (int i = 0; i < 6; i++) {
+            assertThat(text.get(i).toString()).isEqualTo(singles.get(i / 2));
+        }
+    }
+
+    @Test
+    void theLoglikelihoodRequestOfEvaluationHarnesses() throws Exception {
+        // lm-evaluation-harness (local-completions): token-id prompts in a batch, echo, logprobs 1, one token
+        List<int[]> prompts = List.of(new int[] {1, 403, 407, 261, 378}, new int[] {1, 403, 407}, new int[] {1, 65, 66, 67, 68, 69});
+        JsonNode all = post("/v1/completions", "{\"prompt\":" + JSON.writeValueAsString(prompts) + ",\"max_tokens\":1,\"echo\":true,"
+                + "\"logprobs\":1,\"temperature\":0}");
+        assertThat(all.get("choices")).hasSize(3);
+        for (int i = 0; i < 3; i++) {
+            JsonNode lp = all.at("/choices/" + i + "/logprobs");
+            assertThat(lp.get("tokens")).as("prompt %d and its one generated token", i).hasSize(prompts.get(i).length + 1);
+            assertThat(lp.at("/token_logprobs/0").isNull()).isTrue();
+            for (int k = 1; k < lp.get("token_logprobs").size(); k++) {
+                assertThat(lp.at("/token_logprobs/" + k).asDouble()).isLessThanOrEqualTo(0.0);
+                assertThat(lp.at("/top_logprobs/" + k).size()).isEqualTo(1);
+            }
+        }
+        // the shorter prompt is a prefix of the first: its tokens' log-probabilities are the same numbers
+        JsonNode a = all.at("/choices/0/logprobs/token_logprobs");
+        JsonNode b = all.at("/choices/1/logprobs/token_logprobs");
+        for (int k = 1; k < 3; k++) {
+            assertThat(b.get(k).asDouble()).isCloseTo(a.get(k).asDouble(), org.assertj.core.api.Assertions.within(1e-4));
+        }
+    }
+
+    @Test
+    void moreChoicesThanSlotsWaitInTheQueue() throws Exception {
+        JsonNode eight = post("/v1/chat/completions", chat(",\"temperature\":1.0,\"seed\":9,\"n\":8"));
+        assertThat(eight.get("choices")).hasSize(8);
+        assertThat(eight.get("choices").valueStream().map(c -> c.get("index").asInt()).toList()).containsExactly(0, 1, 2, 3, 4, 5, 6, 7);
+        assertThat(eight.get("choices").valueStream().map(c -> c.at("/message/content").asText()).distinct().count()).isGreaterThan(4);
     }
 }

@@ -102,7 +102,7 @@ class ConfigTest {
 
     @Test
     void maxChoices() {
-        assertThat(bind(Map.of()).limits().maxChoices()).isEqualTo(4);
+        assertThat(bind(Map.of()).limits().maxChoices()).isEqualTo(16);
         assertThat(bind(Map.of("limits.max-choices", "1")).limits().maxChoices()).isEqualTo(1);
         assertThatThrownBy(() -> bind(Map.of("limits.max-choices", "0"))).isInstanceOf(ConfigException.class)
                 .hasMessage("invalid configuration: limits.max-choices must be between 1 and 256, got '0'");

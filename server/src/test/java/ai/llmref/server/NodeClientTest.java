@@ -49,8 +49,9 @@ class NodeClientTest {
             JsonNode errors = seen.get("errors");
             assertError(errors.get("negative max_tokens"), 400, "invalid_value", "max_tokens");
             assertError(errors.get("unknown model"), 404, "model_not_found", "model");
-            assertError(errors.get("n above the slots"), 400, "invalid_value", "n");
+            assertError(errors.get("n above limits.max-choices"), 400, "invalid_value", "n");
             assertThat(seen.get("choices").asInt()).isEqualTo(2);
+            assertThat(seen.get("batch").asInt()).isEqualTo(2);
             assertError(errors.get("unknown model id"), 404, "model_not_found", "model");
         }
     }

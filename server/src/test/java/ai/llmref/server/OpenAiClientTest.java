@@ -153,8 +153,8 @@ class OpenAiClientTest {
     void errorsAreTypedExceptions() {
         assertThatThrownBy(() -> client.chat().completions().create(chat().model("gpt-unknown").build()))
                 .isInstanceOf(NotFoundException.class);
-        assertThatThrownBy(() -> client.chat().completions().create(chat().n(5).build()))
-                .isInstanceOf(BadRequestException.class).hasMessageContaining("'n' must be at most 4 (limits.max-choices)");
+        assertThatThrownBy(() -> client.chat().completions().create(chat().n(17).build()))
+                .isInstanceOf(BadRequestException.class).hasMessageContaining("'n' (17) must be at most 16 choices (limits.max-choices)");
         assertThatThrownBy(() -> client.chat().completions().create(chat().maxCompletionTokens(100_000).build()))
                 .isInstanceOf(BadRequestException.class);
     }

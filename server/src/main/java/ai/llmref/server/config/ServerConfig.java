@@ -192,7 +192,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 integer(c, "limits.max-header-bytes", 16384, 1024, 1 << 20),
                 longValue(c, "limits.idle-timeout-ms", 60_000, 100, 3_600_000),
                 longValue(c, "limits.header-timeout-ms", 10_000, 100, 3_600_000),
-                integer(c, "limits.max-choices", 4, 1, 256));
+                integer(c, "limits.max-choices", 16, 1, 256));
         Auth auth = new Auth(apiKeys(c));
         double ratio;
         String ratioText = string(c, "tracing.sample-ratio", "1.0");

@@ -22,9 +22,31 @@ final class CompletionParser {
 
     /** What the handler needs besides the engine request. */
     /** @param echo the prompt text to send back before the completion (completions' {@code echo}), or null */
-    /** @param choices how many answers to generate ({@code n}), each from its own slot */
-    record Parsed(GenerationRequest request, boolean stream, boolean includeUsage, String model, OutputContract contract,
-                  String echo, int choices) {}
+    /**
+     * @param requests one engine request per choice: prompt by prompt, {@code n} each (choice
+     *                 {@code i} answers prompt {@code i / n})
+     * @param echoes   per choice, the prompt text to send back before its completion
+     *                 (completions' {@code echo}), or null
+     * @param n        choices per prompt
+     */
+    record Parsed(List<GenerationRequest> requests, List<String> echoes, int n, boolean stream, boolean includeUsage, String model,
+                  OutputContract contract) {
+        /** The first choice's request: what every choice shares (sampling but the seed, logprobs, grammar). */
+        GenerationRequest request() {
+            return requests.getFirst();
+        }
+
+        int choices() {
+            return requests.size();
+        }
+
+        String echo(int choice) {
+            return echoes.get(choice);
+        }
+    }
+
+    /** One prompt of a request, with the text to echo (or null). */
+    private record Prompt(int[] tokens, String echo) {}
 
     private final PromptModel model;
     private final int maxTokensCeiling;
@@ -62,7 +84,8 @@ final class CompletionParser {
         }
         String prompt = model.renderChat(list, contract.templateTools(body));
         int[] tokens = model.tokenize(prompt, true);
-        return build(body, tokens, modelId, contract, logprobs != null && logprobs ? (top == null ? 0 : top.intValue()) : -1);
+        return build(body, List.of(new Prompt(tokens, null)), modelId, contract,
+                logprobs != null && logprobs ? (top == null ? 0 : top.intValue()) : -1);
     }
 
     Parsed completion(ObjectNode body) {
@@ -71,47 +94,106 @@ final class CompletionParser {
         if (p == null) {
             throw ApiException.badRequest("prompt", "'prompt' is required");
         }
-        int[] tokens;
-        String text = null;
-        if (p.isTextual()) {
-            text = p.textValue();
-            tokens = model.tokenize(text, false);
-        } else if (p.isArray() && p.size() == 1 && p.get(0).isTextual()) {
-            text = p.get(0).textValue();
-            tokens = model.tokenize(text, false);
-        } else if (p.isArray() && !p.isEmpty() && p.get(0).isIntegralNumber()) {
-            tokens = new int[p.size()];
-            for (int i = 0; i < p.size(); i++) {
-                JsonNode t = p.get(i);
-                if (!t.isIntegralNumber() || !t.canConvertToInt() || t.intValue() < 0 || t.intValue() >= model.vocabSize()) {
-                    throw ApiException.badValue("prompt", "prompt token at index " + i + " must be an integer token id in 0.."
-                            + (model.vocabSize() - 1));
-                }
-                tokens[i] = t.intValue();
-            }
-        } else if (p.isArray() && p.size() > 1) {
-            throw ApiException.unsupported("prompt", "only one prompt per request is supported; send one string");
+        // one prompt (a string, token ids) or several (strings, arrays of token ids: a batch, as
+        // evaluation harnesses send), each answered by n choices
+        List<JsonNode> items = new ArrayList<>();
+        if (p.isTextual() || p.isArray() && !p.isEmpty() && p.get(0).isIntegralNumber()) {
+            items.add(p);
+        } else if (p.isArray() && !p.isEmpty()) {
+            p.forEach(items::add);
         } else {
-            throw ApiException.badRequest("prompt", "'prompt' must be a string, an array of one string or an array of token ids");
+            throw ApiException.badRequest("prompt", "'prompt' must be a string, an array of token ids, or an array of those (several prompts)");
+        }
+        List<int[]> tokenized = new ArrayList<>(items.size());
+        List<String> texts = new ArrayList<>(items.size());
+        for (int k = 0; k < items.size(); k++) {
+            JsonNode item = items.get(k);
+            String where = items.size() == 1 ? "" : " (prompt " + k + ")";
+            if (item.isTextual()) {
+                texts.add(item.textValue());
+                tokenized.add(model.tokenize(item.textValue(), false));
+            } else if (item.isArray() && !item.isEmpty()) {
+                int[] tokens = new int[item.size()];
+                for (int i = 0; i < item.size(); i++) {
+                    JsonNode t = item.get(i);
+                    if (!t.isIntegralNumber() || !t.canConvertToInt() || t.intValue() < 0 || t.intValue() >= model.vocabSize()) {
+                        throw ApiException.badValue("prompt", "prompt token at index " + i + where + " must be an integer token id in 0.."
+                                + (model.vocabSize() - 1));
+                    }
+                    tokens[i] = t.intValue();
+                }
+                texts.add(null);
+                tokenized.add(tokens);
+            } else {
+                throw ApiException.badRequest("prompt", "each prompt of a list must be a string or a non-empty array of token ids"
+                        + where);
+            }
         }
         // the legacy API's logprobs: how many alternatives per token (OpenAI allows at most 5)
         Long logprobs = Params.integer(body, "logprobs", 0, MAX_COMPLETION_LOGPROBS);
         // echo: the prompt comes back before the completion (as the model reads it, for token ids),
         // with its tokens' log-probabilities when logprobs is set
         Boolean echo = Params.bool(body, "echo");
-        String echoed = echo == null || !echo ? null : text != null ? text : model.detokenize(tokens);
-        return build(body, tokens, modelId, OutputContract.of(body, false, ai.llmref.server.structured.ToolCalls.Format.NONE),
-                logprobs == null ? -1 : logprobs.intValue(), echoed);
+        List<Prompt> prompts = new ArrayList<>(tokenized.size());
+        for (int k = 0; k < tokenized.size(); k++) {
+            String text = texts.get(k) != null ? texts.get(k) : model.detokenize(tokenized.get(k));
+            prompts.add(new Prompt(tokenized.get(k), echo != null && echo ? text : null));
+        }
+        return build(body, prompts, modelId, OutputContract.of(body, false, ai.llmref.server.structured.ToolCalls.Format.NONE),
+                logprobs == null ? -1 : logprobs.intValue());
     }
 
-    private Parsed build(ObjectNode body, int[] tokens, String modelId, OutputContract contract, int logprobs) {
-        return build(body, tokens, modelId, contract, logprobs, null);
-    }
-
-    private Parsed build(ObjectNode body, int[] tokens, String modelId, OutputContract contract, int logprobs, String echo) {
+    private Parsed build(ObjectNode body, List<Prompt> prompts, String modelId, OutputContract contract, int logprobs) {
         if (logprobs >= 0 && contract.toolsActive()) {
             throw ApiException.unsupported("logprobs", "'logprobs' is not supported together with 'tools'");
         }
+        Long n = Params.integer(body, "n", 1, Integer.MAX_VALUE);
+        int perPrompt = n == null ? 1 : n.intValue();
+        if ((long) perPrompt * prompts.size() > maxChoices) {
+            throw ApiException.badValue(prompts.size() > 1 ? "prompt" : "n", (prompts.size() > 1 ? prompts.size() + " prompts x " : "")
+                    + "'n' (" + perPrompt + ") must be at most " + maxChoices + " choices (limits.max-choices)");
+        }
+        boolean echo = prompts.getFirst().echo() != null;
+        // 0 only with echo: the prompt alone, for its log-probabilities
+        int least = echo ? 0 : 1;
+        Long maxTokens = Params.integer(body, "max_completion_tokens", least, Integer.MAX_VALUE);
+        Long legacyMax = Params.integer(body, "max_tokens", least, Integer.MAX_VALUE);
+        if (maxTokens == null) {
+            maxTokens = legacyMax;
+        }
+        String maxName = Params.get(body, "max_completion_tokens") != null ? "max_completion_tokens" : "max_tokens";
+        List<String> stops = stops(body);
+        SamplingParams sampling = sampling(body, contract.grammar());
+        List<GenerationRequest> requests = new ArrayList<>();
+        List<String> echoes = new ArrayList<>();
+        for (Prompt prompt : prompts) {
+            int limit = limit(prompt.tokens(), maxTokens, maxName);
+            for (int j = 0; j < perPrompt; j++) {
+                // choice j samples with seed + j: the answers differ, and repeat
+                SamplingParams s = sampling.seed() == null || j == 0 ? sampling : new SamplingParams(sampling.temperature(), sampling.topP(),
+                        sampling.topK(), sampling.minP(), sampling.seed() + j, sampling.presencePenalty(), sampling.frequencyPenalty(),
+                        sampling.logitBias(), sampling.grammar());
+                requests.add(new GenerationRequest(prompt.tokens(), limit, stops, s, logprobs, echo && logprobs >= 0));
+                echoes.add(prompt.echo());
+            }
+        }
+        Boolean stream = Params.bool(body, "stream");
+        boolean includeUsage = false;
+        JsonNode so = Params.get(body, "stream_options");
+        if (so != null) {
+            if (!(so instanceof ObjectNode soObj)) {
+                throw ApiException.badRequest("stream_options", "'stream_options' must be an object");
+            }
+            Boolean iu = Params.bool(soObj, "include_usage");
+            includeUsage = iu != null && iu;
+        }
+        Params.string(body, "user"); // accepted (type-checked), not used for generation
+        return new Parsed(List.copyOf(requests), java.util.Collections.unmodifiableList(echoes), perPrompt, stream != null && stream,
+                includeUsage, modelId, contract);
+    }
+
+    /** Checks a prompt against the limits; the most tokens to generate after it. */
+    private int limit(int[] tokens, Long maxTokens, String maxName) {
         if (tokens.length == 0) {
             throw ApiException.badValue("prompt", "the prompt is empty");
         }
@@ -119,22 +201,6 @@ final class CompletionParser {
             throw new ApiException(400, "invalid_request_error", "prompt_too_long", "prompt", "the prompt has " + tokens.length
                     + " tokens; this server accepts at most " + maxPromptTokens);
         }
-        Long n = Params.integer(body, "n", 1, Integer.MAX_VALUE);
-        if (n != null && n > maxChoices) {
-            throw ApiException.badValue("n", "'n' must be at most " + maxChoices + " (limits.max-choices), got " + n);
-        }
-        if (n != null && n > model.slots()) {
-            throw ApiException.badValue("n", "'n' must be at most " + model.slots() + " (engine.slots): each choice is generated in a slot"
-                    + " of its own, got " + n);
-        }
-        // 0 only with echo: the prompt alone, for its log-probabilities
-        int least = echo != null ? 0 : 1;
-        Long maxTokens = Params.integer(body, "max_completion_tokens", least, Integer.MAX_VALUE);
-        Long legacyMax = Params.integer(body, "max_tokens", least, Integer.MAX_VALUE);
-        if (maxTokens == null) {
-            maxTokens = legacyMax;
-        }
-        String maxName = Params.get(body, "max_completion_tokens") != null ? "max_completion_tokens" : "max_tokens";
         int room = model.slotContext() - tokens.length;
         if (room < 1) {
             throw new ApiException(400, "invalid_request_error", "context_length_exceeded", "messages", "the prompt has "
@@ -154,20 +220,7 @@ final class CompletionParser {
             }
             limit = maxTokens.intValue();
         }
-        Boolean stream = Params.bool(body, "stream");
-        boolean includeUsage = false;
-        JsonNode so = Params.get(body, "stream_options");
-        if (so != null) {
-            if (!(so instanceof ObjectNode soObj)) {
-                throw ApiException.badRequest("stream_options", "'stream_options' must be an object");
-            }
-            Boolean iu = Params.bool(soObj, "include_usage");
-            includeUsage = iu != null && iu;
-        }
-        Params.string(body, "user"); // accepted (type-checked), not used for generation
-        return new Parsed(new GenerationRequest(tokens, limit, stops(body), sampling(body, contract.grammar()), logprobs,
-                echo != null && logprobs >= 0), stream != null && stream, includeUsage, modelId, contract, echo,
-                n == null ? 1 : n.intValue());
+        return limit;
     }
 
     private SamplingParams sampling(ObjectNode body, String grammar) {

@@ -6,7 +6,6 @@ import ai.llmref.server.engine.FinishReason;
 import ai.llmref.server.engine.GenerationEvent;
 import ai.llmref.server.engine.GenerationRequest;
 import ai.llmref.server.engine.RequestHandle;
-import ai.llmref.server.engine.SamplingParams;
 import ai.llmref.server.engine.TokenLogprob;
 import ai.llmref.server.observe.AccessLog;
 import ai.llmref.server.observe.ServerMetrics;
@@ -234,8 +233,8 @@ public final class OpenAiService implements HttpService {
         x.log().stream = p.stream();
         List<RequestHandle> handles = new ArrayList<>(p.choices());
         try {
-            for (int i = 0; i < p.choices(); i++) {
-                handles.add(m.engine().submit(i == 0 ? p.request() : choiceRequest(p.request(), i)));
+            for (GenerationRequest r : p.requests()) {
+                handles.add(m.engine().submit(r));
             }
         } catch (RuntimeException e) {
             handles.forEach(RequestHandle::cancel); // a full queue for a later choice: none of them runs
@@ -256,27 +255,22 @@ public final class OpenAiService implements HttpService {
         }
     }
 
-    /** Choice {@code i} of several: the same request, its seed (if any) moved on by {@code i} so that the answers differ. */
-    static GenerationRequest choiceRequest(GenerationRequest r, int i) {
-        SamplingParams s = r.sampling();
-        SamplingParams moved = s.seed() == null ? s : new SamplingParams(s.temperature(), s.topP(), s.topK(), s.minP(),
-                s.seed() + i, s.presencePenalty(), s.frequencyPenalty(), s.logitBias(), s.grammar());
-        return new GenerationRequest(r.prompt(), r.maxTokens(), r.stop(), moved, r.logprobs(), r.promptLogprobs());
-    }
-
     /** One choice's event stream and what the handler has gathered of it. */
     private static final class Choice {
         final int index;
         final RequestHandle handle;
+        /** The prompt text this choice sends back first (echo), or null. */
+        final String echo;
         final StringBuilder text = new StringBuilder();
         final List<TokenLogprob> logprobs = new ArrayList<>();
         List<TokenLogprob> promptLogprobs = List.of();
         final ToolStream tools;
         GenerationEvent.Done done;
 
-        Choice(int index, RequestHandle handle, OutputContract contract) {
+        Choice(int index, RequestHandle handle, String echo, OutputContract contract) {
             this.index = index;
             this.handle = handle;
+            this.echo = echo;
             this.tools = new ToolStream(contract.format(), contract.callForced());
         }
     }
@@ -317,16 +311,26 @@ public final class OpenAiService implements HttpService {
     private List<Choice> choices(List<RequestHandle> handles, CompletionParser.Parsed p) {
         List<Choice> out = new ArrayList<>(handles.size());
         for (int i = 0; i < handles.size(); i++) {
-            out.add(new Choice(i, handles.get(i), p.contract()));
+            out.add(new Choice(i, handles.get(i), p.echo(i), p.contract()));
         }
         return out;
     }
 
-    /** One Done for the access log and the trace: the first choice's, with every choice's generated tokens. */
-    private static GenerationEvent.Done combined(List<Choice> choices) {
+    /**
+     * One Done for usage, the access log and the trace: the first choice's, with each prompt's
+     * tokens counted once (choices {@code i * n} are the prompts' first) and every choice's
+     * generated tokens.
+     */
+    private static GenerationEvent.Done combined(List<Choice> choices, int n) {
         GenerationEvent.Done first = choices.getFirst().done;
+        int prompt = 0;
+        int cached = 0;
+        for (int i = 0; i < choices.size(); i += n) {
+            prompt += choices.get(i).done.promptTokens();
+            cached += choices.get(i).done.cachedPromptTokens();
+        }
         int generated = choices.stream().mapToInt(c -> c.done.completionTokens()).sum();
-        return new GenerationEvent.Done(first.reason(), first.promptTokens(), generated, first.cachedPromptTokens(), first.timings());
+        return new GenerationEvent.Done(first.reason(), prompt, generated, cached, first.timings());
     }
 
     /** Records a finished generation in the access log and the trace. */
@@ -375,7 +379,7 @@ public final class OpenAiService implements HttpService {
                 }
             }
         }
-        GenerationEvent.Done all = combined(choices);
+        GenerationEvent.Done all = combined(choices, p.n());
         observed.record(all);
         ObjectNode out = envelope(id, created, p.model(), chat ? "chat.completion" : "text_completion");
         ArrayNode array = out.putArray("choices");
@@ -391,12 +395,12 @@ public final class OpenAiService implements HttpService {
                     toolCalls(msg, r.calls());
                 }
             } else {
-                choice.put("text", p.echo() == null ? r.content() : p.echo() + r.content());
+                choice.put("text", c.echo == null ? r.content() : c.echo + r.content());
             }
             List<TokenLogprob> logprobs = c.logprobs;
-            if (p.echo() != null) {
-                logprobs = new ArrayList<>(placed(p.echo(), c.promptLogprobs));
-                logprobs.addAll(shifted(c.logprobs, p.echo()));
+            if (c.echo != null) {
+                logprobs = new ArrayList<>(placed(c.echo, c.promptLogprobs));
+                logprobs.addAll(shifted(c.logprobs, c.echo));
             }
             logprobs(choice, p, chat, logprobs);
             choice.put("finish_reason", r.finish());
@@ -437,8 +441,8 @@ public final class OpenAiService implements HttpService {
                     delta.put("content", "");
                     ((ObjectNode) ch.get("choices").get(0)).putNull("finish_reason");
                     write(out, ch);
-                } else if (p.echo() != null && !p.request().promptLogprobs()) {
-                    write(out, textChunk(id, created, p.model(), object, false, c.index, p.echo(), null)); // echo: the prompt first
+                } else if (c.echo != null && !p.request().promptLogprobs()) {
+                    write(out, textChunk(id, created, p.model(), object, false, c.index, c.echo, null)); // echo: the prompt first
                 } else if (first == null && c.index == 0) {
                     EarlyHeaders.send(res); // the status line and headers, no body bytes yet
                 }
@@ -467,14 +471,14 @@ public final class OpenAiService implements HttpService {
                             ObjectNode ch = textChunk(id, created, p.model(), object, chat, c.index, t.text(), null);
                             if (p.request().logprobs() >= 0) {
                                 logprobs((ObjectNode) ch.get("choices").get(0), p, chat,
-                                        p.echo() == null ? t.logprobs() : shifted(t.logprobs(), p.echo()));
+                                        c.echo == null ? t.logprobs() : shifted(t.logprobs(), c.echo));
                             }
                             write(out, ch);
                         }
                     }
                     case GenerationEvent.PromptLogprobs pl -> { // echo with logprobs: the prompt and its tokens first
-                        ObjectNode ch = textChunk(id, created, p.model(), object, false, c.index, p.echo(), null);
-                        logprobs((ObjectNode) ch.get("choices").get(0), p, false, placed(p.echo(), pl.tokens()));
+                        ObjectNode ch = textChunk(id, created, p.model(), object, false, c.index, c.echo, null);
+                        logprobs((ObjectNode) ch.get("choices").get(0), p, false, placed(c.echo, pl.tokens()));
                         write(out, ch);
                     }
                     case GenerationEvent.Failed f -> {
@@ -515,7 +519,7 @@ public final class OpenAiService implements HttpService {
                 }
                 ev = null;
             }
-            GenerationEvent.Done all = combined(choices);
+            GenerationEvent.Done all = combined(choices, p.n());
             observed.record(all);
             if (p.includeUsage()) {
                 ObjectNode u = chunk(id, created, p.model(), object);

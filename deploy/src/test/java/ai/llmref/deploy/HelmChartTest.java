@@ -295,6 +295,8 @@ class HelmChartTest {
                 Arguments.of("unknown nested key", "probes:\n  startup:\n    initialDelay: 5\n", "additional properties 'initialDelay'"),
                 Arguments.of("misspelt server setting", "config:\n  engine:\n    slot: 8\n", "additional properties 'slot'"),
                 Arguments.of("unknown split mode", "config:\n  model:\n    split-mode: rows\n", "at '/config/model/split-mode'"),
+                Arguments.of("tensor parallelism without flash attention",
+                        "config:\n  model:\n    split-mode: tensor\n  engine:\n    flash-attention: disabled\n", "at '/config/engine/flash-attention'"),
                 Arguments.of("tensor split not numbers", "config:\n  model:\n    tensor-split: \"3;1\"\n", "at '/config/model/tensor-split'"),
                 Arguments.of("unknown KV cache type", "config:\n  engine:\n    kv-cache-type-k: q3_k\n", "at '/config/engine/kv-cache-type-k'"),
                 Arguments.of("quantized V cache without flash attention",

@@ -41,6 +41,11 @@ public record ContextParams(int contextSize, int batchSize, int ubatchSize, int 
             ggmlType = t;
         }
 
+        /** ggml's name of the type, as llama.cpp's logs and options spell it: {@code f16}, {@code q8_0} ... */
+        public String ggmlName() {
+            return name().toLowerCase(java.util.Locale.ROOT);
+        }
+
         /** Block-quantized (not F32, F16 or BF16). */
         public boolean quantized() {
             return this != F32 && this != F16 && this != BF16;

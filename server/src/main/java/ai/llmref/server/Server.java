@@ -26,7 +26,6 @@ import io.helidon.webserver.http1.Http1Config;
 import io.helidon.webserver.http.HttpRouting;
 import java.lang.System.Logger.Level;
 import java.time.Duration;
-import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -219,7 +218,7 @@ public final class Server implements AutoCloseable {
                 // "model ... ready in N ms: placement" is what operators grep for (docs/deployment.md)
                 ai.llmref.llama.ContextMemory generation = engine.memoryUse().get("generation");
                 String what = model.placement() + ", " + e.slots() + " slots of " + slotContext + " positions, KV cache "
-                        + e.kvCacheTypeK().name().toLowerCase(Locale.ROOT) + "/" + e.kvCacheTypeV().name().toLowerCase(Locale.ROOT)
+                        + e.kvCacheTypeK().ggmlName() + "/" + e.kvCacheTypeV().ggmlName()
                         + " " + generation.kvBytes() + " bytes, compute buffers " + generation.computeBytes() + " bytes";
                 if (warmup == 0) {
                     state = State.READY;

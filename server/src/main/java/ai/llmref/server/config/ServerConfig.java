@@ -172,7 +172,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 enumeration(c, "engine.kv-cache-type-v", ContextParams.KvCacheType.F16, ContextParams.KvCacheType::valueOf));
         if (engine.kvCacheTypeV().quantized() && engine.flashAttention() == ContextParams.FlashAttention.DISABLED) {
             throw new ConfigException("engine.kv-cache-type-v", "is quantized, which needs engine.flash-attention auto or enabled (it is disabled)",
-                    engine.kvCacheTypeV().name().toLowerCase(Locale.ROOT));
+                    engine.kvCacheTypeV().ggmlName());
         }
         if (model.splitMode() == ModelParams.SplitMode.TENSOR && engine.flashAttention() == ContextParams.FlashAttention.DISABLED) {
             throw new ConfigException("model.split-mode", "tensor needs engine.flash-attention auto or enabled (it is disabled)", "tensor");

@@ -21,6 +21,11 @@ public record SamplingParams(float temperature, float topP, int topK, float minP
      */
     public static final float GREEDY_BELOW = 1e-6f;
 
+    /** The same settings with another seed. */
+    public SamplingParams withSeed(long newSeed) {
+        return new SamplingParams(temperature, topP, topK, minP, newSeed, presencePenalty, frequencyPenalty, logitBias, grammar);
+    }
+
     public boolean isGreedy() {
         return temperature < GREEDY_BELOW;
     }

@@ -170,9 +170,7 @@ final class CompletionParser {
             int limit = limit(prompt.tokens(), maxTokens, maxName);
             for (int j = 0; j < perPrompt; j++) {
                 // choice j samples with seed + j: the answers differ, and repeat
-                SamplingParams s = sampling.seed() == null || j == 0 ? sampling : new SamplingParams(sampling.temperature(), sampling.topP(),
-                        sampling.topK(), sampling.minP(), sampling.seed() + j, sampling.presencePenalty(), sampling.frequencyPenalty(),
-                        sampling.logitBias(), sampling.grammar());
+                SamplingParams s = sampling.seed() == null || j == 0 ? sampling : sampling.withSeed(sampling.seed() + j);
                 requests.add(new GenerationRequest(prompt.tokens(), limit, stops, s, logprobs, echo && logprobs >= 0));
                 echoes.add(prompt.echo());
             }

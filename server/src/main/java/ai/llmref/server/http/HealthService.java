@@ -9,7 +9,6 @@ import io.helidon.http.Status;
 import io.helidon.webserver.http.HttpRules;
 import io.helidon.webserver.http.HttpService;
 import io.helidon.webserver.http.ServerResponse;
-import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -96,8 +95,8 @@ public final class HealthService implements HttpService {
                 ObjectNode m = o.putObject("memory").put("model_bytes", p.modelBytes());
                 m.put("kv_cache_bytes", e.memoryUse().values().stream().mapToLong(ContextMemory::kvTotal).sum());
                 m.put("compute_bytes", e.memoryUse().values().stream().mapToLong(ContextMemory::computeTotal).sum());
-                m.put("kv_cache_type_k", e.config().kvCacheTypeK().name().toLowerCase(Locale.ROOT))
-                        .put("kv_cache_type_v", e.config().kvCacheTypeV().name().toLowerCase(Locale.ROOT));
+                m.put("kv_cache_type_k", e.config().kvCacheTypeK().ggmlName())
+                        .put("kv_cache_type_v", e.config().kvCacheTypeV().ggmlName());
             }
         }
         return o;

@@ -8,7 +8,6 @@ import ai.llmref.server.engine.Engine;
 import ai.llmref.server.engine.EngineObserver;
 import ai.llmref.server.engine.FinishReason;
 import ai.llmref.server.engine.GenerationEvent;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Properties;
 import java.util.function.Supplier;
@@ -104,8 +103,8 @@ public final class ServerMetrics implements EngineObserver {
         registry.gauge("llmref_kv_cache_type_info", "Element types of the generation context's KV cache (engine.kv-cache-type-k/-v)", out -> {
             Engine e = source.get().engine();
             if (e != null) {
-                out.add(new Metrics.Sample(labels("type_k", e.config().kvCacheTypeK().name().toLowerCase(Locale.ROOT),
-                        "type_v", e.config().kvCacheTypeV().name().toLowerCase(Locale.ROOT)), 1));
+                out.add(new Metrics.Sample(labels("type_k", e.config().kvCacheTypeK().ggmlName(),
+                        "type_v", e.config().kvCacheTypeV().ggmlName()), 1));
             }
         });
         registry.gauge("llmref_model_load_seconds", "Time the model took to load and the engine to start", out -> {

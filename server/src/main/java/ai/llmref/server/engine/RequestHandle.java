@@ -1,12 +1,11 @@
 package ai.llmref.server.engine;
 
 import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * The HTTP handler's side of one generation: events arrive in order on {@link #next}; {@link
+ * The HTTP handler's side of one generation: events arrive in order on {@link #poll}; {@link
  * #cancel()} (client gone, timeout) frees the slot at the next decode step.
  */
 public final class RequestHandle {
@@ -27,12 +26,7 @@ public final class RequestHandle {
         return id;
     }
 
-    /** The next event, or null if none came within the timeout. */
-    public GenerationEvent next(long timeout, TimeUnit unit) throws InterruptedException {
-        return events.poll(timeout, unit);
-    }
-
-    /** The next event if there is one, else null (with {@link #notify(Thread)}: waiting on several handles). */
+    /** The next event if there is one, else null; {@link #notify(Thread)} wakes a waiting handler when one comes. */
     public GenerationEvent poll() {
         return events.poll();
     }

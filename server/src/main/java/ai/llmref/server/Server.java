@@ -70,7 +70,7 @@ public final class Server implements AutoCloseable {
                 .addReceiveListener(headDeadline)
                 .build();
         DirectHandlers transportErrors = transportErrors();
-        HttpVersionRefusal versionRefusal = new HttpVersionRefusal();
+        HttpVersionRefusal versionRefusal = new HttpVersionRefusal(limits.maxRequestLineBytes());
         // Helidon closes connections that wait this long for a request line (idle keep-alive, slow request line)
         Duration idle = Duration.ofMillis(limits.idleTimeoutMillis());
         Duration idleCheck = Duration.ofMillis(Math.max(50, limits.idleTimeoutMillis() / 4));

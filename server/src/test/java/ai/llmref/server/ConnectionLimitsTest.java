@@ -59,6 +59,32 @@ class ConnectionLimitsTest {
                 400, "invalid_request");
     }
 
+    /**
+     * A request line over the limit whose first bytes hold no line end, from a client that keeps its
+     * side open and waits (as HTTP clients do): it got no answer at all before (docs/reliability.md
+     * finding 8); now 414, on both ports, and quickly.
+     */
+    @Test
+    void anOversizeRequestLineGets414WhenItsFirstBytesHoldNoLineEnd() throws Exception {
+        for (int port : new int[] {server.server.port(), server.server.adminPort()}) {
+            try (Socket s = connect(port)) {
+                CompletableFuture<byte[]> answer = readAsync(s);
+                long start = System.nanoTime();
+                s.getOutputStream().write(("GET /v1/models/" + "a".repeat(1000)).getBytes(StandardCharsets.US_ASCII));
+                s.getOutputStream().flush();
+                Thread.sleep(200);
+                try {
+                    s.getOutputStream().write(("a".repeat(100) + " HTTP/1.1\r\nHost: x\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                    s.getOutputStream().flush();
+                } catch (java.io.IOException answeredEarly) {
+                    // the server may answer and close after the first part
+                }
+                assertError(new String(answer.get(10, TimeUnit.SECONDS), StandardCharsets.UTF_8), 414, "uri_too_long");
+                assertThat((System.nanoTime() - start) / 1_000_000).as("answered, not left to a timeout").isLessThan(IDLE_TIMEOUT_MS);
+            }
+        }
+    }
+
     @Test
     void http10AndUnknownVersionsGet505InTheErrorShapeOnBothPorts() throws Exception {
         // these were closed without a byte (Helidon serves HTTP/1.1 only); nginx sends HTTP/1.0 upstream by default

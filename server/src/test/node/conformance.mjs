@@ -84,6 +84,29 @@ if (json.choices[0].finish_reason === 'stop') {
   assert.ok(jsonText.startsWith('{'));
 }
 
+// the Responses API: whole (with the client's output_text helper), the client's stream helper, raw events
+const ask = { model, instructions: 'You tell short stories.', input: 'Tell me about a dog.', max_output_tokens: 24, temperature: 0 };
+const resp = await client.responses.create(ask);
+assert.equal(resp.object, 'response');
+assert.ok(['completed', 'incomplete'].includes(resp.status));
+assert.equal(resp.output[0].type, 'message');
+seen.responses = resp.output_text;
+let responseDeltas = '';
+const helper = client.responses.stream(ask);
+helper.on('response.output_text.delta', (e) => { responseDeltas += e.delta; });
+const final = await helper.finalResponse();
+assert.equal(responseDeltas, resp.output_text);
+assert.equal(final.output_text, resp.output_text);
+assert.equal(final.usage.output_tokens, resp.usage.output_tokens);
+const types = [];
+for await (const e of await client.responses.create({ ...ask, stream: true })) {
+  assert.equal(e.sequence_number, types.length);
+  types.push(e.type);
+}
+assert.equal(types[0], 'response.created');
+assert.ok(['response.completed', 'response.incomplete'].includes(types.at(-1)), types.at(-1));
+seen.responseEvents = types;
+
 // embeddings, one and many (floats and base64, which the client decodes)
 const one = await client.embeddings.create({ model, input: 'a dog', encoding_format: 'float' });
 const many = await client.embeddings.create({ model, input: ['a dog', 'a cat'] });
@@ -112,6 +135,7 @@ async function expectError(name, type, call) {
 await expectError('negative max_tokens', OpenAI.BadRequestError, () => client.chat.completions.create({ ...chat, max_tokens: -1 }));
 await expectError('unknown model', OpenAI.NotFoundError, () => client.chat.completions.create({ ...chat, model: 'nope' }));
 await expectError('n above limits.max-choices', OpenAI.BadRequestError, () => client.chat.completions.create({ ...chat, n: 64 }));
+await expectError('previous_response_id', OpenAI.BadRequestError, () => client.responses.create({ ...ask, previous_response_id: 'resp_1' }));
 await expectError('unknown model id', OpenAI.NotFoundError, () => client.models.retrieve('nope'));
 seen.errors = errors;
 

@@ -45,7 +45,7 @@ class HttpFuzzTest {
     static final List<Route> ROUTES = List.of(
             new Route("POST", "/v1/chat/completions"), new Route("POST", "/v1/completions"),
             new Route("POST", "/v1/embeddings"), new Route("POST", "/tokenize"), new Route("POST", "/detokenize"),
-            new Route("GET", "/v1/models"), new Route("GET", "/v1/models/"));
+            new Route("GET", "/v1/models"), new Route("GET", "/v1/models/"), new Route("POST", "/v1/responses"));
 
     /** One server for all executions: small limits keep each generation short. */
     static synchronized TestServer server() throws InterruptedException {
@@ -114,6 +114,9 @@ class HttpFuzzTest {
         HttpResponse<String> res;
         try {
             res = t.http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+        } catch (java.net.http.HttpTimeoutException e) {
+            // no answer at all is never right, over the limit or not (docs/reliability.md finding 8)
+            throw new AssertionError("no answer within 60 s to " + r.method() + " " + r.path(), e);
         } catch (java.io.IOException e) {
             if (overLineLimit) {
                 return;

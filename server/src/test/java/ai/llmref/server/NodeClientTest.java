@@ -44,6 +44,12 @@ class NodeClientTest {
             String completion = JSON.readTree(t.post("/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":30,\"temperature\":0}")
                     .body()).at("/choices/0/text").asText();
             assertThat(seen.get("completion").asText()).isNotEmpty().isEqualTo(completion);
+            String response = JSON.readTree(t.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"system\",\"content\":"
+                    + "\"You tell short stories.\"},{\"role\":\"user\",\"content\":\"Tell me about a dog.\"}],\"max_tokens\":24,"
+                    + "\"temperature\":0}").body()).at("/choices/0/message/content").asText();
+            assertThat(seen.get("responses").asText()).as("the Responses API answers as chat does").isNotEmpty().isEqualTo(response);
+            assertThat(seen.get("responseEvents").get(1).asText()).isEqualTo("response.in_progress");
+            assertThat(seen.get("responseEvents").toString()).contains("response.output_text.delta", "response.output_item.done");
             assertThat(seen.get("logprobTokens").asInt()).isEqualTo(12);
             assertThat(seen.get("embeddingSize").asInt()).isEqualTo(64);
             JsonNode errors = seen.get("errors");
@@ -53,6 +59,7 @@ class NodeClientTest {
             assertThat(seen.get("choices").asInt()).isEqualTo(2);
             assertThat(seen.get("batch").asInt()).isEqualTo(2);
             assertError(errors.get("unknown model id"), 404, "model_not_found", "model");
+            assertError(errors.get("previous_response_id"), 400, "unsupported_parameter", "previous_response_id");
         }
     }
 

@@ -4,7 +4,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import ai.llmref.server.structured.SchemaCorpus;
 import com.openai.client.OpenAIClient;
-import com.openai.client.okhttp.OpenAIOkHttpClient;
 import com.openai.core.JsonValue;
 import com.openai.models.FunctionDefinition;
 import com.openai.models.FunctionParameters;
@@ -46,9 +45,8 @@ class OpenAiStructuredClientTest {
 
     @BeforeAll
     static void start() throws Exception {
-        server = TestServer.start(Map.of("model.chat-template", ToolCallsTest.template("Qwen-Qwen2.5-7B-Instruct.jinja"),
-                "engine.slot-context", "2048", "engine.slots", "2", "limits.max-tokens", "400"));
-        client = OpenAIOkHttpClient.builder().baseUrl(server.base() + "/v1").apiKey("unused").maxRetries(0).build();
+        server = ToolCallsTest.startWithToolTemplate();
+        client = server.openAiClient();
     }
 
     @AfterAll

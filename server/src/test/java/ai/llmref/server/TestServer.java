@@ -75,6 +75,11 @@ final class TestServer implements AutoCloseable {
         return "http://127.0.0.1:" + server.port();
     }
 
+    /** The official OpenAI Java client pointed at this server (no retries: every answer is the first). */
+    com.openai.client.OpenAIClient openAiClient() {
+        return com.openai.client.okhttp.OpenAIOkHttpClient.builder().baseUrl(base() + "/v1").apiKey("unused").maxRetries(0).build();
+    }
+
     String admin() {
         return "http://127.0.0.1:" + server.adminPort();
     }

@@ -44,6 +44,12 @@ class ToolCallsTest {
         return Files.readString(p);
     }
 
+    /** A server rendering the Qwen 2.5 tool template (Hermes calls), room for forced calls. */
+    static TestServer startWithToolTemplate() throws Exception {
+        return TestServer.start(Map.of("model.chat-template", template("Qwen-Qwen2.5-7B-Instruct.jinja"), "engine.slot-context", "2048",
+                "engine.slots", "2", "limits.max-tokens", "400"));
+    }
+
     static ObjectNode request(String choice) throws Exception {
         ObjectNode b = MAPPER.createObjectNode();
         b.put("model", "stories260K");

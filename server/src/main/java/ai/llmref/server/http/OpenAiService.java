@@ -68,6 +68,7 @@ public final class OpenAiService implements HttpService {
     public void routing(HttpRules rules) {
         route(rules, "POST", "/v1/chat/completions", this::chat);
         route(rules, "POST", "/v1/completions", this::completion);
+        route(rules, "POST", "/v1/responses", this::responses);
         route(rules, "POST", "/v1/embeddings", this::embeddings);
         route(rules, "GET", "/v1/models", this::models);
         route(rules, "GET", "/v1/models/{id}", this::model);
@@ -217,18 +218,50 @@ public final class OpenAiService implements HttpService {
     private void chat(ServerRequest req, ServerResponse res, Exchange x) throws Exception {
         ServedModel m = ready();
         ObjectNode body = body(req);
-        CompletionParser.Parsed p = parser(m).chat(body);
-        generate(res, m, p, true, x);
+        generate(m, parser(m).chat(body), "chatcmpl-", x, openAi(res, true));
     }
 
     private void completion(ServerRequest req, ServerResponse res, Exchange x) throws Exception {
         ServedModel m = ready();
         ObjectNode body = body(req);
-        CompletionParser.Parsed p = parser(m).completion(body);
-        generate(res, m, p, false, x);
+        generate(m, parser(m).completion(body), "cmpl-", x, openAi(res, false));
     }
 
-    private void generate(ServerResponse res, ServedModel m, CompletionParser.Parsed p, boolean chat, Exchange x) throws Exception {
+    /** The chat and completions answer: whole or streamed, as the request asked. */
+    private Answer openAi(ServerResponse res, boolean chat) {
+        return (handles, p, id, created, deadline, observed) -> {
+            if (p.stream()) {
+                stream(res, handles, p, id, created, chat, deadline, observed);
+            } else {
+                whole(res, handles, p, id, created, chat, deadline, observed);
+            }
+        };
+    }
+
+    /** The Responses API: the request read as a chat request, the answer in the Responses shapes. */
+    private void responses(ServerRequest req, ServerResponse res, Exchange x) throws Exception {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        ResponsesRequest r = ResponsesRequest.of(body);
+        CompletionParser.Parsed p = r.parse(parser(m));
+        generate(m, p, "resp_", x, (handles, parsed, id, created, deadline, observed) -> {
+            ResponseObjects o = new ResponseObjects(json, r, id, created, parsed.model(), this::chatLogprobs);
+            if (parsed.stream()) {
+                responsesStream(res, handles, parsed, o, deadline, observed);
+            } else {
+                responsesWhole(res, handles, parsed, o, deadline, observed);
+            }
+        });
+    }
+
+    /** What a route does with its submitted requests: answers the client, whole or streamed. */
+    @FunctionalInterface
+    private interface Answer {
+        void send(List<RequestHandle> handles, CompletionParser.Parsed p, String id, long created, long deadline, Finished observed)
+                throws Exception;
+    }
+
+    private void generate(ServedModel m, CompletionParser.Parsed p, String idPrefix, Exchange x, Answer answer) throws Exception {
         long submittedEpoch = Tracing.nowEpochNanos();
         x.log().stream = p.stream();
         List<RequestHandle> handles = new ArrayList<>(p.choices());
@@ -241,15 +274,11 @@ public final class OpenAiService implements HttpService {
             throw e;
         }
         Finished observed = new Finished(x, submittedEpoch);
-        String id = (chat ? "chatcmpl-" : "cmpl-") + handles.getFirst().id();
+        String id = idPrefix + handles.getFirst().id();
         long created = System.currentTimeMillis() / 1000;
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(limits.requestTimeoutMillis());
         try {
-            if (p.stream()) {
-                stream(res, handles, p, id, created, chat, deadline, observed);
-            } else {
-                whole(res, handles, p, id, created, chat, deadline, observed);
-            }
+            answer.send(handles, p, id, created, deadline, observed);
         } finally {
             handles.forEach(RequestHandle::cancel); // no-op when finished; frees the slots when this handler leaves early
         }
@@ -359,8 +388,8 @@ public final class OpenAiService implements HttpService {
         }
     }
 
-    private void whole(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed p, String id, long created, boolean chat,
-            long deadline, Finished observed) throws Exception {
+    /** Every choice's whole output: waits until each is done (a failure is thrown). */
+    private List<Choice> gather(List<RequestHandle> handles, CompletionParser.Parsed p, long deadline) throws InterruptedException {
         List<Choice> choices = choices(handles, p);
         int open = choices.size();
         while (open > 0) {
@@ -379,6 +408,12 @@ public final class OpenAiService implements HttpService {
                 }
             }
         }
+        return choices;
+    }
+
+    private void whole(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed p, String id, long created, boolean chat,
+            long deadline, Finished observed) throws Exception {
+        List<Choice> choices = gather(handles, p, deadline);
         GenerationEvent.Done all = combined(choices, p.n());
         observed.record(all);
         ObjectNode out = envelope(id, created, p.model(), chat ? "chat.completion" : "text_completion");
@@ -533,6 +568,155 @@ public final class OpenAiService implements HttpService {
         }
     }
 
+    // --- the Responses API ---------------------------------------------------------------------------
+
+    private void responsesWhole(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed p, ResponseObjects o,
+            long deadline, Finished observed) throws Exception {
+        Choice c = gather(handles, p, deadline).getFirst();
+        observed.record(c.done);
+        Reply r = reply(p.contract(), c.text.toString(), c.done);
+        String status = ResponseObjects.status(c.done.reason());
+        sendJson(res, o.response(status, o.output(r, status, c.logprobs), c.done));
+    }
+
+    /**
+     * A streamed response: {@code response.created} and {@code response.in_progress} at once (the
+     * headers go with them, as for chat), the message item with its text deltas, the function-call
+     * items when the reply ends, and {@code response.completed} (or {@code response.incomplete} when
+     * {@code max_output_tokens} cut it) carrying the same response object a whole answer gets.
+     */
+    private void responsesStream(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed p, ResponseObjects o,
+            long deadline, Finished observed) throws Exception {
+        List<Choice> choices = choices(handles, p);
+        Choice c = choices.getFirst();
+        Event first = null;
+        if (p.request().sampling().grammar() != null) { // a refused grammar is still an HTTP status (see stream)
+            first = next(choices, deadline);
+            if (first.event() instanceof GenerationEvent.Failed f) {
+                throw f.error();
+            }
+        }
+        res.header(HeaderNames.CONTENT_TYPE, "text/event-stream");
+        res.header(HeaderNames.CACHE_CONTROL, "no-cache");
+        Span streamSpan = observed.streamSpan();
+        ResponseObjects.Events ev = o.events(res.outputStream());
+        try {
+            ev.send("response.created", responseEvent(o.response("in_progress", null, null)), false);
+            ev.send("response.in_progress", responseEvent(o.response("in_progress", null, null)));
+            boolean tools = p.contract().toolsActive();
+            boolean open = !tools; // the message item; with tools it opens with the first text that is surely not a call
+            if (open) {
+                openMessage(ev, o);
+            }
+            Event e = first;
+            while (true) {
+                if (e == null) {
+                    try {
+                        e = next(choices, deadline);
+                    } catch (ApiException timeout) {
+                        ev.failed(timeout);
+                        return;
+                    }
+                }
+                switch (e.event()) {
+                    case GenerationEvent.Text t -> {
+                        String piece = t.text();
+                        if (tools) {
+                            piece = c.tools.push(t.text());
+                        } else {
+                            c.text.append(t.text());
+                            c.logprobs.addAll(t.logprobs());
+                        }
+                        if (!piece.isEmpty() || !tools && !t.logprobs().isEmpty()) {
+                            if (!open) {
+                                openMessage(ev, o);
+                                open = true;
+                            }
+                            ObjectNode d = ev.part(0).put("delta", piece);
+                            chatLogprobs(d.putArray("logprobs"), p.request().logprobs() >= 0 ? t.logprobs() : List.of());
+                            ev.send("response.output_text.delta", d);
+                        }
+                    }
+                    case GenerationEvent.PromptLogprobs ignored -> { }
+                    case GenerationEvent.Failed f -> {
+                        ev.failed(fromEngine(f.error()));
+                        return;
+                    }
+                    case GenerationEvent.Done d -> {
+                        c.done = d;
+                        Reply r;
+                        try {
+                            r = reply(p.contract(), tools ? c.tools.text() : c.text.toString(), d);
+                        } catch (ApiException invalid) {
+                            ev.failed(invalid);
+                            return;
+                        }
+                        String status = ResponseObjects.status(d.reason());
+                        String content = r.content() == null ? "" : r.content();
+                        if (tools) {
+                            String rest = content.substring(Math.min(c.tools.released(), content.length()));
+                            if (!open && (!rest.isEmpty() || r.calls().isEmpty())) {
+                                openMessage(ev, o);
+                                open = true;
+                            }
+                            if (!rest.isEmpty()) {
+                                ObjectNode delta = ev.part(0).put("delta", rest);
+                                delta.putArray("logprobs");
+                                ev.send("response.output_text.delta", delta);
+                            }
+                        }
+                        int index = 0;
+                        if (open) {
+                            closeMessage(ev, o, content, status, c.logprobs);
+                            index++;
+                        }
+                        for (ToolCalls.Call call : r.calls()) {
+                            ObjectNode item = o.functionCall(call, "completed");
+                            ev.send("response.output_item.added", ev.item(index, o.functionCall(call, "in_progress")));
+                            ev.send("response.function_call_arguments.delta", json.object().put("item_id", item.get("id").textValue())
+                                    .put("output_index", index).put("delta", call.arguments()));
+                            ev.send("response.function_call_arguments.done", json.object().put("item_id", item.get("id").textValue())
+                                    .put("output_index", index).put("name", call.name()).put("arguments", call.arguments()));
+                            ev.send("response.output_item.done", ev.item(index, item));
+                            index++;
+                        }
+                        observed.record(d);
+                        // the last event stays buffered: it goes out with the end of the body (see stream)
+                        ev.send(status.equals("completed") ? "response.completed" : "response.incomplete",
+                                responseEvent(o.response(status, o.output(r, status, c.logprobs), d)), false);
+                        return;
+                    }
+                }
+                e = null;
+            }
+        } finally {
+            streamSpan.end();
+        }
+    }
+
+    private ObjectNode responseEvent(ObjectNode response) {
+        ObjectNode d = json.object();
+        d.set("response", response);
+        return d;
+    }
+
+    private static void openMessage(ResponseObjects.Events ev, ResponseObjects o) {
+        ev.send("response.output_item.added", ev.item(0, o.message("in_progress", null, List.of())));
+        ObjectNode part = ev.part(0);
+        part.set("part", o.textPart("", List.of()));
+        ev.send("response.content_part.added", part);
+    }
+
+    private static void closeMessage(ResponseObjects.Events ev, ResponseObjects o, String text, String status, List<TokenLogprob> tokens) {
+        ObjectNode done = ev.part(0).put("text", text);
+        done.set("logprobs", o.textPart(text, tokens).get("logprobs"));
+        ev.send("response.output_text.done", done);
+        ObjectNode part = ev.part(0);
+        part.set("part", o.textPart(text, tokens));
+        ev.send("response.content_part.done", part);
+        ev.send("response.output_item.done", ev.item(0, o.message(status, text, tokens)));
+    }
+
     /** An error inside a 200 event stream: one {@code data:} event with the OpenAI error envelope. */
     private void writeError(OutputStream out, ApiException api) {
         ObjectNode err = json.object();
@@ -614,17 +798,7 @@ public final class OpenAiService implements HttpService {
         }
         ObjectNode lp = choice.putObject("logprobs");
         if (chat) {
-            ArrayNode content = lp.putArray("content");
-            for (TokenLogprob t : tokens) {
-                ObjectNode o = content.addObject();
-                o.put("token", t.text()).put("logprob", finite(t.logprob()));
-                bytes(o.putArray("bytes"), t.bytes());
-                ArrayNode top = o.putArray("top_logprobs");
-                for (TokenLogprob.Alternative a : t.top()) {
-                    ObjectNode alt = top.addObject().put("token", a.text()).put("logprob", finite(a.logprob()));
-                    bytes(alt.putArray("bytes"), a.bytes());
-                }
-            }
+            chatLogprobs(lp.putArray("content"), tokens);
             lp.putNull("refusal");
         } else {
             ArrayNode text = lp.putArray("tokens");
@@ -646,6 +820,20 @@ public final class OpenAiService implements HttpService {
                         alternatives.put(a.text(), finite(a.logprob()));
                     }
                 }
+            }
+        }
+    }
+
+    /** Per token: {@code token}, {@code logprob}, {@code bytes}, {@code top_logprobs} (chat's and the Responses API's shape). */
+    private void chatLogprobs(ArrayNode content, List<TokenLogprob> tokens) {
+        for (TokenLogprob t : tokens) {
+            ObjectNode o = content.addObject();
+            o.put("token", t.text()).put("logprob", finite(t.logprob()));
+            bytes(o.putArray("bytes"), t.bytes());
+            ArrayNode top = o.putArray("top_logprobs");
+            for (TokenLogprob.Alternative a : t.top()) {
+                ObjectNode alt = top.addObject().put("token", a.text()).put("logprob", finite(a.logprob()));
+                bytes(alt.putArray("bytes"), a.bytes());
             }
         }
     }

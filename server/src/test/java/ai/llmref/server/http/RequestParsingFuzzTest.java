@@ -18,10 +18,11 @@ import org.junit.jupiter.api.AfterAll;
 
 /**
  * Fuzzes request parsing in process: the JSON body reader, {@link CompletionParser} (chat and
- * completions bodies, the model check of embeddings) and the tokenizer calls behind /tokenize,
- * /detokenize and /v1/embeddings, with the real model's vocabulary and the real chat-template
- * renderer. The property: a body is either accepted or refused with a 4xx {@link ApiException}
- * whose message leaks nothing internal; no other exception, no native abort.
+ * completions bodies, Responses API bodies after {@link ResponsesRequest}, the model check of
+ * embeddings) and the tokenizer calls behind /tokenize, /detokenize and /v1/embeddings, with the
+ * real model's vocabulary and the real chat-template renderer. The property: a body is either
+ * accepted or refused with a 4xx {@link ApiException} whose message leaks nothing internal; no
+ * other exception, no native abort.
  *
  * <p>Without {@code JAZZER_FUZZ=1} each method runs once per committed input in
  * {@code src/test/resources/ai/llmref/server/http/RequestParsingFuzzTestInputs/<method>/}
@@ -96,6 +97,12 @@ class RequestParsingFuzzTest {
     @FuzzTest(maxDuration = "30s")
     void chatBody(byte[] body) {
         parse(body, p -> p.chat(JSON.parseObject(body)));
+    }
+
+    /** A Responses API body: read as a chat request, then parsed as one (its errors renamed). */
+    @FuzzTest(maxDuration = "30s")
+    void responsesBody(byte[] body) {
+        parse(body, p -> ResponsesRequest.of(JSON.parseObject(body)).parse(p));
     }
 
     @FuzzTest(maxDuration = "30s")

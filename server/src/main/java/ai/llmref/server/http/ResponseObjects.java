@@ -1,0 +1,229 @@
+package ai.llmref.server.http;
+
+import ai.llmref.server.engine.FinishReason;
+import ai.llmref.server.engine.GenerationEvent;
+import ai.llmref.server.engine.TokenLogprob;
+import ai.llmref.server.structured.ToolCalls;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.function.BiConsumer;
+
+/**
+ * The Responses API's shapes: the response object, its output items (an assistant message with
+ * one {@code output_text} part, then one {@code function_call} item per tool call) and, when
+ * streaming, its typed server-sent events ({@code event: <type>} and a {@code data:} object with
+ * the same {@code type} and a {@code sequence_number}).
+ */
+final class ResponseObjects {
+    private final Json json;
+    private final ResponsesRequest request;
+    private final String id;
+    private final long created;
+    private final String model;
+    /** Writes a chat-shaped logprobs entry list ({token, logprob, bytes, top_logprobs}). */
+    private final BiConsumer<ArrayNode, List<TokenLogprob>> logprobs;
+
+    ResponseObjects(Json json, ResponsesRequest request, String id, long created, String model,
+            BiConsumer<ArrayNode, List<TokenLogprob>> logprobs) {
+        this.json = json;
+        this.request = request;
+        this.id = id;
+        this.created = created;
+        this.model = model;
+        this.logprobs = logprobs;
+    }
+
+    String messageId() {
+        return "msg_" + id.substring("resp_".length());
+    }
+
+    static String status(FinishReason reason) {
+        return reason == FinishReason.LENGTH ? "incomplete" : "completed";
+    }
+
+    /** The response object; {@code output} and {@code usage} are filled in when it has finished. */
+    ObjectNode response(String status, ArrayNode output, GenerationEvent.Done done) {
+        ObjectNode r = json.object();
+        ObjectNode q = request.request();
+        r.put("id", id);
+        r.put("object", "response");
+        r.put("created_at", created);
+        r.put("status", status);
+        if (done != null && status.equals("completed")) {
+            r.put("completed_at", System.currentTimeMillis() / 1000);
+        } else {
+            r.putNull("completed_at");
+        }
+        r.put("background", false);
+        r.putNull("error");
+        if (status.equals("incomplete")) {
+            r.putObject("incomplete_details").put("reason", "max_output_tokens");
+        } else {
+            r.putNull("incomplete_details");
+        }
+        r.set("instructions", value(q, "instructions"));
+        r.set("max_output_tokens", value(q, "max_output_tokens"));
+        r.putNull("max_tool_calls");
+        r.put("model", model);
+        r.set("output", output == null ? json.object().arrayNode() : output);
+        r.put("parallel_tool_calls", !q.path("parallel_tool_calls").isBoolean() || q.get("parallel_tool_calls").booleanValue());
+        r.putNull("previous_response_id");
+        r.putObject("reasoning").putNull("effort").putNull("summary");
+        r.put("service_tier", "default");
+        r.put("store", false);
+        r.put("temperature", q.path("temperature").isNumber() ? q.get("temperature").doubleValue() : 1.0);
+        JsonNode text = q.get("text");
+        if (text instanceof ObjectNode t && t.get("format") instanceof ObjectNode) {
+            r.set("text", t);
+        } else {
+            r.putObject("text").putObject("format").put("type", "text");
+        }
+        JsonNode choice = value(q, "tool_choice");
+        r.set("tool_choice", choice.isNull() ? json.object().textNode("auto") : choice);
+        JsonNode tools = value(q, "tools");
+        r.set("tools", tools.isNull() ? json.object().arrayNode() : tools);
+        r.put("top_logprobs", q.path("top_logprobs").asInt(0));
+        r.put("top_p", q.path("top_p").isNumber() ? q.get("top_p").doubleValue() : 1.0);
+        r.put("truncation", "disabled");
+        if (done == null) {
+            r.putNull("usage");
+        } else {
+            ObjectNode u = r.putObject("usage");
+            u.put("input_tokens", done.promptTokens());
+            // written: the prompt tokens decoded into the slot's cache, where a later request with the same prefix reuses them
+            u.putObject("input_tokens_details").put("cached_tokens", done.cachedPromptTokens())
+                    .put("cache_write_tokens", done.promptTokens() - done.cachedPromptTokens());
+            u.put("output_tokens", done.completionTokens());
+            u.putObject("output_tokens_details").put("reasoning_tokens", 0);
+            u.put("total_tokens", done.promptTokens() + done.completionTokens());
+        }
+        r.set("user", value(q, "user"));
+        JsonNode metadata = q.get("metadata");
+        r.set("metadata", metadata instanceof ObjectNode ? metadata : json.object());
+        return r;
+    }
+
+    private JsonNode value(ObjectNode q, String field) {
+        JsonNode v = q.get(field);
+        return v == null ? json.object().nullNode() : v;
+    }
+
+    /** The assistant message item with its one output_text part. */
+    ObjectNode message(String status, String text, List<TokenLogprob> tokens) {
+        ObjectNode m = json.object();
+        m.put("id", messageId());
+        m.put("type", "message");
+        m.put("status", status);
+        m.put("role", "assistant");
+        ArrayNode content = m.putArray("content");
+        if (text != null) {
+            content.add(textPart(text, tokens));
+        }
+        return m;
+    }
+
+    ObjectNode textPart(String text, List<TokenLogprob> tokens) {
+        ObjectNode part = json.object();
+        part.put("type", "output_text");
+        part.put("text", text);
+        part.putArray("annotations");
+        logprobs.accept(part.putArray("logprobs"), request.logprobs() ? tokens : List.of());
+        return part;
+    }
+
+    ObjectNode functionCall(ToolCalls.Call call, String status) {
+        ObjectNode f = json.object();
+        f.put("id", "fc_" + call.id().substring(call.id().indexOf('_') + 1));
+        f.put("type", "function_call");
+        f.put("status", status);
+        f.put("call_id", call.id());
+        f.put("name", call.name());
+        f.put("arguments", status.equals("in_progress") ? "" : call.arguments());
+        return f;
+    }
+
+    /** The output items of a finished reply: a message unless the reply is only tool calls, then the calls. */
+    ArrayNode output(OpenAiService.Reply reply, String status, List<TokenLogprob> tokens) {
+        ArrayNode out = json.object().arrayNode();
+        if (reply.calls().isEmpty() || reply.content() != null && !reply.content().isEmpty()) {
+            out.add(message(status, reply.content() == null ? "" : reply.content(), tokens));
+        }
+        for (ToolCalls.Call c : reply.calls()) {
+            out.add(functionCall(c, "completed"));
+        }
+        return out;
+    }
+
+    /** Server-sent events of one streamed response, numbered in order. */
+    final class Events {
+        private final OutputStream out;
+        private int sequence;
+
+        Events(OutputStream out) {
+            this.out = out;
+        }
+
+        /** Adds the event to the response's buffer; flushed when {@code flush}. */
+        void send(String type, ObjectNode data, boolean flush) {
+            ObjectNode e = json.object();
+            e.put("type", type);
+            e.put("sequence_number", sequence++);
+            e.setAll(data);
+            try {
+                out.write(("event: " + type + "\ndata: ").getBytes(StandardCharsets.US_ASCII));
+                out.write(json.write(e));
+                out.write("\n\n".getBytes(StandardCharsets.US_ASCII));
+                if (flush) {
+                    out.flush();
+                }
+            } catch (IOException ex) {
+                throw new UncheckedIOException(ex);
+            }
+        }
+
+        void send(String type, ObjectNode data) {
+            send(type, data, true);
+        }
+
+        ObjectNode item(int index, ObjectNode item) {
+            ObjectNode d = json.object();
+            d.put("output_index", index);
+            d.set("item", item);
+            return d;
+        }
+
+        ObjectNode part(int index) {
+            ObjectNode d = json.object();
+            d.put("item_id", messageId());
+            d.put("output_index", index);
+            d.put("content_index", 0);
+            return d;
+        }
+
+        /** A failure after the 200: an {@code error} event, then {@code response.failed}. */
+        void failed(ApiException e) {
+            ObjectNode err = json.object();
+            err.put("code", e.code());
+            err.put("message", e.getMessage());
+            if (e.param() == null) {
+                err.putNull("param");
+            } else {
+                err.put("param", e.param());
+            }
+            send("error", err);
+            ObjectNode r = response("failed", null, null);
+            r.putObject("error").put("code", e.code()).put("message", e.getMessage());
+            send("response.failed", json.object().set("response", r));
+        }
+    }
+
+    Events events(OutputStream out) {
+        return new Events(out);
+    }
+}

@@ -7,9 +7,12 @@
 #   scripts/bench-server.sh [--quick] [--model M] [--threads N] [--rounds N] [--duration S]
 #                           [--concurrency "1 4 16"] [--slots N] [--slot-context N] [--max-load L]
 #                           [--ngl N] [--batched-bench] [--prebuilt] [--warmup-requests N]
-#                           [--warmup-seconds S]
+#                           [--warmup-seconds S] [--api completions|responses]
 #
 #   --quick          one round of 5 s per concurrency level (a smoke run, about 2 minutes)
+#   --api A          the route measured on both servers: completions (/v1/completions, the default)
+#                    or responses (/v1/responses, the Responses API: the prompt as 'input', so each
+#                    server applies its chat template; its typed events are timed)
 #   --model M        the GGUF to serve (default: stories260K beside this checkout)
 #   --threads N      -t/-tb for llama-server, engine.threads/threads-batch for ours (default: nproc)
 #   --rounds N       servers measured in ABBA order, N rounds; medians over rounds (default 2)
@@ -59,6 +62,7 @@ batched=0
 prebuilt=0
 warmup_s=5
 warmup_n=3000
+api=completions
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; rounds=1; duration=5; warmup_s=3; warmup_n=300; shift ;;
@@ -75,6 +79,7 @@ while [ $# -gt 0 ]; do
     --prebuilt) prebuilt=1; shift ;;
     --warmup-seconds) warmup_s=$2; shift 2 ;;
     --warmup-requests) warmup_n=$2; shift 2 ;;
+    --api) api=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -87,6 +92,7 @@ done
 [[ "$warmup_s" =~ ^[0-9]+$ ]] || die "--warmup-seconds must be a whole number of seconds"
 [[ "$warmup_n" =~ ^[0-9]+$ ]] || die "--warmup-requests must be a whole number"
 [[ "$ngl" =~ ^[0-9]+$ ]] || die "--ngl must be a non-negative integer"
+case "$api" in completions) route=/v1/completions ;; responses) route=/v1/responses ;; *) die "--api must be completions or responses" ;; esac
 for c in $levels; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "--concurrency must list positive integers"; done
 top=$(printf '%s\n' $levels | sort -n | tail -1)
 slots=${slots:-$top}
@@ -221,13 +227,18 @@ wait_ready() { # url log
 }
 
 body() { # max_tokens
-  python3 -c 'import json, sys; print(json.dumps({"prompt": sys.argv[1], "max_tokens": int(sys.argv[2]), "temperature": 0,
-    "logit_bias": json.loads(sys.argv[3]), "ignore_eos": True}))' "$prompt" "$1" "$logit_bias"
+  python3 -c 'import json, sys
+b = {"temperature": 0, "logit_bias": json.loads(sys.argv[3]), "ignore_eos": True}
+if sys.argv[4] == "responses":
+    b.update(input=sys.argv[1], max_output_tokens=int(sys.argv[2]))
+else:
+    b.update(prompt=sys.argv[1], max_tokens=int(sys.argv[2]))
+print(json.dumps(b))' "$prompt" "$1" "$logit_bias" "$api"
 }
 
 load() { # label concurrency outfile [generator options...]; load_tokens=N: max_tokens (default $gen)
   local label=$1 c=$2 out=$3 rc=0; shift 3
-  java -cp "$client_cp" ai.llmref.server.bench.LoadGenerator --url "$base_url" --route /v1/completions \
+  java -cp "$client_cp" ai.llmref.server.bench.LoadGenerator --url "$base_url" --route "$route" \
     --body "$(body "${load_tokens:-$gen}")" --concurrency "$c" --label "$label" --server-pid "$server_pid" --clock-ticks "$clk_tck" "$@" \
     >"$out" 2>"$out.log" || rc=$?
   # Exit 1 is "some requests failed". In the short warm-up a request may legitimately fail the
@@ -316,7 +327,12 @@ read -r n_ctx ptoks gen <"$run_dir/shape.txt"
   echo "Machine: $cpu, $(nproc) CPUs online, $(awk '/^MemTotal:/{printf "%d", $2 / 1048576}' /proc/meminfo) GiB; threads used: $threads (both servers)."
   echo "Build: llama.cpp tree $(prop llama.cpp.tree), $(prop native.variant) variant, one build for both ($lib_dir); $(java -version 2>&1 | head -1)."
   echo "Model: $(basename "$model") ($(du -h "$model" | cut -f1)); slot context granted by llama-server: $n_ctx."
-  echo "Workload: /v1/completions, streamed; prompt $ptoks tokens (a random 6-digit number, then a fixed story opening),"
+  if [ "$api" = responses ]; then
+    echo "Workload: /v1/responses, streamed (typed events; text from response.output_text.delta, counts from response.completed);"
+    echo "input $ptoks tokens before each server's chat template (a random 6-digit number, then a fixed story opening),"
+  else
+    echo "Workload: /v1/completions, streamed; prompt $ptoks tokens (a random 6-digit number, then a fixed story opening),"
+  fi
   echo "$gen generated tokens per request (temperature 0, EOS ids [$eos_ids] banned with logit_bias, ignore_eos), closed loop."
   echo "Settings: $slots slots x $slot_ctx positions, batch 512, ubatch 512, flash attention auto, non-unified KV, threads $threads/$threads."
   echo "llama-server: ${llama_cmd[*]//$model/M}" | sed "s#$bin_dir/##; s#--port [0-9]*#--port P#"

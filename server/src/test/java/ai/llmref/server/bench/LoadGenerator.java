@@ -61,7 +61,7 @@ import java.util.concurrent.ThreadLocalRandom;
  *
  * <pre>
  * java -cp server/target/test-classes:server/target/libs/* ai.llmref.server.bench.LoadGenerator \
- *   --url http://127.0.0.1:8080 --route /v1/completions \
+ *   --url http://127.0.0.1:8080 --route /v1/completions \   (or /v1/chat/completions, /v1/responses)
  *   --body '{"prompt":"{{n}} Once upon a time","max_tokens":96,"temperature":0}' \
  *   --concurrency 4 --duration 15 [--requests R] [--warmup K] [--label L] [--raw FILE.jsonl]
  *   [--server-pid PID] [--clock-ticks 100] [--timeout S]
@@ -312,9 +312,22 @@ public final class LoadGenerator {
                     if (chunk.has("error")) {
                         return failed(stream, number, sent, "stream error: " + abbreviate(chunk.get("error").toString()));
                     }
+                    String type = chunk.path("type").asText("");
+                    if (type.equals("error") || type.equals("response.failed")) {
+                        return failed(stream, number, sent, "stream error: " + abbreviate(chunk.toString()));
+                    }
+                    if (type.equals("response.completed") || type.equals("response.incomplete")) {
+                        // the Responses API's last event: the usage of the whole response (no [DONE] follows)
+                        finished = now;
+                        finish = chunk.path("response").path("status").asText();
+                        usageTokens = chunk.path("response").path("usage").path("output_tokens").asInt(-1);
+                        promptTokens = chunk.path("response").path("usage").path("input_tokens").asInt(-1);
+                        continue;
+                    }
                     JsonNode choice = chunk.path("choices").path(0);
                     String text = choice.path("text").isTextual() ? choice.path("text").textValue()
-                            : choice.path("delta").path("content").isTextual() ? choice.path("delta").path("content").textValue() : "";
+                            : choice.path("delta").path("content").isTextual() ? choice.path("delta").path("content").textValue()
+                            : type.equals("response.output_text.delta") ? chunk.path("delta").asText("") : "";
                     if (!text.isEmpty()) {
                         textChunks++;
                         if (firstText == 0) {

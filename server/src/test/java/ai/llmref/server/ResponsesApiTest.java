@@ -3,6 +3,8 @@ package ai.llmref.server;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import ai.llmref.server.OpenAiStructuredClientTest.Forecast;
+import ai.llmref.server.OpenAiStructuredClientTest.GetWeather;
 import ai.llmref.server.structured.SchemaCorpus;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -38,7 +40,7 @@ import org.junit.jupiter.api.Test;
  * {@code POST /v1/responses} (OpenAI's Responses API) driven by the official Java client: the
  * answer equals the chat completion of the same conversation, the stream's typed events rebuild
  * the whole response in the client's own accumulator, structured output and a function-call round
- * trip work through the client's helpers, and what the stateless server cannot honour is a typed
+ * trip work through the client's helpers (the record and the tool of {@link OpenAiStructuredClientTest}), and what the stateless server cannot honour is a typed
  * 400 naming the Responses API's field. The server renders the Qwen 2.5 tool template.
  */
 @SuppressWarnings("deprecation") // seed(): not a Responses API field, sent as an extra body property
@@ -46,12 +48,6 @@ class ResponsesApiTest {
     static final ObjectMapper MAPPER = new ObjectMapper();
     static TestServer server;
     static OpenAIClient client;
-
-    enum Sky { SUNNY, RAINY, CLOUDY }
-
-    public record Forecast(Sky sky, boolean windy) {}
-
-    public record GetWeather(String city, boolean detailed) {}
 
     @BeforeAll
     static void start() throws Exception {
@@ -162,8 +158,8 @@ class ResponsesApiTest {
                 .asFunctionCall();
         assertThat(call.name()).isEqualTo("GetWeather");
         assertThat(call.callId()).startsWith("call_");
-        GetWeather args = call.arguments(GetWeather.class); // the client parses and checks the arguments
-        assertThat(args.city()).isNotNull();
+        var args = call.arguments(GetWeather.class); // the client parses and checks the arguments
+        assertThat(args.unit()).isNotNull();
 
         Response answer = client.responses().create(ResponseCreateParams.builder().model("stories260K")
                 .inputOfResponse(List.of(

@@ -10,7 +10,7 @@ import org.junit.jupiter.api.Test;
 /**
  * The short soak CI runs (scripts/soak.sh runs the long one against the server process): eight
  * clients for about half a minute against a four-slot server, a mix of streaming and
- * non-streaming chat and completions, cancellations and slow readers; every response equals its
+ * non-streaming chat, completions and Responses API requests, cancellations and slow readers; every response equals its
  * greedy reference, nothing answers 5xx, all slots are free at the end and descriptors stay flat.
  */
 class SoakTest {
@@ -25,6 +25,7 @@ class SoakTest {
             assertThat(r.at("/references/distinct_texts").asInt()).as("references tell requests apart")
                     .isEqualTo(r.at("/references/count").asInt());
             assertThat(r.at("/requests").asInt()).isGreaterThan(40);
+            assertThat(r.at("/responses_requests").asInt()).as("/v1/responses requests").isPositive();
             for (String kind : new String[] {"whole", "stream", "cancel", "slow"}) {
                 assertThat(r.at("/by_kind/" + kind).asInt()).as(kind + " requests").isPositive();
             }

@@ -43,7 +43,8 @@ import java.util.regex.Pattern;
  * greedy reference.
  *
  * <p>First, one request at a time, it records the greedy (temperature 0) output of every request
- * it will send: a few prompts, each on /v1/completions and /v1/chat/completions, each with a short
+ * it will send: a few prompts, each on /v1/completions, /v1/chat/completions and /v1/responses
+ * (its typed events; a length cut is {@code incomplete}, read as "length"), each with a short
  * and a long {@code max_tokens}. Then {@code --clients} virtual threads send requests back to back
  * for the warm-up and then for {@code --duration}; each request is one of
  * <ul>
@@ -81,7 +82,8 @@ public final class SoakClient {
         "There was a shiny star in the sky. Max",
         "Mia liked to draw pictures of birds.",
     };
-    private static final String[] ROUTES = {"/v1/completions", "/v1/chat/completions"};
+    private static final String[] ROUTES = {"/v1/completions", "/v1/chat/completions", "/v1/responses"};
+    private static final int RESPONSES = 2;
     private static final int SLOW_READ_BYTES = 256;
     private static final int SLOW_RECEIVE_BUFFER = 4096;
 
@@ -276,6 +278,15 @@ public final class SoakClient {
 
     static String body(Shape s, boolean stream) {
         ObjectNode b = JSON.createObjectNode();
+        if (s.route() == RESPONSES) {
+            // instructions make the prompt differ from the chat route's (references must tell routes apart)
+            b.put("instructions", "Tell a story.").put("input", PROMPTS[s.prompt()]).put("max_output_tokens", s.maxTokens())
+                    .put("temperature", 0);
+            if (stream) {
+                b.put("stream", true);
+            }
+            return b.toString();
+        }
         if (s.route() == 0) {
             b.put("prompt", PROMPTS[s.prompt()]);
         } else {
@@ -300,10 +311,7 @@ public final class SoakClient {
         if (r.statusCode() != 200) {
             throw new IllegalStateException("reference request " + s + " failed: HTTP " + r.statusCode() + " " + r.body());
         }
-        JsonNode n = JSON.readTree(r.body());
-        JsonNode choice = n.path("choices").path(0);
-        String text = s.route() == 0 ? choice.path("text").asText() : choice.path("message").path("content").asText();
-        return new Reference(text, choice.path("finish_reason").asText(), n.path("usage").path("completion_tokens").asInt());
+        return reference(JSON.readTree(r.body()), s);
     }
 
     private static Outcome whole(HttpClient http, Options o, Shape s, Reference ref) {
@@ -323,9 +331,22 @@ public final class SoakClient {
     }
 
     private static Reference reference(JsonNode n, Shape s) {
+        if (s.route() == RESPONSES) {
+            return new Reference(n.at("/output/0/content/0/text").asText(), finish(n.path("status").asText()),
+                    n.path("usage").path("output_tokens").asInt());
+        }
         JsonNode choice = n.path("choices").path(0);
         String text = s.route() == 0 ? choice.path("text").asText() : choice.path("message").path("content").asText();
         return new Reference(text, choice.path("finish_reason").asText(), n.path("usage").path("completion_tokens").asInt());
+    }
+
+    /** A response's status as the finish reason it stands for. */
+    private static String finish(String status) {
+        return switch (status) {
+            case "completed" -> "stop";
+            case "incomplete" -> "length";
+            default -> status;
+        };
     }
 
     private static String compare(Reference want, Reference got) {
@@ -396,12 +417,22 @@ public final class SoakClient {
             long now = System.nanoTime();
             ev.count++;
             JsonNode chunk = JSON.readTree(data);
-            if (chunk.has("error")) {
-                ev.error = chunk.get("error").toString();
+            String type = chunk.path("type").asText("");
+            if (chunk.has("error") || type.equals("error") || type.equals("response.failed")) {
+                ev.error = chunk.has("error") ? chunk.get("error").toString() : chunk.toString();
+                break;
+            }
+            if (type.equals("response.completed") || type.equals("response.incomplete")) {
+                // the Responses API's last event (no [DONE] follows)
+                ev.finish = finish(chunk.path("response").path("status").asText());
+                ev.completionTokens = chunk.path("response").path("usage").path("output_tokens").asInt(-1);
+                ev.done = true;
                 break;
             }
             JsonNode choice = chunk.path("choices").path(0);
-            String t = s.route() == 0 ? choice.path("text").asText("") : choice.path("delta").path("content").asText("");
+            String t = s.route() == 0 ? choice.path("text").asText("")
+                    : s.route() == RESPONSES ? (type.equals("response.output_text.delta") ? chunk.path("delta").asText("") : "")
+                    : choice.path("delta").path("content").asText("");
             if (!t.isEmpty()) {
                 if (ev.firstText == 0) {
                     ev.firstText = now;
@@ -709,6 +740,7 @@ public final class SoakClient {
             byKind.put(k.name().toLowerCase(), all.stream().filter(x -> x.kind() == k).count());
         }
         r.put("chat_requests", all.stream().filter(x -> x.shape().route() == 1).count());
+        r.put("responses_requests", all.stream().filter(x -> x.shape().route() == RESPONSES).count());
         r.put("cancelled_before_answer", all.stream().filter(x -> x.kind() == Kind.CANCEL && x.status() == 0).count());
         Map<String, Integer> errors = new TreeMap<>();
         all.stream().filter(x -> x.error() != null).forEach(x -> errors.merge(x.error(), 1, Integer::sum));

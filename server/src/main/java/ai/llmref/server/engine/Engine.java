@@ -600,7 +600,8 @@ public final class Engine implements AutoCloseable {
                 prefillDone - s.startedNanos,
                 end - prefillDone,
                 s.firstTokenNanos == 0 ? 0 : s.firstTokenNanos - s.handle.submittedNanos);
-        GenerationEvent.Done done = new GenerationEvent.Done(reason, s.prompt.length, s.generated, s.reusedPrefix, t);
+        GenerationEvent.Done done = new GenerationEvent.Done(reason, s.prompt.length, s.generated, s.reusedPrefix, t,
+                reason == FinishReason.STOP ? s.stops.matched() : null);
         s.handle.emit(done);
         observer.finished(done);
         s.release();

@@ -21,9 +21,13 @@ public sealed interface GenerationEvent {
      */
     record PromptLogprobs(List<TokenLogprob> tokens) implements GenerationEvent {}
 
-    /** The end, with counts and timings. */
+    /** The end, with counts and timings; {@code stopSequence}: the stop string that ended it, or null. */
     record Done(FinishReason reason, int promptTokens, int completionTokens, int cachedPromptTokens,
-                Timings timings) implements GenerationEvent {}
+                Timings timings, String stopSequence) implements GenerationEvent {
+        public Done(FinishReason reason, int promptTokens, int completionTokens, int cachedPromptTokens, Timings timings) {
+            this(reason, promptTokens, completionTokens, cachedPromptTokens, timings, null);
+        }
+    }
 
     /** The request could not be completed. */
     record Failed(EngineException error) implements GenerationEvent {}

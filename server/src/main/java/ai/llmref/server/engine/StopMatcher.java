@@ -10,6 +10,7 @@ final class StopMatcher {
     private final List<String> stops;
     private final StringBuilder pending = new StringBuilder();
     private boolean stopped;
+    private String matched;
 
     StopMatcher(List<String> stops) {
         this.stops = stops;
@@ -31,6 +32,7 @@ final class StopMatcher {
             int at = pending.indexOf(s);
             if (at >= 0 && (first < 0 || at < first)) {
                 first = at;
+                matched = s;
             }
         }
         if (first >= 0) {
@@ -63,5 +65,10 @@ final class StopMatcher {
 
     boolean stopped() {
         return stopped;
+    }
+
+    /** The stop string that ended the text (the earliest in it), or null. */
+    String matched() {
+        return matched;
     }
 }

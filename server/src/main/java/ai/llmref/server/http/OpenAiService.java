@@ -247,7 +247,7 @@ public final class OpenAiService implements HttpService {
         generate(m, p, "resp_", x, (handles, parsed, id, created, deadline, observed) -> {
             ResponseObjects o = new ResponseObjects(json, r, id, created, parsed.model(), this::chatLogprobs);
             if (parsed.stream()) {
-                responsesStream(res, handles, parsed, o, deadline, observed);
+                typedStream(res, handles, parsed, deadline, observed, o::events);
             } else {
                 responsesWhole(res, handles, parsed, o, deadline, observed);
             }
@@ -359,7 +359,7 @@ public final class OpenAiService implements HttpService {
             cached += choices.get(i).done.cachedPromptTokens();
         }
         int generated = choices.stream().mapToInt(c -> c.done.completionTokens()).sum();
-        return new GenerationEvent.Done(first.reason(), prompt, generated, cached, first.timings());
+        return new GenerationEvent.Done(first.reason(), prompt, generated, cached, first.timings(), first.stopSequence());
     }
 
     /** Records a finished generation in the access log and the trace. */
@@ -580,13 +580,13 @@ public final class OpenAiService implements HttpService {
     }
 
     /**
-     * A streamed response: {@code response.created} and {@code response.in_progress} at once (the
-     * headers go with them, as for chat), the message item with its text deltas, the function-call
-     * items when the reply ends, and {@code response.completed} (or {@code response.incomplete} when
-     * {@code max_output_tokens} cut it) carrying the same response object a whole answer gets.
+     * A streamed answer of typed events ({@link TypedStream}: the Responses API, Anthropic's
+     * Messages API). The envelope's first events go at once (the headers with them, as for chat);
+     * the text part opens with the first text that is surely not a tool call (at once without
+     * tools), the calls follow when the reply ends, then the final event with the whole reply.
      */
-    private void responsesStream(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed p, ResponseObjects o,
-            long deadline, Finished observed) throws Exception {
+    private void typedStream(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed p, long deadline,
+            Finished observed, java.util.function.Function<OutputStream, TypedStream> make) throws Exception {
         List<Choice> choices = choices(handles, p);
         Choice c = choices.getFirst();
         Event first = null;
@@ -599,14 +599,13 @@ public final class OpenAiService implements HttpService {
         res.header(HeaderNames.CONTENT_TYPE, "text/event-stream");
         res.header(HeaderNames.CACHE_CONTROL, "no-cache");
         Span streamSpan = observed.streamSpan();
-        ResponseObjects.Events ev = o.events(res.outputStream());
+        TypedStream ev = make.apply(res.outputStream());
         try {
-            ev.send("response.created", responseEvent(o.response("in_progress", null, null)), false);
-            ev.send("response.in_progress", responseEvent(o.response("in_progress", null, null)));
+            ev.start();
             boolean tools = p.contract().toolsActive();
-            boolean open = !tools; // the message item; with tools it opens with the first text that is surely not a call
+            boolean open = !tools; // with tools the text opens with the first text that is surely not a call
             if (open) {
-                openMessage(ev, o);
+                ev.openText();
             }
             Event e = first;
             while (true) {
@@ -629,12 +628,10 @@ public final class OpenAiService implements HttpService {
                         }
                         if (!piece.isEmpty() || !tools && !t.logprobs().isEmpty()) {
                             if (!open) {
-                                openMessage(ev, o);
+                                ev.openText();
                                 open = true;
                             }
-                            ObjectNode d = ev.part(0).put("delta", piece);
-                            chatLogprobs(d.putArray("logprobs"), p.request().logprobs() >= 0 ? t.logprobs() : List.of());
-                            ev.send("response.output_text.delta", d);
+                            ev.text(piece, tools ? List.of() : t.logprobs());
                         }
                     }
                     case GenerationEvent.PromptLogprobs ignored -> { }
@@ -651,39 +648,27 @@ public final class OpenAiService implements HttpService {
                             ev.failed(invalid);
                             return;
                         }
-                        String status = ResponseObjects.status(d.reason());
                         String content = r.content() == null ? "" : r.content();
                         if (tools) {
                             String rest = content.substring(Math.min(c.tools.released(), content.length()));
                             if (!open && (!rest.isEmpty() || r.calls().isEmpty())) {
-                                openMessage(ev, o);
+                                ev.openText();
                                 open = true;
                             }
                             if (!rest.isEmpty()) {
-                                ObjectNode delta = ev.part(0).put("delta", rest);
-                                delta.putArray("logprobs");
-                                ev.send("response.output_text.delta", delta);
+                                ev.text(rest, List.of());
                             }
                         }
                         int index = 0;
                         if (open) {
-                            closeMessage(ev, o, content, status, c.logprobs);
+                            ev.closeText(content, c.logprobs, d);
                             index++;
                         }
                         for (ToolCalls.Call call : r.calls()) {
-                            ObjectNode item = o.functionCall(call, "completed");
-                            ev.send("response.output_item.added", ev.item(index, o.functionCall(call, "in_progress")));
-                            ev.send("response.function_call_arguments.delta", json.object().put("item_id", item.get("id").textValue())
-                                    .put("output_index", index).put("delta", call.arguments()));
-                            ev.send("response.function_call_arguments.done", json.object().put("item_id", item.get("id").textValue())
-                                    .put("output_index", index).put("name", call.name()).put("arguments", call.arguments()));
-                            ev.send("response.output_item.done", ev.item(index, item));
-                            index++;
+                            ev.call(index++, call);
                         }
                         observed.record(d);
-                        // the last event stays buffered: it goes out with the end of the body (see stream)
-                        ev.send(status.equals("completed") ? "response.completed" : "response.incomplete",
-                                responseEvent(o.response(status, o.output(r, status, c.logprobs), d)), false);
+                        ev.finish(r, c.logprobs, d);
                         return;
                     }
                 }
@@ -692,29 +677,6 @@ public final class OpenAiService implements HttpService {
         } finally {
             streamSpan.end();
         }
-    }
-
-    private ObjectNode responseEvent(ObjectNode response) {
-        ObjectNode d = json.object();
-        d.set("response", response);
-        return d;
-    }
-
-    private static void openMessage(ResponseObjects.Events ev, ResponseObjects o) {
-        ev.send("response.output_item.added", ev.item(0, o.message("in_progress", null, List.of())));
-        ObjectNode part = ev.part(0);
-        part.set("part", o.textPart("", List.of()));
-        ev.send("response.content_part.added", part);
-    }
-
-    private static void closeMessage(ResponseObjects.Events ev, ResponseObjects o, String text, String status, List<TokenLogprob> tokens) {
-        ObjectNode done = ev.part(0).put("text", text);
-        done.set("logprobs", o.textPart(text, tokens).get("logprobs"));
-        ev.send("response.output_text.done", done);
-        ObjectNode part = ev.part(0);
-        part.set("part", o.textPart(text, tokens));
-        ev.send("response.content_part.done", part);
-        ev.send("response.output_item.done", ev.item(0, o.message(status, text, tokens)));
     }
 
     /** An error inside a 200 event stream: one {@code data:} event with the OpenAI error envelope. */

@@ -161,7 +161,7 @@ final class ResponseObjects {
     }
 
     /** Server-sent events of one streamed response, numbered in order. */
-    final class Events {
+    final class Events implements TypedStream {
         private final OutputStream out;
         private int sequence;
 
@@ -191,23 +191,82 @@ final class ResponseObjects {
             send(type, data, true);
         }
 
-        ObjectNode item(int index, ObjectNode item) {
+        private ObjectNode item(int index, ObjectNode item) {
             ObjectNode d = json.object();
             d.put("output_index", index);
             d.set("item", item);
             return d;
         }
 
-        ObjectNode part(int index) {
+        /** The message's one text part: the message is output item 0. */
+        private ObjectNode part() {
             ObjectNode d = json.object();
             d.put("item_id", messageId());
-            d.put("output_index", index);
+            d.put("output_index", 0);
             d.put("content_index", 0);
             return d;
         }
 
+        private ObjectNode withResponse(ObjectNode response) {
+            ObjectNode d = json.object();
+            d.set("response", response);
+            return d;
+        }
+
+        @Override
+        public void start() {
+            send("response.created", withResponse(response("in_progress", null, null)), false);
+            send("response.in_progress", withResponse(response("in_progress", null, null)));
+        }
+
+        @Override
+        public void openText() {
+            send("response.output_item.added", item(0, message("in_progress", null, List.of())));
+            ObjectNode part = part();
+            part.set("part", textPart("", List.of()));
+            send("response.content_part.added", part);
+        }
+
+        @Override
+        public void text(String piece, List<TokenLogprob> tokens) {
+            ObjectNode d = part().put("delta", piece);
+            logprobs.accept(d.putArray("logprobs"), request.logprobs() ? tokens : List.of());
+            send("response.output_text.delta", d);
+        }
+
+        @Override
+        public void closeText(String text, List<TokenLogprob> tokens, GenerationEvent.Done done) {
+            ObjectNode d = part().put("text", text);
+            d.set("logprobs", textPart(text, tokens).get("logprobs"));
+            send("response.output_text.done", d);
+            ObjectNode part = part();
+            part.set("part", textPart(text, tokens));
+            send("response.content_part.done", part);
+            send("response.output_item.done", item(0, message(status(done.reason()), text, tokens)));
+        }
+
+        @Override
+        public void call(int index, ToolCalls.Call call) {
+            ObjectNode item = functionCall(call, "completed");
+            String itemId = item.get("id").textValue();
+            send("response.output_item.added", item(index, functionCall(call, "in_progress")));
+            send("response.function_call_arguments.delta", json.object().put("item_id", itemId).put("output_index", index)
+                    .put("delta", call.arguments()));
+            send("response.function_call_arguments.done", json.object().put("item_id", itemId).put("output_index", index)
+                    .put("name", call.name()).put("arguments", call.arguments()));
+            send("response.output_item.done", item(index, item));
+        }
+
+        @Override
+        public void finish(OpenAiService.Reply reply, List<TokenLogprob> tokens, GenerationEvent.Done done) {
+            String status = status(done.reason());
+            send(status.equals("completed") ? "response.completed" : "response.incomplete",
+                    withResponse(response(status, output(reply, status, tokens), done)), false);
+        }
+
         /** A failure after the 200: an {@code error} event, then {@code response.failed}. */
-        void failed(ApiException e) {
+        @Override
+        public void failed(ApiException e) {
             ObjectNode err = json.object();
             err.put("code", e.code());
             err.put("message", e.getMessage());
@@ -219,7 +278,7 @@ final class ResponseObjects {
             send("error", err);
             ObjectNode r = response("failed", null, null);
             r.putObject("error").put("code", e.code()).put("message", e.getMessage());
-            send("response.failed", json.object().set("response", r));
+            send("response.failed", withResponse(r));
         }
     }
 

@@ -1,0 +1,35 @@
+package ai.llmref.server.http;
+
+import ai.llmref.server.engine.GenerationEvent;
+import ai.llmref.server.engine.TokenLogprob;
+import ai.llmref.server.structured.ToolCalls;
+import java.util.List;
+
+/**
+ * A streamed answer made of typed events (the Responses API's, Anthropic's Messages API's): what
+ * the handler's stream loop calls, in this order: {@link #start}; for the text part
+ * {@link #openText}, {@link #text}..., {@link #closeText}; {@link #call} for each tool call; then
+ * {@link #finish}, or {@link #failed} at any point after {@link #start}.
+ */
+interface TypedStream {
+    /** The envelope's first events, sent at once (with the headers). */
+    void start();
+
+    /** The text part opens, before its first piece. */
+    void openText();
+
+    /** A piece of text, with its tokens' log-probabilities when the request asked for them. */
+    void text(String piece, List<TokenLogprob> logprobs);
+
+    /** The text part ends: its whole text and tokens. */
+    void closeText(String text, List<TokenLogprob> tokens, GenerationEvent.Done done);
+
+    /** One tool call, the output item or content block {@code index}. */
+    void call(int index, ToolCalls.Call call);
+
+    /** The end, with the whole reply; the last event may stay buffered (it leaves with the body's end). */
+    void finish(OpenAiService.Reply reply, List<TokenLogprob> tokens, GenerationEvent.Done done);
+
+    /** A failure after the 200: an error event in the stream's own shape. */
+    void failed(ApiException e);
+}

@@ -7,12 +7,13 @@
 #   scripts/bench-server.sh [--quick] [--model M] [--threads N] [--rounds N] [--duration S]
 #                           [--concurrency "1 4 16"] [--slots N] [--slot-context N] [--max-load L]
 #                           [--ngl N] [--batched-bench] [--prebuilt] [--warmup-requests N]
-#                           [--warmup-seconds S] [--api completions|responses]
+#                           [--warmup-seconds S] [--api completions|responses|messages]
 #
 #   --quick          one round of 5 s per concurrency level (a smoke run, about 2 minutes)
 #   --api A          the route measured on both servers: completions (/v1/completions, the default)
 #                    or responses (/v1/responses, the Responses API: the prompt as 'input', so each
-#                    server applies its chat template; its typed events are timed)
+#                    server applies its chat template; its typed events are timed) or messages
+#                    (/v1/messages, Anthropic's Messages API: the prompt as the user's message)
 #   --model M        the GGUF to serve (default: stories260K beside this checkout)
 #   --threads N      -t/-tb for llama-server, engine.threads/threads-batch for ours (default: nproc)
 #   --rounds N       servers measured in ABBA order, N rounds; medians over rounds (default 2)
@@ -92,7 +93,10 @@ done
 [[ "$warmup_s" =~ ^[0-9]+$ ]] || die "--warmup-seconds must be a whole number of seconds"
 [[ "$warmup_n" =~ ^[0-9]+$ ]] || die "--warmup-requests must be a whole number"
 [[ "$ngl" =~ ^[0-9]+$ ]] || die "--ngl must be a non-negative integer"
-case "$api" in completions) route=/v1/completions ;; responses) route=/v1/responses ;; *) die "--api must be completions or responses" ;; esac
+case "$api" in
+  completions) route=/v1/completions ;; responses) route=/v1/responses ;; messages) route=/v1/messages ;;
+  *) die "--api must be completions, responses or messages" ;;
+esac
 for c in $levels; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "--concurrency must list positive integers"; done
 top=$(printf '%s\n' $levels | sort -n | tail -1)
 slots=${slots:-$top}
@@ -231,6 +235,8 @@ body() { # max_tokens
 b = {"temperature": 0, "logit_bias": json.loads(sys.argv[3]), "ignore_eos": True}
 if sys.argv[4] == "responses":
     b.update(input=sys.argv[1], max_output_tokens=int(sys.argv[2]))
+elif sys.argv[4] == "messages":
+    b.update(messages=[{"role": "user", "content": sys.argv[1]}], max_tokens=int(sys.argv[2]))
 else:
     b.update(prompt=sys.argv[1], max_tokens=int(sys.argv[2]))
 print(json.dumps(b))' "$prompt" "$1" "$logit_bias" "$api"
@@ -330,6 +336,9 @@ read -r n_ctx ptoks gen <"$run_dir/shape.txt"
   if [ "$api" = responses ]; then
     echo "Workload: /v1/responses, streamed (typed events; text from response.output_text.delta, counts from response.completed);"
     echo "input $ptoks tokens before each server's chat template (a random 6-digit number, then a fixed story opening),"
+  elif [ "$api" = messages ]; then
+    echo "Workload: /v1/messages, streamed (Anthropic's events; text from content_block_delta, counts from message_delta);"
+    echo "user message of $ptoks tokens before each server's chat template (a random 6-digit number, then a fixed story opening),"
   else
     echo "Workload: /v1/completions, streamed; prompt $ptoks tokens (a random 6-digit number, then a fixed story opening),"
   fi

@@ -1,10 +1,12 @@
 // The npm openai client (v6, pinned in package.json) against a running server: every route, streaming
-// and not, log-probabilities, embeddings, and errors as the client's typed exceptions.
+// and not, log-probabilities, embeddings, and errors as the client's typed exceptions; then Anthropic's
+// npm SDK on /v1/messages (whole, its stream helper, token counting, a typed error).
 //   node conformance.mjs BASE_URL MODEL_ID
 // Prints one JSON object of what it saw (NodeClientTest compares it with the server's own answers)
 // and exits 0; a failed check throws (exit 1, the assertion on stderr).
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
 import { VERSION } from 'openai/version';
 
 const [baseURL, model] = process.argv.slice(2);
@@ -138,5 +140,31 @@ await expectError('n above limits.max-choices', OpenAI.BadRequestError, () => cl
 await expectError('previous_response_id', OpenAI.BadRequestError, () => client.responses.create({ ...ask, previous_response_id: 'resp_1' }));
 await expectError('unknown model id', OpenAI.NotFoundError, () => client.models.retrieve('nope'));
 seen.errors = errors;
+
+// Anthropic's Messages API through Anthropic's own SDK (its base URL is the server's root)
+const claude = new Anthropic({ baseURL: baseURL.replace(/\/v1\/?$/, ''), apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
+const ask2 = { model, max_tokens: 24, temperature: 0, system: 'You tell short stories.', messages: [{ role: 'user', content: 'Tell me about a dog.' }] };
+const msg = await claude.messages.create(ask2);
+assert.equal(msg.type, 'message');
+assert.ok(['end_turn', 'max_tokens'].includes(msg.stop_reason), msg.stop_reason);
+seen.messages = msg.content.filter((b) => b.type === 'text').map((b) => b.text).join('');
+let messageDeltas = '';
+const messageStream = claude.messages.stream(ask2);
+messageStream.on('text', (t) => { messageDeltas += t; });
+const finalMessage = await messageStream.finalMessage();
+assert.equal(messageDeltas, seen.messages);
+assert.equal(finalMessage.content[0].text, seen.messages);
+assert.equal(finalMessage.stop_reason, msg.stop_reason);
+assert.equal(finalMessage.usage.output_tokens, msg.usage.output_tokens);
+const counted = await claude.messages.countTokens({ model, system: ask2.system, messages: ask2.messages });
+assert.equal(counted.input_tokens, msg.usage.input_tokens + (msg.usage.cache_read_input_tokens ?? 0));
+seen.messageTokens = counted.input_tokens;
+try {
+  await claude.messages.create({ ...ask2, model: 'nope' });
+  assert.fail('unknown model: no error');
+} catch (e) {
+  assert.ok(e instanceof Anthropic.NotFoundError, 'unknown model: ' + e);
+  seen.anthropicError = { status: e.status, type: e.error?.error?.type, message: e.error?.error?.message };
+}
 
 console.log(JSON.stringify(seen));

@@ -45,7 +45,8 @@ class HttpFuzzTest {
     static final List<Route> ROUTES = List.of(
             new Route("POST", "/v1/chat/completions"), new Route("POST", "/v1/completions"),
             new Route("POST", "/v1/embeddings"), new Route("POST", "/tokenize"), new Route("POST", "/detokenize"),
-            new Route("GET", "/v1/models"), new Route("GET", "/v1/models/"), new Route("POST", "/v1/responses"));
+            new Route("GET", "/v1/models"), new Route("GET", "/v1/models/"), new Route("POST", "/v1/responses"),
+            new Route("POST", "/v1/messages"));
 
     /** One server for all executions: small limits keep each generation short. */
     static synchronized TestServer server() throws InterruptedException {
@@ -127,8 +128,12 @@ class HttpFuzzTest {
             assertThat(res.statusCode()).as(res.body()).isEqualTo(414);
         }
         assertThat(res.statusCode()).as(res.body()).isLessThan(500);
-        assertAnswer(res.statusCode(), res.headers().firstValue("content-type").orElse(""), res.body(),
-                new String(body, StandardCharsets.UTF_8));
+        String text = new String(body, StandardCharsets.UTF_8);
+        if (r.path().startsWith("/v1/messages")) {
+            assertAnthropicAnswer(res.statusCode(), res.headers().firstValue("content-type").orElse(""), res.body(), text);
+        } else {
+            assertAnswer(res.statusCode(), res.headers().firstValue("content-type").orElse(""), res.body(), text);
+        }
         periodicHealthCheck(t);
     }
 
@@ -221,6 +226,20 @@ class HttpFuzzTest {
         assertThat(error.path("type").asText()).as(body).isNotBlank();
         assertThat(error.path("code").asText()).as(body).isNotBlank();
         ai.llmref.server.http.LeakMarkers.assertNoLeak(error.path("message").asText(), input);
+    }
+
+    /** The same for the Messages API's routes, whose errors are in Anthropic's envelope. */
+    static void assertAnthropicAnswer(int status, String contentType, String body, String input) throws Exception {
+        assertThat(status).as(body).isLessThan(500);
+        if (status < 400) {
+            return;
+        }
+        assertThat(contentType).as("status %d, body %s", status, body).startsWith("application/json");
+        JsonNode answer = JSON.readTree(body);
+        assertThat(answer.path("type").asText()).as(body).isEqualTo("error");
+        assertThat(answer.at("/error/type").asText()).as(body).isNotBlank();
+        assertThat(answer.at("/error/message").asText()).as(body).isNotBlank();
+        ai.llmref.server.http.LeakMarkers.assertNoLeak(answer.at("/error/message").asText(), input);
     }
 
     private static void periodicHealthCheck(TestServer t) throws Exception {

@@ -15,7 +15,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The npm {@code openai} client (v6, pinned with its integrity in src/test/node/package-lock.json)
- * drives the server from Node: src/test/node/conformance.mjs checks every route, streaming against
+ * and Anthropic's npm SDK ({@code @anthropic-ai/sdk}, on /v1/messages) drive the server from Node: src/test/node/conformance.mjs checks every route, streaming against
  * whole answers, log-probabilities, embeddings and typed errors, and reports what it saw; here that
  * is compared with the server's answers to the same requests over plain HTTP. Needs node and npm
  * (scripts/prereqs.sh installs them); the package comes from the npm registry, or npm's cache.
@@ -48,6 +48,10 @@ class NodeClientTest {
                     + "\"You tell short stories.\"},{\"role\":\"user\",\"content\":\"Tell me about a dog.\"}],\"max_tokens\":24,"
                     + "\"temperature\":0}").body()).at("/choices/0/message/content").asText();
             assertThat(seen.get("responses").asText()).as("the Responses API answers as chat does").isNotEmpty().isEqualTo(response);
+            assertThat(seen.get("messages").asText()).as("the Messages API answers as chat does").isEqualTo(response);
+            assertThat(seen.get("messageTokens").asInt()).isPositive();
+            assertThat(seen.get("anthropicError").get("status").asInt()).isEqualTo(404);
+            assertThat(seen.get("anthropicError").get("type").asText()).isEqualTo("not_found_error");
             assertThat(seen.get("responseEvents").get(1).asText()).isEqualTo("response.in_progress");
             assertThat(seen.get("responseEvents").toString()).contains("response.output_text.delta", "response.output_item.done");
             assertThat(seen.get("logprobTokens").asInt()).isEqualTo(12);

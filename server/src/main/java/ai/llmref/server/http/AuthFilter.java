@@ -13,7 +13,8 @@ import java.security.NoSuchAlgorithmException;
 import java.util.List;
 
 /**
- * {@code Authorization: Bearer <key>} on every API route when keys are configured. Keys are
+ * {@code Authorization: Bearer <key>} (or {@code x-api-key: <key>}, as Anthropic's clients send it)
+ * on every API route when keys are configured. Keys are
  * compared as SHA-256 digests with {@link MessageDigest#isEqual} against every configured key,
  * so timing reveals neither which key nor how much of it matched. Keys are never logged.
  */
@@ -23,6 +24,7 @@ public final class AuthFilter implements Filter {
      * no cardinality and may carry whatever an unauthenticated client sent).
      */
     public static final String ROUTE = "(unauthenticated)";
+    private static final io.helidon.http.HeaderName X_API_KEY = HeaderNames.create("x-api-key");
 
     private final List<byte[]> digests;
     private final OpenAiService errors;
@@ -37,9 +39,12 @@ public final class AuthFilter implements Filter {
     @Override
     public void filter(FilterChain chain, RoutingRequest req, RoutingResponse res) {
         String header = req.headers().first(HeaderNames.AUTHORIZATION).orElse("");
+        // Anthropic's clients send the key as x-api-key
+        String apiKey = req.headers().first(X_API_KEY).orElse("");
         boolean ok = false;
-        if (header.regionMatches(true, 0, "Bearer ", 0, 7)) {
-            byte[] presented = sha256(header.substring(7).trim());
+        String key = header.regionMatches(true, 0, "Bearer ", 0, 7) ? header.substring(7).trim() : apiKey.isEmpty() ? null : apiKey.trim();
+        if (key != null) {
+            byte[] presented = sha256(key);
             for (byte[] d : digests) {
                 ok |= MessageDigest.isEqual(d, presented); // no early exit
             }
@@ -53,7 +58,8 @@ public final class AuthFilter implements Filter {
         entry.errorCode = "invalid_api_key";
         res.header(HeaderNames.WWW_AUTHENTICATE, "Bearer");
         errors.sendError(res, new ApiException(401, "authentication_error", "invalid_api_key", null,
-                header.isEmpty() ? "missing API key: send 'Authorization: Bearer <key>'" : "invalid API key"));
+                header.isEmpty() && apiKey.isEmpty() ? "missing API key: send 'Authorization: Bearer <key>' (or 'x-api-key: <key>')"
+                        : "invalid API key"));
         metrics.request(ROUTE, 401, System.nanoTime() - entry.startNanos);
         AccessLog.log(entry, 401);
     }

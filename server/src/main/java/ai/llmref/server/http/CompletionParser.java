@@ -62,6 +62,26 @@ final class CompletionParser {
 
     Parsed chat(ObjectNode body) {
         String modelId = checkModel(body);
+        ChatPrompt prompt = chatPrompt(body);
+        Boolean logprobs = Params.bool(body, "logprobs");
+        Long top = Params.integer(body, "top_logprobs", 0, GenerationRequest.MAX_TOP_LOGPROBS);
+        if (top != null && (logprobs == null || !logprobs)) {
+            throw ApiException.badRequest("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+        }
+        return build(body, List.of(new Prompt(prompt.tokens(), null)), modelId, prompt.contract(),
+                logprobs != null && logprobs ? (top == null ? 0 : top.intValue()) : -1);
+    }
+
+    /** A chat request's prompt tokens, checked but not against the limits (a token count). */
+    int[] chatPromptTokens(ObjectNode body) {
+        checkModel(body);
+        return chatPrompt(body).tokens();
+    }
+
+    private record ChatPrompt(OutputContract contract, int[] tokens) {}
+
+    /** The messages rendered with the chat template (tools included when active), tokenized. */
+    private ChatPrompt chatPrompt(ObjectNode body) {
         JsonNode messages = Params.get(body, "messages");
         if (messages == null) {
             throw ApiException.badRequest("messages", "'messages' is required");
@@ -77,15 +97,7 @@ final class CompletionParser {
         for (int i = 0; i < messages.size(); i++) {
             list.add(message(messages.get(i), i));
         }
-        Boolean logprobs = Params.bool(body, "logprobs");
-        Long top = Params.integer(body, "top_logprobs", 0, GenerationRequest.MAX_TOP_LOGPROBS);
-        if (top != null && (logprobs == null || !logprobs)) {
-            throw ApiException.badRequest("top_logprobs", "'top_logprobs' needs 'logprobs': true");
-        }
-        String prompt = model.renderChat(list, contract.templateTools(body));
-        int[] tokens = model.tokenize(prompt, true);
-        return build(body, List.of(new Prompt(tokens, null)), modelId, contract,
-                logprobs != null && logprobs ? (top == null ? 0 : top.intValue()) : -1);
+        return new ChatPrompt(contract, model.tokenize(model.renderChat(list, contract.templateTools(body)), true));
     }
 
     Parsed completion(ObjectNode body) {

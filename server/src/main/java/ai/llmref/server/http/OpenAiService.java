@@ -69,6 +69,8 @@ public final class OpenAiService implements HttpService {
         route(rules, "POST", "/v1/chat/completions", this::chat);
         route(rules, "POST", "/v1/completions", this::completion);
         route(rules, "POST", "/v1/responses", this::responses);
+        route(rules, "POST", "/v1/messages", this::messages, true);
+        route(rules, "POST", "/v1/messages/count_tokens", this::countTokens, true);
         route(rules, "POST", "/v1/embeddings", this::embeddings);
         route(rules, "GET", "/v1/models", this::models);
         route(rules, "GET", "/v1/models/{id}", this::model);
@@ -85,10 +87,15 @@ public final class OpenAiService implements HttpService {
     record Exchange(AccessLog.Entry log, Span span) {}
 
     private void route(HttpRules rules, String method, String path, Handler h) {
+        route(rules, method, path, h, false);
+    }
+
+    /** @param anthropic errors in Anthropic's envelope ({@code {"type":"error","error":{"type","message"}}}) */
+    private void route(HttpRules rules, String method, String path, Handler h, boolean anthropic) {
         if (method.equals("POST")) {
-            rules.post(path, (req, res) -> handle(req, res, method, path, h));
+            rules.post(path, (req, res) -> handle(req, res, method, path, h, anthropic));
         } else {
-            rules.get(path, (req, res) -> handle(req, res, method, path, h));
+            rules.get(path, (req, res) -> handle(req, res, method, path, h, anthropic));
         }
     }
 
@@ -96,7 +103,7 @@ public final class OpenAiService implements HttpService {
      * Every route: errors become the OpenAI envelope (nothing internal leaks to the client); each
      * request is counted, timed, traced and logged as one JSON line.
      */
-    private void handle(ServerRequest req, ServerResponse res, String method, String route, Handler h) {
+    private void handle(ServerRequest req, ServerResponse res, String method, String route, Handler h, boolean anthropic) {
         Span span = tracing.startRequest(method, route, name -> req.headers().first(HeaderNames.create(name)).orElse(null));
         Exchange x = new Exchange(new AccessLog.Entry(method, route), span);
         if (span.getSpanContext().isValid()) {
@@ -106,18 +113,18 @@ public final class OpenAiService implements HttpService {
             h.handle(req, res, x);
         } catch (ApiException e) {
             x.log().errorCode = e.code();
-            sendError(res, e);
+            sendError(res, e, anthropic);
         } catch (EngineException e) {
             ApiException api = fromEngine(e);
             x.log().errorCode = api.code();
-            sendError(res, api);
+            sendError(res, api, anthropic);
         } catch (UncheckedIOException | ServerConnectionException e) {
             x.log().errorCode = "client_disconnected";
             LOG.log(System.Logger.Level.DEBUG, "client connection lost: " + e.getMessage());
         } catch (Exception e) {
             x.log().errorCode = "internal_error";
             LOG.log(System.Logger.Level.ERROR, "unexpected error on " + route, e);
-            sendError(res, new ApiException(500, "server_error", "internal_error", null, "internal server error"));
+            sendError(res, new ApiException(500, "server_error", "internal_error", null, "internal server error"), anthropic);
         } finally {
             int status = res.status().code();
             metrics.request(route, status, System.nanoTime() - x.log().startNanos);
@@ -137,6 +144,15 @@ public final class OpenAiService implements HttpService {
         };
     }
 
+    private void sendError(ServerResponse res, ApiException e, boolean anthropic) {
+        if (!anthropic) {
+            sendError(res, e);
+        } else if (!res.isSent()) {
+            statusAndRetry(res, e);
+            sendJson(res, MessageObjects.error(json, e));
+        }
+    }
+
     void sendError(ServerResponse res, ApiException e) {
         if (res.isSent()) {
             return;
@@ -151,6 +167,11 @@ public final class OpenAiService implements HttpService {
         } else {
             body.putNull("param");
         }
+        statusAndRetry(res, e);
+        sendJson(res, err);
+    }
+
+    private static void statusAndRetry(ServerResponse res, ApiException e) {
         res.status(Status.create(e.status()));
         if (e.status() == 429) {
             res.header(HeaderNames.RETRY_AFTER, "1");
@@ -158,7 +179,6 @@ public final class OpenAiService implements HttpService {
         if (e.status() == 503) {
             res.header(HeaderNames.RETRY_AFTER, "5");
         }
-        sendJson(res, err);
     }
 
     private void sendJson(ServerResponse res, JsonNode node) {
@@ -252,6 +272,35 @@ public final class OpenAiService implements HttpService {
                 responsesWhole(res, handles, parsed, o, deadline, observed);
             }
         });
+    }
+
+    /** Anthropic's Messages API: the request read as a chat request, the answer in Anthropic's shapes. */
+    private void messages(ServerRequest req, ServerResponse res, Exchange x) throws Exception {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        CompletionParser.Parsed p = MessagesRequest.of(body).parse(parser(m));
+        generate(m, p, "msg_", x, (handles, parsed, id, created, deadline, observed) -> {
+            MessageObjects o = new MessageObjects(json, id, parsed.model(), parsed.request().prompt().length);
+            if (parsed.stream()) {
+                typedStream(res, handles, parsed, deadline, observed, o::events);
+            } else {
+                Choice c = gather(handles, parsed, deadline).getFirst();
+                observed.record(c.done);
+                sendJson(res, o.message(reply(parsed.contract(), c.text.toString(), c.done), c.done));
+            }
+        });
+    }
+
+    /** {@code /v1/messages/count_tokens}: the prompt's tokens, as the request would be rendered (nothing generated). */
+    private void countTokens(ServerRequest req, ServerResponse res, Exchange x) {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        if (Params.get(body, "max_tokens") == null) {
+            body.put("max_tokens", 1); // not part of a count request
+        }
+        ObjectNode out = json.object();
+        out.put("input_tokens", MessagesRequest.of(body).promptTokens(parser(m)));
+        sendJson(res, out);
     }
 
     /** What a route does with its submitted requests: answers the client, whole or streamed. */

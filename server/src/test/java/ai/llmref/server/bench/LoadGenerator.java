@@ -61,7 +61,7 @@ import java.util.concurrent.ThreadLocalRandom;
  *
  * <pre>
  * java -cp server/target/test-classes:server/target/libs/* ai.llmref.server.bench.LoadGenerator \
- *   --url http://127.0.0.1:8080 --route /v1/completions \   (or /v1/chat/completions, /v1/responses)
+ *   --url http://127.0.0.1:8080 --route /v1/completions \   (or /v1/chat/completions, /v1/responses, /v1/messages)
  *   --body '{"prompt":"{{n}} Once upon a time","max_tokens":96,"temperature":0}' \
  *   --concurrency 4 --duration 15 [--requests R] [--warmup K] [--label L] [--raw FILE.jsonl]
  *   [--server-pid PID] [--clock-ticks 100] [--timeout S]
@@ -316,6 +316,15 @@ public final class LoadGenerator {
                     if (type.equals("error") || type.equals("response.failed")) {
                         return failed(stream, number, sent, "stream error: " + abbreviate(chunk.toString()));
                     }
+                    if (type.equals("message_delta")) {
+                        // Anthropic's Messages API: the stop reason and the final usage (message_stop follows)
+                        finished = now;
+                        finish = chunk.path("delta").path("stop_reason").asText();
+                        usageTokens = chunk.path("usage").path("output_tokens").asInt(-1);
+                        promptTokens = chunk.path("usage").path("input_tokens").asInt(-1)
+                                + chunk.path("usage").path("cache_read_input_tokens").asInt(0);
+                        continue;
+                    }
                     if (type.equals("response.completed") || type.equals("response.incomplete")) {
                         // the Responses API's last event: the usage of the whole response (no [DONE] follows)
                         finished = now;
@@ -327,7 +336,8 @@ public final class LoadGenerator {
                     JsonNode choice = chunk.path("choices").path(0);
                     String text = choice.path("text").isTextual() ? choice.path("text").textValue()
                             : choice.path("delta").path("content").isTextual() ? choice.path("delta").path("content").textValue()
-                            : type.equals("response.output_text.delta") ? chunk.path("delta").asText("") : "";
+                            : type.equals("response.output_text.delta") ? chunk.path("delta").asText("")
+                            : type.equals("content_block_delta") ? chunk.path("delta").path("text").asText("") : "";
                     if (!text.isEmpty()) {
                         textChunks++;
                         if (firstText == 0) {

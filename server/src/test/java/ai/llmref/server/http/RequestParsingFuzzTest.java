@@ -18,7 +18,8 @@ import org.junit.jupiter.api.AfterAll;
 
 /**
  * Fuzzes request parsing in process: the JSON body reader, {@link CompletionParser} (chat and
- * completions bodies, Responses API bodies after {@link ResponsesRequest}, the model check of
+ * completions bodies, Responses API bodies after {@link ResponsesRequest}, Messages API bodies
+ * after {@link MessagesRequest}, the model check of
  * embeddings) and the tokenizer calls behind /tokenize, /detokenize and /v1/embeddings, with the
  * real model's vocabulary and the real chat-template renderer. The property: a body is either
  * accepted or refused with a 4xx {@link ApiException} whose message leaks nothing internal; no
@@ -103,6 +104,12 @@ class RequestParsingFuzzTest {
     @FuzzTest(maxDuration = "30s")
     void responsesBody(byte[] body) {
         parse(body, p -> ResponsesRequest.of(JSON.parseObject(body)).parse(p));
+    }
+
+    /** An Anthropic Messages API body: read as a chat request, then parsed as one (its errors renamed). */
+    @FuzzTest(maxDuration = "30s")
+    void messagesBody(byte[] body) {
+        parse(body, p -> MessagesRequest.of(JSON.parseObject(body)).parse(p));
     }
 
     @FuzzTest(maxDuration = "30s")

@@ -1,0 +1,286 @@
+package ai.llmref.server.http;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A {@code POST /v1/messages} body (Anthropic's Messages API) read as the chat request it amounts
+ * to: {@code system} becomes a system message, each message's text blocks its content, an
+ * assistant's {@code tool_use} blocks its tool calls, a user's {@code tool_result} blocks tool
+ * messages; {@code tools} (with {@code input_schema}) and {@code tool_choice} ({@code auto},
+ * {@code any}, {@code tool}, {@code none}) map to chat's; {@code stop_sequences} to {@code stop}.
+ * What the text model or this server cannot honour (images, documents, extended thinking, server
+ * tools, MCP servers) is a 400 naming the field. The chat parser's errors are renamed to this API's
+ * fields.
+ *
+ * @param chat    the equivalent {@code /v1/chat/completions} body
+ * @param request the client's body
+ */
+record MessagesRequest(ObjectNode chat, ObjectNode request) {
+    private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
+
+    /** Fields that mean the same here and in chat, and llama.cpp's sampling extensions. */
+    private static final List<String> SHARED = List.of("model", "stream", "temperature", "top_p", "top_k", "min_p", "seed",
+            "presence_penalty", "frequency_penalty", "logit_bias");
+
+    private static final Map<String, String> REFUSED = Map.of(
+            "container", "'container' (code execution) is not supported",
+            "mcp_servers", "'mcp_servers' are not supported: no remote tools run here",
+            "n", "the Messages API has one answer per request",
+            "response_format", "'response_format' is a Chat Completions field; constrain the output with a forced tool instead",
+            "max_completion_tokens", "'max_completion_tokens' is a Chat Completions field; the Messages API takes 'max_tokens'");
+
+    static MessagesRequest of(ObjectNode body) {
+        for (Map.Entry<String, String> e : REFUSED.entrySet()) {
+            if (Params.get(body, e.getKey()) != null) {
+                throw ApiException.unsupported(e.getKey(), e.getValue());
+            }
+        }
+        JsonNode thinking = Params.get(body, "thinking");
+        if (thinking != null && !(thinking instanceof ObjectNode t && "disabled".equals(t.path("type").asText()))) {
+            throw ApiException.unsupported("thinking", "extended thinking is not supported: the served model does not reason in a "
+                    + "separate channel (leave 'thinking' out or send {\"type\":\"disabled\"})");
+        }
+        JsonNode metadata = Params.get(body, "metadata");
+        if (metadata != null && !metadata.isObject()) {
+            throw ApiException.badRequest("metadata", "'metadata' must be an object");
+        }
+        if (Params.get(body, "max_tokens") == null) {
+            throw ApiException.badRequest("max_tokens", "'max_tokens' is required");
+        }
+        ObjectNode chat = NODES.objectNode();
+        for (String f : SHARED) {
+            if (body.has(f)) {
+                chat.set(f, body.get(f));
+            }
+        }
+        chat.set("max_completion_tokens", body.get("max_tokens"));
+        chat.set("messages", messages(body));
+        JsonNode stops = Params.get(body, "stop_sequences");
+        if (stops != null) {
+            chat.set("stop", stops);
+        }
+        JsonNode tools = Params.get(body, "tools");
+        if (tools != null) {
+            chat.set("tools", tools(tools));
+        }
+        JsonNode choice = Params.get(body, "tool_choice");
+        if (choice != null) {
+            chat.set("tool_choice", toolChoice(choice));
+        }
+        return new MessagesRequest(chat, body);
+    }
+
+    /** The chat parser's view of the request, its errors named as the Messages API names the fields. */
+    CompletionParser.Parsed parse(CompletionParser parser) {
+        return renamed(() -> parser.chat(chat));
+    }
+
+    /** The prompt's tokens (count_tokens): rendered and checked as for generation, but not against the limits. */
+    int promptTokens(CompletionParser parser) {
+        return renamed(() -> parser.chatPromptTokens(chat)).length;
+    }
+
+    private static <T> T renamed(java.util.function.Supplier<T> parse) {
+        try {
+            return parse.get();
+        } catch (ApiException e) {
+            throw new ApiException(e.status(), e.type(), e.code(), rename(e.param()), rename(e.getMessage()));
+        }
+    }
+
+    static String rename(String s) {
+        if (s == null) {
+            return null;
+        }
+        if (s.equals("stop")) {
+            return "stop_sequences";
+        }
+        return s.replace("max_completion_tokens", "max_tokens")
+                .replace("'stop'", "'stop_sequences'")
+                .replace("stop strings", "stop_sequences")
+                .replaceAll("tools\\[(\\d+)]\\.function\\.parameters", "tools[$1].input_schema")
+                .replaceAll("tools\\[(\\d+)]\\.function\\.", "tools[$1].")
+                .replaceAll("/tools/(\\d+)/function/parameters", "/tools/$1/input_schema")
+                .replaceAll("\\bmessages\\[\\d+]", "messages");
+    }
+
+    /** {@code system}, then the messages: a user turn's tool results become tool messages before its text. */
+    private static ArrayNode messages(ObjectNode body) {
+        ArrayNode out = NODES.arrayNode();
+        JsonNode system = Params.get(body, "system");
+        if (system != null) {
+            out.addObject().put("role", "system").put("content", system.isTextual() ? system.textValue()
+                    : text(system, "system", false, null));
+        }
+        JsonNode messages = Params.get(body, "messages");
+        if (messages == null) {
+            throw ApiException.badRequest("messages", "'messages' is required");
+        }
+        if (!messages.isArray() || messages.isEmpty()) {
+            throw ApiException.badRequest("messages", "'messages' must be a non-empty array");
+        }
+        for (int i = 0; i < messages.size(); i++) {
+            String where = "messages[" + i + "]";
+            if (!(messages.get(i) instanceof ObjectNode m)) {
+                throw ApiException.badRequest(where, where + " must be an object");
+            }
+            String role = Params.string(m, "role");
+            if (!"user".equals(role) && !"assistant".equals(role)) {
+                throw ApiException.badValue(where + ".role", where + ".role must be user or assistant (the system prompt is 'system')");
+            }
+            JsonNode content = Params.get(m, "content");
+            if (content == null) {
+                throw ApiException.badRequest(where + ".content", where + ".content is required");
+            }
+            if (content.isTextual()) {
+                out.addObject().put("role", role).put("content", content.textValue());
+                continue;
+            }
+            if (!content.isArray()) {
+                throw ApiException.badRequest(where + ".content", where + ".content must be a string or an array of content blocks");
+            }
+            if (role.equals("assistant")) {
+                ArrayNode calls = NODES.arrayNode();
+                String text = text(content, where + ".content", true, calls);
+                ObjectNode msg = out.addObject().put("role", "assistant");
+                if (calls.isEmpty()) {
+                    msg.put("content", text);
+                } else {
+                    if (text.isEmpty()) {
+                        msg.putNull("content");
+                    } else {
+                        msg.put("content", text);
+                    }
+                    msg.set("tool_calls", calls);
+                }
+            } else {
+                ArrayNode results = NODES.arrayNode();
+                String text = text(content, where + ".content", false, results);
+                out.addAll(results);
+                if (!text.isEmpty() || results.isEmpty()) {
+                    out.addObject().put("role", "user").put("content", text);
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * The text of content blocks; an assistant's {@code tool_use} blocks go to {@code extra} as chat
+     * tool calls, a user's {@code tool_result} blocks as tool messages (null {@code extra}: text only).
+     */
+    private static String text(JsonNode blocks, String where, boolean assistant, ArrayNode extra) {
+        if (!blocks.isArray()) {
+            throw ApiException.badRequest(where, where + " must be a string or an array of text blocks");
+        }
+        StringBuilder sb = new StringBuilder();
+        for (int j = 0; j < blocks.size(); j++) {
+            String at = where + "[" + j + "]";
+            if (!(blocks.get(j) instanceof ObjectNode b)) {
+                throw ApiException.badRequest(at, at + " must be an object");
+            }
+            String type = Params.string(b, "type");
+            if ("text".equals(type)) {
+                String t = Params.string(b, "text");
+                if (t == null) {
+                    throw ApiException.badRequest(at + ".text", at + ".text is required");
+                }
+                sb.append(t);
+            } else if ("tool_use".equals(type) && assistant && extra != null) {
+                JsonNode input = Params.get(b, "input");
+                if (input != null && !input.isObject()) {
+                    throw ApiException.badRequest(at + ".input", at + ".input must be an object");
+                }
+                ObjectNode call = extra.addObject();
+                call.put("id", required(b, "id", at));
+                call.put("type", "function");
+                call.putObject("function").put("name", required(b, "name", at))
+                        .put("arguments", input == null ? "{}" : input.toString());
+            } else if ("tool_result".equals(type) && !assistant && extra != null) {
+                JsonNode c = Params.get(b, "content");
+                String result = c == null ? "" : c.isTextual() ? c.textValue() : text(c, at + ".content", false, null);
+                Boolean error = Params.bool(b, "is_error");
+                extra.addObject().put("role", "tool").put("tool_call_id", required(b, "tool_use_id", at))
+                        .put("content", error != null && error ? "Error: " + result : result);
+            } else if (type != null && List.of("image", "document", "search_result", "thinking", "redacted_thinking",
+                    "server_tool_use", "web_search_tool_result", "container_upload").contains(type)) {
+                throw ApiException.unsupported(at + ".type", at + ": '" + type + "' blocks are not supported; the served model reads "
+                        + "and writes text");
+            } else {
+                throw ApiException.badValue(at + ".type", at + ".type must be " + (extra == null ? "text"
+                        : assistant ? "text or tool_use" : "text or tool_result"));
+            }
+        }
+        return sb.toString();
+    }
+
+    private static String required(ObjectNode o, String field, String where) {
+        String v = Params.string(o, field);
+        if (v == null) {
+            throw ApiException.badRequest(where + "." + field, where + "." + field + " is required");
+        }
+        return v;
+    }
+
+    /** Client tools ({@code name}, {@code description}, {@code input_schema}) as chat tools; server tools are refused. */
+    private static ArrayNode tools(JsonNode tools) {
+        if (!tools.isArray()) {
+            throw ApiException.badRequest("tools", "'tools' must be an array");
+        }
+        ArrayNode out = NODES.arrayNode();
+        for (int i = 0; i < tools.size(); i++) {
+            String where = "tools[" + i + "]";
+            if (!(tools.get(i) instanceof ObjectNode t)) {
+                throw ApiException.badRequest(where, where + " must be an object");
+            }
+            String type = Params.string(t, "type");
+            if (type != null && !type.equals("custom")) {
+                throw ApiException.unsupported(where + ".type", where + ": only client tools are supported, not '"
+                        + CompletionParser.abbreviate(type) + "' (no server tools run here)");
+            }
+            ObjectNode fn = NODES.objectNode();
+            fn.set("name", t.get("name"));
+            if (t.has("description")) {
+                fn.set("description", t.get("description"));
+            }
+            JsonNode schema = t.get("input_schema");
+            if (schema == null || schema.isNull()) {
+                throw ApiException.badRequest(where + ".input_schema", where + ".input_schema is required");
+            }
+            fn.set("parameters", schema);
+            out.addObject().put("type", "function").set("function", fn);
+        }
+        return out;
+    }
+
+    private static JsonNode toolChoice(JsonNode choice) {
+        if (choice instanceof ObjectNode o) {
+            switch (o.path("type").asText("")) {
+                case "auto" -> {
+                    return NODES.textNode("auto");
+                }
+                case "any" -> {
+                    return NODES.textNode("required");
+                }
+                case "none" -> {
+                    return NODES.textNode("none");
+                }
+                case "tool" -> {
+                    if (o.path("name").isTextual()) {
+                        ObjectNode out = NODES.objectNode().put("type", "function");
+                        out.putObject("function").put("name", o.get("name").textValue());
+                        return out;
+                    }
+                }
+                default -> { }
+            }
+        }
+        throw ApiException.badValue("tool_choice", "'tool_choice' must be {\"type\":\"auto\"}, {\"type\":\"any\"}, {\"type\":\"none\"} "
+                + "or {\"type\":\"tool\",\"name\":...}");
+    }
+}

@@ -1,0 +1,239 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import com.anthropic.client.AnthropicClient;
+import com.anthropic.client.okhttp.AnthropicOkHttpClient;
+import com.anthropic.core.JsonValue;
+import com.anthropic.core.http.StreamResponse;
+import com.anthropic.errors.UnauthorizedException;
+import com.anthropic.errors.BadRequestException;
+import com.anthropic.errors.NotFoundException;
+import com.anthropic.helpers.MessageAccumulator;
+import com.anthropic.models.messages.ContentBlock;
+import com.anthropic.models.messages.ContentBlockParam;
+import com.anthropic.models.messages.Message;
+import com.anthropic.models.messages.MessageContentParam;
+import com.anthropic.models.messages.MessageCountTokensParams;
+import com.anthropic.models.messages.MessageCreateParams;
+import com.anthropic.models.messages.RawMessageStreamEvent;
+import com.anthropic.models.messages.StopReason;
+import com.anthropic.models.messages.Tool;
+import com.anthropic.models.messages.ToolChoice;
+import com.anthropic.models.messages.ToolChoiceAny;
+import com.anthropic.models.messages.ToolResultBlockParam;
+import com.anthropic.models.messages.ToolUseBlock;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.openai.models.chat.completions.ChatCompletion;
+import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import java.net.URI;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@code POST /v1/messages} (Anthropic's Messages API) driven by Anthropic's official Java SDK:
+ * the answer equals the chat completion of the same conversation, the stream rebuilt by the SDK's
+ * own {@code MessageAccumulator} equals the whole message, a stop sequence is reported as such, a
+ * forced tool call and its result round trip, tokens are counted, errors come in Anthropic's
+ * envelope as the SDK's typed exceptions, and {@code x-api-key} authenticates. The server renders
+ * the Qwen 2.5 tool template.
+ */
+class MessagesApiTest {
+    static final ObjectMapper MAPPER = new ObjectMapper();
+    static TestServer server;
+    static AnthropicClient client;
+
+    @BeforeAll
+    static void start() throws Exception {
+        server = ToolCallsTest.startWithToolTemplate();
+        client = AnthropicOkHttpClient.builder().baseUrl(server.base()).apiKey("unused").maxRetries(0).build();
+    }
+
+    @AfterAll
+    static void stop() {
+        client.close();
+        server.close();
+    }
+
+    static MessageCreateParams.Builder ask(long maxTokens) {
+        return MessageCreateParams.builder().model("stories260K").system("You tell short stories.")
+                .addUserMessage("Tell me about a dog.").maxTokens(maxTokens).putAdditionalBodyProperty("temperature", JsonValue.from(0));
+    }
+
+    static String text(Message m) {
+        StringBuilder sb = new StringBuilder();
+        m.content().forEach(b -> b.text().ifPresent(t -> sb.append(t.text())));
+        return sb.toString();
+    }
+
+    @Test
+    void answerEqualsTheChatCompletionOfTheSameConversation() {
+        Message m = client.messages().create(ask(40).build());
+        m.validate();
+        var openai = server.openAiClient();
+        ChatCompletion c = openai.chat().completions().create(ChatCompletionCreateParams.builder().model("stories260K")
+                .addSystemMessage("You tell short stories.").addUserMessage("Tell me about a dog.")
+                .maxCompletionTokens(40).temperature(0.0).build());
+        openai.close();
+        assertThat(m.id()).startsWith("msg_");
+        assertThat(text(m)).isNotBlank().isEqualTo(c.choices().getFirst().message().content().orElseThrow());
+        var usage = c.usage().orElseThrow();
+        assertThat(m.usage().inputTokens() + m.usage().cacheReadInputTokens().orElse(0L)).isEqualTo(usage.promptTokens());
+        assertThat(m.usage().outputTokens()).isEqualTo(usage.completionTokens());
+        boolean cut = c.choices().getFirst().finishReason().equals(ChatCompletion.Choice.FinishReason.LENGTH);
+        assertThat(m.stopReason()).contains(cut ? StopReason.MAX_TOKENS : StopReason.END_TURN);
+        assertThat(m.stopSequence()).isEmpty();
+    }
+
+    @Test
+    void streamRebuiltByTheSdkEqualsTheWholeMessage() {
+        Message whole = client.messages().create(ask(40).build());
+        MessageAccumulator acc = MessageAccumulator.create();
+        List<String> types = new ArrayList<>();
+        try (StreamResponse<RawMessageStreamEvent> s = client.messages().createStreaming(ask(40).build())) {
+            s.stream().forEach(e -> {
+                e.validate();
+                acc.accumulate(e); // the SDK's reassembly: throws on an event out of order
+                types.add(e._json().orElseThrow().convert(JsonNode.class).get("type").asText());
+            });
+        }
+        assertThat(types.getFirst()).isEqualTo("message_start");
+        assertThat(types).containsSubsequence("content_block_start", "content_block_delta", "content_block_stop", "message_delta",
+                "message_stop");
+        assertThat(types.getLast()).isEqualTo("message_stop");
+        Message rebuilt = acc.message();
+        assertThat(text(rebuilt)).isEqualTo(text(whole));
+        assertThat(rebuilt.stopReason()).isEqualTo(whole.stopReason());
+        assertThat(rebuilt.usage().outputTokens()).isEqualTo(whole.usage().outputTokens());
+    }
+
+    @Test
+    void aStopSequenceIsReportedWithItsText() {
+        String full = text(client.messages().create(ask(40).build()));
+        String stop = full.substring(12, 16); // a piece of the greedy answer, so the answer must stop there
+        Message m = client.messages().create(ask(40).stopSequences(List.of(stop, "zzzz")).build());
+        assertThat(m.stopReason()).contains(StopReason.STOP_SEQUENCE);
+        assertThat(m.stopSequence()).contains(stop);
+        assertThat(text(m)).isEqualTo(full.substring(0, full.indexOf(stop)));
+    }
+
+    static Tool weatherTool() {
+        return Tool.builder().name("get_weather").description("Current weather in a city")
+                .inputSchema(Tool.InputSchema.builder()
+                        .properties(JsonValue.from(Map.of("city", Map.of("type", "string", "maxLength", 12))))
+                        .addRequired("city").putAdditionalProperty("additionalProperties", JsonValue.from(false)).build())
+                .build();
+    }
+
+    @Test
+    void forcedToolUseAndItsResultRoundTrip() throws Exception {
+        MessageCreateParams first = MessageCreateParams.builder().model("stories260K").addUserMessage("Is it cold in Oslo?")
+                .addTool(weatherTool()).toolChoice(ToolChoice.ofAny(ToolChoiceAny.builder().build())).maxTokens(200).putAdditionalBodyProperty("temperature", JsonValue.from(0.7))
+                .putAdditionalBodyProperty("seed", JsonValue.from(9)).build();
+        Message m = client.messages().create(first);
+        m.validate();
+        assertThat(m.stopReason()).contains(StopReason.TOOL_USE);
+        ToolUseBlock call = m.content().stream().filter(ContentBlock::isToolUse).findFirst().orElseThrow().asToolUse();
+        assertThat(call.id()).startsWith("toolu_");
+        assertThat(call.name()).isEqualTo("get_weather");
+        JsonNode input = call._input().convert(JsonNode.class);
+        assertThat(input.get("city").isTextual()).as(input.toString()).isTrue();
+
+        Message answer = client.messages().create(first.toBuilder().toolChoice(ToolChoice.ofAuto(
+                        com.anthropic.models.messages.ToolChoiceAuto.builder().build()))
+                .addMessage(m)
+                .addUserMessage(MessageContentParam.ofContentBlockParams(List.of(ContentBlockParam.ofToolResult(
+                        ToolResultBlockParam.builder().toolUseId(call.id()).content("2 degrees and snowing").build()))))
+                .maxTokens(16).build());
+        answer.validate();
+        // the call and its result are rendered into the prompt
+        assertThat(answer.usage().inputTokens() + answer.usage().cacheReadInputTokens().orElse(0L))
+                .isGreaterThan(m.usage().inputTokens() + m.usage().cacheReadInputTokens().orElse(0L) + 5);
+    }
+
+    @Test
+    void streamedToolUseIsAccumulatedByTheSdk() throws Exception {
+        MessageCreateParams p = MessageCreateParams.builder().model("stories260K").addUserMessage("Is it cold in Oslo?")
+                .addTool(weatherTool()).toolChoice(ToolChoice.ofAny(ToolChoiceAny.builder().build())).maxTokens(200).putAdditionalBodyProperty("temperature", JsonValue.from(0.7))
+                .putAdditionalBodyProperty("seed", JsonValue.from(9)).build();
+        Message whole = client.messages().create(p);
+        MessageAccumulator acc = MessageAccumulator.create();
+        try (StreamResponse<RawMessageStreamEvent> s = client.messages().createStreaming(p)) {
+            s.stream().forEach(acc::accumulate);
+        }
+        Message rebuilt = acc.message();
+        assertThat(rebuilt.stopReason()).contains(StopReason.TOOL_USE);
+        ToolUseBlock a = rebuilt.content().stream().filter(ContentBlock::isToolUse).findFirst().orElseThrow().asToolUse();
+        ToolUseBlock b = whole.content().stream().filter(ContentBlock::isToolUse).findFirst().orElseThrow().asToolUse();
+        assertThat(a.name()).isEqualTo(b.name());
+        assertThat(a._input().convert(JsonNode.class)).isEqualTo(b._input().convert(JsonNode.class));
+    }
+
+    @Test
+    void tokensAreCountedAsTheMessageWouldBePrompted() {
+        long counted = client.messages().countTokens(MessageCountTokensParams.builder().model("stories260K")
+                .system("You tell short stories.").addUserMessage("Tell me about a dog.").build()).inputTokens();
+        Message m = client.messages().create(ask(4).build());
+        assertThat(counted).isEqualTo(m.usage().inputTokens() + m.usage().cacheReadInputTokens().orElse(0L));
+    }
+
+    @Test
+    void errorsAreTypedInAnthropicsEnvelope() throws Exception {
+        assertThatThrownBy(() -> client.messages().create(ask(8).model("claude-opus-4").build())).isInstanceOf(NotFoundException.class);
+        assertThatThrownBy(() -> client.messages().create(ask(100_000).build()))
+                .isInstanceOfSatisfying(BadRequestException.class, e -> assertThat(e.getMessage()).contains("max_tokens")
+                        .doesNotContain("max_completion_tokens"));
+        Object[][] cases = {
+                {"{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", "'max_tokens' is required"},
+                {"{\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":{}}]}]}", "'image' blocks"},
+                {"{\"max_tokens\":4,\"messages\":[{\"role\":\"system\",\"content\":\"hi\"}]}", "user or assistant"},
+                {"{\"max_tokens\":4,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":1024},\"messages\":[{\"role\":\"user\","
+                        + "\"content\":\"hi\"}]}", "extended thinking"},
+                {"{\"max_tokens\":4,\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}],\"messages\":[{\"role\":"
+                        + "\"user\",\"content\":\"hi\"}]}", "server tools"},
+                {"{\"max_tokens\":4,\"stop_sequences\":[\"a\",\"b\",\"c\",\"d\",\"e\"],\"messages\":[{\"role\":\"user\",\"content\":"
+                        + "\"hi\"}]}", "'stop_sequences'"},
+                {"{\"max_tokens\":4,\"tool_choice\":{\"type\":\"sometimes\"},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                        "tool_choice"},
+                {"{\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}", "not valid JSON"},
+        };
+        for (Object[] c : cases) {
+            HttpResponse<String> r = server.post("/v1/messages", (String) c[0]);
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(400);
+            JsonNode body = MAPPER.readTree(r.body());
+            assertThat(body.get("type").asText()).as(r.body()).isEqualTo("error");
+            assertThat(body.at("/error/type").asText()).isEqualTo("invalid_request_error");
+            assertThat(body.at("/error/message").asText()).as(r.body()).contains((String) c[1]);
+        }
+        assertThat(server.post("/v1/messages", "{\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}")
+                .statusCode()).as("still serving").isEqualTo(200);
+    }
+
+    /** With keys configured: Anthropic's clients send {@code x-api-key}, and it is accepted like a bearer token. */
+    @Test
+    void xApiKeyAuthenticates() throws Exception {
+        String key = "sk-messages-0123456789abcdef";
+        try (TestServer keyed = TestServer.start(Map.of("auth.api-keys", key))) {
+            AnthropicClient good = AnthropicOkHttpClient.builder().baseUrl(keyed.base()).apiKey(key).maxRetries(0).build();
+            AnthropicClient bad = AnthropicOkHttpClient.builder().baseUrl(keyed.base()).apiKey("sk-wrong").maxRetries(0).build();
+            try {
+                assertThat(text(good.messages().create(ask(4).build()))).isNotEmpty();
+                assertThatThrownBy(() -> bad.messages().create(ask(4).build())).isInstanceOf(UnauthorizedException.class);
+            } finally {
+                good.close();
+                bad.close();
+            }
+            HttpResponse<String> viaHeader = keyed.http.send(HttpRequest.newBuilder(URI.create(keyed.base() + "/v1/models"))
+                    .header("x-api-key", key).GET().build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(viaHeader.statusCode()).as("x-api-key on the OpenAI routes too").isEqualTo(200);
+        }
+    }
+}

@@ -31,6 +31,19 @@ public final class ApiException extends RuntimeException {
         return new ApiException(400, "invalid_request_error", "unsupported_parameter", param, message);
     }
 
+    /**
+     * Runs a parse whose errors name another API's fields (the chat parser's, for the Responses and
+     * Messages APIs): its refusals come out with param and message passed through {@code rename}.
+     */
+    static <T> T renaming(java.util.function.UnaryOperator<String> rename, java.util.function.Supplier<T> parse) {
+        try {
+            return parse.get();
+        } catch (ApiException e) {
+            throw new ApiException(e.status(), e.type(), e.code(), e.param() == null ? null : rename.apply(e.param()),
+                    rename.apply(e.getMessage()));
+        }
+    }
+
     public int status() {
         return status;
     }

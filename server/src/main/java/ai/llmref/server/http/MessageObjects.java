@@ -9,10 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.IOException;
 import java.io.OutputStream;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 
 /**
@@ -146,16 +143,7 @@ final class MessageObjects {
             ObjectNode e = json.object();
             e.put("type", type);
             e.setAll(data);
-            try {
-                out.write(("event: " + type + "\ndata: ").getBytes(StandardCharsets.US_ASCII));
-                out.write(json.write(e));
-                out.write("\n\n".getBytes(StandardCharsets.US_ASCII));
-                if (flush) {
-                    out.flush();
-                }
-            } catch (IOException ex) {
-                throw new UncheckedIOException(ex);
-            }
+            TypedStream.write(out, type, json.write(e), flush);
         }
 
         @Override

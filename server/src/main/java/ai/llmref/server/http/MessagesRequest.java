@@ -77,26 +77,15 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
 
     /** The chat parser's view of the request, its errors named as the Messages API names the fields. */
     CompletionParser.Parsed parse(CompletionParser parser) {
-        return renamed(() -> parser.chat(chat));
+        return ApiException.renaming(MessagesRequest::rename, () -> parser.chat(chat));
     }
 
     /** The prompt's tokens (count_tokens): rendered and checked as for generation, but not against the limits. */
     int promptTokens(CompletionParser parser) {
-        return renamed(() -> parser.chatPromptTokens(chat)).length;
-    }
-
-    private static <T> T renamed(java.util.function.Supplier<T> parse) {
-        try {
-            return parse.get();
-        } catch (ApiException e) {
-            throw new ApiException(e.status(), e.type(), e.code(), rename(e.param()), rename(e.getMessage()));
-        }
+        return ApiException.renaming(MessagesRequest::rename, () -> parser.chatPromptTokens(chat)).length;
     }
 
     static String rename(String s) {
-        if (s == null) {
-            return null;
-        }
         if (s.equals("stop")) {
             return "stop_sequences";
         }
@@ -126,9 +115,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         }
         for (int i = 0; i < messages.size(); i++) {
             String where = "messages[" + i + "]";
-            if (!(messages.get(i) instanceof ObjectNode m)) {
-                throw ApiException.badRequest(where, where + " must be an object");
-            }
+            ObjectNode m = Params.object(messages, i, where);
             String role = Params.string(m, "role");
             if (!"user".equals(role) && !"assistant".equals(role)) {
                 throw ApiException.badValue(where + ".role", where + ".role must be user or assistant (the system prompt is 'system')");
@@ -181,31 +168,25 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         StringBuilder sb = new StringBuilder();
         for (int j = 0; j < blocks.size(); j++) {
             String at = where + "[" + j + "]";
-            if (!(blocks.get(j) instanceof ObjectNode b)) {
-                throw ApiException.badRequest(at, at + " must be an object");
-            }
+            ObjectNode b = Params.object(blocks, j, at);
             String type = Params.string(b, "type");
             if ("text".equals(type)) {
-                String t = Params.string(b, "text");
-                if (t == null) {
-                    throw ApiException.badRequest(at + ".text", at + ".text is required");
-                }
-                sb.append(t);
+                sb.append(Params.required(b, "text", at));
             } else if ("tool_use".equals(type) && assistant && extra != null) {
                 JsonNode input = Params.get(b, "input");
                 if (input != null && !input.isObject()) {
                     throw ApiException.badRequest(at + ".input", at + ".input must be an object");
                 }
                 ObjectNode call = extra.addObject();
-                call.put("id", required(b, "id", at));
+                call.put("id", Params.required(b, "id", at));
                 call.put("type", "function");
-                call.putObject("function").put("name", required(b, "name", at))
+                call.putObject("function").put("name", Params.required(b, "name", at))
                         .put("arguments", input == null ? "{}" : input.toString());
             } else if ("tool_result".equals(type) && !assistant && extra != null) {
                 JsonNode c = Params.get(b, "content");
                 String result = c == null ? "" : c.isTextual() ? c.textValue() : text(c, at + ".content", false, null);
                 Boolean error = Params.bool(b, "is_error");
-                extra.addObject().put("role", "tool").put("tool_call_id", required(b, "tool_use_id", at))
+                extra.addObject().put("role", "tool").put("tool_call_id", Params.required(b, "tool_use_id", at))
                         .put("content", error != null && error ? "Error: " + result : result);
             } else if (type != null && List.of("image", "document", "search_result", "thinking", "redacted_thinking",
                     "server_tool_use", "web_search_tool_result", "container_upload").contains(type)) {
@@ -219,14 +200,6 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         return sb.toString();
     }
 
-    private static String required(ObjectNode o, String field, String where) {
-        String v = Params.string(o, field);
-        if (v == null) {
-            throw ApiException.badRequest(where + "." + field, where + "." + field + " is required");
-        }
-        return v;
-    }
-
     /** Client tools ({@code name}, {@code description}, {@code input_schema}) as chat tools; server tools are refused. */
     private static ArrayNode tools(JsonNode tools) {
         if (!tools.isArray()) {
@@ -235,9 +208,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         ArrayNode out = NODES.arrayNode();
         for (int i = 0; i < tools.size(); i++) {
             String where = "tools[" + i + "]";
-            if (!(tools.get(i) instanceof ObjectNode t)) {
-                throw ApiException.badRequest(where, where + " must be an object");
-            }
+            ObjectNode t = Params.object(tools, i, where);
             String type = Params.string(t, "type");
             if (type != null && !type.equals("custom")) {
                 throw ApiException.unsupported(where + ".type", where + ": only client tools are supported, not '"

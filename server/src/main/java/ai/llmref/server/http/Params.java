@@ -63,6 +63,23 @@ final class Params {
         return (float) v;
     }
 
+    /** A string field that must be there: {@code where.field is required} otherwise. */
+    static String required(ObjectNode o, String field, String where) {
+        String v = string(o, field);
+        if (v == null) {
+            throw ApiException.badRequest(where + "." + field, where + "." + field + " is required");
+        }
+        return v;
+    }
+
+    /** Element {@code i} of an array that holds objects: {@code where must be an object} otherwise. */
+    static ObjectNode object(JsonNode array, int i, String where) {
+        if (!(array.get(i) instanceof ObjectNode o)) {
+            throw ApiException.badRequest(where, where + " must be an object");
+        }
+        return o;
+    }
+
     static String kind(JsonNode n) {
         return switch (n.getNodeType()) {
             case ARRAY -> "an array";

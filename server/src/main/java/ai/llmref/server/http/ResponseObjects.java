@@ -7,10 +7,7 @@ import ai.llmref.server.structured.ToolCalls;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.IOException;
 import java.io.OutputStream;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.function.BiConsumer;
 
@@ -175,16 +172,7 @@ final class ResponseObjects {
             e.put("type", type);
             e.put("sequence_number", sequence++);
             e.setAll(data);
-            try {
-                out.write(("event: " + type + "\ndata: ").getBytes(StandardCharsets.US_ASCII));
-                out.write(json.write(e));
-                out.write("\n\n".getBytes(StandardCharsets.US_ASCII));
-                if (flush) {
-                    out.flush();
-                }
-            } catch (IOException ex) {
-                throw new UncheckedIOException(ex);
-            }
+            TypedStream.write(out, type, json.write(e), flush);
         }
 
         void send(String type, ObjectNode data) {

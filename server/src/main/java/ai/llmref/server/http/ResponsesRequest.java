@@ -89,17 +89,10 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
 
     /** The chat parser's view of the request, its errors named as the Responses API names the fields. */
     CompletionParser.Parsed parse(CompletionParser parser) {
-        try {
-            return parser.chat(chat);
-        } catch (ApiException e) {
-            throw new ApiException(e.status(), e.type(), e.code(), rename(e.param()), rename(e.getMessage()));
-        }
+        return ApiException.renaming(ResponsesRequest::rename, () -> parser.chat(chat));
     }
 
     static String rename(String s) {
-        if (s == null) {
-            return null;
-        }
         return s.replace("max_completion_tokens", "max_output_tokens")
                 .replace("response_format.json_schema.schema", "text.format.schema")
                 .replace("response_format.json_schema", "text.format")
@@ -215,15 +208,15 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
         switch (type) {
             case "function_call" -> {
                 ObjectNode call = NODES.objectNode();
-                call.put("id", required(item, "call_id", where));
+                call.put("id", Params.required(item, "call_id", where));
                 call.put("type", "function");
-                call.putObject("function").put("name", required(item, "name", where)).put("arguments", required(item, "arguments", where));
+                call.putObject("function").put("name", Params.required(item, "name", where)).put("arguments", Params.required(item, "arguments", where));
                 ObjectNode assistant = afterAssistant ? previous : out.addObject().put("role", "assistant").putNull("content");
                 JsonNode calls = assistant.get("tool_calls");
                 (calls instanceof ArrayNode a ? a : assistant.putArray("tool_calls")).add(call);
             }
             case "function_call_output" -> {
-                String id = required(item, "call_id", where);
+                String id = Params.required(item, "call_id", where);
                 JsonNode output = Params.get(item, "output");
                 String text;
                 if (output != null && output.isTextual()) {
@@ -242,14 +235,6 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
             default -> throw ApiException.unsupported(where + ".type", where + ".type '" + CompletionParser.abbreviate(type)
                     + "' is not supported; supported: message, function_call, function_call_output");
         }
-    }
-
-    private static String required(ObjectNode item, String field, String where) {
-        String v = Params.string(item, field);
-        if (v == null) {
-            throw ApiException.badRequest(where + "." + field, where + "." + field + " is required");
-        }
-        return v;
     }
 
     /** A message's content: a string, or text parts (a model turn's output_text and refusal parts too). */
@@ -271,9 +256,7 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
         StringBuilder sb = new StringBuilder();
         for (int j = 0; j < parts.size(); j++) {
             String at = where + "[" + j + "]";
-            if (!(parts.get(j) instanceof ObjectNode part)) {
-                throw ApiException.badRequest(at, at + " must be an object");
-            }
+            ObjectNode part = Params.object(parts, j, at);
             String type = Params.string(part, "type");
             if (type == null || !allowed.contains(type)) {
                 if (type != null && (type.startsWith("input_") || type.equals("image_url"))) {
@@ -283,11 +266,7 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
                 throw ApiException.badValue(at + ".type", at + ".type must be one of " + String.join(", ", allowed.stream().sorted().toList()));
             }
             String field = type.equals("refusal") ? "refusal" : "text";
-            String text = Params.string(part, field);
-            if (text == null) {
-                throw ApiException.badRequest(at + "." + field, at + "." + field + " is required");
-            }
-            sb.append(text);
+            sb.append(Params.required(part, field, at));
         }
         return sb.toString();
     }
@@ -300,9 +279,7 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
         ArrayNode out = NODES.arrayNode();
         for (int i = 0; i < tools.size(); i++) {
             String where = "tools[" + i + "]";
-            if (!(tools.get(i) instanceof ObjectNode t)) {
-                throw ApiException.badRequest(where, where + " must be an object");
-            }
+            ObjectNode t = Params.object(tools, i, where);
             String type = Params.string(t, "type");
             if (!"function".equals(type)) {
                 throw ApiException.unsupported(where + ".type", where + ": only function tools are supported"

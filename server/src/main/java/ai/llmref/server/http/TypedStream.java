@@ -32,4 +32,18 @@ interface TypedStream {
 
     /** A failure after the 200: an error event in the stream's own shape. */
     void failed(ApiException e);
+
+    /** Writes one event ({@code event: <type>} and its {@code data:} line) to the response's buffer, flushed when asked. */
+    static void write(java.io.OutputStream out, String type, byte[] data, boolean flush) {
+        try {
+            out.write(("event: " + type + "\ndata: ").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            out.write(data);
+            out.write("\n\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+            if (flush) {
+                out.flush();
+            }
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
 }

@@ -71,6 +71,13 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         JsonNode choice = Params.get(body, "tool_choice");
         if (choice != null) {
             chat.set("tool_choice", toolChoice(choice));
+            JsonNode single = choice.get("disable_parallel_tool_use");
+            if (single != null && !single.isNull()) {
+                if (!single.isBoolean()) {
+                    throw ApiException.badRequest("tool_choice.disable_parallel_tool_use", "'disable_parallel_tool_use' must be a boolean");
+                }
+                chat.put("parallel_tool_calls", !single.booleanValue());
+            }
         }
         return new MessagesRequest(chat, body);
     }

@@ -747,7 +747,7 @@ public final class OpenAiService implements HttpService {
     private Reply reply(OutputContract c, String text, GenerationEvent.Done d) {
         boolean stop = d.reason() == FinishReason.STOP;
         if (c.toolsActive()) {
-            ToolCalls.Reply tr = ToolCalls.parse(c.format(), text, c.functions());
+            ToolCalls.Reply tr = c.limitCalls(ToolCalls.parse(c.format(), text, c.functions()));
             if (stop) {
                 invalidIf(c.callViolations(tr), "tool_call");
             }

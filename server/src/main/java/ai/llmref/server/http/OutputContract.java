@@ -27,10 +27,11 @@ import java.util.regex.Pattern;
  * @param format    the chat template's tool-call format (tools active only when not NONE)
  * @param functions declared functions (empty: no tools)
  * @param toolChoice "none", "auto", "required", or "function" (one named function)
+ * @param parallelCalls a reply may hold several calls ({@code parallel_tool_calls}, default true)
  */
 record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolCalls.Format format,
-                      List<ToolCalls.Function> functions, String toolChoice) {
-    static final OutputContract NONE = new OutputContract(null, null, false, ToolCalls.Format.NONE, List.of(), "none");
+                      List<ToolCalls.Function> functions, String toolChoice, boolean parallelCalls) {
+    static final OutputContract NONE = new OutputContract(null, null, false, ToolCalls.Format.NONE, List.of(), "none", true);
     private static final ObjectMapper MAPPER = new ObjectMapper();
     private static final Pattern FUNCTION_NAME = Pattern.compile("[a-zA-Z0-9_-]{1,64}");
 
@@ -77,6 +78,14 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
             return List.of("the output is not a JSON object");
         }
         return schema == null ? List.of() : SchemaValidator.validate(schema, doc);
+    }
+
+    /**
+     * The calls a reply may make: all of them, or with {@code parallel_tool_calls: false} the first
+     * (a forced call is always one; under {@code auto} the model may write more, and they go unsent).
+     */
+    ToolCalls.Reply limitCalls(ToolCalls.Reply reply) {
+        return parallelCalls || reply.calls().size() <= 1 ? reply : new ToolCalls.Reply(reply.content(), reply.calls().subList(0, 1));
     }
 
     /** Violations of forced calls: there must be one, naming an allowed function, arguments valid under its schema. */
@@ -132,7 +141,7 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
         if (!chat) {
             rejectPresent(body, "tools");
             rejectPresent(body, "tool_choice");
-            return new OutputContract(grammar, schema, jsonObject, ToolCalls.Format.NONE, List.of(), "none");
+            return new OutputContract(grammar, schema, jsonObject, ToolCalls.Format.NONE, List.of(), "none", true);
         }
         JsonNode legacy = Params.get(body, "functions");
         if (legacy != null && !(legacy.isArray() && legacy.isEmpty()) || Params.get(body, "function_call") != null) {
@@ -180,7 +189,8 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
                 throw schemaError("tools", e);
             }
         }
-        return new OutputContract(grammar, schema, jsonObject, format, allowed, choice);
+        Boolean parallel = Params.bool(body, "parallel_tool_calls");
+        return new OutputContract(grammar, schema, jsonObject, format, allowed, choice, parallel == null || parallel);
     }
 
     private static JsonNode jsonSchema(ObjectNode rf) {

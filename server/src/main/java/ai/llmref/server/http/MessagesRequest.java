@@ -34,7 +34,17 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
             "response_format", "'response_format' is a Chat Completions field; constrain the output with a forced tool instead",
             "max_completion_tokens", "'max_completion_tokens' is a Chat Completions field; the Messages API takes 'max_tokens'");
 
+    /** A request to generate: {@code max_tokens} is required. */
     static MessagesRequest of(ObjectNode body) {
+        return read(body, true);
+    }
+
+    /** A count_tokens request: the same body without {@code max_tokens}. */
+    static MessagesRequest forCount(ObjectNode body) {
+        return read(body, false);
+    }
+
+    private static MessagesRequest read(ObjectNode body, boolean generate) {
         for (Map.Entry<String, String> e : REFUSED.entrySet()) {
             if (Params.get(body, e.getKey()) != null) {
                 throw ApiException.unsupported(e.getKey(), e.getValue());
@@ -49,7 +59,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         if (metadata != null && !metadata.isObject()) {
             throw ApiException.badRequest("metadata", "'metadata' must be an object");
         }
-        if (Params.get(body, "max_tokens") == null) {
+        if (generate && Params.get(body, "max_tokens") == null) {
             throw ApiException.badRequest("max_tokens", "'max_tokens' is required");
         }
         ObjectNode chat = NODES.objectNode();
@@ -58,7 +68,9 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
                 chat.set(f, body.get(f));
             }
         }
-        chat.set("max_completion_tokens", body.get("max_tokens"));
+        if (body.has("max_tokens")) {
+            chat.set("max_completion_tokens", body.get("max_tokens"));
+        }
         chat.set("messages", messages(body));
         JsonNode stops = Params.get(body, "stop_sequences");
         if (stops != null) {

@@ -269,7 +269,9 @@ public final class OpenAiService implements HttpService {
             if (parsed.stream()) {
                 typedStream(res, handles, parsed, deadline, observed, o::events);
             } else {
-                responsesWhole(res, handles, parsed, o, deadline, observed);
+                Answered a = answered(handles, parsed, deadline, observed);
+                String status = ResponseObjects.status(a.done().reason());
+                sendJson(res, o.response(status, o.output(a.reply(), status, a.choice().logprobs), a.done()));
             }
         });
     }
@@ -284,9 +286,8 @@ public final class OpenAiService implements HttpService {
             if (parsed.stream()) {
                 typedStream(res, handles, parsed, deadline, observed, o::events);
             } else {
-                Choice c = gather(handles, parsed, deadline).getFirst();
-                observed.record(c.done);
-                sendJson(res, o.message(reply(parsed.contract(), c.text.toString(), c.done), c.done));
+                Answered a = answered(handles, parsed, deadline, observed);
+                sendJson(res, o.message(a.reply(), a.done()));
             }
         });
     }
@@ -295,11 +296,8 @@ public final class OpenAiService implements HttpService {
     private void countTokens(ServerRequest req, ServerResponse res, Exchange x) {
         ServedModel m = ready();
         ObjectNode body = body(req);
-        if (Params.get(body, "max_tokens") == null) {
-            body.put("max_tokens", 1); // not part of a count request
-        }
         ObjectNode out = json.object();
-        out.put("input_tokens", MessagesRequest.of(body).promptTokens(parser(m)));
+        out.put("input_tokens", MessagesRequest.forCount(body).promptTokens(parser(m)));
         sendJson(res, out);
     }
 
@@ -493,15 +491,14 @@ public final class OpenAiService implements HttpService {
         sendJson(res, out);
     }
 
-    private void stream(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed p, String id, long created, boolean chat,
-            long deadline, Finished observed) throws Exception {
-        List<Choice> choices = choices(handles, p);
-        // Without a grammar nothing the client sent can fail before the first token, so the 200 and
-        // the headers go out now, while the prompt is decoded: the client has handled them by the
-        // time the first token arrives (llama-server does the same). A grammar is compiled on the
-        // scheduler thread and may be refused there; such a request waits for its first event so
-        // that a refusal is still an HTTP status, not an event inside a 200 stream (every choice
-        // has the same grammar: the first one's answer stands for all).
+    /**
+     * Before a stream's 200: with a grammar, the first event, which is a refusal when llama.cpp
+     * cannot compile the grammar (thrown here, so that it is still an HTTP status; every choice has
+     * the same grammar, so the first one's answer stands for all), else null. Then the stream's
+     * headers.
+     */
+    private Event beginEventStream(ServerResponse res, List<Choice> choices, CompletionParser.Parsed p, long deadline)
+            throws InterruptedException {
         Event first = null;
         if (p.request().sampling().grammar() != null) {
             first = next(choices.subList(0, 1), deadline);
@@ -511,6 +508,18 @@ public final class OpenAiService implements HttpService {
         }
         res.header(HeaderNames.CONTENT_TYPE, "text/event-stream");
         res.header(HeaderNames.CACHE_CONTROL, "no-cache");
+        return first;
+    }
+
+    private void stream(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed p, String id, long created, boolean chat,
+            long deadline, Finished observed) throws Exception {
+        List<Choice> choices = choices(handles, p);
+        // Without a grammar nothing the client sent can fail before the first token, so the 200 and
+        // the headers go out now, while the prompt is decoded: the client has handled them by the
+        // time the first token arrives (llama-server does the same). A grammar is compiled on the
+        // scheduler thread and may be refused there; such a request waits for its first event so
+        // that a refusal is still an HTTP status, not an event inside a 200 stream.
+        Event first = beginEventStream(res, choices, p, deadline);
         String object = chat ? "chat.completion.chunk" : "text_completion";
         Span streamSpan = observed.streamSpan();
         // Not closed here: Helidon's commit after the handler flushes what is buffered and then
@@ -619,13 +628,18 @@ public final class OpenAiService implements HttpService {
 
     // --- the Responses API ---------------------------------------------------------------------------
 
-    private void responsesWhole(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed p, ResponseObjects o,
-            long deadline, Finished observed) throws Exception {
+    /** A one-choice answer (the Responses and Messages APIs), whole: the choice and its checked reply. */
+    private record Answered(Choice choice, Reply reply) {
+        GenerationEvent.Done done() {
+            return choice.done;
+        }
+    }
+
+    private Answered answered(List<RequestHandle> handles, CompletionParser.Parsed p, long deadline, Finished observed)
+            throws InterruptedException {
         Choice c = gather(handles, p, deadline).getFirst();
         observed.record(c.done);
-        Reply r = reply(p.contract(), c.text.toString(), c.done);
-        String status = ResponseObjects.status(c.done.reason());
-        sendJson(res, o.response(status, o.output(r, status, c.logprobs), c.done));
+        return new Answered(c, reply(p.contract(), c.text.toString(), c.done));
     }
 
     /**
@@ -638,15 +652,7 @@ public final class OpenAiService implements HttpService {
             Finished observed, java.util.function.Function<OutputStream, TypedStream> make) throws Exception {
         List<Choice> choices = choices(handles, p);
         Choice c = choices.getFirst();
-        Event first = null;
-        if (p.request().sampling().grammar() != null) { // a refused grammar is still an HTTP status (see stream)
-            first = next(choices, deadline);
-            if (first.event() instanceof GenerationEvent.Failed f) {
-                throw f.error();
-            }
-        }
-        res.header(HeaderNames.CONTENT_TYPE, "text/event-stream");
-        res.header(HeaderNames.CACHE_CONTROL, "no-cache");
+        Event first = beginEventStream(res, choices, p, deadline); // a refused grammar is still an HTTP status (see stream)
         Span streamSpan = observed.streamSpan();
         TypedStream ev = make.apply(res.outputStream());
         try {

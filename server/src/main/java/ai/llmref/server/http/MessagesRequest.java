@@ -221,13 +221,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
 
     /** Client tools ({@code name}, {@code description}, {@code input_schema}) as chat tools; server tools are refused. */
     private static ArrayNode tools(JsonNode tools) {
-        if (!tools.isArray()) {
-            throw ApiException.badRequest("tools", "'tools' must be an array");
-        }
-        ArrayNode out = NODES.arrayNode();
-        for (int i = 0; i < tools.size(); i++) {
-            String where = "tools[" + i + "]";
-            ObjectNode t = Params.object(tools, i, where);
+        return ToolMessages.chatTools(tools, (t, where) -> {
             String type = Params.string(t, "type");
             if (type != null && !type.equals("custom")) {
                 throw ApiException.unsupported(where + ".type", where + ": only client tools are supported, not '"
@@ -243,9 +237,8 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
                 throw ApiException.badRequest(where + ".input_schema", where + ".input_schema is required");
             }
             fn.set("parameters", schema);
-            out.addObject().put("type", "function").set("function", fn);
-        }
-        return out;
+            return fn;
+        });
     }
 
     private static JsonNode toolChoice(JsonNode choice) {

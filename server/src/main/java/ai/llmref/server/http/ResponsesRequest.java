@@ -273,13 +273,7 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
 
     /** Function tools, from the Responses API's flat shape to the chat shape; hosted tools are refused. */
     private static ArrayNode tools(JsonNode tools) {
-        if (!tools.isArray()) {
-            throw ApiException.badRequest("tools", "'tools' must be an array");
-        }
-        ArrayNode out = NODES.arrayNode();
-        for (int i = 0; i < tools.size(); i++) {
-            String where = "tools[" + i + "]";
-            ObjectNode t = Params.object(tools, i, where);
+        return ToolMessages.chatTools(tools, (t, where) -> {
             String type = Params.string(t, "type");
             if (!"function".equals(type)) {
                 throw ApiException.unsupported(where + ".type", where + ": only function tools are supported"
@@ -287,9 +281,8 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
             }
             ObjectNode fn = t.deepCopy();
             fn.remove("type");
-            out.addObject().put("type", "function").set("function", fn);
-        }
-        return out;
+            return fn;
+        });
     }
 
     private static JsonNode toolChoice(JsonNode choice) {

@@ -3,6 +3,7 @@ package ai.llmref.server.http;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -18,6 +19,23 @@ final class ToolMessages {
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
     private ToolMessages() {}
+
+    /**
+     * Another API's {@code tools} as chat tools ({@code {"type":"function","function":{...}}}):
+     * {@code function} reads one tool (named {@code tools[i]} in errors) into the chat function
+     * object, or refuses it.
+     */
+    static ArrayNode chatTools(JsonNode tools, java.util.function.BiFunction<ObjectNode, String, ObjectNode> function) {
+        if (!tools.isArray()) {
+            throw ApiException.badRequest("tools", "'tools' must be an array");
+        }
+        ArrayNode out = MAPPER.createArrayNode();
+        for (int i = 0; i < tools.size(); i++) {
+            String where = "tools[" + i + "]";
+            out.addObject().put("type", "function").set("function", function.apply(Params.object(tools, i, where), where));
+        }
+        return out;
+    }
 
     /** The message's tool calls, or null when it has none. */
     static List<Map<String, Object>> toolCalls(ObjectNode message, String where) {

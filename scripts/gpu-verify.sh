@@ -436,7 +436,7 @@ elif has_phase bench; then
   if [ "$mode" = gpu ]; then
     # The GPU does the work: CPU noise matters less, and the machine's own daemons must not make
     # every run wait or repeat.
-    b_args=(--ngl "$ngl" --models 1B-128k --rounds "${rounds:-3}" --threads "$threads" --quiet-wait 10 --max-other-load 1)
+    b_args=(--ngl "$ngl" --models 1B-128k --rounds "${rounds:-3}" --threads "$threads" --quiet-wait 10 --max-other-load 1 --threadpool)
     s_levels="1 32 64"
     # the 1-minute load average still carries the CUDA build's 16 busy cores for a while
     s_load=$((threads * 3 / 4))

@@ -44,8 +44,11 @@ import java.util.Map;
  * and batches, the flash attention policy, an F16 KV cache, no GPU layers, llama.cpp's default load
  * mode. The KV cache is cleared before one untimed warmup run (pp: a whole prompt; tg: one token)
  * and before every timed repetition. pp decodes {@code n_prompt} random tokens (the first is BOS
- * when the vocabulary adds one) in chunks of {@code n_batch}, logits for the last token only; tg
- * decodes {@code n_gen} single random tokens and samples nothing. Each repetition gives tokens per
+ * when the vocabulary adds one) in chunks of {@code n_batch}, logits for the last token only, then
+ * {@code llama_synchronize}; tg decodes {@code n_gen} single random tokens with a
+ * {@code llama_synchronize} after each and samples nothing (on a GPU {@code llama_decode} returns
+ * once the work is queued: without the synchronize a clock measures the queueing, and the next
+ * variant's repetition waits for the work). Each repetition gives tokens per
  * second; the result is their mean and sample standard deviation, as llama-bench's
  * {@code avg_ts ± stddev_ts}.
  *
@@ -412,6 +415,7 @@ public final class DecodeBenchmark {
                 ctx.decode(batch);
                 processed += n;
             }
+            ctx.synchronize(); // llama-bench's test_prompt ends the same way
         }
 
         @Override
@@ -460,7 +464,12 @@ public final class DecodeBenchmark {
                 batch.clear();
                 batch.add(token, i, 0, true);
                 ctx.decode(batch);
-                token = sampler == null ? nextToken(nVocab) : sampler.sample(ctx, 0);
+                if (sampler == null) {
+                    ctx.synchronize(); // llama-bench's test_gen: llama_synchronize per token
+                    token = nextToken(nVocab);
+                } else {
+                    token = sampler.sample(ctx, 0); // reads the logits: waits for the decode
+                }
             }
             sink += token;
         }
@@ -805,6 +814,7 @@ public final class DecodeBenchmark {
                     batch.add(token, i, 0, true);
                     long t1 = System.nanoTime();
                     ctx.decode(batch);
+                    ctx.synchronize();
                     long t2 = System.nanoTime();
                     token = nextToken(nVocab);
                     long t3 = System.nanoTime();
@@ -848,7 +858,7 @@ public final class DecodeBenchmark {
         List<Result> results = new ArrayList<>();
         results.add(allocation(model, nGen, reps));
         results.add(new Result("profile", "api: Batch.clear + Batch.add (incl. 2 nanoTime)", 0, nGen, fill, "us/token"));
-        results.add(new Result("profile", "api: LlamaContext.decode", 0, nGen, decode, "us/token"));
+        results.add(new Result("profile", "api: LlamaContext.decode + synchronize", 0, nGen, decode, "us/token"));
         results.add(new Result("profile", "api: next token (xorshift, incl. 2 nanoTime)", 0, nGen, next, "us/token"));
         if (raw != null) {
             results.add(new Result("profile", "raw: wall per token", 0, nGen, wall, "us/token"));

@@ -217,7 +217,7 @@ start_ours() { # log -> sets server_pid, base_url
 }
 scrape_steps() { # file: our scheduler's step metrics now (ours only; llama-server has no such metrics)
   [ "$impl" = ours ] || return 0
-  curl -sf "$admin_url/metrics" | grep -E '^llmref_engine_(step_phase_seconds_(sum|count)|batch_tokens_total|step_outputs_total)' >"$1" || true
+  curl -sf "$admin_url/metrics" | grep -E '^llmref_engine_(step_phase_seconds_(sum|count)|batch_tokens_total|step_outputs_total|sequence_runs_total|prefix_copies_total)' >"$1" || true
 }
 
 wait_ready() { # url log
@@ -421,20 +421,22 @@ for c in levels:
         n = delta('llmref_engine_step_phase_seconds_count{phase="decode"}')
         if n > 0:
             ph = {p: delta('llmref_engine_step_phase_seconds_sum{phase="%s"}' % p) * 1000 / n for p in ("schedule", "decode", "sample", "emit")}
-            per_round.append((n, ph, delta("llmref_engine_batch_tokens_total") / n, delta("llmref_engine_step_outputs_total") / n))
+            per_round.append((n, ph, delta("llmref_engine_batch_tokens_total") / n, delta("llmref_engine_step_outputs_total") / n,
+                              delta("llmref_engine_sequence_runs_total") / n, delta("llmref_engine_prefix_copies_total")))
     if per_round:
         steps_rows.append((c, per_round))
 if steps_rows:
     print()
     print("Our scheduler's steps, from its metrics (llmref_engine_*, docs/operations.md; each level's whole run, median over rounds):")
     print()
-    print("| streams | steps | tokens per step | sampled per step | schedule ms | decode ms | sample ms | emit ms | step ms | decode share |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| streams | steps | tokens per step | sampled per step | sequence runs per step | prefix copies | schedule ms | decode ms | sample ms | emit ms | step ms | decode share |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for c, pr in steps_rows:
         m = lambda get: med([get(x) for x in pr])
         total = m(lambda x: sum(x[1].values()))
-        print("| %d | %d | %.1f | %.1f | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f%% |" % (
-            c, m(lambda x: x[0]), m(lambda x: x[2]), m(lambda x: x[3]), m(lambda x: x[1]["schedule"]), m(lambda x: x[1]["decode"]),
+        print("| %d | %d | %.1f | %.1f | %.2f | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f%% |" % (
+            c, m(lambda x: x[0]), m(lambda x: x[2]), m(lambda x: x[3]), m(lambda x: x[4]), m(lambda x: x[5]),
+            m(lambda x: x[1]["schedule"]), m(lambda x: x[1]["decode"]),
             m(lambda x: x[1]["sample"]), m(lambda x: x[1]["emit"]), total, 100 * m(lambda x: x[1]["decode"] / sum(x[1].values()))))
 print()
 print("Median over rounds; per-round values in parentheses. Diagnostics (medians over rounds):")

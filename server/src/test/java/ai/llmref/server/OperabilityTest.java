@@ -33,7 +33,7 @@ class OperabilityTest {
             "llmref_device_memory_free_bytes", "llmref_device_memory_total_bytes", "llmref_model_load_seconds",
             "llmref_model_layers_offloaded", "llmref_model_layers_total", "llmref_gpu_devices", "llmref_ready",
             "llmref_build_info", "llmref_model_info", "llmref_engine_step_phase_seconds_bucket", "llmref_engine_batch_tokens_total",
-            "llmref_engine_step_outputs_total", "llmref_model_buffer_bytes", "llmref_context_buffer_bytes",
+            "llmref_engine_step_outputs_total", "llmref_engine_sequence_runs_total", "llmref_engine_prefix_copies_total", "llmref_model_buffer_bytes", "llmref_context_buffer_bytes",
             "llmref_kv_cache_type_info");
 
     @Test
@@ -147,7 +147,12 @@ class OperabilityTest {
                 promptTokens += usage.get("prompt_tokens").asLong();
             }
             assertThat(t.post("/v1/completions", "{\"prompt\":5}").statusCode()).isEqualTo(400);
+            // a request is counted once its answer is written, so the client may see the answer first
             String m = scrape(t.http, t.admin());
+            for (long end = System.nanoTime() + 5_000_000_000L; !m.contains("status=\"400\"} 1") && System.nanoTime() < end; ) {
+                Thread.sleep(20);
+                m = scrape(t.http, t.admin());
+            }
             for (String name : METRICS) {
                 assertThat(m).as(name).containsPattern("(?m)^" + name + "[ {]");
             }

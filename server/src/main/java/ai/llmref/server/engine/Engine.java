@@ -12,6 +12,7 @@ import ai.llmref.llama.StreamingDetokenizer;
 import ai.llmref.llama.Vocabulary;
 import java.lang.System.Logger.Level;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -52,6 +53,8 @@ public final class Engine implements AutoCloseable {
     private volatile long stalledUntilNanos;
     /** Most prompt tokens per step for a request that wants the prompt's log-probabilities (each is an output row). */
     static final int PROMPT_LOGPROBS_CHUNK = 32;
+    /** Fewest prompt tokens a cached prefix in another slot must save to be copied into the lowest free slot. */
+    static final int MIGRATE_MIN_TOKENS = 16;
     /** The scheduler's sampling arrays. */
     private final Picks picks;
 
@@ -239,13 +242,23 @@ public final class Engine implements AutoCloseable {
                 h.emit(new GenerationEvent.Done(FinishReason.CANCELLED, h.request.prompt().length, 0, 0, new GenerationEvent.Timings(0, 0, 0, 0)));
                 continue;
             }
-            int best = -1;
+            // The request runs in the lowest free slot, so that the busy slots stay together at the
+            // low end: with per-sequence KV streams llama.cpp splits a batch into one micro-batch
+            // per run of consecutive sequence ids (llama_batch_allocr::split_equal, sequential),
+            // and requests spread over the slots would cost a device pass per run, every step.
+            // A longer cached prefix in another free slot is copied into it first (one stream
+            // copy) when it saves at least MIGRATE_MIN_TOKENS prompt tokens.
+            Slot best = null;
+            int bestCommon = -1;
             for (Slot s : slots) {
                 if (!s.busy()) {
-                    int common = s.commonPrefix(h.request.prompt());
-                    if (common > best) {
-                        best = common;
+                    if (free == null) {
                         free = s;
+                    }
+                    int common = s.commonPrefix(h.request.prompt());
+                    if (common > bestCommon) {
+                        bestCommon = common;
+                        best = s;
                     }
                 }
             }
@@ -253,8 +266,32 @@ public final class Engine implements AutoCloseable {
                 return;
             }
             queue.poll();
+            if (best != free && bestCommon - free.commonPrefix(h.request.prompt()) >= MIGRATE_MIN_TOKENS) {
+                free = migrate(ctx, best, free);
+            }
             start(ctx, free, h);
         }
+    }
+
+    /**
+     * Copies {@code from}'s cached prefix into the free slot {@code to} (its own cache is dropped)
+     * and returns {@code to}; if llama.cpp refuses the copy, returns {@code from}, whose cache is
+     * then used where it is.
+     */
+    private Slot migrate(LlamaContext ctx, Slot from, Slot to) {
+        try {
+            ctx.removeTokens(to.sequence, -1, -1);
+            to.cachedLength = 0;
+            ctx.copySequence(from.sequence, to.sequence, -1, -1);
+        } catch (LlamaException e) {
+            LOG.log(Level.WARNING, "copying the cached prefix of slot " + from.sequence + " to slot " + to.sequence
+                    + " failed (" + e.getMessage() + "); the request runs in slot " + from.sequence);
+            return from;
+        }
+        to.cached = Arrays.copyOf(from.cached, from.cachedLength);
+        to.cachedLength = from.cachedLength;
+        observer.prefixCopied();
+        return to;
     }
 
     private void start(LlamaContext ctx, Slot slot, RequestHandle h) {
@@ -324,24 +361,39 @@ public final class Engine implements AutoCloseable {
         return b.build();
     }
 
+    /** A slot whose next step decodes its last sampled token. */
+    private static boolean generating(Slot s) {
+        return s.busy() && !s.prefilling() && s.generated > 0;
+    }
+
     private void step(LlamaContext ctx, Batch batch, Slot[] slots, SamplingPool sampling, long stepStart) {
         batch.clear();
-        int budget = batch.capacity();
+        // Generating slots get their token first; prompts share what is left of the batch. The
+        // tokens go in slot order, so that consecutive busy slots form one run of sequence ids
+        // (one micro-batch with per-sequence KV streams; see admit).
+        int generating = 0;
         for (Slot s : slots) {
             s.outputIndex = -1;
-            if (s.busy() && !s.prefilling() && s.generated > 0 && budget > 0) {
+            if (generating(s)) {
+                generating++;
+            }
+        }
+        int tokenBudget = Math.min(generating, batch.capacity());
+        int budget = batch.capacity() - tokenBudget;
+        int runs = 0;
+        int lastSequence = -2;
+        for (Slot s : slots) {
+            int before = batch.size();
+            if (generating(s)) {
+                if (tokenBudget == 0) {
+                    continue;
+                }
                 s.outputIndex = batch.size();
                 batch.add(s.lastToken, s.position, s.sequence, true);
                 s.remember(s.lastToken, s.position);
                 s.position++;
-                budget--;
-            }
-        }
-        for (Slot s : slots) {
-            if (budget == 0) {
-                break;
-            }
-            if (s.prefilling()) {
+                tokenBudget--;
+            } else if (s.prefilling() && budget > 0) {
                 // with the prompt's log-probabilities every position is an output: smaller chunks
                 // bound the logits llama.cpp keeps (positions x vocabulary floats)
                 int chunk = s.promptLogprobs != null ? PROMPT_LOGPROBS_CHUNK : config.prefillChunk();
@@ -361,6 +413,12 @@ public final class Engine implements AutoCloseable {
                 }
                 s.prefillNext += n;
                 budget -= n;
+            }
+            if (batch.size() > before) {
+                if (s.sequence != lastSequence + 1) {
+                    runs++;
+                }
+                lastSequence = s.sequence;
             }
         }
         if (batch.isEmpty()) {
@@ -430,7 +488,7 @@ public final class Engine implements AutoCloseable {
                 accept(s, p.tokens[i]);
             }
         }
-        observer.stepCompleted(batch.size(), n, decodeStart - stepStart, decodeNanos, emitStart - now,
+        observer.stepCompleted(batch.size(), n, runs, decodeStart - stepStart, decodeNanos, emitStart - now,
                 emitNanos + System.nanoTime() - emitStart);
     }
 

@@ -10,12 +10,18 @@ public interface EngineObserver {
 
     /**
      * One scheduler step ended: {@code tokens} went into its batch and {@code outputs} of them were
-     * sampled. Its time in four consecutive phases: {@code schedule} (cancellations, admissions,
+     * sampled; the batch held {@code sequenceRuns} runs of consecutive sequence ids (with
+     * per-sequence KV streams llama.cpp decodes at least one micro-batch per run). Its time in
+     * four consecutive phases: {@code schedule} (cancellations, admissions,
      * building the batch), {@code decode} (llama_decode until the device has finished), {@code sample}
      * (every slot's next token) and {@code emit} (detokenizing, stop strings, handing text to the
      * requests).
      */
-    default void stepCompleted(int tokens, int outputs, long scheduleNanos, long decodeNanos, long sampleNanos, long emitNanos) {}
+    default void stepCompleted(int tokens, int outputs, int sequenceRuns, long scheduleNanos, long decodeNanos, long sampleNanos,
+            long emitNanos) {}
+
+    /** A request's cached prompt prefix was copied from another free slot into the lowest free one. */
+    default void prefixCopied() {}
 
     EngineObserver NONE = new EngineObserver() {
         @Override

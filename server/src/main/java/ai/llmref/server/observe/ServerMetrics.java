@@ -50,6 +50,8 @@ public final class ServerMetrics implements EngineObserver {
     private final Metrics.Histogram stepPhase;
     private final Metrics.Counter batchTokens;
     private final Metrics.Counter stepOutputs;
+    private final Metrics.Counter sequenceRunsTotal;
+    private final Metrics.Counter prefixCopies;
 
     public ServerMetrics(Supplier<Source> source) {
         this.source = source;
@@ -67,6 +69,10 @@ public final class ServerMetrics implements EngineObserver {
                 "Time of each scheduler step by phase: schedule, decode (until the device finished), sample, emit", STEP_PHASE, "phase");
         batchTokens = registry.counter("llmref_engine_batch_tokens_total", "Tokens decoded by scheduler steps (prompt chunks and generated tokens)");
         stepOutputs = registry.counter("llmref_engine_step_outputs_total", "Next tokens sampled by scheduler steps (one per generating slot per step)");
+        sequenceRunsTotal = registry.counter("llmref_engine_sequence_runs_total",
+                "Runs of consecutive sequence ids in the scheduler steps' batches (llama.cpp decodes at least one micro-batch per run)");
+        prefixCopies = registry.counter("llmref_engine_prefix_copies_total",
+                "Cached prompt prefixes copied from another free slot into the lowest free slot");
         registry.gauge("llmref_ready", "1 when the server is ready to serve", out -> out.add(Metrics.Sample.of(flag(source.get().ready()))));
         registry.gauge("llmref_slots_total", "Parallel sequences (slots) of the engine", out -> stats(source, s -> out.add(Metrics.Sample.of(s.slots()))));
         registry.gauge("llmref_slots_busy", "Slots serving a request", out -> stats(source, s -> out.add(Metrics.Sample.of(s.busySlots()))));
@@ -198,13 +204,20 @@ public final class ServerMetrics implements EngineObserver {
     }
 
     @Override
-    public void stepCompleted(int tokens, int outputs, long scheduleNanos, long decodeNanos, long sampleNanos, long emitNanos) {
+    public void stepCompleted(int tokens, int outputs, int sequenceRuns, long scheduleNanos, long decodeNanos, long sampleNanos,
+            long emitNanos) {
         stepPhase.observe(scheduleNanos / 1e9, "schedule");
         stepPhase.observe(decodeNanos / 1e9, "decode");
         stepPhase.observe(sampleNanos / 1e9, "sample");
         stepPhase.observe(emitNanos / 1e9, "emit");
         batchTokens.inc(tokens);
         stepOutputs.inc(outputs);
+        sequenceRunsTotal.inc(sequenceRuns);
+    }
+
+    @Override
+    public void prefixCopied() {
+        prefixCopies.inc(1);
     }
 
     public String scrape() {

@@ -278,8 +278,8 @@ server_cp=$(joined "$root/server/target/test-classes" "$server_jar" "$(module_cp
 p=ai.llmref.llama
 bindings_tests=($p.GpuOffloadTest $p.GenerationTest $p.NativeGreedyReferenceTest $p.ModelAndContextTest
   $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.SamplingPoolTest $p.StreamingDetokenizerTest $p.BadInputTest
-  $p.KvCacheTest)
-server_tests=(ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest)
+  $p.KvCacheTest $p.DeviceSamplingTest)
+server_tests=(ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest ai.llmref.server.DeviceSamplingServerTest)
 if has_phase test; then
   if [ "${GPU_VERIFY_SIMULATE_CRASH:-0}" = 1 ]; then
     jvm_crashed=1
@@ -474,6 +474,18 @@ elif has_phase bench; then
       step "benchmark: server vs llama-server and llama-batched-bench ($(basename "$model" .gguf))" pass "bench-server-$m.md"
     else
       step "benchmark: server vs llama-server and llama-batched-bench ($(basename "$model" .gguf))" FAIL "see bench-server-$m.log"
+    fi
+    # The same with engine.device-sampling on (greedy picks on the device; off by default until
+    # this measures it), when the budget leaves room for a second pair of servers.
+    left=$(( budget - ($(date +%s) - started) ))
+    if [ "$budget" -gt 0 ] && [ "$left" -lt 150 ]; then
+      step "benchmark: server with engine.device-sampling=true ($m)" skipped "$left s of the budget left (a second call with --phases bench runs it)"
+    elif JAVA_OPTS="-Dengine.device-sampling=true" "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" \
+        --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 --threads "$threads" --max-load "$s_load" \
+        >"$work/bench-server-$m-device-sampling.md" 2>"$work/bench-server-$m-device-sampling.log"; then
+      step "benchmark: server with engine.device-sampling=true vs llama-server ($(basename "$model" .gguf))" pass "bench-server-$m-device-sampling.md"
+    else
+      step "benchmark: server with engine.device-sampling=true vs llama-server ($(basename "$model" .gguf))" FAIL "see bench-server-$m-device-sampling.log"
     fi
     [ "$mode" = gpu ] || break
   done

@@ -104,6 +104,17 @@ public final class Batch implements AutoCloseable {
         return this;
     }
 
+    /** True when one of position {@code i}'s sequences passes {@code test}. */
+    boolean anySequence(int i, java.util.function.IntPredicate test) {
+        int n = seqCounts.getAtIndex(ValueLayout.JAVA_INT, i);
+        for (int k = 0; k < n; k++) {
+            if (test.test(seqIds.getAtIndex(ValueLayout.JAVA_INT, (long) i * maxSeqPerToken + k))) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private void checkAdd(int token, int position) {
         if (closed) {
             throw new IllegalStateException("batch is closed");

@@ -29,6 +29,8 @@ public final class LlamaContext implements AutoCloseable {
     private final Thread owner;
     private final Arena shared = Arena.ofShared();
     private final MemorySegment abortFlag;
+    /** Chains attached for backend sampling, by sequence ({@link #attachSampler}). */
+    private final java.util.Map<Integer, Sampler> attachedSamplers = new java.util.HashMap<>();
     private final int contextSize;
     private final int sequenceContext;
     private final int batchSize;
@@ -44,6 +46,8 @@ public final class LlamaContext implements AutoCloseable {
     private MemorySegment handle;
     private MemorySegment memory;
     private final boolean[] outputs;
+    /** Output positions of the last decode whose sequence sampled on the device (no host logits). */
+    private final boolean[] deviceOutputs;
     private int decodedCount;
 
     LlamaContext(LlamaModel model, ContextParams params) {
@@ -95,6 +99,7 @@ public final class LlamaContext implements AutoCloseable {
         int rope = llama_model_rope_type(m);
         this.multiPositionRope = rope == LLAMA_ROPE_TYPE_MROPE() || rope == LLAMA_ROPE_TYPE_IMROPE() || rope == LLAMA_ROPE_TYPE_VISION();
         this.outputs = new boolean[batchSize];
+        this.deviceOutputs = new boolean[batchSize];
         model.contextOpened();
     }
 
@@ -135,6 +140,9 @@ public final class LlamaContext implements AutoCloseable {
             throw decodeFailure(rc, n);
         }
         System.arraycopy(batch.outputs, 0, outputs, 0, n);
+        for (int i = 0; i < n; i++) {
+            deviceOutputs[i] = outputs[i] && !attachedSamplers.isEmpty() && batch.anySequence(i, attachedSamplers::containsKey);
+        }
         decodedCount = n;
     }
 
@@ -176,7 +184,7 @@ public final class LlamaContext implements AutoCloseable {
     /** The logits of batch position {@code index} of the last decode (a copy, vocabulary-sized). */
     public float[] logits(int index) {
         MemorySegment ctx = checkOpen();
-        checkOutput(index, "llama_get_logits_ith");
+        checkLogits(index, "llama_get_logits_ith");
         MemorySegment p = llama_get_logits_ith(ctx, index);
         if (p.equals(MemorySegment.NULL)) {
             throw new LlamaException("llama_get_logits_ith", "no logits for index " + index + ": " + LogBridge.takeLastError());
@@ -442,6 +450,15 @@ public final class LlamaContext implements AutoCloseable {
         }
     }
 
+    /** {@link #checkOutput}, and the position's logits were copied out: its sequence samples on the CPU. */
+    void checkLogits(int index, String fn) {
+        checkOutput(index, fn);
+        if (deviceOutputs[index]) {
+            throw new InvalidInputException(fn, "batch position " + index + " belongs to a sequence that samples on the device"
+                    + " (attachSampler): its logits stay there; detach the sampler to read them");
+        }
+    }
+
     private void checkSequence(int sequence, String fn) {
         if (sequence < 0 || sequence >= maxSequences) {
             throw new InvalidInputException(fn, "sequence id " + sequence + " is outside 0.." + (maxSequences - 1));
@@ -458,6 +475,69 @@ public final class LlamaContext implements AutoCloseable {
         return handle == null;
     }
 
+    /**
+     * Attaches {@code sampler} to {@code sequence} for llama.cpp's backend sampling (experimental in
+     * the pinned tree): from the next decode on, that sequence's output token is picked by the
+     * chain's stages as graph operations on the device that computes the logits, and only the token
+     * comes back; {@link Sampler#sample} then reads it, and that sequence's logits are not copied
+     * out any more ({@link #logits} fails for it). Only greedy chains with at most a logit bias
+     * qualify ({@link Sampler#offloadable}). Each attach or detach makes llama.cpp reserve its
+     * compute buffers again at the next decode, so keep a chain attached across requests with the
+     * same settings. A sequence holds at most one chain; a chain serves one sequence.
+     *
+     * @return false when llama.cpp cannot run the chain on the device (the sequence then samples on the CPU as before)
+     */
+    public boolean attachSampler(int sequence, Sampler sampler) {
+        MemorySegment h = checkOpen();
+        checkSequence(sequence, "llama_set_sampler");
+        if (!sampler.offloadable()) {
+            throw new InvalidInputException("llama_set_sampler", "only greedy chains with at most a logit bias can sample on the device");
+        }
+        if (sampler.attachedTo() != null) {
+            throw new IllegalStateException("the sampler is already attached to sequence " + sampler.attachedSequence());
+        }
+        detachSampler(sequence);
+        if (!llama_set_sampler(h, sequence, sampler.handle())) {
+            return false;
+        }
+        attachedSamplers.put(sequence, sampler);
+        sampler.attached(this, sequence);
+        return true;
+    }
+
+    /** Detaches the sequence's sampler, if any (its output is copied out and sampled on the CPU again). */
+    public void detachSampler(int sequence) {
+        MemorySegment h = checkOpen();
+        checkSequence(sequence, "llama_set_sampler");
+        Sampler s = attachedSamplers.remove(sequence);
+        if (s != null) {
+            llama_set_sampler(h, sequence, MemorySegment.NULL);
+            s.attached(null, -1);
+        }
+    }
+
+    /** The sampler attached to {@code sequence}, or null. */
+    public Sampler attachedSampler(int sequence) {
+        checkOpen();
+        return attachedSamplers.get(sequence);
+    }
+
+    /** The token the attached chain sampled on the device for batch position {@code index} of the last decode. */
+    int sampledToken(int index) {
+        MemorySegment h = checkOpen();
+        checkOutput(index, "llama_get_sampled_token_ith");
+        if (!deviceOutputs[index]) {
+            throw new InvalidInputException("llama_get_sampled_token_ith", "batch position " + index
+                    + " belongs to no sequence with a sampler attached at the last decode");
+        }
+        int token = llama_get_sampled_token_ith(h, index);
+        if (token < 0 || token >= vocabSize) {
+            throw new LlamaException("llama_get_sampled_token_ith", "no token was sampled on the device for batch position "
+                    + index + " (" + token + "): " + LogBridge.takeLastError());
+        }
+        return token;
+    }
+
     /** Frees the context. Idempotent; on the owning thread only. */
     @Override
     public void close() {
@@ -465,6 +545,10 @@ public final class LlamaContext implements AutoCloseable {
             return;
         }
         checkThread();
+        for (Sampler s : attachedSamplers.values()) {
+            s.attached(null, -1); // llama_free drops its references; the chains stay the caller's
+        }
+        attachedSamplers.clear();
         MemorySegment h = handle;
         handle = null;
         memory = null;

@@ -43,6 +43,9 @@ public final class Sampler implements AutoCloseable {
     private final float[] biasValues;
     /** The biased logits' values before biasing, restored after the argmax (reused: no per-token allocation). */
     private final float[] biasSaved;
+    /** The context and sequence this chain samples on the device for ({@link LlamaContext#attachSampler}), or null. */
+    private LlamaContext attachedTo;
+    private int attachedSequence = -1;
     private Arena candidatesArena;
     private MemorySegment candidates;
     private MemorySegment candidateArray;
@@ -73,8 +76,11 @@ public final class Sampler implements AutoCloseable {
      */
     public int sample(LlamaContext context, int index) {
         MemorySegment c = checkOpen();
+        if (attachedTo == context) {
+            return context.sampledToken(index); // picked on the device by the same stages
+        }
         MemorySegment ctx = context.checkOpen();
-        context.checkOutput(index, "llama_sampler_sample");
+        context.checkLogits(index, "llama_sampler_sample");
         if (grammarStage != null) {
             return sampleChecked(c, ctx, index);
         }
@@ -95,12 +101,12 @@ public final class Sampler implements AutoCloseable {
      * through llama.cpp on the context's thread.
      */
     MemorySegment greedyRow(LlamaContext context, int index) {
-        if (!greedyOnly) {
+        if (!greedyOnly || attachedTo == context) {
             return null;
         }
         checkOpen();
         MemorySegment ctx = context.checkOpen();
-        context.checkOutput(index, "llama_sampler_sample");
+        context.checkLogits(index, "llama_sampler_sample");
         return logitsRow(ctx, index);
     }
 
@@ -223,6 +229,32 @@ public final class Sampler implements AutoCloseable {
         }
     }
 
+    /**
+     * True for the chains llama.cpp can run on the device ({@link LlamaContext#attachSampler}):
+     * greedy, with at most a logit bias before it.
+     */
+    public boolean offloadable() {
+        return greedyOnly;
+    }
+
+    /** The context this chain is attached to for backend sampling, or null. */
+    public LlamaContext attachedTo() {
+        return attachedTo;
+    }
+
+    int attachedSequence() {
+        return attachedSequence;
+    }
+
+    void attached(LlamaContext context, int sequence) {
+        attachedTo = context;
+        attachedSequence = sequence;
+    }
+
+    MemorySegment handle() {
+        return checkOpen();
+    }
+
     /** Forgets history (penalties, grammar state, RNG state is re-seeded by llama.cpp's rules). */
     public void reset() {
         llama_sampler_reset(checkOpen());
@@ -237,6 +269,9 @@ public final class Sampler implements AutoCloseable {
 
     @Override
     public void close() {
+        if (attachedTo != null) {
+            attachedTo.detachSampler(attachedSequence); // llama.cpp must not keep a freed chain
+        }
         if (chain != null) {
             MemorySegment c = chain;
             chain = null;

@@ -157,7 +157,7 @@ public final class SamplingPool implements AutoCloseable {
         try (Arena call = Arena.ofShared()) {
             MemorySegment[] rows = new MemorySegment[count];
             for (int i = 0; i < count; i++) {
-                context.checkOutput(indices[i], "llama_get_logits_ith");
+                context.checkLogits(indices[i], "llama_get_logits_ith");
                 MemorySegment p = llama_get_logits_ith(ctx, indices[i]);
                 if (p.equals(MemorySegment.NULL)) {
                     throw new LlamaException("llama_get_logits_ith", "no logits for index " + indices[i] + ": " + LogBridge.takeLastError());

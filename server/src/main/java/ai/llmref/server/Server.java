@@ -179,6 +179,15 @@ public final class Server implements AutoCloseable {
         };
     }
 
+    /** {@code engine.device-sampling}, or for auto: on when the model is on a GPU. */
+    static boolean deviceSampling(ServerConfig.Engine e, boolean onGpu) {
+        return switch (e.deviceSampling()) {
+            case TRUE -> true;
+            case FALSE -> false;
+            case AUTO -> onGpu;
+        };
+    }
+
     private void load() {
         long t0 = System.nanoTime();
         LlamaModel model = null;
@@ -198,7 +207,8 @@ public final class Server implements AutoCloseable {
             boolean onGpu = model.placement().offloadedLayers() > 0;
             Engine engine = Engine.start(model, new EngineConfig(e.slots(), slotContext, e.batchSize(), e.ubatchSize(),
                     e.prefillChunk(), e.queueCapacity(), e.threads(), e.threadsBatch(), e.flashAttention(), e.embeddings(),
-                    samplingThreads(e, onGpu), emitDuringDecode(e, onGpu), e.kvCacheTypeK(), e.kvCacheTypeV()), metrics);
+                    samplingThreads(e, onGpu), emitDuringDecode(e, onGpu), e.kvCacheTypeK(), e.kvCacheTypeV(),
+                    deviceSampling(e, onGpu)), metrics);
             served = new ServedModel(config.model().id(), model, engine, chatRenderer(model));
             java.util.List<ai.llmref.llama.Device> devices = ai.llmref.llama.LlamaBackend.initialize().devices();
             ai.llmref.llama.ModelPlacement mp = model.placement();

@@ -69,6 +69,9 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
     /** {@code engine.emit-during-decode}: {@code auto} is on when the model is on a GPU. */
     public enum EmitDuringDecode { AUTO, TRUE, FALSE }
 
+    /** {@code engine.device-sampling}: {@code auto} is on when the model is on a GPU. */
+    public enum DeviceSampling { AUTO, TRUE, FALSE }
+
     /**
      * @param slotContext     positions per slot; 0 = the model's training context
      * @param samplingThreads threads picking greedy tokens after each decode; 0 = auto (see
@@ -76,11 +79,13 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * @param emitDuringDecode make a step's text while the next decode runs (see {@code EngineConfig})
      * @param kvCacheTypeK    element type of the generation context's K cache
      * @param kvCacheTypeV    element type of its V cache (a quantized one needs flash attention)
+     * @param deviceSampling  greedy picks on the device (see {@code EngineConfig}); off by default until
+     *                        measured on a GPU
      */
     public record Engine(int slots, int slotContext, int batchSize, int ubatchSize, int prefillChunk, int queueCapacity,
                          int threads, int threadsBatch, ContextParams.FlashAttention flashAttention, boolean embeddings,
                          int samplingThreads, EmitDuringDecode emitDuringDecode, ContextParams.KvCacheType kvCacheTypeK,
-                         ContextParams.KvCacheType kvCacheTypeV) {}
+                         ContextParams.KvCacheType kvCacheTypeV, DeviceSampling deviceSampling) {}
 
     /**
      * @param maxRequestLineBytes longer request lines: 414
@@ -169,7 +174,8 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 integer(c, "engine.sampling-threads", 0, 0, 256),
                 enumeration(c, "engine.emit-during-decode", EmitDuringDecode.AUTO, EmitDuringDecode::valueOf),
                 enumeration(c, "engine.kv-cache-type-k", ContextParams.KvCacheType.F16, ContextParams.KvCacheType::valueOf),
-                enumeration(c, "engine.kv-cache-type-v", ContextParams.KvCacheType.F16, ContextParams.KvCacheType::valueOf));
+                enumeration(c, "engine.kv-cache-type-v", ContextParams.KvCacheType.F16, ContextParams.KvCacheType::valueOf),
+                enumeration(c, "engine.device-sampling", DeviceSampling.FALSE, DeviceSampling::valueOf));
         if (engine.kvCacheTypeV().quantized() && engine.flashAttention() == ContextParams.FlashAttention.DISABLED) {
             throw new ConfigException("engine.kv-cache-type-v", "is quantized, which needs engine.flash-attention auto or enabled (it is disabled)",
                     engine.kvCacheTypeV().ggmlName());

@@ -23,6 +23,8 @@ import ai.llmref.llama.ContextParams;
  *                       token but a request's first and last is handed out one step later, and a stop
  *                       string costs one extra decoded position
  * @param kvCacheTypeK   element type of the generation context's K cache
+ * @param deviceSampling pick greedy tokens (with at most a logit bias) on the device that computes the
+ *                       logits (llama.cpp's experimental backend sampling, {@code llama_set_sampler})
  * @param kvCacheTypeV   element type of its V cache. The embeddings context keeps F16 for both: it
  *                       holds one input at a time (1/slots of the generation context's positions),
  *                       and its vectors stay those of {@code llama_get_embeddings_seq} at full precision
@@ -31,7 +33,7 @@ public record EngineConfig(int slots, int slotContext, int batchSize, int ubatch
                            int queueCapacity, int threads, int threadsBatch,
                            ContextParams.FlashAttention flashAttention, boolean embeddings, int samplingThreads,
                            boolean emitDuringDecode, ContextParams.KvCacheType kvCacheTypeK,
-                           ContextParams.KvCacheType kvCacheTypeV) {
+                           ContextParams.KvCacheType kvCacheTypeV, boolean deviceSampling) {
 
     ContextParams contextParams() {
         return ContextParams.defaults()

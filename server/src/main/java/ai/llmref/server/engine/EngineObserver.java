@@ -23,6 +23,12 @@ public interface EngineObserver {
     /** A request's cached prompt prefix was copied from another free slot into the lowest free one. */
     default void prefixCopied() {}
 
+    /**
+     * A greedy chain was attached to a slot's sequence for sampling on the device
+     * ({@code engine.device-sampling}); each attach makes llama.cpp reserve its compute buffers again.
+     */
+    default void deviceSamplerAttached() {}
+
     EngineObserver NONE = new EngineObserver() {
         @Override
         public void tokenGenerated(long gapNanos) {}

@@ -22,6 +22,12 @@ final class Slot {
     int pendingToken = -1;
     int outputIndex = -1;
     Sampler sampler;
+    /** A greedy chain attached to this slot's sequence for backend sampling, kept across requests, or null. */
+    Sampler deviceSampler;
+    /** The logit bias {@link #deviceSampler} applies. */
+    java.util.Map<Integer, Float> deviceBias = java.util.Map.of();
+    /** This request's tokens are picked on the device by {@link #deviceSampler}. */
+    boolean onDevice;
     StreamingDetokenizer detokenizer;
     StopMatcher stops;
     /** The request's token log-probabilities, or null when it did not ask for them. */
@@ -65,6 +71,16 @@ final class Slot {
         }
         cached[pos] = token;
         cachedLength = pos + 1;
+    }
+
+    /** Detaches and frees the device chain (the next decode copies this sequence's logits out again). */
+    void dropDeviceSampler() {
+        if (deviceSampler != null) {
+            deviceSampler.close(); // detaches first
+            deviceSampler = null;
+            deviceBias = java.util.Map.of();
+        }
+        onDevice = false;
     }
 
     void release() {

@@ -52,6 +52,7 @@ public final class ServerMetrics implements EngineObserver {
     private final Metrics.Counter stepOutputs;
     private final Metrics.Counter sequenceRunsTotal;
     private final Metrics.Counter prefixCopies;
+    private final Metrics.Counter deviceSamplerAttaches;
 
     public ServerMetrics(Supplier<Source> source) {
         this.source = source;
@@ -73,6 +74,8 @@ public final class ServerMetrics implements EngineObserver {
                 "Runs of consecutive sequence ids in the scheduler steps' batches (llama.cpp decodes at least one micro-batch per run)");
         prefixCopies = registry.counter("llmref_engine_prefix_copies_total",
                 "Cached prompt prefixes copied from another free slot into the lowest free slot");
+        deviceSamplerAttaches = registry.counter("llmref_engine_device_sampler_attaches_total",
+                "Greedy chains attached to a slot for sampling on the device (engine.device-sampling; each makes llama.cpp reserve again)");
         registry.gauge("llmref_ready", "1 when the server is ready to serve", out -> out.add(Metrics.Sample.of(flag(source.get().ready()))));
         registry.gauge("llmref_slots_total", "Parallel sequences (slots) of the engine", out -> stats(source, s -> out.add(Metrics.Sample.of(s.slots()))));
         registry.gauge("llmref_slots_busy", "Slots serving a request", out -> stats(source, s -> out.add(Metrics.Sample.of(s.busySlots()))));
@@ -218,6 +221,11 @@ public final class ServerMetrics implements EngineObserver {
     @Override
     public void prefixCopied() {
         prefixCopies.inc(1);
+    }
+
+    @Override
+    public void deviceSamplerAttached() {
+        deviceSamplerAttaches.inc(1);
     }
 
     public String scrape() {

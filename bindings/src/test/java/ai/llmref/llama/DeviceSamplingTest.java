@@ -1,0 +1,145 @@
+package ai.llmref.llama;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Backend sampling ({@link LlamaContext#attachSampler}): a greedy chain attached to a sequence picks
+ * its tokens as graph operations on the device that computes the logits (here the CPU backend; on
+ * the GPU machine, scripts/gpu-verify.sh runs this class with every layer offloaded), and the picks
+ * are the host's picks.
+ */
+class DeviceSamplingTest extends StoriesModelTest {
+    private static final String[] PROMPTS = {"Once upon a time", "Tom had a big", "The cat sat on", "Lily and Ben went to the"};
+    private static final int STEPS = 24;
+
+    /** The unbiased greedy continuation of PROMPTS[1]: what the odd sequences' bias bans. */
+    private static int banned() {
+        Vocabulary v = model.vocabulary();
+        try (LlamaContext ctx = model.newContext(TestModels.small(1)); Batch batch = ctx.newBatch(64); Sampler g = Sampler.greedy(v)) {
+            int[] prompt = v.tokenize(PROMPTS[1], true, false);
+            for (int i = 0; i < prompt.length; i++) {
+                batch.add(prompt[i], i, 0, i == prompt.length - 1);
+            }
+            ctx.decode(batch);
+            return g.sample(ctx, prompt.length - 1);
+        }
+    }
+
+    /** Greedy for even sequences; odd ones with a ban and a boost, as a server's logit_bias. */
+    private static Sampler chain(Vocabulary v, int sequence, int banned) {
+        Sampler.Builder b = Sampler.builder(v);
+        if (sequence % 2 == 1) {
+            b.logitBias(banned, Float.NEGATIVE_INFINITY).logitBias((banned + 1) % v.size(), 2.5f);
+        }
+        return b.build();
+    }
+
+    /** Generates STEPS tokens for every prompt together, each sequence sampled by its own chain; device: attached. */
+    private static List<List<Integer>> generate(boolean device, int banned) {
+        Vocabulary v = model.vocabulary();
+        int n = PROMPTS.length;
+        List<List<Integer>> out = new ArrayList<>();
+        Sampler[] chains = new Sampler[n];
+        try (LlamaContext ctx = model.newContext(TestModels.small(n)); Batch batch = ctx.newBatch(256)) {
+            int[] last = new int[n];
+            int[] pos = new int[n];
+            int[] index = new int[n];
+            batch.clear();
+            for (int s = 0; s < n; s++) {
+                chains[s] = chain(v, s, banned);
+                if (device) {
+                    assertThat(ctx.attachSampler(s, chains[s])).as("the CPU backend runs greedy and logit-bias chains").isTrue();
+                    assertThat(ctx.attachedSampler(s)).isSameAs(chains[s]);
+                }
+                out.add(new ArrayList<>());
+                int[] prompt = v.tokenize(PROMPTS[s], true, false);
+                for (int i = 0; i < prompt.length; i++) {
+                    if (i == prompt.length - 1) {
+                        index[s] = batch.size();
+                    }
+                    batch.add(prompt[i], i, s, i == prompt.length - 1);
+                }
+                pos[s] = prompt.length;
+            }
+            for (int step = 0; step < STEPS; step++) {
+                ctx.decode(batch);
+                for (int s = 0; s < n; s++) {
+                    last[s] = chains[s].sample(ctx, index[s]);
+                    out.get(s).add(last[s]);
+                }
+                batch.clear();
+                for (int s = 0; s < n; s++) {
+                    index[s] = batch.size();
+                    batch.add(last[s], pos[s]++, s, true);
+                }
+            }
+        } finally {
+            for (Sampler c : chains) {
+                if (c != null) {
+                    c.close();
+                }
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void theDevicesPicksAreTheHostsPicks() {
+        int banned = banned();
+        List<List<Integer>> host = generate(false, banned);
+        List<List<Integer>> device = generate(true, banned);
+        assertThat(device).isEqualTo(host);
+        assertThat(host.get(1)).as("the bias is applied").doesNotContain(banned);
+    }
+
+    @Test
+    void logitsOfADeviceSampledSequenceAreRefusedAndComeBackAfterDetaching() {
+        Vocabulary v = model.vocabulary();
+        try (LlamaContext ctx = model.newContext(TestModels.small(2)); Batch batch = ctx.newBatch(64);
+                Sampler greedy = Sampler.greedy(v); Sampler host = Sampler.greedy(v)) {
+            int[] prompt = v.tokenize("Once upon a time", true, false);
+            assertThat(ctx.attachSampler(0, greedy)).isTrue();
+            for (int i = 0; i < prompt.length; i++) {
+                batch.add(prompt[i], i, 0, i == prompt.length - 1);
+                batch.add(prompt[i], i, 1, i == prompt.length - 1);
+            }
+            ctx.decode(batch);
+            int onDevice = 2 * prompt.length - 2;
+            int onHost = 2 * prompt.length - 1;
+            assertThatThrownBy(() -> ctx.logits(onDevice)).isInstanceOf(InvalidInputException.class).hasMessageContaining("on the device");
+            assertThatThrownBy(() -> host.sample(ctx, onDevice)).isInstanceOf(InvalidInputException.class);
+            int picked = greedy.sample(ctx, onDevice);
+            assertThat(picked).isEqualTo(host.sample(ctx, onHost)); // same prompt in both sequences
+            assertThatThrownBy(() -> greedy.sample(ctx, onHost)).as("the chain is attached to sequence 0 only")
+                    .isInstanceOf(InvalidInputException.class);
+
+            ctx.detachSampler(0);
+            assertThat(greedy.attachedTo()).isNull();
+            batch.clear();
+            batch.add(picked, prompt.length, 0, true);
+            ctx.decode(batch);
+            assertThat(ctx.logits(0)).hasSize(v.size());
+        }
+    }
+
+    @Test
+    void onlyGreedyChainsAttachAndOneSequenceAtATime() {
+        Vocabulary v = model.vocabulary();
+        try (LlamaContext ctx = model.newContext(TestModels.small(2));
+                Sampler drawn = Sampler.builder(v).temperature(0.8f).seed(7).build();
+                Sampler greedy = Sampler.greedy(v); Sampler other = Sampler.greedy(v)) {
+            assertThat(drawn.offloadable()).isFalse();
+            assertThatThrownBy(() -> ctx.attachSampler(0, drawn)).isInstanceOf(InvalidInputException.class);
+            assertThat(ctx.attachSampler(0, greedy)).isTrue();
+            assertThatThrownBy(() -> ctx.attachSampler(1, greedy)).isInstanceOf(IllegalStateException.class);
+            assertThatThrownBy(() -> ctx.attachSampler(5, other)).isInstanceOf(InvalidInputException.class);
+            greedy.close(); // detaches: llama.cpp must not keep a freed chain
+            assertThat(ctx.attachedSampler(0)).isNull();
+        }
+    }
+}

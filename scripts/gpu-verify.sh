@@ -8,7 +8,7 @@
 #
 #   scripts/gpu-verify.sh [--pack DIR] [--results DIR] [--phases "build test fallback bench"]
 #                         [--cpu] [--cuda-arch ARCH] [--rounds N] [--duration S] [--models "1b"]
-#                         [--server-warmup N] [--budget S]
+#                         [--server-warmup N] [--budget S] [--benchmarks "bindings server device-sampling"]
 #
 #   --pack DIR      what scripts/gpu-pack.sh prepared (default .carry/gpu): Java runtime, classes and
 #                   jars, the llama.cpp source part, the test model, mkmodel.py
@@ -26,6 +26,9 @@
 #                   scripts/bench-server.sh --warmup-requests)
 #   --models LIST   real-shape models to benchmark, of: 1b 8b (default "1b"; 8b needs about 5 min
 #                   more to write and quantize)
+#   --benchmarks L  which benchmarks the bench phase runs, of: bindings server device-sampling (the
+#                   server again with engine.device-sampling=true); default all three. A second call
+#                   on a warm machine can run the ones a budget left out
 #   --budget S      the run must end within S seconds of its start (a time limit it runs under):
 #                   when the benchmark phase starts with less than 330 s left, it runs short (one
 #                   bindings round, 5 s per server level, 300 warm-up requests) rather than be cut
@@ -58,6 +61,7 @@ duration=10
 models="1b"
 server_warmup=1000
 budget=0
+benchmarks="bindings server device-sampling"
 while [ $# -gt 0 ]; do
   case "$1" in
     --pack) pack=$2; shift 2 ;;
@@ -70,12 +74,15 @@ while [ $# -gt 0 ]; do
     --models) models=$2; shift 2 ;;
     --server-warmup) server_warmup=$2; shift 2 ;;
     --budget) budget=$2; shift 2 ;;
+    --benchmarks) benchmarks=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
 for p in $phases; do case "$p" in build|test|fallback|bench) ;; *) die "--phases: unknown phase '$p'" ;; esac; done
 for m in $models; do case "$m" in 1b|8b) ;; *) die "--models: unknown model '$m' (1b, 8b)" ;; esac; done
+for b in $benchmarks; do case "$b" in bindings|server|device-sampling) ;; *) die "--benchmarks: unknown benchmark '$b' (bindings, server, device-sampling)" ;; esac; done
+has_bench() { [[ " $benchmarks " == *" $1 "* ]]; }
 [[ "$duration" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer"
 [[ "$server_warmup" =~ ^[0-9]+$ ]] || die "--server-warmup must be a non-negative integer"
 [[ "$budget" =~ ^[0-9]+$ ]] || die "--budget must be a non-negative integer (seconds)"
@@ -278,8 +285,8 @@ server_cp=$(joined "$root/server/target/test-classes" "$server_jar" "$(module_cp
 p=ai.llmref.llama
 bindings_tests=($p.GpuOffloadTest $p.GenerationTest $p.NativeGreedyReferenceTest $p.ModelAndContextTest
   $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.SamplingPoolTest $p.StreamingDetokenizerTest $p.BadInputTest
-  $p.KvCacheTest $p.DeviceSamplingTest)
-server_tests=(ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest ai.llmref.server.DeviceSamplingServerTest)
+  $p.KvCacheTest)
+server_tests=(ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest)
 if has_phase test; then
   if [ "${GPU_VERIFY_SIMULATE_CRASH:-0}" = 1 ]; then
     jvm_crashed=1
@@ -296,6 +303,13 @@ if has_phase test; then
     step "server conformance (OpenAI Java client), $ngl GPU layers" pass "$(test_summary "$work/test-server.log")"
   else
     step "server conformance (OpenAI Java client), $ngl GPU layers" FAIL "$(test_summary "$work/test-server.log")$(crash_note); see test-server.log"
+  fi
+  # llama.cpp's backend sampling is experimental: its tests run in JVMs of their own, so that a
+  # crash there costs neither the steps above nor the benchmarks
+  if junit device-bindings "$bindings_cp" $p.DeviceSamplingTest && junit device-server "$server_cp" ai.llmref.server.DeviceSamplingServerTest; then
+    step "device sampling (engine.device-sampling), $ngl GPU layers" pass "$(test_summary "$work/test-device-bindings.log"), $(test_summary "$work/test-device-server.log")"
+  else
+    step "device sampling (engine.device-sampling), $ngl GPU layers" FAIL "$(test_summary "$work/test-device-bindings.log") $(test_summary "$work/test-device-server.log" 2>/dev/null)$(crash_note); see test-device-*.log"
   fi
 fi
 
@@ -445,7 +459,9 @@ elif has_phase bench; then
     s_levels="1 4"
     s_load=$((threads / 4 + 1))
   fi
-  if "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" >"$work/bench-bindings.md" 2>"$work/bench-bindings.log"; then
+  if ! has_bench bindings; then
+    :
+  elif "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" >"$work/bench-bindings.md" 2>"$work/bench-bindings.log"; then
     step "benchmark: bindings vs llama-bench" pass "bench-bindings.md"
   else
     step "benchmark: bindings vs llama-bench" FAIL "see bench-bindings.log"
@@ -468,7 +484,9 @@ elif has_phase bench; then
       step "benchmark: server vs llama-server ($m)" FAIL "no model $model; see mkmodel-$m.log"
       continue
     fi
-    if "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench \
+    if ! has_bench server; then
+      :
+    elif "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench \
         --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 --threads "$threads" --max-load "$s_load" \
         >"$work/bench-server-$m.md" 2>"$work/bench-server-$m.log"; then
       step "benchmark: server vs llama-server and llama-batched-bench ($(basename "$model" .gguf))" pass "bench-server-$m.md"
@@ -478,8 +496,10 @@ elif has_phase bench; then
     # The same with engine.device-sampling on (greedy picks on the device; off by default until
     # this measures it), when the budget leaves room for a second pair of servers.
     left=$(( budget - ($(date +%s) - started) ))
-    if [ "$budget" -gt 0 ] && [ "$left" -lt 150 ]; then
-      step "benchmark: server with engine.device-sampling=true ($m)" skipped "$left s of the budget left (a second call with --phases bench runs it)"
+    if ! has_bench device-sampling; then
+      :
+    elif [ "$budget" -gt 0 ] && [ "$left" -lt 150 ]; then
+      step "benchmark: server with engine.device-sampling=true ($m)" skipped "$left s of the budget left (a second call with --phases bench --benchmarks device-sampling runs it)"
     elif JAVA_OPTS="-Dengine.device-sampling=true" "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" \
         --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 --threads "$threads" --max-load "$s_load" \
         >"$work/bench-server-$m-device-sampling.md" 2>"$work/bench-server-$m-device-sampling.log"; then

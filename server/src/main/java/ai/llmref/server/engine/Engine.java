@@ -267,7 +267,8 @@ public final class Engine implements AutoCloseable {
                 return;
             }
             queue.poll();
-            if (best != free && bestCommon - free.commonPrefix(h.request.prompt()) >= MIGRATE_MIN_TOKENS) {
+            // (a request for the prompt's log-probabilities decodes the whole prompt anyway)
+            if (best != free && !h.request.promptLogprobs() && bestCommon - free.commonPrefix(h.request.prompt()) >= MIGRATE_MIN_TOKENS) {
                 free = migrate(ctx, best, free);
             }
             start(ctx, free, h);

@@ -166,28 +166,6 @@ public final class Server implements AutoCloseable {
         return onGpu ? Math.max(1, Math.min(8, Math.min(cores / 2, e.slots() / 2))) : 1;
     }
 
-    /**
-     * {@code engine.emit-during-decode}, or for auto: on when the model is on a GPU, where
-     * llama_decode returns while the device computes and the text work fits in that window; on CPU
-     * the decode returns when it is done, so holding text back would only delay it.
-     */
-    static boolean emitDuringDecode(ServerConfig.Engine e, boolean onGpu) {
-        return switch (e.emitDuringDecode()) {
-            case TRUE -> true;
-            case FALSE -> false;
-            case AUTO -> onGpu;
-        };
-    }
-
-    /** {@code engine.device-sampling}, or for auto: on when the model is on a GPU. */
-    static boolean deviceSampling(ServerConfig.Engine e, boolean onGpu) {
-        return switch (e.deviceSampling()) {
-            case TRUE -> true;
-            case FALSE -> false;
-            case AUTO -> onGpu;
-        };
-    }
-
     private void load() {
         long t0 = System.nanoTime();
         LlamaModel model = null;
@@ -207,8 +185,10 @@ public final class Server implements AutoCloseable {
             boolean onGpu = model.placement().offloadedLayers() > 0;
             Engine engine = Engine.start(model, new EngineConfig(e.slots(), slotContext, e.batchSize(), e.ubatchSize(),
                     e.prefillChunk(), e.queueCapacity(), e.threads(), e.threadsBatch(), e.flashAttention(), e.embeddings(),
-                    samplingThreads(e, onGpu), emitDuringDecode(e, onGpu), e.kvCacheTypeK(), e.kvCacheTypeV(),
-                    deviceSampling(e, onGpu)), metrics);
+                    // auto emit-during-decode: on a GPU llama_decode returns while the device computes and the
+                    // text work fits in that window; on CPU holding text back would only delay it
+                    samplingThreads(e, onGpu), e.emitDuringDecode().on(onGpu), e.kvCacheTypeK(), e.kvCacheTypeV(),
+                    e.deviceSampling().on(onGpu)), metrics);
             served = new ServedModel(config.model().id(), model, engine, chatRenderer(model));
             java.util.List<ai.llmref.llama.Device> devices = ai.llmref.llama.LlamaBackend.initialize().devices();
             ai.llmref.llama.ModelPlacement mp = model.placement();

@@ -52,12 +52,12 @@ class ConfigTest {
         assertThatThrownBy(() -> bind(Map.of("engine.emit-during-decode", "sometimes"))).isInstanceOf(ConfigException.class)
                 .hasMessage("invalid configuration: engine.emit-during-decode must be one of [auto, true, false], got 'sometimes'");
         ServerConfig.Engine auto = bind(Map.of()).engine();
-        assertThat(auto.emitDuringDecode()).isEqualTo(ServerConfig.EmitDuringDecode.AUTO);
-        assertThat(Server.emitDuringDecode(auto, true)).isTrue();
-        assertThat(Server.emitDuringDecode(auto, false)).as("on CPU the decode returns when done: nothing to overlap").isFalse();
+        assertThat(auto.emitDuringDecode()).isEqualTo(ServerConfig.OnGpu.AUTO);
+        assertThat(auto.emitDuringDecode().on(true)).isTrue();
+        assertThat(auto.emitDuringDecode().on(false)).as("on CPU the decode returns when done: nothing to overlap").isFalse();
         for (boolean onGpu : new boolean[] {true, false}) {
-            assertThat(Server.emitDuringDecode(bind(Map.of("engine.emit-during-decode", "TRUE")).engine(), onGpu)).isTrue();
-            assertThat(Server.emitDuringDecode(bind(Map.of("engine.emit-during-decode", "false")).engine(), onGpu)).isFalse();
+            assertThat(bind(Map.of("engine.emit-during-decode", "TRUE")).engine().emitDuringDecode().on(onGpu)).isTrue();
+            assertThat(bind(Map.of("engine.emit-during-decode", "false")).engine().emitDuringDecode().on(onGpu)).isFalse();
         }
     }
 

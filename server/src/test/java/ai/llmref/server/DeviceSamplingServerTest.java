@@ -37,11 +37,7 @@ class DeviceSamplingServerTest {
             for (int round = 0; round < 2; round++) {
                 for (int i = 0; i < PROMPTS.length * 2; i++) {
                     String b = body(PROMPTS[i % PROMPTS.length], i);
-                    answers.add(pool.submit(() -> {
-                        HttpResponse<String> r = server.post("/v1/completions", b);
-                        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
-                        return JSON.readTree(r.body()).at("/choices/0/text").asText();
-                    }));
+                    answers.add(pool.submit(() -> text(server, b)));
                     if (mixed && i % 4 == 0) {
                         others.add(pool.submit(() -> server.post("/v1/completions",
                                 "{\"prompt\":\"The dog\",\"max_tokens\":12,\"temperature\":0,\"logprobs\":2}")));
@@ -67,19 +63,11 @@ class DeviceSamplingServerTest {
         }
     }
 
-    private static String server(TestServer server, String body) throws Exception {
+    /** The text of a completion that must succeed. */
+    private static String text(TestServer server, String body) throws Exception {
         HttpResponse<String> r = server.post("/v1/completions", body);
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
         return JSON.readTree(r.body()).at("/choices/0/text").asText();
-    }
-
-    private static long metric(TestServer server, String series) throws Exception {
-        for (String line : server.getAdmin("/metrics").body().split("\n")) {
-            if (line.startsWith(series + " ")) {
-                return (long) Double.parseDouble(line.substring(series.length() + 1).trim());
-            }
-        }
-        throw new AssertionError(series + " is not in the scrape");
     }
 
     @Test
@@ -87,20 +75,20 @@ class DeviceSamplingServerTest {
         List<String> reference;
         try (TestServer plain = TestServer.start(Map.of())) {
             reference = run(plain, false);
-            assertThat(metric(plain, "llmref_engine_device_sampler_attaches_total")).isZero();
+            assertThat(plain.metric("llmref_engine_device_sampler_attaches_total")).isZero();
         }
         try (TestServer device = TestServer.start(Map.of("engine.device-sampling", "true"))) {
             assertThat(run(device, false)).isEqualTo(reference);
-            long attaches = metric(device, "llmref_engine_device_sampler_attaches_total");
+            long attaches = device.metric("llmref_engine_device_sampler_attaches_total");
             assertThat(attaches).isPositive();
             // one after the other, the same settings: slot 0 keeps its chain (at most one attach)
             for (int k : new int[] {0, 2, 4, 0, 2}) { // the unbiased ones
-                assertThat(server(device, body(PROMPTS[k], k))).isEqualTo(reference.get(k));
+                assertThat(text(device, body(PROMPTS[k], k))).isEqualTo(reference.get(k));
             }
-            assertThat(metric(device, "llmref_engine_device_sampler_attaches_total") - attaches).isLessThanOrEqualTo(1);
-            attaches = metric(device, "llmref_engine_device_sampler_attaches_total");
+            assertThat(device.metric("llmref_engine_device_sampler_attaches_total") - attaches).isLessThanOrEqualTo(1);
+            attaches = device.metric("llmref_engine_device_sampler_attaches_total");
             assertThat(run(device, true)).as("with requests that need the logits on the same slots").isEqualTo(reference);
-            assertThat(metric(device, "llmref_engine_device_sampler_attaches_total")).isGreaterThan(attaches);
+            assertThat(device.metric("llmref_engine_device_sampler_attaches_total")).isGreaterThan(attaches);
         }
     }
 }

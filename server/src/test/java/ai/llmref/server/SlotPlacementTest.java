@@ -65,16 +65,6 @@ class SlotPlacementTest {
         return JSON.readTree(r.body());
     }
 
-    private static long metric(TestServer server, String series) throws Exception {
-        String scrape = server.getAdmin("/metrics").body();
-        for (String line : scrape.split("\n")) {
-            if (line.startsWith(series + " ")) {
-                return (long) Double.parseDouble(line.substring(series.length() + 1).trim());
-            }
-        }
-        throw new AssertionError(series + " is not in the scrape");
-    }
-
     @Test
     void aLongerCachedPrefixElsewhereIsCopiedIntoTheLowestFreeSlot() throws Exception {
         try (TestServer server = TestServer.start(Map.of())) {
@@ -93,9 +83,9 @@ class SlotPlacementTest {
             }
             assertThat(overlapped).as("a request held slot 0 while the long prompt ran").isTrue();
 
-            long copiesBefore = metric(server, "llmref_engine_prefix_copies_total");
+            long copiesBefore = server.metric("llmref_engine_prefix_copies_total");
             JsonNode again = complete(server, prompt, 24);
-            assertThat(metric(server, "llmref_engine_prefix_copies_total") - copiesBefore).isEqualTo(1);
+            assertThat(server.metric("llmref_engine_prefix_copies_total") - copiesBefore).isEqualTo(1);
             // the copied KV cache serves the prompt exactly as a cold decode did
             assertThat(again.at("/usage/prompt_tokens_details/cached_tokens").asInt()).isGreaterThanOrEqualTo(16);
             assertThat(again.at("/choices/0/text").asText()).isEqualTo(reference.at("/choices/0/text").asText());
@@ -119,19 +109,19 @@ class SlotPlacementTest {
 
             // Two requests that share a few tokens with slots 3 and 1: the old placement (longest
             // prefix) put them there, two runs of sequence ids; now they take slots 0 and 1.
-            long steps = metric(server, "llmref_engine_step_phase_seconds_count{phase=\"decode\"}");
-            long runs = metric(server, "llmref_engine_sequence_runs_total");
-            long copies = metric(server, "llmref_engine_prefix_copies_total");
+            long steps = server.metric("llmref_engine_step_phase_seconds_count{phase=\"decode\"}");
+            long runs = server.metric("llmref_engine_sequence_runs_total");
+            long copies = server.metric("llmref_engine_prefix_copies_total");
             Held first = hold(server, "Ann found a small red hat");
             Held second = hold(server, "Sue saw a little bird");
             assertThat(first.done.isDone()).as("both requests ran together").isFalse();
             first.done.get(60, TimeUnit.SECONDS);
             second.done.get(60, TimeUnit.SECONDS);
-            long stepsAfter = metric(server, "llmref_engine_step_phase_seconds_count{phase=\"decode\"}");
-            long runsAfter = metric(server, "llmref_engine_sequence_runs_total");
+            long stepsAfter = server.metric("llmref_engine_step_phase_seconds_count{phase=\"decode\"}");
+            long runsAfter = server.metric("llmref_engine_sequence_runs_total");
             assertThat(stepsAfter - steps).isGreaterThan(200);
             assertThat(runsAfter - runs).as("one run of consecutive sequences per step").isEqualTo(stepsAfter - steps);
-            assertThat(metric(server, "llmref_engine_prefix_copies_total")).as("a few common tokens are not worth a copy").isEqualTo(copies);
+            assertThat(server.metric("llmref_engine_prefix_copies_total")).as("a few common tokens are not worth a copy").isEqualTo(copies);
         }
     }
 }

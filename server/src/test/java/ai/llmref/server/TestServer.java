@@ -88,6 +88,11 @@ final class TestServer implements AutoCloseable {
         return http.send(HttpRequest.newBuilder(URI.create(admin() + path)).GET().build(), HttpResponse.BodyHandlers.ofString());
     }
 
+    /** The value of one series on the admin port's metrics page (fails when the series is absent). */
+    long metric(String series) throws Exception {
+        return OperabilityTest.value(OperabilityTest.scrape(http, admin()), series);
+    }
+
     HttpResponse<String> post(String path, String body) throws Exception {
         return http.send(HttpRequest.newBuilder(URI.create(base() + path))
                 .header("Content-Type", "application/json")

@@ -66,11 +66,17 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      */
     public enum RequireGpu { AUTO, TRUE, FALSE }
 
-    /** {@code engine.emit-during-decode}: {@code auto} is on when the model is on a GPU. */
-    public enum EmitDuringDecode { AUTO, TRUE, FALSE }
+    /**
+     * A switch whose {@code auto} is on when the model is on a GPU ({@code engine.emit-during-decode},
+     * {@code engine.device-sampling}).
+     */
+    public enum OnGpu {
+        AUTO, TRUE, FALSE;
 
-    /** {@code engine.device-sampling}: {@code auto} is on when the model is on a GPU. */
-    public enum DeviceSampling { AUTO, TRUE, FALSE }
+        public boolean on(boolean modelOnGpu) {
+            return this == TRUE || this == AUTO && modelOnGpu;
+        }
+    }
 
     /**
      * @param slotContext     positions per slot; 0 = the model's training context
@@ -84,8 +90,8 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      */
     public record Engine(int slots, int slotContext, int batchSize, int ubatchSize, int prefillChunk, int queueCapacity,
                          int threads, int threadsBatch, ContextParams.FlashAttention flashAttention, boolean embeddings,
-                         int samplingThreads, EmitDuringDecode emitDuringDecode, ContextParams.KvCacheType kvCacheTypeK,
-                         ContextParams.KvCacheType kvCacheTypeV, DeviceSampling deviceSampling) {}
+                         int samplingThreads, OnGpu emitDuringDecode, ContextParams.KvCacheType kvCacheTypeK,
+                         ContextParams.KvCacheType kvCacheTypeV, OnGpu deviceSampling) {}
 
     /**
      * @param maxRequestLineBytes longer request lines: 414
@@ -172,10 +178,10 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 enumeration(c, "engine.flash-attention", ContextParams.FlashAttention.AUTO, ContextParams.FlashAttention::valueOf),
                 bool(c, "engine.embeddings", true),
                 integer(c, "engine.sampling-threads", 0, 0, 256),
-                enumeration(c, "engine.emit-during-decode", EmitDuringDecode.AUTO, EmitDuringDecode::valueOf),
+                enumeration(c, "engine.emit-during-decode", OnGpu.AUTO, OnGpu::valueOf),
                 enumeration(c, "engine.kv-cache-type-k", ContextParams.KvCacheType.F16, ContextParams.KvCacheType::valueOf),
                 enumeration(c, "engine.kv-cache-type-v", ContextParams.KvCacheType.F16, ContextParams.KvCacheType::valueOf),
-                enumeration(c, "engine.device-sampling", DeviceSampling.FALSE, DeviceSampling::valueOf));
+                enumeration(c, "engine.device-sampling", OnGpu.FALSE, OnGpu::valueOf));
         if (engine.kvCacheTypeV().quantized() && engine.flashAttention() == ContextParams.FlashAttention.DISABLED) {
             throw new ConfigException("engine.kv-cache-type-v", "is quantized, which needs engine.flash-attention auto or enabled (it is disabled)",
                     engine.kvCacheTypeV().ggmlName());

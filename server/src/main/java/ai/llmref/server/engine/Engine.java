@@ -329,7 +329,9 @@ public final class Engine implements AutoCloseable {
         }
         try {
             slot.sampler = sampler(h.request.sampling());
-            slot.onDevice = config.deviceSampling() && placeOnDevice(ctx, slot, h.request);
+            if (config.deviceSampling()) {
+                placeOnDevice(ctx, slot, h.request);
+            }
         } catch (GrammarException e) {
             fail(slot, new EngineException(EngineException.Kind.INVALID_REQUEST, e.detail(), e));
         } catch (LlamaException e) {
@@ -342,30 +344,27 @@ public final class Engine implements AutoCloseable {
      * and no log-probabilities, has its token picked on the device that computes the logits, so
      * its logits are neither copied out nor scanned here. The slot keeps its attached chain while
      * requests with the same bias follow (each attach or detach makes llama.cpp reserve its compute
-     * buffers again); a request that needs the logits detaches it.
-     *
-     * @return whether this request samples on the device
+     * buffers again); a request that needs the logits detaches it. Afterwards the slot's
+     * {@code deviceSampler} is set exactly when this request samples on the device.
      */
-    private boolean placeOnDevice(LlamaContext ctx, Slot slot, GenerationRequest r) {
+    private void placeOnDevice(LlamaContext ctx, Slot slot, GenerationRequest r) {
         SamplingParams p = r.sampling();
         boolean fits = slot.sampler.offloadable() && r.logprobs() < 0 && !r.promptLogprobs();
-        if (!fits) {
-            slot.dropDeviceSampler();
-            return false;
-        }
-        if (slot.deviceSampler != null && slot.deviceBias.equals(p.logitBias())) {
-            return true;
+        if (fits && slot.deviceSampler != null && slot.deviceBias.equals(p.logitBias())) {
+            return; // the attached chain applies this bias already
         }
         slot.dropDeviceSampler();
+        if (!fits) {
+            return;
+        }
         Sampler chain = sampler(p);
         if (!ctx.attachSampler(slot.sequence, chain)) {
             chain.close();
-            return false;
+            return;
         }
         slot.deviceSampler = chain;
         slot.deviceBias = Map.copyOf(p.logitBias());
         observer.deviceSamplerAttached();
-        return true;
     }
 
     private Sampler sampler(SamplingParams p) {
@@ -496,7 +495,7 @@ public final class Engine implements AutoCloseable {
                 continue;
             }
             p.slots[n] = s;
-            p.samplers[n] = s.onDevice ? s.deviceSampler : s.sampler; // the device's pick is read back
+            p.samplers[n] = s.deviceSampler != null ? s.deviceSampler : s.sampler; // the device's pick is read back
             p.indices[n++] = s.outputIndex;
         }
         // every slot's next token, the greedy ones picked on the sampling pool's threads together

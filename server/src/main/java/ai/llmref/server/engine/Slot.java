@@ -22,12 +22,13 @@ final class Slot {
     int pendingToken = -1;
     int outputIndex = -1;
     Sampler sampler;
-    /** A greedy chain attached to this slot's sequence for backend sampling, kept across requests, or null. */
+    /**
+     * A greedy chain attached to this slot's sequence for backend sampling, kept across requests, or
+     * null; while the slot serves a request, set exactly when that request samples on the device.
+     */
     Sampler deviceSampler;
     /** The logit bias {@link #deviceSampler} applies. */
     java.util.Map<Integer, Float> deviceBias = java.util.Map.of();
-    /** This request's tokens are picked on the device by {@link #deviceSampler}. */
-    boolean onDevice;
     StreamingDetokenizer detokenizer;
     StopMatcher stops;
     /** The request's token log-probabilities, or null when it did not ask for them. */
@@ -80,7 +81,6 @@ final class Slot {
             deviceSampler = null;
             deviceBias = java.util.Map.of();
         }
-        onDevice = false;
     }
 
     void release() {

@@ -140,8 +140,12 @@ public final class LlamaContext implements AutoCloseable {
             throw decodeFailure(rc, n);
         }
         System.arraycopy(batch.outputs, 0, outputs, 0, n);
-        for (int i = 0; i < n; i++) {
-            deviceOutputs[i] = outputs[i] && !attachedSamplers.isEmpty() && batch.anySequence(i, attachedSamplers::containsKey);
+        if (attachedSamplers.isEmpty()) {
+            java.util.Arrays.fill(deviceOutputs, 0, n, false);
+        } else {
+            for (int i = 0; i < n; i++) {
+                deviceOutputs[i] = outputs[i] && batch.anySequence(i, attachedSamplers::containsKey);
+            }
         }
         decodedCount = n;
     }

@@ -4,7 +4,7 @@
 # aggregate tok/s at 1, 4 and 16 concurrent streams. Prints a markdown results block (also written
 # to target/bench-server/results.md) with ours/llama-server ratios. Method: docs/benchmarks.md.
 #
-#   scripts/bench-server.sh [--quick] [--model M] [--threads N] [--rounds N] [--duration S]
+#   scripts/bench-server.sh [--quick] [--model M] [--threads N] [--threads-batch N] [--rounds N] [--duration S]
 #                           [--concurrency "1 4 16"] [--slots N] [--slot-context N] [--max-load L]
 #                           [--ngl N] [--batched-bench] [--prebuilt] [--warmup-requests N]
 #                           [--warmup-seconds S] [--api completions|responses|messages]
@@ -15,7 +15,9 @@
 #                    server applies its chat template; its typed events are timed) or messages
 #                    (/v1/messages, Anthropic's Messages API: the prompt as the user's message)
 #   --model M        the GGUF to serve (default: stories260K beside this checkout)
-#   --threads N      -t/-tb for llama-server, engine.threads/threads-batch for ours (default: nproc)
+#   --threads N      -t for llama-server and llama-batched-bench, engine.threads for ours (default: nproc)
+#   --threads-batch N  -tb for them, engine.threads-batch for ours (default: --threads). With every
+#                    layer on a GPU our server's own default is 1 and min(4, cores) (docs/server.md)
 #   --rounds N       servers measured in ABBA order, N rounds; medians over rounds (default 2)
 #   --duration S     seconds of closed-loop load per concurrency level (default 15)
 #   --concurrency L  client streams per level (default "1 4 16")
@@ -50,6 +52,7 @@ log() { echo "bench-server: $*" >&2; }
 
 args_given="$*"
 threads=$(nproc)
+threads_batch=""
 rounds=2
 duration=15
 levels="1 4 16"
@@ -69,6 +72,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1; rounds=1; duration=5; warmup_s=3; warmup_n=300; shift ;;
     --model) model=$2; shift 2 ;;
     --threads) threads=$2; shift 2 ;;
+    --threads-batch) threads_batch=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --concurrency) levels=$2; shift 2 ;;
@@ -86,6 +90,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer"
+threads_batch=${threads_batch:-$threads}
+[[ "$threads_batch" =~ ^[1-9][0-9]*$ ]] || die "--threads-batch must be a positive integer"
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [[ "$duration" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer (seconds)"
 [[ "$slot_ctx" =~ ^[1-9][0-9]*$ ]] || die "--slot-context must be a positive integer"
@@ -194,7 +200,7 @@ quiet() { # label -> waits until fewer than max_load CPUs are busy (up to 2 min)
 
 start_llama() { # log -> sets server_pid, base_url
   local port; port=$(free_port)
-  llama_cmd=("$bin_dir/llama-server" -m "$model" --host 127.0.0.1 --port "$port" -t "$threads" -tb "$threads"
+  llama_cmd=("$bin_dir/llama-server" -m "$model" --host 127.0.0.1 --port "$port" -t "$threads" -tb "$threads_batch"
     -np "$slots" -c $((slots * slot_ctx)) -b 512 -ub 512 -fa auto --no-kv-unified --cache-ram 0 --no-webui -ngl "$ngl")
   "${llama_cmd[@]}" >"$1" 2>&1 &
   server_pid=$!
@@ -207,7 +213,7 @@ start_ours() { # log -> sets server_pid, base_url
   # shellcheck disable=SC2206
   ours_cmd=(java --enable-native-access=ALL-UNNAMED ${OURS_GC:--XX:+UseZGC} ${JAVA_OPTS:-} -Dllama.native.dir="$lib_dir"
     -Dserver.admin-port="$admin" -Dengine.slots="$slots" -Dengine.slot-context="$slot_ctx"
-    -Dengine.threads="$threads" -Dengine.threads-batch="$threads" -Dengine.batch-size=512 -Dengine.ubatch-size=512
+    -Dengine.threads="$threads" -Dengine.threads-batch="$threads_batch" -Dengine.batch-size=512 -Dengine.ubatch-size=512
     -Dengine.flash-attention=auto -Dmodel.gpu-layers="$ngl" -jar "$jar" --model "$model" --port "$port")
   "${ours_cmd[@]}" >"$1" 2>&1 &
   server_pid=$!
@@ -305,7 +311,7 @@ if [ "$batched" = 1 ]; then
     quiet batched
     log "llama-batched-bench at $npl parallel sequences"
     batched_args=(-m "$model" -c $(( top * (ptoks_run + gen + 8) )) -b 2048 -ub 512 -npp "$ptoks_run" -ntg "$gen"
-      -ngl "$ngl" -t "$threads" -tb "$threads" -fa auto --output-format jsonl)
+      -ngl "$ngl" -t "$threads" -tb "$threads_batch" -fa auto --output-format jsonl)
     batched_cmd=("$bin_dir/llama-batched-bench" "${batched_args[@]}" -npl "$npl")
     # One level per run; llama.cpp's asynchronous logger sometimes loses the last line at exit, so a
     # level whose result line is missing is run again (up to 3 times).
@@ -330,7 +336,7 @@ log "runs took $(($(date +%s) - started)) s; raw results in $run_dir"
 cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 read -r n_ctx ptoks gen <"$run_dir/shape.txt"
 {
-  echo "Machine: $cpu, $(nproc) CPUs online, $(awk '/^MemTotal:/{printf "%d", $2 / 1048576}' /proc/meminfo) GiB; threads used: $threads (both servers)."
+  echo "Machine: $cpu, $(nproc) CPUs online, $(awk '/^MemTotal:/{printf "%d", $2 / 1048576}' /proc/meminfo) GiB; threads used: $threads/$threads_batch (-t/-tb, both servers)."
   echo "Build: llama.cpp tree $(prop llama.cpp.tree), $(prop native.variant) variant, one build for both ($lib_dir); $(java -version 2>&1 | head -1)."
   echo "Model: $(basename "$model") ($(du -h "$model" | cut -f1)); slot context granted by llama-server: $n_ctx."
   if [ "$api" = responses ]; then
@@ -343,13 +349,13 @@ read -r n_ctx ptoks gen <"$run_dir/shape.txt"
     echo "Workload: /v1/completions, streamed; prompt $ptoks tokens (a random 6-digit number, then a fixed story opening),"
   fi
   echo "$gen generated tokens per request (temperature 0, EOS ids [$eos_ids] banned with logit_bias, ignore_eos), closed loop."
-  echo "Settings: $slots slots x $slot_ctx positions, batch 512, ubatch 512, flash attention auto, non-unified KV, threads $threads/$threads."
+  echo "Settings: $slots slots x $slot_ctx positions, batch 512, ubatch 512, flash attention auto, non-unified KV, threads $threads/$threads_batch."
   echo "llama-server: ${llama_cmd[*]//$model/M}" | sed "s#$bin_dir/##; s#--port [0-9]*#--port P#"
   echo "ours: ${ours_cmd[*]//$model/M}" | sed "s#$jar#${SERVER_JAR:+(SERVER_JAR=$SERVER_JAR) }server.jar#; s#$lib_dir#LIBDIR#; s#--port [0-9]*#--port P#; s#admin-port=[0-9]*#admin-port=P2#"
   if [ -n "${batched_cmd[*]-}" ]; then
     echo "llama-batched-bench: ${batched_cmd[*]//$model/M}" | sed "s#$bin_dir/##"
   fi
-  echo "Command: scripts/bench-server.sh${args_given:+ $args_given} (rounds $rounds, $duration s per level, levels $levels, threads $threads, warm-up $warmup_n short requests + $warmup_s s); $(date -u +%Y-%m-%dT%H:%MZ); load average at start $load_start."
+  echo "Command: scripts/bench-server.sh${args_given:+ $args_given} (rounds $rounds, $duration s per level, levels $levels, threads $threads/$threads_batch, warm-up $warmup_n short requests + $warmup_s s); $(date -u +%Y-%m-%dT%H:%MZ); load average at start $load_start."
   echo
   python3 - "$run_dir" "$levels" <<'EOF'
 import glob, json, os, statistics as st, sys

@@ -112,7 +112,7 @@ write_summary() {
     echo "| --- | --- | --- |"
     cat "$work/steps.md"
     [ ! -s "$work/placement.txt" ] || { echo; echo "Placement seen by GpuOffloadTest:"; echo; sed 's/^/    /' "$work/placement.txt"; }
-    for f in "$work"/bench-bindings.md "$work"/bench-server-*.md; do
+    for f in "$work"/bench-bindings*.md "$work"/bench-server-*.md; do
       [ -s "$f" ] || continue
       echo; echo "## $(basename "$f" .md)"; echo; cat "$f"
     done
@@ -343,7 +343,7 @@ run_server() {
 # label expectation(cpu|gpu|refused) libdir cuda_visible extra...
 check_fallback() {
   local label=$1 expect=$2; shift 2
-  local ready code metrics detail ok=1
+  local ready code metrics detail cpu_threads ok=1
   if ! run_server "$label" "$@"; then
     step "fallback: $label" FAIL "the server did not come up$(crash_note); see fallback-$label.log"
     stop_server
@@ -352,10 +352,14 @@ check_fallback() {
   code=$(curl -s -o "$work/ready-$label.json" -w '%{http_code}' "$admin/health/ready")
   ready=$(cat "$work/ready-$label.json")
   metrics=$(curl -s "$admin/metrics" | grep -E '^llmref_(gpu_devices|model_layers_offloaded)' | tr '\n' ' ')
-  detail="readiness $code $ready; metrics: $metrics"
+  # llama.cpp's CPU threads the server chose (engine.threads auto): every core (the JVM's count) for
+  # both on the CPU, 1 and at most 4 with every layer on the GPU
+  cpu_threads=$(grep -o 'CPU threads [0-9]*/[0-9]*' "$work/fallback-$label.log" | head -1 || true)
+  detail="readiness $code $ready; metrics: $metrics; ${cpu_threads:-no CPU threads in the log}"
   case "$expect" in
     cpu)
       [ "$code" = 200 ] || ok=0
+      [[ "$cpu_threads" =~ ^CPU\ threads\ ([0-9]+)/([0-9]+)$ ]] && [ "${BASH_REMATCH[1]}" = "${BASH_REMATCH[2]}" ] || ok=0
       grep -q '"layers_offloaded":0' <<<"$ready" || ok=0
       grep -q 'running on CPU' "$work/fallback-$label.log" || ok=0
       grep -q 'llmref_model_layers_offloaded 0' <<<"$metrics" || ok=0
@@ -369,6 +373,7 @@ import json, sys
 p = json.load(open(sys.argv[1]))["placement"]
 sys.exit(0 if p["gpu_devices"] >= 1 and p["layers_offloaded"] == p["layers_total"] > 0 else 1)
 EOF
+      [[ "$cpu_threads" =~ ^CPU\ threads\ 1/[1-4]$ ]] || ok=0
       curl -sf "$api/v1/completions" -H 'Content-Type: application/json' \
         -d '{"prompt":"Once upon a time","max_tokens":8,"temperature":0}' >"$work/completion-$label.json" || ok=0
       ;;
@@ -450,22 +455,32 @@ elif has_phase bench; then
   if [ "$mode" = gpu ]; then
     # The GPU does the work: CPU noise matters less, and the machine's own daemons must not make
     # every run wait or repeat.
-    b_args=(--ngl "$ngl" --models 1B-128k --rounds "${rounds:-3}" --threads "$threads" --quiet-wait 10 --max-other-load 1 --threadpool)
+    b_args=(--ngl "$ngl" --models 1B-128k --rounds "${rounds:-3}" --quiet-wait 10 --max-other-load 1)
+    # The bindings at the server's CPU threads for a model wholly on the GPU (1; docs/server.md, "CPU
+    # threads"), then at every core (-t 16 was llama-bench's setting in the earlier runs): with many
+    # threads OpenMP's idle workers spin on every core between tokens.
+    b_threads="1 $threads"
+    # both servers and llama-batched-bench with our server's own choice for a model on the GPU
+    s_threads=(--threads 1 --threads-batch $((threads < 4 ? threads : 4)))
     s_levels="1 32 64"
     # the 1-minute load average still carries the CUDA build's 16 busy cores for a while
     s_load=$((threads * 3 / 4))
   else
-    b_args=(--models stories260K --rounds "${rounds:-1}" --threads "$threads")
+    b_args=(--models stories260K --rounds "${rounds:-1}")
+    b_threads=$threads
+    s_threads=(--threads "$threads")
     s_levels="1 4"
     s_load=$((threads / 4 + 1))
   fi
-  if ! has_bench bindings; then
-    :
-  elif "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" >"$work/bench-bindings.md" 2>"$work/bench-bindings.log"; then
-    step "benchmark: bindings vs llama-bench" pass "bench-bindings.md"
-  else
-    step "benchmark: bindings vs llama-bench" FAIL "see bench-bindings.log"
-  fi
+  for t in $b_threads; do
+    has_bench bindings || break
+    f=bench-bindings$([ "$t" = "${b_threads%% *}" ] || echo "-t$t")
+    if "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" --threads "$t" >"$work/$f.md" 2>"$work/$f.log"; then
+      step "benchmark: bindings vs llama-bench (-t $t)" pass "$f.md"
+    else
+      step "benchmark: bindings vs llama-bench (-t $t)" FAIL "see $f.log"
+    fi
+  done
   for m in $models; do
     if [ "$mode" = gpu ]; then
       model=$cache/llama-bpe-$m-q4km.gguf
@@ -487,7 +502,7 @@ elif has_phase bench; then
     if ! has_bench server; then
       :
     elif "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench \
-        --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 --threads "$threads" --max-load "$s_load" \
+        --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 "${s_threads[@]}" --max-load "$s_load" \
         >"$work/bench-server-$m.md" 2>"$work/bench-server-$m.log"; then
       step "benchmark: server vs llama-server and llama-batched-bench ($(basename "$model" .gguf))" pass "bench-server-$m.md"
     else
@@ -501,7 +516,7 @@ elif has_phase bench; then
     elif [ "$budget" -gt 0 ] && [ "$left" -lt 150 ]; then
       step "benchmark: server with engine.device-sampling=true ($m)" skipped "$left s of the budget left (a second call with --phases bench --benchmarks device-sampling runs it)"
     elif JAVA_OPTS="-Dengine.device-sampling=true" "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" \
-        --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 --threads "$threads" --max-load "$s_load" \
+        --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 "${s_threads[@]}" --max-load "$s_load" \
         >"$work/bench-server-$m-device-sampling.md" 2>"$work/bench-server-$m-device-sampling.log"; then
       step "benchmark: server with engine.device-sampling=true vs llama-server ($(basename "$model" .gguf))" pass "bench-server-$m-device-sampling.md"
     else

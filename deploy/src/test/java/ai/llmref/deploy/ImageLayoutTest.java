@@ -292,7 +292,10 @@ class ImageLayoutTest {
         assertThat(metrics).containsPattern("(?m)^llmref_ready(\\{[^}]*})? 1(\\.0)?$");
         assertThat(metrics).containsPattern("llmref_build_info\\{[^}]*variant=\"cpu\"");
         // The line docs/deployment.md tells operators to look for (GPU pods: bufferBytes={CUDA0=...}).
-        assertThat(Files.readString(log)).contains("ready in").contains("ModelPlacement[offloadedLayers=");
+        // ... and llama.cpp's CPU threads: auto, every core for a model on the CPU
+        int cores = Runtime.getRuntime().availableProcessors();
+        assertThat(Files.readString(log)).contains("ready in").contains("ModelPlacement[offloadedLayers=")
+                .contains("CPU threads " + cores + "/" + cores);
     }
 
     @Test

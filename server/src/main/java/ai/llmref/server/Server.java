@@ -166,6 +166,24 @@ public final class Server implements AutoCloseable {
         return onGpu ? Math.max(1, Math.min(8, Math.min(cores / 2, e.slots() / 2))) : 1;
     }
 
+    /**
+     * llama.cpp's CPU threads, {@code engine.threads} and {@code engine.threads-batch}, or for 0
+     * (auto): every core while any layer runs on the CPU; with every layer on a GPU the CPU part of
+     * a step is the input embeddings' lookup (llama.cpp keeps the token embeddings in host memory
+     * and never offloads that lookup), so 1 thread for single-token steps and at most 4 for steps of
+     * several tokens. More would not help: after each step OpenMP's idle workers spin (libgomp's
+     * default, about 300,000 spins), and those spinning workers take the cores that the sampling
+     * pool, the text and the HTTP threads need (docs/server.md, "CPU threads").
+     *
+     * @return {generation threads, batch threads}
+     */
+    static int[] cpuThreads(ServerConfig.Engine e, ai.llmref.llama.ModelPlacement placement, int cores) {
+        boolean allOnGpu = placement.fullyOnGpu();
+        int gen = e.threads() > 0 ? e.threads() : allOnGpu ? 1 : cores;
+        int batch = e.threadsBatch() > 0 ? e.threadsBatch() : allOnGpu ? Math.min(4, cores) : cores;
+        return new int[] {gen, batch};
+    }
+
     private void load() {
         long t0 = System.nanoTime();
         LlamaModel model = null;
@@ -183,8 +201,9 @@ public final class Server implements AutoCloseable {
             ServerConfig.Engine e = config.engine();
             int slotContext = e.slotContext() > 0 ? e.slotContext() : model.info().trainContextLength();
             boolean onGpu = model.placement().offloadedLayers() > 0;
+            int[] threads = cpuThreads(e, model.placement(), Math.max(1, Runtime.getRuntime().availableProcessors()));
             Engine engine = Engine.start(model, new EngineConfig(e.slots(), slotContext, e.batchSize(), e.ubatchSize(),
-                    e.prefillChunk(), e.queueCapacity(), e.threads(), e.threadsBatch(), e.flashAttention(), e.embeddings(),
+                    e.prefillChunk(), e.queueCapacity(), threads[0], threads[1], e.flashAttention(), e.embeddings(),
                     // auto emit-during-decode: on a GPU llama_decode returns while the device computes and the
                     // text work fits in that window; on CPU holding text back would only delay it
                     samplingThreads(e, onGpu), e.emitDuringDecode().on(onGpu), e.kvCacheTypeK(), e.kvCacheTypeV(),
@@ -209,7 +228,8 @@ public final class Server implements AutoCloseable {
                 ai.llmref.llama.ContextMemory generation = engine.memoryUse().get("generation");
                 String what = model.placement() + ", " + e.slots() + " slots of " + slotContext + " positions, KV cache "
                         + e.kvCacheTypeK().ggmlName() + "/" + e.kvCacheTypeV().ggmlName()
-                        + " " + generation.kvBytes() + " bytes, compute buffers " + generation.computeBytes() + " bytes";
+                        + " " + generation.kvBytes() + " bytes, compute buffers " + generation.computeBytes() + " bytes, CPU threads "
+                        + threads[0] + "/" + threads[1];
                 if (warmup == 0) {
                     state = State.READY;
                     LOG.log(Level.INFO, "model " + config.model().id() + " ready in " + loadMillis + " ms: " + what);

@@ -48,6 +48,27 @@ class ConfigTest {
     }
 
     @Test
+    void cpuThreadsAreEveryCoreUnlessEveryLayerIsOnAGpu() {
+        assertThatThrownBy(() -> bind(Map.of("engine.threads", "-1"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: engine.threads must be between 0 and 1024, got '-1'");
+        assertThatThrownBy(() -> bind(Map.of("engine.threads-batch", "1025"))).isInstanceOf(ConfigException.class)
+                .hasMessageContaining("engine.threads-batch");
+        ServerConfig.Engine auto = bind(Map.of()).engine();
+        assertThat(auto.threads()).isZero();
+        assertThat(auto.threadsBatch()).isZero();
+        ai.llmref.llama.ModelPlacement cpu = new ai.llmref.llama.ModelPlacement(0, 17, Map.of("CPU", 1L));
+        ai.llmref.llama.ModelPlacement partial = new ai.llmref.llama.ModelPlacement(9, 17, Map.of("CUDA0", 1L, "CPU", 1L));
+        ai.llmref.llama.ModelPlacement gpu = new ai.llmref.llama.ModelPlacement(17, 17, Map.of("CUDA0", 1L));
+        assertThat(Server.cpuThreads(auto, cpu, 16)).containsExactly(16, 16);
+        assertThat(Server.cpuThreads(auto, partial, 16)).as("layers on the CPU need every core").containsExactly(16, 16);
+        assertThat(Server.cpuThreads(auto, gpu, 16)).as("only the embeddings' lookup is left to the CPU").containsExactly(1, 4);
+        assertThat(Server.cpuThreads(auto, gpu, 2)).containsExactly(1, 2);
+        ServerConfig.Engine set = bind(Map.of("engine.threads", "3", "engine.threads-batch", "5")).engine();
+        assertThat(Server.cpuThreads(set, gpu, 16)).containsExactly(3, 5);
+        assertThat(Server.cpuThreads(set, cpu, 16)).containsExactly(3, 5);
+    }
+
+    @Test
     void emitDuringDecodeIsOnWithTheModelOnAGpuUnlessSet() {
         assertThatThrownBy(() -> bind(Map.of("engine.emit-during-decode", "sometimes"))).isInstanceOf(ConfigException.class)
                 .hasMessage("invalid configuration: engine.emit-during-decode must be one of [auto, true, false], got 'sometimes'");

@@ -80,6 +80,10 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
 
     /**
      * @param slotContext     positions per slot; 0 = the model's training context
+     * @param threads         llama.cpp's CPU threads for single-token steps; 0 = auto (see
+     *                        {@code Server}: every core, or 1 when every layer is on a GPU)
+     * @param threadsBatch    its CPU threads for steps of several tokens; 0 = auto (every core, or at
+     *                        most 4 when every layer is on a GPU)
      * @param samplingThreads threads picking greedy tokens after each decode; 0 = auto (see
      *                        {@code Server}: several when the model is on a GPU, 1 on CPU)
      * @param emitDuringDecode make a step's text while the next decode runs (see {@code EngineConfig})
@@ -136,7 +140,6 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
 
     /** Binds and validates the tree. */
     public static ServerConfig from(Config c) {
-        int cores = Math.max(1, Runtime.getRuntime().availableProcessors());
         Http http = new Http(
                 string(c, "server.host", "127.0.0.1"),
                 integer(c, "server.port", 8080, 0, 65535),
@@ -173,8 +176,8 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 integer(c, "engine.ubatch-size", Math.min(512, batch), 1, batch),
                 integer(c, "engine.prefill-chunk", 256, 1, batch),
                 integer(c, "engine.queue-capacity", 64, 0, 100_000),
-                integer(c, "engine.threads", cores, 1, 1024),
-                integer(c, "engine.threads-batch", cores, 1, 1024),
+                integer(c, "engine.threads", 0, 0, 1024),
+                integer(c, "engine.threads-batch", 0, 0, 1024),
                 enumeration(c, "engine.flash-attention", ContextParams.FlashAttention.AUTO, ContextParams.FlashAttention::valueOf),
                 bool(c, "engine.embeddings", true),
                 integer(c, "engine.sampling-threads", 0, 0, 256),

@@ -472,35 +472,29 @@ elif has_phase bench; then
     s_levels="1 4"
     s_load=$((threads / 4 + 1))
   fi
-  for t in $b_threads; do
-    has_bench bindings || break
-    f=bench-bindings$([ "$t" = "${b_threads%% *}" ] || echo "-t$t")
-    if "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" --threads "$t" >"$work/$f.md" 2>"$work/$f.log"; then
-      step "benchmark: bindings vs llama-bench (-t $t)" pass "$f.md"
-    else
-      step "benchmark: bindings vs llama-bench (-t $t)" FAIL "see $f.log"
+  model_for() { # m -> the model's path (written first when missing)
+    if [ "$mode" != gpu ]; then
+      echo "$pack/stories260K.gguf"
+      return
     fi
-  done
+    local model=$cache/llama-bpe-$1-q4km.gguf vocab
+    if [ ! -f "$model" ]; then
+      vocab="$(prop llama.cpp.dir)/models/ggml-vocab-llama-bpe.gguf"
+      python3 "$MKMODEL" "$vocab" "$model.f16.tmp" "$1" >"$work/mkmodel-$1.log" 2>&1 \
+        && "$bin_dir/llama-quantize" "$model.f16.tmp" "$model.tmp" Q4_K_M >>"$work/mkmodel-$1.log" 2>&1 \
+        && mv "$model.tmp" "$model"
+      rm -f "$model.f16.tmp"
+    fi
+    echo "$model"
+  }
+  [ "$mode" = gpu ] || models=${models%% *}
+  # In order of what the issue's goals need most: the server against both references, the bindings
+  # (at the server's thread count first), then the server with device sampling.
   for m in $models; do
-    if [ "$mode" = gpu ]; then
-      model=$cache/llama-bpe-$m-q4km.gguf
-      if [ ! -f "$model" ]; then
-        # bench-bindings.sh writes the 1b model; others are written here the same way
-        vocab="$(prop llama.cpp.dir)/models/ggml-vocab-llama-bpe.gguf"
-        python3 "$MKMODEL" "$vocab" "$model.f16.tmp" "$m" >"$work/mkmodel-$m.log" 2>&1 \
-          && "$bin_dir/llama-quantize" "$model.f16.tmp" "$model.tmp" Q4_K_M >>"$work/mkmodel-$m.log" 2>&1 \
-          && mv "$model.tmp" "$model"
-        rm -f "$model.f16.tmp"
-      fi
-    else
-      model=$pack/stories260K.gguf
-    fi
+    has_bench server || break
+    model=$(model_for "$m")
     if [ ! -f "$model" ]; then
       step "benchmark: server vs llama-server ($m)" FAIL "no model $model; see mkmodel-$m.log"
-      continue
-    fi
-    if ! has_bench server; then
-      :
     elif "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench \
         --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 "${s_threads[@]}" --max-load "$s_load" \
         >"$work/bench-server-$m.md" 2>"$work/bench-server-$m.log"; then
@@ -508,11 +502,27 @@ elif has_phase bench; then
     else
       step "benchmark: server vs llama-server and llama-batched-bench ($(basename "$model" .gguf))" FAIL "see bench-server-$m.log"
     fi
-    # The same with engine.device-sampling on (greedy picks on the device; off by default until
-    # this measures it), when the budget leaves room for a second pair of servers.
+  done
+  for t in $b_threads; do
+    has_bench bindings || break
+    f=bench-bindings$([ "$t" = "${b_threads%% *}" ] || echo "-t$t")
     left=$(( budget - ($(date +%s) - started) ))
-    if ! has_bench device-sampling; then
-      :
+    if [ "$f" != bench-bindings ] && [ "$budget" -gt 0 ] && [ "$left" -lt 60 ]; then
+      step "benchmark: bindings vs llama-bench (-t $t)" skipped "$left s of the budget left"
+    elif "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" --threads "$t" >"$work/$f.md" 2>"$work/$f.log"; then
+      step "benchmark: bindings vs llama-bench (-t $t)" pass "$f.md"
+    else
+      step "benchmark: bindings vs llama-bench (-t $t)" FAIL "see $f.log"
+    fi
+  done
+  # The server with engine.device-sampling on (greedy picks on the device; off by default until
+  # this measures it), when the budget leaves room for a second pair of servers.
+  for m in $models; do
+    has_bench device-sampling || break
+    model=$(model_for "$m")
+    left=$(( budget - ($(date +%s) - started) ))
+    if [ ! -f "$model" ]; then
+      step "benchmark: server with engine.device-sampling=true ($m)" FAIL "no model $model; see mkmodel-$m.log"
     elif [ "$budget" -gt 0 ] && [ "$left" -lt 150 ]; then
       step "benchmark: server with engine.device-sampling=true ($m)" skipped "$left s of the budget left (a second call with --phases bench --benchmarks device-sampling runs it)"
     elif JAVA_OPTS="-Dengine.device-sampling=true" "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" \
@@ -522,7 +532,6 @@ elif has_phase bench; then
     else
       step "benchmark: server with engine.device-sampling=true vs llama-server ($(basename "$model" .gguf))" FAIL "see bench-server-$m-device-sampling.log"
     fi
-    [ "$mode" = gpu ] || break
   done
 fi
 

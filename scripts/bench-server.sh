@@ -8,6 +8,7 @@
 #                           [--concurrency "1 4 16"] [--slots N] [--slot-context N] [--max-load L]
 #                           [--ngl N] [--batched-bench] [--prebuilt] [--warmup-requests N]
 #                           [--warmup-seconds S] [--api completions|responses|messages]
+#                           [--variant "LABEL:JVM-FLAGS"]
 #
 #   --quick          one round of 5 s per concurrency level (a smoke run, about 2 minutes)
 #   --api A          the route measured on both servers: completions (/v1/completions, the default)
@@ -26,6 +27,10 @@
 #   --max-load L     before measuring, wait (up to 5 min) until the 1-minute load average is below
 #                    L, and before each server until the machine's busy CPUs are below L (default 0.5)
 #   --ngl N          layers on the GPU for both servers (default 0; scripts/gpu-verify.sh passes 99)
+#   --variant L:F    also measure our server a second time with extra JVM flags F (e.g.
+#                    "device-sampling:-Dengine.device-sampling=true"), in the same rounds between the
+#                    two servers, so that one run compares the variant with our default and with
+#                    llama-server under the same conditions
 #   --batched-bench  also run llama-batched-bench (the library's continuous-batching ceiling) at each
 #                    level above 1 with the same prompt and generation lengths, and compare with it
 #   --prebuilt       use the jars already in server/target (no Maven, no prereqs.sh): for a machine
@@ -67,6 +72,8 @@ prebuilt=0
 warmup_s=5
 warmup_n=3000
 api=completions
+variant_label=""
+variant_flags=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; rounds=1; duration=5; warmup_s=3; warmup_n=300; shift ;;
@@ -85,6 +92,9 @@ while [ $# -gt 0 ]; do
     --warmup-seconds) warmup_s=$2; shift 2 ;;
     --warmup-requests) warmup_n=$2; shift 2 ;;
     --api) api=$2; shift 2 ;;
+    --variant) variant_label=${2%%:*}; variant_flags=${2#*:}; shift 2
+      [[ "$variant_label" =~ ^[a-z0-9][a-z0-9.=-]*$ ]] && [ -n "$variant_flags" ] && [ "$variant_flags" != "$2" ] \
+        || die "--variant must be LABEL:JVM-FLAGS (a lower-case label, then the flags)" ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -208,10 +218,10 @@ start_llama() { # log -> sets server_pid, base_url
   wait_ready "$base_url/health" "$1"
 }
 
-start_ours() { # log -> sets server_pid, base_url
+start_ours() { # log [extra JVM flags] -> sets server_pid, base_url
   local port admin; port=$(free_port); admin=$(free_port)
   # shellcheck disable=SC2206
-  ours_cmd=(java --enable-native-access=ALL-UNNAMED ${OURS_GC:--XX:+UseZGC} ${JAVA_OPTS:-} -Dllama.native.dir="$lib_dir"
+  ours_cmd=(java --enable-native-access=ALL-UNNAMED ${OURS_GC:--XX:+UseZGC} ${JAVA_OPTS:-} ${2:-} -Dllama.native.dir="$lib_dir"
     -Dserver.admin-port="$admin" -Dengine.slots="$slots" -Dengine.slot-context="$slot_ctx"
     -Dengine.threads="$threads" -Dengine.threads-batch="$threads_batch" -Dengine.batch-size=512 -Dengine.ubatch-size=512
     -Dengine.flash-attention=auto -Dmodel.gpu-layers="$ngl" -jar "$jar" --model "$model" --port "$port")
@@ -221,8 +231,14 @@ start_ours() { # log -> sets server_pid, base_url
   admin_url="http://127.0.0.1:$admin"
   wait_ready "$admin_url/health/ready" "$1"
 }
+start_variant() { # log -> our server with the --variant flags
+  local saved=("${ours_cmd[@]}")
+  start_ours "$1" "$variant_flags"
+  variant_cmd=("${ours_cmd[@]}")
+  ours_cmd=("${saved[@]}")
+}
 scrape_steps() { # file: our scheduler's step metrics now (ours only; llama-server has no such metrics)
-  [ "$impl" = ours ] || return 0
+  [ "$impl" != llama ] || return 0
   curl -sf "$admin_url/metrics" | grep -E '^llmref_engine_(step_phase_seconds_(sum|count)|batch_tokens_total|step_outputs_total|sequence_runs_total|prefix_copies_total)' >"$1" || true
 }
 
@@ -302,7 +318,11 @@ phase() { # impl round
 
 started=$(date +%s)
 for ((r = 1; r <= rounds; r++)); do
-  if ((r % 2 == 1)); then phase llama "$r"; phase ours "$r"; else phase ours "$r"; phase llama "$r"; fi
+  if ((r % 2 == 1)); then
+    phase llama "$r"; phase ours "$r"; [ -z "$variant_label" ] || phase variant "$r"
+  else
+    [ -z "$variant_label" ] || phase variant "$r"; phase ours "$r"; phase llama "$r"
+  fi
 done
 # The library's own continuous-batching ceiling at the same parallelism and lengths (same build).
 if [ "$batched" = 1 ]; then
@@ -352,14 +372,17 @@ read -r n_ctx ptoks gen <"$run_dir/shape.txt"
   echo "Settings: $slots slots x $slot_ctx positions, batch 512, ubatch 512, flash attention auto, non-unified KV, threads $threads/$threads_batch."
   echo "llama-server: ${llama_cmd[*]//$model/M}" | sed "s#$bin_dir/##; s#--port [0-9]*#--port P#"
   echo "ours: ${ours_cmd[*]//$model/M}" | sed "s#$jar#${SERVER_JAR:+(SERVER_JAR=$SERVER_JAR) }server.jar#; s#$lib_dir#LIBDIR#; s#--port [0-9]*#--port P#; s#admin-port=[0-9]*#admin-port=P2#"
+  if [ -n "$variant_label" ]; then
+    echo "ours ($variant_label): ${variant_cmd[*]//$model/M}" | sed "s#$jar#${SERVER_JAR:+(SERVER_JAR=$SERVER_JAR) }server.jar#; s#$lib_dir#LIBDIR#; s#--port [0-9]*#--port P#; s#admin-port=[0-9]*#admin-port=P2#"
+  fi
   if [ -n "${batched_cmd[*]-}" ]; then
     echo "llama-batched-bench: ${batched_cmd[*]//$model/M}" | sed "s#$bin_dir/##"
   fi
   echo "Command: scripts/bench-server.sh${args_given:+ $args_given} (rounds $rounds, $duration s per level, levels $levels, threads $threads/$threads_batch, warm-up $warmup_n short requests + $warmup_s s); $(date -u +%Y-%m-%dT%H:%MZ); load average at start $load_start."
   echo
-  python3 - "$run_dir" "$levels" <<'EOF'
+  python3 - "$run_dir" "$levels" "$variant_label" <<'EOF'
 import glob, json, os, statistics as st, sys
-d, levels = sys.argv[1], [int(x) for x in sys.argv[2].split()]
+d, levels, variant = sys.argv[1], [int(x) for x in sys.argv[2].split()], sys.argv[3]
 runs = {}  # (impl, c) -> [summary per round]
 for f in sorted(glob.glob(os.path.join(d, "*-r*-c*.json"))):
     impl, rest = os.path.basename(f)[:-5].split("-r", 1)
@@ -376,13 +399,12 @@ def cell(v, fmt):
     return s + (" (" + ", ".join(fmt % x for x in v) + ")" if len(v) > 1 else "")
 rows = []
 c1 = levels[0]
-rows.append(("single-stream tok/s (%d stream, per-stream rate, p50)" % c1, vals("ours", c1, lambda s: s["stream_tps"]["p50"]),
-             vals("llama", c1, lambda s: s["stream_tps"]["p50"]), "%.0f", True))
-rows.append(("TTFT p50 ms (%d stream)" % c1, vals("ours", c1, lambda s: s["ttft_ms"]["p50"]),
-             vals("llama", c1, lambda s: s["ttft_ms"]["p50"]), "%.2f", False))
+def row(name, c, get, fmt, higher):
+    rows.append((name, vals("ours", c, get), vals("llama", c, get), vals("variant", c, get), fmt, higher))
+row("single-stream tok/s (%d stream, per-stream rate, p50)" % c1, c1, lambda s: s["stream_tps"]["p50"], "%.0f", True)
+row("TTFT p50 ms (%d stream)" % c1, c1, lambda s: s["ttft_ms"]["p50"], "%.2f", False)
 for c in levels:
-    rows.append(("aggregate tok/s, %d stream%s" % (c, "s" if c > 1 else ""), vals("ours", c, lambda s: s["aggregate_tps"]),
-                 vals("llama", c, lambda s: s["aggregate_tps"]), "%.0f", True))
+    row("aggregate tok/s, %d stream%s" % (c, "s" if c > 1 else ""), c, lambda s: s["aggregate_tps"], "%.0f", True)
 batched = {}
 bpath = os.path.join(d, "batched-bench.jsonl")
 if os.path.exists(bpath):
@@ -391,24 +413,37 @@ if os.path.exists(bpath):
         if line.startswith("{"):
             j = json.loads(line)
             batched[int(j["pl"])] = j
-print("| metric | ours | llama-server | ratio (ours vs llama-server, >= 1.0 = ours as good or better) |")
-print("| --- | ---: | ---: | ---: |")
-for name, o, l, fmt, higher in rows:
-    ratio = (med(o) / med(l)) if higher else (med(l) / med(o))
-    print("| %s | %s | %s | **%.2fx**%s |" % (name, cell(o, fmt), cell(l, fmt), ratio, "" if higher else " (llama TTFT / ours)"))
+def ratio(a, b, higher):
+    return (med(a) / med(b)) if higher else (med(b) / med(a))
+if variant:
+    print("| metric | ours | llama-server | ratio (ours vs llama-server, >= 1.0 = ours as good or better) | ours (%s) | ratio (%s vs llama-server) | %s vs ours |" % (variant, variant, variant))
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+else:
+    print("| metric | ours | llama-server | ratio (ours vs llama-server, >= 1.0 = ours as good or better) |")
+    print("| --- | ---: | ---: | ---: |")
+for name, o, l, v, fmt, higher in rows:
+    line = "| %s | %s | %s | **%.2fx**%s |" % (name, cell(o, fmt), cell(l, fmt), ratio(o, l, higher), "" if higher else " (llama TTFT / ours)")
+    if variant:
+        line += " %s | **%.2fx** | %.2fx |" % (cell(v, fmt), ratio(v, l, higher), ratio(v, o, higher))
+    print(line)
 if batched:
     print()
     print("Against llama-batched-bench (same build and lengths; its S_TG counts generation time only, ours is")
     print("generated tokens over the whole wall time, prompt processing and HTTP included):")
     print()
-    print("| parallel streams | ours aggregate tok/s | llama-server aggregate tok/s | llama-batched-bench S_TG tok/s | ours / batched-bench | llama-server / batched-bench |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    extra = " ours (%s) tok/s | ours (%s) / batched-bench |" % (variant, variant) if variant else ""
+    print("| parallel streams | ours aggregate tok/s | llama-server aggregate tok/s | llama-batched-bench S_TG tok/s | ours / batched-bench | llama-server / batched-bench |" + extra)
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if variant else ""))
     for c in levels:
         if c in batched:
             o = med(vals("ours", c, lambda s: s["aggregate_tps"]))
             l = med(vals("llama", c, lambda s: s["aggregate_tps"]))
             b = batched[c]["speed_tg"]
-            print("| %d | %.0f | %.0f | %.0f | **%.2fx** | %.2fx |" % (c, o, l, b, o / b, l / b))
+            line = "| %d | %.0f | %.0f | %.0f | **%.2fx** | %.2fx |" % (c, o, l, b, o / b, l / b)
+            if variant:
+                v = med(vals("variant", c, lambda s: s["aggregate_tps"]))
+                line += " %.0f | **%.2fx** |" % (v, v / b)
+            print(line)
 # Our scheduler's own account of its steps (llmref_engine_* metrics scraped before and after each
 # level, its 1 s warm-up included): where a step's time goes, and how full the batches were.
 def scraped(path):
@@ -419,9 +454,9 @@ def scraped(path):
             m[k] = float(v)
     return m
 steps_rows = []
-for c in levels:
+for impl, c in [(i, c) for i in ("ours", "variant") for c in levels]:
     per_round = []
-    for f in sorted(glob.glob(os.path.join(d, "ours-r*-c%d.steps1" % c))):
+    for f in sorted(glob.glob(os.path.join(d, "%s-r*-c%d.steps1" % (impl, c)))):
         a, b = scraped(f[:-1] + "0"), scraped(f)
         delta = lambda k: b.get(k, 0.0) - a.get(k, 0.0)
         n = delta('llmref_engine_step_phase_seconds_count{phase="decode"}')
@@ -430,17 +465,18 @@ for c in levels:
             per_round.append((n, ph, delta("llmref_engine_batch_tokens_total") / n, delta("llmref_engine_step_outputs_total") / n,
                               delta("llmref_engine_sequence_runs_total") / n, delta("llmref_engine_prefix_copies_total")))
     if per_round:
-        steps_rows.append((c, per_round))
+        steps_rows.append((impl, c, per_round))
 if steps_rows:
     print()
     print("Our scheduler's steps, from its metrics (llmref_engine_*, docs/operations.md; each level's whole run, median over rounds):")
     print()
-    print("| streams | steps | tokens per step | sampled per step | sequence runs per step | prefix copies | schedule ms | decode ms | sample ms | emit ms | step ms | decode share |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for c, pr in steps_rows:
+    print("| streams |" + (" server |" if variant else "") + " steps | tokens per step | sampled per step | sequence runs per step | prefix copies | schedule ms | decode ms | sample ms | emit ms | step ms | decode share |")
+    print("| ---: |" + (" --- |" if variant else "") + " ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for impl, c, pr in steps_rows:
         m = lambda get: med([get(x) for x in pr])
         total = m(lambda x: sum(x[1].values()))
-        print("| %d | %d | %.1f | %.1f | %.2f | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f%% |" % (
+        who = (" ours |" if impl == "ours" else " ours (%s) |" % variant) if variant else ""
+        print(("| %d |" + who + " %d | %.1f | %.1f | %.2f | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f%% |") % (
             c, m(lambda x: x[0]), m(lambda x: x[2]), m(lambda x: x[3]), m(lambda x: x[4]), m(lambda x: x[5]),
             m(lambda x: x[1]["schedule"]), m(lambda x: x[1]["decode"]),
             m(lambda x: x[1]["sample"]), m(lambda x: x[1]["emit"]), total, 100 * m(lambda x: x[1]["decode"] / sum(x[1].values()))))
@@ -450,7 +486,7 @@ print()
 print("| streams | impl | TTFT p50 / p90 ms | per-stream tok/s p50 | requests | tokens/request | server CPU µs/token | client CPU s | other CPU s | wall s |")
 print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for c in levels:
-    for impl, name in (("ours", "ours"), ("llama", "llama-server")):
+    for impl, name in (("ours", "ours"), ("variant", "ours (%s)" % variant), ("llama", "llama-server")):
         v = runs.get((impl, c), [])
         if not v:
             continue
@@ -468,9 +504,10 @@ for v in runs.values():
             reasons[k] = reasons.get(k, 0) + n
 quiet = [l.split() for l in open(os.path.join(d, "quiet.txt"))]
 print()
-retries = {impl: sum(s.get("retries", 0) for (i, c), v in runs.items() if i == impl for s in v) for impl in ("ours", "llama")}
-print("Token counts from: %s; errors: %d; finish reasons: %s; requests re-sent on a connection the server had closed: ours %d, llama-server %d."
-      % (", ".join(src), errs, ", ".join("%s %d" % kv for kv in sorted(reasons.items())), retries["ours"], retries["llama"]))
+retries = {impl: sum(s.get("retries", 0) for (i, c), v in runs.items() if i == impl for s in v) for impl in ("ours", "variant", "llama")}
+print("Token counts from: %s; errors: %d; finish reasons: %s; requests re-sent on a connection the server had closed: ours %d%s, llama-server %d."
+      % (", ".join(src), errs, ", ".join("%s %d" % kv for kv in sorted(reasons.items())), retries["ours"],
+         ", ours (%s) %d" % (variant, retries["variant"]) if variant else "", retries["llama"]))
 print("Busy CPUs (3 s sample) / load average before each server: " + "; ".join("%s %s / %s" % tuple(q) for q in quiet) + ".")
 EOF
 } | tee "$out_dir/results.md"

@@ -26,8 +26,9 @@
 #                   scripts/bench-server.sh --warmup-requests)
 #   --models LIST   real-shape models to benchmark, of: 1b 8b (default "1b"; 8b needs about 5 min
 #                   more to write and quantize)
-#   --benchmarks L  which benchmarks the bench phase runs, of: bindings server device-sampling (the
-#                   server again with engine.device-sampling=true); default all three. A second call
+#   --benchmarks L  which benchmarks the bench phase runs, of: bindings server device-sampling (our
+#                   server also with engine.device-sampling=true, in the same rounds of the server
+#                   benchmark: bench-server.sh --variant); default all three. A second call
 #                   on a warm machine can run the ones a budget left out
 #   --budget S      the run must end within S seconds of its start (a time limit it runs under):
 #                   when the benchmark phase starts with less than 330 s left, it runs short (one
@@ -62,6 +63,7 @@ models="1b"
 server_warmup=1000
 budget=0
 benchmarks="bindings server device-sampling"
+device_sampling_ok="" # set to 1 when the test phase's device-sampling tests pass, 0 when they fail
 while [ $# -gt 0 ]; do
   case "$1" in
     --pack) pack=$2; shift 2 ;;
@@ -306,7 +308,9 @@ if has_phase test; then
   fi
   # llama.cpp's backend sampling is experimental: its tests run in JVMs of their own, so that a
   # crash there costs neither the steps above nor the benchmarks
+  device_sampling_ok=0
   if junit device-bindings "$bindings_cp" $p.DeviceSamplingTest && junit device-server "$server_cp" ai.llmref.server.DeviceSamplingServerTest; then
+    device_sampling_ok=1
     step "device sampling (engine.device-sampling), $ngl GPU layers" pass "$(test_summary "$work/test-device-bindings.log"), $(test_summary "$work/test-device-server.log")"
   else
     step "device sampling (engine.device-sampling), $ngl GPU layers" FAIL "$(test_summary "$work/test-device-bindings.log") $(test_summary "$work/test-device-server.log" 2>/dev/null)$(crash_note); see test-device-*.log"
@@ -488,19 +492,36 @@ elif has_phase bench; then
     echo "$model"
   }
   [ "$mode" = gpu ] || models=${models%% *}
-  # In order of what the issue's goals need most: the server against both references, the bindings
-  # (at the server's thread count first), then the server with device sampling.
+  # In order of what the issue's goals need most: the server against both references (with
+  # engine.device-sampling=true measured in the same rounds as a variant of ours, when the budget
+  # leaves room and this run's device-sampling tests did not fail), then the bindings (at the
+  # server's thread count first).
   for m in $models; do
-    has_bench server || break
+    has_bench server || has_bench device-sampling || break
     model=$(model_for "$m")
+    variant=()
+    left=$(( budget - ($(date +%s) - started) ))
+    if ! has_bench device-sampling; then
+      :
+    elif [ "$device_sampling_ok" = 0 ]; then
+      step "benchmark: server with engine.device-sampling=true ($(basename "$model" .gguf))" skipped "its tests failed above"
+    elif [ "$budget" -gt 0 ] && [ "$left" -lt $((220 + $(has_bench bindings && echo 80 || echo 0))) ]; then
+      # the variant adds a third server to the run (about 220 s in all when short, the model
+      # written first); the bindings after it need about 80 s more
+      step "benchmark: server with engine.device-sampling=true ($(basename "$model" .gguf))" skipped "$left s of the budget left (a second call with --phases bench --benchmarks device-sampling runs it)"
+    else
+      variant=(--variant "device-sampling:-Dengine.device-sampling=true")
+    fi
+    has_bench server || [ ${#variant[@]} -gt 0 ] || continue
+    what="server vs llama-server and llama-batched-bench$([ ${#variant[@]} = 0 ] || echo ', with engine.device-sampling=true as a variant') ($(basename "$model" .gguf))"
     if [ ! -f "$model" ]; then
-      step "benchmark: server vs llama-server ($m)" FAIL "no model $model; see mkmodel-$m.log"
-    elif "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench \
+      step "benchmark: $what" FAIL "no model $model; see mkmodel-$m.log"
+    elif "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench "${variant[@]}" \
         --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 "${s_threads[@]}" --max-load "$s_load" \
         >"$work/bench-server-$m.md" 2>"$work/bench-server-$m.log"; then
-      step "benchmark: server vs llama-server and llama-batched-bench ($(basename "$model" .gguf))" pass "bench-server-$m.md"
+      step "benchmark: $what" pass "bench-server-$m.md"
     else
-      step "benchmark: server vs llama-server and llama-batched-bench ($(basename "$model" .gguf))" FAIL "see bench-server-$m.log"
+      step "benchmark: $what" FAIL "see bench-server-$m.log"
     fi
   done
   for t in $b_threads; do
@@ -513,24 +534,6 @@ elif has_phase bench; then
       step "benchmark: bindings vs llama-bench (-t $t)" pass "$f.md"
     else
       step "benchmark: bindings vs llama-bench (-t $t)" FAIL "see $f.log"
-    fi
-  done
-  # The server with engine.device-sampling on (greedy picks on the device; off by default until
-  # this measures it), when the budget leaves room for a second pair of servers.
-  for m in $models; do
-    has_bench device-sampling || break
-    model=$(model_for "$m")
-    left=$(( budget - ($(date +%s) - started) ))
-    if [ ! -f "$model" ]; then
-      step "benchmark: server with engine.device-sampling=true ($m)" FAIL "no model $model; see mkmodel-$m.log"
-    elif [ "$budget" -gt 0 ] && [ "$left" -lt 150 ]; then
-      step "benchmark: server with engine.device-sampling=true ($m)" skipped "$left s of the budget left (a second call with --phases bench --benchmarks device-sampling runs it)"
-    elif JAVA_OPTS="-Dengine.device-sampling=true" "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" \
-        --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 "${s_threads[@]}" --max-load "$s_load" \
-        >"$work/bench-server-$m-device-sampling.md" 2>"$work/bench-server-$m-device-sampling.log"; then
-      step "benchmark: server with engine.device-sampling=true vs llama-server ($(basename "$model" .gguf))" pass "bench-server-$m-device-sampling.md"
-    else
-      step "benchmark: server with engine.device-sampling=true vs llama-server ($(basename "$model" .gguf))" FAIL "see bench-server-$m-device-sampling.log"
     fi
   done
 fi

@@ -483,6 +483,7 @@ elif has_phase bench; then
     fi
     local model=$cache/llama-bpe-$1-q4km.gguf vocab
     if [ ! -f "$model" ]; then
+      mkdir -p "$cache"
       vocab="$(prop llama.cpp.dir)/models/ggml-vocab-llama-bpe.gguf"
       python3 "$MKMODEL" "$vocab" "$model.f16.tmp" "$1" >"$work/mkmodel-$1.log" 2>&1 \
         && "$bin_dir/llama-quantize" "$model.f16.tmp" "$model.tmp" Q4_K_M >>"$work/mkmodel-$1.log" 2>&1 \

@@ -44,6 +44,9 @@
 # summary says they ran with LD_PRELOAD).
 #
 # GPU_VERIFY_SIMULATE_CRASH=1 (for testing this script only) treats the bindings tests as crashed.
+# GPU_VERIFY_BENCH_AS_GPU=1 (with --cpu, for testing this script only) runs the benchmark phase as on
+# a GPU (its order, thread counts, model writing and budget rules) with the small 128k-vocabulary
+# model and 1 and 4 streams.
 #
 # Exit status 0 when every step that ran passed. The summary (summary.md) lists each step's result;
 # logs.tar.gz holds every log, JUnit report and raw benchmark output.
@@ -456,17 +459,20 @@ elif has_phase bench; then
     step "benchmarks run short" pass "$left s of the $budget s budget left: 1 bindings round, 5 s per server level, 300 warm-up requests"
   fi
   cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}/models
-  if [ "$mode" = gpu ]; then
+  bench_mode=$mode b_model=1B-128k s_levels="1 32 64"
+  if [ "${GPU_VERIFY_BENCH_AS_GPU:-0}" = 1 ]; then
+    bench_mode=gpu b_model=tiny-128k s_levels="1 4" models=tiny
+  fi
+  if [ "$bench_mode" = gpu ]; then
     # The GPU does the work: CPU noise matters less, and the machine's own daemons must not make
     # every run wait or repeat.
-    b_args=(--ngl "$ngl" --models 1B-128k --rounds "${rounds:-3}" --quiet-wait 10 --max-other-load 1)
+    b_args=(--ngl "$ngl" --models "$b_model" --rounds "${rounds:-3}" --quiet-wait 10 --max-other-load 1)
     # The bindings at the server's CPU threads for a model wholly on the GPU (1; docs/server.md, "CPU
     # threads"), then at every core (-t 16 was llama-bench's setting in the earlier runs): with many
     # threads OpenMP's idle workers spin on every core between tokens.
     b_threads="1 $threads"
     # both servers and llama-batched-bench with our server's own choice for a model on the GPU
     s_threads=(--threads 1 --threads-batch $((threads < 4 ? threads : 4)))
-    s_levels="1 32 64"
     # the 1-minute load average still carries the CUDA build's 16 busy cores for a while
     s_load=$((threads * 3 / 4))
   else
@@ -477,7 +483,7 @@ elif has_phase bench; then
     s_load=$((threads / 4 + 1))
   fi
   model_for() { # m -> the model's path (written first when missing)
-    if [ "$mode" != gpu ]; then
+    if [ "$bench_mode" != gpu ]; then
       echo "$pack/stories260K.gguf"
       return
     fi
@@ -492,7 +498,7 @@ elif has_phase bench; then
     fi
     echo "$model"
   }
-  [ "$mode" = gpu ] || models=${models%% *}
+  [ "$bench_mode" = gpu ] || models=${models%% *}
   # In order of what the issue's goals need most: the server against both references (with
   # engine.device-sampling=true measured in the same rounds as a variant of ours, when the budget
   # leaves room and this run's device-sampling tests did not fail), then the bindings (at the

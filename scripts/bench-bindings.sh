@@ -136,7 +136,9 @@ real_shape() { # preset -> path
   if has_model stories260K; then echo "stories260K|$stories|512|128|20"; fi
   if has_model tiny-128k; then echo "tiny-128k|$(real_shape tiny)|512|128|10"; fi
   if has_model 1B-128k; then
-    if [ "$ngl" -gt 0 ]; then echo "1B-128k|$(real_shape 1b)|512|128|10"; else echo "1B-128k|$(real_shape 1b)|256|64|4"; fi
+    # on a GPU a repetition takes about 12 ms (pp512) or 150 ms (tg128), and llama-bench's pp512
+    # varied by about 10% between repetitions there: 30 of them
+    if [ "$ngl" -gt 0 ]; then echo "1B-128k|$(real_shape 1b)|512|128|30"; else echo "1B-128k|$(real_shape 1b)|256|64|4"; fi
   fi
 } >"$run_dir/configs.txt"
 

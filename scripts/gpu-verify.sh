@@ -507,6 +507,11 @@ elif has_phase bench; then
   # server's thread count first).
   for m in $models; do
     has_bench server || has_bench device-sampling || break
+    # what the variant needs: a third server in the run (about 170 s when short), the model written
+    # first when it is not there yet (about 40 s), and about 80 s for the bindings when they follow
+    need=170
+    [ "$bench_mode" != gpu ] || [ -f "$cache/llama-bpe-$m-q4km.gguf" ] || need=$((need + 40))
+    ! has_bench bindings || need=$((need + 80))
     model=$(model_for "$m")
     variant=()
     left=$(( budget - ($(date +%s) - started) ))
@@ -514,9 +519,7 @@ elif has_phase bench; then
       :
     elif [ "$device_sampling_ok" = 0 ]; then
       step "benchmark: server with engine.device-sampling=true ($(basename "$model" .gguf))" skipped "its tests failed above"
-    elif [ "$budget" -gt 0 ] && [ "$left" -lt $((220 + $(has_bench bindings && echo 80 || echo 0))) ]; then
-      # the variant adds a third server to the run (about 220 s in all when short, the model
-      # written first); the bindings after it need about 80 s more
+    elif [ "$budget" -gt 0 ] && [ "$left" -lt "$need" ]; then
       step "benchmark: server with engine.device-sampling=true ($(basename "$model" .gguf))" skipped "$left s of the budget left (a second call with --phases bench --benchmarks device-sampling runs it)"
     else
       variant=(--variant "device-sampling:-Dengine.device-sampling=true")

@@ -175,13 +175,19 @@ public final class Server implements AutoCloseable {
      * default, about 300,000 spins), and those spinning workers take the cores that the sampling
      * pool, the text and the HTTP threads need (docs/server.md, "CPU threads").
      *
-     * @return {generation threads, batch threads}
      */
-    static int[] cpuThreads(ServerConfig.Engine e, ai.llmref.llama.ModelPlacement placement, int cores) {
+    static CpuThreads cpuThreads(ServerConfig.Engine e, ai.llmref.llama.ModelPlacement placement, int cores) {
         boolean allOnGpu = placement.fullyOnGpu();
-        int gen = e.threads() > 0 ? e.threads() : allOnGpu ? 1 : cores;
-        int batch = e.threadsBatch() > 0 ? e.threadsBatch() : allOnGpu ? Math.min(4, cores) : cores;
-        return new int[] {gen, batch};
+        return new CpuThreads(e.threads() > 0 ? e.threads() : allOnGpu ? 1 : cores,
+                e.threadsBatch() > 0 ? e.threadsBatch() : allOnGpu ? Math.min(4, cores) : cores);
+    }
+
+    /** llama.cpp's CPU threads for single-token steps and for steps of several tokens. */
+    record CpuThreads(int generation, int batch) {
+        @Override
+        public String toString() {
+            return generation + "/" + batch;
+        }
     }
 
     private void load() {
@@ -201,9 +207,9 @@ public final class Server implements AutoCloseable {
             ServerConfig.Engine e = config.engine();
             int slotContext = e.slotContext() > 0 ? e.slotContext() : model.info().trainContextLength();
             boolean onGpu = model.placement().offloadedLayers() > 0;
-            int[] threads = cpuThreads(e, model.placement(), Math.max(1, Runtime.getRuntime().availableProcessors()));
+            CpuThreads threads = cpuThreads(e, model.placement(), Math.max(1, Runtime.getRuntime().availableProcessors()));
             Engine engine = Engine.start(model, new EngineConfig(e.slots(), slotContext, e.batchSize(), e.ubatchSize(),
-                    e.prefillChunk(), e.queueCapacity(), threads[0], threads[1], e.flashAttention(), e.embeddings(),
+                    e.prefillChunk(), e.queueCapacity(), threads.generation(), threads.batch(), e.flashAttention(), e.embeddings(),
                     // auto emit-during-decode: on a GPU llama_decode returns while the device computes and the
                     // text work fits in that window; on CPU holding text back would only delay it
                     samplingThreads(e, onGpu), e.emitDuringDecode().on(onGpu), e.kvCacheTypeK(), e.kvCacheTypeV(),
@@ -229,7 +235,7 @@ public final class Server implements AutoCloseable {
                 String what = model.placement() + ", " + e.slots() + " slots of " + slotContext + " positions, KV cache "
                         + e.kvCacheTypeK().ggmlName() + "/" + e.kvCacheTypeV().ggmlName()
                         + " " + generation.kvBytes() + " bytes, compute buffers " + generation.computeBytes() + " bytes, CPU threads "
-                        + threads[0] + "/" + threads[1];
+                        + threads;
                 if (warmup == 0) {
                     state = State.READY;
                     LOG.log(Level.INFO, "model " + config.model().id() + " ready in " + loadMillis + " ms: " + what);

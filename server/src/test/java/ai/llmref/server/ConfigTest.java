@@ -59,13 +59,14 @@ class ConfigTest {
         ai.llmref.llama.ModelPlacement cpu = new ai.llmref.llama.ModelPlacement(0, 17, Map.of("CPU", 1L));
         ai.llmref.llama.ModelPlacement partial = new ai.llmref.llama.ModelPlacement(9, 17, Map.of("CUDA0", 1L, "CPU", 1L));
         ai.llmref.llama.ModelPlacement gpu = new ai.llmref.llama.ModelPlacement(17, 17, Map.of("CUDA0", 1L));
-        assertThat(Server.cpuThreads(auto, cpu, 16)).containsExactly(16, 16);
-        assertThat(Server.cpuThreads(auto, partial, 16)).as("layers on the CPU need every core").containsExactly(16, 16);
-        assertThat(Server.cpuThreads(auto, gpu, 16)).as("only the embeddings' lookup is left to the CPU").containsExactly(1, 4);
-        assertThat(Server.cpuThreads(auto, gpu, 2)).containsExactly(1, 2);
+        assertThat(Server.cpuThreads(auto, cpu, 16)).isEqualTo(new Server.CpuThreads(16, 16));
+        assertThat(Server.cpuThreads(auto, partial, 16)).as("layers on the CPU need every core").isEqualTo(new Server.CpuThreads(16, 16));
+        assertThat(Server.cpuThreads(auto, gpu, 16)).as("only the embeddings' lookup is left to the CPU").isEqualTo(new Server.CpuThreads(1, 4));
+        assertThat(Server.cpuThreads(auto, gpu, 2)).isEqualTo(new Server.CpuThreads(1, 2));
         ServerConfig.Engine set = bind(Map.of("engine.threads", "3", "engine.threads-batch", "5")).engine();
-        assertThat(Server.cpuThreads(set, gpu, 16)).containsExactly(3, 5);
-        assertThat(Server.cpuThreads(set, cpu, 16)).containsExactly(3, 5);
+        assertThat(Server.cpuThreads(set, gpu, 16)).isEqualTo(new Server.CpuThreads(3, 5));
+        assertThat(Server.cpuThreads(set, cpu, 16)).isEqualTo(new Server.CpuThreads(3, 5));
+        assertThat(new Server.CpuThreads(1, 4)).as("as the start-up line names them").hasToString("1/4");
     }
 
     @Test

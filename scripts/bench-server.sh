@@ -28,9 +28,10 @@
 #                    L, and before each server until the machine's busy CPUs are below L (default 0.5)
 #   --ngl N          layers on the GPU for both servers (default 0; scripts/gpu-verify.sh passes 99)
 #   --variant L:F    also measure our server a second time with extra JVM flags F (e.g.
-#                    "device-sampling:-Dengine.device-sampling=true"), in the same rounds between the
-#                    two servers, so that one run compares the variant with our default and with
-#                    llama-server under the same conditions
+#                    "device-sampling:-Dengine.device-sampling=true"; given last, so they may also
+#                    override the settings here, as in "t16:-Dengine.threads=16"), in the same
+#                    rounds between the two servers, so that one run compares the variant with our
+#                    default and with llama-server under the same conditions
 #   --batched-bench  also run llama-batched-bench (the library's continuous-batching ceiling) at each
 #                    level above 1 with the same prompt and generation lengths, and compare with it
 #   --prebuilt       use the jars already in server/target (no Maven, no prereqs.sh): for a machine
@@ -221,10 +222,12 @@ start_llama() { # log -> sets server_pid, base_url
 start_ours() { # log [extra JVM flags] -> sets server_pid, base_url
   local port admin; port=$(free_port); admin=$(free_port)
   # shellcheck disable=SC2206
-  ours_cmd=(java --enable-native-access=ALL-UNNAMED ${OURS_GC:--XX:+UseZGC} ${JAVA_OPTS:-} ${2:-} -Dllama.native.dir="$lib_dir"
+  # the variant's flags come last before -jar: a -D given twice takes the last value, so a variant
+  # can also change the settings above (e.g. -Dengine.threads=16)
+  ours_cmd=(java --enable-native-access=ALL-UNNAMED ${OURS_GC:--XX:+UseZGC} ${JAVA_OPTS:-} -Dllama.native.dir="$lib_dir"
     -Dserver.admin-port="$admin" -Dengine.slots="$slots" -Dengine.slot-context="$slot_ctx"
     -Dengine.threads="$threads" -Dengine.threads-batch="$threads_batch" -Dengine.batch-size=512 -Dengine.ubatch-size=512
-    -Dengine.flash-attention=auto -Dmodel.gpu-layers="$ngl" -jar "$jar" --model "$model" --port "$port")
+    -Dengine.flash-attention=auto -Dmodel.gpu-layers="$ngl" ${2:-} -jar "$jar" --model "$model" --port "$port")
   "${ours_cmd[@]}" >"$1" 2>&1 &
   server_pid=$!
   base_url="http://127.0.0.1:$port"

@@ -9,6 +9,7 @@
 #   scripts/gpu-verify.sh [--pack DIR] [--results DIR] [--phases "build test fallback bench"]
 #                         [--cpu] [--cuda-arch ARCH] [--rounds N] [--duration S] [--models "1b"]
 #                         [--server-warmup N] [--budget S] [--benchmarks "bindings server device-sampling"]
+#                         [--variant "LABEL:JVM-FLAGS"]
 #
 #   --pack DIR      what scripts/gpu-pack.sh prepared (default .carry/gpu): Java runtime, classes and
 #                   jars, the llama.cpp source part, the test model, mkmodel.py
@@ -30,6 +31,9 @@
 #                   server also with engine.device-sampling=true, in the same rounds of the server
 #                   benchmark: bench-server.sh --variant); default all three. A second call
 #                   on a warm machine can run the ones a budget left out
+#   --variant L:F   what the device-sampling benchmark measures as the variant of our server
+#                   (default "device-sampling:-Dengine.device-sampling=true"); e.g. "t16:-Dengine.threads=16
+#                   -Dengine.threads-batch=16" compares the CPU threads of the earlier runs
 #   --budget S      the run must end within S seconds of its start (a time limit it runs under):
 #                   when the benchmark phase starts with less than 330 s left, it runs short (one
 #                   bindings round, 5 s per server level, 300 warm-up requests) rather than be cut
@@ -68,6 +72,7 @@ models="1b"
 server_warmup=1000
 budget=600
 benchmarks="bindings server device-sampling"
+server_variant="device-sampling:-Dengine.device-sampling=true"
 device_sampling_ok="" # set to 1 when the test phase's device-sampling tests pass, 0 when they fail
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -82,6 +87,7 @@ while [ $# -gt 0 ]; do
     --server-warmup) server_warmup=$2; shift 2 ;;
     --budget) budget=$2; shift 2 ;;
     --benchmarks) benchmarks=$2; shift 2 ;;
+    --variant) server_variant=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -517,15 +523,15 @@ elif has_phase bench; then
     left=$(( budget - ($(date +%s) - started) ))
     if ! has_bench device-sampling; then
       :
-    elif [ "$device_sampling_ok" = 0 ]; then
-      step "benchmark: server with engine.device-sampling=true ($(basename "$model" .gguf))" skipped "its tests failed above"
+    elif [ "$device_sampling_ok" = 0 ] && [[ "$server_variant" == *engine.device-sampling=true* ]]; then
+      step "benchmark: server variant ${server_variant%%:*} ($(basename "$model" .gguf))" skipped "its tests failed above"
     elif [ "$budget" -gt 0 ] && [ "$left" -lt "$need" ]; then
-      step "benchmark: server with engine.device-sampling=true ($(basename "$model" .gguf))" skipped "$left s of the budget left (a second call with --phases bench --benchmarks device-sampling runs it)"
+      step "benchmark: server variant ${server_variant%%:*} ($(basename "$model" .gguf))" skipped "$left s of the budget left (a second call with --phases bench --benchmarks device-sampling runs it)"
     else
-      variant=(--variant "device-sampling:-Dengine.device-sampling=true")
+      variant=(--variant "$server_variant")
     fi
     has_bench server || [ ${#variant[@]} -gt 0 ] || continue
-    what="server vs llama-server and llama-batched-bench$([ ${#variant[@]} = 0 ] || echo ', with engine.device-sampling=true as a variant') ($(basename "$model" .gguf))"
+    what="server vs llama-server and llama-batched-bench$([ ${#variant[@]} = 0 ] || echo ", with the variant ${server_variant%%:*} (${server_variant#*:})") ($(basename "$model" .gguf))"
     if [ ! -f "$model" ]; then
       step "benchmark: $what" FAIL "no model $model; see mkmodel-$m.log"
     elif "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench "${variant[@]}" \

@@ -93,9 +93,10 @@ while [ $# -gt 0 ]; do
     --warmup-seconds) warmup_s=$2; shift 2 ;;
     --warmup-requests) warmup_n=$2; shift 2 ;;
     --api) api=$2; shift 2 ;;
-    --variant) variant_label=${2%%:*}; variant_flags=${2#*:}; shift 2
-      [[ "$variant_label" =~ ^[a-z0-9][a-z0-9.=-]*$ ]] && [ -n "$variant_flags" ] && [ "$variant_flags" != "$2" ] \
-        || die "--variant must be LABEL:JVM-FLAGS (a lower-case label, then the flags)" ;;
+    --variant)
+      [[ "${2:-}" =~ ^([a-z0-9][a-z0-9.=-]*):(.*[^[:space:]].*)$ ]] \
+        || die "--variant must be LABEL:JVM-FLAGS (a lower-case label, a colon, then the flags)"
+      variant_label=${BASH_REMATCH[1]}; variant_flags=${BASH_REMATCH[2]}; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac

@@ -99,6 +99,7 @@ has_bench() { [[ " $benchmarks " == *" $1 "* ]]; }
 [[ "$duration" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer"
 [[ "$server_warmup" =~ ^[0-9]+$ ]] || die "--server-warmup must be a non-negative integer"
 [[ "$budget" =~ ^[0-9]+$ ]] || die "--budget must be a non-negative integer (seconds)"
+[[ "$server_variant" =~ ^[a-z0-9][a-z0-9.=-]*:.*[^[:space:]] ]] || die "--variant must be LABEL:JVM-FLAGS (a lower-case label, a colon, then the flags)"
 [ -z "$rounds" ] || [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 has_phase() { [[ " $phases " == *" $1 "* ]]; }
 pack=$(cd "$pack" 2>/dev/null && pwd) || die "no pack at --pack (make it with scripts/gpu-pack.sh where Maven runs)"

@@ -50,17 +50,17 @@ prebuilt=0
 quiet_jvm="-XX:+UseSerialGC -XX:-UsePerfData -XX:+UnlockDiagnosticVMOptions -XX:GuaranteedSafepointInterval=0"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --threads) threads=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
+    --threads) threads=${2?"$1 needs a value"}; shift 2 ;;
+    --rounds) rounds=${2?"$1 needs a value"}; shift 2 ;;
     --quick) quick=1; rounds=1; models="stories260K tiny-128k"; shift ;;
     --no-1b) models="stories260K tiny-128k"; shift ;;
-    --ngl) ngl=$2; shift 2 ;;
-    --models) models=$2; shift 2 ;;
+    --ngl) ngl=${2?"$1 needs a value"}; shift 2 ;;
+    --models) models=${2?"$1 needs a value"}; shift 2 ;;
     --prebuilt) prebuilt=1; shift ;;
     --threadpool) threadpool=(--threadpool); shift ;;
-    --max-other-load) max_other_load=$2; shift 2 ;;
-    --retries) retries=$2; shift 2 ;;
-    --quiet-wait) quiet_wait=$2; shift 2 ;;
+    --max-other-load) max_other_load=${2?"$1 needs a value"}; shift 2 ;;
+    --retries) retries=${2?"$1 needs a value"}; shift 2 ;;
+    --quiet-wait) quiet_wait=${2?"$1 needs a value"}; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac

@@ -78,21 +78,21 @@ variant_flags=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; rounds=1; duration=5; warmup_s=3; warmup_n=300; shift ;;
-    --model) model=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
-    --threads-batch) threads_batch=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --duration) duration=$2; shift 2 ;;
-    --concurrency) levels=$2; shift 2 ;;
-    --slots) slots=$2; shift 2 ;;
-    --slot-context) slot_ctx=$2; shift 2 ;;
-    --max-load) max_load=$2; shift 2 ;;
-    --ngl) ngl=$2; shift 2 ;;
+    --model) model=${2?"$1 needs a value"}; shift 2 ;;
+    --threads) threads=${2?"$1 needs a value"}; shift 2 ;;
+    --threads-batch) threads_batch=${2?"$1 needs a value"}; shift 2 ;;
+    --rounds) rounds=${2?"$1 needs a value"}; shift 2 ;;
+    --duration) duration=${2?"$1 needs a value"}; shift 2 ;;
+    --concurrency) levels=${2?"$1 needs a value"}; shift 2 ;;
+    --slots) slots=${2?"$1 needs a value"}; shift 2 ;;
+    --slot-context) slot_ctx=${2?"$1 needs a value"}; shift 2 ;;
+    --max-load) max_load=${2?"$1 needs a value"}; shift 2 ;;
+    --ngl) ngl=${2?"$1 needs a value"}; shift 2 ;;
     --batched-bench) batched=1; shift ;;
     --prebuilt) prebuilt=1; shift ;;
-    --warmup-seconds) warmup_s=$2; shift 2 ;;
-    --warmup-requests) warmup_n=$2; shift 2 ;;
-    --api) api=$2; shift 2 ;;
+    --warmup-seconds) warmup_s=${2?"$1 needs a value"}; shift 2 ;;
+    --warmup-requests) warmup_n=${2?"$1 needs a value"}; shift 2 ;;
+    --api) api=${2?"$1 needs a value"}; shift 2 ;;
     --variant)
       [[ "${2:-}" =~ ^([a-z0-9][a-z0-9.=-]*):(.*[^[:space:]].*)$ ]] \
         || die "--variant must be LABEL:JVM-FLAGS (a lower-case label, a colon, then the flags)"

@@ -25,7 +25,7 @@ log() { echo "gpu-pack: $*" >&2; }
 out=$root/.carry/gpu
 while [ $# -gt 0 ]; do
   case "$1" in
-    --out) out=$2; shift 2 ;;
+    --out) out=${2?"$1 needs a value"}; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac

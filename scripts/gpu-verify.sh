@@ -76,18 +76,18 @@ server_variant="device-sampling:-Dengine.device-sampling=true"
 device_sampling_ok="" # set to 1 when the test phase's device-sampling tests pass, 0 when they fail
 while [ $# -gt 0 ]; do
   case "$1" in
-    --pack) pack=$2; shift 2 ;;
-    --results) results=$2; shift 2 ;;
-    --phases) phases=$2; shift 2 ;;
+    --pack) pack=${2?"$1 needs a value"}; shift 2 ;;
+    --results) results=${2?"$1 needs a value"}; shift 2 ;;
+    --phases) phases=${2?"$1 needs a value"}; shift 2 ;;
     --cpu) mode=cpu; shift ;;
-    --cuda-arch) cuda_arch=$2; shift 2 ;;
-    --rounds) rounds=$2; shift 2 ;;
-    --duration) duration=$2; shift 2 ;;
-    --models) models=$2; shift 2 ;;
-    --server-warmup) server_warmup=$2; shift 2 ;;
-    --budget) budget=$2; shift 2 ;;
-    --benchmarks) benchmarks=$2; shift 2 ;;
-    --variant) server_variant=$2; shift 2 ;;
+    --cuda-arch) cuda_arch=${2?"$1 needs a value"}; shift 2 ;;
+    --rounds) rounds=${2?"$1 needs a value"}; shift 2 ;;
+    --duration) duration=${2?"$1 needs a value"}; shift 2 ;;
+    --models) models=${2?"$1 needs a value"}; shift 2 ;;
+    --server-warmup) server_warmup=${2?"$1 needs a value"}; shift 2 ;;
+    --budget) budget=${2?"$1 needs a value"}; shift 2 ;;
+    --benchmarks) benchmarks=${2?"$1 needs a value"}; shift 2 ;;
+    --variant) server_variant=${2?"$1 needs a value"}; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac

@@ -45,10 +45,10 @@ cpu_variants=all
 prebuilt=0
 while [ $# -gt 0 ]; do
   case "$1" in
-    --root) root=$2; shift 2 ;;
-    --variant) variant=$2; shift 2 ;;
-    --cuda-arch) cuda_arch=$2; shift 2 ;;
-    --cpu-variants) cpu_variants=$2; shift 2 ;;
+    --root) root=${2?"$1 needs a value"}; shift 2 ;;
+    --variant) variant=${2?"$1 needs a value"}; shift 2 ;;
+    --cuda-arch) cuda_arch=${2?"$1 needs a value"}; shift 2 ;;
+    --cpu-variants) cpu_variants=${2?"$1 needs a value"}; shift 2 ;;
     --prebuilt) prebuilt=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;

@@ -48,14 +48,14 @@ sample=10
 model=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --duration) duration=$(seconds "$2"); shift 2 ;;
-    --clients) clients=$2; shift 2 ;;
-    --slots) slots=$2; shift 2 ;;
-    --slot-context) slot_ctx=$2; shift 2 ;;
-    --warmup) warmup=$(seconds "$2"); shift 2 ;;
-    --seed) seed=$2; shift 2 ;;
-    --sample) sample=$2; shift 2 ;;
-    --model) model=$2; shift 2 ;;
+    --duration) duration=$(seconds "${2?"$1 needs a value"}"); shift 2 ;;
+    --clients) clients=${2?"$1 needs a value"}; shift 2 ;;
+    --slots) slots=${2?"$1 needs a value"}; shift 2 ;;
+    --slot-context) slot_ctx=${2?"$1 needs a value"}; shift 2 ;;
+    --warmup) warmup=$(seconds "${2?"$1 needs a value"}"); shift 2 ;;
+    --seed) seed=${2?"$1 needs a value"}; shift 2 ;;
+    --sample) sample=${2?"$1 needs a value"}; shift 2 ;;
+    --model) model=${2?"$1 needs a value"}; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac

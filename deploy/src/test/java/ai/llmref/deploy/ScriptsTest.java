@@ -56,7 +56,10 @@ class ScriptsTest {
                 Arguments.of("gpu-verify.sh", List.of("--variant", "bad"), "--variant must be LABEL:JVM-FLAGS"),
                 Arguments.of("gpu-verify.sh", List.of("--benchmarks", "speed"), "unknown benchmark 'speed'"),
                 Arguments.of("gpu-verify.sh", List.of("--budget", "ten"), "--budget must be a non-negative integer"),
-                Arguments.of("gpu-verify.sh", List.of("--phases", "deploy"), "unknown phase 'deploy'"));
+                Arguments.of("gpu-verify.sh", List.of("--phases", "deploy"), "unknown phase 'deploy'"),
+                Arguments.of("gpu-verify.sh", List.of("--budget"), "--budget needs a value"),
+                Arguments.of("bench-server.sh", List.of("--threads"), "--threads needs a value"),
+                Arguments.of("soak.sh", List.of("--duration"), "--duration needs a value"));
     }
 
     @ParameterizedTest(name = "{0} {1}")

@@ -251,12 +251,14 @@ public final class Engine implements AutoCloseable {
             // copy) when it saves at least MIGRATE_MIN_TOKENS prompt tokens.
             Slot best = null;
             int bestCommon = -1;
+            int freeCommon = 0;
             for (Slot s : slots) {
                 if (!s.busy()) {
+                    int common = s.commonPrefix(h.request.prompt());
                     if (free == null) {
                         free = s;
+                        freeCommon = common;
                     }
-                    int common = s.commonPrefix(h.request.prompt());
                     if (common > bestCommon) {
                         bestCommon = common;
                         best = s;
@@ -268,7 +270,7 @@ public final class Engine implements AutoCloseable {
             }
             queue.poll();
             // (a request for the prompt's log-probabilities decodes the whole prompt anyway)
-            if (best != free && !h.request.promptLogprobs() && bestCommon - free.commonPrefix(h.request.prompt()) >= MIGRATE_MIN_TOKENS) {
+            if (best != free && !h.request.promptLogprobs() && bestCommon - freeCommon >= MIGRATE_MIN_TOKENS) {
                 free = migrate(ctx, best, free);
             }
             start(ctx, free, h);

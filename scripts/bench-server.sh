@@ -220,26 +220,28 @@ start_llama() { # log -> sets server_pid, base_url
   wait_ready "$base_url/health" "$1"
 }
 
-start_ours() { # log [extra JVM flags] -> sets server_pid, base_url
+start_java() { # log extra-JVM-flags -> our server; sets java_cmd, server_pid, base_url, admin_url
   local port admin; port=$(free_port); admin=$(free_port)
+  # the extra flags come last before -jar: a -D given twice takes the last value, so a variant can
+  # also change the settings here (e.g. -Dengine.threads=16)
   # shellcheck disable=SC2206
-  # the variant's flags come last before -jar: a -D given twice takes the last value, so a variant
-  # can also change the settings above (e.g. -Dengine.threads=16)
-  ours_cmd=(java --enable-native-access=ALL-UNNAMED ${OURS_GC:--XX:+UseZGC} ${JAVA_OPTS:-} -Dllama.native.dir="$lib_dir"
+  java_cmd=(java --enable-native-access=ALL-UNNAMED ${OURS_GC:--XX:+UseZGC} ${JAVA_OPTS:-} -Dllama.native.dir="$lib_dir"
     -Dserver.admin-port="$admin" -Dengine.slots="$slots" -Dengine.slot-context="$slot_ctx"
     -Dengine.threads="$threads" -Dengine.threads-batch="$threads_batch" -Dengine.batch-size=512 -Dengine.ubatch-size=512
-    -Dengine.flash-attention=auto -Dmodel.gpu-layers="$ngl" ${2:-} -jar "$jar" --model "$model" --port "$port")
-  "${ours_cmd[@]}" >"$1" 2>&1 &
+    -Dengine.flash-attention=auto -Dmodel.gpu-layers="$ngl" $2 -jar "$jar" --model "$model" --port "$port")
+  "${java_cmd[@]}" >"$1" 2>&1 &
   server_pid=$!
   base_url="http://127.0.0.1:$port"
   admin_url="http://127.0.0.1:$admin"
   wait_ready "$admin_url/health/ready" "$1"
 }
+start_ours() { # log
+  start_java "$1" ""
+  ours_cmd=("${java_cmd[@]}")
+}
 start_variant() { # log -> our server with the --variant flags
-  local saved=("${ours_cmd[@]}")
-  start_ours "$1" "$variant_flags"
-  variant_cmd=("${ours_cmd[@]}")
-  ours_cmd=("${saved[@]}")
+  start_java "$1" "$variant_flags"
+  variant_cmd=("${java_cmd[@]}")
 }
 scrape_steps() { # file: our scheduler's step metrics now (ours only; llama-server has no such metrics)
   [ "$impl" != llama ] || return 0
@@ -375,10 +377,12 @@ read -r n_ctx ptoks gen <"$run_dir/shape.txt"
   echo "$gen generated tokens per request (temperature 0, EOS ids [$eos_ids] banned with logit_bias, ignore_eos), closed loop."
   echo "Settings: $slots slots x $slot_ctx positions, batch 512, ubatch 512, flash attention auto, non-unified KV, threads $threads/$threads_batch."
   echo "llama-server: ${llama_cmd[*]//$model/M}" | sed "s#$bin_dir/##; s#--port [0-9]*#--port P#"
-  echo "ours: ${ours_cmd[*]//$model/M}" | sed "s#$jar#${SERVER_JAR:+(SERVER_JAR=$SERVER_JAR) }server.jar#; s#$lib_dir#LIBDIR#; s#--port [0-9]*#--port P#; s#admin-port=[0-9]*#admin-port=P2#"
-  if [ -n "$variant_label" ]; then
-    echo "ours ($variant_label): ${variant_cmd[*]//$model/M}" | sed "s#$jar#${SERVER_JAR:+(SERVER_JAR=$SERVER_JAR) }server.jar#; s#$lib_dir#LIBDIR#; s#--port [0-9]*#--port P#; s#admin-port=[0-9]*#admin-port=P2#"
-  fi
+  show_ours() { # label command... -> the command line with the run's paths and ports named
+    local label=$1; shift
+    echo "$label: ${*//$model/M}" | sed "s#$jar#${SERVER_JAR:+(SERVER_JAR=$SERVER_JAR) }server.jar#; s#$lib_dir#LIBDIR#; s#--port [0-9]*#--port P#; s#admin-port=[0-9]*#admin-port=P2#"
+  }
+  show_ours ours "${ours_cmd[@]}"
+  [ -z "$variant_label" ] || show_ours "ours ($variant_label)" "${variant_cmd[@]}"
   if [ -n "${batched_cmd[*]-}" ]; then
     echo "llama-batched-bench: ${batched_cmd[*]//$model/M}" | sed "s#$bin_dir/##"
   fi

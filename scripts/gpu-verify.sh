@@ -491,13 +491,13 @@ elif has_phase bench; then
     s_levels="1 4"
     s_load=$((threads / 4 + 1))
   fi
-  model_for() { # m -> the model's path (written first when missing)
-    if [ "$bench_mode" != gpu ]; then
-      echo "$pack/stories260K.gguf"
-      return
-    fi
-    local model=$cache/llama-bpe-$1-q4km.gguf vocab
-    if [ ! -f "$model" ]; then
+  model_file() { # m -> the model's path
+    if [ "$bench_mode" = gpu ]; then echo "$cache/llama-bpe-$1-q4km.gguf"; else echo "$pack/stories260K.gguf"; fi
+  }
+  model_for() { # m -> the model's path, written first when missing
+    local model vocab
+    model=$(model_file "$1")
+    if [ "$bench_mode" = gpu ] && [ ! -f "$model" ]; then
       mkdir -p "$cache"
       vocab="$(prop llama.cpp.dir)/models/ggml-vocab-llama-bpe.gguf"
       python3 "$MKMODEL" "$vocab" "$model.f16.tmp" "$1" >"$work/mkmodel-$1.log" 2>&1 \
@@ -517,7 +517,7 @@ elif has_phase bench; then
     # what the variant needs: a third server in the run (about 170 s when short), the model written
     # first when it is not there yet (about 40 s), and about 80 s for the bindings when they follow
     need=170
-    [ "$bench_mode" != gpu ] || [ -f "$cache/llama-bpe-$m-q4km.gguf" ] || need=$((need + 40))
+    [ -f "$(model_file "$m")" ] || need=$((need + 40))
     ! has_bench bindings || need=$((need + 80))
     model=$(model_for "$m")
     variant=()

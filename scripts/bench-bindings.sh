@@ -6,7 +6,7 @@
 #
 #   scripts/bench-bindings.sh [--threads N] [--rounds N] [--quick] [--no-1b] [--threadpool]
 #                             [--max-other-load CORES] [--retries N] [--quiet-wait S] [--ngl N]
-#                             [--models LIST] [--prebuilt]
+#                             [--models LIST] [--prebuilt] [--alone]
 #
 #   --threads N       -t for both llama-bench and Java (default: nproc, llama-bench's own default here)
 #   --rounds N        llama-bench and Java alternate N times per model, order flipped every round (default 3)
@@ -22,6 +22,11 @@
 #   --models LIST     which models, of: stories260K tiny-128k 1B-128k (default: all three)
 #   --prebuilt        use the classes already in bindings/target (no Maven, no prereqs.sh): for a
 #                     machine that has a Java runtime but no Maven (scripts/gpu-verify.sh)
+#   --alone           also run the Java API alone in a third process per round (one model and one
+#                     context per test, its repetitions back to back as llama-bench runs them, no JIT
+#                     warm-up; row "api-alone"): whether interleaving several contexts' repetitions,
+#                     or the warm-up's contexts, change the Java figure (on a GPU a token takes about
+#                     1 ms, against a microsecond or so for a not-yet-compiled FFM call)
 #
 # Needs what the README lists (Temurin 25, Maven, the build tools scripts/prereqs.sh installs) and
 # python3 with numpy (the shared tools/mkmodel.py writes the random-weight real-shape models).
@@ -47,6 +52,7 @@ quiet_wait=60
 ngl=0
 models="stories260K tiny-128k 1B-128k"
 prebuilt=0
+alone=0
 quiet_jvm="-XX:+UseSerialGC -XX:-UsePerfData -XX:+UnlockDiagnosticVMOptions -XX:GuaranteedSafepointInterval=0"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -61,6 +67,7 @@ while [ $# -gt 0 ]; do
     --max-other-load) max_other_load=${2?"$1 needs a value"}; shift 2 ;;
     --retries) retries=${2?"$1 needs a value"}; shift 2 ;;
     --quiet-wait) quiet_wait=${2?"$1 needs a value"}; shift 2 ;;
+    --alone) alone=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -152,6 +159,11 @@ python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "
   java --enable-native-access=ALL-UNNAMED ${JAVA_OPTS-$quiet_jvm} -Dllama.native.dir="$lib_dir" -cp "$classpath" \
   ai.llmref.llama.bench.DecodeBenchmark --jit-model "$stories" -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto \
   --profile "${threadpool[@]}"
+if [ "$alone" = 1 ]; then
+  python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "$run_dir/alone-cmd.json" \
+    java --enable-native-access=ALL-UNNAMED ${JAVA_OPTS-$quiet_jvm} -Dllama.native.dir="$lib_dir" -cp "$classpath" \
+    ai.llmref.llama.bench.DecodeBenchmark --jit-decodes 0 -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto --alone
+fi
 python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "$run_dir/native-cmd.json" \
   "$bin_dir/llama-bench" -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto -o jsonl
 started=$(date +%s)
@@ -161,6 +173,9 @@ run_dir, rounds, max_load, retries = sys.argv[1], int(sys.argv[2]), float(sys.ar
 quiet_wait = float(sys.argv[5])
 java_cmd = json.load(open(os.path.join(run_dir, "java-cmd.json")))[1:]
 native_cmd = json.load(open(os.path.join(run_dir, "native-cmd.json")))[1:]
+alone_file = os.path.join(run_dir, "alone-cmd.json")
+alone_cmd = json.load(open(alone_file))[1:] if os.path.exists(alone_file) else None
+impls = ["native", "java"] + (["alone"] if alone_cmd else [])
 HZ = os.sysconf("SC_CLK_TCK")
 
 def busy():  # seconds of CPU the whole machine spent busy: user nice system irq softirq steal
@@ -179,12 +194,12 @@ runs = []
 for line in open(os.path.join(run_dir, "configs.txt")):
     label, model, p, n, reps = line.strip().split("|")
     for r in range(1, rounds + 1):
-        for impl in (["native", "java"] if r % 2 else ["java", "native"]):
+        for impl in (impls if r % 2 else impls[::-1]):
             base = os.path.join(run_dir, "%s-%s-%d" % (impl, label, r))
             if impl == "native":
                 cmd = native_cmd + ["-m", model, "-p", p, "-n", n, "-r", reps]
             else:
-                cmd = java_cmd + ["-m", model, "-p", p, "-n", n, "-r", reps, "--label", label, "--jsonl", base + ".jsonl"]
+                cmd = (java_cmd if impl == "java" else alone_cmd) + ["-m", model, "-p", p, "-n", n, "-r", reps, "--label", label, "--jsonl", base + ".jsonl"]
             for attempt in range(1, retries + 2):
                 wait_quiet()
                 b0, t0, r0 = busy(), time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -216,6 +231,7 @@ if [ "$quick" = 1 ]; then args="$args --quick"; elif [ "$models" != "stories260K
 if [ "$ngl" != 0 ]; then args="$args --ngl $ngl"; fi
 if [ "$prebuilt" = 1 ]; then args="$args --prebuilt"; fi
 if [ ${#threadpool[@]} -gt 0 ]; then args="$args --threadpool"; fi
+if [ "$alone" = 1 ]; then args="$args --alone"; fi
 {
   echo "Machine: $cpu, $(nproc) CPUs online, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM;" \
     "threads: -t $threads for both; -ngl $ngl."
@@ -287,7 +303,8 @@ for lab in labels:
             continue
         dus = 1e6 / st.median(samples[key]) - 1e6 / st.median(samples[ref])
         raw = (lab, test, "java raw")
-        vs_raw = "%.3f" % st.median(round_ratios(key, raw)) if raw in samples and key != raw else ""
+        # (api-alone ran in a process of its own: no same-process comparison)
+        vs_raw = "%.3f" % st.median(round_ratios(key, raw)) if raw in samples and key != raw and not who.endswith("-alone") else ""
         print("| %s | %s | %s | %s | %.3f | %+.2f | %s |" % (lab, test, who[5:], ms(samples[key]),
               st.median(round_ratios(key, ref)), dus, vs_raw))
 print()
@@ -304,7 +321,7 @@ for lab in labels:
 print()
 print("Models: " + "; ".join("%s = %s" % (l, model_desc.get(l, "?")) for l in labels) + ".")
 print()
-print("Other load on the machine during each run (cores busy outside the benchmark; n = llama-bench, j = Java, "
+print("Other load on the machine during each run (cores busy outside the benchmark; n = llama-bench, j = Java, a = Java alone, "
       "then the round): " + "; ".join("%s %s" % (l, " ".join("%s%d %.2f" % (r["impl"][0], r["round"],
       r["other_load"]) for r in runs if r["label"] == l)) for l in labels)
       + ". Runs repeated because of it: %d; still above the limit after the retries: %d."

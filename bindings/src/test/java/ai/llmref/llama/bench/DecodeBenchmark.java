@@ -52,6 +52,12 @@ import java.util.Map;
  * second; the result is their mean and sample standard deviation, as llama-bench's
  * {@code avg_ts ± stddev_ts}.
  *
+ * <p>With {@code --alone} only {@code api} runs, on one context with its repetitions back to back
+ * exactly as llama-bench runs its own (reported as {@code api-alone}); with {@code --jit-decodes 0}
+ * as well, the process holds one model and one context per test, as llama-bench does: whether the
+ * interleaving of several contexts below, or the warm-up's many short-lived contexts, change the
+ * figure, as they might on a GPU, where each context has its own streams and captured CUDA graphs.
+ *
  * <p>Variants, measured with their repetitions interleaved (A, B, C, A, B, C ...) so that a change
  * in machine load hits them alike:
  * <ul>
@@ -87,20 +93,22 @@ public final class DecodeBenchmark {
     static final String USAGE = """
             usage: DecodeBenchmark -m MODEL [-p 512] [-n 128] [-t THREADS] [-b 2048] [-ub 512] [-fa auto|on|off]
                                    [-ngl 0] [-r 5] [--jit-model STORIES260K] [--jit-decodes 10000] [--sample-calls 2000 (0: skip)]
-                                   [--no-raw] [--no-sampled] [--threadpool] [--profile] [--jsonl FILE] [--label NAME]
-            Defaults are llama-bench's (threads: all available processors).""";
+                                   [--no-raw] [--no-sampled] [--threadpool] [--profile] [--alone] [--jsonl FILE] [--label NAME]
+            Defaults are llama-bench's (threads: all available processors). --alone: the api variant only, on
+            one context, its repetitions back to back as llama-bench runs them (reported as "api-alone").
+            --jit-decodes 0: no JIT warm-up (nor its model's load).""";
 
     /** The command line. */
     record Options(Path model, Path jitModel, int nPrompt, int nGen, int threads, int nBatch, int nUbatch,
                    ContextParams.FlashAttention flashAttention, int reps, int jitDecodes, int sampleCalls,
                    boolean raw, boolean sampled, boolean threadpool, boolean profile, Path jsonl, String label,
-                   int gpuLayers) {
+                   int gpuLayers, boolean alone) {
 
         static Options parse(String[] args) {
             Map<String, String> a = new HashMap<>();
             for (int i = 0; i < args.length; i++) {
                 String k = args[i];
-                if (List.of("--no-raw", "--no-sampled", "--threadpool", "--profile").contains(k)) {
+                if (List.of("--no-raw", "--no-sampled", "--threadpool", "--profile", "--alone").contains(k)) {
                     a.put(k, "true");
                 } else if (i + 1 < args.length) {
                     a.put(k, args[++i]);
@@ -115,14 +123,18 @@ public final class DecodeBenchmark {
             String jit = a.remove("--jit-model");
             String jsonl = a.remove("--jsonl");
             String label = a.remove("--label");
+            boolean alone = a.remove("--alone") != null;
+            if (alone && (a.containsKey("--threadpool") || a.containsKey("--profile"))) {
+                throw new IllegalArgumentException("--alone measures the api variant only: leave out --threadpool and --profile");
+            }
             Options o = new Options(Path.of(model), Path.of(jit == null ? model : jit),
                     intArg(a, "-p", 512), intArg(a, "-n", 128), intArg(a, "-t", Runtime.getRuntime().availableProcessors()),
                     intArg(a, "-b", 2048), intArg(a, "-ub", 512), flash(a.remove("-fa")), intArg(a, "-r", 5),
-                    intArg(a, "--jit-decodes", 10_000), intArg(a, "--sample-calls", 2_000),
-                    a.remove("--no-raw") == null, a.remove("--no-sampled") == null, a.remove("--threadpool") != null,
-                    a.remove("--profile") != null,
+                    intArg(a, "--jit-decodes", 10_000), intArg(a, "--sample-calls", 2_000) * (alone ? 0 : 1),
+                    a.remove("--no-raw") == null && !alone, a.remove("--no-sampled") == null && !alone,
+                    a.remove("--threadpool") != null, a.remove("--profile") != null,
                     jsonl == null ? null : Path.of(jsonl), label == null ? Path.of(model).getFileName().toString() : label,
-                    intArg(a, "-ngl", 0));
+                    intArg(a, "-ngl", 0), alone);
             if (!a.isEmpty()) {
                 throw new IllegalArgumentException("unknown options " + a.keySet());
             }
@@ -255,6 +267,9 @@ public final class DecodeBenchmark {
                 }
             }
         }
+        if (options.alone) {
+            results.replaceAll(r -> new Result(r.test(), r.variant() + "-alone", r.nPrompt(), r.nGen(), r.samples(), r.unit()));
+        }
         report(out, results);
     }
 
@@ -272,6 +287,9 @@ public final class DecodeBenchmark {
      */
     private int jitWarmup() {
         int decodes = 0;
+        if (options.jitDecodes == 0) {
+            return 0; // not even the JIT model's load
+        }
         try (LlamaModel model = LlamaModel.load(options.jitModel, modelParams(options.gpuLayers));
                 RawModel raw = options.raw ? RawModel.of(model) : null) {
             int gen = 64;

@@ -8,7 +8,7 @@
 #                           [--concurrency "1 4 16"] [--slots N] [--slot-context N] [--max-load L]
 #                           [--ngl N] [--batched-bench] [--prebuilt] [--warmup-requests N]
 #                           [--warmup-seconds S] [--api completions|responses|messages]
-#                           [--variant "LABEL:JVM-FLAGS"]
+#                           [--variant "LABEL:JVM-FLAGS"] [--eos ban|allow]
 #
 #   --quick          one round of 5 s per concurrency level (a smoke run, about 2 minutes)
 #   --api A          the route measured on both servers: completions (/v1/completions, the default)
@@ -32,6 +32,11 @@
 #                    override the settings here, as in "t16:-Dengine.threads=16"), in the same
 #                    rounds between the two servers, so that one run compares the variant with our
 #                    default and with llama-server under the same conditions
+#   --eos ban|allow  ban the model's end-of-generation tokens in every request (logit_bias -100
+#                    and ignore_eos, the default: each request generates exactly its max_tokens) or
+#                    send neither (requests may stop early at EOS: the counts are still the ones each
+#                    server reports; for measuring paths that a logit_bias changes, such as
+#                    llama.cpp's backend sampling behind engine.device-sampling)
 #   --batched-bench  also run llama-batched-bench (the library's continuous-batching ceiling) at each
 #                    level above 1 with the same prompt and generation lengths, and compare with it
 #   --prebuilt       use the jars already in server/target (no Maven, no prereqs.sh): for a machine
@@ -73,6 +78,7 @@ prebuilt=0
 warmup_s=5
 warmup_n=3000
 api=completions
+eos=ban
 variant_label=""
 variant_flags=""
 while [ $# -gt 0 ]; do
@@ -93,6 +99,7 @@ while [ $# -gt 0 ]; do
     --warmup-seconds) warmup_s=${2?"$1 needs a value"}; shift 2 ;;
     --warmup-requests) warmup_n=${2?"$1 needs a value"}; shift 2 ;;
     --api) api=${2?"$1 needs a value"}; shift 2 ;;
+    --eos) eos=${2?"$1 needs a value"}; shift 2 ;;
     --variant)
       [[ "${2:-}" =~ ^([a-z0-9][a-z0-9.=-]*):(.*[^[:space:]].*)$ ]] \
         || die "--variant must be LABEL:JVM-FLAGS (a lower-case label, a colon, then the flags)"
@@ -115,6 +122,7 @@ case "$api" in
   completions) route=/v1/completions ;; responses) route=/v1/responses ;; messages) route=/v1/messages ;;
   *) die "--api must be completions, responses or messages" ;;
 esac
+case "$eos" in ban|allow) ;; *) die "--eos must be ban or allow" ;; esac
 for c in $levels; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "--concurrency must list positive integers"; done
 top=$(printf '%s\n' $levels | sort -n | tail -1)
 slots=${slots:-$top}
@@ -168,6 +176,7 @@ EOF
 [ -n "$eos_ids" ] || log "warning: could not read the end-of-generation ids of $model (gguf-py needs numpy); EOS is not banned"
 logit_bias=$(for id in $eos_ids; do printf '"%s":-100,' "$id"; done)
 logit_bias="{${logit_bias%,}}"
+[ "$eos" = ban ] || logit_bias=""
 prompt='{{n}}. Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends. One day,'
 
 clk_tck=$(getconf CLK_TCK)
@@ -260,7 +269,9 @@ wait_ready() { # url log
 
 body() { # max_tokens
   python3 -c 'import json, sys
-b = {"temperature": 0, "logit_bias": json.loads(sys.argv[3]), "ignore_eos": True}
+b = {"temperature": 0}
+if sys.argv[3]:
+    b.update(logit_bias=json.loads(sys.argv[3]), ignore_eos=True)
 if sys.argv[4] == "responses":
     b.update(input=sys.argv[1], max_output_tokens=int(sys.argv[2]))
 elif sys.argv[4] == "messages":
@@ -374,7 +385,11 @@ read -r n_ctx ptoks gen <"$run_dir/shape.txt"
   else
     echo "Workload: /v1/completions, streamed; prompt $ptoks tokens (a random 6-digit number, then a fixed story opening),"
   fi
-  echo "$gen generated tokens per request (temperature 0, EOS ids [$eos_ids] banned with logit_bias, ignore_eos), closed loop."
+  if [ "$eos" = ban ]; then
+    echo "$gen generated tokens per request (temperature 0, EOS ids [$eos_ids] banned with logit_bias, ignore_eos), closed loop."
+  else
+    echo "at most $gen generated tokens per request (temperature 0, EOS allowed: no logit_bias, no ignore_eos), closed loop."
+  fi
   echo "Settings: $slots slots x $slot_ctx positions, batch 512, ubatch 512, flash attention auto, non-unified KV, threads $threads/$threads_batch."
   echo "llama-server: ${llama_cmd[*]//$model/M}" | sed "s#$bin_dir/##; s#--port [0-9]*#--port P#"
   show_ours() { # label command... -> the command line with the run's paths and ports named

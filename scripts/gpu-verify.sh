@@ -9,7 +9,7 @@
 #   scripts/gpu-verify.sh [--pack DIR] [--results DIR] [--phases "build test fallback bench"]
 #                         [--cpu] [--cuda-arch ARCH] [--rounds N] [--duration S] [--models "1b"]
 #                         [--server-warmup N] [--budget S] [--benchmarks "bindings server device-sampling"]
-#                         [--variant "LABEL:JVM-FLAGS"]
+#                         [--variant "LABEL:JVM-FLAGS"] [--server-args "ARGS"]
 #
 #   --pack DIR      what scripts/gpu-pack.sh prepared (default .carry/gpu): Java runtime, classes and
 #                   jars, the llama.cpp source part, the test model, mkmodel.py
@@ -34,6 +34,9 @@
 #   --variant L:F   what the device-sampling benchmark measures as the variant of our server
 #                   (default "device-sampling:-Dengine.device-sampling=true"); e.g. "t16:-Dengine.threads=16
 #                   -Dengine.threads-batch=16" compares the CPU threads of the earlier runs
+#   --server-args A more scripts/bench-server.sh arguments for the server benchmark (e.g. "--eos
+#                   allow": requests without the EOS ban, whose logit_bias changes what
+#                   engine.device-sampling does)
 #   --budget S      the run must end within S seconds of its start (a time limit it runs under):
 #                   when the benchmark phase starts with less than 330 s left, it runs short (one
 #                   bindings round, 5 s per server level, 300 warm-up requests) rather than be cut
@@ -73,6 +76,7 @@ server_warmup=1000
 budget=600
 benchmarks="bindings server device-sampling"
 server_variant="device-sampling:-Dengine.device-sampling=true"
+server_args=""
 device_sampling_ok="" # set to 1 when the test phase's device-sampling tests pass, 0 when they fail
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -88,6 +92,7 @@ while [ $# -gt 0 ]; do
     --budget) budget=${2?"$1 needs a value"}; shift 2 ;;
     --benchmarks) benchmarks=${2?"$1 needs a value"}; shift 2 ;;
     --variant) server_variant=${2?"$1 needs a value"}; shift 2 ;;
+    --server-args) server_args=${2?"$1 needs a value"}; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -480,12 +485,16 @@ elif has_phase bench; then
     # threads"), then at every core (-t 16 was llama-bench's setting in the earlier runs): with many
     # threads OpenMP's idle workers spin on every core between tokens.
     b_threads="1 $threads"
+    # at 1 thread also the Java API alone in a process of its own (one context, llama-bench's
+    # order): whether interleaving three contexts' repetitions costs the Java side on a GPU
+    b_alone=--alone
     # both servers and llama-batched-bench with our server's own choice for a model on the GPU
     s_threads=(--threads 1 --threads-batch $((threads < 4 ? threads : 4)))
     # the 1-minute load average still carries the CUDA build's 16 busy cores for a while
     s_load=$((threads * 3 / 4))
   else
     b_args=(--models stories260K --rounds "${rounds:-1}")
+    b_alone=""
     b_threads=$threads
     s_threads=(--threads "$threads")
     s_levels="1 4"
@@ -535,7 +544,8 @@ elif has_phase bench; then
     what="server vs llama-server and llama-batched-bench$([ ${#variant[@]} = 0 ] || echo ", with the variant ${server_variant%%:*} (${server_variant#*:})") ($(basename "$model" .gguf))"
     if [ ! -f "$model" ]; then
       step "benchmark: $what" FAIL "no model $model; see mkmodel-$m.log"
-    elif "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench "${variant[@]}" \
+    # shellcheck disable=SC2086 # --server-args is a list of arguments
+    elif "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench "${variant[@]}" $server_args \
         --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 "${s_threads[@]}" --max-load "$s_load" \
         >"$work/bench-server-$m.md" 2>"$work/bench-server-$m.log"; then
       step "benchmark: $what" pass "bench-server-$m.md"
@@ -549,7 +559,8 @@ elif has_phase bench; then
     left=$(( budget - ($(date +%s) - started) ))
     if [ "$f" != bench-bindings ] && [ "$budget" -gt 0 ] && [ "$left" -lt 60 ]; then
       step "benchmark: bindings vs llama-bench (-t $t)" skipped "$left s of the budget left"
-    elif "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" --threads "$t" >"$work/$f.md" 2>"$work/$f.log"; then
+    elif "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" --threads "$t" $([ "$f" != bench-bindings ] || echo "$b_alone") \
+        >"$work/$f.md" 2>"$work/$f.log"; then
       step "benchmark: bindings vs llama-bench (-t $t)" pass "$f.md"
     else
       step "benchmark: bindings vs llama-bench (-t $t)" FAIL "see $f.log"

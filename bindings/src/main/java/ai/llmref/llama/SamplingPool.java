@@ -41,6 +41,13 @@ public final class SamplingPool implements AutoCloseable {
     private Sampler[] rowSamplers = new Sampler[0];
     private MemorySegment[] rows = new MemorySegment[0];
     private int[] rowSlots = new int[0];
+    /** Per helper part of the last {@link #sample} call: when it started after the parts were handed out, and its picking time. */
+    private final long[] partStart;
+    private final long[] partPick;
+    private int lastRows;
+    private int lastHelpers;
+    private long lastPickNanos;
+    private long lastHelperStartNanos;
     private boolean closed;
 
     /** @param threads threads that take argmax work, the calling thread included (1..256) */
@@ -49,6 +56,8 @@ public final class SamplingPool implements AutoCloseable {
             throw new IllegalArgumentException("threads must be 1..256, got " + threads);
         }
         this.threads = threads;
+        this.partStart = new long[threads];
+        this.partPick = new long[threads];
         int pool = POOLS.incrementAndGet();
         AtomicInteger n = new AtomicInteger();
         this.helpers = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1,
@@ -107,20 +116,60 @@ public final class SamplingPool implements AutoCloseable {
         }
         int parts = helpers == null || m < MIN_PARALLEL_ROWS ? 1 : Math.min(threads, (m + 1) / 2);
         pending.clear();
+        long handedOut = System.nanoTime();
         for (int p = 1; p < parts; p++) {
-            int from = m * p / parts, to = m * (p + 1) / parts;
-            pending.add(helpers.submit(() -> pick(from, to, tokens, errors)));
+            int part = p, from = m * p / parts, to = m * (p + 1) / parts;
+            pending.add(helpers.submit(() -> {
+                long start = System.nanoTime();
+                partStart[part] = start - handedOut;
+                pick(from, to, tokens, errors);
+                partPick[part] = System.nanoTime() - start;
+            }));
         }
+        long start = System.nanoTime();
         pick(0, m / parts, tokens, errors);
+        long pickNanos = System.nanoTime() - start;
         // Wait for every helper before returning, even when interrupted: the caller's next decode
         // overwrites the rows they read.
         Throwable failed = awaitAll(pending); // pick() catches per row: an Error
         pending.clear();
+        long latestStart = 0;
+        for (int p = 1; p < parts; p++) { // each helper's writes are visible after its Future's get
+            latestStart = Math.max(latestStart, partStart[p]);
+            pickNanos += partPick[p];
+        }
+        lastRows = m;
+        lastHelpers = parts - 1;
+        lastPickNanos = pickNanos;
+        lastHelperStartNanos = latestStart;
         Arrays.fill(rows, 0, m, null);
         Arrays.fill(rowSamplers, 0, m, null);
         if (failed != null) {
             throw new IllegalStateException("a sampling helper failed: " + failed, failed);
         }
+    }
+
+    /** Greedy rows the last {@link #sample} call picked by argmax (the other sequences went through llama.cpp). */
+    public int lastRows() {
+        return lastRows;
+    }
+
+    /** Helper threads the last {@link #sample} call handed a part of those rows to (0: the calling thread picked them alone). */
+    public int lastHelpers() {
+        return lastHelpers;
+    }
+
+    /** The last {@link #sample} call's time spent in argmax, summed over the threads that picked. */
+    public long lastPickNanos() {
+        return lastPickNanos;
+    }
+
+    /**
+     * How long after the parts were handed out the last helper of the last {@link #sample} call
+     * started picking (0 without helpers): the cost of waking the pool's threads.
+     */
+    public long lastHelperStartNanos() {
+        return lastHelperStartNanos;
     }
 
     /** Work on one logits row (see {@link #forEachRow}). */

@@ -73,6 +73,18 @@ class SamplingPoolTest extends StoriesModelTest {
                     pool.sample(ctx, samplers.toArray(Sampler[]::new), outputs, n, tokens, errors);
                     assertThat(errors).as(threads + " threads").containsOnlyNulls();
                     assertThat(tokens).as(threads + " threads").containsExactly(expected);
+                    // the call's own account: the greedy samplers (i % 4 of 0 and 1) picked by argmax, their
+                    // rows split over min(threads, rows / 2) parts, one of them the calling thread's
+                    int greedyRows = (n + 3) / 4 + (n + 2) / 4;
+                    assertThat(pool.lastRows()).as(threads + " threads").isEqualTo(greedyRows);
+                    assertThat(pool.lastHelpers()).as(threads + " threads")
+                            .isEqualTo(threads == 1 ? 0 : Math.min(threads, (greedyRows + 1) / 2) - 1);
+                    assertThat(pool.lastPickNanos()).as(threads + " threads").isPositive();
+                    if (pool.lastHelpers() == 0) {
+                        assertThat(pool.lastHelperStartNanos()).isZero();
+                    } else {
+                        assertThat(pool.lastHelperStartNanos()).isNotNegative();
+                    }
                 } finally {
                     samplers.forEach(Sampler::close);
                 }

@@ -33,7 +33,8 @@ class OperabilityTest {
             "llmref_device_memory_free_bytes", "llmref_device_memory_total_bytes", "llmref_model_load_seconds",
             "llmref_model_layers_offloaded", "llmref_model_layers_total", "llmref_gpu_devices", "llmref_ready",
             "llmref_build_info", "llmref_model_info", "llmref_engine_step_phase_seconds_bucket", "llmref_engine_batch_tokens_total",
-            "llmref_engine_step_outputs_total", "llmref_engine_sequence_runs_total", "llmref_engine_prefix_copies_total", "llmref_engine_device_sampler_attaches_total", "llmref_model_buffer_bytes", "llmref_context_buffer_bytes",
+            "llmref_engine_step_outputs_total", "llmref_engine_sequence_runs_total", "llmref_engine_prefix_copies_total", "llmref_engine_device_sampler_attaches_total",
+            "llmref_engine_sampling_rows_total", "llmref_engine_sampling_pick_seconds_bucket", "llmref_model_buffer_bytes", "llmref_context_buffer_bytes",
             "llmref_kv_cache_type_info");
 
     @Test
@@ -140,7 +141,7 @@ class OperabilityTest {
                 boolean chat = i % 2 == 0;
                 HttpResponse<String> r = chat
                         ? t.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Story " + i + "\"}],\"max_tokens\":" + (5 + i) + "}")
-                        : t.post("/v1/completions", "{\"prompt\":\"The dog " + i + "\",\"max_tokens\":" + (5 + i) + "}");
+                        : t.post("/v1/completions", "{\"prompt\":\"The dog " + i + "\",\"temperature\":0,\"max_tokens\":" + (5 + i) + "}");
                 assertThat(r.statusCode()).isEqualTo(200);
                 JsonNode usage = JSON.readTree(r.body()).get("usage");
                 completionTokens += usage.get("completion_tokens").asLong();
@@ -176,6 +177,13 @@ class OperabilityTest {
                 assertThat(value(m, "llmref_engine_step_phase_seconds_count{phase=\"" + phase + "\"}")).as(phase).isEqualTo(steps);
             }
             assertThat(m).containsPattern("(?m)^llmref_engine_step_phase_seconds_sum\\{phase=\"decode\"\\} [0-9.E-]*[1-9]");
+            // the greedy (temperature 0) completions' picks went through the sampling pool (on the CPU the
+            // scheduler picks alone: no helper starts)
+            long rows = value(m, "llmref_engine_sampling_rows_total");
+            assertThat(rows).isPositive().isLessThanOrEqualTo(outputs);
+            assertThat(value(m, "llmref_engine_sampling_pick_seconds_count")).isPositive().isLessThanOrEqualTo(steps);
+            assertThat(m).containsPattern("(?m)^llmref_engine_sampling_pick_seconds_sum [0-9.E-]*[1-9]");
+            assertThat(m).doesNotContain("llmref_engine_sampling_helper_start_seconds_count");
             assertThat(value(m, "llmref_slots_total")).isEqualTo(4);
             assertThat(value(m, "llmref_kv_cache_cells_total")).isEqualTo(4 * TestServer.SLOT_CONTEXT);
             assertThat(value(m, "llmref_ready")).isEqualTo(1);

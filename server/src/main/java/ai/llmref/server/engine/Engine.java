@@ -503,6 +503,10 @@ public final class Engine implements AutoCloseable {
         // every slot's next token, the greedy ones picked on the sampling pool's threads together
         sampling.sample(ctx, p.samplers, p.indices, n, p.tokens, p.errors);
         long emitStart = System.nanoTime();
+        if (sampling.lastRows() > 0) {
+            observer.samplingCompleted(sampling.lastRows(), sampling.lastHelpers(), sampling.lastPickNanos(),
+                    sampling.lastHelperStartNanos());
+        }
         tokenLogprobs(ctx, sampling, n);
         for (int i = 0; i < n; i++) {
             Slot s = p.slots[i];

@@ -20,6 +20,14 @@ public interface EngineObserver {
     default void stepCompleted(int tokens, int outputs, int sequenceRuns, long scheduleNanos, long decodeNanos, long sampleNanos,
             long emitNanos) {}
 
+    /**
+     * A step's greedy picks on the sampling pool ended: {@code rows} picked by argmax, in
+     * {@code pickNanos} of picking summed over the threads; {@code helpers} threads besides the
+     * scheduler took part, the last of them starting {@code helperStartNanos} after the work was
+     * handed out (see {@link ai.llmref.llama.SamplingPool}). Called only for steps with such rows.
+     */
+    default void samplingCompleted(int rows, int helpers, long pickNanos, long helperStartNanos) {}
+
     /** A request's cached prompt prefix was copied from another free slot into the lowest free one. */
     default void prefixCopied() {}
 

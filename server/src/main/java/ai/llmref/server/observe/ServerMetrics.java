@@ -20,6 +20,7 @@ public final class ServerMetrics implements EngineObserver {
     private static final double[] LATENCY = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
     private static final double[] TOKEN_GAP = {0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56};
     private static final double[] STEP_PHASE = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
+    private static final double[] WAKE_UP = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.01};
 
     /** What the gauges read at scrape time. */
     public interface Source {
@@ -53,6 +54,9 @@ public final class ServerMetrics implements EngineObserver {
     private final Metrics.Counter sequenceRunsTotal;
     private final Metrics.Counter prefixCopies;
     private final Metrics.Counter deviceSamplerAttaches;
+    private final Metrics.Counter samplingRows;
+    private final Metrics.Histogram samplingPick;
+    private final Metrics.Histogram samplingHelperStart;
 
     public ServerMetrics(Supplier<Source> source) {
         this.source = source;
@@ -74,6 +78,12 @@ public final class ServerMetrics implements EngineObserver {
                 "Runs of consecutive sequence ids in the scheduler steps' batches (llama.cpp decodes at least one micro-batch per run)");
         prefixCopies = registry.counter("llmref_engine_prefix_copies_total",
                 "Cached prompt prefixes copied from another free slot into the lowest free slot");
+        samplingRows = registry.counter("llmref_engine_sampling_rows_total",
+                "Greedy tokens the sampling pool picked by argmax over the host's logits");
+        samplingPick = registry.histogram("llmref_engine_sampling_pick_seconds",
+                "Per step, the sampling pool's argmax time summed over its threads (sum / rows_total: the time per pick)", STEP_PHASE);
+        samplingHelperStart = registry.histogram("llmref_engine_sampling_helper_start_seconds",
+                "Per step with helper threads, how long after the work was handed out the last helper started picking", WAKE_UP);
         deviceSamplerAttaches = registry.counter("llmref_engine_device_sampler_attaches_total",
                 "Greedy chains attached to a slot for sampling on the device (engine.device-sampling; each makes llama.cpp reserve again)");
         registry.gauge("llmref_ready", "1 when the server is ready to serve", out -> out.add(Metrics.Sample.of(flag(source.get().ready()))));
@@ -216,6 +226,15 @@ public final class ServerMetrics implements EngineObserver {
         batchTokens.inc(tokens);
         stepOutputs.inc(outputs);
         sequenceRunsTotal.inc(sequenceRuns);
+    }
+
+    @Override
+    public void samplingCompleted(int rows, int helpers, long pickNanos, long helperStartNanos) {
+        samplingRows.inc(rows);
+        samplingPick.observe(pickNanos / 1e9);
+        if (helpers > 0) {
+            samplingHelperStart.observe(helperStartNanos / 1e9);
+        }
     }
 
     @Override

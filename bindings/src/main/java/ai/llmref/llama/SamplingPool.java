@@ -15,16 +15,19 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Samples the sequences of one decode together. With many sequences on a large vocabulary the
  * greedy picks dominate the time between two decodes (an argmax over 128k logits is some tens of
  * microseconds, per sequence), while a GPU waits; this pool spreads the greedy-only samplers'
  * argmax over helper platform threads. Everything that calls llama.cpp (fetching each logits row,
- * every other sampler chain) stays on the calling thread, the context's owner, which also takes a
- * share of the argmax work and waits for the helpers before it returns: the helpers only read the
- * rows of the last decode (and put back the biased logits they changed in place), which no one
- * else touches until then.
+ * every other sampler chain) stays on the calling thread, the context's owner, which also picks
+ * and waits for the rows the helpers took before it returns: the helpers only read the rows of the
+ * last decode (and put back the biased logits they changed in place), which no one else touches
+ * until then. The rows are taken one at a time by whichever thread is free, so a helper that is
+ * slow to wake (after a GPU decode of some milliseconds a parked thread can take hundreds of
+ * microseconds to run again in a virtual machine) takes fewer rows rather than delaying the step.
  *
  * <p>With {@code threads == 1} there are no helpers and {@link #sample} is the same as calling
  * {@link Sampler#sample} for each sequence in turn. Create, use and close a pool on one thread.
@@ -36,14 +39,10 @@ public final class SamplingPool implements AutoCloseable {
 
     private final int threads;
     private final ExecutorService helpers;
-    private final List<Future<?>> pending = new ArrayList<>();
     private final Map<Sampler, Boolean> seen = new IdentityHashMap<>();
     private Sampler[] rowSamplers = new Sampler[0];
     private MemorySegment[] rows = new MemorySegment[0];
     private int[] rowSlots = new int[0];
-    /** Per helper part of the last {@link #sample} call: when it started after the parts were handed out, and its picking time. */
-    private final long[] partStart;
-    private final long[] partPick;
     private int lastRows;
     private int lastHelpers;
     private long lastPickNanos;
@@ -56,8 +55,6 @@ public final class SamplingPool implements AutoCloseable {
             throw new IllegalArgumentException("threads must be 1..256, got " + threads);
         }
         this.threads = threads;
-        this.partStart = new long[threads];
-        this.partPick = new long[threads];
         int pool = POOLS.incrementAndGet();
         AtomicInteger n = new AtomicInteger();
         this.helpers = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1,
@@ -114,34 +111,24 @@ public final class SamplingPool implements AutoCloseable {
                 errors[i] = e;
             }
         }
-        int parts = helpers == null || m < MIN_PARALLEL_ROWS ? 1 : Math.min(threads, (m + 1) / 2);
-        pending.clear();
-        long handedOut = System.nanoTime();
-        for (int p = 1; p < parts; p++) {
-            int part = p, from = m * p / parts, to = m * (p + 1) / parts;
-            pending.add(helpers.submit(() -> {
-                long start = System.nanoTime();
-                partStart[part] = start - handedOut;
-                pick(from, to, tokens, errors);
-                partPick[part] = System.nanoTime() - start;
-            }));
+        int wake = helpers == null || m < MIN_PARALLEL_ROWS ? 0 : Math.min(threads, (m + 1) / 2) - 1;
+        Round round = new Round(m, tokens, errors);
+        for (int h = 0; h < wake; h++) {
+            helpers.execute(() -> round.take(this, true));
         }
-        long start = System.nanoTime();
-        pick(0, m / parts, tokens, errors);
-        long pickNanos = System.nanoTime() - start;
-        // Wait for every helper before returning, even when interrupted: the caller's next decode
-        // overwrites the rows they read.
-        Throwable failed = awaitAll(pending); // pick() catches per row: an Error
-        pending.clear();
-        long latestStart = 0;
-        for (int p = 1; p < parts; p++) { // each helper's writes are visible after its Future's get
-            latestStart = Math.max(latestStart, partStart[p]);
-            pickNanos += partPick[p];
+        try {
+            round.take(this, false);
+        } finally {
+            // Every row claimed by a helper is finished before the rows are let go: the caller's next
+            // decode overwrites them. (A helper that wakes after the last row was claimed finds none
+            // and touches nothing.)
+            round.awaitRows();
         }
         lastRows = m;
-        lastHelpers = parts - 1;
-        lastPickNanos = pickNanos;
-        lastHelperStartNanos = latestStart;
+        lastHelpers = round.helpersJoined.get();
+        lastPickNanos = round.pickNanos.get();
+        lastHelperStartNanos = round.latestHelperStart.get();
+        Throwable failed = round.failed;
         Arrays.fill(rows, 0, m, null);
         Arrays.fill(rowSamplers, 0, m, null);
         if (failed != null) {
@@ -154,7 +141,10 @@ public final class SamplingPool implements AutoCloseable {
         return lastRows;
     }
 
-    /** Helper threads the last {@link #sample} call handed a part of those rows to (0: the calling thread picked them alone). */
+    /**
+     * Helper threads that took part in the last {@link #sample} call (0: the calling thread picked
+     * every row; a woken helper that starts after the last row was taken does not count).
+     */
     public int lastHelpers() {
         return lastHelpers;
     }
@@ -165,8 +155,8 @@ public final class SamplingPool implements AutoCloseable {
     }
 
     /**
-     * How long after the parts were handed out the last helper of the last {@link #sample} call
-     * started picking (0 without helpers): the cost of waking the pool's threads.
+     * How long after the work was handed out the last helper that took part in the last
+     * {@link #sample} call started (0 without one): what waking the pool's threads costs.
      */
     public long lastHelperStartNanos() {
         return lastHelperStartNanos;
@@ -268,14 +258,84 @@ public final class SamplingPool implements AutoCloseable {
         return failed;
     }
 
-    private void pick(int from, int to, int[] tokens, RuntimeException[] errors) {
-        for (int r = from; r < to; r++) {
-            int i = rowSlots[r];
-            try {
-                tokens[i] = rowSamplers[r].pickGreedy(rows[r]);
-            } catch (RuntimeException e) {
-                errors[i] = e;
+    /**
+     * One {@link #sample} call's greedy rows, claimed one at a time by the calling thread and by
+     * the helpers it woke: a helper that starts late (a parked thread can take hundreds of
+     * microseconds to run again, in a virtual machine especially) takes fewer rows instead of
+     * holding the whole step back by its delay.
+     */
+    private static final class Round {
+        final int rows;
+        final int[] tokens;
+        final RuntimeException[] errors;
+        final long handedOut = System.nanoTime();
+        final AtomicInteger next = new AtomicInteger();
+        final AtomicInteger finished = new AtomicInteger();
+        final AtomicInteger helpersJoined = new AtomicInteger();
+        final AtomicLong pickNanos = new AtomicLong();
+        final AtomicLong latestHelperStart = new AtomicLong();
+        volatile Throwable failed;
+
+        Round(int rows, int[] tokens, RuntimeException[] errors) {
+            this.rows = rows;
+            this.tokens = tokens;
+            this.errors = errors;
+        }
+
+        /** Picks rows until none is left; a row that throws an Error stops this thread, recorded for the caller. */
+        void take(SamplingPool pool, boolean helper) {
+            long start = System.nanoTime();
+            int r = next.getAndIncrement();
+            if (r >= rows) {
+                return; // nothing left: this call's arrays may already belong to the next call
             }
+            if (helper) {
+                helpersJoined.incrementAndGet();
+                latestHelperStart.accumulateAndGet(start - handedOut, Math::max);
+            }
+            try {
+                do {
+                    try {
+                        pool.pickRow(r, tokens, errors);
+                    } finally {
+                        finished.incrementAndGet(); // publishes the token to the caller
+                    }
+                } while ((r = next.getAndIncrement()) < rows);
+            } catch (Throwable t) {
+                failed = t;
+                if (!helper) {
+                    throw t;
+                }
+            } finally {
+                pickNanos.addAndGet(System.nanoTime() - start);
+            }
+        }
+
+        /**
+         * Returns once every row is finished. Rows nobody claimed (the calling thread stopped on an
+         * Error) are claimed here and left unpicked; a row a helper is picking takes tens of
+         * microseconds, so this spins.
+         */
+        void awaitRows() {
+            while (next.getAndIncrement() < rows) {
+                finished.incrementAndGet();
+            }
+            for (int spins = 0; finished.get() < rows; spins++) {
+                if (spins < 10_000) {
+                    Thread.onSpinWait();
+                } else {
+                    Thread.yield(); // the helper lost its core
+                }
+            }
+        }
+    }
+
+    private void pickRow(int r, int[] tokens, RuntimeException[] errors) {
+        int i = rowSlots[r];
+        try {
+            tokens[i] = rowSamplers[r].pickGreedy(rows[r]);
+        } catch (RuntimeException e) {
+            errors[i] = e;
         }
     }
 

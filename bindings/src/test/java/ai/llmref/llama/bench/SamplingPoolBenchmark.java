@@ -10,6 +10,7 @@ import ai.llmref.llama.SamplingPool;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Locale;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * What one scheduler step's greedy picks cost: {@code rows} sequences decoded together (one output
@@ -17,20 +18,25 @@ import java.util.Locale;
  * repetitions on the same logits. A program, not a test (no speed limits in tests); docs/server.md
  * ("Sampling") and docs/benchmarks.md quote its output.
  *
- * <pre>java ... ai.llmref.llama.bench.SamplingPoolBenchmark MODEL.gguf [rows] [max-threads] [gpu-layers]</pre>
+ * With {@code gap-us} the calling thread waits that long (sleeping) between two steps, as the
+ * scheduler waits for the device's decode on a GPU: the helpers then park between steps and each
+ * step pays for waking them (timed: the steps alone, not the gaps).
+ *
+ * <pre>java ... ai.llmref.llama.bench.SamplingPoolBenchmark MODEL.gguf [rows] [max-threads] [gpu-layers] [gap-us]</pre>
  */
 public final class SamplingPoolBenchmark {
     private SamplingPoolBenchmark() {}
 
     public static void main(String[] args) {
         if (args.length < 1) {
-            System.err.println("usage: SamplingPoolBenchmark MODEL.gguf [rows=64] [max-threads=8] [gpu-layers=0]");
+            System.err.println("usage: SamplingPoolBenchmark MODEL.gguf [rows=64] [max-threads=8] [gpu-layers=0] [gap-us=0]");
             System.exit(2);
         }
         Path model = Path.of(args[0]);
         int rows = args.length > 1 ? Integer.parseInt(args[1]) : 64;
         int maxThreads = args.length > 2 ? Integer.parseInt(args[2]) : 8;
         int gpuLayers = args.length > 3 ? Integer.parseInt(args[3]) : 0;
+        long gapNanos = args.length > 4 ? Long.parseLong(args[4]) * 1000 : 0;
         try (LlamaModel m = LlamaModel.load(model, ModelParams.defaults().withGpuLayers(gpuLayers));
              LlamaContext ctx = m.newContext(ContextParams.defaults().withContextSize(16 * rows).withBatch(rows, rows)
                      .withSequences(rows).withThreads(Runtime.getRuntime().availableProcessors(),
@@ -52,20 +58,28 @@ public final class SamplingPoolBenchmark {
             int[] reference = null;
             System.out.printf(Locale.ROOT, "model %s, vocabulary %d, %d rows, %d CPUs%n", model.getFileName(), vocab, rows,
                     Runtime.getRuntime().availableProcessors());
-            System.out.println("| threads | µs per step (median of 9 batches of 200) | µs per row |");
-            System.out.println("| ---: | ---: | ---: |");
+            System.out.printf(Locale.ROOT, "gap between steps: %d µs%n", gapNanos / 1000);
+            System.out.println("| threads | µs per step (median of 9 batches of 200) | µs per row | last helper's start µs (mean) |");
+            System.out.println("| ---: | ---: | ---: | ---: |");
             for (int threads = 1; threads <= maxThreads; threads *= 2) {
                 try (SamplingPool pool = new SamplingPool(threads)) {
                     for (int i = 0; i < 300; i++) { // warm-up: JIT, helper threads started
                         pool.sample(ctx, samplers, indices, rows, tokens, errors);
                     }
                     double[] perStep = new double[9];
+                    long starts = 0;
                     for (int b = 0; b < perStep.length; b++) {
-                        long t0 = System.nanoTime();
+                        long busy = 0;
                         for (int i = 0; i < 200; i++) {
+                            if (gapNanos > 0) {
+                                LockSupport.parkNanos(gapNanos);
+                            }
+                            long t0 = System.nanoTime();
                             pool.sample(ctx, samplers, indices, rows, tokens, errors);
+                            busy += System.nanoTime() - t0;
+                            starts += pool.lastHelperStartNanos();
                         }
-                        perStep[b] = (System.nanoTime() - t0) / 200.0 / 1000.0;
+                        perStep[b] = busy / 200.0 / 1000.0;
                     }
                     Arrays.sort(perStep);
                     if (reference == null) {
@@ -74,7 +88,8 @@ public final class SamplingPoolBenchmark {
                         throw new IllegalStateException("different picks with " + threads + " threads");
                     }
                     double median = perStep[perStep.length / 2];
-                    System.out.printf(Locale.ROOT, "| %d | %.1f | %.2f |%n", threads, median, median / rows);
+                    System.out.printf(Locale.ROOT, "| %d | %.1f | %.2f | %.1f |%n", threads, median, median / rows,
+                            starts / 1000.0 / (200.0 * perStep.length));
                 }
             }
             for (Sampler s : samplers) {

@@ -38,11 +38,12 @@
 #                   allow": requests without the EOS ban, whose logit_bias changes what
 #                   engine.device-sampling does)
 #   --budget S      the run must end within S seconds of its start (a time limit it runs under):
-#                   when the benchmark phase starts with less than 330 s left, it runs short (one
-#                   bindings round, 5 s per server level, 300 warm-up requests) rather than be cut
-#                   off, and the summary says so; the device-sampling variant and the bindings at
-#                   every core need room of their own (default 600: the issue's "about 10 minutes";
-#                   0: no budget)
+#                   when the benchmark phase starts with less time left than its benchmarks take at
+#                   full length (about 540 s for all three with the model still to write), it runs
+#                   short (one bindings round, 5 s per server level, 300 warm-up requests) rather
+#                   than be cut off, and the summary says so; the device-sampling variant and the
+#                   bindings at every core need room of their own (default 600: the issue's "about
+#                   10 minutes"; 0: no budget)
 #
 # Every run writes toolchain.txt (OS, compilers, the C++ runtimes, each library's size, NEEDED
 # entries and exported std:: symbols). When the bindings tests crash the JVM, the benchmarks are
@@ -465,10 +466,17 @@ if has_phase bench && [ "$jvm_crashed" = 1 ]; then
   step "benchmarks" skipped "the JVM crashed in the bindings tests (see above and the triage)"
 elif has_phase bench; then
   left=$(( budget - ($(date +%s) - started) ))
-  if [ "$budget" -gt 0 ] && [ "$left" -lt 330 ]; then
-    # On the H200 machine llama-server's part of bench-server took 57 s with 5 s levels and 300
-    # warm-up requests; the whole phase with the defaults is estimated at 4 to 5 minutes (the 1B
-    # model is written and quantized first), so it runs short unless that fits with a margin.
+  # What the phase takes at full length on the H200 machine (run 3): the 1B model written and
+  # quantized 29 s; bench-server with 10 s levels and 1000 warm-up requests 160 s for the two
+  # servers and llama-batched-bench, 238 s with the variant as a third server; bench-bindings about
+  # 75 s a round at -t 1 with --alone (3 rounds). It runs short unless that fits with a margin.
+  full=30
+  if has_bench server || has_bench device-sampling; then
+    full=$((full + 170 + 30))
+    ! has_bench device-sampling || full=$((full + 80))
+  fi
+  ! has_bench bindings || full=$((full + 230))
+  if [ "$budget" -gt 0 ] && [ "$left" -lt "$full" ]; then
     rounds=${rounds:-1}; duration=5; server_warmup=300
     step "benchmarks run short" pass "$left s of the $budget s budget left: 1 bindings round, 5 s per server level, 300 warm-up requests"
   fi

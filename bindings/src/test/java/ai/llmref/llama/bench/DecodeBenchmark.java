@@ -810,6 +810,7 @@ public final class DecodeBenchmark {
         double[] wall = new double[reps];
         double[] inside = new double[reps];
         double[] outside = new double[reps];
+        double[] reused = new double[reps];
         Vocabulary vocab = model.vocabulary();
         int nVocab = vocab.size();
         int first = vocab.addsBos() ? vocab.bos() : 1;
@@ -866,6 +867,7 @@ public final class DecodeBenchmark {
                     wall[r] = (t1 - t0) / 1e3 / nGen;
                     inside[r] = llama_perf_context_data.t_eval_ms(perf) * 1e3 / Math.max(1, llama_perf_context_data.n_eval(perf));
                     outside[r] = wall[r] - inside[r];
+                    reused[r] = (double) llama_perf_context_data.n_reused(perf) / Math.max(1, llama_perf_context_data.n_eval(perf));
                 }
             }
         } finally {
@@ -882,6 +884,9 @@ public final class DecodeBenchmark {
             results.add(new Result("profile", "raw: wall per token", 0, nGen, wall, "us/token"));
             results.add(new Result("profile", "raw: inside llama_decode's eval (t_eval)", 0, nGen, inside, "us/token"));
             results.add(new Result("profile", "raw: outside it (wall - t_eval)", 0, nGen, outside, "us/token"));
+            // llama.cpp reuses the previous step's graph when nothing changed (no rebuild; on a GPU the
+            // captured CUDA graph is then launched without comparing the nodes): about 1 per token
+            results.add(new Result("profile", "raw: graphs reused per token (n_reused / n_eval)", 0, nGen, reused, "ratio"));
         }
         return results;
     }

@@ -108,20 +108,28 @@ class SlotPlacementTest {
             }
 
             // Two requests that share a few tokens with slots 3 and 1: the old placement (longest
-            // prefix) put them there, two runs of sequence ids; now they take slots 0 and 1.
-            long steps = server.metric("llmref_engine_step_phase_seconds_count{phase=\"decode\"}");
-            long runs = server.metric("llmref_engine_sequence_runs_total");
-            long copies = server.metric("llmref_engine_prefix_copies_total");
-            Held first = hold(server, "Ann found a small red hat");
-            Held second = hold(server, "Sue saw a little bird");
-            assertThat(first.done.isDone()).as("both requests ran together").isFalse();
-            first.done.get(60, TimeUnit.SECONDS);
-            second.done.get(60, TimeUnit.SECONDS);
-            long stepsAfter = server.metric("llmref_engine_step_phase_seconds_count{phase=\"decode\"}");
-            long runsAfter = server.metric("llmref_engine_sequence_runs_total");
-            assertThat(stepsAfter - steps).isGreaterThan(200);
-            assertThat(runsAfter - runs).as("one run of consecutive sequences per step").isEqualTo(stepsAfter - steps);
-            assertThat(server.metric("llmref_engine_prefix_copies_total")).as("a few common tokens are not worth a copy").isEqualTo(copies);
+            // prefix) put them there, two runs of sequence ids; now they take slots 0 and 1. They
+            // must overlap for the count to mean anything; on a loaded machine the first can finish
+            // its 200 tokens before the second starts, so up to three tries (each places them in the
+            // lowest free slots, 0 and 1: no cached prefix elsewhere saves the 16 tokens a copy needs).
+            boolean together = false;
+            for (int attempt = 0; attempt < 3 && !together; attempt++) {
+                long steps = server.metric("llmref_engine_step_phase_seconds_count{phase=\"decode\"}");
+                long runs = server.metric("llmref_engine_sequence_runs_total");
+                long copies = server.metric("llmref_engine_prefix_copies_total");
+                Held first = hold(server, "Ann found a small red hat");
+                Held second = hold(server, "Sue saw a little bird");
+                together = !first.done.isDone();
+                first.done.get(60, TimeUnit.SECONDS);
+                second.done.get(60, TimeUnit.SECONDS);
+                long stepsAfter = server.metric("llmref_engine_step_phase_seconds_count{phase=\"decode\"}");
+                long runsAfter = server.metric("llmref_engine_sequence_runs_total");
+                assertThat(stepsAfter - steps).isGreaterThan(200);
+                assertThat(runsAfter - runs).as("one run of consecutive sequences per step").isEqualTo(stepsAfter - steps);
+                assertThat(server.metric("llmref_engine_prefix_copies_total")).as("a few common tokens are not worth a copy")
+                        .isEqualTo(copies);
+            }
+            assertThat(together).as("both requests ran together in one of three tries").isTrue();
         }
     }
 }

@@ -98,14 +98,21 @@ class SlotPlacementTest {
         try (TestServer server = TestServer.start(Map.of())) {
             // slots 0..3 get prompts whose first words differ, each held while the next arrives
             String[] openings = {"Tom had a red ball", "Sue saw a big tree", "Max ate a green apple", "Ann found a blue box"};
-            List<Held> held = new ArrayList<>();
-            for (String opening : openings) {
-                held.add(hold(server, opening + " and"));
+            // (up to three tries: on a loaded machine the first can finish before the fourth starts;
+            // the prompts are too short for a cached copy to be worth moving, so each try places
+            // them in slots 0..3 again)
+            boolean allBusy = false;
+            for (int attempt = 0; attempt < 3 && !allBusy; attempt++) {
+                List<Held> held = new ArrayList<>();
+                for (String opening : openings) {
+                    held.add(hold(server, opening + " and"));
+                }
+                allBusy = held.stream().noneMatch(h -> h.done.isDone());
+                for (Held h : held) {
+                    h.done.get(60, TimeUnit.SECONDS);
+                }
             }
-            assertThat(held.stream().filter(h -> h.done.isDone()).count()).as("all four slots were busy together").isZero();
-            for (Held h : held) {
-                h.done.get(60, TimeUnit.SECONDS);
-            }
+            assertThat(allBusy).as("all four slots were busy together in one of three tries").isTrue();
 
             // Two requests that share a few tokens with slots 3 and 1: the old placement (longest
             // prefix) put them there, two runs of sequence ids; now they take slots 0 and 1. They

@@ -155,17 +155,17 @@ real_shape() { # preset -> path
 # time and the machine's busy CPU time (/proc/stat), and repeats a run (up to --retries times) when
 # other processes kept more than --max-other-load cores busy during it, so that a shared machine
 # still gives comparable figures. Whatever it could not clean up is reported with the results.
-python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "$run_dir/java-cmd.json" \
-  java --enable-native-access=ALL-UNNAMED ${JAVA_OPTS-$quiet_jvm} -Dllama.native.dir="$lib_dir" -cp "$classpath" \
-  ai.llmref.llama.bench.DecodeBenchmark --jit-model "$stories" -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto \
-  --profile "${threadpool[@]}"
+write_cmd() { # file command... -> the command as a JSON list, for the driver below
+  python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "$@"
+}
+# shellcheck disable=SC2206 # JAVA_OPTS is a list of flags
+decode_benchmark=(java --enable-native-access=ALL-UNNAMED ${JAVA_OPTS-$quiet_jvm} -Dllama.native.dir="$lib_dir" -cp "$classpath"
+  ai.llmref.llama.bench.DecodeBenchmark -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto)
+write_cmd "$run_dir/java-cmd.json" "${decode_benchmark[@]}" --jit-model "$stories" --profile "${threadpool[@]}"
 if [ "$alone" = 1 ]; then
-  python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "$run_dir/alone-cmd.json" \
-    java --enable-native-access=ALL-UNNAMED ${JAVA_OPTS-$quiet_jvm} -Dllama.native.dir="$lib_dir" -cp "$classpath" \
-    ai.llmref.llama.bench.DecodeBenchmark --jit-decodes 0 -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto --alone
+  write_cmd "$run_dir/alone-cmd.json" "${decode_benchmark[@]}" --jit-decodes 0 --alone
 fi
-python3 -c 'import json, sys; json.dump(sys.argv[1:], open(sys.argv[1], "w"))' "$run_dir/native-cmd.json" \
-  "$bin_dir/llama-bench" -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto -o jsonl
+write_cmd "$run_dir/native-cmd.json" "$bin_dir/llama-bench" -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto -o jsonl
 started=$(date +%s)
 python3 - "$run_dir" "$rounds" "$max_other_load" "$retries" "$quiet_wait" <<'PY_DRIVER'
 import json, os, resource, subprocess, sys, time

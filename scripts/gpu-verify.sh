@@ -467,9 +467,10 @@ if has_phase bench && [ "$jvm_crashed" = 1 ]; then
 elif has_phase bench; then
   left=$(( budget - ($(date +%s) - started) ))
   # What the phase takes at full length on the H200 machine (run 3): the 1B model written and
-  # quantized 29 s; bench-server with 10 s levels and 1000 warm-up requests 160 s for the two
-  # servers and llama-batched-bench, 238 s with the variant as a third server; bench-bindings about
-  # 75 s a round at -t 1 with --alone (3 rounds). It runs short unless that fits with a margin.
+  # quantized 29 s (30); bench-server with 10 s levels and 1000 warm-up requests 160 s for the two
+  # servers and llama-batched-bench (170, and 30 to spare), 238 s with the variant as a third
+  # server (+80); bench-bindings about 75 s a round at -t 1 with --alone, 3 rounds (230). It runs
+  # short unless that fits.
   full=30
   if has_bench server || has_bench device-sampling; then
     full=$((full + 170 + 30))

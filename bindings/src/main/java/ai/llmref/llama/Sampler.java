@@ -49,10 +49,15 @@ public final class Sampler implements AutoCloseable {
     private Arena candidatesArena;
     private MemorySegment candidates;
     private MemorySegment candidateArray;
+    /** A greedy-only chain's logit-bias stage ({@link DeviceBias}) and the arena of its state, or null. */
+    private final MemorySegment biasStage;
+    private final Arena biasArena;
 
     private Sampler(MemorySegment chain, Vocabulary vocabulary, boolean grammar, boolean greedyOnly,
-                    int[] biasTokens, float[] biasValues) {
+                    int[] biasTokens, float[] biasValues, MemorySegment biasStage, Arena biasArena) {
         this.chain = chain;
+        this.biasStage = biasStage;
+        this.biasArena = biasArena;
         this.vocabulary = vocabulary;
         this.grammarStage = grammar ? llama_sampler_chain_get(chain, 0) : null;
         this.greedyOnly = greedyOnly;
@@ -77,7 +82,12 @@ public final class Sampler implements AutoCloseable {
     public int sample(LlamaContext context, int index) {
         MemorySegment c = checkOpen();
         if (attachedTo == context) {
-            return context.sampledToken(index); // picked on the device by the same stages
+            int token = context.sampledToken(index); // picked on the device by the same stages
+            if (biasStage != null && DeviceBias.failed(biasStage)) {
+                throw new LlamaException("llama_get_sampled_token_ith", "the logit-bias stage could not be added to the device's"
+                        + " sampling graph (see the log); detach the sampler to sample on the host");
+            }
+            return token;
         }
         MemorySegment ctx = context.checkOpen();
         context.checkLogits(index, "llama_sampler_sample");
@@ -279,6 +289,9 @@ public final class Sampler implements AutoCloseable {
             if (candidatesArena != null) {
                 candidatesArena.close();
             }
+            if (biasArena != null) {
+                biasArena.close(); // after the chain: its bias stage reads this state
+            }
         }
     }
 
@@ -398,7 +411,28 @@ public final class Sampler implements AutoCloseable {
                     }
                     stages.add(s);
                 }
-                if (!logitBias.isEmpty()) {
+                boolean penalties = penaltyLastN != 0 && (repeatPenalty != 1.0f || frequencyPenalty != 0 || presencePenalty != 0);
+                boolean greedy = seed == null || (temperature != null && temperature == 0f);
+                // Greedy with at most a logit bias: the bias is this project's stage (DeviceBias), which
+                // costs a device little when the chain is attached; on the host the argmax is taken
+                // in place (see biasedArgmax) and the chain's stages are not called.
+                boolean greedyOnly = grammar == null && greedy && !penalties;
+                int[] biasTokens = new int[greedyOnly ? logitBias.size() : 0];
+                float[] biasValues = new float[biasTokens.length];
+                if (greedyOnly) {
+                    int i = 0;
+                    for (Map.Entry<Integer, Float> e : logitBias.entrySet()) {
+                        biasTokens[i] = e.getKey();
+                        biasValues[i++] = e.getValue();
+                    }
+                }
+                MemorySegment biasStage = null;
+                Arena biasArena = null;
+                if (greedyOnly && biasTokens.length > 0) {
+                    biasArena = Arena.ofShared();
+                    biasStage = DeviceBias.create(biasTokens, biasValues, biasArena);
+                    stages.add(biasStage);
+                } else if (!logitBias.isEmpty()) {
                     MemorySegment arr = llama_logit_bias.allocateArray(logitBias.size(), arena);
                     int i = 0;
                     for (Map.Entry<Integer, Float> e : logitBias.entrySet()) {
@@ -408,10 +442,9 @@ public final class Sampler implements AutoCloseable {
                     }
                     stages.add(llama_sampler_init_logit_bias(vocabulary.size(), logitBias.size(), arr));
                 }
-                if (penaltyLastN != 0 && (repeatPenalty != 1.0f || frequencyPenalty != 0 || presencePenalty != 0)) {
+                if (penalties) {
                     stages.add(llama_sampler_init_penalties(vocabulary.size(), penaltyLastN, repeatPenalty, frequencyPenalty, presencePenalty));
                 }
-                boolean greedy = seed == null || (temperature != null && temperature == 0f);
                 if (!greedy) {
                     if (topK != null && topK > 0) {
                         stages.add(llama_sampler_init_top_k(topK));
@@ -436,18 +469,7 @@ public final class Sampler implements AutoCloseable {
                 for (MemorySegment s : stages) {
                     llama_sampler_chain_add(chain, s); // the chain owns its stages from here on
                 }
-                // Greedy with at most a logit bias before it: argmax in place (see biasedArgmax).
-                boolean greedyOnly = grammar == null && greedy && stages.size() == (logitBias.isEmpty() ? 1 : 2);
-                int[] biasTokens = new int[greedyOnly ? logitBias.size() : 0];
-                float[] biasValues = new float[biasTokens.length];
-                if (greedyOnly) {
-                    int i = 0;
-                    for (Map.Entry<Integer, Float> e : logitBias.entrySet()) {
-                        biasTokens[i] = e.getKey();
-                        biasValues[i++] = e.getValue();
-                    }
-                }
-                return new Sampler(chain, vocabulary, grammar != null, greedyOnly, biasTokens, biasValues);
+                return new Sampler(chain, vocabulary, grammar != null, greedyOnly, biasTokens, biasValues, biasStage, biasArena);
             }
         }
     }

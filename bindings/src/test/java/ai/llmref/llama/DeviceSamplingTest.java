@@ -3,6 +3,18 @@ package ai.llmref.llama;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import static ai.llmref.bindings.ffi.llama_h.llama_perf_context;
+import static ai.llmref.bindings.ffi.llama_h.llama_perf_context_reset;
+import static ai.llmref.bindings.ffi.llama_h.llama_sampler_apply;
+import static ai.llmref.bindings.ffi.llama_h.llama_sampler_chain_get;
+import static ai.llmref.bindings.ffi.llama_h.llama_sampler_chain_n;
+import static ai.llmref.bindings.ffi.llama_h.llama_sampler_name;
+
+import ai.llmref.bindings.ffi.llama_perf_context_data;
+import ai.llmref.bindings.ffi.llama_token_data;
+import ai.llmref.bindings.ffi.llama_token_data_array;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -140,6 +152,108 @@ class DeviceSamplingTest extends StoriesModelTest {
             assertThatThrownBy(() -> ctx.attachSampler(5, other)).isInstanceOf(InvalidInputException.class);
             greedy.close(); // detaches: llama.cpp must not keep a freed chain
             assertThat(ctx.attachedSampler(0)).isNull();
+        }
+    }
+
+    /** The name of stage {@code i} of a sampler's chain, as llama.cpp reports it. */
+    private static String stage(Sampler s, int i) {
+        return llama_sampler_name(chainStage(s, i)).getString(0);
+    }
+
+    private static MemorySegment chainStage(Sampler s, int i) {
+        return llama_sampler_chain_get(s.handle(), i);
+    }
+
+    @Test
+    void aGreedyChainsBiasIsThisProjectsStageWhichBiasesOnTheHostAsLlamaCppsDoes() {
+        Vocabulary v = model.vocabulary();
+        try (LlamaContext ctx = model.newContext(TestModels.small(1)); Batch batch = ctx.newBatch(64);
+                Arena arena = Arena.ofConfined()) {
+            int[] prompt = v.tokenize(PROMPTS[3], true, false);
+            ModelAndContextTest.fill(batch, prompt, 0);
+            ctx.decode(batch);
+            int last = prompt.length - 1;
+            float[] logits = ctx.logits(last);
+            int top = 0;
+            for (int i = 1; i < logits.length; i++) {
+                top = logits[i] > logits[top] ? i : top;
+            }
+            int other = (top + 7) % v.size();
+            float lift = logits[top] - logits[other] + 0.75f;
+            try (Sampler biased = Sampler.builder(v).logitBias(top, -1.5f).logitBias(other, lift).build();
+                    Sampler withPenalties = Sampler.builder(v).logitBias(top, -1.5f).penalties(64, 1.1f, 0f, 0f).build();
+                    Sampler plain = Sampler.greedy(v)) {
+                assertThat(llama_sampler_chain_n(biased.handle())).isEqualTo(2);
+                assertThat(stage(biased, 0)).isEqualTo(DeviceBias.name());
+                assertThat(stage(biased, 1)).isEqualTo("greedy");
+                assertThat(stage(withPenalties, 0)).as("chains that sample on the host keep llama.cpp's stage").isEqualTo("logit-bias");
+                assertThat(llama_sampler_chain_n(plain.handle())).isEqualTo(1);
+
+                // The chain through llama.cpp's own llama_sampler_apply: the stage's host upcall biases the candidates.
+                MemorySegment data = llama_token_data.allocateArray(v.size(), arena);
+                for (int i = 0; i < v.size(); i++) {
+                    MemorySegment el = llama_token_data.asSlice(data, i);
+                    llama_token_data.id(el, i);
+                    llama_token_data.logit(el, logits[i]);
+                    llama_token_data.p(el, 0f);
+                }
+                MemorySegment array = llama_token_data_array.allocate(arena);
+                llama_token_data_array.data(array, data);
+                llama_token_data_array.size(array, v.size());
+                llama_token_data_array.selected(array, -1);
+                llama_token_data_array.sorted(array, false);
+                llama_sampler_apply(biased.handle(), array);
+                long selected = llama_token_data_array.selected(array);
+                assertThat(llama_token_data.id(llama_token_data.asSlice(data, selected))).isEqualTo(other);
+                assertThat(llama_token_data.logit(llama_token_data.asSlice(data, top))).isEqualTo(logits[top] - 1.5f);
+                assertThat(llama_token_data.logit(llama_token_data.asSlice(data, other))).isEqualTo(logits[other] + lift);
+                assertThat(biased.sample(ctx, last)).as("the in-place pick agrees").isEqualTo(other);
+            }
+        }
+    }
+
+    @Test
+    void biasedChainsOnTheDeviceKeepTheGraphFromStepToStep() {
+        Vocabulary v = model.vocabulary();
+        int banned = banned();
+        int steps = 12;
+        Sampler[] chains = new Sampler[2];
+        try (LlamaContext ctx = model.newContext(TestModels.small(2)); Batch batch = ctx.newBatch(64); Arena arena = Arena.ofConfined()) {
+            int[] pos = new int[2];
+            int[] last = new int[2];
+            for (int s = 0; s < 2; s++) {
+                chains[s] = chain(v, 1, banned); // both with the ban and the boost
+                assertThat(ctx.attachSampler(s, chains[s])).isTrue();
+                int[] prompt = v.tokenize(PROMPTS[s], true, false);
+                for (int i = 0; i < prompt.length; i++) {
+                    batch.add(prompt[i], i, s, i == prompt.length - 1);
+                }
+                pos[s] = prompt.length;
+            }
+            ctx.decode(batch);
+            for (int s = 0; s < 2; s++) {
+                last[s] = chains[s].sample(ctx, s == 0 ? pos[0] - 1 : pos[0] + pos[1] - 1);
+            }
+            llama_perf_context_reset(ctx.checkOpen());
+            for (int step = 0; step < steps; step++) {
+                batch.clear();
+                for (int s = 0; s < 2; s++) {
+                    batch.add(last[s], pos[s]++, s, true);
+                }
+                ctx.decode(batch);
+                for (int s = 0; s < 2; s++) {
+                    last[s] = chains[s].sample(ctx, s);
+                    assertThat(last[s]).isNotEqualTo(banned);
+                }
+            }
+            MemorySegment perf = llama_perf_context(arena, ctx.checkOpen());
+            assertThat(llama_perf_context_data.n_reused(perf)).as("graphs reused over %d steps", steps).isGreaterThanOrEqualTo(steps - 1);
+        } finally {
+            for (Sampler c : chains) {
+                if (c != null) {
+                    c.close();
+                }
+            }
         }
     }
 }

@@ -456,6 +456,255 @@ public class llama_h extends llama_h$shared {
         return GGML_LOG_LEVEL_CONT;
     }
 
+    private static class ggml_nelements {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            llama_h.C_LONG,
+            llama_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ggml_nelements");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern int64_t ggml_nelements(const struct ggml_tensor *tensor)
+     * }
+     */
+    public static FunctionDescriptor ggml_nelements$descriptor() {
+        return ggml_nelements.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern int64_t ggml_nelements(const struct ggml_tensor *tensor)
+     * }
+     */
+    public static MethodHandle ggml_nelements$handle() {
+        return ggml_nelements.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern int64_t ggml_nelements(const struct ggml_tensor *tensor)
+     * }
+     */
+    public static MemorySegment ggml_nelements$address() {
+        return ggml_nelements.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern int64_t ggml_nelements(const struct ggml_tensor *tensor)
+     * }
+     */
+    public static long ggml_nelements(MemorySegment tensor) {
+        var mh$ = ggml_nelements.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ggml_nelements", tensor);
+            }
+            return (long)mh$.invokeExact(tensor);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ggml_scale_bias {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_FLOAT,
+            llama_h.C_FLOAT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ggml_scale_bias");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_scale_bias(struct ggml_context *ctx, struct ggml_tensor *a, float s, float b)
+     * }
+     */
+    public static FunctionDescriptor ggml_scale_bias$descriptor() {
+        return ggml_scale_bias.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_scale_bias(struct ggml_context *ctx, struct ggml_tensor *a, float s, float b)
+     * }
+     */
+    public static MethodHandle ggml_scale_bias$handle() {
+        return ggml_scale_bias.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_scale_bias(struct ggml_context *ctx, struct ggml_tensor *a, float s, float b)
+     * }
+     */
+    public static MemorySegment ggml_scale_bias$address() {
+        return ggml_scale_bias.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_scale_bias(struct ggml_context *ctx, struct ggml_tensor *a, float s, float b)
+     * }
+     */
+    public static MemorySegment ggml_scale_bias(MemorySegment ctx, MemorySegment a, float s, float b) {
+        var mh$ = ggml_scale_bias.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ggml_scale_bias", ctx, a, s, b);
+            }
+            return (MemorySegment)mh$.invokeExact(ctx, a, s, b);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ggml_set_1d_inplace {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ggml_set_1d_inplace");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_set_1d_inplace(struct ggml_context *ctx, struct ggml_tensor *a, struct ggml_tensor *b, size_t offset)
+     * }
+     */
+    public static FunctionDescriptor ggml_set_1d_inplace$descriptor() {
+        return ggml_set_1d_inplace.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_set_1d_inplace(struct ggml_context *ctx, struct ggml_tensor *a, struct ggml_tensor *b, size_t offset)
+     * }
+     */
+    public static MethodHandle ggml_set_1d_inplace$handle() {
+        return ggml_set_1d_inplace.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_set_1d_inplace(struct ggml_context *ctx, struct ggml_tensor *a, struct ggml_tensor *b, size_t offset)
+     * }
+     */
+    public static MemorySegment ggml_set_1d_inplace$address() {
+        return ggml_set_1d_inplace.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_set_1d_inplace(struct ggml_context *ctx, struct ggml_tensor *a, struct ggml_tensor *b, size_t offset)
+     * }
+     */
+    public static MemorySegment ggml_set_1d_inplace(MemorySegment ctx, MemorySegment a, MemorySegment b, long offset) {
+        var mh$ = ggml_set_1d_inplace.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ggml_set_1d_inplace", ctx, a, b, offset);
+            }
+            return (MemorySegment)mh$.invokeExact(ctx, a, b, offset);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ggml_view_1d {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_LONG,
+            llama_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ggml_view_1d");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_view_1d(struct ggml_context *ctx, struct ggml_tensor *a, int64_t ne0, size_t offset)
+     * }
+     */
+    public static FunctionDescriptor ggml_view_1d$descriptor() {
+        return ggml_view_1d.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_view_1d(struct ggml_context *ctx, struct ggml_tensor *a, int64_t ne0, size_t offset)
+     * }
+     */
+    public static MethodHandle ggml_view_1d$handle() {
+        return ggml_view_1d.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_view_1d(struct ggml_context *ctx, struct ggml_tensor *a, int64_t ne0, size_t offset)
+     * }
+     */
+    public static MemorySegment ggml_view_1d$address() {
+        return ggml_view_1d.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_view_1d(struct ggml_context *ctx, struct ggml_tensor *a, int64_t ne0, size_t offset)
+     * }
+     */
+    public static MemorySegment ggml_view_1d(MemorySegment ctx, MemorySegment a, long ne0, long offset) {
+        var mh$ = ggml_view_1d.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ggml_view_1d", ctx, a, ne0, offset);
+            }
+            return (MemorySegment)mh$.invokeExact(ctx, a, ne0, offset);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class ggml_log_set {
         public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
             llama_h.C_POINTER,

@@ -36,8 +36,8 @@ import java.lang.foreign.ValueLayout;
  *
  * <p>On the host ({@code apply}, which llama.cpp calls when the chain is not attached) it adds each
  * bias to its token's candidate, as llama.cpp's stage does. The stage's state is a block of native
- * memory, {@code [int count][int failed][count x (int token, float bias)]}, owned by the
- * {@link Sampler} that created it (freed when the sampler is closed, after its chain); the upcalls
+ * memory, {@code [int count][int failed][count x (int token, float bias)]}, in an arena the
+ * {@link Sampler} that created it keeps for as long as it lives (its chain is freed first); the upcalls
  * only read it. An upcall must not throw into native code: a failure is recorded in the block's
  * {@code failed} word, and {@link Sampler#sample} reports it instead of a token.
  */
@@ -71,6 +71,11 @@ final class DeviceBias {
     /** True when one of the stage's upcalls failed (the bias may then be missing from a pick). */
     static boolean failed(MemorySegment stage) {
         return state(stage).get(ValueLayout.JAVA_INT, 4) != 0;
+    }
+
+    /** Records a failure as an upcall would (for tests of how it is reported). */
+    static void markFailed(MemorySegment stage) {
+        state(stage).set(ValueLayout.JAVA_INT, 4, 1);
     }
 
     private static MemorySegment state(MemorySegment stage) {

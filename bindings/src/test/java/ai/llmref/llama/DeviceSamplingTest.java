@@ -256,4 +256,22 @@ class DeviceSamplingTest extends StoriesModelTest {
             }
         }
     }
+
+    @Test
+    void aFailedBiasStageIsReportedInsteadOfAnUnbiasedToken() {
+        Vocabulary v = model.vocabulary();
+        try (LlamaContext ctx = model.newContext(TestModels.small(1)); Batch batch = ctx.newBatch(64);
+                Sampler biased = Sampler.builder(v).logitBias(3, -2f).build()) {
+            assertThat(ctx.attachSampler(0, biased)).isTrue();
+            int[] prompt = v.tokenize(PROMPTS[0], true, false);
+            ModelAndContextTest.fill(batch, prompt, 0);
+            ctx.decode(batch);
+            int last = prompt.length - 1;
+            int token = biased.sample(ctx, last);
+            assertThat(token).isBetween(0, v.size() - 1);
+            DeviceBias.markFailed(chainStage(biased, 0));
+            assertThatThrownBy(() -> biased.sample(ctx, last)).isInstanceOf(LlamaException.class)
+                    .hasMessageContaining("logit-bias stage");
+        }
+    }
 }

@@ -516,6 +516,7 @@ public final class Engine implements AutoCloseable {
                 fail(s, new EngineException(EngineException.Kind.INVALID_REQUEST,
                         "response_format and logit_bias together leave no token the output may continue with", e));
             } else if (error instanceof LlamaException e) {
+                s.dropDeviceSampler(); // a device chain that failed is not kept for the slot's next request
                 fail(s, new EngineException(EngineException.Kind.INTERNAL, "sampling failed: " + e.detail(), e));
             } else if (error != null) {
                 throw error;

@@ -4,12 +4,20 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import static ai.llmref.bindings.ffi.llama_h.llama_perf_context;
+import static ai.llmref.bindings.ffi.llama_h.llama_sampler_chain_add;
+import static ai.llmref.bindings.ffi.llama_h.llama_sampler_chain_default_params;
+import static ai.llmref.bindings.ffi.llama_h.llama_sampler_chain_init;
+import static ai.llmref.bindings.ffi.llama_h.llama_sampler_free;
+import static ai.llmref.bindings.ffi.llama_h.llama_sampler_init_greedy;
+import static ai.llmref.bindings.ffi.llama_h.llama_sampler_init_logit_bias;
+import static ai.llmref.bindings.ffi.llama_h.llama_set_sampler;
 import static ai.llmref.bindings.ffi.llama_h.llama_perf_context_reset;
 import static ai.llmref.bindings.ffi.llama_h.llama_sampler_apply;
 import static ai.llmref.bindings.ffi.llama_h.llama_sampler_chain_get;
 import static ai.llmref.bindings.ffi.llama_h.llama_sampler_chain_n;
 import static ai.llmref.bindings.ffi.llama_h.llama_sampler_name;
 
+import ai.llmref.bindings.ffi.llama_logit_bias;
 import ai.llmref.bindings.ffi.llama_perf_context_data;
 import ai.llmref.bindings.ffi.llama_token_data;
 import ai.llmref.bindings.ffi.llama_token_data_array;
@@ -17,6 +25,9 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import ai.llmref.llama.internal.LogBridge;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -272,6 +283,79 @@ class DeviceSamplingTest extends StoriesModelTest {
             DeviceBias.markFailed(chainStage(biased, 0));
             assertThatThrownBy(() -> biased.sample(ctx, last)).isInstanceOf(LlamaException.class)
                     .hasMessageContaining("logit-bias stage");
+        }
+    }
+
+    private static final Pattern RESERVED = Pattern.compile("splits = (\\d+)(?: / (\\d+))?, .*input tensors = (\\d+)(?: / (\\d+))?");
+
+    /**
+     * Decodes the same two-sequence prompt and returns what llama.cpp's compute-buffer reserve before
+     * it logged for the generation graph: {splits, input tensors}.
+     */
+    private static int[] reserved(LlamaContext ctx, Batch batch, int[] prompt) {
+        ctx.clearMemory();
+        batch.clear();
+        for (int s = 0; s < 2; s++) {
+            for (int i = 0; i < prompt.length; i++) {
+                batch.add(prompt[i], i, s, i == prompt.length - 1);
+            }
+        }
+        List<String> lines = new ArrayList<>();
+        LogBridge.capturing(lines::add, () -> {
+            ctx.decode(batch);
+            return null;
+        });
+        for (String line : lines) {
+            Matcher m = RESERVED.matcher(line);
+            if (m.find()) {
+                return new int[] {Integer.parseInt(m.group(2) != null ? m.group(2) : m.group(1)),
+                    Integer.parseInt(m.group(4) != null ? m.group(4) : m.group(3))};
+            }
+        }
+        throw new AssertionError("no reserve was logged while decoding: " + lines);
+    }
+
+    @Test
+    void theBiasStageAddsNoGraphInputsWhereLlamaCppsAddsTwoPerSequence() {
+        Vocabulary v = model.vocabulary();
+        int[] prompt = v.tokenize(PROMPTS[0], true, false);
+        MemorySegment[] native_ = new MemorySegment[2];
+        try (LlamaContext ctx = model.newContext(TestModels.small(2)); Batch batch = ctx.newBatch(64);
+                Sampler g0 = Sampler.greedy(v); Sampler g1 = Sampler.greedy(v);
+                Sampler b0 = Sampler.builder(v).logitBias(5, -100f).logitBias(9, 3f).build();
+                Sampler b1 = Sampler.builder(v).logitBias(5, -100f).logitBias(9, 3f).build();
+                Arena arena = Arena.ofConfined()) {
+            assertThat(ctx.attachSampler(0, g0) && ctx.attachSampler(1, g1)).isTrue();
+            int[] greedy = reserved(ctx, batch, prompt);
+            assertThat(ctx.attachSampler(0, b0) && ctx.attachSampler(1, b1)).isTrue();
+            int[] ours = reserved(ctx, batch, prompt);
+            ctx.detachSampler(0);
+            ctx.detachSampler(1);
+            // llama.cpp's own logit-bias stage before its greedy stage, attached directly
+            MemorySegment bias = llama_logit_bias.allocateArray(2, arena);
+            llama_logit_bias.token(llama_logit_bias.asSlice(bias, 0), 5);
+            llama_logit_bias.bias(llama_logit_bias.asSlice(bias, 0), -100f);
+            llama_logit_bias.token(llama_logit_bias.asSlice(bias, 1), 9);
+            llama_logit_bias.bias(llama_logit_bias.asSlice(bias, 1), 3f);
+            for (int s = 0; s < 2; s++) {
+                native_[s] = llama_sampler_chain_init(llama_sampler_chain_default_params(arena));
+                llama_sampler_chain_add(native_[s], llama_sampler_init_logit_bias(v.size(), 2, bias));
+                llama_sampler_chain_add(native_[s], llama_sampler_init_greedy());
+                assertThat(llama_set_sampler(ctx.checkOpen(), s, native_[s])).isTrue();
+            }
+            int[] llamas = reserved(ctx, batch, prompt);
+            for (int s = 0; s < 2; s++) {
+                llama_set_sampler(ctx.checkOpen(), s, MemorySegment.NULL);
+            }
+            assertThat(ours[1]).as("input tensors with this project's bias stage, as with greedy alone").isEqualTo(greedy[1]);
+            assertThat(ours[0]).as("graph splits, as with greedy alone").isEqualTo(greedy[0]);
+            assertThat(llamas[1]).as("llama.cpp's stage: a token and a bias tensor per sequence").isEqualTo(greedy[1] + 4);
+        } finally {
+            for (MemorySegment c : native_) {
+                if (c != null) {
+                    llama_sampler_free(c);
+                }
+            }
         }
     }
 }

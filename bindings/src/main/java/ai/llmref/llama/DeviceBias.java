@@ -42,6 +42,13 @@ import java.lang.foreign.ValueLayout;
  * {@code failed} word, and {@link Sampler#sample} reports it instead of a token.
  */
 final class DeviceBias {
+    /**
+     * Most biased tokens a stage takes. Each costs the device two one-element operations per
+     * sequence and step (and three tensors of llama.cpp's graph budget, which it sizes from a probe
+     * graph of at most 2048 nodes); llama.cpp's stage costs three whole-vocabulary operations and
+     * two input copies however many tokens it biases, so longer lists go to it.
+     */
+    static final int MAX_TOKENS = 16;
     private static final Logger LOG = System.getLogger(DeviceBias.class.getName());
     private static final long HEADER = 8;
     private static final long ENTRY = 8;
@@ -51,8 +58,11 @@ final class DeviceBias {
 
     private DeviceBias() {}
 
-    /** A new stage for these biases (each token once, within the vocabulary), its state in {@code arena}. */
+    /** A new stage for these biases (each token once, within the vocabulary, at most MAX_TOKENS), its state in {@code arena}. */
     static MemorySegment create(int[] tokens, float[] biases, Arena arena) {
+        if (tokens.length > MAX_TOKENS || tokens.length != biases.length) {
+            throw new IllegalArgumentException(tokens.length + " biased tokens: at most " + MAX_TOKENS + ", one bias each");
+        }
         MemorySegment state = arena.allocate(HEADER + ENTRY * tokens.length, 4);
         state.set(ValueLayout.JAVA_INT, 0, tokens.length);
         state.set(ValueLayout.JAVA_INT, 4, 0);

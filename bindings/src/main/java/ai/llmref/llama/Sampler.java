@@ -415,9 +415,9 @@ public final class Sampler implements AutoCloseable {
                 }
                 boolean penalties = penaltyLastN != 0 && (repeatPenalty != 1.0f || frequencyPenalty != 0 || presencePenalty != 0);
                 boolean greedy = seed == null || (temperature != null && temperature == 0f);
-                // Greedy with at most a logit bias: the bias is this project's stage (DeviceBias), which
-                // costs a device little when the chain is attached; on the host the argmax is taken
-                // in place (see biasedArgmax) and the chain's stages are not called.
+                // Greedy with at most a logit bias: a short bias is this project's stage (DeviceBias),
+                // which costs a device little when the chain is attached; on the host the argmax is
+                // taken in place (see biasedArgmax) and the chain's stages are not called.
                 boolean greedyOnly = grammar == null && greedy && !penalties;
                 int[] biasTokens = new int[greedyOnly ? logitBias.size() : 0];
                 float[] biasValues = new float[biasTokens.length];
@@ -430,7 +430,7 @@ public final class Sampler implements AutoCloseable {
                 }
                 MemorySegment biasStage = null;
                 Arena biasArena = null;
-                if (greedyOnly && biasTokens.length > 0) {
+                if (greedyOnly && biasTokens.length > 0 && biasTokens.length <= DeviceBias.MAX_TOKENS) {
                     biasArena = Arena.ofAuto();
                     biasStage = DeviceBias.create(biasTokens, biasValues, biasArena);
                     stages.add(biasStage);

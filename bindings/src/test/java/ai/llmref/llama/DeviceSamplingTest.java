@@ -199,6 +199,15 @@ class DeviceSamplingTest extends StoriesModelTest {
                 assertThat(stage(biased, 1)).isEqualTo("greedy");
                 assertThat(stage(withPenalties, 0)).as("chains that sample on the host keep llama.cpp's stage").isEqualTo("logit-bias");
                 assertThat(llama_sampler_chain_n(plain.handle())).isEqualTo(1);
+                Sampler.Builder longList = Sampler.builder(v);
+                for (int t = 0; t <= DeviceBias.MAX_TOKENS; t++) {
+                    longList.logitBias(t, -1f);
+                }
+                try (Sampler many = longList.build()) {
+                    assertThat(stage(many, 0)).as("more than %d biased tokens: llama.cpp's stage", DeviceBias.MAX_TOKENS)
+                            .isEqualTo("logit-bias");
+                    assertThat(many.offloadable()).isTrue();
+                }
 
                 // The chain through llama.cpp's own llama_sampler_apply: the stage's host upcall biases the candidates.
                 MemorySegment data = llama_token_data.allocateArray(v.size(), arena);

@@ -24,8 +24,13 @@ class DeviceSamplingServerTest {
         "One day, a little girl", "The sun was"};
 
     private static String body(String prompt, int i) throws Exception {
-        // every other request bans a token and boosts another, as clients do with logit_bias
-        String bias = i % 2 == 1 ? ",\"logit_bias\":{\"2\":-100,\"300\":4}" : "";
+        // every other request bans a token and boosts another, as clients do with logit_bias; every
+        // fourth bans 20 more (a list longer than the project's own device stage takes: llama.cpp's)
+        StringBuilder more = new StringBuilder();
+        for (int t = 40; i % 4 == 3 && t < 60; t++) {
+            more.append(",\"").append(t).append("\":-100");
+        }
+        String bias = i % 2 == 1 ? ",\"logit_bias\":{\"2\":-100,\"300\":4" + more + "}" : "";
         return "{\"prompt\":" + JSON.writeValueAsString(prompt) + ",\"max_tokens\":40,\"temperature\":0" + bias + "}";
     }
 

@@ -23,12 +23,15 @@ import java.util.Map;
  * Use it on one thread at a time.
  */
 public final class Sampler implements AutoCloseable {
+    private static final long ID = llama_token_data.id$offset();
+    private static final long LOGIT = llama_token_data.logit$offset();
+    private static final long P = llama_token_data.p$offset();
     private MemorySegment chain;
     private final Vocabulary vocabulary;
     /**
      * Set for chains with a grammar. llama.cpp throws a C++ exception through its C API (which
      * terminates the process) when a grammar is made to accept a token it does not allow; so a
-     * grammar chain samples through {@link #sampleChecked} and checks tokens before accepting them.
+     * grammar chain samples through {@link #sampleCandidates} and checks tokens before accepting them.
      */
     private final MemorySegment grammarStage;
     /**
@@ -97,7 +100,7 @@ public final class Sampler implements AutoCloseable {
         MemorySegment ctx = context.checkOpen();
         context.checkLogits(index, "llama_sampler_sample");
         if (grammarStage != null) {
-            return sampleChecked(c, ctx, index);
+            return sampleCandidates(c, logitsRow(ctx, index));
         }
         if (greedyOnly) {
             return pickGreedy(logitsRow(ctx, index));
@@ -111,18 +114,34 @@ public final class Sampler implements AutoCloseable {
     }
 
     /**
-     * For {@link SamplingPool}: the logits row a greedy-only chain would take the argmax of (checked
-     * as {@link #sample} checks), or null when this chain is not greedy-only and must be sampled
-     * through llama.cpp on the context's thread.
+     * For {@link SamplingPool}: the logits row this chain samples from on the host (checked as
+     * {@link #sample} checks), or null when the chain is attached to {@code context} and its token
+     * was picked on the device.
      */
-    MemorySegment greedyRow(LlamaContext context, int index) {
-        if (!greedyOnly || attachedTo == context) {
+    MemorySegment hostRow(LlamaContext context, int index) {
+        if (attachedTo == context) {
             return null;
         }
         checkOpen();
         MemorySegment ctx = context.checkOpen();
         context.checkLogits(index, "llama_sampler_sample");
         return logitsRow(ctx, index);
+    }
+
+    /** True when {@link #sampleRow} is an argmax (tens of microseconds on a 128k vocabulary), not a llama.cpp chain. */
+    boolean argmaxOnly() {
+        return greedyOnly;
+    }
+
+    /**
+     * What {@link #sample} picks, from a row that {@link #hostRow} gave: the argmax in place, or
+     * llama.cpp's chain applied to candidates filled from the row and the pick accepted, as
+     * {@code llama_sampler_sample} does. It touches this chain, its own buffers and the row only
+     * (no context), so {@link SamplingPool} runs it on a helper thread.
+     */
+    int sampleRow(MemorySegment logits) {
+        MemorySegment c = checkOpen();
+        return greedyOnly ? pickGreedy(logits) : sampleCandidates(c, logits);
     }
 
     private MemorySegment logitsRow(MemorySegment ctx, int index) {
@@ -134,7 +153,7 @@ public final class Sampler implements AutoCloseable {
     }
 
     /**
-     * The greedy pick over a row from {@link #greedyRow}. It reads that row and this sampler's bias
+     * The greedy pick over a row from {@link #hostRow}. It reads that row and this sampler's bias
      * buffers only (the biased logits are changed and put back in place), and makes no native call, so
      * {@link SamplingPool} runs it on a helper thread while the context's thread waits.
      */
@@ -176,20 +195,25 @@ public final class Sampler implements AutoCloseable {
         }
     }
 
-    /** What {@code llama_sampler_sample} does (apply the chain, accept the pick), with the pick checked. */
-    private int sampleChecked(MemorySegment c, MemorySegment ctx, int index) {
+    /**
+     * What {@code llama_sampler_sample} does (fill candidates from the logits, apply the chain,
+     * accept the pick), with the pick checked: a grammar's dead end is a {@link GrammarException}
+     * and no valid pick a {@link LlamaException}, where llama.cpp would abort.
+     */
+    private int sampleCandidates(MemorySegment c, MemorySegment logits) {
         int n = vocabulary.size();
         if (candidates == null) {
             candidatesArena = Arena.ofShared();
             candidates = llama_token_data.allocateArray(n, candidatesArena);
             candidateArray = llama_token_data_array.allocate(candidatesArena);
         }
-        MemorySegment logits = llama_get_logits_ith(ctx, index).reinterpret((long) n * Float.BYTES);
+        MemorySegment cand = candidates;
+        long stride = llama_token_data.layout().byteSize();
         for (int i = 0; i < n; i++) {
-            MemorySegment el = llama_token_data.asSlice(candidates, i);
-            llama_token_data.id(el, i);
-            llama_token_data.logit(el, logits.getAtIndex(ValueLayout.JAVA_FLOAT, i));
-            llama_token_data.p(el, 0f);
+            long at = i * stride;
+            cand.set(ValueLayout.JAVA_INT, at + ID, i);
+            cand.set(ValueLayout.JAVA_FLOAT, at + LOGIT, logits.getAtIndex(ValueLayout.JAVA_FLOAT, i));
+            cand.set(ValueLayout.JAVA_FLOAT, at + P, 0f);
         }
         llama_token_data_array.data(candidateArray, candidates);
         llama_token_data_array.size(candidateArray, n);
@@ -205,7 +229,10 @@ public final class Sampler implements AutoCloseable {
                 .reinterpret(size * llama_token_data.layout().byteSize());
         MemorySegment pick = llama_token_data.asSlice(data, selected);
         int token = llama_token_data.id(pick);
-        if (llama_token_data.logit(pick) == Float.NEGATIVE_INFINITY || token < 0 || token >= n) {
+        if (token < 0 || token >= n) {
+            throw new LlamaException("llama_sampler_apply", "the sampler chain selected token " + token + ", outside the vocabulary");
+        }
+        if (grammarStage != null && llama_token_data.logit(pick) == Float.NEGATIVE_INFINITY) {
             throw new GrammarException("llama_sampler_sample", "the grammar allows no token at this point of the output");
         }
         llama_sampler_accept(c, token);

@@ -19,22 +19,30 @@ import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * Samples the sequences of one decode together. With many sequences on a large vocabulary the
- * greedy picks dominate the time between two decodes (an argmax over 128k logits is some tens of
- * microseconds, per sequence), while a GPU waits; this pool spreads the greedy-only samplers'
- * argmax over helper platform threads. Everything that calls llama.cpp (fetching each logits row,
- * every other sampler chain) stays on the calling thread, the context's owner, which also picks
- * and waits for the rows the helpers took before it returns: the helpers only read the rows of the
- * last decode (and put back the biased logits they changed in place), which no one else touches
- * until then. The rows are taken one at a time by whichever thread is free, so a helper that is
- * slow to wake (after a GPU decode of some milliseconds a parked thread can take hundreds of
- * microseconds to run again in a virtual machine) takes fewer rows rather than delaying the step.
+ * picks dominate the time between two decodes while a GPU waits: an argmax over 128k logits is
+ * some tens of microseconds per sequence, and a llama.cpp chain that draws with a temperature is a
+ * pass of {@code exp} over the whole vocabulary (about 0.9 ms on the development machine; with a
+ * top-p and no top-k, a sort of it: about 8 ms). This pool spreads both over helper platform
+ * threads. The calling thread, the context's owner, fetches every logits row (a call into the
+ * context) and reads back the tokens of chains attached to the device; the helpers run only the
+ * argmax over a row (putting back the biased logits they changed in place) or a chain over
+ * candidates filled from a row ({@code llama_sampler_apply} and {@code llama_sampler_accept} on
+ * that chain alone, as {@code llama_sampler_sample} does, without the context). Each sampler
+ * appears once per call, so each chain is used by one thread at a time; the rows of the last
+ * decode are not touched by anyone else until the calling thread, which picks too, has waited for
+ * every row. The rows are taken one at a time by whichever thread is free, the chains first (they
+ * cost most), so a helper that is slow to wake (after a GPU decode of some milliseconds a parked
+ * thread can take hundreds of microseconds to run again in a virtual machine) takes fewer rows
+ * rather than delaying the step.
  *
  * <p>With {@code threads == 1} there are no helpers and {@link #sample} is the same as calling
  * {@link Sampler#sample} for each sequence in turn. Create, use and close a pool on one thread.
  */
 public final class SamplingPool implements AutoCloseable {
-    /** Fewer greedy rows than this are picked on the calling thread (waking a helper costs more). */
+    /** Less work than this many argmaxes is done on the calling thread (waking a helper costs more). */
     static final int MIN_PARALLEL_ROWS = 4;
+    /** What one llama.cpp chain over the whole vocabulary counts as, in argmaxes, when deciding how many helpers to wake. */
+    static final int CHAIN_UNITS = 8;
     private static final AtomicInteger POOLS = new AtomicInteger();
 
     private final int threads;
@@ -43,6 +51,7 @@ public final class SamplingPool implements AutoCloseable {
     private Sampler[] rowSamplers = new Sampler[0];
     private MemorySegment[] rows = new MemorySegment[0];
     private int[] rowSlots = new int[0];
+    private MemorySegment[] fetched = new MemorySegment[0];
     private int lastRows;
     private int lastHelpers;
     private long lastPickNanos;
@@ -94,24 +103,42 @@ public final class SamplingPool implements AutoCloseable {
             rowSamplers = new Sampler[count];
             rowSlots = new int[count];
         }
+        if (fetched.length < count) {
+            fetched = new MemorySegment[count];
+        }
+        int chains = 0;
         int m = 0;
         for (int i = 0; i < count; i++) {
             tokens[i] = -1;
             errors[i] = null;
             try {
-                MemorySegment row = samplers[i].greedyRow(context, indices[i]);
+                MemorySegment row = samplers[i].hostRow(context, indices[i]);
                 if (row == null) {
-                    tokens[i] = samplers[i].sample(context, indices[i]);
+                    tokens[i] = samplers[i].sample(context, indices[i]); // picked on the device: read back
                 } else {
-                    rows[m] = row;
-                    rowSamplers[m] = samplers[i];
-                    rowSlots[m++] = i;
+                    fetched[i] = row;
+                    m++;
+                    chains += samplers[i].argmaxOnly() ? 0 : 1;
                 }
             } catch (RuntimeException e) {
                 errors[i] = e;
             }
         }
-        int wake = helpers == null || m < MIN_PARALLEL_ROWS ? 0 : Math.min(threads, (m + 1) / 2) - 1;
+        // The llama.cpp chains first: each is a pass (or a sort) over the whole vocabulary, many times
+        // an argmax, so they are the rows to hand out while the others can still fill in around them.
+        int next = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            for (int i = 0; i < count; i++) {
+                if (fetched[i] != null && samplers[i].argmaxOnly() == (pass == 1)) {
+                    rows[next] = fetched[i];
+                    rowSamplers[next] = samplers[i];
+                    rowSlots[next++] = i;
+                }
+            }
+        }
+        Arrays.fill(fetched, 0, count, null);
+        int units = (m - chains) + CHAIN_UNITS * chains;
+        int wake = helpers == null || units < MIN_PARALLEL_ROWS ? 0 : Math.min(Math.min(threads, (units + 1) / 2), m) - 1;
         Round round = new Round(m, tokens, errors);
         for (int h = 0; h < wake; h++) {
             helpers.execute(() -> round.take(this, true));
@@ -136,7 +163,7 @@ public final class SamplingPool implements AutoCloseable {
         }
     }
 
-    /** Greedy rows the last {@link #sample} call picked by argmax (the other sequences went through llama.cpp). */
+    /** Rows the last {@link #sample} call sampled on the host, argmaxes and chains (not those read back from the device). */
     public int lastRows() {
         return lastRows;
     }
@@ -149,7 +176,7 @@ public final class SamplingPool implements AutoCloseable {
         return lastHelpers;
     }
 
-    /** The last {@link #sample} call's time spent in argmax, summed over the threads that picked. */
+    /** The last {@link #sample} call's time spent picking rows (argmaxes and chains), summed over the threads that picked. */
     public long lastPickNanos() {
         return lastPickNanos;
     }
@@ -259,7 +286,7 @@ public final class SamplingPool implements AutoCloseable {
     }
 
     /**
-     * One {@link #sample} call's greedy rows, claimed one at a time by the calling thread and by
+     * One {@link #sample} call's host rows, claimed one at a time by the calling thread and by
      * the helpers it woke: a helper that starts late (a parked thread can take hundreds of
      * microseconds to run again, in a virtual machine especially) takes fewer rows instead of
      * holding the whole step back by its delay.
@@ -333,7 +360,7 @@ public final class SamplingPool implements AutoCloseable {
     private void pickRow(int r, int[] tokens, RuntimeException[] errors) {
         int i = rowSlots[r];
         try {
-            tokens[i] = rowSamplers[r].pickGreedy(rows[r]);
+            tokens[i] = rowSamplers[r].sampleRow(rows[r]);
         } catch (RuntimeException e) {
             errors[i] = e;
         }

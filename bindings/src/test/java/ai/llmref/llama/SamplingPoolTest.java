@@ -35,16 +35,30 @@ class SamplingPoolTest extends StoriesModelTest {
         return outputs;
     }
 
-    /** Greedy, greedy with logit bias (the in-place paths) and llama.cpp chains (seeded draws, penalties), in turn. */
+    /**
+     * Greedy, greedy with logit bias (the in-place paths) and llama.cpp chains (seeded draws, with a
+     * top-p too, penalties, a grammar), in turn: the chains run on the helpers as well.
+     */
     private static Sampler sampler(Vocabulary v, int i, float[] logits) {
         Sampler.Builder b = Sampler.builder(v);
-        switch (i % 4) {
+        switch (i % 6) {
             case 1 -> b.logitBias(argmax(logits), Float.NEGATIVE_INFINITY).logitBias(7, 3.5f);
             case 2 -> b.temperature(0.9f).seed(1000 + i);
             case 3 -> b.penalties(64, 1.2f, 0f, 0f);
+            case 4 -> b.topP(0.9f).temperature(1.1f).seed(2000 + i);
+            case 5 -> b.grammar("root ::= [a-z ]+", "root");
             default -> { }
         }
         return b.build();
+    }
+
+    /** How many of the first n samplers of {@link #sampler} pick by argmax alone. */
+    private static int argmaxRows(int n) {
+        int rows = 0;
+        for (int i = 0; i < n; i++) {
+            rows += i % 6 <= 1 ? 1 : 0;
+        }
+        return rows;
     }
 
     @Test
@@ -73,13 +87,14 @@ class SamplingPoolTest extends StoriesModelTest {
                     pool.sample(ctx, samplers.toArray(Sampler[]::new), outputs, n, tokens, errors);
                     assertThat(errors).as(threads + " threads").containsOnlyNulls();
                     assertThat(tokens).as(threads + " threads").containsExactly(expected);
-                    // the call's own account: the greedy samplers (i % 4 of 0 and 1) picked by argmax, by the
-                    // calling thread and at most min(threads, rows / 2) - 1 woken helpers (those that start
-                    // before the last row is taken)
-                    int greedyRows = (n + 3) / 4 + (n + 2) / 4;
-                    assertThat(pool.lastRows()).as(threads + " threads").isEqualTo(greedyRows);
+                    // the call's own account: every row sampled on the host (argmaxes and chains), by the
+                    // calling thread and at most min(threads, work / 2, rows) - 1 woken helpers (those that
+                    // start before the last row is taken), a chain counting as CHAIN_UNITS argmaxes
+                    int argmaxes = argmaxRows(n);
+                    int units = argmaxes + SamplingPool.CHAIN_UNITS * (n - argmaxes);
+                    assertThat(pool.lastRows()).as(threads + " threads").isEqualTo(n);
                     assertThat(pool.lastHelpers()).as(threads + " threads")
-                            .isBetween(0, threads == 1 ? 0 : Math.min(threads, (greedyRows + 1) / 2) - 1);
+                            .isBetween(0, threads == 1 ? 0 : Math.min(Math.min(threads, (units + 1) / 2), n) - 1);
                     assertThat(pool.lastPickNanos()).as(threads + " threads").isPositive();
                     if (pool.lastHelpers() == 0) {
                         assertThat(pool.lastHelperStartNanos()).isZero();

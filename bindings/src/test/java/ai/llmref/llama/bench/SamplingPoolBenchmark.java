@@ -9,6 +9,7 @@ import ai.llmref.llama.Sampler;
 import ai.llmref.llama.SamplingPool;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.locks.LockSupport;
 
@@ -22,14 +23,19 @@ import java.util.concurrent.locks.LockSupport;
  * scheduler waits for the device's decode on a GPU: the helpers then park between steps and each
  * step pays for waking them (timed: the steps alone, not the gaps).
  *
- * <pre>java ... ai.llmref.llama.bench.SamplingPoolBenchmark MODEL.gguf [rows] [max-threads] [gpu-layers] [gap-us]</pre>
+ * <p>With {@code kind} {@code temp} every sequence draws with a temperature instead (0.8, a seed of its
+ * own), with {@code topp} also top-p 0.95 (what many chat clients send), and with {@code topk} with
+ * top-k 40 before those (llama-server's default); the picks then differ from step to step, so they
+ * are not compared between thread counts.
+ *
+ * <pre>java ... ai.llmref.llama.bench.SamplingPoolBenchmark MODEL.gguf [rows] [max-threads] [gpu-layers] [gap-us] [greedy|temp|topp|topk]</pre>
  */
 public final class SamplingPoolBenchmark {
     private SamplingPoolBenchmark() {}
 
     public static void main(String[] args) {
         if (args.length < 1) {
-            System.err.println("usage: SamplingPoolBenchmark MODEL.gguf [rows=64] [max-threads=8] [gpu-layers=0] [gap-us=0]");
+            System.err.println("usage: SamplingPoolBenchmark MODEL.gguf [rows=64] [max-threads=8] [gpu-layers=0] [gap-us=0] [greedy|temp|topp|topk]");
             System.exit(2);
         }
         Path model = Path.of(args[0]);
@@ -37,6 +43,11 @@ public final class SamplingPoolBenchmark {
         int maxThreads = args.length > 2 ? Integer.parseInt(args[2]) : 8;
         int gpuLayers = args.length > 3 ? Integer.parseInt(args[3]) : 0;
         long gapNanos = args.length > 4 ? Long.parseLong(args[4]) * 1000 : 0;
+        String kind = args.length > 5 ? args[5] : "greedy";
+        if (!List.of("greedy", "temp", "topp", "topk").contains(kind)) {
+            System.err.println("kind must be greedy, temp, topp or topk, got " + kind);
+            System.exit(2);
+        }
         try (LlamaModel m = LlamaModel.load(model, ModelParams.defaults().withGpuLayers(gpuLayers));
              LlamaContext ctx = m.newContext(ContextParams.defaults().withContextSize(16 * rows).withBatch(rows, rows)
                      .withSequences(rows).withThreads(Runtime.getRuntime().availableProcessors(),
@@ -51,14 +62,19 @@ public final class SamplingPoolBenchmark {
             ctx.decode(batch);
             Sampler[] samplers = new Sampler[rows];
             for (int s = 0; s < rows; s++) {
-                samplers[s] = Sampler.greedy(m.vocabulary());
+                samplers[s] = switch (kind) {
+                    case "temp" -> Sampler.builder(m.vocabulary()).temperature(0.8f).seed(s + 1).build();
+                    case "topp" -> Sampler.builder(m.vocabulary()).temperature(0.8f).topP(0.95f).seed(s + 1).build();
+                    case "topk" -> Sampler.builder(m.vocabulary()).topK(40).temperature(0.8f).topP(0.95f).seed(s + 1).build();
+                    default -> Sampler.greedy(m.vocabulary());
+                };
             }
             int[] tokens = new int[rows];
             RuntimeException[] errors = new RuntimeException[rows];
             int[] reference = null;
             System.out.printf(Locale.ROOT, "model %s, vocabulary %d, %d rows, %d CPUs%n", model.getFileName(), vocab, rows,
                     Runtime.getRuntime().availableProcessors());
-            System.out.printf(Locale.ROOT, "gap between steps: %d µs%n", gapNanos / 1000);
+            System.out.printf(Locale.ROOT, "gap between steps: %d µs; samplers: %s%n", gapNanos / 1000, kind);
             System.out.println("| threads | µs per step (median of 9 batches of 200) | µs per row | last helper's start µs (mean) |");
             System.out.println("| ---: | ---: | ---: | ---: |");
             for (int threads = 1; threads <= maxThreads; threads *= 2) {
@@ -82,7 +98,9 @@ public final class SamplingPoolBenchmark {
                         perStep[b] = busy / 200.0 / 1000.0;
                     }
                     Arrays.sort(perStep);
-                    if (reference == null) {
+                    if (!kind.equals("greedy")) {
+                        // draws: different tokens every step
+                    } else if (reference == null) {
                         reference = tokens.clone();
                     } else if (!Arrays.equals(reference, tokens)) {
                         throw new IllegalStateException("different picks with " + threads + " threads");

@@ -21,7 +21,7 @@ public interface EngineObserver {
             long emitNanos) {}
 
     /**
-     * A step's greedy picks on the sampling pool ended: {@code rows} picked by argmax, in
+     * A step's picks on the sampling pool ended: {@code rows} picked on the host (argmaxes and llama.cpp chains), in
      * {@code pickNanos} of picking summed over the threads; {@code helpers} threads besides the
      * scheduler took part, the last of them starting {@code helperStartNanos} after the work was
      * handed out (see {@link ai.llmref.llama.SamplingPool}). Called only for steps with such rows.

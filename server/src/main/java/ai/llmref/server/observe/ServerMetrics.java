@@ -79,9 +79,9 @@ public final class ServerMetrics implements EngineObserver {
         prefixCopies = registry.counter("llmref_engine_prefix_copies_total",
                 "Cached prompt prefixes copied from another free slot into the lowest free slot");
         samplingRows = registry.counter("llmref_engine_sampling_rows_total",
-                "Greedy tokens the sampling pool picked by argmax over the host's logits");
+                "Tokens the sampling pool picked on the host (argmaxes and llama.cpp chains over the host's logits)");
         samplingPick = registry.histogram("llmref_engine_sampling_pick_seconds",
-                "Per step, the sampling pool's argmax time summed over its threads (sum / rows_total: the time per pick)", STEP_PHASE);
+                "Per step, the sampling pool's picking time summed over its threads (sum / rows_total: the time per pick)", STEP_PHASE);
         samplingHelperStart = registry.histogram("llmref_engine_sampling_helper_start_seconds",
                 "Per step with helper threads, how long after the work was handed out the last helper started picking", WAKE_UP);
         deviceSamplerAttaches = registry.counter("llmref_engine_device_sampler_attaches_total",

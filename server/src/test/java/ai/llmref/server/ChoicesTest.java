@@ -28,7 +28,9 @@ class ChoicesTest {
 
     @BeforeAll
     static void start() throws Exception {
-        server = TestServer.start();
+        // 4 sampling threads: the choices' seeded chains are drawn on the pool's threads together,
+        // and must still give each choice exactly its single answer
+        server = TestServer.start(Map.of("engine.sampling-threads", "4"));
     }
 
     @AfterAll

@@ -52,9 +52,9 @@ final class DeviceBias {
     private static final Logger LOG = System.getLogger(DeviceBias.class.getName());
     private static final long HEADER = 8;
     private static final long ENTRY = 8;
+    private static final MemorySegment NAME = Arena.global().allocateFrom("llmref-logit-bias");
     /** The interface, with its upcall stubs: created once, never freed (llama.cpp may hold stages until exit). */
     private static final MemorySegment IFACE = iface();
-    private static final MemorySegment NAME = Arena.global().allocateFrom("llmref-logit-bias");
 
     private DeviceBias() {}
 

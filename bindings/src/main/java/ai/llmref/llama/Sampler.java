@@ -225,8 +225,7 @@ public final class Sampler implements AutoCloseable {
         if (selected < 0 || selected >= size) {
             throw new LlamaException("llama_sampler_apply", "the sampler chain selected no token");
         }
-        MemorySegment data = llama_token_data_array.data(candidateArray)
-                .reinterpret(size * llama_token_data.layout().byteSize());
+        MemorySegment data = llama_token_data_array.data(candidateArray).reinterpret(size * stride);
         MemorySegment pick = llama_token_data.asSlice(data, selected);
         int token = llama_token_data.id(pick);
         if (token < 0 || token >= n) {

@@ -58,7 +58,7 @@ public final class SamplingPool implements AutoCloseable {
     private long lastHelperStartNanos;
     private boolean closed;
 
-    /** @param threads threads that take argmax work, the calling thread included (1..256) */
+    /** @param threads threads that sample rows (argmaxes and chains), the calling thread included (1..256) */
     public SamplingPool(int threads) {
         if (threads < 1 || threads > 256) {
             throw new IllegalArgumentException("threads must be 1..256, got " + threads);
@@ -341,7 +341,8 @@ public final class SamplingPool implements AutoCloseable {
         /**
          * Returns once every row is finished. Rows nobody claimed (the calling thread stopped on an
          * Error) are claimed here and left unpicked; a row a helper is picking takes tens of
-         * microseconds, so this spins.
+         * microseconds (an argmax) to milliseconds (a chain over the whole vocabulary), so this
+         * spins, then yields.
          */
         void awaitRows() {
             while (next.getAndIncrement() < rows) {

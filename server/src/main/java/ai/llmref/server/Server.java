@@ -156,7 +156,7 @@ public final class Server implements AutoCloseable {
     /**
      * {@code engine.sampling-threads}, or for 0 (auto): on a GPU the CPU idles while the scheduler
      * picks every slot's token, so up to 8 threads (half the cores, two slots each at least) share the
-     * argmax work; on CPU the decode threads need the cores, so the scheduler picks alone.
+     * picks; on CPU the decode threads need the cores, so the scheduler picks alone.
      */
     static int samplingThreads(ServerConfig.Engine e, boolean onGpu) {
         if (e.samplingThreads() > 0) {
@@ -174,7 +174,6 @@ public final class Server implements AutoCloseable {
      * several tokens. More would not help: after each step OpenMP's idle workers spin (libgomp's
      * default, about 300,000 spins), and those spinning workers take the cores that the sampling
      * pool, the text and the HTTP threads need (docs/server.md, "CPU threads").
-     *
      */
     static CpuThreads cpuThreads(ServerConfig.Engine e, ai.llmref.llama.ModelPlacement placement, int cores) {
         boolean allOnGpu = placement.fullyOnGpu();

@@ -84,7 +84,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      *                        {@code Server}: every core, or 1 when every layer is on a GPU)
      * @param threadsBatch    its CPU threads for steps of several tokens; 0 = auto (every core, or at
      *                        most 4 when every layer is on a GPU)
-     * @param samplingThreads threads picking greedy tokens after each decode; 0 = auto (see
+     * @param samplingThreads threads picking the tokens after each decode; 0 = auto (see
      *                        {@code Server}: several when the model is on a GPU, 1 on CPU)
      * @param emitDuringDecode make a step's text while the next decode runs (see {@code EngineConfig})
      * @param kvCacheTypeK    element type of the generation context's K cache

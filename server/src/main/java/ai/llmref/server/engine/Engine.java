@@ -500,7 +500,7 @@ public final class Engine implements AutoCloseable {
             p.samplers[n] = s.deviceSampler != null ? s.deviceSampler : s.sampler; // the device's pick is read back
             p.indices[n++] = s.outputIndex;
         }
-        // every slot's next token, the greedy ones picked on the sampling pool's threads together
+        // every slot's next token, picked on the sampling pool's threads together (argmaxes and chains)
         sampling.sample(ctx, p.samplers, p.indices, n, p.tokens, p.errors);
         long emitStart = System.nanoTime();
         if (sampling.lastRows() > 0) {

@@ -16,7 +16,7 @@ import ai.llmref.llama.ContextParams;
  * @param threadsBatch   threads for prompt processing
  * @param flashAttention flash attention policy
  * @param embeddings     also serve /v1/embeddings (a second, embeddings-mode context)
- * @param samplingThreads threads that pick greedy tokens after a decode, the scheduler included
+ * @param samplingThreads threads that pick the tokens after a decode, the scheduler included
  *                       (1: the scheduler alone; see {@link ai.llmref.llama.SamplingPool})
  * @param emitDuringDecode make the text of a step's tokens while the next decode runs (worth it where
  *                       llama_decode returns before the device has finished, i.e. on a GPU): each

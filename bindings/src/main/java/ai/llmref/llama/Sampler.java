@@ -20,7 +20,10 @@ import java.util.Map;
  * A llama.cpp sampler chain: picks the next token from a context's logits. Build one per sequence
  * with {@link #builder(Vocabulary)}; the stages run in llama.cpp's usual order (grammar, logit
  * bias, penalties, top-k, typical, top-p, min-p, temperature, then greedy or a seeded draw).
- * Use it on one thread at a time.
+ * Two common chains are computed over the logits row where llama.cpp keeps it, with llama.cpp's
+ * picks: greedy with at most a logit bias (an argmax) and a plain draw, a logit bias, temperature
+ * and seed with no stage that keeps history or cuts the candidates ({@link SoftmaxDraw}); the
+ * others run llama.cpp's stages. Use it on one thread at a time.
  */
 public final class Sampler implements AutoCloseable {
     private static final long ID = llama_token_data.id$offset();
@@ -60,10 +63,17 @@ public final class Sampler implements AutoCloseable {
      */
     private final MemorySegment biasStage;
     private final Arena biasArena;
+    /**
+     * For a chain that is a plain draw (logit bias, temperature and {@code dist}, nothing that
+     * keeps history or cuts the candidates): the same draw computed over the row where it lies,
+     * without filling 128k candidates, and in chunks on {@link SamplingPool}'s threads; null otherwise.
+     */
+    private final SoftmaxDraw draw;
 
     private Sampler(MemorySegment chain, Vocabulary vocabulary, boolean grammar, boolean greedyOnly,
-                    int[] biasTokens, float[] biasValues, MemorySegment biasStage, Arena biasArena) {
+                    int[] biasTokens, float[] biasValues, MemorySegment biasStage, Arena biasArena, SoftmaxDraw draw) {
         this.chain = chain;
+        this.draw = draw;
         this.biasStage = biasStage;
         this.biasArena = biasArena;
         this.vocabulary = vocabulary;
@@ -105,6 +115,9 @@ public final class Sampler implements AutoCloseable {
         if (greedyOnly) {
             return pickGreedy(logitsRow(ctx, index));
         }
+        if (draw != null) {
+            return draw.draw(logitsRow(ctx, index));
+        }
         int token = llama_sampler_sample(c, ctx, index);
         if (token < 0 || token >= vocabulary.size()) {
             throw new LlamaException("llama_sampler_sample", "sampler returned no valid token (" + token + "): "
@@ -141,7 +154,16 @@ public final class Sampler implements AutoCloseable {
      */
     int sampleRow(MemorySegment logits) {
         MemorySegment c = checkOpen();
-        return greedyOnly ? pickGreedy(logits) : sampleCandidates(c, logits);
+        if (greedyOnly) {
+            return pickGreedy(logits);
+        }
+        return draw != null ? draw.draw(logits) : sampleCandidates(c, logits);
+    }
+
+    /** The plain draw {@link SamplingPool} may split into chunks over its threads, or null for other chains. */
+    SoftmaxDraw plainDraw() {
+        checkOpen();
+        return draw;
     }
 
     private MemorySegment logitsRow(MemorySegment ctx, int index) {
@@ -299,6 +321,9 @@ public final class Sampler implements AutoCloseable {
     /** Forgets history (penalties, grammar state, RNG state is re-seeded by llama.cpp's rules). */
     public void reset() {
         llama_sampler_reset(checkOpen());
+        if (draw != null) {
+            draw.reset();
+        }
     }
 
     private MemorySegment checkOpen() {
@@ -339,6 +364,7 @@ public final class Sampler implements AutoCloseable {
         private Float minP;
         private Float temperature;
         private Long seed;
+        private boolean plainDraws = true;
 
         private Builder(Vocabulary vocabulary) {
             this.vocabulary = vocabulary;
@@ -417,6 +443,16 @@ public final class Sampler implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Whether a plain draw (logit bias, temperature and seed, nothing else) is computed by
+         * {@link SoftmaxDraw} (the default) or by llama.cpp's chain over a candidates array: the
+         * tests compare the two.
+         */
+        Builder plainDraws(boolean java) {
+            this.plainDraws = java;
+            return this;
+        }
+
         private static Float probability(float p, String fn, String name) {
             if (!(p >= 0 && p <= 1)) {
                 throw new InvalidInputException(fn, name + " must be within 0..1, got " + p);
@@ -445,15 +481,18 @@ public final class Sampler implements AutoCloseable {
                 // which costs a device little when the chain is attached; on the host the argmax is
                 // taken in place (see biasedArgmax) and the chain's stages are not called.
                 boolean greedyOnly = grammar == null && greedy && !penalties;
-                int[] biasTokens = new int[greedyOnly ? logitBias.size() : 0];
+                boolean cut = (topK != null && topK > 0) || (typicalP != null && typicalP < 1) || (topP != null && topP < 1)
+                        || (minP != null && minP > 0);
+                // A plain draw (bias, temperature, seed): SoftmaxDraw computes it over the row.
+                boolean plainDraw = plainDraws && grammar == null && !greedy && !penalties && !cut;
+                int[] biasTokens = new int[logitBias.size()];
                 float[] biasValues = new float[biasTokens.length];
-                if (greedyOnly) {
-                    int i = 0;
-                    for (Map.Entry<Integer, Float> e : logitBias.entrySet()) {
-                        biasTokens[i] = e.getKey();
-                        biasValues[i++] = e.getValue();
-                    }
+                int b = 0;
+                for (Map.Entry<Integer, Float> e : logitBias.entrySet()) {
+                    biasTokens[b] = e.getKey();
+                    biasValues[b++] = e.getValue();
                 }
+                SoftmaxDraw draw = plainDraw ? new SoftmaxDraw(biasTokens, biasValues, temperature == null ? 1.0f : temperature, seed) : null;
                 MemorySegment biasStage = null;
                 Arena biasArena = null;
                 if (greedyOnly && biasTokens.length > 0 && biasTokens.length <= DeviceBias.MAX_TOKENS) {
@@ -462,11 +501,10 @@ public final class Sampler implements AutoCloseable {
                     stages.add(biasStage);
                 } else if (!logitBias.isEmpty()) {
                     MemorySegment arr = llama_logit_bias.allocateArray(logitBias.size(), arena);
-                    int i = 0;
-                    for (Map.Entry<Integer, Float> e : logitBias.entrySet()) {
-                        MemorySegment el = llama_logit_bias.asSlice(arr, i++);
-                        llama_logit_bias.token(el, e.getKey());
-                        llama_logit_bias.bias(el, e.getValue());
+                    for (int i = 0; i < biasTokens.length; i++) {
+                        MemorySegment el = llama_logit_bias.asSlice(arr, i);
+                        llama_logit_bias.token(el, biasTokens[i]);
+                        llama_logit_bias.bias(el, biasValues[i]);
                     }
                     stages.add(llama_sampler_init_logit_bias(vocabulary.size(), logitBias.size(), arr));
                 }
@@ -497,7 +535,8 @@ public final class Sampler implements AutoCloseable {
                 for (MemorySegment s : stages) {
                     llama_sampler_chain_add(chain, s); // the chain owns its stages from here on
                 }
-                return new Sampler(chain, vocabulary, grammar != null, greedyOnly, biasTokens, biasValues, biasStage, biasArena);
+                return new Sampler(chain, vocabulary, grammar != null, greedyOnly, greedyOnly ? biasTokens : new int[0],
+                        greedyOnly ? biasValues : new float[0], biasStage, biasArena, draw);
             }
         }
     }

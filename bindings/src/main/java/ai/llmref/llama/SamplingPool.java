@@ -33,7 +33,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * every row. The rows are taken one at a time by whichever thread is free, the chains first (they
  * cost most), so a helper that is slow to wake (after a GPU decode of some milliseconds a parked
  * thread can take hundreds of microseconds to run again in a virtual machine) takes fewer rows
- * rather than delaying the step.
+ * rather than delaying the step. With fewer chains than threads, a plain draw (a temperature and
+ * perhaps a logit bias, {@link SoftmaxDraw}) is cut into chunks of {@value #DRAW_CHUNK} tokens that
+ * the threads take the same way, and the calling thread combines them and picks: a single
+ * stream's draw is shared too.
  *
  * <p>With {@code threads == 1} there are no helpers and {@link #sample} is the same as calling
  * {@link Sampler#sample} for each sequence in turn. Create, use and close a pool on one thread.
@@ -43,16 +46,38 @@ public final class SamplingPool implements AutoCloseable {
     static final int MIN_PARALLEL_ROWS = 4;
     /** What one llama.cpp chain over the whole vocabulary counts as, in argmaxes, when deciding how many helpers to wake. */
     static final int CHAIN_UNITS = 8;
+    /**
+     * Tokens per chunk when a plain draw (a temperature over the whole vocabulary, {@link SoftmaxDraw})
+     * is split over the threads: 16 chunks on a 128k vocabulary, each some tens of microseconds.
+     */
+    static final int DRAW_CHUNK = 8192;
+    /** What one chunk of a plain draw counts as, in argmaxes (a pass of {@code exp} over 8192 logits against a comparison over 128k). */
+    static final int CHUNK_UNITS = 2;
     private static final AtomicInteger POOLS = new AtomicInteger();
 
     private final int threads;
+    private final int drawChunk;
     private final ExecutorService helpers;
     private final Map<Sampler, Boolean> seen = new IdentityHashMap<>();
     private Sampler[] rowSamplers = new Sampler[0];
     private MemorySegment[] rows = new MemorySegment[0];
     private int[] rowSlots = new int[0];
     private MemorySegment[] fetched = new MemorySegment[0];
+    /**
+     * One call's work: task {@code t} is row {@code taskRow[t]} whole, or, where {@code taskChunk[t] >= 0},
+     * that chunk of its plain draw, whose results go to slot {@code taskSlot[t]} of {@link #chunkMax}
+     * and {@link #chunkSum}.
+     */
+    private int[] taskRow = new int[0];
+    private int[] taskChunk = new int[0];
+    private int[] taskSlot = new int[0];
+    private float[] chunkMax = new float[0];
+    private double[] chunkSum = new double[0];
+    /** The plain draws of the call split into chunks: their row and first chunk slot. */
+    private int[] splitRows = new int[0];
+    private int[] splitFirst = new int[0];
     private int lastRows;
+    private int lastSplitDraws;
     private int lastHelpers;
     private long lastPickNanos;
     private long lastHelperStartNanos;
@@ -60,10 +85,19 @@ public final class SamplingPool implements AutoCloseable {
 
     /** @param threads threads that sample rows (argmaxes and chains), the calling thread included (1..256) */
     public SamplingPool(int threads) {
+        this(threads, DRAW_CHUNK);
+    }
+
+    /** With plain draws split into chunks of {@code drawChunk} tokens (the tests use a small vocabulary). */
+    SamplingPool(int threads, int drawChunk) {
         if (threads < 1 || threads > 256) {
             throw new IllegalArgumentException("threads must be 1..256, got " + threads);
         }
+        if (drawChunk < 1) {
+            throw new IllegalArgumentException("drawChunk must be >= 1, got " + drawChunk);
+        }
         this.threads = threads;
+        this.drawChunk = drawChunk;
         int pool = POOLS.incrementAndGet();
         AtomicInteger n = new AtomicInteger();
         this.helpers = threads == 1 ? null : Executors.newFixedThreadPool(threads - 1,
@@ -124,8 +158,9 @@ public final class SamplingPool implements AutoCloseable {
                 errors[i] = e;
             }
         }
-        // The llama.cpp chains first: each is a pass (or a sort) over the whole vocabulary, many times
-        // an argmax, so they are the rows to hand out while the others can still fill in around them.
+        // The llama.cpp chains and plain draws first: each is a pass (or a sort) over the whole
+        // vocabulary, many times an argmax, so they are the rows to hand out while the others can
+        // still fill in around them.
         int next = 0;
         for (int pass = 0; pass < 2; pass++) {
             for (int i = 0; i < count; i++) {
@@ -137,21 +172,32 @@ public final class SamplingPool implements AutoCloseable {
             }
         }
         Arrays.fill(fetched, 0, count, null);
-        int units = (m - chains) + CHAIN_UNITS * chains;
-        int wake = helpers == null || units < MIN_PARALLEL_ROWS ? 0 : Math.min(Math.min(threads, (units + 1) / 2), m) - 1;
-        Round round = new Round(m, tokens, errors);
+        // Fewer draws and chains than threads: the plain draws among them are cut into chunks, so
+        // that a single stream's draw over 128k logits is shared too.
+        int chunks = helpers == null || chains >= threads ? 0 : SoftmaxDraw.chunks(context.vocabSize(), drawChunk);
+        int tasks = planTasks(m, chunks < 2 ? 0 : chunks);
+        int units = 0;
+        for (int t = 0; t < tasks; t++) {
+            units += taskChunk[t] >= 0 ? CHUNK_UNITS : rowSamplers[taskRow[t]].argmaxOnly() ? 1 : CHAIN_UNITS;
+        }
+        int wake = helpers == null || units < MIN_PARALLEL_ROWS ? 0 : Math.min(Math.min(threads, (units + 1) / 2), tasks) - 1;
+        Round round = new Round(tasks, tokens, errors);
         for (int h = 0; h < wake; h++) {
             helpers.execute(() -> round.take(this, true));
         }
         try {
             round.take(this, false);
         } finally {
-            // Every row claimed by a helper is finished before the rows are let go: the caller's next
-            // decode overwrites them. (A helper that wakes after the last row was claimed finds none
-            // and touches nothing.)
+            // Every task claimed by a helper is finished before the rows are let go: the caller's
+            // next decode overwrites them. (A helper that wakes after the last task was claimed
+            // finds none and touches nothing.)
             round.awaitRows();
         }
+        for (int s = 0; s < splits; s++) {
+            finishDraw(s, tokens, errors);
+        }
         lastRows = m;
+        lastSplitDraws = splits;
         lastHelpers = round.helpersJoined.get();
         lastPickNanos = round.pickNanos.get();
         lastHelperStartNanos = round.latestHelperStart.get();
@@ -166,6 +212,11 @@ public final class SamplingPool implements AutoCloseable {
     /** Rows the last {@link #sample} call sampled on the host, argmaxes and chains (not those read back from the device). */
     public int lastRows() {
         return lastRows;
+    }
+
+    /** Plain draws the last {@link #sample} call cut into chunks (0: every row was one thread's). */
+    int lastSplitDraws() {
+        return lastSplitDraws;
     }
 
     /**
@@ -292,7 +343,7 @@ public final class SamplingPool implements AutoCloseable {
      * holding the whole step back by its delay.
      */
     private static final class Round {
-        final int rows;
+        final int tasks;
         final int[] tokens;
         final RuntimeException[] errors;
         final long handedOut = System.nanoTime();
@@ -303,17 +354,17 @@ public final class SamplingPool implements AutoCloseable {
         final AtomicLong latestHelperStart = new AtomicLong();
         volatile Throwable failed;
 
-        Round(int rows, int[] tokens, RuntimeException[] errors) {
-            this.rows = rows;
+        Round(int tasks, int[] tokens, RuntimeException[] errors) {
+            this.tasks = tasks;
             this.tokens = tokens;
             this.errors = errors;
         }
 
-        /** Picks rows until none is left; a row that throws an Error stops this thread, recorded for the caller. */
+        /** Does tasks (rows, chunks) until none is left; a task that throws an Error stops this thread, recorded for the caller. */
         void take(SamplingPool pool, boolean helper) {
             long start = System.nanoTime();
             int r = next.getAndIncrement();
-            if (r >= rows) {
+            if (r >= tasks) {
                 return; // nothing left: this call's arrays may already belong to the next call
             }
             if (helper) {
@@ -323,11 +374,11 @@ public final class SamplingPool implements AutoCloseable {
             try {
                 do {
                     try {
-                        pool.pickRow(r, tokens, errors);
+                        pool.pickTask(r, tokens, errors);
                     } finally {
                         finished.incrementAndGet(); // publishes the token to the caller
                     }
-                } while ((r = next.getAndIncrement()) < rows);
+                } while ((r = next.getAndIncrement()) < tasks);
             } catch (Throwable t) {
                 failed = t;
                 if (!helper) {
@@ -339,16 +390,16 @@ public final class SamplingPool implements AutoCloseable {
         }
 
         /**
-         * Returns once every row is finished. Rows nobody claimed (the calling thread stopped on an
-         * Error) are claimed here and left unpicked; a row a helper is picking takes tens of
-         * microseconds (an argmax) to milliseconds (a chain over the whole vocabulary), so this
-         * spins, then yields.
+         * Returns once every task is finished. Tasks nobody claimed (the calling thread stopped on an
+         * Error) are claimed here and left undone; a task a helper is doing takes tens of
+         * microseconds (an argmax, a chunk of a draw) to milliseconds (a chain over the whole
+         * vocabulary), so this spins, then yields.
          */
         void awaitRows() {
-            while (next.getAndIncrement() < rows) {
+            while (next.getAndIncrement() < tasks) {
                 finished.incrementAndGet();
             }
-            for (int spins = 0; finished.get() < rows; spins++) {
+            for (int spins = 0; finished.get() < tasks; spins++) {
                 if (spins < 10_000) {
                     Thread.onSpinWait();
                 } else {
@@ -358,10 +409,86 @@ public final class SamplingPool implements AutoCloseable {
         }
     }
 
-    private void pickRow(int r, int[] tokens, RuntimeException[] errors) {
+    /** Plain draws split this call (their rows in {@link #splitRows}). */
+    private int splits;
+
+    /**
+     * Fills the task arrays for the call's {@code m} rows (chains and draws first, then argmaxes): a
+     * task per row, except that with {@code chunks > 0} each plain draw becomes that many chunk
+     * tasks, handed out before everything else. Returns the number of tasks.
+     */
+    private int planTasks(int m, int chunks) {
+        splits = 0;
+        if (chunks > 0) {
+            for (int r = 0; r < m; r++) {
+                if (rowSamplers[r].plainDraw() != null) {
+                    splits++;
+                }
+            }
+        }
+        int tasks = m - splits + splits * chunks;
+        if (taskRow.length < tasks) {
+            taskRow = new int[tasks];
+            taskChunk = new int[tasks];
+            taskSlot = new int[tasks];
+        }
+        if (splitRows.length < splits) {
+            splitRows = new int[splits];
+            splitFirst = new int[splits];
+        }
+        if (chunkMax.length < splits * chunks) {
+            chunkMax = new float[splits * chunks];
+            chunkSum = new double[splits * chunks];
+        }
+        int t = 0;
+        int s = 0;
+        for (int r = 0; r < m && splits > 0; r++) {
+            if (rowSamplers[r].plainDraw() != null) {
+                splitRows[s] = r;
+                splitFirst[s] = s * chunks;
+                for (int k = 0; k < chunks; k++, t++) {
+                    taskRow[t] = r;
+                    taskChunk[t] = k;
+                    taskSlot[t] = s * chunks + k;
+                }
+                s++;
+            }
+        }
+        for (int r = 0; r < m; r++) {
+            if (splits == 0 || rowSamplers[r].plainDraw() == null) {
+                taskRow[t] = r;
+                taskChunk[t++] = -1;
+            }
+        }
+        return t;
+    }
+
+    private void pickTask(int t, int[] tokens, RuntimeException[] errors) {
+        int r = taskRow[t];
         int i = rowSlots[r];
         try {
-            tokens[i] = rowSamplers[r].sampleRow(rows[r]);
+            if (taskChunk[t] >= 0) {
+                MemorySegment row = rows[r];
+                int n = (int) (row.byteSize() / Float.BYTES);
+                int from = taskChunk[t] * drawChunk;
+                rowSamplers[r].plainDraw().chunk(row, from, Math.min(n, from + drawChunk), chunkMax, chunkSum, taskSlot[t]);
+            } else {
+                tokens[i] = rowSamplers[r].sampleRow(rows[r]);
+            }
+        } catch (RuntimeException e) {
+            errors[i] = e;
+        }
+    }
+
+    /** The token of split draw {@code s}, from its chunks' results, unless a chunk failed. */
+    private void finishDraw(int s, int[] tokens, RuntimeException[] errors) {
+        int r = splitRows[s];
+        int i = rowSlots[r];
+        if (errors[i] != null) {
+            return;
+        }
+        try {
+            tokens[i] = rowSamplers[r].plainDraw().finish(rows[r], drawChunk, chunkMax, chunkSum, splitFirst[s]);
         } catch (RuntimeException e) {
             errors[i] = e;
         }

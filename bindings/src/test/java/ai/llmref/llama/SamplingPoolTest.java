@@ -112,6 +112,62 @@ class SamplingPoolTest extends StoriesModelTest {
     }
 
     /**
+     * With fewer draws and chains than threads, each plain draw is cut into chunks that the threads
+     * share: the picks stay those of each sampler alone, call after call (the generators advance
+     * alike), with a chunk whose every token is banned, a boosted token and an uneven last chunk.
+     */
+    @Test
+    void aPlainDrawSplitIntoChunksPicksWhatItsSamplerPicksAlone() {
+        Vocabulary v = model.vocabulary();
+        int n = 3;
+        try (LlamaContext ctx = model.newContext(TestModels.small(PROMPTS.length)); Batch batch = ctx.newBatch(256)) {
+            int[] outputs = java.util.Arrays.copyOf(decodeAll(ctx, batch, v), n);
+            for (int chunk : new int[] {64, 100}) {
+                for (int threads : new int[] {2, 4}) {
+                    Sampler[] pooled = splitSamplers(v);
+                    Sampler[] alone = splitSamplers(v);
+                    try (SamplingPool pool = new SamplingPool(threads, chunk)) {
+                        for (Sampler s : pooled) {
+                            assertThat(s.plainDraw() != null || s.argmaxOnly()).isTrue();
+                        }
+                        List<Integer> drawn = new ArrayList<>();
+                        for (int call = 0; call < 40; call++) {
+                            int[] tokens = new int[n];
+                            RuntimeException[] errors = new RuntimeException[n];
+                            pool.sample(ctx, pooled, outputs, n, tokens, errors);
+                            assertThat(errors).containsOnlyNulls();
+                            for (int i = 0; i < n; i++) {
+                                assertThat(tokens[i]).as("call %d, sequence %d, chunks of %d, %d threads", call, i, chunk, threads)
+                                        .isEqualTo(alone[i].sample(ctx, outputs[i]));
+                            }
+                            assertThat(tokens[1]).as("banned").isGreaterThanOrEqualTo(100);
+                            drawn.add(tokens[0]);
+                            assertThat(pool.lastRows()).isEqualTo(n);
+                            // two draws: cut into chunks only when there are more threads than draws
+                            assertThat(pool.lastSplitDraws()).isEqualTo(threads > 2 ? 2 : 0);
+                        }
+                        assertThat(drawn.stream().distinct().count()).as("draws, not one token").isGreaterThan(3);
+                    } finally {
+                        for (int i = 0; i < n; i++) {
+                            pooled[i].close();
+                            alone[i].close();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** A plain draw at 1.3, one that bans tokens 0 to 99 (whole chunks of 64) and boosts one, and a greedy pick. */
+    private static Sampler[] splitSamplers(Vocabulary v) {
+        Sampler.Builder banned = Sampler.builder(v).temperature(0.7f).seed(99).logitBias(300, 2.5f);
+        for (int t = 0; t < 100; t++) {
+            banned.logitBias(t, Float.NEGATIVE_INFINITY);
+        }
+        return new Sampler[] {Sampler.builder(v).temperature(1.3f).seed(5).build(), banned.build(), Sampler.greedy(v)};
+    }
+
+    /**
      * Helpers woken for one call may start only after it returned (they were parked, the rows all
      * taken): they must then take nothing. Each call gets its own token array, checked again after
      * the helpers had time to run: no call's tokens change after it returned.

@@ -1,0 +1,11 @@
+package ai.llmref.llama;
+
+/** For the benchmark programs in test sources: package-private switches they compare. */
+public final class BenchAccess {
+    private BenchAccess() {}
+
+    /** A plain draw through llama.cpp's chain over a candidates array instead of {@link SoftmaxDraw}. */
+    public static Sampler.Builder llamaChainDraws(Sampler.Builder builder) {
+        return builder.plainDraws(false);
+    }
+}

@@ -1,0 +1,197 @@
+package ai.llmref.llama;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A plain draw (logit bias, temperature, seed) computed over the row ({@link SoftmaxDraw}) picks
+ * what llama.cpp's chain picks for the same seed, whole or in chunks, and follows the softmax.
+ */
+class SoftmaxDrawTest extends StoriesModelTest {
+
+    /** Rows of the model's vocabulary size: real logits from a decode, and made-up ones from flat to peaked. */
+    private static List<MemorySegment> rows(Arena arena, int n) {
+        List<MemorySegment> rows = new ArrayList<>();
+        try (LlamaContext ctx = model.newContext(TestModels.small(1)); Batch batch = ctx.newBatch(256)) {
+            int[] prompt = model.vocabulary().tokenize("Once upon a time, there was a little", true, false);
+            for (int i = 0; i < prompt.length; i++) {
+                batch.add(prompt[i], i, 0, true);
+            }
+            ctx.decode(batch);
+            for (int i = 0; i < prompt.length; i++) {
+                rows.add(arena.allocateFrom(ValueLayout.JAVA_FLOAT, ctx.logits(i)));
+            }
+        }
+        Random random = new Random(7);
+        for (double scale : new double[] {0.3, 2, 6, 15}) {
+            float[] a = new float[n];
+            for (int i = 0; i < n; i++) {
+                a[i] = (float) (random.nextGaussian() * scale);
+            }
+            rows.add(arena.allocateFrom(ValueLayout.JAVA_FLOAT, a));
+        }
+        return rows;
+    }
+
+    @Test
+    void mersenneTwisterIsTheStandardOne() {
+        SoftmaxDraw.Mt19937 mt = new SoftmaxDraw.Mt19937();
+        mt.seed(5489);
+        assertThat(Integer.toUnsignedLong(mt.next())).isEqualTo(3499211612L);
+        assertThat(Integer.toUnsignedLong(mt.next())).isEqualTo(581869302L);
+        for (int i = 3; i < 10000; i++) {
+            mt.next();
+        }
+        // the C++ standard's check: the 10000th output of a default-constructed std::mt19937
+        assertThat(Integer.toUnsignedLong(mt.next())).isEqualTo(4123659995L);
+        mt.seed(5489);
+        assertThat(mt.canonical()).isEqualTo((3499211612.0 + 581869302.0 * 4294967296.0) / 18446744073709551616.0);
+    }
+
+    @Test
+    void picksWhatLlamaCppsChainPicksForTheSameSeed() {
+        Vocabulary v = model.vocabulary();
+        try (Arena arena = Arena.ofConfined()) {
+            List<MemorySegment> rows = rows(arena, v.size());
+            int config = 0;
+            for (float temperature : new float[] {0.25f, 0.8f, 1.0f, 1.7f}) {
+                for (boolean bias : new boolean[] {false, true}) {
+                    long seed = 1000L + config++ * 77_777L;
+                    try (Sampler ours = build(v, temperature, bias, seed, true); Sampler llama = build(v, temperature, bias, seed, false)) {
+                        assertThat(ours.plainDraw()).isNotNull();
+                        assertThat(llama.plainDraw()).isNull();
+                        int[] a = new int[300];
+                        int[] b = new int[300];
+                        for (int d = 0; d < a.length; d++) {
+                            MemorySegment row = rows.get(d % rows.size());
+                            a[d] = ours.sampleRow(row);
+                            b[d] = llama.sampleRow(row);
+                        }
+                        assertThat(a).as("temperature %s, bias %s", temperature, bias).containsExactly(b);
+                        assertThat(Arrays.stream(a).distinct().count()).as("draws, not one token").isGreaterThan(5);
+                        if (bias) {
+                            assertThat(a).as("banned tokens").doesNotContain(3, 5);
+                        }
+                        // after a reset both generators start again from the seed
+                        ours.reset();
+                        llama.reset();
+                        for (int d = 0; d < 50; d++) {
+                            MemorySegment row = rows.get(d % rows.size());
+                            assertThat(ours.sampleRow(row)).as("draw %d after reset", d).isEqualTo(llama.sampleRow(row)).isEqualTo(a[d]);
+                        }
+                    }
+                }
+            }
+            float[][] before = rows.stream().map(r -> r.toArray(ValueLayout.JAVA_FLOAT)).toArray(float[][]::new);
+            for (int r = 0; r < rows.size(); r++) {
+                assertThat(rows.get(r).toArray(ValueLayout.JAVA_FLOAT)).as("row %d as it was", r).containsExactly(before[r]);
+            }
+        }
+    }
+
+    private static Sampler build(Vocabulary v, float temperature, boolean bias, long seed, boolean java) {
+        Sampler.Builder b = Sampler.builder(v).temperature(temperature).seed(seed).plainDraws(java);
+        if (bias) {
+            b.logitBias(3, Float.NEGATIVE_INFINITY).logitBias(5, Float.NEGATIVE_INFINITY).logitBias(100, 4.5f).logitBias(200, -2f);
+        }
+        return b.build();
+    }
+
+    @Test
+    void otherChainsStayLlamaCpps() {
+        Vocabulary v = model.vocabulary();
+        for (Sampler.Builder b : List.of(Sampler.builder(v), Sampler.builder(v).temperature(0f).seed(1),
+                Sampler.builder(v).temperature(0.8f).seed(1).topK(40), Sampler.builder(v).temperature(0.8f).seed(1).topP(0.9f),
+                Sampler.builder(v).temperature(0.8f).seed(1).minP(0.05f), Sampler.builder(v).temperature(0.8f).seed(1).typical(0.9f),
+                Sampler.builder(v).temperature(0.8f).seed(1).penalties(64, 1.1f, 0, 0),
+                Sampler.builder(v).temperature(0.8f).seed(1).grammar("root ::= [a-z]+", "root"))) {
+            try (Sampler s = b.build()) {
+                assertThat(s.plainDraw()).isNull();
+            }
+        }
+        // top-p 1, top-k 0 and min-p 0 are no stages: still a plain draw
+        try (Sampler s = Sampler.builder(v).temperature(0.8f).seed(1).topP(1f).topK(0).minP(0f).build()) {
+            assertThat(s.plainDraw()).isNotNull();
+        }
+    }
+
+    @Test
+    void chunksPickWhatTheWholeRowPicks() {
+        int n = 131_072;
+        Random random = new Random(11);
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) (random.nextGaussian() * 3);
+        }
+        a[1234] = 16.5f; // one likely token (about 14%) among many small ones
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment row = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
+            int[] tokens = {9, 60_000, 131_071};
+            float[] biases = {Float.NEGATIVE_INFINITY, 3f, 1f};
+            for (int chunk : new int[] {8192, 1000, 70_000, n}) {
+                SoftmaxDraw whole = new SoftmaxDraw(tokens, biases, 1.3f, 42);
+                SoftmaxDraw split = new SoftmaxDraw(tokens, biases, 1.3f, 42);
+                int chunks = SoftmaxDraw.chunks(n, chunk);
+                float[] max = new float[chunks + 1];
+                double[] sum = new double[chunks + 1];
+                int[] picks = new int[200];
+                for (int d = 0; d < picks.length; d++) {
+                    picks[d] = whole.draw(row);
+                    for (int k = 0; k < chunks; k++) {
+                        split.chunk(row, k * chunk, Math.min(n, (k + 1) * chunk), max, sum, 1 + k);
+                    }
+                    int token = split.finish(row, chunk, max, sum, 1);
+                    assertThat(token).as("draw %d in chunks of %d", d, chunk).isEqualTo(picks[d]);
+                }
+                assertThat(picks).as("the banned token").doesNotContain(9);
+                assertThat(Arrays.stream(picks).filter(t -> t == 1234).count()).as("the likely token").isGreaterThan(10);
+                assertThat(Arrays.stream(picks).distinct().count()).as("and many others").isGreaterThan(50);
+            }
+            assertThat(row.toArray(ValueLayout.JAVA_FLOAT)).as("the row as it was").containsExactly(a);
+        }
+    }
+
+    /** Frequencies of 40,000 draws over four live tokens against their softmax probabilities, at two temperatures. */
+    @Test
+    void drawsFollowTheSoftmax() {
+        int n = 512;
+        float[] a = new float[n];
+        Arrays.fill(a, Float.NEGATIVE_INFINITY);
+        float[] live = {2f, 1f, 0f, -1.5f};
+        int[] at = {17, 100, 101, 400};
+        for (int k = 0; k < live.length; k++) {
+            a[at[k]] = live[k];
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment row = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
+            for (float t : new float[] {1f, 0.5f}) {
+                SoftmaxDraw draw = new SoftmaxDraw(new int[0], new float[0], t, 9);
+                int draws = 40_000;
+                int[] counts = new int[n];
+                for (int d = 0; d < draws; d++) {
+                    counts[draw.draw(row)]++;
+                }
+                double z = 0;
+                for (float l : live) {
+                    z += Math.exp(l / t);
+                }
+                int seen = 0;
+                for (int k = 0; k < live.length; k++) {
+                    double p = Math.exp(live[k] / t) / z;
+                    double sd = Math.sqrt(draws * p * (1 - p));
+                    assertThat((double) counts[at[k]]).as("token %d at temperature %s", at[k], t).isBetween(draws * p - 5 * sd, draws * p + 5 * sd);
+                    seen += counts[at[k]];
+                }
+                assertThat(seen).as("only live tokens drawn").isEqualTo(draws);
+            }
+        }
+    }
+}

@@ -9,6 +9,7 @@
 #                           [--ngl N] [--batched-bench] [--prebuilt] [--warmup-requests N]
 #                           [--warmup-seconds S] [--api completions|responses|messages]
 #                           [--variant "LABEL:JVM-FLAGS"] [--eos ban|allow]
+#                           [--sampling greedy|temperature|top-p|llama-defaults]
 #
 #   --quick          one round of 5 s per concurrency level (a smoke run, about 2 minutes)
 #   --api A          the route measured on both servers: completions (/v1/completions, the default)
@@ -37,6 +38,13 @@
 #                    send neither (requests may stop early at EOS: the counts are still the ones each
 #                    server reports; for measuring paths that a logit_bias changes, such as
 #                    llama.cpp's backend sampling behind engine.device-sampling)
+#   --sampling S     what every request asks both servers for: greedy (temperature 0, the default),
+#                    temperature (1.0 over the whole vocabulary: an OpenAI request's default; top_k 0,
+#                    top_p 1 and min_p 0 sent too, so that llama-server leaves out its own default
+#                    stages), top-p (temperature 0.8, top_p 0.95, top_k 0, min_p 0: what many chat
+#                    clients send) or llama-defaults (temperature 0.8, top_k 40, top_p 0.95, min_p
+#                    0.05: llama-server's defaults, sent to both). Each request draws with a seed of
+#                    its own, so the two servers' texts differ; the token counts do not
 #   --batched-bench  also run llama-batched-bench (the library's continuous-batching ceiling) at each
 #                    level above 1 with the same prompt and generation lengths, and compare with it
 #   --prebuilt       use the jars already in server/target (no Maven, no prereqs.sh): for a machine
@@ -79,6 +87,7 @@ warmup_s=5
 warmup_n=3000
 api=completions
 eos=ban
+sampling=greedy
 variant_label=""
 variant_flags=""
 while [ $# -gt 0 ]; do
@@ -100,6 +109,7 @@ while [ $# -gt 0 ]; do
     --warmup-requests) warmup_n=${2?"$1 needs a value"}; shift 2 ;;
     --api) api=${2?"$1 needs a value"}; shift 2 ;;
     --eos) eos=${2?"$1 needs a value"}; shift 2 ;;
+    --sampling) sampling=${2?"$1 needs a value"}; shift 2 ;;
     --variant)
       [[ "${2:-}" =~ ^([a-z0-9][a-z0-9.=-]*):(.*[^[:space:]].*)$ ]] \
         || die "--variant must be LABEL:JVM-FLAGS (a lower-case label, a colon, then the flags)"
@@ -123,6 +133,13 @@ case "$api" in
   *) die "--api must be completions, responses or messages" ;;
 esac
 case "$eos" in ban|allow) ;; *) die "--eos must be ban or allow" ;; esac
+case "$sampling" in
+  greedy) sampling_json='{"temperature": 0}' ;;
+  temperature) sampling_json='{"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0}' ;;
+  top-p) sampling_json='{"temperature": 0.8, "top_k": 0, "top_p": 0.95, "min_p": 0}' ;;
+  llama-defaults) sampling_json='{"temperature": 0.8, "top_k": 40, "top_p": 0.95, "min_p": 0.05}' ;;
+  *) die "--sampling must be greedy, temperature, top-p or llama-defaults" ;;
+esac
 for c in $levels; do [[ "$c" =~ ^[1-9][0-9]*$ ]] || die "--concurrency must list positive integers"; done
 top=$(printf '%s\n' $levels | sort -n | tail -1)
 slots=${slots:-$top}
@@ -269,7 +286,7 @@ wait_ready() { # url log
 
 body() { # max_tokens
   python3 -c 'import json, sys
-b = {"temperature": 0}
+b = json.loads(sys.argv[5])
 if sys.argv[3]:
     b.update(logit_bias=json.loads(sys.argv[3]), ignore_eos=True)
 if sys.argv[4] == "responses":
@@ -278,7 +295,7 @@ elif sys.argv[4] == "messages":
     b.update(messages=[{"role": "user", "content": sys.argv[1]}], max_tokens=int(sys.argv[2]))
 else:
     b.update(prompt=sys.argv[1], max_tokens=int(sys.argv[2]))
-print(json.dumps(b))' "$prompt" "$1" "$logit_bias" "$api"
+print(json.dumps(b))' "$prompt" "$1" "$logit_bias" "$api" "$sampling_json"
 }
 
 load() { # label concurrency outfile [generator options...]; load_tokens=N: max_tokens (default $gen)
@@ -386,9 +403,9 @@ read -r n_ctx ptoks gen <"$run_dir/shape.txt"
     echo "Workload: /v1/completions, streamed; prompt $ptoks tokens (a random 6-digit number, then a fixed story opening),"
   fi
   if [ "$eos" = ban ]; then
-    echo "$gen generated tokens per request (temperature 0, EOS ids [$eos_ids] banned with logit_bias, ignore_eos), closed loop."
+    echo "$gen generated tokens per request ($sampling_json, EOS ids [$eos_ids] banned with logit_bias, ignore_eos), closed loop."
   else
-    echo "at most $gen generated tokens per request (temperature 0, EOS allowed: no logit_bias, no ignore_eos), closed loop."
+    echo "at most $gen generated tokens per request ($sampling_json, EOS allowed: no logit_bias, no ignore_eos), closed loop."
   fi
   echo "Settings: $slots slots x $slot_ctx positions, batch 512, ubatch 512, flash attention auto, non-unified KV, threads $threads/$threads_batch."
   echo "llama-server: ${llama_cmd[*]//$model/M}" | sed "s#$bin_dir/##; s#--port [0-9]*#--port P#"
@@ -486,7 +503,7 @@ for impl, c in [(i, c) for i in ("ours", "variant") for c in levels]:
         if n > 0:
             ph = {p: delta('llmref_engine_step_phase_seconds_sum{phase="%s"}' % p) * 1000 / n for p in ("schedule", "decode", "sample", "emit")}
             rows, starts = delta("llmref_engine_sampling_rows_total"), delta("llmref_engine_sampling_helper_start_seconds_count")
-            # the sampling pool's own account: argmax µs per greedy pick (all threads), the last helper's start in ms
+            # the sampling pool's own account: µs per pick (argmax or draw, all threads), the last helper's start in ms
             pick_us = delta("llmref_engine_sampling_pick_seconds_sum") * 1e6 / rows if rows > 0 else float("nan")
             start_ms = delta("llmref_engine_sampling_helper_start_seconds_sum") * 1000 / starts if starts > 0 else float("nan")
             per_round.append((n, ph, delta("llmref_engine_batch_tokens_total") / n, delta("llmref_engine_step_outputs_total") / n,
@@ -498,13 +515,13 @@ if steps_rows:
     print()
     print("Our scheduler's steps, from its metrics (llmref_engine_*, docs/operations.md; each level's whole run, median over rounds):")
     print()
-    print("| streams |" + (" server |" if variant else "") + " steps | tokens per step | sampled per step | sequence runs per step | prefix copies | schedule ms | decode ms | sample ms | emit ms | step ms | decode share | µs per greedy pick | last helper's start ms |")
+    print("| streams |" + (" server |" if variant else "") + " steps | tokens per step | sampled per step | sequence runs per step | prefix copies | schedule ms | decode ms | sample ms | emit ms | step ms | decode share | µs per pick | last helper's start ms |")
     print("| ---: |" + (" --- |" if variant else "") + " ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for impl, c, pr in steps_rows:
         m = lambda get: med([get(x) for x in pr])
         total = m(lambda x: sum(x[1].values()))
         who = (" ours |" if impl == "ours" else " ours (%s) |" % variant) if variant else ""
-        opt = lambda v, fmt: "" if v != v else fmt % v  # nan (no greedy picks, no helpers): an empty cell
+        opt = lambda v, fmt: "" if v != v else fmt % v  # nan (no host picks, no helpers): an empty cell
         print(("| %d |" + who + " %d | %.1f | %.1f | %.2f | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f%% | %s | %s |") % (
             c, m(lambda x: x[0]), m(lambda x: x[2]), m(lambda x: x[3]), m(lambda x: x[4]), m(lambda x: x[5]),
             m(lambda x: x[1]["schedule"]), m(lambda x: x[1]["decode"]),

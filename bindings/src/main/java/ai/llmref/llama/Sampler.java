@@ -69,11 +69,18 @@ public final class Sampler implements AutoCloseable {
      * without filling 128k candidates, and in chunks on {@link SamplingPool}'s threads; null otherwise.
      */
     private final SoftmaxDraw draw;
+    /**
+     * For a draw after top-k, top-p or min-p (and no stage that keeps history): the same draw
+     * without llama.cpp's sorts of the candidates ({@link TruncatedDraw}); null otherwise.
+     */
+    private final TruncatedDraw truncated;
 
     private Sampler(MemorySegment chain, Vocabulary vocabulary, boolean grammar, boolean greedyOnly,
-                    int[] biasTokens, float[] biasValues, MemorySegment biasStage, Arena biasArena, SoftmaxDraw draw) {
+                    int[] biasTokens, float[] biasValues, MemorySegment biasStage, Arena biasArena, SoftmaxDraw draw,
+                    TruncatedDraw truncated) {
         this.chain = chain;
         this.draw = draw;
+        this.truncated = truncated;
         this.biasStage = biasStage;
         this.biasArena = biasArena;
         this.vocabulary = vocabulary;
@@ -118,6 +125,9 @@ public final class Sampler implements AutoCloseable {
         if (draw != null) {
             return draw.draw(logitsRow(ctx, index));
         }
+        if (truncated != null) {
+            return truncated.draw(logitsRow(ctx, index));
+        }
         int token = llama_sampler_sample(c, ctx, index);
         if (token < 0 || token >= vocabulary.size()) {
             throw new LlamaException("llama_sampler_sample", "sampler returned no valid token (" + token + "): "
@@ -157,7 +167,15 @@ public final class Sampler implements AutoCloseable {
         if (greedyOnly) {
             return pickGreedy(logits);
         }
-        return draw != null ? draw.draw(logits) : sampleCandidates(c, logits);
+        if (draw != null) {
+            return draw.draw(logits);
+        }
+        return truncated != null ? truncated.draw(logits) : sampleCandidates(c, logits);
+    }
+
+    /** True when a draw after top-k, top-p or min-p is computed here ({@link TruncatedDraw}), not by llama.cpp's stages. */
+    boolean truncatedDraw() {
+        return truncated != null;
     }
 
     /** The plain draw {@link SamplingPool} may split into chunks over its threads, or null for other chains. */
@@ -324,6 +342,9 @@ public final class Sampler implements AutoCloseable {
         if (draw != null) {
             draw.reset();
         }
+        if (truncated != null) {
+            truncated.reset();
+        }
     }
 
     private MemorySegment checkOpen() {
@@ -364,7 +385,7 @@ public final class Sampler implements AutoCloseable {
         private Float minP;
         private Float temperature;
         private Long seed;
-        private boolean plainDraws = true;
+        private boolean javaDraws = true;
 
         private Builder(Vocabulary vocabulary) {
             this.vocabulary = vocabulary;
@@ -444,12 +465,12 @@ public final class Sampler implements AutoCloseable {
         }
 
         /**
-         * Whether a plain draw (logit bias, temperature and seed, nothing else) is computed by
-         * {@link SoftmaxDraw} (the default) or by llama.cpp's chain over a candidates array: the
-         * tests compare the two.
+         * Whether a draw whose stages are logit bias, top-k, top-p, min-p and temperature is
+         * computed here ({@link SoftmaxDraw}, {@link TruncatedDraw}: the default) or by llama.cpp's
+         * chain over a candidates array: the tests and benchmarks compare the two.
          */
-        Builder plainDraws(boolean java) {
-            this.plainDraws = java;
+        Builder javaDraws(boolean java) {
+            this.javaDraws = java;
             return this;
         }
 
@@ -483,8 +504,10 @@ public final class Sampler implements AutoCloseable {
                 boolean greedyOnly = grammar == null && greedy && !penalties;
                 boolean cut = (topK != null && topK > 0) || (typicalP != null && typicalP < 1) || (topP != null && topP < 1)
                         || (minP != null && minP > 0);
-                // A plain draw (bias, temperature, seed): SoftmaxDraw computes it over the row.
-                boolean plainDraw = plainDraws && grammar == null && !greedy && !penalties && !cut;
+                // A draw with bias, temperature and seed only: SoftmaxDraw computes it over the row;
+                // with top-k, top-p or min-p too (no typical-p): TruncatedDraw.
+                boolean javaDraw = javaDraws && grammar == null && !greedy && !penalties && (typicalP == null || typicalP >= 1);
+                boolean plainDraw = javaDraw && !cut;
                 int[] biasTokens = new int[logitBias.size()];
                 float[] biasValues = new float[biasTokens.length];
                 int b = 0;
@@ -492,7 +515,10 @@ public final class Sampler implements AutoCloseable {
                     biasTokens[b] = e.getKey();
                     biasValues[b++] = e.getValue();
                 }
-                SoftmaxDraw draw = plainDraw ? new SoftmaxDraw(biasTokens, biasValues, temperature == null ? 1.0f : temperature, seed) : null;
+                float temp = temperature == null ? 1.0f : temperature;
+                SoftmaxDraw draw = plainDraw ? new SoftmaxDraw(biasTokens, biasValues, temp, seed) : null;
+                TruncatedDraw truncated = javaDraw && cut ? new TruncatedDraw(biasTokens, biasValues, topK == null ? 0 : topK,
+                        topP == null ? 1f : topP, minP == null ? 0f : minP, temp, seed) : null;
                 MemorySegment biasStage = null;
                 Arena biasArena = null;
                 if (greedyOnly && biasTokens.length > 0 && biasTokens.length <= DeviceBias.MAX_TOKENS) {
@@ -524,7 +550,7 @@ public final class Sampler implements AutoCloseable {
                     if (minP != null && minP > 0) {
                         stages.add(llama_sampler_init_min_p(minP, 1));
                     }
-                    stages.add(llama_sampler_init_temp(temperature == null ? 1.0f : temperature));
+                    stages.add(llama_sampler_init_temp(temp));
                     stages.add(llama_sampler_init_dist((int) (long) seed));
                 } else {
                     stages.add(llama_sampler_init_greedy());
@@ -536,7 +562,7 @@ public final class Sampler implements AutoCloseable {
                     llama_sampler_chain_add(chain, s); // the chain owns its stages from here on
                 }
                 return new Sampler(chain, vocabulary, grammar != null, greedyOnly, greedyOnly ? biasTokens : new int[0],
-                        greedyOnly ? biasValues : new float[0], biasStage, biasArena, draw);
+                        greedyOnly ? biasValues : new float[0], biasStage, biasArena, draw, truncated);
             }
         }
     }

@@ -192,8 +192,11 @@ final class SoftmaxDraw {
      * into vector instructions.
      */
     private static void weights(Scratch s, int len, float max) {
-        float[] x = s.x;
-        int[] e = s.e;
+        weights(s.x, s.e, len, max);
+    }
+
+    /** {@link #weights(Scratch, int, float)} over {@code x[0 .. len)}, with {@code e} as long a buffer. */
+    static void weights(float[] x, int[] e, int len, float max) {
         for (int i = 0; i < len; i++) {
             float c = Math.max(x[i] - max, -100f); // -infinity (a banned token) too; NaN stays NaN
             float k = (c * LOG2E + ROUND) - ROUND;
@@ -214,7 +217,7 @@ final class SoftmaxDraw {
     }
 
     /** The sum in double of {@code x[0 .. len)}, in four running sums (no chain of dependent additions). */
-    private static double sum(float[] x, int len) {
+    static double sum(float[] x, int len) {
         double s0 = 0;
         double s1 = 0;
         double s2 = 0;

@@ -4,8 +4,8 @@ package ai.llmref.llama;
 public final class BenchAccess {
     private BenchAccess() {}
 
-    /** A plain draw through llama.cpp's chain over a candidates array instead of {@link SoftmaxDraw}. */
+    /** A draw through llama.cpp's chain over a candidates array instead of {@link SoftmaxDraw} or {@link TruncatedDraw}. */
     public static Sampler.Builder llamaChainDraws(Sampler.Builder builder) {
-        return builder.plainDraws(false);
+        return builder.javaDraws(false);
     }
 }

@@ -98,7 +98,7 @@ class SoftmaxDrawTest extends StoriesModelTest {
     }
 
     private static Sampler build(Vocabulary v, float temperature, boolean bias, long seed, boolean java) {
-        Sampler.Builder b = Sampler.builder(v).temperature(temperature).seed(seed).plainDraws(java);
+        Sampler.Builder b = Sampler.builder(v).temperature(temperature).seed(seed).javaDraws(java);
         if (bias) {
             b.logitBias(3, Float.NEGATIVE_INFINITY).logitBias(5, Float.NEGATIVE_INFINITY).logitBias(100, 4.5f).logitBias(200, -2f);
         }
@@ -106,15 +106,22 @@ class SoftmaxDrawTest extends StoriesModelTest {
     }
 
     @Test
-    void otherChainsStayLlamaCpps() {
+    void chainsThatKeepHistoryOrCutByTypicalityStayLlamaCpps() {
         Vocabulary v = model.vocabulary();
         for (Sampler.Builder b : List.of(Sampler.builder(v), Sampler.builder(v).temperature(0f).seed(1),
-                Sampler.builder(v).temperature(0.8f).seed(1).topK(40), Sampler.builder(v).temperature(0.8f).seed(1).topP(0.9f),
-                Sampler.builder(v).temperature(0.8f).seed(1).minP(0.05f), Sampler.builder(v).temperature(0.8f).seed(1).typical(0.9f),
+                Sampler.builder(v).temperature(0.8f).seed(1).typical(0.9f),
                 Sampler.builder(v).temperature(0.8f).seed(1).penalties(64, 1.1f, 0, 0),
                 Sampler.builder(v).temperature(0.8f).seed(1).grammar("root ::= [a-z]+", "root"))) {
             try (Sampler s = b.build()) {
                 assertThat(s.plainDraw()).isNull();
+                assertThat(s.truncatedDraw()).isFalse();
+            }
+        }
+        for (Sampler.Builder b : List.of(Sampler.builder(v).temperature(0.8f).seed(1).topK(40),
+                Sampler.builder(v).temperature(0.8f).seed(1).topP(0.9f), Sampler.builder(v).temperature(0.8f).seed(1).minP(0.05f))) {
+            try (Sampler s = b.build()) {
+                assertThat(s.plainDraw()).isNull();
+                assertThat(s.truncatedDraw()).isTrue();
             }
         }
         // top-p 1, top-k 0 and min-p 0 are no stages: still a plain draw

@@ -52,6 +52,7 @@ class ScriptsTest {
                 Arguments.of("bench-server.sh", List.of("--variant"), "--variant must be LABEL:JVM-FLAGS"),
                 Arguments.of("bench-server.sh", List.of("--threads-batch", "0"), "--threads-batch must be a positive integer"),
                 Arguments.of("bench-server.sh", List.of("--threads", "x"), "--threads must be a positive integer"),
+                Arguments.of("bench-server.sh", List.of("--sampling", "hot"), "--sampling must be greedy, temperature, top-p or llama-defaults"),
                 Arguments.of("bench-bindings.sh", List.of("--threads", "0"), "--threads must be a positive integer"),
                 Arguments.of("gpu-verify.sh", List.of("--variant", "bad"), "--variant must be LABEL:JVM-FLAGS"),
                 Arguments.of("gpu-verify.sh", List.of("--benchmarks", "speed"), "unknown benchmark 'speed'"),

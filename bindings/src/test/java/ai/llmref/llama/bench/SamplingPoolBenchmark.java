@@ -26,19 +26,20 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>With {@code kind} {@code temp} every sequence draws with a temperature instead (0.8, a seed of its
  * own; a plain draw, computed over the row and split into chunks on the pool's threads), with
- * {@code tempchain} the same draw through llama.cpp's chain over a candidates array (what
- * {@code temp} cost before), with {@code topp} also top-p 0.95 (what many chat clients send), and
- * with {@code topk} with top-k 40 before those (llama-server's default); the picks then differ from
- * step to step, so they are not compared between thread counts.
+ * {@code topp} also top-p 0.95 (what many chat clients send), and with {@code topk} with top-k 40
+ * before those (llama-server's default); the picks then differ from step to step, so they are not
+ * compared between thread counts. {@code tempchain}, {@code toppchain} and {@code topkchain} are
+ * the same draws through llama.cpp's chain over a candidates array (what they cost before this
+ * project computed them itself).
  *
- * <pre>java ... ai.llmref.llama.bench.SamplingPoolBenchmark MODEL.gguf [rows] [max-threads] [gpu-layers] [gap-us] [greedy|temp|tempchain|topp|topk]</pre>
+ * <pre>java ... ai.llmref.llama.bench.SamplingPoolBenchmark MODEL.gguf [rows] [max-threads] [gpu-layers] [gap-us] [greedy|temp|topp|topk][chain]</pre>
  */
 public final class SamplingPoolBenchmark {
     private SamplingPoolBenchmark() {}
 
     public static void main(String[] args) {
         if (args.length < 1) {
-            System.err.println("usage: SamplingPoolBenchmark MODEL.gguf [rows=64] [max-threads=8] [gpu-layers=0] [gap-us=0] [greedy|temp|tempchain|topp|topk]");
+            System.err.println("usage: SamplingPoolBenchmark MODEL.gguf [rows=64] [max-threads=8] [gpu-layers=0] [gap-us=0] [greedy|temp|topp|topk][chain]");
             System.exit(2);
         }
         Path model = Path.of(args[0]);
@@ -47,8 +48,8 @@ public final class SamplingPoolBenchmark {
         int gpuLayers = args.length > 3 ? Integer.parseInt(args[3]) : 0;
         long gapNanos = args.length > 4 ? Long.parseLong(args[4]) * 1000 : 0;
         String kind = args.length > 5 ? args[5] : "greedy";
-        if (!List.of("greedy", "temp", "tempchain", "topp", "topk").contains(kind)) {
-            System.err.println("kind must be greedy, temp, tempchain, topp or topk, got " + kind);
+        if (!List.of("greedy", "temp", "tempchain", "topp", "toppchain", "topk", "topkchain").contains(kind)) {
+            System.err.println("kind must be greedy, temp, topp or topk, the last three perhaps with \"chain\", got " + kind);
             System.exit(2);
         }
         try (LlamaModel m = LlamaModel.load(model, ModelParams.defaults().withGpuLayers(gpuLayers));
@@ -65,13 +66,13 @@ public final class SamplingPoolBenchmark {
             ctx.decode(batch);
             Sampler[] samplers = new Sampler[rows];
             for (int s = 0; s < rows; s++) {
-                samplers[s] = switch (kind) {
-                    case "temp" -> Sampler.builder(m.vocabulary()).temperature(0.8f).seed(s + 1).build();
-                    case "tempchain" -> BenchAccess.llamaChainDraws(Sampler.builder(m.vocabulary()).temperature(0.8f).seed(s + 1)).build();
-                    case "topp" -> Sampler.builder(m.vocabulary()).temperature(0.8f).topP(0.95f).seed(s + 1).build();
-                    case "topk" -> Sampler.builder(m.vocabulary()).topK(40).temperature(0.8f).topP(0.95f).seed(s + 1).build();
-                    default -> Sampler.greedy(m.vocabulary());
+                Sampler.Builder b = switch (kind.replace("chain", "")) {
+                    case "temp" -> Sampler.builder(m.vocabulary()).temperature(0.8f).seed(s + 1);
+                    case "topp" -> Sampler.builder(m.vocabulary()).temperature(0.8f).topP(0.95f).seed(s + 1);
+                    case "topk" -> Sampler.builder(m.vocabulary()).topK(40).temperature(0.8f).topP(0.95f).seed(s + 1);
+                    default -> Sampler.builder(m.vocabulary());
                 };
+                samplers[s] = (kind.endsWith("chain") ? BenchAccess.llamaChainDraws(b) : b).build();
             }
             int[] tokens = new int[rows];
             RuntimeException[] errors = new RuntimeException[rows];

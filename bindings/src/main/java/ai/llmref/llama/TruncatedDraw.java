@@ -98,8 +98,10 @@ final class TruncatedDraw {
             x[biasTokens[b]] += biasValues[b];
         }
         int[] set = s.set;
-        for (int i = 0; i < n; i++) {
-            set[i] = i;
+        if (topK == 0) {
+            for (int i = 0; i < n; i++) {
+                set[i] = i; // top-k, when there is one, fills the set itself
+            }
         }
         int size = n;
         boolean sorted = false;
@@ -127,6 +129,9 @@ final class TruncatedDraw {
     /** The k highest logits, sorted (ties: lower token id first), into {@code set[0 .. k)}. */
     private static int topK(float[] x, int[] set, int n, int k, Scratch s) {
         if (k * 4L >= n) {
+            for (int i = 0; i < n; i++) {
+                set[i] = i;
+            }
             sortDescending(x, set, n, s);
             return k;
         }

@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
@@ -16,30 +15,6 @@ import org.junit.jupiter.api.Test;
  * what llama.cpp's chain picks for the same seed, whole or in chunks, and follows the softmax.
  */
 class SoftmaxDrawTest extends StoriesModelTest {
-
-    /** Rows of the model's vocabulary size: real logits from a decode, and made-up ones from flat to peaked. */
-    private static List<MemorySegment> rows(Arena arena, int n) {
-        List<MemorySegment> rows = new ArrayList<>();
-        try (LlamaContext ctx = model.newContext(TestModels.small(1)); Batch batch = ctx.newBatch(256)) {
-            int[] prompt = model.vocabulary().tokenize("Once upon a time, there was a little", true, false);
-            for (int i = 0; i < prompt.length; i++) {
-                batch.add(prompt[i], i, 0, true);
-            }
-            ctx.decode(batch);
-            for (int i = 0; i < prompt.length; i++) {
-                rows.add(arena.allocateFrom(ValueLayout.JAVA_FLOAT, ctx.logits(i)));
-            }
-        }
-        Random random = new Random(7);
-        for (double scale : new double[] {0.3, 2, 6, 15}) {
-            float[] a = new float[n];
-            for (int i = 0; i < n; i++) {
-                a[i] = (float) (random.nextGaussian() * scale);
-            }
-            rows.add(arena.allocateFrom(ValueLayout.JAVA_FLOAT, a));
-        }
-        return rows;
-    }
 
     @Test
     void mersenneTwisterIsTheStandardOne() {
@@ -60,7 +35,7 @@ class SoftmaxDrawTest extends StoriesModelTest {
     void picksWhatLlamaCppsChainPicksForTheSameSeed() {
         Vocabulary v = model.vocabulary();
         try (Arena arena = Arena.ofConfined()) {
-            List<MemorySegment> rows = rows(arena, v.size());
+            List<MemorySegment> rows = logitRows(arena, 7, 0.3, 2, 6, 15);
             int config = 0;
             for (float temperature : new float[] {0.25f, 0.8f, 1.0f, 1.7f}) {
                 for (boolean bias : new boolean[] {false, true}) {

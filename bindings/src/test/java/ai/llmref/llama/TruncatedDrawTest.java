@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
@@ -42,38 +41,12 @@ class TruncatedDrawTest extends StoriesModelTest {
         return b.build();
     }
 
-    /**
-     * Real logits from a decode, and made-up ones from flat to peaked (no ties: llama.cpp's sorts
-     * leave the order of equal logits to the library, so only the rules' test has them).
-     */
-    private static List<MemorySegment> rows(Arena arena, int n) {
-        List<MemorySegment> rows = new ArrayList<>();
-        try (LlamaContext ctx = model.newContext(TestModels.small(1)); Batch batch = ctx.newBatch(256)) {
-            int[] prompt = model.vocabulary().tokenize("Once upon a time, there was a little", true, false);
-            for (int i = 0; i < prompt.length; i++) {
-                batch.add(prompt[i], i, 0, true);
-            }
-            ctx.decode(batch);
-            for (int i = 0; i < prompt.length; i++) {
-                rows.add(arena.allocateFrom(ValueLayout.JAVA_FLOAT, ctx.logits(i)));
-            }
-        }
-        Random random = new Random(3);
-        for (double scale : new double[] {0.05, 1, 4, 12}) {
-            float[] a = new float[n];
-            for (int i = 0; i < n; i++) {
-                a[i] = (float) (random.nextGaussian() * scale);
-            }
-            rows.add(arena.allocateFrom(ValueLayout.JAVA_FLOAT, a));
-        }
-        return rows;
-    }
-
     @Test
     void picksWhatLlamaCppsChainPicksForTheSameSeed() {
         Vocabulary v = model.vocabulary();
         try (Arena arena = Arena.ofConfined()) {
-            List<MemorySegment> rows = rows(arena, v.size());
+            // no ties here: llama.cpp's sorts leave the order of equal logits to the C++ library
+            List<MemorySegment> rows = logitRows(arena, 3, 0.05, 1, 4, 12);
             int draws = 0;
             int config = 0;
             for (Object[] c : CONFIGS) {

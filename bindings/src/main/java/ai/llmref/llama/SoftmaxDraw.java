@@ -114,6 +114,13 @@ final class SoftmaxDraw {
         for (int k = 0; k < chunks; k++) {
             m = Math.max(m, max[first + k]);
         }
+        if (Float.isInfinite(m)) {
+            // a temperature so small that the logits divided by it overflow (to +infinity, or all
+            // to -infinity): the softmax's limit, the first highest biased logit (llama.cpp's
+            // weights would be NaN and its pick the last token)
+            rng.canonical();
+            return biasedArgmax(row);
+        }
         // each chunk's sum as a sum of weights relative to the row's maximum
         double total = 0;
         for (int k = 0; k < chunks; k++) {
@@ -156,8 +163,39 @@ final class SoftmaxDraw {
         return n - 1; // NaN logits, or every token at -infinity: llama.cpp falls back to the last candidate too
     }
 
+    /** The first token with the highest biased logit (before the temperature). */
+    private int biasedArgmax(MemorySegment row) {
+        Scratch s = SCRATCH.get();
+        int n = tokens(row);
+        int best = 0;
+        float max = Float.NEGATIVE_INFINITY;
+        for (int from = 0; from < n; from += CHUNK) {
+            int len = Math.min(n, from + CHUNK) - from;
+            float[] x = s.ensure(len);
+            MemorySegment.copy(row, ValueLayout.JAVA_FLOAT, (long) from * Float.BYTES, x, 0, len);
+            addBias(x, from, from + len);
+            for (int i = 0; i < len; i++) {
+                if (x[i] > max) {
+                    max = x[i];
+                    best = from + i;
+                }
+            }
+        }
+        return best;
+    }
+
     private static int tokens(MemorySegment row) {
         return (int) (row.byteSize() / Float.BYTES);
+    }
+
+    /** Adds the biases of tokens {@code from .. to} to {@code x}, which holds those tokens' logits. */
+    private void addBias(float[] x, int from, int to) {
+        for (int b = 0; b < biasTokens.length; b++) {
+            int t = biasTokens[b];
+            if (t >= from && t < to) {
+                x[t - from] += biasValues[b];
+            }
+        }
     }
 
     /** Copies tokens {@code from .. to} of the row into the scratch buffer, biased and divided by the temperature; returns their maximum. */
@@ -165,12 +203,7 @@ final class SoftmaxDraw {
         int len = to - from;
         float[] x = s.ensure(len);
         MemorySegment.copy(row, ValueLayout.JAVA_FLOAT, (long) from * Float.BYTES, x, 0, len);
-        for (int b = 0; b < biasTokens.length; b++) {
-            int t = biasTokens[b];
-            if (t >= from && t < to) {
-                x[t - from] += biasValues[b];
-            }
-        }
+        addBias(x, from, to);
         float temp = temperature;
         if (temp != 1.0f) {
             for (int i = 0; i < len; i++) {

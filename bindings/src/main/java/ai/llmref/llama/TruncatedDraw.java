@@ -383,6 +383,16 @@ final class TruncatedDraw {
         if (size == 1) {
             return set[0];
         }
+        if (Float.isInfinite(max)) {
+            // a temperature so small that the logits divided by it overflow (to +infinity, or all
+            // to -infinity): the softmax's limit, the first highest biased logit in the walk's
+            // order (llama.cpp's weights would be NaN)
+            int best = 0;
+            for (int i = 1; i < size; i++) {
+                best = x[set[i]] > x[set[best]] ? i : best;
+            }
+            return set[best];
+        }
         SoftmaxDraw.weights(w, s.e, size, max);
         double target = SoftmaxDraw.sum(w, size) * u;
         double run = 0;

@@ -141,6 +141,39 @@ class SoftmaxDrawTest extends StoriesModelTest {
         }
     }
 
+    /**
+     * A temperature so small that the logits divided by it overflow (1e-40 passes the API's 0..2)
+     * draws the highest token, the softmax's limit, where llama.cpp's weights would all be NaN.
+     */
+    @Test
+    void aTinyTemperatureDrawsTheHighestToken() {
+        Vocabulary v = model.vocabulary();
+        try (Arena arena = Arena.ofConfined()) {
+            for (MemorySegment row : logitRows(arena, 1, 3)) {
+                float[] a = row.toArray(ValueLayout.JAVA_FLOAT);
+                int best = 0;
+                for (int i = 1; i < a.length; i++) {
+                    best = a[i] > a[best] ? i : best;
+                }
+                int second = best == 0 ? 1 : 0;
+                for (int i = 0; i < a.length; i++) {
+                    second = i != best && a[i] > a[second] ? i : second;
+                }
+                try (Sampler plain = Sampler.builder(v).temperature(1e-40f).seed(3).build();
+                     Sampler banned = Sampler.builder(v).temperature(1e-40f).logitBias(best, Float.NEGATIVE_INFINITY).seed(3).build();
+                     Sampler cut = Sampler.builder(v).temperature(1e-40f).topK(50).minP(0.01f).seed(3).build()) {
+                    assertThat(plain.plainDraw()).isNotNull();
+                    assertThat(cut.truncatedDraw()).isTrue();
+                    for (int d = 0; d < 5; d++) {
+                        assertThat(plain.sampleRow(row)).isEqualTo(best);
+                        assertThat(banned.sampleRow(row)).as("the highest banned").isEqualTo(second);
+                        assertThat(cut.sampleRow(row)).isEqualTo(best);
+                    }
+                }
+            }
+        }
+    }
+
     /** Frequencies of 40,000 draws over four live tokens against their softmax probabilities, at two temperatures. */
     @Test
     void drawsFollowTheSoftmax() {

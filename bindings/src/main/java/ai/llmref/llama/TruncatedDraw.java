@@ -111,7 +111,7 @@ final class TruncatedDraw {
             sorted = llamaSorted = true;
         }
         if (topP < 1) {
-            size = topP(x, set, size, sorted, s);
+            size = topP(x, set, size, sorted, topK == 0, s);
             sorted = sorted || size <= SORT_LIMIT; // topP sorts what it keeps, up to the limit
             llamaSorted = true;
         }
@@ -183,14 +183,20 @@ final class TruncatedDraw {
      * Keeps the fewest highest-logit tokens of {@code set[0 .. size)} whose probabilities (a softmax
      * over the set) sum to at least {@code topP}; returns how many, sorted when at most
      * {@link #SORT_LIMIT} (or when the set was sorted already, whose order is kept).
+     * {@code everyToken}: the set is every token in order ({@code set[i] == i}).
      */
-    private int topP(float[] x, int[] set, int size, boolean sorted, Scratch s) {
+    private int topP(float[] x, int[] set, int size, boolean sorted, boolean everyToken, Scratch s) {
         float[] w = s.w;
-        float[] g = s.g; // the set's logits, by position
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < size; i++) {
-            g[i] = x[set[i]];
+        // the set's logits, by position: the logits themselves when the set is every token in order
+        float[] g = s.g;
+        if (everyToken) {
+            g = x;
+        } else {
+            for (int i = 0; i < size; i++) {
+                g[i] = x[set[i]];
+            }
         }
+        float max = Float.NEGATIVE_INFINITY;
         for (int i = 0; i < size; i++) {
             max = Math.max(max, g[i]);
         }

@@ -7,6 +7,7 @@ import ai.llmref.bindings.ffi.llama_context_params;
 import ai.llmref.bindings.ffi.llama_perf_context_data;
 import ai.llmref.bindings.ffi.llama_sampler_chain_params;
 import ai.llmref.llama.Batch;
+import ai.llmref.llama.BenchAccess;
 import ai.llmref.llama.ContextParams;
 import ai.llmref.llama.LlamaBackend;
 import ai.llmref.llama.LlamaContext;
@@ -77,7 +78,9 @@ import java.util.Map;
  * Also the cost of one greedy {@link Sampler#sample} on the model's vocabulary (the same logits
  * sampled again and again: llama_sampler_sample re-reads every logit on each call, so this is the
  * per-token cost), the same through the raw bindings, {@link LlamaContext#logits} (a
- * vocabulary-sized copy) followed by an argmax in Java, and an argmax over the logits in place.
+ * vocabulary-sized copy) followed by an argmax in Java, and an argmax over the logits in place;
+ * and of a seeded draw (temperature 1; temperature 0.8 with top-p 0.95) computed by the bindings
+ * against the same draw through llama.cpp's chain.
  * With {@code --profile}: where a token's time goes (batch fill, decode, next token timed apart;
  * the raw loop against llama.cpp's own {@code t_eval} counter) and the Java heap bytes allocated
  * per generated token.
@@ -534,6 +537,31 @@ public final class DecodeBenchmark {
             }
             results.add(new Result("sample", "api (Sampler.sample, greedy)", 0, 0, api, "us/token"));
             results.add(new Result("sample", "api (logits() copy + Java argmax)", 0, 0, copy, "us/token"));
+            // draws: the bindings' own against llama.cpp's chain (fewer calls: a chain's top-p sorts
+            // a flat 128k distribution, some milliseconds a call)
+            int draws = Math.max(1, calls / 80);
+            for (boolean topP : new boolean[] {false, true}) {
+                for (boolean java : new boolean[] {true, false}) {
+                    Sampler.Builder b = Sampler.builder(vocab).seed(1234);
+                    b = topP ? b.temperature(0.8f).topP(0.95f) : b.temperature(1f);
+                    try (Sampler draw = (java ? b : BenchAccess.llamaChainDraws(b)).build()) {
+                        double[] us = new double[reps];
+                        // the JIT compiles the bindings' draw loops (vector code) only after some hundreds
+                        for (int i = 0; i < (java ? 500 : draws / 4 + 1); i++) {
+                            sink += draw.sample(ctx, 0);
+                        }
+                        for (int r = 0; r < reps; r++) {
+                            long t0 = System.nanoTime();
+                            for (int i = 0; i < draws; i++) {
+                                sink += draw.sample(ctx, 0);
+                            }
+                            us[r] = (System.nanoTime() - t0) / 1e3 / draws;
+                        }
+                        String what = topP ? "temperature 0.8, top-p 0.95" : "temperature 1";
+                        results.add(new Result("sample", (java ? "api (Sampler.sample, " : "llama.cpp chain (") + what + ")", 0, 0, us, "us/token"));
+                    }
+                }
+            }
         }
         if (raw != null) {
             results.addAll(rawSampleCosts(raw, calls, reps));

@@ -20,10 +20,11 @@ import java.util.Map;
  * A llama.cpp sampler chain: picks the next token from a context's logits. Build one per sequence
  * with {@link #builder(Vocabulary)}; the stages run in llama.cpp's usual order (grammar, logit
  * bias, penalties, top-k, typical, top-p, min-p, temperature, then greedy or a seeded draw).
- * Two common chains are computed over the logits row where llama.cpp keeps it, with llama.cpp's
- * picks: greedy with at most a logit bias (an argmax) and a plain draw, a logit bias, temperature
- * and seed with no stage that keeps history or cuts the candidates ({@link SoftmaxDraw}); the
- * others run llama.cpp's stages. Use it on one thread at a time.
+ * The common chains are computed over the logits row where llama.cpp keeps it, with llama.cpp's
+ * picks: greedy with at most a logit bias (an argmax), and a seeded draw whose stages are at most
+ * a logit bias, top-k, top-p, min-p and the temperature ({@link SoftmaxDraw} without a cut,
+ * {@link TruncatedDraw} with one); chains with penalties, typical-p or a grammar run llama.cpp's
+ * stages. Use it on one thread at a time.
  */
 public final class Sampler implements AutoCloseable {
     private static final long ID = llama_token_data.id$offset();

@@ -65,17 +65,16 @@ public final class SamplingPool implements AutoCloseable {
     private MemorySegment[] fetched = new MemorySegment[0];
     /**
      * One call's work: task {@code t} is row {@code taskRow[t]} whole, or, where {@code taskChunk[t] >= 0},
-     * that chunk of its plain draw, whose results go to slot {@code taskSlot[t]} of {@link #chunkMax}
-     * and {@link #chunkSum}.
+     * that chunk of its plain draw. The chunk tasks come first, draw after draw, so a chunk task's
+     * results go to slot {@code t} of {@link #chunkMax} and {@link #chunkSum}, and split draw
+     * {@code s}'s chunks start at slot {@code s * chunks}.
      */
     private int[] taskRow = new int[0];
     private int[] taskChunk = new int[0];
-    private int[] taskSlot = new int[0];
     private float[] chunkMax = new float[0];
     private double[] chunkSum = new double[0];
-    /** The plain draws of the call split into chunks: their row and first chunk slot. */
+    /** The rows of the plain draws the call split into chunks. */
     private int[] splitRows = new int[0];
-    private int[] splitFirst = new int[0];
     private int lastRows;
     private int lastSplitDraws;
     private int lastHelpers;
@@ -194,7 +193,7 @@ public final class SamplingPool implements AutoCloseable {
             round.awaitRows();
         }
         for (int s = 0; s < splits; s++) {
-            finishDraw(s, tokens, errors);
+            finishDraw(s, s * chunks, tokens, errors);
         }
         lastRows = m;
         lastSplitDraws = splits;
@@ -430,11 +429,9 @@ public final class SamplingPool implements AutoCloseable {
         if (taskRow.length < tasks) {
             taskRow = new int[tasks];
             taskChunk = new int[tasks];
-            taskSlot = new int[tasks];
         }
         if (splitRows.length < splits) {
             splitRows = new int[splits];
-            splitFirst = new int[splits];
         }
         if (chunkMax.length < splits * chunks) {
             chunkMax = new float[splits * chunks];
@@ -444,14 +441,11 @@ public final class SamplingPool implements AutoCloseable {
         int s = 0;
         for (int r = 0; r < m && splits > 0; r++) {
             if (rowSamplers[r].plainDraw() != null) {
-                splitRows[s] = r;
-                splitFirst[s] = s * chunks;
+                splitRows[s++] = r;
                 for (int k = 0; k < chunks; k++, t++) {
                     taskRow[t] = r;
                     taskChunk[t] = k;
-                    taskSlot[t] = s * chunks + k;
                 }
-                s++;
             }
         }
         for (int r = 0; r < m; r++) {
@@ -468,10 +462,7 @@ public final class SamplingPool implements AutoCloseable {
         int i = rowSlots[r];
         try {
             if (taskChunk[t] >= 0) {
-                MemorySegment row = rows[r];
-                int n = (int) (row.byteSize() / Float.BYTES);
-                int from = taskChunk[t] * drawChunk;
-                rowSamplers[r].plainDraw().chunk(row, from, Math.min(n, from + drawChunk), chunkMax, chunkSum, taskSlot[t]);
+                rowSamplers[r].plainDraw().chunk(rows[r], drawChunk, taskChunk[t], chunkMax, chunkSum, t);
             } else {
                 tokens[i] = rowSamplers[r].sampleRow(rows[r]);
             }
@@ -480,15 +471,15 @@ public final class SamplingPool implements AutoCloseable {
         }
     }
 
-    /** The token of split draw {@code s}, from its chunks' results, unless a chunk failed. */
-    private void finishDraw(int s, int[] tokens, RuntimeException[] errors) {
+    /** The token of split draw {@code s}, from its chunks' results (from slot {@code first}), unless a chunk failed. */
+    private void finishDraw(int s, int first, int[] tokens, RuntimeException[] errors) {
         int r = splitRows[s];
         int i = rowSlots[r];
         if (errors[i] != null) {
             return;
         }
         try {
-            tokens[i] = rowSamplers[r].plainDraw().finish(rows[r], drawChunk, chunkMax, chunkSum, splitFirst[s]);
+            tokens[i] = rowSamplers[r].plainDraw().finish(rows[r], drawChunk, chunkMax, chunkSum, first);
         } catch (RuntimeException e) {
             errors[i] = e;
         }

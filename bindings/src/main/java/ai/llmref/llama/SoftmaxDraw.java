@@ -30,7 +30,6 @@ import java.util.concurrent.ThreadLocalRandom;
 final class SoftmaxDraw {
     /** Tokens per chunk: 16 chunks on a 128k vocabulary, each some microseconds. */
     static final int CHUNK = 8192;
-    private static final long DEFAULT_SEED = 0xFFFFFFFFL; // LLAMA_DEFAULT_SEED: a new random seed each reset
     private static final float LOG2E = 1.44269504088896341f;
     /** ln 2 in two parts, the first with few enough bits that {@code k * LN2_HI} is exact for every exponent used. */
     private static final float LN2_HI = 0.693359375f;
@@ -64,7 +63,7 @@ final class SoftmaxDraw {
 
     /** Seeds the generator again, as llama.cpp's {@code dist} stage does on reset. */
     void reset() {
-        rng.seed(seed == DEFAULT_SEED ? ThreadLocalRandom.current().nextInt() : (int) seed);
+        rng.seedAsDist(seed);
     }
 
     /** How many chunks of {@code chunkSize} tokens a row of {@code n} tokens has (the last one may be shorter). */
@@ -81,16 +80,19 @@ final class SoftmaxDraw {
             chunkSum = new double[chunks];
         }
         for (int k = 0; k < chunks; k++) {
-            chunk(row, k * CHUNK, Math.min(n, (k + 1) * CHUNK), chunkMax, chunkSum, k);
+            chunk(row, CHUNK, k, chunkMax, chunkSum, k);
         }
         return finish(row, CHUNK, chunkMax, chunkSum, 0);
     }
 
     /**
-     * One chunk's part of a draw, on any thread: its largest scaled logit into {@code max[slot]} and
-     * the sum of its weights relative to that into {@code sum[slot]}.
+     * Chunk {@code k}'s part of a draw (tokens {@code k * chunkSize} up to the next chunk or the
+     * row's end), on any thread: its largest scaled logit into {@code max[slot]} and the sum of its
+     * weights relative to that into {@code sum[slot]}.
      */
-    void chunk(MemorySegment row, int from, int to, float[] max, double[] sum, int slot) {
+    void chunk(MemorySegment row, int chunkSize, int k, float[] max, double[] sum, int slot) {
+        int from = k * chunkSize;
+        int to = Math.min(tokens(row), from + chunkSize);
         Scratch s = SCRATCH.get();
         float m = scaledLogits(row, from, to, s);
         max[slot] = m;
@@ -105,7 +107,8 @@ final class SoftmaxDraw {
     /**
      * The token drawn once every chunk of the row is done: chunk {@code k} is tokens
      * {@code k * chunkSize} up to the next chunk or the row's end, its results in slot
-     * {@code first + k}. It draws the next number from the generator.
+     * {@code first + k} (the sums are rescaled there to the row's maximum). It draws the next
+     * number from the generator.
      */
     int finish(MemorySegment row, int chunkSize, float[] max, double[] sum, int first) {
         int n = tokens(row);
@@ -121,23 +124,20 @@ final class SoftmaxDraw {
             rng.canonical();
             return biasedArgmax(row);
         }
-        // each chunk's sum as a sum of weights relative to the row's maximum
+        // each chunk's sum as a sum of weights relative to the row's maximum (0 for a chunk whose
+        // every token is banned)
         double total = 0;
         for (int k = 0; k < chunks; k++) {
-            if (max[first + k] != Float.NEGATIVE_INFINITY) {
-                total += sum[first + k] * Math.exp((double) max[first + k] - m);
-            }
+            sum[first + k] = max[first + k] == Float.NEGATIVE_INFINITY ? 0 : sum[first + k] * scale(max[first + k], m);
+            total += sum[first + k];
         }
         double u = rng.canonical(); // drawn for a one-token vocabulary too, as llama.cpp does
         double target = total * u;
         double run = 0;
         for (int k = 0; k < chunks; k++) {
-            if (max[first + k] == Float.NEGATIVE_INFINITY) {
-                continue; // no token with any weight
-            }
-            double scale = Math.exp((double) max[first + k] - m);
-            double after = run + sum[first + k] * scale;
-            if (after >= target) {
+            double after = run + sum[first + k];
+            if (after >= target && sum[first + k] > 0) {
+                double scale = scale(max[first + k], m);
                 // the weights of this chunk again, summed in order up to the target
                 int from = k * chunkSize;
                 int len = Math.min(n, from + chunkSize) - from;
@@ -160,7 +160,12 @@ final class SoftmaxDraw {
             }
             run = after;
         }
-        return n - 1; // NaN logits, or every token at -infinity: llama.cpp falls back to the last candidate too
+        return n - 1; // NaN logits: llama.cpp falls back to the last candidate too
+    }
+
+    /** What a weight relative to a chunk's maximum {@code chunkMax} is multiplied by to be relative to the row's {@code max}. */
+    private static double scale(float chunkMax, float max) {
+        return Math.exp((double) chunkMax - max);
     }
 
     /** The first token with the highest biased logit (before the temperature). */
@@ -295,6 +300,14 @@ final class SoftmaxDraw {
                 mt[i] = 1812433253 * (mt[i - 1] ^ (mt[i - 1] >>> 30)) + i;
             }
             index = N;
+        }
+
+        /**
+         * Seeds the generator as llama.cpp's {@code dist} stage does: with the seed, or with a new
+         * random one for {@code LLAMA_DEFAULT_SEED} (0xFFFFFFFF).
+         */
+        void seedAsDist(long seed) {
+            seed(seed == 0xFFFFFFFFL ? ThreadLocalRandom.current().nextInt() : (int) seed);
         }
 
         /** The next output, an unsigned 32-bit value in an int. */

@@ -3,7 +3,6 @@ package ai.llmref.llama;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
-import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * A seeded draw after the stages that cut the candidates, top-k, top-p and min-p (each optional,
@@ -32,7 +31,6 @@ final class TruncatedDraw {
     /** A bucket this small is sorted instead of bucketed again. */
     private static final int SMALL = 64;
     private static final int BUCKETS = 256;
-    private static final long DEFAULT_SEED = 0xFFFFFFFFL;
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     private final int[] biasTokens;
@@ -68,7 +66,7 @@ final class TruncatedDraw {
 
     /** Seeds the generator again, as llama.cpp's {@code dist} stage does on reset. */
     void reset() {
-        rng.seed(seed == DEFAULT_SEED ? ThreadLocalRandom.current().nextInt() : (int) seed);
+        rng.seedAsDist(seed);
     }
 
     /** The token drawn from the row; the row is only read. */

@@ -199,21 +199,7 @@ public final class Sampler implements AutoCloseable {
      * {@link SamplingPool} runs it on a helper thread while the context's thread waits.
      */
     int pickGreedy(MemorySegment logits) {
-        return biasTokens.length == 0 ? argmax(logits) : biasedArgmax(logits);
-    }
-
-    private static int argmax(MemorySegment logits) {
-        int n = (int) (logits.byteSize() / Float.BYTES);
-        int best = 0;
-        float max = logits.getAtIndex(ValueLayout.JAVA_FLOAT, 0);
-        for (int i = 1; i < n; i++) {
-            float v = logits.getAtIndex(ValueLayout.JAVA_FLOAT, i);
-            if (v > max) {
-                max = v;
-                best = i;
-            }
-        }
-        return best;
+        return biasTokens.length == 0 ? Argmax.of(logits) : biasedArgmax(logits);
     }
 
     /**
@@ -228,7 +214,7 @@ public final class Sampler implements AutoCloseable {
             logits.setAtIndex(ValueLayout.JAVA_FLOAT, biasTokens[i], saved[i] + biasValues[i]);
         }
         try {
-            return argmax(logits);
+            return Argmax.of(logits);
         } finally {
             for (int i = biasTokens.length - 1; i >= 0; i--) {
                 logits.setAtIndex(ValueLayout.JAVA_FLOAT, biasTokens[i], saved[i]);

@@ -1,0 +1,75 @@
+package ai.llmref.llama;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * The greedy pick over a logits row: the first token whose logit is the highest, as llama.cpp's
+ * greedy stage picks ({@code logit > best} in token order, so a NaN is never picked after the first
+ * token and the first of equal logits wins).
+ *
+ * <p>A plain loop that carries the best index along is one compare and branch per logit, which the
+ * JIT does not vectorize. This one makes two passes that it does. The first reads the row in blocks
+ * of {@value #BLOCK} logits and takes each block's highest logit as an order-preserving integer key
+ * (the float's bits with the magnitude bits flipped for negatives: an {@code int} maximum, which the
+ * JIT turns into SIMD instructions), keeping the first block with the highest key. The second scans
+ * that one block for the first logit equal to the maximum. Equal floats other than zeros have equal
+ * bits, so the first block holding the key holds the first token with that logit. Rows where the
+ * keys' order is not the floats' fall back to the plain loop: a maximum of {@code +0.0} or
+ * {@code -0.0} (equal as floats, different keys), any positive NaN (keyed above infinity) and a NaN
+ * first logit (the plain loop then keeps token 0, as llama.cpp's does). Negative NaNs are keyed below
+ * minus infinity and never win, as in the plain loop.
+ */
+final class Argmax {
+    /** Logits per block: 16 KB, in the first-level cache while the second pass scans it. */
+    static final int BLOCK = 4096;
+
+    private Argmax() {}
+
+    /** The first index of the highest value in {@code row}, a non-empty row of floats. */
+    static int of(MemorySegment row) {
+        int n = (int) (row.byteSize() / Float.BYTES);
+        if (Float.isNaN(row.getAtIndex(ValueLayout.JAVA_FLOAT, 0))) {
+            return 0;
+        }
+        int bestKey = Integer.MIN_VALUE;
+        int bestBlock = 0;
+        for (int from = 0; from < n; from += BLOCK) {
+            int to = Math.min(n, from + BLOCK);
+            int key = Integer.MIN_VALUE;
+            for (int i = from; i < to; i++) {
+                int bits = row.getAtIndex(ValueLayout.JAVA_INT, i);
+                key = Math.max(key, bits ^ ((bits >> 31) & 0x7fffffff));
+            }
+            if (key > bestKey) {
+                bestKey = key;
+                bestBlock = from;
+            }
+        }
+        float max = Float.intBitsToFloat(bestKey ^ ((bestKey >> 31) & 0x7fffffff));
+        if (Float.isNaN(max) || max == 0f) {
+            return plain(row, n);
+        }
+        int to = Math.min(n, bestBlock + BLOCK);
+        for (int i = bestBlock; i < to; i++) {
+            if (row.getAtIndex(ValueLayout.JAVA_FLOAT, i) == max) {
+                return i;
+            }
+        }
+        return plain(row, n); // not reached: the block holds its maximum
+    }
+
+    /** The plain loop, llama.cpp's greedy stage over the row as it is. */
+    static int plain(MemorySegment row, int n) {
+        int best = 0;
+        float max = row.getAtIndex(ValueLayout.JAVA_FLOAT, 0);
+        for (int i = 1; i < n; i++) {
+            float v = row.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+            if (v > max) {
+                max = v;
+                best = i;
+            }
+        }
+        return best;
+    }
+}

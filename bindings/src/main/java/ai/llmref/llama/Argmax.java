@@ -19,10 +19,17 @@ import java.lang.foreign.ValueLayout;
  * {@code -0.0} (equal as floats, different keys), any positive NaN (keyed above infinity) and a NaN
  * first logit (the plain loop then keeps token 0, as llama.cpp's does). Negative NaNs are keyed below
  * minus infinity and never win, as in the plain loop.
+ *
+ * <p>{@link #max} is the same key reduction over a float array (read through an int view of it,
+ * which the JIT vectorizes where a loop of {@code Math.max} over floats stays scalar): the draws'
+ * maxima over whole rows.
  */
 final class Argmax {
     /** Logits per block: 16 KB, in the first-level cache while the second pass scans it. */
     static final int BLOCK = 4096;
+
+    private static final int POSITIVE_INFINITY_KEY = key(Float.floatToRawIntBits(Float.POSITIVE_INFINITY));
+    private static final int NEGATIVE_INFINITY_KEY = key(Float.floatToRawIntBits(Float.NEGATIVE_INFINITY));
 
     private Argmax() {}
 
@@ -36,17 +43,16 @@ final class Argmax {
         int bestBlock = 0;
         for (int from = 0; from < n; from += BLOCK) {
             int to = Math.min(n, from + BLOCK);
-            int key = Integer.MIN_VALUE;
+            int blockKey = Integer.MIN_VALUE;
             for (int i = from; i < to; i++) {
-                int bits = row.getAtIndex(ValueLayout.JAVA_INT, i);
-                key = Math.max(key, bits ^ ((bits >> 31) & 0x7fffffff));
+                blockKey = Math.max(blockKey, key(row.getAtIndex(ValueLayout.JAVA_INT, i)));
             }
-            if (key > bestKey) {
-                bestKey = key;
+            if (blockKey > bestKey) {
+                bestKey = blockKey;
                 bestBlock = from;
             }
         }
-        float max = Float.intBitsToFloat(bestKey ^ ((bestKey >> 31) & 0x7fffffff));
+        float max = Float.intBitsToFloat(key(bestKey));
         if (Float.isNaN(max) || max == 0f) {
             return plain(row, n);
         }
@@ -57,6 +63,31 @@ final class Argmax {
             }
         }
         return plain(row, n); // not reached: the block holds its maximum
+    }
+
+    /**
+     * {@code Math.max} over {@code x[0 .. len)}, {@code len >= 1}: the same float, NaN when any
+     * value is a NaN (the keys of NaNs lie beyond those of the infinities), {@code +0.0} over
+     * {@code -0.0}.
+     */
+    static float max(float[] x, int len) {
+        MemorySegment s = MemorySegment.ofArray(x);
+        int hi = Integer.MIN_VALUE;
+        int lo = Integer.MAX_VALUE;
+        for (int i = 0; i < len; i++) {
+            int k = key(s.getAtIndex(ValueLayout.JAVA_INT, i));
+            hi = Math.max(hi, k);
+            lo = Math.min(lo, k);
+        }
+        if (hi > POSITIVE_INFINITY_KEY || lo < NEGATIVE_INFINITY_KEY) {
+            return Float.NaN;
+        }
+        return Float.intBitsToFloat(key(hi));
+    }
+
+    /** A float's bits as an int that orders as the float does (its own inverse). */
+    private static int key(int bits) {
+        return bits ^ ((bits >> 31) & 0x7fffffff);
     }
 
     /** The plain loop, llama.cpp's greedy stage over the row as it is. */

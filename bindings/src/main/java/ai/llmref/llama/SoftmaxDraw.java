@@ -215,11 +215,7 @@ final class SoftmaxDraw {
                 x[i] /= temp;
             }
         }
-        float m = x[0];
-        for (int i = 1; i < len; i++) {
-            m = Math.max(m, x[i]);
-        }
-        return m;
+        return Argmax.max(x, len);
     }
 
     /**

@@ -31,6 +31,12 @@ final class TruncatedDraw {
     /** A bucket this small is sorted instead of bucketed again. */
     private static final int SMALL = 64;
     private static final int BUCKETS = 256;
+    /**
+     * How far below the highest logit a token of a steep row's first candidates may be: each token
+     * further down weighs less than {@code e^-16} (1.1e-7) of the highest, all 128k of them together
+     * less than 1.5% of it, so on a steep row these candidates hold the mass of any top-p up to 0.98.
+     */
+    private static final float STEEP_NATS = 16f;
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     private final int[] biasTokens;
@@ -194,10 +200,7 @@ final class TruncatedDraw {
                 g[i] = x[set[i]];
             }
         }
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < size; i++) {
-            max = Math.max(max, g[i]);
-        }
+        float max = size == 0 ? Float.NEGATIVE_INFINITY : Argmax.max(g, size);
         System.arraycopy(g, 0, w, 0, size);
         if (max == Float.NEGATIVE_INFINITY || Float.isNaN(max)) {
             return size; // nothing to weigh: the draw falls back as llama.cpp's does
@@ -214,20 +217,60 @@ final class TruncatedDraw {
             }
             return size;
         }
-        // radix select: positions into set/w, bucketed by logit below the highest
+        // A steep row (a trained model's usual one): the tokens within STEEP_NATS of the highest
+        // are few, and when they hold the mass needed the cut is among them, as every other token
+        // is lower; the select then starts from them instead of from every position.
         int[] cand = s.cand;
-        for (int i = 0; i < size; i++) {
-            cand[i] = i;
+        int[] kept = s.kept;
+        int steep = steepTokens(g, size, max - STEEP_NATS, cand);
+        int keptCount;
+        if (steep > 0 && massOf(w, cand, steep) >= target) {
+            keptCount = select(g, w, steep, false, max, max - STEEP_NATS, target, s);
+        } else {
+            for (int i = 0; i < size; i++) {
+                cand[i] = i;
+            }
+            // e^-64 of the highest: lower logits share the last bucket
+            keptCount = select(g, w, size, true, max, max - 64f, target, s);
         }
+        // kept[] holds positions into set (token order: the set was not sorted): sorted by logit
+        // when few enough, else in token order, marked and collected without a sort
+        if (keptCount <= SORT_LIMIT) {
+            int[] tokens = s.cand;
+            for (int i = 0; i < keptCount; i++) {
+                tokens[i] = set[kept[i]];
+            }
+            System.arraycopy(tokens, 0, set, 0, keptCount);
+            sortDescending(x, set, keptCount, s);
+            return keptCount;
+        }
+        int[] mark = s.bucket;
+        Arrays.fill(mark, 0, size, 0);
+        for (int i = 0; i < keptCount; i++) {
+            mark[kept[i]] = 1;
+        }
+        int next = 0;
+        for (int i = 0; i < size; i++) {
+            set[next] = set[i];
+            next += mark[i];
+        }
+        return keptCount;
+    }
+
+    /**
+     * Radix select: the positions of the fewest highest logits among {@code cand[0 .. cn)} (positions
+     * into {@code g} and {@code w}) whose weights sum to at least {@code need}, into {@code kept};
+     * returns how many. The candidates are bucketed by their logit below {@code hi} (the highest),
+     * down to {@code lo}, lower ones sharing the last bucket; the buckets above the one where the
+     * mass is reached are kept, and that one is bucketed again until it is small, then sorted.
+     * {@code first}: {@code cand} is every position in order.
+     */
+    private static int select(float[] g, float[] w, int cn, boolean first, float hi, float lo, double need, Scratch s) {
+        int[] cand = s.cand;
         int[] kept = s.kept;
         int keptCount = 0;
-        int cn = size;
-        double need = target;
-        float hi = max;
-        float lo = max - 64f; // e^-64 of the highest: lower logits share the last bucket
         double[] mass = s.mass;
         int[] bucket = s.bucket;
-        boolean first = true; // cand is every position in order
         while (true) {
             if (cn <= SMALL || !(hi > lo)) {
                 // sort what is left and take tokens until the mass is reached
@@ -314,28 +357,44 @@ final class TruncatedDraw {
                 break;
             }
         }
-        // kept[] holds positions into set (token order: the set was not sorted): sorted by logit
-        // when few enough, else in token order, marked and collected without a sort
-        if (keptCount <= SORT_LIMIT) {
-            int[] tokens = s.cand;
-            for (int i = 0; i < keptCount; i++) {
-                tokens[i] = set[kept[i]];
-            }
-            System.arraycopy(tokens, 0, set, 0, keptCount);
-            sortDescending(x, set, keptCount, s);
-            return keptCount;
-        }
-        int[] mark = s.bucket;
-        Arrays.fill(mark, 0, size, 0);
-        for (int i = 0; i < keptCount; i++) {
-            mark[kept[i]] = 1;
-        }
-        int next = 0;
-        for (int i = 0; i < size; i++) {
-            set[next] = set[i];
-            next += mark[i];
-        }
         return keptCount;
+    }
+
+    /**
+     * The positions {@code i < size} with {@code g[i] >= floor} into {@code into}, in order, and
+     * their number; -1 as soon as there are more than {@code size / 8} (a flat row: the select
+     * then starts from every position). One pass with a branch that is rarely taken on a steep row.
+     */
+    private static int steepTokens(float[] g, int size, float floor, int[] into) {
+        int limit = size / 8;
+        // a strided sample first: a row where more than one in 16 is that high is not steep
+        int stride = 1024;
+        int sampled = 0;
+        for (int i = 0; i < size; i += stride) {
+            sampled += g[i] >= floor ? 1 : 0;
+        }
+        if (sampled * 16 > (size + stride - 1) / stride) {
+            return -1;
+        }
+        int count = 0;
+        for (int i = 0; i < size; i++) {
+            if (g[i] >= floor) {
+                if (count == limit) {
+                    return -1;
+                }
+                into[count++] = i;
+            }
+        }
+        return count;
+    }
+
+    /** The sum in double of {@code w} at {@code positions[0 .. count)}. */
+    private static double massOf(float[] w, int[] positions, int count) {
+        double sum = 0;
+        for (int i = 0; i < count; i++) {
+            sum += w[positions[i]];
+        }
+        return sum;
     }
 
     /** Keeps the tokens whose logit is at least the highest plus {@code ln minP}, in their order. */
@@ -377,12 +436,7 @@ final class TruncatedDraw {
                 w[i] /= t;
             }
         }
-        float max = w[0];
-        if (!sorted) {
-            for (int i = 1; i < size; i++) {
-                max = Math.max(max, w[i]);
-            }
-        }
+        float max = sorted ? w[0] : Argmax.max(w, size);
         double u = rng.canonical();
         if (size == 1) {
             return set[0];

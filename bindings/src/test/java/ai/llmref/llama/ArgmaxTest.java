@@ -21,7 +21,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The blocked argmax ({@link Argmax}) picks what llama.cpp's greedy stage picks on the same logits,
  * on rows built to break it: ties within and across blocks, maxima at block edges, zeros of both
- * signs, infinities, NaNs of both signs anywhere, rows shorter and longer than a block.
+ * signs, infinities, NaNs of both signs anywhere, rows shorter and longer than a block; and its
+ * maximum over float arrays is {@code Math.max} folded over them.
  */
 class ArgmaxTest {
     private static final int VOCAB = 128_256;
@@ -128,6 +129,46 @@ class ArgmaxTest {
             assertSamePick("edge row " + i, rows.get(i));
         }
         assertThat(rows).hasSize(5 + 2 * (12 + 1) + 4);
+    }
+
+    @Test
+    void maxIsMathMaxFolded() {
+        Random random = new Random(7);
+        float negativeNaN = Float.intBitsToFloat(0xffc00000);
+        float[] specials = {0f, -0f, Float.NaN, negativeNaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY,
+            Float.MIN_VALUE, -Float.MIN_VALUE, Float.MAX_VALUE, -Float.MAX_VALUE};
+        int checked = 0;
+        for (int n : new int[] {1, 2, 3, 15, 16, 17, 8192, 8193}) {
+            for (int r = 0; r < 40; r++) {
+                float[] a = new float[n + 5]; // values past len must not count
+                for (int i = 0; i < a.length; i++) {
+                    a[i] = r % 4 == 0 ? -Math.abs((float) random.nextGaussian()) : (float) random.nextGaussian() * 4;
+                }
+                // a few special values in most rows (none in every fifth)
+                for (int j = 0; r % 5 != 0 && j < 1 + r % 3; j++) {
+                    a[random.nextInt(n)] = specials[random.nextInt(specials.length)];
+                }
+                a[n] = Float.NaN;
+                a[n + 1] = Float.POSITIVE_INFINITY;
+                float expected = a[0];
+                for (int i = 1; i < n; i++) {
+                    expected = Math.max(expected, a[i]);
+                }
+                float got = Argmax.max(a, n);
+                String what = "n=" + n + " r=" + r + " " + Arrays.toString(Arrays.copyOf(a, Math.min(n, 20)));
+                if (Float.isNaN(expected)) {
+                    assertThat(got).as(what).isNaN();
+                } else {
+                    assertThat(Float.floatToRawIntBits(got)).as(what + ": the same float, sign of a zero included")
+                            .isEqualTo(Float.floatToRawIntBits(expected));
+                }
+                checked++;
+            }
+        }
+        assertThat(checked).isEqualTo(8 * 40);
+        assertThat(Float.floatToRawIntBits(Argmax.max(new float[] {-0f, 0f}, 2))).isEqualTo(Float.floatToRawIntBits(0f));
+        assertThat(Float.floatToRawIntBits(Argmax.max(new float[] {-0f, -1f}, 2))).isEqualTo(Float.floatToRawIntBits(-0f));
+        assertThat(Argmax.max(new float[] {1f, negativeNaN, 2f}, 3)).isNaN();
     }
 
     private static float[] noise(int n, long seed, float shift) {

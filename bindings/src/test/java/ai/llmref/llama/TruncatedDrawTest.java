@@ -69,17 +69,37 @@ class TruncatedDrawTest extends StoriesModelTest {
 
     /**
      * On 128k rows, flat to peaked, with ties and banned tokens: the kept tokens are those a plain
-     * reading of the rules gives (every candidate sorted, sums in double).
+     * reading of the rules gives (every candidate sorted, sums in double). Two rows are built for
+     * top-p's start from a steep row's highest tokens: a few peaks over a plateau just beyond that
+     * start's reach, whose mass only a top-p of 0.999 needs (so it starts over from every token),
+     * and 500 tokens spread over the 16 nats below the highest above a floor far below.
      */
     @Test
     void keepsWhatTheRulesKeepOnALargeVocabulary() {
         int n = 131_072;
         Random random = new Random(5);
         try (Arena arena = Arena.ofConfined()) {
-            for (double scale : new double[] {0.02, 0.7, 3, 9}) {
+            for (double scale : new double[] {0.02, 0.7, 3, 9, -1, -2}) {
                 float[] a = new float[n];
                 for (int i = 0; i < n; i++) {
                     a[i] = (float) (random.nextGaussian() * scale);
+                }
+                if (scale == -1) { // peaks over a plateau 16.5 nats down
+                    for (int i = 0; i < n; i++) {
+                        a[i] = -16.5f + (float) random.nextGaussian() * 0.01f;
+                    }
+                    a[77] = 0f;
+                    a[1000] = 0f;
+                    a[50_000] = -0.3f;
+                    a[n - 1] = -2f;
+                }
+                if (scale == -2) { // 500 tokens within 15 nats of the highest, the rest 40 down
+                    for (int i = 0; i < n; i++) {
+                        a[i] = -40f + (float) random.nextGaussian() * 0.1f;
+                    }
+                    for (int k = 0; k < 500; k++) {
+                        a[random.nextInt(n)] = -15f * random.nextFloat();
+                    }
                 }
                 if (scale == 0.7) {
                     for (int i = 0; i < n; i++) {

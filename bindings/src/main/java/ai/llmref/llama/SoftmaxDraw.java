@@ -14,7 +14,7 @@ import java.util.concurrent.ThreadLocalRandom;
  * (two 32-bit outputs), and the pick the first token whose running sum of weights reaches that
  * fraction of the total. Two things differ, both in the last bits: {@code exp} is a polynomial
  * that the JIT compiles to vector instructions (within 1 ulp of {@link Math#exp}; weights below
- * about 1e-38 are 0, as {@code expf} gives 0 for a banned token), and the sums are taken in
+ * about 1.6e-38 are 0, as {@code expf} gives 0 for a banned token), and the sums are taken in
  * another order. So for a seed the picks are llama.cpp's except when the drawn number falls within
  * some 1e-7 of the total from the border between two tokens ({@code SoftmaxDrawTest} compares
  * thousands of draws).
@@ -221,9 +221,12 @@ final class SoftmaxDraw {
     /**
      * Replaces {@code x[i]} with {@code exp(x[i] - max)} in float: {@code 2^k * e^r} with {@code k}
      * the nearest integer to {@code (x - max) / ln 2} and {@code |r| <= ln 2 / 2}, {@code e^r} by its
-     * Taylor series to {@code r^7} (the rest below 6e-9, a tenth of a float's last bit). Below
-     * {@code 2^-126} (about 1e-38) the weight is 0. Two plain loops over arrays, which the JIT turns
-     * into vector instructions.
+     * Taylor series to {@code r^7} (the rest below 6e-9, a tenth of a float's last bit), then
+     * scaled by {@code 2^k}: {@code k} added to the float's exponent bits, which is the product
+     * exactly while the result is a normal float. For {@code k < -125} (a weight below about
+     * 1.6e-38) the weight is 0, so every weight kept is normal. Two plain loops over arrays (the
+     * second over an int view of {@code x}), which the JIT turns into vector instructions; a float
+     * made from int bits element by element it does not.
      */
     private static void weights(Scratch s, int len, float max) {
         weights(s.x, s.e, len, max);
@@ -242,11 +245,15 @@ final class SoftmaxDraw {
             p = p * r + 1f / 6;
             p = p * r + 0.5f;
             p = p * r + 1f;
-            x[i] = p * r + 1f;
-            e[i] = Math.max((int) k + 127, 0) << 23; // the float 2^k, or 0 below 2^-126
+            x[i] = p * r + 1f; // e^r, within [0.70, 1.42]
+            e[i] = (int) k; // -144 .. 0 (0 for a NaN)
         }
+        MemorySegment bits = MemorySegment.ofArray(x);
         for (int i = 0; i < len; i++) {
-            x[i] *= Float.intBitsToFloat(e[i]);
+            int k = e[i];
+            // e^r * 2^k by the exponent, or +0 when k < -125 (the mask: all ones for k >= -125)
+            int scaled = (bits.getAtIndex(ValueLayout.JAVA_INT, i) + (k << 23)) & ~((k + 125) >> 31);
+            bits.setAtIndex(ValueLayout.JAVA_INT, i, scaled);
         }
     }
 

@@ -32,6 +32,38 @@ class SoftmaxDrawTest extends StoriesModelTest {
     }
 
     @Test
+    void weightsAreExpWithinAnUlp() {
+        int n = 400_000;
+        float[] x = new float[n + 4];
+        for (int i = 0; i < n; i++) {
+            x[i] = -110f + 110f * i / (n - 1); // every distance from the highest down to -110, 0 included
+        }
+        x[n] = Float.NEGATIVE_INFINITY;
+        x[n + 1] = Float.NaN;
+        x[n + 2] = -87.5f;
+        x[n + 3] = -86.5f;
+        float[] c = x.clone();
+        float[] w = x.clone();
+        SoftmaxDraw.weights(w, new int[w.length], w.length, 0f);
+        int checked = 0;
+        for (int i = 0; i < n; i++) {
+            float exact = (float) Math.exp(c[i]);
+            if (exact >= 1.7e-38f) {
+                assertThat(Math.abs(w[i] - exact)).as("exp(%s)", c[i]).isLessThanOrEqualTo(Math.ulp(exact));
+                checked++;
+            } else if (exact < 1.5e-38f) {
+                assertThat(w[i]).as("exp(%s), below the normal floats' range kept", c[i]).isZero();
+            }
+            assertThat(Float.isFinite(w[i]) && w[i] >= 0).isTrue();
+        }
+        assertThat(checked).isGreaterThan(n * 3 / 4);
+        assertThat(w[n]).as("a banned token").isZero();
+        assertThat(w[n + 1]).isNaN();
+        assertThat(w[n + 2]).isZero();
+        assertThat(w[n + 3]).isEqualTo((float) Math.exp(-86.5), org.assertj.core.data.Offset.offset(Math.ulp((float) Math.exp(-86.5))));
+    }
+
+    @Test
     void picksWhatLlamaCppsChainPicksForTheSameSeed() {
         Vocabulary v = model.vocabulary();
         try (Arena arena = Arena.ofConfined()) {

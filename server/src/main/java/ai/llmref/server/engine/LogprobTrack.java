@@ -1,5 +1,6 @@
 package ai.llmref.server.engine;
 
+import ai.llmref.llama.Logits;
 import ai.llmref.llama.Vocabulary;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -48,22 +49,18 @@ final class LogprobTrack {
     }
 
     /**
-     * {@code token} with its log-probability under the logits row (log-softmax, summed in double)
+     * {@code token} with its log-probability under the logits row (log-softmax: {@link Logits#logSumExp})
      * and the {@code top} most likely tokens; text offset -1 (not placed in a text yet). Reads the
      * row and the (thread-safe) vocabulary only: it runs on the sampling pool's threads.
      */
     static TokenLogprob of(MemorySegment row, int token, int top, Vocabulary vocab) {
         int n = (int) (row.byteSize() / Float.BYTES);
-        float max = Float.NEGATIVE_INFINITY;
         int[] bestIds = new int[top];
         float[] bestValues = new float[top];
         int kept = 0;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; top > 0 && i < n; i++) {
             float v = row.getAtIndex(ValueLayout.JAVA_FLOAT, i);
-            if (v > max) {
-                max = v;
-            }
-            if (top > 0 && (kept < top || v > bestValues[kept - 1])) {
+            if (kept < top || v > bestValues[kept - 1]) {
                 // insertion into the descending list; an equal value stays behind (lower id first)
                 int at = kept < top ? kept++ : top - 1;
                 while (at > 0 && bestValues[at - 1] < v) {
@@ -75,11 +72,7 @@ final class LogprobTrack {
                 bestIds[at] = i;
             }
         }
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            sum += Math.exp(row.getAtIndex(ValueLayout.JAVA_FLOAT, i) - max);
-        }
-        float logZ = (float) (max + Math.log(sum));
+        float logZ = (float) Logits.logSumExp(row);
         List<TokenLogprob.Alternative> alternatives = new ArrayList<>(kept);
         for (int i = 0; i < kept; i++) {
             alternatives.add(new TokenLogprob.Alternative(bestIds[i], vocab.tokenBytes(bestIds[i], false), bestValues[i] - logZ));

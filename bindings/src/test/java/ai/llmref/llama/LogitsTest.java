@@ -1,0 +1,76 @@
+package ai.llmref.llama;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** {@link Logits#logSumExp} against the plain sum of {@code Math.exp} in double, on real and made-up rows. */
+class LogitsTest extends StoriesModelTest {
+
+    @Test
+    void logSumExpIsThePlainOnesOnRealAndLargeRows() {
+        try (Arena arena = Arena.ofConfined()) {
+            List<MemorySegment> rows = new ArrayList<>(logitRows(arena, 3, 0.01, 1, 8, 40));
+            int decoded = rows.size() - 4; // the stories model's positions, then four made-up rows
+            Random random = new Random(9);
+            for (int n : new int[] {1, 2, 8191, 8192, 8193, 50_000, 128_256}) {
+                float[] a = new float[n];
+                for (int i = 0; i < n; i++) {
+                    a[i] = (float) (random.nextGaussian() * 5 - 20);
+                }
+                a[random.nextInt(n)] = -Float.MAX_VALUE;
+                if (n > 10_000) {
+                    a[9000] = 30f; // the highest in the second chunk: the first chunk's sum is rescaled
+                    a[20] = Float.NEGATIVE_INFINITY;
+                    Arrays.fill(a, 0, Math.min(n, 8192), Float.NEGATIVE_INFINITY); // a chunk of nothing
+                }
+                rows.add(arena.allocateFrom(ValueLayout.JAVA_FLOAT, a));
+            }
+            for (MemorySegment row : rows) {
+                double expected = plain(row);
+                double got = Logits.logSumExp(row);
+                assertThat(got).as("%d logits", row.byteSize() / 4).isCloseTo(expected, within(1e-6 * Math.max(1, Math.abs(expected))));
+            }
+            assertThat(decoded).isGreaterThan(3);
+            assertThat(rows).hasSize(decoded + 4 + 7);
+        }
+    }
+
+    @Test
+    void nonFiniteAndEmptyRows() {
+        try (Arena arena = Arena.ofConfined()) {
+            float[] a = new float[20_000];
+            Arrays.fill(a, Float.NEGATIVE_INFINITY);
+            assertThat(Logits.logSumExp(arena.allocateFrom(ValueLayout.JAVA_FLOAT, a))).isEqualTo(Double.NEGATIVE_INFINITY);
+            a[15_000] = 2.5f;
+            assertThat(Logits.logSumExp(arena.allocateFrom(ValueLayout.JAVA_FLOAT, a))).isCloseTo(2.5, within(1e-9));
+            a[100] = Float.NaN;
+            assertThat(Logits.logSumExp(arena.allocateFrom(ValueLayout.JAVA_FLOAT, a))).isNaN();
+            a[100] = Float.POSITIVE_INFINITY;
+            assertThat(Logits.logSumExp(arena.allocateFrom(ValueLayout.JAVA_FLOAT, a))).isNaN();
+            assertThatThrownBy(() -> Logits.logSumExp(MemorySegment.NULL)).isInstanceOf(IllegalArgumentException.class);
+        }
+    }
+
+    private static double plain(MemorySegment row) {
+        int n = (int) (row.byteSize() / Float.BYTES);
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, row.getAtIndex(ValueLayout.JAVA_FLOAT, i));
+        }
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += Math.exp(row.getAtIndex(ValueLayout.JAVA_FLOAT, i) - max);
+        }
+        return max + Math.log(sum);
+    }
+}

@@ -8,4 +8,9 @@ public final class BenchAccess {
     public static Sampler.Builder llamaChainDraws(Sampler.Builder builder) {
         return builder.javaDraws(false);
     }
+
+    /** The sampler's pick from a logits row (any row of the vocabulary's size, not only a context's). */
+    public static int sampleRow(Sampler sampler, java.lang.foreign.MemorySegment row) {
+        return sampler.sampleRow(row);
+    }
 }

@@ -304,7 +304,8 @@ bindings_cp=$(joined "$root/bindings/target/classes" "$root/bindings/target/test
 server_cp=$(joined "$root/server/target/test-classes" "$server_jar" "$(module_cp server)")
 p=ai.llmref.llama
 bindings_tests=($p.GpuOffloadTest $p.GenerationTest $p.NativeGreedyReferenceTest $p.ModelAndContextTest
-  $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.SamplingPoolTest $p.SoftmaxDrawTest $p.TruncatedDrawTest
+  $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.ArgmaxTest $p.SamplingPoolTest $p.SoftmaxDrawTest
+  $p.TruncatedDrawTest $p.LogitsTest
   $p.StreamingDetokenizerTest $p.BadInputTest
   $p.KvCacheTest)
 server_tests=(ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest)

@@ -174,8 +174,9 @@ print("| server threads start / end | %d / %d |" % (srv["threads_start"], srv["t
 print("| JVM memory by NMT (heap included), just after start to the end | %s |" % sys.argv[3])
 print("| /metrics at end | slots busy %d of %d, queue %d, KV cells holding cached prefixes %d of %d |" % (m["llmref_slots_busy"], m["llmref_slots_total"], m["llmref_queue_depth"], m["llmref_kv_cache_cells_used"], m["llmref_kv_cache_cells_total"]))
 steps = m.get('llmref_engine_step_phase_seconds_count{phase="decode"}') or float("nan")
-print("| scheduler | %d steps, %.2f runs of consecutive sequences per step, %d cached prefixes copied between slots, %d device sampler attaches |" % (
-    steps, m.get("llmref_engine_sequence_runs_total", float("nan")) / steps, m.get("llmref_engine_prefix_copies_total", float("nan")),
+print("| scheduler | %d steps, %.2f runs of consecutive sequences per step, %.2f graphs reused per step, %d cached prefixes copied between slots, %d device sampler attaches |" % (
+    steps, m.get("llmref_engine_sequence_runs_total", float("nan")) / steps, m.get("llmref_engine_graphs_reused_total", float("nan")) / steps,
+    m.get("llmref_engine_prefix_copies_total", float("nan")),
     m.get("llmref_engine_device_sampler_attaches_total", float("nan"))))
 print("| requests counted by the server | %s |" % ", ".join("%s %d" % (k.replace('route=', '').replace('status=', ''), v) for k, v in m["requests_total"].items()))
 print("| SIGTERM after the run | clean exit: %s |" % sys.argv[2])

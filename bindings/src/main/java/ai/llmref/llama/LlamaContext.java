@@ -4,10 +4,12 @@ import static ai.llmref.bindings.ffi.llama_h.*;
 
 import ai.llmref.bindings.ffi.llama_batch;
 import ai.llmref.bindings.ffi.llama_context_params;
+import ai.llmref.bindings.ffi.llama_perf_context_data;
 import ai.llmref.llama.internal.LogBridge;
 import java.lang.foreign.Arena;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SegmentAllocator;
 import java.lang.foreign.ValueLayout;
 
 /**
@@ -29,6 +31,8 @@ public final class LlamaContext implements AutoCloseable {
     private final Thread owner;
     private final Arena shared = Arena.ofShared();
     private final MemorySegment abortFlag;
+    /** Where {@code llama_perf_context} returns its struct ({@link #graphsReused}). */
+    private final SegmentAllocator perfResult;
     /** Chains attached for backend sampling, by sequence ({@link #attachSampler}). */
     private final java.util.Map<Integer, Sampler> attachedSamplers = new java.util.HashMap<>();
     private final int contextSize;
@@ -60,6 +64,7 @@ public final class LlamaContext implements AutoCloseable {
         this.params = params;
         this.owner = Thread.currentThread();
         this.abortFlag = shared.allocate(2);
+        this.perfResult = SegmentAllocator.prefixAllocator(llama_perf_context_data.allocate(shared));
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment cp = llama_context_default_params(arena);
             llama_context_params.n_ctx(cp, params.contextSize());
@@ -171,6 +176,20 @@ public final class LlamaContext implements AutoCloseable {
      */
     public void synchronize() {
         llama_synchronize(checkOpen());
+    }
+
+    /**
+     * How many micro-batches since the context was created ran llama.cpp's previous compute graph
+     * again instead of building a new one ({@code llama_perf_context}'s {@code n_reused}). llama.cpp
+     * keeps the last graph it built (one with outputs, one without); a micro-batch of the same shape
+     * and sequences reuses it, so a run of single-token steps over the same sequences builds one
+     * graph. Another shape builds it again: a decode whose batch holds a prompt chunk beside the
+     * generated tokens of other sequences is two micro-batches with per-sequence KV streams, both
+     * built anew (and on a GPU each built graph's CUDA graph is captured again before it is used).
+     * Use it on the context's thread.
+     */
+    public long graphsReused() {
+        return Integer.toUnsignedLong(llama_perf_context_data.n_reused(llama_perf_context(perfResult, checkOpen())));
     }
 
     /**

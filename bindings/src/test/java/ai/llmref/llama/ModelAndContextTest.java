@@ -217,6 +217,43 @@ class ModelAndContextTest extends StoriesModelTest {
     }
 
     @Test
+    void graphsReusedCountsTheStepsThatKeptTheLastGraph() {
+        Vocabulary v = model.vocabulary();
+        int[] prompt = v.tokenize("Once upon a time", true, false);
+        try (LlamaContext ctx = model.newContext(TestModels.small(2)); Batch b = ctx.newBatch(64)) {
+            assertThat(ctx.graphsReused()).isZero();
+            fill(b, prompt, 0);
+            ctx.decode(b);
+            int pos = prompt.length;
+            long before = ctx.graphsReused();
+            for (int i = 0; i < 10; i++) {
+                b.clear();
+                b.add(10 + i, pos++, 0, true);
+                ctx.decode(b);
+            }
+            assertThat(ctx.graphsReused() - before).as("ten single-token steps after the prompt: the first builds, nine reuse")
+                    .isEqualTo(9);
+            long steady = ctx.graphsReused();
+            // sequence 0's next token beside a prompt on sequence 1: other shapes, built anew
+            b.clear();
+            b.add(30, pos++, 0, true);
+            for (int k = 0; k < prompt.length; k++) {
+                b.add(prompt[k], k, 1, k == prompt.length - 1);
+            }
+            ctx.decode(b);
+            assertThat(ctx.graphsReused()).as("a step with a prompt").isEqualTo(steady);
+            b.clear();
+            b.add(31, pos++, 0, true);
+            ctx.decode(b);
+            assertThat(ctx.graphsReused()).as("the steady shape again, after another graph").isEqualTo(steady);
+            b.clear();
+            b.add(32, pos, 0, true);
+            ctx.decode(b);
+            assertThat(ctx.graphsReused()).as("and once more: reused").isEqualTo(steady + 1);
+        }
+    }
+
+    @Test
     void pooledEmbeddingsAreDeterministicAndNormalized() {
         Vocabulary v = model.vocabulary();
         ContextParams p = TestModels.small(2).withEmbeddings(ContextParams.Pooling.MEAN);

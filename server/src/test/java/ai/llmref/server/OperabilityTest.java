@@ -33,7 +33,7 @@ class OperabilityTest {
             "llmref_device_memory_free_bytes", "llmref_device_memory_total_bytes", "llmref_model_load_seconds",
             "llmref_model_layers_offloaded", "llmref_model_layers_total", "llmref_gpu_devices", "llmref_ready",
             "llmref_build_info", "llmref_model_info", "llmref_engine_step_phase_seconds_bucket", "llmref_engine_batch_tokens_total",
-            "llmref_engine_step_outputs_total", "llmref_engine_sequence_runs_total", "llmref_engine_prefix_copies_total", "llmref_engine_device_sampler_attaches_total",
+            "llmref_engine_step_outputs_total", "llmref_engine_sequence_runs_total", "llmref_engine_graphs_reused_total", "llmref_engine_prefix_copies_total", "llmref_engine_device_sampler_attaches_total",
             "llmref_engine_sampling_rows_total", "llmref_engine_sampling_pick_seconds_bucket", "llmref_model_buffer_bytes", "llmref_context_buffer_bytes",
             "llmref_kv_cache_type_info");
 

@@ -124,6 +124,7 @@ class SlotPlacementTest {
                 long steps = server.metric("llmref_engine_step_phase_seconds_count{phase=\"decode\"}");
                 long runs = server.metric("llmref_engine_sequence_runs_total");
                 long copies = server.metric("llmref_engine_prefix_copies_total");
+                long reused = server.metric("llmref_engine_graphs_reused_total");
                 Held first = hold(server, "Ann found a small red hat");
                 Held second = hold(server, "Sue saw a little bird");
                 together = !first.done.isDone();
@@ -133,6 +134,10 @@ class SlotPlacementTest {
                 long runsAfter = server.metric("llmref_engine_sequence_runs_total");
                 assertThat(stepsAfter - steps).isGreaterThan(200);
                 assertThat(runsAfter - runs).as("one run of consecutive sequences per step").isEqualTo(stepsAfter - steps);
+                // llama.cpp builds its graph again only around a change of shape (a prompt beside a
+                // generated token, a request that joins or ends): a handful of steps, the rest reuse it
+                assertThat(server.metric("llmref_engine_graphs_reused_total") - reused).as("steps that reused llama.cpp's graph")
+                        .isBetween(stepsAfter - steps - 12, stepsAfter - steps);
                 assertThat(server.metric("llmref_engine_prefix_copies_total")).as("a few common tokens are not worth a copy")
                         .isEqualTo(copies);
             }

@@ -57,6 +57,8 @@ public final class Engine implements AutoCloseable {
     static final int MIGRATE_MIN_TOKENS = 16;
     /** The scheduler's sampling arrays. */
     private final Picks picks;
+    /** The context's count of reused compute graphs after the last step ({@link LlamaContext#graphsReused}; scheduler thread). */
+    private long graphsReusedSeen;
 
     private record EmbeddingJob(List<int[]> inputs, CompletableFuture<List<float[]>> result) {}
 
@@ -482,6 +484,9 @@ public final class Engine implements AutoCloseable {
         ctx.synchronize(); // wait for the device here, so that the phases are timed apart
         long now = System.nanoTime();
         long decodeNanos = now - decodeStart - emitNanos;
+        long reusedTotal = ctx.graphsReused();
+        int graphsReused = (int) Math.max(0, reusedTotal - graphsReusedSeen);
+        graphsReusedSeen = reusedTotal;
         Picks p = picks;
         int n = 0;
         promptLogprobs(ctx, slots, sampling);
@@ -528,7 +533,7 @@ public final class Engine implements AutoCloseable {
                 accept(s, p.tokens[i]);
             }
         }
-        observer.stepCompleted(batch.size(), n, runs, decodeStart - stepStart, decodeNanos, emitStart - now,
+        observer.stepCompleted(batch.size(), n, runs, graphsReused, decodeStart - stepStart, decodeNanos, emitStart - now,
                 emitNanos + System.nanoTime() - emitStart);
     }
 

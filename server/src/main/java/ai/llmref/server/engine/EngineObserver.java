@@ -11,14 +11,16 @@ public interface EngineObserver {
     /**
      * One scheduler step ended: {@code tokens} went into its batch and {@code outputs} of them were
      * sampled; the batch held {@code sequenceRuns} runs of consecutive sequence ids (with
-     * per-sequence KV streams llama.cpp decodes at least one micro-batch per run). Its time in
+     * per-sequence KV streams llama.cpp decodes at least one micro-batch per run), and llama.cpp
+     * ran its previous compute graph again for {@code graphsReused} of its micro-batches instead of
+     * building one ({@link ai.llmref.llama.LlamaContext#graphsReused}). Its time in
      * four consecutive phases: {@code schedule} (cancellations, admissions,
      * building the batch), {@code decode} (llama_decode until the device has finished), {@code sample}
      * (every slot's next token) and {@code emit} (detokenizing, stop strings, handing text to the
      * requests).
      */
-    default void stepCompleted(int tokens, int outputs, int sequenceRuns, long scheduleNanos, long decodeNanos, long sampleNanos,
-            long emitNanos) {}
+    default void stepCompleted(int tokens, int outputs, int sequenceRuns, int graphsReused, long scheduleNanos, long decodeNanos,
+            long sampleNanos, long emitNanos) {}
 
     /**
      * A step's picks on the sampling pool ended: {@code rows} picked on the host (argmaxes and llama.cpp chains), in

@@ -52,6 +52,7 @@ public final class ServerMetrics implements EngineObserver {
     private final Metrics.Counter batchTokens;
     private final Metrics.Counter stepOutputs;
     private final Metrics.Counter sequenceRunsTotal;
+    private final Metrics.Counter graphsReusedTotal;
     private final Metrics.Counter prefixCopies;
     private final Metrics.Counter deviceSamplerAttaches;
     private final Metrics.Counter samplingRows;
@@ -76,6 +77,8 @@ public final class ServerMetrics implements EngineObserver {
         stepOutputs = registry.counter("llmref_engine_step_outputs_total", "Next tokens sampled by scheduler steps (one per generating slot per step)");
         sequenceRunsTotal = registry.counter("llmref_engine_sequence_runs_total",
                 "Runs of consecutive sequence ids in the scheduler steps' batches (llama.cpp decodes at least one micro-batch per run)");
+        graphsReusedTotal = registry.counter("llmref_engine_graphs_reused_total",
+                "Micro-batches for which llama.cpp ran its previous compute graph again instead of building one (a step of the same shape and sequences as the last)");
         prefixCopies = registry.counter("llmref_engine_prefix_copies_total",
                 "Cached prompt prefixes copied from another free slot into the lowest free slot");
         samplingRows = registry.counter("llmref_engine_sampling_rows_total",
@@ -217,8 +220,8 @@ public final class ServerMetrics implements EngineObserver {
     }
 
     @Override
-    public void stepCompleted(int tokens, int outputs, int sequenceRuns, long scheduleNanos, long decodeNanos, long sampleNanos,
-            long emitNanos) {
+    public void stepCompleted(int tokens, int outputs, int sequenceRuns, int graphsReused, long scheduleNanos, long decodeNanos,
+            long sampleNanos, long emitNanos) {
         stepPhase.observe(scheduleNanos / 1e9, "schedule");
         stepPhase.observe(decodeNanos / 1e9, "decode");
         stepPhase.observe(sampleNanos / 1e9, "sample");
@@ -226,6 +229,7 @@ public final class ServerMetrics implements EngineObserver {
         batchTokens.inc(tokens);
         stepOutputs.inc(outputs);
         sequenceRunsTotal.inc(sequenceRuns);
+        graphsReusedTotal.inc(graphsReused);
     }
 
     @Override

@@ -792,7 +792,8 @@ public final class SoakClient {
 
         ObjectNode mn = r.putObject("metrics_end");
         for (String k : List.of("llmref_slots_busy", "llmref_slots_total", "llmref_queue_depth", "llmref_kv_cache_cells_used",
-                "llmref_kv_cache_cells_total", "llmref_ready", "llmref_engine_prefix_copies_total", "llmref_engine_sequence_runs_total", "llmref_engine_device_sampler_attaches_total",
+                "llmref_kv_cache_cells_total", "llmref_ready", "llmref_engine_prefix_copies_total", "llmref_engine_sequence_runs_total", "llmref_engine_graphs_reused_total",
+                "llmref_engine_device_sampler_attaches_total",
                 "llmref_engine_step_phase_seconds_count{phase=\"decode\"}")) {
             mn.put(k, metrics.getOrDefault(k, Double.NaN));
         }

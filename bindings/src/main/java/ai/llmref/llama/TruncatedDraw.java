@@ -362,12 +362,12 @@ final class TruncatedDraw {
 
     /**
      * The positions {@code i < size} with {@code g[i] >= floor} into {@code into}, in order, and
-     * their number; -1 as soon as there are more than {@code size / 8} (a flat row: the select
-     * then starts from every position). One pass with a branch that is rarely taken on a steep row.
+     * their number; -1 for a row that is not steep (the select then starts from every position):
+     * when more than one in 16 of every 1024th logit is that high, or as soon as more than
+     * {@code size / 8} are. One pass with a branch that is rarely taken on a steep row.
      */
     private static int steepTokens(float[] g, int size, float floor, int[] into) {
         int limit = size / 8;
-        // a strided sample first: a row where more than one in 16 is that high is not steep
         int stride = 1024;
         int sampled = 0;
         for (int i = 0; i < size; i += stride) {

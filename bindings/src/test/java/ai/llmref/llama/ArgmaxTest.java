@@ -5,7 +5,6 @@ import static ai.llmref.bindings.ffi.llama_h.llama_sampler_free;
 import static ai.llmref.bindings.ffi.llama_h.llama_sampler_init_greedy;
 import static org.assertj.core.api.Assertions.assertThat;
 
-import ai.llmref.bindings.ffi.llama_token_data;
 import ai.llmref.bindings.ffi.llama_token_data_array;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -193,18 +192,7 @@ class ArgmaxTest {
 
     private static int llamaCppGreedy(float[] a) {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment data = llama_token_data.allocateArray(a.length, arena);
-            for (int i = 0; i < a.length; i++) {
-                MemorySegment d = llama_token_data.asSlice(data, i);
-                llama_token_data.id(d, i);
-                llama_token_data.logit(d, a[i]);
-                llama_token_data.p(d, 0f);
-            }
-            MemorySegment array = llama_token_data_array.allocate(arena);
-            llama_token_data_array.data(array, data);
-            llama_token_data_array.size(array, a.length);
-            llama_token_data_array.selected(array, -1);
-            llama_token_data_array.sorted(array, false);
+            MemorySegment array = TestModels.candidates(arena, a);
             MemorySegment greedy = llama_sampler_init_greedy();
             try {
                 llama_sampler_apply(greedy, array);

@@ -1,12 +1,30 @@
 package ai.llmref.llama;
 
-/** For the benchmark programs in test sources: package-private switches they compare. */
+/** For the benchmark programs in test sources: package-private switches they compare, and a reference they time. */
 public final class BenchAccess {
     private BenchAccess() {}
 
     /** A draw through llama.cpp's chain over a candidates array instead of {@link SoftmaxDraw} or {@link TruncatedDraw}. */
     public static Sampler.Builder llamaChainDraws(Sampler.Builder builder) {
         return builder.javaDraws(false);
+    }
+
+    /**
+     * The log-softmax's normaliser read plainly: the row's maximum, then {@code Math.exp} of each
+     * logit less it summed in double (what the server computed before {@link Logits#logSumExp}; the
+     * tests' and benchmarks' reference).
+     */
+    public static double plainLogSumExp(java.lang.foreign.MemorySegment row) {
+        int n = (int) (row.byteSize() / Float.BYTES);
+        float max = Float.NEGATIVE_INFINITY;
+        for (int i = 0; i < n; i++) {
+            max = Math.max(max, row.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i));
+        }
+        double sum = 0;
+        for (int i = 0; i < n; i++) {
+            sum += Math.exp(row.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i) - max);
+        }
+        return max + Math.log(sum);
     }
 
     /** The sampler's pick from a logits row (any row of the vocabulary's size, not only a context's). */

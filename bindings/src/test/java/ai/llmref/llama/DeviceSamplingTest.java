@@ -210,18 +210,8 @@ class DeviceSamplingTest extends StoriesModelTest {
                 }
 
                 // The chain through llama.cpp's own llama_sampler_apply: the stage's host upcall biases the candidates.
-                MemorySegment data = llama_token_data.allocateArray(v.size(), arena);
-                for (int i = 0; i < v.size(); i++) {
-                    MemorySegment el = llama_token_data.asSlice(data, i);
-                    llama_token_data.id(el, i);
-                    llama_token_data.logit(el, logits[i]);
-                    llama_token_data.p(el, 0f);
-                }
-                MemorySegment array = llama_token_data_array.allocate(arena);
-                llama_token_data_array.data(array, data);
-                llama_token_data_array.size(array, v.size());
-                llama_token_data_array.selected(array, -1);
-                llama_token_data_array.sorted(array, false);
+                MemorySegment array = TestModels.candidates(arena, logits);
+                MemorySegment data = llama_token_data_array.data(array).reinterpret(llama_token_data.layout().byteSize() * logits.length);
                 llama_sampler_apply(biased.handle(), array);
                 long selected = llama_token_data_array.selected(array);
                 assertThat(llama_token_data.id(llama_token_data.asSlice(data, selected))).isEqualTo(other);

@@ -36,7 +36,7 @@ class LogitsTest extends StoriesModelTest {
                 rows.add(arena.allocateFrom(ValueLayout.JAVA_FLOAT, a));
             }
             for (MemorySegment row : rows) {
-                double expected = plain(row);
+                double expected = BenchAccess.plainLogSumExp(row);
                 double got = Logits.logSumExp(row);
                 assertThat(got).as("%d logits", row.byteSize() / 4).isCloseTo(expected, within(1e-6 * Math.max(1, Math.abs(expected))));
             }
@@ -59,18 +59,5 @@ class LogitsTest extends StoriesModelTest {
             assertThat(Logits.logSumExp(arena.allocateFrom(ValueLayout.JAVA_FLOAT, a))).isNaN();
             assertThatThrownBy(() -> Logits.logSumExp(MemorySegment.NULL)).isInstanceOf(IllegalArgumentException.class);
         }
-    }
-
-    private static double plain(MemorySegment row) {
-        int n = (int) (row.byteSize() / Float.BYTES);
-        double max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            max = Math.max(max, row.getAtIndex(ValueLayout.JAVA_FLOAT, i));
-        }
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            sum += Math.exp(row.getAtIndex(ValueLayout.JAVA_FLOAT, i) - max);
-        }
-        return max + Math.log(sum);
     }
 }

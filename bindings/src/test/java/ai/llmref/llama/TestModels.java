@@ -1,8 +1,12 @@
 package ai.llmref.llama;
 
+import ai.llmref.bindings.ffi.llama_token_data;
+import ai.llmref.bindings.ffi.llama_token_data_array;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -14,6 +18,27 @@ import java.util.Properties;
 
 /** Where the test data lives. A missing model fails the test: it never skips. */
 final class TestModels {
+    /**
+     * llama.cpp's candidates array over {@code logits} in token order (ids 0.., p 0, nothing
+     * selected, not sorted), as {@code llama_sampler_sample} fills it, in {@code arena}; its data
+     * is {@code llama_token_data_array.data(array)}, {@code logits.length} entries.
+     */
+    static MemorySegment candidates(Arena arena, float[] logits) {
+        MemorySegment data = llama_token_data.allocateArray(logits.length, arena);
+        for (int i = 0; i < logits.length; i++) {
+            MemorySegment el = llama_token_data.asSlice(data, i);
+            llama_token_data.id(el, i);
+            llama_token_data.logit(el, logits[i]);
+            llama_token_data.p(el, 0f);
+        }
+        MemorySegment array = llama_token_data_array.allocate(arena);
+        llama_token_data_array.data(array, data);
+        llama_token_data_array.size(array, logits.length);
+        llama_token_data_array.selected(array, -1);
+        llama_token_data_array.sorted(array, false);
+        return array;
+    }
+
     private TestModels() {}
 
     /** {@code ../shared/models/stories260K.gguf}, the real tiny Llama every native test uses. */

@@ -67,7 +67,7 @@ public final class RowDrawBenchmark {
                             time(rows, 8, r -> BenchAccess.sampleRow(topPChain, r)),
                             time(rows, 200, r -> BenchAccess.sampleRow(defaults, r)),
                             time(rows, 200, Logits::logSumExp),
-                            time(rows, 50, RowDrawBenchmark::plainLogSumExp));
+                            time(rows, 50, BenchAccess::plainLogSumExp));
                 }
             }
         }
@@ -96,7 +96,7 @@ public final class RowDrawBenchmark {
     /** How many tokens top-p 0.95 keeps (at temperature 1, the cut's own softmax): read plainly, for the table. */
     private static int keptByTopP(MemorySegment row, int n) {
         float[] a = row.toArray(ValueLayout.JAVA_FLOAT);
-        double lse = plainLogSumExp(row);
+        double lse = BenchAccess.plainLogSumExp(row);
         double[] p = Arrays.stream(toDouble(a)).map(x -> Math.exp(x - lse)).sorted().toArray();
         double cum = 0;
         for (int i = n - 1; i >= 0; i--) {
@@ -114,18 +114,5 @@ public final class RowDrawBenchmark {
             d[i] = a[i];
         }
         return d;
-    }
-
-    private static double plainLogSumExp(MemorySegment row) {
-        int n = (int) (row.byteSize() / Float.BYTES);
-        float max = Float.NEGATIVE_INFINITY;
-        for (int i = 0; i < n; i++) {
-            max = Math.max(max, row.getAtIndex(ValueLayout.JAVA_FLOAT, i));
-        }
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            sum += Math.exp(row.getAtIndex(ValueLayout.JAVA_FLOAT, i) - max);
-        }
-        return max + Math.log(sum);
     }
 }

@@ -234,8 +234,13 @@ final class SoftmaxDraw {
 
     /** {@link #weights(Scratch, int, float)} over {@code x[0 .. len)}, with {@code e} as long a buffer. */
     static void weights(float[] x, int[] e, int len, float max) {
+        weights(x, x, e, len, max);
+    }
+
+    /** The same with the logits read from {@code src} and the weights written to {@code x} ({@code src} may be {@code x}). */
+    static void weights(float[] src, float[] x, int[] e, int len, float max) {
         for (int i = 0; i < len; i++) {
-            float c = Math.max(x[i] - max, -100f); // -infinity (a banned token) too; NaN stays NaN
+            float c = Math.max(src[i] - max, -100f); // -infinity (a banned token) too; NaN stays NaN
             float k = (c * LOG2E + ROUND) - ROUND;
             float r = c - k * LN2_HI - k * LN2_LO;
             float p = 1f / 5040;

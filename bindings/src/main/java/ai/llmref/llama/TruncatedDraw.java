@@ -102,9 +102,9 @@ final class TruncatedDraw {
             x[biasTokens[b]] += biasValues[b];
         }
         int[] set = s.set;
-        if (topK == 0) {
+        if (topK == 0 && !(topP < 1)) {
             for (int i = 0; i < n; i++) {
-                set[i] = i; // top-k, when there is one, fills the set itself
+                set[i] = i; // top-k, when there is one, fills the set itself, and top-p over every token
             }
         }
         int size = n;
@@ -187,7 +187,8 @@ final class TruncatedDraw {
      * Keeps the fewest highest-logit tokens of {@code set[0 .. size)} whose probabilities (a softmax
      * over the set) sum to at least {@code topP}; returns how many, sorted when at most
      * {@link #SORT_LIMIT} (or when the set was sorted already, whose order is kept).
-     * {@code everyToken}: the set is every token in order ({@code set[i] == i}).
+     * {@code everyToken}: the set is every token in order ({@code set[i] == i}), not written yet
+     * (this writes the tokens it keeps).
      */
     private int topP(float[] x, int[] set, int size, boolean sorted, boolean everyToken, Scratch s) {
         float[] w = s.w;
@@ -201,11 +202,15 @@ final class TruncatedDraw {
             }
         }
         float max = size == 0 ? Float.NEGATIVE_INFINITY : Argmax.max(g, size);
-        System.arraycopy(g, 0, w, 0, size);
         if (max == Float.NEGATIVE_INFINITY || Float.isNaN(max)) {
+            if (everyToken) {
+                for (int i = 0; i < size; i++) {
+                    set[i] = i;
+                }
+            }
             return size; // nothing to weigh: the draw falls back as llama.cpp's does
         }
-        SoftmaxDraw.weights(w, s.e, size, max);
+        SoftmaxDraw.weights(g, w, s.e, size, max);
         double target = topP * SoftmaxDraw.sum(w, size);
         if (sorted) {
             double cum = 0;
@@ -236,11 +241,15 @@ final class TruncatedDraw {
         // kept[] holds positions into set (token order: the set was not sorted): sorted by logit
         // when few enough, else in token order, marked and collected without a sort
         if (keptCount <= SORT_LIMIT) {
-            int[] tokens = s.cand;
-            for (int i = 0; i < keptCount; i++) {
-                tokens[i] = set[kept[i]];
+            if (everyToken) {
+                System.arraycopy(kept, 0, set, 0, keptCount); // positions are tokens
+            } else {
+                int[] tokens = s.cand;
+                for (int i = 0; i < keptCount; i++) {
+                    tokens[i] = set[kept[i]];
+                }
+                System.arraycopy(tokens, 0, set, 0, keptCount);
             }
-            System.arraycopy(tokens, 0, set, 0, keptCount);
             sortDescending(x, set, keptCount, s);
             return keptCount;
         }
@@ -251,7 +260,7 @@ final class TruncatedDraw {
         }
         int next = 0;
         for (int i = 0; i < size; i++) {
-            set[next] = set[i];
+            set[next] = everyToken ? i : set[i];
             next += mark[i];
         }
         return keptCount;

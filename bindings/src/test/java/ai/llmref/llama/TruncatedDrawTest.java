@@ -68,6 +68,24 @@ class TruncatedDrawTest extends StoriesModelTest {
     }
 
     /**
+     * Every token banned: top-p has nothing to weigh and keeps every token, in order, and the draw
+     * takes the softmax's limit, the first of the equal highest logits (llama.cpp's weights are all
+     * NaN there, and its pick an artefact of its sort).
+     */
+    @Test
+    void aRowWithNothingToWeighKeepsEveryToken() {
+        int n = 131_072;
+        try (Arena arena = Arena.ofConfined()) {
+            float[] banned = new float[n];
+            Arrays.fill(banned, Float.NEGATIVE_INFINITY);
+            MemorySegment row = arena.allocateFrom(ValueLayout.JAVA_FLOAT, banned);
+            TruncatedDraw draw = new TruncatedDraw(new int[0], new float[0], 0, 0.9f, 0f, 1f, 1);
+            assertThat(draw.kept(row)).containsExactly(IntStream.range(0, n).toArray());
+            assertThat(draw.draw(row)).isZero();
+        }
+    }
+
+    /**
      * On 128k rows, flat to peaked, with ties and banned tokens: the kept tokens are those a plain
      * reading of the rules gives (every candidate sorted, sums in double). Two rows are built for
      * top-p's start from a steep row's highest tokens: a few peaks over a plateau just beyond that

@@ -6,7 +6,7 @@
 #
 #   scripts/bench-bindings.sh [--threads N] [--rounds N] [--quick] [--no-1b] [--threadpool]
 #                             [--max-other-load CORES] [--retries N] [--quiet-wait S] [--ngl N]
-#                             [--models LIST] [--prebuilt] [--alone]
+#                             [--models LIST] [--prebuilt] [--alone] [--c-loop]
 #
 #   --threads N       -t for both llama-bench and Java (default: nproc, llama-bench's own default here)
 #   --rounds N        llama-bench and Java alternate N times per model, order flipped every round (default 3)
@@ -27,6 +27,12 @@
 #                     warm-up; row "api-alone"): whether interleaving several contexts' repetitions,
 #                     or the warm-up's contexts, change the Java figure (on a GPU a token takes about
 #                     1 ms, against a microsecond or so for a not-yet-compiled FFM call)
+#   --c-loop          also run bindings/src/test/c/decode_loop.c per round (compiled here with $CC,
+#                     default gcc): llama-bench's pp and tg loops written again in plain C, the Java
+#                     raw-bindings loop's calls in a process without a JVM (row "c-loop"), each
+#                     generated token split into the llama_decode call and the llama_synchronize wait
+#                     as the Java raw loop's profile splits it: whether a Java-vs-llama-bench gap
+#                     belongs to the JVM process or to the calls
 #
 # Needs what the README lists (Temurin 25, Maven, the build tools scripts/prereqs.sh installs) and
 # python3 with numpy (the shared tools/mkmodel.py writes the random-weight real-shape models).
@@ -53,6 +59,7 @@ ngl=0
 models="stories260K tiny-128k 1B-128k"
 prebuilt=0
 alone=0
+c_loop=0
 quiet_jvm="-XX:+UseSerialGC -XX:-UsePerfData -XX:+UnlockDiagnosticVMOptions -XX:GuaranteedSafepointInterval=0"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -68,6 +75,7 @@ while [ $# -gt 0 ]; do
     --retries) retries=${2?"$1 needs a value"}; shift 2 ;;
     --quiet-wait) quiet_wait=${2?"$1 needs a value"}; shift 2 ;;
     --alone) alone=1; shift ;;
+    --c-loop) c_loop=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -166,6 +174,14 @@ if [ "$alone" = 1 ]; then
   write_cmd "$run_dir/alone-cmd.json" "${decode_benchmark[@]}" --jit-decodes 0 --alone
 fi
 write_cmd "$run_dir/native-cmd.json" "$bin_dir/llama-bench" -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto -o jsonl
+if [ "$c_loop" = 1 ]; then
+  log "compiling decode_loop.c with ${CC:-gcc}"
+  "${CC:-gcc}" -O2 -std=c11 -Wall -Wextra -I"$(prop native.include.dir)" "$root/bindings/src/test/c/decode_loop.c" \
+    -L"$lib_dir" -lllama -lggml -lggml-base -Wl,-rpath,"$lib_dir" -o "$run_dir/decode_loop" >&2 \
+    || die "decode_loop.c did not compile"
+  # MODEL, then P N REPS LABEL are added per run
+  write_cmd "$run_dir/c-cmd.json" "$run_dir/decode_loop" "$lib_dir" "$ngl" "$threads"
+fi
 started=$(date +%s)
 python3 - "$run_dir" "$rounds" "$max_other_load" "$retries" "$quiet_wait" <<'PY_DRIVER'
 import json, os, resource, subprocess, sys, time
@@ -175,7 +191,9 @@ java_cmd = json.load(open(os.path.join(run_dir, "java-cmd.json")))[1:]
 native_cmd = json.load(open(os.path.join(run_dir, "native-cmd.json")))[1:]
 alone_file = os.path.join(run_dir, "alone-cmd.json")
 alone_cmd = json.load(open(alone_file))[1:] if os.path.exists(alone_file) else None
-impls = ["native", "java"] + (["alone"] if alone_cmd else [])
+c_file = os.path.join(run_dir, "c-cmd.json")
+c_cmd = json.load(open(c_file))[1:] if os.path.exists(c_file) else None
+impls = ["native", "java"] + (["alone"] if alone_cmd else []) + (["c"] if c_cmd else [])
 HZ = os.sysconf("SC_CLK_TCK")
 
 def busy():  # seconds of CPU the whole machine spent busy: user nice system irq softirq steal
@@ -198,6 +216,8 @@ for line in open(os.path.join(run_dir, "configs.txt")):
             base = os.path.join(run_dir, "%s-%s-%d" % (impl, label, r))
             if impl == "native":
                 cmd = native_cmd + ["-m", model, "-p", p, "-n", n, "-r", reps]
+            elif impl == "c":
+                cmd = c_cmd[:1] + [model] + c_cmd[1:] + [p, n, reps, label]
             else:
                 cmd = (java_cmd if impl == "java" else alone_cmd) + ["-m", model, "-p", p, "-n", n, "-r", reps, "--label", label, "--jsonl", base + ".jsonl"]
             for attempt in range(1, retries + 2):
@@ -209,7 +229,7 @@ for line in open(os.path.join(run_dir, "configs.txt")):
                 if rc != 0:
                     sys.stderr.write(open(base + ".log", errors="replace").read()[-3000:])
                     sys.exit("bench-bindings: %s failed on %s (exit %d), see %s.log" % (impl, model, rc, base))
-                if impl == "native":
+                if impl in ("native", "c"):
                     os.replace(base + ".out", base + ".jsonl")
                 own = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
                 other = max(0.0, (b1 - b0) - own) / (t1 - t0)
@@ -232,6 +252,7 @@ if [ "$ngl" != 0 ]; then args="$args --ngl $ngl"; fi
 if [ "$prebuilt" = 1 ]; then args="$args --prebuilt"; fi
 if [ ${#threadpool[@]} -gt 0 ]; then args="$args --threadpool"; fi
 if [ "$alone" = 1 ]; then args="$args --alone"; fi
+if [ "$c_loop" = 1 ]; then args="$args --c-loop"; fi
 {
   echo "Machine: $cpu, $(nproc) CPUs online, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM;" \
     "threads: -t $threads for both; -ngl $ngl."
@@ -258,7 +279,7 @@ for f in sorted(glob.glob(os.path.join(d, "*.jsonl"))):
             who = "llama-bench"
             model_desc[label] = "`%s` (%s, %.0f M parameters, %.1f MiB)" % (os.path.basename(j["model_filename"]),
                 j["model_type"], j["model_n_params"] / 1e6, j["model_size"] / 2**20)
-        else:
+        else:  # the Java benchmark's variants, and the C loop's ("c-loop"), in the same format
             test = j["test"] + (str(j["n_prompt"]) if j["n_prompt"] else "") + (str(j["n_gen"]) if j["n_gen"] else "")
             who = "java " + j["variant"]
         key = (label, test, who)
@@ -291,7 +312,8 @@ print("t/s: mean ± sd of all repetitions of all rounds, as llama-bench reports 
 print("over rounds of (median Java t/s of the round / median llama-bench t/s of the same round).")
 print()
 print("All Java variants, same runs (Δ: per-token time minus llama-bench's, from the medians; the last column")
-print("compares with the raw-bindings loop measured in the same process, repetitions interleaved):")
+print("compares with the raw-bindings loop measured in the same process, repetitions interleaved; c-loop is")
+print("decode_loop.c, the raw loop's calls in a C program, a process of its own):")
 print()
 print("| model | test | Java variant | t/s | vs llama-bench | Δ µs/token | vs raw, same process |")
 print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
@@ -303,12 +325,12 @@ for lab in labels:
             continue
         dus = 1e6 / st.median(samples[key]) - 1e6 / st.median(samples[ref])
         raw = (lab, test, "java raw")
-        # (api-alone ran in a process of its own: no same-process comparison)
-        vs_raw = "%.3f" % st.median(round_ratios(key, raw)) if raw in samples and key != raw and not who.endswith("-alone") else ""
+        # (api-alone and c-loop ran in processes of their own: no same-process comparison)
+        vs_raw = "%.3f" % st.median(round_ratios(key, raw)) if raw in samples and key != raw and not who.endswith("-alone") and who != "java c-loop" else ""
         print("| %s | %s | %s | %s | %.3f | %+.2f | %s |" % (lab, test, who[5:], ms(samples[key]),
               st.median(round_ratios(key, ref)), dus, vs_raw))
 print()
-print("Per-token costs measured in the Java process (mean ± sd over the repetitions of all rounds):")
+print("Per-token costs measured in the Java process (c-loop: in the C program; mean ± sd over the repetitions of all rounds):")
 print()
 print("| model | what | per token |")
 print("| --- | --- | ---: |")
@@ -322,7 +344,7 @@ print()
 print("Models: " + "; ".join("%s = %s" % (l, model_desc.get(l, "?")) for l in labels) + ".")
 print()
 print("Other load on the machine during each run (cores busy outside the benchmark; n = llama-bench, j = Java, a = Java alone, "
-      "then the round): " + "; ".join("%s %s" % (l, " ".join("%s%d %.2f" % (r["impl"][0], r["round"],
+      "c = the C loop, then the round): " + "; ".join("%s %s" % (l, " ".join("%s%d %.2f" % (r["impl"][0], r["round"],
       r["other_load"]) for r in runs if r["label"] == l)) for l in labels)
       + ". Runs repeated because of it: %d; still above the limit after the retries: %d."
       % (sum(r["attempts"] - 1 for r in runs), sum(1 for r in runs if not r["clean"])))

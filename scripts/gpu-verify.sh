@@ -471,14 +471,14 @@ elif has_phase bench; then
   # What the phase takes at full length on the H200 machine (run 3): the 1B model written and
   # quantized 29 s (30); bench-server with 10 s levels and 1000 warm-up requests 160 s for the two
   # servers and llama-batched-bench (170, and 30 to spare), 238 s with the variant as a third
-  # server (+80); bench-bindings about 75 s a round at -t 1 with --alone, 3 rounds (230). It runs
-  # short unless that fits.
+  # server (+80); bench-bindings about 75 s a round at -t 1 with --alone, 3 rounds (230), and about
+  # 10 s a round more for the C loop (+30). It runs short unless that fits.
   full=30
   if has_bench server || has_bench device-sampling; then
     full=$((full + 170 + 30))
     ! has_bench device-sampling || full=$((full + 80))
   fi
-  ! has_bench bindings || full=$((full + 230))
+  ! has_bench bindings || full=$((full + 260))
   if [ "$budget" -gt 0 ] && [ "$left" -lt "$full" ]; then
     rounds=${rounds:-1}; duration=5; server_warmup=300
     step "benchmarks run short" pass "$left s of the $budget s budget left: 1 bindings round, 5 s per server level, 300 warm-up requests"
@@ -497,15 +497,16 @@ elif has_phase bench; then
     # threads OpenMP's idle workers spin on every core between tokens.
     b_threads="1 $threads"
     # at 1 thread also the Java API alone in a process of its own (one context, llama-bench's
-    # order): whether interleaving three contexts' repetitions costs the Java side on a GPU
-    b_alone=--alone
+    # order): whether interleaving three contexts' repetitions costs the Java side on a GPU; and
+    # the raw loop's calls in a C program (decode_loop.c): whether the rest is the JVM process's
+    b_extra="--alone --c-loop"
     # both servers and llama-batched-bench with our server's own choice for a model on the GPU
     s_threads=(--threads 1 --threads-batch $((threads < 4 ? threads : 4)))
     # the 1-minute load average still carries the CUDA build's 16 busy cores for a while
     s_load=$((threads * 3 / 4))
   else
     b_args=(--models stories260K --rounds "${rounds:-1}")
-    b_alone=""
+    b_extra=--c-loop
     b_threads=$threads
     s_threads=(--threads "$threads")
     s_levels="1 4"
@@ -570,7 +571,7 @@ elif has_phase bench; then
     left=$(( budget - ($(date +%s) - started) ))
     if [ "$f" != bench-bindings ] && [ "$budget" -gt 0 ] && [ "$left" -lt 60 ]; then
       step "benchmark: bindings vs llama-bench (-t $t)" skipped "$left s of the budget left"
-    elif "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" --threads "$t" $([ "$f" != bench-bindings ] || echo "$b_alone") \
+    elif "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" --threads "$t" $([ "$f" != bench-bindings ] || echo "$b_extra") \
         >"$work/$f.md" 2>"$work/$f.log"; then
       step "benchmark: bindings vs llama-bench (-t $t)" pass "$f.md"
     else

@@ -37,23 +37,38 @@ class NativeGreedyReferenceTest {
 
     @BeforeAll
     static void compileReferenceAndLoadModel() throws Exception {
-        Properties build = TestModels.nativeBuild();
-        Path include = existingDir(build, "native.include.dir");
-        libDir = existingDir(build, "native.lib.dir");
+        binary = compileC("greedy_ref");
+        libDir = nativeLibDir();
+        model = LlamaModel.load(TestModels.stories(), TestModels.params());
+    }
+
+    /** The native build's library folder (libllama.so and the ggml backends). */
+    static Path nativeLibDir() {
+        Path dir = existingDir(TestModels.nativeBuild(), "native.lib.dir");
+        assertThat(dir.resolve("libllama.so")).as("libllama.so of the native build").exists();
+        return dir;
+    }
+
+    /**
+     * {@code src/test/c/NAME.c} compiled against the native build's llama.h and libraries into
+     * {@code target/NAME}, with the C compiler {@code $CC} names (the GPU machine's is
+     * /opt/gcc/bin/gcc), else gcc.
+     */
+    static Path compileC(String name) throws Exception {
+        Path include = existingDir(TestModels.nativeBuild(), "native.include.dir");
+        Path lib = nativeLibDir();
         assertThat(include.resolve("llama.h")).as("llama.h of the native build").isRegularFile();
-        assertThat(libDir.resolve("libllama.so")).as("libllama.so of the native build").exists();
         Path module = Path.of(System.getProperty("bindings.dir", "")).toAbsolutePath();
-        Path source = module.resolve("src/test/c/greedy_ref.c");
+        Path source = module.resolve("src/test/c/" + name + ".c");
         assertThat(source).isRegularFile();
-        binary = module.resolve("target/greedy_ref");
-        Files.createDirectories(binary.getParent());
-        Files.deleteIfExists(binary);
-        // the C compiler the environment names (the GPU machine's is /opt/gcc/bin/gcc), else gcc
+        Path out = module.resolve("target/" + name);
+        Files.createDirectories(out.getParent());
+        Files.deleteIfExists(out);
         String cc = System.getenv().getOrDefault("CC", "gcc");
         Output gcc = run(List.of(cc, "-O2", "-std=c11", "-Wall", "-Wextra", "-I" + include, source.toString(),
-                "-L" + libDir, "-lllama", "-lggml", "-lggml-base", "-Wl,-rpath," + libDir, "-o", binary.toString()));
+                "-L" + lib, "-lllama", "-lggml", "-lggml-base", "-Wl,-rpath," + lib, "-o", out.toString()));
         assertThat(gcc.exitCode()).as("%s failed:\n%s%s", cc, gcc.stdout(), gcc.stderr()).isZero();
-        model = LlamaModel.load(TestModels.stories(), TestModels.params());
+        return out;
     }
 
     @AfterAll
@@ -118,7 +133,7 @@ class NativeGreedyReferenceTest {
     record Output(int exitCode, String stdout, String stderr) {}
 
     /** Runs a program to completion, both streams drained, killed after {@link #TIMEOUT_SECONDS}. */
-    private static Output run(List<String> command) throws Exception {
+    static Output run(List<String> command) throws Exception {
         Process process;
         try {
             process = new ProcessBuilder(new ArrayList<>(command)).start();

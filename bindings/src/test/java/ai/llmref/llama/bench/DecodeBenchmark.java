@@ -839,6 +839,8 @@ public final class DecodeBenchmark {
         double[] inside = new double[reps];
         double[] outside = new double[reps];
         double[] reused = new double[reps];
+        double[] call = new double[reps];
+        double[] wait = new double[reps];
         Vocabulary vocab = model.vocabulary();
         int nVocab = vocab.size();
         int first = vocab.addsBos() ? vocab.bos() : 1;
@@ -880,13 +882,19 @@ public final class DecodeBenchmark {
                 llama_memory_clear(llama_get_memory(rawCtx), false);
                 llama_perf_context_reset(rawCtx);
                 long t0 = System.nanoTime();
+                long tc = 0;
+                long tw = 0;
                 token = first;
                 for (int i = 0; i < nGen; i++) {
                     tokens.set(ValueLayout.JAVA_INT, 0, token);
+                    long c0 = System.nanoTime();
                     if (llama_decode(rawCtx, rawBatch) != 0) {
                         throw new IllegalStateException("llama_decode failed");
                     }
+                    long c1 = System.nanoTime();
                     llama_synchronize(rawCtx);
+                    tw += System.nanoTime() - c1;
+                    tc += c1 - c0;
                     token = nextToken(nVocab);
                 }
                 long t1 = System.nanoTime();
@@ -896,6 +904,8 @@ public final class DecodeBenchmark {
                     inside[r] = llama_perf_context_data.t_eval_ms(perf) * 1e3 / Math.max(1, llama_perf_context_data.n_eval(perf));
                     outside[r] = wall[r] - inside[r];
                     reused[r] = (double) llama_perf_context_data.n_reused(perf) / Math.max(1, llama_perf_context_data.n_eval(perf));
+                    call[r] = tc / 1e3 / nGen;
+                    wait[r] = tw / 1e3 / nGen;
                 }
             }
         } finally {
@@ -912,6 +922,11 @@ public final class DecodeBenchmark {
             results.add(new Result("profile", "raw: wall per token", 0, nGen, wall, "us/token"));
             results.add(new Result("profile", "raw: inside llama_decode's eval (t_eval)", 0, nGen, inside, "us/token"));
             results.add(new Result("profile", "raw: outside it (wall - t_eval)", 0, nGen, outside, "us/token"));
+            // on a GPU llama_decode returns once the work is queued: the call is the CPU's part (the
+            // inputs, the launch), the wait the device's rest; bench-bindings.sh --c-loop measures
+            // the same split in a C program (decode_loop.c), a process without a JVM
+            results.add(new Result("profile", "raw: llama_decode call", 0, nGen, call, "us/token"));
+            results.add(new Result("profile", "raw: llama_synchronize wait", 0, nGen, wait, "us/token"));
             // llama.cpp reuses the previous step's graph when nothing changed (no rebuild; on a GPU the
             // captured CUDA graph is then launched without comparing the nodes): about 1 per token
             results.add(new Result("profile", "raw: graphs reused per token (n_reused / n_eval)", 0, nGen, reused, "ratio"));

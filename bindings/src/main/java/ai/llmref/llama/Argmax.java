@@ -85,6 +85,22 @@ final class Argmax {
         return Float.intBitsToFloat(key(hi));
     }
 
+    /**
+     * Each block of {@code block} values of {@code x[0 .. n)}: its highest value's key (the float's
+     * bits as an int that orders as the float does) into {@code keys[b]} (a vectorized pass).
+     */
+    static void blockMaxKeys(float[] x, int n, int block, int[] keys) {
+        MemorySegment s = MemorySegment.ofArray(x);
+        for (int from = 0, b = 0; from < n; from += block, b++) {
+            int to = Math.min(n, from + block);
+            int hi = Integer.MIN_VALUE;
+            for (int i = from; i < to; i++) {
+                hi = Math.max(hi, key(s.getAtIndex(ValueLayout.JAVA_INT, i)));
+            }
+            keys[b] = hi;
+        }
+    }
+
     /** A float's bits as an int that orders as the float does (its own inverse). */
     private static int key(int bits) {
         return bits ^ ((bits >> 31) & 0x7fffffff);

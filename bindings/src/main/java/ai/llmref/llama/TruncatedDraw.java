@@ -37,6 +37,8 @@ final class TruncatedDraw {
      * less than 1.5% of it, so on a steep row these candidates hold the mass of any top-p up to 0.98.
      */
     private static final float STEEP_NATS = 16f;
+    /** Logits per block of top-k's first pass ({@link #topK}). */
+    private static final int TOPK_BLOCK = 256;
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     private final int[] biasTokens;
@@ -142,18 +144,39 @@ final class TruncatedDraw {
         // a heap of the k best keys seen so far, its root the worst of them; a token whose logit is
         // not above the root's (a tie loses: its id is higher) cannot get in
         long[] heap = s.keys(k);
-        for (int i = 0; i < k; i++) {
-            heap[i] = key(x[i], i);
+        int blocks = (n + TOPK_BLOCK - 1) / TOPK_BLOCK;
+        int floorKey = Integer.MIN_VALUE;
+        if ((long) k * TOPK_BLOCK * 4 <= n) {
+            // Each block's highest logit, then the k-th highest of those: k blocks hold a logit at
+            // least that high, so each of the k best logits is too, and only the blocks that reach
+            // it are read (on a 128k vocabulary with k = 40, a few dozen blocks of 256).
+            int[] blockKeys = s.blockKeys(blocks);
+            Argmax.blockMaxKeys(x, n, TOPK_BLOCK, blockKeys);
+            floorKey = kthHighest(blockKeys, blocks, k, s);
         }
-        for (int i = k / 2 - 1; i >= 0; i--) {
-            siftDown(heap, i, k);
-        }
-        float worst = logitOf(heap[0]);
-        for (int i = k; i < n; i++) {
-            if (x[i] > worst) {
-                heap[0] = key(x[i], i);
-                siftDown(heap, 0, k);
-                worst = logitOf(heap[0]);
+        int filled = 0;
+        float worst = Float.NaN;
+        for (int b = 0; b < blocks; b++) {
+            if (floorKey != Integer.MIN_VALUE && s.blockKeys[b] < floorKey) {
+                continue;
+            }
+            int to = Math.min(n, (b + 1) * TOPK_BLOCK);
+            int i = b * TOPK_BLOCK;
+            for (; filled < k && i < to; i++) {
+                heap[filled++] = key(x[i], i);
+                if (filled == k) {
+                    for (int h = k / 2 - 1; h >= 0; h--) {
+                        siftDown(heap, h, k);
+                    }
+                    worst = logitOf(heap[0]);
+                }
+            }
+            for (; i < to; i++) {
+                if (x[i] > worst) {
+                    heap[0] = key(x[i], i);
+                    siftDown(heap, 0, k);
+                    worst = logitOf(heap[0]);
+                }
             }
         }
         Arrays.sort(heap, 0, k);
@@ -161,6 +184,42 @@ final class TruncatedDraw {
             set[i] = (int) heap[i];
         }
         return k;
+    }
+
+    /** The k-th highest of {@code keys[0 .. n)} ({@code k <= n}), by a min-heap of the k highest seen. */
+    private static int kthHighest(int[] keys, int n, int k, Scratch s) {
+        int[] h = s.intHeap(k);
+        System.arraycopy(keys, 0, h, 0, k);
+        for (int i = k / 2 - 1; i >= 0; i--) {
+            siftDownMin(h, i, k);
+        }
+        for (int i = k; i < n; i++) {
+            if (keys[i] > h[0]) {
+                h[0] = keys[i];
+                siftDownMin(h, 0, k);
+            }
+        }
+        return h[0];
+    }
+
+    /** A min-heap of ints: the root is the smallest. */
+    private static void siftDownMin(int[] heap, int i, int size) {
+        int v = heap[i];
+        while (true) {
+            int c = 2 * i + 1;
+            if (c >= size) {
+                break;
+            }
+            if (c + 1 < size && heap[c + 1] < heap[c]) {
+                c++;
+            }
+            if (heap[c] >= v) {
+                break;
+            }
+            heap[i] = heap[c];
+            i = c;
+        }
+        heap[i] = v;
     }
 
     /** A max-heap of keys: the root is the largest key, the worst candidate. */
@@ -507,6 +566,8 @@ final class TruncatedDraw {
         int[] bucket = new int[0];
         long[] keys = new long[0];
         final double[] mass = new double[4 * BUCKETS];
+        int[] blockKeys = new int[0];
+        int[] intHeap = new int[0];
         float[] g = new float[0];
         boolean sorted;
 
@@ -528,6 +589,20 @@ final class TruncatedDraw {
                 keys = new long[n];
             }
             return keys;
+        }
+
+        int[] blockKeys(int n) {
+            if (blockKeys.length < n) {
+                blockKeys = new int[n];
+            }
+            return blockKeys;
+        }
+
+        int[] intHeap(int n) {
+            if (intHeap.length < n) {
+                intHeap = new int[n];
+            }
+            return intHeap;
         }
     }
 }

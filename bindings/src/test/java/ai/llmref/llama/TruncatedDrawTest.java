@@ -22,6 +22,7 @@ class TruncatedDrawTest extends StoriesModelTest {
     private static final Object[][] CONFIGS = {
         {40, 1f, 0f, 0.8f}, {0, 0.9f, 0f, 1f}, {0, 0.5f, 0f, 0.7f}, {0, 1f, 0.05f, 1.2f}, {40, 0.95f, 0.05f, 0.8f},
         {0, 0.95f, 0.1f, 0.6f}, {5, 1f, 0f, 1f}, {600, 0.99f, 0f, 1f}, {1, 1f, 0f, 1f}, {0, 0.999f, 0f, 1.5f},
+        {128, 1f, 0f, 1f},
     };
 
     private static Sampler build(Vocabulary v, Object[] c, boolean bias, long seed, boolean java) {

@@ -51,8 +51,88 @@ public final class Logits {
         return max == Float.NEGATIVE_INFINITY ? Double.NEGATIVE_INFINITY : max + Math.log(sum);
     }
 
+    /**
+     * The {@code count} highest logits of the row, highest first (equal ones: lower token id
+     * first), their tokens into {@code ids} and their logits into {@code values}; returns how many
+     * (fewer only on a shorter row). Each block of {@value #TOP_BLOCK} logits' highest is found
+     * first (a vectorized pass), and only the blocks whose highest reaches the {@code count}-th
+     * highest of those are read one logit at a time: every one of the highest {@code count} logits
+     * lies in them. Any thread.
+     *
+     * @throws IllegalArgumentException when {@code count} is negative or the arrays are shorter
+     */
+    public static int top(MemorySegment row, int count, int[] ids, float[] values) {
+        if (count < 0 || ids.length < count || values.length < count) {
+            throw new IllegalArgumentException("count " + count + " with arrays of " + ids.length + " and " + values.length);
+        }
+        int n = (int) (row.byteSize() / Float.BYTES);
+        int blocks = (n + TOP_BLOCK - 1) / TOP_BLOCK;
+        Scratch s = SCRATCH.get();
+        int[] blockKeys = s.blockKeys(blocks);
+        Argmax.blockMaxKeys(row, n, TOP_BLOCK, blockKeys);
+        float floor = Float.NEGATIVE_INFINITY;
+        if (count > 0 && count <= blocks) {
+            // the count-th highest block maximum: insertion into a short descending list
+            int[] best = s.intList(count);
+            int kept = 0;
+            for (int b = 0; b < blocks; b++) {
+                int key = blockKeys[b];
+                if (kept < count || key > best[kept - 1]) {
+                    int at = kept < count ? kept++ : count - 1;
+                    while (at > 0 && best[at - 1] < key) {
+                        best[at] = best[at - 1];
+                        at--;
+                    }
+                    best[at] = key;
+                }
+            }
+            floor = Argmax.valueOfKey(best[count - 1]);
+        }
+        int kept = 0;
+        for (int b = 0; b < blocks && count > 0; b++) {
+            if (kept == count && Argmax.valueOfKey(blockKeys[b]) < floor) {
+                continue; // nothing here reaches the floor, and the list is full
+            }
+            int to = Math.min(n, (b + 1) * TOP_BLOCK);
+            for (int i = b * TOP_BLOCK; i < to; i++) {
+                float v = row.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+                if (kept < count || v > values[kept - 1]) {
+                    // insertion into the descending list; an equal value stays behind (lower id first)
+                    int at = kept < count ? kept++ : count - 1;
+                    while (at > 0 && values[at - 1] < v) {
+                        values[at] = values[at - 1];
+                        ids[at] = ids[at - 1];
+                        at--;
+                    }
+                    values[at] = v;
+                    ids[at] = i;
+                }
+            }
+        }
+        return kept;
+    }
+
+    /** Logits per block of {@link #top}'s first pass. */
+    static final int TOP_BLOCK = 1024;
+
     private static final class Scratch {
         final float[] x = new float[SoftmaxDraw.CHUNK];
         final int[] e = new int[SoftmaxDraw.CHUNK];
+        int[] blockKeys = new int[0];
+        int[] intList = new int[0];
+
+        int[] blockKeys(int n) {
+            if (blockKeys.length < n) {
+                blockKeys = new int[n];
+            }
+            return blockKeys;
+        }
+
+        int[] intList(int n) {
+            if (intList.length < n) {
+                intList = new int[n];
+            }
+            return intList;
+        }
     }
 }

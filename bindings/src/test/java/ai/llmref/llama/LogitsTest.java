@@ -46,6 +46,68 @@ class LogitsTest extends StoriesModelTest {
     }
 
     @Test
+    void topIsThePlainInsertionLoops() {
+        Random random = new Random(17);
+        int checked = 0;
+        try (Arena arena = Arena.ofConfined()) {
+            for (int n : new int[] {1, 5, 1023, 1024, 1025, 20_000, 128_256}) {
+                for (int kind = 0; kind < 5; kind++) {
+                    float[] a = new float[n];
+                    for (int i = 0; i < n; i++) {
+                        a[i] = switch (kind) {
+                            case 0 -> (float) random.nextGaussian() * 3;
+                            case 1 -> Math.round(random.nextGaussian() * 4) / 2f; // many ties
+                            case 2 -> -40f + (float) random.nextGaussian(); // low, one block high below
+                            case 3 -> random.nextBoolean() ? 0f : -0f; // zeros of both signs
+                            default -> Float.NEGATIVE_INFINITY;
+                        };
+                    }
+                    if (kind == 2 && n > 3000) {
+                        for (int i = 2048; i < 2060; i++) {
+                            a[i] = 10f + i % 3;
+                        }
+                    }
+                    MemorySegment row = arena.allocateFrom(ValueLayout.JAVA_FLOAT, a);
+                    for (int count : new int[] {0, 1, 5, 20, 200}) {
+                        int[] ids = new int[count];
+                        float[] values = new float[count];
+                        int kept = Logits.top(row, count, ids, values);
+                        int[] refIds = new int[count];
+                        float[] refValues = new float[count];
+                        int refKept = plainTop(a, count, refIds, refValues);
+                        assertThat(kept).isEqualTo(refKept);
+                        assertThat(Arrays.copyOf(ids, kept)).as("n %d, kind %d, count %d", n, kind, count)
+                                .containsExactly(Arrays.copyOf(refIds, refKept));
+                        assertThat(Arrays.copyOf(values, kept)).containsExactly(Arrays.copyOf(refValues, refKept));
+                        checked++;
+                    }
+                }
+            }
+        }
+        assertThat(checked).isEqualTo(7 * 5 * 5);
+        assertThatThrownBy(() -> Logits.top(MemorySegment.NULL, 3, new int[2], new float[3])).isInstanceOf(IllegalArgumentException.class);
+    }
+
+    /** The loop the server's log-probabilities used before: insertion into a descending list, lower id first among equals. */
+    private static int plainTop(float[] a, int top, int[] ids, float[] values) {
+        int kept = 0;
+        for (int i = 0; top > 0 && i < a.length; i++) {
+            float v = a[i];
+            if (kept < top || v > values[kept - 1]) {
+                int at = kept < top ? kept++ : top - 1;
+                while (at > 0 && values[at - 1] < v) {
+                    values[at] = values[at - 1];
+                    ids[at] = ids[at - 1];
+                    at--;
+                }
+                values[at] = v;
+                ids[at] = i;
+            }
+        }
+        return kept;
+    }
+
+    @Test
     void nonFiniteAndEmptyRows() {
         try (Arena arena = Arena.ofConfined()) {
             float[] a = new float[20_000];

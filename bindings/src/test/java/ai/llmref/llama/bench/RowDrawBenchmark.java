@@ -21,8 +21,9 @@ import java.util.function.ToDoubleFunction;
  * tokens far above the rest, as a trained model's usual rows), eight rows per steepness taken in
  * turn (the model's weights are not used, only its vocabulary). For each: the greedy pick, a draw
  * with a temperature, with top-p (and llama.cpp's chain for the same), with llama-server's default
- * stages (top-k 40 first), and the log-softmax's normaliser ({@link Logits#logSumExp}) against a
- * plain loop of {@code Math.exp}. A program, not a test; docs/benchmarks.md quotes its output.
+ * stages (top-k 40 first), the log-softmax's normaliser ({@link Logits#logSumExp}) against a
+ * plain loop of {@code Math.exp}, and the 5 highest logits ({@link Logits#top}, what
+ * {@code top_logprobs} reads) against a plain insertion loop. A program, not a test; docs/benchmarks.md quotes its output.
  *
  * <pre>java ... ai.llmref.llama.bench.RowDrawBenchmark MODEL.gguf</pre>
  */
@@ -42,8 +43,10 @@ public final class RowDrawBenchmark {
             int n = v.size();
             System.out.printf(Locale.ROOT, "vocabulary %d, one thread; µs per pick, best of 5 batches%n%n", n);
             System.out.println("| logits (Gaussian, sd) | greedy | temperature 0.8 | top-p 0.95 (kept) | top-p, llama.cpp's chain | "
-                    + "top-k 40, top-p 0.95, min-p 0.05 | logSumExp | Math.exp loop |");
-            System.out.println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+                    + "top-k 40, top-p 0.95, min-p 0.05 | logSumExp | Math.exp loop | top 5 (`Logits.top`) | top 5, a plain loop |");
+            System.out.println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+            int[] ids = new int[5];
+            float[] values = new float[5];
             Random random = new Random(5);
             for (double scale : SCALES) {
                 MemorySegment[] rows = new MemorySegment[8];
@@ -60,14 +63,16 @@ public final class RowDrawBenchmark {
                      Sampler topPChain = BenchAccess.llamaChainDraws(Sampler.builder(v).temperature(0.8f).topP(0.95f).seed(1)).build();
                      Sampler defaults = Sampler.builder(v).topK(40).topP(0.95f).minP(0.05f).temperature(0.8f).seed(1).build()) {
                     int kept = keptByTopP(rows[0], n);
-                    System.out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.1f (%d) | %.0f | %.1f | %.1f | %.1f |%n", scale,
+                    System.out.printf(Locale.ROOT, "| %s | %.1f | %.1f | %.1f (%d) | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f |%n", scale,
                             time(rows, 400, r -> BenchAccess.sampleRow(greedy, r)),
                             time(rows, 200, r -> BenchAccess.sampleRow(temp, r)),
                             time(rows, 100, r -> BenchAccess.sampleRow(topP, r)), kept,
                             time(rows, 8, r -> BenchAccess.sampleRow(topPChain, r)),
                             time(rows, 200, r -> BenchAccess.sampleRow(defaults, r)),
                             time(rows, 200, Logits::logSumExp),
-                            time(rows, 50, BenchAccess::plainLogSumExp));
+                            time(rows, 50, BenchAccess::plainLogSumExp),
+                            time(rows, 400, r -> Logits.top(r, 5, ids, values)),
+                            time(rows, 200, r -> plainTop(r, 5, ids, values)));
                 }
             }
         }
@@ -91,6 +96,26 @@ public final class RowDrawBenchmark {
             throw new IllegalStateException("NaN");
         }
         return best / 1e3 / calls;
+    }
+
+    /** The top-N loop the server's log-probabilities used before {@link Logits#top}. */
+    private static int plainTop(MemorySegment row, int top, int[] ids, float[] values) {
+        int n = (int) (row.byteSize() / Float.BYTES);
+        int kept = 0;
+        for (int i = 0; i < n; i++) {
+            float v = row.getAtIndex(ValueLayout.JAVA_FLOAT, i);
+            if (kept < top || v > values[kept - 1]) {
+                int at = kept < top ? kept++ : top - 1;
+                while (at > 0 && values[at - 1] < v) {
+                    values[at] = values[at - 1];
+                    ids[at] = ids[at - 1];
+                    at--;
+                }
+                values[at] = v;
+                ids[at] = i;
+            }
+        }
+        return kept;
     }
 
     /** How many tokens top-p 0.95 keeps (at temperature 1, the cut's own softmax): read plainly, for the table. */

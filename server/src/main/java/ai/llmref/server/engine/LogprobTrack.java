@@ -50,28 +50,13 @@ final class LogprobTrack {
 
     /**
      * {@code token} with its log-probability under the logits row (log-softmax: {@link Logits#logSumExp})
-     * and the {@code top} most likely tokens; text offset -1 (not placed in a text yet). Reads the
+     * and the {@code top} most likely tokens ({@link Logits#top}); text offset -1 (not placed in a text yet). Reads the
      * row and the (thread-safe) vocabulary only: it runs on the sampling pool's threads.
      */
     static TokenLogprob of(MemorySegment row, int token, int top, Vocabulary vocab) {
-        int n = (int) (row.byteSize() / Float.BYTES);
         int[] bestIds = new int[top];
         float[] bestValues = new float[top];
-        int kept = 0;
-        for (int i = 0; top > 0 && i < n; i++) {
-            float v = row.getAtIndex(ValueLayout.JAVA_FLOAT, i);
-            if (kept < top || v > bestValues[kept - 1]) {
-                // insertion into the descending list; an equal value stays behind (lower id first)
-                int at = kept < top ? kept++ : top - 1;
-                while (at > 0 && bestValues[at - 1] < v) {
-                    bestValues[at] = bestValues[at - 1];
-                    bestIds[at] = bestIds[at - 1];
-                    at--;
-                }
-                bestValues[at] = v;
-                bestIds[at] = i;
-            }
-        }
+        int kept = Logits.top(row, top, bestIds, bestValues);
         float logZ = (float) Logits.logSumExp(row);
         List<TokenLogprob.Alternative> alternatives = new ArrayList<>(kept);
         for (int i = 0; i < kept; i++) {

@@ -27,6 +27,30 @@ public final class BenchAccess {
         return max + Math.log(sum);
     }
 
+    /**
+     * The {@code top} highest logits read plainly: one insertion into a descending list per logit,
+     * lower id first among equals (what the server's log-probabilities used before
+     * {@link Logits#top}; the tests' and benchmarks' reference). Returns how many.
+     */
+    public static int plainTop(java.lang.foreign.MemorySegment row, int top, int[] ids, float[] values) {
+        int n = (int) (row.byteSize() / Float.BYTES);
+        int kept = 0;
+        for (int i = 0; top > 0 && i < n; i++) {
+            float v = row.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i);
+            if (kept < top || v > values[kept - 1]) {
+                int at = kept < top ? kept++ : top - 1;
+                while (at > 0 && values[at - 1] < v) {
+                    values[at] = values[at - 1];
+                    ids[at] = ids[at - 1];
+                    at--;
+                }
+                values[at] = v;
+                ids[at] = i;
+            }
+        }
+        return kept;
+    }
+
     /** The sampler's pick from a logits row (any row of the vocabulary's size, not only a context's). */
     public static int sampleRow(Sampler sampler, java.lang.foreign.MemorySegment row) {
         return sampler.sampleRow(row);

@@ -74,7 +74,7 @@ class LogitsTest extends StoriesModelTest {
                         int kept = Logits.top(row, count, ids, values);
                         int[] refIds = new int[count];
                         float[] refValues = new float[count];
-                        int refKept = plainTop(a, count, refIds, refValues);
+                        int refKept = BenchAccess.plainTop(row, count, refIds, refValues);
                         assertThat(kept).isEqualTo(refKept);
                         assertThat(Arrays.copyOf(ids, kept)).as("n %d, kind %d, count %d", n, kind, count)
                                 .containsExactly(Arrays.copyOf(refIds, refKept));
@@ -86,25 +86,6 @@ class LogitsTest extends StoriesModelTest {
         }
         assertThat(checked).isEqualTo(7 * 5 * 5);
         assertThatThrownBy(() -> Logits.top(MemorySegment.NULL, 3, new int[2], new float[3])).isInstanceOf(IllegalArgumentException.class);
-    }
-
-    /** The loop the server's log-probabilities used before: insertion into a descending list, lower id first among equals. */
-    private static int plainTop(float[] a, int top, int[] ids, float[] values) {
-        int kept = 0;
-        for (int i = 0; top > 0 && i < a.length; i++) {
-            float v = a[i];
-            if (kept < top || v > values[kept - 1]) {
-                int at = kept < top ? kept++ : top - 1;
-                while (at > 0 && values[at - 1] < v) {
-                    values[at] = values[at - 1];
-                    ids[at] = ids[at - 1];
-                    at--;
-                }
-                values[at] = v;
-                ids[at] = i;
-            }
-        }
-        return kept;
     }
 
     @Test

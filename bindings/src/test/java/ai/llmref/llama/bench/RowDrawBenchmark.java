@@ -72,7 +72,7 @@ public final class RowDrawBenchmark {
                             time(rows, 200, Logits::logSumExp),
                             time(rows, 50, BenchAccess::plainLogSumExp),
                             time(rows, 400, r -> Logits.top(r, 5, ids, values)),
-                            time(rows, 200, r -> plainTop(r, 5, ids, values)));
+                            time(rows, 200, r -> BenchAccess.plainTop(r, 5, ids, values)));
                 }
             }
         }
@@ -96,26 +96,6 @@ public final class RowDrawBenchmark {
             throw new IllegalStateException("NaN");
         }
         return best / 1e3 / calls;
-    }
-
-    /** The top-N loop the server's log-probabilities used before {@link Logits#top}. */
-    private static int plainTop(MemorySegment row, int top, int[] ids, float[] values) {
-        int n = (int) (row.byteSize() / Float.BYTES);
-        int kept = 0;
-        for (int i = 0; i < n; i++) {
-            float v = row.getAtIndex(ValueLayout.JAVA_FLOAT, i);
-            if (kept < top || v > values[kept - 1]) {
-                int at = kept < top ? kept++ : top - 1;
-                while (at > 0 && values[at - 1] < v) {
-                    values[at] = values[at - 1];
-                    ids[at] = ids[at - 1];
-                    at--;
-                }
-                values[at] = v;
-                ids[at] = i;
-            }
-        }
-        return kept;
     }
 
     /** How many tokens top-p 0.95 keeps (at temperature 1, the cut's own softmax): read plainly, for the table. */

@@ -3,8 +3,11 @@ package ai.llmref.llama;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
-/** Computations over a logits row (one position's output of a decode, {@code vocabSize} floats). */
-public final class Logits {
+/**
+ * Computations over a logits row (one position's output of a decode, {@code vocabSize} floats)
+ * where llama.cpp keeps it; public through {@link LogitsRow}.
+ */
+final class Logits {
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
     private Logits() {}
@@ -21,7 +24,7 @@ public final class Logits {
      *     {@code -infinity}
      * @throws IllegalArgumentException for an empty row
      */
-    public static double logSumExp(MemorySegment row) {
+    static double logSumExp(MemorySegment row) {
         int n = (int) (row.byteSize() / Float.BYTES);
         if (n == 0) {
             throw new IllegalArgumentException("empty logits row");
@@ -61,7 +64,7 @@ public final class Logits {
      *
      * @throws IllegalArgumentException when {@code count} is negative or the arrays are shorter
      */
-    public static int top(MemorySegment row, int count, int[] ids, float[] values) {
+    static int top(MemorySegment row, int count, int[] ids, float[] values) {
         if (count < 0 || ids.length < count || values.length < count) {
             throw new IllegalArgumentException("count " + count + " with arrays of " + ids.length + " and " + values.length);
         }

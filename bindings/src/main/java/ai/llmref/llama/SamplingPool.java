@@ -242,8 +242,8 @@ public final class SamplingPool implements AutoCloseable {
     /** Work on one logits row (see {@link #forEachRow}). */
     @FunctionalInterface
     public interface RowTask {
-        /** @param row the logits of the row's batch position, {@code vocabSize} floats, read-only */
-        void run(int i, MemorySegment row);
+        /** @param row the logits of the row's batch position, read-only, valid during the call only */
+        void run(int i, LogitsRow row);
     }
 
     /**
@@ -271,14 +271,14 @@ public final class SamplingPool implements AutoCloseable {
         MemorySegment ctx = context.checkOpen();
         long rowBytes = (long) context.vocabSize() * Float.BYTES;
         try (Arena call = Arena.ofShared()) {
-            MemorySegment[] rows = new MemorySegment[count];
+            LogitsRow[] rows = new LogitsRow[count];
             for (int i = 0; i < count; i++) {
                 context.checkLogits(indices[i], "llama_get_logits_ith");
                 MemorySegment p = llama_get_logits_ith(ctx, indices[i]);
                 if (p.equals(MemorySegment.NULL)) {
                     throw new LlamaException("llama_get_logits_ith", "no logits for index " + indices[i] + ": " + LogBridge.takeLastError());
                 }
-                rows[i] = p.reinterpret(rowBytes, call, null).asReadOnly();
+                rows[i] = new LogitsRow(p.reinterpret(rowBytes, call, null).asReadOnly());
             }
             int parts = helpers == null || count < 2 ? 1 : Math.min(threads, count);
             List<Future<?>> running = new ArrayList<>(parts - 1);

@@ -51,6 +51,16 @@ public final class BenchAccess {
         return kept;
     }
 
+    /** {@link Logits#logSumExp} (what {@link LogitsRow#logSumExp} runs) over any row of floats. */
+    public static double logSumExp(java.lang.foreign.MemorySegment row) {
+        return Logits.logSumExp(row);
+    }
+
+    /** {@link Logits#top} (what {@link LogitsRow#top} runs) over any row of floats. */
+    public static int top(java.lang.foreign.MemorySegment row, int count, int[] ids, float[] values) {
+        return Logits.top(row, count, ids, values);
+    }
+
     /** The sampler's pick from a logits row (any row of the vocabulary's size, not only a context's). */
     public static int sampleRow(Sampler sampler, java.lang.foreign.MemorySegment row) {
         return sampler.sampleRow(row);

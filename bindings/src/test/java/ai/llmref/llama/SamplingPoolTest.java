@@ -288,9 +288,11 @@ class SamplingPoolTest extends StoriesModelTest {
                 try (SamplingPool pool = new SamplingPool(threads)) {
                     float[][] seen = new float[n][];
                     Set<String> workers = ConcurrentHashMap.newKeySet();
-                    AtomicReference<MemorySegment> kept = new AtomicReference<>();
+                    AtomicReference<LogitsRow> kept = new AtomicReference<>();
                     pool.forEachRow(ctx, outputs, n, (i, row) -> {
-                        seen[i] = row.toArray(ValueLayout.JAVA_FLOAT);
+                        seen[i] = row.toArray();
+                        assertThat(row.logit(7)).isEqualTo(seen[i][7]);
+                        assertThat(row.size()).isEqualTo(v.size());
                         workers.add(Thread.currentThread().getName());
                         kept.set(row);
                     });
@@ -298,10 +300,10 @@ class SamplingPoolTest extends StoriesModelTest {
                         assertThat(seen[i]).as("row %d, %d threads", i, threads).isEqualTo(ctx.logits(outputs[i]));
                     }
                     assertThat(workers).as("threads that took rows").hasSize(threads);
-                    assertThat(kept.get().isReadOnly()).isTrue();
                     // a row kept past the call is closed, not memory the next decode reuses
-                    assertThatThrownBy(() -> kept.get().getAtIndex(ValueLayout.JAVA_FLOAT, 0))
-                            .isInstanceOf(IllegalStateException.class);
+                    assertThatThrownBy(() -> kept.get().logit(0)).isInstanceOf(IllegalStateException.class);
+                    assertThatThrownBy(() -> kept.get().logSumExp()).isInstanceOf(IllegalStateException.class);
+                    assertThatThrownBy(() -> kept.get().top(3, new int[3], new float[3])).isInstanceOf(IllegalStateException.class);
                     // a failing task fails the call, once every task is done
                     assertThatThrownBy(() -> pool.forEachRow(ctx, outputs, n, (i, row) -> {
                         if (i == n - 1) {

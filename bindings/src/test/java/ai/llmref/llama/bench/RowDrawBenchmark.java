@@ -2,7 +2,6 @@ package ai.llmref.llama.bench;
 
 import ai.llmref.llama.BenchAccess;
 import ai.llmref.llama.LlamaModel;
-import ai.llmref.llama.Logits;
 import ai.llmref.llama.ModelParams;
 import ai.llmref.llama.Sampler;
 import ai.llmref.llama.Vocabulary;
@@ -21,8 +20,8 @@ import java.util.function.ToDoubleFunction;
  * tokens far above the rest, as a trained model's usual rows), eight rows per steepness taken in
  * turn (the model's weights are not used, only its vocabulary). For each: the greedy pick, a draw
  * with a temperature, with top-p (and llama.cpp's chain for the same), with llama-server's default
- * stages (top-k 40 first), the log-softmax's normaliser ({@link Logits#logSumExp}) against a
- * plain loop of {@code Math.exp}, and the 5 highest logits ({@link Logits#top}, what
+ * stages (top-k 40 first), the log-softmax's normaliser ({@code LogitsRow.logSumExp}) against a
+ * plain loop of {@code Math.exp}, and the 5 highest logits ({@code LogitsRow.top}, what
  * {@code top_logprobs} reads) against a plain insertion loop. A program, not a test; docs/benchmarks.md quotes its output.
  *
  * <pre>java ... ai.llmref.llama.bench.RowDrawBenchmark MODEL.gguf</pre>
@@ -43,7 +42,7 @@ public final class RowDrawBenchmark {
             int n = v.size();
             System.out.printf(Locale.ROOT, "vocabulary %d, one thread; µs per pick, best of 5 batches%n%n", n);
             System.out.println("| logits (Gaussian, sd) | greedy | temperature 0.8 | top-p 0.95 (kept) | top-p, llama.cpp's chain | "
-                    + "top-k 40, top-p 0.95, min-p 0.05 | logSumExp | Math.exp loop | top 5 (`Logits.top`) | top 5, a plain loop |");
+                    + "top-k 40, top-p 0.95, min-p 0.05 | logSumExp | Math.exp loop | top 5 (`LogitsRow.top`) | top 5, a plain loop |");
             System.out.println("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
             int[] ids = new int[5];
             float[] values = new float[5];
@@ -69,9 +68,9 @@ public final class RowDrawBenchmark {
                             time(rows, 100, r -> BenchAccess.sampleRow(topP, r)), kept,
                             time(rows, 8, r -> BenchAccess.sampleRow(topPChain, r)),
                             time(rows, 200, r -> BenchAccess.sampleRow(defaults, r)),
-                            time(rows, 200, Logits::logSumExp),
+                            time(rows, 200, BenchAccess::logSumExp),
                             time(rows, 50, BenchAccess::plainLogSumExp),
-                            time(rows, 400, r -> Logits.top(r, 5, ids, values)),
+                            time(rows, 400, r -> BenchAccess.top(r, 5, ids, values)),
                             time(rows, 200, r -> BenchAccess.plainTop(r, 5, ids, values)));
                 }
             }

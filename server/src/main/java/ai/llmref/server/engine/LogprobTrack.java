@@ -1,9 +1,7 @@
 package ai.llmref.server.engine;
 
-import ai.llmref.llama.Logits;
+import ai.llmref.llama.LogitsRow;
 import ai.llmref.llama.Vocabulary;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -49,20 +47,20 @@ final class LogprobTrack {
     }
 
     /**
-     * {@code token} with its log-probability under the logits row (log-softmax: {@link Logits#logSumExp})
-     * and the {@code top} most likely tokens ({@link Logits#top}); text offset -1 (not placed in a text yet). Reads the
+     * {@code token} with its log-probability under the logits row (log-softmax: {@link LogitsRow#logSumExp})
+     * and the {@code top} most likely tokens ({@link LogitsRow#top}); text offset -1 (not placed in a text yet). Reads the
      * row and the (thread-safe) vocabulary only: it runs on the sampling pool's threads.
      */
-    static TokenLogprob of(MemorySegment row, int token, int top, Vocabulary vocab) {
+    static TokenLogprob of(LogitsRow row, int token, int top, Vocabulary vocab) {
         int[] bestIds = new int[top];
         float[] bestValues = new float[top];
-        int kept = Logits.top(row, top, bestIds, bestValues);
-        float logZ = (float) Logits.logSumExp(row);
+        int kept = row.top(top, bestIds, bestValues);
+        float logZ = (float) row.logSumExp();
         List<TokenLogprob.Alternative> alternatives = new ArrayList<>(kept);
         for (int i = 0; i < kept; i++) {
             alternatives.add(new TokenLogprob.Alternative(bestIds[i], vocab.tokenBytes(bestIds[i], false), bestValues[i] - logZ));
         }
-        return new TokenLogprob(token, vocab.tokenBytes(token, false), -1, row.getAtIndex(ValueLayout.JAVA_FLOAT, token) - logZ,
+        return new TokenLogprob(token, vocab.tokenBytes(token, false), -1, row.logit(token) - logZ,
                 List.copyOf(alternatives));
     }
 

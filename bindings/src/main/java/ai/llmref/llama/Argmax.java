@@ -123,8 +123,46 @@ final class Argmax {
         return Float.intBitsToFloat(key(key));
     }
 
+    /**
+     * The {@code k}-th highest of {@code keys[0 .. n)} ({@code 1 <= k <= n}), equal keys counted
+     * apart, by a min-heap of the {@code k} highest seen in {@code heap} (at least {@code k} long).
+     */
+    static int kthHighest(int[] keys, int n, int k, int[] heap) {
+        System.arraycopy(keys, 0, heap, 0, k);
+        for (int i = k / 2 - 1; i >= 0; i--) {
+            siftDownMin(heap, i, k);
+        }
+        for (int i = k; i < n; i++) {
+            if (keys[i] > heap[0]) {
+                heap[0] = keys[i];
+                siftDownMin(heap, 0, k);
+            }
+        }
+        return heap[0];
+    }
+
+    /** A min-heap of ints: the root is the smallest. */
+    private static void siftDownMin(int[] heap, int i, int size) {
+        int v = heap[i];
+        while (true) {
+            int c = 2 * i + 1;
+            if (c >= size) {
+                break;
+            }
+            if (c + 1 < size && heap[c + 1] < heap[c]) {
+                c++;
+            }
+            if (heap[c] >= v) {
+                break;
+            }
+            heap[i] = heap[c];
+            i = c;
+        }
+        heap[i] = v;
+    }
+
     /** A float's bits as an int that orders as the float does (its own inverse). */
-    private static int key(int bits) {
+    static int key(int bits) {
         return bits ^ ((bits >> 31) & 0x7fffffff);
     }
 

@@ -75,21 +75,7 @@ final class Logits {
         Argmax.blockMaxKeys(row, n, TOP_BLOCK, blockKeys);
         float floor = Float.NEGATIVE_INFINITY;
         if (count > 0 && count <= blocks) {
-            // the count-th highest block maximum: insertion into a short descending list
-            int[] best = s.intList(count);
-            int kept = 0;
-            for (int b = 0; b < blocks; b++) {
-                int key = blockKeys[b];
-                if (kept < count || key > best[kept - 1]) {
-                    int at = kept < count ? kept++ : count - 1;
-                    while (at > 0 && best[at - 1] < key) {
-                        best[at] = best[at - 1];
-                        at--;
-                    }
-                    best[at] = key;
-                }
-            }
-            floor = Argmax.valueOfKey(best[count - 1]);
+            floor = Argmax.valueOfKey(Argmax.kthHighest(blockKeys, blocks, count, s.intList(count)));
         }
         int kept = 0;
         for (int b = 0; b < blocks && count > 0; b++) {

@@ -117,17 +117,8 @@ public final class Sampler implements AutoCloseable {
         }
         MemorySegment ctx = context.checkOpen();
         context.checkLogits(index, "llama_sampler_sample");
-        if (grammarStage != null) {
-            return sampleCandidates(c, logitsRow(ctx, index));
-        }
-        if (greedyOnly) {
-            return pickGreedy(logitsRow(ctx, index));
-        }
-        if (draw != null) {
-            return draw.draw(logitsRow(ctx, index));
-        }
-        if (truncated != null) {
-            return truncated.draw(logitsRow(ctx, index));
+        if (grammarStage != null || greedyOnly || draw != null || truncated != null) {
+            return sampleRow(logitsRow(ctx, index)); // picked over the row where llama.cpp keeps it
         }
         int token = llama_sampler_sample(c, ctx, index);
         if (token < 0 || token >= vocabulary.size()) {

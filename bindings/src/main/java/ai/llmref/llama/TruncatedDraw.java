@@ -152,7 +152,7 @@ final class TruncatedDraw {
             // it are read (on a 128k vocabulary with k = 40, a few dozen blocks of 256).
             int[] blockKeys = s.blockKeys(blocks);
             Argmax.blockMaxKeys(x, n, TOPK_BLOCK, blockKeys);
-            floorKey = kthHighest(blockKeys, blocks, k, s);
+            floorKey = Argmax.kthHighest(blockKeys, blocks, k, s.intHeap(k));
         }
         int filled = 0;
         float worst = Float.NaN;
@@ -184,42 +184,6 @@ final class TruncatedDraw {
             set[i] = (int) heap[i];
         }
         return k;
-    }
-
-    /** The k-th highest of {@code keys[0 .. n)} ({@code k <= n}), by a min-heap of the k highest seen. */
-    private static int kthHighest(int[] keys, int n, int k, Scratch s) {
-        int[] h = s.intHeap(k);
-        System.arraycopy(keys, 0, h, 0, k);
-        for (int i = k / 2 - 1; i >= 0; i--) {
-            siftDownMin(h, i, k);
-        }
-        for (int i = k; i < n; i++) {
-            if (keys[i] > h[0]) {
-                h[0] = keys[i];
-                siftDownMin(h, 0, k);
-            }
-        }
-        return h[0];
-    }
-
-    /** A min-heap of ints: the root is the smallest. */
-    private static void siftDownMin(int[] heap, int i, int size) {
-        int v = heap[i];
-        while (true) {
-            int c = 2 * i + 1;
-            if (c >= size) {
-                break;
-            }
-            if (c + 1 < size && heap[c + 1] < heap[c]) {
-                c++;
-            }
-            if (heap[c] >= v) {
-                break;
-            }
-            heap[i] = heap[c];
-            i = c;
-        }
-        heap[i] = v;
     }
 
     /** A max-heap of keys: the root is the largest key, the worst candidate. */
@@ -545,14 +509,12 @@ final class TruncatedDraw {
 
     /** A key whose ascending order is the logit's descending order, then the id's ascending order. */
     private static long key(float logit, int id) {
-        int bits = Float.floatToIntBits(logit);
-        int ordered = bits ^ ((bits >> 31) & 0x7fffffff); // ascending with the float, as a signed int
+        int ordered = Argmax.key(Float.floatToIntBits(logit)); // ascending with the float, as a signed int
         return ((long) ~ordered << 32) | (id & 0xffffffffL);
     }
 
     private static float logitOf(long key) {
-        int ordered = ~(int) (key >> 32);
-        return Float.intBitsToFloat(ordered ^ ((ordered >> 31) & 0x7fffffff));
+        return Argmax.valueOfKey(~(int) (key >> 32));
     }
 
     /** A thread's buffers for one row. */

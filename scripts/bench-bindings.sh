@@ -32,7 +32,10 @@
 #                     raw-bindings loop's calls in a process without a JVM (row "c-loop"), each
 #                     generated token split into the llama_decode call and the llama_synchronize wait
 #                     as the Java raw loop's profile splits it: whether a Java-vs-llama-bench gap
-#                     belongs to the JVM process or to the calls
+#                     belongs to the JVM process or to the calls; then the same generation test on a
+#                     thread of its own (row "c-loop-thread": the Java loops decode on a thread that
+#                     is not the process's first); both, and the Java raw loop, count their decoding
+#                     thread's minor page faults and context switches per token
 #
 # Needs what the README lists (Temurin 25, Maven, the build tools scripts/prereqs.sh installs) and
 # python3 with numpy (the shared tools/mkmodel.py writes the random-weight real-shape models).
@@ -325,8 +328,8 @@ for lab in labels:
             continue
         dus = 1e6 / st.median(samples[key]) - 1e6 / st.median(samples[ref])
         raw = (lab, test, "java raw")
-        # (api-alone and c-loop ran in processes of their own: no same-process comparison)
-        vs_raw = "%.3f" % st.median(round_ratios(key, raw)) if raw in samples and key != raw and not who.endswith("-alone") and who != "java c-loop" else ""
+        # (api-alone and c-loop(-thread) ran in processes of their own: no same-process comparison)
+        vs_raw = "%.3f" % st.median(round_ratios(key, raw)) if raw in samples and key != raw and not who.endswith("-alone") and not who.startswith("java c-loop") else ""
         print("| %s | %s | %s | %s | %.3f | %+.2f | %s |" % (lab, test, who[5:], ms(samples[key]),
               st.median(round_ratios(key, ref)), dus, vs_raw))
 print()
@@ -338,7 +341,7 @@ for lab in labels:
     for key in order:
         l, test, who = key
         if l == lab and (test.startswith("sample") or test.startswith("profile")):
-            unit = units[key].replace("us/token", "µs").replace("B/token", "bytes")
+            unit = units[key].replace("us/token", "µs").replace("B/token", "bytes").replace("n/token", "")
             print("| %s | %s | %s %s |" % (lab, who[5:], ms(samples[key]), unit))
 print()
 print("Models: " + "; ".join("%s = %s" % (l, model_desc.get(l, "?")) for l in labels) + ".")

@@ -13,12 +13,19 @@
  * warm-up run, then REPS runs each after clearing the memory (pp: N_PROMPT tokens in one batch of
  * n_batch, logits for the last; tg: N_GEN single tokens, the first the BOS when the vocabulary
  * adds one, the rest random, llama_synchronize after each, as llama-bench's test_gen).
+ * Each generation repetition also counts, from getrusage(RUSAGE_THREAD), the calling thread's minor
+ * page faults and its voluntary and involuntary context switches per token. The generation test
+ * then runs once more on a thread of its own (variant "c-loop-thread", same context): the Java
+ * benchmark decodes on a thread that is not the process's first, whose mallocs go to another of
+ * glibc's arenas, and this tells whether that alone changes a token's time.
  * Prints one JSON line per result to stdout, in DecodeBenchmark's --jsonl format (impl "c").
  */
-#define _POSIX_C_SOURCE 199309L
+#define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "ggml-backend.h"
@@ -113,6 +120,75 @@ static int gen_run(struct llama_context *ctx, const struct llama_vocab *vocab, i
     return 0;
 }
 
+/* The calling thread's minor page faults, voluntary and involuntary context switches so far. */
+static void thread_counts(long out[3]) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0) {
+        memset(&ru, 0, sizeof ru);
+    }
+    out[0] = ru.ru_minflt;
+    out[1] = ru.ru_nvcsw;
+    out[2] = ru.ru_nivcsw;
+}
+
+/* The generation test: a warm-up token, then REPS runs of N_GEN tokens, each after clearing the memory. */
+struct gen_test {
+    struct llama_context *ctx;
+    const struct llama_vocab *vocab;
+    int n_gen;
+    int reps;
+    double *ts, *call, *wait, *faults, *voluntary, *involuntary;
+    int rc;
+};
+
+static void *gen_test_run(void *arg) {
+    struct gen_test *t = arg;
+    double c = 0, w = 0;
+    llama_memory_clear(llama_get_memory(t->ctx), false);
+    if (gen_run(t->ctx, t->vocab, 1, &c, &w) != 0) { /* warm-up: one token, as llama-bench */
+        t->rc = 1;
+        return NULL;
+    }
+    for (int r = 0; r < t->reps; r++) {
+        long before[3], after[3];
+        llama_memory_clear(llama_get_memory(t->ctx), false);
+        c = 0;
+        w = 0;
+        thread_counts(before);
+        double t0 = now_us();
+        if (gen_run(t->ctx, t->vocab, t->n_gen, &c, &w) != 0) {
+            t->rc = 1;
+            return NULL;
+        }
+        double t1 = now_us();
+        thread_counts(after);
+        t->ts[r] = t->n_gen / ((t1 - t0) / 1e6);
+        t->call[r] = c / t->n_gen;
+        t->wait[r] = w / t->n_gen;
+        t->faults[r] = (double) (after[0] - before[0]) / t->n_gen;
+        t->voluntary[r] = (double) (after[1] - before[1]) / t->n_gen;
+        t->involuntary[r] = (double) (after[2] - before[2]) / t->n_gen;
+    }
+    t->rc = 0;
+    return NULL;
+}
+
+static void print_gen(const char *label, const char *model, const char *variant, int n_gen, int threads,
+                      const struct gen_test *t) {
+    char name[96];
+    print_result(label, model, "tg", variant, 0, n_gen, threads, "t/s", t->ts, t->reps);
+    snprintf(name, sizeof name, "%s: llama_decode call", variant);
+    print_result(label, model, "profile", name, 0, n_gen, threads, "us/token", t->call, t->reps);
+    snprintf(name, sizeof name, "%s: llama_synchronize wait", variant);
+    print_result(label, model, "profile", name, 0, n_gen, threads, "us/token", t->wait, t->reps);
+    snprintf(name, sizeof name, "%s: minor page faults (decoding thread)", variant);
+    print_result(label, model, "profile", name, 0, n_gen, threads, "n/token", t->faults, t->reps);
+    snprintf(name, sizeof name, "%s: voluntary context switches (decoding thread)", variant);
+    print_result(label, model, "profile", name, 0, n_gen, threads, "n/token", t->voluntary, t->reps);
+    snprintf(name, sizeof name, "%s: involuntary context switches (decoding thread)", variant);
+    print_result(label, model, "profile", name, 0, n_gen, threads, "n/token", t->involuntary, t->reps);
+}
+
 int main(int argc, char **argv) {
     if (argc != 9) {
         fprintf(stderr, "usage: %s MODEL BACKEND_DIR N_GPU_LAYERS THREADS N_PROMPT N_GEN REPS LABEL\n", argv[0]);
@@ -176,28 +252,29 @@ int main(int argc, char **argv) {
             fprintf(stderr, "decode_loop: cannot create a context\n");
             return 1;
         }
-        double c = 0, w = 0;
-        llama_memory_clear(llama_get_memory(ctx), false);
-        if (gen_run(ctx, vocab, 1, &c, &w) != 0) { /* warm-up: one token, as llama-bench */
+        double *more = malloc(sizeof(double) * (size_t) reps * 3);
+        if (more == NULL) {
+            return 1;
+        }
+        struct gen_test t = {ctx, vocab, n_gen, reps, ts, call, wait, more, more + reps, more + 2 * (size_t) reps, 1};
+        gen_test_run(&t); /* on the process's first thread, as llama-bench */
+        if (t.rc != 0) {
             fprintf(stderr, "decode_loop: llama_decode failed\n");
             return 1;
         }
-        for (int r = 0; r < reps; r++) {
-            llama_memory_clear(llama_get_memory(ctx), false);
-            c = 0;
-            w = 0;
-            double t0 = now_us();
-            if (gen_run(ctx, vocab, n_gen, &c, &w) != 0) {
-                fprintf(stderr, "decode_loop: llama_decode failed\n");
-                return 1;
-            }
-            ts[r] = n_gen / ((now_us() - t0) / 1e6);
-            call[r] = c / n_gen;
-            wait[r] = w / n_gen;
+        print_gen(label, model_path, "c-loop", n_gen, threads, &t);
+        pthread_t thread;
+        t.rc = 1;
+        if (pthread_create(&thread, NULL, gen_test_run, &t) != 0 || pthread_join(thread, NULL) != 0) {
+            fprintf(stderr, "decode_loop: cannot run a thread\n");
+            return 1;
         }
-        print_result(label, model_path, "tg", "c-loop", 0, n_gen, threads, "t/s", ts, reps);
-        print_result(label, model_path, "profile", "c-loop: llama_decode call", 0, n_gen, threads, "us/token", call, reps);
-        print_result(label, model_path, "profile", "c-loop: llama_synchronize wait", 0, n_gen, threads, "us/token", wait, reps);
+        if (t.rc != 0) {
+            fprintf(stderr, "decode_loop: llama_decode failed\n");
+            return 1;
+        }
+        print_gen(label, model_path, "c-loop-thread", n_gen, threads, &t);
+        free(more);
         llama_free(ctx);
     }
     llama_model_free(model);

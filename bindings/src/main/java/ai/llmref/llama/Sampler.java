@@ -55,6 +55,8 @@ public final class Sampler implements AutoCloseable {
     private int attachedSequence = -1;
     private Arena candidatesArena;
     private MemorySegment candidates;
+    /** The last logits row {@link #logitsRow} gave (the same address gives the same segment). */
+    private MemorySegment lastRow = MemorySegment.NULL;
     private MemorySegment candidateArray;
     /**
      * A greedy-only chain's logit-bias stage ({@link DeviceBias}), or null, and the automatic arena
@@ -178,10 +180,19 @@ public final class Sampler implements AutoCloseable {
 
     private MemorySegment logitsRow(MemorySegment ctx, int index) {
         MemorySegment p = llama_get_logits_ith(ctx, index);
-        if (p.equals(MemorySegment.NULL)) {
+        long address = p.address();
+        if (address == 0) {
             throw new LlamaException("llama_get_logits_ith", "no logits: " + LogBridge.takeLastError());
         }
-        return p.reinterpret((long) vocabulary.size() * Float.BYTES);
+        // The row's segment is kept while llama.cpp hands back the same address (a single stream's
+        // row is the same every token): a segment made anew per call is one object a token, since
+        // the picks that take it are compiled on their own and it escapes into them.
+        MemorySegment row = lastRow;
+        if (row.address() != address) {
+            row = p.reinterpret((long) vocabulary.size() * Float.BYTES);
+            lastRow = row;
+        }
+        return row;
     }
 
     /**

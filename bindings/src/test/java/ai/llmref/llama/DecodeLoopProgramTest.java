@@ -1,6 +1,7 @@
 package ai.llmref.llama;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -14,8 +15,10 @@ import org.junit.jupiter.api.Test;
  * {@code src/test/c/decode_loop.c}, the C program behind {@code scripts/bench-bindings.sh --c-loop}
  * (llama-bench's prompt and generation loops over llama.h, in a process without a JVM), builds
  * against the native build and reports in the Java benchmark's result format: rates for pp and tg,
- * and each generated token's time split into the llama_decode call and the wait. gcc is required,
- * as for {@link NativeGreedyReferenceTest}.
+ * and each generated token's time split into the llama_decode call and the wait, with the decoding
+ * thread's page faults and context switches per token; the generation test once on the process's
+ * first thread and once on a thread of its own. gcc is required, as for
+ * {@link NativeGreedyReferenceTest}.
  */
 class DecodeLoopProgramTest {
     private static final Pattern LINE = Pattern.compile(
@@ -36,34 +39,63 @@ class DecodeLoopProgramTest {
                 Integer.toString(TestModels.gpuLayers()), "2", "64", "32", "3", "stories"));
         assertThat(out.exitCode()).as("decode_loop failed:%n%s", out.stderr()).isZero();
         List<String> lines = out.stdout().lines().toList();
-        assertThat(lines).hasSize(4);
+        assertThat(lines).hasSize(13);
+        Matcher pp = LINE.matcher(lines.get(0));
+        assertThat(pp.matches()).as("line 0: %s", lines.get(0)).isTrue();
+        assertThat(List.of(pp.group(1), pp.group(2), pp.group(3), pp.group(4), pp.group(5)))
+                .containsExactly("pp", "c-loop", "64", "0", "t/s");
+        assertPositive(samples(pp), 0);
+        // the generation test on the process's first thread, then on a thread of its own
+        generation(lines.subList(1, 7), "c-loop");
+        generation(lines.subList(7, 13), "c-loop-thread");
+    }
+
+    private static void generation(List<String> lines, String variant) {
         String[][] expected = {
-            {"pp", "c-loop", "64", "0", "t/s"},
-            {"tg", "c-loop", "0", "32", "t/s"},
-            {"profile", "c-loop: llama_decode call", "0", "32", "us/token"},
-            {"profile", "c-loop: llama_synchronize wait", "0", "32", "us/token"},
+            {"tg", variant, "t/s"},
+            {"profile", variant + ": llama_decode call", "us/token"},
+            {"profile", variant + ": llama_synchronize wait", "us/token"},
+            {"profile", variant + ": minor page faults (decoding thread)", "n/token"},
+            {"profile", variant + ": voluntary context switches (decoding thread)", "n/token"},
+            {"profile", variant + ": involuntary context switches (decoding thread)", "n/token"},
         };
-        double[] callAndWait = new double[2];
+        double[][] values = new double[lines.size()][];
         for (int i = 0; i < lines.size(); i++) {
             Matcher m = LINE.matcher(lines.get(i));
-            assertThat(m.matches()).as("line %d: %s", i, lines.get(i)).isTrue();
-            for (int g = 0; g < 5; g++) {
-                assertThat(m.group(g + 1)).as("line %d, field %d", i, g).isEqualTo(expected[i][g]);
-            }
-            double[] samples = Arrays.stream(m.group(6).split(", ")).mapToDouble(Double::parseDouble).toArray();
-            assertThat(samples).as("three repetitions").hasSize(3);
-            for (double v : samples) {
-                assertThat(v).as("line %d", i).isPositive().isFinite();
-            }
-            if (i >= 2) {
-                callAndWait[i - 2] = Arrays.stream(samples).average().orElseThrow();
+            assertThat(m.matches()).as("%s line %d: %s", variant, i, lines.get(i)).isTrue();
+            assertThat(List.of(m.group(1), m.group(2), m.group(3), m.group(4), m.group(5)))
+                    .as("%s line %d", variant, i).containsExactly(expected[i][0], expected[i][1], "0", "32", expected[i][2]);
+            values[i] = samples(m);
+            if (i < 3) {
+                assertPositive(values[i], i);
+            } else {
+                // counts per token from getrusage(RUSAGE_THREAD): whole events over 32 tokens
+                for (double v : values[i]) {
+                    assertThat(v).as("%s line %d", variant, i).isFinite().isNotNegative();
+                    assertThat(v * 32).as("%s line %d: a count", variant, i).isCloseTo(Math.rint(v * 32), within(1e-6));
+                }
             }
         }
-        // the call and the wait add up to about a token's time at the tg rate
-        Matcher tg = LINE.matcher(lines.get(1));
-        assertThat(tg.matches()).isTrue();
-        double perToken = 1e6 / Arrays.stream(tg.group(6).split(", ")).mapToDouble(Double::parseDouble).average().orElseThrow();
-        assertThat(callAndWait[0] + callAndWait[1]).isLessThanOrEqualTo(perToken * 1.05);
+        // in each repetition the calls and the waits are parts of the run's time: together at most a
+        // token's time at that repetition's rate, and most of it
+        for (int r = 0; r < values[0].length; r++) {
+            double perToken = 1e6 / values[0][r];
+            double callAndWait = values[1][r] + values[2][r];
+            assertThat(callAndWait).as("%s repetition %d", variant, r).isLessThanOrEqualTo(perToken * 1.0001)
+                    .isGreaterThan(perToken * 0.5);
+        }
+    }
+
+    private static double[] samples(Matcher m) {
+        double[] v = Arrays.stream(m.group(6).split(", ")).mapToDouble(Double::parseDouble).toArray();
+        assertThat(v).as("three repetitions").hasSize(3);
+        return v;
+    }
+
+    private static void assertPositive(double[] values, int line) {
+        for (double v : values) {
+            assertThat(v).as("line %d", line).isPositive().isFinite();
+        }
     }
 
     @Test

@@ -370,6 +370,38 @@ public final class DecodeBenchmark {
         return v;
     }
 
+    /**
+     * The calling thread's minor page faults, voluntary and involuntary context switches so far,
+     * from Linux's {@code getrusage(RUSAGE_THREAD)} (x86_64 {@code struct rusage}: two timevals,
+     * then fourteen longs); the C loop counts the same, so that the two processes' decoding threads
+     * can be compared.
+     */
+    static final class ThreadCounts {
+        private static final int RUSAGE_THREAD = 1;
+        private static final MethodHandle GETRUSAGE = Linker.nativeLinker().downcallHandle(
+                Linker.nativeLinker().defaultLookup().find("getrusage").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+        private final MemorySegment usage;
+
+        ThreadCounts(Arena arena) {
+            usage = arena.allocate(144, 8);
+        }
+
+        /** Fills {@code out} with the minor faults, voluntary and involuntary switches. */
+        void read(long[] out) {
+            try {
+                if ((int) GETRUSAGE.invokeExact(RUSAGE_THREAD, usage) != 0) {
+                    throw new IllegalStateException("getrusage failed");
+                }
+            } catch (Throwable t) {
+                throw t instanceof RuntimeException e ? e : new IllegalStateException(t);
+            }
+            out[0] = usage.get(ValueLayout.JAVA_LONG, 32 + 4 * 8); // ru_minflt
+            out[1] = usage.get(ValueLayout.JAVA_LONG, 32 + 12 * 8); // ru_nvcsw
+            out[2] = usage.get(ValueLayout.JAVA_LONG, 32 + 13 * 8); // ru_nivcsw
+        }
+    }
+
     private int nextToken(int nVocab) {
         int x = rng;
         x ^= x << 13;
@@ -841,6 +873,9 @@ public final class DecodeBenchmark {
         double[] reused = new double[reps];
         double[] call = new double[reps];
         double[] wait = new double[reps];
+        double[][] counts = new double[3][reps]; // per token: minor faults, voluntary and involuntary switches
+        long[] before = new long[3];
+        long[] after = new long[3];
         Vocabulary vocab = model.vocabulary();
         int nVocab = vocab.size();
         int first = vocab.addsBos() ? vocab.bos() : 1;
@@ -851,6 +886,7 @@ public final class DecodeBenchmark {
             MemorySegment tokens = arena.allocate(ValueLayout.JAVA_INT, 1);
             MemorySegment rawBatch = batchGetOne(arena, tokens);
             llama_batch.n_tokens(rawBatch, 1);
+            ThreadCounts threadCounts = new ThreadCounts(arena);
             for (int r = -1; r < reps; r++) { // r = -1: warmup; the two loops alternate
                 ctx.clearMemory();
                 long tf = 0;
@@ -881,6 +917,7 @@ public final class DecodeBenchmark {
                 }
                 llama_memory_clear(llama_get_memory(rawCtx), false);
                 llama_perf_context_reset(rawCtx);
+                threadCounts.read(before);
                 long t0 = System.nanoTime();
                 long tc = 0;
                 long tw = 0;
@@ -898,6 +935,7 @@ public final class DecodeBenchmark {
                     token = nextToken(nVocab);
                 }
                 long t1 = System.nanoTime();
+                threadCounts.read(after);
                 MemorySegment perf = llama_perf_context(arena, rawCtx);
                 if (r >= 0) {
                     wall[r] = (t1 - t0) / 1e3 / nGen;
@@ -906,6 +944,9 @@ public final class DecodeBenchmark {
                     reused[r] = (double) llama_perf_context_data.n_reused(perf) / Math.max(1, llama_perf_context_data.n_eval(perf));
                     call[r] = tc / 1e3 / nGen;
                     wait[r] = tw / 1e3 / nGen;
+                    for (int k = 0; k < 3; k++) {
+                        counts[k][r] = (double) (after[k] - before[k]) / nGen;
+                    }
                 }
             }
         } finally {
@@ -930,6 +971,10 @@ public final class DecodeBenchmark {
             // llama.cpp reuses the previous step's graph when nothing changed (no rebuild; on a GPU the
             // captured CUDA graph is then launched without comparing the nodes): about 1 per token
             results.add(new Result("profile", "raw: graphs reused per token (n_reused / n_eval)", 0, nGen, reused, "ratio"));
+            // the decoding thread's own counts, as the C loop reports them for its threads
+            results.add(new Result("profile", "raw: minor page faults (decoding thread)", 0, nGen, counts[0], "n/token"));
+            results.add(new Result("profile", "raw: voluntary context switches (decoding thread)", 0, nGen, counts[1], "n/token"));
+            results.add(new Result("profile", "raw: involuntary context switches (decoding thread)", 0, nGen, counts[2], "n/token"));
         }
         return results;
     }

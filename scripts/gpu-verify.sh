@@ -472,13 +472,14 @@ elif has_phase bench; then
   # quantized 29 s (30); bench-server with 10 s levels and 1000 warm-up requests 160 s for the two
   # servers and llama-batched-bench (170, and 30 to spare), 238 s with the variant as a third
   # server (+80); bench-bindings about 75 s a round at -t 1 with --alone, 3 rounds (230), and about
-  # 10 s a round more for the C loop (+30). It runs short unless that fits.
+  # 10 s a round more for the C loop, 5 s for its second generation test on a thread of its own
+  # (+45). It runs short unless that fits.
   full=30
   if has_bench server || has_bench device-sampling; then
     full=$((full + 170 + 30))
     ! has_bench device-sampling || full=$((full + 80))
   fi
-  ! has_bench bindings || full=$((full + 260))
+  ! has_bench bindings || full=$((full + 275))
   if [ "$budget" -gt 0 ] && [ "$left" -lt "$full" ]; then
     rounds=${rounds:-1}; duration=5; server_warmup=300
     step "benchmarks run short" pass "$left s of the $budget s budget left: 1 bindings round, 5 s per server level, 300 warm-up requests"

@@ -305,7 +305,7 @@ server_cp=$(joined "$root/server/target/test-classes" "$server_jar" "$(module_cp
 p=ai.llmref.llama
 bindings_tests=($p.GpuOffloadTest $p.GenerationTest $p.NativeGreedyReferenceTest $p.ModelAndContextTest
   $p.BatchInvarianceTest $p.GrammarSamplingTest $p.SamplerTest $p.ArgmaxTest $p.SamplingPoolTest $p.SoftmaxDrawTest
-  $p.TruncatedDrawTest $p.LogitsTest
+  $p.TruncatedDrawTest $p.LogitsTest $p.OutputRowsTest
   $p.StreamingDetokenizerTest $p.BadInputTest
   $p.KvCacheTest)
 server_tests=(ai.llmref.server.OpenAiClientTest ai.llmref.server.CompletionsTest)

@@ -52,6 +52,16 @@ public final class LlamaContext implements AutoCloseable {
     private final boolean[] outputs;
     /** Output positions of the last decode whose sequence sampled on the device (no host logits). */
     private final boolean[] deviceOutputs;
+    /** For each output position of the last decode: its row among the outputs, in batch order. */
+    private final int[] outputRows;
+    private int outputCount;
+    /**
+     * The last decode's logits, every output's row in batch order as {@code llama_get_logits}
+     * documents them, fetched at the first row read after the decode (null until then, and for
+     * decodes that leave this path to {@code llama_get_logits_ith}: see {@link #logitsRow}).
+     */
+    private MemorySegment outputBlock;
+    private boolean outputBlockUsable;
     private int decodedCount;
 
     LlamaContext(LlamaModel model, ContextParams params) {
@@ -105,6 +115,7 @@ public final class LlamaContext implements AutoCloseable {
         this.multiPositionRope = rope == LLAMA_ROPE_TYPE_MROPE() || rope == LLAMA_ROPE_TYPE_IMROPE() || rope == LLAMA_ROPE_TYPE_VISION();
         this.outputs = new boolean[batchSize];
         this.deviceOutputs = new boolean[batchSize];
+        this.outputRows = new int[batchSize];
         model.contextOpened();
     }
 
@@ -139,12 +150,23 @@ public final class LlamaContext implements AutoCloseable {
         }
         llama_batch.n_tokens(batch.struct, n);
         decodedCount = 0;
+        outputBlock = null;
         LogBridge.clearLastError();
         int rc = llama_decode(ctx, batch.struct);
         if (rc != 0) {
             throw decodeFailure(rc, n);
         }
         System.arraycopy(batch.outputs, 0, outputs, 0, n);
+        int rows = 0;
+        for (int i = 0; i < n; i++) {
+            if (outputs[i]) {
+                outputRows[i] = rows++;
+            }
+        }
+        outputCount = rows;
+        // An embeddings context outputs every position (not only those asked for), and a sequence
+        // that samples on the device may leave its rows uncopied: those read row by row.
+        outputBlockUsable = !embeddings && attachedSamplers.isEmpty();
         if (attachedSamplers.isEmpty()) {
             java.util.Arrays.fill(deviceOutputs, 0, n, false);
         } else {
@@ -206,13 +228,51 @@ public final class LlamaContext implements AutoCloseable {
 
     /** The logits of batch position {@code index} of the last decode (a copy, vocabulary-sized). */
     public float[] logits(int index) {
+        return logitsRow(index, MemorySegment.NULL, "llama_get_logits_ith").toArray(ValueLayout.JAVA_FLOAT);
+    }
+
+    /**
+     * Where llama.cpp keeps the logits of batch position {@code index} of the last decode: a
+     * vocabulary-sized segment, valid until the next decode; {@code reuse} itself when it is that
+     * row already (a caller that keeps its last row makes no new segment a token). Checked as
+     * {@link #logits} is. After a decode the first call fetches every output's row at once with
+     * {@code llama_get_logits} (llama.cpp keeps them in batch order), so that the rows of a step
+     * with many sequences cost one wait for the device instead of one each ({@code
+     * llama_get_logits_ith} synchronizes the context's backends on every call: on a GPU a stream
+     * synchronization per row). An embeddings context, or a decode with a chain attached for
+     * device sampling, reads each row with {@code llama_get_logits_ith}.
+     */
+    MemorySegment logitsRow(int index, MemorySegment reuse, String fn) {
         MemorySegment ctx = checkOpen();
-        checkLogits(index, "llama_get_logits_ith");
-        MemorySegment p = llama_get_logits_ith(ctx, index);
-        if (p.equals(MemorySegment.NULL)) {
-            throw new LlamaException("llama_get_logits_ith", "no logits for index " + index + ": " + LogBridge.takeLastError());
+        checkLogits(index, fn);
+        long rowBytes = (long) vocabSize * Float.BYTES;
+        long address;
+        MemorySegment block = null;
+        if (outputBlockUsable) {
+            block = outputBlock;
+            if (block == null) {
+                MemorySegment p = llama_get_logits(ctx);
+                if (p.address() == 0) {
+                    throw new LlamaException("llama_get_logits", "no logits: " + LogBridge.takeLastError());
+                }
+                block = p.reinterpret(outputCount * rowBytes);
+                outputBlock = block;
+            }
+            address = block.address() + outputRows[index] * rowBytes;
+        } else {
+            MemorySegment p = llama_get_logits_ith(ctx, index);
+            address = p.address();
+            if (address == 0) {
+                throw new LlamaException("llama_get_logits_ith", "no logits for index " + index + ": " + LogBridge.takeLastError());
+            }
+            if (address != reuse.address() || reuse.byteSize() != rowBytes) {
+                return p.reinterpret(rowBytes);
+            }
         }
-        return p.reinterpret((long) vocabSize * Float.BYTES).toArray(ValueLayout.JAVA_FLOAT);
+        if (address == reuse.address() && reuse.byteSize() == rowBytes) {
+            return reuse;
+        }
+        return block.asSlice(outputRows[index] * rowBytes, rowBytes);
     }
 
     /**
@@ -367,6 +427,7 @@ public final class LlamaContext implements AutoCloseable {
             }
         }
         decodedCount = 0;
+        outputBlock = null;
     }
 
     /** One sequence's KV state as bytes. */

@@ -118,10 +118,10 @@ public final class Sampler implements AutoCloseable {
             return token;
         }
         MemorySegment ctx = context.checkOpen();
-        context.checkLogits(index, "llama_sampler_sample");
         if (grammarStage != null || greedyOnly || draw != null || truncated != null) {
-            return sampleRow(logitsRow(ctx, index)); // picked over the row where llama.cpp keeps it
+            return sampleRow(logitsRow(context, index)); // picked over the row where llama.cpp keeps it
         }
+        context.checkLogits(index, "llama_sampler_sample");
         int token = llama_sampler_sample(c, ctx, index);
         if (token < 0 || token >= vocabulary.size()) {
             throw new LlamaException("llama_sampler_sample", "sampler returned no valid token (" + token + "): "
@@ -140,9 +140,7 @@ public final class Sampler implements AutoCloseable {
             return null;
         }
         checkOpen();
-        MemorySegment ctx = context.checkOpen();
-        context.checkLogits(index, "llama_sampler_sample");
-        return logitsRow(ctx, index);
+        return logitsRow(context, index);
     }
 
     /** True when {@link #sampleRow} is an argmax (tens of microseconds on a 128k vocabulary), not a llama.cpp chain. */
@@ -178,20 +176,14 @@ public final class Sampler implements AutoCloseable {
         return draw;
     }
 
-    private MemorySegment logitsRow(MemorySegment ctx, int index) {
-        MemorySegment p = llama_get_logits_ith(ctx, index);
-        long address = p.address();
-        if (address == 0) {
-            throw new LlamaException("llama_get_logits_ith", "no logits: " + LogBridge.takeLastError());
-        }
-        // The row's segment is kept while llama.cpp hands back the same address (a single stream's
-        // row is the same every token): a segment made anew per call is one object a token, since
-        // the picks that take it are compiled on their own and it escapes into them.
-        MemorySegment row = lastRow;
-        if (row.address() != address) {
-            row = p.reinterpret((long) vocabulary.size() * Float.BYTES);
-            lastRow = row;
-        }
+    /**
+     * The row this chain samples from. The row's segment is kept while the context hands back the
+     * same row (a single stream's is the same every token): a segment made anew per call is one
+     * object a token, since the picks that take it are compiled on their own and it escapes into them.
+     */
+    private MemorySegment logitsRow(LlamaContext context, int index) {
+        MemorySegment row = context.logitsRow(index, lastRow, "llama_sampler_sample");
+        lastRow = row;
         return row;
     }
 

@@ -1,8 +1,5 @@
 package ai.llmref.llama;
 
-import static ai.llmref.bindings.ffi.llama_h.llama_get_logits_ith;
-
-import ai.llmref.llama.internal.LogBridge;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -268,17 +265,14 @@ public final class SamplingPool implements AutoCloseable {
         if (count == 0) {
             return;
         }
-        MemorySegment ctx = context.checkOpen();
+        context.checkOpen();
         long rowBytes = (long) context.vocabSize() * Float.BYTES;
         try (Arena call = Arena.ofShared()) {
             LogitsRow[] rows = new LogitsRow[count];
             for (int i = 0; i < count; i++) {
-                context.checkLogits(indices[i], "llama_get_logits_ith");
-                MemorySegment p = llama_get_logits_ith(ctx, indices[i]);
-                if (p.equals(MemorySegment.NULL)) {
-                    throw new LlamaException("llama_get_logits_ith", "no logits for index " + indices[i] + ": " + LogBridge.takeLastError());
-                }
-                rows[i] = new LogitsRow(p.reinterpret(rowBytes, call, null).asReadOnly());
+                // the row where llama.cpp keeps it, seen through a segment of this call's arena
+                MemorySegment row = context.logitsRow(indices[i], MemorySegment.NULL, "llama_get_logits_ith");
+                rows[i] = new LogitsRow(MemorySegment.ofAddress(row.address()).reinterpret(rowBytes, call, null).asReadOnly());
             }
             int parts = helpers == null || count < 2 ? 1 : Math.min(threads, count);
             List<Future<?>> running = new ArrayList<>(parts - 1);

@@ -56,11 +56,13 @@ public final class LlamaContext implements AutoCloseable {
     private final int[] outputRows;
     private int outputCount;
     /**
-     * The last decode's logits, every output's row in batch order as {@code llama_get_logits}
-     * documents them, fetched at the first row read after the decode (null until then, and for
-     * decodes that leave this path to {@code llama_get_logits_ith}: see {@link #logitsRow}).
+     * Every output's logits row in batch order, as {@code llama_get_logits} documents them: the
+     * last decode's once {@link #outputBlockFetched} (see {@link #logitsRow}). Kept across decodes
+     * while llama.cpp's buffer stays where it was and the outputs as many, so that a step like the
+     * last makes no new segment.
      */
-    private MemorySegment outputBlock;
+    private MemorySegment outputBlock = MemorySegment.NULL;
+    private boolean outputBlockFetched;
     private boolean outputBlockUsable;
     private int decodedCount;
 
@@ -150,7 +152,7 @@ public final class LlamaContext implements AutoCloseable {
         }
         llama_batch.n_tokens(batch.struct, n);
         decodedCount = 0;
-        outputBlock = null;
+        outputBlockFetched = false;
         LogBridge.clearLastError();
         int rc = llama_decode(ctx, batch.struct);
         if (rc != 0) {
@@ -246,33 +248,34 @@ public final class LlamaContext implements AutoCloseable {
         MemorySegment ctx = checkOpen();
         checkLogits(index, fn);
         long rowBytes = (long) vocabSize * Float.BYTES;
-        long address;
-        MemorySegment block = null;
+        MemorySegment source;
+        long offset;
         if (outputBlockUsable) {
-            block = outputBlock;
-            if (block == null) {
+            if (!outputBlockFetched) {
                 MemorySegment p = llama_get_logits(ctx);
                 if (p.address() == 0) {
                     throw new LlamaException("llama_get_logits", "no logits: " + LogBridge.takeLastError());
                 }
-                block = p.reinterpret(outputCount * rowBytes);
-                outputBlock = block;
+                long size = outputCount * rowBytes;
+                if (p.address() != outputBlock.address() || size != outputBlock.byteSize()) {
+                    outputBlock = p.reinterpret(size);
+                }
+                outputBlockFetched = true;
             }
-            address = block.address() + outputRows[index] * rowBytes;
+            source = outputBlock;
+            offset = outputRows[index] * rowBytes;
         } else {
-            MemorySegment p = llama_get_logits_ith(ctx, index);
-            address = p.address();
-            if (address == 0) {
+            source = llama_get_logits_ith(ctx, index);
+            if (source.address() == 0) {
                 throw new LlamaException("llama_get_logits_ith", "no logits for index " + index + ": " + LogBridge.takeLastError());
             }
-            if (address != reuse.address() || reuse.byteSize() != rowBytes) {
-                return p.reinterpret(rowBytes);
-            }
+            source = source.reinterpret(rowBytes);
+            offset = 0;
         }
-        if (address == reuse.address() && reuse.byteSize() == rowBytes) {
+        if (reuse.address() == source.address() + offset && reuse.byteSize() == rowBytes) {
             return reuse;
         }
-        return block.asSlice(outputRows[index] * rowBytes, rowBytes);
+        return outputBlockUsable ? source.asSlice(offset, rowBytes) : source;
     }
 
     /**
@@ -427,7 +430,7 @@ public final class LlamaContext implements AutoCloseable {
             }
         }
         decodedCount = 0;
-        outputBlock = null;
+        outputBlockFetched = false;
     }
 
     /** One sequence's KV state as bytes. */

@@ -266,13 +266,12 @@ public final class SamplingPool implements AutoCloseable {
             return;
         }
         context.checkOpen();
-        long rowBytes = (long) context.vocabSize() * Float.BYTES;
         try (Arena call = Arena.ofShared()) {
             LogitsRow[] rows = new LogitsRow[count];
             for (int i = 0; i < count; i++) {
                 // the row where llama.cpp keeps it, seen through a segment of this call's arena
                 MemorySegment row = context.logitsRow(indices[i], MemorySegment.NULL, "llama_get_logits_ith");
-                rows[i] = new LogitsRow(MemorySegment.ofAddress(row.address()).reinterpret(rowBytes, call, null).asReadOnly());
+                rows[i] = new LogitsRow(row.reinterpret(call, null).asReadOnly());
             }
             int parts = helpers == null || count < 2 ? 1 : Math.min(threads, count);
             List<Future<?>> running = new ArrayList<>(parts - 1);

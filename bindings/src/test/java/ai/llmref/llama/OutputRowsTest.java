@@ -95,6 +95,17 @@ class OutputRowsTest extends StoriesModelTest {
             ctx.decode(batch);
             assertRowsAreLlamaCpps(ctx, List.of(1, 3), v.size());
             assertThatThrownBy(() -> ctx.logitsRow(0, before, "test")).isInstanceOf(InvalidInputException.class);
+
+            // a step of the same shape: llama.cpp's rows stay where they were, and a kept row is
+            // handed back as it is (no new segment a step)
+            MemorySegment kept = ctx.logitsRow(3, MemorySegment.NULL, "test");
+            batch.clear();
+            for (int s = PROMPTS.length - 1; s >= 0; s--) {
+                batch.add(5 + s, next[s] + 1, s, s % 2 == 0);
+            }
+            ctx.decode(batch);
+            assertRowsAreLlamaCpps(ctx, List.of(1, 3), v.size());
+            assertThat(ctx.logitsRow(3, kept, "test")).isSameAs(kept);
         }
     }
 

@@ -9,6 +9,11 @@ public final class BenchAccess {
         return builder.javaDraws(false);
     }
 
+    /** The greedy pick as a plain loop over the row ({@link Argmax#plain}, llama.cpp's greedy stage's loop). */
+    public static int plainArgmax(java.lang.foreign.MemorySegment row) {
+        return Argmax.plain(row, (int) (row.byteSize() / Float.BYTES));
+    }
+
     /**
      * The log-softmax's normaliser read plainly: the row's maximum, then {@code Math.exp} of each
      * logit less it summed in double (what the server computed before {@link Logits#logSumExp}; the

@@ -842,17 +842,7 @@ public final class DecodeBenchmark {
     }
 
     private static int argmaxInPlace(MemorySegment ctx, int nVocab) {
-        MemorySegment logits = llama_get_logits_ith(ctx, -1).reinterpret((long) nVocab * Float.BYTES);
-        int best = 0;
-        float max = logits.getAtIndex(ValueLayout.JAVA_FLOAT, 0);
-        for (int i = 1; i < nVocab; i++) {
-            float v = logits.getAtIndex(ValueLayout.JAVA_FLOAT, i);
-            if (v > max) {
-                max = v;
-                best = i;
-            }
-        }
-        return best;
+        return BenchAccess.plainArgmax(llama_get_logits_ith(ctx, -1).reinterpret((long) nVocab * Float.BYTES));
     }
 
     // --- where the time goes (diagnostic) ---------------------------------------------------------

@@ -7,12 +7,15 @@ import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * Samples the sequences of one decode together. With many sequences on a large vocabulary the
@@ -35,6 +38,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * the threads take the same way, and the calling thread combines them and picks: a single
  * stream's draw is shared too.
  *
+ * <p>Where the rows come from a device that computes while the calling thread waits, the caller can
+ * say when it expects them ({@link #wakeAhead}): the helpers are woken then, while the device still
+ * works, sleep until shortly before the expected time and then wait spinning, so that they take rows
+ * as soon as {@link #sample} hands them out instead of some hundreds of microseconds later.
+ *
  * <p>With {@code threads == 1} there are no helpers and {@link #sample} is the same as calling
  * {@link Sampler#sample} for each sequence in turn. Create, use and close a pool on one thread.
  */
@@ -50,6 +58,18 @@ public final class SamplingPool implements AutoCloseable {
     static final int DRAW_CHUNK = 8192;
     /** What one chunk of a plain draw counts as, in argmaxes (a pass of {@code exp} over 8192 logits against a comparison over 128k). */
     static final int CHUNK_UNITS = 2;
+    /**
+     * How long before the expected rows a helper woken ahead stops sleeping and spins: a timed sleep
+     * ends some tens of microseconds late, more in a virtual machine.
+     */
+    static final long SPIN_LEAD_NANOS = 150_000;
+    /**
+     * How long past the expected rows a helper woken ahead keeps waiting for them before it goes back
+     * to sleep: this, or a quarter of the time it was woken ahead, whichever is longer.
+     */
+    static final long GIVE_UP_NANOS = 1_000_000;
+    /** With less time than this before the rows, waking ahead gains nothing over waking with them. */
+    static final long MIN_AHEAD_NANOS = 200_000;
     private static final AtomicInteger POOLS = new AtomicInteger();
 
     private final int threads;
@@ -77,7 +97,14 @@ public final class SamplingPool implements AutoCloseable {
     private int lastHelpers;
     private long lastPickNanos;
     private long lastHelperStartNanos;
-    private boolean closed;
+    private int lastHelpersAhead;
+    private volatile boolean closed;
+    /** Helpers woken by {@link #wakeAhead} that have not yet joined a round or given up. */
+    private final AtomicInteger standingCount = new AtomicInteger();
+    private final Set<Thread> standing = ConcurrentHashMap.newKeySet();
+    /** The last round handed to the helpers woken ahead, and its number (rounds are numbered from 1 by the calling thread). */
+    private volatile Round current;
+    private long published;
 
     /** @param threads threads that sample rows (argmaxes and chains), the calling thread included (1..256) */
     public SamplingPool(int threads) {
@@ -178,11 +205,15 @@ public final class SamplingPool implements AutoCloseable {
         }
         int wake = helpers == null || units < MIN_PARALLEL_ROWS ? 0 : Math.min(Math.min(threads, (units + 1) / 2), tasks) - 1;
         Round round = new Round(tasks, tokens, errors);
-        for (int h = 0; h < wake; h++) {
-            helpers.execute(() -> round.take(this, true));
+        int ahead = standingCount.get();
+        if (ahead > 0) {
+            publish(round); // the helpers woken ahead take part; fewer need waking now
+        }
+        for (int h = ahead; h < wake; h++) {
+            helpers.execute(() -> round.take(this, true, false));
         }
         try {
-            round.take(this, false);
+            round.take(this, false, false);
         } finally {
             // Every task claimed by a helper is finished before the rows are let go: the caller's
             // next decode overwrites them. (A helper that wakes after the last task was claimed
@@ -197,12 +228,100 @@ public final class SamplingPool implements AutoCloseable {
         lastHelpers = round.helpersJoined.get();
         lastPickNanos = round.pickNanos.get();
         lastHelperStartNanos = round.latestHelperStart.get();
+        lastHelpersAhead = round.helpersAhead.get();
         Throwable failed = round.failed;
         Arrays.fill(rows, 0, m, null);
         Arrays.fill(rowSamplers, 0, m, null);
         if (failed != null) {
             throw new IllegalStateException("a sampling helper failed: " + failed, failed);
         }
+    }
+
+    /**
+     * Wakes helpers for a {@link #sample} call whose rows are expected at {@code rowsAtNanos} (a
+     * {@link System#nanoTime} value), with about {@code rows} rows on the host: as many as that
+     * call would wake for that many argmaxes, less those still waiting from an earlier call. They
+     * sleep until {@link #SPIN_LEAD_NANOS} before that time, then spin until a call hands out its
+     * rows; a helper that has seen none {@link #GIVE_UP_NANOS} (or a quarter of the time ahead, if
+     * longer) after that time goes back to sleep (the next call wakes helpers as usual). Nothing is woken with less than
+     * {@link #MIN_AHEAD_NANOS} to go (a decode on the CPU has returned by the time it is done),
+     * without helpers, or for fewer rows than are worth a helper. A {@link #forEachRow} call sends
+     * the helpers waiting back first. Returns the number of helpers woken.
+     *
+     * @throws IllegalStateException when the pool is closed
+     */
+    public int wakeAhead(long rowsAtNanos, int rows) {
+        if (closed) {
+            throw new IllegalStateException("sampling pool is closed");
+        }
+        if (helpers == null || rows < MIN_PARALLEL_ROWS || rowsAtNanos - System.nanoTime() < MIN_AHEAD_NANOS) {
+            return 0;
+        }
+        int n = Math.min(threads, (rows + 1) / 2) - 1 - standingCount.get();
+        long after = published;
+        long giveUp = rowsAtNanos + Math.max(GIVE_UP_NANOS, (rowsAtNanos - System.nanoTime()) / 4);
+        for (int h = 0; h < n; h++) {
+            standingCount.incrementAndGet();
+            helpers.execute(() -> stand(after, rowsAtNanos, giveUp));
+        }
+        return Math.max(0, n);
+    }
+
+    /**
+     * A helper woken ahead: waits for a round numbered after {@code after} and takes part in it. It
+     * stops counting as waiting as soon as it joins, before it takes rows: the caller, back from a
+     * call that this helper picked rows in, sees it gone and wakes helpers ahead again for the next.
+     */
+    private void stand(long after, long rowsAtNanos, long giveUp) {
+        Thread me = Thread.currentThread();
+        standing.add(me);
+        boolean waiting = true;
+        try {
+            long spinFrom = rowsAtNanos - SPIN_LEAD_NANOS;
+            while (!closed && !me.isInterrupted()) {
+                Round r = current;
+                if (r != null && r.number > after) {
+                    waiting = false;
+                    standing.remove(me);
+                    standingCount.decrementAndGet();
+                    r.take(this, true, true);
+                    return;
+                }
+                long now = System.nanoTime();
+                if (now - giveUp > 0) {
+                    return;
+                }
+                if (spinFrom - now > 0) {
+                    LockSupport.parkNanos(this, spinFrom - now); // until shortly before the rows, or a publish
+                } else {
+                    Thread.onSpinWait();
+                }
+            }
+        } finally {
+            if (waiting) {
+                standing.remove(me);
+                standingCount.decrementAndGet();
+            }
+        }
+    }
+
+    /** Hands {@code round} to the helpers woken ahead and wakes those still asleep (calling thread only). */
+    private void publish(Round round) {
+        round.number = ++published;
+        current = round;
+        for (Thread t : standing) {
+            LockSupport.unpark(t);
+        }
+    }
+
+    /** Helpers woken ahead that have not yet taken part in a call or given up (for the tests). */
+    int standingHelpers() {
+        return standingCount.get();
+    }
+
+    /** Of the helpers that took part in the last {@link #sample} call, how many were woken ahead ({@link #wakeAhead}). */
+    public int lastHelpersAhead() {
+        return lastHelpersAhead;
     }
 
     /** Rows the last {@link #sample} call sampled on the host, argmaxes and chains (not those read back from the device). */
@@ -266,6 +385,9 @@ public final class SamplingPool implements AutoCloseable {
             return;
         }
         context.checkOpen();
+        if (standingCount.get() > 0) {
+            publish(new Round(0, null, null)); // a round without tasks: helpers waiting ahead go back, their threads are needed here
+        }
         try (Arena call = Arena.ofShared()) {
             LogitsRow[] rows = new LogitsRow[count];
             for (int i = 0; i < count; i++) {
@@ -342,9 +464,12 @@ public final class SamplingPool implements AutoCloseable {
         final AtomicInteger next = new AtomicInteger();
         final AtomicInteger finished = new AtomicInteger();
         final AtomicInteger helpersJoined = new AtomicInteger();
+        final AtomicInteger helpersAhead = new AtomicInteger();
         final AtomicLong pickNanos = new AtomicLong();
         final AtomicLong latestHelperStart = new AtomicLong();
         volatile Throwable failed;
+        /** Set before the round is handed to helpers woken ahead ({@link #publish}). */
+        long number;
 
         Round(int tasks, int[] tokens, RuntimeException[] errors) {
             this.tasks = tasks;
@@ -353,7 +478,7 @@ public final class SamplingPool implements AutoCloseable {
         }
 
         /** Does tasks (rows, chunks) until none is left; a task that throws an Error stops this thread, recorded for the caller. */
-        void take(SamplingPool pool, boolean helper) {
+        void take(SamplingPool pool, boolean helper, boolean ahead) {
             long start = System.nanoTime();
             int r = next.getAndIncrement();
             if (r >= tasks) {
@@ -361,6 +486,9 @@ public final class SamplingPool implements AutoCloseable {
             }
             if (helper) {
                 helpersJoined.incrementAndGet();
+                if (ahead) {
+                    helpersAhead.incrementAndGet();
+                }
                 latestHelperStart.accumulateAndGet(start - handedOut, Math::max);
             }
             try {

@@ -210,6 +210,86 @@ class SamplingPoolTest extends StoriesModelTest {
         }
     }
 
+    /**
+     * Helpers woken ahead of the rows ({@link SamplingPool#wakeAhead}, as the server does while the
+     * device decodes; a sleep stands in for the device here) take part in the call that follows and
+     * change nothing of its picks or of any earlier call's; those for which no call comes go back to
+     * sleep, and a {@link SamplingPool#forEachRow} call in between sends them back at once.
+     */
+    @Test
+    void helpersWokenAheadTakeRowsAndThoseForWhichNoneComeGoBack() throws InterruptedException {
+        Vocabulary v = model.vocabulary();
+        int n = PROMPTS.length;
+        try (LlamaContext ctx = model.newContext(TestModels.small(n)); Batch batch = ctx.newBatch(256);
+                SamplingPool pool = new SamplingPool(4)) {
+            int[] outputs = decodeAll(ctx, batch, v);
+            Sampler[] samplers = new Sampler[n];
+            int[] expected = new int[n];
+            for (int i = 0; i < n; i++) {
+                samplers[i] = i % 2 == 0 ? Sampler.greedy(v) : Sampler.builder(v).logitBias(3, -2f).build();
+                expected[i] = samplers[i].sample(ctx, outputs[i]);
+            }
+            try {
+                List<int[]> calls = new ArrayList<>();
+                int joinedAhead = 0;
+                for (int call = 0; call < 150; call++) {
+                    int woken = pool.wakeAhead(System.nanoTime() + 2_000_000, n);
+                    assertThat(woken).as("at most the helpers the call would wake for %d argmaxes", n).isBetween(0, 3);
+                    Thread.sleep(2);
+                    int[] tokens = new int[n];
+                    RuntimeException[] errors = new RuntimeException[n];
+                    pool.sample(ctx, samplers, outputs, n, tokens, errors);
+                    assertThat(errors).containsOnlyNulls();
+                    assertThat(tokens).as("call %d", call).containsExactly(expected);
+                    assertThat(pool.lastHelpersAhead()).isBetween(0, pool.lastHelpers());
+                    joinedAhead += pool.lastHelpersAhead();
+                    calls.add(tokens);
+                }
+                assertThat(joinedAhead).as("helpers woken ahead that took part").isPositive();
+                // woken for rows 2 s away, then a forEachRow call: the helpers waiting are sent back (its
+                // parts run on their threads) instead of holding its parts until they give up
+                pool.wakeAhead(System.nanoTime() + 2_000_000_000L, n);
+                float[][] seen = new float[n][];
+                long before = System.nanoTime();
+                pool.forEachRow(ctx, outputs, n, (i, row) -> seen[i] = row.toArray());
+                long took = System.nanoTime() - before;
+                for (int i = 0; i < n; i++) {
+                    assertThat(seen[i]).isEqualTo(ctx.logits(outputs[i]));
+                }
+                assertThat(took).as("forEachRow waited for the helpers woken ahead to give up").isLessThan(2_000_000_000L);
+                // woken for rows that never come: they give up and the next call wakes helpers as usual
+                assertThat(pool.wakeAhead(System.nanoTime() + 1_000_000, n)).isBetween(0, 3);
+                long deadline = System.nanoTime() + 10_000_000_000L;
+                while (pool.standingHelpers() > 0 && System.nanoTime() < deadline) {
+                    Thread.sleep(1);
+                }
+                assertThat(pool.standingHelpers()).as("helpers still waiting 10 s later").isZero();
+                int[] tokens = new int[n];
+                RuntimeException[] errors = new RuntimeException[n];
+                pool.sample(ctx, samplers, outputs, n, tokens, errors);
+                assertThat(tokens).containsExactly(expected);
+                assertThat(pool.lastHelpersAhead()).isZero();
+                Thread.sleep(20);
+                for (int call = 0; call < calls.size(); call++) {
+                    assertThat(calls.get(call)).as("call %d after the helpers ran", call).containsExactly(expected);
+                }
+                // nothing is woken too close to the rows, for too few rows, or without helpers
+                assertThat(pool.wakeAhead(System.nanoTime() + SamplingPool.MIN_AHEAD_NANOS / 2, n)).isZero();
+                assertThat(pool.wakeAhead(System.nanoTime() + 5_000_000, SamplingPool.MIN_PARALLEL_ROWS - 1)).isZero();
+                try (SamplingPool alone = new SamplingPool(1)) {
+                    assertThat(alone.wakeAhead(System.nanoTime() + 5_000_000, n)).isZero();
+                }
+            } finally {
+                for (Sampler s : samplers) {
+                    s.close();
+                }
+            }
+            pool.close();
+            assertThatThrownBy(() -> pool.wakeAhead(System.nanoTime() + 5_000_000, n))
+                    .isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
+        }
+    }
+
     @Test
     void aFailingSequenceGetsItsErrorAndTheOthersStillTheirTokens() {
         Vocabulary v = model.vocabulary();

@@ -22,7 +22,9 @@ import java.util.concurrent.locks.LockSupport;
  *
  * With {@code gap-us} the calling thread waits that long (sleeping) between two steps, as the
  * scheduler waits for the device's decode on a GPU: the helpers then park between steps and each
- * step pays for waking them (timed: the steps alone, not the gaps).
+ * step pays for waking them (timed: the steps alone, not the gaps). With {@code ahead} after the
+ * kind, the helpers are woken at the start of each gap for the step at its end
+ * ({@link SamplingPool#wakeAhead}, as the server does while the device decodes).
  *
  * <p>With {@code kind} {@code temp} every sequence draws with a temperature instead (0.8, a seed of its
  * own; a plain draw, computed over the row and split into chunks on the pool's threads), with
@@ -32,14 +34,14 @@ import java.util.concurrent.locks.LockSupport;
  * the same draws through llama.cpp's chain over a candidates array (what they cost before this
  * project computed them itself).
  *
- * <pre>java ... ai.llmref.llama.bench.SamplingPoolBenchmark MODEL.gguf [rows] [max-threads] [gpu-layers] [gap-us] [greedy|temp|topp|topk][chain]</pre>
+ * <pre>java ... ai.llmref.llama.bench.SamplingPoolBenchmark MODEL.gguf [rows] [max-threads] [gpu-layers] [gap-us] [greedy|temp|topp|topk][chain] [ahead]</pre>
  */
 public final class SamplingPoolBenchmark {
     private SamplingPoolBenchmark() {}
 
     public static void main(String[] args) {
         if (args.length < 1) {
-            System.err.println("usage: SamplingPoolBenchmark MODEL.gguf [rows=64] [max-threads=8] [gpu-layers=0] [gap-us=0] [greedy|temp|topp|topk][chain]");
+            System.err.println("usage: SamplingPoolBenchmark MODEL.gguf [rows=64] [max-threads=8] [gpu-layers=0] [gap-us=0] [greedy|temp|topp|topk][chain] [ahead]");
             System.exit(2);
         }
         Path model = Path.of(args[0]);
@@ -48,6 +50,11 @@ public final class SamplingPoolBenchmark {
         int gpuLayers = args.length > 3 ? Integer.parseInt(args[3]) : 0;
         long gapNanos = args.length > 4 ? Long.parseLong(args[4]) * 1000 : 0;
         String kind = args.length > 5 ? args[5] : "greedy";
+        boolean ahead = args.length > 6 && args[6].equals("ahead");
+        if (args.length > 6 && (!ahead || gapNanos == 0)) {
+            System.err.println("the last argument is \"ahead\" (with a gap), got " + args[6]);
+            System.exit(2);
+        }
         if (!List.of("greedy", "temp", "tempchain", "topp", "toppchain", "topk", "topkchain").contains(kind)) {
             System.err.println("kind must be greedy, temp, topp or topk, the last three perhaps with \"chain\", got " + kind);
             System.exit(2);
@@ -79,9 +86,10 @@ public final class SamplingPoolBenchmark {
             int[] reference = null;
             System.out.printf(Locale.ROOT, "model %s, vocabulary %d, %d rows, %d CPUs%n", model.getFileName(), vocab, rows,
                     Runtime.getRuntime().availableProcessors());
-            System.out.printf(Locale.ROOT, "gap between steps: %d µs; samplers: %s%n", gapNanos / 1000, kind);
-            System.out.println("| threads | µs per step (median of 9 batches of 200) | µs per row | last helper's start µs (mean) |");
-            System.out.println("| ---: | ---: | ---: | ---: |");
+            System.out.printf(Locale.ROOT, "gap between steps: %d µs%s; samplers: %s%n", gapNanos / 1000,
+                    ahead ? ", helpers woken at its start" : "", kind);
+            System.out.println("| threads | µs per step (median of 9 batches of 200) | µs per row | last helper's start µs (mean) | helpers per step (woken ahead) |");
+            System.out.println("| ---: | ---: | ---: | ---: | ---: |");
             for (int threads = 1; threads <= maxThreads; threads *= 2) {
                 try (SamplingPool pool = new SamplingPool(threads)) {
                     for (int i = 0; i < 300; i++) { // warm-up: JIT, helper threads started
@@ -89,16 +97,23 @@ public final class SamplingPoolBenchmark {
                     }
                     double[] perStep = new double[9];
                     long starts = 0;
+                    long helpers = 0;
+                    long helpersAhead = 0;
                     for (int b = 0; b < perStep.length; b++) {
                         long busy = 0;
                         for (int i = 0; i < 200; i++) {
                             if (gapNanos > 0) {
+                                if (ahead) {
+                                    pool.wakeAhead(System.nanoTime() + gapNanos, rows);
+                                }
                                 LockSupport.parkNanos(gapNanos);
                             }
                             long t0 = System.nanoTime();
                             pool.sample(ctx, samplers, indices, rows, tokens, errors);
                             busy += System.nanoTime() - t0;
                             starts += pool.lastHelperStartNanos();
+                            helpers += pool.lastHelpers();
+                            helpersAhead += pool.lastHelpersAhead();
                         }
                         perStep[b] = busy / 200.0 / 1000.0;
                     }
@@ -111,8 +126,9 @@ public final class SamplingPoolBenchmark {
                         throw new IllegalStateException("different picks with " + threads + " threads");
                     }
                     double median = perStep[perStep.length / 2];
-                    System.out.printf(Locale.ROOT, "| %d | %.1f | %.2f | %.1f |%n", threads, median, median / rows,
-                            starts / 1000.0 / (200.0 * perStep.length));
+                    double steps = 200.0 * perStep.length;
+                    System.out.printf(Locale.ROOT, "| %d | %.1f | %.2f | %.1f | %.2f (%.2f) |%n", threads, median, median / rows,
+                            starts / 1000.0 / steps, helpers / steps, helpersAhead / steps);
                 }
             }
             for (Sampler s : samplers) {

@@ -212,7 +212,7 @@ public final class Server implements AutoCloseable {
                     // auto emit-during-decode: on a GPU llama_decode returns while the device computes and the
                     // text work fits in that window; on CPU holding text back would only delay it
                     samplingThreads(e, onGpu), e.emitDuringDecode().on(onGpu), e.kvCacheTypeK(), e.kvCacheTypeV(),
-                    e.deviceSampling().on(onGpu)), metrics);
+                    e.deviceSampling().on(onGpu), e.samplingWakeAhead().on(onGpu)), metrics);
             served = new ServedModel(config.model().id(), model, engine, chatRenderer(model));
             java.util.List<ai.llmref.llama.Device> devices = ai.llmref.llama.LlamaBackend.initialize().devices();
             ai.llmref.llama.ModelPlacement mp = model.placement();

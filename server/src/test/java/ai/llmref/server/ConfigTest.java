@@ -84,6 +84,18 @@ class ConfigTest {
     }
 
     @Test
+    void samplingWakeAheadIsOnWithTheModelOnAGpuUnlessSet() {
+        assertThatThrownBy(() -> bind(Map.of("engine.sampling-wake-ahead", "early"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: engine.sampling-wake-ahead must be one of [auto, true, false], got 'early'");
+        ServerConfig.Engine auto = bind(Map.of()).engine();
+        assertThat(auto.samplingWakeAhead()).isEqualTo(ServerConfig.OnGpu.AUTO);
+        assertThat(auto.samplingWakeAhead().on(true)).isTrue();
+        assertThat(auto.samplingWakeAhead().on(false)).as("on CPU the decode returns when done: nothing to wake ahead of").isFalse();
+        assertThat(bind(Map.of("engine.sampling-wake-ahead", "false")).engine().samplingWakeAhead().on(true)).isFalse();
+        assertThat(bind(Map.of("engine.sampling-wake-ahead", "true")).engine().samplingWakeAhead().on(false)).isTrue();
+    }
+
+    @Test
     void invalidValuesNameTheKeyAndTheRule() {
         assertThatThrownBy(() -> bind(Map.of("engine.slots", "0"))).isInstanceOf(ConfigException.class)
                 .hasMessage("invalid configuration: engine.slots must be between 1 and 256, got '0'");

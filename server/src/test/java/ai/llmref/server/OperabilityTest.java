@@ -184,6 +184,8 @@ class OperabilityTest {
             assertThat(value(m, "llmref_engine_sampling_pick_seconds_count")).isPositive().isLessThanOrEqualTo(steps);
             assertThat(m).containsPattern("(?m)^llmref_engine_sampling_pick_seconds_sum [0-9.E-]*[1-9]");
             assertThat(m).doesNotContain("llmref_engine_sampling_helper_start_seconds_count");
+            assertThat(value(m, "llmref_engine_sampling_helpers_total")).isZero();
+            assertThat(value(m, "llmref_engine_sampling_helpers_ahead_total")).isZero();
             assertThat(value(m, "llmref_slots_total")).isEqualTo(4);
             assertThat(value(m, "llmref_kv_cache_cells_total")).isEqualTo(4 * TestServer.SLOT_CONTEXT);
             assertThat(value(m, "llmref_ready")).isEqualTo(1);

@@ -68,7 +68,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
 
     /**
      * A switch whose {@code auto} is on when the model is on a GPU ({@code engine.emit-during-decode},
-     * {@code engine.device-sampling}).
+     * {@code engine.device-sampling}, {@code engine.sampling-wake-ahead}).
      */
     public enum OnGpu {
         AUTO, TRUE, FALSE;
@@ -89,13 +89,14 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * @param emitDuringDecode make a step's text while the next decode runs (see {@code EngineConfig})
      * @param kvCacheTypeK    element type of the generation context's K cache
      * @param kvCacheTypeV    element type of its V cache (a quantized one needs flash attention)
-     * @param deviceSampling  greedy picks on the device (see {@code EngineConfig}); off by default until
-     *                        measured on a GPU
+     * @param deviceSampling  greedy picks on the device (see {@code EngineConfig}); off by default:
+     *                        slower than the host's picks with many streams (docs/benchmarks.md, GPU run 4)
+     * @param samplingWakeAhead wake the sampling helpers while the device decodes (see {@code EngineConfig})
      */
     public record Engine(int slots, int slotContext, int batchSize, int ubatchSize, int prefillChunk, int queueCapacity,
                          int threads, int threadsBatch, ContextParams.FlashAttention flashAttention, boolean embeddings,
                          int samplingThreads, OnGpu emitDuringDecode, ContextParams.KvCacheType kvCacheTypeK,
-                         ContextParams.KvCacheType kvCacheTypeV, OnGpu deviceSampling) {}
+                         ContextParams.KvCacheType kvCacheTypeV, OnGpu deviceSampling, OnGpu samplingWakeAhead) {}
 
     /**
      * @param maxRequestLineBytes longer request lines: 414
@@ -184,7 +185,8 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 enumeration(c, "engine.emit-during-decode", OnGpu.AUTO, OnGpu::valueOf),
                 enumeration(c, "engine.kv-cache-type-k", ContextParams.KvCacheType.F16, ContextParams.KvCacheType::valueOf),
                 enumeration(c, "engine.kv-cache-type-v", ContextParams.KvCacheType.F16, ContextParams.KvCacheType::valueOf),
-                enumeration(c, "engine.device-sampling", OnGpu.FALSE, OnGpu::valueOf));
+                enumeration(c, "engine.device-sampling", OnGpu.FALSE, OnGpu::valueOf),
+                enumeration(c, "engine.sampling-wake-ahead", OnGpu.AUTO, OnGpu::valueOf));
         if (engine.kvCacheTypeV().quantized() && engine.flashAttention() == ContextParams.FlashAttention.DISABLED) {
             throw new ConfigException("engine.kv-cache-type-v", "is quantized, which needs engine.flash-attention auto or enabled (it is disabled)",
                     engine.kvCacheTypeV().ggmlName());

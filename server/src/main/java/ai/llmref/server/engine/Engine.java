@@ -59,6 +59,11 @@ public final class Engine implements AutoCloseable {
     private final Picks picks;
     /** The context's count of reused compute graphs after the last step ({@link LlamaContext#graphsReused}; scheduler thread). */
     private long graphsReusedSeen;
+    /**
+     * By a step's batch size: how long its decode took until the device had finished, averaged over
+     * the last steps of that size (0: none yet). Tells the sampling pool when to wake its helpers.
+     */
+    private long[] decodeEstimate = new long[0];
 
     private record EmbeddingJob(List<int[]> inputs, CompletableFuture<List<float[]>> result) {}
 
@@ -419,12 +424,14 @@ public final class Engine implements AutoCloseable {
         int budget = batch.capacity() - tokenBudget;
         int runs = 0;
         int lastSequence = -2;
+        int hostPicks = 0; // this step's tokens to pick on the host, as far as known before the decode
         for (Slot s : slots) {
             int before = batch.size();
             if (generating(s)) {
                 if (tokenBudget == 0) {
                     continue;
                 }
+                hostPicks += s.deviceSampler == null ? 1 : 0;
                 s.outputIndex = batch.size();
                 batch.add(s.lastToken, s.position, s.sequence, true);
                 s.remember(s.lastToken, s.position);
@@ -443,6 +450,7 @@ public final class Engine implements AutoCloseable {
                     boolean last = idx == s.prompt.length - 1;
                     if (last) {
                         s.outputIndex = batch.size();
+                        hostPicks += s.deviceSampler == null ? 1 : 0;
                     }
                     batch.add(s.prompt[idx], s.position, s.sequence, last || s.promptLogprobs != null);
                     s.remember(s.prompt[idx], s.position);
@@ -476,14 +484,26 @@ public final class Engine implements AutoCloseable {
             }
             return;
         }
-        // On a GPU llama_decode returns while the device computes: the text of the last step's
-        // tokens is made and handed out now, in that window (emit during decode, see accept).
+        // On a GPU llama_decode returns while the device computes: the sampling pool's helpers are
+        // woken now, to be running when the rows come, and the text of the last step's tokens is
+        // made and handed out in that window (emit during decode, see accept).
+        int size = batch.size();
+        if (decodeEstimate.length <= size) {
+            decodeEstimate = java.util.Arrays.copyOf(decodeEstimate, Math.max(size + 1, batch.capacity() + 1));
+        }
+        if (config.samplingWakeAhead() && decodeEstimate[size] > 0) {
+            sampling.wakeAhead(decodeStart + decodeEstimate[size], hostPicks);
+        }
         long pendingStart = System.nanoTime();
         emitPending(slots);
         long emitNanos = System.nanoTime() - pendingStart;
         ctx.synchronize(); // wait for the device here, so that the phases are timed apart
         long now = System.nanoTime();
         long decodeNanos = now - decodeStart - emitNanos;
+        // until the device had finished (or, when the text took longer, until the text was done: an
+        // estimate on the late side wakes the helpers late, as without it)
+        long est = decodeEstimate[size];
+        decodeEstimate[size] = est == 0 ? now - decodeStart : est + (now - decodeStart - est) / 4;
         long reusedTotal = ctx.graphsReused();
         int graphsReused = (int) Math.max(0, reusedTotal - graphsReusedSeen);
         graphsReusedSeen = reusedTotal;
@@ -509,8 +529,8 @@ public final class Engine implements AutoCloseable {
         sampling.sample(ctx, p.samplers, p.indices, n, p.tokens, p.errors);
         long emitStart = System.nanoTime();
         if (sampling.lastRows() > 0) {
-            observer.samplingCompleted(sampling.lastRows(), sampling.lastHelpers(), sampling.lastPickNanos(),
-                    sampling.lastHelperStartNanos());
+            observer.samplingCompleted(sampling.lastRows(), sampling.lastHelpers(), sampling.lastHelpersAhead(),
+                    sampling.lastPickNanos(), sampling.lastHelperStartNanos());
         }
         tokenLogprobs(ctx, sampling, n);
         for (int i = 0; i < n; i++) {

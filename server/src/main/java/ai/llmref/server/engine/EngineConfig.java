@@ -25,6 +25,12 @@ import ai.llmref.llama.ContextParams;
  * @param kvCacheTypeK   element type of the generation context's K cache
  * @param deviceSampling pick greedy tokens (with at most a logit bias) on the device that computes the
  *                       logits (llama.cpp's experimental backend sampling, {@code llama_set_sampler})
+ * @param samplingWakeAhead wake the sampling pool's helpers while the device decodes, at the time the
+ *                       step's decode is expected to end (from the last steps with as many tokens), so
+ *                       that they are running when the rows come (see
+ *                       {@link ai.llmref.llama.SamplingPool#wakeAhead}); costs their spinning for
+ *                       about 0.15 ms a step, and needs a decode that returns before the device has
+ *                       finished (a GPU)
  * @param kvCacheTypeV   element type of its V cache. The embeddings context keeps F16 for both: it
  *                       holds one input at a time (1/slots of the generation context's positions),
  *                       and its vectors stay those of {@code llama_get_embeddings_seq} at full precision
@@ -33,7 +39,7 @@ public record EngineConfig(int slots, int slotContext, int batchSize, int ubatch
                            int queueCapacity, int threads, int threadsBatch,
                            ContextParams.FlashAttention flashAttention, boolean embeddings, int samplingThreads,
                            boolean emitDuringDecode, ContextParams.KvCacheType kvCacheTypeK,
-                           ContextParams.KvCacheType kvCacheTypeV, boolean deviceSampling) {
+                           ContextParams.KvCacheType kvCacheTypeV, boolean deviceSampling, boolean samplingWakeAhead) {
 
     ContextParams contextParams() {
         return ContextParams.defaults()

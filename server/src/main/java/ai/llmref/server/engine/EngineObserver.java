@@ -25,10 +25,11 @@ public interface EngineObserver {
     /**
      * A step's picks on the sampling pool ended: {@code rows} picked on the host (argmaxes and llama.cpp chains), in
      * {@code pickNanos} of picking summed over the threads; {@code helpers} threads besides the
-     * scheduler took part, the last of them starting {@code helperStartNanos} after the work was
-     * handed out (see {@link ai.llmref.llama.SamplingPool}). Called only for steps with such rows.
+     * scheduler took part, {@code helpersAhead} of them woken while the device still decoded, the
+     * last of them starting {@code helperStartNanos} after the work was handed out (see
+     * {@link ai.llmref.llama.SamplingPool}). Called only for steps with such rows.
      */
-    default void samplingCompleted(int rows, int helpers, long pickNanos, long helperStartNanos) {}
+    default void samplingCompleted(int rows, int helpers, int helpersAhead, long pickNanos, long helperStartNanos) {}
 
     /** A request's cached prompt prefix was copied from another free slot into the lowest free one. */
     default void prefixCopied() {}

@@ -58,6 +58,8 @@ public final class ServerMetrics implements EngineObserver {
     private final Metrics.Counter samplingRows;
     private final Metrics.Histogram samplingPick;
     private final Metrics.Histogram samplingHelperStart;
+    private final Metrics.Counter samplingHelpers;
+    private final Metrics.Counter samplingHelpersAhead;
 
     public ServerMetrics(Supplier<Source> source) {
         this.source = source;
@@ -87,6 +89,10 @@ public final class ServerMetrics implements EngineObserver {
                 "Per step, the sampling pool's picking time summed over its threads (sum / rows_total: the time per pick)", STEP_PHASE);
         samplingHelperStart = registry.histogram("llmref_engine_sampling_helper_start_seconds",
                 "Per step with helper threads, how long after the work was handed out the last helper started picking", WAKE_UP);
+        samplingHelpers = registry.counter("llmref_engine_sampling_helpers_total",
+                "Helper threads that took part in the steps' picks (besides the scheduler)");
+        samplingHelpersAhead = registry.counter("llmref_engine_sampling_helpers_ahead_total",
+                "Of those, helpers woken while the device still decoded (engine.sampling-wake-ahead)");
         deviceSamplerAttaches = registry.counter("llmref_engine_device_sampler_attaches_total",
                 "Greedy chains attached to a slot for sampling on the device (engine.device-sampling; each makes llama.cpp reserve again)");
         registry.gauge("llmref_ready", "1 when the server is ready to serve", out -> out.add(Metrics.Sample.of(flag(source.get().ready()))));
@@ -233,8 +239,10 @@ public final class ServerMetrics implements EngineObserver {
     }
 
     @Override
-    public void samplingCompleted(int rows, int helpers, long pickNanos, long helperStartNanos) {
+    public void samplingCompleted(int rows, int helpers, int helpersAhead, long pickNanos, long helperStartNanos) {
         samplingRows.inc(rows);
+        samplingHelpers.inc(helpers);
+        samplingHelpersAhead.inc(helpersAhead);
         samplingPick.observe(pickNanos / 1e9);
         if (helpers > 0) {
             samplingHelperStart.observe(helperStartNanos / 1e9);

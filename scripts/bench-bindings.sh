@@ -6,7 +6,7 @@
 #
 #   scripts/bench-bindings.sh [--threads N] [--rounds N] [--quick] [--no-1b] [--threadpool]
 #                             [--max-other-load CORES] [--retries N] [--quiet-wait S] [--ngl N]
-#                             [--models LIST] [--prebuilt] [--alone] [--c-loop]
+#                             [--models LIST] [--prebuilt] [--alone] [--alone-also LIST] [--c-loop]
 #
 #   --threads N       -t for both llama-bench and Java (default: nproc, llama-bench's own default here)
 #   --rounds N        llama-bench and Java alternate N times per model, order flipped every round (default 3)
@@ -27,6 +27,12 @@
 #                     warm-up; row "api-alone"): whether interleaving several contexts' repetitions,
 #                     or the warm-up's contexts, change the Java figure (on a GPU a token takes about
 #                     1 ms, against a microsecond or so for a not-yet-compiled FFM call)
+#   --alone-also LIST more processes per round like --alone's, each with one difference from it
+#                     that the interleaved Java process has (GPU run 4: the API alone read 0.993 of
+#                     llama-bench's tg128, the interleaved process 0.945, all of it in the device's
+#                     wait), of: jit (the JIT warm-up on stories260K first, on the same device; row
+#                     "api-alone-jit"), idle (two more contexts of the model alive while it
+#                     measures; row "api-alone-idle2")
 #   --c-loop          also run bindings/src/test/c/decode_loop.c per round (compiled here with $CC,
 #                     default gcc): llama-bench's pp and tg loops written again in plain C, the Java
 #                     raw-bindings loop's calls in a process without a JVM (row "c-loop"), each
@@ -62,6 +68,7 @@ ngl=0
 models="stories260K tiny-128k 1B-128k"
 prebuilt=0
 alone=0
+alone_also=""
 c_loop=0
 quiet_jvm="-XX:+UseSerialGC -XX:-UsePerfData -XX:+UnlockDiagnosticVMOptions -XX:GuaranteedSafepointInterval=0"
 while [ $# -gt 0 ]; do
@@ -78,6 +85,7 @@ while [ $# -gt 0 ]; do
     --retries) retries=${2?"$1 needs a value"}; shift 2 ;;
     --quiet-wait) quiet_wait=${2?"$1 needs a value"}; shift 2 ;;
     --alone) alone=1; shift ;;
+    --alone-also) alone_also=${2?"$1 needs a value"}; shift 2 ;;
     --c-loop) c_loop=1; shift ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
@@ -93,6 +101,9 @@ for m in $models; do
   case "$m" in stories260K|tiny-128k|1B-128k) ;; *) die "--models: unknown model '$m' (stories260K, tiny-128k, 1B-128k)" ;; esac
 done
 [ -n "$models" ] || die "--models must name at least one model"
+for v in $alone_also; do
+  case "$v" in jit|idle) ;; *) die "--alone-also: unknown process '$v' (jit, idle)" ;; esac
+done
 has_model() { [[ " $models " == *" $1 "* ]]; }
 
 [ "$prebuilt" = 1 ] || "$root/scripts/prereqs.sh"
@@ -176,6 +187,12 @@ write_cmd "$run_dir/java-cmd.json" "${decode_benchmark[@]}" --jit-model "$storie
 if [ "$alone" = 1 ]; then
   write_cmd "$run_dir/alone-cmd.json" "${decode_benchmark[@]}" --jit-decodes 0 --alone
 fi
+for v in $alone_also; do
+  case "$v" in
+    jit) write_cmd "$run_dir/alonejit-cmd.json" "${decode_benchmark[@]}" --jit-model "$stories" --alone --alone-suffix -jit ;;
+    idle) write_cmd "$run_dir/aloneidle-cmd.json" "${decode_benchmark[@]}" --jit-decodes 0 --idle-contexts 2 --alone --alone-suffix -idle2 ;;
+  esac
+done
 write_cmd "$run_dir/native-cmd.json" "$bin_dir/llama-bench" -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto -o jsonl
 if [ "$c_loop" = 1 ]; then
   log "compiling decode_loop.c with ${CC:-gcc}"
@@ -192,11 +209,14 @@ run_dir, rounds, max_load, retries = sys.argv[1], int(sys.argv[2]), float(sys.ar
 quiet_wait = float(sys.argv[5])
 java_cmd = json.load(open(os.path.join(run_dir, "java-cmd.json")))[1:]
 native_cmd = json.load(open(os.path.join(run_dir, "native-cmd.json")))[1:]
-alone_file = os.path.join(run_dir, "alone-cmd.json")
-alone_cmd = json.load(open(alone_file))[1:] if os.path.exists(alone_file) else None
+java_cmds = {"java": java_cmd}
+for impl in ("alone", "alonejit", "aloneidle"):  # the Java API alone, and with one difference each (--alone-also)
+    f = os.path.join(run_dir, impl + "-cmd.json")
+    if os.path.exists(f):
+        java_cmds[impl] = json.load(open(f))[1:]
 c_file = os.path.join(run_dir, "c-cmd.json")
 c_cmd = json.load(open(c_file))[1:] if os.path.exists(c_file) else None
-impls = ["native", "java"] + (["alone"] if alone_cmd else []) + (["c"] if c_cmd else [])
+impls = ["native"] + list(java_cmds) + (["c"] if c_cmd else [])
 HZ = os.sysconf("SC_CLK_TCK")
 
 def busy():  # seconds of CPU the whole machine spent busy: user nice system irq softirq steal
@@ -222,7 +242,7 @@ for line in open(os.path.join(run_dir, "configs.txt")):
             elif impl == "c":
                 cmd = c_cmd[:1] + [model] + c_cmd[1:] + [p, n, reps, label]
             else:
-                cmd = (java_cmd if impl == "java" else alone_cmd) + ["-m", model, "-p", p, "-n", n, "-r", reps, "--label", label, "--jsonl", base + ".jsonl"]
+                cmd = java_cmds[impl] + ["-m", model, "-p", p, "-n", n, "-r", reps, "--label", label, "--jsonl", base + ".jsonl"]
             for attempt in range(1, retries + 2):
                 wait_quiet()
                 b0, t0, r0 = busy(), time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -255,6 +275,7 @@ if [ "$ngl" != 0 ]; then args="$args --ngl $ngl"; fi
 if [ "$prebuilt" = 1 ]; then args="$args --prebuilt"; fi
 if [ ${#threadpool[@]} -gt 0 ]; then args="$args --threadpool"; fi
 if [ "$alone" = 1 ]; then args="$args --alone"; fi
+if [ -n "$alone_also" ]; then args="$args --alone-also \"$alone_also\""; fi
 if [ "$c_loop" = 1 ]; then args="$args --c-loop"; fi
 {
   echo "Machine: $cpu, $(nproc) CPUs online, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM;" \
@@ -329,7 +350,7 @@ for lab in labels:
         dus = 1e6 / st.median(samples[key]) - 1e6 / st.median(samples[ref])
         raw = (lab, test, "java raw")
         # (api-alone and c-loop(-thread) ran in processes of their own: no same-process comparison)
-        vs_raw = "%.3f" % st.median(round_ratios(key, raw)) if raw in samples and key != raw and not who.endswith("-alone") and not who.startswith("java c-loop") else ""
+        vs_raw = "%.3f" % st.median(round_ratios(key, raw)) if raw in samples and key != raw and "-alone" not in who and not who.startswith("java c-loop") else ""
         print("| %s | %s | %s | %s | %.3f | %+.2f | %s |" % (lab, test, who[5:], ms(samples[key]),
               st.median(round_ratios(key, ref)), dus, vs_raw))
 print()
@@ -346,8 +367,10 @@ for lab in labels:
 print()
 print("Models: " + "; ".join("%s = %s" % (l, model_desc.get(l, "?")) for l in labels) + ".")
 print()
+short = {"native": "n", "java": "j", "alone": "a", "alonejit": "aj", "aloneidle": "ai", "c": "c"}
 print("Other load on the machine during each run (cores busy outside the benchmark; n = llama-bench, j = Java, a = Java alone, "
-      "c = the C loop, then the round): " + "; ".join("%s %s" % (l, " ".join("%s%d %.2f" % (r["impl"][0], r["round"],
+      "aj and ai = alone with the JIT warm-up or idle contexts, c = the C loop, then the round): "
+      + "; ".join("%s %s" % (l, " ".join("%s%d %.2f" % (short[r["impl"]], r["round"],
       r["other_load"]) for r in runs if r["label"] == l)) for l in labels)
       + ". Runs repeated because of it: %d; still above the limit after the retries: %d."
       % (sum(r["attempts"] - 1 for r in runs), sum(1 for r in runs if not r["clean"])))

@@ -8,7 +8,7 @@
 #
 #   scripts/gpu-verify.sh [--pack DIR] [--results DIR] [--phases "build test fallback bench"]
 #                         [--cpu] [--cuda-arch ARCH] [--rounds N] [--duration S] [--models "1b"]
-#                         [--server-warmup N] [--budget S] [--benchmarks "bindings server device-sampling"]
+#                         [--server-warmup N] [--budget S] [--benchmarks "bindings server variant"]
 #                         [--variant "LABEL:JVM-FLAGS"] [--server-args "ARGS"]
 #
 #   --pack DIR      what scripts/gpu-pack.sh prepared (default .carry/gpu): Java runtime, classes and
@@ -27,13 +27,16 @@
 #                   scripts/bench-server.sh --warmup-requests)
 #   --models LIST   real-shape models to benchmark, of: 1b 8b (default "1b"; 8b needs about 5 min
 #                   more to write and quantize)
-#   --benchmarks L  which benchmarks the bench phase runs, of: bindings server device-sampling (our
-#                   server also with engine.device-sampling=true, in the same rounds of the server
-#                   benchmark: bench-server.sh --variant); default all three. A second call
-#                   on a warm machine can run the ones a budget left out
-#   --variant L:F   what the device-sampling benchmark measures as the variant of our server
-#                   (default "device-sampling:-Dengine.device-sampling=true"); e.g. "t16:-Dengine.threads=16
-#                   -Dengine.threads-batch=16" compares the CPU threads of the earlier runs
+#   --benchmarks L  which benchmarks the bench phase runs, of: bindings server variant (our server
+#                   also with --variant's flags, in the same rounds of the server benchmark:
+#                   bench-server.sh --variant; "device-sampling", its name in runs 1-4, still
+#                   works); default all three. A second call on a warm machine can run the ones a
+#                   budget left out
+#   --variant L:F   what the variant benchmark measures as the variant of our server (default
+#                   "no-wake-ahead:-Dengine.sampling-wake-ahead=false": the sampling helpers woken
+#                   with the rows instead of during the decode); e.g.
+#                   "device-sampling:-Dengine.device-sampling=true" (runs 1-4's variant) or
+#                   "t16:-Dengine.threads=16 -Dengine.threads-batch=16" (the CPU threads of runs 1-2)
 #   --server-args A more scripts/bench-server.sh arguments for the server benchmark (e.g. "--eos
 #                   allow": requests without the EOS ban, whose logit_bias changes what
 #                   engine.device-sampling does)
@@ -41,7 +44,7 @@
 #                   when the benchmark phase starts with less time left than its benchmarks take at
 #                   full length (about 540 s for all three with the model still to write), it runs
 #                   short (one bindings round, 5 s per server level, 300 warm-up requests) rather
-#                   than be cut off, and the summary says so; the device-sampling variant and the
+#                   than be cut off, and the summary says so; the server variant and the
 #                   bindings at every core need room of their own (default 600: the issue's "about
 #                   10 minutes"; 0: no budget)
 #
@@ -75,8 +78,8 @@ duration=10
 models="1b"
 server_warmup=1000
 budget=600
-benchmarks="bindings server device-sampling"
-server_variant="device-sampling:-Dengine.device-sampling=true"
+benchmarks="bindings server variant"
+server_variant="no-wake-ahead:-Dengine.sampling-wake-ahead=false"
 server_args=""
 device_sampling_ok="" # set to 1 when the test phase's device-sampling tests pass, 0 when they fail
 while [ $# -gt 0 ]; do
@@ -100,7 +103,8 @@ while [ $# -gt 0 ]; do
 done
 for p in $phases; do case "$p" in build|test|fallback|bench) ;; *) die "--phases: unknown phase '$p'" ;; esac; done
 for m in $models; do case "$m" in 1b|8b) ;; *) die "--models: unknown model '$m' (1b, 8b)" ;; esac; done
-for b in $benchmarks; do case "$b" in bindings|server|device-sampling) ;; *) die "--benchmarks: unknown benchmark '$b' (bindings, server, device-sampling)" ;; esac; done
+benchmarks=${benchmarks//device-sampling/variant} # the variant benchmark's name in runs 1-4
+for b in $benchmarks; do case "$b" in bindings|server|variant) ;; *) die "--benchmarks: unknown benchmark '$b' (bindings, server, variant)" ;; esac; done
 has_bench() { [[ " $benchmarks " == *" $1 "* ]]; }
 [[ "$duration" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer"
 [[ "$server_warmup" =~ ^[0-9]+$ ]] || die "--server-warmup must be a non-negative integer"
@@ -473,13 +477,14 @@ elif has_phase bench; then
   # servers and llama-batched-bench (170, and 30 to spare), 238 s with the variant as a third
   # server (+80); bench-bindings about 75 s a round at -t 1 with --alone, 3 rounds (230), and about
   # 10 s a round more for the C loop, 5 s for its second generation test on a thread of its own
-  # (+45). It runs short unless that fits.
+  # (+45), about 25 s a round for the two --alone-also processes (+75). It runs short unless that
+  # fits.
   full=30
-  if has_bench server || has_bench device-sampling; then
+  if has_bench server || has_bench variant; then
     full=$((full + 170 + 30))
-    ! has_bench device-sampling || full=$((full + 80))
+    ! has_bench variant || full=$((full + 80))
   fi
-  ! has_bench bindings || full=$((full + 275))
+  ! has_bench bindings || full=$((full + 350))
   if [ "$budget" -gt 0 ] && [ "$left" -lt "$full" ]; then
     rounds=${rounds:-1}; duration=5; server_warmup=300
     step "benchmarks run short" pass "$left s of the $budget s budget left: 1 bindings round, 5 s per server level, 300 warm-up requests"
@@ -499,15 +504,17 @@ elif has_phase bench; then
     b_threads="1 $threads"
     # at 1 thread also the Java API alone in a process of its own (one context, llama-bench's
     # order): whether interleaving three contexts' repetitions costs the Java side on a GPU; and
-    # the raw loop's calls in a C program (decode_loop.c): whether the rest is the JVM process's
-    b_extra="--alone --c-loop"
+    # the raw loop's calls in a C program (decode_loop.c): whether the rest is the JVM process's;
+    # and the API alone with the JIT warm-up first, and with two idle contexts: which of the two
+    # makes the interleaved process's device wait longer (run 4: 0.993 alone, 0.945 interleaved)
+    b_extra=(--alone --alone-also "jit idle" --c-loop)
     # both servers and llama-batched-bench with our server's own choice for a model on the GPU
     s_threads=(--threads 1 --threads-batch $((threads < 4 ? threads : 4)))
     # the 1-minute load average still carries the CUDA build's 16 busy cores for a while
     s_load=$((threads * 3 / 4))
   else
     b_args=(--models stories260K --rounds "${rounds:-1}")
-    b_extra=--c-loop
+    b_extra=(--c-loop)
     b_threads=$threads
     s_threads=(--threads "$threads")
     s_levels="1 4"
@@ -531,11 +538,11 @@ elif has_phase bench; then
   }
   [ "$bench_mode" = gpu ] || models=${models%% *}
   # In order of what the issue's goals need most: the server against both references (with
-  # engine.device-sampling=true measured in the same rounds as a variant of ours, when the budget
-  # leaves room and this run's device-sampling tests did not fail), then the bindings (at the
-  # server's thread count first).
+  # --variant's flags measured in the same rounds as a variant of ours, when the budget leaves room
+  # and, for engine.device-sampling=true, this run's device-sampling tests did not fail), then the
+  # bindings (at the server's thread count first).
   for m in $models; do
-    has_bench server || has_bench device-sampling || break
+    has_bench server || has_bench variant || break
     # what the variant needs: a third server in the run (about 170 s when short), the model written
     # first when it is not there yet (about 40 s), and about 80 s for the bindings when they follow
     need=170
@@ -544,12 +551,12 @@ elif has_phase bench; then
     model=$(model_for "$m")
     variant=()
     left=$(( budget - ($(date +%s) - started) ))
-    if ! has_bench device-sampling; then
+    if ! has_bench variant; then
       :
     elif [ "$device_sampling_ok" = 0 ] && [[ "$server_variant" == *engine.device-sampling=true* ]]; then
       step "benchmark: server variant ${server_variant%%:*} ($(basename "$model" .gguf))" skipped "its tests failed above"
     elif [ "$budget" -gt 0 ] && [ "$left" -lt "$need" ]; then
-      step "benchmark: server variant ${server_variant%%:*} ($(basename "$model" .gguf))" skipped "$left s of the budget left (a second call with --phases bench --benchmarks device-sampling runs it)"
+      step "benchmark: server variant ${server_variant%%:*} ($(basename "$model" .gguf))" skipped "$left s of the budget left (a second call with --phases bench --benchmarks variant runs it)"
     else
       variant=(--variant "$server_variant")
     fi
@@ -570,9 +577,11 @@ elif has_phase bench; then
     has_bench bindings || break
     f=bench-bindings$([ "$t" = "${b_threads%% *}" ] || echo "-t$t")
     left=$(( budget - ($(date +%s) - started) ))
+    extra=()
+    [ "$f" != bench-bindings ] || extra=("${b_extra[@]}")
     if [ "$f" != bench-bindings ] && [ "$budget" -gt 0 ] && [ "$left" -lt 60 ]; then
       step "benchmark: bindings vs llama-bench (-t $t)" skipped "$left s of the budget left"
-    elif "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" --threads "$t" $([ "$f" != bench-bindings ] || echo "$b_extra") \
+    elif "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" --threads "$t" "${extra[@]}" \
         >"$work/$f.md" 2>"$work/$f.log"; then
       step "benchmark: bindings vs llama-bench (-t $t)" pass "$f.md"
     else

@@ -58,6 +58,12 @@ import java.util.Map;
  * as well, the process holds one model and one context per test, as llama-bench does: whether the
  * interleaving of several contexts below, or the warm-up's many short-lived contexts, change the
  * figure, as they might on a GPU, where each context has its own streams and captured CUDA graphs.
+ * Run 4 on the H200 measured {@code api-alone} at 0.993 of llama-bench's tg128 where the interleaved
+ * process read 0.945, all of it in the wait for the device; to tell the two differences apart,
+ * {@code --idle-contexts K} keeps K more contexts of the model alive (each having decoded a token)
+ * while the alone variant runs, and {@code --alone-suffix S} names the row {@code api-alone} + S
+ * (with the JIT warm-up left on, the warm-up's model and contexts come first, as in the
+ * interleaved process).
  *
  * <p>Variants, measured with their repetitions interleaved (A, B, C, A, B, C ...) so that a change
  * in machine load hits them alike:
@@ -97,15 +103,17 @@ public final class DecodeBenchmark {
             usage: DecodeBenchmark -m MODEL [-p 512] [-n 128] [-t THREADS] [-b 2048] [-ub 512] [-fa auto|on|off]
                                    [-ngl 0] [-r 5] [--jit-model STORIES260K] [--jit-decodes 10000] [--sample-calls 2000 (0: skip)]
                                    [--no-raw] [--no-sampled] [--threadpool] [--profile] [--alone] [--jsonl FILE] [--label NAME]
+                                   [--idle-contexts 0] [--alone-suffix S]
             Defaults are llama-bench's (threads: all available processors). --alone: the api variant only, on
-            one context, its repetitions back to back as llama-bench runs them (reported as "api-alone").
-            --jit-decodes 0: no JIT warm-up (nor its model's load).""";
+            one context, its repetitions back to back as llama-bench runs them (reported as "api-alone", or
+            "api-alone" + S with --alone-suffix). --jit-decodes 0: no JIT warm-up (nor its model's load).
+            --idle-contexts K: K more contexts of the model kept alive while measuring (0..8).""";
 
     /** The command line. */
     record Options(Path model, Path jitModel, int nPrompt, int nGen, int threads, int nBatch, int nUbatch,
                    ContextParams.FlashAttention flashAttention, int reps, int jitDecodes, int sampleCalls,
                    boolean raw, boolean sampled, boolean threadpool, boolean profile, Path jsonl, String label,
-                   int gpuLayers, boolean alone) {
+                   int gpuLayers, boolean alone, int idleContexts, String aloneSuffix) {
 
         static Options parse(String[] args) {
             Map<String, String> a = new HashMap<>();
@@ -127,6 +135,10 @@ public final class DecodeBenchmark {
             String jsonl = a.remove("--jsonl");
             String label = a.remove("--label");
             boolean alone = a.remove("--alone") != null;
+            String suffix = a.remove("--alone-suffix");
+            if (suffix != null && (!alone || !suffix.matches("-[a-z0-9]+"))) {
+                throw new IllegalArgumentException("--alone-suffix needs --alone and a value like -jit (a dash, then lower-case letters or digits)");
+            }
             if (alone && (a.containsKey("--threadpool") || a.containsKey("--profile"))) {
                 throw new IllegalArgumentException("--alone measures the api variant only: leave out --threadpool and --profile");
             }
@@ -137,13 +149,13 @@ public final class DecodeBenchmark {
                     a.remove("--no-raw") == null && !alone, a.remove("--no-sampled") == null && !alone,
                     a.remove("--threadpool") != null, a.remove("--profile") != null,
                     jsonl == null ? null : Path.of(jsonl), label == null ? Path.of(model).getFileName().toString() : label,
-                    intArg(a, "-ngl", 0), alone);
+                    intArg(a, "-ngl", 0), alone, intArg(a, "--idle-contexts", 0), suffix == null ? "" : suffix);
             if (!a.isEmpty()) {
                 throw new IllegalArgumentException("unknown options " + a.keySet());
             }
             if (o.nPrompt < 0 || o.nGen < 0 || o.reps < 1 || o.threads < 1 || o.nBatch < 1 || o.nUbatch < 1
-                    || o.sampleCalls < 0 || o.gpuLayers < -1) {
-                throw new IllegalArgumentException("-p, -n and --sample-calls must be >= 0; -r, -t, -b, -ub >= 1; -ngl >= -1");
+                    || o.sampleCalls < 0 || o.gpuLayers < -1 || o.idleContexts < 0 || o.idleContexts > 8) {
+                throw new IllegalArgumentException("-p, -n and --sample-calls must be >= 0; -r, -t, -b, -ub >= 1; -ngl >= -1; --idle-contexts 0..8");
             }
             return o;
         }
@@ -257,21 +269,37 @@ public final class DecodeBenchmark {
         List<Result> results = new ArrayList<>();
         try (LlamaModel model = LlamaModel.load(options.model, modelParams(options.gpuLayers));
                 RawModel raw = options.raw ? RawModel.of(model) : null) {
-            if (options.nPrompt > 0) {
-                results.addAll(interleaved("pp", options.nPrompt, options.reps, promptVariants(model, raw, options.nPrompt)));
-            }
-            if (options.nGen > 0) {
-                results.addAll(interleaved("tg", options.nGen, options.reps, genVariants(model, raw, options.nGen)));
-                if (options.sampleCalls > 0) {
-                    results.addAll(sampleCosts(model, raw, options.sampleCalls, SAMPLE_REPS));
+            List<LlamaContext> idle = new ArrayList<>();
+            try {
+                for (int i = 0; i < options.idleContexts; i++) {
+                    // kept alive, each with its buffers allocated and a graph run once, while the others measure
+                    LlamaContext c = newContext(model, Math.max(256, options.nGen), false);
+                    idle.add(c);
+                    try (Batch b = c.newBatch(1)) {
+                        b.add(model.vocabulary().addsBos() ? model.vocabulary().bos() : 1, 0, 0, true);
+                        c.decode(b);
+                        c.synchronize();
+                    }
                 }
-                if (options.profile) {
-                    results.addAll(profile(model, raw, options.nGen, options.reps));
+                if (options.nPrompt > 0) {
+                    results.addAll(interleaved("pp", options.nPrompt, options.reps, promptVariants(model, raw, options.nPrompt)));
                 }
+                if (options.nGen > 0) {
+                    results.addAll(interleaved("tg", options.nGen, options.reps, genVariants(model, raw, options.nGen)));
+                    if (options.sampleCalls > 0) {
+                        results.addAll(sampleCosts(model, raw, options.sampleCalls, SAMPLE_REPS));
+                    }
+                    if (options.profile) {
+                        results.addAll(profile(model, raw, options.nGen, options.reps));
+                    }
+                }
+            } finally {
+                idle.forEach(LlamaContext::close); // before the model
             }
         }
         if (options.alone) {
-            results.replaceAll(r -> new Result(r.test(), r.variant() + "-alone", r.nPrompt(), r.nGen(), r.samples(), r.unit()));
+            String name = "-alone" + options.aloneSuffix;
+            results.replaceAll(r -> new Result(r.test(), r.variant() + name, r.nPrompt(), r.nGen(), r.samples(), r.unit()));
         }
         report(out, results);
     }

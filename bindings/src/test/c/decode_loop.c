@@ -13,6 +13,9 @@
  * warm-up run, then REPS runs each after clearing the memory (pp: N_PROMPT tokens in one batch of
  * n_batch, logits for the last; tg: N_GEN single tokens, the first the BOS when the vocabulary
  * adds one, the rest random, llama_synchronize after each, as llama-bench's test_gen).
+ * The prompt test's time is split the same way (the llama_decode calls, on a GPU the CPU's part of a
+ * prompt: its batch split, inputs and the token embeddings' lookup, which stays on the CPU; then the
+ * llama_synchronize wait), per prompt token, with the thread's minor page faults per prompt token.
  * Each generation repetition also counts, from getrusage(RUSAGE_THREAD), the calling thread's minor
  * page faults and its voluntary and involuntary context switches per token. The generation test
  * then runs once more on a thread of its own (variant "c-loop-thread", same context): the Java
@@ -81,8 +84,10 @@ static struct llama_context *new_context(struct llama_model *model, int n_ctx, i
     return llama_init_from_model(model, cp);
 }
 
-/* One prompt run: N_PROMPT tokens (BOS first when the vocabulary adds one, then random), logits for the last. */
-static int prompt_run(struct llama_context *ctx, const struct llama_vocab *vocab, int n_prompt) {
+/* One prompt run: N_PROMPT tokens (BOS first when the vocabulary adds one, then random), logits for the
+   last; adds the time of the llama_decode calls and of the wait when call_us and wait_us are given. */
+static int prompt_run(struct llama_context *ctx, const struct llama_vocab *vocab, int n_prompt, double *call_us,
+                      double *wait_us) {
     int n_vocab = llama_vocab_n_tokens(vocab);
     llama_token *tokens = malloc(sizeof(llama_token) * (size_t) n_prompt);
     if (tokens == NULL) {
@@ -92,11 +97,18 @@ static int prompt_run(struct llama_context *ctx, const struct llama_vocab *vocab
         tokens[i] = i == 0 && llama_vocab_get_add_bos(vocab) ? llama_vocab_bos(vocab) : rand() % n_vocab;
     }
     int rc = 0;
+    double t0 = now_us();
     for (int done = 0; done < n_prompt && rc == 0; done += 2048) {
         int n = n_prompt - done < 2048 ? n_prompt - done : 2048;
         rc = llama_decode(ctx, llama_batch_get_one(tokens + done, n));
     }
+    double t1 = now_us();
     llama_synchronize(ctx);
+    double t2 = now_us();
+    if (call_us != NULL) {
+        *call_us += t1 - t0;
+        *wait_us += t2 - t1;
+    }
     free(tokens);
     return rc;
 }
@@ -230,20 +242,36 @@ int main(int argc, char **argv) {
             return 1;
         }
         llama_memory_clear(llama_get_memory(ctx), false);
-        if (prompt_run(ctx, vocab, n_prompt) != 0) { /* warm-up */
+        if (prompt_run(ctx, vocab, n_prompt, NULL, NULL) != 0) { /* warm-up */
             fprintf(stderr, "decode_loop: llama_decode failed\n");
             return 1;
         }
+        double *faults = malloc(sizeof(double) * (size_t) reps);
+        if (faults == NULL) {
+            return 1;
+        }
         for (int r = 0; r < reps; r++) {
+            long before[3], after[3];
+            double c = 0, w = 0;
             llama_memory_clear(llama_get_memory(ctx), false);
+            thread_counts(before);
             double t0 = now_us();
-            if (prompt_run(ctx, vocab, n_prompt) != 0) {
+            if (prompt_run(ctx, vocab, n_prompt, &c, &w) != 0) {
                 fprintf(stderr, "decode_loop: llama_decode failed\n");
                 return 1;
             }
             ts[r] = n_prompt / ((now_us() - t0) / 1e6);
+            thread_counts(after);
+            call[r] = c / n_prompt;
+            wait[r] = w / n_prompt;
+            faults[r] = (double) (after[0] - before[0]) / n_prompt;
         }
         print_result(label, model_path, "pp", "c-loop", n_prompt, 0, threads, "t/s", ts, reps);
+        print_result(label, model_path, "profile", "c-loop: prompt llama_decode call", n_prompt, 0, threads, "us/token", call, reps);
+        print_result(label, model_path, "profile", "c-loop: prompt llama_synchronize wait", n_prompt, 0, threads, "us/token", wait, reps);
+        print_result(label, model_path, "profile", "c-loop: prompt minor page faults (decoding thread)", n_prompt, 0, threads, "n/token",
+                     faults, reps);
+        free(faults);
         llama_free(ctx);
     }
     if (n_gen > 0) {

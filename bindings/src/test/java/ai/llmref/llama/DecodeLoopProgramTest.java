@@ -15,7 +15,7 @@ import org.junit.jupiter.api.Test;
  * {@code src/test/c/decode_loop.c}, the C program behind {@code scripts/bench-bindings.sh --c-loop}
  * (llama-bench's prompt and generation loops over llama.h, in a process without a JVM), builds
  * against the native build and reports in the Java benchmark's result format: rates for pp and tg,
- * and each generated token's time split into the llama_decode call and the wait, with the decoding
+ * and each prompt token's and generated token's time split into the llama_decode call and the wait, with the
  * thread's page faults and context switches per token; the generation test once on the process's
  * first thread and once on a thread of its own. gcc is required, as for
  * {@link NativeGreedyReferenceTest}.
@@ -39,15 +39,37 @@ class DecodeLoopProgramTest {
                 Integer.toString(TestModels.gpuLayers()), "2", "64", "32", "3", "stories"));
         assertThat(out.exitCode()).as("decode_loop failed:%n%s", out.stderr()).isZero();
         List<String> lines = out.stdout().lines().toList();
-        assertThat(lines).hasSize(13);
-        Matcher pp = LINE.matcher(lines.get(0));
-        assertThat(pp.matches()).as("line 0: %s", lines.get(0)).isTrue();
-        assertThat(List.of(pp.group(1), pp.group(2), pp.group(3), pp.group(4), pp.group(5)))
-                .containsExactly("pp", "c-loop", "64", "0", "t/s");
-        assertPositive(samples(pp), 0);
+        assertThat(lines).hasSize(16);
+        prompt(lines.subList(0, 4));
         // the generation test on the process's first thread, then on a thread of its own
-        generation(lines.subList(1, 7), "c-loop");
-        generation(lines.subList(7, 13), "c-loop-thread");
+        generation(lines.subList(4, 10), "c-loop");
+        generation(lines.subList(10, 16), "c-loop-thread");
+    }
+
+    /** The prompt's rate, then its split per prompt token into the calls and the wait, and the thread's page faults. */
+    private static void prompt(List<String> lines) {
+        String[][] expected = {
+            {"pp", "c-loop", "t/s"},
+            {"profile", "c-loop: prompt llama_decode call", "us/token"},
+            {"profile", "c-loop: prompt llama_synchronize wait", "us/token"},
+            {"profile", "c-loop: prompt minor page faults (decoding thread)", "n/token"},
+        };
+        double[][] values = new double[lines.size()][];
+        for (int i = 0; i < lines.size(); i++) {
+            Matcher m = LINE.matcher(lines.get(i));
+            assertThat(m.matches()).as("prompt line %d: %s", i, lines.get(i)).isTrue();
+            assertThat(List.of(m.group(1), m.group(2), m.group(3), m.group(4), m.group(5)))
+                    .as("prompt line %d", i).containsExactly(expected[i][0], expected[i][1], "64", "0", expected[i][2]);
+            values[i] = samples(m);
+        }
+        assertPositive(values[0], 0);
+        assertPositive(values[1], 1);
+        for (int r = 0; r < values[0].length; r++) {
+            assertThat(values[2][r]).as("wait, repetition %d", r).isFinite().isNotNegative();
+            assertThat(values[3][r] * 64).as("a count of faults").isNotNegative().isCloseTo(Math.rint(values[3][r] * 64), within(1e-6));
+            // the calls and the wait are parts of the prompt's time (which also makes the tokens)
+            assertThat(values[1][r] + values[2][r]).as("repetition %d", r).isLessThanOrEqualTo(1e6 / values[0][r] * 1.0001);
+        }
     }
 
     private static void generation(List<String> lines, String variant) {

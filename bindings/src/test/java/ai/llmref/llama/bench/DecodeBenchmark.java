@@ -283,6 +283,9 @@ public final class DecodeBenchmark {
                 }
                 if (options.nPrompt > 0) {
                     results.addAll(interleaved("pp", options.nPrompt, options.reps, promptVariants(model, raw, options.nPrompt)));
+                    if (options.profile && raw != null) {
+                        results.addAll(promptProfile(raw, options.nPrompt, options.reps));
+                    }
                 }
                 if (options.nGen > 0) {
                     results.addAll(interleaved("tg", options.nGen, options.reps, genVariants(model, raw, options.nGen)));
@@ -998,6 +1001,60 @@ public final class DecodeBenchmark {
     }
 
     /** Bytes the calling thread allocates on the Java heap per generated token (tg + greedy sampling). */
+    /**
+     * The raw loop's prompt split as the C program splits it (decode_loop.c): per prompt token, the
+     * llama_decode calls (on a GPU the CPU's part: the batch split, the inputs, the token
+     * embeddings' lookup, which llama.cpp keeps on the CPU) and the llama_synchronize wait, with the
+     * decoding thread's minor page faults (the token embeddings are read through the model's mmap).
+     */
+    private List<Result> promptProfile(RawModel raw, int nPrompt, int reps) {
+        double[] call = new double[reps];
+        double[] wait = new double[reps];
+        double[] faults = new double[reps];
+        long[] before = new long[3];
+        long[] after = new long[3];
+        int chunk = Math.min(options.nBatch, nPrompt);
+        MemorySegment ctx = raw.context(options, nPrompt);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment tokens = arena.allocate(ValueLayout.JAVA_INT, chunk);
+            MemorySegment batch = batchGetOne(arena, tokens);
+            ThreadCounts threadCounts = new ThreadCounts(arena);
+            for (int r = -1; r < reps; r++) { // r = -1: warmup
+                llama_memory_clear(llama_get_memory(ctx), false);
+                threadCounts.read(before);
+                long tc = 0;
+                int processed = 0;
+                while (processed < nPrompt) {
+                    int n = Math.min(nPrompt - processed, chunk);
+                    for (int i = 0; i < n; i++) {
+                        tokens.setAtIndex(ValueLayout.JAVA_INT, i, i == 0 && processed == 0 && raw.addBos ? raw.bos : nextToken(raw.nVocab));
+                    }
+                    llama_batch.n_tokens(batch, n);
+                    long c0 = System.nanoTime();
+                    if (llama_decode(ctx, batch) != 0) {
+                        throw new IllegalStateException("llama_decode failed");
+                    }
+                    tc += System.nanoTime() - c0;
+                    processed += n;
+                }
+                long w0 = System.nanoTime();
+                llama_synchronize(ctx);
+                long tw = System.nanoTime() - w0;
+                threadCounts.read(after);
+                if (r >= 0) {
+                    call[r] = tc / 1e3 / nPrompt;
+                    wait[r] = tw / 1e3 / nPrompt;
+                    faults[r] = (double) (after[0] - before[0]) / nPrompt;
+                }
+            }
+        } finally {
+            llama_free(ctx);
+        }
+        return List.of(new Result("profile", "raw: prompt llama_decode call", nPrompt, 0, call, "us/token"),
+                new Result("profile", "raw: prompt llama_synchronize wait", nPrompt, 0, wait, "us/token"),
+                new Result("profile", "raw: prompt minor page faults (decoding thread)", nPrompt, 0, faults, "n/token"));
+    }
+
     private Result allocation(LlamaModel model, int nGen, int reps) {
         com.sun.management.ThreadMXBean mx = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
         double[] bytes = new double[reps];

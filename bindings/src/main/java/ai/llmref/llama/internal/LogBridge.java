@@ -12,7 +12,10 @@ import java.util.function.Consumer;
  * Routes llama.cpp and ggml log output to the {@code System.Logger} named {@code llama.cpp}, one
  * record per line, with llama.cpp's level. A thread can also capture the lines logged on it (model
  * loading does, to learn where the layers went), and the last error line of each thread is kept so
- * that a failed call can say why.
+ * that a failed call can say why. A debug line that nobody takes (the logger's level above DEBUG,
+ * no capture on the thread) is dropped before it is read: with a reused CUDA graph ggml logs one
+ * ({@code CUDA Graph id ... reused}) for every decode, and reading it made a few hundred bytes of
+ * garbage a token (GPU run 4: 272 bytes a token in the greedy generation loop).
  */
 public final class LogBridge {
     private static final Logger LOG = System.getLogger("llama.cpp");
@@ -61,22 +64,27 @@ public final class LogBridge {
     }
 
     // An upcall: it must never throw back into native code.
-    private static void onLog(int level, MemorySegment text, MemorySegment userData) {
+    static void onLog(int level, MemorySegment text, MemorySegment userData) {
         try {
+            int[] pendingLevel = PENDING_LEVEL.get();
+            if (level != llama_h.GGML_LOG_LEVEL_CONT()) {
+                pendingLevel[0] = level;
+            }
+            StringBuilder pending = PENDING.get();
+            if (pending.isEmpty() && toJava(pendingLevel[0]) == Level.DEBUG && CAPTURE.get() == null
+                    && !LOG.isLoggable(Level.DEBUG)) {
+                return; // a debug line (or its continuation) nobody takes: not even read
+            }
             String piece = Native.string(text);
             if (piece == null) {
                 return;
-            }
-            StringBuilder pending = PENDING.get();
-            if (level != llama_h.GGML_LOG_LEVEL_CONT()) {
-                PENDING_LEVEL.get()[0] = level;
             }
             pending.append(piece);
             int nl;
             while ((nl = pending.indexOf("\n")) >= 0) {
                 String line = pending.substring(0, nl);
                 pending.delete(0, nl + 1);
-                emit(PENDING_LEVEL.get()[0], line);
+                emit(pendingLevel[0], line);
             }
         } catch (Throwable t) {
             // Nothing may escape an upcall; losing a log line is the lesser evil.

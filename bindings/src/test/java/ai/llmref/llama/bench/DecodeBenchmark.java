@@ -728,6 +728,9 @@ public final class DecodeBenchmark {
         private final MemorySegment tokens;
         private final MemorySegment batch;
         private final int chunk;
+        /** The last run's time in the llama_decode calls and in the llama_synchronize wait. */
+        long callNanos;
+        long waitNanos;
 
         RawPrompt(RawModel m, int nPrompt) {
             this.m = m;
@@ -751,19 +754,25 @@ public final class DecodeBenchmark {
         @Override
         public void run(int nPrompt) {
             int processed = 0;
+            long calls = 0;
             while (processed < nPrompt) {
                 int n = Math.min(nPrompt - processed, chunk);
                 for (int i = 0; i < n; i++) {
                     tokens.setAtIndex(ValueLayout.JAVA_INT, i, i == 0 && processed == 0 && m.addBos ? m.bos : nextToken(m.nVocab));
                 }
                 llama_batch.n_tokens(batch, n);
+                long c0 = System.nanoTime();
                 int rc = llama_decode(ctx, batch);
+                calls += System.nanoTime() - c0;
                 if (rc != 0) {
                     throw new IllegalStateException("llama_decode returned " + rc);
                 }
                 processed += n;
             }
+            long w0 = System.nanoTime();
             llama_synchronize(ctx);
+            waitNanos = System.nanoTime() - w0;
+            callNanos = calls;
         }
 
         @Override
@@ -1013,42 +1022,19 @@ public final class DecodeBenchmark {
         double[] faults = new double[reps];
         long[] before = new long[3];
         long[] after = new long[3];
-        int chunk = Math.min(options.nBatch, nPrompt);
-        MemorySegment ctx = raw.context(options, nPrompt);
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment tokens = arena.allocate(ValueLayout.JAVA_INT, chunk);
-            MemorySegment batch = batchGetOne(arena, tokens);
+        try (RawPrompt prompt = new RawPrompt(raw, nPrompt); Arena arena = Arena.ofConfined()) {
             ThreadCounts threadCounts = new ThreadCounts(arena);
             for (int r = -1; r < reps; r++) { // r = -1: warmup
-                llama_memory_clear(llama_get_memory(ctx), false);
+                prompt.clear();
                 threadCounts.read(before);
-                long tc = 0;
-                int processed = 0;
-                while (processed < nPrompt) {
-                    int n = Math.min(nPrompt - processed, chunk);
-                    for (int i = 0; i < n; i++) {
-                        tokens.setAtIndex(ValueLayout.JAVA_INT, i, i == 0 && processed == 0 && raw.addBos ? raw.bos : nextToken(raw.nVocab));
-                    }
-                    llama_batch.n_tokens(batch, n);
-                    long c0 = System.nanoTime();
-                    if (llama_decode(ctx, batch) != 0) {
-                        throw new IllegalStateException("llama_decode failed");
-                    }
-                    tc += System.nanoTime() - c0;
-                    processed += n;
-                }
-                long w0 = System.nanoTime();
-                llama_synchronize(ctx);
-                long tw = System.nanoTime() - w0;
+                prompt.run(nPrompt);
                 threadCounts.read(after);
                 if (r >= 0) {
-                    call[r] = tc / 1e3 / nPrompt;
-                    wait[r] = tw / 1e3 / nPrompt;
+                    call[r] = prompt.callNanos / 1e3 / nPrompt;
+                    wait[r] = prompt.waitNanos / 1e3 / nPrompt;
                     faults[r] = (double) (after[0] - before[0]) / nPrompt;
                 }
             }
-        } finally {
-            llama_free(ctx);
         }
         return List.of(new Result("profile", "raw: prompt llama_decode call", nPrompt, 0, call, "us/token"),
                 new Result("profile", "raw: prompt llama_synchronize wait", nPrompt, 0, wait, "us/token"),

@@ -52,7 +52,7 @@ final class Argmax {
                 bestBlock = from;
             }
         }
-        float max = Float.intBitsToFloat(key(bestKey));
+        float max = valueOfKey(bestKey);
         if (Float.isNaN(max) || max == 0f) {
             return plain(row, n);
         }
@@ -82,7 +82,7 @@ final class Argmax {
         if (hi > POSITIVE_INFINITY_KEY || lo < NEGATIVE_INFINITY_KEY) {
             return Float.NaN;
         }
-        return Float.intBitsToFloat(key(hi));
+        return valueOfKey(hi);
     }
 
     /**

@@ -489,7 +489,7 @@ public final class Engine implements AutoCloseable {
         // made and handed out in that window (emit during decode, see accept).
         int size = batch.size();
         if (decodeEstimate.length <= size) {
-            decodeEstimate = java.util.Arrays.copyOf(decodeEstimate, Math.max(size + 1, batch.capacity() + 1));
+            decodeEstimate = new long[batch.capacity() + 1]; // once: a batch holds at most its capacity
         }
         if (config.samplingWakeAhead() && decodeEstimate[size] > 0) {
             sampling.wakeAhead(decodeStart + decodeEstimate[size], hostPicks);

@@ -28,6 +28,16 @@ class StampTest {
     }
 
     @Test
+    void generateScriptCarriesThePin() throws IOException {
+        // generate.sh runs from a bare llama.cpp checkout and carries the pin itself: it must not drift
+        String script = Files.readString(Path.of(System.getProperty("bindings.dir"), "jextract/generate.sh"));
+        Properties pin = load(Path.of(System.getProperty("pin.file")));
+        assertThat(script)
+                .contains("readonly PINNED_LLAMA_CPP_TREE=" + pin.getProperty("llama.cpp.tree") + "\n")
+                .contains("readonly PINNED_LLAMA_H_SHA256=" + pin.getProperty("llama.h.sha256") + "\n");
+    }
+
+    @Test
     void generatedSourcesAreUntouched() throws IOException {
         // generate.sh writes them; a hand edit would show as a file without jextract's header.
         Path gen = Path.of(System.getProperty("bindings.dir"), "src/generated/java/ai/llmref/bindings/ffi");

@@ -147,4 +147,20 @@ class DockerfileTest {
         }
         assertThat(DOCKERFILE.stage("build").all("COPY")).extracting(Dockerfile.Instruction::args).contains(". .");
     }
+
+    @Test
+    void theDeploymentGuideListsTheRuntimeModulesTheLayoutScriptLinks() {
+        Matcher script = Pattern.compile("(?m)^modules=([a-z.,]+)$").matcher(Repo.read("scripts/image-layout.sh"));
+        assertThat(script.find()).as("modules= in scripts/image-layout.sh").isTrue();
+        Set<String> linked = new java.util.TreeSet<>(List.of(script.group(1).split(",")));
+        // docs/deployment.md, section 1: "/opt/llmref/runtime/   jlinked Java 25 (java.base, ... )", wrapped over lines.
+        Matcher doc = Pattern.compile("jlinked Java 25 \\(([^)]*)\\)").matcher(Repo.read("docs/deployment.md"));
+        assertThat(doc.find()).as("the runtime line of docs/deployment.md").isTrue();
+        Set<String> documented = new java.util.TreeSet<>();
+        Matcher module = Pattern.compile("\\b(java|jdk)\\.[a-z]+(\\.[a-z]+)*").matcher(doc.group(1));
+        while (module.find()) {
+            documented.add(module.group());
+        }
+        assertThat(documented).as("modules docs/deployment.md names").isEqualTo(linked);
+    }
 }

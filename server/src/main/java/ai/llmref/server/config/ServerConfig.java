@@ -100,7 +100,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
 
     /**
      * @param maxRequestLineBytes longer request lines: 414
-     * @param maxHeaderBytes      larger header blocks: 431
+     * @param maxHeaderBytes      larger header blocks: 400 (Helidon tells no more; see {@code TransportErrors})
      * @param idleTimeoutMillis   a connection waiting this long for a (complete) request line is closed
      * @param headerTimeoutMillis headers that take longer than this after the request line close the connection (slow loris)
      * @param maxChoices          most choices ({@code n}) one request may ask for: each takes a slot

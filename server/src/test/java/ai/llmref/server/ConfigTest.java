@@ -109,7 +109,7 @@ class ConfigTest {
         assertThatThrownBy(() -> bind(Map.of("engine.embeddings", "maybe"))).isInstanceOf(ConfigException.class)
                 .hasMessageContaining("engine.embeddings must be true or false");
         assertThatThrownBy(() -> bind(Map.of("engine.batch-size", "64", "engine.ubatch-size", "128"))).isInstanceOf(ConfigException.class)
-                .hasMessageContaining("engine.ubatch-size must be between 1 and 64");
+                .hasMessageContaining("engine.ubatch-size must be between 0 and 64"); // 0: min(512, batch-size)
         assertThatThrownBy(() -> ServerConfig.from(ServerConfig.load(null, Map.of()))).isInstanceOf(ConfigException.class)
                 .hasMessageContaining("model.path is required");
     }
@@ -173,5 +173,16 @@ class ConfigTest {
     void environmentVariablesMapToKeys() {
         assertThat(ServerConfig.fromEnvironment(Map.of("LLMREF_ENGINE_SLOTS", "3", "LLMREF_LIMITS_MAX__BODY__BYTES", "2048",
                 "PATH", "/bin"))).containsExactlyInAnyOrderEntriesOf(Map.of("engine.slots", "3", "limits.max-body-bytes", "2048"));
+    }
+
+    @Test
+    void defaultsThatDependOnOtherKeys() {
+        assertThat(bind(Map.of()).model().id()).as("model.id \"\": the file name").isEqualTo("x");
+        assertThat(bind(Map.of("model.id", "served")).model().id()).isEqualTo("served");
+        assertThat(bind(Map.of()).engine().ubatchSize()).isEqualTo(512);
+        assertThat(bind(Map.of("engine.batch-size", "256")).engine().ubatchSize()).as("0: min(512, batch-size)").isEqualTo(256);
+        assertThat(bind(Map.of("engine.batch-size", "2048")).engine().ubatchSize()).isEqualTo(512);
+        assertThat(bind(Map.of("engine.ubatch-size", "128")).engine().ubatchSize()).isEqualTo(128);
+        assertThat(bind(Map.of()).engine().deviceSampling()).isEqualTo(ServerConfig.OnGpu.FALSE);
     }
 }

@@ -157,7 +157,10 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         }
         Path path = Path.of(pathText);
         String defaultId = path.getFileName().toString().replaceFirst("\\.gguf$", "");
-        String id = string(c, "model.id", defaultId);
+        String id = string(c, "model.id", "");
+        if (id.isEmpty()) {
+            id = defaultId; // application.yaml's "": the file name
+        }
         if (id.isBlank() || id.length() > 128) {
             throw new ConfigException("model.id", "must be 1 to 128 characters", id);
         }
@@ -170,11 +173,12 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 enumeration(c, "model.split-mode", ModelParams.SplitMode.LAYER, ModelParams.SplitMode::valueOf),
                 tensorSplit(c));
         int batch = integer(c, "engine.batch-size", 512, 1, 65536);
+        int ubatch = integer(c, "engine.ubatch-size", 0, 0, batch);
         Engine engine = new Engine(
                 integer(c, "engine.slots", 4, 1, 256),
                 integer(c, "engine.slot-context", 0, 0, ContextParams.MAX_CONTEXT),
                 batch,
-                integer(c, "engine.ubatch-size", Math.min(512, batch), 1, batch),
+                ubatch == 0 ? Math.min(512, batch) : ubatch, // application.yaml's 0: min(512, batch-size)
                 integer(c, "engine.prefill-chunk", 256, 1, batch),
                 integer(c, "engine.queue-capacity", 64, 0, 100_000),
                 integer(c, "engine.threads", 0, 0, 1024),

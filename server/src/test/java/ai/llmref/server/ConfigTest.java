@@ -7,12 +7,32 @@ import ai.llmref.llama.ContextParams;
 import ai.llmref.llama.ModelParams;
 import ai.llmref.server.config.ConfigException;
 import ai.llmref.server.config.ServerConfig;
+import io.helidon.config.Config;
+import io.helidon.config.ConfigSources;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Configuration binds to validated records; an invalid value names the key and the rule. */
 class ConfigTest {
+    /** How the deploy module's ServerKeys reads the keys from ServerConfig.java. */
+    static final Pattern KEY_LITERAL = Pattern.compile("\"((?:server|model|engine|limits|auth|tracing)\\.[a-z][a-z0-9-]*)\"");
+    static final Map<String, String> MODEL = Map.of("model.path", "/models/x.gguf");
+
+    @TempDir
+    Path tmp;
 
     static ServerConfig bind(Map<String, String> values) {
         Map<String, String> m = new HashMap<>(Map.of("model.path", "/models/x.gguf"));
@@ -184,5 +204,199 @@ class ConfigTest {
         assertThat(bind(Map.of("engine.batch-size", "2048")).engine().ubatchSize()).isEqualTo(512);
         assertThat(bind(Map.of("engine.ubatch-size", "128")).engine().ubatchSize()).isEqualTo(128);
         assertThat(bind(Map.of()).engine().deviceSampling()).isEqualTo(ServerConfig.OnGpu.FALSE);
+    }
+
+    // Unknown keys: each source names the key, where it came from and the key probably meant.
+
+    @Test
+    void aMisspelledKeyInTheFileStopsStartUp() throws IOException {
+        Path file = yaml("""
+                engine:
+                  slot: 4
+                """);
+        assertThatThrownBy(() -> load(file, MODEL, Map.of(), Map.of())).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: engine.slot (from file " + file + ") is not a known key; did you mean engine.slots?");
+    }
+
+    @Test
+    void aMisspelledEnvironmentVariableStopsStartUp() {
+        assertThatThrownBy(() -> load(null, MODEL, Map.of(), Map.of("LLMREF_ENGINE_SLOT", "4"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: engine.slot (from environment variable LLMREF_ENGINE_SLOT) is not a known key; "
+                        + "did you mean engine.slots (LLMREF_ENGINE_SLOTS)?");
+        // _ for - : the same key with another separator
+        assertThatThrownBy(() -> load(null, MODEL, Map.of(), Map.of("LLMREF_LIMITS_MAX_TOKENS", "4"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: limits.max.tokens (from environment variable LLMREF_LIMITS_MAX_TOKENS) is not a known key; "
+                        + "did you mean limits.max-tokens (LLMREF_LIMITS_MAX__TOKENS)?");
+    }
+
+    @Test
+    void aMisspelledSystemPropertyStopsStartUp() {
+        assertThatThrownBy(() -> load(null, MODEL, Map.of("engine.slot", "4"), Map.of())).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: engine.slot (from system property -Dengine.slot) is not a known key; did you mean engine.slots?");
+        assertThatThrownBy(() -> load(null, MODEL, Map.of("Engine.sampling_wake_ahead", "false"), Map.of())).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: Engine.sampling_wake_ahead (from system property -DEngine.sampling_wake_ahead) "
+                        + "is not a known key; did you mean engine.sampling-wake-ahead?");
+    }
+
+    @Test
+    void aMisspelledCommandLineKeyStopsStartUp() {
+        Map<String, String> overrides = new HashMap<>(MODEL);
+        overrides.put("server.prot", "80");
+        assertThatThrownBy(() -> load(null, overrides, Map.of(), Map.of())).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: server.prot (from the command line) is not a known key; did you mean server.port?");
+    }
+
+    @Test
+    void anUnknownKeyFarFromAnyNamesTheListAndSeveralAreAllNamedInOrder() throws IOException {
+        Path file = yaml("""
+                servre:
+                  port: 8081
+                engine:
+                  warp-speed: 9
+                """);
+        Map<String, String> overrides = new HashMap<>(MODEL);
+        overrides.put("limits.max-tokens.hard", "3");
+        assertThatThrownBy(() -> load(file, overrides, Map.of("tracing", "on"), Map.of("LLMREF_AUTH_APIKEYS", "k")))
+                .isInstanceOf(ConfigException.class)
+                .hasMessage(String.join("\n",
+                        "invalid configuration: limits.max-tokens.hard (from the command line) is not a known key; did you mean limits.max-tokens?",
+                        "invalid configuration: tracing (from system property -Dtracing) is a section, not a key: name one of its keys, "
+                                + "e.g. tracing.enabled",
+                        "invalid configuration: auth.apikeys (from environment variable LLMREF_AUTH_APIKEYS) is not a known key; "
+                                + "did you mean auth.api-keys (LLMREF_AUTH_API__KEYS)?",
+                        "invalid configuration: engine.warp-speed (from file " + file + ") is not a known key; docs/server.md lists the keys",
+                        "invalid configuration: servre.port (from file " + file + ") is not a known key; did you mean server.port?"));
+    }
+
+    @Test
+    void inTheFileAKeyHoldsAValueAndASectionHoldsKeys() throws IOException {
+        Path file = yaml("""
+                server: localhost
+                engine:
+                  slots:
+                    max: 4
+                auth:
+                  api-keys: [a, b]
+                tracing:
+                model:
+                  path: /models/x.gguf
+                """);
+        assertThatThrownBy(() -> load(file, Map.of(), Map.of(), Map.of())).isInstanceOf(ConfigException.class)
+                .hasMessage(String.join("\n",
+                        "invalid configuration: auth.api-keys (from file " + file + ") must be a single value, not a list (keys are comma-separated)",
+                        "invalid configuration: engine.slots (from file " + file + ") must be a single value, not a map (engine.slots.max)",
+                        "invalid configuration: server (from file " + file + ") must be a section of keys (e.g. server.host), not a single value"));
+    }
+
+    @Test
+    void aFileWithEveryKeyAndTheFlatAndEmptyFormsPasses() throws IOException {
+        // application.yaml itself, as an operator's copy, with a dotted key and an empty section
+        String defaults;
+        try (var in = ServerConfig.class.getClassLoader().getResourceAsStream("application.yaml")) {
+            defaults = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        }
+        Path file = yaml(defaults.replace("path: \"\"", "path: /models/x.gguf").replace("  slots: 4\n", "") + "engine.slots: 6\n");
+        ServerConfig c = ServerConfig.from(load(file, Map.of(), Map.of(), Map.of()));
+        assertThat(c.engine().slots()).isEqualTo(6);
+        assertThat(c.model().id()).isEqualTo("x");
+        assertThat(c.limits().maxTokens()).isEqualTo(4096);
+        Path partial = yaml("""
+                model:
+                  path: /models/y.gguf
+                  id: y-model
+                engine:
+                tracing: {}
+                """);
+        assertThat(ServerConfig.from(load(partial, Map.of(), Map.of(), Map.of())).model().id()).isEqualTo("y-model");
+    }
+
+    @Test
+    void aFileThatIsNotYamlIsAConfigurationError() throws IOException {
+        Path file = yaml("engine:\n  slots: [4\n");
+        assertThatThrownBy(() -> load(file, MODEL, Map.of(), Map.of())).isInstanceOf(ConfigException.class)
+                .hasMessageStartingWith("invalid configuration: --config must name a valid YAML file (").hasMessageEndingWith(", got '" + file + "'");
+    }
+
+    @Test
+    void otherSystemPropertiesAndVariablesAreNotTheServers() {
+        Map<String, String> properties = new HashMap<>();
+        System.getProperties().stringPropertyNames().forEach(n -> properties.put(n, System.getProperty(n)));
+        properties.putAll(Map.of("java.version", "25", "user.dir", "/", "serverless.mode", "x", "models", "y", "engine.slots", "3"));
+        Map<String, String> env = Map.of("PATH", "/bin", "HOME", "/root", "LLMREF", "x", "LLMREF_", "y", "LLMREFX_ENGINE_SLOT", "z",
+                "llmref_engine_slot", "w", "LLMREF_LIMITS_MAX__TOKENS", "100");
+        ServerConfig c = ServerConfig.from(load(null, MODEL, properties, env));
+        assertThat(c.engine().slots()).isEqualTo(3);
+        assertThat(c.limits().maxTokens()).isEqualTo(100);
+        assertThat(bind(Map.of()).engine().slots()).as("this JVM's own properties and environment").isEqualTo(4);
+    }
+
+    @Test
+    void theSourcesKeepTheirPrecedence() throws IOException {
+        Path file = yaml("engine:\n  slots: 5\n  queue-capacity: 7\n  prefill-chunk: 9\n  batch-size: 100\n");
+        Map<String, String> overrides = new HashMap<>(MODEL);
+        overrides.put("engine.slots", "1");
+        ServerConfig.Engine e = ServerConfig.from(load(file, overrides, Map.of("engine.slots", "2", "engine.queue-capacity", "3"),
+                Map.of("LLMREF_ENGINE_SLOTS", "4", "LLMREF_ENGINE_QUEUE__CAPACITY", "5", "LLMREF_ENGINE_PREFILL__CHUNK", "6"))).engine();
+        assertThat(List.of(e.slots(), e.queueCapacity(), e.prefillChunk(), e.batchSize())).containsExactly(1, 3, 6, 100);
+    }
+
+    // The list of keys: one place, each key the code reads, each in application.yaml.
+
+    @Test
+    void theKeysAreTheKeysTheCodeReads() {
+        assertThat(new LinkedHashSet<>(ServerConfig.KEYS)).as("no key twice").hasSameSizeAs(ServerConfig.KEYS);
+        assertThat(ServerConfig.keysRead(ServerConfig.load(null, MODEL))).containsExactlyInAnyOrderElementsOf(ServerConfig.KEYS);
+    }
+
+    @Test
+    void theKeyLiteralsOfServerConfigAreTheKeys() throws IOException {
+        Set<String> literals = new TreeSet<>();
+        Matcher m = KEY_LITERAL.matcher(Files.readString(Path.of("src/main/java/ai/llmref/server/config/ServerConfig.java")));
+        while (m.find()) {
+            literals.add(m.group(1));
+        }
+        assertThat(literals).as("what the deploy module reads as the server's keys").containsExactlyInAnyOrderElementsOf(ServerConfig.KEYS);
+    }
+
+    @Test
+    void applicationYamlHoldsEveryKeyAndNoOther() {
+        Config defaults = Config.builder(ConfigSources.classpath("application.yaml").build())
+                .disableEnvironmentVariablesSource().disableSystemPropertiesSource().build();
+        List<String> leaves = new ArrayList<>();
+        defaults.traverse().filter(n -> n.type() == Config.Type.VALUE).forEach(n -> leaves.add(n.key().toString()));
+        assertThat(leaves).containsExactlyInAnyOrderElementsOf(ServerConfig.KEYS);
+    }
+
+    /** The scripts and the image pass keys as -D options and LLMREF_ variables: each must be known. */
+    @Test
+    void theKeysTheScriptsPassAreKnown() throws IOException {
+        Pattern property = Pattern.compile("-D((?:server|model|engine|limits|auth|tracing)\\.[a-zA-Z0-9._-]*[a-zA-Z0-9])");
+        Pattern variable = Pattern.compile("\\b(LLMREF_[A-Z0-9_]*[A-Z0-9])\\b");
+        List<Path> files = new ArrayList<>();
+        try (Stream<Path> scripts = Files.walk(Path.of("../scripts"))) {
+            scripts.filter(f -> f.toString().endsWith(".sh")).forEach(files::add);
+        }
+        files.add(Path.of("../Dockerfile.cuda"));
+        Set<String> seen = new TreeSet<>();
+        for (Path f : files) {
+            String text = Files.readString(f);
+            for (Matcher m = property.matcher(text); m.find(); ) {
+                seen.add(m.group(1));
+            }
+            for (Matcher m = variable.matcher(text); m.find(); ) {
+                seen.add(ServerConfig.fromEnvironment(Map.of(m.group(1), "")).keySet().iterator().next());
+            }
+        }
+        assertThat(seen).isNotEmpty().isSubsetOf(ServerConfig.KEYS);
+    }
+
+    static Config load(Path file, Map<String, String> overrides, Map<String, String> properties, Map<String, String> env) {
+        return ServerConfig.load(file, overrides, properties, env);
+    }
+
+    private Path yaml(String text) throws IOException {
+        Path f = Files.createTempFile(tmp, "config", ".yaml");
+        Files.writeString(f, text);
+        return f;
     }
 }

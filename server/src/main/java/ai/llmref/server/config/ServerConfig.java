@@ -11,17 +11,78 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Properties;
+import java.util.Set;
 import java.util.function.Function;
 
 /**
- * The whole configuration: one kebab-case tree, read from (highest precedence first) system
- * properties, environment variables ({@code LLMREF_} + key with {@code .} as {@code _} and
- * {@code -} as {@code __}, e.g. {@code LLMREF_ENGINE_SLOTS}, {@code LLMREF_LIMITS_MAX__TOKENS}),
- * the file given with {@code --config}, and the defaults in {@code application.yaml}. Bound once at
- * start-up; an invalid value stops start-up with a message naming the key and the rule.
- * docs/server.md lists every key.
+ * The whole configuration: one kebab-case tree, read from (highest precedence first) the command
+ * line's shortcuts, system properties, environment variables ({@code LLMREF_} + key with {@code .}
+ * as {@code _} and {@code -} as {@code __}, e.g. {@code LLMREF_ENGINE_SLOTS},
+ * {@code LLMREF_LIMITS_MAX__TOKENS}), the file given with {@code --config}, and the defaults in
+ * {@code application.yaml}. Bound once at start-up; a key that is not one of {@link #KEYS} or an
+ * invalid value stops start-up with a message naming the key and the rule. docs/server.md lists
+ * every key.
  */
 public record ServerConfig(Http http, Model model, Engine engine, Limits limits, Auth auth, Tracing tracing) {
+
+    /**
+     * Every key the server reads, in application.yaml's order, and nothing else: {@link #load}
+     * refuses any other key of the command line, of the system properties whose first segment is a
+     * section (server, model, engine, limits, auth, tracing), of the {@code LLMREF_} variables and
+     * of the {@code --config} file. Each key is written here as its own string literal: the deploy
+     * module's tests read the keys from this file's literals.
+     */
+    public static final List<String> KEYS = List.of(
+            "server.host",
+            "server.port",
+            "server.admin-port",
+            "server.shutdown-grace-ms",
+            "server.liveness-stall-ms",
+            "server.warmup-requests",
+            "model.path",
+            "model.id",
+            "model.gpu-layers",
+            "model.main-gpu",
+            "model.split-mode",
+            "model.tensor-split",
+            "model.chat-template",
+            "model.require-gpu",
+            "model.chat-template-mode",
+            "engine.slots",
+            "engine.slot-context",
+            "engine.batch-size",
+            "engine.ubatch-size",
+            "engine.prefill-chunk",
+            "engine.queue-capacity",
+            "engine.threads",
+            "engine.threads-batch",
+            "engine.flash-attention",
+            "engine.embeddings",
+            "engine.sampling-threads",
+            "engine.emit-during-decode",
+            "engine.device-sampling",
+            "engine.sampling-wake-ahead",
+            "engine.kv-cache-type-k",
+            "engine.kv-cache-type-v",
+            "limits.max-body-bytes",
+            "limits.max-json-depth",
+            "limits.max-tokens",
+            "limits.max-prompt-tokens",
+            "limits.request-timeout-ms",
+            "limits.max-request-line-bytes",
+            "limits.max-header-bytes",
+            "limits.idle-timeout-ms",
+            "limits.header-timeout-ms",
+            "limits.max-choices",
+            "auth.api-keys",
+            "auth.api-keys-file",
+            "tracing.enabled",
+            "tracing.otlp-endpoint",
+            "tracing.service-name",
+            "tracing.sample-ratio");
+
+    private static final Set<String> KNOWN = Set.copyOf(KEYS);
 
     /**
      * @param port             the API (OpenAI routes)
@@ -109,17 +170,50 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                          int maxRequestLineBytes, int maxHeaderBytes, long idleTimeoutMillis, long headerTimeoutMillis,
                          int maxChoices) {}
 
-    /** Reads the sources (see class comment); {@code file} may be null. */
+    /**
+     * Reads the sources (see class comment): {@code overrides} from the command line, this JVM's
+     * system properties and environment; {@code file} may be null. A key the server does not know
+     * stops start-up (see {@link #load(Path, Map, Map, Map)}).
+     */
     public static Config load(Path file, Map<String, String> overrides) {
-        Config.Builder b = Config.builder().disableEnvironmentVariablesSource().disableSystemPropertiesSource();
-        List<io.helidon.config.spi.ConfigSource> sources = new java.util.ArrayList<>();
-        sources.add(ConfigSources.create(overrides).build());
-        sources.add(ConfigSources.systemProperties().build());
-        sources.add(ConfigSources.create(fromEnvironment(System.getenv())).build());
+        Map<String, String> properties = new HashMap<>();
+        Properties system = System.getProperties();
+        for (String name : system.stringPropertyNames()) {
+            properties.put(name, system.getProperty(name));
+        }
+        return load(file, overrides, properties, System.getenv());
+    }
+
+    /**
+     * Reads the sources with the given system properties and environment. Before anything is bound
+     * every key from the command line ({@code overrides}), from the system properties whose first
+     * segment is one of the sections of {@link #KEYS} (any other, such as {@code java.version}, is
+     * not the server's), from the {@code LLMREF_} variables and from {@code file} must be one of
+     * {@link #KEYS}, and in the file a key must hold a single value and a section keys; otherwise a
+     * {@link ConfigException} names each offending key, where it came from and the closest known key.
+     */
+    public static Config load(Path file, Map<String, String> overrides, Map<String, String> systemProperties,
+                              Map<String, String> environment) {
+        Config fileTree = null;
         if (file != null) {
             if (!Files.isReadable(file)) {
                 throw new ConfigException("--config", "must name a readable YAML file", file);
             }
+            try {
+                fileTree = Config.builder(ConfigSources.file(file).build())
+                        .disableEnvironmentVariablesSource().disableSystemPropertiesSource().build();
+            } catch (io.helidon.config.ConfigException e) {
+                throw new ConfigException("--config", "must name a valid YAML file (" + e.getMessage() + ")", file);
+            }
+        }
+        Map<String, String> properties = KeyCheck.serverProperties(systemProperties);
+        KeyCheck.check(file, fileTree, overrides, properties, environment);
+        Config.Builder b = Config.builder().disableEnvironmentVariablesSource().disableSystemPropertiesSource();
+        List<io.helidon.config.spi.ConfigSource> sources = new java.util.ArrayList<>();
+        sources.add(ConfigSources.create(overrides).build());
+        sources.add(ConfigSources.create(properties).build());
+        sources.add(ConfigSources.create(fromEnvironment(environment)).build());
+        if (file != null) {
             sources.add(ConfigSources.file(file).build());
         }
         sources.add(ConfigSources.classpath("application.yaml").build());
@@ -131,16 +225,46 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
     public static Map<String, String> fromEnvironment(Map<String, String> env) {
         Map<String, String> out = new HashMap<>();
         env.forEach((k, v) -> {
-            if (k.startsWith("LLMREF_") && k.length() > 7) {
-                String key = k.substring(7).toLowerCase(Locale.ROOT).replace("__", "\u0000").replace('_', '.').replace('\u0000', '-');
+            String key = environmentKey(k);
+            if (key != null) {
                 out.put(key, v);
             }
         });
         return out;
     }
 
+    /** The key an environment variable sets ({@code LLMREF_ENGINE_SLOTS}: engine.slots), null for any other variable. */
+    static String environmentKey(String variable) {
+        if (!variable.startsWith("LLMREF_") || variable.length() <= 7) {
+            return null;
+        }
+        return variable.substring(7).toLowerCase(Locale.ROOT).replace("__", "\u0000").replace('_', '.').replace('\u0000', '-');
+    }
+
+    /** The variable that sets {@code key} ({@code limits.max-tokens}: LLMREF_LIMITS_MAX__TOKENS). */
+    static String environmentVariable(String key) {
+        return "LLMREF_" + key.toUpperCase(Locale.ROOT).replace("-", "__").replace('.', '_');
+    }
+
     /** Binds and validates the tree. */
-    public static ServerConfig from(Config c) {
+    public static ServerConfig from(Config config) {
+        return bind(new Reading(config, new java.util.HashSet<>()));
+    }
+
+    /**
+     * The keys {@link #from} reads while binding {@code config} (which must bind): for the test that
+     * {@link #KEYS} names every key the code reads and no other.
+     */
+    public static Set<String> keysRead(Config config) {
+        Reading r = new Reading(config, new java.util.TreeSet<>());
+        bind(r);
+        return r.read();
+    }
+
+    /** The tree being bound and the keys read from it so far. */
+    private record Reading(Config config, Set<String> read) {}
+
+    private static ServerConfig bind(Reading c) {
         Http http = new Http(
                 string(c, "server.host", "127.0.0.1"),
                 integer(c, "server.port", 8080, 0, 65535),
@@ -232,7 +356,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
     }
 
     /** {@code model.tensor-split}: "3,1" gives the first GPU three quarters of the model; empty: by free memory. */
-    private static float[] tensorSplit(Config c) {
+    private static float[] tensorSplit(Reading c) {
         String text = string(c, "model.tensor-split", "").strip();
         if (text.isEmpty()) {
             return null;
@@ -266,7 +390,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * the file {@code auth.api-keys-file} (one per line, {@code #} comments; a mounted Secret). The
      * file is only read.
      */
-    private static List<String> apiKeys(Config c) {
+    private static List<String> apiKeys(Reading c) {
         List<String> keys = new java.util.ArrayList<>();
         for (String k : string(c, "auth.api-keys", "").split(",")) {
             if (!k.isBlank()) {
@@ -298,20 +422,24 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         return List.copyOf(keys);
     }
 
-    private static Optional<String> raw(Config c, String key) {
-        Config node = c.get(key);
+    private static Optional<String> raw(Reading c, String key) {
+        if (!KNOWN.contains(key)) {
+            throw new IllegalStateException(key + " is read but not listed in ServerConfig.KEYS");
+        }
+        c.read().add(key);
+        Config node = c.config().get(key);
         return node.exists() ? node.asString().asOptional().map(String::trim) : Optional.empty();
     }
 
-    private static String string(Config c, String key, String def) {
+    private static String string(Reading c, String key, String def) {
         return raw(c, key).orElse(def);
     }
 
-    private static int integer(Config c, String key, int def, int min, int max) {
+    private static int integer(Reading c, String key, int def, int min, int max) {
         return (int) longValue(c, key, def, min, max);
     }
 
-    private static long longValue(Config c, String key, long def, long min, long max) {
+    private static long longValue(Reading c, String key, long def, long min, long max) {
         Optional<String> v = raw(c, key);
         if (v.isEmpty()) {
             return def;
@@ -328,7 +456,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         return n;
     }
 
-    private static boolean bool(Config c, String key, boolean def) {
+    private static boolean bool(Reading c, String key, boolean def) {
         Optional<String> v = raw(c, key);
         if (v.isEmpty()) {
             return def;
@@ -340,7 +468,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         };
     }
 
-    private static <E extends Enum<E>> E enumeration(Config c, String key, E def, Function<String, E> parse) {
+    private static <E extends Enum<E>> E enumeration(Reading c, String key, E def, Function<String, E> parse) {
         Optional<String> v = raw(c, key);
         if (v.isEmpty()) {
             return def;

@@ -1,0 +1,56 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The real process (Main) given misspelled keys in its file, its environment and its system
+ * properties: it exits with status 2 and names each key, where it came from and the key meant,
+ * before it loads the model or listens.
+ */
+class UnknownKeyStartupTest {
+
+    @Test
+    void misspelledKeysStopTheProcessBeforeItListens(@TempDir Path dir) throws Exception {
+        Path config = dir.resolve("config.yaml");
+        Files.writeString(config, """
+                server:
+                  port: 0
+                  admin-port: 0
+                engine:
+                  slots: 2
+                  prefil-chunk: 8
+                """);
+        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                "-Dengine.threads=2", "-Dengine.sampling-wake-ahaed=false",
+                "ai.llmref.server.Main", "--config", config.toString(), "--model", TestServer.model().toString());
+        ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+        pb.environment().put("LLMREF_LIMITS_MAX_TOKENS", "16");
+        Process p = pb.start();
+        ServerOutput out = new ServerOutput(p);
+        try {
+            assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("exited").isTrue();
+            out.awaitEnd();
+        } finally {
+            p.destroyForcibly();
+        }
+        String all = out.all();
+        assertThat(p.exitValue()).as(all).isEqualTo(2);
+        assertThat(out.lines).as(all).contains(
+                "invalid configuration: engine.sampling-wake-ahaed (from system property -Dengine.sampling-wake-ahaed) "
+                        + "is not a known key; did you mean engine.sampling-wake-ahead?",
+                "invalid configuration: limits.max.tokens (from environment variable LLMREF_LIMITS_MAX_TOKENS) "
+                        + "is not a known key; did you mean limits.max-tokens (LLMREF_LIMITS_MAX__TOKENS)?",
+                "invalid configuration: engine.prefil-chunk (from file " + config + ") is not a known key; "
+                        + "did you mean engine.prefill-chunk?");
+        assertThat(out.ports).as("never listened").isCompletedExceptionally();
+        assertThat(all).doesNotContain("listening on").doesNotContain("llama_model_load");
+    }
+}

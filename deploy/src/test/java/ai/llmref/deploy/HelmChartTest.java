@@ -146,6 +146,72 @@ class HelmChartTest {
         assertThat(ServerKeys.leaves(config)).isSubsetOf(ServerKeys.all());
     }
 
+    /**
+     * Server keys (ServerKeys.all()) that the chart's config does not take, and why. The schema must
+     * take every other key, and nothing else.
+     */
+    static final Map<String, String> NOT_IN_CHART_CONFIG = Map.of(
+            "server.host", "the chart sets 0.0.0.0: a pod listens on its own address",
+            "server.port", "the chart sets it from ports.http, which the container port, the Service and the NetworkPolicy follow",
+            "server.admin-port", "the chart sets it from ports.admin, which the probes and the metrics scrape follow",
+            "model.path", "the chart sets it from model.file on the read-only /models volume",
+            "auth.api-keys", "a secret: API keys come only from the Secret named in auth, never from values",
+            "auth.api-keys-file", "the chart points it at that Secret, mounted read-only");
+
+    /** The dotted server keys values.schema.json takes under config. */
+    static Set<String> schemaConfigKeys() {
+        Set<String> keys = new TreeSet<>();
+        Object sections = Yaml.at(schema(), "properties.config.properties");
+        Yaml.keys(sections).forEach(section -> Yaml.keys(Yaml.at(sections, section + ".properties"))
+                .forEach(k -> keys.add(section + "." + k)));
+        return keys;
+    }
+
+    static Map<String, Object> schema() {
+        return Yaml.map(Repo.read("helm/llmref/values.schema.json"));
+    }
+
+    @Test
+    void theSchemaTakesEveryServerKeyButTheChartOwnedAndSecretOnes() {
+        Set<String> server = ServerKeys.all();
+        Set<String> schema = schemaConfigKeys();
+        assertThat(NOT_IN_CHART_CONFIG.keySet()).as("the exclusions are server keys").isSubsetOf(server);
+        assertThat(schema).as("every key the schema takes is one the server reads").isSubsetOf(server);
+        Set<String> expected = new TreeSet<>(server);
+        expected.removeAll(NOT_IN_CHART_CONFIG.keySet());
+        assertThat(schema).as("every server key an operator may set, and none of the exclusions").isEqualTo(expected);
+    }
+
+    @Test
+    void theServersOwnDefaultsPassTheSchemaAndReachTheConfigFile() {
+        // Every key the schema takes, set to application.yaml's default (a sample where it has none):
+        // Helm validates them against the schema while rendering, and each reaches config.yaml as given.
+        Map<String, Object> defaults = Yaml.map(Repo.read("server/src/main/resources/application.yaml"));
+        Map<String, Object> samples = Map.of("model.id", "llama-3.1-8b-instruct", "engine.ubatch-size", 256, "engine.threads", 0,
+                "engine.threads-batch", 4, "engine.device-sampling", "auto");
+        StringBuilder values = new StringBuilder("config:\n");
+        Map<String, Object> given = new java.util.LinkedHashMap<>();
+        String section = null;
+        for (String key : schemaConfigKeys()) {
+            Object v = Yaml.at(defaults, key);
+            if (v == null) {
+                v = samples.get(key);
+            }
+            assertThat(v).as("a value for %s (application.yaml has none: add a sample)", key).isNotNull();
+            given.put(key, v);
+            String[] parts = key.split("\\.");
+            if (!parts[0].equals(section)) {
+                section = parts[0];
+                values.append("  ").append(section).append(":\n");
+            }
+            values.append("    ").append(parts[1]).append(": ").append(v instanceof String t ? "\"" + t + "\"" : v).append('\n');
+        }
+        Map<String, Object> config = config(KubeObjects.parseAll(Chart.renderWith("default", values.toString()), "every server default"));
+        given.forEach((key, v) -> assertThat(String.valueOf(Yaml.at(config, key)))
+                .as(key).isEqualTo(v instanceof Double d && d == Math.rint(d) ? String.valueOf(d.longValue()) : String.valueOf(v)));
+        assertThat(ServerKeys.leaves(config)).isSubsetOf(ServerKeys.all());
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"default", "gpu", "mig", "cpu", "hardened-production"})
     void networkPolicyDeniesByDefault(String profile) {
@@ -309,6 +375,13 @@ class HelmChartTest {
                 Arguments.of("short digest", "image:\n  digest: sha256:abc\n", "at '/image/digest'"),
                 Arguments.of("auth without a Secret", "auth:\n  existingSecret: \"\"\n", "at '/auth/existingSecret'"),
                 Arguments.of("a secret through extraEnv", "extraEnv:\n  - name: AWS_SECRET_ACCESS_KEY\n    value: x\n", "at '/extraEnv/0/name'"),
+                Arguments.of("API keys in the server config", "config:\n  auth:\n    api-keys: sk-0123456789abcdef0123\n", "additional properties 'auth'"),
+                Arguments.of("the model path in the server config", "config:\n  model:\n    path: /etc/passwd\n", "additional properties 'path'"),
+                Arguments.of("unknown chat template mode", "config:\n  model:\n    chat-template-mode: mustache\n", "at '/config/model/chat-template-mode'"),
+                Arguments.of("request line limit below the server's minimum", "config:\n  limits:\n    max-request-line-bytes: 100\n",
+                        "at '/config/limits/max-request-line-bytes': minimum"),
+                Arguments.of("header timeout above the server's maximum", "config:\n  limits:\n    header-timeout-ms: 3600001\n",
+                        "at '/config/limits/header-timeout-ms': maximum"),
                 Arguments.of("model path escaping the volume", "model:\n  file: ../etc/passwd.gguf\n", "at '/model/file'"),
                 Arguments.of("privileged port", "ports:\n  http: 80\n", "at '/ports/http': minimum"),
                 Arguments.of("grace shorter than the drain", "terminationGracePeriodSeconds: 10\n", "terminationGracePeriodSeconds (10) must be at least"),

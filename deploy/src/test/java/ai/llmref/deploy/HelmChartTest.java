@@ -212,6 +212,41 @@ class HelmChartTest {
         assertThat(ServerKeys.leaves(config)).isSubsetOf(ServerKeys.all());
     }
 
+    @Test
+    void extraEnvTakesExactlyTheVariablesOfTheKeysConfigTakes() {
+        Set<String> names = new TreeSet<>(Yaml.strings(Yaml.at(schema(), "properties.extraEnv.items.properties.name.enum")));
+        Set<String> expected = new TreeSet<>();
+        schemaConfigKeys().forEach(k -> expected.add(ServerKeys.envName(k)));
+        assertThat(names).isEqualTo(expected);
+        for (String n : names) {
+            String key = ServerKeys.keyOfEnv(n);
+            assertThat(ServerKeys.all()).as(n).contains(key);
+            assertThat(NOT_IN_CHART_CONFIG).as(n + " sets " + key).doesNotContainKey(key);
+            assertThat(key).as(n).doesNotStartWith("auth.");
+        }
+        // The server's API key variables exist and are exactly what the schema keeps out.
+        assertThat(ServerKeys.keyOfEnv("LLMREF_AUTH_API__KEYS")).isEqualTo("auth.api-keys");
+        assertThat(names).doesNotContain("LLMREF_AUTH_API__KEYS", "LLMREF_AUTH_API__KEYS__FILE");
+        // Only a literal value: no valueFrom, so nothing in extraEnv reads a Secret either.
+        assertThat(Yaml.keys(Yaml.at(schema(), "properties.extraEnv.items.properties"))).containsExactlyInAnyOrder("name", "value");
+    }
+
+    @Test
+    void extraEnvReachesTheServerContainerAndNoProfileCarriesAKeyInTheEnvironment() {
+        Deployment d = deployment(KubeObjects.parseAll(Chart.renderWith("default",
+                "extraEnv:\n  - name: LLMREF_ENGINE_SLOTS\n    value: \"8\"\n  - name: LLMREF_LIMITS_MAX__TOKENS\n    value: \"512\"\n"), "extraEnv"));
+        assertThat(server(d).getEnv()).extracting(e -> e.getName() + "=" + e.getValue())
+                .containsExactly("LLMREF_ENGINE_SLOTS=8", "LLMREF_LIMITS_MAX__TOKENS=512");
+        for (String profile : List.of("default", "gpu", "mig", "cpu", "hardened-production")) {
+            Container c = server(deployment(Chart.objects(profile)));
+            List<io.fabric8.kubernetes.api.model.EnvVar> env = c.getEnv() == null ? List.of() : c.getEnv();
+            assertThat(env).as(profile).noneMatch(e -> {
+                String key = ServerKeys.keyOfEnv(e.getName());
+                return key != null && key.startsWith("auth.") || e.getValue() != null && e.getValue().contains("-Dauth.");
+            });
+        }
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"default", "gpu", "mig", "cpu", "hardened-production"})
     void networkPolicyDeniesByDefault(String profile) {
@@ -375,6 +410,18 @@ class HelmChartTest {
                 Arguments.of("short digest", "image:\n  digest: sha256:abc\n", "at '/image/digest'"),
                 Arguments.of("auth without a Secret", "auth:\n  existingSecret: \"\"\n", "at '/auth/existingSecret'"),
                 Arguments.of("a secret through extraEnv", "extraEnv:\n  - name: AWS_SECRET_ACCESS_KEY\n    value: x\n", "at '/extraEnv/0/name'"),
+                Arguments.of("an API key as a literal in extraEnv",
+                        "extraEnv:\n  - name: LLMREF_AUTH_API__KEYS\n    value: sk-0123456789abcdef0123\n", "at '/extraEnv/0/name'"),
+                Arguments.of("an API key from a Secret through extraEnv", "extraEnv:\n  - name: LLMREF_AUTH_API__KEYS\n"
+                        + "    valueFrom:\n      secretKeyRef:\n        name: keys\n        key: api-keys\n", "at '/extraEnv/0"),
+                Arguments.of("another key file through extraEnv",
+                        "extraEnv:\n  - name: LLMREF_AUTH_API__KEYS__FILE\n    value: /tmp/keys\n", "at '/extraEnv/0/name'"),
+                Arguments.of("an auth key after the API key", "extraEnv:\n  - name: LLMREF_ENGINE_SLOTS\n    value: \"8\"\n"
+                        + "  - name: LLMREF_AUTH_API__KEYS\n    value: sk-0123456789abcdef0123\n", "at '/extraEnv/1/name'"),
+                Arguments.of("a chart-owned key through extraEnv", "extraEnv:\n  - name: LLMREF_SERVER_PORT\n    value: \"80\"\n", "at '/extraEnv/0/name'"),
+                Arguments.of("a misspelt key through extraEnv", "extraEnv:\n  - name: LLMREF_ENGINE_SLOT\n    value: \"8\"\n", "at '/extraEnv/0/name'"),
+                Arguments.of("an API key as a system property", "jvmOptions: \"-Xss1m -Dauth.api-keys=sk-0123456789abcdef0123\"\n", "at '/jvmOptions'"),
+                Arguments.of("a server setting as a system property", "jvmOptions: \"-Dserver.port=80\"\n", "at '/jvmOptions'"),
                 Arguments.of("API keys in the server config", "config:\n  auth:\n    api-keys: sk-0123456789abcdef0123\n", "additional properties 'auth'"),
                 Arguments.of("the model path in the server config", "config:\n  model:\n    path: /etc/passwd\n", "additional properties 'path'"),
                 Arguments.of("unknown chat template mode", "config:\n  model:\n    chat-template-mode: mustache\n", "at '/config/model/chat-template-mode'"),

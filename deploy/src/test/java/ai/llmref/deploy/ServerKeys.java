@@ -1,5 +1,6 @@
 package ai.llmref.deploy;
 
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
@@ -22,6 +23,22 @@ final class ServerKeys {
             throw new AssertionError("found only " + keys + " in ServerConfig.java: has its key syntax changed?");
         }
         return keys;
+    }
+
+    /** The environment variable the server reads a key from: LLMREF_ + key upper-cased, {@code -} as {@code __}, {@code .} as {@code _}. */
+    static String envName(String key) {
+        return "LLMREF_" + key.toUpperCase(Locale.ROOT).replace("-", "__").replace('.', '_');
+    }
+
+    /**
+     * The key an environment variable sets, as ServerConfig.fromEnvironment maps it (a copy of its
+     * rule: strip LLMREF_, lower-case, {@code __} to {@code -}, {@code _} to {@code .}); null for other names.
+     */
+    static String keyOfEnv(String name) {
+        if (!name.startsWith("LLMREF_") || name.length() <= 7) {
+            return null;
+        }
+        return name.substring(7).toLowerCase(Locale.ROOT).replace("__", "\u0000").replace('_', '.').replace('\u0000', '-');
     }
 
     /** Flattens a YAML tree (maps only) into dotted leaf keys. */

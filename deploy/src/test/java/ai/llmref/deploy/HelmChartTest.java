@@ -127,6 +127,31 @@ class HelmChartTest {
         assertThat(d.getSpec().getTemplate().getSpec().getTerminationGracePeriodSeconds()).isGreaterThan(grace);
     }
 
+    /** /tmp, the pod's one writable path: a 64 MiB tmpfs, so nothing the pod writes reaches the node's disk. */
+    @ParameterizedTest
+    @ValueSource(strings = {"default", "gpu", "mig", "cpu", "hardened-production"})
+    void tmpIsASmallTmpfsNotTheNodesDisk(String profile) {
+        Deployment d = deployment(Chart.objects(profile));
+        Container c = server(d);
+        Volume tmp = volume(d, mount(c, "/tmp").getName());
+        assertThat(tmp.getEmptyDir()).as("an emptyDir").isNotNull();
+        assertThat(tmp.getEmptyDir().getMedium()).as("memory, not the node's disk").isEqualTo("Memory");
+        assertThat(tmp.getEmptyDir().getSizeLimit()).isEqualTo(new Quantity("64Mi"));
+        // It counts against the memory limit: a small share of it.
+        assertThat(tmp.getEmptyDir().getSizeLimit().getNumericalAmount().multiply(java.math.BigDecimal.valueOf(16)))
+                .isLessThanOrEqualTo(c.getResources().getLimits().get("memory").getNumericalAmount());
+        assertThat(c.getVolumeMounts()).filteredOn(m -> !m.getMountPath().equals("/tmp"))
+                .as("every other mount read-only").allMatch(m -> Boolean.TRUE.equals(m.getReadOnly()));
+    }
+
+    @Test
+    void tmpGoesToTheNodesDiskOnlyWhenAskedTo() {
+        Deployment d = deployment(KubeObjects.parseAll(Chart.renderWith("default", "tmp:\n  medium: \"\"\n"), "tmp on disk"));
+        Volume tmp = volume(d, mount(server(d), "/tmp").getName());
+        assertThat(tmp.getEmptyDir().getMedium()).isNull();
+        assertThat(tmp.getEmptyDir().getSizeLimit()).isEqualTo(new Quantity("64Mi"));
+    }
+
     @Test
     void aConfigChangeChangesTheChecksum() {
         String before = checksum(Chart.objects("default"));
@@ -429,6 +454,8 @@ class HelmChartTest {
                         "at '/config/limits/max-request-line-bytes': minimum"),
                 Arguments.of("header timeout above the server's maximum", "config:\n  limits:\n    header-timeout-ms: 3600001\n",
                         "at '/config/limits/header-timeout-ms': maximum"),
+                Arguments.of("tmp on huge pages", "tmp:\n  medium: HugePages-2Mi\n", "at '/tmp/medium'"),
+                Arguments.of("tmp without a size limit", "tmp:\n  sizeLimit: null\n", "missing property 'sizeLimit'"),
                 Arguments.of("model path escaping the volume", "model:\n  file: ../etc/passwd.gguf\n", "at '/model/file'"),
                 Arguments.of("privileged port", "ports:\n  http: 80\n", "at '/ports/http': minimum"),
                 Arguments.of("grace shorter than the drain", "terminationGracePeriodSeconds: 10\n", "terminationGracePeriodSeconds (10) must be at least"),

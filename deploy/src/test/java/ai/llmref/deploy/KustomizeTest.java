@@ -12,6 +12,7 @@ import io.fabric8.kubernetes.api.model.PodSpec;
 import io.fabric8.kubernetes.api.model.Quantity;
 import io.fabric8.kubernetes.api.model.ResourceQuota;
 import io.fabric8.kubernetes.api.model.Service;
+import io.fabric8.kubernetes.api.model.Volume;
 import io.fabric8.kubernetes.api.model.apps.Deployment;
 import io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicy;
 import java.nio.file.Path;
@@ -137,6 +138,18 @@ class KustomizeTest {
         assertThat(Yaml.at(config, "server.host")).isEqualTo("0.0.0.0");
         assertThat((String) Yaml.at(config, "auth.api-keys-file")).startsWith("/etc/llmref/secrets/");
         assertThat(c.getImage()).startsWith("registry.example.com/llmref/server:");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"k8s/base", "k8s/overlays/gpu", "k8s/overlays/cpu"})
+    void tmpIsASmallTmpfsNotTheNodesDisk(String dir) {
+        Deployment d = KubeObjects.single(build(dir), Deployment.class);
+        Container c = HelmChartTest.server(d);
+        Volume tmp = HelmChartTest.volume(d, HelmChartTest.mount(c, "/tmp").getName());
+        assertThat(tmp.getEmptyDir().getMedium()).as("memory, not the node's disk").isEqualTo("Memory");
+        assertThat(tmp.getEmptyDir().getSizeLimit()).isEqualTo(new Quantity("64Mi"));
+        assertThat(c.getVolumeMounts()).filteredOn(m -> !m.getMountPath().equals("/tmp"))
+                .as("every other mount read-only").allMatch(m -> Boolean.TRUE.equals(m.getReadOnly()));
     }
 
     @Test

@@ -217,7 +217,10 @@ class AdmissionPolicyTest {
 
     @Test
     void theDeployedImagesAreTheOnesThePoliciesCover() {
-        assertThat(HelmChartTest.server(HelmChartTest.deployment(Chart.objects("hardened-production"))).getImage()).startsWith(REGISTRY);
+        Deployment hardened = HelmChartTest.deployment(Chart.objects("hardened-production"));
+        assertThat(HelmChartTest.server(hardened).getImage()).startsWith(REGISTRY);
+        assertThat(hardened.getSpec().getTemplate().getSpec().getVolumes()).filteredOn(v -> v.getImage() != null)
+                .as("the model's image volume").singleElement().satisfies(v -> assertThat(v.getImage().getReference()).startsWith(REGISTRY));
         assertThat(HelmChartTest.server(HelmChartTest.deployment(Chart.objects("default"))).getImage()).startsWith(REGISTRY);
         Deployment k8s = KubeObjects.single(KustomizeTest.build("k8s/overlays/gpu"), Deployment.class);
         assertThat(HelmChartTest.server(k8s).getImage()).startsWith(REGISTRY);

@@ -350,6 +350,11 @@ class HelmChartTest {
         assertThat(d.getSpec().getReplicas()).as("KEDA owns the replica count").isNull();
         assertThat(server(d).getResources().getLimits()).containsEntry("nvidia.com/gpu", new Quantity("1"));
         assertThat(volume(d, mount(server(d), "/tmp").getName()).getEmptyDir().getMedium()).isEqualTo("Memory");
+        // The model: an image volume, one read-only copy per pod (no volume shared between pods), by digest.
+        Volume model = volume(d, mount(server(d), "/models").getName());
+        assertThat(model.getPersistentVolumeClaim()).isNull();
+        assertThat(model.getImage().getReference()).matches(".+@sha256:[0-9a-f]{64}");
+        assertThat(spec.getVolumes()).as("no PVC, so nothing any other pod mounts").allMatch(v -> v.getPersistentVolumeClaim() == null);
         assertThat(KubeObjects.single(objects, PodDisruptionBudget.class).getSpec().getMinAvailable().getIntVal()).isEqualTo(2);
 
         NetworkPolicy np = KubeObjects.single(objects, NetworkPolicy.class);
@@ -397,6 +402,43 @@ class HelmChartTest {
         Volume model = volume(d, mount(server(d), "/models").getName());
         assertThat(model.getImage().getReference()).isEqualTo("registry.example.com/models/llama:q4");
         assertThat(PodPosture.violations("image volume", d.getSpec().getTemplate().getSpec())).isEmpty();
+    }
+
+    /**
+     * The deployment model says a pod shares no volume with another; a model PVC is one claim for
+     * every replica. docs/deployment.md (2.3) keeps it as a stated departure on the grounds checked
+     * here: read-only in the volume and in the mount of every pod that has it, and no pod (the helm
+     * test pod included) that mounts it writable.
+     */
+    @Test
+    void aSharedModelClaimIsReadOnlyEverywhereAndADocumentedDeparture() {
+        Map<String, List<HasMetadata>> outputs = new java.util.LinkedHashMap<>();
+        for (String profile : List.of("default", "gpu", "mig", "cpu", "hardened-production")) {
+            outputs.put(profile, Chart.objects(profile));
+        }
+        for (String dir : List.of("k8s/base", "k8s/overlays/gpu", "k8s/overlays/cpu")) {
+            outputs.put(dir, KustomizeTest.build(dir));
+        }
+        int shared = 0;
+        for (var e : outputs.entrySet()) {
+            List<PodSpec> pods = new ArrayList<>();
+            KubeObjects.ofKind(e.getValue(), Deployment.class).forEach(d -> pods.add(d.getSpec().getTemplate().getSpec()));
+            KubeObjects.ofKind(e.getValue(), Pod.class).forEach(p -> pods.add(p.getSpec()));
+            for (PodSpec spec : pods) {
+                for (Volume v : spec.getVolumes() == null ? List.<Volume>of() : spec.getVolumes()) {
+                    if (v.getPersistentVolumeClaim() == null) {
+                        continue;
+                    }
+                    shared++;
+                    assertThat(v.getPersistentVolumeClaim().getReadOnly()).as(e.getKey() + " claim " + v.getName()).isTrue();
+                    spec.getContainers().forEach(c -> c.getVolumeMounts().stream().filter(m -> m.getName().equals(v.getName()))
+                            .forEach(m -> assertThat(m.getReadOnly()).as(e.getKey() + " mount of " + v.getName()).isTrue()));
+                }
+            }
+        }
+        assertThat(shared).as("the default profile and k8s/ use the shared claim").isPositive();
+        String doc = Repo.read("docs/deployment.md");
+        assertThat(doc).contains("does not share volumes with other pods", "**The shared PVC departs from the deployment model.**");
     }
 
     @Test

@@ -9,9 +9,11 @@ import io.fabric8.kubernetes.api.model.ConfigMap;
 import io.fabric8.kubernetes.api.model.Container;
 import io.fabric8.kubernetes.api.model.GenericKubernetesResource;
 import io.fabric8.kubernetes.api.model.HasMetadata;
+import io.fabric8.kubernetes.api.model.LimitRange;
 import io.fabric8.kubernetes.api.model.Pod;
 import io.fabric8.kubernetes.api.model.PodSpec;
 import io.fabric8.kubernetes.api.model.Quantity;
+import io.fabric8.kubernetes.api.model.ResourceQuota;
 import io.fabric8.kubernetes.api.model.Service;
 import io.fabric8.kubernetes.api.model.ServiceAccount;
 import io.fabric8.kubernetes.api.model.Toleration;
@@ -442,6 +444,50 @@ class HelmChartTest {
     }
 
     @Test
+    void namespaceGuardsAreOffByDefault() {
+        for (String profile : List.of("default", "gpu", "mig", "cpu", "hardened-production")) {
+            assertThat(kinds(Chart.objects(profile))).as(profile).doesNotContain("ResourceQuota", "LimitRange");
+        }
+    }
+
+    /** namespaceGuards: k8s/base's quota and limit range for the release's namespace, which the release's own pods fit. */
+    @ParameterizedTest
+    @ValueSource(strings = {"default", "cpu", "hardened-production"})
+    void namespaceGuardsRenderK8sBasesQuotaAndLimitRangeWhichTheWorkloadFits(String profile) {
+        List<HasMetadata> objects = KubeObjects.parseAll(Chart.renderWith(profile, "namespaceGuards:\n  enabled: true\n"), "guards " + profile);
+        ResourceQuota quota = KubeObjects.single(objects, ResourceQuota.class);
+        LimitRange limits = KubeObjects.single(objects, LimitRange.class);
+        for (HasMetadata o : List.of(quota, limits)) {
+            assertThat(KubeObjects.unknownFields(o)).isEmpty();
+            assertThat(o.getMetadata().getNamespace()).as("the release's namespace, as Helm applies it").isNull();
+            assertThat(o.getMetadata().getLabels()).containsEntry("app.kubernetes.io/instance", Chart.RELEASE)
+                    .containsEntry("app.kubernetes.io/part-of", "ai-llm-reference-app");
+        }
+        // The same as k8s/base's.
+        ResourceQuota base = KubeObjects.single(KubeObjects.parseAll(Repo.read("k8s/base/resourcequota.yaml"), "base quota"), ResourceQuota.class);
+        LimitRange baseLimits = KubeObjects.single(KubeObjects.parseAll(Repo.read("k8s/base/limitrange.yaml"), "base limits"), LimitRange.class);
+        assertThat(quota.getSpec().getHard()).isEqualTo(base.getSpec().getHard());
+        assertThat(limits.getSpec().getLimits()).isEqualTo(baseLimits.getSpec().getLimits());
+        // The release's own pods fit: each server container under the container ceiling, the most
+        // replicas (and their GPUs) under the quota.
+        Deployment d = deployment(objects);
+        Map<String, Quantity> max = limits.getSpec().getLimits().stream().filter(l -> l.getType().equals("Container")).findFirst().orElseThrow().getMax();
+        server(d).getResources().getLimits().forEach((resource, q) -> {
+            assertThat(max).as("a ceiling for " + resource).containsKey(resource);
+            assertThat(q.getNumericalAmount()).as(resource).isLessThanOrEqualTo(max.get(resource).getNumericalAmount());
+        });
+        Map<String, Object> values = Yaml.map(Repo.read(profile.equals("default") ? "helm/llmref/values.yaml" : "helm/profiles/" + profile + ".yaml"));
+        Object keda = Yaml.at(values, "autoscaling.keda.maxReplicaCount");
+        int replicas = keda != null ? (Integer) keda : d.getSpec().getReplicas();
+        java.math.BigDecimal pods = quota.getSpec().getHard().get("pods").getNumericalAmount();
+        assertThat(java.math.BigDecimal.valueOf(replicas + 1)).as("replicas and the helm test pod").isLessThanOrEqualTo(pods);
+        Quantity gpu = server(d).getResources().getLimits().get("nvidia.com/gpu");
+        if (gpu != null) {
+            assertThat(gpu.getNumericalAmount()).isLessThanOrEqualTo(quota.getSpec().getHard().get("requests.nvidia.com/gpu").getNumericalAmount());
+        }
+    }
+
+    @Test
     void helmTestPodChecksReadinessAuthAndMetrics() {
         Pod test = KubeObjects.single(Chart.objects("default"), Pod.class);
         assertThat(test.getMetadata().getAnnotations()).containsEntry(Chart.HOOK_ANNOTATION, "test");
@@ -501,6 +547,20 @@ class HelmChartTest {
                 Arguments.of("model path escaping the volume", "model:\n  file: ../etc/passwd.gguf\n", "at '/model/file'"),
                 Arguments.of("privileged port", "ports:\n  http: 80\n", "at '/ports/http': minimum"),
                 Arguments.of("grace shorter than the drain", "terminationGracePeriodSeconds: 10\n", "terminationGracePeriodSeconds (10) must be at least"),
+                Arguments.of("more than 64 replicas", "replicaCount: 65\n", "at '/replicaCount': maximum"),
+                Arguments.of("an HPA beyond 64 replicas", "autoscaling:\n  hpa:\n    maxReplicas: 65\n", "at '/autoscaling/hpa/maxReplicas': maximum"),
+                Arguments.of("KEDA beyond 64 replicas", "autoscaling:\n  keda:\n    maxReplicaCount: 1000\n",
+                        "at '/autoscaling/keda/maxReplicaCount': maximum"),
+                Arguments.of("namespace guards without a pods quota", "namespaceGuards:\n  enabled: true\n  resourceQuota:\n    hard:\n      pods: null\n",
+                        "missing property 'pods'"),
+                Arguments.of("a pods quota below the replicas", "replicaCount: 3\nnamespaceGuards:\n  enabled: true\n  resourceQuota:\n    hard:\n"
+                        + "      pods: \"2\"\n", "namespaceGuards.resourceQuota.hard.pods (2) is below the most replicas the release may run (3)"),
+                Arguments.of("a pods quota below the KEDA ceiling", "autoscaling:\n  keda:\n    enabled: true\n    maxReplicaCount: 20\n"
+                        + "namespaceGuards:\n  enabled: true\n", "is below the most replicas the release may run (20)"),
+                Arguments.of("a quantity that is not one", "namespaceGuards:\n  resourceQuota:\n    hard:\n      limits.cpu: lots\n",
+                        "at '/namespaceGuards/resourceQuota/hard/limits.cpu'"),
+                Arguments.of("an unknown limit range type", "namespaceGuards:\n  limitRange:\n    limits:\n      - type: Node\n",
+                        "at '/namespaceGuards/limitRange/limits/0/type'"),
                 Arguments.of("two autoscalers", "autoscaling:\n  hpa:\n    enabled: true\n  keda:\n    enabled: true\n", "not both"),
                 Arguments.of("image volume without reference", "model:\n  source: image\n", "model.image.reference"));
     }

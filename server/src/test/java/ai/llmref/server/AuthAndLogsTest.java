@@ -86,6 +86,19 @@ class AuthAndLogsTest {
         assertThat(logged).isNotEmpty();
         assertThat(logged).anySatisfy(l -> assertThat(l).contains("\"type\":\"access\"").contains("\"status\":401"));
         assertThat(logged).anySatisfy(l -> assertThat(l).contains("\"route\":\"/v1/completions\"").contains("\"completion_tokens\":3"));
+        // each admitted request's access line names the key that let it in by its digest's first 16 hex digits
+        String keyId = "\"key_id\":\"" + sha256Prefix(KEY) + "\"";
+        String fileKeyId = "\"key_id\":\"" + sha256Prefix(FILE_KEY) + "\"";
+        List<String> access = logged.stream().filter(l -> l.contains("\"type\":\"access\"")).toList();
+        for (Route r : ROUTES) {
+            String route = "\"route\":\"" + (r.path().startsWith("/v1/models/") ? "/v1/models/{id}" : r.path()) + "\"";
+            assertThat(access).as(r.path()).filteredOn(l -> l.contains(route) && l.contains("\"status\":200"))
+                    .hasSize(2)
+                    .anySatisfy(l -> assertThat(l).contains(keyId))
+                    .anySatisfy(l -> assertThat(l).contains(fileKeyId));
+        }
+        assertThat(access).filteredOn(l -> l.contains("\"status\":401")).hasSize(3 * ROUTES.size())
+                .noneSatisfy(l -> assertThat(l).contains("key_id"));
         assertThat(String.join("\n", logged)).doesNotContain(KEY).doesNotContain(FILE_KEY).doesNotContain("sk-wrong")
                 .doesNotContain(SECRET_PROMPT).doesNotContain("Zanzibar");
     }
@@ -94,6 +107,11 @@ class AuthAndLogsTest {
     void tooShortKeysStopStartUp() {
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> TestServer.start(Map.of("auth.api-keys", "short")))
                 .hasMessageContaining("API keys must be at least 16 printable ASCII characters");
+    }
+
+    static String sha256Prefix(String key) throws Exception {
+        byte[] d = java.security.MessageDigest.getInstance("SHA-256").digest(key.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        return java.util.HexFormat.of().formatHex(d, 0, 8);
     }
 
     static HttpResponse<String> send(TestServer t, Route r, String authorization) throws Exception {

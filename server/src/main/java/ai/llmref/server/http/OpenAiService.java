@@ -109,6 +109,7 @@ public final class OpenAiService implements HttpService {
         if (span.getSpanContext().isValid()) {
             x.log().traceId = span.getSpanContext().getTraceId();
         }
+        req.context().get(AuthFilter.KeyId.class).ifPresent(k -> x.log().keyId = k.value());
         try {
             h.handle(req, res, x);
         } catch (ApiException e) {

@@ -7,7 +7,8 @@ import java.time.Instant;
 
 /**
  * One JSON line per request on the logger {@code ai.llmref.access}: route, status, tokens, timings,
- * trace id. Never the prompt, the output or any header value (API keys stay out of logs).
+ * trace id, the id of the API key that let the request in. Never the prompt, the output or any
+ * header value (API keys stay out of logs).
  */
 public final class AccessLog {
     private static final System.Logger LOG = System.getLogger("ai.llmref.access");
@@ -19,6 +20,8 @@ public final class AccessLog {
         public final String method;
         public final String route;
         public String traceId;
+        /** The API key that let the request in, as {@code AuthFilter.KeyId}; null without keys. */
+        public String keyId;
         public int promptTokens = -1;
         public int completionTokens = -1;
         public int cachedTokens = -1;
@@ -49,6 +52,9 @@ public final class AccessLog {
         o.put("duration_ms", (System.nanoTime() - e.startNanos) / 1_000_000.0);
         if (e.traceId != null) {
             o.put("trace_id", e.traceId);
+        }
+        if (e.keyId != null) {
+            o.put("key_id", e.keyId);
         }
         if (e.promptTokens >= 0) {
             o.put("prompt_tokens", e.promptTokens);

@@ -127,8 +127,11 @@ public final class LlamaModel implements AutoCloseable {
         return placement;
     }
 
+    /** The model's facts; a vocabulary-only model ({@link ModelParams#withVocabOnly}) reports 0 layers and heads. */
     public ModelInfo info() {
         MemorySegment m = checkOpen();
+        int layers = llama_model_n_layer(m);
+        // llama.cpp aborts the process when asked for the heads of a model without layers
         return new ModelInfo(
                 metadata("general.architecture").orElse("unknown"),
                 description(m),
@@ -136,9 +139,9 @@ public final class LlamaModel implements AutoCloseable {
                 llama_model_size(m),
                 llama_model_n_ctx_train(m),
                 llama_model_n_embd(m),
-                llama_model_n_layer(m),
-                llama_model_n_head(m),
-                llama_model_n_head_kv(m),
+                layers,
+                layers > 0 ? llama_model_n_head(m) : 0,
+                layers > 0 ? llama_model_n_head_kv(m) : 0,
                 llama_vocab_n_tokens(vocabHandle),
                 chatTemplate());
     }
@@ -205,6 +208,9 @@ public final class LlamaModel implements AutoCloseable {
 
     /** Creates a context for this model, owned by the calling thread. */
     public LlamaContext newContext(ContextParams params) {
+        if (llama_model_n_layer(checkOpen()) == 0) {
+            throw new IllegalStateException("model " + path + " was loaded without its weights (vocabulary only): it cannot make a context");
+        }
         return new LlamaContext(this, params);
     }
 

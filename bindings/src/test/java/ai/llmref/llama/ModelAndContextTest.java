@@ -86,6 +86,14 @@ class ModelAndContextTest extends StoriesModelTest {
         try (LlamaModel v = LlamaModel.load(TestModels.stories(), ModelParams.defaults().withVocabOnly(true))) {
             assertThat(v.vocabulary().tokenize("Once upon a time", true, false))
                     .containsExactly(model.vocabulary().tokenize("Once upon a time", true, false));
+            // without layers llama.cpp aborts on the heads' count and on a context: both answered in Java
+            ModelInfo info = v.info();
+            assertThat(info.layerCount()).isZero();
+            assertThat(info.headCount()).isZero();
+            assertThat(info.headCountKv()).isZero();
+            assertThat(info.vocabSize()).isEqualTo(model.info().vocabSize());
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> v.newContext(TestModels.small(1)))
+                    .isInstanceOf(IllegalStateException.class).hasMessageContaining("vocabulary only");
         }
     }
 

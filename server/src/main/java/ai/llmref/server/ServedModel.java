@@ -8,9 +8,30 @@ import ai.llmref.server.http.PromptModel;
 import ai.llmref.server.structured.ToolCalls;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
-/** The loaded model as the HTTP layer sees it: tokenizer, chat template, engine. */
+/**
+ * The loaded model as the HTTP layer sees it: tokenizer, chat template, engine.
+ *
+ * <p>HTTP handlers run on virtual threads, and a virtual thread inside a native call holds its
+ * carrier: llama.cpp's tokenizer takes about 90 ms for a 1 MiB text with a 128k vocabulary
+ * (docs/architecture.md), during which that carrier runs no other request's code. So a
+ * tokenization of more than {@value #INLINE_CHARS} characters, and a detokenization of more than
+ * {@value #INLINE_TOKENS} tokens, called from a virtual thread, runs on one of a few platform
+ * threads of its own ({@code llmref-tokenizer-N}) while the virtual thread waits unmounted;
+ * shorter ones (well under a millisecond) run in place.
+ */
 public final class ServedModel implements PromptModel, AutoCloseable {
+    static final int INLINE_CHARS = 16 * 1024;
+    static final int INLINE_TOKENS = 4096;
+
     private final String id;
     private final LlamaModel model;
     private final Vocabulary vocab;
@@ -18,6 +39,8 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     private final ChatRenderer chatRenderer;
     private final long loadedAt = System.currentTimeMillis() / 1000;
     private final ai.llmref.llama.ModelInfo info;
+    private final ExecutorService nativeWork;
+    private final AtomicLong offloaded = new AtomicLong();
 
     ServedModel(String id, LlamaModel model, Engine engine, ChatRenderer chatRenderer) {
         this.id = id;
@@ -26,6 +49,9 @@ public final class ServedModel implements PromptModel, AutoCloseable {
         this.engine = engine;
         this.chatRenderer = chatRenderer;
         this.info = model.info();
+        AtomicInteger n = new AtomicInteger();
+        this.nativeWork = Executors.newFixedThreadPool(Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors() / 2)),
+                r -> Thread.ofPlatform().daemon().name("llmref-tokenizer-" + n.incrementAndGet()).unstarted(r));
     }
 
     /** The model's facts, read once at load (safe to read after close). */
@@ -40,12 +66,12 @@ public final class ServedModel implements PromptModel, AutoCloseable {
 
     @Override
     public int[] tokenize(String text, boolean chat) {
-        return vocab.tokenize(text, true, chat);
+        return offPinning(text.length() > INLINE_CHARS, () -> vocab.tokenize(text, true, chat));
     }
 
     /** Tokens of text as /tokenize returns them: special-token text is not parsed. */
     public int[] tokenizeRaw(String text, boolean addSpecial) {
-        return vocab.tokenize(text, addSpecial, false);
+        return offPinning(text.length() > INLINE_CHARS, () -> vocab.tokenize(text, addSpecial, false));
     }
 
     public String piece(int token) {
@@ -54,7 +80,42 @@ public final class ServedModel implements PromptModel, AutoCloseable {
 
     @Override
     public String detokenize(int[] tokens) {
-        return vocab.detokenize(tokens, false, false);
+        return offPinning(tokens.length > INLINE_TOKENS, () -> vocab.detokenize(tokens, false, false));
+    }
+
+    /** How many calls ran on the tokenizer threads instead of the calling virtual thread. */
+    long offloadedCalls() {
+        return offloaded.get();
+    }
+
+    /** Runs a long native call on a platform thread when called from a virtual thread (see class comment). */
+    private <T> T offPinning(boolean long_, Callable<T> work) {
+        try {
+            if (!long_ || !Thread.currentThread().isVirtual()) {
+                return work.call();
+            }
+            offloaded.incrementAndGet();
+            Future<T> f = nativeWork.submit(work);
+            try {
+                return f.get();
+            } catch (InterruptedException e) {
+                f.cancel(false); // a native call cannot be stopped; its result is dropped
+                Thread.currentThread().interrupt();
+                throw new CancellationException("interrupted while waiting for the tokenizer");
+            } catch (ExecutionException e) {
+                if (e.getCause() instanceof RuntimeException r) {
+                    throw r;
+                }
+                if (e.getCause() instanceof Error err) {
+                    throw err;
+                }
+                throw new IllegalStateException(e.getCause());
+            }
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e); // the callables above throw nothing checked
+        }
     }
 
     @Override
@@ -109,7 +170,21 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     /** Stops the engine, then frees the model: native resources in order. */
     @Override
     public void close() {
+        nativeWork.shutdown();
+        boolean idle;
+        try {
+            idle = nativeWork.awaitTermination(10, java.util.concurrent.TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            idle = nativeWork.isTerminated();
+        }
         engine.close();
-        model.close();
+        if (idle) {
+            model.close();
+        } else {
+            // freeing the vocabulary under a running tokenization would crash the process
+            System.getLogger(ServedModel.class.getName()).log(System.Logger.Level.WARNING,
+                    "a tokenization still runs after 10 s: the model stays loaded until the process exits");
+        }
     }
 }

@@ -354,7 +354,8 @@ for lab in labels:
         print("| %s | %s | %s | %s | %.3f | %+.2f | %s |" % (lab, test, who[5:], ms(samples[key]),
               st.median(round_ratios(key, ref)), dus, vs_raw))
 print()
-print("Per-token costs measured in the Java process (c-loop: in the C program; mean ± sd over the repetitions of all rounds):")
+print("Per-token costs measured in the Java process (c-loop: in the C program; mean ± sd over the repetitions of all rounds;")
+print("\"per run\": per prompt repetition, \"in all\": the process's count):")
 print()
 print("| model | what | per token |")
 print("| --- | --- | ---: |")
@@ -362,7 +363,7 @@ for lab in labels:
     for key in order:
         l, test, who = key
         if l == lab and (test.startswith("sample") or test.startswith("profile")):
-            unit = units[key].replace("us/token", "µs").replace("B/token", "bytes").replace("n/token", "")
+            unit = {"us/token": "µs", "B/token": "bytes", "n/token": "", "n/run": "per run", "n": "in all"}.get(units[key], units[key])
             print("| %s | %s | %s %s |" % (lab, who[5:], ms(samples[key]), unit))
 print()
 print("Models: " + "; ".join("%s = %s" % (l, model_desc.get(l, "?")) for l in labels) + ".")

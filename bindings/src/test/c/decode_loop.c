@@ -21,6 +21,9 @@
  * then runs once more on a thread of its own (variant "c-loop-thread", same context): the Java
  * benchmark decodes on a thread that is not the process's first, whose mallocs go to another of
  * glibc's arenas, and this tells whether that alone changes a token's time.
+ * llama.cpp's log goes to stderr, but for the per-decode "CUDA Graph id ... reused" line, which is
+ * counted, as are the other CUDA graph lines per prompt repetition and failed pinned-memory
+ * allocations (rows of their own).
  * Prints one JSON line per result to stdout, in DecodeBenchmark's --jsonl format (impl "c").
  */
 #define _GNU_SOURCE
@@ -34,10 +37,27 @@
 #include "ggml-backend.h"
 #include "llama.h"
 
-static void quiet(enum ggml_log_level level, const char *text, void *user_data) {
+/* llama.cpp's log, counted by kind: the debug lines a CUDA build writes tell how a decode used its
+   CUDA graphs ("CUDA Graph id ... reused" for every decode that replays one, others when one is
+   captured again or given up), and a pinned-memory allocation that failed (llama.cpp then falls back
+   to pageable memory, slower to copy to the device) is logged at debug level only. Every line but
+   the per-decode "reused" one goes to stderr. */
+static long log_graph_reused, log_graph_other, log_pinned;
+
+static void log_line(enum ggml_log_level level, const char *text, void *user_data) {
     (void) level;
-    (void) text;
     (void) user_data;
+    if (strstr(text, "CUDA Graph id") != NULL) {
+        log_graph_reused++;
+        return;
+    }
+    if (strstr(text, "CUDA graph") != NULL) {
+        log_graph_other++;
+    }
+    if (strstr(text, "pinned memory") != NULL) {
+        log_pinned++;
+    }
+    fputs(text, stderr);
 }
 
 static double now_us(void) {
@@ -217,7 +237,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "decode_loop: bad numbers (threads >= 1, prompt and gen >= 0 and not both 0, 1 <= reps <= 10000)\n");
         return 2;
     }
-    llama_log_set(quiet, NULL);
+    llama_log_set(log_line, NULL);
     ggml_backend_load_all_from_path(argv[2]);
     llama_backend_init();
     struct llama_model_params mp = llama_model_default_params();
@@ -246,15 +266,17 @@ int main(int argc, char **argv) {
             fprintf(stderr, "decode_loop: llama_decode failed\n");
             return 1;
         }
-        double *faults = malloc(sizeof(double) * (size_t) reps);
+        double *faults = malloc(sizeof(double) * (size_t) reps * 3);
         if (faults == NULL) {
             return 1;
         }
+        double *graphs_reused = faults + reps, *graphs_other = faults + 2 * (size_t) reps;
         for (int r = 0; r < reps; r++) {
             long before[3], after[3];
             double c = 0, w = 0;
             llama_memory_clear(llama_get_memory(ctx), false);
             thread_counts(before);
+            long reused0 = log_graph_reused, other0 = log_graph_other;
             double t0 = now_us();
             if (prompt_run(ctx, vocab, n_prompt, &c, &w) != 0) {
                 fprintf(stderr, "decode_loop: llama_decode failed\n");
@@ -265,12 +287,18 @@ int main(int argc, char **argv) {
             call[r] = c / n_prompt;
             wait[r] = w / n_prompt;
             faults[r] = (double) (after[0] - before[0]) / n_prompt;
+            graphs_reused[r] = (double) (log_graph_reused - reused0);
+            graphs_other[r] = (double) (log_graph_other - other0);
         }
         print_result(label, model_path, "pp", "c-loop", n_prompt, 0, threads, "t/s", ts, reps);
         print_result(label, model_path, "profile", "c-loop: prompt llama_decode call", n_prompt, 0, threads, "us/token", call, reps);
         print_result(label, model_path, "profile", "c-loop: prompt llama_synchronize wait", n_prompt, 0, threads, "us/token", wait, reps);
         print_result(label, model_path, "profile", "c-loop: prompt minor page faults (decoding thread)", n_prompt, 0, threads, "n/token",
                      faults, reps);
+        print_result(label, model_path, "profile", "c-loop: prompt CUDA graph replays (log lines)", n_prompt, 0, threads, "n/run",
+                     graphs_reused, reps);
+        print_result(label, model_path, "profile", "c-loop: prompt other CUDA graph log lines", n_prompt, 0, threads, "n/run",
+                     graphs_other, reps);
         free(faults);
         llama_free(ctx);
     }
@@ -305,6 +333,11 @@ int main(int argc, char **argv) {
         free(more);
         llama_free(ctx);
     }
+    for (int r = 0; r < reps; r++) {
+        ts[r] = (double) log_pinned; /* the whole run's count, as a row of the same shape */
+    }
+    print_result(label, model_path, "profile", "c-loop: pinned-memory allocations failed (log lines)", n_prompt, n_gen, threads, "n",
+                 ts, reps);
     llama_model_free(model);
     free(ts);
     free(call);

@@ -39,11 +39,25 @@ class DecodeLoopProgramTest {
                 Integer.toString(TestModels.gpuLayers()), "2", "64", "32", "3", "stories"));
         assertThat(out.exitCode()).as("decode_loop failed:%n%s", out.stderr()).isZero();
         List<String> lines = out.stdout().lines().toList();
-        assertThat(lines).hasSize(16);
-        prompt(lines.subList(0, 4));
+        assertThat(lines).hasSize(19);
+        prompt(lines.subList(0, 6));
         // the generation test on the process's first thread, then on a thread of its own
-        generation(lines.subList(4, 10), "c-loop");
-        generation(lines.subList(10, 16), "c-loop-thread");
+        generation(lines.subList(6, 12), "c-loop");
+        generation(lines.subList(12, 18), "c-loop-thread");
+        // the whole run's failed pinned-memory allocations, from llama.cpp's debug lines: a count,
+        // none without a GPU backend (which alone allocates pinned memory)
+        Matcher m = LINE.matcher(lines.get(18));
+        assertThat(m.matches()).as(lines.get(18)).isTrue();
+        assertThat(List.of(m.group(1), m.group(2), m.group(3), m.group(4), m.group(5)))
+                .containsExactly("profile", "c-loop: pinned-memory allocations failed (log lines)", "64", "32", "n");
+        double[] pinned = samples(m);
+        assertThat(pinned[0]).isNotNegative().isEqualTo(Math.rint(pinned[0]));
+        assertThat(pinned).containsOnly(pinned[0]);
+        if (TestModels.gpuLayers() == 0) {
+            assertThat(pinned[0]).isZero();
+        }
+        // llama.cpp's other lines go to stderr now (the model's load report among them)
+        assertThat(out.stderr()).contains("llama_model_loader");
     }
 
     /** The prompt's rate, then its split per prompt token into the calls and the wait, and the thread's page faults. */
@@ -53,6 +67,8 @@ class DecodeLoopProgramTest {
             {"profile", "c-loop: prompt llama_decode call", "us/token"},
             {"profile", "c-loop: prompt llama_synchronize wait", "us/token"},
             {"profile", "c-loop: prompt minor page faults (decoding thread)", "n/token"},
+            {"profile", "c-loop: prompt CUDA graph replays (log lines)", "n/run"},
+            {"profile", "c-loop: prompt other CUDA graph log lines", "n/run"},
         };
         double[][] values = new double[lines.size()][];
         for (int i = 0; i < lines.size(); i++) {
@@ -69,6 +85,13 @@ class DecodeLoopProgramTest {
             assertThat(values[3][r] * 64).as("a count of faults").isNotNegative().isCloseTo(Math.rint(values[3][r] * 64), within(1e-6));
             // the calls and the wait are parts of the prompt's time (which also makes the tokens)
             assertThat(values[1][r] + values[2][r]).as("repetition %d", r).isLessThanOrEqualTo(1e6 / values[0][r] * 1.0001);
+            // counts of log lines per prompt: whole, and none without a CUDA build's graphs
+            for (int i = 4; i < 6; i++) {
+                assertThat(values[i][r]).as("prompt line %d, repetition %d", i, r).isNotNegative().isEqualTo(Math.rint(values[i][r]));
+                if (TestModels.gpuLayers() == 0) {
+                    assertThat(values[i][r]).as("no CUDA graphs on the CPU").isZero();
+                }
+            }
         }
     }
 

@@ -1020,25 +1020,67 @@ public final class DecodeBenchmark {
         double[] call = new double[reps];
         double[] wait = new double[reps];
         double[] faults = new double[reps];
+        double[] replays = new double[reps];
+        double[] otherGraph = new double[reps];
         long[] before = new long[3];
         long[] after = new long[3];
-        try (RawPrompt prompt = new RawPrompt(raw, nPrompt); Arena arena = Arena.ofConfined()) {
-            ThreadCounts threadCounts = new ThreadCounts(arena);
-            for (int r = -1; r < reps; r++) { // r = -1: warmup
-                prompt.clear();
-                threadCounts.read(before);
-                prompt.run(nPrompt);
-                threadCounts.read(after);
-                if (r >= 0) {
-                    call[r] = prompt.callNanos / 1e3 / nPrompt;
-                    wait[r] = prompt.waitNanos / 1e3 / nPrompt;
-                    faults[r] = (double) (after[0] - before[0]) / nPrompt;
+        // llama.cpp's debug lines of this pass, counted as decode_loop.c counts them: how each prompt
+        // used its CUDA graph, and whether a pinned-memory allocation failed (logged at debug level only)
+        LogKinds log = new LogKinds();
+        ai.llmref.llama.internal.LogBridge.capturing(log, () -> {
+            try (RawPrompt prompt = new RawPrompt(raw, nPrompt); Arena arena = Arena.ofConfined()) {
+                ThreadCounts threadCounts = new ThreadCounts(arena);
+                for (int r = -1; r < reps; r++) { // r = -1: warmup
+                    prompt.clear();
+                    long replays0 = log.graphReplays;
+                    long other0 = log.otherGraph;
+                    threadCounts.read(before);
+                    prompt.run(nPrompt);
+                    threadCounts.read(after);
+                    if (r >= 0) {
+                        call[r] = prompt.callNanos / 1e3 / nPrompt;
+                        wait[r] = prompt.waitNanos / 1e3 / nPrompt;
+                        faults[r] = (double) (after[0] - before[0]) / nPrompt;
+                        replays[r] = log.graphReplays - replays0;
+                        otherGraph[r] = log.otherGraph - other0;
+                    }
                 }
             }
-        }
+            return null;
+        });
+        double[] pinned = new double[reps];
+        java.util.Arrays.fill(pinned, log.pinnedFailures);
         return List.of(new Result("profile", "raw: prompt llama_decode call", nPrompt, 0, call, "us/token"),
                 new Result("profile", "raw: prompt llama_synchronize wait", nPrompt, 0, wait, "us/token"),
-                new Result("profile", "raw: prompt minor page faults (decoding thread)", nPrompt, 0, faults, "n/token"));
+                new Result("profile", "raw: prompt minor page faults (decoding thread)", nPrompt, 0, faults, "n/token"),
+                new Result("profile", "raw: prompt CUDA graph replays (log lines)", nPrompt, 0, replays, "n/run"),
+                new Result("profile", "raw: prompt other CUDA graph log lines", nPrompt, 0, otherGraph, "n/run"),
+                new Result("profile", "raw: pinned-memory allocations failed (log lines, the pass's context)", nPrompt, 0, pinned, "n"));
+    }
+
+    /**
+     * Counts llama.cpp's log lines by kind, as decode_loop.c does; every line but the per-decode
+     * "CUDA Graph id ... reused" one also goes to stderr.
+     */
+    static final class LogKinds implements java.util.function.Consumer<String> {
+        long graphReplays;
+        long otherGraph;
+        long pinnedFailures;
+
+        @Override
+        public void accept(String line) {
+            if (line.contains("CUDA Graph id")) {
+                graphReplays++;
+                return;
+            }
+            if (line.contains("CUDA graph")) {
+                otherGraph++;
+            }
+            if (line.contains("pinned memory")) {
+                pinnedFailures++;
+            }
+            System.err.println("llama.cpp (prompt profile): " + line);
+        }
     }
 
     private Result allocation(LlamaModel model, int nGen, int reps) {

@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 
 /** A pool's picks are exactly what each sampler's own {@link Sampler#sample} picks, with any number of threads. */
@@ -50,6 +51,27 @@ class SamplingPoolTest extends StoriesModelTest {
             default -> { }
         }
         return b.build();
+    }
+
+    /** What each sampler picks alone at its output: what a pool call must give it. */
+    private static int[] picksAlone(LlamaContext ctx, Sampler[] samplers, int[] outputs) {
+        int[] picks = new int[samplers.length];
+        for (int i = 0; i < samplers.length; i++) {
+            picks[i] = samplers[i].sample(ctx, outputs[i]);
+        }
+        return picks;
+    }
+
+    /** One pool call over every sampler, with arrays of its own: no errors, each sampler's own pick. */
+    private static int[] sampleChecked(SamplingPool pool, LlamaContext ctx, Sampler[] samplers, int[] outputs, int[] expected,
+                                       String what) {
+        int n = samplers.length;
+        int[] tokens = new int[n];
+        RuntimeException[] errors = new RuntimeException[n];
+        pool.sample(ctx, samplers, outputs, n, tokens, errors);
+        assertThat(errors).as(what).containsOnlyNulls();
+        assertThat(tokens).as(what).containsExactly(expected);
+        return tokens;
     }
 
     /** How many of the first n samplers of {@link #sampler} pick by argmax alone. */
@@ -179,24 +201,15 @@ class SamplingPoolTest extends StoriesModelTest {
         try (LlamaContext ctx = model.newContext(TestModels.small(n)); Batch batch = ctx.newBatch(256);
                 SamplingPool pool = new SamplingPool(4)) {
             int[] outputs = decodeAll(ctx, batch, v);
-            Sampler[] samplers = new Sampler[n];
-            int[] expected = new int[n];
-            for (int i = 0; i < n; i++) {
-                samplers[i] = Sampler.greedy(v);
-                expected[i] = samplers[i].sample(ctx, outputs[i]);
-            }
+            Sampler[] samplers = IntStream.range(0, n).mapToObj(i -> Sampler.greedy(v)).toArray(Sampler[]::new);
+            int[] expected = picksAlone(ctx, samplers, outputs);
             try {
                 List<int[]> calls = new ArrayList<>();
                 for (int call = 0; call < 300; call++) {
                     if (call % 3 == 0) {
                         Thread.sleep(0, 200_000); // let the helpers park, so that some wake late
                     }
-                    int[] tokens = new int[n];
-                    RuntimeException[] errors = new RuntimeException[n];
-                    pool.sample(ctx, samplers, outputs, n, tokens, errors);
-                    assertThat(errors).containsOnlyNulls();
-                    assertThat(tokens).as("call %d", call).containsExactly(expected);
-                    calls.add(tokens);
+                    calls.add(sampleChecked(pool, ctx, samplers, outputs, expected, "call " + call));
                 }
                 Thread.sleep(50);
                 for (int call = 0; call < calls.size(); call++) {
@@ -223,12 +236,9 @@ class SamplingPoolTest extends StoriesModelTest {
         try (LlamaContext ctx = model.newContext(TestModels.small(n)); Batch batch = ctx.newBatch(256);
                 SamplingPool pool = new SamplingPool(4)) {
             int[] outputs = decodeAll(ctx, batch, v);
-            Sampler[] samplers = new Sampler[n];
-            int[] expected = new int[n];
-            for (int i = 0; i < n; i++) {
-                samplers[i] = i % 2 == 0 ? Sampler.greedy(v) : Sampler.builder(v).logitBias(3, -2f).build();
-                expected[i] = samplers[i].sample(ctx, outputs[i]);
-            }
+            Sampler[] samplers = IntStream.range(0, n)
+                    .mapToObj(i -> i % 2 == 0 ? Sampler.greedy(v) : Sampler.builder(v).logitBias(3, -2f).build()).toArray(Sampler[]::new);
+            int[] expected = picksAlone(ctx, samplers, outputs);
             try {
                 List<int[]> calls = new ArrayList<>();
                 int joinedAhead = 0;
@@ -236,14 +246,9 @@ class SamplingPoolTest extends StoriesModelTest {
                     int woken = pool.wakeAhead(System.nanoTime() + 2_000_000, n);
                     assertThat(woken).as("at most the helpers the call would wake for %d argmaxes", n).isBetween(0, 3);
                     Thread.sleep(2);
-                    int[] tokens = new int[n];
-                    RuntimeException[] errors = new RuntimeException[n];
-                    pool.sample(ctx, samplers, outputs, n, tokens, errors);
-                    assertThat(errors).containsOnlyNulls();
-                    assertThat(tokens).as("call %d", call).containsExactly(expected);
+                    calls.add(sampleChecked(pool, ctx, samplers, outputs, expected, "call " + call));
                     assertThat(pool.lastHelpersAhead()).isBetween(0, pool.lastHelpers());
                     joinedAhead += pool.lastHelpersAhead();
-                    calls.add(tokens);
                 }
                 assertThat(joinedAhead).as("helpers woken ahead that took part").isPositive();
                 // woken for rows 2 s away, then a forEachRow call: the helpers waiting are sent back (its
@@ -264,10 +269,7 @@ class SamplingPoolTest extends StoriesModelTest {
                     Thread.sleep(1);
                 }
                 assertThat(pool.standingHelpers()).as("helpers still waiting 10 s later").isZero();
-                int[] tokens = new int[n];
-                RuntimeException[] errors = new RuntimeException[n];
-                pool.sample(ctx, samplers, outputs, n, tokens, errors);
-                assertThat(tokens).containsExactly(expected);
+                sampleChecked(pool, ctx, samplers, outputs, expected, "the call after the helpers gave up");
                 assertThat(pool.lastHelpersAhead()).isZero();
                 Thread.sleep(20);
                 for (int call = 0; call < calls.size(); call++) {

@@ -91,28 +91,28 @@ class ConfigTest {
 
     @Test
     void emitDuringDecodeIsOnWithTheModelOnAGpuUnlessSet() {
-        assertThatThrownBy(() -> bind(Map.of("engine.emit-during-decode", "sometimes"))).isInstanceOf(ConfigException.class)
-                .hasMessage("invalid configuration: engine.emit-during-decode must be one of [auto, true, false], got 'sometimes'");
-        ServerConfig.Engine auto = bind(Map.of()).engine();
-        assertThat(auto.emitDuringDecode()).isEqualTo(ServerConfig.OnGpu.AUTO);
-        assertThat(auto.emitDuringDecode().on(true)).isTrue();
-        assertThat(auto.emitDuringDecode().on(false)).as("on CPU the decode returns when done: nothing to overlap").isFalse();
-        for (boolean onGpu : new boolean[] {true, false}) {
-            assertThat(bind(Map.of("engine.emit-during-decode", "TRUE")).engine().emitDuringDecode().on(onGpu)).isTrue();
-            assertThat(bind(Map.of("engine.emit-during-decode", "false")).engine().emitDuringDecode().on(onGpu)).isFalse();
-        }
+        // on CPU the decode returns when done: nothing to overlap
+        assertOnGpuSwitch("engine.emit-during-decode", ServerConfig.Engine::emitDuringDecode, "sometimes");
     }
 
     @Test
     void samplingWakeAheadIsOnWithTheModelOnAGpuUnlessSet() {
-        assertThatThrownBy(() -> bind(Map.of("engine.sampling-wake-ahead", "early"))).isInstanceOf(ConfigException.class)
-                .hasMessage("invalid configuration: engine.sampling-wake-ahead must be one of [auto, true, false], got 'early'");
-        ServerConfig.Engine auto = bind(Map.of()).engine();
-        assertThat(auto.samplingWakeAhead()).isEqualTo(ServerConfig.OnGpu.AUTO);
-        assertThat(auto.samplingWakeAhead().on(true)).isTrue();
-        assertThat(auto.samplingWakeAhead().on(false)).as("on CPU the decode returns when done: nothing to wake ahead of").isFalse();
-        assertThat(bind(Map.of("engine.sampling-wake-ahead", "false")).engine().samplingWakeAhead().on(true)).isFalse();
-        assertThat(bind(Map.of("engine.sampling-wake-ahead", "true")).engine().samplingWakeAhead().on(false)).isTrue();
+        // on CPU the decode returns when done: nothing to wake ahead of
+        assertOnGpuSwitch("engine.sampling-wake-ahead", ServerConfig.Engine::samplingWakeAhead, "early");
+    }
+
+    /** A switch whose auto, the default, is on with the model on a GPU only; true and false hold either way. */
+    private static void assertOnGpuSwitch(String key, java.util.function.Function<ServerConfig.Engine, ServerConfig.OnGpu> get, String bad) {
+        assertThatThrownBy(() -> bind(Map.of(key, bad))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: " + key + " must be one of [auto, true, false], got '" + bad + "'");
+        ServerConfig.OnGpu auto = get.apply(bind(Map.of()).engine());
+        assertThat(auto).isEqualTo(ServerConfig.OnGpu.AUTO);
+        assertThat(auto.on(true)).isTrue();
+        assertThat(auto.on(false)).as(key + " auto without a GPU").isFalse();
+        for (boolean onGpu : new boolean[] {true, false}) {
+            assertThat(get.apply(bind(Map.of(key, "TRUE")).engine()).on(onGpu)).as(key + " true").isTrue();
+            assertThat(get.apply(bind(Map.of(key, "false")).engine()).on(onGpu)).as(key + " false").isFalse();
+        }
     }
 
     @Test

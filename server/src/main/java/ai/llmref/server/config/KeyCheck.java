@@ -21,7 +21,6 @@ final class KeyCheck {
     /** The first segments of the keys: server, model, engine, limits, auth, tracing. */
     static final Set<String> SECTIONS = ServerConfig.KEYS.stream().map(k -> k.substring(0, k.indexOf('.')))
             .collect(Collectors.toUnmodifiableSet());
-    private static final Set<String> KNOWN = Set.copyOf(ServerConfig.KEYS);
 
     private KeyCheck() {}
 
@@ -67,7 +66,7 @@ final class KeyCheck {
 
     /** A key of a flat source (command line, property, variable); {@code variable} names the variable, if it is one. */
     private static void flat(String key, String source, String variable, List<String> problems) {
-        if (KNOWN.contains(key)) {
+        if (ServerConfig.KNOWN.contains(key)) {
             return;
         }
         if (SECTIONS.contains(key)) {
@@ -83,7 +82,7 @@ final class KeyCheck {
             return; // an empty file
         }
         String key = node.key().toString();
-        if (KNOWN.contains(key)) {
+        if (ServerConfig.KNOWN.contains(key)) {
             if (node.type() == Config.Type.OBJECT) {
                 problems.add(key + " (" + source + ") must be a single value, not a map (" + children(node) + ")");
             } else if (node.type() == Config.Type.LIST) {

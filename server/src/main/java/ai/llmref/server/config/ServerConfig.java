@@ -82,7 +82,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
             "tracing.service-name",
             "tracing.sample-ratio");
 
-    private static final Set<String> KNOWN = Set.copyOf(KEYS);
+    static final Set<String> KNOWN = Set.copyOf(KEYS);
 
     /**
      * @param port             the API (OpenAI routes)

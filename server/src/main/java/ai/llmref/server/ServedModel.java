@@ -8,7 +8,6 @@ import ai.llmref.server.http.PromptModel;
 import ai.llmref.server.structured.ToolCalls;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.Callable;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -16,6 +15,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
 
 /**
  * The loaded model as the HTTP layer sees it: tokenizer, chat template, engine.
@@ -89,32 +89,26 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     }
 
     /** Runs a long native call on a platform thread when called from a virtual thread (see class comment). */
-    private <T> T offPinning(boolean long_, Callable<T> work) {
+    private <T> T offPinning(boolean longCall, Supplier<T> work) {
+        if (!longCall || !Thread.currentThread().isVirtual()) {
+            return work.get();
+        }
+        offloaded.incrementAndGet();
+        Future<T> f = nativeWork.submit(work::get);
         try {
-            if (!long_ || !Thread.currentThread().isVirtual()) {
-                return work.call();
+            return f.get();
+        } catch (InterruptedException e) {
+            f.cancel(false); // a native call cannot be stopped; its result is dropped
+            Thread.currentThread().interrupt();
+            throw new CancellationException("interrupted while waiting for the tokenizer");
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException r) {
+                throw r;
             }
-            offloaded.incrementAndGet();
-            Future<T> f = nativeWork.submit(work);
-            try {
-                return f.get();
-            } catch (InterruptedException e) {
-                f.cancel(false); // a native call cannot be stopped; its result is dropped
-                Thread.currentThread().interrupt();
-                throw new CancellationException("interrupted while waiting for the tokenizer");
-            } catch (ExecutionException e) {
-                if (e.getCause() instanceof RuntimeException r) {
-                    throw r;
-                }
-                if (e.getCause() instanceof Error err) {
-                    throw err;
-                }
-                throw new IllegalStateException(e.getCause());
+            if (e.getCause() instanceof Error err) {
+                throw err;
             }
-        } catch (RuntimeException | Error e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e); // the callables above throw nothing checked
+            throw new IllegalStateException(e.getCause()); // a Supplier throws nothing checked
         }
     }
 

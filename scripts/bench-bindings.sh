@@ -7,6 +7,7 @@
 #   scripts/bench-bindings.sh [--threads N] [--rounds N] [--quick] [--no-1b] [--threadpool]
 #                             [--max-other-load CORES] [--retries N] [--quiet-wait S] [--ngl N]
 #                             [--models LIST] [--prebuilt] [--alone] [--alone-also LIST] [--c-loop]
+#                             [--pairs] [--reps N]
 #
 #   --threads N       -t for both llama-bench and Java (default: nproc, llama-bench's own default here)
 #   --rounds N        llama-bench and Java alternate N times per model, order flipped every round (default 3)
@@ -33,6 +34,15 @@
 #                     wait), of: jit (the JIT warm-up on stories260K first, on the same device; row
 #                     "api-alone-jit"), idle (two more contexts of the model alive while it
 #                     measures; row "api-alone-idle2")
+#   --pairs           llama-bench and the Java API alone (--alone's process) only, one of each per
+#                     round, order flipped every round: the Java/native ratio as a distribution over
+#                     process pairs (GPU run 5: the same llama-bench's pp512 median read 11.24 ms in
+#                     one process and 12.05 ms in another a few minutes later, while the repetitions
+#                     inside a process scatter by under 1%; one pair cannot resolve a 1% goal). The
+#                     main table then compares api-alone, with each round's ratio; no --c-loop,
+#                     --alone-also or --threadpool with it
+#   --reps N          repetitions per process (default: 20 for stories260K, 10 for tiny-128k, 30 for
+#                     the 1B model on a GPU, 4 on a CPU)
 #   --c-loop          also run bindings/src/test/c/decode_loop.c per round (compiled here with $CC,
 #                     default gcc): llama-bench's pp and tg loops written again in plain C, the Java
 #                     raw-bindings loop's calls in a process without a JVM (row "c-loop"), each
@@ -70,6 +80,8 @@ prebuilt=0
 alone=0
 alone_also=""
 c_loop=0
+pairs=0
+reps=""
 quiet_jvm="-XX:+UseSerialGC -XX:-UsePerfData -XX:+UnlockDiagnosticVMOptions -XX:GuaranteedSafepointInterval=0"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -87,6 +99,8 @@ while [ $# -gt 0 ]; do
     --alone) alone=1; shift ;;
     --alone-also) alone_also=${2?"$1 needs a value"}; shift 2 ;;
     --c-loop) c_loop=1; shift ;;
+    --pairs) pairs=1; shift ;;
+    --reps) reps=${2?"$1 needs a value"}; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
@@ -97,6 +111,12 @@ done
 [[ "$quiet_wait" =~ ^[0-9]+$ ]] || die "--quiet-wait must be a non-negative number of seconds"
 [[ "$max_other_load" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--max-other-load must be a number of cores"
 [[ "$ngl" =~ ^[0-9]+$ ]] || die "--ngl must be a non-negative integer"
+[ -z "$reps" ] || [[ "$reps" =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive integer"
+if [ "$pairs" = 1 ]; then
+  [ "$c_loop" = 0 ] && [ -z "$alone_also" ] && [ ${#threadpool[@]} = 0 ] \
+    || die "--pairs runs llama-bench and the API alone only: leave out --c-loop, --alone-also and --threadpool"
+  alone=1
+fi
 for m in $models; do
   case "$m" in stories260K|tiny-128k|1B-128k) ;; *) die "--models: unknown model '$m' (stories260K, tiny-128k, 1B-128k)" ;; esac
 done
@@ -162,12 +182,12 @@ real_shape() { # preset -> path
 # label|model|n_prompt|n_gen|repetitions per round
 # (on a GPU the 1B model runs the shapes ../shared/gpu/README.md reports: pp512, tg128)
 {
-  if has_model stories260K; then echo "stories260K|$stories|512|128|20"; fi
-  if has_model tiny-128k; then echo "tiny-128k|$(real_shape tiny)|512|128|10"; fi
+  if has_model stories260K; then echo "stories260K|$stories|512|128|${reps:-20}"; fi
+  if has_model tiny-128k; then echo "tiny-128k|$(real_shape tiny)|512|128|${reps:-10}"; fi
   if has_model 1B-128k; then
     # on a GPU a repetition takes about 12 ms (pp512) or 150 ms (tg128), and llama-bench's pp512
     # varied by about 10% between repetitions there: 30 of them
-    if [ "$ngl" -gt 0 ]; then echo "1B-128k|$(real_shape 1b)|512|128|30"; else echo "1B-128k|$(real_shape 1b)|256|64|4"; fi
+    if [ "$ngl" -gt 0 ]; then echo "1B-128k|$(real_shape 1b)|512|128|${reps:-30}"; else echo "1B-128k|$(real_shape 1b)|256|64|${reps:-4}"; fi
   fi
 } >"$run_dir/configs.txt"
 
@@ -183,7 +203,8 @@ write_cmd() { # file command... -> the command as a JSON list, for the driver be
 # shellcheck disable=SC2206 # JAVA_OPTS is a list of flags
 decode_benchmark=(java --enable-native-access=ALL-UNNAMED ${JAVA_OPTS-$quiet_jvm} -Dllama.native.dir="$lib_dir" -cp "$classpath"
   ai.llmref.llama.bench.DecodeBenchmark -t "$threads" -ngl "$ngl" -b 2048 -ub 512 -fa auto)
-write_cmd "$run_dir/java-cmd.json" "${decode_benchmark[@]}" --jit-model "$stories" --profile "${threadpool[@]}"
+# (--pairs: no interleaved Java process)
+[ "$pairs" = 1 ] || write_cmd "$run_dir/java-cmd.json" "${decode_benchmark[@]}" --jit-model "$stories" --profile "${threadpool[@]}"
 if [ "$alone" = 1 ]; then
   write_cmd "$run_dir/alone-cmd.json" "${decode_benchmark[@]}" --jit-decodes 0 --alone
 fi
@@ -204,12 +225,13 @@ if [ "$c_loop" = 1 ]; then
 fi
 started=$(date +%s)
 python3 - "$run_dir" "$rounds" "$max_other_load" "$retries" "$quiet_wait" <<'PY_DRIVER'
-import json, os, resource, subprocess, sys, time
+import json, os, resource, shutil, subprocess, sys, time
 run_dir, rounds, max_load, retries = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 quiet_wait = float(sys.argv[5])
-java_cmd = json.load(open(os.path.join(run_dir, "java-cmd.json")))[1:]
 native_cmd = json.load(open(os.path.join(run_dir, "native-cmd.json")))[1:]
-java_cmds = {"java": java_cmd}
+java_cmds = {}
+if os.path.exists(os.path.join(run_dir, "java-cmd.json")):  # the interleaved process (not with --pairs)
+    java_cmds["java"] = json.load(open(os.path.join(run_dir, "java-cmd.json")))[1:]
 for impl in ("alone", "alonejit", "aloneidle"):  # the Java API alone, and with one difference each (--alone-also)
     f = os.path.join(run_dir, impl + "-cmd.json")
     if os.path.exists(f):
@@ -222,6 +244,23 @@ HZ = os.sysconf("SC_CLK_TCK")
 def busy():  # seconds of CPU the whole machine spent busy: user nice system irq softirq steal
     v = list(map(int, open("/proc/stat").readline().split()[1:]))
     return (sum(v[:8]) - v[3] - v[4]) / HZ
+
+GPU_FIELDS = ["clocks.sm", "clocks.mem", "temperature.gpu", "power.draw", "clocks_event_reasons.active"]
+
+def gpu_state():
+    """The GPU's SM and memory clocks (MHz), temperature (C), power (W) and active clock-event reasons,
+    where nvidia-smi answers (a process-to-process difference of a few percent could be the clocks)."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    for fields in (GPU_FIELDS, GPU_FIELDS[:-1]):  # older drivers lack the reasons field
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=" + ",".join(fields), "--format=csv,noheader,nounits", "-i", "0"],
+                                 capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        if out.returncode == 0 and out.stdout.strip():
+            return dict(zip(fields, (v.strip() for v in out.stdout.strip().splitlines()[0].split(","))))
+    return None
 
 def wait_quiet(limit=quiet_wait):
     end = time.monotonic() + limit
@@ -245,10 +284,12 @@ for line in open(os.path.join(run_dir, "configs.txt")):
                 cmd = java_cmds[impl] + ["-m", model, "-p", p, "-n", n, "-r", reps, "--label", label, "--jsonl", base + ".jsonl"]
             for attempt in range(1, retries + 2):
                 wait_quiet()
+                g0 = gpu_state()
                 b0, t0, r0 = busy(), time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
                 with open(base + ".out", "w") as out, open(base + ".log", "w") as err:
                     rc = subprocess.call(cmd, stdout=out, stderr=err)
                 b1, t1, r1 = busy(), time.monotonic(), resource.getrusage(resource.RUSAGE_CHILDREN)
+                g1 = gpu_state()
                 if rc != 0:
                     sys.stderr.write(open(base + ".log", errors="replace").read()[-3000:])
                     sys.exit("bench-bindings: %s failed on %s (exit %d), see %s.log" % (impl, model, rc, base))
@@ -262,7 +303,7 @@ for line in open(os.path.join(run_dir, "configs.txt")):
                 if not again:
                     break
             runs.append({"label": label, "impl": impl, "round": r, "attempts": attempt, "wall_s": round(t1 - t0, 2),
-                         "other_load": round(other, 3), "clean": other <= max_load})
+                         "other_load": round(other, 3), "clean": other <= max_load, "gpu_before": g0, "gpu_after": g1})
 json.dump(runs, open(os.path.join(run_dir, "runs.json"), "w"), indent=1)
 PY_DRIVER
 log "runs took $(($(date +%s) - started)) s; raw results in $run_dir"
@@ -274,9 +315,10 @@ if [ "$quick" = 1 ]; then args="$args --quick"; elif [ "$models" != "stories260K
 if [ "$ngl" != 0 ]; then args="$args --ngl $ngl"; fi
 if [ "$prebuilt" = 1 ]; then args="$args --prebuilt"; fi
 if [ ${#threadpool[@]} -gt 0 ]; then args="$args --threadpool"; fi
-if [ "$alone" = 1 ]; then args="$args --alone"; fi
 if [ -n "$alone_also" ]; then args="$args --alone-also \"$alone_also\""; fi
 if [ "$c_loop" = 1 ]; then args="$args --c-loop"; fi
+if [ "$pairs" = 1 ]; then args="$args --pairs"; elif [ "$alone" = 1 ]; then args="$args --alone"; fi
+if [ -n "$reps" ]; then args="$args --reps $reps"; fi
 {
   echo "Machine: $cpu, $(nproc) CPUs online, $(awk '/MemTotal/{printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM;" \
     "threads: -t $threads for both; -ngl $ngl."
@@ -321,19 +363,23 @@ def round_ratios(key, ref):
     a, b = per_round.get(key, {}), per_round.get(ref, {})
     return [a[r] / b[r] for r in sorted(a) if r in b]
 
-print("| model | test | llama-bench t/s | Java t/s | Java/native | per round |")
-print("| --- | --- | ---: | ---: | ---: | --- |")
+# the Java figure: the API in the interleaved process, or (--pairs) the API alone in a process of its own
+main_who = "java api" if any(w == "java api" for (_, _, w) in order) else "java api-alone"
+print("| model | test | llama-bench t/s | Java t/s | Java/native | range | per round |")
+print("| --- | --- | ---: | ---: | ---: | --- | --- |")
 for lab in labels:
     for (l, test, who) in order:
-        ref, key = (lab, test, "llama-bench"), (lab, test, "java api")
+        ref, key = (lab, test, "llama-bench"), (lab, test, main_who)
         if l != lab or who != "llama-bench" or key not in samples:
             continue
         rr = round_ratios(key, ref)
-        print("| %s | %s | %s | %s | **%.3f** | %s |" % (lab, test, ms(samples[ref]), ms(samples[key]),
-              st.median(rr), " ".join("%.3f" % x for x in rr)))
+        print("| %s | %s | %s | %s | **%.3f** | %.3f-%.3f | %s |" % (lab, test, ms(samples[ref]), ms(samples[key]),
+              st.median(rr), min(rr), max(rr), " ".join("%.3f" % x for x in rr)))
 print()
 print("t/s: mean ± sd of all repetitions of all rounds, as llama-bench reports them. Java/native: the median")
-print("over rounds of (median Java t/s of the round / median llama-bench t/s of the same round).")
+print("over rounds of (median Java t/s of the round / median llama-bench t/s of the same round); range: the")
+print("least and greatest of those per-round ratios. Java: %s." % ("the API in the process that also measures the raw bindings and the samplers"
+      if main_who == "java api" else "the API alone in a process of its own, one per round (--pairs)"))
 print()
 print("All Java variants, same runs (Δ: per-token time minus llama-bench's, from the medians; the last column")
 print("compares with the raw-bindings loop measured in the same process, repetitions interleaved; c-loop is")
@@ -368,6 +414,20 @@ for lab in labels:
 print()
 print("Models: " + "; ".join("%s = %s" % (l, model_desc.get(l, "?")) for l in labels) + ".")
 print()
+gpu_runs = [r for r in runs if r.get("gpu_before")]
+if gpu_runs:
+    print("GPU state before and after each process (nvidia-smi: SM clock MHz, memory clock MHz, temperature C, power W,")
+    print("active clock-event reasons as a bit mask; 0x0 = none):")
+    print()
+    print("| model | round | process | SM MHz | memory MHz | temperature C | power W | clock events |")
+    print("| --- | ---: | --- | --- | --- | --- | --- | --- |")
+    def pair(r, f):
+        a, b = (r.get("gpu_before") or {}).get(f, "?"), (r.get("gpu_after") or {}).get(f, "?")
+        return a if a == b else "%s -> %s" % (a, b)
+    for r in gpu_runs:
+        print("| %s | %d | %s | %s | %s | %s | %s | %s |" % (r["label"], r["round"], r["impl"], pair(r, "clocks.sm"),
+              pair(r, "clocks.mem"), pair(r, "temperature.gpu"), pair(r, "power.draw"), pair(r, "clocks_event_reasons.active")))
+    print()
 short = {"native": "n", "java": "j", "alone": "a", "alonejit": "aj", "aloneidle": "ai", "c": "c"}
 print("Other load on the machine during each run (cores busy outside the benchmark; n = llama-bench, j = Java, a = Java alone, "
       "aj and ai = alone with the JIT warm-up or idle contexts, c = the C loop, then the round): "

@@ -8,7 +8,7 @@
 #
 #   scripts/gpu-verify.sh [--pack DIR] [--results DIR] [--phases "build test fallback bench"]
 #                         [--cpu] [--cuda-arch ARCH] [--rounds N] [--duration S] [--models "1b"]
-#                         [--server-warmup N] [--budget S] [--benchmarks "bindings server variant"]
+#                         [--server-warmup N] [--budget S] [--benchmarks "server variant bindings profile cores"]
 #                         [--variant "LABEL:JVM-FLAGS"] [--server-args "ARGS"]
 #
 #   --pack DIR      what scripts/gpu-pack.sh prepared (default .carry/gpu): Java runtime, classes and
@@ -21,17 +21,24 @@
 #                   fallback checks that need no GPU, short benchmarks. This is how the script is
 #                   tested on a CPU machine.
 #   --cuda-arch A   CUDA architecture to build for (default: the first GPU's compute capability)
-#   --rounds N      benchmark rounds (default 3 for the bindings, 1 for the server)
+#   --rounds N      benchmark rounds (default: 8 process pairs for the bindings on a GPU, as many as
+#                   the budget holds when short, 1 on a CPU; 1 for the server)
 #   --duration S    seconds per concurrency level in the server benchmark (default 10)
 #   --server-warmup N  short warm-up requests before each server is measured (default 1000; see
 #                   scripts/bench-server.sh --warmup-requests)
 #   --models LIST   real-shape models to benchmark, of: 1b 8b (default "1b"; 8b needs about 5 min
 #                   more to write and quantize)
-#   --benchmarks L  which benchmarks the bench phase runs, of: bindings server variant (our server
-#                   also with --variant's flags, in the same rounds of the server benchmark:
-#                   bench-server.sh --variant; "device-sampling", its name in runs 1-4, still
-#                   works); default all three. A second call on a warm machine can run the ones a
-#                   budget left out
+#   --benchmarks L  which benchmarks the bench phase runs, in this order, of: server (ours against
+#                   llama-server and llama-batched-bench), variant (our server also with --variant's
+#                   flags, in the same rounds: bench-server.sh --variant; "device-sampling", its
+#                   name in runs 1-4, still works), bindings (the Java API against llama-bench at
+#                   the server's CPU threads: on a GPU in process pairs, bench-bindings.sh --pairs),
+#                   profile (GPU only: one round of the diagnostic processes at the same threads:
+#                   the interleaved process with its per-token costs, the API alone with the JIT
+#                   warm-up and with idle contexts, the C loop), cores (GPU only: the bindings at
+#                   every core, one round); default all five. Each is skipped, and the summary
+#                   says so, when the budget left cannot hold it; a second call on a warm machine
+#                   can run those (e.g. --phases bench --benchmarks "bindings profile")
 #   --variant L:F   what the variant benchmark measures as the variant of our server (default
 #                   "no-wake-ahead:-Dengine.sampling-wake-ahead=false": the sampling helpers woken
 #                   with the rows instead of during the decode); e.g.
@@ -78,7 +85,7 @@ duration=10
 models="1b"
 server_warmup=1000
 budget=600
-benchmarks="bindings server variant"
+benchmarks="server variant bindings profile cores"
 server_variant="no-wake-ahead:-Dengine.sampling-wake-ahead=false"
 server_args=""
 device_sampling_ok="" # set to 1 when the test phase's device-sampling tests pass, 0 when they fail
@@ -104,7 +111,7 @@ done
 for p in $phases; do case "$p" in build|test|fallback|bench) ;; *) die "--phases: unknown phase '$p'" ;; esac; done
 for m in $models; do case "$m" in 1b|8b) ;; *) die "--models: unknown model '$m' (1b, 8b)" ;; esac; done
 benchmarks=${benchmarks//device-sampling/variant} # the variant benchmark's name in runs 1-4
-for b in $benchmarks; do case "$b" in bindings|server|variant) ;; *) die "--benchmarks: unknown benchmark '$b' (bindings, server, variant)" ;; esac; done
+for b in $benchmarks; do case "$b" in bindings|server|variant|profile|cores) ;; *) die "--benchmarks: unknown benchmark '$b' (server, variant, bindings, profile, cores)" ;; esac; done
 has_bench() { [[ " $benchmarks " == *" $1 "* ]]; }
 [[ "$duration" =~ ^[1-9][0-9]*$ ]] || die "--duration must be a positive integer"
 [[ "$server_warmup" =~ ^[0-9]+$ ]] || die "--server-warmup must be a non-negative integer"
@@ -472,22 +479,26 @@ if has_phase bench && [ "$jvm_crashed" = 1 ]; then
   step "benchmarks" skipped "the JVM crashed in the bindings tests (see above and the triage)"
 elif has_phase bench; then
   left=$(( budget - ($(date +%s) - started) ))
-  # What the phase takes at full length on the H200 machine (run 3): the 1B model written and
+  # What the phase takes at full length on the H200 machine (runs 3-5): the 1B model written and
   # quantized 29 s (30); bench-server with 10 s levels and 1000 warm-up requests 160 s for the two
   # servers and llama-batched-bench (170, and 30 to spare), 238 s with the variant as a third
-  # server (+80); bench-bindings about 75 s a round at -t 1 with --alone, 3 rounds (230), and about
-  # 10 s a round more for the C loop, 5 s for its second generation test on a thread of its own
-  # (+45), about 25 s a round for the two --alone-also processes (+75). It runs short unless that
-  # fits.
+  # server (+80); a bindings process pair (llama-bench 6 s, the API alone 7 s, the idle waits) about
+  # 15 s, 8 of them (120); the profile's round 93 s (100: the interleaved process 51 s, the API alone
+  # three times, the C loop 10 s); the bindings at every core 65 s (70). It runs short unless that
+  # fits: 5 s per server level, 300 warm-up requests, as many bindings pairs as the time left holds.
+  pair_s=15 profile_s=100 cores_s=70
   full=30
   if has_bench server || has_bench variant; then
     full=$((full + 170 + 30))
     ! has_bench variant || full=$((full + 80))
   fi
-  ! has_bench bindings || full=$((full + 350))
+  ! has_bench bindings || full=$((full + 8 * pair_s))
+  ! has_bench profile || full=$((full + profile_s))
+  ! has_bench cores || full=$((full + cores_s))
+  short=0
   if [ "$budget" -gt 0 ] && [ "$left" -lt "$full" ]; then
-    rounds=${rounds:-1}; duration=5; server_warmup=300
-    step "benchmarks run short" pass "$left s of the $budget s budget left: 1 bindings round, 5 s per server level, 300 warm-up requests"
+    short=1; duration=5; server_warmup=300
+    step "benchmarks run short" pass "$left s of the $budget s budget left (a full phase: $full s): 5 s per server level, 300 warm-up requests, as many bindings pairs as fit"
   fi
   cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}/models
   bench_mode=$mode b_model=1B-128k s_levels="1 32 64"
@@ -497,24 +508,26 @@ elif has_phase bench; then
   if [ "$bench_mode" = gpu ]; then
     # The GPU does the work: CPU noise matters less, and the machine's own daemons must not make
     # every run wait or repeat.
-    b_args=(--ngl "$ngl" --models "$b_model" --rounds "${rounds:-3}" --quiet-wait 10 --max-other-load 1)
+    b_args=(--ngl "$ngl" --models "$b_model" --quiet-wait 10 --max-other-load 1)
     # The bindings at the server's CPU threads for a model wholly on the GPU (1; docs/server.md, "CPU
-    # threads"), then at every core (-t 16 was llama-bench's setting in the earlier runs): with many
-    # threads OpenMP's idle workers spin on every core between tokens.
-    b_threads="1 $threads"
-    # at 1 thread also the Java API alone in a process of its own (one context, llama-bench's
-    # order): whether interleaving three contexts' repetitions costs the Java side on a GPU; and
-    # the raw loop's calls in a C program (decode_loop.c): whether the rest is the JVM process's;
-    # and the API alone with the JIT warm-up first, and with two idle contexts: which of the two
-    # makes the interleaved process's device wait longer (run 4: 0.993 alone, 0.945 interleaved)
-    b_extra=(--alone --alone-also "jit idle" --c-loop)
+    # threads"): llama-bench and the Java API alone in a process of its own (one context,
+    # llama-bench's order), in alternating process pairs, because on this machine two processes of
+    # the same program differ by up to 7% (run 5) while the repetitions inside one scatter by under 1%
+    b_threads=1
+    # the profile, one round at the same threads: the interleaved process (the API and the raw
+    # bindings' loops, the per-token costs, the samplers), the API alone, with the JIT warm-up
+    # first, with two idle contexts, and the raw loop's calls in a C program (decode_loop.c) (run 4:
+    # 0.993 alone, 0.945 interleaved; run 5: the C program 0.972 pp, 0.996 tg)
+    b_profile=(--alone --alone-also "jit idle" --c-loop)
+    # then at every core (-t 16 was llama-bench's setting in the earlier runs): with many threads
+    # OpenMP's idle workers spin on every core between tokens
+    b_cores=$threads
     # both servers and llama-batched-bench with our server's own choice for a model on the GPU
     s_threads=(--threads 1 --threads-batch $((threads < 4 ? threads : 4)))
     # the 1-minute load average still carries the CUDA build's 16 busy cores for a while
     s_load=$((threads * 3 / 4))
   else
-    b_args=(--models stories260K --rounds "${rounds:-1}")
-    b_extra=(--c-loop)
+    b_args=(--models stories260K)
     b_threads=$threads
     s_threads=(--threads "$threads")
     s_levels="1 4"
@@ -544,10 +557,11 @@ elif has_phase bench; then
   for m in $models; do
     has_bench server || has_bench variant || break
     # what the variant needs: a third server in the run (about 170 s when short), the model written
-    # first when it is not there yet (about 40 s), and about 80 s for the bindings when they follow
+    # first when it is not there yet (about 40 s), and the least bindings run (3 process pairs) when
+    # the bindings follow
     need=170
     [ -f "$(model_file "$m")" ] || need=$((need + 40))
-    ! has_bench bindings || need=$((need + 80))
+    ! has_bench bindings || need=$((need + 3 * pair_s + 10))
     model=$(model_for "$m")
     variant=()
     left=$(( budget - ($(date +%s) - started) ))
@@ -562,8 +576,15 @@ elif has_phase bench; then
     fi
     has_bench server || [ ${#variant[@]} -gt 0 ] || continue
     what="server vs llama-server and llama-batched-bench$([ ${#variant[@]} = 0 ] || echo ", with the variant ${server_variant%%:*} (${server_variant#*:})") ($(basename "$model" .gguf))"
+    # the least the server benchmark takes when short (run 5: 138 s; the variant as a third server
+    # about 60 s more); the model was written above
+    need=140
+    [ ${#variant[@]} = 0 ] || need=$((need + 60))
+    left=$(( budget - ($(date +%s) - started) ))
     if [ ! -f "$model" ]; then
       step "benchmark: $what" FAIL "no model $model; see mkmodel-$m.log"
+    elif [ "$budget" -gt 0 ] && [ "$left" -lt "$need" ]; then
+      step "benchmark: $what" skipped "$left s of the budget left, $need s needed (a second call with --phases bench --benchmarks ... runs it)"
     # shellcheck disable=SC2086 # --server-args is a list of arguments
     elif "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench "${variant[@]}" $server_args \
         --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 "${s_threads[@]}" --max-load "$s_load" \
@@ -573,21 +594,50 @@ elif has_phase bench; then
       step "benchmark: $what" FAIL "see bench-server-$m.log"
     fi
   done
-  for t in $b_threads; do
-    has_bench bindings || break
-    f=bench-bindings$([ "$t" = "${b_threads%% *}" ] || echo "-t$t")
+  bindings_bench() { # name what need args... -> one bench-bindings run, skipped when the budget left is under need
+    local f=$1 what=$2 need=$3
+    shift 3
     left=$(( budget - ($(date +%s) - started) ))
-    extra=()
-    [ "$f" != bench-bindings ] || extra=("${b_extra[@]}")
-    if [ "$f" != bench-bindings ] && [ "$budget" -gt 0 ] && [ "$left" -lt 60 ]; then
-      step "benchmark: bindings vs llama-bench (-t $t)" skipped "$left s of the budget left"
-    elif "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" --threads "$t" "${extra[@]}" \
-        >"$work/$f.md" 2>"$work/$f.log"; then
-      step "benchmark: bindings vs llama-bench (-t $t)" pass "$f.md"
+    if [ "$budget" -gt 0 ] && [ "$left" -lt "$need" ]; then
+      step "benchmark: $what" skipped "$left s of the budget left, $need s needed (a second call with --phases bench --benchmarks ... runs it)"
+    elif "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" "$@" >"$work/$f.md" 2>"$work/$f.log"; then
+      step "benchmark: $what" pass "$f.md"
     else
-      step "benchmark: bindings vs llama-bench (-t $t)" FAIL "see $f.log"
+      step "benchmark: $what" FAIL "see $f.log"
     fi
-  done
+  }
+  if has_bench bindings; then
+    if [ "$bench_mode" = gpu ]; then
+      # process pairs: --rounds, else 8, else (short) as many as the budget holds, at least 3
+      pairs=${rounds:-8}
+      # bench-bindings writes the model first when no benchmark before it has (about 40 s)
+      model_s=0
+      [ -f "$(model_file "$([ "$b_model" = 1B-128k ] && echo 1b || echo tiny)")" ] || model_s=40
+      if [ -z "$rounds" ] && [ "$short" = 1 ]; then
+        left=$(( budget - ($(date +%s) - started) - model_s ))
+        later=0
+        ! has_bench profile || later=$((later + profile_s))
+        ! has_bench cores || later=$((later + cores_s))
+        pairs=$(( (left - 10 - later) / pair_s ))
+        [ "$pairs" -ge 3 ] || pairs=$(( (left - 10) / pair_s )) # the pairs before the diagnostics
+        [ "$pairs" -le 8 ] || pairs=8
+        [ "$pairs" -ge 3 ] || pairs=3
+      fi
+      bindings_bench bench-bindings "bindings vs llama-bench (-t $b_threads, $pairs process pairs)" $((pairs * pair_s + 10 + model_s)) \
+        --threads "$b_threads" --pairs --rounds "$pairs"
+    else
+      bindings_bench bench-bindings "bindings vs llama-bench (-t $b_threads)" 0 --threads "$b_threads" --rounds "${rounds:-1}" --c-loop
+    fi
+  fi
+  if [ "$bench_mode" = gpu ]; then
+    ! has_bench profile || bindings_bench bench-bindings-profile "bindings profile (-t $b_threads: interleaved, alone, alone with the JIT warm-up, alone with idle contexts, C loop)" \
+      "$profile_s" --threads "$b_threads" --rounds 1 "${b_profile[@]}"
+    ! has_bench cores || bindings_bench "bench-bindings-t$b_cores" "bindings vs llama-bench (-t $b_cores)" "$cores_s" --threads "$b_cores" --rounds 1
+  else
+    for b in profile cores; do
+      ! has_bench $b || step "benchmark: $b" skipped "GPU only"
+    done
+  fi
 fi
 
 write_summary

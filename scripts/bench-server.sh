@@ -271,7 +271,7 @@ start_variant() { # log -> our server with the --variant flags
 }
 scrape_steps() { # file: our scheduler's step metrics now (ours only; llama-server has no such metrics)
   [ "$impl" != llama ] || return 0
-  curl -sf "$admin_url/metrics" | grep -E '^llmref_engine_(step_phase_seconds_(sum|count)|batch_tokens_total|step_outputs_total|sequence_runs_total|graphs_reused_total|prefix_copies_total|sampling_rows_total|sampling_pick_seconds_sum|sampling_helper_start_seconds_(sum|count)|sampling_helpers_total|sampling_helpers_ahead_total)' >"$1" || true
+  curl -sf "$admin_url/metrics" | grep -E '^llmref_engine_(step_phase_seconds_(sum|count)|decode_call_seconds_sum|batch_tokens_total|step_outputs_total|sequence_runs_total|graphs_reused_total|prefix_copies_total|sampling_rows_total|sampling_pick_seconds_sum|sampling_helper_start_seconds_(sum|count)|sampling_helpers_total|sampling_helpers_ahead_total)' >"$1" || true
 }
 
 wait_ready() { # url log
@@ -502,6 +502,8 @@ for impl, c in [(i, c) for i in ("ours", "variant") for c in levels]:
         n = delta('llmref_engine_step_phase_seconds_count{phase="decode"}')
         if n > 0:
             ph = {p: delta('llmref_engine_step_phase_seconds_sum{phase="%s"}' % p) * 1000 / n for p in ("schedule", "decode", "sample", "emit")}
+            # the llama_decode call's part of the decode phase (the host's; nan from a server without the metric)
+            call_ms = delta("llmref_engine_decode_call_seconds_sum") * 1000 / n if "llmref_engine_decode_call_seconds_sum" in b else float("nan")
             rows, starts = delta("llmref_engine_sampling_rows_total"), delta("llmref_engine_sampling_helper_start_seconds_count")
             # the sampling pool's own account: µs per pick (argmax or draw, all threads), the last helper's start in ms
             pick_us = delta("llmref_engine_sampling_pick_seconds_sum") * 1e6 / rows if rows > 0 else float("nan")
@@ -509,23 +511,23 @@ for impl, c in [(i, c) for i in ("ours", "variant") for c in levels]:
             per_round.append((n, ph, delta("llmref_engine_batch_tokens_total") / n, delta("llmref_engine_step_outputs_total") / n,
                               delta("llmref_engine_sequence_runs_total") / n, delta("llmref_engine_prefix_copies_total"),
                               pick_us, start_ms, delta("llmref_engine_graphs_reused_total") / n,
-                              delta("llmref_engine_sampling_helpers_total") / n, delta("llmref_engine_sampling_helpers_ahead_total") / n))
+                              delta("llmref_engine_sampling_helpers_total") / n, delta("llmref_engine_sampling_helpers_ahead_total") / n, call_ms))
     if per_round:
         steps_rows.append((impl, c, per_round))
 if steps_rows:
     print()
     print("Our scheduler's steps, from its metrics (llmref_engine_*, docs/operations.md; each level's whole run, median over rounds):")
     print()
-    print("| streams |" + (" server |" if variant else "") + " steps | tokens per step | sampled per step | sequence runs per step | graphs reused per step | prefix copies | schedule ms | decode ms | sample ms | emit ms | step ms | decode share | µs per pick | last helper's start ms | helpers per step (woken ahead) |")
-    print("| ---: |" + (" --- |" if variant else "") + " ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| streams |" + (" server |" if variant else "") + " steps | tokens per step | sampled per step | sequence runs per step | graphs reused per step | prefix copies | schedule ms | decode ms | of it the call ms | sample ms | emit ms | step ms | decode share | µs per pick | last helper's start ms | helpers per step (woken ahead) |")
+    print("| ---: |" + (" --- |" if variant else "") + " ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for impl, c, pr in steps_rows:
         m = lambda get: med([get(x) for x in pr])
         total = m(lambda x: sum(x[1].values()))
         who = (" ours |" if impl == "ours" else " ours (%s) |" % variant) if variant else ""
         opt = lambda v, fmt: "" if v != v else fmt % v  # nan (no host picks, no helpers): an empty cell
-        print(("| %d |" + who + " %d | %.1f | %.1f | %.2f | %.2f | %d | %.3f | %.3f | %.3f | %.3f | %.3f | %.0f%% | %s | %s | %.1f (%.1f) |") % (
+        print(("| %d |" + who + " %d | %.1f | %.1f | %.2f | %.2f | %d | %.3f | %.3f | %s | %.3f | %.3f | %.3f | %.0f%% | %s | %s | %.1f (%.1f) |") % (
             c, m(lambda x: x[0]), m(lambda x: x[2]), m(lambda x: x[3]), m(lambda x: x[4]), m(lambda x: x[8]), m(lambda x: x[5]),
-            m(lambda x: x[1]["schedule"]), m(lambda x: x[1]["decode"]),
+            m(lambda x: x[1]["schedule"]), m(lambda x: x[1]["decode"]), opt(m(lambda x: x[11]), "%.3f"),
             m(lambda x: x[1]["sample"]), m(lambda x: x[1]["emit"]), total, 100 * m(lambda x: x[1]["decode"] / sum(x[1].values())),
             opt(m(lambda x: x[6]), "%.1f"), opt(m(lambda x: x[7]), "%.3f"), m(lambda x: x[9]), m(lambda x: x[10])))
 print()

@@ -32,7 +32,7 @@ class OperabilityTest {
             "llmref_queue_depth", "llmref_queue_capacity", "llmref_kv_cache_cells_used", "llmref_kv_cache_cells_total",
             "llmref_device_memory_free_bytes", "llmref_device_memory_total_bytes", "llmref_model_load_seconds",
             "llmref_model_layers_offloaded", "llmref_model_layers_total", "llmref_gpu_devices", "llmref_ready",
-            "llmref_build_info", "llmref_model_info", "llmref_engine_step_phase_seconds_bucket", "llmref_engine_batch_tokens_total",
+            "llmref_build_info", "llmref_model_info", "llmref_engine_step_phase_seconds_bucket", "llmref_engine_decode_call_seconds_bucket", "llmref_engine_batch_tokens_total",
             "llmref_engine_step_outputs_total", "llmref_engine_sequence_runs_total", "llmref_engine_graphs_reused_total", "llmref_engine_prefix_copies_total", "llmref_engine_device_sampler_attaches_total",
             "llmref_engine_sampling_rows_total", "llmref_engine_sampling_pick_seconds_bucket", "llmref_model_buffer_bytes", "llmref_context_buffer_bytes",
             "llmref_kv_cache_type_info");
@@ -177,6 +177,12 @@ class OperabilityTest {
                 assertThat(value(m, "llmref_engine_step_phase_seconds_count{phase=\"" + phase + "\"}")).as(phase).isEqualTo(steps);
             }
             assertThat(m).containsPattern("(?m)^llmref_engine_step_phase_seconds_sum\\{phase=\"decode\"\\} [0-9.E-]*[1-9]");
+            // the llama_decode call's part of the decode phase, once per step: on the CPU the call is the decode
+            assertThat(value(m, "llmref_engine_decode_call_seconds_count")).isEqualTo(steps);
+            double call = number(m, "llmref_engine_decode_call_seconds_sum");
+            double decode = number(m, "llmref_engine_step_phase_seconds_sum{phase=\"decode\"}");
+            assertThat(call).isPositive().isLessThanOrEqualTo(decode);
+            assertThat(call / decode).as("the call's share of the decode phase on the CPU").isGreaterThan(0.5);
             // the greedy (temperature 0) completions' picks went through the sampling pool (on the CPU the
             // scheduler picks alone: no helper starts)
             long rows = value(m, "llmref_engine_sampling_rows_total");
@@ -236,8 +242,12 @@ class OperabilityTest {
     }
 
     static long value(String metrics, String series) {
+        return (long) number(metrics, series);
+    }
+
+    static double number(String metrics, String series) {
         Matcher m = Pattern.compile("(?m)^" + Pattern.quote(series) + " ([0-9.eE+-]+)$").matcher(metrics);
         assertThat(m.find()).as("series " + series + " in\n" + metrics).isTrue();
-        return (long) Double.parseDouble(m.group(1));
+        return Double.parseDouble(m.group(1));
     }
 }

@@ -484,6 +484,7 @@ public final class Engine implements AutoCloseable {
             }
             return;
         }
+        long decodeCallNanos = System.nanoTime() - decodeStart; // the host's part of the decode
         // On a GPU llama_decode returns while the device computes: the sampling pool's helpers are
         // woken now, to be running when the rows come, and the text of the last step's tokens is
         // made and handed out in that window (emit during decode, see accept).
@@ -553,7 +554,7 @@ public final class Engine implements AutoCloseable {
                 accept(s, p.tokens[i]);
             }
         }
-        observer.stepCompleted(batch.size(), n, runs, graphsReused, decodeStart - stepStart, decodeNanos, emitStart - now,
+        observer.stepCompleted(batch.size(), n, runs, graphsReused, decodeStart - stepStart, decodeNanos, decodeCallNanos, emitStart - now,
                 emitNanos + System.nanoTime() - emitStart);
     }
 

@@ -17,10 +17,13 @@ public interface EngineObserver {
      * four consecutive phases: {@code schedule} (cancellations, admissions,
      * building the batch), {@code decode} (llama_decode until the device has finished), {@code sample}
      * (every slot's next token) and {@code emit} (detokenizing, stop strings, handing text to the
-     * requests).
+     * requests). Of the decode phase, {@code decodeCallNanos} went to the {@code llama_decode} call
+     * itself, before it returned (the host's part: the batch split, the inputs, the graph's build or
+     * reuse, the launch; on a GPU the rest is the wait for the device, on a CPU nearly all of it is
+     * the call).
      */
     default void stepCompleted(int tokens, int outputs, int sequenceRuns, int graphsReused, long scheduleNanos, long decodeNanos,
-            long sampleNanos, long emitNanos) {}
+            long decodeCallNanos, long sampleNanos, long emitNanos) {}
 
     /**
      * A step's picks on the sampling pool ended: {@code rows} picked on the host (argmaxes and llama.cpp chains), in

@@ -60,6 +60,7 @@ public final class ServerMetrics implements EngineObserver {
     private final Metrics.Histogram samplingHelperStart;
     private final Metrics.Counter samplingHelpers;
     private final Metrics.Counter samplingHelpersAhead;
+    private final Metrics.Histogram decodeCall;
 
     public ServerMetrics(Supplier<Source> source) {
         this.source = source;
@@ -75,6 +76,9 @@ public final class ServerMetrics implements EngineObserver {
                 "Finished generations whose output failed its enforced format (a server bug; answered 500)", "check");
         stepPhase = registry.histogram("llmref_engine_step_phase_seconds",
                 "Time of each scheduler step by phase: schedule, decode (until the device finished), sample, emit", STEP_PHASE, "phase");
+        decodeCall = registry.histogram("llmref_engine_decode_call_seconds",
+                "Per step, the part of the decode phase spent in the llama_decode call before it returned (the host's part; on a GPU the rest is the wait for the device)",
+                STEP_PHASE);
         batchTokens = registry.counter("llmref_engine_batch_tokens_total", "Tokens decoded by scheduler steps (prompt chunks and generated tokens)");
         stepOutputs = registry.counter("llmref_engine_step_outputs_total", "Next tokens sampled by scheduler steps (one per generating slot per step)");
         sequenceRunsTotal = registry.counter("llmref_engine_sequence_runs_total",
@@ -227,9 +231,10 @@ public final class ServerMetrics implements EngineObserver {
 
     @Override
     public void stepCompleted(int tokens, int outputs, int sequenceRuns, int graphsReused, long scheduleNanos, long decodeNanos,
-            long sampleNanos, long emitNanos) {
+            long decodeCallNanos, long sampleNanos, long emitNanos) {
         stepPhase.observe(scheduleNanos / 1e9, "schedule");
         stepPhase.observe(decodeNanos / 1e9, "decode");
+        decodeCall.observe(decodeCallNanos / 1e9);
         stepPhase.observe(sampleNanos / 1e9, "sample");
         stepPhase.observe(emitNanos / 1e9, "emit");
         batchTokens.inc(tokens);

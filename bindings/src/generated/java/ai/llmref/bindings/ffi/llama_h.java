@@ -516,6 +516,67 @@ public class llama_h extends llama_h$shared {
         }
     }
 
+    private static class ggml_argmax {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ggml_argmax");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_argmax(struct ggml_context *ctx, struct ggml_tensor *a)
+     * }
+     */
+    public static FunctionDescriptor ggml_argmax$descriptor() {
+        return ggml_argmax.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_argmax(struct ggml_context *ctx, struct ggml_tensor *a)
+     * }
+     */
+    public static MethodHandle ggml_argmax$handle() {
+        return ggml_argmax.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_argmax(struct ggml_context *ctx, struct ggml_tensor *a)
+     * }
+     */
+    public static MemorySegment ggml_argmax$address() {
+        return ggml_argmax.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_argmax(struct ggml_context *ctx, struct ggml_tensor *a)
+     * }
+     */
+    public static MemorySegment ggml_argmax(MemorySegment ctx, MemorySegment a) {
+        var mh$ = ggml_argmax.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ggml_argmax", ctx, a);
+            }
+            return (MemorySegment)mh$.invokeExact(ctx, a);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class ggml_scale_bias {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             llama_h.C_POINTER,

@@ -401,6 +401,15 @@ public class llama_h extends llama_h$shared {
     public static int GGML_TYPE_COUNT() {
         return GGML_TYPE_COUNT;
     }
+    private static final int GGML_OP_VIEW = (int)37L;
+    /**
+     * {@snippet lang=c :
+     * enum ggml_op.GGML_OP_VIEW = 37
+     * }
+     */
+    public static int GGML_OP_VIEW() {
+        return GGML_OP_VIEW;
+    }
     private static final int GGML_LOG_LEVEL_NONE = (int)0L;
     /**
      * {@snippet lang=c :

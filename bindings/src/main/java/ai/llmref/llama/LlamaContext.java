@@ -570,7 +570,8 @@ public final class LlamaContext implements AutoCloseable {
      * out any more ({@link #logits} fails for it). Only greedy chains with at most a logit bias
      * qualify ({@link Sampler#offloadable}). Each attach or detach makes llama.cpp reserve its
      * compute buffers again at the next decode, so keep a chain attached across requests with the
-     * same settings. A sequence holds at most one chain; a chain serves one sequence.
+     * same settings. A sequence holds at most one chain; a chain serves one sequence, and is attached
+     * once in its life (llama.cpp initializes it for the device once): after a detach, attach a new one.
      *
      * @return false when llama.cpp cannot run the chain on the device (the sequence then samples on the CPU as before)
      */
@@ -582,6 +583,10 @@ public final class LlamaContext implements AutoCloseable {
         }
         if (sampler.attachedTo() != null) {
             throw new IllegalStateException("the sampler is already attached to sequence " + sampler.attachedSequence());
+        }
+        if (sampler.everAttached()) {
+            // llama.cpp initializes a chain for the device once (llama_sampler_chain_backend_init aborts the process the second time)
+            throw new IllegalStateException("the sampler was attached before: a chain can be attached once, build a new one");
         }
         detachSampler(sequence);
         if (!llama_set_sampler(h, sequence, sampler.handle())) {

@@ -53,6 +53,8 @@ public final class Sampler implements AutoCloseable {
     /** The context and sequence this chain samples on the device for ({@link LlamaContext#attachSampler}), or null. */
     private LlamaContext attachedTo;
     private int attachedSequence = -1;
+    /** Set at the first attach: llama.cpp initializes a chain for backend sampling once, and aborts at a second. */
+    private boolean everAttached;
     private Arena candidatesArena;
     private MemorySegment candidates;
     /** The last logits row {@link #logitsRow} gave (the same address gives the same segment). */
@@ -308,9 +310,14 @@ public final class Sampler implements AutoCloseable {
         return attachedSequence;
     }
 
+    boolean everAttached() {
+        return everAttached;
+    }
+
     void attached(LlamaContext context, int sequence) {
         attachedTo = context;
         attachedSequence = sequence;
+        everAttached |= context != null;
     }
 
     MemorySegment handle() {

@@ -143,6 +143,8 @@ class DeviceSamplingTest extends StoriesModelTest {
 
             ctx.detachSampler(0);
             assertThat(greedy.attachedTo()).isNull();
+            assertThatThrownBy(() -> ctx.attachSampler(0, greedy)).as("llama.cpp would abort at a second init of the chain")
+                    .isInstanceOf(IllegalStateException.class).hasMessageContaining("attached once");
             batch.clear();
             batch.add(picked, prompt.length, 0, true);
             ctx.decode(batch);

@@ -35,6 +35,8 @@ public final class LlamaContext implements AutoCloseable {
     private final SegmentAllocator perfResult;
     /** Chains attached for backend sampling, by sequence ({@link #attachSampler}). */
     private final java.util.Map<Integer, Sampler> attachedSamplers = new java.util.HashMap<>();
+    /** The attached greedy stages' shared argmax of the graph being built ({@link DeviceGreedy}), made at the first attach. */
+    private MemorySegment greedyShare;
     private final int contextSize;
     private final int sequenceContext;
     private final int batchSize;
@@ -612,6 +614,15 @@ public final class LlamaContext implements AutoCloseable {
     public Sampler attachedSampler(int sequence) {
         checkOpen();
         return attachedSamplers.get(sequence);
+    }
+
+    /** This context's block for {@link DeviceGreedy}'s argmax of all rows, shared by the stages of the chains attached to it. */
+    MemorySegment greedyShare() {
+        checkOpen();
+        if (greedyShare == null) {
+            greedyShare = DeviceGreedy.newShare(shared);
+        }
+        return greedyShare;
     }
 
     /** The token the attached chain sampled on the device for batch position {@code index} of the last decode. */

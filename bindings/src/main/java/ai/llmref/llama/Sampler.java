@@ -61,13 +61,15 @@ public final class Sampler implements AutoCloseable {
     private MemorySegment lastRow = MemorySegment.NULL;
     private MemorySegment candidateArray;
     /**
-     * A greedy-only chain's logit-bias stage ({@link DeviceBias}), or null, and the automatic arena
-     * of its state: the state lives as long as this object (the chain, which reads it, is freed in
-     * {@link #close} first), without the tens of microseconds a shared arena's close costs the
-     * scheduler thread for every request that ends.
+     * A greedy-only chain's logit-bias stage ({@link DeviceBias}), or null; its greedy stage
+     * ({@link DeviceGreedy}), or null for other chains; and the automatic arena of their state: the
+     * state lives as long as this object (the chain, which reads it, is freed in {@link #close}
+     * first), without the tens of microseconds a shared arena's close costs the scheduler thread for
+     * every request that ends.
      */
     private final MemorySegment biasStage;
-    private final Arena biasArena;
+    private final MemorySegment greedyStage;
+    private final Arena stageArena;
     /**
      * For a chain that is a plain draw (logit bias, temperature and {@code dist}, nothing that
      * keeps history or cuts the candidates): the same draw computed over the row where it lies,
@@ -81,13 +83,14 @@ public final class Sampler implements AutoCloseable {
     private final TruncatedDraw truncated;
 
     private Sampler(MemorySegment chain, Vocabulary vocabulary, boolean grammar, boolean greedyOnly,
-                    int[] biasTokens, float[] biasValues, MemorySegment biasStage, Arena biasArena, SoftmaxDraw draw,
-                    TruncatedDraw truncated) {
+                    int[] biasTokens, float[] biasValues, MemorySegment biasStage, MemorySegment greedyStage, Arena stageArena,
+                    SoftmaxDraw draw, TruncatedDraw truncated) {
         this.chain = chain;
         this.draw = draw;
         this.truncated = truncated;
         this.biasStage = biasStage;
-        this.biasArena = biasArena;
+        this.greedyStage = greedyStage;
+        this.stageArena = stageArena;
         this.vocabulary = vocabulary;
         this.grammarStage = grammar ? llama_sampler_chain_get(chain, 0) : null;
         this.greedyOnly = greedyOnly;
@@ -112,12 +115,15 @@ public final class Sampler implements AutoCloseable {
     public int sample(LlamaContext context, int index) {
         MemorySegment c = checkOpen();
         if (attachedTo == context) {
-            int token = context.sampledToken(index); // picked on the device by the same stages
             if (biasStage != null && DeviceBias.failed(biasStage)) {
                 throw new LlamaException("llama_get_sampled_token_ith", "the logit-bias stage could not be added to the device's"
                         + " sampling graph (see the log); detach the sampler to sample on the host");
             }
-            return token;
+            if (greedyStage != null && DeviceGreedy.failed(greedyStage)) {
+                throw new LlamaException("llama_get_sampled_token_ith", "the greedy stage could not be added to the device's"
+                        + " sampling graph (see the log); detach the sampler to sample on the host");
+            }
+            return context.sampledToken(index); // picked on the device by the same stages
         }
         MemorySegment ctx = context.checkOpen();
         if (grammarStage != null || greedyOnly || draw != null || truncated != null) {
@@ -318,6 +324,10 @@ public final class Sampler implements AutoCloseable {
         attachedTo = context;
         attachedSequence = sequence;
         everAttached |= context != null;
+        if (greedyStage != null && chain != null) {
+            // the rows of a context's graph share one argmax (DeviceGreedy); detached, the stage has no block
+            DeviceGreedy.share(greedyStage, context == null ? MemorySegment.NULL : context.greedyShare());
+        }
     }
 
     MemorySegment handle() {
@@ -508,10 +518,10 @@ public final class Sampler implements AutoCloseable {
                 TruncatedDraw truncated = javaDraw && cut ? new TruncatedDraw(biasTokens, biasValues, topK == null ? 0 : topK,
                         topP == null ? 1f : topP, minP == null ? 0f : minP, temp, seed) : null;
                 MemorySegment biasStage = null;
-                Arena biasArena = null;
+                MemorySegment greedyStage = null;
+                Arena stageArena = greedyOnly ? Arena.ofAuto() : null;
                 if (greedyOnly && biasTokens.length > 0 && biasTokens.length <= DeviceBias.MAX_TOKENS) {
-                    biasArena = Arena.ofAuto();
-                    biasStage = DeviceBias.create(biasTokens, biasValues, biasArena);
+                    biasStage = DeviceBias.create(biasTokens, biasValues, stageArena);
                     stages.add(biasStage);
                 } else if (!logitBias.isEmpty()) {
                     MemorySegment arr = llama_logit_bias.allocateArray(logitBias.size(), arena);
@@ -540,8 +550,12 @@ public final class Sampler implements AutoCloseable {
                     }
                     stages.add(llama_sampler_init_temp(temp));
                     stages.add(llama_sampler_init_dist((int) (long) seed));
+                } else if (greedyOnly) {
+                    // this project's greedy stage: attached, the rows of a graph share one argmax (DeviceGreedy)
+                    greedyStage = DeviceGreedy.create(stageArena);
+                    stages.add(greedyStage);
                 } else {
-                    stages.add(llama_sampler_init_greedy());
+                    stages.add(llama_sampler_init_greedy()); // greedy after penalties or a grammar
                 }
                 MemorySegment params = llama_sampler_chain_default_params(arena);
                 llama_sampler_chain_params.no_perf(params, true);
@@ -550,7 +564,7 @@ public final class Sampler implements AutoCloseable {
                     llama_sampler_chain_add(chain, s); // the chain owns its stages from here on
                 }
                 return new Sampler(chain, vocabulary, grammar != null, greedyOnly, greedyOnly ? biasTokens : new int[0],
-                        greedyOnly ? biasValues : new float[0], biasStage, biasArena, draw, truncated);
+                        greedyOnly ? biasValues : new float[0], biasStage, greedyStage, stageArena, draw, truncated);
             }
         }
     }

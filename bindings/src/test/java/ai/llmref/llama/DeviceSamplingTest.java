@@ -198,7 +198,7 @@ class DeviceSamplingTest extends StoriesModelTest {
                     Sampler plain = Sampler.greedy(v)) {
                 assertThat(llama_sampler_chain_n(biased.handle())).isEqualTo(2);
                 assertThat(stage(biased, 0)).isEqualTo(DeviceBias.name());
-                assertThat(stage(biased, 1)).isEqualTo("greedy");
+                assertThat(stage(biased, 1)).isEqualTo(DeviceGreedy.name());
                 assertThat(stage(withPenalties, 0)).as("chains that sample on the host keep llama.cpp's stage").isEqualTo("logit-bias");
                 assertThat(llama_sampler_chain_n(plain.handle())).isEqualTo(1);
                 Sampler.Builder longList = Sampler.builder(v);

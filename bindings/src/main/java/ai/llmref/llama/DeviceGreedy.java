@@ -1,0 +1,233 @@
+package ai.llmref.llama;
+
+import static ai.llmref.bindings.ffi.llama_h.GGML_OP_VIEW;
+import static ai.llmref.bindings.ffi.llama_h.GGML_TYPE_F32;
+import static ai.llmref.bindings.ffi.llama_h.ggml_argmax;
+import static ai.llmref.bindings.ffi.llama_h.ggml_view_1d;
+import static ai.llmref.bindings.ffi.llama_h.llama_sampler_init;
+
+import ai.llmref.bindings.ffi.ggml_tensor;
+import ai.llmref.bindings.ffi.llama_sampler;
+import ai.llmref.bindings.ffi.llama_sampler_data;
+import ai.llmref.bindings.ffi.llama_sampler_i;
+import ai.llmref.bindings.ffi.llama_token_data;
+import ai.llmref.bindings.ffi.llama_token_data_array;
+import java.lang.System.Logger;
+import java.lang.System.Logger.Level;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+/**
+ * The greedy stage of a greedy chain, as a llama.cpp sampler of this project's own (a
+ * {@code llama_sampler_i} whose functions are upcalls), so that the chains attached for backend
+ * sampling ({@link LlamaContext#attachSampler}) pick their tokens with one argmax for all rows.
+ *
+ * <p>llama.cpp's greedy stage ({@code llama_sampler_greedy_backend_apply} in the pinned tree) adds a
+ * {@code ggml_argmax} of its own row to the graph for every sequence: with 64 streams, 64 argmax
+ * operations, each a single-block kernel over the whole vocabulary on a GPU, one after the other.
+ * {@code llm_graph_context::build_sampling} hands every stage a one-dimensional view of one row of
+ * the same padded logits tensor ({@code logits_t}, {@code [n_vocab, n_rows + 1]}). This stage adds
+ * {@code ggml_argmax(logits_t)} (one result per row, one operation for all rows) the first time a
+ * graph asks and, for each row, a one-element view of that result at the row's index. The result is
+ * cached in a block that belongs to the {@link LlamaContext} the chain is attached to ({@link
+ * #newShare}, handed to the stage by {@link #share}): {@code [ggml_context*, logits_t*, argmax*]}.
+ * {@code backend_reset}, which llama.cpp calls on every attached chain before it builds a graph's
+ * sampling, clears the block: ggml builds the next graph in the same context memory, so a stale
+ * entry could match the next graph's tensors.
+ *
+ * <p>The shared argmax is used only when the row is an unmodified view of a contiguous F32 matrix
+ * (op {@code GGML_OP_VIEW}, {@code src[0]} and {@code view_src} the same tensor, a whole row at a
+ * row's offset). When an earlier stage changed the row ({@link DeviceBias}'s in-place sets, llama.cpp's
+ * logit-bias add), the argmax of all rows would not see the change, and the stage takes the argmax of
+ * the row alone, as llama.cpp's greedy stage does. So it does for llama.cpp's probe graphs (a
+ * plain 128 Ki-element tensor, see {@link DeviceBias}), for a chain attached to a context by other
+ * means than {@link LlamaContext#attachSampler} (no block), and it handles an inactive chain's dummy
+ * row (row 0) like any other.
+ *
+ * <p>On the host ({@code apply}, which llama.cpp calls when the chain is not attached) it selects the
+ * first maximum, as llama.cpp's greedy stage does; {@link Sampler} takes greedy picks on the host
+ * without calling the chain at all. The stage's state is a block of native memory, {@code [int
+ * failed][int unused][address share]}, in an arena the {@link Sampler} that created it keeps for as
+ * long as it lives. An upcall must not throw into native code: a failure is recorded in the block's
+ * {@code failed} word, and {@link Sampler#sample} reports it instead of a token.
+ */
+final class DeviceGreedy {
+    private static final Logger LOG = System.getLogger(DeviceGreedy.class.getName());
+    private static final long STATE = 16;
+    private static final long FAILED = 0;
+    private static final long SHARE = 8;
+    /** The per-context block: the ggml context, the logits tensor and the argmax of all its rows. */
+    private static final long SHARE_SIZE = 3 * ValueLayout.ADDRESS.byteSize();
+    private static final long SHARE_CTX = 0;
+    private static final long SHARE_LOGITS = ValueLayout.ADDRESS.byteSize();
+    private static final long SHARE_ARGMAX = 2 * ValueLayout.ADDRESS.byteSize();
+    private static final long TENSOR = ggml_tensor.layout().byteSize();
+    private static final MemorySegment NAME = Arena.global().allocateFrom("llmref-greedy");
+    /** The interface, with its upcall stubs: created once, never freed (llama.cpp may hold stages until exit). */
+    private static final MemorySegment IFACE = iface();
+
+    private DeviceGreedy() {}
+
+    /** A new stage, its state in {@code arena}, sharing nothing until {@link #share}. */
+    static MemorySegment create(Arena arena) {
+        MemorySegment state = arena.allocate(STATE, 8);
+        state.fill((byte) 0);
+        return llama_sampler_init(IFACE, state);
+    }
+
+    /** A context's block for the shared argmax, cleared, in the context's arena. */
+    static MemorySegment newShare(Arena arena) {
+        MemorySegment share = arena.allocate(SHARE_SIZE, 8);
+        share.fill((byte) 0);
+        return share;
+    }
+
+    /**
+     * Points the stage at a context's block ({@link #newShare}) when its chain is attached to that
+     * context, or at none ({@code MemorySegment.NULL}) when it is detached: without a block each row
+     * gets an argmax of its own.
+     */
+    static void share(MemorySegment stage, MemorySegment share) {
+        state(stage).set(ValueLayout.ADDRESS, SHARE, share);
+    }
+
+    /** The stage's name, as llama.cpp reports it. */
+    static String name() {
+        return NAME.getString(0);
+    }
+
+    /** True when one of the stage's upcalls failed (a pick may then be missing or wrong). */
+    static boolean failed(MemorySegment stage) {
+        return state(stage).get(ValueLayout.JAVA_INT, FAILED) != 0;
+    }
+
+    /** Records a failure as an upcall would (for tests of how it is reported). */
+    static void markFailed(MemorySegment stage) {
+        state(stage).set(ValueLayout.JAVA_INT, FAILED, 1);
+    }
+
+    private static MemorySegment state(MemorySegment stage) {
+        return llama_sampler.ctx(stage.reinterpret(llama_sampler.layout().byteSize())).reinterpret(STATE);
+    }
+
+    private static MemorySegment iface() {
+        Arena global = Arena.global();
+        MemorySegment i = llama_sampler_i.allocate(global);
+        i.fill((byte) 0); // every function left out is NULL (accept, reset, clone, free, backend_accept, ...)
+        llama_sampler_i.name(i, llama_sampler_i.name.allocate(smpl -> NAME, global));
+        llama_sampler_i.apply(i, llama_sampler_i.apply.allocate(DeviceGreedy::applyOnHost, global));
+        llama_sampler_i.backend_init(i, llama_sampler_i.backend_init.allocate((smpl, buft, maxOutputs) -> true, global));
+        llama_sampler_i.backend_apply(i, llama_sampler_i.backend_apply.allocate(DeviceGreedy::applyOnDevice, global));
+        llama_sampler_i.backend_reset(i, llama_sampler_i.backend_reset.allocate(DeviceGreedy::resetShare, global));
+        return i;
+    }
+
+    /** Upcall ({@code apply}): selects the candidate with the largest logit, the first of equals, as llama.cpp's greedy. */
+    private static void applyOnHost(MemorySegment stage, MemorySegment candidates) {
+        MemorySegment state = null;
+        try {
+            state = state(stage);
+            MemorySegment array = candidates.reinterpret(llama_token_data_array.layout().byteSize());
+            long size = llama_token_data_array.size(array);
+            if (size <= 0) {
+                throw new IllegalStateException("no candidates to select from");
+            }
+            long el = llama_token_data.layout().byteSize();
+            MemorySegment data = llama_token_data_array.data(array).reinterpret(size * el);
+            long logit = llama_token_data.logit$offset();
+            long selected = 0;
+            float max = data.get(ValueLayout.JAVA_FLOAT, logit);
+            for (long i = 1; i < size; i++) {
+                float v = data.get(ValueLayout.JAVA_FLOAT, i * el + logit);
+                if (v > max) {
+                    max = v;
+                    selected = i;
+                }
+            }
+            llama_token_data_array.selected(array, selected);
+        } catch (Throwable t) {
+            fail(state, "apply", t);
+        }
+    }
+
+    /** Upcall ({@code backend_reset}): forgets the argmax cached for the last graph built. */
+    private static void resetShare(MemorySegment stage) {
+        MemorySegment state = null;
+        try {
+            state = state(stage);
+            MemorySegment share = state.get(ValueLayout.ADDRESS, SHARE);
+            if (!share.equals(MemorySegment.NULL)) {
+                share.reinterpret(SHARE_SIZE).fill((byte) 0);
+            }
+        } catch (Throwable t) {
+            fail(state, "backend_reset", t);
+        }
+    }
+
+    /**
+     * Upcall ({@code backend_apply}): while llama.cpp builds the step's graph, sets the row's pick to
+     * a one-element view of the argmax of all rows where the row is an unmodified row of the logits,
+     * and to the argmax of the row alone otherwise.
+     */
+    private static void applyOnDevice(MemorySegment stage, MemorySegment ctx, MemorySegment graph, MemorySegment data) {
+        MemorySegment state = null;
+        try {
+            state = state(stage);
+            MemorySegment d = data.reinterpret(llama_sampler_data.layout().byteSize());
+            MemorySegment row = llama_sampler_data.logits(d);
+            if (row.equals(MemorySegment.NULL)) {
+                throw new IllegalStateException("llama.cpp passed no logits to sample from");
+            }
+            MemorySegment share = state.get(ValueLayout.ADDRESS, SHARE);
+            MemorySegment picked = share.equals(MemorySegment.NULL) ? null : fromShared(share.reinterpret(SHARE_SIZE), ctx, row);
+            llama_sampler_data.sampled(d, picked != null ? picked : ggml_argmax(ctx, row));
+        } catch (Throwable t) {
+            fail(state, "backend_apply", t);
+        }
+    }
+
+    /** The row's pick as a view of the argmax of all rows, or null when the row is not an unmodified row of a matrix. */
+    private static MemorySegment fromShared(MemorySegment share, MemorySegment ctx, MemorySegment row) {
+        MemorySegment view = row.reinterpret(TENSOR);
+        if (ggml_tensor.op(view) != GGML_OP_VIEW()) {
+            return null;
+        }
+        MemorySegment src = ggml_tensor.view_src(view);
+        if (src.equals(MemorySegment.NULL) || !src.equals(ggml_tensor.src(view, 0))) {
+            return null;
+        }
+        MemorySegment all = src.reinterpret(TENSOR);
+        long n = ggml_tensor.ne(all, 0);
+        long rows = ggml_tensor.ne(all, 1);
+        long stride = ggml_tensor.nb(all, 1);
+        boolean matrix = ggml_tensor.type(all) == GGML_TYPE_F32() && ggml_tensor.ne(all, 2) == 1 && ggml_tensor.ne(all, 3) == 1
+                && ggml_tensor.nb(all, 0) == Float.BYTES && stride == n * Float.BYTES;
+        boolean wholeRow = ggml_tensor.type(view) == GGML_TYPE_F32() && ggml_tensor.ne(view, 0) == n && ggml_tensor.ne(view, 1) == 1
+                && ggml_tensor.ne(view, 2) == 1 && ggml_tensor.ne(view, 3) == 1 && ggml_tensor.nb(view, 0) == Float.BYTES;
+        long offset = ggml_tensor.view_offs(view);
+        if (!matrix || !wholeRow || n <= 0 || offset < 0 || offset % stride != 0 || offset / stride >= rows) {
+            return null;
+        }
+        MemorySegment argmax = share.get(ValueLayout.ADDRESS, SHARE_ARGMAX);
+        if (argmax.equals(MemorySegment.NULL) || !share.get(ValueLayout.ADDRESS, SHARE_CTX).equals(ctx)
+                || !share.get(ValueLayout.ADDRESS, SHARE_LOGITS).equals(src)) {
+            argmax = ggml_argmax(ctx, src); // I32, one per row
+            share.set(ValueLayout.ADDRESS, SHARE_CTX, ctx);
+            share.set(ValueLayout.ADDRESS, SHARE_LOGITS, src);
+            share.set(ValueLayout.ADDRESS, SHARE_ARGMAX, argmax);
+        }
+        return ggml_view_1d(ctx, argmax, 1, offset / stride * Integer.BYTES);
+    }
+
+    private static void fail(MemorySegment state, String where, Throwable t) {
+        try {
+            if (state != null) {
+                state.set(ValueLayout.JAVA_INT, FAILED, 1);
+            }
+            LOG.log(Level.ERROR, "the greedy stage's " + where + " failed", t);
+        } catch (Throwable ignored) {
+            // nothing may escape an upcall
+        }
+    }
+}

@@ -340,7 +340,7 @@ if has_phase test; then
   # llama.cpp's backend sampling is experimental: its tests run in JVMs of their own, so that a
   # crash there costs neither the steps above nor the benchmarks
   device_sampling_ok=0
-  if junit device-bindings "$bindings_cp" $p.DeviceSamplingTest && junit device-server "$server_cp" ai.llmref.server.DeviceSamplingServerTest; then
+  if junit device-bindings "$bindings_cp" $p.DeviceSamplingTest $p.DeviceGreedyTest && junit device-server "$server_cp" ai.llmref.server.DeviceSamplingServerTest; then
     device_sampling_ok=1
     step "device sampling (engine.device-sampling), $ngl GPU layers" pass "$(test_summary "$work/test-device-bindings.log"), $(test_summary "$work/test-device-server.log")"
   else

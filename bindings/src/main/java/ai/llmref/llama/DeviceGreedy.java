@@ -45,6 +45,14 @@ import java.lang.foreign.ValueLayout;
  * means than {@link LlamaContext#attachSampler} (no block), and it handles an inactive chain's dummy
  * row (row 0) like any other.
  *
+ * <p>After its pick the stage sets {@code data->logits} to NULL. {@code build_sampling} keeps
+ * whatever a chain leaves there as an output ({@code t_sampled_logits}), and after the graph has run
+ * {@code llama_decode} copies each such row to the host ({@code sampling.logits}, for chains that
+ * finish on the host): with llama.cpp's greedy stage, which leaves the row, a whole row of logits per
+ * sequence and step (512 KB at a 128k vocabulary), that nothing reads once the token is picked. So
+ * for the chains this stage ends, only the token comes back ({@code llama_get_sampled_logits_ith}
+ * answers NULL for their rows).
+ *
  * <p>On the host ({@code apply}, which llama.cpp calls when the chain is not attached) it selects the
  * first maximum, as llama.cpp's greedy stage does; {@link Sampler} takes greedy picks on the host
  * without calling the chain at all. The stage's state is a block of native memory, {@code [int
@@ -168,7 +176,7 @@ final class DeviceGreedy {
     /**
      * Upcall ({@code backend_apply}): while llama.cpp builds the step's graph, sets the row's pick to
      * a one-element view of the argmax of all rows where the row is an unmodified row of the logits,
-     * and to the argmax of the row alone otherwise.
+     * and to the argmax of the row alone otherwise; then clears the row ({@code data->logits}).
      */
     private static void applyOnDevice(MemorySegment stage, MemorySegment ctx, MemorySegment graph, MemorySegment data) {
         MemorySegment state = null;
@@ -182,6 +190,9 @@ final class DeviceGreedy {
             MemorySegment share = state.get(ValueLayout.ADDRESS, SHARE);
             MemorySegment picked = share.equals(MemorySegment.NULL) ? null : fromShared(share.reinterpret(SHARE_SIZE), ctx, row);
             llama_sampler_data.sampled(d, picked != null ? picked : ggml_argmax(ctx, row));
+            // Greedy ends the chain: nothing reads the row after the pick, and a row left in data->logits
+            // is an output that llama.cpp copies to the host after every step (see the class comment).
+            llama_sampler_data.logits(d, MemorySegment.NULL);
         } catch (Throwable t) {
             fail(state, "backend_apply", t);
         }

@@ -3,6 +3,9 @@ package ai.llmref.llama;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import static ai.llmref.bindings.ffi.llama_h.llama_get_sampled_logits_count_ith;
+import static ai.llmref.bindings.ffi.llama_h.llama_get_sampled_logits_ith;
+import static ai.llmref.bindings.ffi.llama_h.llama_get_sampled_token_ith;
 import static ai.llmref.bindings.ffi.llama_h.llama_perf_context;
 import static ai.llmref.bindings.ffi.llama_h.llama_perf_context_reset;
 import static ai.llmref.bindings.ffi.llama_h.llama_sampler_apply;
@@ -344,12 +347,12 @@ class DeviceGreedyTest extends StoriesModelTest {
             }
             int shared = reservedNodes(run);
             // With samplers the graph gains the padded logits (one node) and, for each (sampler, row) pair, the
-            // view of the row that llama.cpp hands the chain (kept as an output) and the chain's nodes.
+            // chain's nodes: llama.cpp's greedy leaves the view of the row it was handed as an output too.
             int rows = (llamas - none - 1) / 3;
             assertThat(llamas - none - 1).as("llama.cpp's greedy: the row, a reshape and an argmax per row").isEqualTo(3 * rows);
             assertThat(rows).as("every sequence's sampler adds a row").isGreaterThanOrEqualTo(n);
-            assertThat(shared - none - 1).as("this project's: the row and a view of the shared argmax per row, one argmax for all")
-                    .isEqualTo(2 * rows + 1);
+            assertThat(shared - none - 1).as("this project's: a view of the shared argmax per row, one argmax for all")
+                    .isEqualTo(rows + 1);
         } finally {
             for (MemorySegment c : natives) {
                 if (c != null) {
@@ -357,6 +360,51 @@ class DeviceGreedyTest extends StoriesModelTest {
                 }
             }
             closeAll(ours);
+        }
+    }
+
+    @Test
+    void onlyTheTokenComesBackWhereLlamaCppsGreedyAlsoCopiesTheRow() {
+        Vocabulary v = model.vocabulary();
+        MemorySegment[] natives = new MemorySegment[2];
+        try (LlamaContext ctx = model.newContext(TestModels.small(4)); Batch batch = ctx.newBatch(64);
+                Sampler ours = Sampler.greedy(v); Sampler biased = Sampler.builder(v).logitBias(5, -3f).build();
+                Arena arena = Arena.ofConfined()) {
+            assertThat(ctx.attachSampler(0, ours) && ctx.attachSampler(1, biased)).isTrue();
+            for (int s = 2; s < 4; s++) { // llama.cpp's greedy stage
+                natives[s - 2] = llama_sampler_chain_init(llama_sampler_chain_default_params(arena));
+                llama_sampler_chain_add(natives[s - 2], llama_sampler_init_greedy());
+                assertThat(llama_set_sampler(ctx.checkOpen(), s, natives[s - 2])).isTrue();
+            }
+            int[] prompt = v.tokenize(PROMPTS[0], true, false);
+            for (int s = 0; s < 4; s++) {
+                for (int i = 0; i < prompt.length; i++) {
+                    batch.add(prompt[i], i, s, i == prompt.length - 1);
+                }
+            }
+            ctx.decode(batch);
+            for (int s = 0; s < 4; s++) {
+                int index = (s + 1) * prompt.length - 1;
+                int count = llama_get_sampled_logits_count_ith(ctx.checkOpen(), index);
+                MemorySegment row = llama_get_sampled_logits_ith(ctx.checkOpen(), index);
+                assertThat(llama_get_sampled_token_ith(ctx.checkOpen(), index)).as("sequence %d's token", s).isBetween(0, v.size() - 1);
+                if (s < 2) {
+                    assertThat(row).as("this project's stage: no row copied for sequence %d", s).isEqualTo(MemorySegment.NULL);
+                    assertThat(count).isZero();
+                } else {
+                    assertThat(row).as("llama.cpp's greedy: the row copied for sequence %d", s).isNotEqualTo(MemorySegment.NULL);
+                    assertThat(count).isEqualTo(v.size());
+                }
+            }
+            for (int s = 2; s < 4; s++) {
+                llama_set_sampler(ctx.checkOpen(), s, MemorySegment.NULL);
+            }
+        } finally {
+            for (MemorySegment c : natives) {
+                if (c != null) {
+                    llama_sampler_free(c);
+                }
+            }
         }
     }
 

@@ -8,11 +8,8 @@ import static ai.llmref.bindings.ffi.llama_h.llama_sampler_init;
 
 import ai.llmref.bindings.ffi.llama_sampler;
 import ai.llmref.bindings.ffi.llama_sampler_data;
-import ai.llmref.bindings.ffi.llama_sampler_i;
 import ai.llmref.bindings.ffi.llama_token_data;
 import ai.llmref.bindings.ffi.llama_token_data_array;
-import java.lang.System.Logger;
-import java.lang.System.Logger.Level;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -49,12 +46,11 @@ final class DeviceBias {
      * two input copies however many tokens it biases, so longer lists go to it.
      */
     static final int MAX_TOKENS = 16;
-    private static final Logger LOG = System.getLogger(DeviceBias.class.getName());
     private static final long HEADER = 8;
     private static final long ENTRY = 8;
     private static final MemorySegment NAME = Arena.global().allocateFrom("llmref-logit-bias");
-    /** The interface, with its upcall stubs: created once, never freed (llama.cpp may hold stages until exit). */
-    private static final MemorySegment IFACE = iface();
+    /** The interface, with its upcall stubs ({@link OwnStages#iface}). */
+    private static final MemorySegment IFACE = OwnStages.iface(NAME, DeviceBias::applyOnHost, DeviceBias::applyOnDevice, null);
 
     private DeviceBias() {}
 
@@ -94,16 +90,6 @@ final class DeviceBias {
         return s.reinterpret(HEADER + ENTRY * count);
     }
 
-    private static MemorySegment iface() {
-        Arena global = Arena.global();
-        MemorySegment i = llama_sampler_i.allocate(global);
-        i.fill((byte) 0); // every function left out is NULL (accept, reset, clone, free, backend_accept, ...)
-        llama_sampler_i.name(i, llama_sampler_i.name.allocate(smpl -> NAME, global));
-        llama_sampler_i.apply(i, llama_sampler_i.apply.allocate(DeviceBias::applyOnHost, global));
-        llama_sampler_i.backend_init(i, llama_sampler_i.backend_init.allocate((smpl, buft, maxOutputs) -> true, global));
-        llama_sampler_i.backend_apply(i, llama_sampler_i.backend_apply.allocate(DeviceBias::applyOnDevice, global));
-        return i;
-    }
 
     /** Upcall ({@code apply}): adds each bias to its token's candidate in {@code cur_p}. */
     private static void applyOnHost(MemorySegment stage, MemorySegment candidates) {
@@ -166,13 +152,6 @@ final class DeviceBias {
     }
 
     private static void fail(MemorySegment state, String where, Throwable t) {
-        try {
-            if (state != null) {
-                state.set(ValueLayout.JAVA_INT, 4, 1);
-            }
-            LOG.log(Level.ERROR, "the logit-bias stage's " + where + " failed", t);
-        } catch (Throwable ignored) {
-            // nothing may escape an upcall
-        }
+        OwnStages.fail(state, 4, "logit-bias", where, t);
     }
 }

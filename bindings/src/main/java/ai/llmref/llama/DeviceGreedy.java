@@ -9,11 +9,8 @@ import static ai.llmref.bindings.ffi.llama_h.llama_sampler_init;
 import ai.llmref.bindings.ffi.ggml_tensor;
 import ai.llmref.bindings.ffi.llama_sampler;
 import ai.llmref.bindings.ffi.llama_sampler_data;
-import ai.llmref.bindings.ffi.llama_sampler_i;
 import ai.llmref.bindings.ffi.llama_token_data;
 import ai.llmref.bindings.ffi.llama_token_data_array;
-import java.lang.System.Logger;
-import java.lang.System.Logger.Level;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -61,7 +58,6 @@ import java.lang.foreign.ValueLayout;
  * {@code failed} word, and {@link Sampler#sample} reports it instead of a token.
  */
 final class DeviceGreedy {
-    private static final Logger LOG = System.getLogger(DeviceGreedy.class.getName());
     private static final long STATE = 16;
     private static final long FAILED = 0;
     private static final long SHARE = 8;
@@ -72,8 +68,8 @@ final class DeviceGreedy {
     private static final long SHARE_ARGMAX = 2 * ValueLayout.ADDRESS.byteSize();
     private static final long TENSOR = ggml_tensor.layout().byteSize();
     private static final MemorySegment NAME = Arena.global().allocateFrom("llmref-greedy");
-    /** The interface, with its upcall stubs: created once, never freed (llama.cpp may hold stages until exit). */
-    private static final MemorySegment IFACE = iface();
+    /** The interface, with its upcall stubs ({@link OwnStages#iface}). */
+    private static final MemorySegment IFACE = OwnStages.iface(NAME, DeviceGreedy::applyOnHost, DeviceGreedy::applyOnDevice, DeviceGreedy::resetShare);
 
     private DeviceGreedy() {}
 
@@ -119,17 +115,6 @@ final class DeviceGreedy {
         return llama_sampler.ctx(stage.reinterpret(llama_sampler.layout().byteSize())).reinterpret(STATE);
     }
 
-    private static MemorySegment iface() {
-        Arena global = Arena.global();
-        MemorySegment i = llama_sampler_i.allocate(global);
-        i.fill((byte) 0); // every function left out is NULL (accept, reset, clone, free, backend_accept, ...)
-        llama_sampler_i.name(i, llama_sampler_i.name.allocate(smpl -> NAME, global));
-        llama_sampler_i.apply(i, llama_sampler_i.apply.allocate(DeviceGreedy::applyOnHost, global));
-        llama_sampler_i.backend_init(i, llama_sampler_i.backend_init.allocate((smpl, buft, maxOutputs) -> true, global));
-        llama_sampler_i.backend_apply(i, llama_sampler_i.backend_apply.allocate(DeviceGreedy::applyOnDevice, global));
-        llama_sampler_i.backend_reset(i, llama_sampler_i.backend_reset.allocate(DeviceGreedy::resetShare, global));
-        return i;
-    }
 
     /** Upcall ({@code apply}): selects the candidate with the largest logit, the first of equals, as llama.cpp's greedy. */
     private static void applyOnHost(MemorySegment stage, MemorySegment candidates) {
@@ -232,13 +217,6 @@ final class DeviceGreedy {
     }
 
     private static void fail(MemorySegment state, String where, Throwable t) {
-        try {
-            if (state != null) {
-                state.set(ValueLayout.JAVA_INT, FAILED, 1);
-            }
-            LOG.log(Level.ERROR, "the greedy stage's " + where + " failed", t);
-        } catch (Throwable ignored) {
-            // nothing may escape an upcall
-        }
+        OwnStages.fail(state, FAILED, "greedy", where, t);
     }
 }

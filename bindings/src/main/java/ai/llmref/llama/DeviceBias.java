@@ -90,7 +90,6 @@ final class DeviceBias {
         return s.reinterpret(HEADER + ENTRY * count);
     }
 
-
     /** Upcall ({@code apply}): adds each bias to its token's candidate in {@code cur_p}. */
     private static void applyOnHost(MemorySegment stage, MemorySegment candidates) {
         MemorySegment state = null;

@@ -115,7 +115,6 @@ final class DeviceGreedy {
         return llama_sampler.ctx(stage.reinterpret(llama_sampler.layout().byteSize())).reinterpret(STATE);
     }
 
-
     /** Upcall ({@code apply}): selects the candidate with the largest logit, the first of equals, as llama.cpp's greedy. */
     private static void applyOnHost(MemorySegment stage, MemorySegment candidates) {
         MemorySegment state = null;

@@ -712,6 +712,131 @@ public class llama_h extends llama_h$shared {
         }
     }
 
+    private static class ggml_set_2d_inplace {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_LONG,
+            llama_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ggml_set_2d_inplace");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_set_2d_inplace(struct ggml_context *ctx, struct ggml_tensor *a, struct ggml_tensor *b, size_t nb1, size_t offset)
+     * }
+     */
+    public static FunctionDescriptor ggml_set_2d_inplace$descriptor() {
+        return ggml_set_2d_inplace.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_set_2d_inplace(struct ggml_context *ctx, struct ggml_tensor *a, struct ggml_tensor *b, size_t nb1, size_t offset)
+     * }
+     */
+    public static MethodHandle ggml_set_2d_inplace$handle() {
+        return ggml_set_2d_inplace.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_set_2d_inplace(struct ggml_context *ctx, struct ggml_tensor *a, struct ggml_tensor *b, size_t nb1, size_t offset)
+     * }
+     */
+    public static MemorySegment ggml_set_2d_inplace$address() {
+        return ggml_set_2d_inplace.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_set_2d_inplace(struct ggml_context *ctx, struct ggml_tensor *a, struct ggml_tensor *b, size_t nb1, size_t offset)
+     * }
+     */
+    public static MemorySegment ggml_set_2d_inplace(MemorySegment ctx, MemorySegment a, MemorySegment b, long nb1, long offset) {
+        var mh$ = ggml_set_2d_inplace.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ggml_set_2d_inplace", ctx, a, b, nb1, offset);
+            }
+            return (MemorySegment)mh$.invokeExact(ctx, a, b, nb1, offset);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ggml_cont {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ggml_cont");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_cont(struct ggml_context *ctx, struct ggml_tensor *a)
+     * }
+     */
+    public static FunctionDescriptor ggml_cont$descriptor() {
+        return ggml_cont.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_cont(struct ggml_context *ctx, struct ggml_tensor *a)
+     * }
+     */
+    public static MethodHandle ggml_cont$handle() {
+        return ggml_cont.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_cont(struct ggml_context *ctx, struct ggml_tensor *a)
+     * }
+     */
+    public static MemorySegment ggml_cont$address() {
+        return ggml_cont.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_cont(struct ggml_context *ctx, struct ggml_tensor *a)
+     * }
+     */
+    public static MemorySegment ggml_cont(MemorySegment ctx, MemorySegment a) {
+        var mh$ = ggml_cont.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ggml_cont", ctx, a);
+            }
+            return (MemorySegment)mh$.invokeExact(ctx, a);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class ggml_view_1d {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             llama_h.C_POINTER,
@@ -768,6 +893,71 @@ public class llama_h extends llama_h$shared {
                 traceDowncall("ggml_view_1d", ctx, a, ne0, offset);
             }
             return (MemorySegment)mh$.invokeExact(ctx, a, ne0, offset);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class ggml_view_2d {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_POINTER,
+            llama_h.C_LONG,
+            llama_h.C_LONG,
+            llama_h.C_LONG,
+            llama_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("ggml_view_2d");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_view_2d(struct ggml_context *ctx, struct ggml_tensor *a, int64_t ne0, int64_t ne1, size_t nb1, size_t offset)
+     * }
+     */
+    public static FunctionDescriptor ggml_view_2d$descriptor() {
+        return ggml_view_2d.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_view_2d(struct ggml_context *ctx, struct ggml_tensor *a, int64_t ne0, int64_t ne1, size_t nb1, size_t offset)
+     * }
+     */
+    public static MethodHandle ggml_view_2d$handle() {
+        return ggml_view_2d.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_view_2d(struct ggml_context *ctx, struct ggml_tensor *a, int64_t ne0, int64_t ne1, size_t nb1, size_t offset)
+     * }
+     */
+    public static MemorySegment ggml_view_2d$address() {
+        return ggml_view_2d.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * extern struct ggml_tensor *ggml_view_2d(struct ggml_context *ctx, struct ggml_tensor *a, int64_t ne0, int64_t ne1, size_t nb1, size_t offset)
+     * }
+     */
+    public static MemorySegment ggml_view_2d(MemorySegment ctx, MemorySegment a, long ne0, long ne1, long nb1, long offset) {
+        var mh$ = ggml_view_2d.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("ggml_view_2d", ctx, a, ne0, ne1, nb1, offset);
+            }
+            return (MemorySegment)mh$.invokeExact(ctx, a, ne0, ne1, nb1, offset);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

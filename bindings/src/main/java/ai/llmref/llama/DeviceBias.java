@@ -1,11 +1,15 @@
 package ai.llmref.llama;
 
+import static ai.llmref.bindings.ffi.llama_h.ggml_cont;
 import static ai.llmref.bindings.ffi.llama_h.ggml_nelements;
 import static ai.llmref.bindings.ffi.llama_h.ggml_scale_bias;
 import static ai.llmref.bindings.ffi.llama_h.ggml_set_1d_inplace;
+import static ai.llmref.bindings.ffi.llama_h.ggml_set_2d_inplace;
 import static ai.llmref.bindings.ffi.llama_h.ggml_view_1d;
+import static ai.llmref.bindings.ffi.llama_h.ggml_view_2d;
 import static ai.llmref.bindings.ffi.llama_h.llama_sampler_init;
 
+import ai.llmref.bindings.ffi.ggml_tensor;
 import ai.llmref.bindings.ffi.llama_sampler;
 import ai.llmref.bindings.ffi.llama_sampler_data;
 import ai.llmref.bindings.ffi.llama_token_data;
@@ -13,6 +17,7 @@ import ai.llmref.bindings.ffi.llama_token_data_array;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 
 /**
  * The logit-bias stage of a greedy chain, as a llama.cpp sampler of this project's own (a
@@ -31,11 +36,20 @@ import java.lang.foreign.ValueLayout;
  * parameters, so the stage has no inputs and nothing to copy before a step, and the graph keeps its
  * shape from step to step (llama.cpp reuses it).
  *
+ * <p>Uniform mode: when every chain attached to a context has this stage with the same biases (at
+ * least two chains, see {@link LlamaContext#attachSampler}), the context's block ({@link
+ * DeviceGreedy#newShare}) carries that list, and {@link DeviceGreedy} biases the biased tokens'
+ * columns of the whole logits tensor once, for all rows, before its one argmax ({@link #biasColumns}).
+ * Then this stage leaves a row untouched where that argmax will pick the row's token (an unmodified
+ * row view, {@link DeviceGreedy#sharedRow}) and the block's list is its own; any other row (a probe
+ * graph's plain tensor, a list that differs) it biases as above.
+ *
  * <p>On the host ({@code apply}, which llama.cpp calls when the chain is not attached) it adds each
  * bias to its token's candidate, as llama.cpp's stage does. The stage's state is a block of native
- * memory, {@code [int count][int failed][count x (int token, float bias)]}, in an arena the
- * {@link Sampler} that created it keeps for as long as it lives (its chain is freed first); the upcalls
- * only read it. An upcall must not throw into native code: a failure is recorded in the block's
+ * memory, {@code [int count][int failed][address share][count x (int token, float bias)]} (the
+ * entries sorted by token, {@link #entries}; {@code share} the block of the context the chain is
+ * attached to, or NULL), in an arena the {@link Sampler} that created it keeps for as long as it lives
+ * (its chain is freed first); the upcalls only read it. An upcall must not throw into native code: a failure is recorded in the block's
  * {@code failed} word, and {@link Sampler#sample} reports it instead of a token.
  */
 final class DeviceBias {
@@ -46,8 +60,10 @@ final class DeviceBias {
      * two input copies however many tokens it biases, so longer lists go to it.
      */
     static final int MAX_TOKENS = 16;
-    private static final long HEADER = 8;
-    private static final long ENTRY = 8;
+    private static final long HEADER = 16;
+    private static final long SHARE = 8;
+    /** Bytes of one (int token, float bias) entry. */
+    static final long ENTRY = 8;
     private static final MemorySegment NAME = Arena.global().allocateFrom("llmref-logit-bias");
     /** The interface, with its upcall stubs ({@link OwnStages#iface}). */
     private static final MemorySegment IFACE = OwnStages.iface(NAME, DeviceBias::applyOnHost, DeviceBias::applyOnDevice, null);
@@ -59,14 +75,32 @@ final class DeviceBias {
         if (tokens.length > MAX_TOKENS || tokens.length != biases.length) {
             throw new IllegalArgumentException(tokens.length + " biased tokens: at most " + MAX_TOKENS + ", one bias each");
         }
-        MemorySegment state = arena.allocate(HEADER + ENTRY * tokens.length, 4);
+        MemorySegment state = arena.allocate(HEADER + ENTRY * tokens.length, 8);
+        state.fill((byte) 0);
         state.set(ValueLayout.JAVA_INT, 0, tokens.length);
-        state.set(ValueLayout.JAVA_INT, 4, 0);
+        // sorted by token (each token is biased once, so the order changes no sum): equal lists are equal bytes
+        Integer[] order = new Integer[tokens.length];
+        Arrays.setAll(order, i -> i);
+        Arrays.sort(order, (a, b) -> Integer.compare(tokens[a], tokens[b]));
         for (int i = 0; i < tokens.length; i++) {
-            state.set(ValueLayout.JAVA_INT, HEADER + ENTRY * i, tokens[i]);
-            state.set(ValueLayout.JAVA_FLOAT, HEADER + ENTRY * i + 4, biases[i]);
+            state.set(ValueLayout.JAVA_INT, HEADER + ENTRY * i, tokens[order[i]]);
+            state.set(ValueLayout.JAVA_FLOAT, HEADER + ENTRY * i + 4, biases[order[i]]);
         }
         return llama_sampler_init(IFACE, state);
+    }
+
+    /** The stage's biases, {@code count x (int token, float bias)} sorted by token, as a slice of its state (read only). */
+    static MemorySegment entries(MemorySegment stage) {
+        MemorySegment state = state(stage);
+        return state.asSlice(HEADER, state.byteSize() - HEADER);
+    }
+
+    /**
+     * Points the stage at the block of the context its chain is attached to ({@link
+     * DeviceGreedy#newShare}), or at none ({@code MemorySegment.NULL}) when it is detached.
+     */
+    static void share(MemorySegment stage, MemorySegment share) {
+        state(stage).set(ValueLayout.ADDRESS, SHARE, share);
     }
 
     /** The stage's name, as llama.cpp reports it. */
@@ -125,9 +159,9 @@ final class DeviceBias {
 
     /**
      * Upcall ({@code backend_apply}): while llama.cpp builds the step's graph, replaces the row's
-     * logits by the row with each biased logit changed in place. llama.cpp also calls this on a
-     * probe graph whose logits have 128 Ki elements; a token beyond a probe's row is placed at 0 so
-     * that the probe counts the same number of operations as the real graph.
+     * logits by the row with each biased logit changed in place ({@link #biasRow}), except in
+     * uniform mode where {@link DeviceGreedy} biases the row with all others (see the class comment):
+     * then it leaves the row as it is.
      */
     private static void applyOnDevice(MemorySegment stage, MemorySegment ctx, MemorySegment graph, MemorySegment data) {
         MemorySegment state = null;
@@ -135,19 +169,58 @@ final class DeviceBias {
             state = state(stage);
             MemorySegment d = data.reinterpret(llama_sampler_data.layout().byteSize());
             MemorySegment row = llama_sampler_data.logits(d);
-            long n = ggml_nelements(row);
-            int count = state.get(ValueLayout.JAVA_INT, 0);
-            for (int b = 0; b < count; b++) {
-                int token = state.get(ValueLayout.JAVA_INT, HEADER + ENTRY * b);
-                float bias = state.get(ValueLayout.JAVA_FLOAT, HEADER + ENTRY * b + 4);
-                long offset = (token < n ? token : 0) * (long) Float.BYTES;
-                MemorySegment biased = ggml_scale_bias(ctx, ggml_view_1d(ctx, row, 1, offset), 1.0f, bias);
-                row = ggml_set_1d_inplace(ctx, row, biased, offset);
+            MemorySegment entries = state.asSlice(HEADER, state.byteSize() - HEADER);
+            if (!DeviceGreedy.biasesOnce(state.get(ValueLayout.ADDRESS, SHARE), entries, row)) {
+                llama_sampler_data.logits(d, biasRow(ctx, row, entries, state.get(ValueLayout.JAVA_INT, 0)));
             }
-            llama_sampler_data.logits(d, row);
         } catch (Throwable t) {
             fail(state, "backend_apply", t);
         }
+    }
+
+    /**
+     * The row with each of {@code count} biases of {@code entries} ({@code (int token, float bias)})
+     * added in place: per token a one-element view, {@code ggml_scale_bias(view, 1, bias)} and a
+     * {@code ggml_set_1d_inplace} back into the row. llama.cpp also builds a probe graph whose logits
+     * have 128 Ki elements; a token beyond a probe's row is placed at 0 so that the probe counts the
+     * same number of operations as the real graph.
+     */
+    static MemorySegment biasRow(MemorySegment ctx, MemorySegment row, MemorySegment entries, int count) {
+        long n = ggml_nelements(row);
+        for (int b = 0; b < count; b++) {
+            int token = entries.get(ValueLayout.JAVA_INT, ENTRY * b);
+            float bias = entries.get(ValueLayout.JAVA_FLOAT, ENTRY * b + 4);
+            long offset = (token < n ? token : 0) * (long) Float.BYTES;
+            MemorySegment biased = ggml_scale_bias(ctx, ggml_view_1d(ctx, row, 1, offset), 1.0f, bias);
+            row = ggml_set_1d_inplace(ctx, row, biased, offset);
+        }
+        return row;
+    }
+
+    /**
+     * The matrix {@code all} ({@code [n_vocab, rows]}, contiguous F32) with each of {@code count}
+     * biases of {@code entries} added in place to its token's column, in every row: per token a
+     * strided view of the column ({@code ggml_view_2d}, one element per row), a {@code ggml_cont} of
+     * it, {@code ggml_scale_bias(.., 1, bias)} and a {@code ggml_set_2d_inplace} back into the matrix.
+     * The {@code ggml_cont} is needed: CUDA's scale kernel reads its input as contiguous and llama.cpp's
+     * op check does not refuse a strided one, so a scale of the view itself would read wrong values on a
+     * GPU (the CPU backend would be right); CUDA's set needs its operands contiguous, which the matrix
+     * and the copied column are. A token beyond the rows is placed at 0, as in {@link #biasRow}.
+     */
+    static MemorySegment biasColumns(MemorySegment ctx, MemorySegment all, MemorySegment entries, int count) {
+        MemorySegment t = all.reinterpret(ggml_tensor.layout().byteSize());
+        long n = ggml_tensor.ne(t, 0);
+        long rows = ggml_tensor.ne(t, 1);
+        long stride = ggml_tensor.nb(t, 1);
+        MemorySegment x = all;
+        for (int b = 0; b < count; b++) {
+            int token = entries.get(ValueLayout.JAVA_INT, ENTRY * b);
+            float bias = entries.get(ValueLayout.JAVA_FLOAT, ENTRY * b + 4);
+            long offset = (token < n ? token : 0) * (long) Float.BYTES;
+            MemorySegment column = ggml_cont(ctx, ggml_view_2d(ctx, x, 1, rows, stride, offset));
+            x = ggml_set_2d_inplace(ctx, x, ggml_scale_bias(ctx, column, 1.0f, bias), stride, offset);
+        }
+        return x;
     }
 
     private static void fail(MemorySegment state, String where, Throwable t) {

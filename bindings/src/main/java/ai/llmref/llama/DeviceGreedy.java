@@ -28,10 +28,24 @@ import java.lang.foreign.ValueLayout;
  * {@code ggml_argmax(logits_t)} (one result per row, one operation for all rows) the first time a
  * graph asks and, for each row, a one-element view of that result at the row's index. The result is
  * cached in a block that belongs to the {@link LlamaContext} the chain is attached to ({@link
- * #newShare}, handed to the stage by {@link #share}): {@code [ggml_context*, logits_t*, argmax*]}.
- * {@code backend_reset}, which llama.cpp calls on every attached chain before it builds a graph's
- * sampling, clears the block: ggml builds the next graph in the same context memory, so a stale
- * entry could match the next graph's tensors.
+ * #newShare}, handed to the stage by {@link #share}): {@code [ggml_context*, logits_t*, argmax*]},
+ * then the uniform bias ({@code int count}, 4 bytes unused, up to {@link DeviceBias#MAX_TOKENS}
+ * {@code (int token, float bias)} sorted by token). {@code backend_reset}, which llama.cpp calls on
+ * every attached chain before it builds a graph's sampling, clears the three pointers: ggml builds the
+ * next graph in the same context memory, so a stale entry could match the next graph's tensors.
+ *
+ * <p>Uniform bias: the {@link LlamaContext} writes the count and list on every attach and detach
+ * ({@link #setUniformBias}): the list when at least two chains are attached and all are {@link
+ * DeviceBias} with the same list and this stage, 0 when they are all this stage alone, -1 otherwise.
+ * With a list, the argmax of all rows is taken over {@code logits_t} with the list's biases added
+ * once to every row ({@link DeviceBias#biasColumns}), and each chain's {@link DeviceBias} leaves its
+ * row untouched where this stage takes that shared path ({@link #biasesOnce}); where it does not
+ * (a row that is no unmodified view), the bias stage biased the row itself. One chain alone gets no
+ * uniform mode: its per-row path costs no more, and llama.cpp sizes the graph from each chain's
+ * probe ({@code 3 x count + 2} nodes), which the shared path ({@code 4 x count + 2}) would exceed. The
+ * block is written only between decodes, on the thread that decodes, and read only while a graph is
+ * built; a graph llama.cpp reuses carries the biases in its operations' parameters, and an attach or
+ * detach makes llama.cpp build the next graph anew.
  *
  * <p>The shared argmax is used only when the row is an unmodified view of a contiguous F32 matrix
  * (op {@code GGML_OP_VIEW}, {@code src[0]} and {@code view_src} the same tensor, a whole row at a
@@ -61,11 +75,14 @@ final class DeviceGreedy {
     private static final long STATE = 16;
     private static final long FAILED = 0;
     private static final long SHARE = 8;
-    /** The per-context block: the ggml context, the logits tensor and the argmax of all its rows. */
-    private static final long SHARE_SIZE = 3 * ValueLayout.ADDRESS.byteSize();
+    /** The per-context block: the ggml context, the logits tensor and the argmax of all its rows, then the uniform bias. */
     private static final long SHARE_CTX = 0;
     private static final long SHARE_LOGITS = ValueLayout.ADDRESS.byteSize();
     private static final long SHARE_ARGMAX = 2 * ValueLayout.ADDRESS.byteSize();
+    private static final long SHARE_POINTERS = 3 * ValueLayout.ADDRESS.byteSize();
+    private static final long SHARE_BIAS_COUNT = SHARE_POINTERS;
+    private static final long SHARE_BIASES = SHARE_POINTERS + 8;
+    private static final long SHARE_SIZE = SHARE_BIASES + DeviceBias.MAX_TOKENS * DeviceBias.ENTRY;
     private static final long TENSOR = ggml_tensor.layout().byteSize();
     private static final MemorySegment NAME = Arena.global().allocateFrom("llmref-greedy");
     /** The interface, with its upcall stubs ({@link OwnStages#iface}). */
@@ -80,11 +97,51 @@ final class DeviceGreedy {
         return llama_sampler_init(IFACE, state);
     }
 
-    /** A context's block for the shared argmax, cleared, in the context's arena. */
+    /** A context's block for the shared argmax, cleared (uniform bias: none, 0), in the context's arena. */
     static MemorySegment newShare(Arena arena) {
         MemorySegment share = arena.allocate(SHARE_SIZE, 8);
         share.fill((byte) 0);
         return share;
+    }
+
+    /**
+     * Writes a context's uniform bias into its block: {@code entries} ({@code (int token, float
+     * bias)} sorted by token, at most {@link DeviceBias#MAX_TOKENS}) for all rows, or null for none
+     * (-1: each chain biases its own rows); an empty list is 0 (no bias at all).
+     */
+    static void setUniformBias(MemorySegment share, MemorySegment entries) {
+        MemorySegment block = share.reinterpret(SHARE_SIZE);
+        block.set(ValueLayout.JAVA_INT, SHARE_BIAS_COUNT, -1); // the count last: never a count with another list
+        block.asSlice(SHARE_BIASES).fill((byte) 0);
+        if (entries == null) {
+            return;
+        }
+        if (entries.byteSize() % DeviceBias.ENTRY != 0 || entries.byteSize() > SHARE_SIZE - SHARE_BIASES) {
+            throw new IllegalArgumentException("a uniform bias of " + entries.byteSize() + " bytes");
+        }
+        MemorySegment.copy(entries, 0, block, SHARE_BIASES, entries.byteSize());
+        block.set(ValueLayout.JAVA_INT, SHARE_BIAS_COUNT, (int) (entries.byteSize() / DeviceBias.ENTRY));
+    }
+
+    /** The block's uniform bias count: -1 none, 0 no bias, else the number of entries. */
+    static int uniformBiasCount(MemorySegment share) {
+        return share.reinterpret(SHARE_SIZE).get(ValueLayout.JAVA_INT, SHARE_BIAS_COUNT);
+    }
+
+    /**
+     * True when {@link DeviceBias} with these {@code entries} must leave {@code row} untouched: the
+     * block ({@code share}, possibly NULL) holds a uniform bias equal to {@code entries} and this
+     * stage will take the row's token from the shared argmax, which adds those biases for all rows.
+     */
+    static boolean biasesOnce(MemorySegment share, MemorySegment entries, MemorySegment row) {
+        if (share.equals(MemorySegment.NULL) || entries.byteSize() == 0) {
+            return false;
+        }
+        MemorySegment block = share.reinterpret(SHARE_SIZE);
+        int count = block.get(ValueLayout.JAVA_INT, SHARE_BIAS_COUNT);
+        return count >= 1 && count * DeviceBias.ENTRY == entries.byteSize()
+                && MemorySegment.mismatch(block, SHARE_BIASES, SHARE_BIASES + entries.byteSize(), entries, 0, entries.byteSize()) == -1
+                && sharedRow(row) >= 0;
     }
 
     /**
@@ -150,7 +207,7 @@ final class DeviceGreedy {
             state = state(stage);
             MemorySegment share = state.get(ValueLayout.ADDRESS, SHARE);
             if (!share.equals(MemorySegment.NULL)) {
-                share.reinterpret(SHARE_SIZE).fill((byte) 0);
+                share.reinterpret(SHARE_SIZE).asSlice(0, SHARE_POINTERS).fill((byte) 0); // not the uniform bias
             }
         } catch (Throwable t) {
             fail(state, "backend_reset", t);
@@ -160,7 +217,8 @@ final class DeviceGreedy {
     /**
      * Upcall ({@code backend_apply}): while llama.cpp builds the step's graph, sets the row's pick to
      * a one-element view of the argmax of all rows where the row is an unmodified row of the logits,
-     * and to the argmax of the row alone otherwise; then clears the row ({@code data->logits}).
+     * and to the argmax of the row alone otherwise; then clears the row ({@code data->logits}). A row
+     * that {@link DeviceBias} left to this stage ({@link #biasesOnce}) is biased here on either path.
      */
     private static void applyOnDevice(MemorySegment stage, MemorySegment ctx, MemorySegment graph, MemorySegment data) {
         MemorySegment state = null;
@@ -172,8 +230,15 @@ final class DeviceGreedy {
                 throw new IllegalStateException("llama.cpp passed no logits to sample from");
             }
             MemorySegment share = state.get(ValueLayout.ADDRESS, SHARE);
-            MemorySegment picked = share.equals(MemorySegment.NULL) ? null : fromShared(share.reinterpret(SHARE_SIZE), ctx, row);
-            llama_sampler_data.sampled(d, picked != null ? picked : ggml_argmax(ctx, row));
+            long index = share.equals(MemorySegment.NULL) ? -1 : sharedRow(row);
+            MemorySegment picked;
+            if (index >= 0) {
+                picked = fromShared(share.reinterpret(SHARE_SIZE), ctx, row, index);
+            } else {
+                // sharedRow < 0, so DeviceBias biased the row itself (biasesOnce was false): nothing to add here
+                picked = ggml_argmax(ctx, row);
+            }
+            llama_sampler_data.sampled(d, picked);
             // Greedy ends the chain: nothing reads the row after the pick, and a row left in data->logits
             // is an output that llama.cpp copies to the host after every step (see the class comment).
             llama_sampler_data.logits(d, MemorySegment.NULL);
@@ -182,15 +247,18 @@ final class DeviceGreedy {
         }
     }
 
-    /** The row's pick as a view of the argmax of all rows, or null when the row is not an unmodified row of a matrix. */
-    private static MemorySegment fromShared(MemorySegment share, MemorySegment ctx, MemorySegment row) {
+    /**
+     * The row's index in the matrix it views, or -1 when it is not an unmodified whole row of a
+     * contiguous F32 matrix (op {@code GGML_OP_VIEW}, {@code src[0]} and {@code view_src} the same).
+     */
+    static long sharedRow(MemorySegment row) {
         MemorySegment view = row.reinterpret(TENSOR);
         if (ggml_tensor.op(view) != GGML_OP_VIEW()) {
-            return null;
+            return -1;
         }
         MemorySegment src = ggml_tensor.view_src(view);
         if (src.equals(MemorySegment.NULL) || !src.equals(ggml_tensor.src(view, 0))) {
-            return null;
+            return -1;
         }
         MemorySegment all = src.reinterpret(TENSOR);
         long n = ggml_tensor.ne(all, 0);
@@ -202,17 +270,30 @@ final class DeviceGreedy {
                 && ggml_tensor.ne(view, 2) == 1 && ggml_tensor.ne(view, 3) == 1 && ggml_tensor.nb(view, 0) == Float.BYTES;
         long offset = ggml_tensor.view_offs(view);
         if (!matrix || !wholeRow || n <= 0 || offset < 0 || offset % stride != 0 || offset / stride >= rows) {
-            return null;
+            return -1;
         }
+        return offset / stride;
+    }
+
+    /**
+     * Row {@code index}'s pick as a one-element view of the argmax of all rows of the matrix the row
+     * views, built at the graph's first such row: over the matrix with the block's uniform bias added
+     * to every row when it has one.
+     */
+    private static MemorySegment fromShared(MemorySegment share, MemorySegment ctx, MemorySegment row, long index) {
+        MemorySegment src = ggml_tensor.view_src(row.reinterpret(TENSOR));
         MemorySegment argmax = share.get(ValueLayout.ADDRESS, SHARE_ARGMAX);
         if (argmax.equals(MemorySegment.NULL) || !share.get(ValueLayout.ADDRESS, SHARE_CTX).equals(ctx)
                 || !share.get(ValueLayout.ADDRESS, SHARE_LOGITS).equals(src)) {
-            argmax = ggml_argmax(ctx, src); // I32, one per row
+            int count = share.get(ValueLayout.JAVA_INT, SHARE_BIAS_COUNT);
+            MemorySegment logits = count >= 1
+                    ? DeviceBias.biasColumns(ctx, src, share.asSlice(SHARE_BIASES, count * DeviceBias.ENTRY), count) : src;
+            argmax = ggml_argmax(ctx, logits); // I32, one per row
             share.set(ValueLayout.ADDRESS, SHARE_CTX, ctx);
             share.set(ValueLayout.ADDRESS, SHARE_LOGITS, src);
             share.set(ValueLayout.ADDRESS, SHARE_ARGMAX, argmax);
         }
-        return ggml_view_1d(ctx, argmax, 1, offset / stride * Integer.BYTES);
+        return ggml_view_1d(ctx, argmax, 1, index * Integer.BYTES);
     }
 
     private static void fail(MemorySegment state, String where, Throwable t) {

@@ -596,6 +596,7 @@ public final class LlamaContext implements AutoCloseable {
         }
         attachedSamplers.put(sequence, sampler);
         sampler.attached(this, sequence);
+        updateUniformBias();
         return true;
     }
 
@@ -607,7 +608,33 @@ public final class LlamaContext implements AutoCloseable {
         if (s != null) {
             llama_set_sampler(h, sequence, MemorySegment.NULL);
             s.attached(null, -1);
+            updateUniformBias();
         }
+    }
+
+    /**
+     * Writes into the block the biases that every attached chain applies alike, so that {@link
+     * DeviceGreedy} adds them once for all rows ({@link DeviceGreedy#setUniformBias}): the common list
+     * when at least two chains are attached and each is {@link DeviceBias} with that list (or no bias)
+     * and {@link DeviceGreedy}; none otherwise. Called on every attach and detach, between decodes on
+     * the decoding thread; the attach or detach itself makes llama.cpp build its next graph anew.
+     */
+    private void updateUniformBias() {
+        if (greedyShare == null) {
+            return; // no chain was ever attached: no stage reads a block
+        }
+        MemorySegment common = null;
+        if (attachedSamplers.size() >= 2) {
+            for (Sampler s : attachedSamplers.values()) {
+                MemorySegment entries = s.uniformBiasEntries();
+                if (entries == null || (common != null && common.mismatch(entries) != -1)) {
+                    common = null;
+                    break;
+                }
+                common = entries;
+            }
+        }
+        DeviceGreedy.setUniformBias(greedyShare, common);
     }
 
     /** The sampler attached to {@code sequence}, or null. */

@@ -326,8 +326,27 @@ public final class Sampler implements AutoCloseable {
         everAttached |= context != null;
         if (greedyStage != null && chain != null) {
             // the rows of a context's graph share one argmax (DeviceGreedy); detached, the stage has no block
-            DeviceGreedy.share(greedyStage, context == null ? MemorySegment.NULL : context.greedyShare());
+            MemorySegment share = context == null ? MemorySegment.NULL : context.greedyShare();
+            DeviceGreedy.share(greedyStage, share);
+            if (biasStage != null) {
+                DeviceBias.share(biasStage, share); // the same block: it says when DeviceGreedy biases all rows at once
+            }
         }
+    }
+
+    /**
+     * For a context's uniform bias ({@link DeviceGreedy#setUniformBias}): this chain's biases as
+     * {@code (int token, float bias)} sorted by token (empty for none) when it is {@link DeviceBias}
+     * (or no bias) followed by {@link DeviceGreedy}; null for any other chain.
+     */
+    MemorySegment uniformBiasEntries() {
+        if (greedyStage == null || chain == null) {
+            return null;
+        }
+        if (biasStage != null) {
+            return DeviceBias.entries(biasStage);
+        }
+        return biasTokens.length == 0 ? MemorySegment.NULL : null; // NULL: a segment of no bytes
     }
 
     MemorySegment handle() {

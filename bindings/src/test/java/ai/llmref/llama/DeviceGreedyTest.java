@@ -3,6 +3,7 @@ package ai.llmref.llama;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import static ai.llmref.bindings.ffi.llama_h.ggml_cont;
 import static ai.llmref.bindings.ffi.llama_h.llama_get_sampled_logits_count_ith;
 import static ai.llmref.bindings.ffi.llama_h.llama_get_sampled_logits_ith;
 import static ai.llmref.bindings.ffi.llama_h.llama_get_sampled_token_ith;
@@ -14,6 +15,7 @@ import static ai.llmref.bindings.ffi.llama_h.llama_sampler_chain_default_params;
 import static ai.llmref.bindings.ffi.llama_h.llama_sampler_chain_get;
 import static ai.llmref.bindings.ffi.llama_h.llama_sampler_chain_init;
 import static ai.llmref.bindings.ffi.llama_h.llama_sampler_free;
+import static ai.llmref.bindings.ffi.llama_h.llama_sampler_init;
 import static ai.llmref.bindings.ffi.llama_h.llama_sampler_init_greedy;
 import static ai.llmref.bindings.ffi.llama_h.llama_sampler_name;
 import static ai.llmref.bindings.ffi.llama_h.llama_set_sampler;
@@ -27,7 +29,10 @@ import ai.llmref.llama.internal.LogBridge;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.IntFunction;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -460,6 +465,291 @@ class DeviceGreedyTest extends StoriesModelTest {
             ctx.detachSampler(1);
             assertThat(state.get(java.lang.foreign.ValueLayout.ADDRESS, 8)).isEqualTo(MemorySegment.NULL);
             assertThat(a.attachedTo()).isNull();
+        }
+    }
+
+    /** A chain of this project's stages with {@code biases} (token, bias pairs): DeviceBias and DeviceGreedy for 1..16 tokens. */
+    private static Sampler biasedGreedy(float[] biases) {
+        Sampler.Builder b = Sampler.builder(model.vocabulary());
+        for (int i = 0; i < biases.length; i += 2) {
+            b.logitBias((int) biases[i], biases[i + 1]);
+        }
+        return b.build();
+    }
+
+    /** Each sequence's unbiased first pick after its prompt (a pass whose memory is then cleared). */
+    private static int[] firstPicks(Lockstep run) {
+        run.prompts();
+        int[] top = new int[run.n];
+        for (int s = 0; s < run.n; s++) {
+            top[s] = argmax(run.hostLogits(s));
+        }
+        run.device.clearMemory();
+        run.host.clearMemory();
+        return top;
+    }
+
+    /** One bias list for all: a ban of each sequence's unbiased first pick (each token once), and a lift of another token. */
+    private static float[] banEachFirstPick(int[] top) {
+        Map<Integer, Float> bias = new LinkedHashMap<>();
+        for (int t : top) {
+            bias.put(t, Float.NEGATIVE_INFINITY);
+        }
+        int lift = (top[0] + 7) % model.vocabulary().size();
+        while (bias.containsKey(lift)) {
+            lift = (lift + 1) % model.vocabulary().size();
+        }
+        bias.put(lift, 1.5f);
+        float[] biases = new float[2 * bias.size()];
+        int i = 0;
+        for (Map.Entry<Integer, Float> e : bias.entrySet()) {
+            biases[i++] = e.getKey();
+            biases[i++] = e.getValue();
+        }
+        return biases;
+    }
+
+    /** Steps every sequence with its chain (attached: on the device), against the host's argmax of its logits with biases[s]. */
+    private static int[] stepAndCompare(Lockstep run, Sampler[] chains, float[][] biases, int steps) {
+        int[] changed = new int[run.n];
+        for (int step = 0; step <= steps; step++) {
+            if (step > 0) {
+                // every fifth step one sequence sits out: its chain samples the dummy row
+                int out = step % 5 == 0 ? (step / 5) % run.n : -1;
+                run.step(s -> s != out);
+            }
+            for (int s = 0; s < run.n; s++) {
+                if (run.active[s]) {
+                    int expected = argmax(run.hostLogits(s, biases[s]));
+                    changed[s] += expected != argmax(run.hostLogits(s)) ? 1 : 0;
+                    int picked = chains[s].sample(run.device, run.index[s]);
+                    assertThat(picked).as("step %d, sequence %d", step, s).isEqualTo(expected);
+                    run.last[s] = picked;
+                }
+            }
+        }
+        for (Sampler c : chains) {
+            assertThat(DeviceBias.failed(llama_sampler_chain_get(c.handle(), 0))).isFalse();
+            assertThat(DeviceGreedy.failed(llama_sampler_chain_get(c.handle(), 1))).isFalse();
+        }
+        return changed;
+    }
+
+    @Test
+    void aBiasEveryChainHasIsAddedOnceForAllRowsAndPicksAsTheHost() {
+        int n = PROMPTS.length;
+        Sampler[] chains = new Sampler[n];
+        float[][] biases = new float[n][];
+        try (Lockstep run = new Lockstep(n)) {
+            float[] common = banEachFirstPick(firstPicks(run));
+            for (int s = 0; s < n; s++) {
+                biases[s] = common;
+                chains[s] = biasedGreedy(common);
+                assertThat(stageName(chains[s], 0)).isEqualTo(DeviceBias.name());
+                assertThat(run.device.attachSampler(s, chains[s])).isTrue();
+                assertThat(DeviceGreedy.uniformBiasCount(run.device.greedyShare())).as("uniform from the second chain on")
+                        .isEqualTo(s == 0 ? -1 : common.length / 2);
+            }
+            run.prompts();
+            int[] changed = stepAndCompare(run, chains, biases, 30);
+            for (int s = 0; s < n; s++) {
+                // a pick the bias changed is one that an unbiased argmax of all rows would get wrong
+                assertThat(changed[s]).as("picks the bias changed, sequence %d", s).isPositive();
+            }
+        } finally {
+            closeAll(chains);
+        }
+    }
+
+    @Test
+    void oneChainWithAnotherBiasMakesEveryChainBiasItsOwnRow() {
+        int n = PROMPTS.length;
+        Sampler[] chains = new Sampler[n];
+        float[][] biases = new float[n][];
+        try (Lockstep run = new Lockstep(n)) {
+            int[] top = firstPicks(run);
+            float[] common = banEachFirstPick(top);
+            for (int s = 0; s < n; s++) {
+                biases[s] = s == 2 ? new float[] {top[2], Float.NEGATIVE_INFINITY, top[3], -2f} : common;
+                chains[s] = biasedGreedy(biases[s]);
+                assertThat(run.device.attachSampler(s, chains[s])).isTrue();
+            }
+            assertThat(DeviceGreedy.uniformBiasCount(run.device.greedyShare())).isEqualTo(-1);
+            run.prompts();
+            int[] changed = stepAndCompare(run, chains, biases, 24);
+            for (int s = 0; s < n; s++) {
+                assertThat(changed[s]).as("picks the bias changed, sequence %d", s).isPositive();
+            }
+        } finally {
+            closeAll(chains);
+        }
+    }
+
+    @Test
+    void attachingAndDetachingBetweenStepsSwitchesUniformModeAndPicksStayTheHosts() {
+        int n = 4;
+        int steps = 32;
+        Sampler[] chains = new Sampler[n];
+        float[][] biases = new float[n][];
+        List<Sampler> retired = new ArrayList<>();
+        try (Lockstep run = new Lockstep(n)) {
+            int[] top = firstPicks(run);
+            float[] common = banEachFirstPick(top);
+            float[] other = {top[1], Float.NEGATIVE_INFINITY, (top[1] + 5) % model.vocabulary().size(), 0.75f};
+            for (int s = 0; s < n; s++) {
+                biases[s] = common;
+                chains[s] = biasedGreedy(common);
+                assertThat(run.device.attachSampler(s, chains[s])).isTrue();
+            }
+            run.prompts();
+            for (int s = 0; s < n; s++) {
+                run.last[s] = chains[s].sample(run.device, run.index[s]);
+            }
+            int uniformSteps = 0;
+            int mixedSteps = 0;
+            for (int step = 0; step < steps; step++) {
+                // sequence step % n changes sides: attached chains are detached (then sampled on the host), detached
+                // ones get a new chain, with the other bias every third time (which ends uniform mode)
+                int s0 = step % n;
+                if (chains[s0].attachedTo() != null) {
+                    run.device.detachSampler(s0);
+                } else {
+                    retired.add(chains[s0]);
+                    biases[s0] = step % 3 == 0 ? other : common;
+                    chains[s0] = biasedGreedy(biases[s0]);
+                    assertThat(run.device.attachSampler(s0, chains[s0])).isTrue();
+                }
+                int attached = 0;
+                boolean same = true;
+                for (int s = 0; s < n; s++) {
+                    if (chains[s].attachedTo() != null) {
+                        attached++;
+                        same &= biases[s] == common;
+                    }
+                }
+                boolean uniform = attached >= 2 && same;
+                uniformSteps += uniform ? 1 : 0;
+                mixedSteps += uniform ? 0 : 1;
+                assertThat(DeviceGreedy.uniformBiasCount(run.device.greedyShare())).as("step %d", step)
+                        .isEqualTo(uniform ? common.length / 2 : -1);
+                run.step(s -> true);
+                for (int s = 0; s < n; s++) {
+                    int expected = argmax(run.hostLogits(s, biases[s]));
+                    int picked = chains[s].sample(run.device, run.index[s]);
+                    assertThat(picked).as("step %d, sequence %d (%s)", step, s, chains[s].attachedTo() != null ? "device" : "host")
+                            .isEqualTo(expected);
+                    run.last[s] = picked;
+                }
+            }
+            assertThat(uniformSteps).as("steps in uniform mode").isPositive();
+            assertThat(mixedSteps).as("steps out of it").isPositive();
+        } finally {
+            closeAll(chains);
+            retired.forEach(Sampler::close);
+        }
+    }
+
+    @Test
+    void inUniformModeTheGraphHasTheBiasOpsOnceAndOneArgmax() {
+        int n = 4;
+        Vocabulary v = model.vocabulary();
+        float[] common = {3, -1f, 10, Float.NEGATIVE_INFINITY, 200, 2f};
+        int k = common.length / 2;
+        Sampler[] plain = new Sampler[n];
+        Sampler[] uniform = new Sampler[n];
+        Sampler[] mixed = new Sampler[n];
+        try (Lockstep run = new Lockstep(n)) {
+            for (int s = 0; s < n; s++) {
+                plain[s] = Sampler.greedy(v);
+                assertThat(run.device.attachSampler(s, plain[s])).isTrue();
+            }
+            int shared = reservedNodes(run);
+            for (int s = 0; s < n; s++) {
+                uniform[s] = biasedGreedy(common);
+                assertThat(run.device.attachSampler(s, uniform[s])).isTrue();
+            }
+            int once = reservedNodes(run);
+            for (int s = 0; s < n; s++) {
+                mixed[s] = biasedGreedy(s == 0 ? new float[] {3, -1f, 10, Float.NEGATIVE_INFINITY, 201, 2f} : common);
+                assertThat(run.device.attachSampler(s, mixed[s])).isTrue();
+            }
+            int perRow = reservedNodes(run);
+            // per biased token: a view of its column, a copy, a scale and a set, once for all rows
+            assertThat(once - shared).as("uniform: the bias ops once, the same argmax and row views").isEqualTo(4 * k);
+            // per biased token and row: a view, a scale and a set; each row's own argmax instead of a view of the shared one,
+            // and no shared argmax
+            assertThat(perRow - shared).as("per row").isGreaterThanOrEqualTo(n * 3 * k - 1);
+        } finally {
+            closeAll(plain);
+            closeAll(uniform);
+            closeAll(mixed);
+        }
+    }
+
+    @Test
+    void aRowThatIsNoUnmodifiedViewIsBiasedByTheBiasStageEvenInUniformMode() {
+        // llama.cpp's probe graphs hand the chain a plain tensor; a full run never does, so a stage of the test's own,
+        // attached to sequence 0 (its graph nodes come first), hands sequence 1's attached chain a copy of its own row
+        // (ggml_cont: op CONT, no view) and takes that chain's pick as its own
+        Vocabulary v = model.vocabulary();
+        int n = 3;
+        Sampler[] chains = new Sampler[n];
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        MemorySegment[] probe = new MemorySegment[1];
+        try (Lockstep run = new Lockstep(n); Arena arena = Arena.ofConfined()) {
+            int[] top = firstPicks(run);
+            float[] common = banEachFirstPick(top);
+            for (int s = 1; s < n; s++) {
+                chains[s] = biasedGreedy(common);
+                assertThat(run.device.attachSampler(s, chains[s])).isTrue();
+            }
+            assertThat(DeviceGreedy.uniformBiasCount(run.device.greedyShare())).isEqualTo(common.length / 2);
+            MemorySegment through = chains[1].handle();
+            MemorySegment own = OwnStages.iface(Arena.global().allocateFrom("test-plain-row"), (smpl, cur) -> {}, (smpl, ctx, gf, data) -> {
+                try {
+                    MemorySegment d = data.reinterpret(llama_sampler_data.layout().byteSize());
+                    MemorySegment copy = llama_sampler_data.allocate(Arena.global());
+                    copy.fill((byte) 0);
+                    llama_sampler_data.logits(copy, ggml_cont(ctx, llama_sampler_data.logits(d)));
+                    MemorySegment chainIface = llama_sampler.iface(through.reinterpret(llama_sampler.layout().byteSize()))
+                            .reinterpret(llama_sampler_i.layout().byteSize());
+                    llama_sampler_i.backend_apply.invoke(llama_sampler_i.backend_apply(chainIface), through, ctx, gf, copy);
+                    llama_sampler_data.sampled(d, llama_sampler_data.sampled(copy));
+                    llama_sampler_data.logits(d, MemorySegment.NULL);
+                } catch (Throwable t) {
+                    failure.compareAndSet(null, t);
+                }
+            }, null);
+            probe[0] = llama_sampler_chain_init(llama_sampler_chain_default_params(arena));
+            llama_sampler_chain_add(probe[0], llama_sampler_init(own, MemorySegment.NULL));
+            assertThat(llama_set_sampler(run.device.checkOpen(), 0, probe[0])).isTrue();
+            assertThat(DeviceGreedy.uniformBiasCount(run.device.greedyShare())).as("a chain attached by other means changes nothing")
+                    .isEqualTo(common.length / 2);
+            run.prompts();
+            int changed = 0;
+            for (int step = 0; step <= 20; step++) {
+                if (step > 0) {
+                    run.step(s -> true);
+                }
+                for (int s = 0; s < n; s++) {
+                    int expected = argmax(run.hostLogits(s, common));
+                    int picked = s == 0 ? llama_get_sampled_token_ith(run.device.checkOpen(), run.index[0])
+                            : chains[s].sample(run.device, run.index[s]);
+                    assertThat(picked).as("step %d, sequence %d", step, s).isEqualTo(expected);
+                    changed += s == 0 && expected != argmax(run.hostLogits(s)) ? 1 : 0;
+                    run.last[s] = picked;
+                }
+            }
+            assertThat(failure.get()).isNull();
+            assertThat(changed).as("picks of sequence 0 the bias changed").isPositive();
+            assertThat(DeviceBias.failed(llama_sampler_chain_get(through, 0)) || DeviceGreedy.failed(llama_sampler_chain_get(through, 1)))
+                    .isFalse();
+            llama_set_sampler(run.device.checkOpen(), 0, MemorySegment.NULL);
+        } finally {
+            if (probe[0] != null) {
+                llama_sampler_free(probe[0]);
+            }
+            closeAll(chains);
         }
     }
 }

@@ -252,6 +252,9 @@ final class DeviceGreedy {
      * contiguous F32 matrix (op {@code GGML_OP_VIEW}, {@code src[0]} and {@code view_src} the same).
      */
     static long sharedRow(MemorySegment row) {
+        if (row.equals(MemorySegment.NULL)) {
+            return -1;
+        }
         MemorySegment view = row.reinterpret(TENSOR);
         if (ggml_tensor.op(view) != GGML_OP_VIEW()) {
             return -1;

@@ -218,7 +218,8 @@ final class DeviceGreedy {
      * Upcall ({@code backend_apply}): while llama.cpp builds the step's graph, sets the row's pick to
      * a one-element view of the argmax of all rows where the row is an unmodified row of the logits,
      * and to the argmax of the row alone otherwise; then clears the row ({@code data->logits}). A row
-     * that {@link DeviceBias} left to this stage ({@link #biasesOnce}) is biased here on either path.
+     * that {@link DeviceBias} left unbiased ({@link #biasesOnce}) always takes the shared path (both
+     * stages decide with {@link #sharedRow}), whose argmax adds the uniform bias to every row.
      */
     private static void applyOnDevice(MemorySegment stage, MemorySegment ctx, MemorySegment graph, MemorySegment data) {
         MemorySegment state = null;

@@ -91,7 +91,10 @@ final class DeviceBias {
 
     /** The stage's biases, {@code count x (int token, float bias)} sorted by token, as a slice of its state (read only). */
     static MemorySegment entries(MemorySegment stage) {
-        MemorySegment state = state(stage);
+        return entriesOf(state(stage));
+    }
+
+    private static MemorySegment entriesOf(MemorySegment state) {
         return state.asSlice(HEADER, state.byteSize() - HEADER);
     }
 
@@ -169,9 +172,9 @@ final class DeviceBias {
             state = state(stage);
             MemorySegment d = data.reinterpret(llama_sampler_data.layout().byteSize());
             MemorySegment row = llama_sampler_data.logits(d);
-            MemorySegment entries = state.asSlice(HEADER, state.byteSize() - HEADER);
+            MemorySegment entries = entriesOf(state);
             if (!DeviceGreedy.biasesOnce(state.get(ValueLayout.ADDRESS, SHARE), entries, row)) {
-                llama_sampler_data.logits(d, biasRow(ctx, row, entries, state.get(ValueLayout.JAVA_INT, 0)));
+                llama_sampler_data.logits(d, biasRow(ctx, row, entries));
             }
         } catch (Throwable t) {
             fail(state, "backend_apply", t);
@@ -179,15 +182,15 @@ final class DeviceBias {
     }
 
     /**
-     * The row with each of {@code count} biases of {@code entries} ({@code (int token, float bias)})
+     * The row with each bias of {@code entries} ({@code (int token, float bias)} pairs)
      * added in place: per token a one-element view, {@code ggml_scale_bias(view, 1, bias)} and a
      * {@code ggml_set_1d_inplace} back into the row. llama.cpp also builds a probe graph whose logits
      * have 128 Ki elements; a token beyond a probe's row is placed at 0 so that the probe counts the
      * same number of operations as the real graph.
      */
-    static MemorySegment biasRow(MemorySegment ctx, MemorySegment row, MemorySegment entries, int count) {
+    static MemorySegment biasRow(MemorySegment ctx, MemorySegment row, MemorySegment entries) {
         long n = ggml_nelements(row);
-        for (int b = 0; b < count; b++) {
+        for (long b = 0; b < entries.byteSize() / ENTRY; b++) {
             int token = entries.get(ValueLayout.JAVA_INT, ENTRY * b);
             float bias = entries.get(ValueLayout.JAVA_FLOAT, ENTRY * b + 4);
             long offset = (token < n ? token : 0) * (long) Float.BYTES;
@@ -198,8 +201,8 @@ final class DeviceBias {
     }
 
     /**
-     * The matrix {@code all} ({@code [n_vocab, rows]}, contiguous F32) with each of {@code count}
-     * biases of {@code entries} added in place to its token's column, in every row: per token a
+     * The matrix {@code all} ({@code [n_vocab, rows]}, contiguous F32) with each bias of {@code
+     * entries} added in place to its token's column, in every row: per token a
      * strided view of the column ({@code ggml_view_2d}, one element per row), a {@code ggml_cont} of
      * it, {@code ggml_scale_bias(.., 1, bias)} and a {@code ggml_set_2d_inplace} back into the matrix.
      * The {@code ggml_cont} is needed: CUDA's scale kernel reads its input as contiguous and llama.cpp's
@@ -207,13 +210,13 @@ final class DeviceBias {
      * GPU (the CPU backend would be right); CUDA's set needs its operands contiguous, which the matrix
      * and the copied column are. A token beyond the rows is placed at 0, as in {@link #biasRow}.
      */
-    static MemorySegment biasColumns(MemorySegment ctx, MemorySegment all, MemorySegment entries, int count) {
+    static MemorySegment biasColumns(MemorySegment ctx, MemorySegment all, MemorySegment entries) {
         MemorySegment t = all.reinterpret(ggml_tensor.layout().byteSize());
         long n = ggml_tensor.ne(t, 0);
         long rows = ggml_tensor.ne(t, 1);
         long stride = ggml_tensor.nb(t, 1);
         MemorySegment x = all;
-        for (int b = 0; b < count; b++) {
+        for (long b = 0; b < entries.byteSize() / ENTRY; b++) {
             int token = entries.get(ValueLayout.JAVA_INT, ENTRY * b);
             float bias = entries.get(ValueLayout.JAVA_FLOAT, ENTRY * b + 4);
             long offset = (token < n ? token : 0) * (long) Float.BYTES;

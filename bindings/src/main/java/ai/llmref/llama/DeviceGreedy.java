@@ -291,7 +291,7 @@ final class DeviceGreedy {
                 || !share.get(ValueLayout.ADDRESS, SHARE_LOGITS).equals(src)) {
             int count = share.get(ValueLayout.JAVA_INT, SHARE_BIAS_COUNT);
             MemorySegment logits = count >= 1
-                    ? DeviceBias.biasColumns(ctx, src, share.asSlice(SHARE_BIASES, count * DeviceBias.ENTRY), count) : src;
+                    ? DeviceBias.biasColumns(ctx, src, share.asSlice(SHARE_BIASES, count * DeviceBias.ENTRY)) : src;
             argmax = ggml_argmax(ctx, logits); // I32, one per row
             share.set(ValueLayout.ADDRESS, SHARE_CTX, ctx);
             share.set(ValueLayout.ADDRESS, SHARE_LOGITS, src);

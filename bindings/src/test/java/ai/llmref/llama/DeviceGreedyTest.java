@@ -1,5 +1,6 @@
 package ai.llmref.llama;
 
+import static ai.llmref.llama.TestModels.argmax;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -47,17 +48,6 @@ import org.junit.jupiter.api.Test;
 class DeviceGreedyTest extends StoriesModelTest {
     private static final String[] PROMPTS = {
         "Once upon a time", "Tom had a big", "The cat sat on", "Lily and Ben went to the", "One day, a little bird", "The sun was"};
-
-    /** The first maximum, as llama.cpp's greedy picks. */
-    private static int argmax(float[] logits) {
-        int best = 0;
-        for (int i = 1; i < logits.length; i++) {
-            if (logits[i] > logits[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 
     /** Two contexts fed the same batches: {@code device} samples the attached sequences there, {@code host} keeps every logit. */
     private static final class Lockstep implements AutoCloseable {

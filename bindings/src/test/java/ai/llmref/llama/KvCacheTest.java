@@ -1,5 +1,6 @@
 package ai.llmref.llama;
 
+import static ai.llmref.llama.TestModels.argmax;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
@@ -146,16 +147,6 @@ class KvCacheTest {
 
     static boolean eightBitsOrMore(KvCacheType t) {
         return t == KvCacheType.Q8_0 || !t.quantized();
-    }
-
-    static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 
     /** {@code n} greedy tokens after the prompt, one decode each (end of generation included). */

@@ -1,5 +1,6 @@
 package ai.llmref.llama;
 
+import static ai.llmref.llama.TestModels.argmax;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -348,16 +349,6 @@ class SamplingPoolTest extends StoriesModelTest {
         }
         assertThatThrownBy(() -> new SamplingPool(0)).isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> new SamplingPool(257)).isInstanceOf(IllegalArgumentException.class);
-    }
-
-    private static int argmax(float[] a) {
-        int best = 0;
-        for (int i = 1; i < a.length; i++) {
-            if (a[i] > a[best]) {
-                best = i;
-            }
-        }
-        return best;
     }
 
     @Test

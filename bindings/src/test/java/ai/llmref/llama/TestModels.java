@@ -18,6 +18,17 @@ import java.util.Properties;
 
 /** Where the test data lives. A missing model fails the test: it never skips. */
 final class TestModels {
+    /** The first maximum of {@code logits}, as llama.cpp's greedy sampler picks it (the tests' plain reference). */
+    static int argmax(float[] logits) {
+        int best = 0;
+        for (int i = 1; i < logits.length; i++) {
+            if (logits[i] > logits[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
     /**
      * llama.cpp's candidates array over {@code logits} in token order (ids 0.., p 0, nothing
      * selected, not sorted), as {@code llama_sampler_sample} fills it, in {@code arena}; its data

@@ -533,6 +533,11 @@ elif has_phase bench; then
     s_levels="1 4"
     s_load=$((threads / 4 + 1))
   fi
+  no_room() { # need what -> true, with a "skipped" step, when the budget left cannot hold a benchmark of need seconds
+    local left=$(( budget - ($(date +%s) - started) ))
+    [ "$budget" -gt 0 ] && [ "$left" -lt "$1" ] || return 1
+    step "benchmark: $2" skipped "$left s of the budget left, $1 s needed (a second call with --phases bench --benchmarks ... runs it)"
+  }
   model_file() { # m -> the model's path
     if [ "$bench_mode" = gpu ]; then echo "$cache/llama-bpe-$1-q4km.gguf"; else echo "$pack/stories260K.gguf"; fi
   }
@@ -564,13 +569,12 @@ elif has_phase bench; then
     ! has_bench bindings || need=$((need + 3 * pair_s + 10))
     model=$(model_for "$m")
     variant=()
-    left=$(( budget - ($(date +%s) - started) ))
     if ! has_bench variant; then
       :
     elif [ "$device_sampling_ok" = 0 ] && [[ "$server_variant" == *engine.device-sampling=true* ]]; then
       step "benchmark: server variant ${server_variant%%:*} ($(basename "$model" .gguf))" skipped "its tests failed above"
-    elif [ "$budget" -gt 0 ] && [ "$left" -lt "$need" ]; then
-      step "benchmark: server variant ${server_variant%%:*} ($(basename "$model" .gguf))" skipped "$left s of the budget left (a second call with --phases bench --benchmarks variant runs it)"
+    elif no_room "$need" "server variant ${server_variant%%:*} ($(basename "$model" .gguf))"; then
+      :
     else
       variant=(--variant "$server_variant")
     fi
@@ -580,11 +584,10 @@ elif has_phase bench; then
     # about 60 s more); the model was written above
     need=140
     [ ${#variant[@]} = 0 ] || need=$((need + 60))
-    left=$(( budget - ($(date +%s) - started) ))
     if [ ! -f "$model" ]; then
       step "benchmark: $what" FAIL "no model $model; see mkmodel-$m.log"
-    elif [ "$budget" -gt 0 ] && [ "$left" -lt "$need" ]; then
-      step "benchmark: $what" skipped "$left s of the budget left, $need s needed (a second call with --phases bench --benchmarks ... runs it)"
+    elif no_room "$need" "$what"; then
+      :
     # shellcheck disable=SC2086 # --server-args is a list of arguments
     elif "$root/scripts/bench-server.sh" --prebuilt --ngl "$ngl" --model "$model" --concurrency "$s_levels" --batched-bench "${variant[@]}" $server_args \
         --rounds "${rounds:-1}" --duration "$duration" --warmup-requests "$server_warmup" --warmup-seconds 5 "${s_threads[@]}" --max-load "$s_load" \
@@ -597,9 +600,8 @@ elif has_phase bench; then
   bindings_bench() { # name what need args... -> one bench-bindings run, skipped when the budget left is under need
     local f=$1 what=$2 need=$3
     shift 3
-    left=$(( budget - ($(date +%s) - started) ))
-    if [ "$budget" -gt 0 ] && [ "$left" -lt "$need" ]; then
-      step "benchmark: $what" skipped "$left s of the budget left, $need s needed (a second call with --phases bench --benchmarks ... runs it)"
+    if no_room "$need" "$what"; then
+      :
     elif "$root/scripts/bench-bindings.sh" --prebuilt "${b_args[@]}" "$@" >"$work/$f.md" 2>"$work/$f.log"; then
       step "benchmark: $what" pass "$f.md"
     else

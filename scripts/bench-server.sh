@@ -271,7 +271,7 @@ start_variant() { # log -> our server with the --variant flags
 }
 scrape_steps() { # file: our scheduler's step metrics now (ours only; llama-server has no such metrics)
   [ "$impl" != llama ] || return 0
-  curl -sf "$admin_url/metrics" | grep -E '^llmref_engine_(step_phase_seconds_(sum|count)|decode_call_seconds_sum|batch_tokens_total|step_outputs_total|sequence_runs_total|graphs_reused_total|prefix_copies_total|sampling_rows_total|sampling_pick_seconds_sum|sampling_helper_start_seconds_(sum|count)|sampling_helpers_total|sampling_helpers_ahead_total)' >"$1" || true
+  curl -sf "$admin_url/metrics" | grep -E '^llmref_engine_(step_phase_seconds_(sum|count)|decode_call_seconds_sum|step_seconds_(sum|count)|step_tokens_total|batch_tokens_total|step_outputs_total|sequence_runs_total|graphs_reused_total|prefix_copies_total|sampling_rows_total|sampling_pick_seconds_sum|sampling_helper_start_seconds_(sum|count)|sampling_helpers_total|sampling_helpers_ahead_total)' >"$1" || true
 }
 
 wait_ready() { # url log
@@ -530,6 +530,49 @@ if steps_rows:
             m(lambda x: x[1]["schedule"]), m(lambda x: x[1]["decode"]), opt(m(lambda x: x[11]), "%.3f"),
             m(lambda x: x[1]["sample"]), m(lambda x: x[1]["emit"]), total, 100 * m(lambda x: x[1]["decode"] / sum(x[1].values())),
             opt(m(lambda x: x[6]), "%.1f"), opt(m(lambda x: x[7]), "%.3f"), m(lambda x: x[9]), m(lambda x: x[10])))
+# The same steps by kind (llmref_engine_step_seconds, _tokens_total): "generation" steps decode only
+# the generating slots' next tokens, as every step of llama-batched-bench's generation phase does;
+# "prompt" steps also hold prompt tokens (llama.cpp decodes a chunk's tokens after its first in
+# micro-batches of their own). Their tokens per second of step time set beside its S_TG separate
+# the per-step overhead from the prompts' share of the time.
+kind_rows = []
+for impl, c in [(i, c) for i in ("ours", "variant") for c in levels]:
+    per_round = []
+    for f in sorted(glob.glob(os.path.join(d, "%s-r*-c%d.steps1" % (impl, c)))):
+        a, b = scraped(f[:-1] + "0"), scraped(f)
+        if 'llmref_engine_step_seconds_count{kind="generation"}' not in b and 'llmref_engine_step_seconds_count{kind="prompt"}' not in b:
+            continue  # a server without the metric
+        k = {}
+        for kind in ("generation", "prompt"):
+            k[kind] = tuple(b.get(n % kind, 0.0) - a.get(n % kind, 0.0) for n in (
+                'llmref_engine_step_seconds_count{kind="%s"}', 'llmref_engine_step_seconds_sum{kind="%s"}', 'llmref_engine_step_tokens_total{kind="%s"}'))
+        if k["generation"][0] + k["prompt"][0] > 0:
+            per_round.append(k)
+    if per_round:
+        kind_rows.append((impl, c, per_round))
+if kind_rows:
+    print()
+    print("Our steps by kind (llmref_engine_step_seconds and _step_tokens_total; median over rounds): generation steps hold only the generating slots' next tokens, prompt steps prompt tokens too:")
+    print()
+    print("| streams |" + (" server |" if variant else "") + " prompt steps | their share of the step time | prompt step ms | generation step ms | tokens per generation step | tok/s in generation steps |" + (" of batched-bench S_TG |" if batched else ""))
+    print("| ---: |" + (" --- |" if variant else "") + " ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if batched else ""))
+    nan = float("nan")
+    for impl, c, pr in kind_rows:
+        m = lambda get: med([get(x) for x in pr])
+        share = lambda x: x["prompt"][0] / (x["prompt"][0] + x["generation"][0])
+        time_share = lambda x: x["prompt"][1] / (x["prompt"][1] + x["generation"][1])
+        per_step = lambda kind: (lambda x: x[kind][1] * 1000 / x[kind][0] if x[kind][0] > 0 else nan)
+        gen_tokens = lambda x: x["generation"][2] / x["generation"][0] if x["generation"][0] > 0 else nan
+        gen_tps = lambda x: x["generation"][2] / x["generation"][1] if x["generation"][1] > 0 else nan
+        who = (" ours |" if impl == "ours" else " ours (%s) |" % variant) if variant else ""
+        opt = lambda v, fmt: "" if v != v else fmt % v
+        line = ("| %d |" + who + " %.0f%% | %.0f%% | %s | %s | %s | %s |") % (
+            c, 100 * m(share), 100 * m(time_share), opt(m(per_step("prompt")), "%.3f"), opt(m(per_step("generation")), "%.3f"),
+            opt(m(gen_tokens), "%.1f"), opt(m(gen_tps), "%.0f"))
+        if batched:
+            tg = batched.get(c, {}).get("speed_tg")
+            line += " %s |" % (opt(m(gen_tps) / tg, "**%.2fx**") if tg else "")
+        print(line)
 print()
 print("Median over rounds; per-round values in parentheses. Diagnostics (medians over rounds):")
 print()

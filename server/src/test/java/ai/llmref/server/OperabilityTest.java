@@ -1,6 +1,7 @@
 package ai.llmref.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
 
 import ai.llmref.server.config.ServerConfig;
 import ai.llmref.server.observe.Tracing;
@@ -32,7 +33,7 @@ class OperabilityTest {
             "llmref_queue_depth", "llmref_queue_capacity", "llmref_kv_cache_cells_used", "llmref_kv_cache_cells_total",
             "llmref_device_memory_free_bytes", "llmref_device_memory_total_bytes", "llmref_model_load_seconds",
             "llmref_model_layers_offloaded", "llmref_model_layers_total", "llmref_gpu_devices", "llmref_ready",
-            "llmref_build_info", "llmref_model_info", "llmref_engine_step_phase_seconds_bucket", "llmref_engine_decode_call_seconds_bucket", "llmref_engine_batch_tokens_total",
+            "llmref_build_info", "llmref_model_info", "llmref_engine_step_phase_seconds_bucket", "llmref_engine_decode_call_seconds_bucket", "llmref_engine_step_seconds_bucket", "llmref_engine_step_tokens_total", "llmref_engine_batch_tokens_total",
             "llmref_engine_step_outputs_total", "llmref_engine_sequence_runs_total", "llmref_engine_graphs_reused_total", "llmref_engine_prefix_copies_total", "llmref_engine_device_sampler_attaches_total",
             "llmref_engine_sampling_rows_total", "llmref_engine_sampling_pick_seconds_bucket", "llmref_model_buffer_bytes", "llmref_context_buffer_bytes",
             "llmref_kv_cache_type_info");
@@ -173,9 +174,21 @@ class OperabilityTest {
                     .isEqualTo(promptTokens - value(m, "llmref_cached_prompt_tokens_total") + outputs - 5);
             long steps = value(m, "llmref_engine_step_phase_seconds_count{phase=\"decode\"}");
             assertThat(steps).isPositive().isLessThanOrEqualTo(outputs);
-            for (String phase : List.of("schedule", "sample", "emit")) {
+            double phases = 0;
+            for (String phase : List.of("schedule", "decode", "sample", "emit")) {
                 assertThat(value(m, "llmref_engine_step_phase_seconds_count{phase=\"" + phase + "\"}")).as(phase).isEqualTo(steps);
+                phases += number(m, "llmref_engine_step_phase_seconds_sum{phase=\"" + phase + "\"}");
             }
+            // The steps by kind: the requests ran one after another, so each prompt's tokens went into
+            // steps of their own ("prompt") and every other decoded token into "generation" steps.
+            long promptSteps = value(m, "llmref_engine_step_seconds_count{kind=\"prompt\"}");
+            assertThat(promptSteps).isGreaterThanOrEqualTo(5);
+            assertThat(promptSteps + value(m, "llmref_engine_step_seconds_count{kind=\"generation\"}")).isEqualTo(steps);
+            assertThat(value(m, "llmref_engine_step_tokens_total{kind=\"prompt\"}"))
+                    .isEqualTo(promptTokens - value(m, "llmref_cached_prompt_tokens_total"));
+            assertThat(value(m, "llmref_engine_step_tokens_total{kind=\"generation\"}")).isEqualTo(outputs - 5);
+            assertThat(number(m, "llmref_engine_step_seconds_sum{kind=\"prompt\"}") + number(m, "llmref_engine_step_seconds_sum{kind=\"generation\"}"))
+                    .as("the steps' time by kind is their phases' time").isCloseTo(phases, within(1e-6 * steps));
             assertThat(m).containsPattern("(?m)^llmref_engine_step_phase_seconds_sum\\{phase=\"decode\"\\} [0-9.E-]*[1-9]");
             // the llama_decode call's part of the decode phase, once per step: on the CPU the call is the decode
             assertThat(value(m, "llmref_engine_decode_call_seconds_count")).isEqualTo(steps);

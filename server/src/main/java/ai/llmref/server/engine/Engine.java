@@ -425,6 +425,7 @@ public final class Engine implements AutoCloseable {
         int runs = 0;
         int lastSequence = -2;
         int hostPicks = 0; // this step's tokens to pick on the host, as far as known before the decode
+        int promptTokens = 0;
         for (Slot s : slots) {
             int before = batch.size();
             if (generating(s)) {
@@ -458,6 +459,7 @@ public final class Engine implements AutoCloseable {
                 }
                 s.prefillNext += n;
                 budget -= n;
+                promptTokens += n;
             }
             if (batch.size() > before) {
                 if (s.sequence != lastSequence + 1) {
@@ -554,8 +556,8 @@ public final class Engine implements AutoCloseable {
                 accept(s, p.tokens[i]);
             }
         }
-        observer.stepCompleted(batch.size(), n, runs, graphsReused, decodeStart - stepStart, decodeNanos, decodeCallNanos, emitStart - now,
-                emitNanos + System.nanoTime() - emitStart);
+        observer.stepCompleted(new EngineObserver.Step(batch.size(), promptTokens, n, runs, graphsReused, decodeStart - stepStart,
+                decodeNanos, decodeCallNanos, emitStart - now, emitNanos + System.nanoTime() - emitStart));
     }
 
     /**

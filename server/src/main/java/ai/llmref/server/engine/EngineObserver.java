@@ -9,21 +9,35 @@ public interface EngineObserver {
     void finished(GenerationEvent.Done done);
 
     /**
-     * One scheduler step ended: {@code tokens} went into its batch and {@code outputs} of them were
+     * One scheduler step ended: {@code tokens} went into its batch, {@code promptTokens} of them
+     * prompt tokens (the rest the generating slots' next tokens), and {@code outputs} of them were
      * sampled; the batch held {@code sequenceRuns} runs of consecutive sequence ids (with
-     * per-sequence KV streams llama.cpp decodes at least one micro-batch per run), and llama.cpp
-     * ran its previous compute graph again for {@code graphsReused} of its micro-batches instead of
-     * building one ({@link ai.llmref.llama.LlamaContext#graphsReused}). Its time in
-     * four consecutive phases: {@code schedule} (cancellations, admissions,
-     * building the batch), {@code decode} (llama_decode until the device has finished), {@code sample}
-     * (every slot's next token) and {@code emit} (detokenizing, stop strings, handing text to the
-     * requests). Of the decode phase, {@code decodeCallNanos} went to the {@code llama_decode} call
-     * itself, before it returned (the host's part: the batch split, the inputs, the graph's build or
-     * reuse, the launch; on a GPU the rest is the wait for the device, on a CPU nearly all of it is
-     * the call).
+     * per-sequence KV streams llama.cpp decodes at least one micro-batch per run, and a prompt
+     * chunk's tokens after its first in micro-batches of their own), and llama.cpp ran its previous
+     * compute graph again for {@code graphsReused} of its micro-batches instead of building one
+     * ({@link ai.llmref.llama.LlamaContext#graphsReused}). Its time in four consecutive phases:
+     * {@code schedule} (cancellations, admissions, building the batch), {@code decode} (llama_decode
+     * until the device has finished), {@code sample} (every slot's next token) and {@code emit}
+     * (detokenizing, stop strings, handing text to the requests). Of the decode phase,
+     * {@code decodeCallNanos} went to the {@code llama_decode} call itself, before it returned (the
+     * host's part: the batch split, the inputs, the graph's build or reuse, the launch; on a GPU the
+     * rest is the wait for the device, on a CPU nearly all of it is the call).
      */
-    default void stepCompleted(int tokens, int outputs, int sequenceRuns, int graphsReused, long scheduleNanos, long decodeNanos,
-            long decodeCallNanos, long sampleNanos, long emitNanos) {}
+    record Step(int tokens, int promptTokens, int outputs, int sequenceRuns, int graphsReused, long scheduleNanos,
+            long decodeNanos, long decodeCallNanos, long sampleNanos, long emitNanos) {
+        /** The whole step: its four phases. */
+        public long nanos() {
+            return scheduleNanos + decodeNanos + sampleNanos + emitNanos;
+        }
+
+        /** {@code generation} for a step of generating slots' next tokens only, {@code prompt} for one with prompt tokens. */
+        public String kind() {
+            return promptTokens > 0 ? "prompt" : "generation";
+        }
+    }
+
+    /** One scheduler step ended ({@link Step}). */
+    default void stepCompleted(Step step) {}
 
     /**
      * A step's picks on the sampling pool ended: {@code rows} picked on the host (argmaxes and llama.cpp chains), in

@@ -61,6 +61,8 @@ public final class ServerMetrics implements EngineObserver {
     private final Metrics.Counter samplingHelpers;
     private final Metrics.Counter samplingHelpersAhead;
     private final Metrics.Histogram decodeCall;
+    private final Metrics.Histogram stepTime;
+    private final Metrics.Counter stepTokens;
 
     public ServerMetrics(Supplier<Source> source) {
         this.source = source;
@@ -79,6 +81,10 @@ public final class ServerMetrics implements EngineObserver {
         decodeCall = registry.histogram("llmref_engine_decode_call_seconds",
                 "Per step, the part of the decode phase spent in the llama_decode call before it returned (the host's part; on a GPU the rest is the wait for the device)",
                 STEP_PHASE);
+        stepTime = registry.histogram("llmref_engine_step_seconds",
+                "Whole scheduler steps by kind: generation (only generating slots' next tokens) or prompt (with prompt tokens, decoded by llama.cpp in micro-batches of their own after the first token of each chunk)",
+                STEP_PHASE, "kind");
+        stepTokens = registry.counter("llmref_engine_step_tokens_total", "Tokens decoded by scheduler steps by kind (generation, prompt: see llmref_engine_step_seconds)", "kind");
         batchTokens = registry.counter("llmref_engine_batch_tokens_total", "Tokens decoded by scheduler steps (prompt chunks and generated tokens)");
         stepOutputs = registry.counter("llmref_engine_step_outputs_total", "Next tokens sampled by scheduler steps (one per generating slot per step)");
         sequenceRunsTotal = registry.counter("llmref_engine_sequence_runs_total",
@@ -230,17 +236,18 @@ public final class ServerMetrics implements EngineObserver {
     }
 
     @Override
-    public void stepCompleted(int tokens, int outputs, int sequenceRuns, int graphsReused, long scheduleNanos, long decodeNanos,
-            long decodeCallNanos, long sampleNanos, long emitNanos) {
-        stepPhase.observe(scheduleNanos / 1e9, "schedule");
-        stepPhase.observe(decodeNanos / 1e9, "decode");
-        decodeCall.observe(decodeCallNanos / 1e9);
-        stepPhase.observe(sampleNanos / 1e9, "sample");
-        stepPhase.observe(emitNanos / 1e9, "emit");
-        batchTokens.inc(tokens);
-        stepOutputs.inc(outputs);
-        sequenceRunsTotal.inc(sequenceRuns);
-        graphsReusedTotal.inc(graphsReused);
+    public void stepCompleted(EngineObserver.Step step) {
+        stepPhase.observe(step.scheduleNanos() / 1e9, "schedule");
+        stepPhase.observe(step.decodeNanos() / 1e9, "decode");
+        decodeCall.observe(step.decodeCallNanos() / 1e9);
+        stepPhase.observe(step.sampleNanos() / 1e9, "sample");
+        stepPhase.observe(step.emitNanos() / 1e9, "emit");
+        stepTime.observe(step.nanos() / 1e9, step.kind());
+        stepTokens.inc(step.tokens(), step.kind());
+        batchTokens.inc(step.tokens());
+        stepOutputs.inc(step.outputs());
+        sequenceRunsTotal.inc(step.sequenceRuns());
+        graphsReusedTotal.inc(step.graphsReused());
     }
 
     @Override

@@ -143,6 +143,7 @@ write_summary() {
     echo "| --- | --- | --- |"
     cat "$work/steps.md"
     [ ! -s "$work/placement.txt" ] || { echo; echo "Placement seen by GpuOffloadTest:"; echo; sed 's/^/    /' "$work/placement.txt"; }
+    [ ! -s "$work/build-profile.md" ] || { echo; echo "## build profile"; echo; cat "$work/build-profile.md"; }
     for f in "$work"/bench-bindings*.md "$work"/bench-server-*.md; do
       [ -s "$f" ] || continue
       echo; echo "## $(basename "$f" .md)"; echo; cat "$f"
@@ -230,11 +231,49 @@ export NATIVE_BUILD_ARGS="${native_args[*]}"
 info=$work/native.properties
 
 # --- build ---------------------------------------------------------------------------------------
+# Where the build's time went, from ninja's log of the build directory (native/build.sh keeps it at
+# $cache/work/<key> beside $cache/out/<key>): its wall time against the sum of its compile and link
+# steps, the longest steps, and the last to finish (the tail no other core could share). The raw
+# log goes along (ninja-log.txt): a later ninja (1.12 and newer) reads such a log to start the
+# longest steps first.
+build_profile() { # native.entry
+  local ninja_log
+  ninja_log="$(dirname "$(dirname "$1")")/work/$(basename "$1")/.ninja_log"
+  [ -f "$ninja_log" ] || return 0
+  cp "$ninja_log" "$work/ninja-log.txt"
+  python3 - "$ninja_log" "$(ninja --version 2>/dev/null || echo '?')" >"$work/build-profile.md" 2>/dev/null <<'EOF' || rm -f "$work/build-profile.md"
+import os, sys
+steps = {}
+for line in open(sys.argv[1]):
+    f = line.split("\t")
+    if line.startswith("#") or len(f) < 4:
+        continue
+    steps[f[3]] = (int(f[0]) / 1000, int(f[1]) / 1000)  # the last entry of each output
+if not steps:
+    sys.exit(1)
+t0, t1 = min(s for s, _ in steps.values()), max(e for _, e in steps.values())
+busy = sum(e - s for s, e in steps.values())
+short = lambda o: o.replace("ggml/src/ggml-cuda/", "cuda/").replace("CMakeFiles/", "").replace(".o", "")
+print("ninja %s, %d steps: wall %.0f s, the steps' own time %.0f s (%.1f cores busy on average)." % (
+    sys.argv[2], len(steps), t1 - t0, busy, busy / max(t1 - t0, 1e-9)))
+print()
+print("| longest steps | s | started at s |")
+print("| --- | ---: | ---: |")
+for o, (s, e) in sorted(steps.items(), key=lambda kv: kv[1][0] - kv[1][1])[:12]:
+    print("| %s | %.1f | %.1f |" % (short(o), e - s, s - t0))
+print()
+print("| last to finish | s | started at s | ended at s |")
+print("| --- | ---: | ---: | ---: |")
+for o, (s, e) in sorted(steps.items(), key=lambda kv: -kv[1][1])[:8]:
+    print("| %s | %.1f | %.1f | %.1f |" % (short(o), e - s, s - t0, e - t0))
+EOF
+}
 if has_phase build || [ ! -f "$info" ]; then
   t0=$(date +%s)
   if "$root/native/build.sh" "${native_args[@]}" --tools --info "$info" >"$work/build.log" 2>&1; then
     lib=$(sed -n 's/^native.lib.dir=//p' "$info")
     step build pass "${native_args[*]} --tools: $(( $(date +%s) - t0 )) s; libraries: $(cd "$lib" && for f in lib*.so; do printf '%s %s, ' "$f" "$(du -hL "$f" | cut -f1)"; done)"
+    build_profile "$(sed -n 's/^native.entry=//p' "$info")"
     if [ "$mode" = gpu ]; then
       # what the plugin links, as the tests' processes will resolve it
       ldd "$lib/libggml-cuda.so" >"$work/ldd-cuda.txt" 2>&1 || true

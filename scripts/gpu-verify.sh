@@ -239,7 +239,7 @@ info=$work/native.properties
 build_profile() { # native.entry
   local ninja_log
   ninja_log="$(dirname "$(dirname "$1")")/work/$(basename "$1")/.ninja_log"
-  [ -f "$ninja_log" ] || return 0
+  [ "$ninja_log" -nt "$work/started" ] || return 0 # a cached build: no build ran in this run
   cp "$ninja_log" "$work/ninja-log.txt"
   python3 - "$ninja_log" "$(ninja --version 2>/dev/null || echo '?')" >"$work/build-profile.md" 2>/dev/null <<'EOF' || rm -f "$work/build-profile.md"
 import os, sys

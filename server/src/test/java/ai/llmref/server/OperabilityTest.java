@@ -117,7 +117,9 @@ class OperabilityTest {
         while (t.server.engine().stats().busySlots() == 0) {
             Thread.sleep(5);
         }
-        t.server.engine().stallFor(400); // keep the stream running while we look
+        // keep the stream running while we look (released below: a fixed stall was too short for a
+        // loaded 2-core machine, where the stream could end before the checks ran)
+        t.server.engine().stallFor(30_000);
         Thread drain = Thread.ofVirtual().start(() -> t.server.drainAndStop(Duration.ofSeconds(20)));
         while (t.server.state() != Server.State.DRAINING) {
             Thread.sleep(2);
@@ -126,6 +128,7 @@ class OperabilityTest {
         HttpResponse<String> refused = t.post("/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":2}");
         assertThat(refused.statusCode()).isEqualTo(503);
         assertThat(refused.headers().firstValue("retry-after")).isPresent();
+        t.server.engine().stallFor(0);
         HttpResponse<String> done = running.get();
         assertThat(done.statusCode()).isEqualTo(200);
         assertThat(done.body()).endsWith("data: [DONE]\n\n"); // the running stream finished

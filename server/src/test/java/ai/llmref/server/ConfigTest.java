@@ -119,6 +119,14 @@ class ConfigTest {
     void invalidValuesNameTheKeyAndTheRule() {
         assertThatThrownBy(() -> bind(Map.of("engine.slots", "0"))).isInstanceOf(ConfigException.class)
                 .hasMessage("invalid configuration: engine.slots must be between 1 and 256, got '0'");
+        // a queue of 0 made the engine's queue refuse to exist (the server failed to load the model)
+        assertThatThrownBy(() -> bind(Map.of("engine.queue-capacity", "0"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: engine.queue-capacity must be between 1 and 100000, got '0'");
+        // more slots than a step's batch holds would starve the highest slots and every prompt
+        assertThatThrownBy(() -> bind(Map.of("engine.slots", "16", "engine.batch-size", "8", "engine.prefill-chunk", "8"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: engine.slots must be at most engine.batch-size (8): each step decodes the next token"
+                        + " of every generating slot, got '16'");
+        assertThat(bind(Map.of("engine.slots", "8", "engine.batch-size", "8", "engine.prefill-chunk", "8")).engine().slots()).isEqualTo(8);
         assertThatThrownBy(() -> bind(Map.of("server.port", "http"))).isInstanceOf(ConfigException.class)
                 .hasMessageContaining("server.port must be an integer");
         assertThatThrownBy(() -> bind(Map.of("server.warmup-requests", "-1"))).isInstanceOf(ConfigException.class)

@@ -304,7 +304,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 batch,
                 ubatch == 0 ? Math.min(512, batch) : ubatch, // application.yaml's 0: min(512, batch-size)
                 integer(c, "engine.prefill-chunk", 256, 1, batch),
-                integer(c, "engine.queue-capacity", 64, 0, 100_000),
+                integer(c, "engine.queue-capacity", 64, 1, 100_000),
                 integer(c, "engine.threads", 0, 0, 1024),
                 integer(c, "engine.threads-batch", 0, 0, 1024),
                 enumeration(c, "engine.flash-attention", ContextParams.FlashAttention.AUTO, ContextParams.FlashAttention::valueOf),
@@ -321,6 +321,12 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         }
         if (model.splitMode() == ModelParams.SplitMode.TENSOR && engine.flashAttention() == ContextParams.FlashAttention.DISABLED) {
             throw new ConfigException("model.split-mode", "tensor needs engine.flash-attention auto or enabled (it is disabled)", "tensor");
+        }
+        if (engine.slots() > engine.batchSize()) {
+            // each step decodes one token of every generating slot: a batch smaller than the slots
+            // would leave the highest slots (and every prompt) waiting until the lower ones finish
+            throw new ConfigException("engine.slots", "must be at most engine.batch-size (" + engine.batchSize()
+                    + "): each step decodes the next token of every generating slot", engine.slots());
         }
         if ((long) engine.slots() * engine.slotContext() > ContextParams.MAX_CONTEXT) {
             // the context is slots x slot-context positions: the product must fit llama.cpp's int

@@ -17,7 +17,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
@@ -38,7 +37,13 @@ public final class Engine implements AutoCloseable {
     private final EngineConfig config;
     private final EngineObserver observer;
     private final ArrayBlockingQueue<RequestHandle> queue;
-    private final ConcurrentLinkedQueue<EmbeddingJob> embeddingJobs = new ConcurrentLinkedQueue<>();
+    private final ArrayBlockingQueue<EmbeddingJob> embeddingJobs;
+    /** The embeddings context's work in progress (scheduler thread; null when embeddings are off). */
+    private EmbeddingWork embedding;
+    /** Set before the scheduler takes an embedding job and cleared once none is left: for {@link #idle}. */
+    private volatile boolean embeddingBusy;
+    /** Most tokens of one embedding input: what the embeddings context decodes in one micro-batch. */
+    private volatile int embeddingLimit;
     private final Thread scheduler;
     private final CountDownLatch started = new CountDownLatch(1);
     private volatile Throwable startFailure;
@@ -73,6 +78,7 @@ public final class Engine implements AutoCloseable {
         this.vocab = model.vocabulary();
         this.config = config;
         this.queue = new ArrayBlockingQueue<>(config.queueCapacity());
+        this.embeddingJobs = new ArrayBlockingQueue<>(config.queueCapacity());
         this.picks = new Picks(config.slots());
         this.scheduler = Thread.ofPlatform().name("llama-scheduler").daemon(false).unstarted(this::run);
     }
@@ -130,11 +136,19 @@ public final class Engine implements AutoCloseable {
             throw new EngineException(EngineException.Kind.QUEUE_FULL, "all " + config.slots() + " slots are busy and "
                     + config.queueCapacity() + " requests are waiting; retry later");
         }
+        if (!running && queue.remove(h)) {
+            // the scheduler stopped (and failed what was queued) between the check above and the offer
+            throw new EngineException(EngineException.Kind.UNAVAILABLE, "the server is shutting down");
+        }
         LockSupport.unpark(scheduler);
         return h;
     }
 
-    /** Pooled, L2-normalised embeddings of each input (one decode each, between generation steps). */
+    /**
+     * Pooled, L2-normalised embeddings of each input (one decode each, one input between two
+     * generation steps). The scheduler skips what is left of a job whose future was completed or
+     * cancelled meanwhile (a caller that gave up).
+     */
     public CompletableFuture<List<float[]>> embed(List<int[]> inputs) {
         if (!config.embeddings()) {
             throw new EngineException(EngineException.Kind.INVALID_REQUEST, "embeddings are disabled on this server (engine.embeddings)");
@@ -146,13 +160,19 @@ public final class Engine implements AutoCloseable {
             if (in.length == 0) {
                 throw new EngineException(EngineException.Kind.INVALID_REQUEST, "an embedding input is empty");
             }
-            if (in.length > slotContext) {
+            if (in.length > embeddingLimit) {
                 throw new EngineException(EngineException.Kind.CONTEXT_LENGTH, "an embedding input has " + in.length
-                        + " tokens; the limit is " + slotContext);
+                        + " tokens; the limit is " + embeddingLimit);
             }
         }
         EmbeddingJob job = new EmbeddingJob(inputs, new CompletableFuture<>());
-        embeddingJobs.add(job);
+        if (!embeddingJobs.offer(job)) {
+            throw new EngineException(EngineException.Kind.QUEUE_FULL, config.queueCapacity()
+                    + " embedding requests are waiting; retry later");
+        }
+        if (!running && embeddingJobs.remove(job)) {
+            throw new EngineException(EngineException.Kind.UNAVAILABLE, "the server is shutting down");
+        }
         LockSupport.unpark(scheduler);
         return job.result();
     }
@@ -170,10 +190,13 @@ public final class Engine implements AutoCloseable {
                 ctx = model.newContext(config.contextParams());
                 sampling = new SamplingPool(config.samplingThreads());
                 batch = ctx.newBatch(ctx.batchSize());
-                if (config.embeddings()) {
-                    embeddingCtx = model.newContext(config.embeddingParams());
-                }
                 slotContext = ctx.sequenceContextSize();
+                if (config.embeddings()) {
+                    // as many positions as a generation slot has (llama.cpp may round the configured size up)
+                    embeddingCtx = model.newContext(config.embeddingParams(slotContext));
+                    embedding = new EmbeddingWork(embeddingCtx);
+                    embeddingLimit = Math.min(embeddingCtx.sequenceContextSize(), embeddingCtx.batchSize());
+                }
                 memoryUse = embeddingCtx == null ? Map.of("generation", ctx.memoryUse())
                         : Map.of("generation", ctx.memoryUse(), "embeddings", embeddingCtx.memoryUse());
                 for (int i = 0; i < slots.length; i++) {
@@ -186,7 +209,7 @@ public final class Engine implements AutoCloseable {
             } finally {
                 started.countDown();
             }
-            loop(ctx, embeddingCtx, batch, slots, sampling);
+            loop(ctx, batch, slots, sampling);
         } catch (Throwable t) {
             LOG.log(Level.ERROR, "the scheduler stopped on an unexpected error", t);
         } finally {
@@ -204,6 +227,9 @@ public final class Engine implements AutoCloseable {
             if (batch != null) {
                 batch.close();
             }
+            if (embedding != null) {
+                embedding.close();
+            }
             if (embeddingCtx != null) {
                 embeddingCtx.close();
             }
@@ -213,14 +239,14 @@ public final class Engine implements AutoCloseable {
         }
     }
 
-    private void loop(LlamaContext ctx, LlamaContext embeddingCtx, Batch batch, Slot[] slots, SamplingPool sampling) {
+    private void loop(LlamaContext ctx, Batch batch, Slot[] slots, SamplingPool sampling) {
         while (running) {
             heartbeatNanos = System.nanoTime();
             while (System.nanoTime() < stalledUntilNanos && running) {
                 LockSupport.parkNanos(IDLE_PARK_NANOS); // test hook: a stalled scheduler stops its heartbeat
             }
-            if (embeddingCtx != null) {
-                runEmbeddings(embeddingCtx);
+            if (embedding != null) {
+                embedding.next(); // one input at most: the steps and the heartbeat go on between inputs
             }
             long stepStart = System.nanoTime();
             for (Slot s : slots) {
@@ -231,7 +257,9 @@ public final class Engine implements AutoCloseable {
             admit(ctx, slots);
             updateGauges(slots);
             if (busySlots == 0) {
-                LockSupport.parkNanos(IDLE_PARK_NANOS);
+                if (embedding == null || !embedding.pending()) {
+                    LockSupport.parkNanos(IDLE_PARK_NANOS);
+                }
                 continue;
             }
             step(ctx, batch, slots, sampling, stepStart);
@@ -247,7 +275,7 @@ public final class Engine implements AutoCloseable {
             }
             if (h.isCancelled()) {
                 queue.poll();
-                h.emit(new GenerationEvent.Done(FinishReason.CANCELLED, h.request.prompt().length, 0, 0, new GenerationEvent.Timings(0, 0, 0, 0)));
+                endCancelled(h);
                 continue;
             }
             // The request runs in the lowest free slot, so that the busy slots stay together at the
@@ -273,8 +301,11 @@ public final class Engine implements AutoCloseable {
                 }
             }
             if (free == null) {
+                dropCancelledQueued();
                 return;
             }
+            // counted busy before it leaves the queue, so that idle() never sees it in neither
+            busySlots++;
             queue.poll();
             // (a request for the prompt's log-probabilities decodes the whole prompt anyway)
             if (best != free && !h.request.promptLogprobs() && bestCommon - freeCommon >= MIGRATE_MIN_TOKENS) {
@@ -282,6 +313,22 @@ public final class Engine implements AutoCloseable {
             }
             start(ctx, free, h);
         }
+    }
+
+    /**
+     * Ends the queued requests whose callers gave up: one behind a request still waiting would
+     * otherwise keep its place in the queue (and new requests would get 429) until admitted.
+     */
+    private void dropCancelledQueued() {
+        for (RequestHandle h : queue) { // weakly consistent: submissions meanwhile are seen or not
+            if (h.isCancelled() && queue.remove(h)) {
+                endCancelled(h);
+            }
+        }
+    }
+
+    private static void endCancelled(RequestHandle h) {
+        h.emit(new GenerationEvent.Done(FinishReason.CANCELLED, h.request.prompt().length, 0, 0, new GenerationEvent.Timings(0, 0, 0, 0)));
     }
 
     /**
@@ -529,7 +576,19 @@ public final class Engine implements AutoCloseable {
             p.indices[n++] = s.outputIndex;
         }
         // every slot's next token, picked on the sampling pool's threads together (argmaxes and chains)
-        sampling.sample(ctx, p.samplers, p.indices, n, p.tokens, p.errors);
+        try {
+            sampling.sample(ctx, p.samplers, p.indices, n, p.tokens, p.errors);
+        } catch (RuntimeException e) {
+            // not one row's error (those come back in p.errors) but the pool's: this step's requests
+            // fail, the engine and the other requests go on
+            LOG.log(Level.ERROR, "sampling failed unexpectedly; failing this step's " + n + " requests", e);
+            for (int i = 0; i < n; i++) {
+                p.slots[i].dropDeviceSampler();
+                fail(p.slots[i], new EngineException(EngineException.Kind.INTERNAL, "sampling failed unexpectedly", e));
+                p.slots[i] = null;
+            }
+            return;
+        }
         long emitStart = System.nanoTime();
         if (sampling.lastRows() > 0) {
             observer.samplingCompleted(sampling.lastRows(), sampling.lastHelpers(), sampling.lastHelpersAhead(),
@@ -547,7 +606,10 @@ public final class Engine implements AutoCloseable {
                 s.dropDeviceSampler(); // a device chain that failed is not kept for the slot's next request
                 fail(s, new EngineException(EngineException.Kind.INTERNAL, "sampling failed: " + e.detail(), e));
             } else if (error != null) {
-                throw error;
+                // a failure no request caused: this request fails, the engine goes on
+                LOG.log(Level.ERROR, "sampling failed unexpectedly for slot " + s.sequence, error);
+                s.dropDeviceSampler();
+                fail(s, new EngineException(EngineException.Kind.INTERNAL, "sampling failed unexpectedly", error));
             } else {
                 if (p.logprobs[i] != null) {
                     s.logprobs.add(p.logprobs[i]);
@@ -749,30 +811,77 @@ public final class Engine implements AutoCloseable {
         while ((h = queue.poll()) != null) {
             h.emit(new GenerationEvent.Failed(e));
         }
+        if (embedding != null) {
+            embedding.fail(e);
+        }
         EmbeddingJob j;
         while ((j = embeddingJobs.poll()) != null) {
             j.result().completeExceptionally(e);
         }
     }
 
-    private void runEmbeddings(LlamaContext ectx) {
-        EmbeddingJob job;
-        while ((job = embeddingJobs.poll()) != null) {
-            try (Batch b = ectx.newBatch(ectx.batchSize())) {
-                List<float[]> out = new ArrayList<>();
-                for (int[] in : job.inputs()) {
-                    ectx.clearMemory();
-                    b.clear();
-                    for (int i = 0; i < in.length; i++) {
-                        b.add(in[i], i, 0, true);
-                    }
-                    ectx.decode(b);
-                    out.add(ectx.embeddings(0, true));
+    /**
+     * The embeddings context's jobs, one input per call (scheduler thread): a job of many long
+     * inputs would otherwise hold up every generation stream, and the liveness heartbeat, until done.
+     */
+    private final class EmbeddingWork implements AutoCloseable {
+        private final LlamaContext ctx;
+        private final Batch batch;
+        private EmbeddingJob job;
+        private List<float[]> out;
+
+        EmbeddingWork(LlamaContext ctx) {
+            this.ctx = ctx;
+            this.batch = ctx.newBatch(ctx.batchSize());
+        }
+
+        /** A job in progress or waiting. */
+        boolean pending() {
+            return job != null || !embeddingJobs.isEmpty();
+        }
+
+        /** Embeds the next input of the job in progress, taking the next job when there is none. */
+        void next() {
+            while (job == null || job.result().isDone()) { // done early: its caller gave up (a timeout cancels it)
+                job = null;
+                if (embeddingJobs.isEmpty()) {
+                    embeddingBusy = false;
+                    return;
                 }
-                job.result().complete(out);
+                embeddingBusy = true; // before the job leaves the queue: see idle()
+                job = embeddingJobs.poll();
+                out = new ArrayList<>(job.inputs().size());
+            }
+            int[] in = job.inputs().get(out.size());
+            try {
+                ctx.clearMemory();
+                batch.clear();
+                for (int i = 0; i < in.length; i++) {
+                    batch.add(in[i], i, 0, true);
+                }
+                ctx.decode(batch);
+                out.add(ctx.embeddings(0, true));
             } catch (LlamaException e) {
                 job.result().completeExceptionally(new EngineException(EngineException.Kind.INTERNAL, "embedding failed: " + e.detail(), e));
+                job = null;
+                return;
             }
+            if (out.size() == job.inputs().size()) {
+                job.result().complete(out);
+                job = null;
+            }
+        }
+
+        void fail(EngineException e) {
+            if (job != null) {
+                job.result().completeExceptionally(e);
+                job = null;
+            }
+        }
+
+        @Override
+        public void close() {
+            batch.close();
         }
     }
 
@@ -824,7 +933,7 @@ public final class Engine implements AutoCloseable {
 
     /** True when nothing is queued or running. */
     public boolean idle() {
-        return queue.isEmpty() && busySlots == 0 && embeddingJobs.isEmpty();
+        return queue.isEmpty() && busySlots == 0 && embeddingJobs.isEmpty() && !embeddingBusy;
     }
 
     /** For tests of liveness: the scheduler stops stepping (and beating) for this long. */

@@ -51,10 +51,11 @@ public record EngineConfig(int slots, int slotContext, int batchSize, int ubatch
                 .withKvCacheTypes(kvCacheTypeK, kvCacheTypeV);
     }
 
-    ContextParams embeddingParams() {
+    /** The embeddings context: one input of up to {@code positions} tokens at a time (a slot's positions as llama.cpp sized them). */
+    ContextParams embeddingParams(int positions) {
         return ContextParams.defaults()
-                .withContextSize(slotContext)
-                .withBatch(slotContext, slotContext) // pooled embeddings need the whole input in one ubatch
+                .withContextSize(positions)
+                .withBatch(positions, positions) // pooled embeddings need the whole input in one ubatch
                 .withSequences(1)
                 .withThreads(threads, threadsBatch)
                 .withFlashAttention(flashAttention)

@@ -33,6 +33,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Base64;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -987,12 +988,17 @@ public final class OpenAiService implements HttpService {
             throw ApiException.unsupported("dimensions", "'dimensions' is not supported: the model's embedding size is fixed");
         }
         List<float[]> vectors;
+        CompletableFuture<List<float[]>> pending = m.engine().embed(inputs);
         try {
-            vectors = m.engine().embed(inputs).get(limits.requestTimeoutMillis(), TimeUnit.MILLISECONDS);
+            vectors = pending.get(limits.requestTimeoutMillis(), TimeUnit.MILLISECONDS);
         } catch (ExecutionException e) {
             throw e.getCause() instanceof EngineException ee ? ee : new EngineException(EngineException.Kind.INTERNAL, "embedding failed");
         } catch (TimeoutException e) {
+            pending.cancel(false); // the scheduler skips the inputs left
             throw new ApiException(504, "server_error", "timeout", null, "the embedding request timed out");
+        } catch (InterruptedException e) {
+            pending.cancel(false);
+            throw e;
         }
         ObjectNode out = json.object();
         out.put("object", "list");

@@ -575,11 +575,15 @@ public final class LlamaContext implements AutoCloseable {
      * same settings. A sequence holds at most one chain; a chain serves one sequence, and is attached
      * once in its life (llama.cpp initializes it for the device once): after a detach, attach a new one.
      *
-     * @return false when llama.cpp cannot run the chain on the device (the sequence then samples on the CPU as before)
+     * <p>A refused attach (an exception) changes nothing: the sequence keeps the chain it had.
+     *
+     * @return false when llama.cpp cannot run the chain on the device (the sequence's previous chain,
+     *         if any, is detached, and the sequence samples on the CPU)
      */
     public boolean attachSampler(int sequence, Sampler sampler) {
         MemorySegment h = checkOpen();
         checkSequence(sequence, "llama_set_sampler");
+        MemorySegment chain = sampler.handle(); // open: checked before anything is detached
         if (!sampler.offloadable()) {
             throw new InvalidInputException("llama_set_sampler", "only greedy chains with at most a logit bias can sample on the device");
         }
@@ -590,8 +594,8 @@ public final class LlamaContext implements AutoCloseable {
             // llama.cpp initializes a chain for the device once (llama_sampler_chain_backend_init aborts the process the second time)
             throw new IllegalStateException("the sampler was attached before: a chain can be attached once, build a new one");
         }
-        detachSampler(sequence);
-        if (!llama_set_sampler(h, sequence, sampler.handle())) {
+        detachSampler(sequence); // every check passed: from here on the attach replaces the sequence's chain
+        if (!llama_set_sampler(h, sequence, chain)) {
             return false;
         }
         attachedSamplers.put(sequence, sampler);

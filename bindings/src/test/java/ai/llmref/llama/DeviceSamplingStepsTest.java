@@ -1,0 +1,89 @@
+package ai.llmref.llama;
+
+import static ai.llmref.llama.TestModels.argmax;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.within;
+
+import org.junit.jupiter.api.Test;
+
+/**
+ * Backend sampling ({@link LlamaContext#attachSampler}) when the attachments change between a
+ * decode and its sample: what a step samples is decided by what the last decode did (llama.cpp
+ * picked the token on the device, or copied the logits out), not by what is attached when {@link
+ * Sampler#sample} is called. Each device pick is compared with the first maximum of the logits of a
+ * second context of the same parameters fed the same batches with no chain attached.
+ */
+class DeviceSamplingStepsTest extends StoriesModelTest {
+    private static final String PROMPT = "Once upon a time";
+
+    /** Two contexts of the same parameters fed the same batches: {@code ctx} may sample on the device, {@code ref} keeps every logit. */
+    private static final class Pair implements AutoCloseable {
+        final LlamaContext ctx;
+        final LlamaContext ref;
+        final Batch batch;
+        final Batch refBatch;
+
+        Pair(ContextParams params) {
+            ctx = model.newContext(params);
+            ref = model.newContext(params);
+            batch = ctx.newBatch(64);
+            refBatch = ref.newBatch(64);
+        }
+
+        /** Decodes {@code tokens} at positions {@code from..} in each of {@code sequences}, the last an output; returns its index. */
+        int decode(int[] tokens, int from, int... sequences) {
+            for (Batch b : new Batch[] {batch, refBatch}) {
+                b.clear();
+                for (int i = 0; i < tokens.length; i++) {
+                    b.add(tokens[i], from + i, sequences, i == tokens.length - 1);
+                }
+            }
+            ctx.decode(batch);
+            ref.decode(refBatch);
+            return tokens.length - 1;
+        }
+
+        @Override
+        public void close() {
+            batch.close();
+            refBatch.close();
+            ctx.close();
+            ref.close();
+        }
+    }
+
+    /** The first maximum of {@code logits} with {@code banned} left out (a -infinity logit bias on it). */
+    private static int argmaxWithout(float[] logits, int banned) {
+        float[] l = logits.clone();
+        l[banned] = Float.NEGATIVE_INFINITY;
+        return argmax(l);
+    }
+
+    @Test
+    void aRefusedAttachLeavesTheSequencesChainAttached() {
+        Vocabulary v = model.vocabulary();
+        int[] prompt = v.tokenize(PROMPT, true, false);
+        try (Pair p = new Pair(TestModels.small(2)); Sampler a = Sampler.greedy(v); Sampler other = Sampler.greedy(v);
+                Sampler drawn = Sampler.builder(v).temperature(0.8f).seed(3).build()) {
+            LlamaContext ctx = p.ctx;
+            assertThat(ctx.attachSampler(0, a)).isTrue();
+            assertThat(ctx.attachSampler(1, other)).isTrue();
+            Sampler closed = Sampler.greedy(v);
+            closed.close();
+            assertThatThrownBy(() -> ctx.attachSampler(0, closed)).isInstanceOf(IllegalStateException.class)
+                    .hasMessageContaining("closed");
+            assertThatThrownBy(() -> ctx.attachSampler(0, other)).as("attached to sequence 1").isInstanceOf(IllegalStateException.class);
+            assertThatThrownBy(() -> ctx.attachSampler(0, drawn)).as("not offloadable").isInstanceOf(InvalidInputException.class);
+            assertThat(ctx.attachedSampler(0)).as("the refused attaches left sequence 0's chain").isSameAs(a);
+            assertThat(a.attachedTo()).isSameAs(ctx);
+            assertThat(ctx.attachedSampler(1)).isSameAs(other);
+
+            // and llama.cpp still samples sequence 0 with it
+            int last = p.decode(prompt, 0, 0);
+            assertThatThrownBy(() -> ctx.logits(last)).as("sampled on the device").isInstanceOf(InvalidInputException.class)
+                    .hasMessageContaining("on the device");
+            assertThat(a.sample(ctx, last)).isEqualTo(argmax(p.ref.logits(last)));
+        }
+    }
+}

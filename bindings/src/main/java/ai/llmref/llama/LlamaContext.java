@@ -52,8 +52,14 @@ public final class LlamaContext implements AutoCloseable {
     private MemorySegment handle;
     private MemorySegment memory;
     private final boolean[] outputs;
-    /** Output positions of the last decode whose sequence sampled on the device (no host logits). */
-    private final boolean[] deviceOutputs;
+    /**
+     * For each output position of the last decode: the chain that picked its token on the device
+     * (attached to one of its sequences at that decode, whether attached still or not), or null where
+     * no token was picked on the device. llama.cpp keeps those tokens until the next decode.
+     */
+    private final Sampler[] deviceChains;
+    /** For each position with a {@link #deviceChains} entry: the sequence that chain was attached to at the decode. */
+    private final int[] deviceSequences;
     /** For each output position of the last decode: its row among the outputs, in batch order. */
     private final int[] outputRows;
     private int outputCount;
@@ -118,7 +124,8 @@ public final class LlamaContext implements AutoCloseable {
         int rope = llama_model_rope_type(m);
         this.multiPositionRope = rope == LLAMA_ROPE_TYPE_MROPE() || rope == LLAMA_ROPE_TYPE_IMROPE() || rope == LLAMA_ROPE_TYPE_VISION();
         this.outputs = new boolean[batchSize];
-        this.deviceOutputs = new boolean[batchSize];
+        this.deviceChains = new Sampler[batchSize];
+        this.deviceSequences = new int[batchSize];
         this.outputRows = new int[batchSize];
         model.contextOpened();
     }
@@ -171,14 +178,29 @@ public final class LlamaContext implements AutoCloseable {
         // An embeddings context outputs every position (not only those asked for), and a sequence
         // that samples on the device may leave its rows uncopied: those read row by row.
         outputBlockUsable = !embeddings && attachedSamplers.isEmpty();
+        // Which chain picked each output on the device is recorded now: Sampler.sample reads the
+        // pick by it, whatever is attached or detached between this decode and the sample.
         if (attachedSamplers.isEmpty()) {
-            java.util.Arrays.fill(deviceOutputs, 0, n, false);
+            java.util.Arrays.fill(deviceChains, 0, n, null);
         } else {
             for (int i = 0; i < n; i++) {
-                deviceOutputs[i] = outputs[i] && batch.anySequence(i, attachedSamplers::containsKey);
+                deviceChains[i] = outputs[i] ? deviceChain(batch, i) : null;
             }
         }
         decodedCount = n;
+    }
+
+    /** The chain attached to one of position {@code i}'s sequences (the first that has one), its sequence in {@link #deviceSequences}; or null. */
+    private Sampler deviceChain(Batch batch, int i) {
+        for (int k = 0, n = batch.sequenceCount(i); k < n; k++) {
+            int sequence = batch.sequence(i, k);
+            Sampler s = attachedSamplers.get(sequence);
+            if (s != null) {
+                deviceSequences[i] = sequence;
+                return s;
+            }
+        }
+        return null;
     }
 
     private LlamaException decodeFailure(int rc, int n) {
@@ -539,13 +561,35 @@ public final class LlamaContext implements AutoCloseable {
         }
     }
 
-    /** {@link #checkOutput}, and the position's logits were copied out: its sequence samples on the CPU. */
+    /** {@link #checkOutput}, and the position's logits were copied out: its token was not picked on the device. */
     void checkLogits(int index, String fn) {
         checkOutput(index, fn);
-        if (deviceOutputs[index]) {
-            throw new InvalidInputException(fn, "batch position " + index + " belongs to a sequence that samples on the device"
-                    + " (attachSampler): its logits stay there; detach the sampler to read them");
+        if (deviceChains[index] != null) {
+            throw new InvalidInputException(fn, "batch position " + index + " was sampled on the device at the last decode, by the"
+                    + " chain attached to sequence " + deviceSequences[index] + " then (attachSampler): its logits stayed there;"
+                    + " that chain reads the token (Sampler.sample), and decodes after detachSampler copy the logits out again");
         }
+    }
+
+    /**
+     * How {@code chain} samples batch position {@code index} of the last decode: true when llama.cpp
+     * picked the token there on the device with this chain (attached to the position's sequence at
+     * that decode, attached still or not), false when the chain samples the position's logits on the
+     * host (then checked by {@link #checkLogits}). What is attached now does not matter: an attach
+     * takes effect from the next decode, and the token a detached chain picked stays until then.
+     *
+     * @throws InvalidInputException the position has no output, or another chain picked its token on the device
+     */
+    boolean pickedOnDevice(int index, Sampler chain, String fn) {
+        checkOpen();
+        checkOutput(index, fn);
+        Sampler owner = deviceChains[index];
+        if (owner == null || owner == chain) {
+            return owner != null;
+        }
+        throw new InvalidInputException(fn, "batch position " + index + " was sampled on the device at the last decode, by the chain"
+                + " attached to sequence " + deviceSequences[index] + " then: only that chain reads the token, and the logits"
+                + " stayed on the device");
     }
 
     private void checkSequence(int sequence, String fn) {
@@ -604,7 +648,11 @@ public final class LlamaContext implements AutoCloseable {
         return true;
     }
 
-    /** Detaches the sequence's sampler, if any (its output is copied out and sampled on the CPU again). */
+    /**
+     * Detaches the sequence's sampler, if any: from the next decode on, its output is copied out and
+     * sampled on the CPU again. The token the chain picked on the device at the last decode stays
+     * readable with {@link Sampler#sample} until the next decode.
+     */
     public void detachSampler(int sequence) {
         MemorySegment h = checkOpen();
         checkSequence(sequence, "llama_set_sampler");
@@ -656,11 +704,11 @@ public final class LlamaContext implements AutoCloseable {
         return greedyShare;
     }
 
-    /** The token the attached chain sampled on the device for batch position {@code index} of the last decode. */
+    /** The token a chain sampled on the device for batch position {@code index} of the last decode ({@link #pickedOnDevice}). */
     int sampledToken(int index) {
         MemorySegment h = checkOpen();
         checkOutput(index, "llama_get_sampled_token_ith");
-        if (!deviceOutputs[index]) {
+        if (deviceChains[index] == null) {
             throw new InvalidInputException("llama_get_sampled_token_ith", "batch position " + index
                     + " belongs to no sequence with a sampler attached at the last decode");
         }

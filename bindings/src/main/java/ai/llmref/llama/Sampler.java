@@ -110,11 +110,15 @@ public final class Sampler implements AutoCloseable {
 
     /**
      * Samples from batch position {@code index} of the context's last decode and records the
-     * token in the chain's history (penalties, grammar).
+     * token in the chain's history (penalties, grammar). Where this chain was attached to the
+     * position's sequence at that decode ({@link LlamaContext#attachSampler}), the token llama.cpp
+     * picked on the device comes back, even when the chain was detached since; elsewhere the chain
+     * samples the logits on the host, even when it was attached since (an attach takes effect from
+     * the next decode). A token another chain picked on the device is refused.
      */
     public int sample(LlamaContext context, int index) {
         MemorySegment c = checkOpen();
-        if (attachedTo == context) {
+        if (context.pickedOnDevice(index, this, "llama_sampler_sample")) {
             if (biasStage != null && DeviceBias.failed(biasStage)) {
                 throw new LlamaException("llama_get_sampled_token_ith", "the logit-bias stage could not be added to the device's"
                         + " sampling graph (see the log); detach the sampler to sample on the host");
@@ -140,14 +144,14 @@ public final class Sampler implements AutoCloseable {
 
     /**
      * For {@link SamplingPool}: the logits row this chain samples from on the host (checked as
-     * {@link #sample} checks), or null when the chain is attached to {@code context} and its token
-     * was picked on the device.
+     * {@link #sample} checks), or null when this chain picked the token on the device at the last
+     * decode ({@link #sample} reads it).
      */
     MemorySegment hostRow(LlamaContext context, int index) {
-        if (attachedTo == context) {
+        checkOpen();
+        if (context.pickedOnDevice(index, this, "llama_sampler_sample")) {
             return null;
         }
-        checkOpen();
         return logitsRow(context, index);
     }
 

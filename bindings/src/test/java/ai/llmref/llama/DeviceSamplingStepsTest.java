@@ -86,4 +86,81 @@ class DeviceSamplingStepsTest extends StoriesModelTest {
             assertThat(a.sample(ctx, last)).isEqualTo(argmax(p.ref.logits(last)));
         }
     }
+
+    @Test
+    void aChainAttachedAfterADecodeSamplesThatDecodesLogitsOnTheHost() {
+        Vocabulary v = model.vocabulary();
+        int[] prompt = v.tokenize(PROMPT, true, false);
+        int top;
+        try (Pair p = new Pair(TestModels.small(1))) {
+            top = argmax(p.ref.logits(p.decode(prompt, 0, 0))); // the biased chains below ban it
+        }
+        try (Pair p = new Pair(TestModels.small(2)); Sampler a = Sampler.builder(v).logitBias(top, Float.NEGATIVE_INFINITY).build();
+                Sampler b = Sampler.builder(v).logitBias(top, Float.NEGATIVE_INFINITY).build();
+                SamplingPool pool = new SamplingPool(1)) {
+            LlamaContext ctx = p.ctx;
+            int last = p.decode(prompt, 0, 0); // nothing attached: the logits are copied out
+            float[] expected = p.ref.logits(last);
+            int pick = argmaxWithout(expected, top);
+            assertThat(ctx.attachSampler(0, a)).isTrue();
+            assertThat(ctx.logits(last)).as("the decode before the attach copied the logits").containsExactly(expected, within(0f));
+            assertThat(a.sample(ctx, last)).as("the attach takes effect from the next decode").isEqualTo(pick);
+
+            // the same through the sampling pool (Sampler.hostRow)
+            ctx.detachSampler(0);
+            assertThat(ctx.attachSampler(0, b)).isTrue();
+            int[] tokens = new int[1];
+            RuntimeException[] errors = new RuntimeException[1];
+            pool.sample(ctx, new Sampler[] {b}, new int[] {last}, 1, tokens, errors);
+            assertThat(errors[0]).isNull();
+            assertThat(tokens[0]).isEqualTo(pick);
+
+            // the next decode samples on the device
+            p.decode(new int[] {pick}, prompt.length, 0);
+            assertThatThrownBy(() -> ctx.logits(0)).isInstanceOf(InvalidInputException.class).hasMessageContaining("on the device");
+            assertThat(b.sample(ctx, 0)).isEqualTo(argmaxWithout(p.ref.logits(0), top));
+        }
+    }
+
+    @Test
+    void aChainDetachedAfterADecodeStillReadsTheTokenItPickedOnTheDevice() {
+        Vocabulary v = model.vocabulary();
+        int[] prompt = v.tokenize(PROMPT, true, false);
+        int top;
+        try (Pair p = new Pair(TestModels.small(1))) {
+            top = argmax(p.ref.logits(p.decode(prompt, 0, 0))); // the biased chains below ban it
+        }
+        try (Pair p = new Pair(TestModels.small(2)); Sampler a = Sampler.builder(v).logitBias(top, Float.NEGATIVE_INFINITY).build();
+                Sampler b = Sampler.builder(v).logitBias(top, Float.NEGATIVE_INFINITY).build();
+                Sampler other = Sampler.greedy(v); Sampler host = Sampler.greedy(v);
+                SamplingPool pool = new SamplingPool(1)) {
+            LlamaContext ctx = p.ctx;
+            assertThat(ctx.attachSampler(0, a)).isTrue();
+            assertThat(ctx.attachSampler(1, other)).isTrue();
+            int last = p.decode(prompt, 0, 0);
+            int pick = argmaxWithout(p.ref.logits(last), top);
+            ctx.detachSampler(0);
+            assertThat(a.attachedTo()).isNull();
+            assertThat(a.sample(ctx, last)).as("the biased pick made on the device at the decode").isEqualTo(pick);
+            assertThat(a.sample(ctx, last)).as("read again").isEqualTo(pick);
+            assertThatThrownBy(() -> other.sample(ctx, last)).as("another sequence's chain")
+                    .isInstanceOf(InvalidInputException.class).hasMessageContaining("sequence 0");
+            assertThatThrownBy(() -> host.sample(ctx, last)).as("a chain that samples on the host: no logits came back")
+                    .isInstanceOf(InvalidInputException.class).hasMessageContaining("on the device")
+                    .hasMessageNotContaining("detach the sampler to read");
+            assertThatThrownBy(() -> ctx.logits(last)).isInstanceOf(InvalidInputException.class);
+
+            // the same through the sampling pool (Sampler.hostRow), the next step with a new chain detached after its decode
+            assertThat(ctx.attachSampler(0, b)).isTrue();
+            p.decode(new int[] {pick}, prompt.length, 0);
+            int next = argmaxWithout(p.ref.logits(0), top);
+            ctx.detachSampler(0);
+            int[] tokens = new int[2];
+            RuntimeException[] errors = new RuntimeException[2];
+            pool.sample(ctx, new Sampler[] {b, host}, new int[] {0, 0}, 2, tokens, errors);
+            assertThat(errors[0]).isNull();
+            assertThat(tokens[0]).isEqualTo(next);
+            assertThat(errors[1]).isInstanceOf(InvalidInputException.class);
+        }
+    }
 }

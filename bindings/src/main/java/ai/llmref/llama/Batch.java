@@ -104,11 +104,6 @@ public final class Batch implements AutoCloseable {
         return this;
     }
 
-    /** How many sequences position {@code i} belongs to. */
-    int sequenceCount(int i) {
-        return seqCounts.getAtIndex(ValueLayout.JAVA_INT, i);
-    }
-
     /** Sequence {@code k} of position {@code i}, in the order they were added. */
     int sequence(int i, int k) {
         return seqIds.getAtIndex(ValueLayout.JAVA_INT, (long) i * maxSeqPerToken + k);

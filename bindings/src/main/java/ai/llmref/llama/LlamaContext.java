@@ -54,12 +54,20 @@ public final class LlamaContext implements AutoCloseable {
     private final boolean[] outputs;
     /**
      * For each output position of the last decode: the chain that picked its token on the device
-     * (attached to one of its sequences at that decode, whether attached still or not), or null where
-     * no token was picked on the device. llama.cpp keeps those tokens until the next decode.
+     * (attached at that decode to the position's first sequence, whether attached still or not), or
+     * null where no token was picked on the device. llama.cpp keeps those tokens until the next
+     * decode; it samples a position on the device for its first sequence only ({@code
+     * build_sampling} gives each output row to {@code seq_id[i][0]}).
      */
     private final Sampler[] deviceChains;
     /** For each position with a {@link #deviceChains} entry: the sequence that chain was attached to at the decode. */
     private final int[] deviceSequences;
+    /**
+     * For each output position of the last decode: llama.cpp copied its logits out. It does for every
+     * output of a micro-batch where an output has a sequence without a chain, so for certain where the
+     * position itself has one (a position with a device pick and another sequence without a chain has both).
+     */
+    private final boolean[] hostLogits;
     /** For each output position of the last decode: its row among the outputs, in batch order. */
     private final int[] outputRows;
     private int outputCount;
@@ -126,6 +134,7 @@ public final class LlamaContext implements AutoCloseable {
         this.outputs = new boolean[batchSize];
         this.deviceChains = new Sampler[batchSize];
         this.deviceSequences = new int[batchSize];
+        this.hostLogits = new boolean[batchSize];
         this.outputRows = new int[batchSize];
         model.contextOpened();
     }
@@ -182,25 +191,22 @@ public final class LlamaContext implements AutoCloseable {
         // pick by it, whatever is attached or detached between this decode and the sample.
         if (attachedSamplers.isEmpty()) {
             java.util.Arrays.fill(deviceChains, 0, n, null);
+            java.util.Arrays.fill(hostLogits, 0, n, true);
         } else {
             for (int i = 0; i < n; i++) {
-                deviceChains[i] = outputs[i] ? deviceChain(batch, i) : null;
+                Sampler chain = null;
+                boolean copied = true;
+                if (outputs[i]) {
+                    int first = batch.sequence(i, 0);
+                    chain = attachedSamplers.get(first);
+                    deviceSequences[i] = first;
+                    copied = chain == null || batch.anySequence(i, s -> !attachedSamplers.containsKey(s));
+                }
+                deviceChains[i] = chain;
+                hostLogits[i] = copied;
             }
         }
         decodedCount = n;
-    }
-
-    /** The chain attached to one of position {@code i}'s sequences (the first that has one), its sequence in {@link #deviceSequences}; or null. */
-    private Sampler deviceChain(Batch batch, int i) {
-        for (int k = 0, n = batch.sequenceCount(i); k < n; k++) {
-            int sequence = batch.sequence(i, k);
-            Sampler s = attachedSamplers.get(sequence);
-            if (s != null) {
-                deviceSequences[i] = sequence;
-                return s;
-            }
-        }
-        return null;
     }
 
     private LlamaException decodeFailure(int rc, int n) {
@@ -561,10 +567,13 @@ public final class LlamaContext implements AutoCloseable {
         }
     }
 
-    /** {@link #checkOutput}, and the position's logits were copied out: its token was not picked on the device. */
+    /**
+     * {@link #checkOutput}, and the position's logits were copied out: its token was not picked on
+     * the device, or it belongs to a sequence without a chain too.
+     */
     void checkLogits(int index, String fn) {
         checkOutput(index, fn);
-        if (deviceChains[index] != null) {
+        if (!hostLogits[index]) {
             throw new InvalidInputException(fn, "batch position " + index + " was sampled on the device at the last decode, by the"
                     + " chain attached to sequence " + deviceSequences[index] + " then (attachSampler): its logits stayed there;"
                     + " that chain reads the token (Sampler.sample), and decodes after detachSampler copy the logits out again");
@@ -578,7 +587,8 @@ public final class LlamaContext implements AutoCloseable {
      * host (then checked by {@link #checkLogits}). What is attached now does not matter: an attach
      * takes effect from the next decode, and the token a detached chain picked stays until then.
      *
-     * @throws InvalidInputException the position has no output, or another chain picked its token on the device
+     * @throws InvalidInputException the position has no output, or another chain picked its token on
+     *                               the device and its logits were not copied out
      */
     boolean pickedOnDevice(int index, Sampler chain, String fn) {
         checkOpen();
@@ -586,6 +596,9 @@ public final class LlamaContext implements AutoCloseable {
         Sampler owner = deviceChains[index];
         if (owner == null || owner == chain) {
             return owner != null;
+        }
+        if (hostLogits[index]) {
+            return false; // also in a sequence without a chain: its logits came out for the host
         }
         throw new InvalidInputException(fn, "batch position " + index + " was sampled on the device at the last decode, by the chain"
                 + " attached to sequence " + deviceSequences[index] + " then: only that chain reads the token, and the logits"

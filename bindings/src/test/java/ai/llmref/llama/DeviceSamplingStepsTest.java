@@ -163,4 +163,30 @@ class DeviceSamplingStepsTest extends StoriesModelTest {
             assertThat(errors[1]).isInstanceOf(InvalidInputException.class);
         }
     }
+
+    @Test
+    void aTokenOfSeveralSequencesIsSampledOnTheDeviceForItsFirstSequence() {
+        Vocabulary v = model.vocabulary();
+        int[] prompt = v.tokenize(PROMPT, true, false);
+        try (Pair p = new Pair(TestModels.small(2).withUnifiedKv(true)); Sampler a = Sampler.greedy(v); Sampler host = Sampler.greedy(v)) {
+            LlamaContext ctx = p.ctx;
+            assertThat(ctx.attachSampler(0, a)).isTrue();
+
+            // first sequence 1, which has no chain: llama.cpp samples nothing on the device and copies the logits
+            int last = p.decode(prompt, 0, 1, 0);
+            float[] expected = p.ref.logits(last);
+            assertThat(ctx.logits(last)).containsExactly(expected, within(0f));
+            assertThat(host.sample(ctx, last)).isEqualTo(argmax(expected));
+            assertThat(a.sample(ctx, last)).as("no device pick: the chain samples the host's logits").isEqualTo(argmax(expected));
+
+            // first sequence 0: the row is picked on the device by sequence 0's chain, and copied out for sequence 1
+            ctx.clearMemory();
+            p.ref.clearMemory();
+            p.decode(prompt, 0, 0, 1);
+            float[] expected2 = p.ref.logits(last);
+            assertThat(a.sample(ctx, last)).isEqualTo(argmax(expected2));
+            assertThat(ctx.logits(last)).as("copied out for sequence 1, which has no chain").containsExactly(expected2, within(0f));
+            assertThat(host.sample(ctx, last)).isEqualTo(argmax(expected2));
+        }
+    }
 }

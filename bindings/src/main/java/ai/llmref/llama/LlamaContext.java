@@ -35,6 +35,8 @@ public final class LlamaContext implements AutoCloseable {
     private final SegmentAllocator perfResult;
     /** Chains attached for backend sampling, by sequence ({@link #attachSampler}). */
     private final java.util.Map<Integer, Sampler> attachedSamplers = new java.util.HashMap<>();
+    /** True for a sequence without an attached chain (made once: {@link #decode} asks it of every output). */
+    private final java.util.function.IntPredicate withoutChain = s -> !attachedSamplers.containsKey(s);
     /** The attached greedy stages' shared argmax of the graph being built ({@link DeviceGreedy}), made at the first attach. */
     private MemorySegment greedyShare;
     private final int contextSize;
@@ -200,7 +202,7 @@ public final class LlamaContext implements AutoCloseable {
                     int first = batch.sequence(i, 0);
                     chain = attachedSamplers.get(first);
                     deviceSequences[i] = first;
-                    copied = chain == null || batch.anySequence(i, s -> !attachedSamplers.containsKey(s));
+                    copied = chain == null || batch.anySequence(i, withoutChain);
                 }
                 deviceChains[i] = chain;
                 hostLogits[i] = copied;
@@ -626,7 +628,9 @@ public final class LlamaContext implements AutoCloseable {
      * the pinned tree): from the next decode on, that sequence's output token is picked by the
      * chain's stages as graph operations on the device that computes the logits, and only the token
      * comes back; {@link Sampler#sample} then reads it, and that sequence's logits are not copied
-     * out any more ({@link #logits} fails for it). Only greedy chains with at most a logit bias
+     * out any more ({@link #logits} fails for it). A position of several sequences is picked on the
+     * device by its first sequence's chain, as in llama.cpp, and its logits are copied out too when
+     * one of its sequences has no chain. Only greedy chains with at most a logit bias
      * qualify ({@link Sampler#offloadable}). Each attach or detach makes llama.cpp reserve its
      * compute buffers again at the next decode, so keep a chain attached across requests with the
      * same settings. A sequence holds at most one chain; a chain serves one sequence, and is attached

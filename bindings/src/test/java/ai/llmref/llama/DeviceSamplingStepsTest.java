@@ -60,6 +60,13 @@ class DeviceSamplingStepsTest extends StoriesModelTest {
         return argmax(l);
     }
 
+    /** The most likely token after {@code prompt} (one sequence, nothing attached). */
+    private static int topAfter(int[] prompt) {
+        try (Pair p = new Pair(TestModels.small(1))) {
+            return argmax(p.ref.logits(p.decode(prompt, 0, 0)));
+        }
+    }
+
     @Test
     void aRefusedAttachLeavesTheSequencesChainAttached() {
         Vocabulary v = model.vocabulary();
@@ -91,10 +98,7 @@ class DeviceSamplingStepsTest extends StoriesModelTest {
     void aChainAttachedAfterADecodeSamplesThatDecodesLogitsOnTheHost() {
         Vocabulary v = model.vocabulary();
         int[] prompt = v.tokenize(PROMPT, true, false);
-        int top;
-        try (Pair p = new Pair(TestModels.small(1))) {
-            top = argmax(p.ref.logits(p.decode(prompt, 0, 0))); // the biased chains below ban it
-        }
+        int top = topAfter(prompt); // the biased chains below ban it
         try (Pair p = new Pair(TestModels.small(2)); Sampler a = Sampler.builder(v).logitBias(top, Float.NEGATIVE_INFINITY).build();
                 Sampler b = Sampler.builder(v).logitBias(top, Float.NEGATIVE_INFINITY).build();
                 SamplingPool pool = new SamplingPool(1)) {
@@ -126,10 +130,7 @@ class DeviceSamplingStepsTest extends StoriesModelTest {
     void aChainDetachedAfterADecodeStillReadsTheTokenItPickedOnTheDevice() {
         Vocabulary v = model.vocabulary();
         int[] prompt = v.tokenize(PROMPT, true, false);
-        int top;
-        try (Pair p = new Pair(TestModels.small(1))) {
-            top = argmax(p.ref.logits(p.decode(prompt, 0, 0))); // the biased chains below ban it
-        }
+        int top = topAfter(prompt); // the biased chains below ban it
         try (Pair p = new Pair(TestModels.small(2)); Sampler a = Sampler.builder(v).logitBias(top, Float.NEGATIVE_INFINITY).build();
                 Sampler b = Sampler.builder(v).logitBias(top, Float.NEGATIVE_INFINITY).build();
                 Sampler other = Sampler.greedy(v); Sampler host = Sampler.greedy(v);

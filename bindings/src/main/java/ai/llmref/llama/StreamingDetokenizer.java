@@ -52,16 +52,25 @@ public final class StreamingDetokenizer {
      * invalid bytes elsewhere are passed on and decoded as U+FFFD.
      */
     static int completePrefix(byte[] b) {
-        int n = b.length;
+        return completePrefix(b, 0, b.length);
+    }
+
+    /**
+     * As {@link #completePrefix(byte[])} for {@code b[from..to)}: the end of its longest prefix that
+     * does not end inside a UTF-8 character, as an index into {@code b}. Where a stream of bytes is
+     * cut at these points, decoding the pieces one by one gives the text this detokenizer gives.
+     */
+    public static int completePrefix(byte[] b, int from, int to) {
+        int n = to - from;
         // A character is at most 4 bytes: look at most 3 bytes back for its lead byte.
         for (int back = 1; back <= Math.min(3, n); back++) {
-            int c = b[n - back] & 0xff;
+            int c = b[to - back] & 0xff;
             if ((c & 0xC0) == 0x80) {
                 continue; // continuation byte: keep looking for the lead
             }
             int need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
-            return need > back ? n - back : n;
+            return need > back ? to - back : to;
         }
-        return n;
+        return to;
     }
 }

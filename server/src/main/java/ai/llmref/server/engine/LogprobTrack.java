@@ -1,6 +1,7 @@
 package ai.llmref.server.engine;
 
 import ai.llmref.llama.LogitsRow;
+import ai.llmref.llama.StreamingDetokenizer;
 import ai.llmref.llama.Vocabulary;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -19,8 +20,17 @@ final class LogprobTrack {
     private final int top;
     private final Vocabulary vocab;
     private final List<Pending> pending = new ArrayList<>();
-    /** Bytes of all tokens computed so far: where the next token's bytes start. */
-    private int tokenBytes;
+    /** The bytes of all tokens computed so far, as the detokenizer got them. */
+    private byte[] tokens = new byte[256];
+    private int tokensLength;
+    /**
+     * How far those bytes are decoded ({@code decodedBytes}, a point where the detokenizer cuts too)
+     * and the UTF-8 length of their text ({@code decodedLength}): the two differ where the bytes are
+     * not valid UTF-8 (an invalid byte becomes U+FFFD, three bytes of text), so a token's place in
+     * the released text is counted in text, not in token bytes.
+     */
+    private int decodedBytes;
+    private int decodedLength;
     /** The output text released so far, as UTF-8 ({@code releasedLength} bytes of it). */
     private byte[] released = new byte[256];
     private int releasedLength;
@@ -28,6 +38,7 @@ final class LogprobTrack {
     private int scanned;
     private int scannedPoints;
 
+    /** A token not yet handed out; {@code byteOffset}: where its text starts in the output's UTF-8 bytes. */
     private record Pending(int byteOffset, int token, byte[] bytes, float logprob, List<TokenLogprob.Alternative> top) {}
 
     LogprobTrack(int top, Vocabulary vocab) {
@@ -42,8 +53,28 @@ final class LogprobTrack {
 
     /** Records a sampled token with its log-probability ({@link #of}). */
     void add(TokenLogprob t) {
-        pending.add(new Pending(tokenBytes, t.token(), t.bytes(), t.logprob(), t.top()));
-        tokenBytes += t.bytes().length;
+        pending.add(new Pending(textOffset(), t.token(), t.bytes(), t.logprob(), t.top()));
+        byte[] b = t.bytes();
+        if (tokensLength + b.length > tokens.length) {
+            tokens = Arrays.copyOf(tokens, Math.max(tokens.length * 2, tokensLength + b.length));
+        }
+        System.arraycopy(b, 0, tokens, tokensLength, b.length);
+        tokensLength += b.length;
+    }
+
+    /**
+     * Where the next token's text starts in the output, in UTF-8 bytes: the text of the token bytes
+     * so far, decoded in the pieces the detokenizer decodes them in, plus the bytes of a character
+     * still incomplete (counted as they are: the next token's bytes may complete it).
+     */
+    private int textOffset() {
+        int complete = StreamingDetokenizer.completePrefix(tokens, decodedBytes, tokensLength);
+        if (complete > decodedBytes) {
+            decodedLength += new String(tokens, decodedBytes, complete - decodedBytes, StandardCharsets.UTF_8)
+                    .getBytes(StandardCharsets.UTF_8).length;
+            decodedBytes = complete;
+        }
+        return decodedLength + (tokensLength - decodedBytes);
     }
 
     /**

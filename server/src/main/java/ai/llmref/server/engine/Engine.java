@@ -304,7 +304,7 @@ public final class Engine implements AutoCloseable {
                 dropCancelledQueued();
                 return;
             }
-            // counted busy before it leaves the queue, so that idle() never sees it in neither
+            // counted busy before it leaves the queue, so that idle() never misses it in between
             busySlots++;
             queue.poll();
             // (a request for the prompt's log-probabilities decodes the whole prompt anyway)

@@ -11,10 +11,12 @@ import ai.llmref.llama.internal.Native;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.ref.Cleaner;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A llama.cpp sampler chain: picks the next token from a context's logits. Build one per sequence
@@ -30,7 +32,15 @@ public final class Sampler implements AutoCloseable {
     private static final long ID = llama_token_data.id$offset();
     private static final long LOGIT = llama_token_data.logit$offset();
     private static final long P = llama_token_data.p$offset();
+    private static final System.Logger LOG = System.getLogger(Sampler.class.getName());
+    /** Frees the native state of a sampler that became unreachable without {@link #close}. */
+    private static final Cleaner CLEANER = Cleaner.create();
+    /** Samplers whose native state the cleaner freed because they were dropped without close. */
+    private static final AtomicLong DROPPED_UNCLOSED = new AtomicLong();
     private MemorySegment chain;
+    /** What {@link #close} frees: run by close, or by {@link #CLEANER} once this object is unreachable. */
+    private final Owned owned;
+    private final Cleaner.Cleanable cleanable;
     private final Vocabulary vocabulary;
     /**
      * Set for chains with a grammar. llama.cpp throws a C++ exception through its C API (which
@@ -55,21 +65,18 @@ public final class Sampler implements AutoCloseable {
     private int attachedSequence = -1;
     /** Set at the first attach: llama.cpp initializes a chain for backend sampling once, and aborts at a second. */
     private boolean everAttached;
-    private Arena candidatesArena;
     private MemorySegment candidates;
     /** The last logits row {@link #logitsRow} gave (the same address gives the same segment). */
     private MemorySegment lastRow = MemorySegment.NULL;
     private MemorySegment candidateArray;
     /**
      * A greedy-only chain's logit-bias stage ({@link DeviceBias}), or null; its greedy stage
-     * ({@link DeviceGreedy}), or null for other chains; and the automatic arena of their state: the
-     * state lives as long as this object (the chain, which reads it, is freed in {@link #close}
-     * first), without the tens of microseconds a shared arena's close costs the scheduler thread for
-     * every request that ends.
+     * ({@link DeviceGreedy}), or null for other chains. Their state lies in an automatic arena that
+     * {@link Owned} holds: it lives until the chain, which reads it, is freed, without the tens of
+     * microseconds a shared arena's close costs the scheduler thread for every request that ends.
      */
     private final MemorySegment biasStage;
     private final MemorySegment greedyStage;
-    private final Arena stageArena;
     /**
      * For a chain that is a plain draw (logit bias, temperature and {@code dist}, nothing that
      * keeps history or cuts the candidates): the same draw computed over the row where it lies,
@@ -86,11 +93,12 @@ public final class Sampler implements AutoCloseable {
                     int[] biasTokens, float[] biasValues, MemorySegment biasStage, MemorySegment greedyStage, Arena stageArena,
                     SoftmaxDraw draw, TruncatedDraw truncated) {
         this.chain = chain;
+        this.owned = new Owned(chain, stageArena);
+        this.cleanable = CLEANER.register(this, owned);
         this.draw = draw;
         this.truncated = truncated;
         this.biasStage = biasStage;
         this.greedyStage = greedyStage;
-        this.stageArena = stageArena;
         this.vocabulary = vocabulary;
         this.grammarStage = grammar ? llama_sampler_chain_get(chain, 0) : null;
         this.greedyOnly = greedyOnly;
@@ -236,9 +244,10 @@ public final class Sampler implements AutoCloseable {
     private int sampleCandidates(MemorySegment c, MemorySegment logits) {
         int n = vocabulary.size();
         if (candidates == null) {
-            candidatesArena = Arena.ofShared();
-            candidates = llama_token_data.allocateArray(n, candidatesArena);
-            candidateArray = llama_token_data_array.allocate(candidatesArena);
+            Arena arena = Arena.ofShared();
+            owned.candidatesArena = arena;
+            candidates = llama_token_data.allocateArray(n, arena);
+            candidateArray = llama_token_data_array.allocate(arena);
         }
         MemorySegment cand = candidates;
         long stride = llama_token_data.layout().byteSize();
@@ -381,14 +390,54 @@ public final class Sampler implements AutoCloseable {
             attachedTo.detachSampler(attachedSequence); // llama.cpp must not keep a freed chain
         }
         if (chain != null) {
-            MemorySegment c = chain;
             chain = null;
-            llama_sampler_free(c);
-            if (candidatesArena != null) {
-                candidatesArena.close();
+            owned.closed = true;
+            cleanable.clean(); // frees the chain and the candidates, once
+        }
+    }
+
+    /** How many samplers were garbage-collected without {@link #close} (their native state freed then). */
+    static long droppedUnclosed() {
+        return DROPPED_UNCLOSED.get();
+    }
+
+    /**
+     * A sampler's native state, apart from the object so that a {@link Cleaner} can free it when
+     * the object is dropped without {@link #close}: the chain (with its stages) and the candidates'
+     * arena. It holds the automatic arena of this project's stages, so that their state and upcall
+     * stubs, which {@code llama_sampler_free} calls into, outlive the chain. A sampler attached to a
+     * context is reachable from it ({@link LlamaContext#attachSampler}), so a chain llama.cpp still
+     * uses is never freed here.
+     */
+    private static final class Owned implements Runnable {
+        private final MemorySegment chain;
+        @SuppressWarnings("unused") // held so that the stages' state lives until the chain is freed
+        private final Arena stageArena;
+        /** Made at the first host sample, on the sampling thread; read here on close or by the cleaner's thread. */
+        volatile Arena candidatesArena;
+        volatile boolean closed;
+
+        Owned(MemorySegment chain, Arena stageArena) {
+            this.chain = chain;
+            this.stageArena = stageArena;
+        }
+
+        @Override
+        public void run() {
+            llama_sampler_free(chain);
+            Arena a = candidatesArena;
+            if (a != null) {
+                a.close();
+            }
+            if (!closed && DROPPED_UNCLOSED.getAndIncrement() == 0) {
+                LOG.log(System.Logger.Level.WARNING, "a Sampler was garbage-collected without close(): its native chain"
+                        + " and candidates were freed then; close samplers when done (this is logged once)");
             }
         }
     }
+
+    /** The longest penalty window {@link Builder#penalties} takes, in tokens (4 MiB of llama.cpp's ring buffer). */
+    public static final int MAX_PENALTY_WINDOW = 1 << 20;
 
     /** Sampling settings; unset stages are left out of the chain. */
     public static final class Builder {
@@ -429,10 +478,15 @@ public final class Sampler implements AutoCloseable {
             return this;
         }
 
-        /** Repetition / frequency / presence penalties over the last {@code lastN} tokens. */
+        /**
+         * Repetition / frequency / presence penalties over the last {@code lastN} tokens (0 turns
+         * them off; at most {@link #MAX_PENALTY_WINDOW}: llama.cpp allocates the whole window when
+         * the chain is made, and a failed allocation there ends the process).
+         */
         public Builder penalties(int lastN, float repeat, float frequency, float presence) {
-            if (lastN < -1) {
-                throw new InvalidInputException("llama_sampler_init_penalties", "penalty window must be >= -1, got " + lastN);
+            if (lastN < 0 || lastN > MAX_PENALTY_WINDOW) {
+                throw new InvalidInputException("llama_sampler_init_penalties", "penalty window must be 0.." + MAX_PENALTY_WINDOW
+                        + " tokens, got " + lastN + (lastN == -1 ? " (llama.cpp's C API takes -1 as 0, not as the context size)" : ""));
             }
             if (!(repeat > 0) || !Float.isFinite(repeat) || !Float.isFinite(frequency) || !Float.isFinite(presence)) {
                 throw new InvalidInputException("llama_sampler_init_penalties", "repeat must be > 0 and all penalties finite");

@@ -190,6 +190,15 @@ class BadInputTest {
         assertThatThrownBy(() -> b.logitBias(512, 1f)).isInstanceOf(InvalidInputException.class);
         assertThatThrownBy(() -> b.logitBias(3, Float.NaN)).isInstanceOf(InvalidInputException.class);
         assertThatThrownBy(() -> b.penalties(64, 0f, 0f, 0f)).isInstanceOf(InvalidInputException.class);
+        // llama.cpp allocates the whole window when the chain is made (8 GiB here): a failed
+        // allocation would end the process; -1 would silently turn the penalties off.
+        assertThatThrownBy(() -> b.penalties(Integer.MAX_VALUE, 1.1f, 0f, 0f)).isInstanceOf(InvalidInputException.class)
+                .hasMessageContaining("0.." + Sampler.MAX_PENALTY_WINDOW);
+        assertThatThrownBy(() -> b.penalties(-1, 1.1f, 0f, 0f)).isInstanceOf(InvalidInputException.class)
+                .hasMessageContaining("not as the context size");
+        try (Sampler widest = Sampler.builder(model.vocabulary()).penalties(Sampler.MAX_PENALTY_WINDOW, 1.1f, 0f, 0f).build()) {
+            assertThat(widest.offloadable()).isFalse();
+        }
         assertThatThrownBy(() -> b.seed(-1)).isInstanceOf(InvalidInputException.class);
     }
 

@@ -274,6 +274,22 @@ class HelmChartTest {
         }
     }
 
+    /**
+     * The server takes LLMREF_ variables before its config file, so a drain set through extraEnv is
+     * the drain the pod runs: the grace period must cover that one, not config's.
+     */
+    @Test
+    void theGracePeriodCoversADrainSetThroughExtraEnv() {
+        String drain = "extraEnv:\n  - name: LLMREF_SERVER_SHUTDOWN__GRACE__MS\n    value: \"120000\"\n";
+        assertThat(ServerKeys.keyOfEnv("LLMREF_SERVER_SHUTDOWN__GRACE__MS")).isEqualTo("server.shutdown-grace-ms");
+        Deployment d = deployment(KubeObjects.parseAll(Chart.renderWith("default", drain + "terminationGracePeriodSeconds: 130\n"), "long drain"));
+        assertThat(server(d).getEnv()).extracting(e -> e.getName() + "=" + e.getValue()).containsExactly("LLMREF_SERVER_SHUTDOWN__GRACE__MS=120000");
+        long preStop = server(d).getLifecycle().getPreStop().getSleep().getSeconds();
+        assertThat(d.getSpec().getTemplate().getSpec().getTerminationGracePeriodSeconds()).isGreaterThanOrEqualTo(preStop + 120 + 5);
+        assertThatThrownBy(() -> Chart.renderWith("default", drain + "terminationGracePeriodSeconds: 129\n"))
+                .hasMessageContaining("terminationGracePeriodSeconds (129) must be at least");
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"default", "gpu", "mig", "cpu", "hardened-production"})
     void networkPolicyDeniesByDefault(String profile) {
@@ -547,6 +563,9 @@ class HelmChartTest {
                 Arguments.of("model path escaping the volume", "model:\n  file: ../etc/passwd.gguf\n", "at '/model/file'"),
                 Arguments.of("privileged port", "ports:\n  http: 80\n", "at '/ports/http': minimum"),
                 Arguments.of("grace shorter than the drain", "terminationGracePeriodSeconds: 10\n", "terminationGracePeriodSeconds (10) must be at least"),
+                Arguments.of("grace shorter than a drain set through extraEnv", "extraEnv:\n  - name: LLMREF_SERVER_SHUTDOWN__GRACE__MS\n"
+                        + "    value: \"120000\"\n", "terminationGracePeriodSeconds (45) must be at least preStopSleepSeconds + server.shutdown-grace-ms/1000 + 5 = 130"
+                        + " (server.shutdown-grace-ms 120000, from extraEnv LLMREF_SERVER_SHUTDOWN__GRACE__MS)"),
                 Arguments.of("more than 64 replicas", "replicaCount: 65\n", "at '/replicaCount': maximum"),
                 Arguments.of("an HPA beyond 64 replicas", "autoscaling:\n  hpa:\n    maxReplicas: 65\n", "at '/autoscaling/hpa/maxReplicas': maximum"),
                 Arguments.of("KEDA beyond 64 replicas", "autoscaling:\n  keda:\n    maxReplicaCount: 1000\n",

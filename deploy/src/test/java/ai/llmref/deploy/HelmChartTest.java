@@ -24,6 +24,8 @@ import io.fabric8.kubernetes.api.model.autoscaling.v2.HorizontalPodAutoscaler;
 import io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicy;
 import io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicyEgressRule;
 import io.fabric8.kubernetes.api.model.policy.v1.PodDisruptionBudget;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -399,6 +401,63 @@ class HelmChartTest {
         GenericKubernetesResource rule = single(KubeObjects.generic(objects, "PrometheusRule"));
         assertThat(Yaml.at(rule.getAdditionalProperties(), "spec.groups"))
                 .isEqualTo(Yaml.map(Repo.read("observability/prometheus/llmref-alerts.yaml")).get("groups"));
+    }
+
+    /**
+     * KEDA's query finds the release's pods by the labels every scrape path of the docs gives the
+     * series (the chart's ServiceMonitor and observability/'s collector example both set namespace
+     * and pod; only the ServiceMonitor sets service), and by the names the Deployment gives its pods.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"llm", "llm.v2"})
+    void kedaQueriesTheReleasesPodsByLabelsEveryScrapePathSets(String release) {
+        String values = "autoscaling:\n  keda:\n    enabled: true\nmetrics:\n  serviceMonitor:\n    enabled: false\n";
+        Path f = writeValues(values);
+        List<HasMetadata> objects;
+        try {
+            objects = KubeObjects.parseAll(Chart.template(f).withName(release).call(), "keda " + release);
+        } finally {
+            f.toFile().delete();
+        }
+        Deployment d = deployment(objects);
+        GenericKubernetesResource keda = single(KubeObjects.generic(objects, "ScaledObject"));
+        String query = (String) Yaml.at(((List<?>) Yaml.at(keda.getAdditionalProperties(), "spec.triggers")).get(0), "metadata.query");
+        assertThat(MetricNames.inPromQl(query)).containsExactly("llmref_queue_depth");
+
+        Set<String> collectorLabels = new TreeSet<>();
+        for (Object r : (List<?>) Yaml.at(((List<?>) Yaml.at(Yaml.map(Repo.read(ObservabilityTest.COLLECTOR)),
+                "receivers.prometheus.config.scrape_configs")).get(0), "relabel_configs")) {
+            if (Yaml.at(r, "target_label") != null) {
+                collectorLabels.add((String) Yaml.at(r, "target_label"));
+            }
+        }
+        Map<String, String> matchers = new java.util.LinkedHashMap<>();
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("([a-z_]+)\\s*(=~|=)\\s*\"((?:[^\"\\\\]|\\\\.)*)\"").matcher(query);
+        while (m.find()) {
+            matchers.put(m.group(1) + m.group(2), m.group(3).replace("\\\\", "\\"));
+        }
+        assertThat(matchers.keySet()).as(query).containsExactlyInAnyOrder("namespace=", "pod=~");
+        assertThat(collectorLabels).as("labels the collector example sets").contains("namespace", "pod");
+        assertThat(matchers.get("namespace=")).isEqualTo(Chart.NAMESPACE);
+        // PromQL regexes are anchored, as String.matches is.
+        String pods = matchers.get("pod=~");
+        String name = d.getMetadata().getName();
+        assertThat(name + "-7c9d8f6b5d-x2kqz").as("a pod of this Deployment").matches(pods);
+        assertThat(name + "-test").as("the helm test pod").doesNotMatch(pods);
+        assertThat(name + "-canary-7c9d8f6b5d-x2kqz").as("a pod of another Deployment").doesNotMatch(pods);
+        if (name.contains(".")) {
+            assertThat(name.replace('.', 'x') + "-7c9d8f6b5d-x2kqz").as("a dot in the name is not a wildcard").doesNotMatch(pods);
+        }
+    }
+
+    private static Path writeValues(String yaml) {
+        try {
+            Path f = Files.createTempFile(Repo.target(), "values-", ".yaml");
+            Files.writeString(f, yaml);
+            return f;
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     @Test

@@ -639,6 +639,8 @@ class HelmChartTest {
                         "at '/namespaceGuards/resourceQuota/hard/limits.cpu'"),
                 Arguments.of("an unknown limit range type", "namespaceGuards:\n  limitRange:\n    limits:\n      - type: Node\n",
                         "at '/namespaceGuards/limitRange/limits/0/type'"),
+                Arguments.of("KEDA scaling to zero, where no pod exports the queue that would bring one back",
+                        "autoscaling:\n  keda:\n    enabled: true\n    minReplicaCount: 0\n", "at '/autoscaling/keda/minReplicaCount': minimum"),
                 Arguments.of("two autoscalers", "autoscaling:\n  hpa:\n    enabled: true\n  keda:\n    enabled: true\n", "not both"),
                 Arguments.of("image volume without reference", "model:\n  source: image\n", "model.image.reference"));
     }

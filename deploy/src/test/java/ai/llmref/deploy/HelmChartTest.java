@@ -460,6 +460,26 @@ class HelmChartTest {
         }
     }
 
+    /**
+     * A PDB that allows no eviction at the fewest replicas the release may run blocks every drain of
+     * their nodes (node pool upgrades, autoscaler scale-down); one that allows at least one renders,
+     * with the disruption controller's rounding (percentages round up).
+     */
+    @Test
+    void podDisruptionBudgetsThatLeaveRoomForOneEvictionRender() {
+        for (String values : List.of("replicaCount: 3\npodDisruptionBudget:\n  minAvailable: 2\n",
+                "replicaCount: 3\npodDisruptionBudget:\n  minAvailable: \"50%\"\n",
+                "replicaCount: 1\npodDisruptionBudget:\n  maxUnavailable: \"10%\"\n",
+                "replicaCount: 0\npodDisruptionBudget:\n  minAvailable: 1\n",
+                "autoscaling:\n  hpa:\n    enabled: true\n    minReplicas: 2\npodDisruptionBudget:\n  minAvailable: 1\n")) {
+            PodDisruptionBudget pdb = KubeObjects.single(KubeObjects.parseAll(Chart.renderWith("default", values), values), PodDisruptionBudget.class);
+            assertThat(KubeObjects.unknownFields(pdb)).as(values).isEmpty();
+            assertThat(pdb.getSpec().getMinAvailable() != null || pdb.getSpec().getMaxUnavailable() != null).as(values).isTrue();
+        }
+        assertThat(KubeObjects.single(Chart.objects("hardened-production"), PodDisruptionBudget.class).getSpec().getMinAvailable().getIntVal())
+                .as("hardened-production: 2 of at least 3").isEqualTo(2);
+    }
+
     @Test
     void hpaScalesOnTheQueueDepthMetric() {
         List<HasMetadata> objects = KubeObjects.parseAll(Chart.renderWith("default", "autoscaling:\n  hpa:\n    enabled: true\n"), "hpa");
@@ -641,6 +661,17 @@ class HelmChartTest {
                         "at '/namespaceGuards/limitRange/limits/0/type'"),
                 Arguments.of("KEDA scaling to zero, where no pod exports the queue that would bring one back",
                         "autoscaling:\n  keda:\n    enabled: true\n    minReplicaCount: 0\n", "at '/autoscaling/keda/minReplicaCount': minimum"),
+                Arguments.of("a PDB that keeps the one replica from ever being evicted", "podDisruptionBudget:\n  minAvailable: 1\n",
+                        "podDisruptionBudget allows no eviction at 1 replica (minAvailable 1)"),
+                Arguments.of("a PDB with maxUnavailable 0", "replicaCount: 3\npodDisruptionBudget:\n  maxUnavailable: 0\n",
+                        "podDisruptionBudget allows no eviction at 3 replicas (maxUnavailable 0)"),
+                Arguments.of("a PDB percentage that rounds up to every pod", "replicaCount: 3\npodDisruptionBudget:\n  minAvailable: \"90%\"\n",
+                        "podDisruptionBudget allows no eviction at 3 replicas (minAvailable 90%)"),
+                Arguments.of("a PDB at the HPA's floor", "autoscaling:\n  hpa:\n    enabled: true\n    minReplicas: 2\n"
+                        + "podDisruptionBudget:\n  minAvailable: 2\n", "podDisruptionBudget allows no eviction at 2 replicas (minAvailable 2)"),
+                Arguments.of("a PDB at KEDA's floor", "autoscaling:\n  keda:\n    enabled: true\n    minReplicaCount: 2\n"
+                        + "podDisruptionBudget:\n  minAvailable: \"100%\"\n", "podDisruptionBudget allows no eviction at 2 replicas (minAvailable 100%)"),
+                Arguments.of("a PDB count as text", "podDisruptionBudget:\n  maxUnavailable: \"1\"\n", "at '/podDisruptionBudget/maxUnavailable'"),
                 Arguments.of("two autoscalers", "autoscaling:\n  hpa:\n    enabled: true\n  keda:\n    enabled: true\n", "not both"),
                 Arguments.of("image volume without reference", "model:\n  source: image\n", "model.image.reference"));
     }

@@ -641,6 +641,7 @@ class HelmChartTest {
                 Arguments.of("tmp without a size limit", "tmp:\n  sizeLimit: null\n", "missing property 'sizeLimit'"),
                 Arguments.of("model path escaping the volume", "model:\n  file: ../etc/passwd.gguf\n", "at '/model/file'"),
                 Arguments.of("privileged port", "ports:\n  http: 80\n", "at '/ports/http': minimum"),
+                Arguments.of("the API on the admin port", "ports:\n  http: 9090\n", "ports.http and ports.admin (9090) must differ"),
                 Arguments.of("grace shorter than the drain", "terminationGracePeriodSeconds: 10\n", "terminationGracePeriodSeconds (10) must be at least"),
                 Arguments.of("grace shorter than a drain set through extraEnv", "extraEnv:\n  - name: LLMREF_SERVER_SHUTDOWN__GRACE__MS\n"
                         + "    value: \"120000\"\n", "terminationGracePeriodSeconds (45) must be at least preStopSleepSeconds + server.shutdown-grace-ms/1000 + 5 = 130"

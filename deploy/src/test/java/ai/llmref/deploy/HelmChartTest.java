@@ -24,6 +24,8 @@ import io.fabric8.kubernetes.api.model.autoscaling.v2.HorizontalPodAutoscaler;
 import io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicy;
 import io.fabric8.kubernetes.api.model.networking.v1.NetworkPolicyEgressRule;
 import io.fabric8.kubernetes.api.model.policy.v1.PodDisruptionBudget;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -274,6 +276,22 @@ class HelmChartTest {
         }
     }
 
+    /**
+     * The server takes LLMREF_ variables before its config file, so a drain set through extraEnv is
+     * the drain the pod runs: the grace period must cover that one, not config's.
+     */
+    @Test
+    void theGracePeriodCoversADrainSetThroughExtraEnv() {
+        String drain = "extraEnv:\n  - name: LLMREF_SERVER_SHUTDOWN__GRACE__MS\n    value: \"120000\"\n";
+        assertThat(ServerKeys.keyOfEnv("LLMREF_SERVER_SHUTDOWN__GRACE__MS")).isEqualTo("server.shutdown-grace-ms");
+        Deployment d = deployment(KubeObjects.parseAll(Chart.renderWith("default", drain + "terminationGracePeriodSeconds: 130\n"), "long drain"));
+        assertThat(server(d).getEnv()).extracting(e -> e.getName() + "=" + e.getValue()).containsExactly("LLMREF_SERVER_SHUTDOWN__GRACE__MS=120000");
+        long preStop = server(d).getLifecycle().getPreStop().getSleep().getSeconds();
+        assertThat(d.getSpec().getTemplate().getSpec().getTerminationGracePeriodSeconds()).isGreaterThanOrEqualTo(preStop + 120 + 5);
+        assertThatThrownBy(() -> Chart.renderWith("default", drain + "terminationGracePeriodSeconds: 129\n"))
+                .hasMessageContaining("terminationGracePeriodSeconds (129) must be at least");
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"default", "gpu", "mig", "cpu", "hardened-production"})
     void networkPolicyDeniesByDefault(String profile) {
@@ -383,6 +401,83 @@ class HelmChartTest {
         GenericKubernetesResource rule = single(KubeObjects.generic(objects, "PrometheusRule"));
         assertThat(Yaml.at(rule.getAdditionalProperties(), "spec.groups"))
                 .isEqualTo(Yaml.map(Repo.read("observability/prometheus/llmref-alerts.yaml")).get("groups"));
+    }
+
+    /**
+     * KEDA's query finds the release's pods by the labels every scrape path of the docs gives the
+     * series (the chart's ServiceMonitor and observability/'s collector example both set namespace
+     * and pod; only the ServiceMonitor sets service), and by the names the Deployment gives its pods.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"llm", "llm.v2"})
+    void kedaQueriesTheReleasesPodsByLabelsEveryScrapePathSets(String release) {
+        String values = "autoscaling:\n  keda:\n    enabled: true\nmetrics:\n  serviceMonitor:\n    enabled: false\n";
+        Path f = writeValues(values);
+        List<HasMetadata> objects;
+        try {
+            objects = KubeObjects.parseAll(Chart.template(f).withName(release).call(), "keda " + release);
+        } finally {
+            f.toFile().delete();
+        }
+        Deployment d = deployment(objects);
+        GenericKubernetesResource keda = single(KubeObjects.generic(objects, "ScaledObject"));
+        String query = (String) Yaml.at(((List<?>) Yaml.at(keda.getAdditionalProperties(), "spec.triggers")).get(0), "metadata.query");
+        assertThat(MetricNames.inPromQl(query)).containsExactly("llmref_queue_depth");
+
+        Set<String> collectorLabels = new TreeSet<>();
+        for (Object r : (List<?>) Yaml.at(((List<?>) Yaml.at(Yaml.map(Repo.read(ObservabilityTest.COLLECTOR)),
+                "receivers.prometheus.config.scrape_configs")).get(0), "relabel_configs")) {
+            if (Yaml.at(r, "target_label") != null) {
+                collectorLabels.add((String) Yaml.at(r, "target_label"));
+            }
+        }
+        Map<String, String> matchers = new java.util.LinkedHashMap<>();
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("([a-z_]+)\\s*(=~|=)\\s*\"((?:[^\"\\\\]|\\\\.)*)\"").matcher(query);
+        while (m.find()) {
+            matchers.put(m.group(1) + m.group(2), m.group(3).replace("\\\\", "\\"));
+        }
+        assertThat(matchers.keySet()).as(query).containsExactlyInAnyOrder("namespace=", "pod=~");
+        assertThat(collectorLabels).as("labels the collector example sets").contains("namespace", "pod");
+        assertThat(matchers.get("namespace=")).isEqualTo(Chart.NAMESPACE);
+        // PromQL regexes are anchored, as String.matches is.
+        String pods = matchers.get("pod=~");
+        String name = d.getMetadata().getName();
+        assertThat(name + "-7c9d8f6b5d-x2kqz").as("a pod of this Deployment").matches(pods);
+        assertThat(name + "-test").as("the helm test pod").doesNotMatch(pods);
+        assertThat(name + "-canary-7c9d8f6b5d-x2kqz").as("a pod of another Deployment").doesNotMatch(pods);
+        if (name.contains(".")) {
+            assertThat(name.replace('.', 'x') + "-7c9d8f6b5d-x2kqz").as("a dot in the name is not a wildcard").doesNotMatch(pods);
+        }
+    }
+
+    private static Path writeValues(String yaml) {
+        try {
+            Path f = Files.createTempFile(Repo.target(), "values-", ".yaml");
+            Files.writeString(f, yaml);
+            return f;
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
+    /**
+     * A PDB that allows no eviction at the fewest replicas the release may run blocks every drain of
+     * their nodes (node pool upgrades, autoscaler scale-down); one that allows at least one renders,
+     * with the disruption controller's rounding (percentages round up).
+     */
+    @Test
+    void podDisruptionBudgetsThatLeaveRoomForOneEvictionRender() {
+        for (String values : List.of("replicaCount: 3\npodDisruptionBudget:\n  minAvailable: 2\n",
+                "replicaCount: 3\npodDisruptionBudget:\n  minAvailable: \"50%\"\n",
+                "replicaCount: 1\npodDisruptionBudget:\n  maxUnavailable: \"10%\"\n",
+                "replicaCount: 0\npodDisruptionBudget:\n  minAvailable: 1\n",
+                "autoscaling:\n  hpa:\n    enabled: true\n    minReplicas: 2\npodDisruptionBudget:\n  minAvailable: 1\n")) {
+            PodDisruptionBudget pdb = KubeObjects.single(KubeObjects.parseAll(Chart.renderWith("default", values), values), PodDisruptionBudget.class);
+            assertThat(KubeObjects.unknownFields(pdb)).as(values).isEmpty();
+            assertThat(pdb.getSpec().getMinAvailable() != null || pdb.getSpec().getMaxUnavailable() != null).as(values).isTrue();
+        }
+        assertThat(KubeObjects.single(Chart.objects("hardened-production"), PodDisruptionBudget.class).getSpec().getMinAvailable().getIntVal())
+                .as("hardened-production: 2 of at least 3").isEqualTo(2);
     }
 
     @Test
@@ -546,7 +641,11 @@ class HelmChartTest {
                 Arguments.of("tmp without a size limit", "tmp:\n  sizeLimit: null\n", "missing property 'sizeLimit'"),
                 Arguments.of("model path escaping the volume", "model:\n  file: ../etc/passwd.gguf\n", "at '/model/file'"),
                 Arguments.of("privileged port", "ports:\n  http: 80\n", "at '/ports/http': minimum"),
+                Arguments.of("the API on the admin port", "ports:\n  http: 9090\n", "ports.http and ports.admin (9090) must differ"),
                 Arguments.of("grace shorter than the drain", "terminationGracePeriodSeconds: 10\n", "terminationGracePeriodSeconds (10) must be at least"),
+                Arguments.of("grace shorter than a drain set through extraEnv", "extraEnv:\n  - name: LLMREF_SERVER_SHUTDOWN__GRACE__MS\n"
+                        + "    value: \"120000\"\n", "terminationGracePeriodSeconds (45) must be at least preStopSleepSeconds + server.shutdown-grace-ms/1000 + 5 = 130"
+                        + " (server.shutdown-grace-ms 120000, from extraEnv LLMREF_SERVER_SHUTDOWN__GRACE__MS)"),
                 Arguments.of("more than 64 replicas", "replicaCount: 65\n", "at '/replicaCount': maximum"),
                 Arguments.of("an HPA beyond 64 replicas", "autoscaling:\n  hpa:\n    maxReplicas: 65\n", "at '/autoscaling/hpa/maxReplicas': maximum"),
                 Arguments.of("KEDA beyond 64 replicas", "autoscaling:\n  keda:\n    maxReplicaCount: 1000\n",
@@ -561,6 +660,19 @@ class HelmChartTest {
                         "at '/namespaceGuards/resourceQuota/hard/limits.cpu'"),
                 Arguments.of("an unknown limit range type", "namespaceGuards:\n  limitRange:\n    limits:\n      - type: Node\n",
                         "at '/namespaceGuards/limitRange/limits/0/type'"),
+                Arguments.of("KEDA scaling to zero, where no pod exports the queue that would bring one back",
+                        "autoscaling:\n  keda:\n    enabled: true\n    minReplicaCount: 0\n", "at '/autoscaling/keda/minReplicaCount': minimum"),
+                Arguments.of("a PDB that keeps the one replica from ever being evicted", "podDisruptionBudget:\n  minAvailable: 1\n",
+                        "podDisruptionBudget allows no eviction at 1 replica (minAvailable 1)"),
+                Arguments.of("a PDB with maxUnavailable 0", "replicaCount: 3\npodDisruptionBudget:\n  maxUnavailable: 0\n",
+                        "podDisruptionBudget allows no eviction at 3 replicas (maxUnavailable 0)"),
+                Arguments.of("a PDB percentage that rounds up to every pod", "replicaCount: 3\npodDisruptionBudget:\n  minAvailable: \"90%\"\n",
+                        "podDisruptionBudget allows no eviction at 3 replicas (minAvailable 90%)"),
+                Arguments.of("a PDB at the HPA's floor", "autoscaling:\n  hpa:\n    enabled: true\n    minReplicas: 2\n"
+                        + "podDisruptionBudget:\n  minAvailable: 2\n", "podDisruptionBudget allows no eviction at 2 replicas (minAvailable 2)"),
+                Arguments.of("a PDB at KEDA's floor", "autoscaling:\n  keda:\n    enabled: true\n    minReplicaCount: 2\n"
+                        + "podDisruptionBudget:\n  minAvailable: \"100%\"\n", "podDisruptionBudget allows no eviction at 2 replicas (minAvailable 100%)"),
+                Arguments.of("a PDB count as text", "podDisruptionBudget:\n  maxUnavailable: \"1\"\n", "at '/podDisruptionBudget/maxUnavailable'"),
                 Arguments.of("two autoscalers", "autoscaling:\n  hpa:\n    enabled: true\n  keda:\n    enabled: true\n", "not both"),
                 Arguments.of("image volume without reference", "model:\n  source: image\n", "model.image.reference"));
     }

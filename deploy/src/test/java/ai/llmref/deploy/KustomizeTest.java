@@ -108,13 +108,48 @@ class KustomizeTest {
         assertThat(denyAll.getSpec().getIngress()).isNullOrEmpty();
         assertThat(denyAll.getSpec().getEgress()).isNullOrEmpty();
         Deployment d = KubeObjects.single(objects, Deployment.class);
-        NetworkPolicy server = nps.stream().filter(np -> np != denyAll).findFirst().orElseThrow();
+        NetworkPolicy server = nps.stream().filter(np -> np != denyAll && NetworkPolicies.selects(np, d.getSpec().getTemplate().getMetadata().getLabels()))
+                .findFirst().orElseThrow();
+        nps.forEach(np -> assertThat(NetworkPolicies.defaultDenyViolations(np)).as(np.getMetadata().getName()).isEmpty());
         assertThat(NetworkPolicies.defaultDenyViolations(server)).isEmpty();
         assertThat(NetworkPolicies.selects(server, d.getSpec().getTemplate().getMetadata().getLabels())).isTrue();
         assertThat(server.getSpec().getEgress()).as("the server calls nothing").isNullOrEmpty();
         for (Service s : KubeObjects.ofKind(objects, Service.class)) {
             assertThat(d.getSpec().getTemplate().getMetadata().getLabels()).containsAllEntriesOf(s.getSpec().getSelector());
         }
+    }
+
+    /**
+     * The two kinds of API client the server's policy admits reach the API port through the
+     * namespace's default deny (which also denies a pod of this namespace its egress), resolve the
+     * Service's name, and reach nothing else of the server: not its admin port.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"k8s/base", "k8s/overlays/gpu", "k8s/overlays/cpu"})
+    void apiClientsReachTheApiPortAndOnlyIt(String dir) {
+        List<HasMetadata> objects = build(dir);
+        List<NetworkPolicy> nps = KubeObjects.ofKind(objects, NetworkPolicy.class);
+        Deployment d = KubeObjects.single(objects, Deployment.class);
+        // The API server adds kubernetes.io/metadata.name to every namespace.
+        Map<String, String> nsLabels = new java.util.HashMap<>(KubeObjects.single(objects, Namespace.class).getMetadata().getLabels());
+        nsLabels.put("kubernetes.io/metadata.name", "llmref");
+        NetworkPolicies.Pod server = new NetworkPolicies.Pod("llmref", nsLabels, d.getSpec().getTemplate().getMetadata().getLabels());
+        NetworkPolicies.Pod here = new NetworkPolicies.Pod("llmref", nsLabels, Map.of("ai.llmref/client", "true", "app", "client"));
+        NetworkPolicies.Pod elsewhere = new NetworkPolicies.Pod("gateway",
+                Map.of("kubernetes.io/metadata.name", "gateway", "ai.llmref/api-access", "true"), Map.of("app", "gateway"));
+        NetworkPolicies.Pod dns = new NetworkPolicies.Pod("kube-system", Map.of("kubernetes.io/metadata.name", "kube-system"),
+                Map.of("k8s-app", "kube-dns"));
+        NetworkPolicies.Pod unlabelled = new NetworkPolicies.Pod("llmref", nsLabels, Map.of("app", "other"));
+        Container c = HelmChartTest.server(d);
+        int http = c.getPorts().stream().filter(p -> p.getName().equals("http")).findFirst().orElseThrow().getContainerPort();
+        int admin = c.getPorts().stream().filter(p -> p.getName().equals("admin")).findFirst().orElseThrow().getContainerPort();
+        for (NetworkPolicies.Pod client : List.of(here, elsewhere)) {
+            assertThat(NetworkPolicies.admits(nps, client, server, http, "http")).as("%s to the API port", client).isTrue();
+            assertThat(NetworkPolicies.admits(nps, client, server, admin, "admin")).as("%s to the admin port", client).isFalse();
+        }
+        assertThat(NetworkPolicies.admits(nps, here, dns, 53, "dns")).as("a client here resolves the Service's name").isTrue();
+        assertThat(NetworkPolicies.admits(nps, unlabelled, server, http, "http")).as("an unlabelled pod here").isFalse();
+        assertThat(NetworkPolicies.admits(nps, server, dns, 53, "dns")).as("the server calls nothing").isFalse();
     }
 
     @ParameterizedTest

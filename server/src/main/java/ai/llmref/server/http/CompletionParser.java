@@ -177,7 +177,7 @@ final class CompletionParser {
                     + "continues the prompt");
         }
         Long bestOf = Params.integer(body, "best_of", 1, Integer.MAX_VALUE);
-        Long n = Params.integer(body, "n", 1, Integer.MAX_VALUE);
+        Long n = bestOf == null ? null : Params.integer(body, "n", 1, Integer.MAX_VALUE); // n's own limits: build()
         long choices = n == null ? 1 : n;
         if (bestOf != null && bestOf < choices) {
             throw ApiException.badValue("best_of", "'best_of' (" + bestOf + ") must be at least 'n' (" + choices + ")");

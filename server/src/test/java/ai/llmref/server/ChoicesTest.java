@@ -81,6 +81,19 @@ class ChoicesTest {
     }
 
     @Test
+    void seedsWrapBelowLlamaCppsRandomSeed() throws Exception {
+        // 4294967295 (what -1 reduces to) is llama.cpp's "draw a random seed": the seeds of later
+        // choices wrap below it (4294967294 + 1 is 0), and a request's -1 means random, as in
+        // llama-server; neither is a refusal, nor an error event inside a 200 stream
+        JsonNode wrapped = post("/v1/chat/completions", chat(",\"temperature\":1.5,\"seed\":4294967294,\"n\":2"));
+        String zero = post("/v1/chat/completions", chat(",\"temperature\":1.5,\"seed\":0")).at("/choices/0/message/content").asText();
+        assertThat(wrapped.at("/choices/1/message/content").asText()).isEqualTo(zero);
+        assertThat(post("/v1/chat/completions", chat(",\"temperature\":1.5,\"seed\":-1,\"n\":3")).get("choices")).hasSize(3);
+        String events = server.post("/v1/chat/completions", chat(",\"temperature\":1.5,\"seed\":-1,\"n\":3,\"stream\":true")).body();
+        assertThat(events).doesNotContain("\"error\"").endsWith("data: [DONE]\n\n");
+    }
+
+    @Test
     void streamedChoicesCarryTheirIndexAndEqualTheWholeAnswer() throws Exception {
         JsonNode whole = post("/v1/chat/completions", chat(",\"temperature\":1.5,\"seed\":7,\"n\":3"));
         String events = server.post("/v1/chat/completions", chat(",\"temperature\":1.5,\"seed\":7,\"n\":3,\"stream\":true,"

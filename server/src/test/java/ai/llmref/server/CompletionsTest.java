@@ -155,6 +155,23 @@ class CompletionsTest {
         assertThat(JSON.readTree(r.body()).at("/usage/prompt_tokens_details/cached_tokens").asInt()).isPositive();
     }
 
+    /** An assistant's earlier refusal, sent back as a refusal content part (as OpenAI's clients may), is its text. */
+    @Test
+    void anAssistantsRefusalPartIsItsText() throws Exception {
+        String turn = "{\"role\":\"assistant\",\"content\":%s}";
+        String asText = String.format(turn, "\"I cannot.\"");
+        String asRefusal = String.format(turn, "[{\"type\":\"refusal\",\"refusal\":\"I cannot.\"}]");
+        int[] prompts = new int[2];
+        String[] turns = {asText, asRefusal};
+        for (int i = 0; i < 2; i++) {
+            HttpResponse<String> r = server.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},"
+                    + turns[i] + ",{\"role\":\"user\",\"content\":\"Why?\"}],\"max_tokens\":1}");
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+            prompts[i] = JSON.readTree(r.body()).at("/usage/prompt_tokens").asInt();
+        }
+        assertThat(prompts[1]).isEqualTo(prompts[0]);
+    }
+
     static List<String> sse(String body) {
         List<String> out = new ArrayList<>();
         for (String block : body.split("\n\n")) {

@@ -125,6 +125,38 @@ class MessagesApiTest {
         assertThat(text(m)).isEqualTo(full.substring(0, full.indexOf(stop)));
     }
 
+    /**
+     * Anthropic's prefill: a final assistant message is continued, not answered; the answer holds
+     * only the continuation. The greedy answer cut before a word and sent back as the assistant's
+     * turn goes on as the whole answer does, streamed or not, and the prompt is counted so; the
+     * chat route answers the same conversation with a new turn (OpenAI's semantics), a longer prompt.
+     */
+    @Test
+    void aFinalAssistantMessageIsContinued() {
+        String full = text(client.messages().create(ask(40).build()));
+        String prefill = full.substring(0, full.indexOf(' ', 8));
+        MessageCreateParams continued = ask(8).addAssistantMessage(prefill).build();
+        Message m = client.messages().create(continued);
+        assertThat(text(m)).isNotEmpty();
+        assertThat(full).startsWith(prefill + text(m));
+        MessageAccumulator acc = MessageAccumulator.create();
+        try (StreamResponse<RawMessageStreamEvent> s = client.messages().createStreaming(continued)) {
+            s.stream().forEach(acc::accumulate);
+        }
+        assertThat(text(acc.message())).isEqualTo(text(m));
+        long counted = client.messages().countTokens(MessageCountTokensParams.builder().model("stories260K")
+                .system("You tell short stories.").addUserMessage("Tell me about a dog.").addAssistantMessage(prefill).build())
+                .inputTokens();
+        long prompt = m.usage().inputTokens() + m.usage().cacheReadInputTokens().orElse(0L);
+        assertThat(counted).isEqualTo(prompt);
+        var openai = server.openAiClient();
+        ChatCompletion c = openai.chat().completions().create(ChatCompletionCreateParams.builder().model("stories260K")
+                .addSystemMessage("You tell short stories.").addUserMessage("Tell me about a dog.").addAssistantMessage(prefill)
+                .maxCompletionTokens(1).build());
+        openai.close();
+        assertThat(c.usage().orElseThrow().promptTokens()).as("chat closes the assistant's turn and opens another").isGreaterThan(prompt);
+    }
+
     static Tool weatherTool() {
         return Tool.builder().name("get_weather").description("Current weather in a city")
                 .inputSchema(Tool.InputSchema.builder()

@@ -124,7 +124,7 @@ class NativeContainmentTest {
         assertThat(one.at("/usage/completion_tokens").asInt()).isEqualTo(1);
         assertThat(one.at("/choices/0/finish_reason").asText()).isEqualTo("length");
         String full = java.util.Arrays.stream(fill).mapToObj(Integer::toString).collect(Collectors.joining(","));
-        BadRequestTest.assertError(server.post("/v1/completions", "{\"prompt\":[" + full + "]}"), 400, "context_length_exceeded", null);
+        BadRequestTest.assertError(server.post("/v1/completions", "{\"prompt\":[" + full + "]}"), 400, "context_length_exceeded", "prompt");
         String chatTooLong = "{\"messages\":[{\"role\":\"user\",\"content\":\"" + "Once upon a time ".repeat(80) + "\"}]}";
         BadRequestTest.assertError(server.post("/v1/chat/completions", chatTooLong), 400, "context_length_exceeded", "messages");
     }

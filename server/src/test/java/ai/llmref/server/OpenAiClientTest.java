@@ -130,7 +130,7 @@ class OpenAiClientTest {
     }
 
     @Test
-    void embeddingsForOneAndMany() {
+    void embeddingsForOneAndMany() throws Exception {
         CreateEmbeddingResponse one = client.embeddings().create(EmbeddingCreateParams.builder().model("stories260K")
                 .input("The cat sat on the mat").build());
         assertThat(one.data()).hasSize(1);
@@ -146,6 +146,22 @@ class OpenAiClientTest {
         CreateEmbeddingResponse b64 = client.embeddings().create(EmbeddingCreateParams.builder().model("stories260K")
                 .input("The cat sat on the mat").encodingFormat(EmbeddingCreateParams.EncodingFormat.BASE64).build());
         assertThat(b64.data().getFirst().embedding()).isEqualTo(v);
+        // pre-tokenized input (OpenAI's arrays of token ids): the same vector as the text's tokens (the
+        // client has no tokenizer route: the server's /tokenize gives them)
+        List<Long> ids = new com.fasterxml.jackson.databind.ObjectMapper().readTree(server.post("/tokenize",
+                "{\"content\":\"The cat sat on the mat\",\"add_special\":true}").body()).get("tokens").valueStream()
+                .map(com.fasterxml.jackson.databind.JsonNode::asLong).toList();
+        CreateEmbeddingResponse tokens = client.embeddings().create(EmbeddingCreateParams.builder().model("stories260K")
+                .inputOfArrayOfTokens(ids).build());
+        assertThat(tokens.data().getFirst().embedding()).isEqualTo(v);
+        CreateEmbeddingResponse arrays = client.embeddings().create(EmbeddingCreateParams.builder().model("stories260K")
+                .inputOfArrayOfTokenArrays(List.of(ids, ids.subList(0, 2))).build());
+        assertThat(arrays.data()).hasSize(2);
+        assertThat(arrays.data().getFirst().embedding()).isEqualTo(v);
+        assertThat(arrays.usage().promptTokens()).isEqualTo(ids.size() + 2);
+        assertThatThrownBy(() -> client.embeddings().create(EmbeddingCreateParams.builder().model("stories260K")
+                .inputOfArrayOfTokens(List.of(1L, 1_000_000L)).build()))
+                .isInstanceOf(BadRequestException.class).hasMessageContaining("input[1] must be a token id");
     }
 
     @Test

@@ -19,6 +19,12 @@ final class CompletionParser {
     static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant");
     private static final int MAX_STOP = 4;
     static final int MAX_COMPLETION_LOGPROBS = 5;
+    /**
+     * llama.cpp's {@code LLAMA_DEFAULT_SEED} (4294967295, what a seed of -1 reduces to): a sampler
+     * seeded with it draws a random seed, so a request's seed that reduces to it means "random" (as
+     * llama-server reads -1), and the seeds of later choices never land on it.
+     */
+    static final long RANDOM_SEED = 0xFFFFFFFFL;
 
     /** What the handler needs besides the engine request. */
     /** @param echo the prompt text to send back before the completion (completions' {@code echo}), or null */
@@ -61,27 +67,40 @@ final class CompletionParser {
     }
 
     Parsed chat(ObjectNode body) {
+        return chat(body, false);
+    }
+
+    /**
+     * @param continueFinal a final assistant message (text, no tool calls) is continued, not
+     *                      answered: the conversation before it is rendered up to the assistant's
+     *                      turn and its text follows (Anthropic's prefill, llama-server's
+     *                      {@code prefill_assistant}); OpenAI's APIs answer it with a new turn
+     */
+    Parsed chat(ObjectNode body, boolean continueFinal) {
         String modelId = checkModel(body);
-        ChatPrompt prompt = chatPrompt(body);
+        ChatPrompt prompt = chatPrompt(body, continueFinal);
         Boolean logprobs = Params.bool(body, "logprobs");
         Long top = Params.integer(body, "top_logprobs", 0, GenerationRequest.MAX_TOP_LOGPROBS);
         if (top != null && (logprobs == null || !logprobs)) {
             throw ApiException.badRequest("top_logprobs", "'top_logprobs' needs 'logprobs': true");
         }
-        return build(body, List.of(new Prompt(prompt.tokens(), null)), modelId, prompt.contract(),
+        return build(body, "messages", List.of(new Prompt(prompt.tokens(), null)), modelId, prompt.contract(),
                 logprobs != null && logprobs ? (top == null ? 0 : top.intValue()) : -1);
     }
 
     /** A chat request's prompt tokens, checked but not against the limits (a token count). */
-    int[] chatPromptTokens(ObjectNode body) {
+    int[] chatPromptTokens(ObjectNode body, boolean continueFinal) {
         checkModel(body);
-        return chatPrompt(body).tokens();
+        return chatPrompt(body, continueFinal).tokens();
     }
 
     private record ChatPrompt(OutputContract contract, int[] tokens) {}
 
-    /** The messages rendered with the chat template (tools included when active), tokenized. */
-    private ChatPrompt chatPrompt(ObjectNode body) {
+    /**
+     * The messages rendered with the chat template (tools included when active), tokenized; with
+     * {@code continueFinal} a final assistant text message is left open for the model to continue.
+     */
+    private ChatPrompt chatPrompt(ObjectNode body, boolean continueFinal) {
         JsonNode messages = Params.get(body, "messages");
         if (messages == null) {
             throw ApiException.badRequest("messages", "'messages' is required");
@@ -97,7 +116,16 @@ final class CompletionParser {
         for (int i = 0; i < messages.size(); i++) {
             list.add(message(messages.get(i), i));
         }
-        return new ChatPrompt(contract, model.tokenize(model.renderChat(list, contract.templateTools(body)), true));
+        PromptModel.Message last = list.getLast();
+        String prefill = null;
+        if (continueFinal && last.role().equals("assistant") && last.toolCalls() == null) {
+            // as llama.cpp continues a final message: the turns before it up to the assistant's
+            // turn (the generation prompt), then its text, without the end of its turn
+            prefill = last.content() == null ? "" : last.content();
+            list.removeLast();
+        }
+        String rendered = model.renderChat(list, contract.templateTools(body));
+        return new ChatPrompt(contract, model.tokenize(prefill == null ? rendered : rendered + prefill, true));
     }
 
     Parsed completion(ObjectNode body) {
@@ -141,6 +169,23 @@ final class CompletionParser {
                         + where);
             }
         }
+        // fields whose meaning this server cannot give: refused rather than ignored (the answer
+        // would not be what the client asked for)
+        String suffix = Params.string(body, "suffix");
+        if (suffix != null && !suffix.isEmpty()) {
+            throw ApiException.unsupported("suffix", "'suffix' (text after the insertion) is not supported: the completion only "
+                    + "continues the prompt");
+        }
+        Long bestOf = Params.integer(body, "best_of", 1, Integer.MAX_VALUE);
+        Long n = bestOf == null ? null : Params.integer(body, "n", 1, Integer.MAX_VALUE); // n's own limits: build()
+        long choices = n == null ? 1 : n;
+        if (bestOf != null && bestOf < choices) {
+            throw ApiException.badValue("best_of", "'best_of' (" + bestOf + ") must be at least 'n' (" + choices + ")");
+        }
+        if (bestOf != null && bestOf > choices) {
+            throw ApiException.unsupported("best_of", "'best_of' greater than 'n' is not supported (no candidates are generated and "
+                    + "ranked on the server); ask for 'n' choices instead");
+        }
         // the legacy API's logprobs: how many alternatives per token (OpenAI allows at most 5)
         Long logprobs = Params.integer(body, "logprobs", 0, MAX_COMPLETION_LOGPROBS);
         // echo: the prompt comes back before the completion (as the model reads it, for token ids),
@@ -151,11 +196,12 @@ final class CompletionParser {
             String text = texts.get(k) != null ? texts.get(k) : model.detokenize(tokenized.get(k));
             prompts.add(new Prompt(tokenized.get(k), echo != null && echo ? text : null));
         }
-        return build(body, prompts, modelId, OutputContract.of(body, false, ai.llmref.server.structured.ToolCalls.Format.NONE),
+        return build(body, "prompt", prompts, modelId, OutputContract.of(body, false, ai.llmref.server.structured.ToolCalls.Format.NONE),
                 logprobs == null ? -1 : logprobs.intValue());
     }
 
-    private Parsed build(ObjectNode body, List<Prompt> prompts, String modelId, OutputContract contract, int logprobs) {
+    /** @param promptField the field that holds the prompt ({@code messages}, {@code prompt}), named when it does not fit */
+    private Parsed build(ObjectNode body, String promptField, List<Prompt> prompts, String modelId, OutputContract contract, int logprobs) {
         if (logprobs >= 0 && contract.toolsActive()) {
             throw ApiException.unsupported("logprobs", "'logprobs' is not supported together with 'tools'");
         }
@@ -179,10 +225,11 @@ final class CompletionParser {
         List<GenerationRequest> requests = new ArrayList<>();
         List<String> echoes = new ArrayList<>();
         for (Prompt prompt : prompts) {
-            int limit = limit(prompt.tokens(), maxTokens, maxName);
+            int limit = limit(prompt.tokens(), promptField, maxTokens, maxName);
             for (int j = 0; j < perPrompt; j++) {
-                // choice j samples with seed + j: the answers differ, and repeat
-                SamplingParams s = sampling.seed() == null || j == 0 ? sampling : sampling.withSeed(sampling.seed() + j);
+                // choice j samples with seed + j: the answers differ, and repeat (wrapping below
+                // llama.cpp's random seed, which a later choice's seed must not become)
+                SamplingParams s = sampling.seed() == null || j == 0 ? sampling : sampling.withSeed((sampling.seed() + j) % RANDOM_SEED);
                 requests.add(new GenerationRequest(prompt.tokens(), limit, stops, s, logprobs, echo && logprobs >= 0));
                 echoes.add(prompt.echo());
             }
@@ -203,17 +250,17 @@ final class CompletionParser {
     }
 
     /** Checks a prompt against the limits; the most tokens to generate after it. */
-    private int limit(int[] tokens, Long maxTokens, String maxName) {
+    private int limit(int[] tokens, String promptField, Long maxTokens, String maxName) {
         if (tokens.length == 0) {
-            throw ApiException.badValue("prompt", "the prompt is empty");
+            throw ApiException.badValue(promptField, "the prompt is empty");
         }
         if (tokens.length > maxPromptTokens) {
-            throw new ApiException(400, "invalid_request_error", "prompt_too_long", "prompt", "the prompt has " + tokens.length
+            throw new ApiException(400, "invalid_request_error", "prompt_too_long", promptField, "the prompt has " + tokens.length
                     + " tokens; this server accepts at most " + maxPromptTokens);
         }
         int room = model.slotContext() - tokens.length;
         if (room < 1) {
-            throw new ApiException(400, "invalid_request_error", "context_length_exceeded", "messages", "the prompt has "
+            throw new ApiException(400, "invalid_request_error", "context_length_exceeded", promptField, "the prompt has "
                     + tokens.length + " tokens and fills the model's context of " + model.slotContext() + " tokens");
         }
         int limit;
@@ -246,7 +293,7 @@ final class CompletionParser {
                 topP == null ? 1.0f : topP,
                 topK == null ? 0 : topK.intValue(),
                 minP == null ? 0f : minP,
-                seed == null ? null : seed & 0xFFFFFFFFL, // llama.cpp seeds are 32-bit
+                seed == null || (seed & 0xFFFFFFFFL) == RANDOM_SEED ? null : seed & 0xFFFFFFFFL, // llama.cpp seeds are 32-bit
                 presence == null ? 0f : presence,
                 frequency == null ? 0f : frequency,
                 logitBias(body),
@@ -351,10 +398,14 @@ final class CompletionParser {
         } else if (c.isArray()) {
             StringBuilder sb = new StringBuilder();
             for (JsonNode part : c) {
-                if (!(part instanceof ObjectNode po) || !"text".equals(po.path("type").asText()) || !po.path("text").isTextual()) {
-                    throw ApiException.unsupported(where + ".content", "only text content parts are supported");
+                // an assistant's earlier refusal comes back as a refusal part (OpenAI's assistant content parts: text, refusal)
+                String field = part instanceof ObjectNode po && role.equals("assistant") && "refusal".equals(po.path("type").asText())
+                        ? "refusal" : "text";
+                if (!(part instanceof ObjectNode po) || !field.equals(po.path("type").asText()) || !po.path(field).isTextual()) {
+                    throw ApiException.unsupported(where + ".content", "only text content parts are supported"
+                            + (role.equals("assistant") ? " (and an assistant's refusal parts)" : ""));
                 }
-                sb.append(po.get("text").textValue());
+                sb.append(po.get(field).textValue());
             }
             content = sb.toString();
         } else {

@@ -94,14 +94,18 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         return new MessagesRequest(chat, body);
     }
 
-    /** The chat parser's view of the request, its errors named as the Messages API names the fields. */
+    /**
+     * The chat parser's view of the request, its errors named as the Messages API names the fields.
+     * A final assistant message is a prefill: the answer continues its text (Anthropic's API), where
+     * chat would answer it with a new turn.
+     */
     CompletionParser.Parsed parse(CompletionParser parser) {
-        return ApiException.renaming(MessagesRequest::rename, () -> parser.chat(chat));
+        return ApiException.renaming(MessagesRequest::rename, () -> parser.chat(chat, true));
     }
 
     /** The prompt's tokens (count_tokens): rendered and checked as for generation, but not against the limits. */
     int promptTokens(CompletionParser parser) {
-        return ApiException.renaming(MessagesRequest::rename, () -> parser.chatPromptTokens(chat)).length;
+        return ApiException.renaming(MessagesRequest::rename, () -> parser.chatPromptTokens(chat, true)).length;
     }
 
     static String rename(String s) {

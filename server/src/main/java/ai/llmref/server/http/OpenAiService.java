@@ -739,7 +739,12 @@ public final class OpenAiService implements HttpService {
     /** An error inside a 200 event stream: one {@code data:} event with the OpenAI error envelope. */
     private void writeError(OutputStream out, ApiException api) {
         ObjectNode err = json.object();
-        err.putObject("error").put("message", api.getMessage()).put("type", api.type()).put("code", api.code());
+        ObjectNode e = err.putObject("error").put("message", api.getMessage()).put("type", api.type()).put("code", api.code());
+        if (api.param() != null) {
+            e.put("param", api.param());
+        } else {
+            e.putNull("param");
+        }
         write(out, err);
     }
 
@@ -966,19 +971,26 @@ public final class OpenAiService implements HttpService {
         String modelId = parser(m).checkModel(body);
         JsonNode input = Params.get(body, "input");
         List<int[]> inputs = new ArrayList<>();
+        String shapes = "'input' must be a string, an array of token ids, or an array of 1 to 256 of those";
         if (input == null) {
             throw ApiException.badRequest("input", "'input' is required");
         } else if (input.isTextual()) {
             inputs.add(m.tokenize(input.textValue(), false));
+        } else if (input.isArray() && !input.isEmpty() && input.get(0).isNumber()) {
+            inputs.add(tokenIds(input, "input", m)); // one input as token ids (OpenAI's array of integers)
         } else if (input.isArray() && !input.isEmpty() && input.size() <= 256) {
-            for (JsonNode i : input) {
-                if (!i.isTextual()) {
-                    throw ApiException.badRequest("input", "'input' must be a string or an array of strings");
+            for (int k = 0; k < input.size(); k++) {
+                JsonNode i = input.get(k);
+                if (i.isTextual()) {
+                    inputs.add(m.tokenize(i.textValue(), false));
+                } else if (i.isArray() && !i.isEmpty()) {
+                    inputs.add(tokenIds(i, "input[" + k + "]", m));
+                } else {
+                    throw ApiException.badRequest("input", shapes);
                 }
-                inputs.add(m.tokenize(i.textValue(), false));
             }
         } else {
-            throw ApiException.badRequest("input", "'input' must be a string or an array of 1 to 256 strings");
+            throw ApiException.badRequest("input", shapes);
         }
         String format = Params.string(body, "encoding_format");
         if (format != null && !format.equals("float") && !format.equals("base64")) {
@@ -1025,6 +1037,19 @@ public final class OpenAiService implements HttpService {
         out.put("model", modelId);
         out.putObject("usage").put("prompt_tokens", tokens).put("total_tokens", tokens);
         sendJson(res, out);
+    }
+
+    /** An input given as token ids (as OpenAI's clients send a pre-tokenized input): each an id of the model's vocabulary. */
+    private static int[] tokenIds(JsonNode array, String where, ServedModel m) {
+        int[] ids = new int[array.size()];
+        for (int i = 0; i < ids.length; i++) {
+            JsonNode t = array.get(i);
+            if (!t.isIntegralNumber() || !t.canConvertToInt() || t.intValue() < 0 || t.intValue() >= m.vocabSize()) {
+                throw ApiException.badValue("input", where + "[" + i + "] must be a token id in 0.." + (m.vocabSize() - 1));
+            }
+            ids[i] = t.intValue();
+        }
+        return ids;
     }
 
     private void models(ServerRequest req, ServerResponse res, Exchange x) {

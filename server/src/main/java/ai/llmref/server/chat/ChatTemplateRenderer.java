@@ -523,7 +523,7 @@ public final class ChatTemplateRenderer {
          */
         @Override
         public void addError(TemplateError error) {
-            String message = Objects.toString(error.getMessage(), "");
+            String message = withoutClassNames(Objects.toString(error.getMessage(), ""));
             if (error.getSeverity() == TemplateError.ErrorType.FATAL
                     || error.getReason() == TemplateError.ErrorReason.SYNTAX_ERROR
                     || message.startsWith("Max recursion limit") || message.startsWith("Cycle detected")
@@ -543,7 +543,15 @@ public final class ChatTemplateRenderer {
                 return first.getMessage().startsWith("line ") ? new ChatTemplateException(what + " at " + first.getMessage(), e) : first;
             }
             ChatTemplateException cause = ours(e);
-            return cause != null ? cause : new ChatTemplateException(what + ": " + e.getMessage(), e);
+            return cause != null ? cause : new ChatTemplateException(what + ": " + withoutClassNames(e.getMessage()), e);
+        }
+
+        /** Java class names that Jinjava puts before its messages ("jinjava.javax.el.ELException: ..."), taken out: the text reaches clients. */
+        private static final java.util.regex.Pattern CLASS_NAME =
+                java.util.regex.Pattern.compile("\\b(?:[a-z_$][\\w$]*\\.)+[A-Z][\\w$]*(?:Exception|Error): ");
+
+        static String withoutClassNames(String message) {
+            return message == null ? "" : CLASS_NAME.matcher(message).replaceAll("");
         }
 
         /** raise_exception's message, or a ChatTemplateException thrown by the helpers, in t's causes. */
@@ -1688,7 +1696,7 @@ public final class ChatTemplateRenderer {
 
         private static void repr(StringBuilder b, Object v, int depth) {
             if (depth > 64) {
-                throw new ELException("value nested too deeply");
+                throw new ChatTemplateException("value nested too deeply");
             }
             if (v == null || v instanceof NullValue) {
                 b.append("None");
@@ -1802,7 +1810,7 @@ public final class ChatTemplateRenderer {
         private static void json(StringBuilder b, Object v, String indent, String itemSep, String keySep,
                 boolean ascii, boolean sort, int depth) {
             if (depth > 64) {
-                throw new ELException("tojson: value nested too deeply");
+                throw new ChatTemplateException("tojson: value nested too deeply");
             }
             if (b.length() > MAX_OUTPUT_CHARS) {
                 throw new ChatTemplateException("chat template output exceeds " + MAX_OUTPUT_CHARS + " chars");

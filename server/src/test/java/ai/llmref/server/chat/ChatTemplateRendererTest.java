@@ -533,6 +533,23 @@ class ChatTemplateRendererTest {
     }
 
     @Test
+    void valuesNestedTooDeeplyAreATemplateErrorThatNamesNoJavaClass() {
+        // a tool's parameters are client input: 80 levels of objects, printed by tojson and by repr
+        Map<String, Object> deep = Map.of("type", "string");
+        for (int i = 0; i < 80; i++) {
+            deep = Map.of("type", "object", "properties", Map.of("p", deep));
+        }
+        List<Map<String, Object>> tools = List.of(Map.of("type", "function", "function",
+                Map.of("name", "f", "parameters", deep)));
+        for (String template : List.of("{{ tools | tojson }}", "{{ tools[0] }}", "{{ tools | string }}")) {
+            ChatTemplateRenderer r = new ChatTemplateRenderer(template, "", "");
+            assertThatThrownBy(() -> r.render(List.of(msg("user", "x")), true, tools)).as(template)
+                    .isInstanceOf(ChatTemplateException.class).hasMessageContaining("nested too deeply")
+                    .message().doesNotContainPattern("[a-z]+\\.[a-z.]+\\.[A-Z]\\w*(Exception|Error)");
+        }
+    }
+
+    @Test
     void workAndRecursionAreBounded() {
         ChatTemplateRenderer loops = new ChatTemplateRenderer(
                 "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "", "");

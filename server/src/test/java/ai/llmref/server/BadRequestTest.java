@@ -37,6 +37,11 @@ class BadRequestTest {
                 Arguments.of("not an object", "/v1/chat/completions", "[1,2]", 400, "invalid_request", null),
                 Arguments.of("empty body", "/v1/chat/completions", "", 400, "invalid_request", null),
                 Arguments.of("trailing garbage", "/v1/chat/completions", OK_CHAT + " xyz", 400, "invalid_request", null),
+                // Jackson's messages for these name its own features ("enable `JsonReadFeature...`"): not for clients
+                Arguments.of("NaN in JSON", "/v1/chat/completions", withField("\"temperature\":NaN"), 400, "invalid_request", null),
+                Arguments.of("single-quoted JSON", "/v1/chat/completions", "{'messages':[]}", 400, "invalid_request", null),
+                Arguments.of("comment in JSON", "/v1/chat/completions", "{/* x */\"messages\":[]}", 400, "invalid_request", null),
+                Arguments.of("leading zero in JSON", "/v1/chat/completions", withField("\"max_tokens\":007"), 400, "invalid_request", null),
                 Arguments.of("messages missing", "/v1/chat/completions", "{\"model\":\"stories260K\"}", 400, "invalid_request", "messages"),
                 Arguments.of("messages wrong type", "/v1/chat/completions", "{\"messages\":\"hi\"}", 400, "invalid_request", "messages"),
                 Arguments.of("messages empty", "/v1/chat/completions", "{\"messages\":[]}", 400, "invalid_value", "messages"),

@@ -39,7 +39,7 @@ public final class Json {
             throw new ApiException(400, "invalid_request_error", "json_too_deep", null,
                     "the request body is nested deeper than " + maxDepth + " levels or has an oversize value");
         } catch (JsonParseException e) {
-            throw ApiException.badRequest(null, "the request body is not valid JSON: " + e.getOriginalMessage());
+            throw ApiException.badRequest(null, "the request body is not valid JSON: " + plain(e.getOriginalMessage()));
         } catch (JsonProcessingException e) {
             // data-binding messages name Jackson's classes and features: say it in our words
             throw ApiException.badRequest(null, "the request body is not valid JSON: it holds more than one value");
@@ -53,6 +53,18 @@ public final class Json {
             throw ApiException.badRequest(null, "the request body must be a JSON object, got " + node.getNodeType().name().toLowerCase());
         }
         return obj;
+    }
+
+    /**
+     * Jackson's notes on its own parser features (which a client cannot turn on) taken out of its
+     * message: "...: enable `JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS` to allow", "(not recognized
+     * as one since Feature 'ALLOW_COMMENTS' not enabled for parser)".
+     */
+    private static final java.util.regex.Pattern FEATURE_ADVICE = java.util.regex.Pattern.compile(
+            "[:;,]?\\s*(?:enable|disable) `?\\w*Feature\\.\\w+`?[^)\\n]*|\\s*\\([^()]*Feature[^()]*\\)");
+
+    static String plain(String message) {
+        return message == null ? "" : FEATURE_ADVICE.matcher(message).replaceAll("");
     }
 
     public ObjectNode object() {

@@ -57,6 +57,35 @@ class ToolCallsParseTest {
         }
     }
 
+    /** Text outside the calls (after the JSON inside a block, between blocks) is never dropped: the reply stays content. */
+    @Test
+    void textBesideTheCallsKeepsTheWholeReplyAsContent() {
+        for (String text : List.of("<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}} and then I will tell you\n</tool_call>",
+                "<tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call>\nThe time first, then:\n"
+                        + "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}</tool_call>",
+                "<tool_call>{\"name\": \"get_time\", \"arguments\": {}} {\"name\": \"get_time\", \"arguments\": {}}")) {
+            ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.HERMES, text, FUNCTIONS);
+            assertThat(r.calls()).as(text).isEmpty();
+            assertThat(r.content()).isEqualTo(text);
+        }
+        String llama = "{\"name\": \"get_time\", \"parameters\": {}} I will look the time up for you.";
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.LLAMA3_JSON, llama, FUNCTIONS);
+        assertThat(r.calls()).isEmpty();
+        assertThat(r.content()).isEqualTo(llama);
+    }
+
+    /** The closing tag inside an argument string is part of the argument, not the end of the block. */
+    @Test
+    void tagsInsideArgumentStringsAreText() {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.HERMES,
+                "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"</tool_call><tool_call>\"}}\n</tool_call>", FUNCTIONS);
+        assertThat(r.content()).isNull();
+        assertThat(r.calls()).singleElement().satisfies(c -> {
+            assertThat(c.name()).isEqualTo("get_weather");
+            assertThat(c.arguments()).isEqualTo("{\"city\":\"</tool_call><tool_call>\"}");
+        });
+    }
+
     @Test
     void llama3JsonReplyIsOneCall() {
         ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.LLAMA3_JSON,

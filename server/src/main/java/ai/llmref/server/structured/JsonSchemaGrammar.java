@@ -33,6 +33,11 @@ public final class JsonSchemaGrammar {
     /** Largest magnitude of an integer the grammar writes: 16 digits, as llama.cpp. */
     static final long MAX_INT = 9_999_999_999_999_999L;
     private static final int MAX_RULES = 5_000;
+    /**
+     * Largest repetition count llama.cpp's grammar parser keeps (its MAX_REPETITION_THRESHOLD): it
+     * refuses a larger minimum and silently makes a larger maximum unbounded.
+     */
+    static final int MAX_REPEAT = 2_000;
 
     private static final Map<String, String> PRIMITIVES = Map.ofEntries(
             Map.entry("space", "| \" \" | \"\\n\"{1,2} [ \\t]{0,20}"),
@@ -367,9 +372,13 @@ public final class JsonSchemaGrammar {
         if (max == 0) {
             return "\"[\" space space \"]\"";
         }
+        repeatable(schema, "minItems", min, ptr);
+        repeatable(schema, "maxItems", max, ptr);
         String more = "(\",\" space " + item + ")" + repeat(Math.max(min - 1, 0), max == Integer.MAX_VALUE ? -1 : max - 1);
         String body = item + (more.endsWith("{0,0}") ? "" : " " + more);
-        return "\"[\" space " + (min == 0 ? "(" + body + ")?" : body) + " space \"]\"";
+        // an optional list is a rule of its own: inside an optional group, llama.cpp counts the rules the repetition
+        // generates against its repetition limit (a group of maxItems 2000 would not load)
+        return "\"[\" space " + (min == 0 ? rule(sub(name, "items"), body) + "?" : body) + " space \"]\"";
     }
 
     private String string(JsonNode schema, String ptr) {
@@ -393,6 +402,8 @@ public final class JsonSchemaGrammar {
         if (min == 0 && max == Integer.MAX_VALUE) {
             return primitive("string");
         }
+        repeatable(schema, "minLength", min, ptr);
+        repeatable(schema, "maxLength", max, ptr);
         return "\"\\\"\" " + primitive("char") + repeat(min, max == Integer.MAX_VALUE ? -1 : max) + " \"\\\"\"";
     }
 
@@ -479,6 +490,14 @@ public final class JsonSchemaGrammar {
             throw new SchemaException(ptr + "/" + k, k, "'" + k + "' must be a non-negative integer");
         }
         return (int) Math.min(n.asLong(), Integer.MAX_VALUE);
+    }
+
+    /** Refuses a count keyword whose repetition llama.cpp's grammar engine would refuse or leave unbounded. */
+    private static void repeatable(JsonNode schema, String k, int value, String ptr) {
+        if (schema.has(k) && value > MAX_REPEAT) {
+            throw new SchemaException(ptr + "/" + k, k, "'" + k + "' above " + MAX_REPEAT + " cannot be enforced (llama.cpp's grammar "
+                    + "engine limits a repetition to " + MAX_REPEAT + ")");
+        }
     }
 
     /** GBNF repetition suffix for min..max occurrences (max -1: unbounded). */

@@ -1,6 +1,7 @@
 package ai.llmref.server.structured;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayList;
@@ -75,6 +76,35 @@ class JsonSchemaGrammarReferenceTest {
         for (int i = e.valid().size(); i < e.valid().size() + e.invalid().size(); i++) {
             assertThat(a[2 * i] || a[2 * i + 1]).as("%s: our grammar accepts the invalid %s", e.name(), docs.get(2 * i)).isFalse();
         }
+    }
+
+    /**
+     * Length and item bounds up to llama.cpp's repetition limit (2000) are exact in its grammar
+     * engine; a bound above it, which the engine would leave unbounded, is refused by the converter.
+     */
+    @Test
+    void lengthAndItemBoundsAtTheEngineLimitAreExact() throws Exception {
+        int limit = JsonSchemaGrammar.MAX_REPEAT;
+        String string = JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"type\":\"string\",\"minLength\":" + limit
+                + ",\"maxLength\":" + limit + "}"));
+        assertThat(ref.accepts(string, List.of(quoted("\u00e9".repeat(limit)), quoted("a".repeat(limit + 1)), quoted("a".repeat(limit - 1)))))
+                .containsExactly(true, false, false);
+        String array = JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"type\":\"array\",\"items\":{\"type\":\"integer\"},"
+                + "\"maxItems\":" + limit + "}"));
+        assertThat(ref.accepts(array, List.of(items(limit), items(limit + 1), "[]"))).containsExactly(true, false, true);
+        for (String k : List.of("maxLength", "minLength")) {
+            String schema = "{\"type\":\"string\",\"" + k + "\":" + (limit + 1) + "}";
+            assertThatThrownBy(() -> JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(schema))).as(schema)
+                    .isInstanceOfSatisfying(SchemaException.class, e -> assertThat(e.keyword()).isEqualTo(k));
+        }
+    }
+
+    private static String quoted(String s) {
+        return "\"" + s + "\"";
+    }
+
+    private static String items(int n) {
+        return "[" + String.join(",", java.util.Collections.nCopies(n, "1")) + "]";
     }
 
     /** Integer ranges: exactly the integers of the range, checked number by number against the engine. */

@@ -39,6 +39,12 @@ class JsonSchemaGrammarTest {
                 Arguments.of("{\"type\":\"integer\",\"enum\":[1,\"two\"]}", "enum", ""),
                 Arguments.of("{\"type\":\"integer\",\"minimum\":10,\"maximum\":5}", "minimum", ""),
                 Arguments.of("{\"type\":\"string\",\"contentEncoding\":\"base64\"}", "contentEncoding", "/contentEncoding"),
+                // llama.cpp's grammar engine refuses a repetition above 2000 and makes a longer maximum unbounded
+                Arguments.of("{\"type\":\"string\",\"maxLength\":2001}", "maxLength", "/maxLength"),
+                Arguments.of("{\"type\":\"string\",\"minLength\":5000,\"maxLength\":6000}", "minLength", "/minLength"),
+                Arguments.of("{\"type\":\"object\",\"properties\":{\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},"
+                        + "\"maxItems\":10000}}}", "maxItems", "/properties/tags/maxItems"),
+                Arguments.of("{\"type\":\"array\",\"minItems\":2001}", "minItems", "/minItems"),
                 Arguments.of("{\"type\":\"object\",\"properties\":{\"a/b\":{\"type\":\"string\",\"const\":\"x\",\"minLength\":1}}}", "minLength",
                         "/properties/a~1b/minLength"));
     }

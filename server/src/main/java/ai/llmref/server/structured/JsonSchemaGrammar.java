@@ -298,37 +298,40 @@ public final class JsonSchemaGrammar {
         sb.append(String.join(" \",\" space ", requiredKv));
         if (!optionalKv.isEmpty()) {
             // Optional properties keep their order: any subset, each alternative starts at one of them.
+            List<String> rests = optionalRests(optionalKv, name);
             List<String> alts = new ArrayList<>();
             for (int i = 0; i < optionalKv.size(); i++) {
-                alts.add(optionalChain(optionalKv, i, name));
+                String kv = optionalKv.get(i);
+                String base = kv.endsWith("*") ? kv.substring(0, kv.length() - 1) : kv;
+                alts.add(base + (kv.endsWith("*") ? " ( \",\" space " + base + " )*" : "")
+                        + (rests.get(i + 1) == null ? "" : " " + rests.get(i + 1)));
             }
-            String opt = String.join(" | ", alts);
-            sb.append(requiredKv.isEmpty() ? " ( " + opt + " )?" : " ( \",\" space ( " + opt + " ) )?");
+            // a rule of its own: inside the optional group, llama.cpp would count every rule first named in the
+            // alternatives against its repetition limit (2000), and a root object with ~1000 optional properties would not load
+            String opt = rule(sub(name, "optional"), String.join(" | ", alts));
+            sb.append(requiredKv.isEmpty() ? " " + opt + "?" : " ( \",\" space " + opt + " )?");
         }
         sb.append(" space \"}\"");
         return sb.toString();
     }
 
-    /** Optional kv i, then any subset of those after it in order; "x*" marks the repeatable additional-properties kv. */
-    private String optionalChain(List<String> kvs, int i, String name) {
-        String kv = kvs.get(i);
-        boolean repeat = kv.endsWith("*");
-        String base = repeat ? kv.substring(0, kv.length() - 1) : kv;
-        StringBuilder sb = new StringBuilder(base);
-        if (repeat) {
-            sb.append(" ( \",\" space ").append(base).append(" )*");
+    /**
+     * For each optional kv j, a rule matching any ordered subset of kvs j.. (each after a comma),
+     * written as llama.cpp does: rest-j ::= ( "," kv_j )? rest-(j+1), so the grammar grows
+     * linearly with the number of optional properties ("x*" marks the repeatable
+     * additional-properties kv). Index 0 is unused (an alternative starts at a kv itself); the
+     * entry past the last is null.
+     */
+    private List<String> optionalRests(List<String> kvs, String name) {
+        String[] rests = new String[kvs.size() + 1];
+        for (int j = kvs.size() - 1; j >= 1; j--) {
+            String kv = kvs.get(j);
+            boolean repeat = kv.endsWith("*");
+            String base = repeat ? kv.substring(0, kv.length() - 1) : kv;
+            String body = "( \",\" space " + base + " )" + (repeat ? "*" : "?") + (rests[j + 1] == null ? "" : " " + rests[j + 1]);
+            rests[j] = rule(sub(name, "rest-" + j), body);
         }
-        if (i + 1 < kvs.size()) {
-            StringBuilder rest = new StringBuilder();
-            for (int j = i + 1; j < kvs.size(); j++) {
-                String k = kvs.get(j);
-                boolean rep = k.endsWith("*");
-                String b = rep ? k.substring(0, k.length() - 1) : k;
-                rest.append(j > i + 1 ? " " : "").append("( \",\" space ").append(b).append(" )").append(rep ? "*" : "?");
-            }
-            sb.append(' ').append(rule(sub(name, "rest-" + (i + 1)), rest.toString()));
-        }
-        return sb.toString();
+        return java.util.Arrays.asList(rests);
     }
 
     private String array(JsonNode schema, String name, String ptr) {

@@ -99,6 +99,30 @@ class JsonSchemaGrammarReferenceTest {
         }
     }
 
+    /**
+     * Optional properties: the grammar grows linearly with their number (each optional property
+     * one rule of constant size, as llama.cpp writes them), and a wide object loads in llama.cpp's
+     * engine and admits any ordered subset.
+     */
+    @Test
+    void manyOptionalPropertiesMakeALinearGrammar() throws Exception {
+        String half = JsonSchemaGrammar.convert(optionalProperties(800));
+        String wide = JsonSchemaGrammar.convert(optionalProperties(1600));
+        assertThat((double) wide.length() / half.length()).as("twice the properties").isLessThan(2.5);
+        assertThat(ref.accepts(wide, List.of("{}", "{\"p3\": \"a\", \"p1500\": \"b\", \"p1599\": \"\"}", "{\"p0\":\"x\"}",
+                "{\"p3\": 1}", "{\"p1599\": \"a\", \"p1599\": \"a\"}", "{\"q\": \"a\"}")))
+                .containsExactly(true, true, true, false, false, false);
+    }
+
+    private static JsonNode optionalProperties(int n) {
+        com.fasterxml.jackson.databind.node.ObjectNode schema = SchemaCorpus.MAPPER.createObjectNode().put("type", "object");
+        com.fasterxml.jackson.databind.node.ObjectNode props = schema.putObject("properties");
+        for (int i = 0; i < n; i++) {
+            props.putObject("p" + i).put("type", "string");
+        }
+        return schema;
+    }
+
     private static String quoted(String s) {
         return "\"" + s + "\"";
     }

@@ -188,10 +188,11 @@ public final class ToolCalls {
 
     /** The JSON value that starts at {@code from} (after whitespace), or null when none does. */
     private static Json json(String text, int from) {
-        try (JsonParser p = MAPPER.getFactory().createParser(text.substring(from))) {
-            JsonNode n = MAPPER.readTree(p);
+        // numbers exact: the arguments are written back as JSON, and a double would turn 1e400 into "Infinity"
+        try (JsonParser p = SchemaValidator.EXACT.createParser(text.substring(from))) {
+            JsonNode n = SchemaValidator.EXACT.readTree(p);
             return n == null ? null : new Json(n, from + (int) p.currentLocation().getCharOffset());
-        } catch (IOException e) {
+        } catch (IOException | NumberFormatException e) { // NumberFormatException: an exponent beyond a BigDecimal's
             return null;
         }
     }

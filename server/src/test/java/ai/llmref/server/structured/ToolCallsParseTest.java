@@ -86,6 +86,20 @@ class ToolCallsParseTest {
         });
     }
 
+    /** Arguments are written back with their numbers' exact values (a double made 1e400 the string "Infinity"). */
+    @Test
+    void argumentNumbersKeepTheirExactValues() throws Exception {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.HERMES, "<tool_call>\n{\"name\": \"get_time\", \"arguments\": "
+                + "{\"a\": 1e400, \"b\": 0.10000000000000000001, \"c\": 12345678901234567.5, \"d\": 123456789012345678901234567890}}\n</tool_call>",
+                FUNCTIONS);
+        com.fasterxml.jackson.databind.JsonNode args = new com.fasterxml.jackson.databind.ObjectMapper()
+                .enable(com.fasterxml.jackson.databind.DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS).readTree(r.calls().getFirst().arguments());
+        assertThat(args.get("a").isNumber()).as(r.calls().getFirst().arguments()).isTrue();
+        java.util.Map<String, String> written = java.util.Map.of("a", "1e400", "b", "0.10000000000000000001", "c", "12345678901234567.5",
+                "d", "123456789012345678901234567890");
+        written.forEach((k, v) -> assertThat(args.get(k).decimalValue()).as(k).isEqualByComparingTo(new java.math.BigDecimal(v)));
+    }
+
     @Test
     void llama3JsonReplyIsOneCall() {
         ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.LLAMA3_JSON,

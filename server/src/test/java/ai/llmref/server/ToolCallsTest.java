@@ -191,6 +191,20 @@ class ToolCallsTest {
             }
         }
 
+        /** A forced call whose argument holds the closing tag (the grammar makes the model write it): the call is whole. */
+        @Test
+        void aClosingTagInsideAnArgumentStringStaysInTheArgument() throws Exception {
+            ObjectNode b = request("{\"type\":\"function\",\"function\":{\"name\":\"annotate\"}}");
+            ((ArrayNode) b.get("tools")).addObject().put("type", "function").putObject("function").put("name", "annotate")
+                    .set("parameters", MAPPER.readTree("""
+                            {"type":"object","properties":{"note":{"const":"</tool_call>"}},"required":["note"],"additionalProperties":false}"""));
+            JsonNode choice = post(b).get("choices").get(0);
+            assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("tool_calls");
+            JsonNode call = choice.get("message").get("tool_calls").get(0);
+            assertThat(call.get("function").get("name").asText()).isEqualTo("annotate");
+            assertThat(MAPPER.readTree(call.get("function").get("arguments").asText()).get("note").asText()).isEqualTo("</tool_call>");
+        }
+
         @Test
         void autoStreamingSendsTheSameReplyAsNonStreaming() throws Exception {
             ObjectNode b = request("auto");

@@ -67,7 +67,7 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
         }
         JsonNode doc;
         try {
-            doc = MAPPER.readTree(text);
+            doc = SchemaValidator.read(text);
         } catch (JsonProcessingException e) {
             return List.of("the output is not JSON: " + e.getOriginalMessage());
         }
@@ -100,7 +100,7 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
         for (ToolCalls.Call c : reply.calls()) {
             try {
                 ToolCalls.Function f = ToolCalls.function(functions, c.name());
-                for (String v : SchemaValidator.validate(f.parameters(), MAPPER.readTree(c.arguments()))) {
+                for (String v : SchemaValidator.validate(f.parameters(), SchemaValidator.read(c.arguments()))) {
                     out.add(c.name() + " arguments: " + v);
                 }
             } catch (JsonProcessingException | java.util.NoSuchElementException e) {

@@ -33,6 +33,11 @@ public final class JsonSchemaGrammar {
     /** Largest magnitude of an integer the grammar writes: 16 digits, as llama.cpp. */
     static final long MAX_INT = 9_999_999_999_999_999L;
     private static final int MAX_RULES = 5_000;
+    /**
+     * Largest repetition count llama.cpp's grammar parser keeps (its MAX_REPETITION_THRESHOLD): it
+     * refuses a larger minimum and silently makes a larger maximum unbounded.
+     */
+    static final int MAX_REPEAT = 2_000;
 
     private static final Map<String, String> PRIMITIVES = Map.ofEntries(
             Map.entry("space", "| \" \" | \"\\n\"{1,2} [ \\t]{0,20}"),
@@ -293,37 +298,40 @@ public final class JsonSchemaGrammar {
         sb.append(String.join(" \",\" space ", requiredKv));
         if (!optionalKv.isEmpty()) {
             // Optional properties keep their order: any subset, each alternative starts at one of them.
+            List<String> rests = optionalRests(optionalKv, name);
             List<String> alts = new ArrayList<>();
             for (int i = 0; i < optionalKv.size(); i++) {
-                alts.add(optionalChain(optionalKv, i, name));
+                String kv = optionalKv.get(i);
+                String base = kv.endsWith("*") ? kv.substring(0, kv.length() - 1) : kv;
+                alts.add(base + (kv.endsWith("*") ? " ( \",\" space " + base + " )*" : "")
+                        + (rests.get(i + 1) == null ? "" : " " + rests.get(i + 1)));
             }
-            String opt = String.join(" | ", alts);
-            sb.append(requiredKv.isEmpty() ? " ( " + opt + " )?" : " ( \",\" space ( " + opt + " ) )?");
+            // a rule of its own: inside the optional group, llama.cpp would count every rule first named in the
+            // alternatives against its repetition limit (2000), and a root object with ~1000 optional properties would not load
+            String opt = rule(sub(name, "optional"), String.join(" | ", alts));
+            sb.append(requiredKv.isEmpty() ? " " + opt + "?" : " ( \",\" space " + opt + " )?");
         }
         sb.append(" space \"}\"");
         return sb.toString();
     }
 
-    /** Optional kv i, then any subset of those after it in order; "x*" marks the repeatable additional-properties kv. */
-    private String optionalChain(List<String> kvs, int i, String name) {
-        String kv = kvs.get(i);
-        boolean repeat = kv.endsWith("*");
-        String base = repeat ? kv.substring(0, kv.length() - 1) : kv;
-        StringBuilder sb = new StringBuilder(base);
-        if (repeat) {
-            sb.append(" ( \",\" space ").append(base).append(" )*");
+    /**
+     * For each optional kv j, a rule matching any ordered subset of kvs j.. (each after a comma),
+     * written as llama.cpp does: rest-j ::= ( "," kv_j )? rest-(j+1), so the grammar grows
+     * linearly with the number of optional properties ("x*" marks the repeatable
+     * additional-properties kv). Index 0 is unused (an alternative starts at a kv itself); the
+     * entry past the last is null.
+     */
+    private List<String> optionalRests(List<String> kvs, String name) {
+        String[] rests = new String[kvs.size() + 1];
+        for (int j = kvs.size() - 1; j >= 1; j--) {
+            String kv = kvs.get(j);
+            boolean repeat = kv.endsWith("*");
+            String base = repeat ? kv.substring(0, kv.length() - 1) : kv;
+            String body = "( \",\" space " + base + " )" + (repeat ? "*" : "?") + (rests[j + 1] == null ? "" : " " + rests[j + 1]);
+            rests[j] = rule(sub(name, "rest-" + j), body);
         }
-        if (i + 1 < kvs.size()) {
-            StringBuilder rest = new StringBuilder();
-            for (int j = i + 1; j < kvs.size(); j++) {
-                String k = kvs.get(j);
-                boolean rep = k.endsWith("*");
-                String b = rep ? k.substring(0, k.length() - 1) : k;
-                rest.append(j > i + 1 ? " " : "").append("( \",\" space ").append(b).append(" )").append(rep ? "*" : "?");
-            }
-            sb.append(' ').append(rule(sub(name, "rest-" + (i + 1)), rest.toString()));
-        }
-        return sb.toString();
+        return java.util.Arrays.asList(rests);
     }
 
     private String array(JsonNode schema, String name, String ptr) {
@@ -367,9 +375,13 @@ public final class JsonSchemaGrammar {
         if (max == 0) {
             return "\"[\" space space \"]\"";
         }
+        repeatable(schema, "minItems", min, ptr);
+        repeatable(schema, "maxItems", max, ptr);
         String more = "(\",\" space " + item + ")" + repeat(Math.max(min - 1, 0), max == Integer.MAX_VALUE ? -1 : max - 1);
         String body = item + (more.endsWith("{0,0}") ? "" : " " + more);
-        return "\"[\" space " + (min == 0 ? "(" + body + ")?" : body) + " space \"]\"";
+        // an optional list is a rule of its own: inside an optional group, llama.cpp counts the rules the repetition
+        // generates against its repetition limit (a group of maxItems 2000 would not load)
+        return "\"[\" space " + (min == 0 ? rule(sub(name, "items"), body) + "?" : body) + " space \"]\"";
     }
 
     private String string(JsonNode schema, String ptr) {
@@ -393,6 +405,8 @@ public final class JsonSchemaGrammar {
         if (min == 0 && max == Integer.MAX_VALUE) {
             return primitive("string");
         }
+        repeatable(schema, "minLength", min, ptr);
+        repeatable(schema, "maxLength", max, ptr);
         return "\"\\\"\" " + primitive("char") + repeat(min, max == Integer.MAX_VALUE ? -1 : max) + " \"\\\"\"";
     }
 
@@ -479,6 +493,14 @@ public final class JsonSchemaGrammar {
             throw new SchemaException(ptr + "/" + k, k, "'" + k + "' must be a non-negative integer");
         }
         return (int) Math.min(n.asLong(), Integer.MAX_VALUE);
+    }
+
+    /** Refuses a count keyword whose repetition llama.cpp's grammar engine would refuse or leave unbounded. */
+    private static void repeatable(JsonNode schema, String k, int value, String ptr) {
+        if (schema.has(k) && value > MAX_REPEAT) {
+            throw new SchemaException(ptr + "/" + k, k, "'" + k + "' above " + MAX_REPEAT + " cannot be enforced (llama.cpp's grammar "
+                    + "engine limits a repetition to " + MAX_REPEAT + ")");
+        }
     }
 
     /** GBNF repetition suffix for min..max occurrences (max -1: unbounded). */

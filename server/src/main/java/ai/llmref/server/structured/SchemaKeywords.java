@@ -34,8 +34,15 @@ final class SchemaKeywords {
     static final Set<String> ARRAY_WORDS = Set.of("items", "prefixItems", "minItems", "maxItems");
     static final Set<String> STRING_WORDS = Set.of("minLength", "maxLength", "format");
     static final Set<String> NUMBER_WORDS = Set.of("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
+    /** Keywords whose value is data (not a schema): its numbers constrain documents. */
+    private static final Set<String> VALUE_WORDS = Set.of("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+            "minLength", "maxLength", "minItems", "maxItems", "const", "enum");
 
-    /** Throws on the first keyword that is neither supported nor an annotation. */
+    /**
+     * Throws on the first keyword that is neither supported nor an annotation, and on a constraint
+     * holding a number beyond a double's range (the request parser reads it as Infinity, which
+     * has no exact value to enforce).
+     */
     static void check(JsonNode schema, String pointer) {
         Iterator<String> names = schema.fieldNames();
         while (names.hasNext()) {
@@ -43,7 +50,26 @@ final class SchemaKeywords {
             if (!SUPPORTED.contains(k) && !ANNOTATIONS.contains(k)) {
                 throw new SchemaException(pointer + "/" + escape(k), k, "JSON Schema keyword '" + k + "' cannot be enforced by this server");
             }
+            if (VALUE_WORDS.contains(k) && !finite(schema.get(k))) {
+                throw new SchemaException(pointer + "/" + escape(k), k, "'" + k + "' holds a number beyond the range of a double "
+                        + "(about 1.8e308), which cannot be enforced");
+            }
         }
+    }
+
+    /** Whether every number in a value (a constant, an enum, a bound) is within a double's range. */
+    private static boolean finite(JsonNode v) {
+        if (v.isFloatingPointNumber() && !v.isBigDecimal()) {
+            return Double.isFinite(v.doubleValue());
+        }
+        if (v.isContainerNode()) {
+            for (JsonNode e : v) {
+                if (!finite(e)) {
+                    return false;
+                }
+            }
+        }
+        return true;
     }
 
     /** Supported keywords present besides annotations and the ones allowed. */

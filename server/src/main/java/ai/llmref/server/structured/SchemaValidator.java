@@ -1,7 +1,11 @@
 package ai.llmref.server.structured;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
-import java.math.BigDecimal;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.cfg.JsonNodeFeature;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -21,6 +25,10 @@ public final class SchemaValidator {
     private static final Pattern TIME = Pattern.compile("([01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(\\.\\d+)?(Z|z|[+-]([01]\\d|2[0-3]):[0-5]\\d)");
     private static final Pattern UUID = Pattern.compile("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
     private static final int MAX_DEPTH = 256;
+    /** Reads numbers exactly, as JSON Schema compares them (a double would turn 1e400 into Infinity, 0.1000000000000000001 into 0.1). */
+    static final ObjectMapper EXACT = JsonMapper.builder().enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
+            .disable(JsonNodeFeature.STRIP_TRAILING_BIGDECIMAL_ZEROES).build();
+    private static final ObjectMapper PLAIN = new ObjectMapper();
 
     private final JsonNode root;
     private final List<String> errors = new ArrayList<>();
@@ -34,6 +42,18 @@ public final class SchemaValidator {
         SchemaValidator v = new SchemaValidator(schema);
         v.check(schema, document, "", 0);
         return List.copyOf(v.errors);
+    }
+
+    /**
+     * Reads a generated document for {@link #validate}: numbers exact; one whose exponent is beyond
+     * what a BigDecimal holds (|exponent| above 2^31) is read as a double (±Infinity or ±0).
+     */
+    public static JsonNode read(String text) throws JsonProcessingException {
+        try {
+            return EXACT.readTree(text);
+        } catch (NumberFormatException e) {
+            return PLAIN.readTree(text);
+        }
     }
 
     private boolean check(JsonNode s, JsonNode doc, String at, int depth) {
@@ -83,7 +103,7 @@ public final class SchemaValidator {
         } else if (doc.isTextual()) {
             string(s, doc.textValue(), at);
         } else if (doc.isNumber()) {
-            number(s, doc.decimalValue(), at);
+            number(s, doc, at);
         }
         return errors.size() == before;
     }
@@ -174,18 +194,27 @@ public final class SchemaValidator {
         }
     }
 
-    private void number(JsonNode s, BigDecimal v, String at) {
+    private void number(JsonNode s, JsonNode v, String at) {
         bound(s, "minimum", v, at, c -> c >= 0);
         bound(s, "maximum", v, at, c -> c <= 0);
         bound(s, "exclusiveMinimum", v, at, c -> c > 0);
         bound(s, "exclusiveMaximum", v, at, c -> c < 0);
     }
 
-    private void bound(JsonNode s, String k, BigDecimal v, String at, java.util.function.IntPredicate ok) {
+    private void bound(JsonNode s, String k, JsonNode v, String at, java.util.function.IntPredicate ok) {
         JsonNode b = s.get(k);
-        if (b != null && b.isNumber() && !ok.test(v.compareTo(b.decimalValue()))) {
+        if (b != null && b.isNumber() && !ok.test(compare(v, b))) {
             fail(at, "violates " + k + " " + b);
         }
+    }
+
+    /** Numeric order: exact, or by double where one is beyond a double's range (±Infinity, which has no BigDecimal). */
+    private static int compare(JsonNode a, JsonNode b) {
+        return finite(a) && finite(b) ? a.decimalValue().compareTo(b.decimalValue()) : Double.compare(a.doubleValue(), b.doubleValue());
+    }
+
+    private static boolean finite(JsonNode n) {
+        return !n.isFloatingPointNumber() || n.isBigDecimal() || Double.isFinite(n.doubleValue());
     }
 
     private boolean fail(String at, String why) {
@@ -203,7 +232,8 @@ public final class SchemaValidator {
                 case "boolean" -> v.isBoolean();
                 case "null" -> v.isNull();
                 case "number" -> v.isNumber();
-                case "integer" -> v.isIntegralNumber() || v.isNumber() && v.decimalValue().stripTrailingZeros().scale() <= 0;
+                // beyond a double's range (|v| > 1.8e308 with at most a few dozen digits written) a number is integral
+                case "integer" -> v.isIntegralNumber() || v.isNumber() && (!finite(v) || v.decimalValue().stripTrailingZeros().scale() <= 0);
                 default -> false;
             };
             if (ok) {
@@ -216,7 +246,7 @@ public final class SchemaValidator {
     /** JSON equality: numbers by value (1 equals 1.0), objects regardless of key order. */
     static boolean jsonEquals(JsonNode a, JsonNode b) {
         if (a.isNumber() && b.isNumber()) {
-            return a.decimalValue().compareTo(b.decimalValue()) == 0;
+            return compare(a, b) == 0;
         }
         if (a.isObject() && b.isObject()) {
             if (a.size() != b.size()) {

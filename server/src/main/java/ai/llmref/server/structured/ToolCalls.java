@@ -2,10 +2,11 @@ package ai.llmref.server.structured;
 
 import ai.llmref.server.chat.ChatMessage;
 import ai.llmref.server.chat.ChatTemplateRenderer;
-import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -28,6 +29,8 @@ public final class ToolCalls {
     private static final SecureRandom RANDOM = new SecureRandom();
     private static final String ALPHANUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     static final String PROBE = "llmref_probe_tool_7c1e";
+    private static final String OPEN = "<tool_call>";
+    private static final String CLOSE = "</tool_call>";
 
     private ToolCalls() {}
 
@@ -116,32 +119,40 @@ public final class ToolCalls {
 
     /**
      * Splits a reply into content and calls. A call counts only when it is well-formed JSON naming
-     * a declared function with an object of arguments; otherwise the text stays content.
+     * a declared function with an object of arguments, and nothing but whitespace stands between
+     * the calls or after them (Hermes: around the {@code <tool_call>} blocks, whose closing tag may
+     * be missing at the end; Llama 3: after the JSON); otherwise the whole reply is content, so no
+     * text is lost. The JSON is read as a JSON value, so a tag inside one of its strings is text.
      */
     public static Reply parse(Format format, String text, List<Function> functions) {
         List<Call> calls = new ArrayList<>();
         switch (format) {
             case HERMES -> {
-                int first = text.indexOf("<tool_call>");
+                int first = text.indexOf(OPEN);
                 if (first < 0) {
                     return new Reply(text, List.of());
                 }
                 int at = first;
-                while (at >= 0) {
-                    int start = at + "<tool_call>".length();
-                    int end = text.indexOf("</tool_call>", start);
-                    String body = end < 0 ? text.substring(start) : text.substring(start, end);
-                    Call c = call(body, "arguments", functions);
+                while (true) {
+                    Json body = json(text, at + OPEN.length());
+                    Call c = body == null ? null : call(body.value(), "arguments", functions);
                     if (c == null) {
                         return new Reply(text, List.of());
                     }
                     calls.add(c);
-                    if (end < 0) {
+                    int close = skipSpace(text, body.end());
+                    if (close == text.length()) {
+                        break; // the reply ended before the closing tag
+                    }
+                    if (!text.startsWith(CLOSE, close)) {
+                        return new Reply(text, List.of()); // text after the call inside its block
+                    }
+                    int next = skipSpace(text, close + CLOSE.length());
+                    if (next == text.length()) {
                         break;
                     }
-                    int next = text.indexOf("<tool_call>", end);
-                    if (next < 0 && !text.substring(end + "</tool_call>".length()).isBlank()) {
-                        return new Reply(text, List.of()); // text after the calls: not a clean tool-call reply
+                    if (!text.startsWith(OPEN, next)) {
+                        return new Reply(text, List.of()); // text between or after the calls: not a clean tool-call reply
                     }
                     at = next;
                 }
@@ -156,9 +167,13 @@ public final class ToolCalls {
                 if (!t.startsWith("{")) {
                     return new Reply(text, List.of());
                 }
-                Call c = call(t, "parameters", functions);
+                Json body = json(t, 0);
+                if (body == null || body.end() != t.length()) {
+                    return new Reply(text, List.of()); // not JSON, or text after it
+                }
+                Call c = call(body.value(), "parameters", functions);
                 if (c == null) {
-                    c = call(t, "arguments", functions);
+                    c = call(body.value(), "arguments", functions);
                 }
                 return c == null ? new Reply(text, List.of()) : new Reply(null, List.of(c));
             }
@@ -168,13 +183,29 @@ public final class ToolCalls {
         }
     }
 
-    private static Call call(String body, String argsKey, List<Function> functions) {
-        JsonNode n;
-        try {
-            n = MAPPER.readTree(body.strip());
-        } catch (JsonProcessingException e) {
+    /** A JSON value read from a reply and the index just after it. */
+    private record Json(JsonNode value, int end) {}
+
+    /** The JSON value that starts at {@code from} (after whitespace), or null when none does. */
+    private static Json json(String text, int from) {
+        // numbers exact: the arguments are written back as JSON, and a double would turn 1e400 into "Infinity"
+        try (JsonParser p = SchemaValidator.EXACT.createParser(text.substring(from))) {
+            JsonNode n = SchemaValidator.EXACT.readTree(p);
+            return n == null ? null : new Json(n, from + (int) p.currentLocation().getCharOffset());
+        } catch (IOException | NumberFormatException e) { // NumberFormatException: an exponent beyond a BigDecimal's
             return null;
         }
+    }
+
+    private static int skipSpace(String text, int from) {
+        int i = from;
+        while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
+            i++;
+        }
+        return i;
+    }
+
+    private static Call call(JsonNode n, String argsKey, List<Function> functions) {
         if (!(n instanceof ObjectNode o) || !o.path("name").isTextual() || !o.path(argsKey).isObject()) {
             return null;
         }

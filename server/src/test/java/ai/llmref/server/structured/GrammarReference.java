@@ -98,8 +98,10 @@ final class GrammarReference {
 
     private static Output run(List<String> command) throws Exception {
         Process p = new ProcessBuilder(command).start();
-        CompletableFuture<String> out = CompletableFuture.supplyAsync(() -> read(p.getInputStream()));
-        CompletableFuture<String> err = CompletableFuture.supplyAsync(() -> read(p.getErrorStream()));
+        // a thread each: on the common pool of a small machine one read can wait for the other while the
+        // program blocks on a full pipe (a grammar that does not load is echoed on stderr)
+        CompletableFuture<String> out = CompletableFuture.supplyAsync(() -> read(p.getInputStream()), r -> Thread.ofPlatform().daemon().start(r));
+        CompletableFuture<String> err = CompletableFuture.supplyAsync(() -> read(p.getErrorStream()), r -> Thread.ofPlatform().daemon().start(r));
         if (!p.waitFor(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
             p.destroyForcibly();
             throw new IllegalStateException("timed out: " + command.getFirst());

@@ -1,6 +1,7 @@
 package ai.llmref.server.structured;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.ArrayList;
@@ -75,6 +76,59 @@ class JsonSchemaGrammarReferenceTest {
         for (int i = e.valid().size(); i < e.valid().size() + e.invalid().size(); i++) {
             assertThat(a[2 * i] || a[2 * i + 1]).as("%s: our grammar accepts the invalid %s", e.name(), docs.get(2 * i)).isFalse();
         }
+    }
+
+    /**
+     * Length and item bounds up to llama.cpp's repetition limit (2000) are exact in its grammar
+     * engine; a bound above it, which the engine would leave unbounded, is refused by the converter.
+     */
+    @Test
+    void lengthAndItemBoundsAtTheEngineLimitAreExact() throws Exception {
+        int limit = JsonSchemaGrammar.MAX_REPEAT;
+        String string = JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"type\":\"string\",\"minLength\":" + limit
+                + ",\"maxLength\":" + limit + "}"));
+        assertThat(ref.accepts(string, List.of(quoted("\u00e9".repeat(limit)), quoted("a".repeat(limit + 1)), quoted("a".repeat(limit - 1)))))
+                .containsExactly(true, false, false);
+        String array = JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"type\":\"array\",\"items\":{\"type\":\"integer\"},"
+                + "\"maxItems\":" + limit + "}"));
+        assertThat(ref.accepts(array, List.of(items(limit), items(limit + 1), "[]"))).containsExactly(true, false, true);
+        for (String k : List.of("maxLength", "minLength")) {
+            String schema = "{\"type\":\"string\",\"" + k + "\":" + (limit + 1) + "}";
+            assertThatThrownBy(() -> JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(schema))).as(schema)
+                    .isInstanceOfSatisfying(SchemaException.class, e -> assertThat(e.keyword()).isEqualTo(k));
+        }
+    }
+
+    /**
+     * Optional properties: the grammar grows linearly with their number (each optional property
+     * one rule of constant size, as llama.cpp writes them), and a wide object loads in llama.cpp's
+     * engine and admits any ordered subset.
+     */
+    @Test
+    void manyOptionalPropertiesMakeALinearGrammar() throws Exception {
+        String half = JsonSchemaGrammar.convert(optionalProperties(800));
+        String wide = JsonSchemaGrammar.convert(optionalProperties(1600));
+        assertThat((double) wide.length() / half.length()).as("twice the properties").isLessThan(2.5);
+        assertThat(ref.accepts(wide, List.of("{}", "{\"p3\": \"a\", \"p1500\": \"b\", \"p1599\": \"\"}", "{\"p0\":\"x\"}",
+                "{\"p3\": 1}", "{\"p1599\": \"a\", \"p1599\": \"a\"}", "{\"q\": \"a\"}")))
+                .containsExactly(true, true, true, false, false, false);
+    }
+
+    private static JsonNode optionalProperties(int n) {
+        com.fasterxml.jackson.databind.node.ObjectNode schema = SchemaCorpus.MAPPER.createObjectNode().put("type", "object");
+        com.fasterxml.jackson.databind.node.ObjectNode props = schema.putObject("properties");
+        for (int i = 0; i < n; i++) {
+            props.putObject("p" + i).put("type", "string");
+        }
+        return schema;
+    }
+
+    private static String quoted(String s) {
+        return "\"" + s + "\"";
+    }
+
+    private static String items(int n) {
+        return "[" + String.join(",", java.util.Collections.nCopies(n, "1")) + "]";
     }
 
     /** Integer ranges: exactly the integers of the range, checked number by number against the engine. */

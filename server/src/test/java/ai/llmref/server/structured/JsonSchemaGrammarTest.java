@@ -39,6 +39,17 @@ class JsonSchemaGrammarTest {
                 Arguments.of("{\"type\":\"integer\",\"enum\":[1,\"two\"]}", "enum", ""),
                 Arguments.of("{\"type\":\"integer\",\"minimum\":10,\"maximum\":5}", "minimum", ""),
                 Arguments.of("{\"type\":\"string\",\"contentEncoding\":\"base64\"}", "contentEncoding", "/contentEncoding"),
+                // llama.cpp's grammar engine refuses a repetition above 2000 and makes a longer maximum unbounded
+                Arguments.of("{\"type\":\"string\",\"maxLength\":2001}", "maxLength", "/maxLength"),
+                Arguments.of("{\"type\":\"string\",\"minLength\":5000,\"maxLength\":6000}", "minLength", "/minLength"),
+                Arguments.of("{\"type\":\"object\",\"properties\":{\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"},"
+                        + "\"maxItems\":10000}}}", "maxItems", "/properties/tags/maxItems"),
+                Arguments.of("{\"type\":\"array\",\"minItems\":2001}", "minItems", "/minItems"),
+                // numbers beyond a double's range: the request parser reads them as Infinity, which has no exact value
+                Arguments.of("{\"type\":\"integer\",\"maximum\":1e400}", "maximum", "/maximum"),
+                Arguments.of("{\"type\":\"string\",\"maxLength\":1e999}", "maxLength", "/maxLength"),
+                Arguments.of("{\"type\":\"object\",\"properties\":{\"v\":{\"enum\":[1,[2,-1e400]]}}}", "enum", "/properties/v/enum"),
+                Arguments.of("{\"const\":1e400}", "const", "/const"),
                 Arguments.of("{\"type\":\"object\",\"properties\":{\"a/b\":{\"type\":\"string\",\"const\":\"x\",\"minLength\":1}}}", "minLength",
                         "/properties/a~1b/minLength"));
     }
@@ -60,7 +71,7 @@ class JsonSchemaGrammarTest {
         String plain = JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"}}}"));
         String annotated = JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("""
                 {"$schema":"https://json-schema.org/draft/2020-12/schema","title":"T","description":"d","type":"object",
-                 "properties":{"a":{"type":"integer","description":"x","examples":[1],"default":2,"$comment":"c","deprecated":false}}}"""));
+                 "properties":{"a":{"type":"integer","description":"x","examples":[1,1e400],"default":2,"$comment":"c","deprecated":false}}}"""));
         assertThat(annotated).isEqualTo(plain);
     }
 
@@ -94,6 +105,22 @@ class JsonSchemaGrammarTest {
             }
         }
         assertThat(checked).isGreaterThan(200);
+    }
+
+    /** Numbers are compared exactly, as JSON Schema does, also beyond a double's range (which the number grammar admits). */
+    @Test
+    void validatorReadsNumbersExactly() throws Exception {
+        JsonNode number = SchemaCorpus.MAPPER.readTree("{\"type\":\"number\",\"minimum\":0}");
+        JsonNode integer = SchemaCorpus.MAPPER.readTree("{\"type\":\"integer\"}");
+        for (String doc : List.of("1e400", "1.5E+400", "1e9999999999999999", "2.5e-400")) {
+            assertThat(SchemaValidator.validate(number, SchemaValidator.read(doc))).as(doc).isEmpty();
+        }
+        assertThat(SchemaValidator.validate(number, SchemaValidator.read("-1e400"))).containsExactly("(root) violates minimum 0");
+        // an integer is a number without a fractional part (networknt reads 1e400 as a double and calls it no integer)
+        for (String doc : List.of("1e400", "1.5E+400", "12345678901234567.5", "9999999999999999.5", "2.5e-400", "-1e400", "20.0")) {
+            List<String> ours = SchemaValidator.validate(integer, SchemaValidator.read(doc));
+            assertThat(ours.isEmpty()).as("%s: %s", doc, ours).isEqualTo(new java.math.BigDecimal(doc).stripTrailingZeros().scale() <= 0);
+        }
     }
 
     @Test

@@ -57,6 +57,49 @@ class ToolCallsParseTest {
         }
     }
 
+    /** Text outside the calls (after the JSON inside a block, between blocks) is never dropped: the reply stays content. */
+    @Test
+    void textBesideTheCallsKeepsTheWholeReplyAsContent() {
+        for (String text : List.of("<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}} and then I will tell you\n</tool_call>",
+                "<tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call>\nThe time first, then:\n"
+                        + "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}</tool_call>",
+                "<tool_call>{\"name\": \"get_time\", \"arguments\": {}} {\"name\": \"get_time\", \"arguments\": {}}")) {
+            ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.HERMES, text, FUNCTIONS);
+            assertThat(r.calls()).as(text).isEmpty();
+            assertThat(r.content()).isEqualTo(text);
+        }
+        String llama = "{\"name\": \"get_time\", \"parameters\": {}} I will look the time up for you.";
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.LLAMA3_JSON, llama, FUNCTIONS);
+        assertThat(r.calls()).isEmpty();
+        assertThat(r.content()).isEqualTo(llama);
+    }
+
+    /** The closing tag inside an argument string is part of the argument, not the end of the block. */
+    @Test
+    void tagsInsideArgumentStringsAreText() {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.HERMES,
+                "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"</tool_call><tool_call>\"}}\n</tool_call>", FUNCTIONS);
+        assertThat(r.content()).isNull();
+        assertThat(r.calls()).singleElement().satisfies(c -> {
+            assertThat(c.name()).isEqualTo("get_weather");
+            assertThat(c.arguments()).isEqualTo("{\"city\":\"</tool_call><tool_call>\"}");
+        });
+    }
+
+    /** Arguments are written back with their numbers' exact values (a double made 1e400 the string "Infinity"). */
+    @Test
+    void argumentNumbersKeepTheirExactValues() throws Exception {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.HERMES, "<tool_call>\n{\"name\": \"get_time\", \"arguments\": "
+                + "{\"a\": 1e400, \"b\": 0.10000000000000000001, \"c\": 12345678901234567.5, \"d\": 123456789012345678901234567890}}\n</tool_call>",
+                FUNCTIONS);
+        com.fasterxml.jackson.databind.JsonNode args = new com.fasterxml.jackson.databind.ObjectMapper()
+                .enable(com.fasterxml.jackson.databind.DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS).readTree(r.calls().getFirst().arguments());
+        assertThat(args.get("a").isNumber()).as(r.calls().getFirst().arguments()).isTrue();
+        java.util.Map<String, String> written = java.util.Map.of("a", "1e400", "b", "0.10000000000000000001", "c", "12345678901234567.5",
+                "d", "123456789012345678901234567890");
+        written.forEach((k, v) -> assertThat(args.get(k).decimalValue()).as(k).isEqualByComparingTo(new java.math.BigDecimal(v)));
+    }
+
     @Test
     void llama3JsonReplyIsOneCall() {
         ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.LLAMA3_JSON,

@@ -195,6 +195,24 @@ class SourceVerificationTest {
     }
 
     @Test
+    void sourceSubsetWhoseManifestListsAFileOutsideItsTreeIsRefused() throws Exception {
+        // An added file listed under a folder the manifest does not list: the tree hash of the manifest
+        // stays the pinned one, so only a check that every entry is part of that hash can tell.
+        Path archive = subset(tmp.resolve("stray"), dir -> {
+            Path extra = Files.createDirectories(dir.resolve("src/extra")).resolve("extra.cpp");
+            Files.writeString(extra, "int injected = 1;\n");
+            String blob = run(List.of("git", "hash-object", extra.toString()), Map.of()).strip();
+            Files.writeString(dir.resolve(".llmref-source-manifest"), "100644 blob " + blob + "\tsrc/extra/extra.cpp\n",
+                    StandardOpenOption.APPEND);
+        });
+        Result r = build(Map.of("LLAMA_CPP_SUBSET", archive.toString()), "--source-only");
+        assertThat(r.exit).as(r.stderr).isNotZero();
+        assertThat(r.stderr).contains("the manifest is inconsistent: 1 entries are not part of its tree, e.g. src/extra/extra.cpp")
+                .contains("is not a part of the pinned llama.cpp tree");
+        assertCacheHoldsNothing();
+    }
+
+    @Test
     void invalidOptionsAreRefusedBeforeAnyWork() throws Exception {
         assertThat(build(Map.of(), "--variant", "rocm").stderr).contains("--variant must be cpu or cuda, got 'rocm'");
         assertThat(build(Map.of(), "--cuda-arch", "sm_90").stderr)

@@ -112,8 +112,15 @@ trap cleanup EXIT
 tree_of_dir() {
   local dir=$1
   if [ "$(git -C "$dir" rev-parse --show-toplevel 2>/dev/null)" = "$(cd "$dir" && pwd -P)" ]; then
-    local dirty
-    dirty=$(git -C "$dir" status --porcelain --untracked-files=normal | head -5)
+    local dirty unchecked
+    # git status does not look at files marked skip-worktree (sparse checkouts, local overrides) or
+    # assume-unchanged: such a file may differ from HEAD, or be absent, with the checkout "clean".
+    # (ls-files -v tags every other index entry H.)
+    unchecked=$(git -C "$dir" ls-files -v | { grep -v '^H ' || true; } | head -5)
+    [ -z "$unchecked" ] || die "llama.cpp checkout $dir has files git does not check for changes (S: skip-worktree or sparse checkout, lowercase: assume-unchanged):
+$unchecked
+Clear the marks (git update-index --no-skip-worktree / --no-assume-unchanged FILE, git sparse-checkout disable) or use a fresh clone."
+    dirty=$(git -C "$dir" -c core.fsmonitor=false status --porcelain --untracked-files=normal | head -5)
     [ -z "$dirty" ] || die "llama.cpp checkout $dir has local changes; the pinned tree must be built as is:
 $dirty"
     git -C "$dir" rev-parse 'HEAD^{tree}'

@@ -122,6 +122,26 @@ class SourceVerificationTest {
     }
 
     @Test
+    void checkoutWithChangesGitIsToldNotToCheckIsRefused() throws Exception {
+        // git status reports neither change: it skips files marked skip-worktree (as a sparse checkout
+        // marks the files it leaves out) and trusts files marked assume-unchanged.
+        Path clone = sharedClone();
+        run(List.of("git", "-C", clone.toString(), "update-index", "--skip-worktree", "src/llama.cpp"), Map.of());
+        run(List.of("git", "-C", clone.toString(), "update-index", "--assume-unchanged", "include/llama.h"), Map.of());
+        Files.writeString(clone.resolve("src/llama.cpp"), "// tampered\n", StandardOpenOption.APPEND);
+        Files.writeString(clone.resolve("include/llama.h"), "// tampered\n", StandardOpenOption.APPEND);
+        assertThat(run(List.of("git", "-C", clone.toString(), "status", "--porcelain"), Map.of())).isEmpty();
+
+        Result r = build(Map.of("LLAMA_CPP_DIR", clone.toString()), "--source-only");
+
+        assertThat(r.exit).as(r.stderr).isNotZero();
+        assertThat(r.stderr).contains("checkout " + clone + " has files git does not check for changes")
+                .contains("S src/llama.cpp").contains("h include/llama.h")
+                .doesNotContain("source verified");
+        assertCacheHoldsNothing();
+    }
+
+    @Test
     void cleanCheckoutOfThePinnedTreeIsAccepted() throws Exception {
         Path clone = sharedClone();
 

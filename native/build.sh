@@ -355,7 +355,10 @@ fi
 if [ -n "$cxx_link" ]; then
   cmake_args+=("-DCMAKE_SHARED_LINKER_FLAGS=$cxx_link" "-DCMAKE_MODULE_LINKER_FLAGS=$cxx_link" "-DCMAKE_EXE_LINKER_FLAGS=$cxx_link")
 fi
-toolchain_id="$(cmake --version | head -1); $cxx: $("$cxx" --version | head -1); $(ninja --version)"
+# The C compiler CMake will pick (CC, else cc, as CMake searches): ggml's core and CPU backend are C.
+cc=${CC:-$(command -v cc || command -v gcc || true)}
+[ -n "$cc" ] || die "no C compiler (set CC, or install gcc)"
+toolchain_id="$(cmake --version | head -1); $cc: $("$cc" --version | head -1); $cxx: $("$cxx" --version | head -1); $(ninja --version)"
 if [ "$variant" = cuda ]; then
   cmake_args+=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$cuda_arch" "-DCMAKE_CUDA_COMPILER=$nvcc")
   toolchain_id+="; $("$nvcc" --version | tail -1); CUDAHOSTCXX=${CUDAHOSTCXX:-}"

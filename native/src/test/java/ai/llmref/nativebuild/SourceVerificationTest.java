@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -289,6 +290,34 @@ class SourceVerificationTest {
         String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(p.waitFor()).as(err).isZero();
         assertThat(err).contains("cache hit: " + info.getProperty("native.entry")).doesNotContain("building");
+    }
+
+    @Test
+    void anotherCCompilerIsNotACacheHit() throws Exception {
+        // A cache of its own holding the entry this Maven run built (or reused), under its key.
+        Properties info = load(Path.of(System.getProperty("native.build.info")));
+        Path entry = Path.of(info.getProperty("native.entry"));
+        Path ownEntry = Files.createDirectories(cache().resolve("out")).resolve(entry.getFileName());
+        Files.createSymbolicLink(ownEntry, entry);
+        Map<String, String> source = Map.of("LLAMA_CPP_DIR", info.getProperty("llama.cpp.dir"));
+        Result same = build(source);
+        assertThat(same.exit).as(same.stderr).isZero();
+        assertThat(same.stderr).contains("cache hit: " + ownEntry);
+
+        // ggml's core and CPU backend are C: a different C compiler gives different libraries. This
+        // one answers --version and compiles nothing, so a build with it stops at the configure step.
+        Path cc = tmp.resolve("toolchain/cc");
+        Files.createDirectories(cc.getParent());
+        Files.writeString(cc, "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'other-cc (Other) 99.1'; exit 0; }\nexit 1\n");
+        cc.toFile().setExecutable(true);
+        Map<String, String> otherCc = new HashMap<>(source);
+        otherCc.put("CC", cc.toString());
+        Result other = build(otherCc);
+
+        assertThat(other.stderr).doesNotContain("cache hit").containsPattern("configuring cpu-[0-9a-f]{16}")
+                .doesNotContain("configuring " + entry.getFileName());
+        assertThat(other.exit).as(other.stderr).isNotZero();
+        assertThat(other.stderr).contains("The C compiler").contains(cc.toString());
     }
 
     // --- helpers -------------------------------------------------------------------------------

@@ -10,7 +10,8 @@
 #                   [--tools] [--out DIR | --out-root DIR] [--info FILE] [--source-only]
 #                   [--pack-source FILE]
 #
-#   --out DIR       publish the libraries (one file each, no symlinks) into DIR
+#   --out DIR       publish the libraries (one file each, no symlinks) into DIR, replacing its content
+#                   (refused, before any work, unless DIR is new, empty or an earlier publish)
 #   --out-root DIR  the same into DIR/linux-<arch>/<variant> (the layout of the native jar)
 #   --info FILE     write where the source, libraries, headers and tools are (properties)
 #   --tools         also build the native reference tools (llama-bench, llama-server ...)
@@ -72,6 +73,23 @@ case "$variant" in cpu|cuda) ;; *) die "--variant must be cpu or cuda, got '$var
 case "$cpu_variants" in host|all) ;; *) die "--cpu-variants must be host or all, got '$cpu_variants'" ;; esac
 [[ "$cuda_arch" =~ ^[0-9]+[a-z]?(-real|-virtual)?(;[0-9]+[a-z]?(-real|-virtual)?)*$ ]] \
   || die "--cuda-arch must be a ';'-separated list of CUDA architectures like '80;86;89;90', got '$cuda_arch'"
+
+case "$(uname -m)" in
+  x86_64) arch=x86_64 ;;
+  aarch64) arch=aarch64 ;;
+  *) die "unsupported machine $(uname -m)" ;;
+esac
+
+# The folder to publish into is replaced as a whole: before any work, refuse one that holds anything
+# but an earlier publish of this script (a typo such as --out /usr/local/lib would delete it all).
+[ -z "$out_root" ] || out="$out_root/linux-$arch/$variant"
+if [ -n "$out" ] && [ -e "$out" ]; then
+  [ -d "$out" ] || die "--out $out is not a folder; give a new or empty folder to publish the libraries into"
+  others=$(cd "$out" && ls -A | grep -vE '^(lib.*\.so(\.[0-9]+)*|native-libs\.properties|build-info\.properties)$' | head -5 || true)
+  if [ -n "$others" ] || { [ -n "$(ls -A "$out")" ] && [ ! -f "$out/native-libs.properties" ]; }; then
+    die "--out $out holds files that native/build.sh did not publish there${others:+ ($(echo "$others" | paste -sd' ' -))}; its whole content would be replaced, so it is refused. Give a new or empty folder."
+  fi
+fi
 
 # The cuda variant needs nvcc and cuBLAS: check before fetching or building anything.
 if [ "$variant" = cuda ]; then
@@ -340,11 +358,6 @@ host_cpu_flags() {
   done
 }
 
-case "$(uname -m)" in
-  x86_64) arch=x86_64 ;;
-  aarch64) arch=aarch64 ;;
-  *) die "unsupported machine $(uname -m)" ;;
-esac
 if [ "$cpu_variants" = all ]; then
   cmake_args+=(-DGGML_CPU_ALL_VARIANTS=ON)
 elif [ "$arch" = x86_64 ]; then
@@ -469,9 +482,8 @@ fi
 
 # --- publish -------------------------------------------------------------------------------------
 
-[ -z "$out_root" ] || out="$out_root/linux-$arch/$variant"
 if [ -n "$out" ]; then
-  rm -rf "$out"
+  rm -rf "$out" # checked above: a new folder or an earlier publish
   mkdir -p "$out"
   # A jar holds no symlinks: publish each library once, under the name the dynamic linker asks for
   # (its soname for the core libraries, the plain name for backend plugins).

@@ -320,6 +320,32 @@ class SourceVerificationTest {
         assertThat(other.stderr).contains("The C compiler").contains(cc.toString());
     }
 
+    @Test
+    void publishingRefusesAFolderHoldingOtherFilesBeforeAnyWork() throws Exception {
+        // --out replaces its folder's whole content: only a new folder or an earlier publish may be given.
+        Properties info = load(Path.of(System.getProperty("native.build.info")));
+        Map<String, String> cached = Map.of("AIREF_CACHE_DIR", Path.of(info.getProperty("native.entry")).getParent().getParent().toString());
+        Path mine = Files.createDirectories(tmp.resolve("mine"));
+        Files.writeString(mine.resolve("notes.txt"), "not the script's\n");
+        Files.writeString(mine.resolve("libother.so.1"), "");
+
+        Result refused = build(cached, "--out", mine.toString());
+
+        assertThat(refused.exit).isNotZero();
+        assertThat(refused.stderr).contains("--out " + mine + " holds files that native/build.sh did not publish there (notes.txt)")
+                .contains("Give a new or empty folder").doesNotContain("source verified");
+        assertThat(mine.resolve("notes.txt")).exists();
+        assertThat(mine.resolve("libother.so.1")).exists();
+
+        Path fresh = tmp.resolve("fresh/native");
+        Result first = build(cached, "--out", fresh.toString());
+        assertThat(first.exit).as(first.stderr).isZero();
+        assertThat(fresh.resolve("native-libs.properties")).exists();
+        Result again = build(cached, "--out", fresh.toString());
+        assertThat(again.exit).as("an earlier publish is replaced: " + again.stderr).isZero();
+        assertThat(load(fresh.resolve("native-libs.properties")).getProperty("load")).contains("libllama.so");
+    }
+
     // --- helpers -------------------------------------------------------------------------------
 
     private record Result(int exit, String stderr) {}

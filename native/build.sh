@@ -115,7 +115,10 @@ cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}
 mkdir -p "$cache/src" "$cache/out" "$cache/work" "$cache/downloads"
 # One build at a time per cache: a second Maven run waits instead of racing on the same entry.
 exec 9>"$cache/.lock"
-flock 9
+if ! flock -n 9; then
+  log "waiting for another native/build.sh using the cache $cache to finish (lock: $cache/.lock)"
+  flock 9
+fi
 
 # Everything a failed step leaves behind is removed: the cache only ever holds complete entries.
 cleanup_paths=()

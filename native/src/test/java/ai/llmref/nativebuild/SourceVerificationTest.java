@@ -346,6 +346,28 @@ class SourceVerificationTest {
         assertThat(load(fresh.resolve("native-libs.properties")).getProperty("load")).contains("libllama.so");
     }
 
+    @Test
+    void aSecondBuildOnTheSameCacheSaysWhatItWaitsFor() throws Exception {
+        Path clone = sharedClone();
+        Files.createDirectories(cache());
+        Path lock = cache().resolve(".lock");
+        // Another build holding the cache's lock, for a few seconds.
+        Process holder = new ProcessBuilder("flock", lock.toString(), "sleep", "5").start();
+        try {
+            // until it holds the lock: flock -n fails (exit 1) while another process holds it
+            for (int i = 0; i < 50 && new ProcessBuilder("flock", "-n", lock.toString(), "true").start().waitFor() == 0; i++) {
+                Thread.sleep(50);
+            }
+            Result r = build(Map.of("LLAMA_CPP_DIR", clone.toString()), "--source-only");
+            assertThat(r.exit).as(r.stderr).isZero();
+            assertThat(r.stderr).contains("waiting for another native/build.sh using the cache " + cache() + " to finish")
+                    .contains("llama.cpp source verified");
+        } finally {
+            holder.destroy();
+            holder.waitFor();
+        }
+    }
+
     // --- helpers -------------------------------------------------------------------------------
 
     private record Result(int exit, String stderr) {}

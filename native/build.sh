@@ -10,7 +10,8 @@
 #                   [--tools] [--out DIR | --out-root DIR] [--info FILE] [--source-only]
 #                   [--pack-source FILE]
 #
-#   --out DIR       publish the libraries (one file each, no symlinks) into DIR
+#   --out DIR       publish the libraries (one file each, no symlinks) into DIR, replacing its content
+#                   (refused, before any work, unless DIR is new, empty or an earlier publish)
 #   --out-root DIR  the same into DIR/linux-<arch>/<variant> (the layout of the native jar)
 #   --info FILE     write where the source, libraries, headers and tools are (properties)
 #   --tools         also build the native reference tools (llama-bench, llama-server ...)
@@ -73,6 +74,23 @@ case "$cpu_variants" in host|all) ;; *) die "--cpu-variants must be host or all,
 [[ "$cuda_arch" =~ ^[0-9]+[a-z]?(-real|-virtual)?(;[0-9]+[a-z]?(-real|-virtual)?)*$ ]] \
   || die "--cuda-arch must be a ';'-separated list of CUDA architectures like '80;86;89;90', got '$cuda_arch'"
 
+case "$(uname -m)" in
+  x86_64) arch=x86_64 ;;
+  aarch64) arch=aarch64 ;;
+  *) die "unsupported machine $(uname -m)" ;;
+esac
+
+# The folder to publish into is replaced as a whole: before any work, refuse one that holds anything
+# but an earlier publish of this script (a typo such as --out /usr/local/lib would delete it all).
+[ -z "$out_root" ] || out="$out_root/linux-$arch/$variant"
+if [ -n "$out" ] && [ -e "$out" ]; then
+  [ -d "$out" ] || die "--out $out is not a folder; give a new or empty folder to publish the libraries into"
+  others=$(cd "$out" && ls -A | grep -vE '^(lib.*\.so(\.[0-9]+)*|native-libs\.properties|build-info\.properties)$' | head -5 || true)
+  if [ -n "$others" ] || { [ -n "$(ls -A "$out")" ] && [ ! -f "$out/native-libs.properties" ]; }; then
+    die "--out $out holds files that native/build.sh did not publish there${others:+ ($(echo "$others" | paste -sd' ' -))}; its whole content would be replaced, so it is refused. Give a new or empty folder."
+  fi
+fi
+
 # The cuda variant needs nvcc and cuBLAS: check before fetching or building anything.
 if [ "$variant" = cuda ]; then
   cuda_home=${CUDA_HOME:-/usr/local/cuda}
@@ -97,7 +115,10 @@ cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}
 mkdir -p "$cache/src" "$cache/out" "$cache/work" "$cache/downloads"
 # One build at a time per cache: a second Maven run waits instead of racing on the same entry.
 exec 9>"$cache/.lock"
-flock 9
+if ! flock -n 9; then
+  log "waiting for another native/build.sh using the cache $cache to finish (lock: $cache/.lock)"
+  flock 9
+fi
 
 # Everything a failed step leaves behind is removed: the cache only ever holds complete entries.
 cleanup_paths=()
@@ -112,8 +133,15 @@ trap cleanup EXIT
 tree_of_dir() {
   local dir=$1
   if [ "$(git -C "$dir" rev-parse --show-toplevel 2>/dev/null)" = "$(cd "$dir" && pwd -P)" ]; then
-    local dirty
-    dirty=$(git -C "$dir" status --porcelain --untracked-files=normal | head -5)
+    local dirty unchecked
+    # git status does not look at files marked skip-worktree (sparse checkouts, local overrides) or
+    # assume-unchanged: such a file may differ from HEAD, or be absent, with the checkout "clean".
+    # (ls-files -v tags every other index entry H.)
+    unchecked=$(git -C "$dir" ls-files -v | { grep -v '^H ' || true; } | head -5)
+    [ -z "$unchecked" ] || die "llama.cpp checkout $dir has files git does not check for changes (S: skip-worktree or sparse checkout, lowercase: assume-unchanged):
+$unchecked
+Clear the marks (git update-index --no-skip-worktree / --no-assume-unchanged FILE, git sparse-checkout disable) or use a fresh clone."
+    dirty=$(git -C "$dir" -c core.fsmonitor=false status --porcelain --untracked-files=normal | head -5)
     [ -z "$dirty" ] || die "llama.cpp checkout $dir has local changes; the pinned tree must be built as is:
 $dirty"
     git -C "$dir" rev-parse 'HEAD^{tree}'
@@ -333,11 +361,6 @@ host_cpu_flags() {
   done
 }
 
-case "$(uname -m)" in
-  x86_64) arch=x86_64 ;;
-  aarch64) arch=aarch64 ;;
-  *) die "unsupported machine $(uname -m)" ;;
-esac
 if [ "$cpu_variants" = all ]; then
   cmake_args+=(-DGGML_CPU_ALL_VARIANTS=ON)
 elif [ "$arch" = x86_64 ]; then
@@ -348,7 +371,10 @@ fi
 if [ -n "$cxx_link" ]; then
   cmake_args+=("-DCMAKE_SHARED_LINKER_FLAGS=$cxx_link" "-DCMAKE_MODULE_LINKER_FLAGS=$cxx_link" "-DCMAKE_EXE_LINKER_FLAGS=$cxx_link")
 fi
-toolchain_id="$(cmake --version | head -1); $cxx: $("$cxx" --version | head -1); $(ninja --version)"
+# The C compiler CMake will pick (CC, else cc, as CMake searches): ggml's core and CPU backend are C.
+cc=${CC:-$(command -v cc || command -v gcc || true)}
+[ -n "$cc" ] || die "no C compiler (set CC, or install gcc)"
+toolchain_id="$(cmake --version | head -1); $cc: $("$cc" --version | head -1); $cxx: $("$cxx" --version | head -1); $(ninja --version)"
 if [ "$variant" = cuda ]; then
   cmake_args+=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$cuda_arch" "-DCMAKE_CUDA_COMPILER=$nvcc")
   toolchain_id+="; $("$nvcc" --version | tail -1); CUDAHOSTCXX=${CUDAHOSTCXX:-}"
@@ -459,9 +485,8 @@ fi
 
 # --- publish -------------------------------------------------------------------------------------
 
-[ -z "$out_root" ] || out="$out_root/linux-$arch/$variant"
 if [ -n "$out" ]; then
-  rm -rf "$out"
+  rm -rf "$out" # checked above: a new folder or an earlier publish
   mkdir -p "$out"
   # A jar holds no symlinks: publish each library once, under the name the dynamic linker asks for
   # (its soname for the core libraries, the plain name for backend plugins).

@@ -5,7 +5,8 @@ usage: verify-source-subset.py DIR MANIFEST EXPECTED_TREE
 
 MANIFEST is `git ls-tree -r -t --full-tree <tree>` of the whole pinned tree (mode, type, object id
 and path of every entry). The check is:
-  1. the manifest itself hashes, as git would, to EXPECTED_TREE (so it cannot describe another tree);
+  1. the manifest itself hashes, as git would, to EXPECTED_TREE (so it cannot describe another tree),
+     and each of its entries is part of that hash (none lies under a folder it does not list);
   2. every file in DIR (the manifest file aside) is an entry of the manifest with the same blob id
      (content) and mode (regular, executable or symbolic link);
 Files of the tree that DIR leaves out are allowed: that is what a subset is. Exit status 0 when the
@@ -35,8 +36,11 @@ def read_manifest(path):
     return entries
 
 
-def tree_id(entries, prefix=""):
-    """The id of the tree at prefix ('' = root) rebuilt from the entries below it."""
+def tree_id(entries, prefix="", reached=None):
+    """The id of the tree at prefix ('' = root) rebuilt from the entries below it; adds the path of
+    every entry it hashes to reached."""
+    if reached is None:
+        reached = set()
     children = {}
     for path, (mode, kind, oid) in entries.items():
         if prefix and not path.startswith(prefix + "/"):
@@ -49,8 +53,10 @@ def tree_id(entries, prefix=""):
     # git sorts tree entries by name, comparing a subtree's name as if it ended with '/'
     for name in sorted(children, key=lambda n: n.encode("utf-8", "surrogateescape") + (b"/" if children[n][1] == "tree" else b"")):
         mode, kind, oid = children[name]
+        path = prefix + "/" + name if prefix else name
+        reached.add(path)
         if kind == "tree":
-            sub = tree_id(entries, prefix + "/" + name if prefix else name)
+            sub = tree_id(entries, path, reached)
             if sub != oid:
                 raise ValueError("tree %s: manifest says %s, its entries hash to %s" % (name, oid, sub))
         body += b"%s %s\0" % (mode.lstrip("0").encode() if kind == "tree" else mode.encode(),
@@ -64,11 +70,18 @@ def main():
     root, manifest, expected = sys.argv[1], sys.argv[2], sys.argv[3]
     entries = read_manifest(manifest)
     problems = []
+    reached = set()
     try:
-        found = tree_id(entries)
+        found = tree_id(entries, "", reached)
     except ValueError as e:
         found = None
         problems.append("the manifest is inconsistent: %s" % e)
+    # An entry under a folder the manifest does not list as a tree (or under a file) takes no part
+    # in the tree hash: it would let a file that is not in the pinned tree through step 2.
+    stray = sorted(set(entries) - reached)
+    if stray:
+        problems.append("the manifest is inconsistent: %d entries are not part of its tree, e.g. %s"
+                        % (len(stray), ", ".join(stray[:3])))
     if found is not None and found != expected:
         problems.append("the manifest describes git tree %s, not the pinned tree %s" % (found, expected))
     checked = 0

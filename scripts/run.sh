@@ -3,6 +3,8 @@
 # starts the server on CPU with the tiny TinyStories model, on 127.0.0.1:8080.
 #   scripts/run.sh [server options...]    e.g. --port 9000, --model /path/x.gguf, --config app.yaml
 # Environment: MODEL (default ../shared/models/stories260K.gguf), LLMREF_* configuration keys.
+# The model: --model, else MODEL, else model.path from LLMREF_MODEL_PATH or the --config file, else
+# the default above (a --model on the command line would outrank those two, docs/server.md).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$root/scripts/prereqs.sh"
@@ -13,9 +15,14 @@ jar=server/target/server-0.1.0-SNAPSHOT.jar
 if [ ! -f "$jar" ] || [ -n "$(find native bindings server pom.xml -newer "$jar" -type f -not -path '*/target/*' -print -quit)" ]; then
   mvn -B -ntp -q -DskipTests install
 fi
-model=${MODEL:-$root/../shared/models/stories260K.gguf}
 args=("$@")
-if [[ " ${args[*]-} " != *" --model "* ]]; then
-  args=(--model "$model" "${args[@]+"${args[@]}"}")
+given_model=0 given_config=0
+for a in "$@"; do case "$a" in --model) given_model=1 ;; --config) given_config=1 ;; esac; done
+if [ "$given_model" = 0 ]; then
+  if [ -n "${MODEL:-}" ]; then
+    args=(--model "$MODEL" "${args[@]+"${args[@]}"}")
+  elif [ -z "${LLMREF_MODEL_PATH:-}" ] && [ "$given_config" = 0 ]; then
+    args=(--model "$root/../shared/models/stories260K.gguf" "${args[@]+"${args[@]}"}")
+  fi
 fi
 exec java --enable-native-access=ALL-UNNAMED -XX:+UseZGC -jar "$jar" "${args[@]}"

@@ -2,8 +2,11 @@ package ai.llmref.deploy;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -15,7 +18,8 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The operator scripts (benchmarks, the GPU proof, packing, soak, fuzzing) run on machines CI never
  * sees, such as the GPU machine, so what can be checked here is: every script parses, each answers
- * --help, and a bad argument is refused with one clear line before any work starts.
+ * --help, and a bad argument is refused with one clear line before any work starts. scripts/run.sh
+ * (the README's run command) is checked for the model it hands the server.
  */
 class ScriptsTest {
     private static final List<String> WITH_HELP = List.of("bench-bindings.sh", "bench-server.sh", "gpu-verify.sh", "gpu-pack.sh",
@@ -64,6 +68,40 @@ class ScriptsTest {
                 Arguments.of("gpu-verify.sh", List.of("--budget"), "--budget needs a value"),
                 Arguments.of("bench-server.sh", List.of("--threads"), "--threads needs a value"),
                 Arguments.of("soak.sh", List.of("--duration"), "--duration needs a value"));
+    }
+
+    /**
+     * scripts/run.sh's default model goes on the command line, which outranks every other source of
+     * model.path (docs/server.md): it must be left out when the environment or a --config file names
+     * the model, or that model is silently replaced by the default. The model named here has a file
+     * name too long for a model id, so the server's own validation says which path it took, and an
+     * invalid engine.batch-size stops it right after, whichever model it took. Needs the server jar
+     * (the reactor builds it before this module, as ImageLayoutTest needs it).
+     */
+    static Stream<Arguments> modelSources() throws IOException {
+        String name = "m".repeat(130);
+        String path = "/nonexistent/" + name + ".gguf";
+        Path config = Files.createDirectories(Repo.target()).resolve("run-sh-model.yaml");
+        Files.writeString(config, "model:\n  path: " + path + "\n");
+        return Stream.of(
+                Arguments.of("LLMREF_MODEL_PATH", Map.of("LLMREF_MODEL_PATH", path), List.of(), name),
+                Arguments.of("--config", Map.of(), List.of("--config", config.toString()), name),
+                Arguments.of("MODEL", Map.of("MODEL", path), List.of(), name));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("modelSources")
+    void runShKeepsTheModelTheEnvironmentOrConfigNames(String source, Map<String, String> env, List<String> args, String id) {
+        Map<String, String> all = new HashMap<>(env);
+        all.put("LLMREF_ENGINE_BATCH__SIZE", "0");
+        // Whatever this test's own environment holds, only the source under test names a model.
+        List<String> unset = Stream.of("LLMREF_MODEL_PATH", "MODEL").filter(k -> !env.containsKey(k))
+                .flatMap(k -> Stream.of("-u", k)).toList();
+        Repo.Result r = Repo.run(Duration.ofMinutes(2), Repo.root(), all, Stream.of(Stream.of("env"), unset.stream(),
+                Stream.of("bash", "scripts/run.sh"), args.stream()).flatMap(x -> x).toList());
+        assertThat(r.exitCode()).as(r.output()).isEqualTo(2);
+        assertThat(r.output()).as("the model named by " + source)
+                .contains("invalid configuration: model.id must be 1 to 128 characters, got '" + id + "'");
     }
 
     @ParameterizedTest(name = "{0} {1}")

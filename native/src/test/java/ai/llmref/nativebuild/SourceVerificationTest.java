@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
@@ -122,6 +123,26 @@ class SourceVerificationTest {
     }
 
     @Test
+    void checkoutWithChangesGitIsToldNotToCheckIsRefused() throws Exception {
+        // git status reports neither change: it skips files marked skip-worktree (as a sparse checkout
+        // marks the files it leaves out) and trusts files marked assume-unchanged.
+        Path clone = sharedClone();
+        run(List.of("git", "-C", clone.toString(), "update-index", "--skip-worktree", "src/llama.cpp"), Map.of());
+        run(List.of("git", "-C", clone.toString(), "update-index", "--assume-unchanged", "include/llama.h"), Map.of());
+        Files.writeString(clone.resolve("src/llama.cpp"), "// tampered\n", StandardOpenOption.APPEND);
+        Files.writeString(clone.resolve("include/llama.h"), "// tampered\n", StandardOpenOption.APPEND);
+        assertThat(run(List.of("git", "-C", clone.toString(), "status", "--porcelain"), Map.of())).isEmpty();
+
+        Result r = build(Map.of("LLAMA_CPP_DIR", clone.toString()), "--source-only");
+
+        assertThat(r.exit).as(r.stderr).isNotZero();
+        assertThat(r.stderr).contains("checkout " + clone + " has files git does not check for changes")
+                .contains("S src/llama.cpp").contains("h include/llama.h")
+                .doesNotContain("source verified");
+        assertCacheHoldsNothing();
+    }
+
+    @Test
     void cleanCheckoutOfThePinnedTreeIsAccepted() throws Exception {
         Path clone = sharedClone();
 
@@ -195,6 +216,24 @@ class SourceVerificationTest {
     }
 
     @Test
+    void sourceSubsetWhoseManifestListsAFileOutsideItsTreeIsRefused() throws Exception {
+        // An added file listed under a folder the manifest does not list: the tree hash of the manifest
+        // stays the pinned one, so only a check that every entry is part of that hash can tell.
+        Path archive = subset(tmp.resolve("stray"), dir -> {
+            Path extra = Files.createDirectories(dir.resolve("src/extra")).resolve("extra.cpp");
+            Files.writeString(extra, "int injected = 1;\n");
+            String blob = run(List.of("git", "hash-object", extra.toString()), Map.of()).strip();
+            Files.writeString(dir.resolve(".llmref-source-manifest"), "100644 blob " + blob + "\tsrc/extra/extra.cpp\n",
+                    StandardOpenOption.APPEND);
+        });
+        Result r = build(Map.of("LLAMA_CPP_SUBSET", archive.toString()), "--source-only");
+        assertThat(r.exit).as(r.stderr).isNotZero();
+        assertThat(r.stderr).contains("the manifest is inconsistent: 1 entries are not part of its tree, e.g. src/extra/extra.cpp")
+                .contains("is not a part of the pinned llama.cpp tree");
+        assertCacheHoldsNothing();
+    }
+
+    @Test
     void invalidOptionsAreRefusedBeforeAnyWork() throws Exception {
         assertThat(build(Map.of(), "--variant", "rocm").stderr).contains("--variant must be cpu or cuda, got 'rocm'");
         assertThat(build(Map.of(), "--cuda-arch", "sm_90").stderr)
@@ -251,6 +290,82 @@ class SourceVerificationTest {
         String err = new String(p.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(p.waitFor()).as(err).isZero();
         assertThat(err).contains("cache hit: " + info.getProperty("native.entry")).doesNotContain("building");
+    }
+
+    @Test
+    void anotherCCompilerIsNotACacheHit() throws Exception {
+        // A cache of its own holding the entry this Maven run built (or reused), under its key.
+        Properties info = load(Path.of(System.getProperty("native.build.info")));
+        Path entry = Path.of(info.getProperty("native.entry"));
+        Path ownEntry = Files.createDirectories(cache().resolve("out")).resolve(entry.getFileName());
+        Files.createSymbolicLink(ownEntry, entry);
+        Map<String, String> source = Map.of("LLAMA_CPP_DIR", info.getProperty("llama.cpp.dir"));
+        Result same = build(source);
+        assertThat(same.exit).as(same.stderr).isZero();
+        assertThat(same.stderr).contains("cache hit: " + ownEntry);
+
+        // ggml's core and CPU backend are C: a different C compiler gives different libraries. This
+        // one answers --version and compiles nothing, so a build with it stops at the configure step.
+        Path cc = tmp.resolve("toolchain/cc");
+        Files.createDirectories(cc.getParent());
+        Files.writeString(cc, "#!/bin/sh\n[ \"$1\" = --version ] && { echo 'other-cc (Other) 99.1'; exit 0; }\nexit 1\n");
+        cc.toFile().setExecutable(true);
+        Map<String, String> otherCc = new HashMap<>(source);
+        otherCc.put("CC", cc.toString());
+        Result other = build(otherCc);
+
+        assertThat(other.stderr).doesNotContain("cache hit").containsPattern("configuring cpu-[0-9a-f]{16}")
+                .doesNotContain("configuring " + entry.getFileName());
+        assertThat(other.exit).as(other.stderr).isNotZero();
+        assertThat(other.stderr).contains("The C compiler").contains(cc.toString());
+    }
+
+    @Test
+    void publishingRefusesAFolderHoldingOtherFilesBeforeAnyWork() throws Exception {
+        // --out replaces its folder's whole content: only a new folder or an earlier publish may be given.
+        Properties info = load(Path.of(System.getProperty("native.build.info")));
+        Map<String, String> cached = Map.of("AIREF_CACHE_DIR", Path.of(info.getProperty("native.entry")).getParent().getParent().toString());
+        Path mine = Files.createDirectories(tmp.resolve("mine"));
+        Files.writeString(mine.resolve("notes.txt"), "not the script's\n");
+        Files.writeString(mine.resolve("libother.so.1"), "");
+
+        Result refused = build(cached, "--out", mine.toString());
+
+        assertThat(refused.exit).isNotZero();
+        assertThat(refused.stderr).contains("--out " + mine + " holds files that native/build.sh did not publish there (notes.txt)")
+                .contains("Give a new or empty folder").doesNotContain("source verified");
+        assertThat(mine.resolve("notes.txt")).exists();
+        assertThat(mine.resolve("libother.so.1")).exists();
+
+        Path fresh = tmp.resolve("fresh/native");
+        Result first = build(cached, "--out", fresh.toString());
+        assertThat(first.exit).as(first.stderr).isZero();
+        assertThat(fresh.resolve("native-libs.properties")).exists();
+        Result again = build(cached, "--out", fresh.toString());
+        assertThat(again.exit).as("an earlier publish is replaced: " + again.stderr).isZero();
+        assertThat(load(fresh.resolve("native-libs.properties")).getProperty("load")).contains("libllama.so");
+    }
+
+    @Test
+    void aSecondBuildOnTheSameCacheSaysWhatItWaitsFor() throws Exception {
+        Path clone = sharedClone();
+        Files.createDirectories(cache());
+        Path lock = cache().resolve(".lock");
+        // Another build holding the cache's lock, for a few seconds.
+        Process holder = new ProcessBuilder("flock", lock.toString(), "sleep", "5").start();
+        try {
+            // until it holds the lock: flock -n fails (exit 1) while another process holds it
+            for (int i = 0; i < 50 && new ProcessBuilder("flock", "-n", lock.toString(), "true").start().waitFor() == 0; i++) {
+                Thread.sleep(50);
+            }
+            Result r = build(Map.of("LLAMA_CPP_DIR", clone.toString()), "--source-only");
+            assertThat(r.exit).as(r.stderr).isZero();
+            assertThat(r.stderr).contains("waiting for another native/build.sh using the cache " + cache() + " to finish")
+                    .contains("llama.cpp source verified");
+        } finally {
+            holder.destroy();
+            holder.waitFor();
+        }
     }
 
     // --- helpers -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ package ai.llmref.server;
 import ai.llmref.llama.LlamaModel;
 import ai.llmref.llama.ModelParams;
 import ai.llmref.server.chat.ChatTemplateRenderer;
+import ai.llmref.server.config.ConfigException;
 import ai.llmref.server.config.ServerConfig;
 import ai.llmref.server.engine.Engine;
 import ai.llmref.server.engine.EngineConfig;
@@ -144,6 +145,12 @@ public final class Server implements AutoCloseable {
         Server s = new Server(config, tracing);
         s.loadHook = loadHook;
         s.web.start();
+        if (!s.web.isRunning()) {
+            // Helidon logs the listener that failed and returns without throwing: without this the
+            // process went on with no socket ("listening on ...:-1") and exited with status 0
+            tracing.close();
+            throw cannotListen(config.http());
+        }
         LOG.log(Level.INFO, "listening on " + config.http().host() + ":" + s.web.port() + " (API), "
                 + s.web.port(ADMIN) + " (health, metrics)");
         if (config.auth().apiKeys().isEmpty()) {
@@ -151,6 +158,26 @@ public final class Server implements AutoCloseable {
         }
         Thread.ofPlatform().name("model-loader").daemon(true).start(s::load);
         return s;
+    }
+
+    /**
+     * Why the listeners did not start: the first of {@code server.port} and {@code server.admin-port}
+     * that this process cannot bind on {@code server.host} (in use, or an address not on this node).
+     * Helidon has closed both sockets by then, so binding each again names the one at fault.
+     */
+    static ConfigException cannotListen(ServerConfig.Http http) {
+        for (var key : java.util.List.of(java.util.Map.entry("server.port", http.port()),
+                java.util.Map.entry("server.admin-port", http.adminPort()))) {
+            try (java.net.ServerSocket probe = new java.net.ServerSocket()) {
+                probe.setReuseAddress(true);
+                probe.bind(new java.net.InetSocketAddress(http.host(), key.getValue()));
+            } catch (java.io.IOException e) {
+                return new ConfigException(key.getKey(), "cannot be listened on at " + http.host() + " (" + e.getMessage() + ")",
+                        key.getValue());
+            }
+        }
+        return new ConfigException("server.port", "and server.admin-port: the HTTP listeners did not start on " + http.host()
+                + " (the log above says why)", http.port());
     }
 
     /**

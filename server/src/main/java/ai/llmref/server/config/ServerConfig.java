@@ -266,7 +266,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
 
     private static ServerConfig bind(Reading c) {
         Http http = new Http(
-                string(c, "server.host", "127.0.0.1"),
+                host(c),
                 integer(c, "server.port", 8080, 0, 65535),
                 integer(c, "server.admin-port", 9090, 0, 65535),
                 longValue(c, "server.shutdown-grace-ms", 30_000, 0, 3_600_000),
@@ -359,6 +359,20 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 string(c, "tracing.otlp-endpoint", "http://localhost:4318"),
                 string(c, "tracing.service-name", "ai-llm-reference-app"), ratio);
         return new ServerConfig(http, model, engine, limits, auth, tracing);
+    }
+
+    /**
+     * {@code server.host}: an address literal or a name this node resolves (Helidon resolves it when
+     * the listeners are built, and an unknown name stopped start-up there with a stack trace).
+     */
+    private static String host(Reading c) {
+        String host = string(c, "server.host", "127.0.0.1");
+        try {
+            java.net.InetAddress.getByName(host);
+        } catch (java.net.UnknownHostException | SecurityException e) {
+            throw new ConfigException("server.host", "must be an IP address or a host name this node resolves", host);
+        }
+        return host;
     }
 
     /** {@code model.tensor-split}: "3,1" gives the first GPU three quarters of the model; empty: by free memory. */

@@ -129,7 +129,17 @@ public final class Server implements AutoCloseable {
     /** Starts listening, then loads the model in the background. */
     public static Server start(ServerConfig config) {
         ServerConfig.Tracing t = config.tracing();
-        return start(config, t.enabled() ? Tracing.otlp(t.otlpEndpoint(), t.serviceName(), t.sampleRatio()) : Tracing.disabled());
+        Tracing tracing = Tracing.disabled();
+        if (t.enabled()) {
+            try {
+                tracing = Tracing.otlp(t.otlpEndpoint(), t.serviceName(), t.sampleRatio());
+            } catch (IllegalArgumentException e) {
+                // the exporter's own rule (an http or https URL with a host); it threw as a stack trace
+                throw new ConfigException("tracing.otlp-endpoint", "must be an http:// or https:// URL with a host, e.g. "
+                        + "http://otel-collector:4318", t.otlpEndpoint());
+            }
+        }
+        return start(config, tracing);
     }
 
     /** As {@link #start(ServerConfig)} with the given tracing (tests pass an in-memory exporter). */

@@ -78,4 +78,15 @@ class StartupRefusalTest {
         refused(run(Map.of("LLMREF_SERVER_ADMIN__PORT", "0"), "--port", "0", "--host", "no-such-host.invalid"),
                 "invalid configuration: server.host must be an IP address or a host name this node resolves, got 'no-such-host.invalid'");
     }
+
+    @Test
+    void anOtlpEndpointTheExporterRefusesStopsStartUpInOneLine() throws Exception {
+        // before: the exporter's IllegalArgumentException as a stack trace, status 1
+        for (String endpoint : List.of("otel-collector:4318", "grpc://otel-collector:4317", "http://")) {
+            refused(run(Map.of("LLMREF_TRACING_ENABLED", "true", "LLMREF_TRACING_OTLP__ENDPOINT", endpoint,
+                            "LLMREF_SERVER_ADMIN__PORT", "0"), "--port", "0", "--host", "127.0.0.1"),
+                    "invalid configuration: tracing.otlp-endpoint must be an http:// or https:// URL with a host, "
+                            + "e.g. http://otel-collector:4318, got '" + endpoint + "'");
+        }
+    }
 }

@@ -326,6 +326,23 @@ class ConfigTest {
     }
 
     @Test
+    void aYamlErrorNamesItsLineButNeverQuotesTheFile() throws IOException {
+        // the parser's own message quotes the offending line (here an API key) under a caret, over
+        // several lines: that reached stderr, the pod's log
+        String key = "sk-live-0123456789abcdefSECRET";
+        for (String text : List.of("auth:\n  api-keys: \"" + key + "\n  api-keys-file: \"\"\n",
+                "auth:\n  api-keys: " + key + ": x\n", "auth:\n  api-keys: [" + key + "\n")) {
+            Path file = yaml(text);
+            assertThatThrownBy(() -> load(file, MODEL, Map.of(), Map.of())).isInstanceOf(ConfigException.class)
+                    .hasMessageStartingWith("invalid configuration: --config must name a valid YAML file (")
+                    .hasMessageMatching("(?s)[^\n]* at line \\d+, column \\d+\\), got '" + Pattern.quote(file.toString()) + "'")
+                    .message().doesNotContain(key).doesNotContain("sk-live").doesNotContain("\n");
+        }
+        assertThatThrownBy(() -> load(yaml("auth:\n  api-keys: " + key + ": x\n"), MODEL, Map.of(), Map.of()))
+                .hasMessageContaining("(mapping values are not allowed here at line 2, column ");
+    }
+
+    @Test
     void otherSystemPropertiesAndVariablesAreNotTheServers() {
         Map<String, String> properties = new HashMap<>();
         System.getProperties().stringPropertyNames().forEach(n -> properties.put(n, System.getProperty(n)));

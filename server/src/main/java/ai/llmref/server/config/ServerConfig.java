@@ -203,7 +203,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 fileTree = Config.builder(ConfigSources.file(file).build())
                         .disableEnvironmentVariablesSource().disableSystemPropertiesSource().build();
             } catch (io.helidon.config.ConfigException e) {
-                throw new ConfigException("--config", "must name a valid YAML file (" + e.getMessage() + ")", file);
+                throw new ConfigException("--config", "must name a valid YAML file (" + yamlProblem(e) + ")", file);
             }
         }
         Map<String, String> properties = KeyCheck.serverProperties(systemProperties);
@@ -219,6 +219,24 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         sources.add(ConfigSources.classpath("application.yaml").build());
         sources.forEach(b::addSource);
         return b.build();
+    }
+
+    /**
+     * What is wrong with a file the YAML parser refused, by line and column. Never the parser's own
+     * message: it quotes the offending line with a caret under it, and that line may hold an API key
+     * (auth.api-keys), which would then reach the log (and it spans several lines).
+     */
+    static String yamlProblem(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof org.yaml.snakeyaml.error.MarkedYAMLException m) {
+                org.yaml.snakeyaml.error.Mark mark = m.getProblemMark() != null ? m.getProblemMark() : m.getContextMark();
+                String problem = m.getProblem() != null ? m.getProblem() : m.getContext();
+                return (problem == null ? "not YAML" : problem.replaceAll("\\s+", " ").strip())
+                        + (mark == null ? "" : " at line " + (mark.getLine() + 1) + ", column " + (mark.getColumn() + 1));
+            }
+        }
+        String message = e.getMessage() == null ? e.toString() : e.getMessage();
+        return message.lines().findFirst().orElse("").strip();
     }
 
     /** {@code LLMREF_ENGINE_SLOTS=4} becomes {@code engine.slots=4}; {@code __} stands for {@code -}. */

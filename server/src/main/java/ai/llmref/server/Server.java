@@ -395,6 +395,16 @@ public final class Server implements AutoCloseable {
         };
     }
 
+    /**
+     * Whether readiness ({@code /health/ready}) answers 200: loaded, the scheduler running, not
+     * draining and the model where {@code model.require-gpu} wants it. {@code llmref_ready} reads
+     * the same, so that the metric never says ready while the probe says not.
+     */
+    public boolean ready() {
+        Engine e = engine();
+        return state == State.READY && e != null && e.stats().running() && gpuProblem() == null;
+    }
+
     ServedModel readyModel() {
         if (state == State.FAILED) {
             // the reason (paths, sizes) is for operators: it is on the admin port and in the log
@@ -450,7 +460,7 @@ public final class Server implements AutoCloseable {
 
         @Override
         public boolean ready() {
-            return state == State.READY;
+            return Server.this.ready();
         }
 
         @Override

@@ -140,6 +140,14 @@ class ConfigTest {
                 .hasMessageContaining("engine.ubatch-size must be between 0 and 64"); // 0: min(512, batch-size)
         assertThatThrownBy(() -> ServerConfig.from(ServerConfig.load(null, Map.of()))).isInstanceOf(ConfigException.class)
                 .hasMessageContaining("model.path is required");
+        // a path without a file name, or one the file system cannot hold: NullPointerException and
+        // InvalidPathException (stack traces, exit status 1) before
+        assertThatThrownBy(() -> bind(Map.of("model.path", "/"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: model.path must name a file, not a root directory, got '/'");
+        assertThatThrownBy(() -> bind(Map.of("model.path", "/models/x\0.gguf"))).isInstanceOf(ConfigException.class)
+                .hasMessageStartingWith("invalid configuration: model.path must be a file path, got '");
+        assertThatThrownBy(() -> bind(Map.of("auth.api-keys-file", "/run/secrets/keys\0"))).isInstanceOf(ConfigException.class)
+                .hasMessageStartingWith("invalid configuration: auth.api-keys-file must name a readable file, got '");
     }
 
     @Test

@@ -297,7 +297,16 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         if (pathText.isBlank()) {
             throw new ConfigException("model.path", "is required (the GGUF file to serve)", null);
         }
-        Path path = Path.of(pathText);
+        Path path;
+        try {
+            path = Path.of(pathText);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new ConfigException("model.path", "must be a file path", pathText);
+        }
+        if (path.getFileName() == null) {
+            // "/": no file name to take the default model.id from (a NullPointerException before)
+            throw new ConfigException("model.path", "must name a file, not a root directory", pathText);
+        }
         String defaultId = path.getFileName().toString().replaceFirst("\\.gguf$", "");
         String id = string(c, "model.id", "");
         if (id.isEmpty()) {
@@ -437,15 +446,14 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         }
         String file = string(c, "auth.api-keys-file", "");
         if (!file.isBlank()) {
-            Path p = Path.of(file);
             try {
-                for (String line : Files.readAllLines(p)) {
+                for (String line : Files.readAllLines(Path.of(file))) {
                     String k = line.strip();
                     if (!k.isEmpty() && !k.startsWith("#")) {
                         keys.add(k);
                     }
                 }
-            } catch (java.io.IOException | SecurityException e) {
+            } catch (java.io.IOException | SecurityException | java.nio.file.InvalidPathException e) {
                 throw new ConfigException("auth.api-keys-file", "must name a readable file", file);
             }
             if (keys.isEmpty()) {

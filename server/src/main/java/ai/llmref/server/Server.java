@@ -499,8 +499,11 @@ public final class Server implements AutoCloseable {
     }
 
     /**
-     * Graceful stop: readiness goes down, new work gets 503, running requests get up to
-     * {@code grace} to finish, then the engine, the model and the HTTP server stop in that order.
+     * Graceful stop: readiness goes down, new work gets 503, running and queued requests get up to
+     * {@code grace} to finish; then the scheduler stops, failing what is left, so that each of those
+     * requests still answers (an error event on a stream, 503 before the headers) and logs its
+     * access line while the HTTP server runs; then the HTTP server stops, and the context and the
+     * model are freed.
      */
     public void drainAndStop(Duration grace) {
         if (state == State.STOPPED) {
@@ -519,8 +522,15 @@ public final class Server implements AutoCloseable {
                     break;
                 }
             }
+            if (!m.engine().idle()) {
+                // past the grace. Stopping the listeners first interrupted the handlers still waiting
+                // for tokens: their streams broke off without an error event, they logged an
+                // "unexpected error" each, and most never wrote their access line before the exit
+                LOG.log(Level.WARNING, "shutdown grace of " + grace.toMillis() + " ms is over: failing the requests still running or queued");
+                m.engine().close();
+            }
         }
-        web.stop();
+        web.stop(); // Helidon lets running handlers finish their answers for up to half a second
         if (m != null) {
             m.close();
         }

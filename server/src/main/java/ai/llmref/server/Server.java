@@ -3,6 +3,7 @@ package ai.llmref.server;
 import ai.llmref.llama.LlamaModel;
 import ai.llmref.llama.ModelParams;
 import ai.llmref.server.chat.ChatTemplateRenderer;
+import ai.llmref.server.config.ConfigException;
 import ai.llmref.server.config.ServerConfig;
 import ai.llmref.server.engine.Engine;
 import ai.llmref.server.engine.EngineConfig;
@@ -128,7 +129,17 @@ public final class Server implements AutoCloseable {
     /** Starts listening, then loads the model in the background. */
     public static Server start(ServerConfig config) {
         ServerConfig.Tracing t = config.tracing();
-        return start(config, t.enabled() ? Tracing.otlp(t.otlpEndpoint(), t.serviceName(), t.sampleRatio()) : Tracing.disabled());
+        Tracing tracing = Tracing.disabled();
+        if (t.enabled()) {
+            try {
+                tracing = Tracing.otlp(t.otlpEndpoint(), t.serviceName(), t.sampleRatio());
+            } catch (IllegalArgumentException e) {
+                // the exporter's own rule (an http or https URL with a host); it threw as a stack trace
+                throw new ConfigException("tracing.otlp-endpoint", "must be an http:// or https:// URL with a host, e.g. "
+                        + "http://otel-collector:4318", t.otlpEndpoint());
+            }
+        }
+        return start(config, tracing);
     }
 
     /** As {@link #start(ServerConfig)} with the given tracing (tests pass an in-memory exporter). */
@@ -144,6 +155,12 @@ public final class Server implements AutoCloseable {
         Server s = new Server(config, tracing);
         s.loadHook = loadHook;
         s.web.start();
+        if (!s.web.isRunning()) {
+            // Helidon logs the listener that failed and returns without throwing: without this the
+            // process went on with no socket ("listening on ...:-1") and exited with status 0
+            tracing.close();
+            throw cannotListen(config.http());
+        }
         LOG.log(Level.INFO, "listening on " + config.http().host() + ":" + s.web.port() + " (API), "
                 + s.web.port(ADMIN) + " (health, metrics)");
         if (config.auth().apiKeys().isEmpty()) {
@@ -151,6 +168,26 @@ public final class Server implements AutoCloseable {
         }
         Thread.ofPlatform().name("model-loader").daemon(true).start(s::load);
         return s;
+    }
+
+    /**
+     * Why the listeners did not start: the first of {@code server.port} and {@code server.admin-port}
+     * that this process cannot bind on {@code server.host} (in use, or an address not on this node).
+     * Helidon has closed both sockets by then, so binding each again names the one at fault.
+     */
+    static ConfigException cannotListen(ServerConfig.Http http) {
+        for (var key : java.util.List.of(java.util.Map.entry("server.port", http.port()),
+                java.util.Map.entry("server.admin-port", http.adminPort()))) {
+            try (java.net.ServerSocket probe = new java.net.ServerSocket()) {
+                probe.setReuseAddress(true);
+                probe.bind(new java.net.InetSocketAddress(http.host(), key.getValue()));
+            } catch (java.io.IOException e) {
+                return new ConfigException(key.getKey(), "cannot be listened on at " + http.host() + " (" + e.getMessage() + ")",
+                        key.getValue());
+            }
+        }
+        return new ConfigException("server.port", "and server.admin-port: the HTTP listeners did not start on " + http.host()
+                + " (the log above says why)", http.port());
     }
 
     /**
@@ -358,6 +395,16 @@ public final class Server implements AutoCloseable {
         };
     }
 
+    /**
+     * Whether readiness ({@code /health/ready}) answers 200: loaded, the scheduler running, not
+     * draining and the model where {@code model.require-gpu} wants it. {@code llmref_ready} reads
+     * the same, so that the metric never says ready while the probe says not.
+     */
+    public boolean ready() {
+        Engine e = engine();
+        return state == State.READY && e != null && e.stats().running() && gpuProblem() == null;
+    }
+
     ServedModel readyModel() {
         if (state == State.FAILED) {
             // the reason (paths, sizes) is for operators: it is on the admin port and in the log
@@ -413,7 +460,7 @@ public final class Server implements AutoCloseable {
 
         @Override
         public boolean ready() {
-            return state == State.READY;
+            return Server.this.ready();
         }
 
         @Override
@@ -452,8 +499,11 @@ public final class Server implements AutoCloseable {
     }
 
     /**
-     * Graceful stop: readiness goes down, new work gets 503, running requests get up to
-     * {@code grace} to finish, then the engine, the model and the HTTP server stop in that order.
+     * Graceful stop: readiness goes down, new work gets 503, running and queued requests get up to
+     * {@code grace} to finish; then the scheduler stops, failing what is left, so that each of those
+     * requests still answers (an error event on a stream, 503 before the headers) and logs its
+     * access line while the HTTP server runs; then the HTTP server stops, and the context and the
+     * model are freed.
      */
     public void drainAndStop(Duration grace) {
         if (state == State.STOPPED) {
@@ -472,8 +522,15 @@ public final class Server implements AutoCloseable {
                     break;
                 }
             }
+            if (!m.engine().idle()) {
+                // past the grace. Stopping the listeners first interrupted the handlers still waiting
+                // for tokens: their streams broke off without an error event, they logged an
+                // "unexpected error" each, and most never wrote their access line before the exit
+                LOG.log(Level.WARNING, "shutdown grace of " + grace.toMillis() + " ms is over: failing the requests still running or queued");
+                m.engine().close();
+            }
         }
-        web.stop();
+        web.stop(); // Helidon lets running handlers finish their answers for up to half a second
         if (m != null) {
             m.close();
         }

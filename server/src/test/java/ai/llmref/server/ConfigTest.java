@@ -140,6 +140,14 @@ class ConfigTest {
                 .hasMessageContaining("engine.ubatch-size must be between 0 and 64"); // 0: min(512, batch-size)
         assertThatThrownBy(() -> ServerConfig.from(ServerConfig.load(null, Map.of()))).isInstanceOf(ConfigException.class)
                 .hasMessageContaining("model.path is required");
+        // a path without a file name, or one the file system cannot hold: NullPointerException and
+        // InvalidPathException (stack traces, exit status 1) before
+        assertThatThrownBy(() -> bind(Map.of("model.path", "/"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: model.path must name a file, not a root directory, got '/'");
+        assertThatThrownBy(() -> bind(Map.of("model.path", "/models/x\0.gguf"))).isInstanceOf(ConfigException.class)
+                .hasMessageStartingWith("invalid configuration: model.path must be a file path, got '");
+        assertThatThrownBy(() -> bind(Map.of("auth.api-keys-file", "/run/secrets/keys\0"))).isInstanceOf(ConfigException.class)
+                .hasMessageStartingWith("invalid configuration: auth.api-keys-file must name a readable file, got '");
     }
 
     @Test
@@ -323,6 +331,23 @@ class ConfigTest {
         Path file = yaml("engine:\n  slots: [4\n");
         assertThatThrownBy(() -> load(file, MODEL, Map.of(), Map.of())).isInstanceOf(ConfigException.class)
                 .hasMessageStartingWith("invalid configuration: --config must name a valid YAML file (").hasMessageEndingWith(", got '" + file + "'");
+    }
+
+    @Test
+    void aYamlErrorNamesItsLineButNeverQuotesTheFile() throws IOException {
+        // the parser's own message quotes the offending line (here an API key) under a caret, over
+        // several lines: that reached stderr, the pod's log
+        String key = "sk-live-0123456789abcdefSECRET";
+        for (String text : List.of("auth:\n  api-keys: \"" + key + "\n  api-keys-file: \"\"\n",
+                "auth:\n  api-keys: " + key + ": x\n", "auth:\n  api-keys: [" + key + "\n")) {
+            Path file = yaml(text);
+            assertThatThrownBy(() -> load(file, MODEL, Map.of(), Map.of())).isInstanceOf(ConfigException.class)
+                    .hasMessageStartingWith("invalid configuration: --config must name a valid YAML file (")
+                    .hasMessageMatching("(?s)[^\n]* at line \\d+, column \\d+\\), got '" + Pattern.quote(file.toString()) + "'")
+                    .message().doesNotContain(key).doesNotContain("sk-live").doesNotContain("\n");
+        }
+        assertThatThrownBy(() -> load(yaml("auth:\n  api-keys: " + key + ": x\n"), MODEL, Map.of(), Map.of()))
+                .hasMessageContaining("(mapping values are not allowed here at line 2, column ");
     }
 
     @Test

@@ -84,6 +84,8 @@ class OperabilityTest {
             assertThat(body.get("reason").asText()).contains("no GPU device is visible");
             assertThat(body.at("/placement/layers_offloaded").asInt()).isZero();
             assertThat(t.getAdmin("/health/live").statusCode()).isEqualTo(200);
+            // the metric tells what the probe tells (it said 1: LlmrefNotReady never fired)
+            assertThat(t.metric("llmref_ready")).isZero();
         }
         try (TestServer t = TestServer.start(Map.of())) { // auto: a CPU node runs on CPU and says so
             HttpResponse<String> ready = t.getAdmin("/health/ready");
@@ -91,6 +93,7 @@ class OperabilityTest {
             JsonNode body = JSON.readTree(ready.body());
             assertThat(body.at("/placement/gpu_devices").asInt()).isZero();
             assertThat(body.at("/placement/device").asText()).startsWith("CPU");
+            assertThat(t.metric("llmref_ready")).isEqualTo(1);
         }
     }
 

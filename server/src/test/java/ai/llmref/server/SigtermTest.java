@@ -87,4 +87,63 @@ class SigtermTest {
             p.destroyForcibly();
         }
     }
+
+    /**
+     * SIGTERM with more work than the grace allows: when the grace is over every request still
+     * running or queued gets an answer (a stream's error event, or 503 before any header) and its
+     * access line, and the process exits. Before, the listeners stopped first: the handlers still
+     * waiting were interrupted, streams broke off without an error event, and most requests never
+     * wrote an access line.
+     */
+    @Test
+    void sigtermPastTheGraceAnswersAndLogsWhatIsLeft() throws Exception {
+        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
+                "-Dserver.port=0", "-Dserver.admin-port=0", "-Dengine.slots=2", "-Dengine.slot-context=4096",
+                "-Dengine.threads=1", "-Dengine.threads-batch=1", "-Dserver.shutdown-grace-ms=1000",
+                "ai.llmref.server.Main", "--model", TestServer.model().toString());
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        ServerOutput out = new ServerOutput(p);
+        try {
+            int[] port = out.ports.get(60, TimeUnit.SECONDS);
+            out.ready.get(60, TimeUnit.SECONDS);
+            String api = "http://127.0.0.1:" + port[0];
+            String admin = "http://127.0.0.1:" + port[1];
+            HttpClient http = HttpClient.newHttpClient();
+            // 3000 tokens each over a 4096-position slot: seconds per request on a CPU, far past the grace
+            List<CompletableFuture<String>> answers = new ArrayList<>();
+            for (int i = 0; i < 6; i++) {
+                answers.add(http.sendAsync(HttpRequest.newBuilder(URI.create(api + "/v1/completions"))
+                                .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\":\"Once upon a time " + i
+                                        + "\",\"max_tokens\":3000,\"stream\":" + (i % 2 == 0) + "}")).build(),
+                        HttpResponse.BodyHandlers.ofString())
+                        .handle((r, e) -> e != null ? "BROKEN " + e : r.statusCode() + " " + r.body()));
+            }
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            String probe = "";
+            while (!(probe.contains("\"slots_busy\":2") && probe.contains("\"queued\":4")) && System.nanoTime() < deadline) {
+                probe = http.send(HttpRequest.newBuilder(URI.create(admin + "/health/ready")).build(),
+                        HttpResponse.BodyHandlers.ofString()).body();
+            }
+            assertThat(probe).as("two running, four queued").contains("\"slots_busy\":2").contains("\"queued\":4");
+            p.toHandle().destroy(); // SIGTERM
+            for (int i = 0; i < answers.size(); i++) {
+                String a = answers.get(i).get(30, TimeUnit.SECONDS);
+                if (i % 2 == 0) { // streams: headers went out at once, so the end is an error event
+                    assertThat(a).as("stream " + i).startsWith("200 ").doesNotContain("BROKEN")
+                            .contains("data: {\"error\":{").contains("\"code\":\"unavailable\"");
+                } else {
+                    assertThat(a).as("answer " + i).startsWith("503 ").contains("\"code\":\"unavailable\"");
+                }
+            }
+            assertThat(p.waitFor(30, TimeUnit.SECONDS)).as("process exits").isTrue();
+            assertThat(p.exitValue()).isEqualTo(143);
+            out.awaitEnd();
+            assertThat(out.lines.stream().filter(l -> l.contains("\"type\":\"access\"") && l.contains("\"route\":\"/v1/completions\"")))
+                    .as(out.all()).hasSize(6);
+            assertThat(out.all()).doesNotContain("unexpected error").doesNotContain("hs_err").contains("\"msg\":\"stopped\"");
+        } finally {
+            p.destroyForcibly();
+        }
+    }
 }

@@ -203,7 +203,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 fileTree = Config.builder(ConfigSources.file(file).build())
                         .disableEnvironmentVariablesSource().disableSystemPropertiesSource().build();
             } catch (io.helidon.config.ConfigException e) {
-                throw new ConfigException("--config", "must name a valid YAML file (" + e.getMessage() + ")", file);
+                throw new ConfigException("--config", "must name a valid YAML file (" + yamlProblem(e) + ")", file);
             }
         }
         Map<String, String> properties = KeyCheck.serverProperties(systemProperties);
@@ -219,6 +219,24 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         sources.add(ConfigSources.classpath("application.yaml").build());
         sources.forEach(b::addSource);
         return b.build();
+    }
+
+    /**
+     * What is wrong with a file the YAML parser refused, by line and column. Never the parser's own
+     * message: it quotes the offending line with a caret under it, and that line may hold an API key
+     * (auth.api-keys), which would then reach the log (and it spans several lines).
+     */
+    static String yamlProblem(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof org.yaml.snakeyaml.error.MarkedYAMLException m) {
+                org.yaml.snakeyaml.error.Mark mark = m.getProblemMark() != null ? m.getProblemMark() : m.getContextMark();
+                String problem = m.getProblem() != null ? m.getProblem() : m.getContext();
+                return (problem == null ? "not YAML" : problem.replaceAll("\\s+", " ").strip())
+                        + (mark == null ? "" : " at line " + (mark.getLine() + 1) + ", column " + (mark.getColumn() + 1));
+            }
+        }
+        String message = e.getMessage() == null ? e.toString() : e.getMessage();
+        return message.lines().findFirst().orElse("").strip();
     }
 
     /** {@code LLMREF_ENGINE_SLOTS=4} becomes {@code engine.slots=4}; {@code __} stands for {@code -}. */
@@ -266,7 +284,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
 
     private static ServerConfig bind(Reading c) {
         Http http = new Http(
-                string(c, "server.host", "127.0.0.1"),
+                host(c),
                 integer(c, "server.port", 8080, 0, 65535),
                 integer(c, "server.admin-port", 9090, 0, 65535),
                 longValue(c, "server.shutdown-grace-ms", 30_000, 0, 3_600_000),
@@ -279,7 +297,16 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         if (pathText.isBlank()) {
             throw new ConfigException("model.path", "is required (the GGUF file to serve)", null);
         }
-        Path path = Path.of(pathText);
+        Path path;
+        try {
+            path = Path.of(pathText);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new ConfigException("model.path", "must be a file path", pathText);
+        }
+        if (path.getFileName() == null) {
+            // "/": no file name to take the default model.id from (a NullPointerException before)
+            throw new ConfigException("model.path", "must name a file, not a root directory", pathText);
+        }
         String defaultId = path.getFileName().toString().replaceFirst("\\.gguf$", "");
         String id = string(c, "model.id", "");
         if (id.isEmpty()) {
@@ -361,6 +388,20 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         return new ServerConfig(http, model, engine, limits, auth, tracing);
     }
 
+    /**
+     * {@code server.host}: an address literal or a name this node resolves (Helidon resolves it when
+     * the listeners are built, and an unknown name stopped start-up there with a stack trace).
+     */
+    private static String host(Reading c) {
+        String host = string(c, "server.host", "127.0.0.1");
+        try {
+            java.net.InetAddress.getByName(host);
+        } catch (java.net.UnknownHostException | SecurityException e) {
+            throw new ConfigException("server.host", "must be an IP address or a host name this node resolves", host);
+        }
+        return host;
+    }
+
     /** {@code model.tensor-split}: "3,1" gives the first GPU three quarters of the model; empty: by free memory. */
     private static float[] tensorSplit(Reading c) {
         String text = string(c, "model.tensor-split", "").strip();
@@ -405,15 +446,14 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         }
         String file = string(c, "auth.api-keys-file", "");
         if (!file.isBlank()) {
-            Path p = Path.of(file);
             try {
-                for (String line : Files.readAllLines(p)) {
+                for (String line : Files.readAllLines(Path.of(file))) {
                     String k = line.strip();
                     if (!k.isEmpty() && !k.startsWith("#")) {
                         keys.add(k);
                     }
                 }
-            } catch (java.io.IOException | SecurityException e) {
+            } catch (java.io.IOException | SecurityException | java.nio.file.InvalidPathException e) {
                 throw new ConfigException("auth.api-keys-file", "must name a readable file", file);
             }
             if (keys.isEmpty()) {

@@ -42,14 +42,12 @@ public final class HealthService implements HttpService {
         Server.State s = server.state();
         Engine e = server.engine();
         ObjectNode body = status(s);
-        boolean ok = s == Server.State.READY && e != null && e.stats().running();
         String gpuProblem = server.gpuProblem();
-        if (ok && gpuProblem != null) {
-            ok = false;
+        if (s == Server.State.READY && e != null && e.stats().running() && gpuProblem != null) {
             body.put("status", "not_on_gpu");
             body.put("reason", gpuProblem);
         }
-        send(res, ok, body);
+        send(res, server.ready(), body);
     }
 
     private void live(ServerResponse res) {

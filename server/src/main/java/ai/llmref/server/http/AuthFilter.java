@@ -63,7 +63,7 @@ public final class AuthFilter implements Filter {
             return;
         }
         // not the path: before authentication it is anyone's text (ids, tokens, junk), so it stays out of the log
-        AccessLog.Entry entry = new AccessLog.Entry(req.prologue().method().text(), ROUTE);
+        AccessLog.Entry entry = new AccessLog.Entry(AccessLog.method(req.prologue().method().text()), ROUTE);
         entry.errorCode = "invalid_api_key";
         res.header(HeaderNames.WWW_AUTHENTICATE, "Bearer");
         errors.sendError(res, new ApiException(401, "authentication_error", "invalid_api_key", null,

@@ -228,11 +228,18 @@ public final class OpenAiService implements HttpService {
                 "the request body exceeds " + limits.maxBodyBytes() + " bytes");
     }
 
+    /**
+     * The metrics and access-log route of requests to a method and path without a route: counted and
+     * logged like every request, under this one name (their paths would bound no cardinality).
+     */
+    public static final String UNMATCHED = "(unmatched)";
+
     /** Any method and path without a route (the API filter has already run). */
     public void unknownRoute(ServerRequest req, ServerResponse res) {
         // the path is not echoed: after Helidon's normalisation it is no longer quite the client's text
-        sendError(res, new ApiException(404, "invalid_request_error", "unknown_route", null,
-                "there is no route for this method and path"));
+        handle(req, res, AccessLog.method(req.prologue().method().text()), UNMATCHED, (rq, rs, x) -> {
+            throw new ApiException(404, "invalid_request_error", "unknown_route", null, "there is no route for this method and path");
+        }, false);
     }
 
     // --- completions -----------------------------------------------------------------------------
@@ -421,6 +428,12 @@ public final class OpenAiService implements HttpService {
             this.submittedEpoch = submittedEpoch;
         }
 
+        /** A failure after the 200 (an error event in the stream): its code goes to the access line, as a refused request's does. */
+        ApiException failed(ApiException e) {
+            x.log().errorCode = e.code();
+            return e;
+        }
+
         void record(GenerationEvent.Done d) {
             AccessLog.Entry e = x.log();
             e.promptTokens = d.promptTokens();
@@ -549,7 +562,7 @@ public final class OpenAiService implements HttpService {
                     try {
                         ev = next(choices, deadline);
                     } catch (ApiException timeout) {
-                        writeError(out, timeout);
+                        writeError(out, observed.failed(timeout));
                         return;
                     }
                 }
@@ -577,7 +590,7 @@ public final class OpenAiService implements HttpService {
                         write(out, ch);
                     }
                     case GenerationEvent.Failed f -> {
-                        writeError(out, fromEngine(f.error()));
+                        writeError(out, observed.failed(fromEngine(f.error())));
                         return;
                     }
                     case GenerationEvent.Done d -> {
@@ -587,7 +600,7 @@ public final class OpenAiService implements HttpService {
                         try {
                             r = reply(p.contract(), p.contract().toolsActive() ? c.tools.text() : c.text.toString(), d);
                         } catch (ApiException invalid) {
-                            writeError(out, invalid);
+                            writeError(out, observed.failed(invalid));
                             return;
                         }
                         if (p.contract().toolsActive()) {
@@ -670,7 +683,7 @@ public final class OpenAiService implements HttpService {
                     try {
                         e = next(choices, deadline);
                     } catch (ApiException timeout) {
-                        ev.failed(timeout);
+                        ev.failed(observed.failed(timeout));
                         return;
                     }
                 }
@@ -693,7 +706,7 @@ public final class OpenAiService implements HttpService {
                     }
                     case GenerationEvent.PromptLogprobs ignored -> { }
                     case GenerationEvent.Failed f -> {
-                        ev.failed(fromEngine(f.error()));
+                        ev.failed(observed.failed(fromEngine(f.error())));
                         return;
                     }
                     case GenerationEvent.Done d -> {
@@ -702,7 +715,7 @@ public final class OpenAiService implements HttpService {
                         try {
                             r = reply(p.contract(), tools ? c.tools.text() : c.text.toString(), d);
                         } catch (ApiException invalid) {
-                            ev.failed(invalid);
+                            ev.failed(observed.failed(invalid));
                             return;
                         }
                         String content = r.content() == null ? "" : r.content();

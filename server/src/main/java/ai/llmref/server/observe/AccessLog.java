@@ -15,6 +15,17 @@ public final class AccessLog {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** What a handler learned about its request, filled in as it goes. */
+    private static final java.util.Set<String> METHODS =
+            java.util.Set.of("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH");
+
+    /**
+     * A request's method as logged and traced where no route chose it: HTTP's own methods as they
+     * are, any other as {@code _OTHER} (OpenTelemetry's name), since the client chose its text.
+     */
+    public static String method(String text) {
+        return METHODS.contains(text) ? text : "_OTHER";
+    }
+
     public static final class Entry {
         public final long startNanos = System.nanoTime();
         public final String method;

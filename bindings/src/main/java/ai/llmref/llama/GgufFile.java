@@ -101,8 +101,12 @@ public final class GgufFile {
                 String value = value(type, key);
                 meta.put(key, value);
                 if (key.equals("general.alignment")) {
-                    alignment = Long.parseLong(value);
-                    if (alignment <= 0 || Long.bitCount(alignment) != 1) {
+                    // llama.cpp's gguf reader refuses any other type (and asserts on it when it writes)
+                    if (type != 4) {
+                        throw invalid(path, "has general.alignment of GGUF type " + type + ", not u32");
+                    }
+                    alignment = Integer.toUnsignedLong(Integer.parseUnsignedInt(value));
+                    if (alignment == 0 || Long.bitCount(alignment) != 1) {
                         throw invalid(path, "has general.alignment " + value + ", not a power of two");
                     }
                 }

@@ -239,6 +239,28 @@ class BadInputTest {
     }
 
     @Test
+    void anAlignmentOfAnotherTypeIsATypedRefusal() throws IOException {
+        // general.alignment as an array of one u32 (32): Long.parseLong("[u32 x 1]") threw NumberFormatException
+        byte[] real = Files.readAllBytes(TestModels.stories());
+        byte[] key = "general.alignment".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        ByteBuffer kv = ByteBuffer.allocate(8 + key.length + 4 + 4 + 8 + 4).order(ByteOrder.LITTLE_ENDIAN)
+                .putLong(key.length).put(key).putInt(9).putInt(4).putLong(1).putInt(32);
+        byte[] file = new byte[real.length + kv.capacity()];
+        System.arraycopy(real, 0, file, 0, 24);
+        System.arraycopy(kv.array(), 0, file, 24, kv.capacity());
+        System.arraycopy(real, 24, file, 24 + kv.capacity(), real.length - 24);
+        ByteBuffer b = ByteBuffer.wrap(file).order(ByteOrder.LITTLE_ENDIAN);
+        b.putLong(16, b.getLong(16) + 1);
+        assertRefused(Files.write(tmp.resolve("align-array.gguf"), file), "general.alignment of GGUF type 9, not u32");
+        // a u32 that is no power of two
+        b.put(24 + 8 + key.length, (byte) 4).putInt(24 + 8 + key.length + 4, 48);
+        byte[] scalar = new byte[real.length + 8 + key.length + 4 + 4];
+        System.arraycopy(file, 0, scalar, 0, 24 + 8 + key.length + 8);
+        System.arraycopy(real, 24, scalar, 24 + 8 + key.length + 8, real.length - 24);
+        assertRefused(Files.write(tmp.resolve("align-48.gguf"), scalar), "general.alignment 48, not a power of two");
+    }
+
+    @Test
     void truncatedAndCorruptModelsAreRefused() throws IOException {
         byte[] real = Files.readAllBytes(TestModels.stories());
         for (int cut : new int[] {30, 100, 1000, 5000, 20000}) {

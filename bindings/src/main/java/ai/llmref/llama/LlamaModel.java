@@ -44,10 +44,10 @@ public final class LlamaModel implements AutoCloseable {
         this.vocabulary = new Vocabulary(this, vocabHandle);
     }
 
-    /** Validates the file (see {@link GgufFile}) and loads it. */
+    /** Validates the file (see {@link GgufFile}; the layer and expert counts unless vocabulary only) and loads it. */
     public static LlamaModel load(Path path, ModelParams params) {
         LlamaBackend.initialize();
-        GgufFile.inspect(path);
+        GgufFile.inspect(path, !params.vocabOnly());
         boolean[] cancelled = {false};
         List<String> lines = Collections.synchronizedList(new ArrayList<>());
         try (Arena arena = Arena.ofConfined()) {

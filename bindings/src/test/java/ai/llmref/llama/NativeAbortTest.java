@@ -1,0 +1,207 @@
+package ai.llmref.llama;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Inputs that ended the whole process inside llama.cpp (a {@code GGML_ASSERT}, a C++ exception
+ * through its C API, a read of freed memory, memory exhaustion) before the Java API refused them.
+ * Each runs in a child JVM, so that a regression fails the test with the child's exit status and
+ * output instead of killing the test JVM; the child prints {@code OK} after its own checks.
+ */
+class NativeAbortTest {
+    @TempDir Path tmp;
+
+    @Test
+    void aTokenListWithARepeatedTokenIsRefused() throws Exception {
+        // before: GGML_ASSERT(id_to_token.size() == token_to_id.size()) in llama-vocab.cpp, exit 134
+        Result r = child(List.of(), "repeatedToken", repeatedToken(tmp).toString());
+        assertThat(r.exit).as(r.out).isZero();
+        assertThat(r.out).contains("repeats an earlier token's text").contains("OK");
+    }
+
+    @Test
+    void layerCountsLlamaCppAssertsOnAreRefused() throws Exception {
+        // before: GGML_ASSERT(hparams.n_layer_all > 0 && hparams.n_layer_all <= LLAMA_MAX_LAYERS) in llama-model.cpp
+        Path none = withU32(tmp.resolve("layers0.gguf"), "llama.block_count", 0);
+        Path many = withU32(tmp.resolve("layers600.gguf"), "llama.block_count", 600);
+        Result r = child(List.of(), "layerCounts", none.toString(), many.toString());
+        assertThat(r.exit).as(r.out).isZero();
+        assertThat(r.out).contains("llama.block_count 0 is outside 1..512").contains("llama.block_count 600 is outside 1..512")
+                .contains("vocab-only load of layers0: 512 tokens").contains("OK");
+    }
+
+    // --- the child JVM ---------------------------------------------------------------------------
+
+    public static void main(String[] args) throws Exception {
+        switch (args[0]) {
+            case "repeatedToken" -> {
+                expectRefused(() -> LlamaModel.load(Path.of(args[1]), TestModels.params()), InvalidModelFileException.class);
+                expectRefused(() -> LlamaModel.load(Path.of(args[1]), TestModels.params().withVocabOnly(true)), InvalidModelFileException.class);
+            }
+            case "layerCounts" -> {
+                expectRefused(() -> LlamaModel.load(Path.of(args[1]), TestModels.params()), InvalidModelFileException.class);
+                expectRefused(() -> LlamaModel.load(Path.of(args[2]), TestModels.params()), InvalidModelFileException.class);
+                // llama.cpp does not read the layer count for the vocabulary alone: no reason to refuse
+                try (LlamaModel vocab = LlamaModel.load(Path.of(args[1]), TestModels.params().withVocabOnly(true))) {
+                    System.out.println("vocab-only load of layers0: " + vocab.vocabulary().size() + " tokens");
+                }
+            }
+            default -> throw new IllegalArgumentException(args[0]);
+        }
+        System.out.println("OK");
+    }
+
+    private interface Call {
+        void run() throws Exception;
+    }
+
+    private static void expectRefused(Call call, Class<? extends Throwable> type) {
+        try {
+            call.run();
+        } catch (Throwable t) {
+            check(type.isInstance(t), "expected " + type.getSimpleName() + ", got " + t);
+            System.out.println("refused: " + t.getMessage());
+            return;
+        }
+        check(false, "expected " + type.getSimpleName() + ", got nothing");
+    }
+
+    private static void check(boolean ok, String what) {
+        if (!ok) {
+            System.out.println("FAILED: " + what);
+            System.exit(3);
+        }
+    }
+
+    // --- files and child processes ---------------------------------------------------------------
+
+    /** stories260K with token 303's text made a copy of token 302's (both two bytes long). */
+    static Path repeatedToken(Path dir) throws IOException {
+        byte[] f = Files.readAllBytes(TestModels.stories());
+        ByteBuffer b = ByteBuffer.wrap(f).order(ByteOrder.LITTLE_ENDIAN);
+        Map<Integer, long[]> tokens = tokenTexts(b, 302, 303);
+        long[] a = tokens.get(302);
+        long[] c = tokens.get(303);
+        if (a[1] != c[1]) {
+            throw new IllegalStateException("tokens 302 and 303 of " + TestModels.stories() + " differ in length");
+        }
+        System.arraycopy(f, (int) a[0], f, (int) c[0], (int) a[1]);
+        return Files.write(dir.resolve("repeated-token.gguf"), f);
+    }
+
+    /** stories260K with the u32 value {@code key} set to {@code value}. */
+    static Path withU32(Path target, String key, int value) throws IOException {
+        byte[] f = Files.readAllBytes(TestModels.stories());
+        ByteBuffer b = ByteBuffer.wrap(f).order(ByteOrder.LITTLE_ENDIAN);
+        b.position(16);
+        long kvs = b.getLong();
+        for (long k = 0; k < kvs; k++) {
+            String name = string(b);
+            int type = b.getInt();
+            if (name.equals(key)) {
+                if (type != 4) {
+                    throw new IllegalStateException(key + " is not a u32");
+                }
+                b.putInt(b.position(), value);
+                return Files.write(target, f);
+            }
+            skip(b, type);
+        }
+        throw new IllegalStateException(key + " not found");
+    }
+
+    /** Offset and length of the text of each wanted token of {@code tokenizer.ggml.tokens}. */
+    private static Map<Integer, long[]> tokenTexts(ByteBuffer b, int... wanted) {
+        b.position(16);
+        long kvs = b.getLong();
+        for (long k = 0; k < kvs; k++) {
+            String name = string(b);
+            int type = b.getInt();
+            if (name.equals("tokenizer.ggml.tokens")) {
+                b.getInt();
+                long n = b.getLong();
+                Map<Integer, long[]> out = new HashMap<>();
+                for (int i = 0; i < n; i++) {
+                    long len = b.getLong();
+                    for (int w : wanted) {
+                        if (w == i) {
+                            out.put(i, new long[] {b.position(), len});
+                        }
+                    }
+                    b.position((int) (b.position() + len));
+                }
+                return out;
+            }
+            skip(b, type);
+        }
+        throw new IllegalStateException("no token list");
+    }
+
+    private static String string(ByteBuffer b) {
+        byte[] s = new byte[Math.toIntExact(b.getLong())];
+        b.get(s);
+        return new String(s, StandardCharsets.UTF_8);
+    }
+
+    private static void skip(ByteBuffer b, int type) {
+        int[] sizes = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+        switch (type) {
+            case 8 -> string(b);
+            case 9 -> {
+                int element = b.getInt();
+                long n = b.getLong();
+                for (long i = 0; i < n; i++) {
+                    skip(b, element);
+                }
+            }
+            default -> b.position(b.position() + sizes[type]);
+        }
+    }
+
+    private record Result(int exit, String out) {}
+
+    private Result child(List<String> jvmArgs, String... args) throws Exception {
+        return child(jvmArgs, 0, args);
+    }
+
+    /** Runs {@link #main} in a child JVM; {@code addressSpaceKb > 0} limits its virtual memory ({@code ulimit -v}). */
+    private Result child(List<String> jvmArgs, long addressSpaceKb, String... args) throws Exception {
+        List<String> cmd = new ArrayList<>();
+        if (addressSpaceKb > 0) {
+            cmd.addAll(List.of("bash", "-c", "ulimit -v " + addressSpaceKb + " && exec \"$0\" \"$@\""));
+        }
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.add("--enable-native-access=ALL-UNNAMED");
+        cmd.add("-Djava.util.logging.config.file=" + System.getProperty("java.util.logging.config.file", ""));
+        cmd.add("-Dtest.model=" + TestModels.stories());
+        cmd.add("-Dtest.gpu-layers=" + TestModels.gpuLayers());
+        for (String p : new String[] {"llama.native.dir", "llama.native.variant"}) {
+            if (System.getProperty(p) != null) {
+                cmd.add("-D" + p + "=" + System.getProperty(p));
+            }
+        }
+        cmd.addAll(jvmArgs);
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add(NativeAbortTest.class.getName());
+        cmd.addAll(List.of(args));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor(5, TimeUnit.MINUTES)).isTrue();
+        return new Result(p.exitValue(), out);
+    }
+}

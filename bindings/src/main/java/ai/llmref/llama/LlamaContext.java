@@ -84,8 +84,8 @@ public final class LlamaContext implements AutoCloseable {
     private boolean outputBlockUsable;
     private int decodedCount;
 
-    LlamaContext(LlamaModel model, ContextParams params) {
-        MemorySegment m = model.checkOpen();
+    /** Made by {@link LlamaModel#newContext}, which holds {@code m} ({@link LlamaModel#acquire}) until this returns. */
+    LlamaContext(LlamaModel model, MemorySegment m, ContextParams params) {
         if (params.sequences() > llama_max_parallel_sequences()) {
             throw new IllegalArgumentException("sequences must be at most " + llama_max_parallel_sequences()
                     + " (llama_max_parallel_sequences), got " + params.sequences());

@@ -304,6 +304,11 @@ class BadInputTest {
         m.close();
         m.close();
         assertThatThrownBy(() -> v.tokenize("x", true, false)).isInstanceOf(IllegalStateException.class);
+        // these read the freed vocabulary and answered as if it were open
+        assertThatThrownBy(v::bos).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(v::eos).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(v::addsBos).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(() -> new StreamingDetokenizer(v, false).push(1)).isInstanceOf(IllegalStateException.class);
         assertThatThrownBy(m::info).isInstanceOf(IllegalStateException.class);
         assertThatThrownBy(() -> m.newContext(TestModels.small(1))).isInstanceOf(IllegalStateException.class);
     }

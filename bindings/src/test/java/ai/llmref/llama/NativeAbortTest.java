@@ -12,7 +12,12 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.logging.Handler;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -44,6 +49,24 @@ class NativeAbortTest {
                 .contains("vocab-only load of layers0: 512 tokens").contains("OK");
     }
 
+    @Test
+    void closingAModelWaitsForATokenizationOnAnotherThread() throws Exception {
+        // before: the model was freed under the tokenizer: "terminate called after throwing an
+        // instance of 'std::out_of_range'" (or a crash), exit 134
+        Result r = child(List.of(), "closeWhileTokenizing");
+        assertThat(r.exit).as(r.out).isZero();
+        assertThat(r.out).contains("close returned after the tokenization").contains("OK");
+    }
+
+    @Test
+    void closingAModelWaitsForAContextBeingMadeOnAnotherThread() throws Exception {
+        // before: close() saw no open context and freed the model while llama_init_from_model read it (SIGSEGV)
+        Result r = child(List.of(), "closeWhileMakingContext");
+        assertThat(r.exit).as(r.out).isZero();
+        assertThat(r.out).contains("close waited for the context").contains("close refused: ").contains("open context")
+                .contains("OK");
+    }
+
     // --- the child JVM ---------------------------------------------------------------------------
 
     public static void main(String[] args) throws Exception {
@@ -60,9 +83,111 @@ class NativeAbortTest {
                     System.out.println("vocab-only load of layers0: " + vocab.vocabulary().size() + " tokens");
                 }
             }
+            case "closeWhileTokenizing" -> closeWhileTokenizing();
+            case "closeWhileMakingContext" -> closeWhileMakingContext();
             default -> throw new IllegalArgumentException(args[0]);
         }
         System.out.println("OK");
+    }
+
+    private static void closeWhileTokenizing() throws Exception {
+        LlamaModel m = LlamaModel.load(TestModels.stories(), TestModels.params());
+        Vocabulary v = m.vocabulary();
+        String text = "Once upon a time there was a little girl who liked to play. ".repeat(70_000); // 4 MB: seconds
+        int expected = v.tokenize(text, true, false).length;
+        CountDownLatch started = new CountDownLatch(1);
+        AtomicReference<Object> result = new AtomicReference<>();
+        long[] finished = new long[1];
+        Thread worker = new Thread(() -> {
+            started.countDown();
+            try {
+                result.set(v.tokenize(text, true, false).length);
+            } catch (Throwable t) {
+                result.set(t);
+            }
+            finished[0] = System.nanoTime();
+        });
+        worker.start();
+        started.await();
+        Thread.sleep(300);
+        m.close();
+        long closed = System.nanoTime();
+        worker.join();
+        check(result.get().equals(expected), "the tokenization gave " + result.get() + ", expected " + expected + " tokens");
+        check(finished[0] <= closed, "close returned before the tokenization finished");
+        System.out.println("close returned after the tokenization");
+        expectRefused(() -> v.tokenize("x", true, false), IllegalStateException.class);
+        expectRefused(v::bos, IllegalStateException.class);
+    }
+
+    /**
+     * A log handler holds the thread making the context inside {@code llama_init_from_model} (it logs
+     * a warning there: the context is longer than stories260K's training context) while another
+     * thread closes the model.
+     */
+    private static void closeWhileMakingContext() throws Exception {
+        LlamaModel m = LlamaModel.load(TestModels.stories(), TestModels.params());
+        CountDownLatch inside = new CountDownLatch(1);
+        CountDownLatch proceed = new CountDownLatch(1);
+        Thread[] maker = new Thread[1];
+        Logger llama = Logger.getLogger("llama.cpp");
+        llama.setLevel(java.util.logging.Level.WARNING);
+        llama.addHandler(new Handler() {
+            @Override
+            public void publish(LogRecord record) {
+                if (Thread.currentThread() == maker[0] && record.getMessage().contains("n_ctx_train")) {
+                    inside.countDown();
+                    try {
+                        proceed.await(30, TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
+            }
+
+            @Override
+            public void flush() {}
+
+            @Override
+            public void close() {}
+        });
+        AtomicReference<Object> made = new AtomicReference<>();
+        maker[0] = new Thread(() -> {
+            try (LlamaContext ctx = m.newContext(TestModels.small(1)); Batch b = ctx.newBatch(8)) {
+                proceed.await(30, TimeUnit.SECONDS);
+                int[] prompt = m.vocabulary().tokenize("Once upon a time", true, false);
+                for (int i = 0; i < prompt.length; i++) {
+                    b.add(prompt[i], i, 0, i == prompt.length - 1);
+                }
+                ctx.decode(b);
+                made.set(TestModels.argmax(ctx.logits(prompt.length - 1)));
+            } catch (Throwable t) {
+                made.set(t);
+            }
+        });
+        maker[0].start();
+        check(inside.await(60, TimeUnit.SECONDS), "llama_init_from_model logged no n_ctx_train warning");
+        AtomicReference<Object> closing = new AtomicReference<>();
+        Thread closer = new Thread(() -> {
+            try {
+                m.close();
+                closing.set("closed");
+            } catch (Throwable t) {
+                closing.set(t);
+            }
+        });
+        closer.start();
+        closer.join(500);
+        boolean waited = closer.isAlive();
+        proceed.countDown();
+        closer.join();
+        maker[0].join();
+        check(waited, "close returned (" + closing.get() + ") while the context was being made");
+        System.out.println("close waited for the context");
+        check(closing.get() instanceof IllegalStateException, "close: " + closing.get());
+        System.out.println("close refused: " + ((Throwable) closing.get()).getMessage());
+        check(made.get() instanceof Integer, "the context: " + made.get());
+        m.close();
     }
 
     private interface Call {

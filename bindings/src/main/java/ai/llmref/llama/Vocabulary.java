@@ -15,6 +15,13 @@ import java.nio.charset.StandardCharsets;
  * model is closed, and a model is not freed while one of them runs on another thread.
  */
 public final class Vocabulary {
+    /**
+     * The longest text {@link #tokenize} takes, in UTF-8 bytes (64 MiB). llama.cpp's tokenizer needs
+     * some 50 bytes of memory per byte of text (16 MiB of text: 0.75 GB, on stories260K's
+     * SentencePiece vocabulary) and lets an allocation failure escape its C API ({@code
+     * std::bad_alloc}, which ends the process); the limit keeps one call to a few GB.
+     */
+    public static final int MAX_TEXT_BYTES = 1 << 26;
     private static final VarHandle PIECE = MethodHandles.arrayElementVarHandle(byte[][].class);
 
     private final LlamaModel model;
@@ -61,7 +68,13 @@ public final class Vocabulary {
      */
     public int[] tokenize(String text, boolean addSpecial, boolean parseSpecial) {
         model.checkOpen();
+        if (text.length() > MAX_TEXT_BYTES) { // every char is at least one UTF-8 byte
+            throw tooLong(text.length() + " chars");
+        }
         byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
+        if (utf8.length > MAX_TEXT_BYTES) {
+            throw tooLong(utf8.length + " bytes");
+        }
         model.acquire();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment in = arena.allocate(utf8.length + 1L);
@@ -84,6 +97,11 @@ public final class Vocabulary {
         } finally {
             model.release();
         }
+    }
+
+    private static InvalidInputException tooLong(String length) {
+        return new InvalidInputException("llama_tokenize", "the text is " + length + " long; at most "
+                + MAX_TEXT_BYTES + " UTF-8 bytes are tokenized at once");
     }
 
     /** Token ids back to text. */

@@ -67,6 +67,16 @@ class NativeAbortTest {
                 .contains("OK");
     }
 
+    @Test
+    void aTextTooLongToTokenizeIsRefusedNotAnOutOfMemoryAbort() throws Exception {
+        // before: with 6 GB of address space, 160 MiB of text made llama_tokenize throw std::bad_alloc
+        // through the C API: "terminate called after throwing an instance of 'std::bad_alloc'", exit 134
+        Result r = child(List.of("-Xmx1g", "-XX:ReservedCodeCacheSize=64m", "-XX:CompressedClassSpaceSize=64m",
+                "-XX:MaxMetaspaceSize=128m"), 6_000_000, "hugeText");
+        assertThat(r.exit).as(r.out).isZero();
+        assertThat(r.out).contains("at most " + Vocabulary.MAX_TEXT_BYTES + " UTF-8 bytes").contains("OK");
+    }
+
     // --- the child JVM ---------------------------------------------------------------------------
 
     public static void main(String[] args) throws Exception {
@@ -85,6 +95,12 @@ class NativeAbortTest {
             }
             case "closeWhileTokenizing" -> closeWhileTokenizing();
             case "closeWhileMakingContext" -> closeWhileMakingContext();
+            case "hugeText" -> {
+                try (LlamaModel m = LlamaModel.load(TestModels.stories(), TestModels.params())) {
+                    String text = "Once upon a time there was a little girl. ".repeat(4_000_000); // 168 MB
+                    expectRefused(() -> m.vocabulary().tokenize(text, true, false), InvalidInputException.class);
+                }
+            }
             default -> throw new IllegalArgumentException(args[0]);
         }
         System.out.println("OK");

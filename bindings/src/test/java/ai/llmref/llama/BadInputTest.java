@@ -102,6 +102,14 @@ class BadInputTest {
     }
 
     @Test
+    void bytesThatAreNoSequenceStateAreRefused() {
+        assertThatThrownBy(() -> ctx.restoreSequence(0, new byte[5])).isInstanceOf(InvalidInputException.class)
+                .hasMessageContaining("not a sequence state");
+        assertThatThrownBy(() -> ctx.restoreSequence(0, "some text, not a state".getBytes())).isInstanceOf(InvalidInputException.class);
+        assertStillWorks();
+    }
+
+    @Test
     void inconsistentPositionsAreATypedErrorNotAnAbort() {
         ctx.clearMemory();
         batch.clear();

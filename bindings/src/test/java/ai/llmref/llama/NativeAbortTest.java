@@ -77,6 +77,15 @@ class NativeAbortTest {
         assertThat(r.out).contains("at most " + Vocabulary.MAX_TEXT_BYTES + " UTF-8 bytes").contains("OK");
     }
 
+    @Test
+    void aSequenceStateClaimingHugeCellCountsAllocatesNothing() throws Exception {
+        // before: llama.cpp reserved a micro-batch of the claimed cells (about 21 bytes each, zeroed)
+        // before reading one: 50 million claimed cells took 1 GB more; 2^32-1 would take some 90 GB
+        Result r = child(List.of(), "hugeCellCount");
+        assertThat(r.exit).as(r.out).isZero();
+        assertThat(r.out).contains("claims 50000000 cells").contains("OK");
+    }
+
     // --- the child JVM ---------------------------------------------------------------------------
 
     public static void main(String[] args) throws Exception {
@@ -101,6 +110,7 @@ class NativeAbortTest {
                     expectRefused(() -> m.vocabulary().tokenize(text, true, false), InvalidInputException.class);
                 }
             }
+            case "hugeCellCount" -> hugeCellCount();
             default -> throw new IllegalArgumentException(args[0]);
         }
         System.out.println("OK");
@@ -204,6 +214,40 @@ class NativeAbortTest {
         System.out.println("close refused: " + ((Throwable) closing.get()).getMessage());
         check(made.get() instanceof Integer, "the context: " + made.get());
         m.close();
+    }
+
+    private static void hugeCellCount() throws Exception {
+        try (LlamaModel m = LlamaModel.load(TestModels.stories(), TestModels.params());
+             LlamaContext ctx = m.newContext(TestModels.small(1)); Batch b = ctx.newBatch(8)) {
+            for (int i = 0; i < 4; i++) {
+                b.add(100 + i, i, 0, i == 3);
+            }
+            ctx.decode(b);
+            byte[] state = ctx.saveSequence(0);
+            // magic, sequence id, KV stream count (1), then the stream's cell count
+            ByteBuffer.wrap(state).order(ByteOrder.LITTLE_ENDIAN).putInt(12, 50_000_000);
+            long before = peakResidentKb();
+            Throwable refused = null;
+            try {
+                ctx.restoreSequence(0, state);
+            } catch (Throwable t) {
+                refused = t;
+            }
+            long grown = peakResidentKb() - before;
+            check(grown < 200_000, "restoring the state grew the peak resident set by " + grown + " kB (" + refused + ")");
+            check(refused instanceof InvalidInputException, "expected InvalidInputException, got " + refused);
+            System.out.println("refused: " + refused.getMessage());
+            check(ctx.maxPosition(0) == 3, "the refused state changed the sequence: " + ctx.maxPosition(0));
+        }
+    }
+
+    private static long peakResidentKb() throws IOException {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (line.startsWith("VmHWM:")) {
+                return Long.parseLong(line.replaceAll("[^0-9]", ""));
+            }
+        }
+        throw new IllegalStateException("no VmHWM in /proc/self/status");
     }
 
     private interface Call {

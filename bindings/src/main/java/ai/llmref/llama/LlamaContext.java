@@ -414,7 +414,15 @@ public final class LlamaContext implements AutoCloseable {
         }
     }
 
-    /** Adds {@code delta} to positions {@code [from, to)} of a sequence (context shifting). */
+    /**
+     * Adds {@code delta} to positions {@code [from, to)} of a sequence (context shifting). As in
+     * llama.cpp, a position moved below 0 is removed, and a cell the sequence shares with others (a
+     * {@link #copySequence} on a unified KV cache) moves for those sequences too.
+     *
+     * @throws InvalidInputException the memory cannot shift, or a position of the sequence would
+     *                               leave the {@code int} range (llama.cpp's {@code pos += delta}
+     *                               would overflow, and a wrapped position silently drops its cell)
+     */
     public void shiftPositions(int sequence, int from, int to, int delta) {
         MemorySegment mem = memoryChecked();
         checkSequence(sequence, "llama_memory_seq_add");
@@ -422,6 +430,12 @@ public final class LlamaContext implements AutoCloseable {
         if (!llama_memory_can_shift(mem) || multiPositionRope) {
             throw new InvalidInputException("llama_memory_seq_add", "this model's memory cannot shift positions"
                     + (multiPositionRope ? " (multi-dimensional RoPE)" : ""));
+        }
+        int max = llama_memory_seq_pos_max(mem, sequence);
+        int min = llama_memory_seq_pos_min(mem, sequence);
+        if (max >= 0 && ((long) max + delta > Integer.MAX_VALUE || (long) min + delta < Integer.MIN_VALUE)) {
+            throw new InvalidInputException("llama_memory_seq_add", "shifting positions " + min + ".." + max + " of sequence "
+                    + sequence + " by " + delta + " leaves the int range");
         }
         llama_memory_seq_add(mem, sequence, from, to, delta);
     }

@@ -102,6 +102,28 @@ class BadInputTest {
     }
 
     @Test
+    void aShiftThatWouldOverflowAPositionIsRefused() {
+        ctx.clearMemory();
+        batch.clear();
+        for (int i = 0; i < 8; i++) {
+            batch.add(100 + i, i, 0, i == 7);
+        }
+        ctx.decode(batch);
+        ctx.shiftPositions(0, -1, -1, Integer.MAX_VALUE - 100);
+        assertThat(ctx.maxPosition(0)).isEqualTo(Integer.MAX_VALUE - 93);
+        // llama.cpp's pos += delta overflowed, the positions wrapped below 0 and the cells were
+        // silently dropped: the sequence came back empty
+        assertThatThrownBy(() -> ctx.shiftPositions(0, -1, -1, 1000)).isInstanceOf(InvalidInputException.class)
+                .hasMessageContaining("leaves the int range");
+        assertThat(ctx.maxPosition(0)).isEqualTo(Integer.MAX_VALUE - 93);
+        assertThat(ctx.minPosition(0)).isEqualTo(Integer.MAX_VALUE - 100);
+        ctx.shiftPositions(0, -1, -1, -(Integer.MAX_VALUE - 100));
+        assertThat(ctx.minPosition(0)).isZero();
+        assertThat(ctx.maxPosition(0)).isEqualTo(7);
+        assertStillWorks();
+    }
+
+    @Test
     void bytesThatAreNoSequenceStateAreRefused() {
         assertThatThrownBy(() -> ctx.restoreSequence(0, new byte[5])).isInstanceOf(InvalidInputException.class)
                 .hasMessageContaining("not a sequence state");

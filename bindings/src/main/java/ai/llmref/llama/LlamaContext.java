@@ -150,7 +150,7 @@ public final class LlamaContext implements AutoCloseable {
         if (capacity < 1 || capacity > batchSize) {
             throw new InvalidInputException("llama_batch_init", "batch capacity must be 1.." + batchSize + " (the context's batch size), got " + capacity);
         }
-        return new Batch(this, capacity, vocabSize, sequenceContext, maxSequences);
+        return new Batch(this, capacity, vocabSize, sequenceContext, maxSequences, params.unifiedKv() || maxSequences == 1);
     }
 
     /**

@@ -102,6 +102,26 @@ class BadInputTest {
     }
 
     @Test
+    void aTokenOfSeveralSequencesNeedsAUnifiedCacheAndDistinctSequences() {
+        // With a KV stream per sequence llama.cpp cannot place a shared token: it refused the whole
+        // batch at decode, reported as "no room in the KV cache" (a ContextOverflowException)
+        batch.clear();
+        assertThatThrownBy(() -> batch.add(1, 0, new int[] {0, 1}, true)).isInstanceOf(InvalidInputException.class)
+                .hasMessageContaining("needs a unified KV cache");
+        assertThatThrownBy(() -> batch.add(1, 0, new int[] {1, 1}, true)).isInstanceOf(InvalidInputException.class)
+                .hasMessageContaining("sequence id 1 is given twice");
+        assertThat(batch.size()).isZero();
+        try (LlamaContext unified = model.newContext(TestModels.small(2).withUnifiedKv(true)); Batch b = unified.newBatch(8)) {
+            assertThatThrownBy(() -> b.add(1, 0, new int[] {0, 0}, true)).isInstanceOf(InvalidInputException.class);
+            b.add(1, 0, new int[] {0, 1}, false).add(100, 1, new int[] {0, 1}, true);
+            unified.decode(b);
+            assertThat(unified.maxPosition(0)).isEqualTo(1);
+            assertThat(unified.maxPosition(1)).isEqualTo(1);
+        }
+        assertStillWorks();
+    }
+
+    @Test
     void aShiftThatWouldOverflowAPositionIsRefused() {
         ctx.clearMemory();
         batch.clear();

@@ -25,12 +25,15 @@ public final class Batch implements AutoCloseable {
     private final int vocabSize;
     private final int maxPosition;
     private final int maxSequences;
+    /** One KV stream for all sequences: a token may belong to several (else llama.cpp cannot place it). */
+    private final boolean sharedTokens;
     final boolean[] outputs;
     int size;
     private boolean closed;
 
-    Batch(LlamaContext context, int capacity, int vocabSize, int maxPosition, int maxSequences) {
+    Batch(LlamaContext context, int capacity, int vocabSize, int maxPosition, int maxSequences, boolean sharedTokens) {
         this.context = context;
+        this.sharedTokens = sharedTokens;
         this.capacity = capacity;
         this.vocabSize = vocabSize;
         this.maxPosition = maxPosition;
@@ -79,17 +82,31 @@ public final class Batch implements AutoCloseable {
         return this;
     }
 
-    /** Appends one token shared by several sequences (e.g. a common prompt prefix). */
+    /**
+     * Appends one token shared by several sequences (e.g. a common prompt prefix). Each sequence at
+     * most once; several need a unified KV cache ({@link ContextParams#withUnifiedKv}): with a KV
+     * stream per sequence llama.cpp cannot place a shared token and refuses the whole batch.
+     */
     public Batch add(int token, int position, int[] sequences, boolean wantOutput) {
         checkAdd(token, position);
         if (sequences.length == 0 || sequences.length > maxSeqPerToken) {
             throw new InvalidInputException("llama_decode", "a token must belong to 1.." + maxSeqPerToken
                     + " sequences, got " + sequences.length);
         }
-        for (int s : sequences) {
+        for (int k = 0; k < sequences.length; k++) {
+            int s = sequences[k];
             if (s < 0 || s >= maxSequences) {
                 throw new InvalidInputException("llama_decode", "sequence id " + s + " is outside 0.." + (maxSequences - 1));
             }
+            for (int j = 0; j < k; j++) {
+                if (sequences[j] == s) {
+                    throw new InvalidInputException("llama_decode", "sequence id " + s + " is given twice for one token");
+                }
+            }
+        }
+        if (sequences.length > 1 && !sharedTokens) {
+            throw new InvalidInputException("llama_decode", "a token shared by several sequences needs a unified KV cache"
+                    + " (ContextParams.withUnifiedKv(true)); this context keeps a KV stream per sequence");
         }
         int i = size;
         tokens.setAtIndex(ValueLayout.JAVA_INT, i, token);

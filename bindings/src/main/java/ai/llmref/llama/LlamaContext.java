@@ -49,6 +49,8 @@ public final class LlamaContext implements AutoCloseable {
     private final boolean embeddings;
     /** M-RoPE / vision RoPE models: llama.cpp aborts on position shifts for them. */
     private final boolean multiPositionRope;
+    /** A recurrent model without attention layers: its memory's state starts with a cell count, not a KV stream count. */
+    private final boolean recurrentOnly;
     private final ContextParams params;
     private final ContextMemory memoryUse;
     private MemorySegment handle;
@@ -84,8 +86,8 @@ public final class LlamaContext implements AutoCloseable {
     private boolean outputBlockUsable;
     private int decodedCount;
 
-    LlamaContext(LlamaModel model, ContextParams params) {
-        MemorySegment m = model.checkOpen();
+    /** Made by {@link LlamaModel#newContext}, which holds {@code m} ({@link LlamaModel#acquire}) until this returns. */
+    LlamaContext(LlamaModel model, MemorySegment m, ContextParams params) {
         if (params.sequences() > llama_max_parallel_sequences()) {
             throw new IllegalArgumentException("sequences must be at most " + llama_max_parallel_sequences()
                     + " (llama_max_parallel_sequences), got " + params.sequences());
@@ -133,6 +135,7 @@ public final class LlamaContext implements AutoCloseable {
         this.embeddings = params.embeddings();
         int rope = llama_model_rope_type(m);
         this.multiPositionRope = rope == LLAMA_ROPE_TYPE_MROPE() || rope == LLAMA_ROPE_TYPE_IMROPE() || rope == LLAMA_ROPE_TYPE_VISION();
+        this.recurrentOnly = llama_model_is_recurrent(m) && !llama_model_is_hybrid(m);
         this.outputs = new boolean[batchSize];
         this.deviceChains = new Sampler[batchSize];
         this.deviceSequences = new int[batchSize];
@@ -147,7 +150,7 @@ public final class LlamaContext implements AutoCloseable {
         if (capacity < 1 || capacity > batchSize) {
             throw new InvalidInputException("llama_batch_init", "batch capacity must be 1.." + batchSize + " (the context's batch size), got " + capacity);
         }
-        return new Batch(this, capacity, vocabSize, sequenceContext, maxSequences);
+        return new Batch(this, capacity, vocabSize, sequenceContext, maxSequences, params.unifiedKv() || maxSequences == 1);
     }
 
     /**
@@ -411,7 +414,15 @@ public final class LlamaContext implements AutoCloseable {
         }
     }
 
-    /** Adds {@code delta} to positions {@code [from, to)} of a sequence (context shifting). */
+    /**
+     * Adds {@code delta} to positions {@code [from, to)} of a sequence (context shifting). As in
+     * llama.cpp, a position moved below 0 is removed, and a cell the sequence shares with others (a
+     * {@link #copySequence} on a unified KV cache) moves for those sequences too.
+     *
+     * @throws InvalidInputException the memory cannot shift, or a position of the sequence would
+     *                               leave the {@code int} range (llama.cpp's {@code pos += delta}
+     *                               would overflow, and a wrapped position silently drops its cell)
+     */
     public void shiftPositions(int sequence, int from, int to, int delta) {
         MemorySegment mem = memoryChecked();
         checkSequence(sequence, "llama_memory_seq_add");
@@ -419,6 +430,12 @@ public final class LlamaContext implements AutoCloseable {
         if (!llama_memory_can_shift(mem) || multiPositionRope) {
             throw new InvalidInputException("llama_memory_seq_add", "this model's memory cannot shift positions"
                     + (multiPositionRope ? " (multi-dimensional RoPE)" : ""));
+        }
+        int max = llama_memory_seq_pos_max(mem, sequence);
+        int min = llama_memory_seq_pos_min(mem, sequence);
+        if (max >= 0 && ((long) max + delta > Integer.MAX_VALUE || (long) min + delta < Integer.MIN_VALUE)) {
+            throw new InvalidInputException("llama_memory_seq_add", "shifting positions " + min + ".." + max + " of sequence "
+                    + sequence + " by " + delta + " leaves the int range");
         }
         llama_memory_seq_add(mem, sequence, from, to, delta);
     }
@@ -477,10 +494,19 @@ public final class LlamaContext implements AutoCloseable {
         }
     }
 
-    /** Loads a sequence state (from {@link #saveSequence}) into {@code sequence}. */
+    /**
+     * Loads a sequence state (from {@link #saveSequence} of a context of the same model and
+     * parameters) into {@code sequence}.
+     *
+     * @throws InvalidInputException the bytes are not a sequence state, or claim more cells than this
+     *                               context holds or than the bytes can describe (checked here:
+     *                               llama.cpp allocates room for the claimed cells before it reads them)
+     * @throws LlamaException        llama.cpp could not restore it (another model, another cache layout)
+     */
     public void restoreSequence(int sequence, byte[] state) {
         MemorySegment ctx = checkOpen();
         checkSequence(sequence, "llama_state_seq_set_data");
+        checkSequenceState(state);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocateFrom(ValueLayout.JAVA_BYTE, state);
             LogBridge.clearLastError();
@@ -488,6 +514,53 @@ public final class LlamaContext implements AutoCloseable {
             if (n == 0) {
                 throw new LlamaException("llama_state_seq_set_data", "the sequence state could not be restored: " + LogBridge.takeLastError());
             }
+        }
+    }
+
+    /** {@code io_magic} of llama-context.cpp: the first four bytes of a sequence state. */
+    private static final int SEQUENCE_STATE_MAGIC = 0xaf143cd8;
+
+    /**
+     * Checks the head of a sequence state before llama.cpp reads it. llama.cpp's reader reserves a
+     * micro-batch of the claimed cell count (about 21 bytes a cell, zeroed) before it reads the
+     * first cell: a count of 2^32-1 asks for some 90 GB. So the first cell count it will read must
+     * be one this context can hold, and one the bytes that follow can describe (a cell takes at least
+     * 12 bytes: position, sequence count, sequence; 8 in a recurrent state). Layout, as {@code
+     * llama_state_seq_get_data} writes it: magic, sequence id, then the memory's state: a KV cache
+     * writes its stream count and, per stream, a cell count followed by that stream's cells and data
+     * (only the sequence's own stream has cells); a recurrent model's memory writes a cell count.
+     * A memory of another layout (DeepSeek V4's starts with a magic of its own) is left to
+     * llama.cpp.
+     */
+    private void checkSequenceState(byte[] state) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(state).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        if (state.length < 12 || b.getInt(0) != SEQUENCE_STATE_MAGIC) {
+            throw new InvalidInputException("llama_state_seq_set_data", "these " + state.length
+                    + " bytes are not a sequence state (saveSequence)");
+        }
+        int at = 8;
+        int minCellBytes = 8;
+        if (!recurrentOnly) {
+            long streams = Integer.toUnsignedLong(b.getInt(at));
+            long expected = params.unifiedKv() ? 1 : maxSequences;
+            if (streams != expected) {
+                return; // llama.cpp's KV cache refuses another stream count before it reserves anything
+            }
+            at += 4;
+            minCellBytes = 12;
+            // streams without cells are a bare 0; the first with cells is the one llama.cpp reads first
+            while (at + 4 <= state.length && b.getInt(at) == 0 && --streams > 0) {
+                at += 4;
+            }
+        }
+        if (at + 4 > state.length) {
+            return; // llama.cpp finds the end of the bytes itself: a typed failure
+        }
+        long cells = Integer.toUnsignedLong(b.getInt(at));
+        long rest = state.length - (at + 4L);
+        if (cells > contextSize || cells * minCellBytes > rest) {
+            throw new InvalidInputException("llama_state_seq_set_data", "the state claims " + cells + " cells; this context"
+                    + " holds " + contextSize + " and the " + rest + " bytes that follow describe at most " + rest / minCellBytes);
         }
     }
 

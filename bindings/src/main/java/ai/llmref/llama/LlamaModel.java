@@ -17,13 +17,16 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
  * A loaded model: weights, vocabulary, metadata. It may be shared between threads (tokenizing is
  * thread-safe in llama.cpp); contexts made from it belong to one thread each. Close it after its
- * contexts.
+ * contexts: {@link #close()} refuses while contexts made from it are open, and waits for calls in
+ * progress on other threads (a tokenization, a context being made) to return before it frees the
+ * model, so that none of them reads freed memory.
  */
 public final class LlamaModel implements AutoCloseable {
     private static final Pattern OFFLOADED = Pattern.compile("offloaded (\\d+)/(\\d+) layers to GPU");
@@ -35,6 +38,13 @@ public final class LlamaModel implements AutoCloseable {
     private final ModelPlacement placement;
     private final Vocabulary vocabulary;
     private final AtomicInteger openContexts = new AtomicInteger();
+    /**
+     * Held for reading by every native call that uses the model or its vocabulary ({@link #acquire}),
+     * for writing by {@link #close()}: a model freed while another thread tokenizes or makes a
+     * context from it would be read after it was freed (a crash, or a C++ exception through the C
+     * API that ends the process).
+     */
+    private final ReentrantReadWriteLock use = new ReentrantReadWriteLock();
 
     private LlamaModel(MemorySegment handle, Path path, ModelPlacement placement) {
         this.handle = handle;
@@ -44,10 +54,10 @@ public final class LlamaModel implements AutoCloseable {
         this.vocabulary = new Vocabulary(this, vocabHandle);
     }
 
-    /** Validates the file (see {@link GgufFile}) and loads it. */
+    /** Validates the file (see {@link GgufFile}; the layer and expert counts unless vocabulary only) and loads it. */
     public static LlamaModel load(Path path, ModelParams params) {
         LlamaBackend.initialize();
-        GgufFile.inspect(path);
+        GgufFile.inspect(path, !params.vocabOnly());
         boolean[] cancelled = {false};
         List<String> lines = Collections.synchronizedList(new ArrayList<>());
         try (Arena arena = Arena.ofConfined()) {
@@ -129,32 +139,40 @@ public final class LlamaModel implements AutoCloseable {
 
     /** The model's facts; a vocabulary-only model ({@link ModelParams#withVocabOnly}) reports 0 layers and heads. */
     public ModelInfo info() {
-        MemorySegment m = checkOpen();
-        int layers = llama_model_n_layer(m);
-        // llama.cpp aborts the process when asked for the heads of a model without layers
-        return new ModelInfo(
-                metadata("general.architecture").orElse("unknown"),
-                description(m),
-                llama_model_n_params(m),
-                llama_model_size(m),
-                llama_model_n_ctx_train(m),
-                llama_model_n_embd(m),
-                layers,
-                layers > 0 ? llama_model_n_head(m) : 0,
-                layers > 0 ? llama_model_n_head_kv(m) : 0,
-                llama_vocab_n_tokens(vocabHandle),
-                chatTemplate());
+        MemorySegment m = acquire();
+        try {
+            int layers = llama_model_n_layer(m);
+            // llama.cpp aborts the process when asked for the heads of a model without layers
+            return new ModelInfo(
+                    metadata("general.architecture").orElse("unknown"),
+                    description(m),
+                    llama_model_n_params(m),
+                    llama_model_size(m),
+                    llama_model_n_ctx_train(m),
+                    llama_model_n_embd(m),
+                    layers,
+                    layers > 0 ? llama_model_n_head(m) : 0,
+                    layers > 0 ? llama_model_n_head_kv(m) : 0,
+                    llama_vocab_n_tokens(vocabHandle),
+                    chatTemplate());
+        } finally {
+            release();
+        }
     }
 
     /** The model's default chat template ({@code tokenizer.chat_template}), if it has one. */
     public Optional<String> chatTemplate() {
-        MemorySegment m = checkOpen();
-        return Optional.ofNullable(Native.string(llama_model_chat_template(m, MemorySegment.NULL)));
+        MemorySegment m = acquire();
+        try {
+            return Optional.ofNullable(Native.string(llama_model_chat_template(m, MemorySegment.NULL)));
+        } finally {
+            release();
+        }
     }
 
     /** One GGUF key/value as llama.cpp renders it (arrays are summarised). */
     public Optional<String> metadata(String key) {
-        MemorySegment m = checkOpen();
+        MemorySegment m = acquire();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment k = Native.cString(arena, key, "llama_model_meta_val_str", "the key");
             MemorySegment buf = arena.allocate(256);
@@ -167,18 +185,22 @@ public final class LlamaModel implements AutoCloseable {
                 n = llama_model_meta_val_str(m, k, buf, buf.byteSize());
             }
             return Optional.of(Native.utf8(buf, n));
+        } finally {
+            release();
         }
     }
 
     /** Every GGUF key/value of the model, in file order. */
     public Map<String, String> metadata() {
-        MemorySegment m = checkOpen();
+        MemorySegment m = acquire();
         Map<String, String> out = new LinkedHashMap<>();
-        int count = llama_model_meta_count(m);
         try (Arena arena = Arena.ofConfined()) {
+            int count = llama_model_meta_count(m);
             for (int i = 0; i < count; i++) {
                 out.put(indexed(arena, m, i, true), indexed(arena, m, i, false));
             }
+        } finally {
+            release();
         }
         return Collections.unmodifiableMap(out);
     }
@@ -208,18 +230,47 @@ public final class LlamaModel implements AutoCloseable {
 
     /** Creates a context for this model, owned by the calling thread. */
     public LlamaContext newContext(ContextParams params) {
-        if (llama_model_n_layer(checkOpen()) == 0) {
-            throw new IllegalStateException("model " + path + " was loaded without its weights (vocabulary only): it cannot make a context");
+        MemorySegment m = acquire();
+        try {
+            if (llama_model_n_layer(m) == 0) {
+                throw new IllegalStateException("model " + path + " was loaded without its weights (vocabulary only): it cannot make a context");
+            }
+            return new LlamaContext(this, m, params); // counted open before the model is released
+        } finally {
+            release();
         }
-        return new LlamaContext(this, params);
     }
 
+    /** The handle, or {@link IllegalStateException} once closed. Native calls use {@link #acquire} instead. */
     MemorySegment checkOpen() {
         MemorySegment h = handle;
         if (h == null) {
             throw new IllegalStateException("model " + path + " is closed");
         }
         return h;
+    }
+
+    /**
+     * The handle, held open until {@link #release()}: {@link #close()} on another thread waits for
+     * it. Every native call on the model or its vocabulary goes between the two (in a {@code try} /
+     * {@code finally}). Re-entrant; never close the model while holding it (the close would wait for
+     * itself).
+     *
+     * @throws IllegalStateException the model is closed
+     */
+    MemorySegment acquire() {
+        use.readLock().lock();
+        MemorySegment h = handle;
+        if (h == null) {
+            use.readLock().unlock();
+            throw new IllegalStateException("model " + path + " is closed");
+        }
+        return h;
+    }
+
+    /** Ends an {@link #acquire()}. */
+    void release() {
+        use.readLock().unlock();
     }
 
     void contextOpened() {
@@ -230,19 +281,33 @@ public final class LlamaModel implements AutoCloseable {
         openContexts.decrementAndGet();
     }
 
-    /** Frees the model. Idempotent. Refused while contexts made from it are still open. */
+    /**
+     * Frees the model. Idempotent. Refused while contexts made from it are still open; waits for
+     * calls in progress on other threads (tokenizing, making a context) to return first.
+     *
+     * @throws IllegalStateException contexts made from the model are open, or the calling thread is
+     *                               inside a call on the model (a log handler of a tokenization)
+     */
     @Override
-    public synchronized void close() {
-        if (handle == null) {
-            return;
+    public void close() {
+        if (use.getReadHoldCount() > 0) {
+            throw new IllegalStateException("model " + path + " cannot be closed from inside a call on it");
         }
-        if (openContexts.get() > 0) {
-            throw new IllegalStateException("model " + path + " still has " + openContexts.get()
-                    + " open context(s); close them first");
+        use.writeLock().lock();
+        try {
+            if (handle == null) {
+                return;
+            }
+            if (openContexts.get() > 0) {
+                throw new IllegalStateException("model " + path + " still has " + openContexts.get()
+                        + " open context(s); close them first");
+            }
+            MemorySegment h = handle;
+            handle = null;
+            llama_model_free(h);
+        } finally {
+            use.writeLock().unlock();
         }
-        MemorySegment h = handle;
-        handle = null;
-        llama_model_free(h);
     }
 
     public boolean isClosed() {

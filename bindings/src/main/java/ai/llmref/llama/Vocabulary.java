@@ -5,23 +5,39 @@ import static ai.llmref.bindings.ffi.llama_h.*;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.charset.StandardCharsets;
 
 /**
  * A model's tokenizer. Thread-safe (llama.cpp's tokenizer API is); every token id passed in is
- * checked against the vocabulary first.
+ * checked against the vocabulary first. Every method throws {@link IllegalStateException} once the
+ * model is closed, and a model is not freed while one of them runs on another thread.
  */
 public final class Vocabulary {
+    /**
+     * The longest text {@link #tokenize} takes, in UTF-8 bytes (64 MiB). llama.cpp's tokenizer needs
+     * some 50 bytes of memory per byte of text (16 MiB of text: 0.75 GB, on stories260K's
+     * SentencePiece vocabulary) and lets an allocation failure escape its C API ({@code
+     * std::bad_alloc}, which ends the process); the limit keeps one call to a few GB.
+     */
+    public static final int MAX_TEXT_BYTES = 1 << 26;
+    private static final VarHandle PIECE = MethodHandles.arrayElementVarHandle(byte[][].class);
+
     private final LlamaModel model;
     private final MemorySegment vocab;
     private final int size;
     /**
      * Token bytes, filled on first use (a vocabulary never changes): streaming asks for one piece
      * per generated token, and this keeps that off the native call and the allocation. Racing
-     * writers store equal arrays, so no locking is needed.
+     * writers store equal arrays, so no locking is needed; entries are written with release and
+     * read with acquire semantics ({@link #PIECE}), so that a thread that sees an array sees its bytes.
      */
     private final byte[][] pieces;
     private final byte[][] specialPieces;
+    /** The special tokens and flags, read once: they never change, and reading them needs no native call afterwards. */
+    private final int bos, eos, eot, newline, separator, padding;
+    private final boolean addsBos, addsEos;
 
     Vocabulary(LlamaModel model, MemorySegment vocab) {
         this.model = model;
@@ -29,6 +45,14 @@ public final class Vocabulary {
         this.size = llama_vocab_n_tokens(vocab);
         this.pieces = new byte[size][];
         this.specialPieces = new byte[size][];
+        this.bos = llama_vocab_bos(vocab);
+        this.eos = llama_vocab_eos(vocab);
+        this.eot = llama_vocab_eot(vocab);
+        this.newline = llama_vocab_nl(vocab);
+        this.separator = llama_vocab_sep(vocab);
+        this.padding = llama_vocab_pad(vocab);
+        this.addsBos = llama_vocab_get_add_bos(vocab);
+        this.addsEos = llama_vocab_get_add_eos(vocab);
     }
 
     /** Number of tokens; valid ids are {@code 0 .. size()-1}. */
@@ -44,7 +68,14 @@ public final class Vocabulary {
      */
     public int[] tokenize(String text, boolean addSpecial, boolean parseSpecial) {
         model.checkOpen();
+        if (text.length() > MAX_TEXT_BYTES) { // every char is at least one UTF-8 byte
+            throw tooLong(text.length() + " chars");
+        }
         byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
+        if (utf8.length > MAX_TEXT_BYTES) {
+            throw tooLong(utf8.length + " bytes");
+        }
+        model.acquire();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment in = arena.allocate(utf8.length + 1L);
             MemorySegment.copy(utf8, 0, in, ValueLayout.JAVA_BYTE, 0, utf8.length);
@@ -63,13 +94,21 @@ public final class Vocabulary {
                 }
             }
             return out.asSlice(0, (long) n * Integer.BYTES).toArray(ValueLayout.JAVA_INT);
+        } finally {
+            model.release();
         }
+    }
+
+    private static InvalidInputException tooLong(String length) {
+        return new InvalidInputException("llama_tokenize", "the text is " + length + " long; at most "
+                + MAX_TEXT_BYTES + " UTF-8 bytes are tokenized at once");
     }
 
     /** Token ids back to text. */
     public String detokenize(int[] tokens, boolean removeSpecial, boolean unparseSpecial) {
         model.checkOpen();
         checkTokens(tokens, "llama_detokenize");
+        model.acquire();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment in = arena.allocateFrom(ValueLayout.JAVA_INT, tokens);
             int capacity = tokens.length * 8 + 16;
@@ -84,6 +123,8 @@ public final class Vocabulary {
                 }
             }
             return new String(out.asSlice(0, n).toArray(ValueLayout.JAVA_BYTE), StandardCharsets.UTF_8);
+        } finally {
+            model.release();
         }
     }
 
@@ -97,15 +138,16 @@ public final class Vocabulary {
         model.checkOpen();
         checkToken(token, "llama_token_to_piece");
         byte[][] cache = special ? specialPieces : pieces;
-        byte[] cached = cache[token];
+        byte[] cached = (byte[]) PIECE.getAcquire(cache, token);
         if (cached == null) {
             cached = pieceOf(token, special);
-            cache[token] = cached;
+            PIECE.setRelease(cache, token, cached);
         }
         return cached;
     }
 
     private byte[] pieceOf(int token, boolean special) {
+        model.acquire();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buf = arena.allocate(64);
             int n = llama_token_to_piece(vocab, token, buf, 64, 0, special);
@@ -114,6 +156,8 @@ public final class Vocabulary {
                 n = llama_token_to_piece(vocab, token, buf, -n, 0, special);
             }
             return buf.asSlice(0, Math.max(n, 0)).toArray(ValueLayout.JAVA_BYTE);
+        } finally {
+            model.release();
         }
     }
 
@@ -126,54 +170,77 @@ public final class Vocabulary {
     public String tokenText(int token) {
         model.checkOpen();
         checkToken(token, "llama_vocab_get_text");
-        return ai.llmref.llama.internal.Native.string(llama_vocab_get_text(vocab, token));
+        model.acquire();
+        try {
+            return ai.llmref.llama.internal.Native.string(llama_vocab_get_text(vocab, token));
+        } finally {
+            model.release();
+        }
     }
 
     /** End of generation: EOS, EOT or another token the model marks as ending a turn. */
     public boolean isEndOfGeneration(int token) {
         model.checkOpen();
         checkToken(token, "llama_vocab_is_eog");
-        return llama_vocab_is_eog(vocab, token);
+        model.acquire();
+        try {
+            return llama_vocab_is_eog(vocab, token);
+        } finally {
+            model.release();
+        }
     }
 
     public boolean isControl(int token) {
         model.checkOpen();
         checkToken(token, "llama_vocab_is_control");
-        return llama_vocab_is_control(vocab, token);
+        model.acquire();
+        try {
+            return llama_vocab_is_control(vocab, token);
+        } finally {
+            model.release();
+        }
     }
 
     /** Beginning of sequence, or -1 when the model has none. */
     public int bos() {
-        return llama_vocab_bos(vocab);
+        model.checkOpen();
+        return bos;
     }
 
     public int eos() {
-        return llama_vocab_eos(vocab);
+        model.checkOpen();
+        return eos;
     }
 
     /** End of turn, or -1. */
     public int eot() {
-        return llama_vocab_eot(vocab);
+        model.checkOpen();
+        return eot;
     }
 
     public int newline() {
-        return llama_vocab_nl(vocab);
+        model.checkOpen();
+        return newline;
     }
 
     public int separator() {
-        return llama_vocab_sep(vocab);
+        model.checkOpen();
+        return separator;
     }
 
     public int padding() {
-        return llama_vocab_pad(vocab);
+        model.checkOpen();
+        return padding;
     }
 
     public boolean addsBos() {
-        return llama_vocab_get_add_bos(vocab);
+        model.checkOpen();
+        return addsBos;
     }
 
     public boolean addsEos() {
-        return llama_vocab_get_add_eos(vocab);
+        model.checkOpen();
+        return addsEos;
     }
 
     /** Throws {@link InvalidInputException} unless {@code token} is a valid id. */
@@ -193,6 +260,11 @@ public final class Vocabulary {
         }
     }
 
+    /**
+     * The native vocabulary, for this package's samplers. Not held open: a caller that hands it to
+     * llama.cpp while another thread may close the model brackets the call with the model's
+     * {@link LlamaModel#acquire()} and {@link LlamaModel#release()}.
+     */
     MemorySegment handle() {
         model.checkOpen();
         return vocab;

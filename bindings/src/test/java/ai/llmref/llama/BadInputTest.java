@@ -102,6 +102,56 @@ class BadInputTest {
     }
 
     @Test
+    void aTokenOfSeveralSequencesNeedsAUnifiedCacheAndDistinctSequences() {
+        // With a KV stream per sequence llama.cpp cannot place a shared token: it refused the whole
+        // batch at decode, reported as "no room in the KV cache" (a ContextOverflowException)
+        batch.clear();
+        assertThatThrownBy(() -> batch.add(1, 0, new int[] {0, 1}, true)).isInstanceOf(InvalidInputException.class)
+                .hasMessageContaining("needs a unified KV cache");
+        assertThatThrownBy(() -> batch.add(1, 0, new int[] {1, 1}, true)).isInstanceOf(InvalidInputException.class)
+                .hasMessageContaining("sequence id 1 is given twice");
+        assertThat(batch.size()).isZero();
+        try (LlamaContext unified = model.newContext(TestModels.small(2).withUnifiedKv(true)); Batch b = unified.newBatch(8)) {
+            assertThatThrownBy(() -> b.add(1, 0, new int[] {0, 0}, true)).isInstanceOf(InvalidInputException.class);
+            b.add(1, 0, new int[] {0, 1}, false).add(100, 1, new int[] {0, 1}, true);
+            unified.decode(b);
+            assertThat(unified.maxPosition(0)).isEqualTo(1);
+            assertThat(unified.maxPosition(1)).isEqualTo(1);
+        }
+        assertStillWorks();
+    }
+
+    @Test
+    void aShiftThatWouldOverflowAPositionIsRefused() {
+        ctx.clearMemory();
+        batch.clear();
+        for (int i = 0; i < 8; i++) {
+            batch.add(100 + i, i, 0, i == 7);
+        }
+        ctx.decode(batch);
+        ctx.shiftPositions(0, -1, -1, Integer.MAX_VALUE - 100);
+        assertThat(ctx.maxPosition(0)).isEqualTo(Integer.MAX_VALUE - 93);
+        // llama.cpp's pos += delta overflowed, the positions wrapped below 0 and the cells were
+        // silently dropped: the sequence came back empty
+        assertThatThrownBy(() -> ctx.shiftPositions(0, -1, -1, 1000)).isInstanceOf(InvalidInputException.class)
+                .hasMessageContaining("leaves the int range");
+        assertThat(ctx.maxPosition(0)).isEqualTo(Integer.MAX_VALUE - 93);
+        assertThat(ctx.minPosition(0)).isEqualTo(Integer.MAX_VALUE - 100);
+        ctx.shiftPositions(0, -1, -1, -(Integer.MAX_VALUE - 100));
+        assertThat(ctx.minPosition(0)).isZero();
+        assertThat(ctx.maxPosition(0)).isEqualTo(7);
+        assertStillWorks();
+    }
+
+    @Test
+    void bytesThatAreNoSequenceStateAreRefused() {
+        assertThatThrownBy(() -> ctx.restoreSequence(0, new byte[5])).isInstanceOf(InvalidInputException.class)
+                .hasMessageContaining("not a sequence state");
+        assertThatThrownBy(() -> ctx.restoreSequence(0, "some text, not a state".getBytes())).isInstanceOf(InvalidInputException.class);
+        assertStillWorks();
+    }
+
+    @Test
     void inconsistentPositionsAreATypedErrorNotAnAbort() {
         ctx.clearMemory();
         batch.clear();
@@ -239,6 +289,28 @@ class BadInputTest {
     }
 
     @Test
+    void anAlignmentOfAnotherTypeIsATypedRefusal() throws IOException {
+        // general.alignment as an array of one u32 (32): Long.parseLong("[u32 x 1]") threw NumberFormatException
+        byte[] real = Files.readAllBytes(TestModels.stories());
+        byte[] key = "general.alignment".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        ByteBuffer kv = ByteBuffer.allocate(8 + key.length + 4 + 4 + 8 + 4).order(ByteOrder.LITTLE_ENDIAN)
+                .putLong(key.length).put(key).putInt(9).putInt(4).putLong(1).putInt(32);
+        byte[] file = new byte[real.length + kv.capacity()];
+        System.arraycopy(real, 0, file, 0, 24);
+        System.arraycopy(kv.array(), 0, file, 24, kv.capacity());
+        System.arraycopy(real, 24, file, 24 + kv.capacity(), real.length - 24);
+        ByteBuffer b = ByteBuffer.wrap(file).order(ByteOrder.LITTLE_ENDIAN);
+        b.putLong(16, b.getLong(16) + 1);
+        assertRefused(Files.write(tmp.resolve("align-array.gguf"), file), "general.alignment of GGUF type 9, not u32");
+        // a u32 that is no power of two
+        b.put(24 + 8 + key.length, (byte) 4).putInt(24 + 8 + key.length + 4, 48);
+        byte[] scalar = new byte[real.length + 8 + key.length + 4 + 4];
+        System.arraycopy(file, 0, scalar, 0, 24 + 8 + key.length + 8);
+        System.arraycopy(real, 24, scalar, 24 + 8 + key.length + 8, real.length - 24);
+        assertRefused(Files.write(tmp.resolve("align-48.gguf"), scalar), "general.alignment 48, not a power of two");
+    }
+
+    @Test
     void truncatedAndCorruptModelsAreRefused() throws IOException {
         byte[] real = Files.readAllBytes(TestModels.stories());
         for (int cut : new int[] {30, 100, 1000, 5000, 20000}) {
@@ -282,6 +354,11 @@ class BadInputTest {
         m.close();
         m.close();
         assertThatThrownBy(() -> v.tokenize("x", true, false)).isInstanceOf(IllegalStateException.class);
+        // these read the freed vocabulary and answered as if it were open
+        assertThatThrownBy(v::bos).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(v::eos).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(v::addsBos).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(() -> new StreamingDetokenizer(v, false).push(1)).isInstanceOf(IllegalStateException.class);
         assertThatThrownBy(m::info).isInstanceOf(IllegalStateException.class);
         assertThatThrownBy(() -> m.newContext(TestModels.small(1))).isInstanceOf(IllegalStateException.class);
     }

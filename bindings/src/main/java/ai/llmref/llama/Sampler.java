@@ -284,10 +284,13 @@ public final class Sampler implements AutoCloseable {
     public void accept(int token) {
         MemorySegment c = checkOpen();
         vocabulary.checkToken(token, "llama_sampler_accept");
-        if (grammarStage != null && !grammarAllows(token)) {
-            throw new InvalidInputException("llama_sampler_accept", "token " + token + " is not allowed by the grammar here");
-        }
-        llama_sampler_accept(c, token);
+        withVocabulary(() -> {
+            if (grammarStage != null && !grammarAllowsHeld(token)) {
+                throw new InvalidInputException("llama_sampler_accept", "token " + token + " is not allowed by the grammar here");
+            }
+            llama_sampler_accept(c, token);
+            return null;
+        });
     }
 
     /** True when the grammar, in its current state, allows {@code token} next. */
@@ -297,6 +300,10 @@ public final class Sampler implements AutoCloseable {
         if (grammarStage == null) {
             return true;
         }
+        return withVocabulary(() -> grammarAllowsHeld(token));
+    }
+
+    private boolean grammarAllowsHeld(int token) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment one = llama_token_data.allocate(arena);
             llama_token_data.id(one, token);
@@ -366,9 +373,33 @@ public final class Sampler implements AutoCloseable {
         return checkOpen();
     }
 
+    /**
+     * Runs {@code call}, which reads the vocabulary through a grammar stage, with the model held open:
+     * a grammar keeps llama.cpp's vocabulary and reads it to accept, to check and to reset, so a
+     * model closed before (or, on another thread, during) the call would be read after it was freed.
+     *
+     * @throws IllegalStateException the model is closed
+     */
+    private <T> T withVocabulary(java.util.function.Supplier<T> call) {
+        if (grammarStage == null) {
+            return call.get();
+        }
+        LlamaModel model = vocabulary.model();
+        model.acquire();
+        try {
+            return call.get();
+        } finally {
+            model.release();
+        }
+    }
+
     /** Forgets history (penalties, grammar state, RNG state is re-seeded by llama.cpp's rules). */
     public void reset() {
-        llama_sampler_reset(checkOpen());
+        MemorySegment c = checkOpen();
+        withVocabulary(() -> {
+            llama_sampler_reset(c);
+            return null;
+        });
         if (draw != null) {
             draw.reset();
         }
@@ -556,7 +587,18 @@ public final class Sampler implements AutoCloseable {
             return p;
         }
 
+        /** The chain; the model is held open while a grammar stage reads its vocabulary ({@link LlamaModel#acquire}). */
         public Sampler build() {
+            LlamaModel model = vocabulary.model();
+            model.acquire();
+            try {
+                return buildHeld();
+            } finally {
+                model.release();
+            }
+        }
+
+        private Sampler buildHeld() {
             MemorySegment vocab = vocabulary.handle();
             List<MemorySegment> stages = new ArrayList<>();
             try (Arena arena = Arena.ofConfined()) {

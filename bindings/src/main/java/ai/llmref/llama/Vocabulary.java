@@ -260,6 +260,11 @@ public final class Vocabulary {
         }
     }
 
+    /** The model this vocabulary belongs to (its {@link LlamaModel#acquire} holds the vocabulary open too). */
+    LlamaModel model() {
+        return model;
+    }
+
     /**
      * The native vocabulary, for this package's samplers. Not held open: a caller that hands it to
      * llama.cpp while another thread may close the model brackets the call with the model's

@@ -1,6 +1,7 @@
 package ai.llmref.llama;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.lang.ref.WeakReference;
 import java.util.function.BooleanSupplier;
@@ -84,6 +85,24 @@ class SamplerLifetimeTest extends StoriesModelTest {
         assertThat(gcUntil(() -> Sampler.droppedUnclosed() >= before + 3)).isTrue();
         gcUntil(() -> false, 200);
         assertThat(Sampler.droppedUnclosed()).as("only the dropped markers were freed by the cleaner").isEqualTo(before + 3);
+    }
+
+    @Test
+    void aGrammarChainRefusesToReadTheVocabularyOfAClosedModel() {
+        // a grammar keeps llama.cpp's vocabulary and reads it to accept, to check and to reset
+        LlamaModel own = LlamaModel.load(TestModels.stories(), TestModels.params());
+        Vocabulary v = own.vocabulary();
+        int token = v.tokenize(" a", false, false)[0];
+        Sampler grammar = Sampler.builder(v).grammar("root ::= [a-z ]+", "root").build();
+        Sampler greedy = Sampler.greedy(v);
+        assertThat(grammar.grammarAllows(token)).isTrue();
+        own.close();
+        assertThatThrownBy(() -> grammar.accept(token)).isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
+        assertThatThrownBy(() -> grammar.grammarAllows(token)).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(grammar::reset).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(() -> Sampler.builder(v).grammar("root ::= \"x\"", "root").build()).isInstanceOf(IllegalStateException.class);
+        grammar.close(); // frees the chain: llama.cpp's grammar free reads no vocabulary
+        greedy.close();
     }
 
     /** Attaches a greedy chain to sequence 0 and keeps no strong reference to it. */

@@ -174,6 +174,10 @@ class ConfigTest {
     void maxChoices() {
         assertThat(bind(Map.of()).limits().maxChoices()).isEqualTo(16);
         assertThat(bind(Map.of("limits.max-choices", "1")).limits().maxChoices()).isEqualTo(1);
+        // a body holds no more UTF-8 text than its size: capped at what one tokenization takes
+        assertThat(bind(Map.of("limits.max-body-bytes", "67108864")).limits().maxBodyBytes()).isEqualTo(67108864);
+        assertThatThrownBy(() -> bind(Map.of("limits.max-body-bytes", "67108865"))).isInstanceOf(ConfigException.class)
+                .hasMessage("invalid configuration: limits.max-body-bytes must be between 1024 and 67108864, got '67108865'");
         assertThatThrownBy(() -> bind(Map.of("limits.max-choices", "0"))).isInstanceOf(ConfigException.class)
                 .hasMessage("invalid configuration: limits.max-choices must be between 1 and 256, got '0'");
     }

@@ -361,7 +361,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                     + ContextParams.MAX_CONTEXT + " positions", engine.slotContext());
         }
         Limits limits = new Limits(
-                longValue(c, "limits.max-body-bytes", 1 << 20, 1024, 1L << 30),
+                longValue(c, "limits.max-body-bytes", 1 << 20, 1024, ai.llmref.llama.Vocabulary.MAX_TEXT_BYTES), // no text in a body is then over what one tokenization takes
                 integer(c, "limits.max-json-depth", 32, 2, 1000),
                 integer(c, "limits.max-tokens", 4096, 1, ContextParams.MAX_CONTEXT),
                 integer(c, "limits.max-prompt-tokens", 32768, 1, ContextParams.MAX_CONTEXT),

@@ -42,6 +42,7 @@ class BadRequestTest {
                 Arguments.of("single-quoted JSON", "/v1/chat/completions", "{'messages':[]}", 400, "invalid_request", null),
                 Arguments.of("comment in JSON", "/v1/chat/completions", "{/* x */\"messages\":[]}", 400, "invalid_request", null),
                 Arguments.of("leading zero in JSON", "/v1/chat/completions", withField("\"max_tokens\":007"), 400, "invalid_request", null),
+                Arguments.of("record separator in JSON", "/v1/chat/completions", "\u001E" + OK_CHAT, 400, "invalid_request", null),
                 Arguments.of("messages missing", "/v1/chat/completions", "{\"model\":\"stories260K\"}", 400, "invalid_request", "messages"),
                 Arguments.of("messages wrong type", "/v1/chat/completions", "{\"messages\":\"hi\"}", 400, "invalid_request", "messages"),
                 Arguments.of("messages empty", "/v1/chat/completions", "{\"messages\":[]}", 400, "invalid_value", "messages"),

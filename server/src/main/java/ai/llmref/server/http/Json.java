@@ -56,15 +56,22 @@ public final class Json {
     }
 
     /**
-     * Jackson's notes on its own parser features (which a client cannot turn on) taken out of its
-     * message: "...: enable `JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS` to allow", "(not recognized
-     * as one since Feature 'ALLOW_COMMENTS' not enabled for parser)".
+     * Jackson's message without its notes on its own parser features, which a client cannot turn
+     * on: the note starts at the clause that names a feature ("Non-standard token 'NaN': enable
+     * `JsonReadFeature.ALLOW_NON_NUMERIC_NUMBERS` to allow", "... comment? (not recognized as one
+     * since Feature 'ALLOW_COMMENTS' not enabled for parser)", "... between tokens (consider
+     * enabling `JsonReadFeature.ALLOW_RS_CONTROL_CHAR` to allow use of Record Separators (U+001E))").
      */
-    private static final java.util.regex.Pattern FEATURE_ADVICE = java.util.regex.Pattern.compile(
-            "[:;,]?\\s*(?:enable|disable) `?\\w*Feature\\.\\w+`?[^)\\n]*|\\s*\\([^()]*Feature[^()]*\\)");
-
     static String plain(String message) {
-        return message == null ? "" : FEATURE_ADVICE.matcher(message).replaceAll("");
+        if (message == null) {
+            return "";
+        }
+        int f = message.indexOf("Feature");
+        if (f < 0) {
+            return message;
+        }
+        int cut = Math.max(message.lastIndexOf(" (", f), Math.max(message.lastIndexOf(": ", f), message.lastIndexOf("; ", f)));
+        return message.substring(0, cut < 0 ? f : cut).strip();
     }
 
     public ObjectNode object() {

@@ -1,0 +1,53 @@
+package ai.llmref.server.structured;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.code_intelligence.jazzer.api.FuzzedDataProvider;
+import com.code_intelligence.jazzer.junit.FuzzTest;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.util.List;
+
+/**
+ * Fuzzes the parsing of a reply into content and tool calls, and what a stream releases of it: the
+ * model writes the reply, so any text may come. For both call formats: parsing never throws; a
+ * reply without calls is its whole text (nothing lost); each call names a declared function and
+ * carries a JSON object of arguments; and the content a {@link ToolStream} releases while the reply
+ * streams, in pieces of any size, is always a prefix of the content parsed from the whole reply (a
+ * streamed answer never says what the finished one does not).
+ *
+ * <p>Regression inputs: {@code src/test/resources/ai/llmref/server/structured/ToolCallsFuzzTestInputs/parse/}.
+ */
+class ToolCallsFuzzTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @FuzzTest(maxDuration = "30s")
+    void parse(FuzzedDataProvider data) throws Exception {
+        int step = 1 + (data.consumeByte() & 15);
+        String text = data.consumeRemainingAsString();
+        List<String> names = ToolCallsParseTest.FUNCTIONS.stream().map(ToolCalls.Function::name).toList();
+        for (ToolCalls.Format format : List.of(ToolCalls.Format.HERMES, ToolCalls.Format.LLAMA3_JSON)) {
+            ToolCalls.Reply reply = ToolCalls.parse(format, text, ToolCallsParseTest.FUNCTIONS);
+            if (reply.calls().isEmpty()) {
+                assertThat(reply.content()).as(format + ": a reply without calls is its text").isEqualTo(text);
+            } else {
+                for (ToolCalls.Call c : reply.calls()) {
+                    assertThat(names).contains(c.name());
+                    JsonNode args = JSON.readTree(c.arguments());
+                    assertThat(args.isObject()).as(c.arguments()).isTrue();
+                }
+                if (reply.content() != null) {
+                    assertThat(text).startsWith(reply.content());
+                }
+            }
+            ToolStream stream = new ToolStream(format, false);
+            StringBuilder released = new StringBuilder();
+            for (int i = 0; i < text.length(); i += step) {
+                released.append(stream.push(text.substring(i, Math.min(text.length(), i + step))));
+            }
+            assertThat(stream.text()).isEqualTo(text);
+            String content = reply.content() == null ? "" : reply.content();
+            assertThat(content).as(format + ": streamed content is a prefix of the parsed content").startsWith(released.toString());
+        }
+    }
+}

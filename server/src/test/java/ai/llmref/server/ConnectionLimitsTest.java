@@ -197,6 +197,20 @@ class ConnectionLimitsTest {
         return f;
     }
 
+    @Test
+    void aTransferCodingOtherThanChunkedGets501InTheErrorShape() throws Exception {
+        // RFC 9112 section 6.1: a coding the server does not know is a 501; it was answered as an
+        // internal_error / server_error, as if the server had failed
+        for (String coding : new String[] {"gzip, chunked", "t: x\r\nTransfer-Encoding: chunked"}) {
+            String r = exchange(server.server.port(), "POST /tokenize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding
+                    + "\r\n\r\n2\r\n{}\r\n0\r\n\r\n");
+            assertError(r, 501, "unsupported_transfer_encoding");
+            assertThat(r).contains("only chunked");
+        }
+        assertThat(exchange(server.server.port(), "POST /tokenize HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked"
+                + "\r\n\r\n10\r\n{\"content\":\"Hi\"}\r\n0\r\n\r\n")).as("chunked alone is served").startsWith("HTTP/1.1 200 ");
+    }
+
     /** One request on a fresh connection, the write side closed after it; the whole answer. */
     private static String exchange(int port, String request) throws Exception {
         try (Socket s = connect(port)) {

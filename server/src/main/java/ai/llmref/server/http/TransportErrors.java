@@ -55,13 +55,15 @@ public final class TransportErrors implements DirectHandler {
             case 413 -> new String[] {"request_too_large", "the request body is too large"};
             case 414 -> new String[] {"uri_too_long", "the request line is too long"};
             case 505 -> new String[] {"http_version_not_supported", "only HTTP/1.1 is supported (behind nginx: proxy_http_version 1.1)"};
+            // Helidon's answer to a transfer coding other than chunked (RFC 9112 section 6.1: 501)
+            case 501 -> new String[] {"unsupported_transfer_encoding", "the request's Transfer-Encoding is not supported: only chunked is"};
             default -> new String[] {code >= 500 ? "internal_error" : "invalid_request", status.reasonPhrase()};
         };
         ObjectNode body = JSON.createObjectNode();
         ObjectNode error = body.putObject("error");
         error.put("message", what[1]);
-        // 505 is the client's protocol version, not a server fault
-        error.put("type", code >= 500 && code != 505 ? "server_error" : "invalid_request_error");
+        // 505 and 501 answer the client's protocol version and transfer coding, not a server fault
+        error.put("type", code >= 500 && code != 505 && code != 501 ? "server_error" : "invalid_request_error");
         error.put("code", what[0]);
         error.putNull("param");
         try {

@@ -125,6 +125,12 @@ public final class ChatTemplateRenderer {
     public static final int MAX_OUTPUT_CHARS = 4 * 1024 * 1024;
     /** Template nodes one render may evaluate (bounds loops: {@code for} over large ranges). */
     public static final int MAX_STEPS = 2_000_000;
+    /**
+     * Longest a render may take: the step count does not bound work whose steps grow, such as a loop
+     * that appends to a string (100,000 appends to a growing string took 13 s); real templates take
+     * milliseconds.
+     */
+    public static final long MAX_RENDER_MILLIS = 3_000;
     /** Largest list, dict or {@code range} a template may build. */
     public static final int MAX_COLLECTION = 100_000;
     /** Deepest macro recursion. */
@@ -460,6 +466,8 @@ public final class ChatTemplateRenderer {
             });
             registerFunction(new ELFunctionDefinition("", "raise_exception", Helpers.class, "raiseException", Object.class));
             registerFunction(new ELFunctionDefinition("", "strftime_now", Helpers.class, "strftimeNow", Object.class));
+            // Python's range in place of Jinjava's, which reads a float as its range limit (range(64.0): 100,000 items)
+            registerFunction(new ELFunctionDefinition("", "range", Helpers.class, "range", Object.class, Object[].class));
             for (Filter f1 : Helpers.filters()) {
                 registerFilter(f1);
             }
@@ -490,17 +498,21 @@ public final class ChatTemplateRenderer {
         // shared with the child interpreters of the same render
         private final int[] steps;
         private final ChatTemplateException[] failure;
+        /** {@link System#nanoTime} past which the render stops ({@link #MAX_RENDER_MILLIS}). */
+        private final long deadline;
 
         Interp(Jinjava app, Context ctx, JinjavaConfig cfg) {
             super(app, ctx, cfg);
             this.steps = new int[1];
             this.failure = new ChatTemplateException[1];
+            this.deadline = System.nanoTime() + MAX_RENDER_MILLIS * 1_000_000L;
         }
 
         Interp(Interp orig) {
             super(orig);
             this.steps = orig.steps;
             this.failure = orig.failure;
+            this.deadline = orig.deadline;
         }
 
         static Interp create(Map<String, Object> vars) {
@@ -512,6 +524,9 @@ public final class ChatTemplateRenderer {
         void step() {
             if (++steps[0] > MAX_STEPS) {
                 throw new ChatTemplateException("chat template exceeds " + MAX_STEPS + " steps");
+            }
+            if ((steps[0] & 63) == 0 && System.nanoTime() - deadline > 0) {
+                throw new ChatTemplateException("chat template took longer than " + MAX_RENDER_MILLIS + " ms");
             }
         }
 
@@ -2453,6 +2468,48 @@ public final class ChatTemplateRenderer {
             public String toString() {
                 return "<function " + name + ">";
             }
+        }
+
+        /**
+         * Python's {@code range(stop)}, {@code range(start, stop[, step])}: integers only (a float is
+         * Python's TypeError; Jinjava read one as its range limit), step not 0, at most
+         * {@link #MAX_COLLECTION} items (refused, where Jinjava cut the list short).
+         */
+        static List<Long> range(Object first, Object... rest) {
+            if (rest.length > 2) {
+                throw new ChatTemplateException("range expected at most 3 arguments, got " + (rest.length + 1));
+            }
+            long a = rangeInt(first);
+            long start = rest.length == 0 ? 0 : a;
+            long stop = rest.length == 0 ? a : rangeInt(rest[0]);
+            long step = rest.length == 2 ? rangeInt(rest[1]) : 1;
+            if (step == 0) {
+                throw new ChatTemplateException("range() arg 3 must not be zero");
+            }
+            // in doubles: the integers' difference may not fit a long, and only "more than the limit" matters then
+            double span = step > 0 ? (double) stop - start : (double) start - stop;
+            long count = span <= 0 ? 0 : (long) Math.ceil(span / Math.abs((double) step));
+            if (count > MAX_COLLECTION) {
+                throw new ChatTemplateException("range of " + count + " items exceeds " + MAX_COLLECTION);
+            }
+            List<Long> out = new ArrayList<>((int) count);
+            for (long i = 0, v = start; i < count; i++, v += step) {
+                out.add(v);
+            }
+            return out;
+        }
+
+        private static long rangeInt(Object v) {
+            if (v instanceof Boolean b) {
+                return b ? 1 : 0;
+            }
+            if (v instanceof Long || v instanceof Integer || v instanceof Short || v instanceof Byte) {
+                return ((Number) v).longValue();
+            }
+            if (v instanceof java.math.BigInteger b && b.bitLength() < 48) {
+                return b.longValue();
+            }
+            throw new ChatTemplateException("'" + PyValues.typeName(v) + "' object cannot be interpreted as an integer");
         }
 
         /** {@code raise_exception(message)}: the render fails with exactly that message. */

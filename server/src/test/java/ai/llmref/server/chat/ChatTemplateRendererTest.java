@@ -550,6 +550,28 @@ class ChatTemplateRendererTest {
     }
 
     @Test
+    void rangeIsPythonsAndARenderIsBoundedInTime() {
+        assertThat(new ChatTemplateRenderer("{{ range(3)|list }} {{ range(1, 7, 2)|list }} {{ range(5, 0, -2)|list }} {{ range(True)|list }}"
+                + " {{ range(2, 2)|list }} {% for i in range(3) %}{{ messages[i % 1].content }}{{ loop.index }}{% endfor %}", "", "")
+                .render(List.of(msg("user", "m")), true, null)).isEqualTo("[0, 1, 2] [1, 3, 5] [5, 3, 1] [0] [] m1m2m3");
+        // Jinjava read a float as its range limit: range(64.0) gave 100,000 items
+        for (String bad : List.of("{{ range(64.0) }}", "{{ range('3') }}", "{{ range(1, 5, 0) }}", "{{ range(200000) }}",
+                "{{ range(-9223372036854775807, 9223372036854775807) }}")) {
+            assertThatThrownBy(() -> new ChatTemplateRenderer(bad, "", "").render(List.of(msg("user", "x")), true, null)).as(bad)
+                    .isInstanceOf(ChatTemplateException.class);
+        }
+        assertThatThrownBy(() -> new ChatTemplateRenderer("{{ range(64.0) }}", "", "").render(List.of(msg("user", "x")), true, null))
+                .hasMessageContaining("'float' object cannot be interpreted as an integer");
+        // work that grows with each step (appending to a growing string) is stopped by time, not by the step count
+        ChatTemplateRenderer growing = new ChatTemplateRenderer("{% set ns = namespace(s='') %}{% for i in range(100000) %}"
+                + "{% set ns.s = ns.s ~ 'false' %}{% endfor %}{{ ns.s|length }}", "", "");
+        long t0 = System.nanoTime();
+        assertThatThrownBy(() -> growing.render(List.of(msg("user", "x")), true, null)).isInstanceOf(ChatTemplateException.class)
+                .hasMessageContaining("took longer than " + ChatTemplateRenderer.MAX_RENDER_MILLIS + " ms");
+        assertThat((System.nanoTime() - t0) / 1_000_000).as("stopped near the limit").isLessThan(ChatTemplateRenderer.MAX_RENDER_MILLIS * 3);
+    }
+
+    @Test
     void workAndRecursionAreBounded() {
         ChatTemplateRenderer loops = new ChatTemplateRenderer(
                 "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "", "");

@@ -23,6 +23,14 @@ final class ServerOutput {
     final CompletableFuture<Void> ready = new CompletableFuture<>();
     private final Thread reader;
 
+    /** The command that runs the server's Main in a JVM of its own, with this test run's class path: {@code rest} follows the class path. */
+    static List<String> command(String... rest) {
+        List<String> cmd = new java.util.ArrayList<>(List.of(java.nio.file.Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path")));
+        cmd.addAll(List.of(rest));
+        return cmd;
+    }
+
     ServerOutput(Process process) {
         reader = Thread.ofVirtual().start(() -> read(process));
     }

@@ -10,7 +10,6 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -25,9 +24,7 @@ class SigtermTest {
 
     @Test
     void sigtermDrainsRunningStreamsThenExits() throws Exception {
-        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                "-Dserver.port=0", "-Dserver.admin-port=0", "-Dengine.slots=4", "-Dengine.slot-context=256",
+        List<String> cmd = ServerOutput.command("-Dserver.port=0", "-Dserver.admin-port=0", "-Dengine.slots=4", "-Dengine.slot-context=256",
                 "-Dengine.threads=2", "-Dserver.shutdown-grace-ms=20000",
                 "ai.llmref.server.Main", "--model", TestServer.model().toString());
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
@@ -97,9 +94,7 @@ class SigtermTest {
      */
     @Test
     void sigtermPastTheGraceAnswersAndLogsWhatIsLeft() throws Exception {
-        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                "-Dserver.port=0", "-Dserver.admin-port=0", "-Dengine.slots=2", "-Dengine.slot-context=4096",
+        List<String> cmd = ServerOutput.command("-Dserver.port=0", "-Dserver.admin-port=0", "-Dengine.slots=2", "-Dengine.slot-context=4096",
                 "-Dengine.threads=1", "-Dengine.threads-batch=1", "-Dserver.shutdown-grace-ms=1000",
                 "ai.llmref.server.Main", "--model", TestServer.model().toString());
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();

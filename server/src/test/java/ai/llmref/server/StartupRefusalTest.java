@@ -27,9 +27,7 @@ class StartupRefusalTest {
 
     /** Runs Main with {@code args} (after {@code --model}) and {@code env}; it must exit within 60 s. */
     static Exit run(Map<String, String> env, String... args) throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                "ai.llmref.server.Main", "--model", TestServer.model().toString()));
+        List<String> cmd = new ArrayList<>(ServerOutput.command("ai.llmref.server.Main", "--model", TestServer.model().toString()));
         cmd.addAll(List.of(args));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
         pb.environment().keySet().removeIf(k -> k.startsWith("LLMREF_"));

@@ -27,9 +27,7 @@ class UnknownKeyStartupTest {
                   slots: 2
                   prefil-chunk: 8
                 """);
-        List<String> cmd = List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "--enable-native-access=ALL-UNNAMED", "-cp", System.getProperty("java.class.path"),
-                "-Dengine.threads=2", "-Dengine.sampling-wake-ahaed=false",
+        List<String> cmd = ServerOutput.command("-Dengine.threads=2", "-Dengine.sampling-wake-ahaed=false",
                 "ai.llmref.server.Main", "--config", config.toString(), "--model", TestServer.model().toString());
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
         pb.environment().put("LLMREF_LIMITS_MAX_TOKENS", "16");

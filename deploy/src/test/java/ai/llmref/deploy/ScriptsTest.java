@@ -49,6 +49,29 @@ class ScriptsTest {
         }
     }
 
+    @Test
+    void prereqsSaysWhatToInstallWhereItCannotInstall(@org.junit.jupiter.api.io.TempDir Path bin) throws IOException {
+        // a machine without yamllint where the user is not root and has no sudo: the script names the
+        // package and how to install it, and never reaches apt-get (which would fail on "sudo: command not found")
+        for (String tool : List.of("bash", "cmake", "ninja", "gcc", "g++", "git", "node", "npm", "openssl", "objdump", "flock", "mvn")) {
+            String found = Repo.run(Duration.ofSeconds(10), Repo.root(), Map.of(), List.of("bash", "-c", "command -v " + tool)).output().strip();
+            Files.createSymbolicLink(bin.resolve(tool), Path.of(found));
+        }
+        Path id = Files.writeString(bin.resolve("id"), "#!/bin/sh\necho 1000\n");
+        Path aptGet = Files.writeString(bin.resolve("apt-get"), "#!/bin/sh\necho APT-GET-RAN; exit 3\n");
+        id.toFile().setExecutable(true);
+        aptGet.toFile().setExecutable(true);
+        Map<String, String> env = Map.of("PATH", bin.toString());
+        Repo.Result r = Repo.run(Duration.ofSeconds(30), Repo.root(), env, List.of(bin.resolve("bash").toString(), "scripts/prereqs.sh"));
+        assertThat(r.exitCode()).as(r.output()).isEqualTo(1);
+        assertThat(r.output()).contains("prereqs: missing yamllint; run this as root, or install them: apt-get install yamllint")
+                .doesNotContain("APT-GET-RAN");
+        Files.delete(aptGet);
+        r = Repo.run(Duration.ofSeconds(30), Repo.root(), env, List.of(bin.resolve("bash").toString(), "scripts/prereqs.sh"));
+        assertThat(r.exitCode()).as(r.output()).isEqualTo(1);
+        assertThat(r.output()).contains("missing yamllint (Debian package names), and this machine has no apt-get");
+    }
+
     static Stream<Arguments> badArguments() {
         return Stream.of(
                 Arguments.of("bench-server.sh", List.of("--variant", "nolabel"), "--variant must be LABEL:JVM-FLAGS"),

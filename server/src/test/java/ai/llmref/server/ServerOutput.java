@@ -31,6 +31,22 @@ final class ServerOutput {
         return cmd;
     }
 
+    /** What a finished server process printed and its exit status. */
+    record Exit(int status, List<String> lines, String all) {}
+
+    /** Starts {@code pb} (stdout and stderr together) and waits for the process to exit, within 60 s. */
+    static Exit runToExit(ProcessBuilder pb) throws Exception {
+        Process p = pb.redirectErrorStream(true).start();
+        ServerOutput out = new ServerOutput(p);
+        try {
+            org.assertj.core.api.Assertions.assertThat(p.waitFor(60, java.util.concurrent.TimeUnit.SECONDS)).as("exited").isTrue();
+            out.awaitEnd();
+        } finally {
+            p.destroyForcibly();
+        }
+        return new Exit(p.exitValue(), out.lines, out.all());
+    }
+
     ServerOutput(Process process) {
         reader = Thread.ofVirtual().start(() -> read(process));
     }

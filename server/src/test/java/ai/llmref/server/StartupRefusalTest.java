@@ -10,7 +10,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -22,32 +21,21 @@ class StartupRefusalTest {
 
     @TempDir Path dir;
 
-    /** What a finished server process printed and its exit status. */
-    record Exit(int status, List<String> lines, String all) {}
-
     /** Runs Main with {@code args} (after {@code --model}) and {@code env}; it must exit within 60 s. */
-    static Exit run(Map<String, String> env, String... args) throws Exception {
+    static ServerOutput.Exit run(Map<String, String> env, String... args) throws Exception {
         List<String> cmd = new ArrayList<>(ServerOutput.command("ai.llmref.server.Main", "--model", TestServer.model().toString()));
         cmd.addAll(List.of(args));
         ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
         pb.environment().keySet().removeIf(k -> k.startsWith("LLMREF_"));
         pb.environment().putAll(env);
-        Process p = pb.start();
-        ServerOutput out = new ServerOutput(p);
-        try {
-            assertThat(p.waitFor(60, TimeUnit.SECONDS)).as("exited").isTrue();
-            out.awaitEnd();
-        } finally {
-            p.destroyForcibly();
-        }
-        return new Exit(p.exitValue(), out.lines, out.all());
+        return ServerOutput.runToExit(pb);
     }
 
     /**
      * One line, exit status 2, nothing served, no stack trace on stderr (a JSON log record may carry
      * one in its "error" field, as Helidon's record of a failed listener does).
      */
-    static void refused(Exit e, String line) {
+    static void refused(ServerOutput.Exit e, String line) {
         assertThat(e.status()).as(e.all()).isEqualTo(2);
         assertThat(e.lines()).as(e.all()).contains(line);
         assertThat(e.lines()).as(e.all()).noneMatch(l -> l.startsWith("\tat ") || l.startsWith("Exception in thread")

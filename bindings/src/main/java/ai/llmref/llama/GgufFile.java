@@ -126,7 +126,7 @@ public final class GgufFile {
                     if (type != 4) {
                         throw invalid(path, "has general.alignment of GGUF type " + type + ", not u32");
                     }
-                    alignment = Integer.toUnsignedLong(Integer.parseUnsignedInt(value));
+                    alignment = counts.get(key);
                     if (alignment == 0 || Long.bitCount(alignment) != 1) {
                         throw invalid(path, "has general.alignment " + value + ", not a power of two");
                     }
@@ -214,16 +214,16 @@ public final class GgufFile {
         }
 
         private String value(int type, String key) {
-            if (type == 4) {
-                need(4, key);
-                counts.put(key, Integer.toUnsignedLong(file.get(U32, pos)));
-            }
             return switch (type) {
                 case 0 -> Integer.toString(Byte.toUnsignedInt(bytes(1, key)[0]));
                 case 1 -> Byte.toString(bytes(1, key)[0]);
                 case 2 -> Integer.toString(Short.toUnsignedInt(shortAt(key)));
                 case 3 -> Short.toString(shortAt(key));
-                case 4 -> Integer.toUnsignedString(u32(key));
+                case 4 -> {
+                    long v = Integer.toUnsignedLong(u32(key));
+                    counts.put(key, v);
+                    yield Long.toString(v);
+                }
                 case 5 -> Integer.toString(u32(key));
                 case 6 -> Float.toString(Float.intBitsToFloat(u32(key)));
                 case 7 -> Boolean.toString(bytes(1, key)[0] != 0);

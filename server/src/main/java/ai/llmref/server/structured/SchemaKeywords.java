@@ -59,17 +59,15 @@ final class SchemaKeywords {
 
     /** Whether every number in a value (a constant, an enum, a bound) is within a double's range. */
     private static boolean finite(JsonNode v) {
-        if (v.isFloatingPointNumber() && !v.isBigDecimal()) {
-            return Double.isFinite(v.doubleValue());
-        }
         if (v.isContainerNode()) {
             for (JsonNode e : v) {
                 if (!finite(e)) {
                     return false;
                 }
             }
+            return true;
         }
-        return true;
+        return SchemaValidator.finite(v);
     }
 
     /** Supported keywords present besides annotations and the ones allowed. */

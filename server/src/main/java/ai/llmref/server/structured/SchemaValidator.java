@@ -213,7 +213,8 @@ public final class SchemaValidator {
         return finite(a) && finite(b) ? a.decimalValue().compareTo(b.decimalValue()) : Double.compare(a.doubleValue(), b.doubleValue());
     }
 
-    private static boolean finite(JsonNode n) {
+    /** Whether a value is not a number beyond a double's range (read as a double: ±Infinity). */
+    static boolean finite(JsonNode n) {
         return !n.isFloatingPointNumber() || n.isBigDecimal() || Double.isFinite(n.doubleValue());
     }
 

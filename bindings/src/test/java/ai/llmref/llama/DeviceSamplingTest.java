@@ -127,10 +127,7 @@ class DeviceSamplingTest extends StoriesModelTest {
                 Sampler greedy = Sampler.greedy(v); Sampler host = Sampler.greedy(v)) {
             int[] prompt = v.tokenize("Once upon a time", true, false);
             assertThat(ctx.attachSampler(0, greedy)).isTrue();
-            for (int i = 0; i < prompt.length; i++) {
-                batch.add(prompt[i], i, 0, i == prompt.length - 1);
-                batch.add(prompt[i], i, 1, i == prompt.length - 1);
-            }
+            ModelAndContextTest.fillTwo(batch, prompt);
             ctx.decode(batch);
             int onDevice = 2 * prompt.length - 2;
             int onHost = 2 * prompt.length - 1;

@@ -297,6 +297,18 @@ class ModelAndContextTest extends StoriesModelTest {
                 .isInstanceOf(InvalidInputException.class).hasMessageContaining("does not know");
     }
 
+    /**
+     * The same tokens in sequences 0 and 1, position by position, the last position of each an
+     * output: output {@code 2n-2} is sequence 0's, {@code 2n-1} sequence 1's.
+     */
+    static void fillTwo(Batch b, int[] tokens) {
+        b.clear();
+        for (int i = 0; i < tokens.length; i++) {
+            b.add(tokens[i], i, 0, i == tokens.length - 1);
+            b.add(tokens[i], i, 1, i == tokens.length - 1);
+        }
+    }
+
     static void fill(Batch b, int[] tokens, int seq) {
         b.clear();
         for (int i = 0; i < tokens.length; i++) {

@@ -54,12 +54,8 @@ class SamplerLifetimeTest extends StoriesModelTest {
             assertThat(gcUntil(() -> Sampler.droppedUnclosed() > seen)).as("a collection ran and its cleaners with it").isTrue();
             assertThat(attached.get()).as("the context holds the attached chain").isNotNull();
 
-            // The same prompt in both sequences, the last position of each an output.
             int[] prompt = v.tokenize("Once upon a time", true, false);
-            for (int i = 0; i < prompt.length; i++) {
-                batch.add(prompt[i], i, 0, i == prompt.length - 1);
-                batch.add(prompt[i], i, 1, i == prompt.length - 1);
-            }
+            ModelAndContextTest.fillTwo(batch, prompt);
             ctx.decode(batch);
             int onDevice = 2 * prompt.length - 2;
             int onHost = 2 * prompt.length - 1;

@@ -295,9 +295,13 @@ fi
 # the libraries without changing the cache key, and some make libraries the JVM cannot load safely:
 # a -static-libstdc++ there puts a private copy of the C++ runtime into each library, which crashes
 # (in std::locale code) once the CUDA plugin brings the shared one into the same process.
+# The same holds for the variables GCC itself reads: extra include folders (CPATH, C_INCLUDE_PATH,
+# CPLUS_INCLUDE_PATH) can put other headers in front of the pinned tree's, LIBRARY_PATH other
+# libraries in front of the system's, GCC_EXEC_PREFIX and COMPILER_PATH another assembler or linker.
 # (Which compilers to use, CC, CXX and CUDAHOSTCXX, stays the environment's choice, and is part of the key.)
 for v in CFLAGS CXXFLAGS CPPFLAGS LDFLAGS CUDAFLAGS NVCC_PREPEND_FLAGS NVCC_APPEND_FLAGS \
-         CMAKE_TOOLCHAIN_FILE CMAKE_PROJECT_INCLUDE CMAKE_PROJECT_INCLUDE_BEFORE; do
+         CMAKE_TOOLCHAIN_FILE CMAKE_PROJECT_INCLUDE CMAKE_PROJECT_INCLUDE_BEFORE \
+         CPATH C_INCLUDE_PATH CPLUS_INCLUDE_PATH OBJC_INCLUDE_PATH LIBRARY_PATH GCC_EXEC_PREFIX COMPILER_PATH; do
   if [ -n "${!v:-}" ]; then
     log "ignoring $v from the environment ($v=${!v})"
     unset "$v"

@@ -321,6 +321,40 @@ class SourceVerificationTest {
     }
 
     @Test
+    void gccSearchPathsFromTheEnvironmentReachNeitherTheCompilerNorTheKey() throws Exception {
+        // A C compiler that answers --version with the search paths it was given, and compiles
+        // nothing (the build stops at the configure step, after the key is known): were CPATH and
+        // LIBRARY_PATH passed on, they would change the compiler's answer and so the key, and worse,
+        // the headers and libraries a real compiler uses without the key saying so.
+        Path cc = tmp.resolve("toolchain/cc");
+        Files.createDirectories(cc.getParent());
+        Files.writeString(cc, "#!/bin/sh\n[ \"$1\" = --version ] && { echo \"paths-cc 1.0 [$CPATH|$C_INCLUDE_PATH|$LIBRARY_PATH]\"; exit 0; }\nexit 1\n");
+        cc.toFile().setExecutable(true);
+        Properties info = load(Path.of(System.getProperty("native.build.info")));
+        Map<String, String> plain = Map.of("LLAMA_CPP_DIR", info.getProperty("llama.cpp.dir"), "CC", cc.toString());
+        Map<String, String> withPaths = new HashMap<>(plain);
+        Path elsewhere = Files.createDirectories(tmp.resolve("elsewhere"));
+        withPaths.put("CPATH", elsewhere.resolve("include").toString());
+        withPaths.put("C_INCLUDE_PATH", elsewhere.resolve("c-include").toString());
+        withPaths.put("LIBRARY_PATH", elsewhere.resolve("lib").toString());
+
+        Result without = build(plain);
+        Result with = build(withPaths);
+
+        String key = configuredKey(without.stderr);
+        assertThat(configuredKey(with.stderr)).as(with.stderr).isEqualTo(key);
+        assertThat(with.stderr).contains("ignoring CPATH from the environment (CPATH=" + elsewhere.resolve("include") + ")")
+                .contains("ignoring C_INCLUDE_PATH from the environment").contains("ignoring LIBRARY_PATH from the environment");
+        assertThat(without.stderr).doesNotContain("ignoring");
+    }
+
+    private static String configuredKey(String stderr) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("configuring (cpu-[0-9a-f]{16})").matcher(stderr);
+        assertThat(m.find()).as(stderr).isTrue();
+        return m.group(1);
+    }
+
+    @Test
     void publishingRefusesAFolderHoldingOtherFilesBeforeAnyWork() throws Exception {
         // --out replaces its folder's whole content: only a new folder or an earlier publish may be given.
         Properties info = load(Path.of(System.getProperty("native.build.info")));

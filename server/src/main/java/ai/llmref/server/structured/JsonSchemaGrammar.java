@@ -9,9 +9,11 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Supplier;
 
 /**
  * Converts a JSON schema (the subset of {@link SchemaKeywords}) into a GBNF grammar whose every
@@ -78,6 +80,15 @@ public final class JsonSchemaGrammar {
     private final Map<String, String> rules = new LinkedHashMap<>();
     private final Map<String, String> refRules = new HashMap<>();
     private final Set<String> reserved = new HashSet<>();
+    /**
+     * For each reference, the references its rule may start with (reached through other references
+     * and anyOf/oneOf/allOf, before any text of its own), and where it was first met: a cycle there
+     * is a left recursion, which llama.cpp's grammar engine refuses.
+     */
+    private final Map<String, Set<String>> leftRefs = new LinkedHashMap<>();
+    private final Map<String, String> refPointers = new HashMap<>();
+    /** The references met so far at the start of the reference being visited; null inside an object or array. */
+    private Set<String> leftEdge = new HashSet<>();
 
     private JsonSchemaGrammar(JsonNode root) {
         this.root = root;
@@ -92,6 +103,7 @@ public final class JsonSchemaGrammar {
         JsonSchemaGrammar c = new JsonSchemaGrammar(schema);
         c.rules.put("space", PRIMITIVES.get("space"));
         String top = c.visit(schema, "", "");
+        c.refuseLeftRecursion();
         if (!top.equals("root")) {
             c.rules.put("root", top);
         }
@@ -114,6 +126,7 @@ public final class JsonSchemaGrammar {
         JsonSchemaGrammar c = new JsonSchemaGrammar(schema);
         c.rules.put("space", PRIMITIVES.get("space"));
         String top = c.visit(schema, name, "");
+        c.refuseLeftRecursion();
         if (!top.equals(name)) {
             c.rules.put(name, top);
         }
@@ -184,8 +197,8 @@ public final class JsonSchemaGrammar {
 
     private String typed(JsonNode schema, String type, String ruleName, String name, String ptr) {
         return switch (type) {
-            case "object" -> rule(ruleName, object(schema, name, ptr));
-            case "array" -> rule(ruleName, array(schema, name, ptr));
+            case "object" -> rule(ruleName, afterText(() -> object(schema, name, ptr)));
+            case "array" -> rule(ruleName, afterText(() -> array(schema, name, ptr)));
             case "string" -> rule(ruleName, string(schema, ptr));
             case "integer" -> rule(ruleName, integer(schema, ptr));
             case "number" -> rule(ruleName, number(schema, ptr));
@@ -196,6 +209,9 @@ public final class JsonSchemaGrammar {
     }
 
     private String ref(String ref, String ptr) {
+        if (leftEdge != null) {
+            leftEdge.add(ref);
+        }
         String known = refRules.get(ref);
         if (known != null) {
             return known;
@@ -203,10 +219,70 @@ public final class JsonSchemaGrammar {
         JsonNode target = SchemaKeywords.resolve(root, ref, ptr);
         String name = uniqueName("ref" + sanitize(ref.substring(1)));
         refRules.put(ref, name);
+        refPointers.put(ref, ptr + "/$ref");
         rules.put(name, "\"\""); // placeholder: a recursive reference finds the name while the target is visited
-        String body = visit(target, name + "-body", ref.substring(1));
-        rules.put(name, body);
+        Set<String> outer = leftEdge;
+        leftEdge = new LinkedHashSet<>();
+        leftRefs.put(ref, leftEdge);
+        try {
+            String body = visit(target, name + "-body", ref.substring(1));
+            rules.put(name, body);
+        } finally {
+            leftEdge = outer;
+        }
         return name;
+    }
+
+    /** Visits what an object or array contains: its references come after its opening bracket. */
+    private String afterText(Supplier<String> visit) {
+        Set<String> outer = leftEdge;
+        leftEdge = null;
+        try {
+            return visit.get();
+        } finally {
+            leftEdge = outer;
+        }
+    }
+
+    /**
+     * A reference that reaches itself again before any text (through anyOf, oneOf, allOf or other
+     * references, e.g. {@code {"anyOf":[{"$ref":"#"},{"type":"string"}]}}) would be a left-recursive
+     * grammar rule, which llama.cpp refuses with an error that names no part of the schema.
+     */
+    private void refuseLeftRecursion() {
+        Map<String, Integer> state = new HashMap<>(); // 1: on the path, 2: done
+        for (String start : leftRefs.keySet()) {
+            List<String> cycle = leftCycle(start, state, new ArrayList<>());
+            if (cycle != null) {
+                String first = cycle.get(0);
+                throw new SchemaException(refPointers.get(first), "$ref", "'$ref' '" + first
+                        + "' comes back to itself before any text (" + String.join(" -> ", cycle)
+                        + "), a left recursion no grammar can enforce; put the recursion inside an object or array");
+            }
+        }
+    }
+
+    private List<String> leftCycle(String ref, Map<String, Integer> state, List<String> path) {
+        Integer st = state.get(ref);
+        if (st != null && st == 2) {
+            return null;
+        }
+        if (st != null) {
+            List<String> cycle = new ArrayList<>(path.subList(path.indexOf(ref), path.size()));
+            cycle.add(ref);
+            return cycle;
+        }
+        state.put(ref, 1);
+        path.add(ref);
+        for (String next : leftRefs.getOrDefault(ref, Set.of())) {
+            List<String> cycle = leftCycle(next, state, path);
+            if (cycle != null) {
+                return cycle;
+            }
+        }
+        path.remove(path.size() - 1);
+        state.put(ref, 2);
+        return null;
     }
 
     private String literals(JsonNode schema, String ptr) {

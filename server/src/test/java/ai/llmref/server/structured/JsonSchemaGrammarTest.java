@@ -28,6 +28,14 @@ class JsonSchemaGrammarTest {
                 Arguments.of("{\"type\":\"array\",\"contains\":{\"type\":\"integer\"}}", "contains", "/contains"),
                 Arguments.of("{\"$ref\":\"https://example.com/schema.json\"}", "$ref", "/$ref"),
                 Arguments.of("{\"$ref\":\"#/$defs/missing\"}", "$ref", "/$ref"),
+                // left recursion (a reference back to itself before any text): llama.cpp refuses such a
+                // grammar with a message that names no part of the schema
+                Arguments.of("{\"$defs\":{\"a\":{\"anyOf\":[{\"$ref\":\"#/$defs/a\"},{\"type\":\"string\"}]}},\"$ref\":\"#/$defs/a\"}", "$ref", "/$ref"),
+                Arguments.of("{\"anyOf\":[{\"type\":\"integer\"},{\"allOf\":[{\"$ref\":\"#\"}]}]}", "$ref", "/anyOf/1/allOf/0/$ref"),
+                Arguments.of("{\"type\":\"object\",\"properties\":{\"v\":{\"$ref\":\"#/$defs/x\"}},\"$defs\":{"
+                        + "\"x\":{\"oneOf\":[{\"type\":\"null\"},{\"$ref\":\"#/$defs/y\"}]},"
+                        + "\"y\":{\"anyOf\":[{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/x\"}},{\"$ref\":\"#/$defs/x\"}]}}}",
+                        "$ref", "/properties/v/$ref"),
                 Arguments.of("{\"type\":\"string\",\"format\":\"email\"}", "format", "/format"),
                 Arguments.of("{\"type\":\"number\",\"maximum\":1}", "maximum", "/maximum"),
                 Arguments.of("{\"type\":\"number\",\"exclusiveMinimum\":0}", "exclusiveMinimum", "/exclusiveMinimum"),
@@ -64,6 +72,22 @@ class JsonSchemaGrammarTest {
                     assertThat(e.pointer()).isEqualTo(pointer);
                     assertThat(e.getMessage()).contains("#" + pointer);
                 });
+    }
+
+    @Test
+    void leftRecursionIsNamedWithItsCycle() throws Exception {
+        JsonNode s = SchemaCorpus.MAPPER.readTree("{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"anyOf\":[{\"type\":\"string\"},"
+                + "{\"$ref\":\"#/$defs/a\"}]}},\"type\":\"object\",\"properties\":{\"k\":{\"$ref\":\"#/$defs/a\"}}}");
+        assertThatThrownBy(() -> JsonSchemaGrammar.convert(s)).isInstanceOf(SchemaException.class)
+                .hasMessageContaining("#/$defs/a -> #/$defs/b -> #/$defs/a").hasMessageContaining("(at #/properties/k/$ref)");
+    }
+
+    @Test
+    void recursionAfterTextIsKept() throws Exception {
+        // the same references, with the recursion inside an array: a grammar takes it, and so does llama.cpp
+        String g = JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"anyOf\":["
+                + "{\"type\":\"string\"},{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/a\"}}]}},\"$ref\":\"#/$defs/a\"}"));
+        assertThat(g).contains("ref-defs-a").contains("ref-defs-b");
     }
 
     @Test

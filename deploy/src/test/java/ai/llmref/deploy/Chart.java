@@ -104,6 +104,30 @@ final class Chart {
         }
     }
 
+    /**
+     * The NOTES.txt Helm prints after an install with the chart's values plus {@code valuesYaml}
+     * (a client-only dry run: {@code helm template} leaves NOTES.txt out).
+     */
+    static String notes(String valuesYaml) {
+        try {
+            Path f = Files.createTempFile(Repo.target(), "values-", ".yaml");
+            Files.writeString(f, valuesYaml);
+            try {
+                String out = new Helm(dir()).install().withName(RELEASE).withNamespace(NAMESPACE).withKubeVersion(KUBE_VERSION)
+                        .clientOnly().dryRun().withValuesFile(f).call().getOutput();
+                int at = out.indexOf("NOTES:");
+                if (at < 0) {
+                    throw new AssertionError("no NOTES in helm's install output:\n" + out);
+                }
+                return out.substring(at);
+            } finally {
+                Files.deleteIfExists(f);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
     /** Keeps each profile's rendering under target/rendered/ (yamllint reads them; handy for review). */
     private static void writeRendered(String profile, String yaml) {
         try {

@@ -691,6 +691,26 @@ class HelmChartTest {
                 .hasMessageContaining("/gpu/count");
     }
 
+    @Test
+    void notesNameTheClientsTheNetworkPolicyAllows() {
+        // the chart's own selector
+        assertThat(Chart.notes("{}")).contains("a pod the NetworkPolicy allows: pods of this namespace labelled ai.llmref/client=true:");
+        // an operator's own labels and namespaces, which the notes used to replace with the default label
+        String own = Chart.notes("""
+                networkPolicy:
+                  ingress:
+                    namespaces: [apps, batch]
+                    podSelectors:
+                      - matchLabels: {app: chat-ui, tier: web}
+                      - matchExpressions: [{key: team, operator: In, values: [ml]}]
+                """);
+        assertThat(own).contains("pods of this namespace labelled app=chat-ui,tier=web; or pods of this namespace labelled team In [ml]; "
+                + "or any pod of namespace(s) apps, batch:").doesNotContain("ai.llmref/client");
+        assertThat(Chart.notes("networkPolicy:\n  ingress:\n    podSelectors: []\n"))
+                .contains("it allows none yet: set networkPolicy.ingress.podSelectors or networkPolicy.ingress.namespaces");
+        assertThat(Chart.notes("networkPolicy:\n  enabled: false\n")).contains("Call the API from any pod (networkPolicy.enabled is false):");
+    }
+
     // --- helpers ------------------------------------------------------------------------------
 
     static Deployment deployment(List<HasMetadata> objects) {

@@ -673,6 +673,10 @@ class HelmChartTest {
                 Arguments.of("a PDB at KEDA's floor", "autoscaling:\n  keda:\n    enabled: true\n    minReplicaCount: 2\n"
                         + "podDisruptionBudget:\n  minAvailable: \"100%\"\n", "podDisruptionBudget allows no eviction at 2 replicas (minAvailable 100%)"),
                 Arguments.of("a PDB count as text", "podDisruptionBudget:\n  maxUnavailable: \"1\"\n", "at '/podDisruptionBudget/maxUnavailable'"),
+                Arguments.of("an HPA whose floor is above its ceiling", "autoscaling:\n  hpa:\n    enabled: true\n    minReplicas: 5\n    maxReplicas: 3\n",
+                        "autoscaling.hpa.minReplicas (5) is above autoscaling.hpa.maxReplicas (3)"),
+                Arguments.of("KEDA whose floor is above its ceiling", "autoscaling:\n  keda:\n    enabled: true\n    minReplicaCount: 6\n"
+                        + "    maxReplicaCount: 2\n", "autoscaling.keda.minReplicaCount (6) is above autoscaling.keda.maxReplicaCount (2)"),
                 Arguments.of("two autoscalers", "autoscaling:\n  hpa:\n    enabled: true\n  keda:\n    enabled: true\n", "not both"),
                 Arguments.of("image volume without reference", "model:\n  source: image\n", "model.image.reference"));
     }

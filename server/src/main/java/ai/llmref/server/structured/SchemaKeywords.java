@@ -155,9 +155,15 @@ final class SchemaKeywords {
         JsonNode at = root;
         if (!frag.isEmpty()) {
             for (String raw : frag.substring(1).split("/", -1)) {
-                String tok = java.net.URLDecoder.decode(raw.replace("+", "%2B"), java.nio.charset.StandardCharsets.UTF_8)
-                        .replace("~1", "/").replace("~0", "~");
-                at = at.isArray() && tok.matches("\\d+") ? at.get(Integer.parseInt(tok)) : at.get(tok);
+                String tok;
+                try {
+                    tok = java.net.URLDecoder.decode(raw.replace("+", "%2B"), java.nio.charset.StandardCharsets.UTF_8)
+                            .replace("~1", "/").replace("~0", "~");
+                } catch (IllegalArgumentException e) {
+                    throw new SchemaException(pointer + "/$ref", "$ref", "the reference '" + abbreviate(ref)
+                            + "' is not a valid URI fragment: a '%' must start an escape of two hex digits (write '%25' for '%')");
+                }
+                at = at.isArray() && tok.matches("\\d{1,9}") ? at.get(Integer.parseInt(tok)) : at.get(tok);
                 if (at == null) {
                     throw new SchemaException(pointer + "/$ref", "$ref", "the reference '" + abbreviate(ref) + "' does not resolve");
                 }

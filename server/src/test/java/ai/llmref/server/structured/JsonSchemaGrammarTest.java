@@ -28,6 +28,11 @@ class JsonSchemaGrammarTest {
                 Arguments.of("{\"type\":\"array\",\"contains\":{\"type\":\"integer\"}}", "contains", "/contains"),
                 Arguments.of("{\"$ref\":\"https://example.com/schema.json\"}", "$ref", "/$ref"),
                 Arguments.of("{\"$ref\":\"#/$defs/missing\"}", "$ref", "/$ref"),
+                // a '%' that starts no escape (URLDecoder's IllegalArgumentException), an index beyond an int
+                Arguments.of("{\"type\":\"object\",\"properties\":{\"o\":{\"$ref\":\"#/$defs/Use%\"}},\"$defs\":{\"User\":{}}}", "$ref",
+                        "/properties/o/$ref"),
+                Arguments.of("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"array\",\"prefixItems\":[{\"type\":\"string\"}]},"
+                        + "\"b\":{\"$ref\":\"#/properties/a/prefixItems/99999999999\"}}}", "$ref", "/properties/b/$ref"),
                 // left recursion (a reference back to itself before any text): llama.cpp refuses such a
                 // grammar with a message that names no part of the schema
                 Arguments.of("{\"$defs\":{\"a\":{\"anyOf\":[{\"$ref\":\"#/$defs/a\"},{\"type\":\"string\"}]}},\"$ref\":\"#/$defs/a\"}", "$ref", "/$ref"),

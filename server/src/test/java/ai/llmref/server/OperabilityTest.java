@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import ai.llmref.server.config.ServerConfig;
+import ai.llmref.server.observe.PrometheusText;
 import ai.llmref.server.observe.Tracing;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -164,6 +165,7 @@ class OperabilityTest {
             for (String name : METRICS) {
                 assertThat(m).as(name).containsPattern("(?m)^" + name + "[ {]");
             }
+            PrometheusText.validate(m); // what a scraper reads: format, histogram buckets, counter names
             assertThat(value(m, "llmref_generated_tokens_total")).isEqualTo(completionTokens);
             assertThat(value(m, "llmref_prompt_tokens_total")).isEqualTo(promptTokens);
             assertThat(value(m, "llmref_requests_total{route=\"/v1/chat/completions\",status=\"200\"}")).isEqualTo(3);

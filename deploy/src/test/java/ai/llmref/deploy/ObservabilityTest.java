@@ -187,6 +187,24 @@ class ObservabilityTest {
     }
 
     @Test
+    void tablePanelsQueryTheLatestValueAsATable() {
+        // a range query in a table panel gives one row per evaluation step (hundreds per series over
+        // the dashboard's 3 hours), one frame per series: the table of info labels needs one row per series
+        List<String> tables = new ArrayList<>();
+        for (JsonNode p : dashboard().get("panels")) {
+            if (p.get("type").asString().equals("table")) {
+                tables.add(p.get("title").asString());
+                for (JsonNode t : p.get("targets")) {
+                    assertThat(t.path("instant").asBoolean(false)).as(p.get("title").asString() + " " + t.get("expr").asString() + " instant").isTrue();
+                    assertThat(t.path("range").asBoolean(true)).as(p.get("title").asString() + " " + t.get("expr").asString() + " range").isFalse();
+                    assertThat(t.path("format").asString("")).as(p.get("title").asString() + " " + t.get("expr").asString() + " format").isEqualTo("table");
+                }
+            }
+        }
+        assertThat(tables).contains("Build");
+    }
+
+    @Test
     void metricNameExtractionIgnoresLabelsFunctionsAndVariables() {
         assertThat(MetricNames.inPromQl("histogram_quantile(0.99, sum by (le, route) (rate(x_bucket{a=\"b\", pod=~\"$pod\"}[$__rate_interval])))"
                 + " / on (pod) group_left (node) y and z offset 5m > bool 0"))

@@ -116,6 +116,45 @@ class ObservabilityTest {
         assertThat(exprs.get("LlmrefRunningOnCpuOnGpuNode")).contains("ai_llmref_accelerator=\"gpu\"", "llmref_gpu_devices", "llmref_model_layers_offloaded");
     }
 
+    /**
+     * The kubelet restarts a container whose startup probe has failed for periodSeconds x
+     * failureThreshold (the chart's 15 minutes): a pod whose model never loads, or failed to load,
+     * restarts once a window, and each restart leaves a gap of failed scrapes in its llmref_ready
+     * series. Prometheus drops a pending alert whose expression returns nothing, so a plain
+     * selector with a {@code for:} as long as the window never fired for such a pod. The rule must
+     * not fire within the window (a load may take it all) and must bridge the gaps of restarts.
+     */
+    @Test
+    void notReadyAlertFiresForAPodThatRestartsOnceEveryStartupWindow() {
+        Map<String, Object> values = Yaml.map(Repo.read("helm/llmref/values.yaml"));
+        long window = ((Number) Yaml.at(values, "probes.startup.periodSeconds")).longValue()
+                * ((Number) Yaml.at(values, "probes.startup.failureThreshold")).longValue();
+        long scrape = seconds((String) Yaml.at(values, "metrics.serviceMonitor.interval"));
+        Object rule = null;
+        for (Object g : (List<?>) Yaml.map(Repo.read(ALERTS)).get("groups")) {
+            for (Object r : (List<?>) Yaml.at(g, "rules")) {
+                if ("LlmrefNotReady".equals(Yaml.at(r, "alert"))) {
+                    rule = r;
+                }
+            }
+        }
+        assertThat(rule).isNotNull();
+        assertThat(seconds((String) Yaml.at(rule, "for"))).as("for: no alert while a load still has its startup window").isGreaterThanOrEqualTo(window);
+        Matcher m = Pattern.compile("max_over_time\\(\\s*llmref_ready(\\{[^}]*})?\\[(\\d+[smh])]\\)").matcher((String) Yaml.at(rule, "expr"));
+        assertThat(m.find()).as("llmref_ready taken over a range that outlasts a restart's failed scrapes: " + Yaml.at(rule, "expr")).isTrue();
+        assertThat(seconds(m.group(2))).as("the range against the scrape interval " + scrape + " s").isGreaterThanOrEqualTo(4 * scrape);
+    }
+
+    private static long seconds(String duration) {
+        long n = Long.parseLong(duration.substring(0, duration.length() - 1));
+        return switch (duration.charAt(duration.length() - 1)) {
+            case 's' -> n;
+            case 'm' -> n * 60;
+            case 'h' -> n * 3600;
+            default -> throw new IllegalArgumentException(duration);
+        };
+    }
+
     @Test
     void theChartShipsTheSameRules() {
         assertThat(Repo.read("helm/llmref/files/llmref-alerts.yaml")).isEqualTo(Repo.read(ALERTS));
@@ -184,6 +223,24 @@ class ObservabilityTest {
         assertThat(vars).containsExactly("datasource", "namespace", "pod");
         // GPU placement is on the dashboard: the operator's first question on a GPU pool.
         assertThat(usedMetricNames()).containsKeys("llmref_model_layers_offloaded", "llmref_gpu_devices", "llmref_device_memory_free_bytes");
+    }
+
+    @Test
+    void tablePanelsQueryTheLatestValueAsATable() {
+        // a range query in a table panel gives one row per evaluation step (hundreds per series over
+        // the dashboard's 3 hours), one frame per series: the table of info labels needs one row per series
+        List<String> tables = new ArrayList<>();
+        for (JsonNode p : dashboard().get("panels")) {
+            if (p.get("type").asString().equals("table")) {
+                tables.add(p.get("title").asString());
+                for (JsonNode t : p.get("targets")) {
+                    assertThat(t.path("instant").asBoolean(false)).as(p.get("title").asString() + " " + t.get("expr").asString() + " instant").isTrue();
+                    assertThat(t.path("range").asBoolean(true)).as(p.get("title").asString() + " " + t.get("expr").asString() + " range").isFalse();
+                    assertThat(t.path("format").asString("")).as(p.get("title").asString() + " " + t.get("expr").asString() + " format").isEqualTo("table");
+                }
+            }
+        }
+        assertThat(tables).contains("Build");
     }
 
     @Test

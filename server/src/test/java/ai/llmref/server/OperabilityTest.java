@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import ai.llmref.server.config.ServerConfig;
+import ai.llmref.server.observe.PrometheusText;
 import ai.llmref.server.observe.Tracing;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -112,6 +113,22 @@ class OperabilityTest {
     }
 
     @Test
+    void probesSayStoppedWhenTheSchedulerHasStopped() throws Exception {
+        try (TestServer t = TestServer.start()) {
+            assertThat(t.getAdmin("/health/ready").statusCode()).isEqualTo(200);
+            t.server.engine().close(); // the scheduler ends (as after an unexpected error) while the server is READY
+            assertThat(t.server.engine().stats().running()).isFalse();
+            for (String probe : List.of("/health/ready", "/health/live")) {
+                HttpResponse<String> r = t.getAdmin(probe);
+                assertThat(r.statusCode()).as(probe).isEqualTo(503);
+                // not "ready": the body must say why the probe fails
+                assertThat(JSON.readTree(r.body()).get("status").asText()).as(probe).isEqualTo("stopped");
+            }
+            assertThat(t.metric("llmref_ready")).isZero();
+        }
+    }
+
+    @Test
     void readinessGoesDownDuringDrainAndNewWorkGets503() throws Exception {
         TestServer t = TestServer.start(Map.of("engine.slots", "1"));
         CompletableFuture<HttpResponse<String>> running = t.http.sendAsync(HttpRequest.newBuilder(URI.create(t.base() + "/v1/completions"))
@@ -164,6 +181,7 @@ class OperabilityTest {
             for (String name : METRICS) {
                 assertThat(m).as(name).containsPattern("(?m)^" + name + "[ {]");
             }
+            PrometheusText.validate(m); // what a scraper reads: format, histogram buckets, counter names
             assertThat(value(m, "llmref_generated_tokens_total")).isEqualTo(completionTokens);
             assertThat(value(m, "llmref_prompt_tokens_total")).isEqualTo(promptTokens);
             assertThat(value(m, "llmref_requests_total{route=\"/v1/chat/completions\",status=\"200\"}")).isEqualTo(3);

@@ -69,7 +69,11 @@ public final class HealthService implements HttpService {
 
     private ObjectNode status(Server.State s) {
         ObjectNode o = json.object();
-        o.put("status", s.name().toLowerCase());
+        Engine engine = server.engine();
+        // a scheduler that ended on its own (an unexpected error) leaves the state READY or WARMING:
+        // the probes fail then, and their body must not say "ready"
+        boolean schedulerGone = (s == Server.State.READY || s == Server.State.WARMING) && engine != null && !engine.stats().running();
+        o.put("status", schedulerGone ? "stopped" : s.name().toLowerCase());
         if (s == Server.State.LOADING) {
             o.put("progress", server.loadProgress());
         }

@@ -143,7 +143,13 @@ public final class Metrics {
         }
     }
 
-    /** Cumulative buckets, sum and count per label set. */
+    /**
+     * Cumulative buckets, sum and count per label set. Each observation lands in exactly one bucket
+     * (an extra one holds those above every bound), and the {@code +Inf} bucket and {@code _count} are the
+     * total of the buckets as one scrape read them: with a separate count read apart from the
+     * buckets, a scrape racing an observation showed {@code +Inf} below a finite bucket or unequal
+     * to {@code _count}.
+     */
     public static final class Histogram implements Family {
         private final String name;
         private final String help;
@@ -152,7 +158,8 @@ public final class Metrics {
         private final ConcurrentHashMap<String, String[]> labelValues = new ConcurrentHashMap<>();
         private final ConcurrentHashMap<String, Series> series = new ConcurrentHashMap<>();
 
-        private record Series(LongAdder[] buckets, DoubleAdder sum, LongAdder count) {}
+        /** {@code buckets[bounds.length]}: observations above every bound. */
+        private record Series(LongAdder[] buckets, DoubleAdder sum) {}
 
         Histogram(String name, String help, double[] bounds, String[] labelNames) {
             this.name = name;
@@ -166,25 +173,29 @@ public final class Metrics {
             check(labels.length, labelNames.length, name);
             Series s = series.computeIfAbsent(key(labels), x -> {
                 labelValues.put(x, labels.clone());
-                LongAdder[] b = new LongAdder[bounds.length];
+                LongAdder[] b = new LongAdder[bounds.length + 1];
                 for (int i = 0; i < b.length; i++) {
                     b[i] = new LongAdder();
                 }
-                return new Series(b, new DoubleAdder(), new LongAdder());
+                return new Series(b, new DoubleAdder());
             });
-            for (int i = 0; i < bounds.length; i++) {
-                if (value <= bounds[i]) {
-                    s.buckets[i].increment();
-                    break;
-                }
+            int i = 0;
+            while (i < bounds.length && !(value <= bounds[i])) {
+                i++;
             }
+            s.buckets[i].increment();
             s.sum.add(value);
-            s.count.increment();
         }
 
         public long count(String... labels) {
             Series s = series.get(key(labels));
-            return s == null ? 0 : s.count.sum();
+            long n = 0;
+            if (s != null) {
+                for (LongAdder b : s.buckets) {
+                    n += b.sum();
+                }
+            }
+            return n;
         }
 
         void render(StringBuilder sb) {
@@ -198,15 +209,16 @@ public final class Metrics {
                     labels(sb, labelNames, lv, "le", number(bounds[i]));
                     sb.append(' ').append(cumulative).append('\n');
                 }
+                cumulative += s.buckets[bounds.length].sum();
                 sb.append(name).append("_bucket");
                 labels(sb, labelNames, lv, "le", "+Inf");
-                sb.append(' ').append(s.count.sum()).append('\n');
+                sb.append(' ').append(cumulative).append('\n');
                 sb.append(name).append("_sum");
                 labels(sb, labelNames, lv, null, null);
                 sb.append(' ').append(s.sum.sum()).append('\n');
                 sb.append(name).append("_count");
                 labels(sb, labelNames, lv, null, null);
-                sb.append(' ').append(s.count.sum()).append('\n');
+                sb.append(' ').append(cumulative).append('\n');
             });
         }
     }

@@ -290,7 +290,8 @@ class ImageLayoutTest {
 
         String metrics = get(adminPort, "/metrics", null).body();
         assertThat(metrics).containsPattern("(?m)^llmref_ready(\\{[^}]*})? 1(\\.0)?$");
-        assertThat(metrics).containsPattern("llmref_build_info\\{[^}]*variant=\"cpu\"");
+        assertThat(metrics).containsPattern("llmref_build_info\\{[^}]*variant=\"cpu\"")
+                .contains("llmref_build_info{version=\"" + System.getProperty("project.version") + "\"");
         // The line docs/deployment.md tells operators to look for (GPU pods: bufferBytes={CUDA0=...}).
         // ... and llama.cpp's CPU threads: auto, every core for a model on the CPU
         int cores = Runtime.getRuntime().availableProcessors();

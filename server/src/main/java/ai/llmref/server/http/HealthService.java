@@ -12,7 +12,7 @@ import io.helidon.webserver.http.ServerResponse;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Kubernetes probes. {@code /health/started}: the model finished loading. {@code /health/ready}:
+ * Kubernetes probes. {@code /health/started}: the model finished loading, or failed to. {@code /health/ready}:
  * loaded, scheduler running, not draining. {@code /health/live}: the scheduler's heartbeat is
  * recent (or the model is still loading). Each answers 200 or 503 with a JSON body saying why.
  */
@@ -34,7 +34,11 @@ public final class HealthService implements HttpService {
 
     private void started(ServerResponse res) {
         Server.State s = server.state();
-        boolean ok = s != Server.State.LOADING && s != Server.State.FAILED;
+        // A failed load has ended the start-up too: the startup probe passes, and the liveness probe,
+        // which Kubernetes runs only after it, answers 503 and gets the pod restarted within its
+        // failure threshold (about 30 s with the chart's values). A 503 here kept liveness from ever
+        // running, and the pod waited out the whole startup window (15 minutes) before a restart.
+        boolean ok = s != Server.State.LOADING;
         send(res, ok, status(s));
     }
 

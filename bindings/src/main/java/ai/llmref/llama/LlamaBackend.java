@@ -20,7 +20,7 @@ import java.util.Properties;
  * calls {@link #initialize()} itself, so most code never touches this class.
  */
 public final class LlamaBackend {
-    private static LlamaBackend instance;
+    private static volatile LlamaBackend instance;
     private static boolean shutDown;
 
     private final NativeLibraries.Loaded libraries;
@@ -43,6 +43,14 @@ public final class LlamaBackend {
             instance = backend;
         }
         return instance;
+    }
+
+    /**
+     * The backend if {@link #initialize()} has completed and it is not shut down, without waiting
+     * for an initialisation in progress or starting one (for readers such as a metrics scrape).
+     */
+    public static java.util.Optional<LlamaBackend> ifInitialized() {
+        return java.util.Optional.ofNullable(instance);
     }
 
     /** Frees llama.cpp's global state. Close every model and context first. */

@@ -110,6 +110,12 @@ class StartupFaultsTest {
         try {
             assertThat(s.awaitLoaded(Duration.ofSeconds(60))).isEqualTo(Server.State.FAILED);
             assertNotReady(HttpClient.newHttpClient(), "http://127.0.0.1:" + s.port(), "http://127.0.0.1:" + s.adminPort(), reason, null);
+            // llama.cpp refused the model or its context: its libraries are loaded, and /metrics says
+            // which build and how many GPUs, the first things to look at (they read "unknown" and
+            // nothing until a model was served)
+            String metrics = get(HttpClient.newHttpClient(), "http://127.0.0.1:" + s.adminPort() + "/metrics").body();
+            assertThat(metrics).containsPattern("llmref_build_info\\{[^}]*llama_cpp_tree=\"[0-9a-f]{40}\"[^}]*variant=\"(cpu|cuda)\"")
+                    .containsPattern("(?m)^llmref_gpu_devices [0-9]");
         } finally {
             s.drainAndStop(Duration.ofSeconds(5));
         }

@@ -115,9 +115,7 @@ public final class ServerMetrics implements EngineObserver {
         registry.gauge("llmref_device_memory_free_bytes", "Free memory per ggml device", out -> devices(out, true));
         registry.gauge("llmref_device_memory_total_bytes", "Total memory per ggml device", out -> devices(out, false));
         registry.gauge("llmref_gpu_devices", "GPU devices visible to the process", out -> {
-            if (backendLoaded()) {
-                out.add(Metrics.Sample.of(LlamaBackend.initialize().devices().stream().filter(Device::isGpu).count()));
-            }
+            LlamaBackend.ifInitialized().ifPresent(b -> out.add(Metrics.Sample.of(b.devices().stream().filter(Device::isGpu).count())));
         });
         registry.gauge("llmref_model_layers_offloaded", "Model layers placed on GPUs", out -> placement(source, out, true));
         registry.gauge("llmref_model_layers_total", "Model layers that can be offloaded", out -> placement(source, out, false));
@@ -159,7 +157,8 @@ public final class ServerMetrics implements EngineObserver {
             }
         });
         registry.gauge("llmref_build_info", "Build of the server and its native library", out -> {
-            Properties b = backendLoaded() ? LlamaBackend.initialize().buildInfo() : new Properties();
+            // from the moment the native libraries are loaded: during a long model load, and after a failed one
+            Properties b = LlamaBackend.ifInitialized().map(LlamaBackend::buildInfo).orElseGet(Properties::new);
             String version = ServerMetrics.class.getPackage().getImplementationVersion();
             out.add(new Metrics.Sample(labels("version", version == null ? "dev" : version,
                     "llama_cpp_tree", b.getProperty("llama.cpp.tree", "unknown"),
@@ -180,10 +179,6 @@ public final class ServerMetrics implements EngineObserver {
         return b ? 1 : 0;
     }
 
-    private boolean backendLoaded() {
-        return source.get().modelInfo() != null;
-    }
-
     private static void stats(Supplier<Source> source, java.util.function.Consumer<Engine.Stats> use) {
         Engine e = source.get().engine();
         if (e != null) {
@@ -199,13 +194,12 @@ public final class ServerMetrics implements EngineObserver {
     }
 
     private void devices(java.util.List<Metrics.Sample> out, boolean free) {
-        if (!backendLoaded()) {
-            return;
-        }
-        for (Device d : LlamaBackend.initialize().devices()) {
-            out.add(new Metrics.Sample(labels("device", d.name(), "type", d.type().name().toLowerCase()),
-                    free ? d.freeBytes() : d.totalBytes()));
-        }
+        LlamaBackend.ifInitialized().ifPresent(b -> {
+            for (Device d : b.devices()) {
+                out.add(new Metrics.Sample(labels("device", d.name(), "type", d.type().name().toLowerCase()),
+                        free ? d.freeBytes() : d.totalBytes()));
+            }
+        });
     }
 
     /** An HTTP request ended. */

@@ -29,6 +29,7 @@ import com.hubspot.jinjava.tree.Node;
 import com.hubspot.jinjava.tree.TagNode;
 import com.hubspot.jinjava.tree.parse.ExpressionToken;
 import com.hubspot.jinjava.util.ForLoop;
+import com.hubspot.jinjava.util.ScopeMap;
 import java.io.IOException;
 import java.lang.reflect.Array;
 import java.math.BigDecimal;
@@ -585,6 +586,30 @@ public final class ChatTemplateRenderer {
         @Override
         public String getAsString(Object object) {
             return PyValues.str(object);
+        }
+
+        /**
+         * A name bound to None in an inner scope (a macro parameter, a {@code set} in a loop) hides
+         * the same name outside it, as in Jinja2; Jinjava's scopes fall through a null to the
+         * enclosing scope, so {@code render_content(message.content)} read the caller's
+         * {@code content} (the previous turn's text) when the message had none.
+         */
+        @Override
+        public Object retraceVariable(String variable, int lineNumber, int startPosition) {
+            if (variable != null && boundToNone(variable)) {
+                return null;
+            }
+            return super.retraceVariable(variable, lineNumber, startPosition);
+        }
+
+        private boolean boundToNone(String name) {
+            for (ScopeMap<String, Object> s = getContext(); s != null; s = s.getParent()) {
+                Map<String, Object> scope = s.getScope();
+                if (scope.containsKey(name)) {
+                    return scope.get(name) == null;
+                }
+            }
+            return false;
         }
     }
 

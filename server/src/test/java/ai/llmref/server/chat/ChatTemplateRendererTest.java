@@ -697,6 +697,27 @@ class ChatTemplateRendererTest {
     }
 
     @Test
+    void aNoneOrUndefinedValueShadowsAnOuterVariableOfTheSameName() {
+        // Jinjava's scopes fell through a null to the enclosing scope: a macro parameter given None
+        // (or nothing) read the caller's variable of the same name, and "set x = none" in a loop
+        // kept the value x had outside it.
+        assertThat(jinja("{% macro f(x) %}[{{ x or '-' }}]{% endmacro %}{% set x = 'outer' %}{{ f(none) }}{{ f(nope) }}{{ f() }}"))
+                .isEqualTo("[-][-][-]");
+        assertThat(jinja("{% set y = 'outer' %}{% for m in messages %}{% set y = m.name %}[{{ y or '-' }}]{% endfor %}"
+                + "{% macro g(content) %}{{ content is defined }}{% endmacro %}{% set content = 'c' %}{{ g(nope) }}"))
+                .isEqualTo("[-][-][-]False");
+        // Qwen 3.5 renders each turn through a macro render_content(content) and sets "content" from
+        // it: an assistant turn without text (only tool calls) showed the previous user's text
+        ChatTemplateRenderer qwen = new ChatTemplateRenderer(templates().get("Qwen3.5-4B"), "", "");
+        Map<String, Object> call = Map.of("id", "call_1", "type", "function",
+                "function", Map.of("name", "get_weather", "arguments", Map.of("city", "Paris")));
+        String out = qwen.render(List.of(msg("user", "Weather in Paris?"),
+                new ChatMessage("assistant", null, List.of(call), null, null)), false, null);
+        assertThat(out).endsWith("<|im_start|>assistant\n<think>\n\n</think>\n\n<tool_call>\n<function=get_weather>\n"
+                + "<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call><|im_end|>\n");
+    }
+
+    @Test
     void filtersTagsAndGlobalsOfHfTemplates() {
         assertThat(jinja("{{ messages|selectattr('role', 'equalto', 'user')|map(attribute='content')|join(',') }}"
                 + "|{{ messages|rejectattr('role', 'equalto', 'user')|list|length }}|{{ [3, 1, 2]|min }}{{ [3, 1, 2]|max }}"

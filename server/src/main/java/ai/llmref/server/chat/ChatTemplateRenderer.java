@@ -271,9 +271,9 @@ public final class ChatTemplateRenderer {
     private static Map<String, Object> toMap(ChatMessage m) {
         Map<String, Object> map = new LinkedHashMap<>();
         map.put("role", m.role());
-        if (m.content() != null) {
-            map.put("content", m.content());
-        }
+        // a turn that only calls tools has content "", as llama-server passes it (to_json_oaicompat,
+        // requires_non_null_content): templates print None as "null" or skip the turn
+        map.put("content", m.content() == null ? "" : m.content());
         if (m.toolCalls() != null) {
             map.put("tool_calls", PyValues.copy(m.toolCalls()));
         }

@@ -518,6 +518,29 @@ class ChatTemplateRendererTest {
     // ---------------------------------------------------------------------------------------------
     // Safety: templates come from model files
 
+    /**
+     * An assistant turn that only calls tools (OpenAI's {@code content: null}) reaches the template
+     * with {@code content} "", as llama-server passes it ({@code common_chat_msg::to_json_oaicompat},
+     * {@code workaround::requires_non_null_content}): LFM2 wrote {@code content|tojson} ("null")
+     * into the prompt, and DeepSeek R1's concatenation of the object arguments failed the request.
+     * Expected strings: Jinja2 set up as transformers does, given those messages.
+     */
+    @Test
+    void anAssistantTurnWithOnlyToolCallsHasEmptyContentAsLlamaServerPassesIt() {
+        Map<String, Object> call = Map.of("id", "call_1", "type", "function",
+                "function", Map.of("name", "get_weather", "arguments", Map.of("city", "Paris")));
+        List<ChatMessage> conversation = List.of(msg("user", "Weather in Paris?"),
+                new ChatMessage("assistant", null, List.of(call), null, null), new ChatMessage("tool", "sunny", null, "call_1", null));
+        assertThat(new ChatTemplateRenderer(templates().get("LFM2.5-Instruct"), "", "").render(conversation, true, null))
+                .isEqualTo("<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n<|im_end|>\n"
+                        + "<|im_start|>tool\nsunny<|im_end|>\n<|im_start|>assistant\n");
+        assertThat(new ChatTemplateRenderer(templates().get("llama-cpp-rwkv-world"), "", "").render(conversation, true, null))
+                .isEqualTo("User: Weather in Paris?\n\nAssistant: \n\nAssistant:");
+        assertThat(new ChatTemplateRenderer(templates().get("deepseek-ai-DeepSeek-R1-Distill-Llama-8B"), "", "")
+                .render(conversation, true, null)).isEqualTo("<｜User｜>Weather in Paris?<｜Assistant｜><｜end▁of▁sentence｜>"
+                        + "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>sunny<｜tool▁output▁end｜><｜tool▁outputs▁end｜>");
+    }
+
     @Test
     void outputIsBounded() {
         ChatTemplateRenderer r = new ChatTemplateRenderer(

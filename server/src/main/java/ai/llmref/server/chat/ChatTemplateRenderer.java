@@ -564,10 +564,43 @@ public final class ChatTemplateRenderer {
 
         /** Java class names that Jinjava puts before its messages ("jinjava.javax.el.ELException: ..."), taken out: the text reaches clients. */
         private static final java.util.regex.Pattern CLASS_NAME =
-                java.util.regex.Pattern.compile("\\b(?:[a-z_$][\\w$]*\\.)+[A-Z][\\w$]*(?:Exception|Error): ");
+                java.util.regex.Pattern.compile("\\b(?:[a-z_$][\\w$]*\\.)*[A-Z][\\w$]*(?:Exception|Error)(?:: | when resolving expression \\[.*?\\]: )");
+        private static final String FQCN = "((?:[a-z_$][\\w$]*\\.)+[A-Z][\\w$]*)";
+        /** Jinjava's coercion failure ("Cannot coerce 'a' of class java.lang.String to class java.lang.Long (incompatible value)"). */
+        private static final java.util.regex.Pattern COERCE = java.util.regex.Pattern.compile(
+                "Cannot coerce '(.*?)' of class " + FQCN + " to class " + FQCN + "(?: \\([^)]*\\))?", java.util.regex.Pattern.DOTALL);
+        /** The JVM's ClassCastException text ("class A cannot be cast to class B (A and B are in module ...)"). */
+        private static final java.util.regex.Pattern CAST = java.util.regex.Pattern.compile(
+                "class " + FQCN + " cannot be cast to class " + FQCN + "(?: \\(.*\\))?");
+        private static final java.util.regex.Pattern ANY_CLASS = java.util.regex.Pattern.compile(
+                "\\b(?:java|javax|jdk|sun|com|org|jinjava|ai)\\.(?:[a-z_$][\\w$]*\\.)*[A-Z][\\w$]*");
 
+        /** The message in Python's words: no Java class name reaches the client or the log. */
         static String withoutClassNames(String message) {
-            return message == null ? "" : CLASS_NAME.matcher(message).replaceAll("");
+            if (message == null) {
+                return "";
+            }
+            String m = CLASS_NAME.matcher(message).replaceAll("");
+            m = COERCE.matcher(m).replaceAll(r -> java.util.regex.Matcher.quoteReplacement(
+                    (pyType(r.group(2)).equals("str") && r.group(1).length() <= 64 ? "'" + r.group(1) + "' " : "a value ")
+                            + "of type '" + pyType(r.group(2)) + "' cannot be used as '" + pyType(r.group(3)) + "'"));
+            m = CAST.matcher(m).replaceAll(r -> java.util.regex.Matcher.quoteReplacement(
+                    "'" + pyType(r.group(1)) + "' and '" + pyType(r.group(2)) + "' values cannot be combined or compared"));
+            m = m.replace("/ by zero", "division by zero");
+            return ANY_CLASS.matcher(m).replaceAll(r -> pyType(r.group()));
+        }
+
+        /** Python's name for the type a Java class stands for in a template. */
+        private static String pyType(String javaClass) {
+            String simple = javaClass.substring(javaClass.lastIndexOf('.') + 1);
+            return switch (simple) {
+                case "String", "Character", "SafeString" -> "str";
+                case "Long", "Integer", "Short", "Byte", "BigInteger" -> "int";
+                case "Double", "Float", "BigDecimal" -> "float";
+                case "Boolean" -> "bool";
+                default -> simple.endsWith("List") || simple.endsWith("Set") || simple.endsWith("Collection") ? "list"
+                        : simple.endsWith("Map") || simple.endsWith("Dict") ? "dict" : "object";
+            };
         }
 
         /** raise_exception's message, or a ChatTemplateException thrown by the helpers, in t's causes. */

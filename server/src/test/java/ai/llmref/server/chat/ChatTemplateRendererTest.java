@@ -572,6 +572,23 @@ class ChatTemplateRendererTest {
         }
     }
 
+    /** A template's failure reaches the client (400 chat_template_error) and the log: Python's words, no Java class. */
+    @Test
+    void failuresNameNoJavaClass() {
+        Map<String, String> failures = new LinkedHashMap<>();
+        for (String template : List.of("{{ 'a' - 1 }}", "{{ [1] - 1 }}", "{{ messages - 1 }}", "{{ [1, 'a']|sort }}",
+                "{{ 1 // 0 }}", "{{ 1 % 0 }}", "{{ 'The %s' % 'x' }}", "{{ messages[0] * 1.5 }}")) {
+            assertThatThrownBy(() -> new ChatTemplateRenderer(template, "", "").render(List.of(msg("user", "x")), true, null))
+                    .as(template).isInstanceOf(ChatTemplateException.class)
+                    .satisfies(e -> failures.put(template, e.getMessage()));
+        }
+        assertThat(failures).allSatisfy((template, message) -> assertThat(message).as(template)
+                .doesNotContain("java").doesNotContain("hubspot").doesNotContain("class ").doesNotContain("Exception")
+                .doesNotContainPattern("\\b[a-z]+\\.[a-z]+\\.[A-Z]").contains("line 1"));
+        assertThat(failures.get("{{ 'a' - 1 }}")).contains("'a'").contains("'str'");
+        assertThat(failures.get("{{ 1 // 0 }}")).contains("division by zero");
+    }
+
     @Test
     void rangeIsPythonsAndARenderIsBoundedInTime() {
         assertThat(new ChatTemplateRenderer("{{ range(3)|list }} {{ range(1, 7, 2)|list }} {{ range(5, 0, -2)|list }} {{ range(True)|list }}"

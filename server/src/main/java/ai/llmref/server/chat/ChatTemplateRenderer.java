@@ -721,13 +721,17 @@ public final class ChatTemplateRenderer {
             return expr(true);
         }
 
-        /** Python's {@code +} and {@code *} (Jinjava's would print "null" for None and concatenate anything). */
+        /** Python's {@code +}, {@code *}, {@code ==} and {@code !=} (Jinjava's would print "null" for None, concatenate anything, coerce to compare). */
         @Override
         protected AstBinary createAstBinary(AstNode left, AstNode right, AstBinary.Operator operator) {
             if (operator == com.hubspot.jinjava.el.ext.AdditionOperator.OP) {
                 operator = PyOperators.ADD;
             } else if (operator == AstBinary.MUL) {
                 operator = PyOperators.MUL;
+            } else if (operator == AstBinary.EQ) {
+                operator = PyOperators.EQ;
+            } else if (operator == AstBinary.NE) {
+                operator = PyOperators.NE;
             }
             return super.createAstBinary(left, right, operator);
         }
@@ -935,6 +939,71 @@ public final class ChatTemplateRenderer {
                 return "*";
             }
         };
+
+        /** Python's {@code ==}: never fails; a bool is the number 1 or 0; values of other types differ (None and undefined are one value). */
+        static final AstBinary.Operator EQ = new AstBinary.SimpleOperator() {
+            @Override
+            protected Object apply(TypeConverter converter, Object a, Object b) {
+                return equal(a, b);
+            }
+
+            @Override
+            public String toString() {
+                return "==";
+            }
+        };
+
+        static final AstBinary.Operator NE = new AstBinary.SimpleOperator() {
+            @Override
+            protected Object apply(TypeConverter converter, Object a, Object b) {
+                return !equal(a, b);
+            }
+
+            @Override
+            public String toString() {
+                return "!=";
+            }
+        };
+
+        static boolean equal(Object a, Object b) {
+            if (isNone(a) || isNone(b)) {
+                return isNone(a) && isNone(b);
+            }
+            if ((a instanceof Number || a instanceof Boolean) && (b instanceof Number || b instanceof Boolean)) {
+                Number x = a instanceof Boolean t ? (t ? 1 : 0) : (Number) a;
+                Number y = b instanceof Boolean t ? (t ? 1 : 0) : (Number) b;
+                if (x instanceof Double || x instanceof Float || y instanceof Double || y instanceof Float) {
+                    return x.doubleValue() == y.doubleValue();
+                }
+                return new BigDecimal(x.toString()).compareTo(new BigDecimal(y.toString())) == 0;
+            }
+            if (a instanceof CharSequence x && b instanceof CharSequence y) {
+                return x.toString().equals(y.toString());
+            }
+            if (a instanceof List<?> x && b instanceof List<?> y) {
+                if (x.size() != y.size()) {
+                    return false;
+                }
+                for (int i = 0; i < x.size(); i++) {
+                    if (!equal(x.get(i), y.get(i))) {
+                        return false;
+                    }
+                }
+                return true;
+            }
+            if (a instanceof Map<?, ?> x && b instanceof Map<?, ?> y) {
+                if (x.size() != y.size()) {
+                    return false;
+                }
+                for (Map.Entry<?, ?> e : x.entrySet()) {
+                    if (!y.containsKey(e.getKey()) || !equal(e.getValue(), y.get(e.getKey()))) {
+                        return false;
+                    }
+                }
+                return true;
+            }
+            return a.equals(b);
+        }
 
         private static boolean isNone(Object v) {
             return v == null || v instanceof NullValue;

@@ -710,6 +710,18 @@ class ChatTemplateRendererTest {
     }
 
     @Test
+    void equalityIsPythonsAndNeverFails() {
+        // Jinjava coerced both sides to a number: a bool or a non-numeric string next to a number
+        // failed the render, and '1' == 1 held
+        assertThat(jinja("{{ 1 == true }} {{ 0 == false }} {{ 2 == true }} {{ 1.0 == 1 }} {{ 'a' == 1 }} {{ '1' == 1 }}"
+                + " {{ 'a' != true }} {{ none == false }} {{ nope == none }} {{ [1, 'a'] == [1, 'a'] }} {{ [1] == [true] }}"
+                + " {{ {'a': 1} == {'a': 1.0} }} {{ {'a': 1} != {'a': 2} }} {{ messages[0] == messages[0] }} {{ 'x' == 'x' }}"))
+                .isEqualTo("True True False True False False True False True True True True True True True");
+        assertThat(jinja("{% set thinking = true %}{% if thinking == 1 %}one{% endif %}{% if messages|length != 'x' %}!{% endif %}"))
+                .isEqualTo("one!");
+    }
+
+    @Test
     void pythonValuesPrintAsPythonDoes() {
         assertThat(jinja("{{ true }} {{ false }} {{ [1, 'a', none, true] }} {{ {'k': 1.0, 'j': 1e-05, 'i': 10000000000000000.0} }}"))
                 .isEqualTo("True False [1, 'a', None, True] {'k': 1.0, 'j': 1e-05, 'i': 1e+16}");

@@ -153,6 +153,7 @@ public final class ChatTemplateRenderer {
     private final boolean tokenizerAddsEos;
     private final Node root;
     private final boolean supportsSystemRole;
+    private final boolean objectArguments;
 
     /** A renderer that leaves BOS/EOS text where the template writes it. */
     public ChatTemplateRenderer(String templateSource, String bosToken, String eosToken) {
@@ -177,6 +178,7 @@ public final class ChatTemplateRenderer {
         this.tokenizerAddsEos = tokenizerAddsEos;
         this.root = Sandbox.compile(templateSource);
         this.supportsSystemRole = probeSystemRole();
+        this.objectArguments = probeObjectArguments();
     }
 
     /**
@@ -192,10 +194,47 @@ public final class ChatTemplateRenderer {
     private boolean probeSystemRole() {
         String probe = "sysprobe7f3a";
         try {
-            String out = renderMessages(List.of(ChatMessage.of("system", probe), ChatMessage.of("user", "userprobe")), false, null, Map.of());
+            String out = renderMessages(List.of(ChatMessage.of("system", probe), ChatMessage.of("user", "userprobe")), false, null, Map.of(),
+                    true);
             return out.toLowerCase(Locale.ROOT).contains(probe);
         } catch (ChatTemplateException e) {
             return false;
+        }
+    }
+
+    /**
+     * Whether the template reads tool-call arguments as a JSON object (llama.cpp's
+     * {@code supports_object_arguments} capability); when it does not, {@link #render} passes them as
+     * a JSON string, as llama-server does ({@code workaround::func_args_not_string} only runs for
+     * templates with the capability), so a template that concatenates them to a string renders.
+     */
+    public boolean objectArguments() {
+        return objectArguments;
+    }
+
+    /**
+     * llama.cpp's probe (common/jinja/caps.cpp): a call with arguments {@code {"arg": "value"}}. It
+     * tracks whether the template reads {@code arguments.arg}; here the object is kept unless the
+     * template fails on it or prints it as a Python dict where the string renders.
+     */
+    private boolean probeObjectArguments() {
+        String asObject = probeArguments(Map.of("arg", "value"));
+        String asString = probeArguments("{\"arg\": \"value\"}");
+        return asString == null || asObject != null && !asObject.contains("{'arg': 'value'}");
+    }
+
+    private String probeArguments(Object arguments) {
+        Map<String, Object> call = Map.of("id", "call00001", "type", "function", "function", Map.of("name", "tool1", "arguments", arguments));
+        List<Map<String, Object>> tools = List.of(Map.of("type", "function", "function", Map.of("name", "tool1",
+                "description", "Tool description", "parameters", Map.of("type", "object",
+                        "properties", Map.of("arg", Map.of("type", "string", "description", "Arg description")), "required", List.of("arg")))));
+        List<ChatMessage> conversation = List.of(ChatMessage.of("user", "User message"),
+                new ChatMessage("assistant", "", List.of(call), null, null), new ChatMessage("tool", "Tool response", null, "call00001", null),
+                ChatMessage.of("assistant", "The tool response was 'tool response'"), ChatMessage.of("user", "User message"));
+        try {
+            return renderMessages(conversation, false, tools, Map.of(), true);
+        } catch (ChatTemplateException e) {
+            return null;
         }
     }
 
@@ -238,7 +277,7 @@ public final class ChatTemplateRenderer {
                 msgs.set(0, new ChatMessage(next.role(), merged, next.toolCalls(), next.toolCallId(), next.name()));
             }
         }
-        String out = renderMessages(msgs, addGenerationPrompt, tools, extraVariables);
+        String out = renderMessages(msgs, addGenerationPrompt, tools, extraVariables, objectArguments);
         if (tokenizerAddsBos && !bosToken.isEmpty() && out.startsWith(bosToken)) {
             out = out.substring(bosToken.length());
         }
@@ -249,12 +288,12 @@ public final class ChatTemplateRenderer {
     }
 
     private String renderMessages(List<ChatMessage> messages, boolean addGenerationPrompt, List<Map<String, Object>> tools,
-            Map<String, Object> extraVariables) {
+            Map<String, Object> extraVariables, boolean objectArgs) {
         Map<String, Object> vars = new LinkedHashMap<>();
         extraVariables.forEach((k, v) -> vars.put(k, PyValues.copy(v)));
         List<Object> msgs = new ArrayList<>(messages.size());
         for (ChatMessage m : messages) {
-            msgs.add(toMap(m));
+            msgs.add(toMap(m, objectArgs));
         }
         vars.put("messages", msgs);
         vars.put("add_generation_prompt", addGenerationPrompt);
@@ -268,14 +307,25 @@ public final class ChatTemplateRenderer {
         return Sandbox.render(root, vars);
     }
 
-    private static Map<String, Object> toMap(ChatMessage m) {
+    private static Map<String, Object> toMap(ChatMessage m, boolean objectArgs) {
         Map<String, Object> map = new LinkedHashMap<>();
         map.put("role", m.role());
         // a turn that only calls tools has content "", as llama-server passes it (to_json_oaicompat,
         // requires_non_null_content): templates print None as "null" or skip the turn
         map.put("content", m.content() == null ? "" : m.content());
         if (m.toolCalls() != null) {
-            map.put("tool_calls", PyValues.copy(m.toolCalls()));
+            Object calls = PyValues.copy(m.toolCalls());
+            if (!objectArgs && calls instanceof List<?> list) {
+                for (Object c : list) {
+                    if (c instanceof Map<?, ?> call && call.get("function") instanceof Map<?, ?> fn
+                            && (fn.get("arguments") instanceof Map || fn.get("arguments") instanceof List)) {
+                        @SuppressWarnings("unchecked")
+                        Map<Object, Object> f = (Map<Object, Object>) fn;
+                        f.put("arguments", PyValues.json(fn.get("arguments"), null, ",", ":", false, false)); // as OpenAI clients send them
+                    }
+                }
+            }
+            map.put("tool_calls", calls);
         }
         if (m.toolCallId() != null) {
             map.put("tool_call_id", m.toolCallId());

@@ -541,6 +541,32 @@ class ChatTemplateRendererTest {
                         + "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>sunny<｜tool▁output▁end｜><｜tool▁outputs▁end｜>");
     }
 
+    /**
+     * Tool-call arguments reach a template as a JSON object when it reads them as one (llama.cpp's
+     * {@code supports_object_arguments} capability) and as a JSON string otherwise: functionary
+     * v3.2 concatenates them to a string ({@code '...' + arguments}), which failed on an object.
+     * Expected: Jinja2 set up as transformers does, given the arguments string the client sent.
+     */
+    @Test
+    void toolCallArgumentsAreAStringForATemplateThatWritesThemAsOne() {
+        ChatTemplateRenderer functionary = new ChatTemplateRenderer(templates().get("meetkai-functionary-medium-v3.2"), "", "");
+        assertThat(functionary.objectArguments()).isFalse();
+        Map<String, Object> call = Map.of("id", "call_1", "type", "function",
+                "function", Map.of("name", "get_weather", "arguments", Map.of("city", "Paris")));
+        List<Map<String, Object>> tools = List.of(Map.of("type", "function", "function", Map.of("name", "get_weather",
+                "description", "Get the weather", "parameters", Map.of("type", "object",
+                        "properties", Map.of("city", Map.of("type", "string")), "required", List.of("city")))));
+        String out = functionary.render(List.of(msg("user", "Weather in Paris?"), new ChatMessage("assistant", null, List.of(call), null, null),
+                new ChatMessage("tool", "sunny", null, "call_1", "get_weather")), true, tools);
+        assertThat(out).endsWith("<|start_header_id|>user<|end_header_id|>\n\nWeather in Paris?<|eot_id|>"
+                + "<|start_header_id|>assistant<|end_header_id|>\n\n>>>get_weather\n{\"city\":\"Paris\"}<|eot_id|>"
+                + "<|start_header_id|>tool<|end_header_id|>\n\nsunny<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n>>>");
+        // templates that read the object keep it (Qwen 2.5 writes arguments|tojson, Llama 3.1 too)
+        for (String t : List.of("Qwen-Qwen2.5-7B-Instruct", "meta-llama-Llama-3.1-8B-Instruct", "Qwen3.5-4B")) {
+            assertThat(new ChatTemplateRenderer(templates().get(t), "", "").objectArguments()).as(t).isTrue();
+        }
+    }
+
     @Test
     void outputIsBounded() {
         ChatTemplateRenderer r = new ChatTemplateRenderer(

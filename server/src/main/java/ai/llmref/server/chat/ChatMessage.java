@@ -8,7 +8,7 @@ import java.util.Objects;
  * One message of a conversation, as a chat template sees it ({@code messages[i]}).
  *
  * @param role       {@code system}, {@code user}, {@code assistant}, {@code tool}, ... (required)
- * @param content    the text; null for an assistant turn that only calls tools
+ * @param content    the text; null for an assistant turn that only calls tools (the template sees "")
  * @param toolCalls  OpenAI-shaped tool calls of an assistant turn ({@code id}, {@code type},
  *                   {@code function: {name, arguments}}); null when none
  * @param toolCallId the call a {@code tool} message answers; null otherwise

@@ -29,6 +29,7 @@ import com.hubspot.jinjava.tree.Node;
 import com.hubspot.jinjava.tree.TagNode;
 import com.hubspot.jinjava.tree.parse.ExpressionToken;
 import com.hubspot.jinjava.util.ForLoop;
+import com.hubspot.jinjava.util.ScopeMap;
 import java.io.IOException;
 import java.lang.reflect.Array;
 import java.math.BigDecimal;
@@ -152,6 +153,7 @@ public final class ChatTemplateRenderer {
     private final boolean tokenizerAddsEos;
     private final Node root;
     private final boolean supportsSystemRole;
+    private final boolean objectArguments;
 
     /** A renderer that leaves BOS/EOS text where the template writes it. */
     public ChatTemplateRenderer(String templateSource, String bosToken, String eosToken) {
@@ -176,6 +178,7 @@ public final class ChatTemplateRenderer {
         this.tokenizerAddsEos = tokenizerAddsEos;
         this.root = Sandbox.compile(templateSource);
         this.supportsSystemRole = probeSystemRole();
+        this.objectArguments = probeObjectArguments();
     }
 
     /**
@@ -191,10 +194,47 @@ public final class ChatTemplateRenderer {
     private boolean probeSystemRole() {
         String probe = "sysprobe7f3a";
         try {
-            String out = renderMessages(List.of(ChatMessage.of("system", probe), ChatMessage.of("user", "userprobe")), false, null, Map.of());
+            String out = renderMessages(List.of(ChatMessage.of("system", probe), ChatMessage.of("user", "userprobe")), false, null, Map.of(),
+                    true);
             return out.toLowerCase(Locale.ROOT).contains(probe);
         } catch (ChatTemplateException e) {
             return false;
+        }
+    }
+
+    /**
+     * Whether the template reads tool-call arguments as a JSON object (llama.cpp's
+     * {@code supports_object_arguments} capability); when it does not, {@link #render} passes them as
+     * a JSON string, as llama-server does ({@code workaround::func_args_not_string} only runs for
+     * templates with the capability), so a template that concatenates them to a string renders.
+     */
+    public boolean objectArguments() {
+        return objectArguments;
+    }
+
+    /**
+     * llama.cpp's probe (common/jinja/caps.cpp): a call with arguments {@code {"arg": "value"}}. It
+     * tracks whether the template reads {@code arguments.arg}; here the object is kept unless the
+     * template fails on it or prints it as a Python dict where the string renders.
+     */
+    private boolean probeObjectArguments() {
+        String asObject = probeArguments(Map.of("arg", "value"));
+        String asString = probeArguments("{\"arg\": \"value\"}");
+        return asString == null || asObject != null && !asObject.contains("{'arg': 'value'}");
+    }
+
+    private String probeArguments(Object arguments) {
+        Map<String, Object> call = Map.of("id", "call00001", "type", "function", "function", Map.of("name", "tool1", "arguments", arguments));
+        List<Map<String, Object>> tools = List.of(Map.of("type", "function", "function", Map.of("name", "tool1",
+                "description", "Tool description", "parameters", Map.of("type", "object",
+                        "properties", Map.of("arg", Map.of("type", "string", "description", "Arg description")), "required", List.of("arg")))));
+        List<ChatMessage> conversation = List.of(ChatMessage.of("user", "User message"),
+                new ChatMessage("assistant", "", List.of(call), null, null), new ChatMessage("tool", "Tool response", null, "call00001", null),
+                ChatMessage.of("assistant", "The tool response was 'tool response'"), ChatMessage.of("user", "User message"));
+        try {
+            return renderMessages(conversation, false, tools, Map.of(), true);
+        } catch (ChatTemplateException e) {
+            return null;
         }
     }
 
@@ -237,7 +277,7 @@ public final class ChatTemplateRenderer {
                 msgs.set(0, new ChatMessage(next.role(), merged, next.toolCalls(), next.toolCallId(), next.name()));
             }
         }
-        String out = renderMessages(msgs, addGenerationPrompt, tools, extraVariables);
+        String out = renderMessages(msgs, addGenerationPrompt, tools, extraVariables, objectArguments);
         if (tokenizerAddsBos && !bosToken.isEmpty() && out.startsWith(bosToken)) {
             out = out.substring(bosToken.length());
         }
@@ -248,12 +288,12 @@ public final class ChatTemplateRenderer {
     }
 
     private String renderMessages(List<ChatMessage> messages, boolean addGenerationPrompt, List<Map<String, Object>> tools,
-            Map<String, Object> extraVariables) {
+            Map<String, Object> extraVariables, boolean objectArgs) {
         Map<String, Object> vars = new LinkedHashMap<>();
         extraVariables.forEach((k, v) -> vars.put(k, PyValues.copy(v)));
         List<Object> msgs = new ArrayList<>(messages.size());
         for (ChatMessage m : messages) {
-            msgs.add(toMap(m));
+            msgs.add(toMap(m, objectArgs));
         }
         vars.put("messages", msgs);
         vars.put("add_generation_prompt", addGenerationPrompt);
@@ -267,14 +307,25 @@ public final class ChatTemplateRenderer {
         return Sandbox.render(root, vars);
     }
 
-    private static Map<String, Object> toMap(ChatMessage m) {
+    private static Map<String, Object> toMap(ChatMessage m, boolean objectArgs) {
         Map<String, Object> map = new LinkedHashMap<>();
         map.put("role", m.role());
-        if (m.content() != null) {
-            map.put("content", m.content());
-        }
+        // a turn that only calls tools has content "", as llama-server passes it (to_json_oaicompat,
+        // requires_non_null_content): templates print None as "null" or skip the turn
+        map.put("content", m.content() == null ? "" : m.content());
         if (m.toolCalls() != null) {
-            map.put("tool_calls", PyValues.copy(m.toolCalls()));
+            Object calls = PyValues.copy(m.toolCalls());
+            if (!objectArgs && calls instanceof List<?> list) {
+                for (Object c : list) {
+                    if (c instanceof Map<?, ?> call && call.get("function") instanceof Map<?, ?> fn
+                            && (fn.get("arguments") instanceof Map || fn.get("arguments") instanceof List)) {
+                        @SuppressWarnings("unchecked")
+                        Map<Object, Object> f = (Map<Object, Object>) fn;
+                        f.put("arguments", PyValues.json(fn.get("arguments"), null, ",", ":", false, false)); // as OpenAI clients send them
+                    }
+                }
+            }
+            map.put("tool_calls", calls);
         }
         if (m.toolCallId() != null) {
             map.put("tool_call_id", m.toolCallId());
@@ -563,10 +614,43 @@ public final class ChatTemplateRenderer {
 
         /** Java class names that Jinjava puts before its messages ("jinjava.javax.el.ELException: ..."), taken out: the text reaches clients. */
         private static final java.util.regex.Pattern CLASS_NAME =
-                java.util.regex.Pattern.compile("\\b(?:[a-z_$][\\w$]*\\.)+[A-Z][\\w$]*(?:Exception|Error): ");
+                java.util.regex.Pattern.compile("\\b(?:[a-z_$][\\w$]*\\.)*[A-Z][\\w$]*(?:Exception|Error)(?:: | when resolving expression \\[.*?\\]: )");
+        private static final String FQCN = "((?:[a-z_$][\\w$]*\\.)+[A-Z][\\w$]*)";
+        /** Jinjava's coercion failure ("Cannot coerce 'a' of class java.lang.String to class java.lang.Long (incompatible value)"). */
+        private static final java.util.regex.Pattern COERCE = java.util.regex.Pattern.compile(
+                "Cannot coerce '(.*?)' of class " + FQCN + " to class " + FQCN + "(?: \\([^)]*\\))?", java.util.regex.Pattern.DOTALL);
+        /** The JVM's ClassCastException text ("class A cannot be cast to class B (A and B are in module ...)"). */
+        private static final java.util.regex.Pattern CAST = java.util.regex.Pattern.compile(
+                "class " + FQCN + " cannot be cast to class " + FQCN + "(?: \\(.*\\))?");
+        private static final java.util.regex.Pattern ANY_CLASS = java.util.regex.Pattern.compile(
+                "\\b(?:java|javax|jdk|sun|com|org|jinjava|ai)\\.(?:[a-z_$][\\w$]*\\.)*[A-Z][\\w$]*");
 
+        /** The message in Python's words: no Java class name reaches the client or the log. */
         static String withoutClassNames(String message) {
-            return message == null ? "" : CLASS_NAME.matcher(message).replaceAll("");
+            if (message == null) {
+                return "";
+            }
+            String m = CLASS_NAME.matcher(message).replaceAll("");
+            m = COERCE.matcher(m).replaceAll(r -> java.util.regex.Matcher.quoteReplacement(
+                    (pyType(r.group(2)).equals("str") && r.group(1).length() <= 64 ? "'" + r.group(1) + "' " : "a value ")
+                            + "of type '" + pyType(r.group(2)) + "' cannot be used as '" + pyType(r.group(3)) + "'"));
+            m = CAST.matcher(m).replaceAll(r -> java.util.regex.Matcher.quoteReplacement(
+                    "'" + pyType(r.group(1)) + "' and '" + pyType(r.group(2)) + "' values cannot be combined or compared"));
+            m = m.replace("/ by zero", "division by zero");
+            return ANY_CLASS.matcher(m).replaceAll(r -> pyType(r.group()));
+        }
+
+        /** Python's name for the type a Java class stands for in a template. */
+        private static String pyType(String javaClass) {
+            String simple = javaClass.substring(javaClass.lastIndexOf('.') + 1);
+            return switch (simple) {
+                case "String", "Character", "SafeString" -> "str";
+                case "Long", "Integer", "Short", "Byte", "BigInteger" -> "int";
+                case "Double", "Float", "BigDecimal" -> "float";
+                case "Boolean" -> "bool";
+                default -> simple.endsWith("List") || simple.endsWith("Set") || simple.endsWith("Collection") ? "list"
+                        : simple.endsWith("Map") || simple.endsWith("Dict") ? "dict" : "object";
+            };
         }
 
         /** raise_exception's message, or a ChatTemplateException thrown by the helpers, in t's causes. */
@@ -585,6 +669,30 @@ public final class ChatTemplateRenderer {
         @Override
         public String getAsString(Object object) {
             return PyValues.str(object);
+        }
+
+        /**
+         * A name bound to None in an inner scope (a macro parameter, a {@code set} in a loop) hides
+         * the same name outside it, as in Jinja2; Jinjava's scopes fall through a null to the
+         * enclosing scope, so {@code render_content(message.content)} read the caller's
+         * {@code content} (the previous turn's text) when the message had none.
+         */
+        @Override
+        public Object retraceVariable(String variable, int lineNumber, int startPosition) {
+            if (variable != null && boundToNone(variable)) {
+                return null;
+            }
+            return super.retraceVariable(variable, lineNumber, startPosition);
+        }
+
+        private boolean boundToNone(String name) {
+            for (ScopeMap<String, Object> s = getContext(); s != null; s = s.getParent()) {
+                Map<String, Object> scope = s.getScope();
+                if (scope.containsKey(name)) {
+                    return scope.get(name) == null;
+                }
+            }
+            return false;
         }
     }
 
@@ -663,13 +771,17 @@ public final class ChatTemplateRenderer {
             return expr(true);
         }
 
-        /** Python's {@code +} and {@code *} (Jinjava's would print "null" for None and concatenate anything). */
+        /** Python's {@code +}, {@code *}, {@code ==} and {@code !=} (Jinjava's would print "null" for None, concatenate anything, coerce to compare). */
         @Override
         protected AstBinary createAstBinary(AstNode left, AstNode right, AstBinary.Operator operator) {
             if (operator == com.hubspot.jinjava.el.ext.AdditionOperator.OP) {
                 operator = PyOperators.ADD;
             } else if (operator == AstBinary.MUL) {
                 operator = PyOperators.MUL;
+            } else if (operator == AstBinary.EQ) {
+                operator = PyOperators.EQ;
+            } else if (operator == AstBinary.NE) {
+                operator = PyOperators.NE;
             }
             return super.createAstBinary(left, right, operator);
         }
@@ -877,6 +989,71 @@ public final class ChatTemplateRenderer {
                 return "*";
             }
         };
+
+        /** Python's {@code ==}: never fails; a bool is the number 1 or 0; values of other types differ (None and undefined are one value). */
+        static final AstBinary.Operator EQ = new AstBinary.SimpleOperator() {
+            @Override
+            protected Object apply(TypeConverter converter, Object a, Object b) {
+                return equal(a, b);
+            }
+
+            @Override
+            public String toString() {
+                return "==";
+            }
+        };
+
+        static final AstBinary.Operator NE = new AstBinary.SimpleOperator() {
+            @Override
+            protected Object apply(TypeConverter converter, Object a, Object b) {
+                return !equal(a, b);
+            }
+
+            @Override
+            public String toString() {
+                return "!=";
+            }
+        };
+
+        static boolean equal(Object a, Object b) {
+            if (isNone(a) || isNone(b)) {
+                return isNone(a) && isNone(b);
+            }
+            if ((a instanceof Number || a instanceof Boolean) && (b instanceof Number || b instanceof Boolean)) {
+                Number x = a instanceof Boolean t ? (t ? 1 : 0) : (Number) a;
+                Number y = b instanceof Boolean t ? (t ? 1 : 0) : (Number) b;
+                if (x instanceof Double || x instanceof Float || y instanceof Double || y instanceof Float) {
+                    return x.doubleValue() == y.doubleValue();
+                }
+                return new BigDecimal(x.toString()).compareTo(new BigDecimal(y.toString())) == 0;
+            }
+            if (a instanceof CharSequence x && b instanceof CharSequence y) {
+                return x.toString().equals(y.toString());
+            }
+            if (a instanceof List<?> x && b instanceof List<?> y) {
+                if (x.size() != y.size()) {
+                    return false;
+                }
+                for (int i = 0; i < x.size(); i++) {
+                    if (!equal(x.get(i), y.get(i))) {
+                        return false;
+                    }
+                }
+                return true;
+            }
+            if (a instanceof Map<?, ?> x && b instanceof Map<?, ?> y) {
+                if (x.size() != y.size()) {
+                    return false;
+                }
+                for (Map.Entry<?, ?> e : x.entrySet()) {
+                    if (!y.containsKey(e.getKey()) || !equal(e.getValue(), y.get(e.getKey()))) {
+                        return false;
+                    }
+                }
+                return true;
+            }
+            return a.equals(b);
+        }
 
         private static boolean isNone(Object v) {
             return v == null || v instanceof NullValue;

@@ -518,6 +518,55 @@ class ChatTemplateRendererTest {
     // ---------------------------------------------------------------------------------------------
     // Safety: templates come from model files
 
+    /**
+     * An assistant turn that only calls tools (OpenAI's {@code content: null}) reaches the template
+     * with {@code content} "", as llama-server passes it ({@code common_chat_msg::to_json_oaicompat},
+     * {@code workaround::requires_non_null_content}): LFM2 wrote {@code content|tojson} ("null")
+     * into the prompt, and DeepSeek R1's concatenation of the object arguments failed the request.
+     * Expected strings: Jinja2 set up as transformers does, given those messages.
+     */
+    @Test
+    void anAssistantTurnWithOnlyToolCallsHasEmptyContentAsLlamaServerPassesIt() {
+        Map<String, Object> call = Map.of("id", "call_1", "type", "function",
+                "function", Map.of("name", "get_weather", "arguments", Map.of("city", "Paris")));
+        List<ChatMessage> conversation = List.of(msg("user", "Weather in Paris?"),
+                new ChatMessage("assistant", null, List.of(call), null, null), new ChatMessage("tool", "sunny", null, "call_1", null));
+        assertThat(new ChatTemplateRenderer(templates().get("LFM2.5-Instruct"), "", "").render(conversation, true, null))
+                .isEqualTo("<|im_start|>user\nWeather in Paris?<|im_end|>\n<|im_start|>assistant\n<|im_end|>\n"
+                        + "<|im_start|>tool\nsunny<|im_end|>\n<|im_start|>assistant\n");
+        assertThat(new ChatTemplateRenderer(templates().get("llama-cpp-rwkv-world"), "", "").render(conversation, true, null))
+                .isEqualTo("User: Weather in Paris?\n\nAssistant: \n\nAssistant:");
+        assertThat(new ChatTemplateRenderer(templates().get("deepseek-ai-DeepSeek-R1-Distill-Llama-8B"), "", "")
+                .render(conversation, true, null)).isEqualTo("<｜User｜>Weather in Paris?<｜Assistant｜><｜end▁of▁sentence｜>"
+                        + "<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>sunny<｜tool▁output▁end｜><｜tool▁outputs▁end｜>");
+    }
+
+    /**
+     * Tool-call arguments reach a template as a JSON object when it reads them as one (llama.cpp's
+     * {@code supports_object_arguments} capability) and as a JSON string otherwise: functionary
+     * v3.2 concatenates them to a string ({@code '...' + arguments}), which failed on an object.
+     * Expected: Jinja2 set up as transformers does, given the arguments string the client sent.
+     */
+    @Test
+    void toolCallArgumentsAreAStringForATemplateThatWritesThemAsOne() {
+        ChatTemplateRenderer functionary = new ChatTemplateRenderer(templates().get("meetkai-functionary-medium-v3.2"), "", "");
+        assertThat(functionary.objectArguments()).isFalse();
+        Map<String, Object> call = Map.of("id", "call_1", "type", "function",
+                "function", Map.of("name", "get_weather", "arguments", Map.of("city", "Paris")));
+        List<Map<String, Object>> tools = List.of(Map.of("type", "function", "function", Map.of("name", "get_weather",
+                "description", "Get the weather", "parameters", Map.of("type", "object",
+                        "properties", Map.of("city", Map.of("type", "string")), "required", List.of("city")))));
+        String out = functionary.render(List.of(msg("user", "Weather in Paris?"), new ChatMessage("assistant", null, List.of(call), null, null),
+                new ChatMessage("tool", "sunny", null, "call_1", "get_weather")), true, tools);
+        assertThat(out).endsWith("<|start_header_id|>user<|end_header_id|>\n\nWeather in Paris?<|eot_id|>"
+                + "<|start_header_id|>assistant<|end_header_id|>\n\n>>>get_weather\n{\"city\":\"Paris\"}<|eot_id|>"
+                + "<|start_header_id|>tool<|end_header_id|>\n\nsunny<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n>>>");
+        // templates that read the object keep it (Qwen 2.5 writes arguments|tojson, Llama 3.1 too)
+        for (String t : List.of("Qwen-Qwen2.5-7B-Instruct", "meta-llama-Llama-3.1-8B-Instruct", "Qwen3.5-4B")) {
+            assertThat(new ChatTemplateRenderer(templates().get(t), "", "").objectArguments()).as(t).isTrue();
+        }
+    }
+
     @Test
     void outputIsBounded() {
         ChatTemplateRenderer r = new ChatTemplateRenderer(
@@ -547,6 +596,23 @@ class ChatTemplateRendererTest {
                     .isInstanceOf(ChatTemplateException.class).hasMessageContaining("nested too deeply")
                     .message().doesNotContainPattern("[a-z]+\\.[a-z.]+\\.[A-Z]\\w*(Exception|Error)");
         }
+    }
+
+    /** A template's failure reaches the client (400 chat_template_error) and the log: Python's words, no Java class. */
+    @Test
+    void failuresNameNoJavaClass() {
+        Map<String, String> failures = new LinkedHashMap<>();
+        for (String template : List.of("{{ 'a' - 1 }}", "{{ [1] - 1 }}", "{{ messages - 1 }}", "{{ [1, 'a']|sort }}",
+                "{{ 1 // 0 }}", "{{ 1 % 0 }}", "{{ 'The %s' % 'x' }}", "{{ messages[0] * 1.5 }}")) {
+            assertThatThrownBy(() -> new ChatTemplateRenderer(template, "", "").render(List.of(msg("user", "x")), true, null))
+                    .as(template).isInstanceOf(ChatTemplateException.class)
+                    .satisfies(e -> failures.put(template, e.getMessage()));
+        }
+        assertThat(failures).allSatisfy((template, message) -> assertThat(message).as(template)
+                .doesNotContain("java").doesNotContain("hubspot").doesNotContain("class ").doesNotContain("Exception")
+                .doesNotContainPattern("\\b[a-z]+\\.[a-z]+\\.[A-Z]").contains("line 1"));
+        assertThat(failures.get("{{ 'a' - 1 }}")).contains("'a'").contains("'str'");
+        assertThat(failures.get("{{ 1 // 0 }}")).contains("division by zero");
     }
 
     @Test
@@ -670,6 +736,18 @@ class ChatTemplateRendererTest {
     }
 
     @Test
+    void equalityIsPythonsAndNeverFails() {
+        // Jinjava coerced both sides to a number: a bool or a non-numeric string next to a number
+        // failed the render, and '1' == 1 held
+        assertThat(jinja("{{ 1 == true }} {{ 0 == false }} {{ 2 == true }} {{ 1.0 == 1 }} {{ 'a' == 1 }} {{ '1' == 1 }}"
+                + " {{ 'a' != true }} {{ none == false }} {{ nope == none }} {{ [1, 'a'] == [1, 'a'] }} {{ [1] == [true] }}"
+                + " {{ {'a': 1} == {'a': 1.0} }} {{ {'a': 1} != {'a': 2} }} {{ messages[0] == messages[0] }} {{ 'x' == 'x' }}"))
+                .isEqualTo("True True False True False False True False True True True True True True True");
+        assertThat(jinja("{% set thinking = true %}{% if thinking == 1 %}one{% endif %}{% if messages|length != 'x' %}!{% endif %}"))
+                .isEqualTo("one!");
+    }
+
+    @Test
     void pythonValuesPrintAsPythonDoes() {
         assertThat(jinja("{{ true }} {{ false }} {{ [1, 'a', none, true] }} {{ {'k': 1.0, 'j': 1e-05, 'i': 10000000000000000.0} }}"))
                 .isEqualTo("True False [1, 'a', None, True] {'k': 1.0, 'j': 1e-05, 'i': 1e+16}");
@@ -694,6 +772,27 @@ class ChatTemplateRendererTest {
                 .isEqualTo("b=1,a=2,|a=2,b=1,|ba");
         assertThat(jinja("{% for i in range(3) %}{% if i == 1 %}{% continue %}{% endif %}{% if i == 2 %}{% break %}{% endif %}"
                 + "{{ i }}{% endfor %}")).isEqualTo("0");
+    }
+
+    @Test
+    void aNoneOrUndefinedValueShadowsAnOuterVariableOfTheSameName() {
+        // Jinjava's scopes fell through a null to the enclosing scope: a macro parameter given None
+        // (or nothing) read the caller's variable of the same name, and "set x = none" in a loop
+        // kept the value x had outside it.
+        assertThat(jinja("{% macro f(x) %}[{{ x or '-' }}]{% endmacro %}{% set x = 'outer' %}{{ f(none) }}{{ f(nope) }}{{ f() }}"))
+                .isEqualTo("[-][-][-]");
+        assertThat(jinja("{% set y = 'outer' %}{% for m in messages %}{% set y = m.name %}[{{ y or '-' }}]{% endfor %}"
+                + "{% macro g(content) %}{{ content is defined }}{% endmacro %}{% set content = 'c' %}{{ g(nope) }}"))
+                .isEqualTo("[-][-][-]False");
+        // Qwen 3.5 renders each turn through a macro render_content(content) and sets "content" from
+        // it: an assistant turn without text (only tool calls) showed the previous user's text
+        ChatTemplateRenderer qwen = new ChatTemplateRenderer(templates().get("Qwen3.5-4B"), "", "");
+        Map<String, Object> call = Map.of("id", "call_1", "type", "function",
+                "function", Map.of("name", "get_weather", "arguments", Map.of("city", "Paris")));
+        String out = qwen.render(List.of(msg("user", "Weather in Paris?"),
+                new ChatMessage("assistant", null, List.of(call), null, null)), false, null);
+        assertThat(out).endsWith("<|im_start|>assistant\n<think>\n\n</think>\n\n<tool_call>\n<function=get_weather>\n"
+                + "<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call><|im_end|>\n");
     }
 
     @Test

@@ -172,6 +172,29 @@ class CompletionsTest {
         assertThat(prompts[1]).isEqualTo(prompts[0]);
     }
 
+    /**
+     * Text parts are joined with a newline, as llama-server joins them (they ran into one word:
+     * "Once upon" and "a time" were prompted as "Once upona time"), in each API that takes parts.
+     */
+    @Test
+    void textPartsAreJoinedWithANewline() throws Exception {
+        String parts = "[{\"type\":\"%1$s\",\"text\":\"Once upon\"},{\"type\":\"%1$s\",\"text\":\"a time\"}]";
+        String[][] forms = { // path, body with %s for the content, the usage field, the part type
+            {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":%s}],\"max_tokens\":1}", "/usage/prompt_tokens", "text"},
+            {"/v1/responses", "{\"input\":[{\"role\":\"user\",\"content\":%s}],\"max_output_tokens\":16}", "/usage/input_tokens", "input_text"},
+            {"/v1/messages/count_tokens", "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":%s}]}", "/input_tokens", "text"}};
+        for (String[] f : forms) {
+            int[] counts = new int[3];
+            String[] contents = {String.format(parts, f[3]), "\"Once upon\\na time\"", "\"Once upona time\""};
+            for (int i = 0; i < 3; i++) {
+                HttpResponse<String> r = server.post(f[0], String.format(f[1], contents[i]));
+                assertThat(r.statusCode()).as(f[0] + " " + r.body()).isEqualTo(200);
+                counts[i] = JSON.readTree(r.body()).at(f[2]).asInt();
+            }
+            assertThat(counts[0]).as(f[0] + ": parts as the newline-joined text").isEqualTo(counts[1]).isNotEqualTo(counts[2]);
+        }
+    }
+
     static List<String> sse(String body) {
         List<String> out = new ArrayList<>();
         for (String block : body.split("\n\n")) {

@@ -405,13 +405,25 @@ final class CompletionParser {
                     throw ApiException.unsupported(where + ".content", "only text content parts are supported"
                             + (role.equals("assistant") ? " (and an assistant's refusal parts)" : ""));
                 }
-                sb.append(po.get(field).textValue());
+                joinPart(sb, po.get(field).textValue());
             }
             content = sb.toString();
         } else {
             throw ApiException.badRequest(where + ".content", where + ".content must be a string or an array of text parts");
         }
         return new PromptModel.Message(role.equals("developer") ? "system" : role, content, toolCalls, toolCallId, Params.string(o, "name"));
+    }
+
+    /**
+     * Appends a text part to a message's text: parts are joined with a newline, as llama-server
+     * joins them for a template that takes string content (common_chat_msg::to_json_oaicompat), so
+     * that two parts do not run into one word.
+     */
+    static void joinPart(StringBuilder text, String part) {
+        if (!text.isEmpty()) {
+            text.append('\n');
+        }
+        text.append(part);
     }
 
     String checkModel(ObjectNode body) {

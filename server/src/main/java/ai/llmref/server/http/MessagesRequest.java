@@ -194,7 +194,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
             ObjectNode b = Params.object(blocks, j, at);
             String type = Params.string(b, "type");
             if ("text".equals(type)) {
-                sb.append(Params.required(b, "text", at));
+                CompletionParser.joinPart(sb, Params.required(b, "text", at));
             } else if ("tool_use".equals(type) && assistant && extra != null) {
                 JsonNode input = Params.get(b, "input");
                 if (input != null && !input.isObject()) {

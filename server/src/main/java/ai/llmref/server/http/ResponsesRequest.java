@@ -266,7 +266,7 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
                 throw ApiException.badValue(at + ".type", at + ".type must be one of " + String.join(", ", allowed.stream().sorted().toList()));
             }
             String field = type.equals("refusal") ? "refusal" : "text";
-            sb.append(Params.required(part, field, at));
+            CompletionParser.joinPart(sb, Params.required(part, field, at));
         }
         return sb.toString();
     }

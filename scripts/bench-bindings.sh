@@ -55,7 +55,7 @@
 #
 # Needs what the README lists (Temurin 25, Maven, the build tools scripts/prereqs.sh installs) and
 # python3 with numpy (the shared tools/mkmodel.py writes the random-weight real-shape models).
-# Generated models are cached under ${AIREF_CACHE_DIR:-~/.cache/ai-llm-reference-app}/models.
+# Generated models are cached under ${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-~/.cache}/ai-llm-reference-app}/models.
 # Environment: STORIES_MODEL (default ../shared/models/stories260K.gguf beside this checkout),
 # MKMODEL (default ../shared/tools/mkmodel.py), JAVA_OPTS (JVM flags for the Java side; default: a
 # quiet JVM, "-XX:+UseSerialGC -XX:-UsePerfData -XX:+UnlockDiagnosticVMOptions

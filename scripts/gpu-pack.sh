@@ -14,6 +14,9 @@
 #
 #   scripts/gpu-pack.sh [--out DIR]     (default .carry/gpu, which git ignores)
 #
+# Environment: STORIES_MODEL (default ../shared/models/stories260K.gguf beside this checkout), MKMODEL
+# (default ../shared/tools/mkmodel.py), JAVA_HOME_25 (default /usr/lib/jvm/temurin-25-jdk-amd64).
+#
 # Jars are rewritten uncompressed before xz compresses the whole set (the OpenAI client alone is a
 # 75 MB jar; stored entries let xz find what zip could not), so the pack stays far below the 64 MiB a
 # checkout may carry to the GPU machine. Documented in docs/gpu.md.

@@ -4,7 +4,8 @@
 #   scripts/run.sh [server options...]    e.g. --port 9000, --model /path/x.gguf, --config app.yaml
 # Environment: MODEL (default ../shared/models/stories260K.gguf), LLMREF_* configuration keys.
 # The model: --model, else MODEL, else model.path from LLMREF_MODEL_PATH or the --config file, else
-# the default above (a --model on the command line would outrank those two, docs/server.md).
+# the default above (a --model on the command line would outrank those two, docs/server.md). The
+# default is not used once --config is given: a file without model.path needs --model or MODEL.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$root/scripts/prereqs.sh"

@@ -15,6 +15,8 @@
 #   --slot-context N  positions per slot (default 256)
 #   --warmup D     warm-up load before the measured phase (default 30s)
 #   --sample S     seconds between samples of the server's RSS, descriptors, threads (default 10)
+#   --seed N       the soak client's random seed: which requests, cancellations and slow readers (default 1)
+#   --model M      the GGUF to serve (default STORIES_MODEL, else ../shared/models/stories260K.gguf)
 #
 # Environment: STORIES_MODEL; JAVA_OPTS (the server's JVM flags, default -XX:+UseZGC -Xms512m -Xmx512m
 # -XX:+AlwaysPreTouch: a heap committed and touched at start, so that resident memory growth during

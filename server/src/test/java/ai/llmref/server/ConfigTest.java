@@ -427,6 +427,36 @@ class ConfigTest {
         assertThat(seen).isNotEmpty().isSubsetOf(ServerConfig.KEYS);
     }
 
+    /**
+     * docs/server.md's configuration table is what operators read: it must list every key of
+     * {@link ServerConfig#KEYS} and no other, each with the default application.yaml gives it (the
+     * first word of the default column; {@code ""} for an empty string; model.path is required).
+     */
+    @Test
+    void docsServerMdListsEveryKeyWithItsDefault() throws IOException {
+        String doc = Files.readString(Path.of("../docs/server.md"));
+        int start = doc.indexOf("\n## Configuration\n");
+        assertThat(start).as("docs/server.md has a Configuration section").isPositive();
+        int end = doc.indexOf("\n## ", start + 1);
+        Config defaults = Config.builder(ConfigSources.classpath("application.yaml").build())
+                .disableEnvironmentVariablesSource().disableSystemPropertiesSource().build();
+        Pattern row = Pattern.compile("^\\| ((?:`[a-z.-]+`(?:, )?)+) \\| ([^|]+) \\|", Pattern.MULTILINE);
+        Pattern key = Pattern.compile("`([a-z.-]+)`");
+        Map<String, String> documented = new java.util.TreeMap<>();
+        for (Matcher r = row.matcher(doc.substring(start, end < 0 ? doc.length() : end)); r.find(); ) {
+            String value = r.group(2).strip().split(" ")[0].replace("`", "");
+            for (Matcher k = key.matcher(r.group(1)); k.find(); ) {
+                assertThat(documented.put(k.group(1), value)).as(k.group(1) + " listed once").isNull();
+            }
+        }
+        assertThat(documented.keySet()).containsExactlyInAnyOrderElementsOf(ServerConfig.KEYS);
+        documented.forEach((k, value) -> {
+            String yaml = defaults.get(k).asString().get();
+            String expected = k.equals("model.path") ? "(required)" : yaml.isEmpty() ? "\"\"" : yaml;
+            assertThat(value).as("docs/server.md's default of " + k).isEqualTo(expected);
+        });
+    }
+
     static Config load(Path file, Map<String, String> overrides, Map<String, String> properties, Map<String, String> env) {
         return ServerConfig.load(file, overrides, properties, env);
     }

@@ -268,7 +268,8 @@ public final class Server implements AutoCloseable {
                 int warmup = config.http().warmupRequests();
                 // "model ... ready in N ms: placement" is what operators grep for (docs/deployment.md)
                 ai.llmref.llama.ContextMemory generation = engine.memoryUse().get("generation");
-                String what = model.placement() + ", " + e.slots() + " slots of " + slotContext + " positions, KV cache "
+                // the positions llama.cpp gave each slot (engine.slot-context rounded up to a multiple of 256)
+                String what = model.placement() + ", " + e.slots() + " slots of " + engine.slotContext() + " positions, KV cache "
                         + e.kvCacheTypeK().ggmlName() + "/" + e.kvCacheTypeV().ggmlName()
                         + " " + generation.kvBytes() + " bytes, compute buffers " + generation.computeBytes() + " bytes, CPU threads "
                         + threads;
@@ -410,6 +411,11 @@ public final class Server implements AutoCloseable {
             // the reason (paths, sizes) is for operators: it is on the admin port and in the log
             throw new ApiException(503, "server_error", "model_unavailable", null,
                     "the model could not be loaded; the operator must fix the server (see its readiness probe or log)");
+        }
+        if (state == State.DRAINING || state == State.STOPPED) {
+            // not "model_loading" (retry shortly, here): this process will not serve again
+            throw new ApiException(503, "server_error", "unavailable", null,
+                    "the server is shutting down; retry the request (another replica will take it)");
         }
         return state == State.READY || state == State.WARMING ? served : null;
     }

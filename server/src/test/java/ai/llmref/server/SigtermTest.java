@@ -24,7 +24,7 @@ class SigtermTest {
 
     @Test
     void sigtermDrainsRunningStreamsThenExits() throws Exception {
-        List<String> cmd = ServerOutput.command("-Dserver.port=0", "-Dserver.admin-port=0", "-Dengine.slots=4", "-Dengine.slot-context=256",
+        List<String> cmd = ServerOutput.command("-Dserver.port=0", "-Dserver.admin-port=0", "-Dengine.slots=4", "-Dengine.slot-context=200",
                 "-Dengine.threads=2", "-Dserver.shutdown-grace-ms=20000",
                 "ai.llmref.server.Main", "--model", TestServer.model().toString());
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
@@ -32,6 +32,8 @@ class SigtermTest {
         try {
             int[] port = out.ports.get(60, TimeUnit.SECONDS);
             out.ready.get(60, TimeUnit.SECONDS);
+            // the positions llama.cpp gave each slot: 200 rounded up to a multiple of 256 (the line said 200)
+            assertThat(out.all()).contains("4 slots of 256 positions");
             String api = "http://127.0.0.1:" + port[0];
             String admin = "http://127.0.0.1:" + port[1];
             HttpClient http = HttpClient.newHttpClient();
@@ -71,6 +73,8 @@ class SigtermTest {
                     .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\":\"late\",\"max_tokens\":2}")).build(),
                     HttpResponse.BodyHandlers.ofString());
             assertThat(refused.statusCode()).isEqualTo(503);
+            assertThat(refused.body()).contains("\"code\":\"unavailable\"").contains("shutting down"); // not "model_loading"
+            assertThat(refused.headers().firstValue("retry-after")).isPresent();
             for (CompletableFuture<String> s : streams) {
                 String body = s.get(30, TimeUnit.SECONDS);
                 assertThat(body).doesNotContain("BROKEN").contains("\"finish_reason\":\"");

@@ -236,6 +236,8 @@ class MessagesApiTest {
                 {"{\"max_tokens\":4,\"tool_choice\":{\"type\":\"sometimes\"},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
                         "tool_choice"},
                 {"{\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}", "not valid JSON"},
+                // Anthropic's envelope has no 'param': the message names the field
+                {"{\"max_tokens\":4,\"n\":2,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", "'n' is not supported"},
         };
         for (Object[] c : cases) {
             HttpResponse<String> r = server.post("/v1/messages", (String) c[0]);

@@ -30,7 +30,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
     private static final Map<String, String> REFUSED = Map.of(
             "container", "'container' (code execution) is not supported",
             "mcp_servers", "'mcp_servers' are not supported: no remote tools run here",
-            "n", "the Messages API has one answer per request",
+            "n", "'n' is not supported: the Messages API has one answer per request",
             "response_format", "'response_format' is a Chat Completions field; constrain the output with a forced tool instead",
             "max_completion_tokens", "'max_completion_tokens' is a Chat Completions field; the Messages API takes 'max_tokens'");
 

@@ -53,7 +53,8 @@ final class ChatRendering {
                 boolean plain = (tools == null || tools.isEmpty()) && messages.stream().allMatch(m -> m.toolCalls() == null && m.toolCallId() == null);
                 if (builtin && (plain || renderer == null)) {
                     return ChatTemplates.apply(source,
-                            messages.stream().map(m -> new ChatTemplates.Message(m.role(), m.content())).toList(), true);
+                            // an assistant turn that only called tools has no content: "", as the Jinja path passes it
+                            messages.stream().map(m -> new ChatTemplates.Message(m.role(), m.content() == null ? "" : m.content())).toList(), true);
                 }
                 return renderer.render(messages.stream()
                         .map(m -> new ChatMessage(m.role(), m.content(), m.toolCalls(), m.toolCallId(), m.name())).toList(), true, tools);

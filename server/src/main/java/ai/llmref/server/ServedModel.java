@@ -126,8 +126,11 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     public String renderChat(List<Message> messages, List<Map<String, Object>> tools) {
         try {
             return chatRenderer.render(messages, tools);
-        } catch (RuntimeException e) {
-            // Template errors (raise_exception in the template, e.g. unsupported role order) are the client's to fix.
+        } catch (ai.llmref.server.chat.ChatTemplateException | ai.llmref.llama.LlamaException e) {
+            // Template errors (raise_exception in the template, e.g. unsupported role order; llama.cpp's
+            // built-in renderer refusing a message) are the client's to fix. Any other exception is a
+            // bug of the renderer: a 500 with its stack trace in the log, not a 400 that blames the
+            // client and shows it the exception's text.
             throw new ApiException(400, "invalid_request_error", "chat_template_error", "messages",
                     "the model's chat template rejected the messages: "
                             + (e instanceof ai.llmref.llama.LlamaException le ? le.detail() : e.getMessage()));

@@ -12,6 +12,7 @@ import ai.llmref.server.http.HttpVersionRefusal;
 import ai.llmref.server.http.Json;
 import ai.llmref.server.http.OpenAiService;
 import ai.llmref.server.http.ApiException;
+import ai.llmref.server.http.RequestIdFilter;
 import ai.llmref.server.http.AuthFilter;
 import ai.llmref.server.http.PromptModel;
 import ai.llmref.server.http.RequestHeadDeadline;
@@ -70,8 +71,8 @@ public final class Server implements AutoCloseable {
                 .maxHeadersSize(limits.maxHeaderBytes())
                 .addReceiveListener(headDeadline)
                 .build();
-        DirectHandlers transportErrors = transportErrors();
-        HttpVersionRefusal versionRefusal = new HttpVersionRefusal(limits.maxRequestLineBytes());
+        DirectHandlers transportErrors = transportErrors(metrics);
+        HttpVersionRefusal versionRefusal = new HttpVersionRefusal(limits.maxRequestLineBytes(), metrics);
         // Helidon closes connections that wait this long for a request line (idle keep-alive, slow request line)
         Duration idle = Duration.ofMillis(limits.idleTimeoutMillis());
         Duration idleCheck = Duration.ofMillis(Math.max(50, limits.idleTimeoutMillis() / 4));
@@ -90,7 +91,7 @@ public final class Server implements AutoCloseable {
                 .port(config.http().port())
                 // a backstop above the API's own limit, which answers in the OpenAI error shape
                 .maxPayloadSize(config.limits().maxBodyBytes() * 2 + 4096)
-                .routing(r -> apiRouting(r, api, auth))
+                .routing(r -> apiRouting(r, api, auth, metrics))
                 .putSocket(ADMIN, socket -> socket.host(config.http().host()).port(config.http().adminPort())
                         .maxPayloadSize(4096).addProtocol(http1).addConnectionSelector(versionRefusal).directHandlers(transportErrors)
                         .idleConnectionTimeout(idle).idleConnectionPeriod(idleCheck))
@@ -99,8 +100,9 @@ public final class Server implements AutoCloseable {
     }
 
     /** The API routes (behind the API-key filter when keys are configured), shared by main and tests. */
-    static void apiRouting(HttpRouting.Builder r, OpenAiService api, AuthFilter auth) {
-        r.addFilter(new RequestTargetFilter());
+    static void apiRouting(HttpRouting.Builder r, OpenAiService api, AuthFilter auth, ServerMetrics metrics) {
+        r.addFilter(new RequestIdFilter()); // first: refusals by the filters below carry the id too
+        r.addFilter(new RequestTargetFilter(metrics));
         if (auth != null) {
             r.addFilter(auth);
         }
@@ -109,10 +111,10 @@ public final class Server implements AutoCloseable {
     }
 
     /** Errors Helidon answers itself (malformed requests, limits) in the OpenAI error shape. */
-    private static DirectHandlers transportErrors() {
+    private static DirectHandlers transportErrors(ServerMetrics metrics) {
         DirectHandlers.Builder b = DirectHandlers.builder();
         for (DirectHandler.EventType t : DirectHandler.EventType.values()) {
-            b.addHandler(t, new TransportErrors());
+            b.addHandler(t, new TransportErrors(metrics));
         }
         return b.build();
     }

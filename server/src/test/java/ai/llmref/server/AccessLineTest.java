@@ -70,4 +70,75 @@ class AccessLineTest {
                     .satisfies(l -> assertThat(l).contains("\"status\":200").contains("\"error_code\":\"timeout\""));
         }
     }
+
+    /**
+     * Every API answer carries an X-Request-Id (the client's plain token, else a new one) and its
+     * access line the same id; requests refused before any route (Helidon's own 400, the version
+     * refusal's 505, a request target without a path) are counted and logged too.
+     */
+    @Test
+    void requestIdsAndRefusalsBeforeAnyRoute() throws Exception {
+        List<String> access = new CopyOnWriteArrayList<>();
+        Handler capture = new Handler() {
+            @Override
+            public void publish(LogRecord r) {
+                if (r.getMessage() != null && r.getMessage().contains("\"type\":\"access\"")) {
+                    access.add(r.getMessage());
+                }
+            }
+
+            @Override
+            public void flush() {}
+
+            @Override
+            public void close() {}
+        };
+        Logger root = Logger.getLogger("");
+        root.addHandler(capture);
+        String generated;
+        String metrics;
+        try (TestServer s = TestServer.start(Map.of())) {
+            HttpResponse<String> given = s.http.send(HttpRequest.newBuilder(URI.create(s.base() + "/v1/models"))
+                    .header("X-Request-Id", "client-7f.3:a").build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(given.headers().firstValue("x-request-id")).hasValue("client-7f.3:a");
+            HttpResponse<String> none = s.get("/v1/no-such-route");
+            generated = none.headers().firstValue("x-request-id").orElseThrow();
+            assertThat(generated).matches("req_[0-9a-f]{32}");
+            for (String bad : List.of("x".repeat(129), "a\"b", "two words")) {
+                HttpResponse<String> r = s.http.send(HttpRequest.newBuilder(URI.create(s.base() + "/v1/models"))
+                        .header("X-Request-Id", bad).build(), HttpResponse.BodyHandlers.ofString());
+                assertThat(r.headers().firstValue("x-request-id").orElseThrow()).as(bad).matches("req_[0-9a-f]{32}");
+            }
+            assertThat(raw(s.server.port(), "GET /v1/models HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n")).startsWith("HTTP/1.1 400");
+            assertThat(raw(s.server.port(), "GET /v1/models HTTP/1.0\r\n\r\n")).startsWith("HTTP/1.1 505");
+            assertThat(raw(s.server.port(), "GET http:\u00f2//host/x HTTP/1.1\r\nHost: x\r\n\r\n")).startsWith("HTTP/1.1 400");
+            metrics = s.getAdmin("/metrics").body();
+        } finally {
+            root.removeHandler(capture);
+        }
+        assertThat(access).anySatisfy(l -> assertThat(l).contains("\"route\":\"/v1/models\"").contains("\"request_id\":\"client-7f.3:a\""))
+                .anySatisfy(l -> assertThat(l).contains("\"route\":\"(unmatched)\"").contains("\"request_id\":\"" + generated + "\""))
+                .noneSatisfy(l -> assertThat(l).contains("two words"))
+                .anySatisfy(l -> assertThat(l).contains("\"route\":\"(transport)\"").contains("\"status\":400")
+                        .contains("\"error_code\":\"invalid_request\""))
+                .anySatisfy(l -> assertThat(l).contains("\"route\":\"(transport)\"").contains("\"status\":505")
+                        .contains("\"method\":\"GET\"").contains("\"error_code\":\"http_version_not_supported\""))
+                .anySatisfy(l -> assertThat(l).contains("\"route\":\"(unmatched)\"").contains("\"status\":400")
+                        .containsPattern("\"request_id\":\"req_[0-9a-f]{32}\""));
+        assertThat(metrics).containsPattern("llmref_requests_total\\{[^}]*route=\"\\(transport\\)\"[^}]*status=\"400\"[^}]*} 1(\\.0)?\\n")
+                .containsPattern("llmref_requests_total\\{[^}]*route=\"\\(transport\\)\"[^}]*status=\"505\"[^}]*} 1(\\.0)?\\n")
+                .containsPattern("llmref_requests_total\\{[^}]*route=\"\\(unmatched\\)\"[^}]*status=\"400\"[^}]*} 1(\\.0)?\\n");
+    }
+
+    /** Sends bytes as they are (ISO-8859-1) and returns what the server answered before closing or within 5 s. */
+    static String raw(int port, String request) throws Exception {
+        try (java.net.Socket socket = new java.net.Socket("127.0.0.1", port)) {
+            socket.setSoTimeout(5000);
+            socket.getOutputStream().write(request.getBytes(java.nio.charset.StandardCharsets.ISO_8859_1));
+            socket.getOutputStream().flush();
+            byte[] buf = new byte[4096];
+            int n = socket.getInputStream().read(buf);
+            return n <= 0 ? "" : new String(buf, 0, n, java.nio.charset.StandardCharsets.ISO_8859_1);
+        }
+    }
 }

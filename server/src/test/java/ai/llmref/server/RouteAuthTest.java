@@ -68,7 +68,7 @@ class RouteAuthTest {
         ServerMetrics metrics = new ServerMetrics(() -> null);
         OpenAiService api = new OpenAiService(() -> null, new Json(8), new OpenAiService.Limits(1024, 1, 1, 1000, 1), metrics,
                 Tracing.disabled());
-        List<Route> apiRoutes = record(r -> Server.apiRouting(r, api, new AuthFilter(List.of(KEY), api, metrics)));
+        List<Route> apiRoutes = record(r -> Server.apiRouting(r, api, new AuthFilter(List.of(KEY), api, metrics), metrics));
         List<Route> adminRoutes = record(r -> Server.adminRouting(r, new HealthService(null, new Json(8)), metrics));
         assertThat(apiRoutes.subList(0, 2)).as("the filters (target check, key) come before every route")
                 .containsExactly(new Route("filter", ""), new Route("filter", ""));

@@ -3,6 +3,7 @@ package ai.llmref.server.http;
 import io.helidon.common.buffers.BufferData;
 import io.helidon.common.buffers.Bytes;
 import io.helidon.http.Status;
+import ai.llmref.server.observe.ServerMetrics;
 import io.helidon.webserver.ConnectionContext;
 import io.helidon.webserver.spi.ServerConnection;
 import io.helidon.webserver.spi.ServerConnectionSelector;
@@ -37,10 +38,15 @@ public final class HttpVersionRefusal implements ServerConnectionSelector {
     private static final byte[] VERSION = response(Status.HTTP_VERSION_NOT_SUPPORTED_505);
     private static final byte[] TOO_LONG = response(Status.REQUEST_URI_TOO_LONG_414);
     private final int maxRequestLine;
+    private final ServerMetrics metrics;
 
-    /** @param maxRequestLine the request-line limit (Helidon's max prologue length) */
-    public HttpVersionRefusal(int maxRequestLine) {
+    /**
+     * @param maxRequestLine the request-line limit (Helidon's max prologue length)
+     * @param metrics        where each refusal is counted and logged ({@link TransportErrors#record}); null: neither
+     */
+    public HttpVersionRefusal(int maxRequestLine, ServerMetrics metrics) {
         this.maxRequestLine = maxRequestLine;
+        this.metrics = metrics;
     }
 
     /** The status with the same body Helidon's own errors get from TransportErrors, then close. */
@@ -82,8 +88,13 @@ public final class HttpVersionRefusal implements ServerConnectionSelector {
             public void handle(io.helidon.common.concurrency.limits.Limit limit) {
                 // what was claimed: a line end within the limit means another version, none a line too long
                 var reader = ctx.dataReader();
-                int lf = reader.getBuffer(reader.available()).indexOf(Bytes.LF_BYTE);
-                ctx.dataWriter().writeNow(BufferData.create(lf >= 0 && lf <= maxRequestLine ? VERSION : TOO_LONG));
+                BufferData line = reader.getBuffer(reader.available());
+                int lf = line.indexOf(Bytes.LF_BYTE);
+                boolean version = lf >= 0 && lf <= maxRequestLine;
+                ctx.dataWriter().writeNow(BufferData.create(version ? VERSION : TOO_LONG));
+                int sp = line.indexOf((byte) ' ');
+                TransportErrors.record(metrics, sp > 0 && sp <= 16 ? line.readString(sp, StandardCharsets.ISO_8859_1) : "",
+                        version ? 505 : 414);
             }
 
             @Override

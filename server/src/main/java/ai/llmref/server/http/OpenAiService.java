@@ -111,6 +111,10 @@ public final class OpenAiService implements HttpService {
             x.log().traceId = span.getSpanContext().getTraceId();
         }
         req.context().get(AuthFilter.KeyId.class).ifPresent(k -> x.log().keyId = k.value());
+        req.context().get(RequestIdFilter.RequestId.class).ifPresent(id -> {
+            x.log().requestId = id.value();
+            span.setAttribute("http.request.id", id.value());
+        });
         try {
             h.handle(req, res, x);
         } catch (ApiException e) {

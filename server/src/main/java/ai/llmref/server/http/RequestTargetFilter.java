@@ -6,6 +6,8 @@ import io.helidon.webserver.http.Filter;
 import io.helidon.webserver.http.FilterChain;
 import io.helidon.webserver.http.RoutingRequest;
 import io.helidon.webserver.http.RoutingResponse;
+import ai.llmref.server.observe.AccessLog;
+import ai.llmref.server.observe.ServerMetrics;
 import java.nio.charset.StandardCharsets;
 
 /**
@@ -14,6 +16,18 @@ import java.nio.charset.StandardCharsets;
  * reaches Helidon's router with a null path, whose matcher then throws and the client gets a 500.
  */
 public final class RequestTargetFilter implements Filter {
+    private final ServerMetrics metrics;
+
+    /** On the admin port: refusals are not counted (nor are the probes' and scrapes' requests). */
+    public RequestTargetFilter() {
+        this(null);
+    }
+
+    /** On the API port: a refusal is counted and logged like every request, under the route {@code (unmatched)}. */
+    public RequestTargetFilter(ServerMetrics metrics) {
+        this.metrics = metrics;
+    }
+
     private static final byte[] BODY = ("{\"error\":{\"message\":\"the request target is not a valid path\","
             + "\"type\":\"invalid_request_error\",\"code\":\"invalid_request\",\"param\":null}}").getBytes(StandardCharsets.UTF_8);
 
@@ -26,9 +40,16 @@ public final class RequestTargetFilter implements Filter {
             path = null;
         }
         if (path == null || !path.startsWith("/")) {
+            AccessLog.Entry entry = new AccessLog.Entry(AccessLog.method(req.prologue().method().text()), OpenAiService.UNMATCHED);
             res.status(Status.BAD_REQUEST_400);
             res.header(HeaderNames.CONTENT_TYPE, "application/json");
             res.send(BODY);
+            if (metrics != null) {
+                entry.errorCode = "invalid_request";
+                req.context().get(RequestIdFilter.RequestId.class).ifPresent(id -> entry.requestId = id.value());
+                metrics.request(OpenAiService.UNMATCHED, 400, System.nanoTime() - entry.startNanos);
+                AccessLog.log(entry, 400);
+            }
             return;
         }
         chain.proceed();

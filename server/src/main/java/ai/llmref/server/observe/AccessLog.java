@@ -31,6 +31,8 @@ public final class AccessLog {
         public final String method;
         public final String route;
         public String traceId;
+        /** The request's id (X-Request-Id, the client's or a new one); null before it had one. */
+        public String requestId;
         /** The API key that let the request in, as {@code AuthFilter.KeyId}; null without keys. */
         public String keyId;
         public int promptTokens = -1;
@@ -61,6 +63,9 @@ public final class AccessLog {
         o.put("route", e.route);
         o.put("status", status);
         o.put("duration_ms", (System.nanoTime() - e.startNanos) / 1_000_000.0);
+        if (e.requestId != null) {
+            o.put("request_id", e.requestId);
+        }
         if (e.traceId != null) {
             o.put("trace_id", e.traceId);
         }

@@ -58,6 +58,10 @@ class AccessLineTest {
 
             String metrics = s.getAdmin("/metrics").body();
             assertThat(metrics).containsPattern("llmref_requests_total\\{[^}]*route=\"\\(unmatched\\)\"[^}]*status=\"404\"[^}]*} 2(\\.0)?\\n");
+            // counted under status 200 in llmref_requests_total; the failure itself is counted here
+            for (String route : List.of("/v1/chat/completions", "/v1/responses")) {
+                assertThat(metrics).contains("llmref_stream_errors_total{route=\"" + route + "\",code=\"timeout\"} 1");
+            }
         } finally {
             root.removeHandler(capture);
         }

@@ -243,7 +243,7 @@ class OperabilityTest {
     @Test
     void aTraceHasAllPhasesUnderTheCallersTraceparent() throws Exception {
         InMemorySpanExporter exporter = InMemorySpanExporter.create();
-        try (TestServer t = TestServer.start(Map.of(), Tracing.to(exporter, "test"))) {
+        try (TestServer t = TestServer.start(Map.of("limits.request-timeout-ms", "1500"), Tracing.to(exporter, "test"))) {
             String traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
             String parentSpan = "00f067aa0ba902b7";
             HttpResponse<String> r = t.http.send(HttpRequest.newBuilder(URI.create(t.base() + "/v1/completions"))
@@ -264,6 +264,22 @@ class OperabilityTest {
                     assertThat(s.getParentSpanId()).isEqualTo(request.getSpanId()));
             SpanData decode = spans.stream().filter(s -> s.getName().equals("decode")).findFirst().orElseThrow();
             assertThat(decode.getAttributes().asMap().toString()).contains("llm.completion_tokens=8");
+            assertThat(request.getStatus().getStatusCode()).isEqualTo(io.opentelemetry.api.trace.StatusCode.UNSET);
+            assertThat(request.getAttributes().asMap().toString()).contains("http.request.id=" + r.headers().firstValue("x-request-id").orElseThrow());
+
+            // a stream that times out after its 200: the request's span is an error, with the code
+            exporter.reset();
+            t.server.engine().stallFor(3000);
+            HttpResponse<String> late = t.post("/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":8,\"stream\":true}");
+            assertThat(late.statusCode()).isEqualTo(200);
+            assertThat(late.body()).contains("\"code\":\"timeout\"");
+            deadline = System.nanoTime() + Duration.ofSeconds(5).toNanos();
+            while (exporter.getFinishedSpanItems().stream().noneMatch(s -> s.getName().equals("POST /v1/completions")) && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            SpanData failed = exporter.getFinishedSpanItems().stream().filter(s -> s.getName().equals("POST /v1/completions")).findFirst().orElseThrow();
+            assertThat(failed.getStatus().getStatusCode()).isEqualTo(io.opentelemetry.api.trace.StatusCode.ERROR);
+            assertThat(failed.getStatus().getDescription()).isEqualTo("timeout");
         }
     }
 

@@ -13,6 +13,7 @@ import ai.llmref.server.observe.Tracing;
 import ai.llmref.server.structured.ToolCalls;
 import ai.llmref.server.structured.ToolStream;
 import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.StatusCode;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -134,7 +135,15 @@ public final class OpenAiService implements HttpService {
         } finally {
             int status = res.status().code();
             metrics.request(route, status, System.nanoTime() - x.log().startNanos);
+            String code = x.log().errorCode;
+            if (status == 200 && code != null) {
+                metrics.streamError(route, code); // a stream that failed after its 200 (or whose client left)
+            }
             span.setAttribute("http.response.status_code", status);
+            if (status >= 500 || status == 200 && code != null && !code.equals("client_disconnected")) {
+                // OpenTelemetry's server-span rule (5xx is an error, 4xx the client's), and a stream's failure after its 200
+                span.setStatus(StatusCode.ERROR, code != null ? code : "HTTP " + status);
+            }
             span.end();
             AccessLog.log(x.log(), status);
         }

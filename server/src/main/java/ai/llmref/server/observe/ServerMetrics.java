@@ -41,6 +41,7 @@ public final class ServerMetrics implements EngineObserver {
     private final Metrics registry = new Metrics();
     private final Metrics.Counter requests;
     private final Metrics.Histogram requestDuration;
+    private final Metrics.Counter streamErrors;
     private final Metrics.Histogram ttft;
     private final Metrics.Histogram interToken;
     private final Metrics.Histogram queueWait;
@@ -67,6 +68,9 @@ public final class ServerMetrics implements EngineObserver {
     public ServerMetrics(Supplier<Source> source) {
         this.source = source;
         requests = registry.counter("llmref_requests_total", "HTTP requests by route and status code", "route", "status");
+        streamErrors = registry.counter("llmref_stream_errors_total",
+                "Streams that ended with an error after their 200 (counted under status 200 in llmref_requests_total), by route and error code",
+                "route", "code");
         requestDuration = registry.histogram("llmref_request_duration_seconds", "End-to-end HTTP request latency", LATENCY, "route");
         ttft = registry.histogram("llmref_time_to_first_token_seconds", "Time from submission to the first generated token", LATENCY);
         interToken = registry.histogram("llmref_inter_token_latency_seconds", "Time between consecutive tokens of one generation", TOKEN_GAP);
@@ -206,6 +210,14 @@ public final class ServerMetrics implements EngineObserver {
     public void request(String route, int status, long nanos) {
         requests.inc(1, route, Integer.toString(status));
         requestDuration.observe(nanos / 1e9, route);
+    }
+
+    /**
+     * A stream failed after its 200 went out: {@code code} is the error event's (timeout,
+     * internal_error, unavailable ...) or client_disconnected, one of this server's own codes.
+     */
+    public void streamError(String route, String code) {
+        streamErrors.inc(1, route, code);
     }
 
     /** A finished output failed its grammar-enforced check: {@code check} is json_object, json_schema or tool_call. */

@@ -69,7 +69,8 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
         try {
             doc = SchemaValidator.read(text);
         } catch (JsonProcessingException e) {
-            return List.of("the output is not JSON: " + e.getOriginalMessage());
+            // where, not what: Jackson's message quotes the output's text, and violations are logged
+            return List.of("the output is not JSON (at character " + e.getLocation().getCharOffset() + ")");
         }
         if (doc == null || doc.isMissingNode()) {
             return List.of("the output is empty");

@@ -30,4 +30,13 @@ class OutputContractTest {
         assertThat(call.calls()).hasSize(1);
         assertThat(forced.callViolations(call)).isEmpty();
     }
+
+    /** Violations are logged (a grammar bug): they say where the output failed, never quote it (Jackson's message did). */
+    @Test
+    void aViolationDoesNotQuoteTheOutput() throws Exception {
+        OutputContract json = OutputContract.of((ObjectNode) MAPPER.readTree("""
+                {"prompt":"x","response_format":{"type":"json_object"}}"""), false, ToolCalls.Format.NONE);
+        assertThat(json.violations("{\"a\": secretword}")).singleElement().asString()
+                .doesNotContain("secretword").isEqualTo("the output is not JSON (at character 6)");
+    }
 }

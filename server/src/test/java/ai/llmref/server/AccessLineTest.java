@@ -23,20 +23,7 @@ class AccessLineTest {
     @Test
     void unmatchedRoutesAndFailedStreamsAreLoggedAndCounted() throws Exception {
         List<String> access = new CopyOnWriteArrayList<>();
-        Handler capture = new Handler() {
-            @Override
-            public void publish(LogRecord r) {
-                if (r.getMessage() != null && r.getMessage().contains("\"type\":\"access\"")) {
-                    access.add(r.getMessage());
-                }
-            }
-
-            @Override
-            public void flush() {}
-
-            @Override
-            public void close() {}
-        };
+        Handler capture = accessLines(access);
         Logger root = Logger.getLogger("");
         root.addHandler(capture);
         try (TestServer s = TestServer.start(Map.of("limits.request-timeout-ms", "800", "engine.slots", "1"))) {
@@ -83,20 +70,7 @@ class AccessLineTest {
     @Test
     void requestIdsAndRefusalsBeforeAnyRoute() throws Exception {
         List<String> access = new CopyOnWriteArrayList<>();
-        Handler capture = new Handler() {
-            @Override
-            public void publish(LogRecord r) {
-                if (r.getMessage() != null && r.getMessage().contains("\"type\":\"access\"")) {
-                    access.add(r.getMessage());
-                }
-            }
-
-            @Override
-            public void flush() {}
-
-            @Override
-            public void close() {}
-        };
+        Handler capture = accessLines(access);
         Logger root = Logger.getLogger("");
         root.addHandler(capture);
         String generated;
@@ -132,6 +106,24 @@ class AccessLineTest {
         assertThat(metrics).containsPattern("llmref_requests_total\\{[^}]*route=\"\\(transport\\)\"[^}]*status=\"400\"[^}]*} 1(\\.0)?\\n")
                 .containsPattern("llmref_requests_total\\{[^}]*route=\"\\(transport\\)\"[^}]*status=\"505\"[^}]*} 1(\\.0)?\\n")
                 .containsPattern("llmref_requests_total\\{[^}]*route=\"\\(unmatched\\)\"[^}]*status=\"400\"[^}]*} 1(\\.0)?\\n");
+    }
+
+    /** A log handler that keeps the access lines. */
+    static Handler accessLines(List<String> into) {
+        return new Handler() {
+            @Override
+            public void publish(LogRecord r) {
+                if (r.getMessage() != null && r.getMessage().contains("\"type\":\"access\"")) {
+                    into.add(r.getMessage());
+                }
+            }
+
+            @Override
+            public void flush() {}
+
+            @Override
+            public void close() {}
+        };
     }
 
     /** Sends bytes as they are (ISO-8859-1) and returns what the server answered before closing or within 5 s. */

@@ -398,9 +398,29 @@ class HelmChartTest {
         Map<String, String> smSelector = (Map<String, String>) Yaml.at(sm.getAdditionalProperties(), "spec.selector.matchLabels");
         assertThat(admin.getMetadata().getLabels()).containsAllEntriesOf(smSelector);
 
+        // the file's rules, with every metric selector of an expression scoped to the release's namespace
         GenericKubernetesResource rule = single(KubeObjects.generic(objects, "PrometheusRule"));
-        assertThat(Yaml.at(rule.getAdditionalProperties(), "spec.groups"))
-                .isEqualTo(Yaml.map(Repo.read("observability/prometheus/llmref-alerts.yaml")).get("groups"));
+        @SuppressWarnings("unchecked")
+        List<Map<String, Object>> groups = (List<Map<String, Object>>) Yaml.at(rule.getAdditionalProperties(), "spec.groups");
+        String scope = "namespace=\"" + Chart.NAMESPACE + "\"";
+        assertThat(groups.toString()).contains("absent(llmref_ready{" + scope + "})");
+        for (Map<String, Object> g : groups) {
+            @SuppressWarnings("unchecked")
+            List<Map<String, Object>> rules = (List<Map<String, Object>>) g.get("rules");
+            for (Map<String, Object> r : rules) {
+                String expr = (String) r.get("expr");
+                java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?<![A-Za-z0-9_])llmref_[a-z_]+(?![a-z_])(\\{[^}]*})?").matcher(expr);
+                int selectors = 0;
+                while (m.find()) {
+                    assertThat(m.group()).as(r.get("alert") + ": " + expr).contains("{" + scope);
+                    selectors++;
+                }
+                assertThat(selectors).as(expr).isPositive();
+                r.put("expr", expr.replace("{" + scope + "}", "").replace("{" + scope + ",", "{"));
+            }
+        }
+        assertThat(groups).isEqualTo(Yaml.map(Repo.read("observability/prometheus/llmref-alerts.yaml")).get("groups"));
+
     }
 
     /**

@@ -398,11 +398,11 @@ class HelmChartTest {
         Map<String, String> smSelector = (Map<String, String>) Yaml.at(sm.getAdditionalProperties(), "spec.selector.matchLabels");
         assertThat(admin.getMetadata().getLabels()).containsAllEntriesOf(smSelector);
 
-        // the file's rules, with every metric selector of an expression scoped to the release's namespace
+        // the file's rules, with every metric selector of an expression scoped to the release's pods
         GenericKubernetesResource rule = single(KubeObjects.generic(objects, "PrometheusRule"));
         @SuppressWarnings("unchecked")
         List<Map<String, Object>> groups = (List<Map<String, Object>>) Yaml.at(rule.getAdditionalProperties(), "spec.groups");
-        String scope = "namespace=\"" + Chart.NAMESPACE + "\"";
+        String scope = "namespace=\"" + Chart.NAMESPACE + "\",pod=~\"" + Chart.RELEASE + "-llmref-[a-z0-9]+-[a-z0-9]+\"";
         assertThat(groups.toString()).contains("absent(llmref_ready{" + scope + "})");
         for (Map<String, Object> g : groups) {
             @SuppressWarnings("unchecked")

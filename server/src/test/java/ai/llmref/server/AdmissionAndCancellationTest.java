@@ -88,13 +88,45 @@ class AdmissionAndCancellationTest {
     void fullQueueAnswers429WithRetryAfter() throws Exception {
         try (TestServer s = TestServer.start(Map.of("engine.slots", "1", "engine.queue-capacity", "1"))) {
             s.server.engine().stallFor(3000); // hold the scheduler so that requests pile up
+            // one for the slot, one waiting for it
             CompletableFuture<HttpResponse<String>> first = s.http.sendAsync(request(s), HttpResponse.BodyHandlers.ofString());
             waitFor(() -> s.server.engine().stats().queued() == 1);
-            HttpResponse<String> second = s.post("/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":3}");
-            assertThat(second.statusCode()).as(second.body()).isEqualTo(429);
-            assertThat(second.headers().firstValue("retry-after")).isPresent();
-            assertThat(second.body()).contains("\"type\":\"rate_limit_error\"").contains("\"code\":\"queue_full\"");
-            assertThat(first.get().statusCode()).isEqualTo(200); // the queued one is served once the scheduler runs again
+            CompletableFuture<HttpResponse<String>> second = s.http.sendAsync(request(s), HttpResponse.BodyHandlers.ofString());
+            waitFor(() -> s.server.engine().stats().queued() == 2);
+            HttpResponse<String> third = s.post("/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":3}");
+            assertThat(third.statusCode()).as(third.body()).isEqualTo(429);
+            assertThat(third.headers().firstValue("retry-after")).isPresent();
+            assertThat(third.body()).contains("\"type\":\"rate_limit_error\"").contains("\"code\":\"queue_full\"");
+            // the queued ones are served once the scheduler runs again
+            assertThat(first.get().statusCode()).isEqualTo(200);
+            assertThat(second.get().statusCode()).isEqualTo(200);
+        }
+    }
+
+    @Test
+    void theQueueCapacityCountsOnlyRequestsWaitingForABusySlot() throws Exception {
+        try (TestServer s = TestServer.start(Map.of("engine.slots", "4", "engine.queue-capacity", "1"))) {
+            // the scheduler has not yet moved anything into the 4 free slots: 4 choices and one more
+            // request are 4 requests for free slots and 1 waiting, which the queue has room for
+            s.server.engine().stallFor(3000);
+            CompletableFuture<HttpResponse<String>> four = s.http.sendAsync(HttpRequest.newBuilder(URI.create(s.base() + "/v1/completions"))
+                    .header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\":\"Hello\",\"max_tokens\":5,\"n\":4}")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            waitFor(() -> s.server.engine().stats().queued() == 4);
+            CompletableFuture<HttpResponse<String>> fifth = s.http.sendAsync(request(s), HttpResponse.BodyHandlers.ofString());
+            waitFor(() -> s.server.engine().stats().queued() == 5);
+            HttpResponse<String> sixth = s.post("/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":3}");
+            assertThat(sixth.statusCode()).as(sixth.body()).isEqualTo(429);
+            assertThat(sixth.body()).contains("\"code\":\"queue_full\"");
+            assertThat(four.get().statusCode()).as(four.get().body()).isEqualTo(200);
+            assertThat(four.get().body()).contains("\"index\":3");
+            assertThat(fifth.get().statusCode()).as(fifth.get().body()).isEqualTo(200);
+            waitFor(() -> s.server.engine().idle());
+            // every ended request gave its place back
+            for (int i = 0; i < 5; i++) {
+                assertThat(s.post("/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":3,\"n\":4}").statusCode()).isEqualTo(200);
+            }
         }
     }
 

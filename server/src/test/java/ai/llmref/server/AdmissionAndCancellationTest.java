@@ -45,6 +45,36 @@ class AdmissionAndCancellationTest {
     }
 
     @Test
+    void aStreamWhoseClientLeftWhileQueuedIsCancelledBeforeItRuns() throws Exception {
+        try (TestServer s = TestServer.start(Map.of("engine.slots", "1"))) {
+            Engine engine = s.server.engine();
+            engine.stallFor(6000); // nothing runs meanwhile: the request stays queued
+            try (java.net.Socket client = new java.net.Socket("127.0.0.1", s.server.port())) {
+                byte[] body = longStream().getBytes(StandardCharsets.UTF_8);
+                client.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                client.getOutputStream().write(body);
+                BufferedReader in = new BufferedReader(new InputStreamReader(client.getInputStream(), StandardCharsets.US_ASCII));
+                assertThat(in.readLine()).isEqualTo("HTTP/1.1 200 OK"); // the headers come while it waits
+                assertThat(engine.stats().queued()).isEqualTo(1);
+            } // the client gives up
+            // its handler learns it from a keep-alive write and cancels it, while the scheduler still stands
+            long deadline = System.nanoTime() + Duration.ofSeconds(4).toNanos();
+            while (s.getAdmin("/metrics").body().lines().noneMatch(l -> l.startsWith("llmref_requests_total{")
+                    && l.contains("/v1/completions")) && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+            }
+            assertThat(s.getAdmin("/metrics").body()).as("the handler ended while the request was queued")
+                    .containsPattern("llmref_requests_total\\{[^}]*route=\"/v1/completions\"[^}]*} 1");
+            engine.stallFor(0);
+            // the scheduler drops it from the queue: it never takes the slot (its prompt is not decoded)
+            waitFor(() -> engine.stats().queued() == 0);
+            assertThat(s.getAdmin("/metrics").body()).containsPattern("llmref_prompt_tokens_total (0|0\\.0)\\n");
+            assertThat(s.post("/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":3}").statusCode()).isEqualTo(200);
+        }
+    }
+
+    @Test
     void requestTimeoutCancelsAndFreesTheSlot() throws Exception {
         try (TestServer s = TestServer.start(Map.of("limits.request-timeout-ms", "300", "engine.slots", "1"))) {
             s.server.engine().stallFor(1500);
@@ -75,7 +105,9 @@ class AdmissionAndCancellationTest {
             assertThat(r.headers().firstValue("content-type")).hasValue("text/event-stream");
             String body = new String(r.body().readAllBytes(), StandardCharsets.UTF_8);
             assertThat((System.nanoTime() - sent) / 1_000_000).as("the event came with the timeout").isGreaterThanOrEqualTo(1400);
-            assertThat(body).startsWith("data: {\"error\":").contains("\"code\":\"timeout\"").doesNotContain("[DONE]");
+            // while it waited: keep-alive comments (one a second), then the event
+            assertThat(body).startsWith(": keep-alive\n\n").contains("\"code\":\"timeout\"").doesNotContain("[DONE]");
+            assertThat(body.replace(": keep-alive\n\n", "")).startsWith("data: {\"error\":");
             long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
             while ((s.server.engine().stats().busySlots() > 0 || s.server.engine().stats().queued() > 0) && System.nanoTime() < deadline) {
                 Thread.sleep(10);

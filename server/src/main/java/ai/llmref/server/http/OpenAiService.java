@@ -46,6 +46,16 @@ import java.util.function.Supplier;
 public final class OpenAiService implements HttpService {
     private static final System.Logger LOG = System.getLogger(OpenAiService.class.getName());
     private static final byte[] DONE = "data: [DONE]\n\n".getBytes(StandardCharsets.US_ASCII);
+    /** An SSE comment: every SSE client skips it (see {@link #KEEP_ALIVE_NANOS}). */
+    private static final byte[] KEEP_ALIVE = ": keep-alive\n\n".getBytes(StandardCharsets.US_ASCII);
+    /**
+     * A stream that has had nothing to send for this long (queued behind busy slots, a long prompt
+     * being decoded) gets a {@link #KEEP_ALIVE} comment: writing is the only way a handler learns
+     * that its client has gone (the second write after the client closed fails), so without it a
+     * client that gave up kept its place in the queue and had its prompt decoded. It also keeps
+     * proxies with a read timeout from cutting a stream that waits.
+     */
+    static final long KEEP_ALIVE_NANOS = TimeUnit.MILLISECONDS.toNanos(1000);
 
     private final Supplier<ServedModel> models;
     private final Json json;
@@ -367,10 +377,20 @@ public final class OpenAiService implements HttpService {
      * when the deadline passes (every choice cancelled).
      */
     private Event next(List<Choice> choices, long deadline) throws InterruptedException {
+        return next(choices, deadline, null);
+    }
+
+    /**
+     * As {@link #next(List, long)}; a stream passes {@code out}, to which a {@link #KEEP_ALIVE}
+     * comment goes after each {@link #KEEP_ALIVE_NANOS} without an event (a client gone makes it fail:
+     * {@link UncheckedIOException}, which ends the handler and so cancels every choice).
+     */
+    private Event next(List<Choice> choices, long deadline, OutputStream out) throws InterruptedException {
         Thread me = Thread.currentThread();
         for (Choice c : choices) {
             c.handle.notify(me);
         }
+        long quietSince = System.nanoTime();
         while (true) {
             for (Choice c : choices) {
                 if (c.done == null) {
@@ -386,7 +406,17 @@ public final class OpenAiService implements HttpService {
                 throw new ApiException(504, "server_error", "timeout", null, "the request took longer than "
                         + limits.requestTimeoutMillis() + " ms and was cancelled");
             }
-            java.util.concurrent.locks.LockSupport.parkNanos(Math.min(left, TimeUnit.MILLISECONDS.toNanos(250)));
+            long wait = Math.min(left, TimeUnit.MILLISECONDS.toNanos(250));
+            if (out != null) {
+                long quiet = System.nanoTime() - quietSince;
+                if (quiet >= KEEP_ALIVE_NANOS) {
+                    keepAlive(out);
+                    quietSince = System.nanoTime();
+                    quiet = 0;
+                }
+                wait = Math.min(wait, KEEP_ALIVE_NANOS - quiet);
+            }
+            java.util.concurrent.locks.LockSupport.parkNanos(wait);
             if (Thread.interrupted()) {
                 throw new InterruptedException("the handler was interrupted while waiting for tokens");
             }
@@ -560,7 +590,7 @@ public final class OpenAiService implements HttpService {
             while (open > 0) {
                 if (ev == null) {
                     try {
-                        ev = next(choices, deadline);
+                        ev = next(choices, deadline, out);
                     } catch (ApiException timeout) {
                         writeError(out, observed.failed(timeout));
                         return;
@@ -669,7 +699,8 @@ public final class OpenAiService implements HttpService {
         Choice c = choices.getFirst();
         Event first = beginEventStream(res, choices, p, deadline); // a refused grammar is still an HTTP status (see stream)
         Span streamSpan = observed.streamSpan();
-        TypedStream ev = make.apply(res.outputStream());
+        OutputStream out = res.outputStream();
+        TypedStream ev = make.apply(out);
         try {
             ev.start();
             boolean tools = p.contract().toolsActive();
@@ -681,7 +712,7 @@ public final class OpenAiService implements HttpService {
             while (true) {
                 if (e == null) {
                     try {
-                        e = next(choices, deadline);
+                        e = next(choices, deadline, out);
                     } catch (ApiException timeout) {
                         ev.failed(observed.failed(timeout));
                         return;
@@ -959,6 +990,15 @@ public final class OpenAiService implements HttpService {
     private void write(OutputStream out, JsonNode node) {
         buffer(out, node);
         try {
+            out.flush();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static void keepAlive(OutputStream out) {
+        try {
+            out.write(KEEP_ALIVE);
             out.flush();
         } catch (IOException e) {
             throw new UncheckedIOException(e);

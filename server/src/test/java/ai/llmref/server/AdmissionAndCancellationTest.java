@@ -75,6 +75,50 @@ class AdmissionAndCancellationTest {
     }
 
     @Test
+    void aClientThatStopsReadingIsCutOffAfterTheDeadline() throws Exception {
+        try (TestServer s = TestServer.start(Map.of("engine.slots", "16", "engine.threads", "1", "engine.threads-batch", "1", "limits.request-timeout-ms", "20000"))) {
+            // megabytes of chunks (16 choices with 20 alternatives a token): more than the sockets buffer
+            String request = "{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"max_tokens\":200,"
+                    + "\"temperature\":0,\"logit_bias\":{\"2\":-100},\"logprobs\":true,\"top_logprobs\":20,\"n\":16,\"stream\":true}";
+            try (java.net.Socket client = new java.net.Socket()) {
+                client.setReceiveBufferSize(4096);
+                client.connect(new java.net.InetSocketAddress("127.0.0.1", s.server.port()));
+                byte[] body = request.getBytes(StandardCharsets.UTF_8);
+                client.getOutputStream().write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + body.length + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                long sent = System.nanoTime();
+                client.getOutputStream().write(body);
+                waitFor(() -> s.server.engine().stats().busySlots() > 0);
+                while (!s.server.engine().idle() && System.nanoTime() - sent < Duration.ofSeconds(18).toNanos()) {
+                    Thread.sleep(20); // all generated, within the request's time
+                }
+                assertThat((System.nanoTime() - sent) / 1_000_000).as("generated before the deadline").isLessThan(18_000);
+                // the client reads nothing: the handler's writes block (it has not ended) ...
+                assertThat(s.getAdmin("/metrics").body()).doesNotContainPattern("llmref_requests_total\\{[^}]*route=\"/v1/chat/completions\"");
+                // ... and it must still end soon after the deadline
+                long deadline = sent + Duration.ofSeconds(27).toNanos();
+                while (s.getAdmin("/metrics").body().lines().noneMatch(l -> l.startsWith("llmref_requests_total{")
+                        && l.contains("/v1/chat/completions")) && System.nanoTime() < deadline) {
+                    Thread.sleep(100);
+                }
+                assertThat(s.getAdmin("/metrics").body()).as("the handler ended while its client read nothing")
+                        .containsPattern("llmref_requests_total\\{[^}]*route=\"/v1/chat/completions\"[^}]*} 1");
+                // and the connection was closed: what the client reads now ends before the stream's end
+                client.setSoTimeout(10_000);
+                String got;
+                try {
+                    got = new String(client.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                } catch (java.net.SocketException reset) {
+                    got = "";
+                }
+                assertThat(got).doesNotContain("[DONE]");
+            }
+            waitFor(() -> s.server.engine().idle());
+            assertThat(s.post("/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":3}").statusCode()).isEqualTo(200);
+        }
+    }
+
+    @Test
     void requestTimeoutCancelsAndFreesTheSlot() throws Exception {
         try (TestServer s = TestServer.start(Map.of("limits.request-timeout-ms", "300", "engine.slots", "1"))) {
             s.server.engine().stallFor(1500);

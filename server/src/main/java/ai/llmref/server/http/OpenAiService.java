@@ -131,7 +131,8 @@ public final class OpenAiService implements HttpService {
             x.log().errorCode = api.code();
             sendError(res, api, anthropic);
         } catch (UncheckedIOException | ServerConnectionException e) {
-            x.log().errorCode = "client_disconnected";
+            // a stream cut off because its client read nothing past the deadline timed out
+            x.log().errorCode = e instanceof StalledWrites.Cut ? "timeout" : "client_disconnected";
             LOG.log(System.Logger.Level.DEBUG, "client connection lost: " + e.getMessage());
         } catch (Exception e) {
             x.log().errorCode = "internal_error";
@@ -569,7 +570,7 @@ public final class OpenAiService implements HttpService {
         Span streamSpan = observed.streamSpan();
         // Not closed here: Helidon's commit after the handler flushes what is buffered and then
         // writes the terminating chunk, back to back (see the end).
-        OutputStream out = res.outputStream();
+        StalledWrites out = new StalledWrites(res.outputStream(), deadline);
         try {
             for (Choice c : choices) {
                 if (chat) {
@@ -667,7 +668,118 @@ public final class OpenAiService implements HttpService {
             }
             out.write(DONE);
         } finally {
+            out.end();
             streamSpan.end();
+        }
+    }
+
+    /**
+     * A stream's output, watched for a client that has stopped reading. The handler checks the
+     * request's deadline only while it waits for events; a write to a client that reads nothing
+     * blocks once the socket's buffers are full, and would block until the client reads or goes,
+     * holding the connection and every event generated meanwhile past any timeout. So a write still
+     * blocked {@link #STALL_NANOS} after the deadline is ended by interrupting the handler's virtual
+     * thread, which closes the socket (a virtual thread interrupted in socket I/O closes it); the
+     * write then fails as for a client that went away. Helidon's own last write (the body's end,
+     * after the handler returns) is not watched.
+     */
+    static final class StalledWrites extends OutputStream {
+        static final long STALL_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+        /** The handler's write was ended: the client read nothing past the request's deadline. */
+        static final class Cut extends UncheckedIOException {
+            Cut() {
+                super(new IOException("the client read nothing past the request's deadline"));
+            }
+        }
+        private final OutputStream out;
+        private final long deadline;
+        private final Thread handler = Thread.currentThread();
+        private final Thread watchdog;
+        /** When the write in progress began (never 0), or 0; guarded by this. */
+        private long writingSince;
+        /** The watchdog interrupted the handler; guarded by this. */
+        private boolean interrupted;
+        private boolean ended;
+
+        StalledWrites(OutputStream out, long deadline) {
+            this.out = out;
+            this.deadline = deadline;
+            this.watchdog = Thread.ofVirtual().name("stream-write-deadline").start(this::watch);
+        }
+
+        private void watch() {
+            try {
+                while (true) {
+                    long wait;
+                    synchronized (this) {
+                        long now = System.nanoTime();
+                        if (ended) {
+                            return;
+                        }
+                        if (now - deadline >= 0 && writingSince != 0 && now - writingSince >= STALL_NANOS) {
+                            interrupted = true;
+                            handler.interrupt();
+                            return;
+                        }
+                        wait = now - deadline < 0 ? deadline - now : writingSince != 0 ? writingSince + STALL_NANOS - now : STALL_NANOS;
+                    }
+                    java.util.concurrent.locks.LockSupport.parkNanos(Math.max(wait, TimeUnit.MILLISECONDS.toNanos(1)));
+                    if (Thread.interrupted()) {
+                        return; // ended
+                    }
+                }
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.ERROR, "the stream write watchdog failed", e);
+            }
+        }
+
+        private synchronized void enter() {
+            writingSince = System.nanoTime() | 1;
+        }
+
+        private synchronized void exit() {
+            writingSince = 0;
+            if (interrupted) {
+                Thread.interrupted(); // the handler's thread serves the connection's next request, if any
+                throw new Cut();
+            }
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            write(new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            enter();
+            try {
+                out.write(b, off, len);
+            } finally {
+                exit();
+            }
+        }
+
+        @Override
+        public void flush() throws IOException {
+            enter();
+            try {
+                out.flush();
+            } finally {
+                exit();
+            }
+        }
+
+        /** The handler is done with the stream: the watchdog stops. */
+        void end() {
+            synchronized (this) {
+                ended = true;
+                if (interrupted) {
+                    Thread.interrupted();
+                }
+            }
+            watchdog.interrupt();
         }
     }
 
@@ -699,7 +811,7 @@ public final class OpenAiService implements HttpService {
         Choice c = choices.getFirst();
         Event first = beginEventStream(res, choices, p, deadline); // a refused grammar is still an HTTP status (see stream)
         Span streamSpan = observed.streamSpan();
-        OutputStream out = res.outputStream();
+        StalledWrites out = new StalledWrites(res.outputStream(), deadline);
         TypedStream ev = make.apply(out);
         try {
             ev.start();
@@ -776,6 +888,7 @@ public final class OpenAiService implements HttpService {
                 e = null;
             }
         } finally {
+            out.end();
             streamSpan.end();
         }
     }

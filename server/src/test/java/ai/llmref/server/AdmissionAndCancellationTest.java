@@ -31,7 +31,7 @@ class AdmissionAndCancellationTest {
                     HttpResponse.BodyHandlers.ofInputStream());
             assertThat(r.statusCode()).isEqualTo(200);
             BufferedReader in = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8));
-            assertThat(in.readLine()).startsWith("data: ");
+            assertThat(TestServer.nextEvent(in)).startsWith("data: ");
             assertThat(engine.stats().busySlots()).isEqualTo(1);
             in.close(); // the client goes away mid-stream
             long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();

@@ -90,6 +90,17 @@ class OpenAiClientTest {
     }
 
     @Test
+    void aStreamThatWaitsGetsKeepAlivesTheClientSkips() {
+        String whole = client.chat().completions().create(chat().build()).choices().getFirst().message().content().orElseThrow();
+        StringBuilder streamed = new StringBuilder();
+        server.server.engine().stallFor(2500); // the request waits: two keep-alive comments before its first token
+        try (StreamResponse<ChatCompletionChunk> s = client.chat().completions().createStreaming(chat().build())) {
+            s.stream().forEach(chunk -> chunk.choices().forEach(ch -> ch.delta().content().ifPresent(streamed::append)));
+        }
+        assertThat(streamed.toString()).isEqualTo(whole);
+    }
+
+    @Test
     void severalChoices() {
         ChatCompletion c = client.chat().completions().create(chat().n(3).temperature(1.2).seed(3L).build());
         assertThat(c.choices()).extracting(ChatCompletion.Choice::index).containsExactly(0L, 1L, 2L);

@@ -45,7 +45,7 @@ class SigtermTest {
                         HttpResponse.BodyHandlers.ofInputStream());
                 assertThat(r.statusCode()).isEqualTo(200);
                 BufferedReader body = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8));
-                String first = body.readLine();
+                String first = TestServer.nextEvent(body);
                 assertThat(first).startsWith("data: ");
                 streams.add(CompletableFuture.supplyAsync(() -> {
                     StringBuilder all = new StringBuilder(first).append('\n');

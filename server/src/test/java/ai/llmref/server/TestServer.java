@@ -71,6 +71,18 @@ final class TestServer implements AutoCloseable {
         return start(Map.of());
     }
 
+    /**
+     * The next SSE line with content: blank lines and comments (the keep-alives a stream gets while
+     * it waits a second or more, e.g. on a loaded machine) skipped; null at the end.
+     */
+    static String nextEvent(java.io.BufferedReader in) throws java.io.IOException {
+        String line;
+        do {
+            line = in.readLine();
+        } while (line != null && (line.isEmpty() || line.startsWith(":")));
+        return line;
+    }
+
     String base() {
         return "http://127.0.0.1:" + server.port();
     }

@@ -19,6 +19,7 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -37,6 +38,12 @@ public final class Engine implements AutoCloseable {
     private final EngineConfig config;
     private final EngineObserver observer;
     private final ArrayBlockingQueue<RequestHandle> queue;
+    /**
+     * Requests accepted and not yet ended: queued or in a slot. At most slots + queue capacity, so
+     * that {@code engine.queue-capacity} bounds the requests waiting for a busy slot, not those the
+     * scheduler has not yet moved into free slots (a burst, or the choices of one request).
+     */
+    private final AtomicInteger accepted = new AtomicInteger();
     private final ArrayBlockingQueue<EmbeddingJob> embeddingJobs;
     /** The embeddings context's work in progress (scheduler thread; null when embeddings are off). */
     private EmbeddingWork embedding;
@@ -77,7 +84,7 @@ public final class Engine implements AutoCloseable {
         this.observer = observer;
         this.vocab = model.vocabulary();
         this.config = config;
-        this.queue = new ArrayBlockingQueue<>(config.queueCapacity());
+        this.queue = new ArrayBlockingQueue<>(config.slots() + config.queueCapacity());
         this.embeddingJobs = new ArrayBlockingQueue<>(config.queueCapacity());
         this.picks = new Picks(config.slots());
         this.scheduler = Thread.ofPlatform().name("llama-scheduler").daemon(false).unstarted(this::run);
@@ -132,12 +139,19 @@ public final class Engine implements AutoCloseable {
                     + r.maxTokens() + ") exceeds the context of a slot (" + slotContext + " tokens)");
         }
         RequestHandle h = new RequestHandle(r);
-        if (!queue.offer(h)) {
-            throw new EngineException(EngineException.Kind.QUEUE_FULL, "all " + config.slots() + " slots are busy and "
-                    + config.queueCapacity() + " requests are waiting; retry later");
-        }
+        int limit = config.slots() + config.queueCapacity();
+        int n;
+        do {
+            n = accepted.get();
+            if (n >= limit) {
+                throw new EngineException(EngineException.Kind.QUEUE_FULL, "all " + config.slots() + " slots are busy and "
+                        + config.queueCapacity() + " requests are waiting; retry later");
+            }
+        } while (!accepted.compareAndSet(n, n + 1));
+        queue.add(h); // room for every accepted request: at most slots + capacity are
         if (!running && queue.remove(h)) {
             // the scheduler stopped (and failed what was queued) between the check above and the offer
+            accepted.decrementAndGet();
             throw new EngineException(EngineException.Kind.UNAVAILABLE, "the server is shutting down");
         }
         LockSupport.unpark(scheduler);
@@ -327,7 +341,8 @@ public final class Engine implements AutoCloseable {
         }
     }
 
-    private static void endCancelled(RequestHandle h) {
+    private void endCancelled(RequestHandle h) {
+        accepted.decrementAndGet(); // before its end is seen: a caller that saw it may submit again
         h.emit(new GenerationEvent.Done(FinishReason.CANCELLED, h.request.prompt().length, 0, 0, new GenerationEvent.Timings(0, 0, 0, 0)));
     }
 
@@ -790,12 +805,14 @@ public final class Engine implements AutoCloseable {
                 s.firstTokenNanos == 0 ? 0 : s.firstTokenNanos - s.handle.submittedNanos);
         GenerationEvent.Done done = new GenerationEvent.Done(reason, s.prompt.length, s.generated, s.reusedPrefix, t,
                 reason == FinishReason.STOP ? s.stops.matched() : null);
+        accepted.decrementAndGet();
         s.handle.emit(done);
         observer.finished(done);
         s.release();
     }
 
     private void fail(Slot s, EngineException e) {
+        accepted.decrementAndGet();
         s.handle.emit(new GenerationEvent.Failed(e));
         s.release();
     }
@@ -809,6 +826,7 @@ public final class Engine implements AutoCloseable {
         }
         RequestHandle h;
         while ((h = queue.poll()) != null) {
+            accepted.decrementAndGet();
             h.emit(new GenerationEvent.Failed(e));
         }
         if (embedding != null) {

@@ -47,6 +47,16 @@ import java.util.function.Supplier;
 public final class OpenAiService implements HttpService {
     private static final System.Logger LOG = System.getLogger(OpenAiService.class.getName());
     private static final byte[] DONE = "data: [DONE]\n\n".getBytes(StandardCharsets.US_ASCII);
+    /** An SSE comment: every SSE client skips it (see {@link #KEEP_ALIVE_NANOS}). */
+    private static final byte[] KEEP_ALIVE = ": keep-alive\n\n".getBytes(StandardCharsets.US_ASCII);
+    /**
+     * A stream that has had nothing to send for this long (queued behind busy slots, a long prompt
+     * being decoded) gets a {@link #KEEP_ALIVE} comment: writing is the only way a handler learns
+     * that its client has gone (the second write after the client closed fails), so without it a
+     * client that gave up kept its place in the queue and had its prompt decoded. It also keeps
+     * proxies with a read timeout from cutting a stream that waits.
+     */
+    static final long KEEP_ALIVE_NANOS = TimeUnit.MILLISECONDS.toNanos(1000);
 
     private final Supplier<ServedModel> models;
     private final Json json;
@@ -126,7 +136,8 @@ public final class OpenAiService implements HttpService {
             x.log().errorCode = api.code();
             sendError(res, api, anthropic);
         } catch (UncheckedIOException | ServerConnectionException e) {
-            x.log().errorCode = "client_disconnected";
+            // a stream cut off because its client read nothing past the deadline timed out
+            x.log().errorCode = e instanceof StalledWrites.Cut ? "timeout" : "client_disconnected";
             LOG.log(System.Logger.Level.DEBUG, "client connection lost: " + e.getMessage());
         } catch (Exception e) {
             x.log().errorCode = "internal_error";
@@ -380,10 +391,20 @@ public final class OpenAiService implements HttpService {
      * when the deadline passes (every choice cancelled).
      */
     private Event next(List<Choice> choices, long deadline) throws InterruptedException {
+        return next(choices, deadline, null);
+    }
+
+    /**
+     * As {@link #next(List, long)}; a stream passes {@code out}, to which a {@link #KEEP_ALIVE}
+     * comment goes after each {@link #KEEP_ALIVE_NANOS} without an event (a client gone makes it fail:
+     * {@link UncheckedIOException}, which ends the handler and so cancels every choice).
+     */
+    private Event next(List<Choice> choices, long deadline, OutputStream out) throws InterruptedException {
         Thread me = Thread.currentThread();
         for (Choice c : choices) {
             c.handle.notify(me);
         }
+        long quietSince = System.nanoTime();
         while (true) {
             for (Choice c : choices) {
                 if (c.done == null) {
@@ -399,7 +420,17 @@ public final class OpenAiService implements HttpService {
                 throw new ApiException(504, "server_error", "timeout", null, "the request took longer than "
                         + limits.requestTimeoutMillis() + " ms and was cancelled");
             }
-            java.util.concurrent.locks.LockSupport.parkNanos(Math.min(left, TimeUnit.MILLISECONDS.toNanos(250)));
+            long wait = Math.min(left, TimeUnit.MILLISECONDS.toNanos(250));
+            if (out != null) {
+                long quiet = System.nanoTime() - quietSince;
+                if (quiet >= KEEP_ALIVE_NANOS) {
+                    keepAlive(out);
+                    quietSince = System.nanoTime();
+                    quiet = 0;
+                }
+                wait = Math.min(wait, KEEP_ALIVE_NANOS - quiet);
+            }
+            java.util.concurrent.locks.LockSupport.parkNanos(wait);
             if (Thread.interrupted()) {
                 throw new InterruptedException("the handler was interrupted while waiting for tokens");
             }
@@ -552,7 +583,7 @@ public final class OpenAiService implements HttpService {
         Span streamSpan = observed.streamSpan();
         // Not closed here: Helidon's commit after the handler flushes what is buffered and then
         // writes the terminating chunk, back to back (see the end).
-        OutputStream out = res.outputStream();
+        StalledWrites out = new StalledWrites(res.outputStream(), deadline);
         try {
             for (Choice c : choices) {
                 if (chat) {
@@ -573,7 +604,7 @@ public final class OpenAiService implements HttpService {
             while (open > 0) {
                 if (ev == null) {
                     try {
-                        ev = next(choices, deadline);
+                        ev = next(choices, deadline, out);
                     } catch (ApiException timeout) {
                         writeError(out, observed.failed(timeout));
                         return;
@@ -650,7 +681,118 @@ public final class OpenAiService implements HttpService {
             }
             out.write(DONE);
         } finally {
+            out.end();
             streamSpan.end();
+        }
+    }
+
+    /**
+     * A stream's output, watched for a client that has stopped reading. The handler checks the
+     * request's deadline only while it waits for events; a write to a client that reads nothing
+     * blocks once the socket's buffers are full, and would block until the client reads or goes,
+     * holding the connection and every event generated meanwhile past any timeout. So a write still
+     * blocked {@link #STALL_NANOS} after the deadline is ended by interrupting the handler's virtual
+     * thread, which closes the socket (a virtual thread interrupted in socket I/O closes it); the
+     * write then fails as for a client that went away. Helidon's own last write (the body's end,
+     * after the handler returns) is not watched.
+     */
+    static final class StalledWrites extends OutputStream {
+        static final long STALL_NANOS = TimeUnit.SECONDS.toNanos(1);
+
+        /** The handler's write was ended: the client read nothing past the request's deadline. */
+        static final class Cut extends UncheckedIOException {
+            Cut() {
+                super(new IOException("the client read nothing past the request's deadline"));
+            }
+        }
+        private final OutputStream out;
+        private final long deadline;
+        private final Thread handler = Thread.currentThread();
+        private final Thread watchdog;
+        /** When the write in progress began (never 0), or 0; guarded by this. */
+        private long writingSince;
+        /** The watchdog interrupted the handler; guarded by this. */
+        private boolean interrupted;
+        private boolean ended;
+
+        StalledWrites(OutputStream out, long deadline) {
+            this.out = out;
+            this.deadline = deadline;
+            this.watchdog = Thread.ofVirtual().name("stream-write-deadline").start(this::watch);
+        }
+
+        private void watch() {
+            try {
+                while (true) {
+                    long wait;
+                    synchronized (this) {
+                        long now = System.nanoTime();
+                        if (ended) {
+                            return;
+                        }
+                        if (now - deadline >= 0 && writingSince != 0 && now - writingSince >= STALL_NANOS) {
+                            interrupted = true;
+                            handler.interrupt();
+                            return;
+                        }
+                        wait = now - deadline < 0 ? deadline - now : writingSince != 0 ? writingSince + STALL_NANOS - now : STALL_NANOS;
+                    }
+                    java.util.concurrent.locks.LockSupport.parkNanos(Math.max(wait, TimeUnit.MILLISECONDS.toNanos(1)));
+                    if (Thread.interrupted()) {
+                        return; // ended
+                    }
+                }
+            } catch (RuntimeException e) {
+                LOG.log(System.Logger.Level.ERROR, "the stream write watchdog failed", e);
+            }
+        }
+
+        private synchronized void enter() {
+            writingSince = System.nanoTime() | 1;
+        }
+
+        private synchronized void exit() {
+            writingSince = 0;
+            if (interrupted) {
+                Thread.interrupted(); // the handler's thread serves the connection's next request, if any
+                throw new Cut();
+            }
+        }
+
+        @Override
+        public void write(int b) throws IOException {
+            write(new byte[] {(byte) b}, 0, 1);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) throws IOException {
+            enter();
+            try {
+                out.write(b, off, len);
+            } finally {
+                exit();
+            }
+        }
+
+        @Override
+        public void flush() throws IOException {
+            enter();
+            try {
+                out.flush();
+            } finally {
+                exit();
+            }
+        }
+
+        /** The handler is done with the stream: the watchdog stops. */
+        void end() {
+            synchronized (this) {
+                ended = true;
+                if (interrupted) {
+                    Thread.interrupted();
+                }
+            }
+            watchdog.interrupt();
         }
     }
 
@@ -682,7 +824,8 @@ public final class OpenAiService implements HttpService {
         Choice c = choices.getFirst();
         Event first = beginEventStream(res, choices, p, deadline); // a refused grammar is still an HTTP status (see stream)
         Span streamSpan = observed.streamSpan();
-        TypedStream ev = make.apply(res.outputStream());
+        StalledWrites out = new StalledWrites(res.outputStream(), deadline);
+        TypedStream ev = make.apply(out);
         try {
             ev.start();
             boolean tools = p.contract().toolsActive();
@@ -694,7 +837,7 @@ public final class OpenAiService implements HttpService {
             while (true) {
                 if (e == null) {
                     try {
-                        e = next(choices, deadline);
+                        e = next(choices, deadline, out);
                     } catch (ApiException timeout) {
                         ev.failed(observed.failed(timeout));
                         return;
@@ -758,6 +901,7 @@ public final class OpenAiService implements HttpService {
                 e = null;
             }
         } finally {
+            out.end();
             streamSpan.end();
         }
     }
@@ -972,6 +1116,15 @@ public final class OpenAiService implements HttpService {
     private void write(OutputStream out, JsonNode node) {
         buffer(out, node);
         try {
+            out.flush();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private static void keepAlive(OutputStream out) {
+        try {
+            out.write(KEEP_ALIVE);
             out.flush();
         } catch (IOException e) {
             throw new UncheckedIOException(e);

@@ -40,6 +40,13 @@ public final class JsonSchemaGrammar {
      * refuses a larger minimum and silently makes a larger maximum unbounded.
      */
     static final int MAX_REPEAT = 2_000;
+    /**
+     * Most rule copies a grammar's bounded repetitions may expand into. llama.cpp's grammar parser
+     * writes {@code x{m,n}} out as some n rules, each some 200 bytes, on the scheduler thread that
+     * every request shares: 2400 properties of maxLength 2000 (a 135 KB body) took 3.6 s and 1 GB
+     * there, per choice. 50000 is some 10 MB and a few tens of milliseconds.
+     */
+    public static final int MAX_EXPANSION = 50_000;
 
     private static final Map<String, String> PRIMITIVES = Map.ofEntries(
             Map.entry("space", "| \" \" | \"\\n\"{1,2} [ \\t]{0,20}"),
@@ -114,7 +121,44 @@ public final class JsonSchemaGrammar {
                 sb.append(k).append(" ::= ").append(v).append('\n');
             }
         });
-        return sb.toString();
+        String grammar = sb.toString();
+        checkExpansion(grammar);
+        return grammar;
+    }
+
+    /**
+     * Refuses a grammar whose bounded repetitions ({@code {m}}, {@code {m,}}, {@code {m,n}}: what
+     * minLength/maxLength and minItems/maxItems become) add up to more than {@link #MAX_EXPANSION}
+     * copies, which llama.cpp would expand on the scheduler thread (time and memory in proportion).
+     */
+    public static void checkExpansion(String gbnf) {
+        long total = 0;
+        int i = 0;
+        int n = gbnf.length();
+        while (i < n) {
+            char c = gbnf.charAt(i);
+            if (c == '"' || c == '[') {
+                char close = c == '"' ? '"' : ']';
+                i++;
+                while (i < n && gbnf.charAt(i) != close) {
+                    i += gbnf.charAt(i) == '\\' ? 2 : 1;
+                }
+                i++;
+            } else if (c == '{') {
+                int end = gbnf.indexOf('}', i);
+                String[] bounds = gbnf.substring(i + 1, end).split(",", -1);
+                String last = bounds[bounds.length - 1].trim();
+                // x{m,} is m copies and a star; x{m} and x{m,n} are about n rules
+                total += last.isEmpty() ? Long.parseLong(bounds[0].trim()) + 1 : Long.parseLong(last);
+                if (total > MAX_EXPANSION) {
+                    throw new SchemaException("", null, "the schema is too large: its length and item bounds (minLength, maxLength, "
+                            + "minItems, maxItems) add up to more than " + MAX_EXPANSION + " repetitions in all");
+                }
+                i = end + 1;
+            } else {
+                i++;
+            }
+        }
     }
 
     /**

@@ -749,7 +749,44 @@ public final class JsonSchemaGrammar {
             t.add(k);
         }
         String ch = primitive("char");
-        return "[\"] ( " + t.exclude(ch) + " )";
+        // a node at MAX_GROUP_DEPTH becomes a rule of its own: a key of thousands of characters made a recursion
+        // as deep (a StackOverflowError here, a 500) and as many nested groups for llama.cpp's recursive parser
+        Map<Trie, String> pending = new LinkedHashMap<>();
+        String body = "[\"] ( " + exclude(t, 0, ch, pending) + " )";
+        while (!pending.isEmpty()) {
+            Map.Entry<Trie, String> e = pending.entrySet().iterator().next();
+            pending.remove(e.getKey());
+            rules.put(e.getValue(), exclude(e.getKey(), 0, ch, pending));
+        }
+        return body;
+    }
+
+    /** Strings (with the closing quote) that leave this node's keys: a different char, or end where no key ends. */
+    private String exclude(Trie node, int depth, String ch, Map<Trie, String> pending) {
+        List<String> alts = new ArrayList<>();
+        StringBuilder others = new StringBuilder("[^\"\\\\\\x7F\\x00-\\x1F");
+        for (Map.Entry<Integer, Trie> e : node.next.entrySet()) {
+            String rest;
+            if (depth + 1 < MAX_GROUP_DEPTH) {
+                rest = "( " + exclude(e.getValue(), depth + 1, ch, pending) + " )";
+            } else {
+                rest = uniqueName("additional-k-rest");
+                if (rules.size() + pending.size() >= MAX_RULES) {
+                    throw new SchemaException("", null, "the schema is too large (more than " + MAX_RULES + " grammar rules)");
+                }
+                pending.put(e.getValue(), rest);
+            }
+            alts.add(literal(new String(Character.toChars(e.getKey()))) + " " + rest);
+            others.append(classChar(e.getKey()));
+        }
+        others.append(']');
+        // any other unescaped char, or any escape (escaped chars never begin a declared key here), then anything
+        // an escape other than \\u never writes a character of a declared key (keys needing escapes are refused)
+        alts.add("( " + others + " | [\\\\] [\"\\\\bfnrt] ) " + ch + "* [\"]");
+        if (!node.end) {
+            alts.add("[\"]");
+        }
+        return String.join(" | ", alts);
     }
 
     private static final class Trie {
@@ -762,24 +799,6 @@ public final class JsonSchemaGrammar {
                 at = at.next.computeIfAbsent(cp, x -> new Trie());
             }
             at.end = true;
-        }
-
-        /** Strings (with the closing quote) that leave this node's keys: a different char, or end where no key ends. */
-        String exclude(String ch) {
-            List<String> alts = new ArrayList<>();
-            StringBuilder others = new StringBuilder("[^\"\\\\\\x7F\\x00-\\x1F");
-            for (Map.Entry<Integer, Trie> e : next.entrySet()) {
-                alts.add(literal(new String(Character.toChars(e.getKey()))) + " ( " + e.getValue().exclude(ch) + " )");
-                others.append(classChar(e.getKey()));
-            }
-            others.append(']');
-            // any other unescaped char, or any escape (escaped chars never begin a declared key here), then anything
-            // an escape other than \\u never writes a character of a declared key (keys needing escapes are refused)
-            alts.add("( " + others + " | [\\\\] [\"\\\\bfnrt] ) " + ch + "* [\"]");
-            if (!end) {
-                alts.add("[\"]");
-            }
-            return String.join(" | ", alts);
         }
     }
 

@@ -141,6 +141,21 @@ class JsonSchemaGrammarReferenceTest {
         assertThat(ref.accepts(g, docs)).containsExactly(expected);
     }
 
+    /**
+     * A long property name beside additionalProperties: the grammar of "any other key" follows the
+     * name character by character; 2000 characters overflowed the converter's stack (a 500).
+     */
+    @Test
+    void aLongPropertyNameBesideAdditionalPropertiesConverts() throws Exception {
+        String k = "k".repeat(5000);
+        String g = JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"" + k
+                + "\":{\"type\":\"string\"}},\"required\":[\"" + k + "\"],\"additionalProperties\":{\"type\":\"integer\"}}"));
+        String shorter = quoted(k.substring(1));
+        assertThat(ref.accepts(g, List.of("{" + quoted(k) + ": \"a\"}", "{" + quoted(k) + ": \"a\", " + shorter + ": 1, " + quoted(k + "k") + ": 2}",
+                "{" + quoted(k) + ": \"a\", " + quoted(k) + ": 1}", "{" + quoted(k) + ": 1}", "{" + shorter + ": \"a\"}")))
+                .containsExactly(true, true, false, false, false);
+    }
+
     private static JsonNode optionalProperties(int n) {
         com.fasterxml.jackson.databind.node.ObjectNode schema = SchemaCorpus.MAPPER.createObjectNode().put("type", "object");
         com.fasterxml.jackson.databind.node.ObjectNode props = schema.putObject("properties");

@@ -107,6 +107,33 @@ class JsonSchemaGrammarTest {
                 .contains("{99999999}");
     }
 
+    static String anyOf(int n, String alternative) {
+        return "{\"anyOf\":[" + String.join(",", java.util.Collections.nCopies(n, alternative)) + "]}";
+    }
+
+    @Test
+    void nestedAlternativesAreBoundedByTheirProduct() throws Exception {
+        // llama.cpp's sampler checks each token against every alternative alive: 1500 objects cost 0.4 s a token
+        int max = JsonSchemaGrammar.MAX_ALTERNATIVES;
+        String object = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}";
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(anyOf(max, object)))).startsWith("root ::= ");
+        String u = anyOf(12, "{\"type\":\"integer\"}");
+        List<String[]> refused = List.of(
+                new String[] {anyOf(max + 1, object), "anyOf", "/anyOf"},
+                new String[] {anyOf(11, u).replace("anyOf", "oneOf").replaceFirst("oneOf", "anyOf"), "oneOf", "/anyOf/0/oneOf"},
+                // a reference first used outside any alternative, then inside 11 of them
+                new String[] {"{\"$defs\":{\"u\":" + u + "},\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"#/$defs/u\"},\"y\":"
+                        + anyOf(11, "{\"$ref\":\"#/$defs/u\"}") + "}}", "$ref", "/properties/y/anyOf/0/$ref"});
+        for (String[] r : refused) {
+            JsonNode s = SchemaCorpus.MAPPER.readTree(r[0]);
+            assertThatThrownBy(() -> JsonSchemaGrammar.convert(s)).as(r[2]).isInstanceOfSatisfying(SchemaException.class, e -> {
+                assertThat(e.keyword()).isEqualTo(r[1]);
+                assertThat(e.pointer()).isEqualTo(r[2]);
+                assertThat(e.getMessage()).contains("more than " + max + " alternatives");
+            });
+        }
+    }
+
     @Test
     void leftRecursionIsNamedWithItsCycle() throws Exception {
         JsonNode s = SchemaCorpus.MAPPER.readTree("{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"anyOf\":[{\"type\":\"string\"},"

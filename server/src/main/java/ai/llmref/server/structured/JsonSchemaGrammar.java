@@ -40,6 +40,13 @@ public final class JsonSchemaGrammar {
      * refuses a larger minimum and silently makes a larger maximum unbounded.
      */
     static final int MAX_REPEAT = 2_000;
+    /**
+     * Most rule copies a grammar's bounded repetitions may expand into. llama.cpp's grammar parser
+     * writes {@code x{m,n}} out as some n rules, each some 200 bytes, on the scheduler thread that
+     * every request shares: 2400 properties of maxLength 2000 (a 135 KB body) took 3.6 s and 1 GB
+     * there, per choice. 50000 is some 10 MB and a few tens of milliseconds.
+     */
+    public static final int MAX_EXPANSION = 50_000;
 
     private static final Map<String, String> PRIMITIVES = Map.ofEntries(
             Map.entry("space", "| \" \" | \"\\n\"{1,2} [ \\t]{0,20}"),
@@ -89,6 +96,18 @@ public final class JsonSchemaGrammar {
     private final Map<String, String> refPointers = new HashMap<>();
     /** The references met so far at the start of the reference being visited; null inside an object or array. */
     private Set<String> leftEdge = new HashSet<>();
+    /**
+     * Most alternatives of anyOf/oneOf nested in one another (their widths multiplied). llama.cpp's
+     * grammar sampler checks every candidate token against every alternative still alive, on the
+     * scheduler thread: 1500 object alternatives cost 0.4 s a token with a 512-token vocabulary.
+     */
+    public static final int MAX_ALTERNATIVES = 128;
+    /** The product of the widths of the anyOf/oneOf around the schema being visited. */
+    private long alternatives = 1;
+    /** The largest such product reached so far inside the reference being visited. */
+    private long peakAlternatives = 1;
+    /** For each reference visited, the factor its own anyOf/oneOf multiply the product by. */
+    private final Map<String, Long> refAlternatives = new HashMap<>();
 
     private JsonSchemaGrammar(JsonNode root) {
         this.root = root;
@@ -114,7 +133,44 @@ public final class JsonSchemaGrammar {
                 sb.append(k).append(" ::= ").append(v).append('\n');
             }
         });
-        return sb.toString();
+        String grammar = sb.toString();
+        checkExpansion(grammar);
+        return grammar;
+    }
+
+    /**
+     * Refuses a grammar whose bounded repetitions ({@code {m}}, {@code {m,}}, {@code {m,n}}: what
+     * minLength/maxLength and minItems/maxItems become) add up to more than {@link #MAX_EXPANSION}
+     * copies, which llama.cpp would expand on the scheduler thread (time and memory in proportion).
+     */
+    public static void checkExpansion(String gbnf) {
+        long total = 0;
+        int i = 0;
+        int n = gbnf.length();
+        while (i < n) {
+            char c = gbnf.charAt(i);
+            if (c == '"' || c == '[') {
+                char close = c == '"' ? '"' : ']';
+                i++;
+                while (i < n && gbnf.charAt(i) != close) {
+                    i += gbnf.charAt(i) == '\\' ? 2 : 1;
+                }
+                i++;
+            } else if (c == '{') {
+                int end = gbnf.indexOf('}', i);
+                String[] bounds = gbnf.substring(i + 1, end).split(",", -1);
+                String last = bounds[bounds.length - 1].trim();
+                // x{m,} is m copies and a star; x{m} and x{m,n} are about n rules
+                total += last.isEmpty() ? Long.parseLong(bounds[0].trim()) + 1 : Long.parseLong(last);
+                if (total > MAX_EXPANSION) {
+                    throw new SchemaException("", null, "the schema is too large: its length and item bounds (minLength, maxLength, "
+                            + "minItems, maxItems) add up to more than " + MAX_EXPANSION + " repetitions in all");
+                }
+                i = end + 1;
+            } else {
+                i++;
+            }
+        }
     }
 
     /**
@@ -160,15 +216,21 @@ public final class JsonSchemaGrammar {
             return rule(ruleName, ref(ref.textValue(), ptr));
         }
         if (schema.has("const") || schema.has("enum")) {
-            return rule(ruleName, literals(schema, ptr));
+            return rule(ruleName, literals(schema, ruleName, ptr));
         }
         for (String comb : List.of("anyOf", "oneOf")) {
             if (schema.has(comb)) {
                 only(schema, ptr, comb, Set.of(comb));
                 JsonNode alts = nonEmptyArray(schema, comb, ptr);
+                long outer = alternatives;
+                alternatives = checkAlternatives(outer * alts.size(), ptr + "/" + comb, comb);
                 List<String> names = new ArrayList<>();
-                for (int i = 0; i < alts.size(); i++) {
-                    names.add(visit(alts.get(i), sub(name, comb + "-" + i), ptr + "/" + comb + "/" + i));
+                try {
+                    for (int i = 0; i < alts.size(); i++) {
+                        names.add(visit(alts.get(i), sub(name, comb + "-" + i), ptr + "/" + comb + "/" + i));
+                    }
+                } finally {
+                    alternatives = outer;
                 }
                 return rule(ruleName, String.join(" | ", names));
             }
@@ -214,6 +276,10 @@ public final class JsonSchemaGrammar {
         }
         String known = refRules.get(ref);
         if (known != null) {
+            Long factor = refAlternatives.get(ref); // null: a recursive use, inside an object or array
+            if (factor != null) {
+                checkAlternatives(alternatives * factor, ptr + "/$ref", "$ref");
+            }
             return known;
         }
         JsonNode target = SchemaKeywords.resolve(root, ref, ptr);
@@ -224,13 +290,27 @@ public final class JsonSchemaGrammar {
         Set<String> outer = leftEdge;
         leftEdge = new LinkedHashSet<>();
         leftRefs.put(ref, leftEdge);
+        long outerPeak = peakAlternatives;
+        long entry = alternatives;
+        peakAlternatives = entry;
         try {
             String body = visit(target, name + "-body", ref.substring(1));
             rules.put(name, body);
+            refAlternatives.put(ref, peakAlternatives / entry);
         } finally {
             leftEdge = outer;
+            peakAlternatives = Math.max(outerPeak, peakAlternatives);
         }
         return name;
+    }
+
+    private long checkAlternatives(long product, String ptr, String keyword) {
+        if (product > MAX_ALTERNATIVES) {
+            throw new SchemaException(ptr, keyword, "'" + keyword + "' makes more than " + MAX_ALTERNATIVES + " alternatives "
+                    + "(the widths of nested anyOf/oneOf multiplied) that the grammar would follow at once");
+        }
+        peakAlternatives = Math.max(peakAlternatives, product);
+        return product;
     }
 
     /** Visits what an object or array contains: its references come after its opening bracket. */
@@ -285,7 +365,7 @@ public final class JsonSchemaGrammar {
         return null;
     }
 
-    private String literals(JsonNode schema, String ptr) {
+    private String literals(JsonNode schema, String name, String ptr) {
         only(schema, ptr, schema.has("const") ? "const" : "enum", Set.of("const", "enum", "type"));
         List<String> types = schema.has("type") ? SchemaKeywords.types(schema, ptr) : List.of();
         List<JsonNode> values = new ArrayList<>();
@@ -306,15 +386,66 @@ public final class JsonSchemaGrammar {
                 values = List.of(schema.get("const"));
             }
         }
-        List<String> alts = new ArrayList<>();
+        Trie texts = new Trie();
         for (JsonNode v : values) {
             if (!types.isEmpty() && !SchemaValidator.hasType(v, types)) {
                 throw new SchemaException(ptr, schema.has("const") ? "const" : "enum", "the value " + SchemaKeywords.abbreviate(dump(v))
                         + " does not have the schema's type " + types);
             }
-            alts.add(literal(dump(v)));
+            texts.add(dump(v));
         }
-        return "(" + String.join(" | ", alts) + ")";
+        return "(" + prefixTree(texts, name) + ")";
+    }
+
+    /** Groups nested in one rule of a {@link #prefixTree}; deeper ones get rules of their own (llama.cpp parses groups recursively). */
+    private static final int MAX_GROUP_DEPTH = 16;
+
+    /**
+     * The alternatives of a set of literal texts with their common prefixes written once
+     * ({@code "\"a" ("b\"" | "c\"")}). llama.cpp's grammar sampler checks every candidate token
+     * against every alternative still alive, on the scheduler thread: 20000 enum values that share
+     * a prefix cost 0.65 s a token with a 512-token vocabulary, all requests waiting. Here the
+     * alternatives alive at a time are those of one tree node, which start with different characters.
+     */
+    private String prefixTree(Trie texts, String name) {
+        // a node at MAX_GROUP_DEPTH becomes a rule, written after its parent's (no recursion over deep trees)
+        Map<Trie, String> pending = new LinkedHashMap<>();
+        String body = prefixNode(texts, 0, name, pending);
+        while (!pending.isEmpty()) {
+            Map.Entry<Trie, String> e = pending.entrySet().iterator().next();
+            pending.remove(e.getKey());
+            rules.put(e.getValue(), prefixNode(e.getKey(), 0, name, pending));
+        }
+        return body;
+    }
+
+    private String prefixNode(Trie node, int depth, String name, Map<Trie, String> pending) {
+        List<String> alts = new ArrayList<>();
+        for (Map.Entry<Integer, Trie> e : node.next.entrySet()) {
+            StringBuilder run = new StringBuilder().appendCodePoint(e.getKey());
+            Trie at = e.getValue();
+            while (!at.end && at.next.size() == 1) {
+                Map.Entry<Integer, Trie> only = at.next.entrySet().iterator().next();
+                run.appendCodePoint(only.getKey());
+                at = only.getValue();
+            }
+            String alt = literal(run.toString());
+            if (!at.next.isEmpty()) {
+                String rest;
+                if (depth + 1 < MAX_GROUP_DEPTH) {
+                    rest = "( " + prefixNode(at, depth + 1, name, pending) + " )";
+                } else {
+                    rest = uniqueName(sub(name, "lit"));
+                    if (rules.size() + pending.size() >= MAX_RULES) {
+                        throw new SchemaException("", null, "the schema is too large (more than " + MAX_RULES + " grammar rules)");
+                    }
+                    pending.put(at, rest);
+                }
+                alt += " " + rest + (at.end ? "?" : "");
+            }
+            alts.add(alt);
+        }
+        return String.join(" | ", alts);
     }
 
     private String object(JsonNode schema, String name, String ptr) {
@@ -654,7 +785,44 @@ public final class JsonSchemaGrammar {
             t.add(k);
         }
         String ch = primitive("char");
-        return "[\"] ( " + t.exclude(ch) + " )";
+        // a node at MAX_GROUP_DEPTH becomes a rule of its own: a key of thousands of characters made a recursion
+        // as deep (a StackOverflowError here, a 500) and as many nested groups for llama.cpp's recursive parser
+        Map<Trie, String> pending = new LinkedHashMap<>();
+        String body = "[\"] ( " + exclude(t, 0, ch, pending) + " )";
+        while (!pending.isEmpty()) {
+            Map.Entry<Trie, String> e = pending.entrySet().iterator().next();
+            pending.remove(e.getKey());
+            rules.put(e.getValue(), exclude(e.getKey(), 0, ch, pending));
+        }
+        return body;
+    }
+
+    /** Strings (with the closing quote) that leave this node's keys: a different char, or end where no key ends. */
+    private String exclude(Trie node, int depth, String ch, Map<Trie, String> pending) {
+        List<String> alts = new ArrayList<>();
+        StringBuilder others = new StringBuilder("[^\"\\\\\\x7F\\x00-\\x1F");
+        for (Map.Entry<Integer, Trie> e : node.next.entrySet()) {
+            String rest;
+            if (depth + 1 < MAX_GROUP_DEPTH) {
+                rest = "( " + exclude(e.getValue(), depth + 1, ch, pending) + " )";
+            } else {
+                rest = uniqueName("additional-k-rest");
+                if (rules.size() + pending.size() >= MAX_RULES) {
+                    throw new SchemaException("", null, "the schema is too large (more than " + MAX_RULES + " grammar rules)");
+                }
+                pending.put(e.getValue(), rest);
+            }
+            alts.add(literal(new String(Character.toChars(e.getKey()))) + " " + rest);
+            others.append(classChar(e.getKey()));
+        }
+        others.append(']');
+        // any other unescaped char, or any escape (escaped chars never begin a declared key here), then anything
+        // an escape other than \\u never writes a character of a declared key (keys needing escapes are refused)
+        alts.add("( " + others + " | [\\\\] [\"\\\\bfnrt] ) " + ch + "* [\"]");
+        if (!node.end) {
+            alts.add("[\"]");
+        }
+        return String.join(" | ", alts);
     }
 
     private static final class Trie {
@@ -667,24 +835,6 @@ public final class JsonSchemaGrammar {
                 at = at.next.computeIfAbsent(cp, x -> new Trie());
             }
             at.end = true;
-        }
-
-        /** Strings (with the closing quote) that leave this node's keys: a different char, or end where no key ends. */
-        String exclude(String ch) {
-            List<String> alts = new ArrayList<>();
-            StringBuilder others = new StringBuilder("[^\"\\\\\\x7F\\x00-\\x1F");
-            for (Map.Entry<Integer, Trie> e : next.entrySet()) {
-                alts.add(literal(new String(Character.toChars(e.getKey()))) + " ( " + e.getValue().exclude(ch) + " )");
-                others.append(classChar(e.getKey()));
-            }
-            others.append(']');
-            // any other unescaped char, or any escape (escaped chars never begin a declared key here), then anything
-            // an escape other than \\u never writes a character of a declared key (keys needing escapes are refused)
-            alts.add("( " + others + " | [\\\\] [\"\\\\bfnrt] ) " + ch + "* [\"]");
-            if (!end) {
-                alts.add("[\"]");
-            }
-            return String.join(" | ", alts);
         }
     }
 

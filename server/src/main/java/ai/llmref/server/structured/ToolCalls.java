@@ -114,7 +114,9 @@ public final class ToolCalls {
         StringBuilder sb = new StringBuilder("root ::= ").append(root).append('\n');
         sb.append("call ::= ").append(String.join(" | ", alternatives)).append('\n');
         rules.forEach((k, v) -> sb.append(k).append(" ::= ").append(v).append('\n'));
-        return sb.toString();
+        String grammar = sb.toString();
+        JsonSchemaGrammar.checkExpansion(grammar); // all functions' schemas together
+        return grammar;
     }
 
     /**

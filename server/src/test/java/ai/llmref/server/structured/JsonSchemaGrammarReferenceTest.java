@@ -114,6 +114,48 @@ class JsonSchemaGrammarReferenceTest {
                 .containsExactly(true, true, true, false, false, false);
     }
 
+    /**
+     * Enum values share their common prefixes in the grammar: llama.cpp's sampler checks every
+     * token against every alternative still alive, so 20000 values with one prefix made each token
+     * cost 20000 vocabulary scans on the scheduler thread. The grammar admits exactly the values,
+     * prefixes of each other and a chain deeper than a rule's nesting included.
+     */
+    @Test
+    void enumValuesShareTheirPrefixes() throws Exception {
+        com.fasterxml.jackson.databind.node.ObjectNode schema = SchemaCorpus.MAPPER.createObjectNode();
+        com.fasterxml.jackson.databind.node.ArrayNode values = schema.putArray("enum");
+        for (int i = 0; i < 3000; i++) {
+            values.add("shared-prefix-" + i);
+        }
+        for (int i = 1; i <= 40; i++) {
+            values.add("x".repeat(i)); // each a prefix of the next: one nesting level each
+        }
+        values.add(12).add(1).add(SchemaCorpus.MAPPER.readTree("{\"a\":[1,\"b\"]}")).addNull().add("shared-prefix-1");
+        String g = JsonSchemaGrammar.convert(schema);
+        assertThat(g).containsOnlyOnce("shared-prefix-");
+        List<String> docs = List.of("\"shared-prefix-0\"", "\"shared-prefix-2999\"", "\"shared-prefix-299\"", "\"x\"",
+                quoted("x".repeat(17)), quoted("x".repeat(40)), "12", "1", "{\"a\":[1,\"b\"]}", "null",
+                "\"shared-prefix-3000\"", "\"shared-prefix-\"", "\"shared-prefix-01\"", quoted("x".repeat(41)), "\"\"", "123", "nul");
+        boolean[] expected = new boolean[docs.size()];
+        java.util.Arrays.fill(expected, 0, 10, true);
+        assertThat(ref.accepts(g, docs)).containsExactly(expected);
+    }
+
+    /**
+     * A long property name beside additionalProperties: the grammar of "any other key" follows the
+     * name character by character; 2000 characters overflowed the converter's stack (a 500).
+     */
+    @Test
+    void aLongPropertyNameBesideAdditionalPropertiesConverts() throws Exception {
+        String k = "k".repeat(5000);
+        String g = JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"" + k
+                + "\":{\"type\":\"string\"}},\"required\":[\"" + k + "\"],\"additionalProperties\":{\"type\":\"integer\"}}"));
+        String shorter = quoted(k.substring(1));
+        assertThat(ref.accepts(g, List.of("{" + quoted(k) + ": \"a\"}", "{" + quoted(k) + ": \"a\", " + shorter + ": 1, " + quoted(k + "k") + ": 2}",
+                "{" + quoted(k) + ": \"a\", " + quoted(k) + ": 1}", "{" + quoted(k) + ": 1}", "{" + shorter + ": \"a\"}")))
+                .containsExactly(true, true, false, false, false);
+    }
+
     private static JsonNode optionalProperties(int n) {
         com.fasterxml.jackson.databind.node.ObjectNode schema = SchemaCorpus.MAPPER.createObjectNode().put("type", "object");
         com.fasterxml.jackson.databind.node.ObjectNode props = schema.putObject("properties");

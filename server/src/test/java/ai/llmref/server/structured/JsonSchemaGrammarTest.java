@@ -79,6 +79,61 @@ class JsonSchemaGrammarTest {
                 });
     }
 
+    /** {"type":"object"} with {@code n} required strings of maxLength {@code max}. */
+    static String boundedStrings(int n, int max) {
+        List<String> props = new ArrayList<>();
+        List<String> names = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            props.add("\"p" + i + "\":{\"type\":\"string\",\"maxLength\":" + max + "}");
+            names.add("\"p" + i + "\"");
+        }
+        return "{\"type\":\"object\",\"properties\":{" + String.join(",", props) + "},\"required\":[" + String.join(",", names) + "]}";
+    }
+
+    @Test
+    void repetitionsAreBoundedInAll() throws Exception {
+        // llama.cpp writes x{0,2000} out as 2000 rules on the scheduler thread: 2400 such properties (135 KB of
+        // schema) took it 3.6 s and 1 GB; the bounds may add up to MAX_EXPANSION, no more
+        int each = JsonSchemaGrammar.MAX_REPEAT;
+        int fit = (JsonSchemaGrammar.MAX_EXPANSION - 1_000) / each; // room for the primitives' small repetitions
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(boundedStrings(fit, each)))).startsWith("root ::= ");
+        JsonNode tooMany = SchemaCorpus.MAPPER.readTree(boundedStrings(fit + 1, each));
+        assertThatThrownBy(() -> JsonSchemaGrammar.convert(tooMany)).isInstanceOfSatisfying(SchemaException.class, e -> {
+            assertThat(e.pointer()).isEmpty();
+            assertThat(e.getMessage()).contains("too large").contains("maxLength").contains(String.valueOf(JsonSchemaGrammar.MAX_EXPANSION));
+        });
+        // braces inside literals and character classes are text, not repetitions
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"enum\":[\"{99999999}\",\"[{99999999}]\"]}")))
+                .contains("{99999999}");
+    }
+
+    static String anyOf(int n, String alternative) {
+        return "{\"anyOf\":[" + String.join(",", java.util.Collections.nCopies(n, alternative)) + "]}";
+    }
+
+    @Test
+    void nestedAlternativesAreBoundedByTheirProduct() throws Exception {
+        // llama.cpp's sampler checks each token against every alternative alive: 1500 objects cost 0.4 s a token
+        int max = JsonSchemaGrammar.MAX_ALTERNATIVES;
+        String object = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}";
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(anyOf(max, object)))).startsWith("root ::= ");
+        String u = anyOf(12, "{\"type\":\"integer\"}");
+        List<String[]> refused = List.of(
+                new String[] {anyOf(max + 1, object), "anyOf", "/anyOf"},
+                new String[] {anyOf(11, u).replace("anyOf", "oneOf").replaceFirst("oneOf", "anyOf"), "oneOf", "/anyOf/0/oneOf"},
+                // a reference first used outside any alternative, then inside 11 of them
+                new String[] {"{\"$defs\":{\"u\":" + u + "},\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"#/$defs/u\"},\"y\":"
+                        + anyOf(11, "{\"$ref\":\"#/$defs/u\"}") + "}}", "$ref", "/properties/y/anyOf/0/$ref"});
+        for (String[] r : refused) {
+            JsonNode s = SchemaCorpus.MAPPER.readTree(r[0]);
+            assertThatThrownBy(() -> JsonSchemaGrammar.convert(s)).as(r[2]).isInstanceOfSatisfying(SchemaException.class, e -> {
+                assertThat(e.keyword()).isEqualTo(r[1]);
+                assertThat(e.pointer()).isEqualTo(r[2]);
+                assertThat(e.getMessage()).contains("more than " + max + " alternatives");
+            });
+        }
+    }
+
     @Test
     void leftRecursionIsNamedWithItsCycle() throws Exception {
         JsonNode s = SchemaCorpus.MAPPER.readTree("{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"anyOf\":[{\"type\":\"string\"},"

@@ -135,4 +135,15 @@ class ToolCallsParseTest {
                 List.of(new ToolCalls.Function("f", json("{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"string\",\"pattern\":\"a\"}}}")))))
                 .isInstanceOfSatisfying(SchemaException.class, e -> assertThat(e.pointer()).isEqualTo("/tools/0/function/parameters/properties/x/pattern"));
     }
+
+    @Test
+    void theFunctionsRepetitionsAreBoundedTogether() {
+        // each function's schema within the bound, all of them together beyond it
+        int half = JsonSchemaGrammar.MAX_EXPANSION / 2 / JsonSchemaGrammar.MAX_REPEAT + 1;
+        ToolCalls.Function f = new ToolCalls.Function("f", json(JsonSchemaGrammarTest.boundedStrings(half, JsonSchemaGrammar.MAX_REPEAT)));
+        ToolCalls.Function g = new ToolCalls.Function("g", f.parameters());
+        assertThat(ToolCalls.grammar(ToolCalls.Format.HERMES, List.of(f))).contains("fn0-call");
+        assertThatThrownBy(() -> ToolCalls.grammar(ToolCalls.Format.HERMES, List.of(f, g)))
+                .isInstanceOf(SchemaException.class).hasMessageContaining("too large");
+    }
 }

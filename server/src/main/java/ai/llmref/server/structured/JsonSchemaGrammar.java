@@ -317,10 +317,19 @@ public final class JsonSchemaGrammar {
     private String afterText(Supplier<String> visit) {
         Set<String> outer = leftEdge;
         leftEdge = null;
+        // Inside the bracket the alternatives around it count apart: nested Optional[Model] fields
+        // (anyOf [model, null], pydantic's shape) would otherwise multiply by 2 a level and refuse a
+        // schema eight levels deep, although past each '{' only the object alternative is alive.
+        long outerAlternatives = alternatives;
+        long outerPeak = peakAlternatives;
+        alternatives = 1;
+        peakAlternatives = 1;
         try {
             return visit.get();
         } finally {
             leftEdge = outer;
+            alternatives = outerAlternatives;
+            peakAlternatives = outerPeak;
         }
     }
 

@@ -240,6 +240,15 @@ public final class Sampler implements AutoCloseable {
      * What {@code llama_sampler_sample} does (fill candidates from the logits, apply the chain,
      * accept the pick), with the pick checked: a grammar's dead end is a {@link GrammarException}
      * and no valid pick a {@link LlamaException}, where llama.cpp would abort.
+     *
+     * <p>With a grammar, the stages after it pick first and only that pick is checked against the
+     * grammar; the grammar goes over the whole vocabulary only when it refuses the pick (then the
+     * whole chain runs again), as llama.cpp's common sampler and llama-server do. Checking every
+     * candidate costs the grammar's work for each of the vocabulary's tokens on every step, on the
+     * thread that serves all requests. A greedy pick is the same either way (the argmax of the
+     * allowed tokens is the argmax when the grammar allows it); a draw that the grammar refuses is
+     * drawn again from the allowed tokens, which is the same distribution as drawing from them at
+     * once (with top-k, top-p or min-p the cut is taken before the grammar, as in llama.cpp).
      */
     private int sampleCandidates(MemorySegment c, MemorySegment logits) {
         int n = vocabulary.size();
@@ -249,18 +258,25 @@ public final class Sampler implements AutoCloseable {
             candidates = llama_token_data.allocateArray(n, arena);
             candidateArray = llama_token_data_array.allocate(arena);
         }
-        MemorySegment cand = candidates;
         long stride = llama_token_data.layout().byteSize();
-        for (int i = 0; i < n; i++) {
-            long at = i * stride;
-            cand.set(ValueLayout.JAVA_INT, at + ID, i);
-            cand.set(ValueLayout.JAVA_FLOAT, at + LOGIT, logits.getAtIndex(ValueLayout.JAVA_FLOAT, i));
-            cand.set(ValueLayout.JAVA_FLOAT, at + P, 0f);
+        fillCandidates(logits, n, stride);
+        if (grammarStage != null) {
+            int stages = llama_sampler_chain_n(c);
+            for (int i = 1; i < stages; i++) { // stage 0 is the grammar
+                llama_sampler_apply(llama_sampler_chain_get(c, i), candidateArray);
+            }
+            long first = llama_token_data_array.selected(candidateArray);
+            long size = llama_token_data_array.size(candidateArray);
+            if (first >= 0 && first < size) {
+                MemorySegment data = llama_token_data_array.data(candidateArray).reinterpret(size * stride);
+                int token = llama_token_data.id(llama_token_data.asSlice(data, first));
+                if (token >= 0 && token < n && grammarAllowsHeld(token)) {
+                    llama_sampler_accept(c, token);
+                    return token;
+                }
+            }
+            fillCandidates(logits, n, stride); // refused: the grammar over every candidate, then the chain again
         }
-        llama_token_data_array.data(candidateArray, candidates);
-        llama_token_data_array.size(candidateArray, n);
-        llama_token_data_array.selected(candidateArray, -1);
-        llama_token_data_array.sorted(candidateArray, false);
         llama_sampler_apply(c, candidateArray);
         long selected = llama_token_data_array.selected(candidateArray);
         long size = llama_token_data_array.size(candidateArray);
@@ -278,6 +294,21 @@ public final class Sampler implements AutoCloseable {
         }
         llama_sampler_accept(c, token);
         return token;
+    }
+
+    /** The candidates, one per token of the vocabulary, from a row of logits; the array unsorted, nothing selected. */
+    private void fillCandidates(MemorySegment logits, int n, long stride) {
+        MemorySegment cand = candidates;
+        for (int i = 0; i < n; i++) {
+            long at = i * stride;
+            cand.set(ValueLayout.JAVA_INT, at + ID, i);
+            cand.set(ValueLayout.JAVA_FLOAT, at + LOGIT, logits.getAtIndex(ValueLayout.JAVA_FLOAT, i));
+            cand.set(ValueLayout.JAVA_FLOAT, at + P, 0f);
+        }
+        llama_token_data_array.data(candidateArray, candidates);
+        llama_token_data_array.size(candidateArray, n);
+        llama_token_data_array.selected(candidateArray, -1);
+        llama_token_data_array.sorted(candidateArray, false);
     }
 
     /** Records a token chosen elsewhere (e.g. a prompt token) in the chain's history. */

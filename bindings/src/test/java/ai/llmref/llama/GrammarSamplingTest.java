@@ -16,6 +16,57 @@ class GrammarSamplingTest extends StoriesModelTest {
         assertThat(text).matches("(yes|no), [a-z]+\\.");
     }
 
+    /**
+     * The stages after the grammar pick first and the grammar checks that pick only (llama.cpp's
+     * common sampler): a greedy pick must still be the best token the grammar allows, both where
+     * the grammar takes the unconstrained argmax and where it refuses it and the whole chain runs.
+     */
+    @Test
+    void greedyWithAGrammarPicksTheBestTokenItAllows() {
+        Vocabulary v = model.vocabulary();
+        String grammar = "root ::= \"Once\" (\" \" [a-z]+){8} \".\"";
+        int taken = 0;
+        int refused = 0;
+        try (Sampler s = Sampler.builder(v).grammar(grammar, "root").build(); Sampler probe = Sampler.builder(v).grammar(grammar, "root").build();
+                LlamaContext ctx = model.newContext(TestModels.small(1)); Batch batch = ctx.newBatch(64)) {
+            int[] p = v.tokenize("Lily and Tom", true, false);
+            ModelAndContextTest.fill(batch, p, 0);
+            ctx.decode(batch);
+            int pos = p.length;
+            int idx = p.length - 1;
+            for (int step = 0; step < 40; step++) {
+                float[] logits = ctx.logits(idx);
+                int best = -1;
+                int unconstrained = 0;
+                for (int t = 0; t < logits.length; t++) {
+                    if (logits[t] > logits[unconstrained]) {
+                        unconstrained = t;
+                    }
+                    if (probe.grammarAllows(t) && (best < 0 || logits[t] > logits[best])) {
+                        best = t;
+                    }
+                }
+                int t = s.sample(ctx, idx);
+                assertThat(t).as("step " + step).isEqualTo(best);
+                if (unconstrained == best) {
+                    taken++;
+                } else {
+                    refused++;
+                }
+                if (v.isEndOfGeneration(t)) {
+                    break;
+                }
+                probe.accept(t);
+                batch.clear();
+                batch.add(t, pos++, 0, true);
+                ctx.decode(batch);
+                idx = 0;
+            }
+        }
+        assertThat(taken).as("steps where the grammar took the unconstrained pick").isPositive();
+        assertThat(refused).as("steps where it refused it").isPositive();
+    }
+
     @Test
     void seededSamplingWithAGrammarStaysInside() {
         for (int seed = 0; seed < 5; seed++) {

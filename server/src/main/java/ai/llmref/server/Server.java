@@ -61,7 +61,7 @@ public final class Server implements AutoCloseable {
         Json json = new Json(config.limits().maxJsonDepth());
         OpenAiService api = new OpenAiService(this::readyModel, json, new OpenAiService.Limits(
                 config.limits().maxBodyBytes(), config.limits().maxTokens(), config.limits().maxPromptTokens(),
-                config.limits().requestTimeoutMillis(), config.limits().maxChoices()), metrics, tracing);
+                config.limits().requestTimeoutMillis(), config.limits().maxChoices(), config.limits().bodyTimeoutMillis()), metrics, tracing);
         AuthFilter auth = config.auth().apiKeys().isEmpty() ? null : new AuthFilter(config.auth().apiKeys(), api, metrics);
         HealthService health = new HealthService(this, json);
         ServerConfig.Limits limits = config.limits();

@@ -30,13 +30,14 @@ class ConnectionLimitsTest {
     static final ObjectMapper JSON = new ObjectMapper();
     static final long HEAD_TIMEOUT_MS = 1500;
     static final long IDLE_TIMEOUT_MS = 3000;
+    static final long BODY_TIMEOUT_MS = 1500;
     static TestServer server;
 
     @BeforeAll
     static void start() throws Exception {
         server = TestServer.start(Map.of("limits.max-request-line-bytes", "512", "limits.max-header-bytes", "2048",
                 "limits.max-body-bytes", "65536", "limits.header-timeout-ms", Long.toString(HEAD_TIMEOUT_MS),
-                "limits.idle-timeout-ms", Long.toString(IDLE_TIMEOUT_MS)));
+                "limits.idle-timeout-ms", Long.toString(IDLE_TIMEOUT_MS), "limits.body-timeout-ms", Long.toString(BODY_TIMEOUT_MS)));
     }
 
     @AfterAll
@@ -144,6 +145,42 @@ class ConnectionLimitsTest {
             assertThat(answer.get(HEAD_TIMEOUT_MS + 5000, TimeUnit.MILLISECONDS)).isEmpty();
             long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
             assertThat(ms).as("closed after %d ms", ms).isBetween(HEAD_TIMEOUT_MS - 100, HEAD_TIMEOUT_MS + 1500);
+        }
+    }
+
+    /**
+     * Headers in, then a body that stops (declared or chunked): the connection is closed once
+     * limits.body-timeout-ms has passed, and the request is counted and logged as a 408. It was held
+     * for good: the head deadline ends with the headers, Helidon's idle check with the request line.
+     */
+    @Test
+    void aStalledBodyIsClosedAfterTheBodyTimeout() throws Exception {
+        String[] heads = {"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"messa",
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{\"messag\r\n"};
+        for (String head : heads) {
+            try (Socket s = connect(server.server.port())) {
+                CompletableFuture<byte[]> answer = readAsync(s);
+                long t0 = System.nanoTime();
+                s.getOutputStream().write(head.getBytes(StandardCharsets.US_ASCII));
+                assertThat(answer.get(BODY_TIMEOUT_MS + 10_000, TimeUnit.MILLISECONDS)).as(head).isEmpty();
+                long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+                assertThat(ms).as("closed after %d ms", ms).isGreaterThanOrEqualTo(BODY_TIMEOUT_MS - 100);
+            }
+        }
+        String metrics = server.getAdmin("/metrics").body();
+        assertThat(metrics).containsPattern("llmref_requests_total\\{route=\"/v1/chat/completions\",status=\"408\"} 2(\\.0)?\\n");
+        // a body that arrives in pieces within the time is read as usual
+        try (Socket s = connect(server.server.port())) {
+            OutputStream out = s.getOutputStream();
+            String body = "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":2}";
+            out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + body.length()
+                    + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+            for (int i = 0; i < body.length(); i += 20) {
+                out.write(body.substring(i, Math.min(body.length(), i + 20)).getBytes(StandardCharsets.US_ASCII));
+                out.flush();
+                Thread.sleep(100);
+            }
+            assertThat(readResponse(s.getInputStream())).startsWith("HTTP/1.1 200");
         }
     }
 

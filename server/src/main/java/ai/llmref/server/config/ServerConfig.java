@@ -74,6 +74,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
             "limits.max-header-bytes",
             "limits.idle-timeout-ms",
             "limits.header-timeout-ms",
+            "limits.body-timeout-ms",
             "limits.max-choices",
             "auth.api-keys",
             "auth.api-keys-file",
@@ -164,11 +165,12 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * @param maxHeaderBytes      larger header blocks: 400 (Helidon tells no more; see {@code TransportErrors})
      * @param idleTimeoutMillis   a connection waiting this long for a (complete) request line is closed
      * @param headerTimeoutMillis headers that take longer than this after the request line close the connection (slow loris)
+     * @param bodyTimeoutMillis   a request body not read in full this long after its handler began reading closes the connection
      * @param maxChoices          most choices ({@code n}) one request may ask for: each takes a slot
      */
     public record Limits(long maxBodyBytes, int maxJsonDepth, int maxTokens, int maxPromptTokens, long requestTimeoutMillis,
                          int maxRequestLineBytes, int maxHeaderBytes, long idleTimeoutMillis, long headerTimeoutMillis,
-                         int maxChoices) {}
+                         long bodyTimeoutMillis, int maxChoices) {}
 
     /**
      * Reads the sources (see class comment): {@code overrides} from the command line, this JVM's
@@ -370,6 +372,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 integer(c, "limits.max-header-bytes", 16384, 1024, 1 << 20),
                 longValue(c, "limits.idle-timeout-ms", 60_000, 100, 3_600_000),
                 longValue(c, "limits.header-timeout-ms", 10_000, 100, 3_600_000),
+                longValue(c, "limits.body-timeout-ms", 30_000, 100, 3_600_000),
                 integer(c, "limits.max-choices", 16, 1, 256));
         Auth auth = new Auth(apiKeys(c));
         double ratio;

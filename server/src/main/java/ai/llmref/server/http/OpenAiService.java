@@ -66,7 +66,8 @@ public final class OpenAiService implements HttpService {
 
     /** Request limits enforced here (the body size before parsing, the time a request may take). */
     /** @param maxChoices most choices ({@code n}) a request may ask for (and no more than the slots) */
-    public record Limits(long maxBodyBytes, int maxTokens, int maxPromptTokens, long requestTimeoutMillis, int maxChoices) {}
+    public record Limits(long maxBodyBytes, int maxTokens, int maxPromptTokens, long requestTimeoutMillis, int maxChoices,
+                         long bodyTimeoutMillis) {}
 
     public OpenAiService(Supplier<ServedModel> models, Json json, Limits limits, ServerMetrics metrics, Tracing tracing) {
         this.models = models;
@@ -130,7 +131,13 @@ public final class OpenAiService implements HttpService {
             h.handle(req, res, x);
         } catch (ApiException e) {
             x.log().errorCode = e.code();
-            sendError(res, e, anthropic);
+            try {
+                sendError(res, e, anthropic);
+            } catch (UncheckedIOException | ServerConnectionException gone) {
+                // a body timeout closed the connection: nothing reaches the client; the status was set
+                // before the write, so the access line and the metrics still say why
+                LOG.log(System.Logger.Level.DEBUG, "no answer sent: " + gone.getMessage());
+            }
         } catch (EngineException e) {
             ApiException api = fromEngine(e);
             x.log().errorCode = api.code();
@@ -231,20 +238,34 @@ public final class OpenAiService implements HttpService {
             throw tooLarge();
         }
         byte[] bytes;
+        BodyDeadline deadline = BodyDeadline.arm(limits.bodyTimeoutMillis());
         try (InputStream in = req.content().inputStream()) {
             bytes = in.readNBytes((int) Math.min(Integer.MAX_VALUE - 8, limits.maxBodyBytes() + 1));
             if (bytes.length > limits.maxBodyBytes()) {
                 throw tooLarge();
             }
         } catch (IOException e) {
-            throw ApiException.badRequest(null, "the request body could not be read");
+            throw deadline.disarm() ? bodyTimeout() : ApiException.badRequest(null, "the request body could not be read");
         } catch (ApiException | UncheckedIOException | ServerConnectionException e) {
+            if (deadline.disarm()) {
+                throw bodyTimeout();
+            }
             throw e; // too large; or the client went away (handled as a disconnect)
         } catch (RuntimeException e) {
             // broken framing (bad chunk sizes, a body shorter than its Content-Length): Helidon throws unchecked
-            throw ApiException.badRequest(null, "the request body could not be read");
+            throw deadline.disarm() ? bodyTimeout() : ApiException.badRequest(null, "the request body could not be read");
+        } finally {
+            if (deadline.disarm()) {
+                Thread.interrupted(); // fired after the read ended: the thread serves the connection's next request
+            }
         }
         return json.parseObject(bytes);
+    }
+
+    /** The connection is closed by then (see {@link BodyDeadline}): the answer is for the access line and metrics. */
+    private ApiException bodyTimeout() {
+        return new ApiException(408, "invalid_request_error", "request_timeout", null,
+                "the request body did not arrive within " + limits.bodyTimeoutMillis() + " ms");
     }
 
     private ApiException tooLarge() {

@@ -22,7 +22,8 @@ import java.util.concurrent.TimeUnit;
  */
 public final class RequestHeadDeadline implements Http1ConnectionListener {
     private static final System.Logger LOG = System.getLogger(RequestHeadDeadline.class.getName());
-    private static final ScheduledThreadPoolExecutor TIMERS = timers();
+    /** The timers of head deadlines, and of body deadlines ({@link BodyDeadline}). */
+    static final ScheduledThreadPoolExecutor TIMERS = timers();
 
     private final long limitMillis;
     /** The armed timer of the head this thread is reading, if any. */

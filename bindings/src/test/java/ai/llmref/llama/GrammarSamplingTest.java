@@ -18,53 +18,54 @@ class GrammarSamplingTest extends StoriesModelTest {
 
     /**
      * The stages after the grammar pick first and the grammar checks that pick only (llama.cpp's
-     * common sampler): a greedy pick must still be the best token the grammar allows, both where
-     * the grammar takes the unconstrained argmax and where it refuses it and the whole chain runs.
+     * common sampler); a greedy chain then tries its best tokens one by one, and only past
+     * {@link Sampler#GRAMMAR_PROBES} of them does the grammar go over the whole vocabulary. Each
+     * greedy pick must still be the best token the grammar allows, on steps of all three kinds: the
+     * unconstrained argmax allowed, the best allowed token among the probes, and beyond them.
      */
     @Test
     void greedyWithAGrammarPicksTheBestTokenItAllows() {
         Vocabulary v = model.vocabulary();
-        String grammar = "root ::= \"Once\" (\" \" [a-z]+){8} \".\"";
-        int taken = 0;
-        int refused = 0;
-        try (Sampler s = Sampler.builder(v).grammar(grammar, "root").build(); Sampler probe = Sampler.builder(v).grammar(grammar, "root").build();
-                LlamaContext ctx = model.newContext(TestModels.small(1)); Batch batch = ctx.newBatch(64)) {
-            int[] p = v.tokenize("Lily and Tom", true, false);
-            ModelAndContextTest.fill(batch, p, 0);
-            ctx.decode(batch);
-            int pos = p.length;
-            int idx = p.length - 1;
-            for (int step = 0; step < 40; step++) {
-                float[] logits = ctx.logits(idx);
-                int best = -1;
-                int unconstrained = 0;
-                for (int t = 0; t < logits.length; t++) {
-                    if (logits[t] > logits[unconstrained]) {
-                        unconstrained = t;
-                    }
-                    if (probe.grammarAllows(t) && (best < 0 || logits[t] > logits[best])) {
-                        best = t;
-                    }
-                }
-                int t = s.sample(ctx, idx);
-                assertThat(t).as("step " + step).isEqualTo(best);
-                if (unconstrained == best) {
-                    taken++;
-                } else {
-                    refused++;
-                }
-                if (v.isEndOfGeneration(t)) {
-                    break;
-                }
-                probe.accept(t);
-                batch.clear();
-                batch.add(t, pos++, 0, true);
+        int[] kinds = new int[3]; // argmax allowed, found among the probes, beyond them
+        for (String grammar : List.of("root ::= \"Once\" (\" \" [a-z]+){8} \".\"", "root ::= [0-9]{1,4} (\" \" [0-9]{1,4}){3}")) {
+            try (Sampler s = Sampler.builder(v).grammar(grammar, "root").build(); Sampler probe = Sampler.builder(v).grammar(grammar, "root").build();
+                    LlamaContext ctx = model.newContext(TestModels.small(1)); Batch batch = ctx.newBatch(64)) {
+                int[] p = v.tokenize("Lily and Tom", true, false);
+                ModelAndContextTest.fill(batch, p, 0);
                 ctx.decode(batch);
-                idx = 0;
+                int pos = p.length;
+                int idx = p.length - 1;
+                for (int step = 0; step < 40; step++) {
+                    float[] logits = ctx.logits(idx);
+                    int best = -1;
+                    for (int t = 0; t < logits.length; t++) {
+                        if (probe.grammarAllows(t) && (best < 0 || logits[t] > logits[best])) {
+                            best = t;
+                        }
+                    }
+                    int rank = 0; // tokens ahead of the best allowed one, in llama.cpp's greedy order
+                    for (int t = 0; t < logits.length; t++) {
+                        if (logits[t] > logits[best] || logits[t] == logits[best] && t < best) {
+                            rank++;
+                        }
+                    }
+                    int t = s.sample(ctx, idx);
+                    assertThat(t).as(grammar + ", step " + step).isEqualTo(best);
+                    kinds[rank == 0 ? 0 : rank < Sampler.GRAMMAR_PROBES ? 1 : 2]++;
+                    if (v.isEndOfGeneration(t)) {
+                        break;
+                    }
+                    probe.accept(t);
+                    batch.clear();
+                    batch.add(t, pos++, 0, true);
+                    ctx.decode(batch);
+                    idx = 0;
+                }
             }
         }
-        assertThat(taken).as("steps where the grammar took the unconstrained pick").isPositive();
-        assertThat(refused).as("steps where it refused it").isPositive();
+        assertThat(kinds[0]).as("steps where the grammar allowed the argmax").isPositive();
+        assertThat(kinds[1]).as("steps where the best allowed token was among the probes").isPositive();
+        assertThat(kinds[2]).as("steps where it was beyond them").isPositive();
     }
 
     @Test

@@ -23,7 +23,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class ScriptsTest {
     private static final List<String> WITH_HELP = List.of("bench-bindings.sh", "bench-server.sh", "gpu-verify.sh", "gpu-pack.sh",
-            "soak.sh");
+            "soak.sh", "bench-structured.sh");
 
     private static Repo.Result bash(String... args) {
         return Repo.run(Duration.ofSeconds(30), Repo.root(), Map.of(), Stream.concat(Stream.of("bash"), Stream.of(args)).toList());
@@ -90,7 +90,11 @@ class ScriptsTest {
                 Arguments.of("gpu-verify.sh", List.of("--phases", "deploy"), "unknown phase 'deploy'"),
                 Arguments.of("gpu-verify.sh", List.of("--budget"), "--budget needs a value"),
                 Arguments.of("bench-server.sh", List.of("--threads"), "--threads needs a value"),
-                Arguments.of("soak.sh", List.of("--duration"), "--duration needs a value"));
+                Arguments.of("soak.sh", List.of("--duration"), "--duration needs a value"),
+                Arguments.of("bench-structured.sh", List.of("--rounds", "0"), "--rounds must be a positive integer"),
+                Arguments.of("bench-structured.sh", List.of("--max-tokens", "x"), "--max-tokens must be a positive integer"),
+                Arguments.of("bench-structured.sh", List.of("--requests"), "--requests needs a value"),
+                Arguments.of("bench-structured.sh", List.of("--fast"), "unknown argument: --fast"));
     }
 
     /**

@@ -420,12 +420,17 @@ public final class JsonSchemaGrammar {
         // a node at MAX_GROUP_DEPTH becomes a rule, written after its parent's (no recursion over deep trees)
         Map<Trie, String> pending = new LinkedHashMap<>();
         String body = prefixNode(texts, 0, name, pending);
+        writePending(pending, node -> prefixNode(node, 0, name, pending));
+        return body;
+    }
+
+    /** Writes the rules of the trie nodes left for rules of their own (each may leave more). */
+    private void writePending(Map<Trie, String> pending, java.util.function.Function<Trie, String> body) {
         while (!pending.isEmpty()) {
             Map.Entry<Trie, String> e = pending.entrySet().iterator().next();
             pending.remove(e.getKey());
-            rules.put(e.getValue(), prefixNode(e.getKey(), 0, name, pending));
+            rules.put(e.getValue(), body.apply(e.getKey()));
         }
-        return body;
     }
 
     private String prefixNode(Trie node, int depth, String name, Map<Trie, String> pending) {
@@ -798,11 +803,7 @@ public final class JsonSchemaGrammar {
         // as deep (a StackOverflowError here, a 500) and as many nested groups for llama.cpp's recursive parser
         Map<Trie, String> pending = new LinkedHashMap<>();
         String body = "[\"] ( " + exclude(t, 0, ch, pending) + " )";
-        while (!pending.isEmpty()) {
-            Map.Entry<Trie, String> e = pending.entrySet().iterator().next();
-            pending.remove(e.getKey());
-            rules.put(e.getValue(), exclude(e.getKey(), 0, ch, pending));
-        }
+        writePending(pending, node -> exclude(node, 0, ch, pending));
         return body;
     }
 

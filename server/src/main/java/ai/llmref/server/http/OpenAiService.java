@@ -613,9 +613,9 @@ public final class OpenAiService implements HttpService {
                     delta.put("role", "assistant");
                     delta.put("content", "");
                     ((ObjectNode) ch.get("choices").get(0)).putNull("finish_reason");
-                    write(out, ch);
+                    write(out, nullUsage(p, ch));
                 } else if (c.echo != null && !p.request().promptLogprobs()) {
-                    write(out, textChunk(id, created, p.model(), object, false, c.index, c.echo, null)); // echo: the prompt first
+                    write(out, nullUsage(p, textChunk(id, created, p.model(), object, false, c.index, c.echo, null))); // echo: the prompt first
                 } else if (first == null && c.index == 0) {
                     EarlyHeaders.send(res); // the status line and headers, no body bytes yet
                 }
@@ -637,7 +637,7 @@ public final class OpenAiService implements HttpService {
                         if (p.contract().toolsActive()) {
                             String content = c.tools.push(t.text()); // text that may begin a tool call waits for the end
                             if (!content.isEmpty()) {
-                                write(out, textChunk(id, created, p.model(), object, chat, c.index, content, null));
+                                write(out, nullUsage(p, textChunk(id, created, p.model(), object, chat, c.index, content, null)));
                             }
                         } else if (!t.text().isEmpty() || !t.logprobs().isEmpty()) {
                             c.text.append(t.text());
@@ -646,13 +646,13 @@ public final class OpenAiService implements HttpService {
                                 logprobs((ObjectNode) ch.get("choices").get(0), p, chat,
                                         c.echo == null ? t.logprobs() : shifted(t.logprobs(), c.echo));
                             }
-                            write(out, ch);
+                            write(out, nullUsage(p, ch));
                         }
                     }
                     case GenerationEvent.PromptLogprobs pl -> { // echo with logprobs: the prompt and its tokens first
                         ObjectNode ch = textChunk(id, created, p.model(), object, false, c.index, c.echo, null);
                         logprobs((ObjectNode) ch.get("choices").get(0), p, false, placed(c.echo, pl.tokens()));
-                        write(out, ch);
+                        write(out, nullUsage(p, ch));
                     }
                     case GenerationEvent.Failed f -> {
                         writeError(out, observed.failed(fromEngine(f.error())));
@@ -672,21 +672,21 @@ public final class OpenAiService implements HttpService {
                             String content = r.content() == null ? "" : r.content();
                             String rest = content.substring(Math.min(c.tools.released(), content.length()));
                             if (!rest.isEmpty()) {
-                                write(out, textChunk(id, created, p.model(), object, chat, c.index, rest, null));
+                                write(out, nullUsage(p, textChunk(id, created, p.model(), object, chat, c.index, rest, null)));
                             }
                             for (int i = 0; i < r.calls().size(); i++) {
-                                write(out, toolCallChunk(id, created, p.model(), object, c.index, i, r.calls().get(i)));
+                                write(out, nullUsage(p, toolCallChunk(id, created, p.model(), object, c.index, i, r.calls().get(i))));
                             }
                         }
                         ObjectNode finish = textChunk(id, created, p.model(), object, chat, c.index, null, r.finish());
                         if (open > 0) {
-                            write(out, finish);
+                            write(out, nullUsage(p, finish));
                         } else {
                             // The last events stay buffered: Helidon's commit sends them and the
                             // terminating chunk back to back, so a client that stops reading at
                             // [DONE] has usually received the end of the body too and can reuse the
                             // connection (java.net.http closes one whose body it did not finish).
-                            buffer(out, finish);
+                            buffer(out, nullUsage(p, finish));
                         }
                     }
                 }
@@ -705,6 +705,15 @@ public final class OpenAiService implements HttpService {
             out.end();
             streamSpan.end();
         }
+    }
+
+    /**
+     * A chunk before the last: with {@code stream_options.include_usage} it carries {@code "usage": null},
+     * as OpenAI documents ("all other chunks will also include a usage field, but with a null value");
+     * strict clients read the field on every chunk.
+     */
+    private static ObjectNode nullUsage(CompletionParser.Parsed p, ObjectNode chunk) {
+        return p.includeUsage() ? chunk.putNull("usage") : chunk;
     }
 
     /**

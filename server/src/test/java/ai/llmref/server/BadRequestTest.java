@@ -68,6 +68,9 @@ class BadRequestTest {
                 Arguments.of("logit_bias not object", "/v1/chat/completions", withField("\"logit_bias\":[1]"), 400, "invalid_request", "logit_bias"),
                 Arguments.of("logit_bias bad key", "/v1/chat/completions", withField("\"logit_bias\":{\"abc\":1}"), 400, "invalid_value", "logit_bias"),
                 Arguments.of("logit_bias token out of vocab", "/v1/chat/completions", withField("\"logit_bias\":{\"99999\":1}"), 400, "invalid_value", "logit_bias"),
+                // OpenAI's limit: every entry costs every step of the request's sampling, on the threads all requests share
+                Arguments.of("logit_bias over 300 tokens", "/v1/chat/completions", withField("\"logit_bias\":{" + java.util.stream.IntStream.range(0, 301)
+                        .mapToObj(t -> "\"" + t + "\":1").collect(java.util.stream.Collectors.joining(",")) + "}"), 400, "invalid_value", "logit_bias"),
                 Arguments.of("logit_bias value out of range", "/v1/chat/completions", withField("\"logit_bias\":{\"5\":500}"), 400, "invalid_value", "logit_bias"),
                 Arguments.of("response_format schema unenforceable", "/v1/chat/completions", withField("\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"x\",\"schema\":{\"type\":\"string\",\"pattern\":\"a+\"}}}"), 400, "unsupported_schema", "response_format.json_schema.schema"),
                 // llama.cpp would expand its 30 x 2000 repetitions into 60000 rules on the scheduler thread

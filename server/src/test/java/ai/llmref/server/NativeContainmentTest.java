@@ -161,6 +161,9 @@ class NativeContainmentTest {
         String all = IntStream.range(0, vocab.size()).mapToObj(t -> "\"" + t + "\":-100").collect(Collectors.joining(","));
         BadRequestTest.assertError(server.post("/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":3,\"temperature\":1,\"logit_bias\":{"
                 + all + "}}"), 400, "invalid_value", "logit_bias");
+        String most = IntStream.range(0, 300).mapToObj(t -> "\"" + t + "\":-1").collect(Collectors.joining(","));
+        assertThat(ok("/v1/completions", "{\"prompt\":\"Hi\",\"max_tokens\":3,\"temperature\":1,\"logit_bias\":{" + most + "}}")
+                .at("/usage/completion_tokens").asInt()).as("300 biased tokens, OpenAI's limit").isBetween(1, 3);
         for (String settings : new String[] {
             "\"temperature\":2,\"top_k\":2147483647,\"top_p\":0,\"min_p\":1,\"seed\":-1",
             "\"temperature\":1,\"top_k\":1,\"top_p\":1,\"min_p\":0,\"seed\":9223372036854775807",

@@ -18,6 +18,12 @@ import java.util.Set;
 final class CompletionParser {
     static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant");
     private static final int MAX_STOP = 4;
+    /**
+     * Most tokens a {@code logit_bias} may bias (OpenAI's limit): each is applied on every step of
+     * the request's sampling, on threads every request shares; 80000 of them (a 1 MB body) took the
+     * sampling of a token with the 128k vocabulary from 0.18 to 1.3 ms, for each choice.
+     */
+    static final int MAX_LOGIT_BIAS = 300;
     static final int MAX_COMPLETION_LOGPROBS = 5;
     /**
      * llama.cpp's {@code LLAMA_DEFAULT_SEED} (4294967295, what a seed of -1 reduces to): a sampler
@@ -307,6 +313,9 @@ final class CompletionParser {
         }
         if (!lb.isObject()) {
             throw ApiException.badRequest("logit_bias", "'logit_bias' must be an object mapping token ids to numbers");
+        }
+        if (lb.size() > MAX_LOGIT_BIAS) {
+            throw ApiException.badValue("logit_bias", "'logit_bias' may bias at most " + MAX_LOGIT_BIAS + " tokens, got " + lb.size());
         }
         Map<Integer, Float> out = new LinkedHashMap<>();
         Iterator<Map.Entry<String, JsonNode>> it = lb.fields();

@@ -86,7 +86,7 @@ public final class ToolCalls {
      */
     public static String grammar(Format format, List<Function> functions) {
         Map<String, String> rules = new LinkedHashMap<>();
-        List<String> alternatives = new ArrayList<>();
+        NameNode names = new NameNode();
         for (int i = 0; i < functions.size(); i++) {
             Function f = functions.get(i);
             String argsRule = "fn" + i + "-" + JsonSchemaGrammar.sanitize(f.name()) + "-args";
@@ -98,25 +98,71 @@ public final class ToolCalls {
                         "function '" + f.name() + "': " + e.getMessage().replaceFirst(" \\(at #[^)]*\\)$", ""));
             }
             rules.putAll(r);
-            String name = JsonSchemaGrammar.literal(JsonSchemaGrammar.dump(MAPPER.getNodeFactory().textNode(f.name())));
-            String call = switch (format) {
-                case HERMES -> "\"{\" space \"\\\"name\\\"\" space \":\" space " + name + " \",\" space \"\\\"arguments\\\"\" space \":\" space "
-                        + argsRule + " space \"}\"";
-                case LLAMA3_JSON -> "\"{\" space \"\\\"name\\\"\" space \":\" space " + name + " \",\" space \"\\\"parameters\\\"\" space \":\" space "
-                        + argsRule + " space \"}\"";
+            String argsKey = switch (format) {
+                case HERMES -> "arguments";
+                case LLAMA3_JSON -> "parameters";
                 case NONE -> throw new IllegalArgumentException("no tool-call format");
             };
-            String callRule = "fn" + i + "-call";
-            rules.put(callRule, call);
-            alternatives.add(callRule);
+            // what follows the function's name: its arguments
+            String restRule = "fn" + i + "-call";
+            rules.put(restRule, "\",\" space \"\\\"" + argsKey + "\\\"\" space \":\" space " + argsRule + " space \"}\"");
+            names.add(JsonSchemaGrammar.dump(MAPPER.getNodeFactory().textNode(f.name())), restRule);
         }
         String root = format == Format.HERMES ? "\"<tool_call>\\n\" call \"\\n</tool_call>\"" : "call";
         StringBuilder sb = new StringBuilder("root ::= ").append(root).append('\n');
-        sb.append("call ::= ").append(String.join(" | ", alternatives)).append('\n');
+        // The call's head is written once and the names share their common prefixes (a prefix
+        // tree whose branching nodes are rules): llama.cpp's grammar sampler checks every candidate
+        // token against every alternative still alive, on the scheduler thread, and one
+        // alternative per function kept all 128 of them alive through '{"name": "' and the names'
+        // common prefix (with the 128k vocabulary: 70 ms a step against 11 ms for one function).
+        sb.append("call ::= \"{\" space \"\\\"name\\\"\" space \":\" space call-name\n");
+        List<NameNode> pending = new ArrayList<>(List.of(names));
+        for (int k = 0; k < pending.size(); k++) {
+            sb.append(k == 0 ? "call-name" : "call-name-" + k).append(" ::= ").append(pending.get(k).alternatives(pending)).append('\n');
+        }
         rules.forEach((k, v) -> sb.append(k).append(" ::= ").append(v).append('\n'));
         String grammar = sb.toString();
         JsonSchemaGrammar.checkExpansion(grammar); // all functions' schemas together
         return grammar;
+    }
+
+    /** A prefix tree of the functions' quoted names; a name ends where its rule follows. */
+    private static final class NameNode {
+        final Map<Integer, NameNode> next = new LinkedHashMap<>();
+        String rest;
+
+        void add(String quotedName, String restRule) {
+            NameNode at = this;
+            for (int cp : quotedName.codePoints().toArray()) {
+                at = at.next.computeIfAbsent(cp, x -> new NameNode());
+            }
+            at.rest = restRule;
+        }
+
+        /**
+         * This node's alternatives: each a run of characters up to a name's end (then its rule) or
+         * to a node where names part (then that node's rule, numbered by its place in
+         * {@code pending}). Names are quoted, so none is a prefix of another.
+         */
+        String alternatives(List<NameNode> pending) {
+            List<String> alts = new ArrayList<>();
+            for (Map.Entry<Integer, NameNode> e : next.entrySet()) {
+                StringBuilder run = new StringBuilder().appendCodePoint(e.getKey());
+                NameNode at = e.getValue();
+                while (at.rest == null && at.next.size() == 1) {
+                    Map.Entry<Integer, NameNode> only = at.next.entrySet().iterator().next();
+                    run.appendCodePoint(only.getKey());
+                    at = only.getValue();
+                }
+                String then = at.rest;
+                if (then == null) {
+                    pending.add(at);
+                    then = "call-name-" + (pending.size() - 1);
+                }
+                alts.add(JsonSchemaGrammar.literal(run.toString()) + " " + then);
+            }
+            return String.join(" | ", alts);
+        }
     }
 
     /**

@@ -156,6 +156,42 @@ class JsonSchemaGrammarReferenceTest {
                 .containsExactly(true, true, false, false, false);
     }
 
+    /**
+     * A forced call's grammar writes the call's head once and shares the function names' common
+     * prefixes: llama.cpp's sampler checks every candidate token against every alternative still
+     * alive, and one alternative per function kept all 128 alive through {@code {"name": "} and the
+     * names' shared prefix on every step. It admits exactly a declared name with that function's
+     * arguments (a name that is a prefix of others included).
+     */
+    @Test
+    void toolCallNamesShareTheirPrefixes() throws Exception {
+        List<ToolCalls.Function> functions = new ArrayList<>();
+        for (int i = 0; i < 127; i++) {
+            functions.add(new ToolCalls.Function("get_weather_for_city_" + i, SchemaCorpus.MAPPER.readTree(
+                    "{\"type\":\"object\",\"properties\":{\"n" + i + "\":{\"type\":\"integer\"}},\"required\":[\"n" + i
+                            + "\"],\"additionalProperties\":false}")));
+        }
+        functions.add(new ToolCalls.Function("get", SchemaCorpus.MAPPER.readTree("{\"type\":\"object\",\"additionalProperties\":false}")));
+        String g = ToolCalls.grammar(ToolCalls.Format.HERMES, functions);
+        assertThat(g).containsOnlyOnce("_weather_for_city_").containsOnlyOnce("\\\"name\\\"");
+        List<String> docs = List.of(call("get_weather_for_city_0", "{\"n0\": 1}"), call("get_weather_for_city_1", "{\"n1\": 2}"),
+                call("get_weather_for_city_12", "{\"n12\": 3}"), call("get_weather_for_city_126", "{\"n126\":4}"),
+                call("get", "{}"),
+                call("get_weather_for_city_127", "{\"n127\": 1}"), call("get_weather_for_city_", "{}"),
+                call("get_weather_for_city_5", "{\"n6\": 1}"), call("get_weather_for_city_1", "{\"n12\": 1}"), call("ge", "{}"),
+                call("get", "{\"n0\": 1}"));
+        assertThat(ref.accepts(g, docs)).containsExactly(true, true, true, true, true, false, false, false, false, false, false);
+        assertThat(ref.accepts(ToolCalls.grammar(ToolCalls.Format.LLAMA3_JSON, functions.subList(3, 5)),
+                List.of("{\"name\": \"get_weather_for_city_4\", \"parameters\": {\"n4\": 1}}",
+                        "{\"name\": \"get_weather_for_city_3\", \"parameters\": {\"n3\": 1}}",
+                        "{\"name\": \"get_weather_for_city_5\", \"parameters\": {\"n5\": 1}}")))
+                .containsExactly(true, true, false);
+    }
+
+    private static String call(String name, String arguments) {
+        return "<tool_call>\n{\"name\": \"" + name + "\", \"arguments\": " + arguments + "}\n</tool_call>";
+    }
+
     private static JsonNode optionalProperties(int n) {
         com.fasterxml.jackson.databind.node.ObjectNode schema = SchemaCorpus.MAPPER.createObjectNode().put("type", "object");
         com.fasterxml.jackson.databind.node.ObjectNode props = schema.putObject("properties");

@@ -127,8 +127,9 @@ class ToolCallsParseTest {
     @Test
     void forcedCallGrammarNamesEveryAllowedFunction() {
         String g = ToolCalls.grammar(ToolCalls.Format.HERMES, FUNCTIONS);
-        assertThat(g).startsWith("root ::= \"<tool_call>\\n\" call \"\\n</tool_call>\"\n").contains("call ::= fn0-call | fn1-call")
-                .contains("\"\\\"get_weather\\\"\"").contains("\"\\\"arguments\\\"\"");
+        assertThat(g).startsWith("root ::= \"<tool_call>\\n\" call \"\\n</tool_call>\"\n").contains("call-name ::= \"\\\"get_\" call-name-1\n")
+                .contains("call-name-1 ::= \"weather\\\"\" fn0-call | \"time\\\"\" fn1-call\n")
+                .contains("\"\\\"arguments\\\"\"");
         assertThat(ToolCalls.grammar(ToolCalls.Format.LLAMA3_JSON, FUNCTIONS.subList(0, 1))).contains("\"\\\"parameters\\\"\"")
                 .doesNotContain("get_time");
         assertThatThrownBy(() -> ToolCalls.grammar(ToolCalls.Format.HERMES,

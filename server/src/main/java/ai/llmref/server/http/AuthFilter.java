@@ -63,15 +63,12 @@ public final class AuthFilter implements Filter {
             return;
         }
         // not the path: before authentication it is anyone's text (ids, tokens, junk), so it stays out of the log
-        AccessLog.Entry entry = new AccessLog.Entry(AccessLog.method(req.prologue().method().text()), ROUTE);
-        entry.errorCode = "invalid_api_key";
-        req.context().get(RequestIdFilter.RequestId.class).ifPresent(id -> entry.requestId = id.value());
+        AccessLog.Entry entry = RequestIdFilter.refusal(req, ROUTE, "invalid_api_key");
         res.header(HeaderNames.WWW_AUTHENTICATE, "Bearer");
         errors.sendError(res, new ApiException(401, "authentication_error", "invalid_api_key", null,
                 header.isEmpty() && apiKey.isEmpty() ? "missing API key: send 'Authorization: Bearer <key>' (or 'x-api-key: <key>')"
                         : "invalid API key"));
-        metrics.request(ROUTE, 401, System.nanoTime() - entry.startNanos);
-        AccessLog.log(entry, 401);
+        metrics.refused(entry, 401);
     }
 
     private static byte[] sha256(String s) {

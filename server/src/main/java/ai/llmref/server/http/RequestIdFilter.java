@@ -1,5 +1,6 @@
 package ai.llmref.server.http;
 
+import ai.llmref.server.observe.AccessLog;
 import io.helidon.http.HeaderName;
 import io.helidon.http.HeaderNames;
 import io.helidon.webserver.http.FilterChain;
@@ -30,6 +31,18 @@ public final class RequestIdFilter implements io.helidon.webserver.http.Filter {
         req.context().register(id);
         res.header(HEADER, id.value());
         chain.proceed();
+    }
+
+    /**
+     * The access-log entry of a request a filter answers itself (before any handler): its method,
+     * the route it is logged and counted under, its error code and its id. Record it with
+     * {@link ai.llmref.server.observe.ServerMetrics#refused} once the answer is sent.
+     */
+    static AccessLog.Entry refusal(RoutingRequest req, String route, String errorCode) {
+        AccessLog.Entry entry = new AccessLog.Entry(AccessLog.method(req.prologue().method().text()), route);
+        entry.errorCode = errorCode;
+        req.context().get(RequestId.class).ifPresent(id -> entry.requestId = id.value());
+        return entry;
     }
 
     /** The client's id when it is a plain token, else a new one. */

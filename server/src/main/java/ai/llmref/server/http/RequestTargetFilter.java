@@ -40,15 +40,12 @@ public final class RequestTargetFilter implements Filter {
             path = null;
         }
         if (path == null || !path.startsWith("/")) {
-            AccessLog.Entry entry = new AccessLog.Entry(AccessLog.method(req.prologue().method().text()), OpenAiService.UNMATCHED);
+            AccessLog.Entry entry = RequestIdFilter.refusal(req, OpenAiService.UNMATCHED, "invalid_request");
             res.status(Status.BAD_REQUEST_400);
             res.header(HeaderNames.CONTENT_TYPE, "application/json");
             res.send(BODY);
             if (metrics != null) {
-                entry.errorCode = "invalid_request";
-                req.context().get(RequestIdFilter.RequestId.class).ifPresent(id -> entry.requestId = id.value());
-                metrics.request(OpenAiService.UNMATCHED, 400, System.nanoTime() - entry.startNanos);
-                AccessLog.log(entry, 400);
+                metrics.refused(entry, 400);
             }
             return;
         }

@@ -212,6 +212,12 @@ public final class ServerMetrics implements EngineObserver {
         requestDuration.observe(nanos / 1e9, route);
     }
 
+    /** A request answered before any handler (a filter's refusal): counted under its entry's route, and its access line written. */
+    public void refused(AccessLog.Entry entry, int status) {
+        request(entry.route, status, System.nanoTime() - entry.startNanos);
+        AccessLog.log(entry, status);
+    }
+
     /**
      * A stream failed after its 200 went out: {@code code} is the error event's (timeout,
      * internal_error, unavailable ...) or client_disconnected, one of this server's own codes.

@@ -244,16 +244,15 @@ public final class OpenAiService implements HttpService {
             if (bytes.length > limits.maxBodyBytes()) {
                 throw tooLarge();
             }
-        } catch (IOException e) {
-            throw deadline.disarm() ? bodyTimeout() : ApiException.badRequest(null, "the request body could not be read");
-        } catch (ApiException | UncheckedIOException | ServerConnectionException e) {
+        } catch (IOException | RuntimeException e) {
             if (deadline.disarm()) {
-                throw bodyTimeout();
+                throw bodyTimeout(); // whatever the read ended with: the deadline closed the connection
             }
-            throw e; // too large; or the client went away (handled as a disconnect)
-        } catch (RuntimeException e) {
+            if (e instanceof ApiException || e instanceof UncheckedIOException || e instanceof ServerConnectionException) {
+                throw (RuntimeException) e; // too large; or the client went away (handled as a disconnect)
+            }
             // broken framing (bad chunk sizes, a body shorter than its Content-Length): Helidon throws unchecked
-            throw deadline.disarm() ? bodyTimeout() : ApiException.badRequest(null, "the request body could not be read");
+            throw ApiException.badRequest(null, "the request body could not be read");
         } finally {
             if (deadline.disarm()) {
                 Thread.interrupted(); // fired after the read ended: the thread serves the connection's next request

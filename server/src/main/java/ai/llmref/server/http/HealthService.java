@@ -73,10 +73,10 @@ public final class HealthService implements HttpService {
 
     private ObjectNode status(Server.State s) {
         ObjectNode o = json.object();
-        Engine engine = server.engine();
+        Engine e = server.engine();
         // a scheduler that ended on its own (an unexpected error) leaves the state READY or WARMING:
         // the probes fail then, and their body must not say "ready"
-        boolean schedulerGone = (s == Server.State.READY || s == Server.State.WARMING) && engine != null && !engine.stats().running();
+        boolean schedulerGone = (s == Server.State.READY || s == Server.State.WARMING) && e != null && !e.stats().running();
         o.put("status", schedulerGone ? "stopped" : s.name().toLowerCase());
         if (s == Server.State.LOADING) {
             o.put("progress", server.loadProgress());
@@ -87,7 +87,6 @@ public final class HealthService implements HttpService {
         if (s == Server.State.FAILED && server.failure() != null) {
             o.put("reason", server.failure());
         }
-        Engine e = server.engine();
         if (e != null) {
             Engine.Stats st = e.stats();
             o.put("slots", st.slots()).put("slots_busy", st.busySlots()).put("queued", st.queued());

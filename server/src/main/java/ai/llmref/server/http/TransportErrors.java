@@ -76,8 +76,7 @@ public final class TransportErrors implements DirectHandler {
         }
         AccessLog.Entry entry = new AccessLog.Entry(AccessLog.method(method == null ? "" : method), ROUTE);
         entry.errorCode = what(status)[0];
-        metrics.request(ROUTE, status, 0);
-        AccessLog.log(entry, status);
+        metrics.refused(entry, status);
     }
 
     /** The error-shape body for a transport-level status (also {@link HttpVersionRefusal}'s 505). */

@@ -23,7 +23,7 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class ScriptsTest {
     private static final List<String> WITH_HELP = List.of("bench-bindings.sh", "bench-server.sh", "gpu-verify.sh", "gpu-pack.sh",
-            "soak.sh", "bench-structured.sh");
+            "soak.sh", "bench-structured.sh", "bench-echo.sh");
 
     private static Repo.Result bash(String... args) {
         return Repo.run(Duration.ofSeconds(30), Repo.root(), Map.of(), Stream.concat(Stream.of("bash"), Stream.of(args)).toList());
@@ -94,7 +94,10 @@ class ScriptsTest {
                 Arguments.of("bench-structured.sh", List.of("--rounds", "0"), "--rounds must be a positive integer"),
                 Arguments.of("bench-structured.sh", List.of("--max-tokens", "x"), "--max-tokens must be a positive integer"),
                 Arguments.of("bench-structured.sh", List.of("--requests"), "--requests needs a value"),
-                Arguments.of("bench-structured.sh", List.of("--fast"), "unknown argument: --fast"));
+                Arguments.of("bench-structured.sh", List.of("--fast"), "unknown argument: --fast"),
+                Arguments.of("bench-echo.sh", List.of("--tokens", "0"), "--tokens must be a positive integer"),
+                Arguments.of("bench-echo.sh", List.of("--threads", "-1"), "--threads must be a non-negative integer"),
+                Arguments.of("bench-echo.sh", List.of("--model"), "--model needs a value"));
     }
 
     /**

@@ -161,9 +161,10 @@ class LogprobsTest {
         }
     }
 
-    /** Over two prompt chunks (32 tokens each when the prompt's log-probabilities are wanted). */
+    /** Over two prompt chunks (65 tokens each when the prompt's log-probabilities are wanted, {@code Engine.PROMPT_LOGPROBS_CHUNK}). */
     static final String LONG_PROMPT = PROMPT + " ran to the park with his friend Lily. They played with a big red ball all day, and then they"
-            + " went home to eat";
+            + " went home to eat. The next day the sun was warm, so they went to the lake and saw a duck swim"
+            + " with her little ones";
 
     @ParameterizedTest(name = "GPU-like settings {0}")
     @ValueSource(booleans = {false, true})
@@ -174,7 +175,7 @@ class LogprobsTest {
         try (TestServer t = start(emitDuringDecode)) {
             prompt = JSON.convertValue(JSON.readTree(t.post("/tokenize", JSON.writeValueAsString(Map.of("content", LONG_PROMPT,
                     "add_special", true))).body()).get("tokens"), int[].class);
-            assertThat(prompt.length).isGreaterThan(32);
+            assertThat(prompt.length).isGreaterThan(65);
             String body = "{\"prompt\":" + JSON.writeValueAsString(LONG_PROMPT) + ",\"max_tokens\":0,\"echo\":true,\"logprobs\":2}";
             first = JSON.readTree(t.post("/v1/completions", body).body());
             again = JSON.readTree(t.post("/v1/completions", body).body());

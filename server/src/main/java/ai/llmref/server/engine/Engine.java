@@ -63,8 +63,18 @@ public final class Engine implements AutoCloseable {
     /** Set once by the scheduler when it has created the contexts. */
     private volatile Map<String, ContextMemory> memoryUse = Map.of();
     private volatile long stalledUntilNanos;
-    /** Most prompt tokens per step for a request that wants the prompt's log-probabilities (each is an output row). */
-    static final int PROMPT_LOGPROBS_CHUNK = 32;
+    /**
+     * Most prompt tokens per step for a request that wants the prompt's log-probabilities (each is
+     * an output row, a vocabulary of floats). ggml's CPU flash attention takes its tiled kernel only
+     * for at least {@code GGML_FA_TILE_Q} (64) query rows of a sequence in a ubatch, and attends row
+     * by row below that, three times as slow on long prompts. One more than the tile because with a
+     * KV stream per slot llama.cpp splits a step into ubatches of equal tokens per sequence: the
+     * generating slots' single tokens take one position of the chunk into a first ubatch, and the
+     * other 64 stay together. 7,000 tokens on tiny-128k: 39.5 s at 32 alone; with a stream
+     * generating beside it 40.8 s at 64, 14.7 s at 65 (docs/benchmarks.md). The step's batch size
+     * bounds the rows of all slots together.
+     */
+    static final int PROMPT_LOGPROBS_CHUNK = 65;
     /** Fewest prompt tokens a cached prefix in another slot must save to be copied into the lowest free slot. */
     static final int MIGRATE_MIN_TOKENS = 16;
     /** The scheduler's sampling arrays. */

@@ -15,6 +15,7 @@ import ai.llmref.server.http.ApiException;
 import ai.llmref.server.http.RequestIdFilter;
 import ai.llmref.server.http.AuthFilter;
 import ai.llmref.server.http.PromptModel;
+import ai.llmref.server.http.ConnectionCloseFilter;
 import ai.llmref.server.http.RequestHeadDeadline;
 import ai.llmref.server.http.RequestTargetFilter;
 import ai.llmref.server.http.TransportErrors;
@@ -101,7 +102,8 @@ public final class Server implements AutoCloseable {
 
     /** The API routes (behind the API-key filter when keys are configured), shared by main and tests. */
     static void apiRouting(HttpRouting.Builder r, OpenAiService api, AuthFilter auth, ServerMetrics metrics) {
-        r.addFilter(new RequestIdFilter()); // first: refusals by the filters below carry the id too
+        r.addFilter(new ConnectionCloseFilter()); // outermost: it acts once the response is sent
+        r.addFilter(new RequestIdFilter()); // refusals by the filters below carry the id too
         r.addFilter(new RequestTargetFilter(metrics));
         if (auth != null) {
             r.addFilter(auth);
@@ -121,6 +123,7 @@ public final class Server implements AutoCloseable {
 
     /** Probes and metrics: no authentication, so that kubelet and Prometheus reach them. */
     static void adminRouting(HttpRouting.Builder r, HealthService health, ServerMetrics metrics) {
+        r.addFilter(new ConnectionCloseFilter());
         r.addFilter(new RequestTargetFilter());
         r.register(health).get("/metrics", (req, res) -> {
             res.header(HeaderNames.CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");

@@ -10,6 +10,7 @@ import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -210,6 +211,54 @@ class ConnectionLimitsTest {
             out.write(request);
             assertThat(readResponse(in)).startsWith("HTTP/1.1 200").contains("stories260K");
         }
+    }
+
+    /**
+     * A request with {@code Connection: close} gets its whole answer and then the end of the
+     * stream, well before the idle timeout, on both ports: a plain answer, one with a body, a
+     * streamed one, and a 404 whose body the server had no use for. Helidon 4.5.0 sent
+     * {@code Connection: close} and kept the socket open until the idle timeout (helidon#12324), so
+     * a client that reads to the end of the stream waited that long.
+     */
+    @Test
+    void connectionCloseEndsTheConnectionOnceTheAnswerIsSent() throws Exception {
+        int api = server.server.port();
+        String completion = "{\"prompt\":\"Once upon a time\",\"max_tokens\":3}";
+        String streamed = "{\"prompt\":\"Once upon a time\",\"max_tokens\":3,\"stream\":true}";
+        List<Object[]> cases = List.of(
+                new Object[] {api, "GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200},
+                new Object[] {api, post("/v1/completions", "keep-alive, Close", completion), 200},
+                new Object[] {api, post("/v1/completions", "close", streamed), 200},
+                new Object[] {api, post("/v1/nothing-here", "close", completion), 404},
+                new Object[] {server.server.adminPort(), "GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200});
+        for (Object[] c : cases) {
+            String request = (String) c[1];
+            try (Socket s = connect((int) c[0])) {
+                CompletableFuture<byte[]> answer = readAsync(s);
+                long t0 = System.nanoTime();
+                s.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
+                s.getOutputStream().flush(); // and the client's side stays open, as a waiting client's does
+                String r = new String(answer.get(10, TimeUnit.SECONDS), StandardCharsets.UTF_8);
+                long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+                String what = request.substring(0, request.indexOf('\r'));
+                assertThat(r).as(what).startsWith("HTTP/1.1 " + c[2] + " ");
+                assertThat(ms).as("%s: the end of the stream came after %d ms, not at the idle timeout", what, ms)
+                        .isLessThan(IDLE_TIMEOUT_MS);
+                int bodyAt = r.indexOf("\r\n\r\n") + 4;
+                java.util.regex.Matcher length = java.util.regex.Pattern.compile("(?i)content-length: (\\d+)").matcher(r.substring(0, bodyAt));
+                if (length.find()) {
+                    assertThat(r.substring(bodyAt).getBytes(StandardCharsets.UTF_8)).as(what + ": the whole body")
+                            .hasSize(Integer.parseInt(length.group(1)));
+                } else {
+                    assertThat(r).as(what + ": the whole stream").contains("data: [DONE]").endsWith("0\r\n\r\n");
+                }
+            }
+        }
+    }
+
+    private static String post(String path, String connection, String body) {
+        return "POST " + path + " HTTP/1.1\r\nHost: x\r\nConnection: " + connection + "\r\nContent-Type: application/json\r\n"
+                + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body;
     }
 
     private static Socket connect(int port) throws Exception {

@@ -14,7 +14,8 @@
 #
 # Four requests, each once: the prompt plain (max_tokens 1), then with echo and logprobs 5, each
 # alone and then while another client streams 16-token completions of a short prompt back to back.
-# The other client's time per token is reported before (alone) and during the long request.
+# The other client's time per token is reported before the long request (alone) and over the requests
+# that overlapped it.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 log() { echo "bench-echo: $*" >&2; }
@@ -27,29 +28,17 @@ while [ $# -gt 0 ]; do
     --tokens) tokens=${2?"$1 needs a value"}; shift 2 ;;
     --threads) threads=${2?"$1 needs a value"}; shift 2 ;;
     --prebuilt) prebuilt=1; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) die "unknown argument: $1 (--help)" ;;
   esac
 done
 [[ "$tokens" =~ ^[1-9][0-9]*$ ]] || die "--tokens must be a positive integer, got '$tokens'"
 [[ "$threads" =~ ^[0-9]+$ ]] || die "--threads must be a non-negative integer, got '$threads'"
-command -v python3 >/dev/null || die "python3 is needed"
-command -v curl >/dev/null || die "curl is needed"
-export JAVA_HOME=${JAVA_HOME_25:-${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}}
-export PATH="$JAVA_HOME/bin:$PATH"
 out_dir="$root/target/bench-echo"
 mkdir -p "$out_dir"
-if [ "$prebuilt" = 0 ]; then
-  (cd "$root" && mvn -B -ntp -q -pl native,bindings,server -am package -DskipTests >&2)
-fi
-jar=${SERVER_JAR:-$root/server/target/server-0.1.0-SNAPSHOT.jar}
-[ -f "$jar" ] || die "server jar not found: $jar"
-cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}
-if [ -z "$model" ]; then
-  model=$cache/models/llama-bpe-tiny-q4km.gguf
-  [ -f "$model" ] || model=$root/../shared/models/stories260K.gguf
-fi
-[ -f "$model" ] || die "model not found: $model"
+# shellcheck source=lib/bench-inputs.sh
+. "$root/scripts/lib/bench-inputs.sh"
+bench_inputs "$prebuilt" "$model"
 
 exec 9>/tmp/bench.lock
 flock 9 # one benchmark at a time on a shared machine
@@ -92,20 +81,22 @@ def long_request(seed, echo):
     return took
 
 def with_stream(seed, echo):
-    per_token, stop = [], threading.Event()
+    done, stop = [], threading.Event()  # the other client's requests: (start, end, seconds a token)
     def other():
         while not stop.is_set():
             t = time.time()
             r = post({"prompt": "Once upon a time", "max_tokens": 16, "temperature": 0})
-            per_token.append((time.time() - t) / max(1, r["usage"]["completion_tokens"]))
+            done.append((t, time.time(), (time.time() - t) / max(1, r["usage"]["completion_tokens"])))
     th = threading.Thread(target=other)
     th.start()
     time.sleep(3)
-    before = list(per_token)
+    start = time.time()
     took = long_request(seed, echo)
+    end = time.time()
     stop.set()
-    th.join()
-    during = per_token[len(before):]
+    th.join()  # its last request, which overlapped the long one, is in
+    before = [d[2] for d in done if d[1] <= start]
+    during = [d[2] for d in done if d[0] < end and d[1] > start]
     return took, 1000 * sum(before) / len(before), 1000 * sum(during) / len(during), 1000 * max(during)
 
 post({"prompt": "Once upon a time", "max_tokens": 16, "temperature": 0})  # warm-up

@@ -40,27 +40,15 @@ done
 for v in rounds requests max_tokens threads; do
   [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || die "--${v//_/-} must be a positive integer, got '${!v}'"
 done
-command -v python3 >/dev/null || die "python3 is needed"
-command -v curl >/dev/null || die "curl is needed"
-export JAVA_HOME=${JAVA_HOME_25:-${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}}
-export PATH="$JAVA_HOME/bin:$PATH"
 out_dir="$root/target/bench-structured"
 mkdir -p "$out_dir"
 
 # shellcheck source=lib/native-tools.sh
 . "$root/scripts/lib/native-tools.sh"
 native_tools llama-server
-if [ "$prebuilt" = 0 ]; then
-  (cd "$root" && mvn -B -ntp -q -pl native,bindings,server -am package -DskipTests >&2)
-fi
-jar=${SERVER_JAR:-$root/server/target/server-0.1.0-SNAPSHOT.jar}
-[ -f "$jar" ] || die "server jar not found: $jar"
-cache=${AIREF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-llm-reference-app}
-if [ -z "$model" ]; then
-  model=$cache/models/llama-bpe-tiny-q4km.gguf
-  [ -f "$model" ] || model=$root/../shared/models/stories260K.gguf
-fi
-[ -f "$model" ] || die "model not found: $model"
+# shellcheck source=lib/bench-inputs.sh
+. "$root/scripts/lib/bench-inputs.sh"
+bench_inputs "$prebuilt" "$model"
 
 exec 9>/tmp/bench.lock
 flock 9 # one benchmark at a time on a shared machine

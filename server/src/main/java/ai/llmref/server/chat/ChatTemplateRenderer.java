@@ -13,6 +13,7 @@ import com.hubspot.jinjava.el.ext.JinjavaBeanELResolver;
 import com.hubspot.jinjava.el.ext.JinjavaListELResolver;
 import com.hubspot.jinjava.el.ext.NamedParameter;
 import com.hubspot.jinjava.el.ext.NamedParameterOperator;
+import com.hubspot.jinjava.el.ext.TruncDivOperator;
 import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.InterpreterFactory;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
@@ -55,6 +56,8 @@ import jinjava.de.odysseus.el.tree.TreeBuilder;
 import jinjava.de.odysseus.el.tree.TreeBuilderException;
 import jinjava.de.odysseus.el.tree.impl.Builder;
 import jinjava.de.odysseus.el.tree.impl.Parser;
+import jinjava.de.odysseus.el.tree.impl.Parser.ExtensionHandler;
+import jinjava.de.odysseus.el.tree.impl.Parser.ExtensionPoint;
 import jinjava.de.odysseus.el.tree.impl.Scanner;
 import jinjava.de.odysseus.el.tree.impl.Scanner.Symbol;
 import jinjava.de.odysseus.el.tree.impl.ast.AstBinary;
@@ -736,6 +739,12 @@ public final class ChatTemplateRenderer {
     static final class PyParser extends ExtendedParser {
         PyParser(Builder context, String input) {
             super(context, input);
+            putExtensionHandler(TruncDivOperator.TOKEN, new ExtensionHandler(ExtensionPoint.MUL) {
+                @Override
+                public AstNode createAstNode(AstNode... children) {
+                    return createAstBinary(children[0], children[1], PyOperators.FLOOR_DIV);
+                }
+            });
         }
 
         @Override
@@ -771,13 +780,18 @@ public final class ChatTemplateRenderer {
             return expr(true);
         }
 
-        /** Python's {@code +}, {@code *}, {@code ==} and {@code !=} (Jinjava's would print "null" for None, concatenate anything, coerce to compare). */
+        /**
+         * Python's {@code +}, {@code *}, {@code %}, {@code ==} and {@code !=} (Jinjava's would print "null" for None,
+         * concatenate anything, take the dividend's sign for {@code %}, coerce to compare).
+         */
         @Override
         protected AstBinary createAstBinary(AstNode left, AstNode right, AstBinary.Operator operator) {
             if (operator == com.hubspot.jinjava.el.ext.AdditionOperator.OP) {
                 operator = PyOperators.ADD;
             } else if (operator == AstBinary.MUL) {
                 operator = PyOperators.MUL;
+            } else if (operator == AstBinary.MOD) {
+                operator = PyOperators.MOD;
             } else if (operator == AstBinary.EQ) {
                 operator = PyOperators.EQ;
             } else if (operator == AstBinary.NE) {
@@ -920,7 +934,8 @@ public final class ChatTemplateRenderer {
 
     /**
      * Python's {@code +} (str, list and number operands; None next to a str counts as "", as in
-     * llama.cpp's engine) and {@code *} (with str/list repetition).
+     * llama.cpp's engine), {@code *} (with str/list repetition), {@code %} and {@code //} (rounding
+     * toward negative infinity, a bool counting as 1 or 0).
      */
     static final class PyOperators {
         private static final TypeConverter NUMBERS = new TruthyTypeConverter();
@@ -1053,6 +1068,124 @@ public final class ChatTemplateRenderer {
                 return true;
             }
             return a.equals(b);
+        }
+
+        /**
+         * Python's {@code %} on numbers: the result has the divisor's sign ({@code -7 % 3} is 2; Java's
+         * {@code %} gives the dividend's). Floats as CPython's {@code float_rem}.
+         */
+        static final AstBinary.Operator MOD = operator("%", (a, b) -> {
+            Long x = smallInt(a);
+            Long y = smallInt(b);
+            if (x != null && y != null) {
+                if (y == 0) {
+                    throw new ELException("integer modulo by zero");
+                }
+                return Math.floorMod(x, y);
+            }
+            BigInteger bx = bigInt(a);
+            BigInteger by = bigInt(b);
+            if (bx != null && by != null) {
+                if (by.signum() == 0) {
+                    throw new ELException("integer modulo by zero");
+                }
+                BigInteger r = bx.mod(by.abs());
+                return intResult(by.signum() < 0 && r.signum() != 0 ? r.add(by) : r);
+            }
+            if (isNumber(a) && isNumber(b)) {
+                double vx = toDouble(a);
+                double wx = toDouble(b);
+                if (wx == 0) {
+                    throw new ELException("float modulo by zero");
+                }
+                double mod = vx % wx; // C's fmod
+                return mod != 0 ? ((wx < 0) != (mod < 0) ? mod + wx : mod) : Math.copySign(0.0, wx);
+            }
+            throw a instanceof CharSequence
+                    ? new ELException("unsupported operand type(s) for %: 'str' and '" + PyValues.typeName(b)
+                            + "' (printf-style string formatting is not supported)")
+                    : unsupported("%", a, b);
+        });
+
+        /** Python's {@code //}: rounds toward negative infinity; floats as CPython's {@code float_floor_div}. */
+        static final AstBinary.Operator FLOOR_DIV = operator("//", (a, b) -> {
+            Long x = smallInt(a);
+            Long y = smallInt(b);
+            if (x != null && y != null && !(x == Long.MIN_VALUE && y == -1)) {
+                if (y == 0) {
+                    throw new ELException("integer division or modulo by zero");
+                }
+                return Math.floorDiv(x, y);
+            }
+            BigInteger bx = bigInt(a);
+            BigInteger by = bigInt(b);
+            if (bx != null && by != null) {
+                if (by.signum() == 0) {
+                    throw new ELException("integer division or modulo by zero");
+                }
+                BigInteger[] qr = bx.divideAndRemainder(by);
+                return intResult(qr[1].signum() != 0 && qr[1].signum() != by.signum() ? qr[0].subtract(BigInteger.ONE) : qr[0]);
+            }
+            if (isNumber(a) && isNumber(b)) {
+                double vx = toDouble(a);
+                double wx = toDouble(b);
+                if (wx == 0) {
+                    throw new ELException("float floor division by zero");
+                }
+                double mod = vx % wx;
+                double div = (vx - mod) / wx;
+                if (mod != 0 && (wx < 0) != (mod < 0)) {
+                    div -= 1.0;
+                }
+                if (div == 0) {
+                    return Math.copySign(0.0, vx / wx);
+                }
+                double floor = Math.floor(div);
+                return div - floor > 0.5 ? floor + 1.0 : floor;
+            }
+            throw unsupported("//", a, b);
+        });
+
+        private static AstBinary.Operator operator(String symbol, java.util.function.BinaryOperator<Object> body) {
+            return new AstBinary.SimpleOperator() {
+                @Override
+                protected Object apply(TypeConverter converter, Object a, Object b) {
+                    return body.apply(a, b);
+                }
+
+                @Override
+                public String toString() {
+                    return symbol;
+                }
+            };
+        }
+
+        /** A Python int (a bool is 1 or 0) that fits a long; null for other values. */
+        static Long smallInt(Object v) {
+            if (v instanceof Boolean t) {
+                return t ? 1L : 0L;
+            }
+            return v instanceof Long || v instanceof Integer || v instanceof Short || v instanceof Byte ? ((Number) v).longValue() : null;
+        }
+
+        /** A Python int (a bool is 1 or 0) of any size; null for other values. */
+        static BigInteger bigInt(Object v) {
+            Long small = smallInt(v);
+            return small != null ? BigInteger.valueOf(small) : v instanceof BigInteger b ? b : null;
+        }
+
+        /** An int or float operand (a bool counts as an int). */
+        static boolean isNumber(Object v) {
+            return v instanceof Number || v instanceof Boolean;
+        }
+
+        static double toDouble(Object v) {
+            return v instanceof Boolean t ? (t ? 1 : 0) : ((Number) v).doubleValue();
+        }
+
+        /** An int result: a long where it fits, as the rest of the renderer expects. */
+        static Number intResult(BigInteger r) {
+            return r.bitLength() < 64 ? (Number) r.longValue() : r;
         }
 
         private static boolean isNone(Object v) {

@@ -612,7 +612,7 @@ class ChatTemplateRendererTest {
                 .doesNotContain("java").doesNotContain("hubspot").doesNotContain("class ").doesNotContain("Exception")
                 .doesNotContainPattern("\\b[a-z]+\\.[a-z]+\\.[A-Z]").contains("line 1"));
         assertThat(failures.get("{{ 'a' - 1 }}")).contains("'a'").contains("'str'");
-        assertThat(failures.get("{{ 1 // 0 }}")).contains("division by zero");
+        assertThat(failures.get("{{ 1 // 0 }}")).contains("integer division or modulo by zero");
     }
 
     @Test
@@ -733,6 +733,27 @@ class ChatTemplateRendererTest {
                 .isEqualTo("undefined|yes|True|True|True|True|True");
         assertThat(jinja("{% set ns = namespace(n=0, last=messages|length - 1) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}"
                 + "{% endfor %}{{ ns.n }}/{{ ns.last }}")).isEqualTo("3/2");
+    }
+
+    /** Expected values: jinja2 3.1.6 (Python 3.11). Java's % truncates toward zero and its float // was floor(a / b). */
+    @Test
+    void moduloAndFloorDivisionRoundTowardNegativeInfinityAsPythonDoes() {
+        assertThat(jinja("{{ -7 % 3 }}|{{ 7 % -3 }}|{{ -7.5 % 2 }}|{{ 7.5 % -2 }}|{{ -7 % 3.0 }}|{{ 7 % 3 }}|{{ -6 % 3 }}|{{ 6 % -3 }}"
+                + "|{{ -0.0 % 1 }}|{{ 5 % 2.5 }}|{{ -6.0 % 3 }}|{{ 6.0 % -3 }}|{{ 1e20 % 7 }}|{{ -1 % 1e20 }}"))
+                .isEqualTo("2|-2|0.5|-0.5|2.0|1|0|0|0.0|0.0|0.0|-0.0|2.0|1e+20");
+        assertThat(jinja("{{ true % 2 }}|{{ 5 % true }}|{{ -9223372036854775807 % 10 }}|{{ (-9223372036854775807 - 1) // -1 }}"))
+                .isEqualTo("1|0|3|9223372036854775808");
+        assertThat(jinja("{{ -7 // 2 }}|{{ 7 // -2 }}|{{ -7.5 // 2 }}|{{ 7 // 2.0 }}|{{ 1 // 0.1 }}|{{ -1 // 0.1 }}|{{ 7.0 // -2 }}"
+                + "|{{ -0.0 // 1 }}|{{ 0 // -1.0 }}|{{ true // 2 }}|{{ 1e308 // 1e-308 }}"))
+                .isEqualTo("-4|-4|-4.0|3.0|9.0|-10.0|-4.0|-0.0|-0.0|0|inf");
+        assertThat(jinja("{% for i in range(-3, 4) %}{{ i % 3 }}{{ i // 3 }},{% endfor %}")).isEqualTo("0-1,1-1,2-1,00,10,20,01,");
+        // Python raises where Java's doubles gave nan or inf
+        Map<String, String> errors = Map.of("{{ 1 % 0 }}", "integer modulo by zero", "{{ 1.5 % 0 }}", "float modulo by zero",
+                "{{ 1 // 0 }}", "integer division or modulo by zero", "{{ 1.5 // 0.0 }}", "float floor division by zero",
+                "{{ none % 2 }}", "unsupported operand type(s) for %: 'NoneType' and 'int'",
+                "{{ 2 // [1] }}", "unsupported operand type(s) for //: 'int' and 'list'");
+        errors.forEach((template, message) -> assertThatThrownBy(() -> jinja(template)).as(template)
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message).hasMessageContaining("line 1"));
     }
 
     @Test

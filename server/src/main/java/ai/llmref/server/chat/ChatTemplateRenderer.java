@@ -13,6 +13,7 @@ import com.hubspot.jinjava.el.ext.JinjavaBeanELResolver;
 import com.hubspot.jinjava.el.ext.JinjavaListELResolver;
 import com.hubspot.jinjava.el.ext.NamedParameter;
 import com.hubspot.jinjava.el.ext.NamedParameterOperator;
+import com.hubspot.jinjava.el.ext.PowerOfOperator;
 import com.hubspot.jinjava.el.ext.TruncDivOperator;
 import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.InterpreterFactory;
@@ -800,6 +801,59 @@ public final class ChatTemplateRenderer {
             return super.createAstBinary(left, right, operator);
         }
 
+        /**
+         * {@code *}, {@code /}, {@code //} and {@code %} over {@link #pow} operands: Jinjava parsed {@code **} beside them
+         * ({@code 3 * 2 ** 2} was 36).
+         */
+        @Override
+        protected AstNode mul(boolean required) throws Scanner.ScanException, ParseException {
+            AstNode v = pow(required);
+            if (v == null) {
+                return null;
+            }
+            while (true) {
+                switch (getToken().getSymbol()) {
+                    case MUL -> {
+                        consumeToken();
+                        v = createAstBinary(v, pow(true), AstBinary.MUL);
+                    }
+                    case DIV -> {
+                        consumeToken();
+                        v = createAstBinary(v, pow(true), AstBinary.DIV);
+                    }
+                    case MOD -> {
+                        consumeToken();
+                        v = createAstBinary(v, pow(true), AstBinary.MOD);
+                    }
+                    case EXTENSION -> {
+                        if (getToken() == PowerOfOperator.TOKEN || getExtensionHandler(getToken()).getExtensionPoint() != ExtensionPoint.MUL) {
+                            return v;
+                        }
+                        v = getExtensionHandler(consumeToken()).createAstNode(v, pow(true)); // //
+                    }
+                    default -> {
+                        return v;
+                    }
+                }
+            }
+        }
+
+        /**
+         * Jinja2's {@code **} level ({@code parse_pow}): operands are unary expressions with their filters and tests;
+         * it groups from the left ({@code 2 ** 3 ** 2} is 64 in Jinja2, unlike Python).
+         */
+        private AstNode pow(boolean required) throws Scanner.ScanException, ParseException {
+            AstNode v = filter(required);
+            if (v == null) {
+                return null;
+            }
+            while (getToken() == PowerOfOperator.TOKEN) {
+                consumeToken();
+                v = createAstBinary(v, filter(true), PyOperators.POW);
+            }
+            return v;
+        }
+
         /** Jinja's {@code not} binds looser than comparisons and tests: {@code not x is defined}. */
         @Override
         protected AstNode eq(boolean required) throws Scanner.ScanException, ParseException {
@@ -935,10 +989,16 @@ public final class ChatTemplateRenderer {
     /**
      * Python's {@code +} (str, list and number operands; None next to a str counts as "", as in
      * llama.cpp's engine), {@code *} (with str/list repetition), {@code %} and {@code //} (rounding
-     * toward negative infinity, a bool counting as 1 or 0).
+     * toward negative infinity, a bool counting as 1 or 0) and {@code **}. An int result of more than
+     * {@link #MAX_INT_DIGITS} digits (Python's limit for printing one) is refused: {@code 2**100000000}
+     * would take seconds and megabytes, and squaring in a loop grows without bound.
      */
     static final class PyOperators {
         private static final TypeConverter NUMBERS = new TruthyTypeConverter();
+        /** Python's {@code sys.get_int_max_str_digits()} default. */
+        static final int MAX_INT_DIGITS = 4300;
+        /** The smallest int of more than {@link #MAX_INT_DIGITS} digits. */
+        private static final BigInteger INT_LIMIT = BigInteger.TEN.pow(MAX_INT_DIGITS);
 
         static final AstBinary.Operator ADD = new AstBinary.SimpleOperator() {
             @Override
@@ -992,6 +1052,17 @@ public final class ChatTemplateRenderer {
                         PyValues.bounded(out);
                     }
                     return out;
+                }
+                if (a instanceof BigInteger || b instanceof BigInteger) {
+                    BigInteger x = bigInt(a);
+                    BigInteger y = bigInt(b);
+                    if (x != null && y != null) {
+                        // the product has at least this many bits past its first: no need to compute one that is refused
+                        if (x.signum() != 0 && y.signum() != 0 && (long) x.abs().bitLength() + y.abs().bitLength() - 2 > INT_LIMIT.bitLength()) {
+                            throw tooManyDigits("*");
+                        }
+                        return boundedInt(x.multiply(y), "*");
+                    }
                 }
                 if (a instanceof Number && b instanceof Number) {
                     return NumberOperations.mul(converter, a, b);
@@ -1145,6 +1216,62 @@ public final class ChatTemplateRenderer {
             }
             throw unsupported("//", a, b);
         });
+
+        /**
+         * Python's {@code **}: an int to a non-negative int power is an int of any size (up to
+         * {@link #MAX_INT_DIGITS} digits), anything else a float; Jinjava cast the result to a long
+         * ({@code 2**-1} was 0).
+         */
+        static final AstBinary.Operator POW = operator("**", (a, b) -> {
+            BigInteger x = bigInt(a);
+            BigInteger y = bigInt(b);
+            if (x != null && y != null && y.signum() >= 0) {
+                return intPow(x, y);
+            }
+            if (isNumber(a) && isNumber(b)) {
+                double vx = toDouble(a);
+                double wx = toDouble(b);
+                if (vx == 0 && wx < 0) {
+                    throw new ELException("0.0 cannot be raised to a negative power");
+                }
+                if (vx < 0 && Double.isFinite(wx) && wx != Math.rint(wx)) {
+                    throw new ELException("a negative number to a fractional power is a complex number, which chat templates do not support");
+                }
+                double r = Math.pow(vx, wx);
+                if (Double.isInfinite(r) && Double.isFinite(vx) && Double.isFinite(wx)) {
+                    throw new ELException("float ** overflows: Numerical result out of range");
+                }
+                return r;
+            }
+            throw new ELException("unsupported operand type(s) for ** or pow(): '" + PyValues.typeName(a) + "' and '"
+                    + PyValues.typeName(b) + "'");
+        });
+
+        private static Number intPow(BigInteger x, BigInteger y) {
+            if (x.signum() == 0) {
+                return y.signum() == 0 ? 1L : 0L;
+            }
+            if (x.abs().equals(BigInteger.ONE)) {
+                return x.signum() > 0 || !y.testBit(0) ? 1L : -1L;
+            }
+            // |x| >= 2: the result has at least (bits(|x|) - 1) * y bits past its first
+            if (y.bitLength() > 31 || (x.abs().bitLength() - 1L) * y.longValue() > INT_LIMIT.bitLength()) {
+                throw tooManyDigits("**");
+            }
+            return boundedInt(x.pow(y.intValue()), "**");
+        }
+
+        /** r, unless it has more than {@link #MAX_INT_DIGITS} digits. */
+        private static Number boundedInt(BigInteger r, String op) {
+            if (r.abs().compareTo(INT_LIMIT) >= 0) {
+                throw tooManyDigits(op);
+            }
+            return intResult(r);
+        }
+
+        private static ELException tooManyDigits(String op) {
+            return new ELException("the int result of " + op + " exceeds the limit (" + MAX_INT_DIGITS + " digits)");
+        }
 
         private static AstBinary.Operator operator(String symbol, java.util.function.BinaryOperator<Object> body) {
             return new AstBinary.SimpleOperator() {

@@ -756,6 +756,34 @@ class ChatTemplateRendererTest {
                 .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message).hasMessageContaining("line 1"));
     }
 
+    /**
+     * Expected values: jinja2 3.1.6 (Python 3.11). Jinjava cast int ** int to a long (2**-1 gave 0, 2**64 the largest
+     * long) and parsed ** beside * (3 * 2 ** 2 gave 36). Jinja2's ** groups from the left (2 ** 3 ** 2 is 64, not
+     * Python's 512) and binds looser than unary minus (-2 ** 2 is 4).
+     */
+    @Test
+    void powerIsPythonsAndBindsTighterThanMultiplication() {
+        assertThat(jinja("{{ 2**-1 }}|{{ 2**3 }}|{{ 2**0.5 }}|{{ (-2)**-1 }}|{{ (-2)**3 }}|{{ 2**0 }}|{{ 0**0.0 }}"
+                + "|{{ 2**-1075 }}|{{ 10**-20 }}|{{ 1.5**2 }}|{{ 2**True }}|{{ 9**0.5 }}|{{ 2**62 }}|{{ 2**63 }}|{{ (-2)**63 }}|{{ 3**40 }}"))
+                .isEqualTo("0.5|8|1.4142135623730951|-0.5|-8|1|1.0|0.0|1e-20|2.25|2|3.0|4611686018427387904"
+                        + "|9223372036854775808|-9223372036854775808|12157665459056928801");
+        assertThat(jinja("{{ 1**100000000 }}|{{ (-1)**100000001 }}|{{ 0**100000000 }}|{{ 2**-100000000 }}|{{ 1.0**1e300 }}"))
+                .isEqualTo("1|-1|0|0.0|1.0");
+        assertThat(jinja("{{ 3 * 2 ** 2 }}|{{ 2 ** 2 * 3 }}|{{ 2 ** -1 * 4 }}|{{ -2 ** 2 }}|{{ 2 ** 3 ** 2 }}|{{ 2 ** [1, 2]|length }}"
+                + "|{{ 8 // 2 ** 2 }}|{{ 7 % 2 ** 2 }}|{{ 1 + 2 ** 2 }}")).isEqualTo("12|12|2.0|4|64|4|2|3|5");
+        Map<String, String> errors = Map.of("{{ 0**-1 }}", "0.0 cannot be raised to a negative power",
+                "{{ 10.0**400 }}", "Numerical result out of range", "{{ 'a' ** 2 }}", "unsupported operand type(s) for ** or pow(): 'str' and 'int'",
+                // jinja2 gives a complex number: (1.7319121124709868e-16+2.8284271247461903j)
+                "{{ (-8) ** 0.5 }}", "complex",
+                // Python computes it (and refuses to print more than 4300 digits); the renderer refuses to compute it
+                "{{ 2**100000000 }}", "4300 digits", "{{ 10**4300 }}", "4300 digits",
+                "{% set ns = namespace(x=2**4000) %}{% for i in range(30) %}{% set ns.x = ns.x * ns.x %}{% endfor %}", "4300 digits");
+        errors.forEach((template, message) -> assertThatThrownBy(() -> jinja(template)).as(template)
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message).hasMessageContaining("line 1")
+                .message().doesNotContain("java").doesNotContain("Exception"));
+        assertThat(jinja("{{ (10**4299)|string|length }}")).isEqualTo("4300");
+    }
+
     @Test
     void equalityIsPythonsAndNeverFails() {
         // Jinjava coerced both sides to a number: a bool or a non-numeric string next to a number

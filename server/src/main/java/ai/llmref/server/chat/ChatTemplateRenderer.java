@@ -7,6 +7,7 @@ import com.hubspot.jinjava.el.JinjavaProcessors;
 import com.hubspot.jinjava.el.TruthyTypeConverter;
 import com.hubspot.jinjava.el.TypeConvertingMapELResolver;
 import com.hubspot.jinjava.el.ext.AstNamedParameter;
+import com.hubspot.jinjava.el.ext.CollectionNonMembershipOperator;
 import com.hubspot.jinjava.el.ext.ExtendedParser;
 import com.hubspot.jinjava.el.ext.ExtendedScanner;
 import com.hubspot.jinjava.el.ext.JinjavaBeanELResolver;
@@ -854,14 +855,73 @@ public final class ChatTemplateRenderer {
             return v;
         }
 
-        /** Jinja's {@code not} binds looser than comparisons and tests: {@code not x is defined}. */
+        /**
+         * Python's comparisons: {@code ==}, {@code !=}, {@code <}, {@code <=}, {@code >}, {@code >=}, {@code in} and
+         * {@code not in} are one level and chain ({@link AstComparisons}); Jinjava refused {@code 1 < x < 3} and read
+         * {@code a == b == c} as {@code (a == b) == c}. Jinja's {@code not} binds looser than comparisons and tests:
+         * {@code not x is defined}.
+         */
         @Override
         protected AstNode eq(boolean required) throws Scanner.ScanException, ParseException {
             if (getToken().getSymbol() == Symbol.NOT) {
                 consumeToken();
                 return createAstUnary(eq(true), AstUnary.NOT);
             }
-            return super.eq(required);
+            AstNode first = add(required);
+            if (first == null) {
+                return null;
+            }
+            List<AstNode> operands = new ArrayList<>(List.of(first));
+            List<java.util.function.BinaryOperator<AstNode>> comparisons = new ArrayList<>();
+            for (var c = comparison(); c != null; c = comparison()) {
+                comparisons.add(c);
+                operands.add(add(true));
+            }
+            if (comparisons.isEmpty()) {
+                return first;
+            }
+            if (comparisons.size() == 1) {
+                return comparisons.get(0).apply(operands.get(0), operands.get(1)); // a plain binary node, as before
+            }
+            List<AstBinary.Operator> operators = new ArrayList<>();
+            for (var c : comparisons) {
+                if (!(c.apply(AstValue.NONE, AstValue.NONE) instanceof AstBinary b)) {
+                    throw new ParseException(0, "a comparison", "a chained comparison");
+                }
+                operators.add(b.getOperator());
+            }
+            return new AstComparisons(operands, operators);
+        }
+
+        /** Consumes the comparison operator that comes next and returns how it builds its node; null when none comes. */
+        private java.util.function.BinaryOperator<AstNode> comparison() throws Scanner.ScanException, ParseException {
+            AstBinary.Operator op = switch (getToken().getSymbol()) {
+                case EQ -> AstBinary.EQ;
+                case NE -> AstBinary.NE;
+                case LT -> AstBinary.LT;
+                case LE -> AstBinary.LE;
+                case GT -> AstBinary.GT;
+                case GE -> AstBinary.GE;
+                default -> null;
+            };
+            if (op != null) {
+                consumeToken();
+                return (l, r) -> createAstBinary(l, r, op);
+            }
+            ExtensionHandler handler = null;
+            if (getToken().getSymbol() == Symbol.EXTENSION) { // in
+                handler = getExtensionHandler(getToken());
+                if (handler == null || handler.getExtensionPoint() != ExtensionPoint.CMP && handler.getExtensionPoint() != ExtensionPoint.EQ) {
+                    return null;
+                }
+                consumeToken();
+            } else if ("not".equals(getToken().getImage()) && "in".equals(lookahead(0).getImage())) {
+                consumeToken();
+                consumeToken();
+                handler = getExtensionHandler(CollectionNonMembershipOperator.TOKEN);
+            }
+            ExtensionHandler h = handler;
+            return h == null ? null : (l, r) -> h.createAstNode(l, r);
         }
 
         /** Attribute, item and slice access ({@code a[b]}, {@code a[b:c:d]}). */
@@ -1325,6 +1385,95 @@ public final class ChatTemplateRenderer {
         }
 
         private PyOperators() {}
+    }
+
+    /**
+     * A chain of two or more comparisons, {@code a < b <= c}: Python's {@code a < b and b <= c} with b
+     * evaluated once; the first false comparison is the result and the operands after it are not evaluated.
+     */
+    static final class AstComparisons extends AstRightValue {
+        private final List<AstNode> operands;
+        private final List<AstBinary.Operator> operators;
+
+        AstComparisons(List<AstNode> operands, List<AstBinary.Operator> operators) {
+            this.operands = List.copyOf(operands);
+            this.operators = List.copyOf(operators);
+        }
+
+        @Override
+        public Object eval(Bindings bindings, ELContext context) {
+            Object left = operands.get(0).eval(bindings, context);
+            Object result = Boolean.TRUE;
+            for (int i = 0; i < operators.size(); i++) {
+                Object right = operands.get(i + 1).eval(bindings, context);
+                // fresh nodes per evaluation: the parsed tree is shared between renders and threads
+                result = operators.get(i).eval(bindings, context, new AstValue(left), new AstValue(right));
+                if (!PyValues.truthy(result)) {
+                    return result;
+                }
+                left = right;
+            }
+            return result;
+        }
+
+        @Override
+        public void appendStructure(StringBuilder b, Bindings bindings) {
+            operands.get(0).appendStructure(b, bindings);
+            for (int i = 0; i < operators.size(); i++) {
+                b.append(' ').append(operators.get(i)).append(' ');
+                operands.get(i + 1).appendStructure(b, bindings);
+            }
+        }
+
+        @Override
+        public String toString() {
+            return "comparisons";
+        }
+
+        @Override
+        public int getCardinality() {
+            return operands.size();
+        }
+
+        @Override
+        public AstNode getChild(int i) {
+            return i >= 0 && i < operands.size() ? operands.get(i) : null;
+        }
+    }
+
+    /** An operand already evaluated. */
+    static final class AstValue extends AstRightValue {
+        static final AstValue NONE = new AstValue(null);
+        private final Object value;
+
+        AstValue(Object value) {
+            this.value = value;
+        }
+
+        @Override
+        public Object eval(Bindings bindings, ELContext context) {
+            return value;
+        }
+
+        @Override
+        public void appendStructure(StringBuilder b, Bindings bindings) {
+            b.append("<value>");
+        }
+
+        @Override
+        public String toString() {
+            return "value";
+        }
+
+        @Override
+        public int getCardinality() {
+            return 0;
+        }
+
+        @Override
+        public AstNode getChild(int i) {
+            return null;
+        }
     }
 
     /** {@code base[start:stop:step]} with Python semantics, on strings and sequences. */

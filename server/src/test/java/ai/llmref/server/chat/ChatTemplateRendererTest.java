@@ -784,6 +784,28 @@ class ChatTemplateRendererTest {
         assertThat(jinja("{{ (10**4299)|string|length }}")).isEqualTo("4300");
     }
 
+    /**
+     * Expected values: jinja2 3.1.6. Comparisons ({@code == != < <= > >= in not in}) are one level and chain as in
+     * Python: {@code a < b < c} is {@code a < b and b < c} with b evaluated once, and stops at the first false one.
+     * Jinjava refused {@code 1 < 2 < 3} and read {@code a == b == c} as {@code (a == b) == c}.
+     */
+    @Test
+    void comparisonsChainAsInPython() {
+        assertThat(jinja("{{ 1 < 2 < 3 }}|{{ 3 > 2 > 1 }}|{{ 1 < 3 < 2 }}|{{ 1 == 1 == 1 }}|{{ 1 == 1 == 2 }}|{{ 2 == 2 != 3 }}"
+                + "|{{ 1 < 2 <= 2 }}|{{ 1 < 2 > 3 }}")).isEqualTo("True|True|False|True|False|True|True|False");
+        assertThat(jinja("{% set x = 3 %}{{ 1 < x <= 5 }}|{{ 1 < x <= 2 }}|{{ 0 <= x < 3 }}|{{ x > 2 == true }}|{{ 1 < 2 < 3 < 4 }}"
+                + "|{{ 1 < 2 < 3 > 4 }}")).isEqualTo("True|False|False|False|True|False");
+        assertThat(jinja("{% set a = 'x' %}{% set b = 'x' %}{% set c = 'x' %}{{ a == b == c }}|{{ a == b == 'y' }}|{{ not 1 < 2 < 3 }}"
+                + "|{{ 1 < 2 < 3 and 3 > 2 }}")).isEqualTo("True|False|False|True");
+        assertThat(jinja("{{ 1 < 2 in [1, 2] }}|{{ 1 < 2 in [3] }}|{{ 'a' in 'abc' == true }}|{{ 1 not in [2] not in [[1]] }}"
+                + "|{{ 1 < 2 == 2 }}|{{ 1 < 2 == true }}")).isEqualTo("True|False|False|True|True|False");
+        assertThat(jinja("{% for m in messages %}{% if 0 < loop.index0 < 2 %}{{ m.role }}{% endif %}{% endfor %}")).isEqualTo("assistant");
+        // the middle operand is evaluated once; a false comparison stops the chain (jinja2.Environment: the
+        // sandbox HF uses refuses list.append, which the renderer allows as llama.cpp's engine does)
+        assertThat(jinja("{% set calls = [] %}{{ 1 < (calls.append(1) or 5) < 9 }}{{ calls|length }}"
+                + "{{ 3 < 2 < (calls.append(1) or 5) }}{{ calls|length }}")).isEqualTo("True1False1");
+    }
+
     @Test
     void equalityIsPythonsAndNeverFails() {
         // Jinjava coerced both sides to a number: a bool or a non-numeric string next to a number

@@ -2260,6 +2260,160 @@ public final class ChatTemplateRenderer {
             return true;
         }
 
+        /**
+         * Python's {@code a < b} where Python orders the two: numbers (a bool is 1 or 0; an int and a float exactly),
+         * strs (by code point) and lists or tuples (item by item); otherwise Python's TypeError. A {@link Missing}
+         * value raises Jinja2's undefined error.
+         */
+        static boolean lessThan(Object a, Object b) {
+            return lessThan(a, b, 0);
+        }
+
+        private static boolean lessThan(Object a, Object b, int depth) {
+            if (depth > 64) {
+                throw new ChatTemplateException("value nested too deeply");
+            }
+            if (a instanceof Missing m) {
+                throw new ELException(m.message);
+            }
+            if (b instanceof Missing m) {
+                throw new ELException(m.message);
+            }
+            if (PyOperators.isNumber(a) && PyOperators.isNumber(b)) {
+                Long x = PyOperators.smallInt(a);
+                Long y = PyOperators.smallInt(b);
+                if (x != null && y != null) {
+                    return x < y;
+                }
+                BigInteger bx = PyOperators.bigInt(a);
+                BigInteger by = PyOperators.bigInt(b);
+                if (bx != null && by != null) {
+                    return bx.compareTo(by) < 0;
+                }
+                double dx = PyOperators.toDouble(a);
+                double dy = PyOperators.toDouble(b);
+                if (bx == null && by == null || !Double.isFinite(dx) || !Double.isFinite(dy)) {
+                    return dx < dy; // nan is never less, nor greater
+                }
+                BigDecimal ex = bx != null ? new BigDecimal(bx) : new BigDecimal(dx);
+                BigDecimal ey = by != null ? new BigDecimal(by) : new BigDecimal(dy);
+                return ex.compareTo(ey) < 0;
+            }
+            if (a instanceof CharSequence x && b instanceof CharSequence y) {
+                return compareCodePoints(x.toString(), y.toString()) < 0;
+            }
+            if ((a instanceof List || a instanceof Map.Entry) && (b instanceof List || b instanceof Map.Entry)) {
+                List<Object> x = asList(a);
+                List<Object> y = asList(b);
+                for (int i = 0; i < x.size() && i < y.size(); i++) {
+                    if (!PyOperators.equal(x.get(i), y.get(i))) {
+                        return lessThan(x.get(i), y.get(i), depth + 1);
+                    }
+                }
+                return x.size() < y.size();
+            }
+            throw new ELException("'<' not supported between instances of '" + typeName(a) + "' and '" + typeName(b) + "'");
+        }
+
+        /** Python's order of a and b, from {@code <} alone as Python's sort asks it. */
+        static int compare(Object a, Object b) {
+            return lessThan(a, b) ? -1 : lessThan(b, a) ? 1 : 0;
+        }
+
+        static int compareCodePoints(String x, String y) {
+            for (int i = 0, j = 0; i < x.length() && j < y.length(); ) {
+                int c = x.codePointAt(i);
+                int d = y.codePointAt(j);
+                if (c != d) {
+                    return Integer.compare(c, d);
+                }
+                i += Character.charCount(c);
+                j += Character.charCount(d);
+            }
+            return Integer.compare(x.codePointCount(0, x.length()), y.codePointCount(0, y.length()));
+        }
+
+        /**
+         * Jinja2's undefined where {@code sort} and {@code groupby} look up an attribute an item lacks: it equals
+         * any other, and comparing it with {@code <} raises its message; it never reaches a template.
+         */
+        static final class Missing {
+            final String message;
+
+            Missing(String message) {
+                this.message = message;
+            }
+
+            @Override
+            public boolean equals(Object o) {
+                return o instanceof Missing;
+            }
+
+            @Override
+            public int hashCode() {
+                return 0;
+            }
+        }
+
+        /**
+         * Jinja2's attribute paths ({@code make_multi_attrgetter}, {@code make_attrgetter}): "a.b" is key a then key b,
+         * a part of digits is an index, an int attribute is an index; with multi, commas separate several paths.
+         * No attribute is one empty path: the item itself.
+         */
+        static List<List<Object>> attributePaths(Object attribute, boolean multi) {
+            if (attribute == null || attribute instanceof NullValue) {
+                return List.of(List.of());
+            }
+            if (!(attribute instanceof CharSequence cs)) {
+                return List.of(List.of(attribute instanceof Boolean t ? (t ? 1L : 0L) : attribute));
+            }
+            List<List<Object>> paths = new ArrayList<>();
+            for (String path : multi ? cs.toString().split(",", -1) : new String[] {cs.toString()}) {
+                List<Object> parts = new ArrayList<>();
+                for (String part : path.split("\\.", -1)) {
+                    parts.add(part.matches("[0-9]{1,18}") ? (Object) Long.valueOf(part) : part);
+                }
+                paths.add(parts);
+            }
+            return paths;
+        }
+
+        /** The value at a path ({@link #attributePaths}) of an item, as Jinja2's {@code environment.getitem} finds it. */
+        static Object attribute(Object item, List<Object> path) {
+            Object x = item;
+            for (Object part : path) {
+                if (x instanceof Missing m) {
+                    throw new ELException(m.message); // Jinja2's undefined raises when asked for an attribute
+                }
+                x = item(x, part);
+            }
+            return x;
+        }
+
+        private static Object item(Object obj, Object part) {
+            String type = obj == null || obj instanceof NullValue ? "None" : typeName(obj) + " object";
+            if (part instanceof Long || part instanceof Integer) {
+                long i = ((Number) part).longValue();
+                if (obj instanceof Map<?, ?> m && m.containsKey(i)) {
+                    return m.get(i);
+                }
+                List<Object> items = obj instanceof CharSequence cs ? new ArrayList<>(splitChars(cs.toString()))
+                        : obj instanceof Map ? null : asList(obj);
+                if (items != null) {
+                    long k = i < 0 ? i + items.size() : i;
+                    if (k >= 0 && k < items.size()) {
+                        return items.get((int) k);
+                    }
+                }
+                return new Missing(type + " has no element " + i);
+            }
+            String name = str(part);
+            if (obj instanceof Map<?, ?> m && m.containsKey(name)) {
+                return m.get(name);
+            }
+            return new Missing(repr(type) + " has no attribute " + repr(name));
+        }
+
         static int len(Object v) {
             if (v == null) {
                 return 0;
@@ -3178,6 +3332,7 @@ public final class ChatTemplateRenderer {
                         pairs.sort(reverse ? cmp.reversed() : cmp);
                         return pairs;
                     }),
+                    filter("sort", Helpers::sort),
                     filter("sum", (v, a, kw) -> {
                         Object attr = PyValues.arg(a, kw, 0, "attribute", null);
                         Object total = PyValues.arg(a, kw, 1, "start", 0L);
@@ -3272,6 +3427,47 @@ public final class ChatTemplateRenderer {
                 out.add(f.filter(item, interpreter, rest, kw));
             }
             return out;
+        }
+
+        /**
+         * Jinja2's {@code sort(reverse=False, case_sensitive=False, attribute=None)}: stable, in Python's order
+         * ({@link PyValues#lessThan}), strings compared lowercased unless case_sensitive; attribute is a path
+         * ("a.b", "0", an int) or several separated by commas. At most {@link #MAX_COLLECTION} items.
+         */
+        private static Object sort(Object v, List<Object> a, Map<String, Object> kw) {
+            boolean reverse = PyValues.truthy(PyValues.arg(a, kw, 0, "reverse", false));
+            boolean caseSensitive = PyValues.truthy(PyValues.arg(a, kw, 1, "case_sensitive", false));
+            List<List<Object>> paths = PyValues.attributePaths(PyValues.arg(a, kw, 2, "attribute", null), true);
+            List<Object> items = PyValues.bounded(PyValues.iterate(v));
+            List<Object[]> keyed = new ArrayList<>(items.size());
+            for (Object item : items) {
+                List<Object> key = new ArrayList<>(paths.size());
+                for (List<Object> path : paths) {
+                    key.add(sortKey(PyValues.attribute(item, path), caseSensitive));
+                }
+                keyed.add(new Object[] {key, item});
+            }
+            sortStably(keyed, reverse);
+            List<Object> out = new ArrayList<>(keyed.size());
+            for (Object[] k : keyed) {
+                out.add(k[1]);
+            }
+            return out;
+        }
+
+        /** Jinja2's {@code ignore_case}: a str compares lowercased. */
+        private static Object sortKey(Object x, boolean caseSensitive) {
+            return !caseSensitive && x instanceof CharSequence cs ? cs.toString().toLowerCase(Locale.ROOT) : x;
+        }
+
+        /** Sorts {key, item} pairs by key as Python's {@code sorted} does: stable, also when reversed. */
+        private static void sortStably(List<Object[]> keyed, boolean reverse) {
+            java.util.Comparator<Object[]> byKey = (x, y) -> PyValues.compare(x[0], y[0]);
+            try {
+                keyed.sort(reverse ? byKey.reversed() : byKey);
+            } catch (IllegalArgumentException e) { // TimSort's "Comparison method violates its general contract"
+                throw new ELException("values without a consistent order (such as nan) cannot be sorted");
+            }
         }
 
         /** markupsafe's escape. */

@@ -806,6 +806,47 @@ class ChatTemplateRendererTest {
                 + "{{ 3 < 2 < (calls.append(1) or 5) }}{{ calls|length }}")).isEqualTo("True1False1");
     }
 
+    /**
+     * Expected values: jinja2 3.1.6. Jinjava's sort took no keyword arguments (sort(attribute='n') left the list as it
+     * was), compared strings by UTF-16 unit, and failed on mixed ints and floats or on lists.
+     */
+    @Test
+    void sortAsJinja2SortsWithAttributeReverseAndCaseSensitivity() {
+        assertThat(jinja("{{ [3, 1, 2]|sort }}|{{ ['b', 'A', 'a', 'B']|sort }}|{{ ['b', 'A', 'a', 'B']|sort(case_sensitive=true) }}"
+                + "|{{ [3, 1, 2]|sort(reverse=true) }}|{{ [3, 1, 2]|sort(true) }}|{{ [1.5, 1, true, 0]|sort }}"))
+                .isEqualTo("[1, 2, 3]|['A', 'a', 'b', 'B']|['A', 'B', 'a', 'b']|[3, 2, 1]|[3, 2, 1]|[0, 1, True, 1.5]");
+        // strings by code point (U+FF41 before U+1F600; UTF-16 units order them the other way), lists item by item
+        assertThat(jinja("{{ ['\uff41', '\ud83d\ude00', 'z', '\u00e9']|sort }}|{{ [[2, 'b'], [1, 'a'], [3, 'a'], [1]]|sort }}"
+                + "|{{ [['b'], ['A']]|sort }}"))
+                .isEqualTo("['z', '\u00e9', '\uff41', '\ud83d\ude00']|[[1], [1, 'a'], [2, 'b'], [3, 'a']]|[['A'], ['b']]");
+        String people = "[{'n': 'b', 'a': {'x': 2}}, {'n': 'A', 'a': {'x': 1}}, {'n': 'c', 'a': {'x': 3}}]";
+        assertThat(jinja("{{ " + people + "|sort(attribute='n')|map(attribute='n')|join(',') }}|{{ " + people
+                + "|sort(attribute='a.x', reverse=true)|map(attribute='n')|join(',') }}")).isEqualTo("A,b,c|c,b,A");
+        assertThat(jinja("{{ [[2, 'b'], [1, 'a'], [3, 'c']]|sort(attribute='0') }}|{{ [[2, 'b'], [1, 'a'], [3, 'c']]|sort(attribute=1, reverse=true) }}"
+                + "|{{ [{'n': 'b', 'k': 1}, {'n': 'a', 'k': 2}, {'n': 'A', 'k': 1}]|sort(attribute='n,k') }}"))
+                .isEqualTo("[[1, 'a'], [2, 'b'], [3, 'c']]|[[3, 'c'], [2, 'b'], [1, 'a']]"
+                        + "|[{'n': 'A', 'k': 1}, {'n': 'a', 'k': 2}, {'n': 'b', 'k': 1}]");
+        // stable, also reversed: items with equal keys keep their order
+        assertThat(jinja("{{ [{'n': 'B'}, {'n': 'a'}, {'n': 'C'}]|sort(attribute='n', case_sensitive=true)|map(attribute='n')|join }}"
+                + "|{{ [{'n': 'b', 'i': 1}, {'n': 'B', 'i': 2}, {'n': 'a', 'i': 3}]|sort(attribute='n')|map(attribute='i')|join }}"
+                + "|{{ [{'n': 'b', 'i': 1}, {'n': 'B', 'i': 2}, {'n': 'a', 'i': 3}]|sort(attribute='n', reverse=true)|map(attribute='i')|join }}"))
+                .isEqualTo("BCa|312|123");
+        assertThat(jinja("{{ 'cba'|sort }}|{{ {'b': 1, 'a': 2}|sort }}|{{ []|sort }}|{{ [{'n': 2}, {'n': 1}]|sort(false, false, 'n') }}"
+                + "|{{ [{}]|sort(attribute='n') }}|{{ [{}, {}]|sort(attribute='n') }}|{{ [{'a': [3, 1]}, {'a': [2]}]|sort(attribute='a.0') }}"))
+                .isEqualTo("['a', 'b', 'c']|['a', 'b']|[]|[{'n': 1}, {'n': 2}]|[{}]|[{}, {}]|[{'a': [2]}, {'a': [3, 1]}]");
+        Map<String, String> errors = Map.of("{{ [{'n': 'b'}, {}]|sort(attribute='n') }}", "'dict object' has no attribute 'n'",
+                "{{ [[1], []]|sort(attribute='0') }}", "list object has no element 0",
+                "{{ [{}]|sort(attribute='a.b') }}", "'dict object' has no attribute 'a'",
+                "{{ [1, 'a']|sort }}", "'<' not supported between instances of 'str' and 'int'",
+                "{{ [{'a': 1}, {'a': 2}]|sort }}", "'<' not supported between instances of 'dict' and 'dict'",
+                "{{ [none, 1]|sort }}", "'<' not supported between instances of 'int' and 'NoneType'",
+                // jinja2 sorts it; the renderer's list limit applies
+                "{% set big = 'x' * 100001 %}{{ big|sort|length }}", "over " + ChatTemplateRenderer.MAX_COLLECTION + " items");
+        errors.forEach((template, message) -> assertThatThrownBy(() -> jinja(template)).as(template)
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message)
+                .message().doesNotContain("java").doesNotContain("Exception"));
+    }
+
     @Test
     void equalityIsPythonsAndNeverFails() {
         // Jinjava coerced both sides to a number: a bool or a non-numeric string next to a number

@@ -1593,6 +1593,10 @@ public final class ChatTemplateRenderer {
                 context.setPropertyResolved(true);
                 return loop.item("previtem".equals(property) ? -1 : 1);
             }
+            if (PyValues.isGroupAttribute(base, property)) {
+                context.setPropertyResolved(true);
+                return PyValues.groupAttribute(base, property);
+            }
             if (base == null || base instanceof Map || base instanceof List || base.getClass().isArray()
                     || base instanceof ForLoop) {
                 return null; // Jinjava's resolvers: keys, indexes, loop.index ...
@@ -2140,7 +2144,7 @@ public final class ChatTemplateRenderer {
             if (v instanceof Map) {
                 return "dict";
             }
-            if (v instanceof Map.Entry) {
+            if (v instanceof Map.Entry || group(v) != null) {
                 return "tuple";
             }
             if (asList(v) != null) {
@@ -2356,6 +2360,50 @@ public final class ChatTemplateRenderer {
         }
 
         /**
+         * One of {@code groupby}'s results, Jinja2's {@code _GroupTuple}: a (grouper, list) tuple, so it unpacks in a
+         * {@code for} loop and indexes, and has the attributes {@code grouper} and {@code list}.
+         */
+        static final class Group extends java.util.AbstractList<Object> {
+            final Object grouper;
+            final List<Object> list;
+
+            Group(Object grouper, List<Object> list) {
+                this.grouper = grouper;
+                this.list = list;
+            }
+
+            @Override
+            public Object get(int i) {
+                return switch (i) {
+                    case 0 -> grouper;
+                    case 1 -> list;
+                    default -> throw new IndexOutOfBoundsException(i);
+                };
+            }
+
+            @Override
+            public int size() {
+                return 2;
+            }
+        }
+
+        static boolean isGroupAttribute(Object v, Object name) {
+            return group(v) != null && ("grouper".equals(name) || "list".equals(name));
+        }
+
+        /** group.grouper or group.list, where {@link #isGroupAttribute}. */
+        static Object groupAttribute(Object v, Object name) {
+            Group g = group(v);
+            return "grouper".equals(name) ? g.grouper : g.list;
+        }
+
+        /** v as a {@link Group}, also where Jinjava wrapped it as a list (a variable holding one); null if it is none. */
+        static Group group(Object v) {
+            Object list = v instanceof com.hubspot.jinjava.objects.collections.PyList p ? p.toList() : v;
+            return list instanceof Group g ? g : null;
+        }
+
+        /**
          * Jinja2's attribute paths ({@code make_multi_attrgetter}, {@code make_attrgetter}): "a.b" is key a then key b,
          * a part of digits is an index, an int attribute is an index; with multi, commas separate several paths.
          * No attribute is one empty path: the item itself.
@@ -2410,6 +2458,9 @@ public final class ChatTemplateRenderer {
             String name = str(part);
             if (obj instanceof Map<?, ?> m && m.containsKey(name)) {
                 return m.get(name);
+            }
+            if (isGroupAttribute(obj, name)) {
+                return groupAttribute(obj, name);
             }
             return new Missing(repr(type) + " has no attribute " + repr(name));
         }
@@ -2479,6 +2530,12 @@ public final class ChatTemplateRenderer {
                 repr(b, e.getKey(), depth + 1);
                 b.append(", ");
                 repr(b, e.getValue(), depth + 1);
+                b.append(')');
+            } else if (group(v) instanceof Group g) {
+                b.append('(');
+                repr(b, g.grouper, depth + 1);
+                b.append(", ");
+                repr(b, g.list, depth + 1);
                 b.append(')');
             } else if (asList(v) != null) {
                 b.append('[');
@@ -3333,6 +3390,7 @@ public final class ChatTemplateRenderer {
                         return pairs;
                     }),
                     filter("sort", Helpers::sort),
+                    filter("groupby", Helpers::groupby),
                     filter("sum", (v, a, kw) -> {
                         Object attr = PyValues.arg(a, kw, 0, "attribute", null);
                         Object total = PyValues.arg(a, kw, 1, "start", 0L);
@@ -3408,7 +3466,8 @@ public final class ChatTemplateRenderer {
                 for (Object item : PyValues.iterate(v)) {
                     Object x = item;
                     for (String part : path.split("\\.")) {
-                        x = x instanceof Map<?, ?> m ? m.get(part)
+                        x = PyValues.isGroupAttribute(x, part) ? PyValues.groupAttribute(x, part)
+                                : x instanceof Map<?, ?> m ? m.get(part)
                                 : x instanceof List<?> l && part.matches("\\d+") && Integer.parseInt(part) < l.size() ? l.get(Integer.parseInt(part))
                                 : null;
                     }
@@ -3453,6 +3512,50 @@ public final class ChatTemplateRenderer {
                 out.add(k[1]);
             }
             return out;
+        }
+
+        /**
+         * Jinja2's {@code groupby(attribute, default=None, case_sensitive=False)}: the items sorted by the attribute
+         * (a path as for {@link #sort}, one only) and grouped where it is equal, as (grouper, list) tuples; the grouper
+         * of a case-insensitive group is its first item's own value. default stands in for an attribute an item lacks.
+         */
+        private static Object groupby(Object v, List<Object> a, Map<String, Object> kw) {
+            Object attribute = PyValues.arg(a, kw, 0, "attribute", null);
+            if (attribute == null || attribute instanceof NullValue) {
+                throw new ELException("groupby() missing 1 required positional argument: 'attribute'");
+            }
+            Object dflt = PyValues.arg(a, kw, 1, "default", null);
+            boolean caseSensitive = PyValues.truthy(PyValues.arg(a, kw, 2, "case_sensitive", false));
+            List<Object> path = PyValues.attributePaths(attribute, false).get(0);
+            List<Object> items = PyValues.bounded(PyValues.iterate(v));
+            List<Object[]> keyed = new ArrayList<>(items.size());
+            for (Object item : items) {
+                keyed.add(new Object[] {sortKey(groupKey(item, path, dflt), caseSensitive), item});
+            }
+            sortStably(keyed, false);
+            List<Object> groups = new ArrayList<>();
+            for (int i = 0; i < keyed.size(); ) {
+                Object key = keyed.get(i)[0];
+                List<Object> list = new ArrayList<>();
+                for (; i < keyed.size() && PyOperators.equal(keyed.get(i)[0], key); i++) {
+                    list.add(keyed.get(i)[1]);
+                }
+                Object grouper = caseSensitive ? key : groupKey(list.get(0), path, dflt);
+                groups.add(new PyValues.Group(grouper instanceof PyValues.Missing ? null : grouper, list));
+            }
+            return groups;
+        }
+
+        /** Jinja2's {@code make_attrgetter} with a default: it replaces each part an item lacks. */
+        private static Object groupKey(Object item, List<Object> path, Object dflt) {
+            Object x = item;
+            for (Object part : path) {
+                x = PyValues.attribute(x, List.of(part));
+                if (dflt != null && !(dflt instanceof NullValue) && x instanceof PyValues.Missing) {
+                    x = dflt;
+                }
+            }
+            return x;
         }
 
         /** Jinja2's {@code ignore_case}: a str compares lowercased. */

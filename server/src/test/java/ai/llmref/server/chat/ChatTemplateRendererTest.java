@@ -847,6 +847,46 @@ class ChatTemplateRendererTest {
                 .message().doesNotContain("java").doesNotContain("Exception"));
     }
 
+    /**
+     * Expected values: jinja2 3.1.6. groupby gives (grouper, list) tuples sorted by grouper, which unpack in a for
+     * loop and have .grouper and .list; Jinjava's gave Java objects that printed as &lt;object&gt;, did not unpack and
+     * kept the input's order.
+     */
+    @Test
+    void groupbyAsJinja2GroupsAndSorts() {
+        String xs = "{% set xs = [{'role': 'user', 'c': 1}, {'role': 'assistant', 'c': 2}, {'role': 'user', 'c': 3}] %}";
+        assertThat(jinja(xs + "{% for key, items in xs|groupby('role') %}{{ key }}:{{ items|map(attribute='c')|join(',') }};{% endfor %}"
+                + "|{% for group in xs|groupby(attribute='role') %}{{ group.grouper }}={{ group.list|length }};{% endfor %}|{{ xs|groupby('role') }}"))
+                .isEqualTo("assistant:2;user:1,3;|assistant=1;user=2;|[('assistant', [{'role': 'assistant', 'c': 2}]),"
+                        + " ('user', [{'role': 'user', 'c': 1}, {'role': 'user', 'c': 3}])]");
+        assertThat(jinja("{% for role, turns in messages|groupby('role') %}{{ role }}:{{ turns|map(attribute='content')|join('+') }} {% endfor %}"
+                + "|{{ (messages|groupby('role'))[1][0] }}|{{ (messages|groupby('role'))|first|last|length }}|{{ messages|groupby('role')|length }}"
+                + "|{{ (messages|groupby('role'))[0]['grouper'] }}")).isEqualTo("assistant:a1 user:u1+u2 |user|1|2|assistant");
+        // HF's tojson (json.dumps, keys in their order): a tuple is a JSON array
+        assertThat(jinja("{{ messages|groupby('role')|tojson }}")).isEqualTo("[[\"assistant\", [{\"role\": \"assistant\", \"content\": \"a1\"}]],"
+                + " [\"user\", [{\"role\": \"user\", \"content\": \"u1\"}, {\"role\": \"user\", \"content\": \"u2\"}]]]");
+        assertThat(jinja("{{ [{'a': {'b': 'x'}}, {'a': {'b': 'y'}}, {'a': {'b': 'x'}, 'i': 2}]|groupby('a.b') }}"))
+                .isEqualTo("[('x', [{'a': {'b': 'x'}}, {'a': {'b': 'x'}, 'i': 2}]), ('y', [{'a': {'b': 'y'}}])]");
+        assertThat(jinja("{{ [{'r': 'x'}, {}, {'r': 'a'}]|groupby('r', default='none') }}|{{ [{'r': 'x'}, {}]|groupby('r', 'zz')|map('first')|list }}"))
+                .isEqualTo("[('a', [{'r': 'a'}]), ('none', [{}]), ('x', [{'r': 'x'}])]|['x', 'zz']");
+        // case-insensitive by default, the grouper being the first item's own value
+        assertThat(jinja("{{ [{'n': 'b'}, {'n': 'B'}, {'n': 'a'}]|groupby('n') }}|{{ [{'n': 'b'}, {'n': 'B'}, {'n': 'a'}]|groupby('n',"
+                + " case_sensitive=true)|map(attribute='grouper')|list }}|{{ [{'n': 'B'}, {'n': 'b'}]|groupby('n')|map(attribute='grouper')|list }}"))
+                .isEqualTo("[('a', [{'n': 'a'}]), ('b', [{'n': 'b'}, {'n': 'B'}])]|['B', 'a', 'b']|['B']");
+        assertThat(jinja("{{ [[1, 'a'], [2, 'b'], [1, 'c']]|groupby(0) }}|{{ [[1, 'a'], [2, 'b'], [1, 'c']]|groupby('1')|map(attribute='grouper')|join }}"
+                + "|{{ [{'k': 1}, {'k': 1.0}, {'k': true}, {'k': 0}]|groupby('k')|map(attribute='grouper')|list }}"))
+                .isEqualTo("[(1, [[1, 'a'], [1, 'c']]), (2, [[2, 'b']])]|abc|[0, 1]");
+        assertThat(jinja("{% for g in [{}]|groupby('r') %}[{{ g.grouper }}]{{ g.list }}{% endfor %}")).isEqualTo("[][{}]");
+        Map<String, String> errors = Map.of("{{ [{'r': 'x'}, {}]|groupby('r') }}", "'dict object' has no attribute 'r'",
+                "{{ [1, 'a']|groupby(0) }}", "int object has no element 0",
+                "{{ [{'r': 1}, {'r': 'a'}]|groupby('r') }}", "'<' not supported between instances of 'str' and 'int'",
+                // jinja2 groups it; the renderer's list limit applies
+                "{% set big = 'x' * 100001 %}{{ big|groupby(0)|length }}", "over " + ChatTemplateRenderer.MAX_COLLECTION + " items");
+        errors.forEach((template, message) -> assertThatThrownBy(() -> jinja(template)).as(template)
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message)
+                .message().doesNotContain("java").doesNotContain("Exception"));
+    }
+
     @Test
     void equalityIsPythonsAndNeverFails() {
         // Jinjava coerced both sides to a number: a bool or a non-numeric string next to a number

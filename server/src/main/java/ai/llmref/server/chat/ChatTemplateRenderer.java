@@ -7,12 +7,15 @@ import com.hubspot.jinjava.el.JinjavaProcessors;
 import com.hubspot.jinjava.el.TruthyTypeConverter;
 import com.hubspot.jinjava.el.TypeConvertingMapELResolver;
 import com.hubspot.jinjava.el.ext.AstNamedParameter;
+import com.hubspot.jinjava.el.ext.CollectionNonMembershipOperator;
 import com.hubspot.jinjava.el.ext.ExtendedParser;
 import com.hubspot.jinjava.el.ext.ExtendedScanner;
 import com.hubspot.jinjava.el.ext.JinjavaBeanELResolver;
 import com.hubspot.jinjava.el.ext.JinjavaListELResolver;
 import com.hubspot.jinjava.el.ext.NamedParameter;
 import com.hubspot.jinjava.el.ext.NamedParameterOperator;
+import com.hubspot.jinjava.el.ext.PowerOfOperator;
+import com.hubspot.jinjava.el.ext.TruncDivOperator;
 import com.hubspot.jinjava.interpret.Context;
 import com.hubspot.jinjava.interpret.InterpreterFactory;
 import com.hubspot.jinjava.interpret.JinjavaInterpreter;
@@ -55,6 +58,8 @@ import jinjava.de.odysseus.el.tree.TreeBuilder;
 import jinjava.de.odysseus.el.tree.TreeBuilderException;
 import jinjava.de.odysseus.el.tree.impl.Builder;
 import jinjava.de.odysseus.el.tree.impl.Parser;
+import jinjava.de.odysseus.el.tree.impl.Parser.ExtensionHandler;
+import jinjava.de.odysseus.el.tree.impl.Parser.ExtensionPoint;
 import jinjava.de.odysseus.el.tree.impl.Scanner;
 import jinjava.de.odysseus.el.tree.impl.Scanner.Symbol;
 import jinjava.de.odysseus.el.tree.impl.ast.AstBinary;
@@ -80,13 +85,15 @@ import jinjava.javax.el.MethodNotFoundException;
  * {@code JinjaLexer} applies Jinja2's lexer rules ({@code trim_blocks}, {@code lstrip_blocks},
  * {@code -}/{@code +} markers, newline normalisation, one trailing newline dropped) before
  * Jinjava parses; {@code PyParser} adds Python slices ({@code [::-1]}), keyword arguments holding
- * whole expressions, {@code not x is defined} precedence and Python's {@code +}/{@code *};
+ * whole expressions, {@code not x is defined} precedence, Python's {@code +}, {@code *}, {@code %},
+ * {@code //} and {@code **} (with Jinja2's precedence) and chained comparisons ({@code 1 < x <= 5});
  * {@code PyMethods} gives strings, dicts and lists their Python methods ({@code .strip()},
  * {@code .split()}, {@code .startswith()}, {@code .items()}, {@code .get()}, {@code .append()} ...);
  * {@code PyForTag} runs {@code for} loops with {@code if} filters, {@code else} and
  * {@code loop.previtem}/{@code nextitem}; {@code Helpers} provides {@code raise_exception},
- * {@code strftime_now}, {@code tojson} as Python's {@code json.dumps}, {@code from_json}, Python
- * printing ({@code True}, {@code ['a', 1]}) and the {@code generation} and {@code filter} blocks.
+ * {@code strftime_now}, {@code tojson} as Python's {@code json.dumps}, {@code from_json}, Jinja2's
+ * {@code sort} and {@code groupby}, Python printing ({@code True}, {@code ['a', 1]}) and the
+ * {@code generation} and {@code filter} blocks.
  * Where it departs from Jinja2 it does as llama.cpp's own engine does: None and undefined are one
  * value, a string {@code +} None gives the string, lists may be appended to, a dict key wins over
  * a dict method of the same name, and nothing is HTML-escaped.
@@ -736,6 +743,12 @@ public final class ChatTemplateRenderer {
     static final class PyParser extends ExtendedParser {
         PyParser(Builder context, String input) {
             super(context, input);
+            putExtensionHandler(TruncDivOperator.TOKEN, new ExtensionHandler(ExtensionPoint.MUL) {
+                @Override
+                public AstNode createAstNode(AstNode... children) {
+                    return createAstBinary(children[0], children[1], PyOperators.FLOOR_DIV);
+                }
+            });
         }
 
         @Override
@@ -771,13 +784,18 @@ public final class ChatTemplateRenderer {
             return expr(true);
         }
 
-        /** Python's {@code +}, {@code *}, {@code ==} and {@code !=} (Jinjava's would print "null" for None, concatenate anything, coerce to compare). */
+        /**
+         * Python's {@code +}, {@code *}, {@code %}, {@code ==} and {@code !=} (Jinjava's would print "null" for None,
+         * concatenate anything, take the dividend's sign for {@code %}, coerce to compare).
+         */
         @Override
         protected AstBinary createAstBinary(AstNode left, AstNode right, AstBinary.Operator operator) {
             if (operator == com.hubspot.jinjava.el.ext.AdditionOperator.OP) {
                 operator = PyOperators.ADD;
             } else if (operator == AstBinary.MUL) {
                 operator = PyOperators.MUL;
+            } else if (operator == AstBinary.MOD) {
+                operator = PyOperators.MOD;
             } else if (operator == AstBinary.EQ) {
                 operator = PyOperators.EQ;
             } else if (operator == AstBinary.NE) {
@@ -786,14 +804,126 @@ public final class ChatTemplateRenderer {
             return super.createAstBinary(left, right, operator);
         }
 
-        /** Jinja's {@code not} binds looser than comparisons and tests: {@code not x is defined}. */
+        /**
+         * {@code *}, {@code /}, {@code //} and {@code %} over {@link #pow} operands: Jinjava parsed {@code **} beside them
+         * ({@code 3 * 2 ** 2} was 36).
+         */
+        @Override
+        protected AstNode mul(boolean required) throws Scanner.ScanException, ParseException {
+            AstNode v = pow(required);
+            if (v == null) {
+                return null;
+            }
+            while (true) {
+                switch (getToken().getSymbol()) {
+                    case MUL -> {
+                        consumeToken();
+                        v = createAstBinary(v, pow(true), AstBinary.MUL);
+                    }
+                    case DIV -> {
+                        consumeToken();
+                        v = createAstBinary(v, pow(true), AstBinary.DIV);
+                    }
+                    case MOD -> {
+                        consumeToken();
+                        v = createAstBinary(v, pow(true), AstBinary.MOD);
+                    }
+                    case EXTENSION -> {
+                        if (getToken() == PowerOfOperator.TOKEN || getExtensionHandler(getToken()).getExtensionPoint() != ExtensionPoint.MUL) {
+                            return v;
+                        }
+                        v = getExtensionHandler(consumeToken()).createAstNode(v, pow(true)); // //
+                    }
+                    default -> {
+                        return v;
+                    }
+                }
+            }
+        }
+
+        /**
+         * Jinja2's {@code **} level ({@code parse_pow}): operands are unary expressions with their filters and tests;
+         * it groups from the left ({@code 2 ** 3 ** 2} is 64 in Jinja2, unlike Python).
+         */
+        private AstNode pow(boolean required) throws Scanner.ScanException, ParseException {
+            AstNode v = filter(required);
+            if (v == null) {
+                return null;
+            }
+            while (getToken() == PowerOfOperator.TOKEN) {
+                consumeToken();
+                v = createAstBinary(v, filter(true), PyOperators.POW);
+            }
+            return v;
+        }
+
+        /**
+         * Python's comparisons: {@code ==}, {@code !=}, {@code <}, {@code <=}, {@code >}, {@code >=}, {@code in} and
+         * {@code not in} are one level and chain ({@link AstComparisons}); Jinjava refused {@code 1 < x < 3} and read
+         * {@code a == b == c} as {@code (a == b) == c}. Jinja's {@code not} binds looser than comparisons and tests:
+         * {@code not x is defined}.
+         */
         @Override
         protected AstNode eq(boolean required) throws Scanner.ScanException, ParseException {
             if (getToken().getSymbol() == Symbol.NOT) {
                 consumeToken();
                 return createAstUnary(eq(true), AstUnary.NOT);
             }
-            return super.eq(required);
+            AstNode first = add(required);
+            if (first == null) {
+                return null;
+            }
+            List<AstNode> operands = new ArrayList<>(List.of(first));
+            List<java.util.function.BinaryOperator<AstNode>> comparisons = new ArrayList<>();
+            for (var c = comparison(); c != null; c = comparison()) {
+                comparisons.add(c);
+                operands.add(add(true));
+            }
+            if (comparisons.isEmpty()) {
+                return first;
+            }
+            if (comparisons.size() == 1) {
+                return comparisons.get(0).apply(operands.get(0), operands.get(1)); // a plain binary node, as before
+            }
+            List<AstBinary.Operator> operators = new ArrayList<>();
+            for (var c : comparisons) {
+                if (!(c.apply(AstValue.NONE, AstValue.NONE) instanceof AstBinary b)) {
+                    throw new ParseException(0, "a comparison", "a chained comparison");
+                }
+                operators.add(b.getOperator());
+            }
+            return new AstComparisons(operands, operators);
+        }
+
+        /** Consumes the comparison operator that comes next and returns how it builds its node; null when none comes. */
+        private java.util.function.BinaryOperator<AstNode> comparison() throws Scanner.ScanException, ParseException {
+            AstBinary.Operator op = switch (getToken().getSymbol()) {
+                case EQ -> AstBinary.EQ;
+                case NE -> AstBinary.NE;
+                case LT -> AstBinary.LT;
+                case LE -> AstBinary.LE;
+                case GT -> AstBinary.GT;
+                case GE -> AstBinary.GE;
+                default -> null;
+            };
+            if (op != null) {
+                consumeToken();
+                return (l, r) -> createAstBinary(l, r, op);
+            }
+            ExtensionHandler handler = null;
+            if (getToken().getSymbol() == Symbol.EXTENSION) { // in
+                handler = getExtensionHandler(getToken());
+                if (handler == null || handler.getExtensionPoint() != ExtensionPoint.CMP && handler.getExtensionPoint() != ExtensionPoint.EQ) {
+                    return null;
+                }
+                consumeToken();
+            } else if ("not".equals(getToken().getImage()) && "in".equals(lookahead(0).getImage())) {
+                consumeToken();
+                consumeToken();
+                handler = getExtensionHandler(CollectionNonMembershipOperator.TOKEN);
+            }
+            ExtensionHandler h = handler;
+            return h == null ? null : (l, r) -> h.createAstNode(l, r);
         }
 
         /** Attribute, item and slice access ({@code a[b]}, {@code a[b:c:d]}). */
@@ -920,10 +1050,17 @@ public final class ChatTemplateRenderer {
 
     /**
      * Python's {@code +} (str, list and number operands; None next to a str counts as "", as in
-     * llama.cpp's engine) and {@code *} (with str/list repetition).
+     * llama.cpp's engine), {@code *} (with str/list repetition), {@code %} and {@code //} (rounding
+     * toward negative infinity, a bool counting as 1 or 0) and {@code **}. An int result of more than
+     * {@link #MAX_INT_DIGITS} digits (Python's limit for printing one) is refused: {@code 2**100000000}
+     * would take seconds and megabytes, and squaring in a loop grows without bound.
      */
     static final class PyOperators {
         private static final TypeConverter NUMBERS = new TruthyTypeConverter();
+        /** Python's {@code sys.get_int_max_str_digits()} default. */
+        static final int MAX_INT_DIGITS = 4300;
+        /** The smallest int of more than {@link #MAX_INT_DIGITS} digits. */
+        private static final BigInteger INT_LIMIT = BigInteger.TEN.pow(MAX_INT_DIGITS);
 
         static final AstBinary.Operator ADD = new AstBinary.SimpleOperator() {
             @Override
@@ -977,6 +1114,17 @@ public final class ChatTemplateRenderer {
                         PyValues.bounded(out);
                     }
                     return out;
+                }
+                if (a instanceof BigInteger || b instanceof BigInteger) {
+                    BigInteger x = bigInt(a);
+                    BigInteger y = bigInt(b);
+                    if (x != null && y != null) {
+                        // the product has at least this many bits past its first: no need to compute one that is refused
+                        if (x.signum() != 0 && y.signum() != 0 && (long) x.abs().bitLength() + y.abs().bitLength() - 2 > INT_LIMIT.bitLength()) {
+                            throw tooManyDigits("*");
+                        }
+                        return boundedInt(x.multiply(y), "*");
+                    }
                 }
                 if (a instanceof Number && b instanceof Number) {
                     return NumberOperations.mul(converter, a, b);
@@ -1055,6 +1203,180 @@ public final class ChatTemplateRenderer {
             return a.equals(b);
         }
 
+        /**
+         * Python's {@code %} on numbers: the result has the divisor's sign ({@code -7 % 3} is 2; Java's
+         * {@code %} gives the dividend's). Floats as CPython's {@code float_rem}.
+         */
+        static final AstBinary.Operator MOD = operator("%", (a, b) -> {
+            Long x = smallInt(a);
+            Long y = smallInt(b);
+            if (x != null && y != null) {
+                if (y == 0) {
+                    throw new ELException("integer modulo by zero");
+                }
+                return Math.floorMod(x, y);
+            }
+            BigInteger bx = bigInt(a);
+            BigInteger by = bigInt(b);
+            if (bx != null && by != null) {
+                if (by.signum() == 0) {
+                    throw new ELException("integer modulo by zero");
+                }
+                BigInteger r = bx.mod(by.abs());
+                return intResult(by.signum() < 0 && r.signum() != 0 ? r.add(by) : r);
+            }
+            if (isNumber(a) && isNumber(b)) {
+                double vx = toDouble(a);
+                double wx = toDouble(b);
+                if (wx == 0) {
+                    throw new ELException("float modulo by zero");
+                }
+                double mod = vx % wx; // C's fmod
+                return mod != 0 ? ((wx < 0) != (mod < 0) ? mod + wx : mod) : Math.copySign(0.0, wx);
+            }
+            throw a instanceof CharSequence
+                    ? new ELException("unsupported operand type(s) for %: 'str' and '" + PyValues.typeName(b)
+                            + "' (printf-style string formatting is not supported)")
+                    : unsupported("%", a, b);
+        });
+
+        /** Python's {@code //}: rounds toward negative infinity; floats as CPython's {@code float_floor_div}. */
+        static final AstBinary.Operator FLOOR_DIV = operator("//", (a, b) -> {
+            Long x = smallInt(a);
+            Long y = smallInt(b);
+            if (x != null && y != null && !(x == Long.MIN_VALUE && y == -1)) {
+                if (y == 0) {
+                    throw new ELException("integer division or modulo by zero");
+                }
+                return Math.floorDiv(x, y);
+            }
+            BigInteger bx = bigInt(a);
+            BigInteger by = bigInt(b);
+            if (bx != null && by != null) {
+                if (by.signum() == 0) {
+                    throw new ELException("integer division or modulo by zero");
+                }
+                BigInteger[] qr = bx.divideAndRemainder(by);
+                return intResult(qr[1].signum() != 0 && qr[1].signum() != by.signum() ? qr[0].subtract(BigInteger.ONE) : qr[0]);
+            }
+            if (isNumber(a) && isNumber(b)) {
+                double vx = toDouble(a);
+                double wx = toDouble(b);
+                if (wx == 0) {
+                    throw new ELException("float floor division by zero");
+                }
+                double mod = vx % wx;
+                double div = (vx - mod) / wx;
+                if (mod != 0 && (wx < 0) != (mod < 0)) {
+                    div -= 1.0;
+                }
+                if (div == 0) {
+                    return Math.copySign(0.0, vx / wx);
+                }
+                double floor = Math.floor(div);
+                return div - floor > 0.5 ? floor + 1.0 : floor;
+            }
+            throw unsupported("//", a, b);
+        });
+
+        /**
+         * Python's {@code **}: an int to a non-negative int power is an int of any size (up to
+         * {@link #MAX_INT_DIGITS} digits), anything else a float; Jinjava cast the result to a long
+         * ({@code 2**-1} was 0).
+         */
+        static final AstBinary.Operator POW = operator("**", (a, b) -> {
+            BigInteger x = bigInt(a);
+            BigInteger y = bigInt(b);
+            if (x != null && y != null && y.signum() >= 0) {
+                return intPow(x, y);
+            }
+            if (isNumber(a) && isNumber(b)) {
+                double vx = toDouble(a);
+                double wx = toDouble(b);
+                if (vx == 0 && wx < 0) {
+                    throw new ELException("0.0 cannot be raised to a negative power");
+                }
+                if (vx < 0 && Double.isFinite(wx) && wx != Math.rint(wx)) {
+                    throw new ELException("a negative number to a fractional power is a complex number, which chat templates do not support");
+                }
+                double r = Math.pow(vx, wx);
+                if (Double.isInfinite(r) && Double.isFinite(vx) && Double.isFinite(wx)) {
+                    throw new ELException("float ** overflows: Numerical result out of range");
+                }
+                return r;
+            }
+            throw new ELException("unsupported operand type(s) for ** or pow(): '" + PyValues.typeName(a) + "' and '"
+                    + PyValues.typeName(b) + "'");
+        });
+
+        private static Number intPow(BigInteger x, BigInteger y) {
+            if (x.signum() == 0) {
+                return y.signum() == 0 ? 1L : 0L;
+            }
+            if (x.abs().equals(BigInteger.ONE)) {
+                return x.signum() > 0 || !y.testBit(0) ? 1L : -1L;
+            }
+            // |x| >= 2: the result has at least (bits(|x|) - 1) * y bits past its first
+            if (y.bitLength() > 31 || (x.abs().bitLength() - 1L) * y.longValue() > INT_LIMIT.bitLength()) {
+                throw tooManyDigits("**");
+            }
+            return boundedInt(x.pow(y.intValue()), "**");
+        }
+
+        /** r, unless it has more than {@link #MAX_INT_DIGITS} digits. */
+        private static Number boundedInt(BigInteger r, String op) {
+            if (r.abs().compareTo(INT_LIMIT) >= 0) {
+                throw tooManyDigits(op);
+            }
+            return intResult(r);
+        }
+
+        private static ELException tooManyDigits(String op) {
+            return new ELException("the int result of " + op + " exceeds the limit (" + MAX_INT_DIGITS + " digits)");
+        }
+
+        private static AstBinary.Operator operator(String symbol, java.util.function.BinaryOperator<Object> body) {
+            return new AstBinary.SimpleOperator() {
+                @Override
+                protected Object apply(TypeConverter converter, Object a, Object b) {
+                    return body.apply(a, b);
+                }
+
+                @Override
+                public String toString() {
+                    return symbol;
+                }
+            };
+        }
+
+        /** A Python int (a bool is 1 or 0) that fits a long; null for other values. */
+        static Long smallInt(Object v) {
+            if (v instanceof Boolean t) {
+                return t ? 1L : 0L;
+            }
+            return v instanceof Long || v instanceof Integer || v instanceof Short || v instanceof Byte ? ((Number) v).longValue() : null;
+        }
+
+        /** A Python int (a bool is 1 or 0) of any size; null for other values. */
+        static BigInteger bigInt(Object v) {
+            Long small = smallInt(v);
+            return small != null ? BigInteger.valueOf(small) : v instanceof BigInteger b ? b : null;
+        }
+
+        /** An int or float operand (a bool counts as an int). */
+        static boolean isNumber(Object v) {
+            return v instanceof Number || v instanceof Boolean;
+        }
+
+        static double toDouble(Object v) {
+            return v instanceof Boolean t ? (t ? 1 : 0) : ((Number) v).doubleValue();
+        }
+
+        /** An int result: a long where it fits, as the rest of the renderer expects. */
+        static Number intResult(BigInteger r) {
+            return r.bitLength() < 64 ? (Number) r.longValue() : r;
+        }
+
         private static boolean isNone(Object v) {
             return v == null || v instanceof NullValue;
         }
@@ -1065,6 +1387,95 @@ public final class ChatTemplateRenderer {
         }
 
         private PyOperators() {}
+    }
+
+    /**
+     * A chain of two or more comparisons, {@code a < b <= c}: Python's {@code a < b and b <= c} with b
+     * evaluated once; the first false comparison is the result and the operands after it are not evaluated.
+     */
+    static final class AstComparisons extends AstRightValue {
+        private final List<AstNode> operands;
+        private final List<AstBinary.Operator> operators;
+
+        AstComparisons(List<AstNode> operands, List<AstBinary.Operator> operators) {
+            this.operands = List.copyOf(operands);
+            this.operators = List.copyOf(operators);
+        }
+
+        @Override
+        public Object eval(Bindings bindings, ELContext context) {
+            Object left = operands.get(0).eval(bindings, context);
+            Object result = Boolean.TRUE;
+            for (int i = 0; i < operators.size(); i++) {
+                Object right = operands.get(i + 1).eval(bindings, context);
+                // fresh nodes per evaluation: the parsed tree is shared between renders and threads
+                result = operators.get(i).eval(bindings, context, new AstValue(left), new AstValue(right));
+                if (!PyValues.truthy(result)) {
+                    return result;
+                }
+                left = right;
+            }
+            return result;
+        }
+
+        @Override
+        public void appendStructure(StringBuilder b, Bindings bindings) {
+            operands.get(0).appendStructure(b, bindings);
+            for (int i = 0; i < operators.size(); i++) {
+                b.append(' ').append(operators.get(i)).append(' ');
+                operands.get(i + 1).appendStructure(b, bindings);
+            }
+        }
+
+        @Override
+        public String toString() {
+            return "comparisons";
+        }
+
+        @Override
+        public int getCardinality() {
+            return operands.size();
+        }
+
+        @Override
+        public AstNode getChild(int i) {
+            return i >= 0 && i < operands.size() ? operands.get(i) : null;
+        }
+    }
+
+    /** An operand already evaluated. */
+    static final class AstValue extends AstRightValue {
+        static final AstValue NONE = new AstValue(null);
+        private final Object value;
+
+        AstValue(Object value) {
+            this.value = value;
+        }
+
+        @Override
+        public Object eval(Bindings bindings, ELContext context) {
+            return value;
+        }
+
+        @Override
+        public void appendStructure(StringBuilder b, Bindings bindings) {
+            b.append("<value>");
+        }
+
+        @Override
+        public String toString() {
+            return "value";
+        }
+
+        @Override
+        public int getCardinality() {
+            return 0;
+        }
+
+        @Override
+        public AstNode getChild(int i) {
+            return null;
+        }
     }
 
     /** {@code base[start:stop:step]} with Python semantics, on strings and sequences. */
@@ -1183,6 +1594,10 @@ public final class ChatTemplateRenderer {
             if (base instanceof PyLoop loop && ("previtem".equals(property) || "nextitem".equals(property))) {
                 context.setPropertyResolved(true);
                 return loop.item("previtem".equals(property) ? -1 : 1);
+            }
+            if (PyValues.isGroupAttribute(base, property)) {
+                context.setPropertyResolved(true);
+                return PyValues.groupAttribute(base, property);
             }
             if (base == null || base instanceof Map || base instanceof List || base.getClass().isArray()
                     || base instanceof ForLoop) {
@@ -1731,7 +2146,7 @@ public final class ChatTemplateRenderer {
             if (v instanceof Map) {
                 return "dict";
             }
-            if (v instanceof Map.Entry) {
+            if (v instanceof Map.Entry || group(v) != null) {
                 return "tuple";
             }
             if (asList(v) != null) {
@@ -1851,6 +2266,207 @@ public final class ChatTemplateRenderer {
             return true;
         }
 
+        /**
+         * Python's {@code a < b} where Python orders the two: numbers (a bool is 1 or 0; an int and a float exactly),
+         * strs (by code point) and lists or tuples (item by item); otherwise Python's TypeError. A {@link Missing}
+         * value raises Jinja2's undefined error.
+         */
+        static boolean lessThan(Object a, Object b) {
+            return lessThan(a, b, 0);
+        }
+
+        private static boolean lessThan(Object a, Object b, int depth) {
+            if (depth > 64) {
+                throw new ChatTemplateException("value nested too deeply");
+            }
+            if (a instanceof Missing m) {
+                throw new ELException(m.message);
+            }
+            if (b instanceof Missing m) {
+                throw new ELException(m.message);
+            }
+            if (PyOperators.isNumber(a) && PyOperators.isNumber(b)) {
+                Long x = PyOperators.smallInt(a);
+                Long y = PyOperators.smallInt(b);
+                if (x != null && y != null) {
+                    return x < y;
+                }
+                BigInteger bx = PyOperators.bigInt(a);
+                BigInteger by = PyOperators.bigInt(b);
+                if (bx != null && by != null) {
+                    return bx.compareTo(by) < 0;
+                }
+                double dx = PyOperators.toDouble(a);
+                double dy = PyOperators.toDouble(b);
+                if (bx == null && by == null || !Double.isFinite(dx) || !Double.isFinite(dy)) {
+                    return dx < dy; // nan is never less, nor greater
+                }
+                BigDecimal ex = bx != null ? new BigDecimal(bx) : new BigDecimal(dx);
+                BigDecimal ey = by != null ? new BigDecimal(by) : new BigDecimal(dy);
+                return ex.compareTo(ey) < 0;
+            }
+            if (a instanceof CharSequence x && b instanceof CharSequence y) {
+                return compareCodePoints(x.toString(), y.toString()) < 0;
+            }
+            if ((a instanceof List || a instanceof Map.Entry) && (b instanceof List || b instanceof Map.Entry)) {
+                List<Object> x = asList(a);
+                List<Object> y = asList(b);
+                for (int i = 0; i < x.size() && i < y.size(); i++) {
+                    if (!PyOperators.equal(x.get(i), y.get(i))) {
+                        return lessThan(x.get(i), y.get(i), depth + 1);
+                    }
+                }
+                return x.size() < y.size();
+            }
+            throw new ELException("'<' not supported between instances of '" + typeName(a) + "' and '" + typeName(b) + "'");
+        }
+
+        /** Python's order of a and b, from {@code <} alone as Python's sort asks it. */
+        static int compare(Object a, Object b) {
+            return lessThan(a, b) ? -1 : lessThan(b, a) ? 1 : 0;
+        }
+
+        static int compareCodePoints(String x, String y) {
+            for (int i = 0, j = 0; i < x.length() && j < y.length(); ) {
+                int c = x.codePointAt(i);
+                int d = y.codePointAt(j);
+                if (c != d) {
+                    return Integer.compare(c, d);
+                }
+                i += Character.charCount(c);
+                j += Character.charCount(d);
+            }
+            return Integer.compare(x.codePointCount(0, x.length()), y.codePointCount(0, y.length()));
+        }
+
+        /**
+         * Jinja2's undefined where {@code sort} and {@code groupby} look up an attribute an item lacks: it equals
+         * any other, and comparing it with {@code <} raises its message; it never reaches a template.
+         */
+        static final class Missing {
+            final String message;
+
+            Missing(String message) {
+                this.message = message;
+            }
+
+            @Override
+            public boolean equals(Object o) {
+                return o instanceof Missing;
+            }
+
+            @Override
+            public int hashCode() {
+                return 0;
+            }
+        }
+
+        /**
+         * One of {@code groupby}'s results, Jinja2's {@code _GroupTuple}: a (grouper, list) tuple, so it unpacks in a
+         * {@code for} loop and indexes, and has the attributes {@code grouper} and {@code list}.
+         */
+        static final class Group extends java.util.AbstractList<Object> {
+            final Object grouper;
+            final List<Object> list;
+
+            Group(Object grouper, List<Object> list) {
+                this.grouper = grouper;
+                this.list = list;
+            }
+
+            @Override
+            public Object get(int i) {
+                return switch (i) {
+                    case 0 -> grouper;
+                    case 1 -> list;
+                    default -> throw new IndexOutOfBoundsException(i);
+                };
+            }
+
+            @Override
+            public int size() {
+                return 2;
+            }
+        }
+
+        static boolean isGroupAttribute(Object v, Object name) {
+            return group(v) != null && ("grouper".equals(name) || "list".equals(name));
+        }
+
+        /** group.grouper or group.list, where {@link #isGroupAttribute}. */
+        static Object groupAttribute(Object v, Object name) {
+            Group g = group(v);
+            return "grouper".equals(name) ? g.grouper : g.list;
+        }
+
+        /** v as a {@link Group}, also where Jinjava wrapped it as a list (a variable holding one); null if it is none. */
+        static Group group(Object v) {
+            Object list = v instanceof com.hubspot.jinjava.objects.collections.PyList p ? p.toList() : v;
+            return list instanceof Group g ? g : null;
+        }
+
+        /**
+         * Jinja2's attribute paths ({@code make_multi_attrgetter}, {@code make_attrgetter}): "a.b" is key a then key b,
+         * a part of digits is an index, an int attribute is an index; with multi, commas separate several paths.
+         * No attribute is one empty path: the item itself.
+         */
+        static List<List<Object>> attributePaths(Object attribute, boolean multi) {
+            if (attribute == null || attribute instanceof NullValue) {
+                return List.of(List.of());
+            }
+            if (!(attribute instanceof CharSequence cs)) {
+                return List.of(List.of(attribute instanceof Boolean t ? (t ? 1L : 0L) : attribute));
+            }
+            List<List<Object>> paths = new ArrayList<>();
+            for (String path : multi ? cs.toString().split(",", -1) : new String[] {cs.toString()}) {
+                List<Object> parts = new ArrayList<>();
+                for (String part : path.split("\\.", -1)) {
+                    parts.add(part.matches("[0-9]{1,18}") ? (Object) Long.valueOf(part) : part);
+                }
+                paths.add(parts);
+            }
+            return paths;
+        }
+
+        /** The value at a path ({@link #attributePaths}) of an item, as Jinja2's {@code environment.getitem} finds it. */
+        static Object attribute(Object item, List<Object> path) {
+            Object x = item;
+            for (Object part : path) {
+                if (x instanceof Missing m) {
+                    throw new ELException(m.message); // Jinja2's undefined raises when asked for an attribute
+                }
+                x = item(x, part);
+            }
+            return x;
+        }
+
+        private static Object item(Object obj, Object part) {
+            String type = obj == null || obj instanceof NullValue ? "None" : typeName(obj) + " object";
+            if (part instanceof Long || part instanceof Integer) {
+                long i = ((Number) part).longValue();
+                if (obj instanceof Map<?, ?> m && m.containsKey(i)) {
+                    return m.get(i);
+                }
+                List<Object> items = obj instanceof CharSequence cs ? new ArrayList<>(splitChars(cs.toString()))
+                        : obj instanceof Map ? null : asList(obj);
+                if (items != null) {
+                    long k = i < 0 ? i + items.size() : i;
+                    if (k >= 0 && k < items.size()) {
+                        return items.get((int) k);
+                    }
+                }
+                return new Missing(type + " has no element " + i);
+            }
+            String name = str(part);
+            if (obj instanceof Map<?, ?> m && m.containsKey(name)) {
+                return m.get(name);
+            }
+            if (isGroupAttribute(obj, name)) {
+                return groupAttribute(obj, name);
+            }
+            return new Missing(repr(type) + " has no attribute " + repr(name));
+        }
+
         static int len(Object v) {
             if (v == null) {
                 return 0;
@@ -1916,6 +2532,12 @@ public final class ChatTemplateRenderer {
                 repr(b, e.getKey(), depth + 1);
                 b.append(", ");
                 repr(b, e.getValue(), depth + 1);
+                b.append(')');
+            } else if (group(v) instanceof Group g) {
+                b.append('(');
+                repr(b, g.grouper, depth + 1);
+                b.append(", ");
+                repr(b, g.list, depth + 1);
                 b.append(')');
             } else if (asList(v) != null) {
                 b.append('[');
@@ -2769,6 +3391,8 @@ public final class ChatTemplateRenderer {
                         pairs.sort(reverse ? cmp.reversed() : cmp);
                         return pairs;
                     }),
+                    filter("sort", Helpers::sort),
+                    filter("groupby", Helpers::groupby),
                     filter("sum", (v, a, kw) -> {
                         Object attr = PyValues.arg(a, kw, 0, "attribute", null);
                         Object total = PyValues.arg(a, kw, 1, "start", 0L);
@@ -2844,7 +3468,8 @@ public final class ChatTemplateRenderer {
                 for (Object item : PyValues.iterate(v)) {
                     Object x = item;
                     for (String part : path.split("\\.")) {
-                        x = x instanceof Map<?, ?> m ? m.get(part)
+                        x = PyValues.isGroupAttribute(x, part) ? PyValues.groupAttribute(x, part)
+                                : x instanceof Map<?, ?> m ? m.get(part)
                                 : x instanceof List<?> l && part.matches("\\d+") && Integer.parseInt(part) < l.size() ? l.get(Integer.parseInt(part))
                                 : null;
                     }
@@ -2863,6 +3488,91 @@ public final class ChatTemplateRenderer {
                 out.add(f.filter(item, interpreter, rest, kw));
             }
             return out;
+        }
+
+        /**
+         * Jinja2's {@code sort(reverse=False, case_sensitive=False, attribute=None)}: stable, in Python's order
+         * ({@link PyValues#lessThan}), strings compared lowercased unless case_sensitive; attribute is a path
+         * ("a.b", "0", an int) or several separated by commas. At most {@link #MAX_COLLECTION} items.
+         */
+        private static Object sort(Object v, List<Object> a, Map<String, Object> kw) {
+            boolean reverse = PyValues.truthy(PyValues.arg(a, kw, 0, "reverse", false));
+            boolean caseSensitive = PyValues.truthy(PyValues.arg(a, kw, 1, "case_sensitive", false));
+            List<List<Object>> paths = PyValues.attributePaths(PyValues.arg(a, kw, 2, "attribute", null), true);
+            List<Object> items = PyValues.bounded(PyValues.iterate(v));
+            List<Object[]> keyed = new ArrayList<>(items.size());
+            for (Object item : items) {
+                List<Object> key = new ArrayList<>(paths.size());
+                for (List<Object> path : paths) {
+                    key.add(sortKey(PyValues.attribute(item, path), caseSensitive));
+                }
+                keyed.add(new Object[] {key, item});
+            }
+            sortStably(keyed, reverse);
+            List<Object> out = new ArrayList<>(keyed.size());
+            for (Object[] k : keyed) {
+                out.add(k[1]);
+            }
+            return out;
+        }
+
+        /**
+         * Jinja2's {@code groupby(attribute, default=None, case_sensitive=False)}: the items sorted by the attribute
+         * (a path as for {@link #sort}, one only) and grouped where it is equal, as (grouper, list) tuples; the grouper
+         * of a case-insensitive group is its first item's own value. default stands in for an attribute an item lacks.
+         */
+        private static Object groupby(Object v, List<Object> a, Map<String, Object> kw) {
+            Object attribute = PyValues.arg(a, kw, 0, "attribute", null);
+            if (attribute == null || attribute instanceof NullValue) {
+                throw new ELException("groupby() missing 1 required positional argument: 'attribute'");
+            }
+            Object dflt = PyValues.arg(a, kw, 1, "default", null);
+            boolean caseSensitive = PyValues.truthy(PyValues.arg(a, kw, 2, "case_sensitive", false));
+            List<Object> path = PyValues.attributePaths(attribute, false).get(0);
+            List<Object> items = PyValues.bounded(PyValues.iterate(v));
+            List<Object[]> keyed = new ArrayList<>(items.size());
+            for (Object item : items) {
+                keyed.add(new Object[] {sortKey(groupKey(item, path, dflt), caseSensitive), item});
+            }
+            sortStably(keyed, false);
+            List<Object> groups = new ArrayList<>();
+            for (int i = 0; i < keyed.size(); ) {
+                Object key = keyed.get(i)[0];
+                List<Object> list = new ArrayList<>();
+                for (; i < keyed.size() && PyOperators.equal(keyed.get(i)[0], key); i++) {
+                    list.add(keyed.get(i)[1]);
+                }
+                Object grouper = caseSensitive ? key : groupKey(list.get(0), path, dflt);
+                groups.add(new PyValues.Group(grouper instanceof PyValues.Missing ? null : grouper, list));
+            }
+            return groups;
+        }
+
+        /** Jinja2's {@code make_attrgetter} with a default: it replaces each part an item lacks. */
+        private static Object groupKey(Object item, List<Object> path, Object dflt) {
+            Object x = item;
+            for (Object part : path) {
+                x = PyValues.attribute(x, List.of(part));
+                if (dflt != null && !(dflt instanceof NullValue) && x instanceof PyValues.Missing) {
+                    x = dflt;
+                }
+            }
+            return x;
+        }
+
+        /** Jinja2's {@code ignore_case}: a str compares lowercased. */
+        private static Object sortKey(Object x, boolean caseSensitive) {
+            return !caseSensitive && x instanceof CharSequence cs ? cs.toString().toLowerCase(Locale.ROOT) : x;
+        }
+
+        /** Sorts {key, item} pairs by key as Python's {@code sorted} does: stable, also when reversed. */
+        private static void sortStably(List<Object[]> keyed, boolean reverse) {
+            java.util.Comparator<Object[]> byKey = (x, y) -> PyValues.compare(x[0], y[0]);
+            try {
+                keyed.sort(reverse ? byKey.reversed() : byKey);
+            } catch (IllegalArgumentException e) { // TimSort's "Comparison method violates its general contract"
+                throw new ELException("values without a consistent order (such as nan) cannot be sorted");
+            }
         }
 
         /** markupsafe's escape. */

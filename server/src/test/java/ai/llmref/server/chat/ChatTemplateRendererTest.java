@@ -612,7 +612,7 @@ class ChatTemplateRendererTest {
                 .doesNotContain("java").doesNotContain("hubspot").doesNotContain("class ").doesNotContain("Exception")
                 .doesNotContainPattern("\\b[a-z]+\\.[a-z]+\\.[A-Z]").contains("line 1"));
         assertThat(failures.get("{{ 'a' - 1 }}")).contains("'a'").contains("'str'");
-        assertThat(failures.get("{{ 1 // 0 }}")).contains("division by zero");
+        assertThat(failures.get("{{ 1 // 0 }}")).contains("integer division or modulo by zero");
     }
 
     @Test
@@ -733,6 +733,158 @@ class ChatTemplateRendererTest {
                 .isEqualTo("undefined|yes|True|True|True|True|True");
         assertThat(jinja("{% set ns = namespace(n=0, last=messages|length - 1) %}{% for m in messages %}{% set ns.n = ns.n + 1 %}"
                 + "{% endfor %}{{ ns.n }}/{{ ns.last }}")).isEqualTo("3/2");
+    }
+
+    /** Expected values: jinja2 3.1.6 (Python 3.11). Java's % truncates toward zero and its float // was floor(a / b). */
+    @Test
+    void moduloAndFloorDivisionRoundTowardNegativeInfinityAsPythonDoes() {
+        assertThat(jinja("{{ -7 % 3 }}|{{ 7 % -3 }}|{{ -7.5 % 2 }}|{{ 7.5 % -2 }}|{{ -7 % 3.0 }}|{{ 7 % 3 }}|{{ -6 % 3 }}|{{ 6 % -3 }}"
+                + "|{{ -0.0 % 1 }}|{{ 5 % 2.5 }}|{{ -6.0 % 3 }}|{{ 6.0 % -3 }}|{{ 1e20 % 7 }}|{{ -1 % 1e20 }}"))
+                .isEqualTo("2|-2|0.5|-0.5|2.0|1|0|0|0.0|0.0|0.0|-0.0|2.0|1e+20");
+        assertThat(jinja("{{ true % 2 }}|{{ 5 % true }}|{{ -9223372036854775807 % 10 }}|{{ (-9223372036854775807 - 1) // -1 }}"))
+                .isEqualTo("1|0|3|9223372036854775808");
+        assertThat(jinja("{{ -7 // 2 }}|{{ 7 // -2 }}|{{ -7.5 // 2 }}|{{ 7 // 2.0 }}|{{ 1 // 0.1 }}|{{ -1 // 0.1 }}|{{ 7.0 // -2 }}"
+                + "|{{ -0.0 // 1 }}|{{ 0 // -1.0 }}|{{ true // 2 }}|{{ 1e308 // 1e-308 }}"))
+                .isEqualTo("-4|-4|-4.0|3.0|9.0|-10.0|-4.0|-0.0|-0.0|0|inf");
+        assertThat(jinja("{% for i in range(-3, 4) %}{{ i % 3 }}{{ i // 3 }},{% endfor %}")).isEqualTo("0-1,1-1,2-1,00,10,20,01,");
+        // Python raises where Java's doubles gave nan or inf
+        Map<String, String> errors = Map.of("{{ 1 % 0 }}", "integer modulo by zero", "{{ 1.5 % 0 }}", "float modulo by zero",
+                "{{ 1 // 0 }}", "integer division or modulo by zero", "{{ 1.5 // 0.0 }}", "float floor division by zero",
+                "{{ none % 2 }}", "unsupported operand type(s) for %: 'NoneType' and 'int'",
+                "{{ 2 // [1] }}", "unsupported operand type(s) for //: 'int' and 'list'");
+        errors.forEach((template, message) -> assertThatThrownBy(() -> jinja(template)).as(template)
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message).hasMessageContaining("line 1"));
+    }
+
+    /**
+     * Expected values: jinja2 3.1.6 (Python 3.11). Jinjava cast int ** int to a long (2**-1 gave 0, 2**64 the largest
+     * long) and parsed ** beside * (3 * 2 ** 2 gave 36). Jinja2's ** groups from the left (2 ** 3 ** 2 is 64, not
+     * Python's 512) and binds looser than unary minus (-2 ** 2 is 4).
+     */
+    @Test
+    void powerIsPythonsAndBindsTighterThanMultiplication() {
+        assertThat(jinja("{{ 2**-1 }}|{{ 2**3 }}|{{ 2**0.5 }}|{{ (-2)**-1 }}|{{ (-2)**3 }}|{{ 2**0 }}|{{ 0**0.0 }}"
+                + "|{{ 2**-1075 }}|{{ 10**-20 }}|{{ 1.5**2 }}|{{ 2**True }}|{{ 9**0.5 }}|{{ 2**62 }}|{{ 2**63 }}|{{ (-2)**63 }}|{{ 3**40 }}"))
+                .isEqualTo("0.5|8|1.4142135623730951|-0.5|-8|1|1.0|0.0|1e-20|2.25|2|3.0|4611686018427387904"
+                        + "|9223372036854775808|-9223372036854775808|12157665459056928801");
+        assertThat(jinja("{{ 1**100000000 }}|{{ (-1)**100000001 }}|{{ 0**100000000 }}|{{ 2**-100000000 }}|{{ 1.0**1e300 }}"))
+                .isEqualTo("1|-1|0|0.0|1.0");
+        assertThat(jinja("{{ 3 * 2 ** 2 }}|{{ 2 ** 2 * 3 }}|{{ 2 ** -1 * 4 }}|{{ -2 ** 2 }}|{{ 2 ** 3 ** 2 }}|{{ 2 ** [1, 2]|length }}"
+                + "|{{ 8 // 2 ** 2 }}|{{ 7 % 2 ** 2 }}|{{ 1 + 2 ** 2 }}")).isEqualTo("12|12|2.0|4|64|4|2|3|5");
+        Map<String, String> errors = Map.of("{{ 0**-1 }}", "0.0 cannot be raised to a negative power",
+                "{{ 10.0**400 }}", "Numerical result out of range", "{{ 'a' ** 2 }}", "unsupported operand type(s) for ** or pow(): 'str' and 'int'",
+                // jinja2 gives a complex number: (1.7319121124709868e-16+2.8284271247461903j)
+                "{{ (-8) ** 0.5 }}", "complex",
+                // Python computes it (and refuses to print more than 4300 digits); the renderer refuses to compute it
+                "{{ 2**100000000 }}", "4300 digits", "{{ 10**4300 }}", "4300 digits",
+                "{% set ns = namespace(x=2**4000) %}{% for i in range(30) %}{% set ns.x = ns.x * ns.x %}{% endfor %}", "4300 digits");
+        errors.forEach((template, message) -> assertThatThrownBy(() -> jinja(template)).as(template)
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message).hasMessageContaining("line 1")
+                .message().doesNotContain("java").doesNotContain("Exception"));
+        assertThat(jinja("{{ (10**4299)|string|length }}")).isEqualTo("4300");
+    }
+
+    /**
+     * Expected values: jinja2 3.1.6. Comparisons ({@code == != < <= > >= in not in}) are one level and chain as in
+     * Python: {@code a < b < c} is {@code a < b and b < c} with b evaluated once, and stops at the first false one.
+     * Jinjava refused {@code 1 < 2 < 3} and read {@code a == b == c} as {@code (a == b) == c}.
+     */
+    @Test
+    void comparisonsChainAsInPython() {
+        assertThat(jinja("{{ 1 < 2 < 3 }}|{{ 3 > 2 > 1 }}|{{ 1 < 3 < 2 }}|{{ 1 == 1 == 1 }}|{{ 1 == 1 == 2 }}|{{ 2 == 2 != 3 }}"
+                + "|{{ 1 < 2 <= 2 }}|{{ 1 < 2 > 3 }}")).isEqualTo("True|True|False|True|False|True|True|False");
+        assertThat(jinja("{% set x = 3 %}{{ 1 < x <= 5 }}|{{ 1 < x <= 2 }}|{{ 0 <= x < 3 }}|{{ x > 2 == true }}|{{ 1 < 2 < 3 < 4 }}"
+                + "|{{ 1 < 2 < 3 > 4 }}")).isEqualTo("True|False|False|False|True|False");
+        assertThat(jinja("{% set a = 'x' %}{% set b = 'x' %}{% set c = 'x' %}{{ a == b == c }}|{{ a == b == 'y' }}|{{ not 1 < 2 < 3 }}"
+                + "|{{ 1 < 2 < 3 and 3 > 2 }}")).isEqualTo("True|False|False|True");
+        assertThat(jinja("{{ 1 < 2 in [1, 2] }}|{{ 1 < 2 in [3] }}|{{ 'a' in 'abc' == true }}|{{ 1 not in [2] not in [[1]] }}"
+                + "|{{ 1 < 2 == 2 }}|{{ 1 < 2 == true }}")).isEqualTo("True|False|False|True|True|False");
+        assertThat(jinja("{% for m in messages %}{% if 0 < loop.index0 < 2 %}{{ m.role }}{% endif %}{% endfor %}")).isEqualTo("assistant");
+        // the middle operand is evaluated once; a false comparison stops the chain (jinja2.Environment: the
+        // sandbox HF uses refuses list.append, which the renderer allows as llama.cpp's engine does)
+        assertThat(jinja("{% set calls = [] %}{{ 1 < (calls.append(1) or 5) < 9 }}{{ calls|length }}"
+                + "{{ 3 < 2 < (calls.append(1) or 5) }}{{ calls|length }}")).isEqualTo("True1False1");
+    }
+
+    /**
+     * Expected values: jinja2 3.1.6. Jinjava's sort took no keyword arguments (sort(attribute='n') left the list as it
+     * was), compared strings by UTF-16 unit, and failed on mixed ints and floats or on lists.
+     */
+    @Test
+    void sortAsJinja2SortsWithAttributeReverseAndCaseSensitivity() {
+        assertThat(jinja("{{ [3, 1, 2]|sort }}|{{ ['b', 'A', 'a', 'B']|sort }}|{{ ['b', 'A', 'a', 'B']|sort(case_sensitive=true) }}"
+                + "|{{ [3, 1, 2]|sort(reverse=true) }}|{{ [3, 1, 2]|sort(true) }}|{{ [1.5, 1, true, 0]|sort }}"))
+                .isEqualTo("[1, 2, 3]|['A', 'a', 'b', 'B']|['A', 'B', 'a', 'b']|[3, 2, 1]|[3, 2, 1]|[0, 1, True, 1.5]");
+        // strings by code point (U+FF41 before U+1F600; UTF-16 units order them the other way), lists item by item
+        assertThat(jinja("{{ ['\uff41', '\ud83d\ude00', 'z', '\u00e9']|sort }}|{{ [[2, 'b'], [1, 'a'], [3, 'a'], [1]]|sort }}"
+                + "|{{ [['b'], ['A']]|sort }}"))
+                .isEqualTo("['z', '\u00e9', '\uff41', '\ud83d\ude00']|[[1], [1, 'a'], [2, 'b'], [3, 'a']]|[['A'], ['b']]");
+        String people = "[{'n': 'b', 'a': {'x': 2}}, {'n': 'A', 'a': {'x': 1}}, {'n': 'c', 'a': {'x': 3}}]";
+        assertThat(jinja("{{ " + people + "|sort(attribute='n')|map(attribute='n')|join(',') }}|{{ " + people
+                + "|sort(attribute='a.x', reverse=true)|map(attribute='n')|join(',') }}")).isEqualTo("A,b,c|c,b,A");
+        assertThat(jinja("{{ [[2, 'b'], [1, 'a'], [3, 'c']]|sort(attribute='0') }}|{{ [[2, 'b'], [1, 'a'], [3, 'c']]|sort(attribute=1, reverse=true) }}"
+                + "|{{ [{'n': 'b', 'k': 1}, {'n': 'a', 'k': 2}, {'n': 'A', 'k': 1}]|sort(attribute='n,k') }}"))
+                .isEqualTo("[[1, 'a'], [2, 'b'], [3, 'c']]|[[3, 'c'], [2, 'b'], [1, 'a']]"
+                        + "|[{'n': 'A', 'k': 1}, {'n': 'a', 'k': 2}, {'n': 'b', 'k': 1}]");
+        // stable, also reversed: items with equal keys keep their order
+        assertThat(jinja("{{ [{'n': 'B'}, {'n': 'a'}, {'n': 'C'}]|sort(attribute='n', case_sensitive=true)|map(attribute='n')|join }}"
+                + "|{{ [{'n': 'b', 'i': 1}, {'n': 'B', 'i': 2}, {'n': 'a', 'i': 3}]|sort(attribute='n')|map(attribute='i')|join }}"
+                + "|{{ [{'n': 'b', 'i': 1}, {'n': 'B', 'i': 2}, {'n': 'a', 'i': 3}]|sort(attribute='n', reverse=true)|map(attribute='i')|join }}"))
+                .isEqualTo("BCa|312|123");
+        assertThat(jinja("{{ 'cba'|sort }}|{{ {'b': 1, 'a': 2}|sort }}|{{ []|sort }}|{{ [{'n': 2}, {'n': 1}]|sort(false, false, 'n') }}"
+                + "|{{ [{}]|sort(attribute='n') }}|{{ [{}, {}]|sort(attribute='n') }}|{{ [{'a': [3, 1]}, {'a': [2]}]|sort(attribute='a.0') }}"))
+                .isEqualTo("['a', 'b', 'c']|['a', 'b']|[]|[{'n': 1}, {'n': 2}]|[{}]|[{}, {}]|[{'a': [2]}, {'a': [3, 1]}]");
+        Map<String, String> errors = Map.of("{{ [{'n': 'b'}, {}]|sort(attribute='n') }}", "'dict object' has no attribute 'n'",
+                "{{ [[1], []]|sort(attribute='0') }}", "list object has no element 0",
+                "{{ [{}]|sort(attribute='a.b') }}", "'dict object' has no attribute 'a'",
+                "{{ [1, 'a']|sort }}", "'<' not supported between instances of 'str' and 'int'",
+                "{{ [{'a': 1}, {'a': 2}]|sort }}", "'<' not supported between instances of 'dict' and 'dict'",
+                "{{ [none, 1]|sort }}", "'<' not supported between instances of 'int' and 'NoneType'",
+                // jinja2 sorts it; the renderer's list limit applies
+                "{% set big = 'x' * 100001 %}{{ big|sort|length }}", "over " + ChatTemplateRenderer.MAX_COLLECTION + " items");
+        errors.forEach((template, message) -> assertThatThrownBy(() -> jinja(template)).as(template)
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message)
+                .message().doesNotContain("java").doesNotContain("Exception"));
+    }
+
+    /**
+     * Expected values: jinja2 3.1.6. groupby gives (grouper, list) tuples sorted by grouper, which unpack in a for
+     * loop and have .grouper and .list; Jinjava's gave Java objects that printed as &lt;object&gt;, did not unpack and
+     * kept the input's order.
+     */
+    @Test
+    void groupbyAsJinja2GroupsAndSorts() {
+        String xs = "{% set xs = [{'role': 'user', 'c': 1}, {'role': 'assistant', 'c': 2}, {'role': 'user', 'c': 3}] %}";
+        assertThat(jinja(xs + "{% for key, items in xs|groupby('role') %}{{ key }}:{{ items|map(attribute='c')|join(',') }};{% endfor %}"
+                + "|{% for group in xs|groupby(attribute='role') %}{{ group.grouper }}={{ group.list|length }};{% endfor %}|{{ xs|groupby('role') }}"))
+                .isEqualTo("assistant:2;user:1,3;|assistant=1;user=2;|[('assistant', [{'role': 'assistant', 'c': 2}]),"
+                        + " ('user', [{'role': 'user', 'c': 1}, {'role': 'user', 'c': 3}])]");
+        assertThat(jinja("{% for role, turns in messages|groupby('role') %}{{ role }}:{{ turns|map(attribute='content')|join('+') }} {% endfor %}"
+                + "|{{ (messages|groupby('role'))[1][0] }}|{{ (messages|groupby('role'))|first|last|length }}|{{ messages|groupby('role')|length }}"
+                + "|{{ (messages|groupby('role'))[0]['grouper'] }}")).isEqualTo("assistant:a1 user:u1+u2 |user|1|2|assistant");
+        // HF's tojson (json.dumps, keys in their order): a tuple is a JSON array
+        assertThat(jinja("{{ messages|groupby('role')|tojson }}")).isEqualTo("[[\"assistant\", [{\"role\": \"assistant\", \"content\": \"a1\"}]],"
+                + " [\"user\", [{\"role\": \"user\", \"content\": \"u1\"}, {\"role\": \"user\", \"content\": \"u2\"}]]]");
+        assertThat(jinja("{{ [{'a': {'b': 'x'}}, {'a': {'b': 'y'}}, {'a': {'b': 'x'}, 'i': 2}]|groupby('a.b') }}"))
+                .isEqualTo("[('x', [{'a': {'b': 'x'}}, {'a': {'b': 'x'}, 'i': 2}]), ('y', [{'a': {'b': 'y'}}])]");
+        assertThat(jinja("{{ [{'r': 'x'}, {}, {'r': 'a'}]|groupby('r', default='none') }}|{{ [{'r': 'x'}, {}]|groupby('r', 'zz')|map('first')|list }}"))
+                .isEqualTo("[('a', [{'r': 'a'}]), ('none', [{}]), ('x', [{'r': 'x'}])]|['x', 'zz']");
+        // case-insensitive by default, the grouper being the first item's own value
+        assertThat(jinja("{{ [{'n': 'b'}, {'n': 'B'}, {'n': 'a'}]|groupby('n') }}|{{ [{'n': 'b'}, {'n': 'B'}, {'n': 'a'}]|groupby('n',"
+                + " case_sensitive=true)|map(attribute='grouper')|list }}|{{ [{'n': 'B'}, {'n': 'b'}]|groupby('n')|map(attribute='grouper')|list }}"))
+                .isEqualTo("[('a', [{'n': 'a'}]), ('b', [{'n': 'b'}, {'n': 'B'}])]|['B', 'a', 'b']|['B']");
+        assertThat(jinja("{{ [[1, 'a'], [2, 'b'], [1, 'c']]|groupby(0) }}|{{ [[1, 'a'], [2, 'b'], [1, 'c']]|groupby('1')|map(attribute='grouper')|join }}"
+                + "|{{ [{'k': 1}, {'k': 1.0}, {'k': true}, {'k': 0}]|groupby('k')|map(attribute='grouper')|list }}"))
+                .isEqualTo("[(1, [[1, 'a'], [1, 'c']]), (2, [[2, 'b']])]|abc|[0, 1]");
+        assertThat(jinja("{% for g in [{}]|groupby('r') %}[{{ g.grouper }}]{{ g.list }}{% endfor %}")).isEqualTo("[][{}]");
+        Map<String, String> errors = Map.of("{{ [{'r': 'x'}, {}]|groupby('r') }}", "'dict object' has no attribute 'r'",
+                "{{ [1, 'a']|groupby(0) }}", "int object has no element 0",
+                "{{ [{'r': 1}, {'r': 'a'}]|groupby('r') }}", "'<' not supported between instances of 'str' and 'int'",
+                // jinja2 groups it; the renderer's list limit applies
+                "{% set big = 'x' * 100001 %}{{ big|groupby(0)|length }}", "over " + ChatTemplateRenderer.MAX_COLLECTION + " items");
+        errors.forEach((template, message) -> assertThatThrownBy(() -> jinja(template)).as(template)
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message)
+                .message().doesNotContain("java").doesNotContain("Exception"));
     }
 
     @Test

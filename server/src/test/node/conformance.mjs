@@ -1,6 +1,7 @@
 // The npm openai client (v6, pinned in package.json) against a running server: every route, streaming
-// and not, log-probabilities, embeddings, and errors as the client's typed exceptions; then Anthropic's
-// npm SDK on /v1/messages (whole, its stream helper, token counting, a typed error).
+// and not, log-probabilities, embeddings, and errors as the client's typed exceptions; the client's
+// helpers (the chat stream helper, parse() with JSON schemas and zod); then Anthropic's npm SDK on
+// /v1/messages (whole, its stream helper, token counting, a typed error).
 //   node conformance.mjs BASE_URL MODEL_ID
 // Prints one JSON object of what it saw (NodeClientTest compares it with the server's own answers)
 // and exits 0; a failed check throws (exit 1, the assertion on stderr).
@@ -8,6 +9,8 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import { VERSION } from 'openai/version';
+import { zodResponseFormat, zodTextFormat } from 'openai/helpers/zod';
+import { z } from 'zod';
 
 const [baseURL, model] = process.argv.slice(2);
 if (!baseURL || !model) {
@@ -108,6 +111,77 @@ for await (const e of await client.responses.create({ ...ask, stream: true })) {
 assert.equal(types[0], 'response.created');
 assert.ok(['response.completed', 'response.incomplete'].includes(types.at(-1)), types.at(-1));
 seen.responseEvents = types;
+
+// the chat stream helper: its content events and final completion are the whole greedy answer
+const helperDeltas = [];
+let helperContentDone = null;
+const chatHelper = client.chat.completions.stream({ ...chat, stream_options: { include_usage: true } });
+chatHelper.on('content.delta', (e) => helperDeltas.push(e.delta));
+chatHelper.on('content.done', (e) => { helperContentDone = e.content; });
+const helperFinal = await chatHelper.finalChatCompletion();
+assert.ok(helperDeltas.length > 1, 'content arrived in deltas');
+assert.equal(helperDeltas.join(''), seen.chat);
+assert.equal(helperContentDone, seen.chat);
+assert.equal(helperFinal.choices[0].message.role, 'assistant');
+assert.equal(helperFinal.choices[0].message.content, seen.chat);
+assert.equal(helperFinal.choices[0].finish_reason, whole.choices[0].finish_reason);
+assert.equal(helperFinal.usage.completion_tokens, seen.chatUsage.completion_tokens);
+assert.equal(await chatHelper.finalContent(), seen.chat);
+seen.chatHelper = { deltas: helperDeltas.length, finish_reason: helperFinal.choices[0].finish_reason };
+let logprobsDone = null;
+const logprobsHelper = client.chat.completions.stream({ ...chat, max_tokens: 12, logprobs: true, top_logprobs: 2 });
+logprobsHelper.on('logprobs.content.done', (e) => { logprobsDone = e.content; });
+const streamedLogprobs = (await logprobsHelper.finalChatCompletion()).choices[0].logprobs.content;
+assert.deepEqual(streamedLogprobs.map((t) => t.token), content.map((t) => t.token));
+assert.deepEqual(streamedLogprobs.map((t) => t.top_logprobs.map((a) => a.token)), content.map((t) => t.top_logprobs.map((a) => a.token)));
+for (let i = 0; i < content.length; i++) {
+  assert.ok(Math.abs(streamedLogprobs[i].logprob - content[i].logprob) < 1e-4, 'logprob of token ' + i); // a reused prompt may round differently
+}
+assert.deepEqual(logprobsDone, streamedLogprobs);
+
+// parse(): a strict JSON schema (every property required, no others), plain and written in zod; the
+// grammar makes the greedy reply valid, and the helper parses it into message.parsed (streamed: the
+// content.done event's parsed; the Responses API's parse(): output_parsed)
+const petSchema = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', maxLength: 12 },
+    kind: { type: 'string', enum: ['dog', 'cat', 'bird'] },
+    friendly: { type: 'boolean' },
+  },
+  required: ['name', 'kind', 'friendly'],
+  additionalProperties: false,
+};
+const petAsk = { model, messages: [{ role: 'user', content: 'Describe a pet.' }], max_tokens: 60, temperature: 0 };
+const parsedPet = await client.chat.completions.parse({
+  ...petAsk, response_format: { type: 'json_schema', json_schema: { name: 'pet', strict: true, schema: petSchema } },
+});
+const pet = parsedPet.choices[0].message.parsed;
+assert.equal(parsedPet.choices[0].finish_reason, 'stop');
+assert.deepEqual(pet, JSON.parse(parsedPet.choices[0].message.content));
+assert.deepEqual(Object.keys(pet).sort(), ['friendly', 'kind', 'name']);
+assert.equal(typeof pet.name, 'string');
+assert.ok(pet.name.length <= 12, pet.name);
+assert.ok(['dog', 'cat', 'bird'].includes(pet.kind), pet.kind);
+assert.equal(typeof pet.friendly, 'boolean');
+seen.parsed = pet;
+const Pet = z.object({ name: z.string().max(12), kind: z.enum(['dog', 'cat', 'bird']), friendly: z.boolean() });
+const zodFormat = zodResponseFormat(Pet, 'pet');
+const zodPet = await client.chat.completions.parse({ ...petAsk, response_format: zodFormat });
+assert.equal(zodPet.choices[0].finish_reason, 'stop');
+assert.deepEqual(zodPet.choices[0].message.parsed, Pet.parse(JSON.parse(zodPet.choices[0].message.content)));
+seen.zodParsed = zodPet.choices[0].message.parsed;
+seen.zodSchema = zodFormat.json_schema.schema; // what zod wrote, for the plain-HTTP request of the same
+let zodStreamParsed = null;
+const zodStream = client.chat.completions.stream({ ...petAsk, response_format: zodFormat });
+zodStream.on('content.done', (e) => { zodStreamParsed = e.parsed; });
+assert.deepEqual((await zodStream.finalChatCompletion()).choices[0].message.parsed, seen.zodParsed);
+assert.deepEqual(zodStreamParsed, seen.zodParsed);
+const textParsed = await client.responses.parse({
+  model, input: 'Describe a pet.', max_output_tokens: 60, temperature: 0, text: { format: zodTextFormat(Pet, 'pet') },
+});
+assert.deepEqual(textParsed.output_parsed, seen.zodParsed); // the same greedy request as chat's
+seen.responsesParsed = textParsed.output_parsed;
 
 // embeddings, one and many (floats and base64, which the client decodes)
 const one = await client.embeddings.create({ model, input: 'a dog', encoding_format: 'float' });

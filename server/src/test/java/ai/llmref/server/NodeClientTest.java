@@ -16,9 +16,11 @@ import org.junit.jupiter.api.Test;
 /**
  * The npm {@code openai} client (v6, pinned with its integrity in src/test/node/package-lock.json)
  * and Anthropic's npm SDK ({@code @anthropic-ai/sdk}, on /v1/messages) drive the server from Node: src/test/node/conformance.mjs checks every route, streaming against
- * whole answers, log-probabilities, embeddings and typed errors, and reports what it saw; here that
- * is compared with the server's answers to the same requests over plain HTTP. Needs node and npm
- * (scripts/prereqs.sh installs them); the package comes from the npm registry, or npm's cache.
+ * whole answers, log-probabilities, embeddings and typed errors, then the openai client's helpers
+ * (the chat stream helper, {@code parse()} with a JSON schema and with {@code zod}), and reports
+ * what it saw; here that is compared with the server's answers to the same requests over plain
+ * HTTP. Needs node and npm (scripts/prereqs.sh installs them); the packages come from the npm
+ * registry, or npm's cache.
  */
 class NodeClientTest {
     static final ObjectMapper JSON = new ObjectMapper();
@@ -38,8 +40,9 @@ class NodeClientTest {
             assertThat(seen.get("client").asText()).isEqualTo("openai-node 6.49.0");
             assertThat(seen.get("models")).containsExactly(JSON.getNodeFactory().textNode("stories260K"));
             // the client's greedy answers are the server's greedy answers
-            String chat = JSON.readTree(t.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me about a dog.\"}],"
-                    + "\"max_tokens\":24,\"temperature\":0}").body()).at("/choices/0/message/content").asText();
+            JsonNode chatReply = JSON.readTree(t.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":"
+                    + "\"Tell me about a dog.\"}],\"max_tokens\":24,\"temperature\":0}").body());
+            String chat = chatReply.at("/choices/0/message/content").asText();
             assertThat(seen.get("chat").asText()).isNotEmpty().isEqualTo(chat);
             String completion = JSON.readTree(t.post("/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":30,\"temperature\":0}")
                     .body()).at("/choices/0/text").asText();
@@ -64,7 +67,27 @@ class NodeClientTest {
             assertThat(seen.get("batch").asInt()).isEqualTo(2);
             assertError(errors.get("unknown model id"), 404, "model_not_found", "model");
             assertError(errors.get("previous_response_id"), 400, "unsupported_parameter", "previous_response_id");
+            assertThat(seen.at("/chatHelper/finish_reason").asText()).isEqualTo(chatReply.at("/choices/0/finish_reason").asText());
+            assertThat(seen.at("/chatHelper/deltas").asInt()).isGreaterThan(1);
+            assertHelpers(seen, t);
         }
+    }
+
+    /** The client's helpers: what they parsed and called with equals the server's plain greedy answers. */
+    static void assertHelpers(JsonNode seen, TestServer t) throws Exception {
+        // parse() with a JSON schema, written out and by zod: message.parsed is the plain answer's JSON
+        String petSchema = "{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},"
+                + "\"kind\":{\"type\":\"string\",\"enum\":[\"dog\",\"cat\",\"bird\"]},\"friendly\":{\"type\":\"boolean\"}},"
+                + "\"required\":[\"name\",\"kind\",\"friendly\"],\"additionalProperties\":false}";
+        for (var c : List.of(List.of("parsed", petSchema), List.of("zodParsed", seen.get("zodSchema").toString()))) {
+            JsonNode reply = JSON.readTree(t.post("/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Describe a pet.\"}],"
+                    + "\"max_tokens\":60,\"temperature\":0,\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"pet\","
+                    + "\"strict\":true,\"schema\":" + c.get(1) + "}}}").body());
+            assertThat(reply.at("/choices/0/finish_reason").asText()).isEqualTo("stop");
+            assertThat(seen.get(c.getFirst())).as(c.getFirst()).isEqualTo(JSON.readTree(reply.at("/choices/0/message/content").asText()));
+        }
+        assertThat(seen.get("zodSchema").get("additionalProperties").asBoolean(true)).isFalse();
+        assertThat(seen.get("responsesParsed")).as("responses.parse() with zodTextFormat").isEqualTo(seen.get("zodParsed"));
     }
 
     static void assertError(JsonNode e, int status, String code, String param) {

@@ -70,10 +70,10 @@ class RouteAuthTest {
                 Tracing.disabled());
         List<Route> apiRoutes = record(r -> Server.apiRouting(r, api, new AuthFilter(List.of(KEY), api, metrics), metrics));
         List<Route> adminRoutes = record(r -> Server.adminRouting(r, new HealthService(null, new Json(8)), metrics));
-        assertThat(apiRoutes.subList(0, 2)).as("the filters (target check, key) come before every route")
-                .containsExactly(new Route("filter", ""), new Route("filter", ""));
+        assertThat(apiRoutes.subList(0, 4)).as("the filters (Connection: close, request id, target check, key) come before every route")
+                .containsOnly(new Route("filter", ""));
         assertThat(apiRoutes).filteredOn(r -> r.method().equals("POST")).hasSizeGreaterThanOrEqualTo(5);
-        assertThat(adminRoutes).filteredOn(r -> r.method().equals("filter")).hasSize(1); // the target check, no key
+        assertThat(adminRoutes).filteredOn(r -> r.method().equals("filter")).hasSize(2); // Connection: close and the target check, no key
 
         try (TestServer t = TestServer.start(Map.of("auth.api-keys", KEY))) {
             List<String> methods = List.of("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD");

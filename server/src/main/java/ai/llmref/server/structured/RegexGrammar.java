@@ -88,7 +88,7 @@ final class RegexGrammar {
     }
 
     private SchemaException refuse(String why) {
-        return new SchemaException(ptr, "pattern", "pattern " + SchemaKeywords.abbreviate(jsonQuote(src)) + ": " + why);
+        return new SchemaException(ptr, "pattern", "'pattern' " + SchemaKeywords.abbreviate(jsonQuote(src)) + ": " + why);
     }
 
     private static String jsonQuote(String s) {
@@ -482,10 +482,13 @@ final class RegexGrammar {
                 case Alt a -> "( " + String.join(" | ", a.alternatives().stream().map(this::emit).toList()) + " )";
                 case Repeat r -> {
                     String body = emit(r.body());
+                    if (body.equals("\"\"") || r.max() == 0) {
+                        yield "\"\""; // nothing repeated is nothing (llama.cpp refuses a quantifier after an empty literal)
+                    }
                     // a body with groups or repetitions of its own is a rule: llama.cpp multiplies the rules a
                     // repeated group generates by the repetition and refuses more than 2000
                     boolean atomic = r.body() instanceof Chars c && !body.startsWith("(")
-                            || r.body() instanceof Seq s && s.items().stream().allMatch(i -> i instanceof Chars c && isSingle(c.ranges()));
+                            || r.body() instanceof Seq s && !s.items().isEmpty() && s.items().stream().allMatch(i -> i instanceof Chars c && isSingle(c.ranges()));
                     String ref = atomic ? body : rule.apply(name + "-re", body);
                     yield ref + JsonSchemaGrammar.repeat(r.min(), r.max());
                 }

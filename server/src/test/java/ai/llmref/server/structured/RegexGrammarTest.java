@@ -74,6 +74,8 @@ class RegexGrammarTest {
                 Arguments.of("\\$\\d+\\.\\d\\d", List.of("$1.00", "cost: $12.50!"), List.of("$1.0", "1.00", "$.50")),
                 Arguments.of("^\\x41\\u00e9[\\u4e00-\\u9fff]\\uD83D\\uDE00$", List.of("Aé中😀"), List.of("Ae中😀", "Aéa😀", "Aé中")),
                 Arguments.of("^[^a-c\\d]{1,3}?$", List.of("x", "xyz", "é"), List.of("a", "x1", "wxyz", "")),
+                // empty groups and alternatives, a repetition of nothing (a fuzz finding: ""? does not load)
+                Arguments.of("^a()?b(|c)(?:)*x{0}(d|)$", List.of("ab", "abc", "abd", "abcd"), List.of("a", "abx", "abcc", "")),
                 Arguments.of("^(?:[0-9]{1,2}){2}$", List.of("12", "1234", "123"), List.of("1", "12345")));
     }
 

@@ -126,13 +126,14 @@ final class RegexGrammar {
                 throw refuse("an anchor '^' at offset " + pos + " cannot be enforced (supported: '^' at the start and '$' at the end "
                         + "of the pattern or of a top-level alternative)");
             }
+            int atomStart = pos;
             Node atom = atom(depth);
-            items.add(quantified(atom));
+            items.add(quantified(atom, atomStart));
         }
         return false;
     }
 
-    private Node quantified(Node atom) {
+    private Node quantified(Node atom, int atomStart) {
         int start = pos;
         int min;
         int max;
@@ -165,11 +166,28 @@ final class RegexGrammar {
         } else {
             return atom;
         }
+        if (max < 0 && nullable(atom)) {
+            // llama.cpp writes x* as x' ::= x x' | (empty): with an x that can be empty, x' recurses without reading a
+            // character (a left recursion in the sense of llama.cpp's check). A quick check found such a grammar loads
+            // and matches; refused anyway rather than leave the shared grammar engine such a loop
+            throw refuse("an unbounded repetition (" + src.substring(atomStart, pos) + ") of something that can match the empty string "
+                    + "cannot be enforced; repeat a non-empty form (e.g. (a+)* as a*)");
+        }
         eat('?'); // lazy: the same language
         if (pos < src.length() && "?*+{".indexOf(src.charAt(pos)) >= 0) {
             throw refuse("a quantifier after a quantifier at offset " + pos + " is not a valid pattern");
         }
         return new Repeat(atom, min, max);
+    }
+
+    /** Whether the node matches the empty string. */
+    static boolean nullable(Node n) {
+        return switch (n) {
+            case Chars c -> false;
+            case Seq s -> s.items().stream().allMatch(RegexGrammar::nullable);
+            case Alt a -> a.alternatives().stream().anyMatch(RegexGrammar::nullable);
+            case Repeat r -> r.min() == 0 || nullable(r.body());
+        };
     }
 
     private int number() {

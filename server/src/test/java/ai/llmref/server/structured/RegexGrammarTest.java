@@ -75,7 +75,9 @@ class RegexGrammarTest {
                 Arguments.of("^\\x41\\u00e9[\\u4e00-\\u9fff]\\uD83D\\uDE00$", List.of("Aé中😀"), List.of("Ae中😀", "Aéa😀", "Aé中")),
                 Arguments.of("^[^a-c\\d]{1,3}?$", List.of("x", "xyz", "é"), List.of("a", "x1", "wxyz", "")),
                 // empty groups and alternatives, a repetition of nothing (a fuzz finding: ""? does not load)
-                Arguments.of("^a()?b(|c)(?:)*x{0}(d|)$", List.of("ab", "abc", "abd", "abcd"), List.of("a", "abx", "abcc", "")),
+                Arguments.of("^a()?b(|c)(?:)?x{0}(d|)$", List.of("ab", "abc", "abd", "abcd"), List.of("a", "abx", "abcc", "")),
+                // a bounded repetition of something that can be empty is no left recursion
+                Arguments.of("^(a?b?){0,3}(c|){2}$", List.of("", "ab", "aba", "abababcc", "c"), List.of("ccc", "aaaa")),
                 Arguments.of("^(?:[0-9]{1,2}){2}$", List.of("12", "1234", "123"), List.of("1", "12345")));
     }
 
@@ -168,7 +170,12 @@ class RegexGrammarTest {
                 Arguments.of("^a{5,2}$", "minimum above its maximum"),
                 Arguments.of("^\\uD800$", "lone surrogate"),
                 Arguments.of("(((((((((((((((((a)))))))))))))))))", "nested more than 16"),
-                Arguments.of("a\\", "lone backslash"));
+                Arguments.of("a\\", "lone backslash"),
+                // unbounded repetitions of what can be empty (a recursion that reads nothing; refused as a precaution)
+                Arguments.of("^(a?)*$", "unbounded repetition ((a?)*)"),
+                Arguments.of("^(?:a|)+$", "unbounded repetition"),
+                Arguments.of("^(?:)*$", "unbounded repetition"),
+                Arguments.of("^(b*c*){2,}$", "unbounded repetition"));
     }
 
     @ParameterizedTest(name = "{0}")

@@ -164,7 +164,7 @@ public final class JsonSchemaGrammar {
                 total += last.isEmpty() ? Long.parseLong(bounds[0].trim()) + 1 : Long.parseLong(last);
                 if (total > MAX_EXPANSION) {
                     throw new SchemaException("", null, "the schema is too large: its length and item bounds (minLength, maxLength, "
-                            + "minItems, maxItems) add up to more than " + MAX_EXPANSION + " repetitions in all");
+                            + "minItems, maxItems) and pattern repetitions add up to more than " + MAX_EXPANSION + " repetitions in all");
                 }
                 i = end + 1;
             } else {
@@ -612,6 +612,10 @@ public final class JsonSchemaGrammar {
         if (min > max) {
             throw new SchemaException(ptr + "/minLength", "minLength", "'minLength' exceeds 'maxLength'");
         }
+        JsonNode pattern = schema.get("pattern");
+        if (pattern != null) {
+            return pattern(schema, pattern, format, min, max, ptr);
+        }
         if (format != null) {
             if (!format.isTextual() || !SchemaKeywords.FORMATS.contains(format.textValue())) {
                 throw new SchemaException(ptr + "/format", "format", "string format " + SchemaKeywords.abbreviate(format.toString())
@@ -629,6 +633,37 @@ public final class JsonSchemaGrammar {
         repeatable(schema, "minLength", min, ptr);
         repeatable(schema, "maxLength", max, ptr);
         return "\"\\\"\" " + primitive("char") + repeat(min, max == Integer.MAX_VALUE ? -1 : max) + " \"\\\"\"";
+    }
+
+    /**
+     * A string with a {@code pattern} (see {@link RegexGrammar} for the subset). Beside a format or
+     * length bounds, the pattern must admit only strings that meet them: the grammar enforces the
+     * pattern, and with it the rest (zod writes its uuid and date patterns beside their formats).
+     */
+    private String pattern(JsonNode schema, JsonNode pattern, JsonNode format, int min, int max, String ptr) {
+        String at = ptr + "/pattern";
+        if (!pattern.isTextual()) {
+            throw new SchemaException(at, "pattern", "'pattern' must be a string");
+        }
+        List<RegexGrammar.Branch> branches = RegexGrammar.parse(pattern.textValue(), at);
+        long alts = alternatives * RegexGrammar.alternatives(branches);
+        if (alts > MAX_ALTERNATIVES) {
+            throw new SchemaException(at, "pattern", "'pattern' makes more than " + MAX_ALTERNATIVES + " alternatives (the widths "
+                    + "of its nested '|' multiplied, and of the anyOf/oneOf around it) that the grammar would follow at once");
+        }
+        peakAlternatives = Math.max(peakAlternatives, alts);
+        if (format != null) {
+            if (!format.isTextual() || !RegexGrammar.FORMATS.containsKey(format.textValue())) {
+                throw new SchemaException(ptr + "/format", "format", "string format " + SchemaKeywords.abbreviate(format.toString())
+                        + " cannot be enforced; supported formats: date, time, date-time, uuid");
+            }
+            RegexGrammar.within(branches, RegexGrammar.parse(RegexGrammar.FORMATS.get(format.textValue()), at), "'format' "
+                    + format.textValue(), at);
+        }
+        if (schema.has("minLength") || schema.has("maxLength")) {
+            RegexGrammar.within(branches, RegexGrammar.lengths(min, max == Integer.MAX_VALUE ? -1 : max), "minLength/maxLength", at);
+        }
+        return RegexGrammar.gbnf(branches, "pattern", this::rule, primitive("char"));
     }
 
     private String integer(JsonNode schema, String ptr) {
@@ -725,7 +760,7 @@ public final class JsonSchemaGrammar {
     }
 
     /** GBNF repetition suffix for min..max occurrences (max -1: unbounded). */
-    private static String repeat(int min, int max) {
+    static String repeat(int min, int max) {
         if (max < 0) {
             return min == 0 ? "*" : min == 1 ? "+" : "{" + min + ",}";
         }

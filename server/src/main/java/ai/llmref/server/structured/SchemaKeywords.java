@@ -23,7 +23,7 @@ final class SchemaKeywords {
     /** Keywords whose constraint the grammar enforces and the validator checks. */
     static final Set<String> SUPPORTED = Set.of("type", "properties", "required", "additionalProperties", "items",
             "prefixItems", "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "minLength",
-            "maxLength", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
+            "maxLength", "format", "pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
 
     static final Set<String> TYPES = Set.of("object", "array", "string", "integer", "number", "boolean", "null");
 
@@ -32,7 +32,7 @@ final class SchemaKeywords {
 
     static final Set<String> OBJECT_WORDS = Set.of("properties", "required", "additionalProperties");
     static final Set<String> ARRAY_WORDS = Set.of("items", "prefixItems", "minItems", "maxItems");
-    static final Set<String> STRING_WORDS = Set.of("minLength", "maxLength", "format");
+    static final Set<String> STRING_WORDS = Set.of("minLength", "maxLength", "format", "pattern");
     static final Set<String> NUMBER_WORDS = Set.of("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum");
     /** Keywords whose value is data (not a schema): its numbers constrain documents. */
     private static final Set<String> VALUE_WORDS = Set.of("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",

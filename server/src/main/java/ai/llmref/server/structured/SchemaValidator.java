@@ -184,6 +184,16 @@ public final class SchemaValidator {
                 fail(at, "is not a valid " + f);
             }
         }
+        if (s.has("pattern")) {
+            String p = s.get("pattern").asText();
+            try {
+                if (!Pattern.compile(javaRegex(p)).matcher(v).find()) {
+                    fail(at, "does not match the pattern " + SchemaKeywords.abbreviate(s.get("pattern").toString()));
+                }
+            } catch (StackOverflowError e) {
+                fail(at, "could not be checked against the pattern (too long for java.util.regex)");
+            }
+        }
         for (int i = 0; i < v.length(); i++) {
             char c = v.charAt(i);
             if (Character.isHighSurrogate(c) && (i + 1 >= v.length() || !Character.isLowSurrogate(v.charAt(i + 1)))
@@ -192,6 +202,71 @@ public final class SchemaValidator {
                 break;
             }
         }
+    }
+
+    /** ECMA-262's white space and line terminators ({@code \s}), as the inside of a Java class. */
+    private static final String ECMA_SPACE = "\\t\\n\\x0B\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}"
+            + "\\x{205F}\\x{3000}\\x{FEFF}";
+
+    /**
+     * A pattern of the supported ECMA-262 subset (the converter refuses the rest before a document
+     * is generated) as a java.util.regex pattern of the same language: {@code \d \w \s} and their
+     * negations as ECMA's sets (ASCII digits and word characters, ECMA's white space), {@code .}
+     * without exactly ECMA's line terminators, {@code $} as the end of the input ({@code \z}),
+     * {@code \v} as the vertical tab and {@code \b} in a class as the backspace, '[' and '&' in a
+     * class as literals, a named group as a plain group, {@code [^]} as any character.
+     */
+    static String javaRegex(String ecma) {
+        StringBuilder out = new StringBuilder();
+        boolean inClass = false;
+        for (int i = 0; i < ecma.length(); i++) {
+            char c = ecma.charAt(i);
+            if (c == '\\' && i + 1 < ecma.length()) {
+                char n = ecma.charAt(++i);
+                out.append(switch (n) {
+                    case 'd' -> inClass ? "0-9" : "[0-9]";
+                    case 'D' -> "[^0-9]";
+                    case 'w' -> inClass ? "a-zA-Z0-9_" : "[a-zA-Z0-9_]";
+                    case 'W' -> "[^a-zA-Z0-9_]";
+                    case 's' -> inClass ? ECMA_SPACE : "[" + ECMA_SPACE + "]";
+                    case 'S' -> "[^" + ECMA_SPACE + "]";
+                    case 'v' -> "\\x0B";
+                    case 'b' -> inClass ? "\\x08" : "\\b";
+                    default -> "\\" + n;
+                });
+            } else if (inClass) {
+                if (c == ']') {
+                    inClass = false;
+                    out.append(']');
+                } else if (c == '[' || c == '&') {
+                    out.append('\\').append(c);
+                } else {
+                    out.append(c);
+                }
+            } else if (c == '[') {
+                if (ecma.startsWith("[^]", i)) {
+                    out.append("[\\x{0}-\\x{10FFFF}]");
+                    i += 2;
+                    continue;
+                }
+                inClass = true;
+                out.append('[');
+                if (i + 1 < ecma.length() && ecma.charAt(i + 1) == '^') {
+                    out.append('^');
+                    i++;
+                }
+            } else if (c == '.') {
+                out.append("[^\\n\\r\\x{2028}\\x{2029}]");
+            } else if (c == '$') {
+                out.append("\\z");
+            } else if (c == '(' && ecma.startsWith("(?<", i) && !ecma.startsWith("(?<=", i) && !ecma.startsWith("(?<!", i)) {
+                out.append("(?:");
+                i = ecma.indexOf('>', i);
+            } else {
+                out.append(c);
+            }
+        }
+        return out.toString();
     }
 
     private void number(JsonNode s, JsonNode v, String at) {

@@ -133,7 +133,7 @@ class ToolCallsParseTest {
         assertThat(ToolCalls.grammar(ToolCalls.Format.LLAMA3_JSON, FUNCTIONS.subList(0, 1))).contains("\"\\\"parameters\\\"\"")
                 .doesNotContain("get_time");
         assertThatThrownBy(() -> ToolCalls.grammar(ToolCalls.Format.HERMES,
-                List.of(new ToolCalls.Function("f", json("{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"string\",\"pattern\":\"a\"}}}")))))
+                List.of(new ToolCalls.Function("f", json("{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"string\",\"pattern\":\"\\\\ba\"}}}")))))
                 .isInstanceOfSatisfying(SchemaException.class, e -> assertThat(e.pointer()).isEqualTo("/tools/0/function/parameters/properties/x/pattern"));
     }
 

@@ -652,6 +652,7 @@ public final class JsonSchemaGrammar {
                     + "of its nested '|' multiplied, and of the anyOf/oneOf around it) that the grammar would follow at once");
         }
         peakAlternatives = Math.max(peakAlternatives, alts);
+        RegexGrammar.ambiguity(branches, at);
         if (format != null) {
             if (!format.isTextual() || !RegexGrammar.FORMATS.containsKey(format.textValue())) {
                 throw new SchemaException(ptr + "/format", "format", "string format " + SchemaKeywords.abbreviate(format.toString())
@@ -907,7 +908,10 @@ public final class JsonSchemaGrammar {
 
     private static String classChar(int cp) {
         return switch (cp) {
-            case '-', ']', '[', '\\', '^', '"' -> "\\" + (char) cp;
+            // llama.cpp's grammar parser knows no "\^" escape ("unknown escape"): a property name with a '^' beside
+            // additionalProperties made a grammar that did not load
+            case '^' -> "\\x5E";
+            case '-', ']', '[', '\\', '"' -> "\\" + (char) cp;
             default -> new String(Character.toChars(cp));
         };
     }

@@ -783,6 +783,76 @@ final class RegexGrammar {
         return null;
     }
 
+    /**
+     * Most places in the pattern that may be matching the next character at once. llama.cpp's
+     * grammar engine keeps a stack for each way the text so far can be matched, and on every step
+     * checks each candidate token against each stack, on the scheduler thread that serves every
+     * request: nested or overlapping variable repetitions ({@code (a+)+}, {@code (.{0,2000}){0,2000}})
+     * keep thousands alive, and the latter held that thread in one {@code llama_sampler_apply} for
+     * more than ten minutes. The alternatives cap bounds the same cost for {@code anyOf}.
+     */
+    static final int MAX_ALIVE = 64;
+    /** Most sets of live places {@link #ambiguity} explores before it gives up and refuses. */
+    static final int MAX_LIVE_SETS = 5_000;
+
+    /**
+     * Refuses a pattern that can keep more than {@link #MAX_ALIVE} places alive at once, found by
+     * following every set of places the pattern's automaton can reach (a pattern whose sets are too
+     * many to follow is refused too). A pattern with no more places than that passes at once, such
+     * as {@code (a|b)*a(a|b){12}}, whose sets are thousands but never hold more than 27 places.
+     */
+    static void ambiguity(List<Branch> branches, String ptr) {
+        Nfa a;
+        try {
+            a = Nfa.of(branches);
+        } catch (TooLarge e) {
+            throw new SchemaException(ptr, "pattern", "'pattern' is too large to enforce (its repetitions expand to more than "
+                    + MAX_STATES + " places)");
+        }
+        if (a.sets.stream().filter(edges -> !edges.isEmpty()).count() <= MAX_ALIVE) {
+            return; // no more places than that at all
+        }
+        Set<Set<Integer>> seen = new HashSet<>();
+        ArrayDeque<Set<Integer>> todo = new ArrayDeque<>();
+        Set<Integer> first = a.closure(Set.of(0));
+        seen.add(first);
+        todo.add(first);
+        while (!todo.isEmpty()) {
+            Set<Integer> at = todo.poll();
+            TreeSet<Integer> bounds = new TreeSet<>();
+            int alive = 0;
+            for (int st : at) {
+                if (!a.sets.get(st).isEmpty()) {
+                    alive++;
+                }
+                for (int[] set : a.sets.get(st)) {
+                    for (int i = 0; i < set.length; i += 2) {
+                        bounds.add(set[i]);
+                        bounds.add(set[i + 1] + 1);
+                    }
+                }
+            }
+            if (alive > MAX_ALIVE) {
+                throw new SchemaException(ptr, "pattern", "'pattern' cannot be enforced: it can be matching the same text in more than "
+                        + MAX_ALIVE + " ways at once (nested or overlapping repetitions, such as (a+)+ or (.{0,9}){0,9}), and the "
+                        + "grammar engine follows every one of them at each token");
+            }
+            for (int cp : bounds) {
+                if (cp > MAX_CP || cp >= 0xD800 && cp <= 0xDFFF) {
+                    continue;
+                }
+                Set<Integer> next = a.step(at, cp);
+                if (!next.isEmpty() && seen.add(next)) {
+                    if (seen.size() > MAX_LIVE_SETS) {
+                        throw new SchemaException(ptr, "pattern", "'pattern' is too complex to check that the grammar engine can follow "
+                                + "it (more than " + MAX_LIVE_SETS + " states)");
+                    }
+                    todo.add(next);
+                }
+            }
+        }
+    }
+
     /** The patterns of the formats as the grammar writes them (JsonSchemaGrammar's primitives). */
     static final Map<String, String> FORMATS = Map.of(
             "date", "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",

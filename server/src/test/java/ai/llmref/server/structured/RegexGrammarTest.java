@@ -78,7 +78,12 @@ class RegexGrammarTest {
                 Arguments.of("^a()?b(|c)(?:)?x{0}(d|)$", List.of("ab", "abc", "abd", "abcd"), List.of("a", "abx", "abcc", "")),
                 // a bounded repetition of something that can be empty is no left recursion
                 Arguments.of("^(a?b?){0,3}(c|){2}$", List.of("", "ab", "aba", "abababcc", "c"), List.of("ccc", "aaaa")),
-                Arguments.of("^(?:[0-9]{1,2}){2}$", List.of("12", "1234", "123"), List.of("1", "12345")));
+                Arguments.of("^(?:[0-9]{1,2}){2}$", List.of("12", "1234", "123"), List.of("1", "12345")),
+                // few places, however many sets of them (a deterministic automaton for it has thousands of states)
+                Arguments.of("^(a|b)*a(a|b){12}$", List.of("abbbbbbbbbbbb", "bbaaaaaaaaaaaaa"), List.of("bbbbbbbbbbbbb", "abbbbbbbbbbb")),
+                // nested repetitions that a delimiter keeps unambiguous stay allowed (a host name)
+                Arguments.of("^(?:[a-z0-9-]+\\.)+[a-z]{2,}$", List.of("example.com", "a.b-c.io"), List.of("com", "example.", ".com",
+                        "Example.com")));
     }
 
     @ParameterizedTest(name = "[{index}] {0}")
@@ -175,7 +180,14 @@ class RegexGrammarTest {
                 Arguments.of("^(a?)*$", "unbounded repetition ((a?)*)"),
                 Arguments.of("^(?:a|)+$", "unbounded repetition"),
                 Arguments.of("^(?:)*$", "unbounded repetition"),
-                Arguments.of("^(b*c*){2,}$", "unbounded repetition"));
+                Arguments.of("^(b*c*){2,}$", "unbounded repetition"),
+                // ambiguous repetitions: llama.cpp's grammar engine follows every way to split the text among them; the
+                // first held the scheduler thread in one llama_sampler_apply for more than ten minutes before this check
+                Arguments.of("^(.{0,2000}){0,2000}$", "too large to enforce"),
+                Arguments.of("^(a{1,40}){1,40}$", "in more than 64 ways at once"),
+                Arguments.of("^(?:\\w+\\s?){1,200}$", "in more than 64 ways at once"),
+                Arguments.of("^(a|a?){1,100}$", "in more than 64 ways at once"),
+                Arguments.of("a{1,200}", "in more than 64 ways at once"));
     }
 
     @ParameterizedTest(name = "{0}")

@@ -55,7 +55,8 @@ public final class JsonSchemaGrammar {
             Map.entry("decimal-part", "[0-9]{1,16}"),
             Map.entry("integral-part", "[0] | [1-9] [0-9]{0,15}"),
             Map.entry("number", "(\"-\"? integral-part) (\".\" decimal-part)? ([eE] [-+]? integral-part)?"),
-            Map.entry("nonnegative-number", "integral-part (\".\" decimal-part)? ([eE] [-+]? integral-part)?"),
+            Map.entry("zero-decimal-part", "[0]{1,16}"),
+            Map.entry("nonzero-decimal-part", nonzeroDigits(16)),
             Map.entry("integer", "(\"-\"? integral-part)"),
             Map.entry("value", "object | array | string | number | boolean | null"),
             Map.entry("object", "\"{\" space ( string \":\" space value (\",\" space string \":\" space value)* )? space \"}\""),
@@ -72,7 +73,6 @@ public final class JsonSchemaGrammar {
 
     private static final Map<String, List<String>> DEPENDS = Map.ofEntries(
             Map.entry("number", List.of("integral-part", "decimal-part")),
-            Map.entry("nonnegative-number", List.of("integral-part", "decimal-part")),
             Map.entry("integer", List.of("integral-part")),
             Map.entry("value", List.of("object", "array", "string", "number", "boolean", "null")),
             Map.entry("object", List.of("string", "value")),
@@ -697,22 +697,107 @@ public final class JsonSchemaGrammar {
         return "(" + IntegerRanges.gbnf(lo, hi) + ")";
     }
 
+    /**
+     * A number with bounds, all integers: the JSON numbers x (without an exponent, at most 16
+     * digits before the point and 16 after, as the unbounded number rule) with lo <= x <= hi
+     * (strict where exclusive). "-0" and "-0.0" are 0, as the validator compares them. The
+     * non-negative numbers and the negative ones (and "-0") are written apart, each by the range
+     * of its magnitude: see {@link #magnitude}.
+     */
     private String number(JsonNode schema, String ptr) {
-        for (String k : SchemaKeywords.NUMBER_WORDS) {
+        BigDecimal limit = BigDecimal.valueOf(MAX_INT + 1);
+        // beyond these, no bound: every number of the grammar lies strictly between them
+        BigDecimal lo = limit.negate();
+        BigDecimal hi = limit;
+        boolean loStrict = true;
+        boolean hiStrict = true;
+        String first = null;
+        for (String k : List.of("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")) {
             JsonNode b = schema.get(k);
             if (b == null) {
                 continue;
             }
-            if (k.equals("minimum") && b.isNumber() && b.decimalValue().signum() == 0) {
-                continue;
+            if (!b.isNumber()) {
+                throw new SchemaException(ptr + "/" + k, k, "'" + k + "' must be a number");
             }
-            throw new SchemaException(ptr + "/" + k, k, "'" + k + "' on a 'number' cannot be enforced (supported: 'minimum': 0, "
-                    + "or bounds on an 'integer')");
+            BigDecimal v = b.decimalValue();
+            if (v.stripTrailingZeros().scale() > 0) {
+                throw new SchemaException(ptr + "/" + k, k, "'" + k + "' " + SchemaKeywords.abbreviate(b.toString()) + " on a 'number' "
+                        + "cannot be enforced: only integer bounds (such as 0, 1 or 100) are supported on a 'number'");
+            }
+            first = first == null ? k : first;
+            boolean strict = k.startsWith("exclusive");
+            if (k.endsWith("inimum")) {
+                int c = v.compareTo(lo);
+                if (c > 0 || c == 0 && strict) {
+                    lo = v;
+                    loStrict = strict;
+                }
+            } else {
+                int c = v.compareTo(hi);
+                if (c < 0 || c == 0 && strict) {
+                    hi = v;
+                    hiStrict = strict;
+                }
+            }
         }
-        return primitive(schema.has("minimum") ? "nonnegative-number" : "number");
+        if (first == null) {
+            return primitive("number");
+        }
+        // a bound at or beyond the limit is the limit, strict (no number of the grammar reaches it)
+        if (lo.compareTo(limit.negate()) <= 0 || lo.compareTo(limit) >= 0) {
+            lo = lo.signum() < 0 ? limit.negate() : limit;
+            loStrict = true;
+        }
+        if (hi.compareTo(limit.negate()) <= 0 || hi.compareTo(limit) >= 0) {
+            hi = hi.signum() < 0 ? limit.negate() : limit;
+            hiStrict = true;
+        }
+        long l = lo.longValueExact();
+        long h = hi.longValueExact();
+        List<String> alts = new ArrayList<>();
+        // x = m >= 0: m > l or m >= l, and at least 0; m < h or m <= h
+        List<String> positive = h < 0 ? List.of() : magnitude(Math.max(l, 0), l >= 0 && loStrict, h, hiStrict);
+        // x = -m, m >= 0: m >= -h (or >), and at least 0; m <= -l (or <)
+        List<String> negative = l > 0 ? List.of() : magnitude(Math.max(-h, 0), -h >= 0 && hiStrict, -l, loStrict);
+        if (!negative.isEmpty()) {
+            alts.add("\"-\" (" + String.join(" | ", negative) + ")");
+        }
+        alts.addAll(positive);
+        if (alts.isEmpty()) {
+            throw new SchemaException(ptr + "/" + first, first, "the bounds on a 'number' admit no value");
+        }
+        return "(" + String.join(" | ", alts) + ")";
+    }
+
+    /**
+     * Alternatives for the digits (integral part, optional fraction) of the magnitudes m with
+     * lo < m (lo <= m where not loStrict) and m < hi (m <= hi where not hiStrict), 0 <= lo and
+     * hi at most MAX_INT + 1 (then strict): integral parts loStrict ? lo+1 : lo to hi-1 with any
+     * fraction; with a strict lo, lo and a fraction not all zeros; with a closed hi, hi and no
+     * fraction or zeros only. Their integral parts differ, so no text matches two of them.
+     */
+    private List<String> magnitude(long lo, boolean loStrict, long hi, boolean hiStrict) {
+        List<String> alts = new ArrayList<>();
+        if (loStrict && lo < hi) {
+            alts.add("\"" + lo + ".\" " + primitive("nonzero-decimal-part"));
+        }
+        long from = loStrict ? lo + 1 : lo;
+        if (from <= hi - 1) {
+            alts.add("(" + IntegerRanges.gbnf(from, hi - 1) + ") (\".\" " + primitive("decimal-part") + ")?");
+        }
+        if (!hiStrict && (lo < hi || lo == hi && !loStrict)) {
+            alts.add("\"" + hi + "\" (\".\" " + primitive("zero-decimal-part") + ")?");
+        }
+        return alts;
     }
 
     // --- helpers -------------------------------------------------------------------------------
+
+    /** GBNF for the digit strings of 1 to n digits that are not all zeros (the first non-zero digit decides: no ambiguity). */
+    private static String nonzeroDigits(int n) {
+        return n == 1 ? "[1-9]" : "([1-9] [0-9]{0," + (n - 1) + "} | \"0\" " + nonzeroDigits(n - 1) + ")";
+    }
 
     private static long clamp(BigDecimal v) {
         if (v.compareTo(BigDecimal.valueOf(MAX_INT + 1)) > 0) {

@@ -45,8 +45,12 @@ class JsonSchemaGrammarTest {
                         + "\"y\":{\"anyOf\":[{\"type\":\"array\",\"items\":{\"$ref\":\"#/$defs/x\"}},{\"$ref\":\"#/$defs/x\"}]}}}",
                         "$ref", "/properties/v/$ref"),
                 Arguments.of("{\"type\":\"string\",\"format\":\"email\"}", "format", "/format"),
-                Arguments.of("{\"type\":\"number\",\"maximum\":1}", "maximum", "/maximum"),
-                Arguments.of("{\"type\":\"number\",\"exclusiveMinimum\":0}", "exclusiveMinimum", "/exclusiveMinimum"),
+                // bounds on a number are enforced when they are integers (NumberRangeGrammarTest)
+                Arguments.of("{\"type\":\"number\",\"maximum\":0.5}", "maximum", "/maximum"),
+                Arguments.of("{\"type\":\"number\",\"minimum\":0,\"exclusiveMaximum\":99.5}", "exclusiveMaximum", "/exclusiveMaximum"),
+                Arguments.of("{\"type\":\"number\",\"exclusiveMinimum\":\"0\"}", "exclusiveMinimum", "/exclusiveMinimum"),
+                Arguments.of("{\"type\":\"number\",\"exclusiveMinimum\":0,\"maximum\":0}", "exclusiveMinimum", "/exclusiveMinimum"),
+                Arguments.of("{\"type\":\"number\",\"maximum\":-1e20}", "maximum", "/maximum"),
                 Arguments.of("{\"allOf\":[{\"type\":\"object\"},{\"required\":[\"a\"]}]}", "allOf", "/allOf"),
                 Arguments.of("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}},\"required\":[\"b\"]}", "required", "/required"),
                 Arguments.of("{\"type\":\"strings\"}", "type", "/type"),
@@ -80,6 +84,24 @@ class JsonSchemaGrammarTest {
                     assertThat(e.pointer()).isEqualTo(pointer);
                     assertThat(e.getMessage()).contains("#" + pointer);
                 });
+    }
+
+    /** Bounds on a number are enforced only when they are integers; another is refused with the reason. */
+    @Test
+    void aNonIntegerBoundOnANumberIsRefusedWithTheReason() throws Exception {
+        JsonNode s = SchemaCorpus.MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"p\":{\"type\":\"number\",\"minimum\":0,"
+                + "\"maximum\":0.5}}}");
+        assertThatThrownBy(() -> JsonSchemaGrammar.convert(s)).isInstanceOfSatisfying(SchemaException.class, e -> {
+            assertThat(e.keyword()).isEqualTo("maximum");
+            assertThat(e.getMessage()).contains("'maximum' 0.5 on a 'number' cannot be enforced: only integer bounds")
+                    .contains("#/properties/p/maximum");
+        });
+        assertThatThrownBy(() -> JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"type\":\"number\",\"minimum\":2,"
+                + "\"exclusiveMaximum\":2}"))).isInstanceOfSatisfying(SchemaException.class,
+                        e -> assertThat(e.getMessage()).contains("the bounds on a 'number' admit no value"));
+        // 1.0 and 1e2 are integers
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"type\":\"number\",\"minimum\":1.0,\"maximum\":1e2}")))
+                .contains("\"100\"");
     }
 
     /** {"type":"object"} with {@code n} required strings of maxLength {@code max}. */

@@ -721,9 +721,31 @@ final class RegexGrammar {
             return closure(out);
         }
 
+        /**
+         * The code points where the edges out of these states start or stop applying: each stretch
+         * between two of them leads everywhere the same, so one character of each stands for all.
+         */
+        TreeSet<Integer> bounds(Set<Integer> states) {
+            TreeSet<Integer> out = new TreeSet<>();
+            for (int s : states) {
+                for (int[] set : sets.get(s)) {
+                    for (int i = 0; i < set.length; i += 2) {
+                        out.add(set[i]);
+                        out.add(set[i + 1] + 1);
+                    }
+                }
+            }
+            return out;
+        }
+
         boolean accepts(Set<Integer> states) {
             return states.stream().anyMatch(accept::contains);
         }
+    }
+
+    /** A code point a string can hold: in range, and not a surrogate. */
+    private static boolean isCodePoint(int cp) {
+        return cp <= MAX_CP && (cp < 0xD800 || cp > 0xDFFF);
     }
 
     private static final class TooLarge extends RuntimeException {
@@ -752,19 +774,10 @@ final class RegexGrammar {
             if (p.accepts(at.p()) && !o.accepts(at.o())) {
                 return at.text();
             }
-            TreeSet<Integer> bounds = new TreeSet<>();
-            for (Nfa a : List.of(p, o)) {
-                for (int s : a == p ? at.p() : at.o()) {
-                    for (int[] set : a.sets.get(s)) {
-                        for (int i = 0; i < set.length; i += 2) {
-                            bounds.add(set[i]);
-                            bounds.add(set[i + 1] + 1);
-                        }
-                    }
-                }
-            }
+            TreeSet<Integer> bounds = p.bounds(at.p());
+            bounds.addAll(o.bounds(at.o()));
             for (int cp : bounds) {
-                if (cp > MAX_CP || cp >= 0xD800 && cp <= 0xDFFF) {
+                if (!isCodePoint(cp)) {
                     continue;
                 }
                 Set<Integer> np = p.step(at.p(), cp);
@@ -819,26 +832,14 @@ final class RegexGrammar {
         todo.add(first);
         while (!todo.isEmpty()) {
             Set<Integer> at = todo.poll();
-            TreeSet<Integer> bounds = new TreeSet<>();
-            int alive = 0;
-            for (int st : at) {
-                if (!a.sets.get(st).isEmpty()) {
-                    alive++;
-                }
-                for (int[] set : a.sets.get(st)) {
-                    for (int i = 0; i < set.length; i += 2) {
-                        bounds.add(set[i]);
-                        bounds.add(set[i + 1] + 1);
-                    }
-                }
-            }
+            long alive = at.stream().filter(st -> !a.sets.get(st).isEmpty()).count();
             if (alive > MAX_ALIVE) {
                 throw new SchemaException(ptr, "pattern", "'pattern' cannot be enforced: it can be matching the same text in more than "
                         + MAX_ALIVE + " ways at once (nested or overlapping repetitions, such as (a+)+ or (.{0,9}){0,9}), and the "
                         + "grammar engine follows every one of them at each token");
             }
-            for (int cp : bounds) {
-                if (cp > MAX_CP || cp >= 0xD800 && cp <= 0xDFFF) {
+            for (int cp : a.bounds(at)) {
+                if (!isCodePoint(cp)) {
                     continue;
                 }
                 Set<Integer> next = a.step(at, cp);

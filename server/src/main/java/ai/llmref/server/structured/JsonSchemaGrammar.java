@@ -705,10 +705,11 @@ public final class JsonSchemaGrammar {
      * of its magnitude: see {@link #magnitude}.
      */
     private String number(JsonNode schema, String ptr) {
-        BigDecimal limit = BigDecimal.valueOf(MAX_INT + 1);
-        // beyond these, no bound: every number of the grammar lies strictly between them
-        BigDecimal lo = limit.negate();
-        BigDecimal hi = limit;
+        // every number of the grammar lies strictly between -limit and limit: a bound at or beyond them is
+        // them, strict (clamp), and without a bound on a side that side is them
+        long limit = MAX_INT + 1;
+        long lo = -limit;
+        long hi = limit;
         boolean loStrict = true;
         boolean hiStrict = true;
         String first = null;
@@ -726,40 +727,26 @@ public final class JsonSchemaGrammar {
                         + "cannot be enforced: only integer bounds (such as 0, 1 or 100) are supported on a 'number'");
             }
             first = first == null ? k : first;
-            boolean strict = k.startsWith("exclusive");
+            long c = clamp(v);
+            boolean strict = k.startsWith("exclusive") || Math.abs(c) == limit;
             if (k.endsWith("inimum")) {
-                int c = v.compareTo(lo);
-                if (c > 0 || c == 0 && strict) {
-                    lo = v;
+                if (c > lo || c == lo && strict) {
+                    lo = c;
                     loStrict = strict;
                 }
-            } else {
-                int c = v.compareTo(hi);
-                if (c < 0 || c == 0 && strict) {
-                    hi = v;
-                    hiStrict = strict;
-                }
+            } else if (c < hi || c == hi && strict) {
+                hi = c;
+                hiStrict = strict;
             }
         }
         if (first == null) {
             return primitive("number");
         }
-        // a bound at or beyond the limit is the limit, strict (no number of the grammar reaches it)
-        if (lo.compareTo(limit.negate()) <= 0 || lo.compareTo(limit) >= 0) {
-            lo = lo.signum() < 0 ? limit.negate() : limit;
-            loStrict = true;
-        }
-        if (hi.compareTo(limit.negate()) <= 0 || hi.compareTo(limit) >= 0) {
-            hi = hi.signum() < 0 ? limit.negate() : limit;
-            hiStrict = true;
-        }
-        long l = lo.longValueExact();
-        long h = hi.longValueExact();
         List<String> alts = new ArrayList<>();
-        // x = m >= 0: m > l or m >= l, and at least 0; m < h or m <= h
-        List<String> positive = h < 0 ? List.of() : magnitude(Math.max(l, 0), l >= 0 && loStrict, h, hiStrict);
-        // x = -m, m >= 0: m >= -h (or >), and at least 0; m <= -l (or <)
-        List<String> negative = l > 0 ? List.of() : magnitude(Math.max(-h, 0), -h >= 0 && hiStrict, -l, loStrict);
+        // x = m >= 0: m > lo or m >= lo, and at least 0; m < hi or m <= hi
+        List<String> positive = hi < 0 ? List.of() : magnitude(Math.max(lo, 0), lo >= 0 && loStrict, hi, hiStrict);
+        // x = -m, m >= 0: m >= -hi (or >), and at least 0; m <= -lo (or <)
+        List<String> negative = lo > 0 ? List.of() : magnitude(Math.max(-hi, 0), -hi >= 0 && hiStrict, -lo, loStrict);
         if (!negative.isEmpty()) {
             alts.add("\"-\" (" + String.join(" | ", negative) + ")");
         }

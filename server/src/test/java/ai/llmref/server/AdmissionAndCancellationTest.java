@@ -59,11 +59,7 @@ class AdmissionAndCancellationTest {
                 assertThat(engine.stats().queued()).isEqualTo(1);
             } // the client gives up
             // its handler learns it from a keep-alive write and cancels it, while the scheduler still stands
-            long deadline = System.nanoTime() + Duration.ofSeconds(4).toNanos();
-            while (s.getAdmin("/metrics").body().lines().noneMatch(l -> l.startsWith("llmref_requests_total{")
-                    && l.contains("/v1/completions")) && System.nanoTime() < deadline) {
-                Thread.sleep(50);
-            }
+            awaitCounted(s, "/v1/completions", System.nanoTime() + Duration.ofSeconds(4).toNanos());
             assertThat(s.getAdmin("/metrics").body()).as("the handler ended while the request was queued")
                     .containsPattern("llmref_requests_total\\{[^}]*route=\"/v1/completions\"[^}]*} 1");
             engine.stallFor(0);
@@ -96,11 +92,7 @@ class AdmissionAndCancellationTest {
                 // the client reads nothing: the handler's writes block (it has not ended) ...
                 assertThat(s.getAdmin("/metrics").body()).doesNotContainPattern("llmref_requests_total\\{[^}]*route=\"/v1/chat/completions\"");
                 // ... and it must still end soon after the deadline
-                long deadline = sent + Duration.ofSeconds(27).toNanos();
-                while (s.getAdmin("/metrics").body().lines().noneMatch(l -> l.startsWith("llmref_requests_total{")
-                        && l.contains("/v1/chat/completions")) && System.nanoTime() < deadline) {
-                    Thread.sleep(100);
-                }
+                awaitCounted(s, "/v1/chat/completions", sent + Duration.ofSeconds(27).toNanos());
                 assertThat(s.getAdmin("/metrics").body()).as("the handler ended while its client read nothing")
                         .containsPattern("llmref_requests_total\\{[^}]*route=\"/v1/chat/completions\"[^}]*} 1");
                 // and the connection was closed: what the client reads now ends before the stream's end
@@ -209,6 +201,14 @@ class AdmissionAndCancellationTest {
     private static HttpRequest request(TestServer s) {
         return HttpRequest.newBuilder(URI.create(s.base() + "/v1/completions")).header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofString("{\"prompt\":\"Hello\",\"max_tokens\":5}")).build();
+    }
+
+    /** Polls the metrics until a request on the route has been counted (its handler ended), or the deadline passes. */
+    private static void awaitCounted(TestServer s, String route, long deadlineNanos) throws Exception {
+        while (s.getAdmin("/metrics").body().lines().noneMatch(l -> l.startsWith("llmref_requests_total{") && l.contains(route))
+                && System.nanoTime() < deadlineNanos) {
+            Thread.sleep(50);
+        }
     }
 
     private static void waitFor(java.util.function.BooleanSupplier cond) throws InterruptedException {

@@ -23,10 +23,8 @@ class AccessLineTest {
     @Test
     void unmatchedRoutesAndFailedStreamsAreLoggedAndCounted() throws Exception {
         List<String> access = new CopyOnWriteArrayList<>();
-        Handler capture = accessLines(access);
-        Logger root = Logger.getLogger("");
-        root.addHandler(capture);
-        try (TestServer s = TestServer.start(Map.of("limits.request-timeout-ms", "800", "engine.slots", "1"))) {
+        try (AutoCloseable capture = captureAccessLines(access);
+             TestServer s = TestServer.start(Map.of("limits.request-timeout-ms", "800", "engine.slots", "1"))) {
             assertThat(s.get("/v1/no-such-route").statusCode()).isEqualTo(404);
             HttpResponse<String> odd = s.http.send(HttpRequest.newBuilder(URI.create(s.base() + "/v1/chat/completions/x"))
                     .method("BREW", HttpRequest.BodyPublishers.noBody()).build(), HttpResponse.BodyHandlers.ofString());
@@ -49,8 +47,6 @@ class AccessLineTest {
             for (String route : List.of("/v1/chat/completions", "/v1/responses")) {
                 assertThat(metrics).contains("llmref_stream_errors_total{route=\"" + route + "\",code=\"timeout\"} 1");
             }
-        } finally {
-            root.removeHandler(capture);
         }
         assertThat(access).filteredOn(l -> l.contains("\"route\":\"(unmatched)\"")).hasSize(2)
                 .allSatisfy(l -> assertThat(l).contains("\"status\":404").contains("\"error_code\":\"unknown_route\"").doesNotContain("no-such-route"))
@@ -70,12 +66,9 @@ class AccessLineTest {
     @Test
     void requestIdsAndRefusalsBeforeAnyRoute() throws Exception {
         List<String> access = new CopyOnWriteArrayList<>();
-        Handler capture = accessLines(access);
-        Logger root = Logger.getLogger("");
-        root.addHandler(capture);
         String generated;
         String metrics;
-        try (TestServer s = TestServer.start(Map.of())) {
+        try (AutoCloseable capture = captureAccessLines(access); TestServer s = TestServer.start(Map.of())) {
             HttpResponse<String> given = s.http.send(HttpRequest.newBuilder(URI.create(s.base() + "/v1/models"))
                     .header("X-Request-Id", "client-7f.3:a").build(), HttpResponse.BodyHandlers.ofString());
             assertThat(given.headers().firstValue("x-request-id")).hasValue("client-7f.3:a");
@@ -91,8 +84,6 @@ class AccessLineTest {
             assertThat(raw(s.server.port(), "GET /v1/models HTTP/1.0\r\n\r\n")).startsWith("HTTP/1.1 505");
             assertThat(raw(s.server.port(), "GET http:\u00f2//host/x HTTP/1.1\r\nHost: x\r\n\r\n")).startsWith("HTTP/1.1 400");
             metrics = s.getAdmin("/metrics").body();
-        } finally {
-            root.removeHandler(capture);
         }
         assertThat(access).anySatisfy(l -> assertThat(l).contains("\"route\":\"/v1/models\"").contains("\"request_id\":\"client-7f.3:a\""))
                 .anySatisfy(l -> assertThat(l).contains("\"route\":\"(unmatched)\"").contains("\"request_id\":\"" + generated + "\""))
@@ -108,8 +99,16 @@ class AccessLineTest {
                 .containsPattern("llmref_requests_total\\{[^}]*route=\"\\(unmatched\\)\"[^}]*status=\"400\"[^}]*} 1(\\.0)?\\n");
     }
 
+    /** Keeps the access lines logged until it is closed (the server's own closing lines included, when it closes first). */
+    static AutoCloseable captureAccessLines(List<String> into) {
+        Handler handler = accessLines(into);
+        Logger root = Logger.getLogger("");
+        root.addHandler(handler);
+        return () -> root.removeHandler(handler);
+    }
+
     /** A log handler that keeps the access lines. */
-    static Handler accessLines(List<String> into) {
+    private static Handler accessLines(List<String> into) {
         return new Handler() {
             @Override
             public void publish(LogRecord r) {

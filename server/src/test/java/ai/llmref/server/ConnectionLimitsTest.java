@@ -234,10 +234,12 @@ class ConnectionLimitsTest {
         for (Object[] c : cases) {
             String request = (String) c[1];
             try (Socket s = connect((int) c[0])) {
+                // taken before the reader starts: the reader closes the socket at the answer's end, which
+                // can come before a getOutputStream() after the write (a flaky "Socket is closed")
+                OutputStream out = s.getOutputStream();
                 CompletableFuture<byte[]> answer = readAsync(s);
                 long t0 = System.nanoTime();
-                s.getOutputStream().write(request.getBytes(StandardCharsets.US_ASCII));
-                s.getOutputStream().flush(); // and the client's side stays open, as a waiting client's does
+                out.write(request.getBytes(StandardCharsets.US_ASCII)); // and the client's side stays open, as a waiting client's does
                 String r = new String(answer.get(10, TimeUnit.SECONDS), StandardCharsets.UTF_8);
                 long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
                 String what = request.substring(0, request.indexOf('\r'));

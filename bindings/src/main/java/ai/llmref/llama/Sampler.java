@@ -381,6 +381,45 @@ public final class Sampler implements AutoCloseable {
         });
     }
 
+    /**
+     * For a chain built part-way through an output (a grammar that starts to apply there): records
+     * a token of the output so far in the history of every stage but the grammar (the penalties'),
+     * as if the chain had sampled it.
+     */
+    public void acceptOutsideGrammar(int token) {
+        MemorySegment c = checkOpen();
+        vocabulary.checkToken(token, "llama_sampler_accept");
+        int stages = llama_sampler_chain_n(c);
+        for (int i = grammarStage == null ? 0 : 1; i < stages; i++) { // stage 0 is the grammar
+            llama_sampler_accept(llama_sampler_chain_get(c, i), token);
+        }
+    }
+
+    /**
+     * Advances the grammar alone over {@code utf8}, one byte at a time ({@link Vocabulary#byteToken}),
+     * each checked first: for a grammar that starts to apply part-way through an output, from the
+     * text where it starts. False when the grammar refuses a byte or the vocabulary has no token for
+     * one; the grammar is then part-way and the chain should be closed.
+     *
+     * @throws IllegalStateException the chain has no grammar
+     */
+    public boolean advanceGrammar(byte[] utf8) {
+        checkOpen();
+        if (grammarStage == null) {
+            throw new IllegalStateException("the chain has no grammar");
+        }
+        return withVocabulary(() -> {
+            for (byte b : utf8) {
+                int token = vocabulary.byteToken(b & 0xFF);
+                if (token < 0 || !grammarAllowsHeld(token)) {
+                    return false;
+                }
+                llama_sampler_accept(grammarStage, token);
+            }
+            return true;
+        });
+    }
+
     /** True when the grammar, in its current state, allows {@code token} next. */
     public boolean grammarAllows(int token) {
         checkOpen();

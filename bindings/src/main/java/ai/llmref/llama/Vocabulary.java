@@ -38,6 +38,8 @@ public final class Vocabulary {
     /** The special tokens and flags, read once: they never change, and reading them needs no native call afterwards. */
     private final int bos, eos, eot, newline, separator, padding;
     private final boolean addsBos, addsEos;
+    /** {@link #byteToken}'s table, made on first use. */
+    private volatile int[] byteTokens;
 
     Vocabulary(LlamaModel model, MemorySegment vocab) {
         this.model = model;
@@ -159,6 +161,32 @@ public final class Vocabulary {
         } finally {
             model.release();
         }
+    }
+
+    /**
+     * For each byte value, a token whose piece (special tokens rendered) is exactly that one byte, or
+     * -1 where the vocabulary has none; found on first use by reading every piece once. Byte-level
+     * BPE vocabularies have all 256, SentencePiece ones with byte fallback too. Feeding these tokens
+     * one byte at a time gives a grammar exactly the text's bytes, which tokenizing the text would
+     * not (a SentencePiece tokenizer puts a space before the text's first word).
+     */
+    public int byteToken(int b) {
+        if (b < 0 || b > 255) {
+            throw new IllegalArgumentException("a byte is 0..255, got " + b);
+        }
+        int[] table = byteTokens;
+        if (table == null) {
+            table = new int[256];
+            java.util.Arrays.fill(table, -1);
+            for (int t = size - 1; t >= 0; t--) { // the lowest id wins
+                byte[] piece = sharedTokenBytes(t, true);
+                if (piece.length == 1) {
+                    table[piece[0] & 0xFF] = t;
+                }
+            }
+            byteTokens = table; // racing threads compute equal tables
+        }
+        return table[b];
     }
 
     /** One token's text; a partial UTF-8 character becomes U+FFFD (use {@link StreamingDetokenizer} to stream). */

@@ -108,6 +108,60 @@ class GrammarSamplingTest extends StoriesModelTest {
         }
     }
 
+    /**
+     * A grammar that starts to apply part-way through an output: advanced over the text from where
+     * it applies, byte by byte, it goes on from there (the output is the grammar's rest), and text
+     * it does not allow leaves it refused. Every byte of ASCII has a one-byte token in stories260K's
+     * vocabulary (its byte fallback).
+     */
+    @Test
+    void aGrammarAdvancedOverTextGoesOnFromThere() {
+        Vocabulary v = model.vocabulary();
+        for (int b = 0; b < 256; b++) {
+            int t = v.byteToken(b);
+            if (t >= 0) {
+                assertThat(v.tokenBytes(t, true)).containsExactly((byte) b);
+            } else {
+                assertThat(b).as("bytes without a one-byte token").isGreaterThanOrEqualTo(0x80);
+            }
+        }
+        assertThat(v.byteToken('{')).isNotNegative();
+        String grammar = "root ::= \"<call>\" [ ]? \"{\\\"n\\\": \" [0-9]{1,3} \"}\"";
+        Sampler s = Sampler.builder(v).grammar(grammar, "root").build();
+        assertThat(s.advanceGrammar("<call> {\"n\": ".getBytes(java.nio.charset.StandardCharsets.UTF_8))).isTrue();
+        assertThat(s.grammarAllows(v.byteToken('<'))).isFalse();
+        String rest = generate(s, "Once upon a time", 20);
+        assertThat(rest).matches("[0-9]{1,3}\\}");
+        try (Sampler refused = Sampler.builder(v).grammar(grammar, "root").build()) {
+            assertThat(refused.advanceGrammar("<call>x".getBytes(java.nio.charset.StandardCharsets.UTF_8))).isFalse();
+        }
+        try (Sampler plain = Sampler.greedy(v)) {
+            assertThatThrownBy(() -> plain.advanceGrammar(new byte[] {'a'})).isInstanceOf(IllegalStateException.class);
+        }
+    }
+
+    /**
+     * A chain built part-way takes the output so far into its penalties' history, not into its
+     * grammar: after the unconstrained pick is recorded outside the grammar, a presence penalty
+     * turns the pick away from it, and the grammar still takes a whole output from its start.
+     */
+    @Test
+    void historyOutsideTheGrammarReachesThePenaltiesOnly() {
+        Vocabulary v = model.vocabulary();
+        String grammar = "root ::= [a-z]";
+        String first = generate(Sampler.builder(v).grammar(grammar, "root").penalties(64, 1.0f, 0f, 50f).build(), "Once upon a time", 2);
+        assertThat(first).matches("[a-z]");
+        Sampler s = Sampler.builder(v).grammar(grammar, "root").penalties(64, 1.0f, 0f, 50f).build();
+        for (int t = 0; t < v.size(); t++) { // every token spelled as the pick (the byte fallback's too)
+            if (v.tokenToPiece(t, true).equals(first)) {
+                s.acceptOutsideGrammar(t);
+            }
+        }
+        s.acceptOutsideGrammar(v.byteToken('#')); // not a token the grammar allows: it never sees it
+        String second = generate(s, "Once upon a time", 2);
+        assertThat(second).matches("[a-z]").isNotEqualTo(first);
+    }
+
     private String generate(Sampler sampler, String prompt, int max) {
         Vocabulary v = model.vocabulary();
         List<Integer> out = new ArrayList<>();

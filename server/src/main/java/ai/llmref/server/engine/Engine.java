@@ -21,6 +21,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
+import java.util.regex.Matcher;
 
 /**
  * Continuous batching over one llama.cpp context. A single platform thread (the scheduler) owns
@@ -403,6 +404,8 @@ public final class Engine implements AutoCloseable {
         slot.firstTokenNanos = 0;
         slot.detokenizer = new StreamingDetokenizer(vocab, false);
         slot.stops = new StopMatcher(h.request.stop());
+        slot.late = h.request.late();
+        slot.lateText = slot.late == null ? null : new StringBuilder();
         slot.logprobs = h.request.logprobs() < 0 ? null : new LogprobTrack(h.request.logprobs(), vocab);
         if (h.request.promptLogprobs()) {
             slot.promptLogprobs = new ArrayList<>(prompt.length);
@@ -430,7 +433,8 @@ public final class Engine implements AutoCloseable {
      */
     private void placeOnDevice(LlamaContext ctx, Slot slot, GenerationRequest r) {
         SamplingParams p = r.sampling();
-        boolean fits = slot.sampler.offloadable() && r.logprobs() < 0 && !r.promptLogprobs();
+        // a late grammar replaces the chain part-way, after the device may have picked with the old one
+        boolean fits = slot.sampler.offloadable() && r.logprobs() < 0 && !r.promptLogprobs() && r.late() == null;
         if (fits && slot.deviceSampler != null && slot.deviceBias.equals(p.logitBias())) {
             return; // the attached chain applies this bias already
         }
@@ -751,6 +755,7 @@ public final class Engine implements AutoCloseable {
             finish(s, FinishReason.STOP);
             return;
         }
+        s.recent[s.generated % Slot.RECENT] = token;
         s.generated++;
         boolean last = s.generated >= s.handle.request.maxTokens() || s.position >= slotContext;
         if (config.emitDuringDecode() && !last && s.generated > 1) {
@@ -772,8 +777,89 @@ public final class Engine implements AutoCloseable {
 
     /** Detokenizes {@code token} and hands the text on; true when it completed a stop string. */
     private boolean emitText(Slot s, int token) {
-        release(s, s.stops.push(s.detokenizer.push(token)));
+        String text = s.detokenizer.push(token);
+        if (s.late != null && !text.isEmpty()) {
+            return emitLate(s, text);
+        }
+        release(s, s.stops.push(text));
         return s.stops.stopped();
+    }
+
+    /**
+     * {@link #emitText} while the request's late grammar is looked for: where the text holds its
+     * start, the text before that goes through the stop strings (one may still end the output), and
+     * the grammar, advanced over the output from its start, takes over the sampling if it allows
+     * that output; then the stop strings no longer apply (their held text is released) and the
+     * request is told ({@link GenerationEvent.Constrained}). One start is tried; where the grammar
+     * does not allow it, the output stays free.
+     */
+    private boolean emitLate(Slot s, String text) {
+        LateGrammar late = s.late;
+        StringBuilder seen = s.lateText;
+        int before = seen.length(); // what of seen came before text
+        seen.append(text);
+        int start;
+        if (late.literal() != null) {
+            start = seen.indexOf(late.literal());
+            if (start < 0) {
+                seen.delete(0, Math.max(0, seen.length() - (late.literal().length() - 1))); // what could begin it
+                release(s, s.stops.push(text));
+                return s.stops.stopped();
+            }
+        } else {
+            Matcher m = late.opening().matcher(seen);
+            if (!m.lookingAt()) {
+                if (!m.hitEnd()) {
+                    s.late = null; // the output's start rules the opening out
+                    s.lateText = null;
+                }
+                release(s, s.stops.push(text));
+                return s.stops.stopped();
+            }
+            start = m.groupCount() >= 1 && m.start(1) >= 0 ? m.start(1) : m.start();
+        }
+        s.late = null;
+        s.lateText = null;
+        int at = Math.max(0, start - before); // where in text the grammar's part begins (0: in earlier text)
+        String out = s.stops.push(text.substring(0, at));
+        if (s.stops.stopped()) {
+            release(s, out);
+            return true;
+        }
+        if (!constrain(s, late, seen.substring(start))) {
+            release(s, out + s.stops.push(text.substring(at)));
+            return s.stops.stopped();
+        }
+        out += s.stops.flush();
+        s.stops = new StopMatcher(List.of());
+        release(s, out + text.substring(at));
+        s.handle.emit(new GenerationEvent.Constrained());
+        return false;
+    }
+
+    /**
+     * Replaces the slot's chain with one that has the late grammar, its other stages given the
+     * output's recent tokens and its grammar advanced over {@code from} (the output from the
+     * grammar's start); false, the chain unchanged, when the grammar does not allow that text.
+     */
+    private boolean constrain(Slot s, LateGrammar late, String from) {
+        Sampler chain;
+        try {
+            chain = sampler(s.handle.request.sampling().withGrammar(late.grammar()));
+        } catch (LlamaException e) {
+            LOG.log(Level.ERROR, "a late grammar could not be made (a server bug); the output stays free: " + e.detail());
+            return false;
+        }
+        for (int i = Math.max(0, s.generated - Slot.RECENT); i < s.generated; i++) {
+            chain.acceptOutsideGrammar(s.recent[i % Slot.RECENT]);
+        }
+        if (!chain.advanceGrammar(from.getBytes(java.nio.charset.StandardCharsets.UTF_8))) {
+            chain.close();
+            return false;
+        }
+        s.sampler.close();
+        s.sampler = chain;
+        return true;
     }
 
     /** Hands {@code text} to the request, with the log-probabilities of the tokens it completes. */

@@ -29,6 +29,12 @@ public sealed interface GenerationEvent {
         }
     }
 
+    /**
+     * The request's {@link LateGrammar} applies from here on: it was found in the text sent so far,
+     * and allows it. Sent at most once, right after the text in which the grammar's start was found.
+     */
+    record Constrained() implements GenerationEvent {}
+
     /** The request could not be completed. */
     record Failed(EngineException error) implements GenerationEvent {}
 

@@ -14,9 +14,11 @@ import java.util.List;
  * @param promptLogprobs also each prompt token's (but the first), given the tokens before it; the
  *                  whole prompt is decoded then (no prefix reuse), in chunks of at most
  *                  {@code Engine.PROMPT_LOGPROBS_CHUNK} tokens
+ * @param late      a grammar that applies from a point of the output on, or null (it needs a sampling
+ *                  without a grammar of its own)
  */
 public record GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs,
-                                boolean promptLogprobs) {
+                                boolean promptLogprobs, LateGrammar late) {
     public static final int MAX_TOP_LOGPROBS = 20;
 
     public GenerationRequest {
@@ -26,15 +28,24 @@ public record GenerationRequest(int[] prompt, int maxTokens, List<String> stop, 
         if (promptLogprobs && logprobs < 0) {
             throw new IllegalArgumentException("promptLogprobs needs logprobs >= 0");
         }
+        if (late != null && sampling.grammar() != null) {
+            throw new IllegalArgumentException("a late grammar cannot follow a grammar that applies from the start");
+        }
+    }
+
+    /** Without a late grammar. */
+    public GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs,
+                             boolean promptLogprobs) {
+        this(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, null);
     }
 
     /** Without the prompt's log-probabilities. */
     public GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs) {
-        this(prompt, maxTokens, stop, sampling, logprobs, false);
+        this(prompt, maxTokens, stop, sampling, logprobs, false, null);
     }
 
     /** Without log-probabilities. */
     public GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling) {
-        this(prompt, maxTokens, stop, sampling, -1, false);
+        this(prompt, maxTokens, stop, sampling, -1, false, null);
     }
 }

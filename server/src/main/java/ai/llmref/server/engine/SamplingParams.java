@@ -10,6 +10,11 @@ public record SamplingParams(float temperature, float topP, int topK, float minP
                              float presencePenalty, float frequencyPenalty, Map<Integer, Float> logitBias,
                              String grammar) {
 
+    /** The same sampling with {@code grammar} enforced. */
+    public SamplingParams withGrammar(String grammar) {
+        return new SamplingParams(temperature, topP, topK, minP, seed, presencePenalty, frequencyPenalty, logitBias, grammar);
+    }
+
     public static SamplingParams greedy() {
         return new SamplingParams(0f, 1f, 0, 0f, null, 0f, 0f, Map.of(), null);
     }

@@ -31,6 +31,16 @@ final class Slot {
     java.util.Map<Integer, Float> deviceBias = java.util.Map.of();
     StreamingDetokenizer detokenizer;
     StopMatcher stops;
+    /** The request's grammar that applies from a point of the output on, while that point is not yet found; else null. */
+    LateGrammar late;
+    /**
+     * While {@link #late} is looked for: its opening pattern's text so far (the output from its
+     * start), or the end of the output that could begin its literal.
+     */
+    StringBuilder lateText;
+    /** The last generated tokens (a ring of {@link #RECENT}), for a chain built part-way through the output. */
+    final int[] recent = new int[RECENT];
+    static final int RECENT = 64;
     /** The request's token log-probabilities, or null when it did not ask for them. */
     LogprobTrack logprobs;
     /** The prompt's, while it is decoded, for a request that asked for them; else null. */
@@ -92,6 +102,8 @@ final class Slot {
         sampler = null;
         detokenizer = null;
         stops = null;
+        late = null;
+        lateText = null;
         logprobs = null;
         promptLogprobs = null;
         chunkLength = 0;

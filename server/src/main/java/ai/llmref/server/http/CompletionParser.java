@@ -1,7 +1,9 @@
 package ai.llmref.server.http;
 
 import ai.llmref.server.engine.GenerationRequest;
+import ai.llmref.server.engine.LateGrammar;
 import ai.llmref.server.engine.SamplingParams;
+import ai.llmref.server.structured.ToolCalls;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.ArrayList;
@@ -226,8 +228,12 @@ final class CompletionParser {
             maxTokens = legacyMax;
         }
         String maxName = Params.get(body, "max_completion_tokens") != null ? "max_completion_tokens" : "max_tokens";
-        List<String> stops = stops(body);
+        // a forced call's grammar rules the whole output, and stop strings end only free text
+        List<String> stops = contract.callForced() ? List.of() : stops(body);
         SamplingParams sampling = sampling(body, contract.grammar());
+        LateGrammar late = contract.lateGrammar() == null ? null : new LateGrammar(contract.lateGrammar(),
+                contract.format() == ToolCalls.Format.HERMES ? ToolCalls.HERMES_OPENING : null,
+                contract.format() == ToolCalls.Format.HERMES ? null : ToolCalls.LLAMA3_OPENING);
         List<GenerationRequest> requests = new ArrayList<>();
         List<String> echoes = new ArrayList<>();
         for (Prompt prompt : prompts) {
@@ -236,7 +242,7 @@ final class CompletionParser {
                 // choice j samples with seed + j: the answers differ, and repeat (wrapping below
                 // llama.cpp's random seed, which a later choice's seed must not become)
                 SamplingParams s = sampling.seed() == null || j == 0 ? sampling : sampling.withSeed((sampling.seed() + j) % RANDOM_SEED);
-                requests.add(new GenerationRequest(prompt.tokens(), limit, stops, s, logprobs, echo && logprobs >= 0));
+                requests.add(new GenerationRequest(prompt.tokens(), limit, stops, s, logprobs, echo && logprobs >= 0, late));
                 echoes.add(prompt.echo());
             }
         }

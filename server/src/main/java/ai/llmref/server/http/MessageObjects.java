@@ -111,17 +111,22 @@ final class MessageObjects {
         return b;
     }
 
-    /** A tool call as a tool_use block; its input the parsed arguments (empty while streaming: they come as JSON deltas). */
+    /**
+     * A tool call as a tool_use block; its input the parsed arguments (empty while streaming: they
+     * come as JSON deltas; and for a call cut short by max_tokens, whose part is not an object).
+     */
     private ObjectNode toolUse(ToolCalls.Call c, boolean withInput) {
         ObjectNode b = json.object();
         b.put("type", "tool_use");
         b.put("id", "toolu_" + c.id().substring(c.id().indexOf('_') + 1));
         b.put("name", c.name());
-        JsonNode input;
-        try {
-            input = withInput ? MAPPER.readTree(c.arguments()) : json.object();
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException("a parsed tool call's arguments are not JSON", e);
+        JsonNode input = json.object(); // streaming: the arguments come as JSON deltas; cut short: no object to give
+        if (withInput && c.complete()) {
+            try {
+                input = MAPPER.readTree(c.arguments());
+            } catch (JsonProcessingException e) {
+                throw new IllegalStateException("a parsed tool call's arguments are not JSON", e);
+            }
         }
         b.set("input", input);
         return b;
@@ -178,18 +183,26 @@ final class MessageObjects {
         }
 
         @Override
-        public void closeText(String text, List<TokenLogprob> tokens, GenerationEvent.Done done) {
+        public void closeText(String text, List<TokenLogprob> tokens, FinishReason reason) {
             send("content_block_stop", json.object().put("index", 0), true);
         }
 
         @Override
-        public void call(int index, ToolCalls.Call call) {
+        public void callStart(int index, String id, String name) {
             ObjectNode start = json.object().put("index", index);
-            start.set("content_block", toolUse(call, false));
+            start.set("content_block", toolUse(new ToolCalls.Call(id, name, ""), false));
             send("content_block_start", start, true);
-            ObjectNode delta = json.object().put("index", index);
-            delta.putObject("delta").put("type", "input_json_delta").put("partial_json", call.arguments());
-            send("content_block_delta", delta, true);
+        }
+
+        @Override
+        public void callArguments(int index, String delta) {
+            ObjectNode d = json.object().put("index", index);
+            d.putObject("delta").put("type", "input_json_delta").put("partial_json", delta);
+            send("content_block_delta", d, true);
+        }
+
+        @Override
+        public void callEnd(int index, ToolCalls.Call call) {
             send("content_block_stop", json.object().put("index", index), true);
         }
 

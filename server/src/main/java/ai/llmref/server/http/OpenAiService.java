@@ -525,7 +525,11 @@ public final class OpenAiService implements HttpService {
                 case GenerationEvent.Text t -> {
                     c.text.append(t.text());
                     c.logprobs.addAll(t.logprobs());
+                    if (p.contract().toolsActive()) {
+                        c.tools.push(t.text()); // the reply is read as a stream would read it
+                    }
                 }
+                case GenerationEvent.Constrained k -> c.tools.constrain();
                 case GenerationEvent.PromptLogprobs pl -> c.promptLogprobs = pl.tokens();
                 case GenerationEvent.Failed f -> throw f.error();
                 case GenerationEvent.Done d -> {
@@ -545,7 +549,7 @@ public final class OpenAiService implements HttpService {
         ObjectNode out = envelope(id, created, p.model(), chat ? "chat.completion" : "text_completion");
         ArrayNode array = out.putArray("choices");
         for (Choice c : choices) {
-            Reply r = reply(p.contract(), c.text.toString(), c.done);
+            Reply r = reply(p.contract(), c);
             ObjectNode choice = array.addObject();
             choice.put("index", c.index);
             if (chat) {
@@ -634,10 +638,7 @@ public final class OpenAiService implements HttpService {
                 switch (ev.event()) {
                     case GenerationEvent.Text t -> {
                         if (p.contract().toolsActive()) {
-                            String content = c.tools.push(t.text()); // text that may begin a tool call waits for the end
-                            if (!content.isEmpty()) {
-                                write(out, nullUsage(p, textChunk(id, created, p.model(), object, chat, c.index, content, null)));
-                            }
+                            toolPieces(out, p, id, created, object, c, c.tools.push(t.text()));
                         } else if (!t.text().isEmpty() || !t.logprobs().isEmpty()) {
                             c.text.append(t.text());
                             ObjectNode ch = textChunk(id, created, p.model(), object, chat, c.index, t.text(), null);
@@ -648,6 +649,7 @@ public final class OpenAiService implements HttpService {
                             write(out, nullUsage(p, ch));
                         }
                     }
+                    case GenerationEvent.Constrained k -> toolPieces(out, p, id, created, object, c, c.tools.constrain());
                     case GenerationEvent.PromptLogprobs pl -> { // echo with logprobs: the prompt and its tokens first
                         ObjectNode ch = textChunk(id, created, p.model(), object, false, c.index, c.echo, null);
                         logprobs((ObjectNode) ch.get("choices").get(0), p, false, placed(c.echo, pl.tokens()));
@@ -660,14 +662,17 @@ public final class OpenAiService implements HttpService {
                     case GenerationEvent.Done d -> {
                         c.done = d;
                         open--;
+                        if (p.contract().toolsActive()) {
+                            toolPieces(out, p, id, created, object, c, c.tools.finish()); // the rest of a call cut short
+                        }
                         Reply r;
                         try {
-                            r = reply(p.contract(), p.contract().toolsActive() ? c.tools.text() : c.text.toString(), d);
+                            r = reply(p.contract(), c);
                         } catch (ApiException invalid) {
                             writeError(out, observed.failed(invalid));
                             return;
                         }
-                        if (p.contract().toolsActive()) {
+                        if (p.contract().toolsActive() && !c.tools.callsStarted()) { // a free reply: parsed at its end
                             String content = r.content() == null ? "" : r.content();
                             String rest = content.substring(Math.min(c.tools.released(), content.length()));
                             if (!rest.isEmpty()) {
@@ -838,7 +843,7 @@ public final class OpenAiService implements HttpService {
             throws InterruptedException {
         Choice c = gather(handles, p, deadline).getFirst();
         observed.record(c.done);
-        return new Answered(c, reply(p.contract(), c.text.toString(), c.done));
+        return new Answered(c, reply(p.contract(), c));
     }
 
     /**
@@ -858,10 +863,7 @@ public final class OpenAiService implements HttpService {
         try {
             ev.start();
             boolean tools = p.contract().toolsActive();
-            boolean open = !tools; // with tools the text opens with the first text that is surely not a call
-            if (open) {
-                ev.openText();
-            }
+            TypedTools parts = new TypedTools(ev, c, !tools); // with tools the text opens with the first text that is surely not a call
             Event e = first;
             while (true) {
                 if (e == null) {
@@ -874,21 +876,17 @@ public final class OpenAiService implements HttpService {
                 }
                 switch (e.event()) {
                     case GenerationEvent.Text t -> {
-                        String piece = t.text();
                         if (tools) {
-                            piece = c.tools.push(t.text());
+                            parts.send(c.tools.push(t.text()));
                         } else {
                             c.text.append(t.text());
                             c.logprobs.addAll(t.logprobs());
-                        }
-                        if (!piece.isEmpty() || !tools && !t.logprobs().isEmpty()) {
-                            if (!open) {
-                                ev.openText();
-                                open = true;
+                            if (!t.text().isEmpty() || !t.logprobs().isEmpty()) {
+                                ev.text(t.text(), t.logprobs());
                             }
-                            ev.text(piece, tools ? List.of() : t.logprobs());
                         }
                     }
+                    case GenerationEvent.Constrained k -> parts.send(c.tools.constrain());
                     case GenerationEvent.PromptLogprobs ignored -> { }
                     case GenerationEvent.Failed f -> {
                         ev.failed(observed.failed(fromEngine(f.error())));
@@ -896,31 +894,35 @@ public final class OpenAiService implements HttpService {
                     }
                     case GenerationEvent.Done d -> {
                         c.done = d;
+                        if (tools) {
+                            parts.send(c.tools.finish()); // the rest of a call cut short
+                        }
                         Reply r;
                         try {
-                            r = reply(p.contract(), tools ? c.tools.text() : c.text.toString(), d);
+                            r = reply(p.contract(), c);
                         } catch (ApiException invalid) {
                             ev.failed(observed.failed(invalid));
                             return;
                         }
-                        String content = r.content() == null ? "" : r.content();
-                        if (tools) {
-                            String rest = content.substring(Math.min(c.tools.released(), content.length()));
-                            if (!open && (!rest.isEmpty() || r.calls().isEmpty())) {
-                                ev.openText();
-                                open = true;
+                        if (!tools || !c.tools.callsStarted()) { // the text, then the calls a free reply's parse found
+                            String content = r.content() == null ? "" : r.content();
+                            if (tools) {
+                                String rest = content.substring(Math.min(c.tools.released(), content.length()));
+                                if (!rest.isEmpty() || r.calls().isEmpty()) {
+                                    parts.open();
+                                }
+                                if (!rest.isEmpty()) {
+                                    ev.text(rest, List.of());
+                                }
                             }
-                            if (!rest.isEmpty()) {
-                                ev.text(rest, List.of());
+                            int index = 0;
+                            if (parts.open) {
+                                ev.closeText(content, c.logprobs, d.reason());
+                                index++;
                             }
-                        }
-                        int index = 0;
-                        if (open) {
-                            ev.closeText(content, c.logprobs, d);
-                            index++;
-                        }
-                        for (ToolCalls.Call call : r.calls()) {
-                            ev.call(index++, call);
+                            for (ToolCalls.Call call : r.calls()) {
+                                ev.call(index++, call);
+                            }
                         }
                         observed.record(d);
                         ev.finish(r, c.logprobs, d);
@@ -932,6 +934,57 @@ public final class OpenAiService implements HttpService {
         } finally {
             out.end();
             streamSpan.end();
+        }
+    }
+
+    /**
+     * A typed stream's text part and the calls {@link ToolStream} releases as they come: content
+     * opens the text part; the first call closes it (its text is then the reply's content, whole)
+     * and the calls follow it, numbered after it.
+     */
+    private static final class TypedTools {
+        private final TypedStream ev;
+        private final Choice choice;
+        boolean open;
+        /** The first call's output index, once a call began; else -1. */
+        private int base = -1;
+
+        TypedTools(TypedStream ev, Choice choice, boolean open) {
+            this.ev = ev;
+            this.choice = choice;
+            if (open) {
+                open();
+            }
+        }
+
+        void open() {
+            if (!open) {
+                ev.openText();
+                open = true;
+            }
+        }
+
+        void send(List<ToolStream.Piece> pieces) {
+            for (ToolStream.Piece piece : pieces) {
+                switch (piece) {
+                    case ToolStream.Content t -> {
+                        open();
+                        ev.text(t.text(), List.of());
+                    }
+                    case ToolStream.CallStart s -> {
+                        if (base < 0) {
+                            if (open) {
+                                String content = choice.tools.content();
+                                ev.closeText(content == null ? "" : content, List.of(), FinishReason.STOP);
+                            }
+                            base = open ? 1 : 0;
+                        }
+                        ev.callStart(base + s.index(), s.id(), s.name());
+                    }
+                    case ToolStream.CallArguments a -> ev.callArguments(base + a.index(), a.delta());
+                    case ToolStream.CallEnd x -> ev.callEnd(base + x.index(), x.call());
+                }
+            }
         }
     }
 
@@ -956,18 +1009,31 @@ public final class OpenAiService implements HttpService {
      * through what it should not have: a 500, logged and counted. A "length" cut is returned as
      * is (legitimately incomplete).
      */
-    private Reply reply(OutputContract c, String text, GenerationEvent.Done d) {
+    private Reply reply(OutputContract c, Choice choice) {
+        GenerationEvent.Done d = choice.done;
         boolean stop = d.reason() == FinishReason.STOP;
         if (c.toolsActive()) {
+            ToolStream stream = choice.tools;
+            stream.finish();
+            if (stream.callsStarted()) { // calls a grammar wrote, read as they came
+                ToolCalls.Reply tr = new ToolCalls.Reply(stream.content(), stream.calls());
+                if (stop) {
+                    invalidIf(stream.wellFormed() ? List.of() : List.of("the calls do not end where the grammar ends them"), "tool_call");
+                    invalidIf(c.callViolations(tr, true), "tool_call");
+                }
+                return new Reply(tr.content(), tr.calls(), stop ? "tool_calls" : d.reason().wire());
+            }
+            String text = stream.text();
             ToolCalls.Reply tr = c.limitCalls(ToolCalls.parse(c.format(), text, c.functions()));
             if (stop) {
-                invalidIf(c.callViolations(tr), "tool_call");
+                invalidIf(c.callViolations(tr, false), "tool_call");
             }
             if (!tr.calls().isEmpty()) {
                 return new Reply(tr.content(), tr.calls(), stop ? "tool_calls" : d.reason().wire());
             }
             return new Reply(text, List.of(), d.reason().wire());
         }
+        String text = choice.text.toString();
         if (stop) {
             invalidIf(c.violations(text), c.schema() != null ? "json_schema" : "json_object");
         }
@@ -991,6 +1057,33 @@ public final class OpenAiService implements HttpService {
             o.put("id", c.id());
             o.put("type", "function");
             o.putObject("function").put("name", c.name()).put("arguments", c.arguments());
+        }
+    }
+
+    /**
+     * What {@link ToolStream} releases of a chat reply with tools, as chunks: content; a call's
+     * start (its id, type and name, empty arguments), then its arguments piece by piece, as OpenAI
+     * streams them (clients concatenate the argument deltas). A call's end sends nothing.
+     */
+    private void toolPieces(OutputStream out, CompletionParser.Parsed p, String id, long created, String object, Choice c,
+            List<ToolStream.Piece> pieces) {
+        for (ToolStream.Piece piece : pieces) {
+            switch (piece) {
+                case ToolStream.Content t -> write(out, nullUsage(p, textChunk(id, created, p.model(), object, true, c.index, t.text(), null)));
+                case ToolStream.CallStart s -> write(out, nullUsage(p, toolCallChunk(id, created, p.model(), object, c.index, s.index(),
+                        new ToolCalls.Call(s.id(), s.name(), ""))));
+                case ToolStream.CallArguments a -> {
+                    ObjectNode ch = chunk(id, created, p.model(), object);
+                    ObjectNode choice = ch.putArray("choices").addObject();
+                    choice.put("index", c.index);
+                    ObjectNode tc = choice.putObject("delta").putArray("tool_calls").addObject();
+                    tc.put("index", a.index());
+                    tc.putObject("function").put("arguments", a.delta());
+                    choice.putNull("finish_reason");
+                    write(out, nullUsage(p, ch));
+                }
+                case ToolStream.CallEnd e -> { }
+            }
         }
     }
 

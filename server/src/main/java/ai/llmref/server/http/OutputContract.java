@@ -28,10 +28,13 @@ import java.util.regex.Pattern;
  * @param functions declared functions (empty: no tools)
  * @param toolChoice "none", "auto", "required", or "function" (one named function)
  * @param parallelCalls a reply may hold several calls ({@code parallel_tool_calls}, default true)
+ * @param lateGrammar GBNF that applies once the model begins a call under "auto"
+ *                  ({@link ToolCalls#lateGrammar}), or null (no tools, a forced call, a JSON
+ *                  response_format, or parameters the grammar cannot enforce: the reply stays free)
  */
 record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolCalls.Format format,
-                      List<ToolCalls.Function> functions, String toolChoice, boolean parallelCalls) {
-    static final OutputContract NONE = new OutputContract(null, null, false, ToolCalls.Format.NONE, List.of(), "none", true);
+                      List<ToolCalls.Function> functions, String toolChoice, boolean parallelCalls, String lateGrammar) {
+    static final OutputContract NONE = new OutputContract(null, null, false, ToolCalls.Format.NONE, List.of(), "none", true, null);
     private static final ObjectMapper MAPPER = new ObjectMapper();
     private static final Pattern FUNCTION_NAME = Pattern.compile("[a-zA-Z0-9_-]{1,64}");
 
@@ -89,12 +92,16 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
         return parallelCalls || reply.calls().size() <= 1 ? reply : new ToolCalls.Reply(reply.content(), reply.calls().subList(0, 1));
     }
 
-    /** Violations of forced calls: there must be one, naming an allowed function, arguments valid under its schema. */
-    List<String> callViolations(ToolCalls.Reply reply) {
-        if (!callForced()) {
+    /**
+     * Violations of calls a grammar wrote (forced, or under "auto" once the late grammar applied:
+     * {@code constrained}): a forced reply must hold one; each names an allowed function, with
+     * arguments valid under its schema.
+     */
+    List<String> callViolations(ToolCalls.Reply reply, boolean constrained) {
+        if (!callForced() && !constrained) {
             return List.of();
         }
-        if (reply.calls().isEmpty()) {
+        if (reply.calls().isEmpty() && callForced()) {
             return List.of("the output holds no tool call although one was required");
         }
         List<String> out = new ArrayList<>();
@@ -142,7 +149,7 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
         if (!chat) {
             rejectPresent(body, "tools");
             rejectPresent(body, "tool_choice");
-            return new OutputContract(grammar, schema, jsonObject, ToolCalls.Format.NONE, List.of(), "none", true);
+            return new OutputContract(grammar, schema, jsonObject, ToolCalls.Format.NONE, List.of(), "none", true, null);
         }
         JsonNode legacy = Params.get(body, "functions");
         if (legacy != null && !(legacy.isArray() && legacy.isEmpty()) || Params.get(body, "function_call") != null) {
@@ -191,7 +198,16 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
             }
         }
         Boolean parallel = Params.bool(body, "parallel_tool_calls");
-        return new OutputContract(grammar, schema, jsonObject, format, allowed, choice, parallel == null || parallel);
+        boolean several = parallel == null || parallel;
+        String late = null;
+        if (choice.equals("auto") && grammar == null) {
+            try {
+                late = ToolCalls.lateGrammar(format, allowed, several);
+            } catch (SchemaException e) {
+                // parameters the grammar cannot enforce: under "auto" the call is parsed as written
+            }
+        }
+        return new OutputContract(grammar, schema, jsonObject, format, allowed, choice, several, late);
     }
 
     private static JsonNode jsonSchema(ObjectNode rf) {

@@ -134,9 +134,14 @@ final class ResponseObjects {
         return part;
     }
 
+    /** A function_call item's id, from its call's. */
+    private static String itemId(String callId) {
+        return "fc_" + callId.substring(callId.indexOf('_') + 1);
+    }
+
     ObjectNode functionCall(ToolCalls.Call call, String status) {
         ObjectNode f = json.object();
-        f.put("id", "fc_" + call.id().substring(call.id().indexOf('_') + 1));
+        f.put("id", itemId(call.id()));
         f.put("type", "function_call");
         f.put("status", status);
         f.put("call_id", call.id());
@@ -152,7 +157,7 @@ final class ResponseObjects {
             out.add(message(status, reply.content() == null ? "" : reply.content(), tokens));
         }
         for (ToolCalls.Call c : reply.calls()) {
-            out.add(functionCall(c, "completed"));
+            out.add(functionCall(c, c.complete() ? "completed" : "incomplete"));
         }
         return out;
     }
@@ -161,6 +166,8 @@ final class ResponseObjects {
     final class Events implements TypedStream {
         private final OutputStream out;
         private int sequence;
+        /** The function_call items' ids, by output index. */
+        private final java.util.Map<Integer, String> itemIds = new java.util.HashMap<>();
 
         Events(OutputStream out) {
             this.out = out;
@@ -223,24 +230,32 @@ final class ResponseObjects {
         }
 
         @Override
-        public void closeText(String text, List<TokenLogprob> tokens, GenerationEvent.Done done) {
+        public void closeText(String text, List<TokenLogprob> tokens, FinishReason reason) {
             ObjectNode d = part().put("text", text);
             d.set("logprobs", textPart(text, tokens).get("logprobs"));
             send("response.output_text.done", d);
             ObjectNode part = part();
             part.set("part", textPart(text, tokens));
             send("response.content_part.done", part);
-            send("response.output_item.done", item(0, message(status(done.reason()), text, tokens)));
+            send("response.output_item.done", item(0, message(status(reason), text, tokens)));
         }
 
         @Override
-        public void call(int index, ToolCalls.Call call) {
-            ObjectNode item = functionCall(call, "completed");
-            String itemId = item.get("id").textValue();
-            send("response.output_item.added", item(index, functionCall(call, "in_progress")));
-            send("response.function_call_arguments.delta", json.object().put("item_id", itemId).put("output_index", index)
-                    .put("delta", call.arguments()));
-            send("response.function_call_arguments.done", json.object().put("item_id", itemId).put("output_index", index)
+        public void callStart(int index, String id, String name) {
+            itemIds.put(index, itemId(id));
+            send("response.output_item.added", item(index, functionCall(new ToolCalls.Call(id, name, ""), "in_progress")));
+        }
+
+        @Override
+        public void callArguments(int index, String delta) {
+            send("response.function_call_arguments.delta", json.object().put("item_id", itemIds.get(index)).put("output_index", index)
+                    .put("delta", delta));
+        }
+
+        @Override
+        public void callEnd(int index, ToolCalls.Call call) {
+            ObjectNode item = functionCall(call, call.complete() ? "completed" : "incomplete");
+            send("response.function_call_arguments.done", json.object().put("item_id", itemIds.get(index)).put("output_index", index)
                     .put("name", call.name()).put("arguments", call.arguments()));
             send("response.output_item.done", item(index, item));
         }

@@ -1,5 +1,6 @@
 package ai.llmref.server.http;
 
+import ai.llmref.server.engine.FinishReason;
 import ai.llmref.server.engine.GenerationEvent;
 import ai.llmref.server.engine.TokenLogprob;
 import ai.llmref.server.structured.ToolCalls;
@@ -8,7 +9,8 @@ import java.util.List;
 /**
  * A streamed answer made of typed events (the Responses API's, Anthropic's Messages API's): what
  * the handler's stream loop calls, in this order: {@link #start}; for the text part
- * {@link #openText}, {@link #text}..., {@link #closeText}; {@link #call} for each tool call; then
+ * {@link #openText}, {@link #text}..., {@link #closeText}; for each tool call {@link #callStart},
+ * {@link #callArguments}..., {@link #callEnd} (or {@link #call}, the three at once); then
  * {@link #finish}, or {@link #failed} at any point after {@link #start}.
  */
 interface TypedStream {
@@ -21,11 +23,24 @@ interface TypedStream {
     /** A piece of text, with its tokens' log-probabilities when the request asked for them. */
     void text(String piece, List<TokenLogprob> logprobs);
 
-    /** The text part ends: its whole text and tokens. */
-    void closeText(String text, List<TokenLogprob> tokens, GenerationEvent.Done done);
+    /** The text part ends: its whole text and tokens ({@code reason}: how the reply ended, or STOP where a call follows). */
+    void closeText(String text, List<TokenLogprob> tokens, FinishReason reason);
 
-    /** One tool call, the output item or content block {@code index}. */
-    void call(int index, ToolCalls.Call call);
+    /** A tool call begins, the output item or content block {@code index}. */
+    void callStart(int index, String id, String name);
+
+    /** More of call {@code index}'s arguments (JSON text; the pieces joined are the whole). */
+    void callArguments(int index, String delta);
+
+    /** Call {@code index} ends: the whole call (incomplete where the reply was cut short). */
+    void callEnd(int index, ToolCalls.Call call);
+
+    /** One tool call whole, the output item or content block {@code index}. */
+    default void call(int index, ToolCalls.Call call) {
+        callStart(index, call.id(), call.name());
+        callArguments(index, call.arguments());
+        callEnd(index, call);
+    }
 
     /** The end, with the whole reply; the last event may stay buffered (it leaves with the body's end). */
     void finish(OpenAiService.Reply reply, List<TokenLogprob> tokens, GenerationEvent.Done done);

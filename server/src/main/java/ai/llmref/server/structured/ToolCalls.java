@@ -45,8 +45,15 @@ public final class ToolCalls {
     /** A declared function: its name and the JSON schema of its arguments. */
     public record Function(String name, JsonNode parameters) {}
 
-    /** One call the model made: arguments as JSON text, as OpenAI returns them. */
-    public record Call(String id, String name, String arguments) {}
+    /**
+     * One call the model made: arguments as JSON text, as OpenAI returns them; {@code complete}
+     * false for a call cut short by max_tokens (its arguments are then the part written).
+     */
+    public record Call(String id, String name, String arguments, boolean complete) {
+        public Call(String id, String name, String arguments) {
+            this(id, name, arguments, true);
+        }
+    }
 
     /** A reply split into its text and its tool calls (content null when the reply is only calls). */
     public record Reply(String content, List<Call> calls) {}
@@ -85,6 +92,42 @@ public final class ToolCalls {
      * @throws SchemaException when a function's parameters use a feature the grammar cannot enforce
      */
     public static String grammar(Format format, List<Function> functions) {
+        String root = format == Format.HERMES ? "\"<tool_call>\\n\" call \"\\n</tool_call>\"" : "call";
+        return grammar(format, functions, root, "");
+    }
+
+    /**
+     * For tool_choice "auto": the grammar that applies once the model begins a call (a
+     * {@code LateGrammar} that the server advances over the text from the call's start), with the
+     * text that begins one. From there the reply is calls only, each well-formed, naming a declared
+     * function, its arguments valid under its schema (several with {@code parallel}); the model
+     * chooses whether to call, the grammar only how. A Hermes call begins at {@link #HERMES_OPENING},
+     * a Llama 3 JSON call with the reply ({@link #LLAMA3_OPENING}).
+     *
+     * @throws SchemaException when a function's parameters use a feature the grammar cannot enforce
+     */
+    public static String lateGrammar(Format format, List<Function> functions, boolean parallel) {
+        String block = "\"<tool_call>\" tc-ws call tc-ws \"</tool_call>\"";
+        String root = switch (format) {
+            case HERMES -> block + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
+            case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
+            case NONE -> throw new IllegalArgumentException("no tool-call format");
+        };
+        return grammar(format, functions, root, "tc-ws ::= [ \\t\\n]{0,4}\n");
+    }
+
+    /** The text whose first occurrence begins a Hermes call (a late grammar's literal). */
+    public static final String HERMES_OPENING = OPEN;
+
+    /**
+     * How a Llama 3 JSON call begins the reply, the late grammar applying from group 1 (the
+     * pattern allows what the grammar's {@code space} does and a little more; where the grammar
+     * refuses the text, the reply stays free).
+     */
+    public static final java.util.regex.Pattern LLAMA3_OPENING =
+            java.util.regex.Pattern.compile("\\s*((?:<\\|python_tag\\|>\\s*)?\\{\\s*\"name\"\\s*:\\s*\")");
+
+    private static String grammar(Format format, List<Function> functions, String root, String extraRules) {
         Map<String, String> rules = new LinkedHashMap<>();
         NameNode names = new NameNode();
         for (int i = 0; i < functions.size(); i++) {
@@ -108,8 +151,7 @@ public final class ToolCalls {
             rules.put(restRule, "\",\" space \"\\\"" + argsKey + "\\\"\" space \":\" space " + argsRule + " space \"}\"");
             names.add(JsonSchemaGrammar.dump(MAPPER.getNodeFactory().textNode(f.name())), restRule);
         }
-        String root = format == Format.HERMES ? "\"<tool_call>\\n\" call \"\\n</tool_call>\"" : "call";
-        StringBuilder sb = new StringBuilder("root ::= ").append(root).append('\n');
+        StringBuilder sb = new StringBuilder("root ::= ").append(root).append('\n').append(extraRules);
         // The call's head is written once and the names share their common prefixes (a prefix
         // tree whose branching nodes are rules): llama.cpp's grammar sampler checks every candidate
         // token against every alternative still alive, on the scheduler thread, and one

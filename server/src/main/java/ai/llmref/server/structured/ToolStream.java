@@ -1,45 +1,145 @@
 package ai.llmref.server.structured;
 
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
 /**
- * Decides, while a reply with tools streams, which text is surely content and may be sent now:
- * text before a tool call is content; a call (and anything that may begin one) is held until the
- * reply ends and is parsed. What it releases is always a prefix of the content that
- * {@link ToolCalls#parse} finds in the whole reply, so streaming and non-streaming replies agree.
+ * A reply with tools, as it is generated: which text is surely content and may be sent now, and,
+ * where a grammar makes the calls well-formed, each call as it is written.
  *
- * <p>Hermes: text streams up to the first {@code <tool_call>}; a tail that could begin the tag,
- * and trailing whitespace (parse trims it), wait for the next piece. Llama 3 JSON: a reply whose
- * first non-space character is {@code {} or {@code <} may be a call and is held whole; any other
- * reply is content. A forced call is held whole.
+ * <p><b>Free replies</b> (tool_choice "auto" before a grammar applies): text before a tool call is
+ * content; a call (and anything that may begin one) is held until the reply ends and is parsed.
+ * What is released is always a prefix of the content that {@link ToolCalls#parse} finds in the
+ * whole reply. Hermes: text streams up to the first {@code <tool_call>}; a tail that could begin
+ * the tag, and trailing whitespace (parse trims it), wait for the next piece. Llama 3 JSON: a reply
+ * whose first non-space character is <code>{</code> or {@code <} may be a call and is held whole;
+ * any other reply is content.
+ *
+ * <p><b>Constrained replies</b> (a forced call, whose grammar applies from the start; or under
+ * "auto" once the server's grammar applies from the first call on, {@link #constrain}): the calls
+ * are read as they come, in the layout the grammar gives them (Hermes {@code <tool_call>} blocks, or
+ * the Llama 3 JSON; name first, then the arguments). A call starts ({@link CallStart}) once its name
+ * is whole, its arguments follow piece by piece in the compact form of {@link CompactJson}, and it
+ * ends ({@link CallEnd}) when its object closes. A reply cut short (max_tokens) ends with its last
+ * call incomplete. Streamed or not, a reply goes through this class, so both give the same calls.
  */
 public final class ToolStream {
-    private static final String TAG = "<tool_call>";
+    private static final String OPEN = "<tool_call>";
+    private static final String CLOSE = "</tool_call>";
+    private static final String PYTHON_TAG = "<|python_tag|>";
+    /** A call's head up to its arguments, in the grammar's order. */
+    private static final Pattern HEAD = Pattern.compile("\\s*\\{\\s*\"name\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"\\s*,\\s*\"(?:arguments|parameters)\"\\s*:");
+
+    /** What may be sent now: content text, or part of a call. */
+    public sealed interface Piece {}
+
+    /** Content text. */
+    public record Content(String text) implements Piece {}
+
+    /** Call {@code index} (of this reply's calls) begins: its id and name. */
+    public record CallStart(int index, String id, String name) implements Piece {}
+
+    /** More of call {@code index}'s arguments. */
+    public record CallArguments(int index, String delta) implements Piece {}
+
+    /** Call {@code index} is whole ({@link ToolCalls.Call#complete}), or was cut short. */
+    public record CallEnd(int index, ToolCalls.Call call) implements Piece {}
+
+    private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED }
+
     private final ToolCalls.Format format;
-    private final boolean forced;
     private final StringBuilder text = new StringBuilder();
     private int released;
     private boolean holding;
+    /** The calls are read from {@link #scanned} on (constrained); -1 while the reply is free. */
+    private int scanned = -1;
+    private Scan scan;
+    private int literal; // characters of the expected tag matched so far
+    private final StringBuilder head = new StringBuilder();
+    private CompactJson arguments;
+    private final StringBuilder args = new StringBuilder();
+    private String callId;
+    private String callName;
+    private final List<ToolCalls.Call> calls = new ArrayList<>();
+    /** The content, once the first call began (null: none). */
+    private String content;
+    private boolean started;
 
+    /** A reply; a forced call's is constrained from its start. */
     public ToolStream(ToolCalls.Format format, boolean forced) {
         this.format = format;
-        this.forced = forced;
+        if (forced) {
+            begin(0);
+        }
     }
 
-    /** Adds generated text; returns the content that may be sent now (possibly empty). */
-    public String push(String piece) {
+    /** Adds generated text; returns what may be sent now (possibly nothing). */
+    public List<Piece> push(String piece) {
         text.append(piece);
-        if (forced || holding) {
+        if (scanned >= 0) {
+            return scan();
+        }
+        String out = free();
+        return out.isEmpty() ? List.of() : List.of(new Content(out));
+    }
+
+    /**
+     * The grammar applies from the first call on (sent right after the text that began it): from
+     * there the calls are read as they come. Returns what may be sent now: the content before the
+     * call that was held, and what of the call is already whole. Nothing changes where the text
+     * shows no call's start (a reply that could not hold one).
+     */
+    public List<Piece> constrain() {
+        if (scanned >= 0) {
+            return List.of();
+        }
+        int first;
+        if (format == ToolCalls.Format.HERMES) {
+            first = text.indexOf(OPEN);
+        } else {
+            first = 0;
+            while (first < text.length() && Character.isWhitespace(text.charAt(first))) {
+                first++;
+            }
+            first = first < text.length() && (text.charAt(first) == '{' || text.charAt(first) == '<') ? first : -1;
+        }
+        if (first < 0) {
+            return List.of();
+        }
+        List<Piece> out = new ArrayList<>();
+        String before = text.substring(0, first).stripTrailing();
+        if (before.length() > released) {
+            out.add(new Content(before.substring(released)));
+            released = before.length();
+        }
+        begin(first);
+        out.addAll(scan());
+        return out;
+    }
+
+    private void begin(int at) {
+        scanned = at;
+        scan = format == ToolCalls.Format.HERMES ? Scan.OPEN_TAG : Scan.HEAD;
+        holding = true;
+    }
+
+    /** The free reply's rule (see the class comment): the content that may be released now. */
+    private String free() {
+        if (holding) {
             return "";
         }
         int safe;
         if (format == ToolCalls.Format.HERMES) {
-            int tag = text.indexOf(TAG, Math.max(0, released - TAG.length()));
+            int tag = text.indexOf(OPEN, Math.max(0, released - OPEN.length()));
             if (tag >= 0) {
                 holding = true;
                 safe = tag;
             } else {
                 safe = text.length();
-                for (int k = Math.min(TAG.length() - 1, text.length()); k > 0; k--) {
-                    if (TAG.startsWith(text.substring(text.length() - k))) {
+                for (int k = Math.min(OPEN.length() - 1, text.length()); k > 0; k--) {
+                    if (OPEN.startsWith(text.substring(text.length() - k))) {
                         safe = text.length() - k;
                         break;
                     }
@@ -65,6 +165,175 @@ public final class ToolStream {
         String out = text.substring(released, safe);
         released = safe;
         return out;
+    }
+
+    /** Reads the constrained reply's new text. */
+    private List<Piece> scan() {
+        List<Piece> out = new ArrayList<>();
+        while (scanned < text.length() && scan != Scan.FAILED) {
+            char c = text.charAt(scanned);
+            switch (scan) {
+                case OPEN_TAG -> {
+                    if (literal == 0 && Character.isWhitespace(c)) {
+                        scanned++;
+                    } else if (c == OPEN.charAt(literal)) {
+                        scanned++;
+                        if (++literal == OPEN.length()) {
+                            literal = 0;
+                            scan = Scan.HEAD;
+                        }
+                    } else {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case HEAD -> {
+                    head.append(c);
+                    scanned++;
+                    String h = head.toString();
+                    String lead = h.stripLeading();
+                    if (format == ToolCalls.Format.LLAMA3_JSON && lead.startsWith("<")) {
+                        if (lead.equals(PYTHON_TAG)) {
+                            head.setLength(0); // the python tag before a Llama 3 call
+                        } else if (!PYTHON_TAG.startsWith(lead)) {
+                            scan = Scan.FAILED;
+                        }
+                        continue;
+                    }
+                    Matcher m = HEAD.matcher(h);
+                    if (m.lookingAt()) {
+                        String name = decode(m.group(1));
+                        head.setLength(0);
+                        callId = ToolCalls.newId();
+                        callName = name;
+                        if (!started) {
+                            started = true;
+                            String before = text.substring(0, firstCall()).stripTrailing();
+                            content = before.isBlank() ? null : before;
+                        }
+                        out.add(new CallStart(calls.size(), callId, name));
+                        arguments = new CompactJson();
+                        args.setLength(0);
+                        scan = Scan.ARGUMENTS;
+                    } else if (!m.hitEnd()) {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case ARGUMENTS -> {
+                    int before = args.length();
+                    boolean taken = arguments.feed(c, args);
+                    if (taken) {
+                        scanned++;
+                    }
+                    if (args.length() > before) {
+                        out.add(new CallArguments(calls.size(), args.substring(before)));
+                    }
+                    if (arguments.done()) {
+                        scan = Scan.CLOSE_OBJECT;
+                    }
+                }
+                case CLOSE_OBJECT -> {
+                    scanned++;
+                    if (c == '}') {
+                        ToolCalls.Call call = new ToolCalls.Call(callId, callName, args.toString(), true);
+                        calls.add(call);
+                        out.add(new CallEnd(calls.size() - 1, call));
+                        arguments = null;
+                        scan = format == ToolCalls.Format.HERMES ? Scan.CLOSE_TAG : Scan.AFTER;
+                    } else if (!Character.isWhitespace(c)) {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case CLOSE_TAG -> {
+                    if (literal == 0 && Character.isWhitespace(c)) {
+                        scanned++;
+                    } else if (c == CLOSE.charAt(literal)) {
+                        scanned++;
+                        if (++literal == CLOSE.length()) {
+                            literal = 0;
+                            scan = Scan.BETWEEN;
+                        }
+                    } else {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case BETWEEN -> {
+                    if (Character.isWhitespace(c)) {
+                        scanned++;
+                    } else {
+                        scan = Scan.OPEN_TAG; // the next call
+                    }
+                }
+                case AFTER -> {
+                    scanned++;
+                    if (!Character.isWhitespace(c)) {
+                        scan = Scan.FAILED;
+                    }
+                }
+                default -> throw new IllegalStateException(scan.name());
+            }
+        }
+        return out;
+    }
+
+    private int firstCall() {
+        if (format == ToolCalls.Format.HERMES) {
+            return Math.max(0, text.indexOf(OPEN));
+        }
+        int i = 0;
+        while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
+            i++;
+        }
+        return i;
+    }
+
+    private static String decode(String jsonStringBody) {
+        try {
+            return SchemaValidator.EXACT.readTree("\"" + jsonStringBody + "\"").textValue();
+        } catch (java.io.IOException e) {
+            return jsonStringBody;
+        }
+    }
+
+    /**
+     * At the reply's end: what is left to send (the rest of a call cut short, and its end), once.
+     * Afterwards {@link #calls} and {@link #content} tell the reply where {@link #callsStarted}.
+     */
+    public List<Piece> finish() {
+        if (arguments == null) {
+            return List.of();
+        }
+        List<Piece> out = new ArrayList<>();
+        int before = args.length();
+        arguments.flush(args);
+        if (args.length() > before) {
+            out.add(new CallArguments(calls.size(), args.substring(before)));
+        }
+        ToolCalls.Call cut = new ToolCalls.Call(callId, callName, args.toString(), false);
+        calls.add(cut);
+        out.add(new CallEnd(calls.size() - 1, cut));
+        arguments = null;
+        return out;
+    }
+
+    /** True once a call began (a constrained reply): the reply is {@link #content} and {@link #calls}. */
+    public boolean callsStarted() {
+        return started;
+    }
+
+    /** True when the constrained reply holds calls only, each whole, in the grammar's layout (after {@link #finish}). */
+    public boolean wellFormed() {
+        return started && scan != Scan.FAILED && arguments == null && calls.stream().allMatch(ToolCalls.Call::complete)
+                && (scan == Scan.BETWEEN || scan == Scan.AFTER || scan == Scan.OPEN_TAG && literal == 0);
+    }
+
+    /** The content before the first call (null: none), once {@link #callsStarted}. */
+    public String content() {
+        return content;
+    }
+
+    /** The calls read so far. */
+    public List<ToolCalls.Call> calls() {
+        return List.copyOf(calls);
     }
 
     /** The whole reply so far. */

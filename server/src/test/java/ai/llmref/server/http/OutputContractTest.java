@@ -28,7 +28,7 @@ class OutputContractTest {
         ToolCalls.Reply call = ToolCalls.parse(forced.format(), "<tool_call>\n{\"name\": \"f\", \"arguments\": {\"x\": 1e400}}\n</tool_call>",
                 forced.functions());
         assertThat(call.calls()).hasSize(1);
-        assertThat(forced.callViolations(call)).isEmpty();
+        assertThat(forced.callViolations(call, false)).isEmpty();
     }
 
     /** Violations are logged (a grammar bug): they say where the output failed, never quote it (Jackson's message did). */

@@ -1,0 +1,24 @@
+package ai.llmref.server.engine;
+
+import java.util.regex.Pattern;
+
+/**
+ * A grammar that applies from a point of the output on, found while the output is generated: the
+ * text before it is free, the rest must follow the grammar (tool calls under {@code tool_choice}
+ * "auto": the model may answer in words or call, and a call, once begun, is well-formed). The
+ * grammar is advanced over the output from that point, and applies only when it allows that text;
+ * otherwise the output stays free. From then on stop strings no longer end the output: the grammar
+ * decides where it ends. Exactly one of {@code literal} and {@code opening} is set.
+ *
+ * @param grammar GBNF (root {@code root}) that the output follows from the point on
+ * @param literal the grammar applies from the first occurrence of this text, or null
+ * @param opening the grammar applies from this pattern's group 1 when the pattern matches at the
+ *                output's start ({@link java.util.regex.Matcher#lookingAt}), or null
+ */
+public record LateGrammar(String grammar, String literal, Pattern opening) {
+    public LateGrammar {
+        if (grammar == null || (literal == null) == (opening == null) || literal != null && literal.isEmpty()) {
+            throw new IllegalArgumentException("a late grammar needs its grammar and exactly one of a non-empty literal and an opening pattern");
+        }
+    }
+}

@@ -1,0 +1,142 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.llmref.server.engine.Engine;
+import ai.llmref.server.engine.FinishReason;
+import ai.llmref.server.engine.GenerationEvent;
+import ai.llmref.server.engine.GenerationRequest;
+import ai.llmref.server.engine.LateGrammar;
+import ai.llmref.server.engine.RequestHandle;
+import ai.llmref.server.engine.SamplingParams;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * A grammar that applies from a point of the output on ({@link LateGrammar}), on the engine of a
+ * real server (stories260K, greedy, its end of text banned so that a free output runs its whole
+ * length): the output before the point is what the model writes without the grammar; from there
+ * the grammar rules, ends the output, and stop strings no longer cut it; a grammar that does not
+ * allow the text at the point leaves the output free.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class LateGrammarTest {
+    private static final int[] PROMPT = {1, 300, 301, 302, 303};
+    private static final int LENGTH = 48;
+    private TestServer server;
+    private Engine engine;
+    /** The free output, and a word of it (letters, after a space) some way in. */
+    private String free;
+    private String word;
+    private int wordAt;
+
+    @BeforeAll
+    void start() throws Exception {
+        server = TestServer.start(Map.of("engine.slots", "2"));
+        engine = server.server.engine();
+        Result r = run(null, List.of());
+        assertThat(r.reason).isEqualTo(FinishReason.LENGTH);
+        free = r.text;
+        Matcher m = Pattern.compile(" [a-zA-Z]{3,}").matcher(free);
+        assertThat(m.find(12)).as("a word in " + free).isTrue();
+        word = m.group();
+        wordAt = m.start();
+        assertThat(free.indexOf(word)).as("the word's first occurrence").isEqualTo(wordAt);
+    }
+
+    @AfterAll
+    void stop() {
+        server.close();
+    }
+
+    private record Result(String text, FinishReason reason, String stopSequence, int constrainedAt) {}
+
+    private Result run(LateGrammar late, List<String> stop) throws Exception {
+        SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, null, 0f, 0f, Map.of(2, -100f), null);
+        RequestHandle h = engine.submit(new GenerationRequest(PROMPT, LENGTH, stop, greedy, -1, false, late));
+        StringBuilder text = new StringBuilder();
+        int constrainedAt = -1;
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        List<GenerationEvent> seen = new ArrayList<>();
+        while (System.nanoTime() < deadline) {
+            GenerationEvent e = h.poll();
+            if (e == null) {
+                Thread.sleep(1);
+                continue;
+            }
+            seen.add(e);
+            switch (e) {
+                case GenerationEvent.Text t -> text.append(t.text());
+                case GenerationEvent.Constrained c -> {
+                    assertThat(constrainedAt).as("one Constrained event").isEqualTo(-1);
+                    constrainedAt = text.length();
+                }
+                case GenerationEvent.Done d -> {
+                    return new Result(text.toString(), d.reason(), d.stopSequence(), constrainedAt);
+                }
+                case GenerationEvent.Failed f -> throw f.error();
+                case GenerationEvent.PromptLogprobs p -> { }
+            }
+        }
+        throw new AssertionError("no end within 30 s: " + seen);
+    }
+
+    private String grammarFromWord() {
+        return "root ::= \"" + word + "\" [^0-9]{0,12} [0-9]";
+    }
+
+    @Test
+    void fromItsLiteralTheGrammarRulesAndEndsTheOutput() throws Exception {
+        Result r = run(new LateGrammar(grammarFromWord(), word, null), List.of());
+        assertThat(r.text).as("free before the word, then the grammar: " + free).startsWith(free.substring(0, wordAt + word.length()))
+                .matches(Pattern.quote(free.substring(0, wordAt)) + Pattern.quote(word) + "[^0-9]{0,12}[0-9]");
+        assertThat(r.reason).as("the grammar ended it (its end allows only the end of text)").isEqualTo(FinishReason.STOP);
+        assertThat(r.stopSequence).isNull();
+        assertThat(r.constrainedAt).as("told after the text that holds the word").isGreaterThanOrEqualTo(wordAt + word.length());
+    }
+
+    @Test
+    void stopStringsEndOnlyTheFreeText() throws Exception {
+        Result plain = run(null, List.of(word));
+        assertThat(plain.text).isEqualTo(free.substring(0, wordAt));
+        assertThat(plain.stopSequence).isEqualTo(word);
+        Result r = run(new LateGrammar(grammarFromWord(), word, null), List.of(word));
+        assertThat(r.text).startsWith(free.substring(0, wordAt) + word).matches(".*[0-9]");
+        assertThat(r.reason).isEqualTo(FinishReason.STOP);
+        assertThat(r.stopSequence).isNull();
+        // a stop string in the free text before the point still ends the output
+        String early = free.substring(2, 6);
+        Result cut = run(new LateGrammar(grammarFromWord(), word, null), List.of(early));
+        assertThat(cut.text).isEqualTo(free.substring(0, free.indexOf(early)));
+        assertThat(cut.constrainedAt).isEqualTo(-1);
+    }
+
+    @Test
+    void aGrammarThatRefusesTheTextAtItsPointLeavesTheOutputFree() throws Exception {
+        Result r = run(new LateGrammar("root ::= \"#\" [a-z]", word, null), List.of());
+        assertThat(r.text).isEqualTo(free);
+        assertThat(r.reason).isEqualTo(FinishReason.LENGTH);
+        assertThat(r.constrainedAt).isEqualTo(-1);
+    }
+
+    @Test
+    void anOpeningAppliesAtTheOutputsStartOrNever() throws Exception {
+        String head = free.substring(0, 3);
+        String grammar = "root ::= \"" + head.replace("\"", "\\\"") + "\" [^0-9]{0,12} [0-9]";
+        Result r = run(new LateGrammar(grammar, null, Pattern.compile("\\s*(" + Pattern.quote(head) + ")")), List.of());
+        assertThat(r.text).startsWith(head).matches(Pattern.quote(head) + "[^0-9]{0,12}[0-9]");
+        assertThat(r.constrainedAt).isGreaterThanOrEqualTo(3);
+        // an opening that the output's start rules out: free, even where the pattern occurs later
+        Result never = run(new LateGrammar(grammarFromWord(), null, Pattern.compile("(" + Pattern.quote(word) + ")")), List.of());
+        assertThat(never.text).isEqualTo(free);
+        assertThat(never.constrainedAt).isEqualTo(-1);
+    }
+}

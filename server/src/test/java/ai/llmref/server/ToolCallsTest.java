@@ -12,6 +12,8 @@ import java.io.InputStream;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import org.junit.jupiter.api.AfterAll;
@@ -149,6 +151,94 @@ class ToolCallsTest {
             ObjectNode call = MAPPER.createObjectNode().put("id", id).put("type", "function");
             call.putObject("function").put("name", name).put("arguments", args.toString());
             assertValidCall(call);
+        }
+
+        /** What a streamed chat reply's chunks give: per call, id, name and the argument deltas. */
+        record StreamedCalls(List<String> names, List<List<String>> argumentDeltas, String finish, String content) {
+            String arguments(int i) {
+                return String.join("", argumentDeltas.get(i));
+            }
+        }
+
+        StreamedCalls streamCalls(ObjectNode body) throws Exception {
+            ObjectNode b = body.deepCopy();
+            b.put("stream", true);
+            HttpResponse<String> r = server.post("/v1/chat/completions", b.toString());
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+            List<String> names = new ArrayList<>();
+            List<List<String>> deltas = new ArrayList<>();
+            StringBuilder content = new StringBuilder();
+            String finish = null;
+            for (String line : r.body().split("\n")) {
+                if (!line.startsWith("data: {")) {
+                    continue;
+                }
+                JsonNode ch = MAPPER.readTree(line.substring(6)).get("choices").get(0);
+                if (ch.get("delta").hasNonNull("content")) {
+                    content.append(ch.get("delta").get("content").asText());
+                }
+                JsonNode tc = ch.get("delta").get("tool_calls");
+                if (tc != null) {
+                    int index = tc.get(0).get("index").asInt();
+                    if (tc.get(0).has("id")) {
+                        assertThat(index).as("a call starts after the last").isEqualTo(names.size());
+                        assertThat(tc.get(0).get("id").asText()).startsWith("call_");
+                        names.add(tc.get(0).get("function").get("name").asText());
+                        deltas.add(new ArrayList<>());
+                    }
+                    deltas.get(index).add(tc.get(0).get("function").get("arguments").asText());
+                }
+                if (!ch.get("finish_reason").isNull()) {
+                    finish = ch.get("finish_reason").asText();
+                }
+            }
+            return new StreamedCalls(names, deltas, finish, content.toString());
+        }
+
+        /**
+         * A call's arguments stream as the model writes them (many deltas, the first empty with
+         * the call's id and name), and joined they are the arguments the same request gets whole.
+         */
+        @Test
+        void argumentsStreamPieceByPieceAndJoinToTheWholeReply() throws Exception {
+            ObjectNode b = request("required");
+            JsonNode whole = post(b).get("choices").get(0);
+            StreamedCalls streamed = streamCalls(b);
+            assertThat(streamed.finish()).isEqualTo("tool_calls");
+            assertThat(streamed.names()).hasSize(1);
+            assertThat(streamed.argumentDeltas().getFirst().getFirst()).as("the call's first delta").isEmpty();
+            assertThat(streamed.argumentDeltas().getFirst().size()).as("argument deltas").isGreaterThan(3);
+            JsonNode call = whole.get("message").get("tool_calls").get(0).get("function");
+            assertThat(streamed.names().getFirst()).isEqualTo(call.get("name").asText());
+            assertThat(streamed.arguments(0)).isEqualTo(call.get("arguments").asText());
+        }
+
+        /**
+         * A forced call cut short by max_tokens is still a call, incomplete: finish_reason
+         * "length", its arguments the part written, the same streamed or whole; and a stop string
+         * does not cut a forced call (the grammar decides where it ends).
+         */
+        @Test
+        void aCallCutShortStaysACallAndStopStringsDoNotCutIt() throws Exception {
+            ObjectNode b = request("required").put("max_tokens", 24);
+            JsonNode whole = post(b).get("choices").get(0);
+            assertThat(whole.get("finish_reason").asText()).isEqualTo("length");
+            JsonNode calls = whole.get("message").get("tool_calls");
+            if (calls != null) { // the name was whole within 24 tokens
+                assertThat(whole.get("message").get("content").isNull()).isTrue();
+                String args = calls.get(0).get("function").get("arguments").asText();
+                StreamedCalls streamed = streamCalls(b);
+                assertThat(streamed.finish()).isEqualTo("length");
+                assertThat(streamed.arguments(0)).isEqualTo(args);
+                assertThat(streamed.content()).isEmpty();
+            } else {
+                assertThat(whole.get("message").get("content").asText()).as("no call began: the text").isNotEmpty();
+            }
+            ObjectNode stopped = request("required");
+            stopped.set("stop", MAPPER.createArrayNode().add("\"").add("a").add("e"));
+            JsonNode out = post(stopped).get("choices").get(0);
+            assertThat(out.get("finish_reason").asText()).as(out.toString()).isEqualTo("tool_calls");
+            assertValidCall(out.get("message").get("tool_calls").get(0));
         }
 
         @Test

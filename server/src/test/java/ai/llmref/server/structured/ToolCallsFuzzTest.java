@@ -43,11 +43,32 @@ class ToolCallsFuzzTest {
             ToolStream stream = new ToolStream(format, false);
             StringBuilder released = new StringBuilder();
             for (int i = 0; i < text.length(); i += step) {
-                released.append(stream.push(text.substring(i, Math.min(text.length(), i + step))));
+                for (ToolStream.Piece p : stream.push(text.substring(i, Math.min(text.length(), i + step)))) {
+                    released.append(((ToolStream.Content) p).text()); // a free reply releases content only
+                }
             }
             assertThat(stream.text()).isEqualTo(text);
             String content = reply.content() == null ? "" : reply.content();
             assertThat(content).as(format + ": streamed content is a prefix of the parsed content").startsWith(released.toString());
+            // read as a constrained reply (what a grammar would have written): never throws, and
+            // where it reads as well-formed calls, they are the calls the parse finds
+            ToolStream constrained = new ToolStream(format, true);
+            for (int i = 0; i < text.length(); i += step) {
+                constrained.push(text.substring(i, Math.min(text.length(), i + step)));
+            }
+            constrained.finish();
+            if (constrained.wellFormed()) {
+                ToolCalls.Reply whole = ToolCalls.parse(format, text, ToolCallsParseTest.FUNCTIONS);
+                List<ToolCalls.Call> calls = constrained.calls();
+                if (calls.stream().allMatch(c -> ToolCallsParseTest.FUNCTIONS.stream().anyMatch(f -> f.name().equals(c.name())))) {
+                    assertThat(whole.calls()).as(format + ": calls read as they came").hasSameSizeAs(calls);
+                    for (int i = 0; i < calls.size(); i++) {
+                        assertThat(calls.get(i).name()).isEqualTo(whole.calls().get(i).name());
+                        assertThat(SchemaValidator.EXACT.readTree(calls.get(i).arguments()))
+                                .isEqualTo(SchemaValidator.EXACT.readTree(whole.calls().get(i).arguments()));
+                    }
+                }
+            }
         }
     }
 }

@@ -198,9 +198,16 @@ class MessagesApiTest {
                 .putAdditionalBodyProperty("seed", JsonValue.from(9)).build();
         Message whole = client.messages().create(p);
         MessageAccumulator acc = MessageAccumulator.create();
+        int[] jsonDeltas = {0};
         try (StreamResponse<RawMessageStreamEvent> s = client.messages().createStreaming(p)) {
-            s.stream().forEach(acc::accumulate);
+            s.stream().forEach(e -> {
+                acc.accumulate(e);
+                if (e.isContentBlockDelta() && e.asContentBlockDelta().delta().isInputJson()) {
+                    jsonDeltas[0]++;
+                }
+            });
         }
+        assertThat(jsonDeltas[0]).as("the input streams as the model writes it").isGreaterThan(3);
         Message rebuilt = acc.message();
         assertThat(rebuilt.stopReason()).contains(StopReason.TOOL_USE);
         ToolUseBlock a = rebuilt.content().stream().filter(ContentBlock::isToolUse).findFirst().orElseThrow().asToolUse();

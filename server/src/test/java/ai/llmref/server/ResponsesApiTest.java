@@ -191,12 +191,16 @@ class ResponsesApiTest {
         }
         assertThat(types).containsSubsequence("response.created", "response.output_item.added", "response.function_call_arguments.delta",
                 "response.function_call_arguments.done", "response.output_item.done", "response.completed");
+        // the arguments stream as the model writes them: many deltas, then done
+        assertThat(types.stream().filter("response.function_call_arguments.delta"::equals).count()).isGreaterThan(3);
+        assertThat(types.lastIndexOf("response.function_call_arguments.delta")).isLessThan(types.indexOf("response.function_call_arguments.done"));
         ResponseFunctionToolCall streamed = acc.response().output().stream().filter(ResponseOutputItem::isFunctionCall).findFirst()
                 .orElseThrow().asFunctionCall();
         ResponseFunctionToolCall expected = whole.output().stream().filter(ResponseOutputItem::isFunctionCall).findFirst()
                 .orElseThrow().asFunctionCall();
         assertThat(streamed.name()).isEqualTo(expected.name());
         assertThat(MAPPER.readTree(streamed.arguments())).isEqualTo(MAPPER.readTree(expected.arguments()));
+        assertThat(streamed.arguments()).as("the same text, streamed or whole").isEqualTo(expected.arguments());
     }
 
     @Test

@@ -1,0 +1,95 @@
+package ai.llmref.server.structured;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.llmref.llama.LlamaModel;
+import ai.llmref.llama.ModelParams;
+import ai.llmref.llama.Sampler;
+import ai.llmref.llama.Vocabulary;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.regex.Matcher;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * The grammar that applies once a model begins a call under tool_choice "auto"
+ * ({@link ToolCalls#lateGrammar}), in llama.cpp's grammar engine with a real vocabulary, advanced
+ * over replies from the call's start as the engine advances it: calls as models write them are
+ * allowed and may end the reply; text that is not a call, an undeclared function, arguments
+ * against their schema, and text after the calls are refused.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class LateToolGrammarTest {
+    private LlamaModel model;
+    private Vocabulary vocab;
+
+    @BeforeAll
+    void load() {
+        model = LlamaModel.load(Path.of(System.getProperty("test.model")), ModelParams.defaults().withGpuLayers(0));
+        vocab = model.vocabulary();
+    }
+
+    @AfterAll
+    void close() {
+        model.close();
+    }
+
+    private enum Verdict { REFUSED, GOES_ON, MAY_END }
+
+    private Verdict verdict(String grammar, String text) {
+        try (Sampler s = Sampler.builder(vocab).grammar(grammar, "root").build()) {
+            if (!s.advanceGrammar(text.getBytes(StandardCharsets.UTF_8))) {
+                return Verdict.REFUSED;
+            }
+            return s.grammarAllows(vocab.eos()) ? Verdict.MAY_END : Verdict.GOES_ON;
+        }
+    }
+
+    private static final String WEATHER = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call>";
+    private static final String TIME = "<tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call>";
+
+    @Test
+    void hermesCallsAreAllowedAndAnythingElseIsRefused() {
+        String several = ToolCalls.lateGrammar(ToolCalls.Format.HERMES, ToolCallsParseTest.FUNCTIONS, true);
+        String one = ToolCalls.lateGrammar(ToolCalls.Format.HERMES, ToolCallsParseTest.FUNCTIONS, false);
+        assertThat(verdict(several, WEATHER)).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(several, WEATHER + "\n")).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(several, WEATHER + "\n" + TIME)).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(several, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Ro")).isEqualTo(Verdict.GOES_ON);
+        assertThat(verdict(several, "<tool_call>")).isEqualTo(Verdict.GOES_ON);
+        assertThat(verdict(one, WEATHER)).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(one, WEATHER + "\n<")).as("one call only").isEqualTo(Verdict.REFUSED);
+        for (String refused : List.of(
+                "<tool_call> tag in prose",
+                "<tool_call>\n{\"name\": \"nope\"",
+                "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {}}", // city is required
+                "<tool_call>\n{\"arguments\": {}, \"name\": \"get_time\"}",
+                WEATHER + " and some words",
+                WEATHER + "\n\n\n\n\n\n" + TIME)) { // at most four spaces between blocks
+            assertThat(verdict(several, refused)).as(refused).isEqualTo(Verdict.REFUSED);
+        }
+    }
+
+    @Test
+    void llama3CallsBeginTheReply() {
+        String g = ToolCalls.lateGrammar(ToolCalls.Format.LLAMA3_JSON, ToolCallsParseTest.FUNCTIONS, true);
+        assertThat(verdict(g, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}")).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(g, "<|python_tag|>{\"name\": \"get_time\", \"parameters\": {}}")).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(g, "{\"name\": \"get_time\", \"parameters\": {}} more")).isEqualTo(Verdict.REFUSED);
+        assertThat(verdict(g, "{\"name\": \"get_time\", \"arguments\": {}}")).isEqualTo(Verdict.REFUSED);
+        for (String opening : List.of("{\"name\": \"", "  {\"name\":\"", "\n<|python_tag|>{ \"name\" : \"")) {
+            Matcher m = ToolCalls.LLAMA3_OPENING.matcher(opening + "get_time\"");
+            assertThat(m.lookingAt()).as(opening).isTrue();
+            assertThat(opening.substring(0, m.start(1))).isBlank();
+        }
+        for (String not : List.of("{\"nam", "Sure: {\"name\": \"", "{\"title\": \"")) {
+            Matcher m = ToolCalls.LLAMA3_OPENING.matcher(not);
+            assertThat(m.lookingAt()).as(not).isFalse();
+            assertThat(m.hitEnd()).as("whether more text could still open a call: " + not).isEqualTo(not.equals("{\"nam"));
+        }
+    }
+}

@@ -30,6 +30,8 @@ public final class ToolStream {
     private static final String CLOSE = "</tool_call>";
     private static final String PYTHON_TAG = "<|python_tag|>";
     /** A call's head up to its arguments, in the grammar's order. */
+    /** The longest call head read (a grammar writes a name of at most 64 characters and little space around it). */
+    private static final int MAX_HEAD = 1024;
     private static final Pattern HEAD = Pattern.compile("\\s*\\{\\s*\"name\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"\\s*,\\s*\"(?:arguments|parameters)\"\\s*:");
 
     /** What may be sent now: content text, or part of a call. */
@@ -145,12 +147,17 @@ public final class ToolStream {
                     }
                 }
             }
+        } else if (released > 0) {
+            safe = text.length(); // the reply's start showed it is content
         } else {
-            String lead = text.toString().stripLeading();
-            if (lead.isEmpty()) {
+            int lead = 0;
+            while (lead < text.length() && Character.isWhitespace(text.charAt(lead))) {
+                lead++;
+            }
+            if (lead == text.length()) {
                 return "";
             }
-            if (lead.charAt(0) == '{' || lead.charAt(0) == '<') {
+            if (text.charAt(lead) == '{' || text.charAt(lead) == '<') {
                 holding = true;
                 return "";
             }
@@ -214,7 +221,7 @@ public final class ToolStream {
                         arguments = new CompactJson();
                         args.setLength(0);
                         scan = Scan.ARGUMENTS;
-                    } else if (!m.hitEnd()) {
+                    } else if (!m.hitEnd() || head.length() > MAX_HEAD) {
                         scan = Scan.FAILED;
                     }
                 }

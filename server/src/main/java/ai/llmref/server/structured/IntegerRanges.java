@@ -2,11 +2,14 @@ package ai.llmref.server.structured;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 
 /**
  * GBNF for the decimal integers of a closed range, written without leading zeros (as JSON writes
  * them): the range is split by digit count, and each same-length range by its first differing
- * digit, into alternatives of digit classes.
+ * digit, into alternatives of digit classes. Also the digits after a decimal point whose fraction
+ * lies between two bounds: the same construction aligned on the left, where a shorter string is
+ * one padded with zeros.
  */
 final class IntegerRanges {
     private IntegerRanges() {}
@@ -81,6 +84,99 @@ final class IntegerRanges {
             out.add("\"" + h + "\" (" + String.join(" | ", sameLength("0".repeat(n - 1), hrest)) + ")");
         }
         return out;
+    }
+
+    /**
+     * The digit strings s of 1 to n digits whose fraction 0.s lies above lo (at or above where not
+     * loStrict) and below hi (at or below where not hiStrict), as alternatives; empty when none does.
+     * A bound is given by its digits after the point without trailing zeros ("" for 0), null for
+     * none, at most n digits. Each alternative starts with other digits, so a text follows one of
+     * them: the grammar engine keeps one stack per digit read, and a second where the string may end.
+     */
+    static List<String> fractions(String lo, boolean loStrict, String hi, boolean hiStrict, int n) {
+        List<String> out = new ArrayList<>();
+        if (n == 0) {
+            return out;
+        }
+        Fraction from = new Fraction(lo, loStrict, hi, hiStrict);
+        String[] rests = new String[10];
+        for (int d = 0; d <= 9; d++) {
+            Fraction next = from.after(d);
+            rests[d] = next == null ? null : next.rest(n - 1);
+        }
+        int d = 0;
+        while (d <= 9) {
+            // the run of digits that the same digits may follow
+            int e = d;
+            while (e < 9 && Objects.equals(rests[e + 1], rests[d])) {
+                e++;
+            }
+            if (rests[d] != null) {
+                String cls = d == e ? "[" + d + "]" : "[" + d + "-" + e + "]";
+                out.add(rests[d].isEmpty() ? cls : cls + " " + rests[d]);
+            }
+            d = e + 1;
+        }
+        return out;
+    }
+
+    /** Whether the empty digit string (the fraction 0) meets the bounds, given as for {@link #fractions}. */
+    static boolean admitsZero(String lo, boolean loStrict, String hi, boolean hiStrict) {
+        return new Fraction(lo, loStrict, hi, hiStrict).admitsZero();
+    }
+
+    /** Bounds on the digits still to come, as for {@link #fractions}; a lower bound "" not strict is none (null). */
+    private record Fraction(String lo, boolean loStrict, String hi, boolean hiStrict) {
+        Fraction {
+            if (lo != null && lo.isEmpty() && !loStrict) {
+                lo = null;
+            }
+        }
+
+        boolean admitsZero() {
+            return lo == null && (hi == null || !hi.isEmpty() || !hiStrict);
+        }
+
+        /** The bounds on the digits after digit d, or null where no string starting with d meets them. */
+        Fraction after(int d) {
+            String nextLo = null;
+            if (lo != null) {
+                // "" (strict: above 0) is "0" followed by ""
+                int l = lo.isEmpty() ? 0 : lo.charAt(0) - '0';
+                if (d < l) {
+                    return null;
+                }
+                nextLo = d > l ? null : lo.isEmpty() ? "" : lo.substring(1);
+            }
+            String nextHi = null;
+            if (hi != null) {
+                int h = hi.isEmpty() ? 0 : hi.charAt(0) - '0';
+                if (d > h) {
+                    return null;
+                }
+                nextHi = d < h ? null : hi.isEmpty() ? "" : hi.substring(1);
+                if (hiStrict && "".equals(nextHi)) {
+                    // below the fraction read so far: no digits left can make it
+                    return null;
+                }
+            }
+            return new Fraction(nextLo, nextLo != null && loStrict, nextHi, nextHi != null && hiStrict);
+        }
+
+        /** GBNF for the digits that may follow (at most n): "" for none, null where nothing meets the bounds. */
+        String rest(int n) {
+            if (n > 0 && lo == null && hi == null) {
+                return "[0-9]{0," + n + "}";
+            }
+            if (n > 0 && lo == null && hi.isEmpty() && !hiStrict) {
+                return "[0]{0," + n + "}";
+            }
+            List<String> alts = fractions(lo, loStrict, hi, hiStrict, n);
+            if (alts.isEmpty()) {
+                return admitsZero() ? "" : null;
+            }
+            return "(" + String.join(" | ", alts) + ")" + (admitsZero() ? "?" : "");
+        }
     }
 
     private static long pow10(int d) {

@@ -34,6 +34,8 @@ public final class JsonSchemaGrammar {
     private static final ObjectMapper MAPPER = new ObjectMapper();
     /** Largest magnitude of an integer the grammar writes: 16 digits, as llama.cpp. */
     static final long MAX_INT = 9_999_999_999_999_999L;
+    /** Most digits after the point of a number the grammar writes (the decimal-part rule), as llama.cpp. */
+    private static final int FRACTION_DIGITS = 16;
     private static final int MAX_RULES = 5_000;
     /**
      * Largest repetition count llama.cpp's grammar parser keeps (its MAX_REPETITION_THRESHOLD): it
@@ -698,18 +700,20 @@ public final class JsonSchemaGrammar {
     }
 
     /**
-     * A number with bounds, all integers: the JSON numbers x (without an exponent, at most 16
-     * digits before the point and 16 after, as the unbounded number rule) with lo <= x <= hi
-     * (strict where exclusive). "-0" and "-0.0" are 0, as the validator compares them. The
+     * A number with bounds: the JSON numbers x (without an exponent, at most 16 digits before the
+     * point and 16 after, as the unbounded number rule) with lo <= x <= hi (strict where
+     * exclusive), compared exactly. "-0" and "-0.0" are 0, as the validator compares them. The
      * non-negative numbers and the negative ones (and "-0") are written apart, each by the range
-     * of its magnitude: see {@link #magnitude}.
+     * of its magnitude: see {@link #magnitude}. A bound with more than 16 digits after the point
+     * is the nearest 16-digit value inside it, inclusive: the numbers of the grammar that meet one
+     * meet the other (so no bound is refused for its digits).
      */
     private String number(JsonNode schema, String ptr) {
         // every number of the grammar lies strictly between -limit and limit: a bound at or beyond them is
         // them, strict (clamp), and without a bound on a side that side is them
-        long limit = MAX_INT + 1;
-        long lo = -limit;
-        long hi = limit;
+        BigDecimal limit = BigDecimal.valueOf(MAX_INT + 1);
+        BigDecimal lo = limit.negate();
+        BigDecimal hi = limit;
         boolean loStrict = true;
         boolean hiStrict = true;
         String first = null;
@@ -721,20 +725,25 @@ public final class JsonSchemaGrammar {
             if (!b.isNumber()) {
                 throw new SchemaException(ptr + "/" + k, k, "'" + k + "' must be a number");
             }
-            BigDecimal v = b.decimalValue();
-            if (v.stripTrailingZeros().scale() > 0) {
-                throw new SchemaException(ptr + "/" + k, k, "'" + k + "' " + SchemaKeywords.abbreviate(b.toString()) + " on a 'number' "
-                        + "cannot be enforced: only integer bounds (such as 0, 1 or 100) are supported on a 'number'");
-            }
             first = first == null ? k : first;
-            long c = clamp(v);
-            boolean strict = k.startsWith("exclusive") || Math.abs(c) == limit;
-            if (k.endsWith("inimum")) {
-                if (c > lo || c == lo && strict) {
+            boolean lower = k.endsWith("inimum");
+            BigDecimal c = b.decimalValue();
+            boolean strict = k.startsWith("exclusive");
+            if (c.stripTrailingZeros().scale() > FRACTION_DIGITS) {
+                // the nearest value of 16 digits after the point inside the bound: the grammar's numbers meet both alike
+                c = c.setScale(FRACTION_DIGITS, lower ? RoundingMode.CEILING : RoundingMode.FLOOR);
+                strict = false;
+            }
+            if (c.abs().compareTo(limit) >= 0) {
+                c = c.signum() > 0 ? limit : limit.negate();
+                strict = true;
+            }
+            if (lower) {
+                if (c.compareTo(lo) > 0 || c.compareTo(lo) == 0 && strict) {
                     lo = c;
                     loStrict = strict;
                 }
-            } else if (c < hi || c == hi && strict) {
+            } else if (c.compareTo(hi) < 0 || c.compareTo(hi) == 0 && strict) {
                 hi = c;
                 hiStrict = strict;
             }
@@ -744,39 +753,87 @@ public final class JsonSchemaGrammar {
         }
         List<String> alts = new ArrayList<>();
         // x = m >= 0: m > lo or m >= lo, and at least 0; m < hi or m <= hi
-        List<String> positive = hi < 0 ? List.of() : magnitude(Math.max(lo, 0), lo >= 0 && loStrict, hi, hiStrict);
+        List<String> positive = hi.signum() < 0 ? List.of()
+                : magnitude(lo.max(BigDecimal.ZERO), lo.signum() >= 0 && loStrict, hi, hiStrict);
         // x = -m, m >= 0: m >= -hi (or >), and at least 0; m <= -lo (or <)
-        List<String> negative = lo > 0 ? List.of() : magnitude(Math.max(-hi, 0), -hi >= 0 && hiStrict, -lo, loStrict);
+        List<String> negative = lo.signum() > 0 ? List.of()
+                : magnitude(hi.negate().max(BigDecimal.ZERO), hi.signum() <= 0 && hiStrict, lo.negate(), loStrict);
         if (!negative.isEmpty()) {
             alts.add("\"-\" (" + String.join(" | ", negative) + ")");
         }
         alts.addAll(positive);
         if (alts.isEmpty()) {
-            throw new SchemaException(ptr + "/" + first, first, "the bounds on a 'number' admit no value");
+            throw new SchemaException(ptr + "/" + first, first, "the bounds on a 'number' admit no value (of at most 16 digits "
+                    + "before the point and 16 after it)");
         }
         return "(" + String.join(" | ", alts) + ")";
     }
 
     /**
      * Alternatives for the digits (integral part, optional fraction) of the magnitudes m with
-     * lo < m (lo <= m where not loStrict) and m < hi (m <= hi where not hiStrict), 0 <= lo and
-     * hi at most MAX_INT + 1 (then strict): integral parts loStrict ? lo+1 : lo to hi-1 with any
-     * fraction; with a strict lo, lo and a fraction not all zeros; with a closed hi, hi and no
-     * fraction or zeros only. Their integral parts differ, so no text matches two of them.
+     * lo < m (lo <= m where not loStrict) and m < hi (m <= hi where not hiStrict), 0 <= lo,
+     * hi at most MAX_INT + 1 (then strict), both of at most 16 digits after the point. With
+     * integral parts l of lo and h of hi: l + 1 to h - 1 (from l where lo is l, not strict) with
+     * any fraction; l with the fractions above lo's, h with those below hi's (l = h: with those
+     * between). Their integral parts differ, so no text matches two of them.
      */
-    private List<String> magnitude(long lo, boolean loStrict, long hi, boolean hiStrict) {
+    private List<String> magnitude(BigDecimal lo, boolean loStrict, BigDecimal hi, boolean hiStrict) {
         List<String> alts = new ArrayList<>();
-        if (loStrict && lo < hi) {
-            alts.add("\"" + lo + ".\" " + primitive("nonzero-decimal-part"));
+        if (lo.compareTo(hi) > 0) {
+            return alts;
         }
-        long from = loStrict ? lo + 1 : lo;
-        if (from <= hi - 1) {
-            alts.add("(" + IntegerRanges.gbnf(from, hi - 1) + ") (\".\" " + primitive("decimal-part") + ")?");
+        long l = lo.setScale(0, RoundingMode.FLOOR).longValueExact();
+        long h = hi.setScale(0, RoundingMode.FLOOR).longValueExact();
+        String lf = fractionDigits(lo, l);
+        String hf = fractionDigits(hi, h);
+        if (l == h) {
+            withFraction(alts, l, lf, loStrict, hf, hiStrict);
+            return alts;
         }
-        if (!hiStrict && (lo < hi || lo == hi && !loStrict)) {
-            alts.add("\"" + hi + "\" (\".\" " + primitive("zero-decimal-part") + ")?");
+        boolean whole = lf.isEmpty() && !loStrict;
+        if (!whole) {
+            withFraction(alts, l, lf, loStrict, null, false);
         }
+        long from = whole ? l : l + 1;
+        if (from <= h - 1) {
+            alts.add("(" + IntegerRanges.gbnf(from, h - 1) + ") (\".\" " + primitive("decimal-part") + ")?");
+        }
+        withFraction(alts, h, null, false, hf, hiStrict);
         return alts;
+    }
+
+    /** The digits after the point of m (integral part i) without trailing zeros; "" for none. */
+    private static String fractionDigits(BigDecimal m, long i) {
+        BigDecimal f = m.subtract(BigDecimal.valueOf(i)).stripTrailingZeros();
+        return f.signum() == 0 ? "" : f.toPlainString().substring(2);
+    }
+
+    /**
+     * Adds the alternative for the integral part i and the fractions between lo and hi (given as
+     * for {@link IntegerRanges#fractions}), if any meets them; the non-zero fraction and the
+     * zeros are the shared rules.
+     */
+    private void withFraction(List<String> alts, long i, String lo, boolean loStrict, String hi, boolean hiStrict) {
+        if (lo != null && lo.isEmpty() && !loStrict) {
+            lo = null;
+        }
+        boolean zero = IntegerRanges.admitsZero(lo, loStrict, hi, hiStrict);
+        String digits;
+        if (hi == null && "".equals(lo)) {
+            digits = primitive("nonzero-decimal-part");
+        } else if (lo == null && "".equals(hi)) {
+            digits = hiStrict ? null : primitive("zero-decimal-part");
+        } else {
+            List<String> fractions = IntegerRanges.fractions(lo, loStrict, hi, hiStrict, FRACTION_DIGITS);
+            digits = fractions.isEmpty() ? null : "(" + String.join(" | ", fractions) + ")";
+        }
+        if (digits == null) {
+            if (zero) {
+                alts.add("\"" + i + "\"");
+            }
+        } else {
+            alts.add(zero ? "\"" + i + "\" (\".\" " + digits + ")?" : "\"" + i + ".\" " + digits);
+        }
     }
 
     // --- helpers -------------------------------------------------------------------------------

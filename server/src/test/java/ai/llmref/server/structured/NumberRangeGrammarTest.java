@@ -1,9 +1,11 @@
 package ai.llmref.server.structured;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.math.BigDecimal;
+import java.math.RoundingMode;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -15,7 +17,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Integer bounds on a {@code number}, differentially: for each schema, many number texts around
+ * Bounds on a {@code number} (integers and decimals), differentially: for each schema, many number texts around
  * its bounds go through the converter's grammar in llama.cpp's grammar engine, which must accept
  * exactly the valid JSON number texts within the bounds (compared here with BigDecimal) that have
  * no exponent and at most 16 digits before and after the point; the output check must agree with
@@ -55,7 +57,27 @@ class NumberRangeGrammarTest {
             "{\"type\":\"number\",\"exclusiveMinimum\":99,\"exclusiveMaximum\":1001}",
             "{\"type\":\"number\",\"minimum\":1.0,\"maximum\":1e2}",
             "{\"type\":\"number\",\"minimum\":-1e30,\"maximum\":9999999999999999}",
-            "{\"type\":\"number\",\"exclusiveMinimum\":-9999999999999999,\"exclusiveMaximum\":1e20}"})
+            "{\"type\":\"number\",\"exclusiveMinimum\":-9999999999999999,\"exclusiveMaximum\":1e20}",
+            "{\"type\":\"number\",\"minimum\":0.5,\"maximum\":2.25}",
+            "{\"type\":\"number\",\"exclusiveMinimum\":-1.25,\"exclusiveMaximum\":0.5}",
+            "{\"type\":\"number\",\"minimum\":-3.14159,\"maximum\":-1e-3}",
+            "{\"type\":\"number\",\"exclusiveMinimum\":0,\"exclusiveMaximum\":0.5}",
+            "{\"type\":\"number\",\"minimum\":0.25,\"maximum\":0.75}",
+            "{\"type\":\"number\",\"exclusiveMinimum\":0.25,\"exclusiveMaximum\":0.2500001}",
+            "{\"type\":\"number\",\"minimum\":2.5e-1,\"exclusiveMaximum\":2.5e1}",
+            "{\"type\":\"number\",\"maximum\":-0.5}",
+            "{\"type\":\"number\",\"exclusiveMinimum\":99.99}",
+            "{\"type\":\"number\",\"minimum\":-0.0000000000000001,\"maximum\":0.0000000000000001}",
+            "{\"type\":\"number\",\"exclusiveMinimum\":0.12345678901234567,\"maximum\":1.9999999999999998}",
+            "{\"type\":\"number\",\"minimum\":1e-20,\"maximum\":1}",
+            "{\"type\":\"number\",\"exclusiveMaximum\":-1e-20}",
+            "{\"type\":\"number\",\"minimum\":0.5,\"maximum\":0.5}",
+            "{\"type\":\"number\",\"minimum\":123456789012.3456,\"exclusiveMaximum\":123456789013.5}",
+            "{\"type\":\"number\",\"exclusiveMinimum\":-7.3,\"minimum\":-7.25,\"maximum\":7.3,\"exclusiveMaximum\":7.25}",
+            "{\"type\":\"number\",\"minimum\":0.1,\"exclusiveMaximum\":0.30000000000000004}",
+            "{\"type\":\"number\",\"exclusiveMinimum\":-0.5,\"exclusiveMaximum\":0}",
+            "{\"type\":\"number\",\"minimum\":-0.5,\"maximum\":0}",
+            "{\"type\":\"number\",\"exclusiveMinimum\":-0.999,\"maximum\":-0.0999}"})
     void acceptsExactlyTheNumbersWithinTheBounds(String schemaText) throws Exception {
         JsonNode schema = SchemaCorpus.MAPPER.readTree(schemaText);
         String grammar = JsonSchemaGrammar.convert(schema);
@@ -78,14 +100,42 @@ class NumberRangeGrammarTest {
         assertThat(docs.size() - in).as("numbers rejected").isGreaterThan(5);
     }
 
+    /**
+     * Decimal bounds that admit no number the grammar writes are refused, naming the first bound:
+     * (0, 1e-17) holds numbers, but none of at most 16 digits after the point.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {
+            "{\"type\":\"number\",\"minimum\":0.5,\"exclusiveMaximum\":0.5}",
+            "{\"type\":\"number\",\"exclusiveMinimum\":-1.25,\"maximum\":-1.25}",
+            "{\"type\":\"number\",\"minimum\":2.75,\"maximum\":2.5}",
+            "{\"type\":\"number\",\"minimum\":-0.25,\"maximum\":-0.5}",
+            "{\"type\":\"number\",\"exclusiveMinimum\":0,\"exclusiveMaximum\":1e-17}"})
+    void decimalBoundsThatAdmitNoNumberAreRefused(String schemaText) throws Exception {
+        JsonNode schema = SchemaCorpus.MAPPER.readTree(schemaText);
+        List<String> keys = new ArrayList<>();
+        schema.fieldNames().forEachRemaining(keys::add);
+        // each schema writes its lower bound first, after "type"
+        String lower = keys.get(1);
+        assertThatThrownBy(() -> JsonSchemaGrammar.convert(schema)).isInstanceOfSatisfying(SchemaException.class, e -> {
+            assertThat(e.getMessage()).contains("the bounds on a 'number' admit no value").contains("#/" + lower);
+            assertThat(e.keyword()).isEqualTo(lower);
+            assertThat(e.pointer()).isEqualTo("/" + lower);
+        });
+    }
+
     /** Number texts around the bounds, 0 and the 16-digit limit, with and without fractions, signs and exponents, and malformed ones. */
     private static Set<String> candidates(JsonNode schema) {
         Set<BigDecimal> integers = new LinkedHashSet<>();
         List<BigDecimal> near = new ArrayList<>(List.of(BigDecimal.ZERO, new BigDecimal("9999999999999999"),
                 new BigDecimal("-9999999999999999"), BigDecimal.TEN, BigDecimal.valueOf(100)));
+        Set<String> out = new LinkedHashSet<>();
         for (String k : SchemaKeywords.NUMBER_WORDS) {
             if (schema.has(k) && schema.get(k).decimalValue().abs().compareTo(new BigDecimal("1e17")) < 0) {
-                near.add(schema.get(k).decimalValue().setScale(0));
+                BigDecimal b = schema.get(k).decimalValue();
+                near.add(b.setScale(0, RoundingMode.FLOOR));
+                near.add(b.setScale(0, RoundingMode.CEILING));
+                out.addAll(nearDecimal(b));
             }
         }
         for (BigDecimal b : near) {
@@ -93,7 +143,6 @@ class NumberRangeGrammarTest {
                 integers.add(b.add(BigDecimal.valueOf(d)));
             }
         }
-        Set<String> out = new LinkedHashSet<>();
         for (BigDecimal i : integers) {
             String digits = i.abs().toPlainString();
             for (String f : FRACTIONS) {
@@ -110,6 +159,38 @@ class NumberRangeGrammarTest {
             out.add(i.toPlainString() + ".5e-1");
         }
         out.addAll(List.of("-", "", ".5", "-.5", "1.5.0", "0x1", "1 ", " 1", "01.5", "-00.0", "0.5e1", "50e-2", "1E-1"));
+        return out;
+    }
+
+    /**
+     * Number texts around a bound: the bound and its negation, the bound plus and minus 10^-k (k
+     * up to 18), rounded up and down to each number of digits after the point, and its last digit
+     * moved by one; each as written and with trailing zeros, and "-0..." for those of value 0.
+     */
+    private static Set<String> nearDecimal(BigDecimal b) {
+        List<BigDecimal> values = new ArrayList<>(List.of(b, b.negate()));
+        for (int k = 0; k <= 18; k++) {
+            values.add(b.add(BigDecimal.ONE.movePointLeft(k)));
+            values.add(b.subtract(BigDecimal.ONE.movePointLeft(k)));
+            values.add(b.setScale(k, RoundingMode.FLOOR));
+            values.add(b.setScale(k, RoundingMode.CEILING));
+        }
+        BigDecimal ulp = b.ulp();
+        values.add(b.add(ulp));
+        values.add(b.subtract(ulp));
+        Set<String> out = new LinkedHashSet<>();
+        for (BigDecimal v : values) {
+            for (BigDecimal w : List.of(v, v.stripTrailingZeros())) {
+                String plain = w.toPlainString();
+                String point = plain.contains(".") ? plain : plain + ".";
+                for (String text : List.of(plain, point + "0", point + "000")) {
+                    out.add(text);
+                    if (w.signum() == 0) {
+                        out.add("-" + text);
+                    }
+                }
+            }
+        }
         return out;
     }
 

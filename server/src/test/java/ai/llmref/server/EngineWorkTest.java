@@ -201,4 +201,49 @@ class EngineWorkTest {
             assertThat(idleSeen).as("times idle() was true while a request was queued or running").isZero();
         }
     }
+
+    /**
+     * Closing the engine during a long decode (one 16k-token prompt in one micro-batch: seconds on
+     * the CPU) aborts the decode at its next graph node: close returns well before the decode would
+     * have ended, the request fails as "the engine stopped", and the contexts are freed, so the
+     * model can be closed after it (before, close waited 30 s and gave up, the decode still running).
+     */
+    @Test
+    void closeAbortsADecodeUnderWay() throws Exception {
+        int length = 16_000;
+        Map<String, String> big = Map.of("engine.slots", "1", "engine.slot-context", "16384", "engine.batch-size", "16384",
+                "engine.ubatch-size", "16384", "engine.prefill-chunk", "16384");
+        int[] prompt = inputs(1, length).getFirst();
+        long decodeNanos;
+        try (TestServer t = TestServer.start(big)) {
+            long t0 = System.nanoTime();
+            RequestHandle h = t.server.engine().submit(new GenerationRequest(prompt, 1, List.of(), SamplingParams.greedy()));
+            GenerationEvent e;
+            while (!((e = h.poll()) instanceof GenerationEvent.Done)) {
+                assertThat(e).isNotInstanceOf(GenerationEvent.Failed.class);
+                Thread.sleep(5);
+            }
+            decodeNanos = System.nanoTime() - t0;
+        }
+        assertThat(decodeNanos).as("the prompt's decode takes long enough to be stopped part-way").isGreaterThan(TimeUnit.MILLISECONDS.toNanos(800));
+        try (TestServer t = TestServer.start(big)) {
+            Engine engine = t.server.engine();
+            RequestHandle h = engine.submit(new GenerationRequest(prompt, 1, List.of(), SamplingParams.greedy()));
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (engine.stats().heartbeatAgeNanos() < decodeNanos / 4 && System.nanoTime() < deadline) {
+                Thread.sleep(5); // the scheduler is inside the decode
+            }
+            long t0 = System.nanoTime();
+            engine.close();
+            long closeNanos = System.nanoTime() - t0;
+            assertThat(closeNanos).as("close during a %d ms decode", decodeNanos / 1_000_000).isLessThan(decodeNanos / 2);
+            GenerationEvent e = h.poll();
+            while (e instanceof GenerationEvent.Text) {
+                e = h.poll();
+            }
+            assertThat(e).isInstanceOfSatisfying(GenerationEvent.Failed.class,
+                    f -> assertThat(f.error().getMessage()).contains("the engine stopped"));
+            assertThat(engine.stats().running()).isFalse();
+        }
+    }
 }

@@ -2,6 +2,7 @@ package ai.llmref.server.engine;
 
 import ai.llmref.llama.Batch;
 import ai.llmref.llama.ContextMemory;
+import ai.llmref.llama.DecodeAbortedException;
 import ai.llmref.llama.GrammarException;
 import ai.llmref.llama.LlamaContext;
 import ai.llmref.llama.LlamaException;
@@ -63,6 +64,9 @@ public final class Engine implements AutoCloseable {
     private volatile int slotContext;
     /** Set once by the scheduler when it has created the contexts. */
     private volatile Map<String, ContextMemory> memoryUse = Map.of();
+    /** The scheduler's contexts while it runs, for {@link #close} to abort a decode under way; else null. */
+    private volatile LlamaContext liveContext;
+    private volatile LlamaContext liveEmbeddingContext;
     private volatile long stalledUntilNanos;
     /**
      * Most prompt tokens per step for a request that wants the prompt's log-probabilities (each is
@@ -213,12 +217,14 @@ public final class Engine implements AutoCloseable {
         try {
             try {
                 ctx = model.newContext(config.contextParams());
+                liveContext = ctx;
                 sampling = new SamplingPool(config.samplingThreads());
                 batch = ctx.newBatch(ctx.batchSize());
                 slotContext = ctx.sequenceContextSize();
                 if (config.embeddings()) {
                     // as many positions as a generation slot has (llama.cpp may round the configured size up)
                     embeddingCtx = model.newContext(config.embeddingParams(slotContext));
+                    liveEmbeddingContext = embeddingCtx;
                     embedding = new EmbeddingWork(embeddingCtx);
                     embeddingLimit = Math.min(embeddingCtx.sequenceContextSize(), embeddingCtx.batchSize());
                 }
@@ -239,6 +245,8 @@ public final class Engine implements AutoCloseable {
             LOG.log(Level.ERROR, "the scheduler stopped on an unexpected error", t);
         } finally {
             running = false;
+            liveContext = null;
+            liveEmbeddingContext = null;
             failAll(slots, "the engine stopped");
             for (Slot s : slots) {
                 if (s != null) {
@@ -552,6 +560,9 @@ public final class Engine implements AutoCloseable {
         try {
             ctx.decode(batch);
         } catch (LlamaException e) {
+            if (!running && e instanceof DecodeAbortedException) {
+                return; // close() stopped it: the loop ends and every request fails as "the engine stopped"
+            }
             LOG.log(Level.ERROR, "decode failed: " + e.getMessage());
             for (Slot s : slots) {
                 if (s.busy() && s.outputIndex >= 0 || s.prefilling()) {
@@ -1056,11 +1067,21 @@ public final class Engine implements AutoCloseable {
         LockSupport.unpark(scheduler);
     }
 
-    /** Stops the scheduler (failing what is left) and frees the context. The model is the caller's. */
+    /**
+     * Stops the scheduler (failing what is left) and frees the context. The model is the caller's.
+     * A decode under way is aborted at its next graph node (a long prompt chunk on a CPU takes
+     * seconds, and what it was for fails anyway), so that the scheduler ends and frees its
+     * contexts before the caller frees the model.
+     */
     @Override
     public void close() {
         running = false;
         LockSupport.unpark(scheduler);
+        for (LlamaContext c : new LlamaContext[] {liveContext, liveEmbeddingContext}) {
+            if (c != null) {
+                c.abort(); // safe from any thread, and after the context is closed
+            }
+        }
         try {
             scheduler.join(TimeUnit.SECONDS.toMillis(30));
         } catch (InterruptedException e) {

@@ -2272,10 +2272,16 @@ public final class ChatTemplateRenderer {
          * value raises Jinja2's undefined error.
          */
         static boolean lessThan(Object a, Object b) {
-            return lessThan(a, b, 0);
+            return lessThan(a, b, false, 0);
         }
 
-        private static boolean lessThan(Object a, Object b, int depth) {
+        /** Python's {@code a > b}: {@code b < a}, failing as Python's {@code >} does (its operator, a's type first). */
+        static boolean greaterThan(Object a, Object b) {
+            return lessThan(b, a, true, 0);
+        }
+
+        /** a &lt; b; reflected: the caller asked b &gt; a, which a failure names. */
+        private static boolean lessThan(Object a, Object b, boolean reflected, int depth) {
             if (depth > 64) {
                 throw new ChatTemplateException("value nested too deeply");
             }
@@ -2313,12 +2319,14 @@ public final class ChatTemplateRenderer {
                 List<Object> y = asList(b);
                 for (int i = 0; i < x.size() && i < y.size(); i++) {
                     if (!PyOperators.equal(x.get(i), y.get(i))) {
-                        return lessThan(x.get(i), y.get(i), depth + 1);
+                        return lessThan(x.get(i), y.get(i), reflected, depth + 1);
                     }
                 }
                 return x.size() < y.size();
             }
-            throw new ELException("'<' not supported between instances of '" + typeName(a) + "' and '" + typeName(b) + "'");
+            throw reflected
+                    ? new ELException("'>' not supported between instances of '" + typeName(b) + "' and '" + typeName(a) + "'")
+                    : new ELException("'<' not supported between instances of '" + typeName(a) + "' and '" + typeName(b) + "'");
         }
 
         /** Python's order of a and b, from {@code <} alone as Python's sort asks it. */
@@ -2642,7 +2650,7 @@ public final class ChatTemplateRenderer {
             } else if (v instanceof Map<?, ?> m) {
                 List<Map.Entry<?, ?>> entries = new ArrayList<>(m.entrySet());
                 if (sort) {
-                    entries.sort((x, y) -> String.valueOf(x.getKey()).compareTo(String.valueOf(y.getKey())));
+                    entries.sort((x, y) -> compare(x.getKey(), y.getKey())); // Python sorts the items: by key, keys being unique
                 }
                 if (entries.isEmpty()) {
                     b.append("{}");
@@ -3375,22 +3383,7 @@ public final class ChatTemplateRenderer {
                     filter("length", (v, a, kw) -> (long) PyValues.len(v)),
                     filter("count", (v, a, kw) -> (long) PyValues.len(v)),
                     filter("items", (v, a, kw) -> v instanceof Map<?, ?> m ? PyValues.items(m) : v == null ? List.of() : fail("items: not a dict")),
-                    filter("dictsort", (v, a, kw) -> {
-                        if (!(v instanceof Map<?, ?> m)) {
-                            throw new ELException("dictsort: not a dict");
-                        }
-                        boolean caseSensitive = PyValues.truthy(PyValues.arg(a, kw, 0, "case_sensitive", false));
-                        boolean byValue = "value".equals(PyValues.str(PyValues.arg(a, kw, 1, "by", "key")));
-                        boolean reverse = PyValues.truthy(PyValues.arg(a, kw, 2, "reverse", false));
-                        List<Object> pairs = PyValues.items(m);
-                        java.util.Comparator<Object> cmp = (x, y) -> {
-                            Object p = ((List<?>) x).get(byValue ? 1 : 0);
-                            Object q = ((List<?>) y).get(byValue ? 1 : 0);
-                            return compare(p, q, caseSensitive);
-                        };
-                        pairs.sort(reverse ? cmp.reversed() : cmp);
-                        return pairs;
-                    }),
+                    filter("dictsort", Helpers::dictsort),
                     filter("sort", Helpers::sort),
                     filter("groupby", Helpers::groupby),
                     filter("sum", (v, a, kw) -> {
@@ -3403,8 +3396,8 @@ public final class ChatTemplateRenderer {
                         }
                         return total;
                     }),
-                    filter("min", (v, a, kw) -> extreme(v, a, kw, -1)),
-                    filter("max", (v, a, kw) -> extreme(v, a, kw, 1)),
+                    filter("min", (v, a, kw) -> extreme(v, a, kw, false)),
+                    filter("max", (v, a, kw) -> extreme(v, a, kw, true)),
                     filter("join", (v, a, kw) -> {
                         String sep = PyValues.str(PyValues.arg(a, kw, 0, "d", ""));
                         Object attr = PyValues.arg(a, kw, 1, "attribute", null);
@@ -3580,38 +3573,55 @@ public final class ChatTemplateRenderer {
             return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;").replace("\"", "&#34;");
         }
 
-        /** Jinja's {@code min}/{@code max}(case_sensitive=False, attribute=None). */
-        private static Object extreme(Object v, List<Object> a, Map<String, Object> kw, int sign) {
+        /**
+         * Jinja2's {@code min}/{@code max}(case_sensitive=False, attribute=None): Python's {@code min}/{@code max} over
+         * the items ({@link PyValues#iterate}: a dict's keys, a string's characters) keyed by the attribute (a path as
+         * for {@link #sort}, one only), strings compared lowercased unless case_sensitive; the first of equal items
+         * wins. Nothing (Jinja2's undefined) for no items.
+         */
+        private static Object extreme(Object v, List<Object> a, Map<String, Object> kw, boolean max) {
             boolean caseSensitive = PyValues.truthy(PyValues.arg(a, kw, 0, "case_sensitive", false));
-            Object attr = PyValues.arg(a, kw, 1, "attribute", null);
-            List<Object> items = v instanceof CharSequence cs ? new ArrayList<>(PyValues.splitChars(cs.toString())) : PyValues.asList(v);
-            if (items == null && v instanceof Map<?, ?> m) {
-                items = new ArrayList<>(m.keySet());
-            }
+            List<Object> path = PyValues.attributePaths(PyValues.arg(a, kw, 1, "attribute", null), false).get(0);
             Object best = null;
             Object bestKey = null;
-            for (Object x : items == null ? List.of() : items) {
-                Object key = attr == null ? x : x instanceof Map<?, ?> m ? m.get(PyValues.str(attr)) : null;
-                if (best == null || sign * compare(key, bestKey, caseSensitive) > 0) {
-                    best = x;
+            boolean first = true;
+            for (Object item : PyValues.iterate(v)) {
+                Object key = sortKey(PyValues.attribute(item, path), caseSensitive);
+                if (first || (max ? PyValues.greaterThan(key, bestKey) : PyValues.lessThan(key, bestKey))) {
+                    best = item;
                     bestKey = key;
+                    first = false;
                 }
             }
             return best;
         }
 
-        @SuppressWarnings("unchecked")
-        private static int compare(Object p, Object q, boolean caseSensitive) {
-            if (!caseSensitive && p instanceof CharSequence && q instanceof CharSequence) {
-                return p.toString().toLowerCase(Locale.ROOT).compareTo(q.toString().toLowerCase(Locale.ROOT));
+        /**
+         * Jinja2's {@code dictsort(case_sensitive=False, by='key', reverse=False)}: the (key, value) pairs sorted
+         * stably by key or by value in Python's order, strings compared lowercased unless case_sensitive.
+         */
+        private static Object dictsort(Object v, List<Object> a, Map<String, Object> kw) {
+            if (!(v instanceof Map<?, ?> m)) {
+                throw new ELException("dictsort: not a dict");
             }
-            if (p instanceof Number x && q instanceof Number y) {
-                return Double.compare(x.doubleValue(), y.doubleValue());
+            boolean caseSensitive = PyValues.truthy(PyValues.arg(a, kw, 0, "case_sensitive", false));
+            Object by = PyValues.arg(a, kw, 1, "by", "key");
+            String byName = by instanceof CharSequence cs ? cs.toString() : null;
+            int pos = "key".equals(byName) ? 0 : "value".equals(byName) ? 1 : -1;
+            if (pos < 0) {
+                throw new ELException("You can only sort by either \"key\" or \"value\"");
             }
-            if (p instanceof Comparable<?> c && q != null && p.getClass() == q.getClass()) {
-                return ((Comparable<Object>) c).compareTo(q);
+            boolean reverse = PyValues.truthy(PyValues.arg(a, kw, 2, "reverse", false));
+            List<Object[]> keyed = new ArrayList<>(m.size());
+            for (Object pair : PyValues.items(m)) {
+                keyed.add(new Object[] {sortKey(((List<?>) pair).get(pos), caseSensitive), pair});
             }
-            throw new ELException("'<' not supported between instances of '" + PyValues.typeName(p) + "' and '" + PyValues.typeName(q) + "'");
+            sortStably(keyed, reverse);
+            List<Object> out = new ArrayList<>(keyed.size());
+            for (Object[] k : keyed) {
+                out.add(k[1]);
+            }
+            return out;
         }
 
         private static Object fail(String message) {

@@ -887,6 +887,55 @@ class ChatTemplateRendererTest {
                 .message().doesNotContain("java").doesNotContain("Exception"));
     }
 
+    /**
+     * Expected values: jinja2 3.1.6 (Python 3.11). min, max and dictsort order as sort does (Python's order, strings
+     * lowercased unless case_sensitive); the renderer compared numbers as doubles, refused a bool next to a float or
+     * two lists, took no attribute path, and let dictsort(by=...) take any value. Jinja2's dictsort gives (key, value)
+     * tuples, printed as ('a', 1); the renderer's pairs are lists, as its items() and tuple literals are, so they are
+     * checked through a loop here.
+     */
+    @Test
+    void minMaxAndDictsortOrderAsJinja2Does() {
+        assertThat(jinja("{{ ['b', 'A', 'a', 'B']|min }}|{{ ['b', 'A', 'a', 'B']|max }}|{{ ['b', 'A', 'a', 'B']|min(case_sensitive=true) }}"
+                + "|{{ ['b', 'A', 'a', 'B']|max(true) }}|{{ ['B', 'b']|min }}{{ ['b', 'B']|min }}{{ ['B', 'b']|max }}{{ ['b', 'B']|max }}"))
+                .isEqualTo("A|b|A|b|BbBb");
+        assertThat(jinja("{{ [1.5, 1, true, 2]|max }}|{{ [1, true]|max }}|{{ [true, 1]|max }}|{{ [0.5, false]|min }}|{{ [2**64, 1.5]|max }}"
+                + "|{{ [[2, 'b'], [1, 'a'], [1]]|min }}|{{ [['B'], ['a']]|min }}|{{ [['b'], ['a', 1]]|max }}"))
+                .isEqualTo("2|1|True|False|18446744073709551616|[1]|['B']|['b']");
+        assertThat(jinja("{{ [{'n': 3}, {'n': 1}]|min(attribute='n') }}|{{ [{'n': 3}, {'n': 1}]|max(attribute='n') }}"
+                + "|{{ [{'n': 'b'}, {'n': 'A'}]|min(attribute='n') }}|{{ [{'a': {'x': 2}}, {'a': {'x': 1}}]|max(attribute='a.x') }}"
+                + "|{{ [[2, 'b'], [1, 'a']]|min(attribute='1') }}|{{ [[2, 'b'], [1, 'a']]|max(attribute=0) }}|{{ [{}]|min(attribute='n') }}"))
+                .isEqualTo("{'n': 1}|{'n': 3}|{'n': 'A'}|{'a': {'x': 2}}|[1, 'a']|[2, 'b']|{}");
+        assertThat(jinja("[{{ []|min }}]|[{{ nope|max }}]|{{ 'cBa'|min }}|{{ 'cBa'|max }}|{{ {'b': 1, 'A': 2}|min }}|{{ {'b': 1, 'A': 2}|max }}"))
+                .isEqualTo("[]|[]|a|c|A|b");
+        String pairs = "{% for k, v in d %}{{ k }}={{ v }},{% endfor %}";
+        assertThat(jinja("{% set d = {'b': 1, 'A': 2, 'a': 3}|dictsort %}" + pairs + "|{% set d = {'b': 1, 'A': 2, 'a': 3}|dictsort(true) %}"
+                + pairs + "|{% set d = {'b': 1, 'A': 2, 'a': 3}|dictsort(reverse=true) %}" + pairs))
+                .isEqualTo("A=2,a=3,b=1,|A=2,a=3,b=1,|b=1,A=2,a=3,");
+        assertThat(jinja("{% set d = {'b': 1, 'A': 2, 'a': 3}|dictsort(by='value', reverse=true) %}" + pairs
+                + "|{% set d = {'x': 'b', 'y': 'A', 'z': 'a'}|dictsort(by='value') %}" + pairs
+                + "|{% set d = {'x': 'B', 'y': 'b', 'z': 'a'}|dictsort(by='value', reverse=true) %}" + pairs
+                + "|{% set d = {'x': 1, 'y': 1.0, 'z': true, 'w': 0}|dictsort(false, 'value') %}" + pairs
+                + "|{% set d = {'x': [2], 'y': [1, 2], 'z': [1]}|dictsort(by='value') %}" + pairs
+                + "|{% set d = {'\uff41': 1, '\ud83d\ude00': 2, 'z': 3}|dictsort %}" + pairs))
+                .isEqualTo("a=3,A=2,b=1,|y=A,z=a,x=b,|x=B,y=b,z=a,|w=0,x=1,y=1.0,z=True,|z=[1],y=[1, 2],x=[2],"
+                        + "|z=3,\uff41=1,\ud83d\ude00=2,");
+        // HF's tojson(sort_keys=True) is json.dumps': keys by code point too
+        assertThat(jinja("{{ {'\uff41': 1, '\ud83d\ude00': 2, 'z': 3}|tojson(sort_keys=true) }}"))
+                .isEqualTo("{\"z\": 3, \"\uff41\": 1, \"\ud83d\ude00\": 2}");
+        Map<String, String> errors = Map.of("{{ [1, 'a']|min }}", "'<' not supported between instances of 'str' and 'int'",
+                "{{ [1, 'a']|max }}", "'>' not supported between instances of 'str' and 'int'",
+                "{{ [[1], ['a']]|max }}", "'>' not supported between instances of 'str' and 'int'",
+                "{{ [none, 1]|min }}", "'<' not supported between instances of 'int' and 'NoneType'",
+                "{{ [{}, {'n': 1}]|max(attribute='n') }}", "'dict object' has no attribute 'n'",
+                "{{ 5|min }}", "'int' object is not iterable",
+                "{{ {'b': 1, 'a': 'x'}|dictsort(by='value') }}", "'<' not supported between instances of 'str' and 'int'",
+                "{{ {'b': 1}|dictsort(by='x') }}", "You can only sort by either \"key\" or \"value\"");
+        errors.forEach((template, message) -> assertThatThrownBy(() -> jinja(template)).as(template)
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message)
+                .message().doesNotContain("java").doesNotContain("Exception"));
+    }
+
     @Test
     void equalityIsPythonsAndNeverFails() {
         // Jinjava coerced both sides to a number: a bool or a non-numeric string next to a number

@@ -49,7 +49,6 @@ import java.util.Objects;
 import java.util.Properties;
 import java.util.Set;
 import jinjava.de.odysseus.el.ExpressionFactoryImpl;
-import jinjava.de.odysseus.el.misc.NumberOperations;
 import jinjava.de.odysseus.el.misc.TypeConverter;
 import jinjava.de.odysseus.el.tree.Bindings;
 import jinjava.de.odysseus.el.tree.IdentifierNode;
@@ -785,15 +784,20 @@ public final class ChatTemplateRenderer {
         }
 
         /**
-         * Python's {@code +}, {@code *}, {@code %}, {@code ==} and {@code !=} (Jinjava's would print "null" for None,
-         * concatenate anything, take the dividend's sign for {@code %}, coerce to compare).
+         * Python's {@code +}, {@code -}, {@code *}, {@code /}, {@code %}, {@code ==} and {@code !=} (Jinjava's would print
+         * "null" for None, concatenate anything, wrap around on long overflow, give inf for a division by zero, take the
+         * dividend's sign for {@code %}, coerce to compare).
          */
         @Override
         protected AstBinary createAstBinary(AstNode left, AstNode right, AstBinary.Operator operator) {
             if (operator == com.hubspot.jinjava.el.ext.AdditionOperator.OP) {
                 operator = PyOperators.ADD;
+            } else if (operator == AstBinary.SUB) {
+                operator = PyOperators.SUB;
             } else if (operator == AstBinary.MUL) {
                 operator = PyOperators.MUL;
+            } else if (operator == AstBinary.DIV) {
+                operator = PyOperators.DIV;
             } else if (operator == AstBinary.MOD) {
                 operator = PyOperators.MOD;
             } else if (operator == AstBinary.EQ) {
@@ -802,6 +806,23 @@ public final class ChatTemplateRenderer {
                 operator = PyOperators.NE;
             }
             return super.createAstBinary(left, right, operator);
+        }
+
+        /** Python's unary minus (Jinjava's wrapped around on the smallest long). */
+        @Override
+        protected AstUnary createAstUnary(AstNode child, AstUnary.Operator operator) {
+            return super.createAstUnary(child, operator == AstUnary.NEG ? PyOperators.NEG : operator);
+        }
+
+        /** An int literal of any size up to {@link PyOperators#MAX_INT_DIGITS} digits (Jinjava's had to fit a long). */
+        @Override
+        protected Number parseInteger(String digits) throws ParseException {
+            String significant = digits.replaceFirst("^0+(?=.)", "");
+            if (significant.length() > PyOperators.MAX_INT_DIGITS) {
+                throw new ParseException(0, "an int literal of " + significant.length() + " digits",
+                        "at most " + PyOperators.MAX_INT_DIGITS + " digits");
+            }
+            return PyOperators.intResult(new BigInteger(significant));
         }
 
         /**
@@ -1050,13 +1071,13 @@ public final class ChatTemplateRenderer {
 
     /**
      * Python's {@code +} (str, list and number operands; None next to a str counts as "", as in
-     * llama.cpp's engine), {@code *} (with str/list repetition), {@code %} and {@code //} (rounding
-     * toward negative infinity, a bool counting as 1 or 0) and {@code **}. An int result of more than
-     * {@link #MAX_INT_DIGITS} digits (Python's limit for printing one) is refused: {@code 2**100000000}
-     * would take seconds and megabytes, and squaring in a loop grows without bound.
+     * llama.cpp's engine), {@code -}, unary minus, {@code *} (with str/list repetition), {@code /}, {@code %} and
+     * {@code //} (rounding toward negative infinity) and {@code **}; a bool counts as the int 1 or 0. Ints are
+     * Python's, of any size: a long where the value fits ({@link #intResult}), a BigInteger past it, never wrapping
+     * around. An int result of more than {@link #MAX_INT_DIGITS} digits (Python's limit for printing one) is refused:
+     * {@code 2**100000000} would take seconds and megabytes, and squaring in a loop grows without bound.
      */
     static final class PyOperators {
-        private static final TypeConverter NUMBERS = new TruthyTypeConverter();
         /** Python's {@code sys.get_int_max_str_digits()} default. */
         static final int MAX_INT_DIGITS = 4300;
         /** The smallest int of more than {@link #MAX_INT_DIGITS} digits. */
@@ -1084,10 +1105,80 @@ public final class ChatTemplateRenderer {
                 out.addAll(y);
                 return PyValues.bounded(out);
             }
-            if (a instanceof Number && b instanceof Number) {
-                return NumberOperations.add(NUMBERS, a, b);
+            if (isNumber(a) && isNumber(b)) {
+                return arithmetic('+', a, b);
             }
             throw unsupported("+", a, b);
+        }
+
+        static final AstBinary.Operator SUB = operator("-", (a, b) -> {
+            if (isNumber(a) && isNumber(b)) {
+                return arithmetic('-', a, b);
+            }
+            throw unsupported("-", a, b);
+        });
+
+        /** Python's unary minus: numbers only (Jinjava's read a str as a number and None as 0). */
+        static final AstUnary.Operator NEG = new AstUnary.SimpleOperator() {
+            @Override
+            protected Object apply(TypeConverter converter, Object v) {
+                BigInteger i = bigInt(v);
+                if (i != null) {
+                    return intResult(i.negate());
+                }
+                if (isNumber(v)) {
+                    return -toDouble(v);
+                }
+                throw new ELException("bad operand type for unary -: '" + PyValues.typeName(v) + "'");
+            }
+
+            @Override
+            public String toString() {
+                return "-";
+            }
+        };
+
+        /**
+         * Python's {@code +}, {@code -} or {@code *} on two numbers: exact on ints (up to {@link #MAX_INT_DIGITS}
+         * digits), in floats when either is a float.
+         */
+        private static Number arithmetic(char op, Object a, Object b) {
+            Long x = smallInt(a);
+            Long y = smallInt(b);
+            if (x != null && y != null) {
+                try {
+                    return switch (op) {
+                        case '+' -> Math.addExact(x, y);
+                        case '-' -> Math.subtractExact(x, y);
+                        default -> Math.multiplyExact(x, y);
+                    };
+                } catch (ArithmeticException overflow) {
+                    // the exact result is a BigInteger's
+                }
+            }
+            BigInteger bx = bigInt(a);
+            BigInteger by = bigInt(b);
+            if (bx != null && by != null) {
+                String symbol = String.valueOf(op);
+                return switch (op) {
+                    case '+' -> boundedInt(bx.add(by), symbol);
+                    case '-' -> boundedInt(bx.subtract(by), symbol);
+                    default -> {
+                        // the product has at least this many bits past its first: no need to compute one that is refused
+                        if (bx.signum() != 0 && by.signum() != 0 && (long) bx.abs().bitLength() + by.abs().bitLength() - 2 > INT_LIMIT.bitLength()) {
+                            throw tooManyDigits(symbol);
+                        }
+                        yield boundedInt(bx.multiply(by), symbol);
+                    }
+                };
+            }
+            double u = toFloat(a);
+            double v = toFloat(b);
+            return switch (op) {
+                case '+' -> u + v;
+                case '-' -> u - v;
+                default -> u * v;
+            };
         }
 
         static final AstBinary.Operator MUL = new AstBinary.SimpleOperator() {
@@ -1098,36 +1189,36 @@ public final class ChatTemplateRenderer {
                     a = b;
                     b = t;
                 }
-                boolean count = b instanceof Long || b instanceof Integer;
-                if (a instanceof CharSequence s && count) {
-                    long n = Math.max(0, ((Number) b).longValue());
-                    if (n * s.length() > MAX_OUTPUT_CHARS) {
-                        throw new ChatTemplateException("chat template output exceeds " + MAX_OUTPUT_CHARS + " chars");
+                BigInteger count = bigInt(b);
+                if ((a instanceof CharSequence || a instanceof List) && count != null) {
+                    if (count.bitLength() > 63) {
+                        throw new ELException("cannot fit 'int' into an index-sized integer");
                     }
-                    return s.toString().repeat((int) n);
-                }
-                if (a instanceof List<?> l && count) {
-                    long n = Math.max(0, ((Number) b).longValue());
+                    long n = Math.max(0, count.longValue());
+                    if (a instanceof CharSequence s) {
+                        if (s.isEmpty() || n == 0) {
+                            return "";
+                        }
+                        if (s.length() > MAX_OUTPUT_CHARS / n) {
+                            throw new ChatTemplateException("chat template output exceeds " + MAX_OUTPUT_CHARS + " chars");
+                        }
+                        return s.toString().repeat((int) n);
+                    }
+                    List<?> l = (List<?>) a;
+                    if (n > 0 && l.size() > MAX_COLLECTION / n) {
+                        throw new ChatTemplateException("chat template builds a list over " + MAX_COLLECTION + " items");
+                    }
                     List<Object> out = new ArrayList<>();
-                    for (long i = 0; i < n; i++) {
+                    for (long i = 0; i < n && !l.isEmpty(); i++) {
                         out.addAll(l);
-                        PyValues.bounded(out);
                     }
                     return out;
                 }
-                if (a instanceof BigInteger || b instanceof BigInteger) {
-                    BigInteger x = bigInt(a);
-                    BigInteger y = bigInt(b);
-                    if (x != null && y != null) {
-                        // the product has at least this many bits past its first: no need to compute one that is refused
-                        if (x.signum() != 0 && y.signum() != 0 && (long) x.abs().bitLength() + y.abs().bitLength() - 2 > INT_LIMIT.bitLength()) {
-                            throw tooManyDigits("*");
-                        }
-                        return boundedInt(x.multiply(y), "*");
-                    }
+                if (isNumber(a) && isNumber(b)) {
+                    return arithmetic('*', a, b);
                 }
-                if (a instanceof Number && b instanceof Number) {
-                    return NumberOperations.mul(converter, a, b);
+                if (a instanceof CharSequence || a instanceof List) {
+                    throw new ELException("can't multiply sequence by non-int of type '" + PyValues.typeName(b) + "'");
                 }
                 throw unsupported("*", a, b);
             }
@@ -1226,8 +1317,8 @@ public final class ChatTemplateRenderer {
                 return intResult(by.signum() < 0 && r.signum() != 0 ? r.add(by) : r);
             }
             if (isNumber(a) && isNumber(b)) {
-                double vx = toDouble(a);
-                double wx = toDouble(b);
+                double vx = toFloat(a);
+                double wx = toFloat(b);
                 if (wx == 0) {
                     throw new ELException("float modulo by zero");
                 }
@@ -1260,8 +1351,8 @@ public final class ChatTemplateRenderer {
                 return intResult(qr[1].signum() != 0 && qr[1].signum() != by.signum() ? qr[0].subtract(BigInteger.ONE) : qr[0]);
             }
             if (isNumber(a) && isNumber(b)) {
-                double vx = toDouble(a);
-                double wx = toDouble(b);
+                double vx = toFloat(a);
+                double wx = toFloat(b);
                 if (wx == 0) {
                     throw new ELException("float floor division by zero");
                 }
@@ -1280,6 +1371,50 @@ public final class ChatTemplateRenderer {
         });
 
         /**
+         * Python's {@code /}: a float, also of two ints (rounded once from the exact quotient where Jinjava's went
+         * through BigDecimals for a BigInteger); dividing by zero is Python's ZeroDivisionError (Jinjava gave inf or nan).
+         */
+        static final AstBinary.Operator DIV = operator("/", (a, b) -> {
+            BigInteger bx = bigInt(a);
+            BigInteger by = bigInt(b);
+            if (bx != null && by != null) {
+                if (by.signum() == 0) {
+                    throw new ELException("division by zero");
+                }
+                return intQuotient(bx, by);
+            }
+            if (isNumber(a) && isNumber(b)) {
+                double v = toFloat(b);
+                if (v == 0) {
+                    throw new ELException("float division by zero");
+                }
+                return toFloat(a) / v;
+            }
+            throw unsupported("/", a, b);
+        });
+
+        /**
+         * x / y correctly rounded, as CPython's {@code long_true_divide} (a result below 2^-1022, where the exponent
+         * runs out, may be rounded twice).
+         */
+        private static double intQuotient(BigInteger x, BigInteger y) {
+            if (x.bitLength() <= 53 && y.bitLength() <= 53) {
+                return x.doubleValue() / y.doubleValue(); // both exact as doubles: IEEE division rounds once
+            }
+            // q = x * 2^shift / y with 55+ significant bits, a sticky bit for a remainder: one rounding in doubleValue
+            int shift = 55 - (x.bitLength() - y.bitLength());
+            BigInteger n = shift > 0 ? x.abs().shiftLeft(shift) : x.abs();
+            BigInteger d = shift < 0 ? y.abs().shiftLeft(-shift) : y.abs();
+            BigInteger[] qr = n.divideAndRemainder(d);
+            BigInteger q = qr[1].signum() != 0 ? qr[0].shiftLeft(1).or(BigInteger.ONE) : qr[0].shiftLeft(1);
+            double r = Math.scalb(q.doubleValue(), -shift - 1);
+            if (Double.isInfinite(r)) {
+                throw new ELException("integer division result too large for a float");
+            }
+            return (x.signum() < 0) != (y.signum() < 0) ? -r : r;
+        }
+
+        /**
          * Python's {@code **}: an int to a non-negative int power is an int of any size (up to
          * {@link #MAX_INT_DIGITS} digits), anything else a float; Jinjava cast the result to a long
          * ({@code 2**-1} was 0).
@@ -1291,8 +1426,8 @@ public final class ChatTemplateRenderer {
                 return intPow(x, y);
             }
             if (isNumber(a) && isNumber(b)) {
-                double vx = toDouble(a);
-                double wx = toDouble(b);
+                double vx = toFloat(a);
+                double wx = toFloat(b);
                 if (vx == 0 && wx < 0) {
                     throw new ELException("0.0 cannot be raised to a negative power");
                 }
@@ -1370,6 +1505,23 @@ public final class ChatTemplateRenderer {
 
         static double toDouble(Object v) {
             return v instanceof Boolean t ? (t ? 1 : 0) : ((Number) v).doubleValue();
+        }
+
+        /** Python's {@code float(v)} for an arithmetic operand: an int past the float range is Python's OverflowError. */
+        static double toFloat(Object v) {
+            double d = toDouble(v);
+            if (Double.isInfinite(d) && v instanceof BigInteger) {
+                throw new ELException("int too large to convert to float");
+            }
+            return d;
+        }
+
+        /**
+         * An int as an index or a size, saturated to the int range: past its ends it acts as any other value past the
+         * ends of a sequence (none is that long), where a cast would wrap it around into it.
+         */
+        static int saturatedInt(BigInteger v) {
+            return v.bitLength() < 32 ? v.intValue() : v.signum() < 0 ? -Integer.MAX_VALUE : Integer.MAX_VALUE;
         }
 
         /** An int result: a long where it fits, as the rest of the renderer expects. */
@@ -1532,8 +1684,9 @@ public final class ChatTemplateRenderer {
             if (v == null) {
                 return null;
             }
-            if (v instanceof Number n && !(v instanceof Double) && !(v instanceof Float)) {
-                return n.intValue();
+            BigInteger i = PyOperators.bigInt(v);
+            if (i != null) {
+                return PyOperators.saturatedInt(i);
             }
             throw new ELException("slice indices must be integers or None");
         }
@@ -1604,7 +1757,8 @@ public final class ChatTemplateRenderer {
                 return null; // Jinjava's resolvers: keys, indexes, loop.index ...
             }
             context.setPropertyResolved(true);
-            Integer index = property instanceof Number n ? Integer.valueOf(n.intValue())
+            BigInteger number = PyOperators.bigInt(property);
+            Integer index = number != null ? Integer.valueOf(PyOperators.saturatedInt(number))
                     : property instanceof String p && p.matches("-?\\d{1,9}") ? Integer.valueOf(p) : null;
             if (base instanceof CharSequence cs && index != null) {
                 int[] cps = cs.toString().codePoints().toArray();
@@ -2236,7 +2390,9 @@ public final class ChatTemplateRenderer {
             int upper = step > 0 ? len : len - 1;
             int start = lo == null ? (step > 0 ? lower : upper) : lo < 0 ? Math.max(lo + len, lower) : Math.min(lo, upper);
             int stop = hi == null ? (step > 0 ? upper : lower) : hi < 0 ? Math.max(hi + len, lower) : Math.min(hi, upper);
-            int n = step > 0 ? Math.max(0, (stop - start + step - 1) / step) : Math.max(0, (start - stop - step - 1) / -step);
+            // in longs: a step near the int range's ends overflowed an int sum ('abc'[::2147483647] was '')
+            int n = (int) (step > 0 ? Math.max(0, ((long) stop - start + step - 1) / step)
+                    : Math.max(0, ((long) start - stop - step - 1) / -(long) step));
             int[] out = new int[n];
             for (int k = 0, i = start; k < n; k++, i += step) {
                 out[k] = i;
@@ -2906,6 +3062,10 @@ public final class ChatTemplateRenderer {
             if (v == null) {
                 return dflt;
             }
+            BigInteger i = PyOperators.bigInt(v);
+            if (i != null) {
+                return PyOperators.saturatedInt(i);
+            }
             if (v instanceof Number n) {
                 return n.intValue();
             }
@@ -3278,45 +3438,49 @@ public final class ChatTemplateRenderer {
         }
 
         /**
-         * Python's {@code range(stop)}, {@code range(start, stop[, step])}: integers only (a float is
+         * Python's {@code range(stop)}, {@code range(start, stop[, step])}: integers of any size only (a float is
          * Python's TypeError; Jinjava read one as its range limit), step not 0, at most
          * {@link #MAX_COLLECTION} items (refused, where Jinjava cut the list short).
          */
-        static List<Long> range(Object first, Object... rest) {
+        static List<Number> range(Object first, Object... rest) {
             if (rest.length > 2) {
                 throw new ChatTemplateException("range expected at most 3 arguments, got " + (rest.length + 1));
             }
-            long a = rangeInt(first);
-            long start = rest.length == 0 ? 0 : a;
-            long stop = rest.length == 0 ? a : rangeInt(rest[0]);
-            long step = rest.length == 2 ? rangeInt(rest[1]) : 1;
-            if (step == 0) {
+            BigInteger a = rangeInt(first);
+            BigInteger start = rest.length == 0 ? BigInteger.ZERO : a;
+            BigInteger stop = rest.length == 0 ? a : rangeInt(rest[0]);
+            BigInteger step = rest.length == 2 ? rangeInt(rest[1]) : BigInteger.ONE;
+            if (step.signum() == 0) {
                 throw new ChatTemplateException("range() arg 3 must not be zero");
             }
-            // in doubles: the integers' difference may not fit a long, and only "more than the limit" matters then
-            double span = step > 0 ? (double) stop - start : (double) start - stop;
-            long count = span <= 0 ? 0 : (long) Math.ceil(span / Math.abs((double) step));
-            if (count > MAX_COLLECTION) {
-                throw new ChatTemplateException("range of " + count + " items exceeds " + MAX_COLLECTION);
+            BigInteger span = step.signum() > 0 ? stop.subtract(start) : start.subtract(stop);
+            BigInteger count = span.signum() <= 0 ? BigInteger.ZERO
+                    : span.add(step.abs()).subtract(BigInteger.ONE).divide(step.abs()); // Python's len(range)
+            if (count.compareTo(BigInteger.valueOf(MAX_COLLECTION)) > 0) {
+                throw new ChatTemplateException("range of " + (count.bitLength() < 64 ? count + " items" : "more than 2^63 items")
+                        + " exceeds " + MAX_COLLECTION);
             }
-            List<Long> out = new ArrayList<>((int) count);
-            for (long i = 0, v = start; i < count; i++, v += step) {
-                out.add(v);
+            int n = count.intValue();
+            List<Number> out = new ArrayList<>(n);
+            if (start.bitLength() < 64 && stop.bitLength() < 64 && step.bitLength() < 64) {
+                // every item lies from start toward stop: a long (the sum past the last one is never read)
+                for (long i = 0, v = start.longValue(), d = step.longValue(); i < n; i++, v += d) {
+                    out.add(v);
+                }
+                return out;
+            }
+            for (BigInteger v = start; out.size() < n; v = v.add(step)) {
+                out.add(PyOperators.intResult(v));
             }
             return out;
         }
 
-        private static long rangeInt(Object v) {
-            if (v instanceof Boolean b) {
-                return b ? 1 : 0;
+        private static BigInteger rangeInt(Object v) {
+            BigInteger i = PyOperators.bigInt(v);
+            if (i == null) {
+                throw new ChatTemplateException("'" + PyValues.typeName(v) + "' object cannot be interpreted as an integer");
             }
-            if (v instanceof Long || v instanceof Integer || v instanceof Short || v instanceof Byte) {
-                return ((Number) v).longValue();
-            }
-            if (v instanceof java.math.BigInteger b && b.bitLength() < 48) {
-                return b.longValue();
-            }
-            throw new ChatTemplateException("'" + PyValues.typeName(v) + "' object cannot be interpreted as an integer");
+            return i;
         }
 
         /** {@code raise_exception(message)}: the render fails with exactly that message. */
@@ -3363,7 +3527,7 @@ public final class ChatTemplateRenderer {
                         boolean killwords = PyValues.truthy(PyValues.arg(a, kw, 1, "killwords", false));
                         String end = PyValues.str(PyValues.arg(a, kw, 2, "end", "..."));
                         int leeway = PyValues.intArg(a, kw, 3, "leeway", 5);
-                        if (s.length() <= length + leeway) {
+                        if (s.length() <= (long) length + leeway) {
                             return s;
                         }
                         String head = s.substring(0, Math.max(0, length - end.length()));
@@ -3386,6 +3550,16 @@ public final class ChatTemplateRenderer {
                     filter("dictsort", Helpers::dictsort),
                     filter("sort", Helpers::sort),
                     filter("groupby", Helpers::groupby),
+                    filter("abs", (v, a, kw) -> {
+                        BigInteger i = PyOperators.bigInt(v);
+                        if (i != null) {
+                            return PyOperators.intResult(i.abs()); // Jinjava's wrapped around on the smallest long
+                        }
+                        if (PyOperators.isNumber(v)) {
+                            return Math.abs(PyOperators.toDouble(v));
+                        }
+                        throw new ELException("bad operand type for abs(): '" + PyValues.typeName(v) + "'");
+                    }),
                     filter("sum", (v, a, kw) -> {
                         Object attr = PyValues.arg(a, kw, 0, "attribute", null);
                         Object total = PyValues.arg(a, kw, 1, "start", 0L);

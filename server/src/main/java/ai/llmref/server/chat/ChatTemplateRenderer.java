@@ -784,9 +784,9 @@ public final class ChatTemplateRenderer {
         }
 
         /**
-         * Python's {@code +}, {@code -}, {@code *}, {@code /}, {@code %}, {@code ==} and {@code !=} (Jinjava's would print
-         * "null" for None, concatenate anything, wrap around on long overflow, give inf for a division by zero, take the
-         * dividend's sign for {@code %}, coerce to compare).
+         * Python's {@code +}, {@code -}, {@code *}, {@code /}, {@code %}, {@code <}, {@code <=}, {@code >}, {@code >=},
+         * {@code ==} and {@code !=} (Jinjava's would print "null" for None, concatenate anything, wrap around on long
+         * overflow, give inf for a division by zero, take the dividend's sign for {@code %}, coerce to compare).
          */
         @Override
         protected AstBinary createAstBinary(AstNode left, AstNode right, AstBinary.Operator operator) {
@@ -800,6 +800,14 @@ public final class ChatTemplateRenderer {
                 operator = PyOperators.DIV;
             } else if (operator == AstBinary.MOD) {
                 operator = PyOperators.MOD;
+            } else if (operator == AstBinary.LT) {
+                operator = PyOperators.LT;
+            } else if (operator == AstBinary.LE) {
+                operator = PyOperators.LE;
+            } else if (operator == AstBinary.GT) {
+                operator = PyOperators.GT;
+            } else if (operator == AstBinary.GE) {
+                operator = PyOperators.GE;
             } else if (operator == AstBinary.EQ) {
                 operator = PyOperators.EQ;
             } else if (operator == AstBinary.NE) {
@@ -1253,6 +1261,29 @@ public final class ChatTemplateRenderer {
                 return "!=";
             }
         };
+
+        /** A dict literal's int key, as a str ({@link #ordering}). */
+        private static final java.util.regex.Pattern INT_KEY = java.util.regex.Pattern.compile("-?[0-9]{1," + MAX_INT_DIGITS + "}");
+        static final AstBinary.Operator LT = ordering("<", PyValues::lessThan);
+        static final AstBinary.Operator LE = ordering("<=", PyValues::lessOrEqual);
+        static final AstBinary.Operator GT = ordering(">", PyValues::greaterThan);
+        static final AstBinary.Operator GE = ordering(">=", PyValues::greaterOrEqual);
+
+        /**
+         * Python's order ({@link PyValues#lessThan}); Jinjava's refused a bool or a list, took None as neither less nor
+         * greater, compared UTF-16 units. One departure: a dict literal's int keys are strs here (Jinjava's dict
+         * literal writes {@code {512: 128}} as {@code {'512': 128}}), so such a str next to an int compares as the int,
+         * as Jinjava's coercion had it: ByteDance-Seed-OSS compares its thinking budget with the keys of one.
+         */
+        private static AstBinary.Operator ordering(String symbol, java.util.function.BiPredicate<Object, Object> order) {
+            return operator(symbol, (a, b) -> order.test(intKey(a, b), intKey(b, a)));
+        }
+
+        /** v as an int where it is the str of one and the other operand is an int; v otherwise. */
+        private static Object intKey(Object v, Object other) {
+            return v instanceof CharSequence cs && bigInt(other) != null && INT_KEY.matcher(cs).matches()
+                    ? intResult(new BigInteger(cs.toString())) : v;
+        }
 
         static boolean equal(Object a, Object b) {
             if (isNone(a) || isNone(b)) {
@@ -2428,16 +2459,29 @@ public final class ChatTemplateRenderer {
          * value raises Jinja2's undefined error.
          */
         static boolean lessThan(Object a, Object b) {
-            return lessThan(a, b, false, 0);
+            return lessThan(a, b, false, false, 0);
+        }
+
+        /** Python's {@code a <= b}, as {@link #lessThan}. */
+        static boolean lessOrEqual(Object a, Object b) {
+            return lessThan(a, b, true, false, 0);
         }
 
         /** Python's {@code a > b}: {@code b < a}, failing as Python's {@code >} does (its operator, a's type first). */
         static boolean greaterThan(Object a, Object b) {
-            return lessThan(b, a, true, 0);
+            return lessThan(b, a, false, true, 0);
         }
 
-        /** a &lt; b; reflected: the caller asked b &gt; a, which a failure names. */
-        private static boolean lessThan(Object a, Object b, boolean reflected, int depth) {
+        /** Python's {@code a >= b}: {@code b <= a}, failing as Python's {@code >=} does. */
+        static boolean greaterOrEqual(Object a, Object b) {
+            return lessThan(b, a, true, true, 0);
+        }
+
+        /**
+         * a &lt; b, or a &lt;= b; reflected: the caller asked b &gt; a (b &gt;= a), which a failure names. Not
+         * {@code !(b < a)}: nan is neither less than, equal to nor greater than any number.
+         */
+        private static boolean lessThan(Object a, Object b, boolean orEqual, boolean reflected, int depth) {
             if (depth > 64) {
                 throw new ChatTemplateException("value nested too deeply");
             }
@@ -2451,38 +2495,40 @@ public final class ChatTemplateRenderer {
                 Long x = PyOperators.smallInt(a);
                 Long y = PyOperators.smallInt(b);
                 if (x != null && y != null) {
-                    return x < y;
+                    return orEqual ? x <= y : x < y;
                 }
                 BigInteger bx = PyOperators.bigInt(a);
                 BigInteger by = PyOperators.bigInt(b);
                 if (bx != null && by != null) {
-                    return bx.compareTo(by) < 0;
+                    return orEqual ? bx.compareTo(by) <= 0 : bx.compareTo(by) < 0;
                 }
                 double dx = PyOperators.toDouble(a);
                 double dy = PyOperators.toDouble(b);
                 if (bx == null && by == null || !Double.isFinite(dx) || !Double.isFinite(dy)) {
-                    return dx < dy; // nan is never less, nor greater
+                    return orEqual ? dx <= dy : dx < dy; // false for nan
                 }
                 BigDecimal ex = bx != null ? new BigDecimal(bx) : new BigDecimal(dx);
                 BigDecimal ey = by != null ? new BigDecimal(by) : new BigDecimal(dy);
-                return ex.compareTo(ey) < 0;
+                return orEqual ? ex.compareTo(ey) <= 0 : ex.compareTo(ey) < 0;
             }
             if (a instanceof CharSequence x && b instanceof CharSequence y) {
-                return compareCodePoints(x.toString(), y.toString()) < 0;
+                int c = compareCodePoints(x.toString(), y.toString());
+                return orEqual ? c <= 0 : c < 0;
             }
             if ((a instanceof List || a instanceof Map.Entry) && (b instanceof List || b instanceof Map.Entry)) {
                 List<Object> x = asList(a);
                 List<Object> y = asList(b);
                 for (int i = 0; i < x.size() && i < y.size(); i++) {
                     if (!PyOperators.equal(x.get(i), y.get(i))) {
-                        return lessThan(x.get(i), y.get(i), reflected, depth + 1);
+                        return lessThan(x.get(i), y.get(i), orEqual, reflected, depth + 1);
                     }
                 }
-                return x.size() < y.size();
+                return orEqual ? x.size() <= y.size() : x.size() < y.size();
             }
+            String op = (reflected ? ">" : "<") + (orEqual ? "=" : "");
             throw reflected
-                    ? new ELException("'>' not supported between instances of '" + typeName(b) + "' and '" + typeName(a) + "'")
-                    : new ELException("'<' not supported between instances of '" + typeName(a) + "' and '" + typeName(b) + "'");
+                    ? new ELException("'" + op + "' not supported between instances of '" + typeName(b) + "' and '" + typeName(a) + "'")
+                    : new ELException("'" + op + "' not supported between instances of '" + typeName(a) + "' and '" + typeName(b) + "'");
         }
 
         /** Python's order of a and b, from {@code <} alone as Python's sort asks it. */

@@ -876,6 +876,36 @@ class ChatTemplateRendererTest {
     }
 
     /**
+     * Expected values: jinja2 3.1.6 (Python 3.11). {@code < <= > >=} order as sort, min and max do (Python's order):
+     * Jinjava's refused a bool next to a number and two lists, compared strings by UTF-16 unit, and took None as
+     * neither less nor greater than anything where Python raises.
+     */
+    @Test
+    void orderingComparisonsAreInPythonsOrder() {
+        assertThat(jinja("{{ true > 0 }}|{{ 1.5 > 1 }}|{{ 2**64 + 1 > 2**64 + 0.5 }}|{{ 9007199254740993 > 9007199254740992.0 }}"
+                + "|{{ [1, 2] < [1, 3] }}|{{ [1] <= [1] }}|{{ [1, 2] >= [1] }}|{{ [2] > [1, 5] }}|{{ ['a'] < ['b'] }}"
+                + "|{{ '\uff41' < '\ud83d\ude00' }}|{{ '\uff41' > '\ud83d\ude00' }}|{{ 'B' < 'a' }}"))
+                .isEqualTo("True|True|True|True|True|True|True|True|True|True|False|True");
+        // nan is neither less than, equal to nor greater than itself
+        assertThat(jinja("{% set inf = messages|length * 1e308 * 10 %}{% set n = inf - inf %}{{ n < 1 }}|{{ n <= n }}|{{ n >= 1 }}"
+                + "|{{ n > n }}|{{ inf > 2**64 }}|{{ 1 < 2 <= 2 < 3 }}|{{ [] < [0] }}|{{ 'ab' < 'abc' }}|{{ 'a' <= 'a' }}|{{ true >= 1 }}"
+                + "|{{ 2**64 <= 1.0 }}")).isEqualTo("False|False|False|False|True|True|True|True|True|True|False");
+        // the renderer's dict literals have str keys where Jinja2's keep ints (ByteDance-Seed-OSS compares them with an
+        // int): such a key compares as its int
+        assertThat(jinja("{% for k, v in {0: 0, 512: 128}|dictsort %}{{ 100 <= k }}{{ k > -1 }}{% endfor %}")).isEqualTo("FalseTrueTrueTrue");
+        Map<String, String> errors = new LinkedHashMap<>();
+        errors.put("{{ none < 1 }}", "'<' not supported between instances of 'NoneType' and 'int'");
+        errors.put("{{ 1 > none }}", "'>' not supported between instances of 'int' and 'NoneType'");
+        errors.put("{{ 'a' >= 1 }}", "'>=' not supported between instances of 'str' and 'int'");
+        errors.put("{{ [1] <= ['a'] }}", "'<=' not supported between instances of 'int' and 'str'");
+        errors.put("{{ {} < {} }}", "'<' not supported between instances of 'dict' and 'dict'");
+        errors.put("{{ 3 > 2 > none }}", "'>' not supported between instances of 'int' and 'NoneType'");
+        errors.forEach((template, message) -> assertThatThrownBy(() -> jinja(template)).as(template)
+                .isInstanceOf(ChatTemplateException.class).hasMessageContaining(message)
+                .message().doesNotContain("java").doesNotContain("Exception"));
+    }
+
+    /**
      * Expected values: jinja2 3.1.6. Jinjava's sort took no keyword arguments (sort(attribute='n') left the list as it
      * was), compared strings by UTF-16 unit, and failed on mixed ints and floats or on lists.
      */

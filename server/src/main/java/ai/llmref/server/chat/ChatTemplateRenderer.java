@@ -1089,7 +1089,7 @@ public final class ChatTemplateRenderer {
         /** Python's {@code sys.get_int_max_str_digits()} default. */
         static final int MAX_INT_DIGITS = 4300;
         /** The smallest int of more than {@link #MAX_INT_DIGITS} digits. */
-        private static final BigInteger INT_LIMIT = BigInteger.TEN.pow(MAX_INT_DIGITS);
+        static final BigInteger INT_LIMIT = BigInteger.TEN.pow(MAX_INT_DIGITS);
 
         static final AstBinary.Operator ADD = new AstBinary.SimpleOperator() {
             @Override
@@ -1491,13 +1491,18 @@ public final class ChatTemplateRenderer {
 
         /** r, unless it has more than {@link #MAX_INT_DIGITS} digits. */
         private static Number boundedInt(BigInteger r, String op) {
-            if (r.abs().compareTo(INT_LIMIT) >= 0) {
-                throw tooManyDigits(op);
-            }
+            checkDigits(r, op);
             return intResult(r);
         }
 
-        private static ELException tooManyDigits(String op) {
+        /** Refuses an int of more than {@link #MAX_INT_DIGITS} digits, the result of op. */
+        static void checkDigits(BigInteger r, String op) {
+            if (r.abs().compareTo(INT_LIMIT) >= 0) {
+                throw tooManyDigits(op);
+            }
+        }
+
+        static ELException tooManyDigits(String op) {
             return new ELException("the int result of " + op + " exceeds the limit (" + MAX_INT_DIGITS + " digits)");
         }
 
@@ -3596,6 +3601,7 @@ public final class ChatTemplateRenderer {
                     filter("dictsort", Helpers::dictsort),
                     filter("sort", Helpers::sort),
                     filter("groupby", Helpers::groupby),
+                    filter("int", Helpers::toInt),
                     filter("abs", (v, a, kw) -> {
                         BigInteger i = PyOperators.bigInt(v);
                         if (i != null) {
@@ -3786,6 +3792,137 @@ public final class ChatTemplateRenderer {
             } catch (IllegalArgumentException e) { // TimSort's "Comparison method violates its general contract"
                 throw new ELException("values without a consistent order (such as nan) cannot be sorted");
             }
+        }
+
+        /**
+         * Jinja2's {@code int(default=0, base=10)}: Python's {@code int(value, base)} for a str, {@code int(value)}
+         * otherwise, failing that {@code int(float(value))} ("42.23" is 42), failing that the default; of any size.
+         * Jinjava's clamped to a long ('99999999999999999999'|int was 9223372036854775807), read true as 0 and knew
+         * neither base prefixes nor underscores.
+         */
+        private static Object toInt(Object v, List<Object> a, Map<String, Object> kw) {
+            Object dflt = PyValues.arg(a, kw, 0, "default", 0L);
+            BigInteger i = PyOperators.bigInt(v);
+            if (i != null) {
+                return PyOperators.intResult(i);
+            }
+            if (v instanceof CharSequence cs) {
+                String s = pythonDigits(cs.toString());
+                BigInteger base = PyOperators.bigInt(PyValues.arg(a, kw, 1, "base", 10L));
+                BigInteger parsed = base == null ? null : parseInt(s, base);
+                if (parsed != null) {
+                    return PyOperators.intResult(parsed);
+                }
+                // int(float(s)): "inf", "nan" and "1e400" are the default (Jinja2 catches the OverflowError there)
+                String plain = underscoresBetweenDigits(s) ? s.replace("_", "") : "";
+                if (FLOAT_LITERAL.matcher(plain).matches()) {
+                    double d = Double.parseDouble(plain);
+                    return Double.isFinite(d) ? PyOperators.intResult(new BigDecimal(d).toBigInteger()) : dflt;
+                }
+                return dflt;
+            }
+            if (v instanceof Double || v instanceof Float || v instanceof BigDecimal) {
+                double d = ((Number) v).doubleValue();
+                if (Double.isInfinite(d)) {
+                    throw new ELException("cannot convert float infinity to integer"); // Python's OverflowError, not caught
+                }
+                return Double.isNaN(d) ? dflt : PyOperators.intResult(new BigDecimal(d).toBigInteger());
+            }
+            return dflt; // None, a list, a dict: Python's TypeError, both times
+        }
+
+        /** A finite Python {@code float()} literal, without its underscores (character classes only: no deep regex recursion). */
+        private static final java.util.regex.Pattern FLOAT_LITERAL = java.util.regex.Pattern.compile(
+                "[+-]?(?:[0-9]+\\.?[0-9]*|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?");
+
+        /** Whether each '_' of s stands between two ASCII digits, as Python's number literals have them. */
+        private static boolean underscoresBetweenDigits(String s) {
+            for (int k = s.indexOf('_'); k >= 0; k = s.indexOf('_', k + 1)) {
+                if (k == 0 || k == s.length() - 1 || !isAsciiDigit(s.charAt(k - 1)) || !isAsciiDigit(s.charAt(k + 1))) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        private static boolean isAsciiDigit(char c) {
+            return c >= '0' && c <= '9';
+        }
+
+        /**
+         * s as Python's {@code int()} and {@code float()} read a str: surrounding whitespace stripped, other decimal
+         * digits ('١٢') as ASCII ones.
+         */
+        private static String pythonDigits(String s) {
+            StringBuilder b = new StringBuilder(s.length());
+            s.codePoints().forEach(c -> {
+                if (c >= 128 && Character.isDigit(c)) {
+                    b.append((char) ('0' + Character.digit(c, 10)));
+                } else {
+                    b.appendCodePoint(Character.isWhitespace(c) || Character.isSpaceChar(c) || c == 0x85 ? ' ' : c);
+                }
+            });
+            return b.toString().strip();
+        }
+
+        /**
+         * Python's {@code int(s, base)}: an optional sign, the base's prefix (0x, 0o, 0b; base 0 takes the base from
+         * it), digits with single underscores between them (and after a prefix); null where Python raises ValueError.
+         */
+        private static BigInteger parseInt(String s, BigInteger baseArg) {
+            if (baseArg.bitLength() > 6) {
+                return null;
+            }
+            int base = baseArg.intValue();
+            if (base != 0 && (base < 2 || base > 36)) {
+                return null;
+            }
+            boolean negative = s.startsWith("-");
+            String body = s.startsWith("-") || s.startsWith("+") ? s.substring(1) : s;
+            String prefix = body.length() > 1 && body.charAt(0) == '0' ? body.substring(0, 2).toLowerCase(Locale.ROOT) : "";
+            int prefixBase = switch (prefix) {
+                case "0x" -> 16;
+                case "0o" -> 8;
+                case "0b" -> 2;
+                default -> 0;
+            };
+            boolean prefixed = prefixBase != 0 && (base == 0 || base == prefixBase);
+            if (prefixed) {
+                base = prefixBase;
+                body = body.substring(2);
+                if (body.startsWith("_")) {
+                    body = body.substring(1);
+                }
+            }
+            if (body.isEmpty() || body.startsWith("_") || body.endsWith("_") || body.contains("__")) {
+                return null;
+            }
+            String digits = body.replace("_", "");
+            if (base == 0) {
+                if (digits.startsWith("0") && !digits.chars().allMatch(c -> c == '0')) {
+                    return null; // Python: leading zeros in a decimal int
+                }
+                base = 10;
+            }
+            for (int k = 0; k < digits.length(); k++) {
+                char c = digits.charAt(k);
+                if (c >= 128 || Character.digit(c, base) < 0) {
+                    return null;
+                }
+            }
+            if (Integer.bitCount(base) != 1) {
+                if (digits.length() > PyOperators.MAX_INT_DIGITS) {
+                    return null; // Python's limit for converting a str in a base that is not a power of two
+                }
+            } else if ((long) (digits.replaceFirst("^0+", "").length() - 1) * Integer.numberOfTrailingZeros(base)
+                    >= PyOperators.INT_LIMIT.bitLength()) {
+                // Python has no limit here; past MAX_INT_DIGITS digits the value is refused before it is parsed (parsing
+                // takes time quadratic in the length)
+                throw PyOperators.tooManyDigits("int()");
+            }
+            BigInteger r = new BigInteger(digits, base);
+            PyOperators.checkDigits(r, "int()");
+            return negative ? r.negate() : r;
         }
 
         /** markupsafe's escape. */

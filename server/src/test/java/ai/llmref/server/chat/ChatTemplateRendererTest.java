@@ -854,6 +854,35 @@ class ChatTemplateRendererTest {
     }
 
     /**
+     * Expected values: jinja2 3.1.6 (Python 3.11). int is Python's int(value, base), then int(float(value)), then the
+     * default; Jinjava's clamped to a long, read true as 0 and knew neither base prefixes nor underscores.
+     */
+    @Test
+    void intFilterIsJinja2s() {
+        assertThat(jinja("{{ '12'|int }}|{{ '3.7'|int }}|{{ ' 12 '|int }}|{{ 'abc'|int }}|{{ 'abc'|int(5) }}|{{ 3.7|int }}|{{ -3.7|int }}"
+                + "|{{ true|int }}|{{ false|int }}")).isEqualTo("12|3|12|0|5|3|-3|1|0");
+        assertThat(jinja("{{ '0x1A'|int(base=16) }}|{{ '1A'|int(0, 16) }}|{{ '1_000'|int }}|{{ (2**64)|int }}|{{ '99999999999999999999'|int }}"
+                + "|{{ 1e20|int }}|{{ '4294967296'|int }}|{{ none|int }}|{{ [1]|int }}|{{ '-5'|int }}|{{ '1e3'|int }}|{{ '+7'|int }}"
+                + "|{{ '\u0663\u0664'|int }}|{{ '\u00a012\u00a0'|int }}"))
+                .isEqualTo("26|26|1000|18446744073709551616|99999999999999999999|100000000000000000000|4294967296|0|0|-5|1000|7|34|12");
+        assertThat(jinja("{{ '0b101'|int(base=0) }}|{{ '0o17'|int(0, 0) }}|{{ '0x_ff'|int(0, 16) }}|{{ '010'|int(-1, 0) }}"
+                + "|{{ '00'|int(-1, 0) }}|{{ '0_0'|int(-1, 0) }}|{{ '0b1'|int(0, 16) }}|{{ 'z'|int(0, 36) }}|{{ '12'|int(0, 99) }}"
+                + "|{{ '12'|int(0, 'x') }}")).isEqualTo("5|15|255|10|0|0|177|35|12|12");
+        assertThat(jinja("{{ '1__0'|int(-1) }}|{{ '_1'|int(-1) }}|{{ '1_'|int(-1) }}|{{ '1_0.5'|int(-1) }}|{{ '.5'|int(-1) }}"
+                + "|{{ '5.'|int(-1) }}|{{ '1e_3'|int(-1) }}|{{ '- 5'|int(-1) }}|{{ 'nan'|int(-1) }}|{{ '-NaN'|int(-1) }}|{{ '0x'|int(-1, 16) }}"
+                + "|{{ '1.5e2'|int }}|{{ '-2.5E-1'|int }}")).isEqualTo("-1|-1|-1|10|0|5|-1|-1|-1|-1|-1|150|0");
+        // from a str, int(float(value))'s OverflowError is caught: the default; from a float it is not
+        assertThat(jinja("{{ 'inf'|int }}|{{ '-Infinity'|int }}|{{ '1e400'|int }}|{{ ('1' * 5000)|int }}|{{ ('1' * 4300)|int|string|length }}"
+                + "|{{ '9007199254740993'|int }}|{{ '9007199254740993.0'|int }}|{{ 1.5|int(7) }}|{{ 'x'|int(default='d') }}"))
+                .isEqualTo("0|0|0|0|4300|9007199254740993|9007199254740992|1|d");
+        assertThatThrownBy(() -> jinja("{{ (messages|length * 1e308 * 10)|int }}")).isInstanceOf(ChatTemplateException.class)
+                .hasMessageContaining("cannot convert float infinity to integer");
+        // Python parses it (a power-of-two base has no digit limit) and refuses to print it; the renderer refuses it
+        assertThatThrownBy(() -> jinja("{{ ('f' * 4000)|int(0, 16) }}")).isInstanceOf(ChatTemplateException.class)
+                .hasMessageContaining("4300 digits");
+    }
+
+    /**
      * Expected values: jinja2 3.1.6. Comparisons ({@code == != < <= > >= in not in}) are one level and chain as in
      * Python: {@code a < b < c} is {@code a < b and b < c} with b evaluated once, and stops at the first false one.
      * Jinjava refused {@code 1 < 2 < 3} and read {@code a == b == c} as {@code (a == b) == c}.

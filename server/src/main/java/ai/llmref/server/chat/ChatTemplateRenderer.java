@@ -84,15 +84,16 @@ import jinjava.javax.el.MethodNotFoundException;
  * {@code JinjaLexer} applies Jinja2's lexer rules ({@code trim_blocks}, {@code lstrip_blocks},
  * {@code -}/{@code +} markers, newline normalisation, one trailing newline dropped) before
  * Jinjava parses; {@code PyParser} adds Python slices ({@code [::-1]}), keyword arguments holding
- * whole expressions, {@code not x is defined} precedence, Python's {@code +}, {@code *}, {@code %},
- * {@code //} and {@code **} (with Jinja2's precedence) and chained comparisons ({@code 1 < x <= 5});
+ * whole expressions, {@code not x is defined} precedence, Python's {@code +}, {@code -}, {@code *}, {@code /},
+ * {@code %}, {@code //} and {@code **} (with Jinja2's precedence, on ints of any size) and chained comparisons
+ * ({@code 1 < x <= 5}) in Python's order;
  * {@code PyMethods} gives strings, dicts and lists their Python methods ({@code .strip()},
  * {@code .split()}, {@code .startswith()}, {@code .items()}, {@code .get()}, {@code .append()} ...);
  * {@code PyForTag} runs {@code for} loops with {@code if} filters, {@code else} and
  * {@code loop.previtem}/{@code nextitem}; {@code Helpers} provides {@code raise_exception},
  * {@code strftime_now}, {@code tojson} as Python's {@code json.dumps}, {@code from_json}, Jinja2's
- * {@code sort} and {@code groupby}, Python printing ({@code True}, {@code ['a', 1]}) and the
- * {@code generation} and {@code filter} blocks.
+ * {@code sort}, {@code groupby}, {@code min}, {@code max}, {@code dictsort} and {@code int}, Python printing
+ * ({@code True}, {@code ['a', 1]}) and the {@code generation} and {@code filter} blocks.
  * Where it departs from Jinja2 it does as llama.cpp's own engine does: None and undefined are one
  * value, a string {@code +} None gives the string, lists may be appended to, a dict key wins over
  * a dict method of the same name, and nothing is HTML-escaped.

@@ -49,7 +49,6 @@ import java.util.Objects;
 import java.util.Properties;
 import java.util.Set;
 import jinjava.de.odysseus.el.ExpressionFactoryImpl;
-import jinjava.de.odysseus.el.misc.NumberOperations;
 import jinjava.de.odysseus.el.misc.TypeConverter;
 import jinjava.de.odysseus.el.tree.Bindings;
 import jinjava.de.odysseus.el.tree.IdentifierNode;
@@ -85,15 +84,16 @@ import jinjava.javax.el.MethodNotFoundException;
  * {@code JinjaLexer} applies Jinja2's lexer rules ({@code trim_blocks}, {@code lstrip_blocks},
  * {@code -}/{@code +} markers, newline normalisation, one trailing newline dropped) before
  * Jinjava parses; {@code PyParser} adds Python slices ({@code [::-1]}), keyword arguments holding
- * whole expressions, {@code not x is defined} precedence, Python's {@code +}, {@code *}, {@code %},
- * {@code //} and {@code **} (with Jinja2's precedence) and chained comparisons ({@code 1 < x <= 5});
+ * whole expressions, {@code not x is defined} precedence, Python's {@code +}, {@code -}, {@code *}, {@code /},
+ * {@code %}, {@code //} and {@code **} (with Jinja2's precedence, on ints of any size) and chained comparisons
+ * ({@code 1 < x <= 5}) in Python's order;
  * {@code PyMethods} gives strings, dicts and lists their Python methods ({@code .strip()},
  * {@code .split()}, {@code .startswith()}, {@code .items()}, {@code .get()}, {@code .append()} ...);
  * {@code PyForTag} runs {@code for} loops with {@code if} filters, {@code else} and
  * {@code loop.previtem}/{@code nextitem}; {@code Helpers} provides {@code raise_exception},
  * {@code strftime_now}, {@code tojson} as Python's {@code json.dumps}, {@code from_json}, Jinja2's
- * {@code sort} and {@code groupby}, Python printing ({@code True}, {@code ['a', 1]}) and the
- * {@code generation} and {@code filter} blocks.
+ * {@code sort}, {@code groupby}, {@code min}, {@code max}, {@code dictsort} and {@code int}, Python printing
+ * ({@code True}, {@code ['a', 1]}) and the {@code generation} and {@code filter} blocks.
  * Where it departs from Jinja2 it does as llama.cpp's own engine does: None and undefined are one
  * value, a string {@code +} None gives the string, lists may be appended to, a dict key wins over
  * a dict method of the same name, and nothing is HTML-escaped.
@@ -785,23 +785,53 @@ public final class ChatTemplateRenderer {
         }
 
         /**
-         * Python's {@code +}, {@code *}, {@code %}, {@code ==} and {@code !=} (Jinjava's would print "null" for None,
-         * concatenate anything, take the dividend's sign for {@code %}, coerce to compare).
+         * Python's {@code +}, {@code -}, {@code *}, {@code /}, {@code %}, {@code <}, {@code <=}, {@code >}, {@code >=},
+         * {@code ==} and {@code !=} (Jinjava's would print "null" for None, concatenate anything, wrap around on long
+         * overflow, give inf for a division by zero, take the dividend's sign for {@code %}, coerce to compare).
          */
         @Override
         protected AstBinary createAstBinary(AstNode left, AstNode right, AstBinary.Operator operator) {
             if (operator == com.hubspot.jinjava.el.ext.AdditionOperator.OP) {
                 operator = PyOperators.ADD;
+            } else if (operator == AstBinary.SUB) {
+                operator = PyOperators.SUB;
             } else if (operator == AstBinary.MUL) {
                 operator = PyOperators.MUL;
+            } else if (operator == AstBinary.DIV) {
+                operator = PyOperators.DIV;
             } else if (operator == AstBinary.MOD) {
                 operator = PyOperators.MOD;
+            } else if (operator == AstBinary.LT) {
+                operator = PyOperators.LT;
+            } else if (operator == AstBinary.LE) {
+                operator = PyOperators.LE;
+            } else if (operator == AstBinary.GT) {
+                operator = PyOperators.GT;
+            } else if (operator == AstBinary.GE) {
+                operator = PyOperators.GE;
             } else if (operator == AstBinary.EQ) {
                 operator = PyOperators.EQ;
             } else if (operator == AstBinary.NE) {
                 operator = PyOperators.NE;
             }
             return super.createAstBinary(left, right, operator);
+        }
+
+        /** Python's unary minus (Jinjava's wrapped around on the smallest long). */
+        @Override
+        protected AstUnary createAstUnary(AstNode child, AstUnary.Operator operator) {
+            return super.createAstUnary(child, operator == AstUnary.NEG ? PyOperators.NEG : operator);
+        }
+
+        /** An int literal of any size up to {@link PyOperators#MAX_INT_DIGITS} digits (Jinjava's had to fit a long). */
+        @Override
+        protected Number parseInteger(String digits) throws ParseException {
+            String significant = digits.replaceFirst("^0+(?=.)", "");
+            if (significant.length() > PyOperators.MAX_INT_DIGITS) {
+                throw new ParseException(0, "an int literal of " + significant.length() + " digits",
+                        "at most " + PyOperators.MAX_INT_DIGITS + " digits");
+            }
+            return PyOperators.intResult(new BigInteger(significant));
         }
 
         /**
@@ -1050,17 +1080,17 @@ public final class ChatTemplateRenderer {
 
     /**
      * Python's {@code +} (str, list and number operands; None next to a str counts as "", as in
-     * llama.cpp's engine), {@code *} (with str/list repetition), {@code %} and {@code //} (rounding
-     * toward negative infinity, a bool counting as 1 or 0) and {@code **}. An int result of more than
-     * {@link #MAX_INT_DIGITS} digits (Python's limit for printing one) is refused: {@code 2**100000000}
-     * would take seconds and megabytes, and squaring in a loop grows without bound.
+     * llama.cpp's engine), {@code -}, unary minus, {@code *} (with str/list repetition), {@code /}, {@code %} and
+     * {@code //} (rounding toward negative infinity) and {@code **}; a bool counts as the int 1 or 0. Ints are
+     * Python's, of any size: a long where the value fits ({@link #intResult}), a BigInteger past it, never wrapping
+     * around. An int result of more than {@link #MAX_INT_DIGITS} digits (Python's limit for printing one) is refused:
+     * {@code 2**100000000} would take seconds and megabytes, and squaring in a loop grows without bound.
      */
     static final class PyOperators {
-        private static final TypeConverter NUMBERS = new TruthyTypeConverter();
         /** Python's {@code sys.get_int_max_str_digits()} default. */
         static final int MAX_INT_DIGITS = 4300;
         /** The smallest int of more than {@link #MAX_INT_DIGITS} digits. */
-        private static final BigInteger INT_LIMIT = BigInteger.TEN.pow(MAX_INT_DIGITS);
+        static final BigInteger INT_LIMIT = BigInteger.TEN.pow(MAX_INT_DIGITS);
 
         static final AstBinary.Operator ADD = new AstBinary.SimpleOperator() {
             @Override
@@ -1084,10 +1114,80 @@ public final class ChatTemplateRenderer {
                 out.addAll(y);
                 return PyValues.bounded(out);
             }
-            if (a instanceof Number && b instanceof Number) {
-                return NumberOperations.add(NUMBERS, a, b);
+            if (isNumber(a) && isNumber(b)) {
+                return arithmetic('+', a, b);
             }
             throw unsupported("+", a, b);
+        }
+
+        static final AstBinary.Operator SUB = operator("-", (a, b) -> {
+            if (isNumber(a) && isNumber(b)) {
+                return arithmetic('-', a, b);
+            }
+            throw unsupported("-", a, b);
+        });
+
+        /** Python's unary minus: numbers only (Jinjava's read a str as a number and None as 0). */
+        static final AstUnary.Operator NEG = new AstUnary.SimpleOperator() {
+            @Override
+            protected Object apply(TypeConverter converter, Object v) {
+                BigInteger i = bigInt(v);
+                if (i != null) {
+                    return intResult(i.negate());
+                }
+                if (isNumber(v)) {
+                    return -toDouble(v);
+                }
+                throw new ELException("bad operand type for unary -: '" + PyValues.typeName(v) + "'");
+            }
+
+            @Override
+            public String toString() {
+                return "-";
+            }
+        };
+
+        /**
+         * Python's {@code +}, {@code -} or {@code *} on two numbers: exact on ints (up to {@link #MAX_INT_DIGITS}
+         * digits), in floats when either is a float.
+         */
+        private static Number arithmetic(char op, Object a, Object b) {
+            Long x = smallInt(a);
+            Long y = smallInt(b);
+            if (x != null && y != null) {
+                try {
+                    return switch (op) {
+                        case '+' -> Math.addExact(x, y);
+                        case '-' -> Math.subtractExact(x, y);
+                        default -> Math.multiplyExact(x, y);
+                    };
+                } catch (ArithmeticException overflow) {
+                    // the exact result is a BigInteger's
+                }
+            }
+            BigInteger bx = bigInt(a);
+            BigInteger by = bigInt(b);
+            if (bx != null && by != null) {
+                String symbol = String.valueOf(op);
+                return switch (op) {
+                    case '+' -> boundedInt(bx.add(by), symbol);
+                    case '-' -> boundedInt(bx.subtract(by), symbol);
+                    default -> {
+                        // the product has at least this many bits past its first: no need to compute one that is refused
+                        if (bx.signum() != 0 && by.signum() != 0 && (long) bx.abs().bitLength() + by.abs().bitLength() - 2 > INT_LIMIT.bitLength()) {
+                            throw tooManyDigits(symbol);
+                        }
+                        yield boundedInt(bx.multiply(by), symbol);
+                    }
+                };
+            }
+            double u = toFloat(a);
+            double v = toFloat(b);
+            return switch (op) {
+                case '+' -> u + v;
+                case '-' -> u - v;
+                default -> u * v;
+            };
         }
 
         static final AstBinary.Operator MUL = new AstBinary.SimpleOperator() {
@@ -1098,36 +1198,36 @@ public final class ChatTemplateRenderer {
                     a = b;
                     b = t;
                 }
-                boolean count = b instanceof Long || b instanceof Integer;
-                if (a instanceof CharSequence s && count) {
-                    long n = Math.max(0, ((Number) b).longValue());
-                    if (n * s.length() > MAX_OUTPUT_CHARS) {
-                        throw new ChatTemplateException("chat template output exceeds " + MAX_OUTPUT_CHARS + " chars");
+                BigInteger count = bigInt(b);
+                if ((a instanceof CharSequence || a instanceof List) && count != null) {
+                    if (count.bitLength() > 63) {
+                        throw new ELException("cannot fit 'int' into an index-sized integer");
                     }
-                    return s.toString().repeat((int) n);
-                }
-                if (a instanceof List<?> l && count) {
-                    long n = Math.max(0, ((Number) b).longValue());
+                    long n = Math.max(0, count.longValue());
+                    if (a instanceof CharSequence s) {
+                        if (s.isEmpty() || n == 0) {
+                            return "";
+                        }
+                        if (s.length() > MAX_OUTPUT_CHARS / n) {
+                            throw new ChatTemplateException("chat template output exceeds " + MAX_OUTPUT_CHARS + " chars");
+                        }
+                        return s.toString().repeat((int) n);
+                    }
+                    List<?> l = (List<?>) a;
+                    if (n > 0 && l.size() > MAX_COLLECTION / n) {
+                        throw new ChatTemplateException("chat template builds a list over " + MAX_COLLECTION + " items");
+                    }
                     List<Object> out = new ArrayList<>();
-                    for (long i = 0; i < n; i++) {
+                    for (long i = 0; i < n && !l.isEmpty(); i++) {
                         out.addAll(l);
-                        PyValues.bounded(out);
                     }
                     return out;
                 }
-                if (a instanceof BigInteger || b instanceof BigInteger) {
-                    BigInteger x = bigInt(a);
-                    BigInteger y = bigInt(b);
-                    if (x != null && y != null) {
-                        // the product has at least this many bits past its first: no need to compute one that is refused
-                        if (x.signum() != 0 && y.signum() != 0 && (long) x.abs().bitLength() + y.abs().bitLength() - 2 > INT_LIMIT.bitLength()) {
-                            throw tooManyDigits("*");
-                        }
-                        return boundedInt(x.multiply(y), "*");
-                    }
+                if (isNumber(a) && isNumber(b)) {
+                    return arithmetic('*', a, b);
                 }
-                if (a instanceof Number && b instanceof Number) {
-                    return NumberOperations.mul(converter, a, b);
+                if (a instanceof CharSequence || a instanceof List) {
+                    throw new ELException("can't multiply sequence by non-int of type '" + PyValues.typeName(b) + "'");
                 }
                 throw unsupported("*", a, b);
             }
@@ -1162,6 +1262,29 @@ public final class ChatTemplateRenderer {
                 return "!=";
             }
         };
+
+        /** A dict literal's int key, as a str ({@link #ordering}). */
+        private static final java.util.regex.Pattern INT_KEY = java.util.regex.Pattern.compile("-?[0-9]{1," + MAX_INT_DIGITS + "}");
+        static final AstBinary.Operator LT = ordering("<", PyValues::lessThan);
+        static final AstBinary.Operator LE = ordering("<=", PyValues::lessOrEqual);
+        static final AstBinary.Operator GT = ordering(">", PyValues::greaterThan);
+        static final AstBinary.Operator GE = ordering(">=", PyValues::greaterOrEqual);
+
+        /**
+         * Python's order ({@link PyValues#lessThan}); Jinjava's refused a bool or a list, took None as neither less nor
+         * greater, compared UTF-16 units. One departure: a dict literal's int keys are strs here (Jinjava's dict
+         * literal writes {@code {512: 128}} as {@code {'512': 128}}), so such a str next to an int compares as the int,
+         * as Jinjava's coercion had it: ByteDance-Seed-OSS compares its thinking budget with the keys of one.
+         */
+        private static AstBinary.Operator ordering(String symbol, java.util.function.BiPredicate<Object, Object> order) {
+            return operator(symbol, (a, b) -> order.test(intKey(a, b), intKey(b, a)));
+        }
+
+        /** v as an int where it is the str of one and the other operand is an int; v otherwise. */
+        private static Object intKey(Object v, Object other) {
+            return v instanceof CharSequence cs && bigInt(other) != null && INT_KEY.matcher(cs).matches()
+                    ? intResult(new BigInteger(cs.toString())) : v;
+        }
 
         static boolean equal(Object a, Object b) {
             if (isNone(a) || isNone(b)) {
@@ -1226,8 +1349,8 @@ public final class ChatTemplateRenderer {
                 return intResult(by.signum() < 0 && r.signum() != 0 ? r.add(by) : r);
             }
             if (isNumber(a) && isNumber(b)) {
-                double vx = toDouble(a);
-                double wx = toDouble(b);
+                double vx = toFloat(a);
+                double wx = toFloat(b);
                 if (wx == 0) {
                     throw new ELException("float modulo by zero");
                 }
@@ -1260,8 +1383,8 @@ public final class ChatTemplateRenderer {
                 return intResult(qr[1].signum() != 0 && qr[1].signum() != by.signum() ? qr[0].subtract(BigInteger.ONE) : qr[0]);
             }
             if (isNumber(a) && isNumber(b)) {
-                double vx = toDouble(a);
-                double wx = toDouble(b);
+                double vx = toFloat(a);
+                double wx = toFloat(b);
                 if (wx == 0) {
                     throw new ELException("float floor division by zero");
                 }
@@ -1280,6 +1403,50 @@ public final class ChatTemplateRenderer {
         });
 
         /**
+         * Python's {@code /}: a float, also of two ints (rounded once from the exact quotient where Jinjava's went
+         * through BigDecimals for a BigInteger); dividing by zero is Python's ZeroDivisionError (Jinjava gave inf or nan).
+         */
+        static final AstBinary.Operator DIV = operator("/", (a, b) -> {
+            BigInteger bx = bigInt(a);
+            BigInteger by = bigInt(b);
+            if (bx != null && by != null) {
+                if (by.signum() == 0) {
+                    throw new ELException("division by zero");
+                }
+                return intQuotient(bx, by);
+            }
+            if (isNumber(a) && isNumber(b)) {
+                double v = toFloat(b);
+                if (v == 0) {
+                    throw new ELException("float division by zero");
+                }
+                return toFloat(a) / v;
+            }
+            throw unsupported("/", a, b);
+        });
+
+        /**
+         * x / y correctly rounded, as CPython's {@code long_true_divide} (a result below 2^-1022, where the exponent
+         * runs out, may be rounded twice).
+         */
+        private static double intQuotient(BigInteger x, BigInteger y) {
+            if (x.bitLength() <= 53 && y.bitLength() <= 53) {
+                return x.doubleValue() / y.doubleValue(); // both exact as doubles: IEEE division rounds once
+            }
+            // q = x * 2^shift / y with 55+ significant bits, a sticky bit for a remainder: one rounding in doubleValue
+            int shift = 55 - (x.bitLength() - y.bitLength());
+            BigInteger n = shift > 0 ? x.abs().shiftLeft(shift) : x.abs();
+            BigInteger d = shift < 0 ? y.abs().shiftLeft(-shift) : y.abs();
+            BigInteger[] qr = n.divideAndRemainder(d);
+            BigInteger q = qr[1].signum() != 0 ? qr[0].shiftLeft(1).or(BigInteger.ONE) : qr[0].shiftLeft(1);
+            double r = Math.scalb(q.doubleValue(), -shift - 1);
+            if (Double.isInfinite(r)) {
+                throw new ELException("integer division result too large for a float");
+            }
+            return (x.signum() < 0) != (y.signum() < 0) ? -r : r;
+        }
+
+        /**
          * Python's {@code **}: an int to a non-negative int power is an int of any size (up to
          * {@link #MAX_INT_DIGITS} digits), anything else a float; Jinjava cast the result to a long
          * ({@code 2**-1} was 0).
@@ -1291,8 +1458,8 @@ public final class ChatTemplateRenderer {
                 return intPow(x, y);
             }
             if (isNumber(a) && isNumber(b)) {
-                double vx = toDouble(a);
-                double wx = toDouble(b);
+                double vx = toFloat(a);
+                double wx = toFloat(b);
                 if (vx == 0 && wx < 0) {
                     throw new ELException("0.0 cannot be raised to a negative power");
                 }
@@ -1325,13 +1492,18 @@ public final class ChatTemplateRenderer {
 
         /** r, unless it has more than {@link #MAX_INT_DIGITS} digits. */
         private static Number boundedInt(BigInteger r, String op) {
-            if (r.abs().compareTo(INT_LIMIT) >= 0) {
-                throw tooManyDigits(op);
-            }
+            checkDigits(r, op);
             return intResult(r);
         }
 
-        private static ELException tooManyDigits(String op) {
+        /** Refuses an int of more than {@link #MAX_INT_DIGITS} digits, the result of op. */
+        static void checkDigits(BigInteger r, String op) {
+            if (r.abs().compareTo(INT_LIMIT) >= 0) {
+                throw tooManyDigits(op);
+            }
+        }
+
+        static ELException tooManyDigits(String op) {
             return new ELException("the int result of " + op + " exceeds the limit (" + MAX_INT_DIGITS + " digits)");
         }
 
@@ -1370,6 +1542,23 @@ public final class ChatTemplateRenderer {
 
         static double toDouble(Object v) {
             return v instanceof Boolean t ? (t ? 1 : 0) : ((Number) v).doubleValue();
+        }
+
+        /** Python's {@code float(v)} for an arithmetic operand: an int past the float range is Python's OverflowError. */
+        static double toFloat(Object v) {
+            double d = toDouble(v);
+            if (Double.isInfinite(d) && v instanceof BigInteger) {
+                throw new ELException("int too large to convert to float");
+            }
+            return d;
+        }
+
+        /**
+         * An int as an index or a size, saturated to the int range: past its ends it acts as any other value past the
+         * ends of a sequence (none is that long), where a cast would wrap it around into it.
+         */
+        static int saturatedInt(BigInteger v) {
+            return v.bitLength() < 32 ? v.intValue() : v.signum() < 0 ? -Integer.MAX_VALUE : Integer.MAX_VALUE;
         }
 
         /** An int result: a long where it fits, as the rest of the renderer expects. */
@@ -1532,8 +1721,9 @@ public final class ChatTemplateRenderer {
             if (v == null) {
                 return null;
             }
-            if (v instanceof Number n && !(v instanceof Double) && !(v instanceof Float)) {
-                return n.intValue();
+            BigInteger i = PyOperators.bigInt(v);
+            if (i != null) {
+                return PyOperators.saturatedInt(i);
             }
             throw new ELException("slice indices must be integers or None");
         }
@@ -1604,7 +1794,8 @@ public final class ChatTemplateRenderer {
                 return null; // Jinjava's resolvers: keys, indexes, loop.index ...
             }
             context.setPropertyResolved(true);
-            Integer index = property instanceof Number n ? Integer.valueOf(n.intValue())
+            BigInteger number = PyOperators.bigInt(property);
+            Integer index = number != null ? Integer.valueOf(PyOperators.saturatedInt(number))
                     : property instanceof String p && p.matches("-?\\d{1,9}") ? Integer.valueOf(p) : null;
             if (base instanceof CharSequence cs && index != null) {
                 int[] cps = cs.toString().codePoints().toArray();
@@ -2236,7 +2427,9 @@ public final class ChatTemplateRenderer {
             int upper = step > 0 ? len : len - 1;
             int start = lo == null ? (step > 0 ? lower : upper) : lo < 0 ? Math.max(lo + len, lower) : Math.min(lo, upper);
             int stop = hi == null ? (step > 0 ? upper : lower) : hi < 0 ? Math.max(hi + len, lower) : Math.min(hi, upper);
-            int n = step > 0 ? Math.max(0, (stop - start + step - 1) / step) : Math.max(0, (start - stop - step - 1) / -step);
+            // in longs: a step near the int range's ends overflowed an int sum ('abc'[::2147483647] was '')
+            int n = (int) (step > 0 ? Math.max(0, ((long) stop - start + step - 1) / step)
+                    : Math.max(0, ((long) start - stop - step - 1) / -(long) step));
             int[] out = new int[n];
             for (int k = 0, i = start; k < n; k++, i += step) {
                 out[k] = i;
@@ -2272,10 +2465,29 @@ public final class ChatTemplateRenderer {
          * value raises Jinja2's undefined error.
          */
         static boolean lessThan(Object a, Object b) {
-            return lessThan(a, b, 0);
+            return lessThan(a, b, false, false, 0);
         }
 
-        private static boolean lessThan(Object a, Object b, int depth) {
+        /** Python's {@code a <= b}, as {@link #lessThan}. */
+        static boolean lessOrEqual(Object a, Object b) {
+            return lessThan(a, b, true, false, 0);
+        }
+
+        /** Python's {@code a > b}: {@code b < a}, failing as Python's {@code >} does (its operator, a's type first). */
+        static boolean greaterThan(Object a, Object b) {
+            return lessThan(b, a, false, true, 0);
+        }
+
+        /** Python's {@code a >= b}: {@code b <= a}, failing as Python's {@code >=} does. */
+        static boolean greaterOrEqual(Object a, Object b) {
+            return lessThan(b, a, true, true, 0);
+        }
+
+        /**
+         * a &lt; b, or a &lt;= b; reflected: the caller asked b &gt; a (b &gt;= a), which a failure names. Not
+         * {@code !(b < a)}: nan is neither less than, equal to nor greater than any number.
+         */
+        private static boolean lessThan(Object a, Object b, boolean orEqual, boolean reflected, int depth) {
             if (depth > 64) {
                 throw new ChatTemplateException("value nested too deeply");
             }
@@ -2289,36 +2501,40 @@ public final class ChatTemplateRenderer {
                 Long x = PyOperators.smallInt(a);
                 Long y = PyOperators.smallInt(b);
                 if (x != null && y != null) {
-                    return x < y;
+                    return orEqual ? x <= y : x < y;
                 }
                 BigInteger bx = PyOperators.bigInt(a);
                 BigInteger by = PyOperators.bigInt(b);
                 if (bx != null && by != null) {
-                    return bx.compareTo(by) < 0;
+                    return orEqual ? bx.compareTo(by) <= 0 : bx.compareTo(by) < 0;
                 }
                 double dx = PyOperators.toDouble(a);
                 double dy = PyOperators.toDouble(b);
                 if (bx == null && by == null || !Double.isFinite(dx) || !Double.isFinite(dy)) {
-                    return dx < dy; // nan is never less, nor greater
+                    return orEqual ? dx <= dy : dx < dy; // false for nan
                 }
                 BigDecimal ex = bx != null ? new BigDecimal(bx) : new BigDecimal(dx);
                 BigDecimal ey = by != null ? new BigDecimal(by) : new BigDecimal(dy);
-                return ex.compareTo(ey) < 0;
+                return orEqual ? ex.compareTo(ey) <= 0 : ex.compareTo(ey) < 0;
             }
             if (a instanceof CharSequence x && b instanceof CharSequence y) {
-                return compareCodePoints(x.toString(), y.toString()) < 0;
+                int c = compareCodePoints(x.toString(), y.toString());
+                return orEqual ? c <= 0 : c < 0;
             }
             if ((a instanceof List || a instanceof Map.Entry) && (b instanceof List || b instanceof Map.Entry)) {
                 List<Object> x = asList(a);
                 List<Object> y = asList(b);
                 for (int i = 0; i < x.size() && i < y.size(); i++) {
                     if (!PyOperators.equal(x.get(i), y.get(i))) {
-                        return lessThan(x.get(i), y.get(i), depth + 1);
+                        return lessThan(x.get(i), y.get(i), orEqual, reflected, depth + 1);
                     }
                 }
-                return x.size() < y.size();
+                return orEqual ? x.size() <= y.size() : x.size() < y.size();
             }
-            throw new ELException("'<' not supported between instances of '" + typeName(a) + "' and '" + typeName(b) + "'");
+            String op = (reflected ? ">" : "<") + (orEqual ? "=" : "");
+            throw reflected
+                    ? new ELException("'" + op + "' not supported between instances of '" + typeName(b) + "' and '" + typeName(a) + "'")
+                    : new ELException("'" + op + "' not supported between instances of '" + typeName(a) + "' and '" + typeName(b) + "'");
         }
 
         /** Python's order of a and b, from {@code <} alone as Python's sort asks it. */
@@ -2642,7 +2858,7 @@ public final class ChatTemplateRenderer {
             } else if (v instanceof Map<?, ?> m) {
                 List<Map.Entry<?, ?>> entries = new ArrayList<>(m.entrySet());
                 if (sort) {
-                    entries.sort((x, y) -> String.valueOf(x.getKey()).compareTo(String.valueOf(y.getKey())));
+                    entries.sort((x, y) -> compare(x.getKey(), y.getKey())); // Python sorts the items: by key, keys being unique
                 }
                 if (entries.isEmpty()) {
                     b.append("{}");
@@ -2897,6 +3113,10 @@ public final class ChatTemplateRenderer {
             Object v = arg(a, kw, pos, name, null);
             if (v == null) {
                 return dflt;
+            }
+            BigInteger i = PyOperators.bigInt(v);
+            if (i != null) {
+                return PyOperators.saturatedInt(i);
             }
             if (v instanceof Number n) {
                 return n.intValue();
@@ -3270,45 +3490,49 @@ public final class ChatTemplateRenderer {
         }
 
         /**
-         * Python's {@code range(stop)}, {@code range(start, stop[, step])}: integers only (a float is
+         * Python's {@code range(stop)}, {@code range(start, stop[, step])}: integers of any size only (a float is
          * Python's TypeError; Jinjava read one as its range limit), step not 0, at most
          * {@link #MAX_COLLECTION} items (refused, where Jinjava cut the list short).
          */
-        static List<Long> range(Object first, Object... rest) {
+        static List<Number> range(Object first, Object... rest) {
             if (rest.length > 2) {
                 throw new ChatTemplateException("range expected at most 3 arguments, got " + (rest.length + 1));
             }
-            long a = rangeInt(first);
-            long start = rest.length == 0 ? 0 : a;
-            long stop = rest.length == 0 ? a : rangeInt(rest[0]);
-            long step = rest.length == 2 ? rangeInt(rest[1]) : 1;
-            if (step == 0) {
+            BigInteger a = rangeInt(first);
+            BigInteger start = rest.length == 0 ? BigInteger.ZERO : a;
+            BigInteger stop = rest.length == 0 ? a : rangeInt(rest[0]);
+            BigInteger step = rest.length == 2 ? rangeInt(rest[1]) : BigInteger.ONE;
+            if (step.signum() == 0) {
                 throw new ChatTemplateException("range() arg 3 must not be zero");
             }
-            // in doubles: the integers' difference may not fit a long, and only "more than the limit" matters then
-            double span = step > 0 ? (double) stop - start : (double) start - stop;
-            long count = span <= 0 ? 0 : (long) Math.ceil(span / Math.abs((double) step));
-            if (count > MAX_COLLECTION) {
-                throw new ChatTemplateException("range of " + count + " items exceeds " + MAX_COLLECTION);
+            BigInteger span = step.signum() > 0 ? stop.subtract(start) : start.subtract(stop);
+            BigInteger count = span.signum() <= 0 ? BigInteger.ZERO
+                    : span.add(step.abs()).subtract(BigInteger.ONE).divide(step.abs()); // Python's len(range)
+            if (count.compareTo(BigInteger.valueOf(MAX_COLLECTION)) > 0) {
+                throw new ChatTemplateException("range of " + (count.bitLength() < 64 ? count + " items" : "more than 2^63 items")
+                        + " exceeds " + MAX_COLLECTION);
             }
-            List<Long> out = new ArrayList<>((int) count);
-            for (long i = 0, v = start; i < count; i++, v += step) {
-                out.add(v);
+            int n = count.intValue();
+            List<Number> out = new ArrayList<>(n);
+            if (start.bitLength() < 64 && stop.bitLength() < 64 && step.bitLength() < 64) {
+                // every item lies from start toward stop: a long (the sum past the last one is never read)
+                for (long i = 0, v = start.longValue(), d = step.longValue(); i < n; i++, v += d) {
+                    out.add(v);
+                }
+                return out;
+            }
+            for (BigInteger v = start; out.size() < n; v = v.add(step)) {
+                out.add(PyOperators.intResult(v));
             }
             return out;
         }
 
-        private static long rangeInt(Object v) {
-            if (v instanceof Boolean b) {
-                return b ? 1 : 0;
+        private static BigInteger rangeInt(Object v) {
+            BigInteger i = PyOperators.bigInt(v);
+            if (i == null) {
+                throw new ChatTemplateException("'" + PyValues.typeName(v) + "' object cannot be interpreted as an integer");
             }
-            if (v instanceof Long || v instanceof Integer || v instanceof Short || v instanceof Byte) {
-                return ((Number) v).longValue();
-            }
-            if (v instanceof java.math.BigInteger b && b.bitLength() < 48) {
-                return b.longValue();
-            }
-            throw new ChatTemplateException("'" + PyValues.typeName(v) + "' object cannot be interpreted as an integer");
+            return i;
         }
 
         /** {@code raise_exception(message)}: the render fails with exactly that message. */
@@ -3355,7 +3579,7 @@ public final class ChatTemplateRenderer {
                         boolean killwords = PyValues.truthy(PyValues.arg(a, kw, 1, "killwords", false));
                         String end = PyValues.str(PyValues.arg(a, kw, 2, "end", "..."));
                         int leeway = PyValues.intArg(a, kw, 3, "leeway", 5);
-                        if (s.length() <= length + leeway) {
+                        if (s.length() <= (long) length + leeway) {
                             return s;
                         }
                         String head = s.substring(0, Math.max(0, length - end.length()));
@@ -3375,24 +3599,20 @@ public final class ChatTemplateRenderer {
                     filter("length", (v, a, kw) -> (long) PyValues.len(v)),
                     filter("count", (v, a, kw) -> (long) PyValues.len(v)),
                     filter("items", (v, a, kw) -> v instanceof Map<?, ?> m ? PyValues.items(m) : v == null ? List.of() : fail("items: not a dict")),
-                    filter("dictsort", (v, a, kw) -> {
-                        if (!(v instanceof Map<?, ?> m)) {
-                            throw new ELException("dictsort: not a dict");
-                        }
-                        boolean caseSensitive = PyValues.truthy(PyValues.arg(a, kw, 0, "case_sensitive", false));
-                        boolean byValue = "value".equals(PyValues.str(PyValues.arg(a, kw, 1, "by", "key")));
-                        boolean reverse = PyValues.truthy(PyValues.arg(a, kw, 2, "reverse", false));
-                        List<Object> pairs = PyValues.items(m);
-                        java.util.Comparator<Object> cmp = (x, y) -> {
-                            Object p = ((List<?>) x).get(byValue ? 1 : 0);
-                            Object q = ((List<?>) y).get(byValue ? 1 : 0);
-                            return compare(p, q, caseSensitive);
-                        };
-                        pairs.sort(reverse ? cmp.reversed() : cmp);
-                        return pairs;
-                    }),
+                    filter("dictsort", Helpers::dictsort),
                     filter("sort", Helpers::sort),
                     filter("groupby", Helpers::groupby),
+                    filter("int", Helpers::toInt),
+                    filter("abs", (v, a, kw) -> {
+                        BigInteger i = PyOperators.bigInt(v);
+                        if (i != null) {
+                            return PyOperators.intResult(i.abs()); // Jinjava's wrapped around on the smallest long
+                        }
+                        if (PyOperators.isNumber(v)) {
+                            return Math.abs(PyOperators.toDouble(v));
+                        }
+                        throw new ELException("bad operand type for abs(): '" + PyValues.typeName(v) + "'");
+                    }),
                     filter("sum", (v, a, kw) -> {
                         Object attr = PyValues.arg(a, kw, 0, "attribute", null);
                         Object total = PyValues.arg(a, kw, 1, "start", 0L);
@@ -3403,8 +3623,8 @@ public final class ChatTemplateRenderer {
                         }
                         return total;
                     }),
-                    filter("min", (v, a, kw) -> extreme(v, a, kw, -1)),
-                    filter("max", (v, a, kw) -> extreme(v, a, kw, 1)),
+                    filter("min", (v, a, kw) -> extreme(v, a, kw, false)),
+                    filter("max", (v, a, kw) -> extreme(v, a, kw, true)),
                     filter("join", (v, a, kw) -> {
                         String sep = PyValues.str(PyValues.arg(a, kw, 0, "d", ""));
                         Object attr = PyValues.arg(a, kw, 1, "attribute", null);
@@ -3575,43 +3795,191 @@ public final class ChatTemplateRenderer {
             }
         }
 
+        /**
+         * Jinja2's {@code int(default=0, base=10)}: Python's {@code int(value, base)} for a str, {@code int(value)}
+         * otherwise, failing that {@code int(float(value))} ("42.23" is 42), failing that the default; of any size.
+         * Jinjava's clamped to a long ('99999999999999999999'|int was 9223372036854775807), read true as 0 and knew
+         * neither base prefixes nor underscores.
+         */
+        private static Object toInt(Object v, List<Object> a, Map<String, Object> kw) {
+            Object dflt = PyValues.arg(a, kw, 0, "default", 0L);
+            BigInteger i = PyOperators.bigInt(v);
+            if (i != null) {
+                return PyOperators.intResult(i);
+            }
+            if (v instanceof CharSequence cs) {
+                String s = pythonDigits(cs.toString());
+                BigInteger base = PyOperators.bigInt(PyValues.arg(a, kw, 1, "base", 10L));
+                BigInteger parsed = base == null ? null : parseInt(s, base);
+                if (parsed != null) {
+                    return PyOperators.intResult(parsed);
+                }
+                // int(float(s)): "inf", "nan" and "1e400" are the default (Jinja2 catches the OverflowError there)
+                String plain = underscoresBetweenDigits(s) ? s.replace("_", "") : "";
+                if (FLOAT_LITERAL.matcher(plain).matches()) {
+                    double d = Double.parseDouble(plain);
+                    return Double.isFinite(d) ? PyOperators.intResult(new BigDecimal(d).toBigInteger()) : dflt;
+                }
+                return dflt;
+            }
+            if (v instanceof Double || v instanceof Float || v instanceof BigDecimal) {
+                double d = ((Number) v).doubleValue();
+                if (Double.isInfinite(d)) {
+                    throw new ELException("cannot convert float infinity to integer"); // Python's OverflowError, not caught
+                }
+                return Double.isNaN(d) ? dflt : PyOperators.intResult(new BigDecimal(d).toBigInteger());
+            }
+            return dflt; // None, a list, a dict: Python's TypeError, both times
+        }
+
+        /** A finite Python {@code float()} literal, without its underscores (character classes only: no deep regex recursion). */
+        private static final java.util.regex.Pattern FLOAT_LITERAL = java.util.regex.Pattern.compile(
+                "[+-]?(?:[0-9]+\\.?[0-9]*|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?");
+
+        /** Whether each '_' of s stands between two ASCII digits, as Python's number literals have them. */
+        private static boolean underscoresBetweenDigits(String s) {
+            for (int k = s.indexOf('_'); k >= 0; k = s.indexOf('_', k + 1)) {
+                if (k == 0 || k == s.length() - 1 || !isAsciiDigit(s.charAt(k - 1)) || !isAsciiDigit(s.charAt(k + 1))) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        private static boolean isAsciiDigit(char c) {
+            return c >= '0' && c <= '9';
+        }
+
+        /**
+         * s as Python's {@code int()} and {@code float()} read a str: surrounding whitespace stripped, other decimal
+         * digits ('١٢') as ASCII ones.
+         */
+        private static String pythonDigits(String s) {
+            StringBuilder b = new StringBuilder(s.length());
+            s.codePoints().forEach(c -> {
+                if (c >= 128 && Character.isDigit(c)) {
+                    b.append((char) ('0' + Character.digit(c, 10)));
+                } else {
+                    b.appendCodePoint(Character.isWhitespace(c) || Character.isSpaceChar(c) || c == 0x85 ? ' ' : c);
+                }
+            });
+            return b.toString().strip();
+        }
+
+        /**
+         * Python's {@code int(s, base)}: an optional sign, the base's prefix (0x, 0o, 0b; base 0 takes the base from
+         * it), digits with single underscores between them (and after a prefix); null where Python raises ValueError.
+         */
+        private static BigInteger parseInt(String s, BigInteger baseArg) {
+            if (baseArg.bitLength() > 6) {
+                return null;
+            }
+            int base = baseArg.intValue();
+            if (base != 0 && (base < 2 || base > 36)) {
+                return null;
+            }
+            boolean negative = s.startsWith("-");
+            String body = s.startsWith("-") || s.startsWith("+") ? s.substring(1) : s;
+            String prefix = body.length() > 1 && body.charAt(0) == '0' ? body.substring(0, 2).toLowerCase(Locale.ROOT) : "";
+            int prefixBase = switch (prefix) {
+                case "0x" -> 16;
+                case "0o" -> 8;
+                case "0b" -> 2;
+                default -> 0;
+            };
+            boolean prefixed = prefixBase != 0 && (base == 0 || base == prefixBase);
+            if (prefixed) {
+                base = prefixBase;
+                body = body.substring(2);
+                if (body.startsWith("_")) {
+                    body = body.substring(1);
+                }
+            }
+            if (body.isEmpty() || body.startsWith("_") || body.endsWith("_") || body.contains("__")) {
+                return null;
+            }
+            String digits = body.replace("_", "");
+            if (base == 0) {
+                if (digits.startsWith("0") && !digits.chars().allMatch(c -> c == '0')) {
+                    return null; // Python: leading zeros in a decimal int
+                }
+                base = 10;
+            }
+            for (int k = 0; k < digits.length(); k++) {
+                char c = digits.charAt(k);
+                if (c >= 128 || Character.digit(c, base) < 0) {
+                    return null;
+                }
+            }
+            if (Integer.bitCount(base) != 1) {
+                if (digits.length() > PyOperators.MAX_INT_DIGITS) {
+                    return null; // Python's limit for converting a str in a base that is not a power of two
+                }
+            } else if ((long) (digits.replaceFirst("^0+", "").length() - 1) * Integer.numberOfTrailingZeros(base)
+                    >= PyOperators.INT_LIMIT.bitLength()) {
+                // Python has no limit here; past MAX_INT_DIGITS digits the value is refused before it is parsed (parsing
+                // takes time quadratic in the length)
+                throw PyOperators.tooManyDigits("int()");
+            }
+            BigInteger r = new BigInteger(digits, base);
+            PyOperators.checkDigits(r, "int()");
+            return negative ? r.negate() : r;
+        }
+
         /** markupsafe's escape. */
         private static String htmlEscape(String s) {
             return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("'", "&#39;").replace("\"", "&#34;");
         }
 
-        /** Jinja's {@code min}/{@code max}(case_sensitive=False, attribute=None). */
-        private static Object extreme(Object v, List<Object> a, Map<String, Object> kw, int sign) {
+        /**
+         * Jinja2's {@code min}/{@code max}(case_sensitive=False, attribute=None): Python's {@code min}/{@code max} over
+         * the items ({@link PyValues#iterate}: a dict's keys, a string's characters) keyed by the attribute (a path as
+         * for {@link #sort}, one only), strings compared lowercased unless case_sensitive; the first of equal items
+         * wins. Nothing (Jinja2's undefined) for no items.
+         */
+        private static Object extreme(Object v, List<Object> a, Map<String, Object> kw, boolean max) {
             boolean caseSensitive = PyValues.truthy(PyValues.arg(a, kw, 0, "case_sensitive", false));
-            Object attr = PyValues.arg(a, kw, 1, "attribute", null);
-            List<Object> items = v instanceof CharSequence cs ? new ArrayList<>(PyValues.splitChars(cs.toString())) : PyValues.asList(v);
-            if (items == null && v instanceof Map<?, ?> m) {
-                items = new ArrayList<>(m.keySet());
-            }
+            List<Object> path = PyValues.attributePaths(PyValues.arg(a, kw, 1, "attribute", null), false).get(0);
             Object best = null;
             Object bestKey = null;
-            for (Object x : items == null ? List.of() : items) {
-                Object key = attr == null ? x : x instanceof Map<?, ?> m ? m.get(PyValues.str(attr)) : null;
-                if (best == null || sign * compare(key, bestKey, caseSensitive) > 0) {
-                    best = x;
+            boolean first = true;
+            for (Object item : PyValues.iterate(v)) {
+                Object key = sortKey(PyValues.attribute(item, path), caseSensitive);
+                if (first || (max ? PyValues.greaterThan(key, bestKey) : PyValues.lessThan(key, bestKey))) {
+                    best = item;
                     bestKey = key;
+                    first = false;
                 }
             }
             return best;
         }
 
-        @SuppressWarnings("unchecked")
-        private static int compare(Object p, Object q, boolean caseSensitive) {
-            if (!caseSensitive && p instanceof CharSequence && q instanceof CharSequence) {
-                return p.toString().toLowerCase(Locale.ROOT).compareTo(q.toString().toLowerCase(Locale.ROOT));
+        /**
+         * Jinja2's {@code dictsort(case_sensitive=False, by='key', reverse=False)}: the (key, value) pairs sorted
+         * stably by key or by value in Python's order, strings compared lowercased unless case_sensitive.
+         */
+        private static Object dictsort(Object v, List<Object> a, Map<String, Object> kw) {
+            if (!(v instanceof Map<?, ?> m)) {
+                throw new ELException("dictsort: not a dict");
             }
-            if (p instanceof Number x && q instanceof Number y) {
-                return Double.compare(x.doubleValue(), y.doubleValue());
+            boolean caseSensitive = PyValues.truthy(PyValues.arg(a, kw, 0, "case_sensitive", false));
+            Object by = PyValues.arg(a, kw, 1, "by", "key");
+            String byName = by instanceof CharSequence cs ? cs.toString() : null;
+            int pos = "key".equals(byName) ? 0 : "value".equals(byName) ? 1 : -1;
+            if (pos < 0) {
+                throw new ELException("You can only sort by either \"key\" or \"value\"");
             }
-            if (p instanceof Comparable<?> c && q != null && p.getClass() == q.getClass()) {
-                return ((Comparable<Object>) c).compareTo(q);
+            boolean reverse = PyValues.truthy(PyValues.arg(a, kw, 2, "reverse", false));
+            List<Object[]> keyed = new ArrayList<>(m.size());
+            for (Object pair : PyValues.items(m)) {
+                keyed.add(new Object[] {sortKey(((List<?>) pair).get(pos), caseSensitive), pair});
             }
-            throw new ELException("'<' not supported between instances of '" + PyValues.typeName(p) + "' and '" + PyValues.typeName(q) + "'");
+            sortStably(keyed, reverse);
+            List<Object> out = new ArrayList<>(keyed.size());
+            for (Object[] k : keyed) {
+                out.add(k[1]);
+            }
+            return out;
         }
 
         private static Object fail(String message) {

@@ -180,19 +180,7 @@ public final class ToolStream {
         while (scanned < text.length() && scan != Scan.FAILED) {
             char c = text.charAt(scanned);
             switch (scan) {
-                case OPEN_TAG -> {
-                    if (literal == 0 && Character.isWhitespace(c)) {
-                        scanned++;
-                    } else if (c == OPEN.charAt(literal)) {
-                        scanned++;
-                        if (++literal == OPEN.length()) {
-                            literal = 0;
-                            scan = Scan.HEAD;
-                        }
-                    } else {
-                        scan = Scan.FAILED;
-                    }
-                }
+                case OPEN_TAG -> tag(c, OPEN, Scan.HEAD);
                 case HEAD -> {
                     head.append(c);
                     scanned++;
@@ -250,19 +238,7 @@ public final class ToolStream {
                         scan = Scan.FAILED;
                     }
                 }
-                case CLOSE_TAG -> {
-                    if (literal == 0 && Character.isWhitespace(c)) {
-                        scanned++;
-                    } else if (c == CLOSE.charAt(literal)) {
-                        scanned++;
-                        if (++literal == CLOSE.length()) {
-                            literal = 0;
-                            scan = Scan.BETWEEN;
-                        }
-                    } else {
-                        scan = Scan.FAILED;
-                    }
-                }
+                case CLOSE_TAG -> tag(c, CLOSE, Scan.BETWEEN);
                 case BETWEEN -> {
                     if (Character.isWhitespace(c)) {
                         scanned++;
@@ -280,6 +256,21 @@ public final class ToolStream {
             }
         }
         return out;
+    }
+
+    /** Reads {@code c} as the next character of {@code tag} (whitespace may come before it), then {@code next}. */
+    private void tag(char c, String tag, Scan next) {
+        if (literal == 0 && Character.isWhitespace(c)) {
+            scanned++;
+        } else if (c == tag.charAt(literal)) {
+            scanned++;
+            if (++literal == tag.length()) {
+                literal = 0;
+                scan = next;
+            }
+        } else {
+            scan = Scan.FAILED;
+        }
     }
 
     private int firstCall() {

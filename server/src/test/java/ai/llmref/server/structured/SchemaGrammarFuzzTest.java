@@ -11,13 +11,18 @@ import com.code_intelligence.jazzer.junit.FuzzTest;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -44,8 +49,9 @@ import org.junit.jupiter.api.Test;
  * and an ambiguous grammar ({@code (.{0,2000}){0,2000}} as a {@code pattern}) held it for more
  * than ten minutes in one step while it loaded in milliseconds.</li>
  * <li>Wherever the grammar allows the end of generation, the text so far is one JSON document that
- * {@link SchemaValidator} finds valid under the schema, and where it allows neither the end nor
- * any token the walk has found a dead end (the server would fail the request halfway).</li>
+ * {@link SchemaValidator} finds valid under the schema (a {@code oneOf} read as {@code anyOf}, as
+ * the converter documents), and where it allows neither the end nor any token the walk has found a
+ * dead end (the server would fail the request halfway).</li>
  * </ul>
  *
  * <p>Without {@code JAZZER_FUZZ=1} the method runs once per committed input in
@@ -115,6 +121,27 @@ class SchemaGrammarFuzzTest {
         }
         // llama.cpp must take every grammar the converter gives (GrammarException otherwise), and sample with it
         walkWatched(schema, grammar, input.hashCode());
+    }
+
+    /**
+     * The schema the walk's documents are checked under reads oneOf as anyOf at schema places only
+     * (not in a property name or a const), and its references still reach the same schemas.
+     */
+    @Test
+    void oneOfIsReadAsAnyOfWhereItIsAKeyword() throws Exception {
+        JsonNode schema = SchemaCorpus.MAPPER.readTree("""
+                {"type":"object","properties":{"oneOf":{"oneOf":[{"oneOf":[{"type":"integer"},{"type":"number"}]},{"const":{"oneOf":1}}]},
+                 "b":{"$ref":"#/properties/oneOf/oneOf/0/oneOf/1"},"c":{"$ref":"#/$defs/a~1%25"}},"required":["oneOf"],
+                 "$defs":{"a/%":{"type":"null"}}}""");
+        JsonNode enforced = oneOfAsAnyOf(schema);
+        assertThat(enforced).isEqualTo(SchemaCorpus.MAPPER.readTree("""
+                {"type":"object","properties":{"oneOf":{"anyOf":[{"anyOf":[{"type":"integer"},{"type":"number"}]},{"const":{"oneOf":1}}]},
+                 "b":{"$ref":"#/properties/oneOf/anyOf/0/anyOf/1"},"c":{"$ref":"#/$defs/a~1%25"}},"required":["oneOf"],
+                 "$defs":{"a/%":{"type":"null"}}}"""));
+        JsonNode doc = SchemaCorpus.MAPPER.readTree("{\"oneOf\":3,\"b\":2.5,\"c\":null}");
+        assertThat(SchemaValidator.validate(schema, doc)).isNotEmpty(); // 3 is an integer and a number
+        assertThat(SchemaValidator.validate(enforced, doc)).isEmpty();
+        assertThat(SchemaValidator.validate(enforced, SchemaCorpus.MAPPER.readTree("{\"oneOf\":3,\"c\":1}"))).isNotEmpty();
     }
 
     /** The walk's UTF-8 check, which decides the tokens it may pick: it must pass a model's UTF-8 and nothing else. */
@@ -193,6 +220,7 @@ class SchemaGrammarFuzzTest {
      * tries the tokens that close a string, array or object first, so most walks finish a document.
      */
     private static void walk(LlamaModel m, JsonNode schema, String grammar, long seed, AtomicReference<Step> current) {
+        JsonNode enforced = oneOfAsAnyOf(schema);
         SplittableRandom random = new SplittableRandom(seed);
         int closeFrom = random.nextInt(MAX_TOKENS / 2);
         ByteArrayOutputStream text = new ByteArrayOutputStream();
@@ -202,7 +230,7 @@ class SchemaGrammarFuzzTest {
                 current.set(new Step(i, System.nanoTime(), text.toString(StandardCharsets.UTF_8)));
                 boolean end = unfinished.length == 0 && s.grammarAllows(tokens.end);
                 if (end) {
-                    checkDocument(schema, grammar, text.toString(StandardCharsets.UTF_8));
+                    checkDocument(schema, enforced, grammar, text.toString(StandardCharsets.UTF_8));
                     if (i >= closeFrom || random.nextInt(4) == 0) {
                         return;
                     }
@@ -219,7 +247,7 @@ class SchemaGrammarFuzzTest {
             }
             current.set(new Step(MAX_TOKENS, System.nanoTime(), text.toString(StandardCharsets.UTF_8)));
             if (unfinished.length == 0 && s.grammarAllows(tokens.end)) {
-                checkDocument(schema, grammar, text.toString(StandardCharsets.UTF_8));
+                checkDocument(schema, enforced, grammar, text.toString(StandardCharsets.UTF_8));
             }
         }
     }
@@ -268,8 +296,11 @@ class SchemaGrammarFuzzTest {
         return utf8Tail(unfinished, tokens.bytes[token]) != null && s.grammarAllows(token);
     }
 
-    /** Text at a point where the grammar allows the end: exactly one JSON document, valid under the schema. */
-    private static void checkDocument(JsonNode schema, String grammar, String text) {
+    /**
+     * Text at a point where the grammar allows the end: exactly one JSON document, valid under the
+     * schema as the grammar enforces it ({@code enforced}, from {@link #oneOfAsAnyOf}).
+     */
+    private static void checkDocument(JsonNode schema, JsonNode enforced, String grammar, String text) {
         try (JsonParser p = SchemaCorpus.MAPPER.createParser(text)) {
             p.nextToken();
             p.skipChildren();
@@ -280,12 +311,87 @@ class SchemaGrammarFuzzTest {
         }
         List<String> errors;
         try {
-            errors = SchemaValidator.validate(schema, SchemaValidator.read(text));
+            errors = SchemaValidator.validate(enforced, SchemaValidator.read(text));
         } catch (JsonProcessingException e) {
             throw new AssertionError(e);
         }
         assertThat(errors).as("the grammar ends with a document the schema rejects: %s; schema: %s%ngrammar:%n%s", quote(text), schema,
                 grammar).isEmpty();
+    }
+
+    /** Where a node of a schema is: a schema, an object or array of schemas, or data (const, enum, required, ...). */
+    private enum Place { SCHEMA, SCHEMAS, DATA }
+
+    /** The keywords of the converter's subset whose values are schemas, or objects or arrays of schemas. */
+    private static final Set<String> SCHEMA_VALUED = Set.of("additionalProperties", "items");
+    private static final Set<String> SCHEMAS_VALUED = Set.of("properties", "$defs", "definitions", "anyOf", "oneOf", "allOf", "prefixItems");
+
+    /**
+     * The schema with each {@code oneOf} read as {@code anyOf}, which is how the converter enforces
+     * it (docs/server.md): a document that matches more than one alternative is the server's output
+     * check's to catch (a 500), not a finding. Each {@code $ref} is rewritten to the same place.
+     */
+    static JsonNode oneOfAsAnyOf(JsonNode schema) {
+        Map<JsonNode, String> places = new IdentityHashMap<>();
+        place(schema, Place.SCHEMA, "", places);
+        return copy(schema, schema, Place.SCHEMA, places);
+    }
+
+    private static Place child(Place parent, String key) {
+        return switch (parent) {
+            case SCHEMA -> SCHEMAS_VALUED.contains(key) ? Place.SCHEMAS : SCHEMA_VALUED.contains(key) ? Place.SCHEMA : Place.DATA;
+            case SCHEMAS -> Place.SCHEMA;
+            case DATA -> Place.DATA;
+        };
+    }
+
+    private static String renamed(Place at, String key) {
+        return at == Place.SCHEMA && key.equals("oneOf") ? "anyOf" : key;
+    }
+
+    /** Records the pointer (in the rewritten schema) of every object and array under {@code n}. */
+    private static void place(JsonNode n, Place at, String pointer, Map<JsonNode, String> places) {
+        if (!n.isContainerNode()) {
+            return;
+        }
+        places.put(n, pointer);
+        if (n.isArray()) {
+            for (int i = 0; i < n.size(); i++) {
+                place(n.get(i), at == Place.DATA ? Place.DATA : Place.SCHEMA, pointer + "/" + i, places);
+            }
+            return;
+        }
+        for (Map.Entry<String, JsonNode> e : n.properties()) {
+            String segment = renamed(at, e.getKey()).replace("~", "~0").replace("/", "~1").replace("%", "%25");
+            place(e.getValue(), child(at, e.getKey()), pointer + "/" + segment, places);
+        }
+    }
+
+    private static JsonNode copy(JsonNode n, JsonNode root, Place at, Map<JsonNode, String> places) {
+        if (n.isArray()) {
+            ArrayNode out = SchemaCorpus.MAPPER.createArrayNode();
+            n.forEach(e -> out.add(copy(e, root, at == Place.DATA ? Place.DATA : Place.SCHEMA, places)));
+            return out;
+        }
+        if (!n.isObject()) {
+            return n;
+        }
+        ObjectNode out = SchemaCorpus.MAPPER.createObjectNode();
+        for (Map.Entry<String, JsonNode> e : n.properties()) {
+            JsonNode v = e.getValue();
+            if (at == Place.SCHEMA && e.getKey().equals("$ref") && v.isTextual()) {
+                String target;
+                try {
+                    target = places.get(SchemaKeywords.resolve(root, v.textValue(), ""));
+                } catch (SchemaException unresolved) {
+                    target = null; // the converter refused it already
+                }
+                out.put("$ref", target == null ? v.textValue() : "#" + target); // a boolean schema is where it was
+            } else {
+                out.set(renamed(at, e.getKey()), copy(v, root, child(at, e.getKey()), places));
+            }
+        }
+        return out;
     }
 
     /**

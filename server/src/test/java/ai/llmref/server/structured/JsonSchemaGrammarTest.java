@@ -166,6 +166,52 @@ class JsonSchemaGrammarTest {
         assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(nested))).startsWith("root ::= ");
     }
 
+    static String consts(int n) {
+        List<String> alts = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            alts.add("{\"const\":\"x" + i + "\"}");
+        }
+        return "{\"anyOf\":[" + String.join(",", alts) + "]}";
+    }
+
+    /**
+     * Past an object's (array's) bracket, every alternative around it that begins with that bracket
+     * is alive, each with the alternatives it holds: they multiply. Found by sampling with the
+     * grammars (SchemaGrammarFuzzTest's walk): 45 object alternatives that hold a 100-wide anyOf
+     * under the same key cost 90 ms a token with the 512-token vocabulary, some 4500 alternatives.
+     */
+    @Test
+    void alternativesPastABracketMultiplyWhatItHolds() throws Exception {
+        int max = JsonSchemaGrammar.MAX_ALTERNATIVES;
+        String holding = "{\"type\":\"object\",\"properties\":{\"a\":" + consts(max / 2) + "},\"required\":[\"a\"]}";
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(anyOf(2, holding)))).startsWith("root ::= ");
+        String holdingMore = "{\"type\":\"object\",\"properties\":{\"a\":" + consts(max / 2 + 1) + "},\"required\":[\"a\"]}";
+        // an anyOf of a null and such an object is one object past the bracket
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"anyOf\":[{\"type\":\"null\"}," + holdingMore + "]}")))
+                .startsWith("root ::= ");
+        String recursive = holdingMore.replace("},\"required\"", ",\"c\":{\"type\":\"array\",\"items\":"
+                + anyOf(2, "{\"$ref\":\"#/$defs/o\"}") + "}},\"required\"");
+        List<String[]> refused = List.of(
+                new String[] {anyOf(2, holdingMore), "anyOf", "/anyOf/0/properties/a/anyOf", "begin with its bracket"},
+                new String[] {anyOf(2, "{\"type\":\"array\",\"items\":" + consts(max / 2 + 1) + "}"), "anyOf", "/anyOf/0/items/anyOf",
+                        "begin with its bracket"},
+                // a reference first used where one object begins, then where two do
+                new String[] {"{\"$defs\":{\"o\":" + holdingMore + "},\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"#/$defs/o\"},"
+                        + "\"y\":" + anyOf(2, "{\"$ref\":\"#/$defs/o\"}") + "}}", "$ref", "/properties/y/anyOf/0/$ref",
+                        "2 alternatives here begin with its object"},
+                // the same inside its own schema (a recursion), checked once the reference is visited
+                new String[] {"{\"$defs\":{\"o\":" + recursive + "},\"$ref\":\"#/$defs/o\"}", "$ref",
+                        "/$defs/o/properties/c/items/anyOf/0/$ref", "2 alternatives here begin with its object"});
+        for (String[] r : refused) {
+            JsonNode s = SchemaCorpus.MAPPER.readTree(r[0]);
+            assertThatThrownBy(() -> JsonSchemaGrammar.convert(s)).as(r[2]).isInstanceOfSatisfying(SchemaException.class, e -> {
+                assertThat(e.keyword()).isEqualTo(r[1]);
+                assertThat(e.pointer()).isEqualTo(r[2]);
+                assertThat(e.getMessage()).contains("more than " + max + " alternatives").contains(r[3]);
+            });
+        }
+    }
+
     @Test
     void leftRecursionIsNamedWithItsCycle() throws Exception {
         JsonNode s = SchemaCorpus.MAPPER.readTree("{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"anyOf\":[{\"type\":\"string\"},"

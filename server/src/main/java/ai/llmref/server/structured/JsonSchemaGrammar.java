@@ -788,8 +788,14 @@ public final class JsonSchemaGrammar {
             throw new SchemaException(at, "pattern", "'pattern' makes more than " + MAX_ALTERNATIVES + " alternatives (the widths "
                     + "of its nested '|' multiplied, and of the anyOf/oneOf around it) that the grammar would follow at once");
         }
-        peakAlternatives = Math.max(peakAlternatives, alts);
-        RegexGrammar.ambiguity(branches, at);
+        long ways = RegexGrammar.ambiguity(branches, at);
+        long alive = alternatives * ways;
+        if (alive > MAX_ALTERNATIVES) {
+            throw new SchemaException(at, "pattern", "'pattern' can be matching the text in " + ways + " ways at once, "
+                    + "in " + alternatives + " alternatives alive around it (anyOf/oneOf): more than " + MAX_ALTERNATIVES + " that the "
+                    + "grammar would follow at once (an unanchored pattern also follows the text before its match)");
+        }
+        peakAlternatives = Math.max(peakAlternatives, Math.max(alts, alive));
         if (format != null) {
             if (!format.isTextual() || !RegexGrammar.FORMATS.containsKey(format.textValue())) {
                 throw new SchemaException(ptr + "/format", "format", "string format " + SchemaKeywords.abbreviate(format.toString())

@@ -212,6 +212,31 @@ class JsonSchemaGrammarTest {
         }
     }
 
+    /**
+     * The ways a pattern can be matching the text at once (at most 64: RegexGrammar.ambiguity) are
+     * alive in each alternative around it: 128 anyOf alternatives of the unanchored a{1,60}, each
+     * within that limit, kept some 7800 alive after fifty a's, and accepting one token took 115 ms.
+     */
+    @Test
+    void patternWaysMultiplyTheAlternativesAroundThem() throws Exception {
+        int max = JsonSchemaGrammar.MAX_ALTERNATIVES;
+        // unanchored "abc": the text before a match, and each place a match may have reached
+        String abc = "{\"type\":\"string\",\"pattern\":\"abc\"}";
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(anyOf(max / 4, abc)))).startsWith("root ::= ");
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(anyOf(max, abc.replace("abc", "^abc$"))))).startsWith("root ::= ");
+        List<String[]> refused = List.of(
+                new String[] {anyOf(max / 4 + 1, abc), "4 ways at once, in " + (max / 4 + 1) + " alternatives"},
+                new String[] {anyOf(3, "{\"type\":\"string\",\"pattern\":\"a{1,60}\"}"), "62 ways at once, in 3 alternatives"});
+        for (String[] r : refused) {
+            JsonNode s = SchemaCorpus.MAPPER.readTree(r[0]);
+            assertThatThrownBy(() -> JsonSchemaGrammar.convert(s)).as(r[1]).isInstanceOfSatisfying(SchemaException.class, e -> {
+                assertThat(e.keyword()).isEqualTo("pattern");
+                assertThat(e.pointer()).isEqualTo("/anyOf/0/pattern");
+                assertThat(e.getMessage()).contains(r[1]).contains("more than " + max);
+            });
+        }
+    }
+
     @Test
     void leftRecursionIsNamedWithItsCycle() throws Exception {
         JsonNode s = SchemaCorpus.MAPPER.readTree("{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"anyOf\":[{\"type\":\"string\"},"

@@ -8,6 +8,7 @@ import java.math.RoundingMode;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -110,6 +111,27 @@ public final class JsonSchemaGrammar {
     private long peakAlternatives = 1;
     /** For each reference visited, the factor its own anyOf/oneOf multiply the product by. */
     private final Map<String, Long> refAlternatives = new HashMap<>();
+    /** Indexes of {@link #bracketPaths}'s figures and {@link #inside}'s: past a '{', past a '['. */
+    private static final int OBJECT = 0;
+    private static final int ARRAY = 1;
+    /** Above any product that is refused: sums of alternatives stop growing there. */
+    private static final long PATHS_CAP = (long) MAX_ALTERNATIVES * MAX_ALTERNATIVES;
+    /** The schema of the value being visited, where the alternatives that begin with a bracket are counted; null between values. */
+    private JsonNode value;
+    /** {@link #bracketPaths} of the schemas met. */
+    private final Map<JsonNode, long[]> paths = new IdentityHashMap<>();
+    /**
+     * For the reference being visited, past an opening bracket its schema begins with ({@link #OBJECT},
+     * {@link #ARRAY}): the most alternatives alive at once for each alternative of the value that begins
+     * with that bracket. Used where more alternatives begin with the bracket, the reference multiplies it.
+     */
+    private long[] inside = {1, 1};
+    /** That figure for each reference visited. */
+    private final Map<String, long[]> refInside = new HashMap<>();
+    /** Uses of a reference inside its own schema (a recursion), checked once the reference's figure is known. */
+    private final List<RecursiveUse> recursiveUses = new ArrayList<>();
+
+    private record RecursiveUse(String ref, long[] paths, String ptr) {}
 
     private JsonSchemaGrammar(JsonNode root) {
         this.root = root;
@@ -195,6 +217,18 @@ public final class JsonSchemaGrammar {
 
     /** Adds the rule(s) for a schema and returns the name of the rule that matches it. */
     private String visit(JsonNode schema, String name, String ptr) {
+        if (value != null) {
+            return visitSchema(schema, name, ptr);
+        }
+        value = schema; // a value begins: past its first bracket, the alternatives are counted over this schema
+        try {
+            return visitSchema(schema, name, ptr);
+        } finally {
+            value = null;
+        }
+    }
+
+    private String visitSchema(JsonNode schema, String name, String ptr) {
         String ruleName = name.isEmpty() ? "root" : name;
         if (schema.isBoolean()) {
             if (!schema.booleanValue()) {
@@ -261,8 +295,8 @@ public final class JsonSchemaGrammar {
 
     private String typed(JsonNode schema, String type, String ruleName, String name, String ptr) {
         return switch (type) {
-            case "object" -> rule(ruleName, afterText(() -> object(schema, name, ptr)));
-            case "array" -> rule(ruleName, afterText(() -> array(schema, name, ptr)));
+            case "object" -> rule(ruleName, afterText(OBJECT, () -> object(schema, name, ptr)));
+            case "array" -> rule(ruleName, afterText(ARRAY, () -> array(schema, name, ptr)));
             case "string" -> rule(ruleName, string(schema, ptr));
             case "integer" -> rule(ruleName, integer(schema, ptr));
             case "number" -> rule(ruleName, number(schema, ptr));
@@ -282,6 +316,13 @@ public final class JsonSchemaGrammar {
             if (factor != null) {
                 checkAlternatives(alternatives * factor, ptr + "/$ref", "$ref");
             }
+            long[] in = refInside.get(ref);
+            if (in == null) {
+                recursiveUses.add(new RecursiveUse(ref, bracketPaths(value), ptr + "/$ref"));
+            } else {
+                checkInside(in, bracketPaths(value), ptr + "/$ref");
+                merge(in);
+            }
             return known;
         }
         JsonNode target = SchemaKeywords.resolve(root, ref, ptr);
@@ -295,43 +336,139 @@ public final class JsonSchemaGrammar {
         long outerPeak = peakAlternatives;
         long entry = alternatives;
         peakAlternatives = entry;
+        long[] outerInside = inside;
+        inside = new long[] {1, 1};
         try {
             String body = visit(target, name + "-body", ref.substring(1));
             rules.put(name, body);
             refAlternatives.put(ref, peakAlternatives / entry);
+            refInside.put(ref, inside);
+            for (java.util.Iterator<RecursiveUse> it = recursiveUses.iterator(); it.hasNext(); ) {
+                RecursiveUse use = it.next();
+                if (use.ref().equals(ref)) {
+                    checkInside(inside, use.paths(), use.ptr());
+                    it.remove();
+                }
+            }
         } finally {
             leftEdge = outer;
             peakAlternatives = Math.max(outerPeak, peakAlternatives);
+            long[] own = inside;
+            inside = outerInside;
+            merge(own);
         }
         return name;
+    }
+
+    /** Takes a reference's figure for past its brackets into that of the reference being visited (it begins with it). */
+    private void merge(long[] in) {
+        inside[OBJECT] = Math.max(inside[OBJECT], in[OBJECT]);
+        inside[ARRAY] = Math.max(inside[ARRAY], in[ARRAY]);
+    }
+
+    /** Refuses a reference used where {@code paths} alternatives begin with its bracket, if they make too many alternatives past it. */
+    private static void checkInside(long[] in, long[] paths, String ptr) {
+        for (int b : new int[] {OBJECT, ARRAY}) {
+            if (in[b] * paths[b] > MAX_ALTERNATIVES) {
+                throw new SchemaException(ptr, "$ref", "'$ref' makes more than " + MAX_ALTERNATIVES + " alternatives that the grammar "
+                        + "would follow at once: " + paths[b] + " alternatives here begin with its " + (b == OBJECT ? "object" : "array")
+                        + ", which holds " + in[b] + " at once");
+            }
+        }
+    }
+
+    /**
+     * How many ways through the schema, before any text, begin with '{' ([{@link #OBJECT}]) and with
+     * '[' ([{@link #ARRAY}]): its alternatives (through anyOf, oneOf, allOf and references) that are or
+     * may be objects or arrays. Past that bracket all of them are alive at once.
+     */
+    private long[] bracketPaths(JsonNode s) {
+        long[] known = paths.get(s);
+        if (known != null) {
+            return known;
+        }
+        paths.put(s, new long[] {1, 1}); // met again before any text: a left recursion, refused on its own
+        long[] out = {0, 0};
+        if (s.isBoolean()) {
+            out = s.booleanValue() ? new long[] {1, 1} : out;
+        } else if (s.has("$ref")) {
+            out = new long[] {1, 1}; // a reference that does not resolve is refused where it is visited
+            if (s.get("$ref").isTextual()) {
+                try {
+                    out = bracketPaths(SchemaKeywords.resolve(root, s.get("$ref").textValue(), ""));
+                } catch (SchemaException e) {
+                    // keeps {1, 1}
+                }
+            }
+        } else if (s.has("const") || s.has("enum")) {
+            List<JsonNode> values = new ArrayList<>();
+            values.add(s.path("const"));
+            s.path("enum").forEach(values::add);
+            for (JsonNode v : values) { // the literals share their brackets (a prefix tree)
+                out[OBJECT] |= v.isObject() ? 1 : 0;
+                out[ARRAY] |= v.isArray() ? 1 : 0;
+            }
+        } else if (s.has("anyOf") || s.has("oneOf") || s.has("allOf")) {
+            for (String comb : List.of("anyOf", "oneOf", "allOf")) {
+                for (JsonNode alt : s.path(comb)) {
+                    long[] a = bracketPaths(alt);
+                    out[OBJECT] = Math.min(out[OBJECT] + a[OBJECT], PATHS_CAP);
+                    out[ARRAY] = Math.min(out[ARRAY] + a[ARRAY], PATHS_CAP);
+                }
+            }
+        } else if (s.isObject()) {
+            try {
+                List<String> types = SchemaKeywords.types(s, "");
+                out = types.isEmpty() ? new long[] {1, 1} : new long[] {types.contains("object") ? 1 : 0, types.contains("array") ? 1 : 0};
+            } catch (SchemaException e) {
+                out = new long[] {1, 1}; // refused where it is visited
+            }
+        }
+        paths.put(s, out);
+        return out;
     }
 
     private long checkAlternatives(long product, String ptr, String keyword) {
         if (product > MAX_ALTERNATIVES) {
             throw new SchemaException(ptr, keyword, "'" + keyword + "' makes more than " + MAX_ALTERNATIVES + " alternatives "
-                    + "(the widths of nested anyOf/oneOf multiplied) that the grammar would follow at once");
+                    + "(the widths of nested anyOf/oneOf multiplied, inside an object or array by those around it that begin "
+                    + "with its bracket) that the grammar would follow at once");
         }
         peakAlternatives = Math.max(peakAlternatives, product);
         return product;
     }
 
-    /** Visits what an object or array contains: its references come after its opening bracket. */
-    private String afterText(Supplier<String> visit) {
+    /**
+     * Visits what an object or array contains: its references come after its opening bracket. Past
+     * the bracket the alternatives alive are those of the value that begin with it, each with what it
+     * holds: nested Optional[Model] fields (anyOf [model, null], pydantic's shape) count 1 a level,
+     * where multiplying by 2 would refuse a schema eight levels deep; but 45 object alternatives that
+     * all hold a 100-wide anyOf under the same key are 4500 alive at once: 90 ms a token on the
+     * scheduler thread with the 512-token vocabulary (a scan of the vocabulary grows with it), when
+     * only their own widths were counted.
+     */
+    private String afterText(int bracket, Supplier<String> visit) {
         Set<String> outer = leftEdge;
         leftEdge = null;
-        // Inside the bracket the alternatives around it count apart: nested Optional[Model] fields
-        // (anyOf [model, null], pydantic's shape) would otherwise multiply by 2 a level and refuse a
-        // schema eight levels deep, although past each '{' only the object alternative is alive.
         long outerAlternatives = alternatives;
         long outerPeak = peakAlternatives;
-        alternatives = 1;
-        peakAlternatives = 1;
+        JsonNode outerValue = value;
+        long[] outerInside = inside;
+        long ways = Math.max(1, bracketPaths(value)[bracket]);
+        alternatives = ways;
+        peakAlternatives = ways;
+        value = null;
+        inside = new long[] {1, 1}; // the values inside have brackets of their own
         try {
             return visit.get();
         } finally {
+            long held = peakAlternatives / ways;
             leftEdge = outer;
             alternatives = outerAlternatives;
             peakAlternatives = outerPeak;
+            value = outerValue;
+            inside = outerInside;
+            inside[bracket] = Math.max(inside[bracket], held);
         }
     }
 
@@ -653,8 +790,14 @@ public final class JsonSchemaGrammar {
             throw new SchemaException(at, "pattern", "'pattern' makes more than " + MAX_ALTERNATIVES + " alternatives (the widths "
                     + "of its nested '|' multiplied, and of the anyOf/oneOf around it) that the grammar would follow at once");
         }
-        peakAlternatives = Math.max(peakAlternatives, alts);
-        RegexGrammar.ambiguity(branches, at);
+        long ways = RegexGrammar.ambiguity(branches, at);
+        long alive = alternatives * ways;
+        if (alive > MAX_ALTERNATIVES) {
+            throw new SchemaException(at, "pattern", "'pattern' can be matching the text in " + ways + " ways at once, "
+                    + "in " + alternatives + " alternatives alive around it (anyOf/oneOf): more than " + MAX_ALTERNATIVES + " that the "
+                    + "grammar would follow at once (an unanchored pattern also follows the text before its match)");
+        }
+        peakAlternatives = Math.max(peakAlternatives, Math.max(alts, alive));
         if (format != null) {
             if (!format.isTextual() || !RegexGrammar.FORMATS.containsKey(format.textValue())) {
                 throw new SchemaException(ptr + "/format", "format", "string format " + SchemaKeywords.abbreviate(format.toString())

@@ -166,6 +166,77 @@ class JsonSchemaGrammarTest {
         assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(nested))).startsWith("root ::= ");
     }
 
+    static String consts(int n) {
+        List<String> alts = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            alts.add("{\"const\":\"x" + i + "\"}");
+        }
+        return "{\"anyOf\":[" + String.join(",", alts) + "]}";
+    }
+
+    /**
+     * Past an object's (array's) bracket, every alternative around it that begins with that bracket
+     * is alive, each with the alternatives it holds: they multiply. Found by sampling with the
+     * grammars (SchemaGrammarFuzzTest's walk): 45 object alternatives that hold a 100-wide anyOf
+     * under the same key cost 90 ms a token with the 512-token vocabulary, some 4500 alternatives.
+     */
+    @Test
+    void alternativesPastABracketMultiplyWhatItHolds() throws Exception {
+        int max = JsonSchemaGrammar.MAX_ALTERNATIVES;
+        String holding = "{\"type\":\"object\",\"properties\":{\"a\":" + consts(max / 2) + "},\"required\":[\"a\"]}";
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(anyOf(2, holding)))).startsWith("root ::= ");
+        String holdingMore = "{\"type\":\"object\",\"properties\":{\"a\":" + consts(max / 2 + 1) + "},\"required\":[\"a\"]}";
+        // an anyOf of a null and such an object is one object past the bracket
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree("{\"anyOf\":[{\"type\":\"null\"}," + holdingMore + "]}")))
+                .startsWith("root ::= ");
+        String recursive = holdingMore.replace("},\"required\"", ",\"c\":{\"type\":\"array\",\"items\":"
+                + anyOf(2, "{\"$ref\":\"#/$defs/o\"}") + "}},\"required\"");
+        List<String[]> refused = List.of(
+                new String[] {anyOf(2, holdingMore), "anyOf", "/anyOf/0/properties/a/anyOf", "begin with its bracket"},
+                new String[] {anyOf(2, "{\"type\":\"array\",\"items\":" + consts(max / 2 + 1) + "}"), "anyOf", "/anyOf/0/items/anyOf",
+                        "begin with its bracket"},
+                // a reference first used where one object begins, then where two do
+                new String[] {"{\"$defs\":{\"o\":" + holdingMore + "},\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"#/$defs/o\"},"
+                        + "\"y\":" + anyOf(2, "{\"$ref\":\"#/$defs/o\"}") + "}}", "$ref", "/properties/y/anyOf/0/$ref",
+                        "2 alternatives here begin with its object"},
+                // the same inside its own schema (a recursion), checked once the reference is visited
+                new String[] {"{\"$defs\":{\"o\":" + recursive + "},\"$ref\":\"#/$defs/o\"}", "$ref",
+                        "/$defs/o/properties/c/items/anyOf/0/$ref", "2 alternatives here begin with its object"});
+        for (String[] r : refused) {
+            JsonNode s = SchemaCorpus.MAPPER.readTree(r[0]);
+            assertThatThrownBy(() -> JsonSchemaGrammar.convert(s)).as(r[2]).isInstanceOfSatisfying(SchemaException.class, e -> {
+                assertThat(e.keyword()).isEqualTo(r[1]);
+                assertThat(e.pointer()).isEqualTo(r[2]);
+                assertThat(e.getMessage()).contains("more than " + max + " alternatives").contains(r[3]);
+            });
+        }
+    }
+
+    /**
+     * The ways a pattern can be matching the text at once (at most 64: RegexGrammar.ambiguity) are
+     * alive in each alternative around it: 128 anyOf alternatives of the unanchored a{1,60}, each
+     * within that limit, kept some 7800 alive after fifty a's, and accepting one token took 115 ms.
+     */
+    @Test
+    void patternWaysMultiplyTheAlternativesAroundThem() throws Exception {
+        int max = JsonSchemaGrammar.MAX_ALTERNATIVES;
+        // unanchored "abc": the text before a match, and each place a match may have reached
+        String abc = "{\"type\":\"string\",\"pattern\":\"abc\"}";
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(anyOf(max / 4, abc)))).startsWith("root ::= ");
+        assertThat(JsonSchemaGrammar.convert(SchemaCorpus.MAPPER.readTree(anyOf(max, abc.replace("abc", "^abc$"))))).startsWith("root ::= ");
+        List<String[]> refused = List.of(
+                new String[] {anyOf(max / 4 + 1, abc), "4 ways at once, in " + (max / 4 + 1) + " alternatives"},
+                new String[] {anyOf(3, "{\"type\":\"string\",\"pattern\":\"a{1,60}\"}"), "62 ways at once, in 3 alternatives"});
+        for (String[] r : refused) {
+            JsonNode s = SchemaCorpus.MAPPER.readTree(r[0]);
+            assertThatThrownBy(() -> JsonSchemaGrammar.convert(s)).as(r[1]).isInstanceOfSatisfying(SchemaException.class, e -> {
+                assertThat(e.keyword()).isEqualTo("pattern");
+                assertThat(e.pointer()).isEqualTo("/anyOf/0/pattern");
+                assertThat(e.getMessage()).contains(r[1]).contains("more than " + max);
+            });
+        }
+    }
+
     @Test
     void leftRecursionIsNamedWithItsCycle() throws Exception {
         JsonNode s = SchemaCorpus.MAPPER.readTree("{\"$defs\":{\"a\":{\"$ref\":\"#/$defs/b\"},\"b\":{\"anyOf\":[{\"type\":\"string\"},"

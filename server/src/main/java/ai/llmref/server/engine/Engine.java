@@ -468,6 +468,11 @@ public final class Engine implements AutoCloseable {
         for (Map.Entry<Integer, Float> e : p.logitBias().entrySet()) {
             b.logitBias(e.getKey(), e.getValue());
         }
+        if (p.grammar() != null) {
+            for (int t : unseenByGrammars()) {
+                b.logitBias(t, Float.NEGATIVE_INFINITY);
+            }
+        }
         if (p.presencePenalty() != 0 || p.frequencyPenalty() != 0) {
             b.penalties(64, 1.0f, p.frequencyPenalty(), p.presencePenalty());
         }
@@ -485,6 +490,29 @@ public final class Engine implements AutoCloseable {
             b.seed(p.seed() != null ? p.seed() : (System.nanoTime() & 0xFFFFFFFFL));
         }
         return b.build();
+    }
+
+    /** {@link #unseenByGrammars}, found on first use. */
+    private int[] unseenByGrammars;
+
+    /**
+     * Tokens a grammar reads otherwise than the output shows them, banned where a grammar applies:
+     * llama.cpp's grammar reads a token's text with special tokens rendered, the output renders
+     * them as nothing, so a control token such as {@code <s>} inside a string counted three
+     * characters toward its {@code minLength} and left none. End-of-generation tokens stay (the
+     * grammar decides when they may come). Scheduler thread; one pass over the vocabulary.
+     */
+    private int[] unseenByGrammars() {
+        if (unseenByGrammars == null) {
+            List<Integer> out = new ArrayList<>();
+            for (int t = 0; t < vocab.size(); t++) {
+                if (!vocab.isEndOfGeneration(t) && !Arrays.equals(vocab.tokenBytes(t, true), vocab.tokenBytes(t, false))) {
+                    out.add(t);
+                }
+            }
+            unseenByGrammars = out.stream().mapToInt(Integer::intValue).toArray();
+        }
+        return unseenByGrammars;
     }
 
     /** A slot whose next step decodes its last sampled token. */

@@ -221,6 +221,7 @@ public final class Engine implements AutoCloseable {
                 sampling = new SamplingPool(config.samplingThreads());
                 batch = ctx.newBatch(ctx.batchSize());
                 slotContext = ctx.sequenceContextSize();
+                unseenByGrammars(); // here, not in the first grammar request's step (a pass over 128k tokens)
                 if (config.embeddings()) {
                     // as many positions as a generation slot has (llama.cpp may round the configured size up)
                     embeddingCtx = model.newContext(config.embeddingParams(slotContext));
@@ -500,7 +501,7 @@ public final class Engine implements AutoCloseable {
      * llama.cpp's grammar reads a token's text with special tokens rendered, the output renders
      * them as nothing, so a control token such as {@code <s>} inside a string counted three
      * characters toward its {@code minLength} and left none. End-of-generation tokens stay (the
-     * grammar decides when they may come). Scheduler thread; one pass over the vocabulary.
+     * grammar decides when they may come). Scheduler thread; one pass over the vocabulary, at start.
      */
     private int[] unseenByGrammars() {
         if (unseenByGrammars == null) {

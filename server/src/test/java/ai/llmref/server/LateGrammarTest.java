@@ -66,7 +66,10 @@ class LateGrammarTest {
     }
 
     private Result run(GenerationRequest request) throws Exception {
-        RequestHandle h = engine.submit(request);
+        return collect(engine.submit(request));
+    }
+
+    private Result collect(RequestHandle h) throws Exception {
         StringBuilder text = new StringBuilder();
         int constrainedAt = -1;
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
@@ -161,5 +164,29 @@ class LateGrammarTest {
         Result plain = run(new GenerationRequest(PROMPT, 5, List.of(), free));
         assertThat(plain.text).isEmpty();
         assertThat(plain.reason).isEqualTo(FinishReason.LENGTH);
+    }
+
+    /**
+     * The chain swap beside other work: two late-grammar requests and a free one run together
+     * (two slots, so one waits and takes a slot mid-way), and each gives what it gives alone.
+     */
+    @Test
+    void aSwapLeavesTheOtherSlotsAlone() throws Exception {
+        LateGrammar late = new LateGrammar(grammarFromWord(), word, null);
+        Result alone = run(late, List.of());
+        SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, null, 0f, 0f, Map.of(2, -100f), null);
+        List<RequestHandle> handles = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            handles.add(engine.submit(new GenerationRequest(PROMPT, LENGTH, List.of(), greedy, -1, false, i == 1 ? null : late)));
+        }
+        for (int i = 0; i < 3; i++) {
+            Result r = collect(handles.get(i));
+            if (i == 1) {
+                assertThat(r.text).as("the free request beside the swaps").isEqualTo(free);
+            } else {
+                assertThat(r.text).as("request " + i).isEqualTo(alone.text);
+                assertThat(r.constrainedAt).isEqualTo(alone.constrainedAt);
+            }
+        }
     }
 }

@@ -37,6 +37,7 @@ import java.io.IOException;
 import java.lang.reflect.Array;
 import java.math.BigDecimal;
 import java.math.BigInteger;
+import java.math.RoundingMode;
 import java.time.ZonedDateTime;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -3603,6 +3604,7 @@ public final class ChatTemplateRenderer {
                     filter("sort", Helpers::sort),
                     filter("groupby", Helpers::groupby),
                     filter("int", Helpers::toInt),
+                    filter("round", Helpers::round),
                     filter("abs", (v, a, kw) -> {
                         BigInteger i = PyOperators.bigInt(v);
                         if (i != null) {
@@ -3793,6 +3795,47 @@ public final class ChatTemplateRenderer {
             } catch (IllegalArgumentException e) { // TimSort's "Comparison method violates its general contract"
                 throw new ELException("values without a consistent order (such as nan) cannot be sorted");
             }
+        }
+
+        /**
+         * Jinja2's {@code round(precision=0, method='common')}: "common" is Python's {@code round(value, precision)}
+         * (half to even, on the float's exact binary value: {@code 2.675|round(2)} is 2.67; an int stays an int),
+         * "ceil" and "floor" {@code math.ceil/floor(value * 10**precision) / 10**precision} (a float). Jinjava's
+         * rounded half up and always gave a float ({@code 2.5|round} was 3.0, {@code 5|round} 5.0) and ignored the method.
+         */
+        private static Object round(Object v, List<Object> a, Map<String, Object> kw) {
+            BigInteger p = PyOperators.bigInt(PyValues.arg(a, kw, 0, "precision", 0L));
+            if (p == null) {
+                throw new ELException("'" + PyValues.typeName(PyValues.arg(a, kw, 0, "precision", 0L)) + "' object cannot be interpreted as an integer");
+            }
+            String method = PyValues.str(PyValues.arg(a, kw, 1, "method", "common"));
+            if (!Set.of("common", "ceil", "floor").contains(method)) {
+                throw new ELException("method must be common, ceil or floor");
+            }
+            if (!PyOperators.isNumber(v)) {
+                throw new ELException("type " + PyValues.typeName(v) + " doesn't define __round__ method");
+            }
+            int precision = PyOperators.saturatedInt(p);
+            BigInteger i = PyOperators.bigInt(v);
+            if (method.equals("common")) {
+                if (i != null) { // round(int, n): an int, to a multiple of 10**-n where n < 0
+                    return precision >= 0 ? PyOperators.intResult(i)
+                            : PyOperators.intResult(new BigDecimal(i).setScale(Math.max(precision, -PyOperators.MAX_INT_DIGITS - 1),
+                                    RoundingMode.HALF_EVEN).toBigInteger());
+                }
+                double d = PyOperators.toDouble(v);
+                if (!Double.isFinite(d) || precision > 400) {
+                    return d; // Python: nan, inf and a precision past a double's digits give the value back
+                }
+                if (precision < -400) {
+                    return Math.copySign(0.0, d);
+                }
+                double r = new BigDecimal(d).setScale(precision, RoundingMode.HALF_EVEN).doubleValue();
+                return r == 0 ? Math.copySign(0.0, d) : r; // -0.4 rounds to -0.0, as in Python (a BigDecimal has no -0)
+            }
+            double x = PyOperators.toFloat(v);
+            double scale = Math.pow(10, precision);
+            return (method.equals("ceil") ? Math.ceil(x * scale) : Math.floor(x * scale)) / scale;
         }
 
         /**

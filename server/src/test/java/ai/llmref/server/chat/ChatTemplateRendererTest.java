@@ -785,6 +785,21 @@ class ChatTemplateRendererTest {
     }
 
     /**
+     * Expected values: jinja2 3.1.6 (Python 3.11). Jinja2's round is Python's round (half to even on the
+     * float's exact value; an int stays an int) or math.ceil/floor; Jinjava's rounded half up to a float.
+     */
+    @Test
+    void roundIsJinja2s() {
+        assertThat(jinja("{{ 2.5|round }}|{{ 3.5|round }}|{{ 5|round }}|{{ 2.675|round(2) }}|{{ 1.25|round(1) }}"
+                + "|{{ 1.5|round(0, 'floor') }}|{{ 1.2|round(0, 'ceil') }}|{{ -1.5|round }}|{{ 1234.5|round(-2) }}|{{ 7|round(1) }}"
+                + "|{{ (10/3)|round(3) }}|{{ 15|round(-1) }}|{{ 25|round(-1) }}|{{ true|round }}|{{ 5|round(method='ceil') }}"
+                + "|{{ 0.125|round(2, 'floor') }}|{{ -0.4|round }}|{{ 1e300|round(-299) }}"))
+                .isEqualTo("2.0|4.0|5|2.67|1.2|1.0|2.0|-2.0|1200.0|7|3.333|20|20|1|5.0|0.12|-0.0|1e+300");
+        assertThatThrownBy(() -> jinja("{{ 1.5|round(0, 'up') }}")).hasMessageContaining("method must be common, ceil or floor");
+        assertThatThrownBy(() -> jinja("{{ 'a'|round }}")).hasMessageContaining("type str doesn't define __round__ method");
+    }
+
+    /**
      * Expected values: jinja2 3.1.6 (Python 3.11). Python's ints do not overflow: Jinjava's +, -, *, unary minus, abs
      * and sum wrapped around past a long (9223372036854775807 + 1 gave -9223372036854775808), an int literal past a
      * long was a syntax error, range refused ints past 48 bits, and a slice index, a string index or a method's int

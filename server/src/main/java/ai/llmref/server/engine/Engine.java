@@ -493,7 +493,7 @@ public final class Engine implements AutoCloseable {
         return b.build();
     }
 
-    /** {@link #unseenByGrammars}, found on first use. */
+    /** {@link #unseenByGrammars()}, found when the scheduler starts. */
     private int[] unseenByGrammars;
 
     /**

@@ -97,16 +97,7 @@ public final class ToolStream {
         if (scanned >= 0) {
             return List.of();
         }
-        int first;
-        if (format == ToolCalls.Format.HERMES) {
-            first = text.indexOf(OPEN);
-        } else {
-            first = 0;
-            while (first < text.length() && Character.isWhitespace(text.charAt(first))) {
-                first++;
-            }
-            first = first < text.length() && (text.charAt(first) == '{' || text.charAt(first) == '<') ? first : -1;
-        }
+        int first = firstCall();
         if (first < 0) {
             return List.of();
         }
@@ -202,7 +193,7 @@ public final class ToolStream {
                         callName = name;
                         if (!started) {
                             started = true;
-                            String before = text.substring(0, firstCall()).stripTrailing();
+                            String before = text.substring(0, Math.max(0, firstCall())).stripTrailing();
                             content = before.isBlank() ? null : before;
                         }
                         out.add(new CallStart(calls.size(), callId, name));
@@ -273,15 +264,19 @@ public final class ToolStream {
         }
     }
 
+    /**
+     * Where the first call begins: Hermes, the first {@code <tool_call>}; Llama 3, the reply's
+     * first non-space character where it is <code>{</code> or {@code <}; -1 where the text shows none.
+     */
     private int firstCall() {
         if (format == ToolCalls.Format.HERMES) {
-            return Math.max(0, text.indexOf(OPEN));
+            return text.indexOf(OPEN);
         }
         int i = 0;
         while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
             i++;
         }
-        return i;
+        return i < text.length() && (text.charAt(i) == '{' || text.charAt(i) == '<') ? i : -1;
     }
 
     private static String decode(String jsonStringBody) {

@@ -523,11 +523,12 @@ public final class OpenAiService implements HttpService {
             Choice c = ev.choice();
             switch (ev.event()) {
                 case GenerationEvent.Text t -> {
-                    c.text.append(t.text());
-                    c.logprobs.addAll(t.logprobs());
                     if (p.contract().toolsActive()) {
-                        c.tools.push(t.text()); // the reply is read as a stream would read it
+                        c.tools.push(t.text()); // the reply is read as a stream would read it (and kept there)
+                    } else {
+                        c.text.append(t.text());
                     }
+                    c.logprobs.addAll(t.logprobs());
                 }
                 case GenerationEvent.Constrained k -> c.tools.constrain();
                 case GenerationEvent.PromptLogprobs pl -> c.promptLogprobs = pl.tokens();
@@ -679,7 +680,9 @@ public final class OpenAiService implements HttpService {
                                 write(out, nullUsage(p, textChunk(id, created, p.model(), object, chat, c.index, rest, null)));
                             }
                             for (int i = 0; i < r.calls().size(); i++) {
-                                write(out, nullUsage(p, toolCallChunk(id, created, p.model(), object, c.index, i, r.calls().get(i))));
+                                ToolCalls.Call call = r.calls().get(i);
+                                write(out, nullUsage(p, toolCallChunk(id, created, p.model(), object, c.index, i, call.id(), call.name(),
+                                        call.arguments())));
                             }
                         }
                         ObjectNode finish = textChunk(id, created, p.model(), object, chat, c.index, null, r.finish());
@@ -1071,33 +1074,32 @@ public final class OpenAiService implements HttpService {
             switch (piece) {
                 case ToolStream.Content t -> write(out, nullUsage(p, textChunk(id, created, p.model(), object, true, c.index, t.text(), null)));
                 case ToolStream.CallStart s -> write(out, nullUsage(p, toolCallChunk(id, created, p.model(), object, c.index, s.index(),
-                        new ToolCalls.Call(s.id(), s.name(), ""))));
-                case ToolStream.CallArguments a -> {
-                    ObjectNode ch = chunk(id, created, p.model(), object);
-                    ObjectNode choice = ch.putArray("choices").addObject();
-                    choice.put("index", c.index);
-                    ObjectNode tc = choice.putObject("delta").putArray("tool_calls").addObject();
-                    tc.put("index", a.index());
-                    tc.putObject("function").put("arguments", a.delta());
-                    choice.putNull("finish_reason");
-                    write(out, nullUsage(p, ch));
-                }
+                        s.id(), s.name(), "")));
+                case ToolStream.CallArguments a -> write(out, nullUsage(p, toolCallChunk(id, created, p.model(), object, c.index, a.index(),
+                        null, null, a.delta())));
                 case ToolStream.CallEnd e -> { }
             }
         }
     }
 
-    /** One tool call as a stream delta: id, type and name with the whole arguments (clients concatenate argument deltas). */
+    /**
+     * A stream delta of call {@code index}: its start (id, type and name, with arguments) where
+     * {@code callId} is set, else more of its arguments (clients concatenate argument deltas).
+     */
     private ObjectNode toolCallChunk(String id, long created, String model, String object, int choiceIndex, int index,
-            ToolCalls.Call call) {
+            String callId, String name, String arguments) {
         ObjectNode c = chunk(id, created, model, object);
         ObjectNode choice = c.putArray("choices").addObject();
         choice.put("index", choiceIndex);
         ObjectNode tc = choice.putObject("delta").putArray("tool_calls").addObject();
         tc.put("index", index);
-        tc.put("id", call.id());
-        tc.put("type", "function");
-        tc.putObject("function").put("name", call.name()).put("arguments", call.arguments());
+        if (callId == null) {
+            tc.putObject("function").put("arguments", arguments);
+        } else {
+            tc.put("id", callId);
+            tc.put("type", "function");
+            tc.putObject("function").put("name", name).put("arguments", arguments);
+        }
         choice.putNull("finish_reason");
         return c;
     }

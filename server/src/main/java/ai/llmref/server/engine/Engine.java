@@ -221,7 +221,7 @@ public final class Engine implements AutoCloseable {
                 sampling = new SamplingPool(config.samplingThreads());
                 batch = ctx.newBatch(ctx.batchSize());
                 slotContext = ctx.sequenceContextSize();
-                unseenByGrammars(); // here, not in the first grammar request's step (a pass over 128k tokens)
+                unseenByGrammars = tokensGrammarsMisread(); // here, not in the first grammar request's step (a pass over 128k tokens)
                 if (config.embeddings()) {
                     // as many positions as a generation slot has (llama.cpp may round the configured size up)
                     embeddingCtx = model.newContext(config.embeddingParams(slotContext));
@@ -470,7 +470,7 @@ public final class Engine implements AutoCloseable {
             b.logitBias(e.getKey(), e.getValue());
         }
         if (p.grammar() != null) {
-            for (int t : unseenByGrammars()) {
+            for (int t : unseenByGrammars) {
                 b.logitBias(t, Float.NEGATIVE_INFINITY);
             }
         }
@@ -493,7 +493,7 @@ public final class Engine implements AutoCloseable {
         return b.build();
     }
 
-    /** {@link #unseenByGrammars()}, found when the scheduler starts. */
+    /** {@link #tokensGrammarsMisread()}, found when the scheduler starts (before any sampler is made). */
     private int[] unseenByGrammars;
 
     /**
@@ -503,17 +503,14 @@ public final class Engine implements AutoCloseable {
      * characters toward its {@code minLength} and left none. End-of-generation tokens stay (the
      * grammar decides when they may come). Scheduler thread; one pass over the vocabulary, at start.
      */
-    private int[] unseenByGrammars() {
-        if (unseenByGrammars == null) {
-            List<Integer> out = new ArrayList<>();
-            for (int t = 0; t < vocab.size(); t++) {
-                if (!vocab.isEndOfGeneration(t) && !Arrays.equals(vocab.tokenBytes(t, true), vocab.tokenBytes(t, false))) {
-                    out.add(t);
-                }
+    private int[] tokensGrammarsMisread() {
+        List<Integer> out = new ArrayList<>();
+        for (int t = 0; t < vocab.size(); t++) {
+            if (!vocab.isEndOfGeneration(t) && !Arrays.equals(vocab.tokenBytes(t, true), vocab.tokenBytes(t, false))) {
+                out.add(t);
             }
-            unseenByGrammars = out.stream().mapToInt(Integer::intValue).toArray();
         }
-        return unseenByGrammars;
+        return out.stream().mapToInt(Integer::intValue).toArray();
     }
 
     /** A slot whose next step decodes its last sampled token. */

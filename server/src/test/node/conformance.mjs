@@ -251,7 +251,8 @@ seen.zodToolCall = { tool: zodWeather, arguments: zodToolCall.function.arguments
 // runTools: the client calls the function with the parsed arguments and sends its result back as a
 // tool message after the assistant's tool_calls. A named tool_choice ends the loop at the first call;
 // "required" calls every round, so maxChatCompletions ends it, the second request carrying the
-// conversation so far
+// conversation so far (one call a round: with parallel_tool_calls "required" allows several, and the
+// tiny model writes calls until max_tokens)
 const weatherCalls = [];
 const runnable = {
   type: 'function',
@@ -282,7 +283,7 @@ assert.ok(afterTool.choices[0].message.content.length > 0);
 seen.toolRoundTrip = { messages: runMessages, answer: afterTool.choices[0].message.content };
 for (const stream of [false, true]) {
   weatherCalls.length = 0;
-  const run = tools.chat.completions.runTools({ ...toolAsk, tools: [runnable], tool_choice: 'required', stream }, { maxChatCompletions: 2 });
+  const run = tools.chat.completions.runTools({ ...toolAsk, tools: [runnable], tool_choice: 'required', parallel_tool_calls: false, stream }, { maxChatCompletions: 2 });
   await run.done();
   assert.equal(run.allChatCompletions().length, 2, 'both requests answered');
   for (const c of run.allChatCompletions()) {

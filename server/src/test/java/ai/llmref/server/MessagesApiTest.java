@@ -168,7 +168,7 @@ class MessagesApiTest {
     @Test
     void forcedToolUseAndItsResultRoundTrip() throws Exception {
         MessageCreateParams first = MessageCreateParams.builder().model("stories260K").addUserMessage("Is it cold in Oslo?")
-                .addTool(weatherTool()).toolChoice(ToolChoice.ofAny(ToolChoiceAny.builder().build())).maxTokens(200).putAdditionalBodyProperty("temperature", JsonValue.from(0.7))
+                .addTool(weatherTool()).toolChoice(ToolChoice.ofAny(ToolChoiceAny.builder().disableParallelToolUse(true).build())).maxTokens(200).putAdditionalBodyProperty("temperature", JsonValue.from(0.7))
                 .putAdditionalBodyProperty("seed", JsonValue.from(9)).build();
         Message m = client.messages().create(first);
         m.validate();
@@ -194,7 +194,7 @@ class MessagesApiTest {
     @Test
     void streamedToolUseIsAccumulatedByTheSdk() throws Exception {
         MessageCreateParams p = MessageCreateParams.builder().model("stories260K").addUserMessage("Is it cold in Oslo?")
-                .addTool(weatherTool()).toolChoice(ToolChoice.ofAny(ToolChoiceAny.builder().build())).maxTokens(200).putAdditionalBodyProperty("temperature", JsonValue.from(0.7))
+                .addTool(weatherTool()).toolChoice(ToolChoice.ofAny(ToolChoiceAny.builder().disableParallelToolUse(true).build())).maxTokens(200).putAdditionalBodyProperty("temperature", JsonValue.from(0.7))
                 .putAdditionalBodyProperty("seed", JsonValue.from(9)).build();
         Message whole = client.messages().create(p);
         MessageAccumulator acc = MessageAccumulator.create();

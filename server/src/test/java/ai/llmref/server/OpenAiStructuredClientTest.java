@@ -91,7 +91,7 @@ class OpenAiStructuredClientTest {
         ChatCompletionCreateParams first = ChatCompletionCreateParams.builder()
                 .model("stories260K").addUserMessage("Is it cold outside?")
                 .addTool(GetWeather.class)
-                .toolChoice(ChatCompletionToolChoiceOption.Auto.REQUIRED)
+                .toolChoice(ChatCompletionToolChoiceOption.Auto.REQUIRED).parallelToolCalls(false)
                 .maxCompletionTokens(200).temperature(0.7).seed(9).build();
         ChatCompletion c = client.chat().completions().create(first);
         ChatCompletion.Choice choice = c.choices().getFirst();

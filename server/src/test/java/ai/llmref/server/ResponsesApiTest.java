@@ -149,7 +149,7 @@ class ResponsesApiTest {
     @Test
     void functionCallRoundTrip() {
         var first = ResponseCreateParams.builder().model("stories260K").input("Is it cold in Oslo?")
-                .addTool(GetWeather.class).toolChoice(ToolChoiceOptions.REQUIRED).maxOutputTokens(200).temperature(0.7)
+                .addTool(GetWeather.class).toolChoice(ToolChoiceOptions.REQUIRED).parallelToolCalls(false).maxOutputTokens(200).temperature(0.7)
                 .putAdditionalBodyProperty("seed", JsonValue.from(9)).build();
         Response r = client.responses().create(first);
         r.validate();
@@ -177,7 +177,7 @@ class ResponsesApiTest {
     @Test
     void streamedFunctionCallIsAccumulatedByTheClient() throws Exception {
         var params = ResponseCreateParams.builder().model("stories260K").input("Is it cold in Oslo?")
-                .addTool(GetWeather.class).toolChoice(ToolChoiceOptions.REQUIRED).maxOutputTokens(200).temperature(0.7)
+                .addTool(GetWeather.class).toolChoice(ToolChoiceOptions.REQUIRED).parallelToolCalls(false).maxOutputTokens(200).temperature(0.7)
                 .putAdditionalBodyProperty("seed", JsonValue.from(9)).build();
         Response whole = client.responses().create(params);
         ResponseAccumulator acc = ResponseAccumulator.create();

@@ -70,6 +70,11 @@ class ToolCallsTest {
         } else if (choice != null) {
             b.put("tool_choice", choice);
         }
+        if (choice.equals("required")) {
+            // one call: with parallel_tool_calls (the default) "required" allows several, and the
+            // tiny model writes calls until max_tokens (requiredWithParallelCallsWritesOneOrMore)
+            b.put("parallel_tool_calls", false);
+        }
         return b;
     }
 
@@ -211,6 +216,40 @@ class ToolCallsTest {
             JsonNode call = whole.get("message").get("tool_calls").get(0).get("function");
             assertThat(streamed.names().getFirst()).isEqualTo(call.get("name").asText());
             assertThat(streamed.arguments(0)).isEqualTo(call.get("arguments").asText());
+        }
+
+        /**
+         * "required" with parallel_tool_calls (OpenAI's default) is one call or more: the grammar
+         * lets the model write another block after each, and every complete one is valid. The tiny
+         * model writes calls until max_tokens, so the last may be cut (finish_reason "length");
+         * streamed, the same calls arrive, each under its own index.
+         */
+        @Test
+        void requiredWithParallelCallsWritesOneOrMore() throws Exception {
+            ObjectNode b = request("required");
+            b.remove("parallel_tool_calls");
+            JsonNode whole = post(b).get("choices").get(0);
+            JsonNode calls = whole.get("message").get("tool_calls");
+            assertThat(calls).as(whole.toString()).isNotEmpty();
+            String finish = whole.get("finish_reason").asText();
+            assertThat(finish).isIn("tool_calls", "length");
+            int complete = finish.equals("length") ? calls.size() - 1 : calls.size();
+            for (int i = 0; i < complete; i++) {
+                assertValidCall(calls.get(i));
+            }
+            StreamedCalls streamed = streamCalls(b);
+            assertThat(streamed.finish()).isEqualTo(finish);
+            assertThat(streamed.names()).hasSize(calls.size());
+            for (int i = 0; i < calls.size(); i++) {
+                assertThat(streamed.names().get(i)).isEqualTo(calls.get(i).get("function").get("name").asText());
+                assertThat(streamed.arguments(i)).isEqualTo(calls.get(i).get("function").get("arguments").asText());
+            }
+            if (templateFile().startsWith("Qwen")) {
+                assertThat(calls.size()).as("this model writes another block after its first (Hermes)").isGreaterThan(1);
+            } else {
+                assertThat(calls).as("a Llama 3 JSON reply holds one call").hasSize(1);
+                assertThat(finish).isEqualTo("tool_calls");
+            }
         }
 
         /**

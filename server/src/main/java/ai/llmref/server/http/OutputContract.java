@@ -186,19 +186,19 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
                         + "', which is not among 'tools'");
             }
         }
+        Boolean parallel = Params.bool(body, "parallel_tool_calls");
+        boolean several = parallel == null || parallel;
         if (choice.equals("required") || choice.equals("function")) {
             if (grammar != null) {
                 throw ApiException.unsupported("response_format", "a JSON response_format cannot be combined with tool_choice \""
                         + choice + "\": the reply is a tool call");
             }
             try {
-                grammar = ToolCalls.grammar(format, allowed);
+                grammar = ToolCalls.grammar(format, allowed, several && choice.equals("required"));
             } catch (SchemaException e) {
                 throw schemaError("tools", e);
             }
         }
-        Boolean parallel = Params.bool(body, "parallel_tool_calls");
-        boolean several = parallel == null || parallel;
         String late = null;
         if (choice.equals("auto") && grammar == null) {
             try {

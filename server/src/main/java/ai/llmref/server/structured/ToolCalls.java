@@ -86,13 +86,16 @@ public final class ToolCalls {
     }
 
     /**
-     * A grammar that makes the model call exactly one of the functions (all of them for
-     * "required", one for a named choice), its arguments valid under the function's schema.
+     * A grammar that makes the model call one of the functions (all of them for "required", one
+     * for a named choice), its arguments valid under the function's schema; with {@code several}
+     * (tool_choice "required" with parallel_tool_calls) one call or more, each in its own Hermes
+     * block, the model choosing whether to write another. A Llama 3 JSON reply holds one call.
      *
      * @throws SchemaException when a function's parameters use a feature the grammar cannot enforce
      */
-    public static String grammar(Format format, List<Function> functions) {
-        String root = format == Format.HERMES ? "\"<tool_call>\\n\" call \"\\n</tool_call>\"" : "call";
+    public static String grammar(Format format, List<Function> functions, boolean several) {
+        String block = "\"<tool_call>\\n\" call \"\\n</tool_call>\"";
+        String root = format != Format.HERMES ? "call" : several ? block + " (\"\\n\" " + block + ")*" : block;
         return grammar(format, functions, root, "");
     }
 

@@ -176,7 +176,7 @@ class JsonSchemaGrammarReferenceTest {
                             + "\"],\"additionalProperties\":false}")));
         }
         functions.add(new ToolCalls.Function("get", SchemaCorpus.MAPPER.readTree("{\"type\":\"object\",\"additionalProperties\":false}")));
-        String g = ToolCalls.grammar(ToolCalls.Format.HERMES, functions);
+        String g = ToolCalls.grammar(ToolCalls.Format.HERMES, functions, false);
         assertThat(g).containsOnlyOnce("_weather_for_city_").containsOnlyOnce("\\\"name\\\"");
         List<String> docs = List.of(call("get_weather_for_city_0", "{\"n0\": 1}"), call("get_weather_for_city_1", "{\"n1\": 2}"),
                 call("get_weather_for_city_12", "{\"n12\": 3}"), call("get_weather_for_city_126", "{\"n126\":4}"),
@@ -185,11 +185,31 @@ class JsonSchemaGrammarReferenceTest {
                 call("get_weather_for_city_5", "{\"n6\": 1}"), call("get_weather_for_city_1", "{\"n12\": 1}"), call("ge", "{}"),
                 call("get", "{\"n0\": 1}"));
         assertThat(ref.accepts(g, docs)).containsExactly(true, true, true, true, true, false, false, false, false, false, false);
-        assertThat(ref.accepts(ToolCalls.grammar(ToolCalls.Format.LLAMA3_JSON, functions.subList(3, 5)),
+        assertThat(ref.accepts(ToolCalls.grammar(ToolCalls.Format.LLAMA3_JSON, functions.subList(3, 5), false),
                 List.of("{\"name\": \"get_weather_for_city_4\", \"parameters\": {\"n4\": 1}}",
                         "{\"name\": \"get_weather_for_city_3\", \"parameters\": {\"n3\": 1}}",
                         "{\"name\": \"get_weather_for_city_5\", \"parameters\": {\"n5\": 1}}")))
                 .containsExactly(true, true, false);
+    }
+
+    /**
+     * "required" with parallel_tool_calls: one Hermes block or more, a newline between them, each
+     * call valid; without: exactly one block. A Llama 3 JSON reply holds one call either way.
+     */
+    @Test
+    void severalForcedCallsAreBlocksInARow() throws Exception {
+        List<ToolCalls.Function> functions = List.of(
+                new ToolCalls.Function("a", SchemaCorpus.MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"integer\"}},\"additionalProperties\":false}")),
+                new ToolCalls.Function("b", SchemaCorpus.MAPPER.readTree("{\"type\":\"object\",\"additionalProperties\":false}")));
+        List<String> docs = List.of(call("a", "{\"x\": 1}"), call("a", "{\"x\": 1}") + "\n" + call("b", "{}"),
+                call("b", "{}") + "\n" + call("b", "{}") + "\n" + call("a", "{}"), call("a", "{}") + call("b", "{}"),
+                call("a", "{}") + "\n", call("a", "{}") + "\n" + call("a", "{\"x\": \"1\"}"), "");
+        assertThat(ref.accepts(ToolCalls.grammar(ToolCalls.Format.HERMES, functions, true), docs))
+                .containsExactly(true, true, true, false, false, false, false);
+        assertThat(ref.accepts(ToolCalls.grammar(ToolCalls.Format.HERMES, functions, false), docs))
+                .containsExactly(true, false, false, false, false, false, false);
+        assertThat(ToolCalls.grammar(ToolCalls.Format.LLAMA3_JSON, functions, true))
+                .isEqualTo(ToolCalls.grammar(ToolCalls.Format.LLAMA3_JSON, functions, false));
     }
 
     private static String call(String name, String arguments) {

@@ -126,14 +126,14 @@ class ToolCallsParseTest {
 
     @Test
     void forcedCallGrammarNamesEveryAllowedFunction() {
-        String g = ToolCalls.grammar(ToolCalls.Format.HERMES, FUNCTIONS);
+        String g = ToolCalls.grammar(ToolCalls.Format.HERMES, FUNCTIONS, false);
         assertThat(g).startsWith("root ::= \"<tool_call>\\n\" call \"\\n</tool_call>\"\n").contains("call-name ::= \"\\\"get_\" call-name-1\n")
                 .contains("call-name-1 ::= \"weather\\\"\" fn0-call | \"time\\\"\" fn1-call\n")
                 .contains("\"\\\"arguments\\\"\"");
-        assertThat(ToolCalls.grammar(ToolCalls.Format.LLAMA3_JSON, FUNCTIONS.subList(0, 1))).contains("\"\\\"parameters\\\"\"")
+        assertThat(ToolCalls.grammar(ToolCalls.Format.LLAMA3_JSON, FUNCTIONS.subList(0, 1), false)).contains("\"\\\"parameters\\\"\"")
                 .doesNotContain("get_time");
         assertThatThrownBy(() -> ToolCalls.grammar(ToolCalls.Format.HERMES,
-                List.of(new ToolCalls.Function("f", json("{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"string\",\"pattern\":\"\\\\ba\"}}}")))))
+                List.of(new ToolCalls.Function("f", json("{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"string\",\"pattern\":\"\\\\ba\"}}}"))), false))
                 .isInstanceOfSatisfying(SchemaException.class, e -> assertThat(e.pointer()).isEqualTo("/tools/0/function/parameters/properties/x/pattern"));
     }
 
@@ -143,8 +143,8 @@ class ToolCallsParseTest {
         int half = JsonSchemaGrammar.MAX_EXPANSION / 2 / JsonSchemaGrammar.MAX_REPEAT + 1;
         ToolCalls.Function f = new ToolCalls.Function("f", json(JsonSchemaGrammarTest.boundedStrings(half, JsonSchemaGrammar.MAX_REPEAT)));
         ToolCalls.Function g = new ToolCalls.Function("g", f.parameters());
-        assertThat(ToolCalls.grammar(ToolCalls.Format.HERMES, List.of(f))).contains("fn0-call");
-        assertThatThrownBy(() -> ToolCalls.grammar(ToolCalls.Format.HERMES, List.of(f, g)))
+        assertThat(ToolCalls.grammar(ToolCalls.Format.HERMES, List.of(f), false)).contains("fn0-call");
+        assertThatThrownBy(() -> ToolCalls.grammar(ToolCalls.Format.HERMES, List.of(f, g), false))
                 .isInstanceOf(SchemaException.class).hasMessageContaining("too large");
     }
 }

@@ -9,6 +9,7 @@ import ai.llmref.server.chat.ChatTemplateException;
 import ai.llmref.server.chat.ChatTemplateRenderer;
 import ai.llmref.server.config.ServerConfig;
 import ai.llmref.server.http.PromptModel;
+import ai.llmref.server.structured.ReasoningStream;
 import ai.llmref.server.structured.ToolCalls;
 import java.util.List;
 import java.util.Map;
@@ -28,6 +29,12 @@ final class ChatRendering {
      * still run in Jinja.
      */
     static PromptModel.ChatRenderer of(String source, LlamaModel model, ServerConfig.ChatTemplateMode mode) {
+        return of(source, model, mode, ServerConfig.ReasoningFormat.AUTO);
+    }
+
+    /** As {@link #of(String, LlamaModel, ServerConfig.ChatTemplateMode)}; {@code reasoning} says whether {@code <think>} blocks are split off. */
+    static PromptModel.ChatRenderer of(String source, LlamaModel model, ServerConfig.ChatTemplateMode mode,
+            ServerConfig.ReasoningFormat reasoning) {
         Vocabulary v = model.vocabulary();
         String bos = v.bos() >= 0 ? v.tokenText(v.bos()) : "";
         String eos = v.eos() >= 0 ? v.tokenText(v.eos()) : "";
@@ -47,22 +54,47 @@ final class ChatRendering {
         if (builtin) {
             LOG.log(System.Logger.Level.INFO, "chat template: llama.cpp built-in renderer (Jinja for requests with tools)");
         }
+        boolean thinks = reasoning == ServerConfig.ReasoningFormat.AUTO && ReasoningStream.usedBy(source);
+        LOG.log(System.Logger.Level.INFO, "chat template reasoning: " + (thinks ? "<think> blocks returned apart from the content"
+                : reasoning == ServerConfig.ReasoningFormat.NONE ? "returned in the content (model.reasoning-format none)" : "none"));
         return new PromptModel.ChatRenderer() {
             @Override
             public String render(List<PromptModel.Message> messages, List<Map<String, Object>> tools) {
+                return render(messages, tools, Map.of());
+            }
+
+            @Override
+            public String render(List<PromptModel.Message> messages, List<Map<String, Object>> tools, Map<String, Object> variables) {
                 boolean plain = (tools == null || tools.isEmpty()) && messages.stream().allMatch(m -> m.toolCalls() == null && m.toolCallId() == null);
-                if (builtin && (plain || renderer == null)) {
+                if (builtin && variables.isEmpty() && (plain || renderer == null)) {
                     return ChatTemplates.apply(source,
                             // an assistant turn that only called tools has no content: "", as the Jinja path passes it
                             messages.stream().map(m -> new ChatTemplates.Message(m.role(), m.content() == null ? "" : m.content())).toList(), true);
                 }
+                if (renderer == null) {
+                    throw ai.llmref.server.http.ApiException.unsupported("chat_template_kwargs",
+                            "the chat template runs in llama.cpp's built-in renderer, which takes no extra variables");
+                }
+                // enable_thinking is true unless the request says otherwise, as llama.cpp passes it
+                // (DeepSeek R1's template closes its <think> block where it is not true)
+                Map<String, Object> vars = variables;
+                if (!vars.containsKey("enable_thinking")) {
+                    vars = new java.util.LinkedHashMap<>(variables);
+                    vars.put("enable_thinking", true);
+                }
                 return renderer.render(messages.stream()
-                        .map(m -> new ChatMessage(m.role(), m.content(), m.toolCalls(), m.toolCallId(), m.name())).toList(), true, tools);
+                        .map(m -> new ChatMessage(m.role(), m.content(), m.toolCalls(), m.toolCallId(), m.name())).toList(), true, tools,
+                        vars);
             }
 
             @Override
             public ToolCalls.Format toolFormat() {
                 return format;
+            }
+
+            @Override
+            public boolean reasoningTags() {
+                return thinks;
             }
         };
     }

@@ -123,9 +123,19 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     }
 
     @Override
+    public boolean reasoningTags() {
+        return chatRenderer.reasoningTags();
+    }
+
+    @Override
     public String renderChat(List<Message> messages, List<Map<String, Object>> tools) {
+        return renderChat(messages, tools, Map.of());
+    }
+
+    @Override
+    public String renderChat(List<Message> messages, List<Map<String, Object>> tools, Map<String, Object> variables) {
         try {
-            return chatRenderer.render(messages, tools);
+            return chatRenderer.render(messages, tools, variables);
         } catch (ai.llmref.server.chat.ChatTemplateException | ai.llmref.llama.LlamaException e) {
             // Template errors (raise_exception in the template, e.g. unsupported role order; llama.cpp's
             // built-in renderer refusing a message) are the client's to fix. Any other exception is a

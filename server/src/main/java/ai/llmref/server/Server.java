@@ -369,7 +369,7 @@ public final class Server implements AutoCloseable {
     private PromptModel.ChatRenderer chatRenderer(LlamaModel model) {
         String source = !config.model().chatTemplate().isBlank() ? config.model().chatTemplate()
                 : model.chatTemplate().orElse(ChatTemplateRenderer.defaultTemplate());
-        return ChatRendering.of(source, model, config.model().chatTemplateMode());
+        return ChatRendering.of(source, model, config.model().chatTemplateMode(), config.model().reasoningFormat());
     }
 
     /** Where the model runs, for probes: layers offloaded, GPU devices seen, the main buffer's device. */

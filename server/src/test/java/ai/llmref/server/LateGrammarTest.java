@@ -149,6 +149,50 @@ class LateGrammarTest {
     }
 
     /**
+     * With a preamble (a reasoning model's reasoning), the grammar's point is looked for only after
+     * it: a literal that occurs in the preamble does not start the grammar there, its first
+     * occurrence after the preamble does; and an opening applies at the start of the text after it.
+     */
+    @Test
+    void aPreambleIsPassedOverBeforeThePointIsLookedFor() throws Exception {
+        int end = wordAt + word.length(); // the preamble ends after the word
+        String literal = null;
+        for (char ch : free.substring(end).toCharArray()) {
+            if (Character.isLetter(ch) && free.substring(0, end).indexOf(ch) >= 0) {
+                literal = String.valueOf(ch); // a letter of the text after the preamble that the preamble also holds
+                break;
+            }
+        }
+        assertThat(literal).as("a letter before and after the word in " + free).isNotNull();
+        int at = free.indexOf(literal, end);
+        String grammar = "root ::= \"" + literal + "\" [^0-9]{0,12} [0-9]";
+        java.util.function.Supplier<LateGrammar.Preamble> preamble = () -> new LateGrammar.Preamble() {
+            private final StringBuilder sofar = new StringBuilder();
+
+            @Override
+            public String after(String text) {
+                sofar.append(text);
+                return sofar.length() < end ? null : sofar.substring(end);
+            }
+        };
+        Result without = run(new LateGrammar(grammar, literal, null), List.of());
+        int first = free.indexOf(literal);
+        assertThat(first).isLessThan(end);
+        assertThat(without.text).as("without the preamble, from the letter's first occurrence")
+                .matches(Pattern.quote(free.substring(0, first)) + Pattern.quote(literal) + "[^0-9]{0,12}[0-9]");
+        Result r = run(new LateGrammar(grammar, literal, null, preamble), List.of());
+        assertThat(r.text).as("free through the preamble and up to the letter after it: " + free)
+                .matches(Pattern.quote(free.substring(0, at)) + Pattern.quote(literal) + "[^0-9]{0,12}[0-9]");
+        assertThat(r.constrainedAt).isGreaterThan(at);
+        assertThat(r.reason).isEqualTo(FinishReason.STOP);
+        // an opening: at the start of the text after the preamble
+        String head = free.substring(end, end + 2);
+        String opened = "root ::= \"" + head.replace("\"", "\\\"") + "\" [^0-9]{0,12} [0-9]";
+        Result o = run(new LateGrammar(opened, null, Pattern.compile("(" + Pattern.quote(head) + ")"), preamble), List.of());
+        assertThat(o.text).matches(Pattern.quote(free.substring(0, end + 2)) + "[^0-9]{0,12}[0-9]");
+    }
+
+    /**
      * A grammar reads a token's text with special tokens rendered and the output shows them as
      * nothing: where a grammar applies, such tokens are never picked, even pushed by logit_bias
      * (stories260K's {@code <s>}, id 1, reads as three characters of a string and left none).

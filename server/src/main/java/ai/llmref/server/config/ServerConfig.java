@@ -49,6 +49,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
             "model.chat-template",
             "model.require-gpu",
             "model.chat-template-mode",
+            "model.reasoning-format",
             "engine.slots",
             "engine.slot-context",
             "engine.batch-size",
@@ -114,9 +115,18 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * @param requireGpu   when readiness demands layers on a GPU
      * @param splitMode    how the model spreads over several GPUs
      * @param tensorSplit  each GPU's share of the model, in device order; null: by free memory
+     * @param reasoningFormat whether a reasoning model's {@code <think>} block is returned apart from the content
      */
     public record Model(Path path, String id, int gpuLayers, int mainGpu, String chatTemplate, RequireGpu requireGpu,
-                        ChatTemplateMode chatTemplateMode, ModelParams.SplitMode splitMode, float[] tensorSplit) {}
+                        ChatTemplateMode chatTemplateMode, ModelParams.SplitMode splitMode, float[] tensorSplit,
+                        ReasoningFormat reasoningFormat) {}
+
+    /**
+     * {@code auto}: where the chat template writes {@code <think>} blocks, a reply's reasoning is
+     * returned apart from its content ({@code reasoning_content}, llama-server's "deepseek"
+     * format); {@code none}: the reply is returned as the model wrote it.
+     */
+    public enum ReasoningFormat { AUTO, NONE }
 
     /** How chat templates are rendered: the Jinja engine, or llama.cpp's built-in renderer where it knows the template. */
     public enum ChatTemplateMode { JINJA, BUILTIN }
@@ -324,7 +334,8 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 enumeration(c, "model.require-gpu", RequireGpu.AUTO, RequireGpu::valueOf),
                 enumeration(c, "model.chat-template-mode", ChatTemplateMode.JINJA, ChatTemplateMode::valueOf),
                 enumeration(c, "model.split-mode", ModelParams.SplitMode.LAYER, ModelParams.SplitMode::valueOf),
-                tensorSplit(c));
+                tensorSplit(c),
+                enumeration(c, "model.reasoning-format", ReasoningFormat.AUTO, ReasoningFormat::valueOf));
         int batch = integer(c, "engine.batch-size", 512, 1, 65536);
         int ubatch = integer(c, "engine.ubatch-size", 0, 0, batch);
         Engine engine = new Engine(

@@ -415,6 +415,7 @@ public final class Engine implements AutoCloseable {
         slot.stops = new StopMatcher(h.request.stop());
         slot.late = h.request.late();
         slot.lateText = slot.late == null ? null : new StringBuilder();
+        slot.latePreamble = slot.late == null || slot.late.preamble() == null ? null : slot.late.preamble().get();
         slot.logprobs = h.request.logprobs() < 0 ? null : new LogprobTrack(h.request.logprobs(), vocab);
         if (h.request.promptLogprobs()) {
             slot.promptLogprobs = new ArrayList<>(prompt.length);
@@ -833,8 +834,17 @@ public final class Engine implements AutoCloseable {
     private boolean emitLate(Slot s, String text) {
         LateGrammar late = s.late;
         StringBuilder seen = s.lateText;
-        int before = seen.length(); // what of seen came before text
-        seen.append(text);
+        String searched = text; // the part of the output the grammar's start is looked for in, ending with text's end
+        if (s.latePreamble != null) {
+            searched = s.latePreamble.after(text);
+            if (searched == null) { // still in the preamble
+                release(s, s.stops.push(text));
+                return s.stops.stopped();
+            }
+            s.latePreamble = null;
+        }
+        int before = seen.length() + searched.length() - text.length(); // where text begins in seen (negative: before it)
+        seen.append(searched);
         int start;
         if (late.literal() != null) {
             start = seen.indexOf(late.literal());

@@ -1,5 +1,6 @@
 package ai.llmref.server.engine;
 
+import java.util.function.Supplier;
 import java.util.regex.Pattern;
 
 /**
@@ -10,15 +11,36 @@ import java.util.regex.Pattern;
  * otherwise the output stays free. From then on stop strings no longer end the output: the grammar
  * decides where it ends. Exactly one of {@code literal} and {@code opening} is set.
  *
- * @param grammar GBNF (root {@code root}) that the output follows from the point on
- * @param literal the grammar applies from the first occurrence of this text, or null
- * @param opening the grammar applies from this pattern's group 1 when the pattern matches at the
- *                output's start ({@link java.util.regex.Matcher#lookingAt}), or null
+ * <p>With a {@code preamble} (a reasoning model's reasoning), the point is looked for only in the
+ * text after it: the literal in that text, the opening at its start.
+ *
+ * @param grammar  GBNF (root {@code root}) that the output follows from the point on
+ * @param literal  the grammar applies from the first occurrence of this text, or null
+ * @param opening  the grammar applies from this pattern's group 1 when the pattern matches at the
+ *                 output's start ({@link java.util.regex.Matcher#lookingAt}), or null
+ * @param preamble makes, per request, what tells the output's preamble from the rest; null: none
  */
-public record LateGrammar(String grammar, String literal, Pattern opening) {
+public record LateGrammar(String grammar, String literal, Pattern opening, Supplier<Preamble> preamble) {
     public LateGrammar {
         if (grammar == null || (literal == null) == (opening == null) || literal != null && literal.isEmpty()) {
             throw new IllegalArgumentException("a late grammar needs its grammar and exactly one of a non-empty literal and an opening pattern");
         }
+    }
+
+    public LateGrammar(String grammar, String literal, Pattern opening) {
+        this(grammar, literal, opening, null);
+    }
+
+    /**
+     * The part of an output that comes before the text a late grammar is looked for in (one per
+     * request: it keeps state). It is given the output piece by piece.
+     */
+    public interface Preamble {
+        /**
+         * The text after the preamble that {@code text} completes: null while the output is still
+         * in its preamble; once it has left it, the text after it so far, which ends with
+         * {@code text}'s end (it may begin in earlier pieces, or be empty).
+         */
+        String after(String text);
     }
 }

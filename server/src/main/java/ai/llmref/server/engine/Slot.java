@@ -38,6 +38,8 @@ final class Slot {
      * start), or the end of the output that could begin its literal.
      */
     StringBuilder lateText;
+    /** While {@link #late} is looked for: its preamble, until the output has left it; else null. */
+    LateGrammar.Preamble latePreamble;
     /** The last generated tokens (a ring of {@link #RECENT}), for a chain built part-way through the output. */
     final int[] recent = new int[RECENT];
     static final int RECENT = 64;
@@ -104,6 +106,7 @@ final class Slot {
         stops = null;
         late = null;
         lateText = null;
+        latePreamble = null;
         logprobs = null;
         promptLogprobs = null;
         chunkLength = 0;

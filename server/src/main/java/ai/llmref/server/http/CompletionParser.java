@@ -3,6 +3,7 @@ package ai.llmref.server.http;
 import ai.llmref.server.engine.GenerationRequest;
 import ai.llmref.server.engine.LateGrammar;
 import ai.llmref.server.engine.SamplingParams;
+import ai.llmref.server.structured.ReasoningStream;
 import ai.llmref.server.structured.ToolCalls;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -44,7 +45,7 @@ final class CompletionParser {
      * @param n        choices per prompt
      */
     record Parsed(List<GenerationRequest> requests, List<String> echoes, int n, boolean stream, boolean includeUsage, String model,
-                  OutputContract contract) {
+                  OutputContract contract, Reasoning reasoning) {
         /** The first choice's request: what every choice shares (sampling but the seed, logprobs, grammar). */
         GenerationRequest request() {
             return requests.getFirst();
@@ -56,6 +57,21 @@ final class CompletionParser {
 
         String echo(int choice) {
             return echoes.get(choice);
+        }
+    }
+
+    /**
+     * Where a reply's reasoning is: none to split off ({@code OFF}: no reasoning template,
+     * {@code reasoning_format: "none"}, a grammar from the start, a prefill, or completions); a
+     * {@code <think>} block the reply may open with ({@code REPLY}); or a block the prompt left
+     * open, so that the reply begins with reasoning ({@code OPEN}).
+     */
+    enum Reasoning {
+        OFF, REPLY, OPEN;
+
+        /** A reply's reasoning as it is generated, or null when off. */
+        ReasoningStream stream() {
+            return this == OFF ? null : new ReasoningStream(this == OPEN);
         }
     }
 
@@ -93,7 +109,7 @@ final class CompletionParser {
             throw ApiException.badRequest("top_logprobs", "'top_logprobs' needs 'logprobs': true");
         }
         return build(body, "messages", List.of(new Prompt(prompt.tokens(), null)), modelId, prompt.contract(),
-                logprobs != null && logprobs ? (top == null ? 0 : top.intValue()) : -1);
+                logprobs != null && logprobs ? (top == null ? 0 : top.intValue()) : -1, prompt.reasoning());
     }
 
     /** A chat request's prompt tokens, checked but not against the limits (a token count). */
@@ -102,7 +118,7 @@ final class CompletionParser {
         return chatPrompt(body, continueFinal).tokens();
     }
 
-    private record ChatPrompt(OutputContract contract, int[] tokens) {}
+    private record ChatPrompt(OutputContract contract, int[] tokens, Reasoning reasoning) {}
 
     /**
      * The messages rendered with the chat template (tools included when active), tokenized; with
@@ -132,8 +148,39 @@ final class CompletionParser {
             prefill = last.content() == null ? "" : last.content();
             list.removeLast();
         }
-        String rendered = model.renderChat(list, contract.templateTools(body));
-        return new ChatPrompt(contract, model.tokenize(prefill == null ? rendered : rendered + prefill, true));
+        String rendered = model.renderChat(list, contract.templateTools(body), templateVariables(body));
+        Reasoning reasoning = Reasoning.OFF;
+        if (model.reasoningTags() && reasoningFormat(body) && contract.grammar() == null && (prefill == null || prefill.isEmpty())) {
+            // a grammar from the start leaves no room for reasoning: its output is the content
+            reasoning = ReasoningStream.leftOpen(rendered) ? Reasoning.OPEN : Reasoning.REPLY;
+        }
+        return new ChatPrompt(contract, model.tokenize(prefill == null ? rendered : rendered + prefill, true), reasoning);
+    }
+
+    /** {@code chat_template_kwargs}: extra variables for the chat template (an object; e.g. {@code {"enable_thinking": false}}). */
+    private static java.util.Map<String, Object> templateVariables(ObjectNode body) {
+        JsonNode kw = Params.get(body, "chat_template_kwargs");
+        if (kw == null) {
+            return java.util.Map.of();
+        }
+        if (!(kw instanceof ObjectNode o)) {
+            throw ApiException.badRequest("chat_template_kwargs", "'chat_template_kwargs' must be an object, got " + Params.kind(kw));
+        }
+        return KWARGS.convertValue(o, new com.fasterxml.jackson.core.type.TypeReference<java.util.LinkedHashMap<String, Object>>() {});
+    }
+
+    private static final com.fasterxml.jackson.databind.ObjectMapper KWARGS = new com.fasterxml.jackson.databind.ObjectMapper();
+
+    /** {@code reasoning_format} (llama-server's): "auto" or "deepseek" split a reasoning block off (the default), "none" does not. */
+    private static boolean reasoningFormat(ObjectNode body) {
+        String f = Params.string(body, "reasoning_format");
+        if (f == null || f.equals("auto") || f.equals("deepseek")) {
+            return true;
+        }
+        if (f.equals("none")) {
+            return false;
+        }
+        throw ApiException.badValue("reasoning_format", "'reasoning_format' must be one of auto, deepseek, none");
     }
 
     Parsed completion(ObjectNode body) {
@@ -205,11 +252,12 @@ final class CompletionParser {
             prompts.add(new Prompt(tokenized.get(k), echo != null && echo ? text : null));
         }
         return build(body, "prompt", prompts, modelId, OutputContract.of(body, false, ai.llmref.server.structured.ToolCalls.Format.NONE),
-                logprobs == null ? -1 : logprobs.intValue());
+                logprobs == null ? -1 : logprobs.intValue(), Reasoning.OFF);
     }
 
     /** @param promptField the field that holds the prompt ({@code messages}, {@code prompt}), named when it does not fit */
-    private Parsed build(ObjectNode body, String promptField, List<Prompt> prompts, String modelId, OutputContract contract, int logprobs) {
+    private Parsed build(ObjectNode body, String promptField, List<Prompt> prompts, String modelId, OutputContract contract, int logprobs,
+            Reasoning reasoning) {
         if (logprobs >= 0 && contract.toolsActive()) {
             throw ApiException.unsupported("logprobs", "'logprobs' is not supported together with 'tools'");
         }
@@ -233,7 +281,8 @@ final class CompletionParser {
         SamplingParams sampling = sampling(body, contract.grammar());
         LateGrammar late = contract.lateGrammar() == null ? null : new LateGrammar(contract.lateGrammar(),
                 contract.format() == ToolCalls.Format.HERMES ? ToolCalls.HERMES_OPENING : null,
-                contract.format() == ToolCalls.Format.HERMES ? null : ToolCalls.LLAMA3_OPENING);
+                contract.format() == ToolCalls.Format.HERMES ? null : ToolCalls.LLAMA3_OPENING,
+                reasoning == Reasoning.OFF ? null : () -> afterReasoning(reasoning.stream())); // a call begins after the reasoning
         List<GenerationRequest> requests = new ArrayList<>();
         List<String> echoes = new ArrayList<>();
         for (Prompt prompt : prompts) {
@@ -258,7 +307,20 @@ final class CompletionParser {
         }
         Params.string(body, "user"); // accepted (type-checked), not used for generation
         return new Parsed(List.copyOf(requests), java.util.Collections.unmodifiableList(echoes), perPrompt, stream != null && stream,
-                includeUsage, modelId, contract);
+                includeUsage, modelId, contract, reasoning);
+    }
+
+    /** The text after a reply's reasoning, for a late grammar's search ({@link LateGrammar.Preamble}). */
+    private static LateGrammar.Preamble afterReasoning(ReasoningStream reasoning) {
+        return text -> {
+            StringBuilder content = new StringBuilder();
+            for (ReasoningStream.Piece p : reasoning.push(text)) {
+                if (p instanceof ReasoningStream.Content c) {
+                    content.append(c.text());
+                }
+            }
+            return reasoning.inContent() ? content.toString() : null;
+        };
     }
 
     /** Checks a prompt against the limits; the most tokens to generate after it. */

@@ -68,6 +68,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
                 chat.set(f, body.get(f));
             }
         }
+        chat.put("reasoning_format", "none"); // a reasoning model's <think> block stays in the text here (not yet a thinking block)
         if (body.has("max_tokens")) {
             chat.set("max_completion_tokens", body.get("max_tokens"));
         }

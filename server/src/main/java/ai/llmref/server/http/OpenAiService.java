@@ -10,6 +10,7 @@ import ai.llmref.server.engine.TokenLogprob;
 import ai.llmref.server.observe.AccessLog;
 import ai.llmref.server.observe.ServerMetrics;
 import ai.llmref.server.observe.Tracing;
+import ai.llmref.server.structured.ReasoningStream;
 import ai.llmref.server.structured.ToolCalls;
 import ai.llmref.server.structured.ToolStream;
 import io.opentelemetry.api.trace.Span;
@@ -394,13 +395,43 @@ public final class OpenAiService implements HttpService {
         final List<TokenLogprob> logprobs = new ArrayList<>();
         List<TokenLogprob> promptLogprobs = List.of();
         final ToolStream tools;
+        /** A reasoning model's reply as it comes (null: nothing to split off), and its reasoning so far. */
+        private final ReasoningStream reasoning;
+        final StringBuilder reasoningText = new StringBuilder();
         GenerationEvent.Done done;
 
-        Choice(int index, RequestHandle handle, String echo, OutputContract contract) {
+        Choice(int index, RequestHandle handle, String echo, OutputContract contract, CompletionParser.Reasoning reasoning) {
             this.index = index;
             this.handle = handle;
             this.echo = echo;
             this.tools = new ToolStream(contract.format(), contract.callForced());
+            this.reasoning = reasoning.stream();
+        }
+
+        /**
+         * Generated text split into what is reasoning and what is content (all content without a
+         * reasoning model); the reasoning is kept. {@code end}: the reply ended, held text is released.
+         */
+        ReasoningStream.Split split(String text, boolean end) {
+            if (reasoning == null) {
+                return new ReasoningStream.Split("", text);
+            }
+            StringBuilder r = new StringBuilder();
+            StringBuilder content = new StringBuilder();
+            List<ReasoningStream.Piece> pieces = new ArrayList<>(reasoning.push(text));
+            if (end) {
+                pieces.addAll(reasoning.finish());
+            }
+            for (ReasoningStream.Piece p : pieces) {
+                (p instanceof ReasoningStream.Reasoning ? r : content).append(p.text());
+            }
+            reasoningText.append(r);
+            return new ReasoningStream.Split(r.toString(), content.toString());
+        }
+
+        /** The reply's reasoning, or null when it has none. */
+        String reasoning() {
+            return reasoningText.isEmpty() ? null : reasoningText.toString();
         }
     }
 
@@ -460,7 +491,7 @@ public final class OpenAiService implements HttpService {
     private List<Choice> choices(List<RequestHandle> handles, CompletionParser.Parsed p) {
         List<Choice> out = new ArrayList<>(handles.size());
         for (int i = 0; i < handles.size(); i++) {
-            out.add(new Choice(i, handles.get(i), p.echo(i), p.contract()));
+            out.add(new Choice(i, handles.get(i), p.echo(i), p.contract(), p.reasoning()));
         }
         return out;
     }
@@ -523,23 +554,29 @@ public final class OpenAiService implements HttpService {
             Choice c = ev.choice();
             switch (ev.event()) {
                 case GenerationEvent.Text t -> {
-                    if (p.contract().toolsActive()) {
-                        c.tools.push(t.text()); // the reply is read as a stream would read it (and kept there)
-                    } else {
-                        c.text.append(t.text());
-                    }
+                    gathered(p, c, c.split(t.text(), false).content());
                     c.logprobs.addAll(t.logprobs());
                 }
                 case GenerationEvent.Constrained k -> c.tools.constrain();
                 case GenerationEvent.PromptLogprobs pl -> c.promptLogprobs = pl.tokens();
                 case GenerationEvent.Failed f -> throw f.error();
                 case GenerationEvent.Done d -> {
+                    gathered(p, c, c.split("", true).content());
                     c.done = d;
                     open--;
                 }
             }
         }
         return choices;
+    }
+
+    /** A choice's content text, gathered: into its tool stream (read as a stream would read it, and kept there) or its text. */
+    private static void gathered(CompletionParser.Parsed p, Choice c, String content) {
+        if (p.contract().toolsActive()) {
+            c.tools.push(content);
+        } else {
+            c.text.append(content);
+        }
     }
 
     private void whole(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed p, String id, long created, boolean chat,
@@ -557,6 +594,9 @@ public final class OpenAiService implements HttpService {
                 ObjectNode msg = choice.putObject("message");
                 msg.put("role", "assistant");
                 msg.put("content", r.content());
+                if (c.reasoning() != null) {
+                    msg.put("reasoning_content", c.reasoning());
+                }
                 if (!r.calls().isEmpty()) {
                     toolCalls(msg, r.calls());
                 }
@@ -638,11 +678,14 @@ public final class OpenAiService implements HttpService {
                 Choice c = ev.choice();
                 switch (ev.event()) {
                     case GenerationEvent.Text t -> {
+                        ReasoningStream.Split split = c.split(t.text(), false);
+                        reasoningChunk(out, p, id, created, object, c, split.reasoning());
+                        String text = split.content();
                         if (p.contract().toolsActive()) {
-                            toolPieces(out, p, id, created, object, c, c.tools.push(t.text()));
-                        } else if (!t.text().isEmpty() || !t.logprobs().isEmpty()) {
-                            c.text.append(t.text());
-                            ObjectNode ch = textChunk(id, created, p.model(), object, chat, c.index, t.text(), null);
+                            toolPieces(out, p, id, created, object, c, c.tools.push(text));
+                        } else if (!text.isEmpty() || !t.logprobs().isEmpty()) {
+                            c.text.append(text);
+                            ObjectNode ch = textChunk(id, created, p.model(), object, chat, c.index, text, null);
                             if (p.request().logprobs() >= 0) {
                                 logprobs((ObjectNode) ch.get("choices").get(0), p, chat,
                                         c.echo == null ? t.logprobs() : shifted(t.logprobs(), c.echo));
@@ -663,8 +706,14 @@ public final class OpenAiService implements HttpService {
                     case GenerationEvent.Done d -> {
                         c.done = d;
                         open--;
+                        ReasoningStream.Split held = c.split("", true); // what the reasoning stream held: a tag that never came
+                        reasoningChunk(out, p, id, created, object, c, held.reasoning());
                         if (p.contract().toolsActive()) {
+                            toolPieces(out, p, id, created, object, c, c.tools.push(held.content()));
                             toolPieces(out, p, id, created, object, c, c.tools.finish()); // the rest of a call cut short
+                        } else if (!held.content().isEmpty()) {
+                            c.text.append(held.content());
+                            write(out, nullUsage(p, textChunk(id, created, p.model(), object, chat, c.index, held.content(), null)));
                         }
                         Reply r;
                         try {
@@ -1192,6 +1241,20 @@ public final class OpenAiService implements HttpService {
         for (byte b : bytes) {
             out.add(b & 0xff);
         }
+    }
+
+    /** A chat stream's reasoning delta ({@code delta.reasoning_content}, as llama-server and DeepSeek send it); none for "". */
+    private void reasoningChunk(OutputStream out, CompletionParser.Parsed p, String id, long created, String object, Choice c,
+            String reasoning) {
+        if (reasoning.isEmpty()) {
+            return;
+        }
+        ObjectNode ch = chunk(id, created, p.model(), object);
+        ObjectNode choice = ch.putArray("choices").addObject();
+        choice.put("index", c.index);
+        choice.putObject("delta").put("reasoning_content", reasoning);
+        choice.putNull("finish_reason");
+        write(out, nullUsage(p, ch));
     }
 
     private ObjectNode textChunk(String id, long created, String model, String object, boolean chat, int index, String text,

@@ -26,6 +26,20 @@ public interface PromptModel {
         default ToolCalls.Format toolFormat() {
             return ToolCalls.Format.NONE;
         }
+
+        /**
+         * As {@link #render(List, List)}, with extra template variables (a request's
+         * {@code chat_template_kwargs}, e.g. {@code enable_thinking}); empty: none.
+         */
+        default String render(List<Message> messages, List<Map<String, Object>> tools, Map<String, Object> variables) {
+            noVariables(variables);
+            return render(messages, tools);
+        }
+
+        /** A reply's {@code <think>} block is returned apart from its content (the template writes them; model.reasoning-format auto). */
+        default boolean reasoningTags() {
+            return false;
+        }
     }
 
     String id();
@@ -53,6 +67,24 @@ public interface PromptModel {
     /** The chat template's tool-call format; NONE when the template cannot render tools. */
     default ToolCalls.Format toolFormat() {
         return ToolCalls.Format.NONE;
+    }
+
+    /** The chat template applied with extra template variables ({@code chat_template_kwargs}; empty: none). */
+    default String renderChat(List<Message> messages, List<Map<String, Object>> tools, Map<String, Object> variables) {
+        noVariables(variables);
+        return renderChat(messages, tools);
+    }
+
+    /** A renderer without template variables refuses a request that sends some. */
+    private static void noVariables(Map<String, Object> variables) {
+        if (!variables.isEmpty()) {
+            throw ApiException.unsupported("chat_template_kwargs", "this chat template takes no extra variables");
+        }
+    }
+
+    /** See {@link ChatRenderer#reasoningTags()}. */
+    default boolean reasoningTags() {
+        return false;
     }
 
     int vocabSize();

@@ -56,6 +56,7 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
                 chat.set(f, body.get(f));
             }
         }
+        chat.put("reasoning_format", "none"); // a reasoning model's <think> block stays in the text here (not yet a reasoning item)
         Params.bool(body, "parallel_tool_calls");
         Params.string(body, "instructions");
         metadata(body);

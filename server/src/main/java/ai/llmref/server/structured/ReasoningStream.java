@@ -1,0 +1,208 @@
+package ai.llmref.server.structured;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Pattern;
+
+/**
+ * A reply of a reasoning model, as it is generated: the reasoning between {@code <think>} and
+ * {@code </think>}, and the content after it (DeepSeek R1, QwQ, Qwen 3 and the other templates
+ * that write these tags; llama-server's {@code reasoning_format} "deepseek").
+ *
+ * <p>The reasoning begins where the prompt left a {@code <think>} open (the template's generation
+ * prompt ends with it: {@code open}), or where the reply itself opens with {@code <think>} after
+ * optional white space; a reply that opens with anything else is all content. The reasoning ends
+ * at the first {@code </think>}; a reply cut short before it is all reasoning. White space around
+ * the reasoning and between {@code </think>} and the content is dropped, as llama.cpp trims it.
+ *
+ * <p>Streamed or whole, a reply gives the same two texts: what {@link #push} and {@link #finish}
+ * release, joined, is what {@link #split} gives the whole reply. Text that may still turn out to
+ * be a tag, and white space that may turn out to be trailing, wait for the next piece.
+ */
+public final class ReasoningStream {
+    public static final String OPEN = "<think>";
+    public static final String CLOSE = "</think>";
+    /** A rendered prompt that leaves the reasoning open: it ends with {@code <think>} and white space. */
+    private static final Pattern OPEN_AT_END = Pattern.compile("<think>[ \\t\\r\\n]*\\z");
+
+    /** What may be sent now. */
+    public sealed interface Piece {
+        String text();
+    }
+
+    /** Reasoning text. */
+    public record Reasoning(String text) implements Piece {}
+
+    /** Content text. */
+    public record Content(String text) implements Piece {}
+
+    /** The reply's two texts, whole. */
+    public record Split(String reasoning, String content) {}
+
+    private enum State { START, REASONING, AFTER_CLOSE, CONTENT }
+
+    private State state;
+    /** Text not yet released: in START the reply so far; in REASONING a tail that may be white space before a tag, or a tag's start. */
+    private final StringBuilder held = new StringBuilder();
+    /** In REASONING: no reasoning text released yet (its leading white space is dropped). */
+    private boolean reasoningEmpty = true;
+
+    /** A reply; {@code open}: the prompt left a {@code <think>} open ({@link #leftOpen}). */
+    public ReasoningStream(boolean open) {
+        state = open ? State.REASONING : State.START;
+    }
+
+    /** The rendered prompt ends inside a reasoning block: the reply begins with reasoning. */
+    public static boolean leftOpen(String prompt) {
+        return OPEN_AT_END.matcher(prompt).find();
+    }
+
+    /** Whether a chat template writes reasoning tags (its source shows {@code <think>}). */
+    public static boolean usedBy(String templateSource) {
+        return templateSource != null && templateSource.contains(OPEN) && templateSource.contains(CLOSE);
+    }
+
+    /** A whole reply's reasoning and content. */
+    public static Split split(String reply, boolean open) {
+        String r;
+        if (open) {
+            r = reply;
+        } else {
+            String t = stripLeading(reply);
+            if (!t.startsWith(OPEN)) {
+                return new Split("", reply);
+            }
+            r = t.substring(OPEN.length());
+        }
+        int close = r.indexOf(CLOSE);
+        if (close < 0) {
+            return new Split(strip(r), "");
+        }
+        return new Split(strip(r.substring(0, close)), stripLeading(r.substring(close + CLOSE.length())));
+    }
+
+    /** Adds generated text; returns what may be sent now (possibly nothing). */
+    public List<Piece> push(String text) {
+        List<Piece> out = new ArrayList<>(2);
+        String rest = text;
+        while (!rest.isEmpty()) {
+            rest = switch (state) {
+                case START -> start(rest, out);
+                case REASONING -> reasoning(rest, out);
+                case AFTER_CLOSE -> {
+                    String t = stripLeading(rest);
+                    if (!t.isEmpty()) {
+                        state = State.CONTENT;
+                    }
+                    yield t;
+                }
+                case CONTENT -> {
+                    out.add(new Content(rest));
+                    yield "";
+                }
+            };
+        }
+        return out;
+    }
+
+    /** The reply ended: what was held is released. */
+    public List<Piece> finish() {
+        List<Piece> out = new ArrayList<>(1);
+        if (state == State.START && !held.isEmpty()) {
+            out.add(new Content(held.toString())); // white space, or the start of a tag that never came
+        } else if (state == State.REASONING) {
+            String tail = stripTrailing(held.toString()); // a tag's start stays; white space before the end goes
+            if (!tail.isEmpty()) {
+                out.add(new Reasoning(tail));
+            }
+        }
+        held.setLength(0);
+        if (state != State.CONTENT) {
+            state = State.CONTENT;
+        }
+        return out;
+    }
+
+    /** The reply has left its reasoning (or had none): what comes now is content. */
+    public boolean inContent() {
+        return state == State.CONTENT || state == State.AFTER_CLOSE;
+    }
+
+    private String start(String text, List<Piece> out) {
+        held.append(text);
+        String t = stripLeading(held.toString());
+        if (t.startsWith(OPEN)) {
+            held.setLength(0);
+            state = State.REASONING;
+            return t.substring(OPEN.length());
+        }
+        if (!OPEN.startsWith(t)) { // not a reasoning reply: all of it is content
+            String all = held.toString();
+            held.setLength(0);
+            state = State.CONTENT;
+            out.add(new Content(all));
+        }
+        return "";
+    }
+
+    private String reasoning(String text, List<Piece> out) {
+        held.append(text);
+        String h = held.toString();
+        if (reasoningEmpty) {
+            h = stripLeading(h);
+        }
+        int close = h.indexOf(CLOSE);
+        if (close >= 0) {
+            String r = stripTrailing(h.substring(0, close));
+            if (!r.isEmpty()) {
+                out.add(new Reasoning(r));
+            }
+            held.setLength(0);
+            state = State.AFTER_CLOSE;
+            return h.substring(close + CLOSE.length());
+        }
+        // hold a tail that may begin the tag, and the white space before it
+        int keep = h.length();
+        for (int k = Math.min(CLOSE.length() - 1, h.length()); k > 0; k--) {
+            if (h.endsWith(CLOSE.substring(0, k))) {
+                keep = h.length() - k;
+                break;
+            }
+        }
+        int send = keep;
+        while (send > 0 && isSpace(h.charAt(send - 1))) {
+            send--;
+        }
+        if (send > 0) {
+            out.add(new Reasoning(h.substring(0, send)));
+            reasoningEmpty = false;
+        }
+        held.setLength(0);
+        held.append(h, send, h.length());
+        return "";
+    }
+
+    private static boolean isSpace(char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+    }
+
+    private static String stripLeading(String s) {
+        int i = 0;
+        while (i < s.length() && isSpace(s.charAt(i))) {
+            i++;
+        }
+        return s.substring(i);
+    }
+
+    private static String stripTrailing(String s) {
+        int i = s.length();
+        while (i > 0 && isSpace(s.charAt(i - 1))) {
+            i--;
+        }
+        return s.substring(0, i);
+    }
+
+    private static String strip(String s) {
+        return stripTrailing(stripLeading(s));
+    }
+}

@@ -1,0 +1,99 @@
+package ai.llmref.server.structured;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** {@link ReasoningStream}: the reasoning and the content of a reply, whole and streamed alike. */
+class ReasoningStreamTest {
+
+    private static ReasoningStream.Split streamed(String reply, boolean open, List<String> pieces) {
+        ReasoningStream s = new ReasoningStream(open);
+        StringBuilder reasoning = new StringBuilder();
+        StringBuilder content = new StringBuilder();
+        for (String piece : pieces) {
+            collect(s.push(piece), reasoning, content);
+        }
+        collect(s.finish(), reasoning, content);
+        return new ReasoningStream.Split(reasoning.toString(), content.toString());
+    }
+
+    private static void collect(List<ReasoningStream.Piece> out, StringBuilder reasoning, StringBuilder content) {
+        for (ReasoningStream.Piece p : out) {
+            assertThat(p.text()).as("no empty piece").isNotEmpty();
+            (p instanceof ReasoningStream.Reasoning ? reasoning : content).append(p.text());
+        }
+    }
+
+    @Test
+    void aReplySplitsAtItsTags() {
+        assertThat(ReasoningStream.split("<think>\nLet me see.\n</think>\n\nParis.", false))
+                .isEqualTo(new ReasoningStream.Split("Let me see.", "Paris."));
+        assertThat(ReasoningStream.split("  <think>a</think>b", false)).isEqualTo(new ReasoningStream.Split("a", "b"));
+        assertThat(ReasoningStream.split("Paris. <think>no</think>", false)).as("a tag after text is content")
+                .isEqualTo(new ReasoningStream.Split("", "Paris. <think>no</think>"));
+        assertThat(ReasoningStream.split("Let me see.\n</think>\n\nParis.", true)).as("the prompt left <think> open")
+                .isEqualTo(new ReasoningStream.Split("Let me see.", "Paris."));
+        assertThat(ReasoningStream.split("Let me see, cut short", true)).isEqualTo(new ReasoningStream.Split("Let me see, cut short", ""));
+        assertThat(ReasoningStream.split("<think>still thinking", false)).isEqualTo(new ReasoningStream.Split("still thinking", ""));
+        assertThat(ReasoningStream.split("a</think>b</think>c", true)).as("the first close ends it")
+                .isEqualTo(new ReasoningStream.Split("a", "b</think>c"));
+        assertThat(ReasoningStream.split("<think></think>\n\nHi", false)).isEqualTo(new ReasoningStream.Split("", "Hi"));
+        assertThat(ReasoningStream.split(" Hi ", false)).as("content is as written").isEqualTo(new ReasoningStream.Split("", " Hi "));
+    }
+
+    @Test
+    void thePromptsOpenTagIsFound() {
+        assertThat(ReasoningStream.leftOpen("<|im_start|>assistant\n<think>\n")).isTrue();
+        assertThat(ReasoningStream.leftOpen("<｜Assistant｜><think>\n")).isTrue();
+        assertThat(ReasoningStream.leftOpen("<|im_start|>assistant\n<think>\n\n</think>\n\n")).isFalse();
+        assertThat(ReasoningStream.leftOpen("<|im_start|>assistant\n")).isFalse();
+        assertThat(ReasoningStream.usedBy("{{ '<think>' }}{{ x.split('</think>') }}")).isTrue();
+        assertThat(ReasoningStream.usedBy("{{ '<|im_start|>' }}")).isFalse();
+    }
+
+    @Test
+    void textThatMayBeATagWaits() {
+        ReasoningStream s = new ReasoningStream(false);
+        assertThat(s.push(" <thi")).isEmpty();
+        assertThat(s.push("nk>\nI")).containsExactly(new ReasoningStream.Reasoning("I"));
+        assertThat(s.push(" think </th")).containsExactly(new ReasoningStream.Reasoning(" think"));
+        assertThat(s.push("ink>\n")).isEmpty();
+        assertThat(s.inContent()).isTrue();
+        assertThat(s.push("\nParis")).containsExactly(new ReasoningStream.Content("Paris"));
+        assertThat(s.finish()).isEmpty();
+        ReasoningStream plain = new ReasoningStream(false);
+        assertThat(plain.push("<b")).containsExactly(new ReasoningStream.Content("<b"));
+        assertThat(plain.push("old>")).containsExactly(new ReasoningStream.Content("old>"));
+    }
+
+    /** Random replies, split at random places, streamed give what the whole reply gives. */
+    @Test
+    void streamedGivesWhatWholeGives() {
+        Random rnd = new Random(20261128);
+        String[] atoms = {"<think>", "</think>", "<", "</", "</th", "<thi", "think", ">", " ", "\n", "\t", "a", "Paris", "é", "😀", "\n\n"};
+        for (int i = 0; i < 20_000; i++) {
+            StringBuilder reply = new StringBuilder();
+            int n = rnd.nextInt(12);
+            for (int k = 0; k < n; k++) {
+                reply.append(atoms[rnd.nextInt(atoms.length)]);
+            }
+            String r = reply.toString();
+            boolean open = rnd.nextBoolean();
+            List<String> pieces = new java.util.ArrayList<>();
+            int at = 0;
+            while (at < r.length()) {
+                int len = 1 + rnd.nextInt(Math.min(6, r.length() - at));
+                if (Character.isHighSurrogate(r.charAt(at + len - 1)) && at + len < r.length()) {
+                    len++; // a piece never splits a surrogate pair (the detokenizer sends whole characters)
+                }
+                pieces.add(r.substring(at, at + len));
+                at += len;
+            }
+            assertThat(streamed(r, open, pieces)).as("%s open=%s pieces=%s", r, open, pieces).isEqualTo(ReasoningStream.split(r, open));
+            assertThat(streamed(r, open, List.of(r))).isEqualTo(ReasoningStream.split(r, open));
+        }
+    }
+}

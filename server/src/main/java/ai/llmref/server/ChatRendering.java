@@ -66,7 +66,10 @@ final class ChatRendering {
             @Override
             public String render(List<PromptModel.Message> messages, List<Map<String, Object>> tools, Map<String, Object> variables) {
                 boolean plain = (tools == null || tools.isEmpty()) && messages.stream().allMatch(m -> m.toolCalls() == null && m.toolCallId() == null);
-                if (builtin && variables.isEmpty() && (plain || renderer == null)) {
+                // enable_thinking alone keeps a request on the built-in renderer, which has no such
+                // variable (llama-server without Jinja ignores it too); other variables need Jinja
+                boolean noVariables = variables.isEmpty() || variables.keySet().equals(java.util.Set.of("enable_thinking"));
+                if (builtin && noVariables && (plain || renderer == null)) {
                     return ChatTemplates.apply(source,
                             // an assistant turn that only called tools has no content: "", as the Jinja path passes it
                             messages.stream().map(m -> new ChatTemplates.Message(m.role(), m.content() == null ? "" : m.content())).toList(), true);

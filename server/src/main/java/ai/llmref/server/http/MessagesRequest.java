@@ -68,7 +68,11 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
                 chat.set(f, body.get(f));
             }
         }
-        chat.put("reasoning_format", "none"); // a reasoning model's <think> block stays in the text here (not yet a thinking block)
+        // No reasoning channel here yet (a thinking block): templates that can are asked not to think
+        // (enable_thinking false, as before chat passed true), and a <think> block that a template
+        // leaves open anyway stays in the text.
+        chat.put("reasoning_format", "none");
+        chat.putObject("chat_template_kwargs").put("enable_thinking", false);
         if (body.has("max_tokens")) {
             chat.set("max_completion_tokens", body.get("max_tokens"));
         }

@@ -56,7 +56,11 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
                 chat.set(f, body.get(f));
             }
         }
-        chat.put("reasoning_format", "none"); // a reasoning model's <think> block stays in the text here (not yet a reasoning item)
+        // No reasoning channel here yet (a reasoning item): templates that can are asked not to think
+        // (enable_thinking false, as before chat passed true), and a <think> block that a template
+        // leaves open anyway stays in the text.
+        chat.put("reasoning_format", "none");
+        chat.putObject("chat_template_kwargs").put("enable_thinking", false);
         Params.bool(body, "parallel_tool_calls");
         Params.string(body, "instructions");
         metadata(body);

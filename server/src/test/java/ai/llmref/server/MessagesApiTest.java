@@ -235,7 +235,11 @@ class MessagesApiTest {
                 {"{\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image\",\"source\":{}}]}]}", "'image' blocks"},
                 {"{\"max_tokens\":4,\"messages\":[{\"role\":\"system\",\"content\":\"hi\"}]}", "user or assistant"},
                 {"{\"max_tokens\":4,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":1024},\"messages\":[{\"role\":\"user\","
-                        + "\"content\":\"hi\"}]}", "extended thinking"},
+                        + "\"content\":\"hi\"}]}", "less than 'max_tokens'"},
+                {"{\"max_tokens\":4,\"thinking\":{\"type\":\"adaptive\"},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                        "enabled or disabled"},
+                {"{\"max_tokens\":4000,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":100},\"messages\":[{\"role\":\"user\","
+                        + "\"content\":\"hi\"}]}", "budget_tokens"},
                 {"{\"max_tokens\":4,\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}],\"messages\":[{\"role\":"
                         + "\"user\",\"content\":\"hi\"}]}", "server tools"},
                 {"{\"max_tokens\":4,\"stop_sequences\":[\"a\",\"b\",\"c\",\"d\",\"e\"],\"messages\":[{\"role\":\"user\",\"content\":"

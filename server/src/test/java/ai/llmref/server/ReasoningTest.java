@@ -79,7 +79,7 @@ class ReasoningTest {
         @BeforeAll
         void start() throws Exception {
             server = TestServer.start(Map.of("model.chat-template", ToolCallsTest.template("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja"),
-                    "engine.slot-context", "1024", "engine.slots", "2"));
+                    "engine.slot-context", "2048", "engine.slots", "2"));
         }
 
         @AfterAll
@@ -120,6 +120,106 @@ class ReasoningTest {
             assertThat(choice.get("finish_reason").asText()).isEqualTo("stop");
             assertThat(choice.get("message").has("reasoning_content")).isFalse();
             assertThat(MAPPER.readTree(choice.get("message").get("content").asText()).get("why").isTextual()).isTrue();
+        }
+
+        /**
+         * The Responses API: a {@code reasoning} item (output 0, one {@code reasoning_text} part)
+         * before the message, streamed as {@code response.reasoning_text.delta} events that the
+         * openai-java client validates and accumulates into the same item; {@code effort: "none"}
+         * asks the template not to think (DeepSeek R1's then closes its block: no reasoning item);
+         * a reasoning item sent back in {@code input} is taken (and dropped).
+         */
+        @Test
+        void theResponsesApiGivesAReasoningItem() throws Exception {
+            com.openai.client.OpenAIClient client = server.openAiClient();
+            var params = com.openai.models.responses.ResponseCreateParams.builder().model("stories260K").input("Why is the sky blue?")
+                    .maxOutputTokens(24).temperature(0.0).build();
+            var whole = client.responses().create(params);
+            whole.validate();
+            var items = whole.output();
+            assertThat(items.getFirst().isReasoning()).as(items.toString()).isTrue();
+            var reasoning = items.getFirst().asReasoning();
+            String text = reasoning.content().orElseThrow().getFirst().text();
+            assertThat(text).isNotBlank();
+            assertThat(reasoning.id()).startsWith("rs_");
+            assertThat(items.get(1).isMessage()).isTrue();
+            var acc = com.openai.helpers.ResponseAccumulator.create();
+            java.util.List<String> types = new java.util.ArrayList<>();
+            try (var s = client.responses().createStreaming(params)) {
+                s.stream().forEach(e -> {
+                    e.validate();
+                    acc.accumulate(e);
+                    types.add(e._json().orElseThrow().convert(JsonNode.class).get("type").asText());
+                });
+            }
+            assertThat(types).containsSubsequence("response.output_item.added", "response.content_part.added",
+                    "response.reasoning_text.delta", "response.reasoning_text.done", "response.content_part.done",
+                    "response.output_item.done", "response.output_item.added", "response.incomplete");
+            assertThat(types.stream().filter("response.reasoning_text.delta"::equals).count()).isGreaterThan(3);
+            var streamed = acc.response().output();
+            assertThat(streamed.getFirst().asReasoning().content().orElseThrow().getFirst().text()).isEqualTo(text);
+            assertThat(streamed.get(1).isMessage()).isTrue();
+            // effort "none": no thinking asked, the block closed in the prompt, no reasoning item
+            ObjectNode none = MAPPER.createObjectNode().put("model", "stories260K").put("input", "Why is the sky blue?")
+                    .put("max_output_tokens", 24).put("temperature", 0);
+            none.putObject("reasoning").put("effort", "none");
+            HttpResponse<String> r = server.post("/v1/responses", none.toString());
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+            JsonNode out = MAPPER.readTree(r.body());
+            assertThat(out.get("output").get(0).get("type").asText()).isEqualTo("message");
+            assertThat(out.at("/reasoning/effort").asText()).isEqualTo("none");
+            // the whole output sent back as input, the reasoning item with it
+            ObjectNode again = MAPPER.createObjectNode().put("model", "stories260K").put("max_output_tokens", 8);
+            com.fasterxml.jackson.databind.node.ArrayNode input = again.putArray("input");
+            input.addObject().put("role", "user").put("content", "Why is the sky blue?");
+            for (JsonNode item : MAPPER.readTree(server.post("/v1/responses", MAPPER.createObjectNode().put("model", "stories260K")
+                    .put("input", "Why is the sky blue?").put("max_output_tokens", 24).put("temperature", 0).toString()).body()).get("output")) {
+                input.add(item);
+            }
+            input.addObject().put("role", "user").put("content", "And at night?");
+            assertThat(input.get(1).get("type").asText()).isEqualTo("reasoning");
+            HttpResponse<String> back = server.post("/v1/responses", again.toString());
+            assertThat(back.statusCode()).as(back.body()).isEqualTo(200);
+        }
+
+        /**
+         * The Messages API: with {@code thinking} enabled a {@code thinking} block comes first,
+         * streamed as {@code thinking_delta}s that the anthropic-java SDK accumulates into the same
+         * block; without it the template is asked not to think (no thinking block); a thinking
+         * block sent back in the conversation is taken (and dropped).
+         */
+        @Test
+        void theMessagesApiGivesAThinkingBlock() throws Exception {
+            var client = com.anthropic.client.okhttp.AnthropicOkHttpClient.builder().baseUrl(server.base()).apiKey("unused").maxRetries(0)
+                    .build();
+            var params = com.anthropic.models.messages.MessageCreateParams.builder().model("stories260K").addUserMessage("Why is the sky blue?")
+                    .maxTokens(1025).enabledThinking(1024).putAdditionalBodyProperty("temperature", com.anthropic.core.JsonValue.from(0))
+                    .build();
+            var whole = client.messages().create(params);
+            whole.validate();
+            var first = whole.content().getFirst();
+            assertThat(first.isThinking()).as(whole.content().toString()).isTrue();
+            String thinking = first.asThinking().thinking();
+            assertThat(thinking).isNotBlank();
+            var acc = com.anthropic.helpers.MessageAccumulator.create();
+            int[] deltas = {0};
+            try (var s = client.messages().createStreaming(params)) {
+                s.stream().forEach(e -> {
+                    e.validate();
+                    acc.accumulate(e);
+                    if (e.isContentBlockDelta() && e.asContentBlockDelta().delta().isThinking()) {
+                        deltas[0]++;
+                    }
+                });
+            }
+            assertThat(deltas[0]).isGreaterThan(3);
+            assertThat(acc.message().content().getFirst().asThinking().thinking()).isEqualTo(thinking);
+            assertThat(acc.message().content().get(1).isText()).isTrue();
+            var plain = client.messages().create(params.toBuilder().thinking(com.anthropic.models.messages.ThinkingConfigParam.ofDisabled(
+                    com.anthropic.models.messages.ThinkingConfigDisabled.builder().build())).build());
+            assertThat(plain.content().stream().noneMatch(b -> b.isThinking())).as(plain.content().toString()).isTrue();
+            var back = client.messages().create(params.toBuilder().addMessage(whole).addUserMessage("And at night?").build());
+            back.validate();
         }
 
         @Test

@@ -13,8 +13,9 @@ import java.io.OutputStream;
 import java.util.List;
 
 /**
- * Anthropic's Messages API shapes: the message ({@code content} blocks: one {@code text} block
- * unless the reply is only tool calls, then one {@code tool_use} block per call), its
+ * Anthropic's Messages API shapes: the message ({@code content} blocks: a reasoning model's
+ * {@code thinking} block, one {@code text} block unless the reply is only tool calls, then one
+ * {@code tool_use} block per call), its
  * {@code stop_reason}, its {@code usage}, the error envelope, and the stream's events
  * ({@code message_start}, {@code ping}, {@code content_block_start} / {@code _delta} /
  * {@code _stop} per block, {@code message_delta}, {@code message_stop}; {@code error}).
@@ -66,6 +67,9 @@ final class MessageObjects {
     ObjectNode message(OpenAiService.Reply reply, GenerationEvent.Done d) {
         ObjectNode m = envelope();
         ArrayNode content = m.putArray("content");
+        if (reply.reasoning() != null) {
+            content.add(thinkingBlock(reply.reasoning()));
+        }
         String text = reply.content() == null ? "" : reply.content();
         if (!text.isEmpty() || reply.calls().isEmpty()) { // as streamed: a text block unless the reply is only calls
             content.add(textBlock(text));
@@ -104,6 +108,19 @@ final class MessageObjects {
         u.put("output_tokens", d.completionTokens());
     }
 
+    /**
+     * A thinking block. Its {@code signature} is empty: Anthropic's signs its own thinking so that
+     * it can check a block sent back; this server reads none back (it drops thinking blocks in the
+     * conversation, as its templates drop earlier reasoning).
+     */
+    private ObjectNode thinkingBlock(String thinking) {
+        ObjectNode b = json.object();
+        b.put("type", "thinking");
+        b.put("thinking", thinking);
+        b.put("signature", "");
+        return b;
+    }
+
     private ObjectNode textBlock(String text) {
         ObjectNode b = json.object();
         b.put("type", "text");
@@ -139,6 +156,8 @@ final class MessageObjects {
     /** The stream: {@code event: <type>} and a {@code data:} object with the same {@code type}. */
     private final class Events implements TypedStream {
         private final OutputStream out;
+        /** The text block's index: 1 after a thinking block. */
+        private int textIndex;
 
         Events(OutputStream out) {
             this.out = out;
@@ -166,8 +185,28 @@ final class MessageObjects {
         }
 
         @Override
-        public void openText() {
+        public void openReasoning() {
+            textIndex = 1;
             ObjectNode d = json.object().put("index", 0);
+            d.set("content_block", thinkingBlock(""));
+            send("content_block_start", d, true);
+        }
+
+        @Override
+        public void reasoning(String piece) {
+            ObjectNode d = json.object().put("index", 0);
+            d.putObject("delta").put("type", "thinking_delta").put("thinking", piece);
+            send("content_block_delta", d, true);
+        }
+
+        @Override
+        public void closeReasoning(String text) {
+            send("content_block_stop", json.object().put("index", 0), true);
+        }
+
+        @Override
+        public void openText() {
+            ObjectNode d = json.object().put("index", textIndex);
             d.set("content_block", textBlock(""));
             send("content_block_start", d, true);
         }
@@ -177,14 +216,14 @@ final class MessageObjects {
             if (piece.isEmpty()) {
                 return;
             }
-            ObjectNode d = json.object().put("index", 0);
+            ObjectNode d = json.object().put("index", textIndex);
             d.putObject("delta").put("type", "text_delta").put("text", piece);
             send("content_block_delta", d, true);
         }
 
         @Override
         public void closeText(String text, List<TokenLogprob> tokens, FinishReason reason) {
-            send("content_block_stop", json.object().put("index", 0), true);
+            send("content_block_stop", json.object().put("index", textIndex), true);
         }
 
         @Override

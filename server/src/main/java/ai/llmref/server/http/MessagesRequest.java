@@ -39,6 +39,38 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         return read(body, true);
     }
 
+    /**
+     * {@code thinking} (extended thinking): a reasoning model is asked to think
+     * ({@code enable_thinking}) only with {@code {"type":"enabled","budget_tokens":N}}, N at least
+     * 1024 and below max_tokens as Anthropic requires; left out or {@code disabled}, it is not, as
+     * Anthropic's models do not think unless asked. The budget is checked, not enforced.
+     */
+    private static boolean thinking(ObjectNode body, boolean generate) {
+        JsonNode thinking = Params.get(body, "thinking");
+        if (thinking == null) {
+            return false;
+        }
+        if (!(thinking instanceof ObjectNode t)) {
+            throw ApiException.badRequest("thinking", "'thinking' must be an object");
+        }
+        String type = Params.string(t, "type");
+        if ("disabled".equals(type)) {
+            return false;
+        }
+        if (!"enabled".equals(type)) {
+            throw ApiException.badValue("thinking.type", "'thinking.type' must be enabled or disabled");
+        }
+        Long budget = Params.integer(t, "budget_tokens", 1024, Integer.MAX_VALUE);
+        if (budget == null) {
+            throw ApiException.badRequest("thinking.budget_tokens", "'thinking.budget_tokens' is required when thinking is enabled");
+        }
+        JsonNode max = Params.get(body, "max_tokens");
+        if (generate && max != null && max.canConvertToLong() && budget >= max.longValue()) {
+            throw ApiException.badValue("thinking.budget_tokens", "'thinking.budget_tokens' must be less than 'max_tokens'");
+        }
+        return true;
+    }
+
     /** A count_tokens request: the same body without {@code max_tokens}. */
     static MessagesRequest forCount(ObjectNode body) {
         return read(body, false);
@@ -50,11 +82,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
                 throw ApiException.unsupported(e.getKey(), e.getValue());
             }
         }
-        JsonNode thinking = Params.get(body, "thinking");
-        if (thinking != null && !(thinking instanceof ObjectNode t && "disabled".equals(t.path("type").asText()))) {
-            throw ApiException.unsupported("thinking", "extended thinking is not supported: the served model does not reason in a "
-                    + "separate channel (leave 'thinking' out or send {\"type\":\"disabled\"})");
-        }
+        boolean thinks = thinking(body, generate);
         JsonNode metadata = Params.get(body, "metadata");
         if (metadata != null && !metadata.isObject()) {
             throw ApiException.badRequest("metadata", "'metadata' must be an object");
@@ -68,11 +96,9 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
                 chat.set(f, body.get(f));
             }
         }
-        // No reasoning channel here yet (a thinking block): templates that can are asked not to think
-        // (enable_thinking false, as before chat passed true), and a <think> block that a template
-        // leaves open anyway stays in the text.
-        chat.put("reasoning_format", "none");
-        chat.putObject("chat_template_kwargs").put("enable_thinking", false);
+        if (!thinks) {
+            chat.putObject("chat_template_kwargs").put("enable_thinking", false);
+        }
         if (body.has("max_tokens")) {
             chat.set("max_completion_tokens", body.get("max_tokens"));
         }
@@ -216,6 +242,8 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
                 Boolean error = Params.bool(b, "is_error");
                 extra.addObject().put("role", "tool").put("tool_call_id", Params.required(b, "tool_use_id", at))
                         .put("content", error != null && error ? "Error: " + result : result);
+            } else if (("thinking".equals(type) || "redacted_thinking".equals(type)) && assistant) {
+                continue; // an earlier turn's thinking, sent back: dropped, as the templates drop earlier reasoning
             } else if (type != null && List.of("image", "document", "search_result", "thinking", "redacted_thinking",
                     "server_tool_use", "web_search_tool_result", "container_upload").contains(type)) {
                 throw ApiException.unsupported(at + ".type", at + ": '" + type + "' blocks are not supported; the served model reads "

@@ -915,7 +915,9 @@ public final class OpenAiService implements HttpService {
         try {
             ev.start();
             boolean tools = p.contract().toolsActive();
-            TypedTools parts = new TypedTools(ev, c, !tools); // with tools the text opens with the first text that is surely not a call
+            // with tools the text opens with the first text that is surely not a call; after a
+            // reasoning part, with the first content
+            TypedTools parts = new TypedTools(ev, c, !tools && p.reasoning() == CompletionParser.Reasoning.OFF);
             Event e = first;
             while (true) {
                 if (e == null) {
@@ -928,13 +930,16 @@ public final class OpenAiService implements HttpService {
                 }
                 switch (e.event()) {
                     case GenerationEvent.Text t -> {
+                        ReasoningStream.Split split = c.split(t.text(), false);
+                        String text = parts.reasoning(split);
                         if (tools) {
-                            parts.send(c.tools.push(t.text()));
+                            parts.send(c.tools.push(text));
                         } else {
-                            c.text.append(t.text());
+                            c.text.append(text);
                             c.logprobs.addAll(t.logprobs());
-                            if (!t.text().isEmpty() || !t.logprobs().isEmpty()) {
-                                ev.text(t.text(), t.logprobs());
+                            if (!text.isEmpty() || !t.logprobs().isEmpty()) {
+                                parts.open();
+                                ev.text(text, t.logprobs());
                             }
                         }
                     }
@@ -946,8 +951,17 @@ public final class OpenAiService implements HttpService {
                     }
                     case GenerationEvent.Done d -> {
                         c.done = d;
+                        String held = parts.reasoning(c.split("", true)); // what the reasoning stream held
+                        parts.endReasoning();
                         if (tools) {
+                            parts.send(c.tools.push(held));
                             parts.send(c.tools.finish()); // the rest of a call cut short
+                        } else {
+                            c.text.append(held);
+                            parts.open();
+                            if (!held.isEmpty()) {
+                                ev.text(held, List.of());
+                            }
                         }
                         Reply r;
                         try {
@@ -967,7 +981,7 @@ public final class OpenAiService implements HttpService {
                                     ev.text(rest, List.of());
                                 }
                             }
-                            int index = 0;
+                            int index = parts.first();
                             if (parts.open) {
                                 ev.closeText(content, c.logprobs, d.reason());
                                 index++;
@@ -1000,6 +1014,8 @@ public final class OpenAiService implements HttpService {
         boolean open;
         /** The first call's output index, once a call began; else -1. */
         private int base = -1;
+        /** The reasoning part: 0 none yet, 1 open, 2 closed (it is output item or block 0). */
+        private int reasoning;
 
         TypedTools(TypedStream ev, Choice choice, boolean open) {
             this.ev = ev;
@@ -1009,8 +1025,37 @@ public final class OpenAiService implements HttpService {
             }
         }
 
+        /** Sends a split's reasoning (opening the reasoning part at its first piece); returns its content. */
+        String reasoning(ReasoningStream.Split split) {
+            if (!split.reasoning().isEmpty()) {
+                if (reasoning == 0) {
+                    ev.openReasoning();
+                    reasoning = 1;
+                }
+                ev.reasoning(split.reasoning());
+            }
+            if (!split.content().isEmpty()) {
+                endReasoning();
+            }
+            return split.content();
+        }
+
+        /** The reasoning part, if open, ends: the content or the reply's end came. */
+        void endReasoning() {
+            if (reasoning == 1) {
+                ev.closeReasoning(choice.reasoningText.toString());
+                reasoning = 2;
+            }
+        }
+
+        /** The index of the first item or block after the reasoning part. */
+        int first() {
+            return reasoning == 0 ? 0 : 1;
+        }
+
         void open() {
             if (!open) {
+                endReasoning();
                 ev.openText();
                 open = true;
             }
@@ -1029,7 +1074,7 @@ public final class OpenAiService implements HttpService {
                                 String content = choice.tools.content();
                                 ev.closeText(content == null ? "" : content, List.of(), FinishReason.STOP);
                             }
-                            base = open ? 1 : 0;
+                            base = first() + (open ? 1 : 0);
                         }
                         ev.callStart(base + s.index(), s.id(), s.name());
                     }
@@ -1052,8 +1097,11 @@ public final class OpenAiService implements HttpService {
         write(out, err);
     }
 
-    /** The reply as sent: content (null for a reply that is only tool calls), calls, finish_reason. */
-    record Reply(String content, List<ToolCalls.Call> calls, String finish) {}
+    /**
+     * The reply as sent: content (null for a reply that is only tool calls), calls, finish_reason,
+     * and a reasoning model's reasoning (null: none).
+     */
+    record Reply(String content, List<ToolCalls.Call> calls, String finish, String reasoning) {}
 
     /**
      * Checks a finished output against the request's contract and splits off tool calls. An output
@@ -1073,7 +1121,7 @@ public final class OpenAiService implements HttpService {
                     invalidIf(stream.wellFormed() ? List.of() : List.of("the calls do not end where the grammar ends them"), "tool_call");
                     invalidIf(c.callViolations(tr, true), "tool_call");
                 }
-                return new Reply(tr.content(), tr.calls(), stop ? "tool_calls" : d.reason().wire());
+                return new Reply(tr.content(), tr.calls(), stop ? "tool_calls" : d.reason().wire(), choice.reasoning());
             }
             String text = stream.text();
             ToolCalls.Reply tr = c.limitCalls(ToolCalls.parse(c.format(), text, c.functions()));
@@ -1081,15 +1129,15 @@ public final class OpenAiService implements HttpService {
                 invalidIf(c.callViolations(tr, false), "tool_call");
             }
             if (!tr.calls().isEmpty()) {
-                return new Reply(tr.content(), tr.calls(), stop ? "tool_calls" : d.reason().wire());
+                return new Reply(tr.content(), tr.calls(), stop ? "tool_calls" : d.reason().wire(), choice.reasoning());
             }
-            return new Reply(text, List.of(), d.reason().wire());
+            return new Reply(text, List.of(), d.reason().wire(), choice.reasoning());
         }
         String text = choice.text.toString();
         if (stop) {
             invalidIf(c.violations(text), c.schema() != null ? "json_schema" : "json_object");
         }
-        return new Reply(text, List.of(), d.reason().wire());
+        return new Reply(text, List.of(), d.reason().wire(), choice.reasoning());
     }
 
     private void invalidIf(List<String> violations, String check) {

@@ -12,8 +12,9 @@ import java.util.List;
 import java.util.function.BiConsumer;
 
 /**
- * The Responses API's shapes: the response object, its output items (an assistant message with
- * one {@code output_text} part, then one {@code function_call} item per tool call) and, when
+ * The Responses API's shapes: the response object, its output items (a reasoning model's
+ * {@code reasoning} item with one {@code reasoning_text} part, an assistant message with one
+ * {@code output_text} part, then one {@code function_call} item per tool call) and, when
  * streaming, its typed server-sent events ({@code event: <type>} and a {@code data:} object with
  * the same {@code type} and a {@code sequence_number}).
  */
@@ -38,6 +39,28 @@ final class ResponseObjects {
 
     String messageId() {
         return "msg_" + id.substring("resp_".length());
+    }
+
+    String reasoningId() {
+        return "rs_" + id.substring("resp_".length());
+    }
+
+    /** The reasoning item: its one reasoning_text part (none while in progress), no summary. */
+    ObjectNode reasoningItem(String status, String text) {
+        ObjectNode r = json.object();
+        r.put("id", reasoningId());
+        r.put("type", "reasoning");
+        r.putArray("summary");
+        ArrayNode content = r.putArray("content");
+        if (text != null) {
+            content.add(reasoningPart(text));
+        }
+        r.put("status", status);
+        return r;
+    }
+
+    private ObjectNode reasoningPart(String text) {
+        return json.object().put("type", "reasoning_text").put("text", text);
     }
 
     static String status(FinishReason reason) {
@@ -71,7 +94,10 @@ final class ResponseObjects {
         r.set("output", output == null ? json.object().arrayNode() : output);
         r.put("parallel_tool_calls", !q.path("parallel_tool_calls").isBoolean() || q.get("parallel_tool_calls").booleanValue());
         r.putNull("previous_response_id");
-        r.putObject("reasoning").putNull("effort").putNull("summary");
+        ObjectNode reasoning = r.putObject("reasoning");
+        JsonNode asked = q.path("reasoning");
+        reasoning.set("effort", asked.path("effort").isTextual() ? asked.get("effort") : json.object().nullNode());
+        reasoning.set("summary", asked.path("summary").isTextual() ? asked.get("summary") : json.object().nullNode());
         r.put("service_tier", "default");
         r.put("store", false);
         r.put("temperature", q.path("temperature").isNumber() ? q.get("temperature").doubleValue() : 1.0);
@@ -150,9 +176,12 @@ final class ResponseObjects {
         return f;
     }
 
-    /** The output items of a finished reply: a message unless the reply is only tool calls, then the calls. */
+    /** The output items of a finished reply: its reasoning, a message unless the reply is only tool calls, then the calls. */
     ArrayNode output(OpenAiService.Reply reply, String status, List<TokenLogprob> tokens) {
         ArrayNode out = json.object().arrayNode();
+        if (reply.reasoning() != null) {
+            out.add(reasoningItem(status, reply.reasoning()));
+        }
         if (reply.calls().isEmpty() || reply.content() != null && !reply.content().isEmpty()) {
             out.add(message(status, reply.content() == null ? "" : reply.content(), tokens));
         }
@@ -168,6 +197,8 @@ final class ResponseObjects {
         private int sequence;
         /** The function_call items' ids, by output index. */
         private final java.util.Map<Integer, String> itemIds = new java.util.HashMap<>();
+        /** The message's output index: 1 after a reasoning item. */
+        private int messageIndex;
 
         Events(OutputStream out) {
             this.out = out;
@@ -193,11 +224,15 @@ final class ResponseObjects {
             return d;
         }
 
-        /** The message's one text part: the message is output item 0. */
+        /** The message's one text part. */
         private ObjectNode part() {
+            return part(messageId(), messageIndex);
+        }
+
+        private ObjectNode part(String itemId, int index) {
             ObjectNode d = json.object();
-            d.put("item_id", messageId());
-            d.put("output_index", 0);
+            d.put("item_id", itemId);
+            d.put("output_index", index);
             d.put("content_index", 0);
             return d;
         }
@@ -215,8 +250,31 @@ final class ResponseObjects {
         }
 
         @Override
+        public void openReasoning() {
+            messageIndex = 1;
+            send("response.output_item.added", item(0, reasoningItem("in_progress", null)));
+            ObjectNode part = part(reasoningId(), 0);
+            part.set("part", reasoningPart(""));
+            send("response.content_part.added", part);
+        }
+
+        @Override
+        public void reasoning(String piece) {
+            send("response.reasoning_text.delta", part(reasoningId(), 0).put("delta", piece));
+        }
+
+        @Override
+        public void closeReasoning(String text) {
+            send("response.reasoning_text.done", part(reasoningId(), 0).put("text", text));
+            ObjectNode part = part(reasoningId(), 0);
+            part.set("part", reasoningPart(text));
+            send("response.content_part.done", part);
+            send("response.output_item.done", item(0, reasoningItem("completed", text)));
+        }
+
+        @Override
         public void openText() {
-            send("response.output_item.added", item(0, message("in_progress", null, List.of())));
+            send("response.output_item.added", item(messageIndex, message("in_progress", null, List.of())));
             ObjectNode part = part();
             part.set("part", textPart("", List.of()));
             send("response.content_part.added", part);
@@ -237,7 +295,7 @@ final class ResponseObjects {
             ObjectNode part = part();
             part.set("part", textPart(text, tokens));
             send("response.content_part.done", part);
-            send("response.output_item.done", item(0, message(status(reason), text, tokens)));
+            send("response.output_item.done", item(messageIndex, message(status(reason), text, tokens)));
         }
 
         @Override

@@ -56,11 +56,9 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
                 chat.set(f, body.get(f));
             }
         }
-        // No reasoning channel here yet (a reasoning item): templates that can are asked not to think
-        // (enable_thinking false, as before chat passed true), and a <think> block that a template
-        // leaves open anyway stays in the text.
-        chat.put("reasoning_format", "none");
-        chat.putObject("chat_template_kwargs").put("enable_thinking", false);
+        if (!thinks(body)) {
+            chat.putObject("chat_template_kwargs").put("enable_thinking", false);
+        }
         Params.bool(body, "parallel_tool_calls");
         Params.string(body, "instructions");
         metadata(body);
@@ -134,16 +132,35 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
             throw ApiException.unsupported("truncation", "only 'truncation': \"disabled\" is supported: an input that does not fit "
                     + "the context is refused, never cut");
         }
+    }
+
+    private static final Set<String> EFFORTS = Set.of("none", "minimal", "low", "medium", "high", "xhigh");
+    private static final Set<String> SUMMARIES = Set.of("auto", "concise", "detailed");
+
+    /**
+     * {@code reasoning}: whether a reasoning model is asked to think ({@code enable_thinking}):
+     * yes unless {@code effort} is "none" or "minimal". Other efforts cannot be told apart here; a
+     * summary is accepted and none is written (the reasoning item carries the reasoning itself).
+     */
+    private static boolean thinks(ObjectNode body) {
         JsonNode reasoning = Params.get(body, "reasoning");
-        if (reasoning != null) {
-            if (!(reasoning instanceof ObjectNode r)) {
-                throw ApiException.badRequest("reasoning", "'reasoning' must be an object");
-            }
-            if (Params.get(r, "effort") != null || Params.get(r, "summary") != null || Params.get(r, "generate_summary") != null) {
-                throw ApiException.unsupported("reasoning", "'reasoning' options are not supported: the served model does not reason "
-                        + "in a separate channel");
+        if (reasoning == null) {
+            return true;
+        }
+        if (!(reasoning instanceof ObjectNode r)) {
+            throw ApiException.badRequest("reasoning", "'reasoning' must be an object");
+        }
+        String effort = Params.string(r, "effort");
+        if (effort != null && !EFFORTS.contains(effort)) {
+            throw ApiException.badValue("reasoning.effort", "'reasoning.effort' must be one of none, minimal, low, medium, high, xhigh");
+        }
+        for (String f : List.of("summary", "generate_summary")) {
+            String summary = Params.string(r, f);
+            if (summary != null && !SUMMARIES.contains(summary)) {
+                throw ApiException.badValue("reasoning." + f, "'reasoning." + f + "' must be one of auto, concise, detailed");
             }
         }
+        return effort == null || !(effort.equals("none") || effort.equals("minimal"));
     }
 
     private static void metadata(ObjectNode body) {
@@ -233,8 +250,7 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
                 }
                 out.addObject().put("role", "tool").put("tool_call_id", id).put("content", text);
             }
-            case "reasoning" -> throw ApiException.unsupported(where, where + ": reasoning items are not supported (the served model "
-                    + "produces none)");
+            case "reasoning" -> { } // an earlier turn's reasoning, sent back: dropped, as the templates drop earlier reasoning
             case "item_reference" -> throw ApiException.unsupported(where, where + ": item references need stored responses; this "
                     + "server keeps none, send the item itself");
             default -> throw ApiException.unsupported(where + ".type", where + ".type '" + CompletionParser.abbreviate(type)

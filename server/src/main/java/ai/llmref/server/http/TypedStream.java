@@ -8,7 +8,9 @@ import java.util.List;
 
 /**
  * A streamed answer made of typed events (the Responses API's, Anthropic's Messages API's): what
- * the handler's stream loop calls, in this order: {@link #start}; for the text part
+ * the handler's stream loop calls, in this order: {@link #start}; for a reasoning model's reasoning
+ * {@link #openReasoning}, {@link #reasoning}..., {@link #closeReasoning} (then the text part is the
+ * second output item or content block, and the calls' indices count it); for the text part
  * {@link #openText}, {@link #text}..., {@link #closeText}; for each tool call {@link #callStart},
  * {@link #callArguments}..., {@link #callEnd} (or {@link #call}, the three at once); then
  * {@link #finish}, or {@link #failed} at any point after {@link #start}.
@@ -16,6 +18,15 @@ import java.util.List;
 interface TypedStream {
     /** The envelope's first events, sent at once (with the headers). */
     void start();
+
+    /** The reasoning part opens (output item or content block 0), before its first piece. */
+    void openReasoning();
+
+    /** A piece of the reasoning. */
+    void reasoning(String piece);
+
+    /** The reasoning part ends: its whole text. */
+    void closeReasoning(String text);
 
     /** The text part opens, before its first piece. */
     void openText();

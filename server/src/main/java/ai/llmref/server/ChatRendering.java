@@ -86,7 +86,8 @@ final class ChatRendering {
                     vars.put("enable_thinking", true);
                 }
                 return renderer.render(messages.stream()
-                        .map(m -> new ChatMessage(m.role(), m.content(), m.toolCalls(), m.toolCallId(), m.name())).toList(), true, tools,
+                        .map(m -> new ChatMessage(m.role(), m.content(), m.toolCalls(), m.toolCallId(), m.name(), m.reasoningContent()))
+                        .toList(), true, tools,
                         vars);
             }
 

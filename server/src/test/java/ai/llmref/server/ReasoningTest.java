@@ -279,6 +279,63 @@ class ReasoningTest {
             assertThat(s.content()).isEqualTo(msg.get("content").asText());
         }
 
+        /**
+         * An earlier turn's reasoning sent back reaches the template, which renders it in the
+         * turns after the last user message (Qwen 3's, in a tool loop): chat's
+         * {@code reasoning_content}, the Responses API's reasoning item, the Messages API's
+         * thinking block each make the prompt longer by the same text.
+         */
+        @Test
+        void earlierReasoningSentBackReachesTheTemplate() throws Exception {
+            String why = "The user wants the weather in Paris, so I call the tool.";
+            String tools = "[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\"}}}]";
+            String call = "{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{}\"}}";
+            java.util.function.Function<String, Integer> chat = extra -> {
+                try {
+                    JsonNode r = post(server, (ObjectNode) MAPPER.readTree("{\"max_tokens\":1,\"tools\":" + tools + ",\"messages\":["
+                            + "{\"role\":\"user\",\"content\":\"Weather in Paris?\"},{\"role\":\"assistant\",\"content\":null" + extra
+                            + ",\"tool_calls\":[" + call + "]},{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"sunny\"}]}"));
+                    return r.get("usage").get("prompt_tokens").asInt();
+                } catch (Exception e) {
+                    throw new AssertionError(e);
+                }
+            };
+            int without = chat.apply("");
+            int with = chat.apply(",\"reasoning_content\":\"" + why + "\"");
+            assertThat(with).as("chat: reasoning_content rendered").isGreaterThan(without + 5);
+            java.util.function.Function<String, Integer> responses = extra -> {
+                try {
+                    HttpResponse<String> r = server.post("/v1/responses", "{\"max_output_tokens\":1,\"tools\":[{\"type\":\"function\","
+                            + "\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\"}}],\"input\":[{\"role\":\"user\",\"content\":"
+                            + "\"Weather in Paris?\"}," + extra + "{\"type\":\"function_call\",\"call_id\":\"call_1\",\"name\":\"get_weather\","
+                            + "\"arguments\":\"{}\"},{\"type\":\"function_call_output\",\"call_id\":\"call_1\",\"output\":\"sunny\"}]}");
+                    assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+                    return MAPPER.readTree(r.body()).get("usage").get("input_tokens").asInt();
+                } catch (Exception e) {
+                    throw new AssertionError(e);
+                }
+            };
+            assertThat(responses.apply("")).isEqualTo(without);
+            assertThat(responses.apply("{\"type\":\"reasoning\",\"id\":\"rs_1\",\"summary\":[],\"content\":[{\"type\":\"reasoning_text\","
+                    + "\"text\":\"" + why + "\"}]},")).as("Responses: the reasoning item rendered").isEqualTo(with);
+            java.util.function.Function<String, Integer> messages = extra -> {
+                try {
+                    HttpResponse<String> r = server.post("/v1/messages/count_tokens", "{\"tools\":[{\"name\":\"get_weather\","
+                            + "\"input_schema\":{\"type\":\"object\"}}],\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris?\"},"
+                            + "{\"role\":\"assistant\",\"content\":[" + extra + "{\"type\":\"tool_use\",\"id\":\"call_1\",\"name\":"
+                            + "\"get_weather\",\"input\":{}}]},{\"role\":\"user\",\"content\":[{\"type\":\"tool_result\",\"tool_use_id\":"
+                            + "\"call_1\",\"content\":\"sunny\"}]}]}");
+                    assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+                    return MAPPER.readTree(r.body()).get("input_tokens").asInt();
+                } catch (Exception e) {
+                    throw new AssertionError(e);
+                }
+            };
+            int plainMessages = messages.apply("");
+            assertThat(messages.apply("{\"type\":\"thinking\",\"thinking\":\"" + why + "\",\"signature\":\"\"},"))
+                    .as("Messages: the thinking block rendered").isEqualTo(plainMessages + (with - without));
+        }
+
         /** Tools under auto with a reasoning template: the reply, free, is content, streamed alike. */
         @Test
         void toolsUnderAutoKeepTheReplyAsContent() throws Exception {

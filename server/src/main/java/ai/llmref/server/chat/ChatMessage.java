@@ -13,12 +13,20 @@ import java.util.Objects;
  *                   {@code function: {name, arguments}}); null when none
  * @param toolCallId the call a {@code tool} message answers; null otherwise
  * @param name       the tool's (or participant's) name; null when not given
+ * @param reasoningContent an assistant turn's reasoning ({@code reasoning_content}, which reasoning
+ *                   templates such as Qwen 3's render in the turns after the last user message);
+ *                   null when not given
  */
-public record ChatMessage(String role, String content, List<Map<String, Object>> toolCalls, String toolCallId, String name) {
+public record ChatMessage(String role, String content, List<Map<String, Object>> toolCalls, String toolCallId, String name,
+                          String reasoningContent) {
 
     public ChatMessage {
         Objects.requireNonNull(role, "role");
         toolCalls = toolCalls == null ? null : List.copyOf(toolCalls);
+    }
+
+    public ChatMessage(String role, String content, List<Map<String, Object>> toolCalls, String toolCallId, String name) {
+        this(role, content, toolCalls, toolCallId, name, null);
     }
 
     /** A plain text message. */

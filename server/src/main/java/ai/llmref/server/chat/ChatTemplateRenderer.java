@@ -282,7 +282,7 @@ public final class ChatTemplateRenderer {
             if (!msgs.isEmpty()) {
                 ChatMessage next = msgs.get(0);
                 String merged = Objects.toString(messages.get(0).content(), "") + "\n" + Objects.toString(next.content(), "");
-                msgs.set(0, new ChatMessage(next.role(), merged, next.toolCalls(), next.toolCallId(), next.name()));
+                msgs.set(0, new ChatMessage(next.role(), merged, next.toolCalls(), next.toolCallId(), next.name(), next.reasoningContent()));
             }
         }
         String out = renderMessages(msgs, addGenerationPrompt, tools, extraVariables, objectArguments);
@@ -340,6 +340,9 @@ public final class ChatTemplateRenderer {
         }
         if (m.name() != null) {
             map.put("name", m.name());
+        }
+        if (m.reasoningContent() != null) {
+            map.put("reasoning_content", m.reasoningContent());
         }
         return map;
     }

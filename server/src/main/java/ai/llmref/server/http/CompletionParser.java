@@ -488,7 +488,10 @@ final class CompletionParser {
         } else {
             throw ApiException.badRequest(where + ".content", where + ".content must be a string or an array of text parts");
         }
-        return new PromptModel.Message(role.equals("developer") ? "system" : role, content, toolCalls, toolCallId, Params.string(o, "name"));
+        // an assistant turn's reasoning as the reply gave it (llama-server passes it to the template too)
+        String reasoning = role.equals("assistant") ? Params.string(o, "reasoning_content") : null;
+        return new PromptModel.Message(role.equals("developer") ? "system" : role, content, toolCalls, toolCallId, Params.string(o, "name"),
+                reasoning);
     }
 
     /**

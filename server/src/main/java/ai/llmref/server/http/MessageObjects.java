@@ -109,9 +109,9 @@ final class MessageObjects {
     }
 
     /**
-     * A thinking block. Its {@code signature} is empty: Anthropic's signs its own thinking so that
-     * it can check a block sent back; this server reads none back (it drops thinking blocks in the
-     * conversation, as its templates drop earlier reasoning).
+     * A thinking block. Its {@code signature} is empty: Anthropic signs its own thinking so that it
+     * can check a block sent back; this server checks none (a block sent back is the turn's
+     * {@code reasoning_content} for the template, text like any other message's).
      */
     private ObjectNode thinkingBlock(String thinking) {
         ObjectNode b = json.object();

@@ -158,7 +158,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         JsonNode system = Params.get(body, "system");
         if (system != null) {
             out.addObject().put("role", "system").put("content", system.isTextual() ? system.textValue()
-                    : text(system, "system", false, null));
+                    : text(system, "system", false, null, null));
         }
         JsonNode messages = Params.get(body, "messages");
         if (messages == null) {
@@ -187,8 +187,12 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
             }
             if (role.equals("assistant")) {
                 ArrayNode calls = NODES.arrayNode();
-                String text = text(content, where + ".content", true, calls);
+                StringBuilder thinking = new StringBuilder();
+                String text = text(content, where + ".content", true, calls, thinking);
                 ObjectNode msg = out.addObject().put("role", "assistant");
+                if (!thinking.isEmpty()) {
+                    msg.put("reasoning_content", thinking.toString()); // the templates that show earlier reasoning render it
+                }
                 if (calls.isEmpty()) {
                     msg.put("content", text);
                 } else {
@@ -201,7 +205,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
                 }
             } else {
                 ArrayNode results = NODES.arrayNode();
-                String text = text(content, where + ".content", false, results);
+                String text = text(content, where + ".content", false, results, null);
                 out.addAll(results);
                 if (!text.isEmpty() || results.isEmpty()) {
                     out.addObject().put("role", "user").put("content", text);
@@ -212,10 +216,11 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
     }
 
     /**
-     * The text of content blocks; an assistant's {@code tool_use} blocks go to {@code extra} as chat
+     * The text of content blocks; an assistant's {@code thinking} blocks to {@code thinking} (its
+     * reasoning); an assistant's {@code tool_use} blocks go to {@code extra} as chat
      * tool calls, a user's {@code tool_result} blocks as tool messages (null {@code extra}: text only).
      */
-    private static String text(JsonNode blocks, String where, boolean assistant, ArrayNode extra) {
+    private static String text(JsonNode blocks, String where, boolean assistant, ArrayNode extra, StringBuilder thinking) {
         if (!blocks.isArray()) {
             throw ApiException.badRequest(where, where + " must be a string or an array of text blocks");
         }
@@ -238,12 +243,14 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
                         .put("arguments", input == null ? "{}" : input.toString());
             } else if ("tool_result".equals(type) && !assistant && extra != null) {
                 JsonNode c = Params.get(b, "content");
-                String result = c == null ? "" : c.isTextual() ? c.textValue() : text(c, at + ".content", false, null);
+                String result = c == null ? "" : c.isTextual() ? c.textValue() : text(c, at + ".content", false, null, null);
                 Boolean error = Params.bool(b, "is_error");
                 extra.addObject().put("role", "tool").put("tool_call_id", Params.required(b, "tool_use_id", at))
                         .put("content", error != null && error ? "Error: " + result : result);
-            } else if (("thinking".equals(type) || "redacted_thinking".equals(type)) && assistant) {
-                continue; // an earlier turn's thinking, sent back: dropped, as the templates drop earlier reasoning
+            } else if ("thinking".equals(type) && assistant && thinking != null) {
+                CompletionParser.joinPart(thinking, Params.required(b, "thinking", at)); // the turn's reasoning
+            } else if ("redacted_thinking".equals(type) && assistant) {
+                continue; // encrypted by Anthropic: nothing to read
             } else if (type != null && List.of("image", "document", "search_result", "thinking", "redacted_thinking",
                     "server_tool_use", "web_search_tool_result", "container_upload").contains(type)) {
                 throw ApiException.unsupported(at + ".type", at + ": '" + type + "' blocks are not supported; the served model reads "

@@ -9,11 +9,13 @@ public interface PromptModel {
 
     /**
      * A chat message after validation (text content only); an assistant turn may carry tool calls
-     * (OpenAI-shaped, arguments as a JSON object), a {@code tool} turn the id of the call it answers.
+     * (OpenAI-shaped, arguments as a JSON object) and its reasoning ({@code reasoning_content}), a
+     * {@code tool} turn the id of the call it answers.
      */
-    record Message(String role, String content, List<Map<String, Object>> toolCalls, String toolCallId, String name) {
+    record Message(String role, String content, List<Map<String, Object>> toolCalls, String toolCallId, String name,
+                   String reasoningContent) {
         public Message(String role, String content) {
-            this(role, content, null, null, null);
+            this(role, content, null, null, null, null);
         }
     }
 

@@ -250,12 +250,36 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
                 }
                 out.addObject().put("role", "tool").put("tool_call_id", id).put("content", text);
             }
-            case "reasoning" -> { } // an earlier turn's reasoning, sent back: dropped, as the templates drop earlier reasoning
+            case "reasoning" -> { // an earlier turn's reasoning, sent back: its assistant message's reasoning_content
+                String text = reasoningText(item, where);
+                ObjectNode assistant = afterAssistant ? previous : out.addObject().put("role", "assistant").put("content", "");
+                if (!text.isEmpty()) {
+                    String before = assistant.path("reasoning_content").asText("");
+                    assistant.put("reasoning_content", before.isEmpty() ? text : before + "\n" + text);
+                }
+            }
             case "item_reference" -> throw ApiException.unsupported(where, where + ": item references need stored responses; this "
                     + "server keeps none, send the item itself");
             default -> throw ApiException.unsupported(where + ".type", where + ".type '" + CompletionParser.abbreviate(type)
                     + "' is not supported; supported: message, function_call, function_call_output");
         }
+    }
+
+    /** A reasoning item's text: its reasoning_text parts joined (its summary is not read; encrypted content cannot be). */
+    private static String reasoningText(ObjectNode item, String where) {
+        JsonNode content = Params.get(item, "content");
+        if (content == null) {
+            return "";
+        }
+        if (!content.isArray()) {
+            throw ApiException.badRequest(where + ".content", where + ".content must be an array of reasoning_text parts");
+        }
+        StringBuilder sb = new StringBuilder();
+        for (int j = 0; j < content.size(); j++) {
+            ObjectNode part = Params.object((ArrayNode) content, j, where + ".content[" + j + "]");
+            CompletionParser.joinPart(sb, Params.required(part, "text", where + ".content[" + j + "]"));
+        }
+        return sb.toString();
     }
 
     /** A message's content: a string, or text parts (a model turn's output_text and refusal parts too). */

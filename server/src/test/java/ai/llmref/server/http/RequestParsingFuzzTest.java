@@ -67,6 +67,20 @@ class RequestParsingFuzzTest {
                     return renderer.render(messages.stream().map(m -> ChatMessage.of(m.role(), m.content())).toList(), true, null);
                 }
 
+                /** With template variables (chat_template_kwargs) and each turn's reasoning, as the server renders. */
+                @Override
+                public String renderChat(List<Message> messages, List<java.util.Map<String, Object>> tools,
+                        java.util.Map<String, Object> variables) {
+                    return renderer.render(messages.stream().map(m -> new ChatMessage(m.role(), m.content(), m.toolCalls(), m.toolCallId(),
+                            m.name(), m.reasoningContent())).toList(), true, tools, variables);
+                }
+
+                /** Reasoning is split off, as for a template that writes think tags. */
+                @Override
+                public boolean reasoningTags() {
+                    return true;
+                }
+
                 @Override
                 public int vocabSize() {
                     return v.size();

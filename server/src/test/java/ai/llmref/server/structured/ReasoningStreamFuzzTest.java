@@ -1,0 +1,53 @@
+package ai.llmref.server.structured;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.code_intelligence.jazzer.api.FuzzedDataProvider;
+import com.code_intelligence.jazzer.junit.FuzzTest;
+
+/**
+ * Fuzzes the split of a reasoning model's reply into reasoning and content: the model writes the
+ * reply, so any text may come, in pieces of any size. Streamed, the pieces joined are what the
+ * whole reply's split gives; both texts are the reply's own (the reasoning a part of it before the
+ * content, the content its end); and no piece is empty.
+ *
+ * <p>Regression inputs: {@code src/test/resources/ai/llmref/server/structured/ReasoningStreamFuzzTestInputs/split/}.
+ */
+class ReasoningStreamFuzzTest {
+
+    @FuzzTest(maxDuration = "30s")
+    void split(FuzzedDataProvider data) {
+        boolean open = data.consumeBoolean();
+        int step = 1 + (data.consumeByte() & 15);
+        String text = data.consumeRemainingAsString();
+        ReasoningStream.Split whole = ReasoningStream.split(text, open);
+        ReasoningStream stream = new ReasoningStream(open);
+        StringBuilder reasoning = new StringBuilder();
+        StringBuilder content = new StringBuilder();
+        int at = 0;
+        while (at <= text.length()) {
+            int end = Math.min(text.length(), at + step);
+            if (end < text.length() && Character.isHighSurrogate(text.charAt(end - 1))) {
+                end++; // the detokenizer sends whole characters
+            }
+            var pieces = end > at ? stream.push(text.substring(at, end)) : stream.finish();
+            for (ReasoningStream.Piece p : pieces) {
+                assertThat(p.text()).isNotEmpty();
+                (p instanceof ReasoningStream.Reasoning ? reasoning : content).append(p.text());
+            }
+            if (end == at) {
+                break;
+            }
+            at = end;
+        }
+        assertThat(new ReasoningStream.Split(reasoning.toString(), content.toString())).as(text).isEqualTo(whole);
+        // the two texts are the reply's own: the reasoning a part of it, the content its end
+        assertThat(text).contains(whole.reasoning()).endsWith(whole.content());
+        if (!whole.content().isEmpty() && !whole.reasoning().isEmpty()) {
+            assertThat(text.indexOf(whole.reasoning())).isLessThan(text.length() - whole.content().length());
+        }
+        if (!open && !text.stripLeading().startsWith(ReasoningStream.OPEN)) {
+            assertThat(whole.content()).as("a reply that does not open with <think> is all content").isEqualTo(text);
+        }
+    }
+}

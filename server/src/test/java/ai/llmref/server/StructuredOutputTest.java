@@ -128,6 +128,42 @@ class StructuredOutputTest {
         }
     }
 
+    /**
+     * Stop strings end only free text: under a JSON response_format the grammar ends the output,
+     * so a stop string the document contains does not cut it (it did, and the cut document failed
+     * its check: a 500).
+     */
+    @Test
+    void stopStringsDoNotCutAStructuredOutput() throws Exception {
+        JsonNode schema = MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":40}},"
+                + "\"required\":[\"name\"],\"additionalProperties\":false}");
+        ObjectNode b = chat(schema, 3);
+        b.set("stop", MAPPER.createArrayNode().add("\"").add("a").add("e").add(":"));
+        for (boolean stream : new boolean[] {false, true}) {
+            HttpResponse<String> r = server.post("/v1/chat/completions", b.deepCopy().put("stream", stream).toString());
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+            String text;
+            if (stream) {
+                StringBuilder sb = new StringBuilder();
+                for (String line : r.body().split("\n")) {
+                    if (line.startsWith("data: {")) {
+                        JsonNode d = MAPPER.readTree(line.substring(6)).at("/choices/0/delta/content");
+                        sb.append(d.isTextual() ? d.asText() : "");
+                        assertThat(line).doesNotContain("\"error\"");
+                    }
+                }
+                text = sb.toString();
+            } else {
+                JsonNode choice = MAPPER.readTree(r.body()).get("choices").get(0);
+                assertThat(choice.get("finish_reason").asText()).isEqualTo("stop");
+                text = choice.get("message").get("content").asText();
+            }
+            assertThat(MAPPER.readTree(text).get("name").isTextual()).as(text).isTrue();
+        }
+        b.set("stop", MAPPER.createArrayNode().add(""));
+        assertThat(server.post("/v1/chat/completions", b.toString()).statusCode()).as("stop strings are still checked").isEqualTo(400);
+    }
+
     @Test
     void streamingIsEnforcedAndAssemblesTheSameDocument() throws Exception {
         JsonNode schema = corpus().getFirst().schema();

@@ -276,8 +276,11 @@ final class CompletionParser {
             maxTokens = legacyMax;
         }
         String maxName = Params.get(body, "max_completion_tokens") != null ? "max_completion_tokens" : "max_tokens";
-        // a forced call's grammar rules the whole output, and stop strings end only free text
-        List<String> stops = contract.callForced() ? List.of() : stops(body);
+        // stop strings end only free text: a grammar from the start (a forced call, a JSON
+        // response_format) rules the whole output and ends it (a stop string inside the JSON cut it,
+        // and the cut output failed its own check: a 500); they are still checked
+        List<String> requested = stops(body);
+        List<String> stops = contract.grammar() != null ? List.of() : requested;
         SamplingParams sampling = sampling(body, contract.grammar());
         LateGrammar late = contract.lateGrammar() == null ? null : new LateGrammar(contract.lateGrammar(),
                 contract.format() == ToolCalls.Format.HERMES ? ToolCalls.HERMES_OPENING : null,

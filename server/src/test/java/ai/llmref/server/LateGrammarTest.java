@@ -193,6 +193,55 @@ class LateGrammarTest {
     }
 
     /**
+     * A required late grammar (a JSON format after a reasoning model's reasoning): the output
+     * cannot end before it applies, even pushed toward its end by logit_bias; once the preamble
+     * ends it applies at once, and ends the output. Without {@code required} the same push ends
+     * the output at its first token.
+     */
+    @Test
+    void aRequiredGrammarIsReachedBeforeTheOutputEnds() throws Exception {
+        int end = wordAt + word.length();
+        java.util.function.Supplier<LateGrammar.Preamble> preamble = () -> new LateGrammar.Preamble() {
+            private final StringBuilder sofar = new StringBuilder();
+
+            @Override
+            public String after(String text) {
+                sofar.append(text);
+                return sofar.length() < end ? null : sofar.substring(end);
+            }
+        };
+        SamplingParams pushed = new SamplingParams(0f, 1f, 0, 0f, null, 0f, 0f, Map.of(2, 100f), null);
+        String grammar = "root ::= [^0-9]{0,12} [0-9]";
+        Result free = run(new GenerationRequest(PROMPT, LENGTH, List.of(), pushed, -1, false,
+                new LateGrammar(grammar, null, LateGrammar.AT_ONCE, preamble, false)));
+        assertThat(free.text).as("pushed to its end, a free output ends at once").isEmpty();
+        assertThat(free.reason).isEqualTo(FinishReason.STOP);
+        Result r = run(new GenerationRequest(PROMPT, LENGTH, List.of(), pushed, -1, false,
+                new LateGrammar(grammar, null, LateGrammar.AT_ONCE, preamble, true)));
+        assertThat(r.text).as("the preamble as the model writes it, then the grammar: " + this.free)
+                .matches(Pattern.quote(this.free.substring(0, end)) + "[^0-9]{0,12}[0-9]");
+        assertThat(r.reason).as("the grammar ended it").isEqualTo(FinishReason.STOP);
+        assertThat(r.constrainedAt).isGreaterThanOrEqualTo(end);
+    }
+
+    /** A required late grammar llama.cpp cannot compile is refused when the request starts. */
+    @Test
+    void aRequiredGrammarThatDoesNotCompileIsRefusedAtOnce() throws Exception {
+        SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, null, 0f, 0f, Map.of(2, -100f), null);
+        RequestHandle h = engine.submit(new GenerationRequest(PROMPT, LENGTH, List.of(), greedy, -1, false,
+                new LateGrammar("root ::= undefined-rule", null, LateGrammar.AT_ONCE, null, true)));
+        GenerationEvent first = null;
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (first == null && System.nanoTime() < deadline) {
+            first = h.poll();
+            if (first == null) {
+                Thread.sleep(1);
+            }
+        }
+        assertThat(first).isInstanceOf(GenerationEvent.Failed.class);
+    }
+
+    /**
      * A grammar reads a token's text with special tokens rendered and the output shows them as
      * nothing: where a grammar applies, such tokens are never picked, even pushed by logit_bias
      * (stories260K's {@code <s>}, id 1, reads as three characters of a string and left none).

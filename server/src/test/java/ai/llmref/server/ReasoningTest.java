@@ -109,17 +109,36 @@ class ReasoningTest {
             assertThat(noneStreamed.content()).isEqualTo(none.get("content").asText());
         }
 
-        /** A grammar from the start leaves no room for reasoning: its output is the content, and passes its check. */
+        /**
+         * A JSON response_format after the block the prompt left open: the model reasons first
+         * and the grammar applies from the {@code </think>} on. The tiny model never closes the
+         * block, so its reply is all reasoning, cut by max_tokens (content ""), never a 500; and
+         * the output cannot end before the grammar: pushed toward end-of-generation by logit_bias,
+         * it still runs to max_tokens. With {@code reasoning_format: "none"} the grammar applies
+         * from the start and its JSON is the content, checked as always.
+         */
         @Test
-        void aJsonResponseFormatIsTheContent() throws Exception {
-            ObjectNode b = ask(120);
+        void aJsonResponseFormatComesAfterTheReasoning() throws Exception {
+            ObjectNode b = ask(40);
             b.putObject("response_format").put("type", "json_schema").putObject("json_schema").put("name", "answer")
                     .set("schema", MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"why\":{\"type\":\"string\",\"maxLength\":40}},"
                             + "\"required\":[\"why\"],\"additionalProperties\":false}"));
-            JsonNode choice = post(server, b).get("choices").get(0);
-            assertThat(choice.get("finish_reason").asText()).isEqualTo("stop");
-            assertThat(choice.get("message").has("reasoning_content")).isFalse();
-            assertThat(MAPPER.readTree(choice.get("message").get("content").asText()).get("why").isTextual()).isTrue();
+            b.putObject("logit_bias").put("2", 100); // stories260K's end of generation
+            JsonNode out = post(server, b);
+            JsonNode choice = out.get("choices").get(0);
+            assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("length");
+            assertThat(out.at("/usage/completion_tokens").asInt()).as("never ended early").isEqualTo(40);
+            assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank();
+            assertThat(choice.get("message").get("content").asText()).isEmpty();
+            Streamed s = stream(server, b);
+            assertThat(s.reasoning()).isEqualTo(choice.get("message").get("reasoning_content").asText());
+            assertThat(s.finish()).isEqualTo("length");
+            b.remove("logit_bias");
+            b.put("reasoning_format", "none").put("max_tokens", 120);
+            JsonNode json = post(server, b).get("choices").get(0);
+            assertThat(json.get("finish_reason").asText()).isEqualTo("stop");
+            assertThat(json.get("message").has("reasoning_content")).isFalse();
+            assertThat(MAPPER.readTree(json.get("message").get("content").asText()).get("why").isTextual()).isTrue();
         }
 
         /**
@@ -346,6 +365,33 @@ class ReasoningTest {
             assertThat(msg.has("reasoning_content")).isFalse();
             assertThat(msg.get("content").asText()).isNotBlank();
             assertThat(stream(server, b).content()).isEqualTo(msg.get("content").asText());
+        }
+    }
+
+    /**
+     * QwQ leaves {@code <think>} open and writes Hermes calls: a forced call comes after the
+     * reasoning. The tiny model never closes the block, so the reply is all reasoning, cut by
+     * max_tokens, with no call and no 500, even pushed toward its end; with
+     * {@code reasoning_format: "none"} the call's grammar applies from the start and the call is
+     * whole and valid.
+     */
+    @Test
+    void aForcedCallComesAfterTheReasoning() throws Exception {
+        try (TestServer server = TestServer.start(Map.of("model.chat-template", ToolCallsTest.template("Qwen-QwQ-32B.jinja"),
+                "engine.slot-context", "2048", "engine.slots", "2"))) {
+            ObjectNode b = ToolCallsTest.request("required").put("max_tokens", 40);
+            b.putObject("logit_bias").put("2", 100);
+            JsonNode out = post(server, b);
+            JsonNode choice = out.get("choices").get(0);
+            assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("length");
+            assertThat(out.at("/usage/completion_tokens").asInt()).isEqualTo(40);
+            assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank();
+            assertThat(choice.get("message").has("tool_calls")).isFalse();
+            b.remove("logit_bias");
+            b.put("reasoning_format", "none").put("max_tokens", 250);
+            JsonNode forced = post(server, b).get("choices").get(0);
+            assertThat(forced.get("finish_reason").asText()).as(forced.toString()).isEqualTo("tool_calls");
+            ToolCallsTest.assertValidCall(forced.get("message").get("tool_calls").get(0));
         }
     }
 

@@ -222,6 +222,7 @@ public final class Engine implements AutoCloseable {
                 batch = ctx.newBatch(ctx.batchSize());
                 slotContext = ctx.sequenceContextSize();
                 unseenByGrammars = tokensGrammarsMisread(); // here, not in the first grammar request's step (a pass over 128k tokens)
+                endsOfGeneration = endOfGenerationTokens();
                 if (config.embeddings()) {
                     // as many positions as a generation slot has (llama.cpp may round the configured size up)
                     embeddingCtx = model.newContext(config.embeddingParams(slotContext));
@@ -422,7 +423,11 @@ public final class Engine implements AutoCloseable {
             slot.promptLogprobs.add(new TokenLogprob(prompt[0], vocab.tokenBytes(prompt[0], false), -1, Float.NaN, List.of()));
         }
         try {
-            slot.sampler = sampler(h.request.sampling());
+            LateGrammar late = h.request.late();
+            if (late != null && late.required()) {
+                sampler(h.request.sampling().withGrammar(late.grammar())).close(); // refused now if llama.cpp cannot compile it
+            }
+            slot.sampler = sampler(h.request.sampling(), late != null && late.required());
             if (config.deviceSampling()) {
                 placeOnDevice(ctx, slot, h.request);
             }
@@ -463,12 +468,22 @@ public final class Engine implements AutoCloseable {
     }
 
     private Sampler sampler(SamplingParams p) {
+        return sampler(p, false);
+    }
+
+    /** @param noEnd the output may not end yet: end-of-generation tokens are banned (a required late grammar not yet applied) */
+    private Sampler sampler(SamplingParams p, boolean noEnd) {
         Sampler.Builder b = Sampler.builder(vocab);
         if (p.grammar() != null) {
             b.grammar(p.grammar(), "root");
         }
         for (Map.Entry<Integer, Float> e : p.logitBias().entrySet()) {
             b.logitBias(e.getKey(), e.getValue());
+        }
+        if (noEnd) {
+            for (int t : endsOfGeneration) {
+                b.logitBias(t, Float.NEGATIVE_INFINITY);
+            }
         }
         if (p.grammar() != null) {
             for (int t : unseenByGrammars) {
@@ -496,6 +511,19 @@ public final class Engine implements AutoCloseable {
 
     /** {@link #tokensGrammarsMisread()}, found when the scheduler starts (before any sampler is made). */
     private int[] unseenByGrammars;
+    /** The vocabulary's end-of-generation tokens, found when the scheduler starts. */
+    private int[] endsOfGeneration;
+
+    /** The end-of-generation tokens (banned while a required late grammar has not applied). Scheduler thread, at start. */
+    private int[] endOfGenerationTokens() {
+        List<Integer> out = new ArrayList<>();
+        for (int t = 0; t < vocab.size(); t++) {
+            if (vocab.isEndOfGeneration(t)) {
+                out.add(t);
+            }
+        }
+        return out.stream().mapToInt(Integer::intValue).toArray();
+    }
 
     /**
      * Tokens a grammar reads otherwise than the output shows them, banned where a grammar applies:

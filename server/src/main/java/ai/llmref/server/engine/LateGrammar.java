@@ -14,13 +14,19 @@ import java.util.regex.Pattern;
  * <p>With a {@code preamble} (a reasoning model's reasoning), the point is looked for only in the
  * text after it: the literal in that text, the opening at its start.
  *
+ * <p>A {@code required} grammar is one the output must reach (a JSON response_format or a forced
+ * call after a reasoning model's reasoning): until it applies the output cannot end by an
+ * end-of-generation token, and a grammar that llama.cpp cannot compile is refused when the request
+ * starts, as a grammar from the start is.
+ *
  * @param grammar  GBNF (root {@code root}) that the output follows from the point on
  * @param literal  the grammar applies from the first occurrence of this text, or null
  * @param opening  the grammar applies from this pattern's group 1 when the pattern matches at the
  *                 output's start ({@link java.util.regex.Matcher#lookingAt}), or null
  * @param preamble makes, per request, what tells the output's preamble from the rest; null: none
+ * @param required the output must reach the grammar (see above)
  */
-public record LateGrammar(String grammar, String literal, Pattern opening, Supplier<Preamble> preamble) {
+public record LateGrammar(String grammar, String literal, Pattern opening, Supplier<Preamble> preamble, boolean required) {
     public LateGrammar {
         if (grammar == null || (literal == null) == (opening == null) || literal != null && literal.isEmpty()) {
             throw new IllegalArgumentException("a late grammar needs its grammar and exactly one of a non-empty literal and an opening pattern");
@@ -28,8 +34,15 @@ public record LateGrammar(String grammar, String literal, Pattern opening, Suppl
     }
 
     public LateGrammar(String grammar, String literal, Pattern opening) {
-        this(grammar, literal, opening, null);
+        this(grammar, literal, opening, null, false);
     }
+
+    public LateGrammar(String grammar, String literal, Pattern opening, Supplier<Preamble> preamble) {
+        this(grammar, literal, opening, preamble, false);
+    }
+
+    /** An opening that every output has: the grammar applies where the preamble ends. */
+    public static final Pattern AT_ONCE = Pattern.compile("()");
 
     /**
      * The part of an output that comes before the text a late grammar is looked for in (one per

@@ -150,9 +150,16 @@ final class CompletionParser {
         }
         String rendered = model.renderChat(list, contract.templateTools(body), templateVariables(body));
         Reasoning reasoning = Reasoning.OFF;
-        if (model.reasoningTags() && reasoningFormat(body) && contract.grammar() == null && (prefill == null || prefill.isEmpty())) {
-            // a grammar from the start leaves no room for reasoning: its output is the content
-            reasoning = ReasoningStream.leftOpen(rendered) ? Reasoning.OPEN : Reasoning.REPLY;
+        if (model.reasoningTags() && reasoningFormat(body) && (prefill == null || prefill.isEmpty())) {
+            boolean open = ReasoningStream.leftOpen(rendered);
+            // A grammar (a JSON response_format, a forced call) applies after a reasoning block the
+            // prompt left open (build: a required late grammar); where the reply may open one, the
+            // grammar applies from the start and leaves no room for it: its output is the content.
+            if (open) {
+                reasoning = Reasoning.OPEN;
+            } else if (contract.grammar() == null) {
+                reasoning = Reasoning.REPLY;
+            }
         }
         return new ChatPrompt(contract, model.tokenize(prefill == null ? rendered : rendered + prefill, true), reasoning);
     }
@@ -281,11 +288,21 @@ final class CompletionParser {
         // and the cut output failed its own check: a 500); they are still checked
         List<String> requested = stops(body);
         List<String> stops = contract.grammar() != null ? List.of() : requested;
-        SamplingParams sampling = sampling(body, contract.grammar());
-        LateGrammar late = contract.lateGrammar() == null ? null : new LateGrammar(contract.lateGrammar(),
-                contract.format() == ToolCalls.Format.HERMES ? ToolCalls.HERMES_OPENING : null,
-                contract.format() == ToolCalls.Format.HERMES ? null : ToolCalls.LLAMA3_OPENING,
-                reasoning == Reasoning.OFF ? null : () -> afterReasoning(reasoning.stream())); // a call begins after the reasoning
+        // the grammar that rules the output from its start, or from the end of the reasoning the
+        // prompt left open on (a late grammar the output must reach)
+        boolean afterReasoning = contract.grammar() != null && reasoning == Reasoning.OPEN;
+        SamplingParams sampling = sampling(body, afterReasoning ? null : contract.grammar());
+        LateGrammar late;
+        if (afterReasoning) {
+            late = new LateGrammar(contract.grammar(), null, LateGrammar.AT_ONCE, () -> afterReasoning(reasoning.stream()), true);
+        } else if (contract.lateGrammar() != null) {
+            late = new LateGrammar(contract.lateGrammar(),
+                    contract.format() == ToolCalls.Format.HERMES ? ToolCalls.HERMES_OPENING : null,
+                    contract.format() == ToolCalls.Format.HERMES ? null : ToolCalls.LLAMA3_OPENING,
+                    reasoning == Reasoning.OFF ? null : () -> afterReasoning(reasoning.stream())); // a call begins after the reasoning
+        } else {
+            late = null;
+        }
         List<GenerationRequest> requests = new ArrayList<>();
         List<String> echoes = new ArrayList<>();
         for (Prompt prompt : prompts) {

@@ -624,7 +624,7 @@ public final class OpenAiService implements HttpService {
     private Event beginEventStream(ServerResponse res, List<Choice> choices, CompletionParser.Parsed p, long deadline)
             throws InterruptedException {
         Event first = null;
-        if (p.request().sampling().grammar() != null) {
+        if (p.request().sampling().grammar() != null || p.request().late() != null && p.request().late().required()) {
             first = next(choices.subList(0, 1), deadline);
             if (first.event() instanceof GenerationEvent.Failed f) {
                 throw f.error();

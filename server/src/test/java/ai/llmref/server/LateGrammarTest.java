@@ -148,6 +148,19 @@ class LateGrammarTest {
         assertThat(never.constrainedAt).isEqualTo(-1);
     }
 
+    /** A preamble of the output's first {@code end} characters (what a reasoning split gives, on plain text). */
+    private static java.util.function.Supplier<LateGrammar.Preamble> preambleOf(int end) {
+        return () -> new LateGrammar.Preamble() {
+            private final StringBuilder sofar = new StringBuilder();
+
+            @Override
+            public String after(String text) {
+                sofar.append(text);
+                return sofar.length() < end ? null : sofar.substring(end);
+            }
+        };
+    }
+
     /**
      * With a preamble (a reasoning model's reasoning), the grammar's point is looked for only after
      * it: a literal that occurs in the preamble does not start the grammar there, its first
@@ -166,15 +179,7 @@ class LateGrammarTest {
         assertThat(literal).as("a letter before and after the word in " + free).isNotNull();
         int at = free.indexOf(literal, end);
         String grammar = "root ::= \"" + literal + "\" [^0-9]{0,12} [0-9]";
-        java.util.function.Supplier<LateGrammar.Preamble> preamble = () -> new LateGrammar.Preamble() {
-            private final StringBuilder sofar = new StringBuilder();
-
-            @Override
-            public String after(String text) {
-                sofar.append(text);
-                return sofar.length() < end ? null : sofar.substring(end);
-            }
-        };
+        java.util.function.Supplier<LateGrammar.Preamble> preamble = preambleOf(end);
         Result without = run(new LateGrammar(grammar, literal, null), List.of());
         int first = free.indexOf(literal);
         assertThat(first).isLessThan(end);
@@ -201,15 +206,7 @@ class LateGrammarTest {
     @Test
     void aRequiredGrammarIsReachedBeforeTheOutputEnds() throws Exception {
         int end = wordAt + word.length();
-        java.util.function.Supplier<LateGrammar.Preamble> preamble = () -> new LateGrammar.Preamble() {
-            private final StringBuilder sofar = new StringBuilder();
-
-            @Override
-            public String after(String text) {
-                sofar.append(text);
-                return sofar.length() < end ? null : sofar.substring(end);
-            }
-        };
+        java.util.function.Supplier<LateGrammar.Preamble> preamble = preambleOf(end);
         SamplingParams pushed = new SamplingParams(0f, 1f, 0, 0f, null, 0f, 0f, Map.of(2, 100f), null);
         String grammar = "root ::= [^0-9]{0,12} [0-9]";
         Result free = run(new GenerationRequest(PROMPT, LENGTH, List.of(), pushed, -1, false,

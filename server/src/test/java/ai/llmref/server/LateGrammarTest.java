@@ -45,6 +45,7 @@ class LateGrammarTest {
         engine = server.server.engine();
         Result r = run(null, List.of());
         assertThat(r.reason).isEqualTo(FinishReason.LENGTH);
+        assertThat(r.tokens).as("the Text events count every generated token").isEqualTo(LENGTH);
         free = r.text;
         Matcher m = Pattern.compile(" [a-zA-Z]{3,}").matcher(free);
         assertThat(m.find(12)).as("a word in " + free).isTrue();
@@ -58,7 +59,8 @@ class LateGrammarTest {
         server.close();
     }
 
-    private record Result(String text, FinishReason reason, String stopSequence, int constrainedAt) {}
+    /** @param tokens the generated tokens the Text events counted, together */
+    private record Result(String text, FinishReason reason, String stopSequence, int constrainedAt, int tokens) {}
 
     private Result run(LateGrammar late, List<String> stop) throws Exception {
         SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, null, 0f, 0f, Map.of(2, -100f), null);
@@ -72,6 +74,7 @@ class LateGrammarTest {
     private Result collect(RequestHandle h) throws Exception {
         StringBuilder text = new StringBuilder();
         int constrainedAt = -1;
+        int tokens = 0;
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         List<GenerationEvent> seen = new ArrayList<>();
         while (System.nanoTime() < deadline) {
@@ -82,13 +85,17 @@ class LateGrammarTest {
             }
             seen.add(e);
             switch (e) {
-                case GenerationEvent.Text t -> text.append(t.text());
+                case GenerationEvent.Text t -> {
+                    text.append(t.text());
+                    tokens += t.tokens();
+                }
                 case GenerationEvent.Constrained c -> {
                     assertThat(constrainedAt).as("one Constrained event").isEqualTo(-1);
                     constrainedAt = text.length();
                 }
                 case GenerationEvent.Done d -> {
-                    return new Result(text.toString(), d.reason(), d.stopSequence(), constrainedAt);
+                    assertThat(tokens).isLessThanOrEqualTo(d.completionTokens());
+                    return new Result(text.toString(), d.reason(), d.stopSequence(), constrainedAt, tokens);
                 }
                 case GenerationEvent.Failed f -> throw f.error();
                 case GenerationEvent.PromptLogprobs p -> { }

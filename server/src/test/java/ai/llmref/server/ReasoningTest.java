@@ -90,8 +90,11 @@ class ReasoningTest {
         /** The prompt left {@code <think>} open and no {@code </think>} came: all of the reply is reasoning, streamed alike. */
         @Test
         void aReplyInsideTheOpenBlockIsReasoning() throws Exception {
-            JsonNode whole = post(server, ask(24)).get("choices").get(0);
+            JsonNode out = post(server, ask(24));
+            JsonNode whole = out.get("choices").get(0);
             JsonNode msg = whole.get("message");
+            assertThat(out.at("/usage/completion_tokens_details/reasoning_tokens").asInt()).as("all of the reply is reasoning")
+                    .isEqualTo(out.at("/usage/completion_tokens").asInt()).isEqualTo(24);
             assertThat(whole.get("finish_reason").asText()).isEqualTo("length");
             assertThat(msg.get("reasoning_content").asText()).as(msg.toString()).isNotBlank();
             assertThat(msg.get("content").asText()).isEmpty();
@@ -100,8 +103,21 @@ class ReasoningTest {
             assertThat(s.content()).isEmpty();
             assertThat(s.reasoningChunks()).as("the reasoning streams as it comes").isGreaterThan(3);
             assertThat(s.finish()).isEqualTo("length");
+            ObjectNode withUsage = ask(24).put("stream", true);
+            withUsage.putObject("stream_options").put("include_usage", true);
+            String body = server.post("/v1/chat/completions", withUsage.toString()).body();
+            JsonNode usage = null;
+            for (String line : body.split("\n")) {
+                if (line.startsWith("data: {") && MAPPER.readTree(line.substring(6)).get("usage") instanceof ObjectNode u) {
+                    usage = u;
+                }
+            }
+            assertThat(usage).as(body).isNotNull();
+            assertThat(usage.at("/completion_tokens_details/reasoning_tokens").asInt()).as("streamed: the same count").isEqualTo(24);
             // reasoning_format "none": the reply as the model wrote it, in the content
-            JsonNode none = post(server, ask(24).put("reasoning_format", "none")).get("choices").get(0).get("message");
+            JsonNode noneOut = post(server, ask(24).put("reasoning_format", "none"));
+            assertThat(noneOut.at("/usage/completion_tokens_details").isMissingNode()).isTrue();
+            JsonNode none = noneOut.get("choices").get(0).get("message");
             assertThat(none.has("reasoning_content")).isFalse();
             assertThat(none.get("content").asText()).as("the same text, untrimmed").contains(msg.get("reasoning_content").asText());
             Streamed noneStreamed = stream(server, ask(24).put("reasoning_format", "none"));
@@ -161,6 +177,7 @@ class ReasoningTest {
             String text = reasoning.content().orElseThrow().getFirst().text();
             assertThat(text).isNotBlank();
             assertThat(reasoning.id()).startsWith("rs_");
+            assertThat(whole.usage().orElseThrow().outputTokensDetails().reasoningTokens()).isEqualTo(24);
             assertThat(items.get(1).isMessage()).isTrue();
             var acc = com.openai.helpers.ResponseAccumulator.create();
             java.util.List<String> types = new java.util.ArrayList<>();
@@ -286,6 +303,8 @@ class ReasoningTest {
             JsonNode thinking = post(server, ask(16));
             JsonNode msg = thinking.get("choices").get(0).get("message");
             assertThat(msg.has("reasoning_content")).isFalse();
+            assertThat(thinking.at("/usage/completion_tokens_details/reasoning_tokens").asInt()).as("no reasoning").isZero();
+            assertThat(thinking.at("/usage/completion_tokens_details/reasoning_tokens").isInt()).isTrue();
             assertThat(msg.get("content").asText()).isNotBlank();
             ObjectNode off = ask(16);
             off.putObject("chat_template_kwargs").put("enable_thinking", false);

@@ -408,6 +408,7 @@ public final class Engine implements AutoCloseable {
         slot.reusedPrefix = common;
         slot.position = common;
         slot.generated = 0;
+        slot.countedTokens = 0;
         slot.outputIndex = -1;
         slot.startedNanos = System.nanoTime();
         slot.prefillDoneNanos = 0;
@@ -941,7 +942,8 @@ public final class Engine implements AutoCloseable {
     private static void release(Slot s, String text) {
         List<TokenLogprob> logprobs = s.logprobs == null ? List.of() : s.logprobs.release(text);
         if (!text.isEmpty() || !logprobs.isEmpty()) {
-            s.handle.emit(new GenerationEvent.Text(text, logprobs));
+            s.handle.emit(new GenerationEvent.Text(text, logprobs, s.generated - s.countedTokens));
+            s.countedTokens = s.generated;
         }
     }
 

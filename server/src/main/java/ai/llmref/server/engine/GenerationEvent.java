@@ -7,11 +7,13 @@ public sealed interface GenerationEvent {
 
     /**
      * Newly generated text (never splits a UTF-8 character), with the log-probabilities of the
-     * tokens it releases when the request asked for them (else empty).
+     * tokens it releases when the request asked for them (else empty), and how many generated
+     * tokens were counted since the previous Text: a token whose text is held back (half a
+     * character, a possible stop string) counts with the text that releases it.
      */
-    record Text(String text, List<TokenLogprob> logprobs) implements GenerationEvent {
+    record Text(String text, List<TokenLogprob> logprobs, int tokens) implements GenerationEvent {
         public Text(String text) {
-            this(text, List.of());
+            this(text, List.of(), 0);
         }
     }
 

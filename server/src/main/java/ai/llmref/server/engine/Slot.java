@@ -17,6 +17,8 @@ final class Slot {
     int reusedPrefix;
     int position;
     int generated;
+    /** {@link #generated} as the last Text event counted it. */
+    int countedTokens;
     int lastToken;
     /** A generated token whose text is not yet made (emit during decode), or -1. */
     int pendingToken = -1;

@@ -325,7 +325,7 @@ public final class OpenAiService implements HttpService {
             } else {
                 Answered a = answered(handles, parsed, deadline, observed);
                 String status = ResponseObjects.status(a.done().reason());
-                sendJson(res, o.response(status, o.output(a.reply(), status, a.choice().logprobs), a.done()));
+                sendJson(res, o.response(status, o.output(a.reply(), status, a.choice().logprobs), a.done(), a.reply().reasoningTokens()));
             }
         });
     }
@@ -398,6 +398,9 @@ public final class OpenAiService implements HttpService {
         /** A reasoning model's reply as it comes (null: nothing to split off), and its reasoning so far. */
         private final ReasoningStream reasoning;
         final StringBuilder reasoningText = new StringBuilder();
+        /** Generated tokens counted so far, and those up to the reasoning's end (-1: not yet ended). */
+        private int tokensSeen;
+        private int reasoningTokens = -1;
         GenerationEvent.Done done;
 
         Choice(int index, RequestHandle handle, String echo, OutputContract contract, CompletionParser.Reasoning reasoning) {
@@ -412,7 +415,8 @@ public final class OpenAiService implements HttpService {
          * Generated text split into what is reasoning and what is content (all content without a
          * reasoning model); the reasoning is kept. {@code end}: the reply ended, held text is released.
          */
-        ReasoningStream.Split split(String text, boolean end) {
+        ReasoningStream.Split split(String text, int tokens, boolean end) {
+            tokensSeen += tokens;
             if (reasoning == null) {
                 return new ReasoningStream.Split("", text);
             }
@@ -426,7 +430,21 @@ public final class OpenAiService implements HttpService {
                 (p instanceof ReasoningStream.Reasoning ? r : content).append(p.text());
             }
             reasoningText.append(r);
+            if (reasoningTokens < 0 && !end && reasoning.inContent()) {
+                reasoningTokens = reasoningText.isEmpty() ? 0 : tokensSeen; // the piece that ended the reasoning counts with it
+            }
             return new ReasoningStream.Split(r.toString(), content.toString());
+        }
+
+        /**
+         * The generated tokens spent on reasoning: those up to the piece of text that ended it
+         * (all of them for a reply cut short inside it); 0 without reasoning.
+         */
+        int reasoningTokens() {
+            if (reasoningText.isEmpty()) {
+                return 0;
+            }
+            return reasoningTokens >= 0 ? reasoningTokens : done != null ? done.completionTokens() : tokensSeen;
         }
 
         /** The reply's reasoning, or null when it has none. */
@@ -554,14 +572,14 @@ public final class OpenAiService implements HttpService {
             Choice c = ev.choice();
             switch (ev.event()) {
                 case GenerationEvent.Text t -> {
-                    gathered(p, c, c.split(t.text(), false).content());
+                    gathered(p, c, c.split(t.text(), t.tokens(), false).content());
                     c.logprobs.addAll(t.logprobs());
                 }
                 case GenerationEvent.Constrained k -> c.tools.constrain();
                 case GenerationEvent.PromptLogprobs pl -> c.promptLogprobs = pl.tokens();
                 case GenerationEvent.Failed f -> throw f.error();
                 case GenerationEvent.Done d -> {
-                    gathered(p, c, c.split("", true).content());
+                    gathered(p, c, c.split("", 0, true).content());
                     c.done = d;
                     open--;
                 }
@@ -611,7 +629,7 @@ public final class OpenAiService implements HttpService {
             logprobs(choice, p, chat, logprobs);
             choice.put("finish_reason", r.finish());
         }
-        usage(out.putObject("usage"), all);
+        reasoningUsage(usage(out.putObject("usage"), all), choices, p);
         sendJson(res, out);
     }
 
@@ -678,7 +696,7 @@ public final class OpenAiService implements HttpService {
                 Choice c = ev.choice();
                 switch (ev.event()) {
                     case GenerationEvent.Text t -> {
-                        ReasoningStream.Split split = c.split(t.text(), false);
+                        ReasoningStream.Split split = c.split(t.text(), t.tokens(), false);
                         reasoningChunk(out, p, id, created, object, c, split.reasoning());
                         String text = split.content();
                         if (p.contract().toolsActive()) {
@@ -706,7 +724,7 @@ public final class OpenAiService implements HttpService {
                     case GenerationEvent.Done d -> {
                         c.done = d;
                         open--;
-                        ReasoningStream.Split held = c.split("", true); // what the reasoning stream held: a tag that never came
+                        ReasoningStream.Split held = c.split("", 0, true); // what the reasoning stream held: a tag that never came
                         reasoningChunk(out, p, id, created, object, c, held.reasoning());
                         if (p.contract().toolsActive()) {
                             toolPieces(out, p, id, created, object, c, c.tools.push(held.content()));
@@ -753,7 +771,7 @@ public final class OpenAiService implements HttpService {
             if (p.includeUsage()) {
                 ObjectNode u = chunk(id, created, p.model(), object);
                 u.putArray("choices");
-                usage(u.putObject("usage"), all);
+                reasoningUsage(usage(u.putObject("usage"), all), choices, p);
                 buffer(out, u);
             }
             out.write(DONE);
@@ -930,7 +948,7 @@ public final class OpenAiService implements HttpService {
                 }
                 switch (e.event()) {
                     case GenerationEvent.Text t -> {
-                        ReasoningStream.Split split = c.split(t.text(), false);
+                        ReasoningStream.Split split = c.split(t.text(), t.tokens(), false);
                         String text = parts.reasoning(split);
                         if (tools) {
                             parts.send(c.tools.push(text));
@@ -951,7 +969,7 @@ public final class OpenAiService implements HttpService {
                     }
                     case GenerationEvent.Done d -> {
                         c.done = d;
-                        String held = parts.reasoning(c.split("", true)); // what the reasoning stream held
+                        String held = parts.reasoning(c.split("", 0, true)); // what the reasoning stream held
                         parts.endReasoning();
                         if (tools) {
                             parts.send(c.tools.push(held));
@@ -1099,9 +1117,9 @@ public final class OpenAiService implements HttpService {
 
     /**
      * The reply as sent: content (null for a reply that is only tool calls), calls, finish_reason,
-     * and a reasoning model's reasoning (null: none).
+     * and a reasoning model's reasoning (null: none) and the tokens it took.
      */
-    record Reply(String content, List<ToolCalls.Call> calls, String finish, String reasoning) {}
+    record Reply(String content, List<ToolCalls.Call> calls, String finish, String reasoning, int reasoningTokens) {}
 
     /**
      * Checks a finished output against the request's contract and splits off tool calls. An output
@@ -1121,7 +1139,7 @@ public final class OpenAiService implements HttpService {
                     invalidIf(stream.wellFormed() ? List.of() : List.of("the calls do not end where the grammar ends them"), "tool_call");
                     invalidIf(c.callViolations(tr, true), "tool_call");
                 }
-                return new Reply(tr.content(), tr.calls(), stop ? "tool_calls" : d.reason().wire(), choice.reasoning());
+                return new Reply(tr.content(), tr.calls(), stop ? "tool_calls" : d.reason().wire(), choice.reasoning(), choice.reasoningTokens());
             }
             String text = stream.text();
             ToolCalls.Reply tr = c.limitCalls(ToolCalls.parse(c.format(), text, c.functions()));
@@ -1129,15 +1147,15 @@ public final class OpenAiService implements HttpService {
                 invalidIf(c.callViolations(tr, false), "tool_call");
             }
             if (!tr.calls().isEmpty()) {
-                return new Reply(tr.content(), tr.calls(), stop ? "tool_calls" : d.reason().wire(), choice.reasoning());
+                return new Reply(tr.content(), tr.calls(), stop ? "tool_calls" : d.reason().wire(), choice.reasoning(), choice.reasoningTokens());
             }
-            return new Reply(text, List.of(), d.reason().wire(), choice.reasoning());
+            return new Reply(text, List.of(), d.reason().wire(), choice.reasoning(), choice.reasoningTokens());
         }
         String text = choice.text.toString();
         if (stop) {
             invalidIf(c.violations(text), c.schema() != null ? "json_schema" : "json_object");
         }
-        return new Reply(text, List.of(), d.reason().wire(), choice.reasoning());
+        return new Reply(text, List.of(), d.reason().wire(), choice.reasoning(), choice.reasoningTokens());
     }
 
     private void invalidIf(List<String> violations, String check) {
@@ -1341,11 +1359,19 @@ public final class OpenAiService implements HttpService {
         return o;
     }
 
-    private static void usage(ObjectNode u, GenerationEvent.Done d) {
+    private static ObjectNode usage(ObjectNode u, GenerationEvent.Done d) {
         u.put("prompt_tokens", d.promptTokens());
         u.put("completion_tokens", d.completionTokens());
         u.put("total_tokens", d.promptTokens() + d.completionTokens());
         u.putObject("prompt_tokens_details").put("cached_tokens", d.cachedPromptTokens());
+        return u;
+    }
+
+    /** For a reasoning model's reply: {@code completion_tokens_details.reasoning_tokens}, every choice's together. */
+    private static void reasoningUsage(ObjectNode u, List<Choice> choices, CompletionParser.Parsed p) {
+        if (p.reasoning() != CompletionParser.Reasoning.OFF) {
+            u.putObject("completion_tokens_details").put("reasoning_tokens", choices.stream().mapToInt(Choice::reasoningTokens).sum());
+        }
     }
 
     private void write(OutputStream out, JsonNode node) {

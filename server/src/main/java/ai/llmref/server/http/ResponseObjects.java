@@ -69,6 +69,11 @@ final class ResponseObjects {
 
     /** The response object; {@code output} and {@code usage} are filled in when it has finished. */
     ObjectNode response(String status, ArrayNode output, GenerationEvent.Done done) {
+        return response(status, output, done, 0);
+    }
+
+    /** As above; {@code reasoningTokens}: the output tokens a reasoning model's reasoning took. */
+    ObjectNode response(String status, ArrayNode output, GenerationEvent.Done done, int reasoningTokens) {
         ObjectNode r = json.object();
         ObjectNode q = request.request();
         r.put("id", id);
@@ -123,7 +128,7 @@ final class ResponseObjects {
             u.putObject("input_tokens_details").put("cached_tokens", done.cachedPromptTokens())
                     .put("cache_write_tokens", done.promptTokens() - done.cachedPromptTokens());
             u.put("output_tokens", done.completionTokens());
-            u.putObject("output_tokens_details").put("reasoning_tokens", 0);
+            u.putObject("output_tokens_details").put("reasoning_tokens", reasoningTokens);
             u.put("total_tokens", done.promptTokens() + done.completionTokens());
         }
         r.set("user", value(q, "user"));
@@ -322,7 +327,7 @@ final class ResponseObjects {
         public void finish(OpenAiService.Reply reply, List<TokenLogprob> tokens, GenerationEvent.Done done) {
             String status = status(done.reason());
             send(status.equals("completed") ? "response.completed" : "response.incomplete",
-                    withResponse(response(status, output(reply, status, tokens), done)), false);
+                    withResponse(response(status, output(reply, status, tokens), done, reply.reasoningTokens())), false);
         }
 
         /** A failure after the 200: an {@code error} event, then {@code response.failed}. */

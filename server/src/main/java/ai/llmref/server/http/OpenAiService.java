@@ -398,9 +398,6 @@ public final class OpenAiService implements HttpService {
         /** A reasoning model's reply as it comes (null: nothing to split off), and its reasoning so far. */
         private final ReasoningStream reasoning;
         final StringBuilder reasoningText = new StringBuilder();
-        /** Generated tokens counted so far, and those up to the reasoning's end (-1: not yet ended). */
-        private int tokensSeen;
-        private int reasoningTokens = -1;
         GenerationEvent.Done done;
 
         Choice(int index, RequestHandle handle, String echo, OutputContract contract, CompletionParser.Reasoning reasoning) {
@@ -416,13 +413,12 @@ public final class OpenAiService implements HttpService {
          * reasoning model); the reasoning is kept. {@code end}: the reply ended, held text is released.
          */
         ReasoningStream.Split split(String text, int tokens, boolean end) {
-            tokensSeen += tokens;
             if (reasoning == null) {
                 return new ReasoningStream.Split("", text);
             }
             StringBuilder r = new StringBuilder();
             StringBuilder content = new StringBuilder();
-            List<ReasoningStream.Piece> pieces = new ArrayList<>(reasoning.push(text));
+            List<ReasoningStream.Piece> pieces = new ArrayList<>(reasoning.push(text, tokens));
             if (end) {
                 pieces.addAll(reasoning.finish());
             }
@@ -430,21 +426,12 @@ public final class OpenAiService implements HttpService {
                 (p instanceof ReasoningStream.Reasoning ? r : content).append(p.text());
             }
             reasoningText.append(r);
-            if (reasoningTokens < 0 && !end && reasoning.inContent()) {
-                reasoningTokens = reasoningText.isEmpty() ? 0 : tokensSeen; // the piece that ended the reasoning counts with it
-            }
             return new ReasoningStream.Split(r.toString(), content.toString());
         }
 
-        /**
-         * The generated tokens spent on reasoning: those up to the piece of text that ended it
-         * (all of them for a reply cut short inside it); 0 without reasoning.
-         */
+        /** The generated tokens spent on reasoning ({@link ReasoningStream#reasoningTokens}); once done. */
         int reasoningTokens() {
-            if (reasoningText.isEmpty()) {
-                return 0;
-            }
-            return reasoningTokens >= 0 ? reasoningTokens : done != null ? done.completionTokens() : tokensSeen;
+            return reasoning == null ? 0 : reasoning.reasoningTokens(done.completionTokens());
         }
 
         /** The reply's reasoning, or null when it has none. */

@@ -46,6 +46,10 @@ public final class ReasoningStream {
     private final StringBuilder held = new StringBuilder();
     /** In REASONING: no reasoning text released yet (its leading white space is dropped). */
     private boolean reasoningEmpty = true;
+    /** Generated tokens counted so far ({@link #push(String, int)}), and those up to the reasoning's end (-1: not ended yet). */
+    private int tokens;
+    private int tokensToEnd = -1;
+    private boolean reasoned;
 
     /** A reply; {@code open}: the prompt left a {@code <think>} open ({@link #leftOpen}). */
     public ReasoningStream(boolean open) {
@@ -81,6 +85,30 @@ public final class ReasoningStream {
         return new Split(strip(r.substring(0, close)), stripLeading(r.substring(close + CLOSE.length())));
     }
 
+    /**
+     * Adds generated text and the tokens it counts (the engine's count for that piece); the
+     * reasoning's tokens are those up to the piece that ended it ({@link #reasoningTokens}).
+     */
+    public List<Piece> push(String text, int tokens) {
+        this.tokens += tokens;
+        List<Piece> out = push(text);
+        if (tokensToEnd < 0 && inContent()) {
+            tokensToEnd = reasoned ? this.tokens : 0;
+        }
+        return out;
+    }
+
+    /**
+     * The generated tokens the reasoning took: up to the piece that ended it, all of
+     * {@code total} for a reply that ended inside it, 0 without reasoning.
+     */
+    public int reasoningTokens(int total) {
+        if (!reasoned) {
+            return 0;
+        }
+        return tokensToEnd >= 0 ? tokensToEnd : total;
+    }
+
     /** Adds generated text; returns what may be sent now (possibly nothing). */
     public List<Piece> push(String text) {
         List<Piece> out = new ArrayList<>(2);
@@ -114,6 +142,7 @@ public final class ReasoningStream {
             String tail = stripTrailing(held.toString()); // a tag's start stays; white space before the end goes
             if (!tail.isEmpty()) {
                 out.add(new Reasoning(tail));
+                reasoned = true;
             }
         }
         held.setLength(0);
@@ -156,6 +185,7 @@ public final class ReasoningStream {
             String r = stripTrailing(h.substring(0, close));
             if (!r.isEmpty()) {
                 out.add(new Reasoning(r));
+                reasoned = true;
             }
             held.setLength(0);
             state = State.AFTER_CLOSE;
@@ -175,6 +205,7 @@ public final class ReasoningStream {
         }
         if (send > 0) {
             out.add(new Reasoning(h.substring(0, send)));
+            reasoned = true;
             reasoningEmpty = false;
         }
         held.setLength(0);

@@ -69,6 +69,37 @@ class ReasoningStreamTest {
         assertThat(plain.push("old>")).containsExactly(new ReasoningStream.Content("old>"));
     }
 
+    /**
+     * The reasoning's tokens: those of the pieces up to the one that ended it (the piece with
+     * {@code </think>} counts whole), all of them for a reply that ended inside it, 0 without.
+     */
+    @Test
+    void theReasoningsTokensAreCounted() {
+        ReasoningStream s = new ReasoningStream(false);
+        s.push("<think>", 1);
+        s.push("Let", 1);
+        s.push(" me", 1);
+        s.push(" see</th", 2);
+        s.push("ink>\n\nPar", 2);
+        s.push("is", 1);
+        s.finish();
+        assertThat(s.reasoningTokens(8)).as("through the piece with </think> (7 of 8)").isEqualTo(7);
+        ReasoningStream cut = new ReasoningStream(true);
+        cut.push("Let", 1);
+        cut.push(" me", 1);
+        cut.finish();
+        assertThat(cut.reasoningTokens(3)).as("ended inside: all of the reply").isEqualTo(3);
+        ReasoningStream none = new ReasoningStream(false);
+        none.push("Hi", 1);
+        none.push(" <think>x</think>", 3);
+        none.finish();
+        assertThat(none.reasoningTokens(4)).isZero();
+        ReasoningStream empty = new ReasoningStream(true);
+        empty.push("\n</think>", 2);
+        empty.push("Hi", 1);
+        assertThat(empty.reasoningTokens(3)).as("an empty block is no reasoning").isZero();
+    }
+
     /** Random replies, split at random places, streamed give what the whole reply gives. */
     @Test
     void streamedGivesWhatWholeGives() {

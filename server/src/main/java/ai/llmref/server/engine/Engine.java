@@ -221,8 +221,7 @@ public final class Engine implements AutoCloseable {
                 sampling = new SamplingPool(config.samplingThreads());
                 batch = ctx.newBatch(ctx.batchSize());
                 slotContext = ctx.sequenceContextSize();
-                unseenByGrammars = tokensGrammarsMisread(); // here, not in the first grammar request's step (a pass over 128k tokens)
-                endsOfGeneration = endOfGenerationTokens();
+                readVocabulary(); // here, not in the first grammar request's step (a pass over 128k tokens)
                 if (config.embeddings()) {
                     // as many positions as a generation slot has (llama.cpp may round the configured size up)
                     embeddingCtx = model.newContext(config.embeddingParams(slotContext));
@@ -426,7 +425,8 @@ public final class Engine implements AutoCloseable {
         try {
             LateGrammar late = h.request.late();
             if (late != null && late.required()) {
-                sampler(h.request.sampling().withGrammar(late.grammar())).close(); // refused now if llama.cpp cannot compile it
+                // made now, so that a grammar llama.cpp cannot compile is refused at once; it takes over later (constrain)
+                slot.lateChain = sampler(h.request.sampling().withGrammar(late.grammar()));
             }
             slot.sampler = sampler(h.request.sampling(), late != null && late.required());
             if (config.deviceSampling()) {
@@ -510,37 +510,30 @@ public final class Engine implements AutoCloseable {
         return b.build();
     }
 
-    /** {@link #tokensGrammarsMisread()}, found when the scheduler starts (before any sampler is made). */
-    private int[] unseenByGrammars;
-    /** The vocabulary's end-of-generation tokens, found when the scheduler starts. */
-    private int[] endsOfGeneration;
-
-    /** The end-of-generation tokens (banned while a required late grammar has not applied). Scheduler thread, at start. */
-    private int[] endOfGenerationTokens() {
-        List<Integer> out = new ArrayList<>();
-        for (int t = 0; t < vocab.size(); t++) {
-            if (vocab.isEndOfGeneration(t)) {
-                out.add(t);
-            }
-        }
-        return out.stream().mapToInt(Integer::intValue).toArray();
-    }
-
     /**
      * Tokens a grammar reads otherwise than the output shows them, banned where a grammar applies:
      * llama.cpp's grammar reads a token's text with special tokens rendered, the output renders
      * them as nothing, so a control token such as {@code <s>} inside a string counted three
      * characters toward its {@code minLength} and left none. End-of-generation tokens stay (the
-     * grammar decides when they may come). Scheduler thread; one pass over the vocabulary, at start.
+     * grammar decides when they may come). Found by {@link #readVocabulary}.
      */
-    private int[] tokensGrammarsMisread() {
-        List<Integer> out = new ArrayList<>();
+    private int[] unseenByGrammars;
+    /** The end-of-generation tokens (banned while a required late grammar has not applied). Found by {@link #readVocabulary}. */
+    private int[] endsOfGeneration;
+
+    /** Finds {@link #unseenByGrammars} and {@link #endsOfGeneration}: scheduler thread, one pass over the vocabulary, at start. */
+    private void readVocabulary() {
+        List<Integer> unseen = new ArrayList<>();
+        List<Integer> ends = new ArrayList<>();
         for (int t = 0; t < vocab.size(); t++) {
-            if (!vocab.isEndOfGeneration(t) && !Arrays.equals(vocab.tokenBytes(t, true), vocab.tokenBytes(t, false))) {
-                out.add(t);
+            if (vocab.isEndOfGeneration(t)) {
+                ends.add(t);
+            } else if (!Arrays.equals(vocab.tokenBytes(t, true), vocab.tokenBytes(t, false))) {
+                unseen.add(t);
             }
         }
-        return out.stream().mapToInt(Integer::intValue).toArray();
+        unseenByGrammars = unseen.stream().mapToInt(Integer::intValue).toArray();
+        endsOfGeneration = ends.stream().mapToInt(Integer::intValue).toArray();
     }
 
     /** A slot whose next step decodes its last sampled token. */
@@ -919,12 +912,15 @@ public final class Engine implements AutoCloseable {
      * grammar's start); false, the chain unchanged, when the grammar does not allow that text.
      */
     private boolean constrain(Slot s, LateGrammar late, String from) {
-        Sampler chain;
-        try {
-            chain = sampler(s.handle.request.sampling().withGrammar(late.grammar()));
-        } catch (LlamaException e) {
-            LOG.log(Level.ERROR, "a late grammar could not be made (a server bug); the output stays free: " + e.detail());
-            return false;
+        Sampler chain = s.lateChain;
+        s.lateChain = null;
+        if (chain == null) {
+            try {
+                chain = sampler(s.handle.request.sampling().withGrammar(late.grammar()));
+            } catch (LlamaException e) {
+                LOG.log(Level.ERROR, "a late grammar could not be made (a server bug); the output stays free: " + e.detail());
+                return false;
+            }
         }
         for (int i = Math.max(0, s.generated - Slot.RECENT); i < s.generated; i++) {
             chain.acceptOutsideGrammar(s.recent[i % Slot.RECENT]);

@@ -42,6 +42,8 @@ final class Slot {
     StringBuilder lateText;
     /** While {@link #late} is looked for: its preamble, until the output has left it; else null. */
     LateGrammar.Preamble latePreamble;
+    /** A required late grammar's chain, made when the request starts, until it takes over; else null. */
+    Sampler lateChain;
     /** The last generated tokens (a ring of {@link #RECENT}), for a chain built part-way through the output. */
     final int[] recent = new int[RECENT];
     static final int RECENT = 64;
@@ -101,6 +103,9 @@ final class Slot {
         if (sampler != null) {
             sampler.close();
         }
+        if (lateChain != null) {
+            lateChain.close();
+        }
         handle = null;
         prompt = null;
         sampler = null;
@@ -109,6 +114,7 @@ final class Slot {
         late = null;
         lateText = null;
         latePreamble = null;
+        lateChain = null;
         logprobs = null;
         promptLogprobs = null;
         chunkLength = 0;

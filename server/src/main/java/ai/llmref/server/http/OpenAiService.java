@@ -599,8 +599,8 @@ public final class OpenAiService implements HttpService {
                 ObjectNode msg = choice.putObject("message");
                 msg.put("role", "assistant");
                 msg.put("content", r.content());
-                if (c.reasoning() != null) {
-                    msg.put("reasoning_content", c.reasoning());
+                if (r.reasoning() != null) {
+                    msg.put("reasoning_content", r.reasoning());
                 }
                 if (!r.calls().isEmpty()) {
                     toolCalls(msg, r.calls());

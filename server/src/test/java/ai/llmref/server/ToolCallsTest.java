@@ -126,40 +126,16 @@ class ToolCallsTest {
 
         @Test
         void streamingDeliversTheCallAsToolCallDeltas() throws Exception {
-            ObjectNode b = request("required");
-            b.put("stream", true);
-            HttpResponse<String> r = server.post("/v1/chat/completions", b.toString());
-            assertThat(r.statusCode()).isEqualTo(200);
-            String id = null;
-            String name = null;
-            StringBuilder args = new StringBuilder();
-            String finish = null;
-            for (String line : r.body().split("\n")) {
-                if (!line.startsWith("data: {")) {
-                    continue;
-                }
-                JsonNode ch = MAPPER.readTree(line.substring(6)).get("choices").get(0);
-                JsonNode tc = ch.get("delta").get("tool_calls");
-                if (tc != null) {
-                    assertThat(tc.get(0).get("index").asInt()).isZero();
-                    if (tc.get(0).has("id")) {
-                        id = tc.get(0).get("id").asText();
-                        name = tc.get(0).get("function").get("name").asText();
-                    }
-                    args.append(tc.get(0).get("function").get("arguments").asText());
-                }
-                if (!ch.get("finish_reason").isNull()) {
-                    finish = ch.get("finish_reason").asText();
-                }
-            }
-            assertThat(finish).isEqualTo("tool_calls");
-            ObjectNode call = MAPPER.createObjectNode().put("id", id).put("type", "function");
-            call.putObject("function").put("name", name).put("arguments", args.toString());
+            StreamedCalls streamed = streamCalls(request("required"));
+            assertThat(streamed.finish()).isEqualTo("tool_calls");
+            assertThat(streamed.names()).as("one call, index 0").hasSize(1);
+            ObjectNode call = MAPPER.createObjectNode().put("id", streamed.ids().getFirst()).put("type", "function");
+            call.putObject("function").put("name", streamed.names().getFirst()).put("arguments", streamed.arguments(0));
             assertValidCall(call);
         }
 
         /** What a streamed chat reply's chunks give: per call, id, name and the argument deltas. */
-        record StreamedCalls(List<String> names, List<List<String>> argumentDeltas, String finish, String content) {
+        record StreamedCalls(List<String> ids, List<String> names, List<List<String>> argumentDeltas, String finish, String content) {
             String arguments(int i) {
                 return String.join("", argumentDeltas.get(i));
             }
@@ -170,6 +146,7 @@ class ToolCallsTest {
             b.put("stream", true);
             HttpResponse<String> r = server.post("/v1/chat/completions", b.toString());
             assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+            List<String> ids = new ArrayList<>();
             List<String> names = new ArrayList<>();
             List<List<String>> deltas = new ArrayList<>();
             StringBuilder content = new StringBuilder();
@@ -188,6 +165,7 @@ class ToolCallsTest {
                     if (tc.get(0).has("id")) {
                         assertThat(index).as("a call starts after the last").isEqualTo(names.size());
                         assertThat(tc.get(0).get("id").asText()).startsWith("call_");
+                        ids.add(tc.get(0).get("id").asText());
                         names.add(tc.get(0).get("function").get("name").asText());
                         deltas.add(new ArrayList<>());
                     }
@@ -197,7 +175,7 @@ class ToolCallsTest {
                     finish = ch.get("finish_reason").asText();
                 }
             }
-            return new StreamedCalls(names, deltas, finish, content.toString());
+            return new StreamedCalls(ids, names, deltas, finish, content.toString());
         }
 
         /**

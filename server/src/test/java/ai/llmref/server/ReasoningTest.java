@@ -71,20 +71,30 @@ class ReasoningTest {
         return MAPPER.readTree(r.body());
     }
 
-    @Nested
-    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-    class OpenBlockDeepSeekR1 {
+    /** A server rendering one of the pinned tree's templates, for a nested class's tests. */
+    abstract static class WithTemplate {
         TestServer server;
+
+        abstract String templateFile();
 
         @BeforeAll
         void start() throws Exception {
-            server = TestServer.start(Map.of("model.chat-template", ToolCallsTest.template("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja"),
+            server = TestServer.start(Map.of("model.chat-template", ToolCallsTest.template(templateFile()),
                     "engine.slot-context", "2048", "engine.slots", "2"));
         }
 
         @AfterAll
         void stop() {
             server.close();
+        }
+    }
+
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class OpenBlockDeepSeekR1 extends WithTemplate {
+        @Override
+        String templateFile() {
+            return "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja";
         }
 
         /** The prompt left {@code <think>} open and no {@code </think>} came: all of the reply is reasoning, streamed alike. */
@@ -279,18 +289,10 @@ class ReasoningTest {
 
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-    class ReplyOpensTheBlockQwen3 {
-        TestServer server;
-
-        @BeforeAll
-        void start() throws Exception {
-            server = TestServer.start(Map.of("model.chat-template", ToolCallsTest.template("Qwen-Qwen3-0.6B.jinja"),
-                    "engine.slot-context", "2048", "engine.slots", "2"));
-        }
-
-        @AfterAll
-        void stop() {
-            server.close();
+    class ReplyOpensTheBlockQwen3 extends WithTemplate {
+        @Override
+        String templateFile() {
+            return "Qwen-Qwen3-0.6B.jinja";
         }
 
         /**

@@ -100,6 +100,11 @@ final class ChatRendering {
             public boolean reasoningTags() {
                 return thinks;
             }
+
+            @Override
+            public boolean thinkingSwitch() {
+                return thinks && renderer != null && ReasoningStream.switchedBy(source);
+            }
         };
     }
 

@@ -128,6 +128,11 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     }
 
     @Override
+    public boolean thinkingSwitch() {
+        return chatRenderer.thinkingSwitch();
+    }
+
+    @Override
     public String renderChat(List<Message> messages, List<Map<String, Object>> tools) {
         return renderChat(messages, tools, Map.of());
     }

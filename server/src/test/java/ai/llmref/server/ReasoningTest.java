@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.net.http.HttpResponse;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -30,6 +31,16 @@ class ReasoningTest {
         b.putArray("messages").addObject().put("role", "user").put("content", "Why is the sky blue?");
         b.put("max_tokens", maxTokens);
         b.put("temperature", 0);
+        return b;
+    }
+
+    /** {@link #ask} with a JSON schema response_format, pushed toward end-of-generation by logit_bias. */
+    static ObjectNode askJson(int maxTokens) throws Exception {
+        ObjectNode b = ask(maxTokens);
+        b.putObject("response_format").put("type", "json_schema").putObject("json_schema").put("name", "answer")
+                .set("schema", MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"why\":{\"type\":\"string\",\"maxLength\":40}},"
+                        + "\"required\":[\"why\"],\"additionalProperties\":false}"));
+        b.putObject("logit_bias").put("2", 100); // stories260K's end of generation
         return b;
     }
 
@@ -145,11 +156,7 @@ class ReasoningTest {
          */
         @Test
         void aJsonResponseFormatComesAfterTheReasoning() throws Exception {
-            ObjectNode b = ask(40);
-            b.putObject("response_format").put("type", "json_schema").putObject("json_schema").put("name", "answer")
-                    .set("schema", MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"why\":{\"type\":\"string\",\"maxLength\":40}},"
-                            + "\"required\":[\"why\"],\"additionalProperties\":false}"));
-            b.putObject("logit_bias").put("2", 100); // stories260K's end of generation
+            ObjectNode b = askJson(40);
             JsonNode out = post(server, b);
             JsonNode choice = out.get("choices").get(0);
             assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("length");
@@ -376,6 +383,65 @@ class ReasoningTest {
                     .as("Messages: the thinking block rendered").isEqualTo(plainMessages + (with - without));
         }
 
+        /**
+         * Qwen 3 asked to think (its template reads {@code enable_thinking}, true unless told
+         * otherwise) opens its reply with a block; under a JSON response_format or a forced call
+         * the prompt opens it for the model, so that the grammar applies after the reasoning, as
+         * where the template leaves the block open: the reply is reasoning (all of it here, the
+         * tiny model never closes the block), it cannot end before the grammar, and the prompt
+         * is longer by the opened tag. Told not to think (the template writes an empty block),
+         * the grammar applies from the start and the JSON is the content; so with
+         * {@code reasoning_format: "none"} (no block opened). The Messages API asks the template
+         * to think only with {@code thinking} enabled: then a forced call comes after reasoning.
+         */
+        @Test
+        void aGrammarComesAfterTheReasoningTheServerOpens() throws Exception {
+            ObjectNode b = askJson(40);
+            JsonNode out = post(server, b);
+            JsonNode choice = out.get("choices").get(0);
+            assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("length");
+            assertThat(out.at("/usage/completion_tokens").asInt()).as("never ended early").isEqualTo(40);
+            assertThat(out.at("/usage/completion_tokens_details/reasoning_tokens").asInt()).isEqualTo(40);
+            assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank();
+            assertThat(choice.get("message").get("content").asText()).isEmpty();
+            Streamed s = stream(server, b);
+            assertThat(s.reasoning()).isEqualTo(choice.get("message").get("reasoning_content").asText());
+            assertThat(s.content()).isEmpty();
+            b.remove("logit_bias");
+            b.put("max_tokens", 120);
+            ObjectNode off = b.deepCopy();
+            off.putObject("chat_template_kwargs").put("enable_thinking", false);
+            ObjectNode none = b.deepCopy().put("reasoning_format", "none");
+            for (ObjectNode plain : List.of(off, none)) {
+                JsonNode r = post(server, plain);
+                JsonNode json = r.get("choices").get(0);
+                assertThat(json.get("finish_reason").asText()).as(json.toString()).isEqualTo("stop");
+                assertThat(json.get("message").has("reasoning_content")).isFalse();
+                assertThat(MAPPER.readTree(json.get("message").get("content").asText()).get("why").isTextual()).isTrue();
+            }
+            int opened = out.get("usage").get("prompt_tokens").asInt();
+            assertThat(opened).as("the <think> the server wrote into the prompt")
+                    .isGreaterThan(post(server, none.put("max_tokens", 1)).get("usage").get("prompt_tokens").asInt());
+            // the Messages API: a forced call after reasoning only when thinking is enabled
+            String tools = "\"tools\":[{\"name\":\"get_weather\",\"input_schema\":{\"type\":\"object\",\"properties\":{\"city\":"
+                    + "{\"type\":\"string\"}},\"required\":[\"city\"]}}],\"tool_choice\":{\"type\":\"any\"},"
+                    + "\"messages\":[{\"role\":\"user\",\"content\":\"Weather in Paris?\"}]";
+            HttpResponse<String> thinking = server.post("/v1/messages", "{\"max_tokens\":1100,\"temperature\":0,"
+                    + "\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":1024}," + tools + "}");
+            assertThat(thinking.statusCode()).as(thinking.body()).isEqualTo(200);
+            JsonNode thought = MAPPER.readTree(thinking.body());
+            assertThat(thought.get("content").get(0).get("type").asText()).as(thinking.body()).isEqualTo("thinking");
+            assertThat(thought.get("stop_reason").asText()).isEqualTo("max_tokens");
+            HttpResponse<String> direct = server.post("/v1/messages", "{\"max_tokens\":250,\"temperature\":0,"
+                    + tools.replace("\"any\"", "\"any\",\"disable_parallel_tool_use\":true") + "}");
+            assertThat(direct.statusCode()).as(direct.body()).isEqualTo(200);
+            JsonNode called = MAPPER.readTree(direct.body());
+            assertThat(called.get("stop_reason").asText()).as(direct.body()).isEqualTo("tool_use");
+            JsonNode use = called.get("content").get(called.get("content").size() - 1);
+            assertThat(use.get("type").asText()).isEqualTo("tool_use");
+            assertThat(use.get("input").get("city").isTextual()).isTrue();
+        }
+
         /** Tools under auto with a reasoning template: the reply, free, is content, streamed alike. */
         @Test
         void toolsUnderAutoKeepTheReplyAsContent() throws Exception {
@@ -413,6 +479,33 @@ class ReasoningTest {
             JsonNode forced = post(server, b).get("choices").get(0);
             assertThat(forced.get("finish_reason").asText()).as(forced.toString()).isEqualTo("tool_calls");
             ToolCallsTest.assertValidCall(forced.get("message").get("tool_calls").get(0));
+        }
+    }
+
+    /**
+     * The templates the server opens a block for under a grammar: those that write the tags and
+     * read {@code enable_thinking}, whose prompt, asked to think, neither leaves a block open nor
+     * closes one (the model opens its own) and, asked not to, ends with an empty block. Templates
+     * with the tags and no switch (Kimi K2 Thinking, LFM 2.5, Granite 3.3: the tags may only strip
+     * earlier turns' reasoning) are left alone.
+     */
+    @Test
+    void theTemplatesThatThinkWhenAskedAreTheOnesOpenedFor() throws Exception {
+        List<ai.llmref.server.chat.ChatMessage> hi = List.of(ai.llmref.server.chat.ChatMessage.of("user", "Hi"));
+        for (String file : List.of("Qwen-Qwen3-0.6B.jinja", "HuggingFaceTB-SmolLM3-3B.jinja", "GLM-4.6.jinja")) {
+            String source = ToolCallsTest.template(file);
+            assertThat(ai.llmref.server.structured.ReasoningStream.switchedBy(source)).as(file).isTrue();
+            var renderer = new ai.llmref.server.chat.ChatTemplateRenderer(source, "<s>", "</s>");
+            String on = renderer.render(hi, true, null, Map.of("enable_thinking", true));
+            String off = renderer.render(hi, true, null, Map.of("enable_thinking", false));
+            assertThat(ai.llmref.server.structured.ReasoningStream.leftOpen(on)).as(file).isFalse();
+            assertThat(ai.llmref.server.structured.ReasoningStream.closedAtEnd(on)).as(file).isFalse();
+            assertThat(ai.llmref.server.structured.ReasoningStream.closedAtEnd(off)).as(file + ": " + off).isTrue();
+        }
+        for (String file : List.of("Kimi-K2-Thinking.jinja", "LFM2.5-8B-A1B.jinja", "ibm-granite-granite-3.3-2B-Instruct.jinja")) {
+            String source = ToolCallsTest.template(file);
+            assertThat(ai.llmref.server.structured.ReasoningStream.usedBy(source)).as(file).isTrue();
+            assertThat(ai.llmref.server.structured.ReasoningStream.switchedBy(source)).as(file).isFalse();
         }
     }
 

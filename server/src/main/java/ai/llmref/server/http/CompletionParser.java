@@ -148,17 +148,25 @@ final class CompletionParser {
             prefill = last.content() == null ? "" : last.content();
             list.removeLast();
         }
-        String rendered = model.renderChat(list, contract.templateTools(body), templateVariables(body));
+        java.util.Map<String, Object> variables = templateVariables(body);
+        String rendered = model.renderChat(list, contract.templateTools(body), variables);
         Reasoning reasoning = Reasoning.OFF;
         if (model.reasoningTags() && reasoningFormat(body) && (prefill == null || prefill.isEmpty())) {
-            boolean open = ReasoningStream.leftOpen(rendered);
             // A grammar (a JSON response_format, a forced call) applies after a reasoning block the
-            // prompt left open (build: a required late grammar); where the reply may open one, the
-            // grammar applies from the start and leaves no room for it: its output is the content.
-            if (open) {
+            // prompt left open (build: a required late grammar). A model that thinks when asked
+            // (its template reads enable_thinking) and was not told otherwise opens its reply with
+            // a block: the prompt opens it for the model, as the model writes it, so that the
+            // grammar applies after the reasoning there too. Elsewhere, where the reply may open a
+            // block, the grammar applies from the start and leaves no room for it: its output is
+            // the content.
+            if (ReasoningStream.leftOpen(rendered)) {
                 reasoning = Reasoning.OPEN;
             } else if (contract.grammar() == null) {
                 reasoning = Reasoning.REPLY;
+            } else if (model.thinkingSwitch() && !Boolean.FALSE.equals(variables.get("enable_thinking"))
+                    && !ReasoningStream.closedAtEnd(rendered)) {
+                rendered += ReasoningStream.OPEN + "\n";
+                reasoning = Reasoning.OPEN;
             }
         }
         return new ChatPrompt(contract, model.tokenize(prefill == null ? rendered : rendered + prefill, true), reasoning);

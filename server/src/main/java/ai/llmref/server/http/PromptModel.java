@@ -42,6 +42,14 @@ public interface PromptModel {
         default boolean reasoningTags() {
             return false;
         }
+
+        /**
+         * The template writes reasoning tags and reads {@code enable_thinking}: asked to think,
+         * the model opens its reply with a {@code <think>} block.
+         */
+        default boolean thinkingSwitch() {
+            return false;
+        }
     }
 
     String id();
@@ -86,6 +94,11 @@ public interface PromptModel {
 
     /** See {@link ChatRenderer#reasoningTags()}. */
     default boolean reasoningTags() {
+        return false;
+    }
+
+    /** See {@link ChatRenderer#thinkingSwitch()}. */
+    default boolean thinkingSwitch() {
         return false;
     }
 

@@ -24,6 +24,8 @@ public final class ReasoningStream {
     public static final String CLOSE = "</think>";
     /** A rendered prompt that leaves the reasoning open: it ends with {@code <think>} and white space. */
     private static final Pattern OPEN_AT_END = Pattern.compile("<think>[ \\t\\r\\n]*\\z");
+    /** A rendered prompt that ends with a closed block: the template wrote the reply's (empty) reasoning itself. */
+    private static final Pattern CLOSED_AT_END = Pattern.compile("</think>[ \\t\\r\\n]*\\z");
 
     /** What may be sent now. */
     public sealed interface Piece {
@@ -59,6 +61,19 @@ public final class ReasoningStream {
     /** The rendered prompt ends inside a reasoning block: the reply begins with reasoning. */
     public static boolean leftOpen(String prompt) {
         return OPEN_AT_END.matcher(prompt).find();
+    }
+
+    /** The rendered prompt ends with a closed block (a template asked not to think writes an empty one). */
+    public static boolean closedAtEnd(String prompt) {
+        return CLOSED_AT_END.matcher(prompt).find();
+    }
+
+    /**
+     * Whether a chat template that writes reasoning tags thinks when asked: it reads
+     * {@code enable_thinking} (Qwen 3, SmolLM 3, GLM 4.6 and the templates that leave the block open).
+     */
+    public static boolean switchedBy(String templateSource) {
+        return usedBy(templateSource) && templateSource.contains("enable_thinking");
     }
 
     /** Whether a chat template writes reasoning tags (its source shows {@code <think>}). */

@@ -21,12 +21,14 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * A llama.cpp sampler chain: picks the next token from a context's logits. Build one per sequence
  * with {@link #builder(Vocabulary)}; the stages run in llama.cpp's usual order (grammar, logit
- * bias, penalties, top-k, typical, top-p, min-p, temperature, then greedy or a seeded draw).
+ * bias, then {@link #DEFAULT_ORDER}: penalties, DRY, top-n-sigma, top-k, typical, top-p, min-p,
+ * XTC, temperature; then greedy or a seeded draw; or, with Mirostat, the temperature and Mirostat
+ * after the logit bias, as llama.cpp's common sampler makes them).
  * The common chains are computed over the logits row where llama.cpp keeps it, with llama.cpp's
  * picks: greedy with at most a logit bias (an argmax), and a seeded draw whose stages are at most
  * a logit bias, top-k, top-p, min-p and the temperature ({@link SoftmaxDraw} without a cut,
- * {@link TruncatedDraw} with one); chains with penalties, typical-p or a grammar run llama.cpp's
- * stages. Use it on one thread at a time.
+ * {@link TruncatedDraw} with one); chains with any other stage, another order or a grammar run
+ * llama.cpp's stages. Use it on one thread at a time.
  */
 public final class Sampler implements AutoCloseable {
     private static final long ID = llama_token_data.id$offset();
@@ -597,6 +599,35 @@ public final class Sampler implements AutoCloseable {
     /** The longest penalty window {@link Builder#penalties} takes, in tokens (4 MiB of llama.cpp's ring buffer). */
     public static final int MAX_PENALTY_WINDOW = 1 << 20;
 
+    /** The most DRY sequence breakers {@link Builder#dry} takes (each costs a pass over the vocabulary when the chain is made). */
+    public static final int MAX_DRY_BREAKERS = 16;
+    /** The longest DRY sequence breaker, in UTF-8 bytes (llama.cpp cuts longer ones to 40 characters without saying so). */
+    public static final int MAX_DRY_BREAKER_BYTES = 40;
+    /** The highest Mirostat target surprise {@link Builder#mirostat} takes ({@code 2^(2 tau)} must stay a float). */
+    public static final float MAX_MIROSTAT_TAU = 20f;
+
+    /** The stages of a chain whose order {@link Builder#order} sets (llama-server's {@code samplers} names them). */
+    public enum Stage {
+        /** Repetition, frequency and presence penalties ({@link Builder#penalties}). */
+        PENALTIES,
+        /** DRY, "don't repeat yourself" ({@link Builder#dry}). */
+        DRY,
+        /** Top-n-sigma ({@link Builder#topNSigma}). */
+        TOP_N_SIGMA,
+        TOP_K,
+        TYPICAL_P,
+        TOP_P,
+        MIN_P,
+        /** Exclude top choices ({@link Builder#xtc}). */
+        XTC,
+        /** The temperature, dynamic or not ({@link Builder#dynamicTemperature}). */
+        TEMPERATURE
+    }
+
+    /** llama.cpp's default order of the stages (its common sampler's, which llama-server uses). */
+    public static final List<Stage> DEFAULT_ORDER = List.of(Stage.PENALTIES, Stage.DRY, Stage.TOP_N_SIGMA, Stage.TOP_K, Stage.TYPICAL_P,
+            Stage.TOP_P, Stage.MIN_P, Stage.XTC, Stage.TEMPERATURE);
+
     /** Sampling settings; unset stages are left out of the chain. */
     public static final class Builder {
         private final Vocabulary vocabulary;
@@ -613,6 +644,21 @@ public final class Sampler implements AutoCloseable {
         private Float minP;
         private Float temperature;
         private Long seed;
+        private float topNSigma = -1f;
+        private float xtcProbability;
+        private float xtcThreshold = 0.1f;
+        private float dryMultiplier;
+        private float dryBase = 1.75f;
+        private int dryAllowedLength = 2;
+        private int dryLastN;
+        private List<String> dryBreakers = List.of();
+        private int mirostat;
+        private float mirostatTau = 5f;
+        private float mirostatEta = 0.1f;
+        private float dynatempRange;
+        private float dynatempExponent = 1f;
+        private int minKeep;
+        private List<Stage> order = DEFAULT_ORDER;
         private boolean javaDraws = true;
 
         private Builder(Vocabulary vocabulary) {
@@ -679,6 +725,128 @@ public final class Sampler implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Top-n-sigma: keeps the tokens whose logit is within {@code n} standard deviations of the
+         * best one; {@code n <= 0} leaves the stage out (llama-server: -1).
+         */
+        public Builder topNSigma(float n) {
+            if (!Float.isFinite(n)) {
+                throw new InvalidInputException("llama_sampler_init_top_n_sigma", "top_n_sigma must be finite, got " + n);
+            }
+            this.topNSigma = n;
+            return this;
+        }
+
+        /**
+         * XTC ("exclude top choices"): with {@code probability}, removes every token at or above
+         * {@code threshold} but the least likely of them; probability 0 (or a threshold above 0.5)
+         * leaves it out.
+         */
+        public Builder xtc(float probability, float threshold) {
+            probability(probability, "llama_sampler_init_xtc", "xtc_probability");
+            probability(threshold, "llama_sampler_init_xtc", "xtc_threshold");
+            this.xtcProbability = probability;
+            this.xtcThreshold = threshold;
+            return this;
+        }
+
+        /**
+         * DRY ("don't repeat yourself"): a token that would extend a sequence repeated from the
+         * last {@code lastN} tokens beyond {@code allowedLength} has {@code multiplier * base^(length
+         * - allowedLength)} taken from its logit; a repetition does not run across a
+         * {@code breakers} text. Multiplier 0 or window 0 leaves it out.
+         *
+         * @param base at least 1 (llama.cpp turns the stage off below 1, silently)
+         * @param lastN 0 .. {@link #MAX_PENALTY_WINDOW}
+         * @param breakers at most {@link #MAX_DRY_BREAKERS}, each 1 .. {@link #MAX_DRY_BREAKER_BYTES} UTF-8 bytes, without NUL
+         */
+        public Builder dry(float multiplier, float base, int allowedLength, int lastN, List<String> breakers) {
+            String fn = "llama_sampler_init_dry";
+            if (!(multiplier >= 0) || !Float.isFinite(multiplier)) {
+                throw new InvalidInputException(fn, "dry_multiplier must be finite and >= 0, got " + multiplier);
+            }
+            if (!(base >= 1) || !Float.isFinite(base)) {
+                throw new InvalidInputException(fn, "dry_base must be finite and >= 1, got " + base);
+            }
+            if (allowedLength < 0) {
+                throw new InvalidInputException(fn, "dry_allowed_length must be >= 0, got " + allowedLength);
+            }
+            if (lastN < 0 || lastN > MAX_PENALTY_WINDOW) {
+                throw new InvalidInputException(fn, "dry_penalty_last_n must be 0.." + MAX_PENALTY_WINDOW + " tokens, got " + lastN);
+            }
+            if (breakers.size() > MAX_DRY_BREAKERS) {
+                throw new InvalidInputException(fn, "at most " + MAX_DRY_BREAKERS + " sequence breakers, got " + breakers.size());
+            }
+            for (String b : breakers) {
+                int bytes = b.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
+                if (b.isEmpty() || bytes > MAX_DRY_BREAKER_BYTES || b.indexOf('\0') >= 0) {
+                    throw new InvalidInputException(fn, "a sequence breaker must be 1.." + MAX_DRY_BREAKER_BYTES
+                            + " bytes of UTF-8 without NUL, got " + bytes + " bytes");
+                }
+            }
+            this.dryMultiplier = multiplier;
+            this.dryBase = base;
+            this.dryAllowedLength = allowedLength;
+            this.dryLastN = lastN;
+            this.dryBreakers = List.copyOf(breakers);
+            return this;
+        }
+
+        /**
+         * Mirostat (version 1 or 2; 0 leaves it out): instead of the other stages after the logit
+         * bias, the temperature and a draw that keeps the text's surprise near {@code tau}, learning
+         * at rate {@code eta} (as llama.cpp's common sampler makes it).
+         */
+        public Builder mirostat(int version, float tau, float eta) {
+            String fn = version == 1 ? "llama_sampler_init_mirostat" : "llama_sampler_init_mirostat_v2";
+            if (version < 0 || version > 2) {
+                throw new InvalidInputException(fn, "mirostat must be 0, 1 or 2, got " + version);
+            }
+            if (!(tau >= 0 && tau <= MAX_MIROSTAT_TAU)) {
+                throw new InvalidInputException(fn, "mirostat_tau must be within 0.." + MAX_MIROSTAT_TAU + ", got " + tau);
+            }
+            probability(eta, fn, "mirostat_eta");
+            this.mirostat = version;
+            this.mirostatTau = tau;
+            this.mirostatEta = eta;
+            return this;
+        }
+
+        /**
+         * Dynamic temperature: the temperature moves within {@code temperature +- range} with the
+         * candidates' entropy, raised to {@code exponent}; range 0 leaves it fixed.
+         */
+        public Builder dynamicTemperature(float range, float exponent) {
+            if (!(range >= 0) || !Float.isFinite(range) || !(exponent >= 0) || !Float.isFinite(exponent)) {
+                throw new InvalidInputException("llama_sampler_init_temp_ext", "dynatemp_range and dynatemp_exponent must be finite and >= 0, got "
+                        + range + " and " + exponent);
+            }
+            this.dynatempRange = range;
+            this.dynatempExponent = exponent;
+            return this;
+        }
+
+        /** The fewest candidates top-p, min-p, typical-p and XTC leave (0: llama.cpp's default, one). */
+        public Builder minKeep(int n) {
+            if (n < 0 || n > vocabulary.size()) {
+                throw new InvalidInputException("llama_sampler_init_top_p", "min_keep must be 0.." + vocabulary.size() + ", got " + n);
+            }
+            this.minKeep = n;
+            return this;
+        }
+
+        /**
+         * The stages and their order (llama-server's {@code samplers}): a stage left out of the
+         * list is not used, whatever its settings; each at most once.
+         */
+        public Builder order(List<Stage> stages) {
+            if (new java.util.HashSet<>(stages).size() != stages.size()) {
+                throw new InvalidInputException("llama_sampler_chain_add", "each stage may be named once, got " + stages);
+            }
+            this.order = List.copyOf(stages);
+            return this;
+        }
+
         /** Temperature; 0 means greedy. */
         public Builder temperature(float t) {
             if (!(t >= 0) || !Float.isFinite(t)) {
@@ -705,6 +873,16 @@ public final class Sampler implements AutoCloseable {
         Builder javaDraws(boolean java) {
             this.javaDraws = java;
             return this;
+        }
+
+        /** The DRY stage (the breakers' C strings live in {@code arena}, which outlives the call: llama.cpp copies them). */
+        private MemorySegment dry(MemorySegment vocab, Arena arena) {
+            MemorySegment breakers = arena.allocate(ValueLayout.ADDRESS, Math.max(1, dryBreakers.size()));
+            for (int i = 0; i < dryBreakers.size(); i++) {
+                breakers.setAtIndex(ValueLayout.ADDRESS, i, Native.cString(arena, dryBreakers.get(i), "llama_sampler_init_dry", "a sequence breaker"));
+            }
+            return llama_sampler_init_dry(vocab, dryMultiplier, dryBase, dryAllowedLength, dryLastN,
+                    dryBreakers.isEmpty() ? MemorySegment.NULL : breakers, dryBreakers.size());
         }
 
         private static Float probability(float p, String fn, String name) {
@@ -740,17 +918,28 @@ public final class Sampler implements AutoCloseable {
                     }
                     stages.add(s);
                 }
-                boolean penalties = penaltyLastN != 0 && (repeatPenalty != 1.0f || frequencyPenalty != 0 || presencePenalty != 0);
+                boolean penalties = order.contains(Stage.PENALTIES) && penaltyLastN != 0
+                        && (repeatPenalty != 1.0f || frequencyPenalty != 0 || presencePenalty != 0);
                 boolean greedy = seed == null || (temperature != null && temperature == 0f);
+                boolean dry = order.contains(Stage.DRY) && dryMultiplier > 0 && dryLastN > 0;
+                boolean miro = mirostat != 0 && !greedy;
+                if (miro) {
+                    penalties = false; // llama.cpp's common sampler: Mirostat replaces the ordered stages
+                    dry = false;
+                }
+                // stages the draws computed here do not have (and an order other than llama.cpp's)
+                boolean others = dry || miro || (topNSigma > 0 && order.contains(Stage.TOP_N_SIGMA))
+                        || (xtcProbability > 0 && xtcThreshold <= 0.5f && order.contains(Stage.XTC)) || dynatempRange > 0 || minKeep > 1
+                        || !order.equals(DEFAULT_ORDER);
                 // Greedy with at most a logit bias: a short bias is this project's stage (DeviceBias),
                 // which costs a device little when the chain is attached; on the host the argmax is
                 // taken in place (see biasedArgmax) and the chain's stages are not called.
-                boolean greedyOnly = grammar == null && greedy && !penalties;
+                boolean greedyOnly = grammar == null && greedy && !penalties && !dry;
                 boolean cut = (topK != null && topK > 0) || (typicalP != null && typicalP < 1) || (topP != null && topP < 1)
                         || (minP != null && minP > 0);
                 // A draw with bias, temperature and seed only: SoftmaxDraw computes it over the row;
                 // with top-k, top-p or min-p too (no typical-p): TruncatedDraw.
-                boolean javaDraw = javaDraws && grammar == null && !greedy && !penalties && (typicalP == null || typicalP >= 1);
+                boolean javaDraw = javaDraws && grammar == null && !greedy && !penalties && !others && (typicalP == null || typicalP >= 1);
                 boolean plainDraw = javaDraw && !cut;
                 int[] biasTokens = new int[logitBias.size()];
                 float[] biasValues = new float[biasTokens.length];
@@ -778,24 +967,40 @@ public final class Sampler implements AutoCloseable {
                     }
                     stages.add(llama_sampler_init_logit_bias(vocabulary.size(), logitBias.size(), arr));
                 }
-                if (penalties) {
-                    stages.add(llama_sampler_init_penalties(vocabulary.size(), penaltyLastN, repeatPenalty, frequencyPenalty, presencePenalty));
+                long keep = Math.max(1, minKeep);
+                if (miro) {
+                    stages.add(llama_sampler_init_temp(temp));
+                    stages.add(mirostat == 1
+                            ? llama_sampler_init_mirostat(vocabulary.size(), (int) (long) seed, mirostatTau, mirostatEta, 100)
+                            : llama_sampler_init_mirostat_v2((int) (long) seed, mirostatTau, mirostatEta));
+                } else {
+                    for (Stage stage : order) {
+                        // greedy: only the stages that change logits by the history (the others keep the best token)
+                        MemorySegment st = switch (stage) {
+                            case PENALTIES -> penalties
+                                    ? llama_sampler_init_penalties(vocabulary.size(), penaltyLastN, repeatPenalty, frequencyPenalty, presencePenalty)
+                                    : null;
+                            case DRY -> dry ? dry(vocab, arena) : null;
+                            case TOP_N_SIGMA -> !greedy && topNSigma > 0 ? llama_sampler_init_top_n_sigma(topNSigma) : null;
+                            case TOP_K -> !greedy && topK != null && topK > 0 ? llama_sampler_init_top_k(topK) : null;
+                            case TYPICAL_P -> !greedy && typicalP != null && typicalP < 1 ? llama_sampler_init_typical(typicalP, keep) : null;
+                            case TOP_P -> !greedy && topP != null && topP < 1 ? llama_sampler_init_top_p(topP, keep) : null;
+                            case MIN_P -> !greedy && minP != null && minP > 0 ? llama_sampler_init_min_p(minP, keep) : null;
+                            case XTC -> !greedy && xtcProbability > 0 && xtcThreshold <= 0.5f
+                                    ? llama_sampler_init_xtc(xtcProbability, xtcThreshold, keep, (int) (long) seed) : null;
+                            case TEMPERATURE -> greedy ? null
+                                    : dynatempRange > 0 ? llama_sampler_init_temp_ext(temp, dynatempRange, dynatempExponent)
+                                    : llama_sampler_init_temp(temp);
+                        };
+                        if (st != null) {
+                            stages.add(st);
+                        }
+                    }
                 }
                 if (!greedy) {
-                    if (topK != null && topK > 0) {
-                        stages.add(llama_sampler_init_top_k(topK));
+                    if (!miro) {
+                        stages.add(llama_sampler_init_dist((int) (long) seed));
                     }
-                    if (typicalP != null && typicalP < 1) {
-                        stages.add(llama_sampler_init_typical(typicalP, 1));
-                    }
-                    if (topP != null && topP < 1) {
-                        stages.add(llama_sampler_init_top_p(topP, 1));
-                    }
-                    if (minP != null && minP > 0) {
-                        stages.add(llama_sampler_init_min_p(minP, 1));
-                    }
-                    stages.add(llama_sampler_init_temp(temp));
-                    stages.add(llama_sampler_init_dist((int) (long) seed));
                 } else if (greedyOnly) {
                     // this project's greedy stage: attached, the rows of a graph share one argmax (DeviceGreedy)
                     greedyStage = DeviceGreedy.create(stageArena);

@@ -429,6 +429,14 @@ public final class Engine implements AutoCloseable {
                 slot.lateChain = sampler(h.request.sampling().withGrammar(late.grammar()));
             }
             slot.sampler = sampler(h.request.sampling(), late != null && late.required());
+            SamplingParams.LlamaStages x = h.request.sampling().llama();
+            if (x.readsThePrompt()) {
+                // llama.cpp's repetition penalty and DRY see the prompt's last tokens, as llama-server feeds them
+                int window = Math.max(x.repeatPenalty() != 1f ? x.penaltyWindow() : 0, x.dryMultiplier() > 0 ? x.dryWindow() : 0);
+                for (int i = Math.max(0, prompt.length - window); i < prompt.length; i++) {
+                    slot.sampler.acceptOutsideGrammar(prompt[i]);
+                }
+            }
             if (config.deviceSampling()) {
                 placeOnDevice(ctx, slot, h.request);
             }
@@ -491,9 +499,20 @@ public final class Engine implements AutoCloseable {
                 b.logitBias(t, Float.NEGATIVE_INFINITY);
             }
         }
-        if (p.presencePenalty() != 0 || p.frequencyPenalty() != 0) {
-            b.penalties(64, 1.0f, p.frequencyPenalty(), p.presencePenalty());
+        SamplingParams.LlamaStages x = p.llama();
+        if (x.ignoreEos() && !noEnd) {
+            for (int t : endsOfGeneration) {
+                b.logitBias(t, Float.NEGATIVE_INFINITY);
+            }
         }
+        // a window no longer than the slot's context: the history cannot be longer
+        if (p.presencePenalty() != 0 || p.frequencyPenalty() != 0 || x.repeatPenalty() != 1f) {
+            b.penalties(Math.min(x.penaltyWindow(), slotContext), x.repeatPenalty(), p.frequencyPenalty(), p.presencePenalty());
+        }
+        if (x.dryMultiplier() > 0) {
+            b.dry(x.dryMultiplier(), x.dryBase(), x.dryAllowedLength(), Math.min(x.dryWindow(), slotContext), x.dryBreakers());
+        }
+        b.order(x.order());
         if (!p.isGreedy()) {
             if (p.topK() > 0) {
                 b.topK(p.topK());
@@ -504,6 +523,11 @@ public final class Engine implements AutoCloseable {
             if (p.minP() > 0) {
                 b.minP(p.minP());
             }
+            if (x.typicalP() < 1) {
+                b.typical(x.typicalP());
+            }
+            b.topNSigma(x.topNSigma()).xtc(x.xtcProbability(), x.xtcThreshold()).mirostat(x.mirostat(), x.mirostatTau(), x.mirostatEta())
+                    .dynamicTemperature(x.dynatempRange(), x.dynatempExponent()).minKeep(x.minKeep());
             b.temperature(p.temperature());
             b.seed(p.seed() != null ? p.seed() : (System.nanoTime() & 0xFFFFFFFFL));
         }

@@ -1,5 +1,6 @@
 package ai.llmref.server.http;
 
+import ai.llmref.llama.Sampler;
 import ai.llmref.server.engine.GenerationRequest;
 import ai.llmref.server.engine.LateGrammar;
 import ai.llmref.server.engine.SamplingParams;
@@ -300,6 +301,10 @@ final class CompletionParser {
         // prompt left open on (a late grammar the output must reach)
         boolean afterReasoning = contract.grammar() != null && reasoning == Reasoning.OPEN;
         SamplingParams sampling = sampling(body, afterReasoning ? null : contract.grammar());
+        if (sampling.llama().ignoreEos() && (contract.grammar() != null || contract.toolsActive())) {
+            throw ApiException.unsupported("ignore_eos", "'ignore_eos' cannot be used with a grammar (a JSON response_format, tools): the"
+                    + " grammar's output ends with an end-of-generation token");
+        }
         LateGrammar late;
         if (afterReasoning) {
             late = new LateGrammar(contract.grammar(), null, LateGrammar.AT_ONCE, () -> afterReasoning(reasoning.stream()), true);
@@ -399,7 +404,121 @@ final class CompletionParser {
                 presence == null ? 0f : presence,
                 frequency == null ? 0f : frequency,
                 logitBias(body),
-                grammar);
+                grammar,
+                llamaStages(body));
+    }
+
+    /**
+     * llama-server's sampling fields (those taken and those refused), which the Responses and
+     * Messages APIs pass to the chat route as they are.
+     */
+    static final List<String> LLAMA_SAMPLING_FIELDS = List.of("repeat_penalty", "repeat_last_n", "typical_p", "top_n_sigma",
+            "xtc_probability", "xtc_threshold", "dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n",
+            "dry_sequence_breakers", "mirostat", "mirostat_tau", "mirostat_eta", "dynatemp_range", "dynatemp_exponent", "min_keep",
+            "samplers", "ignore_eos", "grammar", "json_schema", "n_predict", "n_probs", "post_sampling_probs", "adaptive_target",
+            "adaptive_decay", "lora");
+
+    /** llama-server's request fields that this server does not take, and what to use instead; refused rather than ignored. */
+    private static final Map<String, String> REFUSED_LLAMA_FIELDS = new java.util.LinkedHashMap<>();
+
+    static {
+        REFUSED_LLAMA_FIELDS.put("grammar", "GBNF grammars are not taken from clients; use 'response_format' with a JSON schema");
+        REFUSED_LLAMA_FIELDS.put("json_schema", "use 'response_format': {\"type\": \"json_schema\", ...}");
+        REFUSED_LLAMA_FIELDS.put("n_predict", "use 'max_tokens'");
+        REFUSED_LLAMA_FIELDS.put("n_probs", "use 'logprobs' and 'top_logprobs'");
+        REFUSED_LLAMA_FIELDS.put("post_sampling_probs", "log-probabilities are the model's, before sampling");
+        REFUSED_LLAMA_FIELDS.put("adaptive_target", "the adaptive-p sampler is not supported");
+        REFUSED_LLAMA_FIELDS.put("adaptive_decay", "the adaptive-p sampler is not supported");
+        REFUSED_LLAMA_FIELDS.put("lora", "LoRA adapters are not supported");
+    }
+
+    /** llama-server's names for the stages of {@code samplers} (with its alternative names). */
+    private static final Map<String, Sampler.Stage> STAGE_NAMES = Map.ofEntries(
+            Map.entry("penalties", Sampler.Stage.PENALTIES), Map.entry("dry", Sampler.Stage.DRY),
+            Map.entry("top_n_sigma", Sampler.Stage.TOP_N_SIGMA), Map.entry("top-n-sigma", Sampler.Stage.TOP_N_SIGMA),
+            Map.entry("top_k", Sampler.Stage.TOP_K), Map.entry("top-k", Sampler.Stage.TOP_K),
+            Map.entry("typ_p", Sampler.Stage.TYPICAL_P), Map.entry("typical_p", Sampler.Stage.TYPICAL_P),
+            Map.entry("typical-p", Sampler.Stage.TYPICAL_P), Map.entry("typical", Sampler.Stage.TYPICAL_P),
+            Map.entry("top_p", Sampler.Stage.TOP_P), Map.entry("top-p", Sampler.Stage.TOP_P), Map.entry("nucleus", Sampler.Stage.TOP_P),
+            Map.entry("min_p", Sampler.Stage.MIN_P), Map.entry("min-p", Sampler.Stage.MIN_P),
+            Map.entry("xtc", Sampler.Stage.XTC), Map.entry("temperature", Sampler.Stage.TEMPERATURE), Map.entry("temp", Sampler.Stage.TEMPERATURE));
+
+    /**
+     * llama.cpp's sampling fields beyond OpenAI's (llama-server's names, ranges and defaults);
+     * its fields this server does not take are refused, never ignored.
+     */
+    private SamplingParams.LlamaStages llamaStages(ObjectNode body) {
+        for (Map.Entry<String, String> e : REFUSED_LLAMA_FIELDS.entrySet()) {
+            if (Params.get(body, e.getKey()) != null) {
+                throw ApiException.unsupported(e.getKey(), "'" + e.getKey() + "' is not supported: " + e.getValue());
+            }
+        }
+        SamplingParams.LlamaStages d = SamplingParams.LlamaStages.DEFAULT;
+        Float repeat = Params.number(body, "repeat_penalty", 0, 1000);
+        if (repeat != null && repeat == 0) {
+            throw ApiException.badValue("repeat_penalty", "'repeat_penalty' must be above 0 (1 is off), got 0");
+        }
+        Long window = Params.integer(body, "repeat_last_n", 0, Sampler.MAX_PENALTY_WINDOW);
+        Float typical = Params.number(body, "typical_p", 0, 1);
+        Float sigma = Params.number(body, "top_n_sigma", -1000, 1000);
+        Float xtcP = Params.number(body, "xtc_probability", 0, 1);
+        Float xtcT = Params.number(body, "xtc_threshold", 0, 1);
+        Float dryM = Params.number(body, "dry_multiplier", 0, 1000);
+        Float dryB = Params.number(body, "dry_base", 1, 1000);
+        Long dryL = Params.integer(body, "dry_allowed_length", 0, Integer.MAX_VALUE);
+        Long dryN = Params.integer(body, "dry_penalty_last_n", 0, Sampler.MAX_PENALTY_WINDOW);
+        List<String> breakers = d.dryBreakers();
+        JsonNode br = Params.get(body, "dry_sequence_breakers");
+        if (br != null) {
+            if (!br.isArray() || br.isEmpty() || br.size() > Sampler.MAX_DRY_BREAKERS) {
+                throw ApiException.badRequest("dry_sequence_breakers", "'dry_sequence_breakers' must be an array of 1 to "
+                        + Sampler.MAX_DRY_BREAKERS + " strings");
+            }
+            List<String> list = new ArrayList<>();
+            for (JsonNode b : br) {
+                int bytes = b.isTextual() ? b.asText().getBytes(java.nio.charset.StandardCharsets.UTF_8).length : -1;
+                if (bytes < 1 || bytes > Sampler.MAX_DRY_BREAKER_BYTES || b.asText().indexOf('\0') >= 0) {
+                    throw ApiException.badValue("dry_sequence_breakers", "each of 'dry_sequence_breakers' must be a string of 1 to "
+                            + Sampler.MAX_DRY_BREAKER_BYTES + " bytes of UTF-8 without NUL");
+                }
+                list.add(b.asText());
+            }
+            breakers = list;
+        }
+        Long mirostat = Params.integer(body, "mirostat", 0, 2);
+        Float tau = Params.number(body, "mirostat_tau", 0, Sampler.MAX_MIROSTAT_TAU);
+        Float eta = Params.number(body, "mirostat_eta", 0, 1);
+        Float dynRange = Params.number(body, "dynatemp_range", 0, 1000);
+        Float dynExp = Params.number(body, "dynatemp_exponent", 0, 1000);
+        Long minKeep = Params.integer(body, "min_keep", 0, model.vocabSize());
+        List<Sampler.Stage> order = d.order();
+        JsonNode ss = Params.get(body, "samplers");
+        if (ss != null) {
+            if (!ss.isArray()) {
+                throw ApiException.badRequest("samplers", "'samplers' must be an array of stage names, got " + Params.kind(ss));
+            }
+            List<Sampler.Stage> list = new ArrayList<>();
+            for (JsonNode n : ss) {
+                Sampler.Stage stage = n.isTextual() ? STAGE_NAMES.get(n.asText()) : null;
+                if (stage == null) {
+                    throw ApiException.badValue("samplers", "'samplers' names the stages: penalties, dry, top_n_sigma, top_k, typ_p, top_p,"
+                            + " min_p, xtc, temperature; got " + abbreviate(n.toString()));
+                }
+                if (list.contains(stage)) {
+                    throw ApiException.badValue("samplers", "'samplers' names " + abbreviate(n.asText()) + " twice");
+                }
+                list.add(stage);
+            }
+            order = list;
+        }
+        Boolean ignoreEos = Params.bool(body, "ignore_eos");
+        return new SamplingParams.LlamaStages(repeat == null ? d.repeatPenalty() : repeat, window == null ? d.penaltyWindow() : window.intValue(),
+                typical == null ? d.typicalP() : typical, sigma == null ? d.topNSigma() : sigma, xtcP == null ? d.xtcProbability() : xtcP,
+                xtcT == null ? d.xtcThreshold() : xtcT, dryM == null ? d.dryMultiplier() : dryM, dryB == null ? d.dryBase() : dryB,
+                dryL == null ? d.dryAllowedLength() : dryL.intValue(), dryN == null ? d.dryWindow() : dryN.intValue(), breakers,
+                mirostat == null ? d.mirostat() : mirostat.intValue(), tau == null ? d.mirostatTau() : tau, eta == null ? d.mirostatEta() : eta,
+                dynRange == null ? d.dynatempRange() : dynRange, dynExp == null ? d.dynatempExponent() : dynExp,
+                minKeep == null ? d.minKeep() : minKeep.intValue(), order, ignoreEos != null && ignoreEos);
     }
 
     private Map<Integer, Float> logitBias(ObjectNode body) {

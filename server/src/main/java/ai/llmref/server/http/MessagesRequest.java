@@ -24,8 +24,8 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
 
     /** Fields that mean the same here and in chat, and llama.cpp's sampling extensions. */
-    private static final List<String> SHARED = List.of("model", "stream", "temperature", "top_p", "top_k", "min_p", "seed",
-            "presence_penalty", "frequency_penalty", "logit_bias");
+    private static final List<String> SHARED = java.util.stream.Stream.concat(java.util.stream.Stream.of("model", "stream", "temperature", "top_p", "top_k", "min_p", "seed",
+            "presence_penalty", "frequency_penalty", "logit_bias"), CompletionParser.LLAMA_SAMPLING_FIELDS.stream()).toList();
 
     private static final Map<String, String> REFUSED = Map.of(
             "container", "'container' (code execution) is not supported",

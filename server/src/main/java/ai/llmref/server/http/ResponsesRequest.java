@@ -27,8 +27,8 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
     static final String LOGPROBS_INCLUDE = "message.output_text.logprobs";
 
     /** Request fields that mean the same in both APIs, and llama.cpp's sampling extensions. */
-    private static final List<String> SHARED = List.of("model", "stream", "temperature", "top_p", "user", "top_k", "min_p", "seed",
-            "presence_penalty", "frequency_penalty", "logit_bias", "stop", "parallel_tool_calls");
+    private static final List<String> SHARED = java.util.stream.Stream.concat(java.util.stream.Stream.of("model", "stream", "temperature", "top_p", "user", "top_k", "min_p", "seed",
+            "presence_penalty", "frequency_penalty", "logit_bias", "stop", "parallel_tool_calls"), CompletionParser.LLAMA_SAMPLING_FIELDS.stream()).toList();
 
     /** Chat Completions fields, refused with the Responses API's name for them. */
     private static final Map<String, String> CHAT_ONLY = Map.of(

@@ -652,6 +652,7 @@ public final class Sampler implements AutoCloseable {
         private int dryAllowedLength = 2;
         private int dryLastN;
         private List<String> dryBreakers = List.of();
+        private DryStage dryStage;
         private int mirostat;
         private float mirostatTau = 5f;
         private float mirostatEta = 0.1f;
@@ -754,41 +755,29 @@ public final class Sampler implements AutoCloseable {
          * DRY ("don't repeat yourself"): a token that would extend a sequence repeated from the
          * last {@code lastN} tokens beyond {@code allowedLength} has {@code multiplier * base^(length
          * - allowedLength)} taken from its logit; a repetition does not run across a
-         * {@code breakers} text. Multiplier 0 or window 0 leaves it out.
+         * {@code breakers} text. Multiplier 0 or window 0 leaves it out. The stage is made when the
+         * chain is: a pass over the vocabulary per breaker ({@link DryStage}); where that must not
+         * happen on the decoding thread, make a {@link DryStage} elsewhere and use {@link #dry(DryStage)}.
          *
          * @param base at least 1 (llama.cpp turns the stage off below 1, silently)
          * @param lastN 0 .. {@link #MAX_PENALTY_WINDOW}
          * @param breakers at most {@link #MAX_DRY_BREAKERS}, each 1 .. {@link #MAX_DRY_BREAKER_BYTES} UTF-8 bytes, without NUL
          */
         public Builder dry(float multiplier, float base, int allowedLength, int lastN, List<String> breakers) {
-            String fn = "llama_sampler_init_dry";
-            if (!(multiplier >= 0) || !Float.isFinite(multiplier)) {
-                throw new InvalidInputException(fn, "dry_multiplier must be finite and >= 0, got " + multiplier);
-            }
-            if (!(base >= 1) || !Float.isFinite(base)) {
-                throw new InvalidInputException(fn, "dry_base must be finite and >= 1, got " + base);
-            }
-            if (allowedLength < 0) {
-                throw new InvalidInputException(fn, "dry_allowed_length must be >= 0, got " + allowedLength);
-            }
-            if (lastN < 0 || lastN > MAX_PENALTY_WINDOW) {
-                throw new InvalidInputException(fn, "dry_penalty_last_n must be 0.." + MAX_PENALTY_WINDOW + " tokens, got " + lastN);
-            }
-            if (breakers.size() > MAX_DRY_BREAKERS) {
-                throw new InvalidInputException(fn, "at most " + MAX_DRY_BREAKERS + " sequence breakers, got " + breakers.size());
-            }
-            for (String b : breakers) {
-                int bytes = b.getBytes(java.nio.charset.StandardCharsets.UTF_8).length;
-                if (b.isEmpty() || bytes > MAX_DRY_BREAKER_BYTES || b.indexOf('\0') >= 0) {
-                    throw new InvalidInputException(fn, "a sequence breaker must be 1.." + MAX_DRY_BREAKER_BYTES
-                            + " bytes of UTF-8 without NUL, got " + bytes + " bytes");
-                }
-            }
+            DryStage.check(multiplier, base, allowedLength, lastN, breakers);
             this.dryMultiplier = multiplier;
             this.dryBase = base;
             this.dryAllowedLength = allowedLength;
             this.dryLastN = lastN;
             this.dryBreakers = List.copyOf(breakers);
+            this.dryStage = null;
+            return this;
+        }
+
+        /** DRY as {@code stage} was made, copied into the chain (no pass over the vocabulary here). */
+        public Builder dry(DryStage stage) {
+            this.dryStage = stage;
+            this.dryMultiplier = 0;
             return this;
         }
 
@@ -921,7 +910,7 @@ public final class Sampler implements AutoCloseable {
                 boolean penalties = order.contains(Stage.PENALTIES) && penaltyLastN != 0
                         && (repeatPenalty != 1.0f || frequencyPenalty != 0 || presencePenalty != 0);
                 boolean greedy = seed == null || (temperature != null && temperature == 0f);
-                boolean dry = order.contains(Stage.DRY) && dryMultiplier > 0 && dryLastN > 0;
+                boolean dry = order.contains(Stage.DRY) && (dryStage != null || dryMultiplier > 0 && dryLastN > 0);
                 boolean miro = mirostat != 0 && !greedy;
                 if (miro) {
                     penalties = false; // llama.cpp's common sampler: Mirostat replaces the ordered stages
@@ -980,7 +969,7 @@ public final class Sampler implements AutoCloseable {
                             case PENALTIES -> penalties
                                     ? llama_sampler_init_penalties(vocabulary.size(), penaltyLastN, repeatPenalty, frequencyPenalty, presencePenalty)
                                     : null;
-                            case DRY -> dry ? dry(vocab, arena) : null;
+                            case DRY -> !dry ? null : dryStage != null ? dryStage.copy() : dry(vocab, arena);
                             case TOP_N_SIGMA -> !greedy && topNSigma > 0 ? llama_sampler_init_top_n_sigma(topNSigma) : null;
                             case TOP_K -> !greedy && topK != null && topK > 0 ? llama_sampler_init_top_k(topK) : null;
                             case TYPICAL_P -> !greedy && typicalP != null && typicalP < 1 ? llama_sampler_init_typical(typicalP, keep) : null;

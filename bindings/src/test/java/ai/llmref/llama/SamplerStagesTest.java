@@ -151,6 +151,23 @@ class SamplerStagesTest extends StoriesModelTest {
                 .as("b's text a breaker: the repeated sequence ends at b").isEqualTo(top);
         assertThat(after.apply(Sampler.builder(v).dry(100f, 1.75f, 1, 64, List.of("\n")).order(List.of(Sampler.Stage.PENALTIES))))
                 .as("DRY left out of the order").isEqualTo(top);
+        // a stage made once (on another platform thread) and copied into chains: the same picks, each copy its own history
+        DryStage stage;
+        try (var pool = java.util.concurrent.Executors.newSingleThreadExecutor()) {
+            stage = pool.submit(() -> DryStage.create(v, 100f, 1.75f, 1, 64, List.of(v.tokenText(b).replace("\u2581", "")))).get();
+        } catch (Exception e) {
+            throw new AssertionError(e);
+        }
+        try (DryStage breaking = stage; DryStage plain = DryStage.create(v, 100f, 1.75f, 1, 64, List.of("\n"))) {
+            assertThat(after.apply(Sampler.builder(v).dry(plain))).isNotEqualTo(top);
+            assertThat(after.apply(Sampler.builder(v).dry(plain))).as("a second copy starts without the first one's history").isNotEqualTo(top);
+            assertThat(after.apply(Sampler.builder(v).dry(breaking))).isEqualTo(top);
+            try (Sampler s = Sampler.builder(v).dry(plain).build()) {
+                assertThat(s.sample(ctx, last)).as("no history yet: no penalty").isEqualTo(top);
+            }
+        }
+        assertThatThrownBy(() -> stage.copy()).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(() -> DryStage.create(v, 0f, 1.75f, 1, 64, List.of())).isInstanceOf(InvalidInputException.class);
     }
 
     /** The repetition penalty divides a repeated token's positive logit. */

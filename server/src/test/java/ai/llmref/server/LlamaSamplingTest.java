@@ -179,6 +179,29 @@ class LlamaSamplingTest {
         assertThat(repeatedTrigrams(complete(dry))).isZero();
     }
 
+    /**
+     * A DRY stage is made once per setting (before the request is queued, off the scheduler's
+     * thread) and copied into each chain: requests with the same settings at once, or with other
+     * settings in between, each see their own history, so each writes what it writes alone.
+     */
+    @Test
+    void dryStagesAreSharedWithoutSharingHistory() throws Exception {
+        ObjectNode dry = ask(60).put("temperature", 0).put("dry_multiplier", 1000).put("dry_allowed_length", 2);
+        String alone = text(dry);
+        ObjectNode other = dry.deepCopy().put("dry_multiplier", 3).put("dry_base", 1.2);
+        String otherAlone = text(other);
+        List<java.util.concurrent.Future<String>> runs = new ArrayList<>();
+        try (var pool = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor()) {
+            for (int i = 0; i < 6; i++) {
+                ObjectNode b = i % 2 == 0 ? dry : other;
+                runs.add(pool.submit(() -> text(b)));
+            }
+            for (int i = 0; i < runs.size(); i++) {
+                assertThat(runs.get(i).get()).isEqualTo(i % 2 == 0 ? alone : otherAlone);
+            }
+        }
+    }
+
     private static int repeatedTrigrams(JsonNode choice) {
         JsonNode t = choice.get("logprobs").get("tokens");
         Set<String> seen = new HashSet<>();

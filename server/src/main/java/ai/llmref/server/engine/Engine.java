@@ -3,6 +3,7 @@ package ai.llmref.server.engine;
 import ai.llmref.llama.Batch;
 import ai.llmref.llama.ContextMemory;
 import ai.llmref.llama.DecodeAbortedException;
+import ai.llmref.llama.DryStage;
 import ai.llmref.llama.GrammarException;
 import ai.llmref.llama.LlamaContext;
 import ai.llmref.llama.LlamaException;
@@ -154,6 +155,7 @@ public final class Engine implements AutoCloseable {
                     + r.maxTokens() + ") exceeds the context of a slot (" + slotContext + " tokens)");
         }
         RequestHandle h = new RequestHandle(r);
+        h.dry = dryStage(r.sampling()); // before the queue: the scheduler only copies it (the queue hands it over)
         int limit = config.slots() + config.queueCapacity();
         int n;
         do {
@@ -426,9 +428,9 @@ public final class Engine implements AutoCloseable {
             LateGrammar late = h.request.late();
             if (late != null && late.required()) {
                 // made now, so that a grammar llama.cpp cannot compile is refused at once; it takes over later (constrain)
-                slot.lateChain = sampler(h.request.sampling().withGrammar(late.grammar()));
+                slot.lateChain = sampler(h.request.sampling().withGrammar(late.grammar()), h.dry);
             }
-            slot.sampler = sampler(h.request.sampling(), late != null && late.required());
+            slot.sampler = sampler(h.request.sampling(), late != null && late.required(), h.dry);
             SamplingParams.LlamaStages x = h.request.sampling().llama();
             if (x.readsThePrompt()) {
                 // llama.cpp's repetition penalty and DRY see the prompt's last tokens, as llama-server feeds them
@@ -466,7 +468,7 @@ public final class Engine implements AutoCloseable {
         if (!fits) {
             return;
         }
-        Sampler chain = sampler(p);
+        Sampler chain = sampler(p, slot.handle.dry);
         if (!ctx.attachSampler(slot.sequence, chain)) {
             chain.close();
             return;
@@ -476,12 +478,65 @@ public final class Engine implements AutoCloseable {
         observer.deviceSamplerAttached();
     }
 
-    private Sampler sampler(SamplingParams p) {
-        return sampler(p, false);
+    private Sampler sampler(SamplingParams p, DryStage dry) {
+        return sampler(p, false, dry);
+    }
+
+    /** A DRY stage's settings (its window as the engine uses it). */
+    private record DryKey(float multiplier, float base, int allowedLength, int window, List<String> breakers) {}
+
+    /** DRY stages by their settings, the most recently used kept ({@link #DRY_STAGES_KEPT}); one dropped is freed once no request holds it. */
+    private final Map<DryKey, DryStage> dryStages = java.util.Collections.synchronizedMap(new java.util.LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<DryKey, DryStage> eldest) {
+            return size() > DRY_STAGES_KEPT;
+        }
+    });
+    private static final int DRY_STAGES_KEPT = 16;
+    /**
+     * Makes DRY stages: llama.cpp goes over the whole vocabulary for each sequence breaker (35 ms
+     * for llama-server's four on a 128k vocabulary, 300 ms for sixteen long ones), which must not
+     * stall the scheduler's steps nor pin a request's virtual thread. One platform thread: the
+     * requests that need a new stage wait for it in turn.
+     */
+    private final java.util.concurrent.ExecutorService dryMaker = java.util.concurrent.Executors.newSingleThreadExecutor(
+            Thread.ofPlatform().name("llmref-dry-stages").daemon(true).factory());
+
+    /** The DRY stage a request's chains copy, made (on {@link #dryMaker}) unless one with its settings is kept; null without DRY. */
+    private DryStage dryStage(SamplingParams p) {
+        SamplingParams.LlamaStages x = p.llama();
+        if (!(x.dryMultiplier() > 0) || x.dryWindow() == 0 || !x.order().contains(Sampler.Stage.DRY)) {
+            return null;
+        }
+        DryKey key = new DryKey(x.dryMultiplier(), x.dryBase(), x.dryAllowedLength(), Math.min(x.dryWindow(), slotContext), x.dryBreakers());
+        DryStage kept = dryStages.get(key);
+        if (kept != null) {
+            return kept;
+        }
+        try {
+            return dryMaker.submit(() -> {
+                DryStage made = dryStages.get(key); // made meanwhile for a request queued before this one
+                if (made == null) {
+                    made = DryStage.create(vocab, key.multiplier(), key.base(), key.allowedLength(), key.window(), key.breakers());
+                    dryStages.put(key, made);
+                }
+                return made;
+            }).get();
+        } catch (java.util.concurrent.ExecutionException e) {
+            if (e.getCause() instanceof LlamaException le) {
+                throw new EngineException(EngineException.Kind.INVALID_REQUEST, le.detail(), le);
+            }
+            throw new EngineException(EngineException.Kind.INTERNAL, "the DRY stage could not be made", e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new EngineException(EngineException.Kind.UNAVAILABLE, "interrupted while the DRY stage was made");
+        } catch (java.util.concurrent.RejectedExecutionException e) {
+            throw new EngineException(EngineException.Kind.UNAVAILABLE, "the server is shutting down");
+        }
     }
 
     /** @param noEnd the output may not end yet: end-of-generation tokens are banned (a required late grammar not yet applied) */
-    private Sampler sampler(SamplingParams p, boolean noEnd) {
+    private Sampler sampler(SamplingParams p, boolean noEnd, DryStage dry) {
         Sampler.Builder b = Sampler.builder(vocab);
         if (p.grammar() != null) {
             b.grammar(p.grammar(), "root");
@@ -509,7 +564,9 @@ public final class Engine implements AutoCloseable {
         if (p.presencePenalty() != 0 || p.frequencyPenalty() != 0 || x.repeatPenalty() != 1f) {
             b.penalties(Math.min(x.penaltyWindow(), slotContext), x.repeatPenalty(), p.frequencyPenalty(), p.presencePenalty());
         }
-        if (x.dryMultiplier() > 0) {
+        if (dry != null) {
+            b.dry(dry);
+        } else if (x.dryMultiplier() > 0) { // not made beforehand (a server bug): made here, at the cost of a step
             b.dry(x.dryMultiplier(), x.dryBase(), x.dryAllowedLength(), Math.min(x.dryWindow(), slotContext), x.dryBreakers());
         }
         b.order(x.order());
@@ -940,7 +997,7 @@ public final class Engine implements AutoCloseable {
         s.lateChain = null;
         if (chain == null) {
             try {
-                chain = sampler(s.handle.request.sampling().withGrammar(late.grammar()));
+                chain = sampler(s.handle.request.sampling().withGrammar(late.grammar()), s.handle.dry);
             } catch (LlamaException e) {
                 LOG.log(Level.ERROR, "a late grammar could not be made (a server bug); the output stays free: " + e.detail());
                 return false;
@@ -1162,6 +1219,7 @@ public final class Engine implements AutoCloseable {
     @Override
     public void close() {
         running = false;
+        dryMaker.shutdown();
         LockSupport.unpark(scheduler);
         for (LlamaContext c : new LlamaContext[] {liveContext, liveEmbeddingContext}) {
             if (c != null) {

@@ -12,6 +12,8 @@ public final class RequestHandle {
     private static final AtomicLong IDS = new AtomicLong();
 
     final GenerationRequest request;
+    /** The request's DRY stage, made before it was queued (Engine#dryStage), or null. */
+    ai.llmref.llama.DryStage dry;
     final long submittedNanos = System.nanoTime();
     private final long id = IDS.incrementAndGet();
     private final LinkedBlockingQueue<GenerationEvent> events = new LinkedBlockingQueue<>();

@@ -69,6 +69,11 @@ public final class ServedModel implements PromptModel, AutoCloseable {
         return offPinning(text.length() > INLINE_CHARS, () -> vocab.tokenize(text, true, chat));
     }
 
+    @Override
+    public int[] tokenizeInside(String text) {
+        return vocab.tokenize(text, false, true);
+    }
+
     /** Tokens of text as /tokenize returns them: special-token text is not parsed. */
     public int[] tokenizeRaw(String text, boolean addSpecial) {
         return offPinning(text.length() > INLINE_CHARS, () -> vocab.tokenize(text, addSpecial, false));

@@ -175,6 +175,64 @@ class ReasoningTest {
         }
 
         /**
+         * A reasoning budget: once the reasoning has taken that many tokens, the server writes the
+         * message and {@code </think>} in the model's place, and the model answers (the tiny
+         * model never closes the block itself). Whole and streamed alike; budget 0 closes it at
+         * once; the usage counts the reasoning up to the forced tag; the metric counts each.
+         */
+        @Test
+        void aReasoningBudgetClosesTheReasoning() throws Exception {
+            ObjectNode b = ask(60).put("reasoning_budget_tokens", 12).put("reasoning_budget_message", "Time to answer.");
+            JsonNode out = post(server, b);
+            JsonNode msg = out.get("choices").get(0).get("message");
+            assertThat(msg.get("reasoning_content").asText()).as(out.toString()).endsWith("Time to answer.");
+            assertThat(msg.get("content").asText()).as("the model answers after the closed block").isNotBlank();
+            int reasoningTokens = out.at("/usage/completion_tokens_details/reasoning_tokens").asInt();
+            assertThat(reasoningTokens).as("the budget, then the message and the tag").isGreaterThan(12)
+                    .isLessThan(out.at("/usage/completion_tokens").asInt());
+            Streamed s = stream(server, b);
+            assertThat(s.reasoning()).isEqualTo(msg.get("reasoning_content").asText());
+            assertThat(s.content()).isEqualTo(msg.get("content").asText());
+            JsonNode thinking = post(server, ask(60).put("thinking_budget_tokens", 12)).get("choices").get(0).get("message");
+            assertThat(thinking.get("reasoning_content").asText()).as("llama-server's other name; no message")
+                    .isEqualTo(msg.get("reasoning_content").asText().replace("Time to answer.", "").strip());
+            JsonNode none = post(server, ask(30).put("reasoning_budget_tokens", 0));
+            assertThat(none.get("choices").get(0).get("message").has("reasoning_content")).as(none.toString()).isFalse();
+            assertThat(none.get("choices").get(0).get("message").get("content").asText()).isNotBlank();
+            double spent = server.getAdmin("/metrics").body().lines().filter(l -> l.startsWith("llmref_reasoning_budgets_spent_total "))
+                    .mapToDouble(l -> Double.parseDouble(l.substring(l.indexOf(' ') + 1))).sum();
+            assertThat(spent).as("the five budgets spent so far, at least").isGreaterThanOrEqualTo(5);
+            for (String bad : new String[] {"\"reasoning_budget_tokens\":-2", "\"reasoning_budget_tokens\":\"x\"",
+                    "\"reasoning_budget_message\":\"" + "x".repeat(1001) + "\""}) {
+                HttpResponse<String> r = server.post("/v1/chat/completions", ask(4).toString().replaceFirst("\\{", "{" + bad + ","));
+                assertThat(r.statusCode()).as(bad + ": " + r.body()).isEqualTo(400);
+            }
+        }
+
+        /**
+         * The budget and a JSON response_format: the server closes the reasoning, and the grammar,
+         * applying from the {@code </think>} on, makes the answer a valid document (without the
+         * budget the tiny model reasons until max_tokens, aJsonResponseFormatComesAfterTheReasoning).
+         * The Messages API's {@code thinking.budget_tokens} is such a budget.
+         */
+        @Test
+        void aBudgetLetsAStructuredAnswerCome() throws Exception {
+            ObjectNode b = askJson(200).put("reasoning_budget_tokens", 16);
+            b.remove("logit_bias");
+            JsonNode choice = post(server, b).get("choices").get(0);
+            assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("stop");
+            assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank();
+            assertThat(MAPPER.readTree(choice.get("message").get("content").asText()).get("why").isTextual()).isTrue();
+            HttpResponse<String> m = server.post("/v1/messages", "{\"max_tokens\":1100,\"temperature\":0,\"thinking\":{\"type\":"
+                    + "\"enabled\",\"budget_tokens\":1024},\"messages\":[{\"role\":\"user\",\"content\":\"Why is the sky blue?\"}]}");
+            assertThat(m.statusCode()).as(m.body()).isEqualTo(200);
+            JsonNode content = MAPPER.readTree(m.body()).get("content");
+            assertThat(content.get(0).get("type").asText()).isEqualTo("thinking");
+            assertThat(content.get(1).get("type").asText()).as("the answer after the closed thinking").isEqualTo("text");
+            assertThat(content.get(1).get("text").asText()).isNotBlank();
+        }
+
+        /**
          * The Responses API: a {@code reasoning} item (output 0, one {@code reasoning_text} part)
          * before the message, streamed as {@code response.reasoning_text.delta} events that the
          * openai-java client validates and accumulates into the same item; {@code effort: "none"}

@@ -419,6 +419,9 @@ public final class Engine implements AutoCloseable {
         slot.late = h.request.late();
         slot.lateText = slot.late == null ? null : new StringBuilder();
         slot.latePreamble = slot.late == null || slot.late.preamble() == null ? null : slot.late.preamble().get();
+        slot.budget = h.request.budget();
+        slot.budgetTracker = slot.budget == null ? null : slot.budget.tracker().get();
+        slot.forced = null;
         slot.logprobs = h.request.logprobs() < 0 ? null : new LogprobTrack(h.request.logprobs(), vocab);
         if (h.request.promptLogprobs()) {
             slot.promptLogprobs = new ArrayList<>(prompt.length);
@@ -764,6 +767,7 @@ public final class Engine implements AutoCloseable {
             observer.samplingCompleted(sampling.lastRows(), sampling.lastHelpers(), sampling.lastHelpersAhead(),
                     sampling.lastPickNanos(), sampling.lastHelperStartNanos());
         }
+        force(p, n);
         tokenLogprobs(ctx, sampling, n);
         for (int i = 0; i < n; i++) {
             Slot s = p.slots[i];
@@ -790,6 +794,34 @@ public final class Engine implements AutoCloseable {
         }
         observer.stepCompleted(new EngineObserver.Step(batch.size(), promptTokens, n, runs, graphsReused, decodeStart - stepStart,
                 decodeNanos, decodeCallNanos, emitStart - now, emitNanos + System.nanoTime() - emitStart));
+    }
+
+    /**
+     * Writes the tokens of a spent reasoning budget in the model's place: a slot whose output has
+     * taken its budget and is still reasoning gets the budget's tokens, one a step, instead of
+     * its picks (their log-probabilities are then the forced tokens'; a chain with penalties has
+     * counted its own pick). The tracker knows the text of the tokens before this step's.
+     */
+    private void force(Picks p, int n) {
+        for (int i = 0; i < n; i++) {
+            Slot s = p.slots[i];
+            if (p.errors[i] != null) {
+                continue;
+            }
+            if (s.budget != null && s.generated >= s.budget.tokens() && s.budgetTracker.reasoning()) {
+                s.forced = s.budget.forced();
+                s.forcedNext = 0;
+                s.budget = null;
+                observer.reasoningBudgetSpent();
+            }
+            if (s.forced != null) {
+                p.tokens[i] = s.forced[s.forcedNext++];
+                if (s.forcedNext == s.forced.length) {
+                    s.forced = null;
+                    s.budgetTracker = null;
+                }
+            }
+        }
     }
 
     /**
@@ -919,6 +951,9 @@ public final class Engine implements AutoCloseable {
     /** Detokenizes {@code token} and hands the text on; true when it completed a stop string. */
     private boolean emitText(Slot s, int token) {
         String text = s.detokenizer.push(token);
+        if (s.budgetTracker != null && !text.isEmpty()) {
+            s.budgetTracker.push(text);
+        }
         if (s.late != null && !text.isEmpty()) {
             return emitLate(s, text);
         }

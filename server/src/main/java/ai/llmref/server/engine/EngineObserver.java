@@ -57,6 +57,9 @@ public interface EngineObserver {
      */
     default void deviceSamplerAttached() {}
 
+    /** A request's reasoning took its budget: the engine closes the reasoning in the model's place. */
+    default void reasoningBudgetSpent() {}
+
     EngineObserver NONE = new EngineObserver() {
         @Override
         public void tokenGenerated(long gapNanos) {}

@@ -16,9 +16,10 @@ import java.util.List;
  *                  {@code Engine.PROMPT_LOGPROBS_CHUNK} tokens
  * @param late      a grammar that applies from a point of the output on, or null (it needs a sampling
  *                  without a grammar of its own)
+ * @param budget    a cap on a reasoning model's reasoning, or null
  */
 public record GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs,
-                                boolean promptLogprobs, LateGrammar late) {
+                                boolean promptLogprobs, LateGrammar late, ReasoningBudget budget) {
     public static final int MAX_TOP_LOGPROBS = 20;
 
     public GenerationRequest {
@@ -31,6 +32,12 @@ public record GenerationRequest(int[] prompt, int maxTokens, List<String> stop, 
         if (late != null && sampling.grammar() != null) {
             throw new IllegalArgumentException("a late grammar cannot follow a grammar that applies from the start");
         }
+    }
+
+    /** Without a reasoning budget. */
+    public GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs,
+                             boolean promptLogprobs, LateGrammar late) {
+        this(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late, null);
     }
 
     /** Without a late grammar. */

@@ -42,6 +42,12 @@ final class Slot {
     StringBuilder lateText;
     /** While {@link #late} is looked for: its preamble, until the output has left it; else null. */
     LateGrammar.Preamble latePreamble;
+    /** The request's reasoning budget while it may still be spent (its tracker), else null. */
+    ReasoningBudget budget;
+    ReasoningBudget.Tracker budgetTracker;
+    /** Tokens written in the model's place (a spent reasoning budget's), from {@link #forcedNext} on; else null. */
+    int[] forced;
+    int forcedNext;
     /** A required late grammar's chain, made when the request starts, until it takes over; else null. */
     Sampler lateChain;
     /** The last generated tokens (a ring of {@link #RECENT}), for a chain built part-way through the output. */
@@ -115,6 +121,9 @@ final class Slot {
         lateText = null;
         latePreamble = null;
         lateChain = null;
+        budget = null;
+        budgetTracker = null;
+        forced = null;
         logprobs = null;
         promptLogprobs = null;
         chunkLength = 0;

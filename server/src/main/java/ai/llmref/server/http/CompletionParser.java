@@ -3,6 +3,7 @@ package ai.llmref.server.http;
 import ai.llmref.llama.Sampler;
 import ai.llmref.server.engine.GenerationRequest;
 import ai.llmref.server.engine.LateGrammar;
+import ai.llmref.server.engine.ReasoningBudget;
 import ai.llmref.server.engine.SamplingParams;
 import ai.llmref.server.structured.ReasoningStream;
 import ai.llmref.server.structured.ToolCalls;
@@ -316,6 +317,7 @@ final class CompletionParser {
         } else {
             late = null;
         }
+        ReasoningBudget budget = reasoningBudget(body, reasoning);
         List<GenerationRequest> requests = new ArrayList<>();
         List<String> echoes = new ArrayList<>();
         for (Prompt prompt : prompts) {
@@ -324,7 +326,7 @@ final class CompletionParser {
                 // choice j samples with seed + j: the answers differ, and repeat (wrapping below
                 // llama.cpp's random seed, which a later choice's seed must not become)
                 SamplingParams s = sampling.seed() == null || j == 0 ? sampling : sampling.withSeed((sampling.seed() + j) % RANDOM_SEED);
-                requests.add(new GenerationRequest(prompt.tokens(), limit, stops, s, logprobs, echo && logprobs >= 0, late));
+                requests.add(new GenerationRequest(prompt.tokens(), limit, stops, s, logprobs, echo && logprobs >= 0, late, budget));
                 echoes.add(prompt.echo());
             }
         }
@@ -341,6 +343,46 @@ final class CompletionParser {
         Params.string(body, "user"); // accepted (type-checked), not used for generation
         return new Parsed(List.copyOf(requests), java.util.Collections.unmodifiableList(echoes), perPrompt, stream != null && stream,
                 includeUsage, modelId, contract, reasoning);
+    }
+
+    /** The longest {@code reasoning_budget_message}, in characters. */
+    static final int MAX_BUDGET_MESSAGE = 1000;
+
+    /**
+     * {@code reasoning_budget_tokens} (or {@code thinking_budget_tokens}, llama-server's names; -1:
+     * none) and {@code reasoning_budget_message}: once the reasoning has taken that many tokens,
+     * the message and {@code </think>} are written in the model's place. Null without a budget, or
+     * without reasoning to cap (a template without reasoning tags, {@code reasoning_format: none}).
+     */
+    private ReasoningBudget reasoningBudget(ObjectNode body, Reasoning reasoning) {
+        String name = Params.get(body, "reasoning_budget_tokens") != null || Params.get(body, "thinking_budget_tokens") == null
+                ? "reasoning_budget_tokens" : "thinking_budget_tokens";
+        Long tokens = Params.integer(body, name, -1, Integer.MAX_VALUE);
+        String message = Params.string(body, "reasoning_budget_message");
+        if (message != null && message.length() > MAX_BUDGET_MESSAGE) {
+            throw ApiException.badValue("reasoning_budget_message", "'reasoning_budget_message' may be at most " + MAX_BUDGET_MESSAGE
+                    + " characters");
+        }
+        if (tokens == null || tokens < 0 || reasoning == Reasoning.OFF) {
+            return null;
+        }
+        // up to the tag and no further: from there a late grammar (a JSON response_format, a forced
+        // call after the reasoning) picks the tokens, and a forced token after it would not be its
+        int[] forced = model.tokenizeInside((message == null ? "" : message) + "\n" + ReasoningStream.CLOSE);
+        return new ReasoningBudget(tokens.intValue(), forced, () -> {
+            ReasoningStream stream = reasoning.stream();
+            return new ReasoningBudget.Tracker() {
+                @Override
+                public void push(String text) {
+                    stream.push(text);
+                }
+
+                @Override
+                public boolean reasoning() {
+                    return stream.inReasoning();
+                }
+            };
+        });
     }
 
     /** The text after a reply's reasoning, for a late grammar's search ({@link LateGrammar.Preamble}). */
@@ -409,14 +451,14 @@ final class CompletionParser {
     }
 
     /**
-     * llama-server's sampling fields (those taken and those refused), which the Responses and
-     * Messages APIs pass to the chat route as they are.
+     * llama-server's sampling fields (those taken and those refused) and its reasoning budget,
+     * which the Responses and Messages APIs pass to the chat route as they are.
      */
     static final List<String> LLAMA_SAMPLING_FIELDS = List.of("repeat_penalty", "repeat_last_n", "typical_p", "top_n_sigma",
             "xtc_probability", "xtc_threshold", "dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n",
             "dry_sequence_breakers", "mirostat", "mirostat_tau", "mirostat_eta", "dynatemp_range", "dynatemp_exponent", "min_keep",
             "samplers", "ignore_eos", "grammar", "json_schema", "n_predict", "n_probs", "post_sampling_probs", "adaptive_target",
-            "adaptive_decay", "lora");
+            "adaptive_decay", "lora", "reasoning_budget_tokens", "thinking_budget_tokens", "reasoning_budget_message");
 
     /** llama-server's request fields that this server does not take, and what to use instead; refused rather than ignored. */
     private static final Map<String, String> REFUSED_LLAMA_FIELDS = new java.util.LinkedHashMap<>();

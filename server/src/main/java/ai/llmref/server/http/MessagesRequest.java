@@ -43,19 +43,20 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
      * {@code thinking} (extended thinking): a reasoning model is asked to think
      * ({@code enable_thinking}) only with {@code {"type":"enabled","budget_tokens":N}}, N at least
      * 1024 and below max_tokens as Anthropic requires; left out or {@code disabled}, it is not, as
-     * Anthropic's models do not think unless asked. The budget is checked, not enforced.
+     * Anthropic's models do not think unless asked. The budget caps the reasoning (the chat
+     * route's {@code reasoning_budget_tokens}). Returns the budget, or -1 when not asked to think.
      */
-    private static boolean thinking(ObjectNode body, boolean generate) {
+    private static long thinking(ObjectNode body, boolean generate) {
         JsonNode thinking = Params.get(body, "thinking");
         if (thinking == null) {
-            return false;
+            return -1;
         }
         if (!(thinking instanceof ObjectNode t)) {
             throw ApiException.badRequest("thinking", "'thinking' must be an object");
         }
         String type = Params.string(t, "type");
         if ("disabled".equals(type)) {
-            return false;
+            return -1;
         }
         if (!"enabled".equals(type)) {
             throw ApiException.badValue("thinking.type", "'thinking.type' must be enabled or disabled");
@@ -68,7 +69,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         if (generate && max != null && max.canConvertToLong() && budget >= max.longValue()) {
             throw ApiException.badValue("thinking.budget_tokens", "'thinking.budget_tokens' must be less than 'max_tokens'");
         }
-        return true;
+        return budget;
     }
 
     /** A count_tokens request: the same body without {@code max_tokens}. */
@@ -82,7 +83,8 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
                 throw ApiException.unsupported(e.getKey(), e.getValue());
             }
         }
-        boolean thinks = thinking(body, generate);
+        long budget = thinking(body, generate);
+        boolean thinks = budget >= 0;
         JsonNode metadata = Params.get(body, "metadata");
         if (metadata != null && !metadata.isObject()) {
             throw ApiException.badRequest("metadata", "'metadata' must be an object");
@@ -98,6 +100,8 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         }
         if (!thinks) {
             chat.putObject("chat_template_kwargs").put("enable_thinking", false);
+        } else {
+            chat.put("reasoning_budget_tokens", budget);
         }
         if (body.has("max_tokens")) {
             chat.set("max_completion_tokens", body.get("max_tokens"));

@@ -60,6 +60,14 @@ public interface PromptModel {
      */
     int[] tokenize(String text, boolean chat);
 
+    /**
+     * Tokens of text that continues an output (no BOS; special-token text parsed, as in a chat
+     * prompt): what the server writes in the model's place.
+     */
+    default int[] tokenizeInside(String text) {
+        throw ApiException.unsupported("reasoning_budget_tokens", "this model cannot take a reasoning budget");
+    }
+
     /** The text of tokens as the model reads them (special tokens left out): a token-id prompt's echo. */
     String detokenize(int[] tokens);
 

@@ -55,6 +55,7 @@ public final class ServerMetrics implements EngineObserver {
     private final Metrics.Counter sequenceRunsTotal;
     private final Metrics.Counter graphsReusedTotal;
     private final Metrics.Counter prefixCopies;
+    private final Metrics.Counter reasoningBudgetsSpent;
     private final Metrics.Counter deviceSamplerAttaches;
     private final Metrics.Counter samplingRows;
     private final Metrics.Histogram samplingPick;
@@ -97,6 +98,8 @@ public final class ServerMetrics implements EngineObserver {
                 "Micro-batches for which llama.cpp ran its previous compute graph again instead of building one (a step of the same shape and sequences as the last)");
         prefixCopies = registry.counter("llmref_engine_prefix_copies_total",
                 "Cached prompt prefixes copied from another free slot into the lowest free slot");
+        reasoningBudgetsSpent = registry.counter("llmref_reasoning_budgets_spent_total",
+                "Requests whose reasoning took its budget (reasoning_budget_tokens, thinking.budget_tokens), closed by the server");
         samplingRows = registry.counter("llmref_engine_sampling_rows_total",
                 "Tokens the sampling pool picked on the host (argmaxes and llama.cpp chains over the host's logits)");
         samplingPick = registry.histogram("llmref_engine_sampling_pick_seconds",
@@ -276,6 +279,11 @@ public final class ServerMetrics implements EngineObserver {
     @Override
     public void prefixCopied() {
         prefixCopies.inc(1);
+    }
+
+    @Override
+    public void reasoningBudgetSpent() {
+        reasoningBudgetsSpent.inc(1);
     }
 
     @Override

@@ -167,6 +167,11 @@ public final class ReasoningStream {
         return out;
     }
 
+    /** The reply is inside its reasoning now (not before a block opens, not after it closes). */
+    public boolean inReasoning() {
+        return state == State.REASONING;
+    }
+
     /** The reply has left its reasoning (or had none): what comes now is content. */
     public boolean inContent() {
         return state == State.CONTENT || state == State.AFTER_CLOSE;

@@ -37,6 +37,8 @@ public final class Vocabulary {
     private final byte[][] specialPieces;
     /** The special tokens and flags, read once: they never change, and reading them needs no native call afterwards. */
     private final int bos, eos, eot, newline, separator, padding;
+    /** Fill-in-the-middle tokens (code models), -1 each where the model has none. */
+    private final int fimPrefix, fimSuffix, fimMiddle;
     private final boolean addsBos, addsEos;
     /** {@link #byteToken}'s table, made on first use. */
     private volatile int[] byteTokens;
@@ -53,6 +55,9 @@ public final class Vocabulary {
         this.newline = llama_vocab_nl(vocab);
         this.separator = llama_vocab_sep(vocab);
         this.padding = llama_vocab_pad(vocab);
+        this.fimPrefix = llama_vocab_fim_pre(vocab);
+        this.fimSuffix = llama_vocab_fim_suf(vocab);
+        this.fimMiddle = llama_vocab_fim_mid(vocab);
         this.addsBos = llama_vocab_get_add_bos(vocab);
         this.addsEos = llama_vocab_get_add_eos(vocab);
     }
@@ -238,6 +243,16 @@ public final class Vocabulary {
     public int eos() {
         model.checkOpen();
         return eos;
+    }
+
+    /**
+     * The fill-in-the-middle tokens of a code model ({@code tokenizer.ggml.fim_pre_token_id} and
+     * the two after it, or found by their text: {@code <|fim_prefix|>}, {@code <PRE>}, ...):
+     * prefix, suffix and middle, in that order; null when the model lacks any of the three.
+     */
+    public int[] fillInTheMiddle() {
+        model.checkOpen();
+        return fimPrefix < 0 || fimSuffix < 0 || fimMiddle < 0 ? null : new int[] {fimPrefix, fimSuffix, fimMiddle};
     }
 
     /** End of turn, or -1. */

@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -44,6 +45,39 @@ class TokenizerConformanceTest {
         List<Path> vocabs = vocabsWithVectors();
         assertThat(vocabs).as("ggml-vocab-*.gguf with .inp and .out in %s", modelsDir()).hasSizeGreaterThanOrEqualTo(MIN_VOCABS);
         return vocabs.stream().map(v -> DynamicTest.dynamicTest(v.getFileName().toString(), v.toUri(), () -> check(v)));
+    }
+
+    /**
+     * Fill-in-the-middle tokens of the code vocabularies (StarCoder's, DeepSeek Coder's), found by
+     * llama.cpp by their text: prefix, suffix, middle, the ids its tokenizer gives those texts; a
+     * vocabulary without them (stories260K, Llama 3's) has none.
+     */
+    @org.junit.jupiter.api.Test
+    void fillInTheMiddleTokensAreFound() {
+        Map<String, String[]> vocabs = Map.of("ggml-vocab-starcoder.gguf", new String[] {"<fim_prefix>", "<fim_suffix>", "<fim_middle>"},
+                "ggml-vocab-deepseek-coder.gguf", new String[] {"<\uFF5Cfim\u2581begin\uFF5C>", "<\uFF5Cfim\u2581hole\uFF5C>",
+                        "<\uFF5Cfim\u2581end\uFF5C>"});
+        for (Map.Entry<String, String[]> e : vocabs.entrySet()) {
+            try (LlamaModel code = LlamaModel.load(modelsDir().resolve(e.getKey()), ModelParams.defaults().withGpuLayers(0).withVocabOnly(true))) {
+                Vocabulary v = code.vocabulary();
+                int[] fim = v.fillInTheMiddle();
+                assertThat(fim).as(e.getKey()).isNotNull();
+                int[] byText = new int[3];
+                for (int i = 0; i < 3; i++) {
+                    int[] t = v.tokenize(e.getValue()[i], false, true);
+                    assertThat(t).as(e.getValue()[i]).hasSize(1);
+                    byText[i] = t[0];
+                }
+                assertThat(fim).as(e.getKey()).containsExactly(byText);
+            }
+        }
+        try (LlamaModel llama3 = LlamaModel.load(modelsDir().resolve("ggml-vocab-llama-bpe.gguf"),
+                ModelParams.defaults().withGpuLayers(0).withVocabOnly(true))) {
+            assertThat(llama3.vocabulary().fillInTheMiddle()).isNull();
+        }
+        try (LlamaModel stories = LlamaModel.load(TestModels.stories(), ModelParams.defaults().withVocabOnly(true))) {
+            assertThat(stories.vocabulary().fillInTheMiddle()).isNull();
+        }
     }
 
     private static Path modelsDir() {

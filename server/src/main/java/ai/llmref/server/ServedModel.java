@@ -70,6 +70,21 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     }
 
     @Override
+    public int bosToAdd() {
+        return vocab.addsBos() ? vocab.bos() : -1;
+    }
+
+    @Override
+    public int[] fillInTheMiddle() {
+        return vocab.fillInTheMiddle();
+    }
+
+    @Override
+    public int[] tokenizePlain(String text) {
+        return tokenizeRaw(text, false);
+    }
+
+    @Override
     public int[] tokenizeInside(String text) {
         return vocab.tokenize(text, false, true);
     }

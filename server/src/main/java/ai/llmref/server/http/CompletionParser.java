@@ -216,12 +216,31 @@ final class CompletionParser {
         } else {
             throw ApiException.badRequest("prompt", "'prompt' must be a string, an array of token ids, or an array of those (several prompts)");
         }
+        // suffix: fill in the middle (a code model's insertion between the prompt and the suffix)
+        String suffix = Params.string(body, "suffix");
+        int[] fim = null;
+        int[] suffixTokens = null;
+        if (suffix != null && !suffix.isEmpty()) {
+            fim = model.fillInTheMiddle();
+            if (fim == null) {
+                throw ApiException.unsupported("suffix", "'suffix' needs a model with fill-in-the-middle tokens (a code model's prefix,"
+                        + " suffix and middle tokens); this model has none");
+            }
+            if (Params.bool(body, "echo") == Boolean.TRUE) {
+                throw ApiException.unsupported("echo", "'echo' cannot be used with 'suffix': the prompt of an insertion is not the"
+                        + " text before the completion alone");
+            }
+            suffixTokens = model.tokenizePlain(suffix);
+        }
         List<int[]> tokenized = new ArrayList<>(items.size());
         List<String> texts = new ArrayList<>(items.size());
         for (int k = 0; k < items.size(); k++) {
             JsonNode item = items.get(k);
             String where = items.size() == 1 ? "" : " (prompt " + k + ")";
-            if (item.isTextual()) {
+            if (item.isTextual() && fim != null) {
+                texts.add(null);
+                tokenized.add(model.tokenizePlain(item.textValue()));
+            } else if (item.isTextual()) {
                 texts.add(item.textValue());
                 tokenized.add(model.tokenize(item.textValue(), false));
             } else if (item.isArray() && !item.isEmpty()) {
@@ -241,13 +260,13 @@ final class CompletionParser {
                         + where);
             }
         }
+        if (fim != null) {
+            for (int k = 0; k < tokenized.size(); k++) {
+                tokenized.set(k, fillInTheMiddle(fim, tokenized.get(k), suffixTokens));
+            }
+        }
         // fields whose meaning this server cannot give: refused rather than ignored (the answer
         // would not be what the client asked for)
-        String suffix = Params.string(body, "suffix");
-        if (suffix != null && !suffix.isEmpty()) {
-            throw ApiException.unsupported("suffix", "'suffix' (text after the insertion) is not supported: the completion only "
-                    + "continues the prompt");
-        }
         Long bestOf = Params.integer(body, "best_of", 1, Integer.MAX_VALUE);
         Long n = bestOf == null ? null : Params.integer(body, "n", 1, Integer.MAX_VALUE); // n's own limits: build()
         long choices = n == null ? 1 : n;
@@ -459,6 +478,26 @@ final class CompletionParser {
             "dry_sequence_breakers", "mirostat", "mirostat_tau", "mirostat_eta", "dynatemp_range", "dynatemp_exponent", "min_keep",
             "samplers", "ignore_eos", "grammar", "json_schema", "n_predict", "n_probs", "post_sampling_probs", "adaptive_target",
             "adaptive_decay", "lora", "reasoning_budget_tokens", "thinking_budget_tokens", "reasoning_budget_message");
+
+    /**
+     * A fill-in-the-middle prompt, as llama-server's /infill makes one (prefix-suffix-middle):
+     * BOS where the model adds one, the prefix token, the prompt, the suffix token, the suffix,
+     * the middle token; the model writes what goes between the prompt and the suffix.
+     */
+    private int[] fillInTheMiddle(int[] fim, int[] prefix, int[] suffix) {
+        int bos = model.bosToAdd();
+        int start = bos >= 0 ? 1 : 0;
+        int[] out = new int[start + 3 + prefix.length + suffix.length];
+        if (bos >= 0) {
+            out[0] = bos;
+        }
+        out[start] = fim[0];
+        System.arraycopy(prefix, 0, out, start + 1, prefix.length);
+        out[start + 1 + prefix.length] = fim[1];
+        System.arraycopy(suffix, 0, out, start + 2 + prefix.length, suffix.length);
+        out[out.length - 1] = fim[2];
+        return out;
+    }
 
     /** llama-server's request fields that this server does not take, and what to use instead; refused rather than ignored. */
     private static final Map<String, String> REFUSED_LLAMA_FIELDS = new java.util.LinkedHashMap<>();

@@ -68,6 +68,21 @@ public interface PromptModel {
         throw ApiException.unsupported("reasoning_budget_tokens", "this model cannot take a reasoning budget");
     }
 
+    /** The BOS token the model's prompts begin with, or -1 when it adds none. */
+    default int bosToAdd() {
+        return -1;
+    }
+
+    /** The model's fill-in-the-middle tokens (prefix, suffix, middle), or null when it has none. */
+    default int[] fillInTheMiddle() {
+        return null;
+    }
+
+    /** Tokens of a text as it reads, without BOS and without special-token parsing: a prefix or suffix around an insertion. */
+    default int[] tokenizePlain(String text) {
+        return tokenize(text, false);
+    }
+
     /** The text of tokens as the model reads them (special tokens left out): a token-id prompt's echo. */
     String detokenize(int[] tokens);
 

@@ -1,0 +1,96 @@
+package ai.llmref.server;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+
+/**
+ * A copy of a GGUF file with unsigned 32-bit metadata entries added (e.g. a tokenizer's special
+ * token ids), its tensor data moved to the new, aligned place: a real model with a property the
+ * test data lacks, such as fill-in-the-middle tokens.
+ */
+final class GgufPatch {
+    private GgufPatch() {}
+
+    static Path withUint32(Path model, Map<String, Integer> entries, Path out) throws Exception {
+        ByteBuffer in = ByteBuffer.wrap(Files.readAllBytes(model)).order(ByteOrder.LITTLE_ENDIAN);
+        if (in.getInt() != 0x46554747) { // "GGUF"
+            throw new IllegalArgumentException("not a GGUF file: " + model);
+        }
+        int version = in.getInt();
+        long tensors = in.getLong();
+        long kvs = in.getLong();
+        int kvStart = in.position();
+        long alignment = 32;
+        for (long i = 0; i < kvs; i++) {
+            String key = string(in);
+            int type = in.getInt();
+            if (key.equals("general.alignment")) {
+                alignment = Integer.toUnsignedLong(in.getInt(in.position()));
+            }
+            skip(in, type);
+        }
+        int kvEnd = in.position();
+        for (long i = 0; i < tensors; i++) {
+            string(in);
+            int dims = in.getInt();
+            in.position(in.position() + 8 * dims + 4 + 8); // dimensions, type, offset
+        }
+        int infoEnd = in.position();
+        long dataStart = align(infoEnd, alignment);
+        ByteArrayOutputStream added = new ByteArrayOutputStream();
+        for (Map.Entry<String, Integer> e : entries.entrySet()) {
+            byte[] k = e.getKey().getBytes(StandardCharsets.UTF_8);
+            ByteBuffer b = ByteBuffer.allocate(8 + k.length + 4 + 4).order(ByteOrder.LITTLE_ENDIAN);
+            b.putLong(k.length).put(k).putInt(4).putInt(e.getValue()); // type 4: uint32
+            added.write(b.array());
+        }
+        byte[] src = in.array();
+        ByteArrayOutputStream o = new ByteArrayOutputStream(src.length + 4096);
+        ByteBuffer head = ByteBuffer.allocate(24).order(ByteOrder.LITTLE_ENDIAN);
+        head.putInt(0x46554747).putInt(version).putLong(tensors).putLong(kvs + entries.size());
+        o.write(head.array());
+        o.write(src, kvStart, kvEnd - kvStart);
+        added.writeTo(o);
+        o.write(src, kvEnd, infoEnd - kvEnd);
+        while (o.size() % alignment != 0) {
+            o.write(0);
+        }
+        o.write(src, (int) dataStart, src.length - (int) dataStart);
+        Files.write(out, o.toByteArray());
+        return out;
+    }
+
+    private static long align(long at, long alignment) {
+        return (at + alignment - 1) / alignment * alignment;
+    }
+
+    private static String string(ByteBuffer in) {
+        int n = (int) in.getLong();
+        byte[] b = new byte[n];
+        in.get(b);
+        return new String(b, StandardCharsets.UTF_8);
+    }
+
+    private static void skip(ByteBuffer in, int type) {
+        switch (type) {
+            case 0, 1, 7 -> in.position(in.position() + 1);
+            case 2, 3 -> in.position(in.position() + 2);
+            case 4, 5, 6 -> in.position(in.position() + 4);
+            case 10, 11, 12 -> in.position(in.position() + 8);
+            case 8 -> string(in);
+            case 9 -> {
+                int element = in.getInt();
+                long n = in.getLong();
+                for (long i = 0; i < n; i++) {
+                    skip(in, element);
+                }
+            }
+            default -> throw new IllegalArgumentException("GGUF value type " + type);
+        }
+    }
+}

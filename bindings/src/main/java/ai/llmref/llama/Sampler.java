@@ -621,7 +621,13 @@ public final class Sampler implements AutoCloseable {
         /** Exclude top choices ({@link Builder#xtc}). */
         XTC,
         /** The temperature, dynamic or not ({@link Builder#dynamicTemperature}). */
-        TEMPERATURE
+        TEMPERATURE,
+        /**
+         * llama.cpp's fill-in-the-middle stage ({@code llama_sampler_init_infill}): candidates that
+         * begin with the same text are merged, and end-of-generation is preferred once the
+         * candidates' text is unlikely. Only where the order names it (not in {@link #DEFAULT_ORDER}).
+         */
+        INFILL
     }
 
     /** llama.cpp's default order of the stages (its common sampler's, which llama-server uses). */
@@ -977,6 +983,7 @@ public final class Sampler implements AutoCloseable {
                             case MIN_P -> !greedy && minP != null && minP > 0 ? llama_sampler_init_min_p(minP, keep) : null;
                             case XTC -> !greedy && xtcProbability > 0 && xtcThreshold <= 0.5f
                                     ? llama_sampler_init_xtc(xtcProbability, xtcThreshold, keep, (int) (long) seed) : null;
+                            case INFILL -> greedy ? null : llama_sampler_init_infill(vocab);
                             case TEMPERATURE -> greedy ? null
                                     : dynatempRange > 0 ? llama_sampler_init_temp_ext(temp, dynatempRange, dynatempExponent)
                                     : llama_sampler_init_temp(temp);

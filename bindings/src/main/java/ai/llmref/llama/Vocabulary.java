@@ -38,7 +38,7 @@ public final class Vocabulary {
     /** The special tokens and flags, read once: they never change, and reading them needs no native call afterwards. */
     private final int bos, eos, eot, newline, separator, padding;
     /** Fill-in-the-middle tokens (code models), -1 each where the model has none. */
-    private final int fimPrefix, fimSuffix, fimMiddle;
+    private final int fimPrefix, fimSuffix, fimMiddle, fimRepository, fimSeparator;
     private final boolean addsBos, addsEos;
     /** {@link #byteToken}'s table, made on first use. */
     private volatile int[] byteTokens;
@@ -58,6 +58,8 @@ public final class Vocabulary {
         this.fimPrefix = llama_vocab_fim_pre(vocab);
         this.fimSuffix = llama_vocab_fim_suf(vocab);
         this.fimMiddle = llama_vocab_fim_mid(vocab);
+        this.fimRepository = llama_vocab_fim_rep(vocab);
+        this.fimSeparator = llama_vocab_fim_sep(vocab);
         this.addsBos = llama_vocab_get_add_bos(vocab);
         this.addsEos = llama_vocab_get_add_eos(vocab);
     }
@@ -253,6 +255,18 @@ public final class Vocabulary {
     public int[] fillInTheMiddle() {
         model.checkOpen();
         return fimPrefix < 0 || fimSuffix < 0 || fimMiddle < 0 ? null : new int[] {fimPrefix, fimSuffix, fimMiddle};
+    }
+
+    /** The repository-level fill-in-the-middle token before a repository's name ({@code <|repo_name|>}), or -1. */
+    public int fimRepository() {
+        model.checkOpen();
+        return fimRepository;
+    }
+
+    /** The fill-in-the-middle token before each file's name ({@code <|file_sep|>}), or -1. */
+    public int fimSeparator() {
+        model.checkOpen();
+        return fimSeparator;
     }
 
     /** End of turn, or -1. */

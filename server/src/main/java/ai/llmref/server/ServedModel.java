@@ -75,6 +75,16 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     }
 
     @Override
+    public int fimRepository() {
+        return vocab.fimRepository();
+    }
+
+    @Override
+    public int fimSeparator() {
+        return vocab.fimSeparator();
+    }
+
+    @Override
     public int[] fillInTheMiddle() {
         return vocab.fillInTheMiddle();
     }

@@ -111,6 +111,97 @@ class FillInTheMiddleTest {
         assertThat(sb.toString()).isEqualTo(text);
     }
 
+    private static JsonNode infill(TestServer on, ObjectNode body) throws Exception {
+        HttpResponse<String> r = on.post("/infill", body.toString());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        return MAPPER.readTree(r.body());
+    }
+
+    /**
+     * llama-server's /infill: the same insertion as {@code suffix} on /v1/completions, in
+     * llama-server's shape, whole and streamed; {@code prompt} (the start of the line being
+     * written) goes after the prefix; other files ({@code input_extra}) come first, each after a
+     * "--- snippet ---" line where the model has no file-separator token; {@code n_predict} caps
+     * the output.
+     */
+    @Test
+    void infillAnswersAsLlamaServer() throws Exception {
+        String prefix = "Once upon a time, there was a";
+        String suffix = " They were happy. The end.";
+        // the prefix and the prompt are tokenized apart, as llama-server does: the same tokens as ids
+        ObjectNode c = MAPPER.createObjectNode().put("suffix", suffix).put("max_tokens", 12).put("temperature", 0);
+        ArrayNode ids = c.putArray("prompt");
+        for (int t : tokens(prefix)) {
+            ids.add(t);
+        }
+        for (int t : tokens(" little")) {
+            ids.add(t);
+        }
+        String expected = complete(c).at("/choices/0/text").asText();
+        ObjectNode b = MAPPER.createObjectNode().put("input_prefix", prefix).put("prompt", " little").put("input_suffix", suffix)
+                .put("n_predict", 12).put("temperature", 0);
+        JsonNode out = infill(server, b);
+        assertThat(out.get("content").asText()).isEqualTo(expected);
+        assertThat(out.get("stop").asBoolean()).isTrue();
+        assertThat(out.get("stop_type").asText()).isIn("limit", "eos");
+        assertThat(out.get("tokens_predicted").asInt()).isPositive().isLessThanOrEqualTo(12);
+        assertThat(out.get("tokens_evaluated").asInt()).isEqualTo(1 + 1 + tokens(prefix).length + tokens(" little").length + 1
+                + tokens(suffix).length + 1);
+        assertThat(out.get("truncated").asBoolean()).isFalse();
+        assertThat(out.at("/timings/predicted_n").asInt()).isEqualTo(out.get("tokens_predicted").asInt());
+        HttpResponse<String> streamed = server.post("/infill", b.deepCopy().put("stream", true).toString());
+        assertThat(streamed.statusCode()).isEqualTo(200);
+        StringBuilder sb = new StringBuilder();
+        JsonNode last = null;
+        for (String line : streamed.body().split("\n")) {
+            if (line.startsWith("data: ")) {
+                last = MAPPER.readTree(line.substring(6));
+                sb.append(last.get("content").asText());
+            }
+        }
+        assertThat(sb.toString()).isEqualTo(expected);
+        assertThat(last.get("stop").asBoolean()).isTrue();
+        assertThat(last.get("content").asText()).isEmpty();
+        assertThat(streamed.body()).doesNotContain("[DONE]");
+        // other files first, each after a snippet line
+        ObjectNode withExtra = b.deepCopy();
+        withExtra.putArray("input_extra").addObject().put("filename", "a.txt").put("text", "Tom had a dog.");
+        JsonNode extra = infill(server, withExtra);
+        assertThat(extra.get("tokens_evaluated").asInt()).isEqualTo(out.get("tokens_evaluated").asInt()
+                + tokens("\n\n--- snippet ---\n\n").length + tokens("Tom had a dog.").length);
+        // a prefix longer than the window keeps its end, and says so
+        ObjectNode longer = b.deepCopy().put("input_prefix", "Once upon a time. ".repeat(200));
+        JsonNode cut = infill(server, longer);
+        assertThat(cut.get("truncated").asBoolean()).isTrue();
+        assertThat(cut.get("tokens_evaluated").asInt()).isLessThan(TestServer.SLOT_CONTEXT);
+        // the infill stage, named in samplers, runs
+        ObjectNode staged = b.deepCopy().put("temperature", 0.8).put("seed", 1);
+        staged.putArray("samplers").add("top_k").add("top_p").add("infill").add("temperature");
+        assertThat(infill(server, staged).get("stop").asBoolean()).isTrue();
+        for (String bad : new String[] {"{\"input_prefix\":\"a\",\"n_predict\":0}", "{\"input_extra\":{}}",
+                "{\"input_extra\":[1]}", "{\"input_prefix\":\"a\",\"suffix\":\"b\"}", "{\"input_prefix\":7}"}) {
+            HttpResponse<String> r = server.post("/infill", bad);
+            assertThat(r.statusCode()).as(bad + " " + r.body()).isEqualTo(400);
+        }
+    }
+
+    /** With repository-level tokens: {@code <|repo_name|>myproject}, then a file separator before each file's name and before the current one. */
+    @Test
+    void infillUsesRepositoryTokensWhereTheModelHasThem() throws Exception {
+        Path model = GgufPatch.withUint32(TestServer.model(), Map.of("tokenizer.ggml.fim_pre_token_id", PRE,
+                "tokenizer.ggml.fim_suf_token_id", SUF, "tokenizer.ggml.fim_mid_token_id", MID, "tokenizer.ggml.fim_rep_token_id", 7,
+                "tokenizer.ggml.fim_sep_token_id", 8), dir.resolve("stories-fim-repo.gguf"));
+        try (TestServer repo = TestServer.start(Map.of("model.path", model.toString()))) {
+            ObjectNode b = MAPPER.createObjectNode().put("input_prefix", "Once upon a time").put("input_suffix", " The end.")
+                    .put("n_predict", 4).put("temperature", 0);
+            int plain = infill(repo, b).get("tokens_evaluated").asInt();
+            b.putArray("input_extra").addObject().put("filename", "a.txt").put("text", "Tom had a dog.");
+            int withFile = infill(repo, b).get("tokens_evaluated").asInt();
+            assertThat(withFile - plain).as("<|repo_name|>myproject\n, <|file_sep|>a.txt\n, the text")
+                    .isEqualTo(1 + tokens("myproject\n").length + 1 + tokens("a.txt\n").length + tokens("Tom had a dog.").length);
+        }
+    }
+
     @Test
     void echoWithASuffixIsRefused() throws Exception {
         HttpResponse<String> r = server.post("/v1/completions", "{\"prompt\":\"Once\",\"suffix\":\" end\",\"echo\":true,\"max_tokens\":2}");
@@ -127,6 +218,9 @@ class FillInTheMiddleTest {
             assertThat(MAPPER.readTree(r.body()).at("/error/param").asText()).isEqualTo("suffix");
             assertThat(MAPPER.readTree(r.body()).at("/error/message").asText()).contains("fill-in-the-middle");
             assertThat(plain.post("/v1/completions", "{\"prompt\":\"Once\",\"suffix\":\"\",\"max_tokens\":2}").statusCode()).isEqualTo(200);
+            HttpResponse<String> infill = plain.post("/infill", "{\"input_prefix\":\"Once\",\"input_suffix\":\" end\"}");
+            assertThat(infill.statusCode()).as(infill.body()).isEqualTo(400);
+            assertThat(infill.body()).contains("fill-in-the-middle");
         }
     }
 }

@@ -246,7 +246,7 @@ class LlamaSamplingTest {
             "dry_penalty_last_n; 2000000", "dry_sequence_breakers; []", "dry_sequence_breakers; [\"\"]", "dry_sequence_breakers; \"\\n\"",
             "dry_sequence_breakers; [1]", "dry_sequence_breakers; [\"0123456789012345678901234567890123456789x\"]",
             "mirostat; 3", "mirostat_tau; 21", "mirostat_eta; 1.5", "dynatemp_range; -1", "min_keep; 513", "samplers; \"kt\"",
-            "samplers; [\"top_k\",\"top_k\"]", "samplers; [\"infill\"]", "ignore_eos; 1",
+            "samplers; [\"top_k\",\"top_k\"]", "samplers; [\"adaptive_p\"]", "ignore_eos; 1",
             "grammar; \"root ::= \\\"a\\\"\"", "json_schema; {}", "n_predict; 5", "n_probs; 2", "post_sampling_probs; true",
             "adaptive_target; 0.5", "lora; []"})
     void badValuesAndUnsupportedFieldsAreRefused(String field, String value) throws Exception {

@@ -14,6 +14,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 
 /**
@@ -479,6 +480,119 @@ final class CompletionParser {
             "samplers", "ignore_eos", "grammar", "json_schema", "n_predict", "n_probs", "post_sampling_probs", "adaptive_target",
             "adaptive_decay", "lora", "reasoning_budget_tokens", "thinking_budget_tokens", "reasoning_budget_message");
 
+    /** An /infill request: the completion request, and whether the context was cut to fit. */
+    record Infill(Parsed parsed, boolean truncated) {}
+
+    /** The most {@code input_extra} chunks an /infill request may carry. */
+    static final int MAX_INFILL_CHUNKS = 256;
+    /** llama-server's batch size, the window its /infill cuts the prefix and suffix to. */
+    private static final int INFILL_WINDOW = 2048;
+
+    /**
+     * llama-server's {@code /infill}: {@code input_prefix}, {@code input_suffix}, {@code prompt}
+     * (text after the prefix: the start of the line being written) and {@code input_extra} (other
+     * files: {@code [{"filename", "text"}]}), laid out and cut as llama-server does. The window is
+     * llama-server's batch (2048 tokens) or half the slot's context where that is smaller: the
+     * prefix keeps its last three quarters of it, the suffix its first quarter less the prompt and
+     * two tokens, the extra context (repository-level: {@code <|repo_name|>myproject}, then
+     * {@code <|file_sep|>filename} before each chunk and before the file itself, where the model
+     * has those tokens, else a "--- snippet ---" line) its last tokens that fit the rest of the
+     * context less twice {@code n_predict}. {@code n_predict} (or {@code max_tokens}; -1: none) is the
+     * most tokens to write. The sampling fields are the completion's.
+     */
+    Infill infill(ObjectNode body) {
+        String modelId = checkModel(body);
+        int[] fim = model.fillInTheMiddle();
+        if (fim == null) {
+            throw ApiException.unsupported(null, "/infill needs a model with fill-in-the-middle tokens (a code model's prefix, suffix and"
+                    + " middle tokens); this model has none");
+        }
+        for (String f : List.of("suffix", "echo", "logprobs")) {
+            if (Params.get(body, f) != null) {
+                throw ApiException.unsupported(f, "'" + f + "' is a /v1/completions field; /infill takes input_prefix, input_suffix,"
+                        + " input_extra and prompt");
+            }
+        }
+        String prefix = Objects.requireNonNullElse(Params.string(body, "input_prefix"), "");
+        String suffix = Objects.requireNonNullElse(Params.string(body, "input_suffix"), "");
+        String typed = Objects.requireNonNullElse(Params.string(body, "prompt"), "");
+        Long nPredict = Params.integer(body, "n_predict", -1, Integer.MAX_VALUE);
+        ObjectNode copy = body.deepCopy();
+        copy.remove("n_predict");
+        if (nPredict != null && nPredict >= 0) {
+            if (Params.get(body, "max_tokens") != null) {
+                throw ApiException.badRequest("n_predict", "give 'n_predict' or 'max_tokens', not both");
+            }
+            if (nPredict == 0) {
+                throw ApiException.badValue("n_predict", "'n_predict' must be at least 1 (or -1: as many as fit)");
+            }
+            copy.put("max_tokens", nPredict);
+        }
+        JsonNode extra = Params.get(body, "input_extra");
+        List<int[]> extraTokens = new ArrayList<>();
+        int fimRep = model.fimRepository();
+        int fimSep = model.fimSeparator();
+        int extraLength = 0;
+        if (extra != null) {
+            if (!extra.isArray() || extra.size() > MAX_INFILL_CHUNKS) {
+                throw ApiException.badRequest("input_extra", "'input_extra' must be an array of at most " + MAX_INFILL_CHUNKS
+                        + " objects {\"filename\", \"text\"}");
+            }
+            if (fimRep >= 0) {
+                extraTokens.add(new int[] {fimRep});
+                extraTokens.add(model.tokenizePlain("myproject\n"));
+            }
+            for (int i = 0; i < extra.size(); i++) {
+                if (!(extra.get(i) instanceof ObjectNode chunk)) {
+                    throw ApiException.badRequest("input_extra", "'input_extra[" + i + "]' must be an object {\"filename\", \"text\"}");
+                }
+                String text = Objects.requireNonNullElse(Params.string(chunk, "text"), "");
+                String filename = Objects.requireNonNullElse(Params.string(chunk, "filename"), "tmp");
+                if (fimSep >= 0) {
+                    extraTokens.add(new int[] {fimSep});
+                    extraTokens.add(model.tokenizePlain(filename + "\n"));
+                } else {
+                    extraTokens.add(model.tokenizePlain("\n\n--- snippet ---\n\n"));
+                }
+                extraTokens.add(model.tokenizePlain(text));
+            }
+        }
+        if (fimSep >= 0) {
+            extraTokens.add(new int[] {fimSep});
+            extraTokens.add(model.tokenizePlain("filename\n"));
+        }
+        int[] extras = concat(extraTokens);
+        int[] pre = model.tokenizePlain(prefix);
+        int[] suf = model.tokenizePlain(suffix);
+        int[] promptTokens = model.tokenizePlain(typed);
+        int window = Math.min(INFILL_WINDOW, model.slotContext() / 2);
+        int preTake = Math.min(pre.length, 3 * (window / 4));
+        int sufTake = Math.min(suf.length, Math.max(0, window / 4 - (2 + promptTokens.length)));
+        int predict = nPredict == null || nPredict < 0 ? 0 : (int) Math.min(nPredict, Integer.MAX_VALUE / 4);
+        int extraTake = Math.min(Math.max(0, model.slotContext() - window - 2 * predict), extras.length);
+        boolean truncated = preTake < pre.length || sufTake < suf.length || extraTake < extras.length;
+        int[] prefixPart = concat(List.of(java.util.Arrays.copyOfRange(pre, pre.length - preTake, pre.length), promptTokens));
+        int[] middle = fillInTheMiddle(fim, prefixPart, java.util.Arrays.copyOf(suf, sufTake));
+        int[] tokens = concat(List.of(java.util.Arrays.copyOfRange(extras, extras.length - extraTake, extras.length), middle));
+        Parsed parsed = build(copy, "input_prefix", List.of(new Prompt(tokens, null)), modelId,
+                OutputContract.of(copy, false, ToolCalls.Format.NONE), -1, Reasoning.OFF);
+        return new Infill(parsed, truncated);
+    }
+
+    private static int[] concat(List<int[]> parts) {
+        int n = 0;
+        for (int[] p : parts) {
+            n += p.length;
+        }
+        int[] out = new int[n];
+        int at = 0;
+        for (int[] p : parts) {
+            System.arraycopy(p, 0, out, at, p.length);
+            at += p.length;
+        }
+        return out;
+    }
+
     /**
      * A fill-in-the-middle prompt, as llama-server's /infill makes one (prefix-suffix-middle):
      * BOS where the model adds one, the prefix token, the prompt, the suffix token, the suffix,
@@ -522,7 +636,8 @@ final class CompletionParser {
             Map.entry("typical-p", Sampler.Stage.TYPICAL_P), Map.entry("typical", Sampler.Stage.TYPICAL_P),
             Map.entry("top_p", Sampler.Stage.TOP_P), Map.entry("top-p", Sampler.Stage.TOP_P), Map.entry("nucleus", Sampler.Stage.TOP_P),
             Map.entry("min_p", Sampler.Stage.MIN_P), Map.entry("min-p", Sampler.Stage.MIN_P),
-            Map.entry("xtc", Sampler.Stage.XTC), Map.entry("temperature", Sampler.Stage.TEMPERATURE), Map.entry("temp", Sampler.Stage.TEMPERATURE));
+            Map.entry("xtc", Sampler.Stage.XTC), Map.entry("temperature", Sampler.Stage.TEMPERATURE), Map.entry("temp", Sampler.Stage.TEMPERATURE),
+            Map.entry("infill", Sampler.Stage.INFILL));
 
     /**
      * llama.cpp's sampling fields beyond OpenAI's (llama-server's names, ranges and defaults);
@@ -583,7 +698,7 @@ final class CompletionParser {
                 Sampler.Stage stage = n.isTextual() ? STAGE_NAMES.get(n.asText()) : null;
                 if (stage == null) {
                     throw ApiException.badValue("samplers", "'samplers' names the stages: penalties, dry, top_n_sigma, top_k, typ_p, top_p,"
-                            + " min_p, xtc, temperature; got " + abbreviate(n.toString()));
+                            + " min_p, xtc, temperature, infill; got " + abbreviate(n.toString()));
                 }
                 if (list.contains(stage)) {
                     throw ApiException.badValue("samplers", "'samplers' names " + abbreviate(n.asText()) + " twice");

@@ -88,6 +88,7 @@ public final class OpenAiService implements HttpService {
         route(rules, "POST", "/v1/embeddings", this::embeddings);
         route(rules, "GET", "/v1/models", this::models);
         route(rules, "GET", "/v1/models/{id}", this::model);
+        route(rules, "POST", "/infill", this::infill);
         route(rules, "POST", "/tokenize", this::tokenize);
         route(rules, "POST", "/detokenize", this::detokenize);
     }
@@ -310,6 +311,22 @@ public final class OpenAiService implements HttpService {
                 whole(res, handles, p, id, created, chat, deadline, observed);
             }
         };
+    }
+
+    /** llama-server's {@code /infill}: fill in the middle for code editors, answered in llama-server's shape. */
+    private void infill(ServerRequest req, ServerResponse res, Exchange x) throws Exception {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        CompletionParser.Infill in = parser(m).infill(body);
+        generate(m, in.parsed(), "infill-", x, (handles, parsed, id, created, deadline, observed) -> {
+            InfillObjects o = new InfillObjects(json, parsed.model(), parsed.request().prompt().length, in.truncated());
+            if (parsed.stream()) {
+                typedStream(res, handles, parsed, deadline, observed, o::events);
+            } else {
+                Answered a = answered(handles, parsed, deadline, observed);
+                sendJson(res, o.result(a.reply().content() == null ? "" : a.reply().content(), a.done()));
+            }
+        });
     }
 
     /** The Responses API: the request read as a chat request, the answer in the Responses shapes. */

@@ -73,6 +73,15 @@ public interface PromptModel {
         return -1;
     }
 
+    /** The repository-level fill-in-the-middle tokens (Qwen 2.5 Coder's {@code <|repo_name|>}, {@code <|file_sep|>}), -1 each where absent. */
+    default int fimRepository() {
+        return -1;
+    }
+
+    default int fimSeparator() {
+        return -1;
+    }
+
     /** The model's fill-in-the-middle tokens (prefix, suffix, middle), or null when it has none. */
     default int[] fillInTheMiddle() {
         return null;

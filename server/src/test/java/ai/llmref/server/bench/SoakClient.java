@@ -45,7 +45,10 @@ import java.util.regex.Pattern;
  * <p>First, one request at a time, it records the greedy (temperature 0) output of every request
  * it will send: a few prompts, each on /v1/completions, /v1/chat/completions and /v1/responses
  * (its typed events; a length cut is {@code incomplete}, read as "length"), each with a short
- * and a long {@code max_tokens}. Then {@code --clients} virtual threads send requests back to back
+ * and a long {@code max_tokens}; on the completions and chat routes the odd prompts also carry
+ * llama.cpp's repetition penalty and DRY (each its own DRY setting: stages made off the
+ * scheduler, copied into every chain, with the prompt fed to their history), still greedy and so
+ * still reproducible. Then {@code --clients} virtual threads send requests back to back
  * for the warm-up and then for {@code --duration}; each request is one of
  * <ul>
  *   <li>{@code whole}: non-streaming, short; the text, finish reason and token count must equal
@@ -294,6 +297,9 @@ public final class SoakClient {
         }
         b.put("max_tokens", s.maxTokens());
         b.put("temperature", 0);
+        if (s.prompt() % 2 == 1) {
+            b.put("repeat_penalty", 1.1).put("repeat_last_n", 128).put("dry_multiplier", 0.5 + s.prompt()).put("dry_allowed_length", 2);
+        }
         if (stream) {
             b.put("stream", true);
             b.putObject("stream_options").put("include_usage", true);

@@ -75,6 +75,28 @@ class RequestParsingFuzzTest {
                             m.name(), m.reasoningContent())).toList(), true, tools, variables);
                 }
 
+                /** As the server tokenizes a reasoning budget's closing text. */
+                @Override
+                public int[] tokenizeInside(String text) {
+                    return v.tokenize(text, false, true);
+                }
+
+                @Override
+                public int[] tokenizePlain(String text) {
+                    return v.tokenize(text, false, false);
+                }
+
+                @Override
+                public int bosToAdd() {
+                    return v.addsBos() ? v.bos() : -1;
+                }
+
+                /** Three byte tokens stand for fill-in-the-middle tokens, so that a suffix is parsed as for a code model. */
+                @Override
+                public int[] fillInTheMiddle() {
+                    return new int[] {4, 5, 6};
+                }
+
                 /** Reasoning is split off, as for a template that writes think tags. */
                 @Override
                 public boolean reasoningTags() {

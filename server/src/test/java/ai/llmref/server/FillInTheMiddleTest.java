@@ -185,7 +185,10 @@ class FillInTheMiddleTest {
         }
     }
 
-    /** With repository-level tokens: {@code <|repo_name|>myproject}, then a file separator before each file's name and before the current one. */
+    /**
+     * With repository-level tokens: {@code <|repo_name|>myproject} (always, as llama-server writes
+     * it), then a file separator before each file's name and before the current file.
+     */
     @Test
     void infillUsesRepositoryTokensWhereTheModelHasThem() throws Exception {
         Path model = GgufPatch.withUint32(TestServer.model(), Map.of("tokenizer.ggml.fim_pre_token_id", PRE,
@@ -195,10 +198,13 @@ class FillInTheMiddleTest {
             ObjectNode b = MAPPER.createObjectNode().put("input_prefix", "Once upon a time").put("input_suffix", " The end.")
                     .put("n_predict", 4).put("temperature", 0);
             int plain = infill(repo, b).get("tokens_evaluated").asInt();
+            assertThat(plain).as("<|repo_name|>myproject\n, <|file_sep|>filename\n, then BOS and the insertion")
+                    .isEqualTo(1 + tokens("myproject\n").length + 1 + tokens("filename\n").length + 1 + 1 + tokens("Once upon a time").length
+                            + 1 + tokens(" The end.").length + 1);
             b.putArray("input_extra").addObject().put("filename", "a.txt").put("text", "Tom had a dog.");
             int withFile = infill(repo, b).get("tokens_evaluated").asInt();
-            assertThat(withFile - plain).as("<|repo_name|>myproject\n, <|file_sep|>a.txt\n, the text")
-                    .isEqualTo(1 + tokens("myproject\n").length + 1 + tokens("a.txt\n").length + tokens("Tom had a dog.").length);
+            assertThat(withFile - plain).as("<|file_sep|>a.txt\n and the text").isEqualTo(1 + tokens("a.txt\n").length
+                    + tokens("Tom had a dog.").length);
         }
     }
 

@@ -44,6 +44,20 @@ class ReasoningTest {
         return b;
     }
 
+    /**
+     * {@link #askJson}'s request (40 tokens) answered with reasoning alone: the tiny model never
+     * closes the block, and the grammar after it keeps the output from ending before max_tokens.
+     */
+    static JsonNode reasonsToMaxTokens(TestServer server, ObjectNode b) throws Exception {
+        JsonNode out = post(server, b);
+        JsonNode choice = out.get("choices").get(0);
+        assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("length");
+        assertThat(out.at("/usage/completion_tokens").asInt()).as("never ended early").isEqualTo(40);
+        assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank();
+        assertThat(choice.get("message").get("content").asText()).isEmpty();
+        return out;
+    }
+
     /** A stream's reasoning and content deltas, joined, and its finish_reason. */
     record Streamed(String reasoning, String content, String finish, int reasoningChunks) {}
 
@@ -157,12 +171,7 @@ class ReasoningTest {
         @Test
         void aJsonResponseFormatComesAfterTheReasoning() throws Exception {
             ObjectNode b = askJson(40);
-            JsonNode out = post(server, b);
-            JsonNode choice = out.get("choices").get(0);
-            assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("length");
-            assertThat(out.at("/usage/completion_tokens").asInt()).as("never ended early").isEqualTo(40);
-            assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank();
-            assertThat(choice.get("message").get("content").asText()).isEmpty();
+            JsonNode choice = reasonsToMaxTokens(server, b).get("choices").get(0);
             Streamed s = stream(server, b);
             assertThat(s.reasoning()).isEqualTo(choice.get("message").get("reasoning_content").asText());
             assertThat(s.finish()).isEqualTo("length");
@@ -455,13 +464,9 @@ class ReasoningTest {
         @Test
         void aGrammarComesAfterTheReasoningTheServerOpens() throws Exception {
             ObjectNode b = askJson(40);
-            JsonNode out = post(server, b);
+            JsonNode out = reasonsToMaxTokens(server, b);
             JsonNode choice = out.get("choices").get(0);
-            assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("length");
-            assertThat(out.at("/usage/completion_tokens").asInt()).as("never ended early").isEqualTo(40);
             assertThat(out.at("/usage/completion_tokens_details/reasoning_tokens").asInt()).isEqualTo(40);
-            assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank();
-            assertThat(choice.get("message").get("content").asText()).isEmpty();
             Streamed s = stream(server, b);
             assertThat(s.reasoning()).isEqualTo(choice.get("message").get("reasoning_content").asText());
             assertThat(s.content()).isEmpty();

@@ -532,15 +532,14 @@ final class CompletionParser {
         List<int[]> extraTokens = new ArrayList<>();
         int fimRep = model.fimRepository();
         int fimSep = model.fimSeparator();
-        int extraLength = 0;
+        if (fimRep >= 0) {
+            extraTokens.add(new int[] {fimRep});
+            extraTokens.add(model.tokenizePlain("myproject\n"));
+        }
         if (extra != null) {
             if (!extra.isArray() || extra.size() > MAX_INFILL_CHUNKS) {
                 throw ApiException.badRequest("input_extra", "'input_extra' must be an array of at most " + MAX_INFILL_CHUNKS
                         + " objects {\"filename\", \"text\"}");
-            }
-            if (fimRep >= 0) {
-                extraTokens.add(new int[] {fimRep});
-                extraTokens.add(model.tokenizePlain("myproject\n"));
             }
             for (int i = 0; i < extra.size(); i++) {
                 if (!(extra.get(i) instanceof ObjectNode chunk)) {

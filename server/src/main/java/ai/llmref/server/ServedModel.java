@@ -69,6 +69,19 @@ public final class ServedModel implements PromptModel, AutoCloseable {
         return offPinning(text.length() > INLINE_CHARS, () -> vocab.tokenize(text, true, chat));
     }
 
+    /** The model's recommended sampling in use (model.sampling-defaults), set once at load; null: none. */
+    private volatile com.fasterxml.jackson.databind.node.ObjectNode samplingDefaults;
+
+    @Override
+    public com.fasterxml.jackson.databind.node.ObjectNode samplingDefaults() {
+        return samplingDefaults;
+    }
+
+    /** Sets the recommended sampling (at load, before the model serves). */
+    void samplingDefaults(com.fasterxml.jackson.databind.node.ObjectNode defaults) {
+        this.samplingDefaults = defaults;
+    }
+
     @Override
     public int bosToAdd() {
         return vocab.addsBos() ? vocab.bos() : -1;

@@ -255,7 +255,15 @@ public final class Server implements AutoCloseable {
                     // text work fits in that window; on CPU holding text back would only delay it
                     samplingThreads(e, onGpu), e.emitDuringDecode().on(onGpu), e.kvCacheTypeK(), e.kvCacheTypeV(),
                     e.deviceSampling().on(onGpu), e.samplingWakeAhead().on(onGpu)), metrics);
-            served = new ServedModel(config.model().id(), model, engine, chatRenderer(model));
+            ServedModel sm = new ServedModel(config.model().id(), model, engine, chatRenderer(model));
+            if (config.model().samplingDefaults() == ServerConfig.SamplingDefaults.MODEL) {
+                var defaults = ai.llmref.server.http.SamplingDefaults.fromMetadata(model.metadata(), sm,
+                        w -> LOG.log(System.Logger.Level.WARNING, w));
+                sm.samplingDefaults(defaults);
+                LOG.log(System.Logger.Level.INFO, defaults.isEmpty() ? "sampling defaults: none in the model's metadata"
+                        : "sampling defaults from the model's metadata (general.sampling.*), for the fields a request leaves out: " + defaults);
+            }
+            served = sm;
             java.util.List<ai.llmref.llama.Device> devices = ai.llmref.llama.LlamaBackend.initialize().devices();
             ai.llmref.llama.ModelPlacement mp = model.placement();
             String device = mp.bufferBytes().entrySet().stream().max(java.util.Map.Entry.comparingByValue())

@@ -9,14 +9,19 @@ import java.nio.file.Path;
 import java.util.Map;
 
 /**
- * A copy of a GGUF file with unsigned 32-bit metadata entries added (e.g. a tokenizer's special
- * token ids), its tensor data moved to the new, aligned place: a real model with a property the
+ * A copy of a GGUF file with metadata entries added (e.g. a tokenizer's special token ids, a
+ * model's recommended sampling), its tensor data moved to the new, aligned place: a real model with a property the
  * test data lacks, such as fill-in-the-middle tokens.
  */
 final class GgufPatch {
     private GgufPatch() {}
 
     static Path withUint32(Path model, Map<String, Integer> entries, Path out) throws Exception {
+        return with(model, Map.copyOf(entries), out);
+    }
+
+    /** Entries of an Integer (written as u32), a Float (f32) or a String. */
+    static Path with(Path model, Map<String, Object> entries, Path out) throws Exception {
         ByteBuffer in = ByteBuffer.wrap(Files.readAllBytes(model)).order(ByteOrder.LITTLE_ENDIAN);
         if (in.getInt() != 0x46554747) { // "GGUF"
             throw new IllegalArgumentException("not a GGUF file: " + model);
@@ -43,11 +48,18 @@ final class GgufPatch {
         int infoEnd = in.position();
         long dataStart = align(infoEnd, alignment);
         ByteArrayOutputStream added = new ByteArrayOutputStream();
-        for (Map.Entry<String, Integer> e : entries.entrySet()) {
+        for (Map.Entry<String, Object> e : entries.entrySet()) {
             byte[] k = e.getKey().getBytes(StandardCharsets.UTF_8);
-            ByteBuffer b = ByteBuffer.allocate(8 + k.length + 4 + 4).order(ByteOrder.LITTLE_ENDIAN);
-            b.putLong(k.length).put(k).putInt(4).putInt(e.getValue()); // type 4: uint32
-            added.write(b.array());
+            byte[] v = e.getValue() instanceof String str ? str.getBytes(StandardCharsets.UTF_8) : new byte[0];
+            ByteBuffer b = ByteBuffer.allocate(8 + k.length + 4 + 8 + v.length).order(ByteOrder.LITTLE_ENDIAN);
+            b.putLong(k.length).put(k);
+            switch (e.getValue()) {
+                case Integer i -> b.putInt(4).putInt(i); // uint32
+                case Float f -> b.putInt(6).putFloat(f); // float32
+                case String str -> b.putInt(8).putLong(v.length).put(v);
+                default -> throw new IllegalArgumentException("a GGUF value of " + e.getValue().getClass());
+            }
+            added.write(b.array(), 0, b.position());
         }
         byte[] src = in.array();
         ByteArrayOutputStream o = new ByteArrayOutputStream(src.length + 4096);

@@ -17,6 +17,7 @@ import java.net.URLEncoder;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.Map;
@@ -46,13 +47,25 @@ class HttpFuzzTest {
             new Route("POST", "/v1/chat/completions"), new Route("POST", "/v1/completions"),
             new Route("POST", "/v1/embeddings"), new Route("POST", "/tokenize"), new Route("POST", "/detokenize"),
             new Route("GET", "/v1/models"), new Route("GET", "/v1/models/"), new Route("POST", "/v1/responses"),
-            new Route("POST", "/v1/messages"));
+            new Route("POST", "/v1/messages"), new Route("POST", "/infill"));
 
     /** One server for all executions: small limits keep each generation short. */
     static synchronized TestServer server() throws InterruptedException {
         if (server == null) {
+            // stories260K with stand-in fill-in-the-middle tokens, so that suffix and /infill generate too
+            Path model;
+            try {
+                Path dir = java.nio.file.Files.createTempDirectory("http-fuzz");
+                model = GgufPatch.withUint32(TestServer.model(), Map.of("tokenizer.ggml.fim_pre_token_id", 4,
+                        "tokenizer.ggml.fim_suf_token_id", 5, "tokenizer.ggml.fim_mid_token_id", 6), dir.resolve("stories-fim.gguf"));
+                model.toFile().deleteOnExit();
+                dir.toFile().deleteOnExit();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
             server = TestServer.start(Map.of("limits.max-body-bytes", "65536", "limits.max-json-depth", "16",
-                    "limits.max-tokens", "8", "limits.request-timeout-ms", "30000"));
+                    "limits.max-tokens", "8", "limits.request-timeout-ms", "30000", "model.path", model.toString(),
+                    "model.id", "stories260K"));
         }
         return server;
     }

@@ -50,6 +50,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
             "model.require-gpu",
             "model.chat-template-mode",
             "model.reasoning-format",
+            "model.sampling-defaults",
             "engine.slots",
             "engine.slot-context",
             "engine.batch-size",
@@ -116,10 +117,18 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * @param splitMode    how the model spreads over several GPUs
      * @param tensorSplit  each GPU's share of the model, in device order; null: by free memory
      * @param reasoningFormat whether a reasoning model's {@code <think>} block is returned apart from the content
+     * @param samplingDefaults whether the model's recommended sampling fills what a request leaves out
      */
     public record Model(Path path, String id, int gpuLayers, int mainGpu, String chatTemplate, RequireGpu requireGpu,
                         ChatTemplateMode chatTemplateMode, ModelParams.SplitMode splitMode, float[] tensorSplit,
-                        ReasoningFormat reasoningFormat) {}
+                        ReasoningFormat reasoningFormat, SamplingDefaults samplingDefaults) {}
+
+    /**
+     * {@code model}: the sampling the model's GGUF recommends ({@code general.sampling.*}) fills the
+     * fields a request leaves out, as llama-server applies it; {@code none}: a request's omitted
+     * fields take the API's defaults (temperature 1, no cut).
+     */
+    public enum SamplingDefaults { MODEL, NONE }
 
     /**
      * {@code auto}: where the chat template writes {@code <think>} blocks, a reply's reasoning is
@@ -335,7 +344,8 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 enumeration(c, "model.chat-template-mode", ChatTemplateMode.JINJA, ChatTemplateMode::valueOf),
                 enumeration(c, "model.split-mode", ModelParams.SplitMode.LAYER, ModelParams.SplitMode::valueOf),
                 tensorSplit(c),
-                enumeration(c, "model.reasoning-format", ReasoningFormat.AUTO, ReasoningFormat::valueOf));
+                enumeration(c, "model.reasoning-format", ReasoningFormat.AUTO, ReasoningFormat::valueOf),
+                enumeration(c, "model.sampling-defaults", SamplingDefaults.MODEL, SamplingDefaults::valueOf));
         int batch = integer(c, "engine.batch-size", 512, 1, 65536);
         int ubatch = integer(c, "engine.ubatch-size", 0, 0, batch);
         Engine engine = new Engine(

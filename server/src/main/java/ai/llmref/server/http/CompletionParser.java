@@ -449,7 +449,29 @@ final class CompletionParser {
         return limit;
     }
 
-    private SamplingParams sampling(ObjectNode body, String grammar) {
+    /** Parses sampling fields as a request's are (for the model's recommended sampling, checked at load). */
+    void checkSampling(ObjectNode fields) {
+        sampling(fields, null);
+    }
+
+    /** The body with the model's recommended sampling for the fields it leaves out (a shallow copy), or the body itself. */
+    private ObjectNode withSamplingDefaults(ObjectNode body) {
+        ObjectNode d = model.samplingDefaults();
+        if (d == null || d.isEmpty()) {
+            return body;
+        }
+        ObjectNode b = body.objectNode();
+        b.setAll(body);
+        d.fields().forEachRemaining(e -> {
+            if (Params.get(body, e.getKey()) == null) {
+                b.set(e.getKey(), e.getValue());
+            }
+        });
+        return b;
+    }
+
+    private SamplingParams sampling(ObjectNode request, String grammar) {
+        ObjectNode body = withSamplingDefaults(request);
         Float temperature = Params.number(body, "temperature", 0, 2);
         Float topP = Params.number(body, "top_p", 0, 1);
         Long topK = Params.integer(body, "top_k", 0, Integer.MAX_VALUE);

@@ -68,6 +68,14 @@ public interface PromptModel {
         throw ApiException.unsupported("reasoning_budget_tokens", "this model cannot take a reasoning budget");
     }
 
+    /**
+     * The sampling fields a request that leaves them out gets (the model's recommended sampling,
+     * {@link SamplingDefaults}), or null for none.
+     */
+    default com.fasterxml.jackson.databind.node.ObjectNode samplingDefaults() {
+        return null;
+    }
+
     /** The BOS token the model's prompts begin with, or -1 when it adds none. */
     default int bosToAdd() {
         return -1;

@@ -256,13 +256,20 @@ public final class Server implements AutoCloseable {
                     samplingThreads(e, onGpu), e.emitDuringDecode().on(onGpu), e.kvCacheTypeK(), e.kvCacheTypeV(),
                     e.deviceSampling().on(onGpu), e.samplingWakeAhead().on(onGpu)), metrics);
             ServedModel sm = new ServedModel(config.model().id(), model, engine, chatRenderer(model));
-            if (config.model().samplingDefaults() == ServerConfig.SamplingDefaults.MODEL) {
-                var defaults = ai.llmref.server.http.SamplingDefaults.fromMetadata(model.metadata(), sm,
-                        w -> LOG.log(System.Logger.Level.WARNING, w));
-                sm.samplingDefaults(defaults);
-                LOG.log(System.Logger.Level.INFO, defaults.isEmpty() ? "sampling defaults: none in the model's metadata"
-                        : "sampling defaults from the model's metadata (general.sampling.*), for the fields a request leaves out: " + defaults);
+            // what a request leaves out: the operator's model.sampling, over the model's recommendations
+            var defaults = config.model().samplingDefaults() == ServerConfig.SamplingDefaults.MODEL
+                    ? ai.llmref.server.http.SamplingDefaults.fromMetadata(model.metadata(), sm, w -> LOG.log(System.Logger.Level.WARNING, w))
+                    : com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode();
+            String fromModel = defaults.toString();
+            try {
+                defaults.setAll(ai.llmref.server.http.SamplingDefaults.operator(config.model().sampling(), sm));
+            } catch (IllegalArgumentException bad) {
+                throw new ai.llmref.server.config.ConfigException("model.sampling", bad.getMessage(), config.model().sampling());
             }
+            sm.samplingDefaults(defaults);
+            LOG.log(System.Logger.Level.INFO, "sampling defaults for the fields a request leaves out: " + (defaults.isEmpty() ? "none"
+                    : defaults + " (the model's metadata: " + fromModel + "; model.sampling: "
+                    + (config.model().sampling().isBlank() ? "none" : config.model().sampling()) + ")"));
             served = sm;
             java.util.List<ai.llmref.llama.Device> devices = ai.llmref.llama.LlamaBackend.initialize().devices();
             ai.llmref.llama.ModelPlacement mp = model.placement();

@@ -74,6 +74,35 @@ class SamplingDefaultsTest {
     }
 
     /**
+     * The operator's defaults (model.sampling, llama-server's --temp and the like) fill what a
+     * request leaves out, over the model's own recommendation; the request's fields still win.
+     */
+    @Test
+    void theOperatorsDefaultsComeBeforeTheModelsAndAfterTheRequests() throws Exception {
+        try (TestServer s = TestServer.start(Map.of("model.sampling", "{\"temperature\": 0}"))) {
+            String greedy = text(s, ask(1).put("temperature", 0));
+            assertThat(draws(s, "{}")).as("temperature 0 from the operator").containsExactly(greedy);
+            assertThat(draws(s, "{\"temperature\":1.5}")).hasSizeGreaterThan(1);
+        }
+        Path model = GgufPatch.with(TestServer.model(), Map.of("general.sampling.temp", 0.0f), dir.resolve("temp0-op.gguf"));
+        try (TestServer s = TestServer.start(Map.of("model.path", model.toString(), "model.sampling", "{\"temperature\": 1.5}"))) {
+            assertThat(draws(s, "{}")).as("the operator's temperature over the model's 0").hasSizeGreaterThan(1);
+        }
+    }
+
+    /** A model.sampling that no request could send stops start-up, naming the key and what is wrong. */
+    @Test
+    void aBadOperatorDefaultIsAConfigurationError() {
+        for (String bad : new String[] {"not json", "[1]", "{\"seed\": 1}", "{\"temperature\": 7}", "{\"samplers\": [\"x\"]}",
+                "{\"top_k\": \"many\"}"}) {
+            org.assertj.core.api.Assertions.assertThatThrownBy(() -> TestServer.config(Map.of("model.sampling", bad))).as(bad)
+                    .isInstanceOf(ai.llmref.server.config.ConfigException.class).hasMessageContaining("model.sampling");
+        }
+        assertThat(TestServer.config(Map.of("model.sampling", "{\"temperature\": 0.7, \"top_k\": 40, \"dry_multiplier\": 0.8}"))
+                .model().sampling()).contains("top_k");
+    }
+
+    /**
      * The recommended order and top-k (llama.cpp's names, ';'-separated) apply together; a top_p
      * of 7, which no request could send, is left out (the server starts and serves); a request's
      * own order wins.

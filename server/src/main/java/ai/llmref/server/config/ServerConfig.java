@@ -51,6 +51,7 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
             "model.chat-template-mode",
             "model.reasoning-format",
             "model.sampling-defaults",
+            "model.sampling",
             "engine.slots",
             "engine.slot-context",
             "engine.batch-size",
@@ -118,10 +119,12 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
      * @param tensorSplit  each GPU's share of the model, in device order; null: by free memory
      * @param reasoningFormat whether a reasoning model's {@code <think>} block is returned apart from the content
      * @param samplingDefaults whether the model's recommended sampling fills what a request leaves out
+     * @param sampling     the operator's defaults for the sampling fields a request leaves out (a
+     *                     JSON object of request fields, checked; "" none), over the model's own
      */
     public record Model(Path path, String id, int gpuLayers, int mainGpu, String chatTemplate, RequireGpu requireGpu,
                         ChatTemplateMode chatTemplateMode, ModelParams.SplitMode splitMode, float[] tensorSplit,
-                        ReasoningFormat reasoningFormat, SamplingDefaults samplingDefaults) {}
+                        ReasoningFormat reasoningFormat, SamplingDefaults samplingDefaults, String sampling) {}
 
     /**
      * {@code model}: the sampling the model's GGUF recommends ({@code general.sampling.*}) fills the
@@ -345,7 +348,8 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
                 enumeration(c, "model.split-mode", ModelParams.SplitMode.LAYER, ModelParams.SplitMode::valueOf),
                 tensorSplit(c),
                 enumeration(c, "model.reasoning-format", ReasoningFormat.AUTO, ReasoningFormat::valueOf),
-                enumeration(c, "model.sampling-defaults", SamplingDefaults.MODEL, SamplingDefaults::valueOf));
+                enumeration(c, "model.sampling-defaults", SamplingDefaults.MODEL, SamplingDefaults::valueOf),
+                sampling(c));
         int batch = integer(c, "engine.batch-size", 512, 1, 65536);
         int ubatch = integer(c, "engine.ubatch-size", 0, 0, batch);
         Engine engine = new Engine(
@@ -499,6 +503,17 @@ public record ServerConfig(Http http, Model model, Engine engine, Limits limits,
         c.read().add(key);
         Config node = c.config().get(key);
         return node.exists() ? node.asString().asOptional().map(String::trim) : Optional.empty();
+    }
+
+    /** model.sampling: a JSON object of request sampling fields, each checked as a request's. */
+    private static String sampling(Reading c) {
+        String json = string(c, "model.sampling", "");
+        try {
+            ai.llmref.server.http.SamplingDefaults.operator(json, null);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException("model.sampling", e.getMessage(), json.length() > 200 ? json.substring(0, 200) + "..." : json);
+        }
+        return json;
     }
 
     private static String string(Reading c, String key, String def) {

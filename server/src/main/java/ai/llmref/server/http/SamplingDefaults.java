@@ -85,6 +85,87 @@ public final class SamplingDefaults {
         return out;
     }
 
+    /** The request fields an operator may give defaults for (model.sampling): the sampling ones. */
+    public static final java.util.Set<String> FIELDS = java.util.Set.of("temperature", "top_p", "top_k", "min_p", "presence_penalty",
+            "frequency_penalty", "repeat_penalty", "repeat_last_n", "typical_p", "top_n_sigma", "xtc_probability", "xtc_threshold",
+            "dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n", "dry_sequence_breakers", "mirostat", "mirostat_tau",
+            "mirostat_eta", "dynatemp_range", "dynatemp_exponent", "min_keep", "samplers");
+
+    /**
+     * The operator's defaults (model.sampling): a JSON object of request sampling fields, each
+     * checked as a request's; empty for a blank text.
+     *
+     * @param model the model the fields are checked against (its vocabulary bounds {@code min_keep}),
+     *              or null to check them against no model (at configuration time)
+     * @throws IllegalArgumentException what is wrong, for the configuration error
+     */
+    public static ObjectNode operator(String json, PromptModel model) {
+        ObjectNode out = JsonNodeFactory.instance.objectNode();
+        if (json == null || json.isBlank()) {
+            return out;
+        }
+        JsonNode parsed;
+        try {
+            parsed = new com.fasterxml.jackson.databind.ObjectMapper().readTree(json);
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new IllegalArgumentException("must be a JSON object of request sampling fields (e.g. {\"temperature\": 0.7, \"top_k\": 40})");
+        }
+        if (!(parsed instanceof ObjectNode o)) {
+            throw new IllegalArgumentException("must be a JSON object of request sampling fields (e.g. {\"temperature\": 0.7, \"top_k\": 40})");
+        }
+        for (java.util.Iterator<String> it = o.fieldNames(); it.hasNext(); ) {
+            String f = it.next();
+            if (!FIELDS.contains(f)) {
+                throw new IllegalArgumentException("'" + abbreviate(f) + "' is not a sampling field; one of " + new java.util.TreeSet<>(FIELDS));
+            }
+        }
+        try {
+            new CompletionParser(model != null ? model : ANY_MODEL, Integer.MAX_VALUE, Integer.MAX_VALUE, 1).checkSampling(o);
+        } catch (ApiException e) {
+            throw new IllegalArgumentException(e.getMessage());
+        }
+        out.setAll(o);
+        return out;
+    }
+
+    /** A model of no particular vocabulary, for the checks at configuration time. */
+    private static final PromptModel ANY_MODEL = new PromptModel() {
+        @Override
+        public String id() {
+            return "";
+        }
+
+        @Override
+        public int[] tokenize(String text, boolean chat) {
+            return new int[0];
+        }
+
+        @Override
+        public String detokenize(int[] tokens) {
+            return "";
+        }
+
+        @Override
+        public String renderChat(java.util.List<Message> messages) {
+            return "";
+        }
+
+        @Override
+        public int vocabSize() {
+            return Integer.MAX_VALUE;
+        }
+
+        @Override
+        public int slotContext() {
+            return Integer.MAX_VALUE;
+        }
+
+        @Override
+        public int slots() {
+            return 1;
+        }
+    };
+
     private static String abbreviate(String s) {
         return s.length() <= 60 ? s : s.substring(0, 60) + "...";
     }

@@ -49,16 +49,25 @@ public final class DryStage implements AutoCloseable {
         }
         LlamaModel model = vocabulary.model();
         model.acquire();
+        try {
+            return new DryStage(init(vocabulary.handle(), multiplier, base, allowedLength, lastN, breakers));
+        } finally {
+            model.release();
+        }
+    }
+
+    /**
+     * llama.cpp's DRY stage over a vocabulary the caller holds open (checked settings); the
+     * breakers' C strings live only for the call: llama.cpp copies them.
+     */
+    static MemorySegment init(MemorySegment vocab, float multiplier, float base, int allowedLength, int lastN, List<String> breakers) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment array = arena.allocate(ValueLayout.ADDRESS, Math.max(1, breakers.size()));
             for (int i = 0; i < breakers.size(); i++) {
                 array.setAtIndex(ValueLayout.ADDRESS, i, Native.cString(arena, breakers.get(i), "llama_sampler_init_dry", "a sequence breaker"));
             }
-            MemorySegment s = llama_sampler_init_dry(vocabulary.handle(), multiplier, base, allowedLength, lastN,
-                    breakers.isEmpty() ? MemorySegment.NULL : array, breakers.size());
-            return new DryStage(s);
-        } finally {
-            model.release();
+            return llama_sampler_init_dry(vocab, multiplier, base, allowedLength, lastN, breakers.isEmpty() ? MemorySegment.NULL : array,
+                    breakers.size());
         }
     }
 

@@ -870,16 +870,6 @@ public final class Sampler implements AutoCloseable {
             return this;
         }
 
-        /** The DRY stage (the breakers' C strings live in {@code arena}, which outlives the call: llama.cpp copies them). */
-        private MemorySegment dry(MemorySegment vocab, Arena arena) {
-            MemorySegment breakers = arena.allocate(ValueLayout.ADDRESS, Math.max(1, dryBreakers.size()));
-            for (int i = 0; i < dryBreakers.size(); i++) {
-                breakers.setAtIndex(ValueLayout.ADDRESS, i, Native.cString(arena, dryBreakers.get(i), "llama_sampler_init_dry", "a sequence breaker"));
-            }
-            return llama_sampler_init_dry(vocab, dryMultiplier, dryBase, dryAllowedLength, dryLastN,
-                    dryBreakers.isEmpty() ? MemorySegment.NULL : breakers, dryBreakers.size());
-        }
-
         private static Float probability(float p, String fn, String name) {
             if (!(p >= 0 && p <= 1)) {
                 throw new InvalidInputException(fn, name + " must be within 0..1, got " + p);
@@ -975,7 +965,8 @@ public final class Sampler implements AutoCloseable {
                             case PENALTIES -> penalties
                                     ? llama_sampler_init_penalties(vocabulary.size(), penaltyLastN, repeatPenalty, frequencyPenalty, presencePenalty)
                                     : null;
-                            case DRY -> !dry ? null : dryStage != null ? dryStage.copy() : dry(vocab, arena);
+                            case DRY -> !dry ? null : dryStage != null ? dryStage.copy()
+                                    : DryStage.init(vocab, dryMultiplier, dryBase, dryAllowedLength, dryLastN, dryBreakers);
                             case TOP_N_SIGMA -> !greedy && topNSigma > 0 ? llama_sampler_init_top_n_sigma(topNSigma) : null;
                             case TOP_K -> !greedy && topK != null && topK > 0 ? llama_sampler_init_top_k(topK) : null;
                             case TYPICAL_P -> !greedy && typicalP != null && typicalP < 1 ? llama_sampler_init_typical(typicalP, keep) : null;

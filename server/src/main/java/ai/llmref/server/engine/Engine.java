@@ -154,8 +154,8 @@ public final class Engine implements AutoCloseable {
             throw new EngineException(EngineException.Kind.CONTEXT_LENGTH, "the prompt (" + prompt.length + " tokens) plus max_tokens ("
                     + r.maxTokens() + ") exceeds the context of a slot (" + slotContext + " tokens)");
         }
-        RequestHandle h = new RequestHandle(r);
-        h.dry = dryStage(r.sampling()); // before the queue: the scheduler only copies it (the queue hands it over)
+        // the DRY stage is made before the queue: the scheduler only copies it
+        RequestHandle h = new RequestHandle(r, dryStage(r.sampling()));
         int limit = config.slots() + config.queueCapacity();
         int n;
         do {
@@ -434,13 +434,9 @@ public final class Engine implements AutoCloseable {
                 slot.lateChain = sampler(h.request.sampling().withGrammar(late.grammar()), h.dry);
             }
             slot.sampler = sampler(h.request.sampling(), late != null && late.required(), h.dry);
-            SamplingParams.LlamaStages x = h.request.sampling().llama();
-            if (x.readsThePrompt()) {
-                // llama.cpp's repetition penalty and DRY see the prompt's last tokens, as llama-server feeds them
-                int window = Math.max(x.repeatPenalty() != 1f ? x.penaltyWindow() : 0, x.dryMultiplier() > 0 ? x.dryWindow() : 0);
-                for (int i = Math.max(0, prompt.length - window); i < prompt.length; i++) {
-                    slot.sampler.acceptOutsideGrammar(prompt[i]);
-                }
+            // llama.cpp's repetition penalty and DRY see the prompt's last tokens, as llama-server feeds them
+            for (int i = Math.max(0, prompt.length - h.request.sampling().llama().promptWindow()); i < prompt.length; i++) {
+                slot.sampler.acceptOutsideGrammar(prompt[i]);
             }
             if (config.deviceSampling()) {
                 placeOnDevice(ctx, slot, h.request);
@@ -567,10 +563,8 @@ public final class Engine implements AutoCloseable {
         if (p.presencePenalty() != 0 || p.frequencyPenalty() != 0 || x.repeatPenalty() != 1f) {
             b.penalties(Math.min(x.penaltyWindow(), slotContext), x.repeatPenalty(), p.frequencyPenalty(), p.presencePenalty());
         }
-        if (dry != null) {
+        if (dry != null) { // made when the request was submitted (dryStage)
             b.dry(dry);
-        } else if (x.dryMultiplier() > 0) { // not made beforehand (a server bug): made here, at the cost of a step
-            b.dry(x.dryMultiplier(), x.dryBase(), x.dryAllowedLength(), Math.min(x.dryWindow(), slotContext), x.dryBreakers());
         }
         b.order(x.order());
         if (!p.isGreedy()) {

@@ -13,15 +13,16 @@ public final class RequestHandle {
 
     final GenerationRequest request;
     /** The request's DRY stage, made before it was queued (Engine#dryStage), or null. */
-    ai.llmref.llama.DryStage dry;
+    final ai.llmref.llama.DryStage dry;
     final long submittedNanos = System.nanoTime();
     private final long id = IDS.incrementAndGet();
     private final LinkedBlockingQueue<GenerationEvent> events = new LinkedBlockingQueue<>();
     private volatile boolean cancelled;
     private volatile Thread waiter;
 
-    RequestHandle(GenerationRequest request) {
+    RequestHandle(GenerationRequest request, ai.llmref.llama.DryStage dry) {
         this.request = request;
+        this.dry = dry;
     }
 
     public long id() {

@@ -37,9 +37,12 @@ public record SamplingParams(float temperature, float topP, int topK, float minP
             order = List.copyOf(order);
         }
 
-        /** Whether a stage keeps a history the prompt belongs to (llama.cpp's repetition penalty, DRY), as llama-server feeds it the prompt. */
-        public boolean readsThePrompt() {
-            return (repeatPenalty != 1f && penaltyWindow > 0) || (dryMultiplier > 0 && dryWindow > 0);
+        /**
+         * How many of the prompt's last tokens the history of llama.cpp's repetition penalty and
+         * DRY holds (llama-server feeds them the prompt): 0 without those stages.
+         */
+        public int promptWindow() {
+            return Math.max(repeatPenalty != 1f ? penaltyWindow : 0, dryMultiplier > 0 ? dryWindow : 0);
         }
     }
 

@@ -621,17 +621,8 @@ final class CompletionParser {
      */
     private int[] fillInTheMiddle(int[] fim, int[] prefix, int[] suffix) {
         int bos = model.bosToAdd();
-        int start = bos >= 0 ? 1 : 0;
-        int[] out = new int[start + 3 + prefix.length + suffix.length];
-        if (bos >= 0) {
-            out[0] = bos;
-        }
-        out[start] = fim[0];
-        System.arraycopy(prefix, 0, out, start + 1, prefix.length);
-        out[start + 1 + prefix.length] = fim[1];
-        System.arraycopy(suffix, 0, out, start + 2 + prefix.length, suffix.length);
-        out[out.length - 1] = fim[2];
-        return out;
+        return concat(List.of(bos >= 0 ? new int[] {bos} : new int[0], new int[] {fim[0]}, prefix, new int[] {fim[1]}, suffix,
+                new int[] {fim[2]}));
     }
 
     /** llama-server's request fields that this server does not take, and what to use instead; refused rather than ignored. */

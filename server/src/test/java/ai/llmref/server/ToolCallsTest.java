@@ -393,4 +393,33 @@ class ToolCallsTest {
             return "meta-llama-Llama-3.1-8B-Instruct.jinja";
         }
     }
+
+    /**
+     * Qwen3-Coder's XML calls ({@code <function=...>}, one {@code <parameter=...>} element a
+     * value, strings raw): the same checks, the arguments the JSON of the values. Before, this
+     * template was read as Hermes, and a forced call made the model write JSON it was not trained on.
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class XmlFormatQwen3Coder extends Family {
+        @Override
+        String templateFile() {
+            return "Qwen3-Coder.jinja";
+        }
+
+        @Test
+        void theModelWritesXmlAndTheClientGetsJsonArguments() throws Exception {
+            ObjectNode b = request("{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}");
+            b.put("stream", true);
+            HttpResponse<String> r = server.post("/v1/chat/completions", b.toString());
+            assertThat(r.statusCode()).isEqualTo(200);
+            // the reply as the model wrote it is not sent; its arguments, as JSON, are
+            JsonNode whole = post(request("{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}}"));
+            JsonNode call = whole.get("choices").get(0).get("message").get("tool_calls").get(0);
+            assertValidCall(call);
+            JsonNode args = MAPPER.readTree(call.get("function").get("arguments").asText());
+            assertThat(args.get("unit").asText()).isIn("celsius", "fahrenheit");
+            assertThat(r.body()).doesNotContain("<parameter=").doesNotContain("<function=");
+        }
+    }
 }

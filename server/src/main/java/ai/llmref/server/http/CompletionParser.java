@@ -331,8 +331,8 @@ final class CompletionParser {
             late = new LateGrammar(contract.grammar(), null, LateGrammar.AT_ONCE, () -> afterReasoning(reasoning.stream()), true);
         } else if (contract.lateGrammar() != null) {
             late = new LateGrammar(contract.lateGrammar(),
-                    contract.format() == ToolCalls.Format.HERMES ? ToolCalls.HERMES_OPENING : null,
-                    contract.format() == ToolCalls.Format.HERMES ? null : ToolCalls.LLAMA3_OPENING,
+                    ToolCalls.opening(contract.format()),
+                    ToolCalls.opening(contract.format()) != null ? null : ToolCalls.LLAMA3_OPENING,
                     reasoning == Reasoning.OFF ? null : () -> afterReasoning(reasoning.stream())); // a call begins after the reasoning
         } else {
             late = null;

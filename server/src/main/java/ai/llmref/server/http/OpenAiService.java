@@ -421,7 +421,7 @@ public final class OpenAiService implements HttpService {
             this.index = index;
             this.handle = handle;
             this.echo = echo;
-            this.tools = new ToolStream(contract.format(), contract.callForced());
+            this.tools = new ToolStream(contract.format(), contract.callForced(), contract.functions());
             this.reasoning = reasoning.stream();
         }
 

@@ -147,6 +147,11 @@ final class CompactJson {
         flushHigh(out);
     }
 
+    /** One character of a raw string (not JSON: a quote or a backslash is itself), escaped as Jackson writes it; {@link #flush} ends it. */
+    void raw(char c, StringBuilder out) {
+        character(c, out);
+    }
+
     /** At depth 0 after a whole value: done. */
     private boolean endIfTop() {
         if (depth <= 0 && state == State.VALUE) {

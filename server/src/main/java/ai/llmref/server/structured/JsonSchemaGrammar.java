@@ -133,6 +133,9 @@ public final class JsonSchemaGrammar {
 
     private record RecursiveUse(String ref, long[] paths, String ptr) {}
 
+    /** Begins the names of rules not named after the schema (references, long keys): a tool's own, so that two tools' same-named definitions stay apart. */
+    private String refPrefix = "";
+
     private JsonSchemaGrammar(JsonNode root) {
         this.root = root;
     }
@@ -204,12 +207,34 @@ public final class JsonSchemaGrammar {
      */
     public static Map<String, String> rules(JsonNode schema, String name) {
         JsonSchemaGrammar c = new JsonSchemaGrammar(schema);
+        c.refPrefix = name + "-";
         c.rules.put("space", PRIMITIVES.get("space"));
         String top = c.visit(schema, name, "");
         c.refuseLeftRecursion();
         if (!top.equals(name)) {
             c.rules.put(name, top);
         }
+        return c.rules;
+    }
+
+    /**
+     * The rules of some subschemas of one schema, each under its own name (keys of {@code named},
+     * with their JSON pointers in {@code pointers}): their references resolve against
+     * {@code root}, and one converter makes them all, so a definition they share is one rule (named
+     * within {@code scope}).
+     */
+    static Map<String, String> rules(JsonNode root, String scope, Map<String, JsonNode> named, Map<String, String> pointers) {
+        JsonSchemaGrammar c = new JsonSchemaGrammar(root);
+        c.refPrefix = scope + "-";
+        c.rules.put("space", PRIMITIVES.get("space"));
+        named.forEach((name, sub) -> {
+            c.reserved.add(name);
+            String top = c.visit(sub, name, pointers.get(name));
+            if (!top.equals(name)) {
+                c.rules.put(name, top);
+            }
+        });
+        c.refuseLeftRecursion();
         return c.rules;
     }
 
@@ -326,7 +351,7 @@ public final class JsonSchemaGrammar {
             return known;
         }
         JsonNode target = SchemaKeywords.resolve(root, ref, ptr);
-        String name = uniqueName("ref" + sanitize(ref.substring(1)));
+        String name = uniqueName(refPrefix + "ref" + sanitize(ref.substring(1)));
         refRules.put(ref, name);
         refPointers.put(ref, ptr + "/$ref");
         rules.put(name, "\"\""); // placeholder: a recursive reference finds the name while the target is visited
@@ -1134,7 +1159,7 @@ public final class JsonSchemaGrammar {
             if (depth + 1 < MAX_GROUP_DEPTH) {
                 rest = "( " + exclude(e.getValue(), depth + 1, ch, pending) + " )";
             } else {
-                rest = uniqueName("additional-k-rest");
+                rest = uniqueName(refPrefix + "additional-k-rest");
                 if (rules.size() + pending.size() >= MAX_RULES) {
                     throw new SchemaException("", null, "the schema is too large (more than " + MAX_RULES + " grammar rules)");
                 }

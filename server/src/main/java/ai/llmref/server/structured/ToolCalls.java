@@ -22,7 +22,9 @@ import java.util.Map;
  * {@code <tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>}, one block per call, text
  * before the first block is the message content. {@link Format#LLAMA3_JSON} (Llama 3.1/3.2/3.3):
  * the whole reply is {@code {"name": ..., "parameters": {...}}}, optionally after
- * {@code <|python_tag|>}; one call per reply, as the template demands.
+ * {@code <|python_tag|>}; one call per reply, as the template demands. {@link Format#XML}
+ * (Qwen3-Coder, Qwen 3.5, Nemotron 3 Nano, StepFun 3.5 Flash): Hermes blocks around
+ * {@code <function=NAME>} and one {@code <parameter=NAME>} element a value ({@link XmlToolCalls}).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -39,7 +41,8 @@ public final class ToolCalls {
         /** The template cannot render tools, or writes calls in a format this server cannot parse. */
         NONE,
         HERMES,
-        LLAMA3_JSON
+        LLAMA3_JSON,
+        XML
     }
 
     /** A declared function: its name and the JSON schema of its arguments. */
@@ -60,29 +63,62 @@ public final class ToolCalls {
 
     /**
      * The template's tool-call format: the template must render a probe tool's name when given
-     * tools (llama.cpp's capability probe), and its source must show one of the known formats.
+     * tools (llama.cpp's capability probe), its source must show one of the known formats, and a
+     * probe call in the history must render as text that the format reads back as that call (the
+     * model writes calls as its template renders them: GLM 4.6's {@code <tool_call>} holds
+     * {@code <arg_key>} elements, not Hermes JSON, and is no format here).
      */
     public static Format detect(ChatTemplateRenderer template) {
         String src = template.source();
         Format candidate;
-        if (src.contains("<tool_call>")) {
+        if (src.contains("<tool_call>") && src.contains("<function=") && src.contains("<parameter=")
+                && !src.contains("'<tool_call><function=' ~ tool_call.name ~ '>'")) {
+            candidate = Format.XML; // llama.cpp's test for its Qwen3-Coder format (which also leaves out one without line breaks)
+        } else if (src.contains("<tool_call>")) {
             candidate = Format.HERMES;
         } else if (src.contains("<|start_header_id|>") && src.contains("\"parameters\"")) {
             candidate = Format.LLAMA3_JSON;
         } else {
             return Format.NONE;
         }
+        Map<String, Object> params = Map.of("type", "object", "properties", Map.of(PROBE_ARG, Map.of("type", "string")));
         Map<String, Object> fn = new LinkedHashMap<>();
         fn.put("name", PROBE);
         fn.put("description", "probe");
-        fn.put("parameters", Map.of("type", "object", "properties", Map.of()));
+        fn.put("parameters", params);
         Map<String, Object> tool = Map.of("type", "function", "function", fn);
         try {
-            String out = template.render(List.of(ChatMessage.of("user", "hi")), true, List.of(tool));
-            return out.contains(PROBE) ? candidate : Format.NONE;
+            ChatMessage user = ChatMessage.of("user", PROBE_QUESTION);
+            String out = template.render(List.of(user), true, List.of(tool));
+            if (!out.contains(PROBE)) {
+                return Format.NONE;
+            }
+            Map<String, Object> call = Map.of("id", "call_probe", "type", "function", "function",
+                    Map.of("name", PROBE, "arguments", new LinkedHashMap<>(Map.of(PROBE_ARG, "probe value"))));
+            String history = template.render(List.of(user, new ChatMessage("assistant", "", List.of(call), null, null)), false, List.of(tool));
+            Reply r = parse(candidate, renderedCall(candidate, history, PROBE_QUESTION),
+                    List.of(new Function(PROBE, MAPPER.valueToTree(params))));
+            boolean readBack = r.calls().size() == 1 && r.calls().getFirst().arguments().equals("{\"" + PROBE_ARG + "\":\"probe value\"}");
+            return readBack ? candidate : Format.NONE;
         } catch (RuntimeException e) {
             return Format.NONE;
         }
+    }
+
+    private static final String PROBE_ARG = "llmref_probe_arg";
+    private static final String PROBE_QUESTION = "llmref probe question";
+
+    /**
+     * The text of the calls in a rendered history, after the user's last message: Hermes and XML,
+     * from the first {@code <tool_call>} to the last {@code </tool_call>}; Llama 3, the JSON from
+     * {@code {"name"} to the last brace (templates wrap a turn in tokens of their own).
+     */
+    static String renderedCall(Format format, String history, String userText) {
+        int at = history.lastIndexOf(userText);
+        String after = at < 0 ? history : history.substring(at + userText.length());
+        int from = format == Format.LLAMA3_JSON ? after.indexOf("{\"name\"") : after.indexOf(OPEN);
+        int to = format == Format.LLAMA3_JSON ? after.lastIndexOf('}') + 1 : after.lastIndexOf(CLOSE) + CLOSE.length();
+        return from < 0 || to <= from ? "" : after.substring(from, to);
     }
 
     /**
@@ -95,7 +131,7 @@ public final class ToolCalls {
      */
     public static String grammar(Format format, List<Function> functions, boolean several) {
         String block = "\"<tool_call>\\n\" call \"\\n</tool_call>\"";
-        String root = format != Format.HERMES ? "call" : several ? block + " (\"\\n\" " + block + ")*" : block;
+        String root = format == Format.LLAMA3_JSON ? "call" : several ? block + " (\"\\n\" " + block + ")*" : block;
         return grammar(format, functions, root, "");
     }
 
@@ -112,15 +148,20 @@ public final class ToolCalls {
     public static String lateGrammar(Format format, List<Function> functions, boolean parallel) {
         String block = "\"<tool_call>\" tc-ws call tc-ws \"</tool_call>\"";
         String root = switch (format) {
-            case HERMES -> block + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
+            case HERMES, XML -> block + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
         };
         return grammar(format, functions, root, "tc-ws ::= [ \\t\\n]{0,4}\n");
     }
 
-    /** The text whose first occurrence begins a Hermes call (a late grammar's literal). */
+    /** The text whose first occurrence begins a Hermes or XML call (a late grammar's literal). */
     public static final String HERMES_OPENING = OPEN;
+
+    /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
+    public static String opening(Format format) {
+        return format == Format.HERMES || format == Format.XML ? HERMES_OPENING : null;
+    }
 
     /**
      * How a Llama 3 JSON call begins the reply, the late grammar applying from group 1 (the
@@ -135,23 +176,22 @@ public final class ToolCalls {
         NameNode names = new NameNode();
         for (int i = 0; i < functions.size(); i++) {
             Function f = functions.get(i);
-            String argsRule = "fn" + i + "-" + JsonSchemaGrammar.sanitize(f.name()) + "-args";
-            Map<String, String> r;
+            String prefix = "fn" + i + "-" + JsonSchemaGrammar.sanitize(f.name());
+            // what follows the function's name: its arguments
+            String restRule = "fn" + i + "-call";
             try {
-                r = JsonSchemaGrammar.rules(f.parameters(), argsRule);
+                if (format == Format.XML) {
+                    rules.putAll(XmlToolCalls.rules(f, prefix, restRule));
+                    names.add(f.name() + ">", restRule); // '>' ends a name: none is then a prefix of another
+                    continue;
+                }
+                rules.putAll(JsonSchemaGrammar.rules(f.parameters(), prefix + "-args"));
             } catch (SchemaException e) {
                 throw new SchemaException("/tools/" + i + "/function/parameters" + e.pointer(), e.keyword(),
                         "function '" + f.name() + "': " + e.getMessage().replaceFirst(" \\(at #[^)]*\\)$", ""));
             }
-            rules.putAll(r);
-            String argsKey = switch (format) {
-                case HERMES -> "arguments";
-                case LLAMA3_JSON -> "parameters";
-                case NONE -> throw new IllegalArgumentException("no tool-call format");
-            };
-            // what follows the function's name: its arguments
-            String restRule = "fn" + i + "-call";
-            rules.put(restRule, "\",\" space \"\\\"" + argsKey + "\\\"\" space \":\" space " + argsRule + " space \"}\"");
+            String argsKey = format == Format.HERMES ? "arguments" : "parameters";
+            rules.put(restRule, "\",\" space \"\\\"" + argsKey + "\\\"\" space \":\" space " + prefix + "-args space \"}\"");
             names.add(JsonSchemaGrammar.dump(MAPPER.getNodeFactory().textNode(f.name())), restRule);
         }
         StringBuilder sb = new StringBuilder("root ::= ").append(root).append('\n').append(extraRules);
@@ -160,7 +200,11 @@ public final class ToolCalls {
         // token against every alternative still alive, on the scheduler thread, and one
         // alternative per function kept all 128 of them alive through '{"name": "' and the names'
         // common prefix (with the 128k vocabulary: 70 ms a step against 11 ms for one function).
-        sb.append("call ::= \"{\" space \"\\\"name\\\"\" space \":\" space call-name\n");
+        if (format == Format.XML) {
+            sb.append("call ::= \"<function=\" call-name\n").append(XmlToolCalls.sharedRules());
+        } else {
+            sb.append("call ::= \"{\" space \"\\\"name\\\"\" space \":\" space call-name\n");
+        }
         List<NameNode> pending = new ArrayList<>(List.of(names));
         for (int k = 0; k < pending.size(); k++) {
             sb.append(k == 0 ? "call-name" : "call-name-" + k).append(" ::= ").append(pending.get(k).alternatives(pending)).append('\n');
@@ -269,6 +313,9 @@ public final class ToolCalls {
                     c = call(body.value(), "arguments", functions);
                 }
                 return c == null ? new Reply(text, List.of()) : new Reply(null, List.of(c));
+            }
+            case XML -> {
+                return XmlToolCalls.parse(text, functions);
             }
             default -> {
                 return new Reply(text, List.of());

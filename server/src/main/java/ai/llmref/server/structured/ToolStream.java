@@ -20,9 +20,11 @@ import java.util.regex.Pattern;
  * <p><b>Constrained replies</b> (a forced call, whose grammar applies from the start; or under
  * "auto" once the server's grammar applies from the first call on, {@link #constrain}): the calls
  * are read as they come, in the layout the grammar gives them (Hermes {@code <tool_call>} blocks, or
- * the Llama 3 JSON; name first, then the arguments). A call starts ({@link CallStart}) once its name
- * is whole, its arguments follow piece by piece in the compact form of {@link CompactJson}, and it
- * ends ({@link CallEnd}) when its object closes. A reply cut short (max_tokens) ends with its last
+ * the Llama 3 JSON; name first, then the arguments; or XML blocks, {@link XmlToolCalls}). A call
+ * starts ({@link CallStart}) once its name is whole, its arguments follow piece by piece in the
+ * compact form of {@link CompactJson}, and it ends ({@link CallEnd}) when its object closes (XML:
+ * at {@code </function>}; each parameter's value is its JSON, a raw string's characters escaped as
+ * they come, a value that may be a string or another type once it is whole). A reply cut short (max_tokens) ends with its last
  * call incomplete. Streamed or not, a reply goes through this class, so both give the same calls.
  */
 public final class ToolStream {
@@ -49,9 +51,17 @@ public final class ToolStream {
     /** Call {@code index} is whole ({@link ToolCalls.Call#complete}), or was cut short. */
     public record CallEnd(int index, ToolCalls.Call call) implements Piece {}
 
-    private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED }
+    private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
+        XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE }
 
     private final ToolCalls.Format format;
+    private final List<ToolCalls.Function> functions;
+    /** XML: the called function's parameters, the one being read, its raw text, how much of it is sent, the names written. */
+    private XmlToolCalls.Plan plan;
+    private XmlToolCalls.Param param;
+    private final StringBuilder value = new StringBuilder();
+    private int valueSent;
+    private final java.util.Set<String> written = new java.util.HashSet<>();
     private final StringBuilder text = new StringBuilder();
     private int released;
     private boolean holding;
@@ -68,10 +78,18 @@ public final class ToolStream {
     /** The content, once the first call began (null: none). */
     private String content;
     private boolean started;
+    /** A call's name was read and its end not yet. */
+    private boolean callOpen;
 
     /** A reply; a forced call's is constrained from its start. */
     public ToolStream(ToolCalls.Format format, boolean forced) {
+        this(format, forced, List.of());
+    }
+
+    /** A reply to a request declaring {@code functions} (the XML format reads its values by their schemas). */
+    public ToolStream(ToolCalls.Format format, boolean forced, List<ToolCalls.Function> functions) {
         this.format = format;
+        this.functions = functions;
         if (forced) {
             begin(0);
         }
@@ -114,7 +132,7 @@ public final class ToolStream {
 
     private void begin(int at) {
         scanned = at;
-        scan = format == ToolCalls.Format.HERMES ? Scan.OPEN_TAG : Scan.HEAD;
+        scan = format == ToolCalls.Format.LLAMA3_JSON ? Scan.HEAD : Scan.OPEN_TAG;
         holding = true;
     }
 
@@ -124,7 +142,7 @@ public final class ToolStream {
             return "";
         }
         int safe;
-        if (format == ToolCalls.Format.HERMES) {
+        if (format != ToolCalls.Format.LLAMA3_JSON) {
             int tag = text.indexOf(OPEN, Math.max(0, released - OPEN.length()));
             if (tag >= 0) {
                 holding = true;
@@ -171,7 +189,113 @@ public final class ToolStream {
         while (scanned < text.length() && scan != Scan.FAILED) {
             char c = text.charAt(scanned);
             switch (scan) {
-                case OPEN_TAG -> tag(c, OPEN, Scan.HEAD);
+                case OPEN_TAG -> tag(c, OPEN, format == ToolCalls.Format.XML ? Scan.XML_FUNCTION : Scan.HEAD);
+                case XML_FUNCTION -> tag(c, XmlToolCalls.FUNCTION, Scan.XML_NAME);
+                case XML_NAME -> {
+                    scanned++;
+                    if (c != '>') {
+                        head.append(c);
+                        scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
+                        continue;
+                    }
+                    String name = head.toString();
+                    head.setLength(0);
+                    ToolCalls.Function f = functions.stream().filter(x -> x.name().equals(name)).findFirst().orElse(null);
+                    if (f == null) {
+                        scan = Scan.FAILED;
+                        continue;
+                    }
+                    plan = XmlToolCalls.plan(f);
+                    written.clear();
+                    args.setLength(0);
+                    startCall(name, out);
+                    scan = Scan.XML_ELEMENT;
+                }
+                case XML_ELEMENT -> {
+                    scanned++;
+                    if (head.isEmpty() && Character.isWhitespace(c)) {
+                        continue;
+                    }
+                    head.append(c);
+                    if (head.toString().equals(XmlToolCalls.PARAMETER)) {
+                        head.setLength(0);
+                        scan = Scan.XML_PARAMETER;
+                    } else if (head.toString().equals(XmlToolCalls.FUNCTION_CLOSE)) {
+                        head.setLength(0);
+                        argumentText(written.isEmpty() ? "{}" : "}", out);
+                        endCall(out);
+                        scan = Scan.CLOSE_TAG;
+                    } else if (!XmlToolCalls.PARAMETER.startsWith(head.toString()) && !XmlToolCalls.FUNCTION_CLOSE.startsWith(head.toString())) {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case XML_PARAMETER -> {
+                    scanned++;
+                    if (c != '>') {
+                        head.append(c);
+                        scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
+                        continue;
+                    }
+                    param = plan.param(head.toString());
+                    head.setLength(0);
+                    if (param == null || !written.add(param.name())) {
+                        scan = Scan.FAILED;
+                        continue;
+                    }
+                    argumentText((written.size() == 1 ? "{" : ",") + JsonSchemaGrammar.dump(
+                            com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.textNode(param.name())) + ":", out);
+                    value.setLength(0);
+                    valueSent = 0;
+                    scan = Scan.XML_VALUE_LINE;
+                }
+                case XML_VALUE_LINE -> {
+                    if (c == '\n') {
+                        scanned++; // the line break after the tag is the layout's
+                    }
+                    if (param.kind() == XmlToolCalls.Kind.JSON) {
+                        arguments = new CompactJson();
+                        scan = Scan.XML_JSON;
+                    } else {
+                        arguments = new CompactJson();
+                        if (param.kind() == XmlToolCalls.Kind.RAW) {
+                            argumentText("\"", out);
+                        }
+                        scan = Scan.XML_RAW;
+                    }
+                }
+                case XML_RAW -> {
+                    scanned++;
+                    value.append(c);
+                    if (endsWith(value, XmlToolCalls.VALUE_END)) {
+                        value.setLength(value.length() - XmlToolCalls.VALUE_END.length());
+                        if (param.kind() == XmlToolCalls.Kind.RAW) {
+                            sendRaw(value.length(), out);
+                            StringBuilder end = new StringBuilder();
+                            arguments.flush(end);
+                            argumentText(end.append('"').toString(), out);
+                        } else {
+                            argumentText(JsonSchemaGrammar.dump(plan.value(param, value.toString())), out);
+                        }
+                        arguments = null;
+                        scan = Scan.XML_ELEMENT; // the rest of the closing tag: '>' was its last character
+                    } else if (param.kind() == XmlToolCalls.Kind.RAW) {
+                        sendRaw(value.length() - heldBack(value), out);
+                    }
+                }
+                case XML_JSON -> {
+                    int before = args.length();
+                    if (arguments.feed(c, args)) {
+                        scanned++;
+                    }
+                    if (args.length() > before) {
+                        out.add(new CallArguments(calls.size(), args.substring(before)));
+                    }
+                    if (arguments.done()) {
+                        arguments = null;
+                        scan = Scan.XML_VALUE_CLOSE;
+                    }
+                }
+                case XML_VALUE_CLOSE -> tag(c, "</parameter>", Scan.XML_ELEMENT);
                 case HEAD -> {
                     head.append(c);
                     scanned++;
@@ -187,16 +311,8 @@ public final class ToolStream {
                     }
                     Matcher m = HEAD.matcher(h);
                     if (m.lookingAt()) {
-                        String name = decode(m.group(1));
                         head.setLength(0);
-                        callId = ToolCalls.newId();
-                        callName = name;
-                        if (!started) {
-                            started = true;
-                            String before = text.substring(0, Math.max(0, firstCall())).stripTrailing();
-                            content = before.isBlank() ? null : before;
-                        }
-                        out.add(new CallStart(calls.size(), callId, name));
+                        startCall(decode(m.group(1)), out);
                         arguments = new CompactJson();
                         args.setLength(0);
                         scan = Scan.ARGUMENTS;
@@ -220,9 +336,7 @@ public final class ToolStream {
                 case CLOSE_OBJECT -> {
                     scanned++;
                     if (c == '}') {
-                        ToolCalls.Call call = new ToolCalls.Call(callId, callName, args.toString(), true);
-                        calls.add(call);
-                        out.add(new CallEnd(calls.size() - 1, call));
+                        endCall(out);
                         arguments = null;
                         scan = format == ToolCalls.Format.HERMES ? Scan.CLOSE_TAG : Scan.AFTER;
                     } else if (!Character.isWhitespace(c)) {
@@ -249,6 +363,62 @@ public final class ToolStream {
         return out;
     }
 
+    /** A call begins: its name is whole. */
+    private void startCall(String name, List<Piece> out) {
+        callId = ToolCalls.newId();
+        callName = name;
+        callOpen = true;
+        if (!started) {
+            started = true;
+            String before = text.substring(0, Math.max(0, firstCall())).stripTrailing();
+            content = before.isBlank() ? null : before;
+        }
+        out.add(new CallStart(calls.size(), callId, name));
+    }
+
+    /** The call is whole. */
+    private void endCall(List<Piece> out) {
+        ToolCalls.Call call = new ToolCalls.Call(callId, callName, args.toString(), true);
+        calls.add(call);
+        out.add(new CallEnd(calls.size() - 1, call));
+        callOpen = false;
+    }
+
+    /** Arguments text of the call being read. */
+    private void argumentText(String t, List<Piece> out) {
+        args.append(t);
+        out.add(new CallArguments(calls.size(), t));
+    }
+
+    /** Sends the raw value's characters up to {@code upTo}, escaped. */
+    private void sendRaw(int upTo, List<Piece> out) {
+        if (upTo <= valueSent) {
+            return;
+        }
+        StringBuilder t = new StringBuilder();
+        for (int i = valueSent; i < upTo; i++) {
+            arguments.raw(value.charAt(i), t);
+        }
+        valueSent = upTo;
+        if (!t.isEmpty()) {
+            argumentText(t.toString(), out);
+        }
+    }
+
+    /** How many of the raw value's last characters may begin {@link XmlToolCalls#VALUE_END} (held until it shows). */
+    private static int heldBack(StringBuilder v) {
+        for (int k = Math.min(XmlToolCalls.VALUE_END.length() - 1, v.length()); k > 0; k--) {
+            if (XmlToolCalls.VALUE_END.startsWith(v.substring(v.length() - k))) {
+                return k;
+            }
+        }
+        return 0;
+    }
+
+    private static boolean endsWith(StringBuilder v, String suffix) {
+        return v.length() >= suffix.length() && v.substring(v.length() - suffix.length()).equals(suffix);
+    }
+
     /** Reads {@code c} as the next character of {@code tag} (whitespace may come before it), then {@code next}. */
     private void tag(char c, String tag, Scan next) {
         if (literal == 0 && Character.isWhitespace(c)) {
@@ -269,7 +439,7 @@ public final class ToolStream {
      * first non-space character where it is <code>{</code> or {@code <}; -1 where the text shows none.
      */
     private int firstCall() {
-        if (format == ToolCalls.Format.HERMES) {
+        if (format != ToolCalls.Format.LLAMA3_JSON) {
             return text.indexOf(OPEN);
         }
         int i = 0;
@@ -292,19 +462,29 @@ public final class ToolStream {
      * Afterwards {@link #calls} and {@link #content} tell the reply where {@link #callsStarted}.
      */
     public List<Piece> finish() {
-        if (arguments == null) {
+        if (!callOpen) {
             return List.of();
         }
         List<Piece> out = new ArrayList<>();
-        int before = args.length();
-        arguments.flush(args);
-        if (args.length() > before) {
-            out.add(new CallArguments(calls.size(), args.substring(before)));
+        if (scan == Scan.XML_RAW && param.kind() == XmlToolCalls.Kind.JSON_FIRST) {
+            argumentText("\"", out); // a value that may be a string, cut short: its text as a string's start
+            valueSent = 0;
+        }
+        if (scan == Scan.XML_RAW) {
+            sendRaw(value.length(), out);
+        }
+        if (arguments != null) {
+            int before = args.length();
+            arguments.flush(args);
+            if (args.length() > before) {
+                out.add(new CallArguments(calls.size(), args.substring(before)));
+            }
         }
         ToolCalls.Call cut = new ToolCalls.Call(callId, callName, args.toString(), false);
         calls.add(cut);
         out.add(new CallEnd(calls.size() - 1, cut));
         arguments = null;
+        callOpen = false;
         return out;
     }
 
@@ -315,7 +495,7 @@ public final class ToolStream {
 
     /** True when the constrained reply holds calls only, each whole, in the grammar's layout (after {@link #finish}). */
     public boolean wellFormed() {
-        return started && scan != Scan.FAILED && arguments == null && calls.stream().allMatch(ToolCalls.Call::complete)
+        return started && scan != Scan.FAILED && !callOpen && calls.stream().allMatch(ToolCalls.Call::complete)
                 && (scan == Scan.BETWEEN || scan == Scan.AFTER || scan == Scan.OPEN_TAG && literal == 0);
     }
 

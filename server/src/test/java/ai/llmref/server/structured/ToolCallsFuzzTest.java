@@ -10,7 +10,7 @@ import java.util.List;
 
 /**
  * Fuzzes the parsing of a reply into content and tool calls, and what a stream releases of it: the
- * model writes the reply, so any text may come. For both call formats: parsing never throws; a
+ * model writes the reply, so any text may come. For the three call formats: parsing never throws; a
  * reply without calls is its whole text (nothing lost); each call names a declared function and
  * carries a JSON object of arguments; and the content a {@link ToolStream} releases while the reply
  * streams, in pieces of any size, is always a prefix of the content parsed from the whole reply (a
@@ -25,9 +25,11 @@ class ToolCallsFuzzTest {
     void parse(FuzzedDataProvider data) throws Exception {
         int step = 1 + (data.consumeByte() & 15);
         String text = data.consumeRemainingAsString();
-        List<String> names = ToolCallsParseTest.FUNCTIONS.stream().map(ToolCalls.Function::name).toList();
-        for (ToolCalls.Format format : List.of(ToolCalls.Format.HERMES, ToolCalls.Format.LLAMA3_JSON)) {
-            ToolCalls.Reply reply = ToolCalls.parse(format, text, ToolCallsParseTest.FUNCTIONS);
+        for (ToolCalls.Format format : List.of(ToolCalls.Format.HERMES, ToolCalls.Format.LLAMA3_JSON, ToolCalls.Format.XML)) {
+            // the XML format reads values by their schemas: its functions declare strings, numbers, unions, references
+            List<ToolCalls.Function> functions = format == ToolCalls.Format.XML ? XmlToolCallsTest.FUNCTIONS : ToolCallsParseTest.FUNCTIONS;
+            List<String> names = functions.stream().map(ToolCalls.Function::name).toList();
+            ToolCalls.Reply reply = ToolCalls.parse(format, text, functions);
             if (reply.calls().isEmpty()) {
                 assertThat(reply.content()).as(format + ": a reply without calls is its text").isEqualTo(text);
             } else {
@@ -40,7 +42,7 @@ class ToolCallsFuzzTest {
                     assertThat(text).startsWith(reply.content());
                 }
             }
-            ToolStream stream = new ToolStream(format, false);
+            ToolStream stream = new ToolStream(format, false, functions);
             StringBuilder released = new StringBuilder();
             for (int i = 0; i < text.length(); i += step) {
                 for (ToolStream.Piece p : stream.push(text.substring(i, Math.min(text.length(), i + step)))) {
@@ -52,15 +54,15 @@ class ToolCallsFuzzTest {
             assertThat(content).as(format + ": streamed content is a prefix of the parsed content").startsWith(released.toString());
             // read as a constrained reply (what a grammar would have written): never throws, and
             // where it reads as well-formed calls, they are the calls the parse finds
-            ToolStream constrained = new ToolStream(format, true);
+            ToolStream constrained = new ToolStream(format, true, functions);
             for (int i = 0; i < text.length(); i += step) {
                 constrained.push(text.substring(i, Math.min(text.length(), i + step)));
             }
             constrained.finish();
             if (constrained.wellFormed()) {
-                ToolCalls.Reply whole = ToolCalls.parse(format, text, ToolCallsParseTest.FUNCTIONS);
+                ToolCalls.Reply whole = ToolCalls.parse(format, text, functions);
                 List<ToolCalls.Call> calls = constrained.calls();
-                if (calls.stream().allMatch(c -> ToolCallsParseTest.FUNCTIONS.stream().anyMatch(f -> f.name().equals(c.name())))) {
+                if (calls.stream().allMatch(c -> names.contains(c.name()))) {
                     assertThat(whole.calls()).as(format + ": calls read as they came").hasSameSizeAs(calls);
                     for (int i = 0; i < calls.size(); i++) {
                         assertThat(calls.get(i).name()).isEqualTo(whole.calls().get(i).name());

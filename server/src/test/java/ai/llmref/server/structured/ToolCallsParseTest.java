@@ -115,8 +115,18 @@ class ToolCallsParseTest {
     @Test
     void formatIsDetectedFromTheTemplateAndItsRendering() {
         String hermesLike = "{%- if tools %}<tools>{{ tools | tojson }}</tools> use <tool_call>{% endif %}"
-                + "{%- for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}";
+                + "{%- for m in messages %}{{ m.role }}: {{ m.content }}{% for c in m.tool_calls or [] %}<tool_call>\n"
+                + "{\"name\": \"{{ c.function.name }}\", \"arguments\": {{ c.function.arguments | tojson }}}\n</tool_call>"
+                + "{% endfor %}\n{% endfor %}";
         assertThat(ToolCalls.detect(new ChatTemplateRenderer(hermesLike, "", ""))).isEqualTo(ToolCalls.Format.HERMES);
+        // a <tool_call> whose calls are not Hermes JSON (GLM's <arg_key> elements), or calls it never renders: no format
+        String otherInside = hermesLike.replace("\n{\"name\": \"{{ c.function.name }}\", \"arguments\": {{ c.function.arguments | tojson }}}\n",
+                "{{ c.function.name }}{% for k, v in c.function.arguments.items() %}<arg_key>{{ k }}</arg_key><arg_value>{{ v }}</arg_value>{% endfor %}");
+        assertThat(otherInside).isNotEqualTo(hermesLike);
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(otherInside, "", ""))).isEqualTo(ToolCalls.Format.NONE);
+        String callsNotRendered = "{%- if tools %}<tools>{{ tools | tojson }}</tools> use <tool_call>{% endif %}"
+                + "{%- for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}";
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(callsNotRendered, "", ""))).isEqualTo(ToolCalls.Format.NONE);
         // mentions <tool_call> but never renders the tools: no tool support
         String ignoresTools = "{%- for m in messages %}{{ m.content }}{% endfor %}{# <tool_call> #}";
         assertThat(ToolCalls.detect(new ChatTemplateRenderer(ignoresTools, "", ""))).isEqualTo(ToolCalls.Format.NONE);

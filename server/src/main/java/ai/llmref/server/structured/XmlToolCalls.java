@@ -1,0 +1,436 @@
+package ai.llmref.server.structured;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The XML tool-call format of Qwen3-Coder, Qwen 3.5, Nemotron 3 Nano and StepFun 3.5 Flash:
+ *
+ * <pre>
+ * &lt;tool_call&gt;
+ * &lt;function=get_weather&gt;
+ * &lt;parameter=city&gt;
+ * Paris
+ * &lt;/parameter&gt;
+ * &lt;/function&gt;
+ * &lt;/tool_call&gt;
+ * </pre>
+ *
+ * <p>A parameter's value is written as its template renders it: a string raw (no quotes, no
+ * escapes, any number of lines), anything else as JSON. So the type of a value comes from the
+ * parameter's schema ({@link Kind}): a parameter that can only be a string is read raw, one that
+ * can never be a string as JSON, and one that may be either (no type, {@code ["string","null"]},
+ * pydantic's {@code Optional[str]}) as a JSON value of another type where the text is one that the
+ * schema admits, otherwise as the string, as llama.cpp reads it. The arguments are then the JSON
+ * object of the values, in the order written.
+ */
+final class XmlToolCalls {
+    static final String OPEN = "<tool_call>";
+    static final String CLOSE = "</tool_call>";
+    static final String FUNCTION = "<function=";
+    static final String FUNCTION_CLOSE = "</function>";
+    static final String PARAMETER = "<parameter=";
+    /** What ends a value: a raw string never holds it (the grammar keeps it out). */
+    static final String VALUE_END = "\n</parameter>";
+    private static final String PARAMETER_CLOSE = "</parameter>";
+    private static final Set<String> ROOT_WORDS = Set.of("type", "properties", "required", "additionalProperties", "$defs",
+            "definitions", "title", "description", "$schema", "$id", "$comment", "examples", "default");
+    private static final Set<String> ANNOTATIONS = Set.of("title", "description", "$comment", "examples", "default", "deprecated",
+            "readOnly", "writeOnly");
+    private static final Set<String> STRING_BOUNDS = Set.of("type", "minLength", "maxLength");
+
+    private XmlToolCalls() {}
+
+    /** How a parameter's value is written. */
+    enum Kind {
+        /** Only a string: the raw text. */
+        RAW,
+        /** Never a string: JSON. */
+        JSON,
+        /** Either: a JSON value of another type the schema admits, else the raw text as a string. */
+        JSON_FIRST
+    }
+
+    /** A declared parameter. */
+    record Param(String name, JsonNode schema, Kind kind, boolean required) {}
+
+    /** A function's parameters, in the schema's order, and the schema that checks a value of each. */
+    record Plan(List<Param> params, JsonNode root) {
+        Param param(String name) {
+            return params.stream().filter(p -> p.name().equals(name)).findFirst().orElse(null);
+        }
+
+        /** The value of {@code raw} for the parameter, or null where JSON was due and the text is none. */
+        JsonNode value(Param p, String raw) {
+            if (p.kind() == Kind.RAW) {
+                return JsonNodeFactory.instance.textNode(raw);
+            }
+            JsonNode json = json(raw);
+            if (p.kind() == Kind.JSON) {
+                return json;
+            }
+            if (json != null && !json.isTextual() && admits(p.name(), json)) {
+                return json;
+            }
+            return JsonNodeFactory.instance.textNode(raw);
+        }
+
+        private boolean admits(String name, JsonNode value) {
+            ObjectNode schema = root.isObject() ? ((ObjectNode) root).deepCopy() : JsonNodeFactory.instance.objectNode();
+            schema.remove(List.of("required", "additionalProperties"));
+            ObjectNode doc = JsonNodeFactory.instance.objectNode();
+            doc.set(name, value);
+            try {
+                return SchemaValidator.validate(schema, doc).isEmpty();
+            } catch (RuntimeException e) {
+                return false;
+            }
+        }
+    }
+
+    private static JsonNode json(String raw) {
+        try {
+            String t = raw.strip();
+            if (t.isEmpty()) {
+                return null;
+            }
+            try (com.fasterxml.jackson.core.JsonParser p = SchemaValidator.EXACT.createParser(t)) {
+                JsonNode n = SchemaValidator.EXACT.readTree(p);
+                return n != null && p.nextToken() == null ? n : null;
+            }
+        } catch (IOException | NumberFormatException e) {
+            return null;
+        }
+    }
+
+    /** The plan of a function's parameters, read leniently (for parsing what a model wrote; never throws). */
+    static Plan plan(ToolCalls.Function f) {
+        JsonNode root = f.parameters();
+        List<Param> params = new ArrayList<>();
+        JsonNode props = root.path("properties");
+        Set<String> required = new HashSet<>();
+        root.path("required").forEach(r -> required.add(r.asText()));
+        props.properties().forEach(e -> params.add(new Param(e.getKey(), e.getValue(), kind(stringness(root, e.getValue(), 0)),
+                required.contains(e.getKey()))));
+        return new Plan(List.copyOf(params), root);
+    }
+
+    private enum Stringness { ONLY, NEVER, BOTH }
+
+    private static Kind kind(Stringness s) {
+        return switch (s) {
+            case ONLY -> Kind.RAW;
+            case NEVER -> Kind.JSON;
+            case BOTH -> Kind.JSON_FIRST;
+        };
+    }
+
+    /** Whether a schema's values are all strings, none, or some (references followed, at most 32 deep). */
+    private static Stringness stringness(JsonNode root, JsonNode schema, int depth) {
+        if (!schema.isObject() || depth > 32) {
+            return Stringness.BOTH;
+        }
+        if (schema.has("$ref")) {
+            try {
+                return stringness(root, SchemaKeywords.resolve(root, schema.get("$ref").asText(), ""), depth + 1);
+            } catch (SchemaException e) {
+                return Stringness.BOTH;
+            }
+        }
+        if (schema.has("const")) {
+            return schema.get("const").isTextual() ? Stringness.ONLY : Stringness.NEVER;
+        }
+        if (schema.has("enum") && schema.get("enum").isArray() && !schema.get("enum").isEmpty()) {
+            int strings = 0;
+            for (JsonNode v : schema.get("enum")) {
+                strings += v.isTextual() ? 1 : 0;
+            }
+            return strings == schema.get("enum").size() ? Stringness.ONLY : strings == 0 ? Stringness.NEVER : Stringness.BOTH;
+        }
+        for (String comb : List.of("anyOf", "oneOf", "allOf")) {
+            if (schema.get(comb) instanceof com.fasterxml.jackson.databind.node.ArrayNode alts && !alts.isEmpty()) {
+                Set<Stringness> seen = new HashSet<>();
+                alts.forEach(a -> seen.add(stringness(root, a, depth + 1)));
+                return seen.size() == 1 ? seen.iterator().next() : Stringness.BOTH;
+            }
+        }
+        List<String> types;
+        try {
+            types = SchemaKeywords.types(schema, "");
+        } catch (SchemaException e) {
+            return Stringness.BOTH;
+        }
+        if (types.isEmpty()) {
+            return Stringness.BOTH;
+        }
+        return !types.contains("string") ? Stringness.NEVER : types.size() == 1 ? Stringness.ONLY : Stringness.BOTH;
+    }
+
+    // --- the grammar ---------------------------------------------------------------------------
+
+    /**
+     * The rules of one function's call after its name ({@code restRule}: from the {@code >} that
+     * ends the name to {@code </function>}), its parameters in the schema's order, the required
+     * ones always, each value valid under its schema. What the format cannot enforce is refused:
+     * the schema's root must be an object of declared properties, a raw string may carry only
+     * length bounds, an enum or a const, and a parameter that may be a string or something else
+     * must admit every string (its text is then a string wherever it is not another value).
+     *
+     * @throws SchemaException with a pointer into the function's parameters
+     */
+    static Map<String, String> rules(ToolCalls.Function f, String prefix, String restRule) {
+        JsonNode root = f.parameters();
+        root.properties().forEach(e -> {
+            if (!ROOT_WORDS.contains(e.getKey())) {
+                throw new SchemaException("/" + e.getKey(), e.getKey(), "in the XML tool-call format the arguments are the declared "
+                        + "properties, written one by one: '" + e.getKey() + "' at the parameters' root cannot be enforced");
+            }
+        });
+        if (root.has("type") && !"object".equals(root.get("type").asText())) {
+            throw new SchemaException("/type", "type", "the parameters must be an object");
+        }
+        JsonNode props = root.path("properties");
+        if (!props.isMissingNode() && !props.isObject()) {
+            throw new SchemaException("/properties", "properties", "'properties' must be an object");
+        }
+        for (JsonNode r : root.path("required")) {
+            if (!r.isTextual() || !props.has(r.asText())) {
+                throw new SchemaException("/required", "required", "in the XML tool-call format only declared properties can be "
+                        + "written, and the required '" + r.asText() + "' is not among 'properties'");
+            }
+        }
+        Plan plan = plan(f);
+        Map<String, String> rules = new LinkedHashMap<>();
+        Map<String, JsonNode> jsonValues = new LinkedHashMap<>();
+        Map<String, String> pointers = new LinkedHashMap<>();
+        StringBuilder body = new StringBuilder("\"\\n\"");
+        int k = 0;
+        for (Param p : plan.params()) {
+            String ptr = "/properties/" + p.name().replace("~", "~0").replace("/", "~1");
+            if (p.name().isEmpty() || p.name().chars().anyMatch(c -> c == '>' || c == '<' || c == '\n' || c == '\r')) {
+                throw new SchemaException(ptr, "properties", "the property name " + SchemaKeywords.abbreviate(p.name())
+                        + " cannot be written in the XML tool-call format (<parameter=NAME>: no '<', '>' or line break)");
+            }
+            String rule = prefix + "-p" + k++;
+            String value = switch (p.kind()) {
+                case JSON -> {
+                    jsonValues.put(rule + "-value", p.schema());
+                    pointers.put(rule + "-value", ptr);
+                    yield rule + "-value";
+                }
+                case RAW -> raw(root, p.schema(), ptr);
+                case JSON_FIRST -> {
+                    if (!admitsEveryString(root, p.schema(), 0)) {
+                        throw new SchemaException(ptr, null, "in the XML tool-call format a value that may be a string is written "
+                                + "raw, so a parameter that may be a string or another type must admit every string");
+                    }
+                    yield "xml-text";
+                }
+            };
+            rules.put(rule, JsonSchemaGrammar.literal(PARAMETER + p.name() + ">\n") + " " + value + " "
+                    + JsonSchemaGrammar.literal(VALUE_END + "\n"));
+            body.append(' ').append(rule).append(p.required() ? "" : "?");
+        }
+        body.append(' ').append(JsonSchemaGrammar.literal(FUNCTION_CLOSE));
+        rules.put(restRule, body.toString());
+        rules.putAll(JsonSchemaGrammar.rules(root, prefix, jsonValues, pointers));
+        return rules;
+    }
+
+    /** The rules every XML grammar holds: raw text without {@link #VALUE_END}, and any character. */
+    static String sharedRules() {
+        // states of a scan for VALUE_END: xml-tK has read its first K characters (never all 13)
+        StringBuilder sb = new StringBuilder("xml-text ::= xml-t0\n");
+        sb.append("xml-t0 ::= ( [^\\n] xml-t0 | \"\\n\" xml-t1 )?\n");
+        for (int k = 1; k < VALUE_END.length(); k++) {
+            char c = VALUE_END.charAt(k);
+            sb.append("xml-t").append(k).append(" ::= ( [^\\n").append(c).append("] xml-t0 | \"\\n\" xml-t1");
+            if (k + 1 < VALUE_END.length()) {
+                sb.append(" | \"").append(c).append("\" xml-t").append(k + 1);
+            }
+            sb.append(" )?\n");
+        }
+        sb.append("xml-char ::= [^\\x00]\n");
+        return sb.toString();
+    }
+
+    /** A raw string's value rule: an enum's or const's strings, or text within length bounds. */
+    private static String raw(JsonNode root, JsonNode schema, String ptr) {
+        JsonNode s = schema;
+        for (int depth = 0; s.has("$ref") && depth < 32; depth++) {
+            s = SchemaKeywords.resolve(root, s.get("$ref").asText(), ptr);
+        }
+        List<String> literals = new ArrayList<>();
+        if (s.has("const")) {
+            literals.add(s.get("const").textValue());
+        } else if (s.has("enum")) {
+            s.get("enum").forEach(v -> literals.add(v.textValue()));
+        }
+        if (!literals.isEmpty()) {
+            List<String> alts = new ArrayList<>();
+            for (String l : literals) {
+                if (l.contains(VALUE_END)) {
+                    throw new SchemaException(ptr, "enum", "a string that holds a line '</parameter>' cannot be written in the XML "
+                            + "tool-call format");
+                }
+                alts.add(l.isEmpty() ? "\"\"" : JsonSchemaGrammar.literal(l));
+            }
+            return "(" + String.join(" | ", alts) + ")";
+        }
+        JsonNode resolved = s;
+        for (String key : ((Iterable<String>) () -> resolved.fieldNames())) {
+            if (!STRING_BOUNDS.contains(key) && !ANNOTATIONS.contains(key)) {
+                throw new SchemaException(ptr + "/" + key, key, "in the XML tool-call format a string parameter is written raw, and '"
+                        + key + "' on it cannot be enforced (length bounds, enum and const can)");
+            }
+        }
+        int min = s.path("minLength").asInt(0);
+        int max = s.has("maxLength") ? s.get("maxLength").asInt() : -1;
+        if (min < 0 || max < -1 || max >= 0 && min > max) {
+            throw new SchemaException(ptr + "/minLength", "minLength", "the length bounds admit no string");
+        }
+        if (min > JsonSchemaGrammar.MAX_REPEAT || max > JsonSchemaGrammar.MAX_REPEAT) {
+            throw new SchemaException(ptr + (max > JsonSchemaGrammar.MAX_REPEAT ? "/maxLength" : "/minLength"), "maxLength",
+                    "a length bound above " + JsonSchemaGrammar.MAX_REPEAT + " cannot be enforced (llama.cpp's grammar engine limits a"
+                            + " repetition to " + JsonSchemaGrammar.MAX_REPEAT + ")");
+        }
+        return min == 0 && max < 0 ? "xml-text" : "xml-char" + JsonSchemaGrammar.repeat(min, max);
+    }
+
+    /** Whether every string is valid under the schema (a plain string type, no schema, or an alternative that is one). */
+    private static boolean admitsEveryString(JsonNode root, JsonNode schema, int depth) {
+        if (schema.isBoolean()) {
+            return schema.booleanValue();
+        }
+        if (!schema.isObject() || depth > 32) {
+            return false;
+        }
+        if (schema.has("$ref")) {
+            return admitsEveryString(root, SchemaKeywords.resolve(root, schema.get("$ref").asText(), ""), depth + 1);
+        }
+        for (String comb : List.of("anyOf", "oneOf")) {
+            if (schema.get(comb) instanceof com.fasterxml.jackson.databind.node.ArrayNode alts) {
+                int admitting = 0;
+                int stringy = 0;
+                for (JsonNode a : alts) {
+                    admitting += admitsEveryString(root, a, depth + 1) ? 1 : 0;
+                    stringy += stringness(root, a, depth + 1) != Stringness.NEVER ? 1 : 0;
+                }
+                // oneOf: a string matching two alternatives would be invalid
+                return admitting > 0 && (comb.equals("anyOf") || stringy == 1);
+            }
+        }
+        for (String key : ((Iterable<String>) () -> schema.fieldNames())) {
+            if (!key.equals("type") && !ANNOTATIONS.contains(key)) {
+                return false;
+            }
+        }
+        return !schema.has("type") || SchemaKeywords.types(schema, "").contains("string");
+    }
+
+    // --- parsing -------------------------------------------------------------------------------
+
+    /**
+     * Splits a free reply into content and calls: as the Hermes format, whitespace only between and
+     * after the blocks, each block one function of the declared ones with declared parameters, each
+     * once, a JSON value where one is due; else the whole reply is content. A value ends at the first
+     * {@code </parameter>} (one line break before it is the layout's).
+     */
+    static ToolCalls.Reply parse(String text, List<ToolCalls.Function> functions) {
+        int first = text.indexOf(OPEN);
+        if (first < 0) {
+            return new ToolCalls.Reply(text, List.of());
+        }
+        List<ToolCalls.Call> calls = new ArrayList<>();
+        int at = first;
+        while (true) {
+            int end = call(text, at + OPEN.length(), functions, calls);
+            if (end < 0) {
+                return new ToolCalls.Reply(text, List.of());
+            }
+            int close = skipSpace(text, end);
+            if (close == text.length()) {
+                break;
+            }
+            if (!text.startsWith(CLOSE, close)) {
+                return new ToolCalls.Reply(text, List.of());
+            }
+            int next = skipSpace(text, close + CLOSE.length());
+            if (next == text.length()) {
+                break;
+            }
+            if (!text.startsWith(OPEN, next)) {
+                return new ToolCalls.Reply(text, List.of());
+            }
+            at = next;
+        }
+        String content = text.substring(0, first).stripTrailing();
+        return new ToolCalls.Reply(content.isBlank() ? null : content, List.copyOf(calls));
+    }
+
+    /** Reads one {@code <function=...>...</function>} from {@code from}; returns the index after it, or -1. */
+    private static int call(String text, int from, List<ToolCalls.Function> functions, List<ToolCalls.Call> calls) {
+        int at = skipSpace(text, from);
+        if (!text.startsWith(FUNCTION, at)) {
+            return -1;
+        }
+        int gt = text.indexOf('>', at);
+        if (gt < 0) {
+            return -1;
+        }
+        String name = text.substring(at + FUNCTION.length(), gt);
+        ToolCalls.Function f = functions.stream().filter(x -> x.name().equals(name)).findFirst().orElse(null);
+        if (f == null) {
+            return -1;
+        }
+        Plan plan = plan(f);
+        ObjectNode args = JsonNodeFactory.instance.objectNode();
+        at = gt + 1;
+        while (true) {
+            at = skipSpace(text, at);
+            if (text.startsWith(FUNCTION_CLOSE, at)) {
+                calls.add(new ToolCalls.Call(ToolCalls.newId(), name, JsonSchemaGrammar.dump(args)));
+                return at + FUNCTION_CLOSE.length();
+            }
+            if (!text.startsWith(PARAMETER, at)) {
+                return -1;
+            }
+            int pgt = text.indexOf('>', at);
+            if (pgt < 0) {
+                return -1;
+            }
+            Param p = plan.param(text.substring(at + PARAMETER.length(), pgt));
+            if (p == null || args.has(p.name())) {
+                return -1;
+            }
+            int start = text.startsWith("\n", pgt + 1) ? pgt + 2 : pgt + 1;
+            int close = text.indexOf(PARAMETER_CLOSE, start);
+            if (close < 0) {
+                return -1;
+            }
+            String raw = text.substring(start, close > start && text.charAt(close - 1) == '\n' ? close - 1 : close);
+            JsonNode v = plan.value(p, raw);
+            if (v == null) {
+                return -1;
+            }
+            args.set(p.name(), v);
+            at = close + PARAMETER_CLOSE.length();
+        }
+    }
+
+    private static int skipSpace(String text, int from) {
+        int i = from;
+        while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
+            i++;
+        }
+        return i;
+    }
+}

@@ -1,0 +1,334 @@
+package ai.llmref.server.structured;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import ai.llmref.llama.LlamaModel;
+import ai.llmref.llama.ModelParams;
+import ai.llmref.llama.Sampler;
+import ai.llmref.llama.Vocabulary;
+import ai.llmref.server.chat.ChatTemplateRenderer;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Properties;
+import java.util.Random;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * The XML tool-call format (Qwen3-Coder, Qwen 3.5, Nemotron 3 Nano, StepFun 3.5 Flash): which
+ * templates of the pinned llama.cpp tree ask for it, how a reply is read (values typed by their
+ * schemas), the grammars in llama.cpp's grammar engine with a real vocabulary, the stream's pieces
+ * against the whole reply, and what is refused.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class XmlToolCallsTest {
+    static final List<ToolCalls.Function> FUNCTIONS = List.of(
+            new ToolCalls.Function("get_weather", ToolCallsParseTest.json("""
+                    {"type":"object","properties":{"city":{"type":"string","maxLength":24},
+                     "unit":{"type":"string","enum":["celsius","fahrenheit"]},"days":{"type":"integer","minimum":1,"maximum":7}},
+                     "required":["city"]}""")),
+            new ToolCalls.Function("write_file", ToolCallsParseTest.json("""
+                    {"type":"object","properties":{"path":{"type":"string"},"content":{"type":"string"},
+                     "mode":{"anyOf":[{"type":"string"},{"type":"null"}]},"options":{"$ref":"#/$defs/Options"}},
+                     "required":["path","content"],"$defs":{"Options":{"type":"object","properties":{"append":{"type":"boolean"}},
+                     "required":["append"],"additionalProperties":false}}}""")),
+            new ToolCalls.Function("get_time", ToolCallsParseTest.json("{\"type\":\"object\"}")));
+
+    /**
+     * The pinned templates with a tool-call format here. Read as Hermes before the check that a
+     * template's own call reads back, and now without a format (tools are a 400 there): GLM 4.6,
+     * GLM 4.7 Flash, Spark 2.5, Ling 3.0 Flash and the three Laguna ({@code <arg_key>} elements),
+     * MiniMax M3 (its own XML) and Apriel 1.5 ({@code <tool_calls>[...]}).
+     */
+    static final List<String> DETECTED = List.of("Bielik-11B-v3.0-Instruct", "MiMo-VL", "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16",
+            "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", "NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "Qwen-QwQ-32B",
+            "Qwen-Qwen2.5-7B-Instruct", "Qwen-Qwen3-0.6B", "Qwen3-Coder", "Qwen3.5-4B", "Reka-Edge", "StepFun3.5-Flash",
+            "ibm-granite-granite-4.0", "ibm-granite-granite-4.1", "meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct",
+            "meta-llama-Llama-3.3-70B-Instruct");
+
+    private LlamaModel model;
+    private Vocabulary vocab;
+
+    @BeforeAll
+    void load() {
+        model = LlamaModel.load(Path.of(System.getProperty("test.model")), ModelParams.defaults().withGpuLayers(0));
+        vocab = model.vocabulary();
+    }
+
+    @AfterAll
+    void close() {
+        model.close();
+    }
+
+    private static Map<String, String> templates() throws Exception {
+        Properties p = new Properties();
+        try (InputStream in = Files.newInputStream(Path.of(System.getProperty("native.build.info")))) {
+            p.load(in);
+        }
+        Map<String, String> out = new TreeMap<>();
+        try (Stream<Path> files = Files.list(Path.of(p.getProperty("llama.cpp.dir"), "models", "templates"))) {
+            for (Path f : files.filter(f -> f.toString().endsWith(".jinja")).toList()) {
+                out.put(f.getFileName().toString().replace(".jinja", ""), Files.readString(f));
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void theTemplatesThatWriteXmlCallsAreDetected() throws Exception {
+        Map<String, ToolCalls.Format> found = new TreeMap<>();
+        templates().forEach((name, src) -> {
+            ToolCalls.Format f;
+            try {
+                f = ToolCalls.detect(new ChatTemplateRenderer(src, "", ""));
+            } catch (RuntimeException e) {
+                f = ToolCalls.Format.NONE;
+            }
+            if (f != ToolCalls.Format.NONE) {
+                found.put(name, f);
+            }
+        });
+        // the four templates llama.cpp parses as its Qwen3-Coder format; before, the first two were read as Hermes JSON
+        assertThat(found).containsEntry("Qwen3-Coder", ToolCalls.Format.XML).containsEntry("Qwen3.5-4B", ToolCalls.Format.XML)
+                .containsEntry("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", ToolCalls.Format.XML)
+                .containsEntry("StepFun3.5-Flash", ToolCalls.Format.XML)
+                .containsEntry("Qwen-Qwen2.5-7B-Instruct", ToolCalls.Format.HERMES)
+                .containsEntry("meta-llama-Llama-3.1-8B-Instruct", ToolCalls.Format.LLAMA3_JSON);
+        assertThat(found.entrySet().stream().filter(e -> e.getValue() == ToolCalls.Format.XML).map(Map.Entry::getKey))
+                .containsExactlyInAnyOrder("Qwen3-Coder", "Qwen3.5-4B", "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "StepFun3.5-Flash");
+    }
+
+    /**
+     * The invariant behind detection: for every pinned template with a detected format, a call in
+     * the history renders as text that the format reads back as that call (a template read in the
+     * wrong format would make a forced call's grammar write what the model never writes).
+     */
+    @Test
+    void everyDetectedTemplateWritesCallsItsFormatReadsBack() throws Exception {
+        Map<String, Object> call = Map.of("id", "call_1", "type", "function", "function",
+                Map.of("name", "get_weather", "arguments", new java.util.LinkedHashMap<>(Map.of("city", "Paris"))));
+        List<String> checked = new ArrayList<>();
+        List<String> wrong = new ArrayList<>();
+        Map<String, Object> tool = Map.of("type", "function", "function", Map.of("name", "get_weather", "description", "weather",
+                "parameters", Map.of("type", "object", "properties", Map.of("city", Map.of("type", "string")))));
+        for (Map.Entry<String, String> t : templates().entrySet()) {
+            ChatTemplateRenderer r;
+            ToolCalls.Format format;
+            try {
+                r = new ChatTemplateRenderer(t.getValue(), "", "");
+                format = ToolCalls.detect(r);
+            } catch (RuntimeException e) {
+                continue;
+            }
+            if (format == ToolCalls.Format.NONE) {
+                continue;
+            }
+            ai.llmref.server.chat.ChatMessage user = ai.llmref.server.chat.ChatMessage.of("user", "weather?");
+            String whole = r.render(List.of(user, new ai.llmref.server.chat.ChatMessage("assistant", "", List.of(call), null, null)),
+                    false, List.of(tool));
+            String reply = ToolCalls.renderedCall(format, whole, "weather?");
+            ToolCalls.Reply parsed = ToolCalls.parse(format, reply, FUNCTIONS);
+            checked.add(t.getKey());
+            if (parsed.calls().size() != 1 || !parsed.calls().getFirst().arguments().equals("{\"city\":\"Paris\"}")) {
+                wrong.add(t.getKey() + " (" + format + "): " + reply);
+            }
+        }
+        assertThat(wrong).as("templates whose own calls their format does not read").isEmpty();
+        assertThat(checked).as("the templates with a format").containsExactlyInAnyOrder(DETECTED.toArray(String[]::new));
+        assertThat(checked).contains("Qwen3-Coder", "Qwen3.5-4B", "Qwen-Qwen2.5-7B-Instruct", "meta-llama-Llama-3.1-8B-Instruct");
+    }
+
+    /** A history with a call renders its arguments as the XML the model writes. */
+    @Test
+    void aCallInTheHistoryRendersAsTheModelWritesIt() throws Exception {
+        ChatTemplateRenderer r = new ChatTemplateRenderer(templates().get("Qwen3-Coder"), "", "");
+        Map<String, Object> call = Map.of("id", "call_1", "type", "function", "function",
+                Map.of("name", "get_weather", "arguments", new java.util.LinkedHashMap<>(Map.of("city", "Paris"))));
+        String out = r.render(List.of(ai.llmref.server.chat.ChatMessage.of("user", "weather?"),
+                new ai.llmref.server.chat.ChatMessage("assistant", "", List.of(call), null, null)), false, List.of());
+        assertThat(out).contains("<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n</tool_call>");
+        ToolCalls.Reply parsed = ToolCalls.parse(ToolCalls.Format.XML,
+                out.substring(out.indexOf("<tool_call>"), out.lastIndexOf("</tool_call>") + 12), FUNCTIONS);
+        assertThat(parsed.calls()).singleElement().satisfies(c -> assertThat(c.arguments()).isEqualTo("{\"city\":\"Paris\"}"));
+    }
+
+    static final String WEATHER = "<tool_call>\n<function=get_weather>\n<parameter=city>\nRome\n</parameter>\n"
+            + "<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>";
+    static final String WRITE = "<tool_call>\n<function=write_file>\n<parameter=path>\n/tmp/a \"b\".txt\n</parameter>\n"
+            + "<parameter=content>\nline 1\n  <b>line</b> 2\\n \u00e9t\u00e9 \ud83d\ude00\n\n</parameter>\n"
+            + "<parameter=mode>\nnull\n</parameter>\n<parameter=options>\n{\"append\": true}\n</parameter>\n</function>\n</tool_call>";
+
+    @Test
+    void valuesAreTypedByTheirSchemas() {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.XML, "I will check.\n" + WEATHER + "\n" + WRITE, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("I will check.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "write_file");
+        assertThat(r.calls().get(0).arguments()).isEqualTo("{\"city\":\"Rome\",\"days\":3}");
+        assertThat(ToolCallsParseTest.json(r.calls().get(1).arguments())).isEqualTo(ToolCallsParseTest.json(
+                "{\"path\":\"/tmp/a \\\"b\\\".txt\",\"content\":\"line 1\\n  <b>line</b> 2\\\\n \u00e9t\u00e9 \ud83d\ude00\\n\","
+                        + "\"mode\":null,\"options\":{\"append\":true}}"));
+        // a value that may be a string is one where it is no other value the schema admits
+        String modeText = WRITE.replace("<parameter=mode>\nnull\n", "<parameter=mode>\n0644\n");
+        assertThat(ToolCallsParseTest.json(ToolCalls.parse(ToolCalls.Format.XML, modeText, FUNCTIONS).calls().getFirst().arguments())
+                .get("mode").textValue()).isEqualTo("0644");
+        // no parameters, and no closing tag at the end
+        assertThat(ToolCalls.parse(ToolCalls.Format.XML, "<tool_call>\n<function=get_time>\n</function>", FUNCTIONS).calls())
+                .singleElement().satisfies(c -> assertThat(c.arguments()).isEqualTo("{}"));
+        for (String notACall : List.of(
+                "<tool_call>\n<function=nope>\n</function>\n</tool_call>",
+                WEATHER.replace("<parameter=days>\n3\n", "<parameter=days>\nthree\n"), // not an integer's JSON
+                WEATHER.replace("days", "weeks"), // undeclared parameter
+                WEATHER.replace("</function>", "<parameter=city>\nOslo\n</parameter>\n</function>"), // twice
+                WEATHER + " and then words",
+                "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>")) { // Hermes JSON
+            ToolCalls.Reply nr = ToolCalls.parse(ToolCalls.Format.XML, notACall, FUNCTIONS);
+            assertThat(nr.calls()).as(notACall).isEmpty();
+            assertThat(nr.content()).isEqualTo(notACall);
+        }
+    }
+
+    private enum Verdict { REFUSED, GOES_ON, MAY_END }
+
+    private Verdict verdict(String grammar, String text) {
+        try (Sampler s = Sampler.builder(vocab).grammar(grammar, "root").build()) {
+            if (!s.advanceGrammar(text.getBytes(StandardCharsets.UTF_8))) {
+                return Verdict.REFUSED;
+            }
+            return s.grammarAllows(vocab.eos()) ? Verdict.MAY_END : Verdict.GOES_ON;
+        }
+    }
+
+    @Test
+    void theGrammarsAllowCallsAsTheTemplateWritesThemAndNothingElse() {
+        String forced = ToolCalls.grammar(ToolCalls.Format.XML, FUNCTIONS, true);
+        String one = ToolCalls.grammar(ToolCalls.Format.XML, FUNCTIONS, false);
+        String late = ToolCalls.lateGrammar(ToolCalls.Format.XML, FUNCTIONS, true);
+        for (String g : List.of(forced, one, late)) {
+            assertThat(verdict(g, WEATHER)).as(g).isEqualTo(Verdict.MAY_END);
+            assertThat(verdict(g, WRITE)).isEqualTo(Verdict.MAY_END);
+            assertThat(verdict(g, "<tool_call>\n<function=get_time>\n</function>\n</tool_call>")).isEqualTo(Verdict.MAY_END);
+            assertThat(verdict(g, "<tool_call>\n<function=get_weather>\n<parameter=city>\nRo")).isEqualTo(Verdict.GOES_ON);
+            for (String refused : List.of(
+                    "<tool_call>\n{\"name\": \"get_time\"", // Hermes JSON
+                    "<tool_call>\n<function=get_wind>",
+                    "<tool_call>\n<function=get_weather>\n</function>", // city is required
+                    "<tool_call>\n<function=get_weather>\n<parameter=days>\n3\n</parameter>\n<parameter=city>", // the schema's order
+                    "<tool_call>\n<function=get_weather>\n<parameter=city>\nRome\n</parameter>\n<parameter=days>\n9\n", // maximum 7
+                    "<tool_call>\n<function=get_weather>\n<parameter=city>\nRome\n</parameter>\n<parameter=unit>\nkelvin",
+                    "<tool_call>\n<function=get_weather>\n<parameter=city>\n" + "x".repeat(25), // maxLength 24
+                    "<tool_call>\n<function=write_file>\n<parameter=path>\na\n</parameter>\n<parameter=content>\nb\n</parameter>\n"
+                            + "<parameter=options>\n{\"append\": 1}",
+                    WEATHER + " and then words")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(Verdict.REFUSED);
+            }
+        }
+        assertThat(verdict(forced, WEATHER + "\n" + WRITE)).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(one, WEATHER + "\n<")).as("one call only").isEqualTo(Verdict.REFUSED);
+        assertThat(verdict(late, WEATHER + "\n" + WRITE + "\n")).isEqualTo(Verdict.MAY_END);
+        // a raw string never holds the line that ends it: there the value is over
+        String write = "<tool_call>\n<function=write_file>\n<parameter=path>\na\n</parameter>\n<parameter=content>\nx\n</parameter>\ny";
+        assertThat(verdict(forced, write)).isEqualTo(Verdict.REFUSED);
+        assertThat(verdict(forced, write.replace("x\n</parameter>\ny", "x</parameter>\ny"))).as("no line break: text").isEqualTo(Verdict.GOES_ON);
+    }
+
+    @Test
+    void whatTheFormatCannotEnforceIsRefused() {
+        for (String[] c : new String[][] {
+                {"{\"type\":\"object\",\"properties\":{\"id\":{\"type\":\"string\",\"pattern\":\"^[a-z]+$\"}}}", "/properties/id/pattern"},
+                {"{\"type\":\"object\",\"properties\":{\"at\":{\"type\":\"string\",\"format\":\"date\"}}}", "/properties/at/format"},
+                {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"string\",\"maxLength\":3},{\"type\":\"null\"}]}}}",
+                        "/properties/a"},
+                {"{\"type\":\"object\",\"properties\":{\"a>b\":{\"type\":\"string\"}}}", "/properties/a>b"},
+                {"{\"type\":\"object\",\"anyOf\":[{\"required\":[\"a\"]}],\"properties\":{\"a\":{\"type\":\"string\"}}}", "/anyOf"},
+                {"{\"type\":\"object\",\"properties\":{},\"required\":[\"a\"]}", "/required"}}) {
+            List<ToolCalls.Function> fs = List.of(new ToolCalls.Function("f", ToolCallsParseTest.json(c[0])));
+            assertThatThrownBy(() -> ToolCalls.grammar(ToolCalls.Format.XML, fs, false)).as(c[0]).isInstanceOf(SchemaException.class)
+                    .satisfies(e -> assertThat(((SchemaException) e).pointer()).isEqualTo("/tools/0/function/parameters" + c[1]));
+        }
+    }
+
+    /** Two tools whose definitions share a name but not a schema: each call is checked against its own. */
+    @Test
+    void sameNamedDefinitionsOfTwoToolsStayApart() {
+        List<ToolCalls.Function> fs = List.of(
+                new ToolCalls.Function("a", ToolCallsParseTest.json("{\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"#/$defs/T\"}},"
+                        + "\"required\":[\"x\"],\"$defs\":{\"T\":{\"type\":\"integer\"}}}")),
+                new ToolCalls.Function("b", ToolCallsParseTest.json("{\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"#/$defs/T\"}},"
+                        + "\"required\":[\"x\"],\"$defs\":{\"T\":{\"type\":\"boolean\"}}}")));
+        String hermes = ToolCalls.grammar(ToolCalls.Format.HERMES, fs, false);
+        assertThat(verdict(hermes, "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 5}}\n</tool_call>")).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(hermes, "<tool_call>\n{\"name\": \"b\", \"arguments\": {\"x\": true}}\n</tool_call>")).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(hermes, "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": t")).isEqualTo(Verdict.REFUSED);
+        String xml = ToolCalls.grammar(ToolCalls.Format.XML, fs, false);
+        assertThat(verdict(xml, "<tool_call>\n<function=a>\n<parameter=x>\n5\n</parameter>\n</function>\n</tool_call>"))
+                .isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(xml, "<tool_call>\n<function=b>\n<parameter=x>\nfalse\n</parameter>\n</function>\n</tool_call>"))
+                .isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(xml, "<tool_call>\n<function=b>\n<parameter=x>\n5")).isEqualTo(Verdict.REFUSED);
+    }
+
+    /** A constrained reply, split anywhere: the pieces joined are the calls the whole reply parses to. */
+    @Test
+    void streamedPiecesJoinToTheWholeReplysCalls() {
+        Random rnd = new Random(7);
+        for (String reply : List.of(WEATHER, "Sure.\n" + WEATHER + "\n" + WRITE, WRITE, "<tool_call>\n<function=get_time>\n</function>\n</tool_call>")) {
+            ToolCalls.Reply whole = ToolCalls.parse(ToolCalls.Format.XML, reply, FUNCTIONS);
+            for (int trial = 0; trial < 40; trial++) {
+                ToolStream s = new ToolStream(ToolCalls.Format.XML, false, FUNCTIONS);
+                List<ToolStream.Piece> pieces = new ArrayList<>();
+                int i = 0;
+                while (i < reply.length()) {
+                    int n = Math.min(reply.length() - i, 1 + rnd.nextInt(6));
+                    pieces.addAll(s.push(reply.substring(i, i + n)));
+                    if (!s.callsStarted() && s.text().contains("<tool_call>")) {
+                        pieces.addAll(s.constrain());
+                    }
+                    i += n;
+                }
+                pieces.addAll(s.finish());
+                assertThat(s.wellFormed()).as(reply).isTrue();
+                assertThat(s.content()).isEqualTo(whole.content());
+                List<StringBuilder> args = new ArrayList<>();
+                List<String> names = new ArrayList<>();
+                for (ToolStream.Piece p : pieces) {
+                    switch (p) {
+                        case ToolStream.CallStart cs -> {
+                            names.add(cs.name());
+                            args.add(new StringBuilder());
+                        }
+                        case ToolStream.CallArguments a -> args.get(a.index()).append(a.delta());
+                        case ToolStream.CallEnd e -> assertThat(e.call().arguments()).isEqualTo(args.get(e.index()).toString());
+                        default -> { }
+                    }
+                }
+                assertThat(names).isEqualTo(whole.calls().stream().map(ToolCalls.Call::name).toList());
+                for (int k = 0; k < names.size(); k++) {
+                    assertThat(args.get(k).toString()).as(reply).isEqualTo(whole.calls().get(k).arguments());
+                }
+            }
+        }
+    }
+
+    /** A reply cut inside a raw value: the call stays, its arguments the part written. */
+    @Test
+    void aCallCutShortKeepsWhatWasWritten() {
+        ToolStream s = new ToolStream(ToolCalls.Format.XML, true, FUNCTIONS);
+        s.push("<tool_call>\n<function=write_file>\n<parameter=path>\n/tmp/x\n</parameter>\n<parameter=content>\nhello\n</para");
+        s.finish();
+        assertThat(s.calls()).singleElement().satisfies(c -> {
+            assertThat(c.complete()).isFalse();
+            assertThat(c.arguments()).isEqualTo("{\"path\":\"/tmp/x\",\"content\":\"hello\\n</para");
+        });
+        assertThat(s.wellFormed()).isFalse();
+    }
+}

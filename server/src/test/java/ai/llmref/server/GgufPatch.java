@@ -77,6 +77,75 @@ final class GgufPatch {
         return out;
     }
 
+    /**
+     * A copy whose tokens {@code renamed} (id to text) become control tokens of that text, such as
+     * a vocabulary's {@code [TOOL_CALLS]}: the vocabulary keeps its size (and the model its output
+     * rows), so the tokens renamed should be ones no test text needs (stories260K's byte tokens of
+     * control characters).
+     */
+    static Path withControlTokens(Path model, Map<Integer, String> renamed, Path out) throws Exception {
+        ByteBuffer in = ByteBuffer.wrap(Files.readAllBytes(model)).order(ByteOrder.LITTLE_ENDIAN);
+        if (in.getInt() != 0x46554747) {
+            throw new IllegalArgumentException("not a GGUF file: " + model);
+        }
+        in.getInt();
+        long tensors = in.getLong();
+        long kvs = in.getLong();
+        long alignment = 32;
+        ByteArrayOutputStream kv = new ByteArrayOutputStream();
+        for (long i = 0; i < kvs; i++) {
+            int start = in.position();
+            String key = string(in);
+            int type = in.getInt();
+            if (key.equals("general.alignment")) {
+                alignment = Integer.toUnsignedLong(in.getInt(in.position()));
+            }
+            if (type == 9 && (key.equals("tokenizer.ggml.tokens") || key.equals("tokenizer.ggml.token_type"))) {
+                int element = in.getInt();
+                long n = in.getLong();
+                kv.write(in.array(), start, in.position() - start); // key, type, element type, count
+                ByteBuffer b = ByteBuffer.allocate(64).order(ByteOrder.LITTLE_ENDIAN);
+                for (int t = 0; t < n; t++) {
+                    String text = element == 8 ? string(in) : null;
+                    int tokenType = element == 8 ? 0 : in.getInt();
+                    b.clear();
+                    if (element == 8) {
+                        byte[] v = renamed.getOrDefault(t, text).getBytes(StandardCharsets.UTF_8);
+                        if (b.capacity() < 8 + v.length) {
+                            b = ByteBuffer.allocate(8 + v.length).order(ByteOrder.LITTLE_ENDIAN);
+                        }
+                        b.putLong(v.length).put(v);
+                    } else {
+                        b.putInt(renamed.containsKey(t) ? 3 : tokenType); // 3: LLAMA_TOKEN_TYPE_CONTROL
+                    }
+                    kv.write(b.array(), 0, b.position());
+                }
+                continue;
+            }
+            skip(in, type);
+            kv.write(in.array(), start, in.position() - start);
+        }
+        int infoStart = in.position();
+        for (long i = 0; i < tensors; i++) {
+            string(in);
+            int dims = in.getInt();
+            in.position(in.position() + 8 * dims + 4 + 8);
+        }
+        int infoEnd = in.position();
+        long dataStart = align(infoEnd, alignment);
+        byte[] src = in.array();
+        ByteArrayOutputStream o = new ByteArrayOutputStream(src.length + 4096);
+        o.write(src, 0, 24); // magic, version, counts: unchanged
+        kv.writeTo(o);
+        o.write(src, infoStart, infoEnd - infoStart);
+        while (o.size() % alignment != 0) {
+            o.write(0);
+        }
+        o.write(src, (int) dataStart, src.length - (int) dataStart);
+        Files.write(out, o.toByteArray());
+        return out;
+    }
+
     private static long align(long at, long alignment) {
         return (at + alignment - 1) / alignment * alignment;
     }

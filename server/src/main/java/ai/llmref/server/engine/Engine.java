@@ -431,9 +431,9 @@ public final class Engine implements AutoCloseable {
             LateGrammar late = h.request.late();
             if (late != null && late.required()) {
                 // made now, so that a grammar llama.cpp cannot compile is refused at once; it takes over later (constrain)
-                slot.lateChain = sampler(h.request.sampling().withGrammar(late.grammar()), h.dry);
+                slot.lateChain = sampler(h.request.sampling().withGrammar(late.grammar()), false, h.dry, h.request);
             }
-            slot.sampler = sampler(h.request.sampling(), late != null && late.required(), h.dry);
+            slot.sampler = sampler(h.request.sampling(), late != null && late.required(), h.dry, h.request);
             // llama.cpp's repetition penalty and DRY see the prompt's last tokens, as llama-server feeds them
             for (int i = Math.max(0, prompt.length - h.request.sampling().llama().promptWindow()); i < prompt.length; i++) {
                 slot.sampler.acceptOutsideGrammar(prompt[i]);
@@ -467,7 +467,7 @@ public final class Engine implements AutoCloseable {
         if (!fits) {
             return;
         }
-        Sampler chain = sampler(p, slot.handle.dry);
+        Sampler chain = sampler(p, false, slot.handle.dry, r);
         if (!ctx.attachSampler(slot.sequence, chain)) {
             chain.close();
             return;
@@ -477,9 +477,6 @@ public final class Engine implements AutoCloseable {
         observer.deviceSamplerAttached();
     }
 
-    private Sampler sampler(SamplingParams p, DryStage dry) {
-        return sampler(p, false, dry);
-    }
 
     /** A DRY stage's settings (its window as the engine uses it). */
     private record DryKey(float multiplier, float base, int allowedLength, int window, List<String> breakers) {}
@@ -535,7 +532,7 @@ public final class Engine implements AutoCloseable {
     }
 
     /** @param noEnd the output may not end yet: end-of-generation tokens are banned (a required late grammar not yet applied) */
-    private Sampler sampler(SamplingParams p, boolean noEnd, DryStage dry) {
+    private Sampler sampler(SamplingParams p, boolean noEnd, DryStage dry, GenerationRequest request) {
         Sampler.Builder b = Sampler.builder(vocab);
         if (p.grammar() != null) {
             b.grammar(p.grammar(), "root");
@@ -550,7 +547,9 @@ public final class Engine implements AutoCloseable {
         }
         if (p.grammar() != null) {
             for (int t : unseenByGrammars) {
-                b.logitBias(t, Float.NEGATIVE_INFINITY);
+                if (!request.preserves(t)) { // a preserved token shows as the text the grammar reads
+                    b.logitBias(t, Float.NEGATIVE_INFINITY);
+                }
             }
         }
         SamplingParams.LlamaStages x = p.llama();
@@ -944,7 +943,7 @@ public final class Engine implements AutoCloseable {
 
     /** Detokenizes {@code token} and hands the text on; true when it completed a stop string. */
     private boolean emitText(Slot s, int token) {
-        String text = s.detokenizer.push(token);
+        String text = s.handle.request.preserves(token) ? s.detokenizer.pushBytes(vocab.tokenBytes(token, true)) : s.detokenizer.push(token);
         if (s.budgetTracker != null && !text.isEmpty()) {
             s.budgetTracker.push(text);
         }
@@ -1026,7 +1025,7 @@ public final class Engine implements AutoCloseable {
         s.lateChain = null;
         if (chain == null) {
             try {
-                chain = sampler(s.handle.request.sampling().withGrammar(late.grammar()), s.handle.dry);
+                chain = sampler(s.handle.request.sampling().withGrammar(late.grammar()), false, s.handle.dry, s.handle.request);
             } catch (LlamaException e) {
                 LOG.log(Level.ERROR, "a late grammar could not be made (a server bug); the output stays free: " + e.detail());
                 return false;

@@ -17,9 +17,12 @@ import java.util.List;
  * @param late      a grammar that applies from a point of the output on, or null (it needs a sampling
  *                  without a grammar of its own)
  * @param budget    a cap on a reasoning model's reasoning, or null
+ * @param preserved control tokens the output shows as their text, and a grammar may pick (a
+ *                  tool-call format's markers, such as Mistral's {@code [TOOL_CALLS]}, as
+ *                  llama-server's preserved tokens); other control tokens show as nothing
  */
 public record GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs,
-                                boolean promptLogprobs, LateGrammar late, ReasoningBudget budget) {
+                                boolean promptLogprobs, LateGrammar late, ReasoningBudget budget, int[] preserved) {
     public static final int MAX_TOP_LOGPROBS = 20;
 
     public GenerationRequest {
@@ -32,6 +35,23 @@ public record GenerationRequest(int[] prompt, int maxTokens, List<String> stop, 
         if (late != null && sampling.grammar() != null) {
             throw new IllegalArgumentException("a late grammar cannot follow a grammar that applies from the start");
         }
+        preserved = preserved == null ? new int[0] : preserved.clone();
+    }
+
+    /** Without preserved tokens. */
+    public GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs,
+                             boolean promptLogprobs, LateGrammar late, ReasoningBudget budget) {
+        this(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late, budget, null);
+    }
+
+    /** Whether the output shows {@code token} as its text although it is a control token. */
+    public boolean preserves(int token) {
+        for (int t : preserved) {
+            if (t == token) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /** Without a reasoning budget. */

@@ -338,6 +338,7 @@ final class CompletionParser {
             late = null;
         }
         ReasoningBudget budget = reasoningBudget(body, reasoning);
+        int[] preserved = preserved(contract);
         List<GenerationRequest> requests = new ArrayList<>();
         List<String> echoes = new ArrayList<>();
         for (Prompt prompt : prompts) {
@@ -346,7 +347,7 @@ final class CompletionParser {
                 // choice j samples with seed + j: the answers differ, and repeat (wrapping below
                 // llama.cpp's random seed, which a later choice's seed must not become)
                 SamplingParams s = sampling.seed() == null || j == 0 ? sampling : sampling.withSeed((sampling.seed() + j) % RANDOM_SEED);
-                requests.add(new GenerationRequest(prompt.tokens(), limit, stops, s, logprobs, echo && logprobs >= 0, late, budget));
+                requests.add(new GenerationRequest(prompt.tokens(), limit, stops, s, logprobs, echo && logprobs >= 0, late, budget, preserved));
                 echoes.add(prompt.echo());
             }
         }
@@ -367,6 +368,25 @@ final class CompletionParser {
 
     /** The longest {@code reasoning_budget_message}, in characters. */
     static final int MAX_BUDGET_MESSAGE = 1000;
+
+    /**
+     * With tools in a format whose calls are marked by control tokens (Mistral's {@code [TOOL_CALLS]}):
+     * those of the markers that are one token of the model's vocabulary, which the output then shows
+     * and a grammar may pick; null otherwise.
+     */
+    private int[] preserved(OutputContract contract) {
+        if (!contract.toolsActive()) {
+            return null;
+        }
+        List<Integer> out = new ArrayList<>();
+        for (String marker : ToolCalls.markers(contract.format())) {
+            int[] t = model.tokenizeInside(marker);
+            if (t.length == 1) {
+                out.add(t[0]);
+            }
+        }
+        return out.stream().mapToInt(Integer::intValue).toArray();
+    }
 
     /**
      * {@code reasoning_budget_tokens} (or {@code thinking_budget_tokens}, llama-server's names; -1:

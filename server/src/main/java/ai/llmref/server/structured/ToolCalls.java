@@ -25,6 +25,12 @@ import java.util.Map;
  * {@code <|python_tag|>}; one call per reply, as the template demands. {@link Format#XML}
  * (Qwen3-Coder, Qwen 3.5, Nemotron 3 Nano, StepFun 3.5 Flash): Hermes blocks around
  * {@code <function=NAME>} and one {@code <parameter=NAME>} element a value ({@link XmlToolCalls}).
+ * {@link Format#GLM_XML} (GLM 4.5 to 4.7, Ling 3.0, Spark 2.5, Laguna): Hermes blocks around the
+ * name and {@code <arg_key>}/{@code <arg_value>} pairs, values as in the XML format.
+ * {@link Format#MISTRAL} (Mistral Small 3.2, Devstral, Ministral 3, Magistral):
+ * {@code [TOOL_CALLS]NAME[ARGS]{...}} a call (Small 3.2's history adds {@code [CALL_ID]} and a
+ * 9-character id before {@code [ARGS]}), the markers being control tokens the output shows for
+ * such requests ({@link #MARKERS}).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -42,7 +48,23 @@ public final class ToolCalls {
         NONE,
         HERMES,
         LLAMA3_JSON,
-        XML
+        XML,
+        GLM_XML,
+        MISTRAL
+    }
+
+    /** Control tokens a format's calls are marked with: the output shows them (llama-server's preserved tokens). */
+    public static List<String> markers(Format format) {
+        return format == Format.MISTRAL ? List.of(MISTRAL_OPEN, MISTRAL_ARGS, MISTRAL_CALL_ID) : List.of();
+    }
+
+    static final String MISTRAL_OPEN = "[TOOL_CALLS]";
+    static final String MISTRAL_ARGS = "[ARGS]";
+    static final String MISTRAL_CALL_ID = "[CALL_ID]";
+
+    /** Whether calls come in {@code <tool_call>} blocks (all formats but Llama 3's). */
+    static boolean blocks(Format format) {
+        return format == Format.HERMES || format == Format.XML || format == Format.GLM_XML;
     }
 
     /** A declared function: its name and the JSON schema of its arguments. */
@@ -74,8 +96,12 @@ public final class ToolCalls {
         if (src.contains("<tool_call>") && src.contains("<function=") && src.contains("<parameter=")
                 && !src.contains("'<tool_call><function=' ~ tool_call.name ~ '>'")) {
             candidate = Format.XML; // llama.cpp's test for its Qwen3-Coder format (which also leaves out one without line breaks)
+        } else if (src.contains("<tool_call>") && src.contains("<arg_key>") && src.contains("<arg_value>")) {
+            candidate = Format.GLM_XML;
         } else if (src.contains("<tool_call>")) {
             candidate = Format.HERMES;
+        } else if (src.contains(MISTRAL_OPEN) && src.contains(MISTRAL_ARGS)) {
+            candidate = Format.MISTRAL; // the v11 layout (Mistral Nemo's JSON list after [TOOL_CALLS] is not read here)
         } else if (src.contains("<|start_header_id|>") && src.contains("\"parameters\"")) {
             candidate = Format.LLAMA3_JSON;
         } else {
@@ -93,7 +119,7 @@ public final class ToolCalls {
             if (!out.contains(PROBE)) {
                 return Format.NONE;
             }
-            Map<String, Object> call = Map.of("id", "call_probe", "type", "function", "function",
+            Map<String, Object> call = Map.of("id", "callprobe", "type", "function", "function",
                     Map.of("name", PROBE, "arguments", new LinkedHashMap<>(Map.of(PROBE_ARG, "probe value"))));
             String history = template.render(List.of(user, new ChatMessage("assistant", "", List.of(call), null, null)), false, List.of(tool));
             Reply r = parse(candidate, renderedCall(candidate, history, PROBE_QUESTION),
@@ -116,8 +142,8 @@ public final class ToolCalls {
     static String renderedCall(Format format, String history, String userText) {
         int at = history.lastIndexOf(userText);
         String after = at < 0 ? history : history.substring(at + userText.length());
-        int from = format == Format.LLAMA3_JSON ? after.indexOf("{\"name\"") : after.indexOf(OPEN);
-        int to = format == Format.LLAMA3_JSON ? after.lastIndexOf('}') + 1 : after.lastIndexOf(CLOSE) + CLOSE.length();
+        int from = blocks(format) ? after.indexOf(OPEN) : format == Format.MISTRAL ? after.indexOf(MISTRAL_OPEN) : after.indexOf("{\"name\"");
+        int to = blocks(format) ? after.lastIndexOf(CLOSE) + CLOSE.length() : after.lastIndexOf('}') + 1;
         return from < 0 || to <= from ? "" : after.substring(from, to);
     }
 
@@ -130,8 +156,12 @@ public final class ToolCalls {
      * @throws SchemaException when a function's parameters use a feature the grammar cannot enforce
      */
     public static String grammar(Format format, List<Function> functions, boolean several) {
-        String block = "\"<tool_call>\\n\" call \"\\n</tool_call>\"";
-        String root = format == Format.LLAMA3_JSON ? "call" : several ? block + " (\"\\n\" " + block + ")*" : block;
+        String block = format == Format.GLM_XML ? "\"<tool_call>\" call \"</tool_call>\"" : "\"<tool_call>\\n\" call \"\\n</tool_call>\"";
+        String root = switch (format) {
+            case LLAMA3_JSON -> "call";
+            case MISTRAL -> several ? "call+" : "call";
+            default -> several ? block + " (\"\\n\" " + block + ")*" : block;
+        };
         return grammar(format, functions, root, "");
     }
 
@@ -148,7 +178,8 @@ public final class ToolCalls {
     public static String lateGrammar(Format format, List<Function> functions, boolean parallel) {
         String block = "\"<tool_call>\" tc-ws call tc-ws \"</tool_call>\"";
         String root = switch (format) {
-            case HERMES, XML -> block + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
+            case HERMES, XML, GLM_XML -> block + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
+            case MISTRAL -> "call" + (parallel ? "+" : "") + " tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
         };
@@ -160,7 +191,7 @@ public final class ToolCalls {
 
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
-        return format == Format.HERMES || format == Format.XML ? HERMES_OPENING : null;
+        return blocks(format) ? HERMES_OPENING : format == Format.MISTRAL ? MISTRAL_OPEN : null;
     }
 
     /**
@@ -180,15 +211,23 @@ public final class ToolCalls {
             // what follows the function's name: its arguments
             String restRule = "fn" + i + "-call";
             try {
-                if (format == Format.XML) {
-                    rules.putAll(XmlToolCalls.rules(f, prefix, restRule));
-                    names.add(f.name() + ">", restRule); // '>' ends a name: none is then a prefix of another
+                if (format == Format.XML || format == Format.GLM_XML) {
+                    XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
+                    rules.putAll(XmlToolCalls.rules(f, prefix, restRule, dialect));
+                    // Qwen: '>' ends a name; GLM: a line break or '<' (no name character), so a name may be another's prefix
+                    names.add(dialect == XmlToolCalls.Dialect.QWEN ? f.name() + ">" : f.name(), restRule);
                     continue;
                 }
                 rules.putAll(JsonSchemaGrammar.rules(f.parameters(), prefix + "-args"));
             } catch (SchemaException e) {
                 throw new SchemaException("/tools/" + i + "/function/parameters" + e.pointer(), e.keyword(),
                         "function '" + f.name() + "': " + e.getMessage().replaceFirst(" \\(at #[^)]*\\)$", ""));
+            }
+            if (format == Format.MISTRAL) {
+                // the name ends where '[' begins a marker (no name character), so a name may be another's prefix
+                rules.put(restRule, "(\"[CALL_ID]\" [a-zA-Z0-9]{9})? \"[ARGS]\" " + prefix + "-args");
+                names.add(f.name(), restRule);
+                continue;
             }
             String argsKey = format == Format.HERMES ? "arguments" : "parameters";
             rules.put(restRule, "\",\" space \"\\\"" + argsKey + "\\\"\" space \":\" space " + prefix + "-args space \"}\"");
@@ -201,7 +240,11 @@ public final class ToolCalls {
         // alternative per function kept all 128 of them alive through '{"name": "' and the names'
         // common prefix (with the 128k vocabulary: 70 ms a step against 11 ms for one function).
         if (format == Format.XML) {
-            sb.append("call ::= \"<function=\" call-name\n").append(XmlToolCalls.sharedRules());
+            sb.append("call ::= \"<function=\" call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.QWEN));
+        } else if (format == Format.GLM_XML) {
+            sb.append("call ::= call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.GLM));
+        } else if (format == Format.MISTRAL) {
+            sb.append("call ::= \"[TOOL_CALLS]\" call-name\n");
         } else {
             sb.append("call ::= \"{\" space \"\\\"name\\\"\" space \":\" space call-name\n");
         }
@@ -231,24 +274,27 @@ public final class ToolCalls {
         /**
          * This node's alternatives: each a run of characters up to a name's end (then its rule) or
          * to a node where names part (then that node's rule, numbered by its place in
-         * {@code pending}). Names are quoted, so none is a prefix of another.
+         * {@code pending}). A name that is the prefix of another ends at a node that has the rest as one alternative.
          */
         String alternatives(List<NameNode> pending) {
             List<String> alts = new ArrayList<>();
             for (Map.Entry<Integer, NameNode> e : next.entrySet()) {
                 StringBuilder run = new StringBuilder().appendCodePoint(e.getKey());
                 NameNode at = e.getValue();
-                while (at.rest == null && at.next.size() == 1) {
+                while (at.rest == null && at.next.size() == 1) { // a node where a name ends and others go on is a rule of its own
                     Map.Entry<Integer, NameNode> only = at.next.entrySet().iterator().next();
                     run.appendCodePoint(only.getKey());
                     at = only.getValue();
                 }
-                String then = at.rest;
+                String then = at.next.isEmpty() ? at.rest : null;
                 if (then == null) {
                     pending.add(at);
                     then = "call-name-" + (pending.size() - 1);
                 }
                 alts.add(JsonSchemaGrammar.literal(run.toString()) + " " + then);
+            }
+            if (rest != null) {
+                alts.add(rest); // a name ends here, and longer ones go on (GLM's names are not quoted)
             }
             return String.join(" | ", alts);
         }
@@ -314,13 +360,58 @@ public final class ToolCalls {
                 }
                 return c == null ? new Reply(text, List.of()) : new Reply(null, List.of(c));
             }
-            case XML -> {
-                return XmlToolCalls.parse(text, functions);
+            case XML, GLM_XML -> {
+                return XmlToolCalls.parse(text, functions, XmlToolCalls.Dialect.of(format));
+            }
+            case MISTRAL -> {
+                return mistral(text, functions);
             }
             default -> {
                 return new Reply(text, List.of());
             }
         }
+    }
+
+    /**
+     * A Mistral reply: text before the first {@code [TOOL_CALLS]} is content; then calls only,
+     * each {@code [TOOL_CALLS]NAME} (optionally {@code [CALL_ID]} and an id) {@code [ARGS]} and a
+     * JSON object, whitespace at most between and after them; else the whole reply is content.
+     */
+    private static Reply mistral(String text, List<Function> functions) {
+        int first = text.indexOf(MISTRAL_OPEN);
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        int at = first;
+        while (at < text.length()) {
+            if (!text.startsWith(MISTRAL_OPEN, at)) {
+                return new Reply(text, List.of());
+            }
+            int nameEnd = at + MISTRAL_OPEN.length();
+            while (nameEnd < text.length() && XmlToolCalls.isNameChar(text.charAt(nameEnd))) {
+                nameEnd++;
+            }
+            String name = text.substring(at + MISTRAL_OPEN.length(), nameEnd);
+            int args = nameEnd;
+            if (text.startsWith(MISTRAL_CALL_ID, args)) {
+                args += MISTRAL_CALL_ID.length();
+                while (args < text.length() && Character.isLetterOrDigit(text.charAt(args)) && text.charAt(args) < 128) {
+                    args++;
+                }
+            }
+            if (!text.startsWith(MISTRAL_ARGS, args) || functions.stream().noneMatch(f -> f.name().equals(name))) {
+                return new Reply(text, List.of());
+            }
+            Json body = json(text, args + MISTRAL_ARGS.length());
+            if (body == null || !body.value().isObject()) {
+                return new Reply(text, List.of());
+            }
+            calls.add(new Call(newId(Format.MISTRAL), name, JsonSchemaGrammar.dump(body.value())));
+            at = skipSpace(text, body.end());
+        }
+        String content = text.substring(0, first).stripTrailing();
+        return new Reply(content.isBlank() ? null : content, List.copyOf(calls));
     }
 
     /** A JSON value read from a reply and the index just after it. */
@@ -362,8 +453,14 @@ public final class ToolCalls {
     }
 
     static String newId() {
-        StringBuilder sb = new StringBuilder("call_");
-        for (int i = 0; i < 24; i++) {
+        return newId(Format.HERMES);
+    }
+
+    /** A call's id: OpenAI's {@code call_} and 24 characters; Mistral's 9 (its templates refuse other ids in the history). */
+    static String newId(Format format) {
+        boolean mistral = format == Format.MISTRAL;
+        StringBuilder sb = new StringBuilder(mistral ? "" : "call_");
+        for (int i = 0; i < (mistral ? 9 : 24); i++) {
             sb.append(ALPHANUM.charAt(RANDOM.nextInt(ALPHANUM.length())));
         }
         return sb.toString();

@@ -52,10 +52,14 @@ public final class ToolStream {
     public record CallEnd(int index, ToolCalls.Call call) implements Piece {}
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
-        XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE }
+        MISTRAL_NAME, MISTRAL_MARKER, MISTRAL_ID, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
+    /** The XML formats' layout. */
+    private final XmlToolCalls.Dialect dialect;
+    /** What begins a call (all formats but Llama 3's): {@code <tool_call>} or {@code [TOOL_CALLS]}. */
+    private final String open;
     /** XML: the called function's parameters, the one being read, its raw text, how much of it is sent, the names written. */
     private XmlToolCalls.Plan plan;
     private XmlToolCalls.Param param;
@@ -90,6 +94,8 @@ public final class ToolStream {
     public ToolStream(ToolCalls.Format format, boolean forced, List<ToolCalls.Function> functions) {
         this.format = format;
         this.functions = functions;
+        this.dialect = XmlToolCalls.Dialect.of(format);
+        this.open = format == ToolCalls.Format.MISTRAL ? ToolCalls.MISTRAL_OPEN : OPEN;
         if (forced) {
             begin(0);
         }
@@ -143,14 +149,14 @@ public final class ToolStream {
         }
         int safe;
         if (format != ToolCalls.Format.LLAMA3_JSON) {
-            int tag = text.indexOf(OPEN, Math.max(0, released - OPEN.length()));
+            int tag = text.indexOf(open, Math.max(0, released - open.length()));
             if (tag >= 0) {
                 holding = true;
                 safe = tag;
             } else {
                 safe = text.length();
-                for (int k = Math.min(OPEN.length() - 1, text.length()); k > 0; k--) {
-                    if (OPEN.startsWith(text.substring(text.length() - k))) {
+                for (int k = Math.min(open.length() - 1, text.length()); k > 0; k--) {
+                    if (open.startsWith(text.substring(text.length() - k))) {
                         safe = text.length() - k;
                         break;
                     }
@@ -189,15 +195,65 @@ public final class ToolStream {
         while (scanned < text.length() && scan != Scan.FAILED) {
             char c = text.charAt(scanned);
             switch (scan) {
-                case OPEN_TAG -> tag(c, OPEN, format == ToolCalls.Format.XML ? Scan.XML_FUNCTION : Scan.HEAD);
-                case XML_FUNCTION -> tag(c, XmlToolCalls.FUNCTION, Scan.XML_NAME);
-                case XML_NAME -> {
-                    scanned++;
-                    if (c != '>') {
+                case OPEN_TAG -> tag(c, open, switch (format) {
+                    case XML -> Scan.XML_FUNCTION;
+                    case GLM_XML -> Scan.XML_NAME;
+                    case MISTRAL -> Scan.MISTRAL_NAME;
+                    default -> Scan.HEAD;
+                });
+                case MISTRAL_NAME -> {
+                    if (XmlToolCalls.isNameChar(c)) {
+                        scanned++;
                         head.append(c);
                         scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
                         continue;
                     }
+                    if (head.isEmpty()) {
+                        scan = Scan.FAILED;
+                        continue;
+                    }
+                    startCall(head.toString(), out); // '[' begins a marker: read next
+                    head.setLength(0);
+                    args.setLength(0);
+                    scan = Scan.MISTRAL_MARKER;
+                }
+                case MISTRAL_MARKER -> {
+                    scanned++;
+                    head.append(c);
+                    if (head.toString().equals(ToolCalls.MISTRAL_ARGS)) {
+                        head.setLength(0);
+                        arguments = new CompactJson();
+                        scan = Scan.ARGUMENTS;
+                    } else if (head.toString().equals(ToolCalls.MISTRAL_CALL_ID)) {
+                        head.setLength(0);
+                        scan = Scan.MISTRAL_ID;
+                    } else if (!ToolCalls.MISTRAL_ARGS.startsWith(head.toString()) && !ToolCalls.MISTRAL_CALL_ID.startsWith(head.toString())) {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case MISTRAL_ID -> {
+                    if (c == '[') {
+                        scan = Scan.MISTRAL_MARKER; // [ARGS] follows the id
+                    } else if (c < 128 && Character.isLetterOrDigit(c)) {
+                        scanned++;
+                    } else {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case XML_FUNCTION -> tag(c, XmlToolCalls.FUNCTION, Scan.XML_NAME);
+                case XML_NAME -> {
+                    boolean glm = dialect == XmlToolCalls.Dialect.GLM;
+                    if (glm && head.isEmpty() && Character.isWhitespace(c)) {
+                        scanned++; // a late grammar allows space after the tag
+                        continue;
+                    }
+                    if (glm ? XmlToolCalls.isNameChar(c) : c != '>') {
+                        scanned++;
+                        head.append(c);
+                        scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
+                        continue;
+                    }
+                    scanned += glm ? 0 : 1; // GLM: what follows the name is read next
                     String name = head.toString();
                     head.setLength(0);
                     ToolCalls.Function f = functions.stream().filter(x -> x.name().equals(name)).findFirst().orElse(null);
@@ -217,25 +273,27 @@ public final class ToolStream {
                         continue;
                     }
                     head.append(c);
-                    if (head.toString().equals(XmlToolCalls.PARAMETER)) {
+                    if (head.toString().equals(dialect.parameter)) {
                         head.setLength(0);
                         scan = Scan.XML_PARAMETER;
-                    } else if (head.toString().equals(XmlToolCalls.FUNCTION_CLOSE)) {
+                    } else if (head.toString().equals(dialect.callEnd)) {
                         head.setLength(0);
                         argumentText(written.isEmpty() ? "{}" : "}", out);
                         endCall(out);
-                        scan = Scan.CLOSE_TAG;
-                    } else if (!XmlToolCalls.PARAMETER.startsWith(head.toString()) && !XmlToolCalls.FUNCTION_CLOSE.startsWith(head.toString())) {
+                        scan = dialect == XmlToolCalls.Dialect.QWEN ? Scan.CLOSE_TAG : Scan.BETWEEN; // GLM: the block's end was the call's
+                    } else if (!dialect.parameter.startsWith(head.toString()) && !dialect.callEnd.startsWith(head.toString())) {
                         scan = Scan.FAILED;
                     }
                 }
                 case XML_PARAMETER -> {
-                    scanned++;
-                    if (c != '>') {
+                    boolean glm = dialect == XmlToolCalls.Dialect.GLM;
+                    if (c != (glm ? '<' : '>')) {
+                        scanned++;
                         head.append(c);
                         scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
                         continue;
                     }
+                    scanned += glm ? 0 : 1; // GLM: '<' begins </arg_key>
                     param = plan.param(head.toString());
                     head.setLength(0);
                     if (param == null || !written.add(param.name())) {
@@ -246,10 +304,12 @@ public final class ToolStream {
                             com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.textNode(param.name())) + ":", out);
                     value.setLength(0);
                     valueSent = 0;
-                    scan = Scan.XML_VALUE_LINE;
+                    scan = glm ? Scan.GLM_KEY_CLOSE : Scan.XML_VALUE_LINE;
                 }
+                case GLM_KEY_CLOSE -> tag(c, "</arg_key>", Scan.GLM_VALUE_OPEN);
+                case GLM_VALUE_OPEN -> tag(c, "<arg_value>", Scan.XML_VALUE_LINE);
                 case XML_VALUE_LINE -> {
-                    if (c == '\n') {
+                    if (c == '\n' && dialect == XmlToolCalls.Dialect.QWEN) {
                         scanned++; // the line break after the tag is the layout's
                     }
                     if (param.kind() == XmlToolCalls.Kind.JSON) {
@@ -266,8 +326,8 @@ public final class ToolStream {
                 case XML_RAW -> {
                     scanned++;
                     value.append(c);
-                    if (endsWith(value, XmlToolCalls.VALUE_END)) {
-                        value.setLength(value.length() - XmlToolCalls.VALUE_END.length());
+                    if (endsWith(value, dialect.valueEnd)) {
+                        value.setLength(value.length() - dialect.valueEnd.length());
                         if (param.kind() == XmlToolCalls.Kind.RAW) {
                             sendRaw(value.length(), out);
                             StringBuilder end = new StringBuilder();
@@ -277,9 +337,9 @@ public final class ToolStream {
                             argumentText(JsonSchemaGrammar.dump(plan.value(param, value.toString())), out);
                         }
                         arguments = null;
-                        scan = Scan.XML_ELEMENT; // the rest of the closing tag: '>' was its last character
+                        scan = Scan.XML_ELEMENT; // the value's end is its closing tag's
                     } else if (param.kind() == XmlToolCalls.Kind.RAW) {
-                        sendRaw(value.length() - heldBack(value), out);
+                        sendRaw(value.length() - heldBack(value, dialect.valueEnd), out);
                     }
                 }
                 case XML_JSON -> {
@@ -295,7 +355,7 @@ public final class ToolStream {
                         scan = Scan.XML_VALUE_CLOSE;
                     }
                 }
-                case XML_VALUE_CLOSE -> tag(c, "</parameter>", Scan.XML_ELEMENT);
+                case XML_VALUE_CLOSE -> tag(c, dialect.valueClose, Scan.XML_ELEMENT);
                 case HEAD -> {
                     head.append(c);
                     scanned++;
@@ -329,7 +389,11 @@ public final class ToolStream {
                     if (args.length() > before) {
                         out.add(new CallArguments(calls.size(), args.substring(before)));
                     }
-                    if (arguments.done()) {
+                    if (arguments.done() && format == ToolCalls.Format.MISTRAL) {
+                        endCall(out); // the arguments are the call's end
+                        arguments = null;
+                        scan = Scan.BETWEEN;
+                    } else if (arguments.done()) {
                         scan = Scan.CLOSE_OBJECT;
                     }
                 }
@@ -365,7 +429,7 @@ public final class ToolStream {
 
     /** A call begins: its name is whole. */
     private void startCall(String name, List<Piece> out) {
-        callId = ToolCalls.newId();
+        callId = ToolCalls.newId(format);
         callName = name;
         callOpen = true;
         if (!started) {
@@ -405,10 +469,10 @@ public final class ToolStream {
         }
     }
 
-    /** How many of the raw value's last characters may begin {@link XmlToolCalls#VALUE_END} (held until it shows). */
-    private static int heldBack(StringBuilder v) {
-        for (int k = Math.min(XmlToolCalls.VALUE_END.length() - 1, v.length()); k > 0; k--) {
-            if (XmlToolCalls.VALUE_END.startsWith(v.substring(v.length() - k))) {
+    /** How many of the raw value's last characters may begin its end (held until it shows). */
+    private static int heldBack(StringBuilder v, String end) {
+        for (int k = Math.min(end.length() - 1, v.length()); k > 0; k--) {
+            if (end.startsWith(v.substring(v.length() - k))) {
                 return k;
             }
         }
@@ -440,7 +504,7 @@ public final class ToolStream {
      */
     private int firstCall() {
         if (format != ToolCalls.Format.LLAMA3_JSON) {
-            return text.indexOf(OPEN);
+            return text.indexOf(open);
         }
         int i = 0;
         while (i < text.length() && Character.isWhitespace(text.charAt(i))) {

@@ -24,6 +24,10 @@ import java.util.Set;
  * &lt;/tool_call&gt;
  * </pre>
  *
+ * <p>And its dialect of GLM 4.5 to 4.7, Ling 3.0, Spark 2.5 and Laguna ({@link Dialect#GLM}):
+ * {@code <tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value></tool_call>},
+ * the templates putting line breaks after the name and between the elements or not.
+ *
  * <p>A parameter's value is written as its template renders it: a string raw (no quotes, no
  * escapes, any number of lines), anything else as JSON. So the type of a value comes from the
  * parameter's schema ({@link Kind}): a parameter that can only be a string is read raw, one that
@@ -36,11 +40,37 @@ final class XmlToolCalls {
     static final String OPEN = "<tool_call>";
     static final String CLOSE = "</tool_call>";
     static final String FUNCTION = "<function=";
-    static final String FUNCTION_CLOSE = "</function>";
-    static final String PARAMETER = "<parameter=";
-    /** What ends a value: a raw string never holds it (the grammar keeps it out). */
-    static final String VALUE_END = "\n</parameter>";
-    private static final String PARAMETER_CLOSE = "</parameter>";
+
+    /** The two layouts. */
+    enum Dialect {
+        /** {@code <function=NAME>}, then {@code <parameter=P>\nVALUE\n</parameter>\n} each, then {@code </function>}. */
+        QWEN("<parameter=", "\n</parameter>", "</parameter>", "</function>", "xml"),
+        /** {@code NAME}, then {@code <arg_key>P</arg_key><arg_value>VALUE</arg_value>} each (line breaks between them optional), then the block's end. */
+        GLM("<arg_key>", "</arg_value>", "</arg_value>", CLOSE, "glm");
+
+        /** What opens a parameter. */
+        final String parameter;
+        /** What ends a value: a raw string never holds it (the grammar keeps it out). */
+        final String valueEnd;
+        /** What closes a parameter after a JSON value (whitespace may come before it). */
+        final String valueClose;
+        /** What ends the call. */
+        final String callEnd;
+        /** The prefix of the rules every grammar of the dialect holds. */
+        final String rules;
+
+        Dialect(String parameter, String valueEnd, String valueClose, String callEnd, String rules) {
+            this.parameter = parameter;
+            this.valueEnd = valueEnd;
+            this.valueClose = valueClose;
+            this.callEnd = callEnd;
+            this.rules = rules;
+        }
+
+        static Dialect of(ToolCalls.Format format) {
+            return format == ToolCalls.Format.GLM_XML ? GLM : QWEN;
+        }
+    }
     private static final Set<String> ROOT_WORDS = Set.of("type", "properties", "required", "additionalProperties", "$defs",
             "definitions", "title", "description", "$schema", "$id", "$comment", "examples", "default");
     private static final Set<String> ANNOTATIONS = Set.of("title", "description", "$comment", "examples", "default", "deprecated",
@@ -186,7 +216,7 @@ final class XmlToolCalls {
      *
      * @throws SchemaException with a pointer into the function's parameters
      */
-    static Map<String, String> rules(ToolCalls.Function f, String prefix, String restRule) {
+    static Map<String, String> rules(ToolCalls.Function f, String prefix, String restRule, Dialect dialect) {
         JsonNode root = f.parameters();
         root.properties().forEach(e -> {
             if (!ROOT_WORDS.contains(e.getKey())) {
@@ -211,11 +241,11 @@ final class XmlToolCalls {
         Map<String, String> rules = new LinkedHashMap<>();
         Map<String, JsonNode> jsonValues = new LinkedHashMap<>();
         Map<String, String> pointers = new LinkedHashMap<>();
-        StringBuilder body = new StringBuilder("\"\\n\"");
+        StringBuilder body = new StringBuilder(dialect == Dialect.QWEN ? "\"\\n\"" : "glm-nl");
         int k = 0;
         for (Param p : plan.params()) {
             String ptr = "/properties/" + p.name().replace("~", "~0").replace("/", "~1");
-            if (p.name().isEmpty() || p.name().chars().anyMatch(c -> c == '>' || c == '<' || c == '\n' || c == '\r')) {
+                if (p.name().isEmpty() || p.name().chars().anyMatch(c -> c == '>' || c == '<' || c == '\n' || c == '\r')) {
                 throw new SchemaException(ptr, "properties", "the property name " + SchemaKeywords.abbreviate(p.name())
                         + " cannot be written in the XML tool-call format (<parameter=NAME>: no '<', '>' or line break)");
             }
@@ -226,44 +256,58 @@ final class XmlToolCalls {
                     pointers.put(rule + "-value", ptr);
                     yield rule + "-value";
                 }
-                case RAW -> raw(root, p.schema(), ptr);
+                case RAW -> raw(root, p.schema(), ptr, dialect);
                 case JSON_FIRST -> {
                     if (!admitsEveryString(root, p.schema(), 0)) {
                         throw new SchemaException(ptr, null, "in the XML tool-call format a value that may be a string is written "
                                 + "raw, so a parameter that may be a string or another type must admit every string");
                     }
-                    yield "xml-text";
+                    yield dialect.rules + "-text";
                 }
             };
-            rules.put(rule, JsonSchemaGrammar.literal(PARAMETER + p.name() + ">\n") + " " + value + " "
-                    + JsonSchemaGrammar.literal(VALUE_END + "\n"));
+            rules.put(rule, dialect == Dialect.QWEN
+                    ? JsonSchemaGrammar.literal(dialect.parameter + p.name() + ">\n") + " " + value + " "
+                            + JsonSchemaGrammar.literal(dialect.valueEnd + "\n")
+                    : JsonSchemaGrammar.literal(dialect.parameter + p.name() + "</arg_key>") + " glm-nl \"<arg_value>\" " + value + " "
+                            + JsonSchemaGrammar.literal(dialect.valueEnd) + " glm-nl");
             body.append(' ').append(rule).append(p.required() ? "" : "?");
         }
-        body.append(' ').append(JsonSchemaGrammar.literal(FUNCTION_CLOSE));
+        if (dialect == Dialect.QWEN) {
+            body.append(' ').append(JsonSchemaGrammar.literal(dialect.callEnd));
+        }
         rules.put(restRule, body.toString());
         rules.putAll(JsonSchemaGrammar.rules(root, prefix, jsonValues, pointers));
         return rules;
     }
 
-    /** The rules every XML grammar holds: raw text without {@link #VALUE_END}, and any character. */
-    static String sharedRules() {
-        // states of a scan for VALUE_END: xml-tK has read its first K characters (never all 13)
-        StringBuilder sb = new StringBuilder("xml-text ::= xml-t0\n");
-        sb.append("xml-t0 ::= ( [^\\n] xml-t0 | \"\\n\" xml-t1 )?\n");
-        for (int k = 1; k < VALUE_END.length(); k++) {
-            char c = VALUE_END.charAt(k);
-            sb.append("xml-t").append(k).append(" ::= ( [^\\n").append(c).append("] xml-t0 | \"\\n\" xml-t1");
-            if (k + 1 < VALUE_END.length()) {
-                sb.append(" | \"").append(c).append("\" xml-t").append(k + 1);
+    /** The rules every grammar of the dialect holds: raw text without its value's end, any character, GLM's optional line break. */
+    static String sharedRules(Dialect dialect) {
+        // states of a scan for the value's end: tK has read its first K characters (never all); its
+        // first character comes back nowhere else in it, so a mismatch restarts at 0 or 1
+        String end = dialect.valueEnd;
+        String t = dialect.rules + "-t";
+        String first = end.charAt(0) == '\n' ? "\\n" : String.valueOf(end.charAt(0));
+        StringBuilder sb = new StringBuilder(dialect.rules + "-text ::= " + t + "0\n");
+        sb.append(t).append("0 ::= ( [^").append(first).append("] ").append(t).append("0 | \"").append(first).append("\" ").append(t)
+                .append("1 )?\n");
+        for (int k = 1; k < end.length(); k++) {
+            char c = end.charAt(k);
+            sb.append(t).append(k).append(" ::= ( [^").append(first).append(c).append("] ").append(t).append("0 | \"").append(first)
+                    .append("\" ").append(t).append("1");
+            if (k + 1 < end.length()) {
+                sb.append(" | \"").append(c).append("\" ").append(t).append(k + 1);
             }
             sb.append(" )?\n");
         }
-        sb.append("xml-char ::= [^\\x00]\n");
+        sb.append(dialect.rules).append("-char ::= [^\\x00]\n");
+        if (dialect == Dialect.GLM) {
+            sb.append("glm-nl ::= \"\\n\"?\n");
+        }
         return sb.toString();
     }
 
     /** A raw string's value rule: an enum's or const's strings, or text within length bounds. */
-    private static String raw(JsonNode root, JsonNode schema, String ptr) {
+    private static String raw(JsonNode root, JsonNode schema, String ptr, Dialect dialect) {
         JsonNode s = schema;
         for (int depth = 0; s.has("$ref") && depth < 32; depth++) {
             s = SchemaKeywords.resolve(root, s.get("$ref").asText(), ptr);
@@ -277,9 +321,9 @@ final class XmlToolCalls {
         if (!literals.isEmpty()) {
             List<String> alts = new ArrayList<>();
             for (String l : literals) {
-                if (l.contains(VALUE_END)) {
-                    throw new SchemaException(ptr, "enum", "a string that holds a line '</parameter>' cannot be written in the XML "
-                            + "tool-call format");
+                if (l.contains(dialect.valueEnd)) {
+                    throw new SchemaException(ptr, "enum", "a string that holds " + dialect.valueEnd.strip() + " at the end of a line cannot "
+                            + "be written in the XML tool-call format");
                 }
                 alts.add(l.isEmpty() ? "\"\"" : JsonSchemaGrammar.literal(l));
             }
@@ -302,7 +346,7 @@ final class XmlToolCalls {
                     "a length bound above " + JsonSchemaGrammar.MAX_REPEAT + " cannot be enforced (llama.cpp's grammar engine limits a"
                             + " repetition to " + JsonSchemaGrammar.MAX_REPEAT + ")");
         }
-        return min == 0 && max < 0 ? "xml-text" : "xml-char" + JsonSchemaGrammar.repeat(min, max);
+        return min == 0 && max < 0 ? dialect.rules + "-text" : dialect.rules + "-char" + JsonSchemaGrammar.repeat(min, max);
     }
 
     /** Whether every string is valid under the schema (a plain string type, no schema, or an alternative that is one). */
@@ -344,7 +388,7 @@ final class XmlToolCalls {
      * once, a JSON value where one is due; else the whole reply is content. A value ends at the first
      * {@code </parameter>} (one line break before it is the layout's).
      */
-    static ToolCalls.Reply parse(String text, List<ToolCalls.Function> functions) {
+    static ToolCalls.Reply parse(String text, List<ToolCalls.Function> functions, Dialect dialect) {
         int first = text.indexOf(OPEN);
         if (first < 0) {
             return new ToolCalls.Reply(text, List.of());
@@ -352,7 +396,7 @@ final class XmlToolCalls {
         List<ToolCalls.Call> calls = new ArrayList<>();
         int at = first;
         while (true) {
-            int end = call(text, at + OPEN.length(), functions, calls);
+            int end = call(text, at + OPEN.length(), functions, calls, dialect);
             if (end < 0) {
                 return new ToolCalls.Reply(text, List.of());
             }
@@ -376,54 +420,78 @@ final class XmlToolCalls {
         return new ToolCalls.Reply(content.isBlank() ? null : content, List.copyOf(calls));
     }
 
-    /** Reads one {@code <function=...>...</function>} from {@code from}; returns the index after it, or -1. */
-    private static int call(String text, int from, List<ToolCalls.Function> functions, List<ToolCalls.Call> calls) {
+    /**
+     * Reads one call from {@code from} (Qwen: {@code <function=...>...</function>}; GLM: the name
+     * and the elements, up to the block's end, which is left to read); returns the index after it, or -1.
+     */
+    private static int call(String text, int from, List<ToolCalls.Function> functions, List<ToolCalls.Call> calls, Dialect dialect) {
         int at = skipSpace(text, from);
-        if (!text.startsWith(FUNCTION, at)) {
-            return -1;
+        int nameEnd;
+        String name;
+        if (dialect == Dialect.QWEN) {
+            if (!text.startsWith(FUNCTION, at) || (nameEnd = text.indexOf('>', at)) < 0) {
+                return -1;
+            }
+            name = text.substring(at + FUNCTION.length(), nameEnd++);
+        } else {
+            nameEnd = at;
+            while (nameEnd < text.length() && isNameChar(text.charAt(nameEnd))) {
+                nameEnd++;
+            }
+            name = text.substring(at, nameEnd);
         }
-        int gt = text.indexOf('>', at);
-        if (gt < 0) {
-            return -1;
-        }
-        String name = text.substring(at + FUNCTION.length(), gt);
         ToolCalls.Function f = functions.stream().filter(x -> x.name().equals(name)).findFirst().orElse(null);
         if (f == null) {
             return -1;
         }
         Plan plan = plan(f);
         ObjectNode args = JsonNodeFactory.instance.objectNode();
-        at = gt + 1;
+        at = nameEnd;
         while (true) {
             at = skipSpace(text, at);
-            if (text.startsWith(FUNCTION_CLOSE, at)) {
+            boolean ended = dialect == Dialect.GLM && at == text.length();
+            if (text.startsWith(dialect.callEnd, at) || ended) {
                 calls.add(new ToolCalls.Call(ToolCalls.newId(), name, JsonSchemaGrammar.dump(args)));
-                return at + FUNCTION_CLOSE.length();
+                return dialect == Dialect.QWEN ? at + dialect.callEnd.length() : at;
             }
-            if (!text.startsWith(PARAMETER, at)) {
+            if (!text.startsWith(dialect.parameter, at)) {
                 return -1;
             }
-            int pgt = text.indexOf('>', at);
-            if (pgt < 0) {
+            int keyEnd = text.indexOf(dialect == Dialect.QWEN ? ">" : "</arg_key>", at);
+            if (keyEnd < 0) {
                 return -1;
             }
-            Param p = plan.param(text.substring(at + PARAMETER.length(), pgt));
+            Param p = plan.param(text.substring(at + dialect.parameter.length(), keyEnd));
             if (p == null || args.has(p.name())) {
                 return -1;
             }
-            int start = text.startsWith("\n", pgt + 1) ? pgt + 2 : pgt + 1;
-            int close = text.indexOf(PARAMETER_CLOSE, start);
+            int start;
+            if (dialect == Dialect.QWEN) {
+                start = text.startsWith("\n", keyEnd + 1) ? keyEnd + 2 : keyEnd + 1;
+            } else {
+                start = skipSpace(text, keyEnd + "</arg_key>".length());
+                if (!text.startsWith("<arg_value>", start)) {
+                    return -1;
+                }
+                start += "<arg_value>".length();
+            }
+            int close = text.indexOf(dialect.valueClose, start);
             if (close < 0) {
                 return -1;
             }
-            String raw = text.substring(start, close > start && text.charAt(close - 1) == '\n' ? close - 1 : close);
-            JsonNode v = plan.value(p, raw);
+            boolean lineBefore = dialect == Dialect.QWEN && close > start && text.charAt(close - 1) == '\n';
+            JsonNode v = plan.value(p, text.substring(start, lineBefore ? close - 1 : close));
             if (v == null) {
                 return -1;
             }
             args.set(p.name(), v);
-            at = close + PARAMETER_CLOSE.length();
+            at = close + dialect.valueClose.length();
         }
+    }
+
+    /** A character of a function name (OpenAI's: letters, digits, '_' and '-'). */
+    static boolean isNameChar(char c) {
+        return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-';
     }
 
     private static int skipSpace(String text, int from) {

@@ -119,11 +119,15 @@ class ToolCallsParseTest {
                 + "{\"name\": \"{{ c.function.name }}\", \"arguments\": {{ c.function.arguments | tojson }}}\n</tool_call>"
                 + "{% endfor %}\n{% endfor %}";
         assertThat(ToolCalls.detect(new ChatTemplateRenderer(hermesLike, "", ""))).isEqualTo(ToolCalls.Format.HERMES);
-        // a <tool_call> whose calls are not Hermes JSON (GLM's <arg_key> elements), or calls it never renders: no format
+        // a <tool_call> whose calls are not Hermes JSON (MiniMax's <invoke> elements), or calls it never renders: no format
         String otherInside = hermesLike.replace("\n{\"name\": \"{{ c.function.name }}\", \"arguments\": {{ c.function.arguments | tojson }}}\n",
-                "{{ c.function.name }}{% for k, v in c.function.arguments.items() %}<arg_key>{{ k }}</arg_key><arg_value>{{ v }}</arg_value>{% endfor %}");
+                "<invoke name=\"{{ c.function.name }}\">{% for k, v in c.function.arguments.items() %}<{{ k }}>{{ v }}</{{ k }}>{% endfor %}</invoke>");
         assertThat(otherInside).isNotEqualTo(hermesLike);
         assertThat(ToolCalls.detect(new ChatTemplateRenderer(otherInside, "", ""))).isEqualTo(ToolCalls.Format.NONE);
+        // GLM's <arg_key> elements are a format of their own
+        String glmLike = hermesLike.replace("\n{\"name\": \"{{ c.function.name }}\", \"arguments\": {{ c.function.arguments | tojson }}}\n",
+                "{{ c.function.name }}{% for k, v in c.function.arguments.items() %}<arg_key>{{ k }}</arg_key><arg_value>{{ v }}</arg_value>{% endfor %}");
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(glmLike, "", ""))).isEqualTo(ToolCalls.Format.GLM_XML);
         String callsNotRendered = "{%- if tools %}<tools>{{ tools | tojson }}</tools> use <tool_call>{% endif %}"
                 + "{%- for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}";
         assertThat(ToolCalls.detect(new ChatTemplateRenderer(callsNotRendered, "", ""))).isEqualTo(ToolCalls.Format.NONE);

@@ -45,16 +45,19 @@ class XmlToolCallsTest {
             new ToolCalls.Function("get_time", ToolCallsParseTest.json("{\"type\":\"object\"}")));
 
     /**
-     * The pinned templates with a tool-call format here. Read as Hermes before the check that a
-     * template's own call reads back, and now without a format (tools are a 400 there): GLM 4.6,
-     * GLM 4.7 Flash, Spark 2.5, Ling 3.0 Flash and the three Laguna ({@code <arg_key>} elements),
-     * MiniMax M3 (its own XML) and Apriel 1.5 ({@code <tool_calls>[...]}).
+     * The pinned templates with a tool-call format here. Before the check that a template's own
+     * call reads back, MiniMax M3 (its own XML) and Apriel 1.5 ({@code <tool_calls>[...]}) were
+     * read as Hermes, and now have no format (tools are a 400 there); GLM 4.6, GLM 4.7 Flash, Spark
+     * 2.5, Ling 3.0 Flash and the three Laguna were read as Hermes too, and are now GLM's format;
+     * Mistral Small 3.2, Devstral and Ministral 3 write Mistral's ({@code [TOOL_CALLS]name[ARGS]}).
      */
-    static final List<String> DETECTED = List.of("Bielik-11B-v3.0-Instruct", "MiMo-VL", "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16",
-            "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", "NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "Qwen-QwQ-32B",
-            "Qwen-Qwen2.5-7B-Instruct", "Qwen-Qwen3-0.6B", "Qwen3-Coder", "Qwen3.5-4B", "Reka-Edge", "StepFun3.5-Flash",
-            "ibm-granite-granite-4.0", "ibm-granite-granite-4.1", "meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct",
-            "meta-llama-Llama-3.3-70B-Instruct");
+    static final List<String> DETECTED = List.of("Bielik-11B-v3.0-Instruct", "GLM-4.6", "GLM-4.7-Flash", "MiMo-VL",
+            "Mistral-Small-3.2-24B-Instruct-2506", "mistralai-Ministral-3-14B-Reasoning-2512", "unsloth-mistral-Devstral-Small-2507",
+            "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use",
+            "NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "Qwen-QwQ-32B", "Qwen-Qwen2.5-7B-Instruct", "Qwen-Qwen3-0.6B", "Qwen3-Coder",
+            "Qwen3.5-4B", "Reka-Edge", "Spark2.5", "StepFun3.5-Flash", "ibm-granite-granite-4.0", "ibm-granite-granite-4.1",
+            "inclusionai-ling-3.0-flash", "meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct",
+            "meta-llama-Llama-3.3-70B-Instruct", "poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2");
 
     private LlamaModel model;
     private Vocabulary vocab;
@@ -115,7 +118,7 @@ class XmlToolCallsTest {
      */
     @Test
     void everyDetectedTemplateWritesCallsItsFormatReadsBack() throws Exception {
-        Map<String, Object> call = Map.of("id", "call_1", "type", "function", "function",
+        Map<String, Object> call = Map.of("id", "abcDEF123", "type", "function", "function",
                 Map.of("name", "get_weather", "arguments", new java.util.LinkedHashMap<>(Map.of("city", "Paris"))));
         List<String> checked = new ArrayList<>();
         List<String> wrong = new ArrayList<>();
@@ -152,7 +155,7 @@ class XmlToolCallsTest {
     @Test
     void aCallInTheHistoryRendersAsTheModelWritesIt() throws Exception {
         ChatTemplateRenderer r = new ChatTemplateRenderer(templates().get("Qwen3-Coder"), "", "");
-        Map<String, Object> call = Map.of("id", "call_1", "type", "function", "function",
+        Map<String, Object> call = Map.of("id", "abcDEF123", "type", "function", "function",
                 Map.of("name", "get_weather", "arguments", new java.util.LinkedHashMap<>(Map.of("city", "Paris"))));
         String out = r.render(List.of(ai.llmref.server.chat.ChatMessage.of("user", "weather?"),
                 new ai.llmref.server.chat.ChatMessage("assistant", "", List.of(call), null, null)), false, List.of());
@@ -167,6 +170,58 @@ class XmlToolCallsTest {
     static final String WRITE = "<tool_call>\n<function=write_file>\n<parameter=path>\n/tmp/a \"b\".txt\n</parameter>\n"
             + "<parameter=content>\nline 1\n  <b>line</b> 2\\n \u00e9t\u00e9 \ud83d\ude00\n\n</parameter>\n"
             + "<parameter=mode>\nnull\n</parameter>\n<parameter=options>\n{\"append\": true}\n</parameter>\n</function>\n</tool_call>";
+
+    /** The same calls as GLM 4.7 writes them (no line breaks) and as GLM 4.6 does (a line break after the name and each element). */
+    static final String GLM_WEATHER = "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Rome</arg_value>"
+            + "<arg_key>days</arg_key><arg_value>3</arg_value></tool_call>";
+    static final String GLM_WRITE = "<tool_call>write_file\n<arg_key>path</arg_key>\n<arg_value>/tmp/a \"b\".txt</arg_value>\n"
+            + "<arg_key>content</arg_key>\n<arg_value>line 1\n  <b>line</b> 2\\n \u00e9t\u00e9 \ud83d\ude00\n\n</arg_value>\n"
+            + "<arg_key>mode</arg_key>\n<arg_value>null</arg_value>\n<arg_key>options</arg_key>\n<arg_value>{\"append\": true}</arg_value>\n"
+            + "</tool_call>";
+
+    @Test
+    void glmValuesAreTypedByTheirSchemas() {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.GLM_XML, "I will check.\n" + GLM_WEATHER + "\n" + GLM_WRITE, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("I will check.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "write_file");
+        assertThat(r.calls().get(0).arguments()).isEqualTo("{\"city\":\"Rome\",\"days\":3}");
+        // the raw value is all between the tags, line breaks included
+        assertThat(ToolCallsParseTest.json(r.calls().get(1).arguments())).isEqualTo(ToolCallsParseTest.json(
+                "{\"path\":\"/tmp/a \\\"b\\\".txt\",\"content\":\"line 1\\n  <b>line</b> 2\\\\n \u00e9t\u00e9 \ud83d\ude00\\n\\n\","
+                        + "\"mode\":null,\"options\":{\"append\":true}}"));
+        assertThat(ToolCalls.parse(ToolCalls.Format.GLM_XML, "<tool_call>get_time", FUNCTIONS).calls()).singleElement()
+                .satisfies(c -> assertThat(c.arguments()).isEqualTo("{}"));
+        for (String notACall : List.of("<tool_call>nope</tool_call>", GLM_WEATHER.replace("<arg_value>3<", "<arg_value>three<"),
+                GLM_WEATHER.replace("days", "weeks"), GLM_WEATHER + " and then words", WEATHER)) {
+            assertThat(ToolCalls.parse(ToolCalls.Format.GLM_XML, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
+        }
+    }
+
+    @Test
+    void glmGrammarsAllowBothLayoutsAndNothingElse() {
+        String forced = ToolCalls.grammar(ToolCalls.Format.GLM_XML, FUNCTIONS, true);
+        String late = ToolCalls.lateGrammar(ToolCalls.Format.GLM_XML, FUNCTIONS, true);
+        for (String g : List.of(forced, ToolCalls.grammar(ToolCalls.Format.GLM_XML, FUNCTIONS, false), late)) {
+            assertThat(verdict(g, GLM_WEATHER)).as(g).isEqualTo(Verdict.MAY_END);
+            assertThat(verdict(g, GLM_WRITE)).isEqualTo(Verdict.MAY_END);
+            assertThat(verdict(g, "<tool_call>get_time</tool_call>")).isEqualTo(Verdict.MAY_END);
+            for (String refused : List.of("<tool_call>\n{\"name\"", "<tool_call>get_wind", "<tool_call>get_weather</tool_call>",
+                    "<tool_call>get_weather<arg_key>days</arg_key>", "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Rome</arg_value>"
+                            + "<arg_key>days</arg_key><arg_value>9<", GLM_WEATHER + " words",
+                    "<tool_call>write_file<arg_key>path</arg_key><arg_value>a</arg_value>b")) { // an unbounded raw string ends at its tag
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(Verdict.REFUSED);
+            }
+        }
+        assertThat(verdict(forced, GLM_WEATHER + "\n" + GLM_WRITE)).isEqualTo(Verdict.MAY_END);
+        // a name that begins another: each is whole where a line break, '<' or the block's end follows
+        List<ToolCalls.Function> fs = List.of(new ToolCalls.Function("get", ToolCallsParseTest.json("{\"type\":\"object\"}")),
+                FUNCTIONS.getFirst());
+        String g = ToolCalls.grammar(ToolCalls.Format.GLM_XML, fs, false);
+        assertThat(verdict(g, "<tool_call>get</tool_call>")).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(g, "<tool_call>get\n</tool_call>")).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(g, GLM_WEATHER)).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(g, "<tool_call>get_w</tool_call>")).isEqualTo(Verdict.REFUSED);
+    }
 
     @Test
     void valuesAreTypedByTheirSchemas() {
@@ -280,11 +335,19 @@ class XmlToolCallsTest {
     /** A constrained reply, split anywhere: the pieces joined are the calls the whole reply parses to. */
     @Test
     void streamedPiecesJoinToTheWholeReplysCalls() {
+        streams(ToolCalls.Format.XML, List.of(WEATHER, "Sure.\n" + WEATHER + "\n" + WRITE, WRITE,
+                "<tool_call>\n<function=get_time>\n</function>\n</tool_call>"));
+        streams(ToolCalls.Format.GLM_XML, List.of(GLM_WEATHER, "Sure.\n" + GLM_WEATHER + "\n" + GLM_WRITE, GLM_WRITE,
+                "<tool_call>get_time</tool_call>", "<tool_call>get_time\n</tool_call>"));
+    }
+
+    private static void streams(ToolCalls.Format format, List<String> replies) {
         Random rnd = new Random(7);
-        for (String reply : List.of(WEATHER, "Sure.\n" + WEATHER + "\n" + WRITE, WRITE, "<tool_call>\n<function=get_time>\n</function>\n</tool_call>")) {
-            ToolCalls.Reply whole = ToolCalls.parse(ToolCalls.Format.XML, reply, FUNCTIONS);
+        for (String reply : replies) {
+            ToolCalls.Reply whole = ToolCalls.parse(format, reply, FUNCTIONS);
+            assertThat(whole.calls()).as(reply).isNotEmpty();
             for (int trial = 0; trial < 40; trial++) {
-                ToolStream s = new ToolStream(ToolCalls.Format.XML, false, FUNCTIONS);
+                ToolStream s = new ToolStream(format, false, FUNCTIONS);
                 List<ToolStream.Piece> pieces = new ArrayList<>();
                 int i = 0;
                 while (i < reply.length()) {

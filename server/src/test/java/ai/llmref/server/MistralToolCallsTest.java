@@ -1,0 +1,218 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.llmref.llama.LlamaModel;
+import ai.llmref.llama.ModelParams;
+import ai.llmref.llama.Sampler;
+import ai.llmref.llama.Vocabulary;
+import ai.llmref.server.structured.ToolCalls;
+import ai.llmref.server.structured.ToolStream;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * Mistral's tool calls ({@code [TOOL_CALLS]NAME[ARGS]{...}}, Small 3.2's history adding
+ * {@code [CALL_ID]ID}), whose markers are control tokens: on stories260K with three of its unused
+ * byte tokens made the control tokens {@code [TOOL_CALLS]}, {@code [ARGS]} and {@code [CALL_ID]}
+ * (as in Mistral's vocabulary). Such a token shows as nothing in an output, as llama-server shows
+ * it, except where tools are active: there it shows as its text, so that the call can be read, and
+ * a grammar may pick it (a grammar reads it as its text).
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class MistralToolCallsTest {
+    static final int TOOL_CALLS = 4;
+    static final int ARGS = 5;
+    static final int CALL_ID = 6;
+    private static Path model;
+
+    /** stories260K with Mistral's markers as control tokens (made once, in a temporary folder). */
+    static synchronized Path model() throws Exception {
+        if (model == null) {
+            Path dir = Files.createTempDirectory("llmref-mistral");
+            dir.toFile().deleteOnExit();
+            model = GgufPatch.withControlTokens(TestServer.model(), Map.of(TOOL_CALLS, "[TOOL_CALLS]", ARGS, "[ARGS]", CALL_ID, "[CALL_ID]"),
+                    dir.resolve("stories260K-mistral-markers.gguf"));
+            model.toFile().deleteOnExit();
+        }
+        return model;
+    }
+
+    private TestServer server;
+    private LlamaModel llama;
+    private Vocabulary vocab;
+
+    @BeforeAll
+    void start() throws Exception {
+        server = TestServer.start(Map.of("model.path", model().toString(), "model.chat-template",
+                ToolCallsTest.template("Mistral-Small-3.2-24B-Instruct-2506.jinja"), "engine.slot-context", "4096",
+                "limits.max-tokens", "400"));
+        llama = LlamaModel.load(model(), ModelParams.defaults().withGpuLayers(0));
+        vocab = llama.vocabulary();
+    }
+
+    @AfterAll
+    void stop() {
+        server.close();
+        llama.close();
+    }
+
+    @Test
+    void theMarkersAreControlTokensOfThePatchedVocabulary() {
+        for (int t : new int[] {TOOL_CALLS, ARGS, CALL_ID}) {
+            assertThat(vocab.tokenBytes(t, false)).as("shown as nothing").isEmpty();
+        }
+        assertThat(new String(vocab.tokenBytes(TOOL_CALLS, true), StandardCharsets.UTF_8)).isEqualTo("[TOOL_CALLS]");
+        assertThat(vocab.tokenize("[TOOL_CALLS]x[ARGS]{}", false, true)).startsWith(TOOL_CALLS).contains(ARGS);
+    }
+
+    private JsonNode post(ObjectNode body) throws Exception {
+        HttpResponse<String> r = server.post("/v1/chat/completions", body.toString());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        return ToolCallsTest.MAPPER.readTree(r.body());
+    }
+
+    /**
+     * Without tools the marker shows as nothing, as before; with tools under "auto", the model's
+     * own {@code [TOOL_CALLS]} (made likely by a logit bias) shows, begins a call, and the call's
+     * grammar takes over from it: a call, its id of nine characters.
+     */
+    @Test
+    void aMarkerShowsOnlyWhereToolsAreActiveAndBeginsTheCall() throws Exception {
+        ObjectNode plain = ToolCallsTest.MAPPER.createObjectNode().put("max_tokens", 4).put("temperature", 0);
+        plain.putArray("messages").addObject().put("role", "user").put("content", "Hello");
+        plain.putObject("logit_bias").put(String.valueOf(TOOL_CALLS), 100);
+        JsonNode none = post(plain).get("choices").get(0).get("message");
+        assertThat(none.get("content").asText()).doesNotContain("[TOOL_CALLS]").doesNotContain("TOOL");
+
+        ObjectNode auto = ToolCallsTest.request("auto").put("max_tokens", 200);
+        auto.putObject("logit_bias").put(String.valueOf(TOOL_CALLS), 100);
+        auto.put("parallel_tool_calls", false);
+        JsonNode choice = post(auto).get("choices").get(0);
+        assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("tool_calls");
+        JsonNode call = choice.get("message").get("tool_calls").get(0);
+        ToolCallsTest.assertValidCall(call);
+        assertThat(call.get("id").asText()).matches("[A-Za-z0-9]{9}");
+        assertThat(choice.get("message").get("content").isNull()).isTrue();
+    }
+
+    /**
+     * A forced call, written through the grammar with the control tokens allowed: valid, and the
+     * same streamed; then the call and its result in the history (Small 3.2 renders the id, which
+     * its template requires to be nine characters) make the next prompt.
+     */
+    @Test
+    void aForcedCallRoundTripsThroughSmall32sTemplate() throws Exception {
+        ObjectNode forced = ToolCallsTest.request("required");
+        forced.putObject("logit_bias").put(String.valueOf(TOOL_CALLS), 100).put(String.valueOf(ARGS), 100);
+        JsonNode first = post(forced);
+        JsonNode choice = first.get("choices").get(0);
+        assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("tool_calls");
+        JsonNode call = choice.get("message").get("tool_calls").get(0);
+        ToolCallsTest.assertValidCall(call);
+        ObjectNode next = ToolCallsTest.request("auto");
+        ArrayNode messages = (ArrayNode) next.get("messages");
+        ObjectNode assistant = messages.addObject().put("role", "assistant");
+        assistant.putNull("content");
+        assistant.putArray("tool_calls").add(call);
+        messages.addObject().put("role", "tool").put("tool_call_id", call.get("id").asText()).put("content", "{\"temperature\": 21}");
+        JsonNode second = post(next);
+        assertThat(second.get("usage").get("prompt_tokens").asLong()).as("the call and its result are in the prompt")
+                .isGreaterThan(first.get("usage").get("prompt_tokens").asLong() + 10);
+        // an id the template refuses (not nine characters) is the client's error, not the server's
+        ((ObjectNode) assistant.get("tool_calls").get(0)).put("id", "call_1");
+        ((ObjectNode) messages.get(2)).put("tool_call_id", "call_1");
+        HttpResponse<String> r = server.post("/v1/chat/completions", next.toString());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(400);
+        assertThat(r.body()).contains("length 9");
+    }
+
+    private enum Verdict { REFUSED, GOES_ON, MAY_END }
+
+    private Verdict verdict(String grammar, String text) {
+        try (Sampler s = Sampler.builder(vocab).grammar(grammar, "root").build()) {
+            if (!s.advanceGrammar(text.getBytes(StandardCharsets.UTF_8))) {
+                return Verdict.REFUSED;
+            }
+            return s.grammarAllows(vocab.eos()) ? Verdict.MAY_END : Verdict.GOES_ON;
+        }
+    }
+
+    static final List<ToolCalls.Function> FUNCTIONS = List.of(
+            new ToolCalls.Function("get_weather", json("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}")),
+            new ToolCalls.Function("get", json("{\"type\":\"object\"}")));
+    static final String WEATHER = "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Rome\"}";
+
+    private static JsonNode json(String s) {
+        try {
+            return ToolCallsTest.MAPPER.readTree(s);
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Test
+    void repliesGrammarsAndStreams() {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.MISTRAL, "Checking.\n" + WEATHER + "[TOOL_CALLS]get[CALL_ID]abcDEF123[ARGS]{}",
+                FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Checking.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get");
+        assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
+        assertThat(r.calls()).allSatisfy(c -> assertThat(c.id()).matches("[A-Za-z0-9]{9}"));
+        for (String notACall : List.of("[TOOL_CALLS]nope[ARGS]{}", WEATHER + " and words", "[TOOL_CALLS]get[ARGS][1]",
+                "[TOOL_CALLS]get{}")) {
+            assertThat(ToolCalls.parse(ToolCalls.Format.MISTRAL, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
+        }
+        String forced = ToolCalls.grammar(ToolCalls.Format.MISTRAL, FUNCTIONS, true);
+        String one = ToolCalls.grammar(ToolCalls.Format.MISTRAL, FUNCTIONS, false);
+        String late = ToolCalls.lateGrammar(ToolCalls.Format.MISTRAL, FUNCTIONS, true);
+        for (String g : List.of(forced, one, late)) {
+            assertThat(verdict(g, WEATHER)).isEqualTo(Verdict.MAY_END);
+            assertThat(verdict(g, "[TOOL_CALLS]get[ARGS]{}")).as("a name that begins another").isEqualTo(Verdict.MAY_END);
+            assertThat(verdict(g, "[TOOL_CALLS]get[CALL_ID]abcDEF123[ARGS]{}")).isEqualTo(Verdict.MAY_END);
+            for (String refused : List.of("[TOOL_CALLS]get_wind", "[TOOL_CALLS]get_weather[ARGS]{}", "[TOOL_CALLS]get[CALL_ID]abc[ARGS]",
+                    WEATHER + " words", "{\"name\"")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(Verdict.REFUSED);
+            }
+        }
+        assertThat(verdict(forced, WEATHER + "[TOOL_CALLS]get[ARGS]{}")).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(one, WEATHER + "[")).as("one call only").isEqualTo(Verdict.REFUSED);
+        // the stream: split anywhere, its pieces join to the whole reply's calls
+        Random rnd = new Random(3);
+        String reply = "Sure. " + WEATHER + "[TOOL_CALLS]get[CALL_ID]abcDEF123[ARGS]{}";
+        ToolCalls.Reply whole = ToolCalls.parse(ToolCalls.Format.MISTRAL, reply, FUNCTIONS);
+        for (int trial = 0; trial < 30; trial++) {
+            ToolStream s = new ToolStream(ToolCalls.Format.MISTRAL, false, FUNCTIONS);
+            List<ToolStream.Piece> pieces = new ArrayList<>();
+            for (int i = 0; i < reply.length(); ) {
+                int n = Math.min(reply.length() - i, 1 + rnd.nextInt(5));
+                pieces.addAll(s.push(reply.substring(i, i + n)));
+                if (!s.callsStarted() && s.text().contains("[TOOL_CALLS]")) {
+                    pieces.addAll(s.constrain());
+                }
+                i += n;
+            }
+            pieces.addAll(s.finish());
+            assertThat(s.wellFormed()).isTrue();
+            assertThat(s.content()).isEqualTo("Sure.");
+            StringBuilder sent = new StringBuilder();
+            pieces.stream().filter(p -> p instanceof ToolStream.Content).forEach(p -> sent.append(((ToolStream.Content) p).text()));
+            assertThat(sent.toString()).isEqualTo("Sure.");
+            assertThat(s.calls()).extracting(ToolCalls.Call::arguments).containsExactlyElementsOf(
+                    whole.calls().stream().map(ToolCalls.Call::arguments).toList());
+        }
+    }
+}

@@ -86,7 +86,8 @@ final class ChatRendering {
                     vars.put("enable_thinking", true);
                 }
                 return renderer.render(messages.stream()
-                        .map(m -> new ChatMessage(m.role(), m.content(), m.toolCalls(), m.toolCallId(), m.name(), m.reasoningContent()))
+                        .map(m -> new ChatMessage(m.role(), m.content(), historyIds(format, m.toolCalls()),
+                                ToolCalls.historyId(format, m.toolCallId()), m.name(), m.reasoningContent()))
                         .toList(), true, tools,
                         vars);
             }
@@ -106,6 +107,20 @@ final class ChatRendering {
                 return thinks && renderer != null && ReasoningStream.switchedBy(source);
             }
         };
+    }
+
+    /** The calls with their ids as the format's template takes them ({@link ToolCalls#historyId}). */
+    private static List<Map<String, Object>> historyIds(ToolCalls.Format format, List<Map<String, Object>> calls) {
+        if (calls == null || format != ToolCalls.Format.MISTRAL) {
+            return calls;
+        }
+        return calls.stream().map(c -> {
+            Map<String, Object> copy = new java.util.LinkedHashMap<>(c);
+            if (c.get("id") instanceof String id) {
+                copy.put("id", ToolCalls.historyId(format, id));
+            }
+            return (Map<String, Object>) copy;
+        }).toList();
     }
 
     private static boolean recognised(String source) {

@@ -132,12 +132,28 @@ class MistralToolCallsTest {
         JsonNode second = post(next);
         assertThat(second.get("usage").get("prompt_tokens").asLong()).as("the call and its result are in the prompt")
                 .isGreaterThan(first.get("usage").get("prompt_tokens").asLong() + 10);
-        // an id the template refuses (not nine characters) is the client's error, not the server's
+        // an id of another form (OpenAI's, the Messages API's, a client's own), which the template
+        // refuses, is given to it as nine characters derived from it, the same for the call and its result
         ((ObjectNode) assistant.get("tool_calls").get(0)).put("id", "call_1");
         ((ObjectNode) messages.get(2)).put("tool_call_id", "call_1");
-        HttpResponse<String> r = server.post("/v1/chat/completions", next.toString());
-        assertThat(r.statusCode()).as(r.body()).isEqualTo(400);
-        assertThat(r.body()).contains("length 9");
+        assertThat(post(next).get("usage").get("prompt_tokens").asLong()).isGreaterThan(first.get("usage").get("prompt_tokens").asLong() + 10);
+        assertThat(ToolCalls.historyId(ToolCalls.Format.MISTRAL, "call_1")).matches("[A-Za-z0-9]{9}")
+                .isEqualTo(ToolCalls.historyId(ToolCalls.Format.MISTRAL, "call_1")).isNotEqualTo(ToolCalls.historyId(ToolCalls.Format.MISTRAL, "call_2"));
+        assertThat(ToolCalls.historyId(ToolCalls.Format.MISTRAL, "abcDEF123")).isEqualTo("abcDEF123");
+        assertThat(ToolCalls.historyId(ToolCalls.Format.HERMES, "call_1")).isEqualTo("call_1");
+        // the Messages API's round trip: its toolu_ id comes back and is taken
+        ObjectNode anthropic = ToolCallsTest.MAPPER.createObjectNode().put("model", "stories260K").put("max_tokens", 8);
+        ArrayNode am = anthropic.putArray("messages");
+        am.addObject().put("role", "user").put("content", "What is the weather in Paris?");
+        ObjectNode use = am.addObject().put("role", "assistant").putArray("content").addObject().put("type", "tool_use")
+                .put("id", "toolu_" + call.get("id").asText()).put("name", "get_weather");
+        use.set("input", ToolCallsTest.MAPPER.readTree(call.get("function").get("arguments").asText()));
+        am.addObject().put("role", "user").putArray("content").addObject().put("type", "tool_result")
+                .put("tool_use_id", "toolu_" + call.get("id").asText()).put("content", "21 degrees");
+        anthropic.putArray("tools").addObject().put("name", "get_weather").set("input_schema",
+                ToolCallsTest.MAPPER.readTree(ToolCallsTest.WEATHER_PARAMS));
+        HttpResponse<String> r = server.post("/v1/messages", anthropic.toString());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
     }
 
     private enum Verdict { REFUSED, GOES_ON, MAY_END }

@@ -456,6 +456,29 @@ public final class ToolCalls {
         return newId(Format.HERMES);
     }
 
+    /**
+     * A call id in the history as the format's template takes it: Mistral's templates take ids of
+     * nine letters and digits (Small 3.2's refuses others, and the model wrote such ids), so another
+     * id (an OpenAI {@code call_...}, the Messages API's {@code toolu_...}, a client's own) becomes
+     * nine characters derived from it, the same for the call and its result; other formats keep ids as they are.
+     */
+    public static String historyId(Format format, String id) {
+        if (format != Format.MISTRAL || id == null || id.matches("[A-Za-z0-9]{9}")) {
+            return id;
+        }
+        byte[] h;
+        try {
+            h = java.security.MessageDigest.getInstance("SHA-256").digest(id.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < 9; i++) {
+            sb.append(ALPHANUM.charAt((h[i] & 0xFF) % ALPHANUM.length()));
+        }
+        return sb.toString();
+    }
+
     /** A call's id: OpenAI's {@code call_} and 24 characters; Mistral's 9 (its templates refuse other ids in the history). */
     static String newId(Format format) {
         boolean mistral = format == Format.MISTRAL;

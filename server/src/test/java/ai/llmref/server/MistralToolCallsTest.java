@@ -4,8 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import ai.llmref.llama.LlamaModel;
 import ai.llmref.llama.ModelParams;
-import ai.llmref.llama.Sampler;
 import ai.llmref.llama.Vocabulary;
+import ai.llmref.server.structured.GrammarVerdict;
 import ai.llmref.server.structured.ToolCalls;
 import ai.llmref.server.structured.ToolStream;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -156,29 +156,15 @@ class MistralToolCallsTest {
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
     }
 
-    private enum Verdict { REFUSED, GOES_ON, MAY_END }
-
-    private Verdict verdict(String grammar, String text) {
-        try (Sampler s = Sampler.builder(vocab).grammar(grammar, "root").build()) {
-            if (!s.advanceGrammar(text.getBytes(StandardCharsets.UTF_8))) {
-                return Verdict.REFUSED;
-            }
-            return s.grammarAllows(vocab.eos()) ? Verdict.MAY_END : Verdict.GOES_ON;
-        }
+    private GrammarVerdict verdict(String grammar, String text) {
+        return GrammarVerdict.of(vocab, grammar, text);
     }
 
     static final List<ToolCalls.Function> FUNCTIONS = List.of(
-            new ToolCalls.Function("get_weather", json("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}")),
-            new ToolCalls.Function("get", json("{\"type\":\"object\"}")));
+            new ToolCalls.Function("get_weather", GrammarVerdict.json("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}")),
+            new ToolCalls.Function("get", GrammarVerdict.json("{\"type\":\"object\"}")));
     static final String WEATHER = "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Rome\"}";
 
-    private static JsonNode json(String s) {
-        try {
-            return ToolCallsTest.MAPPER.readTree(s);
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
-        }
-    }
 
     @Test
     void repliesGrammarsAndStreams() {
@@ -196,16 +182,16 @@ class MistralToolCallsTest {
         String one = ToolCalls.grammar(ToolCalls.Format.MISTRAL, FUNCTIONS, false);
         String late = ToolCalls.lateGrammar(ToolCalls.Format.MISTRAL, FUNCTIONS, true);
         for (String g : List.of(forced, one, late)) {
-            assertThat(verdict(g, WEATHER)).isEqualTo(Verdict.MAY_END);
-            assertThat(verdict(g, "[TOOL_CALLS]get[ARGS]{}")).as("a name that begins another").isEqualTo(Verdict.MAY_END);
-            assertThat(verdict(g, "[TOOL_CALLS]get[CALL_ID]abcDEF123[ARGS]{}")).isEqualTo(Verdict.MAY_END);
+            assertThat(verdict(g, WEATHER)).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, "[TOOL_CALLS]get[ARGS]{}")).as("a name that begins another").isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, "[TOOL_CALLS]get[CALL_ID]abcDEF123[ARGS]{}")).isEqualTo(GrammarVerdict.MAY_END);
             for (String refused : List.of("[TOOL_CALLS]get_wind", "[TOOL_CALLS]get_weather[ARGS]{}", "[TOOL_CALLS]get[CALL_ID]abc[ARGS]",
                     WEATHER + " words", "{\"name\"")) {
-                assertThat(verdict(g, refused)).as(refused).isEqualTo(Verdict.REFUSED);
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
             }
         }
-        assertThat(verdict(forced, WEATHER + "[TOOL_CALLS]get[ARGS]{}")).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(one, WEATHER + "[")).as("one call only").isEqualTo(Verdict.REFUSED);
+        assertThat(verdict(forced, WEATHER + "[TOOL_CALLS]get[ARGS]{}")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, WEATHER + "[")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
         // the stream: split anywhere, its pieces join to the whole reply's calls
         Random rnd = new Random(3);
         String reply = "Sure. " + WEATHER + "[TOOL_CALLS]get[CALL_ID]abcDEF123[ARGS]{}";
@@ -227,6 +213,60 @@ class MistralToolCallsTest {
             StringBuilder sent = new StringBuilder();
             pieces.stream().filter(p -> p instanceof ToolStream.Content).forEach(p -> sent.append(((ToolStream.Content) p).text()));
             assertThat(sent.toString()).isEqualTo("Sure.");
+            assertThat(s.calls()).extracting(ToolCalls.Call::arguments).containsExactlyElementsOf(
+                    whole.calls().stream().map(ToolCalls.Call::arguments).toList());
+        }
+    }
+
+    static final String NEMO = "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}, \"id\": \"abcDEF123\"}, "
+            + "{\"name\": \"get\", \"arguments\": {}, \"id\": \"xyz987ABC\"}]";
+
+    /** Mistral Nemo's list of calls after {@code [TOOL_CALLS]}: read, enforced, streamed. */
+    @Test
+    void nemoRepliesGrammarsAndStreams() {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.MISTRAL_NEMO, "Checking. " + NEMO, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Checking.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get");
+        assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
+        assertThat(r.calls()).allSatisfy(c -> assertThat(c.id()).matches("[A-Za-z0-9]{9}"));
+        // as the template writes the history (keys sorted), without an id, and what is no call
+        assertThat(ToolCalls.parse(ToolCalls.Format.MISTRAL_NEMO,
+                "[TOOL_CALLS][{\"arguments\": {\"city\": \"Oslo\"}, \"name\": \"get_weather\"}]", FUNCTIONS).calls()).hasSize(1);
+        for (String notACall : List.of("[TOOL_CALLS][{\"name\": \"nope\", \"arguments\": {}}]", NEMO + " words", "[TOOL_CALLS][]",
+                "[TOOL_CALLS]{\"name\": \"get\", \"arguments\": {}}")) {
+            assertThat(ToolCalls.parse(ToolCalls.Format.MISTRAL_NEMO, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
+        }
+        String forced = ToolCalls.grammar(ToolCalls.Format.MISTRAL_NEMO, FUNCTIONS, true);
+        String one = ToolCalls.grammar(ToolCalls.Format.MISTRAL_NEMO, FUNCTIONS, false);
+        String late = ToolCalls.lateGrammar(ToolCalls.Format.MISTRAL_NEMO, FUNCTIONS, true);
+        String single = "[TOOL_CALLS][{\"name\": \"get\", \"arguments\": {}, \"id\": \"xyz987ABC\"}]";
+        for (String g : List.of(forced, one, late)) {
+            assertThat(verdict(g, single)).as(g).isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of("[TOOL_CALLS][{\"name\": \"get\", \"arguments\": {}}]", // the id is written
+                    "[TOOL_CALLS][{\"name\": \"get\", \"arguments\": {}, \"id\": \"short\"}]", "[TOOL_CALLS][{\"name\": \"nope\"",
+                    single + " words")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        assertThat(verdict(forced, NEMO)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, NEMO)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, NEMO)).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+        Random rnd = new Random(5);
+        String reply = "Sure. " + NEMO;
+        ToolCalls.Reply whole = ToolCalls.parse(ToolCalls.Format.MISTRAL_NEMO, reply, FUNCTIONS);
+        for (int trial = 0; trial < 30; trial++) {
+            ToolStream s = new ToolStream(ToolCalls.Format.MISTRAL_NEMO, false, FUNCTIONS);
+            for (int i = 0; i < reply.length(); ) {
+                int n = Math.min(reply.length() - i, 1 + rnd.nextInt(5));
+                s.push(reply.substring(i, i + n));
+                if (!s.callsStarted() && s.text().contains("[TOOL_CALLS]")) {
+                    s.constrain();
+                }
+                i += n;
+            }
+            s.finish();
+            assertThat(s.wellFormed()).isTrue();
+            assertThat(s.content()).isEqualTo("Sure.");
             assertThat(s.calls()).extracting(ToolCalls.Call::arguments).containsExactlyElementsOf(
                     whole.calls().stream().map(ToolCalls.Call::arguments).toList());
         }

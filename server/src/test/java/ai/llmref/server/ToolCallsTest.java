@@ -481,4 +481,19 @@ class ToolCallsTest {
             return b;
         }
     }
+
+    /** Mistral Nemo's calls ({@code [TOOL_CALLS][{"name", "arguments", "id"}, ...]}), with the same patched vocabulary: the same checks. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class MistralNemoFormat extends Family {
+        @Override
+        String templateFile() {
+            return "mistralai-Mistral-Nemo-Instruct-2407.jinja";
+        }
+
+        @Override
+        Map<String, String> extraConfig() throws Exception {
+            return Map.of("model.path", MistralToolCallsTest.model().toString());
+        }
+    }
 }

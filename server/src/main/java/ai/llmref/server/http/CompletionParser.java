@@ -72,9 +72,9 @@ final class CompletionParser {
     enum Reasoning {
         OFF, REPLY, OPEN;
 
-        /** A reply's reasoning as it is generated, or null when off. */
-        ReasoningStream stream() {
-            return this == OFF ? null : new ReasoningStream(this == OPEN);
+        /** A reply's reasoning as it is generated, or null when off; {@code alsoEnds}: see {@link ReasoningStream}. */
+        ReasoningStream stream(String alsoEnds) {
+            return this == OFF ? null : new ReasoningStream(this == OPEN, alsoEnds);
         }
     }
 
@@ -328,16 +328,16 @@ final class CompletionParser {
         }
         LateGrammar late;
         if (afterReasoning) {
-            late = new LateGrammar(contract.grammar(), null, LateGrammar.AT_ONCE, () -> afterReasoning(reasoning.stream()), true);
+            late = new LateGrammar(contract.grammar(), null, LateGrammar.AT_ONCE, () -> afterReasoning(reasoning.stream(contract.reasoningEnd())), true);
         } else if (contract.lateGrammar() != null) {
             late = new LateGrammar(contract.lateGrammar(),
                     ToolCalls.opening(contract.format()),
                     ToolCalls.opening(contract.format()) != null ? null : ToolCalls.LLAMA3_OPENING,
-                    reasoning == Reasoning.OFF ? null : () -> afterReasoning(reasoning.stream())); // a call begins after the reasoning
+                    reasoning == Reasoning.OFF ? null : () -> afterReasoning(reasoning.stream(contract.reasoningEnd()))); // a call begins after the reasoning
         } else {
             late = null;
         }
-        ReasoningBudget budget = reasoningBudget(body, reasoning);
+        ReasoningBudget budget = reasoningBudget(body, reasoning, contract.reasoningEnd());
         int[] preserved = preserved(contract);
         List<GenerationRequest> requests = new ArrayList<>();
         List<String> echoes = new ArrayList<>();
@@ -394,7 +394,7 @@ final class CompletionParser {
      * the message and {@code </think>} are written in the model's place. Null without a budget, or
      * without reasoning to cap (a template without reasoning tags, {@code reasoning_format: none}).
      */
-    private ReasoningBudget reasoningBudget(ObjectNode body, Reasoning reasoning) {
+    private ReasoningBudget reasoningBudget(ObjectNode body, Reasoning reasoning, String alsoEnds) {
         String name = Params.get(body, "reasoning_budget_tokens") != null || Params.get(body, "thinking_budget_tokens") == null
                 ? "reasoning_budget_tokens" : "thinking_budget_tokens";
         Long tokens = Params.integer(body, name, -1, Integer.MAX_VALUE);
@@ -410,7 +410,7 @@ final class CompletionParser {
         // call after the reasoning) picks the tokens, and a forced token after it would not be its
         int[] forced = model.tokenizeInside((message == null ? "" : message) + "\n" + ReasoningStream.CLOSE);
         return new ReasoningBudget(tokens.intValue(), forced, () -> {
-            ReasoningStream stream = reasoning.stream();
+            ReasoningStream stream = reasoning.stream(alsoEnds);
             return new ReasoningBudget.Tracker() {
                 @Override
                 public void push(String text) {

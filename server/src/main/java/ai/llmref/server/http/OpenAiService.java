@@ -422,7 +422,7 @@ public final class OpenAiService implements HttpService {
             this.handle = handle;
             this.echo = echo;
             this.tools = new ToolStream(contract.format(), contract.callForced(), contract.functions());
-            this.reasoning = reasoning.stream();
+            this.reasoning = reasoning.stream(contract.reasoningEnd());
         }
 
         /**

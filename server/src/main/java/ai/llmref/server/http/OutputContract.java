@@ -118,6 +118,15 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
         return out;
     }
 
+    /**
+     * What ends a reply's reasoning besides {@code </think>}: with tools in the XML format, a
+     * {@code <tool_call>} (Qwen 3.5 and Nemotron 3 Nano may call without closing their reasoning;
+     * llama.cpp ends it there too); null otherwise.
+     */
+    String reasoningEnd() {
+        return toolsActive() && format() == ToolCalls.Format.XML ? ToolCalls.HERMES_OPENING : null;
+    }
+
     /** Reads response_format, tools and tool_choice of a request (tools only for chat). */
     static OutputContract of(ObjectNode body, boolean chat, ToolCalls.Format format) {
         String grammar = null;

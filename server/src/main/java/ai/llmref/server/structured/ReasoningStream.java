@@ -15,6 +15,10 @@ import java.util.regex.Pattern;
  * at the first {@code </think>}; a reply cut short before it is all reasoning. White space around
  * the reasoning and between {@code </think>} and the content is dropped, as llama.cpp trims it.
  *
+ * <p>With tools in the XML format (Qwen 3.5, Nemotron 3 Nano), a {@code <tool_call>} also ends the
+ * reasoning, and begins the content: these models may go from reasoning to a call without
+ * {@code </think>}, and llama.cpp ends their reasoning there too ({@code alsoEnds}).
+ *
  * <p>Streamed or whole, a reply gives the same two texts: what {@link #push} and {@link #finish}
  * release, joined, is what {@link #split} gives the whole reply. Text that may still turn out to
  * be a tag, and white space that may turn out to be trailing, wait for the next piece.
@@ -53,9 +57,18 @@ public final class ReasoningStream {
     private int tokensToEnd = -1;
     private boolean reasoned;
 
+    /** Text that also ends the reasoning and begins the content (kept there), or null. */
+    private final String alsoEnds;
+
     /** A reply; {@code open}: the prompt left a {@code <think>} open ({@link #leftOpen}). */
     public ReasoningStream(boolean open) {
+        this(open, null);
+    }
+
+    /** A reply whose reasoning also ends where {@code alsoEnds} begins (null: only at {@code </think>}). */
+    public ReasoningStream(boolean open, String alsoEnds) {
         state = open ? State.REASONING : State.START;
+        this.alsoEnds = alsoEnds;
     }
 
     /** The rendered prompt ends inside a reasoning block: the reply begins with reasoning. */
@@ -83,6 +96,11 @@ public final class ReasoningStream {
 
     /** A whole reply's reasoning and content. */
     public static Split split(String reply, boolean open) {
+        return split(reply, open, null);
+    }
+
+    /** A whole reply's reasoning and content, the reasoning also ending where {@code alsoEnds} begins. */
+    public static Split split(String reply, boolean open, String alsoEnds) {
         String r;
         if (open) {
             r = reply;
@@ -94,6 +112,10 @@ public final class ReasoningStream {
             r = t.substring(OPEN.length());
         }
         int close = r.indexOf(CLOSE);
+        int also = alsoEnds == null ? -1 : r.indexOf(alsoEnds);
+        if (also >= 0 && (close < 0 || also < close)) {
+            return new Split(strip(r.substring(0, also)), r.substring(also));
+        }
         if (close < 0) {
             return new Split(strip(r), "");
         }
@@ -201,6 +223,18 @@ public final class ReasoningStream {
             h = stripLeading(h);
         }
         int close = h.indexOf(CLOSE);
+        int also = alsoEnds == null ? -1 : h.indexOf(alsoEnds);
+        if (also >= 0 && (close < 0 || also < close)) {
+            String r = stripTrailing(h.substring(0, also));
+            if (!r.isEmpty()) {
+                out.add(new Reasoning(r));
+                reasoned = true;
+            }
+            held.setLength(0);
+            state = State.CONTENT; // the marker is the content's start
+            out.add(new Content(h.substring(also)));
+            return "";
+        }
         if (close >= 0) {
             String r = stripTrailing(h.substring(0, close));
             if (!r.isEmpty()) {
@@ -211,14 +245,8 @@ public final class ReasoningStream {
             state = State.AFTER_CLOSE;
             return h.substring(close + CLOSE.length());
         }
-        // hold a tail that may begin the tag, and the white space before it
-        int keep = h.length();
-        for (int k = Math.min(CLOSE.length() - 1, h.length()); k > 0; k--) {
-            if (h.endsWith(CLOSE.substring(0, k))) {
-                keep = h.length() - k;
-                break;
-            }
-        }
+        // hold a tail that may begin the tag (or the other end), and the white space before it
+        int keep = Math.min(h.length() - partial(h, CLOSE), alsoEnds == null ? h.length() : h.length() - partial(h, alsoEnds));
         int send = keep;
         while (send > 0 && isSpace(h.charAt(send - 1))) {
             send--;
@@ -231,6 +259,16 @@ public final class ReasoningStream {
         held.setLength(0);
         held.append(h, send, h.length());
         return "";
+    }
+
+    /** The length of the longest tail of {@code h} that begins {@code tag} (but is not all of it). */
+    private static int partial(String h, String tag) {
+        for (int k = Math.min(tag.length() - 1, h.length()); k > 0; k--) {
+            if (h.endsWith(tag.substring(0, k))) {
+                return k;
+            }
+        }
+        return 0;
     }
 
     private static boolean isSpace(char c) {

@@ -30,7 +30,8 @@ import java.util.Map;
  * {@link Format#MISTRAL} (Mistral Small 3.2, Devstral, Ministral 3, Magistral):
  * {@code [TOOL_CALLS]NAME[ARGS]{...}} a call (Small 3.2's history adds {@code [CALL_ID]} and a
  * 9-character id before {@code [ARGS]}), the markers being control tokens the output shows for
- * such requests ({@link #MARKERS}).
+ * such requests ({@link #markers}). {@link Format#MISTRAL_NEMO} (Mistral Nemo):
+ * {@code [TOOL_CALLS][{"name": ..., "arguments": {...}, "id": "..."}, ...]}.
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -50,12 +51,22 @@ public final class ToolCalls {
         LLAMA3_JSON,
         XML,
         GLM_XML,
-        MISTRAL
+        MISTRAL,
+        MISTRAL_NEMO
+    }
+
+    /** Whether calls begin at {@code [TOOL_CALLS]} and take Mistral's ids of nine characters. */
+    public static boolean mistral(Format format) {
+        return format == Format.MISTRAL || format == Format.MISTRAL_NEMO;
     }
 
     /** Control tokens a format's calls are marked with: the output shows them (llama-server's preserved tokens). */
     public static List<String> markers(Format format) {
-        return format == Format.MISTRAL ? List.of(MISTRAL_OPEN, MISTRAL_ARGS, MISTRAL_CALL_ID) : List.of();
+        return switch (format) {
+            case MISTRAL -> List.of(MISTRAL_OPEN, MISTRAL_ARGS, MISTRAL_CALL_ID);
+            case MISTRAL_NEMO -> List.of(MISTRAL_OPEN);
+            default -> List.of();
+        };
     }
 
     static final String MISTRAL_OPEN = "[TOOL_CALLS]";
@@ -101,7 +112,9 @@ public final class ToolCalls {
         } else if (src.contains("<tool_call>")) {
             candidate = Format.HERMES;
         } else if (src.contains(MISTRAL_OPEN) && src.contains(MISTRAL_ARGS)) {
-            candidate = Format.MISTRAL; // the v11 layout (Mistral Nemo's JSON list after [TOOL_CALLS] is not read here)
+            candidate = Format.MISTRAL; // the v11 layout
+        } else if (src.contains(MISTRAL_OPEN)) {
+            candidate = Format.MISTRAL_NEMO; // a JSON list after the marker
         } else if (src.contains("<|start_header_id|>") && src.contains("\"parameters\"")) {
             candidate = Format.LLAMA3_JSON;
         } else {
@@ -142,8 +155,9 @@ public final class ToolCalls {
     static String renderedCall(Format format, String history, String userText) {
         int at = history.lastIndexOf(userText);
         String after = at < 0 ? history : history.substring(at + userText.length());
-        int from = blocks(format) ? after.indexOf(OPEN) : format == Format.MISTRAL ? after.indexOf(MISTRAL_OPEN) : after.indexOf("{\"name\"");
-        int to = blocks(format) ? after.lastIndexOf(CLOSE) + CLOSE.length() : after.lastIndexOf('}') + 1;
+        int from = blocks(format) ? after.indexOf(OPEN) : mistral(format) ? after.indexOf(MISTRAL_OPEN) : after.indexOf("{\"name\"");
+        int to = blocks(format) ? after.lastIndexOf(CLOSE) + CLOSE.length()
+                : format == Format.MISTRAL_NEMO ? after.lastIndexOf(']') + 1 : after.lastIndexOf('}') + 1;
         return from < 0 || to <= from ? "" : after.substring(from, to);
     }
 
@@ -160,6 +174,7 @@ public final class ToolCalls {
         String root = switch (format) {
             case LLAMA3_JSON -> "call";
             case MISTRAL -> several ? "call+" : "call";
+            case MISTRAL_NEMO -> "\"[TOOL_CALLS][\" call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
             default -> several ? block + " (\"\\n\" " + block + ")*" : block;
         };
         return grammar(format, functions, root, "");
@@ -180,6 +195,7 @@ public final class ToolCalls {
         String root = switch (format) {
             case HERMES, XML, GLM_XML -> block + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
             case MISTRAL -> "call" + (parallel ? "+" : "") + " tc-ws";
+            case MISTRAL_NEMO -> "\"[TOOL_CALLS]\" tc-ws \"[\" space call" + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
         };
@@ -191,7 +207,7 @@ public final class ToolCalls {
 
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
-        return blocks(format) ? HERMES_OPENING : format == Format.MISTRAL ? MISTRAL_OPEN : null;
+        return blocks(format) ? HERMES_OPENING : mistral(format) ? MISTRAL_OPEN : null;
     }
 
     /**
@@ -229,8 +245,10 @@ public final class ToolCalls {
                 names.add(f.name(), restRule);
                 continue;
             }
-            String argsKey = format == Format.HERMES ? "arguments" : "parameters";
-            rules.put(restRule, "\",\" space \"\\\"" + argsKey + "\\\"\" space \":\" space " + prefix + "-args space \"}\"");
+            String argsKey = format == Format.LLAMA3_JSON ? "parameters" : "arguments";
+            // Nemo's calls end with an id of nine letters and digits, as its template writes them
+            String id = format == Format.MISTRAL_NEMO ? " \",\" space \"\\\"id\\\"\" space \":\" space \"\\\"\" [a-zA-Z0-9]{9} \"\\\"\" space" : "";
+            rules.put(restRule, "\",\" space \"\\\"" + argsKey + "\\\"\" space \":\" space " + prefix + "-args space" + id + " \"}\"");
             names.add(JsonSchemaGrammar.dump(MAPPER.getNodeFactory().textNode(f.name())), restRule);
         }
         StringBuilder sb = new StringBuilder("root ::= ").append(root).append('\n').append(extraRules);
@@ -366,6 +384,9 @@ public final class ToolCalls {
             case MISTRAL -> {
                 return mistral(text, functions);
             }
+            case MISTRAL_NEMO -> {
+                return nemo(text, functions);
+            }
             default -> {
                 return new Reply(text, List.of());
             }
@@ -409,6 +430,32 @@ public final class ToolCalls {
             }
             calls.add(new Call(newId(Format.MISTRAL), name, JsonSchemaGrammar.dump(body.value())));
             at = skipSpace(text, body.end());
+        }
+        String content = text.substring(0, first).stripTrailing();
+        return new Reply(content.isBlank() ? null : content, List.copyOf(calls));
+    }
+
+    /**
+     * A Mistral Nemo reply: text before {@code [TOOL_CALLS]} is content; then a JSON list of
+     * calls, each an object with a declared {@code name} and an object of {@code arguments} (an
+     * {@code id} may be there; the call gets an id of its own), and only whitespace after it.
+     */
+    private static Reply nemo(String text, List<Function> functions) {
+        int first = text.indexOf(MISTRAL_OPEN);
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        Json list = json(text, first + MISTRAL_OPEN.length());
+        if (list == null || !list.value().isArray() || list.value().isEmpty() || skipSpace(text, list.end()) != text.length()) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        for (JsonNode n : list.value()) {
+            Call c = call(n, "arguments", functions);
+            if (c == null) {
+                return new Reply(text, List.of());
+            }
+            calls.add(new Call(newId(Format.MISTRAL_NEMO), c.name(), c.arguments()));
         }
         String content = text.substring(0, first).stripTrailing();
         return new Reply(content.isBlank() ? null : content, List.copyOf(calls));
@@ -463,7 +510,7 @@ public final class ToolCalls {
      * nine characters derived from it, the same for the call and its result; other formats keep ids as they are.
      */
     public static String historyId(Format format, String id) {
-        if (format != Format.MISTRAL || id == null || id.matches("[A-Za-z0-9]{9}")) {
+        if (!mistral(format) || id == null || id.matches("[A-Za-z0-9]{9}")) {
             return id;
         }
         byte[] h;
@@ -481,7 +528,7 @@ public final class ToolCalls {
 
     /** A call's id: OpenAI's {@code call_} and 24 characters; Mistral's 9 (its templates refuse other ids in the history). */
     static String newId(Format format) {
-        boolean mistral = format == Format.MISTRAL;
+        boolean mistral = mistral(format);
         StringBuilder sb = new StringBuilder(mistral ? "" : "call_");
         for (int i = 0; i < (mistral ? 9 : 24); i++) {
             sb.append(ALPHANUM.charAt(RANDOM.nextInt(ALPHANUM.length())));

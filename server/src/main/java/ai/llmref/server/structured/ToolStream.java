@@ -52,7 +52,7 @@ public final class ToolStream {
     public record CallEnd(int index, ToolCalls.Call call) implements Piece {}
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
-        MISTRAL_NAME, MISTRAL_MARKER, MISTRAL_ID, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE }
+        MISTRAL_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -95,7 +95,7 @@ public final class ToolStream {
         this.format = format;
         this.functions = functions;
         this.dialect = XmlToolCalls.Dialect.of(format);
-        this.open = format == ToolCalls.Format.MISTRAL ? ToolCalls.MISTRAL_OPEN : OPEN;
+        this.open = ToolCalls.mistral(format) ? ToolCalls.MISTRAL_OPEN : OPEN;
         if (forced) {
             begin(0);
         }
@@ -199,8 +199,20 @@ public final class ToolStream {
                     case XML -> Scan.XML_FUNCTION;
                     case GLM_XML -> Scan.XML_NAME;
                     case MISTRAL -> Scan.MISTRAL_NAME;
+                    case MISTRAL_NEMO -> Scan.NEMO_LIST;
                     default -> Scan.HEAD;
                 });
+                case NEMO_LIST -> tag(c, "[", Scan.HEAD);
+                case NEMO_NEXT -> {
+                    scanned++;
+                    if (c == ',') {
+                        scan = Scan.HEAD; // the next call
+                    } else if (c == ']') {
+                        scan = Scan.AFTER;
+                    } else if (!Character.isWhitespace(c)) {
+                        scan = Scan.FAILED;
+                    }
+                }
                 case MISTRAL_NAME -> {
                     if (XmlToolCalls.isNameChar(c)) {
                         scanned++;
@@ -402,8 +414,12 @@ public final class ToolStream {
                     if (c == '}') {
                         endCall(out);
                         arguments = null;
-                        scan = format == ToolCalls.Format.HERMES ? Scan.CLOSE_TAG : Scan.AFTER;
-                    } else if (!Character.isWhitespace(c)) {
+                        scan = switch (format) {
+                            case HERMES -> Scan.CLOSE_TAG;
+                            case MISTRAL_NEMO -> Scan.NEMO_NEXT;
+                            default -> Scan.AFTER;
+                        };
+                    } else if (format == ToolCalls.Format.MISTRAL_NEMO ? !nemoId(c) : !Character.isWhitespace(c)) {
                         scan = Scan.FAILED;
                     }
                 }
@@ -425,6 +441,11 @@ public final class ToolStream {
             }
         }
         return out;
+    }
+
+    /** A character of Nemo's {@code , "id": "..."} after the arguments (the grammar writes it exactly). */
+    private static boolean nemoId(char c) {
+        return Character.isWhitespace(c) || c == ',' || c == ':' || c == '"' || c < 128 && Character.isLetterOrDigit(c);
     }
 
     /** A call begins: its name is whole. */

@@ -4,9 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import ai.llmref.llama.LlamaModel;
 import ai.llmref.llama.ModelParams;
-import ai.llmref.llama.Sampler;
 import ai.llmref.llama.Vocabulary;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.regex.Matcher;
@@ -38,15 +36,8 @@ class LateToolGrammarTest {
         model.close();
     }
 
-    private enum Verdict { REFUSED, GOES_ON, MAY_END }
-
-    private Verdict verdict(String grammar, String text) {
-        try (Sampler s = Sampler.builder(vocab).grammar(grammar, "root").build()) {
-            if (!s.advanceGrammar(text.getBytes(StandardCharsets.UTF_8))) {
-                return Verdict.REFUSED;
-            }
-            return s.grammarAllows(vocab.eos()) ? Verdict.MAY_END : Verdict.GOES_ON;
-        }
+    private GrammarVerdict verdict(String grammar, String text) {
+        return GrammarVerdict.of(vocab, grammar, text);
     }
 
     private static final String WEATHER = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call>";
@@ -56,13 +47,13 @@ class LateToolGrammarTest {
     void hermesCallsAreAllowedAndAnythingElseIsRefused() {
         String several = ToolCalls.lateGrammar(ToolCalls.Format.HERMES, ToolCallsParseTest.FUNCTIONS, true);
         String one = ToolCalls.lateGrammar(ToolCalls.Format.HERMES, ToolCallsParseTest.FUNCTIONS, false);
-        assertThat(verdict(several, WEATHER)).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(several, WEATHER + "\n")).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(several, WEATHER + "\n" + TIME)).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(several, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Ro")).isEqualTo(Verdict.GOES_ON);
-        assertThat(verdict(several, "<tool_call>")).isEqualTo(Verdict.GOES_ON);
-        assertThat(verdict(one, WEATHER)).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(one, WEATHER + "\n<")).as("one call only").isEqualTo(Verdict.REFUSED);
+        assertThat(verdict(several, WEATHER)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(several, WEATHER + "\n")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(several, WEATHER + "\n" + TIME)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(several, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Ro")).isEqualTo(GrammarVerdict.GOES_ON);
+        assertThat(verdict(several, "<tool_call>")).isEqualTo(GrammarVerdict.GOES_ON);
+        assertThat(verdict(one, WEATHER)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, WEATHER + "\n<")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
         for (String refused : List.of(
                 "<tool_call> tag in prose",
                 "<tool_call>\n{\"name\": \"nope\"",
@@ -70,17 +61,17 @@ class LateToolGrammarTest {
                 "<tool_call>\n{\"arguments\": {}, \"name\": \"get_time\"}",
                 WEATHER + " and some words",
                 WEATHER + "\n\n\n\n\n\n" + TIME)) { // at most four spaces between blocks
-            assertThat(verdict(several, refused)).as(refused).isEqualTo(Verdict.REFUSED);
+            assertThat(verdict(several, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
         }
     }
 
     @Test
     void llama3CallsBeginTheReply() {
         String g = ToolCalls.lateGrammar(ToolCalls.Format.LLAMA3_JSON, ToolCallsParseTest.FUNCTIONS, true);
-        assertThat(verdict(g, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}")).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(g, "<|python_tag|>{\"name\": \"get_time\", \"parameters\": {}}")).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(g, "{\"name\": \"get_time\", \"parameters\": {}} more")).isEqualTo(Verdict.REFUSED);
-        assertThat(verdict(g, "{\"name\": \"get_time\", \"arguments\": {}}")).isEqualTo(Verdict.REFUSED);
+        assertThat(verdict(g, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Oslo\"}}")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(g, "<|python_tag|>{\"name\": \"get_time\", \"parameters\": {}}")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(g, "{\"name\": \"get_time\", \"parameters\": {}} more")).isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(g, "{\"name\": \"get_time\", \"arguments\": {}}")).isEqualTo(GrammarVerdict.REFUSED);
         for (String opening : List.of("{\"name\": \"", "  {\"name\":\"", "\n<|python_tag|>{ \"name\" : \"")) {
             Matcher m = ToolCalls.LLAMA3_OPENING.matcher(opening + "get_time\"");
             assertThat(m.lookingAt()).as(opening).isTrue();

@@ -18,10 +18,11 @@ class ReasoningStreamFuzzTest {
     @FuzzTest(maxDuration = "30s")
     void split(FuzzedDataProvider data) {
         boolean open = data.consumeBoolean();
+        String also = data.consumeBoolean() ? "<tool_call>" : null; // a call ends the reasoning too (tools in the XML format)
         int step = 1 + (data.consumeByte() & 15);
         String text = data.consumeRemainingAsString();
-        ReasoningStream.Split whole = ReasoningStream.split(text, open);
-        ReasoningStream stream = new ReasoningStream(open);
+        ReasoningStream.Split whole = ReasoningStream.split(text, open, also);
+        ReasoningStream stream = new ReasoningStream(open, also);
         StringBuilder reasoning = new StringBuilder();
         StringBuilder content = new StringBuilder();
         int at = 0;

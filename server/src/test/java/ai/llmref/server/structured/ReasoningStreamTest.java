@@ -10,7 +10,11 @@ import org.junit.jupiter.api.Test;
 class ReasoningStreamTest {
 
     private static ReasoningStream.Split streamed(String reply, boolean open, List<String> pieces) {
-        ReasoningStream s = new ReasoningStream(open);
+        return streamed(reply, open, null, pieces);
+    }
+
+    private static ReasoningStream.Split streamed(String reply, boolean open, String alsoEnds, List<String> pieces) {
+        ReasoningStream s = new ReasoningStream(open, alsoEnds);
         StringBuilder reasoning = new StringBuilder();
         StringBuilder content = new StringBuilder();
         for (String piece : pieces) {
@@ -100,11 +104,31 @@ class ReasoningStreamTest {
         assertThat(empty.reasoningTokens(3)).as("an empty block is no reasoning").isZero();
     }
 
+    /**
+     * With tools in the XML format, a call also ends the reasoning (Qwen 3.5 may call without
+     * closing it): the call is the content's start; before it, and without that end, it is reasoning.
+     */
+    @Test
+    void aCallAlsoEndsTheReasoningWhereAsked() {
+        String reply = "I should check the weather.\n<tool_call>\n<function=get_weather>\n</function>\n</tool_call>";
+        assertThat(ReasoningStream.split(reply, true, "<tool_call>"))
+                .isEqualTo(new ReasoningStream.Split("I should check the weather.", reply.substring(reply.indexOf("<tool_call>"))));
+        assertThat(ReasoningStream.split(reply, true)).isEqualTo(new ReasoningStream.Split(reply, ""));
+        assertThat(ReasoningStream.split("a</think>b<tool_call>", true, "<tool_call>")).as("</think> first")
+                .isEqualTo(new ReasoningStream.Split("a", "b<tool_call>"));
+        ReasoningStream s = new ReasoningStream(true, "<tool_call>");
+        assertThat(s.push("Let me call. <tool_")).containsExactly(new ReasoningStream.Reasoning("Let me call."));
+        assertThat(s.inReasoning()).isTrue();
+        assertThat(s.push("call>\n<function=f>")).containsExactly(new ReasoningStream.Content("<tool_call>\n<function=f>"));
+        assertThat(s.inContent()).isTrue();
+    }
+
     /** Random replies, split at random places, streamed give what the whole reply gives. */
     @Test
     void streamedGivesWhatWholeGives() {
         Random rnd = new Random(20261128);
-        String[] atoms = {"<think>", "</think>", "<", "</", "</th", "<thi", "think", ">", " ", "\n", "\t", "a", "Paris", "é", "😀", "\n\n"};
+        String[] atoms = {"<think>", "</think>", "<", "</", "</th", "<thi", "think", ">", " ", "\n", "\t", "a", "Paris", "é", "😀", "\n\n",
+            "<tool_call>", "<tool_"};
         for (int i = 0; i < 20_000; i++) {
             StringBuilder reply = new StringBuilder();
             int n = rnd.nextInt(12);
@@ -123,8 +147,10 @@ class ReasoningStreamTest {
                 pieces.add(r.substring(at, at + len));
                 at += len;
             }
-            assertThat(streamed(r, open, pieces)).as("%s open=%s pieces=%s", r, open, pieces).isEqualTo(ReasoningStream.split(r, open));
-            assertThat(streamed(r, open, List.of(r))).isEqualTo(ReasoningStream.split(r, open));
+            String also = rnd.nextBoolean() ? "<tool_call>" : null;
+            assertThat(streamed(r, open, also, pieces)).as("%s open=%s also=%s pieces=%s", r, open, also, pieces)
+                    .isEqualTo(ReasoningStream.split(r, open, also));
+            assertThat(streamed(r, open, also, List.of(r))).isEqualTo(ReasoningStream.split(r, open, also));
         }
     }
 }

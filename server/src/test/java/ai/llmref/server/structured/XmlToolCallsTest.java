@@ -5,11 +5,9 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.llmref.llama.LlamaModel;
 import ai.llmref.llama.ModelParams;
-import ai.llmref.llama.Sampler;
 import ai.llmref.llama.Vocabulary;
 import ai.llmref.server.chat.ChatTemplateRenderer;
 import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -49,10 +47,12 @@ class XmlToolCallsTest {
      * call reads back, MiniMax M3 (its own XML) and Apriel 1.5 ({@code <tool_calls>[...]}) were
      * read as Hermes, and now have no format (tools are a 400 there); GLM 4.6, GLM 4.7 Flash, Spark
      * 2.5, Ling 3.0 Flash and the three Laguna were read as Hermes too, and are now GLM's format;
-     * Mistral Small 3.2, Devstral and Ministral 3 write Mistral's ({@code [TOOL_CALLS]name[ARGS]}).
+     * Mistral Small 3.2, Devstral and Ministral 3 write Mistral's ({@code [TOOL_CALLS]name[ARGS]}), Mistral
+     * Nemo a JSON list after {@code [TOOL_CALLS]}.
      */
     static final List<String> DETECTED = List.of("Bielik-11B-v3.0-Instruct", "GLM-4.6", "GLM-4.7-Flash", "MiMo-VL",
             "Mistral-Small-3.2-24B-Instruct-2506", "mistralai-Ministral-3-14B-Reasoning-2512", "unsloth-mistral-Devstral-Small-2507",
+            "mistralai-Mistral-Nemo-Instruct-2407",
             "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use",
             "NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "Qwen-QwQ-32B", "Qwen-Qwen2.5-7B-Instruct", "Qwen-Qwen3-0.6B", "Qwen3-Coder",
             "Qwen3.5-4B", "Reka-Edge", "Spark2.5", "StepFun3.5-Flash", "ibm-granite-granite-4.0", "ibm-granite-granite-4.1",
@@ -202,25 +202,25 @@ class XmlToolCallsTest {
         String forced = ToolCalls.grammar(ToolCalls.Format.GLM_XML, FUNCTIONS, true);
         String late = ToolCalls.lateGrammar(ToolCalls.Format.GLM_XML, FUNCTIONS, true);
         for (String g : List.of(forced, ToolCalls.grammar(ToolCalls.Format.GLM_XML, FUNCTIONS, false), late)) {
-            assertThat(verdict(g, GLM_WEATHER)).as(g).isEqualTo(Verdict.MAY_END);
-            assertThat(verdict(g, GLM_WRITE)).isEqualTo(Verdict.MAY_END);
-            assertThat(verdict(g, "<tool_call>get_time</tool_call>")).isEqualTo(Verdict.MAY_END);
+            assertThat(verdict(g, GLM_WEATHER)).as(g).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, GLM_WRITE)).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, "<tool_call>get_time</tool_call>")).isEqualTo(GrammarVerdict.MAY_END);
             for (String refused : List.of("<tool_call>\n{\"name\"", "<tool_call>get_wind", "<tool_call>get_weather</tool_call>",
                     "<tool_call>get_weather<arg_key>days</arg_key>", "<tool_call>get_weather<arg_key>city</arg_key><arg_value>Rome</arg_value>"
                             + "<arg_key>days</arg_key><arg_value>9<", GLM_WEATHER + " words",
                     "<tool_call>write_file<arg_key>path</arg_key><arg_value>a</arg_value>b")) { // an unbounded raw string ends at its tag
-                assertThat(verdict(g, refused)).as(refused).isEqualTo(Verdict.REFUSED);
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
             }
         }
-        assertThat(verdict(forced, GLM_WEATHER + "\n" + GLM_WRITE)).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(forced, GLM_WEATHER + "\n" + GLM_WRITE)).isEqualTo(GrammarVerdict.MAY_END);
         // a name that begins another: each is whole where a line break, '<' or the block's end follows
         List<ToolCalls.Function> fs = List.of(new ToolCalls.Function("get", ToolCallsParseTest.json("{\"type\":\"object\"}")),
                 FUNCTIONS.getFirst());
         String g = ToolCalls.grammar(ToolCalls.Format.GLM_XML, fs, false);
-        assertThat(verdict(g, "<tool_call>get</tool_call>")).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(g, "<tool_call>get\n</tool_call>")).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(g, GLM_WEATHER)).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(g, "<tool_call>get_w</tool_call>")).isEqualTo(Verdict.REFUSED);
+        assertThat(verdict(g, "<tool_call>get</tool_call>")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(g, "<tool_call>get\n</tool_call>")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(g, GLM_WEATHER)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(g, "<tool_call>get_w</tool_call>")).isEqualTo(GrammarVerdict.REFUSED);
     }
 
     @Test
@@ -252,15 +252,8 @@ class XmlToolCallsTest {
         }
     }
 
-    private enum Verdict { REFUSED, GOES_ON, MAY_END }
-
-    private Verdict verdict(String grammar, String text) {
-        try (Sampler s = Sampler.builder(vocab).grammar(grammar, "root").build()) {
-            if (!s.advanceGrammar(text.getBytes(StandardCharsets.UTF_8))) {
-                return Verdict.REFUSED;
-            }
-            return s.grammarAllows(vocab.eos()) ? Verdict.MAY_END : Verdict.GOES_ON;
-        }
+    private GrammarVerdict verdict(String grammar, String text) {
+        return GrammarVerdict.of(vocab, grammar, text);
     }
 
     @Test
@@ -269,10 +262,10 @@ class XmlToolCallsTest {
         String one = ToolCalls.grammar(ToolCalls.Format.XML, FUNCTIONS, false);
         String late = ToolCalls.lateGrammar(ToolCalls.Format.XML, FUNCTIONS, true);
         for (String g : List.of(forced, one, late)) {
-            assertThat(verdict(g, WEATHER)).as(g).isEqualTo(Verdict.MAY_END);
-            assertThat(verdict(g, WRITE)).isEqualTo(Verdict.MAY_END);
-            assertThat(verdict(g, "<tool_call>\n<function=get_time>\n</function>\n</tool_call>")).isEqualTo(Verdict.MAY_END);
-            assertThat(verdict(g, "<tool_call>\n<function=get_weather>\n<parameter=city>\nRo")).isEqualTo(Verdict.GOES_ON);
+            assertThat(verdict(g, WEATHER)).as(g).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, WRITE)).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, "<tool_call>\n<function=get_time>\n</function>\n</tool_call>")).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, "<tool_call>\n<function=get_weather>\n<parameter=city>\nRo")).isEqualTo(GrammarVerdict.GOES_ON);
             for (String refused : List.of(
                     "<tool_call>\n{\"name\": \"get_time\"", // Hermes JSON
                     "<tool_call>\n<function=get_wind>",
@@ -284,16 +277,16 @@ class XmlToolCallsTest {
                     "<tool_call>\n<function=write_file>\n<parameter=path>\na\n</parameter>\n<parameter=content>\nb\n</parameter>\n"
                             + "<parameter=options>\n{\"append\": 1}",
                     WEATHER + " and then words")) {
-                assertThat(verdict(g, refused)).as(refused).isEqualTo(Verdict.REFUSED);
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
             }
         }
-        assertThat(verdict(forced, WEATHER + "\n" + WRITE)).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(one, WEATHER + "\n<")).as("one call only").isEqualTo(Verdict.REFUSED);
-        assertThat(verdict(late, WEATHER + "\n" + WRITE + "\n")).isEqualTo(Verdict.MAY_END);
+        assertThat(verdict(forced, WEATHER + "\n" + WRITE)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, WEATHER + "\n<")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(late, WEATHER + "\n" + WRITE + "\n")).isEqualTo(GrammarVerdict.MAY_END);
         // a raw string never holds the line that ends it: there the value is over
         String write = "<tool_call>\n<function=write_file>\n<parameter=path>\na\n</parameter>\n<parameter=content>\nx\n</parameter>\ny";
-        assertThat(verdict(forced, write)).isEqualTo(Verdict.REFUSED);
-        assertThat(verdict(forced, write.replace("x\n</parameter>\ny", "x</parameter>\ny"))).as("no line break: text").isEqualTo(Verdict.GOES_ON);
+        assertThat(verdict(forced, write)).isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(forced, write.replace("x\n</parameter>\ny", "x</parameter>\ny"))).as("no line break: text").isEqualTo(GrammarVerdict.GOES_ON);
     }
 
     @Test
@@ -321,15 +314,15 @@ class XmlToolCallsTest {
                 new ToolCalls.Function("b", ToolCallsParseTest.json("{\"type\":\"object\",\"properties\":{\"x\":{\"$ref\":\"#/$defs/T\"}},"
                         + "\"required\":[\"x\"],\"$defs\":{\"T\":{\"type\":\"boolean\"}}}")));
         String hermes = ToolCalls.grammar(ToolCalls.Format.HERMES, fs, false);
-        assertThat(verdict(hermes, "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 5}}\n</tool_call>")).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(hermes, "<tool_call>\n{\"name\": \"b\", \"arguments\": {\"x\": true}}\n</tool_call>")).isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(hermes, "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": t")).isEqualTo(Verdict.REFUSED);
+        assertThat(verdict(hermes, "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": 5}}\n</tool_call>")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(hermes, "<tool_call>\n{\"name\": \"b\", \"arguments\": {\"x\": true}}\n</tool_call>")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(hermes, "<tool_call>\n{\"name\": \"a\", \"arguments\": {\"x\": t")).isEqualTo(GrammarVerdict.REFUSED);
         String xml = ToolCalls.grammar(ToolCalls.Format.XML, fs, false);
         assertThat(verdict(xml, "<tool_call>\n<function=a>\n<parameter=x>\n5\n</parameter>\n</function>\n</tool_call>"))
-                .isEqualTo(Verdict.MAY_END);
+                .isEqualTo(GrammarVerdict.MAY_END);
         assertThat(verdict(xml, "<tool_call>\n<function=b>\n<parameter=x>\nfalse\n</parameter>\n</function>\n</tool_call>"))
-                .isEqualTo(Verdict.MAY_END);
-        assertThat(verdict(xml, "<tool_call>\n<function=b>\n<parameter=x>\n5")).isEqualTo(Verdict.REFUSED);
+                .isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(xml, "<tool_call>\n<function=b>\n<parameter=x>\n5")).isEqualTo(GrammarVerdict.REFUSED);
     }
 
     /** A constrained reply, split anywhere: the pieces joined are the calls the whole reply parses to. */

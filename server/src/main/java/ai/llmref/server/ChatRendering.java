@@ -54,8 +54,10 @@ final class ChatRendering {
         if (builtin) {
             LOG.log(System.Logger.Level.INFO, "chat template: llama.cpp built-in renderer (Jinja for requests with tools)");
         }
-        boolean thinks = reasoning == ServerConfig.ReasoningFormat.AUTO && ReasoningStream.usedBy(source);
-        LOG.log(System.Logger.Level.INFO, "chat template reasoning: " + (thinks ? "<think> blocks returned apart from the content"
+        boolean harmony = reasoning == ServerConfig.ReasoningFormat.AUTO && ReasoningStream.harmonyUsedBy(source);
+        boolean thinks = reasoning == ServerConfig.ReasoningFormat.AUTO && ReasoningStream.usedBy(source) && !harmony;
+        LOG.log(System.Logger.Level.INFO, "chat template reasoning: " + (harmony ? "harmony analysis messages returned apart from the content"
+                : thinks ? "<think> blocks returned apart from the content"
                 : reasoning == ServerConfig.ReasoningFormat.NONE ? "returned in the content (model.reasoning-format none)" : "none"));
         return new PromptModel.ChatRenderer() {
             @Override
@@ -100,6 +102,11 @@ final class ChatRendering {
             @Override
             public boolean reasoningTags() {
                 return thinks;
+            }
+
+            @Override
+            public boolean harmony() {
+                return harmony;
             }
 
             @Override

@@ -171,6 +171,11 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     }
 
     @Override
+    public boolean harmony() {
+        return chatRenderer.harmony();
+    }
+
+    @Override
     public boolean thinkingSwitch() {
         return chatRenderer.thinkingSwitch();
     }

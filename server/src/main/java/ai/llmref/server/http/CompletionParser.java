@@ -70,11 +70,18 @@ final class CompletionParser {
      * open, so that the reply begins with reasoning ({@code OPEN}).
      */
     enum Reasoning {
-        OFF, REPLY, OPEN;
+        OFF, REPLY, OPEN,
+        /** Harmony messages (GPT-OSS): the reply's analysis channel, or one the prompt left open. */
+        HARMONY_REPLY, HARMONY_OPEN;
 
         /** A reply's reasoning as it is generated, or null when off; {@code alsoEnds}: see {@link ReasoningStream}. */
         ReasoningStream stream(String alsoEnds) {
-            return this == OFF ? null : new ReasoningStream(this == OPEN, alsoEnds);
+            return this == OFF ? null : new ReasoningStream(open(), alsoEnds, this == HARMONY_REPLY || this == HARMONY_OPEN);
+        }
+
+        /** The prompt left the reasoning open: the reply begins with it. */
+        boolean open() {
+            return this == OPEN || this == HARMONY_OPEN;
         }
     }
 
@@ -154,7 +161,15 @@ final class CompletionParser {
         java.util.Map<String, Object> variables = templateVariables(body);
         String rendered = model.renderChat(list, contract.templateTools(body), variables);
         Reasoning reasoning = Reasoning.OFF;
-        if (model.reasoningTags() && reasoningFormat(body) && (prefill == null || prefill.isEmpty())) {
+        if (model.harmony() && reasoningFormat(body)) {
+            // GPT-OSS: the reply's messages (or the analysis message a prefill leaves open);
+            // a grammar from the start leaves no room for them (its output is the content)
+            if (ReasoningStream.harmonyLeftOpen(rendered + (prefill == null ? "" : prefill))) {
+                reasoning = Reasoning.HARMONY_OPEN;
+            } else if (contract.grammar() == null && (prefill == null || prefill.isEmpty())) {
+                reasoning = Reasoning.HARMONY_REPLY;
+            }
+        } else if (model.reasoningTags() && reasoningFormat(body) && (prefill == null || prefill.isEmpty())) {
             // A grammar (a JSON response_format, a forced call) applies after a reasoning block the
             // prompt left open (build: a required late grammar). A model that thinks when asked
             // (its template reads enable_thinking) and was not told otherwise opens its reply with
@@ -320,7 +335,7 @@ final class CompletionParser {
         List<String> stops = contract.grammar() != null ? List.of() : requested;
         // the grammar that rules the output from its start, or from the end of the reasoning the
         // prompt left open on (a late grammar the output must reach)
-        boolean afterReasoning = contract.grammar() != null && reasoning == Reasoning.OPEN;
+        boolean afterReasoning = contract.grammar() != null && reasoning.open();
         SamplingParams sampling = sampling(body, afterReasoning ? null : contract.grammar());
         if (sampling.llama().ignoreEos() && (contract.grammar() != null || contract.toolsActive())) {
             throw ApiException.unsupported("ignore_eos", "'ignore_eos' cannot be used with a grammar (a JSON response_format, tools): the"
@@ -408,7 +423,10 @@ final class CompletionParser {
         }
         // up to the tag and no further: from there a late grammar (a JSON response_format, a forced
         // call after the reasoning) picks the tokens, and a forced token after it would not be its
-        int[] forced = model.tokenizeInside((message == null ? "" : message) + "\n" + ReasoningStream.CLOSE);
+        boolean harmony = reasoning == Reasoning.HARMONY_REPLY || reasoning == Reasoning.HARMONY_OPEN;
+        // harmony: the analysis message ends, and the final one begins, as GPT-OSS writes them
+        int[] forced = model.tokenizeInside((message == null ? "" : message)
+                + (harmony ? "<|end|><|start|>assistant<|channel|>final<|message|>" : "\n" + ReasoningStream.CLOSE));
         return new ReasoningBudget(tokens.intValue(), forced, () -> {
             ReasoningStream stream = reasoning.stream(alsoEnds);
             return new ReasoningBudget.Tracker() {

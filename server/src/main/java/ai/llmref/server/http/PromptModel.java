@@ -44,6 +44,14 @@ public interface PromptModel {
         }
 
         /**
+         * The template writes harmony messages (GPT-OSS): a reply's analysis channel is returned
+         * apart from its content (model.reasoning-format auto).
+         */
+        default boolean harmony() {
+            return false;
+        }
+
+        /**
          * The template writes reasoning tags and reads {@code enable_thinking}: asked to think,
          * the model opens its reply with a {@code <think>} block.
          */
@@ -134,6 +142,11 @@ public interface PromptModel {
 
     /** See {@link ChatRenderer#reasoningTags()}. */
     default boolean reasoningTags() {
+        return false;
+    }
+
+    /** See {@link ChatRenderer#harmony()}. */
+    default boolean harmony() {
         return false;
     }
 

@@ -67,8 +67,40 @@ public final class ReasoningStream {
 
     /** A reply whose reasoning also ends where {@code alsoEnds} begins (null: only at {@code </think>}). */
     public ReasoningStream(boolean open, String alsoEnds) {
+        this(open, alsoEnds, false);
+    }
+
+    /** As {@link #ReasoningStream(boolean, String)}; {@code harmony}: the reply is harmony messages ({@link HarmonyStream}), not tags. */
+    public ReasoningStream(boolean open, String alsoEnds, boolean harmony) {
         state = open ? State.REASONING : State.START;
         this.alsoEnds = alsoEnds;
+        this.harmony = harmony ? new HarmonyStream(open) : null;
+    }
+
+    /** The harmony reply's reader, or null for a reply with {@code <think>} tags. */
+    private final HarmonyStream harmony;
+
+    /** Whether a chat template writes harmony messages (GPT-OSS). */
+    public static boolean harmonyUsedBy(String templateSource) {
+        return HarmonyStream.usedBy(templateSource);
+    }
+
+    /** Whether a rendered harmony prompt (with any prefill) ends inside an analysis message. */
+    public static boolean harmonyLeftOpen(String prompt) {
+        return HarmonyStream.leftOpen(prompt);
+    }
+
+    /** A whole harmony reply's reasoning and content. */
+    public static Split splitHarmony(String reply, boolean open) {
+        ReasoningStream s = new ReasoningStream(open, null, true);
+        StringBuilder r = new StringBuilder();
+        StringBuilder c = new StringBuilder();
+        for (List<Piece> pieces : List.of(s.push(reply), s.finish())) {
+            for (Piece p : pieces) {
+                (p instanceof Reasoning ? r : c).append(p.text());
+            }
+        }
+        return new Split(r.toString(), c.toString());
     }
 
     /** The rendered prompt ends inside a reasoning block: the reply begins with reasoning. */
@@ -130,7 +162,7 @@ public final class ReasoningStream {
         this.tokens += tokens;
         List<Piece> out = push(text);
         if (tokensToEnd < 0 && inContent()) {
-            tokensToEnd = reasoned ? this.tokens : 0;
+            tokensToEnd = (harmony == null ? reasoned : harmony.reasoned()) ? this.tokens : 0;
         }
         return out;
     }
@@ -140,7 +172,7 @@ public final class ReasoningStream {
      * {@code total} for a reply that ended inside it, 0 without reasoning.
      */
     public int reasoningTokens(int total) {
-        if (!reasoned) {
+        if (!(harmony == null ? reasoned : harmony.reasoned())) {
             return 0;
         }
         return tokensToEnd >= 0 ? tokensToEnd : total;
@@ -148,6 +180,9 @@ public final class ReasoningStream {
 
     /** Adds generated text; returns what may be sent now (possibly nothing). */
     public List<Piece> push(String text) {
+        if (harmony != null) {
+            return harmony.push(text);
+        }
         List<Piece> out = new ArrayList<>(2);
         String rest = text;
         while (!rest.isEmpty()) {
@@ -172,6 +207,9 @@ public final class ReasoningStream {
 
     /** The reply ended: what was held is released. */
     public List<Piece> finish() {
+        if (harmony != null) {
+            return harmony.finish();
+        }
         List<Piece> out = new ArrayList<>(1);
         if (state == State.START && !held.isEmpty()) {
             out.add(new Content(held.toString())); // white space, or the start of a tag that never came
@@ -191,11 +229,17 @@ public final class ReasoningStream {
 
     /** The reply is inside its reasoning now (not before a block opens, not after it closes). */
     public boolean inReasoning() {
+        if (harmony != null) {
+            return harmony.inReasoning();
+        }
         return state == State.REASONING;
     }
 
     /** The reply has left its reasoning (or had none): what comes now is content. */
     public boolean inContent() {
+        if (harmony != null) {
+            return harmony.inContent();
+        }
         return state == State.CONTENT || state == State.AFTER_CLOSE;
     }
 

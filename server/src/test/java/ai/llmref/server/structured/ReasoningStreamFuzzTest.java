@@ -20,9 +20,10 @@ class ReasoningStreamFuzzTest {
         boolean open = data.consumeBoolean();
         String also = data.consumeBoolean() ? "<tool_call>" : null; // a call ends the reasoning too (tools in the XML format)
         int step = 1 + (data.consumeByte() & 15);
+        boolean harmony = data.consumeBoolean(); // GPT-OSS's messages instead of tags
         String text = data.consumeRemainingAsString();
-        ReasoningStream.Split whole = ReasoningStream.split(text, open, also);
-        ReasoningStream stream = new ReasoningStream(open, also);
+        ReasoningStream.Split whole = harmony ? ReasoningStream.splitHarmony(text, open) : ReasoningStream.split(text, open, also);
+        ReasoningStream stream = new ReasoningStream(open, also, harmony);
         StringBuilder reasoning = new StringBuilder();
         StringBuilder content = new StringBuilder();
         int at = 0;
@@ -42,6 +43,13 @@ class ReasoningStreamFuzzTest {
             at = end;
         }
         assertThat(new ReasoningStream.Split(reasoning.toString(), content.toString())).as(text).isEqualTo(whole);
+        if (harmony) { // messages of both kinds may alternate: the two texts are parts of the reply, the markers left out
+            assertThat(whole.reasoning().length() + whole.content().length()).isLessThanOrEqualTo(text.length());
+            if (!open && !text.stripLeading().startsWith("<|channel|>")) {
+                assertThat(whole.content()).as("a reply that does not open with a message is all content").isEqualTo(text);
+            }
+            return;
+        }
         // the two texts are the reply's own: the reasoning a part of it, the content its end
         assertThat(text).contains(whole.reasoning()).endsWith(whole.content());
         if (!whole.content().isEmpty() && !whole.reasoning().isEmpty()) {

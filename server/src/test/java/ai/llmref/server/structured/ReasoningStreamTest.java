@@ -123,6 +123,35 @@ class ReasoningStreamTest {
         assertThat(s.inContent()).isTrue();
     }
 
+    /**
+     * GPT-OSS's harmony messages: the analysis channel is the reasoning, the final channel (and a
+     * commentary preamble) the content; the markers are llama.cpp's rendering of them as text
+     * ({@code <|end|>} too, or not at all). A reply without messages is content.
+     */
+    @Test
+    void harmonyMessagesSplitByChannel() {
+        String reply = "<|channel|>analysis<|message|>User says hi. Respond.<|end|><|start|>assistant<|channel|>final<|message|>Hello!";
+        assertThat(ReasoningStream.splitHarmony(reply, false)).isEqualTo(new ReasoningStream.Split("User says hi. Respond.", "Hello!"));
+        assertThat(ReasoningStream.splitHarmony(reply.replace("<|end|>", ""), false))
+                .isEqualTo(new ReasoningStream.Split("User says hi. Respond.", "Hello!"));
+        assertThat(ReasoningStream.splitHarmony("Think more.<|end|><|start|>assistant<|channel|>final<|message|>Yes", true))
+                .as("the prompt left the analysis open").isEqualTo(new ReasoningStream.Split("Think more.", "Yes"));
+        assertThat(ReasoningStream.splitHarmony("<|channel|>final <|constrain|>json<|message|>{\"a\":1}", false))
+                .isEqualTo(new ReasoningStream.Split("", "{\"a\":1}"));
+        assertThat(ReasoningStream.splitHarmony("Plain words.", false)).isEqualTo(new ReasoningStream.Split("", "Plain words."));
+        String longHeader = "<|channel|>" + "x".repeat(300) + "<|message|>text";
+        assertThat(ReasoningStream.splitHarmony(longHeader, false)).as("not a header").isEqualTo(new ReasoningStream.Split("", longHeader));
+        assertThat(ReasoningStream.harmonyLeftOpen("<|start|>assistant<|channel|>analysis<|message|>Let me")).isTrue();
+        assertThat(ReasoningStream.harmonyLeftOpen("<|start|>assistant<|channel|>analysis<|message|>x<|end|><|start|>assistant")).isFalse();
+        assertThat(ReasoningStream.harmonyLeftOpen("<|start|>assistant")).isFalse();
+        ReasoningStream s = new ReasoningStream(false, null, true);
+        assertThat(s.push("<|channel|>analysis<|mess")).isEmpty();
+        assertThat(s.push("age|>Hmm<|e")).containsExactly(new ReasoningStream.Reasoning("Hmm"));
+        assertThat(s.inReasoning()).isTrue();
+        assertThat(s.push("nd|><|start|>assistant<|channel|>final<|message|>Hi")).containsExactly(new ReasoningStream.Content("Hi"));
+        assertThat(s.inContent()).isTrue();
+    }
+
     /** Random replies, split at random places, streamed give what the whole reply gives. */
     @Test
     void streamedGivesWhatWholeGives() {
@@ -148,6 +177,24 @@ class ReasoningStreamTest {
                 at += len;
             }
             String also = rnd.nextBoolean() ? "<tool_call>" : null;
+            if (rnd.nextInt(4) == 0) { // harmony messages, of the same atoms and the markers
+                String h = r.replace("<think>", "<|channel|>analysis<|message|>").replace("</think>", "<|end|><|start|>assistant<|channel|>final<|message|>")
+                        .replace("<tool_", "<|start|>").replace("think", "<|end|>");
+                ReasoningStream hs = new ReasoningStream(open, null, true);
+                StringBuilder hr = new StringBuilder();
+                StringBuilder hc = new StringBuilder();
+                for (int hat = 0; hat < h.length(); ) {
+                    int len = Math.min(h.length() - hat, 1 + rnd.nextInt(6));
+                    if (Character.isHighSurrogate(h.charAt(hat + len - 1)) && hat + len < h.length()) {
+                        len++;
+                    }
+                    collect(hs.push(h.substring(hat, hat + len)), hr, hc);
+                    hat += len;
+                }
+                collect(hs.finish(), hr, hc);
+                assertThat(new ReasoningStream.Split(hr.toString(), hc.toString())).as(h).isEqualTo(ReasoningStream.splitHarmony(h, open));
+                continue;
+            }
             assertThat(streamed(r, open, also, pieces)).as("%s open=%s also=%s pieces=%s", r, open, also, pieces)
                     .isEqualTo(ReasoningStream.split(r, open, also));
             assertThat(streamed(r, open, also, List.of(r))).isEqualTo(ReasoningStream.split(r, open, also));

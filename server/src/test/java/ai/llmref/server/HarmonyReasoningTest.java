@@ -1,0 +1,120 @@
+package ai.llmref.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import ai.llmref.llama.LlamaModel;
+import ai.llmref.llama.ModelParams;
+import ai.llmref.llama.Vocabulary;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+
+/**
+ * GPT-OSS's harmony replies through the server, on stories260K with seven unused byte tokens made
+ * harmony's tokens ({@code <|start|>}, {@code <|channel|>}, {@code <|message|>}, {@code <|end|>},
+ * {@code <|return|>}, {@code <|call|>}, {@code <|constrain|>}) and GPT-OSS's template: llama.cpp's
+ * vocabulary rules for them apply as for GPT-OSS (the markers show as text, {@code <|return|>} and
+ * {@code <|call|>} end a generation, {@code <|end|>} does not). Before, the markers and the
+ * analysis were the reply's content.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class HarmonyReasoningTest {
+    static final Map<Integer, String> HARMONY = Map.of(19, "<|start|>", 20, "<|channel|>", 21, "<|message|>", 22, "<|end|>",
+            23, "<|return|>", 24, "<|call|>", 25, "<|constrain|>");
+    private TestServer server;
+    private Path model;
+
+    @BeforeAll
+    void start() throws Exception {
+        Path dir = Files.createTempDirectory("llmref-harmony");
+        model = GgufPatch.withControlTokens(TestServer.model(), HARMONY, dir.resolve("stories260K-harmony.gguf"));
+        model.toFile().deleteOnExit();
+        dir.toFile().deleteOnExit();
+        server = TestServer.start(Map.of("model.path", model.toString(), "model.chat-template",
+                ToolCallsTest.template("openai-gpt-oss-120b.jinja"), "engine.slot-context", "4096", "limits.max-tokens", "1200"));
+    }
+
+    @AfterAll
+    void stop() {
+        server.close();
+    }
+
+    @Test
+    void theVocabularyTreatsTheTokensAsGptOssDoes() {
+        try (LlamaModel m = LlamaModel.load(model, ModelParams.defaults().withGpuLayers(0))) {
+            Vocabulary v = m.vocabulary();
+            assertThat(new String(v.tokenBytes(20, false), StandardCharsets.UTF_8)).as("shown as text").isEqualTo("<|channel|>");
+            assertThat(new String(v.tokenBytes(22, false), StandardCharsets.UTF_8)).isEqualTo("<|end|>");
+            assertThat(v.isEndOfGeneration(23)).isTrue();
+            assertThat(v.isEndOfGeneration(24)).isTrue();
+            assertThat(v.isEndOfGeneration(22)).as("<|end|> ends a message, not the reply").isFalse();
+        }
+    }
+
+    /**
+     * A prefill that leaves an analysis message open (Anthropic's API continues a final assistant
+     * message) and a thinking budget: the model's text is the thinking block until the budget, then
+     * the server writes the analysis message's end and the final message's header in the model's
+     * place, and what the model writes next is the text block; neither shows harmony's markers.
+     */
+    @Test
+    void theAnalysisIsTheThinkingAndTheFinalMessageTheText() throws Exception {
+        ObjectNode body = ToolCallsTest.MAPPER.createObjectNode().put("model", "stories260K").put("max_tokens", 1040)
+                .put("temperature", 0);
+        body.putObject("thinking").put("type", "enabled").put("budget_tokens", 1024);
+        ArrayNode messages = body.putArray("messages");
+        messages.addObject().put("role", "user").put("content", "Tell me a story.");
+        messages.addObject().put("role", "assistant").put("content", "<|channel|>analysis<|message|>Once upon a time");
+        HttpResponse<String> r = server.post("/v1/messages", body.toString());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        JsonNode content = ToolCallsTest.MAPPER.readTree(r.body()).get("content");
+        assertThat(content.get(0).get("type").asText()).as(r.body()).isEqualTo("thinking");
+        String thinking = content.get(0).get("thinking").asText();
+        assertThat(thinking).isNotBlank().doesNotContain("<|");
+        JsonNode text = content.get(1);
+        assertThat(text.get("type").asText()).isEqualTo("text");
+        assertThat(text.get("text").asText()).as(r.body()).isNotBlank().doesNotContain("<|");
+        // streamed: the same two blocks
+        body.put("stream", true);
+        HttpResponse<String> s = server.post("/v1/messages", body.toString());
+        StringBuilder streamedThinking = new StringBuilder();
+        StringBuilder streamedText = new StringBuilder();
+        for (String line : s.body().split("\n")) {
+            if (line.startsWith("data: {")) {
+                JsonNode ev = ToolCallsTest.MAPPER.readTree(line.substring(6));
+                JsonNode delta = ev.path("delta");
+                if (delta.path("type").asText().equals("thinking_delta")) {
+                    streamedThinking.append(delta.get("thinking").asText());
+                } else if (delta.path("type").asText().equals("text_delta")) {
+                    streamedText.append(delta.get("text").asText());
+                }
+            }
+        }
+        assertThat(streamedThinking.toString()).isEqualTo(thinking);
+        assertThat(streamedText.toString()).isEqualTo(text.get("text").asText());
+    }
+
+    /** A reply that is no harmony message (this model's own text) is content, as it is written. */
+    @Test
+    void aReplyWithoutMessagesIsContent() throws Exception {
+        ObjectNode body = ToolCallsTest.MAPPER.createObjectNode().put("max_tokens", 12).put("temperature", 0);
+        body.putArray("messages").addObject().put("role", "user").put("content", "Hello");
+        HttpResponse<String> r = server.post("/v1/chat/completions", body.toString());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        JsonNode msg = ToolCallsTest.MAPPER.readTree(r.body()).get("choices").get(0).get("message");
+        assertThat(msg.get("content").asText()).isNotEmpty();
+        assertThat(msg.has("reasoning_content")).isFalse();
+        body.put("reasoning_format", "none");
+        JsonNode raw = ToolCallsTest.MAPPER.readTree(server.post("/v1/chat/completions", body.toString()).body());
+        assertThat(raw.get("choices").get(0).get("message").get("content").asText()).isEqualTo(msg.get("content").asText());
+    }
+}

@@ -186,6 +186,41 @@ class FillInTheMiddleTest {
     }
 
     /**
+     * llama-server's line limits, as editors send them: {@code n_indent} ends the output before a
+     * line (after the first) indented less, cutting that line's text and keeping its indentation;
+     * {@code t_max_predict_ms} ends it at the first piece with a line break once that time has
+     * passed since the first token. Either is {@code stop_type} "limit", and the output is a prefix
+     * of the one without them (greedy), whole and streamed.
+     */
+    @Test
+    void lineLimitsEndTheOutputAsLlamaServersDo() throws Exception {
+        ObjectNode b = MAPPER.createObjectNode().put("input_prefix", "Once upon a time, there was a little girl.")
+                .put("input_suffix", " The end.").put("n_predict", 200).put("temperature", 0);
+        String full = infill(server, b).get("content").asText();
+        java.util.regex.Matcher line = java.util.regex.Pattern.compile("\n[ \t]*[^\s]").matcher(full);
+        assertThat(line.find()).as("a second line in: " + full).isTrue();
+        String expected = full.substring(0, line.end() - 1); // up to that line's first character
+        JsonNode indented = infill(server, b.deepCopy().put("n_indent", 1));
+        assertThat(indented.get("content").asText()).isEqualTo(expected);
+        assertThat(indented.get("stop_type").asText()).isEqualTo("limit");
+        StringBuilder streamed = new StringBuilder();
+        for (String l : server.post("/infill", b.deepCopy().put("n_indent", 1).put("stream", true).toString()).body().split("\n")) {
+            if (l.startsWith("data: ")) {
+                streamed.append(MAPPER.readTree(l.substring(6)).get("content").asText());
+            }
+        }
+        assertThat(streamed.toString()).isEqualTo(expected);
+        JsonNode timed = infill(server, b.deepCopy().put("t_max_predict_ms", 1));
+        String t = timed.get("content").asText();
+        assertThat(full).startsWith(t);
+        assertThat(t).contains("\n").hasSizeLessThan(full.length());
+        assertThat(timed.get("stop_type").asText()).isEqualTo("limit");
+        // -1 and 0 are no limit, as in llama-server; a negative indentation is a 400
+        assertThat(infill(server, b.deepCopy().put("t_max_predict_ms", -1).put("n_indent", 0)).get("content").asText()).isEqualTo(full);
+        assertThat(server.post("/infill", b.deepCopy().put("n_indent", -1).toString()).statusCode()).isEqualTo(400);
+    }
+
+    /**
      * With repository-level tokens: {@code <|repo_name|>myproject} (always, as llama-server writes
      * it), then a file separator before each file's name and before the current file.
      */

@@ -421,6 +421,7 @@ public final class Engine implements AutoCloseable {
         slot.latePreamble = slot.late == null || slot.late.preamble() == null ? null : slot.late.preamble().get();
         slot.budget = h.request.budget();
         slot.budgetTracker = slot.budget == null ? null : slot.budget.tracker().get();
+        slot.lines = h.request.lines() == null ? null : new LineLimits.Tracker(h.request.lines());
         slot.forced = null;
         slot.logprobs = h.request.logprobs() < 0 ? null : new LogprobTrack(h.request.logprobs(), vocab);
         if (h.request.promptLogprobs()) {
@@ -934,7 +935,7 @@ public final class Engine implements AutoCloseable {
         }
         if (emitText(s, token)) {
             finish(s, FinishReason.STOP);
-        } else if (last) {
+        } else if (last || s.lines != null && s.lines.reached) {
             finish(s, FinishReason.LENGTH);
         } else {
             s.lastToken = token;
@@ -944,6 +945,9 @@ public final class Engine implements AutoCloseable {
     /** Detokenizes {@code token} and hands the text on; true when it completed a stop string. */
     private boolean emitText(Slot s, int token) {
         String text = s.handle.request.preserves(token) ? s.detokenizer.pushBytes(vocab.tokenBytes(token, true)) : s.detokenizer.push(token);
+        if (s.lines != null && !text.isEmpty()) {
+            text = s.lines.cut(text, System.nanoTime() - s.firstTokenNanos); // a line limit: the text up to it
+        }
         if (s.budgetTracker != null && !text.isEmpty()) {
             s.budgetTracker.push(text);
         }
@@ -1064,6 +1068,8 @@ public final class Engine implements AutoCloseable {
                 s.pendingToken = -1;
                 if (emitText(s, token)) {
                     finish(s, FinishReason.STOP);
+                } else if (s.lines != null && s.lines.reached) {
+                    finish(s, FinishReason.LENGTH);
                 }
             }
         }
@@ -1071,7 +1077,8 @@ public final class Engine implements AutoCloseable {
 
     private void finish(Slot s, FinishReason reason) {
         if (reason != FinishReason.CANCELLED && !s.stops.stopped()) {
-            String tail = s.stops.push(s.detokenizer.flush());
+            // after a line limit's cut, what the detokenizer holds came after the cut
+            String tail = s.stops.push(s.lines != null && s.lines.reached ? "" : s.detokenizer.flush());
             release(s, tail + s.stops.flush());
         }
         long end = System.nanoTime();

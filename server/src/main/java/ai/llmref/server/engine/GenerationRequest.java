@@ -20,9 +20,10 @@ import java.util.List;
  * @param preserved control tokens the output shows as their text, and a grammar may pick (a
  *                  tool-call format's markers, such as Mistral's {@code [TOOL_CALLS]}, as
  *                  llama-server's preserved tokens); other control tokens show as nothing
+ * @param lines     limits on the output's lines ({@code /infill}'s {@code n_indent}, {@code t_max_predict_ms}), or null
  */
 public record GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs,
-                                boolean promptLogprobs, LateGrammar late, ReasoningBudget budget, int[] preserved) {
+                                boolean promptLogprobs, LateGrammar late, ReasoningBudget budget, int[] preserved, LineLimits lines) {
     public static final int MAX_TOP_LOGPROBS = 20;
 
     public GenerationRequest {
@@ -36,12 +37,24 @@ public record GenerationRequest(int[] prompt, int maxTokens, List<String> stop, 
             throw new IllegalArgumentException("a late grammar cannot follow a grammar that applies from the start");
         }
         preserved = preserved == null ? new int[0] : preserved.clone();
+        lines = lines == null || !lines.any() ? null : lines;
+    }
+
+    /** Without line limits. */
+    public GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs,
+                             boolean promptLogprobs, LateGrammar late, ReasoningBudget budget, int[] preserved) {
+        this(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late, budget, preserved, null);
+    }
+
+    /** The same request with {@code lines} as its line limits. */
+    public GenerationRequest withLines(LineLimits lines) {
+        return new GenerationRequest(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late, budget, preserved, lines);
     }
 
     /** Without preserved tokens. */
     public GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs,
                              boolean promptLogprobs, LateGrammar late, ReasoningBudget budget) {
-        this(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late, budget, null);
+        this(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late, budget, null, null);
     }
 
     /** Whether the output shows {@code token} as its text although it is a control token. */

@@ -45,6 +45,8 @@ final class Slot {
     /** The request's reasoning budget while it may still be spent (its tracker), else null. */
     ReasoningBudget budget;
     ReasoningBudget.Tracker budgetTracker;
+    /** The request's line limits, followed over its output; null: none. */
+    LineLimits.Tracker lines;
     /** Tokens written in the model's place (a spent reasoning budget's), from {@link #forcedNext} on; else null. */
     int[] forced;
     int forcedNext;
@@ -123,6 +125,7 @@ final class Slot {
         lateChain = null;
         budget = null;
         budgetTracker = null;
+        lines = null;
         forced = null;
         logprobs = null;
         promptLogprobs = null;

@@ -3,6 +3,7 @@ package ai.llmref.server.http;
 import ai.llmref.llama.Sampler;
 import ai.llmref.server.engine.GenerationRequest;
 import ai.llmref.server.engine.LateGrammar;
+import ai.llmref.server.engine.LineLimits;
 import ai.llmref.server.engine.ReasoningBudget;
 import ai.llmref.server.engine.SamplingParams;
 import ai.llmref.server.structured.ReasoningStream;
@@ -635,6 +636,14 @@ final class CompletionParser {
         int[] tokens = concat(List.of(java.util.Arrays.copyOfRange(extras, extras.length - extraTake, extras.length), middle));
         Parsed parsed = build(copy, "input_prefix", List.of(new Prompt(tokens, null)), modelId,
                 OutputContract.of(copy, false, ToolCalls.Format.NONE), -1, Reasoning.OFF);
+        // llama-server's n_indent and t_max_predict_ms (-1 or 0: none), which editors send
+        Long indent = Params.integer(body, "n_indent", 0, Integer.MAX_VALUE);
+        Long maxPredict = Params.integer(body, "t_max_predict_ms", -1, Long.MAX_VALUE / 1_000_000L);
+        LineLimits lines = new LineLimits(indent == null ? 0 : indent.intValue(), maxPredict == null || maxPredict < 0 ? 0 : maxPredict);
+        if (lines.any()) {
+            parsed = new Parsed(parsed.requests().stream().map(r -> r.withLines(lines)).toList(), parsed.echoes(), parsed.n(),
+                    parsed.stream(), parsed.includeUsage(), parsed.model(), parsed.contract(), parsed.reasoning());
+        }
         return new Infill(parsed, truncated);
     }
 

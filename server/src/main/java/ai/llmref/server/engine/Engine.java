@@ -478,7 +478,6 @@ public final class Engine implements AutoCloseable {
         observer.deviceSamplerAttached();
     }
 
-
     /** A DRY stage's settings (its window as the engine uses it). */
     private record DryKey(float multiplier, float base, int allowedLength, int window, List<String> breakers) {}
 

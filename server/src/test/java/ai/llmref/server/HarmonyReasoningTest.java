@@ -5,6 +5,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import ai.llmref.llama.LlamaModel;
 import ai.llmref.llama.ModelParams;
 import ai.llmref.llama.Vocabulary;
+import ai.llmref.server.structured.GrammarVerdict;
+import ai.llmref.server.structured.ReasoningStream;
+import ai.llmref.server.structured.ToolCalls;
+import ai.llmref.server.structured.ToolStream;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -12,7 +16,9 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -116,5 +122,90 @@ class HarmonyReasoningTest {
         body.put("reasoning_format", "none");
         JsonNode raw = ToolCallsTest.MAPPER.readTree(server.post("/v1/chat/completions", body.toString()).body());
         assertThat(raw.get("choices").get(0).get("message").get("content").asText()).isEqualTo(msg.get("content").asText());
+    }
+
+    static final List<ToolCalls.Function> FUNCTIONS = List.of(
+            new ToolCalls.Function("get_weather", GrammarVerdict.json("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},"
+                    + "\"required\":[\"city\"]}")),
+            new ToolCalls.Function("get", GrammarVerdict.json("{\"type\":\"object\"}")));
+    /** A call as GPT-OSS's template writes one after the generation prompt's {@code <|start|>assistant}. */
+    static final String CALL = " to=functions.get_weather<|channel|>commentary json<|message|>{\"city\": \"Rome\"}";
+
+    /**
+     * GPT-OSS's calls: a message to {@code functions.NAME} (in its role, as the template writes
+     * it, or in its header, as harmony allows); the analysis before it is the reasoning; the
+     * grammars (forced, and under "auto" from {@code to=functions.} on) in llama.cpp's engine with
+     * the harmony vocabulary; the stream's pieces against the whole reply.
+     */
+    @Test
+    void callsAreMessagesToFunctions() {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.HARMONY, CALL, FUNCTIONS);
+        assertThat(r.content()).isNull();
+        assertThat(r.calls()).singleElement().satisfies(c -> {
+            assertThat(c.name()).isEqualTo("get_weather");
+            assertThat(c.arguments()).isEqualTo("{\"city\":\"Rome\"}");
+        });
+        assertThat(ToolCalls.parse(ToolCalls.Format.HARMONY, "to=functions.get<|channel|>commentary <|constrain|>json<|message|>{}", FUNCTIONS)
+                .calls()).hasSize(1);
+        for (String notACall : List.of(CALL + " more", " to=functions.nope<|channel|>commentary json<|message|>{}", "Hello there.")) {
+            assertThat(ToolCalls.parse(ToolCalls.Format.HARMONY, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
+        }
+        // after an analysis message: the reasoning, then the call as the tool-call format reads it
+        String withAnalysis = "<|channel|>analysis<|message|>Need the weather.<|end|><|start|>assistant" + CALL;
+        ReasoningStream.Split split = ReasoningStream.splitHarmony(withAnalysis, false);
+        assertThat(split.reasoning()).isEqualTo("Need the weather.");
+        assertThat(ToolCalls.parse(ToolCalls.Format.HARMONY, split.content(), FUNCTIONS).calls()).hasSize(1);
+        String inHeader = "<|channel|>analysis<|message|>Hmm.<|end|><|start|>assistant<|channel|>commentary to=functions.get <|constrain|>json<|message|>{}";
+        assertThat(ToolCalls.parse(ToolCalls.Format.HARMONY, ReasoningStream.splitHarmony(inHeader, false).content(), FUNCTIONS).calls())
+                .singleElement().satisfies(c -> assertThat(c.name()).isEqualTo("get"));
+        try (LlamaModel m = LlamaModel.load(model, ModelParams.defaults().withGpuLayers(0))) {
+            Vocabulary v = m.vocabulary();
+            String forced = ToolCalls.grammar(ToolCalls.Format.HARMONY, FUNCTIONS, true);
+            String late = ToolCalls.lateGrammar(ToolCalls.Format.HARMONY, FUNCTIONS, true);
+            assertThat(GrammarVerdict.of(v, forced, CALL)).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(GrammarVerdict.of(v, forced, " to=functions.get<|channel|>commentary <|constrain|>json<|message|>{}"))
+                    .isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(GrammarVerdict.of(v, late, CALL.strip())).isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of(" to=functions.get_weather<|channel|>commentary json<|message|>{}", CALL + "x",
+                    " to=functions.nope", "<|channel|>final")) {
+                assertThat(GrammarVerdict.of(v, forced, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        Random rnd = new Random(9);
+        for (int trial = 0; trial < 30; trial++) {
+            ToolStream s = new ToolStream(ToolCalls.Format.HARMONY, trial % 2 == 0, FUNCTIONS);
+            for (int i = 0; i < CALL.length(); ) {
+                int n = Math.min(CALL.length() - i, 1 + rnd.nextInt(5));
+                s.push(CALL.substring(i, i + n));
+                if (!s.callsStarted() && s.text().contains("to=functions.")) {
+                    s.constrain();
+                }
+                i += n;
+            }
+            s.finish();
+            assertThat(s.wellFormed()).isTrue();
+            assertThat(s.calls()).singleElement().satisfies(c -> assertThat(c.arguments()).isEqualTo("{\"city\":\"Rome\"}"));
+        }
+    }
+
+    /** A forced call through GPT-OSS's template, and the call and its result back in the history. */
+    @Test
+    void aForcedCallRoundTrips() throws Exception {
+        ObjectNode forced = ToolCallsTest.request("required");
+        JsonNode first = ToolCallsTest.MAPPER.readTree(server.post("/v1/chat/completions", forced.toString()).body());
+        JsonNode choice = first.get("choices").get(0);
+        assertThat(choice.get("finish_reason").asText()).as(first.toString()).isEqualTo("tool_calls");
+        JsonNode call = choice.get("message").get("tool_calls").get(0);
+        ToolCallsTest.assertValidCall(call);
+        ObjectNode next = ToolCallsTest.request("auto");
+        ArrayNode messages = (ArrayNode) next.get("messages");
+        ObjectNode assistant = messages.addObject().put("role", "assistant");
+        assistant.putNull("content");
+        assistant.putArray("tool_calls").add(call);
+        messages.addObject().put("role", "tool").put("tool_call_id", call.get("id").asText()).put("content", "{\"temperature\": 21}");
+        HttpResponse<String> r = server.post("/v1/chat/completions", next.toString());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        assertThat(ToolCallsTest.MAPPER.readTree(r.body()).get("usage").get("prompt_tokens").asLong())
+                .isGreaterThan(first.get("usage").get("prompt_tokens").asLong() + 10);
     }
 }

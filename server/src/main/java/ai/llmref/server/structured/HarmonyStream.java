@@ -17,7 +17,9 @@ import java.util.List;
  * {@code <|end|>} as nothing, so the text read here has the first four and may lack the last: a
  * message's text ends at {@code <|end|>} or at the {@code <|start|>} of the next. A reply that does
  * not open with {@code <|channel|>} is all content; a header that never reaches its
- * {@code <|message|>} is content as written. Streamed or whole, a reply gives the same two texts.
+ * {@code <|message|>} is content as written. A message to a function (a call: {@code to=} in its
+ * role or header) and all after it are content as written from its {@code to=}, for the tool-call
+ * format to read ({@link ToolCalls.Format#HARMONY}). Streamed or whole, a reply gives the same two texts.
  */
 final class HarmonyStream {
     static final String CHANNEL = "<|channel|>";
@@ -107,15 +109,23 @@ final class HarmonyStream {
         return out;
     }
 
+    /** The text, from a recipient's {@code to=} on, is content as written (a call). */
+    private static final String RECIPIENT = "to=";
+
     private boolean startOfReply(List<ReasoningStream.Piece> out) {
         String h = held.toString();
         String lead = h.stripLeading();
+        if (lead.startsWith(RECIPIENT)) {
+            held.delete(0, h.length() - lead.length());
+            state = State.CONTENT; // the reply is a call (the generation prompt left the role open)
+            return true;
+        }
         if (lead.startsWith(CHANNEL)) {
             held.delete(0, h.length() - lead.length() + CHANNEL.length());
             state = State.HEADER;
             return true;
         }
-        if (!CHANNEL.startsWith(lead)) {
+        if (!CHANNEL.startsWith(lead) && !RECIPIENT.startsWith(lead)) {
             state = State.CONTENT; // not a harmony reply: all of it is content
             return true;
         }
@@ -133,6 +143,12 @@ final class HarmonyStream {
             return false;
         }
         String header = held.substring(0, message);
+        int to = header.indexOf(RECIPIENT);
+        if (to >= 0) { // a call: "<|channel|>commentary to=functions.NAME ..."
+            held.delete(0, to);
+            state = State.CONTENT;
+            return true;
+        }
         int cut = header.length();
         for (String stop : new String[] {" ", "<|constrain|>"}) {
             int at = header.indexOf(stop);
@@ -187,6 +203,12 @@ final class HarmonyStream {
         }
         if (channel < 0) {
             return false;
+        }
+        int to = held.substring(0, channel).indexOf(RECIPIENT);
+        if (to >= 0) { // a call: "<|start|>assistant to=functions.NAME<|channel|>commentary ..."
+            held.delete(0, to);
+            state = State.CONTENT;
+            return true;
         }
         held.delete(0, channel + CHANNEL.length());
         state = State.HEADER;

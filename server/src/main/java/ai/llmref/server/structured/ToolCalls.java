@@ -31,7 +31,9 @@ import java.util.Map;
  * {@code [TOOL_CALLS]NAME[ARGS]{...}} a call (Small 3.2's history adds {@code [CALL_ID]} and a
  * 9-character id before {@code [ARGS]}), the markers being control tokens the output shows for
  * such requests ({@link #markers}). {@link Format#MISTRAL_NEMO} (Mistral Nemo):
- * {@code [TOOL_CALLS][{"name": ..., "arguments": {...}, "id": "..."}, ...]}.
+ * {@code [TOOL_CALLS][{"name": ..., "arguments": {...}, "id": "..."}, ...]}. {@link Format#HARMONY}
+ * (GPT-OSS): a message to the function, {@code to=functions.NAME<|channel|>commentary json<|message|>{...}}
+ * (one call a reply: {@code <|call|>} ends the generation).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -52,8 +54,12 @@ public final class ToolCalls {
         XML,
         GLM_XML,
         MISTRAL,
-        MISTRAL_NEMO
+        MISTRAL_NEMO,
+        HARMONY
     }
+
+    static final String HARMONY_OPEN = "to=functions.";
+    private static final String HARMONY_MESSAGE = "<|message|>";
 
     /** Whether calls begin at {@code [TOOL_CALLS]} and take Mistral's ids of nine characters. */
     public static boolean mistral(Format format) {
@@ -111,6 +117,8 @@ public final class ToolCalls {
             candidate = Format.GLM_XML;
         } else if (src.contains("<tool_call>")) {
             candidate = Format.HERMES;
+        } else if (src.contains("<|channel|>") && src.contains("<|message|>") && src.contains("functions.")) {
+            candidate = Format.HARMONY;
         } else if (src.contains(MISTRAL_OPEN) && src.contains(MISTRAL_ARGS)) {
             candidate = Format.MISTRAL; // the v11 layout
         } else if (src.contains(MISTRAL_OPEN)) {
@@ -155,7 +163,8 @@ public final class ToolCalls {
     static String renderedCall(Format format, String history, String userText) {
         int at = history.lastIndexOf(userText);
         String after = at < 0 ? history : history.substring(at + userText.length());
-        int from = blocks(format) ? after.indexOf(OPEN) : mistral(format) ? after.indexOf(MISTRAL_OPEN) : after.indexOf("{\"name\"");
+        int from = blocks(format) ? after.indexOf(OPEN) : mistral(format) ? after.indexOf(MISTRAL_OPEN)
+                : format == Format.HARMONY ? after.indexOf(HARMONY_OPEN) : after.indexOf("{\"name\"");
         int to = blocks(format) ? after.lastIndexOf(CLOSE) + CLOSE.length()
                 : format == Format.MISTRAL_NEMO ? after.lastIndexOf(']') + 1 : after.lastIndexOf('}') + 1;
         return from < 0 || to <= from ? "" : after.substring(from, to);
@@ -175,6 +184,7 @@ public final class ToolCalls {
             case LLAMA3_JSON -> "call";
             case MISTRAL -> several ? "call+" : "call";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS][\" call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
+            case HARMONY -> "\" \" call"; // after the generation prompt's <|start|>assistant, as the template writes a call
             default -> several ? block + " (\"\\n\" " + block + ")*" : block;
         };
         return grammar(format, functions, root, "");
@@ -196,6 +206,7 @@ public final class ToolCalls {
             case HERMES, XML, GLM_XML -> block + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
             case MISTRAL -> "call" + (parallel ? "+" : "") + " tc-ws";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS]\" tc-ws \"[\" space call" + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws";
+            case HARMONY -> "call tc-ws"; // one call: <|call|> ends the generation
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
         };
@@ -207,7 +218,7 @@ public final class ToolCalls {
 
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
-        return blocks(format) ? HERMES_OPENING : mistral(format) ? MISTRAL_OPEN : null;
+        return blocks(format) ? HERMES_OPENING : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN : null;
     }
 
     /**
@@ -239,6 +250,12 @@ public final class ToolCalls {
                 throw new SchemaException("/tools/" + i + "/function/parameters" + e.pointer(), e.keyword(),
                         "function '" + f.name() + "': " + e.getMessage().replaceFirst(" \\(at #[^)]*\\)$", ""));
             }
+            if (format == Format.HARMONY) {
+                // the name ends where its header goes on (no name character), so a name may be another's prefix
+                rules.put(restRule, "harmony-head " + prefix + "-args");
+                names.add(f.name(), restRule);
+                continue;
+            }
             if (format == Format.MISTRAL) {
                 // the name ends where '[' begins a marker (no name character), so a name may be another's prefix
                 rules.put(restRule, "(\"[CALL_ID]\" [a-zA-Z0-9]{9})? \"[ARGS]\" " + prefix + "-args");
@@ -263,6 +280,10 @@ public final class ToolCalls {
             sb.append("call ::= call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.GLM));
         } else if (format == Format.MISTRAL) {
             sb.append("call ::= \"[TOOL_CALLS]\" call-name\n");
+        } else if (format == Format.HARMONY) {
+            // the rest of the message's header, as the template writes it (commentary json) or harmony's spec does (<|constrain|>json)
+            sb.append("call ::= \"to=functions.\" call-name\n")
+                    .append("harmony-head ::= \"<|channel|>commentary\" (\" json\" | \" <|constrain|>json\")? \"<|message|>\"\n");
         } else {
             sb.append("call ::= \"{\" space \"\\\"name\\\"\" space \":\" space call-name\n");
         }
@@ -387,6 +408,9 @@ public final class ToolCalls {
             case MISTRAL_NEMO -> {
                 return nemo(text, functions);
             }
+            case HARMONY -> {
+                return harmony(text, functions);
+            }
             default -> {
                 return new Reply(text, List.of());
             }
@@ -459,6 +483,33 @@ public final class ToolCalls {
         }
         String content = text.substring(0, first).stripTrailing();
         return new Reply(content.isBlank() ? null : content, List.copyOf(calls));
+    }
+
+    /**
+     * A GPT-OSS reply's call: the message to {@code functions.NAME} (its header up to
+     * {@code <|message|>}, at most 64 characters) and a JSON object, nothing but whitespace after
+     * it; text before it is content. Else the whole reply is content.
+     */
+    private static Reply harmony(String text, List<Function> functions) {
+        int at = text.indexOf(HARMONY_OPEN);
+        if (at < 0) {
+            return new Reply(text, List.of());
+        }
+        int nameEnd = at + HARMONY_OPEN.length();
+        while (nameEnd < text.length() && XmlToolCalls.isNameChar(text.charAt(nameEnd))) {
+            nameEnd++;
+        }
+        String name = text.substring(at + HARMONY_OPEN.length(), nameEnd);
+        int message = text.indexOf(HARMONY_MESSAGE, nameEnd);
+        if (message < 0 || message - nameEnd > 64 || functions.stream().noneMatch(f -> f.name().equals(name))) {
+            return new Reply(text, List.of());
+        }
+        Json body = json(text, message + HARMONY_MESSAGE.length());
+        if (body == null || !body.value().isObject() || skipSpace(text, body.end()) != text.length()) {
+            return new Reply(text, List.of());
+        }
+        String content = text.substring(0, at).strip();
+        return new Reply(content.isEmpty() ? null : content, List.of(new Call(newId(), name, JsonSchemaGrammar.dump(body.value()))));
     }
 
     /** A JSON value read from a reply and the index just after it. */

@@ -52,7 +52,7 @@ public final class ToolStream {
     public record CallEnd(int index, ToolCalls.Call call) implements Piece {}
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
-        MISTRAL_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE }
+        MISTRAL_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_NAME, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -95,7 +95,7 @@ public final class ToolStream {
         this.format = format;
         this.functions = functions;
         this.dialect = XmlToolCalls.Dialect.of(format);
-        this.open = ToolCalls.mistral(format) ? ToolCalls.MISTRAL_OPEN : OPEN;
+        this.open = ToolCalls.mistral(format) ? ToolCalls.MISTRAL_OPEN : format == ToolCalls.Format.HARMONY ? ToolCalls.HARMONY_OPEN : OPEN;
         if (forced) {
             begin(0);
         }
@@ -200,8 +200,36 @@ public final class ToolStream {
                     case GLM_XML -> Scan.XML_NAME;
                     case MISTRAL -> Scan.MISTRAL_NAME;
                     case MISTRAL_NEMO -> Scan.NEMO_LIST;
+                    case HARMONY -> Scan.HARMONY_NAME;
                     default -> Scan.HEAD;
                 });
+                case HARMONY_NAME -> {
+                    if (XmlToolCalls.isNameChar(c)) {
+                        scanned++;
+                        head.append(c);
+                        scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
+                        continue;
+                    }
+                    if (head.isEmpty()) {
+                        scan = Scan.FAILED;
+                        continue;
+                    }
+                    startCall(head.toString(), out); // the header's rest is read next
+                    head.setLength(0);
+                    args.setLength(0);
+                    scan = Scan.HARMONY_HEAD;
+                }
+                case HARMONY_HEAD -> {
+                    scanned++;
+                    head.append(c);
+                    if (head.toString().endsWith("<|message|>")) {
+                        head.setLength(0);
+                        arguments = new CompactJson();
+                        scan = Scan.ARGUMENTS;
+                    } else if (head.length() > 64 + "<|message|>".length()) {
+                        scan = Scan.FAILED;
+                    }
+                }
                 case NEMO_LIST -> tag(c, "[", Scan.HEAD);
                 case NEMO_NEXT -> {
                     scanned++;
@@ -401,10 +429,10 @@ public final class ToolStream {
                     if (args.length() > before) {
                         out.add(new CallArguments(calls.size(), args.substring(before)));
                     }
-                    if (arguments.done() && format == ToolCalls.Format.MISTRAL) {
+                    if (arguments.done() && (format == ToolCalls.Format.MISTRAL || format == ToolCalls.Format.HARMONY)) {
                         endCall(out); // the arguments are the call's end
                         arguments = null;
-                        scan = Scan.BETWEEN;
+                        scan = format == ToolCalls.Format.MISTRAL ? Scan.BETWEEN : Scan.AFTER;
                     } else if (arguments.done()) {
                         scan = Scan.CLOSE_OBJECT;
                     }

@@ -48,11 +48,11 @@ class XmlToolCallsTest {
      * read as Hermes, and now have no format (tools are a 400 there); GLM 4.6, GLM 4.7 Flash, Spark
      * 2.5, Ling 3.0 Flash and the three Laguna were read as Hermes too, and are now GLM's format;
      * Mistral Small 3.2, Devstral and Ministral 3 write Mistral's ({@code [TOOL_CALLS]name[ARGS]}), Mistral
-     * Nemo a JSON list after {@code [TOOL_CALLS]}.
+     * Nemo a JSON list after {@code [TOOL_CALLS]}; GPT-OSS a message to {@code functions.NAME}.
      */
     static final List<String> DETECTED = List.of("Bielik-11B-v3.0-Instruct", "GLM-4.6", "GLM-4.7-Flash", "MiMo-VL",
             "Mistral-Small-3.2-24B-Instruct-2506", "mistralai-Ministral-3-14B-Reasoning-2512", "unsloth-mistral-Devstral-Small-2507",
-            "mistralai-Mistral-Nemo-Instruct-2407",
+            "mistralai-Mistral-Nemo-Instruct-2407", "openai-gpt-oss-120b",
             "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use",
             "NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "Qwen-QwQ-32B", "Qwen-Qwen2.5-7B-Instruct", "Qwen-Qwen3-0.6B", "Qwen3-Coder",
             "Qwen3.5-4B", "Reka-Edge", "Spark2.5", "StepFun3.5-Flash", "ibm-granite-granite-4.0", "ibm-granite-granite-4.1",

@@ -7,6 +7,7 @@ import ai.llmref.llama.ModelParams;
 import ai.llmref.llama.Vocabulary;
 import ai.llmref.server.structured.GrammarVerdict;
 import ai.llmref.server.structured.ReasoningStream;
+import ai.llmref.server.structured.SplitStream;
 import ai.llmref.server.structured.ToolCalls;
 import ai.llmref.server.structured.ToolStream;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -173,16 +174,7 @@ class HarmonyReasoningTest {
         }
         Random rnd = new Random(9);
         for (int trial = 0; trial < 30; trial++) {
-            ToolStream s = new ToolStream(ToolCalls.Format.HARMONY, trial % 2 == 0, FUNCTIONS);
-            for (int i = 0; i < CALL.length(); ) {
-                int n = Math.min(CALL.length() - i, 1 + rnd.nextInt(5));
-                s.push(CALL.substring(i, i + n));
-                if (!s.callsStarted() && s.text().contains("to=functions.")) {
-                    s.constrain();
-                }
-                i += n;
-            }
-            s.finish();
+            ToolStream s = SplitStream.feed(ToolCalls.Format.HARMONY, trial % 2 == 0, FUNCTIONS, CALL, rnd, 5).stream();
             assertThat(s.wellFormed()).isTrue();
             assertThat(s.calls()).singleElement().satisfies(c -> assertThat(c.arguments()).isEqualTo("{\"city\":\"Rome\"}"));
         }

@@ -6,6 +6,7 @@ import ai.llmref.llama.LlamaModel;
 import ai.llmref.llama.ModelParams;
 import ai.llmref.llama.Vocabulary;
 import ai.llmref.server.structured.GrammarVerdict;
+import ai.llmref.server.structured.SplitStream;
 import ai.llmref.server.structured.ToolCalls;
 import ai.llmref.server.structured.ToolStream;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -15,7 +16,6 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -197,17 +197,9 @@ class MistralToolCallsTest {
         String reply = "Sure. " + WEATHER + "[TOOL_CALLS]get[CALL_ID]abcDEF123[ARGS]{}";
         ToolCalls.Reply whole = ToolCalls.parse(ToolCalls.Format.MISTRAL, reply, FUNCTIONS);
         for (int trial = 0; trial < 30; trial++) {
-            ToolStream s = new ToolStream(ToolCalls.Format.MISTRAL, false, FUNCTIONS);
-            List<ToolStream.Piece> pieces = new ArrayList<>();
-            for (int i = 0; i < reply.length(); ) {
-                int n = Math.min(reply.length() - i, 1 + rnd.nextInt(5));
-                pieces.addAll(s.push(reply.substring(i, i + n)));
-                if (!s.callsStarted() && s.text().contains("[TOOL_CALLS]")) {
-                    pieces.addAll(s.constrain());
-                }
-                i += n;
-            }
-            pieces.addAll(s.finish());
+            SplitStream.Fed fed = SplitStream.feed(ToolCalls.Format.MISTRAL, false, FUNCTIONS, reply, rnd, 5);
+            ToolStream s = fed.stream();
+            List<ToolStream.Piece> pieces = fed.pieces();
             assertThat(s.wellFormed()).isTrue();
             assertThat(s.content()).isEqualTo("Sure.");
             StringBuilder sent = new StringBuilder();
@@ -255,16 +247,7 @@ class MistralToolCallsTest {
         String reply = "Sure. " + NEMO;
         ToolCalls.Reply whole = ToolCalls.parse(ToolCalls.Format.MISTRAL_NEMO, reply, FUNCTIONS);
         for (int trial = 0; trial < 30; trial++) {
-            ToolStream s = new ToolStream(ToolCalls.Format.MISTRAL_NEMO, false, FUNCTIONS);
-            for (int i = 0; i < reply.length(); ) {
-                int n = Math.min(reply.length() - i, 1 + rnd.nextInt(5));
-                s.push(reply.substring(i, i + n));
-                if (!s.callsStarted() && s.text().contains("[TOOL_CALLS]")) {
-                    s.constrain();
-                }
-                i += n;
-            }
-            s.finish();
+            ToolStream s = SplitStream.feed(ToolCalls.Format.MISTRAL_NEMO, false, FUNCTIONS, reply, rnd, 5).stream();
             assertThat(s.wellFormed()).isTrue();
             assertThat(s.content()).isEqualTo("Sure.");
             assertThat(s.calls()).extracting(ToolCalls.Call::arguments).containsExactlyElementsOf(

@@ -52,7 +52,7 @@ public final class ToolStream {
     public record CallEnd(int index, ToolCalls.Call call) implements Piece {}
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
-        MISTRAL_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_NAME, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE }
+        BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -198,12 +198,11 @@ public final class ToolStream {
                 case OPEN_TAG -> tag(c, open, switch (format) {
                     case XML -> Scan.XML_FUNCTION;
                     case GLM_XML -> Scan.XML_NAME;
-                    case MISTRAL -> Scan.MISTRAL_NAME;
+                    case MISTRAL, HARMONY -> Scan.BARE_NAME;
                     case MISTRAL_NEMO -> Scan.NEMO_LIST;
-                    case HARMONY -> Scan.HARMONY_NAME;
                     default -> Scan.HEAD;
                 });
-                case HARMONY_NAME -> {
+                case BARE_NAME -> { // a name that ends where something else begins (Mistral's '[', GPT-OSS's header)
                     if (XmlToolCalls.isNameChar(c)) {
                         scanned++;
                         head.append(c);
@@ -214,10 +213,10 @@ public final class ToolStream {
                         scan = Scan.FAILED;
                         continue;
                     }
-                    startCall(head.toString(), out); // the header's rest is read next
+                    startCall(head.toString(), out); // what follows the name is read next
                     head.setLength(0);
                     args.setLength(0);
-                    scan = Scan.HARMONY_HEAD;
+                    scan = format == ToolCalls.Format.MISTRAL ? Scan.MISTRAL_MARKER : Scan.HARMONY_HEAD;
                 }
                 case HARMONY_HEAD -> {
                     scanned++;
@@ -240,22 +239,6 @@ public final class ToolStream {
                     } else if (!Character.isWhitespace(c)) {
                         scan = Scan.FAILED;
                     }
-                }
-                case MISTRAL_NAME -> {
-                    if (XmlToolCalls.isNameChar(c)) {
-                        scanned++;
-                        head.append(c);
-                        scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
-                        continue;
-                    }
-                    if (head.isEmpty()) {
-                        scan = Scan.FAILED;
-                        continue;
-                    }
-                    startCall(head.toString(), out); // '[' begins a marker: read next
-                    head.setLength(0);
-                    args.setLength(0);
-                    scan = Scan.MISTRAL_MARKER;
                 }
                 case MISTRAL_MARKER -> {
                     scanned++;

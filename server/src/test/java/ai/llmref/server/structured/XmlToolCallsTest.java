@@ -340,18 +340,9 @@ class XmlToolCallsTest {
             ToolCalls.Reply whole = ToolCalls.parse(format, reply, FUNCTIONS);
             assertThat(whole.calls()).as(reply).isNotEmpty();
             for (int trial = 0; trial < 40; trial++) {
-                ToolStream s = new ToolStream(format, false, FUNCTIONS);
-                List<ToolStream.Piece> pieces = new ArrayList<>();
-                int i = 0;
-                while (i < reply.length()) {
-                    int n = Math.min(reply.length() - i, 1 + rnd.nextInt(6));
-                    pieces.addAll(s.push(reply.substring(i, i + n)));
-                    if (!s.callsStarted() && s.text().contains("<tool_call>")) {
-                        pieces.addAll(s.constrain());
-                    }
-                    i += n;
-                }
-                pieces.addAll(s.finish());
+                SplitStream.Fed fed = SplitStream.feed(format, false, FUNCTIONS, reply, rnd, 6);
+                ToolStream s = fed.stream();
+                List<ToolStream.Piece> pieces = fed.pieces();
                 assertThat(s.wellFormed()).as(reply).isTrue();
                 assertThat(s.content()).isEqualTo(whole.content());
                 List<StringBuilder> args = new ArrayList<>();

@@ -189,12 +189,7 @@ class HarmonyReasoningTest {
         assertThat(choice.get("finish_reason").asText()).as(first.toString()).isEqualTo("tool_calls");
         JsonNode call = choice.get("message").get("tool_calls").get(0);
         ToolCallsTest.assertValidCall(call);
-        ObjectNode next = ToolCallsTest.request("auto");
-        ArrayNode messages = (ArrayNode) next.get("messages");
-        ObjectNode assistant = messages.addObject().put("role", "assistant");
-        assistant.putNull("content");
-        assistant.putArray("tool_calls").add(call);
-        messages.addObject().put("role", "tool").put("tool_call_id", call.get("id").asText()).put("content", "{\"temperature\": 21}");
+        ObjectNode next = ToolCallsTest.withCallAndResult(ToolCallsTest.request("auto"), call, "{\"temperature\": 21}");
         HttpResponse<String> r = server.post("/v1/chat/completions", next.toString());
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
         assertThat(ToolCallsTest.MAPPER.readTree(r.body()).get("usage").get("prompt_tokens").asLong())

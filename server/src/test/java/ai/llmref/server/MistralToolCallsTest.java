@@ -123,12 +123,9 @@ class MistralToolCallsTest {
         assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("tool_calls");
         JsonNode call = choice.get("message").get("tool_calls").get(0);
         ToolCallsTest.assertValidCall(call);
-        ObjectNode next = ToolCallsTest.request("auto");
+        ObjectNode next = ToolCallsTest.withCallAndResult(ToolCallsTest.request("auto"), call, "{\"temperature\": 21}");
         ArrayNode messages = (ArrayNode) next.get("messages");
-        ObjectNode assistant = messages.addObject().put("role", "assistant");
-        assistant.putNull("content");
-        assistant.putArray("tool_calls").add(call);
-        messages.addObject().put("role", "tool").put("tool_call_id", call.get("id").asText()).put("content", "{\"temperature\": 21}");
+        ObjectNode assistant = (ObjectNode) messages.get(1);
         JsonNode second = post(next);
         assertThat(second.get("usage").get("prompt_tokens").asLong()).as("the call and its result are in the prompt")
                 .isGreaterThan(first.get("usage").get("prompt_tokens").asLong() + 10);

@@ -81,6 +81,16 @@ class ToolCallsTest {
         return b;
     }
 
+    /** {@code next} with the assistant's {@code call} and the tool's {@code result} added to its messages (a tool round trip). */
+    static ObjectNode withCallAndResult(ObjectNode next, JsonNode call, String result) {
+        ArrayNode messages = (ArrayNode) next.get("messages");
+        ObjectNode assistant = messages.addObject().put("role", "assistant");
+        assistant.putNull("content");
+        assistant.putArray("tool_calls").add(call);
+        messages.addObject().put("role", "tool").put("tool_call_id", call.get("id").asText()).put("content", result);
+        return next;
+    }
+
     static JsonNode params(String name) throws Exception {
         return MAPPER.readTree(name.equals("get_weather") ? WEATHER_PARAMS : TIME_PARAMS);
     }
@@ -277,14 +287,7 @@ class ToolCallsTest {
         void aToolRoundTripRendersTheCallAndItsResult() throws Exception {
             JsonNode first = post(request("required"));
             JsonNode call = first.get("choices").get(0).get("message").get("tool_calls").get(0);
-            ObjectNode next = request("auto");
-            ArrayNode messages = (ArrayNode) next.get("messages");
-            ObjectNode assistant = messages.addObject().put("role", "assistant");
-            assistant.putNull("content");
-            assistant.putArray("tool_calls").add(call);
-            messages.addObject().put("role", "tool").put("tool_call_id", call.get("id").asText())
-                    .put("content", "{\"temperature\": 21, \"sky\": \"clear and sunny over the river\"}");
-            JsonNode second = post(next);
+            JsonNode second = post(withCallAndResult(request("auto"), call, "{\"temperature\": 21, \"sky\": \"clear and sunny over the river\"}"));
             long base = first.get("usage").get("prompt_tokens").asLong(); // the same tools and question
             assertThat(second.get("usage").get("prompt_tokens").asLong()).as("the call and the tool result are in the prompt")
                     .isGreaterThan(base + 20);

@@ -195,4 +195,22 @@ class HarmonyReasoningTest {
         assertThat(ToolCallsTest.MAPPER.readTree(r.body()).get("usage").get("prompt_tokens").asLong())
                 .isGreaterThan(first.get("usage").get("prompt_tokens").asLong() + 10);
     }
+
+    /**
+     * An earlier call's analysis, sent back as the turn's {@code reasoning_content}, reaches
+     * GPT-OSS's template as {@code thinking} (which it reads; llama.cpp passes it there too), and
+     * the template renders it before the call while no final answer follows.
+     */
+    @Test
+    void anEarlierCallsAnalysisIsInThePrompt() throws Exception {
+        ai.llmref.server.chat.ChatTemplateRenderer r = new ai.llmref.server.chat.ChatTemplateRenderer(
+                ToolCallsTest.template("openai-gpt-oss-120b.jinja"), "", "");
+        Map<String, Object> call = Map.of("id", "call_1", "type", "function", "function",
+                Map.of("name", "get_weather", "arguments", new java.util.LinkedHashMap<>(Map.of("city", "Rome"))));
+        String out = r.render(List.of(ai.llmref.server.chat.ChatMessage.of("user", "Weather in Rome?"),
+                new ai.llmref.server.chat.ChatMessage("assistant", "", List.of(call), null, null, "Need the weather tool."),
+                new ai.llmref.server.chat.ChatMessage("tool", "{\"temperature\": 21}", null, "call_1", null)), true, List.of());
+        assertThat(out).contains("<|start|>assistant<|channel|>analysis<|message|>Need the weather tool.<|end|>"
+                + "<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{\"city\": \"Rome\"}<|call|>");
+    }
 }

@@ -155,6 +155,8 @@ public final class ChatTemplateRenderer {
             {%- endif -%}""";
 
     private final String source;
+    /** The template writes harmony messages (GPT-OSS). */
+    private final boolean harmony;
     private final String bosToken;
     private final String eosToken;
     private final boolean tokenizerAddsBos;
@@ -180,6 +182,7 @@ public final class ChatTemplateRenderer {
     public ChatTemplateRenderer(String templateSource, String bosToken, String eosToken,
             boolean tokenizerAddsBos, boolean tokenizerAddsEos) {
         this.source = Objects.requireNonNull(templateSource, "templateSource");
+        this.harmony = templateSource.contains("<|channel|>") && templateSource.contains("<|message|>");
         this.bosToken = bosToken == null ? "" : bosToken;
         this.eosToken = eosToken == null ? "" : eosToken;
         this.tokenizerAddsBos = tokenizerAddsBos;
@@ -301,7 +304,7 @@ public final class ChatTemplateRenderer {
         extraVariables.forEach((k, v) -> vars.put(k, PyValues.copy(v)));
         List<Object> msgs = new ArrayList<>(messages.size());
         for (ChatMessage m : messages) {
-            msgs.add(toMap(m, objectArgs));
+            msgs.add(toMap(m, objectArgs, harmony));
         }
         vars.put("messages", msgs);
         vars.put("add_generation_prompt", addGenerationPrompt);
@@ -315,7 +318,11 @@ public final class ChatTemplateRenderer {
         return Sandbox.render(root, vars);
     }
 
-    private static Map<String, Object> toMap(ChatMessage m, boolean objectArgs) {
+    /**
+     * {@code harmony}: GPT-OSS's template reads a turn's reasoning from {@code thinking}, as
+     * llama.cpp passes it there too (it renders an earlier call's analysis from it).
+     */
+    private static Map<String, Object> toMap(ChatMessage m, boolean objectArgs, boolean harmony) {
         Map<String, Object> map = new LinkedHashMap<>();
         map.put("role", m.role());
         // a turn that only calls tools has content "", as llama-server passes it (to_json_oaicompat,
@@ -343,6 +350,9 @@ public final class ChatTemplateRenderer {
         }
         if (m.reasoningContent() != null) {
             map.put("reasoning_content", m.reasoningContent());
+            if (harmony) {
+                map.put("thinking", m.reasoningContent());
+            }
         }
         return map;
     }

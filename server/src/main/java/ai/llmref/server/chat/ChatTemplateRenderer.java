@@ -182,7 +182,7 @@ public final class ChatTemplateRenderer {
     public ChatTemplateRenderer(String templateSource, String bosToken, String eosToken,
             boolean tokenizerAddsBos, boolean tokenizerAddsEos) {
         this.source = Objects.requireNonNull(templateSource, "templateSource");
-        this.harmony = templateSource.contains("<|channel|>") && templateSource.contains("<|message|>");
+        this.harmony = writesHarmony(templateSource);
         this.bosToken = bosToken == null ? "" : bosToken;
         this.eosToken = eosToken == null ? "" : eosToken;
         this.tokenizerAddsBos = tokenizerAddsBos;
@@ -255,6 +255,11 @@ public final class ChatTemplateRenderer {
     }
 
     /** The template's Jinja source. */
+    /** Whether a template writes harmony messages (GPT-OSS): {@code <|start|>}, {@code <|channel|>}, {@code <|message|>}. */
+    public static boolean writesHarmony(String source) {
+        return source.contains("<|channel|>") && source.contains("<|message|>") && source.contains("<|start|>");
+    }
+
     public String source() {
         return source;
     }

@@ -40,18 +40,7 @@ public record GenerationRequest(int[] prompt, int maxTokens, List<String> stop, 
         lines = lines == null || !lines.any() ? null : lines;
     }
 
-    /** Without line limits. */
-    public GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs,
-                             boolean promptLogprobs, LateGrammar late, ReasoningBudget budget, int[] preserved) {
-        this(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late, budget, preserved, null);
-    }
-
-    /** The same request with {@code lines} as its line limits. */
-    public GenerationRequest withLines(LineLimits lines) {
-        return new GenerationRequest(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late, budget, preserved, lines);
-    }
-
-    /** Without preserved tokens. */
+    /** Without preserved tokens or line limits. */
     public GenerationRequest(int[] prompt, int maxTokens, List<String> stop, SamplingParams sampling, int logprobs,
                              boolean promptLogprobs, LateGrammar late, ReasoningBudget budget) {
         this(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late, budget, null, null);

@@ -120,7 +120,7 @@ final class CompletionParser {
             throw ApiException.badRequest("top_logprobs", "'top_logprobs' needs 'logprobs': true");
         }
         return build(body, "messages", List.of(new Prompt(prompt.tokens(), null)), modelId, prompt.contract(),
-                logprobs != null && logprobs ? (top == null ? 0 : top.intValue()) : -1, prompt.reasoning());
+                logprobs != null && logprobs ? (top == null ? 0 : top.intValue()) : -1, prompt.reasoning(), null);
     }
 
     /** A chat request's prompt tokens, checked but not against the limits (a token count). */
@@ -305,12 +305,15 @@ final class CompletionParser {
             prompts.add(new Prompt(tokenized.get(k), echo != null && echo ? text : null));
         }
         return build(body, "prompt", prompts, modelId, OutputContract.of(body, false, ai.llmref.server.structured.ToolCalls.Format.NONE),
-                logprobs == null ? -1 : logprobs.intValue(), Reasoning.OFF);
+                logprobs == null ? -1 : logprobs.intValue(), Reasoning.OFF, null);
     }
 
-    /** @param promptField the field that holds the prompt ({@code messages}, {@code prompt}), named when it does not fit */
+    /**
+     * @param promptField the field that holds the prompt ({@code messages}, {@code prompt}), named when it does not fit
+     * @param lines       limits on the output's lines (/infill), or null
+     */
     private Parsed build(ObjectNode body, String promptField, List<Prompt> prompts, String modelId, OutputContract contract, int logprobs,
-            Reasoning reasoning) {
+            Reasoning reasoning, LineLimits lines) {
         if (logprobs >= 0 && contract.toolsActive()) {
             throw ApiException.unsupported("logprobs", "'logprobs' is not supported together with 'tools'");
         }
@@ -363,7 +366,8 @@ final class CompletionParser {
                 // choice j samples with seed + j: the answers differ, and repeat (wrapping below
                 // llama.cpp's random seed, which a later choice's seed must not become)
                 SamplingParams s = sampling.seed() == null || j == 0 ? sampling : sampling.withSeed((sampling.seed() + j) % RANDOM_SEED);
-                requests.add(new GenerationRequest(prompt.tokens(), limit, stops, s, logprobs, echo && logprobs >= 0, late, budget, preserved));
+                requests.add(new GenerationRequest(prompt.tokens(), limit, stops, s, logprobs, echo && logprobs >= 0, late, budget, preserved,
+                        lines));
                 echoes.add(prompt.echo());
             }
         }
@@ -634,16 +638,12 @@ final class CompletionParser {
         int[] prefixPart = concat(List.of(java.util.Arrays.copyOfRange(pre, pre.length - preTake, pre.length), promptTokens));
         int[] middle = fillInTheMiddle(fim, prefixPart, java.util.Arrays.copyOf(suf, sufTake));
         int[] tokens = concat(List.of(java.util.Arrays.copyOfRange(extras, extras.length - extraTake, extras.length), middle));
-        Parsed parsed = build(copy, "input_prefix", List.of(new Prompt(tokens, null)), modelId,
-                OutputContract.of(copy, false, ToolCalls.Format.NONE), -1, Reasoning.OFF);
         // llama-server's n_indent and t_max_predict_ms (-1 or 0: none), which editors send
         Long indent = Params.integer(body, "n_indent", 0, Integer.MAX_VALUE);
         Long maxPredict = Params.integer(body, "t_max_predict_ms", -1, Long.MAX_VALUE / 1_000_000L);
         LineLimits lines = new LineLimits(indent == null ? 0 : indent.intValue(), maxPredict == null || maxPredict < 0 ? 0 : maxPredict);
-        if (lines.any()) {
-            parsed = new Parsed(parsed.requests().stream().map(r -> r.withLines(lines)).toList(), parsed.echoes(), parsed.n(),
-                    parsed.stream(), parsed.includeUsage(), parsed.model(), parsed.contract(), parsed.reasoning());
-        }
+        Parsed parsed = build(copy, "input_prefix", List.of(new Prompt(tokens, null)), modelId,
+                OutputContract.of(copy, false, ToolCalls.Format.NONE), -1, Reasoning.OFF, lines);
         return new Infill(parsed, truncated);
     }
 

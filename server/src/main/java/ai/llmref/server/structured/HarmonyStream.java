@@ -1,5 +1,6 @@
 package ai.llmref.server.structured;
 
+import ai.llmref.server.chat.ChatTemplateRenderer;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -45,8 +46,7 @@ final class HarmonyStream {
 
     /** Whether a chat template writes harmony messages. */
     static boolean usedBy(String templateSource) {
-        return templateSource != null && templateSource.contains(CHANNEL) && templateSource.contains(MESSAGE)
-                && templateSource.contains(START);
+        return templateSource != null && ChatTemplateRenderer.writesHarmony(templateSource);
     }
 
     /** Whether a rendered prompt (with any prefill) ends inside an analysis message. */
@@ -100,8 +100,8 @@ final class HarmonyStream {
         if (!held.isEmpty()) {
             if (state == State.BODY) {
                 emit(held.toString(), out); // a tag's start that never came is text
-            } else if (state == State.START_OF_REPLY || state == State.HEADER || state == State.ROLE || state == State.BETWEEN) {
-                out.add(new ReasoningStream.Content(held.toString()));
+            } else {
+                out.add(new ReasoningStream.Content(held.toString())); // a header or role that never ended (CONTENT holds nothing)
             }
             held.setLength(0);
         }
@@ -172,7 +172,7 @@ final class HarmonyStream {
             state = atEnd ? State.BETWEEN : State.ROLE;
             return true;
         }
-        int keep = Math.max(partial(h, END), partial(h, START));
+        int keep = Math.max(ReasoningStream.partial(h, END), ReasoningStream.partial(h, START));
         emit(h.substring(0, h.length() - keep), out);
         held.delete(0, h.length() - keep);
         return false;
@@ -234,15 +234,5 @@ final class HarmonyStream {
         } else {
             out.add(new ReasoningStream.Content(text));
         }
-    }
-
-    /** The length of the longest tail of {@code h} that begins {@code tag} (but is not all of it). */
-    private static int partial(String h, String tag) {
-        for (int k = Math.min(tag.length() - 1, h.length()); k > 0; k--) {
-            if (h.endsWith(tag.substring(0, k))) {
-                return k;
-            }
-        }
-        return 0;
     }
 }

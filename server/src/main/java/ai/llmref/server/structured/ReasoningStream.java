@@ -305,10 +305,19 @@ public final class ReasoningStream {
         return "";
     }
 
-    /** The length of the longest tail of {@code h} that begins {@code tag} (but is not all of it). */
-    private static int partial(String h, String tag) {
+    /**
+     * The length of the longest tail of {@code h} that begins {@code tag} (but is not all of it):
+     * what a stream holds back until the next piece shows whether the tag came (shared by the
+     * reasoning, harmony and tool-call streams).
+     */
+    static int partial(CharSequence h, String tag) {
         for (int k = Math.min(tag.length() - 1, h.length()); k > 0; k--) {
-            if (h.endsWith(tag.substring(0, k))) {
+            int from = h.length() - k;
+            int i = 0;
+            while (i < k && h.charAt(from + i) == tag.charAt(i)) {
+                i++;
+            }
+            if (i == k) {
                 return k;
             }
         }

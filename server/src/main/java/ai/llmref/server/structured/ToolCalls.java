@@ -347,39 +347,17 @@ public final class ToolCalls {
      * text is lost. The JSON is read as a JSON value, so a tag inside one of its strings is text.
      */
     public static Reply parse(Format format, String text, List<Function> functions) {
-        List<Call> calls = new ArrayList<>();
         switch (format) {
             case HERMES -> {
-                int first = text.indexOf(OPEN);
-                if (first < 0) {
-                    return new Reply(text, List.of());
-                }
-                int at = first;
-                while (true) {
-                    Json body = json(text, at + OPEN.length());
-                    Call c = body == null ? null : call(body.value(), "arguments", functions);
+                return blocks(text, (t, from, out) -> {
+                    Json body = json(t, from);
+                    Call c = body == null ? null : call(body.value(), "arguments", functions, format);
                     if (c == null) {
-                        return new Reply(text, List.of());
+                        return -1;
                     }
-                    calls.add(c);
-                    int close = skipSpace(text, body.end());
-                    if (close == text.length()) {
-                        break; // the reply ended before the closing tag
-                    }
-                    if (!text.startsWith(CLOSE, close)) {
-                        return new Reply(text, List.of()); // text after the call inside its block
-                    }
-                    int next = skipSpace(text, close + CLOSE.length());
-                    if (next == text.length()) {
-                        break;
-                    }
-                    if (!text.startsWith(OPEN, next)) {
-                        return new Reply(text, List.of()); // text between or after the calls: not a clean tool-call reply
-                    }
-                    at = next;
-                }
-                String content = text.substring(0, first).stripTrailing();
-                return new Reply(content.isBlank() ? null : content, List.copyOf(calls));
+                    out.add(c);
+                    return body.end();
+                });
             }
             case LLAMA3_JSON -> {
                 String t = text.strip();
@@ -393,14 +371,15 @@ public final class ToolCalls {
                 if (body == null || body.end() != t.length()) {
                     return new Reply(text, List.of()); // not JSON, or text after it
                 }
-                Call c = call(body.value(), "parameters", functions);
+                Call c = call(body.value(), "parameters", functions, format);
                 if (c == null) {
-                    c = call(body.value(), "arguments", functions);
+                    c = call(body.value(), "arguments", functions, format);
                 }
                 return c == null ? new Reply(text, List.of()) : new Reply(null, List.of(c));
             }
             case XML, GLM_XML -> {
-                return XmlToolCalls.parse(text, functions, XmlToolCalls.Dialect.of(format));
+                XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
+                return blocks(text, (t, from, out) -> XmlToolCalls.call(t, from, functions, out, dialect));
             }
             case MISTRAL -> {
                 return mistral(text, functions);
@@ -415,6 +394,67 @@ public final class ToolCalls {
                 return new Reply(text, List.of());
             }
         }
+    }
+
+    /** Reads one call of a {@code <tool_call>} block from {@code from}; returns the index after it, or -1 where there is none. */
+    private interface BlockReader {
+        int read(String text, int from, List<Call> calls);
+    }
+
+    /**
+     * A reply of {@code <tool_call>} blocks (Hermes, XML, GLM): text before the first is content;
+     * then blocks only, each one call ({@code reader}), whitespace at most between and after them,
+     * the last one's closing tag possibly missing at the end; else the whole reply is content.
+     */
+    private static Reply blocks(String text, BlockReader reader) {
+        int first = text.indexOf(OPEN);
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        int at = first;
+        while (true) {
+            int end = reader.read(text, at + OPEN.length(), calls);
+            if (end < 0) {
+                return new Reply(text, List.of());
+            }
+            int close = skipSpace(text, end);
+            if (close == text.length()) {
+                break; // the reply ended before the closing tag
+            }
+            if (!text.startsWith(CLOSE, close)) {
+                return new Reply(text, List.of()); // text after the call inside its block
+            }
+            int next = skipSpace(text, close + CLOSE.length());
+            if (next == text.length()) {
+                break;
+            }
+            if (!text.startsWith(OPEN, next)) {
+                return new Reply(text, List.of()); // text between or after the calls: not a clean tool-call reply
+            }
+            at = next;
+        }
+        return new Reply(contentBefore(text, first), List.copyOf(calls));
+    }
+
+    /** The text before a reply's first call, as its content (null where it is only whitespace). */
+    private static String contentBefore(String text, int first) {
+        String content = text.substring(0, first).stripTrailing();
+        return content.isBlank() ? null : content;
+    }
+
+    /** A character of a function name (OpenAI's: letters, digits, '_' and '-'). */
+    static boolean isNameChar(char c) {
+        return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-';
+    }
+
+    /** Where a function name that begins at {@code from} ends (the first character that is no name's). */
+    static int nameEnd(String text, int from) {
+        int i = from;
+        while (i < text.length() && isNameChar(text.charAt(i))) {
+            i++;
+        }
+        return i;
     }
 
     /**
@@ -433,10 +473,7 @@ public final class ToolCalls {
             if (!text.startsWith(MISTRAL_OPEN, at)) {
                 return new Reply(text, List.of());
             }
-            int nameEnd = at + MISTRAL_OPEN.length();
-            while (nameEnd < text.length() && XmlToolCalls.isNameChar(text.charAt(nameEnd))) {
-                nameEnd++;
-            }
+            int nameEnd = nameEnd(text, at + MISTRAL_OPEN.length());
             String name = text.substring(at + MISTRAL_OPEN.length(), nameEnd);
             int args = nameEnd;
             if (text.startsWith(MISTRAL_CALL_ID, args)) {
@@ -455,8 +492,7 @@ public final class ToolCalls {
             calls.add(new Call(newId(Format.MISTRAL), name, JsonSchemaGrammar.dump(body.value())));
             at = skipSpace(text, body.end());
         }
-        String content = text.substring(0, first).stripTrailing();
-        return new Reply(content.isBlank() ? null : content, List.copyOf(calls));
+        return new Reply(contentBefore(text, first), List.copyOf(calls));
     }
 
     /**
@@ -475,14 +511,13 @@ public final class ToolCalls {
         }
         List<Call> calls = new ArrayList<>();
         for (JsonNode n : list.value()) {
-            Call c = call(n, "arguments", functions);
+            Call c = call(n, "arguments", functions, Format.MISTRAL_NEMO);
             if (c == null) {
                 return new Reply(text, List.of());
             }
-            calls.add(new Call(newId(Format.MISTRAL_NEMO), c.name(), c.arguments()));
+            calls.add(c);
         }
-        String content = text.substring(0, first).stripTrailing();
-        return new Reply(content.isBlank() ? null : content, List.copyOf(calls));
+        return new Reply(contentBefore(text, first), List.copyOf(calls));
     }
 
     /**
@@ -495,10 +530,7 @@ public final class ToolCalls {
         if (at < 0) {
             return new Reply(text, List.of());
         }
-        int nameEnd = at + HARMONY_OPEN.length();
-        while (nameEnd < text.length() && XmlToolCalls.isNameChar(text.charAt(nameEnd))) {
-            nameEnd++;
-        }
+        int nameEnd = nameEnd(text, at + HARMONY_OPEN.length());
         String name = text.substring(at + HARMONY_OPEN.length(), nameEnd);
         int message = text.indexOf(HARMONY_MESSAGE, nameEnd);
         if (message < 0 || message - nameEnd > 64 || functions.stream().noneMatch(f -> f.name().equals(name))) {
@@ -513,10 +545,10 @@ public final class ToolCalls {
     }
 
     /** A JSON value read from a reply and the index just after it. */
-    private record Json(JsonNode value, int end) {}
+    record Json(JsonNode value, int end) {}
 
     /** The JSON value that starts at {@code from} (after whitespace), or null when none does. */
-    private static Json json(String text, int from) {
+    static Json json(String text, int from) {
         // numbers exact: the arguments are written back as JSON, and a double would turn 1e400 into "Infinity"
         try (JsonParser p = SchemaValidator.EXACT.createParser(text.substring(from))) {
             JsonNode n = SchemaValidator.EXACT.readTree(p);
@@ -526,7 +558,7 @@ public final class ToolCalls {
         }
     }
 
-    private static int skipSpace(String text, int from) {
+    static int skipSpace(String text, int from) {
         int i = from;
         while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
             i++;
@@ -534,7 +566,8 @@ public final class ToolCalls {
         return i;
     }
 
-    private static Call call(JsonNode n, String argsKey, List<Function> functions) {
+    /** The call a JSON object makes of a declared function, its arguments under {@code argsKey}, with an id as {@code format} writes them; else null. */
+    private static Call call(JsonNode n, String argsKey, List<Function> functions, Format format) {
         if (!(n instanceof ObjectNode o) || !o.path("name").isTextual() || !o.path(argsKey).isObject()) {
             return null;
         }
@@ -542,7 +575,7 @@ public final class ToolCalls {
         if (functions.stream().noneMatch(f -> f.name().equals(name))) {
             return null;
         }
-        return new Call(newId(), name, JsonSchemaGrammar.dump(o.get(argsKey)));
+        return new Call(newId(format), name, JsonSchemaGrammar.dump(o.get(argsKey)));
     }
 
     /** The function a call names. */

@@ -154,13 +154,7 @@ public final class ToolStream {
                 holding = true;
                 safe = tag;
             } else {
-                safe = text.length();
-                for (int k = Math.min(open.length() - 1, text.length()); k > 0; k--) {
-                    if (open.startsWith(text.substring(text.length() - k))) {
-                        safe = text.length() - k;
-                        break;
-                    }
-                }
+                safe = text.length() - ReasoningStream.partial(text, open); // a tail that may begin the tag waits
             }
         } else if (released > 0) {
             safe = text.length(); // the reply's start showed it is content
@@ -203,7 +197,7 @@ public final class ToolStream {
                     default -> Scan.HEAD;
                 });
                 case BARE_NAME -> { // a name that ends where something else begins (Mistral's '[', GPT-OSS's header)
-                    if (XmlToolCalls.isNameChar(c)) {
+                    if (ToolCalls.isNameChar(c)) {
                         scanned++;
                         head.append(c);
                         scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
@@ -270,7 +264,7 @@ public final class ToolStream {
                         scanned++; // a late grammar allows space after the tag
                         continue;
                     }
-                    if (glm ? XmlToolCalls.isNameChar(c) : c != '>') {
+                    if (glm ? ToolCalls.isNameChar(c) : c != '>') {
                         scanned++;
                         head.append(c);
                         scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
@@ -335,11 +329,10 @@ public final class ToolStream {
                     if (c == '\n' && dialect == XmlToolCalls.Dialect.QWEN) {
                         scanned++; // the line break after the tag is the layout's
                     }
+                    arguments = new CompactJson();
                     if (param.kind() == XmlToolCalls.Kind.JSON) {
-                        arguments = new CompactJson();
                         scan = Scan.XML_JSON;
                     } else {
-                        arguments = new CompactJson();
                         if (param.kind() == XmlToolCalls.Kind.RAW) {
                             argumentText("\"", out);
                         }
@@ -362,7 +355,7 @@ public final class ToolStream {
                         arguments = null;
                         scan = Scan.XML_ELEMENT; // the value's end is its closing tag's
                     } else if (param.kind() == XmlToolCalls.Kind.RAW) {
-                        sendRaw(value.length() - heldBack(value, dialect.valueEnd), out);
+                        sendRaw(value.length() - ReasoningStream.partial(value, dialect.valueEnd), out); // a tail that may begin the end waits
                     }
                 }
                 case XML_JSON -> {
@@ -499,16 +492,6 @@ public final class ToolStream {
         if (!t.isEmpty()) {
             argumentText(t.toString(), out);
         }
-    }
-
-    /** How many of the raw value's last characters may begin its end (held until it shows). */
-    private static int heldBack(StringBuilder v, String end) {
-        for (int k = Math.min(end.length() - 1, v.length()); k > 0; k--) {
-            if (end.startsWith(v.substring(v.length() - k))) {
-                return k;
-            }
-        }
-        return 0;
     }
 
     private static boolean endsWith(StringBuilder v, String suffix) {

@@ -3,7 +3,6 @@ package ai.llmref.server.structured;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -37,7 +36,6 @@ import java.util.Set;
  * object of the values, in the order written.
  */
 final class XmlToolCalls {
-    static final String OPEN = "<tool_call>";
     static final String CLOSE = "</tool_call>";
     static final String FUNCTION = "<function=";
 
@@ -126,19 +124,11 @@ final class XmlToolCalls {
         }
     }
 
+    /** The JSON value that is all of {@code raw} but whitespace around it, or null. */
     private static JsonNode json(String raw) {
-        try {
-            String t = raw.strip();
-            if (t.isEmpty()) {
-                return null;
-            }
-            try (com.fasterxml.jackson.core.JsonParser p = SchemaValidator.EXACT.createParser(t)) {
-                JsonNode n = SchemaValidator.EXACT.readTree(p);
-                return n != null && p.nextToken() == null ? n : null;
-            }
-        } catch (IOException | NumberFormatException e) {
-            return null;
-        }
+        String t = raw.strip();
+        ToolCalls.Json j = ToolCalls.json(t, 0);
+        return j != null && ToolCalls.skipSpace(t, j.end()) == t.length() ? j.value() : null;
     }
 
     /** The plan of a function's parameters, read leniently (for parsing what a model wrote; never throws). */
@@ -383,49 +373,11 @@ final class XmlToolCalls {
     // --- parsing -------------------------------------------------------------------------------
 
     /**
-     * Splits a free reply into content and calls: as the Hermes format, whitespace only between and
-     * after the blocks, each block one function of the declared ones with declared parameters, each
-     * once, a JSON value where one is due; else the whole reply is content. A value ends at the first
-     * {@code </parameter>} (one line break before it is the layout's).
-     */
-    static ToolCalls.Reply parse(String text, List<ToolCalls.Function> functions, Dialect dialect) {
-        int first = text.indexOf(OPEN);
-        if (first < 0) {
-            return new ToolCalls.Reply(text, List.of());
-        }
-        List<ToolCalls.Call> calls = new ArrayList<>();
-        int at = first;
-        while (true) {
-            int end = call(text, at + OPEN.length(), functions, calls, dialect);
-            if (end < 0) {
-                return new ToolCalls.Reply(text, List.of());
-            }
-            int close = skipSpace(text, end);
-            if (close == text.length()) {
-                break;
-            }
-            if (!text.startsWith(CLOSE, close)) {
-                return new ToolCalls.Reply(text, List.of());
-            }
-            int next = skipSpace(text, close + CLOSE.length());
-            if (next == text.length()) {
-                break;
-            }
-            if (!text.startsWith(OPEN, next)) {
-                return new ToolCalls.Reply(text, List.of());
-            }
-            at = next;
-        }
-        String content = text.substring(0, first).stripTrailing();
-        return new ToolCalls.Reply(content.isBlank() ? null : content, List.copyOf(calls));
-    }
-
-    /**
      * Reads one call from {@code from} (Qwen: {@code <function=...>...</function>}; GLM: the name
      * and the elements, up to the block's end, which is left to read); returns the index after it, or -1.
      */
-    private static int call(String text, int from, List<ToolCalls.Function> functions, List<ToolCalls.Call> calls, Dialect dialect) {
-        int at = skipSpace(text, from);
+    static int call(String text, int from, List<ToolCalls.Function> functions, List<ToolCalls.Call> calls, Dialect dialect) {
+        int at = ToolCalls.skipSpace(text, from);
         int nameEnd;
         String name;
         if (dialect == Dialect.QWEN) {
@@ -434,10 +386,7 @@ final class XmlToolCalls {
             }
             name = text.substring(at + FUNCTION.length(), nameEnd++);
         } else {
-            nameEnd = at;
-            while (nameEnd < text.length() && isNameChar(text.charAt(nameEnd))) {
-                nameEnd++;
-            }
+            nameEnd = ToolCalls.nameEnd(text, at);
             name = text.substring(at, nameEnd);
         }
         ToolCalls.Function f = functions.stream().filter(x -> x.name().equals(name)).findFirst().orElse(null);
@@ -448,7 +397,7 @@ final class XmlToolCalls {
         ObjectNode args = JsonNodeFactory.instance.objectNode();
         at = nameEnd;
         while (true) {
-            at = skipSpace(text, at);
+            at = ToolCalls.skipSpace(text, at);
             boolean ended = dialect == Dialect.GLM && at == text.length();
             if (text.startsWith(dialect.callEnd, at) || ended) {
                 calls.add(new ToolCalls.Call(ToolCalls.newId(), name, JsonSchemaGrammar.dump(args)));
@@ -469,7 +418,7 @@ final class XmlToolCalls {
             if (dialect == Dialect.QWEN) {
                 start = text.startsWith("\n", keyEnd + 1) ? keyEnd + 2 : keyEnd + 1;
             } else {
-                start = skipSpace(text, keyEnd + "</arg_key>".length());
+                start = ToolCalls.skipSpace(text, keyEnd + "</arg_key>".length());
                 if (!text.startsWith("<arg_value>", start)) {
                     return -1;
                 }
@@ -487,18 +436,5 @@ final class XmlToolCalls {
             args.set(p.name(), v);
             at = close + dialect.valueClose.length();
         }
-    }
-
-    /** A character of a function name (OpenAI's: letters, digits, '_' and '-'). */
-    static boolean isNameChar(char c) {
-        return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-';
-    }
-
-    private static int skipSpace(String text, int from) {
-        int i = from;
-        while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
-            i++;
-        }
-        return i;
     }
 }

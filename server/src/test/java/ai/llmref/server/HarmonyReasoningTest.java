@@ -180,10 +180,85 @@ class HarmonyReasoningTest {
         }
     }
 
+    /**
+     * A JSON response_format: as llama.cpp lets GPT-OSS reason first, the prompt opens the
+     * analysis message for the model and the grammar applies from the next message's
+     * {@code <|start|>}: the final message's header and the document. The tiny model never ends its
+     * analysis, so the reply is reasoning cut by max_tokens (no 500), and pushed toward
+     * {@code <|return|>} it still cannot end before the grammar. A budget ends the analysis for it
+     * ({@code <|end|><|start|>}, then the grammar writes the header): the reasoning, then the
+     * document as the content, streamed alike, no markers. json_object alike (an object begun). With
+     * {@code reasoning_format: "none"} the grammar applies from the start, as before.
+     */
+    @Test
+    void aJsonAnswerComesAfterTheAnalysis() throws Exception {
+        ObjectNode b = ReasoningTest.askJson(40);
+        b.putObject("logit_bias").put("23", 100); // <|return|>
+        JsonNode out = ReasoningTest.post(server, b);
+        JsonNode choice = out.get("choices").get(0);
+        assertThat(choice.get("finish_reason").asText()).as(out.toString()).isEqualTo("length");
+        assertThat(out.at("/usage/completion_tokens").asInt()).as("never ended early").isEqualTo(40);
+        assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank().doesNotContain("<|");
+        assertThat(choice.get("message").get("content").asText()).isEmpty();
+        b.remove("logit_bias");
+        b.put("max_tokens", 200).put("reasoning_budget_tokens", 8).put("reasoning_budget_message", "Answer now.");
+        JsonNode answered = ReasoningTest.post(server, b);
+        JsonNode msg = answered.get("choices").get(0).get("message");
+        assertThat(answered.get("choices").get(0).get("finish_reason").asText()).as(answered.toString()).isEqualTo("stop");
+        assertThat(msg.get("reasoning_content").asText()).endsWith("Answer now.").doesNotContain("<|");
+        assertThat(ToolCallsTest.MAPPER.readTree(msg.get("content").asText()).get("why").isTextual()).as(msg.toString()).isTrue();
+        ReasoningTest.Streamed s = ReasoningTest.stream(server, b);
+        assertThat(s.reasoning()).isEqualTo(msg.get("reasoning_content").asText());
+        assertThat(s.content()).isEqualTo(msg.get("content").asText());
+        ObjectNode object = b.deepCopy();
+        object.putObject("response_format").put("type", "json_object");
+        JsonNode obj = ReasoningTest.post(server, object).get("choices").get(0).get("message");
+        // the tiny model's keys run on (json_object bounds nothing): the object begun after the analysis
+        assertThat(obj.get("reasoning_content").asText()).isEqualTo(msg.get("reasoning_content").asText());
+        assertThat(obj.get("content").asText()).as(obj.toString()).startsWith("{").doesNotContain("<|");
+        ObjectNode none = b.deepCopy().put("reasoning_format", "none");
+        none.remove("reasoning_budget_tokens");
+        JsonNode plain = ReasoningTest.post(server, none);
+        assertThat(plain.get("choices").get(0).get("message").get("content").asText()).as("the document from the start")
+                .startsWith("{");
+        assertThat(out.at("/usage/prompt_tokens").asInt()).as("the analysis header the server opened")
+                .isGreaterThan(plain.at("/usage/prompt_tokens").asInt());
+        // a budget message that would end the analysis itself (forced text after it would not be the grammar's)
+        HttpResponse<String> bad = server.post("/v1/chat/completions", b.deepCopy().put("reasoning_budget_message", "Done<|end|>").toString());
+        assertThat(bad.statusCode()).as(bad.body()).isEqualTo(400);
+        assertThat(bad.body()).contains("reasoning_budget_message");
+    }
+
+    /**
+     * A forced call after the analysis: its grammar in llama.cpp's engine from the next message's
+     * start, and through the server with a budget (the tiny model never ends its analysis): the
+     * reasoning, then a valid call.
+     */
+    @Test
+    void aForcedCallComesAfterTheAnalysis() throws Exception {
+        try (LlamaModel m = LlamaModel.load(model, ModelParams.defaults().withGpuLayers(0))) {
+            String after = ToolCalls.grammarAfterAnalysis(FUNCTIONS);
+            assertThat(GrammarVerdict.of(m.vocabulary(), after, "<|start|>assistant" + CALL)).isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of(CALL, "<|start|>assistant<|channel|>final<|message|>", "<|start|>assistant" + CALL + "x")) {
+                assertThat(GrammarVerdict.of(m.vocabulary(), after, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        ObjectNode forced = ToolCallsTest.request("required").put("reasoning_budget_tokens", 6);
+        JsonNode out = ToolCallsTest.MAPPER.readTree(server.post("/v1/chat/completions", forced.toString()).body());
+        JsonNode choice = out.get("choices").get(0);
+        assertThat(choice.get("finish_reason").asText()).as(out.toString()).isEqualTo("tool_calls");
+        assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank().doesNotContain("<|");
+        ToolCallsTest.assertValidCall(choice.get("message").get("tool_calls").get(0));
+        ObjectNode unbudgeted = ToolCallsTest.request("required").put("max_tokens", 30);
+        JsonNode reasoned = ToolCallsTest.MAPPER.readTree(server.post("/v1/chat/completions", unbudgeted.toString()).body());
+        assertThat(reasoned.at("/choices/0/finish_reason").asText()).as(reasoned.toString()).isEqualTo("length");
+        assertThat(reasoned.at("/choices/0/message/reasoning_content").asText()).isNotBlank();
+    }
+
     /** A forced call through GPT-OSS's template, and the call and its result back in the history. */
     @Test
     void aForcedCallRoundTrips() throws Exception {
-        ObjectNode forced = ToolCallsTest.request("required");
+        ObjectNode forced = ToolCallsTest.request("required").put("reasoning_budget_tokens", 4);
         JsonNode first = ToolCallsTest.MAPPER.readTree(server.post("/v1/chat/completions", forced.toString()).body());
         JsonNode choice = first.get("choices").get(0);
         assertThat(choice.get("finish_reason").asText()).as(first.toString()).isEqualTo("tool_calls");

@@ -163,12 +163,19 @@ final class CompletionParser {
         String rendered = model.renderChat(list, contract.templateTools(body), variables);
         Reasoning reasoning = Reasoning.OFF;
         if (model.harmony() && reasoningFormat(body)) {
-            // GPT-OSS: the reply's messages (or the analysis message a prefill leaves open);
-            // a grammar from the start leaves no room for them (its output is the content)
+            // GPT-OSS: the reply's messages (or the analysis message a prefill leaves open). A
+            // grammar (a JSON response_format, a forced call) applies after the analysis, from the
+            // next message's start on (build); GPT-OSS writes one before its answer, and the prompt
+            // opens it for the model as it writes it, as llama.cpp's grammar for GPT-OSS has it.
             if (ReasoningStream.harmonyLeftOpen(rendered + (prefill == null ? "" : prefill))) {
                 reasoning = Reasoning.HARMONY_OPEN;
-            } else if (contract.grammar() == null && (prefill == null || prefill.isEmpty())) {
-                reasoning = Reasoning.HARMONY_REPLY;
+            } else if (prefill == null || prefill.isEmpty()) {
+                if (contract.grammar() == null) {
+                    reasoning = Reasoning.HARMONY_REPLY;
+                } else if (contract.afterAnalysis() != null) {
+                    rendered += HARMONY_ANALYSIS;
+                    reasoning = Reasoning.HARMONY_OPEN;
+                }
             }
         } else if (model.reasoningTags() && reasoningFormat(body) && (prefill == null || prefill.isEmpty())) {
             // A grammar (a JSON response_format, a forced call) applies after a reasoning block the
@@ -346,7 +353,11 @@ final class CompletionParser {
                     + " grammar's output ends with an end-of-generation token");
         }
         LateGrammar late;
-        if (afterReasoning) {
+        String afterAnalysis = reasoning == Reasoning.HARMONY_OPEN ? contract.afterAnalysis() : null;
+        if (afterReasoning && afterAnalysis != null) {
+            // GPT-OSS: from the start of the message after the analysis (<|end|> shows as nothing)
+            late = new LateGrammar(afterAnalysis, OutputContract.HARMONY_NEXT, null, null, true);
+        } else if (afterReasoning) {
             late = new LateGrammar(contract.grammar(), null, LateGrammar.AT_ONCE, () -> afterReasoning(reasoning.stream(contract.reasoningEnd())), true);
         } else if (contract.lateGrammar() != null) {
             late = new LateGrammar(contract.lateGrammar(),
@@ -356,7 +367,7 @@ final class CompletionParser {
         } else {
             late = null;
         }
-        ReasoningBudget budget = reasoningBudget(body, reasoning, contract.reasoningEnd());
+        ReasoningBudget budget = reasoningBudget(body, reasoning, contract.reasoningEnd(), afterAnalysis != null);
         int[] preserved = preserved(contract);
         List<GenerationRequest> requests = new ArrayList<>();
         List<String> echoes = new ArrayList<>();
@@ -386,6 +397,9 @@ final class CompletionParser {
                 includeUsage, modelId, contract, reasoning);
     }
 
+    /** What opens GPT-OSS's analysis message after the generation prompt's {@code <|start|>assistant}. */
+    static final String HARMONY_ANALYSIS = "<|channel|>analysis<|message|>";
+
     /** The longest {@code reasoning_budget_message}, in characters. */
     static final int MAX_BUDGET_MESSAGE = 1000;
 
@@ -414,7 +428,7 @@ final class CompletionParser {
      * the message and {@code </think>} are written in the model's place. Null without a budget, or
      * without reasoning to cap (a template without reasoning tags, {@code reasoning_format: none}).
      */
-    private ReasoningBudget reasoningBudget(ObjectNode body, Reasoning reasoning, String alsoEnds) {
+    private ReasoningBudget reasoningBudget(ObjectNode body, Reasoning reasoning, String alsoEnds, boolean grammarNext) {
         String name = Params.get(body, "reasoning_budget_tokens") != null || Params.get(body, "thinking_budget_tokens") == null
                 ? "reasoning_budget_tokens" : "thinking_budget_tokens";
         Long tokens = Params.integer(body, name, -1, Integer.MAX_VALUE);
@@ -429,9 +443,21 @@ final class CompletionParser {
         // up to the tag and no further: from there a late grammar (a JSON response_format, a forced
         // call after the reasoning) picks the tokens, and a forced token after it would not be its
         boolean harmony = reasoning == Reasoning.HARMONY_REPLY || reasoning == Reasoning.HARMONY_OPEN;
-        // harmony: the analysis message ends, and the final one begins, as GPT-OSS writes them
-        int[] forced = model.tokenizeInside((message == null ? "" : message)
-                + (harmony ? "<|end|><|start|>assistant<|channel|>final<|message|>" : "\n" + ReasoningStream.CLOSE));
+        // harmony: the analysis message ends, and the final one begins, as GPT-OSS writes them (or,
+        // with a grammar after the analysis, the next one, whose header the grammar writes)
+        if (message != null) {
+            for (String marker : harmony ? List.of("<|") : java.util.stream.Stream.of(ReasoningStream.CLOSE, alsoEnds)
+                    .filter(java.util.Objects::nonNull).toList()) {
+                if (message.contains(marker)) {
+                    // it would end the reasoning before the budget's own end, with more forced text after it
+                    throw ApiException.badValue("reasoning_budget_message", "'reasoning_budget_message' may not contain '" + marker
+                            + "', which ends the reasoning");
+                }
+            }
+        }
+        int[] forced = model.tokenizeInside((message == null ? "" : message) + (harmony
+                ? "<|end|>" + (grammarNext ? OutputContract.HARMONY_NEXT : "<|start|>assistant<|channel|>final<|message|>")
+                : "\n" + ReasoningStream.CLOSE));
         return new ReasoningBudget(tokens.intValue(), forced, () -> {
             ReasoningStream stream = reasoning.stream(alsoEnds);
             return new ReasoningBudget.Tracker() {

@@ -127,6 +127,37 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
         return toolsActive() && format() == ToolCalls.Format.XML ? ToolCalls.HERMES_OPENING : null;
     }
 
+    /** Where GPT-OSS's analysis message ends: the next message's start, from which {@link #afterAnalysis} applies. */
+    static final String HARMONY_NEXT = "<|start|>";
+
+    /**
+     * For GPT-OSS (harmony messages), the grammar that applies from the {@code <|start|>} after the
+     * reply's analysis message ({@link #HARMONY_NEXT}, a late grammar's literal), as llama.cpp lets
+     * GPT-OSS reason before a grammar: the final message's header (as GPT-OSS writes it, with or
+     * without a content type) and the JSON document, or the forced call's message; null without a
+     * grammar (or tools in another format).
+     */
+    String afterAnalysis() {
+        if (grammar == null) {
+            return null;
+        }
+        try {
+            if (callForced()) {
+                return format == ToolCalls.Format.HARMONY ? ToolCalls.grammarAfterAnalysis(functions) : null;
+            }
+            String header = "\"" + HARMONY_NEXT + "assistant<|channel|>final\" (\" json\" | \" <|constrain|>json\")? \"<|message|>\"";
+            if (jsonObject) {
+                return JsonGrammars.JSON_OBJECT.replaceFirst("root +::= object", "root ::= " + java.util.regex.Matcher.quoteReplacement(header) + " object");
+            }
+            StringBuilder sb = new StringBuilder("root ::= ").append(header).append(" final-json\n");
+            JsonSchemaGrammar.rules(schema, "final-json").forEach((k, v) -> sb.append(k).append(" ::= ").append(v).append('\n'));
+            JsonSchemaGrammar.checkExpansion(sb.toString());
+            return sb.toString();
+        } catch (SchemaException e) {
+            return null; // not reached: the same schemas made the grammar from the start
+        }
+    }
+
     /** Reads response_format, tools and tool_choice of a request (tools only for chat). */
     static OutputContract of(ObjectNode body, boolean chat, ToolCalls.Format format) {
         String grammar = null;

@@ -191,6 +191,17 @@ public final class ToolCalls {
     }
 
     /**
+     * GPT-OSS's forced call after its analysis message: the grammar that applies from the
+     * {@code <|start|>} that begins the next message (a late grammar with that literal), the call
+     * then as {@link #grammar} has it after the generation prompt's {@code <|start|>assistant}.
+     *
+     * @throws SchemaException when a function's parameters use a feature the grammar cannot enforce
+     */
+    public static String grammarAfterAnalysis(List<Function> functions) {
+        return grammar(Format.HARMONY, functions, "\"" + HarmonyStream.START + "assistant \" call", "");
+    }
+
+    /**
      * For tool_choice "auto": the grammar that applies once the model begins a call (a
      * {@code LateGrammar} that the server advances over the text from the call's start), with the
      * text that begins one. From there the reply is calls only, each well-formed, naming a declared

@@ -347,7 +347,9 @@ class ReasoningTest {
             for (String[] c : new String[][] {
                     {"\"reasoning_format\":\"deepseek-legacy\"", "reasoning_format", "invalid_value"},
                     {"\"reasoning_format\":true", "reasoning_format", null},
-                    {"\"chat_template_kwargs\":[1]", "chat_template_kwargs", null}}) {
+                    {"\"chat_template_kwargs\":[1]", "chat_template_kwargs", null},
+                    // the message would close the reasoning itself, before the budget's own tag
+                    {"\"reasoning_budget_tokens\":2,\"reasoning_budget_message\":\"ok</think>\"", "reasoning_budget_message", "invalid_value"}}) {
                 String body = ask(4).toString();
                 body = body.substring(0, body.length() - 1) + "," + c[0] + "}";
                 HttpResponse<String> r = server.post("/v1/chat/completions", body);

@@ -270,7 +270,7 @@ final class XmlToolCalls {
         return rules;
     }
 
-    /** The rules every grammar of the dialect holds: raw text without its value's end, any character, GLM's optional line break. */
+    /** The rules every grammar of the dialect holds: raw text without its value's end, a character of a bounded one, GLM's optional line break. */
     static String sharedRules(Dialect dialect) {
         // states of a scan for the value's end: tK has read its first K characters (never all); its
         // first character comes back nowhere else in it, so a mismatch restarts at 0 or 1
@@ -289,7 +289,7 @@ final class XmlToolCalls {
             }
             sb.append(" )?\n");
         }
-        sb.append(dialect.rules).append("-char ::= [^\\x00]\n");
+        sb.append(dialect.rules).append("-bounded ::= [^<\\x00]\n");
         if (dialect == Dialect.GLM) {
             sb.append("glm-nl ::= \"\\n\"?\n");
         }
@@ -336,7 +336,9 @@ final class XmlToolCalls {
                     "a length bound above " + JsonSchemaGrammar.MAX_REPEAT + " cannot be enforced (llama.cpp's grammar engine limits a"
                             + " repetition to " + JsonSchemaGrammar.MAX_REPEAT + ")");
         }
-        return min == 0 && max < 0 ? dialect.rules + "-text" : dialect.rules + "-char" + JsonSchemaGrammar.repeat(min, max);
+        // within length bounds no '<': the value's end begins with one, and a count cannot be
+        // combined with the scan that keeps it out (a value that held its end was read short)
+        return min == 0 && max < 0 ? dialect.rules + "-text" : dialect.rules + "-bounded" + JsonSchemaGrammar.repeat(min, max);
     }
 
     /** Whether every string is valid under the schema (a plain string type, no schema, or an alternative that is one). */

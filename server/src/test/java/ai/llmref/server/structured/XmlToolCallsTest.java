@@ -287,6 +287,16 @@ class XmlToolCallsTest {
         String write = "<tool_call>\n<function=write_file>\n<parameter=path>\na\n</parameter>\n<parameter=content>\nx\n</parameter>\ny";
         assertThat(verdict(forced, write)).isEqualTo(GrammarVerdict.REFUSED);
         assertThat(verdict(forced, write.replace("x\n</parameter>\ny", "x</parameter>\ny"))).as("no line break: text").isEqualTo(GrammarVerdict.GOES_ON);
+        // within length bounds a value holds no '<', which begins its end (before, a value could
+        // hold its end: below minLength, "ab</arg_value>..." went on as text and was read as "ab")
+        String city = "<tool_call>\n<function=get_weather>\n<parameter=city>\n";
+        assertThat(verdict(forced, city + "Ro<")).isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(forced, city + "Rome, Lazio > Italy\nx")).isEqualTo(GrammarVerdict.GOES_ON);
+        String min = ToolCalls.grammar(ToolCalls.Format.GLM_XML, List.of(new ToolCalls.Function("f", ToolCallsParseTest.json(
+                "{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\",\"minLength\":4}},\"required\":[\"s\"]}"))), false);
+        String glm = "<tool_call>f\n<arg_key>s</arg_key>\n<arg_value>";
+        assertThat(verdict(min, glm + "ab</arg_value>")).as("short of minLength, the end as text").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(min, glm + "abcd</arg_value>\n</tool_call>")).isEqualTo(GrammarVerdict.MAY_END);
     }
 
     @Test

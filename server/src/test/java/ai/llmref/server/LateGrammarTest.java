@@ -1,6 +1,7 @@
 package ai.llmref.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.llmref.server.engine.Engine;
 import ai.llmref.server.engine.FinishReason;
@@ -118,6 +119,22 @@ class LateGrammarTest {
         assertThat(r.constrainedAt).as("told after the text that holds the word").isGreaterThanOrEqualTo(wordAt + word.length());
     }
 
+    /**
+     * Several literals (a format's openings): the grammar applies from the one that occurs first,
+     * whichever of them it is in the list; one that never occurs changes nothing.
+     */
+    @Test
+    void ofSeveralLiteralsTheFirstToOccurBeginsTheGrammar() throws Exception {
+        String later = free.substring(wordAt + word.length() + 1, wordAt + word.length() + 4);
+        String grammar = "root ::= (\"" + word + "\" | \"" + later.replace("\"", "\\\"") + "\") [^0-9]{0,12} [0-9]";
+        for (List<String> literals : List.of(List.of(later, word), List.of("#never#", word, later))) {
+            Result r = run(new LateGrammar(grammar, literals, null, null, false), List.of());
+            assertThat(r.text).as(literals.toString()).matches(Pattern.quote(free.substring(0, wordAt)) + Pattern.quote(word) + "[^0-9]{0,12}[0-9]");
+            assertThat(r.constrainedAt).isGreaterThanOrEqualTo(wordAt + word.length());
+        }
+        assertThatThrownBy(() -> new LateGrammar(grammar, List.of(), null, null, false)).isInstanceOf(IllegalArgumentException.class);
+    }
+
     @Test
     void stopStringsEndOnlyTheFreeText() throws Exception {
         Result plain = run(null, List.of(word));
@@ -217,11 +234,11 @@ class LateGrammarTest {
         SamplingParams pushed = new SamplingParams(0f, 1f, 0, 0f, null, 0f, 0f, Map.of(2, 100f), null);
         String grammar = "root ::= [^0-9]{0,12} [0-9]";
         Result free = run(new GenerationRequest(PROMPT, LENGTH, List.of(), pushed, -1, false,
-                new LateGrammar(grammar, null, LateGrammar.AT_ONCE, preamble, false)));
+                LateGrammar.opening(grammar, LateGrammar.AT_ONCE, preamble, false)));
         assertThat(free.text).as("pushed to its end, a free output ends at once").isEmpty();
         assertThat(free.reason).isEqualTo(FinishReason.STOP);
         Result r = run(new GenerationRequest(PROMPT, LENGTH, List.of(), pushed, -1, false,
-                new LateGrammar(grammar, null, LateGrammar.AT_ONCE, preamble, true)));
+                LateGrammar.opening(grammar, LateGrammar.AT_ONCE, preamble, true)));
         assertThat(r.text).as("the preamble as the model writes it, then the grammar: " + this.free)
                 .matches(Pattern.quote(this.free.substring(0, end)) + "[^0-9]{0,12}[0-9]");
         assertThat(r.reason).as("the grammar ended it").isEqualTo(FinishReason.STOP);
@@ -233,7 +250,7 @@ class LateGrammarTest {
     void aRequiredGrammarThatDoesNotCompileIsRefusedAtOnce() throws Exception {
         SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, null, 0f, 0f, Map.of(2, -100f), null);
         RequestHandle h = engine.submit(new GenerationRequest(PROMPT, LENGTH, List.of(), greedy, -1, false,
-                new LateGrammar("root ::= undefined-rule", null, LateGrammar.AT_ONCE, null, true)));
+                LateGrammar.opening("root ::= undefined-rule", LateGrammar.AT_ONCE, null, true)));
         GenerationEvent first = null;
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (first == null && System.nanoTime() < deadline) {

@@ -980,10 +980,18 @@ public final class Engine implements AutoCloseable {
         int before = seen.length() + searched.length() - text.length(); // where text begins in seen (negative: before it)
         seen.append(searched);
         int start;
-        if (late.literal() != null) {
-            start = seen.indexOf(late.literal());
+        if (late.literals() != null) {
+            start = -1;
+            int longest = 0;
+            for (String literal : late.literals()) {
+                int at = seen.indexOf(literal);
+                if (at >= 0 && (start < 0 || at < start)) {
+                    start = at;
+                }
+                longest = Math.max(longest, literal.length());
+            }
             if (start < 0) {
-                seen.delete(0, Math.max(0, seen.length() - (late.literal().length() - 1))); // what could begin it
+                seen.delete(0, Math.max(0, seen.length() - (longest - 1))); // what could begin one
                 release(s, s.stops.push(text));
                 return s.stops.stopped();
             }

@@ -1,5 +1,6 @@
 package ai.llmref.server.engine;
 
+import java.util.List;
 import java.util.function.Supplier;
 import java.util.regex.Pattern;
 
@@ -9,10 +10,10 @@ import java.util.regex.Pattern;
  * "auto": the model may answer in words or call, and a call, once begun, is well-formed). The
  * grammar is advanced over the output from that point, and applies only when it allows that text;
  * otherwise the output stays free. From then on stop strings no longer end the output: the grammar
- * decides where it ends. Exactly one of {@code literal} and {@code opening} is set.
+ * decides where it ends. Exactly one of {@code literals} and {@code opening} is set.
  *
  * <p>With a {@code preamble} (a reasoning model's reasoning), the point is looked for only in the
- * text after it: the literal in that text, the opening at its start.
+ * text after it: a literal in that text, the opening at its start.
  *
  * <p>A {@code required} grammar is one the output must reach (a JSON response_format or a forced
  * call after a reasoning model's reasoning): until it applies the output cannot end by an
@@ -20,25 +21,33 @@ import java.util.regex.Pattern;
  * starts, as a grammar from the start is.
  *
  * @param grammar  GBNF (root {@code root}) that the output follows from the point on
- * @param literal  the grammar applies from the first occurrence of this text, or null
+ * @param literals the grammar applies from the first occurrence of any of these texts (the one
+ *                 that begins first; of two there, the longer), or null
  * @param opening  the grammar applies from this pattern's group 1 when the pattern matches at the
  *                 output's start ({@link java.util.regex.Matcher#lookingAt}), or null
  * @param preamble makes, per request, what tells the output's preamble from the rest; null: none
  * @param required the output must reach the grammar (see above)
  */
-public record LateGrammar(String grammar, String literal, Pattern opening, Supplier<Preamble> preamble, boolean required) {
+public record LateGrammar(String grammar, List<String> literals, Pattern opening, Supplier<Preamble> preamble, boolean required) {
     public LateGrammar {
-        if (grammar == null || (literal == null) == (opening == null) || literal != null && literal.isEmpty()) {
-            throw new IllegalArgumentException("a late grammar needs its grammar and exactly one of a non-empty literal and an opening pattern");
+        if (grammar == null || (literals == null) == (opening == null)
+                || literals != null && (literals.isEmpty() || literals.stream().anyMatch(l -> l == null || l.isEmpty()))) {
+            throw new IllegalArgumentException("a late grammar needs its grammar and exactly one of non-empty literals and an opening pattern");
         }
+        literals = literals == null ? null : List.copyOf(literals);
     }
 
     public LateGrammar(String grammar, String literal, Pattern opening) {
-        this(grammar, literal, opening, null, false);
+        this(grammar, literal == null ? null : List.of(literal), opening, null, false);
     }
 
     public LateGrammar(String grammar, String literal, Pattern opening, Supplier<Preamble> preamble) {
-        this(grammar, literal, opening, preamble, false);
+        this(grammar, literal == null ? null : List.of(literal), opening, preamble, false);
+    }
+
+    /** From a point found by {@code opening}, as the canonical constructor. */
+    public static LateGrammar opening(String grammar, Pattern opening, Supplier<Preamble> preamble, boolean required) {
+        return new LateGrammar(grammar, null, opening, preamble, required);
     }
 
     /** An opening that every output has: the grammar applies where the preamble ends. */

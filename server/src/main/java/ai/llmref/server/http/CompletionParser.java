@@ -356,14 +356,13 @@ final class CompletionParser {
         String afterAnalysis = reasoning == Reasoning.HARMONY_OPEN ? contract.afterAnalysis() : null;
         if (afterReasoning && afterAnalysis != null) {
             // GPT-OSS: from the start of the message after the analysis (<|end|> shows as nothing)
-            late = new LateGrammar(afterAnalysis, OutputContract.HARMONY_NEXT, null, null, true);
+            late = new LateGrammar(afterAnalysis, List.of(OutputContract.HARMONY_NEXT), null, null, true);
         } else if (afterReasoning) {
-            late = new LateGrammar(contract.grammar(), null, LateGrammar.AT_ONCE, () -> afterReasoning(reasoning.stream(contract.reasoningEnd())), true);
+            late = LateGrammar.opening(contract.grammar(), LateGrammar.AT_ONCE, () -> afterReasoning(reasoning.stream(contract.reasoningEnd())), true);
         } else if (contract.lateGrammar() != null) {
-            late = new LateGrammar(contract.lateGrammar(),
-                    ToolCalls.opening(contract.format()),
-                    ToolCalls.opening(contract.format()) != null ? null : ToolCalls.LLAMA3_OPENING,
-                    reasoning == Reasoning.OFF ? null : () -> afterReasoning(reasoning.stream(contract.reasoningEnd()))); // a call begins after the reasoning
+            List<String> openings = ToolCalls.openings(contract.format(), contract.functions());
+            late = new LateGrammar(contract.lateGrammar(), openings, openings != null ? null : ToolCalls.LLAMA3_OPENING,
+                    reasoning == Reasoning.OFF ? null : () -> afterReasoning(reasoning.stream(contract.reasoningEnd())), false); // a call begins after the reasoning
         } else {
             late = null;
         }

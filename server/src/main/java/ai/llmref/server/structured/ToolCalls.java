@@ -214,7 +214,9 @@ public final class ToolCalls {
     public static String lateGrammar(Format format, List<Function> functions, boolean parallel) {
         String block = "\"<tool_call>\" tc-ws call tc-ws \"</tool_call>\"";
         String root = switch (format) {
-            case HERMES, XML, GLM_XML -> block + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
+            case HERMES, GLM_XML -> block + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
+            // Qwen3-Coder sometimes leaves out the first call's <tool_call> (see bareOpeners)
+            case XML -> "(\"<tool_call>\" tc-ws)? call tc-ws \"</tool_call>\"" + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
             case MISTRAL -> "call" + (parallel ? "+" : "") + " tc-ws";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS]\" tc-ws \"[\" space call" + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws";
             case HARMONY -> "call tc-ws"; // one call: <|call|> ends the generation
@@ -230,6 +232,44 @@ public final class ToolCalls {
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
         return blocks(format) ? HERMES_OPENING : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN : null;
+    }
+
+    /**
+     * The texts whose first occurrence begins a call under "auto" ({@link #opening}, and
+     * {@link #bareOpeners}), or null where a pattern does (Llama 3).
+     */
+    public static List<String> openings(Format format, List<Function> functions) {
+        String opening = opening(format);
+        if (opening == null) {
+            return null;
+        }
+        List<String> out = new ArrayList<>(List.of(opening));
+        out.addAll(bareOpeners(format, functions));
+        return List.copyOf(out);
+    }
+
+    /**
+     * What also begins a reply's first call in the XML format: a declared function's whole
+     * {@code <function=NAME>}, as Qwen3-Coder sometimes writes a call without its {@code <tool_call>}
+     * (llama.cpp reads it so; the whole opener of a declared name, not {@code <function}, which
+     * code may hold: {@code #include <functional>}). The call's {@code </tool_call>} still ends it.
+     */
+    static List<String> bareOpeners(Format format, List<Function> functions) {
+        return format != Format.XML ? List.of() : functions.stream().map(f -> XmlToolCalls.FUNCTION + f.name() + ">").toList();
+    }
+
+    /** Where a reply's first call begins ({@link #openings}, without Llama 3's pattern), or -1. */
+    static int firstOpening(CharSequence text, Format format, List<Function> functions, int from) {
+        int first = indexOf(text, opening(format), from);
+        for (String bare : bareOpeners(format, functions)) {
+            int at = indexOf(text, bare, from);
+            first = at >= 0 && (first < 0 || at < first) ? at : first;
+        }
+        return first;
+    }
+
+    private static int indexOf(CharSequence text, String s, int from) {
+        return text instanceof StringBuilder sb ? sb.indexOf(s, from) : text.toString().indexOf(s, from);
     }
 
     /**
@@ -390,7 +430,7 @@ public final class ToolCalls {
             }
             case XML, GLM_XML -> {
                 XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
-                return blocks(text, (t, from, out) -> XmlToolCalls.call(t, from, functions, out, dialect));
+                return blocks(text, firstOpening(text, format, functions, 0), (t, from, out) -> XmlToolCalls.call(t, from, functions, out, dialect));
             }
             case MISTRAL -> {
                 return mistral(text, functions);
@@ -418,14 +458,18 @@ public final class ToolCalls {
      * the last one's closing tag possibly missing at the end; else the whole reply is content.
      */
     private static Reply blocks(String text, BlockReader reader) {
-        int first = text.indexOf(OPEN);
+        return blocks(text, text.indexOf(OPEN), reader);
+    }
+
+    /** {@link #blocks(String, BlockReader)} from {@code first}, where the first call may begin without its {@code <tool_call>}. */
+    private static Reply blocks(String text, int first, BlockReader reader) {
         if (first < 0) {
             return new Reply(text, List.of());
         }
         List<Call> calls = new ArrayList<>();
         int at = first;
         while (true) {
-            int end = reader.read(text, at + OPEN.length(), calls);
+            int end = reader.read(text, text.startsWith(OPEN, at) ? at + OPEN.length() : at, calls);
             if (end < 0) {
                 return new Reply(text, List.of());
             }

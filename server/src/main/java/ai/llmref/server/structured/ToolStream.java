@@ -60,6 +60,8 @@ public final class ToolStream {
     private final XmlToolCalls.Dialect dialect;
     /** What begins a call (all formats but Llama 3's): {@code <tool_call>} or {@code [TOOL_CALLS]}. */
     private final String open;
+    /** What also begins the first call (XML: {@link ToolCalls#bareOpeners}). */
+    private final List<String> bare;
     /** XML: the called function's parameters, the one being read, its raw text, how much of it is sent, the names written. */
     private XmlToolCalls.Plan plan;
     private XmlToolCalls.Param param;
@@ -96,6 +98,7 @@ public final class ToolStream {
         this.functions = functions;
         this.dialect = XmlToolCalls.Dialect.of(format);
         this.open = ToolCalls.mistral(format) ? ToolCalls.MISTRAL_OPEN : format == ToolCalls.Format.HARMONY ? ToolCalls.HARMONY_OPEN : OPEN;
+        this.bare = ToolCalls.bareOpeners(format, functions);
         if (forced) {
             begin(0);
         }
@@ -132,6 +135,9 @@ public final class ToolStream {
             released = before.length();
         }
         begin(first);
+        if (format == ToolCalls.Format.XML && text.indexOf(open, first) != first) {
+            scan = Scan.XML_FUNCTION; // a call without its <tool_call> (ToolCalls#bareOpeners)
+        }
         out.addAll(scan());
         return out;
     }
@@ -149,12 +155,16 @@ public final class ToolStream {
         }
         int safe;
         if (format != ToolCalls.Format.LLAMA3_JSON) {
-            int tag = text.indexOf(open, Math.max(0, released - open.length()));
+            int tag = ToolCalls.firstOpening(text, format, functions, Math.max(0, released - longestOpening()));
             if (tag >= 0) {
                 holding = true;
                 safe = tag;
             } else {
-                safe = text.length() - ReasoningStream.partial(text, open); // a tail that may begin the tag waits
+                int partial = ReasoningStream.partial(text, open);
+                for (String b : bare) {
+                    partial = Math.max(partial, ReasoningStream.partial(text, b));
+                }
+                safe = text.length() - partial; // a tail that may begin the tag waits
             }
         } else if (released > 0) {
             safe = text.length(); // the reply's start showed it is content
@@ -514,18 +524,28 @@ public final class ToolStream {
     }
 
     /**
-     * Where the first call begins: Hermes, the first {@code <tool_call>}; Llama 3, the reply's
+     * Where the first call begins: Hermes, the first {@code <tool_call>} (XML: or a declared
+     * function's {@code <function=NAME>}, {@link ToolCalls#bareOpeners}); Llama 3, the reply's
      * first non-space character where it is <code>{</code> or {@code <}; -1 where the text shows none.
      */
     private int firstCall() {
         if (format != ToolCalls.Format.LLAMA3_JSON) {
-            return text.indexOf(open);
+            return ToolCalls.firstOpening(text, format, functions, 0);
         }
         int i = 0;
         while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
             i++;
         }
         return i < text.length() && (text.charAt(i) == '{' || text.charAt(i) == '<') ? i : -1;
+    }
+
+    /** The longest text that begins a call (its tail may be in text already released). */
+    private int longestOpening() {
+        int n = open.length();
+        for (String b : bare) {
+            n = Math.max(n, b.length());
+        }
+        return n;
     }
 
     private static String decode(String jsonStringBody) {

@@ -18,11 +18,11 @@ public final class SplitStream {
             int maxPiece) {
         ToolStream s = new ToolStream(format, forced, functions);
         List<ToolStream.Piece> pieces = new ArrayList<>();
-        String opening = ToolCalls.opening(format);
+        List<String> openings = ToolCalls.openings(format, functions);
         for (int i = 0; i < reply.length(); ) {
             int n = Math.min(reply.length() - i, 1 + rnd.nextInt(maxPiece));
             pieces.addAll(s.push(reply.substring(i, i + n)));
-            if (!s.callsStarted() && opening != null && s.text().contains(opening)) {
+            if (!s.callsStarted() && openings != null && openings.stream().anyMatch(s.text()::contains)) {
                 pieces.addAll(s.constrain());
             }
             i += n;

@@ -376,6 +376,45 @@ class XmlToolCallsTest {
         }
     }
 
+    /**
+     * Qwen3-Coder sometimes leaves out the first call's {@code <tool_call>}: a declared function's
+     * whole {@code <function=NAME>} also begins the calls (as llama.cpp reads them), whole and
+     * streamed, under "auto" with the late grammar from there (the call still ends with
+     * {@code </tool_call>}); text that only looks like it ({@code <functional>}, an undeclared name)
+     * stays content, and is released while streaming.
+     */
+    @Test
+    void aFirstCallWithoutItsOpeningTagIsACall() {
+        String bare = WEATHER.substring("<tool_call>\n".length());
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.XML, "Let me look.\n" + bare, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Let me look.");
+        assertThat(r.calls()).singleElement().satisfies(c -> assertThat(c.arguments()).isEqualTo("{\"city\":\"Rome\",\"days\":3}"));
+        assertThat(ToolCalls.parse(ToolCalls.Format.XML, bare + "\n" + WRITE, FUNCTIONS).calls()).hasSize(2);
+        for (String content : List.of("#include <functional>\nint main() {}", "<function=get_wind>\n</function>\n</tool_call>",
+                bare + " and more words")) {
+            assertThat(ToolCalls.parse(ToolCalls.Format.XML, content, FUNCTIONS).calls()).as(content).isEmpty();
+        }
+        assertThat(ToolCalls.parse(ToolCalls.Format.GLM_XML, "<function=get_weather>\n</function>", FUNCTIONS).calls())
+                .as("GLM's calls always have their tag").isEmpty();
+        streams(ToolCalls.Format.XML, List.of(bare, "Let me look.\n" + bare + "\n" + WRITE));
+        String late = ToolCalls.lateGrammar(ToolCalls.Format.XML, FUNCTIONS, true);
+        assertThat(verdict(late, bare)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, bare + "\n" + WRITE)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, bare.replace("</tool_call>", ""))).as("its </tool_call> still ends it").isEqualTo(GrammarVerdict.GOES_ON);
+        assertThat(verdict(late, bare + "\n" + bare)).as("only the first may leave it out").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(ToolCalls.openings(ToolCalls.Format.XML, FUNCTIONS)).containsExactly("<tool_call>", "<function=get_weather>",
+                "<function=write_file>", "<function=get_time>");
+        // streamed free text that only looks like an opening is released
+        ToolStream s = new ToolStream(ToolCalls.Format.XML, false, FUNCTIONS);
+        StringBuilder sent = new StringBuilder();
+        for (String piece : List.of("#include <fun", "ctional>", "\nint x;")) {
+            for (ToolStream.Piece p : s.push(piece)) {
+                sent.append(((ToolStream.Content) p).text());
+            }
+        }
+        assertThat(sent.toString()).isEqualTo("#include <functional>\nint x;");
+    }
+
     /** A reply cut inside a raw value: the call stays, its arguments the part written. */
     @Test
     void aCallCutShortKeepsWhatWasWritten() {

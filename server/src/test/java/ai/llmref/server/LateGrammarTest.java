@@ -135,6 +135,31 @@ class LateGrammarTest {
         assertThatThrownBy(() -> new LateGrammar(grammar, List.of(), null, null, false)).isInstanceOf(IllegalArgumentException.class);
     }
 
+    /**
+     * The chain that takes over holds the history the slot's chain had (the prompt's last tokens
+     * and the whole output within the penalties' window): under a strong repetition penalty over
+     * 256 tokens, a grammar that allows anything after the word changes nothing in the output.
+     * Before, it held the output's last 64 tokens alone, and the text after the word differed.
+     */
+    @Test
+    void theChainThatTakesOverPenalizesWhatTheSlotsChainDid() throws Exception {
+        SamplingParams.LlamaStages d = SamplingParams.LlamaStages.DEFAULT;
+        SamplingParams.LlamaStages penalties = new SamplingParams.LlamaStages(1.5f, 256, d.typicalP(), d.topNSigma(), d.xtcProbability(),
+                d.xtcThreshold(), d.dryMultiplier(), d.dryBase(), d.dryAllowedLength(), d.dryWindow(), d.dryBreakers(), d.mirostat(),
+                d.mirostatTau(), d.mirostatEta(), d.dynatempRange(), d.dynatempExponent(), d.minKeep(), d.order(), d.ignoreEos());
+        SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, null, 0.5f, 0f, Map.of(2, -100f), null, penalties);
+        int length = 120;
+        Result plain = run(new GenerationRequest(PROMPT, length, List.of(), greedy, -1, false, null));
+        Matcher m = Pattern.compile(" [a-zA-Z]{3,}").matcher(plain.text);
+        assertThat(m.find(plain.text.length() / 2)).as(plain.text).isTrue();
+        String late = m.group();
+        assertThat(plain.text.indexOf(late)).isEqualTo(m.start());
+        Result r = run(new GenerationRequest(PROMPT, length, List.of(), greedy, -1, false,
+                new LateGrammar("root ::= \"" + late + "\" [^\\x00]*", late, null)));
+        assertThat(r.constrainedAt).as("the grammar took over at the word").isGreaterThan(0);
+        assertThat(r.text).isEqualTo(plain.text);
+    }
+
     @Test
     void stopStringsEndOnlyTheFreeText() throws Exception {
         Result plain = run(null, List.of(word));

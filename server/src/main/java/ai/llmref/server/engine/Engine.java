@@ -921,7 +921,10 @@ public final class Engine implements AutoCloseable {
             finish(s, FinishReason.STOP);
             return;
         }
-        s.recent[s.generated % Slot.RECENT] = token;
+        if (s.generated == s.output.length) {
+            s.output = java.util.Arrays.copyOf(s.output, s.output.length * 2);
+        }
+        s.output[s.generated] = token;
         s.generated++;
         boolean last = s.generated >= s.handle.request.maxTokens() || s.position >= slotContext;
         if (config.emitDuringDecode() && !last && s.generated > 1) {
@@ -1042,8 +1045,18 @@ public final class Engine implements AutoCloseable {
                 return false;
             }
         }
-        for (int i = Math.max(0, s.generated - Slot.RECENT); i < s.generated; i++) {
-            chain.acceptOutsideGrammar(s.recent[i % Slot.RECENT]);
+        // the history the slot's chain has: the prompt's last tokens, as given when the request
+        // started, then the output's, as far back as a penalty looks
+        SamplingParams.LlamaStages x = s.handle.request.sampling().llama();
+        int window = Math.min(Math.max(x.penaltyWindow(), x.dryWindow()), slotContext);
+        int fromOutput = Math.min(s.generated, window);
+        int[] prompt = s.prompt;
+        int fromPrompt = Math.max(0, Math.min(Math.min(x.promptWindow(), prompt.length), window - fromOutput));
+        for (int i = prompt.length - fromPrompt; i < prompt.length; i++) {
+            chain.acceptOutsideGrammar(prompt[i]);
+        }
+        for (int i = s.generated - fromOutput; i < s.generated; i++) {
+            chain.acceptOutsideGrammar(s.output[i]);
         }
         if (!chain.advanceGrammar(from.getBytes(java.nio.charset.StandardCharsets.UTF_8))) {
             chain.close();

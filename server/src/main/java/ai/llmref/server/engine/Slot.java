@@ -52,9 +52,8 @@ final class Slot {
     int forcedNext;
     /** A required late grammar's chain, made when the request starts, until it takes over; else null. */
     Sampler lateChain;
-    /** The last generated tokens (a ring of {@link #RECENT}), for a chain built part-way through the output. */
-    final int[] recent = new int[RECENT];
-    static final int RECENT = 64;
+    /** The generated tokens (the first {@code generated}; grown as needed), for a chain built part-way through the output. */
+    int[] output = new int[64];
     /** The request's token log-probabilities, or null when it did not ask for them. */
     LogprobTrack logprobs;
     /** The prompt's, while it is decoded, for a request that asked for them; else null. */

@@ -221,6 +221,58 @@ class FillInTheMiddleTest {
     }
 
     /**
+     * llama.vim's request as it sends it ({@code samplers} with the infill stage,
+     * {@code cache_prompt}, {@code t_max_prompt_ms}, which llama-server reads nowhere, and
+     * {@code response_fields}; and a seed, so that two answers compare): the answer holds the
+     * fields asked for, each under its path, as
+     * llama-server's does (a path the result lacks is left out); streamed, the last line so.
+     * Malformed {@code response_fields} are a 400.
+     */
+    @Test
+    void llamaVimsRequestGetsTheFieldsItAsksFor() throws Exception {
+        ObjectNode b = MAPPER.createObjectNode().put("input_prefix", "Once upon a time, there was a little girl.\n")
+                .put("input_suffix", "The end.\n").put("prompt", "She").put("n_predict", 24).put("n_indent", 0).put("top_k", 40)
+                .put("top_p", 0.90).put("seed", 42).put("stream", false).put("cache_prompt", true).put("t_max_prompt_ms", 500).put("t_max_predict_ms", 1000);
+        b.putArray("samplers").add("top_k").add("top_p").add("infill");
+        b.putArray("input_extra").addObject().put("filename", "a.txt").put("text", "Lily had a dog.\n");
+        ArrayNode fields = b.putArray("response_fields");
+        for (String f : new String[] {"content", "timings/prompt_n", "timings/prompt_ms", "timings/prompt_per_token_ms",
+                "timings/prompt_per_second", "timings/predicted_n", "timings/predicted_ms", "timings/predicted_per_token_ms",
+                "timings/predicted_per_second", "truncated", "tokens_cached", "no/such"}) {
+            fields.add(f);
+        }
+        JsonNode r = infill(server, b);
+        java.util.List<String> keys = new java.util.ArrayList<>();
+        r.fieldNames().forEachRemaining(keys::add);
+        assertThat(keys).containsExactly("content", "timings/prompt_n", "timings/prompt_ms", "timings/prompt_per_token_ms",
+                "timings/prompt_per_second", "timings/predicted_n", "timings/predicted_ms", "timings/predicted_per_token_ms",
+                "timings/predicted_per_second", "truncated", "tokens_cached");
+        assertThat(r.get("content").asText()).isNotEmpty();
+        assertThat(r.get("timings/predicted_n").asInt()).isBetween(1, 24);
+        assertThat(r.get("timings/prompt_n").asInt()).isPositive();
+        assertThat(r.get("truncated").isBoolean()).isTrue();
+        ObjectNode whole = b.deepCopy();
+        whole.remove("response_fields");
+        JsonNode all = infill(server, whole);
+        assertThat(all.get("content").asText()).isEqualTo(r.get("content").asText());
+        assertThat(all.get("timings").get("predicted_n").asInt()).isEqualTo(r.get("timings/predicted_n").asInt());
+        String[] lines = server.post("/infill", b.deepCopy().put("stream", true).toString()).body().split("\n");
+        JsonNode last = null;
+        for (String l : lines) {
+            if (l.startsWith("data: ")) {
+                last = MAPPER.readTree(l.substring(6));
+            }
+        }
+        assertThat(last.has("timings/predicted_n")).as(String.valueOf(last)).isTrue();
+        assertThat(last.has("stop")).as("not asked for").isFalse();
+        for (String bad : new String[] {"\"content\"", "[1]", "[\"\"]", "[" + "\"a\",".repeat(64) + "\"a\"]"}) {
+            HttpResponse<String> e = server.post("/infill", b.deepCopy().set("response_fields", MAPPER.readTree(bad)).toString());
+            assertThat(e.statusCode()).as(bad + " " + e.body()).isEqualTo(400);
+            assertThat(e.body()).contains("response_fields");
+        }
+    }
+
+    /**
      * With repository-level tokens: {@code <|repo_name|>myproject} (always, as llama-server writes
      * it), then a file separator before each file's name and before the current file.
      */

@@ -143,11 +143,7 @@ class LateGrammarTest {
      */
     @Test
     void theChainThatTakesOverPenalizesWhatTheSlotsChainDid() throws Exception {
-        SamplingParams.LlamaStages d = SamplingParams.LlamaStages.DEFAULT;
-        SamplingParams.LlamaStages penalties = new SamplingParams.LlamaStages(1.5f, 256, d.typicalP(), d.topNSigma(), d.xtcProbability(),
-                d.xtcThreshold(), d.dryMultiplier(), d.dryBase(), d.dryAllowedLength(), d.dryWindow(), d.dryBreakers(), d.mirostat(),
-                d.mirostatTau(), d.mirostatEta(), d.dynatempRange(), d.dynatempExponent(), d.minKeep(), d.order(), d.ignoreEos());
-        SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, null, 0.5f, 0f, Map.of(2, -100f), null, penalties);
+        SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, null, 0.5f, 0f, Map.of(2, -100f), null, penalized());
         int length = 120;
         Result plain = run(new GenerationRequest(PROMPT, length, List.of(), greedy, -1, false, null));
         Matcher m = Pattern.compile(" [a-zA-Z]{3,}").matcher(plain.text);
@@ -158,6 +154,44 @@ class LateGrammarTest {
                 new LateGrammar("root ::= \"" + late + "\" [^\\x00]*", late, null)));
         assertThat(r.constrainedAt).as("the grammar took over at the word").isGreaterThan(0);
         assertThat(r.text).isEqualTo(plain.text);
+    }
+
+    /**
+     * A spent reasoning budget's tokens are the output's for the penalties too: under a strong
+     * repetition penalty, an output whose first tokens a budget forced goes on as the output of a
+     * prompt that ends with those tokens. Before, the chain had counted its own picks in their
+     * place, and what followed differed.
+     */
+    @Test
+    void forcedTokensAreInThePenaltiesHistory() throws Exception {
+        SamplingParams greedy = new SamplingParams(0f, 1f, 0, 0f, null, 0.5f, 0f, Map.of(2, -100f), null, penalized());
+        int[] forced = {350, 351, 352, 353};
+        ai.llmref.server.engine.ReasoningBudget budget = new ai.llmref.server.engine.ReasoningBudget(0, forced,
+                () -> new ai.llmref.server.engine.ReasoningBudget.Tracker() {
+                    @Override
+                    public void push(String text) {}
+
+                    @Override
+                    public boolean reasoning() {
+                        return true;
+                    }
+                });
+        int length = 60;
+        Result r = run(new GenerationRequest(PROMPT, forced.length + length, List.of(), greedy, -1, false, null, budget));
+        int[] longer = java.util.Arrays.copyOf(PROMPT, PROMPT.length + forced.length);
+        System.arraycopy(forced, 0, longer, PROMPT.length, forced.length);
+        Result after = run(new GenerationRequest(longer, length, List.of(), greedy, -1, false));
+        assertThat(after.text).isNotEmpty();
+        assertThat(r.text).endsWith(after.text);
+        assertThat(r.text.length()).isGreaterThan(after.text.length());
+    }
+
+    /** llama.cpp's defaults, but a repetition penalty of 1.5 over 256 tokens. */
+    private static SamplingParams.LlamaStages penalized() {
+        SamplingParams.LlamaStages d = SamplingParams.LlamaStages.DEFAULT;
+        return new SamplingParams.LlamaStages(1.5f, 256, d.typicalP(), d.topNSigma(), d.xtcProbability(), d.xtcThreshold(),
+                d.dryMultiplier(), d.dryBase(), d.dryAllowedLength(), d.dryWindow(), d.dryBreakers(), d.mirostat(), d.mirostatTau(),
+                d.mirostatEta(), d.dynatempRange(), d.dynatempExponent(), d.minKeep(), d.order(), d.ignoreEos());
     }
 
     @Test

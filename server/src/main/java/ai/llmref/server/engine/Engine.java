@@ -741,9 +741,10 @@ public final class Engine implements AutoCloseable {
             p.samplers[n] = s.deviceSampler != null ? s.deviceSampler : s.sampler; // the device's pick is read back
             p.indices[n++] = s.outputIndex;
         }
-        // every slot's next token, picked on the sampling pool's threads together (argmaxes and chains)
+        int sampled = forcedLast(p, n);
+        // every other slot's next token, picked on the sampling pool's threads together (argmaxes and chains)
         try {
-            sampling.sample(ctx, p.samplers, p.indices, n, p.tokens, p.errors);
+            sampling.sample(ctx, p.samplers, p.indices, sampled, p.tokens, p.errors);
         } catch (RuntimeException e) {
             // not one row's error (those come back in p.errors) but the pool's: this step's requests
             // fail, the engine and the other requests go on
@@ -760,7 +761,7 @@ public final class Engine implements AutoCloseable {
             observer.samplingCompleted(sampling.lastRows(), sampling.lastHelpers(), sampling.lastHelpersAhead(),
                     sampling.lastPickNanos(), sampling.lastHelperStartNanos());
         }
-        force(p, n);
+        force(p, sampled, n);
         tokenLogprobs(ctx, sampling, n);
         for (int i = 0; i < n; i++) {
             Slot s = p.slots[i];
@@ -790,28 +791,64 @@ public final class Engine implements AutoCloseable {
     }
 
     /**
-     * Writes the tokens of a spent reasoning budget in the model's place: a slot whose output has
-     * taken its budget and is still reasoning gets the budget's tokens, one a step, instead of
-     * its picks (their log-probabilities are then the forced tokens'; a chain with penalties has
-     * counted its own pick). The tracker knows the text of the tokens before this step's.
+     * Decides which slots' tokens this step are a spent reasoning budget's: a slot whose output has
+     * taken its budget and is still reasoning gets the budget's tokens, one a step, in the model's
+     * place (the tracker knows the text of the tokens before this step's). Those whose chain is on
+     * the host are not sampled: they go after the others in the picks, from the returned count on.
      */
-    private void force(Picks p, int n) {
-        for (int i = 0; i < n; i++) {
+    private int forcedLast(Picks p, int n) {
+        int sampled = n;
+        for (int i = 0; i < sampled; ) {
             Slot s = p.slots[i];
-            if (p.errors[i] != null) {
-                continue;
-            }
             if (s.budget != null && s.generated >= s.budget.tokens() && s.budgetTracker.reasoning()) {
                 s.forced = s.budget.forced();
                 s.forcedNext = 0;
                 s.budget = null;
                 observer.reasoningBudgetSpent();
             }
-            if (s.forced != null) {
-                p.tokens[i] = s.forced[s.forcedNext++];
-                if (s.forcedNext == s.forced.length) {
-                    s.forced = null;
-                    s.budgetTracker = null;
+            if (s.forced == null || s.deviceSampler != null) {
+                i++;
+                continue;
+            }
+            sampled--; // swapped with the last of the others
+            Slot slot = p.slots[sampled];
+            Sampler sampler = p.samplers[sampled];
+            int index = p.indices[sampled];
+            p.slots[sampled] = s;
+            p.samplers[sampled] = p.samplers[i];
+            p.indices[sampled] = p.indices[i];
+            p.slots[i] = slot;
+            p.samplers[i] = sampler;
+            p.indices[i] = index;
+        }
+        return sampled;
+    }
+
+    /**
+     * Writes the forced tokens ({@link #forcedLast}): those not sampled are given to their chains
+     * as the output's, so that a penalty counts what was written (their log-probabilities, where
+     * asked for, are the model's for them); a device-sampled slot's pick is replaced (its greedy
+     * chain keeps no history).
+     */
+    private void force(Picks p, int sampled, int n) {
+        for (int i = 0; i < n; i++) {
+            Slot s = p.slots[i];
+            if (i >= sampled) {
+                p.errors[i] = null; // the pool set only the sampled ones'
+            } else if (p.errors[i] != null || s.forced == null) {
+                continue;
+            }
+            int token = s.forced[s.forcedNext++];
+            if (s.forcedNext == s.forced.length) {
+                s.forced = null;
+                s.budgetTracker = null;
+            }
+            p.tokens[i] = token;
+            if (i >= sampled) {
+                try {
+                    s.sampler.accept(token);
+                } catch (RuntimeException e) {
+                    p.errors[i] = e;
                 }
             }
         }

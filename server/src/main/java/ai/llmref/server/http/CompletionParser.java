@@ -570,8 +570,15 @@ final class CompletionParser {
             "samplers", "ignore_eos", "grammar", "json_schema", "n_predict", "n_probs", "post_sampling_probs", "adaptive_target",
             "adaptive_decay", "lora", "reasoning_budget_tokens", "thinking_budget_tokens", "reasoning_budget_message");
 
-    /** An /infill request: the completion request, and whether the context was cut to fit. */
-    record Infill(Parsed parsed, boolean truncated) {}
+    /**
+     * An /infill request: the completion request, whether the context was cut to fit, and
+     * llama-server's {@code response_fields} (empty: the whole result).
+     */
+    record Infill(Parsed parsed, boolean truncated, List<String> responseFields) {}
+
+    /** The most {@code response_fields} an /infill request may name, and the longest one. */
+    static final int MAX_RESPONSE_FIELDS = 64;
+    static final int MAX_RESPONSE_FIELD = 256;
 
     /** The most {@code input_extra} chunks an /infill request may carry. */
     static final int MAX_INFILL_CHUNKS = 256;
@@ -590,6 +597,30 @@ final class CompletionParser {
      * context less twice {@code n_predict}. {@code n_predict} (or {@code max_tokens}; -1: none) is the
      * most tokens to write. The sampling fields are the completion's.
      */
+    /**
+     * llama-server's {@code response_fields} (llama.vim sends them): the paths of the result's
+     * fields to answer with, {@code /} between an object's key and a nested one.
+     */
+    private static List<String> responseFields(ObjectNode body) {
+        JsonNode f = Params.get(body, "response_fields");
+        if (f == null) {
+            return List.of();
+        }
+        if (!f.isArray() || f.size() > MAX_RESPONSE_FIELDS) {
+            throw ApiException.badRequest("response_fields", "'response_fields' must be an array of at most " + MAX_RESPONSE_FIELDS
+                    + " field paths (\"content\", \"timings/prompt_n\", ...)");
+        }
+        List<String> out = new ArrayList<>();
+        for (JsonNode n : f) {
+            if (!n.isTextual() || n.asText().isEmpty() || n.asText().length() > MAX_RESPONSE_FIELD) {
+                throw ApiException.badRequest("response_fields", "'response_fields' holds field paths of 1 to " + MAX_RESPONSE_FIELD
+                        + " characters, got " + abbreviate(n.toString()));
+            }
+            out.add(n.asText());
+        }
+        return List.copyOf(out);
+    }
+
     Infill infill(ObjectNode body) {
         String modelId = checkModel(body);
         int[] fim = model.fillInTheMiddle();
@@ -669,7 +700,7 @@ final class CompletionParser {
         LineLimits lines = new LineLimits(indent == null ? 0 : indent.intValue(), maxPredict == null || maxPredict < 0 ? 0 : maxPredict);
         Parsed parsed = build(copy, "input_prefix", List.of(new Prompt(tokens, null)), modelId,
                 OutputContract.of(copy, false, ToolCalls.Format.NONE), -1, Reasoning.OFF, lines);
-        return new Infill(parsed, truncated);
+        return new Infill(parsed, truncated, responseFields(body));
     }
 
     private static int[] concat(List<int[]> parts) {

@@ -23,16 +23,41 @@ final class InfillObjects {
     private final String model;
     private final int promptTokens;
     private final boolean truncated;
+    private final List<String> fields;
 
-    InfillObjects(Json json, String model, int promptTokens, boolean truncated) {
+    /** @param fields {@code response_fields}: the result's fields answered (empty: all) */
+    InfillObjects(Json json, String model, int promptTokens, boolean truncated, List<String> fields) {
         this.json = json;
         this.model = model;
         this.promptTokens = promptTokens;
         this.truncated = truncated;
+        this.fields = fields;
     }
 
-    /** The whole result; streamed, its last line (with {@code content} ""). */
+    /**
+     * The whole result; streamed, its last line (with {@code content} ""). With
+     * {@code response_fields}, as llama-server answers them: an object of those paths that the
+     * result has, each path its key ({@code "timings/prompt_n": 12}).
+     */
     ObjectNode result(String content, GenerationEvent.Done done) {
+        ObjectNode whole = wholeResult(content, done);
+        if (fields.isEmpty()) {
+            return whole;
+        }
+        ObjectNode o = json.object();
+        for (String path : fields) {
+            com.fasterxml.jackson.databind.JsonNode at = whole;
+            for (String key : path.split("/", -1)) {
+                at = at != null && at.isObject() ? at.get(key) : null;
+            }
+            if (at != null) {
+                o.set(path, at);
+            }
+        }
+        return o;
+    }
+
+    private ObjectNode wholeResult(String content, GenerationEvent.Done done) {
         ObjectNode o = json.object();
         o.put("index", 0);
         o.put("content", content);

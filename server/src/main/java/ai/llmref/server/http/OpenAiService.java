@@ -319,7 +319,7 @@ public final class OpenAiService implements HttpService {
         ObjectNode body = body(req);
         CompletionParser.Infill in = parser(m).infill(body);
         generate(m, in.parsed(), "infill-", x, (handles, parsed, id, created, deadline, observed) -> {
-            InfillObjects o = new InfillObjects(json, parsed.model(), parsed.request().prompt().length, in.truncated());
+            InfillObjects o = new InfillObjects(json, parsed.model(), parsed.request().prompt().length, in.truncated(), in.responseFields());
             if (parsed.stream()) {
                 typedStream(res, handles, parsed, deadline, observed, o::events);
             } else {

@@ -258,10 +258,10 @@ public final class ToolCalls {
         return format != Format.XML ? List.of() : functions.stream().map(f -> XmlToolCalls.FUNCTION + f.name() + ">").toList();
     }
 
-    /** Where a reply's first call begins ({@link #openings}, without Llama 3's pattern), or -1. */
-    static int firstOpening(CharSequence text, Format format, List<Function> functions, int from) {
-        int first = indexOf(text, opening(format), from);
-        for (String bare : bareOpeners(format, functions)) {
+    /** Where a reply's first call begins, from {@code from}: the first of {@code open} and {@code bare}, or -1. */
+    static int firstOpening(CharSequence text, String open, List<String> bareOpeners, int from) {
+        int first = indexOf(text, open, from);
+        for (String bare : bareOpeners) {
             int at = indexOf(text, bare, from);
             first = at >= 0 && (first < 0 || at < first) ? at : first;
         }
@@ -430,7 +430,8 @@ public final class ToolCalls {
             }
             case XML, GLM_XML -> {
                 XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
-                return blocks(text, firstOpening(text, format, functions, 0), (t, from, out) -> XmlToolCalls.call(t, from, functions, out, dialect));
+                return blocks(text, firstOpening(text, OPEN, bareOpeners(format, functions), 0),
+                        (t, from, out) -> XmlToolCalls.call(t, from, functions, out, dialect));
             }
             case MISTRAL -> {
                 return mistral(text, functions);

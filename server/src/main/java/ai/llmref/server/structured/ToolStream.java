@@ -155,7 +155,7 @@ public final class ToolStream {
         }
         int safe;
         if (format != ToolCalls.Format.LLAMA3_JSON) {
-            int tag = ToolCalls.firstOpening(text, format, functions, Math.max(0, released - longestOpening()));
+            int tag = ToolCalls.firstOpening(text, open, bare, Math.max(0, released - longestOpening()));
             if (tag >= 0) {
                 holding = true;
                 safe = tag;
@@ -530,7 +530,7 @@ public final class ToolStream {
      */
     private int firstCall() {
         if (format != ToolCalls.Format.LLAMA3_JSON) {
-            return ToolCalls.firstOpening(text, format, functions, 0);
+            return ToolCalls.firstOpening(text, open, bare, 0);
         }
         int i = 0;
         while (i < text.length() && Character.isWhitespace(text.charAt(i))) {

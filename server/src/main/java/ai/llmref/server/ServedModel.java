@@ -231,14 +231,21 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     @Override
     public void close() {
         nativeWork.shutdown();
-        boolean idle;
-        try {
-            idle = nativeWork.awaitTermination(10, java.util.concurrent.TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            idle = nativeWork.isTerminated();
+        // waited for even from an interrupted thread (the interrupt is kept for the caller)
+        long end = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
+        boolean interrupted = false;
+        while (!nativeWork.isTerminated() && System.nanoTime() < end) {
+            try {
+                nativeWork.awaitTermination(end - System.nanoTime(), java.util.concurrent.TimeUnit.NANOSECONDS);
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
         }
-        engine.close();
+        boolean idle = nativeWork.isTerminated();
+        engine.close(); // waits likewise
+        if (interrupted) {
+            Thread.currentThread().interrupt();
+        }
         if (idle) {
             model.close();
         } else {

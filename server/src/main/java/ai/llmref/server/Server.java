@@ -535,6 +535,20 @@ public final class Server implements AutoCloseable {
         if (state == State.STOPPED) {
             return;
         }
+        // Stopped from an interrupted thread (a shutdown hook's, say), the server still stops
+        // whole: Helidon's stop refused to wait ("Webserver stop was interrupted") and the waits
+        // for the engine returned at once, leaving the model loaded. The interrupt is put back.
+        boolean interrupted = Thread.interrupted();
+        try {
+            stop(grace);
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    private void stop(Duration grace) {
         state = State.DRAINING;
         ServedModel m = served;
         if (m != null) {

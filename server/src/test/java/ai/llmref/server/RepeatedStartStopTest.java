@@ -55,6 +55,27 @@ class RepeatedStartStopTest {
         assertThat(after.mallocBytes - before.mallocBytes).as("native heap growth").isLessThan(12L << 20);
     }
 
+    /**
+     * Stopped from a thread whose interrupt flag is set (a shutdown hook's, a test's after another
+     * left it set): the engine and the model are still freed, and the flag is kept. Before, the
+     * waits for the scheduler returned at once, its context was still open, and the model refused
+     * to close ("still has 1 open context").
+     */
+    @Test
+    void aServerStoppedFromAnInterruptedThreadStillFreesItsModel() throws Exception {
+        TestServer t = TestServer.start(Map.of("engine.slots", "2"));
+        HttpResponse<String> r = t.post("/v1/completions", "{\"prompt\":\"Once\",\"max_tokens\":4}");
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        Thread.currentThread().interrupt();
+        try {
+            t.close();
+            assertThat(Thread.currentThread().isInterrupted()).as("the interrupt is kept for the caller").isTrue();
+        } finally {
+            Thread.interrupted();
+        }
+        assertThat(Snapshot.take().modelMappings).as("the model file is unmapped: the model was freed").isZero();
+    }
+
     private static void cycles(int n) throws Exception {
         for (int i = 0; i < n; i++) {
             try (TestServer t = TestServer.start(Map.of("engine.slots", "2"))) {

@@ -442,6 +442,40 @@ class ToolCallsTest {
     }
 
     /** GLM 4.7's calls ({@code <tool_call>NAME<arg_key>P</arg_key><arg_value>V</arg_value></tool_call>}): the same checks. */
+    /**
+     * MiniMax M2's calls: one {@code <minimax:tool_call>} block of {@code <invoke name="...">}
+     * calls, one {@code <parameter name="...">} element a value, strings raw. The template opens
+     * {@code <think>} for the reply, and the tiny model would think to max_tokens: these requests
+     * do not split reasoning off (the calls' grammar applies from the reply's start;
+     * {@code MiniMaxToolCallsTest} has a call after reasoning).
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class MiniMaxFormatM2 extends Family {
+        @Override
+        String templateFile() {
+            return "MiniMax-M2.jinja";
+        }
+
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            return ToolCallsTest.request(choice).put("reasoning_format", "none");
+        }
+
+        /**
+         * With the reasoning split off (the default), a forced call comes after the reasoning the
+         * prompt opened: a budget closes it for the tiny model, then the grammar writes the block.
+         */
+        @Test
+        void aForcedCallComesAfterTheReasoning() throws Exception {
+            JsonNode out = post(ToolCallsTest.request("required").put("reasoning_budget_tokens", 8));
+            JsonNode choice = out.get("choices").get(0);
+            assertThat(choice.get("finish_reason").asText()).as(out.toString()).isEqualTo("tool_calls");
+            assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank().doesNotContain("<minimax");
+            assertValidCall(choice.get("message").get("tool_calls").get(0));
+        }
+    }
+
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class GlmFormat47 extends Family {

@@ -215,7 +215,8 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
         }
         if (!functions.isEmpty() && !choice.equals("none") && format == ToolCalls.Format.NONE) {
             throw ApiException.unsupported("tools", "the model's chat template does not support tool calls in a format this "
-                    + "server can parse (supported: Hermes/Qwen <tool_call>, Llama 3.x JSON, Qwen3-Coder/Qwen 3.5 XML, GLM <arg_key>, Mistral [TOOL_CALLS]name[ARGS]); remove 'tools' or use tool_choice \"none\"");
+                    + "server can parse (supported: Hermes/Qwen <tool_call>, Llama 3.x JSON, Qwen3-Coder/Qwen 3.5 XML, GLM <arg_key>, Mistral [TOOL_CALLS], "
+                    + "GPT-OSS functions.NAME, MiniMax M2 <invoke>); remove 'tools' or use tool_choice \"none\"");
         }
         List<ToolCalls.Function> allowed = functions;
         if (named != null) {

@@ -33,7 +33,9 @@ import java.util.Map;
  * such requests ({@link #markers}). {@link Format#MISTRAL_NEMO} (Mistral Nemo):
  * {@code [TOOL_CALLS][{"name": ..., "arguments": {...}, "id": "..."}, ...]}. {@link Format#HARMONY}
  * (GPT-OSS): a message to the function, {@code to=functions.NAME<|channel|>commentary json<|message|>{...}}
- * (one call a reply: {@code <|call|>} ends the generation).
+ * (one call a reply: {@code <|call|>} ends the generation). {@link Format#MINIMAX_XML} (MiniMax
+ * M2): one {@code <minimax:tool_call>} block of {@code <invoke name="NAME">} calls, values as in
+ * the XML format ({@link XmlToolCalls.Dialect#MINIMAX}).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -55,7 +57,8 @@ public final class ToolCalls {
         GLM_XML,
         MISTRAL,
         MISTRAL_NEMO,
-        HARMONY
+        HARMONY,
+        MINIMAX_XML
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -71,6 +74,7 @@ public final class ToolCalls {
         return switch (format) {
             case MISTRAL -> List.of(MISTRAL_OPEN, MISTRAL_ARGS, MISTRAL_CALL_ID);
             case MISTRAL_NEMO -> List.of(MISTRAL_OPEN);
+            case MINIMAX_XML -> List.of(XmlToolCalls.MINIMAX_OPEN, XmlToolCalls.MINIMAX_CLOSE);
             default -> List.of();
         };
     }
@@ -78,6 +82,11 @@ public final class ToolCalls {
     static final String MISTRAL_OPEN = "[TOOL_CALLS]";
     static final String MISTRAL_ARGS = "[ARGS]";
     static final String MISTRAL_CALL_ID = "[CALL_ID]";
+
+    /** Whether parameters are written one by one, values typed by their schemas ({@link XmlToolCalls}). */
+    static boolean xml(Format format) {
+        return format == Format.XML || format == Format.GLM_XML || format == Format.MINIMAX_XML;
+    }
 
     /** Whether calls come in {@code <tool_call>} blocks (all formats but Llama 3's). */
     static boolean blocks(Format format) {
@@ -110,7 +119,9 @@ public final class ToolCalls {
     public static Format detect(ChatTemplateRenderer template) {
         String src = template.source();
         Format candidate;
-        if (src.contains("<tool_call>") && src.contains("<function=") && src.contains("<parameter=")
+        if (src.contains(XmlToolCalls.MINIMAX_OPEN) && src.contains(XmlToolCalls.INVOKE)) {
+            candidate = Format.MINIMAX_XML;
+        } else if (src.contains("<tool_call>") && src.contains("<function=") && src.contains("<parameter=")
                 && !src.contains("'<tool_call><function=' ~ tool_call.name ~ '>'")) {
             candidate = Format.XML; // llama.cpp's test for its Qwen3-Coder format (which also leaves out one without line breaks)
         } else if (src.contains("<tool_call>") && src.contains("<arg_key>") && src.contains("<arg_value>")) {
@@ -163,6 +174,11 @@ public final class ToolCalls {
     static String renderedCall(Format format, String history, String userText) {
         int at = history.lastIndexOf(userText);
         String after = at < 0 ? history : history.substring(at + userText.length());
+        if (format == Format.MINIMAX_XML) {
+            int from = after.indexOf(XmlToolCalls.MINIMAX_OPEN);
+            int to = after.lastIndexOf(XmlToolCalls.MINIMAX_CLOSE) + XmlToolCalls.MINIMAX_CLOSE.length();
+            return from < 0 || to <= from ? "" : after.substring(from, to);
+        }
         int from = blocks(format) ? after.indexOf(OPEN) : mistral(format) ? after.indexOf(MISTRAL_OPEN)
                 : format == Format.HARMONY ? after.indexOf(HARMONY_OPEN) : after.indexOf("{\"name\"");
         int to = blocks(format) ? after.lastIndexOf(CLOSE) + CLOSE.length()
@@ -185,6 +201,9 @@ public final class ToolCalls {
             case MISTRAL -> several ? "call+" : "call";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS][\" call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
             case HARMONY -> "\" \" call"; // after the generation prompt's <|start|>assistant, as the template writes a call
+            // one block of calls, as MiniMax M2's template writes them
+            case MINIMAX_XML -> "\"" + XmlToolCalls.MINIMAX_OPEN + "\\n\" call" + (several ? " (\"\\n\" call)*" : "")
+                    + " \"\\n" + XmlToolCalls.MINIMAX_CLOSE + "\"";
             default -> several ? block + " (\"\\n\" " + block + ")*" : block;
         };
         return grammar(format, functions, root, "");
@@ -220,6 +239,8 @@ public final class ToolCalls {
             case MISTRAL -> "call" + (parallel ? "+" : "") + " tc-ws";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS]\" tc-ws \"[\" space call" + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws";
             case HARMONY -> "call tc-ws"; // one call: <|call|> ends the generation
+            case MINIMAX_XML -> "\"" + XmlToolCalls.MINIMAX_OPEN + "\" tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \""
+                    + XmlToolCalls.MINIMAX_CLOSE + "\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
         };
@@ -231,7 +252,8 @@ public final class ToolCalls {
 
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
-        return blocks(format) ? HERMES_OPENING : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN : null;
+        return blocks(format) ? HERMES_OPENING : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN
+                : format == Format.MINIMAX_XML ? XmlToolCalls.MINIMAX_OPEN : null;
     }
 
     /**
@@ -289,11 +311,16 @@ public final class ToolCalls {
             // what follows the function's name: its arguments
             String restRule = "fn" + i + "-call";
             try {
-                if (format == Format.XML || format == Format.GLM_XML) {
+                if (xml(format)) {
                     XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
                     rules.putAll(XmlToolCalls.rules(f, prefix, restRule, dialect));
-                    // Qwen: '>' ends a name; GLM: a line break or '<' (no name character), so a name may be another's prefix
-                    names.add(dialect == XmlToolCalls.Dialect.QWEN ? f.name() + ">" : f.name(), restRule);
+                    // Qwen: '>' ends a name; MiniMax: '">'; GLM: a line break or '<' (no name
+                    // character), so a name may be another's prefix
+                    names.add(switch (dialect) {
+                        case QWEN -> f.name() + ">";
+                        case MINIMAX -> f.name() + "\">";
+                        case GLM -> f.name();
+                    }, restRule);
                     continue;
                 }
                 rules.putAll(JsonSchemaGrammar.rules(f.parameters(), prefix + "-args"));
@@ -329,6 +356,8 @@ public final class ToolCalls {
             sb.append("call ::= \"<function=\" call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.QWEN));
         } else if (format == Format.GLM_XML) {
             sb.append("call ::= call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.GLM));
+        } else if (format == Format.MINIMAX_XML) {
+            sb.append("call ::= \"<invoke name=\\\"\" call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.MINIMAX));
         } else if (format == Format.MISTRAL) {
             sb.append("call ::= \"[TOOL_CALLS]\" call-name\n");
         } else if (format == Format.HARMONY) {
@@ -433,6 +462,9 @@ public final class ToolCalls {
                 return blocks(text, firstOpening(text, OPEN, bareOpeners(format, functions), 0),
                         (t, from, out) -> XmlToolCalls.call(t, from, functions, out, dialect));
             }
+            case MINIMAX_XML -> {
+                return minimax(text, functions);
+            }
             case MISTRAL -> {
                 return mistral(text, functions);
             }
@@ -491,6 +523,42 @@ public final class ToolCalls {
             at = next;
         }
         return new Reply(contentBefore(text, first), List.copyOf(calls));
+    }
+
+    /**
+     * MiniMax M2's reply: text before the first {@code <minimax:tool_call>} is content; then blocks
+     * of {@code <invoke>} calls, whitespace at most between and after them, the last block's
+     * closing tag possibly missing at the end; else the whole reply is content.
+     */
+    private static Reply minimax(String text, List<Function> functions) {
+        int first = text.indexOf(XmlToolCalls.MINIMAX_OPEN);
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        int at = first + XmlToolCalls.MINIMAX_OPEN.length();
+        boolean inBlock = true;
+        while (true) {
+            at = skipSpace(text, at);
+            if (at == text.length()) {
+                break;
+            }
+            if (inBlock && text.startsWith(XmlToolCalls.MINIMAX_CLOSE, at)) {
+                at += XmlToolCalls.MINIMAX_CLOSE.length();
+                inBlock = false;
+            } else if (!inBlock && text.startsWith(XmlToolCalls.MINIMAX_OPEN, at)) {
+                at += XmlToolCalls.MINIMAX_OPEN.length();
+                inBlock = true;
+            } else if (inBlock) {
+                at = XmlToolCalls.call(text, at, functions, calls, XmlToolCalls.Dialect.MINIMAX);
+                if (at < 0) {
+                    return new Reply(text, List.of()); // not a call of a declared function
+                }
+            } else {
+                return new Reply(text, List.of()); // text after the calls: not a clean tool-call reply
+            }
+        }
+        return calls.isEmpty() ? new Reply(text, List.of()) : new Reply(contentBefore(text, first), List.copyOf(calls));
     }
 
     /** The text before a reply's first call, as its content (null where it is only whitespace). */

@@ -52,7 +52,8 @@ public final class ToolStream {
     public record CallEnd(int index, ToolCalls.Call call) implements Piece {}
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
-        BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE }
+        BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -97,7 +98,8 @@ public final class ToolStream {
         this.format = format;
         this.functions = functions;
         this.dialect = XmlToolCalls.Dialect.of(format);
-        this.open = ToolCalls.mistral(format) ? ToolCalls.MISTRAL_OPEN : format == ToolCalls.Format.HARMONY ? ToolCalls.HARMONY_OPEN : OPEN;
+        String opening = ToolCalls.opening(format);
+        this.open = opening == null ? OPEN : opening;
         this.bare = ToolCalls.bareOpeners(format, functions);
         if (forced) {
             begin(0);
@@ -202,6 +204,7 @@ public final class ToolStream {
                 case OPEN_TAG -> tag(c, open, switch (format) {
                     case XML -> Scan.XML_FUNCTION;
                     case GLM_XML -> Scan.XML_NAME;
+                    case MINIMAX_XML -> Scan.MM_INVOKE;
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
                     case MISTRAL_NEMO -> Scan.NEMO_LIST;
                     default -> Scan.HEAD;
@@ -268,13 +271,32 @@ public final class ToolStream {
                     }
                 }
                 case XML_FUNCTION -> tag(c, XmlToolCalls.FUNCTION, Scan.XML_NAME);
+                case MM_INVOKE -> { // inside MiniMax's block: a call's <invoke name=", or the block's end
+                    scanned++;
+                    if (head.isEmpty() && Character.isWhitespace(c)) {
+                        continue;
+                    }
+                    head.append(c);
+                    String h = head.toString();
+                    if (h.equals(XmlToolCalls.INVOKE)) {
+                        head.setLength(0);
+                        scan = Scan.XML_NAME;
+                    } else if (h.equals(XmlToolCalls.MINIMAX_CLOSE)) {
+                        head.setLength(0);
+                        scan = Scan.BETWEEN;
+                    } else if (!XmlToolCalls.INVOKE.startsWith(h) && !XmlToolCalls.MINIMAX_CLOSE.startsWith(h)) {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case MM_NAME_CLOSE -> tag(c, ">", Scan.XML_ELEMENT);
+                case MM_KEY_CLOSE -> tag(c, ">", Scan.XML_VALUE_LINE);
                 case XML_NAME -> {
                     boolean glm = dialect == XmlToolCalls.Dialect.GLM;
                     if (glm && head.isEmpty() && Character.isWhitespace(c)) {
                         scanned++; // a late grammar allows space after the tag
                         continue;
                     }
-                    if (glm ? ToolCalls.isNameChar(c) : c != '>') {
+                    if (glm ? ToolCalls.isNameChar(c) : c != nameStop()) {
                         scanned++;
                         head.append(c);
                         scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
@@ -292,7 +314,8 @@ public final class ToolStream {
                     written.clear();
                     args.setLength(0);
                     startCall(name, out);
-                    scan = Scan.XML_ELEMENT;
+                    scan = dialect == XmlToolCalls.Dialect.MINIMAX ? Scan.MM_NAME_CLOSE : Scan.XML_ELEMENT; // MiniMax: the '>' after '"'
+
                 }
                 case XML_ELEMENT -> {
                     scanned++;
@@ -307,14 +330,18 @@ public final class ToolStream {
                         head.setLength(0);
                         argumentText(written.isEmpty() ? "{}" : "}", out);
                         endCall(out);
-                        scan = dialect == XmlToolCalls.Dialect.QWEN ? Scan.CLOSE_TAG : Scan.BETWEEN; // GLM: the block's end was the call's
+                        scan = switch (dialect) {
+                            case QWEN -> Scan.CLOSE_TAG;
+                            case MINIMAX -> Scan.MM_INVOKE; // the block may hold another call
+                            case GLM -> Scan.BETWEEN; // the block's end was the call's
+                        };
                     } else if (!dialect.parameter.startsWith(head.toString()) && !dialect.callEnd.startsWith(head.toString())) {
                         scan = Scan.FAILED;
                     }
                 }
                 case XML_PARAMETER -> {
                     boolean glm = dialect == XmlToolCalls.Dialect.GLM;
-                    if (c != (glm ? '<' : '>')) {
+                    if (c != (glm ? '<' : nameStop())) {
                         scanned++;
                         head.append(c);
                         scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
@@ -331,7 +358,7 @@ public final class ToolStream {
                             com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.textNode(param.name())) + ":", out);
                     value.setLength(0);
                     valueSent = 0;
-                    scan = glm ? Scan.GLM_KEY_CLOSE : Scan.XML_VALUE_LINE;
+                    scan = glm ? Scan.GLM_KEY_CLOSE : dialect == XmlToolCalls.Dialect.MINIMAX ? Scan.MM_KEY_CLOSE : Scan.XML_VALUE_LINE;
                 }
                 case GLM_KEY_CLOSE -> tag(c, "</arg_key>", Scan.GLM_VALUE_OPEN);
                 case GLM_VALUE_OPEN -> tag(c, "<arg_value>", Scan.XML_VALUE_LINE);
@@ -537,6 +564,11 @@ public final class ToolStream {
             i++;
         }
         return i < text.length() && (text.charAt(i) == '{' || text.charAt(i) == '<') ? i : -1;
+    }
+
+    /** What ends a function's or a parameter's name in Qwen's layout ({@code >}) and MiniMax's ({@code "}, then {@code >}). */
+    private char nameStop() {
+        return dialect == XmlToolCalls.Dialect.MINIMAX ? '"' : '>';
     }
 
     /** The longest text that begins a call (its tail may be in text already released). */

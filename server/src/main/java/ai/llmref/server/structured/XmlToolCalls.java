@@ -25,7 +25,9 @@ import java.util.Set;
  *
  * <p>And its dialect of GLM 4.5 to 4.7, Ling 3.0, Spark 2.5 and Laguna ({@link Dialect#GLM}):
  * {@code <tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value></tool_call>},
- * the templates putting line breaks after the name and between the elements or not.
+ * the templates putting line breaks after the name and between the elements or not; and MiniMax
+ * M2's ({@link Dialect#MINIMAX}), its calls in one block:
+ * {@code <minimax:tool_call>\n<invoke name="get_weather">\n<parameter name="city">Paris</parameter>\n</invoke>\n</minimax:tool_call>}.
  *
  * <p>A parameter's value is written as its template renders it: a string raw (no quotes, no
  * escapes, any number of lines), anything else as JSON. So the type of a value comes from the
@@ -38,13 +40,19 @@ import java.util.Set;
 final class XmlToolCalls {
     static final String CLOSE = "</tool_call>";
     static final String FUNCTION = "<function=";
+    /** MiniMax M2's block, which holds all of a reply's calls. */
+    static final String MINIMAX_OPEN = "<minimax:tool_call>";
+    static final String MINIMAX_CLOSE = "</minimax:tool_call>";
+    static final String INVOKE = "<invoke name=\"";
 
-    /** The two layouts. */
+    /** The three layouts. */
     enum Dialect {
         /** {@code <function=NAME>}, then {@code <parameter=P>\nVALUE\n</parameter>\n} each, then {@code </function>}. */
         QWEN("<parameter=", "\n</parameter>", "</parameter>", "</function>", "xml"),
         /** {@code NAME}, then {@code <arg_key>P</arg_key><arg_value>VALUE</arg_value>} each (line breaks between them optional), then the block's end. */
-        GLM("<arg_key>", "</arg_value>", "</arg_value>", CLOSE, "glm");
+        GLM("<arg_key>", "</arg_value>", "</arg_value>", CLOSE, "glm"),
+        /** {@code <invoke name="NAME">\n}, then {@code <parameter name="P">VALUE</parameter>\n} each, then {@code </invoke>}. */
+        MINIMAX("<parameter name=\"", "</parameter>", "</parameter>", "</invoke>", "mm");
 
         /** What opens a parameter. */
         final String parameter;
@@ -66,7 +74,16 @@ final class XmlToolCalls {
         }
 
         static Dialect of(ToolCalls.Format format) {
-            return format == ToolCalls.Format.GLM_XML ? GLM : QWEN;
+            return format == ToolCalls.Format.GLM_XML ? GLM : format == ToolCalls.Format.MINIMAX_XML ? MINIMAX : QWEN;
+        }
+
+        /** What ends a parameter's name: Qwen's {@code >}; GLM's {@code </arg_key>}; MiniMax's {@code ">}. */
+        String keyEnd() {
+            return switch (this) {
+                case QWEN -> ">";
+                case GLM -> "</arg_key>";
+                case MINIMAX -> "\">";
+            };
         }
     }
     private static final Set<String> ROOT_WORDS = Set.of("type", "properties", "required", "additionalProperties", "$defs",
@@ -231,13 +248,13 @@ final class XmlToolCalls {
         Map<String, String> rules = new LinkedHashMap<>();
         Map<String, JsonNode> jsonValues = new LinkedHashMap<>();
         Map<String, String> pointers = new LinkedHashMap<>();
-        StringBuilder body = new StringBuilder(dialect == Dialect.QWEN ? "\"\\n\"" : "glm-nl");
+        StringBuilder body = new StringBuilder(dialect != Dialect.GLM ? "\"\\n\"" : "glm-nl");
         int k = 0;
         for (Param p : plan.params()) {
             String ptr = "/properties/" + p.name().replace("~", "~0").replace("/", "~1");
-                if (p.name().isEmpty() || p.name().chars().anyMatch(c -> c == '>' || c == '<' || c == '\n' || c == '\r')) {
+            if (p.name().isEmpty() || p.name().chars().anyMatch(c -> c == '>' || c == '<' || c == '"' || c == '\n' || c == '\r')) {
                 throw new SchemaException(ptr, "properties", "the property name " + SchemaKeywords.abbreviate(p.name())
-                        + " cannot be written in the XML tool-call format (<parameter=NAME>: no '<', '>' or line break)");
+                        + " cannot be written in the XML tool-call format (<parameter=NAME>: no '<', '>', '\"' or line break)");
             }
             String rule = prefix + "-p" + k++;
             String value = switch (p.kind()) {
@@ -255,14 +272,17 @@ final class XmlToolCalls {
                     yield dialect.rules + "-text";
                 }
             };
-            rules.put(rule, dialect == Dialect.QWEN
-                    ? JsonSchemaGrammar.literal(dialect.parameter + p.name() + ">\n") + " " + value + " "
-                            + JsonSchemaGrammar.literal(dialect.valueEnd + "\n")
-                    : JsonSchemaGrammar.literal(dialect.parameter + p.name() + "</arg_key>") + " glm-nl \"<arg_value>\" " + value + " "
-                            + JsonSchemaGrammar.literal(dialect.valueEnd) + " glm-nl");
+            rules.put(rule, switch (dialect) {
+                case QWEN -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + ">\n") + " " + value + " "
+                        + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
+                case GLM -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "</arg_key>") + " glm-nl \"<arg_value>\" " + value + " "
+                        + JsonSchemaGrammar.literal(dialect.valueEnd) + " glm-nl";
+                case MINIMAX -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "\">") + " " + value + " "
+                        + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
+            });
             body.append(' ').append(rule).append(p.required() ? "" : "?");
         }
-        if (dialect == Dialect.QWEN) {
+        if (dialect != Dialect.GLM) {
             body.append(' ').append(JsonSchemaGrammar.literal(dialect.callEnd));
         }
         rules.put(restRule, body.toString());
@@ -375,7 +395,8 @@ final class XmlToolCalls {
     // --- parsing -------------------------------------------------------------------------------
 
     /**
-     * Reads one call from {@code from} (Qwen: {@code <function=...>...</function>}; GLM: the name
+     * Reads one call from {@code from} (Qwen: {@code <function=...>...</function>}; MiniMax:
+     * {@code <invoke name="...">...</invoke>}; GLM: the name
      * and the elements, up to the block's end, which is left to read); returns the index after it, or -1.
      */
     static int call(String text, int from, List<ToolCalls.Function> functions, List<ToolCalls.Call> calls, Dialect dialect) {
@@ -387,6 +408,12 @@ final class XmlToolCalls {
                 return -1;
             }
             name = text.substring(at + FUNCTION.length(), nameEnd++);
+        } else if (dialect == Dialect.MINIMAX) {
+            if (!text.startsWith(INVOKE, at) || (nameEnd = text.indexOf("\">", at)) < 0) {
+                return -1;
+            }
+            name = text.substring(at + INVOKE.length(), nameEnd);
+            nameEnd += 2;
         } else {
             nameEnd = ToolCalls.nameEnd(text, at);
             name = text.substring(at, nameEnd);
@@ -403,12 +430,12 @@ final class XmlToolCalls {
             boolean ended = dialect == Dialect.GLM && at == text.length();
             if (text.startsWith(dialect.callEnd, at) || ended) {
                 calls.add(new ToolCalls.Call(ToolCalls.newId(), name, JsonSchemaGrammar.dump(args)));
-                return dialect == Dialect.QWEN ? at + dialect.callEnd.length() : at;
+                return dialect != Dialect.GLM ? at + dialect.callEnd.length() : at;
             }
             if (!text.startsWith(dialect.parameter, at)) {
                 return -1;
             }
-            int keyEnd = text.indexOf(dialect == Dialect.QWEN ? ">" : "</arg_key>", at);
+            int keyEnd = text.indexOf(dialect.keyEnd(), at);
             if (keyEnd < 0) {
                 return -1;
             }
@@ -419,6 +446,8 @@ final class XmlToolCalls {
             int start;
             if (dialect == Dialect.QWEN) {
                 start = text.startsWith("\n", keyEnd + 1) ? keyEnd + 2 : keyEnd + 1;
+            } else if (dialect == Dialect.MINIMAX) {
+                start = keyEnd + 2;
             } else {
                 start = ToolCalls.skipSpace(text, keyEnd + "</arg_key>".length());
                 if (!text.startsWith("<arg_value>", start)) {

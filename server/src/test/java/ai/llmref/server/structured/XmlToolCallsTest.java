@@ -48,9 +48,10 @@ class XmlToolCallsTest {
      * read as Hermes, and now have no format (tools are a 400 there); GLM 4.6, GLM 4.7 Flash, Spark
      * 2.5, Ling 3.0 Flash and the three Laguna were read as Hermes too, and are now GLM's format;
      * Mistral Small 3.2, Devstral and Ministral 3 write Mistral's ({@code [TOOL_CALLS]name[ARGS]}), Mistral
-     * Nemo a JSON list after {@code [TOOL_CALLS]}; GPT-OSS a message to {@code functions.NAME}.
+     * Nemo a JSON list after {@code [TOOL_CALLS]}; GPT-OSS a message to {@code functions.NAME};
+     * MiniMax M2 {@code <invoke>} calls in a {@code <minimax:tool_call>} block.
      */
-    static final List<String> DETECTED = List.of("Bielik-11B-v3.0-Instruct", "GLM-4.6", "GLM-4.7-Flash", "MiMo-VL",
+    static final List<String> DETECTED = List.of("Bielik-11B-v3.0-Instruct", "GLM-4.6", "GLM-4.7-Flash", "MiMo-VL", "MiniMax-M2",
             "Mistral-Small-3.2-24B-Instruct-2506", "mistralai-Ministral-3-14B-Reasoning-2512", "unsloth-mistral-Devstral-Small-2507",
             "mistralai-Mistral-Nemo-Instruct-2407", "openai-gpt-oss-120b",
             "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use",
@@ -413,6 +414,62 @@ class XmlToolCallsTest {
             }
         }
         assertThat(sent.toString()).isEqualTo("#include <functional>\nint x;");
+    }
+
+    /** Two calls as MiniMax M2's template writes them (one block; the weather's values typed by their schemas). */
+    static final String MINIMAX = "<minimax:tool_call>\n<invoke name=\"get_weather\">\n<parameter name=\"city\">Rome</parameter>\n"
+            + "<parameter name=\"days\">3</parameter>\n</invoke>\n<invoke name=\"write_file\">\n<parameter name=\"path\">/tmp/a \"b\".txt"
+            + "</parameter>\n<parameter name=\"content\">line 1\n  <b>line</b> 2\n</parameter>\n<parameter name=\"mode\">null</parameter>\n"
+            + "<parameter name=\"options\">{\"append\": true}</parameter>\n</invoke>\n</minimax:tool_call>";
+
+    /**
+     * MiniMax M2: the template detected, its calls (one block, several {@code <invoke>}s) read with
+     * their values typed, whole and streamed; the grammars (forced, one call, and under "auto")
+     * allow the template's layout and refuse what it does not write; a raw string never holds
+     * {@code </parameter>}; text after the block, an undeclared function, a second value of a
+     * parameter are no calls.
+     */
+    @Test
+    void miniMaxCallsAreInvokesInOneBlock() throws Exception {
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(templates().get("MiniMax-M2"), "", ""))).isEqualTo(ToolCalls.Format.MINIMAX_XML);
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.MINIMAX_XML, "Let me check.\n" + MINIMAX, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Let me check.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\",\"days\":3}",
+                "{\"path\":\"/tmp/a \\\"b\\\".txt\",\"content\":\"line 1\\n  <b>line</b> 2\\n\",\"mode\":null,\"options\":{\"append\":true}}");
+        for (String notCalls : List.of(MINIMAX + " done", MINIMAX.replace("get_weather", "get_wind"),
+                MINIMAX.replace("<parameter name=\"days\">3", "<parameter name=\"city\">3"), "<minimax:tool_call>\nhello")) {
+            assertThat(ToolCalls.parse(ToolCalls.Format.MINIMAX_XML, notCalls, FUNCTIONS).calls()).as(notCalls).isEmpty();
+        }
+        assertThat(ToolCalls.parse(ToolCalls.Format.MINIMAX_XML, MINIMAX.substring(0, MINIMAX.indexOf("</minimax")), FUNCTIONS).calls())
+                .as("the block's end cut off").hasSize(2);
+        streams(ToolCalls.Format.MINIMAX_XML, List.of(MINIMAX, "Sure.\n" + MINIMAX,
+                "<minimax:tool_call>\n<invoke name=\"get_time\">\n</invoke>\n</minimax:tool_call>"));
+        String forced = ToolCalls.grammar(ToolCalls.Format.MINIMAX_XML, FUNCTIONS, true);
+        String one = ToolCalls.grammar(ToolCalls.Format.MINIMAX_XML, FUNCTIONS, false);
+        String late = ToolCalls.lateGrammar(ToolCalls.Format.MINIMAX_XML, FUNCTIONS, true);
+        String weather = "<minimax:tool_call>\n<invoke name=\"get_weather\">\n<parameter name=\"city\">Rome</parameter>\n</invoke>\n"
+                + "</minimax:tool_call>";
+        for (String g : List.of(forced, one, late)) {
+            assertThat(verdict(g, weather)).as(g).isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of("<minimax:tool_call>\n<invoke name=\"get_wind\">",
+                    "<minimax:tool_call>\n<invoke name=\"get_weather\">\n</invoke>", // city is required
+                    "<minimax:tool_call>\n<invoke name=\"get_weather\">\n<parameter name=\"city\">Ro</parameter>x",
+                    "<minimax:tool_call>\n<invoke name=\"get_weather\">\n<parameter name=\"city\">Rome</parameter>\n"
+                            + "<parameter name=\"days\">9</parameter>", // maximum 7
+                    "<tool_call>\n<function=get_weather>", weather + " and more")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        assertThat(verdict(forced, MINIMAX)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, MINIMAX)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, MINIMAX)).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+        String write = "<minimax:tool_call>\n<invoke name=\"write_file\">\n<parameter name=\"path\">a</parameter>\n"
+                + "<parameter name=\"content\">x</parameter>y";
+        assertThat(verdict(forced, write)).as("a raw string never holds its end").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(forced, write.replace("x</parameter>y", "x</param y"))).isEqualTo(GrammarVerdict.GOES_ON);
+        assertThatThrownBy(() -> ToolCalls.grammar(ToolCalls.Format.MINIMAX_XML, List.of(new ToolCalls.Function("f",
+                ToolCallsParseTest.json("{\"type\":\"object\",\"properties\":{\"a\\\"b\":{\"type\":\"string\"}}}"))), false))
+                .as("a name with a quote cannot be written").isInstanceOf(SchemaException.class);
     }
 
     /** A reply cut inside a raw value: the call stays, its arguments the part written. */

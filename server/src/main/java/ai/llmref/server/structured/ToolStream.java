@@ -59,7 +59,7 @@ public final class ToolStream {
     private final List<ToolCalls.Function> functions;
     /** The XML formats' layout. */
     private final XmlToolCalls.Dialect dialect;
-    /** What begins a call (all formats but Llama 3's): {@code <tool_call>} or {@code [TOOL_CALLS]}. */
+    /** What begins a call (all formats but Llama 3's): {@code <tool_call>}, {@code [TOOL_CALLS]}, {@code to=functions.} or {@code <minimax:tool_call>}. */
     private final String open;
     /** What also begins the first call (XML: {@link ToolCalls#bareOpeners}). */
     private final List<String> bare;
@@ -87,6 +87,8 @@ public final class ToolStream {
     private boolean started;
     /** A call's name was read and its end not yet. */
     private boolean callOpen;
+    /** A call's arguments, read whole, were not a JSON object (the compact rewrite assumes JSON). */
+    private boolean malformed;
 
     /** A reply; a forced call's is constrained from its start. */
     public ToolStream(ToolCalls.Format format, boolean forced) {
@@ -315,7 +317,6 @@ public final class ToolStream {
                     args.setLength(0);
                     startCall(name, out);
                     scan = dialect == XmlToolCalls.Dialect.MINIMAX ? Scan.MM_NAME_CLOSE : Scan.XML_ELEMENT; // MiniMax: the '>' after '"'
-
                 }
                 case XML_ELEMENT -> {
                     scanned++;
@@ -504,10 +505,22 @@ public final class ToolStream {
 
     /** The call is whole. */
     private void endCall(List<Piece> out) {
+        if (!jsonObject(args.toString())) {
+            malformed = true; // not what a grammar writes (a control character between tokens, say): no well-formed reply
+        }
         ToolCalls.Call call = new ToolCalls.Call(callId, callName, args.toString(), true);
         calls.add(call);
         out.add(new CallEnd(calls.size() - 1, call));
         callOpen = false;
+    }
+
+    private static boolean jsonObject(String text) {
+        try {
+            com.fasterxml.jackson.databind.JsonNode n = SchemaValidator.read(text);
+            return n != null && n.isObject();
+        } catch (java.io.IOException e) {
+            return false;
+        }
     }
 
     /** Arguments text of the call being read. */
@@ -626,7 +639,7 @@ public final class ToolStream {
 
     /** True when the constrained reply holds calls only, each whole, in the grammar's layout (after {@link #finish}). */
     public boolean wellFormed() {
-        return started && scan != Scan.FAILED && !callOpen && calls.stream().allMatch(ToolCalls.Call::complete)
+        return started && scan != Scan.FAILED && !callOpen && !malformed && calls.stream().allMatch(ToolCalls.Call::complete)
                 && (scan == Scan.BETWEEN || scan == Scan.AFTER || scan == Scan.OPEN_TAG && literal == 0);
     }
 

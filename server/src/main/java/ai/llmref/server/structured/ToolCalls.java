@@ -35,7 +35,9 @@ import java.util.Map;
  * (GPT-OSS): a message to the function, {@code to=functions.NAME<|channel|>commentary json<|message|>{...}}
  * (one call a reply: {@code <|call|>} ends the generation). {@link Format#MINIMAX_XML} (MiniMax
  * M2): one {@code <minimax:tool_call>} block of {@code <invoke name="NAME">} calls, values as in
- * the XML format ({@link XmlToolCalls.Dialect#MINIMAX}).
+ * the XML format ({@link XmlToolCalls.Dialect#MINIMAX}). {@link Format#KIMI} (Kimi K2):
+ * {@code <|tool_calls_section_begin|><|tool_call_begin|>functions.NAME:0<|tool_call_argument_begin|>{...}<|tool_call_end|>...<|tool_calls_section_end|>},
+ * the markers being control tokens (preserved, as Mistral's).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -58,7 +60,8 @@ public final class ToolCalls {
         MISTRAL,
         MISTRAL_NEMO,
         HARMONY,
-        MINIMAX_XML
+        MINIMAX_XML,
+        KIMI
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -75,10 +78,18 @@ public final class ToolCalls {
             case MISTRAL -> List.of(MISTRAL_OPEN, MISTRAL_ARGS, MISTRAL_CALL_ID);
             case MISTRAL_NEMO -> List.of(MISTRAL_OPEN);
             case MINIMAX_XML -> List.of(XmlToolCalls.MINIMAX_OPEN, XmlToolCalls.MINIMAX_CLOSE);
+            case KIMI -> List.of(KIMI_OPEN, KIMI_CALL, KIMI_ARGS, KIMI_CALL_END, KIMI_CLOSE);
             default -> List.of();
         };
     }
 
+    static final String KIMI_OPEN = "<|tool_calls_section_begin|>";
+    static final String KIMI_CLOSE = "<|tool_calls_section_end|>";
+    /** A Kimi call's start, with the id's prefix: {@code functions.NAME:INDEX} follows. */
+    static final String KIMI_CALL = "<|tool_call_begin|>";
+    static final String KIMI_ID = "functions.";
+    static final String KIMI_ARGS = "<|tool_call_argument_begin|>";
+    static final String KIMI_CALL_END = "<|tool_call_end|>";
     static final String MISTRAL_OPEN = "[TOOL_CALLS]";
     static final String MISTRAL_ARGS = "[ARGS]";
     static final String MISTRAL_CALL_ID = "[CALL_ID]";
@@ -121,6 +132,8 @@ public final class ToolCalls {
         Format candidate;
         if (src.contains(XmlToolCalls.MINIMAX_OPEN) && src.contains(XmlToolCalls.INVOKE)) {
             candidate = Format.MINIMAX_XML;
+        } else if (src.contains(KIMI_OPEN) && src.contains(KIMI_CALL)) {
+            candidate = Format.KIMI; // llama.cpp's test for its Kimi K2 format
         } else if (src.contains("<tool_call>") && src.contains("<function=") && src.contains("<parameter=")
                 && !src.contains("'<tool_call><function=' ~ tool_call.name ~ '>'")) {
             candidate = Format.XML; // llama.cpp's test for its Qwen3-Coder format (which also leaves out one without line breaks)
@@ -174,9 +187,11 @@ public final class ToolCalls {
     static String renderedCall(Format format, String history, String userText) {
         int at = history.lastIndexOf(userText);
         String after = at < 0 ? history : history.substring(at + userText.length());
-        if (format == Format.MINIMAX_XML) {
-            int from = after.indexOf(XmlToolCalls.MINIMAX_OPEN);
-            int to = after.lastIndexOf(XmlToolCalls.MINIMAX_CLOSE) + XmlToolCalls.MINIMAX_CLOSE.length();
+        if (format == Format.MINIMAX_XML || format == Format.KIMI) {
+            String open = format == Format.KIMI ? KIMI_OPEN : XmlToolCalls.MINIMAX_OPEN;
+            String close = format == Format.KIMI ? KIMI_CLOSE : XmlToolCalls.MINIMAX_CLOSE;
+            int from = after.indexOf(open);
+            int to = after.lastIndexOf(close) + close.length();
             return from < 0 || to <= from ? "" : after.substring(from, to);
         }
         int from = blocks(format) ? after.indexOf(OPEN) : mistral(format) ? after.indexOf(MISTRAL_OPEN)
@@ -204,6 +219,7 @@ public final class ToolCalls {
             // one block of calls, as MiniMax M2's template writes them
             case MINIMAX_XML -> "\"" + XmlToolCalls.MINIMAX_OPEN + "\\n\" call" + (several ? " (\"\\n\" call)*" : "")
                     + " \"\\n" + XmlToolCalls.MINIMAX_CLOSE + "\"";
+            case KIMI -> "\"" + KIMI_OPEN + "\" call" + (several ? "+" : "") + " \"" + KIMI_CLOSE + "\"";
             default -> several ? block + " (\"\\n\" " + block + ")*" : block;
         };
         return grammar(format, functions, root, "");
@@ -241,6 +257,8 @@ public final class ToolCalls {
             case HARMONY -> "call tc-ws"; // one call: <|call|> ends the generation
             case MINIMAX_XML -> "\"" + XmlToolCalls.MINIMAX_OPEN + "\" tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \""
                     + XmlToolCalls.MINIMAX_CLOSE + "\" tc-ws";
+            // Kimi may begin at a call without the section's start (llama.cpp's grammar allows it)
+            case KIMI -> "(\"" + KIMI_OPEN + "\" tc-ws)? call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \"" + KIMI_CLOSE + "\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
         };
@@ -253,7 +271,7 @@ public final class ToolCalls {
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
         return blocks(format) ? HERMES_OPENING : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN
-                : format == Format.MINIMAX_XML ? XmlToolCalls.MINIMAX_OPEN : null;
+                : format == Format.MINIMAX_XML ? XmlToolCalls.MINIMAX_OPEN : format == Format.KIMI ? KIMI_OPEN : null;
     }
 
     /**
@@ -277,7 +295,11 @@ public final class ToolCalls {
      * code may hold: {@code #include <functional>}). The call's {@code </tool_call>} still ends it.
      */
     static List<String> bareOpeners(Format format, List<Function> functions) {
-        return format != Format.XML ? List.of() : functions.stream().map(f -> XmlToolCalls.FUNCTION + f.name() + ">").toList();
+        return switch (format) {
+            case XML -> functions.stream().map(f -> XmlToolCalls.FUNCTION + f.name() + ">").toList();
+            case KIMI -> List.of(KIMI_CALL); // Kimi K2 may call without opening the section (llama.cpp reads it)
+            default -> List.of();
+        };
     }
 
     /** Where a reply's first call begins, from {@code from}: the first of {@code open} and {@code bare}, or -1. */
@@ -340,6 +362,12 @@ public final class ToolCalls {
                 names.add(f.name(), restRule);
                 continue;
             }
+            if (format == Format.KIMI) {
+                // the id's index after ':' (no name character), the arguments, the call's end
+                rules.put(restRule, "\":\" [0-9]{1,4} \"" + KIMI_ARGS + "\" " + prefix + "-args \"" + KIMI_CALL_END + "\"");
+                names.add(f.name(), restRule);
+                continue;
+            }
             String argsKey = format == Format.LLAMA3_JSON ? "parameters" : "arguments";
             // Nemo's calls end with an id of nine letters and digits, as its template writes them
             String id = format == Format.MISTRAL_NEMO ? " \",\" space \"\\\"id\\\"\" space \":\" space \"\\\"\" [a-zA-Z0-9]{9} \"\\\"\" space" : "";
@@ -360,6 +388,8 @@ public final class ToolCalls {
             sb.append("call ::= \"<invoke name=\\\"\" call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.MINIMAX));
         } else if (format == Format.MISTRAL) {
             sb.append("call ::= \"[TOOL_CALLS]\" call-name\n");
+        } else if (format == Format.KIMI) {
+            sb.append("call ::= \"" + KIMI_CALL + KIMI_ID + "\" call-name\n");
         } else if (format == Format.HARMONY) {
             // the rest of the message's header, as the template writes it (commentary json) or harmony's spec does (<|constrain|>json)
             sb.append("call ::= \"to=functions.\" call-name\n")
@@ -465,6 +495,9 @@ public final class ToolCalls {
             case MINIMAX_XML -> {
                 return minimax(text, functions);
             }
+            case KIMI -> {
+                return kimi(text, functions);
+            }
             case MISTRAL -> {
                 return mistral(text, functions);
             }
@@ -556,6 +589,57 @@ public final class ToolCalls {
                 }
             } else {
                 return new Reply(text, List.of()); // text after the calls: not a clean tool-call reply
+            }
+        }
+        return calls.isEmpty() ? new Reply(text, List.of()) : new Reply(contentBefore(text, first), List.copyOf(calls));
+    }
+
+    /**
+     * Kimi K2's reply: text before the first section (or call) is content; then calls, each
+     * {@code <|tool_call_begin|>functions.NAME:INDEX<|tool_call_argument_begin|>{...}} and its
+     * optional {@code <|tool_call_end|>}, whitespace at most between them; the section's end, then
+     * whitespace at most, or the reply's end; else the whole reply is content.
+     */
+    private static Reply kimi(String text, List<Function> functions) {
+        int first = firstOpening(text, KIMI_OPEN, List.of(KIMI_CALL), 0);
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        int at = text.startsWith(KIMI_OPEN, first) ? first + KIMI_OPEN.length() : first;
+        while (true) {
+            at = skipSpace(text, at);
+            if (at == text.length()) {
+                break;
+            }
+            if (text.startsWith(KIMI_CLOSE, at)) {
+                if (skipSpace(text, at + KIMI_CLOSE.length()) != text.length()) {
+                    return new Reply(text, List.of()); // text after the calls: not a clean tool-call reply
+                }
+                break;
+            }
+            if (!text.startsWith(KIMI_CALL + KIMI_ID, at)) {
+                return new Reply(text, List.of());
+            }
+            int nameStart = at + KIMI_CALL.length() + KIMI_ID.length();
+            int nameEnd = nameEnd(text, nameStart);
+            String name = text.substring(nameStart, nameEnd);
+            int index = nameEnd + 1;
+            while (index < text.length() && text.charAt(index) >= '0' && text.charAt(index) <= '9') {
+                index++;
+            }
+            if (!text.startsWith(":", nameEnd) || index == nameEnd + 1 || !text.startsWith(KIMI_ARGS, index)
+                    || functions.stream().noneMatch(f -> f.name().equals(name))) {
+                return new Reply(text, List.of());
+            }
+            Json body = json(text, index + KIMI_ARGS.length());
+            if (body == null || !body.value().isObject()) {
+                return new Reply(text, List.of());
+            }
+            calls.add(new Call(newId(Format.KIMI), name, JsonSchemaGrammar.dump(body.value())));
+            at = skipSpace(text, body.end());
+            if (text.startsWith(KIMI_CALL_END, at)) {
+                at += KIMI_CALL_END.length();
             }
         }
         return calls.isEmpty() ? new Reply(text, List.of()) : new Reply(contentBefore(text, first), List.copyOf(calls));

@@ -53,13 +53,13 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
     /** The XML formats' layout. */
     private final XmlToolCalls.Dialect dialect;
-    /** What begins a call (all formats but Llama 3's): {@code <tool_call>}, {@code [TOOL_CALLS]}, {@code to=functions.} or {@code <minimax:tool_call>}. */
+    /** What begins a call (all formats but Llama 3's): {@code <tool_call>}, {@code [TOOL_CALLS]}, {@code to=functions.}, {@code <minimax:tool_call>} or Kimi's section. */
     private final String open;
     /** What also begins the first call (XML: {@link ToolCalls#bareOpeners}). */
     private final List<String> bare;
@@ -139,8 +139,8 @@ public final class ToolStream {
             released = before.length();
         }
         begin(first);
-        if (format == ToolCalls.Format.XML && text.indexOf(open, first) != first) {
-            scan = Scan.XML_FUNCTION; // a call without its <tool_call> (ToolCalls#bareOpeners)
+        if (!bare.isEmpty() && text.indexOf(open, first) != first) { // a call without its block's start (ToolCalls#bareOpeners)
+            scan = format == ToolCalls.Format.KIMI ? Scan.KIMI_NEXT : Scan.XML_FUNCTION;
         }
         out.addAll(scan());
         return out;
@@ -207,6 +207,7 @@ public final class ToolStream {
                     case XML -> Scan.XML_FUNCTION;
                     case GLM_XML -> Scan.XML_NAME;
                     case MINIMAX_XML -> Scan.MM_INVOKE;
+                    case KIMI -> Scan.KIMI_NEXT;
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
                     case MISTRAL_NEMO -> Scan.NEMO_LIST;
                     default -> Scan.HEAD;
@@ -225,7 +226,11 @@ public final class ToolStream {
                     startCall(head.toString(), out); // what follows the name is read next
                     head.setLength(0);
                     args.setLength(0);
-                    scan = format == ToolCalls.Format.MISTRAL ? Scan.MISTRAL_MARKER : Scan.HARMONY_HEAD;
+                    scan = switch (format) {
+                        case MISTRAL -> Scan.MISTRAL_MARKER;
+                        case KIMI -> Scan.KIMI_INDEX;
+                        default -> Scan.HARMONY_HEAD;
+                    };
                 }
                 case HARMONY_HEAD -> {
                     scanned++;
@@ -290,6 +295,41 @@ public final class ToolStream {
                         scan = Scan.FAILED;
                     }
                 }
+                case KIMI_NEXT -> { // in Kimi's section: a call's start and its id's prefix, or the section's end
+                    scanned++;
+                    if (head.isEmpty() && Character.isWhitespace(c)) {
+                        continue;
+                    }
+                    head.append(c);
+                    String h = head.toString();
+                    if (h.equals(ToolCalls.KIMI_CALL + ToolCalls.KIMI_ID)) {
+                        head.setLength(0);
+                        scan = Scan.BARE_NAME;
+                    } else if (h.equals(ToolCalls.KIMI_CLOSE)) {
+                        head.setLength(0);
+                        scan = Scan.AFTER;
+                    } else if (!(ToolCalls.KIMI_CALL + ToolCalls.KIMI_ID).startsWith(h) && !ToolCalls.KIMI_CLOSE.startsWith(h)) {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case KIMI_INDEX -> { // ":INDEX<|tool_call_argument_begin|>" after the name
+                    scanned++;
+                    head.append(c);
+                    String h = head.toString();
+                    int digits = 1;
+                    while (digits < h.length() && h.charAt(digits) >= '0' && h.charAt(digits) <= '9') {
+                        digits++;
+                    }
+                    String rest = h.substring(Math.min(digits, h.length()));
+                    if (h.charAt(0) != ':' || !rest.isEmpty() && (digits == 1 || !ToolCalls.KIMI_ARGS.startsWith(rest))) {
+                        scan = Scan.FAILED;
+                    } else if (rest.equals(ToolCalls.KIMI_ARGS)) {
+                        head.setLength(0);
+                        arguments = new CompactJson();
+                        scan = Scan.ARGUMENTS;
+                    }
+                }
+                case KIMI_CALL_END -> tag(c, ToolCalls.KIMI_CALL_END, Scan.KIMI_NEXT);
                 case MM_NAME_CLOSE -> tag(c, ">", Scan.XML_ELEMENT);
                 case MM_KEY_CLOSE -> tag(c, ">", Scan.XML_VALUE_LINE);
                 case XML_NAME -> {
@@ -443,10 +483,15 @@ public final class ToolStream {
                     if (args.length() > before) {
                         out.add(new CallArguments(calls.size(), args.substring(before)));
                     }
-                    if (arguments.done() && (format == ToolCalls.Format.MISTRAL || format == ToolCalls.Format.HARMONY)) {
+                    if (arguments.done() && (format == ToolCalls.Format.MISTRAL || format == ToolCalls.Format.HARMONY
+                            || format == ToolCalls.Format.KIMI)) {
                         endCall(out); // the arguments are the call's end
                         arguments = null;
-                        scan = format == ToolCalls.Format.MISTRAL ? Scan.BETWEEN : Scan.AFTER;
+                        scan = switch (format) {
+                            case MISTRAL -> Scan.BETWEEN;
+                            case KIMI -> Scan.KIMI_CALL_END;
+                            default -> Scan.AFTER;
+                        };
                     } else if (arguments.done()) {
                         scan = Scan.CLOSE_OBJECT;
                     }

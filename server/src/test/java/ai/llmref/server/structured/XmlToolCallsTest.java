@@ -49,9 +49,11 @@ class XmlToolCallsTest {
      * 2.5, Ling 3.0 Flash and the three Laguna were read as Hermes too, and are now GLM's format;
      * Mistral Small 3.2, Devstral and Ministral 3 write Mistral's ({@code [TOOL_CALLS]name[ARGS]}), Mistral
      * Nemo a JSON list after {@code [TOOL_CALLS]}; GPT-OSS a message to {@code functions.NAME};
-     * MiniMax M2 {@code <invoke>} calls in a {@code <minimax:tool_call>} block.
+     * MiniMax M2 {@code <invoke>} calls in a {@code <minimax:tool_call>} block; the three Kimi K2
+     * templates their section of calls.
      */
     static final List<String> DETECTED = List.of("Bielik-11B-v3.0-Instruct", "GLM-4.6", "GLM-4.7-Flash", "MiMo-VL", "MiniMax-M2",
+            "Kimi-K2-Instruct", "Kimi-K2-Thinking", "moonshotai-Kimi-K2",
             "Mistral-Small-3.2-24B-Instruct-2506", "mistralai-Ministral-3-14B-Reasoning-2512", "unsloth-mistral-Devstral-Small-2507",
             "mistralai-Mistral-Nemo-Instruct-2407", "openai-gpt-oss-120b",
             "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use",

@@ -2,26 +2,19 @@ package ai.llmref.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import ai.llmref.llama.LlamaModel;
-import ai.llmref.llama.ModelParams;
-import ai.llmref.llama.Vocabulary;
 import ai.llmref.server.structured.GrammarVerdict;
 import ai.llmref.server.structured.SplitStream;
 import ai.llmref.server.structured.ToolCalls;
 import ai.llmref.server.structured.ToolStream;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInstance;
 
 /**
  * Kimi K2's tool calls, {@code <|tool_calls_section_begin|><|tool_call_begin|>functions.NAME:0
@@ -30,18 +23,13 @@ import org.junit.jupiter.api.TestInstance;
  * tokens, as in Kimi's vocabulary. They show as nothing in an output except where tools are
  * active (preserved, as llama-server's Kimi K2 format preserves them).
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class KimiToolCallsTest {
+class KimiToolCallsTest extends ControlTokenToolsTest {
     static final int SECTION = 26;
     static final int CALL = 27;
     static final int ARGS = 28;
     static final int CALL_END = 29;
     static final int SECTION_END = 30;
     private static Path model;
-
-    private TestServer server;
-    private LlamaModel llama;
-    private Vocabulary vocab;
 
     /** stories260K with Kimi's markers as control tokens (made once, in a temporary folder). */
     static synchronized Path model() throws Exception {
@@ -56,18 +44,14 @@ class KimiToolCallsTest {
         return model;
     }
 
-    @BeforeAll
-    void start() throws Exception {
-        server = TestServer.start(Map.of("model.path", model().toString(), "model.chat-template",
-                ToolCallsTest.template("Kimi-K2-Instruct.jinja"), "engine.slot-context", "2048", "limits.max-tokens", "400"));
-        llama = LlamaModel.load(model(), ModelParams.defaults().withGpuLayers(0));
-        vocab = llama.vocabulary();
+    @Override
+    Path patchedModel() throws Exception {
+        return model();
     }
 
-    @AfterAll
-    void stop() {
-        server.close();
-        llama.close();
+    @Override
+    String templateFile() {
+        return "Kimi-K2-Instruct.jinja";
     }
 
     @Test
@@ -78,12 +62,6 @@ class KimiToolCallsTest {
         assertThat(new String(vocab.tokenBytes(CALL, true), StandardCharsets.UTF_8)).isEqualTo("<|tool_call_begin|>");
         assertThat(vocab.tokenize("<|tool_calls_section_begin|><|tool_call_begin|>functions.get:0<|tool_call_argument_begin|>{}",
                 false, true)).startsWith(SECTION, CALL).contains(ARGS);
-    }
-
-    private JsonNode post(ObjectNode body) throws Exception {
-        HttpResponse<String> r = server.post("/v1/chat/completions", body.toString());
-        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
-        return ToolCallsTest.MAPPER.readTree(r.body());
     }
 
     static final List<ToolCalls.Function> FUNCTIONS = List.of(
@@ -144,10 +122,6 @@ class KimiToolCallsTest {
                         .containsExactlyElementsOf(whole.calls().stream().map(ToolCalls.Call::arguments).toList());
             }
         }
-    }
-
-    private GrammarVerdict verdict(String grammar, String text) {
-        return GrammarVerdict.of(vocab, grammar, text);
     }
 
     /**

@@ -2,9 +2,6 @@ package ai.llmref.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import ai.llmref.llama.LlamaModel;
-import ai.llmref.llama.ModelParams;
-import ai.llmref.llama.Vocabulary;
 import ai.llmref.server.structured.GrammarVerdict;
 import ai.llmref.server.structured.SplitStream;
 import ai.llmref.server.structured.ToolCalls;
@@ -19,10 +16,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInstance;
 
 /**
  * Mistral's tool calls ({@code [TOOL_CALLS]NAME[ARGS]{...}}, Small 3.2's history adding
@@ -32,8 +26,7 @@ import org.junit.jupiter.api.TestInstance;
  * it, except where tools are active: there it shows as its text, so that the call can be read, and
  * a grammar may pick it (a grammar reads it as its text).
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class MistralToolCallsTest {
+class MistralToolCallsTest extends ControlTokenToolsTest {
     static final int TOOL_CALLS = 4;
     static final int ARGS = 5;
     static final int CALL_ID = 6;
@@ -51,23 +44,14 @@ class MistralToolCallsTest {
         return model;
     }
 
-    private TestServer server;
-    private LlamaModel llama;
-    private Vocabulary vocab;
-
-    @BeforeAll
-    void start() throws Exception {
-        server = TestServer.start(Map.of("model.path", model().toString(), "model.chat-template",
-                ToolCallsTest.template("Mistral-Small-3.2-24B-Instruct-2506.jinja"), "engine.slot-context", "4096",
-                "limits.max-tokens", "400"));
-        llama = LlamaModel.load(model(), ModelParams.defaults().withGpuLayers(0));
-        vocab = llama.vocabulary();
+    @Override
+    Path patchedModel() throws Exception {
+        return model();
     }
 
-    @AfterAll
-    void stop() {
-        server.close();
-        llama.close();
+    @Override
+    String templateFile() {
+        return "Mistral-Small-3.2-24B-Instruct-2506.jinja";
     }
 
     @Test
@@ -77,12 +61,6 @@ class MistralToolCallsTest {
         }
         assertThat(new String(vocab.tokenBytes(TOOL_CALLS, true), StandardCharsets.UTF_8)).isEqualTo("[TOOL_CALLS]");
         assertThat(vocab.tokenize("[TOOL_CALLS]x[ARGS]{}", false, true)).startsWith(TOOL_CALLS).contains(ARGS);
-    }
-
-    private JsonNode post(ObjectNode body) throws Exception {
-        HttpResponse<String> r = server.post("/v1/chat/completions", body.toString());
-        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
-        return ToolCallsTest.MAPPER.readTree(r.body());
     }
 
     /**
@@ -153,15 +131,10 @@ class MistralToolCallsTest {
         assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
     }
 
-    private GrammarVerdict verdict(String grammar, String text) {
-        return GrammarVerdict.of(vocab, grammar, text);
-    }
-
     static final List<ToolCalls.Function> FUNCTIONS = List.of(
             new ToolCalls.Function("get_weather", GrammarVerdict.json("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}")),
             new ToolCalls.Function("get", GrammarVerdict.json("{\"type\":\"object\"}")));
     static final String WEATHER = "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Rome\"}";
-
 
     @Test
     void repliesGrammarsAndStreams() {

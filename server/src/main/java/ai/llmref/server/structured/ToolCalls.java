@@ -632,17 +632,28 @@ public final class ToolCalls {
                     || functions.stream().noneMatch(f -> f.name().equals(name))) {
                 return new Reply(text, List.of());
             }
-            Json body = json(text, index + KIMI_ARGS.length());
-            if (body == null || !body.value().isObject()) {
+            at = objectCall(text, index + KIMI_ARGS.length(), name, Format.KIMI, calls);
+            if (at < 0) {
                 return new Reply(text, List.of());
             }
-            calls.add(new Call(newId(Format.KIMI), name, JsonSchemaGrammar.dump(body.value())));
-            at = skipSpace(text, body.end());
             if (text.startsWith(KIMI_CALL_END, at)) {
                 at += KIMI_CALL_END.length();
             }
         }
         return calls.isEmpty() ? new Reply(text, List.of()) : new Reply(contentBefore(text, first), List.copyOf(calls));
+    }
+
+    /**
+     * A call's arguments as a JSON object at {@code from}, added to {@code calls} as the call of
+     * {@code name}: the index after them and any space, or -1 where no object is there.
+     */
+    private static int objectCall(String text, int from, String name, Format format, List<Call> calls) {
+        Json body = json(text, from);
+        if (body == null || !body.value().isObject()) {
+            return -1;
+        }
+        calls.add(new Call(newId(format), name, JsonSchemaGrammar.dump(body.value())));
+        return skipSpace(text, body.end());
     }
 
     /** The text before a reply's first call, as its content (null where it is only whitespace). */
@@ -693,12 +704,10 @@ public final class ToolCalls {
             if (!text.startsWith(MISTRAL_ARGS, args) || functions.stream().noneMatch(f -> f.name().equals(name))) {
                 return new Reply(text, List.of());
             }
-            Json body = json(text, args + MISTRAL_ARGS.length());
-            if (body == null || !body.value().isObject()) {
+            at = objectCall(text, args + MISTRAL_ARGS.length(), name, Format.MISTRAL, calls);
+            if (at < 0) {
                 return new Reply(text, List.of());
             }
-            calls.add(new Call(newId(Format.MISTRAL), name, JsonSchemaGrammar.dump(body.value())));
-            at = skipSpace(text, body.end());
         }
         return new Reply(contentBefore(text, first), List.copyOf(calls));
     }

@@ -29,6 +29,15 @@ abstract class ControlTokenToolsTest {
     /** stories260K with the format's markers as control tokens. */
     abstract Path patchedModel() throws Exception;
 
+    /** A copy of stories260K whose tokens {@code markers} (id to text) are control tokens, in a temporary folder. */
+    static Path patch(String name, Map<Integer, String> markers) throws Exception {
+        Path dir = java.nio.file.Files.createTempDirectory("llmref-" + name);
+        dir.toFile().deleteOnExit();
+        Path model = GgufPatch.withControlTokens(TestServer.model(), markers, dir.resolve("stories260K-" + name + "-markers.gguf"));
+        model.toFile().deleteOnExit();
+        return model;
+    }
+
     /** The chat template (a file of the pinned tree's). */
     abstract String templateFile();
 

@@ -9,7 +9,6 @@ import ai.llmref.server.structured.ToolStream;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -34,12 +33,8 @@ class KimiToolCallsTest extends ControlTokenToolsTest {
     /** stories260K with Kimi's markers as control tokens (made once, in a temporary folder). */
     static synchronized Path model() throws Exception {
         if (model == null) {
-            Path dir = Files.createTempDirectory("llmref-kimi");
-            dir.toFile().deleteOnExit();
-            model = GgufPatch.withControlTokens(TestServer.model(), Map.of(SECTION, "<|tool_calls_section_begin|>", CALL,
-                    "<|tool_call_begin|>", ARGS, "<|tool_call_argument_begin|>", CALL_END, "<|tool_call_end|>", SECTION_END,
-                    "<|tool_calls_section_end|>"), dir.resolve("stories260K-kimi-markers.gguf"));
-            model.toFile().deleteOnExit();
+            model = patch("kimi", Map.of(SECTION, "<|tool_calls_section_begin|>", CALL, "<|tool_call_begin|>", ARGS,
+                    "<|tool_call_argument_begin|>", CALL_END, "<|tool_call_end|>", SECTION_END, "<|tool_calls_section_end|>"));
         }
         return model;
     }

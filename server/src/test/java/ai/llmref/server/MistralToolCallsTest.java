@@ -11,7 +11,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -35,11 +34,7 @@ class MistralToolCallsTest extends ControlTokenToolsTest {
     /** stories260K with Mistral's markers as control tokens (made once, in a temporary folder). */
     static synchronized Path model() throws Exception {
         if (model == null) {
-            Path dir = Files.createTempDirectory("llmref-mistral");
-            dir.toFile().deleteOnExit();
-            model = GgufPatch.withControlTokens(TestServer.model(), Map.of(TOOL_CALLS, "[TOOL_CALLS]", ARGS, "[ARGS]", CALL_ID, "[CALL_ID]"),
-                    dir.resolve("stories260K-mistral-markers.gguf"));
-            model.toFile().deleteOnExit();
+            model = patch("mistral", Map.of(TOOL_CALLS, "[TOOL_CALLS]", ARGS, "[ARGS]", CALL_ID, "[CALL_ID]"));
         }
         return model;
     }

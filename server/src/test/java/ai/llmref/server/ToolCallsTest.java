@@ -484,6 +484,57 @@ class ToolCallsTest {
         }
     }
 
+    /**
+     * DeepSeek V3.2's calls ({@code <｜DSML｜invoke>} elements in one {@code <｜DSML｜function_calls>}
+     * block, each parameter saying whether its value is a string): the same checks.
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class DeepSeekFormatV32 extends Family {
+        @Override
+        String templateFile() {
+            return "deepseek-ai-DeepSeek-V3.2.jinja";
+        }
+
+        /** The template thinks when asked (enable_thinking), and the tiny model would think to max_tokens. */
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            ObjectNode b = ToolCallsTest.request(choice);
+            b.putObject("chat_template_kwargs").put("enable_thinking", false);
+            return b;
+        }
+
+        /** The tiny model ends the block after one call here (the grammar allows more: XmlToolCallsTest#deepSeekCallsAreInvokesInOneBlock). */
+        @Override
+        boolean writesAnotherCall() {
+            return false;
+        }
+    }
+
+    /** DeepSeek V4's: the same in a {@code <｜DSML｜tool_calls>} block. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class DeepSeekFormatV4 extends Family {
+        @Override
+        String templateFile() {
+            return "deepseek-ai-DeepSeek-V4.jinja";
+        }
+
+        /** The template thinks when asked (enable_thinking), and the tiny model would think to max_tokens. */
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            ObjectNode b = ToolCallsTest.request(choice);
+            b.putObject("chat_template_kwargs").put("enable_thinking", false);
+            return b;
+        }
+
+        /** The tiny model ends the block after one call here (the grammar allows more: XmlToolCallsTest#deepSeekCallsAreInvokesInOneBlock). */
+        @Override
+        boolean writesAnotherCall() {
+            return false;
+        }
+    }
+
     /** Kimi K2's calls (a section of {@code functions.NAME:INDEX} calls, markers that are control tokens): the same checks. */
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)

@@ -121,7 +121,7 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
     /**
      * What ends a reply's reasoning besides {@code </think>}: with tools in the XML format, a
      * {@code <tool_call>} (Qwen 3.5 and Nemotron 3 Nano may call without closing their reasoning;
-     * llama.cpp ends it there too); in Kimi K2's, its section's start (likewise); null otherwise.
+     * llama.cpp ends it there too); in Kimi K2's and DeepSeek's, their block's start (likewise); null otherwise.
      */
     String reasoningEnd() {
         if (!toolsActive()) {
@@ -129,7 +129,7 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
         }
         return switch (format()) {
             case XML -> ToolCalls.HERMES_OPENING;
-            case KIMI -> ToolCalls.opening(format());
+            case KIMI, DEEPSEEK_V32, DEEPSEEK_V4 -> ToolCalls.opening(format()); // as llama.cpp ends theirs
             default -> null;
         };
     }
@@ -223,7 +223,7 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
         if (!functions.isEmpty() && !choice.equals("none") && format == ToolCalls.Format.NONE) {
             throw ApiException.unsupported("tools", "the model's chat template does not support tool calls in a format this "
                     + "server can parse (supported: Hermes/Qwen <tool_call>, Llama 3.x JSON, Qwen3-Coder/Qwen 3.5 XML, GLM <arg_key>, Mistral [TOOL_CALLS], "
-                    + "GPT-OSS functions.NAME, MiniMax M2 <invoke>, Kimi K2 <|tool_calls_section_begin|>); remove 'tools' or use tool_choice \"none\"");
+                    + "GPT-OSS functions.NAME, MiniMax M2 <invoke>, Kimi K2 <|tool_calls_section_begin|>, DeepSeek V3.2/V4 DSML); remove 'tools' or use tool_choice \"none\"");
         }
         List<ToolCalls.Function> allowed = functions;
         if (named != null) {

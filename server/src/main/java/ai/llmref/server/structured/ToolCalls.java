@@ -37,7 +37,10 @@ import java.util.Map;
  * M2): one {@code <minimax:tool_call>} block of {@code <invoke name="NAME">} calls, values as in
  * the XML format ({@link XmlToolCalls.Dialect#MINIMAX}). {@link Format#KIMI} (Kimi K2):
  * {@code <|tool_calls_section_begin|><|tool_call_begin|>functions.NAME:0<|tool_call_argument_begin|>{...}<|tool_call_end|>...<|tool_calls_section_end|>},
- * the markers being control tokens (preserved, as Mistral's).
+ * the markers being control tokens (preserved, as Mistral's). {@link Format#DEEPSEEK_V32} and
+ * {@link Format#DEEPSEEK_V4}: one {@code <｜DSML｜function_calls>} (V4: {@code tool_calls}) block of
+ * {@code <｜DSML｜invoke>} calls, each parameter saying whether its value is a string
+ * ({@link XmlToolCalls.Dialect#DSML}).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -61,7 +64,9 @@ public final class ToolCalls {
         MISTRAL_NEMO,
         HARMONY,
         MINIMAX_XML,
-        KIMI
+        KIMI,
+        DEEPSEEK_V32,
+        DEEPSEEK_V4
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -79,6 +84,7 @@ public final class ToolCalls {
             case MISTRAL_NEMO -> List.of(MISTRAL_OPEN);
             case MINIMAX_XML -> List.of(XmlToolCalls.MINIMAX_OPEN, XmlToolCalls.MINIMAX_CLOSE);
             case KIMI -> List.of(KIMI_OPEN, KIMI_CALL, KIMI_ARGS, KIMI_CALL_END, KIMI_CLOSE);
+            case DEEPSEEK_V32, DEEPSEEK_V4 -> List.of(XmlToolCalls.DSML);
             default -> List.of();
         };
     }
@@ -96,7 +102,22 @@ public final class ToolCalls {
 
     /** Whether parameters are written one by one, values typed by their schemas ({@link XmlToolCalls}). */
     static boolean xml(Format format) {
-        return format == Format.XML || format == Format.GLM_XML || format == Format.MINIMAX_XML;
+        return format == Format.XML || format == Format.GLM_XML || format == Format.MINIMAX_XML || deepSeek(format);
+    }
+
+    /** Whether calls are DeepSeek V3.2's or V4's DSML. */
+    static boolean deepSeek(Format format) {
+        return format == Format.DEEPSEEK_V32 || format == Format.DEEPSEEK_V4;
+    }
+
+    /** The block MiniMax's and DeepSeek's calls come in: its start and its end; null for other formats. */
+    static String[] invokeBlock(Format format) {
+        return switch (format) {
+            case MINIMAX_XML -> new String[] {XmlToolCalls.MINIMAX_OPEN, XmlToolCalls.MINIMAX_CLOSE};
+            case DEEPSEEK_V32 -> new String[] {"<" + XmlToolCalls.DSML + "function_calls>", "</" + XmlToolCalls.DSML + "function_calls>"};
+            case DEEPSEEK_V4 -> new String[] {"<" + XmlToolCalls.DSML + "tool_calls>", "</" + XmlToolCalls.DSML + "tool_calls>"};
+            default -> null;
+        };
     }
 
     /** Whether calls come in {@code <tool_call>} blocks (all formats but Llama 3's). */
@@ -130,7 +151,10 @@ public final class ToolCalls {
     public static Format detect(ChatTemplateRenderer template) {
         String src = template.source();
         Format candidate;
-        if (src.contains(XmlToolCalls.MINIMAX_OPEN) && src.contains(XmlToolCalls.INVOKE)) {
+        if (src.contains(XmlToolCalls.DSML) && src.contains("invoke")) {
+            // llama.cpp's test: V4 names the block tool_calls, V3.2 function_calls
+            candidate = src.contains("function_calls") ? Format.DEEPSEEK_V32 : Format.DEEPSEEK_V4;
+        } else if (src.contains(XmlToolCalls.MINIMAX_OPEN) && src.contains(XmlToolCalls.INVOKE)) {
             candidate = Format.MINIMAX_XML;
         } else if (src.contains(KIMI_OPEN) && src.contains(KIMI_CALL)) {
             candidate = Format.KIMI; // llama.cpp's test for its Kimi K2 format
@@ -187,9 +211,10 @@ public final class ToolCalls {
     static String renderedCall(Format format, String history, String userText) {
         int at = history.lastIndexOf(userText);
         String after = at < 0 ? history : history.substring(at + userText.length());
-        if (format == Format.MINIMAX_XML || format == Format.KIMI) {
-            String open = format == Format.KIMI ? KIMI_OPEN : XmlToolCalls.MINIMAX_OPEN;
-            String close = format == Format.KIMI ? KIMI_CLOSE : XmlToolCalls.MINIMAX_CLOSE;
+        String[] block = invokeBlock(format);
+        if (block != null || format == Format.KIMI) {
+            String open = format == Format.KIMI ? KIMI_OPEN : block[0];
+            String close = format == Format.KIMI ? KIMI_CLOSE : block[1];
             int from = after.indexOf(open);
             int to = after.lastIndexOf(close) + close.length();
             return from < 0 || to <= from ? "" : after.substring(from, to);
@@ -217,8 +242,8 @@ public final class ToolCalls {
             case MISTRAL_NEMO -> "\"[TOOL_CALLS][\" call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
             case HARMONY -> "\" \" call"; // after the generation prompt's <|start|>assistant, as the template writes a call
             // one block of calls, as MiniMax M2's template writes them
-            case MINIMAX_XML -> "\"" + XmlToolCalls.MINIMAX_OPEN + "\\n\" call" + (several ? " (\"\\n\" call)*" : "")
-                    + " \"\\n" + XmlToolCalls.MINIMAX_CLOSE + "\"";
+            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> "\"" + invokeBlock(format)[0] + "\\n\" call" + (several ? " (\"\\n\" call)*" : "")
+                    + " \"\\n" + invokeBlock(format)[1] + "\"";
             case KIMI -> "\"" + KIMI_OPEN + "\" call" + (several ? "+" : "") + " \"" + KIMI_CLOSE + "\"";
             default -> several ? block + " (\"\\n\" " + block + ")*" : block;
         };
@@ -255,8 +280,8 @@ public final class ToolCalls {
             case MISTRAL -> "call" + (parallel ? "+" : "") + " tc-ws";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS]\" tc-ws \"[\" space call" + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws";
             case HARMONY -> "call tc-ws"; // one call: <|call|> ends the generation
-            case MINIMAX_XML -> "\"" + XmlToolCalls.MINIMAX_OPEN + "\" tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \""
-                    + XmlToolCalls.MINIMAX_CLOSE + "\" tc-ws";
+            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> "\"" + invokeBlock(format)[0] + "\" tc-ws call" + (parallel ? " (tc-ws call)*" : "")
+                    + " tc-ws \"" + invokeBlock(format)[1] + "\" tc-ws";
             // Kimi may begin at a call without the section's start (llama.cpp's grammar allows it)
             case KIMI -> "(\"" + KIMI_OPEN + "\" tc-ws)? call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \"" + KIMI_CLOSE + "\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
@@ -271,7 +296,7 @@ public final class ToolCalls {
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
         return blocks(format) ? HERMES_OPENING : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN
-                : format == Format.MINIMAX_XML ? XmlToolCalls.MINIMAX_OPEN : format == Format.KIMI ? KIMI_OPEN : null;
+                : invokeBlock(format) != null ? invokeBlock(format)[0] : format == Format.KIMI ? KIMI_OPEN : null;
     }
 
     /**
@@ -340,7 +365,7 @@ public final class ToolCalls {
                     // character), so a name may be another's prefix
                     names.add(switch (dialect) {
                         case QWEN -> f.name() + ">";
-                        case MINIMAX -> f.name() + "\">";
+                        case MINIMAX, DSML -> f.name() + "\">";
                         case GLM -> f.name();
                     }, restRule);
                     continue;
@@ -384,8 +409,10 @@ public final class ToolCalls {
             sb.append("call ::= \"<function=\" call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.QWEN));
         } else if (format == Format.GLM_XML) {
             sb.append("call ::= call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.GLM));
-        } else if (format == Format.MINIMAX_XML) {
-            sb.append("call ::= \"<invoke name=\\\"\" call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.MINIMAX));
+        } else if (format == Format.MINIMAX_XML || deepSeek(format)) {
+            XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
+            sb.append("call ::= ").append(JsonSchemaGrammar.literal(dialect.invoke())).append(" call-name\n")
+                    .append(XmlToolCalls.sharedRules(dialect));
         } else if (format == Format.MISTRAL) {
             sb.append("call ::= \"[TOOL_CALLS]\" call-name\n");
         } else if (format == Format.KIMI) {
@@ -492,8 +519,8 @@ public final class ToolCalls {
                 return blocks(text, firstOpening(text, OPEN, bareOpeners(format, functions), 0),
                         (t, from, out) -> XmlToolCalls.call(t, from, functions, out, dialect));
             }
-            case MINIMAX_XML -> {
-                return minimax(text, functions);
+            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> {
+                return invokes(text, functions, format);
             }
             case KIMI -> {
                 return kimi(text, functions);
@@ -559,31 +586,33 @@ public final class ToolCalls {
     }
 
     /**
-     * MiniMax M2's reply: text before the first {@code <minimax:tool_call>} is content; then blocks
-     * of {@code <invoke>} calls, whitespace at most between and after them, the last block's
-     * closing tag possibly missing at the end; else the whole reply is content.
+     * MiniMax M2's and DeepSeek's replies: text before the first block ({@link #invokeBlock}) is
+     * content; then blocks of {@code <invoke>} calls, whitespace at most between and after them,
+     * the last block's closing tag possibly missing at the end; else the whole reply is content.
      */
-    private static Reply minimax(String text, List<Function> functions) {
-        int first = text.indexOf(XmlToolCalls.MINIMAX_OPEN);
+    private static Reply invokes(String text, List<Function> functions, Format format) {
+        String open = invokeBlock(format)[0];
+        String close = invokeBlock(format)[1];
+        int first = text.indexOf(open);
         if (first < 0) {
             return new Reply(text, List.of());
         }
         List<Call> calls = new ArrayList<>();
-        int at = first + XmlToolCalls.MINIMAX_OPEN.length();
+        int at = first + open.length();
         boolean inBlock = true;
         while (true) {
             at = skipSpace(text, at);
             if (at == text.length()) {
                 break;
             }
-            if (inBlock && text.startsWith(XmlToolCalls.MINIMAX_CLOSE, at)) {
-                at += XmlToolCalls.MINIMAX_CLOSE.length();
+            if (inBlock && text.startsWith(close, at)) {
+                at += close.length();
                 inBlock = false;
-            } else if (!inBlock && text.startsWith(XmlToolCalls.MINIMAX_OPEN, at)) {
-                at += XmlToolCalls.MINIMAX_OPEN.length();
+            } else if (!inBlock && text.startsWith(open, at)) {
+                at += open.length();
                 inBlock = true;
             } else if (inBlock) {
-                at = XmlToolCalls.call(text, at, functions, calls, XmlToolCalls.Dialect.MINIMAX);
+                at = XmlToolCalls.call(text, at, functions, calls, XmlToolCalls.Dialect.of(format));
                 if (at < 0) {
                     return new Reply(text, List.of()); // not a call of a declared function
                 }

@@ -53,7 +53,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -66,6 +66,10 @@ public final class ToolStream {
     /** XML: the called function's parameters, the one being read, its raw text, how much of it is sent, the names written. */
     private XmlToolCalls.Plan plan;
     private XmlToolCalls.Param param;
+    /** How the value being read is written: its parameter's kind, or as a DeepSeek parameter says. */
+    private XmlToolCalls.Kind valueKind;
+    /** The block of MiniMax's and DeepSeek's calls: its start and end (null for other formats). */
+    private final String[] block;
     private final StringBuilder value = new StringBuilder();
     private int valueSent;
     private final java.util.Set<String> written = new java.util.HashSet<>();
@@ -103,6 +107,7 @@ public final class ToolStream {
         String opening = ToolCalls.opening(format);
         this.open = opening == null ? OPEN : opening;
         this.bare = ToolCalls.bareOpeners(format, functions);
+        this.block = ToolCalls.invokeBlock(format);
         if (forced) {
             begin(0);
         }
@@ -206,7 +211,7 @@ public final class ToolStream {
                 case OPEN_TAG -> tag(c, open, switch (format) {
                     case XML -> Scan.XML_FUNCTION;
                     case GLM_XML -> Scan.XML_NAME;
-                    case MINIMAX_XML -> Scan.MM_INVOKE;
+                    case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> Scan.MM_INVOKE;
                     case KIMI -> Scan.KIMI_NEXT;
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
                     case MISTRAL_NEMO -> Scan.NEMO_LIST;
@@ -278,20 +283,32 @@ public final class ToolStream {
                     }
                 }
                 case XML_FUNCTION -> tag(c, XmlToolCalls.FUNCTION, Scan.XML_NAME);
-                case MM_INVOKE -> { // inside MiniMax's block: a call's <invoke name=", or the block's end
+                case MM_INVOKE -> { // inside MiniMax's or DeepSeek's block: a call's <invoke name=", or the block's end
                     scanned++;
                     if (head.isEmpty() && Character.isWhitespace(c)) {
                         continue;
                     }
                     head.append(c);
                     String h = head.toString();
-                    if (h.equals(XmlToolCalls.INVOKE)) {
+                    if (h.equals(dialect.invoke())) {
                         head.setLength(0);
                         scan = Scan.XML_NAME;
-                    } else if (h.equals(XmlToolCalls.MINIMAX_CLOSE)) {
+                    } else if (h.equals(block[1])) {
                         head.setLength(0);
                         scan = Scan.BETWEEN;
-                    } else if (!XmlToolCalls.INVOKE.startsWith(h) && !XmlToolCalls.MINIMAX_CLOSE.startsWith(h)) {
+                    } else if (!dialect.invoke().startsWith(h) && !block[1].startsWith(h)) {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case DS_KIND -> { // after a DeepSeek parameter's name: whether its value is a string
+                    scanned++;
+                    head.append(c);
+                    String h = head.toString();
+                    if (h.equals(XmlToolCalls.DSML_STRING) || h.equals(XmlToolCalls.DSML_JSON)) {
+                        head.setLength(0);
+                        valueKind = h.equals(XmlToolCalls.DSML_STRING) ? XmlToolCalls.Kind.RAW : XmlToolCalls.Kind.JSON;
+                        scan = Scan.XML_VALUE_LINE;
+                    } else if (!XmlToolCalls.DSML_STRING.startsWith(h) && !XmlToolCalls.DSML_JSON.startsWith(h)) {
                         scan = Scan.FAILED;
                     }
                 }
@@ -356,7 +373,7 @@ public final class ToolStream {
                     written.clear();
                     args.setLength(0);
                     startCall(name, out);
-                    scan = dialect == XmlToolCalls.Dialect.MINIMAX ? Scan.MM_NAME_CLOSE : Scan.XML_ELEMENT; // MiniMax: the '>' after '"'
+                    scan = dialect.invokes() ? Scan.MM_NAME_CLOSE : Scan.XML_ELEMENT; // MiniMax, DeepSeek: the '>' after '"'
                 }
                 case XML_ELEMENT -> {
                     scanned++;
@@ -373,7 +390,7 @@ public final class ToolStream {
                         endCall(out);
                         scan = switch (dialect) {
                             case QWEN -> Scan.CLOSE_TAG;
-                            case MINIMAX -> Scan.MM_INVOKE; // the block may hold another call
+                            case MINIMAX, DSML -> Scan.MM_INVOKE; // the block may hold another call
                             case GLM -> Scan.BETWEEN; // the block's end was the call's
                         };
                     } else if (!dialect.parameter.startsWith(head.toString()) && !dialect.callEnd.startsWith(head.toString())) {
@@ -399,7 +416,16 @@ public final class ToolStream {
                             com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.textNode(param.name())) + ":", out);
                     value.setLength(0);
                     valueSent = 0;
-                    scan = glm ? Scan.GLM_KEY_CLOSE : dialect == XmlToolCalls.Dialect.MINIMAX ? Scan.MM_KEY_CLOSE : Scan.XML_VALUE_LINE;
+                    valueKind = param.kind();
+                    scan = switch (dialect) {
+                        case GLM -> Scan.GLM_KEY_CLOSE;
+                        case MINIMAX -> Scan.MM_KEY_CLOSE;
+                        case DSML -> {
+                            head.append('"'); // its closing quote, read as the attribute's start
+                            yield Scan.DS_KIND;
+                        }
+                        case QWEN -> Scan.XML_VALUE_LINE;
+                    };
                 }
                 case GLM_KEY_CLOSE -> tag(c, "</arg_key>", Scan.GLM_VALUE_OPEN);
                 case GLM_VALUE_OPEN -> tag(c, "<arg_value>", Scan.XML_VALUE_LINE);
@@ -408,10 +434,10 @@ public final class ToolStream {
                         scanned++; // the line break after the tag is the layout's
                     }
                     arguments = new CompactJson();
-                    if (param.kind() == XmlToolCalls.Kind.JSON) {
+                    if (valueKind == XmlToolCalls.Kind.JSON) {
                         scan = Scan.XML_JSON;
                     } else {
-                        if (param.kind() == XmlToolCalls.Kind.RAW) {
+                        if (valueKind == XmlToolCalls.Kind.RAW) {
                             argumentText("\"", out);
                         }
                         scan = Scan.XML_RAW;
@@ -422,17 +448,17 @@ public final class ToolStream {
                     value.append(c);
                     if (endsWith(value, dialect.valueEnd)) {
                         value.setLength(value.length() - dialect.valueEnd.length());
-                        if (param.kind() == XmlToolCalls.Kind.RAW) {
+                        if (valueKind == XmlToolCalls.Kind.RAW) {
                             sendRaw(value.length(), out);
                             StringBuilder end = new StringBuilder();
                             arguments.flush(end);
                             argumentText(end.append('"').toString(), out);
                         } else {
-                            argumentText(JsonSchemaGrammar.dump(plan.value(param, value.toString())), out);
+                            argumentText(JsonSchemaGrammar.dump(plan.value(param, valueKind, value.toString())), out);
                         }
                         arguments = null;
                         scan = Scan.XML_ELEMENT; // the value's end is its closing tag's
-                    } else if (param.kind() == XmlToolCalls.Kind.RAW) {
+                    } else if (valueKind == XmlToolCalls.Kind.RAW) {
                         sendRaw(value.length() - ReasoningStream.partial(value, dialect.valueEnd), out); // a tail that may begin the end waits
                     }
                 }
@@ -624,9 +650,9 @@ public final class ToolStream {
         return i < text.length() && (text.charAt(i) == '{' || text.charAt(i) == '<') ? i : -1;
     }
 
-    /** What ends a function's or a parameter's name in Qwen's layout ({@code >}) and MiniMax's ({@code "}, then {@code >}). */
+    /** What ends a function's or a parameter's name in Qwen's layout ({@code >}), MiniMax's and DeepSeek's ({@code "}, then more). */
     private char nameStop() {
-        return dialect == XmlToolCalls.Dialect.MINIMAX ? '"' : '>';
+        return dialect.invokes() ? '"' : '>';
     }
 
     /** The longest text that begins a call (its tail may be in text already released). */
@@ -655,7 +681,7 @@ public final class ToolStream {
             return List.of();
         }
         List<Piece> out = new ArrayList<>();
-        if (scan == Scan.XML_RAW && param.kind() == XmlToolCalls.Kind.JSON_FIRST) {
+        if (scan == Scan.XML_RAW && valueKind == XmlToolCalls.Kind.JSON_FIRST) {
             argumentText("\"", out); // a value that may be a string, cut short: its text as a string's start
             valueSent = 0;
         }

@@ -27,7 +27,9 @@ import java.util.Set;
  * {@code <tool_call>get_weather<arg_key>city</arg_key><arg_value>Paris</arg_value></tool_call>},
  * the templates putting line breaks after the name and between the elements or not; and MiniMax
  * M2's ({@link Dialect#MINIMAX}), its calls in one block:
- * {@code <minimax:tool_call>\n<invoke name="get_weather">\n<parameter name="city">Paris</parameter>\n</invoke>\n</minimax:tool_call>}.
+ * {@code <minimax:tool_call>\n<invoke name="get_weather">\n<parameter name="city">Paris</parameter>\n</invoke>\n</minimax:tool_call>};
+ * and DeepSeek V3.2's and V4's ({@link Dialect#DSML}), the same with {@code <｜DSML｜>} tags and
+ * each parameter saying whether its value is a string ({@code string="true"}, raw) or JSON.
  *
  * <p>A parameter's value is written as its template renders it: a string raw (no quotes, no
  * escapes, any number of lines), anything else as JSON. So the type of a value comes from the
@@ -44,6 +46,12 @@ final class XmlToolCalls {
     static final String MINIMAX_OPEN = "<minimax:tool_call>";
     static final String MINIMAX_CLOSE = "</minimax:tool_call>";
     static final String INVOKE = "<invoke name=\"";
+    /** DeepSeek's marker token and tags. */
+    static final String DSML = "｜DSML｜";
+    static final String DSML_INVOKE = "<" + DSML + "invoke name=\"";
+    /** What follows a DeepSeek parameter's name: its value is a string, written raw, or JSON. */
+    static final String DSML_STRING = "\" string=\"true\">";
+    static final String DSML_JSON = "\" string=\"false\">";
 
     /** The three layouts. */
     enum Dialect {
@@ -52,7 +60,10 @@ final class XmlToolCalls {
         /** {@code NAME}, then {@code <arg_key>P</arg_key><arg_value>VALUE</arg_value>} each (line breaks between them optional), then the block's end. */
         GLM("<arg_key>", "</arg_value>", "</arg_value>", CLOSE, "glm"),
         /** {@code <invoke name="NAME">\n}, then {@code <parameter name="P">VALUE</parameter>\n} each, then {@code </invoke>}. */
-        MINIMAX("<parameter name=\"", "</parameter>", "</parameter>", "</invoke>", "mm");
+        MINIMAX("<parameter name=\"", "</parameter>", "</parameter>", "</invoke>", "mm"),
+        /** {@code <｜DSML｜invoke name="NAME">\n}, then {@code <｜DSML｜parameter name="P" string="true|false">VALUE</｜DSML｜parameter>\n} each, then {@code </｜DSML｜invoke>}. */
+        DSML("<" + XmlToolCalls.DSML + "parameter name=\"", "</" + XmlToolCalls.DSML + "parameter>", "</" + XmlToolCalls.DSML + "parameter>",
+                "</" + XmlToolCalls.DSML + "invoke>", "ds");
 
         /** What opens a parameter. */
         final String parameter;
@@ -74,7 +85,22 @@ final class XmlToolCalls {
         }
 
         static Dialect of(ToolCalls.Format format) {
-            return format == ToolCalls.Format.GLM_XML ? GLM : format == ToolCalls.Format.MINIMAX_XML ? MINIMAX : QWEN;
+            return switch (format) {
+                case GLM_XML -> GLM;
+                case MINIMAX_XML -> MINIMAX;
+                case DEEPSEEK_V32, DEEPSEEK_V4 -> DSML;
+                default -> QWEN;
+            };
+        }
+
+        /** Whether calls are {@code <invoke name="NAME">} elements in one block (MiniMax, DeepSeek). */
+        boolean invokes() {
+            return this == MINIMAX || this == DSML;
+        }
+
+        /** What opens an {@code <invoke>} call, up to its name. */
+        String invoke() {
+            return this == DSML ? DSML_INVOKE : INVOKE;
         }
 
         /** What ends a parameter's name: Qwen's {@code >}; GLM's {@code </arg_key>}; MiniMax's {@code ">}. */
@@ -83,6 +109,7 @@ final class XmlToolCalls {
                 case QWEN -> ">";
                 case GLM -> "</arg_key>";
                 case MINIMAX -> "\">";
+                case DSML -> "\"";
             };
         }
     }
@@ -115,11 +142,16 @@ final class XmlToolCalls {
 
         /** The value of {@code raw} for the parameter, or null where JSON was due and the text is none. */
         JsonNode value(Param p, String raw) {
-            if (p.kind() == Kind.RAW) {
+            return value(p, p.kind(), raw);
+        }
+
+        /** The same with the value's kind given (DeepSeek's parameters say whether theirs is a string). */
+        JsonNode value(Param p, Kind kind, String raw) {
+            if (kind == Kind.RAW) {
                 return JsonNodeFactory.instance.textNode(raw);
             }
             JsonNode json = json(raw);
-            if (p.kind() == Kind.JSON) {
+            if (kind == Kind.JSON) {
                 return json;
             }
             if (json != null && !json.isTextual() && admits(p.name(), json)) {
@@ -269,6 +301,10 @@ final class XmlToolCalls {
                         throw new SchemaException(ptr, null, "in the XML tool-call format a value that may be a string is written "
                                 + "raw, so a parameter that may be a string or another type must admit every string");
                     }
+                    if (dialect == Dialect.DSML) { // DeepSeek says which: a raw string, or a JSON value of the schema
+                        jsonValues.put(rule + "-value", p.schema());
+                        pointers.put(rule + "-value", ptr);
+                    }
                     yield dialect.rules + "-text";
                 }
             };
@@ -279,6 +315,12 @@ final class XmlToolCalls {
                         + JsonSchemaGrammar.literal(dialect.valueEnd) + " glm-nl";
                 case MINIMAX -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "\">") + " " + value + " "
                         + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
+                // a value that may be a string or another type is either, as the parameter says
+                case DSML -> (p.kind() == Kind.JSON_FIRST
+                        ? "(" + JsonSchemaGrammar.literal(dialect.parameter + p.name() + DSML_STRING) + " " + value + " | "
+                                + JsonSchemaGrammar.literal(dialect.parameter + p.name() + DSML_JSON) + " " + rule + "-value)"
+                        : JsonSchemaGrammar.literal(dialect.parameter + p.name() + (p.kind() == Kind.JSON ? DSML_JSON : DSML_STRING)) + " "
+                                + value) + " " + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
             });
             body.append(' ').append(rule).append(p.required() ? "" : "?");
         }
@@ -408,11 +450,11 @@ final class XmlToolCalls {
                 return -1;
             }
             name = text.substring(at + FUNCTION.length(), nameEnd++);
-        } else if (dialect == Dialect.MINIMAX) {
-            if (!text.startsWith(INVOKE, at) || (nameEnd = text.indexOf("\">", at)) < 0) {
+        } else if (dialect.invokes()) {
+            if (!text.startsWith(dialect.invoke(), at) || (nameEnd = text.indexOf("\">", at)) < 0) {
                 return -1;
             }
-            name = text.substring(at + INVOKE.length(), nameEnd);
+            name = text.substring(at + dialect.invoke().length(), nameEnd);
             nameEnd += 2;
         } else {
             nameEnd = ToolCalls.nameEnd(text, at);
@@ -435,7 +477,7 @@ final class XmlToolCalls {
             if (!text.startsWith(dialect.parameter, at)) {
                 return -1;
             }
-            int keyEnd = text.indexOf(dialect.keyEnd(), at);
+            int keyEnd = text.indexOf(dialect.keyEnd(), at + dialect.parameter.length());
             if (keyEnd < 0) {
                 return -1;
             }
@@ -444,10 +486,22 @@ final class XmlToolCalls {
                 return -1;
             }
             int start;
+            Kind kind = p.kind();
             if (dialect == Dialect.QWEN) {
                 start = text.startsWith("\n", keyEnd + 1) ? keyEnd + 2 : keyEnd + 1;
             } else if (dialect == Dialect.MINIMAX) {
                 start = keyEnd + 2;
+            } else if (dialect == Dialect.DSML) {
+                // the value's type as the parameter says it
+                if (text.startsWith(DSML_STRING, keyEnd)) {
+                    kind = Kind.RAW;
+                    start = keyEnd + DSML_STRING.length();
+                } else if (text.startsWith(DSML_JSON, keyEnd)) {
+                    kind = Kind.JSON;
+                    start = keyEnd + DSML_JSON.length();
+                } else {
+                    return -1;
+                }
             } else {
                 start = ToolCalls.skipSpace(text, keyEnd + "</arg_key>".length());
                 if (!text.startsWith("<arg_value>", start)) {
@@ -460,7 +514,7 @@ final class XmlToolCalls {
                 return -1;
             }
             boolean lineBefore = dialect == Dialect.QWEN && close > start && text.charAt(close - 1) == '\n';
-            JsonNode v = plan.value(p, text.substring(start, lineBefore ? close - 1 : close));
+            JsonNode v = plan.value(p, kind, text.substring(start, lineBefore ? close - 1 : close));
             if (v == null) {
                 return -1;
             }

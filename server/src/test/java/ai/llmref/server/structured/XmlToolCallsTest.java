@@ -50,10 +50,11 @@ class XmlToolCallsTest {
      * Mistral Small 3.2, Devstral and Ministral 3 write Mistral's ({@code [TOOL_CALLS]name[ARGS]}), Mistral
      * Nemo a JSON list after {@code [TOOL_CALLS]}; GPT-OSS a message to {@code functions.NAME};
      * MiniMax M2 {@code <invoke>} calls in a {@code <minimax:tool_call>} block; the three Kimi K2
-     * templates their section of calls.
+     * templates their section of calls; DeepSeek V3.2 and V4 their DSML blocks.
      */
     static final List<String> DETECTED = List.of("Bielik-11B-v3.0-Instruct", "GLM-4.6", "GLM-4.7-Flash", "MiMo-VL", "MiniMax-M2",
-            "Kimi-K2-Instruct", "Kimi-K2-Thinking", "moonshotai-Kimi-K2",
+            "Kimi-K2-Instruct", "Kimi-K2-Thinking", "moonshotai-Kimi-K2", "deepseek-ai-DeepSeek-V3.2", "deepseek-ai-DeepSeek-V4",
+            "deepseek-ai-DeepSeek-V4-Flash-0731",
             "Mistral-Small-3.2-24B-Instruct-2506", "mistralai-Ministral-3-14B-Reasoning-2512", "unsloth-mistral-Devstral-Small-2507",
             "mistralai-Mistral-Nemo-Instruct-2407", "openai-gpt-oss-120b",
             "NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use",
@@ -472,6 +473,52 @@ class XmlToolCallsTest {
         assertThatThrownBy(() -> ToolCalls.grammar(ToolCalls.Format.MINIMAX_XML, List.of(new ToolCalls.Function("f",
                 ToolCallsParseTest.json("{\"type\":\"object\",\"properties\":{\"a\\\"b\":{\"type\":\"string\"}}}"))), false))
                 .as("a name with a quote cannot be written").isInstanceOf(SchemaException.class);
+    }
+
+    /**
+     * DeepSeek V3.2 and V4: {@code <｜DSML｜invoke>} calls in one block ({@code function_calls},
+     * V4 {@code tool_calls}), each parameter saying whether its value is a string: the templates
+     * detected; values read as they say (a number sent as a string stays one), whole and
+     * streamed; the grammars write {@code string="true"} for strings, {@code "false"} for other
+     * values, either for a value that may be both; they refuse the other block's name and a raw
+     * string holding its end.
+     */
+    @Test
+    void deepSeekCallsAreInvokesInOneBlock() throws Exception {
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(templates().get("deepseek-ai-DeepSeek-V3.2"), "", "")))
+                .isEqualTo(ToolCalls.Format.DEEPSEEK_V32);
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(templates().get("deepseek-ai-DeepSeek-V4"), "", "")))
+                .isEqualTo(ToolCalls.Format.DEEPSEEK_V4);
+        String p = "<｜DSML｜parameter name=\"";
+        String weather = "<｜DSML｜invoke name=\"get_weather\">\n" + p + "city\" string=\"true\">Rome</｜DSML｜parameter>\n"
+                + p + "days\" string=\"false\">3</｜DSML｜parameter>\n</｜DSML｜invoke>";
+        String write = "<｜DSML｜invoke name=\"write_file\">\n" + p + "path\" string=\"true\">/tmp/a \"b\".txt</｜DSML｜parameter>\n"
+                + p + "content\" string=\"true\">line 1\n  <b>x</b></｜DSML｜parameter>\n" + p + "mode\" string=\"false\">null</｜DSML｜parameter>\n"
+                + "</｜DSML｜invoke>";
+        String v32 = "<｜DSML｜function_calls>\n" + weather + "\n" + write + "\n</｜DSML｜function_calls>";
+        String v4 = v32.replace("function_calls", "tool_calls");
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.DEEPSEEK_V32, "Checking.\n\n" + v32, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Checking.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\",\"days\":3}",
+                "{\"path\":\"/tmp/a \\\"b\\\".txt\",\"content\":\"line 1\\n  <b>x</b>\",\"mode\":null}");
+        assertThat(ToolCalls.parse(ToolCalls.Format.DEEPSEEK_V4, v4, FUNCTIONS).calls()).hasSize(2);
+        assertThat(ToolCalls.parse(ToolCalls.Format.DEEPSEEK_V4, v32, FUNCTIONS).calls()).as("V3.2's block in V4's format").isEmpty();
+        assertThat(ToolCalls.parse(ToolCalls.Format.DEEPSEEK_V32, v32.replace("\"mode\" string=\"false\">null", "\"mode\" string=\"true\">null"),
+                FUNCTIONS).calls().get(1).arguments()).as("a value said to be a string is one").contains("\"mode\":\"null\"");
+        assertThat(ToolCalls.parse(ToolCalls.Format.DEEPSEEK_V32, v32.replace("string=\"false\">3", "string=\"maybe\">3"), FUNCTIONS)
+                .calls()).isEmpty();
+        streams(ToolCalls.Format.DEEPSEEK_V32, List.of(v32, "Sure.\n\n" + v32));
+        streams(ToolCalls.Format.DEEPSEEK_V4, List.of(v4));
+        String forced = ToolCalls.grammar(ToolCalls.Format.DEEPSEEK_V32, FUNCTIONS, true);
+        String late = ToolCalls.lateGrammar(ToolCalls.Format.DEEPSEEK_V4, FUNCTIONS, true);
+        assertThat(verdict(forced, v32)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, v4)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, v32)).as("V3.2's block under V4's grammar").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(forced, v32.replace("string=\"false\">3", "string=\"true\">3"))).as("a number is JSON").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(forced, v32.replace("\"mode\" string=\"false\">null", "\"mode\" string=\"true\">any text")))
+                .as("a value that may be a string or null: either").isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(forced, "<｜DSML｜function_calls>\n<｜DSML｜invoke name=\"write_file\">\n" + p + "path\" string=\"true\">a"
+                + "</｜DSML｜parameter>y")).as("a raw string never holds its end").isEqualTo(GrammarVerdict.REFUSED);
     }
 
     /** A reply cut inside a raw value: the call stays, its arguments the part written. */

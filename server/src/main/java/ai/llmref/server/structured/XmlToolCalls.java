@@ -437,8 +437,8 @@ final class XmlToolCalls {
     // --- parsing -------------------------------------------------------------------------------
 
     /**
-     * Reads one call from {@code from} (Qwen: {@code <function=...>...</function>}; MiniMax:
-     * {@code <invoke name="...">...</invoke>}; GLM: the name
+     * Reads one call from {@code from} (Qwen: {@code <function=...>...</function>}; MiniMax and
+     * DeepSeek: {@code <invoke name="...">...</invoke>}; GLM: the name
      * and the elements, up to the block's end, which is left to read); returns the index after it, or -1.
      */
     static int call(String text, int from, List<ToolCalls.Function> functions, List<ToolCalls.Call> calls, Dialect dialect) {
@@ -451,7 +451,7 @@ final class XmlToolCalls {
             }
             name = text.substring(at + FUNCTION.length(), nameEnd++);
         } else if (dialect.invokes()) {
-            if (!text.startsWith(dialect.invoke(), at) || (nameEnd = text.indexOf("\">", at)) < 0) {
+            if (!text.startsWith(dialect.invoke(), at) || (nameEnd = text.indexOf("\">", at + dialect.invoke().length())) < 0) {
                 return -1;
             }
             name = text.substring(at + dialect.invoke().length(), nameEnd);

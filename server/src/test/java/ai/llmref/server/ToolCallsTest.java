@@ -514,24 +514,10 @@ class ToolCallsTest {
     /** DeepSeek V4's: the same in a {@code <｜DSML｜tool_calls>} block. */
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-    class DeepSeekFormatV4 extends Family {
+    class DeepSeekFormatV4 extends DeepSeekFormatV32 {
         @Override
         String templateFile() {
             return "deepseek-ai-DeepSeek-V4.jinja";
-        }
-
-        /** The template thinks when asked (enable_thinking), and the tiny model would think to max_tokens. */
-        @Override
-        ObjectNode request(String choice) throws Exception {
-            ObjectNode b = ToolCallsTest.request(choice);
-            b.putObject("chat_template_kwargs").put("enable_thinking", false);
-            return b;
-        }
-
-        /** The tiny model ends the block after one call here (the grammar allows more: XmlToolCallsTest#deepSeekCallsAreInvokesInOneBlock). */
-        @Override
-        boolean writesAnotherCall() {
-            return false;
         }
     }
 

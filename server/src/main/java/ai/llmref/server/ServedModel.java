@@ -231,21 +231,9 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     @Override
     public void close() {
         nativeWork.shutdown();
-        // waited for even from an interrupted thread (the interrupt is kept for the caller)
-        long end = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
-        boolean interrupted = false;
-        while (!nativeWork.isTerminated() && System.nanoTime() < end) {
-            try {
-                nativeWork.awaitTermination(end - System.nanoTime(), java.util.concurrent.TimeUnit.NANOSECONDS);
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        boolean idle = nativeWork.isTerminated();
+        boolean idle = ai.llmref.server.engine.Waits.pastInterrupts(java.time.Duration.ofSeconds(10),
+                nanos -> nativeWork.awaitTermination(nanos, java.util.concurrent.TimeUnit.NANOSECONDS));
         engine.close(); // waits likewise
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
         if (idle) {
             model.close();
         } else {

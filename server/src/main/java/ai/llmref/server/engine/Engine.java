@@ -1318,19 +1318,11 @@ public final class Engine implements AutoCloseable {
                 c.abort(); // safe from any thread, and after the context is closed
             }
         }
-        // waited for even from an interrupted thread (the interrupt is kept for the caller): a
-        // join cut short left the contexts open, and the model then refused to close
-        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        boolean interrupted = false;
-        while (scheduler.isAlive() && System.nanoTime() < end) {
-            try {
-                scheduler.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(end - System.nanoTime())));
-            } catch (InterruptedException e) {
-                interrupted = true;
-            }
-        }
-        if (interrupted) {
-            Thread.currentThread().interrupt();
-        }
+        // waited for even from an interrupted thread: a join cut short left the contexts open,
+        // and the model then refused to close
+        Waits.pastInterrupts(java.time.Duration.ofSeconds(30), nanos -> {
+            scheduler.join(Math.max(1, TimeUnit.NANOSECONDS.toMillis(nanos)));
+            return !scheduler.isAlive();
+        });
     }
 }

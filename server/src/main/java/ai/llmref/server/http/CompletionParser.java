@@ -172,7 +172,7 @@ final class CompletionParser {
             } else if (prefill == null || prefill.isEmpty()) {
                 if (contract.grammar() == null) {
                     reasoning = Reasoning.HARMONY_REPLY;
-                } else if (contract.afterAnalysis() != null) {
+                } else if (contract.hasAfterAnalysis()) {
                     rendered += HARMONY_ANALYSIS;
                     reasoning = Reasoning.HARMONY_OPEN;
                 }

@@ -134,6 +134,11 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
         };
     }
 
+    /** Whether {@link #afterAnalysis} has a grammar, told without making it: there is a grammar, and a call it forces is in GPT-OSS's format. */
+    boolean hasAfterAnalysis() {
+        return grammar != null && (!callForced() || format == ToolCalls.Format.HARMONY);
+    }
+
     /** Where GPT-OSS's analysis message ends: the next message's start, from which {@link #afterAnalysis} applies. */
     static final String HARMONY_NEXT = "<|start|>";
 
@@ -145,12 +150,12 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
      * grammar (or tools in another format).
      */
     String afterAnalysis() {
-        if (grammar == null) {
+        if (!hasAfterAnalysis()) {
             return null;
         }
         try {
             if (callForced()) {
-                return format == ToolCalls.Format.HARMONY ? ToolCalls.grammarAfterAnalysis(functions) : null;
+                return ToolCalls.grammarAfterAnalysis(functions);
             }
             String header = "\"" + HARMONY_NEXT + "assistant<|channel|>final\" (\" json\" | \" <|constrain|>json\")? \"<|message|>\"";
             if (jsonObject) {

@@ -110,12 +110,22 @@ public final class ToolCalls {
         return format == Format.DEEPSEEK_V32 || format == Format.DEEPSEEK_V4;
     }
 
-    /** The block MiniMax's and DeepSeek's calls come in: its start and its end; null for other formats. */
-    static String[] invokeBlock(Format format) {
+    /** What a reply's calls come inside of: its start and its end. */
+    record Block(String open, String close) {}
+
+    private static final Block MINIMAX_BLOCK = new Block(XmlToolCalls.MINIMAX_OPEN, XmlToolCalls.MINIMAX_CLOSE);
+    private static final Block DEEPSEEK_V32_BLOCK = new Block("<" + XmlToolCalls.DSML + "function_calls>", "</" + XmlToolCalls.DSML
+            + "function_calls>");
+    private static final Block DEEPSEEK_V4_BLOCK = new Block("<" + XmlToolCalls.DSML + "tool_calls>", "</" + XmlToolCalls.DSML + "tool_calls>");
+    private static final Block KIMI_BLOCK = new Block(KIMI_OPEN, KIMI_CLOSE);
+
+    /** The one block all of a reply's calls come in (MiniMax's and DeepSeek's, of {@code <invoke>} calls; Kimi's section); null for other formats. */
+    static Block block(Format format) {
         return switch (format) {
-            case MINIMAX_XML -> new String[] {XmlToolCalls.MINIMAX_OPEN, XmlToolCalls.MINIMAX_CLOSE};
-            case DEEPSEEK_V32 -> new String[] {"<" + XmlToolCalls.DSML + "function_calls>", "</" + XmlToolCalls.DSML + "function_calls>"};
-            case DEEPSEEK_V4 -> new String[] {"<" + XmlToolCalls.DSML + "tool_calls>", "</" + XmlToolCalls.DSML + "tool_calls>"};
+            case MINIMAX_XML -> MINIMAX_BLOCK;
+            case DEEPSEEK_V32 -> DEEPSEEK_V32_BLOCK;
+            case DEEPSEEK_V4 -> DEEPSEEK_V4_BLOCK;
+            case KIMI -> KIMI_BLOCK;
             default -> null;
         };
     }
@@ -211,12 +221,10 @@ public final class ToolCalls {
     static String renderedCall(Format format, String history, String userText) {
         int at = history.lastIndexOf(userText);
         String after = at < 0 ? history : history.substring(at + userText.length());
-        String[] block = invokeBlock(format);
-        if (block != null || format == Format.KIMI) {
-            String open = format == Format.KIMI ? KIMI_OPEN : block[0];
-            String close = format == Format.KIMI ? KIMI_CLOSE : block[1];
-            int from = after.indexOf(open);
-            int to = after.lastIndexOf(close) + close.length();
+        Block block = block(format);
+        if (block != null) {
+            int from = after.indexOf(block.open());
+            int to = after.lastIndexOf(block.close()) + block.close().length();
             return from < 0 || to <= from ? "" : after.substring(from, to);
         }
         int from = blocks(format) ? after.indexOf(OPEN) : mistral(format) ? after.indexOf(MISTRAL_OPEN)
@@ -242,8 +250,8 @@ public final class ToolCalls {
             case MISTRAL_NEMO -> "\"[TOOL_CALLS][\" call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
             case HARMONY -> "\" \" call"; // after the generation prompt's <|start|>assistant, as the template writes a call
             // one block of calls, as MiniMax M2's template writes them
-            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> "\"" + invokeBlock(format)[0] + "\\n\" call" + (several ? " (\"\\n\" call)*" : "")
-                    + " \"\\n" + invokeBlock(format)[1] + "\"";
+            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> "\"" + block(format).open() + "\\n\" call" + (several ? " (\"\\n\" call)*" : "")
+                    + " \"\\n" + block(format).close() + "\"";
             case KIMI -> "\"" + KIMI_OPEN + "\" call" + (several ? "+" : "") + " \"" + KIMI_CLOSE + "\"";
             default -> several ? block + " (\"\\n\" " + block + ")*" : block;
         };
@@ -280,8 +288,8 @@ public final class ToolCalls {
             case MISTRAL -> "call" + (parallel ? "+" : "") + " tc-ws";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS]\" tc-ws \"[\" space call" + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws";
             case HARMONY -> "call tc-ws"; // one call: <|call|> ends the generation
-            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> "\"" + invokeBlock(format)[0] + "\" tc-ws call" + (parallel ? " (tc-ws call)*" : "")
-                    + " tc-ws \"" + invokeBlock(format)[1] + "\" tc-ws";
+            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> "\"" + block(format).open() + "\" tc-ws call" + (parallel ? " (tc-ws call)*" : "")
+                    + " tc-ws \"" + block(format).close() + "\" tc-ws";
             // Kimi may begin at a call without the section's start (llama.cpp's grammar allows it)
             case KIMI -> "(\"" + KIMI_OPEN + "\" tc-ws)? call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \"" + KIMI_CLOSE + "\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
@@ -296,7 +304,7 @@ public final class ToolCalls {
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
         return blocks(format) ? HERMES_OPENING : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN
-                : invokeBlock(format) != null ? invokeBlock(format)[0] : format == Format.KIMI ? KIMI_OPEN : null;
+                : block(format) != null ? block(format).open() : null;
     }
 
     /**
@@ -586,13 +594,13 @@ public final class ToolCalls {
     }
 
     /**
-     * MiniMax M2's and DeepSeek's replies: text before the first block ({@link #invokeBlock}) is
+     * MiniMax M2's and DeepSeek's replies: text before the first block ({@link #block}) is
      * content; then blocks of {@code <invoke>} calls, whitespace at most between and after them,
      * the last block's closing tag possibly missing at the end; else the whole reply is content.
      */
     private static Reply invokes(String text, List<Function> functions, Format format) {
-        String open = invokeBlock(format)[0];
-        String close = invokeBlock(format)[1];
+        String open = block(format).open();
+        String close = block(format).close();
         int first = text.indexOf(open);
         if (first < 0) {
             return new Reply(text, List.of());

@@ -68,8 +68,8 @@ public final class ToolStream {
     private XmlToolCalls.Param param;
     /** How the value being read is written: its parameter's kind, or as a DeepSeek parameter says. */
     private XmlToolCalls.Kind valueKind;
-    /** The block of MiniMax's and DeepSeek's calls: its start and end (null for other formats). */
-    private final String[] block;
+    /** The block of MiniMax's and DeepSeek's calls (Kimi's section; null for other formats). */
+    private final ToolCalls.Block block;
     private final StringBuilder value = new StringBuilder();
     private int valueSent;
     private final java.util.Set<String> written = new java.util.HashSet<>();
@@ -107,7 +107,7 @@ public final class ToolStream {
         String opening = ToolCalls.opening(format);
         this.open = opening == null ? OPEN : opening;
         this.bare = ToolCalls.bareOpeners(format, functions);
-        this.block = ToolCalls.invokeBlock(format);
+        this.block = ToolCalls.block(format);
         if (forced) {
             begin(0);
         }
@@ -293,10 +293,10 @@ public final class ToolStream {
                     if (h.equals(dialect.invoke())) {
                         head.setLength(0);
                         scan = Scan.XML_NAME;
-                    } else if (h.equals(block[1])) {
+                    } else if (h.equals(block.close())) {
                         head.setLength(0);
                         scan = Scan.BETWEEN;
-                    } else if (!dialect.invoke().startsWith(h) && !block[1].startsWith(h)) {
+                    } else if (!dialect.invoke().startsWith(h) && !block.close().startsWith(h)) {
                         scan = Scan.FAILED;
                     }
                 }
@@ -405,7 +405,8 @@ public final class ToolStream {
                         scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
                         continue;
                     }
-                    scanned += glm ? 0 : 1; // GLM: '<' begins </arg_key>
+                    // GLM: '<' begins </arg_key>; DeepSeek: '"' begins string="..."
+                    scanned += glm || dialect == XmlToolCalls.Dialect.DSML ? 0 : 1;
                     param = plan.param(head.toString());
                     head.setLength(0);
                     if (param == null || !written.add(param.name())) {
@@ -420,10 +421,7 @@ public final class ToolStream {
                     scan = switch (dialect) {
                         case GLM -> Scan.GLM_KEY_CLOSE;
                         case MINIMAX -> Scan.MM_KEY_CLOSE;
-                        case DSML -> {
-                            head.append('"'); // its closing quote, read as the attribute's start
-                            yield Scan.DS_KIND;
-                        }
+                        case DSML -> Scan.DS_KIND;
                         case QWEN -> Scan.XML_VALUE_LINE;
                     };
                 }

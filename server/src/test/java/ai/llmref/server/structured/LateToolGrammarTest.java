@@ -2,16 +2,10 @@ package ai.llmref.server.structured;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import ai.llmref.llama.LlamaModel;
-import ai.llmref.llama.ModelParams;
 import ai.llmref.llama.Vocabulary;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.regex.Matcher;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInstance;
 
 /**
  * The grammar that applies once a model begins a call under tool_choice "auto"
@@ -20,25 +14,7 @@ import org.junit.jupiter.api.TestInstance;
  * allowed and may end the reply; text that is not a call, an undeclared function, arguments
  * against their schema, and text after the calls are refused.
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class LateToolGrammarTest {
-    private LlamaModel model;
-    private Vocabulary vocab;
-
-    @BeforeAll
-    void load() {
-        model = LlamaModel.load(Path.of(System.getProperty("test.model")), ModelParams.defaults().withGpuLayers(0));
-        vocab = model.vocabulary();
-    }
-
-    @AfterAll
-    void close() {
-        model.close();
-    }
-
-    private GrammarVerdict verdict(String grammar, String text) {
-        return GrammarVerdict.of(vocab, grammar, text);
-    }
+class LateToolGrammarTest extends StoriesVocabularyTest {
 
     private static final String WEATHER = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n</tool_call>";
     private static final String TIME = "<tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call>";

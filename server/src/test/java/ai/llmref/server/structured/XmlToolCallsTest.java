@@ -3,8 +3,6 @@ package ai.llmref.server.structured;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-import ai.llmref.llama.LlamaModel;
-import ai.llmref.llama.ModelParams;
 import ai.llmref.llama.Vocabulary;
 import ai.llmref.server.chat.ChatTemplateRenderer;
 import java.io.InputStream;
@@ -17,10 +15,7 @@ import java.util.Properties;
 import java.util.Random;
 import java.util.TreeMap;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.TestInstance;
 
 /**
  * The XML tool-call format (Qwen3-Coder, Qwen 3.5, Nemotron 3 Nano, StepFun 3.5 Flash): which
@@ -28,8 +23,7 @@ import org.junit.jupiter.api.TestInstance;
  * schemas), the grammars in llama.cpp's grammar engine with a real vocabulary, the stream's pieces
  * against the whole reply, and what is refused.
  */
-@TestInstance(TestInstance.Lifecycle.PER_CLASS)
-class XmlToolCallsTest {
+class XmlToolCallsTest extends StoriesVocabularyTest {
     static final List<ToolCalls.Function> FUNCTIONS = List.of(
             new ToolCalls.Function("get_weather", ToolCallsParseTest.json("""
                     {"type":"object","properties":{"city":{"type":"string","maxLength":24},
@@ -62,20 +56,6 @@ class XmlToolCallsTest {
             "Qwen3.5-4B", "Reka-Edge", "Spark2.5", "StepFun3.5-Flash", "ibm-granite-granite-4.0", "ibm-granite-granite-4.1",
             "inclusionai-ling-3.0-flash", "meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct",
             "meta-llama-Llama-3.3-70B-Instruct", "poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2");
-
-    private LlamaModel model;
-    private Vocabulary vocab;
-
-    @BeforeAll
-    void load() {
-        model = LlamaModel.load(Path.of(System.getProperty("test.model")), ModelParams.defaults().withGpuLayers(0));
-        vocab = model.vocabulary();
-    }
-
-    @AfterAll
-    void close() {
-        model.close();
-    }
 
     private static Map<String, String> templates() throws Exception {
         Properties p = new Properties();
@@ -254,10 +234,6 @@ class XmlToolCallsTest {
             assertThat(nr.calls()).as(notACall).isEmpty();
             assertThat(nr.content()).isEqualTo(notACall);
         }
-    }
-
-    private GrammarVerdict verdict(String grammar, String text) {
-        return GrammarVerdict.of(vocab, grammar, text);
     }
 
     @Test

@@ -56,8 +56,9 @@ final class ChatRendering {
         }
         boolean harmony = reasoning == ServerConfig.ReasoningFormat.AUTO && ReasoningStream.harmonyUsedBy(source);
         boolean thinks = reasoning == ServerConfig.ReasoningFormat.AUTO && ReasoningStream.usedBy(source) && !harmony;
+        ReasoningStream.Tags tags = ReasoningStream.tagsOf(source) == ReasoningStream.CHANNEL ? ReasoningStream.CHANNEL : ReasoningStream.THINK;
         LOG.log(System.Logger.Level.INFO, "chat template reasoning: " + (harmony ? "harmony analysis messages returned apart from the content"
-                : thinks ? "<think> blocks returned apart from the content"
+                : thinks ? tags.open() + " blocks returned apart from the content"
                 : reasoning == ServerConfig.ReasoningFormat.NONE ? "returned in the content (model.reasoning-format none)" : "none"));
         return new PromptModel.ChatRenderer() {
             @Override
@@ -107,6 +108,11 @@ final class ChatRendering {
             @Override
             public boolean harmony() {
                 return harmony;
+            }
+
+            @Override
+            public ReasoningStream.Tags thinkTags() {
+                return tags;
             }
 
             @Override

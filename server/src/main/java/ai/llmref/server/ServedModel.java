@@ -181,6 +181,11 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     }
 
     @Override
+    public ai.llmref.server.structured.ReasoningStream.Tags thinkTags() {
+        return chatRenderer.thinkTags();
+    }
+
+    @Override
     public String renderChat(List<Message> messages, List<Map<String, Object>> tools) {
         return renderChat(messages, tools, Map.of());
     }

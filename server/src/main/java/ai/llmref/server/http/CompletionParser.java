@@ -49,7 +49,7 @@ final class CompletionParser {
      * @param n        choices per prompt
      */
     record Parsed(List<GenerationRequest> requests, List<String> echoes, int n, boolean stream, boolean includeUsage, String model,
-                  OutputContract contract, Reasoning reasoning) {
+                  OutputContract contract, Reasoning reasoning, ReasoningStream.Tags tags) {
         /** The first choice's request: what every choice shares (sampling but the seed, logprobs, grammar). */
         GenerationRequest request() {
             return requests.getFirst();
@@ -75,9 +75,12 @@ final class CompletionParser {
         /** Harmony messages (GPT-OSS): the reply's analysis channel, or one the prompt left open. */
         HARMONY_REPLY, HARMONY_OPEN;
 
-        /** A reply's reasoning as it is generated, or null when off; {@code alsoEnds}: see {@link ReasoningStream}. */
-        ReasoningStream stream(String alsoEnds) {
-            return this == OFF ? null : new ReasoningStream(open(), alsoEnds, this == HARMONY_REPLY || this == HARMONY_OPEN);
+        /**
+         * A reply's reasoning as it is generated, or null when off; {@code tags}: the model's
+         * ({@link PromptModel#thinkTags}); {@code alsoEnds}: see {@link ReasoningStream}.
+         */
+        ReasoningStream stream(ReasoningStream.Tags tags, String alsoEnds) {
+            return this == OFF ? null : new ReasoningStream(open(), alsoEnds, this == HARMONY_REPLY || this == HARMONY_OPEN, tags);
         }
 
         /** The prompt left the reasoning open: the reply begins with it. */
@@ -185,13 +188,14 @@ final class CompletionParser {
             // grammar applies after the reasoning there too. Elsewhere, where the reply may open a
             // block, the grammar applies from the start and leaves no room for it: its output is
             // the content.
-            if (ReasoningStream.leftOpen(rendered)) {
+            ReasoningStream.Tags tags = model.thinkTags();
+            if (tags.leftOpen(rendered)) {
                 reasoning = Reasoning.OPEN;
             } else if (contract.grammar() == null) {
                 reasoning = Reasoning.REPLY;
             } else if (model.thinkingSwitch() && !Boolean.FALSE.equals(variables.get("enable_thinking"))
-                    && !ReasoningStream.closedAtEnd(rendered)) {
-                rendered += ReasoningStream.OPEN + "\n";
+                    && !tags.closedAtEnd(rendered)) {
+                rendered += tags.open() + "\n";
                 reasoning = Reasoning.OPEN;
             }
         }
@@ -358,16 +362,16 @@ final class CompletionParser {
             // GPT-OSS: from the start of the message after the analysis (<|end|> shows as nothing)
             late = new LateGrammar(afterAnalysis, List.of(OutputContract.HARMONY_NEXT), null, null, true);
         } else if (afterReasoning) {
-            late = LateGrammar.opening(contract.grammar(), LateGrammar.AT_ONCE, () -> afterReasoning(reasoning.stream(contract.reasoningEnd())), true);
+            late = LateGrammar.opening(contract.grammar(), LateGrammar.AT_ONCE, () -> afterReasoning(reasoning.stream(model.thinkTags(), contract.reasoningEnd())), true);
         } else if (contract.lateGrammar() != null) {
             List<String> openings = ToolCalls.openings(contract.format(), contract.functions());
             late = new LateGrammar(contract.lateGrammar(), openings, openings != null ? null : ToolCalls.LLAMA3_OPENING,
-                    reasoning == Reasoning.OFF ? null : () -> afterReasoning(reasoning.stream(contract.reasoningEnd())), false); // a call begins after the reasoning
+                    reasoning == Reasoning.OFF ? null : () -> afterReasoning(reasoning.stream(model.thinkTags(), contract.reasoningEnd())), false); // a call begins after the reasoning
         } else {
             late = null;
         }
         ReasoningBudget budget = reasoningBudget(body, reasoning, contract.reasoningEnd(), afterAnalysis != null);
-        int[] preserved = preserved(contract);
+        int[] preserved = preserved(contract, promptField.equals("messages"));
         List<GenerationRequest> requests = new ArrayList<>();
         List<String> echoes = new ArrayList<>();
         for (Prompt prompt : prompts) {
@@ -393,7 +397,7 @@ final class CompletionParser {
         }
         Params.string(body, "user"); // accepted (type-checked), not used for generation
         return new Parsed(List.copyOf(requests), java.util.Collections.unmodifiableList(echoes), perPrompt, stream != null && stream,
-                includeUsage, modelId, contract, reasoning);
+                includeUsage, modelId, contract, reasoning, model.thinkTags());
     }
 
     /** What opens GPT-OSS's analysis message after the generation prompt's {@code <|start|>assistant}. */
@@ -403,16 +407,22 @@ final class CompletionParser {
     static final int MAX_BUDGET_MESSAGE = 1000;
 
     /**
-     * With tools in a format whose calls are marked by control tokens (Mistral's {@code [TOOL_CALLS]}):
-     * those of the markers that are one token of the model's vocabulary, which the output then shows
-     * and a grammar may pick; null otherwise.
+     * With tools in a format whose calls are marked by control tokens (Mistral's {@code [TOOL_CALLS]}),
+     * and in a chat reply whose reasoning block is marked by control tokens (Gemma 4's channel,
+     * whatever the {@code reasoning_format}, as llama-server preserves them): those of the markers
+     * that are one token of the model's vocabulary, which the output then shows and a grammar may
+     * pick; null otherwise.
      */
-    private int[] preserved(OutputContract contract) {
-        if (!contract.toolsActive()) {
+    private int[] preserved(OutputContract contract, boolean chat) {
+        List<String> markers = new ArrayList<>(chat ? model.thinkTags().markers() : List.of());
+        if (contract.toolsActive()) {
+            markers.addAll(ToolCalls.markers(contract.format()));
+        }
+        if (markers.isEmpty()) {
             return null;
         }
         List<Integer> out = new ArrayList<>();
-        for (String marker : ToolCalls.markers(contract.format())) {
+        for (String marker : markers) {
             int[] t = model.tokenizeInside(marker);
             if (t.length == 1) {
                 out.add(t[0]);
@@ -445,7 +455,7 @@ final class CompletionParser {
         // harmony: the analysis message ends, and the final one begins, as GPT-OSS writes them (or,
         // with a grammar after the analysis, the next one, whose header the grammar writes)
         if (message != null) {
-            for (String marker : harmony ? List.of("<|") : java.util.stream.Stream.of(ReasoningStream.CLOSE, alsoEnds)
+            for (String marker : harmony ? List.of("<|") : java.util.stream.Stream.of(model.thinkTags().close(), alsoEnds)
                     .filter(java.util.Objects::nonNull).toList()) {
                 if (message.contains(marker)) {
                     // it would end the reasoning before the budget's own end, with more forced text after it
@@ -456,9 +466,9 @@ final class CompletionParser {
         }
         int[] forced = model.tokenizeInside((message == null ? "" : message) + (harmony
                 ? "<|end|>" + (grammarNext ? OutputContract.HARMONY_NEXT : "<|start|>assistant<|channel|>final<|message|>")
-                : "\n" + ReasoningStream.CLOSE));
+                : "\n" + model.thinkTags().close()));
         return new ReasoningBudget(tokens.intValue(), forced, () -> {
-            ReasoningStream stream = reasoning.stream(alsoEnds);
+            ReasoningStream stream = reasoning.stream(model.thinkTags(), alsoEnds);
             return new ReasoningBudget.Tracker() {
                 @Override
                 public void push(String text) {

@@ -417,12 +417,13 @@ public final class OpenAiService implements HttpService {
         final StringBuilder reasoningText = new StringBuilder();
         GenerationEvent.Done done;
 
-        Choice(int index, RequestHandle handle, String echo, OutputContract contract, CompletionParser.Reasoning reasoning) {
+        Choice(int index, RequestHandle handle, String echo, OutputContract contract, CompletionParser.Reasoning reasoning,
+                ReasoningStream.Tags tags) {
             this.index = index;
             this.handle = handle;
             this.echo = echo;
             this.tools = new ToolStream(contract.format(), contract.callForced(), contract.functions());
-            this.reasoning = reasoning.stream(contract.reasoningEnd());
+            this.reasoning = reasoning.stream(tags, contract.reasoningEnd());
         }
 
         /**
@@ -513,7 +514,7 @@ public final class OpenAiService implements HttpService {
     private List<Choice> choices(List<RequestHandle> handles, CompletionParser.Parsed p) {
         List<Choice> out = new ArrayList<>(handles.size());
         for (int i = 0; i < handles.size(); i++) {
-            out.add(new Choice(i, handles.get(i), p.echo(i), p.contract(), p.reasoning()));
+            out.add(new Choice(i, handles.get(i), p.echo(i), p.contract(), p.reasoning(), p.tags()));
         }
         return out;
     }

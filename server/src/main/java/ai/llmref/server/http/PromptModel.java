@@ -43,6 +43,11 @@ public interface PromptModel {
             return false;
         }
 
+        /** The tags of the template's reasoning blocks ({@code <think>}, or Gemma 4's thought channel). */
+        default ai.llmref.server.structured.ReasoningStream.Tags thinkTags() {
+            return ai.llmref.server.structured.ReasoningStream.THINK;
+        }
+
         /**
          * The template writes harmony messages (GPT-OSS): a reply's analysis channel is returned
          * apart from its content (model.reasoning-format auto).
@@ -143,6 +148,11 @@ public interface PromptModel {
     /** See {@link ChatRenderer#reasoningTags()}. */
     default boolean reasoningTags() {
         return false;
+    }
+
+    /** See {@link ChatRenderer#thinkTags()}. */
+    default ai.llmref.server.structured.ReasoningStream.Tags thinkTags() {
+        return ai.llmref.server.structured.ReasoningStream.THINK;
     }
 
     /** See {@link ChatRenderer#harmony()}. */

@@ -2,7 +2,6 @@ package ai.llmref.server.structured;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.regex.Pattern;
 
 /**
  * A reply of a reasoning model, as it is generated: the reasoning between {@code <think>} and
@@ -26,10 +25,51 @@ import java.util.regex.Pattern;
 public final class ReasoningStream {
     public static final String OPEN = "<think>";
     public static final String CLOSE = "</think>";
-    /** A rendered prompt that leaves the reasoning open: it ends with {@code <think>} and white space. */
-    private static final Pattern OPEN_AT_END = Pattern.compile("<think>[ \\t\\r\\n]*\\z");
-    /** A rendered prompt that ends with a closed block: the template wrote the reply's (empty) reasoning itself. */
-    private static final Pattern CLOSED_AT_END = Pattern.compile("</think>[ \\t\\r\\n]*\\z");
+
+    /**
+     * What opens and closes a reply's reasoning block: {@code <think>} and {@code </think>}
+     * ({@link #THINK}), or Gemma 4's thought channel, {@code <|channel>thought} and
+     * {@code <channel|>} ({@link #CHANNEL}, control tokens that the output shows as text where the
+     * template is Gemma 4's).
+     *
+     * @param markers the tags' control tokens, which a reply must show as text to be split (Gemma
+     *                4's; none for {@code <think>}, which models have as text or as tokens shown as text)
+     */
+    public record Tags(String open, String close, List<String> markers) {
+        /** A rendered prompt that leaves the reasoning open: it ends with the open tag and white space. */
+        public boolean leftOpen(String prompt) {
+            return endsWith(prompt, open);
+        }
+
+        /** A rendered prompt that ends with a closed block: the template wrote the reply's (empty) reasoning itself. */
+        public boolean closedAtEnd(String prompt) {
+            return endsWith(prompt, close);
+        }
+
+        private static boolean endsWith(String prompt, String tag) {
+            int i = prompt.length();
+            while (i > 0 && isSpace(prompt.charAt(i - 1))) {
+                i--;
+            }
+            return prompt.startsWith(tag, i - tag.length()) && i >= tag.length();
+        }
+    }
+
+    /** {@code <think>} … {@code </think>}: DeepSeek R1, QwQ, Qwen 3 and the other templates that show both tags. */
+    public static final Tags THINK = new Tags(OPEN, CLOSE, List.of());
+    /** Gemma 4's thought channel: {@code <|channel>thought}, a line break, the reasoning, {@code <channel|>}. */
+    public static final Tags CHANNEL = new Tags("<|channel>thought", "<channel|>", List.of("<|channel>", "<channel|>"));
+
+    /** The tags a chat template writes reasoning in (Gemma 4's channel, or {@code <think>}), or null for none. */
+    public static Tags tagsOf(String templateSource) {
+        if (templateSource == null) {
+            return null;
+        }
+        if (templateSource.contains(CHANNEL.open()) && templateSource.contains(CHANNEL.close())) {
+            return CHANNEL;
+        }
+        return templateSource.contains(OPEN) && templateSource.contains(CLOSE) ? THINK : null;
+    }
 
     /** What may be sent now. */
     public sealed interface Piece {
@@ -59,6 +99,8 @@ public final class ReasoningStream {
 
     /** Text that also ends the reasoning and begins the content (kept there), or null. */
     private final String alsoEnds;
+    /** What opens and closes the reasoning block. */
+    private final Tags tags;
 
     /** A reply; {@code open}: the prompt left a {@code <think>} open ({@link #leftOpen}). */
     public ReasoningStream(boolean open) {
@@ -72,8 +114,14 @@ public final class ReasoningStream {
 
     /** As {@link #ReasoningStream(boolean, String)}; {@code harmony}: the reply is harmony messages ({@link HarmonyStream}), not tags. */
     public ReasoningStream(boolean open, String alsoEnds, boolean harmony) {
+        this(open, alsoEnds, harmony, THINK);
+    }
+
+    /** A reply whose block is written with {@code tags} ({@link #THINK} or {@link #CHANNEL}); other arguments as above. */
+    public ReasoningStream(boolean open, String alsoEnds, boolean harmony, Tags tags) {
         state = open ? State.REASONING : State.START;
         this.alsoEnds = alsoEnds;
+        this.tags = tags;
         this.harmony = harmony ? new HarmonyStream(open) : null;
     }
 
@@ -103,27 +151,27 @@ public final class ReasoningStream {
         return new Split(r.toString(), c.toString());
     }
 
-    /** The rendered prompt ends inside a reasoning block: the reply begins with reasoning. */
+    /** The rendered prompt ends inside a {@code <think>} block: the reply begins with reasoning. */
     public static boolean leftOpen(String prompt) {
-        return OPEN_AT_END.matcher(prompt).find();
+        return THINK.leftOpen(prompt);
     }
 
-    /** The rendered prompt ends with a closed block (a template asked not to think writes an empty one). */
+    /** The rendered prompt ends with a closed {@code <think>} block (a template asked not to think writes an empty one). */
     public static boolean closedAtEnd(String prompt) {
-        return CLOSED_AT_END.matcher(prompt).find();
+        return THINK.closedAtEnd(prompt);
     }
 
     /**
      * Whether a chat template that writes reasoning tags thinks when asked: it reads
-     * {@code enable_thinking} (Qwen 3, SmolLM 3, GLM 4.6 and the templates that leave the block open).
+     * {@code enable_thinking} (Qwen 3, SmolLM 3, GLM 4.6, Gemma 4 and the templates that leave the block open).
      */
     public static boolean switchedBy(String templateSource) {
         return usedBy(templateSource) && templateSource.contains("enable_thinking");
     }
 
-    /** Whether a chat template writes reasoning tags (its source shows {@code <think>}). */
+    /** Whether a chat template writes reasoning tags (its source shows {@code <think>} and {@code </think>}, or Gemma 4's channel). */
     public static boolean usedBy(String templateSource) {
-        return templateSource != null && templateSource.contains(OPEN) && templateSource.contains(CLOSE);
+        return tagsOf(templateSource) != null;
     }
 
     /** A whole reply's reasoning and content. */
@@ -133,17 +181,22 @@ public final class ReasoningStream {
 
     /** A whole reply's reasoning and content, the reasoning also ending where {@code alsoEnds} begins. */
     public static Split split(String reply, boolean open, String alsoEnds) {
+        return split(reply, open, alsoEnds, THINK);
+    }
+
+    /** As {@link #split(String, boolean, String)}, for a block written with {@code tags}. */
+    public static Split split(String reply, boolean open, String alsoEnds, Tags tags) {
         String r;
         if (open) {
             r = reply;
         } else {
             String t = stripLeading(reply);
-            if (!t.startsWith(OPEN)) {
+            if (!t.startsWith(tags.open())) {
                 return new Split("", reply);
             }
-            r = t.substring(OPEN.length());
+            r = t.substring(tags.open().length());
         }
-        int close = r.indexOf(CLOSE);
+        int close = r.indexOf(tags.close());
         int also = alsoEnds == null ? -1 : r.indexOf(alsoEnds);
         if (also >= 0 && (close < 0 || also < close)) {
             return new Split(strip(r.substring(0, also)), r.substring(also));
@@ -151,7 +204,7 @@ public final class ReasoningStream {
         if (close < 0) {
             return new Split(strip(r), "");
         }
-        return new Split(strip(r.substring(0, close)), stripLeading(r.substring(close + CLOSE.length())));
+        return new Split(strip(r.substring(0, close)), stripLeading(r.substring(close + tags.close().length())));
     }
 
     /**
@@ -246,12 +299,12 @@ public final class ReasoningStream {
     private String start(String text, List<Piece> out) {
         held.append(text);
         String t = stripLeading(held.toString());
-        if (t.startsWith(OPEN)) {
+        if (t.startsWith(tags.open())) {
             held.setLength(0);
             state = State.REASONING;
-            return t.substring(OPEN.length());
+            return t.substring(tags.open().length());
         }
-        if (!OPEN.startsWith(t)) { // not a reasoning reply: all of it is content
+        if (!tags.open().startsWith(t)) { // not a reasoning reply: all of it is content
             String all = held.toString();
             held.setLength(0);
             state = State.CONTENT;
@@ -266,7 +319,7 @@ public final class ReasoningStream {
         if (reasoningEmpty) {
             h = stripLeading(h);
         }
-        int close = h.indexOf(CLOSE);
+        int close = h.indexOf(tags.close());
         int also = alsoEnds == null ? -1 : h.indexOf(alsoEnds);
         if (also >= 0 && (close < 0 || also < close)) {
             String r = stripTrailing(h.substring(0, also));
@@ -287,10 +340,10 @@ public final class ReasoningStream {
             }
             held.setLength(0);
             state = State.AFTER_CLOSE;
-            return h.substring(close + CLOSE.length());
+            return h.substring(close + tags.close().length());
         }
         // hold a tail that may begin the tag (or the other end), and the white space before it
-        int keep = Math.min(h.length() - partial(h, CLOSE), alsoEnds == null ? h.length() : h.length() - partial(h, alsoEnds));
+        int keep = Math.min(h.length() - partial(h, tags.close()), alsoEnds == null ? h.length() : h.length() - partial(h, alsoEnds));
         int send = keep;
         while (send > 0 && isSpace(h.charAt(send - 1))) {
             send--;

@@ -21,9 +21,10 @@ class ReasoningStreamFuzzTest {
         String also = data.consumeBoolean() ? "<tool_call>" : null; // a call ends the reasoning too (tools in the XML format)
         int step = 1 + (data.consumeByte() & 15);
         boolean harmony = data.consumeBoolean(); // GPT-OSS's messages instead of tags
+        ReasoningStream.Tags tags = data.consumeBoolean() ? ReasoningStream.CHANNEL : ReasoningStream.THINK; // Gemma 4's channel or <think>
         String text = data.consumeRemainingAsString();
-        ReasoningStream.Split whole = harmony ? ReasoningStream.splitHarmony(text, open) : ReasoningStream.split(text, open, also);
-        ReasoningStream stream = new ReasoningStream(open, also, harmony);
+        ReasoningStream.Split whole = harmony ? ReasoningStream.splitHarmony(text, open) : ReasoningStream.split(text, open, also, tags);
+        ReasoningStream stream = new ReasoningStream(open, also, harmony, tags);
         StringBuilder reasoning = new StringBuilder();
         StringBuilder content = new StringBuilder();
         int at = 0;
@@ -55,8 +56,8 @@ class ReasoningStreamFuzzTest {
         if (!whole.content().isEmpty() && !whole.reasoning().isEmpty()) {
             assertThat(text.indexOf(whole.reasoning())).isLessThan(text.length() - whole.content().length());
         }
-        if (!open && !text.stripLeading().startsWith(ReasoningStream.OPEN)) {
-            assertThat(whole.content()).as("a reply that does not open with <think> is all content").isEqualTo(text);
+        if (!open && !text.stripLeading().startsWith(tags.open())) {
+            assertThat(whole.content()).as("a reply that does not open with its tag is all content").isEqualTo(text);
         }
     }
 }

@@ -48,6 +48,47 @@ class ReasoningStreamTest {
         assertThat(ReasoningStream.split(" Hi ", false)).as("content is as written").isEqualTo(new ReasoningStream.Split("", " Hi "));
     }
 
+    /**
+     * Gemma 4's thought channel: {@code <|channel>thought}, a line break, the reasoning and
+     * {@code <channel|>} (its markers shown as text); the same reply split whole and streamed in
+     * pieces of every size; the prompt's open and closed channel; the tags read from Gemma 4's
+     * template, {@code <think>} from others.
+     */
+    @Test
+    void gemmasThoughtChannelIsTheReasoning() throws Exception {
+        ReasoningStream.Tags g = ReasoningStream.CHANNEL;
+        String reply = "<|channel>thought\nThe user wants a city.\n<channel|>Paris.";
+        assertThat(ReasoningStream.split(reply, false, null, g)).isEqualTo(new ReasoningStream.Split("The user wants a city.", "Paris."));
+        assertThat(ReasoningStream.split(reply, false)).as("not <think>: all content").isEqualTo(new ReasoningStream.Split("", reply));
+        assertThat(ReasoningStream.split("Paris.", false, null, g)).isEqualTo(new ReasoningStream.Split("", "Paris."));
+        assertThat(ReasoningStream.split("Hmm.\n<channel|>Paris.", true, null, g)).as("the prompt opened the channel")
+                .isEqualTo(new ReasoningStream.Split("Hmm.", "Paris."));
+        assertThat(ReasoningStream.split("<|channel>thought\ncut sh", false, null, g)).isEqualTo(new ReasoningStream.Split("cut sh", ""));
+        for (int size = 1; size <= reply.length(); size++) {
+            ReasoningStream s = new ReasoningStream(false, null, false, g);
+            StringBuilder reasoning = new StringBuilder();
+            StringBuilder content = new StringBuilder();
+            for (int at = 0; at < reply.length(); at += size) {
+                collect(s.push(reply.substring(at, Math.min(reply.length(), at + size))), reasoning, content);
+            }
+            collect(s.finish(), reasoning, content);
+            assertThat(reasoning.toString()).as("pieces of " + size).isEqualTo("The user wants a city.");
+            assertThat(content.toString()).isEqualTo("Paris.");
+        }
+        assertThat(g.leftOpen("<|turn>model\n<|channel>thought\n")).isTrue();
+        assertThat(g.leftOpen("<|turn>model\n<|channel>thought\n<channel|>")).isFalse();
+        assertThat(g.closedAtEnd("<|turn>model\n<|channel>thought\n<channel|>")).as("asked not to think").isTrue();
+        assertThat(g.closedAtEnd("<|turn>model\n")).isFalse();
+        assertThat(ReasoningStream.THINK.leftOpen("<|turn>model\n<|channel>thought\n")).isFalse();
+        java.nio.file.Path templates = XmlToolCallsTest.templatesDir();
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("google-gemma-4-31B-it.jinja")))).isSameAs(g);
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("google-gemma-4-31B-it-interleaved.jinja"))))
+                .isSameAs(g);
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("Qwen-Qwen3-0.6B.jinja"))))
+                .isSameAs(ReasoningStream.THINK);
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("google-gemma-2-2b-it.jinja")))).isNull();
+    }
+
     @Test
     void thePromptsOpenTagIsFound() {
         assertThat(ReasoningStream.leftOpen("<|im_start|>assistant\n<think>\n")).isTrue();

@@ -57,13 +57,18 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
             "inclusionai-ling-3.0-flash", "meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct",
             "meta-llama-Llama-3.3-70B-Instruct", "poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2");
 
-    private static Map<String, String> templates() throws Exception {
+    /** The pinned tree's chat templates ({@code models/templates}). */
+    static Path templatesDir() throws Exception {
         Properties p = new Properties();
         try (InputStream in = Files.newInputStream(Path.of(System.getProperty("native.build.info")))) {
             p.load(in);
         }
+        return Path.of(p.getProperty("llama.cpp.dir"), "models", "templates");
+    }
+
+    private static Map<String, String> templates() throws Exception {
         Map<String, String> out = new TreeMap<>();
-        try (Stream<Path> files = Files.list(Path.of(p.getProperty("llama.cpp.dir"), "models", "templates"))) {
+        try (Stream<Path> files = Files.list(templatesDir())) {
             for (Path f : files.filter(f -> f.toString().endsWith(".jinja")).toList()) {
                 out.put(f.getFileName().toString().replace(".jinja", ""), Files.readString(f));
             }

@@ -2,12 +2,18 @@ package ai.llmref.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import ai.llmref.server.structured.GrammarVerdict;
+import ai.llmref.server.structured.SplitStream;
+import ai.llmref.server.structured.ToolCalls;
+import ai.llmref.server.structured.ToolStream;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Map;
+import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -52,6 +58,12 @@ class GemmaTest extends ControlTokenToolsTest {
     @Override
     String templateFile() {
         return "google-gemma-4-31B-it.jinja";
+    }
+
+    /** Verdicts with Gemma's end of a turn as the end (llama.cpp leaves stories260K's {@code </s>} out of the end tokens here). */
+    @Override
+    GrammarVerdict verdict(String grammar, String text) {
+        return GrammarVerdict.of(vocab, grammar, text, TURN_END);
     }
 
     @Test
@@ -137,5 +149,140 @@ class GemmaTest extends ControlTokenToolsTest {
         JsonNode story = ReasoningTest.post(server, b).get("choices").get(0).get("message");
         assertThat(story.get("content").asText()).as("a reply that does not open the channel is all content").isNotBlank();
         assertThat(story.has("reasoning_content")).isFalse();
+    }
+
+    static final String Q = "<|\"|>";
+    static final List<ToolCalls.Function> FUNCTIONS = List.of(
+            new ToolCalls.Function("get_weather", GrammarVerdict.json("""
+                    {"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer","minimum":1,"maximum":7},
+                     "units":{"enum":["c","f"]},"opts":{"type":"object","properties":{"tags":{"type":"array",
+                     "items":{"type":"string","maxLength":8},"maxItems":3},"exact":{"type":"boolean"}},"additionalProperties":false}},
+                     "required":["city"],"additionalProperties":false}""")),
+            new ToolCalls.Function("get", GrammarVerdict.json("{\"type\":\"object\"}")));
+    static final String WEATHER = "<|tool_call>call:get_weather{city:" + Q + "Rome, \"the\" {city}\\" + Q + ",days:3,units:" + Q + "c" + Q
+            + ",opts:{tags:[" + Q + "a" + Q + "," + Q + "b" + Q + "],exact:true}}<tool_call|>";
+    static final String WEATHER_JSON = "{\"city\":\"Rome, \\\"the\\\" {city}\\\\\",\"days\":3,\"units\":\"c\",\"opts\":{\"tags\":[\"a\",\"b\"],"
+            + "\"exact\":true}}";
+    static final String GET = "<|tool_call>call:get{}<tool_call|>";
+
+    /**
+     * Replies as the template writes calls (Gemma's notation: strings between {@code <|"|>}, keys
+     * unquoted), read as JSON arguments; what is no call; the grammars in llama.cpp's engine with
+     * the patched vocabulary, each value as its schema admits it; the stream split anywhere.
+     */
+    @Test
+    void repliesGrammarsAndStreams() {
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.GEMMA, "Checking.\n" + WEATHER + GET, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Checking.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get");
+        assertThat(r.calls().getFirst().arguments()).isEqualTo(WEATHER_JSON);
+        assertThat(r.calls().get(1).arguments()).isEqualTo("{}");
+        assertThat(ToolCalls.parse(ToolCalls.Format.GEMMA, "<|tool_call>call:get{ a : 1.50 , " + Q + "b c" + Q + ":[ null,-2e3 ] }", FUNCTIONS)
+                .calls()).as("space, a quoted key, the end left out").singleElement()
+                .satisfies(c -> assertThat(c.arguments()).isEqualTo("{\"a\":1.50,\"b c\":[null,-2E+3]}"));
+        for (String notACall : List.of(WEATHER + " and words", WEATHER.replace("get_weather", "nope"), WEATHER.replace(Q + "c" + Q, Q + "c"),
+                "<|tool_call>call:get[1]<tool_call|>", "<|tool_call>get{}<tool_call|>", "<|tool_call>call:get{a:tru}<tool_call|>",
+                "<|tool_call>call:get{a:1,}<tool_call|>", GET + "x" + GET)) {
+            assertThat(ToolCalls.parse(ToolCalls.Format.GEMMA, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
+        }
+        String forced = ToolCalls.grammar(ToolCalls.Format.GEMMA, FUNCTIONS, true);
+        String one = ToolCalls.grammar(ToolCalls.Format.GEMMA, FUNCTIONS, false);
+        String late = ToolCalls.lateGrammar(ToolCalls.Format.GEMMA, FUNCTIONS, true);
+        String minimal = "<|tool_call>call:get_weather{city:" + Q + "Oslo" + Q + "}<tool_call|>";
+        for (String g : List.of(forced, one, late)) {
+            assertThat(verdict(g, WEATHER)).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, minimal)).as("the optional ones left out").isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, "<|tool_call>call:get{a:[1," + Q + "x" + Q + "],b:{c:null}}<tool_call|>")).as("a free object")
+                    .isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of(WEATHER.replace("days:3", "days:9"), WEATHER.replace("units:" + Q + "c", "units:" + Q + "k"),
+                    minimal.replace(Q + "Oslo" + Q, "Oslo"), minimal.replace("city:", "\"city\":"), "<|tool_call>call:get_weather{days:3}",
+                    minimal.replace("}<", ",wind:1}<"), WEATHER.replace("[" + Q + "a" + Q, "[" + Q + "abcdefghi" + Q),
+                    WEATHER.replace("]", "," + Q + "c" + Q + "," + Q + "d" + Q + "]"), "<|tool_call>call:get_wind",
+                    minimal.replace("city:" + Q + "Oslo" + Q, "days:2,city:" + Q + "Oslo" + Q), minimal + " words")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        assertThat(verdict(forced, WEATHER + GET)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, WEATHER + "\n" + GET)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, WEATHER + "<|tool_call>")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+        Random rnd = new Random(7);
+        for (String reply : List.of("Sure. " + WEATHER + GET, WEATHER, minimal, GET + "\n" + WEATHER)) {
+            ToolCalls.Reply whole = ToolCalls.parse(ToolCalls.Format.GEMMA, reply, FUNCTIONS);
+            for (int trial = 0; trial < 30; trial++) {
+                SplitStream.Fed fed = SplitStream.feed(ToolCalls.Format.GEMMA, false, FUNCTIONS, reply, rnd, 5);
+                ToolStream st = fed.stream();
+                assertThat(st.wellFormed()).as(reply).isTrue();
+                assertThat(st.content()).isEqualTo(whole.content());
+                assertThat(st.calls()).extracting(ToolCalls.Call::arguments)
+                        .containsExactlyElementsOf(whole.calls().stream().map(ToolCalls.Call::arguments).toList());
+                assertThat(fed.pieces().stream().filter(p -> p instanceof ToolStream.CallArguments).count()).as("piece by piece")
+                        .isGreaterThan(whole.calls().size() * 2L);
+            }
+        }
+    }
+
+    /**
+     * What the notation cannot enforce is a 400 naming the keyword (a pattern on a string, a
+     * schema for extra keys, a key it cannot write), not a call the schema would refuse.
+     */
+    @Test
+    void whatTheNotationCannotEnforceIsRefused() throws Exception {
+        for (String[] c : new String[][] {{"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"pattern\":\"^x\"}}}", "pattern"},
+                {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}},\"additionalProperties\":{\"type\":\"string\"}}",
+                        "additionalProperties"},
+                {"{\"type\":\"object\",\"properties\":{\"a b\":{\"type\":\"string\"}}}", "properties"},
+                {"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"format\":\"date\"}}}", "format"}}) {
+            ObjectNode b = ToolCallsTest.request("required");
+            ((ObjectNode) b.get("tools").get(0).get("function")).set("parameters", ToolCallsTest.MAPPER.readTree(c[0]));
+            HttpResponse<String> r = server.post("/v1/chat/completions", b.toString());
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(400);
+            assertThat(r.body()).as(c[0]).contains("tools/0/function/parameters").contains(c[1]);
+        }
+    }
+
+    /**
+     * Without tools the call markers show as nothing; with tools under "auto", the model's own
+     * {@code <|tool_call>} (made likely by a logit bias) shows, begins the call, and the grammar
+     * takes over from it: a valid call. A forced call through the template (thinking off: the tiny
+     * model would think to max_tokens), and the call and its result back in the history (the
+     * template writes the result as {@code <|tool_response>response:NAME{...}}).
+     */
+    @Test
+    void callsThroughTheServer() throws Exception {
+        ObjectNode plain = ToolCallsTest.MAPPER.createObjectNode().put("max_tokens", 4).put("temperature", 0);
+        plain.putArray("messages").addObject().put("role", "user").put("content", "Hello");
+        plain.putObject("logit_bias").put(String.valueOf(CALL), 100);
+        assertThat(post(plain).get("choices").get(0).get("message").get("content").asText()).doesNotContain("tool_call");
+
+        ObjectNode auto = ToolCallsTest.request("auto").put("max_tokens", 200).put("parallel_tool_calls", false);
+        auto.putObject("chat_template_kwargs").put("enable_thinking", false);
+        auto.putObject("logit_bias").put(String.valueOf(CALL), 100);
+        JsonNode choice = post(auto).get("choices").get(0);
+        assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("tool_calls");
+        ToolCallsTest.assertValidCall(choice.get("message").get("tool_calls").get(0));
+        assertThat(choice.get("message").get("content").isNull()).isTrue();
+
+        ObjectNode required = ToolCallsTest.request("required");
+        required.putObject("chat_template_kwargs").put("enable_thinking", false);
+        JsonNode first = post(required);
+        JsonNode forced = first.get("choices").get(0);
+        assertThat(forced.get("finish_reason").asText()).as(forced.toString()).isEqualTo("tool_calls");
+        JsonNode call = forced.get("message").get("tool_calls").get(0);
+        ToolCallsTest.assertValidCall(call);
+        ObjectNode next = ToolCallsTest.withCallAndResult(ToolCallsTest.request("auto"), call, "{\"temperature\": 21}");
+        next.putObject("chat_template_kwargs").put("enable_thinking", false);
+        JsonNode second = post(next);
+        assertThat(second.get("usage").get("prompt_tokens").asLong()).as("the call and its result are in the prompt")
+                .isGreaterThan(first.get("usage").get("prompt_tokens").asLong() + 10);
+    }
+
+    /** With thinking on (the default), a forced call comes after the thought channel: a budget closes it for the tiny model. */
+    @Test
+    void aForcedCallComesAfterTheThoughtChannel() throws Exception {
+        JsonNode out = post(ToolCallsTest.request("required").put("reasoning_budget_tokens", 8));
+        JsonNode choice = out.get("choices").get(0);
+        assertThat(choice.get("finish_reason").asText()).as(out.toString()).isEqualTo("tool_calls");
+        assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank().doesNotContain("<");
+        ToolCallsTest.assertValidCall(choice.get("message").get("tool_calls").get(0));
     }
 }

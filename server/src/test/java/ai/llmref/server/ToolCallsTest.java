@@ -542,6 +542,32 @@ class ToolCallsTest {
         }
     }
 
+    /**
+     * Gemma 4's calls ({@code <|tool_call>call:NAME{key:value}<tool_call|>}, arguments in Gemma's
+     * notation, markers that are control tokens): the same checks, thinking off (the tiny model
+     * would think to max_tokens; {@code GemmaTest} has a call after the thought channel).
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class GemmaFormat4 extends Family {
+        @Override
+        String templateFile() {
+            return "google-gemma-4-31B-it.jinja";
+        }
+
+        @Override
+        Map<String, String> extraConfig() throws Exception {
+            return Map.of("model.path", GemmaTest.model().toString());
+        }
+
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            ObjectNode b = ToolCallsTest.request(choice);
+            b.putObject("chat_template_kwargs").put("enable_thinking", false);
+            return b;
+        }
+    }
+
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class GlmFormat47 extends Family {

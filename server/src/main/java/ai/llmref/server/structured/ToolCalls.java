@@ -40,7 +40,9 @@ import java.util.Map;
  * the markers being control tokens (preserved, as Mistral's). {@link Format#DEEPSEEK_V32} and
  * {@link Format#DEEPSEEK_V4}: one {@code <｜DSML｜function_calls>} (V4: {@code tool_calls}) block of
  * {@code <｜DSML｜invoke>} calls, each parameter saying whether its value is a string
- * ({@link XmlToolCalls.Dialect#DSML}).
+ * ({@link XmlToolCalls.Dialect#DSML}). {@link Format#GEMMA} (Gemma 4):
+ * {@code <|tool_call>call:NAME{key:value,...}<tool_call|>} a call, the arguments in Gemma's own
+ * notation ({@link GemmaToolCalls}), the markers being control tokens (preserved).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -66,7 +68,8 @@ public final class ToolCalls {
         MINIMAX_XML,
         KIMI,
         DEEPSEEK_V32,
-        DEEPSEEK_V4
+        DEEPSEEK_V4,
+        GEMMA
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -85,6 +88,7 @@ public final class ToolCalls {
             case MINIMAX_XML -> List.of(XmlToolCalls.MINIMAX_OPEN, XmlToolCalls.MINIMAX_CLOSE);
             case KIMI -> List.of(KIMI_OPEN, KIMI_CALL, KIMI_ARGS, KIMI_CALL_END, KIMI_CLOSE);
             case DEEPSEEK_V32, DEEPSEEK_V4 -> List.of(XmlToolCalls.DSML);
+            case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
             default -> List.of();
         };
     }
@@ -161,7 +165,9 @@ public final class ToolCalls {
     public static Format detect(ChatTemplateRenderer template) {
         String src = template.source();
         Format candidate;
-        if (src.contains(XmlToolCalls.DSML) && src.contains("invoke")) {
+        if (src.contains(GemmaToolCalls.CALL_NAME)) {
+            candidate = Format.GEMMA; // llama.cpp's test for its Gemma 4 format
+        } else if (src.contains(XmlToolCalls.DSML) && src.contains("invoke")) {
             // llama.cpp's test: V4 names the block tool_calls, V3.2 function_calls
             candidate = src.contains("function_calls") ? Format.DEEPSEEK_V32 : Format.DEEPSEEK_V4;
         } else if (src.contains(XmlToolCalls.MINIMAX_OPEN) && src.contains(XmlToolCalls.INVOKE)) {
@@ -221,7 +227,7 @@ public final class ToolCalls {
     static String renderedCall(Format format, String history, String userText) {
         int at = history.lastIndexOf(userText);
         String after = at < 0 ? history : history.substring(at + userText.length());
-        Block block = block(format);
+        Block block = format == Format.GEMMA ? new Block(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END) : block(format);
         if (block != null) {
             int from = after.indexOf(block.open());
             int to = after.lastIndexOf(block.close()) + block.close().length();
@@ -253,6 +259,7 @@ public final class ToolCalls {
             case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> "\"" + block(format).open() + "\\n\" call" + (several ? " (\"\\n\" call)*" : "")
                     + " \"\\n" + block(format).close() + "\"";
             case KIMI -> "\"" + KIMI_OPEN + "\" call" + (several ? "+" : "") + " \"" + KIMI_CLOSE + "\"";
+            case GEMMA -> several ? "call+" : "call"; // calls one after another, as the template writes them
             default -> several ? block + " (\"\\n\" " + block + ")*" : block;
         };
         return grammar(format, functions, root, "");
@@ -293,6 +300,7 @@ public final class ToolCalls {
             // Kimi may begin at a call without the section's start (llama.cpp's grammar allows it)
             case KIMI -> "(\"" + KIMI_OPEN + "\" tc-ws)? call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \"" + KIMI_CLOSE + "\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
+            case GEMMA -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
         };
         return grammar(format, functions, root, "tc-ws ::= [ \\t\\n]{0,4}\n");
@@ -304,7 +312,7 @@ public final class ToolCalls {
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
         return blocks(format) ? HERMES_OPENING : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN
-                : block(format) != null ? block(format).open() : null;
+                : format == Format.GEMMA ? GemmaToolCalls.CALL : block(format) != null ? block(format).open() : null;
     }
 
     /**
@@ -378,6 +386,13 @@ public final class ToolCalls {
                     }, restRule);
                     continue;
                 }
+                if (format == Format.GEMMA) {
+                    // the name ends where '{' begins the arguments (no name character), so a name may be another's prefix
+                    rules.putAll(GemmaToolCalls.rules(f, prefix, prefix + "-args"));
+                    rules.put(restRule, prefix + "-args " + JsonSchemaGrammar.literal(GemmaToolCalls.CALL_END));
+                    names.add(f.name(), restRule);
+                    continue;
+                }
                 rules.putAll(JsonSchemaGrammar.rules(f.parameters(), prefix + "-args"));
             } catch (SchemaException e) {
                 throw new SchemaException("/tools/" + i + "/function/parameters" + e.pointer(), e.keyword(),
@@ -425,6 +440,9 @@ public final class ToolCalls {
             sb.append("call ::= \"[TOOL_CALLS]\" call-name\n");
         } else if (format == Format.KIMI) {
             sb.append("call ::= \"" + KIMI_CALL + KIMI_ID + "\" call-name\n");
+        } else if (format == Format.GEMMA) {
+            sb.append("call ::= ").append(JsonSchemaGrammar.literal(GemmaToolCalls.CALL_NAME)).append(" call-name\n")
+                    .append(GemmaToolCalls.sharedRules());
         } else if (format == Format.HARMONY) {
             // the rest of the message's header, as the template writes it (commentary json) or harmony's spec does (<|constrain|>json)
             sb.append("call ::= \"to=functions.\" call-name\n")
@@ -541,6 +559,9 @@ public final class ToolCalls {
             }
             case HARMONY -> {
                 return harmony(text, functions);
+            }
+            case GEMMA -> {
+                return gemma(text, functions);
             }
             default -> {
                 return new Reply(text, List.of());
@@ -678,6 +699,34 @@ public final class ToolCalls {
             }
         }
         return calls.isEmpty() ? new Reply(text, List.of()) : new Reply(contentBefore(text, first), List.copyOf(calls));
+    }
+
+    /**
+     * Gemma 4's reply: text before the first {@code <|tool_call>} is content; then calls only
+     * ({@link GemmaToolCalls#call}), whitespace at most between and after them, the last one's
+     * {@code <tool_call|>} possibly missing at the end; else the whole reply is content.
+     */
+    private static Reply gemma(String text, List<Function> functions) {
+        int first = text.indexOf(GemmaToolCalls.CALL);
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        int at = first;
+        while (true) {
+            at = GemmaToolCalls.call(text, at, functions, calls);
+            if (at < 0) {
+                return new Reply(text, List.of());
+            }
+            at = skipSpace(text, at);
+            if (at == text.length()) {
+                break;
+            }
+            if (!text.startsWith(GemmaToolCalls.CALL, at)) {
+                return new Reply(text, List.of()); // text between or after the calls: not a clean tool-call reply
+            }
+        }
+        return new Reply(contentBefore(text, first), List.copyOf(calls));
     }
 
     /**

@@ -53,7 +53,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -93,6 +93,8 @@ public final class ToolStream {
     private boolean callOpen;
     /** A call's arguments, read whole, were not a JSON object (the compact rewrite assumes JSON). */
     private boolean malformed;
+    /** Gemma: the reader of the arguments being written (null between calls). */
+    private GemmaToolCalls.Reader gemma;
 
     /** A reply; a forced call's is constrained from its start. */
     public ToolStream(ToolCalls.Format format, boolean forced) {
@@ -213,6 +215,7 @@ public final class ToolStream {
                     case GLM_XML -> Scan.XML_NAME;
                     case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> Scan.MM_INVOKE;
                     case KIMI -> Scan.KIMI_NEXT;
+                    case GEMMA -> Scan.GEMMA_CALL;
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
                     case MISTRAL_NEMO -> Scan.NEMO_LIST;
                     default -> Scan.HEAD;
@@ -234,6 +237,7 @@ public final class ToolStream {
                     scan = switch (format) {
                         case MISTRAL -> Scan.MISTRAL_MARKER;
                         case KIMI -> Scan.KIMI_INDEX;
+                        case GEMMA -> Scan.GEMMA_ARGS;
                         default -> Scan.HARMONY_HEAD;
                     };
                 }
@@ -347,6 +351,31 @@ public final class ToolStream {
                     }
                 }
                 case KIMI_CALL_END -> tag(c, ToolCalls.KIMI_CALL_END, Scan.KIMI_NEXT);
+                case GEMMA_CALL -> tag(c, GemmaToolCalls.CALL_NAME.substring(GemmaToolCalls.CALL.length()), Scan.BARE_NAME);
+                case GEMMA_ARGS -> { // Gemma's notation, read as it comes and sent as JSON
+                    scanned++;
+                    if (gemma == null) {
+                        if (c != '{') { // the arguments are an object
+                            scan = Scan.FAILED;
+                            continue;
+                        }
+                        gemma = new GemmaToolCalls.Reader();
+                    }
+                    StringBuilder delta = new StringBuilder();
+                    if (!gemma.feed(c, delta)) {
+                        scan = Scan.FAILED;
+                        continue;
+                    }
+                    if (!delta.isEmpty()) {
+                        argumentText(delta.toString(), out);
+                    }
+                    if (gemma.done()) {
+                        gemma = null;
+                        endCall(out);
+                        scan = Scan.GEMMA_END;
+                    }
+                }
+                case GEMMA_END -> tag(c, GemmaToolCalls.CALL_END, Scan.BETWEEN);
                 case MM_NAME_CLOSE -> tag(c, ">", Scan.XML_ELEMENT);
                 case MM_KEY_CLOSE -> tag(c, ">", Scan.XML_VALUE_LINE);
                 case XML_NAME -> {

@@ -334,26 +334,35 @@ final class XmlToolCalls {
 
     /** The rules every grammar of the dialect holds: raw text without its value's end, a character of a bounded one, GLM's optional line break. */
     static String sharedRules(Dialect dialect) {
-        // states of a scan for the value's end: tK has read its first K characters (never all); its
-        // first character comes back nowhere else in it, so a mismatch restarts at 0 or 1
-        String end = dialect.valueEnd;
-        String t = dialect.rules + "-t";
+        StringBuilder sb = new StringBuilder(scanRules(dialect.rules + "-text", dialect.valueEnd));
+        sb.append(dialect.rules).append("-bounded ::= [^<\\x00]\n");
+        if (dialect == Dialect.GLM) {
+            sb.append("glm-nl ::= \"\\n\"?\n");
+        }
+        return sb.toString();
+    }
+
+    /**
+     * The rule {@code name}: any text that does not hold {@code end} (a raw value's text before its
+     * end), as the states of a scan for the end: {@code name-tK} has read its first K characters
+     * (never all); {@code end}'s first character comes back nowhere else in it, so a mismatch
+     * restarts at 0 or 1.
+     */
+    static String scanRules(String name, String end) {
+        String t = name + "-t";
         String first = end.charAt(0) == '\n' ? "\\n" : String.valueOf(end.charAt(0));
-        StringBuilder sb = new StringBuilder(dialect.rules + "-text ::= " + t + "0\n");
+        StringBuilder sb = new StringBuilder(name + " ::= " + t + "0\n");
         sb.append(t).append("0 ::= ( [^").append(first).append("] ").append(t).append("0 | \"").append(first).append("\" ").append(t)
                 .append("1 )?\n");
         for (int k = 1; k < end.length(); k++) {
             char c = end.charAt(k);
-            sb.append(t).append(k).append(" ::= ( [^").append(first).append(c).append("] ").append(t).append("0 | \"").append(first)
+            String cc = c == '"' ? "\\\"" : String.valueOf(c);
+            sb.append(t).append(k).append(" ::= ( [^").append(first).append(cc).append("] ").append(t).append("0 | \"").append(first)
                     .append("\" ").append(t).append("1");
             if (k + 1 < end.length()) {
-                sb.append(" | \"").append(c).append("\" ").append(t).append(k + 1);
+                sb.append(" | \"").append(cc).append("\" ").append(t).append(k + 1);
             }
             sb.append(" )?\n");
-        }
-        sb.append(dialect.rules).append("-bounded ::= [^<\\x00]\n");
-        if (dialect == Dialect.GLM) {
-            sb.append("glm-nl ::= \"\\n\"?\n");
         }
         return sb.toString();
     }

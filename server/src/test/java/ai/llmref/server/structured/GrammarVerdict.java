@@ -14,11 +14,16 @@ public enum GrammarVerdict {
 
     /** The verdict of {@code grammar} (start rule {@code root}) on {@code text}, with the vocabulary's end of generation as the end. */
     public static GrammarVerdict of(Vocabulary vocab, String grammar, String text) {
+        return of(vocab, grammar, text, vocab.eos());
+    }
+
+    /** As {@link #of(Vocabulary, String, String)}, with {@code end} (an end-of-generation token) as the end. */
+    public static GrammarVerdict of(Vocabulary vocab, String grammar, String text, int end) {
         try (Sampler s = Sampler.builder(vocab).grammar(grammar, "root").build()) {
             if (!s.advanceGrammar(text.getBytes(StandardCharsets.UTF_8))) {
                 return REFUSED;
             }
-            return s.grammarAllows(vocab.eos()) ? MAY_END : GOES_ON;
+            return s.grammarAllows(end) ? MAY_END : GOES_ON;
         }
     }
 

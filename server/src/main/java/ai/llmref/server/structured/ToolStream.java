@@ -24,7 +24,8 @@ import java.util.regex.Pattern;
  * starts ({@link CallStart}) once its name is whole, its arguments follow piece by piece in the
  * compact form of {@link CompactJson}, and it ends ({@link CallEnd}) when its object closes (XML:
  * at {@code </function>}; each parameter's value is its JSON, a raw string's characters escaped as
- * they come, a value that may be a string or another type once it is whole). A reply cut short (max_tokens) ends with its last
+ * they come, a value that may be a string or another type once it is whole; Gemma: its notation
+ * read as JSON as it comes, {@link GemmaToolCalls.Reader}). A reply cut short (max_tokens) ends with its last
  * call incomplete. Streamed or not, a reply goes through this class, so both give the same calls.
  */
 public final class ToolStream {

@@ -625,4 +625,33 @@ class ToolCallsTest {
             return Map.of("model.path", MistralToolCallsTest.model().toString());
         }
     }
+
+    /**
+     * Nemotron Nano v2's calls (a JSON list of calls between {@code <TOOLCALL>} and
+     * {@code </TOOLCALL>}): the same checks. Its template opens {@code <think>} for the reply
+     * unless a system message says {@code /no_think}: these requests do not split reasoning off.
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class NemotronFormatNanoV2 extends Family {
+        @Override
+        String templateFile() {
+            return "NVIDIA-Nemotron-Nano-v2.jinja";
+        }
+
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            return ToolCallsTest.request(choice).put("reasoning_format", "none");
+        }
+    }
+
+    /** Apriel 1.5's calls (a JSON list of calls between {@code <tool_calls>} and {@code </tool_calls>}): the same checks. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class AprielFormat15 extends Family {
+        @Override
+        String templateFile() {
+            return "unsloth-Apriel-1.5.jinja";
+        }
+    }
 }

@@ -43,6 +43,9 @@ import java.util.Map;
  * ({@link XmlToolCalls.Dialect#DSML}). {@link Format#GEMMA} (Gemma 4):
  * {@code <|tool_call>call:NAME{key:value,...}<tool_call|>} a call, the arguments in Gemma's own
  * notation ({@link GemmaToolCalls}), the markers being control tokens (preserved).
+ * {@link Format#NEMOTRON_V2} (Nemotron Nano v2) and {@link Format#APRIEL} (Apriel 1.5, 1.6): a JSON
+ * list of {@code {"name": ..., "arguments": {...}}} calls between {@code <TOOLCALL>} and
+ * {@code </TOOLCALL>}, or {@code <tool_calls>} and {@code </tool_calls>}.
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -69,7 +72,9 @@ public final class ToolCalls {
         KIMI,
         DEEPSEEK_V32,
         DEEPSEEK_V4,
-        GEMMA
+        GEMMA,
+        NEMOTRON_V2,
+        APRIEL
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -89,6 +94,7 @@ public final class ToolCalls {
             case KIMI -> List.of(KIMI_OPEN, KIMI_CALL, KIMI_ARGS, KIMI_CALL_END, KIMI_CLOSE);
             case DEEPSEEK_V32, DEEPSEEK_V4 -> List.of(XmlToolCalls.DSML);
             case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
+            case NEMOTRON_V2, APRIEL -> List.of(block(format).open(), block(format).close());
             default -> List.of();
         };
     }
@@ -122,14 +128,28 @@ public final class ToolCalls {
             + "function_calls>");
     private static final Block DEEPSEEK_V4_BLOCK = new Block("<" + XmlToolCalls.DSML + "tool_calls>", "</" + XmlToolCalls.DSML + "tool_calls>");
     private static final Block KIMI_BLOCK = new Block(KIMI_OPEN, KIMI_CLOSE);
+    private static final Block NEMOTRON_V2_BLOCK = new Block("<TOOLCALL>", "</TOOLCALL>");
+    private static final Block APRIEL_BLOCK = new Block("<tool_calls>", "</tool_calls>");
+    /** Gemma 4's calls, each between its own markers. */
+    private static final Block GEMMA_CALL = new Block(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END);
 
-    /** The one block all of a reply's calls come in (MiniMax's and DeepSeek's, of {@code <invoke>} calls; Kimi's section); null for other formats. */
+    /** Whether calls are a JSON list of {@code {"name", "arguments"}} objects in one block (Nemotron Nano v2, Apriel). */
+    static boolean jsonList(Format format) {
+        return format == Format.NEMOTRON_V2 || format == Format.APRIEL;
+    }
+
+    /**
+     * The one block all of a reply's calls come in (MiniMax's and DeepSeek's, of {@code <invoke>}
+     * calls; Kimi's section; the JSON list of Nemotron Nano v2 and Apriel); null for other formats.
+     */
     static Block block(Format format) {
         return switch (format) {
             case MINIMAX_XML -> MINIMAX_BLOCK;
             case DEEPSEEK_V32 -> DEEPSEEK_V32_BLOCK;
             case DEEPSEEK_V4 -> DEEPSEEK_V4_BLOCK;
             case KIMI -> KIMI_BLOCK;
+            case NEMOTRON_V2 -> NEMOTRON_V2_BLOCK;
+            case APRIEL -> APRIEL_BLOCK;
             default -> null;
         };
     }
@@ -167,6 +187,10 @@ public final class ToolCalls {
         Format candidate;
         if (src.contains(GemmaToolCalls.CALL_NAME)) {
             candidate = Format.GEMMA; // llama.cpp's test for its Gemma 4 format
+        } else if (src.contains(NEMOTRON_V2_BLOCK.open() + "[")) {
+            candidate = Format.NEMOTRON_V2;
+        } else if (src.contains(APRIEL_BLOCK.open() + "[")) {
+            candidate = Format.APRIEL;
         } else if (src.contains(XmlToolCalls.DSML) && src.contains("invoke")) {
             // llama.cpp's test: V4 names the block tool_calls, V3.2 function_calls
             candidate = src.contains("function_calls") ? Format.DEEPSEEK_V32 : Format.DEEPSEEK_V4;
@@ -227,7 +251,7 @@ public final class ToolCalls {
     static String renderedCall(Format format, String history, String userText) {
         int at = history.lastIndexOf(userText);
         String after = at < 0 ? history : history.substring(at + userText.length());
-        Block block = format == Format.GEMMA ? new Block(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END) : block(format);
+        Block block = format == Format.GEMMA ? GEMMA_CALL : block(format);
         if (block != null) {
             int from = after.indexOf(block.open());
             int to = after.lastIndexOf(block.close()) + block.close().length();
@@ -260,6 +284,8 @@ public final class ToolCalls {
                     + " \"\\n" + block(format).close() + "\"";
             case KIMI -> "\"" + KIMI_OPEN + "\" call" + (several ? "+" : "") + " \"" + KIMI_CLOSE + "\"";
             case GEMMA -> several ? "call+" : "call"; // calls one after another, as the template writes them
+            case NEMOTRON_V2, APRIEL -> JsonSchemaGrammar.literal(block(format).open() + "[") + " call" + (several ? " (\",\" space call)*" : "")
+                    + " " + JsonSchemaGrammar.literal("]" + block(format).close());
             default -> several ? block + " (\"\\n\" " + block + ")*" : block;
         };
         return grammar(format, functions, root, "");
@@ -301,6 +327,8 @@ public final class ToolCalls {
             case KIMI -> "(\"" + KIMI_OPEN + "\" tc-ws)? call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \"" + KIMI_CLOSE + "\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
             case GEMMA -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
+            case NEMOTRON_V2, APRIEL -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws \"[\" space call" + (parallel
+                    ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
         };
         return grammar(format, functions, root, "tc-ws ::= [ \\t\\n]{0,4}\n");
@@ -555,7 +583,10 @@ public final class ToolCalls {
                 return mistral(text, functions);
             }
             case MISTRAL_NEMO -> {
-                return nemo(text, functions);
+                return list(text, functions, format, MISTRAL_OPEN, null);
+            }
+            case NEMOTRON_V2, APRIEL -> {
+                return list(text, functions, format, block(format).open(), block(format).close());
             }
             case HARMONY -> {
                 return harmony(text, functions);
@@ -799,22 +830,31 @@ public final class ToolCalls {
     }
 
     /**
-     * A Mistral Nemo reply: text before {@code [TOOL_CALLS]} is content; then a JSON list of
-     * calls, each an object with a declared {@code name} and an object of {@code arguments} (an
-     * {@code id} may be there; the call gets an id of its own), and only whitespace after it.
+     * A reply whose calls are a JSON list after {@code open} (Mistral Nemo's {@code [TOOL_CALLS]};
+     * Nemotron Nano v2's and Apriel's block, then its {@code close}, which may be missing at the
+     * end): text before it is content; each call an object with a declared {@code name} and an
+     * object of {@code arguments} (an {@code id} may be there; the call gets an id of its own);
+     * only whitespace after it. Else the whole reply is content.
      */
-    private static Reply nemo(String text, List<Function> functions) {
-        int first = text.indexOf(MISTRAL_OPEN);
+    private static Reply list(String text, List<Function> functions, Format format, String open, String close) {
+        int first = text.indexOf(open);
         if (first < 0) {
             return new Reply(text, List.of());
         }
-        Json list = json(text, first + MISTRAL_OPEN.length());
-        if (list == null || !list.value().isArray() || list.value().isEmpty() || skipSpace(text, list.end()) != text.length()) {
+        Json list = json(text, first + open.length());
+        if (list == null || !list.value().isArray() || list.value().isEmpty()) {
+            return new Reply(text, List.of());
+        }
+        int end = skipSpace(text, list.end());
+        if (close != null && text.startsWith(close, end)) {
+            end = skipSpace(text, end + close.length());
+        }
+        if (end != text.length()) {
             return new Reply(text, List.of());
         }
         List<Call> calls = new ArrayList<>();
         for (JsonNode n : list.value()) {
-            Call c = call(n, "arguments", functions, Format.MISTRAL_NEMO);
+            Call c = call(n, "arguments", functions, format);
             if (c == null) {
                 return new Reply(text, List.of());
             }

@@ -54,7 +54,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -218,7 +218,7 @@ public final class ToolStream {
                     case KIMI -> Scan.KIMI_NEXT;
                     case GEMMA -> Scan.GEMMA_CALL;
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
-                    case MISTRAL_NEMO -> Scan.NEMO_LIST;
+                    case MISTRAL_NEMO, NEMOTRON_V2, APRIEL -> Scan.NEMO_LIST;
                     default -> Scan.HEAD;
                 });
                 case BARE_NAME -> { // a name that ends where something else begins (Mistral's '[', GPT-OSS's header)
@@ -259,7 +259,7 @@ public final class ToolStream {
                     if (c == ',') {
                         scan = Scan.HEAD; // the next call
                     } else if (c == ']') {
-                        scan = Scan.AFTER;
+                        scan = format == ToolCalls.Format.MISTRAL_NEMO ? Scan.AFTER : Scan.LIST_CLOSE; // the block's end follows the list
                     } else if (!Character.isWhitespace(c)) {
                         scan = Scan.FAILED;
                     }
@@ -377,6 +377,7 @@ public final class ToolStream {
                     }
                 }
                 case GEMMA_END -> tag(c, GemmaToolCalls.CALL_END, Scan.BETWEEN);
+                case LIST_CLOSE -> tag(c, block.close(), Scan.AFTER);
                 case MM_NAME_CLOSE -> tag(c, ">", Scan.XML_ELEMENT);
                 case MM_KEY_CLOSE -> tag(c, ">", Scan.XML_VALUE_LINE);
                 case XML_NAME -> {
@@ -557,7 +558,7 @@ public final class ToolStream {
                         arguments = null;
                         scan = switch (format) {
                             case HERMES -> Scan.CLOSE_TAG;
-                            case MISTRAL_NEMO -> Scan.NEMO_NEXT;
+                            case MISTRAL_NEMO, NEMOTRON_V2, APRIEL -> Scan.NEMO_NEXT;
                             default -> Scan.AFTER;
                         };
                     } else if (format == ToolCalls.Format.MISTRAL_NEMO ? !nemoId(c) : !Character.isWhitespace(c)) {

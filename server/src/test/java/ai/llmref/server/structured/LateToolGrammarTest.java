@@ -59,4 +59,34 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
             assertThat(m.hitEnd()).as("whether more text could still open a call: " + not).isEqualTo(not.equals("{\"nam"));
         }
     }
+
+    /**
+     * Nemotron Nano v2's and Apriel's calls, a JSON list in the format's block, under "auto" from
+     * the block's start, and forced: lists of calls as the templates write them are allowed;
+     * an undeclared function, arguments against their schema, a second call where one is
+     * allowed, a list not closed by the block's end and text after it are refused.
+     */
+    @Test
+    void aJsonListOfCallsInItsBlock() {
+        for (ToolCalls.Format f : List.of(ToolCalls.Format.NEMOTRON_V2, ToolCalls.Format.APRIEL)) {
+            String open = f == ToolCalls.Format.APRIEL ? "<tool_calls>" : "<TOOLCALL>";
+            String close = open.replace("<", "</");
+            String weather = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}";
+            String time = "{\"name\": \"get_time\", \"arguments\": {}}";
+            String late = ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, true);
+            String lateOne = ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, false);
+            String forced = ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, true);
+            assertThat(verdict(late, open + "[" + weather + ", " + time + "]" + close)).as(f.name()).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(late, open + "\n[" + weather + "]" + close + "\n")).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(forced, open + "[" + weather + ", " + time + "]" + close)).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(lateOne, open + "[" + weather + "]" + close)).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(lateOne, open + "[" + weather + ",")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+            assertThat(verdict(late, open + "[" + weather + "]")).as("the block must close").isEqualTo(GrammarVerdict.GOES_ON);
+            for (String refused : List.of(open + "[{\"name\": \"nope\"", open + "[" + weather.replace("\"city\": \"Rome\"", "") + "]",
+                    open + "[" + weather + "]" + close + " words", open + weather, open + "[]")) {
+                assertThat(verdict(late, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+                assertThat(verdict(forced, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+    }
 }

@@ -100,6 +100,30 @@ class ToolCallsParseTest {
         written.forEach((k, v) -> assertThat(args.get(k).decimalValue()).as(k).isEqualByComparingTo(new java.math.BigDecimal(v)));
     }
 
+    /**
+     * Nemotron Nano v2's and Apriel's replies: a JSON list of calls in the format's block, text
+     * before it content, the block's end possibly missing at the reply's end; a list with text
+     * after it, a call of an unknown function or an empty list stays content.
+     */
+    @Test
+    void aJsonListInABlockIsTheCalls() {
+        for (ToolCalls.Format f : List.of(ToolCalls.Format.NEMOTRON_V2, ToolCalls.Format.APRIEL)) {
+            String open = f == ToolCalls.Format.APRIEL ? "<tool_calls>" : "<TOOLCALL>";
+            String close = open.replace("<", "</");
+            String calls = "[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}, {\"name\": \"get_time\", \"arguments\": {}}]";
+            ToolCalls.Reply r = ToolCalls.parse(f, "Checking.\n" + open + calls + close + "\n", FUNCTIONS);
+            assertThat(r.content()).isEqualTo("Checking.");
+            assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get_time");
+            assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
+            assertThat(ToolCalls.parse(f, open + calls, FUNCTIONS).calls()).as("the end left out").hasSize(2);
+            for (String notACall : List.of(open + calls + close + " and words", open + calls.replace("get_time", "nope") + close,
+                    open + "[]" + close, open + "{\"name\": \"get_time\", \"arguments\": {}}" + close, calls)) {
+                assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(f + ": " + notACall).isEmpty();
+                assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+            }
+        }
+    }
+
     @Test
     void llama3JsonReplyIsOneCall() {
         ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.LLAMA3_JSON,

@@ -56,7 +56,8 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
             "Qwen3.5-4B", "Reka-Edge", "Spark2.5", "StepFun3.5-Flash", "ibm-granite-granite-4.0", "ibm-granite-granite-4.1",
             "inclusionai-ling-3.0-flash", "meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct",
             "meta-llama-Llama-3.3-70B-Instruct", "poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2",
-            "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved");
+            "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved", "NVIDIA-Nemotron-Nano-v2", "unsloth-Apriel-1.5",
+            "Apriel-1.6-15b-Thinker-fixed");
 
     /** The pinned tree's chat templates ({@code models/templates}). */
     static Path templatesDir() throws Exception {

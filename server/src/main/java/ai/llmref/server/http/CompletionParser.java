@@ -362,11 +362,13 @@ final class CompletionParser {
             // GPT-OSS: from the start of the message after the analysis (<|end|> shows as nothing)
             late = new LateGrammar(afterAnalysis, List.of(OutputContract.HARMONY_NEXT), null, null, true);
         } else if (afterReasoning) {
-            late = LateGrammar.opening(contract.grammar(), LateGrammar.AT_ONCE, () -> afterReasoning(reasoning.stream(model.thinkTags(), contract.reasoningEnd())), true);
+            late = LateGrammar.opening(contract.grammar(), LateGrammar.AT_ONCE,
+                    () -> afterReasoning(reasoning.stream(model.thinkTags(), contract.reasoningEnd())), true);
         } else if (contract.lateGrammar() != null) {
             List<String> openings = ToolCalls.openings(contract.format(), contract.functions());
             late = new LateGrammar(contract.lateGrammar(), openings, openings != null ? null : ToolCalls.LLAMA3_OPENING,
-                    reasoning == Reasoning.OFF ? null : () -> afterReasoning(reasoning.stream(model.thinkTags(), contract.reasoningEnd())), false); // a call begins after the reasoning
+                    // a call begins after the reasoning
+                    reasoning == Reasoning.OFF ? null : () -> afterReasoning(reasoning.stream(model.thinkTags(), contract.reasoningEnd())), false);
         } else {
             late = null;
         }

@@ -140,7 +140,11 @@ public final class ReasoningStream {
 
     /** A whole harmony reply's reasoning and content. */
     public static Split splitHarmony(String reply, boolean open) {
-        ReasoningStream s = new ReasoningStream(open, null, true);
+        return joined(new ReasoningStream(open, null, true), reply);
+    }
+
+    /** A whole reply's two texts, as a stream releases them. */
+    private static Split joined(ReasoningStream s, String reply) {
         StringBuilder r = new StringBuilder();
         StringBuilder c = new StringBuilder();
         for (List<Piece> pieces : List.of(s.push(reply), s.finish())) {
@@ -186,6 +190,9 @@ public final class ReasoningStream {
 
     /** As {@link #split(String, boolean, String)}, for a block written with {@code tags}. */
     public static Split split(String reply, boolean open, String alsoEnds, Tags tags) {
+        if (!tags.markers().isEmpty()) { // the content's tail of empty blocks: see content()
+            return joined(new ReasoningStream(open, alsoEnds, false, tags), reply);
+        }
         String r;
         if (open) {
             r = reply;
@@ -250,7 +257,7 @@ public final class ReasoningStream {
                     yield t;
                 }
                 case CONTENT -> {
-                    out.add(new Content(rest));
+                    content(rest, out);
                     yield "";
                 }
             };
@@ -264,7 +271,9 @@ public final class ReasoningStream {
             return harmony.finish();
         }
         List<Piece> out = new ArrayList<>(1);
-        if (state == State.START && !held.isEmpty()) {
+        if (state == State.CONTENT && !held.isEmpty() && artifact(held) != Artifact.WHOLE) {
+            out.add(new Content(held.toString())); // markers with text of their own: content, as written
+        } else if (state == State.START && !held.isEmpty()) {
             out.add(new Content(held.toString())); // white space, or the start of a tag that never came
         } else if (state == State.REASONING) {
             String tail = stripTrailing(held.toString()); // a tag's start stays; white space before the end goes
@@ -296,6 +305,72 @@ public final class ReasoningStream {
         return state == State.CONTENT || state == State.AFTER_CLOSE;
     }
 
+    /**
+     * Content text. Where the tags are tokens (Gemma 4's), the content's tail of empty blocks
+     * ({@code <|channel>thought} and {@code <channel|>} with white space at most between) and lone
+     * {@code <channel|>}s is held, and left out at the reply's end: Gemma 4 may write them after
+     * its answer, and llama.cpp leaves them out too. Followed by other text, they are content.
+     */
+    private void content(String text, List<Piece> out) {
+        if (tags.markers().isEmpty()) {
+            out.add(new Content(text));
+            return;
+        }
+        held.append(text);
+        int send = held.length();
+        if (!blockInContent) { // after a block with text of its own in the content, a close is that block's
+            for (int lt = held.indexOf("<"); lt >= 0; lt = held.indexOf("<", lt + 1)) {
+                if (artifact(held.subSequence(lt, held.length())) != Artifact.NONE) {
+                    send = lt;
+                    break;
+                }
+            }
+        }
+        if (held.substring(0, send).contains(tags.open())) {
+            send = held.length(); // the block's close follows: no empty block's
+            blockInContent = true;
+        }
+        if (send > 0) {
+            out.add(new Content(held.substring(0, send)));
+        }
+        held.delete(0, send);
+    }
+
+    /** Content released so far holds a block with text of its own (Gemma 4's markers shown as written). */
+    private boolean blockInContent;
+
+    private enum Artifact { NONE, PART, WHOLE }
+
+    /** Whether text is empty blocks and lone closes ({@link #content}), all of them or the start of some, or neither. */
+    private Artifact artifact(CharSequence text) {
+        String s = text.toString();
+        int i = 0;
+        while (i < s.length()) {
+            if (isSpace(s.charAt(i))) {
+                i++;
+                continue;
+            }
+            if (s.startsWith(tags.close(), i)) {
+                i += tags.close().length();
+                continue;
+            }
+            if (s.startsWith(tags.open(), i)) {
+                int j = i + tags.open().length();
+                while (j < s.length() && isSpace(s.charAt(j))) {
+                    j++;
+                }
+                if (s.startsWith(tags.close(), j)) {
+                    i = j + tags.close().length();
+                    continue;
+                }
+                return tags.close().startsWith(s.substring(j)) ? Artifact.PART : Artifact.NONE;
+            }
+            String rest = s.substring(i);
+            return tags.close().startsWith(rest) || tags.open().startsWith(rest) ? Artifact.PART : Artifact.NONE;
+        }
+        return Artifact.WHOLE;
+    }
+
     private String start(String text, List<Piece> out) {
         held.append(text);
         String t = stripLeading(held.toString());
@@ -308,7 +383,7 @@ public final class ReasoningStream {
             String all = held.toString();
             held.setLength(0);
             state = State.CONTENT;
-            out.add(new Content(all));
+            content(all, out);
         }
         return "";
     }

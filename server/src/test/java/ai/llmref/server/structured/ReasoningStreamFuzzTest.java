@@ -47,17 +47,27 @@ class ReasoningStreamFuzzTest {
         if (harmony) { // messages of both kinds may alternate: the two texts are parts of the reply, the markers left out
             assertThat(whole.reasoning().length() + whole.content().length()).isLessThanOrEqualTo(text.length());
             if (!open && !text.stripLeading().startsWith("<|channel|>")) {
-                assertThat(whole.content()).as("a reply that does not open with a message is all content").isEqualTo(text);
+                // (one that opens with a recipient is a call, content from its "to=" on: finding of 2026-11-28)
+                assertThat(whole.content()).as("a reply that does not open with a message is all content")
+                        .isEqualTo(text.stripLeading().startsWith("to=") ? text.stripLeading() : text);
             }
             return;
         }
-        // the two texts are the reply's own: the reasoning a part of it, the content its end
-        assertThat(text).contains(whole.reasoning()).endsWith(whole.content());
+        // the two texts are the reply's own: the reasoning a part of it, the content its end (with
+        // Gemma 4's channel, less a tail of empty blocks and lone closes, which are left out)
+        boolean channel = tags == ReasoningStream.CHANNEL;
+        assertThat(text).contains(whole.reasoning());
+        if (channel) {
+            assertThat(text).contains(whole.content());
+        } else {
+            assertThat(text).endsWith(whole.content());
+        }
         if (!whole.content().isEmpty() && !whole.reasoning().isEmpty()) {
             assertThat(text.indexOf(whole.reasoning())).isLessThan(text.length() - whole.content().length());
         }
         if (!open && !text.stripLeading().startsWith(tags.open())) {
-            assertThat(whole.content()).as("a reply that does not open with its tag is all content").isEqualTo(text);
+            assertThat(channel ? text.substring(0, whole.content().length()) : text).as("a reply that does not open with its tag is all"
+                    + " content").isEqualTo(whole.content());
         }
     }
 }

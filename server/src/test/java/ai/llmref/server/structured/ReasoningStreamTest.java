@@ -75,6 +75,25 @@ class ReasoningStreamTest {
             assertThat(reasoning.toString()).as("pieces of " + size).isEqualTo("The user wants a city.");
             assertThat(content.toString()).isEqualTo("Paris.");
         }
+        // the content's tail of empty blocks and lone closes, which Gemma 4 may write after its answer, is left out
+        for (String[] c : new String[][] {{"<|channel>thought\nR<channel|>Paris.<|channel>thought\n<channel|>", "R", "Paris."},
+                {"Paris.<channel|>", "", "Paris."}, {"Paris.\n<|channel>thought <channel|><channel|>\n", "", "Paris.\n"},
+                {"Paris.<|channel>thought\nmore<channel|>", "", "Paris.<|channel>thought\nmore<channel|>"},
+                {"Paris. <channel|> and more", "", "Paris. <channel|> and more"}, {"Paris.<|channel>thou", "", "Paris.<|channel>thou"},
+                {"a < b <channel|>", "", "a < b "}}) {
+            assertThat(ReasoningStream.split(c[0], false, null, g)).as(c[0]).isEqualTo(new ReasoningStream.Split(c[1], c[2]));
+            for (int size = 1; size <= c[0].length(); size++) {
+                ReasoningStream s = new ReasoningStream(false, null, false, g);
+                StringBuilder reasoning = new StringBuilder();
+                StringBuilder content = new StringBuilder();
+                for (int at = 0; at < c[0].length(); at += size) {
+                    collect(s.push(c[0].substring(at, Math.min(c[0].length(), at + size))), reasoning, content);
+                }
+                collect(s.finish(), reasoning, content);
+                assertThat(new ReasoningStream.Split(reasoning.toString(), content.toString())).as(c[0] + " in pieces of " + size)
+                        .isEqualTo(new ReasoningStream.Split(c[1], c[2]));
+            }
+        }
         assertThat(g.leftOpen("<|turn>model\n<|channel>thought\n")).isTrue();
         assertThat(g.leftOpen("<|turn>model\n<|channel>thought\n<channel|>")).isFalse();
         assertThat(g.closedAtEnd("<|turn>model\n<|channel>thought\n<channel|>")).as("asked not to think").isTrue();

@@ -29,12 +29,21 @@ abstract class ControlTokenToolsTest {
     /** stories260K with the format's markers as control tokens. */
     abstract Path patchedModel() throws Exception;
 
-    /** A copy of stories260K whose tokens {@code markers} (id to text) are control tokens, in a temporary folder. */
-    static Path patch(String name, Map<Integer, String> markers) throws Exception {
-        Path dir = java.nio.file.Files.createTempDirectory("llmref-" + name);
-        dir.toFile().deleteOnExit();
-        Path model = GgufPatch.withControlTokens(TestServer.model(), markers, dir.resolve("stories260K-" + name + "-markers.gguf"));
-        model.toFile().deleteOnExit();
+    private static final Map<String, Path> PATCHED = new java.util.HashMap<>();
+
+    /**
+     * A copy of stories260K whose tokens {@code markers} (id to text) are control tokens, in a
+     * temporary folder: made once a run for each {@code name}.
+     */
+    static synchronized Path patched(String name, Map<Integer, String> markers) throws Exception {
+        Path model = PATCHED.get(name);
+        if (model == null) {
+            Path dir = java.nio.file.Files.createTempDirectory("llmref-" + name);
+            dir.toFile().deleteOnExit();
+            model = GgufPatch.withControlTokens(TestServer.model(), markers, dir.resolve("stories260K-" + name + "-markers.gguf"));
+            model.toFile().deleteOnExit();
+            PATCHED.put(name, model);
+        }
         return model;
     }
 

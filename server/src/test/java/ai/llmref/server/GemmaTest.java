@@ -37,17 +37,12 @@ class GemmaTest extends ControlTokenToolsTest {
     static final int QUOTE = 28;
     static final int TOOL = 29;
     static final int TOOL_END = 30;
-    private static Path model;
-
-    /** stories260K with Gemma 4's markers as control tokens (made once, in a temporary folder). */
-    static synchronized Path model() throws Exception {
-        if (model == null) {
-            model = patch("gemma", Map.ofEntries(Map.entry(TURN, "<|turn>"), Map.entry(TURN_END, "<turn|>"), Map.entry(CHANNEL, "<|channel>"),
-                    Map.entry(CHANNEL_END, "<channel|>"), Map.entry(THINK, "<|think|>"), Map.entry(CALL, "<|tool_call>"),
-                    Map.entry(CALL_END, "<tool_call|>"), Map.entry(RESPONSE, "<|tool_response>"), Map.entry(RESPONSE_END, "<tool_response|>"),
-                    Map.entry(QUOTE, "<|\"|>"), Map.entry(TOOL, "<|tool>"), Map.entry(TOOL_END, "<tool|>")));
-        }
-        return model;
+    /** stories260K with Gemma 4's markers as control tokens (made once a run). */
+    static Path model() throws Exception {
+        return patched("gemma", Map.ofEntries(Map.entry(TURN, "<|turn>"), Map.entry(TURN_END, "<turn|>"), Map.entry(CHANNEL, "<|channel>"),
+                Map.entry(CHANNEL_END, "<channel|>"), Map.entry(THINK, "<|think|>"), Map.entry(CALL, "<|tool_call>"),
+                Map.entry(CALL_END, "<tool_call|>"), Map.entry(RESPONSE, "<|tool_response>"), Map.entry(RESPONSE_END, "<tool_response|>"),
+                Map.entry(QUOTE, "<|\"|>"), Map.entry(TOOL, "<|tool>"), Map.entry(TOOL_END, "<tool|>")));
     }
 
     @Override
@@ -254,24 +249,20 @@ class GemmaTest extends ControlTokenToolsTest {
         plain.putObject("logit_bias").put(String.valueOf(CALL), 100);
         assertThat(post(plain).get("choices").get(0).get("message").get("content").asText()).doesNotContain("tool_call");
 
-        ObjectNode auto = ToolCallsTest.request("auto").put("max_tokens", 200).put("parallel_tool_calls", false);
-        auto.putObject("chat_template_kwargs").put("enable_thinking", false);
+        ObjectNode auto = ToolCallsTest.withoutThinking(ToolCallsTest.request("auto").put("max_tokens", 200).put("parallel_tool_calls", false));
         auto.putObject("logit_bias").put(String.valueOf(CALL), 100);
         JsonNode choice = post(auto).get("choices").get(0);
         assertThat(choice.get("finish_reason").asText()).as(choice.toString()).isEqualTo("tool_calls");
         ToolCallsTest.assertValidCall(choice.get("message").get("tool_calls").get(0));
         assertThat(choice.get("message").get("content").isNull()).isTrue();
 
-        ObjectNode required = ToolCallsTest.request("required");
-        required.putObject("chat_template_kwargs").put("enable_thinking", false);
-        JsonNode first = post(required);
+        JsonNode first = post(ToolCallsTest.withoutThinking(ToolCallsTest.request("required")));
         JsonNode forced = first.get("choices").get(0);
         assertThat(forced.get("finish_reason").asText()).as(forced.toString()).isEqualTo("tool_calls");
         JsonNode call = forced.get("message").get("tool_calls").get(0);
         ToolCallsTest.assertValidCall(call);
-        ObjectNode next = ToolCallsTest.withCallAndResult(ToolCallsTest.request("auto"), call, "{\"temperature\": 21}");
-        next.putObject("chat_template_kwargs").put("enable_thinking", false);
-        JsonNode second = post(next);
+        JsonNode second = post(ToolCallsTest.withoutThinking(ToolCallsTest.withCallAndResult(ToolCallsTest.request("auto"), call,
+                "{\"temperature\": 21}")));
         assertThat(second.get("usage").get("prompt_tokens").asLong()).as("the call and its result are in the prompt")
                 .isGreaterThan(first.get("usage").get("prompt_tokens").asLong() + 10);
     }
@@ -279,10 +270,6 @@ class GemmaTest extends ControlTokenToolsTest {
     /** With thinking on (the default), a forced call comes after the thought channel: a budget closes it for the tiny model. */
     @Test
     void aForcedCallComesAfterTheThoughtChannel() throws Exception {
-        JsonNode out = post(ToolCallsTest.request("required").put("reasoning_budget_tokens", 8));
-        JsonNode choice = out.get("choices").get(0);
-        assertThat(choice.get("finish_reason").asText()).as(out.toString()).isEqualTo("tool_calls");
-        assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank().doesNotContain("<");
-        ToolCallsTest.assertValidCall(choice.get("message").get("tool_calls").get(0));
+        ToolCallsTest.assertCallAfterReasoning(post(ToolCallsTest.request("required").put("reasoning_budget_tokens", 8)), "<");
     }
 }

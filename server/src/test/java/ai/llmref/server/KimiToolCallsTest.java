@@ -28,15 +28,10 @@ class KimiToolCallsTest extends ControlTokenToolsTest {
     static final int ARGS = 28;
     static final int CALL_END = 29;
     static final int SECTION_END = 30;
-    private static Path model;
-
-    /** stories260K with Kimi's markers as control tokens (made once, in a temporary folder). */
-    static synchronized Path model() throws Exception {
-        if (model == null) {
-            model = patch("kimi", Map.of(SECTION, "<|tool_calls_section_begin|>", CALL, "<|tool_call_begin|>", ARGS,
-                    "<|tool_call_argument_begin|>", CALL_END, "<|tool_call_end|>", SECTION_END, "<|tool_calls_section_end|>"));
-        }
-        return model;
+    /** stories260K with Kimi's markers as control tokens (made once a run). */
+    static Path model() throws Exception {
+        return patched("kimi", Map.of(SECTION, "<|tool_calls_section_begin|>", CALL, "<|tool_call_begin|>", ARGS,
+                "<|tool_call_argument_begin|>", CALL_END, "<|tool_call_end|>", SECTION_END, "<|tool_calls_section_end|>"));
     }
 
     @Override

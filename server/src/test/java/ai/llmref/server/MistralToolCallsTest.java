@@ -29,14 +29,9 @@ class MistralToolCallsTest extends ControlTokenToolsTest {
     static final int TOOL_CALLS = 4;
     static final int ARGS = 5;
     static final int CALL_ID = 6;
-    private static Path model;
-
-    /** stories260K with Mistral's markers as control tokens (made once, in a temporary folder). */
-    static synchronized Path model() throws Exception {
-        if (model == null) {
-            model = patch("mistral", Map.of(TOOL_CALLS, "[TOOL_CALLS]", ARGS, "[ARGS]", CALL_ID, "[CALL_ID]"));
-        }
-        return model;
+    /** stories260K with Mistral's markers as control tokens (made once a run). */
+    static Path model() throws Exception {
+        return patched("mistral", Map.of(TOOL_CALLS, "[TOOL_CALLS]", ARGS, "[ARGS]", CALL_ID, "[CALL_ID]"));
     }
 
     @Override

@@ -91,6 +91,20 @@ class ToolCallsTest {
         return next;
     }
 
+    /** A request that asks the template not to think ({@code enable_thinking} false): the tiny model would think to max_tokens. */
+    static ObjectNode withoutThinking(ObjectNode b) {
+        b.putObject("chat_template_kwargs").put("enable_thinking", false);
+        return b;
+    }
+
+    /** A forced call after the reasoning the prompt opened (a budget closing it for the tiny model): the reasoning, then a valid call. */
+    static void assertCallAfterReasoning(JsonNode out, String marker) throws Exception {
+        JsonNode choice = out.get("choices").get(0);
+        assertThat(choice.get("finish_reason").asText()).as(out.toString()).isEqualTo("tool_calls");
+        assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank().doesNotContain(marker);
+        assertValidCall(choice.get("message").get("tool_calls").get(0));
+    }
+
     static JsonNode params(String name) throws Exception {
         return MAPPER.readTree(name.equals("get_weather") ? WEATHER_PARAMS : TIME_PARAMS);
     }
@@ -476,11 +490,7 @@ class ToolCallsTest {
          */
         @Test
         void aForcedCallComesAfterTheReasoning() throws Exception {
-            JsonNode out = post(ToolCallsTest.request("required").put("reasoning_budget_tokens", 8));
-            JsonNode choice = out.get("choices").get(0);
-            assertThat(choice.get("finish_reason").asText()).as(out.toString()).isEqualTo("tool_calls");
-            assertThat(choice.get("message").get("reasoning_content").asText()).isNotBlank().doesNotContain("<minimax");
-            assertValidCall(choice.get("message").get("tool_calls").get(0));
+            assertCallAfterReasoning(post(ToolCallsTest.request("required").put("reasoning_budget_tokens", 8)), "<minimax");
         }
     }
 
@@ -499,9 +509,7 @@ class ToolCallsTest {
         /** The template thinks when asked (enable_thinking), and the tiny model would think to max_tokens. */
         @Override
         ObjectNode request(String choice) throws Exception {
-            ObjectNode b = ToolCallsTest.request(choice);
-            b.putObject("chat_template_kwargs").put("enable_thinking", false);
-            return b;
+            return withoutThinking(ToolCallsTest.request(choice));
         }
 
         /** The tiny model ends the block after one call here (the grammar allows more: XmlToolCallsTest#deepSeekCallsAreInvokesInOneBlock). */
@@ -562,9 +570,7 @@ class ToolCallsTest {
 
         @Override
         ObjectNode request(String choice) throws Exception {
-            ObjectNode b = ToolCallsTest.request(choice);
-            b.putObject("chat_template_kwargs").put("enable_thinking", false);
-            return b;
+            return withoutThinking(ToolCallsTest.request(choice));
         }
     }
 
@@ -579,9 +585,7 @@ class ToolCallsTest {
         /** The template thinks unless told not to, and the tiny model would think to max_tokens. */
         @Override
         ObjectNode request(String choice) throws Exception {
-            ObjectNode b = ToolCallsTest.request(choice);
-            b.putObject("chat_template_kwargs").put("enable_thinking", false);
-            return b;
+            return withoutThinking(ToolCallsTest.request(choice));
         }
     }
 

@@ -448,16 +448,9 @@ final class GemmaToolCalls {
         }
 
         private String string(JsonNode s, String ptr) {
-            int min = s.path("minLength").asInt(0);
-            int max = s.has("maxLength") ? s.get("maxLength").asInt() : -1;
-            if (min < 0 || max < -1 || max >= 0 && min > max) {
-                throw new SchemaException(ptr + "/minLength", "minLength", "the length bounds admit no string");
-            }
-            if (min > JsonSchemaGrammar.MAX_REPEAT || max > JsonSchemaGrammar.MAX_REPEAT) {
-                throw new SchemaException(ptr + (max > JsonSchemaGrammar.MAX_REPEAT ? "/maxLength" : "/minLength"), "maxLength",
-                        "a length bound above " + JsonSchemaGrammar.MAX_REPEAT + " cannot be enforced (llama.cpp's grammar engine limits a"
-                                + " repetition to " + JsonSchemaGrammar.MAX_REPEAT + ")");
-            }
+            int[] bounds = JsonSchemaGrammar.bounds(s, "minLength", "maxLength", ptr);
+            int min = bounds[0];
+            int max = bounds[1];
             // within length bounds no '<': the end's quote begins with one, and a count cannot be
             // combined with the scan that keeps it out (as the XML format's bounded strings)
             return min == 0 && max < 0 ? "gm-string"
@@ -523,16 +516,9 @@ final class GemmaToolCalls {
         private String array(JsonNode s, String ptr, int depth) {
             JsonNode items = s.get("items");
             String item = items == null ? "gm-any" : value(items, ptr + "/items", depth + 1);
-            int min = s.path("minItems").asInt(0);
-            int max = s.has("maxItems") ? s.get("maxItems").asInt() : -1;
-            if (min < 0 || max < -1 || max >= 0 && min > max) {
-                throw new SchemaException(ptr + "/minItems", "minItems", "the item counts admit no array");
-            }
-            if (min > JsonSchemaGrammar.MAX_REPEAT || max > JsonSchemaGrammar.MAX_REPEAT) {
-                throw new SchemaException(ptr + (max > JsonSchemaGrammar.MAX_REPEAT ? "/maxItems" : "/minItems"), "maxItems",
-                        "an item count above " + JsonSchemaGrammar.MAX_REPEAT + " cannot be enforced (llama.cpp's grammar engine limits a"
-                                + " repetition to " + JsonSchemaGrammar.MAX_REPEAT + ")");
-            }
+            int[] bounds = JsonSchemaGrammar.bounds(s, "minItems", "maxItems", ptr);
+            int min = bounds[0];
+            int max = bounds[1];
             String rule = newRule();
             if (max == 0) {
                 rules.put(rule, "\"[]\"");

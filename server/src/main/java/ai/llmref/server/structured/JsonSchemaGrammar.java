@@ -1059,6 +1059,22 @@ public final class JsonSchemaGrammar {
         return (int) Math.min(n.asLong(), Integer.MAX_VALUE);
     }
 
+    /**
+     * A pair of count keywords ({@code minLength}/{@code maxLength}, {@code minItems}/{@code maxItems})
+     * as a repetition's bounds, checked as this converter checks them: non-negative integers, the
+     * least not above the most, neither above {@link #MAX_REPEAT}. Returns {min, max}, max -1 where absent.
+     */
+    static int[] bounds(JsonNode schema, String minKey, String maxKey, String ptr) {
+        int min = count(schema, minKey, ptr, 0);
+        int max = count(schema, maxKey, ptr, Integer.MAX_VALUE);
+        if (min > max) {
+            throw new SchemaException(ptr + "/" + minKey, minKey, "'" + minKey + "' exceeds '" + maxKey + "'");
+        }
+        repeatable(schema, minKey, min, ptr);
+        repeatable(schema, maxKey, max, ptr);
+        return new int[] {min, max == Integer.MAX_VALUE ? -1 : max};
+    }
+
     /** Refuses a count keyword whose repetition llama.cpp's grammar engine would refuse or leave unbounded. */
     private static void repeatable(JsonNode schema, String k, int value, String ptr) {
         if (schema.has(k) && value > MAX_REPEAT) {

@@ -397,16 +397,9 @@ final class XmlToolCalls {
                         + key + "' on it cannot be enforced (length bounds, enum and const can)");
             }
         }
-        int min = s.path("minLength").asInt(0);
-        int max = s.has("maxLength") ? s.get("maxLength").asInt() : -1;
-        if (min < 0 || max < -1 || max >= 0 && min > max) {
-            throw new SchemaException(ptr + "/minLength", "minLength", "the length bounds admit no string");
-        }
-        if (min > JsonSchemaGrammar.MAX_REPEAT || max > JsonSchemaGrammar.MAX_REPEAT) {
-            throw new SchemaException(ptr + (max > JsonSchemaGrammar.MAX_REPEAT ? "/maxLength" : "/minLength"), "maxLength",
-                    "a length bound above " + JsonSchemaGrammar.MAX_REPEAT + " cannot be enforced (llama.cpp's grammar engine limits a"
-                            + " repetition to " + JsonSchemaGrammar.MAX_REPEAT + ")");
-        }
+        int[] bounds = JsonSchemaGrammar.bounds(s, "minLength", "maxLength", ptr);
+        int min = bounds[0];
+        int max = bounds[1];
         // within length bounds no '<': the value's end begins with one, and a count cannot be
         // combined with the scan that keeps it out (a value that held its end was read short)
         return min == 0 && max < 0 ? dialect.rules + "-text" : dialect.rules + "-bounded" + JsonSchemaGrammar.repeat(min, max);

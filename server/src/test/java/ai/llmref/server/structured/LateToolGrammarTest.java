@@ -69,8 +69,8 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
     @Test
     void aJsonListOfCallsInItsBlock() {
         for (ToolCalls.Format f : List.of(ToolCalls.Format.NEMOTRON_V2, ToolCalls.Format.APRIEL)) {
-            String open = f == ToolCalls.Format.APRIEL ? "<tool_calls>" : "<TOOLCALL>";
-            String close = open.replace("<", "</");
+            String open = ToolCalls.block(f).open();
+            String close = ToolCalls.block(f).close();
             String weather = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}";
             String time = "{\"name\": \"get_time\", \"arguments\": {}}";
             String late = ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, true);

@@ -108,8 +108,8 @@ class ToolCallsParseTest {
     @Test
     void aJsonListInABlockIsTheCalls() {
         for (ToolCalls.Format f : List.of(ToolCalls.Format.NEMOTRON_V2, ToolCalls.Format.APRIEL)) {
-            String open = f == ToolCalls.Format.APRIEL ? "<tool_calls>" : "<TOOLCALL>";
-            String close = open.replace("<", "</");
+            String open = ToolCalls.block(f).open();
+            String close = ToolCalls.block(f).close();
             String calls = "[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}, {\"name\": \"get_time\", \"arguments\": {}}]";
             ToolCalls.Reply r = ToolCalls.parse(f, "Checking.\n" + open + calls + close + "\n", FUNCTIONS);
             assertThat(r.content()).isEqualTo("Checking.");

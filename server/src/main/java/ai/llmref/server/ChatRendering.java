@@ -56,7 +56,8 @@ final class ChatRendering {
         }
         boolean harmony = reasoning == ServerConfig.ReasoningFormat.AUTO && ReasoningStream.harmonyUsedBy(source);
         boolean thinks = reasoning == ServerConfig.ReasoningFormat.AUTO && ReasoningStream.usedBy(source) && !harmony;
-        ReasoningStream.Tags tags = ReasoningStream.tagsOf(source) == ReasoningStream.CHANNEL ? ReasoningStream.CHANNEL : ReasoningStream.THINK;
+        ReasoningStream.Tags found = ReasoningStream.tagsOf(source);
+        ReasoningStream.Tags tags = found == null ? ReasoningStream.THINK : found;
         LOG.log(System.Logger.Level.INFO, "chat template reasoning: " + (harmony ? "harmony analysis messages returned apart from the content"
                 : thinks ? tags.open() + " blocks returned apart from the content"
                 : reasoning == ServerConfig.ReasoningFormat.NONE ? "returned in the content (model.reasoning-format none)" : "none"));

@@ -50,10 +50,15 @@ abstract class ControlTokenToolsTest {
     /** The chat template (a file of the pinned tree's). */
     abstract String templateFile();
 
+    /** The most tokens a request may generate (limits.max-tokens). */
+    int maxTokens() {
+        return 400;
+    }
+
     @BeforeAll
     void start() throws Exception {
         server = TestServer.start(Map.of("model.path", patchedModel().toString(), "model.chat-template",
-                ToolCallsTest.template(templateFile()), "engine.slot-context", "4096", "limits.max-tokens", "400"));
+                ToolCallsTest.template(templateFile()), "engine.slot-context", "4096", "limits.max-tokens", String.valueOf(maxTokens())));
         llama = LlamaModel.load(patchedModel(), ModelParams.defaults().withGpuLayers(0));
         vocab = llama.vocabulary();
     }

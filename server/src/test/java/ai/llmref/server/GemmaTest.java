@@ -55,6 +55,12 @@ class GemmaTest extends ControlTokenToolsTest {
         return "google-gemma-4-31B-it.jinja";
     }
 
+    /** The Messages API's thinking takes a budget of at least 1024 tokens. */
+    @Override
+    int maxTokens() {
+        return 1200;
+    }
+
     /** Verdicts with Gemma's end of a turn as the end (llama.cpp leaves stories260K's {@code </s>} out of the end tokens here). */
     @Override
     GrammarVerdict verdict(String grammar, String text) {
@@ -271,5 +277,50 @@ class GemmaTest extends ControlTokenToolsTest {
     @Test
     void aForcedCallComesAfterTheThoughtChannel() throws Exception {
         ToolCallsTest.assertCallAfterReasoning(post(ToolCallsTest.request("required").put("reasoning_budget_tokens", 8)), "<");
+    }
+
+    /**
+     * Anthropic's Messages API with thinking on and a call required: the thought channel is the
+     * thinking block (its budget closes it for the tiny model), the call a tool_use block whose
+     * input is valid; streamed, the same thinking and the same input.
+     */
+    @Test
+    void theMessagesApiGetsTheThinkingAndTheCall() throws Exception {
+        ObjectNode body = ToolCallsTest.MAPPER.createObjectNode().put("model", "stories260K").put("max_tokens", 1200)
+                .put("temperature", 0);
+        body.putObject("thinking").put("type", "enabled").put("budget_tokens", 1024);
+        body.putArray("messages").addObject().put("role", "user").put("content", "What is the weather in Paris?");
+        body.putArray("tools").addObject().put("name", "get_weather").put("description", "Current weather at a place")
+                .set("input_schema", ToolCallsTest.params("get_weather"));
+        body.putObject("tool_choice").put("type", "any").put("disable_parallel_tool_use", true);
+        HttpResponse<String> r = server.post("/v1/messages", body.toString());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        JsonNode reply = ToolCallsTest.MAPPER.readTree(r.body());
+        JsonNode content = reply.get("content");
+        assertThat(reply.get("stop_reason").asText()).as(r.body()).isEqualTo("tool_use");
+        assertThat(content.get(0).get("type").asText()).as(r.body()).isEqualTo("thinking");
+        String thinking = content.get(0).get("thinking").asText();
+        assertThat(thinking).isNotBlank().doesNotContain("<");
+        JsonNode use = content.get(content.size() - 1);
+        assertThat(use.get("type").asText()).isEqualTo("tool_use");
+        assertThat(use.get("name").asText()).isEqualTo("get_weather");
+        assertThat(ai.llmref.server.structured.SchemaCorpus.referenceErrors(ToolCallsTest.params("get_weather"), use.get("input").toString()))
+                .isEmpty();
+        body.put("stream", true);
+        HttpResponse<String> st = server.post("/v1/messages", body.toString());
+        StringBuilder streamedThinking = new StringBuilder();
+        StringBuilder input = new StringBuilder();
+        for (String line : st.body().split("\n")) {
+            if (line.startsWith("data: {")) {
+                JsonNode delta = ToolCallsTest.MAPPER.readTree(line.substring(6)).path("delta");
+                if (delta.path("type").asText().equals("thinking_delta")) {
+                    streamedThinking.append(delta.get("thinking").asText());
+                } else if (delta.path("type").asText().equals("input_json_delta")) {
+                    input.append(delta.get("partial_json").asText());
+                }
+            }
+        }
+        assertThat(streamedThinking.toString()).isEqualTo(thinking);
+        assertThat(ToolCallsTest.MAPPER.readTree(input.toString())).isEqualTo(use.get("input"));
     }
 }

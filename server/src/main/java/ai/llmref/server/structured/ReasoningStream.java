@@ -28,12 +28,13 @@ public final class ReasoningStream {
 
     /**
      * What opens and closes a reply's reasoning block: {@code <think>} and {@code </think>}
-     * ({@link #THINK}), or Gemma 4's thought channel, {@code <|channel>thought} and
-     * {@code <channel|>} ({@link #CHANNEL}, control tokens that the output shows as text where the
-     * template is Gemma 4's).
+     * ({@link #THINK}), Gemma 4's thought channel, {@code <|channel>thought} and {@code <channel|>}
+     * ({@link #CHANNEL}), or Seed-OSS's {@code <seed:think>} and {@code </seed:think>}
+     * ({@link #SEED}); the last two are control tokens that a chat reply shows as text where the
+     * template is theirs.
      *
      * @param markers the tags' control tokens, which a reply must show as text to be split (Gemma
-     *                4's; none for {@code <think>}, which models have as text or as tokens shown as text)
+     *                4's, Seed-OSS's; none for {@code <think>}, which models have as text or as tokens shown as text)
      */
     public record Tags(String open, String close, List<String> markers) {
         /** A rendered prompt that leaves the reasoning open: it ends with the open tag and white space. */
@@ -59,16 +60,20 @@ public final class ReasoningStream {
     public static final Tags THINK = new Tags(OPEN, CLOSE, List.of());
     /** Gemma 4's thought channel: {@code <|channel>thought}, a line break, the reasoning, {@code <channel|>}. */
     public static final Tags CHANNEL = new Tags("<|channel>thought", "<channel|>", List.of("<|channel>", "<channel|>"));
+    /** ByteDance Seed-OSS's {@code <seed:think>} … {@code </seed:think>} (its template's think tokens). */
+    public static final Tags SEED = new Tags("<seed:think>", "</seed:think>", List.of("<seed:think>", "</seed:think>"));
 
-    /** The tags a chat template writes reasoning in (Gemma 4's channel, or {@code <think>}), or null for none. */
+    /** The tags a chat template writes reasoning in (Gemma 4's channel, Seed-OSS's, or {@code <think>}), or null for none. */
     public static Tags tagsOf(String templateSource) {
         if (templateSource == null) {
             return null;
         }
-        if (templateSource.contains(CHANNEL.open()) && templateSource.contains(CHANNEL.close())) {
-            return CHANNEL;
+        for (Tags t : List.of(CHANNEL, SEED, THINK)) {
+            if (templateSource.contains(t.open()) && templateSource.contains(t.close())) {
+                return t;
+            }
         }
-        return templateSource.contains(OPEN) && templateSource.contains(CLOSE) ? THINK : null;
+        return null;
     }
 
     /** What may be sent now. */
@@ -173,7 +178,7 @@ public final class ReasoningStream {
         return usedBy(templateSource) && templateSource.contains("enable_thinking");
     }
 
-    /** Whether a chat template writes reasoning tags (its source shows {@code <think>} and {@code </think>}, or Gemma 4's channel). */
+    /** Whether a chat template writes reasoning tags (its source shows {@code <think>} and {@code </think>}, Gemma 4's channel or Seed-OSS's tags). */
     public static boolean usedBy(String templateSource) {
         return tagsOf(templateSource) != null;
     }
@@ -190,7 +195,7 @@ public final class ReasoningStream {
 
     /** As {@link #split(String, boolean, String)}, for a block written with {@code tags}. */
     public static Split split(String reply, boolean open, String alsoEnds, Tags tags) {
-        if (!tags.markers().isEmpty()) { // the content's tail of empty blocks: see content()
+        if (tags == CHANNEL) { // the content's tail of empty blocks: see content()
             return joined(new ReasoningStream(open, alsoEnds, false, tags), reply);
         }
         String r;
@@ -271,7 +276,7 @@ public final class ReasoningStream {
             return harmony.finish();
         }
         List<Piece> out = new ArrayList<>(1);
-        if (state == State.CONTENT && !held.isEmpty() && artifact(held) != Artifact.WHOLE) {
+        if (state == State.CONTENT && !held.isEmpty() && artifact(held) != Artifact.WHOLE) { // Gemma 4's only (content())
             out.add(new Content(held.toString())); // markers with text of their own: content, as written
         } else if (state == State.START && !held.isEmpty()) {
             out.add(new Content(held.toString())); // white space, or the start of a tag that never came
@@ -312,7 +317,7 @@ public final class ReasoningStream {
      * its answer, and llama.cpp leaves them out too. Followed by other text, they are content.
      */
     private void content(String text, List<Piece> out) {
-        if (tags.markers().isEmpty()) {
+        if (tags != CHANNEL) {
             out.add(new Content(text));
             return;
         }

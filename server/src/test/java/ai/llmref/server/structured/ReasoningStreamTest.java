@@ -106,6 +106,10 @@ class ReasoningStreamTest {
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("Qwen-Qwen3-0.6B.jinja"))))
                 .isSameAs(ReasoningStream.THINK);
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("google-gemma-2-2b-it.jinja")))).isNull();
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("ByteDance-Seed-OSS.jinja"))))
+                .isSameAs(ReasoningStream.SEED);
+        assertThat(ReasoningStream.split("<seed:think>\nhm\n</seed:think>\nHi", false, null, ReasoningStream.SEED))
+                .isEqualTo(new ReasoningStream.Split("hm", "Hi"));
     }
 
     @Test

@@ -658,4 +658,14 @@ class ToolCallsTest {
             return "unsloth-Apriel-1.5.jinja";
         }
     }
+
+    /** Seed-OSS's calls (the XML format in {@code <seed:tool_call>} blocks, values without line breaks around them): the same checks. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class SeedFormat extends Family {
+        @Override
+        String templateFile() {
+            return "ByteDance-Seed-OSS.jinja";
+        }
+    }
 }

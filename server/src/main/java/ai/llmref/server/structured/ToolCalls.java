@@ -45,7 +45,9 @@ import java.util.Map;
  * notation ({@link GemmaToolCalls}), the markers being control tokens (preserved).
  * {@link Format#NEMOTRON_V2} (Nemotron Nano v2) and {@link Format#APRIEL} (Apriel 1.5, 1.6): a JSON
  * list of {@code {"name": ..., "arguments": {...}}} calls between {@code <TOOLCALL>} and
- * {@code </TOOLCALL>}, or {@code <tool_calls>} and {@code </tool_calls>}.
+ * {@code </TOOLCALL>}, or {@code <tool_calls>} and {@code </tool_calls>}. {@link Format#SEED_XML}
+ * (ByteDance Seed-OSS): the XML format's calls in {@code <seed:tool_call>} blocks, each value
+ * between its tags without line breaks ({@link XmlToolCalls.Dialect#SEED}).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -74,7 +76,8 @@ public final class ToolCalls {
         DEEPSEEK_V4,
         GEMMA,
         NEMOTRON_V2,
-        APRIEL
+        APRIEL,
+        SEED_XML
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -95,6 +98,7 @@ public final class ToolCalls {
             case DEEPSEEK_V32, DEEPSEEK_V4 -> List.of(XmlToolCalls.DSML);
             case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
             case NEMOTRON_V2, APRIEL -> List.of(block(format).open(), block(format).close());
+            case SEED_XML -> List.of(SEED_BLOCK.open(), SEED_BLOCK.close());
             default -> List.of();
         };
     }
@@ -112,7 +116,8 @@ public final class ToolCalls {
 
     /** Whether parameters are written one by one, values typed by their schemas ({@link XmlToolCalls}). */
     static boolean xml(Format format) {
-        return format == Format.XML || format == Format.GLM_XML || format == Format.MINIMAX_XML || deepSeek(format);
+        return format == Format.XML || format == Format.GLM_XML || format == Format.MINIMAX_XML || deepSeek(format)
+                || format == Format.SEED_XML;
     }
 
     /** Whether calls are DeepSeek V3.2's or V4's DSML. */
@@ -130,6 +135,15 @@ public final class ToolCalls {
     private static final Block KIMI_BLOCK = new Block(KIMI_OPEN, KIMI_CLOSE);
     private static final Block NEMOTRON_V2_BLOCK = new Block("<TOOLCALL>", "</TOOLCALL>");
     private static final Block APRIEL_BLOCK = new Block("<tool_calls>", "</tool_calls>");
+    /** What each call of the {@code <tool_call>} formats comes in; Seed-OSS's own. */
+    private static final Block CALL_BLOCK = new Block(OPEN, CLOSE);
+    private static final Block SEED_BLOCK = new Block("<seed:tool_call>", "</seed:tool_call>");
+
+    /** The block each call comes in, for the formats with one block a call ({@link #blocks}). */
+    static Block callBlock(Format format) {
+        return format == Format.SEED_XML ? SEED_BLOCK : CALL_BLOCK;
+    }
+
     /** Gemma 4's calls, each between its own markers. */
     private static final Block GEMMA_CALL = new Block(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END);
 
@@ -154,9 +168,9 @@ public final class ToolCalls {
         };
     }
 
-    /** Whether calls come in {@code <tool_call>} blocks (all formats but Llama 3's). */
+    /** Whether calls come in blocks of one call each: {@code <tool_call>} (Hermes, XML, GLM), Seed-OSS's {@code <seed:tool_call>}. */
     static boolean blocks(Format format) {
-        return format == Format.HERMES || format == Format.XML || format == Format.GLM_XML;
+        return format == Format.HERMES || format == Format.XML || format == Format.GLM_XML || format == Format.SEED_XML;
     }
 
     /** A declared function: its name and the JSON schema of its arguments. */
@@ -187,6 +201,8 @@ public final class ToolCalls {
         Format candidate;
         if (src.contains(GemmaToolCalls.CALL_NAME)) {
             candidate = Format.GEMMA; // llama.cpp's test for its Gemma 4 format
+        } else if (src.contains(SEED_BLOCK.open()) && src.contains("<function=") && src.contains("<parameter=")) {
+            candidate = Format.SEED_XML;
         } else if (src.contains(NEMOTRON_V2_BLOCK.open() + "[")) {
             candidate = Format.NEMOTRON_V2;
         } else if (src.contains(APRIEL_BLOCK.open() + "[")) {
@@ -257,9 +273,9 @@ public final class ToolCalls {
             int to = after.lastIndexOf(block.close()) + block.close().length();
             return from < 0 || to <= from ? "" : after.substring(from, to);
         }
-        int from = blocks(format) ? after.indexOf(OPEN) : mistral(format) ? after.indexOf(MISTRAL_OPEN)
+        int from = blocks(format) ? after.indexOf(callBlock(format).open()) : mistral(format) ? after.indexOf(MISTRAL_OPEN)
                 : format == Format.HARMONY ? after.indexOf(HARMONY_OPEN) : after.indexOf("{\"name\"");
-        int to = blocks(format) ? after.lastIndexOf(CLOSE) + CLOSE.length()
+        int to = blocks(format) ? after.lastIndexOf(callBlock(format).close()) + callBlock(format).close().length()
                 : format == Format.MISTRAL_NEMO ? after.lastIndexOf(']') + 1 : after.lastIndexOf('}') + 1;
         return from < 0 || to <= from ? "" : after.substring(from, to);
     }
@@ -273,7 +289,8 @@ public final class ToolCalls {
      * @throws SchemaException when a function's parameters use a feature the grammar cannot enforce
      */
     public static String grammar(Format format, List<Function> functions, boolean several) {
-        String block = format == Format.GLM_XML ? "\"<tool_call>\" call \"</tool_call>\"" : "\"<tool_call>\\n\" call \"\\n</tool_call>\"";
+        String block = format == Format.GLM_XML ? "\"<tool_call>\" call \"</tool_call>\""
+                : JsonSchemaGrammar.literal(callBlock(format).open() + "\n") + " call " + JsonSchemaGrammar.literal("\n" + callBlock(format).close());
         String root = switch (format) {
             case LLAMA3_JSON -> "call";
             case MISTRAL -> several ? "call+" : "call";
@@ -316,6 +333,10 @@ public final class ToolCalls {
         String block = "\"<tool_call>\" tc-ws call tc-ws \"</tool_call>\"";
         String root = switch (format) {
             case HERMES, GLM_XML -> block + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
+            case SEED_XML -> {
+                String seed = JsonSchemaGrammar.literal(SEED_BLOCK.open()) + " tc-ws call tc-ws " + JsonSchemaGrammar.literal(SEED_BLOCK.close());
+                yield seed + (parallel ? " (tc-ws " + seed + ")*" : "") + " tc-ws";
+            }
             // Qwen3-Coder sometimes leaves out the first call's <tool_call> (see bareOpeners)
             case XML -> "(\"<tool_call>\" tc-ws)? call tc-ws \"</tool_call>\"" + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
             case MISTRAL -> "call" + (parallel ? "+" : "") + " tc-ws";
@@ -339,7 +360,7 @@ public final class ToolCalls {
 
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
-        return blocks(format) ? HERMES_OPENING : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN
+        return blocks(format) ? callBlock(format).open() : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN
                 : format == Format.GEMMA ? GemmaToolCalls.CALL : block(format) != null ? block(format).open() : null;
     }
 
@@ -408,7 +429,7 @@ public final class ToolCalls {
                     // Qwen: '>' ends a name; MiniMax: '">'; GLM: a line break or '<' (no name
                     // character), so a name may be another's prefix
                     names.add(switch (dialect) {
-                        case QWEN -> f.name() + ">";
+                        case QWEN, SEED -> f.name() + ">";
                         case MINIMAX, DSML -> f.name() + "\">";
                         case GLM -> f.name();
                     }, restRule);
@@ -456,8 +477,8 @@ public final class ToolCalls {
         // token against every alternative still alive, on the scheduler thread, and one
         // alternative per function kept all 128 of them alive through '{"name": "' and the names'
         // common prefix (with the 128k vocabulary: 70 ms a step against 11 ms for one function).
-        if (format == Format.XML) {
-            sb.append("call ::= \"<function=\" call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.QWEN));
+        if (format == Format.XML || format == Format.SEED_XML) {
+            sb.append("call ::= \"<function=\" call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.of(format)));
         } else if (format == Format.GLM_XML) {
             sb.append("call ::= call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.GLM));
         } else if (format == Format.MINIMAX_XML || deepSeek(format)) {
@@ -568,9 +589,10 @@ public final class ToolCalls {
                 }
                 return c == null ? new Reply(text, List.of()) : new Reply(null, List.of(c));
             }
-            case XML, GLM_XML -> {
+            case XML, GLM_XML, SEED_XML -> {
                 XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
-                return blocks(text, firstOpening(text, OPEN, bareOpeners(format, functions), 0),
+                Block b = callBlock(format);
+                return blocks(text, firstOpening(text, b.open(), bareOpeners(format, functions), 0), b,
                         (t, from, out) -> XmlToolCalls.call(t, from, functions, out, dialect));
             }
             case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> {
@@ -611,18 +633,18 @@ public final class ToolCalls {
      * the last one's closing tag possibly missing at the end; else the whole reply is content.
      */
     private static Reply blocks(String text, BlockReader reader) {
-        return blocks(text, text.indexOf(OPEN), reader);
+        return blocks(text, text.indexOf(OPEN), CALL_BLOCK, reader);
     }
 
-    /** {@link #blocks(String, BlockReader)} from {@code first}, where the first call may begin without its {@code <tool_call>}. */
-    private static Reply blocks(String text, int first, BlockReader reader) {
+    /** {@link #blocks(String, BlockReader)} from {@code first}, in {@code block}s (Seed-OSS's, or {@code <tool_call>}), where the first call may begin without its {@code <tool_call>}. */
+    private static Reply blocks(String text, int first, Block block, BlockReader reader) {
         if (first < 0) {
             return new Reply(text, List.of());
         }
         List<Call> calls = new ArrayList<>();
         int at = first;
         while (true) {
-            int end = reader.read(text, text.startsWith(OPEN, at) ? at + OPEN.length() : at, calls);
+            int end = reader.read(text, text.startsWith(block.open(), at) ? at + block.open().length() : at, calls);
             if (end < 0) {
                 return new Reply(text, List.of());
             }
@@ -630,14 +652,14 @@ public final class ToolCalls {
             if (close == text.length()) {
                 break; // the reply ended before the closing tag
             }
-            if (!text.startsWith(CLOSE, close)) {
+            if (!text.startsWith(block.close(), close)) {
                 return new Reply(text, List.of()); // text after the call inside its block
             }
-            int next = skipSpace(text, close + CLOSE.length());
+            int next = skipSpace(text, close + block.close().length());
             if (next == text.length()) {
                 break;
             }
-            if (!text.startsWith(OPEN, next)) {
+            if (!text.startsWith(block.open(), next)) {
                 return new Reply(text, List.of()); // text between or after the calls: not a clean tool-call reply
             }
             at = next;

@@ -30,7 +30,6 @@ import java.util.regex.Pattern;
  */
 public final class ToolStream {
     private static final String OPEN = "<tool_call>";
-    private static final String CLOSE = "</tool_call>";
     private static final String PYTHON_TAG = "<|python_tag|>";
     /** A call's head up to its arguments, in the grammar's order. */
     /** The longest call head read (a grammar writes a name of at most 64 characters and little space around it). */
@@ -62,6 +61,8 @@ public final class ToolStream {
     private final XmlToolCalls.Dialect dialect;
     /** What begins a call (all formats but Llama 3's): {@code <tool_call>}, {@code [TOOL_CALLS]}, {@code to=functions.}, {@code <minimax:tool_call>} or Kimi's section. */
     private final String open;
+    /** What ends a block of one call ({@code </tool_call>}, Seed-OSS's {@code </seed:tool_call>}). */
+    private final String close;
     /** What also begins the first call (XML: {@link ToolCalls#bareOpeners}). */
     private final List<String> bare;
     /** XML: the called function's parameters, the one being read, its raw text, how much of it is sent, the names written. */
@@ -109,6 +110,7 @@ public final class ToolStream {
         this.dialect = XmlToolCalls.Dialect.of(format);
         String opening = ToolCalls.opening(format);
         this.open = opening == null ? OPEN : opening;
+        this.close = ToolCalls.callBlock(format).close();
         this.bare = ToolCalls.bareOpeners(format, functions);
         this.block = ToolCalls.block(format);
         if (forced) {
@@ -212,7 +214,7 @@ public final class ToolStream {
             char c = text.charAt(scanned);
             switch (scan) {
                 case OPEN_TAG -> tag(c, open, switch (format) {
-                    case XML -> Scan.XML_FUNCTION;
+                    case XML, SEED_XML -> Scan.XML_FUNCTION;
                     case GLM_XML -> Scan.XML_NAME;
                     case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> Scan.MM_INVOKE;
                     case KIMI -> Scan.KIMI_NEXT;
@@ -420,7 +422,7 @@ public final class ToolStream {
                         argumentText(written.isEmpty() ? "{}" : "}", out);
                         endCall(out);
                         scan = switch (dialect) {
-                            case QWEN -> Scan.CLOSE_TAG;
+                            case QWEN, SEED -> Scan.CLOSE_TAG;
                             case MINIMAX, DSML -> Scan.MM_INVOKE; // the block may hold another call
                             case GLM -> Scan.BETWEEN; // the block's end was the call's
                         };
@@ -453,7 +455,7 @@ public final class ToolStream {
                         case GLM -> Scan.GLM_KEY_CLOSE;
                         case MINIMAX -> Scan.MM_KEY_CLOSE;
                         case DSML -> Scan.DS_KIND;
-                        case QWEN -> Scan.XML_VALUE_LINE;
+                        case QWEN, SEED -> Scan.XML_VALUE_LINE;
                     };
                 }
                 case GLM_KEY_CLOSE -> tag(c, "</arg_key>", Scan.GLM_VALUE_OPEN);
@@ -565,7 +567,7 @@ public final class ToolStream {
                         scan = Scan.FAILED;
                     }
                 }
-                case CLOSE_TAG -> tag(c, CLOSE, Scan.BETWEEN);
+                case CLOSE_TAG -> tag(c, close, Scan.BETWEEN);
                 case BETWEEN -> {
                     if (Character.isWhitespace(c)) {
                         scanned++;

@@ -53,7 +53,7 @@ final class XmlToolCalls {
     static final String DSML_STRING = "\" string=\"true\">";
     static final String DSML_JSON = "\" string=\"false\">";
 
-    /** The three layouts. */
+    /** The layouts. */
     enum Dialect {
         /** {@code <function=NAME>}, then {@code <parameter=P>\nVALUE\n</parameter>\n} each, then {@code </function>}. */
         QWEN("<parameter=", "\n</parameter>", "</parameter>", "</function>", "xml"),
@@ -63,7 +63,9 @@ final class XmlToolCalls {
         MINIMAX("<parameter name=\"", "</parameter>", "</parameter>", "</invoke>", "mm"),
         /** {@code <｜DSML｜invoke name="NAME">\n}, then {@code <｜DSML｜parameter name="P" string="true|false">VALUE</｜DSML｜parameter>\n} each, then {@code </｜DSML｜invoke>}. */
         DSML("<" + XmlToolCalls.DSML + "parameter name=\"", "</" + XmlToolCalls.DSML + "parameter>", "</" + XmlToolCalls.DSML + "parameter>",
-                "</" + XmlToolCalls.DSML + "invoke>", "ds");
+                "</" + XmlToolCalls.DSML + "invoke>", "ds"),
+        /** Seed-OSS: {@code <function=NAME>}, then {@code <parameter=P>VALUE</parameter>\n} each (no line breaks around the value), then {@code </function>}. */
+        SEED("<parameter=", "</parameter>", "</parameter>", "</function>", "seed");
 
         /** What opens a parameter. */
         final String parameter;
@@ -89,8 +91,14 @@ final class XmlToolCalls {
                 case GLM_XML -> GLM;
                 case MINIMAX_XML -> MINIMAX;
                 case DEEPSEEK_V32, DEEPSEEK_V4 -> DSML;
+                case SEED_XML -> SEED;
                 default -> QWEN;
             };
+        }
+
+        /** Whether calls are {@code <function=NAME>} elements (Qwen's layout, Seed-OSS's). */
+        boolean functions() {
+            return this == QWEN || this == SEED;
         }
 
         /** Whether calls are {@code <invoke name="NAME">} elements in one block (MiniMax, DeepSeek). */
@@ -106,7 +114,7 @@ final class XmlToolCalls {
         /** What ends a parameter's name: Qwen's {@code >}; GLM's {@code </arg_key>}; MiniMax's {@code ">}. */
         String keyEnd() {
             return switch (this) {
-                case QWEN -> ">";
+                case QWEN, SEED -> ">";
                 case GLM -> "</arg_key>";
                 case MINIMAX -> "\">";
                 case DSML -> "\"";
@@ -309,8 +317,8 @@ final class XmlToolCalls {
                 }
             };
             rules.put(rule, switch (dialect) {
-                case QWEN -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + ">\n") + " " + value + " "
-                        + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
+                case QWEN, SEED -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + (dialect == Dialect.QWEN ? ">\n" : ">")) + " "
+                        + value + " " + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
                 case GLM -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "</arg_key>") + " glm-nl \"<arg_value>\" " + value + " "
                         + JsonSchemaGrammar.literal(dialect.valueEnd) + " glm-nl";
                 case MINIMAX -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "\">") + " " + value + " "
@@ -447,7 +455,7 @@ final class XmlToolCalls {
         int at = ToolCalls.skipSpace(text, from);
         int nameEnd;
         String name;
-        if (dialect == Dialect.QWEN) {
+        if (dialect.functions()) {
             if (!text.startsWith(FUNCTION, at) || (nameEnd = text.indexOf('>', at)) < 0) {
                 return -1;
             }
@@ -491,6 +499,8 @@ final class XmlToolCalls {
             Kind kind = p.kind();
             if (dialect == Dialect.QWEN) {
                 start = text.startsWith("\n", keyEnd + 1) ? keyEnd + 2 : keyEnd + 1;
+            } else if (dialect == Dialect.SEED) {
+                start = keyEnd + 1;
             } else if (dialect == Dialect.MINIMAX) {
                 start = keyEnd + 2;
             } else if (dialect == Dialect.DSML) {

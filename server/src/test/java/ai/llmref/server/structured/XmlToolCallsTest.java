@@ -39,7 +39,8 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
     /**
      * The pinned templates with a tool-call format here. Before the check that a template's own
      * call reads back, MiniMax M3 (its own XML) and Apriel 1.5 ({@code <tool_calls>[...]}) were
-     * read as Hermes, and now have no format (tools are a 400 there); GLM 4.6, GLM 4.7 Flash, Spark
+     * read as Hermes, and had no format (Apriel's JSON list in its block has one since; MiniMax M3
+     * has none: tools are a 400 there); GLM 4.6, GLM 4.7 Flash, Spark
      * 2.5, Ling 3.0 Flash and the three Laguna were read as Hermes too, and are now GLM's format;
      * Mistral Small 3.2, Devstral and Ministral 3 write Mistral's ({@code [TOOL_CALLS]name[ARGS]}), Mistral
      * Nemo a JSON list after {@code [TOOL_CALLS]}; GPT-OSS a message to {@code functions.NAME};
@@ -57,7 +58,7 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
             "inclusionai-ling-3.0-flash", "meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct",
             "meta-llama-Llama-3.3-70B-Instruct", "poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2",
             "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved", "NVIDIA-Nemotron-Nano-v2", "unsloth-Apriel-1.5",
-            "Apriel-1.6-15b-Thinker-fixed");
+            "Apriel-1.6-15b-Thinker-fixed", "ByteDance-Seed-OSS");
 
     /** The pinned tree's chat templates ({@code models/templates}). */
     static Path templatesDir() throws Exception {
@@ -456,6 +457,44 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
         assertThatThrownBy(() -> ToolCalls.grammar(ToolCalls.Format.MINIMAX_XML, List.of(new ToolCalls.Function("f",
                 ToolCallsParseTest.json("{\"type\":\"object\",\"properties\":{\"a\\\"b\":{\"type\":\"string\"}}}"))), false))
                 .as("a name with a quote cannot be written").isInstanceOf(SchemaException.class);
+    }
+
+    /**
+     * Seed-OSS: the XML format's calls in {@code <seed:tool_call>} blocks, each value between its
+     * tags without line breaks: the template detected, its own call read back; calls read with
+     * their values typed (a raw string keeps its line breaks), whole and streamed; the grammars
+     * write the layout and refuse Qwen's line breaks around a number, other blocks and what follows.
+     */
+    @Test
+    void seedCallsAreXmlInTheirOwnBlocks() throws Exception {
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(templates().get("ByteDance-Seed-OSS"), "", ""))).isEqualTo(ToolCalls.Format.SEED_XML);
+        String weather = "<seed:tool_call>\n<function=get_weather>\n<parameter=city>Rome</parameter>\n<parameter=days>3</parameter>\n"
+                + "</function>\n</seed:tool_call>";
+        String write = "<seed:tool_call>\n<function=write_file>\n<parameter=path>/tmp/a \"b\".txt</parameter>\n"
+                + "<parameter=content>\nline 1\n  <b>line</b> 2\n</parameter>\n<parameter=mode>null</parameter>\n"
+                + "<parameter=options>{\"append\": true}</parameter>\n</function>\n</seed:tool_call>";
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.SEED_XML, "Let me check.\n" + weather + "\n" + write, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Let me check.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\",\"days\":3}",
+                "{\"path\":\"/tmp/a \\\"b\\\".txt\",\"content\":\"\\nline 1\\n  <b>line</b> 2\\n\",\"mode\":null,\"options\":{\"append\":true}}");
+        for (String notCalls : List.of(weather + " done", weather.replace("get_weather", "get_wind"), WEATHER)) {
+            assertThat(ToolCalls.parse(ToolCalls.Format.SEED_XML, notCalls, FUNCTIONS).calls()).as(notCalls).isEmpty();
+        }
+        streams(ToolCalls.Format.SEED_XML, List.of(weather, "Sure.\n" + weather + "\n" + write,
+                "<seed:tool_call>\n<function=get_time>\n</function>\n</seed:tool_call>"));
+        String forced = ToolCalls.grammar(ToolCalls.Format.SEED_XML, FUNCTIONS, true);
+        String one = ToolCalls.grammar(ToolCalls.Format.SEED_XML, FUNCTIONS, false);
+        String late = ToolCalls.lateGrammar(ToolCalls.Format.SEED_XML, FUNCTIONS, true);
+        for (String g : List.of(forced, one, late)) {
+            assertThat(verdict(g, weather)).as(g).isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of("<seed:tool_call>\n<function=get_wind>", "<seed:tool_call>\n<function=get_weather>\n</function>",
+                    weather.replace(">3<", ">9<"), weather.replace(">3<", ">\n3\n<"), WEATHER, weather + " and more")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        assertThat(verdict(forced, weather + "\n" + write)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, weather + "\n" + write)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, weather + "\n<seed:tool_call>")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
     }
 
     /**

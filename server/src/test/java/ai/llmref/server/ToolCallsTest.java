@@ -668,4 +668,50 @@ class ToolCallsTest {
             return "ByteDance-Seed-OSS.jinja";
         }
     }
+
+    /** Command R7B's calls (a JSON list of {@code tool_call_id}, {@code tool_name}, {@code parameters} objects between {@code <|START_ACTION|>} and {@code <|END_ACTION|>}): the same checks. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class CohereFormatR7B extends Family {
+        @Override
+        String templateFile() {
+            return "CohereForAI-c4ai-command-r7b-12-2024-tool_use.jinja";
+        }
+
+        /** The template's own preamble is some 4,000 tokens of stories260K's vocabulary. */
+        @Override
+        Map<String, String> extraConfig() {
+            return Map.of("engine.slot-context", "8192");
+        }
+
+        /** The template thinks (its reply opens <|START_THINKING|>), and the tiny model would think to max_tokens. */
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            return ToolCallsTest.request(choice).put("reasoning_format", "none");
+        }
+
+        /** The tiny model ends the list after one call here (the grammar allows more: LateToolGrammarTest#cohereCallsInTheirBlock). */
+        @Override
+        boolean writesAnotherCall() {
+            return false;
+        }
+    }
+
+    /**
+     * Cohere2 MoE's, the same list: its prompt opens {@code <|START_THINKING|>} for the reply, and
+     * the tiny model would think to max_tokens: these requests do not split reasoning off.
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class CohereFormat2MoE extends Family {
+        @Override
+        String templateFile() {
+            return "Cohere2MoE.jinja";
+        }
+
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            return ToolCallsTest.request(choice).put("reasoning_format", "none");
+        }
+    }
 }

@@ -62,13 +62,15 @@ public final class ReasoningStream {
     public static final Tags CHANNEL = new Tags("<|channel>thought", "<channel|>", List.of("<|channel>", "<channel|>"));
     /** ByteDance Seed-OSS's {@code <seed:think>} … {@code </seed:think>} (its template's think tokens). */
     public static final Tags SEED = new Tags("<seed:think>", "</seed:think>", List.of("<seed:think>", "</seed:think>"));
+    /** Command R7B's and Cohere2 MoE's {@code <|START_THINKING|>} … {@code <|END_THINKING|>}. */
+    public static final Tags COHERE = new Tags("<|START_THINKING|>", "<|END_THINKING|>", List.of("<|START_THINKING|>", "<|END_THINKING|>"));
 
-    /** The tags a chat template writes reasoning in (Gemma 4's channel, Seed-OSS's, or {@code <think>}), or null for none. */
+    /** The tags a chat template writes reasoning in (Gemma 4's channel, Seed-OSS's, Cohere's, or {@code <think>}), or null for none. */
     public static Tags tagsOf(String templateSource) {
         if (templateSource == null) {
             return null;
         }
-        for (Tags t : List.of(CHANNEL, SEED, THINK)) {
+        for (Tags t : List.of(CHANNEL, SEED, COHERE, THINK)) {
             if (templateSource.contains(t.open()) && templateSource.contains(t.close())) {
                 return t;
             }

@@ -47,7 +47,9 @@ import java.util.Map;
  * list of {@code {"name": ..., "arguments": {...}}} calls between {@code <TOOLCALL>} and
  * {@code </TOOLCALL>}, or {@code <tool_calls>} and {@code </tool_calls>}. {@link Format#SEED_XML}
  * (ByteDance Seed-OSS): the XML format's calls in {@code <seed:tool_call>} blocks, each value
- * between its tags without line breaks ({@link XmlToolCalls.Dialect#SEED}).
+ * between its tags without line breaks ({@link XmlToolCalls.Dialect#SEED}). {@link Format#COHERE}
+ * (Command R7B, Cohere2 MoE): a JSON list of {@code {"tool_call_id": "0", "tool_name": ...,
+ * "parameters": {...}}} calls between {@code <|START_ACTION|>} and {@code <|END_ACTION|>}.
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -77,7 +79,8 @@ public final class ToolCalls {
         GEMMA,
         NEMOTRON_V2,
         APRIEL,
-        SEED_XML
+        SEED_XML,
+        COHERE
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -97,7 +100,7 @@ public final class ToolCalls {
             case KIMI -> List.of(KIMI_OPEN, KIMI_CALL, KIMI_ARGS, KIMI_CALL_END, KIMI_CLOSE);
             case DEEPSEEK_V32, DEEPSEEK_V4 -> List.of(XmlToolCalls.DSML);
             case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
-            case NEMOTRON_V2, APRIEL -> List.of(block(format).open(), block(format).close());
+            case NEMOTRON_V2, APRIEL, COHERE -> List.of(block(format).open(), block(format).close());
             case SEED_XML -> List.of(SEED_BLOCK.open(), SEED_BLOCK.close());
             default -> List.of();
         };
@@ -135,6 +138,7 @@ public final class ToolCalls {
     private static final Block KIMI_BLOCK = new Block(KIMI_OPEN, KIMI_CLOSE);
     private static final Block NEMOTRON_V2_BLOCK = new Block("<TOOLCALL>", "</TOOLCALL>");
     private static final Block APRIEL_BLOCK = new Block("<tool_calls>", "</tool_calls>");
+    private static final Block COHERE_BLOCK = new Block("<|START_ACTION|>", "<|END_ACTION|>");
     /** What each call of the {@code <tool_call>} formats comes in; Seed-OSS's own. */
     private static final Block CALL_BLOCK = new Block(OPEN, CLOSE);
     private static final Block SEED_BLOCK = new Block("<seed:tool_call>", "</seed:tool_call>");
@@ -147,9 +151,9 @@ public final class ToolCalls {
     /** Gemma 4's calls, each between its own markers. */
     private static final Block GEMMA_CALL = new Block(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END);
 
-    /** Whether calls are a JSON list of {@code {"name", "arguments"}} objects in one block (Nemotron Nano v2, Apriel). */
+    /** Whether calls are a JSON list of objects in one block (Nemotron Nano v2, Apriel: {@code {"name", "arguments"}}; Cohere's). */
     static boolean jsonList(Format format) {
-        return format == Format.NEMOTRON_V2 || format == Format.APRIEL;
+        return format == Format.NEMOTRON_V2 || format == Format.APRIEL || format == Format.COHERE;
     }
 
     /**
@@ -164,6 +168,7 @@ public final class ToolCalls {
             case KIMI -> KIMI_BLOCK;
             case NEMOTRON_V2 -> NEMOTRON_V2_BLOCK;
             case APRIEL -> APRIEL_BLOCK;
+            case COHERE -> COHERE_BLOCK;
             default -> null;
         };
     }
@@ -203,6 +208,8 @@ public final class ToolCalls {
             candidate = Format.GEMMA; // llama.cpp's test for its Gemma 4 format
         } else if (src.contains(SEED_BLOCK.open()) && src.contains("<function=") && src.contains("<parameter=")) {
             candidate = Format.SEED_XML;
+        } else if (src.contains(COHERE_BLOCK.open() + "[")) {
+            candidate = Format.COHERE;
         } else if (src.contains(NEMOTRON_V2_BLOCK.open() + "[")) {
             candidate = Format.NEMOTRON_V2;
         } else if (src.contains(APRIEL_BLOCK.open() + "[")) {
@@ -301,8 +308,8 @@ public final class ToolCalls {
                     + " \"\\n" + block(format).close() + "\"";
             case KIMI -> "\"" + KIMI_OPEN + "\" call" + (several ? "+" : "") + " \"" + KIMI_CLOSE + "\"";
             case GEMMA -> several ? "call+" : "call"; // calls one after another, as the template writes them
-            case NEMOTRON_V2, APRIEL -> JsonSchemaGrammar.literal(block(format).open() + "[") + " call" + (several ? " (\",\" space call)*" : "")
-                    + " " + JsonSchemaGrammar.literal("]" + block(format).close());
+            case NEMOTRON_V2, APRIEL, COHERE -> JsonSchemaGrammar.literal(block(format).open() + "[") + " space call"
+                    + (several ? " (\",\" space call)*" : "") + " space " + JsonSchemaGrammar.literal("]" + block(format).close());
             default -> several ? block + " (\"\\n\" " + block + ")*" : block;
         };
         return grammar(format, functions, root, "");
@@ -348,7 +355,7 @@ public final class ToolCalls {
             case KIMI -> "(\"" + KIMI_OPEN + "\" tc-ws)? call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \"" + KIMI_CLOSE + "\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
             case GEMMA -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
-            case NEMOTRON_V2, APRIEL -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws \"[\" space call" + (parallel
+            case NEMOTRON_V2, APRIEL, COHERE -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws \"[\" space call" + (parallel
                     ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
         };
@@ -465,7 +472,7 @@ public final class ToolCalls {
                 names.add(f.name(), restRule);
                 continue;
             }
-            String argsKey = format == Format.LLAMA3_JSON ? "parameters" : "arguments";
+            String argsKey = format == Format.LLAMA3_JSON || format == Format.COHERE ? "parameters" : "arguments";
             // Nemo's calls end with an id of nine letters and digits, as its template writes them
             String id = format == Format.MISTRAL_NEMO ? " \",\" space \"\\\"id\\\"\" space \":\" space \"\\\"\" [a-zA-Z0-9]{9} \"\\\"\" space" : "";
             rules.put(restRule, "\",\" space \"\\\"" + argsKey + "\\\"\" space \":\" space " + prefix + "-args space" + id + " \"}\"");
@@ -496,6 +503,10 @@ public final class ToolCalls {
             // the rest of the message's header, as the template writes it (commentary json) or harmony's spec does (<|constrain|>json)
             sb.append("call ::= \"to=functions.\" call-name\n")
                     .append("harmony-head ::= \"<|channel|>commentary\" (\" json\" | \" <|constrain|>json\")? \"<|message|>\"\n");
+        } else if (format == Format.COHERE) {
+            // the call's index as the template writes its id, then the name
+            sb.append("call ::= \"{\" space \"\\\"tool_call_id\\\"\" space \":\" space \"\\\"\" [0-9]{1,4} \"\\\"\" space \",\" space "
+                    + "\"\\\"tool_name\\\"\" space \":\" space call-name\n");
         } else {
             sb.append("call ::= \"{\" space \"\\\"name\\\"\" space \":\" space call-name\n");
         }
@@ -607,7 +618,7 @@ public final class ToolCalls {
             case MISTRAL_NEMO -> {
                 return list(text, functions, format, MISTRAL_OPEN, null);
             }
-            case NEMOTRON_V2, APRIEL -> {
+            case NEMOTRON_V2, APRIEL, COHERE -> {
                 return list(text, functions, format, block(format).open(), block(format).close());
             }
             case HARMONY -> {
@@ -876,7 +887,7 @@ public final class ToolCalls {
         }
         List<Call> calls = new ArrayList<>();
         for (JsonNode n : list.value()) {
-            Call c = call(n, "arguments", functions, format);
+            Call c = format == Format.COHERE ? call(n, "tool_name", "parameters", functions, format) : call(n, "arguments", functions, format);
             if (c == null) {
                 return new Reply(text, List.of());
             }
@@ -933,10 +944,15 @@ public final class ToolCalls {
 
     /** The call a JSON object makes of a declared function, its arguments under {@code argsKey}, with an id as {@code format} writes them; else null. */
     private static Call call(JsonNode n, String argsKey, List<Function> functions, Format format) {
-        if (!(n instanceof ObjectNode o) || !o.path("name").isTextual() || !o.path(argsKey).isObject()) {
+        return call(n, "name", argsKey, functions, format);
+    }
+
+    /** As {@link #call(JsonNode, String, List, Format)}, the name under {@code nameKey} (Cohere's {@code tool_name}). */
+    private static Call call(JsonNode n, String nameKey, String argsKey, List<Function> functions, Format format) {
+        if (!(n instanceof ObjectNode o) || !o.path(nameKey).isTextual() || !o.path(argsKey).isObject()) {
             return null;
         }
-        String name = o.get("name").textValue();
+        String name = o.get(nameKey).textValue();
         if (functions.stream().noneMatch(f -> f.name().equals(name))) {
             return null;
         }

@@ -35,6 +35,9 @@ public final class ToolStream {
     /** The longest call head read (a grammar writes a name of at most 64 characters and little space around it). */
     private static final int MAX_HEAD = 1024;
     private static final Pattern HEAD = Pattern.compile("\\s*\\{\\s*\"name\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"\\s*,\\s*\"(?:arguments|parameters)\"\\s*:");
+    /** Cohere's call head: its id (the call's index), its name, its parameters. */
+    private static final Pattern COHERE_HEAD = Pattern.compile(
+            "\\s*\\{\\s*\"tool_call_id\"\\s*:\\s*\"[0-9]{0,4}\"\\s*,\\s*\"tool_name\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"\\s*,\\s*\"parameters\"\\s*:");
 
     /** What may be sent now: content text, or part of a call. */
     public sealed interface Piece {}
@@ -220,7 +223,7 @@ public final class ToolStream {
                     case KIMI -> Scan.KIMI_NEXT;
                     case GEMMA -> Scan.GEMMA_CALL;
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
-                    case MISTRAL_NEMO, NEMOTRON_V2, APRIEL -> Scan.NEMO_LIST;
+                    case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE -> Scan.NEMO_LIST;
                     default -> Scan.HEAD;
                 });
                 case BARE_NAME -> { // a name that ends where something else begins (Mistral's '[', GPT-OSS's header)
@@ -520,7 +523,7 @@ public final class ToolStream {
                         }
                         continue;
                     }
-                    Matcher m = HEAD.matcher(h);
+                    Matcher m = (format == ToolCalls.Format.COHERE ? COHERE_HEAD : HEAD).matcher(h);
                     if (m.lookingAt()) {
                         head.setLength(0);
                         startCall(decode(m.group(1)), out);
@@ -560,7 +563,7 @@ public final class ToolStream {
                         arguments = null;
                         scan = switch (format) {
                             case HERMES -> Scan.CLOSE_TAG;
-                            case MISTRAL_NEMO, NEMOTRON_V2, APRIEL -> Scan.NEMO_NEXT;
+                            case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE -> Scan.NEMO_NEXT;
                             default -> Scan.AFTER;
                         };
                     } else if (format == ToolCalls.Format.MISTRAL_NEMO ? !nemoId(c) : !Character.isWhitespace(c)) {

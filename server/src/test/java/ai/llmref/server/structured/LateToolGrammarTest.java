@@ -89,4 +89,21 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
             }
         }
     }
+
+    /** Cohere's list of calls (id, then name, then parameters), with the template's line breaks, forced and under "auto". */
+    @Test
+    void cohereCallsInTheirBlock() {
+        String call = "{\"tool_call_id\": \"0\", \"tool_name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}";
+        String reply = "<|START_ACTION|>[\n    " + call + "\n]<|END_ACTION|>";
+        for (String g : List.of(ToolCalls.grammar(ToolCalls.Format.COHERE, ToolCallsParseTest.FUNCTIONS, true),
+                ToolCalls.lateGrammar(ToolCalls.Format.COHERE, ToolCallsParseTest.FUNCTIONS, true))) {
+            assertThat(verdict(g, reply)).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, reply.replace(call, call + ",\n    " + call.replace("\"0\"", "\"1\"")))).as("two calls")
+                    .isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of(reply.replace("tool_name", "name"), reply.replace("\"0\"", "\"x\""),
+                    reply.replace("get_weather", "nope"), reply + " words")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+    }
 }

@@ -108,6 +108,7 @@ class ReasoningStreamTest {
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("google-gemma-2-2b-it.jinja")))).isNull();
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("ByteDance-Seed-OSS.jinja"))))
                 .isSameAs(ReasoningStream.SEED);
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("Cohere2MoE.jinja")))).isSameAs(ReasoningStream.COHERE);
         assertThat(ReasoningStream.split("<seed:think>\nhm\n</seed:think>\nHi", false, null, ReasoningStream.SEED))
                 .isEqualTo(new ReasoningStream.Split("hm", "Hi"));
     }

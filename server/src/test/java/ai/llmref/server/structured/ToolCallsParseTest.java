@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.llmref.server.chat.ChatTemplateRenderer;
 import java.util.List;
+import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /** Tool-call output parsing, format detection and grammar building (unit tier: no native library). */
@@ -121,6 +122,26 @@ class ToolCallsParseTest {
                 assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(f + ": " + notACall).isEmpty();
                 assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
             }
+        }
+    }
+
+    /** Cohere's list: each call's name under {@code tool_name}, its arguments under {@code parameters}, after its id. */
+    @Test
+    void cohereListsNameToolsAndParameters() {
+        String calls = "<|START_ACTION|>[\n    {\"tool_call_id\": \"0\", \"tool_name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}},"
+                + "\n    {\"tool_call_id\": \"1\", \"tool_name\": \"get_time\", \"parameters\": {}}\n]<|END_ACTION|>";
+        ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.COHERE, calls, FUNCTIONS);
+        assertThat(r.content()).isNull();
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get_time");
+        assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
+        for (String notACall : List.of(calls.replace("tool_name", "name"), calls.replace("parameters", "arguments"), calls + " x")) {
+            assertThat(ToolCalls.parse(ToolCalls.Format.COHERE, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
+        }
+        Random rnd = new Random(3);
+        for (int trial = 0; trial < 30; trial++) {
+            SplitStream.Fed fed = SplitStream.feed(ToolCalls.Format.COHERE, false, FUNCTIONS, "Sure. " + calls, rnd, 5);
+            assertThat(fed.stream().wellFormed()).isTrue();
+            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}", "{}");
         }
     }
 

@@ -58,7 +58,7 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
             "inclusionai-ling-3.0-flash", "meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct",
             "meta-llama-Llama-3.3-70B-Instruct", "poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2",
             "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved", "NVIDIA-Nemotron-Nano-v2", "unsloth-Apriel-1.5",
-            "Apriel-1.6-15b-Thinker-fixed", "ByteDance-Seed-OSS");
+            "Apriel-1.6-15b-Thinker-fixed", "ByteDance-Seed-OSS", "CohereForAI-c4ai-command-r7b-12-2024-tool_use", "Cohere2MoE");
 
     /** The pinned tree's chat templates ({@code models/templates}). */
     static Path templatesDir() throws Exception {

@@ -55,8 +55,8 @@ final class ChatRendering {
             LOG.log(System.Logger.Level.INFO, "chat template: llama.cpp built-in renderer (Jinja for requests with tools)");
         }
         boolean harmony = reasoning == ServerConfig.ReasoningFormat.AUTO && ReasoningStream.harmonyUsedBy(source);
-        boolean thinks = reasoning == ServerConfig.ReasoningFormat.AUTO && ReasoningStream.usedBy(source) && !harmony;
         ReasoningStream.Tags found = ReasoningStream.tagsOf(source);
+        boolean thinks = reasoning == ServerConfig.ReasoningFormat.AUTO && found != null && !harmony;
         ReasoningStream.Tags tags = found == null ? ReasoningStream.THINK : found;
         LOG.log(System.Logger.Level.INFO, "chat template reasoning: " + (harmony ? "harmony analysis messages returned apart from the content"
                 : thinks ? tags.open() + " blocks returned apart from the content"

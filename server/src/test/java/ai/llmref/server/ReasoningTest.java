@@ -563,9 +563,9 @@ class ReasoningTest {
             var renderer = new ai.llmref.server.chat.ChatTemplateRenderer(source, "<s>", "</s>");
             String on = renderer.render(hi, true, null, Map.of("enable_thinking", true));
             String off = renderer.render(hi, true, null, Map.of("enable_thinking", false));
-            assertThat(ai.llmref.server.structured.ReasoningStream.leftOpen(on)).as(file).isFalse();
-            assertThat(ai.llmref.server.structured.ReasoningStream.closedAtEnd(on)).as(file).isFalse();
-            assertThat(ai.llmref.server.structured.ReasoningStream.closedAtEnd(off)).as(file + ": " + off).isTrue();
+            assertThat(ai.llmref.server.structured.ReasoningStream.THINK.leftOpen(on)).as(file).isFalse();
+            assertThat(ai.llmref.server.structured.ReasoningStream.THINK.closedAtEnd(on)).as(file).isFalse();
+            assertThat(ai.llmref.server.structured.ReasoningStream.THINK.closedAtEnd(off)).as(file + ": " + off).isTrue();
         }
         for (String file : List.of("Kimi-K2-Thinking.jinja", "LFM2.5-8B-A1B.jinja", "ibm-granite-granite-3.3-2B-Instruct.jinja")) {
             String source = ToolCallsTest.template(file);

@@ -27,7 +27,9 @@ import java.util.regex.Pattern;
 final class GemmaToolCalls {
     /** A call's start (a control token of Gemma 4's), then {@code call:} and the name. */
     static final String CALL = "<|tool_call>";
-    static final String CALL_NAME = CALL + "call:";
+    /** What comes between a call's start and its name. */
+    static final String CALL_WORD = "call:";
+    static final String CALL_NAME = CALL + CALL_WORD;
     static final String CALL_END = "<tool_call|>";
     /** What a string is written between (a control token of Gemma 4's). */
     static final String QUOTE = "<|\"|>";

@@ -52,7 +52,7 @@ public final class ReasoningStream {
             while (i > 0 && isSpace(prompt.charAt(i - 1))) {
                 i--;
             }
-            return prompt.startsWith(tag, i - tag.length()) && i >= tag.length();
+            return prompt.startsWith(tag, i - tag.length());
         }
     }
 
@@ -109,7 +109,7 @@ public final class ReasoningStream {
     /** What opens and closes the reasoning block. */
     private final Tags tags;
 
-    /** A reply; {@code open}: the prompt left a {@code <think>} open ({@link #leftOpen}). */
+    /** A reply; {@code open}: the prompt left a {@code <think>} open ({@link Tags#leftOpen}). */
     public ReasoningStream(boolean open) {
         this(open, null);
     }
@@ -124,7 +124,7 @@ public final class ReasoningStream {
         this(open, alsoEnds, harmony, THINK);
     }
 
-    /** A reply whose block is written with {@code tags} ({@link #THINK} or {@link #CHANNEL}); other arguments as above. */
+    /** A reply whose block is written with {@code tags} ({@link #THINK}, {@link #CHANNEL}, ...); other arguments as above. */
     public ReasoningStream(boolean open, String alsoEnds, boolean harmony, Tags tags) {
         state = open ? State.REASONING : State.START;
         this.alsoEnds = alsoEnds;
@@ -160,16 +160,6 @@ public final class ReasoningStream {
             }
         }
         return new Split(r.toString(), c.toString());
-    }
-
-    /** The rendered prompt ends inside a {@code <think>} block: the reply begins with reasoning. */
-    public static boolean leftOpen(String prompt) {
-        return THINK.leftOpen(prompt);
-    }
-
-    /** The rendered prompt ends with a closed {@code <think>} block (a template asked not to think writes an empty one). */
-    public static boolean closedAtEnd(String prompt) {
-        return THINK.closedAtEnd(prompt);
     }
 
     /**

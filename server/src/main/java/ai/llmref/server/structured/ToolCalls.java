@@ -96,11 +96,10 @@ public final class ToolCalls {
         return switch (format) {
             case MISTRAL -> List.of(MISTRAL_OPEN, MISTRAL_ARGS, MISTRAL_CALL_ID);
             case MISTRAL_NEMO -> List.of(MISTRAL_OPEN);
-            case MINIMAX_XML -> List.of(XmlToolCalls.MINIMAX_OPEN, XmlToolCalls.MINIMAX_CLOSE);
+            case MINIMAX_XML, NEMOTRON_V2, APRIEL, COHERE -> List.of(block(format).open(), block(format).close());
             case KIMI -> List.of(KIMI_OPEN, KIMI_CALL, KIMI_ARGS, KIMI_CALL_END, KIMI_CLOSE);
             case DEEPSEEK_V32, DEEPSEEK_V4 -> List.of(XmlToolCalls.DSML);
             case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
-            case NEMOTRON_V2, APRIEL, COHERE -> List.of(block(format).open(), block(format).close());
             case SEED_XML -> List.of(SEED_BLOCK.open(), SEED_BLOCK.close());
             default -> List.of();
         };

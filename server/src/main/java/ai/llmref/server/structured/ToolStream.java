@@ -357,7 +357,7 @@ public final class ToolStream {
                     }
                 }
                 case KIMI_CALL_END -> tag(c, ToolCalls.KIMI_CALL_END, Scan.KIMI_NEXT);
-                case GEMMA_CALL -> tag(c, GemmaToolCalls.CALL_NAME.substring(GemmaToolCalls.CALL.length()), Scan.BARE_NAME);
+                case GEMMA_CALL -> tag(c, GemmaToolCalls.CALL_WORD, Scan.BARE_NAME);
                 case GEMMA_ARGS -> { // Gemma's notation, read as it comes and sent as JSON
                     scanned++;
                     if (gemma == null) {

@@ -115,10 +115,10 @@ class ReasoningStreamTest {
 
     @Test
     void thePromptsOpenTagIsFound() {
-        assertThat(ReasoningStream.leftOpen("<|im_start|>assistant\n<think>\n")).isTrue();
-        assertThat(ReasoningStream.leftOpen("<｜Assistant｜><think>\n")).isTrue();
-        assertThat(ReasoningStream.leftOpen("<|im_start|>assistant\n<think>\n\n</think>\n\n")).isFalse();
-        assertThat(ReasoningStream.leftOpen("<|im_start|>assistant\n")).isFalse();
+        assertThat(ReasoningStream.THINK.leftOpen("<|im_start|>assistant\n<think>\n")).isTrue();
+        assertThat(ReasoningStream.THINK.leftOpen("<｜Assistant｜><think>\n")).isTrue();
+        assertThat(ReasoningStream.THINK.leftOpen("<|im_start|>assistant\n<think>\n\n</think>\n\n")).isFalse();
+        assertThat(ReasoningStream.THINK.leftOpen("<|im_start|>assistant\n")).isFalse();
         assertThat(ReasoningStream.usedBy("{{ '<think>' }}{{ x.split('</think>') }}")).isTrue();
         assertThat(ReasoningStream.usedBy("{{ '<|im_start|>' }}")).isFalse();
     }

@@ -701,6 +701,50 @@ class ToolCallsTest {
      * Cohere2 MoE's, the same list: its prompt opens {@code <|START_THINKING|>} for the reply, and
      * the tiny model would think to max_tokens: these requests do not split reasoning off.
      */
+    /** MiniMax M1's calls ({@code {"name", "arguments"}} objects, a line each, in a {@code <tool_calls>} block): the same checks. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class MiniMaxFormatM1 extends Family {
+        @Override
+        String templateFile() {
+            return "MiniMax-M1.jinja";
+        }
+
+        /** The tiny model ends the block after one call here (the grammar allows more: LateToolGrammarTest#miniMaxM1CallsALineEach). */
+        @Override
+        boolean writesAnotherCall() {
+            return false;
+        }
+    }
+
+    /**
+     * Tencent Hy3's calls (GLM's pairs in {@code :opensource} tags, in one block): the same checks,
+     * the template not thinking by default ({@code reasoning_effort} no_think: its prompt closes an
+     * empty block); asked to think, the reasoning is split off and a forced call comes after it.
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class HunyuanFormatHy3 extends Family {
+        @Override
+        String templateFile() {
+            return "tencent-Hy3.jinja";
+        }
+
+        @Test
+        void askedToThinkItsReasoningIsSplitOffAndAForcedCallFollows() throws Exception {
+            ObjectNode b = ToolCallsTest.request("required").put("reasoning_budget_tokens", 8);
+            b.putObject("chat_template_kwargs").put("reasoning_effort", "high");
+            JsonNode out = post(b);
+            assertCallAfterReasoning(out, "<think:opensource>");
+            assertThat(out.get("choices").get(0).get("message").get("reasoning_content").asText()).doesNotContain("</think:opensource>");
+            ObjectNode free = ToolCallsTest.request("auto");
+            free.putObject("chat_template_kwargs").put("reasoning_effort", "low");
+            JsonNode message = post(free).get("choices").get(0).get("message");
+            assertThat(message.get("reasoning_content").asText()).as(message.toString()).isNotBlank();
+            assertThat(message.get("content").isNull() || message.get("content").asText().isEmpty()).as("cut short while thinking").isTrue();
+        }
+    }
+
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class CohereFormat2MoE extends Family {

@@ -50,6 +50,9 @@ import java.util.Map;
  * between its tags without line breaks ({@link XmlToolCalls.Dialect#SEED}). {@link Format#COHERE}
  * (Command R7B, Cohere2 MoE): a JSON list of {@code {"tool_call_id": "0", "tool_name": ...,
  * "parameters": {...}}} calls between {@code <|START_ACTION|>} and {@code <|END_ACTION|>}.
+ * {@link Format#MINIMAX_M1} (MiniMax M1): {@code {"name": ..., "arguments": {...}}} calls, a line
+ * each, between {@code <tool_calls>} and {@code </tool_calls>}. {@link Format#HUNYUAN} (Tencent
+ * Hy3): GLM's key and value pairs in tags of its own, in one block ({@link XmlToolCalls.Dialect#HY}).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -80,7 +83,9 @@ public final class ToolCalls {
         NEMOTRON_V2,
         APRIEL,
         SEED_XML,
-        COHERE
+        COHERE,
+        MINIMAX_M1,
+        HUNYUAN
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -96,11 +101,13 @@ public final class ToolCalls {
         return switch (format) {
             case MISTRAL -> List.of(MISTRAL_OPEN, MISTRAL_ARGS, MISTRAL_CALL_ID);
             case MISTRAL_NEMO -> List.of(MISTRAL_OPEN);
-            case MINIMAX_XML, NEMOTRON_V2, APRIEL, COHERE -> List.of(block(format).open(), block(format).close());
+            case MINIMAX_XML, NEMOTRON_V2, APRIEL, COHERE, MINIMAX_M1 -> List.of(block(format).open(), block(format).close());
             case KIMI -> List.of(KIMI_OPEN, KIMI_CALL, KIMI_ARGS, KIMI_CALL_END, KIMI_CLOSE);
             case DEEPSEEK_V32, DEEPSEEK_V4 -> List.of(XmlToolCalls.DSML);
             case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
             case SEED_XML -> List.of(SEED_BLOCK.open(), SEED_BLOCK.close());
+            case HUNYUAN -> List.of(HY_BLOCK.open(), HY_BLOCK.close(), XmlToolCalls.HY_INVOKE, XmlToolCalls.HY_SEP, XmlToolCalls.HY_KEY,
+                    XmlToolCalls.HY_KEY_END, XmlToolCalls.HY_VALUE, XmlToolCalls.HY_VALUE_END, XmlToolCalls.HY_CALL_END);
             default -> List.of();
         };
     }
@@ -119,7 +126,7 @@ public final class ToolCalls {
     /** Whether parameters are written one by one, values typed by their schemas ({@link XmlToolCalls}). */
     static boolean xml(Format format) {
         return format == Format.XML || format == Format.GLM_XML || format == Format.MINIMAX_XML || deepSeek(format)
-                || format == Format.SEED_XML;
+                || format == Format.SEED_XML || format == Format.HUNYUAN;
     }
 
     /** Whether calls are DeepSeek V3.2's or V4's DSML. */
@@ -138,6 +145,7 @@ public final class ToolCalls {
     private static final Block NEMOTRON_V2_BLOCK = new Block("<TOOLCALL>", "</TOOLCALL>");
     private static final Block APRIEL_BLOCK = new Block("<tool_calls>", "</tool_calls>");
     private static final Block COHERE_BLOCK = new Block("<|START_ACTION|>", "<|END_ACTION|>");
+    private static final Block HY_BLOCK = new Block("<tool_calls" + XmlToolCalls.HY_TAG + ">", "</tool_calls" + XmlToolCalls.HY_TAG + ">");
     /** What each call of the {@code <tool_call>} formats comes in; Seed-OSS's own. */
     private static final Block CALL_BLOCK = new Block(OPEN, CLOSE);
     private static final Block SEED_BLOCK = new Block("<seed:tool_call>", "</seed:tool_call>");
@@ -166,8 +174,9 @@ public final class ToolCalls {
             case DEEPSEEK_V4 -> DEEPSEEK_V4_BLOCK;
             case KIMI -> KIMI_BLOCK;
             case NEMOTRON_V2 -> NEMOTRON_V2_BLOCK;
-            case APRIEL -> APRIEL_BLOCK;
+            case APRIEL, MINIMAX_M1 -> APRIEL_BLOCK;
             case COHERE -> COHERE_BLOCK;
+            case HUNYUAN -> HY_BLOCK;
             default -> null;
         };
     }
@@ -213,6 +222,10 @@ public final class ToolCalls {
             candidate = Format.NEMOTRON_V2;
         } else if (src.contains(APRIEL_BLOCK.open() + "[")) {
             candidate = Format.APRIEL;
+        } else if (src.contains(APRIEL_BLOCK.open() + "\\n") && src.contains("\"arguments\"")) {
+            candidate = Format.MINIMAX_M1; // a call a line in the block
+        } else if (src.contains("'" + XmlToolCalls.HY_TAG + "'") && src.contains("<arg_key{}>")) {
+            candidate = Format.HUNYUAN; // the tags are made of their names and this suffix
         } else if (src.contains(XmlToolCalls.DSML) && src.contains("invoke")) {
             // llama.cpp's test: V4 names the block tool_calls, V3.2 function_calls
             candidate = src.contains("function_calls") ? Format.DEEPSEEK_V32 : Format.DEEPSEEK_V4;
@@ -303,12 +316,15 @@ public final class ToolCalls {
             case MISTRAL_NEMO -> "\"[TOOL_CALLS][\" call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
             case HARMONY -> "\" \" call"; // after the generation prompt's <|start|>assistant, as the template writes a call
             // one block of calls, as MiniMax M2's template writes them
-            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> "\"" + block(format).open() + "\\n\" call" + (several ? " (\"\\n\" call)*" : "")
+            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN -> "\"" + block(format).open() + "\\n\" call" + (several ? " (\"\\n\" call)*" : "")
                     + " \"\\n" + block(format).close() + "\"";
             case KIMI -> "\"" + KIMI_OPEN + "\" call" + (several ? "+" : "") + " \"" + KIMI_CLOSE + "\"";
             case GEMMA -> several ? "call+" : "call"; // calls one after another, as the template writes them
             case NEMOTRON_V2, APRIEL, COHERE -> JsonSchemaGrammar.literal(block(format).open() + "[") + " space call"
                     + (several ? " (\",\" space call)*" : "") + " space " + JsonSchemaGrammar.literal("]" + block(format).close());
+            // a call a line, as MiniMax M1's template writes them
+            case MINIMAX_M1 -> JsonSchemaGrammar.literal(block(format).open() + "\n") + " call" + (several ? " (\"\\n\" call)*" : "")
+                    + " " + JsonSchemaGrammar.literal("\n" + block(format).close());
             default -> several ? block + " (\"\\n\" " + block + ")*" : block;
         };
         return grammar(format, functions, root, "");
@@ -348,7 +364,7 @@ public final class ToolCalls {
             case MISTRAL -> "call" + (parallel ? "+" : "") + " tc-ws";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS]\" tc-ws \"[\" space call" + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws";
             case HARMONY -> "call tc-ws"; // one call: <|call|> ends the generation
-            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> "\"" + block(format).open() + "\" tc-ws call" + (parallel ? " (tc-ws call)*" : "")
+            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN -> "\"" + block(format).open() + "\" tc-ws call" + (parallel ? " (tc-ws call)*" : "")
                     + " tc-ws \"" + block(format).close() + "\" tc-ws";
             // Kimi may begin at a call without the section's start (llama.cpp's grammar allows it)
             case KIMI -> "(\"" + KIMI_OPEN + "\" tc-ws)? call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \"" + KIMI_CLOSE + "\" tc-ws";
@@ -356,6 +372,8 @@ public final class ToolCalls {
             case GEMMA -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
             case NEMOTRON_V2, APRIEL, COHERE -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws \"[\" space call" + (parallel
                     ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
+            case MINIMAX_M1 -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws "
+                    + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
         };
         return grammar(format, functions, root, "tc-ws ::= [ \\t\\n]{0,4}\n");
@@ -436,7 +454,7 @@ public final class ToolCalls {
                     // character), so a name may be another's prefix
                     names.add(switch (dialect) {
                         case QWEN, SEED -> f.name() + ">";
-                        case MINIMAX, DSML -> f.name() + "\">";
+                        case MINIMAX, DSML, HY -> f.name() + dialect.nameEnd();
                         case GLM -> f.name();
                     }, restRule);
                     continue;
@@ -487,7 +505,7 @@ public final class ToolCalls {
             sb.append("call ::= \"<function=\" call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.of(format)));
         } else if (format == Format.GLM_XML) {
             sb.append("call ::= call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.GLM));
-        } else if (format == Format.MINIMAX_XML || deepSeek(format)) {
+        } else if (format == Format.MINIMAX_XML || deepSeek(format) || format == Format.HUNYUAN) {
             XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(dialect.invoke())).append(" call-name\n")
                     .append(XmlToolCalls.sharedRules(dialect));
@@ -605,7 +623,7 @@ public final class ToolCalls {
                 return blocks(text, firstOpening(text, b.open(), bareOpeners(format, functions), 0), b,
                         (t, from, out) -> XmlToolCalls.call(t, from, functions, out, dialect));
             }
-            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> {
+            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN -> {
                 return invokes(text, functions, format);
             }
             case KIMI -> {
@@ -619,6 +637,9 @@ public final class ToolCalls {
             }
             case NEMOTRON_V2, APRIEL, COHERE -> {
                 return list(text, functions, format, block(format).open(), block(format).close());
+            }
+            case MINIMAX_M1 -> {
+                return lines(text, functions, format);
             }
             case HARMONY -> {
                 return harmony(text, functions);
@@ -891,6 +912,38 @@ public final class ToolCalls {
                 return new Reply(text, List.of());
             }
             calls.add(c);
+        }
+        return new Reply(contentBefore(text, first), List.copyOf(calls));
+    }
+
+    /**
+     * MiniMax M1's reply: text before the block is content; then JSON calls, whitespace between
+     * them (the template writes a call a line), the block's end possibly missing at the end of the
+     * reply, nothing but whitespace after it; else the whole reply is content.
+     */
+    private static Reply lines(String text, List<Function> functions, Format format) {
+        Block b = block(format);
+        int first = text.indexOf(b.open());
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        int at = first + b.open().length();
+        while (true) {
+            at = skipSpace(text, at);
+            if (at == text.length() || text.startsWith(b.close(), at)) {
+                break;
+            }
+            Json body = json(text, at);
+            Call c = body == null ? null : call(body.value(), "arguments", functions, format);
+            if (c == null) {
+                return new Reply(text, List.of());
+            }
+            calls.add(c);
+            at = body.end();
+        }
+        if (calls.isEmpty() || at < text.length() && skipSpace(text, at + b.close().length()) != text.length()) {
+            return new Reply(text, List.of());
         }
         return new Reply(contentBefore(text, first), List.copyOf(calls));
     }

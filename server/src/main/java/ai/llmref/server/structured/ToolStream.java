@@ -56,7 +56,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -219,11 +219,12 @@ public final class ToolStream {
                 case OPEN_TAG -> tag(c, open, switch (format) {
                     case XML, SEED_XML -> Scan.XML_FUNCTION;
                     case GLM_XML -> Scan.XML_NAME;
-                    case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4 -> Scan.MM_INVOKE;
+                    case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN -> Scan.MM_INVOKE;
                     case KIMI -> Scan.KIMI_NEXT;
                     case GEMMA -> Scan.GEMMA_CALL;
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
                     case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE -> Scan.NEMO_LIST;
+                    case MINIMAX_M1 -> Scan.LINE_NEXT;
                     default -> Scan.HEAD;
                 });
                 case BARE_NAME -> { // a name that ends where something else begins (Mistral's '[', GPT-OSS's header)
@@ -383,7 +384,14 @@ public final class ToolStream {
                 }
                 case GEMMA_END -> tag(c, GemmaToolCalls.CALL_END, Scan.BETWEEN);
                 case LIST_CLOSE -> tag(c, block.close(), Scan.AFTER);
-                case MM_NAME_CLOSE -> tag(c, ">", Scan.XML_ELEMENT);
+                case LINE_NEXT -> { // MiniMax M1's block: a call's JSON (a line each), or the block's end
+                    if (Character.isWhitespace(c)) {
+                        scanned++;
+                    } else {
+                        scan = c == '{' ? Scan.HEAD : Scan.LIST_CLOSE;
+                    }
+                }
+                case MM_NAME_CLOSE -> tag(c, dialect == XmlToolCalls.Dialect.HY ? XmlToolCalls.HY_SEP : ">", Scan.XML_ELEMENT);
                 case MM_KEY_CLOSE -> tag(c, ">", Scan.XML_VALUE_LINE);
                 case XML_NAME -> {
                     boolean glm = dialect == XmlToolCalls.Dialect.GLM;
@@ -397,7 +405,7 @@ public final class ToolStream {
                         scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
                         continue;
                     }
-                    scanned += glm ? 0 : 1; // GLM: what follows the name is read next
+                    scanned += glm || dialect == XmlToolCalls.Dialect.HY ? 0 : 1; // GLM, Hy3: what follows the name is read next
                     String name = head.toString();
                     head.setLength(0);
                     ToolCalls.Function f = functions.stream().filter(x -> x.name().equals(name)).findFirst().orElse(null);
@@ -426,7 +434,7 @@ public final class ToolStream {
                         endCall(out);
                         scan = switch (dialect) {
                             case QWEN, SEED -> Scan.CLOSE_TAG;
-                            case MINIMAX, DSML -> Scan.MM_INVOKE; // the block may hold another call
+                            case MINIMAX, DSML, HY -> Scan.MM_INVOKE; // the block may hold another call
                             case GLM -> Scan.BETWEEN; // the block's end was the call's
                         };
                     } else if (!dialect.parameter.startsWith(head.toString()) && !dialect.callEnd.startsWith(head.toString())) {
@@ -434,14 +442,14 @@ public final class ToolStream {
                     }
                 }
                 case XML_PARAMETER -> {
-                    boolean glm = dialect == XmlToolCalls.Dialect.GLM;
+                    boolean glm = dialect.pairs();
                     if (c != (glm ? '<' : nameStop())) {
                         scanned++;
                         head.append(c);
                         scan = head.length() > MAX_HEAD ? Scan.FAILED : scan;
                         continue;
                     }
-                    // GLM: '<' begins </arg_key>; DeepSeek: '"' begins string="..."
+                    // GLM, Hy3: '<' begins the key's end tag; DeepSeek: '"' begins string="..."
                     scanned += glm || dialect == XmlToolCalls.Dialect.DSML ? 0 : 1;
                     param = plan.param(head.toString());
                     head.setLength(0);
@@ -455,14 +463,14 @@ public final class ToolStream {
                     valueSent = 0;
                     valueKind = param.kind();
                     scan = switch (dialect) {
-                        case GLM -> Scan.GLM_KEY_CLOSE;
+                        case GLM, HY -> Scan.GLM_KEY_CLOSE;
                         case MINIMAX -> Scan.MM_KEY_CLOSE;
                         case DSML -> Scan.DS_KIND;
                         case QWEN, SEED -> Scan.XML_VALUE_LINE;
                     };
                 }
-                case GLM_KEY_CLOSE -> tag(c, "</arg_key>", Scan.GLM_VALUE_OPEN);
-                case GLM_VALUE_OPEN -> tag(c, "<arg_value>", Scan.XML_VALUE_LINE);
+                case GLM_KEY_CLOSE -> tag(c, dialect.keyEnd(), Scan.GLM_VALUE_OPEN);
+                case GLM_VALUE_OPEN -> tag(c, dialect.valueOpen(), Scan.XML_VALUE_LINE);
                 case XML_VALUE_LINE -> {
                     if (c == '\n' && dialect == XmlToolCalls.Dialect.QWEN) {
                         scanned++; // the line break after the tag is the layout's
@@ -564,6 +572,7 @@ public final class ToolStream {
                         scan = switch (format) {
                             case HERMES -> Scan.CLOSE_TAG;
                             case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE -> Scan.NEMO_NEXT;
+                            case MINIMAX_M1 -> Scan.LINE_NEXT;
                             default -> Scan.AFTER;
                         };
                     } else if (format == ToolCalls.Format.MISTRAL_NEMO ? !nemoId(c) : !Character.isWhitespace(c)) {
@@ -686,7 +695,7 @@ public final class ToolStream {
 
     /** What ends a function's or a parameter's name in Qwen's layout ({@code >}), MiniMax's and DeepSeek's ({@code "}, then more). */
     private char nameStop() {
-        return dialect.invokes() ? '"' : '>';
+        return dialect == XmlToolCalls.Dialect.HY ? '<' : dialect.invokes() ? '"' : '>';
     }
 
     /** The longest text that begins a call (its tail may be in text already released). */

@@ -29,7 +29,9 @@ import java.util.Set;
  * M2's ({@link Dialect#MINIMAX}), its calls in one block:
  * {@code <minimax:tool_call>\n<invoke name="get_weather">\n<parameter name="city">Paris</parameter>\n</invoke>\n</minimax:tool_call>};
  * and DeepSeek V3.2's and V4's ({@link Dialect#DSML}), the same with {@code <｜DSML｜>} tags and
- * each parameter saying whether its value is a string ({@code string="true"}, raw) or JSON.
+ * each parameter saying whether its value is a string ({@code string="true"}, raw) or JSON; and
+ * Tencent Hy3's ({@link Dialect#HY}), GLM's pairs with tags of its own in one block:
+ * {@code <tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>\n<arg_key:opensource>city</arg_key:opensource>\n<arg_value:opensource>Paris</arg_value:opensource>\n</tool_call:opensource>\n</tool_calls:opensource>}.
  *
  * <p>A parameter's value is written as its template renders it: a string raw (no quotes, no
  * escapes, any number of lines), anything else as JSON. So the type of a value comes from the
@@ -52,6 +54,15 @@ final class XmlToolCalls {
     /** What follows a DeepSeek parameter's name: its value is a string, written raw, or JSON. */
     static final String DSML_STRING = "\" string=\"true\">";
     static final String DSML_JSON = "\" string=\"false\">";
+    /** Tencent Hy3's tags: each of its template's tags ends with this. */
+    static final String HY_TAG = ":opensource";
+    static final String HY_INVOKE = "<tool_call" + HY_TAG + ">";
+    static final String HY_SEP = "<tool_sep" + HY_TAG + ">";
+    static final String HY_KEY = "<arg_key" + HY_TAG + ">";
+    static final String HY_KEY_END = "</arg_key" + HY_TAG + ">";
+    static final String HY_VALUE = "<arg_value" + HY_TAG + ">";
+    static final String HY_VALUE_END = "</arg_value" + HY_TAG + ">";
+    static final String HY_CALL_END = "</tool_call" + HY_TAG + ">";
 
     /** The layouts. */
     enum Dialect {
@@ -65,7 +76,9 @@ final class XmlToolCalls {
         DSML("<" + XmlToolCalls.DSML + "parameter name=\"", "</" + XmlToolCalls.DSML + "parameter>", "</" + XmlToolCalls.DSML + "parameter>",
                 "</" + XmlToolCalls.DSML + "invoke>", "ds"),
         /** Seed-OSS: {@code <function=NAME>}, then {@code <parameter=P>VALUE</parameter>\n} each (no line breaks around the value), then {@code </function>}. */
-        SEED("<parameter=", "</parameter>", "</parameter>", "</function>", "seed");
+        SEED("<parameter=", "</parameter>", "</parameter>", "</function>", "seed"),
+        /** Tencent Hy3: {@code <tool_call:opensource>NAME<tool_sep:opensource>\n}, then GLM's pairs in its tags, a line each, then {@code </tool_call:opensource>}. */
+        HY(HY_KEY, HY_VALUE_END, HY_VALUE_END, HY_CALL_END, "hy");
 
         /** What opens a parameter. */
         final String parameter;
@@ -92,6 +105,7 @@ final class XmlToolCalls {
                 case MINIMAX_XML -> MINIMAX;
                 case DEEPSEEK_V32, DEEPSEEK_V4 -> DSML;
                 case SEED_XML -> SEED;
+                case HUNYUAN -> HY;
                 default -> QWEN;
             };
         }
@@ -101,14 +115,33 @@ final class XmlToolCalls {
             return this == QWEN || this == SEED;
         }
 
-        /** Whether calls are {@code <invoke name="NAME">} elements in one block (MiniMax, DeepSeek). */
+        /** Whether calls are {@code <invoke name="NAME">} elements in one block (MiniMax, DeepSeek; Hy3's {@code <tool_call:opensource>NAME}). */
         boolean invokes() {
-            return this == MINIMAX || this == DSML;
+            return this == MINIMAX || this == DSML || this == HY;
         }
 
         /** What opens an {@code <invoke>} call, up to its name. */
         String invoke() {
-            return this == DSML ? DSML_INVOKE : INVOKE;
+            return switch (this) {
+                case DSML -> DSML_INVOKE;
+                case HY -> HY_INVOKE;
+                default -> INVOKE;
+            };
+        }
+
+        /** What ends an {@code <invoke>} call's name. */
+        String nameEnd() {
+            return this == HY ? HY_SEP : "\">";
+        }
+
+        /** Whether parameters are key and value elements (GLM's, Hy3's), the value's opening tag {@link #valueOpen}. */
+        boolean pairs() {
+            return this == GLM || this == HY;
+        }
+
+        /** What opens a pair's value. */
+        String valueOpen() {
+            return this == HY ? HY_VALUE : "<arg_value>";
         }
 
         /** What ends a parameter's name: Qwen's {@code >}; GLM's {@code </arg_key>}; MiniMax's {@code ">}. */
@@ -116,6 +149,7 @@ final class XmlToolCalls {
             return switch (this) {
                 case QWEN, SEED -> ">";
                 case GLM -> "</arg_key>";
+                case HY -> HY_KEY_END;
                 case MINIMAX -> "\">";
                 case DSML -> "\"";
             };
@@ -321,6 +355,8 @@ final class XmlToolCalls {
                         + value + " " + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
                 case GLM -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "</arg_key>") + " glm-nl \"<arg_value>\" " + value + " "
                         + JsonSchemaGrammar.literal(dialect.valueEnd) + " glm-nl";
+                case HY -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + HY_KEY_END + "\n" + HY_VALUE) + " " + value + " "
+                        + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
                 case MINIMAX -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "\">") + " " + value + " "
                         + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
                 // a value that may be a string or another type is either, as the parameter says
@@ -461,11 +497,11 @@ final class XmlToolCalls {
             }
             name = text.substring(at + FUNCTION.length(), nameEnd++);
         } else if (dialect.invokes()) {
-            if (!text.startsWith(dialect.invoke(), at) || (nameEnd = text.indexOf("\">", at + dialect.invoke().length())) < 0) {
+            if (!text.startsWith(dialect.invoke(), at) || (nameEnd = text.indexOf(dialect.nameEnd(), at + dialect.invoke().length())) < 0) {
                 return -1;
             }
             name = text.substring(at + dialect.invoke().length(), nameEnd);
-            nameEnd += 2;
+            nameEnd += dialect.nameEnd().length();
         } else {
             nameEnd = ToolCalls.nameEnd(text, at);
             name = text.substring(at, nameEnd);
@@ -514,12 +550,12 @@ final class XmlToolCalls {
                 } else {
                     return -1;
                 }
-            } else {
-                start = ToolCalls.skipSpace(text, keyEnd + "</arg_key>".length());
-                if (!text.startsWith("<arg_value>", start)) {
+            } else { // GLM's and Hy3's pairs
+                start = ToolCalls.skipSpace(text, keyEnd + dialect.keyEnd().length());
+                if (!text.startsWith(dialect.valueOpen(), start)) {
                     return -1;
                 }
-                start += "<arg_value>".length();
+                start += dialect.valueOpen().length();
             }
             int close = text.indexOf(dialect.valueClose, start);
             if (close < 0) {

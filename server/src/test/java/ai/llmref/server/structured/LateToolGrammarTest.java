@@ -90,6 +90,30 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
         }
     }
 
+    /** MiniMax M1's calls, a line each in their block, forced (the template's layout) and under "auto". */
+    @Test
+    void miniMaxM1CallsALineEach() {
+        ToolCalls.Format f = ToolCalls.Format.MINIMAX_M1;
+        String weather = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}";
+        String time = "{\"name\": \"get_time\", \"arguments\": {}}";
+        String reply = "<tool_calls>\n" + weather + "\n" + time + "\n</tool_calls>";
+        String forced = ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, true);
+        String late = ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, true);
+        String lateOne = ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, false);
+        assertThat(verdict(forced, reply)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, reply + "\n")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(lateOne, "<tool_calls>\n" + weather + "\n</tool_calls>")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(lateOne, "<tool_calls>\n" + weather + "\n{")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, false), reply)).as("one call only")
+                .isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(late, "<tool_calls>\n" + weather)).as("the block must close").isEqualTo(GrammarVerdict.GOES_ON);
+        for (String refused : List.of("<tool_calls>\n{\"name\": \"nope\"", "<tool_calls>\n[" + weather, reply + " words",
+                reply.replace("\"city\": \"Rome\"", ""), "<tool_calls>\n</tool_calls>")) {
+            assertThat(verdict(late, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            assertThat(verdict(forced, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+        }
+    }
+
     /** Cohere's list of calls (id, then name, then parameters), with the template's line breaks, forced and under "auto". */
     @Test
     void cohereCallsInTheirBlock() {

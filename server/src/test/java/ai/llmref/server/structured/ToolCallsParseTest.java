@@ -125,6 +125,31 @@ class ToolCallsParseTest {
         }
     }
 
+    /** MiniMax M1's calls: a JSON object a line in its block, the block's end possibly missing at the reply's end. */
+    @Test
+    void miniMaxM1WritesACallALine() {
+        ToolCalls.Format f = ToolCalls.Format.MINIMAX_M1;
+        String calls = "<tool_calls>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}\n"
+                + "{\"name\": \"get_time\", \"arguments\": {}}\n</tool_calls>";
+        ToolCalls.Reply r = ToolCalls.parse(f, "Checking.\n" + calls + "\n", FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Checking.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get_time");
+        assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
+        assertThat(ToolCalls.parse(f, calls.replace("</tool_calls>", ""), FUNCTIONS).calls()).as("the end left out").hasSize(2);
+        for (String notACall : List.of(calls + " and words", calls.replace("get_time", "nope"), "<tool_calls>\n</tool_calls>",
+                calls.replace("}}\n{", "}} x {"), "<tool_calls>[{\"name\": \"get_time\", \"arguments\": {}}]</tool_calls>",
+                "{\"name\": \"get_time\", \"arguments\": {}}")) {
+            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
+            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+        }
+        Random rnd = new Random(5);
+        for (int trial = 0; trial < 30; trial++) {
+            SplitStream.Fed fed = SplitStream.feed(f, false, FUNCTIONS, "Sure. " + calls, rnd, 5);
+            assertThat(fed.stream().wellFormed()).isTrue();
+            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}", "{}");
+        }
+    }
+
     /** Cohere's list: each call's name under {@code tool_name}, its arguments under {@code parameters}, after its id. */
     @Test
     void cohereListsNameToolsAndParameters() {

@@ -58,7 +58,8 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
             "inclusionai-ling-3.0-flash", "meta-llama-Llama-3.1-8B-Instruct", "meta-llama-Llama-3.2-3B-Instruct",
             "meta-llama-Llama-3.3-70B-Instruct", "poolside-Laguna-S-2.1", "poolside-Laguna-XS-2.1", "poolside-Laguna-XS.2",
             "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved", "NVIDIA-Nemotron-Nano-v2", "unsloth-Apriel-1.5",
-            "Apriel-1.6-15b-Thinker-fixed", "ByteDance-Seed-OSS", "CohereForAI-c4ai-command-r7b-12-2024-tool_use", "Cohere2MoE");
+            "Apriel-1.6-15b-Thinker-fixed", "ByteDance-Seed-OSS", "CohereForAI-c4ai-command-r7b-12-2024-tool_use", "Cohere2MoE",
+            "MiniMax-M1", "tencent-Hy3");
 
     /** The pinned tree's chat templates ({@code models/templates}). */
     static Path templatesDir() throws Exception {
@@ -495,6 +496,52 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
         assertThat(verdict(forced, weather + "\n" + write)).isEqualTo(GrammarVerdict.MAY_END);
         assertThat(verdict(late, weather + "\n" + write)).isEqualTo(GrammarVerdict.MAY_END);
         assertThat(verdict(one, weather + "\n<seed:tool_call>")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+    }
+
+    /**
+     * Tencent Hy3: GLM's key and value pairs in tags of its own ({@code :opensource}), the calls in
+     * one block: the template detected, its own calls read back; calls read with their values
+     * typed, whole and streamed; the grammars write the template's layout (a line break after each
+     * element) and refuse GLM's tags, an undeclared name, a value against its schema, text after.
+     */
+    @Test
+    void hunyuanCallsArePairsInOneBlock() throws Exception {
+        ToolCalls.Format f = ToolCalls.Format.HUNYUAN;
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(templates().get("tencent-Hy3"), "", ""))).isEqualTo(f);
+        String weather = "<tool_call:opensource>get_weather<tool_sep:opensource>\n<arg_key:opensource>city</arg_key:opensource>\n"
+                + "<arg_value:opensource>Rome</arg_value:opensource>\n<arg_key:opensource>days</arg_key:opensource>\n"
+                + "<arg_value:opensource>3</arg_value:opensource>\n</tool_call:opensource>";
+        String write = "<tool_call:opensource>write_file<tool_sep:opensource>\n<arg_key:opensource>path</arg_key:opensource>\n"
+                + "<arg_value:opensource>/tmp/a \"b\".txt</arg_value:opensource>\n<arg_key:opensource>content</arg_key:opensource>\n"
+                + "<arg_value:opensource>line 1\n  <b>line</b> 2\n</arg_value:opensource>\n<arg_key:opensource>mode</arg_key:opensource>\n"
+                + "<arg_value:opensource>null</arg_value:opensource>\n</tool_call:opensource>";
+        String block = "<tool_calls:opensource>\n" + weather + "\n" + write + "\n</tool_calls:opensource>";
+        ToolCalls.Reply r = ToolCalls.parse(f, "Let me check.\n" + block, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Let me check.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\",\"days\":3}",
+                "{\"path\":\"/tmp/a \\\"b\\\".txt\",\"content\":\"line 1\\n  <b>line</b> 2\\n\",\"mode\":null}");
+        assertThat(ToolCalls.parse(f, block.replace("\n</tool_calls:opensource>", ""), FUNCTIONS).calls()).as("the end left out").hasSize(2);
+        for (String notCalls : List.of(block + " done", block.replace("get_weather", "get_wind"), GLM_WEATHER,
+                block.replace("<tool_sep:opensource>", ""))) {
+            assertThat(ToolCalls.parse(f, notCalls, FUNCTIONS).calls()).as(notCalls).isEmpty();
+        }
+        streams(f, List.of(block, "Sure.\n" + block,
+                "<tool_calls:opensource>\n<tool_call:opensource>get_time<tool_sep:opensource>\n</tool_call:opensource>\n</tool_calls:opensource>"));
+        String forced = ToolCalls.grammar(f, FUNCTIONS, true);
+        String one = ToolCalls.grammar(f, FUNCTIONS, false);
+        String late = ToolCalls.lateGrammar(f, FUNCTIONS, true);
+        String single = "<tool_calls:opensource>\n" + weather + "\n</tool_calls:opensource>";
+        for (String g : List.of(forced, one, late)) {
+            assertThat(verdict(g, single)).as(g).isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of("<tool_calls:opensource>\n<tool_call:opensource>get_wind", single.replace(">3<", ">9<"),
+                    single.replace(">Rome<", ">" + "x".repeat(25) + "<"), "<tool_call>" + GLM_WEATHER, single + " and more",
+                    "<tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>\n</tool_call:opensource>")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        assertThat(verdict(forced, block)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, block)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, single.replace("\n</tool_calls", "\n<tool_call:opensource"))).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
     }
 
     /**

@@ -745,6 +745,31 @@ class ToolCallsTest {
         }
     }
 
+    /**
+     * DeepSeek R1's calls through llama.cpp's template (fenced JSON arguments in one block): the
+     * same checks. The template opens {@code <think>} for the reply, and the tiny model would think
+     * to max_tokens: these requests do not split reasoning off, except the one with a budget.
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class DeepSeekFormatR1 extends Family {
+        @Override
+        String templateFile() {
+            return "llama-cpp-deepseek-r1.jinja";
+        }
+
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            return ToolCallsTest.request(choice).put("reasoning_format", "none");
+        }
+
+        /** With the reasoning split off (the default), a forced call comes after the reasoning the prompt opened, which a budget closes. */
+        @Test
+        void aForcedCallComesAfterTheReasoning() throws Exception {
+            assertCallAfterReasoning(post(ToolCallsTest.request("required").put("reasoning_budget_tokens", 8)), "<｜tool");
+        }
+    }
+
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class CohereFormat2MoE extends Family {

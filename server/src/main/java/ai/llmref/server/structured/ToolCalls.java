@@ -53,6 +53,9 @@ import java.util.Map;
  * {@link Format#MINIMAX_M1} (MiniMax M1): {@code {"name": ..., "arguments": {...}}} calls, a line
  * each, between {@code <tool_calls>} and {@code </tool_calls>}. {@link Format#HUNYUAN} (Tencent
  * Hy3): GLM's key and value pairs in tags of its own, in one block ({@link XmlToolCalls.Dialect#HY}).
+ * {@link Format#DEEPSEEK_R1} (llama.cpp's DeepSeek R1 template): one block of calls, each
+ * {@code <｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\n{...}\n```<｜tool▁call▁end｜>},
+ * a line break between them, the markers being control tokens (preserved).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -85,7 +88,8 @@ public final class ToolCalls {
         SEED_XML,
         COHERE,
         MINIMAX_M1,
-        HUNYUAN
+        HUNYUAN,
+        DEEPSEEK_R1
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -106,6 +110,7 @@ public final class ToolCalls {
             case DEEPSEEK_V32, DEEPSEEK_V4 -> List.of(XmlToolCalls.DSML);
             case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
             case SEED_XML -> List.of(SEED_BLOCK.open(), SEED_BLOCK.close());
+            case DEEPSEEK_R1 -> List.of(R1_BLOCK.open(), R1_BLOCK.close(), R1_CALL_BEGIN, R1_SEP, R1_CALL_END);
             case HUNYUAN -> List.of(HY_BLOCK.open(), HY_BLOCK.close(), XmlToolCalls.HY_INVOKE, XmlToolCalls.HY_SEP, XmlToolCalls.HY_KEY,
                     XmlToolCalls.HY_KEY_END, XmlToolCalls.HY_VALUE, XmlToolCalls.HY_VALUE_END, XmlToolCalls.HY_CALL_END);
             default -> List.of();
@@ -119,6 +124,14 @@ public final class ToolCalls {
     static final String KIMI_ID = "functions.";
     static final String KIMI_ARGS = "<|tool_call_argument_begin|>";
     static final String KIMI_CALL_END = "<|tool_call_end|>";
+    /** DeepSeek R1's markers (llama.cpp's template): a call's start, the separator before its name, its end. */
+    static final String R1_CALL_BEGIN = "<｜tool▁call▁begin｜>";
+    static final String R1_SEP = "<｜tool▁sep｜>";
+    static final String R1_CALL_END = "<｜tool▁call▁end｜>";
+    /** An R1 call up to its name (its type is always {@code function}), and what comes between its name and its arguments, and after them. */
+    static final String R1_CALL = R1_CALL_BEGIN + "function" + R1_SEP;
+    static final String R1_FENCE = "```json";
+    static final String R1_FENCE_END = "```" + R1_CALL_END;
     static final String MISTRAL_OPEN = "[TOOL_CALLS]";
     static final String MISTRAL_ARGS = "[ARGS]";
     static final String MISTRAL_CALL_ID = "[CALL_ID]";
@@ -145,6 +158,7 @@ public final class ToolCalls {
     private static final Block NEMOTRON_V2_BLOCK = new Block("<TOOLCALL>", "</TOOLCALL>");
     private static final Block APRIEL_BLOCK = new Block("<tool_calls>", "</tool_calls>");
     private static final Block COHERE_BLOCK = new Block("<|START_ACTION|>", "<|END_ACTION|>");
+    private static final Block R1_BLOCK = new Block("<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>");
     private static final Block HY_BLOCK = new Block("<tool_calls" + XmlToolCalls.HY_TAG + ">", "</tool_calls" + XmlToolCalls.HY_TAG + ">");
     /** What each call of the {@code <tool_call>} formats comes in; Seed-OSS's own. */
     private static final Block CALL_BLOCK = new Block(OPEN, CLOSE);
@@ -177,6 +191,7 @@ public final class ToolCalls {
             case APRIEL, MINIMAX_M1 -> APRIEL_BLOCK;
             case COHERE -> COHERE_BLOCK;
             case HUNYUAN -> HY_BLOCK;
+            case DEEPSEEK_R1 -> R1_BLOCK;
             default -> null;
         };
     }
@@ -226,6 +241,8 @@ public final class ToolCalls {
             candidate = Format.MINIMAX_M1; // a call a line in the block
         } else if (src.contains("'" + XmlToolCalls.HY_TAG + "'") && src.contains("<arg_key{}>")) {
             candidate = Format.HUNYUAN; // the tags are made of their names and this suffix
+        } else if (src.contains(R1_BLOCK.open()) && src.contains(R1_SEP) && src.contains(R1_FENCE)) {
+            candidate = Format.DEEPSEEK_R1;
         } else if (src.contains(XmlToolCalls.DSML) && src.contains("invoke")) {
             // llama.cpp's test: V4 names the block tool_calls, V3.2 function_calls
             candidate = src.contains("function_calls") ? Format.DEEPSEEK_V32 : Format.DEEPSEEK_V4;
@@ -322,6 +339,8 @@ public final class ToolCalls {
             case GEMMA -> several ? "call+" : "call"; // calls one after another, as the template writes them
             case NEMOTRON_V2, APRIEL, COHERE -> JsonSchemaGrammar.literal(block(format).open() + "[") + " space call"
                     + (several ? " (\",\" space call)*" : "") + " space " + JsonSchemaGrammar.literal("]" + block(format).close());
+            case DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? " (\"\\n\" call)*" : "") + " "
+                    + JsonSchemaGrammar.literal(block(format).close());
             // a call a line, as MiniMax M1's template writes them
             case MINIMAX_M1 -> JsonSchemaGrammar.literal(block(format).open() + "\n") + " call" + (several ? " (\"\\n\" call)*" : "")
                     + " " + JsonSchemaGrammar.literal("\n" + block(format).close());
@@ -372,7 +391,7 @@ public final class ToolCalls {
             case GEMMA -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
             case NEMOTRON_V2, APRIEL, COHERE -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws \"[\" space call" + (parallel
                     ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
-            case MINIMAX_M1 -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws "
+            case MINIMAX_M1, DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws "
                     + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
         };
@@ -483,6 +502,13 @@ public final class ToolCalls {
                 names.add(f.name(), restRule);
                 continue;
             }
+            if (format == Format.DEEPSEEK_R1) {
+                // a line break ends the name (no name character), the arguments in a JSON fence
+                rules.put(restRule, JsonSchemaGrammar.literal("\n" + R1_FENCE + "\n") + " " + prefix + "-args "
+                        + JsonSchemaGrammar.literal("\n" + R1_FENCE_END));
+                names.add(f.name(), restRule);
+                continue;
+            }
             if (format == Format.KIMI) {
                 // the id's index after ':' (no name character), the arguments, the call's end
                 rules.put(restRule, "\":\" [0-9]{1,4} \"" + KIMI_ARGS + "\" " + prefix + "-args \"" + KIMI_CALL_END + "\"");
@@ -513,6 +539,8 @@ public final class ToolCalls {
             sb.append("call ::= \"[TOOL_CALLS]\" call-name\n");
         } else if (format == Format.KIMI) {
             sb.append("call ::= \"" + KIMI_CALL + KIMI_ID + "\" call-name\n");
+        } else if (format == Format.DEEPSEEK_R1) {
+            sb.append("call ::= ").append(JsonSchemaGrammar.literal(R1_CALL)).append(" call-name\n");
         } else if (format == Format.GEMMA) {
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(GemmaToolCalls.CALL_NAME)).append(" call-name\n")
                     .append(GemmaToolCalls.sharedRules());
@@ -640,6 +668,9 @@ public final class ToolCalls {
             }
             case MINIMAX_M1 -> {
                 return lines(text, functions, format);
+            }
+            case DEEPSEEK_R1 -> {
+                return r1(text, functions);
             }
             case HARMONY -> {
                 return harmony(text, functions);
@@ -946,6 +977,55 @@ public final class ToolCalls {
             return new Reply(text, List.of());
         }
         return new Reply(contentBefore(text, first), List.copyOf(calls));
+    }
+
+    /**
+     * A DeepSeek R1 reply: text before the block is content; then calls, each
+     * {@code <｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME}, a line break, a JSON object in a
+     * {@code ```json} fence and {@code <｜tool▁call▁end｜>}, whitespace at most between them (a
+     * reply may end after a call's object, cut short); the block's end, then whitespace at most,
+     * or the reply's end; else the whole reply is content.
+     */
+    private static Reply r1(String text, List<Function> functions) {
+        Block b = R1_BLOCK;
+        int first = text.indexOf(b.open());
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        int at = first + b.open().length();
+        while (true) {
+            at = skipSpace(text, at);
+            if (at == text.length()) {
+                break;
+            }
+            if (text.startsWith(b.close(), at)) {
+                if (skipSpace(text, at + b.close().length()) != text.length()) {
+                    return new Reply(text, List.of()); // text after the calls: not a clean tool-call reply
+                }
+                break;
+            }
+            if (!text.startsWith(R1_CALL, at)) {
+                return new Reply(text, List.of());
+            }
+            int nameStart = at + R1_CALL.length();
+            int nameEnd = nameEnd(text, nameStart);
+            String name = text.substring(nameStart, nameEnd);
+            int fence = skipSpace(text, nameEnd);
+            if (nameEnd == fence || !text.startsWith(R1_FENCE, fence) || functions.stream().noneMatch(f -> f.name().equals(name))) {
+                return new Reply(text, List.of());
+            }
+            at = objectCall(text, fence + R1_FENCE.length(), name, Format.DEEPSEEK_R1, calls);
+            if (at < 0) {
+                return new Reply(text, List.of());
+            }
+            if (text.startsWith(R1_FENCE_END, at)) {
+                at += R1_FENCE_END.length();
+            } else if (at != text.length()) {
+                return new Reply(text, List.of());
+            }
+        }
+        return calls.isEmpty() ? new Reply(text, List.of()) : new Reply(contentBefore(text, first), List.copyOf(calls));
     }
 
     /**

@@ -56,7 +56,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, R1_NEXT, R1_FENCE, R1_ARGS, R1_FENCE_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -225,6 +225,7 @@ public final class ToolStream {
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
                     case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE -> Scan.NEMO_LIST;
                     case MINIMAX_M1 -> Scan.LINE_NEXT;
+                    case DEEPSEEK_R1 -> Scan.R1_NEXT;
                     default -> Scan.HEAD;
                 });
                 case BARE_NAME -> { // a name that ends where something else begins (Mistral's '[', GPT-OSS's header)
@@ -245,6 +246,7 @@ public final class ToolStream {
                         case MISTRAL -> Scan.MISTRAL_MARKER;
                         case KIMI -> Scan.KIMI_INDEX;
                         case GEMMA -> Scan.GEMMA_ARGS;
+                        case DEEPSEEK_R1 -> Scan.R1_FENCE;
                         default -> Scan.HARMONY_HEAD;
                     };
                 }
@@ -358,6 +360,29 @@ public final class ToolStream {
                     }
                 }
                 case KIMI_CALL_END -> tag(c, ToolCalls.KIMI_CALL_END, Scan.KIMI_NEXT);
+                case R1_NEXT -> { // in DeepSeek R1's block: a call's start up to its name, or the block's end
+                    scanned++;
+                    if (head.isEmpty() && Character.isWhitespace(c)) {
+                        continue;
+                    }
+                    head.append(c);
+                    String h = head.toString();
+                    if (h.equals(ToolCalls.R1_CALL)) {
+                        head.setLength(0);
+                        scan = Scan.BARE_NAME;
+                    } else if (h.equals(block.close())) {
+                        head.setLength(0);
+                        scan = Scan.AFTER;
+                    } else if (!ToolCalls.R1_CALL.startsWith(h) && !block.close().startsWith(h)) {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case R1_FENCE -> tag(c, ToolCalls.R1_FENCE, Scan.R1_ARGS);
+                case R1_ARGS -> { // the arguments' JSON follows the fence (nothing taken here)
+                    arguments = new CompactJson();
+                    scan = Scan.ARGUMENTS;
+                }
+                case R1_FENCE_END -> tag(c, ToolCalls.R1_FENCE_END, Scan.R1_NEXT);
                 case GEMMA_CALL -> tag(c, GemmaToolCalls.CALL_WORD, Scan.BARE_NAME);
                 case GEMMA_ARGS -> { // Gemma's notation, read as it comes and sent as JSON
                     scanned++;
@@ -552,12 +577,13 @@ public final class ToolStream {
                         out.add(new CallArguments(calls.size(), args.substring(before)));
                     }
                     if (arguments.done() && (format == ToolCalls.Format.MISTRAL || format == ToolCalls.Format.HARMONY
-                            || format == ToolCalls.Format.KIMI)) {
+                            || format == ToolCalls.Format.KIMI || format == ToolCalls.Format.DEEPSEEK_R1)) {
                         endCall(out); // the arguments are the call's end
                         arguments = null;
                         scan = switch (format) {
                             case MISTRAL -> Scan.BETWEEN;
                             case KIMI -> Scan.KIMI_CALL_END;
+                            case DEEPSEEK_R1 -> Scan.R1_FENCE_END;
                             default -> Scan.AFTER;
                         };
                     } else if (arguments.done()) {

@@ -114,6 +114,28 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
         }
     }
 
+    /** DeepSeek R1's calls (fenced JSON arguments in one block), forced (the template's layout) and under "auto". */
+    @Test
+    void deepSeekR1CallsInTheirBlock() {
+        ToolCalls.Format f = ToolCalls.Format.DEEPSEEK_R1;
+        String weather = "<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\": \"Rome\"}\n```<｜tool▁call▁end｜>";
+        String time = "<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_time\n```json\n{}\n```<｜tool▁call▁end｜>";
+        String reply = "<｜tool▁calls▁begin｜>" + weather + "\n" + time + "<｜tool▁calls▁end｜>";
+        String forced = ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, true);
+        String late = ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, true);
+        String one = ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, false);
+        assertThat(verdict(forced, reply)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, reply + "\n")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, "<｜tool▁calls▁begin｜>" + weather + "<｜tool▁calls▁end｜>")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, reply)).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(late, "<｜tool▁calls▁begin｜>" + weather)).as("the block must close").isEqualTo(GrammarVerdict.GOES_ON);
+        for (String refused : List.of(reply.replace("get_weather", "nope"), reply.replace("```json", "```"), reply + " words",
+                reply.replace("\"city\": \"Rome\"", ""), "<｜tool▁calls▁begin｜><｜tool▁calls▁end｜>")) {
+            assertThat(verdict(late, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            assertThat(verdict(forced, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+        }
+    }
+
     /** Cohere's list of calls (id, then name, then parameters), with the template's line breaks, forced and under "auto". */
     @Test
     void cohereCallsInTheirBlock() {

@@ -150,6 +150,33 @@ class ToolCallsParseTest {
         }
     }
 
+    /** DeepSeek R1's calls (llama.cpp's template): each its type, name and a fenced JSON object, in one block. */
+    @Test
+    void deepSeekR1FencesEachCallsArguments() {
+        ToolCalls.Format f = ToolCalls.Format.DEEPSEEK_R1;
+        String weather = "<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\": \"Rome\"}\n```<｜tool▁call▁end｜>";
+        String time = "<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_time\n```json\n{}\n```<｜tool▁call▁end｜>";
+        String calls = "<｜tool▁calls▁begin｜>" + weather + "\n" + time + "<｜tool▁calls▁end｜>";
+        ToolCalls.Reply r = ToolCalls.parse(f, "Checking.\n" + calls, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Checking.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get_time");
+        assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
+        assertThat(ToolCalls.parse(f, calls.substring(0, calls.indexOf("\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>") + 1), FUNCTIONS)
+                .calls()).as("cut short after the last object").hasSize(2);
+        for (String notACall : List.of(calls + " and words", calls.replace("get_time", "nope"), calls.replace("```json", "```"),
+                calls.replace("function<｜tool▁sep｜>", "<｜tool▁sep｜>"), "<｜tool▁calls▁begin｜><｜tool▁calls▁end｜>", weather)) {
+            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
+            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+        }
+        Random rnd = new Random(9);
+        for (int trial = 0; trial < 30; trial++) {
+            SplitStream.Fed fed = SplitStream.feed(f, false, FUNCTIONS, "Sure. " + calls, rnd, 5);
+            assertThat(fed.stream().wellFormed()).isTrue();
+            assertThat(fed.stream().content()).isEqualTo("Sure.");
+            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}", "{}");
+        }
+    }
+
     /** Cohere's list: each call's name under {@code tool_name}, its arguments under {@code parameters}, after its id. */
     @Test
     void cohereListsNameToolsAndParameters() {

@@ -770,6 +770,22 @@ class ToolCallsTest {
         }
     }
 
+    /** Functionary v3.1's calls ({@code <function=NAME>{...}</function>}, one after another): the same checks. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class FunctionaryFormatV31 extends Family {
+        @Override
+        String templateFile() {
+            return "meetkai-functionary-medium-v3.1.jinja";
+        }
+
+        /** The tiny model ends its reply after one call here (the grammar allows more: LateToolGrammarTest#functionaryCallsAreElements). */
+        @Override
+        boolean writesAnotherCall() {
+            return false;
+        }
+    }
+
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class CohereFormat2MoE extends Family {

@@ -56,6 +56,8 @@ import java.util.Map;
  * {@link Format#DEEPSEEK_R1} (llama.cpp's DeepSeek R1 template): one block of calls, each
  * {@code <｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\n{...}\n```<｜tool▁call▁end｜>},
  * a line break between them, the markers being control tokens (preserved).
+ * {@link Format#FUNCTIONARY_V31} (Functionary v3.1): {@code <function=NAME>{...}</function>} a
+ * call, calls one after another.
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -89,7 +91,8 @@ public final class ToolCalls {
         COHERE,
         MINIMAX_M1,
         HUNYUAN,
-        DEEPSEEK_R1
+        DEEPSEEK_R1,
+        FUNCTIONARY_V31
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -132,6 +135,9 @@ public final class ToolCalls {
     static final String R1_CALL = R1_CALL_BEGIN + "function" + R1_SEP;
     static final String R1_FENCE = "```json";
     static final String R1_FENCE_END = "```" + R1_CALL_END;
+    /** Functionary v3.1's call: {@code <function=NAME>}, the arguments' JSON object, its end. */
+    static final String FUNCTIONARY_OPEN = "<function=";
+    static final String FUNCTIONARY_CLOSE = "</function>";
     static final String MISTRAL_OPEN = "[TOOL_CALLS]";
     static final String MISTRAL_ARGS = "[ARGS]";
     static final String MISTRAL_CALL_ID = "[CALL_ID]";
@@ -168,6 +174,9 @@ public final class ToolCalls {
     static Block callBlock(Format format) {
         return format == Format.SEED_XML ? SEED_BLOCK : CALL_BLOCK;
     }
+
+    /** Functionary v3.1's calls, each an element. */
+    private static final Block FUNCTIONARY_CALL = new Block(FUNCTIONARY_OPEN, FUNCTIONARY_CLOSE);
 
     /** Gemma 4's calls, each between its own markers. */
     private static final Block GEMMA_CALL = new Block(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END);
@@ -259,6 +268,8 @@ public final class ToolCalls {
             candidate = Format.HERMES;
         } else if (src.contains("<|channel|>") && src.contains("<|message|>") && src.contains("functions.")) {
             candidate = Format.HARMONY;
+        } else if (src.contains(FUNCTIONARY_OPEN) && src.contains(FUNCTIONARY_CLOSE) && !src.contains("<parameter=")) {
+            candidate = Format.FUNCTIONARY_V31; // a JSON object in the element, no parameter elements
         } else if (src.contains(MISTRAL_OPEN) && src.contains(MISTRAL_ARGS)) {
             candidate = Format.MISTRAL; // the v11 layout
         } else if (src.contains(MISTRAL_OPEN)) {
@@ -303,7 +314,7 @@ public final class ToolCalls {
     static String renderedCall(Format format, String history, String userText) {
         int at = history.lastIndexOf(userText);
         String after = at < 0 ? history : history.substring(at + userText.length());
-        Block block = format == Format.GEMMA ? GEMMA_CALL : block(format);
+        Block block = format == Format.GEMMA ? GEMMA_CALL : format == Format.FUNCTIONARY_V31 ? FUNCTIONARY_CALL : block(format);
         if (block != null) {
             int from = after.indexOf(block.open());
             int to = after.lastIndexOf(block.close()) + block.close().length();
@@ -336,7 +347,7 @@ public final class ToolCalls {
             case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN -> "\"" + block(format).open() + "\\n\" call" + (several ? " (\"\\n\" call)*" : "")
                     + " \"\\n" + block(format).close() + "\"";
             case KIMI -> "\"" + KIMI_OPEN + "\" call" + (several ? "+" : "") + " \"" + KIMI_CLOSE + "\"";
-            case GEMMA -> several ? "call+" : "call"; // calls one after another, as the template writes them
+            case GEMMA, FUNCTIONARY_V31 -> several ? "call+" : "call"; // calls one after another, as the template writes them
             case NEMOTRON_V2, APRIEL, COHERE -> JsonSchemaGrammar.literal(block(format).open() + "[") + " space call"
                     + (several ? " (\",\" space call)*" : "") + " space " + JsonSchemaGrammar.literal("]" + block(format).close());
             case DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? " (\"\\n\" call)*" : "") + " "
@@ -388,7 +399,7 @@ public final class ToolCalls {
             // Kimi may begin at a call without the section's start (llama.cpp's grammar allows it)
             case KIMI -> "(\"" + KIMI_OPEN + "\" tc-ws)? call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \"" + KIMI_CLOSE + "\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
-            case GEMMA -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
+            case GEMMA, FUNCTIONARY_V31 -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
             case NEMOTRON_V2, APRIEL, COHERE -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws \"[\" space call" + (parallel
                     ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case MINIMAX_M1, DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws "
@@ -404,7 +415,8 @@ public final class ToolCalls {
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
         return blocks(format) ? callBlock(format).open() : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN
-                : format == Format.GEMMA ? GemmaToolCalls.CALL : block(format) != null ? block(format).open() : null;
+                : format == Format.GEMMA ? GemmaToolCalls.CALL : format == Format.FUNCTIONARY_V31 ? FUNCTIONARY_OPEN
+                : block(format) != null ? block(format).open() : null;
     }
 
     /**
@@ -502,6 +514,12 @@ public final class ToolCalls {
                 names.add(f.name(), restRule);
                 continue;
             }
+            if (format == Format.FUNCTIONARY_V31) {
+                // '>' ends the name, the arguments' object, the element's end
+                rules.put(restRule, prefix + "-args " + JsonSchemaGrammar.literal(FUNCTIONARY_CLOSE));
+                names.add(f.name() + ">", restRule);
+                continue;
+            }
             if (format == Format.DEEPSEEK_R1) {
                 // a line break ends the name (no name character), the arguments in a JSON fence
                 rules.put(restRule, JsonSchemaGrammar.literal("\n" + R1_FENCE + "\n") + " " + prefix + "-args "
@@ -539,6 +557,8 @@ public final class ToolCalls {
             sb.append("call ::= \"[TOOL_CALLS]\" call-name\n");
         } else if (format == Format.KIMI) {
             sb.append("call ::= \"" + KIMI_CALL + KIMI_ID + "\" call-name\n");
+        } else if (format == Format.FUNCTIONARY_V31) {
+            sb.append("call ::= ").append(JsonSchemaGrammar.literal(FUNCTIONARY_OPEN)).append(" call-name\n");
         } else if (format == Format.DEEPSEEK_R1) {
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(R1_CALL)).append(" call-name\n");
         } else if (format == Format.GEMMA) {
@@ -671,6 +691,9 @@ public final class ToolCalls {
             }
             case DEEPSEEK_R1 -> {
                 return r1(text, functions);
+            }
+            case FUNCTIONARY_V31 -> {
+                return functionary(text, functions);
             }
             case HARMONY -> {
                 return harmony(text, functions);
@@ -839,6 +862,42 @@ public final class ToolCalls {
             }
             if (!text.startsWith(GemmaToolCalls.CALL, at)) {
                 return new Reply(text, List.of()); // text between or after the calls: not a clean tool-call reply
+            }
+        }
+        return new Reply(contentBefore(text, first), List.copyOf(calls));
+    }
+
+    /**
+     * Functionary v3.1's reply: text before the first {@code <function=} is content; then calls
+     * only, each {@code <function=NAME>} and a JSON object, then {@code </function>} (possibly
+     * missing at the reply's end), whitespace at most between and after them; else the whole
+     * reply is content.
+     */
+    private static Reply functionary(String text, List<Function> functions) {
+        int first = text.indexOf(FUNCTIONARY_OPEN);
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        int at = first;
+        while (at < text.length()) {
+            if (!text.startsWith(FUNCTIONARY_OPEN, at)) {
+                return new Reply(text, List.of()); // text between or after the calls: not a clean tool-call reply
+            }
+            int nameStart = at + FUNCTIONARY_OPEN.length();
+            int nameEnd = nameEnd(text, nameStart);
+            String name = text.substring(nameStart, nameEnd);
+            if (!text.startsWith(">", nameEnd) || functions.stream().noneMatch(f -> f.name().equals(name))) {
+                return new Reply(text, List.of());
+            }
+            at = objectCall(text, nameEnd + 1, name, Format.FUNCTIONARY_V31, calls);
+            if (at < 0) {
+                return new Reply(text, List.of());
+            }
+            if (text.startsWith(FUNCTIONARY_CLOSE, at)) {
+                at = skipSpace(text, at + FUNCTIONARY_CLOSE.length());
+            } else if (at != text.length()) {
+                return new Reply(text, List.of());
             }
         }
         return new Reply(contentBefore(text, first), List.copyOf(calls));

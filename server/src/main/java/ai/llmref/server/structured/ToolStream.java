@@ -56,7 +56,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, R1_NEXT, R1_FENCE, R1_ARGS, R1_FENCE_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -226,6 +226,7 @@ public final class ToolStream {
                     case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE -> Scan.NEMO_LIST;
                     case MINIMAX_M1 -> Scan.LINE_NEXT;
                     case DEEPSEEK_R1 -> Scan.R1_NEXT;
+                    case FUNCTIONARY_V31 -> Scan.BARE_NAME;
                     default -> Scan.HEAD;
                 });
                 case BARE_NAME -> { // a name that ends where something else begins (Mistral's '[', GPT-OSS's header)
@@ -247,6 +248,7 @@ public final class ToolStream {
                         case KIMI -> Scan.KIMI_INDEX;
                         case GEMMA -> Scan.GEMMA_ARGS;
                         case DEEPSEEK_R1 -> Scan.R1_FENCE;
+                        case FUNCTIONARY_V31 -> Scan.FN_NAME_END;
                         default -> Scan.HARMONY_HEAD;
                     };
                 }
@@ -377,8 +379,10 @@ public final class ToolStream {
                         scan = Scan.FAILED;
                     }
                 }
-                case R1_FENCE -> tag(c, ToolCalls.R1_FENCE, Scan.R1_ARGS);
-                case R1_ARGS -> { // the arguments' JSON follows the fence (nothing taken here)
+                case R1_FENCE -> tag(c, ToolCalls.R1_FENCE, Scan.JSON_ARGS);
+                case FN_NAME_END -> tag(c, ">", Scan.JSON_ARGS);
+                case FN_END -> tag(c, ToolCalls.FUNCTIONARY_CLOSE, Scan.BETWEEN);
+                case JSON_ARGS -> { // the arguments' JSON follows (nothing taken here)
                     arguments = new CompactJson();
                     scan = Scan.ARGUMENTS;
                 }
@@ -577,13 +581,15 @@ public final class ToolStream {
                         out.add(new CallArguments(calls.size(), args.substring(before)));
                     }
                     if (arguments.done() && (format == ToolCalls.Format.MISTRAL || format == ToolCalls.Format.HARMONY
-                            || format == ToolCalls.Format.KIMI || format == ToolCalls.Format.DEEPSEEK_R1)) {
+                            || format == ToolCalls.Format.KIMI || format == ToolCalls.Format.DEEPSEEK_R1
+                            || format == ToolCalls.Format.FUNCTIONARY_V31)) {
                         endCall(out); // the arguments are the call's end
                         arguments = null;
                         scan = switch (format) {
                             case MISTRAL -> Scan.BETWEEN;
                             case KIMI -> Scan.KIMI_CALL_END;
                             case DEEPSEEK_R1 -> Scan.R1_FENCE_END;
+                            case FUNCTIONARY_V31 -> Scan.FN_END;
                             default -> Scan.AFTER;
                         };
                     } else if (arguments.done()) {

@@ -136,6 +136,27 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
         }
     }
 
+    /** Functionary v3.1's calls ({@code <function=NAME>{...}</function>}, one after another), forced and under "auto". */
+    @Test
+    void functionaryCallsAreElements() {
+        ToolCalls.Format f = ToolCalls.Format.FUNCTIONARY_V31;
+        String weather = "<function=get_weather>{\"city\": \"Rome\"}</function>";
+        String time = "<function=get_time>{}</function>";
+        String forced = ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, true);
+        String late = ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, true);
+        String one = ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, false);
+        assertThat(verdict(forced, weather + time)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, weather + "\n" + time + "\n")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, weather)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, weather + time)).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(late, weather.replace("</function>", ""))).as("the element must close").isEqualTo(GrammarVerdict.GOES_ON);
+        for (String refused : List.of(weather.replace("get_weather", "nope"), weather.replace("\"city\": \"Rome\"", ""), weather + " words",
+                "<function=get_time></function>", "<function=get_time>[]")) {
+            assertThat(verdict(late, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            assertThat(verdict(forced, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+        }
+    }
+
     /** Cohere's list of calls (id, then name, then parameters), with the template's line breaks, forced and under "auto". */
     @Test
     void cohereCallsInTheirBlock() {

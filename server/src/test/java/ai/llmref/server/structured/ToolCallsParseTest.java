@@ -177,6 +177,31 @@ class ToolCallsParseTest {
         }
     }
 
+    /** Functionary v3.1's calls: {@code <function=NAME>} elements holding a JSON object, one after another. */
+    @Test
+    void functionaryWritesFunctionElements() {
+        ToolCalls.Format f = ToolCalls.Format.FUNCTIONARY_V31;
+        String calls = "<function=get_weather>{\"city\": \"Rome\"}</function><function=get_time>{}</function>";
+        ToolCalls.Reply r = ToolCalls.parse(f, "Checking.\n" + calls + "\n", FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Checking.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get_time");
+        assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
+        assertThat(ToolCalls.parse(f, calls.replace("{}</function>", "{}"), FUNCTIONS).calls()).as("the last end left out").hasSize(2);
+        for (String notACall : List.of(calls + " and words", calls.replace("get_time", "nope"), "<function=get_time></function>",
+                calls.replace("</function><function", "</function> x <function"), "<function=get_time>[]</function>",
+                "<function=get_time >{}</function>")) {
+            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
+            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+        }
+        Random rnd = new Random(13);
+        for (int trial = 0; trial < 30; trial++) {
+            SplitStream.Fed fed = SplitStream.feed(f, false, FUNCTIONS, "Sure. " + calls, rnd, 5);
+            assertThat(fed.stream().wellFormed()).isTrue();
+            assertThat(fed.stream().content()).isEqualTo("Sure.");
+            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}", "{}");
+        }
+    }
+
     /** Cohere's list: each call's name under {@code tool_name}, its arguments under {@code parameters}, after its id. */
     @Test
     void cohereListsNameToolsAndParameters() {

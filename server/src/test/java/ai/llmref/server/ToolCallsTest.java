@@ -786,6 +786,28 @@ class ToolCallsTest {
         }
     }
 
+    /** GigaChat 3.1's call ({@code <|function_call|>} and one JSON object, one call a reply): the same checks. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class GigaChatFormat31 extends Family {
+        @Override
+        String templateFile() {
+            return "GigaChat3.1-10B-A1.8B.jinja";
+        }
+
+        /** The template's own preamble (its roles' descriptions) is some 3,400 tokens of stories260K's vocabulary. */
+        @Override
+        Map<String, String> extraConfig() {
+            return Map.of("engine.slot-context", "8192");
+        }
+
+        /** One call a reply, as the template writes it. */
+        @Override
+        boolean writesAnotherCall() {
+            return false;
+        }
+    }
+
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class CohereFormat2MoE extends Family {

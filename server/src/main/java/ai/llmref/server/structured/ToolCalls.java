@@ -57,7 +57,8 @@ import java.util.Map;
  * {@code <｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\n{...}\n```<｜tool▁call▁end｜>},
  * a line break between them, the markers being control tokens (preserved).
  * {@link Format#FUNCTIONARY_V31} (Functionary v3.1): {@code <function=NAME>{...}</function>} a
- * call, calls one after another.
+ * call, calls one after another. {@link Format#GIGACHAT} (GigaChat 3.1): the reply's one call,
+ * {@code <|function_call|>{"name": ..., "arguments": {...}}}, the marker a control token (preserved).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -92,7 +93,8 @@ public final class ToolCalls {
         MINIMAX_M1,
         HUNYUAN,
         DEEPSEEK_R1,
-        FUNCTIONARY_V31
+        FUNCTIONARY_V31,
+        GIGACHAT
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -113,6 +115,7 @@ public final class ToolCalls {
             case DEEPSEEK_V32, DEEPSEEK_V4 -> List.of(XmlToolCalls.DSML);
             case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
             case SEED_XML -> List.of(SEED_BLOCK.open(), SEED_BLOCK.close());
+            case GIGACHAT -> List.of(GIGACHAT_OPEN);
             case DEEPSEEK_R1 -> List.of(R1_BLOCK.open(), R1_BLOCK.close(), R1_CALL_BEGIN, R1_SEP, R1_CALL_END);
             case HUNYUAN -> List.of(HY_BLOCK.open(), HY_BLOCK.close(), XmlToolCalls.HY_INVOKE, XmlToolCalls.HY_SEP, XmlToolCalls.HY_KEY,
                     XmlToolCalls.HY_KEY_END, XmlToolCalls.HY_VALUE, XmlToolCalls.HY_VALUE_END, XmlToolCalls.HY_CALL_END);
@@ -138,6 +141,8 @@ public final class ToolCalls {
     /** Functionary v3.1's call: {@code <function=NAME>}, the arguments' JSON object, its end. */
     static final String FUNCTIONARY_OPEN = "<function=";
     static final String FUNCTIONARY_CLOSE = "</function>";
+    /** What begins GigaChat 3.1's call. */
+    static final String GIGACHAT_OPEN = "<|function_call|>";
     static final String MISTRAL_OPEN = "[TOOL_CALLS]";
     static final String MISTRAL_ARGS = "[ARGS]";
     static final String MISTRAL_CALL_ID = "[CALL_ID]";
@@ -270,6 +275,8 @@ public final class ToolCalls {
             candidate = Format.HARMONY;
         } else if (src.contains(FUNCTIONARY_OPEN) && src.contains(FUNCTIONARY_CLOSE) && !src.contains("<parameter=")) {
             candidate = Format.FUNCTIONARY_V31; // a JSON object in the element, no parameter elements
+        } else if (src.contains(GIGACHAT_OPEN)) {
+            candidate = Format.GIGACHAT;
         } else if (src.contains(MISTRAL_OPEN) && src.contains(MISTRAL_ARGS)) {
             candidate = Format.MISTRAL; // the v11 layout
         } else if (src.contains(MISTRAL_OPEN)) {
@@ -321,7 +328,8 @@ public final class ToolCalls {
             return from < 0 || to <= from ? "" : after.substring(from, to);
         }
         int from = blocks(format) ? after.indexOf(callBlock(format).open()) : mistral(format) ? after.indexOf(MISTRAL_OPEN)
-                : format == Format.HARMONY ? after.indexOf(HARMONY_OPEN) : after.indexOf("{\"name\"");
+                : format == Format.HARMONY ? after.indexOf(HARMONY_OPEN) : format == Format.GIGACHAT ? after.indexOf(GIGACHAT_OPEN)
+                : after.indexOf("{\"name\"");
         int to = blocks(format) ? after.lastIndexOf(callBlock(format).close()) + callBlock(format).close().length()
                 : format == Format.MISTRAL_NEMO ? after.lastIndexOf(']') + 1 : after.lastIndexOf('}') + 1;
         return from < 0 || to <= from ? "" : after.substring(from, to);
@@ -340,6 +348,7 @@ public final class ToolCalls {
                 : JsonSchemaGrammar.literal(callBlock(format).open() + "\n") + " call " + JsonSchemaGrammar.literal("\n" + callBlock(format).close());
         String root = switch (format) {
             case LLAMA3_JSON -> "call";
+            case GIGACHAT -> JsonSchemaGrammar.literal(GIGACHAT_OPEN) + " call"; // one call a reply, as the template writes it
             case MISTRAL -> several ? "call+" : "call";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS][\" call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
             case HARMONY -> "\" \" call"; // after the generation prompt's <|start|>assistant, as the template writes a call
@@ -399,6 +408,7 @@ public final class ToolCalls {
             // Kimi may begin at a call without the section's start (llama.cpp's grammar allows it)
             case KIMI -> "(\"" + KIMI_OPEN + "\" tc-ws)? call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \"" + KIMI_CLOSE + "\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
+            case GIGACHAT -> JsonSchemaGrammar.literal(GIGACHAT_OPEN) + " tc-ws call tc-ws";
             case GEMMA, FUNCTIONARY_V31 -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
             case NEMOTRON_V2, APRIEL, COHERE -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws \"[\" space call" + (parallel
                     ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
@@ -416,6 +426,7 @@ public final class ToolCalls {
     public static String opening(Format format) {
         return blocks(format) ? callBlock(format).open() : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN
                 : format == Format.GEMMA ? GemmaToolCalls.CALL : format == Format.FUNCTIONARY_V31 ? FUNCTIONARY_OPEN
+                : format == Format.GIGACHAT ? GIGACHAT_OPEN
                 : block(format) != null ? block(format).open() : null;
     }
 
@@ -695,6 +706,9 @@ public final class ToolCalls {
             case FUNCTIONARY_V31 -> {
                 return functionary(text, functions);
             }
+            case GIGACHAT -> {
+                return gigaChat(text, functions);
+            }
             case HARMONY -> {
                 return harmony(text, functions);
             }
@@ -901,6 +915,24 @@ public final class ToolCalls {
             }
         }
         return new Reply(contentBefore(text, first), List.copyOf(calls));
+    }
+
+    /**
+     * GigaChat 3.1's reply: text before {@code <|function_call|>} is content; then one call, a JSON
+     * object of {@code name} and {@code arguments}, nothing but whitespace after it; else the
+     * whole reply is content.
+     */
+    private static Reply gigaChat(String text, List<Function> functions) {
+        int first = text.indexOf(GIGACHAT_OPEN);
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        Json body = json(text, first + GIGACHAT_OPEN.length());
+        Call c = body == null ? null : call(body.value(), "arguments", functions, Format.GIGACHAT);
+        if (c == null || skipSpace(text, body.end()) != text.length()) {
+            return new Reply(text, List.of());
+        }
+        return new Reply(contentBefore(text, first), List.of(c));
     }
 
     /**

@@ -157,6 +157,22 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
         }
     }
 
+    /** GigaChat 3.1's one call after its marker, forced and under "auto": a second call is refused either way. */
+    @Test
+    void gigaChatCallsOnceAfterItsMarker() {
+        ToolCalls.Format f = ToolCalls.Format.GIGACHAT;
+        String call = "<|function_call|>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}";
+        for (String g : List.of(ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, true), ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, true))) {
+            assertThat(verdict(g, call)).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, "<|function_call|>{\"name\": \"get_time\", \"arguments\": {\"timezone\": \"UTC\"}}"))
+                    .isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of(call + call, call.replace("get_weather", "nope"), call.replace("\"city\": \"Rome\"", ""),
+                    call + " words", "<|function_call|>[")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+    }
+
     /** Cohere's list of calls (id, then name, then parameters), with the template's line breaks, forced and under "auto". */
     @Test
     void cohereCallsInTheirBlock() {

@@ -202,6 +202,31 @@ class ToolCallsParseTest {
         }
     }
 
+    /** GigaChat 3.1's call: one JSON object after {@code <|function_call|>}, the reply's end after it. */
+    @Test
+    void gigaChatWritesOneCallAfterItsMarker() {
+        ToolCalls.Format f = ToolCalls.Format.GIGACHAT;
+        String call = "<|function_call|>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}";
+        ToolCalls.Reply r = ToolCalls.parse(f, "Checking.\n" + call + "\n", FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Checking.");
+        assertThat(r.calls()).singleElement().satisfies(c -> {
+            assertThat(c.name()).isEqualTo("get_weather");
+            assertThat(c.arguments()).isEqualTo("{\"city\":\"Rome\"}");
+        });
+        for (String notACall : List.of(call + " and words", call.replace("get_weather", "nope"), call + call,
+                "<|function_call|>[{\"name\": \"get_time\", \"arguments\": {}}]", "{\"name\": \"get_time\", \"arguments\": {}}")) {
+            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
+            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+        }
+        Random rnd = new Random(17);
+        for (int trial = 0; trial < 30; trial++) {
+            SplitStream.Fed fed = SplitStream.feed(f, false, FUNCTIONS, "Sure. " + call, rnd, 5);
+            assertThat(fed.stream().wellFormed()).isTrue();
+            assertThat(fed.stream().content()).isEqualTo("Sure.");
+            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}");
+        }
+    }
+
     /** Cohere's list: each call's name under {@code tool_name}, its arguments under {@code parameters}, after its id. */
     @Test
     void cohereListsNameToolsAndParameters() {

@@ -808,6 +808,30 @@ class ToolCallsTest {
         }
     }
 
+    /**
+     * Apertus's calls (a JSON list of {@code {"NAME": {...}}} between {@code <|tools_prefix|>} and
+     * {@code <|tools_suffix|>}): the same checks, deliberation off (the tiny model would think to
+     * max_tokens); on, a forced call comes after the reasoning ({@code <|inner_prefix|>} … {@code <|inner_suffix|>}).
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class ApertusFormat extends Family {
+        @Override
+        String templateFile() {
+            return "Apertus-8B-Instruct.jinja";
+        }
+
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            return withoutThinking(ToolCallsTest.request(choice));
+        }
+
+        @Test
+        void aForcedCallComesAfterTheReasoning() throws Exception {
+            assertCallAfterReasoning(post(ToolCallsTest.request("required").put("reasoning_budget_tokens", 8)), "<|tools_prefix|>");
+        }
+    }
+
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class CohereFormat2MoE extends Family {

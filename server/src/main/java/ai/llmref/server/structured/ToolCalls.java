@@ -59,6 +59,8 @@ import java.util.Map;
  * {@link Format#FUNCTIONARY_V31} (Functionary v3.1): {@code <function=NAME>{...}</function>} a
  * call, calls one after another. {@link Format#GIGACHAT} (GigaChat 3.1): the reply's one call,
  * {@code <|function_call|>{"name": ..., "arguments": {...}}}, the marker a control token (preserved).
+ * {@link Format#APERTUS} (Apertus): a JSON list of {@code {"NAME": {...}}} calls, the name the key
+ * of the arguments, between {@code <|tools_prefix|>} and {@code <|tools_suffix|>}.
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -94,7 +96,8 @@ public final class ToolCalls {
         HUNYUAN,
         DEEPSEEK_R1,
         FUNCTIONARY_V31,
-        GIGACHAT
+        GIGACHAT,
+        APERTUS
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -110,7 +113,7 @@ public final class ToolCalls {
         return switch (format) {
             case MISTRAL -> List.of(MISTRAL_OPEN, MISTRAL_ARGS, MISTRAL_CALL_ID);
             case MISTRAL_NEMO -> List.of(MISTRAL_OPEN);
-            case MINIMAX_XML, NEMOTRON_V2, APRIEL, COHERE, MINIMAX_M1 -> List.of(block(format).open(), block(format).close());
+            case MINIMAX_XML, NEMOTRON_V2, APRIEL, COHERE, MINIMAX_M1, APERTUS -> List.of(block(format).open(), block(format).close());
             case KIMI -> List.of(KIMI_OPEN, KIMI_CALL, KIMI_ARGS, KIMI_CALL_END, KIMI_CLOSE);
             case DEEPSEEK_V32, DEEPSEEK_V4 -> List.of(XmlToolCalls.DSML);
             case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
@@ -169,6 +172,7 @@ public final class ToolCalls {
     private static final Block NEMOTRON_V2_BLOCK = new Block("<TOOLCALL>", "</TOOLCALL>");
     private static final Block APRIEL_BLOCK = new Block("<tool_calls>", "</tool_calls>");
     private static final Block COHERE_BLOCK = new Block("<|START_ACTION|>", "<|END_ACTION|>");
+    private static final Block APERTUS_BLOCK = new Block("<|tools_prefix|>", "<|tools_suffix|>");
     private static final Block R1_BLOCK = new Block("<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>");
     private static final Block HY_BLOCK = new Block("<tool_calls" + XmlToolCalls.HY_TAG + ">", "</tool_calls" + XmlToolCalls.HY_TAG + ">");
     /** What each call of the {@code <tool_call>} formats comes in; Seed-OSS's own. */
@@ -206,6 +210,7 @@ public final class ToolCalls {
             case COHERE -> COHERE_BLOCK;
             case HUNYUAN -> HY_BLOCK;
             case DEEPSEEK_R1 -> R1_BLOCK;
+            case APERTUS -> APERTUS_BLOCK;
             default -> null;
         };
     }
@@ -275,6 +280,8 @@ public final class ToolCalls {
             candidate = Format.HARMONY;
         } else if (src.contains(FUNCTIONARY_OPEN) && src.contains(FUNCTIONARY_CLOSE) && !src.contains("<parameter=")) {
             candidate = Format.FUNCTIONARY_V31; // a JSON object in the element, no parameter elements
+        } else if (src.contains(APERTUS_BLOCK.open())) {
+            candidate = Format.APERTUS;
         } else if (src.contains(GIGACHAT_OPEN)) {
             candidate = Format.GIGACHAT;
         } else if (src.contains(MISTRAL_OPEN) && src.contains(MISTRAL_ARGS)) {
@@ -357,7 +364,7 @@ public final class ToolCalls {
                     + " \"\\n" + block(format).close() + "\"";
             case KIMI -> "\"" + KIMI_OPEN + "\" call" + (several ? "+" : "") + " \"" + KIMI_CLOSE + "\"";
             case GEMMA, FUNCTIONARY_V31 -> several ? "call+" : "call"; // calls one after another, as the template writes them
-            case NEMOTRON_V2, APRIEL, COHERE -> JsonSchemaGrammar.literal(block(format).open() + "[") + " space call"
+            case NEMOTRON_V2, APRIEL, COHERE, APERTUS -> JsonSchemaGrammar.literal(block(format).open() + "[") + " space call"
                     + (several ? " (\",\" space call)*" : "") + " space " + JsonSchemaGrammar.literal("]" + block(format).close());
             case DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? " (\"\\n\" call)*" : "") + " "
                     + JsonSchemaGrammar.literal(block(format).close());
@@ -410,7 +417,7 @@ public final class ToolCalls {
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
             case GIGACHAT -> JsonSchemaGrammar.literal(GIGACHAT_OPEN) + " tc-ws call tc-ws";
             case GEMMA, FUNCTIONARY_V31 -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
-            case NEMOTRON_V2, APRIEL, COHERE -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws \"[\" space call" + (parallel
+            case NEMOTRON_V2, APRIEL, COHERE, APERTUS -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws \"[\" space call" + (parallel
                     ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case MINIMAX_M1, DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws "
                     + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
@@ -544,6 +551,12 @@ public final class ToolCalls {
                 names.add(f.name(), restRule);
                 continue;
             }
+            if (format == Format.APERTUS) {
+                // the quoted name is the key of the arguments
+                rules.put(restRule, "space \":\" space " + prefix + "-args space \"}\"");
+                names.add(JsonSchemaGrammar.dump(MAPPER.getNodeFactory().textNode(f.name())), restRule);
+                continue;
+            }
             String argsKey = format == Format.LLAMA3_JSON || format == Format.COHERE ? "parameters" : "arguments";
             // Nemo's calls end with an id of nine letters and digits, as its template writes them
             String id = format == Format.MISTRAL_NEMO ? " \",\" space \"\\\"id\\\"\" space \":\" space \"\\\"\" [a-zA-Z0-9]{9} \"\\\"\" space" : "";
@@ -568,6 +581,8 @@ public final class ToolCalls {
             sb.append("call ::= \"[TOOL_CALLS]\" call-name\n");
         } else if (format == Format.KIMI) {
             sb.append("call ::= \"" + KIMI_CALL + KIMI_ID + "\" call-name\n");
+        } else if (format == Format.APERTUS) {
+            sb.append("call ::= \"{\" space call-name\n");
         } else if (format == Format.FUNCTIONARY_V31) {
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(FUNCTIONARY_OPEN)).append(" call-name\n");
         } else if (format == Format.DEEPSEEK_R1) {
@@ -694,7 +709,7 @@ public final class ToolCalls {
             case MISTRAL_NEMO -> {
                 return list(text, functions, format, MISTRAL_OPEN, null);
             }
-            case NEMOTRON_V2, APRIEL, COHERE -> {
+            case NEMOTRON_V2, APRIEL, COHERE, APERTUS -> {
                 return list(text, functions, format, block(format).open(), block(format).close());
             }
             case MINIMAX_M1 -> {
@@ -1029,7 +1044,11 @@ public final class ToolCalls {
         }
         List<Call> calls = new ArrayList<>();
         for (JsonNode n : list.value()) {
-            Call c = format == Format.COHERE ? call(n, "tool_name", "parameters", functions, format) : call(n, "arguments", functions, format);
+            Call c = switch (format) {
+                case COHERE -> call(n, "tool_name", "parameters", functions, format);
+                case APERTUS -> keyedCall(n, functions);
+                default -> call(n, "arguments", functions, format);
+            };
             if (c == null) {
                 return new Reply(text, List.of());
             }
@@ -1180,6 +1199,18 @@ public final class ToolCalls {
             return null;
         }
         return new Call(newId(format), name, JsonSchemaGrammar.dump(o.get(argsKey)));
+    }
+
+    /** Apertus's call: an object of one key, a declared function's name, whose value is the arguments' object; else null. */
+    private static Call keyedCall(JsonNode n, List<Function> functions) {
+        if (!(n instanceof ObjectNode o) || o.size() != 1) {
+            return null;
+        }
+        String name = o.fieldNames().next();
+        if (!o.get(name).isObject() || functions.stream().noneMatch(f -> f.name().equals(name))) {
+            return null;
+        }
+        return new Call(newId(), name, JsonSchemaGrammar.dump(o.get(name)));
     }
 
     /** The function a call names. */

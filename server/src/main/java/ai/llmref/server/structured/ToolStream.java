@@ -39,6 +39,9 @@ public final class ToolStream {
     private static final Pattern COHERE_HEAD = Pattern.compile(
             "\\s*\\{\\s*\"tool_call_id\"\\s*:\\s*\"[0-9]{0,4}\"\\s*,\\s*\"tool_name\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"\\s*,\\s*\"parameters\"\\s*:");
 
+    /** Apertus's call head: the name as the key of the arguments. */
+    private static final Pattern KEYED_HEAD = Pattern.compile("\\s*\\{\\s*\"((?:[^\"\\\\]|\\\\.)*)\"\\s*:");
+
     /** What may be sent now: content text, or part of a call. */
     public sealed interface Piece {}
 
@@ -223,7 +226,7 @@ public final class ToolStream {
                     case KIMI -> Scan.KIMI_NEXT;
                     case GEMMA -> Scan.GEMMA_CALL;
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
-                    case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE -> Scan.NEMO_LIST;
+                    case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS -> Scan.NEMO_LIST;
                     case MINIMAX_M1 -> Scan.LINE_NEXT;
                     case DEEPSEEK_R1 -> Scan.R1_NEXT;
                     case FUNCTIONARY_V31 -> Scan.BARE_NAME;
@@ -560,7 +563,7 @@ public final class ToolStream {
                         }
                         continue;
                     }
-                    Matcher m = (format == ToolCalls.Format.COHERE ? COHERE_HEAD : HEAD).matcher(h);
+                    Matcher m = (format == ToolCalls.Format.COHERE ? COHERE_HEAD : format == ToolCalls.Format.APERTUS ? KEYED_HEAD : HEAD).matcher(h);
                     if (m.lookingAt()) {
                         head.setLength(0);
                         startCall(decode(m.group(1)), out);
@@ -603,7 +606,7 @@ public final class ToolStream {
                         arguments = null;
                         scan = switch (format) {
                             case HERMES -> Scan.CLOSE_TAG;
-                            case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE -> Scan.NEMO_NEXT;
+                            case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS -> Scan.NEMO_NEXT;
                             case MINIMAX_M1 -> Scan.LINE_NEXT;
                             default -> Scan.AFTER;
                         };

@@ -173,6 +173,23 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
         }
     }
 
+    /** Apertus's list of calls keyed by name, forced and under "auto". */
+    @Test
+    void apertusCallsAreKeyedByName() {
+        ToolCalls.Format f = ToolCalls.Format.APERTUS;
+        String reply = "<|tools_prefix|>[{\"get_weather\": {\"city\": \"Rome\"}}, {\"get_time\": {}}]<|tools_suffix|>";
+        String one = ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, false);
+        for (String g : List.of(ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, true), ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, true))) {
+            assertThat(verdict(g, reply)).isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of(reply.replace("get_weather", "nope"), reply.replace("\"city\": \"Rome\"", ""), reply + " words",
+                    "<|tools_prefix|>[{\"name\": \"get_time\"", "<|tools_prefix|>[]")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        assertThat(verdict(one, "<|tools_prefix|>[{\"get_time\": {}}]<|tools_suffix|>")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, reply)).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+    }
+
     /** Cohere's list of calls (id, then name, then parameters), with the template's line breaks, forced and under "auto". */
     @Test
     void cohereCallsInTheirBlock() {

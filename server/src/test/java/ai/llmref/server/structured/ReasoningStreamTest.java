@@ -109,6 +109,13 @@ class ReasoningStreamTest {
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("ByteDance-Seed-OSS.jinja"))))
                 .isSameAs(ReasoningStream.SEED);
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("Cohere2MoE.jinja")))).isSameAs(ReasoningStream.COHERE);
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("Apertus-8B-Instruct.jinja"))))
+                .isSameAs(ReasoningStream.APERTUS);
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("tencent-Hy3.jinja")))).isSameAs(ReasoningStream.HY);
+        assertThat(ReasoningStream.split("<|inner_prefix|>hm<|inner_suffix|>Hi", false, null, ReasoningStream.APERTUS))
+                .isEqualTo(new ReasoningStream.Split("hm", "Hi"));
+        assertThat(ReasoningStream.split("hm\n</think:opensource>\n\nHi", true, null, ReasoningStream.HY))
+                .isEqualTo(new ReasoningStream.Split("hm", "Hi"));
         assertThat(ReasoningStream.split("<seed:think>\nhm\n</seed:think>\nHi", false, null, ReasoningStream.SEED))
                 .isEqualTo(new ReasoningStream.Split("hm", "Hi"));
     }

@@ -227,6 +227,29 @@ class ToolCallsParseTest {
         }
     }
 
+    /** Apertus's list: each call an object whose one key is the function's name, its value the arguments. */
+    @Test
+    void apertusKeysEachCallsArgumentsByName() {
+        ToolCalls.Format f = ToolCalls.Format.APERTUS;
+        String calls = "<|tools_prefix|>[{\"get_weather\": {\"city\": \"Rome\"}}, {\"get_time\": {}}]<|tools_suffix|>";
+        ToolCalls.Reply r = ToolCalls.parse(f, "Checking. " + calls, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Checking.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get_time");
+        assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
+        for (String notACall : List.of(calls + " x", calls.replace("get_time", "nope"), calls.replace("{}", "[]"),
+                calls.replace("{\"get_time\": {}}", "{\"get_time\": {}, \"get_weather\": {}}"),
+                "<|tools_prefix|>[{\"name\": \"get_time\", \"arguments\": {}}]<|tools_suffix|>")) {
+            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
+            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+        }
+        Random rnd = new Random(19);
+        for (int trial = 0; trial < 30; trial++) {
+            SplitStream.Fed fed = SplitStream.feed(f, false, FUNCTIONS, "Sure. " + calls, rnd, 5);
+            assertThat(fed.stream().wellFormed()).isTrue();
+            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}", "{}");
+        }
+    }
+
     /** Cohere's list: each call's name under {@code tool_name}, its arguments under {@code parameters}, after its id. */
     @Test
     void cohereListsNameToolsAndParameters() {

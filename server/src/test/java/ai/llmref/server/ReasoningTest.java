@@ -114,6 +114,41 @@ class ReasoningTest {
         }
     }
 
+    /**
+     * Apriel 1.6: its prompt opens the reasoning with "Here are my reasoning steps:", and
+     * {@code [BEGIN FINAL RESPONSE]} ends it (plain text). The tiny model never writes the marker:
+     * its reply is all reasoning; a budget writes the marker in its place, and the model answers,
+     * whole and streamed alike.
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class OpenBlockApriel16 extends WithTemplate {
+        @Override
+        String templateFile() {
+            return "Apriel-1.6-15b-Thinker-fixed.jinja";
+        }
+
+        @Test
+        void theReasoningStepsAreTheReasoningAndTheFinalResponseTheContent() throws Exception {
+            JsonNode msg = post(server, ask(24)).get("choices").get(0).get("message");
+            assertThat(msg.get("reasoning_content").asText()).as(msg.toString()).isNotBlank();
+            assertThat(msg.get("content").asText()).isEmpty();
+            ObjectNode b = ask(60).put("reasoning_budget_tokens", 12);
+            JsonNode budgeted = post(server, b).get("choices").get(0).get("message");
+            assertThat(budgeted.get("reasoning_content").asText()).as(budgeted.toString()).isNotBlank().doesNotContain("[BEGIN");
+            assertThat(budgeted.get("content").asText()).as("the model answers after the marker").isNotBlank().doesNotContain("[BEGIN");
+            Streamed s = stream(server, b);
+            assertThat(s.reasoning()).isEqualTo(budgeted.get("reasoning_content").asText());
+            assertThat(s.content()).isEqualTo(budgeted.get("content").asText());
+            JsonNode none = post(server, ask(24).put("reasoning_format", "none")).get("choices").get(0).get("message");
+            assertThat(none.has("reasoning_content")).isFalse();
+            assertThat(none.get("content").asText()).contains(msg.get("reasoning_content").asText());
+            // tools (its <tool_calls> list): a forced call comes after the reasoning, which a budget ends
+            ToolCallsTest.assertCallAfterReasoning(post(server, ToolCallsTest.request("required").put("reasoning_budget_tokens", 8)),
+                    "<tool_calls>");
+        }
+    }
+
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class OpenBlockDeepSeekR1 extends WithTemplate {

@@ -64,6 +64,11 @@ public final class ReasoningStream {
     public static final Tags SEED = new Tags("<seed:think>", "</seed:think>", List.of("<seed:think>", "</seed:think>"));
     /** Command R7B's and Cohere2 MoE's {@code <|START_THINKING|>} … {@code <|END_THINKING|>}. */
     public static final Tags COHERE = new Tags("<|START_THINKING|>", "<|END_THINKING|>", List.of("<|START_THINKING|>", "<|END_THINKING|>"));
+    /**
+     * Apriel 1.6's reasoning: its prompt opens it with "Here are my reasoning steps:" and a line
+     * break, and the model ends it with {@code [BEGIN FINAL RESPONSE]}; plain text, no control tokens.
+     */
+    public static final Tags APRIEL = new Tags("Here are my reasoning steps:", "[BEGIN FINAL RESPONSE]", List.of());
     /** Apertus's {@code <|inner_prefix|>} … {@code <|inner_suffix|>}. */
     public static final Tags APERTUS = new Tags("<|inner_prefix|>", "<|inner_suffix|>", List.of("<|inner_prefix|>", "<|inner_suffix|>"));
     /** Tencent Hy3's {@code <think:opensource>} … {@code </think:opensource>}. */
@@ -71,7 +76,7 @@ public final class ReasoningStream {
     /** How Hy3's template makes its think tags (of their names and a suffix, so neither is in its source). */
     private static final String HY_SIGN = "'<think{}>'.format(HYTK)";
 
-    /** The tags a chat template writes reasoning in (Gemma 4's channel, Seed-OSS's, Cohere's, Apertus's, Hy3's, or {@code <think>}), or null for none. */
+    /** The tags a chat template writes reasoning in (Gemma 4's channel, Seed-OSS's, Cohere's, Apertus's, Apriel 1.6's, Hy3's, or {@code <think>}), or null for none. */
     public static Tags tagsOf(String templateSource) {
         if (templateSource == null) {
             return null;
@@ -79,7 +84,7 @@ public final class ReasoningStream {
         if (templateSource.contains(HY_SIGN)) {
             return HY;
         }
-        for (Tags t : List.of(CHANNEL, SEED, COHERE, APERTUS, THINK)) {
+        for (Tags t : List.of(CHANNEL, SEED, COHERE, APERTUS, APRIEL, THINK)) {
             if (templateSource.contains(t.open()) && templateSource.contains(t.close())) {
                 return t;
             }

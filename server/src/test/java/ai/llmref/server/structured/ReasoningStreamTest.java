@@ -112,6 +112,12 @@ class ReasoningStreamTest {
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("Apertus-8B-Instruct.jinja"))))
                 .isSameAs(ReasoningStream.APERTUS);
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("tencent-Hy3.jinja")))).isSameAs(ReasoningStream.HY);
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("Apriel-1.6-15b-Thinker-fixed.jinja"))))
+                .isSameAs(ReasoningStream.APRIEL);
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("unsloth-Apriel-1.5.jinja")))).as("no opening")
+                .isNull();
+        assertThat(ReasoningStream.split("First, the sky.\n[BEGIN FINAL RESPONSE]\nBlue.", true, null, ReasoningStream.APRIEL))
+                .isEqualTo(new ReasoningStream.Split("First, the sky.", "Blue."));
         assertThat(ReasoningStream.split("<|inner_prefix|>hm<|inner_suffix|>Hi", false, null, ReasoningStream.APERTUS))
                 .isEqualTo(new ReasoningStream.Split("hm", "Hi"));
         assertThat(ReasoningStream.split("hm\n</think:opensource>\n\nHi", true, null, ReasoningStream.HY))

@@ -20,7 +20,7 @@ final class GgufPatch {
         return with(model, Map.copyOf(entries), out);
     }
 
-    /** Entries of an Integer (written as u32), a Float (f32) or a String. */
+    /** Entries of an Integer (written as u32), a Float (f32), a Boolean (bool) or a String. */
     static Path with(Path model, Map<String, Object> entries, Path out) throws Exception {
         ByteBuffer in = ByteBuffer.wrap(Files.readAllBytes(model)).order(ByteOrder.LITTLE_ENDIAN);
         if (in.getInt() != 0x46554747) { // "GGUF"
@@ -56,6 +56,7 @@ final class GgufPatch {
             switch (e.getValue()) {
                 case Integer i -> b.putInt(4).putInt(i); // uint32
                 case Float f -> b.putInt(6).putFloat(f); // float32
+                case Boolean bool -> b.putInt(7).put((byte) (bool ? 1 : 0));
                 case String str -> b.putInt(8).putLong(v.length).put(v);
                 default -> throw new IllegalArgumentException("a GGUF value of " + e.getValue().getClass());
             }

@@ -49,7 +49,7 @@ final class CompletionParser {
      * @param n        choices per prompt
      */
     record Parsed(List<GenerationRequest> requests, List<String> echoes, int n, boolean stream, boolean includeUsage, String model,
-                  OutputContract contract, Reasoning reasoning, ReasoningStream.Tags tags) {
+                  OutputContract contract, Reasoning reasoning, ReasoningStream.Tags tags, List<String> envelope) {
         /** The first choice's request: what every choice shares (sampling but the seed, logprobs, grammar). */
         GenerationRequest request() {
             return requests.getFirst();
@@ -399,7 +399,9 @@ final class CompletionParser {
         }
         Params.string(body, "user"); // accepted (type-checked), not used for generation
         return new Parsed(List.copyOf(requests), java.util.Collections.unmodifiableList(echoes), perPrompt, stream != null && stream,
-                includeUsage, modelId, contract, reasoning, model.thinkTags());
+                includeUsage, modelId, contract, reasoning, model.thinkTags(),
+                // a chat reply's markup around its text (Kimi K3's response element), left out
+                promptField.equals("messages") ? ReasoningStream.envelope(model.thinkTags()) : List.of());
     }
 
     /** What opens GPT-OSS's analysis message after the generation prompt's {@code <|start|>assistant}. */

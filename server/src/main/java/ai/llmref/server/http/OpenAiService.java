@@ -10,6 +10,7 @@ import ai.llmref.server.engine.TokenLogprob;
 import ai.llmref.server.observe.AccessLog;
 import ai.llmref.server.observe.ServerMetrics;
 import ai.llmref.server.observe.Tracing;
+import ai.llmref.server.structured.MarkerFilter;
 import ai.llmref.server.structured.ReasoningStream;
 import ai.llmref.server.structured.ToolCalls;
 import ai.llmref.server.structured.ToolStream;
@@ -415,11 +416,14 @@ public final class OpenAiService implements HttpService {
         /** A reasoning model's reply as it comes (null: nothing to split off), and its reasoning so far. */
         private final ReasoningStream reasoning;
         final StringBuilder reasoningText = new StringBuilder();
+        /** The markup around a chat reply's text, left out before anything else reads it (null: none). */
+        private final MarkerFilter envelope;
         GenerationEvent.Done done;
 
         Choice(int index, RequestHandle handle, String echo, OutputContract contract, CompletionParser.Reasoning reasoning,
-                ReasoningStream.Tags tags) {
+                ReasoningStream.Tags tags, List<String> envelope) {
             this.index = index;
+            this.envelope = envelope.isEmpty() ? null : new MarkerFilter(envelope);
             this.handle = handle;
             this.echo = echo;
             this.tools = new ToolStream(contract.format(), contract.callForced(), contract.functions());
@@ -431,6 +435,9 @@ public final class OpenAiService implements HttpService {
          * reasoning model); the reasoning is kept. {@code end}: the reply ended, held text is released.
          */
         ReasoningStream.Split split(String text, int tokens, boolean end) {
+            if (envelope != null) {
+                text = envelope.push(text) + (end ? envelope.finish() : "");
+            }
             if (reasoning == null) {
                 return new ReasoningStream.Split("", text);
             }
@@ -514,7 +521,7 @@ public final class OpenAiService implements HttpService {
     private List<Choice> choices(List<RequestHandle> handles, CompletionParser.Parsed p) {
         List<Choice> out = new ArrayList<>(handles.size());
         for (int i = 0; i < handles.size(); i++) {
-            out.add(new Choice(i, handles.get(i), p.echo(i), p.contract(), p.reasoning(), p.tags()));
+            out.add(new Choice(i, handles.get(i), p.echo(i), p.contract(), p.reasoning(), p.tags(), p.envelope()));
         }
         return out;
     }

@@ -71,6 +71,14 @@ public final class ReasoningStream {
     public static final Tags APRIEL = new Tags("Here are my reasoning steps:", "[BEGIN FINAL RESPONSE]", List.of());
     /** Apertus's {@code <|inner_prefix|>} … {@code <|inner_suffix|>}. */
     public static final Tags APERTUS = new Tags("<|inner_prefix|>", "<|inner_suffix|>", List.of("<|inner_prefix|>", "<|inner_suffix|>"));
+    /**
+     * Kimi K3's think element, {@code <|open|>think<|sep|>} … {@code <|close|>think<|sep|>} (its
+     * markers control tokens); its reply's text is then in a response element, whose markers
+     * {@link #envelope} are left out of the content.
+     */
+    public static final Tags KIMI3 = new Tags("<|open|>think<|sep|>", "<|close|>think<|sep|>", List.of("<|open|>", "<|close|>", "<|sep|>"));
+    /** Kimi K3's template: its markup's markers (llama.cpp's test). */
+    private static final List<String> KIMI3_SIGN = List.of("<|open|>", "<|close|>", "<|end_of_msg|>");
     /** Tencent Hy3's {@code <think:opensource>} … {@code </think:opensource>}. */
     public static final Tags HY = new Tags("<think:opensource>", "</think:opensource>", List.of("<think:opensource>", "</think:opensource>"));
     /** How Hy3's template makes its think tags (of their names and a suffix, so neither is in its source). */
@@ -84,12 +92,25 @@ public final class ReasoningStream {
         if (templateSource.contains(HY_SIGN)) {
             return HY;
         }
+        if (KIMI3_SIGN.stream().allMatch(templateSource::contains)) {
+            return KIMI3;
+        }
         for (Tags t : List.of(CHANNEL, SEED, COHERE, APERTUS, APRIEL, THINK)) {
             if (templateSource.contains(t.open()) && templateSource.contains(t.close())) {
                 return t;
             }
         }
         return null;
+    }
+
+    /**
+     * What a chat reply's text is wrapped in, left out of its content (the markup is no text the
+     * model says): Kimi K3's response element, {@code <|open|>response<|sep|>} and
+     * {@code <|close|>response<|sep|>}, and the message's end, {@code <|close|>message<|sep|>}; none
+     * for other tags. llama.cpp's Kimi K3 parser reads them so.
+     */
+    public static List<String> envelope(Tags tags) {
+        return tags == KIMI3 ? List.of("<|open|>response<|sep|>", "<|close|>response<|sep|>", "<|close|>message<|sep|>") : List.of();
     }
 
     /** What may be sent now. */

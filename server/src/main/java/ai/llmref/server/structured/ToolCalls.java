@@ -60,7 +60,9 @@ import java.util.Map;
  * call, calls one after another. {@link Format#GIGACHAT} (GigaChat 3.1): the reply's one call,
  * {@code <|function_call|>{"name": ..., "arguments": {...}}}, the marker a control token (preserved).
  * {@link Format#APERTUS} (Apertus): a JSON list of {@code {"NAME": {...}}} calls, the name the key
- * of the arguments, between {@code <|tools_prefix|>} and {@code <|tools_suffix|>}.
+ * of the arguments, between {@code <|tools_prefix|>} and {@code <|tools_suffix|>}. {@link Format#KIMI3}
+ * (Kimi K3): one section of calls in its markup ({@link XmlToolCalls.Dialect#KIMI3}), after the
+ * reply's response element, the markers being control tokens (preserved).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -97,7 +99,8 @@ public final class ToolCalls {
         DEEPSEEK_R1,
         FUNCTIONARY_V31,
         GIGACHAT,
-        APERTUS
+        APERTUS,
+        KIMI3
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -119,6 +122,7 @@ public final class ToolCalls {
             case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
             case SEED_XML -> List.of(SEED_BLOCK.open(), SEED_BLOCK.close());
             case GIGACHAT -> List.of(GIGACHAT_OPEN);
+            case KIMI3 -> List.of(XmlToolCalls.K3_OPEN, XmlToolCalls.K3_CLOSE, XmlToolCalls.K3_SEP);
             case DEEPSEEK_R1 -> List.of(R1_BLOCK.open(), R1_BLOCK.close(), R1_CALL_BEGIN, R1_SEP, R1_CALL_END);
             case HUNYUAN -> List.of(HY_BLOCK.open(), HY_BLOCK.close(), XmlToolCalls.HY_INVOKE, XmlToolCalls.HY_SEP, XmlToolCalls.HY_KEY,
                     XmlToolCalls.HY_KEY_END, XmlToolCalls.HY_VALUE, XmlToolCalls.HY_VALUE_END, XmlToolCalls.HY_CALL_END);
@@ -153,7 +157,7 @@ public final class ToolCalls {
     /** Whether parameters are written one by one, values typed by their schemas ({@link XmlToolCalls}). */
     static boolean xml(Format format) {
         return format == Format.XML || format == Format.GLM_XML || format == Format.MINIMAX_XML || deepSeek(format)
-                || format == Format.SEED_XML || format == Format.HUNYUAN;
+                || format == Format.SEED_XML || format == Format.HUNYUAN || format == Format.KIMI3;
     }
 
     /** Whether calls are DeepSeek V3.2's or V4's DSML. */
@@ -172,6 +176,11 @@ public final class ToolCalls {
     private static final Block NEMOTRON_V2_BLOCK = new Block("<TOOLCALL>", "</TOOLCALL>");
     private static final Block APRIEL_BLOCK = new Block("<tool_calls>", "</tool_calls>");
     private static final Block COHERE_BLOCK = new Block("<|START_ACTION|>", "<|END_ACTION|>");
+    /** Kimi K3's section of calls, and what a reply's response element opens and closes with (before the section, or its end). */
+    private static final Block K3_BLOCK = new Block(XmlToolCalls.K3_OPEN + "tools" + XmlToolCalls.K3_SEP,
+            XmlToolCalls.K3_CLOSE + "tools" + XmlToolCalls.K3_SEP);
+    static final String K3_RESPONSE = XmlToolCalls.K3_OPEN + "response" + XmlToolCalls.K3_SEP;
+    static final String K3_RESPONSE_END = XmlToolCalls.K3_CLOSE + "response" + XmlToolCalls.K3_SEP;
     private static final Block APERTUS_BLOCK = new Block("<|tools_prefix|>", "<|tools_suffix|>");
     private static final Block R1_BLOCK = new Block("<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>");
     private static final Block HY_BLOCK = new Block("<tool_calls" + XmlToolCalls.HY_TAG + ">", "</tool_calls" + XmlToolCalls.HY_TAG + ">");
@@ -211,6 +220,7 @@ public final class ToolCalls {
             case HUNYUAN -> HY_BLOCK;
             case DEEPSEEK_R1 -> R1_BLOCK;
             case APERTUS -> APERTUS_BLOCK;
+            case KIMI3 -> K3_BLOCK;
             default -> null;
         };
     }
@@ -280,6 +290,8 @@ public final class ToolCalls {
             candidate = Format.HARMONY;
         } else if (src.contains(FUNCTIONARY_OPEN) && src.contains(FUNCTIONARY_CLOSE) && !src.contains("<parameter=")) {
             candidate = Format.FUNCTIONARY_V31; // a JSON object in the element, no parameter elements
+        } else if (src.contains(XmlToolCalls.K3_OPEN) && src.contains(XmlToolCalls.K3_CLOSE) && src.contains("<|end_of_msg|>")) {
+            candidate = Format.KIMI3; // llama.cpp's test: the markers are Kimi K3's own
         } else if (src.contains(APERTUS_BLOCK.open())) {
             candidate = Format.APERTUS;
         } else if (src.contains(GIGACHAT_OPEN)) {
@@ -366,6 +378,9 @@ public final class ToolCalls {
             case GEMMA, FUNCTIONARY_V31 -> several ? "call+" : "call"; // calls one after another, as the template writes them
             case NEMOTRON_V2, APRIEL, COHERE, APERTUS -> JsonSchemaGrammar.literal(block(format).open() + "[") + " space call"
                     + (several ? " (\",\" space call)*" : "") + " space " + JsonSchemaGrammar.literal("]" + block(format).close());
+            // calls one after another in the section, after the response element (empty) where the model writes one
+            case KIMI3 -> "(" + JsonSchemaGrammar.literal(K3_RESPONSE) + ")? (" + JsonSchemaGrammar.literal(K3_RESPONSE_END) + ")? "
+                    + JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? "+ " : " ") + JsonSchemaGrammar.literal(block(format).close());
             case DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? " (\"\\n\" call)*" : "") + " "
                     + JsonSchemaGrammar.literal(block(format).close());
             // a call a line, as MiniMax M1's template writes them
@@ -416,6 +431,8 @@ public final class ToolCalls {
             case KIMI -> "(\"" + KIMI_OPEN + "\" tc-ws)? call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \"" + KIMI_CLOSE + "\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
             case GIGACHAT -> JsonSchemaGrammar.literal(GIGACHAT_OPEN) + " tc-ws call tc-ws";
+            case KIMI3 -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (parallel ? "+ " : " ") + JsonSchemaGrammar.literal(block(format).close())
+                    + " tc-ws";
             case GEMMA, FUNCTIONARY_V31 -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
             case NEMOTRON_V2, APRIEL, COHERE, APERTUS -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws \"[\" space call" + (parallel
                     ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
@@ -503,7 +520,7 @@ public final class ToolCalls {
                     // character), so a name may be another's prefix
                     names.add(switch (dialect) {
                         case QWEN, SEED -> f.name() + ">";
-                        case MINIMAX, DSML, HY -> f.name() + dialect.nameEnd();
+                        case MINIMAX, DSML, HY, KIMI3 -> f.name() + dialect.nameEnd();
                         case GLM -> f.name();
                     }, restRule);
                     continue;
@@ -573,7 +590,7 @@ public final class ToolCalls {
             sb.append("call ::= \"<function=\" call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.of(format)));
         } else if (format == Format.GLM_XML) {
             sb.append("call ::= call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.GLM));
-        } else if (format == Format.MINIMAX_XML || deepSeek(format) || format == Format.HUNYUAN) {
+        } else if (xml(format) && XmlToolCalls.Dialect.of(format).invokes()) {
             XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(dialect.invoke())).append(" call-name\n")
                     .append(XmlToolCalls.sharedRules(dialect));
@@ -697,7 +714,7 @@ public final class ToolCalls {
                 return blocks(text, firstOpening(text, b.open(), bareOpeners(format, functions), 0), b,
                         (t, from, out) -> XmlToolCalls.call(t, from, functions, out, dialect));
             }
-            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN -> {
+            case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN, KIMI3 -> {
                 return invokes(text, functions, format);
             }
             case KIMI -> {

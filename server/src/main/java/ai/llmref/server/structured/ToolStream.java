@@ -59,7 +59,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -101,6 +101,8 @@ public final class ToolStream {
     private boolean callOpen;
     /** A call's arguments, read whole, were not a JSON object (the compact rewrite assumes JSON). */
     private boolean malformed;
+    /** What comes after an element head's attributes ({@link Scan#HEAD_END}). */
+    private Scan headNext;
     /** Gemma: the reader of the arguments being written (null between calls). */
     private GemmaToolCalls.Reader gemma;
 
@@ -222,7 +224,7 @@ public final class ToolStream {
                 case OPEN_TAG -> tag(c, open, switch (format) {
                     case XML, SEED_XML -> Scan.XML_FUNCTION;
                     case GLM_XML -> Scan.XML_NAME;
-                    case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN -> Scan.MM_INVOKE;
+                    case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN, KIMI3 -> Scan.MM_INVOKE;
                     case KIMI -> Scan.KIMI_NEXT;
                     case GEMMA -> Scan.GEMMA_CALL;
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
@@ -423,6 +425,18 @@ public final class ToolStream {
                         scan = c == '{' ? Scan.HEAD : Scan.LIST_CLOSE;
                     }
                 }
+                case HEAD_END -> { // an element head's attributes up to its end (Kimi K3's <|sep|>), read as XmlToolCalls reads them
+                    scanned++;
+                    head.append(c);
+                    String h = head.toString();
+                    int lt = h.indexOf('<');
+                    if (h.endsWith(dialect.headEnd())) {
+                        head.setLength(0);
+                        scan = headNext;
+                    } else if (lt >= 0 && !dialect.headEnd().startsWith(h.substring(lt)) || h.length() > XmlToolCalls.MAX_ATTRIBUTES + dialect.headEnd().length()) {
+                        scan = Scan.FAILED;
+                    }
+                }
                 case MM_NAME_CLOSE -> tag(c, dialect == XmlToolCalls.Dialect.HY ? XmlToolCalls.HY_SEP : ">", Scan.XML_ELEMENT);
                 case MM_KEY_CLOSE -> tag(c, ">", Scan.XML_VALUE_LINE);
                 case XML_NAME -> {
@@ -449,7 +463,12 @@ public final class ToolStream {
                     written.clear();
                     args.setLength(0);
                     startCall(name, out);
-                    scan = dialect.invokes() ? Scan.MM_NAME_CLOSE : Scan.XML_ELEMENT; // MiniMax, DeepSeek: the '>' after '"'
+                    if (dialect.headEnd() != null) { // Kimi K3: the attributes after the name
+                        headNext = Scan.XML_ELEMENT;
+                        scan = Scan.HEAD_END;
+                    } else {
+                        scan = dialect.invokes() ? Scan.MM_NAME_CLOSE : Scan.XML_ELEMENT; // MiniMax, DeepSeek: the '>' after '"'
+                    }
                 }
                 case XML_ELEMENT -> {
                     scanned++;
@@ -466,7 +485,7 @@ public final class ToolStream {
                         endCall(out);
                         scan = switch (dialect) {
                             case QWEN, SEED -> Scan.CLOSE_TAG;
-                            case MINIMAX, DSML, HY -> Scan.MM_INVOKE; // the block may hold another call
+                            case MINIMAX, DSML, HY, KIMI3 -> Scan.MM_INVOKE; // the block may hold another call
                             case GLM -> Scan.BETWEEN; // the block's end was the call's
                         };
                     } else if (!dialect.parameter.startsWith(head.toString()) && !dialect.callEnd.startsWith(head.toString())) {
@@ -497,6 +516,10 @@ public final class ToolStream {
                     scan = switch (dialect) {
                         case GLM, HY -> Scan.GLM_KEY_CLOSE;
                         case MINIMAX -> Scan.MM_KEY_CLOSE;
+                        case KIMI3 -> {
+                            headNext = Scan.XML_VALUE_LINE; // after the type attribute
+                            yield Scan.HEAD_END;
+                        }
                         case DSML -> Scan.DS_KIND;
                         case QWEN, SEED -> Scan.XML_VALUE_LINE;
                     };

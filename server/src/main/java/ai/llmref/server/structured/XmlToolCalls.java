@@ -31,7 +31,9 @@ import java.util.Set;
  * and DeepSeek V3.2's and V4's ({@link Dialect#DSML}), the same with {@code <｜DSML｜>} tags and
  * each parameter saying whether its value is a string ({@code string="true"}, raw) or JSON; and
  * Tencent Hy3's ({@link Dialect#HY}), GLM's pairs with tags of its own in one block:
- * {@code <tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>\n<arg_key:opensource>city</arg_key:opensource>\n<arg_value:opensource>Paris</arg_value:opensource>\n</tool_call:opensource>\n</tool_calls:opensource>}.
+ * {@code <tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>\n<arg_key:opensource>city</arg_key:opensource>\n<arg_value:opensource>Paris</arg_value:opensource>\n</tool_call:opensource>\n</tool_calls:opensource>};
+ * and Kimi K3's ({@link Dialect#KIMI3}), elements of its own markup in one section:
+ * {@code <|open|>tools<|sep|><|open|>call tool="get_weather" index="1"<|sep|><|open|>argument key="city" type="string"<|sep|>Paris<|close|>argument<|sep|><|close|>call<|sep|><|close|>tools<|sep|>}.
  *
  * <p>A parameter's value is written as its template renders it: a string raw (no quotes, no
  * escapes, any number of lines), anything else as JSON. So the type of a value comes from the
@@ -63,6 +65,13 @@ final class XmlToolCalls {
     static final String HY_VALUE = "<arg_value" + HY_TAG + ">";
     static final String HY_VALUE_END = "</arg_value" + HY_TAG + ">";
     static final String HY_CALL_END = "</tool_call" + HY_TAG + ">";
+    /** Kimi K3's markers (control tokens): what opens and closes an element and ends its head. */
+    static final String K3_OPEN = "<|open|>";
+    static final String K3_CLOSE = "<|close|>";
+    static final String K3_SEP = "<|sep|>";
+    /** A Kimi K3 call up to its name, and its argument up to its key (each then {@code "}, attributes and {@code <|sep|>}). */
+    static final String K3_INVOKE = K3_OPEN + "call tool=\"";
+    static final String K3_ARGUMENT = K3_OPEN + "argument key=\"";
 
     /** The layouts. */
     enum Dialect {
@@ -78,7 +87,13 @@ final class XmlToolCalls {
         /** Seed-OSS: {@code <function=NAME>}, then {@code <parameter=P>VALUE</parameter>\n} each (no line breaks around the value), then {@code </function>}. */
         SEED("<parameter=", "</parameter>", "</parameter>", "</function>", "seed"),
         /** Tencent Hy3: {@code <tool_call:opensource>NAME<tool_sep:opensource>\n}, then GLM's pairs in its tags, a line each, then {@code </tool_call:opensource>}. */
-        HY(HY_KEY, HY_VALUE_END, HY_VALUE_END, HY_CALL_END, "hy");
+        HY(HY_KEY, HY_VALUE_END, HY_VALUE_END, HY_CALL_END, "hy"),
+        /**
+         * Kimi K3: {@code <|open|>call tool="NAME" index="N"<|sep|>}, then
+         * {@code <|open|>argument key="P" type="T"<|sep|>VALUE<|close|>argument<|sep|>} each, then {@code <|close|>call<|sep|>};
+         * a value's type is its schema's, as llama.cpp reads it (the attribute is skipped).
+         */
+        KIMI3(K3_ARGUMENT, K3_CLOSE + "argument" + K3_SEP, K3_CLOSE + "argument" + K3_SEP, K3_CLOSE + "call" + K3_SEP, "k3");
 
         /** What opens a parameter. */
         final String parameter;
@@ -106,6 +121,7 @@ final class XmlToolCalls {
                 case DEEPSEEK_V32, DEEPSEEK_V4 -> DSML;
                 case SEED_XML -> SEED;
                 case HUNYUAN -> HY;
+                case KIMI3 -> KIMI3;
                 default -> QWEN;
             };
         }
@@ -117,7 +133,7 @@ final class XmlToolCalls {
 
         /** Whether calls are {@code <invoke name="NAME">} elements in one block (MiniMax, DeepSeek; Hy3's {@code <tool_call:opensource>NAME}). */
         boolean invokes() {
-            return this == MINIMAX || this == DSML || this == HY;
+            return this == MINIMAX || this == DSML || this == HY || this == KIMI3;
         }
 
         /** What opens an {@code <invoke>} call, up to its name. */
@@ -125,13 +141,27 @@ final class XmlToolCalls {
             return switch (this) {
                 case DSML -> DSML_INVOKE;
                 case HY -> HY_INVOKE;
+                case KIMI3 -> K3_INVOKE;
                 default -> INVOKE;
             };
         }
 
         /** What ends an {@code <invoke>} call's name. */
         String nameEnd() {
-            return this == HY ? HY_SEP : "\">";
+            return this == HY ? HY_SEP : this == KIMI3 ? "\"" : "\">";
+        }
+
+        /** What ends an element's head after its name or key and the attributes after them (Kimi K3's {@code <|sep|>}), or null. */
+        String headEnd() {
+            return this == KIMI3 ? K3_SEP : null;
+        }
+
+        /**
+         * What a raw value never holds, as the grammar keeps it out: its end; Kimi K3's
+         * {@code <|close|>}, its end's start (the end holds its first character twice, which the scan cannot take).
+         */
+        String scanEnd() {
+            return this == KIMI3 ? K3_CLOSE : valueEnd;
         }
 
         /** Whether parameters are key and value elements (GLM's, Hy3's), the value's opening tag {@link #valueOpen}. */
@@ -151,6 +181,7 @@ final class XmlToolCalls {
                 case GLM -> "</arg_key>";
                 case HY -> HY_KEY_END;
                 case MINIMAX -> "\">";
+                case KIMI3 -> "\"";
                 case DSML -> "\"";
             };
         }
@@ -322,7 +353,12 @@ final class XmlToolCalls {
         Map<String, String> rules = new LinkedHashMap<>();
         Map<String, JsonNode> jsonValues = new LinkedHashMap<>();
         Map<String, String> pointers = new LinkedHashMap<>();
-        StringBuilder body = new StringBuilder(dialect != Dialect.GLM ? "\"\\n\"" : "glm-nl");
+        // after the name: a line break; GLM's optional one; Kimi K3's index and the head's end
+        StringBuilder body = new StringBuilder(switch (dialect) {
+            case GLM -> "glm-nl";
+            case KIMI3 -> "\" index=\\\"\" [0-9]{1,4} " + JsonSchemaGrammar.literal("\"" + K3_SEP);
+            default -> "\"\\n\"";
+        });
         int k = 0;
         for (Param p : plan.params()) {
             String ptr = "/properties/" + p.name().replace("~", "~0").replace("/", "~1");
@@ -359,6 +395,10 @@ final class XmlToolCalls {
                         + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
                 case MINIMAX -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "\">") + " " + value + " "
                         + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
+                // the type a raw string's attribute says; another value's, any word (its schema tells its type)
+                case KIMI3 -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "\" type=\"") + " "
+                        + (p.kind() == Kind.RAW ? "\"string\"" : "[a-z]{1,8}") + " " + JsonSchemaGrammar.literal("\"" + K3_SEP) + " " + value
+                        + " " + JsonSchemaGrammar.literal(dialect.valueEnd);
                 // a value that may be a string or another type is either, as the parameter says
                 case DSML -> (p.kind() == Kind.JSON_FIRST
                         ? "(" + JsonSchemaGrammar.literal(dialect.parameter + p.name() + DSML_STRING) + " " + value + " | "
@@ -378,7 +418,7 @@ final class XmlToolCalls {
 
     /** The rules every grammar of the dialect holds: raw text without its value's end, a character of a bounded one, GLM's optional line break. */
     static String sharedRules(Dialect dialect) {
-        StringBuilder sb = new StringBuilder(scanRules(dialect.rules + "-text", dialect.valueEnd));
+        StringBuilder sb = new StringBuilder(scanRules(dialect.rules + "-text", dialect.scanEnd()));
         sb.append(dialect.rules).append("-bounded ::= [^<\\x00]\n");
         if (dialect == Dialect.GLM) {
             sb.append("glm-nl ::= \"\\n\"?\n");
@@ -426,8 +466,8 @@ final class XmlToolCalls {
         if (!literals.isEmpty()) {
             List<String> alts = new ArrayList<>();
             for (String l : literals) {
-                if (l.contains(dialect.valueEnd)) {
-                    throw new SchemaException(ptr, "enum", "a string that holds " + dialect.valueEnd.strip() + " at the end of a line cannot "
+                if (l.contains(dialect.scanEnd())) {
+                    throw new SchemaException(ptr, "enum", "a string that holds " + dialect.scanEnd().strip() + " at the end of a line cannot "
                             + "be written in the XML tool-call format");
                 }
                 alts.add(l.isEmpty() ? "\"\"" : JsonSchemaGrammar.literal(l));
@@ -482,6 +522,15 @@ final class XmlToolCalls {
 
     // --- parsing -------------------------------------------------------------------------------
 
+    /** The longest run of attributes read in an element's head (Kimi K3's {@code index="N"}, {@code type="T"}). */
+    static final int MAX_ATTRIBUTES = 64;
+
+    /** Where an element's head that goes on at {@code from} ends: after its {@link Dialect#headEnd}, within {@link #MAX_ATTRIBUTES}; -1 where it does not. */
+    private static int headEnd(String text, int from, Dialect dialect) {
+        int end = text.indexOf(dialect.headEnd(), from);
+        return end < 0 || end - from > MAX_ATTRIBUTES || text.substring(from, end).contains("<") ? -1 : end + dialect.headEnd().length();
+    }
+
     /**
      * Reads one call from {@code from} (Qwen: {@code <function=...>...</function>}; MiniMax and
      * DeepSeek: {@code <invoke name="...">...</invoke>}; GLM: the name
@@ -502,6 +551,12 @@ final class XmlToolCalls {
             }
             name = text.substring(at + dialect.invoke().length(), nameEnd);
             nameEnd += dialect.nameEnd().length();
+            if (dialect.headEnd() != null) { // the attributes after the name
+                nameEnd = headEnd(text, nameEnd, dialect);
+                if (nameEnd < 0) {
+                    return -1;
+                }
+            }
         } else {
             nameEnd = ToolCalls.nameEnd(text, at);
             name = text.substring(at, nameEnd);
@@ -539,6 +594,11 @@ final class XmlToolCalls {
                 start = keyEnd + 1;
             } else if (dialect == Dialect.MINIMAX) {
                 start = keyEnd + 2;
+            } else if (dialect == Dialect.KIMI3) {
+                start = headEnd(text, keyEnd + 1, dialect); // the type attribute is skipped
+                if (start < 0) {
+                    return -1;
+                }
             } else if (dialect == Dialect.DSML) {
                 // the value's type as the parameter says it
                 if (text.startsWith(DSML_STRING, keyEnd)) {

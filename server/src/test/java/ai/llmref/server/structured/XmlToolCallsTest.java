@@ -60,7 +60,7 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
             "google-gemma-4-31B-it", "google-gemma-4-31B-it-interleaved", "NVIDIA-Nemotron-Nano-v2", "unsloth-Apriel-1.5",
             "Apriel-1.6-15b-Thinker-fixed", "ByteDance-Seed-OSS", "CohereForAI-c4ai-command-r7b-12-2024-tool_use", "Cohere2MoE",
             "MiniMax-M1", "tencent-Hy3", "llama-cpp-deepseek-r1", "meetkai-functionary-medium-v3.1",
-            "GigaChat3.1-10B-A1.8B", "Apertus-8B-Instruct");
+            "GigaChat3.1-10B-A1.8B", "Apertus-8B-Instruct", "Kimi-K3");
 
     /** The pinned tree's chat templates ({@code models/templates}). */
     static Path templatesDir() throws Exception {

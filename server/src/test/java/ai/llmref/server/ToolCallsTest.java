@@ -832,6 +832,19 @@ class ToolCallsTest {
         }
     }
 
+    /**
+     * Granite 3.3's calls ({@code <|tool_call|>} and a JSON list): the same checks. Its template
+     * renders no call in the history, only the tool's result (the round trip's prompt grows by it).
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class GraniteFormat33 extends Family {
+        @Override
+        String templateFile() {
+            return "ibm-granite-granite-3.3-2B-Instruct.jinja";
+        }
+    }
+
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class CohereFormat2MoE extends Family {

@@ -62,7 +62,8 @@ import java.util.Map;
  * {@link Format#APERTUS} (Apertus): a JSON list of {@code {"NAME": {...}}} calls, the name the key
  * of the arguments, between {@code <|tools_prefix|>} and {@code <|tools_suffix|>}. {@link Format#KIMI3}
  * (Kimi K3): one section of calls in its markup ({@link XmlToolCalls.Dialect#KIMI3}), after the
- * reply's response element, the markers being control tokens (preserved).
+ * reply's response element, the markers being control tokens (preserved). {@link Format#GRANITE}
+ * (Granite 3.3): {@code <|tool_call|>[{"name": ..., "arguments": {...}}, ...]}.
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -100,7 +101,8 @@ public final class ToolCalls {
         FUNCTIONARY_V31,
         GIGACHAT,
         APERTUS,
-        KIMI3
+        KIMI3,
+        GRANITE
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -122,6 +124,7 @@ public final class ToolCalls {
             case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
             case SEED_XML -> List.of(SEED_BLOCK.open(), SEED_BLOCK.close());
             case GIGACHAT -> List.of(GIGACHAT_OPEN);
+            case GRANITE -> List.of(GRANITE_OPEN);
             case KIMI3 -> List.of(XmlToolCalls.K3_OPEN, XmlToolCalls.K3_CLOSE, XmlToolCalls.K3_SEP);
             case DEEPSEEK_R1 -> List.of(R1_BLOCK.open(), R1_BLOCK.close(), R1_CALL_BEGIN, R1_SEP, R1_CALL_END);
             case HUNYUAN -> List.of(HY_BLOCK.open(), HY_BLOCK.close(), XmlToolCalls.HY_INVOKE, XmlToolCalls.HY_SEP, XmlToolCalls.HY_KEY,
@@ -150,6 +153,8 @@ public final class ToolCalls {
     static final String FUNCTIONARY_CLOSE = "</function>";
     /** What begins GigaChat 3.1's call. */
     static final String GIGACHAT_OPEN = "<|function_call|>";
+    /** What begins Granite 3.3's list of calls. */
+    static final String GRANITE_OPEN = "<|tool_call|>";
     static final String MISTRAL_OPEN = "[TOOL_CALLS]";
     static final String MISTRAL_ARGS = "[ARGS]";
     static final String MISTRAL_CALL_ID = "[CALL_ID]";
@@ -294,6 +299,8 @@ public final class ToolCalls {
             candidate = Format.KIMI3; // llama.cpp's test: the markers are Kimi K3's own
         } else if (src.contains(APERTUS_BLOCK.open())) {
             candidate = Format.APERTUS;
+        } else if (src.contains(GRANITE_OPEN) && src.contains("followed by a JSON list")) {
+            candidate = Format.GRANITE; // its system prompt's instruction: "respond only with <|tool_call|> followed by a JSON list of tools used"
         } else if (src.contains(GIGACHAT_OPEN)) {
             candidate = Format.GIGACHAT;
         } else if (src.contains(MISTRAL_OPEN) && src.contains(MISTRAL_ARGS)) {
@@ -320,6 +327,9 @@ public final class ToolCalls {
             Map<String, Object> call = Map.of("id", "callprobe", "type", "function", "function",
                     Map.of("name", PROBE, "arguments", new LinkedHashMap<>(Map.of(PROBE_ARG, "probe value"))));
             String history = template.render(List.of(user, new ChatMessage("assistant", "", List.of(call), null, null)), false, List.of(tool));
+            if (candidate == Format.GRANITE && !history.substring(history.lastIndexOf(PROBE_QUESTION)).contains(PROBE)) {
+                return candidate; // its template renders no call in the history (only the content): its instruction is the evidence
+            }
             Reply r = parse(candidate, renderedCall(candidate, history, PROBE_QUESTION),
                     List.of(new Function(PROBE, MAPPER.valueToTree(params))));
             boolean readBack = r.calls().size() == 1 && r.calls().getFirst().arguments().equals("{\"" + PROBE_ARG + "\":\"probe value\"}");
@@ -370,6 +380,7 @@ public final class ToolCalls {
             case GIGACHAT -> JsonSchemaGrammar.literal(GIGACHAT_OPEN) + " call"; // one call a reply, as the template writes it
             case MISTRAL -> several ? "call+" : "call";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS][\" call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
+            case GRANITE -> JsonSchemaGrammar.literal(GRANITE_OPEN + "[") + " call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
             case HARMONY -> "\" \" call"; // after the generation prompt's <|start|>assistant, as the template writes a call
             // one block of calls, as MiniMax M2's template writes them
             case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN -> "\"" + block(format).open() + "\\n\" call" + (several ? " (\"\\n\" call)*" : "")
@@ -424,6 +435,8 @@ public final class ToolCalls {
             case XML -> "(\"<tool_call>\" tc-ws)? call tc-ws \"</tool_call>\"" + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
             case MISTRAL -> "call" + (parallel ? "+" : "") + " tc-ws";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS]\" tc-ws \"[\" space call" + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws";
+            case GRANITE -> JsonSchemaGrammar.literal(GRANITE_OPEN) + " tc-ws \"[\" space call" + (parallel ? " (\",\" space call)*" : "")
+                    + " space \"]\" tc-ws";
             case HARMONY -> "call tc-ws"; // one call: <|call|> ends the generation
             case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN -> "\"" + block(format).open() + "\" tc-ws call" + (parallel ? " (tc-ws call)*" : "")
                     + " tc-ws \"" + block(format).close() + "\" tc-ws";
@@ -448,7 +461,8 @@ public final class ToolCalls {
 
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
-        return blocks(format) ? callBlock(format).open() : mistral(format) ? MISTRAL_OPEN : format == Format.HARMONY ? HARMONY_OPEN
+        return blocks(format) ? callBlock(format).open() : mistral(format) ? MISTRAL_OPEN : format == Format.GRANITE ? GRANITE_OPEN
+                : format == Format.HARMONY ? HARMONY_OPEN
                 : format == Format.GEMMA ? GemmaToolCalls.CALL : format == Format.FUNCTIONARY_V31 ? FUNCTIONARY_OPEN
                 : format == Format.GIGACHAT ? GIGACHAT_OPEN
                 : block(format) != null ? block(format).open() : null;
@@ -725,6 +739,9 @@ public final class ToolCalls {
             }
             case MISTRAL_NEMO -> {
                 return list(text, functions, format, MISTRAL_OPEN, null);
+            }
+            case GRANITE -> {
+                return list(text, functions, format, GRANITE_OPEN, null);
             }
             case NEMOTRON_V2, APRIEL, COHERE, APERTUS -> {
                 return list(text, functions, format, block(format).open(), block(format).close());

@@ -228,7 +228,7 @@ public final class ToolStream {
                     case KIMI -> Scan.KIMI_NEXT;
                     case GEMMA -> Scan.GEMMA_CALL;
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
-                    case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS -> Scan.NEMO_LIST;
+                    case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS, GRANITE -> Scan.NEMO_LIST;
                     case MINIMAX_M1 -> Scan.LINE_NEXT;
                     case DEEPSEEK_R1 -> Scan.R1_NEXT;
                     case FUNCTIONARY_V31 -> Scan.BARE_NAME;
@@ -274,7 +274,7 @@ public final class ToolStream {
                     if (c == ',') {
                         scan = Scan.HEAD; // the next call
                     } else if (c == ']') {
-                        scan = format == ToolCalls.Format.MISTRAL_NEMO ? Scan.AFTER : Scan.LIST_CLOSE; // the block's end follows the list
+                        scan = block == null ? Scan.AFTER : Scan.LIST_CLOSE; // a block's end follows the list (Nemo's, Granite's have none)
                     } else if (!Character.isWhitespace(c)) {
                         scan = Scan.FAILED;
                     }
@@ -629,7 +629,7 @@ public final class ToolStream {
                         arguments = null;
                         scan = switch (format) {
                             case HERMES -> Scan.CLOSE_TAG;
-                            case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS -> Scan.NEMO_NEXT;
+                            case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS, GRANITE -> Scan.NEMO_NEXT;
                             case MINIMAX_M1 -> Scan.LINE_NEXT;
                             default -> Scan.AFTER;
                         };

@@ -190,6 +190,24 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
         assertThat(verdict(one, reply)).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
     }
 
+    /** Granite 3.3's list of calls after its marker, forced and under "auto". */
+    @Test
+    void graniteListsItsCalls() {
+        ToolCalls.Format f = ToolCalls.Format.GRANITE;
+        String weather = "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}";
+        String reply = "<|tool_call|>[" + weather + ", {\"name\": \"get_time\", \"arguments\": {}}]";
+        String one = ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, false);
+        for (String g : List.of(ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, true), ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, true))) {
+            assertThat(verdict(g, reply)).isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of(reply.replace("get_weather", "nope"), reply.replace("\"city\": \"Rome\"", ""), reply + " words",
+                    "<|tool_call|>" + weather, "<|tool_call|>[]")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        assertThat(verdict(one, "<|tool_call|>[" + weather + "]")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, reply)).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+    }
+
     /** Cohere's list of calls (id, then name, then parameters), with the template's line breaks, forced and under "auto". */
     @Test
     void cohereCallsInTheirBlock() {

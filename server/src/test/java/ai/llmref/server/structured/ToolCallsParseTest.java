@@ -250,6 +250,32 @@ class ToolCallsParseTest {
         }
     }
 
+    /** Granite 3.3's calls: a JSON list after {@code <|tool_call|>}, any key order (IBM's examples write the arguments first). */
+    @Test
+    void graniteListsCallsAfterItsMarker() {
+        ToolCalls.Format f = ToolCalls.Format.GRANITE;
+        String calls = "<|tool_call|>[{\"arguments\": {\"city\": \"Rome\"}, \"name\": \"get_weather\"}, {\"name\": \"get_time\", \"arguments\": {}}]";
+        ToolCalls.Reply r = ToolCalls.parse(f, calls, FUNCTIONS);
+        assertThat(r.content()).isNull();
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get_time");
+        assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
+        for (String notACall : List.of(calls + " x", calls.replace("get_time", "nope"), "<|tool_call|>[]",
+                "<|tool_call|>{\"name\": \"get_time\", \"arguments\": {}}")) {
+            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
+            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+        }
+        Random rnd = new Random(31);
+        for (int trial = 0; trial < 30; trial++) {
+            // as the grammar writes them from the marker on: the name first
+            String written = calls.replace("{\"arguments\": {\"city\": \"Rome\"}, \"name\": \"get_weather\"}",
+                    "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}");
+            SplitStream.Fed fed = SplitStream.feed(f, false, FUNCTIONS, "Sure. " + written, rnd, 5);
+            assertThat(fed.stream().wellFormed()).isTrue();
+            assertThat(fed.stream().content()).isEqualTo("Sure.");
+            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}", "{}");
+        }
+    }
+
     /** Cohere's list: each call's name under {@code tool_name}, its arguments under {@code parameters}, after its id. */
     @Test
     void cohereListsNameToolsAndParameters() {

@@ -845,6 +845,39 @@ class ToolCallsTest {
         }
     }
 
+    /**
+     * LFM2's calls (a list in Python's call notation between {@code <|tool_call_start|>} and
+     * {@code <|tool_call_end|>}): the same checks. Its templates render no call in the history.
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class Lfm2Format extends Family {
+        @Override
+        String templateFile() {
+            return "LFM2-8B-A1B.jinja";
+        }
+    }
+
+    /** LFM2.5 8B A1B's: its history renders calls, strings in single quotes (the round trip sends one back). */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class Lfm25MoeFormat extends Lfm2Format {
+        @Override
+        String templateFile() {
+            return "LFM2.5-8B-A1B.jinja";
+        }
+    }
+
+    /** LFM2.5 Instruct's: its tools in plain "List of tools: [...]", its calls as LFM2's. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class Lfm25Format extends Lfm2Format {
+        @Override
+        String templateFile() {
+            return "LFM2.5-Instruct.jinja";
+        }
+    }
+
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class CohereFormat2MoE extends Family {

@@ -63,7 +63,8 @@ import java.util.Map;
  * of the arguments, between {@code <|tools_prefix|>} and {@code <|tools_suffix|>}. {@link Format#KIMI3}
  * (Kimi K3): one section of calls in its markup ({@link XmlToolCalls.Dialect#KIMI3}), after the
  * reply's response element, the markers being control tokens (preserved). {@link Format#GRANITE}
- * (Granite 3.3): {@code <|tool_call|>[{"name": ..., "arguments": {...}}, ...]}.
+ * (Granite 3.3): {@code <|tool_call|>[{"name": ..., "arguments": {...}}, ...]}. {@link Format#LFM2}
+ * (LFM2, LFM2.5): a list of calls in Python's notation ({@link PythonToolCalls}).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -102,7 +103,8 @@ public final class ToolCalls {
         GIGACHAT,
         APERTUS,
         KIMI3,
-        GRANITE
+        GRANITE,
+        LFM2
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -125,6 +127,7 @@ public final class ToolCalls {
             case SEED_XML -> List.of(SEED_BLOCK.open(), SEED_BLOCK.close());
             case GIGACHAT -> List.of(GIGACHAT_OPEN);
             case GRANITE -> List.of(GRANITE_OPEN);
+            case LFM2 -> List.of(PythonToolCalls.OPEN, PythonToolCalls.CLOSE);
             case KIMI3 -> List.of(XmlToolCalls.K3_OPEN, XmlToolCalls.K3_CLOSE, XmlToolCalls.K3_SEP);
             case DEEPSEEK_R1 -> List.of(R1_BLOCK.open(), R1_BLOCK.close(), R1_CALL_BEGIN, R1_SEP, R1_CALL_END);
             case HUNYUAN -> List.of(HY_BLOCK.open(), HY_BLOCK.close(), XmlToolCalls.HY_INVOKE, XmlToolCalls.HY_SEP, XmlToolCalls.HY_KEY,
@@ -197,6 +200,9 @@ public final class ToolCalls {
     static Block callBlock(Format format) {
         return format == Format.SEED_XML ? SEED_BLOCK : CALL_BLOCK;
     }
+
+    /** LFM2's list of calls. */
+    private static final Block LFM2_CALLS = new Block(PythonToolCalls.OPEN, PythonToolCalls.CLOSE);
 
     /** Functionary v3.1's calls, each an element. */
     private static final Block FUNCTIONARY_CALL = new Block(FUNCTIONARY_OPEN, FUNCTIONARY_CLOSE);
@@ -299,6 +305,8 @@ public final class ToolCalls {
             candidate = Format.KIMI3; // llama.cpp's test: the markers are Kimi K3's own
         } else if (src.contains(APERTUS_BLOCK.open())) {
             candidate = Format.APERTUS;
+        } else if (src.contains("<|tool_list_start|>") || src.contains("List of tools: [")) {
+            candidate = Format.LFM2; // llama.cpp's tests for LFM2's and LFM2.5's templates
         } else if (src.contains(GRANITE_OPEN) && src.contains("followed by a JSON list")) {
             candidate = Format.GRANITE; // its system prompt's instruction: "respond only with <|tool_call|> followed by a JSON list of tools used"
         } else if (src.contains(GIGACHAT_OPEN)) {
@@ -327,8 +335,8 @@ public final class ToolCalls {
             Map<String, Object> call = Map.of("id", "callprobe", "type", "function", "function",
                     Map.of("name", PROBE, "arguments", new LinkedHashMap<>(Map.of(PROBE_ARG, "probe value"))));
             String history = template.render(List.of(user, new ChatMessage("assistant", "", List.of(call), null, null)), false, List.of(tool));
-            if (candidate == Format.GRANITE && !history.substring(history.lastIndexOf(PROBE_QUESTION)).contains(PROBE)) {
-                return candidate; // its template renders no call in the history (only the content): its instruction is the evidence
+            if (historyless(candidate) && !history.substring(history.lastIndexOf(PROBE_QUESTION)).contains(PROBE)) {
+                return candidate; // its template renders no call in the history (only the content): its source is the evidence
             }
             Reply r = parse(candidate, renderedCall(candidate, history, PROBE_QUESTION),
                     List.of(new Function(PROBE, MAPPER.valueToTree(params))));
@@ -340,6 +348,11 @@ public final class ToolCalls {
     }
 
     private static final String PROBE_ARG = "llmref_probe_arg";
+
+    /** Whether a format's templates render no call in the history (Granite 3.3's, LFM2's): detected from their source alone. */
+    public static boolean historyless(Format format) {
+        return format == Format.GRANITE || format == Format.LFM2;
+    }
     private static final String PROBE_QUESTION = "llmref probe question";
 
     /**
@@ -350,7 +363,8 @@ public final class ToolCalls {
     static String renderedCall(Format format, String history, String userText) {
         int at = history.lastIndexOf(userText);
         String after = at < 0 ? history : history.substring(at + userText.length());
-        Block block = format == Format.GEMMA ? GEMMA_CALL : format == Format.FUNCTIONARY_V31 ? FUNCTIONARY_CALL : block(format);
+        Block block = format == Format.GEMMA ? GEMMA_CALL : format == Format.FUNCTIONARY_V31 ? FUNCTIONARY_CALL
+                : format == Format.LFM2 ? LFM2_CALLS : block(format);
         if (block != null) {
             int from = after.indexOf(block.open());
             int to = after.lastIndexOf(block.close()) + block.close().length();
@@ -381,6 +395,8 @@ public final class ToolCalls {
             case MISTRAL -> several ? "call+" : "call";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS][\" call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
             case GRANITE -> JsonSchemaGrammar.literal(GRANITE_OPEN + "[") + " call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
+            case LFM2 -> JsonSchemaGrammar.literal(PythonToolCalls.OPEN + "[") + " call" + (several ? " (\", \" call)*" : "") + " "
+                    + JsonSchemaGrammar.literal("]" + PythonToolCalls.CLOSE);
             case HARMONY -> "\" \" call"; // after the generation prompt's <|start|>assistant, as the template writes a call
             // one block of calls, as MiniMax M2's template writes them
             case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN -> "\"" + block(format).open() + "\\n\" call" + (several ? " (\"\\n\" call)*" : "")
@@ -435,6 +451,8 @@ public final class ToolCalls {
             case XML -> "(\"<tool_call>\" tc-ws)? call tc-ws \"</tool_call>\"" + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
             case MISTRAL -> "call" + (parallel ? "+" : "") + " tc-ws";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS]\" tc-ws \"[\" space call" + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws";
+            case LFM2 -> JsonSchemaGrammar.literal(PythonToolCalls.OPEN) + " tc-ws \"[\" call" + (parallel ? " (\", \" call)*" : "") + " \"]\" tc-ws "
+                    + JsonSchemaGrammar.literal(PythonToolCalls.CLOSE) + " tc-ws";
             case GRANITE -> JsonSchemaGrammar.literal(GRANITE_OPEN) + " tc-ws \"[\" space call" + (parallel ? " (\",\" space call)*" : "")
                     + " space \"]\" tc-ws";
             case HARMONY -> "call tc-ws"; // one call: <|call|> ends the generation
@@ -464,7 +482,7 @@ public final class ToolCalls {
         return blocks(format) ? callBlock(format).open() : mistral(format) ? MISTRAL_OPEN : format == Format.GRANITE ? GRANITE_OPEN
                 : format == Format.HARMONY ? HARMONY_OPEN
                 : format == Format.GEMMA ? GemmaToolCalls.CALL : format == Format.FUNCTIONARY_V31 ? FUNCTIONARY_OPEN
-                : format == Format.GIGACHAT ? GIGACHAT_OPEN
+                : format == Format.GIGACHAT ? GIGACHAT_OPEN : format == Format.LFM2 ? PythonToolCalls.OPEN
                 : block(format) != null ? block(format).open() : null;
     }
 
@@ -537,6 +555,12 @@ public final class ToolCalls {
                         case MINIMAX, DSML, HY, KIMI3 -> f.name() + dialect.nameEnd();
                         case GLM -> f.name();
                     }, restRule);
+                    continue;
+                }
+                if (format == Format.LFM2) {
+                    // '(' ends the name
+                    rules.putAll(PythonToolCalls.rules(f, prefix, restRule));
+                    names.add(f.name() + "(", restRule);
                     continue;
                 }
                 if (format == Format.GEMMA) {
@@ -614,6 +638,8 @@ public final class ToolCalls {
             sb.append("call ::= \"" + KIMI_CALL + KIMI_ID + "\" call-name\n");
         } else if (format == Format.APERTUS) {
             sb.append("call ::= \"{\" space call-name\n");
+        } else if (format == Format.LFM2) {
+            sb.append("call ::= call-name\n").append(PythonToolCalls.SQ_CHAR_RULE);
         } else if (format == Format.FUNCTIONARY_V31) {
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(FUNCTIONARY_OPEN)).append(" call-name\n");
         } else if (format == Format.DEEPSEEK_R1) {
@@ -742,6 +768,9 @@ public final class ToolCalls {
             }
             case GRANITE -> {
                 return list(text, functions, format, GRANITE_OPEN, null);
+            }
+            case LFM2 -> {
+                return python(text, functions);
             }
             case NEMOTRON_V2, APRIEL, COHERE, APERTUS -> {
                 return list(text, functions, format, block(format).open(), block(format).close());
@@ -964,6 +993,43 @@ public final class ToolCalls {
             }
         }
         return new Reply(contentBefore(text, first), List.copyOf(calls));
+    }
+
+    /**
+     * LFM2's reply: text before {@code <|tool_call_start|>} is content; then a list of calls in
+     * Python's notation ({@link PythonToolCalls#call}), {@code <|tool_call_end|>} (possibly missing
+     * at the reply's end), nothing but whitespace after it; else the whole reply is content.
+     */
+    private static Reply python(String text, List<Function> functions) {
+        int first = text.indexOf(PythonToolCalls.OPEN);
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        int at = skipSpace(text, first + PythonToolCalls.OPEN.length());
+        if (!text.startsWith("[", at)) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        at++;
+        while (true) {
+            at = PythonToolCalls.call(text, at, functions, calls);
+            if (at < 0) {
+                return new Reply(text, List.of());
+            }
+            at = skipSpace(text, at);
+            if (text.startsWith("]", at)) {
+                break;
+            }
+            if (!text.startsWith(",", at)) {
+                return new Reply(text, List.of());
+            }
+            at++;
+        }
+        at = skipSpace(text, at + 1);
+        if (text.startsWith(PythonToolCalls.CLOSE, at)) {
+            at = skipSpace(text, at + PythonToolCalls.CLOSE.length());
+        }
+        return at == text.length() ? new Reply(contentBefore(text, first), List.copyOf(calls)) : new Reply(text, List.of());
     }
 
     /**

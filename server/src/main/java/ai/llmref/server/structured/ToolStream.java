@@ -59,7 +59,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_VALUE, PY_AFTER, PY_NEXT, PY_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -232,6 +232,7 @@ public final class ToolStream {
                     case MINIMAX_M1 -> Scan.LINE_NEXT;
                     case DEEPSEEK_R1 -> Scan.R1_NEXT;
                     case FUNCTIONARY_V31 -> Scan.BARE_NAME;
+                    case LFM2 -> Scan.PY_LIST;
                     default -> Scan.HEAD;
                 });
                 case BARE_NAME -> { // a name that ends where something else begins (Mistral's '[', GPT-OSS's header)
@@ -254,6 +255,7 @@ public final class ToolStream {
                         case GEMMA -> Scan.GEMMA_ARGS;
                         case DEEPSEEK_R1 -> Scan.R1_FENCE;
                         case FUNCTIONARY_V31 -> Scan.FN_NAME_END;
+                        case LFM2 -> Scan.PY_OPEN;
                         default -> Scan.HARMONY_HEAD;
                     };
                 }
@@ -392,6 +394,131 @@ public final class ToolStream {
                     scan = Scan.ARGUMENTS;
                 }
                 case R1_FENCE_END -> tag(c, ToolCalls.R1_FENCE_END, Scan.R1_NEXT);
+                case PY_LIST -> tag(c, "[", Scan.PY_CALL);
+                case PY_CALL -> { // LFM2's list: a call's name after white space
+                    if (Character.isWhitespace(c)) {
+                        scanned++;
+                    } else {
+                        scan = Scan.BARE_NAME;
+                    }
+                }
+                case PY_OPEN -> {
+                    ToolCalls.Function f = functions.stream().filter(x -> x.name().equals(callName)).findFirst().orElse(null);
+                    if (f == null || c != '(') {
+                        scan = Scan.FAILED;
+                        continue;
+                    }
+                    scanned++;
+                    plan = XmlToolCalls.plan(f);
+                    written.clear();
+                    scan = Scan.PY_KEY;
+                }
+                case PY_KEY -> { // KEY= (white space before it), or the call's end
+                    if (head.isEmpty() && Character.isWhitespace(c)) {
+                        scanned++;
+                    } else if (head.isEmpty() && c == ')' && written.isEmpty()) {
+                        scanned++;
+                        argumentText("{}", out);
+                        endCall(out);
+                        scan = Scan.PY_NEXT;
+                    } else if (c == '=') {
+                        scanned++;
+                        param = head.isEmpty() || Character.isDigit(head.charAt(0)) ? null : plan.param(head.toString());
+                        if (param == null || !written.add(param.name())) {
+                            scan = Scan.FAILED;
+                            continue;
+                        }
+                        argumentText((written.size() == 1 ? "{" : ",") + JsonSchemaGrammar.dump(
+                                com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.textNode(param.name())) + ":", out);
+                        head.setLength(0);
+                        scan = Scan.PY_VALUE_START;
+                    } else if (c < 128 && (Character.isLetterOrDigit(c) || c == '_') && head.length() < MAX_HEAD) {
+                        scanned++;
+                        head.append(c);
+                    } else {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case PY_VALUE_START -> { // a value: JSON, or a string in single quotes (Python's)
+                    if (Character.isWhitespace(c)) {
+                        scanned++;
+                    } else if (c == '\'') {
+                        scanned++;
+                        argumentText("\"", out);
+                        arguments = new CompactJson(); // its characters escaped as JSON's
+                        value.setLength(0);
+                        scan = Scan.PY_QUOTED;
+                    } else {
+                        arguments = new CompactJson();
+                        scan = Scan.PY_VALUE;
+                    }
+                }
+                case PY_QUOTED -> { // read as PythonToolCalls reads it: escapes as JSON's, and \xHH
+                    scanned++;
+                    StringBuilder delta = new StringBuilder();
+                    if (!value.isEmpty()) { // an escape
+                        value.append(c);
+                        String e = value.toString();
+                        int hex = e.charAt(1) == 'u' ? 4 : e.charAt(1) == 'x' ? 2 : 0;
+                        if (hex == 0 || e.length() == 2 + hex) {
+                            Character ch = escaped(e);
+                            if (ch == null) {
+                                scan = Scan.FAILED;
+                                continue;
+                            }
+                            arguments.raw(ch, delta);
+                            value.setLength(0);
+                        }
+                    } else if (c == '\\') {
+                        value.append(c);
+                    } else if (c == '\'') {
+                        arguments.flush(delta);
+                        delta.append('"');
+                        arguments = null;
+                        scan = Scan.PY_AFTER;
+                    } else {
+                        arguments.raw(c, delta);
+                    }
+                    if (!delta.isEmpty()) {
+                        argumentText(delta.toString(), out);
+                    }
+                }
+                case PY_VALUE -> {
+                    int before = args.length();
+                    if (arguments.feed(c, args)) {
+                        scanned++;
+                    }
+                    if (args.length() > before) {
+                        out.add(new CallArguments(calls.size(), args.substring(before)));
+                    }
+                    if (arguments.done()) {
+                        arguments = null;
+                        scan = Scan.PY_AFTER;
+                    }
+                }
+                case PY_AFTER -> { // after a value: the next argument, or the call's end
+                    scanned++;
+                    if (c == ',') {
+                        scan = Scan.PY_KEY;
+                    } else if (c == ')') {
+                        argumentText("}", out);
+                        endCall(out);
+                        scan = Scan.PY_NEXT;
+                    } else if (!Character.isWhitespace(c)) {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case PY_NEXT -> { // after a call: the next one, or the list's end
+                    scanned++;
+                    if (c == ',') {
+                        scan = Scan.PY_CALL;
+                    } else if (c == ']') {
+                        scan = Scan.PY_END;
+                    } else if (!Character.isWhitespace(c)) {
+                        scan = Scan.FAILED;
+                    }
+                }
+                case PY_END -> tag(c, PythonToolCalls.CLOSE, Scan.AFTER);
                 case GEMMA_CALL -> tag(c, GemmaToolCalls.CALL_WORD, Scan.BARE_NAME);
                 case GEMMA_ARGS -> { // Gemma's notation, read as it comes and sent as JSON
                     scanned++;
@@ -655,6 +782,26 @@ public final class ToolStream {
             }
         }
         return out;
+    }
+
+    /** A backslash escape in a single-quoted string ({@code \n}, {@code \\u00e9}, {@code \\x41}, any other character as itself), or null where its hex is not. */
+    private static Character escaped(String e) {
+        char c = e.charAt(1);
+        if (c == 'u' || c == 'x') {
+            try {
+                return (char) Integer.parseInt(e, 2, e.length(), 16);
+            } catch (NumberFormatException ex) {
+                return null;
+            }
+        }
+        return switch (c) {
+            case 'n' -> '\n';
+            case 't' -> '\t';
+            case 'r' -> '\r';
+            case 'b' -> '\b';
+            case 'f' -> '\f';
+            default -> c;
+        };
     }
 
     /** A character of Nemo's {@code , "id": "..."} after the arguments (the grammar writes it exactly). */

@@ -188,9 +188,9 @@ final class XmlToolCalls {
     }
     private static final Set<String> ROOT_WORDS = Set.of("type", "properties", "required", "additionalProperties", "$defs",
             "definitions", "title", "description", "$schema", "$id", "$comment", "examples", "default");
-    private static final Set<String> ANNOTATIONS = Set.of("title", "description", "$comment", "examples", "default", "deprecated",
+    static final Set<String> ANNOTATIONS = Set.of("title", "description", "$comment", "examples", "default", "deprecated",
             "readOnly", "writeOnly");
-    private static final Set<String> STRING_BOUNDS = Set.of("type", "minLength", "maxLength");
+    static final Set<String> STRING_BOUNDS = Set.of("type", "minLength", "maxLength");
 
     private XmlToolCalls() {}
 
@@ -330,25 +330,7 @@ final class XmlToolCalls {
      */
     static Map<String, String> rules(ToolCalls.Function f, String prefix, String restRule, Dialect dialect) {
         JsonNode root = f.parameters();
-        root.properties().forEach(e -> {
-            if (!ROOT_WORDS.contains(e.getKey())) {
-                throw new SchemaException("/" + e.getKey(), e.getKey(), "in the XML tool-call format the arguments are the declared "
-                        + "properties, written one by one: '" + e.getKey() + "' at the parameters' root cannot be enforced");
-            }
-        });
-        if (root.has("type") && !"object".equals(root.get("type").asText())) {
-            throw new SchemaException("/type", "type", "the parameters must be an object");
-        }
-        JsonNode props = root.path("properties");
-        if (!props.isMissingNode() && !props.isObject()) {
-            throw new SchemaException("/properties", "properties", "'properties' must be an object");
-        }
-        for (JsonNode r : root.path("required")) {
-            if (!r.isTextual() || !props.has(r.asText())) {
-                throw new SchemaException("/required", "required", "in the XML tool-call format only declared properties can be "
-                        + "written, and the required '" + r.asText() + "' is not among 'properties'");
-            }
-        }
+        declaredProperties(root, "XML");
         Plan plan = plan(f);
         Map<String, String> rules = new LinkedHashMap<>();
         Map<String, JsonNode> jsonValues = new LinkedHashMap<>();
@@ -414,6 +396,34 @@ final class XmlToolCalls {
         rules.put(restRule, body.toString());
         rules.putAll(JsonSchemaGrammar.rules(root, prefix, jsonValues, pointers));
         return rules;
+    }
+
+    /**
+     * Checks that a function's parameters are an object of declared properties, which a format
+     * that writes them one by one ({@code format}: its name, for the message) can enforce.
+     *
+     * @throws SchemaException with a pointer into the parameters
+     */
+    static void declaredProperties(JsonNode root, String format) {
+        root.properties().forEach(e -> {
+            if (!ROOT_WORDS.contains(e.getKey())) {
+                throw new SchemaException("/" + e.getKey(), e.getKey(), "in the " + format + " tool-call format the arguments are the "
+                        + "declared properties, written one by one: '" + e.getKey() + "' at the parameters' root cannot be enforced");
+            }
+        });
+        if (root.has("type") && !"object".equals(root.get("type").asText())) {
+            throw new SchemaException("/type", "type", "the parameters must be an object");
+        }
+        JsonNode props = root.path("properties");
+        if (!props.isMissingNode() && !props.isObject()) {
+            throw new SchemaException("/properties", "properties", "'properties' must be an object");
+        }
+        for (JsonNode r : root.path("required")) {
+            if (!r.isTextual() || !props.has(r.asText())) {
+                throw new SchemaException("/required", "required", "in the " + format + " tool-call format only declared properties can "
+                        + "be written, and the required '" + r.asText() + "' is not among 'properties'");
+            }
+        }
     }
 
     /** The rules every grammar of the dialect holds: raw text without its value's end, a character of a bounded one, GLM's optional line break. */

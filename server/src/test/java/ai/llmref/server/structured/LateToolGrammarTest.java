@@ -1,6 +1,7 @@
 package ai.llmref.server.structured;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.llmref.llama.Vocabulary;
 import java.util.List;
@@ -206,6 +207,47 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
         }
         assertThat(verdict(one, "<|tool_call|>[" + weather + "]")).isEqualTo(GrammarVerdict.MAY_END);
         assertThat(verdict(one, reply)).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+    }
+
+    /**
+     * LFM2's calls in Python's notation, forced and under "auto": the declared parameters in the
+     * schema's order, the required ones always, an optional one left out or not, ", " between
+     * them; JSON values valid under their schemas.
+     */
+    @Test
+    void lfm2CallsArePythonCalls() {
+        ToolCalls.Format f = ToolCalls.Format.LFM2;
+        List<ToolCalls.Function> functions = List.of(new ToolCalls.Function("get_weather", ToolCallsParseTest.json(
+                "{\"type\":\"object\",\"properties\":{\"unit\":{\"enum\":[\"c\",\"f\"]},\"city\":{\"type\":\"string\",\"maxLength\":8},"
+                        + "\"days\":{\"type\":\"integer\",\"minimum\":1}},\"required\":[\"city\"]}")),
+                new ToolCalls.Function("get_time", ToolCallsParseTest.json("{\"type\":\"object\"}")));
+        String open = "<|tool_call_start|>[";
+        String close = "]<|tool_call_end|>";
+        String forced = ToolCalls.grammar(f, functions, true);
+        String late = ToolCalls.lateGrammar(f, functions, true);
+        String one = ToolCalls.grammar(f, functions, false);
+        for (String g : List.of(forced, late, one)) {
+            for (String call : List.of("get_weather(city=\"Rome\")", "get_weather(unit=\"c\", city=\"Rome\")",
+                    "get_weather(city=\"Rome\", days=3)", "get_weather(unit=\"f\", city=\"Rome\", days=2)", "get_time()")) {
+                assertThat(verdict(g, open + call + close)).as(call).isEqualTo(GrammarVerdict.MAY_END);
+            }
+            for (String refused : List.of("get_weather()", "get_weather(days=3)", "get_weather(city=\"Rome\", unit=\"c\")",
+                    "get_weather(city=\"Romeeeeee\")", "get_weather(city=\"Rome\",days=3)",
+                    "get_weather(city=\"Rome\", days=0)", "get_wind()", "get_weather(city=\"Rome\") words")) {
+                assertThat(verdict(g, open + refused + close)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        assertThat(verdict(forced, open + "get_time(), get_weather(city=\"Rome\")" + close)).isEqualTo(GrammarVerdict.MAY_END);
+        // a string parameter with only length bounds may be in single quotes (LFM2.5's template writes them so); an enum's not
+        assertThat(verdict(forced, open + "get_weather(city='Rome\\'s')" + close)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(forced, open + "get_weather(city='Romeeeeee')" + close)).as("its bounds").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(forced, open + "get_weather(unit='c', city='Rome')" + close)).isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(forced, open + "get_weather(city='Ro'me')" + close)).isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(one, open + "get_time(), get_time()" + close)).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(late, open + "get_time()")).as("the list must close").isEqualTo(GrammarVerdict.GOES_ON);
+        assertThatThrownBy(() -> ToolCalls.grammar(f, List.of(new ToolCalls.Function("f", ToolCallsParseTest.json(
+                "{\"type\":\"object\",\"properties\":{\"a b\":{\"type\":\"string\"}}}"))), true)).isInstanceOf(SchemaException.class)
+                .hasMessageContaining("Python call format");
     }
 
     /** Cohere's list of calls (id, then name, then parameters), with the template's line breaks, forced and under "auto". */

@@ -276,6 +276,46 @@ class ToolCallsParseTest {
         }
     }
 
+    /**
+     * LFM2's calls: Python's call notation in a list between its markers, values as Python
+     * literals or JSON (read into JSON), as llama.cpp reads them.
+     */
+    @Test
+    void lfm2WritesPythonCalls() {
+        ToolCalls.Format f = ToolCalls.Format.LFM2;
+        String calls = "<|tool_call_start|>[get_weather(city=\"Rome\", days=3), get_time()]<|tool_call_end|>";
+        ToolCalls.Reply r = ToolCalls.parse(f, "Checking.\n" + calls, XmlToolCallsTest.FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Checking.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get_time");
+        assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\",\"days\":3}");
+        assertThat(r.calls().get(1).arguments()).isEqualTo("{}");
+        String python = "<|tool_call_start|>[get_weather(city='Rome\\'s \\x41', days=3.50, options={'a': [True, None, 'b'], \"c\": false,})]";
+        assertThat(ToolCalls.parse(f, python, FUNCTIONS_WITH_OPTIONS).calls()).singleElement().satisfies(c -> assertThat(c.arguments())
+                .isEqualTo("{\"city\":\"Rome's A\",\"days\":3.50,\"options\":{\"a\":[true,null,\"b\"],\"c\":false}}"));
+        for (String notACall : List.of(calls + " and words", calls.replace("get_time", "nope"), calls.replace("city=", "town="),
+                calls.replace("city=", "city ="), calls.replace("days=3", "days=3, days=4"), calls.replace("3)", "x)"),
+                "<|tool_call_start|>[]<|tool_call_end|>", "<|tool_call_start|>get_time()<|tool_call_end|>")) {
+            assertThat(ToolCalls.parse(f, notACall, XmlToolCallsTest.FUNCTIONS).calls()).as(notACall).isEmpty();
+            assertThat(ToolCalls.parse(f, notACall, XmlToolCallsTest.FUNCTIONS).content()).isEqualTo(notACall);
+        }
+        Random rnd = new Random(37);
+        for (int trial = 0; trial < 30; trial++) {
+            SplitStream.Fed fed = SplitStream.feed(f, false, XmlToolCallsTest.FUNCTIONS, "Sure. " + calls, rnd, 5);
+            assertThat(fed.stream().wellFormed()).isTrue();
+            assertThat(fed.stream().content()).isEqualTo("Sure.");
+            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\",\"days\":3}", "{}");
+            // a string in single quotes, as LFM2.5's template writes them, read as it comes
+            SplitStream.Fed quoted = SplitStream.feed(f, false, XmlToolCallsTest.FUNCTIONS,
+                    "<|tool_call_start|>[get_weather(city='Rome\\'s \\\"old\\\" \\u00e9t\\u00e9\\n\\x41', days=3)]<|tool_call_end|>", rnd, 5);
+            assertThat(quoted.stream().wellFormed()).isTrue();
+            assertThat(quoted.stream().calls()).extracting(ToolCalls.Call::arguments)
+                    .containsExactly("{\"city\":\"Rome's \\\"old\\\" \u00e9t\u00e9\\nA\",\"days\":3}");
+        }
+    }
+
+    static final List<ToolCalls.Function> FUNCTIONS_WITH_OPTIONS = List.of(new ToolCalls.Function("get_weather", json(
+            "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},\"days\":{\"type\":\"number\"},\"options\":{\"type\":\"object\"}}}")));
+
     /** Cohere's list: each call's name under {@code tool_name}, its arguments under {@code parameters}, after its id. */
     @Test
     void cohereListsNameToolsAndParameters() {

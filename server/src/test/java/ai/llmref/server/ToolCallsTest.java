@@ -878,6 +878,25 @@ class ToolCallsTest {
         }
     }
 
+    /**
+     * MiniCPM5's calls ({@code <function name="NAME"><param name="P">VALUE</param></function>}): the
+     * same checks, thinking off (its template opens {@code <think>} unless told not to, and the tiny
+     * model would think to max_tokens).
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class MiniCpmFormat5 extends Family {
+        @Override
+        String templateFile() {
+            return "openbmb-MiniCPM5-1B.jinja";
+        }
+
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            return withoutThinking(ToolCallsTest.request(choice));
+        }
+    }
+
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class CohereFormat2MoE extends Family {

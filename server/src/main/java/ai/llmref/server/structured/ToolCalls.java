@@ -64,7 +64,9 @@ import java.util.Map;
  * (Kimi K3): one section of calls in its markup ({@link XmlToolCalls.Dialect#KIMI3}), after the
  * reply's response element, the markers being control tokens (preserved). {@link Format#GRANITE}
  * (Granite 3.3): {@code <|tool_call|>[{"name": ..., "arguments": {...}}, ...]}. {@link Format#LFM2}
- * (LFM2, LFM2.5): a list of calls in Python's notation ({@link PythonToolCalls}).
+ * (LFM2, LFM2.5): a list of calls in Python's notation ({@link PythonToolCalls}). {@link Format#MINICPM5}
+ * (MiniCPM5): {@code <function name="NAME"><param name="P">VALUE</param></function>} a call
+ * ({@link XmlToolCalls.Dialect#MINICPM}).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -104,7 +106,8 @@ public final class ToolCalls {
         APERTUS,
         KIMI3,
         GRANITE,
-        LFM2
+        LFM2,
+        MINICPM5
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -128,6 +131,7 @@ public final class ToolCalls {
             case GIGACHAT -> List.of(GIGACHAT_OPEN);
             case GRANITE -> List.of(GRANITE_OPEN);
             case LFM2 -> List.of(PythonToolCalls.OPEN, PythonToolCalls.CLOSE);
+            case MINICPM5 -> List.of("<function", "<param", "</function>", "</param>"); // as llama.cpp preserves them
             case KIMI3 -> List.of(XmlToolCalls.K3_OPEN, XmlToolCalls.K3_CLOSE, XmlToolCalls.K3_SEP);
             case DEEPSEEK_R1 -> List.of(R1_BLOCK.open(), R1_BLOCK.close(), R1_CALL_BEGIN, R1_SEP, R1_CALL_END);
             case HUNYUAN -> List.of(HY_BLOCK.open(), HY_BLOCK.close(), XmlToolCalls.HY_INVOKE, XmlToolCalls.HY_SEP, XmlToolCalls.HY_KEY,
@@ -165,7 +169,7 @@ public final class ToolCalls {
     /** Whether parameters are written one by one, values typed by their schemas ({@link XmlToolCalls}). */
     static boolean xml(Format format) {
         return format == Format.XML || format == Format.GLM_XML || format == Format.MINIMAX_XML || deepSeek(format)
-                || format == Format.SEED_XML || format == Format.HUNYUAN || format == Format.KIMI3;
+                || format == Format.SEED_XML || format == Format.HUNYUAN || format == Format.KIMI3 || format == Format.MINICPM5;
     }
 
     /** Whether calls are DeepSeek V3.2's or V4's DSML. */
@@ -198,8 +202,11 @@ public final class ToolCalls {
 
     /** The block each call comes in, for the formats with one block a call ({@link #blocks}). */
     static Block callBlock(Format format) {
-        return format == Format.SEED_XML ? SEED_BLOCK : CALL_BLOCK;
+        return format == Format.SEED_XML ? SEED_BLOCK : format == Format.MINICPM5 ? MINICPM_CALL : CALL_BLOCK;
     }
+
+    /** MiniCPM5's call: its own block, from its name's start to {@code </function>}. */
+    private static final Block MINICPM_CALL = new Block(XmlToolCalls.MC_FUNCTION, "</function>");
 
     /** LFM2's list of calls. */
     private static final Block LFM2_CALLS = new Block(PythonToolCalls.OPEN, PythonToolCalls.CLOSE);
@@ -238,7 +245,8 @@ public final class ToolCalls {
 
     /** Whether calls come in blocks of one call each: {@code <tool_call>} (Hermes, XML, GLM), Seed-OSS's {@code <seed:tool_call>}. */
     static boolean blocks(Format format) {
-        return format == Format.HERMES || format == Format.XML || format == Format.GLM_XML || format == Format.SEED_XML;
+        return format == Format.HERMES || format == Format.XML || format == Format.GLM_XML || format == Format.SEED_XML
+                || format == Format.MINICPM5;
     }
 
     /** A declared function: its name and the JSON schema of its arguments. */
@@ -267,7 +275,9 @@ public final class ToolCalls {
     public static Format detect(ChatTemplateRenderer template) {
         String src = template.source();
         Format candidate;
-        if (src.contains(GemmaToolCalls.CALL_NAME)) {
+        if (src.contains(XmlToolCalls.MC_FUNCTION) && src.contains(XmlToolCalls.MC_PARAM)) {
+            candidate = Format.MINICPM5;
+        } else if (src.contains(GemmaToolCalls.CALL_NAME)) {
             candidate = Format.GEMMA; // llama.cpp's test for its Gemma 4 format
         } else if (src.contains(SEED_BLOCK.open()) && src.contains("<function=") && src.contains("<parameter=")) {
             candidate = Format.SEED_XML;
@@ -413,6 +423,7 @@ public final class ToolCalls {
             // a call a line, as MiniMax M1's template writes them
             case MINIMAX_M1 -> JsonSchemaGrammar.literal(block(format).open() + "\n") + " call" + (several ? " (\"\\n\" call)*" : "")
                     + " " + JsonSchemaGrammar.literal("\n" + block(format).close());
+            case MINICPM5 -> several ? "call (\"\\n\" call)*" : "call"; // calls one after another, a line each, as the template writes them
             default -> several ? block + " (\"\\n\" " + block + ")*" : block;
         };
         return grammar(format, functions, root, "");
@@ -443,6 +454,7 @@ public final class ToolCalls {
         String block = "\"<tool_call>\" tc-ws call tc-ws \"</tool_call>\"";
         String root = switch (format) {
             case HERMES, GLM_XML -> block + (parallel ? " (tc-ws " + block + ")*" : "") + " tc-ws";
+            case MINICPM5 -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
             case SEED_XML -> {
                 String seed = JsonSchemaGrammar.literal(SEED_BLOCK.open()) + " tc-ws call tc-ws " + JsonSchemaGrammar.literal(SEED_BLOCK.close());
                 yield seed + (parallel ? " (tc-ws " + seed + ")*" : "") + " tc-ws";
@@ -552,6 +564,7 @@ public final class ToolCalls {
                     // character), so a name may be another's prefix
                     names.add(switch (dialect) {
                         case QWEN, SEED -> f.name() + ">";
+                        case MINICPM -> f.name() + "\">";
                         case MINIMAX, DSML, HY, KIMI3 -> f.name() + dialect.nameEnd();
                         case GLM -> f.name();
                     }, restRule);
@@ -628,6 +641,9 @@ public final class ToolCalls {
             sb.append("call ::= \"<function=\" call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.of(format)));
         } else if (format == Format.GLM_XML) {
             sb.append("call ::= call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.GLM));
+        } else if (format == Format.MINICPM5) {
+            sb.append("call ::= ").append(JsonSchemaGrammar.literal(XmlToolCalls.MC_FUNCTION)).append(" call-name\n")
+                    .append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.MINICPM));
         } else if (xml(format) && XmlToolCalls.Dialect.of(format).invokes()) {
             XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(dialect.invoke())).append(" call-name\n")
@@ -748,7 +764,7 @@ public final class ToolCalls {
                 }
                 return c == null ? new Reply(text, List.of()) : new Reply(null, List.of(c));
             }
-            case XML, GLM_XML, SEED_XML -> {
+            case XML, GLM_XML, SEED_XML, MINICPM5 -> {
                 XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
                 Block b = callBlock(format);
                 return blocks(text, firstOpening(text, b.open(), bareOpeners(format, functions), 0), b,

@@ -59,7 +59,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_VALUE, PY_AFTER, PY_NEXT, PY_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_VALUE, PY_AFTER, PY_NEXT, PY_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -101,6 +101,8 @@ public final class ToolStream {
     private boolean callOpen;
     /** A call's arguments, read whole, were not a JSON object (the compact rewrite assumes JSON). */
     private boolean malformed;
+    /** What ends the raw value being read: its parameter's end, or a CDATA section's (MiniCPM5). */
+    private String rawEnd;
     /** What comes after an element head's attributes ({@link Scan#HEAD_END}). */
     private Scan headNext;
     /** Gemma: the reader of the arguments being written (null between calls). */
@@ -223,7 +225,7 @@ public final class ToolStream {
             switch (scan) {
                 case OPEN_TAG -> tag(c, open, switch (format) {
                     case XML, SEED_XML -> Scan.XML_FUNCTION;
-                    case GLM_XML -> Scan.XML_NAME;
+                    case GLM_XML, MINICPM5 -> Scan.XML_NAME;
                     case MINIMAX_XML, DEEPSEEK_V32, DEEPSEEK_V4, HUNYUAN, KIMI3 -> Scan.MM_INVOKE;
                     case KIMI -> Scan.KIMI_NEXT;
                     case GEMMA -> Scan.GEMMA_CALL;
@@ -564,8 +566,21 @@ public final class ToolStream {
                         scan = Scan.FAILED;
                     }
                 }
-                case MM_NAME_CLOSE -> tag(c, dialect == XmlToolCalls.Dialect.HY ? XmlToolCalls.HY_SEP : ">", Scan.XML_ELEMENT);
-                case MM_KEY_CLOSE -> tag(c, ">", Scan.XML_VALUE_LINE);
+                // '>' right after the '"' (XmlToolCalls reads '">' as one); Hy3's separator
+                case MM_NAME_CLOSE -> {
+                    if (dialect != XmlToolCalls.Dialect.HY && c != '>') {
+                        scan = Scan.FAILED;
+                    } else {
+                        tag(c, dialect == XmlToolCalls.Dialect.HY ? XmlToolCalls.HY_SEP : ">", Scan.XML_ELEMENT);
+                    }
+                }
+                case MM_KEY_CLOSE -> {
+                    if (c != '>') {
+                        scan = Scan.FAILED;
+                    } else {
+                        tag(c, ">", Scan.XML_VALUE_LINE);
+                    }
+                }
                 case XML_NAME -> {
                     boolean glm = dialect == XmlToolCalls.Dialect.GLM;
                     if (glm && head.isEmpty() && Character.isWhitespace(c)) {
@@ -594,7 +609,8 @@ public final class ToolStream {
                         headNext = Scan.XML_ELEMENT;
                         scan = Scan.HEAD_END;
                     } else {
-                        scan = dialect.invokes() ? Scan.MM_NAME_CLOSE : Scan.XML_ELEMENT; // MiniMax, DeepSeek: the '>' after '"'
+                        // MiniMax, DeepSeek, MiniCPM5: the '>' after '"'
+                        scan = dialect.invokes() || dialect == XmlToolCalls.Dialect.MINICPM ? Scan.MM_NAME_CLOSE : Scan.XML_ELEMENT;
                     }
                 }
                 case XML_ELEMENT -> {
@@ -613,7 +629,7 @@ public final class ToolStream {
                         scan = switch (dialect) {
                             case QWEN, SEED -> Scan.CLOSE_TAG;
                             case MINIMAX, DSML, HY, KIMI3 -> Scan.MM_INVOKE; // the block may hold another call
-                            case GLM -> Scan.BETWEEN; // the block's end was the call's
+                            case GLM, MINICPM -> Scan.BETWEEN; // the block's end was the call's
                         };
                     } else if (!dialect.parameter.startsWith(head.toString()) && !dialect.callEnd.startsWith(head.toString())) {
                         scan = Scan.FAILED;
@@ -642,7 +658,7 @@ public final class ToolStream {
                     valueKind = param.kind();
                     scan = switch (dialect) {
                         case GLM, HY -> Scan.GLM_KEY_CLOSE;
-                        case MINIMAX -> Scan.MM_KEY_CLOSE;
+                        case MINIMAX, MINICPM -> Scan.MM_KEY_CLOSE;
                         case KIMI3 -> {
                             headNext = Scan.XML_VALUE_LINE; // after the type attribute
                             yield Scan.HEAD_END;
@@ -664,14 +680,35 @@ public final class ToolStream {
                         if (valueKind == XmlToolCalls.Kind.RAW) {
                             argumentText("\"", out);
                         }
+                        rawEnd = dialect.valueEnd;
+                        scan = dialect == XmlToolCalls.Dialect.MINICPM ? Scan.MC_VALUE_START : Scan.XML_RAW;
+                    }
+                }
+                case MC_VALUE_START -> { // MiniCPM5: a CDATA section's start, or the raw text (read again from its start)
+                    scanned++;
+                    value.append(c);
+                    if (value.toString().equals(XmlToolCalls.CDATA_OPEN)) {
+                        value.setLength(0);
+                        rawEnd = XmlToolCalls.CDATA_CLOSE;
                         scan = Scan.XML_RAW;
+                    } else if (!XmlToolCalls.CDATA_OPEN.startsWith(value.toString())) {
+                        scanned -= value.length();
+                        value.setLength(0);
+                        scan = Scan.XML_RAW;
+                    }
+                }
+                case MC_CDATA_END -> {
+                    if (!dialect.valueEnd.startsWith(String.valueOf(c)) && literal == 0) {
+                        scan = Scan.FAILED; // the parameter's end right after the section's, as XmlToolCalls reads it
+                    } else {
+                        tag(c, dialect.valueEnd, Scan.XML_ELEMENT);
                     }
                 }
                 case XML_RAW -> {
                     scanned++;
                     value.append(c);
-                    if (endsWith(value, dialect.valueEnd)) {
-                        value.setLength(value.length() - dialect.valueEnd.length());
+                    if (endsWith(value, rawEnd)) {
+                        value.setLength(value.length() - rawEnd.length());
                         if (valueKind == XmlToolCalls.Kind.RAW) {
                             sendRaw(value.length(), out);
                             StringBuilder end = new StringBuilder();
@@ -681,9 +718,10 @@ public final class ToolStream {
                             argumentText(JsonSchemaGrammar.dump(plan.value(param, valueKind, value.toString())), out);
                         }
                         arguments = null;
-                        scan = Scan.XML_ELEMENT; // the value's end is its closing tag's
+                        // the value's end is its closing tag's (after a CDATA section's end, the tag follows)
+                        scan = rawEnd.equals(dialect.valueEnd) ? Scan.XML_ELEMENT : Scan.MC_CDATA_END;
                     } else if (valueKind == XmlToolCalls.Kind.RAW) {
-                        sendRaw(value.length() - ReasoningStream.partial(value, dialect.valueEnd), out); // a tail that may begin the end waits
+                        sendRaw(value.length() - ReasoningStream.partial(value, rawEnd), out); // a tail that may begin the end waits
                     }
                 }
                 case XML_JSON -> {
@@ -900,7 +938,7 @@ public final class ToolStream {
 
     /** What ends a function's or a parameter's name in Qwen's layout ({@code >}), MiniMax's and DeepSeek's ({@code "}, then more). */
     private char nameStop() {
-        return dialect == XmlToolCalls.Dialect.HY ? '<' : dialect.invokes() ? '"' : '>';
+        return dialect == XmlToolCalls.Dialect.HY ? '<' : dialect.invokes() || dialect == XmlToolCalls.Dialect.MINICPM ? '"' : '>';
     }
 
     /** The longest text that begins a call (its tail may be in text already released). */
@@ -929,6 +967,9 @@ public final class ToolStream {
             return List.of();
         }
         List<Piece> out = new ArrayList<>();
+        if (scan == Scan.MC_VALUE_START) {
+            scan = Scan.XML_RAW; // the start of a CDATA section that never came: text
+        }
         if (scan == Scan.XML_RAW && valueKind == XmlToolCalls.Kind.JSON_FIRST) {
             argumentText("\"", out); // a value that may be a string, cut short: its text as a string's start
             valueSent = 0;

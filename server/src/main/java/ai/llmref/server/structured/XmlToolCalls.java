@@ -32,6 +32,9 @@ import java.util.Set;
  * each parameter saying whether its value is a string ({@code string="true"}, raw) or JSON; and
  * Tencent Hy3's ({@link Dialect#HY}), GLM's pairs with tags of its own in one block:
  * {@code <tool_calls:opensource>\n<tool_call:opensource>get_weather<tool_sep:opensource>\n<arg_key:opensource>city</arg_key:opensource>\n<arg_value:opensource>Paris</arg_value:opensource>\n</tool_call:opensource>\n</tool_calls:opensource>};
+ * MiniCPM5's ({@link Dialect#MINICPM}), calls one after another, a value containing {@code <},
+ * {@code &} or a line break in a CDATA section:
+ * {@code <function name="get_weather"><param name="city">Paris</param></function>};
  * and Kimi K3's ({@link Dialect#KIMI3}), elements of its own markup in one section:
  * {@code <|open|>tools<|sep|><|open|>call tool="get_weather" index="1"<|sep|><|open|>argument key="city" type="string"<|sep|>Paris<|close|>argument<|sep|><|close|>call<|sep|><|close|>tools<|sep|>}.
  *
@@ -65,6 +68,11 @@ final class XmlToolCalls {
     static final String HY_VALUE = "<arg_value" + HY_TAG + ">";
     static final String HY_VALUE_END = "</arg_value" + HY_TAG + ">";
     static final String HY_CALL_END = "</tool_call" + HY_TAG + ">";
+    /** MiniCPM5's call up to its name, and its parameter up to its name; a CDATA section's start and end. */
+    static final String MC_FUNCTION = "<function name=\"";
+    static final String MC_PARAM = "<param name=\"";
+    static final String CDATA_OPEN = "<![CDATA[";
+    static final String CDATA_CLOSE = "]]>";
     /** Kimi K3's markers (control tokens): what opens and closes an element and ends its head. */
     static final String K3_OPEN = "<|open|>";
     static final String K3_CLOSE = "<|close|>";
@@ -93,7 +101,12 @@ final class XmlToolCalls {
          * {@code <|open|>argument key="P" type="T"<|sep|>VALUE<|close|>argument<|sep|>} each, then {@code <|close|>call<|sep|>};
          * a value's type is its schema's, as llama.cpp reads it (the attribute is skipped).
          */
-        KIMI3(K3_ARGUMENT, K3_CLOSE + "argument" + K3_SEP, K3_CLOSE + "argument" + K3_SEP, K3_CLOSE + "call" + K3_SEP, "k3");
+        KIMI3(K3_ARGUMENT, K3_CLOSE + "argument" + K3_SEP, K3_CLOSE + "argument" + K3_SEP, K3_CLOSE + "call" + K3_SEP, "k3"),
+        /**
+         * MiniCPM5: {@code <function name="NAME">}, then {@code <param name="P">VALUE</param>} each, then
+         * {@code </function>} (the call's block); a raw value with {@code <}, {@code &} or a line break in a CDATA section.
+         */
+        MINICPM(MC_PARAM, "</param>", "</param>", "</function>", "mc");
 
         /** What opens a parameter. */
         final String parameter;
@@ -122,6 +135,7 @@ final class XmlToolCalls {
                 case SEED_XML -> SEED;
                 case HUNYUAN -> HY;
                 case KIMI3 -> KIMI3;
+                case MINICPM5 -> MINICPM;
                 default -> QWEN;
             };
         }
@@ -180,7 +194,7 @@ final class XmlToolCalls {
                 case QWEN, SEED -> ">";
                 case GLM -> "</arg_key>";
                 case HY -> HY_KEY_END;
-                case MINIMAX -> "\">";
+                case MINIMAX, MINICPM -> "\">";
                 case KIMI3 -> "\"";
                 case DSML -> "\"";
             };
@@ -339,6 +353,7 @@ final class XmlToolCalls {
         StringBuilder body = new StringBuilder(switch (dialect) {
             case GLM -> "glm-nl";
             case KIMI3 -> "\" index=\\\"\" [0-9]{1,4} " + JsonSchemaGrammar.literal("\"" + K3_SEP);
+            case MINICPM -> "\"\"";
             default -> "\"\\n\"";
         });
         int k = 0;
@@ -377,6 +392,8 @@ final class XmlToolCalls {
                         + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
                 case MINIMAX -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "\">") + " " + value + " "
                         + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
+                case MINICPM -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "\">") + " " + value + " "
+                        + JsonSchemaGrammar.literal(dialect.valueEnd);
                 // the type a raw string's attribute says; another value's, any word (its schema tells its type)
                 case KIMI3 -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "\" type=\"") + " "
                         + (p.kind() == Kind.RAW ? "\"string\"" : "[a-z]{1,8}") + " " + JsonSchemaGrammar.literal("\"" + K3_SEP) + " " + value
@@ -428,6 +445,16 @@ final class XmlToolCalls {
 
     /** The rules every grammar of the dialect holds: raw text without its value's end, a character of a bounded one, GLM's optional line break. */
     static String sharedRules(Dialect dialect) {
+        if (dialect == Dialect.MINICPM) {
+            // as its template writes a string: raw without '<', '&' or a line break, else in a
+            // CDATA section, which never holds "]]>" (a scan of the last two characters read)
+            return "mc-text ::= mc-plain | \"<![CDATA[\" mc-c0 \"]]>\"\n"
+                    + "mc-plain ::= [^<&\\n\\x00]*\n"
+                    + "mc-c0 ::= ( [^\\]] mc-c0 | \"]\" mc-c1 )?\n"
+                    + "mc-c1 ::= ( [^\\]] mc-c0 | \"]\" mc-c2 )?\n"
+                    + "mc-c2 ::= ( [^\\]>] mc-c0 | \"]\" mc-c2 )?\n"
+                    + "mc-bounded ::= [^<&\\n\\x00]\n";
+        }
         StringBuilder sb = new StringBuilder(scanRules(dialect.rules + "-text", dialect.scanEnd()));
         sb.append(dialect.rules).append("-bounded ::= [^<\\x00]\n");
         if (dialect == Dialect.GLM) {
@@ -476,6 +503,14 @@ final class XmlToolCalls {
         if (!literals.isEmpty()) {
             List<String> alts = new ArrayList<>();
             for (String l : literals) {
+                if (dialect == Dialect.MINICPM && (l.contains("<") || l.contains("&") || l.contains("\n"))) {
+                    if (l.contains(CDATA_CLOSE)) {
+                        throw new SchemaException(ptr, "enum", "a string that holds both '<', '&' or a line break and ]]> cannot be "
+                                + "written in MiniCPM5's tool-call format");
+                    }
+                    alts.add(JsonSchemaGrammar.literal(CDATA_OPEN + l + CDATA_CLOSE)); // as the template writes it
+                    continue;
+                }
                 if (l.contains(dialect.scanEnd())) {
                     throw new SchemaException(ptr, "enum", "a string that holds " + dialect.scanEnd().strip() + " at the end of a line cannot "
                             + "be written in the XML tool-call format");
@@ -567,6 +602,12 @@ final class XmlToolCalls {
                     return -1;
                 }
             }
+        } else if (dialect == Dialect.MINICPM) { // from its block's start: the name, then '">'
+            if ((nameEnd = text.indexOf("\">", at)) < 0) {
+                return -1;
+            }
+            name = text.substring(at, nameEnd);
+            nameEnd += 2;
         } else {
             nameEnd = ToolCalls.nameEnd(text, at);
             name = text.substring(at, nameEnd);
@@ -580,10 +621,11 @@ final class XmlToolCalls {
         at = nameEnd;
         while (true) {
             at = ToolCalls.skipSpace(text, at);
-            boolean ended = dialect == Dialect.GLM && at == text.length();
+            boolean blockEnds = dialect == Dialect.GLM || dialect == Dialect.MINICPM; // the call's end is its block's, read by the caller
+            boolean ended = blockEnds && at == text.length();
             if (text.startsWith(dialect.callEnd, at) || ended) {
                 calls.add(new ToolCalls.Call(ToolCalls.newId(), name, JsonSchemaGrammar.dump(args)));
-                return dialect != Dialect.GLM ? at + dialect.callEnd.length() : at;
+                return blockEnds ? at : at + dialect.callEnd.length();
             }
             if (!text.startsWith(dialect.parameter, at)) {
                 return -1;
@@ -602,7 +644,7 @@ final class XmlToolCalls {
                 start = text.startsWith("\n", keyEnd + 1) ? keyEnd + 2 : keyEnd + 1;
             } else if (dialect == Dialect.SEED) {
                 start = keyEnd + 1;
-            } else if (dialect == Dialect.MINIMAX) {
+            } else if (dialect == Dialect.MINIMAX || dialect == Dialect.MINICPM) {
                 start = keyEnd + 2;
             } else if (dialect == Dialect.KIMI3) {
                 start = headEnd(text, keyEnd + 1, dialect); // the type attribute is skipped
@@ -627,7 +669,21 @@ final class XmlToolCalls {
                 }
                 start += dialect.valueOpen().length();
             }
-            int close = text.indexOf(dialect.valueClose, start);
+            int close;
+            if (dialect == Dialect.MINICPM && kind != Kind.JSON && text.startsWith(CDATA_OPEN, start)) { // a CDATA section, then the end
+                int cdataEnd = text.indexOf(CDATA_CLOSE, start + CDATA_OPEN.length());
+                if (cdataEnd < 0 || !text.startsWith(dialect.valueClose, cdataEnd + CDATA_CLOSE.length())) {
+                    return -1;
+                }
+                JsonNode v = plan.value(p, kind, text.substring(start + CDATA_OPEN.length(), cdataEnd));
+                if (v == null) {
+                    return -1;
+                }
+                args.set(p.name(), v);
+                at = cdataEnd + CDATA_CLOSE.length() + dialect.valueClose.length();
+                continue;
+            }
+            close = text.indexOf(dialect.valueClose, start);
             if (close < 0) {
                 return -1;
             }

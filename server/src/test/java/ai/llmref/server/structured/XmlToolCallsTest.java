@@ -61,7 +61,7 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
             "Apriel-1.6-15b-Thinker-fixed", "ByteDance-Seed-OSS", "CohereForAI-c4ai-command-r7b-12-2024-tool_use", "Cohere2MoE",
             "MiniMax-M1", "tencent-Hy3", "llama-cpp-deepseek-r1", "meetkai-functionary-medium-v3.1",
             "GigaChat3.1-10B-A1.8B", "Apertus-8B-Instruct", "Kimi-K3",
-            "ibm-granite-granite-3.3-2B-Instruct", "LFM2-8B-A1B", "LFM2.5-8B-A1B", "LFM2.5-Instruct");
+            "ibm-granite-granite-3.3-2B-Instruct", "LFM2-8B-A1B", "LFM2.5-8B-A1B", "LFM2.5-Instruct", "openbmb-MiniCPM5-1B");
 
     /** The pinned tree's chat templates ({@code models/templates}). */
     static Path templatesDir() throws Exception {
@@ -501,6 +501,46 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
         assertThat(verdict(forced, weather + "\n" + write)).isEqualTo(GrammarVerdict.MAY_END);
         assertThat(verdict(late, weather + "\n" + write)).isEqualTo(GrammarVerdict.MAY_END);
         assertThat(verdict(one, weather + "\n<seed:tool_call>")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+    }
+
+    /**
+     * MiniCPM5: {@code <function name="NAME">} calls of {@code <param name="P">} elements, a value
+     * holding {@code <}, {@code &} or a line break in a CDATA section: the template detected, its
+     * own calls read back; calls read (a CDATA section's text raw), whole and streamed; the
+     * grammars write plain text without those characters or a CDATA section without {@code ]]>}.
+     */
+    @Test
+    void miniCpmCallsAreFunctionElements() throws Exception {
+        ToolCalls.Format f = ToolCalls.Format.MINICPM5;
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(templates().get("openbmb-MiniCPM5-1B"), "", ""))).isEqualTo(f);
+        String weather = "<function name=\"get_weather\"><param name=\"city\">Rome</param><param name=\"days\">3</param></function>";
+        String write = "<function name=\"write_file\"><param name=\"path\">/tmp/a \"b\".txt</param>"
+                + "<param name=\"content\"><![CDATA[line 1\n  <b>line</b> & 2]\n]]></param><param name=\"mode\">null</param></function>";
+        ToolCalls.Reply r = ToolCalls.parse(f, "Let me check.\n" + weather + "\n" + write, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Let me check.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\",\"days\":3}",
+                "{\"path\":\"/tmp/a \\\"b\\\".txt\",\"content\":\"line 1\\n  <b>line</b> & 2]\\n\",\"mode\":null}");
+        for (String notCalls : List.of(weather + " done", weather.replace("get_weather", "get_wind"), WEATHER,
+                write.replace("]]></param>", "]]> </param>"), weather.replace("\"city\">", "\"city\" >"))) {
+            assertThat(ToolCalls.parse(f, notCalls, FUNCTIONS).calls()).as(notCalls).isEmpty();
+        }
+        streams(f, List.of(weather, "Sure.\n" + weather + "\n" + write, "<function name=\"get_time\"></function>"));
+        String forced = ToolCalls.grammar(f, FUNCTIONS, true);
+        String one = ToolCalls.grammar(f, FUNCTIONS, false);
+        String late = ToolCalls.lateGrammar(f, FUNCTIONS, true);
+        for (String g : List.of(forced, one, late)) {
+            assertThat(verdict(g, weather)).as(g).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, write.replace("/tmp/a \"b\".txt", "/tmp/a").replace("<b>line</b> & 2]", "x]]>y"))).as("no ]]> inside")
+                    .isEqualTo(GrammarVerdict.REFUSED);
+            for (String refused : List.of("<function name=\"get_wind\">", weather.replace(">3<", ">9<"), weather.replace(">Rome<", ">Ro<me<"),
+                    weather.replace(">Rome<", ">Ro\nme<"), weather + " and more", "<function name=\"get_weather\"></function>")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        String cdata = write.replace("<param name=\"mode\">null</param>", "");
+        assertThat(verdict(forced, weather + "\n" + cdata)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(late, weather + "\n" + cdata)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, weather + "\n<function")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
     }
 
     /**

@@ -59,7 +59,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_VALUE, PY_AFTER, PY_NEXT, PY_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_AFTER, PY_NEXT, PY_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -452,7 +452,7 @@ public final class ToolStream {
                         scan = Scan.PY_QUOTED;
                     } else {
                         arguments = new CompactJson();
-                        scan = Scan.PY_VALUE;
+                        scan = Scan.XML_JSON; // a JSON value, read as the XML formats read theirs
                     }
                 }
                 case PY_QUOTED -> { // read as PythonToolCalls reads it: escapes as JSON's, and \xHH
@@ -483,19 +483,6 @@ public final class ToolStream {
                     }
                     if (!delta.isEmpty()) {
                         argumentText(delta.toString(), out);
-                    }
-                }
-                case PY_VALUE -> {
-                    int before = args.length();
-                    if (arguments.feed(c, args)) {
-                        scanned++;
-                    }
-                    if (args.length() > before) {
-                        out.add(new CallArguments(calls.size(), args.substring(before)));
-                    }
-                    if (arguments.done()) {
-                        arguments = null;
-                        scan = Scan.PY_AFTER;
                     }
                 }
                 case PY_AFTER -> { // after a value: the next argument, or the call's end
@@ -734,7 +721,7 @@ public final class ToolStream {
                     }
                     if (arguments.done()) {
                         arguments = null;
-                        scan = Scan.XML_VALUE_CLOSE;
+                        scan = format == ToolCalls.Format.LFM2 ? Scan.PY_AFTER : Scan.XML_VALUE_CLOSE;
                     }
                 }
                 case XML_VALUE_CLOSE -> tag(c, dialect.valueClose, Scan.XML_ELEMENT);

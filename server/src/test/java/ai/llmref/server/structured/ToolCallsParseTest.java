@@ -14,6 +14,27 @@ class ToolCallsParseTest {
             new ToolCalls.Function("get_weather", json("{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}")),
             new ToolCalls.Function("get_time", json("{\"type\":\"object\"}")));
 
+    /** A reply that holds no call of the format: its whole text is the content (nothing lost). */
+    static void assertNoCall(ToolCalls.Format f, List<ToolCalls.Function> functions, String reply) {
+        ToolCalls.Reply r = ToolCalls.parse(f, reply, functions);
+        assertThat(r.calls()).as(f + ": " + reply).isEmpty();
+        assertThat(r.content()).isEqualTo(reply);
+    }
+
+    /**
+     * A reply "Sure. " and calls, streamed in random pieces (the grammar applying from the calls'
+     * start, as under "auto"): well-formed, the content before the calls, the calls' arguments.
+     */
+    static void assertSplitStreams(ToolCalls.Format f, List<ToolCalls.Function> functions, String reply, long seed, String... arguments) {
+        Random rnd = new Random(seed);
+        for (int trial = 0; trial < 30; trial++) {
+            SplitStream.Fed fed = SplitStream.feed(f, false, functions, reply, rnd, 5);
+            assertThat(fed.stream().wellFormed()).as(reply).isTrue();
+            assertThat(fed.stream().content()).isEqualTo("Sure.");
+            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly(arguments);
+        }
+    }
+
     static com.fasterxml.jackson.databind.JsonNode json(String s) {
         try {
             return SchemaCorpus.MAPPER.readTree(s);
@@ -139,15 +160,9 @@ class ToolCallsParseTest {
         for (String notACall : List.of(calls + " and words", calls.replace("get_time", "nope"), "<tool_calls>\n</tool_calls>",
                 calls.replace("}}\n{", "}} x {"), "<tool_calls>[{\"name\": \"get_time\", \"arguments\": {}}]</tool_calls>",
                 "{\"name\": \"get_time\", \"arguments\": {}}")) {
-            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
-            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+            assertNoCall(f, FUNCTIONS, notACall);
         }
-        Random rnd = new Random(5);
-        for (int trial = 0; trial < 30; trial++) {
-            SplitStream.Fed fed = SplitStream.feed(f, false, FUNCTIONS, "Sure. " + calls, rnd, 5);
-            assertThat(fed.stream().wellFormed()).isTrue();
-            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}", "{}");
-        }
+        assertSplitStreams(f, FUNCTIONS, "Sure. " + calls, 5, "{\"city\":\"Rome\"}", "{}");
     }
 
     /** DeepSeek R1's calls (llama.cpp's template): each its type, name and a fenced JSON object, in one block. */
@@ -165,16 +180,9 @@ class ToolCallsParseTest {
                 .calls()).as("cut short after the last object").hasSize(2);
         for (String notACall : List.of(calls + " and words", calls.replace("get_time", "nope"), calls.replace("```json", "```"),
                 calls.replace("function<｜tool▁sep｜>", "<｜tool▁sep｜>"), "<｜tool▁calls▁begin｜><｜tool▁calls▁end｜>", weather)) {
-            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
-            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+            assertNoCall(f, FUNCTIONS, notACall);
         }
-        Random rnd = new Random(9);
-        for (int trial = 0; trial < 30; trial++) {
-            SplitStream.Fed fed = SplitStream.feed(f, false, FUNCTIONS, "Sure. " + calls, rnd, 5);
-            assertThat(fed.stream().wellFormed()).isTrue();
-            assertThat(fed.stream().content()).isEqualTo("Sure.");
-            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}", "{}");
-        }
+        assertSplitStreams(f, FUNCTIONS, "Sure. " + calls, 9, "{\"city\":\"Rome\"}", "{}");
     }
 
     /** Functionary v3.1's calls: {@code <function=NAME>} elements holding a JSON object, one after another. */
@@ -190,16 +198,9 @@ class ToolCallsParseTest {
         for (String notACall : List.of(calls + " and words", calls.replace("get_time", "nope"), "<function=get_time></function>",
                 calls.replace("</function><function", "</function> x <function"), "<function=get_time>[]</function>",
                 "<function=get_time >{}</function>")) {
-            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
-            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+            assertNoCall(f, FUNCTIONS, notACall);
         }
-        Random rnd = new Random(13);
-        for (int trial = 0; trial < 30; trial++) {
-            SplitStream.Fed fed = SplitStream.feed(f, false, FUNCTIONS, "Sure. " + calls, rnd, 5);
-            assertThat(fed.stream().wellFormed()).isTrue();
-            assertThat(fed.stream().content()).isEqualTo("Sure.");
-            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}", "{}");
-        }
+        assertSplitStreams(f, FUNCTIONS, "Sure. " + calls, 13, "{\"city\":\"Rome\"}", "{}");
     }
 
     /** GigaChat 3.1's call: one JSON object after {@code <|function_call|>}, the reply's end after it. */
@@ -215,16 +216,9 @@ class ToolCallsParseTest {
         });
         for (String notACall : List.of(call + " and words", call.replace("get_weather", "nope"), call + call,
                 "<|function_call|>[{\"name\": \"get_time\", \"arguments\": {}}]", "{\"name\": \"get_time\", \"arguments\": {}}")) {
-            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
-            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+            assertNoCall(f, FUNCTIONS, notACall);
         }
-        Random rnd = new Random(17);
-        for (int trial = 0; trial < 30; trial++) {
-            SplitStream.Fed fed = SplitStream.feed(f, false, FUNCTIONS, "Sure. " + call, rnd, 5);
-            assertThat(fed.stream().wellFormed()).isTrue();
-            assertThat(fed.stream().content()).isEqualTo("Sure.");
-            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}");
-        }
+        assertSplitStreams(f, FUNCTIONS, "Sure. " + call, 17, "{\"city\":\"Rome\"}");
     }
 
     /** Apertus's list: each call an object whose one key is the function's name, its value the arguments. */
@@ -239,15 +233,9 @@ class ToolCallsParseTest {
         for (String notACall : List.of(calls + " x", calls.replace("get_time", "nope"), calls.replace("{}", "[]"),
                 calls.replace("{\"get_time\": {}}", "{\"get_time\": {}, \"get_weather\": {}}"),
                 "<|tools_prefix|>[{\"name\": \"get_time\", \"arguments\": {}}]<|tools_suffix|>")) {
-            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
-            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+            assertNoCall(f, FUNCTIONS, notACall);
         }
-        Random rnd = new Random(19);
-        for (int trial = 0; trial < 30; trial++) {
-            SplitStream.Fed fed = SplitStream.feed(f, false, FUNCTIONS, "Sure. " + calls, rnd, 5);
-            assertThat(fed.stream().wellFormed()).isTrue();
-            assertThat(fed.stream().calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}", "{}");
-        }
+        assertSplitStreams(f, FUNCTIONS, "Sure. " + calls, 19, "{\"city\":\"Rome\"}", "{}");
     }
 
     /** Granite 3.3's calls: a JSON list after {@code <|tool_call|>}, any key order (IBM's examples write the arguments first). */
@@ -261,8 +249,7 @@ class ToolCallsParseTest {
         assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
         for (String notACall : List.of(calls + " x", calls.replace("get_time", "nope"), "<|tool_call|>[]",
                 "<|tool_call|>{\"name\": \"get_time\", \"arguments\": {}}")) {
-            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).calls()).as(notACall).isEmpty();
-            assertThat(ToolCalls.parse(f, notACall, FUNCTIONS).content()).isEqualTo(notACall);
+            assertNoCall(f, FUNCTIONS, notACall);
         }
         Random rnd = new Random(31);
         for (int trial = 0; trial < 30; trial++) {
@@ -295,8 +282,7 @@ class ToolCallsParseTest {
         for (String notACall : List.of(calls + " and words", calls.replace("get_time", "nope"), calls.replace("city=", "town="),
                 calls.replace("city=", "city ="), calls.replace("days=3", "days=3, days=4"), calls.replace("3)", "x)"),
                 "<|tool_call_start|>[]<|tool_call_end|>", "<|tool_call_start|>get_time()<|tool_call_end|>")) {
-            assertThat(ToolCalls.parse(f, notACall, XmlToolCallsTest.FUNCTIONS).calls()).as(notACall).isEmpty();
-            assertThat(ToolCalls.parse(f, notACall, XmlToolCallsTest.FUNCTIONS).content()).isEqualTo(notACall);
+            assertNoCall(f, XmlToolCallsTest.FUNCTIONS, notACall);
         }
         Random rnd = new Random(37);
         for (int trial = 0; trial < 30; trial++) {

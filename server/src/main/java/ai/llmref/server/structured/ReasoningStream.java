@@ -76,9 +76,10 @@ public final class ReasoningStream {
      * markers control tokens); its reply's text is then in a response element, whose markers
      * {@link #envelope} are left out of the content.
      */
-    public static final Tags KIMI3 = new Tags("<|open|>think<|sep|>", "<|close|>think<|sep|>", List.of("<|open|>", "<|close|>", "<|sep|>"));
+    public static final Tags KIMI3 = new Tags(XmlToolCalls.K3_OPEN + "think" + XmlToolCalls.K3_SEP, XmlToolCalls.K3_CLOSE + "think"
+            + XmlToolCalls.K3_SEP, List.of(XmlToolCalls.K3_OPEN, XmlToolCalls.K3_CLOSE, XmlToolCalls.K3_SEP));
     /** Kimi K3's template: its markup's markers (llama.cpp's test). */
-    private static final List<String> KIMI3_SIGN = List.of("<|open|>", "<|close|>", "<|end_of_msg|>");
+    private static final List<String> KIMI3_SIGN = List.of(XmlToolCalls.K3_OPEN, XmlToolCalls.K3_CLOSE, ToolCalls.K3_END_OF_MESSAGE);
     /** Tencent Hy3's {@code <think:opensource>} … {@code </think:opensource>}. */
     public static final Tags HY = new Tags("<think:opensource>", "</think:opensource>", List.of("<think:opensource>", "</think:opensource>"));
     /** How Hy3's template makes its think tags (of their names and a suffix, so neither is in its source). */
@@ -110,7 +111,8 @@ public final class ReasoningStream {
      * for other tags. llama.cpp's Kimi K3 parser reads them so.
      */
     public static List<String> envelope(Tags tags) {
-        return tags == KIMI3 ? List.of("<|open|>response<|sep|>", "<|close|>response<|sep|>", "<|close|>message<|sep|>") : List.of();
+        return tags == KIMI3 ? List.of(ToolCalls.K3_RESPONSE, ToolCalls.K3_RESPONSE_END, XmlToolCalls.K3_CLOSE + "message" + XmlToolCalls.K3_SEP)
+                : List.of();
     }
 
     /** What may be sent now. */

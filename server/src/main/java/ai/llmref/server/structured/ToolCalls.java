@@ -193,6 +193,8 @@ public final class ToolCalls {
             XmlToolCalls.K3_CLOSE + "tools" + XmlToolCalls.K3_SEP);
     static final String K3_RESPONSE = XmlToolCalls.K3_OPEN + "response" + XmlToolCalls.K3_SEP;
     static final String K3_RESPONSE_END = XmlToolCalls.K3_CLOSE + "response" + XmlToolCalls.K3_SEP;
+    /** Kimi K3's end of a message (its end of generation). */
+    static final String K3_END_OF_MESSAGE = "<|end_of_msg|>";
     private static final Block APERTUS_BLOCK = new Block("<|tools_prefix|>", "<|tools_suffix|>");
     private static final Block R1_BLOCK = new Block("<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>");
     private static final Block HY_BLOCK = new Block("<tool_calls" + XmlToolCalls.HY_TAG + ">", "</tool_calls" + XmlToolCalls.HY_TAG + ">");
@@ -311,7 +313,7 @@ public final class ToolCalls {
             candidate = Format.HARMONY;
         } else if (src.contains(FUNCTIONARY_OPEN) && src.contains(FUNCTIONARY_CLOSE) && !src.contains("<parameter=")) {
             candidate = Format.FUNCTIONARY_V31; // a JSON object in the element, no parameter elements
-        } else if (src.contains(XmlToolCalls.K3_OPEN) && src.contains(XmlToolCalls.K3_CLOSE) && src.contains("<|end_of_msg|>")) {
+        } else if (src.contains(XmlToolCalls.K3_OPEN) && src.contains(XmlToolCalls.K3_CLOSE) && src.contains(K3_END_OF_MESSAGE)) {
             candidate = Format.KIMI3; // llama.cpp's test: the markers are Kimi K3's own
         } else if (src.contains(APERTUS_BLOCK.open())) {
             candidate = Format.APERTUS;

@@ -58,6 +58,7 @@ final class ChatRendering {
         ReasoningStream.Tags found = ReasoningStream.tagsOf(source);
         boolean thinks = reasoning == ServerConfig.ReasoningFormat.AUTO && found != null && !harmony;
         ReasoningStream.Tags tags = found == null ? ReasoningStream.THINK : found;
+        ai.llmref.server.structured.MarkerFilter.Envelope envelope = ai.llmref.server.structured.MarkerFilter.Envelope.of(source, tags);
         LOG.log(System.Logger.Level.INFO, "chat template reasoning: " + (harmony ? "harmony analysis messages returned apart from the content"
                 : thinks ? tags.open() + " blocks returned apart from the content"
                 : reasoning == ServerConfig.ReasoningFormat.NONE ? "returned in the content (model.reasoning-format none)" : "none"));
@@ -114,6 +115,11 @@ final class ChatRendering {
             @Override
             public ReasoningStream.Tags thinkTags() {
                 return tags;
+            }
+
+            @Override
+            public ai.llmref.server.structured.MarkerFilter.Envelope envelope() {
+                return envelope;
             }
 
             @Override

@@ -186,6 +186,11 @@ public final class ServedModel implements PromptModel, AutoCloseable {
     }
 
     @Override
+    public ai.llmref.server.structured.MarkerFilter.Envelope envelope() {
+        return chatRenderer.envelope();
+    }
+
+    @Override
     public String renderChat(List<Message> messages, List<Map<String, Object>> tools) {
         return renderChat(messages, tools, Map.of());
     }

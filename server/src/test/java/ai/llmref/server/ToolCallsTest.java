@@ -897,6 +897,27 @@ class ToolCallsTest {
         }
     }
 
+    /**
+     * Functionary v3.2's messages to functions ({@code >>>NAME\n{...}}, its prompt ending with
+     * {@code >>>}): the same checks; the reply is read after the prompt's mark, and a forced call's
+     * content is none.
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class FunctionaryFormatV32 extends Family {
+        @Override
+        String templateFile() {
+            return "meetkai-functionary-medium-v3.2.jinja";
+        }
+
+        /** A plain reply: read after the prompt's ">>>", its text is the content (without a recipient mark). */
+        @Test
+        void aPlainReplyIsItsText() throws Exception {
+            JsonNode message = post(ToolCallsTest.request("none")).get("choices").get(0).get("message");
+            assertThat(message.get("content").asText()).as(message.toString()).isNotBlank().doesNotStartWith(">>>");
+        }
+    }
+
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
     class CohereFormat2MoE extends Family {

@@ -6,6 +6,7 @@ import ai.llmref.server.engine.LateGrammar;
 import ai.llmref.server.engine.LineLimits;
 import ai.llmref.server.engine.ReasoningBudget;
 import ai.llmref.server.engine.SamplingParams;
+import ai.llmref.server.structured.MarkerFilter;
 import ai.llmref.server.structured.ReasoningStream;
 import ai.llmref.server.structured.ToolCalls;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -49,7 +50,7 @@ final class CompletionParser {
      * @param n        choices per prompt
      */
     record Parsed(List<GenerationRequest> requests, List<String> echoes, int n, boolean stream, boolean includeUsage, String model,
-                  OutputContract contract, Reasoning reasoning, ReasoningStream.Tags tags, List<String> envelope) {
+                  OutputContract contract, Reasoning reasoning, ReasoningStream.Tags tags, MarkerFilter.Envelope envelope) {
         /** The first choice's request: what every choice shares (sampling but the seed, logprobs, grammar). */
         GenerationRequest request() {
             return requests.getFirst();
@@ -400,8 +401,8 @@ final class CompletionParser {
         Params.string(body, "user"); // accepted (type-checked), not used for generation
         return new Parsed(List.copyOf(requests), java.util.Collections.unmodifiableList(echoes), perPrompt, stream != null && stream,
                 includeUsage, modelId, contract, reasoning, model.thinkTags(),
-                // a chat reply's markup around its text (Kimi K3's response element), left out
-                promptField.equals("messages") ? ReasoningStream.envelope(model.thinkTags()) : List.of());
+                // a chat reply's markup around its text (Kimi K3's response element, Functionary v3.2's recipients)
+                promptField.equals("messages") ? model.envelope() : MarkerFilter.Envelope.NONE);
     }
 
     /** What opens GPT-OSS's analysis message after the generation prompt's {@code <|start|>assistant}. */

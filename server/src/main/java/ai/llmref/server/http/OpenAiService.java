@@ -421,9 +421,9 @@ public final class OpenAiService implements HttpService {
         GenerationEvent.Done done;
 
         Choice(int index, RequestHandle handle, String echo, OutputContract contract, CompletionParser.Reasoning reasoning,
-                ReasoningStream.Tags tags, List<String> envelope) {
+                ReasoningStream.Tags tags, MarkerFilter.Envelope envelope) {
             this.index = index;
-            this.envelope = envelope.isEmpty() ? null : new MarkerFilter(envelope);
+            this.envelope = envelope.none() ? null : new MarkerFilter(envelope);
             this.handle = handle;
             this.echo = echo;
             this.tools = new ToolStream(contract.format(), contract.callForced(), contract.functions());

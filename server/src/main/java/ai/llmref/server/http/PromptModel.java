@@ -48,6 +48,11 @@ public interface PromptModel {
             return ai.llmref.server.structured.ReasoningStream.THINK;
         }
 
+        /** The markup the template wraps a chat reply's text in, left out of it (Kimi K3's, Functionary v3.2's; none for most). */
+        default ai.llmref.server.structured.MarkerFilter.Envelope envelope() {
+            return ai.llmref.server.structured.MarkerFilter.Envelope.NONE;
+        }
+
         /**
          * The template writes harmony messages (GPT-OSS): a reply's analysis channel is returned
          * apart from its content (model.reasoning-format auto).
@@ -153,6 +158,11 @@ public interface PromptModel {
     /** See {@link ChatRenderer#thinkTags()}. */
     default ai.llmref.server.structured.ReasoningStream.Tags thinkTags() {
         return ai.llmref.server.structured.ReasoningStream.THINK;
+    }
+
+    /** See {@link ChatRenderer#envelope()}. */
+    default ai.llmref.server.structured.MarkerFilter.Envelope envelope() {
+        return ai.llmref.server.structured.MarkerFilter.Envelope.NONE;
     }
 
     /** See {@link ChatRenderer#harmony()}. */

@@ -3,28 +3,86 @@ package ai.llmref.server.structured;
 import java.util.List;
 
 /**
- * A reply's text as it comes, with markers left out wherever they stand (Kimi K3's response
- * element, {@link ReasoningStream#envelope}): what {@link #push} and {@link #finish} release,
- * joined, is the whole text without them. A tail that may begin a marker waits for the next piece;
- * at the end it is text.
+ * A chat reply's text as it comes, without the markup its template wraps it in
+ * ({@link Envelope}): markers left out wherever they stand (Kimi K3's response element), and a
+ * reply that begins inside markup its prompt opened read with that markup's start (Functionary
+ * v3.2's prompt ends with {@code >>>}, the reply's first recipient after it; a leading
+ * {@code >>>all\n}, the recipient of text, is left out; a reply that begins with no name is text).
+ * What {@link #push} and {@link #finish}
+ * release, joined, is the whole text so read. A tail that may begin a marker waits for the next
+ * piece; at the end it is text.
  */
 public final class MarkerFilter {
-    private final List<String> markers;
-    private final StringBuilder held = new StringBuilder();
+    /**
+     * What a template wraps a reply's text in: {@code prefix}, what its prompt opened (the reply
+     * read after it where it begins with a name, a recipient's); {@code leading}, markup left out
+     * where it begins the reply (null: none);
+     * {@code markers}, markup left out wherever it stands.
+     */
+    public record Envelope(String prefix, String leading, List<String> markers) {
+        public static final Envelope NONE = new Envelope("", null, List.of());
 
-    public MarkerFilter(List<String> markers) {
-        this.markers = List.copyOf(markers);
+        public Envelope {
+            markers = List.copyOf(markers);
+        }
+
+        /** No markup. */
+        public boolean none() {
+            return prefix.isEmpty() && leading == null && markers.isEmpty();
+        }
+
+        /** A template's envelope: Kimi K3's response element ({@link ReasoningStream#envelope}), Functionary v3.2's recipients. */
+        public static Envelope of(String templateSource, ReasoningStream.Tags tags) {
+            if (templateSource != null && templateSource.contains(ToolCalls.FUNCTIONARY_V32_TEXT)) {
+                return new Envelope(ToolCalls.FUNCTIONARY_V32_OPEN, ToolCalls.FUNCTIONARY_V32_TEXT + "\n", List.of());
+            }
+            List<String> markers = ReasoningStream.envelope(tags);
+            return markers.isEmpty() ? NONE : new Envelope("", null, markers);
+        }
     }
 
-    /** Adds text; returns what may be sent now, the markers left out. */
+    private final Envelope envelope;
+    private final StringBuilder held = new StringBuilder();
+    private boolean started;
+    /** Whether the reply's start is read (its leading markup left out, or not there). */
+    private boolean leadingRead;
+
+    public MarkerFilter(Envelope envelope) {
+        this.envelope = envelope;
+        this.leadingRead = envelope.leading() == null;
+    }
+
+    public MarkerFilter(List<String> markers) {
+        this(new Envelope("", null, markers));
+    }
+
+    /** Adds text; returns what may be sent now, the markup left out. */
     public String push(String text) {
+        if (!started) {
+            started = true;
+            held.append(envelope.prefix());
+        }
         held.append(text);
+        if (!leadingRead) {
+            String h = held.toString();
+            if (h.startsWith(envelope.leading())) {
+                held.delete(0, envelope.leading().length());
+                leadingRead = true;
+            } else if (envelope.leading().startsWith(h)) {
+                return ""; // it may still begin so
+            } else {
+                leadingRead = true;
+                if (!ToolCalls.isNameChar(h.charAt(envelope.prefix().length()))) {
+                    held.delete(0, envelope.prefix().length()); // no recipient: the model's text
+                }
+            }
+        }
         StringBuilder out = new StringBuilder();
         int at = 0;
         while (true) {
             int first = -1;
             String found = null;
-            for (String m : markers) {
+            for (String m : envelope.markers()) {
                 int i = held.indexOf(m, at);
                 if (i >= 0 && (first < 0 || i < first)) {
                     first = i;
@@ -39,7 +97,7 @@ public final class MarkerFilter {
         }
         CharSequence rest = held.subSequence(at, held.length());
         int keep = 0;
-        for (String m : markers) {
+        for (String m : envelope.markers()) {
             keep = Math.max(keep, ReasoningStream.partial(rest, m));
         }
         out.append(rest, 0, rest.length() - keep);
@@ -47,16 +105,31 @@ public final class MarkerFilter {
         return out.toString();
     }
 
-    /** The reply ended: the tail held (no marker's whole) is text. */
+    /**
+     * The reply ended: the tail held (no marker's whole) is text; a reply that ended while it
+     * could still have begun with the leading markup is the model's text alone (the prefix was the prompt's).
+     */
     public String finish() {
+        if (!started) {
+            return "";
+        }
         String tail = held.toString();
         held.setLength(0);
+        if (!leadingRead) {
+            leadingRead = true;
+            return tail.substring(Math.min(tail.length(), envelope.prefix().length()));
+        }
         return tail;
     }
 
-    /** A whole text without the markers. */
+    /** A whole text without the markup. */
     public static String strip(List<String> markers, String text) {
-        MarkerFilter f = new MarkerFilter(markers);
+        return strip(new Envelope("", null, markers), text);
+    }
+
+    /** A whole reply read in its envelope. */
+    public static String strip(Envelope envelope, String text) {
+        MarkerFilter f = new MarkerFilter(envelope);
         return f.push(text) + f.finish();
     }
 }

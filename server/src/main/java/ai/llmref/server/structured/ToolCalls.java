@@ -66,7 +66,9 @@ import java.util.Map;
  * (Granite 3.3): {@code <|tool_call|>[{"name": ..., "arguments": {...}}, ...]}. {@link Format#LFM2}
  * (LFM2, LFM2.5): a list of calls in Python's notation ({@link PythonToolCalls}). {@link Format#MINICPM5}
  * (MiniCPM5): {@code <function name="NAME"><param name="P">VALUE</param></function>} a call
- * ({@link XmlToolCalls.Dialect#MINICPM}).
+ * ({@link XmlToolCalls.Dialect#MINICPM}). {@link Format#FUNCTIONARY_V32} (Functionary v3.2):
+ * messages to recipients, {@code >>>NAME\n{...}} a call, the reply read after the {@code >>>}
+ * its prompt ends with ({@link MarkerFilter.Envelope}).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -107,7 +109,8 @@ public final class ToolCalls {
         KIMI3,
         GRANITE,
         LFM2,
-        MINICPM5
+        MINICPM5,
+        FUNCTIONARY_V32
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -129,6 +132,7 @@ public final class ToolCalls {
             case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
             case SEED_XML -> List.of(SEED_BLOCK.open(), SEED_BLOCK.close());
             case GIGACHAT -> List.of(GIGACHAT_OPEN);
+            case FUNCTIONARY_V32 -> List.of(FUNCTIONARY_V32_TEXT); // as llama.cpp preserves it
             case GRANITE -> List.of(GRANITE_OPEN);
             case LFM2 -> List.of(PythonToolCalls.OPEN, PythonToolCalls.CLOSE);
             case MINICPM5 -> List.of("<function", "<param", "</function>", "</param>"); // as llama.cpp preserves them
@@ -158,6 +162,9 @@ public final class ToolCalls {
     /** Functionary v3.1's call: {@code <function=NAME>}, the arguments' JSON object, its end. */
     static final String FUNCTIONARY_OPEN = "<function=";
     static final String FUNCTIONARY_CLOSE = "</function>";
+    /** Functionary v3.2's recipient mark (its prompt ends with one: the reply begins with a recipient), and the recipient of text. */
+    static final String FUNCTIONARY_V32_OPEN = ">>>";
+    static final String FUNCTIONARY_V32_TEXT = ">>>all";
     /** What begins GigaChat 3.1's call. */
     static final String GIGACHAT_OPEN = "<|function_call|>";
     /** What begins Granite 3.3's list of calls. */
@@ -311,6 +318,8 @@ public final class ToolCalls {
             candidate = Format.HERMES;
         } else if (src.contains("<|channel|>") && src.contains("<|message|>") && src.contains("functions.")) {
             candidate = Format.HARMONY;
+        } else if (src.contains(FUNCTIONARY_V32_TEXT)) {
+            candidate = Format.FUNCTIONARY_V32;
         } else if (src.contains(FUNCTIONARY_OPEN) && src.contains(FUNCTIONARY_CLOSE) && !src.contains("<parameter=")) {
             candidate = Format.FUNCTIONARY_V31; // a JSON object in the element, no parameter elements
         } else if (src.contains(XmlToolCalls.K3_OPEN) && src.contains(XmlToolCalls.K3_CLOSE) && src.contains(K3_END_OF_MESSAGE)) {
@@ -384,6 +393,7 @@ public final class ToolCalls {
         }
         int from = blocks(format) ? after.indexOf(callBlock(format).open()) : mistral(format) ? after.indexOf(MISTRAL_OPEN)
                 : format == Format.HARMONY ? after.indexOf(HARMONY_OPEN) : format == Format.GIGACHAT ? after.indexOf(GIGACHAT_OPEN)
+                : format == Format.FUNCTIONARY_V32 ? after.indexOf(FUNCTIONARY_V32_OPEN)
                 : after.indexOf("{\"name\"");
         int to = blocks(format) ? after.lastIndexOf(callBlock(format).close()) + callBlock(format).close().length()
                 : format == Format.MISTRAL_NEMO ? after.lastIndexOf(']') + 1 : after.lastIndexOf('}') + 1;
@@ -404,6 +414,8 @@ public final class ToolCalls {
         String root = switch (format) {
             case LLAMA3_JSON -> "call";
             case GIGACHAT -> JsonSchemaGrammar.literal(GIGACHAT_OPEN) + " call"; // one call a reply, as the template writes it
+            // after the prompt's ">>>": a recipient, then more messages to recipients
+            case FUNCTIONARY_V32 -> several ? "call (\">>>\" call)*" : "call";
             case MISTRAL -> several ? "call+" : "call";
             case MISTRAL_NEMO -> "\"[TOOL_CALLS][\" call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
             case GRANITE -> JsonSchemaGrammar.literal(GRANITE_OPEN + "[") + " call" + (several ? " (\",\" space call)*" : "") + " \"]\"";
@@ -476,6 +488,7 @@ public final class ToolCalls {
             case KIMI -> "(\"" + KIMI_OPEN + "\" tc-ws)? call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \"" + KIMI_CLOSE + "\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
             case GIGACHAT -> JsonSchemaGrammar.literal(GIGACHAT_OPEN) + " tc-ws call tc-ws";
+            case FUNCTIONARY_V32 -> "\">>>\" call" + (parallel ? " (tc-ws \">>>\" call)*" : "") + " tc-ws";
             case KIMI3 -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (parallel ? "+ " : " ") + JsonSchemaGrammar.literal(block(format).close())
                     + " tc-ws";
             case GEMMA, FUNCTIONARY_V31 -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
@@ -497,6 +510,7 @@ public final class ToolCalls {
                 : format == Format.HARMONY ? HARMONY_OPEN
                 : format == Format.GEMMA ? GemmaToolCalls.CALL : format == Format.FUNCTIONARY_V31 ? FUNCTIONARY_OPEN
                 : format == Format.GIGACHAT ? GIGACHAT_OPEN : format == Format.LFM2 ? PythonToolCalls.OPEN
+                : format == Format.FUNCTIONARY_V32 ? FUNCTIONARY_V32_OPEN
                 : block(format) != null ? block(format).open() : null;
     }
 
@@ -505,6 +519,9 @@ public final class ToolCalls {
      * {@link #bareOpeners}), or null where a pattern does (Llama 3).
      */
     public static List<String> openings(Format format, List<Function> functions) {
+        if (format == Format.FUNCTIONARY_V32) { // a message to a function (">>>all" is text's)
+            return functions.stream().map(f -> FUNCTIONARY_V32_OPEN + f.name() + "\n").toList();
+        }
         String opening = opening(format);
         if (opening == null) {
             return null;
@@ -608,6 +625,12 @@ public final class ToolCalls {
                 names.add(f.name() + ">", restRule);
                 continue;
             }
+            if (format == Format.FUNCTIONARY_V32) {
+                // a line break ends the name (the recipient), the arguments follow
+                rules.put(restRule, prefix + "-args");
+                names.add(f.name() + "\n", restRule);
+                continue;
+            }
             if (format == Format.DEEPSEEK_R1) {
                 // a line break ends the name (no name character), the arguments in a JSON fence
                 rules.put(restRule, JsonSchemaGrammar.literal("\n" + R1_FENCE + "\n") + " " + prefix + "-args "
@@ -656,6 +679,8 @@ public final class ToolCalls {
             sb.append("call ::= \"" + KIMI_CALL + KIMI_ID + "\" call-name\n");
         } else if (format == Format.APERTUS) {
             sb.append("call ::= \"{\" space call-name\n");
+        } else if (format == Format.FUNCTIONARY_V32) {
+            sb.append("call ::= call-name\n");
         } else if (format == Format.LFM2) {
             sb.append("call ::= call-name\n").append(PythonToolCalls.SQ_CHAR_RULE);
         } else if (format == Format.FUNCTIONARY_V31) {
@@ -804,6 +829,9 @@ public final class ToolCalls {
             }
             case GIGACHAT -> {
                 return gigaChat(text, functions);
+            }
+            case FUNCTIONARY_V32 -> {
+                return recipients(text, functions);
             }
             case HARMONY -> {
                 return harmony(text, functions);
@@ -1048,6 +1076,37 @@ public final class ToolCalls {
             at = skipSpace(text, at + PythonToolCalls.CLOSE.length());
         }
         return at == text.length() ? new Reply(contentBefore(text, first), List.copyOf(calls)) : new Reply(text, List.of());
+    }
+
+    /**
+     * Functionary v3.2's reply, read after its prompt's {@code >>>} ({@link MarkerFilter.Envelope}):
+     * text before the first {@code >>>} is content; then messages to functions only, each
+     * {@code >>>NAME}, white space and a JSON object, white space at most between and after them;
+     * else the whole reply is content.
+     */
+    private static Reply recipients(String text, List<Function> functions) {
+        int first = text.indexOf(FUNCTIONARY_V32_OPEN);
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        int at = first;
+        while (at < text.length()) {
+            if (!text.startsWith(FUNCTIONARY_V32_OPEN, at)) {
+                return new Reply(text, List.of());
+            }
+            int nameStart = at + FUNCTIONARY_V32_OPEN.length();
+            int nameEnd = nameEnd(text, nameStart);
+            String name = text.substring(nameStart, nameEnd);
+            if (functions.stream().noneMatch(f -> f.name().equals(name))) {
+                return new Reply(text, List.of()); // "all" (text) or no declared function
+            }
+            at = objectCall(text, nameEnd, name, Format.FUNCTIONARY_V32, calls);
+            if (at < 0) {
+                return new Reply(text, List.of());
+            }
+        }
+        return new Reply(contentBefore(text, first), List.copyOf(calls));
     }
 
     /**

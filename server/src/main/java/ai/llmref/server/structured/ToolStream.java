@@ -233,7 +233,7 @@ public final class ToolStream {
                     case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS, GRANITE -> Scan.NEMO_LIST;
                     case MINIMAX_M1 -> Scan.LINE_NEXT;
                     case DEEPSEEK_R1 -> Scan.R1_NEXT;
-                    case FUNCTIONARY_V31 -> Scan.BARE_NAME;
+                    case FUNCTIONARY_V31, FUNCTIONARY_V32 -> Scan.BARE_NAME;
                     case LFM2 -> Scan.PY_LIST;
                     default -> Scan.HEAD;
                 });
@@ -257,6 +257,7 @@ public final class ToolStream {
                         case GEMMA -> Scan.GEMMA_ARGS;
                         case DEEPSEEK_R1 -> Scan.R1_FENCE;
                         case FUNCTIONARY_V31 -> Scan.FN_NAME_END;
+                        case FUNCTIONARY_V32 -> Scan.JSON_ARGS; // white space, then the arguments' object
                         case LFM2 -> Scan.PY_OPEN;
                         default -> Scan.HARMONY_HEAD;
                     };
@@ -760,11 +761,11 @@ public final class ToolStream {
                     }
                     if (arguments.done() && (format == ToolCalls.Format.MISTRAL || format == ToolCalls.Format.HARMONY
                             || format == ToolCalls.Format.KIMI || format == ToolCalls.Format.DEEPSEEK_R1
-                            || format == ToolCalls.Format.FUNCTIONARY_V31)) {
+                            || format == ToolCalls.Format.FUNCTIONARY_V31 || format == ToolCalls.Format.FUNCTIONARY_V32)) {
                         endCall(out); // the arguments are the call's end
                         arguments = null;
                         scan = switch (format) {
-                            case MISTRAL -> Scan.BETWEEN;
+                            case MISTRAL, FUNCTIONARY_V32 -> Scan.BETWEEN;
                             case KIMI -> Scan.KIMI_CALL_END;
                             case DEEPSEEK_R1 -> Scan.R1_FENCE_END;
                             case FUNCTIONARY_V31 -> Scan.FN_END;

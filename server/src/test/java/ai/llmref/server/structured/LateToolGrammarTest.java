@@ -250,6 +250,29 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
                 .hasMessageContaining("Python call format");
     }
 
+    /**
+     * Functionary v3.2's messages to functions: forced, from the reply's start (its prompt ends
+     * with {@code >>>}); under "auto", from a message to a declared function ({@code >>>NAME} and
+     * a line break; {@code >>>all}, text's recipient, begins none).
+     */
+    @Test
+    void functionaryV32CallsAreMessagesToFunctions() {
+        ToolCalls.Format f = ToolCalls.Format.FUNCTIONARY_V32;
+        String weather = "get_weather\n{\"city\": \"Rome\"}";
+        String forced = ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, true);
+        String one = ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, false);
+        String late = ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, true);
+        assertThat(verdict(forced, weather + ">>>get_time\n{}")).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, weather)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, weather + ">>>get_time\n{}")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(late, ">>>" + weather + "\n>>>get_time\n{}")).isEqualTo(GrammarVerdict.MAY_END);
+        for (String refused : List.of("all\nHello", "get_wind\n{}", weather.replace("\"city\": \"Rome\"", ""), weather + " words")) {
+            assertThat(verdict(forced, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            assertThat(verdict(late, ">>>" + refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+        }
+        assertThat(ToolCalls.openings(f, ToolCallsParseTest.FUNCTIONS)).containsExactly(">>>get_weather\n", ">>>get_time\n");
+    }
+
     /** Cohere's list of calls (id, then name, then parameters), with the template's line breaks, forced and under "auto". */
     @Test
     void cohereCallsInTheirBlock() {

@@ -10,7 +10,7 @@ import java.util.List;
 
 /**
  * Fuzzes the parsing of a reply into content and tool calls, and what a stream releases of it: the
- * model writes the reply, so any text may come. For twenty-five call formats: parsing never throws; a
+ * model writes the reply, so any text may come. For twenty-six call formats: parsing never throws; a
  * reply without calls is its whole text (nothing lost); each call names a declared function and
  * carries a JSON object of arguments; and the content a {@link ToolStream} releases while the reply
  * streams, in pieces of any size, is always a prefix of the content parsed from the whole reply (a
@@ -32,7 +32,7 @@ class ToolCallsFuzzTest {
                 ToolCalls.Format.COHERE, ToolCalls.Format.MINIMAX_M1, ToolCalls.Format.HUNYUAN,
                 ToolCalls.Format.DEEPSEEK_R1, ToolCalls.Format.FUNCTIONARY_V31, ToolCalls.Format.GIGACHAT,
                 ToolCalls.Format.APERTUS, ToolCalls.Format.KIMI3, ToolCalls.Format.GRANITE,
-                ToolCalls.Format.LFM2, ToolCalls.Format.MINICPM5)) {
+                ToolCalls.Format.LFM2, ToolCalls.Format.MINICPM5, ToolCalls.Format.FUNCTIONARY_V32)) {
             // the XML formats read values by their schemas: their functions declare strings, numbers, unions, references
             boolean xml = ToolCalls.xml(format) || format == ToolCalls.Format.LFM2; // LFM2's keys are declared properties too
             List<ToolCalls.Function> functions = xml ? XmlToolCallsTest.FUNCTIONS : ToolCallsParseTest.FUNCTIONS;

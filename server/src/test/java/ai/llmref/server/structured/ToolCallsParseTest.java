@@ -302,6 +302,25 @@ class ToolCallsParseTest {
     static final List<ToolCalls.Function> FUNCTIONS_WITH_OPTIONS = List.of(new ToolCalls.Function("get_weather", json(
             "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"},\"days\":{\"type\":\"number\"},\"options\":{\"type\":\"object\"}}}")));
 
+    /**
+     * Functionary v3.2's messages to functions, read after its prompt's {@code >>>} (the envelope
+     * gives the reply's first recipient its mark): {@code >>>NAME}, a line break, a JSON object.
+     */
+    @Test
+    void functionaryV32WritesMessagesToFunctions() {
+        ToolCalls.Format f = ToolCalls.Format.FUNCTIONARY_V32;
+        String calls = ">>>get_weather\n{\"city\": \"Rome\"}>>>get_time\n{}";
+        ToolCalls.Reply r = ToolCalls.parse(f, "Checking." + calls, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Checking.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get_time");
+        assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
+        for (String notACall : List.of(calls + " and words", calls.replace("get_time", "nope"), ">>>all\nHello", calls + ">>>all\nmore",
+                ">>>get_time\n[]", ">>>get_time")) {
+            assertNoCall(f, FUNCTIONS, notACall);
+        }
+        assertSplitStreams(f, FUNCTIONS, "Sure. " + calls, 43, "{\"city\":\"Rome\"}", "{}");
+    }
+
     /** Cohere's list: each call's name under {@code tool_name}, its arguments under {@code parameters}, after its id. */
     @Test
     void cohereListsNameToolsAndParameters() {

@@ -1012,34 +1012,18 @@ public final class ToolCalls {
      * reply is content.
      */
     private static Reply functionary(String text, List<Function> functions) {
-        int first = text.indexOf(FUNCTIONARY_OPEN);
-        if (first < 0) {
-            return new Reply(text, List.of());
-        }
-        List<Call> calls = new ArrayList<>();
-        int at = first;
-        while (at < text.length()) {
-            if (!text.startsWith(FUNCTIONARY_OPEN, at)) {
-                return new Reply(text, List.of()); // text between or after the calls: not a clean tool-call reply
+        return namedCalls(text, functions, FUNCTIONARY_OPEN, (t, nameEnd, name, calls) -> {
+            if (!t.startsWith(">", nameEnd)) {
+                return -1;
             }
-            int nameStart = at + FUNCTIONARY_OPEN.length();
-            int nameEnd = nameEnd(text, nameStart);
-            String name = text.substring(nameStart, nameEnd);
-            if (!text.startsWith(">", nameEnd) || functions.stream().noneMatch(f -> f.name().equals(name))) {
-                return new Reply(text, List.of());
+            int at = objectCall(t, nameEnd + 1, name, Format.FUNCTIONARY_V31, calls);
+            if (at >= 0 && t.startsWith(FUNCTIONARY_CLOSE, at)) {
+                return skipSpace(t, at + FUNCTIONARY_CLOSE.length());
             }
-            at = objectCall(text, nameEnd + 1, name, Format.FUNCTIONARY_V31, calls);
-            if (at < 0) {
-                return new Reply(text, List.of());
-            }
-            if (text.startsWith(FUNCTIONARY_CLOSE, at)) {
-                at = skipSpace(text, at + FUNCTIONARY_CLOSE.length());
-            } else if (at != text.length()) {
-                return new Reply(text, List.of());
-            }
-        }
-        return new Reply(contentBefore(text, first), List.copyOf(calls));
+            return at == t.length() ? at : -1; // the last call's end may be missing at the reply's end
+        });
     }
+
 
     /**
      * LFM2's reply: text before {@code <|tool_call_start|>} is content; then a list of calls in
@@ -1085,29 +1069,10 @@ public final class ToolCalls {
      * else the whole reply is content.
      */
     private static Reply recipients(String text, List<Function> functions) {
-        int first = text.indexOf(FUNCTIONARY_V32_OPEN);
-        if (first < 0) {
-            return new Reply(text, List.of());
-        }
-        List<Call> calls = new ArrayList<>();
-        int at = first;
-        while (at < text.length()) {
-            if (!text.startsWith(FUNCTIONARY_V32_OPEN, at)) {
-                return new Reply(text, List.of());
-            }
-            int nameStart = at + FUNCTIONARY_V32_OPEN.length();
-            int nameEnd = nameEnd(text, nameStart);
-            String name = text.substring(nameStart, nameEnd);
-            if (functions.stream().noneMatch(f -> f.name().equals(name))) {
-                return new Reply(text, List.of()); // "all" (text) or no declared function
-            }
-            at = objectCall(text, nameEnd, name, Format.FUNCTIONARY_V32, calls);
-            if (at < 0) {
-                return new Reply(text, List.of());
-            }
-        }
-        return new Reply(contentBefore(text, first), List.copyOf(calls));
+        return namedCalls(text, functions, FUNCTIONARY_V32_OPEN,
+                (t, nameEnd, name, calls) -> objectCall(t, nameEnd, name, Format.FUNCTIONARY_V32, calls));
     }
+
 
     /**
      * GigaChat 3.1's reply: text before {@code <|function_call|>} is content; then one call, a JSON
@@ -1166,35 +1131,52 @@ public final class ToolCalls {
      * JSON object, whitespace at most between and after them; else the whole reply is content.
      */
     private static Reply mistral(String text, List<Function> functions) {
-        int first = text.indexOf(MISTRAL_OPEN);
+        return namedCalls(text, functions, MISTRAL_OPEN, (t, nameEnd, name, calls) -> {
+            int args = nameEnd;
+            if (t.startsWith(MISTRAL_CALL_ID, args)) {
+                args += MISTRAL_CALL_ID.length();
+                while (args < t.length() && Character.isLetterOrDigit(t.charAt(args)) && t.charAt(args) < 128) {
+                    args++;
+                }
+            }
+            return t.startsWith(MISTRAL_ARGS, args) ? objectCall(t, args + MISTRAL_ARGS.length(), name, Format.MISTRAL, calls) : -1;
+        });
+    }
+
+    /** Reads what follows a call's name ({@code nameEnd}), the call added to {@code calls}; returns the index after it, or -1. */
+    private interface NamedCallReader {
+        int read(String text, int nameEnd, String name, List<Call> calls);
+    }
+
+    /**
+     * A reply of calls that each begin with {@code open} and a declared function's name (Mistral's,
+     * Functionary's): text before the first is content; then calls only, each read by
+     * {@code body}, white space at most between and after them; else the whole reply is content.
+     */
+    private static Reply namedCalls(String text, List<Function> functions, String open, NamedCallReader body) {
+        int first = text.indexOf(open);
         if (first < 0) {
             return new Reply(text, List.of());
         }
         List<Call> calls = new ArrayList<>();
         int at = first;
         while (at < text.length()) {
-            if (!text.startsWith(MISTRAL_OPEN, at)) {
-                return new Reply(text, List.of());
+            if (!text.startsWith(open, at)) {
+                return new Reply(text, List.of()); // text between or after the calls: not a clean tool-call reply
             }
-            int nameEnd = nameEnd(text, at + MISTRAL_OPEN.length());
-            String name = text.substring(at + MISTRAL_OPEN.length(), nameEnd);
-            int args = nameEnd;
-            if (text.startsWith(MISTRAL_CALL_ID, args)) {
-                args += MISTRAL_CALL_ID.length();
-                while (args < text.length() && Character.isLetterOrDigit(text.charAt(args)) && text.charAt(args) < 128) {
-                    args++;
-                }
+            int nameEnd = nameEnd(text, at + open.length());
+            String name = text.substring(at + open.length(), nameEnd);
+            if (functions.stream().noneMatch(f -> f.name().equals(name))) {
+                return new Reply(text, List.of()); // Functionary v3.2's "all" (text) among them
             }
-            if (!text.startsWith(MISTRAL_ARGS, args) || functions.stream().noneMatch(f -> f.name().equals(name))) {
-                return new Reply(text, List.of());
-            }
-            at = objectCall(text, args + MISTRAL_ARGS.length(), name, Format.MISTRAL, calls);
+            at = body.read(text, nameEnd, name, calls);
             if (at < 0) {
                 return new Reply(text, List.of());
             }
         }
         return new Reply(contentBefore(text, first), List.copyOf(calls));
     }
+
 
     /**
      * A reply whose calls are a JSON list after {@code open} (Mistral Nemo's {@code [TOOL_CALLS]};

@@ -247,31 +247,42 @@ final class PythonToolCalls {
             if (i + 1 >= text.length()) {
                 return null;
             }
-            char e = text.charAt(i + 1);
-            int hex = e == 'u' ? 4 : e == 'x' && quote == '\'' ? 2 : 0;
-            if (hex > 0) {
-                if (i + 2 + hex > text.length()) {
-                    return null;
-                }
-                try {
-                    sb.append((char) Integer.parseInt(text.substring(i + 2, i + 2 + hex), 16));
-                } catch (NumberFormatException ex) {
-                    return null;
-                }
-                i += 2 + hex;
-                continue;
+            int end = i + 2 + hexDigits(text.charAt(i + 1), quote);
+            Character ch = end > text.length() ? null : escaped(text.substring(i, end));
+            if (ch == null) {
+                return null;
             }
-            sb.append(switch (e) {
-                case 'n' -> '\n';
-                case 't' -> '\t';
-                case 'r' -> '\r';
-                case 'b' -> '\b';
-                case 'f' -> '\f';
-                case '/' -> '/';
-                default -> e; // \\ \" \' and any other character as itself
-            });
-            i += 2;
+            sb.append(ch.charValue());
+            i = end;
         }
         return null;
+    }
+
+    /** The hex digits a backslash escape of {@code e} takes in a string between {@code quote}s: {@code \\u}'s 4, {@code \\x}'s 2 in single quotes. */
+    static int hexDigits(char e, char quote) {
+        return e == 'u' ? 4 : e == 'x' && quote == '\'' ? 2 : 0;
+    }
+
+    /**
+     * The character a whole backslash escape stands for ({@code \\n}, {@code \\u00e9}, {@code \\x41}; any other
+     * character as itself: {@code \\\\ \\" \\' \\/}), or null where its hex digits are not.
+     */
+    static Character escaped(String escape) {
+        char e = escape.charAt(1);
+        if (escape.length() > 2) {
+            try {
+                return (char) Integer.parseInt(escape, 2, escape.length(), 16);
+            } catch (NumberFormatException ex) {
+                return null;
+            }
+        }
+        return switch (e) {
+            case 'n' -> '\n';
+            case 't' -> '\t';
+            case 'r' -> '\r';
+            case 'b' -> '\b';
+            case 'f' -> '\f';
+            default -> e;
+        };
     }
 }

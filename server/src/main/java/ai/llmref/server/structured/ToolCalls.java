@@ -226,11 +226,6 @@ public final class ToolCalls {
     /** Gemma 4's calls, each between its own markers. */
     private static final Block GEMMA_CALL = new Block(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END);
 
-    /** Whether calls are a JSON list of objects in one block (Nemotron Nano v2, Apriel: {@code {"name", "arguments"}}; Cohere's). */
-    static boolean jsonList(Format format) {
-        return format == Format.NEMOTRON_V2 || format == Format.APRIEL || format == Format.COHERE;
-    }
-
     /**
      * The one block all of a reply's calls come in (MiniMax's and DeepSeek's, of {@code <invoke>}
      * calls; Kimi's section; the JSON list of Nemotron Nano v2 and Apriel); null for other formats.
@@ -371,7 +366,7 @@ public final class ToolCalls {
     private static final String PROBE_ARG = "llmref_probe_arg";
 
     /** Whether a format's templates render no call in the history (Granite 3.3's, LFM2's): detected from their source alone. */
-    public static boolean historyless(Format format) {
+    static boolean historyless(Format format) {
         return format == Format.GRANITE || format == Format.LFM2;
     }
     private static final String PROBE_QUESTION = "llmref probe question";
@@ -806,11 +801,8 @@ public final class ToolCalls {
             case MISTRAL -> {
                 return mistral(text, functions);
             }
-            case MISTRAL_NEMO -> {
-                return list(text, functions, format, MISTRAL_OPEN, null);
-            }
-            case GRANITE -> {
-                return list(text, functions, format, GRANITE_OPEN, null);
+            case MISTRAL_NEMO, GRANITE -> { // a list after a marker, no block's end
+                return list(text, functions, format, opening(format), null);
             }
             case LFM2 -> {
                 return python(text, functions);

@@ -426,14 +426,10 @@ public final class ToolStream {
                         scan = Scan.PY_NEXT;
                     } else if (c == '=') {
                         scanned++;
-                        param = head.isEmpty() || Character.isDigit(head.charAt(0)) ? null : plan.param(head.toString());
-                        if (param == null || !written.add(param.name())) {
+                        if (head.isEmpty() || Character.isDigit(head.charAt(0)) || !openArgument(out)) {
                             scan = Scan.FAILED;
                             continue;
                         }
-                        argumentText((written.size() == 1 ? "{" : ",") + JsonSchemaGrammar.dump(
-                                com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.textNode(param.name())) + ":", out);
-                        head.setLength(0);
                         scan = Scan.PY_VALUE_START;
                     } else if (c < 128 && (Character.isLetterOrDigit(c) || c == '_') && head.length() < MAX_HEAD) {
                         scanned++;
@@ -462,9 +458,8 @@ public final class ToolStream {
                     if (!value.isEmpty()) { // an escape
                         value.append(c);
                         String e = value.toString();
-                        int hex = e.charAt(1) == 'u' ? 4 : e.charAt(1) == 'x' ? 2 : 0;
-                        if (hex == 0 || e.length() == 2 + hex) {
-                            Character ch = escaped(e);
+                        if (e.length() == 2 + PythonToolCalls.hexDigits(e.charAt(1), '\'')) {
+                            Character ch = PythonToolCalls.escaped(e);
                             if (ch == null) {
                                 scan = Scan.FAILED;
                                 continue;
@@ -633,14 +628,10 @@ public final class ToolStream {
                     }
                     // GLM, Hy3: '<' begins the key's end tag; DeepSeek: '"' begins string="..."
                     scanned += glm || dialect == XmlToolCalls.Dialect.DSML ? 0 : 1;
-                    param = plan.param(head.toString());
-                    head.setLength(0);
-                    if (param == null || !written.add(param.name())) {
+                    if (!openArgument(out)) {
                         scan = Scan.FAILED;
                         continue;
                     }
-                    argumentText((written.size() == 1 ? "{" : ",") + JsonSchemaGrammar.dump(
-                            com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.textNode(param.name())) + ":", out);
                     value.setLength(0);
                     valueSent = 0;
                     valueKind = param.kind();
@@ -810,24 +801,19 @@ public final class ToolStream {
         return out;
     }
 
-    /** A backslash escape in a single-quoted string ({@code \n}, {@code \\u00e9}, {@code \\x41}, any other character as itself), or null where its hex is not. */
-    private static Character escaped(String e) {
-        char c = e.charAt(1);
-        if (c == 'u' || c == 'x') {
-            try {
-                return (char) Integer.parseInt(e, 2, e.length(), 16);
-            } catch (NumberFormatException ex) {
-                return null;
-            }
+    /**
+     * The key read ({@link #head}, then cleared) opens an argument: a declared parameter not written
+     * yet, sent as the object's next key; false where it is not one.
+     */
+    private boolean openArgument(List<Piece> out) {
+        param = plan.param(head.toString());
+        head.setLength(0);
+        if (param == null || !written.add(param.name())) {
+            return false;
         }
-        return switch (c) {
-            case 'n' -> '\n';
-            case 't' -> '\t';
-            case 'r' -> '\r';
-            case 'b' -> '\b';
-            case 'f' -> '\f';
-            default -> c;
-        };
+        argumentText((written.size() == 1 ? "{" : ",") + JsonSchemaGrammar.dump(
+                com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.textNode(param.name())) + ":", out);
+        return true;
     }
 
     /** A character of Nemo's {@code , "id": "..."} after the arguments (the grammar writes it exactly). */

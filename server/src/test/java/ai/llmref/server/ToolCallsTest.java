@@ -809,6 +809,31 @@ class ToolCallsTest {
     }
 
     /**
+     * GigaChat 3's call (a message of the role {@code function call} after the assistant's:
+     * {@code <|message_sep|>\n\nfunction call<|role_sep|>\n} and one JSON object): the same checks.
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class GigaChatFormat3 extends Family {
+        @Override
+        String templateFile() {
+            return "GigaChat3-10B-A1.8B.jinja";
+        }
+
+        /** The template's own preamble (its roles' descriptions), as 3.1's. */
+        @Override
+        Map<String, String> extraConfig() {
+            return Map.of("engine.slot-context", "8192");
+        }
+
+        /** One call a reply, as the template writes it. */
+        @Override
+        boolean writesAnotherCall() {
+            return false;
+        }
+    }
+
+    /**
      * Apertus's calls (a JSON list of {@code {"NAME": {...}}} between {@code <|tools_prefix|>} and
      * {@code <|tools_suffix|>}): the same checks, deliberation off (the tiny model would think to
      * max_tokens); on, a forced call comes after the reasoning ({@code <|inner_prefix|>} … {@code <|inner_suffix|>}).

@@ -68,7 +68,10 @@ import java.util.Map;
  * (MiniCPM5): {@code <function name="NAME"><param name="P">VALUE</param></function>} a call
  * ({@link XmlToolCalls.Dialect#MINICPM}). {@link Format#FUNCTIONARY_V32} (Functionary v3.2):
  * messages to recipients, {@code >>>NAME\n{...}} a call, the reply read after the {@code >>>}
- * its prompt ends with ({@link MarkerFilter.Envelope}).
+ * its prompt ends with ({@link MarkerFilter.Envelope}). {@link Format#GIGACHAT3} (GigaChat 3): the
+ * reply's one call as a message of the role {@code function call} after the assistant's,
+ * {@code <|message_sep|>\n\nfunction call<|role_sep|>\n{"name": ..., "arguments": {...}}}, the
+ * separators being control tokens (preserved).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -110,7 +113,8 @@ public final class ToolCalls {
         GRANITE,
         LFM2,
         MINICPM5,
-        FUNCTIONARY_V32
+        FUNCTIONARY_V32,
+        GIGACHAT3
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -132,6 +136,7 @@ public final class ToolCalls {
             case GEMMA -> List.of(GemmaToolCalls.CALL, GemmaToolCalls.CALL_END, GemmaToolCalls.QUOTE);
             case SEED_XML -> List.of(SEED_BLOCK.open(), SEED_BLOCK.close());
             case GIGACHAT -> List.of(GIGACHAT_OPEN);
+            case GIGACHAT3 -> List.of(GIGACHAT3_MESSAGE_END, GIGACHAT3_ROLE_END);
             case FUNCTIONARY_V32 -> List.of(FUNCTIONARY_V32_TEXT); // as llama.cpp preserves it
             case GRANITE -> List.of(GRANITE_OPEN);
             case LFM2 -> List.of(PythonToolCalls.OPEN, PythonToolCalls.CLOSE);
@@ -167,6 +172,10 @@ public final class ToolCalls {
     static final String FUNCTIONARY_V32_TEXT = ">>>all";
     /** What begins GigaChat 3.1's call. */
     static final String GIGACHAT_OPEN = "<|function_call|>";
+    /** GigaChat 3's separators (control tokens): what ends a message, and a role's name; a call is a message of the role {@code function call}. */
+    static final String GIGACHAT3_MESSAGE_END = "<|message_sep|>";
+    static final String GIGACHAT3_ROLE_END = "<|role_sep|>";
+    static final String GIGACHAT3_OPEN = GIGACHAT3_MESSAGE_END + "\n\nfunction call" + GIGACHAT3_ROLE_END + "\n";
     /** What begins Granite 3.3's list of calls. */
     static final String GRANITE_OPEN = "<|tool_call|>";
     static final String MISTRAL_OPEN = "[TOOL_CALLS]";
@@ -327,6 +336,8 @@ public final class ToolCalls {
             candidate = Format.GRANITE; // its system prompt's instruction: "respond only with <|tool_call|> followed by a JSON list of tools used"
         } else if (src.contains(GIGACHAT_OPEN)) {
             candidate = Format.GIGACHAT;
+        } else if (src.contains(GIGACHAT3_ROLE_END) && src.contains(GIGACHAT3_MESSAGE_END) && src.contains("'function call'")) {
+            candidate = Format.GIGACHAT3; // llama.cpp's test (the role separators without 3.1's marker), and the call's role
         } else if (src.contains(MISTRAL_OPEN) && src.contains(MISTRAL_ARGS)) {
             candidate = Format.MISTRAL; // the v11 layout
         } else if (src.contains(MISTRAL_OPEN)) {
@@ -388,6 +399,7 @@ public final class ToolCalls {
         }
         int from = blocks(format) ? after.indexOf(callBlock(format).open()) : mistral(format) ? after.indexOf(MISTRAL_OPEN)
                 : format == Format.HARMONY ? after.indexOf(HARMONY_OPEN) : format == Format.GIGACHAT ? after.indexOf(GIGACHAT_OPEN)
+                : format == Format.GIGACHAT3 ? after.indexOf(GIGACHAT3_OPEN)
                 : format == Format.FUNCTIONARY_V32 ? after.indexOf(FUNCTIONARY_V32_OPEN)
                 : after.indexOf("{\"name\"");
         int to = blocks(format) ? after.lastIndexOf(callBlock(format).close()) + callBlock(format).close().length()
@@ -408,7 +420,7 @@ public final class ToolCalls {
                 : JsonSchemaGrammar.literal(callBlock(format).open() + "\n") + " call " + JsonSchemaGrammar.literal("\n" + callBlock(format).close());
         String root = switch (format) {
             case LLAMA3_JSON -> "call";
-            case GIGACHAT -> JsonSchemaGrammar.literal(GIGACHAT_OPEN) + " call"; // one call a reply, as the template writes it
+            case GIGACHAT, GIGACHAT3 -> JsonSchemaGrammar.literal(opening(format)) + " call"; // one call a reply, as the template writes it
             // after the prompt's ">>>": a recipient, then more messages to recipients
             case FUNCTIONARY_V32 -> several ? "call (\">>>\" call)*" : "call";
             case MISTRAL -> several ? "call+" : "call";
@@ -483,6 +495,7 @@ public final class ToolCalls {
             case KIMI -> "(\"" + KIMI_OPEN + "\" tc-ws)? call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws \"" + KIMI_CLOSE + "\" tc-ws";
             case LLAMA3_JSON -> "(\"<|python_tag|>\" tc-ws)? call tc-ws";
             case GIGACHAT -> JsonSchemaGrammar.literal(GIGACHAT_OPEN) + " tc-ws call tc-ws";
+            case GIGACHAT3 -> JsonSchemaGrammar.literal(GIGACHAT3_OPEN) + " call tc-ws"; // the opening's separators are exact
             case FUNCTIONARY_V32 -> "\">>>\" call" + (parallel ? " (tc-ws \">>>\" call)*" : "") + " tc-ws";
             case KIMI3 -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (parallel ? "+ " : " ") + JsonSchemaGrammar.literal(block(format).close())
                     + " tc-ws";
@@ -504,7 +517,7 @@ public final class ToolCalls {
         return blocks(format) ? callBlock(format).open() : mistral(format) ? MISTRAL_OPEN : format == Format.GRANITE ? GRANITE_OPEN
                 : format == Format.HARMONY ? HARMONY_OPEN
                 : format == Format.GEMMA ? GemmaToolCalls.CALL : format == Format.FUNCTIONARY_V31 ? FUNCTIONARY_OPEN
-                : format == Format.GIGACHAT ? GIGACHAT_OPEN : format == Format.LFM2 ? PythonToolCalls.OPEN
+                : format == Format.GIGACHAT ? GIGACHAT_OPEN : format == Format.GIGACHAT3 ? GIGACHAT3_OPEN : format == Format.LFM2 ? PythonToolCalls.OPEN
                 : format == Format.FUNCTIONARY_V32 ? FUNCTIONARY_V32_OPEN
                 : block(format) != null ? block(format).open() : null;
     }
@@ -819,8 +832,8 @@ public final class ToolCalls {
             case FUNCTIONARY_V31 -> {
                 return functionary(text, functions);
             }
-            case GIGACHAT -> {
-                return gigaChat(text, functions);
+            case GIGACHAT, GIGACHAT3 -> {
+                return gigaChat(text, functions, format);
             }
             case FUNCTIONARY_V32 -> {
                 return recipients(text, functions);
@@ -1069,19 +1082,32 @@ public final class ToolCalls {
     /**
      * GigaChat 3.1's reply: text before {@code <|function_call|>} is content; then one call, a JSON
      * object of {@code name} and {@code arguments}, nothing but whitespace after it; else the
-     * whole reply is content.
+     * whole reply is content. GigaChat 3's is the same after {@link #GIGACHAT3_OPEN}, the end of
+     * its message ({@code <|message_sep|>}) allowed after the call or the content and left out.
      */
-    private static Reply gigaChat(String text, List<Function> functions) {
-        int first = text.indexOf(GIGACHAT_OPEN);
+    private static Reply gigaChat(String text, List<Function> functions, Format format) {
+        String open = opening(format);
+        String end = format == Format.GIGACHAT3 ? GIGACHAT3_MESSAGE_END : null;
+        int first = text.indexOf(open);
         if (first < 0) {
-            return new Reply(text, List.of());
+            return new Reply(end == null ? text : withoutEnd(text, end), List.of());
         }
-        Json body = json(text, first + GIGACHAT_OPEN.length());
-        Call c = body == null ? null : call(body.value(), "arguments", functions, Format.GIGACHAT);
-        if (c == null || skipSpace(text, body.end()) != text.length()) {
+        Json body = json(text, first + open.length());
+        Call c = body == null ? null : call(body.value(), "arguments", functions, format);
+        int after = body == null ? -1 : skipSpace(text, body.end());
+        if (end != null && after >= 0 && text.startsWith(end, after)) {
+            after = skipSpace(text, after + end.length());
+        }
+        if (c == null || after != text.length()) {
             return new Reply(text, List.of());
         }
         return new Reply(contentBefore(text, first), List.of(c));
+    }
+
+    /** The text without a message's {@code end} and white space at its end, where it ends so. */
+    private static String withoutEnd(String text, String end) {
+        String t = text.stripTrailing();
+        return t.endsWith(end) ? t.substring(0, t.length() - end.length()) : text;
     }
 
     /**

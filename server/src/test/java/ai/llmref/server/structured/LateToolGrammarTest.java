@@ -174,6 +174,22 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
         }
     }
 
+    /** GigaChat 3's one call as a message after its separators, forced and under "auto": the separators exact, a second call refused. */
+    @Test
+    void gigaChat3CallsOnceInAMessageOfItsOwn() {
+        ToolCalls.Format f = ToolCalls.Format.GIGACHAT3;
+        String open = "<|message_sep|>\n\nfunction call<|role_sep|>\n";
+        String call = open + "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}";
+        for (String g : List.of(ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, true), ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, true))) {
+            assertThat(verdict(g, call)).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, open + "{\"name\": \"get_time\", \"arguments\": {\"timezone\": \"UTC\"}}")).isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of(call + call, call.replace("get_weather", "nope"), call.replace("\"city\": \"Rome\"", ""),
+                    call + " words", open + "[", call.replace("function call", "function_call"), call.replace("\n\n", "\n"))) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+    }
+
     /** Apertus's list of calls keyed by name, forced and under "auto". */
     @Test
     void apertusCallsAreKeyedByName() {

@@ -221,6 +221,34 @@ class ToolCallsParseTest {
         assertSplitStreams(f, FUNCTIONS, "Sure. " + call, 17, "{\"city\":\"Rome\"}");
     }
 
+    /**
+     * GigaChat 3's call: one JSON object in a message of the role {@code function call} after the
+     * assistant's; the end of a message ({@code <|message_sep|>}) after the call or the content is left out.
+     */
+    @Test
+    void gigaChat3WritesOneCallInAMessageOfItsOwn() {
+        ToolCalls.Format f = ToolCalls.Format.GIGACHAT3;
+        String call = "<|message_sep|>\n\nfunction call<|role_sep|>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}";
+        for (String reply : List.of("Checking.\n" + call + "\n", "Checking." + call + "<|message_sep|>\n\n")) {
+            ToolCalls.Reply r = ToolCalls.parse(f, reply, FUNCTIONS);
+            assertThat(r.content()).isEqualTo("Checking.");
+            assertThat(r.calls()).singleElement().satisfies(c -> {
+                assertThat(c.name()).isEqualTo("get_weather");
+                assertThat(c.arguments()).isEqualTo("{\"city\":\"Rome\"}");
+            });
+        }
+        assertThat(ToolCalls.parse(f, call, FUNCTIONS).content()).isNull();
+        ToolCalls.Reply text = ToolCalls.parse(f, "Just words.<|message_sep|>\n\n", FUNCTIONS);
+        assertThat(text.content()).isEqualTo("Just words.");
+        assertThat(text.calls()).isEmpty();
+        for (String notACall : List.of(call + " and words", call.replace("get_weather", "nope"), call + call,
+                call.replace("function call", "function result"), "<|function_call|>{\"name\": \"get_time\", \"arguments\": {}}",
+                "{\"name\": \"get_time\", \"arguments\": {}}")) {
+            assertNoCall(f, FUNCTIONS, notACall);
+        }
+        assertSplitStreams(f, FUNCTIONS, "Sure. " + call, 17, "{\"city\":\"Rome\"}");
+    }
+
     /** Apertus's list: each call an object whose one key is the function's name, its value the arguments. */
     @Test
     void apertusKeysEachCallsArgumentsByName() {

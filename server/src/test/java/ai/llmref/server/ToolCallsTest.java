@@ -669,6 +669,22 @@ class ToolCallsTest {
         }
     }
 
+    /** Command R+'s calls (a JSON list of {@code tool_name}, {@code parameters} objects in a fenced block after {@code Action:}): the same checks. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class CommandRPlusFormat extends Family {
+        @Override
+        String templateFile() {
+            return "CohereForAI-c4ai-command-r-plus-tool_use.jinja";
+        }
+
+        /** The template's own preamble and instructions, as R7B's. */
+        @Override
+        Map<String, String> extraConfig() {
+            return Map.of("engine.slot-context", "8192");
+        }
+    }
+
     /** Command R7B's calls (a JSON list of {@code tool_call_id}, {@code tool_name}, {@code parameters} objects between {@code <|START_ACTION|>} and {@code <|END_ACTION|>}): the same checks. */
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)

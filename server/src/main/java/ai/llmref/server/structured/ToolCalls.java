@@ -71,7 +71,9 @@ import java.util.Map;
  * its prompt ends with ({@link MarkerFilter.Envelope}). {@link Format#GIGACHAT3} (GigaChat 3): the
  * reply's one call as a message of the role {@code function call} after the assistant's,
  * {@code <|message_sep|>\n\nfunction call<|role_sep|>\n{"name": ..., "arguments": {...}}}, the
- * separators being control tokens (preserved).
+ * separators being control tokens (preserved). {@link Format#COMMAND_R} (Command R+ tool use): a
+ * JSON list of {@code {"tool_name": ..., "parameters": {...}}} calls in a fenced block after
+ * {@code Action:}, {@code Action:\n```json\n[...]```}.
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -114,7 +116,8 @@ public final class ToolCalls {
         LFM2,
         MINICPM5,
         FUNCTIONARY_V32,
-        GIGACHAT3
+        GIGACHAT3,
+        COMMAND_R
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -204,6 +207,9 @@ public final class ToolCalls {
     private static final Block NEMOTRON_V2_BLOCK = new Block("<TOOLCALL>", "</TOOLCALL>");
     private static final Block APRIEL_BLOCK = new Block("<tool_calls>", "</tool_calls>");
     private static final Block COHERE_BLOCK = new Block("<|START_ACTION|>", "<|END_ACTION|>");
+    /** Command R+'s action: the word, then its list in a fenced JSON block (the fence's start {@link #CR_FENCE}). */
+    private static final Block COMMAND_R_BLOCK = new Block("Action:", "```");
+    static final String CR_FENCE = "```json";
     /** Kimi K3's section of calls, and what a reply's response element opens and closes with (before the section, or its end). */
     private static final Block K3_BLOCK = new Block(XmlToolCalls.K3_OPEN + "tools" + XmlToolCalls.K3_SEP,
             XmlToolCalls.K3_CLOSE + "tools" + XmlToolCalls.K3_SEP);
@@ -248,6 +254,7 @@ public final class ToolCalls {
             case NEMOTRON_V2 -> NEMOTRON_V2_BLOCK;
             case APRIEL, MINIMAX_M1 -> APRIEL_BLOCK;
             case COHERE -> COHERE_BLOCK;
+            case COMMAND_R -> COMMAND_R_BLOCK;
             case HUNYUAN -> HY_BLOCK;
             case DEEPSEEK_R1 -> R1_BLOCK;
             case APERTUS -> APERTUS_BLOCK;
@@ -338,6 +345,8 @@ public final class ToolCalls {
             candidate = Format.GIGACHAT;
         } else if (src.contains(GIGACHAT3_ROLE_END) && src.contains(GIGACHAT3_MESSAGE_END) && src.contains("'function call'")) {
             candidate = Format.GIGACHAT3; // llama.cpp's test (the role separators without 3.1's marker), and the call's role
+        } else if (src.contains(COMMAND_R_BLOCK.open()) && src.contains(CR_FENCE) && src.contains("\"tool_name\"")) {
+            candidate = Format.COMMAND_R; // its instruction: "Write 'Action:' followed by a json-formatted list of actions"
         } else if (src.contains(MISTRAL_OPEN) && src.contains(MISTRAL_ARGS)) {
             candidate = Format.MISTRAL; // the v11 layout
         } else if (src.contains(MISTRAL_OPEN)) {
@@ -394,7 +403,9 @@ public final class ToolCalls {
                 : format == Format.LFM2 ? LFM2_CALLS : block(format);
         if (block != null) {
             int from = after.indexOf(block.open());
-            int to = after.lastIndexOf(block.close()) + block.close().length();
+            // Command R+'s instruction, with a fenced example, follows the messages: the call's list ends at its first "]```"
+            int to = format == Format.COMMAND_R ? after.indexOf("]" + block.close(), Math.max(from, 0)) + 1 + block.close().length()
+                    : after.lastIndexOf(block.close()) + block.close().length();
             return from < 0 || to <= from ? "" : after.substring(from, to);
         }
         int from = blocks(format) ? after.indexOf(callBlock(format).open()) : mistral(format) ? after.indexOf(MISTRAL_OPEN)
@@ -435,6 +446,9 @@ public final class ToolCalls {
             case KIMI -> "\"" + KIMI_OPEN + "\" call" + (several ? "+" : "") + " \"" + KIMI_CLOSE + "\"";
             case GEMMA, FUNCTIONARY_V31 -> several ? "call+" : "call"; // calls one after another, as the template writes them
             case NEMOTRON_V2, APRIEL, COHERE, APERTUS -> JsonSchemaGrammar.literal(block(format).open() + "[") + " space call"
+                    + (several ? " (\",\" space call)*" : "") + " space " + JsonSchemaGrammar.literal("]" + block(format).close());
+            // as the template writes an action
+            case COMMAND_R -> JsonSchemaGrammar.literal(block(format).open() + "\n" + CR_FENCE + "\n[") + " space call"
                     + (several ? " (\",\" space call)*" : "") + " space " + JsonSchemaGrammar.literal("]" + block(format).close());
             // calls one after another in the section, after the response element (empty) where the model writes one
             case KIMI3 -> "(" + JsonSchemaGrammar.literal(K3_RESPONSE) + ")? (" + JsonSchemaGrammar.literal(K3_RESPONSE_END) + ")? "
@@ -504,6 +518,8 @@ public final class ToolCalls {
                     ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case MINIMAX_M1, DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws "
                     + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
+            case COMMAND_R -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws " + JsonSchemaGrammar.literal(CR_FENCE) + " tc-ws \"[\" space call"
+                    + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
         };
         return grammar(format, functions, root, "tc-ws ::= [ \\t\\n]{0,4}\n");
@@ -658,7 +674,7 @@ public final class ToolCalls {
                 names.add(JsonSchemaGrammar.dump(MAPPER.getNodeFactory().textNode(f.name())), restRule);
                 continue;
             }
-            String argsKey = format == Format.LLAMA3_JSON || format == Format.COHERE ? "parameters" : "arguments";
+            String argsKey = format == Format.LLAMA3_JSON || format == Format.COHERE || format == Format.COMMAND_R ? "parameters" : "arguments";
             // Nemo's calls end with an id of nine letters and digits, as its template writes them
             String id = format == Format.MISTRAL_NEMO ? " \",\" space \"\\\"id\\\"\" space \":\" space \"\\\"\" [a-zA-Z0-9]{9} \"\\\"\" space" : "";
             rules.put(restRule, "\",\" space \"\\\"" + argsKey + "\\\"\" space \":\" space " + prefix + "-args space" + id + " \"}\"");
@@ -706,6 +722,8 @@ public final class ToolCalls {
             // the call's index as the template writes its id, then the name
             sb.append("call ::= \"{\" space \"\\\"tool_call_id\\\"\" space \":\" space \"\\\"\" [0-9]{1,4} \"\\\"\" space \",\" space "
                     + "\"\\\"tool_name\\\"\" space \":\" space call-name\n");
+        } else if (format == Format.COMMAND_R) {
+            sb.append("call ::= \"{\" space \"\\\"tool_name\\\"\" space \":\" space call-name\n");
         } else {
             sb.append("call ::= \"{\" space \"\\\"name\\\"\" space \":\" space call-name\n");
         }
@@ -820,7 +838,7 @@ public final class ToolCalls {
             case LFM2 -> {
                 return python(text, functions);
             }
-            case NEMOTRON_V2, APRIEL, COHERE, APERTUS -> {
+            case NEMOTRON_V2, APRIEL, COHERE, APERTUS, COMMAND_R -> {
                 return list(text, functions, format, block(format).open(), block(format).close());
             }
             case MINIMAX_M1 -> {
@@ -1199,7 +1217,7 @@ public final class ToolCalls {
     /**
      * A reply whose calls are a JSON list after {@code open} (Mistral Nemo's {@code [TOOL_CALLS]};
      * Nemotron Nano v2's and Apriel's block, then its {@code close}, which may be missing at the
-     * end): text before it is content; each call an object with a declared {@code name} and an
+     * end; Command R+'s after its fence's start): text before it is content; each call an object with a declared {@code name} and an
      * object of {@code arguments} (an {@code id} may be there; the call gets an id of its own);
      * only whitespace after it. Else the whole reply is content.
      */
@@ -1208,7 +1226,15 @@ public final class ToolCalls {
         if (first < 0) {
             return new Reply(text, List.of());
         }
-        Json list = json(text, first + open.length());
+        int from = first + open.length();
+        if (format == Format.COMMAND_R) { // the list in its fenced block
+            from = skipSpace(text, from);
+            if (!text.startsWith(CR_FENCE, from)) {
+                return new Reply(text, List.of());
+            }
+            from += CR_FENCE.length();
+        }
+        Json list = json(text, from);
         if (list == null || !list.value().isArray() || list.value().isEmpty()) {
             return new Reply(text, List.of());
         }
@@ -1222,7 +1248,7 @@ public final class ToolCalls {
         List<Call> calls = new ArrayList<>();
         for (JsonNode n : list.value()) {
             Call c = switch (format) {
-                case COHERE -> call(n, "tool_name", "parameters", functions, format);
+                case COHERE, COMMAND_R -> call(n, "tool_name", "parameters", functions, format);
                 case APERTUS -> keyedCall(n, functions);
                 default -> call(n, "arguments", functions, format);
             };

@@ -39,6 +39,10 @@ public final class ToolStream {
     private static final Pattern COHERE_HEAD = Pattern.compile(
             "\\s*\\{\\s*\"tool_call_id\"\\s*:\\s*\"[0-9]{0,4}\"\\s*,\\s*\"tool_name\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"\\s*,\\s*\"parameters\"\\s*:");
 
+    /** Command R+'s call head: its name, its parameters. */
+    private static final Pattern TOOL_NAME_HEAD = Pattern.compile(
+            "\\s*\\{\\s*\"tool_name\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"\\s*,\\s*\"parameters\"\\s*:");
+
     /** Apertus's call head: the name as the key of the arguments. */
     private static final Pattern KEYED_HEAD = Pattern.compile("\\s*\\{\\s*\"((?:[^\"\\\\]|\\\\.)*)\"\\s*:");
 
@@ -59,7 +63,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_AFTER, PY_NEXT, PY_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, CR_FENCE, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_AFTER, PY_NEXT, PY_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -231,6 +235,7 @@ public final class ToolStream {
                     case GEMMA -> Scan.GEMMA_CALL;
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
                     case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS, GRANITE -> Scan.NEMO_LIST;
+                    case COMMAND_R -> Scan.CR_FENCE;
                     case MINIMAX_M1 -> Scan.LINE_NEXT;
                     case DEEPSEEK_R1 -> Scan.R1_NEXT;
                     case FUNCTIONARY_V31, FUNCTIONARY_V32 -> Scan.BARE_NAME;
@@ -390,6 +395,7 @@ public final class ToolStream {
                     }
                 }
                 case R1_FENCE -> tag(c, ToolCalls.R1_FENCE, Scan.JSON_ARGS);
+                case CR_FENCE -> tag(c, ToolCalls.CR_FENCE, Scan.NEMO_LIST); // Command R+'s list in its fenced block
                 case FN_NAME_END -> tag(c, ">", Scan.JSON_ARGS);
                 case FN_END -> tag(c, ToolCalls.FUNCTIONARY_CLOSE, Scan.BETWEEN);
                 case JSON_ARGS -> { // the arguments' JSON follows (nothing taken here)
@@ -730,7 +736,8 @@ public final class ToolStream {
                         }
                         continue;
                     }
-                    Matcher m = (format == ToolCalls.Format.COHERE ? COHERE_HEAD : format == ToolCalls.Format.APERTUS ? KEYED_HEAD : HEAD).matcher(h);
+                    Matcher m = (format == ToolCalls.Format.COHERE ? COHERE_HEAD : format == ToolCalls.Format.APERTUS ? KEYED_HEAD
+                            : format == ToolCalls.Format.COMMAND_R ? TOOL_NAME_HEAD : HEAD).matcher(h);
                     if (m.lookingAt()) {
                         head.setLength(0);
                         startCall(decode(m.group(1)), out);
@@ -773,7 +780,7 @@ public final class ToolStream {
                         arguments = null;
                         scan = switch (format) {
                             case HERMES -> Scan.CLOSE_TAG;
-                            case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS, GRANITE -> Scan.NEMO_NEXT;
+                            case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS, GRANITE, COMMAND_R -> Scan.NEMO_NEXT;
                             case MINIMAX_M1 -> Scan.LINE_NEXT;
                             default -> Scan.AFTER;
                         };

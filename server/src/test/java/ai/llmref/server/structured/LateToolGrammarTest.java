@@ -291,6 +291,24 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
 
     /** Cohere's list of calls (id, then name, then parameters), with the template's line breaks, forced and under "auto". */
     @Test
+    void commandRPlusCallsInAFencedList() {
+        String call = "{\"tool_name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}";
+        String reply = "Action:\n```json\n[\n    " + call + "\n]```";
+        ToolCalls.Format f = ToolCalls.Format.COMMAND_R;
+        for (String g : List.of(ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, true), ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, true))) {
+            assertThat(verdict(g, reply)).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, reply.replace(call, call + ",\n    " + call))).as("two calls").isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of(reply.replace("tool_name", "name"), reply.replace("```json", "```"),
+                    reply.replace("get_weather", "directly-answer"), reply + " words", reply.replace("[\n    " + call + "\n]", "[]"))) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        // under "auto" the model's own spacing: "Action: ```json" on one line, the fence closed on a line of its own
+        assertThat(verdict(ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, false), "Action: ```json\n[" + call + "]\n```\n"))
+                .isEqualTo(GrammarVerdict.MAY_END);
+    }
+
+    @Test
     void cohereCallsInTheirBlock() {
         String call = "{\"tool_call_id\": \"0\", \"tool_name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}";
         String reply = "<|START_ACTION|>[\n    " + call + "\n]<|END_ACTION|>";

@@ -369,6 +369,30 @@ class ToolCallsParseTest {
         }
     }
 
+    /**
+     * Command R+'s action: a JSON list of {@code tool_name} and {@code parameters} objects in a
+     * fenced block after {@code Action:}, as its template writes it; the fence's end may be missing
+     * at the reply's end.
+     */
+    @Test
+    void commandRPlusActionIsAFencedList() {
+        ToolCalls.Format f = ToolCalls.Format.COMMAND_R;
+        String calls = "Action:\n```json\n[\n    {\n        \"tool_name\": \"get_weather\",\n        \"parameters\": {\"city\": \"Rome\"}\n    },"
+                + "\n    {\"tool_name\": \"get_time\", \"parameters\": {}}\n]```";
+        for (String reply : List.of("Checking.\n" + calls, "Checking. " + calls.replace("Action:\n", "Action: ") + "\n",
+                "Checking. " + calls.replace("]```", "]"))) {
+            ToolCalls.Reply r = ToolCalls.parse(f, reply, FUNCTIONS);
+            assertThat(r.content()).as(reply).isEqualTo("Checking.");
+            assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get_time");
+            assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
+        }
+        for (String notACall : List.of(calls.replace("tool_name", "name"), calls.replace("parameters", "arguments"), calls + " x",
+                calls.replace("```json", "```"), calls.replace("get_time", "directly-answer"), "Action: none needed.")) {
+            assertNoCall(f, FUNCTIONS, notACall);
+        }
+        assertSplitStreams(f, FUNCTIONS, "Sure. " + calls, 19, "{\"city\":\"Rome\"}", "{}");
+    }
+
     @Test
     void llama3JsonReplyIsOneCall() {
         ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.LLAMA3_JSON,

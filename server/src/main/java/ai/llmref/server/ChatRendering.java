@@ -131,7 +131,7 @@ final class ChatRendering {
 
     /** The calls with their ids as the format's template takes them ({@link ToolCalls#historyId}). */
     private static List<Map<String, Object>> historyIds(ToolCalls.Format format, List<Map<String, Object>> calls) {
-        if (calls == null || !ToolCalls.mistral(format)) {
+        if (calls == null || !ToolCalls.mapsHistoryIds(format)) {
             return calls;
         }
         return calls.stream().map(c -> {

@@ -669,6 +669,25 @@ class ToolCallsTest {
         }
     }
 
+    /**
+     * Solar Open's calls ({@code <|tool_calls|>}, then {@code <|tool_call:begin|>ID<|tool_call:name|>NAME<|tool_call:args|>{...}<|tool_call:end|>}
+     * back to back): the same checks.
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class SolarFormat extends Family {
+        @Override
+        String templateFile() {
+            return "upstage-Solar-Open-100B.jinja";
+        }
+
+        /** The tiny model ends its reply after one call here (the grammar allows more: LateToolGrammarTest#solarCallsBackToBack). */
+        @Override
+        boolean writesAnotherCall() {
+            return false;
+        }
+    }
+
     /** Command R+'s calls (a JSON list of {@code tool_name}, {@code parameters} objects in a fenced block after {@code Action:}): the same checks. */
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)

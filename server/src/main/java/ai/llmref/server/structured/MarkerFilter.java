@@ -7,7 +7,8 @@ import java.util.List;
  * ({@link Envelope}): markers left out wherever they stand (Kimi K3's response element), and a
  * reply that begins inside markup its prompt opened read with that markup's start (Functionary
  * v3.2's prompt ends with {@code >>>}, the reply's first recipient after it; a leading
- * {@code >>>all\n}, the recipient of text, is left out; a reply that begins with no name is text).
+ * {@code >>>all\n}, the recipient of text, is left out; a reply that begins with no name is text),
+ * and markup that ends the reply left out there (Solar Open's {@code <|end|>}, after its content section).
  * What {@link #push} and {@link #finish}
  * release, joined, is the whole text so read. A tail that may begin a marker waits for the next
  * piece; at the end it is text.
@@ -17,18 +18,23 @@ public final class MarkerFilter {
      * What a template wraps a reply's text in: {@code prefix}, what its prompt opened (the reply
      * read after it where it begins with a name, a recipient's); {@code leading}, markup left out
      * where it begins the reply (null: none);
-     * {@code markers}, markup left out wherever it stands.
+     * {@code markers}, markup left out wherever it stands; {@code trailing}, markup left out where
+     * it ends the reply, white space at most after it (null: none).
      */
-    public record Envelope(String prefix, String leading, List<String> markers) {
+    public record Envelope(String prefix, String leading, List<String> markers, String trailing) {
         public static final Envelope NONE = new Envelope("", null, List.of());
 
         public Envelope {
             markers = List.copyOf(markers);
         }
 
+        public Envelope(String prefix, String leading, List<String> markers) {
+            this(prefix, leading, markers, null);
+        }
+
         /** No markup. */
         public boolean none() {
-            return prefix.isEmpty() && leading == null && markers.isEmpty();
+            return prefix.isEmpty() && leading == null && markers.isEmpty() && trailing == null;
         }
 
         /** A template's envelope: Kimi K3's response element ({@link ReasoningStream#envelope}), Functionary v3.2's recipients. */
@@ -37,7 +43,8 @@ public final class MarkerFilter {
                 return new Envelope(ToolCalls.FUNCTIONARY_V32_OPEN, ToolCalls.FUNCTIONARY_V32_TEXT + "\n", List.of());
             }
             List<String> markers = ReasoningStream.envelope(tags);
-            return markers.isEmpty() ? NONE : new Envelope("", null, markers);
+            String trailing = ReasoningStream.trailing(tags);
+            return markers.isEmpty() && trailing == null ? NONE : new Envelope("", null, markers, trailing);
         }
     }
 
@@ -100,6 +107,15 @@ public final class MarkerFilter {
         for (String m : envelope.markers()) {
             keep = Math.max(keep, ReasoningStream.partial(rest, m));
         }
+        if (envelope.trailing() != null) { // the trailing markup and white space after it, or its start, wait
+            int end = rest.length();
+            while (end > 0 && Character.isWhitespace(rest.charAt(end - 1))) {
+                end--;
+            }
+            boolean whole = end >= envelope.trailing().length()
+                    && rest.subSequence(end - envelope.trailing().length(), end).toString().equals(envelope.trailing());
+            keep = Math.max(keep, whole ? rest.length() - end + envelope.trailing().length() : ReasoningStream.partial(rest, envelope.trailing()));
+        }
         out.append(rest, 0, rest.length() - keep);
         held.delete(0, held.length() - keep);
         return out.toString();
@@ -119,7 +135,8 @@ public final class MarkerFilter {
             leadingRead = true;
             return tail.substring(Math.min(tail.length(), envelope.prefix().length()));
         }
-        return tail;
+        String t = tail.stripTrailing();
+        return envelope.trailing() != null && t.endsWith(envelope.trailing()) ? t.substring(0, t.length() - envelope.trailing().length()) : tail;
     }
 
     /** A whole text without the markup. */

@@ -42,9 +42,13 @@ public final class ReasoningStream {
             return endsWith(prompt, open);
         }
 
-        /** A rendered prompt that ends with a closed block: the template wrote the reply's (empty) reasoning itself. */
+        /**
+         * A rendered prompt that ends with a closed block: the template wrote the reply's (empty)
+         * reasoning itself. Solar Open's close is also how any of its prompts ends (the last turn's
+         * end, the reply's start), so there the whole empty block is looked for.
+         */
         public boolean closedAtEnd(String prompt) {
-            return endsWith(prompt, close);
+            return endsWith(prompt, equals(SOLAR) ? open + close : close);
         }
 
         private static boolean endsWith(String prompt, String tag) {
@@ -82,6 +86,13 @@ public final class ReasoningStream {
     private static final List<String> KIMI3_SIGN = List.of(XmlToolCalls.K3_OPEN, XmlToolCalls.K3_CLOSE, ToolCalls.K3_END_OF_MESSAGE);
     /** Tencent Hy3's {@code <think:opensource>} … {@code </think:opensource>}. */
     public static final Tags HY = new Tags("<think:opensource>", "</think:opensource>", List.of("<think:opensource>", "</think:opensource>"));
+    /**
+     * Upstage Solar Open's reasoning: a message of its own, {@code <|think|>} … {@code <|end|>}, then
+     * the reply's next message begins ({@code <|begin|>assistant}); control tokens but the role's name.
+     */
+    public static final Tags SOLAR = new Tags("<|think|>", "<|end|><|begin|>assistant", List.of("<|think|>", "<|end|>", "<|begin|>"));
+    /** Solar Open's template: its closed reasoning message (llama.cpp's sign of it). */
+    private static final String SOLAR_SIGN = "<|begin|>assistant<|think|><|end|>";
     /** How Hy3's template makes its think tags (of their names and a suffix, so neither is in its source). */
     private static final String HY_SIGN = "'<think{}>'.format(HYTK)";
 
@@ -96,6 +107,9 @@ public final class ReasoningStream {
         if (KIMI3_SIGN.stream().allMatch(templateSource::contains)) {
             return KIMI3;
         }
+        if (templateSource.contains(SOLAR_SIGN)) {
+            return SOLAR;
+        }
         for (Tags t : List.of(CHANNEL, SEED, COHERE, APERTUS, APRIEL, THINK)) {
             if (templateSource.contains(t.open()) && templateSource.contains(t.close())) {
                 return t;
@@ -107,12 +121,22 @@ public final class ReasoningStream {
     /**
      * What a chat reply's text is wrapped in, left out of its content (the markup is no text the
      * model says): Kimi K3's response element, {@code <|open|>response<|sep|>} and
-     * {@code <|close|>response<|sep|>}, and the message's end, {@code <|close|>message<|sep|>}; none
-     * for other tags. llama.cpp's Kimi K3 parser reads them so.
+     * {@code <|close|>response<|sep|>}, and the message's end, {@code <|close|>message<|sep|>}
+     * (llama.cpp's Kimi K3 parser reads them so); Solar Open's content section, {@code <|content|>};
+     * none for other tags.
      */
     public static List<String> envelope(Tags tags) {
         return tags == KIMI3 ? List.of(ToolCalls.K3_RESPONSE, ToolCalls.K3_RESPONSE_END, XmlToolCalls.K3_CLOSE + "message" + XmlToolCalls.K3_SEP)
-                : List.of();
+                : tags == SOLAR ? List.of(SOLAR_CONTENT) : List.of();
+    }
+
+    /** Solar Open's content section's start, and the end of its messages, left out where it ends the reply. */
+    static final String SOLAR_CONTENT = "<|content|>";
+    static final String SOLAR_END = "<|end|>";
+
+    /** What a chat reply's text may end with and is left out there ({@link #envelope}): Solar Open's {@code <|end|>}; null for others. */
+    public static String trailing(Tags tags) {
+        return tags == SOLAR ? SOLAR_END : null;
     }
 
     /** What may be sent now. */

@@ -73,7 +73,11 @@ import java.util.Map;
  * {@code <|message_sep|>\n\nfunction call<|role_sep|>\n{"name": ..., "arguments": {...}}}, the
  * separators being control tokens (preserved). {@link Format#COMMAND_R} (Command R+ tool use): a
  * JSON list of {@code {"tool_name": ..., "parameters": {...}}} calls in a fenced block after
- * {@code Action:}, {@code Action:\n```json\n[...]```}.
+ * {@code Action:}, {@code Action:\n```json\n[...]```}. {@link Format#SOLAR} (Upstage Solar Open):
+ * {@code <|tool_calls|>} and calls back to back,
+ * {@code <|tool_call:begin|>ID<|tool_call:name|>NAME<|tool_call:args|>{...}<|tool_call:end|>}, the
+ * markers being control tokens (preserved); the block's end, {@code <|calls|>}, may be missing (it
+ * may end the generation).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -117,7 +121,8 @@ public final class ToolCalls {
         MINICPM5,
         FUNCTIONARY_V32,
         GIGACHAT3,
-        COMMAND_R
+        COMMAND_R,
+        SOLAR
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -140,6 +145,7 @@ public final class ToolCalls {
             case SEED_XML -> List.of(SEED_BLOCK.open(), SEED_BLOCK.close());
             case GIGACHAT -> List.of(GIGACHAT_OPEN);
             case GIGACHAT3 -> List.of(GIGACHAT3_MESSAGE_END, GIGACHAT3_ROLE_END);
+            case SOLAR -> List.of(SOLAR_BLOCK.open(), SOLAR_BLOCK.close(), SOLAR_CALL, SOLAR_NAME, SOLAR_ARGS, SOLAR_CALL_END);
             case FUNCTIONARY_V32 -> List.of(FUNCTIONARY_V32_TEXT); // as llama.cpp preserves it
             case GRANITE -> List.of(GRANITE_OPEN);
             case LFM2 -> List.of(PythonToolCalls.OPEN, PythonToolCalls.CLOSE);
@@ -210,6 +216,12 @@ public final class ToolCalls {
     /** Command R+'s action: the word, then its list in a fenced JSON block (the fence's start {@link #CR_FENCE}). */
     private static final Block COMMAND_R_BLOCK = new Block("Action:", "```");
     static final String CR_FENCE = "```json";
+    /** Solar Open's block of calls, and a call's markers: its start (its id follows), before its name, before its arguments, its end. */
+    private static final Block SOLAR_BLOCK = new Block("<|tool_calls|>", "<|calls|>");
+    static final String SOLAR_CALL = "<|tool_call:begin|>";
+    static final String SOLAR_NAME = "<|tool_call:name|>";
+    static final String SOLAR_ARGS = "<|tool_call:args|>";
+    static final String SOLAR_CALL_END = "<|tool_call:end|>";
     /** Kimi K3's section of calls, and what a reply's response element opens and closes with (before the section, or its end). */
     private static final Block K3_BLOCK = new Block(XmlToolCalls.K3_OPEN + "tools" + XmlToolCalls.K3_SEP,
             XmlToolCalls.K3_CLOSE + "tools" + XmlToolCalls.K3_SEP);
@@ -255,6 +267,7 @@ public final class ToolCalls {
             case APRIEL, MINIMAX_M1 -> APRIEL_BLOCK;
             case COHERE -> COHERE_BLOCK;
             case COMMAND_R -> COMMAND_R_BLOCK;
+            case SOLAR -> SOLAR_BLOCK;
             case HUNYUAN -> HY_BLOCK;
             case DEEPSEEK_R1 -> R1_BLOCK;
             case APERTUS -> APERTUS_BLOCK;
@@ -345,6 +358,8 @@ public final class ToolCalls {
             candidate = Format.GIGACHAT;
         } else if (src.contains(GIGACHAT3_ROLE_END) && src.contains(GIGACHAT3_MESSAGE_END) && src.contains("'function call'")) {
             candidate = Format.GIGACHAT3; // llama.cpp's test (the role separators without 3.1's marker), and the call's role
+        } else if (src.contains(SOLAR_BLOCK.open()) && src.contains(SOLAR_CALL) && src.contains(SOLAR_NAME)) {
+            candidate = Format.SOLAR;
         } else if (src.contains(COMMAND_R_BLOCK.open()) && src.contains(CR_FENCE) && src.contains("\"tool_name\"")) {
             candidate = Format.COMMAND_R; // its instruction: "Write 'Action:' followed by a json-formatted list of actions"
         } else if (src.contains(MISTRAL_OPEN) && src.contains(MISTRAL_ARGS)) {
@@ -455,6 +470,9 @@ public final class ToolCalls {
                     + JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? "+ " : " ") + JsonSchemaGrammar.literal(block(format).close());
             case DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? " (\"\\n\" call)*" : "") + " "
                     + JsonSchemaGrammar.literal(block(format).close());
+            // calls back to back, as the template writes them; the block's end may be the end of generation
+            case SOLAR -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? "+" : "") + " (" + JsonSchemaGrammar.literal(
+                    block(format).close()) + ")?";
             // a call a line, as MiniMax M1's template writes them
             case MINIMAX_M1 -> JsonSchemaGrammar.literal(block(format).open() + "\n") + " call" + (several ? " (\"\\n\" call)*" : "")
                     + " " + JsonSchemaGrammar.literal("\n" + block(format).close());
@@ -518,6 +536,8 @@ public final class ToolCalls {
                     ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case MINIMAX_M1, DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws "
                     + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
+            case SOLAR -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws ("
+                    + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws)?";
             case COMMAND_R -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws " + JsonSchemaGrammar.literal(CR_FENCE) + " tc-ws \"[\" space call"
                     + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
@@ -662,6 +682,12 @@ public final class ToolCalls {
                 names.add(f.name(), restRule);
                 continue;
             }
+            if (format == Format.SOLAR) {
+                // the arguments after their marker, then the call's end
+                rules.put(restRule, JsonSchemaGrammar.literal(SOLAR_ARGS) + " " + prefix + "-args " + JsonSchemaGrammar.literal(SOLAR_CALL_END));
+                names.add(f.name(), restRule);
+                continue;
+            }
             if (format == Format.KIMI) {
                 // the id's index after ':' (no name character), the arguments, the call's end
                 rules.put(restRule, "\":\" [0-9]{1,4} \"" + KIMI_ARGS + "\" " + prefix + "-args \"" + KIMI_CALL_END + "\"");
@@ -722,6 +748,10 @@ public final class ToolCalls {
             // the call's index as the template writes its id, then the name
             sb.append("call ::= \"{\" space \"\\\"tool_call_id\\\"\" space \":\" space \"\\\"\" [0-9]{1,4} \"\\\"\" space \",\" space "
                     + "\"\\\"tool_name\\\"\" space \":\" space call-name\n");
+        } else if (format == Format.SOLAR) {
+            // an id of ten lowercase letters and digits, as its template asks for
+            sb.append("call ::= ").append(JsonSchemaGrammar.literal(SOLAR_CALL)).append(" [a-z0-9]{10} ").append(JsonSchemaGrammar.literal(SOLAR_NAME))
+                    .append(" call-name\n");
         } else if (format == Format.COMMAND_R) {
             sb.append("call ::= \"{\" space \"\\\"tool_name\\\"\" space \":\" space call-name\n");
         } else {
@@ -846,6 +876,9 @@ public final class ToolCalls {
             }
             case DEEPSEEK_R1 -> {
                 return r1(text, functions);
+            }
+            case SOLAR -> {
+                return solar(text, functions);
             }
             case FUNCTIONARY_V31 -> {
                 return functionary(text, functions);
@@ -1341,6 +1374,58 @@ public final class ToolCalls {
         return calls.isEmpty() ? new Reply(text, List.of()) : new Reply(contentBefore(text, first), List.copyOf(calls));
     }
 
+    /** The longest call id read in Solar Open's calls (its template asks for ten characters). */
+    static final int MAX_ID = 64;
+
+    /**
+     * Solar Open's reply: text before {@code <|tool_calls|>} is content; then calls back to back,
+     * each {@code <|tool_call:begin|>ID<|tool_call:name|>NAME<|tool_call:args|>{...}<|tool_call:end|>}
+     * (any id of at most {@link #MAX_ID} characters without {@code <}; the call gets an id of its
+     * own), white space at most between them; the block's end, or the reply's end (the last call's
+     * end may be missing there). Else the whole reply is content.
+     */
+    private static Reply solar(String text, List<Function> functions) {
+        int first = text.indexOf(SOLAR_BLOCK.open());
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        int at = first + SOLAR_BLOCK.open().length();
+        while (true) {
+            at = skipSpace(text, at);
+            if (at == text.length()) {
+                break;
+            }
+            if (text.startsWith(SOLAR_BLOCK.close(), at)) {
+                if (skipSpace(text, at + SOLAR_BLOCK.close().length()) != text.length()) {
+                    return new Reply(text, List.of()); // text after the calls: not a clean tool-call reply
+                }
+                break;
+            }
+            int idEnd = text.indexOf(SOLAR_NAME, at);
+            if (!text.startsWith(SOLAR_CALL, at) || idEnd < 0 || idEnd - at - SOLAR_CALL.length() > MAX_ID
+                    || text.substring(at + SOLAR_CALL.length(), idEnd).contains("<")) {
+                return new Reply(text, List.of());
+            }
+            int nameStart = idEnd + SOLAR_NAME.length();
+            int nameEnd = nameEnd(text, nameStart);
+            String name = text.substring(nameStart, nameEnd);
+            if (!text.startsWith(SOLAR_ARGS, nameEnd) || functions.stream().noneMatch(f -> f.name().equals(name))) {
+                return new Reply(text, List.of());
+            }
+            at = objectCall(text, nameEnd + SOLAR_ARGS.length(), name, Format.SOLAR, calls);
+            if (at < 0) {
+                return new Reply(text, List.of());
+            }
+            if (text.startsWith(SOLAR_CALL_END, at)) {
+                at += SOLAR_CALL_END.length();
+            } else if (at != text.length()) {
+                return new Reply(text, List.of());
+            }
+        }
+        return calls.isEmpty() ? new Reply(text, List.of()) : new Reply(contentBefore(text, first), List.copyOf(calls));
+    }
+
     /**
      * A GPT-OSS reply's call: the message to {@code functions.NAME} (its header up to
      * {@code <|message|>}, at most 64 characters) and a JSON object, nothing but whitespace after
@@ -1429,10 +1514,12 @@ public final class ToolCalls {
      * A call id in the history as the format's template takes it: Mistral's templates take ids of
      * nine letters and digits (Small 3.2's refuses others, and the model wrote such ids), so another
      * id (an OpenAI {@code call_...}, the Messages API's {@code toolu_...}, a client's own) becomes
-     * nine characters derived from it, the same for the call and its result; other formats keep ids as they are.
+     * nine characters derived from it, the same for the call and its result; Solar Open's, ten
+     * lowercase letters and digits, as its template asks the model to write them; other formats
+     * keep ids as they are.
      */
     public static String historyId(Format format, String id) {
-        if (!mistral(format) || id == null || id.matches("[A-Za-z0-9]{9}")) {
+        if (!mapsHistoryIds(format) || id == null || id.matches(format == Format.SOLAR ? "[a-z0-9]{10}" : "[A-Za-z0-9]{9}")) {
             return id;
         }
         byte[] h;
@@ -1441,11 +1528,19 @@ public final class ToolCalls {
         } catch (java.security.NoSuchAlgorithmException e) {
             throw new IllegalStateException(e);
         }
+        String alphabet = format == Format.SOLAR ? LOWER_ALPHANUM : ALPHANUM;
         StringBuilder sb = new StringBuilder();
-        for (int i = 0; i < 9; i++) {
-            sb.append(ALPHANUM.charAt((h[i] & 0xFF) % ALPHANUM.length()));
+        for (int i = 0; i < (format == Format.SOLAR ? 10 : 9); i++) {
+            sb.append(alphabet.charAt((h[i] & 0xFF) % alphabet.length()));
         }
         return sb.toString();
+    }
+
+    private static final String LOWER_ALPHANUM = "abcdefghijklmnopqrstuvwxyz0123456789";
+
+    /** Whether the format's template takes call ids of its own form ({@link #historyId}). */
+    public static boolean mapsHistoryIds(Format format) {
+        return mistral(format) || format == Format.SOLAR;
     }
 
     /** A call's id: OpenAI's {@code call_} and 24 characters; Mistral's 9 (its templates refuse other ids in the history). */

@@ -63,7 +63,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, CR_FENCE, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_AFTER, PY_NEXT, PY_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, CR_FENCE, SOLAR_ID, SOLAR_NAME, SOLAR_CALL_END, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_AFTER, PY_NEXT, PY_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -237,7 +237,7 @@ public final class ToolStream {
                     case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS, GRANITE -> Scan.NEMO_LIST;
                     case COMMAND_R -> Scan.CR_FENCE;
                     case MINIMAX_M1 -> Scan.LINE_NEXT;
-                    case DEEPSEEK_R1 -> Scan.R1_NEXT;
+                    case DEEPSEEK_R1, SOLAR -> Scan.R1_NEXT;
                     case FUNCTIONARY_V31, FUNCTIONARY_V32 -> Scan.BARE_NAME;
                     case LFM2 -> Scan.PY_LIST;
                     default -> Scan.HEAD;
@@ -261,6 +261,7 @@ public final class ToolStream {
                         case KIMI -> Scan.KIMI_INDEX;
                         case GEMMA -> Scan.GEMMA_ARGS;
                         case DEEPSEEK_R1 -> Scan.R1_FENCE;
+                        case SOLAR -> Scan.FN_NAME_END; // the arguments' marker
                         case FUNCTIONARY_V31 -> Scan.FN_NAME_END;
                         case FUNCTIONARY_V32 -> Scan.JSON_ARGS; // white space, then the arguments' object
                         case LFM2 -> Scan.PY_OPEN;
@@ -377,27 +378,40 @@ public final class ToolStream {
                     }
                 }
                 case KIMI_CALL_END -> tag(c, ToolCalls.KIMI_CALL_END, Scan.KIMI_NEXT);
-                case R1_NEXT -> { // in DeepSeek R1's block: a call's start up to its name, or the block's end
+                case R1_NEXT -> { // in DeepSeek R1's block: a call's start up to its name, or the block's end (Solar Open's: up to its id)
                     scanned++;
                     if (head.isEmpty() && Character.isWhitespace(c)) {
                         continue;
                     }
                     head.append(c);
                     String h = head.toString();
-                    if (h.equals(ToolCalls.R1_CALL)) {
+                    String call = format == ToolCalls.Format.SOLAR ? ToolCalls.SOLAR_CALL : ToolCalls.R1_CALL;
+                    if (h.equals(call)) {
                         head.setLength(0);
-                        scan = Scan.BARE_NAME;
+                        scan = format == ToolCalls.Format.SOLAR ? Scan.SOLAR_ID : Scan.BARE_NAME;
                     } else if (h.equals(block.close())) {
                         head.setLength(0);
                         scan = Scan.AFTER;
-                    } else if (!ToolCalls.R1_CALL.startsWith(h) && !block.close().startsWith(h)) {
+                    } else if (!call.startsWith(h) && !block.close().startsWith(h)) {
                         scan = Scan.FAILED;
                     }
                 }
+                case SOLAR_ID -> { // Solar Open's call id, then the mark before its name
+                    if (c == '<') {
+                        scan = Scan.SOLAR_NAME;
+                        head.setLength(0);
+                        continue;
+                    }
+                    scanned++;
+                    head.append(c);
+                    scan = head.length() > ToolCalls.MAX_ID ? Scan.FAILED : scan;
+                }
                 case R1_FENCE -> tag(c, ToolCalls.R1_FENCE, Scan.JSON_ARGS);
                 case CR_FENCE -> tag(c, ToolCalls.CR_FENCE, Scan.NEMO_LIST); // Command R+'s list in its fenced block
-                case FN_NAME_END -> tag(c, ">", Scan.JSON_ARGS);
+                case FN_NAME_END -> tag(c, format == ToolCalls.Format.SOLAR ? ToolCalls.SOLAR_ARGS : ">", Scan.JSON_ARGS);
                 case FN_END -> tag(c, ToolCalls.FUNCTIONARY_CLOSE, Scan.BETWEEN);
+                case SOLAR_NAME -> tag(c, ToolCalls.SOLAR_NAME, Scan.BARE_NAME);
+                case SOLAR_CALL_END -> tag(c, ToolCalls.SOLAR_CALL_END, Scan.R1_NEXT);
                 case JSON_ARGS -> { // the arguments' JSON follows (nothing taken here)
                     arguments = new CompactJson();
                     scan = Scan.ARGUMENTS;
@@ -759,7 +773,8 @@ public final class ToolStream {
                     }
                     if (arguments.done() && (format == ToolCalls.Format.MISTRAL || format == ToolCalls.Format.HARMONY
                             || format == ToolCalls.Format.KIMI || format == ToolCalls.Format.DEEPSEEK_R1
-                            || format == ToolCalls.Format.FUNCTIONARY_V31 || format == ToolCalls.Format.FUNCTIONARY_V32)) {
+                            || format == ToolCalls.Format.FUNCTIONARY_V31 || format == ToolCalls.Format.FUNCTIONARY_V32
+                            || format == ToolCalls.Format.SOLAR)) {
                         endCall(out); // the arguments are the call's end
                         arguments = null;
                         scan = switch (format) {
@@ -767,6 +782,7 @@ public final class ToolStream {
                             case KIMI -> Scan.KIMI_CALL_END;
                             case DEEPSEEK_R1 -> Scan.R1_FENCE_END;
                             case FUNCTIONARY_V31 -> Scan.FN_END;
+                            case SOLAR -> Scan.SOLAR_CALL_END;
                             default -> Scan.AFTER;
                         };
                     } else if (arguments.done()) {
@@ -981,7 +997,9 @@ public final class ToolStream {
     /** True when the constrained reply holds calls only, each whole, in the grammar's layout (after {@link #finish}). */
     public boolean wellFormed() {
         return started && scan != Scan.FAILED && !callOpen && !malformed && calls.stream().allMatch(ToolCalls.Call::complete)
-                && (scan == Scan.BETWEEN || scan == Scan.AFTER || scan == Scan.OPEN_TAG && literal == 0);
+                && (scan == Scan.BETWEEN || scan == Scan.AFTER || scan == Scan.OPEN_TAG && literal == 0
+                        // Solar Open's block's end may be the end of generation
+                        || format == ToolCalls.Format.SOLAR && scan == Scan.R1_NEXT && head.isEmpty() && !calls.isEmpty());
     }
 
     /** The content before the first call (null: none), once {@link #callsStarted}. */

@@ -308,6 +308,23 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
                 .isEqualTo(GrammarVerdict.MAY_END);
     }
 
+    /** Solar Open's calls back to back in their block, an id of ten lowercase letters and digits each; the block's end optional. */
+    @Test
+    void solarCallsBackToBack() {
+        ToolCalls.Format f = ToolCalls.Format.SOLAR;
+        String call = "<|tool_call:begin|>a1b2c3d4e5<|tool_call:name|>get_weather<|tool_call:args|>{\"city\": \"Rome\"}<|tool_call:end|>";
+        for (String g : List.of(ToolCalls.grammar(f, ToolCallsParseTest.FUNCTIONS, true), ToolCalls.lateGrammar(f, ToolCallsParseTest.FUNCTIONS, true))) {
+            for (String reply : List.of("<|tool_calls|>" + call, "<|tool_calls|>" + call + "<|calls|>", "<|tool_calls|>" + call + call)) {
+                assertThat(verdict(g, reply)).as(reply).isEqualTo(GrammarVerdict.MAY_END);
+            }
+            for (String refused : List.of("<|tool_calls|>" + call.replace("a1b2c3d4e5", "A1B2C3D4E5"), "<|tool_calls|>" + call.replace("e5<", "e<"),
+                    "<|tool_calls|>" + call.replace("get_weather", "nope"), "<|tool_calls|>" + call + "<|calls|> words",
+                    "<|tool_calls|>" + call.replace("\"city\": \"Rome\"", ""), "<|tool_calls|><|calls|>")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+    }
+
     @Test
     void cohereCallsInTheirBlock() {
         String call = "{\"tool_call_id\": \"0\", \"tool_name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}";

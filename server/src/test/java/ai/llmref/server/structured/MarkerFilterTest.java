@@ -22,6 +22,32 @@ class MarkerFilterTest {
     }
 
     /**
+     * Solar Open: its content section's start is left out wherever it stands, and the end of its
+     * message ({@code <|end|>}) where it ends the reply (white space at most after it), not where
+     * the reply goes on (its reasoning's end, {@code <|end|><|begin|>assistant}, stays for the reasoning to be read).
+     */
+    @Test
+    void solarOpenRepliesLoseTheirContentSectionsMarkup() throws Exception {
+        MarkerFilter.Envelope solar = MarkerFilter.Envelope.of(java.nio.file.Files.readString(
+                XmlToolCallsTest.templatesDir().resolve("upstage-Solar-Open-100B.jinja")), ReasoningStream.SOLAR);
+        assertThat(solar).isEqualTo(new MarkerFilter.Envelope("", null, List.of("<|content|>"), "<|end|>"));
+        Random rnd = new Random(43);
+        for (String[] c : new String[][] {{"<|content|>Hello there<|end|>", "Hello there"}, {"<|content|>Hi<|end|>\n", "Hi"},
+                {"<|think|>hm<|end|><|begin|>assistant<|content|>Hi<|end|>", "<|think|>hm<|end|><|begin|>assistantHi"},
+                {"<|content|>a <|end|> b", "a <|end|> b"}, {"Hi <|en", "Hi <|en"}, {"<|end|>", ""}, {"", ""},
+                {"<|tool_calls|><|tool_call:begin|>a1b2c3d4e5<|tool_call:name|>f<|tool_call:args|>{}<|tool_call:end|>",
+                        "<|tool_calls|><|tool_call:begin|>a1b2c3d4e5<|tool_call:name|>f<|tool_call:args|>{}<|tool_call:end|>"}}) {
+            assertThat(MarkerFilter.strip(solar, c[0])).as(c[0]).isEqualTo(c[1]);
+            for (int trial = 0; trial < 20; trial++) {
+                assertThat(pieces(solar, c[0], rnd)).as(c[0]).isEqualTo(c[1]);
+            }
+        }
+        // read in its envelope, the reasoning's end is whole: the reply splits into its reasoning and its content
+        assertThat(ReasoningStream.split(MarkerFilter.strip(solar, "<|think|>hm<|end|><|begin|>assistant<|content|>Hi<|end|>"), false, null,
+                ReasoningStream.SOLAR)).isEqualTo(new ReasoningStream.Split("hm", "Hi"));
+    }
+
+    /**
      * Functionary v3.2: the reply is read after its prompt's {@code >>>}; the recipient of text
      * ({@code >>>all} and a line break) is left out where it begins the reply, and nowhere else; a
      * message to a function keeps its {@code >>>}; a reply that begins with no name (no

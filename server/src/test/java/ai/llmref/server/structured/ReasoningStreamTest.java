@@ -112,6 +112,11 @@ class ReasoningStreamTest {
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("Apertus-8B-Instruct.jinja"))))
                 .isSameAs(ReasoningStream.APERTUS);
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("tencent-Hy3.jinja")))).isSameAs(ReasoningStream.HY);
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("upstage-Solar-Open-100B.jinja"))))
+                .isSameAs(ReasoningStream.SOLAR);
+        // Solar Open's low effort: the template writes an empty reasoning message before the reply's
+        assertThat(ReasoningStream.SOLAR.closedAtEnd("<|begin|>assistant<|think|><|end|><|begin|>assistant")).isTrue();
+        assertThat(ReasoningStream.SOLAR.closedAtEnd("<|end|><|begin|>user<|content|>Hi<|end|><|begin|>assistant")).isFalse();
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("Apriel-1.6-15b-Thinker-fixed.jinja"))))
                 .isSameAs(ReasoningStream.APRIEL);
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("unsloth-Apriel-1.5.jinja")))).as("no opening")

@@ -393,6 +393,38 @@ class ToolCallsParseTest {
         assertSplitStreams(f, FUNCTIONS, "Sure. " + calls, 19, "{\"city\":\"Rome\"}", "{}");
     }
 
+    /**
+     * Solar Open's calls: {@code <|tool_calls|>}, then calls back to back, each its id, name and
+     * arguments after their markers; the block's end ({@code <|calls|>}) may be missing, and so may
+     * the last call's end at the reply's end. Ids in the history are ten lowercase letters and
+     * digits, as its template asks for, derived from another id (the same for a call and its result).
+     */
+    @Test
+    void solarWritesCallsBackToBack() {
+        ToolCalls.Format f = ToolCalls.Format.SOLAR;
+        String calls = "<|tool_calls|><|tool_call:begin|>a1b2c3d4e5<|tool_call:name|>get_weather<|tool_call:args|>{\"city\": \"Rome\"}"
+                + "<|tool_call:end|><|tool_call:begin|>x<|tool_call:name|>get_time<|tool_call:args|>{}<|tool_call:end|>";
+        for (String reply : List.of("Checking.\n" + calls + "<|calls|>", "Checking. " + calls, "Checking. "
+                + calls.substring(0, calls.length() - "<|tool_call:end|>".length()))) {
+            ToolCalls.Reply r = ToolCalls.parse(f, reply, FUNCTIONS);
+            assertThat(r.content()).as(reply).isEqualTo("Checking.");
+            assertThat(r.calls()).extracting(ToolCalls.Call::name).containsExactly("get_weather", "get_time");
+            assertThat(r.calls().getFirst().arguments()).isEqualTo("{\"city\":\"Rome\"}");
+            assertThat(r.calls().getFirst().id()).startsWith("call_");
+        }
+        for (String notACall : List.of(calls + "<|calls|> x", calls.replace("get_time", "nope"), calls.replace("{}", "[]"),
+                calls.replace("<|tool_call:name|>get_time", "get_time"), calls.replace(">x<", ">" + "y".repeat(65) + "<"), "<|tool_calls|>")) {
+            assertNoCall(f, FUNCTIONS, notACall);
+        }
+        assertSplitStreams(f, FUNCTIONS, "Sure. " + calls, 23, "{\"city\":\"Rome\"}", "{}");
+        assertSplitStreams(f, FUNCTIONS, "Sure. " + calls + "<|calls|>", 29, "{\"city\":\"Rome\"}", "{}");
+        String id = ToolCalls.historyId(f, "call_Hx7Qa9Zk3LmNp2Rt5VwY8bCd");
+        assertThat(id).matches("[a-z0-9]{10}").isEqualTo(ToolCalls.historyId(f, "call_Hx7Qa9Zk3LmNp2Rt5VwY8bCd"))
+                .isNotEqualTo(ToolCalls.historyId(f, "toolu_01"));
+        assertThat(ToolCalls.historyId(f, "a1b2c3d4e5")).isEqualTo("a1b2c3d4e5");
+        assertThat(ToolCalls.historyId(ToolCalls.Format.HERMES, "call_x")).isEqualTo("call_x");
+    }
+
     @Test
     void llama3JsonReplyIsOneCall() {
         ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.LLAMA3_JSON,

@@ -62,7 +62,7 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
             "MiniMax-M1", "tencent-Hy3", "llama-cpp-deepseek-r1", "meetkai-functionary-medium-v3.1",
             "GigaChat3.1-10B-A1.8B", "Apertus-8B-Instruct", "Kimi-K3",
             "ibm-granite-granite-3.3-2B-Instruct", "LFM2-8B-A1B", "LFM2.5-8B-A1B", "LFM2.5-Instruct", "openbmb-MiniCPM5-1B",
-            "meetkai-functionary-medium-v3.2", "GigaChat3-10B-A1.8B", "CohereForAI-c4ai-command-r-plus-tool_use");
+            "meetkai-functionary-medium-v3.2", "GigaChat3-10B-A1.8B", "CohereForAI-c4ai-command-r-plus-tool_use", "upstage-Solar-Open-100B");
 
     /** The pinned tree's chat templates ({@code models/templates}). */
     static Path templatesDir() throws Exception {

@@ -495,6 +495,34 @@ class ToolCallsTest {
     }
 
     /**
+     * MiniMax M3's calls (its namespaced XML, values nested as elements, all in one block): the
+     * same checks; its reasoning ({@code <mm:think>} … {@code </mm:think>}) is opened by the prompt
+     * where {@code thinking_mode} is "enabled", and a forced call comes after it.
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class MiniMaxFormatM3 extends Family {
+        @Override
+        String templateFile() {
+            return "MiniMax-M3.jinja";
+        }
+
+        @Test
+        void aForcedCallComesAfterTheReasoning() throws Exception {
+            ObjectNode b = ToolCallsTest.request("required").put("reasoning_budget_tokens", 8);
+            b.putObject("chat_template_kwargs").put("thinking_mode", "enabled");
+            assertCallAfterReasoning(post(b), "<mm:think>");
+            // disabled: the prompt writes the bare </mm:think> a reply without reasoning begins with; the reply is all content
+            ObjectNode off = MAPPER.createObjectNode().put("model", "stories260K").put("max_tokens", 12).put("temperature", 0);
+            off.putArray("messages").addObject().put("role", "user").put("content", "Once upon a time");
+            off.putObject("chat_template_kwargs").put("thinking_mode", "disabled");
+            JsonNode msg = post(off).get("choices").get(0).get("message");
+            assertThat(msg.has("reasoning_content")).as(msg.toString()).isFalse();
+            assertThat(msg.get("content").asText()).isNotBlank().doesNotContain("mm:think");
+        }
+    }
+
+    /**
      * DeepSeek V3.2's calls ({@code <｜DSML｜invoke>} elements in one {@code <｜DSML｜function_calls>}
      * block, each parameter saying whether its value is a string): the same checks.
      */

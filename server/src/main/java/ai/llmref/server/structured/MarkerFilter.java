@@ -8,7 +8,8 @@ import java.util.List;
  * reply that begins inside markup its prompt opened read with that markup's start (Functionary
  * v3.2's prompt ends with {@code >>>}, the reply's first recipient after it; a leading
  * {@code >>>all\n}, the recipient of text, is left out; a reply that begins with no name is text),
- * and markup that ends the reply left out there (Solar Open's {@code <|end|>}, after its content section).
+ * and markup that ends the reply left out there (Solar Open's {@code <|end|>}, after its content section),
+ * or begins it (MiniMax M3's bare {@code </mm:think>} before a reply without reasoning).
  * What {@link #push} and {@link #finish}
  * release, joined, is the whole text so read. A tail that may begin a marker waits for the next
  * piece; at the end it is text.
@@ -44,7 +45,8 @@ public final class MarkerFilter {
             }
             List<String> markers = ReasoningStream.envelope(tags);
             String trailing = ReasoningStream.trailing(tags);
-            return markers.isEmpty() && trailing == null ? NONE : new Envelope("", null, markers, trailing);
+            String leading = ReasoningStream.leading(tags);
+            return markers.isEmpty() && trailing == null && leading == null ? NONE : new Envelope("", leading, markers, trailing);
         }
     }
 

@@ -91,6 +91,12 @@ public final class ReasoningStream {
      * the reply's next message begins ({@code <|begin|>assistant}); control tokens but the role's name.
      */
     public static final Tags SOLAR = new Tags("<|think|>", "<|end|><|begin|>assistant", List.of("<|think|>", "<|end|>", "<|begin|>"));
+    /**
+     * MiniMax M3's {@code <mm:think>} … {@code </mm:think>}; a reply without reasoning begins with a
+     * bare {@code </mm:think>} (its template writes one, and the prompt does where thinking is
+     * disabled), left out of the content ({@link #leading}).
+     */
+    public static final Tags MINIMAX_M3 = new Tags("<mm:think>", "</mm:think>", List.of("<mm:think>", "</mm:think>"));
     /** Solar Open's template: its closed reasoning message (llama.cpp's sign of it). */
     private static final String SOLAR_SIGN = "<|begin|>assistant<|think|><|end|>";
     /** How Hy3's template makes its think tags (of their names and a suffix, so neither is in its source). */
@@ -110,7 +116,7 @@ public final class ReasoningStream {
         if (templateSource.contains(SOLAR_SIGN)) {
             return SOLAR;
         }
-        for (Tags t : List.of(CHANNEL, SEED, COHERE, APERTUS, APRIEL, THINK)) {
+        for (Tags t : List.of(CHANNEL, SEED, COHERE, APERTUS, APRIEL, MINIMAX_M3, THINK)) {
             if (templateSource.contains(t.open()) && templateSource.contains(t.close())) {
                 return t;
             }
@@ -133,6 +139,11 @@ public final class ReasoningStream {
     /** Solar Open's content section's start, and the end of its messages, left out where it ends the reply. */
     static final String SOLAR_CONTENT = "<|content|>";
     static final String SOLAR_END = "<|end|>";
+
+    /** What a chat reply's text may begin with and is left out there: MiniMax M3's bare {@code </mm:think>}; null for others. */
+    public static String leading(Tags tags) {
+        return tags == MINIMAX_M3 ? MINIMAX_M3.close() : null;
+    }
 
     /** What a chat reply's text may end with and is left out there ({@link #envelope}): Solar Open's {@code <|end|>}; null for others. */
     public static String trailing(Tags tags) {

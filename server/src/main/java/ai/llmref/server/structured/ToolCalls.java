@@ -77,7 +77,9 @@ import java.util.Map;
  * {@code <|tool_calls|>} and calls back to back,
  * {@code <|tool_call:begin|>ID<|tool_call:name|>NAME<|tool_call:args|>{...}<|tool_call:end|>}, the
  * markers being control tokens (preserved); the block's end, {@code <|calls|>}, may be missing (it
- * may end the generation).
+ * may end the generation). {@link Format#MINIMAX_M3} (MiniMax M3): XML whose tags all begin with
+ * {@code ]<]minimax[>[}, a parameter's name its tag, values nested as elements, all calls in one
+ * block ({@link MiniMaxM3ToolCalls}).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -122,7 +124,8 @@ public final class ToolCalls {
         FUNCTIONARY_V32,
         GIGACHAT3,
         COMMAND_R,
-        SOLAR
+        SOLAR,
+        MINIMAX_M3
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -146,6 +149,7 @@ public final class ToolCalls {
             case GIGACHAT -> List.of(GIGACHAT_OPEN);
             case GIGACHAT3 -> List.of(GIGACHAT3_MESSAGE_END, GIGACHAT3_ROLE_END);
             case SOLAR -> List.of(SOLAR_BLOCK.open(), SOLAR_BLOCK.close(), SOLAR_CALL, SOLAR_NAME, SOLAR_ARGS, SOLAR_CALL_END);
+            case MINIMAX_M3 -> List.of(MiniMaxM3ToolCalls.NS, "<tool_call>", "</tool_call>"); // as llama.cpp preserves them
             case FUNCTIONARY_V32 -> List.of(FUNCTIONARY_V32_TEXT); // as llama.cpp preserves it
             case GRANITE -> List.of(GRANITE_OPEN);
             case LFM2 -> List.of(PythonToolCalls.OPEN, PythonToolCalls.CLOSE);
@@ -218,6 +222,7 @@ public final class ToolCalls {
     static final String CR_FENCE = "```json";
     /** Solar Open's block of calls, and a call's markers: its start (its id follows), before its name, before its arguments, its end. */
     private static final Block SOLAR_BLOCK = new Block("<|tool_calls|>", "<|calls|>");
+    private static final Block M3_BLOCK = new Block(MiniMaxM3ToolCalls.OPEN, MiniMaxM3ToolCalls.CLOSE);
     static final String SOLAR_CALL = "<|tool_call:begin|>";
     static final String SOLAR_NAME = "<|tool_call:name|>";
     static final String SOLAR_ARGS = "<|tool_call:args|>";
@@ -268,6 +273,7 @@ public final class ToolCalls {
             case COHERE -> COHERE_BLOCK;
             case COMMAND_R -> COMMAND_R_BLOCK;
             case SOLAR -> SOLAR_BLOCK;
+            case MINIMAX_M3 -> M3_BLOCK;
             case HUNYUAN -> HY_BLOCK;
             case DEEPSEEK_R1 -> R1_BLOCK;
             case APERTUS -> APERTUS_BLOCK;
@@ -308,7 +314,9 @@ public final class ToolCalls {
     public static Format detect(ChatTemplateRenderer template) {
         String src = template.source();
         Format candidate;
-        if (src.contains(XmlToolCalls.MC_FUNCTION) && src.contains(XmlToolCalls.MC_PARAM)) {
+        if (src.contains(MiniMaxM3ToolCalls.NS) && src.contains("<tool_call>") && src.contains("<invoke name=")) {
+            candidate = Format.MINIMAX_M3; // llama.cpp's test
+        } else if (src.contains(XmlToolCalls.MC_FUNCTION) && src.contains(XmlToolCalls.MC_PARAM)) {
             candidate = Format.MINICPM5;
         } else if (src.contains(GemmaToolCalls.CALL_NAME)) {
             candidate = Format.GEMMA; // llama.cpp's test for its Gemma 4 format
@@ -470,6 +478,8 @@ public final class ToolCalls {
                     + JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? "+ " : " ") + JsonSchemaGrammar.literal(block(format).close());
             case DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? " (\"\\n\" call)*" : "") + " "
                     + JsonSchemaGrammar.literal(block(format).close());
+            case MINIMAX_M3 -> JsonSchemaGrammar.literal(block(format).open() + "\n") + " call" + (several ? " (\"\\n\" call)*" : "") + " "
+                    + JsonSchemaGrammar.literal("\n" + block(format).close());
             // calls back to back, as the template writes them; the block's end may be the end of generation
             case SOLAR -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? "+" : "") + " (" + JsonSchemaGrammar.literal(
                     block(format).close()) + ")?";
@@ -538,6 +548,8 @@ public final class ToolCalls {
                     + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case SOLAR -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws ("
                     + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws)?";
+            case MINIMAX_M3 -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws "
+                    + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case COMMAND_R -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws " + JsonSchemaGrammar.literal(CR_FENCE) + " tc-ws \"[\" space call"
                     + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
@@ -631,6 +643,11 @@ public final class ToolCalls {
                         case MINIMAX, DSML, HY, KIMI3 -> f.name() + dialect.nameEnd();
                         case GLM -> f.name();
                     }, restRule);
+                    continue;
+                }
+                if (format == Format.MINIMAX_M3) {
+                    rules.putAll(MiniMaxM3ToolCalls.rules(f, prefix, restRule));
+                    names.add(f.name() + "\">", restRule);
                     continue;
                 }
                 if (format == Format.LFM2) {
@@ -748,6 +765,9 @@ public final class ToolCalls {
             // the call's index as the template writes its id, then the name
             sb.append("call ::= \"{\" space \"\\\"tool_call_id\\\"\" space \":\" space \"\\\"\" [0-9]{1,4} \"\\\"\" space \",\" space "
                     + "\"\\\"tool_name\\\"\" space \":\" space call-name\n");
+        } else if (format == Format.MINIMAX_M3) {
+            sb.append("call ::= ").append(JsonSchemaGrammar.literal(MiniMaxM3ToolCalls.INVOKE)).append(" call-name\n")
+                    .append(MiniMaxM3ToolCalls.sharedRules());
         } else if (format == Format.SOLAR) {
             // an id of ten lowercase letters and digits, as its template asks for
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(SOLAR_CALL)).append(" [a-z0-9]{10} ").append(JsonSchemaGrammar.literal(SOLAR_NAME))
@@ -879,6 +899,11 @@ public final class ToolCalls {
             }
             case SOLAR -> {
                 return solar(text, functions);
+            }
+            case MINIMAX_M3 -> {
+                int first = text.indexOf(MiniMaxM3ToolCalls.OPEN);
+                List<Call> calls = first < 0 ? null : MiniMaxM3ToolCalls.calls(text, first + MiniMaxM3ToolCalls.OPEN.length(), functions);
+                return calls == null ? new Reply(text, List.of()) : new Reply(contentBefore(text, first), List.copyOf(calls));
             }
             case FUNCTIONARY_V31 -> {
                 return functionary(text, functions);

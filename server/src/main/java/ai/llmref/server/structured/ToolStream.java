@@ -63,7 +63,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, CR_FENCE, SOLAR_ID, SOLAR_NAME, SOLAR_CALL_END, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_AFTER, PY_NEXT, PY_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, CR_FENCE, SOLAR_ID, SOLAR_NAME, SOLAR_CALL_END, M3_BLOCK, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_AFTER, PY_NEXT, PY_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -236,6 +236,7 @@ public final class ToolStream {
                     case MISTRAL, HARMONY -> Scan.BARE_NAME;
                     case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS, GRANITE -> Scan.NEMO_LIST;
                     case COMMAND_R -> Scan.CR_FENCE;
+                    case MINIMAX_M3 -> Scan.M3_BLOCK;
                     case MINIMAX_M1 -> Scan.LINE_NEXT;
                     case DEEPSEEK_R1, SOLAR -> Scan.R1_NEXT;
                     case FUNCTIONARY_V31, FUNCTIONARY_V32 -> Scan.BARE_NAME;
@@ -411,6 +412,7 @@ public final class ToolStream {
                 case FN_NAME_END -> tag(c, format == ToolCalls.Format.SOLAR ? ToolCalls.SOLAR_ARGS : ">", Scan.JSON_ARGS);
                 case FN_END -> tag(c, ToolCalls.FUNCTIONARY_CLOSE, Scan.BETWEEN);
                 case SOLAR_NAME -> tag(c, ToolCalls.SOLAR_NAME, Scan.BARE_NAME);
+                case M3_BLOCK -> m3(c, out);
                 case SOLAR_CALL_END -> tag(c, ToolCalls.SOLAR_CALL_END, Scan.R1_NEXT);
                 case JSON_ARGS -> { // the arguments' JSON follows (nothing taken here)
                     arguments = new CompactJson();
@@ -822,6 +824,56 @@ public final class ToolStream {
             }
         }
         return out;
+    }
+
+    /** The call text beyond which MiniMax M3's call is read again only where an element may have ended (at '>'). */
+    private static final int M3_EVERY_CHARACTER = 8192;
+
+    /**
+     * MiniMax M3's block: a call's text ({@link #head}) read again as it grows
+     * ({@link MiniMaxM3ToolCalls.Reader}): the call starts once its name is whole, its arguments
+     * are sent as the JSON read so far grows, and it ends with its {@code NS</invoke>}; or the block's end.
+     */
+    private void m3(char c, List<Piece> out) {
+        scanned++;
+        if (head.isEmpty() && Character.isWhitespace(c)) {
+            return;
+        }
+        head.append(c);
+        String h = head.toString();
+        if (!callOpen && h.equals(MiniMaxM3ToolCalls.CLOSE)) {
+            head.setLength(0);
+            scan = Scan.AFTER;
+            return;
+        }
+        if (!callOpen && MiniMaxM3ToolCalls.CLOSE.startsWith(h) || h.length() > M3_EVERY_CHARACTER && c != '>') {
+            return;
+        }
+        MiniMaxM3ToolCalls.Reader r = new MiniMaxM3ToolCalls.Reader(h, 0, true);
+        if (!r.call(functions) || !r.ended && r.at != h.length()) {
+            scan = Scan.FAILED;
+            return;
+        }
+        if (!callOpen && r.function != null) {
+            startCall(r.function.name(), out);
+            args.setLength(0);
+        }
+        if (!callOpen) {
+            return;
+        }
+        String a = r.out.toString();
+        if (a.startsWith(args.toString())) {
+            if (a.length() > args.length()) {
+                out.add(new CallArguments(calls.size(), a.substring(args.length())));
+                args.append(a, args.length(), a.length());
+            }
+        } else if (!r.ended) {
+            malformed = true; // what was sent is not the arguments' start (a union read as another alternative at last)
+        }
+        if (!r.ended) {
+            endCall(out);
+            head.setLength(0);
+        }
     }
 
     /**

@@ -279,7 +279,7 @@ final class XmlToolCalls {
         return new Plan(List.copyOf(params), root);
     }
 
-    private enum Stringness { ONLY, NEVER, BOTH }
+    enum Stringness { ONLY, NEVER, BOTH }
 
     private static Kind kind(Stringness s) {
         return switch (s) {
@@ -290,7 +290,7 @@ final class XmlToolCalls {
     }
 
     /** Whether a schema's values are all strings, none, or some (references followed, at most 32 deep). */
-    private static Stringness stringness(JsonNode root, JsonNode schema, int depth) {
+    static Stringness stringness(JsonNode root, JsonNode schema, int depth) {
         if (!schema.isObject() || depth > 32) {
             return Stringness.BOTH;
         }
@@ -471,21 +471,30 @@ final class XmlToolCalls {
      */
     static String scanRules(String name, String end) {
         String t = name + "-t";
-        String first = end.charAt(0) == '\n' ? "\\n" : String.valueOf(end.charAt(0));
+        char f = end.charAt(0);
+        String first = inClass(f);
         StringBuilder sb = new StringBuilder(name + " ::= " + t + "0\n");
-        sb.append(t).append("0 ::= ( [^").append(first).append("] ").append(t).append("0 | \"").append(first).append("\" ").append(t)
-                .append("1 )?\n");
+        sb.append(t).append("0 ::= ( [^").append(first).append("] ").append(t).append("0 | ").append(JsonSchemaGrammar.literal(String.valueOf(f)))
+                .append(' ').append(t).append("1 )?\n");
         for (int k = 1; k < end.length(); k++) {
             char c = end.charAt(k);
-            String cc = c == '"' ? "\\\"" : String.valueOf(c);
-            sb.append(t).append(k).append(" ::= ( [^").append(first).append(cc).append("] ").append(t).append("0 | \"").append(first)
-                    .append("\" ").append(t).append("1");
+            sb.append(t).append(k).append(" ::= ( [^").append(first).append(inClass(c)).append("] ").append(t).append("0 | ")
+                    .append(JsonSchemaGrammar.literal(String.valueOf(f))).append(' ').append(t).append("1");
             if (k + 1 < end.length()) {
-                sb.append(" | \"").append(cc).append("\" ").append(t).append(k + 1);
+                sb.append(" | ").append(JsonSchemaGrammar.literal(String.valueOf(c))).append(' ').append(t).append(k + 1);
             }
             sb.append(" )?\n");
         }
         return sb.toString();
+    }
+
+    /** A character as GBNF writes it inside a character class. */
+    private static String inClass(char c) {
+        return switch (c) {
+            case '\n' -> "\\n";
+            case ']', '\\', '^', '-', '[', '"' -> "\\" + c;
+            default -> String.valueOf(c);
+        };
     }
 
     /** A raw string's value rule: an enum's or const's strings, or text within length bounds. */
@@ -535,7 +544,7 @@ final class XmlToolCalls {
     }
 
     /** Whether every string is valid under the schema (a plain string type, no schema, or an alternative that is one). */
-    private static boolean admitsEveryString(JsonNode root, JsonNode schema, int depth) {
+    static boolean admitsEveryString(JsonNode root, JsonNode schema, int depth) {
         if (schema.isBoolean()) {
             return schema.booleanValue();
         }

@@ -47,6 +47,22 @@ class MarkerFilterTest {
                 ReasoningStream.SOLAR)).isEqualTo(new ReasoningStream.Split("hm", "Hi"));
     }
 
+    /** MiniMax M3: a reply without reasoning begins with a bare {@code </mm:think>}, left out there and nowhere else. */
+    @Test
+    void miniMaxM3RepliesLoseTheirLeadingEndOfReasoning() throws Exception {
+        MarkerFilter.Envelope m3 = MarkerFilter.Envelope.of(java.nio.file.Files.readString(XmlToolCallsTest.templatesDir().resolve("MiniMax-M3.jinja")),
+                ReasoningStream.MINIMAX_M3);
+        assertThat(m3).isEqualTo(new MarkerFilter.Envelope("", "</mm:think>", List.of()));
+        Random rnd = new Random(47);
+        for (String[] c : new String[][] {{"</mm:think>Hello there", "Hello there"}, {"<mm:think>hm</mm:think>Hi", "<mm:think>hm</mm:think>Hi"},
+                {"Hi </mm:think> there", "Hi </mm:think> there"}, {"</mm:th", "</mm:th"}, {"</mm:think>", ""}, {"", ""}}) {
+            assertThat(MarkerFilter.strip(m3, c[0])).as(c[0]).isEqualTo(c[1]);
+            for (int trial = 0; trial < 20; trial++) {
+                assertThat(pieces(m3, c[0], rnd)).as(c[0]).isEqualTo(c[1]);
+            }
+        }
+    }
+
     /**
      * Functionary v3.2: the reply is read after its prompt's {@code >>>}; the recipient of text
      * ({@code >>>all} and a line break) is left out where it begins the reply, and nowhere else; a

@@ -112,6 +112,9 @@ class ReasoningStreamTest {
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("Apertus-8B-Instruct.jinja"))))
                 .isSameAs(ReasoningStream.APERTUS);
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("tencent-Hy3.jinja")))).isSameAs(ReasoningStream.HY);
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("MiniMax-M3.jinja")))).isSameAs(ReasoningStream.MINIMAX_M3);
+        assertThat(ReasoningStream.split("<mm:think>hm</mm:think>Hi", false, null, ReasoningStream.MINIMAX_M3))
+                .isEqualTo(new ReasoningStream.Split("hm", "Hi"));
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("upstage-Solar-Open-100B.jinja"))))
                 .isSameAs(ReasoningStream.SOLAR);
         // Solar Open's low effort: the template writes an empty reasoning message before the reply's

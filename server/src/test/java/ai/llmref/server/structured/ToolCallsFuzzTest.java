@@ -33,9 +33,10 @@ class ToolCallsFuzzTest {
                 ToolCalls.Format.DEEPSEEK_R1, ToolCalls.Format.FUNCTIONARY_V31, ToolCalls.Format.GIGACHAT,
                 ToolCalls.Format.APERTUS, ToolCalls.Format.KIMI3, ToolCalls.Format.GRANITE,
                 ToolCalls.Format.LFM2, ToolCalls.Format.MINICPM5, ToolCalls.Format.FUNCTIONARY_V32,
-                ToolCalls.Format.GIGACHAT3, ToolCalls.Format.COMMAND_R, ToolCalls.Format.SOLAR)) {
+                ToolCalls.Format.GIGACHAT3, ToolCalls.Format.COMMAND_R, ToolCalls.Format.SOLAR, ToolCalls.Format.MINIMAX_M3)) {
             // the XML formats read values by their schemas: their functions declare strings, numbers, unions, references
-            boolean xml = ToolCalls.xml(format) || format == ToolCalls.Format.LFM2; // LFM2's keys are declared properties too
+            // LFM2's and MiniMax M3's keys are declared properties too
+            boolean xml = ToolCalls.xml(format) || format == ToolCalls.Format.LFM2 || format == ToolCalls.Format.MINIMAX_M3;
             List<ToolCalls.Function> functions = xml ? XmlToolCallsTest.FUNCTIONS : ToolCallsParseTest.FUNCTIONS;
             List<String> names = functions.stream().map(ToolCalls.Function::name).toList();
             ToolCalls.Reply reply = ToolCalls.parse(format, text, functions);

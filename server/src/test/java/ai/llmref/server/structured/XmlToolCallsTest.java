@@ -39,8 +39,7 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
     /**
      * The pinned templates with a tool-call format here. Before the check that a template's own
      * call reads back, MiniMax M3 (its own XML) and Apriel 1.5 ({@code <tool_calls>[...]}) were
-     * read as Hermes, and had no format (Apriel's JSON list in its block has one since; MiniMax M3
-     * has none: tools are a 400 there); GLM 4.6, GLM 4.7 Flash, Spark
+     * read as Hermes, and had no format (both have their own since); GLM 4.6, GLM 4.7 Flash, Spark
      * 2.5, Ling 3.0 Flash and the three Laguna were read as Hermes too, and are now GLM's format;
      * Mistral Small 3.2, Devstral and Ministral 3 write Mistral's ({@code [TOOL_CALLS]name[ARGS]}), Mistral
      * Nemo a JSON list after {@code [TOOL_CALLS]}; GPT-OSS a message to {@code functions.NAME};
@@ -62,7 +61,8 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
             "MiniMax-M1", "tencent-Hy3", "llama-cpp-deepseek-r1", "meetkai-functionary-medium-v3.1",
             "GigaChat3.1-10B-A1.8B", "Apertus-8B-Instruct", "Kimi-K3",
             "ibm-granite-granite-3.3-2B-Instruct", "LFM2-8B-A1B", "LFM2.5-8B-A1B", "LFM2.5-Instruct", "openbmb-MiniCPM5-1B",
-            "meetkai-functionary-medium-v3.2", "GigaChat3-10B-A1.8B", "CohereForAI-c4ai-command-r-plus-tool_use", "upstage-Solar-Open-100B");
+            "meetkai-functionary-medium-v3.2", "GigaChat3-10B-A1.8B", "CohereForAI-c4ai-command-r-plus-tool_use", "upstage-Solar-Open-100B",
+            "MiniMax-M3");
 
     /** The pinned tree's chat templates ({@code models/templates}). */
     static Path templatesDir() throws Exception {
@@ -340,12 +340,16 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
     }
 
     private static void streams(ToolCalls.Format format, List<String> replies) {
+        streams(format, FUNCTIONS, replies);
+    }
+
+    private static void streams(ToolCalls.Format format, List<ToolCalls.Function> functions, List<String> replies) {
         Random rnd = new Random(7);
         for (String reply : replies) {
-            ToolCalls.Reply whole = ToolCalls.parse(format, reply, FUNCTIONS);
+            ToolCalls.Reply whole = ToolCalls.parse(format, reply, functions);
             assertThat(whole.calls()).as(reply).isNotEmpty();
             for (int trial = 0; trial < 40; trial++) {
-                SplitStream.Fed fed = SplitStream.feed(format, false, FUNCTIONS, reply, rnd, 6);
+                SplitStream.Fed fed = SplitStream.feed(format, false, functions, reply, rnd, 6);
                 ToolStream s = fed.stream();
                 List<ToolStream.Piece> pieces = fed.pieces();
                 assertThat(s.wellFormed()).as(reply).isTrue();
@@ -502,6 +506,91 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
         assertThat(verdict(forced, weather + "\n" + write)).isEqualTo(GrammarVerdict.MAY_END);
         assertThat(verdict(late, weather + "\n" + write)).isEqualTo(GrammarVerdict.MAY_END);
         assertThat(verdict(one, weather + "\n<seed:tool_call>")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+    }
+
+    /** Functions whose values MiniMax M3 writes nested: an array of objects, a union, booleans, a free object. */
+    static final List<ToolCalls.Function> M3_FUNCTIONS = List.of(FUNCTIONS.getFirst(),
+            new ToolCalls.Function("plan_trip", ToolCallsParseTest.json("""
+                    {"type":"object","properties":{
+                     "stops":{"type":"array","minItems":1,"items":{"$ref":"#/$defs/Stop"}},
+                     "budget":{"anyOf":[{"type":"number"},{"type":"null"}]},
+                     "flags":{"type":"array","items":{"type":"boolean"}},
+                     "note":{"type":["string","null"]},
+                     "meta":{"type":"object"}},
+                     "required":["stops"],
+                     "$defs":{"Stop":{"type":"object","properties":{"city":{"type":"string"},"nights":{"type":"integer","minimum":1}},
+                      "required":["city"]}}}""")),
+            FUNCTIONS.getLast());
+
+    /**
+     * MiniMax M3: its calls' tags all begin with {@code ]<]minimax[>[}, a parameter's name is its
+     * tag and values nest as elements, as its template's {@code to_xml} writes them: the template
+     * detected, its own calls read back; calls read by their schemas (a value that may be a string
+     * raw, an object's members and an array's items as elements, a union's first alternative that
+     * reads, numbers and a free object as JSON), whole, streamed and cut short; the grammars write
+     * the template's layout and refuse what the schemas do not admit; what cannot be enforced is a 400.
+     */
+    @Test
+    void miniMaxM3NestsValuesAsElements() throws Exception {
+        ToolCalls.Format f = ToolCalls.Format.MINIMAX_M3;
+        String ns = MiniMaxM3ToolCalls.NS;
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(templates().get("MiniMax-M3"), "", ""))).isEqualTo(f);
+        String weather = ns + "<invoke name=\"get_weather\">" + ns + "<city>Rome" + ns + "</city>" + ns + "<days>3" + ns + "</days>" + ns + "</invoke>";
+        String trip = ns + "<invoke name=\"plan_trip\">" + ns + "<stops>" + ns + "<item>" + ns + "<city>Paris" + ns + "</city>" + ns + "<nights>2"
+                + ns + "</nights>" + ns + "</item>" + ns + "<item>" + ns + "<city>Nice \"sud\"" + ns + "</city>" + ns + "</item>" + ns + "</stops>"
+                + ns + "<budget>1200.5" + ns + "</budget>" + ns + "<flags>" + ns + "<item>true" + ns + "</item>" + ns + "<item>false" + ns
+                + "</item>" + ns + "</flags>" + ns + "<note>line 1\nline 2" + ns + "</note>" + ns + "<meta>{\"a\": [1]}" + ns + "</meta>" + ns + "</invoke>";
+        String open = MiniMaxM3ToolCalls.OPEN;
+        String close = MiniMaxM3ToolCalls.CLOSE;
+        String reply = "Let me check.\n" + open + "\n" + weather + "\n" + trip + "\n" + close;
+        ToolCalls.Reply r = ToolCalls.parse(f, reply, M3_FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Let me check.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\",\"days\":3}",
+                "{\"stops\":[{\"city\":\"Paris\",\"nights\":2},{\"city\":\"Nice \\\"sud\\\"\"}],\"budget\":1200.5,\"flags\":[true,false],"
+                        + "\"note\":\"line 1\\nline 2\",\"meta\":{\"a\": [1]}}");
+        assertThat(ToolCalls.parse(f, open + "\n" + ns + "<invoke name=\"get_time\">" + ns + "</invoke>", M3_FUNCTIONS).calls())
+                .as("the block's end missing at the reply's end").singleElement().extracting(ToolCalls.Call::arguments).isEqualTo("{}");
+        for (String notCalls : List.of(reply + " done", reply.replace("get_weather", "get_wind"), reply.replace("<days>3", "<days>three"),
+                reply.replace("<days>", "<hours>").replace("</days>", "</hours>"), reply.replace("<flags>", "<flags>x"),
+                reply.replace(weather, weather.replace(ns + "</invoke>", ns + "<days>4" + ns + "</days>" + ns + "</invoke>")),
+                "<minimax:tool_call>\n<invoke name=\"get_weather\">\n<parameter name=\"city\">Rome</parameter>\n</invoke>\n</minimax:tool_call>")) {
+            assertThat(ToolCalls.parse(f, notCalls, M3_FUNCTIONS).calls()).as(notCalls).isEmpty();
+        }
+        // a call cut short: the JSON read so far, each cut's a prefix of the whole's
+        String whole = r.calls().getLast().arguments();
+        for (int cut = 0; cut < trip.length(); cut++) {
+            MiniMaxM3ToolCalls.Reader partial = new MiniMaxM3ToolCalls.Reader(trip.substring(0, cut), 0, true);
+            assertThat(partial.call(M3_FUNCTIONS)).as(trip.substring(0, cut)).isTrue();
+            assertThat(whole).as(trip.substring(0, cut)).startsWith(partial.out.toString());
+        }
+        streams(f, M3_FUNCTIONS, List.of(reply, open + "\n" + weather + "\n" + close, open + ns + "<invoke name=\"get_time\">" + ns + "</invoke>" + close));
+        String forced = ToolCalls.grammar(f, M3_FUNCTIONS, true);
+        String one = ToolCalls.grammar(f, M3_FUNCTIONS, false);
+        String late = ToolCalls.lateGrammar(f, M3_FUNCTIONS, true);
+        String written = trip.replace("{\"a\": [1]}", "{\"a\":[1]}");
+        for (String g : List.of(forced, one, late)) {
+            assertThat(verdict(g, open + "\n" + weather + "\n" + close)).as(g).isEqualTo(GrammarVerdict.MAY_END);
+            assertThat(verdict(g, open + "\n" + written + "\n" + close)).isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of(open + "\n" + weather.replace("get_weather", "get_wind"), open + "\n" + weather.replace("<days>3", "<days>9"),
+                    open + "\n" + weather.replace("Rome", "Ro]<me"), open + "\n" + written.replace(ns + "<stops>" + ns + "<item>" + ns + "<city>Paris" + ns
+                            + "</city>" + ns + "<nights>2" + ns + "</nights>" + ns + "</item>" + ns + "<item>" + ns + "<city>Nice \"sud\"" + ns + "</city>"
+                            + ns + "</item>" + ns + "</stops>", ns + "<stops>" + ns + "</stops>"),
+                    open + "\n" + weather + "\n" + close + " and more", open + "\n" + ns + "<invoke name=\"get_weather\">" + ns + "</invoke>")) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        assertThat(verdict(forced, open + "\n" + weather + "\n" + written + "\n" + close)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, open + "\n" + weather + "\n" + ns + "<invoke")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+        // what cannot be enforced: a pattern on a raw string, a union that may be a string but not every one, a recursive reference
+        for (String[] c : new String[][] {{"{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\",\"pattern\":\"^x\"}}}", "/properties/a/pattern"},
+                {"{\"type\":\"object\",\"properties\":{\"a\":{\"anyOf\":[{\"type\":\"string\",\"maxLength\":3},{\"type\":\"integer\"}]}}}", "/properties/a"},
+                {"{\"type\":\"object\",\"properties\":{\"a\":{\"$ref\":\"#/$defs/N\"}},\"$defs\":{\"N\":{\"type\":\"object\","
+                        + "\"properties\":{\"next\":{\"$ref\":\"#/$defs/N\"}}}}}", null},
+                {"{\"type\":\"object\",\"properties\":{\"a b\":{\"type\":\"string\"}}}", "/properties/a b"}}) {
+            List<ToolCalls.Function> fs = List.of(new ToolCalls.Function("f", ToolCallsParseTest.json(c[0])));
+            assertThatThrownBy(() -> ToolCalls.grammar(f, fs, false)).as(c[0]).isInstanceOf(SchemaException.class)
+                    .satisfies(e -> assertThat(((SchemaException) e).pointer()).startsWith("/tools/0/function/parameters" + (c[1] == null ? "" : c[1])));
+        }
     }
 
     /**

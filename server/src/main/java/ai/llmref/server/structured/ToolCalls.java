@@ -1164,9 +1164,10 @@ public final class ToolCalls {
     private static Reply gigaChat(String text, List<Function> functions, Format format) {
         String open = opening(format);
         String end = format == Format.GIGACHAT3 ? GIGACHAT3_MESSAGE_END : null;
+        Reply noCall = new Reply(end == null ? text : withoutEnd(text, end), List.of());
         int first = text.indexOf(open);
         if (first < 0) {
-            return new Reply(end == null ? text : withoutEnd(text, end), List.of());
+            return noCall;
         }
         Json body = json(text, first + open.length());
         Call c = body == null ? null : call(body.value(), "arguments", functions, format);
@@ -1175,7 +1176,7 @@ public final class ToolCalls {
             after = skipSpace(text, after + end.length());
         }
         if (c == null || after != text.length()) {
-            return new Reply(text, List.of());
+            return noCall;
         }
         return new Reply(contentBefore(text, first), List.of(c));
     }

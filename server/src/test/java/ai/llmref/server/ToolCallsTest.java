@@ -494,6 +494,28 @@ class ToolCallsTest {
         }
     }
 
+    /** muse-glimmer's calls (each a message to its function, an ATEM block in it): the same checks. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class MuseFormat extends Family {
+        @Override
+        String templateFile() {
+            return "muse-glimmer.jinja";
+        }
+
+        /** A second message's start ({@code <|eom|><|start|>assistant to=}) is many of stories260K's tokens: room for two calls. */
+        @Override
+        Map<String, String> extraConfig() {
+            return Map.of("engine.slot-context", "4096", "limits.max-tokens", "700");
+        }
+
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            ObjectNode b = ToolCallsTest.request(choice);
+            return b.get("max_tokens").asInt() == 250 ? b.put("max_tokens", 700) : b;
+        }
+    }
+
     /**
      * MiniMax M3's calls (its namespaced XML, values nested as elements, all in one block): the
      * same checks; its reasoning ({@code <mm:think>} … {@code </mm:think>}) is opened by the prompt

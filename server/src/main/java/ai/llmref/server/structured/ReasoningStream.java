@@ -97,6 +97,12 @@ public final class ReasoningStream {
      * disabled), left out of the content ({@link #leading}).
      */
     public static final Tags MINIMAX_M3 = new Tags("<mm:think>", "</mm:think>", List.of("<mm:think>", "</mm:think>"));
+    /**
+     * muse-glimmer's reasoning: a message to itself, {@code  to=self<|message|>} … {@code <|eom|>}
+     * (the prompt ends with the message's {@code <|start|>assistant}); its answer is a message to
+     * the user, whose recipient and start ({@link #envelope}) are left out of the content.
+     */
+    public static final Tags MUSE = new Tags("to=self<|message|>", "<|eom|>", List.of("<|start|>", "<|message|>", "<|eom|>", "<|eot|>"));
     /** Solar Open's template: its closed reasoning message (llama.cpp's sign of it). */
     private static final String SOLAR_SIGN = "<|begin|>assistant<|think|><|end|>";
     /** How Hy3's template makes its think tags (of their names and a suffix, so neither is in its source). */
@@ -116,6 +122,9 @@ public final class ReasoningStream {
         if (templateSource.contains(SOLAR_SIGN)) {
             return SOLAR;
         }
+        if (templateSource.contains(MUSE.open()) && templateSource.contains(MUSE.close()) && templateSource.contains("<atem:")) {
+            return MUSE;
+        }
         for (Tags t : List.of(CHANNEL, SEED, COHERE, APERTUS, APRIEL, MINIMAX_M3, THINK)) {
             if (templateSource.contains(t.open()) && templateSource.contains(t.close())) {
                 return t;
@@ -129,25 +138,32 @@ public final class ReasoningStream {
      * model says): Kimi K3's response element, {@code <|open|>response<|sep|>} and
      * {@code <|close|>response<|sep|>}, and the message's end, {@code <|close|>message<|sep|>}
      * (llama.cpp's Kimi K3 parser reads them so); Solar Open's content section, {@code <|content|>};
-     * none for other tags.
+     * muse-glimmer's next message's start, {@code <|start|>assistant}, and its message to the user
+     * up to the text, {@code  to=user<|message|>}; none for other tags.
      */
     public static List<String> envelope(Tags tags) {
         return tags == KIMI3 ? List.of(ToolCalls.K3_RESPONSE, ToolCalls.K3_RESPONSE_END, XmlToolCalls.K3_CLOSE + "message" + XmlToolCalls.K3_SEP)
-                : tags == SOLAR ? List.of(SOLAR_CONTENT) : List.of();
+                : tags == SOLAR ? List.of(SOLAR_CONTENT) : tags == MUSE ? List.of(ToolCalls.MUSE_NEXT, MUSE_TO_USER) : List.of();
     }
 
     /** Solar Open's content section's start, and the end of its messages, left out where it ends the reply. */
     static final String SOLAR_CONTENT = "<|content|>";
     static final String SOLAR_END = "<|end|>";
 
-    /** What a chat reply's text may begin with and is left out there: MiniMax M3's bare {@code </mm:think>}; null for others. */
+    /** muse-glimmer's message to the user up to its text. */
+    static final String MUSE_TO_USER = " to=user<|message|>";
+
+    /**
+     * What a chat reply's text may begin with and is left out there: MiniMax M3's bare
+     * {@code </mm:think>}; muse-glimmer's message without a recipient (the user's), {@code <|message|>}; null for others.
+     */
     public static String leading(Tags tags) {
-        return tags == MINIMAX_M3 ? MINIMAX_M3.close() : null;
+        return tags == MINIMAX_M3 ? MINIMAX_M3.close() : tags == MUSE ? ToolCalls.MUSE_MESSAGE : null;
     }
 
-    /** What a chat reply's text may end with and is left out there ({@link #envelope}): Solar Open's {@code <|end|>}; null for others. */
+    /** What a chat reply's text may end with and is left out there ({@link #envelope}): Solar Open's {@code <|end|>}, muse-glimmer's {@code <|eom|>}; null for others. */
     public static String trailing(Tags tags) {
-        return tags == SOLAR ? SOLAR_END : null;
+        return tags == SOLAR ? SOLAR_END : tags == MUSE ? MUSE.close() : null;
     }
 
     /** What may be sent now. */

@@ -79,7 +79,9 @@ import java.util.Map;
  * markers being control tokens (preserved); the block's end, {@code <|calls|>}, may be missing (it
  * may end the generation). {@link Format#MINIMAX_M3} (MiniMax M3): XML whose tags all begin with
  * {@code ]<]minimax[>[}, a parameter's name its tag, values nested as elements, all calls in one
- * block ({@link MiniMaxM3ToolCalls}).
+ * block ({@link MiniMaxM3ToolCalls}). {@link Format#MUSE} (muse-glimmer): each call a message to
+ * its function, {@code to=NAME<|message|><atem:function_calls>\n<atem:invoke name="NAME">\n...</atem:invoke>\n</atem:function_calls>}
+ * ({@link XmlToolCalls.Dialect#ATEM}), {@code <|eom|>} and the next message's start between them.
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -125,7 +127,8 @@ public final class ToolCalls {
         GIGACHAT3,
         COMMAND_R,
         SOLAR,
-        MINIMAX_M3
+        MINIMAX_M3,
+        MUSE
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -150,6 +153,7 @@ public final class ToolCalls {
             case GIGACHAT3 -> List.of(GIGACHAT3_MESSAGE_END, GIGACHAT3_ROLE_END);
             case SOLAR -> List.of(SOLAR_BLOCK.open(), SOLAR_BLOCK.close(), SOLAR_CALL, SOLAR_NAME, SOLAR_ARGS, SOLAR_CALL_END);
             case MINIMAX_M3 -> List.of(MiniMaxM3ToolCalls.NS, "<tool_call>", "</tool_call>"); // as llama.cpp preserves them
+            case MUSE -> List.of(ATEM_BLOCK.open(), ATEM_BLOCK.close(), "<atem:invoke", "<atem:parameter", "</atem:parameter>", "</atem:invoke>");
             case FUNCTIONARY_V32 -> List.of(FUNCTIONARY_V32_TEXT); // as llama.cpp preserves it
             case GRANITE -> List.of(GRANITE_OPEN);
             case LFM2 -> List.of(PythonToolCalls.OPEN, PythonToolCalls.CLOSE);
@@ -198,7 +202,8 @@ public final class ToolCalls {
     /** Whether parameters are written one by one, values typed by their schemas ({@link XmlToolCalls}). */
     static boolean xml(Format format) {
         return format == Format.XML || format == Format.GLM_XML || format == Format.MINIMAX_XML || deepSeek(format)
-                || format == Format.SEED_XML || format == Format.HUNYUAN || format == Format.KIMI3 || format == Format.MINICPM5;
+                || format == Format.SEED_XML || format == Format.HUNYUAN || format == Format.KIMI3 || format == Format.MINICPM5
+                || format == Format.MUSE;
     }
 
     /** Whether calls are DeepSeek V3.2's or V4's DSML. */
@@ -223,6 +228,16 @@ public final class ToolCalls {
     /** Solar Open's block of calls, and a call's markers: its start (its id follows), before its name, before its arguments, its end. */
     private static final Block SOLAR_BLOCK = new Block("<|tool_calls|>", "<|calls|>");
     private static final Block M3_BLOCK = new Block(MiniMaxM3ToolCalls.OPEN, MiniMaxM3ToolCalls.CLOSE);
+    /**
+     * muse-glimmer's block of a call's message, what begins a message to a recipient (after the
+     * reply's start or the next message's {@code <|start|>assistant }), what ends its name, and what
+     * ends a message that more follow ({@link #MUSE_NEXT} the next one's start).
+     */
+    private static final Block ATEM_BLOCK = new Block("<atem:function_calls>", "</atem:function_calls>");
+    static final String MUSE_TO = "to=";
+    static final String MUSE_MESSAGE = "<|message|>";
+    static final String MUSE_END = "<|eom|>";
+    static final String MUSE_NEXT = "<|start|>assistant";
     static final String SOLAR_CALL = "<|tool_call:begin|>";
     static final String SOLAR_NAME = "<|tool_call:name|>";
     static final String SOLAR_ARGS = "<|tool_call:args|>";
@@ -274,6 +289,7 @@ public final class ToolCalls {
             case COMMAND_R -> COMMAND_R_BLOCK;
             case SOLAR -> SOLAR_BLOCK;
             case MINIMAX_M3 -> M3_BLOCK;
+            case MUSE -> ATEM_BLOCK;
             case HUNYUAN -> HY_BLOCK;
             case DEEPSEEK_R1 -> R1_BLOCK;
             case APERTUS -> APERTUS_BLOCK;
@@ -316,6 +332,8 @@ public final class ToolCalls {
         Format candidate;
         if (src.contains(MiniMaxM3ToolCalls.NS) && src.contains("<tool_call>") && src.contains("<invoke name=")) {
             candidate = Format.MINIMAX_M3; // llama.cpp's test
+        } else if (src.contains(ATEM_BLOCK.open()) && src.contains(MUSE_END)) {
+            candidate = Format.MUSE; // llama.cpp's test
         } else if (src.contains(XmlToolCalls.MC_FUNCTION) && src.contains(XmlToolCalls.MC_PARAM)) {
             candidate = Format.MINICPM5;
         } else if (src.contains(GemmaToolCalls.CALL_NAME)) {
@@ -425,7 +443,7 @@ public final class ToolCalls {
         Block block = format == Format.GEMMA ? GEMMA_CALL : format == Format.FUNCTIONARY_V31 ? FUNCTIONARY_CALL
                 : format == Format.LFM2 ? LFM2_CALLS : block(format);
         if (block != null) {
-            int from = after.indexOf(block.open());
+            int from = format == Format.MUSE ? after.indexOf(MUSE_TO) : after.indexOf(block.open()); // the message's recipient first
             // Command R+'s instruction, with a fenced example, follows the messages: the call's list ends at its first "]```"
             int to = format == Format.COMMAND_R ? after.indexOf("]" + block.close(), Math.max(from, 0)) + 1 + block.close().length()
                     : after.lastIndexOf(block.close()) + block.close().length();
@@ -480,6 +498,9 @@ public final class ToolCalls {
                     + JsonSchemaGrammar.literal(block(format).close());
             case MINIMAX_M3 -> JsonSchemaGrammar.literal(block(format).open() + "\n") + " call" + (several ? " (\"\\n\" call)*" : "") + " "
                     + JsonSchemaGrammar.literal("\n" + block(format).close());
+            // after the prompt's <|start|>assistant: a message to the function, more after <|eom|> and the next one's start
+            case MUSE -> "\" \" call " + JsonSchemaGrammar.literal("\n" + ATEM_BLOCK.close()) + (several ? " (" + JsonSchemaGrammar.literal(
+                    MUSE_END + MUSE_NEXT + " ") + " call " + JsonSchemaGrammar.literal("\n" + ATEM_BLOCK.close()) + ")*" : "");
             // calls back to back, as the template writes them; the block's end may be the end of generation
             case SOLAR -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? "+" : "") + " (" + JsonSchemaGrammar.literal(
                     block(format).close()) + ")?";
@@ -550,6 +571,9 @@ public final class ToolCalls {
                     + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws)?";
             case MINIMAX_M3 -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws "
                     + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
+            case MUSE -> "call " + JsonSchemaGrammar.literal("\n" + ATEM_BLOCK.close()) + (parallel ? " (" + JsonSchemaGrammar.literal(MUSE_END)
+                    + " tc-ws (" + JsonSchemaGrammar.literal(MUSE_NEXT) + ")? \" \"? call " + JsonSchemaGrammar.literal("\n" + ATEM_BLOCK.close()) + ")*" : "")
+                    + " tc-ws";
             case COMMAND_R -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws " + JsonSchemaGrammar.literal(CR_FENCE) + " tc-ws \"[\" space call"
                     + (parallel ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case NONE -> throw new IllegalArgumentException("no tool-call format");
@@ -563,6 +587,7 @@ public final class ToolCalls {
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
         return blocks(format) ? callBlock(format).open() : mistral(format) ? MISTRAL_OPEN : format == Format.GRANITE ? GRANITE_OPEN
+                : format == Format.MUSE ? MUSE_TO
                 : format == Format.HARMONY ? HARMONY_OPEN
                 : format == Format.GEMMA ? GemmaToolCalls.CALL : format == Format.FUNCTIONARY_V31 ? FUNCTIONARY_OPEN
                 : format == Format.GIGACHAT ? GIGACHAT_OPEN : format == Format.GIGACHAT3 ? GIGACHAT3_OPEN : format == Format.LFM2 ? PythonToolCalls.OPEN
@@ -577,6 +602,9 @@ public final class ToolCalls {
     public static List<String> openings(Format format, List<Function> functions) {
         if (format == Format.FUNCTIONARY_V32) { // a message to a function (">>>all" is text's)
             return functions.stream().map(f -> FUNCTIONARY_V32_OPEN + f.name() + "\n").toList();
+        }
+        if (format == Format.MUSE) { // a message to a function ("self" and "user" are the reasoning's and the text's)
+            return bareOpeners(format, functions);
         }
         String opening = opening(format);
         if (opening == null) {
@@ -597,13 +625,15 @@ public final class ToolCalls {
         return switch (format) {
             case XML -> functions.stream().map(f -> XmlToolCalls.FUNCTION + f.name() + ">").toList();
             case KIMI -> List.of(KIMI_CALL); // Kimi K2 may call without opening the section (llama.cpp reads it)
+            case MUSE -> functions.stream().map(f -> MUSE_TO + f.name() + MUSE_MESSAGE).toList(); // its calls begin so, not at any "to="
+
             default -> List.of();
         };
     }
 
     /** Where a reply's first call begins, from {@code from}: the first of {@code open} and {@code bare}, or -1. */
     static int firstOpening(CharSequence text, String open, List<String> bareOpeners, int from) {
-        int first = indexOf(text, open, from);
+        int first = open == null ? -1 : indexOf(text, open, from);
         for (String bare : bareOpeners) {
             int at = indexOf(text, bare, from);
             first = at >= 0 && (first < 0 || at < first) ? at : first;
@@ -632,6 +662,14 @@ public final class ToolCalls {
             // what follows the function's name: its arguments
             String restRule = "fn" + i + "-call";
             try {
+                if (format == Format.MUSE) {
+                    // the recipient is the function's name, as the template writes it; then the message's block and the call
+                    rules.putAll(XmlToolCalls.rules(f, prefix, prefix + "-invoke", XmlToolCalls.Dialect.ATEM));
+                    rules.put(restRule, JsonSchemaGrammar.literal(MUSE_MESSAGE + ATEM_BLOCK.open() + "\n" + XmlToolCalls.ATEM_INVOKE + f.name()
+                            + "\">") + " " + prefix + "-invoke");
+                    names.add(f.name(), restRule);
+                    continue;
+                }
                 if (xml(format)) {
                     XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
                     rules.putAll(XmlToolCalls.rules(f, prefix, restRule, dialect));
@@ -640,7 +678,7 @@ public final class ToolCalls {
                     names.add(switch (dialect) {
                         case QWEN, SEED -> f.name() + ">";
                         case MINICPM -> f.name() + "\">";
-                        case MINIMAX, DSML, HY, KIMI3 -> f.name() + dialect.nameEnd();
+                        case MINIMAX, DSML, HY, KIMI3, ATEM -> f.name() + dialect.nameEnd();
                         case GLM -> f.name();
                     }, restRule);
                     continue;
@@ -736,6 +774,9 @@ public final class ToolCalls {
         } else if (format == Format.MINICPM5) {
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(XmlToolCalls.MC_FUNCTION)).append(" call-name\n")
                     .append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.MINICPM));
+        } else if (format == Format.MUSE) {
+            // a message to the function, then the call in its block
+            sb.append("call ::= \"to=\" call-name\n").append(XmlToolCalls.sharedRules(XmlToolCalls.Dialect.ATEM));
         } else if (xml(format) && XmlToolCalls.Dialect.of(format).invokes()) {
             XmlToolCalls.Dialect dialect = XmlToolCalls.Dialect.of(format);
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(dialect.invoke())).append(" call-name\n")
@@ -899,6 +940,9 @@ public final class ToolCalls {
             }
             case SOLAR -> {
                 return solar(text, functions);
+            }
+            case MUSE -> {
+                return muse(text, functions);
             }
             case MINIMAX_M3 -> {
                 int first = text.indexOf(MiniMaxM3ToolCalls.OPEN);
@@ -1398,6 +1442,65 @@ public final class ToolCalls {
             }
         }
         return calls.isEmpty() ? new Reply(text, List.of()) : new Reply(contentBefore(text, first), List.copyOf(calls));
+    }
+
+    /**
+     * muse-glimmer's reply (as its envelope leaves it: {@code <|start|>assistant} and the text's
+     * recipient left out): text before the first message to a declared function is content (a
+     * message's end, {@code <|eom|>}, at its end left out); then messages to functions, each
+     * {@code to=RECIPIENT<|message|>} and a block of calls ({@link XmlToolCalls.Dialect#ATEM}),
+     * {@code <|eom|>} (and the next message's start) between them, the last block's end possibly
+     * missing at the reply's end. Else the whole reply is content.
+     */
+    private static Reply muse(String text, List<Function> functions) {
+        int first = firstOpening(text, null, bareOpeners(Format.MUSE, functions), 0);
+        if (first < 0) {
+            return new Reply(text, List.of());
+        }
+        List<Call> calls = new ArrayList<>();
+        int at = first;
+        while (true) {
+            int nameEnd = text.indexOf(MUSE_MESSAGE, at);
+            if (!text.startsWith(MUSE_TO, at) || nameEnd < 0 || nameEnd - at > MAX_ID || text.substring(at, nameEnd).contains("<")
+                    || !text.startsWith(ATEM_BLOCK.open(), nameEnd + MUSE_MESSAGE.length())) {
+                return new Reply(text, List.of());
+            }
+            at = nameEnd + MUSE_MESSAGE.length() + ATEM_BLOCK.open().length();
+            boolean read = false;
+            while (!text.startsWith(ATEM_BLOCK.close(), skipSpace(text, at)) && skipSpace(text, at) < text.length()) {
+                at = XmlToolCalls.call(text, at, functions, calls, XmlToolCalls.Dialect.ATEM);
+                if (at < 0) {
+                    return new Reply(text, List.of());
+                }
+                read = true;
+            }
+            at = skipSpace(text, at);
+            if (!read) {
+                return new Reply(text, List.of());
+            }
+            if (at == text.length()) {
+                break; // the block's end missing at the reply's end
+            }
+            at = skipSpace(text, at + ATEM_BLOCK.close().length());
+            if (at == text.length()) {
+                break;
+            }
+            if (!text.startsWith(MUSE_END, at)) {
+                return new Reply(text, List.of());
+            }
+            at = skipSpace(text, at + MUSE_END.length());
+            if (at == text.length()) {
+                break;
+            }
+            if (text.startsWith(MUSE_NEXT, at)) {
+                at = skipSpace(text, at + MUSE_NEXT.length());
+            }
+        }
+        String before = contentBefore(text, first);
+        if (before != null && before.endsWith(MUSE_END)) { // the text's message ended before the first call's
+            before = contentBefore(before, before.length() - MUSE_END.length());
+        }
+        return new Reply(before, List.copyOf(calls));
     }
 
     /** The longest call id read in Solar Open's calls (its template asks for ten characters). */

@@ -63,7 +63,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, CR_FENCE, SOLAR_ID, SOLAR_NAME, SOLAR_CALL_END, M3_BLOCK, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_AFTER, PY_NEXT, PY_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, CR_FENCE, SOLAR_ID, SOLAR_NAME, SOLAR_CALL_END, M3_BLOCK, MUSE_RECIPIENT, MUSE_BLOCK, MUSE_NEXT, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_AFTER, PY_NEXT, PY_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -183,16 +183,28 @@ public final class ToolStream {
         }
         int safe;
         if (format != ToolCalls.Format.LLAMA3_JSON) {
-            int tag = ToolCalls.firstOpening(text, open, bare, Math.max(0, released - longestOpening()));
+            // muse-glimmer's calls begin at a message to a declared function, not at any "to="
+            String freeOpen = format == ToolCalls.Format.MUSE ? null : open;
+            int tag = ToolCalls.firstOpening(text, freeOpen, bare, Math.max(0, released - longestOpening()));
             if (tag >= 0) {
                 holding = true;
                 safe = tag;
             } else {
-                int partial = ReasoningStream.partial(text, open);
+                int partial = freeOpen == null ? 0 : ReasoningStream.partial(text, freeOpen);
                 for (String b : bare) {
                     partial = Math.max(partial, ReasoningStream.partial(text, b));
                 }
                 safe = text.length() - partial; // a tail that may begin the tag waits
+                String e = messageEnd();
+                if (e != null) { // a message's end that may end the content (left out there) waits too
+                    int end = text.length();
+                    while (end > 0 && Character.isWhitespace(text.charAt(end - 1))) {
+                        end--;
+                    }
+                    if (end >= e.length() && text.substring(end - e.length(), end).equals(e)) {
+                        safe = Math.min(safe, end - e.length());
+                    }
+                }
             }
         } else if (released > 0) {
             safe = text.length(); // the reply's start showed it is content
@@ -237,6 +249,7 @@ public final class ToolStream {
                     case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS, GRANITE -> Scan.NEMO_LIST;
                     case COMMAND_R -> Scan.CR_FENCE;
                     case MINIMAX_M3 -> Scan.M3_BLOCK;
+                    case MUSE -> Scan.MUSE_RECIPIENT;
                     case MINIMAX_M1 -> Scan.LINE_NEXT;
                     case DEEPSEEK_R1, SOLAR -> Scan.R1_NEXT;
                     case FUNCTIONARY_V31, FUNCTIONARY_V32 -> Scan.BARE_NAME;
@@ -327,7 +340,7 @@ public final class ToolStream {
                         scan = Scan.XML_NAME;
                     } else if (h.equals(block.close())) {
                         head.setLength(0);
-                        scan = Scan.BETWEEN;
+                        scan = format == ToolCalls.Format.MUSE ? Scan.MUSE_NEXT : Scan.BETWEEN; // muse-glimmer: another message may follow
                     } else if (!dialect.invoke().startsWith(h) && !block.close().startsWith(h)) {
                         scan = Scan.FAILED;
                     }
@@ -413,6 +426,33 @@ public final class ToolStream {
                 case FN_END -> tag(c, ToolCalls.FUNCTIONARY_CLOSE, Scan.BETWEEN);
                 case SOLAR_NAME -> tag(c, ToolCalls.SOLAR_NAME, Scan.BARE_NAME);
                 case M3_BLOCK -> m3(c, out);
+                case MUSE_RECIPIENT -> { // muse-glimmer's message's recipient, up to <|message|>
+                    if (c == '<') {
+                        head.setLength(0);
+                        scan = Scan.MUSE_BLOCK;
+                    } else {
+                        scanned++;
+                        head.append(c);
+                        scan = head.length() > ToolCalls.MAX_ID ? Scan.FAILED : scan;
+                    }
+                }
+                case MUSE_BLOCK -> tag(c, ToolCalls.MUSE_MESSAGE + block.open(), Scan.MM_INVOKE);
+                case MUSE_NEXT -> { // after a message's block: its end, the next message's start, its recipient
+                    scanned++;
+                    if (head.isEmpty() && Character.isWhitespace(c)) {
+                        continue;
+                    }
+                    head.append(c);
+                    String h = head.toString();
+                    if (h.equals(ToolCalls.MUSE_END) || h.equals(ToolCalls.MUSE_NEXT)) {
+                        head.setLength(0);
+                    } else if (h.equals(ToolCalls.MUSE_TO)) {
+                        head.setLength(0);
+                        scan = Scan.MUSE_RECIPIENT;
+                    } else if (!ToolCalls.MUSE_END.startsWith(h) && !ToolCalls.MUSE_NEXT.startsWith(h) && !ToolCalls.MUSE_TO.startsWith(h)) {
+                        scan = Scan.FAILED;
+                    }
+                }
                 case SOLAR_CALL_END -> tag(c, ToolCalls.SOLAR_CALL_END, Scan.R1_NEXT);
                 case JSON_ARGS -> { // the arguments' JSON follows (nothing taken here)
                     arguments = new CompactJson();
@@ -633,7 +673,7 @@ public final class ToolStream {
                         endCall(out);
                         scan = switch (dialect) {
                             case QWEN, SEED -> Scan.CLOSE_TAG;
-                            case MINIMAX, DSML, HY, KIMI3 -> Scan.MM_INVOKE; // the block may hold another call
+                            case MINIMAX, DSML, HY, KIMI3, ATEM -> Scan.MM_INVOKE; // the block may hold another call
                             case GLM, MINICPM -> Scan.BETWEEN; // the block's end was the call's
                         };
                     } else if (!dialect.parameter.startsWith(head.toString()) && !dialect.callEnd.startsWith(head.toString())) {
@@ -659,7 +699,7 @@ public final class ToolStream {
                     valueKind = param.kind();
                     scan = switch (dialect) {
                         case GLM, HY -> Scan.GLM_KEY_CLOSE;
-                        case MINIMAX, MINICPM -> Scan.MM_KEY_CLOSE;
+                        case MINIMAX, MINICPM, ATEM -> Scan.MM_KEY_CLOSE;
                         case KIMI3 -> {
                             headNext = Scan.XML_VALUE_LINE; // after the type attribute
                             yield Scan.HEAD_END;
@@ -904,6 +944,10 @@ public final class ToolStream {
         if (!started) {
             started = true;
             String before = text.substring(0, Math.max(0, firstCall())).stripTrailing();
+            String e = messageEnd();
+            if (e != null && before.endsWith(e)) { // the text's message ended before the call's
+                before = before.substring(0, before.length() - e.length()).stripTrailing();
+            }
             content = before.isBlank() ? null : before;
         }
         out.add(new CallStart(calls.size(), callId, name));
@@ -976,7 +1020,7 @@ public final class ToolStream {
      */
     private int firstCall() {
         if (format != ToolCalls.Format.LLAMA3_JSON) {
-            return ToolCalls.firstOpening(text, open, bare, 0);
+            return ToolCalls.firstOpening(text, format == ToolCalls.Format.MUSE ? null : open, bare, 0);
         }
         int i = 0;
         while (i < text.length() && Character.isWhitespace(text.charAt(i))) {
@@ -991,6 +1035,11 @@ public final class ToolStream {
     }
 
     /** The longest text that begins a call (its tail may be in text already released). */
+    /** What ends a message that the content may end with and that is left out there (GigaChat 3's, muse-glimmer's), or null. */
+    private String messageEnd() {
+        return format == ToolCalls.Format.GIGACHAT3 ? ToolCalls.GIGACHAT3_MESSAGE_END : format == ToolCalls.Format.MUSE ? ToolCalls.MUSE_END : null;
+    }
+
     private int longestOpening() {
         int n = open.length();
         for (String b : bare) {
@@ -1051,7 +1100,9 @@ public final class ToolStream {
         return started && scan != Scan.FAILED && !callOpen && !malformed && calls.stream().allMatch(ToolCalls.Call::complete)
                 && (scan == Scan.BETWEEN || scan == Scan.AFTER || scan == Scan.OPEN_TAG && literal == 0
                         // Solar Open's block's end may be the end of generation
-                        || format == ToolCalls.Format.SOLAR && scan == Scan.R1_NEXT && head.isEmpty() && !calls.isEmpty());
+                        || format == ToolCalls.Format.SOLAR && scan == Scan.R1_NEXT && head.isEmpty() && !calls.isEmpty()
+                        // muse-glimmer's calls end with a message's block (<|eom|> may follow)
+                        || format == ToolCalls.Format.MUSE && scan == Scan.MUSE_NEXT && head.isEmpty());
     }
 
     /** The content before the first call (null: none), once {@link #callsStarted}. */

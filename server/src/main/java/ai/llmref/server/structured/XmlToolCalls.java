@@ -80,6 +80,9 @@ final class XmlToolCalls {
     /** A Kimi K3 call up to its name, and its argument up to its key (each then {@code "}, attributes and {@code <|sep|>}). */
     static final String K3_INVOKE = K3_OPEN + "call tool=\"";
     static final String K3_ARGUMENT = K3_OPEN + "argument key=\"";
+    /** muse-glimmer's call up to its name, and its parameter up to its name. */
+    static final String ATEM_INVOKE = "<atem:invoke name=\"";
+    static final String ATEM_PARAM = "<atem:parameter name=\"";
 
     /** The layouts. */
     enum Dialect {
@@ -106,7 +109,13 @@ final class XmlToolCalls {
          * MiniCPM5: {@code <function name="NAME">}, then {@code <param name="P">VALUE</param>} each, then
          * {@code </function>} (the call's block); a raw value with {@code <}, {@code &} or a line break in a CDATA section.
          */
-        MINICPM(MC_PARAM, "</param>", "</param>", "</function>", "mc");
+        MINICPM(MC_PARAM, "</param>", "</param>", "</function>", "mc"),
+        /**
+         * muse-glimmer's ATEM: {@code <atem:invoke name="NAME">\n}, then
+         * {@code <atem:parameter name="P">VALUE</atem:parameter>\n} each, then {@code </atem:invoke>}
+         * (MiniMax M2's layout with tags of its own; a call in each message's block, {@link ToolCalls.Format#MUSE}).
+         */
+        ATEM(ATEM_PARAM, "</atem:parameter>", "</atem:parameter>", "</atem:invoke>", "at");
 
         /** What opens a parameter. */
         final String parameter;
@@ -136,6 +145,7 @@ final class XmlToolCalls {
                 case HUNYUAN -> HY;
                 case KIMI3 -> KIMI3;
                 case MINICPM5 -> MINICPM;
+                case MUSE -> ATEM;
                 default -> QWEN;
             };
         }
@@ -147,7 +157,7 @@ final class XmlToolCalls {
 
         /** Whether calls are {@code <invoke name="NAME">} elements in one block (MiniMax, DeepSeek; Hy3's {@code <tool_call:opensource>NAME}). */
         boolean invokes() {
-            return this == MINIMAX || this == DSML || this == HY || this == KIMI3;
+            return this == MINIMAX || this == DSML || this == HY || this == KIMI3 || this == ATEM;
         }
 
         /** What opens an {@code <invoke>} call, up to its name. */
@@ -156,6 +166,7 @@ final class XmlToolCalls {
                 case DSML -> DSML_INVOKE;
                 case HY -> HY_INVOKE;
                 case KIMI3 -> K3_INVOKE;
+                case ATEM -> ATEM_INVOKE;
                 default -> INVOKE;
             };
         }
@@ -194,7 +205,7 @@ final class XmlToolCalls {
                 case QWEN, SEED -> ">";
                 case GLM -> "</arg_key>";
                 case HY -> HY_KEY_END;
-                case MINIMAX, MINICPM -> "\">";
+                case MINIMAX, MINICPM, ATEM -> "\">";
                 case KIMI3 -> "\"";
                 case DSML -> "\"";
             };
@@ -390,7 +401,7 @@ final class XmlToolCalls {
                         + JsonSchemaGrammar.literal(dialect.valueEnd) + " glm-nl";
                 case HY -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + HY_KEY_END + "\n" + HY_VALUE) + " " + value + " "
                         + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
-                case MINIMAX -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "\">") + " " + value + " "
+                case MINIMAX, ATEM -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "\">") + " " + value + " "
                         + JsonSchemaGrammar.literal(dialect.valueEnd + "\n");
                 case MINICPM -> JsonSchemaGrammar.literal(dialect.parameter + p.name() + "\">") + " " + value + " "
                         + JsonSchemaGrammar.literal(dialect.valueEnd);
@@ -653,7 +664,7 @@ final class XmlToolCalls {
                 start = text.startsWith("\n", keyEnd + 1) ? keyEnd + 2 : keyEnd + 1;
             } else if (dialect == Dialect.SEED) {
                 start = keyEnd + 1;
-            } else if (dialect == Dialect.MINIMAX || dialect == Dialect.MINICPM) {
+            } else if (dialect == Dialect.MINIMAX || dialect == Dialect.MINICPM || dialect == Dialect.ATEM) {
                 start = keyEnd + 2;
             } else if (dialect == Dialect.KIMI3) {
                 start = headEnd(text, keyEnd + 1, dialect); // the type attribute is skipped

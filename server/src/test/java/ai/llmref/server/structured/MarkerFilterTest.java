@@ -47,6 +47,31 @@ class MarkerFilterTest {
                 ReasoningStream.SOLAR)).isEqualTo(new ReasoningStream.Split("hm", "Hi"));
     }
 
+    /**
+     * muse-glimmer: a reply is messages, each after {@code <|start|>assistant} (the prompt writes the
+     * first's) and a recipient; the next message's start and the user's recipient are left out
+     * wherever they stand, a bare message start where it begins the reply, a message's end where it
+     * ends it; read so, the reasoning (a message to itself) splits off and the text is the content.
+     */
+    @Test
+    void museRepliesAreReadAsMessages() throws Exception {
+        MarkerFilter.Envelope muse = MarkerFilter.Envelope.of(java.nio.file.Files.readString(XmlToolCallsTest.templatesDir().resolve("muse-glimmer.jinja")),
+                ReasoningStream.MUSE);
+        assertThat(muse).isEqualTo(new MarkerFilter.Envelope("", "<|message|>", List.of("<|start|>assistant", " to=user<|message|>"), "<|eom|>"));
+        Random rnd = new Random(53);
+        String reasoned = " to=self<|message|>hm<|eom|><|start|>assistant to=user<|message|>Hi there";
+        for (String[] c : new String[][] {{" to=user<|message|>Hello there", "Hello there"}, {"<|message|>Hello", "Hello"},
+                {reasoned, " to=self<|message|>hm<|eom|>Hi there"}, {" to=user<|message|>Hi<|eom|>", "Hi"},
+                {" to=user<|message|>Hi<|eom|><|start|>assistant to=f<|message|>x", "Hi<|eom|> to=f<|message|>x"}, {" to", " to"}, {"", ""}}) {
+            assertThat(MarkerFilter.strip(muse, c[0])).as(c[0]).isEqualTo(c[1]);
+            for (int trial = 0; trial < 20; trial++) {
+                assertThat(pieces(muse, c[0], rnd)).as(c[0]).isEqualTo(c[1]);
+            }
+        }
+        assertThat(ReasoningStream.split(MarkerFilter.strip(muse, reasoned), false, null, ReasoningStream.MUSE))
+                .isEqualTo(new ReasoningStream.Split("hm", "Hi there"));
+    }
+
     /** MiniMax M3: a reply without reasoning begins with a bare {@code </mm:think>}, left out there and nowhere else. */
     @Test
     void miniMaxM3RepliesLoseTheirLeadingEndOfReasoning() throws Exception {

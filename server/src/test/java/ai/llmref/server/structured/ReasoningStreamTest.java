@@ -113,6 +113,7 @@ class ReasoningStreamTest {
                 .isSameAs(ReasoningStream.APERTUS);
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("tencent-Hy3.jinja")))).isSameAs(ReasoningStream.HY);
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("MiniMax-M3.jinja")))).isSameAs(ReasoningStream.MINIMAX_M3);
+        assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("muse-glimmer.jinja")))).isSameAs(ReasoningStream.MUSE);
         assertThat(ReasoningStream.split("<mm:think>hm</mm:think>Hi", false, null, ReasoningStream.MINIMAX_M3))
                 .isEqualTo(new ReasoningStream.Split("hm", "Hi"));
         assertThat(ReasoningStream.tagsOf(java.nio.file.Files.readString(templates.resolve("upstage-Solar-Open-100B.jinja"))))

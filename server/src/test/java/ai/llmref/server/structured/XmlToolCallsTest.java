@@ -62,7 +62,7 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
             "GigaChat3.1-10B-A1.8B", "Apertus-8B-Instruct", "Kimi-K3",
             "ibm-granite-granite-3.3-2B-Instruct", "LFM2-8B-A1B", "LFM2.5-8B-A1B", "LFM2.5-Instruct", "openbmb-MiniCPM5-1B",
             "meetkai-functionary-medium-v3.2", "GigaChat3-10B-A1.8B", "CohereForAI-c4ai-command-r-plus-tool_use", "upstage-Solar-Open-100B",
-            "MiniMax-M3");
+            "MiniMax-M3", "muse-glimmer");
 
     /** The pinned tree's chat templates ({@code models/templates}). */
     static Path templatesDir() throws Exception {
@@ -506,6 +506,52 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
         assertThat(verdict(forced, weather + "\n" + write)).isEqualTo(GrammarVerdict.MAY_END);
         assertThat(verdict(late, weather + "\n" + write)).isEqualTo(GrammarVerdict.MAY_END);
         assertThat(verdict(one, weather + "\n<seed:tool_call>")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+    }
+
+    /**
+     * muse-glimmer: each call a message to its function, {@code to=NAME<|message|>} and an ATEM
+     * block ({@code <atem:invoke>} and {@code <atem:parameter>} elements, MiniMax M2's layout), as
+     * its envelope leaves a reply ({@code <|start|>assistant} left out); the template detected, its
+     * own call read back; calls read whole and streamed, the content before them without its
+     * message's end; a "to=" that begins no message to a declared function is text; the grammars
+     * write the raw reply (the next message's start included) and refuse what the schemas do not admit.
+     */
+    @Test
+    void museCallsAreMessagesToFunctions() throws Exception {
+        ToolCalls.Format f = ToolCalls.Format.MUSE;
+        assertThat(ToolCalls.detect(new ChatTemplateRenderer(templates().get("muse-glimmer"), "", ""))).isEqualTo(f);
+        String weather = "to=get_weather<|message|><atem:function_calls>\n<atem:invoke name=\"get_weather\">\n<atem:parameter name=\"city\">Rome"
+                + "</atem:parameter>\n<atem:parameter name=\"days\">3</atem:parameter>\n</atem:invoke>\n</atem:function_calls>";
+        String write = "to=write_file<|message|><atem:function_calls>\n<atem:invoke name=\"write_file\">\n<atem:parameter name=\"path\">/tmp/a"
+                + "</atem:parameter>\n<atem:parameter name=\"content\">line 1\nline 2</atem:parameter>\n<atem:parameter name=\"options\">"
+                + "{\"append\": true}</atem:parameter>\n</atem:invoke>\n</atem:function_calls>";
+        String reply = "Let me check, to=do it.<|eom|> " + weather + "<|eom|> " + write;
+        ToolCalls.Reply r = ToolCalls.parse(f, reply, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("Let me check, to=do it.");
+        assertThat(r.calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\",\"days\":3}",
+                "{\"path\":\"/tmp/a\",\"content\":\"line 1\\nline 2\",\"options\":{\"append\":true}}");
+        assertThat(ToolCalls.parse(f, " " + weather + "<|eom|><|start|>assistant " + write + "<|eom|>", FUNCTIONS).calls())
+                .as("the next message's start kept, a last <|eom|>").hasSize(2);
+        assertThat(ToolCalls.parse(f, reply.replace("get_weather", "get_wind"), FUNCTIONS).calls()).as("calls begin at a message to a declared function")
+                .extracting(ToolCalls.Call::name).containsExactly("write_file");
+        for (String notCalls : List.of(reply + " done", weather.replace("get_weather", "get_wind"), "to=self<|message|>hm<|eom|>",
+                reply.replace("<|eom|> to=write_file", " to=write_file"), weather.replace("<atem:function_calls>", ""))) {
+            assertThat(ToolCalls.parse(f, notCalls, FUNCTIONS).calls()).as(notCalls).isEmpty();
+        }
+        streams(f, List.of(weather, reply, "Sure. " + weather + "<|eom|>"));
+        String forced = ToolCalls.grammar(f, FUNCTIONS, true);
+        String one = ToolCalls.grammar(f, FUNCTIONS, false);
+        String late = ToolCalls.lateGrammar(f, FUNCTIONS, true);
+        String raw = " " + weather + "<|eom|><|start|>assistant " + write.replace("{\"append\": true}", "{\"append\":true}");
+        assertThat(verdict(forced, raw)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, " " + weather)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(one, " " + weather + "<|eom|>")).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(late, raw.substring(1))).isEqualTo(GrammarVerdict.MAY_END);
+        for (String refused : List.of(weather.replace("get_weather\">", "get_wind\">"), weather.replace(">3<", ">9<"),
+                weather.replace("Rome", "Ro</atem:parameter>me"), weather + " and more", weather.replace("</atem:function_calls>", "</minimax:tool_call>"))) {
+            assertThat(verdict(forced, " " + refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            assertThat(verdict(late, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+        }
     }
 
     /** Functions whose values MiniMax M3 writes nested: an array of objects, a union, booleans, a free object. */

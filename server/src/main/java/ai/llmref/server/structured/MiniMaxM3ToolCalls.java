@@ -464,31 +464,7 @@ final class MiniMaxM3ToolCalls {
 
         /** A raw string: an enum's or const's strings, or text within length bounds. */
         private String raw(JsonNode s, String ptr) {
-            List<String> literals = new ArrayList<>();
-            if (s.has("const")) {
-                literals.add(s.get("const").textValue());
-            } else if (s.has("enum")) {
-                s.get("enum").forEach(v -> literals.add(v.textValue()));
-            }
-            if (!literals.isEmpty()) {
-                List<String> alts = new ArrayList<>();
-                for (String l : literals) {
-                    if (l.contains(RAW_STOP)) {
-                        throw new SchemaException(ptr, "enum", "a string that holds " + RAW_STOP + " cannot be written in MiniMax M3's "
-                                + "tool-call format");
-                    }
-                    alts.add(l.isEmpty() ? "\"\"" : JsonSchemaGrammar.literal(l));
-                }
-                return "(" + String.join(" | ", alts) + ")";
-            }
-            for (String key : ((Iterable<String>) s::fieldNames)) {
-                if (!XmlToolCalls.STRING_BOUNDS.contains(key) && !XmlToolCalls.ANNOTATIONS.contains(key)) {
-                    throw new SchemaException(ptr + "/" + key, key, "in MiniMax M3's tool-call format a string is written raw, and '"
-                            + key + "' on it cannot be enforced (length bounds, enum and const can)");
-                }
-            }
-            int[] bounds = JsonSchemaGrammar.bounds(s, "minLength", "maxLength", ptr);
-            return bounds[0] == 0 && bounds[1] < 0 ? "m3-text" : "m3-bounded" + JsonSchemaGrammar.repeat(bounds[0], bounds[1]);
+            return XmlToolCalls.raw(root, s, ptr, "m3", RAW_STOP, false, "MiniMax M3's tool-call format");
         }
     }
 }

@@ -510,6 +510,16 @@ final class XmlToolCalls {
 
     /** A raw string's value rule: an enum's or const's strings, or text within length bounds. */
     private static String raw(JsonNode root, JsonNode schema, String ptr, Dialect dialect) {
+        return raw(root, schema, ptr, dialect.rules, dialect.scanEnd(), dialect == Dialect.MINICPM, "the XML tool-call format");
+    }
+
+    /**
+     * A raw string's value rule in a format whose rules begin with {@code rules} ({@code rules-text},
+     * {@code rules-bounded}), a raw value never holding {@code stop} ({@code cdata}: MiniCPM5's
+     * CDATA sections for a string with {@code <}, {@code &} or a line break); {@code format} names
+     * the format in a refusal.
+     */
+    static String raw(JsonNode root, JsonNode schema, String ptr, String rules, String stop, boolean cdata, String format) {
         JsonNode s = schema;
         for (int depth = 0; s.has("$ref") && depth < 32; depth++) {
             s = SchemaKeywords.resolve(root, s.get("$ref").asText(), ptr);
@@ -523,7 +533,7 @@ final class XmlToolCalls {
         if (!literals.isEmpty()) {
             List<String> alts = new ArrayList<>();
             for (String l : literals) {
-                if (dialect == Dialect.MINICPM && (l.contains("<") || l.contains("&") || l.contains("\n"))) {
+                if (cdata && (l.contains("<") || l.contains("&") || l.contains("\n"))) {
                     if (l.contains(CDATA_CLOSE)) {
                         throw new SchemaException(ptr, "enum", "a string that holds both '<', '&' or a line break and ]]> cannot be "
                                 + "written in MiniCPM5's tool-call format");
@@ -531,9 +541,8 @@ final class XmlToolCalls {
                     alts.add(JsonSchemaGrammar.literal(CDATA_OPEN + l + CDATA_CLOSE)); // as the template writes it
                     continue;
                 }
-                if (l.contains(dialect.scanEnd())) {
-                    throw new SchemaException(ptr, "enum", "a string that holds " + dialect.scanEnd().strip() + " at the end of a line cannot "
-                            + "be written in the XML tool-call format");
+                if (l.contains(stop)) {
+                    throw new SchemaException(ptr, "enum", "a string that holds " + stop.strip() + " cannot be written in " + format);
                 }
                 alts.add(l.isEmpty() ? "\"\"" : JsonSchemaGrammar.literal(l));
             }
@@ -542,7 +551,7 @@ final class XmlToolCalls {
         JsonNode resolved = s;
         for (String key : ((Iterable<String>) () -> resolved.fieldNames())) {
             if (!STRING_BOUNDS.contains(key) && !ANNOTATIONS.contains(key)) {
-                throw new SchemaException(ptr + "/" + key, key, "in the XML tool-call format a string parameter is written raw, and '"
+                throw new SchemaException(ptr + "/" + key, key, "in " + format + " a string parameter is written raw, and '"
                         + key + "' on it cannot be enforced (length bounds, enum and const can)");
             }
         }
@@ -551,7 +560,7 @@ final class XmlToolCalls {
         int max = bounds[1];
         // within length bounds no '<': the value's end begins with one, and a count cannot be
         // combined with the scan that keeps it out (a value that held its end was read short)
-        return min == 0 && max < 0 ? dialect.rules + "-text" : dialect.rules + "-bounded" + JsonSchemaGrammar.repeat(min, max);
+        return min == 0 && max < 0 ? rules + "-text" : rules + "-bounded" + JsonSchemaGrammar.repeat(min, max);
     }
 
     /** Whether every string is valid under the schema (a plain string type, no schema, or an alternative that is one). */

@@ -109,6 +109,8 @@ public final class ToolStream {
     private String rawEnd;
     /** What comes after an element head's attributes ({@link Scan#HEAD_END}). */
     private Scan headNext;
+    /** muse-glimmer, after a message's block: 0, its {@code <|eom|>} due; 1, the next message's start or recipient; 2, its recipient. */
+    private int museStep;
     /** Gemma: the reader of the arguments being written (null between calls). */
     private GemmaToolCalls.Reader gemma;
 
@@ -341,6 +343,7 @@ public final class ToolStream {
                     } else if (h.equals(block.close())) {
                         head.setLength(0);
                         scan = format == ToolCalls.Format.MUSE ? Scan.MUSE_NEXT : Scan.BETWEEN; // muse-glimmer: another message may follow
+                        museStep = 0;
                     } else if (!dialect.invoke().startsWith(h) && !block.close().startsWith(h)) {
                         scan = Scan.FAILED;
                     }
@@ -444,12 +447,16 @@ public final class ToolStream {
                     }
                     head.append(c);
                     String h = head.toString();
-                    if (h.equals(ToolCalls.MUSE_END) || h.equals(ToolCalls.MUSE_NEXT)) {
+                    // in order: <|eom|>, then the next message's start (which the envelope leaves out), then its recipient
+                    String expected = museStep == 0 ? ToolCalls.MUSE_END : ToolCalls.MUSE_TO;
+                    if (h.equals(expected)) {
                         head.setLength(0);
-                    } else if (h.equals(ToolCalls.MUSE_TO)) {
+                        museStep++;
+                        scan = expected.equals(ToolCalls.MUSE_TO) ? Scan.MUSE_RECIPIENT : scan;
+                    } else if (museStep == 1 && h.equals(ToolCalls.MUSE_NEXT)) {
                         head.setLength(0);
-                        scan = Scan.MUSE_RECIPIENT;
-                    } else if (!ToolCalls.MUSE_END.startsWith(h) && !ToolCalls.MUSE_NEXT.startsWith(h) && !ToolCalls.MUSE_TO.startsWith(h)) {
+                        museStep = 2;
+                    } else if (!expected.startsWith(h) && !(museStep == 1 && ToolCalls.MUSE_NEXT.startsWith(h))) {
                         scan = Scan.FAILED;
                     }
                 }
@@ -880,13 +887,16 @@ public final class ToolStream {
             return;
         }
         head.append(c);
+        if (head.length() > M3_EVERY_CHARACTER && c != '>') {
+            return;
+        }
         String h = head.toString();
         if (!callOpen && h.equals(MiniMaxM3ToolCalls.CLOSE)) {
             head.setLength(0);
             scan = Scan.AFTER;
             return;
         }
-        if (!callOpen && MiniMaxM3ToolCalls.CLOSE.startsWith(h) || h.length() > M3_EVERY_CHARACTER && c != '>') {
+        if (!callOpen && MiniMaxM3ToolCalls.CLOSE.startsWith(h)) {
             return;
         }
         MiniMaxM3ToolCalls.Reader r = new MiniMaxM3ToolCalls.Reader(h, 0, true);

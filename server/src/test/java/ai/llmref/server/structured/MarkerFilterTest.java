@@ -72,6 +72,38 @@ class MarkerFilterTest {
                 .isEqualTo(new ReasoningStream.Split("hm", "Hi there"));
     }
 
+    /**
+     * llama.cpp's own cases for muse-glimmer (tests/test-chat.cpp at the pinned commit), read as a
+     * chat reply is read here: its envelope, then the reasoning, then the calls. A plain answer;
+     * a call as the reply's first message; an answer and a call in one reply ("inform then act");
+     * call markup quoted in an answer (no message to the function: content); call markup in the
+     * reasoning (reasoning, not a call).
+     */
+    @Test
+    void museRepliesReadAsLlamaCppReadsThem() throws Exception {
+        MarkerFilter.Envelope muse = MarkerFilter.Envelope.of(java.nio.file.Files.readString(XmlToolCallsTest.templatesDir().resolve("muse-glimmer.jinja")),
+                ReasoningStream.MUSE);
+        List<ToolCalls.Function> fs = List.of(new ToolCalls.Function("special_function", ToolCallsParseTest.json(
+                "{\"type\":\"object\",\"properties\":{\"arg1\":{\"type\":\"integer\"}},\"required\":[\"arg1\"]}")));
+        String markup = "<atem:function_calls>\n<atem:invoke name=\"special_function\">\n<atem:parameter name=\"arg1\">1</atem:parameter>\n"
+                + "</atem:invoke>\n</atem:function_calls>";
+        String[][] cases = {
+            {" to=user<|message|>Hello, world!\nWhat's up?", "", "Hello, world!\nWhat's up?", ""},
+            {" to=special_function<|message|>" + markup, "", null, "{\"arg1\":1}"},
+            {" to=user<|message|>Hello, world!\nWhat's up?<|eom|><|start|>assistant to=special_function<|message|>" + markup, "",
+                    "Hello, world!\nWhat's up?", "{\"arg1\":1}"},
+            {" to=user<|message|>You invoke it like this:\n" + markup, "", "You invoke it like this:\n" + markup, ""},
+            {" to=self<|message|>I could use " + markup + " here<|eom|><|start|>assistant to=user<|message|>Hello!", "I could use " + markup
+                    + " here", "Hello!", ""}};
+        for (String[] c : cases) {
+            ReasoningStream.Split split = ReasoningStream.split(MarkerFilter.strip(muse, c[0]), false, null, ReasoningStream.MUSE);
+            assertThat(split.reasoning()).as(c[0]).isEqualTo(c[1]);
+            ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.MUSE, split.content(), fs);
+            assertThat(r.content()).as(c[0]).isEqualTo(c[2]);
+            assertThat(r.calls()).extracting(ToolCalls.Call::arguments).containsExactlyElementsOf(c[3].isEmpty() ? List.of() : List.of(c[3]));
+        }
+    }
+
     /** MiniMax M3: a reply without reasoning begins with a bare {@code </mm:think>}, left out there and nowhere else. */
     @Test
     void miniMaxM3RepliesLoseTheirLeadingEndOfReasoning() throws Exception {

@@ -394,6 +394,9 @@ class ToolCallsParseTest {
             assertNoCall(f, FUNCTIONS, notACall);
         }
         assertSplitStreams(f, FUNCTIONS, "Sure. " + calls, 19, "{\"city\":\"Rome\"}", "{}");
+        // llama.cpp's own case (tests/test-chat.cpp): the fence closed on a line of its own
+        assertThat(ToolCalls.parse(f, "Action:\n```json\n[{\"tool_name\": \"get_time\", \"parameters\": {\"timezone\": \"UTC\"}}]\n```", FUNCTIONS)
+                .calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"timezone\":\"UTC\"}");
     }
 
     /**

@@ -51,6 +51,10 @@ final class ChatRendering {
         ChatTemplateRenderer renderer = jinja;
         ToolCalls.Format format = renderer == null ? ToolCalls.Format.NONE : ToolCalls.detect(renderer);
         LOG.log(System.Logger.Level.INFO, "chat template tool-call format: " + format);
+        if (format != ToolCalls.Format.NONE && !ToolCalls.showsTools(renderer)) {
+            LOG.log(System.Logger.Level.WARNING, "the chat template renders tool calls but not the tools: the model sees only what a system "
+                    + "message says of them (describe them there); calls are read and constrained as the template renders them");
+        }
         if (builtin) {
             LOG.log(System.Logger.Level.INFO, "chat template: llama.cpp built-in renderer (Jinja for requests with tools)");
         }

@@ -494,6 +494,58 @@ class ToolCallsTest {
         }
     }
 
+    /**
+     * DeepSeek V3.1's calls ({@code <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>} in
+     * R1's block): the same checks. Its template renders calls but not the tools (the model sees
+     * none: the grammar alone makes a forced call).
+     */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class DeepSeekFormatV31 extends Family {
+        @Override
+        String templateFile() {
+            return "deepseek-ai-DeepSeek-V3.1.jinja";
+        }
+
+        /** The template thinks when asked (enable_thinking), and the tiny model would think to max_tokens. */
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            return withoutThinking(ToolCallsTest.request(choice));
+        }
+
+        /** The tiny model ends the block after one call here (the grammar allows more: LateToolGrammarTest#deepSeekV31AndFirefunctionCalls). */
+        @Override
+        boolean writesAnotherCall() {
+            return false;
+        }
+    }
+
+    /** DeepSeek R1 Distill Qwen's calls (R1's fenced JSON, as llama.cpp's R1 template): the same checks; its template renders no tools either. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class DeepSeekFormatR1DistillQwen extends Family {
+        @Override
+        String templateFile() {
+            return "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja";
+        }
+
+        /** Its prompt opens <think>, and the tiny model would think to max_tokens. */
+        @Override
+        ObjectNode request(String choice) throws Exception {
+            return ToolCallsTest.request(choice).put("reasoning_format", "none");
+        }
+    }
+
+    /** Firefunction v2's calls ({@code functools[...]}, a JSON list of name and arguments objects): the same checks; its template renders no tools. */
+    @Nested
+    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+    class FirefunctionFormatV2 extends Family {
+        @Override
+        String templateFile() {
+            return "fireworks-ai-llama-3-firefunction-v2.jinja";
+        }
+    }
+
     /** muse-glimmer's calls (each a message to its function, an ATEM block in it): the same checks. */
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)

@@ -82,6 +82,11 @@ import java.util.Map;
  * block ({@link MiniMaxM3ToolCalls}). {@link Format#MUSE} (muse-glimmer): each call a message to
  * its function, {@code to=NAME<|message|><atem:function_calls>\n<atem:invoke name="NAME">\n...</atem:invoke>\n</atem:function_calls>}
  * ({@link XmlToolCalls.Dialect#ATEM}), {@code <|eom|>} and the next message's start between them.
+ * {@link Format#DEEPSEEK_V31} (DeepSeek V3.1): R1's block of calls, each
+ * {@code <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>}. {@link Format#FIREFUNCTION}
+ * (Firefunction v2): {@code functools[{"name": ..., "arguments": {...}}, ...]}. These two
+ * templates, as DeepSeek's R1 distills, render calls in the history but not the tools themselves
+ * ({@link #showsTools}).
  */
 public final class ToolCalls {
     private static final ObjectMapper MAPPER = new ObjectMapper();
@@ -128,7 +133,9 @@ public final class ToolCalls {
         COMMAND_R,
         SOLAR,
         MINIMAX_M3,
-        MUSE
+        MUSE,
+        DEEPSEEK_V31,
+        FIREFUNCTION
     }
 
     static final String HARMONY_OPEN = "to=functions.";
@@ -159,7 +166,7 @@ public final class ToolCalls {
             case LFM2 -> List.of(PythonToolCalls.OPEN, PythonToolCalls.CLOSE);
             case MINICPM5 -> List.of("<function", "<param", "</function>", "</param>"); // as llama.cpp preserves them
             case KIMI3 -> List.of(XmlToolCalls.K3_OPEN, XmlToolCalls.K3_CLOSE, XmlToolCalls.K3_SEP);
-            case DEEPSEEK_R1 -> List.of(R1_BLOCK.open(), R1_BLOCK.close(), R1_CALL_BEGIN, R1_SEP, R1_CALL_END);
+            case DEEPSEEK_R1, DEEPSEEK_V31 -> List.of(R1_BLOCK.open(), R1_BLOCK.close(), R1_CALL_BEGIN, R1_SEP, R1_CALL_END);
             case HUNYUAN -> List.of(HY_BLOCK.open(), HY_BLOCK.close(), XmlToolCalls.HY_INVOKE, XmlToolCalls.HY_SEP, XmlToolCalls.HY_KEY,
                     XmlToolCalls.HY_KEY_END, XmlToolCalls.HY_VALUE, XmlToolCalls.HY_VALUE_END, XmlToolCalls.HY_CALL_END);
             default -> List.of();
@@ -181,6 +188,8 @@ public final class ToolCalls {
     static final String R1_CALL = R1_CALL_BEGIN + "function" + R1_SEP;
     static final String R1_FENCE = "```json";
     static final String R1_FENCE_END = "```" + R1_CALL_END;
+    /** Firefunction v2's marker and its list's start. */
+    static final String FIREFUNCTION_OPEN = "functools[";
     /** Functionary v3.1's call: {@code <function=NAME>}, the arguments' JSON object, its end. */
     static final String FUNCTIONARY_OPEN = "<function=";
     static final String FUNCTIONARY_CLOSE = "</function>";
@@ -291,7 +300,7 @@ public final class ToolCalls {
             case MINIMAX_M3 -> M3_BLOCK;
             case MUSE -> ATEM_BLOCK;
             case HUNYUAN -> HY_BLOCK;
-            case DEEPSEEK_R1 -> R1_BLOCK;
+            case DEEPSEEK_R1, DEEPSEEK_V31 -> R1_BLOCK;
             case APERTUS -> APERTUS_BLOCK;
             case KIMI3 -> K3_BLOCK;
             default -> null;
@@ -352,6 +361,10 @@ public final class ToolCalls {
             candidate = Format.HUNYUAN; // the tags are made of their names and this suffix
         } else if (src.contains(R1_BLOCK.open()) && src.contains(R1_SEP) && src.contains(R1_FENCE)) {
             candidate = Format.DEEPSEEK_R1;
+        } else if (src.contains(R1_BLOCK.open()) && src.contains(R1_CALL_BEGIN + "'") && src.contains(R1_SEP)) {
+            candidate = Format.DEEPSEEK_V31; // the name right after a call's start, its JSON right after the separator
+        } else if (src.contains(FIREFUNCTION_OPEN)) {
+            candidate = Format.FIREFUNCTION;
         } else if (src.contains(XmlToolCalls.DSML) && src.contains("invoke")) {
             // llama.cpp's test: V4 names the block tool_calls, V3.2 function_calls
             candidate = src.contains("function_calls") ? Format.DEEPSEEK_V32 : Format.DEEPSEEK_V4;
@@ -397,16 +410,12 @@ public final class ToolCalls {
         } else {
             return Format.NONE;
         }
-        Map<String, Object> params = Map.of("type", "object", "properties", Map.of(PROBE_ARG, Map.of("type", "string")));
-        Map<String, Object> fn = new LinkedHashMap<>();
-        fn.put("name", PROBE);
-        fn.put("description", "probe");
-        fn.put("parameters", params);
-        Map<String, Object> tool = Map.of("type", "function", "function", fn);
+        Map<String, Object> tool = probeTool();
         try {
             ChatMessage user = ChatMessage.of("user", PROBE_QUESTION);
-            String out = template.render(List.of(user), true, List.of(tool));
-            if (!out.contains(PROBE)) {
+            // a template that renders no tool (DeepSeek V3.1's, its R1 distills', Firefunction v2's) may
+            // still render calls, which llama.cpp reads: read back, they are the evidence (showsTools)
+            if (historyless(candidate) && !showsTools(template)) {
                 return Format.NONE;
             }
             Map<String, Object> call = Map.of("id", "callprobe", "type", "function", "function",
@@ -416,7 +425,7 @@ public final class ToolCalls {
                 return candidate; // its template renders no call in the history (only the content): its source is the evidence
             }
             Reply r = parse(candidate, renderedCall(candidate, history, PROBE_QUESTION),
-                    List.of(new Function(PROBE, MAPPER.valueToTree(params))));
+                    List.of(new Function(PROBE, MAPPER.valueToTree(PROBE_PARAMS))));
             boolean readBack = r.calls().size() == 1 && r.calls().getFirst().arguments().equals("{\"" + PROBE_ARG + "\":\"probe value\"}");
             return readBack ? candidate : Format.NONE;
         } catch (RuntimeException e) {
@@ -425,6 +434,31 @@ public final class ToolCalls {
     }
 
     private static final String PROBE_ARG = "llmref_probe_arg";
+
+    /**
+     * Whether the template shows the model the request's tools: it renders a probe tool's name
+     * (llama.cpp's capability probe). DeepSeek V3.1's, its R1 distills' and Firefunction v2's
+     * render calls in the history but no tools, as llama.cpp warns ("does not natively describe
+     * tools"): their model sees only what a system message says of them.
+     */
+    public static boolean showsTools(ChatTemplateRenderer template) {
+        try {
+            return template.render(List.of(ChatMessage.of("user", PROBE_QUESTION)), true, List.of(probeTool())).contains(PROBE);
+        } catch (RuntimeException e) {
+            return false;
+        }
+    }
+
+    private static final Map<String, Object> PROBE_PARAMS = Map.of("type", "object", "properties", Map.of(PROBE_ARG, Map.of("type", "string")));
+
+    /** The probe tool, as a request declares it. */
+    private static Map<String, Object> probeTool() {
+        Map<String, Object> fn = new LinkedHashMap<>();
+        fn.put("name", PROBE);
+        fn.put("description", "probe");
+        fn.put("parameters", PROBE_PARAMS);
+        return Map.of("type", "function", "function", fn);
+    }
 
     /** Whether a format's templates render no call in the history (Granite 3.3's, LFM2's): detected from their source alone. */
     static boolean historyless(Format format) {
@@ -452,10 +486,11 @@ public final class ToolCalls {
         int from = blocks(format) ? after.indexOf(callBlock(format).open()) : mistral(format) ? after.indexOf(MISTRAL_OPEN)
                 : format == Format.HARMONY ? after.indexOf(HARMONY_OPEN) : format == Format.GIGACHAT ? after.indexOf(GIGACHAT_OPEN)
                 : format == Format.GIGACHAT3 ? after.indexOf(GIGACHAT3_OPEN)
+                : format == Format.FIREFUNCTION ? after.indexOf(FIREFUNCTION_OPEN)
                 : format == Format.FUNCTIONARY_V32 ? after.indexOf(FUNCTIONARY_V32_OPEN)
                 : after.indexOf("{\"name\"");
         int to = blocks(format) ? after.lastIndexOf(callBlock(format).close()) + callBlock(format).close().length()
-                : format == Format.MISTRAL_NEMO ? after.lastIndexOf(']') + 1 : after.lastIndexOf('}') + 1;
+                : format == Format.MISTRAL_NEMO || format == Format.FIREFUNCTION ? after.lastIndexOf(']') + 1 : after.lastIndexOf('}') + 1;
         return from < 0 || to <= from ? "" : after.substring(from, to);
     }
 
@@ -496,6 +531,11 @@ public final class ToolCalls {
                     + JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? "+ " : " ") + JsonSchemaGrammar.literal(block(format).close());
             case DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? " (\"\\n\" call)*" : "") + " "
                     + JsonSchemaGrammar.literal(block(format).close());
+            case DEEPSEEK_V31 -> JsonSchemaGrammar.literal(block(format).open()) + " call" + (several ? "+" : "") + " "
+                    + JsonSchemaGrammar.literal(block(format).close()); // calls back to back, as the template writes them
+            // after the prompt's header, as the template writes its calls (a space, then the marker)
+            case FIREFUNCTION -> "\" \" " + JsonSchemaGrammar.literal(FIREFUNCTION_OPEN) + " space call" + (several ? " (\",\" space call)*" : "")
+                    + " space \"]\"";
             case MINIMAX_M3 -> JsonSchemaGrammar.literal(block(format).open() + "\n") + " call" + (several ? " (\"\\n\" call)*" : "") + " "
                     + JsonSchemaGrammar.literal("\n" + block(format).close());
             // after the prompt's <|start|>assistant: a message to the function, more after <|eom|> and the next one's start
@@ -565,7 +605,9 @@ public final class ToolCalls {
             case GEMMA, FUNCTIONARY_V31 -> "call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws";
             case NEMOTRON_V2, APRIEL, COHERE, APERTUS -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws \"[\" space call" + (parallel
                     ? " (\",\" space call)*" : "") + " space \"]\" tc-ws " + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
-            case MINIMAX_M1, DEEPSEEK_R1 -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws "
+            case FIREFUNCTION -> JsonSchemaGrammar.literal(FIREFUNCTION_OPEN) + " space call" + (parallel ? " (\",\" space call)*" : "")
+                    + " space \"]\" tc-ws";
+            case MINIMAX_M1, DEEPSEEK_R1, DEEPSEEK_V31 -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws "
                     + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws";
             case SOLAR -> JsonSchemaGrammar.literal(block(format).open()) + " tc-ws call" + (parallel ? " (tc-ws call)*" : "") + " tc-ws ("
                     + JsonSchemaGrammar.literal(block(format).close()) + " tc-ws)?";
@@ -587,6 +629,7 @@ public final class ToolCalls {
     /** The literal whose first occurrence begins a call under "auto" (Hermes, XML), or null where a pattern does (Llama 3). */
     public static String opening(Format format) {
         return blocks(format) ? callBlock(format).open() : mistral(format) ? MISTRAL_OPEN : format == Format.GRANITE ? GRANITE_OPEN
+                : format == Format.FIREFUNCTION ? FIREFUNCTION_OPEN
                 : format == Format.MUSE ? MUSE_TO
                 : format == Format.HARMONY ? HARMONY_OPEN
                 : format == Format.GEMMA ? GemmaToolCalls.CALL : format == Format.FUNCTIONARY_V31 ? FUNCTIONARY_OPEN
@@ -737,6 +780,12 @@ public final class ToolCalls {
                 names.add(f.name(), restRule);
                 continue;
             }
+            if (format == Format.DEEPSEEK_V31) {
+                // the separator ends the name (no name character), then the arguments and the call's end
+                rules.put(restRule, JsonSchemaGrammar.literal(R1_SEP) + " " + prefix + "-args " + JsonSchemaGrammar.literal(R1_CALL_END));
+                names.add(f.name(), restRule);
+                continue;
+            }
             if (format == Format.SOLAR) {
                 // the arguments after their marker, then the call's end
                 rules.put(restRule, JsonSchemaGrammar.literal(SOLAR_ARGS) + " " + prefix + "-args " + JsonSchemaGrammar.literal(SOLAR_CALL_END));
@@ -795,6 +844,8 @@ public final class ToolCalls {
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(FUNCTIONARY_OPEN)).append(" call-name\n");
         } else if (format == Format.DEEPSEEK_R1) {
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(R1_CALL)).append(" call-name\n");
+        } else if (format == Format.DEEPSEEK_V31) {
+            sb.append("call ::= ").append(JsonSchemaGrammar.literal(R1_CALL_BEGIN)).append(" call-name\n");
         } else if (format == Format.GEMMA) {
             sb.append("call ::= ").append(JsonSchemaGrammar.literal(GemmaToolCalls.CALL_NAME)).append(" call-name\n")
                     .append(GemmaToolCalls.sharedRules());
@@ -935,8 +986,11 @@ public final class ToolCalls {
             case MINIMAX_M1 -> {
                 return lines(text, functions, format);
             }
-            case DEEPSEEK_R1 -> {
-                return r1(text, functions);
+            case DEEPSEEK_R1, DEEPSEEK_V31 -> {
+                return r1(text, functions, format);
+            }
+            case FIREFUNCTION -> {
+                return list(text, functions, format, FIREFUNCTION_OPEN, null);
             }
             case SOLAR -> {
                 return solar(text, functions);
@@ -1330,6 +1384,9 @@ public final class ToolCalls {
             return new Reply(text, List.of());
         }
         int from = first + open.length();
+        if (format == Format.FIREFUNCTION) {
+            from--; // the marker's '[' begins the list
+        }
         if (format == Format.COMMAND_R) { // the list in its fenced block
             from = skipSpace(text, from);
             if (!text.startsWith(CR_FENCE, from)) {
@@ -1400,9 +1457,12 @@ public final class ToolCalls {
      * {@code <｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME}, a line break, a JSON object in a
      * {@code ```json} fence and {@code <｜tool▁call▁end｜>}, whitespace at most between them (a
      * reply may end after a call's object, cut short); the block's end, then whitespace at most,
-     * or the reply's end; else the whole reply is content.
+     * or the reply's end; else the whole reply is content. DeepSeek V3.1's calls are
+     * {@code <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>}, a JSON object and {@code <｜tool▁call▁end｜>}.
      */
-    private static Reply r1(String text, List<Function> functions) {
+    private static Reply r1(String text, List<Function> functions, Format format) {
+        boolean v31 = format == Format.DEEPSEEK_V31;
+        String callStart = v31 ? R1_CALL_BEGIN : R1_CALL;
         Block b = R1_BLOCK;
         int first = text.indexOf(b.open());
         if (first < 0) {
@@ -1421,22 +1481,24 @@ public final class ToolCalls {
                 }
                 break;
             }
-            if (!text.startsWith(R1_CALL, at)) {
+            if (!text.startsWith(callStart, at)) {
                 return new Reply(text, List.of());
             }
-            int nameStart = at + R1_CALL.length();
+            int nameStart = at + callStart.length();
             int nameEnd = nameEnd(text, nameStart);
             String name = text.substring(nameStart, nameEnd);
-            int fence = skipSpace(text, nameEnd);
-            if (nameEnd == fence || !text.startsWith(R1_FENCE, fence) || functions.stream().noneMatch(f -> f.name().equals(name))) {
+            int args = v31 ? nameEnd : skipSpace(text, nameEnd);
+            String before = v31 ? R1_SEP : R1_FENCE;
+            if (!v31 && nameEnd == args || !text.startsWith(before, args) || functions.stream().noneMatch(f -> f.name().equals(name))) {
                 return new Reply(text, List.of());
             }
-            at = objectCall(text, fence + R1_FENCE.length(), name, Format.DEEPSEEK_R1, calls);
+            at = objectCall(text, args + before.length(), name, format, calls);
             if (at < 0) {
                 return new Reply(text, List.of());
             }
-            if (text.startsWith(R1_FENCE_END, at)) {
-                at += R1_FENCE_END.length();
+            String end = v31 ? R1_CALL_END : R1_FENCE_END;
+            if (text.startsWith(end, at)) {
+                at += end.length();
             } else if (at != text.length()) {
                 return new Reply(text, List.of());
             }

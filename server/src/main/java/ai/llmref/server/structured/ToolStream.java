@@ -63,7 +63,7 @@ public final class ToolStream {
 
     private enum Scan { OPEN_TAG, HEAD, ARGUMENTS, CLOSE_OBJECT, CLOSE_TAG, BETWEEN, AFTER, FAILED,
         BARE_NAME, MISTRAL_MARKER, MISTRAL_ID, NEMO_LIST, NEMO_NEXT, HARMONY_HEAD, XML_FUNCTION, XML_NAME, XML_ELEMENT, XML_PARAMETER, GLM_KEY_CLOSE, GLM_VALUE_OPEN, XML_VALUE_LINE, XML_RAW, XML_JSON, XML_VALUE_CLOSE,
-        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, CR_FENCE, SOLAR_ID, SOLAR_NAME, SOLAR_CALL_END, M3_BLOCK, MUSE_RECIPIENT, MUSE_BLOCK, MUSE_NEXT, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_AFTER, PY_NEXT, PY_END }
+        MM_INVOKE, MM_NAME_CLOSE, MM_KEY_CLOSE, DS_KIND, KIMI_NEXT, KIMI_INDEX, KIMI_CALL_END, GEMMA_CALL, GEMMA_ARGS, GEMMA_END, LIST_CLOSE, LINE_NEXT, HEAD_END, R1_NEXT, R1_FENCE, JSON_ARGS, R1_FENCE_END, FN_NAME_END, FN_END, MC_VALUE_START, MC_CDATA_END, CR_FENCE, SOLAR_ID, SOLAR_NAME, SOLAR_CALL_END, M3_BLOCK, MUSE_RECIPIENT, MUSE_BLOCK, MUSE_NEXT, V31_SEP, V31_CALL_END, PY_LIST, PY_CALL, PY_OPEN, PY_KEY, PY_VALUE_START, PY_QUOTED, PY_AFTER, PY_NEXT, PY_END }
 
     private final ToolCalls.Format format;
     private final List<ToolCalls.Function> functions;
@@ -253,7 +253,7 @@ public final class ToolStream {
                     case MINIMAX_M3 -> Scan.M3_BLOCK;
                     case MUSE -> Scan.MUSE_RECIPIENT;
                     case MINIMAX_M1 -> Scan.LINE_NEXT;
-                    case DEEPSEEK_R1, SOLAR -> Scan.R1_NEXT;
+                    case DEEPSEEK_R1, DEEPSEEK_V31, SOLAR -> Scan.R1_NEXT;
                     case FUNCTIONARY_V31, FUNCTIONARY_V32 -> Scan.BARE_NAME;
                     case LFM2 -> Scan.PY_LIST;
                     default -> Scan.HEAD;
@@ -277,6 +277,7 @@ public final class ToolStream {
                         case KIMI -> Scan.KIMI_INDEX;
                         case GEMMA -> Scan.GEMMA_ARGS;
                         case DEEPSEEK_R1 -> Scan.R1_FENCE;
+                        case DEEPSEEK_V31 -> Scan.V31_SEP;
                         case SOLAR -> Scan.FN_NAME_END; // the arguments' marker
                         case FUNCTIONARY_V31 -> Scan.FN_NAME_END;
                         case FUNCTIONARY_V32 -> Scan.JSON_ARGS; // white space, then the arguments' object
@@ -402,7 +403,8 @@ public final class ToolStream {
                     }
                     head.append(c);
                     String h = head.toString();
-                    String call = format == ToolCalls.Format.SOLAR ? ToolCalls.SOLAR_CALL : ToolCalls.R1_CALL;
+                    String call = format == ToolCalls.Format.SOLAR ? ToolCalls.SOLAR_CALL
+                            : format == ToolCalls.Format.DEEPSEEK_V31 ? ToolCalls.R1_CALL_BEGIN : ToolCalls.R1_CALL;
                     if (h.equals(call)) {
                         head.setLength(0);
                         scan = format == ToolCalls.Format.SOLAR ? Scan.SOLAR_ID : Scan.BARE_NAME;
@@ -461,6 +463,8 @@ public final class ToolStream {
                     }
                 }
                 case SOLAR_CALL_END -> tag(c, ToolCalls.SOLAR_CALL_END, Scan.R1_NEXT);
+                case V31_SEP -> tag(c, ToolCalls.R1_SEP, Scan.JSON_ARGS); // DeepSeek V3.1: the arguments after the separator
+                case V31_CALL_END -> tag(c, ToolCalls.R1_CALL_END, Scan.R1_NEXT);
                 case JSON_ARGS -> { // the arguments' JSON follows (nothing taken here)
                     arguments = new CompactJson();
                     scan = Scan.ARGUMENTS;
@@ -823,7 +827,7 @@ public final class ToolStream {
                     if (arguments.done() && (format == ToolCalls.Format.MISTRAL || format == ToolCalls.Format.HARMONY
                             || format == ToolCalls.Format.KIMI || format == ToolCalls.Format.DEEPSEEK_R1
                             || format == ToolCalls.Format.FUNCTIONARY_V31 || format == ToolCalls.Format.FUNCTIONARY_V32
-                            || format == ToolCalls.Format.SOLAR)) {
+                            || format == ToolCalls.Format.SOLAR || format == ToolCalls.Format.DEEPSEEK_V31)) {
                         endCall(out); // the arguments are the call's end
                         arguments = null;
                         scan = switch (format) {
@@ -832,6 +836,7 @@ public final class ToolStream {
                             case DEEPSEEK_R1 -> Scan.R1_FENCE_END;
                             case FUNCTIONARY_V31 -> Scan.FN_END;
                             case SOLAR -> Scan.SOLAR_CALL_END;
+                            case DEEPSEEK_V31 -> Scan.V31_CALL_END;
                             default -> Scan.AFTER;
                         };
                     } else if (arguments.done()) {
@@ -845,7 +850,7 @@ public final class ToolStream {
                         arguments = null;
                         scan = switch (format) {
                             case HERMES -> Scan.CLOSE_TAG;
-                            case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS, GRANITE, COMMAND_R -> Scan.NEMO_NEXT;
+                            case MISTRAL_NEMO, NEMOTRON_V2, APRIEL, COHERE, APERTUS, GRANITE, COMMAND_R, FIREFUNCTION -> Scan.NEMO_NEXT;
                             case MINIMAX_M1 -> Scan.LINE_NEXT;
                             default -> Scan.AFTER;
                         };

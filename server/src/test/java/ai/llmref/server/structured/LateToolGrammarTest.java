@@ -325,6 +325,27 @@ class LateToolGrammarTest extends StoriesVocabularyTest {
         }
     }
 
+    /** DeepSeek V3.1's calls back to back in R1's block, and Firefunction v2's list after {@code functools}. */
+    @Test
+    void deepSeekV31AndFirefunctionCalls() {
+        String call = "<｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Rome\"}<｜tool▁call▁end｜>";
+        ToolCalls.Format v31 = ToolCalls.Format.DEEPSEEK_V31;
+        for (String g : List.of(ToolCalls.grammar(v31, ToolCallsParseTest.FUNCTIONS, true), ToolCalls.lateGrammar(v31, ToolCallsParseTest.FUNCTIONS, true))) {
+            assertThat(verdict(g, "<｜tool▁calls▁begin｜>" + call + call + "<｜tool▁calls▁end｜>")).isEqualTo(GrammarVerdict.MAY_END);
+            for (String refused : List.of("<｜tool▁calls▁begin｜>" + call.replace("get_weather", "nope"), "<｜tool▁calls▁begin｜><｜tool▁calls▁end｜>",
+                    "<｜tool▁calls▁begin｜>" + call + "<｜tool▁calls▁end｜> words", "<｜tool▁calls▁begin｜>" + call.replace("\"city\": \"Rome\"", ""))) {
+                assertThat(verdict(g, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
+            }
+        }
+        ToolCalls.Format ff = ToolCalls.Format.FIREFUNCTION;
+        String list = "functools[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}, {\"name\": \"get_time\", \"arguments\": {}}]";
+        assertThat(verdict(ToolCalls.grammar(ff, ToolCallsParseTest.FUNCTIONS, true), " " + list)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(ToolCalls.lateGrammar(ff, ToolCallsParseTest.FUNCTIONS, true), list)).isEqualTo(GrammarVerdict.MAY_END);
+        assertThat(verdict(ToolCalls.grammar(ff, ToolCallsParseTest.FUNCTIONS, false), " " + list)).as("one call").isEqualTo(GrammarVerdict.REFUSED);
+        assertThat(verdict(ToolCalls.lateGrammar(ff, ToolCallsParseTest.FUNCTIONS, true), list.replace("get_time", "nope")))
+                .isEqualTo(GrammarVerdict.REFUSED);
+    }
+
     @Test
     void cohereCallsInTheirBlock() {
         String call = "{\"tool_call_id\": \"0\", \"tool_name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}";

@@ -34,7 +34,7 @@ class ToolCallsFuzzTest {
                 ToolCalls.Format.APERTUS, ToolCalls.Format.KIMI3, ToolCalls.Format.GRANITE,
                 ToolCalls.Format.LFM2, ToolCalls.Format.MINICPM5, ToolCalls.Format.FUNCTIONARY_V32,
                 ToolCalls.Format.GIGACHAT3, ToolCalls.Format.COMMAND_R, ToolCalls.Format.SOLAR, ToolCalls.Format.MINIMAX_M3,
-                ToolCalls.Format.MUSE)) {
+                ToolCalls.Format.MUSE, ToolCalls.Format.DEEPSEEK_V31, ToolCalls.Format.FIREFUNCTION)) {
             // the XML formats read values by their schemas: their functions declare strings, numbers, unions, references
             // LFM2's and MiniMax M3's keys are declared properties too
             boolean xml = ToolCalls.xml(format) || format == ToolCalls.Format.LFM2 || format == ToolCalls.Format.MINIMAX_M3;

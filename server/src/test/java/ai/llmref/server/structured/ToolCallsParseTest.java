@@ -431,6 +431,35 @@ class ToolCallsParseTest {
         assertThat(ToolCalls.historyId(ToolCalls.Format.HERMES, "call_x")).isEqualTo("call_x");
     }
 
+    /**
+     * DeepSeek V3.1's calls, R1's block of {@code <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>};
+     * and Firefunction v2's list after {@code functools}: llama.cpp's own cases, and what is no call.
+     */
+    @Test
+    void deepSeekV31AndFirefunctionCalls() {
+        ToolCalls.Format v31 = ToolCalls.Format.DEEPSEEK_V31;
+        String calls = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"Rome\"}<｜tool▁call▁end｜>"
+                + "<｜tool▁call▁begin｜>get_time<｜tool▁sep｜>{}<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+        ToolCalls.Reply r = ToolCalls.parse(v31, "CONTENT" + calls, FUNCTIONS);
+        assertThat(r.content()).isEqualTo("CONTENT");
+        assertThat(r.calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}", "{}");
+        for (String notACall : List.of(calls + " x", calls.replace("get_time", "nope"), calls.replace("<｜tool▁sep｜>{}", "{}"),
+                calls.replace("get_weather<｜tool▁sep｜>", "function<｜tool▁sep｜>get_weather\n```json\n"))) {
+            assertNoCall(v31, FUNCTIONS, notACall);
+        }
+        assertSplitStreams(v31, FUNCTIONS, "Sure. " + calls, 31, "{\"city\":\"Rome\"}", "{}");
+        ToolCalls.Format ff = ToolCalls.Format.FIREFUNCTION;
+        String list = " functools[{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Rome\"}}, {\"name\": \"get_time\", \"arguments\": {}}]";
+        ToolCalls.Reply f = ToolCalls.parse(ff, list, FUNCTIONS);
+        assertThat(f.content()).isNull();
+        assertThat(f.calls()).extracting(ToolCalls.Call::arguments).containsExactly("{\"city\":\"Rome\"}", "{}");
+        for (String notACall : List.of(list + " x", list.replace("get_time", "nope"), "import functools\nfunctools.reduce(f, xs)",
+                list.replace("functools[", "functools ["))) {
+            assertNoCall(ff, FUNCTIONS, notACall);
+        }
+        assertSplitStreams(ff, FUNCTIONS, "Sure." + list, 37, "{\"city\":\"Rome\"}", "{}");
+    }
+
     @Test
     void llama3JsonReplyIsOneCall() {
         ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.LLAMA3_JSON,

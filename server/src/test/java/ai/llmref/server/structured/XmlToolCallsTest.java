@@ -62,7 +62,8 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
             "GigaChat3.1-10B-A1.8B", "Apertus-8B-Instruct", "Kimi-K3",
             "ibm-granite-granite-3.3-2B-Instruct", "LFM2-8B-A1B", "LFM2.5-8B-A1B", "LFM2.5-Instruct", "openbmb-MiniCPM5-1B",
             "meetkai-functionary-medium-v3.2", "GigaChat3-10B-A1.8B", "CohereForAI-c4ai-command-r-plus-tool_use", "upstage-Solar-Open-100B",
-            "MiniMax-M3", "muse-glimmer");
+            "MiniMax-M3", "muse-glimmer", "deepseek-ai-DeepSeek-V3.1", "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B",
+            "fireworks-ai-llama-3-firefunction-v2");
 
     /** The pinned tree's chat templates ({@code models/templates}). */
     static Path templatesDir() throws Exception {
@@ -552,6 +553,21 @@ class XmlToolCallsTest extends StoriesVocabularyTest {
             assertThat(verdict(forced, " " + refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
             assertThat(verdict(late, refused)).as(refused).isEqualTo(GrammarVerdict.REFUSED);
         }
+    }
+
+    /**
+     * DeepSeek V3.1's, its R1 distill's (Qwen) and Firefunction v2's templates render calls in the
+     * history, which read back, but not the tools (llama.cpp's probe finds no tool name: "does not
+     * natively describe tools"); the server logs a warning for them. Other templates show the tools.
+     */
+    @Test
+    void someTemplatesRenderCallsButNotTheTools() throws Exception {
+        for (String t : List.of("deepseek-ai-DeepSeek-V3.1", "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "fireworks-ai-llama-3-firefunction-v2")) {
+            ChatTemplateRenderer r = new ChatTemplateRenderer(templates().get(t), "", "");
+            assertThat(ToolCalls.showsTools(r)).as(t).isFalse();
+            assertThat(ToolCalls.detect(r)).as(t).isNotEqualTo(ToolCalls.Format.NONE);
+        }
+        assertThat(ToolCalls.showsTools(new ChatTemplateRenderer(templates().get("Qwen-Qwen3-0.6B"), "", ""))).isTrue();
     }
 
     /** Functions whose values MiniMax M3 writes nested: an array of objects, a union, booleans, a free object. */

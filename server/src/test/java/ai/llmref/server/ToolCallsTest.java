@@ -566,6 +566,18 @@ class ToolCallsTest {
             ObjectNode b = ToolCallsTest.request(choice);
             return b.get("max_tokens").asInt() == 250 ? b.put("max_tokens", 700) : b;
         }
+
+        /** A function named as one of the template's own recipients (self, user) is a 400 naming it, unless tools are off. */
+        @Test
+        void aFunctionNamedAsTheTemplatesOwnRecipientIsRefused() throws Exception {
+            ObjectNode b = request("auto");
+            ((ObjectNode) b.get("tools").get(1).get("function")).put("name", "user");
+            HttpResponse<String> r = server.post("/v1/chat/completions", b.toString());
+            assertThat(r.statusCode()).as(r.body()).isEqualTo(400);
+            assertThat(MAPPER.readTree(r.body()).get("error").get("param").asText()).isEqualTo("tools[1].function.name");
+            assertThat(r.body()).contains("own recipients");
+            assertThat(post(b.put("tool_choice", "none")).get("choices").get(0).get("message").has("tool_calls")).isFalse();
+        }
     }
 
     /**

@@ -226,9 +226,18 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
             }
         }
         if (!functions.isEmpty() && !choice.equals("none") && format == ToolCalls.Format.NONE) {
-            throw ApiException.unsupported("tools", "the model's chat template does not support tool calls in a format this "
-                    + "server can parse (supported: Hermes/Qwen <tool_call>, Llama 3.x JSON, Qwen3-Coder/Qwen 3.5 XML, GLM <arg_key>, Mistral [TOOL_CALLS], "
-                    + "GPT-OSS functions.NAME, MiniMax M2 <invoke>, Kimi K2 <|tool_calls_section_begin|>, DeepSeek V3.2/V4 DSML); remove 'tools' or use tool_choice \"none\"");
+            throw ApiException.unsupported("tools", "the model's chat template renders no tool calls in a format this server can "
+                    + "read (the formats of 65 of llama.cpp's 70 pinned templates are supported: Hermes, Llama 3 JSON, the XML and GLM "
+                    + "formats, Mistral, GPT-OSS, MiniMax, Kimi, DeepSeek, Gemma 4, Cohere, and more; see the server's docs, 'Tool calls'); "
+                    + "remove 'tools' or use tool_choice \"none\"");
+        }
+        if (format == ToolCalls.Format.MUSE && !choice.equals("none")) { // its template's own recipients: a message to them is the reasoning or the text
+            for (int i = 0; i < functions.size(); i++) {
+                if (Set.of("self", "user").contains(functions.get(i).name())) {
+                    throw ApiException.badValue("tools[" + i + "].function.name", "the function name '" + functions.get(i).name()
+                            + "' is one of the chat template's own recipients (self: its reasoning, user: its answer); rename the function");
+                }
+            }
         }
         List<ToolCalls.Function> allowed = functions;
         if (named != null) {

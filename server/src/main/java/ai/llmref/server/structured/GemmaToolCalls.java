@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -312,8 +311,7 @@ final class GemmaToolCalls {
             throw new SchemaException("/type", "type", "the parameters must be an object");
         }
         c.rules.put(argsRule, c.value(root, "", 0));
-        c.rules.putAll(JsonSchemaGrammar.rules(root, prefix, c.json, c.pointers));
-        return c.rules;
+        return c.allRules();
     }
 
     /** The rules every Gemma grammar holds: any value, a raw string's text (never {@link #QUOTE}), a character of a bounded one. */
@@ -328,22 +326,9 @@ final class GemmaToolCalls {
     }
 
     /** Turns a function's schema into rules of Gemma's notation; numbers, booleans and null are left to the JSON grammar. */
-    private static final class Converter {
-        final JsonNode root;
-        final String prefix;
-        final Map<String, String> rules = new LinkedHashMap<>();
-        /** Values whose rules the JSON grammar makes (numbers, booleans, null), by rule name, and their pointers. */
-        final Map<String, JsonNode> json = new LinkedHashMap<>();
-        final Map<String, String> pointers = new LinkedHashMap<>();
-        private int next;
-
+    private static final class Converter extends CallGrammarConverter {
         Converter(JsonNode root, String prefix) {
-            this.root = root;
-            this.prefix = prefix;
-        }
-
-        private String newRule() {
-            return prefix + "-g" + next++;
+            super(root, prefix, "-g");
         }
 
         /** The grammar expression of a schema's values. */
@@ -428,10 +413,7 @@ final class GemmaToolCalls {
                                 }
                             });
                         }
-                        String rule = newRule();
-                        json.put(rule, sub);
-                        pointers.put(rule, ptr);
-                        alts.add(rule);
+                        alts.add(jsonRule(sub, ptr));
                     }
                 }
             }

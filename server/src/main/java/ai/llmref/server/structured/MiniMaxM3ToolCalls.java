@@ -5,7 +5,6 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import java.util.ArrayList;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -344,26 +343,13 @@ final class MiniMaxM3ToolCalls {
         XmlToolCalls.declaredProperties(root, "MiniMax M3");
         Converter c = new Converter(root, prefix);
         c.rules.put(restRule, c.members(root, "", 0) + " " + JsonSchemaGrammar.literal(INVOKE_END));
-        c.rules.putAll(JsonSchemaGrammar.rules(root, prefix, c.json, c.pointers));
-        return c.rules;
+        return c.allRules();
     }
 
     /** Turns a function's schema into rules of M3's elements; numbers, booleans, null and free objects are left to the JSON grammar. */
-    private static final class Converter {
-        final JsonNode root;
-        final String prefix;
-        final Map<String, String> rules = new LinkedHashMap<>();
-        final Map<String, JsonNode> json = new LinkedHashMap<>();
-        final Map<String, String> pointers = new LinkedHashMap<>();
-        private int next;
-
+    private static final class Converter extends CallGrammarConverter {
         Converter(JsonNode root, String prefix) {
-            this.root = root;
-            this.prefix = prefix;
-        }
-
-        private String newRule() {
-            return prefix + "-m" + next++;
+            super(root, prefix, "-m");
         }
 
         /** An object's declared properties as elements, in the schema's order, the optional ones each left out or not. */
@@ -454,10 +440,7 @@ final class MiniMaxM3ToolCalls {
                     return "(" + String.join(" | ", out) + ")";
                 }
                 default -> { // numbers, booleans, null, a free object: JSON, as llama.cpp has them written
-                    String rule = newRule();
-                    json.put(rule, schema);
-                    pointers.put(rule, ptr);
-                    return rule;
+                    return jsonRule(schema, ptr);
                 }
             }
         }

@@ -986,14 +986,11 @@ public final class ToolCalls {
             case MINIMAX_M1 -> {
                 return lines(text, functions, format);
             }
-            case DEEPSEEK_R1, DEEPSEEK_V31 -> {
-                return r1(text, functions, format);
+            case DEEPSEEK_R1, DEEPSEEK_V31, SOLAR -> {
+                return markedCalls(text, functions, format);
             }
             case FIREFUNCTION -> {
                 return list(text, functions, format, FIREFUNCTION_OPEN, null);
-            }
-            case SOLAR -> {
-                return solar(text, functions);
             }
             case MUSE -> {
                 return muse(text, functions);
@@ -1453,17 +1450,24 @@ public final class ToolCalls {
     }
 
     /**
-     * A DeepSeek R1 reply: text before the block is content; then calls, each
-     * {@code <｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME}, a line break, a JSON object in a
-     * {@code ```json} fence and {@code <｜tool▁call▁end｜>}, whitespace at most between them (a
-     * reply may end after a call's object, cut short); the block's end, then whitespace at most,
-     * or the reply's end; else the whole reply is content. DeepSeek V3.1's calls are
-     * {@code <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>}, a JSON object and {@code <｜tool▁call▁end｜>}.
+     * A reply whose calls are marked by control tokens in one block, each call's start, its name,
+     * its arguments' JSON object after a mark, and its end: text before the block is content; then
+     * calls, whitespace at most between them (a reply may end after a call's object, cut short);
+     * the block's end, then whitespace at most, or the reply's end; else the whole reply is content.
+     * DeepSeek R1: {@code <｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME}, a line break, the object
+     * in a {@code ```json} fence and {@code <｜tool▁call▁end｜>}. DeepSeek V3.1:
+     * {@code <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>}, the object, {@code <｜tool▁call▁end｜>}. Solar
+     * Open: {@code <|tool_call:begin|>ID<|tool_call:name|>NAME<|tool_call:args|>}, the object,
+     * {@code <|tool_call:end|>} (any id of at most {@link #MAX_ID} characters without {@code <}; the
+     * call gets an id of its own).
      */
-    private static Reply r1(String text, List<Function> functions, Format format) {
-        boolean v31 = format == Format.DEEPSEEK_V31;
-        String callStart = v31 ? R1_CALL_BEGIN : R1_CALL;
-        Block b = R1_BLOCK;
+    private static Reply markedCalls(String text, List<Function> functions, Format format) {
+        boolean r1 = format == Format.DEEPSEEK_R1;
+        boolean solar = format == Format.SOLAR;
+        String callStart = solar ? SOLAR_CALL : r1 ? R1_CALL : R1_CALL_BEGIN;
+        String before = solar ? SOLAR_ARGS : r1 ? R1_FENCE : R1_SEP;
+        String end = solar ? SOLAR_CALL_END : r1 ? R1_FENCE_END : R1_CALL_END;
+        Block b = block(format);
         int first = text.indexOf(b.open());
         if (first < 0) {
             return new Reply(text, List.of());
@@ -1485,18 +1489,23 @@ public final class ToolCalls {
                 return new Reply(text, List.of());
             }
             int nameStart = at + callStart.length();
+            if (solar) { // the call's id, then the mark before its name
+                int idEnd = text.indexOf(SOLAR_NAME, nameStart);
+                if (idEnd < 0 || idEnd - nameStart > MAX_ID || text.substring(nameStart, idEnd).contains("<")) {
+                    return new Reply(text, List.of());
+                }
+                nameStart = idEnd + SOLAR_NAME.length();
+            }
             int nameEnd = nameEnd(text, nameStart);
             String name = text.substring(nameStart, nameEnd);
-            int args = v31 ? nameEnd : skipSpace(text, nameEnd);
-            String before = v31 ? R1_SEP : R1_FENCE;
-            if (!v31 && nameEnd == args || !text.startsWith(before, args) || functions.stream().noneMatch(f -> f.name().equals(name))) {
+            int args = r1 ? skipSpace(text, nameEnd) : nameEnd; // R1: a line break before the fence
+            if (r1 && nameEnd == args || !text.startsWith(before, args) || functions.stream().noneMatch(f -> f.name().equals(name))) {
                 return new Reply(text, List.of());
             }
             at = objectCall(text, args + before.length(), name, format, calls);
             if (at < 0) {
                 return new Reply(text, List.of());
             }
-            String end = v31 ? R1_CALL_END : R1_FENCE_END;
             if (text.startsWith(end, at)) {
                 at += end.length();
             } else if (at != text.length()) {
@@ -1565,57 +1574,8 @@ public final class ToolCalls {
         return new Reply(before, List.copyOf(calls));
     }
 
-    /** The longest call id read in Solar Open's calls (its template asks for ten characters). */
+    /** The longest call id read in Solar Open's calls (its template asks for ten characters), and muse-glimmer's recipient. */
     static final int MAX_ID = 64;
-
-    /**
-     * Solar Open's reply: text before {@code <|tool_calls|>} is content; then calls back to back,
-     * each {@code <|tool_call:begin|>ID<|tool_call:name|>NAME<|tool_call:args|>{...}<|tool_call:end|>}
-     * (any id of at most {@link #MAX_ID} characters without {@code <}; the call gets an id of its
-     * own), white space at most between them; the block's end, or the reply's end (the last call's
-     * end may be missing there). Else the whole reply is content.
-     */
-    private static Reply solar(String text, List<Function> functions) {
-        int first = text.indexOf(SOLAR_BLOCK.open());
-        if (first < 0) {
-            return new Reply(text, List.of());
-        }
-        List<Call> calls = new ArrayList<>();
-        int at = first + SOLAR_BLOCK.open().length();
-        while (true) {
-            at = skipSpace(text, at);
-            if (at == text.length()) {
-                break;
-            }
-            if (text.startsWith(SOLAR_BLOCK.close(), at)) {
-                if (skipSpace(text, at + SOLAR_BLOCK.close().length()) != text.length()) {
-                    return new Reply(text, List.of()); // text after the calls: not a clean tool-call reply
-                }
-                break;
-            }
-            int idEnd = text.indexOf(SOLAR_NAME, at);
-            if (!text.startsWith(SOLAR_CALL, at) || idEnd < 0 || idEnd - at - SOLAR_CALL.length() > MAX_ID
-                    || text.substring(at + SOLAR_CALL.length(), idEnd).contains("<")) {
-                return new Reply(text, List.of());
-            }
-            int nameStart = idEnd + SOLAR_NAME.length();
-            int nameEnd = nameEnd(text, nameStart);
-            String name = text.substring(nameStart, nameEnd);
-            if (!text.startsWith(SOLAR_ARGS, nameEnd) || functions.stream().noneMatch(f -> f.name().equals(name))) {
-                return new Reply(text, List.of());
-            }
-            at = objectCall(text, nameEnd + SOLAR_ARGS.length(), name, Format.SOLAR, calls);
-            if (at < 0) {
-                return new Reply(text, List.of());
-            }
-            if (text.startsWith(SOLAR_CALL_END, at)) {
-                at += SOLAR_CALL_END.length();
-            } else if (at != text.length()) {
-                return new Reply(text, List.of());
-            }
-        }
-        return calls.isEmpty() ? new Reply(text, List.of()) : new Reply(contentBefore(text, first), List.copyOf(calls));
-    }
 
     /**
      * A GPT-OSS reply's call: the message to {@code functions.NAME} (its header up to

@@ -71,6 +71,8 @@ public final class ToolStream {
     private final XmlToolCalls.Dialect dialect;
     /** What begins a call (all formats but Llama 3's): {@code <tool_call>}, {@code [TOOL_CALLS]}, {@code to=functions.}, {@code <minimax:tool_call>} or Kimi's section. */
     private final String open;
+    /** What a free reply's call may begin with besides {@link #bare}: {@link #open}; none for muse-glimmer, whose calls begin at a message to a declared function, not at any "to=". */
+    private final String freeOpen;
     /** What ends a block of one call ({@code </tool_call>}, Seed-OSS's {@code </seed:tool_call>}). */
     private final String close;
     /** What also begins the first call (XML: {@link ToolCalls#bareOpeners}). */
@@ -126,6 +128,7 @@ public final class ToolStream {
         this.dialect = XmlToolCalls.Dialect.of(format);
         String opening = ToolCalls.opening(format);
         this.open = opening == null ? OPEN : opening;
+        this.freeOpen = format == ToolCalls.Format.MUSE ? null : open;
         this.close = ToolCalls.callBlock(format).close();
         this.bare = ToolCalls.bareOpeners(format, functions);
         this.block = ToolCalls.block(format);
@@ -185,8 +188,6 @@ public final class ToolStream {
         }
         int safe;
         if (format != ToolCalls.Format.LLAMA3_JSON) {
-            // muse-glimmer's calls begin at a message to a declared function, not at any "to="
-            String freeOpen = format == ToolCalls.Format.MUSE ? null : open;
             int tag = ToolCalls.firstOpening(text, freeOpen, bare, Math.max(0, released - longestOpening()));
             if (tag >= 0) {
                 holding = true;
@@ -1035,7 +1036,7 @@ public final class ToolStream {
      */
     private int firstCall() {
         if (format != ToolCalls.Format.LLAMA3_JSON) {
-            return ToolCalls.firstOpening(text, format == ToolCalls.Format.MUSE ? null : open, bare, 0);
+            return ToolCalls.firstOpening(text, freeOpen, bare, 0);
         }
         int i = 0;
         while (i < text.length() && Character.isWhitespace(text.charAt(i))) {

@@ -7,7 +7,6 @@ import ai.llmref.server.structured.MarkerFilter;
 import ai.llmref.server.structured.ReasoningStream;
 import ai.llmref.server.structured.SplitStream;
 import ai.llmref.server.structured.ToolCalls;
-import ai.llmref.server.structured.ToolStream;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.charset.StandardCharsets;
@@ -120,15 +119,7 @@ class KimiK3Test extends ControlTokenToolsTest {
         assertThat(verdict(one, single.replace("<|close|>tools", GET + "<|close|>tools"))).as("one call only").isEqualTo(GrammarVerdict.REFUSED);
         Random rnd = new Random(23);
         for (String reply : List.of("Sure. " + SECTION, SECTION, single)) {
-            ToolCalls.Reply whole = ToolCalls.parse(K3, reply, FUNCTIONS);
-            for (int trial = 0; trial < 30; trial++) {
-                SplitStream.Fed fed = SplitStream.feed(K3, false, FUNCTIONS, reply, rnd, 5);
-                ToolStream s = fed.stream();
-                assertThat(s.wellFormed()).as(reply).isTrue();
-                assertThat(s.content()).isEqualTo(whole.content());
-                assertThat(s.calls()).extracting(ToolCalls.Call::arguments)
-                        .containsExactlyElementsOf(whole.calls().stream().map(ToolCalls.Call::arguments).toList());
-            }
+            SplitStream.assertReadsAsWhole(K3, FUNCTIONS, reply, rnd, 30);
         }
     }
 
@@ -143,15 +134,7 @@ class KimiK3Test extends ControlTokenToolsTest {
         assertThat(MarkerFilter.strip(envelope, "a <|close|>respon")).as("a marker's start at the end is text").isEqualTo("a <|close|>respon");
         Random rnd = new Random(29);
         for (int trial = 0; trial < 50; trial++) {
-            MarkerFilter f = new MarkerFilter(envelope);
-            StringBuilder out = new StringBuilder();
-            for (int i = 0; i < reply.length();) {
-                int n = 1 + rnd.nextInt(9);
-                out.append(f.push(reply.substring(i, Math.min(reply.length(), i + n))));
-                i += n;
-            }
-            out.append(f.finish());
-            assertThat(out.toString()).isEqualTo(expected);
+            assertThat(SplitStream.filtered(new MarkerFilter.Envelope("", null, envelope), reply, rnd, 9)).isEqualTo(expected);
         }
     }
 

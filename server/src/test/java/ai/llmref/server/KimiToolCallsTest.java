@@ -5,7 +5,6 @@ import static org.assertj.core.api.Assertions.assertThat;
 import ai.llmref.server.structured.GrammarVerdict;
 import ai.llmref.server.structured.SplitStream;
 import ai.llmref.server.structured.ToolCalls;
-import ai.llmref.server.structured.ToolStream;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.charset.StandardCharsets;
@@ -102,15 +101,7 @@ class KimiToolCallsTest extends ControlTokenToolsTest {
                 .isEqualTo(GrammarVerdict.REFUSED);
         Random rnd = new Random(5);
         for (String reply : List.of("Sure. " + SECTION_OF_TWO, SECTION_OF_TWO, WEATHER + "<|tool_calls_section_end|>")) {
-            ToolCalls.Reply whole = ToolCalls.parse(ToolCalls.Format.KIMI, reply, FUNCTIONS);
-            for (int trial = 0; trial < 30; trial++) {
-                SplitStream.Fed fed = SplitStream.feed(ToolCalls.Format.KIMI, false, FUNCTIONS, reply, rnd, 5);
-                ToolStream s = fed.stream();
-                assertThat(s.wellFormed()).as(reply).isTrue();
-                assertThat(s.content()).isEqualTo(whole.content());
-                assertThat(s.calls()).extracting(ToolCalls.Call::arguments)
-                        .containsExactlyElementsOf(whole.calls().stream().map(ToolCalls.Call::arguments).toList());
-            }
+            SplitStream.assertReadsAsWhole(ToolCalls.Format.KIMI, FUNCTIONS, reply, rnd, 30);
         }
     }
 

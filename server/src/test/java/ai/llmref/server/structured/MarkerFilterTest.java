@@ -11,14 +11,7 @@ class MarkerFilterTest {
     static final MarkerFilter.Envelope FUNCTIONARY_V32 = MarkerFilter.Envelope.of(">>>all", ReasoningStream.THINK);
 
     private static String pieces(MarkerFilter.Envelope envelope, String reply, Random rnd) {
-        MarkerFilter f = new MarkerFilter(envelope);
-        StringBuilder out = new StringBuilder();
-        for (int i = 0; i < reply.length();) {
-            int n = 1 + rnd.nextInt(6);
-            out.append(f.push(reply.substring(i, Math.min(reply.length(), i + n))));
-            i += n;
-        }
-        return out.append(f.push("")).append(f.finish()).toString();
+        return SplitStream.filtered(envelope, reply, rnd, 6);
     }
 
     /**

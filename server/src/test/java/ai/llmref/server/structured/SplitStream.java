@@ -1,11 +1,13 @@
 package ai.llmref.server.structured;
 
+import static org.assertj.core.api.Assertions.assertThat;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 
 /**
- * A reply fed to a {@link ToolStream} in random pieces (1 to {@code maxPiece} characters), the
+ * A reply fed to a {@link ToolStream} (or to a {@link MarkerFilter}, {@link #filtered}) in random pieces (1 to {@code maxPiece} characters), the
  * call grammar taking over where the format's opening shows (as the engine's late grammar does).
  */
 public final class SplitStream {
@@ -29,5 +31,32 @@ public final class SplitStream {
         }
         pieces.addAll(s.finish());
         return new Fed(s, pieces);
+    }
+
+    /**
+     * Feeds the reply {@code trials} times: each time well-formed, with the content and the calls'
+     * arguments the whole reply's parse gives.
+     */
+    public static void assertReadsAsWhole(ToolCalls.Format format, List<ToolCalls.Function> functions, String reply, Random rnd, int trials) {
+        ToolCalls.Reply whole = ToolCalls.parse(format, reply, functions);
+        for (int trial = 0; trial < trials; trial++) {
+            ToolStream s = feed(format, false, functions, reply, rnd, 5).stream();
+            assertThat(s.wellFormed()).as(reply).isTrue();
+            assertThat(s.content()).isEqualTo(whole.content());
+            assertThat(s.calls()).extracting(ToolCalls.Call::arguments)
+                    .containsExactlyElementsOf(whole.calls().stream().map(ToolCalls.Call::arguments).toList());
+        }
+    }
+
+    /** A reply pushed through a chat reply's envelope in random pieces (1 to {@code maxPiece} characters), then an empty one and its end: what it released. */
+    public static String filtered(MarkerFilter.Envelope envelope, String reply, Random rnd, int maxPiece) {
+        MarkerFilter f = new MarkerFilter(envelope);
+        StringBuilder out = new StringBuilder();
+        for (int i = 0; i < reply.length();) {
+            int n = 1 + rnd.nextInt(maxPiece);
+            out.append(f.push(reply.substring(i, Math.min(reply.length(), i + n))));
+            i += n;
+        }
+        return out.append(f.push("")).append(f.finish()).toString();
     }
 }

@@ -217,8 +217,8 @@ final class PythonToolCalls {
         Matcher m = NUMBER.matcher(text).region(from, text.length());
         if (m.lookingAt()) {
             try {
-                return new Value(SchemaValidator.EXACT.readTree(m.group()), m.end()); // exact, as the other formats read numbers
-            } catch (IOException | NumberFormatException e) {
+                return new Value(SchemaValidator.number(m.group()), m.end()); // exact, as the other formats read numbers
+            } catch (IOException e) {
                 return null;
             }
         }

@@ -1,11 +1,18 @@
 package ai.llmref.server.structured;
 
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.cfg.JsonNodeFeature;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.util.RawValue;
+import java.io.IOException;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -54,6 +61,74 @@ public final class SchemaValidator {
         } catch (NumberFormatException e) {
             return PLAIN.readTree(text);
         }
+    }
+
+    /**
+     * A number read exactly, or one whose exponent is beyond what a BigDecimal holds (a grammar's
+     * numbers may have 16 exponent digits, as llama.cpp's) kept as written: a node that Jackson
+     * writes back as that text, as {@link CompactJson} passes such a number on while it streams.
+     */
+    static JsonNode number(String raw) throws JsonProcessingException {
+        try {
+            return EXACT.readTree(raw);
+        } catch (NumberFormatException e) {
+            try (JsonParser p = EXACT.createParser(raw)) {
+                p.nextToken();
+                JsonNode n = keepingNumbers(p);
+                if (p.nextToken() != null || !n.isPojo()) {
+                    throw new com.fasterxml.jackson.core.JsonParseException(p, "not one number");
+                }
+                return n;
+            } catch (JsonProcessingException x) {
+                throw x;
+            } catch (IOException x) {
+                throw new java.io.UncheckedIOException(x); // a String source does no I/O
+            }
+        }
+    }
+
+    /**
+     * The value at the parser's current token, read as {@link #EXACT} reads it (the same node
+     * types), but a number whose exponent is beyond a BigDecimal's kept as written (see
+     * {@link #number}); the parser is left on the value's last token.
+     */
+    static JsonNode keepingNumbers(JsonParser p) throws IOException {
+        JsonNodeFactory f = JsonNodeFactory.instance;
+        JsonToken t = p.currentToken();
+        if (t == null) {
+            throw new com.fasterxml.jackson.core.JsonParseException(p, "no value");
+        }
+        return switch (t) {
+            case START_OBJECT -> {
+                ObjectNode o = f.objectNode();
+                while (p.nextToken() == JsonToken.FIELD_NAME) {
+                    String name = p.currentName();
+                    p.nextToken();
+                    o.set(name, keepingNumbers(p));
+                }
+                yield o;
+            }
+            case START_ARRAY -> {
+                ArrayNode a = f.arrayNode();
+                while (p.nextToken() != JsonToken.END_ARRAY) {
+                    a.add(keepingNumbers(p));
+                }
+                yield a;
+            }
+            case VALUE_STRING -> f.textNode(p.getText());
+            case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> {
+                String raw = p.getText();
+                try {
+                    yield EXACT.readTree(raw);
+                } catch (NumberFormatException e) {
+                    yield f.rawValueNode(new RawValue(raw));
+                }
+            }
+            case VALUE_TRUE -> f.booleanNode(true);
+            case VALUE_FALSE -> f.booleanNode(false);
+            case VALUE_NULL -> f.nullNode();
+            default -> throw new com.fasterxml.jackson.core.JsonParseException(p, "unexpected " + t);
+        };
     }
 
     private boolean check(JsonNode s, JsonNode doc, String at, int depth) {

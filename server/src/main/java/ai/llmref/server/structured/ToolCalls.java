@@ -1604,14 +1604,24 @@ public final class ToolCalls {
     /** A JSON value read from a reply and the index just after it. */
     record Json(JsonNode value, int end) {}
 
-    /** The JSON value that starts at {@code from} (after whitespace), or null when none does. */
+    /**
+     * The JSON value that starts at {@code from} (after whitespace), or null when none does. Numbers
+     * are exact (the arguments are written back as JSON, and a double would turn 1e400 into
+     * "Infinity"); one whose exponent is beyond a BigDecimal's is kept as written, as the stream
+     * passes it on ({@link SchemaValidator#keepingNumbers}).
+     */
     static Json json(String text, int from) {
-        // numbers exact: the arguments are written back as JSON, and a double would turn 1e400 into "Infinity"
         try (JsonParser p = SchemaValidator.EXACT.createParser(text.substring(from))) {
             JsonNode n = SchemaValidator.EXACT.readTree(p);
             return n == null ? null : new Json(n, from + (int) p.currentLocation().getCharOffset());
-        } catch (IOException | NumberFormatException e) { // NumberFormatException: an exponent beyond a BigDecimal's
+        } catch (IOException e) {
             return null;
+        } catch (NumberFormatException e) {
+            try (JsonParser p = SchemaValidator.EXACT.createParser(text.substring(from))) {
+                return p.nextToken() == null ? null : new Json(SchemaValidator.keepingNumbers(p), from + (int) p.currentLocation().getCharOffset());
+            } catch (IOException again) {
+                return null;
+            }
         }
     }
 

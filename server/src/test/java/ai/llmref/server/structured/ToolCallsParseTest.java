@@ -43,6 +43,32 @@ class ToolCallsParseTest {
         }
     }
 
+    /**
+     * A number whose exponent is beyond a BigDecimal's (the grammars' numbers may have 16 exponent
+     * digits, as llama.cpp's) is kept as written, as the stream passes it on; a whole reply's call
+     * holding one was read as no call (found by {@code ToolGrammarFuzzTest}).
+     */
+    @Test
+    void aNumberWhoseExponentIsBeyondABigDecimalsIsKeptAsWritten() {
+        List<ToolCalls.Function> fns = List.of(new ToolCalls.Function("f", json(
+                "{\"type\":\"object\",\"properties\":{\"x\":{\"type\":\"number\"},\"y\":{\"type\":\"array\",\"items\":{\"type\":\"number\"}}}}")));
+        String args = "{\"x\":5119.979E14765379505,\"y\":[1.5,-2e-4072545007498656]}";
+        for (var c : List.of(
+                new Object[] {ToolCalls.Format.HERMES, "<tool_call>\n{\"name\": \"f\", \"arguments\": " + args + "}\n</tool_call>"},
+                new Object[] {ToolCalls.Format.LLAMA3_JSON, "{\"name\": \"f\", \"parameters\": " + args + "}"},
+                new Object[] {ToolCalls.Format.LFM2, "<|tool_call_start|>[f(x=5119.979E14765379505, y=[1.5, -2e-4072545007498656])]<|tool_call_end|>"},
+                new Object[] {ToolCalls.Format.SEED_XML, "<seed:tool_call>\n<function=f>\n<parameter=x>5119.979E14765379505</parameter>\n"
+                        + "<parameter=y>[1.5,-2e-4072545007498656]</parameter>\n</function>\n</seed:tool_call>"})) {
+            ToolCalls.Format f = (ToolCalls.Format) c[0];
+            String reply = (String) c[1];
+            ToolCalls.Reply r = ToolCalls.parse(f, reply, fns);
+            assertThat(r.calls()).as(f + ": " + reply).hasSize(1);
+            assertThat(r.calls().getFirst().arguments()).as(f + ": " + reply).isEqualTo(args);
+            SplitStream.Fed fed = SplitStream.feed(f, true, fns, reply, new Random(7), 5);
+            assertThat(fed.stream().calls()).as(f + " streamed").extracting(ToolCalls.Call::arguments).containsExactly(args);
+        }
+    }
+
     @Test
     void hermesBlocksBecomeCallsAndLeadingTextContent() {
         ToolCalls.Reply r = ToolCalls.parse(ToolCalls.Format.HERMES, """

@@ -407,6 +407,34 @@ class ToolCallsTest {
             assertThat(err.get("message").asText()).contains("'pattern'").contains("/tools/1/function/parameters/properties/timezone/pattern");
         }
 
+        /**
+         * A call's arguments are an object, so parameters must describe one: without a type they
+         * are read as an object (a forced call then writes one); another type, or an alternative at
+         * their root, is a 400 naming it (before, the grammar let the model write a string or a
+         * number as the arguments, which no reader takes for a call: a 500).
+         */
+        @Test
+        void parametersMustDescribeAnObject() throws Exception {
+            for (String[] c : List.of(new String[] {"{\"type\":\"string\"}", "tools[1].function.parameters.type", "'type': \"string\""},
+                    new String[] {"{\"type\":[\"object\",\"null\"]}", "tools[1].function.parameters.type", "'type': [\"object\",\"null\"]"},
+                    new String[] {"{\"anyOf\":[{\"type\":\"object\"},{\"type\":\"integer\"}]}", "tools[1].function.parameters.anyOf", "'anyOf'"})) {
+                ObjectNode b = request("auto");
+                ((ObjectNode) b.get("tools").get(1).get("function")).set("parameters", MAPPER.readTree(c[0]));
+                HttpResponse<String> r = server.post("/v1/chat/completions", b.toString());
+                assertThat(r.statusCode()).as(c[0]).isEqualTo(400);
+                JsonNode err = MAPPER.readTree(r.body()).get("error");
+                assertThat(err.get("code").asText()).isEqualTo("invalid_value");
+                assertThat(err.get("param").asText()).isEqualTo(c[1]);
+                assertThat(err.get("message").asText()).contains("must describe an object").contains(c[2]);
+            }
+            ObjectNode b = request("{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}}");
+            ((ObjectNode) b.get("tools").get(1).get("function")).set("parameters", MAPPER.createObjectNode());
+            JsonNode reply = post(b);
+            JsonNode call = reply.get("choices").get(0).get("message").get("tool_calls").get(0).get("function");
+            assertThat(call.get("name").asText()).isEqualTo("get_time");
+            assertThat(MAPPER.readTree(call.get("arguments").asText()).isObject()).as(call.toString()).isTrue();
+        }
+
         @Test
         void unknownNamedFunctionIsA400() throws Exception {
             HttpResponse<String> r = server.post("/v1/chat/completions",

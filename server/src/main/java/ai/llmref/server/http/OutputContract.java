@@ -336,6 +336,12 @@ record OutputContract(String grammar, JsonNode schema, boolean jsonObject, ToolC
             } else if (!params.isObject()) {
                 throw ApiException.badRequest(where + ".function.parameters", where + ".function.parameters must be a JSON schema object");
             }
+            try {
+                params = ToolCalls.argumentsSchema(params);
+            } catch (SchemaException e) {
+                throw new ApiException(400, "invalid_request_error", "invalid_value", where + ".function.parameters" + e.pointer().replace('/', '.'),
+                        e.getMessage());
+            }
             out.add(new ToolCalls.Function(name, params));
         }
         return List.copyOf(out);

@@ -316,6 +316,45 @@ public final class ToolCalls {
     /** A declared function: its name and the JSON schema of its arguments. */
     public record Function(String name, JsonNode parameters) {}
 
+    /** What may stand at the root of a function's parameters other than an object schema's keywords. */
+    private static final List<String> NOT_AN_OBJECT_ROOT = List.of("anyOf", "oneOf", "allOf", "not", "$ref", "const", "enum", "if");
+
+    /**
+     * A function's parameters as its calls' arguments are enforced and checked: a call's arguments
+     * are a JSON object, so the schema must describe one. Without a {@code type} (a client's
+     * {@code {}}, or {@code properties} alone) it is read as {@code "type": "object"}, as
+     * llama-server's templates and OpenAI's examples take it; a {@code type} other than
+     * {@code "object"}, or an alternative, reference, constant or condition at the root (the arguments
+     * might then be a string, a number, null), is refused. Before, the grammar of such parameters let
+     * a model write {@code "arguments": 84}, which no reader takes for a call: a 500 for a forced
+     * call (found by {@code ToolGrammarFuzzTest}).
+     *
+     * @throws SchemaException naming the root keyword that does not describe an object
+     */
+    public static JsonNode argumentsSchema(JsonNode parameters) {
+        JsonNode type = parameters.get("type");
+        if (type != null) {
+            boolean object = type.isTextual() ? type.textValue().equals("object")
+                    : type.isArray() && type.size() == 1 && type.get(0).asText().equals("object");
+            if (!object) {
+                throw new SchemaException("/type", "type", "a function's parameters must describe an object ('type': 'object'); got 'type': "
+                        + SchemaKeywords.abbreviate(type.toString()));
+            }
+        }
+        for (String k : NOT_AN_OBJECT_ROOT) {
+            if (parameters.has(k)) {
+                throw new SchemaException("/" + k, k, "a function's parameters must describe an object ('type': 'object' "
+                        + "with 'properties'); '" + k + "' at their root is not supported");
+            }
+        }
+        if (type != null && type.isTextual()) {
+            return parameters;
+        }
+        ObjectNode object = parameters.deepCopy();
+        object.put("type", "object");
+        return object;
+    }
+
     /**
      * One call the model made: arguments as JSON text, as OpenAI returns them; {@code complete}
      * false for a call cut short by max_tokens (its arguments are then the part written).

@@ -153,9 +153,11 @@ class ToolGrammarFuzzTest {
         if (schema == null || !schema.isObject()) {
             return; // parameters are an object schema (the request parser refuses others)
         }
-        List<ToolCalls.Function> functions = List.of(new ToolCalls.Function("f", schema), new ToolCalls.Function("get_time", TIME_PARAMS));
         String grammar;
+        List<ToolCalls.Function> functions;
         try {
+            // as the request parser declares them: parameters that do not describe an object are refused there
+            functions = List.of(new ToolCalls.Function("f", ToolCalls.argumentsSchema(schema)), new ToolCalls.Function("get_time", TIME_PARAMS));
             grammar = switch (kind) {
                 case "forced" -> ToolCalls.grammar(format, functions, false);
                 case "several" -> ToolCalls.grammar(format, functions, true);
@@ -166,7 +168,7 @@ class ToolGrammarFuzzTest {
             assertThat(e.getMessage()).as("a refusal says what it refuses").isNotBlank();
             return;
         }
-        Map<String, JsonNode> enforced = Map.of("f", SchemaGrammarFuzzTest.oneOfAsAnyOf(schema), "get_time", TIME_PARAMS);
+        Map<String, JsonNode> enforced = Map.of("f", SchemaGrammarFuzzTest.oneOfAsAnyOf(functions.getFirst().parameters()), "get_time", TIME_PARAMS);
         long seed = Arrays.hashCode(input);
         int piece = 1 + (int) Math.floorMod(seed, 16L);
         String what = "format " + format + ", " + kind + " grammar, schema: " + schema;

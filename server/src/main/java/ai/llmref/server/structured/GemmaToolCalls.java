@@ -360,6 +360,7 @@ final class GemmaToolCalls {
                 } else {
                     throw new SchemaException(ptr + "/enum", "enum", "'enum' must be a non-empty array");
                 }
+                SchemaKeywords.checkLiteralTypes(schema, members, ptr);
                 List<String> alts = new ArrayList<>();
                 for (JsonNode m : members) {
                     alts.add(JsonSchemaGrammar.literal(text(m, ptr + (schema.has("const") ? "/const" : "/enum"))));

@@ -540,7 +540,6 @@ public final class JsonSchemaGrammar {
 
     private String literals(JsonNode schema, String name, String ptr) {
         only(schema, ptr, schema.has("const") ? "const" : "enum", Set.of("const", "enum", "type"));
-        List<String> types = schema.has("type") ? SchemaKeywords.types(schema, ptr) : List.of();
         List<JsonNode> values = new ArrayList<>();
         if (schema.has("const")) {
             values.add(schema.get("const"));
@@ -559,12 +558,9 @@ public final class JsonSchemaGrammar {
                 values = List.of(schema.get("const"));
             }
         }
+        SchemaKeywords.checkLiteralTypes(schema, values, ptr);
         Trie texts = new Trie();
         for (JsonNode v : values) {
-            if (!types.isEmpty() && !SchemaValidator.hasType(v, types)) {
-                throw new SchemaException(ptr, schema.has("const") ? "const" : "enum", "the value " + SchemaKeywords.abbreviate(dump(v))
-                        + " does not have the schema's type " + types);
-            }
             texts.add(dump(v));
         }
         return "(" + prefixTree(texts, name) + ")";

@@ -43,6 +43,26 @@ final class SchemaKeywords {
      * holding a number beyond a double's range (the request parser reads it as Infinity, which
      * has no exact value to enforce).
      */
+    /**
+     * A {@code const} or {@code enum}'s values against the schema's {@code type} beside them (if
+     * any): each must have it, and the type must be a known one (the output check reads it too, so
+     * a grammar that wrote such a value would have its output refused).
+     *
+     * @throws SchemaException naming the keyword
+     */
+    static void checkLiteralTypes(JsonNode schema, Iterable<JsonNode> values, String pointer) {
+        if (!schema.has("type")) {
+            return;
+        }
+        List<String> types = types(schema, pointer);
+        for (JsonNode v : values) {
+            if (!SchemaValidator.hasType(v, types)) {
+                throw new SchemaException(pointer, schema.has("const") ? "const" : "enum", "the value " + abbreviate(v.toString())
+                        + " does not have the schema's type " + types);
+            }
+        }
+    }
+
     static void check(JsonNode schema, String pointer) {
         Iterator<String> names = schema.fieldNames();
         while (names.hasNext()) {

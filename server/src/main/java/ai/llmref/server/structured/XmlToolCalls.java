@@ -530,6 +530,9 @@ final class XmlToolCalls {
         } else if (s.has("enum")) {
             s.get("enum").forEach(v -> literals.add(v.textValue()));
         }
+        if (s.has("const") || s.has("enum")) {
+            SchemaKeywords.checkLiteralTypes(s, s.has("const") ? List.of(s.get("const")) : s.get("enum"), ptr);
+        }
         if (!literals.isEmpty()) {
             List<String> alts = new ArrayList<>();
             for (String l : literals) {

@@ -39,11 +39,6 @@ final class SchemaKeywords {
             "minLength", "maxLength", "minItems", "maxItems", "const", "enum");
 
     /**
-     * Throws on the first keyword that is neither supported nor an annotation, and on a constraint
-     * holding a number beyond a double's range (the request parser reads it as Infinity, which
-     * has no exact value to enforce).
-     */
-    /**
      * A {@code const} or {@code enum}'s values against the schema's {@code type} beside them (if
      * any): each must have it, and the type must be a known one (the output check reads it too, so
      * a grammar that wrote such a value would have its output refused).
@@ -63,6 +58,11 @@ final class SchemaKeywords {
         }
     }
 
+    /**
+     * Throws on the first keyword that is neither supported nor an annotation, and on a constraint
+     * holding a number beyond a double's range (the request parser reads it as Infinity, which
+     * has no exact value to enforce).
+     */
     static void check(JsonNode schema, String pointer) {
         Iterator<String> names = schema.fieldNames();
         while (names.hasNext()) {

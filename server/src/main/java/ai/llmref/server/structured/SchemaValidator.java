@@ -69,21 +69,20 @@ public final class SchemaValidator {
      * writes back as that text, as {@link CompactJson} passes such a number on while it streams.
      */
     static JsonNode number(String raw) throws JsonProcessingException {
-        try {
-            return EXACT.readTree(raw);
-        } catch (NumberFormatException e) {
-            try (JsonParser p = EXACT.createParser(raw)) {
-                p.nextToken();
-                JsonNode n = keepingNumbers(p);
-                if (p.nextToken() != null || !n.isPojo()) {
-                    throw new com.fasterxml.jackson.core.JsonParseException(p, "not one number");
-                }
-                return n;
-            } catch (JsonProcessingException x) {
-                throw x;
-            } catch (IOException x) {
-                throw new java.io.UncheckedIOException(x); // a String source does no I/O
+        try (JsonParser p = EXACT.createParser(raw)) {
+            JsonToken t = p.nextToken();
+            if (t != JsonToken.VALUE_NUMBER_INT && t != JsonToken.VALUE_NUMBER_FLOAT) {
+                throw new com.fasterxml.jackson.core.JsonParseException(p, "not a number");
             }
+            JsonNode n = keepingNumbers(p);
+            if (p.nextToken() != null) {
+                throw new com.fasterxml.jackson.core.JsonParseException(p, "not one number");
+            }
+            return n;
+        } catch (JsonProcessingException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e); // a String source does no I/O
         }
     }
 

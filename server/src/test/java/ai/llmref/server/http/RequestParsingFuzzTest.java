@@ -46,22 +46,7 @@ class RequestParsingFuzzTest {
             ChatTemplateRenderer renderer = new ChatTemplateRenderer(
                     model.chatTemplate().orElse(ChatTemplateRenderer.defaultTemplate()),
                     v.bos() >= 0 ? v.tokenText(v.bos()) : "", v.eos() >= 0 ? v.tokenText(v.eos()) : "", v.addsBos(), v.addsEos());
-            prompts = new PromptModel() {
-                @Override
-                public String id() {
-                    return "stories260K";
-                }
-
-                @Override
-                public int[] tokenize(String text, boolean chat) {
-                    return v.tokenize(text, true, chat);
-                }
-
-                @Override
-                public String detokenize(int[] tokens) {
-                    return v.detokenize(tokens, false, false);
-                }
-
+            prompts = new VocabularyPrompts(v, SLOT_CONTEXT) {
                 @Override
                 public String renderChat(List<Message> messages) {
                     return renderer.render(messages.stream().map(m -> ChatMessage.of(m.role(), m.content())).toList(), true, null);
@@ -75,22 +60,6 @@ class RequestParsingFuzzTest {
                             m.name(), m.reasoningContent())).toList(), true, tools, variables);
                 }
 
-                /** As the server tokenizes a reasoning budget's closing text. */
-                @Override
-                public int[] tokenizeInside(String text) {
-                    return v.tokenize(text, false, true);
-                }
-
-                @Override
-                public int[] tokenizePlain(String text) {
-                    return v.tokenize(text, false, false);
-                }
-
-                @Override
-                public int bosToAdd() {
-                    return v.addsBos() ? v.bos() : -1;
-                }
-
                 /** Three byte tokens stand for fill-in-the-middle tokens, so that a suffix is parsed as for a code model. */
                 @Override
                 public int[] fillInTheMiddle() {
@@ -101,21 +70,6 @@ class RequestParsingFuzzTest {
                 @Override
                 public boolean reasoningTags() {
                     return true;
-                }
-
-                @Override
-                public int vocabSize() {
-                    return v.size();
-                }
-
-                @Override
-                public int slotContext() {
-                    return SLOT_CONTEXT;
-                }
-
-                @Override
-                public int slots() {
-                    return 4;
                 }
             };
         }

@@ -136,37 +136,7 @@ class TemplatedChatFuzzTest {
 
     /** What {@code ServedModel} gives request parsing, with this renderer. */
     private static PromptModel served(String template, PromptModel.ChatRenderer renderer, Vocabulary v) {
-        return new PromptModel() {
-            @Override
-            public String id() {
-                return "stories260K";
-            }
-
-            @Override
-            public int[] tokenize(String text, boolean chat) {
-                return v.tokenize(text, true, chat);
-            }
-
-            @Override
-            public int[] tokenizeInside(String text) {
-                return v.tokenize(text, false, true);
-            }
-
-            @Override
-            public int[] tokenizePlain(String text) {
-                return v.tokenize(text, false, false);
-            }
-
-            @Override
-            public String detokenize(int[] tokens) {
-                return v.detokenize(tokens, false, false);
-            }
-
-            @Override
-            public int bosToAdd() {
-                return v.addsBos() ? v.bos() : -1;
-            }
-
+        return new VocabularyPrompts(v, SLOT_CONTEXT) {
             @Override
             public String renderChat(List<Message> messages) {
                 return renderChat(messages, null, Map.of());
@@ -210,21 +180,6 @@ class TemplatedChatFuzzTest {
             @Override
             public ai.llmref.server.structured.MarkerFilter.Envelope envelope() {
                 return renderer.envelope();
-            }
-
-            @Override
-            public int vocabSize() {
-                return v.size();
-            }
-
-            @Override
-            public int slotContext() {
-                return SLOT_CONTEXT;
-            }
-
-            @Override
-            public int slots() {
-                return 4;
             }
 
             @Override

@@ -183,16 +183,21 @@ class ToolGrammarFuzzTest {
         MarkerFilter.Envelope envelope = envelope(format);
         MarkerFilter filter = envelope.none() ? null : new MarkerFilter(envelope);
         ToolStream stream = new ToolStream(format, forced, functions);
+        List<String> openings = ToolCalls.openings(format, functions);
         for (int i = 0; i < text.length(); ) {
             int end = Math.min(text.length(), text.offsetByCodePoints(i, Math.min(piece, text.codePointCount(i, text.length()))));
             stream.push(filter == null ? text.substring(i, end) : filter.push(text.substring(i, end)));
             i = end;
+            // under "auto" the server is told that the late grammar applies right after the text that began the call
+            if (!forced && !stream.callsStarted() && openings != null && openings.stream().anyMatch(stream.text()::contains)) {
+                stream.constrain();
+            }
         }
         if (filter != null) {
             stream.push(filter.finish());
         }
-        if (!forced) {
-            stream.constrain(); // where the server is told that the late grammar applies (after the call's start)
+        if (!forced && !stream.callsStarted()) {
+            stream.constrain(); // a call that begins at the reply's start (an opening pattern, not a literal)
         }
         stream.finish();
         assertThat(stream.callsStarted()).as("calls started; %s", at).isTrue();

@@ -524,27 +524,17 @@ class ToolCallsTest {
 
     /**
      * DeepSeek V3.1's calls ({@code <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>} in
-     * R1's block): the same checks. Its template renders calls but not the tools (the model sees
-     * none: the grammar alone makes a forced call).
+     * R1's block): the same checks, asked as V3.2 is (without thinking; the tiny model ends the block
+     * after one call, where the grammar allows more: LateToolGrammarTest#deepSeekV31AndFirefunctionCalls).
+     * Its template renders calls but not the tools (the model sees none: the grammar alone makes a
+     * forced call).
      */
     @Nested
     @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-    class DeepSeekFormatV31 extends Family {
+    class DeepSeekFormatV31 extends DeepSeekFormatV32 {
         @Override
         String templateFile() {
             return "deepseek-ai-DeepSeek-V3.1.jinja";
-        }
-
-        /** The template thinks when asked (enable_thinking), and the tiny model would think to max_tokens. */
-        @Override
-        ObjectNode request(String choice) throws Exception {
-            return withoutThinking(ToolCallsTest.request(choice));
-        }
-
-        /** The tiny model ends the block after one call here (the grammar allows more: LateToolGrammarTest#deepSeekV31AndFirefunctionCalls). */
-        @Override
-        boolean writesAnotherCall() {
-            return false;
         }
     }
 

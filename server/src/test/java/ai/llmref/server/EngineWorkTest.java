@@ -124,6 +124,32 @@ class EngineWorkTest {
     }
 
     @Test
+    void theQueueCapacityCountsOnlyEmbeddingJobsWaitingForTheContext() throws Exception {
+        // found by EngineScheduleFuzzTest: queue capacity + 1 jobs at once onto an idle embeddings
+        // context got a 429 for the last one whenever the scheduler had not yet taken the first
+        try (TestServer t = TestServer.start(Map.of("engine.queue-capacity", "2"))) {
+            Engine engine = t.server.engine();
+            for (int round = 0; round < 2; round++) {
+                engine.stallFor(1500); // the scheduler takes no job meanwhile
+                List<CompletableFuture<List<float[]>>> jobs = new ArrayList<>();
+                for (int i = 0; i < 3; i++) { // one the idle context is about to take, two waiting
+                    jobs.add(engine.embed(inputs(1, 8)));
+                }
+                assertThatThrownBy(() -> engine.embed(inputs(1, 8))).isInstanceOf(EngineException.class)
+                        .hasMessageContaining("2 embedding requests are waiting")
+                        .extracting(e -> ((EngineException) e).kind()).isEqualTo(EngineException.Kind.QUEUE_FULL);
+                if (round == 1) {
+                    jobs.removeFirst().cancel(false); // its caller gave up (a timeout): its place is free at once
+                    jobs.add(engine.embed(inputs(1, 8)));
+                }
+                for (CompletableFuture<List<float[]>> j : jobs) {
+                    assertThat(j.get(60, TimeUnit.SECONDS)).hasSize(1);
+                }
+            }
+        }
+    }
+
+    @Test
     void anEmbeddingInputMayBeAsLongAsASlot() throws Exception {
         // llama.cpp rounds a slot's positions up (300 becomes 512 here); the embeddings context had
         // kept the configured 300 as its batch, so inputs the engine accepted failed with a 500

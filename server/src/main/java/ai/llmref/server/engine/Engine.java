@@ -47,7 +47,14 @@ public final class Engine implements AutoCloseable {
      * scheduler has not yet moved into free slots (a burst, or the choices of one request).
      */
     private final AtomicInteger accepted = new AtomicInteger();
-    private final ArrayBlockingQueue<EmbeddingJob> embeddingJobs;
+    private final java.util.concurrent.LinkedBlockingQueue<EmbeddingJob> embeddingJobs = new java.util.concurrent.LinkedBlockingQueue<>();
+    /**
+     * Embedding jobs accepted and not yet ended: waiting, or the one the embeddings context works
+     * on. At most queue capacity + 1, so that {@code engine.queue-capacity} bounds the jobs waiting
+     * for the embeddings context, not one the scheduler has not yet taken to an idle context. A
+     * job ends when its future completes, however: done, failed, or given up by its caller.
+     */
+    private final AtomicInteger embeddingAccepted = new AtomicInteger();
     /** The embeddings context's work in progress (scheduler thread; null when embeddings are off). */
     private EmbeddingWork embedding;
     /** Set before the scheduler takes an embedding job and cleared once none is left: for {@link #idle}. */
@@ -101,7 +108,6 @@ public final class Engine implements AutoCloseable {
         this.vocab = model.vocabulary();
         this.config = config;
         this.queue = new ArrayBlockingQueue<>(config.slots() + config.queueCapacity());
-        this.embeddingJobs = new ArrayBlockingQueue<>(config.queueCapacity());
         this.picks = new Picks(config.slots());
         this.scheduler = Thread.ofPlatform().name("llama-scheduler").daemon(false).unstarted(this::run);
     }
@@ -197,11 +203,22 @@ public final class Engine implements AutoCloseable {
             }
         }
         EmbeddingJob job = new EmbeddingJob(inputs, new CompletableFuture<>());
-        if (!embeddingJobs.offer(job)) {
-            throw new EngineException(EngineException.Kind.QUEUE_FULL, config.queueCapacity()
-                    + " embedding requests are waiting; retry later");
+        int limit = config.queueCapacity() + 1;
+        int n;
+        do {
+            n = embeddingAccepted.get();
+            if (n >= limit) {
+                throw new EngineException(EngineException.Kind.QUEUE_FULL, config.queueCapacity()
+                        + " embedding requests are waiting; retry later");
+            }
+        } while (!embeddingAccepted.compareAndSet(n, n + 1));
+        job.result().whenComplete((r, e) -> embeddingAccepted.decrementAndGet());
+        if (embeddingJobs.size() >= limit) {
+            embeddingJobs.removeIf(j -> j.result().isDone()); // jobs whose callers gave up, not yet reached
         }
+        embeddingJobs.add(job);
         if (!running && embeddingJobs.remove(job)) {
+            job.result().cancel(false);
             throw new EngineException(EngineException.Kind.UNAVAILABLE, "the server is shutting down");
         }
         LockSupport.unpark(scheduler);

@@ -37,11 +37,15 @@ class RepeatedStartStopTest {
         int n = 10;
         cycles(n);
         System.gc();
+        Snapshot middle = Snapshot.take();
+        cycles(n);
+        System.gc();
         Snapshot after = Snapshot.take();
         System.out.printf("start/stop x%d: fds %d -> %d, platform threads %d -> %d (of which Helidon idle-connection timers %d -> %d),"
-                + " mappings %d -> %d (of the model file %d -> %d), native heap %d -> %d KiB, RSS %d -> %d KiB%n", n, before.fds, after.fds,
-                before.threads, after.threads, before.helidonTimers, after.helidonTimers, before.mappings, after.mappings,
-                before.modelMappings, after.modelMappings, before.mallocBytes >> 10, after.mallocBytes >> 10, before.rssKiB, after.rssKiB);
+                + " mappings %d -> %d (of the model file %d -> %d), native heap %d -> %d -> %d KiB, RSS %d -> %d KiB%n", 2 * n, before.fds,
+                after.fds, before.threads, after.threads, before.helidonTimers, after.helidonTimers, before.mappings, after.mappings,
+                before.modelMappings, after.modelMappings, before.mallocBytes >> 10, middle.mallocBytes >> 10, after.mallocBytes >> 10,
+                before.rssKiB, after.rssKiB);
         assertThat(after.fds).as("open descriptors").isLessThanOrEqualTo(before.fds + 3);
         // Helidon 4.5's WebServer starts a java.util.Timer thread ("helidon-idle-connection-timer")
         // and never cancels it on stop(): one per server instance, outside this project's reach
@@ -51,8 +55,11 @@ class RepeatedStartStopTest {
         // a model that was not freed keeps its file mapped
         assertThat(after.modelMappings).as("mappings of the model file after stop").isZero();
         // each cycle allocates two contexts (KV caches, compute buffers), batches and samplers, a few
-        // MiB natively: ten leaked cycles would be tens of MiB; what stays is allocator noise
-        assertThat(after.mallocBytes - before.mallocBytes).as("native heap growth").isLessThan(12L << 20);
+        // MiB natively: ten leaked cycles would be tens of MiB, in each ten. What stays is allocator
+        // noise, mostly the JVM's own (its compiler threads' arenas): -12 to +13 MiB over ten cycles
+        // in a full suite's JVM, so a leak is growth in both tens
+        assertThat(Math.min(middle.mallocBytes - before.mallocBytes, after.mallocBytes - middle.mallocBytes))
+                .as("native heap growth in the lesser of two tens of cycles").isLessThan(12L << 20);
     }
 
     /**

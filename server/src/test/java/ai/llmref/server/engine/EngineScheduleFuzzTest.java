@@ -33,12 +33,13 @@ import org.junit.jupiter.api.AfterAll;
  * in the scheduler or during the next decode, one sampling thread or two, device sampling) and up
  * to {@link #MAX_REQUESTS} requests. Each request: a prompt (a prefix of one of three story
  * beginnings, then up to six tokens from the whole vocabulary), {@code max_tokens} 0 to
- * {@link #MAX_TOKENS}, up to two stop strings, a sampling kind (greedy, with penalties, with a
- * logit bias, with a grammar; seeded draws with top-k/top-p/min-p, with DRY, with Mirostat; an
- * unseeded draw), log-probabilities (0 to 3 alternatives, the prompt's too), a cancellation (right
- * away, or after some texts), and when it is submitted (at once, or after the request before it
- * has had some events). Before each input the engine's slots are filled with fixed prompts, so
- * that an input starts from the same caches.
+ * {@link #MAX_TOKENS}, up to two stop strings, a kind (greedy, with penalties, with a logit bias,
+ * with a grammar; seeded draws with top-k/top-p/min-p, with DRY, with Mirostat; an unseeded draw;
+ * greedy with a late grammar, also a required one, or with a reasoning budget; an embedding job
+ * in the configuration with an embeddings context), log-probabilities (0 to 3 alternatives, the
+ * prompt's too), a cancellation (right away, or after some texts), and when it is submitted (at
+ * once, or after the request before it has had some events). Before each input the engine's slots
+ * are filled with fixed prompts, so that an input starts from the same caches.
  *
  * <p>Properties:
  * <ul>
@@ -52,6 +53,11 @@ import org.junit.jupiter.api.AfterAll;
  * <li>stop strings: the output contains none, and a stop sequence reported is one of them;</li>
  * <li>log-probabilities: each token's alternatives as many as asked, most likely first, none
  * above zero; under a plain greedy pick the token's is the most likely's;</li>
+ * <li>late grammars: applied at most once, where their start first came, the output from there
+ * what they allow; a required one's output never ends by the model's end before it applies;</li>
+ * <li>embeddings: one vector of norm 1 per input, the same bits beside generation as alone;</li>
+ * <li>a reasoning budget: where the output's first {@code budget} tokens have no full stop and it
+ * goes on, the budget's end comes right after them (checked in the run alone);</li>
  * <li>a request whose output is determined (greedy or seeded), run alone three times in a row, gets
  * the same output the last two times, bit for bit: tokens, log-probabilities, finish (nothing of
  * a request outlives it in its slot);</li>
@@ -109,6 +115,7 @@ class EngineScheduleFuzzTest {
         if (model == null) {
             model = LlamaModel.load(Path.of(System.getProperty("test.model")), ModelParams.defaults().withGpuLayers(0));
             vocab = model.vocabulary();
+            budgetEnd = vocab.tokenize(BUDGET_END, false, false);
             bases = new int[BASES.length][];
             for (int i = 0; i < BASES.length; i++) {
                 int[] t = vocab.tokenize(BASES[i], true, false);
@@ -152,7 +159,14 @@ class EngineScheduleFuzzTest {
      * an embeddings context; greedy with the others).
      */
     static final int GREEDY = 0, PENALTIES = 1, BIAS = 2, SEEDED = 3, DRY = 4, MIROSTAT = 5, GRAMMAR_KIND = 6, UNSEEDED = 7,
-            LATE = 8, LATE_REQUIRED = 9, EMBED = 10;
+            LATE = 8, LATE_REQUIRED = 9, EMBED = 10, BUDGET = 11;
+    /**
+     * {@link #BUDGET}: greedy with a reasoning budget, the output's first sentence standing for its
+     * reasoning (reasoning until the text has a full stop); once the budget's tokens are spent
+     * inside it, {@link #BUDGET_END} is written in the model's place.
+     */
+    static final String BUDGET_END = " The end.";
+    private static int[] budgetEnd;
     /** The late grammar's start, and what it allows from there. */
     static final String LATE_START = "he";
     static final String LATE_GRAMMAR = "root ::= \"he\" [a-z ]* \".\"";
@@ -160,7 +174,7 @@ class EngineScheduleFuzzTest {
 
     /** One request of an input. */
     record Plan(int[] prompt, int maxTokens, List<String> stop, int kind, SamplingParams sampling, int logprobs,
-                boolean promptLogprobs, int cancelAfter, int gate) {
+                boolean promptLogprobs, int cancelAfter, int gate, int budget) {
         boolean determined() {
             return kind != UNSEEDED;
         }
@@ -168,7 +182,13 @@ class EngineScheduleFuzzTest {
         GenerationRequest request() {
             LateGrammar late = kind == LATE || kind == LATE_REQUIRED
                     ? new LateGrammar(LATE_GRAMMAR, List.of(LATE_START), null, null, kind == LATE_REQUIRED) : null;
-            return new GenerationRequest(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late);
+            ReasoningBudget reasoning = kind == BUDGET ? new ReasoningBudget(budget, budgetEnd, FirstSentence::new) : null;
+            return new GenerationRequest(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late, reasoning);
+        }
+
+        /** The same request with a reasoning budget of {@code tokens}. */
+        Plan withBudget(int tokens) {
+            return new Plan(prompt, maxTokens, stop, BUDGET, sampling, logprobs, promptLogprobs, cancelAfter, gate, tokens);
         }
 
         boolean late() {
@@ -181,18 +201,53 @@ class EngineScheduleFuzzTest {
          */
         Plan alone() {
             return new Plan(prompt, maxTokens, stop, kind, sampling, late() || kind == EMBED ? -1 : GenerationRequest.MAX_TOP_LOGPROBS,
-                    false, -1, 0);
+                    false, -1, 0, budget);
         }
 
         String key() {
-            return kind + "|" + Arrays.toString(prompt) + "|" + maxTokens + "|" + stop + "|" + sampling;
+            return kind + "|" + budget + "|" + Arrays.toString(prompt) + "|" + maxTokens + "|" + stop + "|" + sampling;
         }
 
         @Override
         public String toString() {
             return "Plan[prompt=" + Arrays.toString(prompt) + ", maxTokens=" + maxTokens + ", stop=" + stop + ", kind=" + kind
                     + ", sampling=" + sampling + ", logprobs=" + logprobs + ", promptLogprobs=" + promptLogprobs
-                    + ", cancelAfter=" + cancelAfter + ", gate=" + gate + "]";
+                    + ", cancelAfter=" + cancelAfter + ", gate=" + gate + ", budget=" + budget + "]";
+        }
+    }
+
+    /** {@link #BUDGET}'s reasoning: the output until its first full stop. */
+    static final class FirstSentence implements ReasoningBudget.Tracker {
+        private boolean ended;
+
+        @Override
+        public void push(String text) {
+            ended |= text.contains(".");
+        }
+
+        @Override
+        public boolean reasoning() {
+            return !ended;
+        }
+    }
+
+    /**
+     * A reasoning budget at work, in the run alone (whose tokens are known): where the output has no
+     * full stop in its first {@code budget} tokens and goes on, the budget's end comes right after them.
+     */
+    private static void checkBudget(Plan p, Outcome alone, String where) {
+        List<TokenLogprob> tokens = alone.logprobs;
+        java.io.ByteArrayOutputStream text = new java.io.ByteArrayOutputStream();
+        int end = Math.min(p.budget(), tokens.size());
+        for (int j = 0; j < end; j++) {
+            text.writeBytes(tokens.get(j).bytes());
+        }
+        if (text.toString(java.nio.charset.StandardCharsets.UTF_8).contains(".") || alone.done.completionTokens() <= p.budget()) {
+            return; // the reasoning ended (or the output did) within the budget
+        }
+        saw("reasoning budget spent");
+        for (int j = p.budget(); j < Math.min(tokens.size(), p.budget() + budgetEnd.length); j++) {
+            assertThat(tokens.get(j).token()).as(where + ": token " + j + " of a spent reasoning budget's end").isEqualTo(budgetEnd[j - p.budget()]);
         }
     }
 
@@ -274,6 +329,12 @@ class EngineScheduleFuzzTest {
             embeddings += p.kind() == EMBED ? 1 : 0;
             plans.add(p);
         }
+        // read last, so that the inputs made before this kind keep their meaning: greedy requests given a reasoning budget
+        for (int i = 0; i < plans.size() && data.remainingBytes() > 0; i++) {
+            if (plans.get(i).kind() == GREEDY && data.consumeBoolean()) {
+                plans.set(i, plans.get(i).withBudget(data.consumeInt(0, 8)));
+            }
+        }
         reset(engine);
         Outcome[] got = run(engine, plans);
         String context = "configuration " + config + ", requests " + plans + ", outcomes " + Arrays.toString(got);
@@ -315,6 +376,9 @@ class EngineScheduleFuzzTest {
                 synchronized (ALONE) {
                     ALONE.put(config + "|" + p.key(), alone);
                 }
+            }
+            if (p.kind() == BUDGET) {
+                checkBudget(p, alone, context + ", request " + i + " alone: " + alone);
             }
             if (!p.sampling().isGreedy() || p.late()) {
                 // a draw that a row's last bits move goes to any token the chain allows; and a near
@@ -486,7 +550,7 @@ class EngineScheduleFuzzTest {
         boolean promptLogprobs = logprobs >= 0 && data.consumeBoolean();
         int cancelAfter = data.consumeInt(0, 3) == 0 ? data.consumeInt(0, 6) : -1;
         int gate = data.consumeInt(0, 3);
-        return new Plan(prompt, maxTokens, List.copyOf(stop), kind, sampling, logprobs, promptLogprobs, cancelAfter, gate);
+        return new Plan(prompt, maxTokens, List.copyOf(stop), kind, sampling, logprobs, promptLogprobs, cancelAfter, gate, -1);
     }
 
     /** llama.cpp's stages at their defaults but a repetition penalty over a window, DRY and Mirostat. */
@@ -502,7 +566,7 @@ class EngineScheduleFuzzTest {
         List<Plan> fill = new ArrayList<>();
         for (int i = 0; i < SLOTS; i++) {
             int[] prompt = {vocab.bos(), 300 + i, 301 + i, 302 + i, 303 + i, 304 + i};
-            fill.add(new Plan(prompt, 4, List.of(), GREEDY, SamplingParams.greedy(), -1, false, -1, 0));
+            fill.add(new Plan(prompt, 4, List.of(), GREEDY, SamplingParams.greedy(), -1, false, -1, 0, -1));
         }
         Outcome[] got = run(engine, fill);
         for (Outcome o : got) {

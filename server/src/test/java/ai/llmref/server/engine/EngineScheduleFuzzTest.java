@@ -174,7 +174,7 @@ class EngineScheduleFuzzTest {
 
     /** One request of an input. */
     record Plan(int[] prompt, int maxTokens, List<String> stop, int kind, SamplingParams sampling, int logprobs,
-                boolean promptLogprobs, int cancelAfter, int gate, int budget) {
+                boolean promptLogprobs, int cancelAfter, int gate, int budget, int indent) {
         boolean determined() {
             return kind != UNSEEDED;
         }
@@ -183,12 +183,18 @@ class EngineScheduleFuzzTest {
             LateGrammar late = kind == LATE || kind == LATE_REQUIRED
                     ? new LateGrammar(LATE_GRAMMAR, List.of(LATE_START), null, null, kind == LATE_REQUIRED) : null;
             ReasoningBudget reasoning = kind == BUDGET ? new ReasoningBudget(budget, budgetEnd, FirstSentence::new) : null;
-            return new GenerationRequest(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late, reasoning);
+            return new GenerationRequest(prompt, maxTokens, stop, sampling, logprobs, promptLogprobs, late, reasoning, null,
+                    indent > 0 ? new LineLimits(indent, 0) : null);
+        }
+
+        /** The same request with {@code /infill}'s {@code n_indent}. */
+        Plan withIndent(int spaces) {
+            return new Plan(prompt, maxTokens, stop, kind, sampling, logprobs, promptLogprobs, cancelAfter, gate, budget, spaces);
         }
 
         /** The same request with a reasoning budget of {@code tokens}. */
         Plan withBudget(int tokens) {
-            return new Plan(prompt, maxTokens, stop, BUDGET, sampling, logprobs, promptLogprobs, cancelAfter, gate, tokens);
+            return new Plan(prompt, maxTokens, stop, BUDGET, sampling, logprobs, promptLogprobs, cancelAfter, gate, tokens, indent);
         }
 
         boolean late() {
@@ -201,18 +207,18 @@ class EngineScheduleFuzzTest {
          */
         Plan alone() {
             return new Plan(prompt, maxTokens, stop, kind, sampling, late() || kind == EMBED ? -1 : GenerationRequest.MAX_TOP_LOGPROBS,
-                    false, -1, 0, budget);
+                    false, -1, 0, budget, indent);
         }
 
         String key() {
-            return kind + "|" + budget + "|" + Arrays.toString(prompt) + "|" + maxTokens + "|" + stop + "|" + sampling;
+            return kind + "|" + budget + "|" + indent + "|" + Arrays.toString(prompt) + "|" + maxTokens + "|" + stop + "|" + sampling;
         }
 
         @Override
         public String toString() {
             return "Plan[prompt=" + Arrays.toString(prompt) + ", maxTokens=" + maxTokens + ", stop=" + stop + ", kind=" + kind
                     + ", sampling=" + sampling + ", logprobs=" + logprobs + ", promptLogprobs=" + promptLogprobs
-                    + ", cancelAfter=" + cancelAfter + ", gate=" + gate + ", budget=" + budget + "]";
+                    + ", cancelAfter=" + cancelAfter + ", gate=" + gate + ", budget=" + budget + ", indent=" + indent + "]";
         }
     }
 
@@ -333,6 +339,13 @@ class EngineScheduleFuzzTest {
         for (int i = 0; i < plans.size() && data.remainingBytes() > 0; i++) {
             if (plans.get(i).kind() == GREEDY && data.consumeBoolean()) {
                 plans.set(i, plans.get(i).withBudget(data.consumeInt(0, 8)));
+            }
+        }
+        // and line limits (a code completion's n_indent) on requests without a late grammar
+        for (int i = 0; i < plans.size() && data.remainingBytes() > 0; i++) {
+            Plan p = plans.get(i);
+            if (p.kind() != EMBED && !p.late() && data.consumeInt(0, 3) == 0) {
+                plans.set(i, p.withIndent(data.consumeInt(1, 4)));
             }
         }
         reset(engine);
@@ -550,7 +563,7 @@ class EngineScheduleFuzzTest {
         boolean promptLogprobs = logprobs >= 0 && data.consumeBoolean();
         int cancelAfter = data.consumeInt(0, 3) == 0 ? data.consumeInt(0, 6) : -1;
         int gate = data.consumeInt(0, 3);
-        return new Plan(prompt, maxTokens, List.copyOf(stop), kind, sampling, logprobs, promptLogprobs, cancelAfter, gate, -1);
+        return new Plan(prompt, maxTokens, List.copyOf(stop), kind, sampling, logprobs, promptLogprobs, cancelAfter, gate, -1, 0);
     }
 
     /** llama.cpp's stages at their defaults but a repetition penalty over a window, DRY and Mirostat. */
@@ -566,7 +579,7 @@ class EngineScheduleFuzzTest {
         List<Plan> fill = new ArrayList<>();
         for (int i = 0; i < SLOTS; i++) {
             int[] prompt = {vocab.bos(), 300 + i, 301 + i, 302 + i, 303 + i, 304 + i};
-            fill.add(new Plan(prompt, 4, List.of(), GREEDY, SamplingParams.greedy(), -1, false, -1, 0, -1));
+            fill.add(new Plan(prompt, 4, List.of(), GREEDY, SamplingParams.greedy(), -1, false, -1, 0, -1, 0));
         }
         Outcome[] got = run(engine, fill);
         for (Outcome o : got) {
@@ -689,8 +702,13 @@ class EngineScheduleFuzzTest {
             assertThat(o.cancelled).as(w + ": cancelled, but never asked").isTrue();
         }
         assertThat(d.completionTokens()).as(w).isBetween(0, p.maxTokens());
-        if (d.reason() == FinishReason.LENGTH) {
-            assertThat(d.completionTokens()).as(w).isEqualTo(p.maxTokens());
+        if (d.reason() == FinishReason.LENGTH && d.completionTokens() < p.maxTokens()) {
+            // only a line limit ends an output by length before max_tokens: at a line's start, its indentation kept
+            assertThat(p.indent()).as(w + ": length before max_tokens").isPositive();
+            String tail = o.text.substring(o.text.lastIndexOf("\n") + 1);
+            assertThat(o.text.indexOf("\n")).as(w).isGreaterThanOrEqualTo(0);
+            assertThat(tail.isBlank() && tail.chars().allMatch(c -> c == ' ' || c == '\t')).as(w + ": a line limit's cut").isTrue();
+            saw("a line limit reached");
         }
         assertThat(o.textTokens).as(w).isLessThanOrEqualTo(d.completionTokens());
         assertThat(d.cachedPromptTokens()).as(w).isBetween(0, Math.max(0, p.prompt().length - 1));
@@ -706,6 +724,20 @@ class EngineScheduleFuzzTest {
             assertThat(LATE_OUTPUT.matcher(text.substring(start)).matches()).as(w + ": the output after the late grammar applied").isTrue();
         } else if (p.kind() == LATE_REQUIRED && d.reason() == FinishReason.STOP) {
             assertThat(d.stopSequence()).as(w + ": a required late grammar's output ended before it applied").isNotNull();
+        }
+        if (p.indent() > 0) {
+            // every line after the first that the output holds text of is indented at least as asked
+            String[] lines = text.split("\n", -1);
+            for (int i = 1; i < lines.length; i++) {
+                int spaces = 0;
+                while (spaces < lines[i].length() && (lines[i].charAt(spaces) == ' ' || lines[i].charAt(spaces) == '\t')) {
+                    spaces++;
+                }
+                if (spaces < lines[i].length()) {
+                    assertThat(spaces).as(w + ": line " + i + " indented less than n_indent").isGreaterThanOrEqualTo(p.indent());
+                }
+            }
+            saw(lines.length > 1 ? "indented lines" : "one line");
         }
         // stop strings apply until a late grammar does
         String free = o.constrained == 1 ? text.substring(0, start) : text;

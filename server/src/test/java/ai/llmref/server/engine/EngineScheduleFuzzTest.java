@@ -36,7 +36,8 @@ import org.junit.jupiter.api.AfterAll;
  * {@link #MAX_TOKENS}, up to two stop strings, a kind (greedy, with penalties, with a logit bias,
  * with a grammar; seeded draws with top-k/top-p/min-p, with DRY, with Mirostat; an unseeded draw;
  * greedy with a late grammar, also a required one, or with a reasoning budget; an embedding job
- * in the configuration with an embeddings context), log-probabilities (0 to 3 alternatives, the
+ * in the configuration with an embeddings context; {@code /infill}'s {@code n_indent} on some),
+ * log-probabilities (0 to 3 alternatives, the
  * prompt's too), a cancellation (right away, or after some texts), and when it is submitted (at
  * once, or after the request before it has had some events). Before each input the engine's slots
  * are filled with fixed prompts, so that an input starts from the same caches.
@@ -58,6 +59,8 @@ import org.junit.jupiter.api.AfterAll;
  * <li>embeddings: one vector of norm 1 per input, the same bits beside generation as alone;</li>
  * <li>a reasoning budget: where the output's first {@code budget} tokens have no full stop and it
  * goes on, the budget's end comes right after them (checked in the run alone);</li>
+ * <li>line limits: every line after the first that holds text is indented as asked; an output they
+ * end early ends by {@code length} at a line's start;</li>
  * <li>a request whose output is determined (greedy or seeded), run alone three times in a row, gets
  * the same output the last two times, bit for bit: tokens, log-probabilities, finish (nothing of
  * a request outlives it in its slot);</li>

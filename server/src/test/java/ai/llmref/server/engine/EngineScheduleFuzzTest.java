@@ -61,6 +61,9 @@ import org.junit.jupiter.api.AfterAll;
  * goes on, the budget's end comes right after them (checked in the run alone);</li>
  * <li>line limits: every line after the first that holds text is indented as asked; an output they
  * end early ends by {@code length} at a line's start;</li>
+ * <li>the engine closed part-way (one input in eight, read last): {@link Engine#close} returns
+ * with every request submitted before it ended, done or failed as unavailable, and later ones are
+ * refused as unavailable; the next input starts a new engine;</li>
  * <li>a request whose output is determined (greedy or seeded), run alone three times in a row, gets
  * the same output the last two times, bit for bit: tokens, log-probabilities, finish (nothing of
  * a request outlives it in its slot);</li>
@@ -276,10 +279,12 @@ class EngineScheduleFuzzTest {
         int constrainedAt = -1;
         java.util.concurrent.CompletableFuture<List<float[]>> embedding;
         boolean cancelled;
+        /** Submitted after the engine was closed (and refused as unavailable). */
+        boolean refused;
         final List<String> problems = new ArrayList<>();
 
         boolean ended() {
-            return embedding != null ? embedding.isDone() : done != null || failed != null;
+            return refused || (embedding != null ? embedding.isDone() : done != null || failed != null);
         }
 
         void take(GenerationEvent e) {
@@ -351,9 +356,21 @@ class EngineScheduleFuzzTest {
                 plans.set(i, p.withIndent(data.consumeInt(1, 4)));
             }
         }
+        // and, now and then, the engine closed part-way, as a server stops: read last as well
+        int closeAfter = data.remainingBytes() > 0 && data.consumeInt(0, 7) == 0 ? data.consumeInt(0, 30) : -1;
         reset(engine);
-        Outcome[] got = run(engine, plans);
+        Outcome[] got = run(engine, plans, closeAfter);
         String context = "configuration " + config + ", requests " + plans + ", outcomes " + Arrays.toString(got);
+        if (!engine.stats().running()) {
+            synchronized (EngineScheduleFuzzTest.class) {
+                ENGINES[config] = null; // the next input starts another
+            }
+            for (int i = 0; i < plans.size(); i++) {
+                checkClosed(plans.get(i), got[i], context + ", request " + i);
+            }
+            saw("closed part-way");
+            return;
+        }
         idle(engine, context);
         saw("inputs");
         saw("configuration " + config);
@@ -593,11 +610,47 @@ class EngineScheduleFuzzTest {
 
     /** Submits the plans in order (each when its gate opens), cancels as planned, and collects every event. */
     private static Outcome[] run(Engine engine, List<Plan> plans) {
+        return run(engine, plans, -1);
+    }
+
+    /**
+     * A request's end when the engine was closed while it ran: refused after the close, or ended
+     * (done as usual, or failed as unavailable: "the engine stopped").
+     */
+    private static void checkClosed(Plan p, Outcome o, String where) {
+        String w = where + " (engine closed part-way): " + o;
+        if (o.refused) {
+            return;
+        }
+        if (o.embedding != null) {
+            assertThat(o.embedding.isDone()).as(w).isTrue();
+            if (o.embedding.isCompletedExceptionally() && !o.embedding.isCancelled()) {
+                Throwable t = o.embedding.exceptionNow();
+                assertThat(t).as(w).isInstanceOf(EngineException.class);
+                assertThat(((EngineException) t).kind()).as(w).isEqualTo(EngineException.Kind.UNAVAILABLE);
+                return;
+            }
+        } else if (o.failed != null) {
+            assertThat(o.problems).as(w).isEmpty();
+            assertThat(o.failed.error().kind()).as(w).isEqualTo(EngineException.Kind.UNAVAILABLE);
+            return;
+        }
+        check(p, o, where);
+    }
+
+    /**
+     * As {@link #run(Engine, List)}; with {@code closeAfter} 0 or more, the engine is closed once the
+     * requests have had that many events: every request submitted must have ended when
+     * {@link Engine#close} returns, and those submitted after it are refused as unavailable.
+     */
+    private static Outcome[] run(Engine engine, List<Plan> plans, int closeAfter) {
         Thread me = Thread.currentThread();
         RequestHandle[] handles = new RequestHandle[plans.size()];
         Outcome[] got = new Outcome[plans.size()];
         long deadline = System.nanoTime() + INPUT_LIMIT_NANOS;
         int submitted = 0;
+        int events = 0;
+        boolean closed = false;
         while (true) {
             boolean progressed = false;
             if (submitted < plans.size()) {
@@ -605,6 +658,20 @@ class EngineScheduleFuzzTest {
                 Outcome before = submitted == 0 ? null : got[submitted - 1];
                 if (before == null || p.gate() == 0 || before.ended() || before.events >= 2 * p.gate()) {
                     got[submitted] = new Outcome();
+                    if (closed) {
+                        Plan q = p;
+                        assertThat(org.assertj.core.api.Assertions.catchThrowable(() -> {
+                            if (q.kind() == EMBED) {
+                                engine.embed(List.of(q.prompt()));
+                            } else {
+                                engine.submit(q.request());
+                            }
+                        })).as("a request after the engine closed").isInstanceOf(EngineException.class)
+                                .extracting(t -> ((EngineException) t).kind()).isEqualTo(EngineException.Kind.UNAVAILABLE);
+                        got[submitted].refused = true;
+                        submitted++;
+                        continue;
+                    }
                     try {
                         if (p.kind() == EMBED) {
                             got[submitted].embedding = engine.embed(List.of(p.prompt()));
@@ -628,6 +695,7 @@ class EngineScheduleFuzzTest {
                 GenerationEvent e;
                 while (handles[i] != null && (e = handles[i].poll()) != null) {
                     o.take(e);
+                    events++;
                     progressed = true;
                 }
                 int after = plans.get(i).cancelAfter();
@@ -635,6 +703,20 @@ class EngineScheduleFuzzTest {
                     cancel(handles[i], o);
                 }
                 all &= o.ended();
+            }
+            if (!closed && closeAfter >= 0 && events >= closeAfter) {
+                long t0 = System.nanoTime();
+                engine.close();
+                closed = true;
+                assertThat(System.nanoTime() - t0).as("the engine's close").isLessThan(TimeUnit.SECONDS.toNanos(10));
+                for (int i = 0; i < submitted; i++) { // every request submitted before has ended
+                    GenerationEvent e;
+                    while (handles[i] != null && (e = handles[i].poll()) != null) {
+                        got[i].take(e);
+                    }
+                    assertThat(got[i].ended()).as("request %d when the engine's close returned: %s", i, got[i]).isTrue();
+                }
+                continue;
             }
             if (all) {
                 for (int i = 0; i < submitted; i++) {

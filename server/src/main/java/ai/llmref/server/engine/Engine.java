@@ -162,15 +162,8 @@ public final class Engine implements AutoCloseable {
         }
         // the DRY stage is made before the queue: the scheduler only copies it
         RequestHandle h = new RequestHandle(r, dryStage(r.sampling()));
-        int limit = config.slots() + config.queueCapacity();
-        int n;
-        do {
-            n = accepted.get();
-            if (n >= limit) {
-                throw new EngineException(EngineException.Kind.QUEUE_FULL, "all " + config.slots() + " slots are busy and "
-                        + config.queueCapacity() + " requests are waiting; retry later");
-            }
-        } while (!accepted.compareAndSet(n, n + 1));
+        acceptOne(accepted, config.slots() + config.queueCapacity(), () -> "all " + config.slots() + " slots are busy and "
+                + config.queueCapacity() + " requests are waiting; retry later");
         queue.add(h); // room for every accepted request: at most slots + capacity are
         if (!running && queue.remove(h)) {
             // the scheduler stopped (and failed what was queued) between the check above and the offer
@@ -204,14 +197,7 @@ public final class Engine implements AutoCloseable {
         }
         EmbeddingJob job = new EmbeddingJob(inputs, new CompletableFuture<>());
         int limit = config.queueCapacity() + 1;
-        int n;
-        do {
-            n = embeddingAccepted.get();
-            if (n >= limit) {
-                throw new EngineException(EngineException.Kind.QUEUE_FULL, config.queueCapacity()
-                        + " embedding requests are waiting; retry later");
-            }
-        } while (!embeddingAccepted.compareAndSet(n, n + 1));
+        acceptOne(embeddingAccepted, limit, () -> config.queueCapacity() + " embedding requests are waiting; retry later");
         job.result().whenComplete((r, e) -> embeddingAccepted.decrementAndGet());
         if (embeddingJobs.size() >= limit) {
             embeddingJobs.removeIf(j -> j.result().isDone()); // jobs whose callers gave up, not yet reached
@@ -223,6 +209,13 @@ public final class Engine implements AutoCloseable {
         }
         LockSupport.unpark(scheduler);
         return job.result();
+    }
+
+    /** Counts one more piece of work as accepted in {@code count}, or refuses it (429) when {@code limit} are. */
+    private static void acceptOne(AtomicInteger count, int limit, java.util.function.Supplier<String> refusal) {
+        if (count.getAndUpdate(n -> n < limit ? n + 1 : n) >= limit) {
+            throw new EngineException(EngineException.Kind.QUEUE_FULL, refusal.get());
+        }
     }
 
     // --- scheduler thread ------------------------------------------------------------------------

@@ -659,12 +659,11 @@ class EngineScheduleFuzzTest {
                 if (before == null || p.gate() == 0 || before.ended() || before.events >= 2 * p.gate()) {
                     got[submitted] = new Outcome();
                     if (closed) {
-                        Plan q = p;
                         assertThat(org.assertj.core.api.Assertions.catchThrowable(() -> {
-                            if (q.kind() == EMBED) {
-                                engine.embed(List.of(q.prompt()));
+                            if (p.kind() == EMBED) {
+                                engine.embed(List.of(p.prompt()));
                             } else {
-                                engine.submit(q.request());
+                                engine.submit(p.request());
                             }
                         })).as("a request after the engine closed").isInstanceOf(EngineException.class)
                                 .extracting(t -> ((EngineException) t).kind()).isEqualTo(EngineException.Kind.UNAVAILABLE);

@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -80,6 +81,13 @@ class BadRequestTest {
                 Arguments.of("response_format unknown", "/v1/chat/completions", withField("\"response_format\":{\"type\":\"yaml\"}"), 400, "invalid_value", "response_format"),
                 Arguments.of("response_format wrong type", "/v1/chat/completions", withField("\"response_format\":\"json\""), 400, "invalid_request", "response_format"),
                 Arguments.of("tools not supported", "/v1/chat/completions", withField("\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}]"), 400, "unsupported_parameter", "tools"),
+                // asking for audio output or web search: refused, not answered with text alone
+                Arguments.of("audio output", "/v1/chat/completions", withField("\"modalities\":[\"text\",\"audio\"],\"audio\":{\"voice\":\"alloy\",\"format\":\"wav\"}"), 400, "unsupported_parameter", "audio"),
+                Arguments.of("the audio modality", "/v1/chat/completions", withField("\"modalities\":[\"text\",\"audio\"]"), 400, "unsupported_parameter", "modalities"),
+                Arguments.of("modalities not strings", "/v1/chat/completions", withField("\"modalities\":[1]"), 400, "invalid_request", "modalities"),
+                Arguments.of("modalities not an array", "/v1/chat/completions", withField("\"modalities\":\"text\""), 400, "invalid_request", "modalities"),
+                Arguments.of("web search", "/v1/chat/completions", withField("\"web_search_options\":{}"), 400, "unsupported_parameter", "web_search_options"),
+                Arguments.of("apply-template checks as chat does", "/apply-template", withField("\"web_search_options\":{}"), 400, "unsupported_parameter", "web_search_options"),
                 Arguments.of("duplicate key", "/v1/chat/completions", withField("\"max_tokens\":4,\"max_tokens\":5"), 400, "invalid_request", null),
                 Arguments.of("deep nesting", "/v1/chat/completions", withField("\"metadata\":" + deep), 400, "json_too_deep", null),
                 Arguments.of("prompt missing", "/v1/completions", "{\"model\":\"stories260K\"}", 400, "invalid_request", "prompt"),
@@ -116,6 +124,22 @@ class BadRequestTest {
         HttpResponse<String> r = server.post(path, body);
         assertError(r, status, code, param);
         assertServerStillServes();
+    }
+
+    /**
+     * OpenAI's chat fields that need nothing the server does not do (storage, billing, cache
+     * routing, a predicted output, the text modality) are taken, as OpenAI's clients send them.
+     */
+    @Test
+    void openAisFieldsThatAskForNothingElseAreTaken() throws Exception {
+        String fields = "\"store\":false,\"metadata\":{\"k\":\"v\"},\"service_tier\":\"auto\",\"user\":\"u\",\"prompt_cache_key\":\"c\","
+                + "\"safety_identifier\":\"s\",\"prediction\":{\"type\":\"content\",\"content\":\"x\"},\"modalities\":[\"text\"],"
+                + "\"audio\":null,\"web_search_options\":null,\"max_tokens\":4,\"temperature\":0";
+        HttpResponse<String> r = server.post("/v1/chat/completions", withField(fields));
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        HttpResponse<String> plain = server.post("/v1/chat/completions", OK_CHAT);
+        assertThat(JSON.readTree(r.body()).at("/choices/0/message/content").asText()).as("the same greedy answer")
+                .isEqualTo(JSON.readTree(plain.body()).at("/choices/0/message/content").asText());
     }
 
     @ParameterizedTest(name = "invalid UTF-8 in {0}")

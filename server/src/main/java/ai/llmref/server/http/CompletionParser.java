@@ -133,7 +133,48 @@ final class CompletionParser {
         return chatPrompt(body, continueFinal).tokens();
     }
 
-    private record ChatPrompt(OutputContract contract, int[] tokens, Reasoning reasoning) {}
+    /**
+     * A chat request's prompt as text, what the chat route tokenizes (special tokens parsed): the
+     * conversation rendered with the chat template, and what the server adds after it (a block it
+     * opens for a grammar to follow). Checked as the chat route checks it, not against the limits.
+     */
+    String chatPromptText(ObjectNode body) {
+        checkModel(body);
+        return chatPrompt(body, false).text();
+    }
+
+    private record ChatPrompt(OutputContract contract, String text, int[] tokens, Reasoning reasoning) {}
+
+    /**
+     * OpenAI's chat fields that ask for what a text model served here cannot give: audio output
+     * ({@code audio}, {@code modalities} other than "text") and web search
+     * ({@code web_search_options}). Refused, not ignored: a client that asked for audio would
+     * otherwise read a reply without it.
+     */
+    private static void refuseOtherOutputs(ObjectNode body) {
+        if (Params.get(body, "audio") != null) {
+            throw ApiException.unsupported("audio", "audio output is not supported: the served model writes text");
+        }
+        JsonNode modalities = Params.get(body, "modalities");
+        if (modalities != null) {
+            if (!modalities.isArray()) {
+                throw ApiException.badRequest("modalities", "'modalities' must be an array, got " + Params.kind(modalities));
+            }
+            for (int i = 0; i < modalities.size(); i++) {
+                JsonNode m = modalities.get(i);
+                if (!m.isTextual()) {
+                    throw ApiException.badRequest("modalities", "modalities[" + i + "] must be a string, got " + Params.kind(m));
+                }
+                if (!m.textValue().equals("text")) {
+                    throw ApiException.unsupported("modalities", "modalities[" + i + "]: only the \"text\" modality is supported"
+                            + " (no audio output)");
+                }
+            }
+        }
+        if (Params.get(body, "web_search_options") != null) {
+            throw ApiException.unsupported("web_search_options", "web search is not supported: no tools run on the server");
+        }
+    }
 
     /**
      * The messages rendered with the chat template (tools included when active), tokenized; with
@@ -150,6 +191,7 @@ final class CompletionParser {
         if (messages.isEmpty()) {
             throw ApiException.badValue("messages", "'messages' must contain at least one message");
         }
+        refuseOtherOutputs(body);
         OutputContract contract = OutputContract.of(body, true, model.toolFormat());
         List<PromptModel.Message> list = new ArrayList<>();
         for (int i = 0; i < messages.size(); i++) {
@@ -200,19 +242,59 @@ final class CompletionParser {
                 reasoning = Reasoning.OPEN;
             }
         }
-        return new ChatPrompt(contract, model.tokenize(prefill == null ? rendered : rendered + prefill, true), reasoning);
+        String text = prefill == null ? rendered : rendered + prefill;
+        return new ChatPrompt(contract, text, model.tokenize(text, true), reasoning);
     }
 
-    /** {@code chat_template_kwargs}: extra variables for the chat template (an object; e.g. {@code {"enable_thinking": false}}). */
+    /**
+     * The chat template's extra variables: {@code chat_template_kwargs} (an object; e.g.
+     * {@code {"enable_thinking": false}}), then OpenAI's {@code reasoning_effort} as llama-server
+     * takes it: "none" asks the template not to think ({@code enable_thinking} false, and no
+     * {@code reasoning_effort} variable), any other effort is the template's
+     * {@code reasoning_effort} variable (GPT-OSS's "Reasoning: high"), over one the kwargs gave. A
+     * {@code reasoning_effort} variable is also the template's {@code reasoning_strength} unless the
+     * kwargs give that, as llama.cpp binds the two.
+     */
     private static java.util.Map<String, Object> templateVariables(ObjectNode body) {
         JsonNode kw = Params.get(body, "chat_template_kwargs");
-        if (kw == null) {
+        String effort = reasoningEffort(body);
+        if (kw == null && effort == null) {
             return java.util.Map.of();
         }
-        if (!(kw instanceof ObjectNode o)) {
-            throw ApiException.badRequest("chat_template_kwargs", "'chat_template_kwargs' must be an object, got " + Params.kind(kw));
+        java.util.Map<String, Object> vars = new java.util.LinkedHashMap<>();
+        if (kw != null) {
+            if (!(kw instanceof ObjectNode o)) {
+                throw ApiException.badRequest("chat_template_kwargs", "'chat_template_kwargs' must be an object, got " + Params.kind(kw));
+            }
+            vars = KWARGS.convertValue(o, new com.fasterxml.jackson.core.type.TypeReference<java.util.LinkedHashMap<String, Object>>() {});
         }
-        return KWARGS.convertValue(o, new com.fasterxml.jackson.core.type.TypeReference<java.util.LinkedHashMap<String, Object>>() {});
+        if ("none".equals(effort)) {
+            vars.put("enable_thinking", false);
+            vars.remove("reasoning_effort");
+        } else if (effort != null) {
+            vars.put("reasoning_effort", effort);
+        }
+        if (vars.get("reasoning_effort") instanceof String e && !e.isEmpty()) {
+            vars.putIfAbsent("reasoning_strength", e);
+        }
+        return vars;
+    }
+
+    /** The longest {@code reasoning_effort} taken. */
+    static final int MAX_REASONING_EFFORT = 32;
+
+    /**
+     * {@code reasoning_effort}: OpenAI's efforts (none, minimal, low, medium, high, xhigh) and the
+     * words templates read there (DeepSeek V4's "max", Hy3's "no_think"): a name of letters,
+     * digits, {@code _} and {@code -}, at most 32 characters. What it does is the template's.
+     */
+    private static String reasoningEffort(ObjectNode body) {
+        String effort = Params.string(body, "reasoning_effort");
+        if (effort != null && (effort.isEmpty() || effort.length() > MAX_REASONING_EFFORT || !effort.matches("[A-Za-z0-9_-]+"))) {
+            throw ApiException.badValue("reasoning_effort", "'reasoning_effort' must be a name of 1 to " + MAX_REASONING_EFFORT
+                    + " letters, digits, '_' or '-' (none, minimal, low, medium, high, xhigh, or one the model's chat template reads)");
+        }
+        return effort;
     }
 
     private static final com.fasterxml.jackson.databind.ObjectMapper KWARGS = new com.fasterxml.jackson.databind.ObjectMapper();

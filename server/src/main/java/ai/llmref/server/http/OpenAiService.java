@@ -92,6 +92,7 @@ public final class OpenAiService implements HttpService {
         route(rules, "POST", "/infill", this::infill);
         route(rules, "POST", "/tokenize", this::tokenize);
         route(rules, "POST", "/detokenize", this::detokenize);
+        route(rules, "POST", "/apply-template", this::applyTemplate);
     }
 
     @FunctionalInterface
@@ -1549,6 +1550,19 @@ public final class OpenAiService implements HttpService {
                 arr.add(t);
             }
         }
+        sendJson(res, out);
+    }
+
+    /**
+     * llama-server's {@code /apply-template}: a chat request's prompt as text, rendered as the chat
+     * route renders it (template, tools, {@code chat_template_kwargs}, {@code reasoning_effort}),
+     * nothing generated: {@code {"prompt": "..."}}.
+     */
+    private void applyTemplate(ServerRequest req, ServerResponse res, Exchange x) {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        ObjectNode out = json.object();
+        out.put("prompt", parser(m).chatPromptText(body));
         sendJson(res, out);
     }
 

@@ -59,6 +59,9 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
         if (!thinks(body)) {
             chat.putObject("chat_template_kwargs").put("enable_thinking", false);
         }
+        if (body.path("reasoning").path("effort").isTextual()) { // the chat route's reasoning_effort, as llama-server passes it
+            chat.set("reasoning_effort", body.get("reasoning").get("effort"));
+        }
         Params.bool(body, "parallel_tool_calls");
         Params.string(body, "instructions");
         metadata(body);
@@ -139,7 +142,8 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
 
     /**
      * {@code reasoning}: whether a reasoning model is asked to think ({@code enable_thinking}):
-     * yes unless {@code effort} is "none" or "minimal". Other efforts cannot be told apart here; a
+     * yes unless {@code effort} is "none" or "minimal". The effort also goes to the chat route as
+     * its {@code reasoning_effort} (a template that reads it, GPT-OSS's, tells the others apart); a
      * summary is accepted and none is written (the reasoning item carries the reasoning itself).
      */
     private static boolean thinks(ObjectNode body) {

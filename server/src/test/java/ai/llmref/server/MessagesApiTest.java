@@ -216,6 +216,50 @@ class MessagesApiTest {
         assertThat(a._input().convert(JsonNode.class)).isEqualTo(b._input().convert(JsonNode.class));
     }
 
+    /** A mood, for {@link Verdict}. */
+    enum Mood { CALM, CROSS }
+
+    /** What the SDK's typed structured output reads back: a class the SDK derives the schema of. */
+    record Verdict(boolean happy, Mood mood) {}
+
+    /**
+     * Anthropic's structured outputs: {@code output_config.format} (and the beta's
+     * {@code output_format}) constrain the text block to the JSON schema, through the SDK's typed
+     * call ({@code outputConfig(Class)}: the SDK writes the schema and parses the answer) and with
+     * a schema of the client's own; streamed alike. Before, the field was ignored and the answer
+     * was free text that the SDK could not read.
+     */
+    @Test
+    void structuredOutputsFollowTheSchema() throws Exception {
+        var typed = client.messages().create(ask(60).outputConfig(Verdict.class).build());
+        Verdict v = typed.content().stream().flatMap(b -> b.text().stream()).findFirst().orElseThrow().text();
+        assertThat(v.mood()).isNotNull();
+        assertThat(typed.stopReason()).hasValue(StopReason.END_TURN);
+        JsonNode schema = MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"maxLength\":12},"
+                + "\"legs\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":8}},\"required\":[\"name\",\"legs\"],\"additionalProperties\":false}");
+        var format = com.anthropic.models.messages.JsonOutputFormat.builder().schema(
+                com.anthropic.models.messages.JsonOutputFormat.Schema.builder().additionalProperties(
+                        MAPPER.convertValue(schema, new com.fasterxml.jackson.core.type.TypeReference<Map<String, JsonValue>>() {})).build()).build();
+        var params = ask(60).outputConfig(com.anthropic.models.messages.OutputConfig.builder().format(format).build()).build();
+        Message m = client.messages().create(params);
+        JsonNode out = MAPPER.readTree(text(m));
+        assertThat(out.get("name").asText().length()).isLessThanOrEqualTo(12);
+        assertThat(out.get("legs").asInt()).isBetween(0, 8);
+        assertThat(out.size()).isEqualTo(2);
+        try (StreamResponse<RawMessageStreamEvent> s = client.messages().createStreaming(params)) {
+            MessageAccumulator acc = MessageAccumulator.create();
+            s.stream().forEach(acc::accumulate);
+            assertThat(text(acc.message())).isEqualTo(text(m));
+        }
+        // the beta's top-level output_format: the same answer
+        String body = "{\"model\":\"stories260K\",\"max_tokens\":60,\"temperature\":0,\"system\":\"You tell short stories.\","
+                + "\"messages\":[{\"role\":\"user\",\"content\":\"Tell me about a dog.\"}],\"output_format\":{\"type\":\"json_schema\","
+                + "\"schema\":" + schema + "}}";
+        HttpResponse<String> beta = server.post("/v1/messages", body);
+        assertThat(beta.statusCode()).as(beta.body()).isEqualTo(200);
+        assertThat(MAPPER.readTree(beta.body()).at("/content/0/text").asText()).isEqualTo(text(m));
+    }
+
     @Test
     void tokensAreCountedAsTheMessageWouldBePrompted() {
         long counted = client.messages().countTokens(MessageCountTokensParams.builder().model("stories260K")
@@ -236,8 +280,23 @@ class MessagesApiTest {
                 {"{\"max_tokens\":4,\"messages\":[{\"role\":\"system\",\"content\":\"hi\"}]}", "user or assistant"},
                 {"{\"max_tokens\":4,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":1024},\"messages\":[{\"role\":\"user\","
                         + "\"content\":\"hi\"}]}", "less than 'max_tokens'"},
-                {"{\"max_tokens\":4,\"thinking\":{\"type\":\"adaptive\"},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
-                        "enabled or disabled"},
+                {"{\"max_tokens\":4,\"thinking\":{\"type\":\"auto\"},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                        "enabled, adaptive or disabled"},
+                {"{\"max_tokens\":4,\"output_config\":{\"effort\":\"extreme\"},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                        "'output_config.effort' must be one of low, medium, high, xhigh, max"},
+                {"{\"max_tokens\":4,\"output_config\":{\"format\":{\"type\":\"text\"}},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                        "'output_config.format.type' must be json_schema"},
+                {"{\"max_tokens\":4,\"output_config\":{\"format\":{\"type\":\"json_schema\"}},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                        "'output_config.format.schema' is required"},
+                {"{\"max_tokens\":4,\"output_config\":[],\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                        "'output_config' must be an object"},
+                // the chat parser's schema errors, named as the client named the field
+                {"{\"max_tokens\":4,\"output_config\":{\"format\":{\"type\":\"json_schema\",\"schema\":{\"type\":\"string\",\"pattern\":"
+                        + "\"(?=a)a+\"}}},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", "output_config.format.schema"},
+                {"{\"max_tokens\":4,\"output_format\":{\"type\":\"json_schema\",\"schema\":{\"type\":\"string\",\"pattern\":"
+                        + "\"(?=a)a+\"}},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", "output_format.schema"},
+                {"{\"max_tokens\":4,\"output_format\":{\"type\":\"json_schema\",\"schema\":{}},\"output_config\":{\"format\":"
+                        + "{\"type\":\"json_schema\",\"schema\":{}}},\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", "once"},
                 {"{\"max_tokens\":4000,\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":100},\"messages\":[{\"role\":\"user\","
                         + "\"content\":\"hi\"}]}", "budget_tokens"},
                 {"{\"max_tokens\":4,\"tools\":[{\"type\":\"web_search_20250305\",\"name\":\"web_search\"}],\"messages\":[{\"role\":"

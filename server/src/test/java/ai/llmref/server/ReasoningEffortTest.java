@@ -121,6 +121,13 @@ class ReasoningEffortTest {
                     .input("Why is the sky blue?").maxOutputTokens(4).temperature(0.0)
                     .reasoning(com.openai.models.Reasoning.builder().effort(com.openai.models.ReasoningEffort.HIGH).build()).build());
             assertThat(response.usage().orElseThrow().inputTokens()).isEqualTo(tokens(high));
+            // Anthropic's output_config.effort, through the Messages API's token count
+            var anthropic = com.anthropic.client.okhttp.AnthropicOkHttpClient.builder().baseUrl(server.base()).apiKey("unused")
+                    .maxRetries(0).build();
+            long counted = anthropic.messages().countTokens(com.anthropic.models.messages.MessageCountTokensParams.builder()
+                    .model("stories260K").addUserMessage("Why is the sky blue?").outputConfig(com.anthropic.models.messages.OutputConfig
+                            .builder().effort(com.anthropic.models.messages.OutputConfig.Effort.HIGH).build()).build()).inputTokens();
+            assertThat(counted).isEqualTo(tokens(high));
         }
 
         @Test

@@ -377,6 +377,60 @@ class ReasoningTest {
             back.validate();
         }
 
+        /**
+         * The Messages API's adaptive thinking ({@code {"type":"adaptive"}}: the model decides how
+         * far to think, no budget) asks the template to think as enabled thinking does; with
+         * {@code display: "omitted"} the thinking block comes without its text, whole and streamed
+         * (no thinking_delta), and the text after it is the same.
+         */
+        @Test
+        void theMessagesApiThinksAdaptivelyAndOmitsTheThinkingWhenAsked() throws Exception {
+            var client = com.anthropic.client.okhttp.AnthropicOkHttpClient.builder().baseUrl(server.base()).apiKey("unused").maxRetries(0)
+                    .build();
+            var budgeted = client.messages().create(com.anthropic.models.messages.MessageCreateParams.builder().model("stories260K")
+                    .addUserMessage("Why is the sky blue?").maxTokens(1025).enabledThinking(1024)
+                    .putAdditionalBodyProperty("temperature", com.anthropic.core.JsonValue.from(0)).build());
+            String thinking = budgeted.content().getFirst().asThinking().thinking();
+            var adaptive = com.anthropic.models.messages.MessageCreateParams.builder().model("stories260K").addUserMessage("Why is the sky blue?")
+                    .maxTokens(40).thinking(com.anthropic.models.messages.ThinkingConfigAdaptive.builder().build())
+                    .putAdditionalBodyProperty("temperature", com.anthropic.core.JsonValue.from(0)).build();
+            var whole = client.messages().create(adaptive);
+            whole.validate();
+            assertThat(whole.stopReason()).hasValue(com.anthropic.models.messages.StopReason.MAX_TOKENS);
+            String adaptiveThinking = whole.content().getFirst().asThinking().thinking();
+            assertThat(adaptiveThinking).as("thinking without a budget: the same start").isNotBlank();
+            assertThat(thinking).startsWith(adaptiveThinking);
+            // display omitted, with enabled thinking: the same reply, its thinking block empty
+            var omitted = com.anthropic.models.messages.MessageCreateParams.builder().model("stories260K").addUserMessage("Why is the sky blue?")
+                    .maxTokens(1040).thinking(com.anthropic.models.messages.ThinkingConfigEnabled.builder().budgetTokens(1024)
+                            .display(com.anthropic.models.messages.ThinkingConfigEnabled.Display.OMITTED).build())
+                    .putAdditionalBodyProperty("temperature", com.anthropic.core.JsonValue.from(0)).build();
+            var quiet = client.messages().create(omitted);
+            quiet.validate();
+            assertThat(quiet.content().getFirst().asThinking().thinking()).isEmpty();
+            String text = quiet.content().get(1).asText().text();
+            assertThat(text).as(quiet.content().toString()).isNotBlank();
+            assertThat(quiet.usage().outputTokens()).as("the thinking was written, only not sent").isGreaterThan(1024);
+            var acc = com.anthropic.helpers.MessageAccumulator.create();
+            int[] deltas = {0};
+            try (var s = client.messages().createStreaming(omitted)) {
+                s.stream().forEach(e -> {
+                    e.validate();
+                    acc.accumulate(e);
+                    if (e.isContentBlockDelta() && e.asContentBlockDelta().delta().isThinking()) {
+                        deltas[0]++;
+                    }
+                });
+            }
+            assertThat(deltas[0]).isZero();
+            assertThat(acc.message().content().getFirst().asThinking().thinking()).isEmpty();
+            assertThat(acc.message().content().get(1).asText().text()).isEqualTo(text);
+            HttpResponse<String> bad = server.post("/v1/messages", "{\"model\":\"stories260K\",\"max_tokens\":8,\"messages\":"
+                    + "[{\"role\":\"user\",\"content\":\"hi\"}],\"thinking\":{\"type\":\"adaptive\",\"display\":\"full\"}}");
+            assertThat(bad.statusCode()).as(bad.body()).isEqualTo(400);
+            assertThat(MAPPER.readTree(bad.body()).at("/error/message").asText()).contains("thinking.display");
+        }
+
         @Test
         void badReasoningParametersAreA400() throws Exception {
             for (String[] c : new String[][] {

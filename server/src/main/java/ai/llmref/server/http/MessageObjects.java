@@ -26,12 +26,15 @@ final class MessageObjects {
     private final String id;
     private final String model;
     private final int promptTokens;
+    /** {@code thinking.display} "omitted": thinking blocks come without their text (no thinking_delta). */
+    private final boolean omitThinking;
 
-    MessageObjects(Json json, String id, String model, int promptTokens) {
+    MessageObjects(Json json, String id, String model, int promptTokens, boolean omitThinking) {
         this.json = json;
         this.id = id;
         this.model = model;
         this.promptTokens = promptTokens;
+        this.omitThinking = omitThinking;
     }
 
     /** end_turn (end of generation), stop_sequence, max_tokens, or tool_use. */
@@ -59,7 +62,9 @@ final class MessageObjects {
         };
         ObjectNode o = json.object();
         o.put("type", "error");
-        o.putObject("error").put("type", type).put("message", e.getMessage());
+        // no 'param' in this envelope: the message names the field where it does not already
+        String message = e.param() != null && !e.getMessage().contains(e.param()) ? e.param() + ": " + e.getMessage() : e.getMessage();
+        o.putObject("error").put("type", type).put("message", message);
         return o;
     }
 
@@ -68,7 +73,7 @@ final class MessageObjects {
         ObjectNode m = envelope();
         ArrayNode content = m.putArray("content");
         if (reply.reasoning() != null) {
-            content.add(thinkingBlock(reply.reasoning()));
+            content.add(thinkingBlock(omitThinking ? "" : reply.reasoning()));
         }
         String text = reply.content() == null ? "" : reply.content();
         if (!text.isEmpty() || reply.calls().isEmpty()) { // as streamed: a text block unless the reply is only calls
@@ -194,6 +199,9 @@ final class MessageObjects {
 
         @Override
         public void reasoning(String piece) {
+            if (omitThinking) {
+                return;
+            }
             ObjectNode d = json.object().put("index", 0);
             d.putObject("delta").put("type", "thinking_delta").put("thinking", piece);
             send("content_block_delta", d, true);

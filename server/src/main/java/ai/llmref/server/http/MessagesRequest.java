@@ -13,14 +13,18 @@ import java.util.Map;
  * assistant's {@code tool_use} blocks its tool calls, a user's {@code tool_result} blocks tool
  * messages; {@code tools} (with {@code input_schema}) and {@code tool_choice} ({@code auto},
  * {@code any}, {@code tool}, {@code none}) map to chat's; {@code stop_sequences} to {@code stop}.
- * What the text model or this server cannot honour (images, documents, extended thinking, server
- * tools, MCP servers) is a 400 naming the field. The chat parser's errors are renamed to this API's
+ * {@code output_config} (a JSON schema, an effort) maps to chat's {@code response_format} and
+ * {@code reasoning_effort}. What the text model or this server cannot honour (images, documents,
+ * server tools, MCP servers) is a 400 naming the field. The chat parser's errors are renamed to this API's
  * fields.
  *
- * @param chat    the equivalent {@code /v1/chat/completions} body
- * @param request the client's body
+ * @param chat          the equivalent {@code /v1/chat/completions} body
+ * @param request       the client's body
+ * @param formatField   the field that gave a JSON schema ({@code output_config.format}, the beta's
+ *                      {@code output_format}), for the chat parser's errors; null: none
+ * @param omitsThinking {@code thinking.display} "omitted": thinking blocks come without their text
  */
-record MessagesRequest(ObjectNode chat, ObjectNode request) {
+record MessagesRequest(ObjectNode chat, ObjectNode request, String formatField, boolean omitsThinking) {
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
 
     /** Fields that mean the same here and in chat, and llama.cpp's sampling extensions. */
@@ -31,7 +35,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
             "container", "'container' (code execution) is not supported",
             "mcp_servers", "'mcp_servers' are not supported: no remote tools run here",
             "n", "'n' is not supported: the Messages API has one answer per request",
-            "response_format", "'response_format' is a Chat Completions field; constrain the output with a forced tool instead",
+            "response_format", "'response_format' is a Chat Completions field; the Messages API takes 'output_config': {\"format\": {\"type\": \"json_schema\", \"schema\": ...}}",
             "max_completion_tokens", "'max_completion_tokens' is a Chat Completions field; the Messages API takes 'max_tokens'");
 
     /** A request to generate: {@code max_tokens} is required. */
@@ -39,12 +43,17 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         return read(body, true);
     }
 
+    /** Asked to think without a budget ({@code thinking.type} "adaptive"). */
+    private static final long NO_BUDGET = Long.MAX_VALUE;
+
     /**
      * {@code thinking} (extended thinking): a reasoning model is asked to think
      * ({@code enable_thinking}) only with {@code {"type":"enabled","budget_tokens":N}}, N at least
-     * 1024 and below max_tokens as Anthropic requires; left out or {@code disabled}, it is not, as
+     * 1024 and below max_tokens as Anthropic requires, or with {@code {"type":"adaptive"}} (the
+     * model decides how far to think: no budget); left out or {@code disabled}, it is not, as
      * Anthropic's models do not think unless asked. The budget caps the reasoning (the chat
-     * route's {@code reasoning_budget_tokens}). Returns the budget, or -1 when not asked to think.
+     * route's {@code reasoning_budget_tokens}). Returns the budget, {@link #NO_BUDGET}, or -1 when
+     * not asked to think.
      */
     private static long thinking(ObjectNode body, boolean generate) {
         JsonNode thinking = Params.get(body, "thinking");
@@ -58,8 +67,11 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         if ("disabled".equals(type)) {
             return -1;
         }
+        if ("adaptive".equals(type)) {
+            return NO_BUDGET;
+        }
         if (!"enabled".equals(type)) {
-            throw ApiException.badValue("thinking.type", "'thinking.type' must be enabled or disabled");
+            throw ApiException.badValue("thinking.type", "'thinking.type' must be enabled, adaptive or disabled");
         }
         Long budget = Params.integer(t, "budget_tokens", 1024, Integer.MAX_VALUE);
         if (budget == null) {
@@ -77,6 +89,75 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         return read(body, false);
     }
 
+    /**
+     * {@code thinking.display} (enabled or adaptive thinking): "summarized" (Anthropic's default; the
+     * thinking here is the model's own, never summarized) or "omitted" (thinking blocks come empty).
+     */
+    private static boolean omitsThinking(ObjectNode body) {
+        if (!(Params.get(body, "thinking") instanceof ObjectNode t)) {
+            return false;
+        }
+        String display = Params.string(t, "display");
+        if (display != null && !display.equals("summarized") && !display.equals("omitted")) {
+            throw ApiException.badValue("thinking.display", "'thinking.display' must be summarized or omitted");
+        }
+        return "omitted".equals(display);
+    }
+
+    private static final java.util.Set<String> EFFORTS = java.util.Set.of("low", "medium", "high", "xhigh", "max");
+
+    /**
+     * {@code output_config}: {@code effort} (low, medium, high, xhigh, max) is the chat route's
+     * {@code reasoning_effort} (the template's variable: GPT-OSS's "Reasoning: high");
+     * {@code format} ({@code {"type":"json_schema","schema":{...}}}, Anthropic's structured
+     * outputs) is chat's JSON schema {@code response_format}, as is the beta's top-level
+     * {@code output_format}. Returns the field that gave a schema, or null.
+     */
+    private static String outputConfig(ObjectNode body, ObjectNode chat) {
+        JsonNode oc = Params.get(body, "output_config");
+        JsonNode format = null;
+        String field = null;
+        if (oc != null) {
+            if (!(oc instanceof ObjectNode o)) {
+                throw ApiException.badRequest("output_config", "'output_config' must be an object");
+            }
+            String effort = Params.string(o, "effort");
+            if (effort != null) {
+                if (!EFFORTS.contains(effort)) {
+                    throw ApiException.badValue("output_config.effort", "'output_config.effort' must be one of low, medium, high, xhigh, max");
+                }
+                chat.put("reasoning_effort", effort);
+            }
+            format = Params.get(o, "format");
+            field = "output_config.format";
+        }
+        JsonNode beta = Params.get(body, "output_format");
+        if (beta != null) {
+            if (format != null) {
+                throw ApiException.badRequest("output_format", "give the JSON schema once: 'output_config.format' or 'output_format'");
+            }
+            format = beta;
+            field = "output_format";
+        }
+        if (format == null) {
+            return null;
+        }
+        if (!(format instanceof ObjectNode f)) {
+            throw ApiException.badRequest(field, "'" + field + "' must be an object");
+        }
+        String type = Params.string(f, "type");
+        if (!"json_schema".equals(type)) {
+            throw ApiException.badValue(field + ".type", "'" + field + ".type' must be json_schema");
+        }
+        JsonNode schema = Params.get(f, "schema");
+        if (schema == null) {
+            throw ApiException.badRequest(field + ".schema", "'" + field + ".schema' is required");
+        }
+        ObjectNode rf = chat.putObject("response_format").put("type", "json_schema");
+        rf.putObject("json_schema").put("name", "output").put("strict", true).set("schema", schema);
+        return field;
+    }
+
     private static MessagesRequest read(ObjectNode body, boolean generate) {
         for (Map.Entry<String, String> e : REFUSED.entrySet()) {
             if (Params.get(body, e.getKey()) != null) {
@@ -85,6 +166,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         }
         long budget = thinking(body, generate);
         boolean thinks = budget >= 0;
+        boolean omitsThinking = omitsThinking(body);
         JsonNode metadata = Params.get(body, "metadata");
         if (metadata != null && !metadata.isObject()) {
             throw ApiException.badRequest("metadata", "'metadata' must be an object");
@@ -100,9 +182,10 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
         }
         if (!thinks) {
             chat.putObject("chat_template_kwargs").put("enable_thinking", false);
-        } else {
+        } else if (budget != NO_BUDGET) {
             chat.put("reasoning_budget_tokens", budget);
         }
+        String formatField = outputConfig(body, chat);
         if (body.has("max_tokens")) {
             chat.set("max_completion_tokens", body.get("max_tokens"));
         }
@@ -126,7 +209,7 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
                 chat.put("parallel_tool_calls", !single.booleanValue());
             }
         }
-        return new MessagesRequest(chat, body);
+        return new MessagesRequest(chat, body, formatField, omitsThinking);
     }
 
     /**
@@ -135,12 +218,19 @@ record MessagesRequest(ObjectNode chat, ObjectNode request) {
      * chat would answer it with a new turn.
      */
     CompletionParser.Parsed parse(CompletionParser parser) {
-        return ApiException.renaming(MessagesRequest::rename, () -> parser.chat(chat, true));
+        return ApiException.renaming(this::renameField, () -> parser.chat(chat, true));
     }
 
     /** The prompt's tokens (count_tokens): rendered and checked as for generation, but not against the limits. */
     int promptTokens(CompletionParser parser) {
-        return ApiException.renaming(MessagesRequest::rename, () -> parser.chatPromptTokens(chat, true)).length;
+        return ApiException.renaming(this::renameField, () -> parser.chatPromptTokens(chat, true)).length;
+    }
+
+    /** {@link #rename}, and the JSON schema's field as the client gave it. */
+    private String renameField(String s) {
+        String f = formatField == null ? "output_config.format" : formatField;
+        return rename(s.replace("response_format.json_schema.schema", f + ".schema").replace("response_format.json_schema", f)
+                .replace("response_format", f));
     }
 
     static String rename(String s) {

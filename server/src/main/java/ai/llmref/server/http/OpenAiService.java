@@ -353,9 +353,10 @@ public final class OpenAiService implements HttpService {
     private void messages(ServerRequest req, ServerResponse res, Exchange x) throws Exception {
         ServedModel m = ready();
         ObjectNode body = body(req);
-        CompletionParser.Parsed p = MessagesRequest.of(body).parse(parser(m));
+        MessagesRequest r = MessagesRequest.of(body);
+        CompletionParser.Parsed p = r.parse(parser(m));
         generate(m, p, "msg_", x, (handles, parsed, id, created, deadline, observed) -> {
-            MessageObjects o = new MessageObjects(json, id, parsed.model(), parsed.request().prompt().length);
+            MessageObjects o = new MessageObjects(json, id, parsed.model(), parsed.request().prompt().length, r.omitsThinking());
             if (parsed.stream()) {
                 typedStream(res, handles, parsed, deadline, observed, o::events);
             } else {

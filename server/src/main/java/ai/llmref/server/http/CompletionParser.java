@@ -734,18 +734,8 @@ final class CompletionParser {
         String prefix = Objects.requireNonNullElse(Params.string(body, "input_prefix"), "");
         String suffix = Objects.requireNonNullElse(Params.string(body, "input_suffix"), "");
         String typed = Objects.requireNonNullElse(Params.string(body, "prompt"), "");
-        Long nPredict = Params.integer(body, "n_predict", -1, Integer.MAX_VALUE);
         ObjectNode copy = body.deepCopy();
-        copy.remove("n_predict");
-        if (nPredict != null && nPredict >= 0) {
-            if (Params.get(body, "max_tokens") != null) {
-                throw ApiException.badRequest("n_predict", "give 'n_predict' or 'max_tokens', not both");
-            }
-            if (nPredict == 0) {
-                throw ApiException.badValue("n_predict", "'n_predict' must be at least 1 (or -1: as many as fit)");
-            }
-            copy.put("max_tokens", nPredict);
-        }
+        Long nPredict = nPredict(body, copy);
         JsonNode extra = Params.get(body, "input_extra");
         List<int[]> extraTokens = new ArrayList<>();
         int fimRep = model.fimRepository();
@@ -791,13 +781,159 @@ final class CompletionParser {
         int[] prefixPart = concat(List.of(java.util.Arrays.copyOfRange(pre, pre.length - preTake, pre.length), promptTokens));
         int[] middle = fillInTheMiddle(fim, prefixPart, java.util.Arrays.copyOf(suf, sufTake));
         int[] tokens = concat(List.of(java.util.Arrays.copyOfRange(extras, extras.length - extraTake, extras.length), middle));
-        // llama-server's n_indent and t_max_predict_ms (-1 or 0: none), which editors send
+        Parsed parsed = build(copy, "input_prefix", List.of(new Prompt(tokens, null)), modelId,
+                OutputContract.of(copy, false, ToolCalls.Format.NONE), -1, Reasoning.OFF, lineLimits(body));
+        return new Infill(parsed, truncated, responseFields(body));
+    }
+
+    /**
+     * llama-server's {@code n_predict} (or {@code max_tokens}; -1, the default: as many as fit)
+     * into {@code copy}'s {@code max_tokens}. Returns it, or null when not given.
+     */
+    private static Long nPredict(ObjectNode body, ObjectNode copy) {
+        Long nPredict = Params.integer(body, "n_predict", -1, Integer.MAX_VALUE);
+        copy.remove("n_predict");
+        if (nPredict != null && nPredict >= 0) {
+            if (Params.get(body, "max_tokens") != null) {
+                throw ApiException.badRequest("n_predict", "give 'n_predict' or 'max_tokens', not both");
+            }
+            if (nPredict == 0) {
+                throw ApiException.badValue("n_predict", "'n_predict' must be at least 1 (or -1: as many as fit)");
+            }
+            copy.put("max_tokens", nPredict);
+        }
+        return nPredict;
+    }
+
+    /** llama-server's {@code n_indent} and {@code t_max_predict_ms} (-1 or 0: none), which editors send. */
+    private static LineLimits lineLimits(ObjectNode body) {
         Long indent = Params.integer(body, "n_indent", 0, Integer.MAX_VALUE);
         Long maxPredict = Params.integer(body, "t_max_predict_ms", -1, Long.MAX_VALUE / 1_000_000L);
-        LineLimits lines = new LineLimits(indent == null ? 0 : indent.intValue(), maxPredict == null || maxPredict < 0 ? 0 : maxPredict);
-        Parsed parsed = build(copy, "input_prefix", List.of(new Prompt(tokens, null)), modelId,
-                OutputContract.of(copy, false, ToolCalls.Format.NONE), -1, Reasoning.OFF, lines);
-        return new Infill(parsed, truncated, responseFields(body));
+        return new LineLimits(indent == null ? 0 : indent.intValue(), maxPredict == null || maxPredict < 0 ? 0 : maxPredict);
+    }
+
+    /**
+     * A {@code /completion} request (llama-server's own completion route, which SillyTavern,
+     * Continue's llama.cpp provider and llama.cpp's examples call).
+     *
+     * @param parsed        the request
+     * @param responseFields {@code response_fields} (empty: the whole result)
+     * @param probs         {@code n_probs}: the most likely tokens listed per generated token
+     *                      ({@code completion_probabilities}); 0: none
+     * @param returnTokens  {@code return_tokens}: the generated token ids in {@code tokens}
+     */
+    record Native(Parsed parsed, List<String> responseFields, int probs, boolean returnTokens) {}
+
+    /**
+     * llama-server's {@code /completion}: one prompt, a string (special tokens parsed and BOS
+     * added, as llama-server tokenizes it: a client sends a prompt already in the model's chat
+     * format), token ids, or both mixed ({@code [12, 34, " text", 56]}); {@code n_predict} (or
+     * {@code max_tokens}, -1: as many as fit), {@code n_probs} (or {@code logprobs}, 0 .. 20),
+     * {@code return_tokens}, {@code json_schema} (a JSON schema the output follows, as
+     * {@code response_format} does), {@code logit_bias} also as llama-server's pairs
+     * ({@code [[id or text, bias or false]]}), the line limits of /infill, and the sampling fields
+     * of every route. What it does not do is refused: several prompts, {@code n}, a GBNF
+     * {@code grammar}, and the OpenAI route's {@code echo}, {@code suffix}, {@code best_of}.
+     */
+    Native nativeCompletion(ObjectNode body) {
+        String modelId = checkModel(body);
+        for (String f : List.of("echo", "suffix", "best_of")) {
+            if (Params.get(body, f) != null) {
+                throw ApiException.unsupported(f, "'" + f + "' is a /v1/completions field; /completion does not take it");
+            }
+        }
+        JsonNode n = Params.get(body, "n");
+        if (n != null && !(n.isIntegralNumber() && n.asLong() == 1)) {
+            throw ApiException.unsupported("n", "/completion answers one completion a request; ask /v1/completions for 'n' choices");
+        }
+        int[] tokens = nativePrompt(Params.get(body, "prompt"));
+        ObjectNode copy = body.deepCopy();
+        nPredict(body, copy);
+        String probsField = body.has("n_probs") ? "n_probs" : "logprobs";
+        Long probs = Params.integer(body, probsField, 0, GenerationRequest.MAX_TOP_LOGPROBS);
+        copy.remove("n_probs");
+        copy.remove("logprobs");
+        Boolean returnTokens = Params.bool(body, "return_tokens");
+        copy.remove("return_tokens");
+        JsonNode schema = Params.get(body, "json_schema");
+        if (schema != null) {
+            if (Params.get(body, "response_format") != null) {
+                throw ApiException.badRequest("json_schema", "give 'json_schema' or 'response_format', not both");
+            }
+            copy.remove("json_schema");
+            ObjectNode rf = copy.putObject("response_format").put("type", "json_schema");
+            rf.putObject("json_schema").put("name", "json_schema").set("schema", schema);
+        }
+        JsonNode bias = Params.get(body, "logit_bias");
+        if (bias != null && bias.isArray()) {
+            copy.set("logit_bias", biasPairs(bias));
+        }
+        int wanted = probs != null && probs > 0 ? probs.intValue() : returnTokens == Boolean.TRUE ? 0 : -1;
+        Parsed parsed = ApiException.renaming(s -> s.replace("response_format.json_schema.schema", "json_schema")
+                        .replace("response_format", "json_schema"),
+                () -> build(copy, "prompt", List.of(new Prompt(tokens, null)), modelId,
+                        OutputContract.of(copy, false, ToolCalls.Format.NONE), wanted, Reasoning.OFF, lineLimits(body)));
+        return new Native(parsed, responseFields(body), probs == null ? 0 : probs.intValue(), returnTokens == Boolean.TRUE);
+    }
+
+    /** A /completion prompt: a string, token ids, or both mixed in one array (the first string adds BOS, as llama-server's). */
+    private int[] nativePrompt(JsonNode p) {
+        if (p == null) {
+            throw ApiException.badRequest("prompt", "'prompt' is required");
+        }
+        if (p.isTextual()) {
+            return model.tokenize(p.textValue(), true);
+        }
+        boolean one = p.isArray() && !p.isEmpty();
+        boolean anyId = false;
+        if (one) {
+            for (JsonNode e : p) {
+                one &= e.isIntegralNumber() || e.isTextual();
+                anyId |= e.isIntegralNumber();
+            }
+        }
+        if (!one || !anyId) {
+            throw ApiException.badRequest("prompt", "'prompt' must be a string, an array of token ids, or one of ids and strings mixed;"
+                    + " /completion takes one prompt a request (several: /v1/completions)");
+        }
+        List<int[]> parts = new ArrayList<>();
+        for (int i = 0; i < p.size(); i++) {
+            JsonNode e = p.get(i);
+            if (e.isTextual()) {
+                parts.add(i == 0 ? model.tokenize(e.textValue(), true) : model.tokenizeInside(e.textValue()));
+            } else {
+                if (!e.canConvertToInt() || e.intValue() < 0 || e.intValue() >= model.vocabSize()) {
+                    throw ApiException.badValue("prompt", "prompt token at index " + i + " must be an integer token id in 0.."
+                            + (model.vocabSize() - 1));
+                }
+                parts.add(new int[] {e.intValue()});
+            }
+        }
+        return concat(parts);
+    }
+
+    /**
+     * llama-server's {@code logit_bias} pairs, {@code [[token id or text, bias or false]]} (false
+     * bans; a text biases each of its tokens), as the object the other routes take.
+     */
+    private ObjectNode biasPairs(JsonNode pairs) {
+        ObjectNode out = com.fasterxml.jackson.databind.node.JsonNodeFactory.instance.objectNode();
+        for (int i = 0; i < pairs.size(); i++) {
+            JsonNode pair = pairs.get(i);
+            if (!pair.isArray() || pair.size() != 2 || !(pair.get(0).isIntegralNumber() || pair.get(0).isTextual())
+                    || !(pair.get(1).isNumber() || pair.get(1).isBoolean() && !pair.get(1).booleanValue())) {
+                throw ApiException.badRequest("logit_bias", "logit_bias[" + i + "] must be a pair [token id or text, bias or false]");
+            }
+            JsonNode bias = pair.get(1).isBoolean() ? com.fasterxml.jackson.databind.node.IntNode.valueOf(-100) : pair.get(1);
+            if (pair.get(0).isTextual()) {
+                for (int t : model.tokenizePlain(pair.get(0).textValue())) {
+                    out.set(Integer.toString(t), bias);
+                }
+            } else {
+                out.set(pair.get(0).asText(), bias);
+            }
+        }
+        return out;
     }
 
     private static int[] concat(List<int[]> parts) {

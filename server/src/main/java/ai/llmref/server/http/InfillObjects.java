@@ -12,11 +12,12 @@ import java.nio.charset.StandardCharsets;
 import java.util.List;
 
 /**
- * llama-server's {@code /infill} answers (the shape of its {@code /completion}): a result object
- * ({@code content}, {@code stop}, {@code stop_type}, {@code tokens_predicted},
- * {@code tokens_evaluated}, {@code tokens_cached}, {@code truncated}, {@code timings}, ...) and,
- * streamed, {@code data:} lines of {@code {"content", "stop": false}} pieces, then the result with
- * {@code content: ""} and {@code stop: true}; no {@code [DONE]}.
+ * llama-server's {@code /infill} and {@code /completion} answers: a result object
+ * ({@code content}, {@code tokens}, {@code stop}, {@code stop_type}, {@code tokens_predicted},
+ * {@code tokens_evaluated}, {@code tokens_cached}, {@code truncated}, {@code timings}, and
+ * {@code completion_probabilities} when asked) and, streamed, {@code data:} lines of
+ * {@code {"content", "stop": false}} pieces (each with its tokens' probabilities when asked), then
+ * the result with {@code content: ""} and {@code stop: true}; no {@code [DONE]}.
  */
 final class InfillObjects {
     private final Json json;
@@ -24,14 +25,60 @@ final class InfillObjects {
     private final int promptTokens;
     private final boolean truncated;
     private final List<String> fields;
+    private final int probs;
+    private final boolean returnTokens;
 
-    /** @param fields {@code response_fields}: the result's fields answered (empty: all) */
-    InfillObjects(Json json, String model, int promptTokens, boolean truncated, List<String> fields) {
+    /**
+     * @param fields       {@code response_fields}: the result's fields answered (empty: all)
+     * @param probs        {@code n_probs}: alternatives listed per token in {@code completion_probabilities} (0: none)
+     * @param returnTokens {@code return_tokens}: the generated token ids in {@code tokens}
+     */
+    InfillObjects(Json json, String model, int promptTokens, boolean truncated, List<String> fields, int probs, boolean returnTokens) {
         this.json = json;
         this.model = model;
         this.promptTokens = promptTokens;
         this.truncated = truncated;
         this.fields = fields;
+        this.probs = probs;
+        this.returnTokens = returnTokens;
+    }
+
+    /** {@code tokens}: the ids of these tokens when asked, else empty (as llama-server answers). */
+    private void tokens(ObjectNode o, List<TokenLogprob> tokens) {
+        com.fasterxml.jackson.databind.node.ArrayNode ids = o.putArray("tokens");
+        if (returnTokens) {
+            tokens.forEach(t -> ids.add(t.token()));
+        }
+    }
+
+    /** llama-server's {@code completion_probabilities}: per token its id, text, log-probability, bytes and the most likely tokens. */
+    private void probabilities(ObjectNode o, List<TokenLogprob> tokens) {
+        if (probs <= 0 || tokens.isEmpty()) {
+            return;
+        }
+        com.fasterxml.jackson.databind.node.ArrayNode out = o.putArray("completion_probabilities");
+        for (TokenLogprob t : tokens) {
+            ObjectNode p = out.addObject();
+            p.put("id", t.token());
+            p.put("token", t.text());
+            p.put("logprob", t.logprob());
+            bytes(p, t.bytes());
+            com.fasterxml.jackson.databind.node.ArrayNode top = p.putArray("top_logprobs");
+            for (TokenLogprob.Alternative a : t.top()) {
+                ObjectNode alt = top.addObject();
+                alt.put("id", a.token());
+                alt.put("token", a.text());
+                alt.put("logprob", a.logprob());
+                bytes(alt, a.bytes());
+            }
+        }
+    }
+
+    private static void bytes(ObjectNode o, byte[] bytes) {
+        com.fasterxml.jackson.databind.node.ArrayNode b = o.putArray("bytes");
+        for (byte x : bytes) {
+            b.add(x & 0xFF);
+        }
     }
 
     /**
@@ -39,8 +86,8 @@ final class InfillObjects {
      * {@code response_fields}, as llama-server answers them: an object of those paths that the
      * result has, each path its key ({@code "timings/prompt_n": 12}).
      */
-    ObjectNode result(String content, GenerationEvent.Done done) {
-        ObjectNode whole = wholeResult(content, done);
+    ObjectNode result(String content, GenerationEvent.Done done, List<TokenLogprob> tokens) {
+        ObjectNode whole = wholeResult(content, done, tokens);
         if (fields.isEmpty()) {
             return whole;
         }
@@ -57,11 +104,11 @@ final class InfillObjects {
         return o;
     }
 
-    private ObjectNode wholeResult(String content, GenerationEvent.Done done) {
+    private ObjectNode wholeResult(String content, GenerationEvent.Done done, List<TokenLogprob> tokens) {
         ObjectNode o = json.object();
         o.put("index", 0);
         o.put("content", content);
-        o.putArray("tokens");
+        tokens(o, tokens);
         o.put("id_slot", -1);
         o.put("stop", true);
         o.put("model", model);
@@ -85,6 +132,7 @@ final class InfillObjects {
         tm.put("predicted_ms", predictedMs);
         tm.put("predicted_per_token_ms", done.completionTokens() == 0 ? 0 : predictedMs / done.completionTokens());
         tm.put("predicted_per_second", predictedMs == 0 ? 0 : done.completionTokens() / (predictedMs / 1e3));
+        probabilities(o, tokens);
         return o;
     }
 
@@ -136,11 +184,12 @@ final class InfillObjects {
             ObjectNode o = json.object();
             o.put("index", 0);
             o.put("content", piece);
-            o.putArray("tokens");
+            tokens(o, logprobs);
             o.put("stop", false);
             o.put("id_slot", -1);
             o.put("tokens_predicted", ++pieces);
             o.put("tokens_evaluated", promptTokens);
+            probabilities(o, logprobs);
             line(o, true);
         }
 
@@ -158,7 +207,7 @@ final class InfillObjects {
 
         @Override
         public void finish(OpenAiService.Reply reply, List<TokenLogprob> tokens, GenerationEvent.Done done) {
-            line(result("", done), false);
+            line(result("", done, List.of()), false);
         }
 
         @Override

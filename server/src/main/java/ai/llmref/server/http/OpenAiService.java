@@ -90,6 +90,8 @@ public final class OpenAiService implements HttpService {
         route(rules, "GET", "/v1/models", this::models);
         route(rules, "GET", "/v1/models/{id}", this::model);
         route(rules, "POST", "/infill", this::infill);
+        route(rules, "POST", "/completion", this::nativeCompletion);
+        route(rules, "POST", "/completions", this::nativeCompletion);
         route(rules, "POST", "/tokenize", this::tokenize);
         route(rules, "POST", "/detokenize", this::detokenize);
         route(rules, "POST", "/apply-template", this::applyTemplate);
@@ -321,14 +323,37 @@ public final class OpenAiService implements HttpService {
         ObjectNode body = body(req);
         CompletionParser.Infill in = parser(m).infill(body);
         generate(m, in.parsed(), "infill-", x, (handles, parsed, id, created, deadline, observed) -> {
-            InfillObjects o = new InfillObjects(json, parsed.model(), parsed.request().prompt().length, in.truncated(), in.responseFields());
-            if (parsed.stream()) {
-                typedStream(res, handles, parsed, deadline, observed, o::events);
-            } else {
-                Answered a = answered(handles, parsed, deadline, observed);
-                sendJson(res, o.result(a.reply().content() == null ? "" : a.reply().content(), a.done()));
-            }
+            InfillObjects o = new InfillObjects(json, parsed.model(), parsed.request().prompt().length, in.truncated(), in.responseFields(),
+                    0, false);
+            llamaAnswer(res, handles, parsed, deadline, observed, o);
         });
+    }
+
+    /**
+     * llama-server's own completion route ({@code /completion}, {@code /completions}): one prompt,
+     * llama-server's fields, answered in its shape (the /infill result, with
+     * {@code completion_probabilities} and {@code tokens} when asked).
+     */
+    private void nativeCompletion(ServerRequest req, ServerResponse res, Exchange x) throws Exception {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        CompletionParser.Native in = parser(m).nativeCompletion(body);
+        generate(m, in.parsed(), "cmpl-", x, (handles, parsed, id, created, deadline, observed) -> {
+            InfillObjects o = new InfillObjects(json, parsed.model(), parsed.request().prompt().length, false, in.responseFields(),
+                    in.probs(), in.returnTokens());
+            llamaAnswer(res, handles, parsed, deadline, observed, o);
+        });
+    }
+
+    /** An answer in llama-server's shape: streamed lines, or the whole result. */
+    private void llamaAnswer(ServerResponse res, List<RequestHandle> handles, CompletionParser.Parsed parsed, long deadline,
+            Finished observed, InfillObjects o) throws Exception {
+        if (parsed.stream()) {
+            typedStream(res, handles, parsed, deadline, observed, o::events);
+        } else {
+            Answered a = answered(handles, parsed, deadline, observed);
+            sendJson(res, o.result(a.reply().content() == null ? "" : a.reply().content(), a.done(), a.choice().logprobs));
+        }
     }
 
     /** The Responses API: the request read as a chat request, the answer in the Responses shapes. */

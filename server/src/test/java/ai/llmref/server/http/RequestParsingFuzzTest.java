@@ -107,6 +107,16 @@ class RequestParsingFuzzTest {
         parse(body, p -> p.completion(JSON.parseObject(body)));
     }
 
+    /** A /completion body (llama-server's own route: mixed prompts, n_predict, n_probs, json_schema, logit_bias pairs). */
+    @FuzzTest(maxDuration = "30s")
+    void nativeBody(byte[] body) {
+        parse(body, p -> {
+            CompletionParser.Native n = p.nativeCompletion(JSON.parseObject(body));
+            assertThat(n.probs()).isBetween(0, 20);
+            return n.parsed();
+        });
+    }
+
     /**
      * What /tokenize, /detokenize and /v1/embeddings do with a body's text and ids: the model check,
      * tokenizing with and without special-token parsing, pieces, and detokenizing valid ids.

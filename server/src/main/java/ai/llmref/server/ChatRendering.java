@@ -73,6 +73,11 @@ final class ChatRendering {
             }
 
             @Override
+            public String source() {
+                return source;
+            }
+
+            @Override
             public String render(List<PromptModel.Message> messages, List<Map<String, Object>> tools, Map<String, Object> variables) {
                 boolean plain = (tools == null || tools.isEmpty()) && messages.stream().allMatch(m -> m.toolCalls() == null && m.toolCallId() == null);
                 // enable_thinking alone keeps a request on the built-in renderer, which has no such

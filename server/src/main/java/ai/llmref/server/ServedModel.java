@@ -210,6 +210,20 @@ public final class ServedModel implements PromptModel, AutoCloseable {
         }
     }
 
+    /** The chat template the server renders with (the model's, the operator's, or ChatML), or null where none is kept. */
+    public String chatTemplateSource() {
+        return chatRenderer.source();
+    }
+
+    /** The text of the model's BOS (EOS) token, "" where it has none. */
+    public String bosText() {
+        return vocab.bos() >= 0 ? vocab.tokenText(vocab.bos()) : "";
+    }
+
+    public String eosText() {
+        return vocab.eos() >= 0 ? vocab.tokenText(vocab.eos()) : "";
+    }
+
     @Override
     public int vocabSize() {
         return vocab.size();

@@ -54,13 +54,7 @@ class FillInTheMiddleTest {
     }
 
     private static int[] tokens(String text) throws Exception {
-        HttpResponse<String> r = server.post("/tokenize", MAPPER.createObjectNode().put("content", text).put("add_special", false).toString());
-        JsonNode t = MAPPER.readTree(r.body()).get("tokens");
-        int[] out = new int[t.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = t.get(i).asInt();
-        }
-        return out;
+        return server.tokenize(text, false);
     }
 
     /** BOS, prefix token, the prompt, suffix token, the suffix, middle token: as llama-server's /infill lays it out. */

@@ -56,12 +56,7 @@ class NativeCompletionTest {
     }
 
     static int[] tokenize(String text) throws Exception {
-        JsonNode t = post("/tokenize", MAPPER.createObjectNode().put("content", text)).get("tokens");
-        int[] out = new int[t.size()];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = t.get(i).asInt();
-        }
-        return out;
+        return server.tokenize(text, false);
     }
 
     @Test
@@ -192,6 +187,32 @@ class NativeCompletionTest {
         JsonNode only = post("/completion", fields);
         assertThat(only.size()).isEqualTo(2);
         assertThat(only.get("timings/predicted_n").asInt()).isEqualTo(4);
+    }
+
+    /**
+     * {@code GET /props}, which SillyTavern reads beside /completion: the slot's context (what a
+     * prompt and its completion must fit), the slots, the chat template the server renders with
+     * (stories260K has none: ChatML), the special tokens' text; no file path.
+     */
+    @Test
+    void propsTellTheContextTheSlotsAndTheTemplate() throws Exception {
+        HttpResponse<String> r = server.get("/props");
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        JsonNode props = MAPPER.readTree(r.body());
+        int nCtx = props.at("/default_generation_settings/n_ctx").asInt();
+        assertThat(nCtx).isEqualTo(TestServer.SLOT_CONTEXT);
+        assertThat(props.get("total_slots").asInt()).isEqualTo(4);
+        assertThat(props.get("model_alias").asText()).isEqualTo("stories260K");
+        assertThat(props.get("chat_template").asText()).contains("<|im_start|>");
+        assertThat(props.get("bos_token").asText()).isEqualTo("<s>");
+        assertThat(props.get("eos_token").asText()).isEqualTo("</s>");
+        assertThat(r.body()).doesNotContain(TestServer.model().getParent().toString());
+        int prompt = post("/completion", ask("Once upon a time", 1)).get("tokens_evaluated").asInt();
+        assertThat(post("/completion", ask("Once upon a time", nCtx - prompt)).get("tokens_predicted").asInt())
+                .as("a completion that fills the context the props give").isBetween(1, nCtx - prompt);
+        assertThat(error(ask("Once upon a time", nCtx - prompt + 1)).get("code").asText()).isEqualTo("context_length_exceeded");
+        assertThat(server.get("/props?model=stories260K").statusCode()).isEqualTo(200);
+        assertThat(server.get("/props?model=llama-70b").statusCode()).isEqualTo(404);
     }
 
     @Test

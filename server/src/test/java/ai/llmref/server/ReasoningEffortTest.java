@@ -6,9 +6,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.net.http.HttpResponse;
-import java.util.Map;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Nested;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
@@ -35,24 +32,8 @@ class ReasoningEffortTest {
         return ask().put("reasoning_effort", effort);
     }
 
-    /** A server rendering one of the pinned tree's templates. */
-    @TestInstance(TestInstance.Lifecycle.PER_CLASS)
-    abstract static class WithTemplate {
-        TestServer server;
-
-        abstract String templateFile();
-
-        @BeforeAll
-        void start() throws Exception {
-            server = TestServer.start(Map.of("model.chat-template", ToolCallsTest.template(templateFile()),
-                    "engine.slot-context", "2048", "engine.slots", "2"));
-        }
-
-        @AfterAll
-        void stop() {
-            server.close();
-        }
-
+    /** A server rendering one of the pinned tree's templates ({@link ReasoningTest.WithTemplate}), and what the tests ask it. */
+    abstract static class WithTemplate extends ReasoningTest.WithTemplate {
         /** The chat route's prompt for this body, from /apply-template. */
         String prompt(ObjectNode body) throws Exception {
             HttpResponse<String> r = server.post("/apply-template", body.toString());
@@ -64,10 +45,7 @@ class ReasoningEffortTest {
 
         /** The number of tokens the chat route makes of a prompt text: BOS and special tokens as it tokenizes. */
         int tokens(String prompt) throws Exception {
-            HttpResponse<String> r = server.post("/tokenize",
-                    MAPPER.createObjectNode().put("content", prompt).put("add_special", true).toString());
-            assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
-            return MAPPER.readTree(r.body()).get("tokens").size();
+            return server.tokenize(prompt, true).length;
         }
 
         JsonNode error(String path, ObjectNode body, int status) throws Exception {

@@ -96,6 +96,22 @@ class ReasoningTest {
         return MAPPER.readTree(r.body());
     }
 
+    /** Streams a Messages API request into {@code acc}, each event validated; returns how many thinking deltas came. */
+    static int streamThinking(com.anthropic.client.AnthropicClient client, com.anthropic.models.messages.MessageCreateParams params,
+            com.anthropic.helpers.MessageAccumulator acc) {
+        int[] deltas = {0};
+        try (var s = client.messages().createStreaming(params)) {
+            s.stream().forEach(e -> {
+                e.validate();
+                acc.accumulate(e);
+                if (e.isContentBlockDelta() && e.asContentBlockDelta().delta().isThinking()) {
+                    deltas[0]++;
+                }
+            });
+        }
+        return deltas[0];
+    }
+
     /** A server rendering one of the pinned tree's templates, for a nested class's tests. */
     abstract static class WithTemplate {
         TestServer server;
@@ -357,17 +373,7 @@ class ReasoningTest {
             String thinking = first.asThinking().thinking();
             assertThat(thinking).isNotBlank();
             var acc = com.anthropic.helpers.MessageAccumulator.create();
-            int[] deltas = {0};
-            try (var s = client.messages().createStreaming(params)) {
-                s.stream().forEach(e -> {
-                    e.validate();
-                    acc.accumulate(e);
-                    if (e.isContentBlockDelta() && e.asContentBlockDelta().delta().isThinking()) {
-                        deltas[0]++;
-                    }
-                });
-            }
-            assertThat(deltas[0]).isGreaterThan(3);
+            assertThat(streamThinking(client, params, acc)).isGreaterThan(3);
             assertThat(acc.message().content().getFirst().asThinking().thinking()).isEqualTo(thinking);
             assertThat(acc.message().content().get(1).isText()).isTrue();
             var plain = client.messages().create(params.toBuilder().thinking(com.anthropic.models.messages.ThinkingConfigParam.ofDisabled(
@@ -412,17 +418,7 @@ class ReasoningTest {
             assertThat(text).as(quiet.content().toString()).isNotBlank();
             assertThat(quiet.usage().outputTokens()).as("the thinking was written, only not sent").isGreaterThan(1024);
             var acc = com.anthropic.helpers.MessageAccumulator.create();
-            int[] deltas = {0};
-            try (var s = client.messages().createStreaming(omitted)) {
-                s.stream().forEach(e -> {
-                    e.validate();
-                    acc.accumulate(e);
-                    if (e.isContentBlockDelta() && e.asContentBlockDelta().delta().isThinking()) {
-                        deltas[0]++;
-                    }
-                });
-            }
-            assertThat(deltas[0]).isZero();
+            assertThat(streamThinking(client, omitted, acc)).isZero();
             assertThat(acc.message().content().getFirst().asThinking().thinking()).isEmpty();
             assertThat(acc.message().content().get(1).asText().text()).isEqualTo(text);
             HttpResponse<String> bad = server.post("/v1/messages", "{\"model\":\"stories260K\",\"max_tokens\":8,\"messages\":"

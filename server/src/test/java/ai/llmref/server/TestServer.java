@@ -111,6 +111,14 @@ final class TestServer implements AutoCloseable {
                 .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
+    /** The tokens /tokenize makes of a text (special-token text not parsed), with BOS where {@code addSpecial} and the model adds it. */
+    int[] tokenize(String text, boolean addSpecial) throws Exception {
+        var m = new com.fasterxml.jackson.databind.ObjectMapper();
+        HttpResponse<String> r = post("/tokenize", m.createObjectNode().put("content", text).put("add_special", addSpecial).toString());
+        assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+        return m.readTree(r.body()).get("tokens").traverse(m).readValueAs(int[].class);
+    }
+
     HttpResponse<String> postBytes(String path, byte[] body) throws Exception {
         return http.send(HttpRequest.newBuilder(URI.create(base() + path))
                 .header("Content-Type", "application/json")

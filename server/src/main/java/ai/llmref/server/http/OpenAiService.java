@@ -95,6 +95,7 @@ public final class OpenAiService implements HttpService {
         route(rules, "POST", "/tokenize", this::tokenize);
         route(rules, "POST", "/detokenize", this::detokenize);
         route(rules, "POST", "/apply-template", this::applyTemplate);
+        route(rules, "GET", "/props", this::props);
     }
 
     @FunctionalInterface
@@ -1547,6 +1548,39 @@ public final class OpenAiService implements HttpService {
                     + CompletionParser.abbreviate(id) + "' does not exist");
         }
         sendJson(res, modelObject(json.object(), m));
+    }
+
+    /**
+     * llama-server's {@code GET /props}, what clients such as SillyTavern read to size their
+     * prompts and pick a prompt format: the slot's context ({@code default_generation_settings.n_ctx}),
+     * the slots, the chat template and the special tokens' text. {@code ?model=} must name the
+     * served model when given. The model's file path is not given (its id is, as
+     * {@code model_alias}).
+     */
+    private void props(ServerRequest req, ServerResponse res, Exchange x) {
+        ServedModel m = ready();
+        String asked = req.query().first("model").orElse(null);
+        if (asked != null && !asked.equals(m.id())) {
+            throw new ApiException(404, "invalid_request_error", "model_not_found", "model", "the model '"
+                    + CompletionParser.abbreviate(asked) + "' does not exist; this server serves '" + m.id() + "'");
+        }
+        ObjectNode o = json.object();
+        ObjectNode settings = o.putObject("default_generation_settings");
+        settings.put("id", 0);
+        settings.put("n_ctx", m.slotContext());
+        settings.put("is_processing", false);
+        o.put("total_slots", m.slots());
+        o.put("model_alias", m.id());
+        String template = m.chatTemplateSource();
+        if (template != null) {
+            o.put("chat_template", template);
+        }
+        o.put("bos_token", m.bosText());
+        o.put("eos_token", m.eosText());
+        o.putObject("modalities").put("vision", false).put("audio", false);
+        o.put("build_info", "ai-llm-reference-app");
+        o.put("is_sleeping", false);
+        sendJson(res, o);
     }
 
     private static ObjectNode modelObject(ObjectNode o, ServedModel m) {

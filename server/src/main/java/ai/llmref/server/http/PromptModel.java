@@ -24,6 +24,11 @@ public interface PromptModel {
         /** The prompt ending with the assistant's turn; {@code tools} (OpenAI-shaped) go to the template, null for none. */
         String render(List<Message> messages, List<Map<String, Object>> tools);
 
+        /** The template's source, as the server runs it (null where none is kept). */
+        default String source() {
+            return null;
+        }
+
         /** How the template asks the model to write tool calls; NONE when it cannot render tools. */
         default ToolCalls.Format toolFormat() {
             return ToolCalls.Format.NONE;

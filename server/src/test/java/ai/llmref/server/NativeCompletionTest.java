@@ -235,6 +235,10 @@ class NativeCompletionTest {
         JsonNode e = error(schema);
         assertThat(e.get("param").asText()).isEqualTo("json_schema");
         assertThat(e.get("code").asText()).isEqualTo("unsupported_schema");
+        ObjectNode rf = ask("a", 4);
+        rf.putObject("response_format").put("type", "json_schema").putObject("json_schema").set("schema", schema.get("json_schema"));
+        assertThat(error(rf).get("param").asText()).as("a response_format keeps its own name")
+                .isEqualTo("response_format.json_schema.schema");
         assertThat(post("/completion", ask("Once", 2)).get("tokens_predicted").asInt()).as("still serving").isEqualTo(2);
     }
 }

@@ -869,8 +869,9 @@ final class CompletionParser {
             copy.set("logit_bias", biasPairs(bias));
         }
         int wanted = probs != null && probs > 0 ? probs.intValue() : returnTokens == Boolean.TRUE ? 0 : -1;
-        Parsed parsed = ApiException.renaming(s -> s.replace("response_format.json_schema.schema", "json_schema")
-                        .replace("response_format", "json_schema"),
+        java.util.function.UnaryOperator<String> rename = schema == null ? s -> s
+                : s -> s.replace("response_format.json_schema.schema", "json_schema").replace("response_format", "json_schema");
+        Parsed parsed = ApiException.renaming(rename,
                 () -> build(copy, "prompt", List.of(new Prompt(tokens, null)), modelId,
                         OutputContract.of(copy, false, ToolCalls.Format.NONE), wanted, Reasoning.OFF, lineLimits(body)));
         return new Native(parsed, responseFields(body), probs == null ? 0 : probs.intValue(), returnTokens == Boolean.TRUE);

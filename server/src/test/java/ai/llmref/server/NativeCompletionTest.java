@@ -76,6 +76,19 @@ class NativeCompletionTest {
         // max_tokens is n_predict's other name; -1 (the default) writes until the end of generation or the context
         assertThat(post("/completion", MAPPER.createObjectNode().put("prompt", "Once upon a time").put("max_tokens", 24)
                 .put("temperature", 0)).get("content")).isEqualTo(whole.get("content"));
+        // SillyTavern's habits: many stop strings (a chat's names, a template's markers), an empty grammar for none
+        String first = whole.get("content").asText().substring(0, 6);
+        ObjectNode st = ask("Once upon a time", 24).put("grammar", "");
+        ArrayNode stops = st.putArray("stop");
+        for (int i = 0; i < 9; i++) {
+            stops.add("\nUser" + i + ":");
+        }
+        stops.add(first.substring(3));
+        JsonNode cut = post("/completion", st);
+        assertThat(cut.get("stop_type").asText()).isEqualTo("word");
+        assertThat(cut.get("stopping_word").asText()).isEqualTo(first.substring(3));
+        String all = whole.get("content").asText();
+        assertThat(cut.get("content").asText()).isEqualTo(all.substring(0, all.indexOf(first.substring(3))));
         JsonNode free = post("/completion", ask("Once upon a time", -1));
         assertThat(free.get("stop_type").asText()).isIn("eos", "limit");
         assertThat(free.get("content").asText()).startsWith(whole.get("content").asText());
@@ -226,6 +239,11 @@ class NativeCompletionTest {
         assertThat(error(ask("a", 4).put("grammar", "root ::= \"a\"")).get("param").asText()).isEqualTo("grammar");
         assertThat(error(ask("a", 4).put("n_probs", 21)).get("param").asText()).isEqualTo("n_probs");
         assertThat(error(ask("a", 0)).get("param").asText()).isEqualTo("n_predict");
+        ObjectNode many = ask("a", 4);
+        for (int i = 0; i <= 64; i++) {
+            many.withArray("stop").add("stop" + i);
+        }
+        assertThat(error(many).get("message").asText()).contains("at most 64");
         assertThat(error(ask("a", 4).put("max_tokens", 4)).get("param").asText()).isEqualTo("n_predict");
         ObjectNode pair = ask("a", 4);
         pair.putArray("logit_bias").addArray().add(5).add(true);

@@ -26,6 +26,8 @@ import java.util.Set;
 final class CompletionParser {
     static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant");
     private static final int MAX_STOP = 4;
+    /** The most stop strings on llama-server's routes (/infill, /completion). */
+    static final int MAX_LLAMA_STOP = 64;
     /**
      * Most tokens a {@code logit_bias} may bias (OpenAI's limit): each is applied on every step of
      * the request's sampling, on threads every request shares; 80000 of them (a 1 MB body) took the
@@ -429,7 +431,10 @@ final class CompletionParser {
         // stop strings end only free text: a grammar from the start (a forced call, a JSON
         // response_format) rules the whole output and ends it (a stop string inside the JSON cut it,
         // and the cut output failed its own check: a 500); they are still checked
-        List<String> requested = stops(body);
+        // llama-server's routes (those with line limits: /infill, /completion) take more stop
+        // strings than OpenAI's four, as its clients send them (a chat's speaker names, the
+        // template's end markers); llama-server sets no limit
+        List<String> requested = stops(body, lines == null ? MAX_STOP : MAX_LLAMA_STOP);
         List<String> stops = contract.grammar() != null ? List.of() : requested;
         // the grammar that rules the output from its start, or from the end of the reasoning the
         // prompt left open on (a late grammar the output must reach)
@@ -994,7 +999,9 @@ final class CompletionParser {
      */
     private SamplingParams.LlamaStages llamaStages(ObjectNode body) {
         for (Map.Entry<String, String> e : REFUSED_LLAMA_FIELDS.entrySet()) {
-            if (Params.get(body, e.getKey()) != null) {
+            JsonNode v = Params.get(body, e.getKey());
+            // an empty grammar is none, as llama-server reads it (SillyTavern sends "" when it has none)
+            if (v != null && !(e.getKey().equals("grammar") && v.isTextual() && v.textValue().isEmpty())) {
                 throw ApiException.unsupported(e.getKey(), "'" + e.getKey() + "' is not supported: " + e.getValue());
             }
         }
@@ -1104,7 +1111,7 @@ final class CompletionParser {
         return out;
     }
 
-    private List<String> stops(ObjectNode body) {
+    private List<String> stops(ObjectNode body, int most) {
         JsonNode s = Params.get(body, "stop");
         if (s == null) {
             return List.of();
@@ -1113,8 +1120,8 @@ final class CompletionParser {
         if (s.isTextual()) {
             out.add(s.textValue());
         } else if (s.isArray()) {
-            if (s.size() > MAX_STOP) {
-                throw ApiException.badValue("stop", "'stop' may hold at most " + MAX_STOP + " strings");
+            if (s.size() > most) {
+                throw ApiException.badValue("stop", "'stop' may hold at most " + most + " strings");
             }
             for (JsonNode e : s) {
                 if (!e.isTextual()) {

@@ -169,6 +169,31 @@ class LlamaSamplingTest {
         }
     }
 
+    /**
+     * {@code samplers} as llama-server reads it: names in any case and spelling llama.cpp knows
+     * ({@code Top-K}, {@code topk}, {@code temp}), a string of one-letter names ({@code "kt"}), and
+     * names it does not know skipped (SillyTavern's presets still list {@code tfs_z}, and
+     * {@code typical_p}, which is no name of llama.cpp's; {@code adaptive_p} without a target is
+     * the plain draw): each is the same chain as its plain list.
+     */
+    @Test
+    void samplersReadAsLlamaServerReadsThem() throws Exception {
+        ObjectNode b = ask(16).put("temperature", 1.5).put("seed", 11).put("top_k", 2);
+        ObjectNode plain = b.deepCopy();
+        plain.putArray("samplers").add("top_k").add("temperature");
+        String reference = text(plain);
+        ObjectNode noTopK = b.deepCopy();
+        noTopK.putArray("samplers").add("temperature");
+        assertThat(text(noTopK)).as("the list decides: top-k left out draws otherwise").isNotEqualTo(reference);
+        assertThat(text(b.deepCopy().put("samplers", "kt"))).isEqualTo(reference);
+        ObjectNode spelled = b.deepCopy();
+        spelled.putArray("samplers").add("tfs_z").add("Top-K").add("typical_p").add("TEMP").add("adaptive_p");
+        assertThat(text(spelled)).isEqualTo(reference);
+        ObjectNode noDash = b.deepCopy();
+        noDash.putArray("samplers").add("topk").add("temperature");
+        assertThat(text(noDash)).isEqualTo(reference);
+    }
+
     /** DRY: with a huge multiplier, no sequence of 3 tokens comes twice in a greedy story that otherwise loops. */
     @Test
     void dryStopsRepeatedSequences() throws Exception {
@@ -245,8 +270,8 @@ class LlamaSamplingTest {
             "xtc_probability; 2", "xtc_threshold; -0.1", "dry_multiplier; -1", "dry_base; 0.5", "dry_allowed_length; -1",
             "dry_penalty_last_n; 2000000", "dry_sequence_breakers; []", "dry_sequence_breakers; [\"\"]", "dry_sequence_breakers; \"\\n\"",
             "dry_sequence_breakers; [1]", "dry_sequence_breakers; [\"0123456789012345678901234567890123456789x\"]",
-            "mirostat; 3", "mirostat_tau; 21", "mirostat_eta; 1.5", "dynatemp_range; -1", "min_keep; 513", "samplers; \"kt\"",
-            "samplers; [\"top_k\",\"top_k\"]", "samplers; [\"adaptive_p\"]", "ignore_eos; 1",
+            "mirostat; 3", "mirostat_tau; 21", "mirostat_eta; 1.5", "dynatemp_range; -1", "min_keep; 513", "samplers; 5",
+            "samplers; [\"top_k\",\"top_k\"]", "samplers; [\"top_k\",\"Top-K\"]", "samplers; \"kk\"", "samplers; [1]", "ignore_eos; 1",
             "grammar; \"root ::= \\\"a\\\"\"", "json_schema; {}", "n_predict; 5", "n_probs; 2", "post_sampling_probs; true",
             "adaptive_target; 0.5", "lora; []"})
     void badValuesAndUnsupportedFieldsAreRefused(String field, String value) throws Exception {

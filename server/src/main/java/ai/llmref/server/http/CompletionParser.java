@@ -981,17 +981,101 @@ final class CompletionParser {
         REFUSED_LLAMA_FIELDS.put("lora", "LoRA adapters are not supported");
     }
 
-    /** llama-server's names for the stages of {@code samplers} (with its alternative names). */
-    private static final Map<String, Sampler.Stage> STAGE_NAMES = Map.ofEntries(
-            Map.entry("penalties", Sampler.Stage.PENALTIES), Map.entry("dry", Sampler.Stage.DRY),
-            Map.entry("top_n_sigma", Sampler.Stage.TOP_N_SIGMA), Map.entry("top-n-sigma", Sampler.Stage.TOP_N_SIGMA),
-            Map.entry("top_k", Sampler.Stage.TOP_K), Map.entry("top-k", Sampler.Stage.TOP_K),
-            Map.entry("typ_p", Sampler.Stage.TYPICAL_P), Map.entry("typical_p", Sampler.Stage.TYPICAL_P),
-            Map.entry("typical-p", Sampler.Stage.TYPICAL_P), Map.entry("typical", Sampler.Stage.TYPICAL_P),
-            Map.entry("top_p", Sampler.Stage.TOP_P), Map.entry("top-p", Sampler.Stage.TOP_P), Map.entry("nucleus", Sampler.Stage.TOP_P),
-            Map.entry("min_p", Sampler.Stage.MIN_P), Map.entry("min-p", Sampler.Stage.MIN_P),
-            Map.entry("xtc", Sampler.Stage.XTC), Map.entry("temperature", Sampler.Stage.TEMPERATURE), Map.entry("temp", Sampler.Stage.TEMPERATURE),
-            Map.entry("infill", Sampler.Stage.INFILL));
+    /**
+     * llama-server's names for the stages of {@code samplers}, as llama.cpp's common sampler reads
+     * them (case aside): each canonical name, its kebab-case and its no-dash spelling
+     * ({@code top_k}, {@code top-k}, {@code topk}), and {@code nucleus}, {@code temp}, {@code typ}.
+     */
+    private static final Map<String, Sampler.Stage> STAGE_NAMES = stageNames();
+
+    /** llama.cpp's one-character names of the stages ({@code "edkypmxt"}); {@code a} is adaptive-p. */
+    private static final Map<Character, Sampler.Stage> STAGE_CHARS = Map.of('d', Sampler.Stage.DRY, 'k', Sampler.Stage.TOP_K,
+            'y', Sampler.Stage.TYPICAL_P, 'p', Sampler.Stage.TOP_P, 's', Sampler.Stage.TOP_N_SIGMA, 'm', Sampler.Stage.MIN_P,
+            't', Sampler.Stage.TEMPERATURE, 'x', Sampler.Stage.XTC, 'i', Sampler.Stage.INFILL, 'e', Sampler.Stage.PENALTIES);
+
+    /**
+     * {@code samplers}, as llama-server reads it: an array of stage names, or a string of their
+     * one-character names. A name llama.cpp does not know (a stage it dropped, such as
+     * {@code tfs_z}, which SillyTavern's presets still list) is skipped, as llama-server skips it;
+     * {@code adaptive_p} is its plain draw here (no target), so it changes nothing. A stage named
+     * twice is a 400.
+     */
+    private static List<Sampler.Stage> samplers(JsonNode ss) {
+        List<Sampler.Stage> list = new ArrayList<>();
+        if (ss.isTextual()) {
+            if (ss.textValue().length() > MAX_SAMPLERS) {
+                throw ApiException.badValue("samplers", "'samplers' may list at most " + MAX_SAMPLERS + " stages");
+            }
+            for (char c : ss.textValue().toCharArray()) {
+                Sampler.Stage stage = STAGE_CHARS.get(c);
+                if (stage != null) {
+                    addStage(list, stage, String.valueOf(c));
+                }
+            }
+            return list;
+        }
+        if (!ss.isArray()) {
+            throw ApiException.badRequest("samplers", "'samplers' must be an array of stage names or a string of their letters, got "
+                    + Params.kind(ss));
+        }
+        if (ss.size() > MAX_SAMPLERS) {
+            throw ApiException.badValue("samplers", "'samplers' may list at most " + MAX_SAMPLERS + " stages");
+        }
+        for (JsonNode n : ss) {
+            if (!n.isTextual()) {
+                throw ApiException.badRequest("samplers", "'samplers' names the stages (strings), got " + Params.kind(n));
+            }
+            String name = n.textValue().toLowerCase(java.util.Locale.ROOT);
+            Sampler.Stage stage = STAGE_NAMES.get(name);
+            if (stage != null) {
+                addStage(list, stage, n.textValue());
+            }
+        }
+        return list;
+    }
+
+    /**
+     * The names in a {@code samplers} array that name no stage (which a request's reading skips),
+     * for the operator's defaults, where a typo is an error.
+     */
+    static List<String> unknownStages(JsonNode ss) {
+        List<String> out = new ArrayList<>();
+        if (ss != null && ss.isArray()) {
+            for (JsonNode n : ss) {
+                if (n.isTextual() && !STAGE_NAMES.containsKey(n.textValue().toLowerCase(java.util.Locale.ROOT))) {
+                    out.add(abbreviate(n.textValue()));
+                }
+            }
+        }
+        return out;
+    }
+
+    private static void addStage(List<Sampler.Stage> list, Sampler.Stage stage, String name) {
+        if (list.contains(stage)) {
+            throw ApiException.badValue("samplers", "'samplers' names " + abbreviate(name) + " twice");
+        }
+        list.add(stage);
+    }
+
+    private static Map<String, Sampler.Stage> stageNames() {
+        Map<String, Sampler.Stage> canonical = Map.of("dry", Sampler.Stage.DRY, "top_k", Sampler.Stage.TOP_K, "top_p", Sampler.Stage.TOP_P,
+                "top_n_sigma", Sampler.Stage.TOP_N_SIGMA, "typ_p", Sampler.Stage.TYPICAL_P, "min_p", Sampler.Stage.MIN_P,
+                "temperature", Sampler.Stage.TEMPERATURE, "xtc", Sampler.Stage.XTC, "infill", Sampler.Stage.INFILL,
+                "penalties", Sampler.Stage.PENALTIES);
+        Map<String, Sampler.Stage> names = new java.util.HashMap<>();
+        canonical.forEach((name, stage) -> {
+            names.put(name, stage);
+            names.put(name.replace('_', '-'), stage);
+            names.put(name.replace("_", ""), stage);
+        });
+        names.put("nucleus", Sampler.Stage.TOP_P);
+        names.put("temp", Sampler.Stage.TEMPERATURE);
+        names.put("typ", Sampler.Stage.TYPICAL_P);
+        return Map.copyOf(names);
+    }
+
+    /** The most entries {@code samplers} may list. */
+    static final int MAX_SAMPLERS = 64;
 
     /**
      * llama.cpp's sampling fields beyond OpenAI's (llama-server's names, ranges and defaults);
@@ -1046,22 +1130,7 @@ final class CompletionParser {
         List<Sampler.Stage> order = d.order();
         JsonNode ss = Params.get(body, "samplers");
         if (ss != null) {
-            if (!ss.isArray()) {
-                throw ApiException.badRequest("samplers", "'samplers' must be an array of stage names, got " + Params.kind(ss));
-            }
-            List<Sampler.Stage> list = new ArrayList<>();
-            for (JsonNode n : ss) {
-                Sampler.Stage stage = n.isTextual() ? STAGE_NAMES.get(n.asText()) : null;
-                if (stage == null) {
-                    throw ApiException.badValue("samplers", "'samplers' names the stages: penalties, dry, top_n_sigma, top_k, typ_p, top_p,"
-                            + " min_p, xtc, temperature, infill; got " + abbreviate(n.toString()));
-                }
-                if (list.contains(stage)) {
-                    throw ApiException.badValue("samplers", "'samplers' names " + abbreviate(n.asText()) + " twice");
-                }
-                list.add(stage);
-            }
-            order = list;
+            order = samplers(ss);
         }
         Boolean ignoreEos = Params.bool(body, "ignore_eos");
         return new SamplingParams.LlamaStages(repeat == null ? d.repeatPenalty() : repeat, window == null ? d.penaltyWindow() : window.intValue(),

@@ -119,6 +119,12 @@ public final class SamplingDefaults {
                 throw new IllegalArgumentException("'" + abbreviate(f) + "' is not a sampling field; one of " + new java.util.TreeSet<>(FIELDS));
             }
         }
+        java.util.List<String> unknown = CompletionParser.unknownStages(o.get("samplers"));
+        if (!unknown.isEmpty()) {
+            // a request's unknown stage is skipped, as llama-server skips it; the operator's is a typo
+            throw new IllegalArgumentException("'samplers' names no stage as " + unknown + "; the stages: penalties, dry, top_n_sigma,"
+                    + " top_k, typ_p, top_p, min_p, xtc, temperature, infill");
+        }
         try {
             new CompletionParser(model != null ? model : ANY_MODEL, Integer.MAX_VALUE, Integer.MAX_VALUE, 1).checkSampling(o);
         } catch (ApiException e) {

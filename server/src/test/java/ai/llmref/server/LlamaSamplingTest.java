@@ -102,6 +102,8 @@ class LlamaSamplingTest {
         }
         assertThat(text(greedy.deepCopy().put("repeat_penalty", 1000).put("repeat_last_n", 0)))
                 .as("window 0: no penalty").isEqualTo(complete(greedy).get("text").asText());
+        assertThat(complete(penalised.deepCopy().put("repeat_last_n", -1)).get("logprobs").get("tokens"))
+                .as("window -1: the whole context, as llama-server reads it").isEqualTo(tokens);
     }
 
     private static int distinct(JsonNode tokens) {
@@ -266,7 +268,7 @@ class LlamaSamplingTest {
 
     @ParameterizedTest
     @CsvSource(delimiter = ';', value = {
-            "repeat_penalty; 0", "repeat_penalty; -1", "repeat_last_n; -1", "typical_p; 1.5", "top_n_sigma; \"x\"",
+            "repeat_penalty; 0", "repeat_penalty; -1", "repeat_last_n; -2", "dry_penalty_last_n; -2", "typical_p; 1.5", "top_n_sigma; \"x\"",
             "xtc_probability; 2", "xtc_threshold; -0.1", "dry_multiplier; -1", "dry_base; 0.5", "dry_allowed_length; -1",
             "dry_penalty_last_n; 2000000", "dry_sequence_breakers; []", "dry_sequence_breakers; [\"\"]", "dry_sequence_breakers; \"\\n\"",
             "dry_sequence_breakers; [1]", "dry_sequence_breakers; [\"0123456789012345678901234567890123456789x\"]",

@@ -89,6 +89,9 @@ class NativeCompletionTest {
         assertThat(cut.get("stopping_word").asText()).isEqualTo(first.substring(3));
         String all = whole.get("content").asText();
         assertThat(cut.get("content").asText()).isEqualTo(all.substring(0, all.indexOf(first.substring(3))));
+        // both n_predict and max_tokens (SillyTavern sends both): n_predict, as llama-server reads them; a window of -1 is the context
+        ObjectNode both = ask("Once upon a time", 24).put("max_tokens", 8).put("repeat_last_n", -1).put("dry_penalty_last_n", -1);
+        assertThat(post("/completion", both).get("tokens_predicted").asInt()).isEqualTo(24);
         JsonNode free = post("/completion", ask("Once upon a time", -1));
         assertThat(free.get("stop_type").asText()).isIn("eos", "limit");
         assertThat(free.get("content").asText()).startsWith(whole.get("content").asText());
@@ -244,7 +247,7 @@ class NativeCompletionTest {
             many.withArray("stop").add("stop" + i);
         }
         assertThat(error(many).get("message").asText()).contains("at most 64");
-        assertThat(error(ask("a", 4).put("max_tokens", 4)).get("param").asText()).isEqualTo("n_predict");
+        assertThat(error(ask("a", 4).put("max_tokens", "many")).get("param").asText()).isEqualTo("max_tokens");
         ObjectNode pair = ask("a", 4);
         pair.putArray("logit_bias").addArray().add(5).add(true);
         assertThat(error(pair).get("param").asText()).isEqualTo("logit_bias");

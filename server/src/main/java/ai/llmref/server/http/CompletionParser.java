@@ -798,10 +798,12 @@ final class CompletionParser {
     private static Long nPredict(ObjectNode body, ObjectNode copy) {
         Long nPredict = Params.integer(body, "n_predict", -1, Integer.MAX_VALUE);
         copy.remove("n_predict");
+        if (nPredict != null) {
+            // n_predict over max_tokens, as llama-server reads the two (SillyTavern sends both)
+            Params.integer(body, "max_tokens", 1, Integer.MAX_VALUE);
+            copy.remove("max_tokens");
+        }
         if (nPredict != null && nPredict >= 0) {
-            if (Params.get(body, "max_tokens") != null) {
-                throw ApiException.badRequest("n_predict", "give 'n_predict' or 'max_tokens', not both");
-            }
             if (nPredict == 0) {
                 throw ApiException.badValue("n_predict", "'n_predict' must be at least 1 (or -1: as many as fit)");
             }
@@ -1074,6 +1076,11 @@ final class CompletionParser {
         return Map.copyOf(names);
     }
 
+    /** A penalty window of -1 (llama-server's "the whole context") as the longest window, which the slot's context cuts. */
+    private static Long wholeContext(Long window) {
+        return window != null && window == -1 ? Long.valueOf(Sampler.MAX_PENALTY_WINDOW) : window;
+    }
+
     /** The most entries {@code samplers} may list. */
     static final int MAX_SAMPLERS = 64;
 
@@ -1094,7 +1101,8 @@ final class CompletionParser {
         if (repeat != null && repeat == 0) {
             throw ApiException.badValue("repeat_penalty", "'repeat_penalty' must be above 0 (1 is off), got 0");
         }
-        Long window = Params.integer(body, "repeat_last_n", 0, Sampler.MAX_PENALTY_WINDOW);
+        // -1: the whole context, as llama-server reads it (the window is cut to the slot's context anyway)
+        Long window = wholeContext(Params.integer(body, "repeat_last_n", -1, Sampler.MAX_PENALTY_WINDOW));
         Float typical = Params.number(body, "typical_p", 0, 1);
         Float sigma = Params.number(body, "top_n_sigma", -1000, 1000);
         Float xtcP = Params.number(body, "xtc_probability", 0, 1);
@@ -1102,7 +1110,7 @@ final class CompletionParser {
         Float dryM = Params.number(body, "dry_multiplier", 0, 1000);
         Float dryB = Params.number(body, "dry_base", 1, 1000);
         Long dryL = Params.integer(body, "dry_allowed_length", 0, Integer.MAX_VALUE);
-        Long dryN = Params.integer(body, "dry_penalty_last_n", 0, Sampler.MAX_PENALTY_WINDOW);
+        Long dryN = wholeContext(Params.integer(body, "dry_penalty_last_n", -1, Sampler.MAX_PENALTY_WINDOW));
         List<String> breakers = d.dryBreakers();
         JsonNode br = Params.get(body, "dry_sequence_breakers");
         if (br != null) {

@@ -112,13 +112,19 @@ public final class ServedModel implements PromptModel, AutoCloseable {
         return vocab.tokenize(text, false, true);
     }
 
-    /** Tokens of text as /tokenize returns them: special-token text is not parsed. */
+    /** Tokens of text, special-token text not parsed (a prefix or suffix around an insertion). */
     public int[] tokenizeRaw(String text, boolean addSpecial) {
-        return offPinning(text.length() > INLINE_CHARS, () -> vocab.tokenize(text, addSpecial, false));
+        return tokenizeRaw(text, addSpecial, false);
     }
 
-    public String piece(int token) {
-        return vocab.tokenToPiece(token, true);
+    /** Tokens of text as /tokenize returns them: special-token text parsed when asked (llama-server's default). */
+    public int[] tokenizeRaw(String text, boolean addSpecial, boolean parseSpecial) {
+        return offPinning(text.length() > INLINE_CHARS, () -> vocab.tokenize(text, addSpecial, parseSpecial));
+    }
+
+    /** A token's bytes as its piece shows them (special tokens as their text): a part of a UTF-8 character for byte tokens. */
+    public byte[] pieceBytes(int token) {
+        return vocab.tokenBytes(token, true);
     }
 
     @Override

@@ -125,6 +125,33 @@ class NativeCompletionTest {
     }
 
     /**
+     * {@code /tokenize} as llama-server answers it: special-token text parsed unless
+     * {@code parse_special} is false, and a piece that is part of a UTF-8 character given as its
+     * bytes (stories260K spells "🙂" with byte tokens).
+     */
+    @Test
+    void tokenizeParsesSpecialTokensAndGivesPartialPiecesAsBytes() throws Exception {
+        int[] parsed = server.tokenize("Once</s>", false);
+        assertThat(parsed[parsed.length - 1]).as("</s> is the end-of-sequence token").isEqualTo(2);
+        JsonNode plain = post("/tokenize", MAPPER.createObjectNode().put("content", "Once</s>").put("parse_special", false)).get("tokens");
+        assertThat(plain.size()).isGreaterThan(parsed.length);
+        JsonNode pieces = post("/tokenize", MAPPER.createObjectNode().put("content", "a\uD83D\uDE42").put("with_pieces", true))
+                .get("tokens");
+        ByteArrayOutputStream joined = new ByteArrayOutputStream();
+        int partial = 0;
+        for (JsonNode p : pieces) {
+            if (p.get("piece").isArray()) {
+                partial++;
+                p.get("piece").forEach(b -> joined.write(b.asInt()));
+            } else {
+                joined.writeBytes(p.get("piece").asText().getBytes(StandardCharsets.UTF_8));
+            }
+        }
+        assertThat(partial).as(pieces.toString()).isPositive();
+        assertThat(joined.toString(StandardCharsets.UTF_8)).isEqualTo(" a\uD83D\uDE42");
+    }
+
+    /**
      * {@code n_probs}: each generated token with its log-probability, bytes and the most likely
      * tokens (the greedy pick first); {@code return_tokens}: the ids, which detokenize to the
      * content; streamed, the same tokens and texts piece by piece.

@@ -111,7 +111,7 @@ final class TestServer implements AutoCloseable {
                 .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
-    /** The tokens /tokenize makes of a text (special-token text not parsed), with BOS where {@code addSpecial} and the model adds it. */
+    /** The tokens /tokenize makes of a text (special-token text parsed, its default), with BOS where {@code addSpecial} and the model adds it. */
     int[] tokenize(String text, boolean addSpecial) throws Exception {
         var m = new com.fasterxml.jackson.databind.ObjectMapper();
         HttpResponse<String> r = post("/tokenize", m.createObjectNode().put("content", text).put("add_special", addSpecial).toString());

@@ -1599,18 +1599,38 @@ public final class OpenAiService implements HttpService {
             throw ApiException.badRequest("content", "'content' is required");
         }
         Boolean addSpecial = Params.bool(body, "add_special");
+        Boolean parseSpecial = Params.bool(body, "parse_special"); // llama-server's default: parsed
         Boolean withPieces = Params.bool(body, "with_pieces");
-        int[] tokens = m.tokenizeRaw(content, addSpecial != null && addSpecial);
+        int[] tokens = m.tokenizeRaw(content, addSpecial != null && addSpecial, parseSpecial == null || parseSpecial);
         ObjectNode out = json.object();
         ArrayNode arr = out.putArray("tokens");
         for (int t : tokens) {
             if (withPieces != null && withPieces) {
-                arr.addObject().put("id", t).put("piece", m.piece(t));
+                ObjectNode p = arr.addObject().put("id", t);
+                byte[] bytes = m.pieceBytes(t);
+                String text = utf8(bytes);
+                if (text != null) {
+                    p.put("piece", text);
+                } else { // a part of a character: its bytes, as llama-server gives them
+                    ArrayNode b = p.putArray("piece");
+                    for (byte by : bytes) {
+                        b.add(by & 0xFF);
+                    }
+                }
             } else {
                 arr.add(t);
             }
         }
         sendJson(res, out);
+    }
+
+    /** The text of bytes that are valid UTF-8, else null. */
+    private static String utf8(byte[] bytes) {
+        try {
+            return java.nio.charset.StandardCharsets.UTF_8.newDecoder().decode(java.nio.ByteBuffer.wrap(bytes)).toString();
+        } catch (java.nio.charset.CharacterCodingException e) {
+            return null;
+        }
     }
 
     /**

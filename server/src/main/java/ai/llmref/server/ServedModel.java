@@ -132,6 +132,11 @@ public final class ServedModel implements PromptModel, AutoCloseable {
         return offPinning(tokens.length > INLINE_TOKENS, () -> vocab.detokenize(tokens, false, false));
     }
 
+    /** Text of tokens as /detokenize gives it: special tokens as their text (llama-server's), so that /tokenize's ids come back as sent. */
+    public String detokenizeShown(int[] tokens) {
+        return offPinning(tokens.length > INLINE_TOKENS, () -> vocab.detokenize(tokens, false, true));
+    }
+
     /** How many calls ran on the tokenizer threads instead of the calling virtual thread. */
     long offloadedCalls() {
         return offloaded.get();

@@ -135,6 +135,14 @@ class NativeCompletionTest {
         assertThat(parsed[parsed.length - 1]).as("</s> is the end-of-sequence token").isEqualTo(2);
         JsonNode plain = post("/tokenize", MAPPER.createObjectNode().put("content", "Once</s>").put("parse_special", false)).get("tokens");
         assertThat(plain.size()).isGreaterThan(parsed.length);
+        ArrayNode ids = MAPPER.createArrayNode();
+        for (int t : parsed) {
+            ids.add(t);
+        }
+        ObjectNode detok = MAPPER.createObjectNode();
+        detok.set("tokens", ids);
+        assertThat(post("/detokenize", detok).get("content").asText()).as("special tokens shown, as llama-server shows them")
+                .endsWith("Once</s>");
         JsonNode pieces = post("/tokenize", MAPPER.createObjectNode().put("content", "a\uD83D\uDE42").put("with_pieces", true))
                 .get("tokens");
         ByteArrayOutputStream joined = new ByteArrayOutputStream();

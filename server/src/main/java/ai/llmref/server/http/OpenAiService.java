@@ -1662,7 +1662,7 @@ public final class OpenAiService implements HttpService {
             ids[i] = t.intValue();
         }
         ObjectNode out = json.object();
-        out.put("content", m.detokenize(ids));
+        out.put("content", m.detokenizeShown(ids));
         sendJson(res, out);
     }
 }

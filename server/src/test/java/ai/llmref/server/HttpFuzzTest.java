@@ -47,7 +47,10 @@ class HttpFuzzTest {
             new Route("POST", "/v1/chat/completions"), new Route("POST", "/v1/completions"),
             new Route("POST", "/v1/embeddings"), new Route("POST", "/tokenize"), new Route("POST", "/detokenize"),
             new Route("GET", "/v1/models"), new Route("GET", "/v1/models/"), new Route("POST", "/v1/responses"),
-            new Route("POST", "/v1/messages"), new Route("POST", "/infill"));
+            new Route("POST", "/v1/messages"), new Route("POST", "/infill"),
+            // added after the committed inputs, which name routes 0-9 by their first byte: theirs stay
+            new Route("POST", "/completion"), new Route("POST", "/apply-template"), new Route("GET", "/props"),
+            new Route("POST", "/v1/messages/count_tokens"));
 
     /** One server for all executions: small limits keep each generation short. */
     static synchronized TestServer server() throws InterruptedException {

@@ -7,7 +7,7 @@
 #   scripts/bench-server.sh [--quick] [--model M] [--threads N] [--threads-batch N] [--rounds N] [--duration S]
 #                           [--concurrency "1 4 16"] [--slots N] [--slot-context N] [--max-load L]
 #                           [--ngl N] [--batched-bench] [--prebuilt] [--warmup-requests N]
-#                           [--warmup-seconds S] [--api completions|responses|messages]
+#                           [--warmup-seconds S] [--api completions|responses|messages|native]
 #                           [--variant "LABEL:JVM-FLAGS"] [--eos ban|allow]
 #                           [--sampling greedy|temperature|top-p|llama-defaults]
 #
@@ -15,7 +15,8 @@
 #   --api A          the route measured on both servers: completions (/v1/completions, the default)
 #                    or responses (/v1/responses, the Responses API: the prompt as 'input', so each
 #                    server applies its chat template; its typed events are timed) or messages
-#                    (/v1/messages, Anthropic's Messages API: the prompt as the user's message)
+#                    (/v1/messages, Anthropic's Messages API: the prompt as the user's message) or
+#                    native (/completion, llama-server's own route: the prompt and n_predict)
 #   --model M        the GGUF to serve (default: stories260K beside this checkout)
 #   --threads N      -t for llama-server and llama-batched-bench, engine.threads for ours (default: nproc)
 #   --threads-batch N  -tb for them, engine.threads-batch for ours (default: --threads). With every
@@ -130,7 +131,8 @@ threads_batch=${threads_batch:-$threads}
 [[ "$ngl" =~ ^[0-9]+$ ]] || die "--ngl must be a non-negative integer"
 case "$api" in
   completions) route=/v1/completions ;; responses) route=/v1/responses ;; messages) route=/v1/messages ;;
-  *) die "--api must be completions, responses or messages" ;;
+  native) route=/completion ;;
+  *) die "--api must be completions, responses, messages or native" ;;
 esac
 case "$eos" in ban|allow) ;; *) die "--eos must be ban or allow" ;; esac
 case "$sampling" in
@@ -293,6 +295,8 @@ if sys.argv[4] == "responses":
     b.update(input=sys.argv[1], max_output_tokens=int(sys.argv[2]))
 elif sys.argv[4] == "messages":
     b.update(messages=[{"role": "user", "content": sys.argv[1]}], max_tokens=int(sys.argv[2]))
+elif sys.argv[4] == "native":
+    b.update(prompt=sys.argv[1], n_predict=int(sys.argv[2]))
 else:
     b.update(prompt=sys.argv[1], max_tokens=int(sys.argv[2]))
 print(json.dumps(b))' "$prompt" "$1" "$logit_bias" "$api" "$sampling_json"
@@ -396,6 +400,9 @@ read -r n_ctx ptoks gen <"$run_dir/shape.txt"
   if [ "$api" = responses ]; then
     echo "Workload: /v1/responses, streamed (typed events; text from response.output_text.delta, counts from response.completed);"
     echo "input $ptoks tokens before each server's chat template (a random 6-digit number, then a fixed story opening),"
+  elif [ "$api" = native ]; then
+    echo "Workload: /completion (llama-server's own route), streamed (data: lines; text from content, counts from the last line's"
+    echo "tokens_predicted and tokens_evaluated); prompt $ptoks tokens (a random 6-digit number, then a fixed story opening),"
   elif [ "$api" = messages ]; then
     echo "Workload: /v1/messages, streamed (Anthropic's events; text from content_block_delta, counts from message_delta);"
     echo "user message of $ptoks tokens before each server's chat template (a random 6-digit number, then a fixed story opening),"

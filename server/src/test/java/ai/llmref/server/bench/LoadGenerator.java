@@ -61,7 +61,7 @@ import java.util.concurrent.ThreadLocalRandom;
  *
  * <pre>
  * java -cp server/target/test-classes:server/target/libs/* ai.llmref.server.bench.LoadGenerator \
- *   --url http://127.0.0.1:8080 --route /v1/completions \   (or /v1/chat/completions, /v1/responses, /v1/messages)
+ *   --url http://127.0.0.1:8080 --route /v1/completions \   (or /v1/chat/completions, /v1/responses, /v1/messages, /completion)
  *   --body '{"prompt":"{{n}} Once upon a time","max_tokens":96,"temperature":0}' \
  *   --concurrency 4 --duration 15 [--requests R] [--warmup K] [--label L] [--raw FILE.jsonl]
  *   [--server-pid PID] [--clock-ticks 100] [--timeout S]
@@ -323,6 +323,23 @@ public final class LoadGenerator {
                         usageTokens = chunk.path("usage").path("output_tokens").asInt(-1);
                         promptTokens = chunk.path("usage").path("input_tokens").asInt(-1)
                                 + chunk.path("usage").path("cache_read_input_tokens").asInt(0);
+                        continue;
+                    }
+                    if (chunk.path("stop").isBoolean() && chunk.has("content")) {
+                        // llama-server's /completion: pieces of content, then the result (stop: true, its counts); no [DONE]
+                        String piece = chunk.path("content").asText("");
+                        if (!piece.isEmpty()) {
+                            textChunks++;
+                            if (firstText == 0) {
+                                firstText = now;
+                            }
+                        }
+                        if (chunk.get("stop").booleanValue()) {
+                            finished = now;
+                            finish = chunk.path("stop_type").asText();
+                            usageTokens = chunk.path("tokens_predicted").asInt(-1);
+                            promptTokens = chunk.path("tokens_evaluated").asInt(-1);
+                        }
                         continue;
                     }
                     if (type.equals("response.completed") || type.equals("response.incomplete")) {

@@ -20,6 +20,11 @@ final class ChatRendering {
 
     private ChatRendering() {}
 
+    /** A special token's text ({@code <s>}), "" for none (-1): what a template sees as {@code bos_token}. */
+    static String text(Vocabulary v, int token) {
+        return token >= 0 ? v.tokenText(token) : "";
+    }
+
     /**
      * {@code jinja} (default): the template runs in the Jinja engine with the model's BOS/EOS text;
      * when the tokenizer adds BOS (or EOS) itself, one leading BOS (trailing EOS) text is removed
@@ -36,8 +41,8 @@ final class ChatRendering {
     static PromptModel.ChatRenderer of(String source, LlamaModel model, ServerConfig.ChatTemplateMode mode,
             ServerConfig.ReasoningFormat reasoning) {
         Vocabulary v = model.vocabulary();
-        String bos = v.bos() >= 0 ? v.tokenText(v.bos()) : "";
-        String eos = v.eos() >= 0 ? v.tokenText(v.eos()) : "";
+        String bos = text(v, v.bos());
+        String eos = text(v, v.eos());
         boolean builtin = mode == ServerConfig.ChatTemplateMode.BUILTIN && recognised(source);
         ChatTemplateRenderer jinja;
         try {

@@ -228,11 +228,11 @@ public final class ServedModel implements PromptModel, AutoCloseable {
 
     /** The text of the model's BOS (EOS) token, "" where it has none. */
     public String bosText() {
-        return vocab.bos() >= 0 ? vocab.tokenText(vocab.bos()) : "";
+        return ChatRendering.text(vocab, vocab.bos());
     }
 
     public String eosText() {
-        return vocab.eos() >= 0 ? vocab.tokenText(vocab.eos()) : "";
+        return ChatRendering.text(vocab, vocab.eos());
     }
 
     @Override

@@ -125,14 +125,14 @@ final class CompletionParser {
         if (top != null && (logprobs == null || !logprobs)) {
             throw ApiException.badRequest("top_logprobs", "'top_logprobs' needs 'logprobs': true");
         }
-        return build(body, "messages", List.of(new Prompt(prompt.tokens(), null)), modelId, prompt.contract(),
+        return build(body, "messages", List.of(new Prompt(tokens(prompt), null)), modelId, prompt.contract(),
                 logprobs != null && logprobs ? (top == null ? 0 : top.intValue()) : -1, prompt.reasoning(), null);
     }
 
     /** A chat request's prompt tokens, checked but not against the limits (a token count). */
     int[] chatPromptTokens(ObjectNode body, boolean continueFinal) {
         checkModel(body);
-        return chatPrompt(body, continueFinal).tokens();
+        return tokens(chatPrompt(body, continueFinal));
     }
 
     /**
@@ -145,7 +145,13 @@ final class CompletionParser {
         return chatPrompt(body, false).text();
     }
 
-    private record ChatPrompt(OutputContract contract, String text, int[] tokens, Reasoning reasoning) {}
+    /** A chat prompt rendered, not yet tokenized (/apply-template needs only its text). */
+    private record ChatPrompt(OutputContract contract, String text, Reasoning reasoning) {}
+
+    /** A chat prompt's tokens: its text with special tokens parsed, as the template writes them. */
+    private int[] tokens(ChatPrompt prompt) {
+        return model.tokenize(prompt.text(), true);
+    }
 
     /**
      * OpenAI's chat fields that ask for what a text model served here cannot give: audio output
@@ -179,7 +185,7 @@ final class CompletionParser {
     }
 
     /**
-     * The messages rendered with the chat template (tools included when active), tokenized; with
+     * The messages rendered with the chat template (tools included when active); with
      * {@code continueFinal} a final assistant text message is left open for the model to continue.
      */
     private ChatPrompt chatPrompt(ObjectNode body, boolean continueFinal) {
@@ -244,8 +250,7 @@ final class CompletionParser {
                 reasoning = Reasoning.OPEN;
             }
         }
-        String text = prefill == null ? rendered : rendered + prefill;
-        return new ChatPrompt(contract, text, model.tokenize(text, true), reasoning);
+        return new ChatPrompt(contract, prefill == null ? rendered : rendered + prefill, reasoning);
     }
 
     /**
@@ -284,6 +289,7 @@ final class CompletionParser {
 
     /** The longest {@code reasoning_effort} taken. */
     static final int MAX_REASONING_EFFORT = 32;
+    private static final java.util.regex.Pattern EFFORT_NAME = java.util.regex.Pattern.compile("[A-Za-z0-9_-]+");
 
     /**
      * {@code reasoning_effort}: OpenAI's efforts (none, minimal, low, medium, high, xhigh) and the
@@ -292,7 +298,7 @@ final class CompletionParser {
      */
     private static String reasoningEffort(ObjectNode body) {
         String effort = Params.string(body, "reasoning_effort");
-        if (effort != null && (effort.isEmpty() || effort.length() > MAX_REASONING_EFFORT || !effort.matches("[A-Za-z0-9_-]+"))) {
+        if (effort != null && (effort.length() > MAX_REASONING_EFFORT || !EFFORT_NAME.matcher(effort).matches())) {
             throw ApiException.badValue("reasoning_effort", "'reasoning_effort' must be a name of 1 to " + MAX_REASONING_EFFORT
                     + " letters, digits, '_' or '-' (none, minimal, low, medium, high, xhigh, or one the model's chat template reads)");
         }
@@ -359,12 +365,7 @@ final class CompletionParser {
             } else if (item.isArray() && !item.isEmpty()) {
                 int[] tokens = new int[item.size()];
                 for (int i = 0; i < item.size(); i++) {
-                    JsonNode t = item.get(i);
-                    if (!t.isIntegralNumber() || !t.canConvertToInt() || t.intValue() < 0 || t.intValue() >= model.vocabSize()) {
-                        throw ApiException.badValue("prompt", "prompt token at index " + i + where + " must be an integer token id in 0.."
-                                + (model.vocabSize() - 1));
-                    }
-                    tokens[i] = t.intValue();
+                    tokens[i] = promptToken(item.get(i), i, where);
                 }
                 texts.add(null);
                 tokenized.add(tokens);
@@ -884,6 +885,15 @@ final class CompletionParser {
         return new Native(parsed, responseFields(body), probs == null ? 0 : probs.intValue(), returnTokens == Boolean.TRUE);
     }
 
+    /** A prompt's token id at {@code i} ({@code where}: which prompt of several), checked against the vocabulary. */
+    private int promptToken(JsonNode t, int i, String where) {
+        if (!t.isIntegralNumber() || !t.canConvertToInt() || t.intValue() < 0 || t.intValue() >= model.vocabSize()) {
+            throw ApiException.badValue("prompt", "prompt token at index " + i + where + " must be an integer token id in 0.."
+                    + (model.vocabSize() - 1));
+        }
+        return t.intValue();
+    }
+
     /** A /completion prompt: a string, token ids, or both mixed in one array (the first string adds BOS, as llama-server's). */
     private int[] nativePrompt(JsonNode p) {
         if (p == null) {
@@ -910,11 +920,7 @@ final class CompletionParser {
             if (e.isTextual()) {
                 parts.add(i == 0 ? model.tokenize(e.textValue(), true) : model.tokenizeInside(e.textValue()));
             } else {
-                if (!e.canConvertToInt() || e.intValue() < 0 || e.intValue() >= model.vocabSize()) {
-                    throw ApiException.badValue("prompt", "prompt token at index " + i + " must be an integer token id in 0.."
-                            + (model.vocabSize() - 1));
-                }
-                parts.add(new int[] {e.intValue()});
+                parts.add(new int[] {promptToken(e, i, "")});
             }
         }
         return concat(parts);
@@ -1003,11 +1009,15 @@ final class CompletionParser {
      * twice is a 400.
      */
     private static List<Sampler.Stage> samplers(JsonNode ss) {
+        if (!ss.isTextual() && !ss.isArray()) {
+            throw ApiException.badRequest("samplers", "'samplers' must be an array of stage names or a string of their letters, got "
+                    + Params.kind(ss));
+        }
+        if ((ss.isTextual() ? ss.textValue().length() : ss.size()) > MAX_SAMPLERS) {
+            throw ApiException.badValue("samplers", "'samplers' may list at most " + MAX_SAMPLERS + " stages");
+        }
         List<Sampler.Stage> list = new ArrayList<>();
         if (ss.isTextual()) {
-            if (ss.textValue().length() > MAX_SAMPLERS) {
-                throw ApiException.badValue("samplers", "'samplers' may list at most " + MAX_SAMPLERS + " stages");
-            }
             for (char c : ss.textValue().toCharArray()) {
                 Sampler.Stage stage = STAGE_CHARS.get(c);
                 if (stage != null) {
@@ -1016,19 +1026,11 @@ final class CompletionParser {
             }
             return list;
         }
-        if (!ss.isArray()) {
-            throw ApiException.badRequest("samplers", "'samplers' must be an array of stage names or a string of their letters, got "
-                    + Params.kind(ss));
-        }
-        if (ss.size() > MAX_SAMPLERS) {
-            throw ApiException.badValue("samplers", "'samplers' may list at most " + MAX_SAMPLERS + " stages");
-        }
         for (JsonNode n : ss) {
             if (!n.isTextual()) {
                 throw ApiException.badRequest("samplers", "'samplers' names the stages (strings), got " + Params.kind(n));
             }
-            String name = n.textValue().toLowerCase(java.util.Locale.ROOT);
-            Sampler.Stage stage = STAGE_NAMES.get(name);
+            Sampler.Stage stage = stageNamed(n.textValue());
             if (stage != null) {
                 addStage(list, stage, n.textValue());
             }
@@ -1044,12 +1046,17 @@ final class CompletionParser {
         List<String> out = new ArrayList<>();
         if (ss != null && ss.isArray()) {
             for (JsonNode n : ss) {
-                if (n.isTextual() && !STAGE_NAMES.containsKey(n.textValue().toLowerCase(java.util.Locale.ROOT))) {
+                if (n.isTextual() && stageNamed(n.textValue()) == null) {
                     out.add(abbreviate(n.textValue()));
                 }
             }
         }
         return out;
+    }
+
+    /** The stage a name names, in any case; null for a name llama.cpp does not know. */
+    private static Sampler.Stage stageNamed(String name) {
+        return STAGE_NAMES.get(name.toLowerCase(java.util.Locale.ROOT));
     }
 
     private static void addStage(List<Sampler.Stage> list, Sampler.Stage stage, String name) {

@@ -61,25 +61,19 @@ final class InfillObjects {
             ObjectNode p = out.addObject();
             p.put("id", t.token());
             p.put("token", t.text());
-            p.put("logprob", t.logprob());
-            bytes(p, t.bytes());
+            p.put("logprob", OpenAiService.finite(t.logprob()));
+            OpenAiService.bytes(p.putArray("bytes"), t.bytes());
             com.fasterxml.jackson.databind.node.ArrayNode top = p.putArray("top_logprobs");
             for (TokenLogprob.Alternative a : t.top()) {
                 ObjectNode alt = top.addObject();
                 alt.put("id", a.token());
                 alt.put("token", a.text());
-                alt.put("logprob", a.logprob());
-                bytes(alt, a.bytes());
+                alt.put("logprob", OpenAiService.finite(a.logprob()));
+                OpenAiService.bytes(alt.putArray("bytes"), a.bytes());
             }
         }
     }
 
-    private static void bytes(ObjectNode o, byte[] bytes) {
-        com.fasterxml.jackson.databind.node.ArrayNode b = o.putArray("bytes");
-        for (byte x : bytes) {
-            b.add(x & 0xFF);
-        }
-    }
 
     /**
      * The whole result; streamed, its last line (with {@code content} ""). With

@@ -1339,11 +1339,11 @@ public final class OpenAiService implements HttpService {
     }
 
     /** OpenAI's floor for a token the model all but rules out (JSON has no -Infinity). */
-    private static float finite(float logprob) {
+    static float finite(float logprob) {
         return Float.isFinite(logprob) ? logprob : -9999f;
     }
 
-    private static void bytes(ArrayNode out, byte[] bytes) {
+    static void bytes(ArrayNode out, byte[] bytes) {
         for (byte b : bytes) {
             out.add(b & 0xff);
         }
@@ -1612,10 +1612,7 @@ public final class OpenAiService implements HttpService {
                 if (text != null) {
                     p.put("piece", text);
                 } else { // a part of a character: its bytes, as llama-server gives them
-                    ArrayNode b = p.putArray("piece");
-                    for (byte by : bytes) {
-                        b.add(by & 0xFF);
-                    }
+                    bytes(p.putArray("piece"), bytes);
                 }
             } else {
                 arr.add(t);

@@ -325,23 +325,6 @@ public final class LoadGenerator {
                                 + chunk.path("usage").path("cache_read_input_tokens").asInt(0);
                         continue;
                     }
-                    if (chunk.path("stop").isBoolean() && chunk.has("content")) {
-                        // llama-server's /completion: pieces of content, then the result (stop: true, its counts); no [DONE]
-                        String piece = chunk.path("content").asText("");
-                        if (!piece.isEmpty()) {
-                            textChunks++;
-                            if (firstText == 0) {
-                                firstText = now;
-                            }
-                        }
-                        if (chunk.get("stop").booleanValue()) {
-                            finished = now;
-                            finish = chunk.path("stop_type").asText();
-                            usageTokens = chunk.path("tokens_predicted").asInt(-1);
-                            promptTokens = chunk.path("tokens_evaluated").asInt(-1);
-                        }
-                        continue;
-                    }
                     if (type.equals("response.completed") || type.equals("response.incomplete")) {
                         // the Responses API's last event: the usage of the whole response (no [DONE] follows)
                         finished = now;
@@ -350,8 +333,17 @@ public final class LoadGenerator {
                         promptTokens = chunk.path("response").path("usage").path("input_tokens").asInt(-1);
                         continue;
                     }
+                    // llama-server's /completion: pieces of content, then the result (stop: true, its counts); no [DONE]
+                    boolean llamaLine = chunk.path("stop").isBoolean() && chunk.has("content");
+                    if (llamaLine && chunk.get("stop").booleanValue()) {
+                        finished = now;
+                        finish = chunk.path("stop_type").asText();
+                        usageTokens = chunk.path("tokens_predicted").asInt(-1);
+                        promptTokens = chunk.path("tokens_evaluated").asInt(-1);
+                    }
                     JsonNode choice = chunk.path("choices").path(0);
-                    String text = choice.path("text").isTextual() ? choice.path("text").textValue()
+                    String text = llamaLine ? chunk.path("content").asText("")
+                            : choice.path("text").isTextual() ? choice.path("text").textValue()
                             : choice.path("delta").path("content").isTextual() ? choice.path("delta").path("content").textValue()
                             : type.equals("response.output_text.delta") ? chunk.path("delta").asText("")
                             : type.equals("content_block_delta") ? chunk.path("delta").path("text").asText("") : "";

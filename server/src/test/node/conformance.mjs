@@ -317,6 +317,11 @@ assert.ok(['completed', 'incomplete'].includes(followUp.status), followUp.status
 assert.equal(followUp.output[0].type, 'message');
 assert.ok(followUp.output_text.length > 0);
 seen.responsesFollowUp = { input: followUpInput, answer: followUp.output_text };
+// the count of the follow-up's input (POST /v1/responses/input_tokens) is what its usage says
+const inputCount = await tools.responses.inputTokens.count({ model, input: followUpInput, tools: [responsesWeather], tool_choice: 'none' });
+assert.equal(inputCount.object, 'response.input_tokens');
+assert.equal(inputCount.input_tokens, followUp.usage.input_tokens);
+seen.responsesFollowUpTokens = inputCount.input_tokens;
 const fnArgumentDeltas = [];
 const fnStream = tools.responses.stream(fnAsk);
 fnStream.on('response.function_call_arguments.delta', (e) => fnArgumentDeltas.push(e.delta));

@@ -50,7 +50,8 @@ class HttpFuzzTest {
             new Route("POST", "/v1/messages"), new Route("POST", "/infill"),
             // added after the committed inputs, which name routes 0-9 by their first byte: theirs stay
             new Route("POST", "/completion"), new Route("POST", "/apply-template"), new Route("GET", "/props"),
-            new Route("POST", "/v1/messages/count_tokens"));
+            new Route("POST", "/v1/messages/count_tokens"), new Route("POST", "/v1/responses/input_tokens"),
+            new Route("POST", "/v1/chat/completions/input_tokens"));
 
     /** One server for all executions: small limits keep each generation short. */
     static synchronized TestServer server() throws InterruptedException {

@@ -138,6 +138,8 @@ class NodeClientTest {
         JsonNode reply = JSON.readTree(tools.post("/v1/responses", "{\"input\":" + followUp.get("input") + ",\"max_output_tokens\":24,"
                 + "\"temperature\":0,\"tools\":[" + fnTool + "],\"tool_choice\":\"none\"}").body());
         assertThat(followUp.get("answer").asText()).isNotEmpty().isEqualTo(reply.at("/output/0/content/0/text").asText());
+        assertThat(seen.get("responsesFollowUpTokens").asInt()).as("the client's input-token count").isEqualTo(reply.at("/usage/input_tokens").asInt())
+                .isPositive();
     }
 
     static void assertError(JsonNode e, int status, String code, String param) {

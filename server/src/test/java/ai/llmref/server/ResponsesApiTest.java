@@ -174,6 +174,78 @@ class ResponsesApiTest {
         assertThat(answer.usage().orElseThrow().inputTokens()).isGreaterThan(r.usage().orElseThrow().inputTokens() + 5);
     }
 
+    /**
+     * OpenAI's {@code POST /v1/responses/input_tokens} through the client's
+     * {@code responses().inputTokens().count()}: the count is the {@code usage.input_tokens} the
+     * same request is answered with (instructions, a tool, a function call and its output in the
+     * input all rendered), and its errors are the Responses API's. llama-server's
+     * {@code /v1/chat/completions/input_tokens} counts a chat request as the chat route does.
+     */
+    @Test
+    void inputTokensCountWhatTheResponseUses() throws Exception {
+        var created = ResponseCreateParams.builder().model("stories260K").instructions("You answer about weather.")
+                .inputOfResponse(List.of(
+                        ResponseInputItem.ofEasyInputMessage(com.openai.models.responses.EasyInputMessage.builder()
+                                .role(com.openai.models.responses.EasyInputMessage.Role.USER).content("Is it cold in Oslo?").build()),
+                        ResponseInputItem.ofFunctionCall(ResponseFunctionToolCall.builder().callId("call_1").name("GetWeather")
+                                .arguments("{\"city\":\"Oslo\",\"unit\":\"celsius\"}").build()),
+                        ResponseInputItem.ofFunctionCallOutput(ResponseInputItem.FunctionCallOutput.builder().callId("call_1")
+                                .output("2 degrees and snowing").build())))
+                .addTool(GetWeather.class).maxOutputTokens(4).temperature(0.0).build();
+        Response r = client.responses().create(created);
+        var counted = client.responses().inputTokens().count(com.openai.models.responses.inputtokens.InputTokenCountParams.builder()
+                .model("stories260K").instructions("You answer about weather.")
+                .input(com.openai.models.responses.inputtokens.InputTokenCountParams.Input.ofResponseInputItems(
+                        created.input().orElseThrow().asResponse()))
+                .tools(created.tools().orElseThrow()).build());
+        counted.validate();
+        assertThat(counted._object_()).isEqualTo(JsonValue.from("response.input_tokens"));
+        assertThat(counted.inputTokens()).isEqualTo(r.usage().orElseThrow().inputTokens()).isGreaterThan(20);
+        long plain = client.responses().inputTokens().count(com.openai.models.responses.inputtokens.InputTokenCountParams.builder()
+                .model("stories260K").input("Is it cold in Oslo?").build()).inputTokens();
+        assertThat(plain).as("the tool, the call and its output count").isLessThan(counted.inputTokens());
+        assertThatThrownBy(() -> client.responses().inputTokens().count(com.openai.models.responses.inputtokens.InputTokenCountParams
+                .builder().input("Hi").previousResponseId("resp_1").build()))
+                .isInstanceOfSatisfying(BadRequestException.class, e -> assertThat(e.param()).contains("previous_response_id"));
+
+        ObjectNode chat = MAPPER.createObjectNode();
+        chat.putArray("messages").addObject().put("role", "user").put("content", "Is it cold in Oslo?");
+        chat.put("max_tokens", 1);
+        long promptTokens = MAPPER.readTree(server.post("/v1/chat/completions", chat.toString()).body()).at("/usage/prompt_tokens").asLong();
+        for (String path : List.of("/v1/chat/completions/input_tokens", "/chat/completions/input_tokens")) {
+            HttpResponse<String> c = server.post(path, chat.toString());
+            assertThat(c.statusCode()).as(c.body()).isEqualTo(200);
+            assertThat(MAPPER.readTree(c.body()).get("input_tokens").asLong()).as(path).isEqualTo(promptTokens).isPositive();
+        }
+        HttpResponse<String> bad = server.post("/v1/chat/completions/input_tokens", "{\"messages\":[]}");
+        assertThat(bad.statusCode()).isEqualTo(400);
+        assertThat(MAPPER.readTree(bad.body()).at("/error/param").asText()).isEqualTo("messages");
+        HttpResponse<String> badInput = server.post("/v1/responses/input_tokens", "{\"input\":7}");
+        assertThat(badInput.statusCode()).isEqualTo(400);
+        assertThat(MAPPER.readTree(badInput.body()).at("/error/param").asText()).isEqualTo("input");
+    }
+
+    /**
+     * The OpenAI routes without "/v1", as llama-server serves them: a client whose base URL lacks
+     * "/v1" gets the same answers.
+     */
+    @Test
+    void routesWithoutV1AnswerAsTheirV1Routes() throws Exception {
+        OpenAIClient bare = com.openai.client.okhttp.OpenAIOkHttpClient.builder().baseUrl(server.base()).apiKey("unused")
+                .maxRetries(0).build();
+        try {
+            ChatCompletionCreateParams chat = ChatCompletionCreateParams.builder().model("stories260K")
+                    .addUserMessage("Tell me about a dog.").maxCompletionTokens(12).temperature(0.0).build();
+            assertThat(bare.chat().completions().create(chat).choices().getFirst().message().content())
+                    .isEqualTo(client.chat().completions().create(chat).choices().getFirst().message().content()).isNotEmpty();
+            assertThat(text(bare.responses().create(ask(12).build()))).isEqualTo(text(client.responses().create(ask(12).build())))
+                    .isNotEmpty();
+            assertThat(bare.models().list().data()).extracting(com.openai.models.models.Model::id).containsExactly("stories260K");
+        } finally {
+            bare.close();
+        }
+    }
+
     @Test
     void streamedFunctionCallIsAccumulatedByTheClient() throws Exception {
         var params = ResponseCreateParams.builder().model("stories260K").input("Is it cold in Oslo?")

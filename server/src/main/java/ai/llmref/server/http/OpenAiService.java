@@ -84,6 +84,8 @@ public final class OpenAiService implements HttpService {
         route(rules, "POST", "/v1/chat/completions", this::chat);
         route(rules, "POST", "/v1/completions", this::completion);
         route(rules, "POST", "/v1/responses", this::responses);
+        route(rules, "POST", "/v1/responses/input_tokens", this::responsesInputTokens);
+        route(rules, "POST", "/v1/chat/completions/input_tokens", this::chatInputTokens);
         route(rules, "POST", "/v1/messages", this::messages, true);
         route(rules, "POST", "/v1/messages/count_tokens", this::countTokens, true);
         route(rules, "POST", "/v1/embeddings", this::embeddings);
@@ -96,6 +98,12 @@ public final class OpenAiService implements HttpService {
         route(rules, "POST", "/detokenize", this::detokenize);
         route(rules, "POST", "/apply-template", this::applyTemplate);
         route(rules, "GET", "/props", this::props);
+        // the OpenAI routes without "/v1", as llama-server serves them: a client whose base URL lacks "/v1" reaches them
+        route(rules, "POST", "/chat/completions", this::chat);
+        route(rules, "POST", "/responses", this::responses);
+        route(rules, "POST", "/responses/input_tokens", this::responsesInputTokens);
+        route(rules, "POST", "/chat/completions/input_tokens", this::chatInputTokens);
+        route(rules, "GET", "/models", this::models);
     }
 
     @FunctionalInterface
@@ -398,6 +406,33 @@ public final class OpenAiService implements HttpService {
         ObjectNode body = body(req);
         ObjectNode out = json.object();
         out.put("input_tokens", MessagesRequest.forCount(body).promptTokens(parser(m)));
+        sendJson(res, out);
+    }
+
+    /**
+     * OpenAI's {@code POST /v1/responses/input_tokens}: the prompt tokens a Responses request would
+     * take, counted as {@code /v1/responses} renders it (its errors too), not checked against the
+     * limits; nothing is generated.
+     */
+    private void responsesInputTokens(ServerRequest req, ServerResponse res, Exchange x) {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        ResponsesRequest r = ResponsesRequest.of(body);
+        CompletionParser parser = parser(m);
+        sendInputTokens(res, ApiException.renaming(ResponsesRequest::rename, () -> parser.chatPromptTokens(r.chat(), false)).length);
+    }
+
+    /** llama-server's {@code POST /v1/chat/completions/input_tokens}: a chat request's prompt tokens, as the chat route counts them. */
+    private void chatInputTokens(ServerRequest req, ServerResponse res, Exchange x) {
+        ServedModel m = ready();
+        ObjectNode body = body(req);
+        sendInputTokens(res, parser(m).chatPromptTokens(body, false).length);
+    }
+
+    private void sendInputTokens(ServerResponse res, int count) {
+        ObjectNode out = json.object();
+        out.put("object", "response.input_tokens");
+        out.put("input_tokens", count);
         sendJson(res, out);
     }
 

@@ -29,6 +29,7 @@ import io.helidon.webserver.http1.Http1Config;
 import io.helidon.webserver.http.HttpRouting;
 import java.lang.System.Logger.Level;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -325,11 +326,38 @@ public final class Server implements AutoCloseable {
     }
 
     /**
-     * Sends {@code n} short completions (streamed and not, alternately) to this server's own API
-     * port over loopback, through the whole HTTP path, so that the JIT has compiled the
-     * per-request code before readiness lets clients in (docs/benchmarks.md: a fresh server's
-     * first token is slower for its first thousands of requests). They count in the metrics and
-     * the access log like any request. Failures are counted, logged once and do not stop start-up.
+     * The generation routes the warm-up takes turns on, as clients call them: each has code of its
+     * own (parsing, the chat template, the answer's shape) that a warm-up on one route leaves cold.
+     */
+    static final List<String> WARMUP_ROUTES = List.of("/v1/chat/completions", "/v1/completions", "/completion", "/v1/responses",
+            "/v1/messages");
+
+    /**
+     * Warm-up request {@code i}: its route (they take turns) and its body, two tokens, streamed
+     * on every other round of the routes so that each route is warmed streamed and whole.
+     */
+    static String[] warmupRequest(int i) {
+        String route = WARMUP_ROUTES.get(i % WARMUP_ROUTES.size());
+        boolean stream = (i / WARMUP_ROUTES.size()) % 2 == 0;
+        String text = "\"Warm-up " + i + "\"";
+        String messages = "[{\"role\":\"user\",\"content\":" + text + "}]";
+        String body = switch (route) {
+            case "/v1/chat/completions" -> "{\"messages\":" + messages + ",\"max_tokens\":2";
+            case "/v1/completions" -> "{\"prompt\":" + text + ",\"max_tokens\":2";
+            case "/completion" -> "{\"prompt\":" + text + ",\"n_predict\":2";
+            case "/v1/responses" -> "{\"input\":" + text + ",\"max_output_tokens\":2";
+            default -> "{\"messages\":" + messages + ",\"max_tokens\":2"; // /v1/messages
+        };
+        return new String[] {route, body + ",\"temperature\":0,\"stream\":" + stream + "}"};
+    }
+
+    /**
+     * Sends {@code n} short generations to this server's own API port over loopback, through the
+     * whole HTTP path, taking turns on the generation routes ({@link #WARMUP_ROUTES}; streamed and
+     * not), so that the JIT has compiled the per-request code before readiness lets clients in
+     * (docs/benchmarks.md: a fresh server's first token is slower for its first thousands of
+     * requests). They count in the metrics and the access log like any request. Failures are
+     * counted, logged once and do not stop start-up.
      */
     private void warmUp(int n) {
         long t0 = System.nanoTime();
@@ -339,18 +367,18 @@ public final class Server implements AutoCloseable {
         } else if (host.contains(":")) {
             host = "[" + host + "]";
         }
-        java.net.URI uri = java.net.URI.create("http://" + host + ":" + web.port() + "/v1/completions");
+        String base = "http://" + host + ":" + web.port();
         String key = config.auth().apiKeys().isEmpty() ? null : config.auth().apiKeys().getFirst();
         int failed = 0;
         String firstFailure = null;
         try (java.net.http.HttpClient http = java.net.http.HttpClient.newBuilder()
                 .version(java.net.http.HttpClient.Version.HTTP_1_1).build()) {
             for (int i = 0; i < n && state == State.WARMING; i++, warmupDone = i) {
-                java.net.http.HttpRequest.Builder b = java.net.http.HttpRequest.newBuilder(uri)
+                String[] request = warmupRequest(i);
+                java.net.http.HttpRequest.Builder b = java.net.http.HttpRequest.newBuilder(java.net.URI.create(base + request[0]))
                         .timeout(Duration.ofSeconds(60))
                         .header("Content-Type", "application/json")
-                        .POST(java.net.http.HttpRequest.BodyPublishers.ofString("{\"prompt\":\"Warm-up " + i
-                                + "\",\"max_tokens\":2,\"temperature\":0,\"stream\":" + (i % 2 == 0) + "}"));
+                        .POST(java.net.http.HttpRequest.BodyPublishers.ofString(request[1]));
                 if (key != null) {
                     b.header("Authorization", "Bearer " + key);
                 }
@@ -358,7 +386,7 @@ public final class Server implements AutoCloseable {
                     java.net.http.HttpResponse<String> r = http.send(b.build(), java.net.http.HttpResponse.BodyHandlers.ofString());
                     if (r.statusCode() != 200) {
                         failed++;
-                        firstFailure = firstFailure != null ? firstFailure : "HTTP " + r.statusCode();
+                        firstFailure = firstFailure != null ? firstFailure : request[0] + ": HTTP " + r.statusCode();
                     }
                 } catch (java.io.IOException ex) {
                     failed++;

@@ -2,6 +2,7 @@ package ai.llmref.server;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import ai.llmref.server.http.AuthFilter;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.net.URI;
@@ -25,8 +26,13 @@ class WarmupTest {
             assertThat(t.server.state()).isEqualTo(Server.State.READY);
             assertThat(t.server.warmupDone()).isEqualTo(60);
             String metrics = t.getAdmin("/metrics").body();
-            assertThat(count(metrics, "/v1/completions", "200")).as(metrics).isGreaterThanOrEqualTo(60);
-            assertThat(count(metrics, "/v1/completions", "401")).isZero();
+            // the generation routes take turns: each answered its share, none refused
+            assertThat(Server.WARMUP_ROUTES).hasSize(5);
+            for (String route : Server.WARMUP_ROUTES) {
+                assertThat(count(metrics, route, "200")).as(route + "\n" + metrics).isEqualTo(12);
+                assertThat(count(metrics, route, "401")).isZero();
+            }
+            assertThat(count(metrics, AuthFilter.ROUTE, "401")).isZero();
             assertThat(t.getAdmin("/health/ready").statusCode()).isEqualTo(200);
         }
     }
@@ -66,6 +72,19 @@ class WarmupTest {
             assertThat(Duration.ofNanos(System.nanoTime() - t0)).as("drain ends the warm-up").isLessThan(Duration.ofSeconds(10));
         }
         assertThat(s.warmupDone()).isLessThan(100000);
+    }
+
+    /** Each route is warmed streamed and whole, with bodies its parser accepts (the test above: all answered 200). */
+    @Test
+    void eachRouteIsWarmedStreamedAndWhole() throws Exception {
+        java.util.Set<String> seen = new java.util.HashSet<>();
+        for (int i = 0; i < 2 * Server.WARMUP_ROUTES.size(); i++) {
+            String[] r = Server.warmupRequest(i);
+            JsonNode body = JSON.readTree(r[1]);
+            assertThat(body.get("temperature").asInt()).isZero();
+            seen.add(r[0] + " " + body.get("stream").asBoolean());
+        }
+        assertThat(seen).hasSize(2 * Server.WARMUP_ROUTES.size());
     }
 
     /** The llmref_requests_total sample for a route and status, 0 when absent. */

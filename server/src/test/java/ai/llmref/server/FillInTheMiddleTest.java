@@ -180,6 +180,50 @@ class FillInTheMiddleTest {
     }
 
     /**
+     * The fields /infill shares with llama-server's /completion: {@code n_probs} (or
+     * {@code logprobs}) lists each generated token's probabilities, the greedy pick first, their
+     * bytes joined being the content; {@code return_tokens} gives the ids, those of the
+     * probabilities; {@code json_schema} and llama-server's {@code logit_bias} pairs are taken; several
+     * answers ({@code n}) are refused. (Before, {@code n_probs} was refused with advice to send
+     * {@code logprobs}, which /infill refused too.)
+     */
+    @Test
+    void infillTakesCompletionsProbabilitiesAndTokens() throws Exception {
+        ObjectNode b = MAPPER.createObjectNode().put("input_prefix", "Once upon a time, there was a").put("input_suffix", " The end.")
+                .put("n_predict", 10).put("temperature", 0);
+        JsonNode plain = infill(server, b);
+        JsonNode out = infill(server, b.deepCopy().put("n_probs", 2).put("return_tokens", true));
+        assertThat(out.get("content")).isEqualTo(plain.get("content"));
+        JsonNode probs = out.get("completion_probabilities");
+        assertThat(probs.size()).isEqualTo(out.get("tokens_predicted").asInt()).isPositive();
+        java.io.ByteArrayOutputStream bytes = new java.io.ByteArrayOutputStream();
+        for (int i = 0; i < probs.size(); i++) {
+            JsonNode p = probs.get(i);
+            assertThat(p.get("id").asInt()).isEqualTo(out.get("tokens").get(i).asInt());
+            assertThat(p.at("/top_logprobs/0/id").asInt()).as("greedy: the most likely token").isEqualTo(p.get("id").asInt());
+            assertThat(p.get("top_logprobs").size()).isEqualTo(2);
+            p.get("bytes").forEach(x -> bytes.write(x.asInt()));
+        }
+        assertThat(bytes.toString(java.nio.charset.StandardCharsets.UTF_8)).isEqualTo(out.get("content").asText());
+        assertThat(infill(server, b.deepCopy().put("logprobs", 2).put("return_tokens", true)).get("completion_probabilities"))
+                .as("logprobs is n_probs' other name").isEqualTo(probs);
+        // llama-server's logit_bias pairs: the greedy first token banned by its id, so another comes first
+        ObjectNode banned = b.deepCopy();
+        banned.putArray("logit_bias").addArray().add(out.get("tokens").get(0).asInt()).add(false);
+        assertThat(infill(server, banned.put("return_tokens", true)).at("/tokens/0").asInt()).isNotEqualTo(out.at("/tokens/0").asInt());
+        ObjectNode schema = b.deepCopy().put("n_predict", 40);
+        schema.set("json_schema", MAPPER.readTree("{\"type\":\"object\",\"properties\":{\"happy\":{\"type\":\"boolean\"}},"
+                + "\"required\":[\"happy\"],\"additionalProperties\":false}"));
+        JsonNode json = infill(server, schema);
+        assertThat(MAPPER.readTree(json.get("content").asText()).get("happy").isBoolean()).as(json.toString()).isTrue();
+        for (String bad : new String[] {"{\"input_prefix\":\"a\",\"n\":2}", "{\"input_prefix\":\"a\",\"n_probs\":21}",
+                "{\"input_prefix\":\"a\",\"best_of\":2}"}) {
+            HttpResponse<String> r = server.post("/infill", bad);
+            assertThat(r.statusCode()).as(bad + " " + r.body()).isEqualTo(400);
+        }
+    }
+
+    /**
      * llama-server's line limits, as editors send them: {@code n_indent} ends the output before a
      * line (after the first) indented less, cutting that line's text and keeping its indentation;
      * {@code t_max_predict_ms} ends it at the first piece with a line break once that time has

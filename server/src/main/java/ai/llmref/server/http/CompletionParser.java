@@ -673,11 +673,6 @@ final class CompletionParser {
             "samplers", "ignore_eos", "grammar", "json_schema", "n_predict", "n_probs", "post_sampling_probs", "adaptive_target",
             "adaptive_decay", "lora", "reasoning_budget_tokens", "thinking_budget_tokens", "reasoning_budget_message");
 
-    /**
-     * An /infill request: the completion request, whether the context was cut to fit, and
-     * llama-server's {@code response_fields} (empty: the whole result).
-     */
-    record Infill(Parsed parsed, boolean truncated, List<String> responseFields) {}
 
     /** The most {@code response_fields} an /infill request may name, and the longest one. */
     static final int MAX_RESPONSE_FIELDS = 64;
@@ -724,19 +719,20 @@ final class CompletionParser {
         return List.copyOf(out);
     }
 
-    Infill infill(ObjectNode body) {
+    Native infill(ObjectNode body) {
         String modelId = checkModel(body);
         int[] fim = model.fillInTheMiddle();
         if (fim == null) {
             throw ApiException.unsupported(null, "/infill needs a model with fill-in-the-middle tokens (a code model's prefix, suffix and"
                     + " middle tokens); this model has none");
         }
-        for (String f : List.of("suffix", "echo", "logprobs")) {
+        for (String f : List.of("suffix", "echo", "best_of")) {
             if (Params.get(body, f) != null) {
                 throw ApiException.unsupported(f, "'" + f + "' is a /v1/completions field; /infill takes input_prefix, input_suffix,"
                         + " input_extra and prompt");
             }
         }
+        oneAnswer(body, "/infill");
         String prefix = Objects.requireNonNullElse(Params.string(body, "input_prefix"), "");
         String suffix = Objects.requireNonNullElse(Params.string(body, "input_suffix"), "");
         String typed = Objects.requireNonNullElse(Params.string(body, "prompt"), "");
@@ -787,9 +783,7 @@ final class CompletionParser {
         int[] prefixPart = concat(List.of(java.util.Arrays.copyOfRange(pre, pre.length - preTake, pre.length), promptTokens));
         int[] middle = fillInTheMiddle(fim, prefixPart, java.util.Arrays.copyOf(suf, sufTake));
         int[] tokens = concat(List.of(java.util.Arrays.copyOfRange(extras, extras.length - extraTake, extras.length), middle));
-        Parsed parsed = build(copy, "input_prefix", List.of(new Prompt(tokens, null)), modelId,
-                OutputContract.of(copy, false, ToolCalls.Format.NONE), -1, Reasoning.OFF, lineLimits(body));
-        return new Infill(parsed, truncated, responseFields(body));
+        return llamaRoute(body, copy, "input_prefix", tokens, modelId, truncated);
     }
 
     /**
@@ -829,8 +823,9 @@ final class CompletionParser {
      * @param probs         {@code n_probs}: the most likely tokens listed per generated token
      *                      ({@code completion_probabilities}); 0: none
      * @param returnTokens  {@code return_tokens}: the generated token ids in {@code tokens}
+     * @param truncated     the prompt was cut to fit the context (/infill's prefix, suffix or extra context)
      */
-    record Native(Parsed parsed, List<String> responseFields, int probs, boolean returnTokens) {}
+    record Native(Parsed parsed, List<String> responseFields, int probs, boolean returnTokens, boolean truncated) {}
 
     /**
      * llama-server's {@code /completion}: one prompt, a string (special tokens parsed and BOS
@@ -850,13 +845,28 @@ final class CompletionParser {
                 throw ApiException.unsupported(f, "'" + f + "' is a /v1/completions field; /completion does not take it");
             }
         }
-        JsonNode n = Params.get(body, "n");
-        if (n != null && !(n.isIntegralNumber() && n.asLong() == 1)) {
-            throw ApiException.unsupported("n", "/completion answers one completion a request; ask /v1/completions for 'n' choices");
-        }
+        oneAnswer(body, "/completion");
         int[] tokens = nativePrompt(Params.get(body, "prompt"));
         ObjectNode copy = body.deepCopy();
         nPredict(body, copy);
+        return llamaRoute(body, copy, "prompt", tokens, modelId, false);
+    }
+
+    /** {@code n}: llama-server's routes answer one completion a request. */
+    private static void oneAnswer(ObjectNode body, String route) {
+        JsonNode n = Params.get(body, "n");
+        if (n != null && !(n.isIntegralNumber() && n.asLong() == 1)) {
+            throw ApiException.unsupported("n", route + " answers one completion a request; ask /v1/completions for 'n' choices");
+        }
+    }
+
+    /**
+     * The fields llama-server's /completion and /infill share: {@code n_probs} (or {@code logprobs}),
+     * {@code return_tokens}, {@code json_schema}, {@code logit_bias} pairs, the line limits and
+     * {@code response_fields}, then the sampling fields of every route ({@code copy}, the body with
+     * {@code n_predict} read into {@code max_tokens}).
+     */
+    private Native llamaRoute(ObjectNode body, ObjectNode copy, String promptField, int[] tokens, String modelId, boolean truncated) {
         String probsField = body.has("n_probs") ? "n_probs" : "logprobs";
         Long probs = Params.integer(body, probsField, 0, GenerationRequest.MAX_TOP_LOGPROBS);
         copy.remove("n_probs");
@@ -880,9 +890,9 @@ final class CompletionParser {
         java.util.function.UnaryOperator<String> rename = schema == null ? s -> s
                 : s -> s.replace("response_format.json_schema.schema", "json_schema").replace("response_format", "json_schema");
         Parsed parsed = ApiException.renaming(rename,
-                () -> build(copy, "prompt", List.of(new Prompt(tokens, null)), modelId,
+                () -> build(copy, promptField, List.of(new Prompt(tokens, null)), modelId,
                         OutputContract.of(copy, false, ToolCalls.Format.NONE), wanted, Reasoning.OFF, lineLimits(body)));
-        return new Native(parsed, responseFields(body), probs == null ? 0 : probs.intValue(), returnTokens == Boolean.TRUE);
+        return new Native(parsed, responseFields(body), probs == null ? 0 : probs.intValue(), returnTokens == Boolean.TRUE, truncated);
     }
 
     /** A prompt's token id at {@code i} ({@code where}: which prompt of several), checked against the vocabulary. */

@@ -330,12 +330,7 @@ public final class OpenAiService implements HttpService {
     private void infill(ServerRequest req, ServerResponse res, Exchange x) throws Exception {
         ServedModel m = ready();
         ObjectNode body = body(req);
-        CompletionParser.Infill in = parser(m).infill(body);
-        generate(m, in.parsed(), "infill-", x, (handles, parsed, id, created, deadline, observed) -> {
-            InfillObjects o = new InfillObjects(json, parsed.model(), parsed.request().prompt().length, in.truncated(), in.responseFields(),
-                    0, false);
-            llamaAnswer(res, handles, parsed, deadline, observed, o);
-        });
+        llamaRoute(m, parser(m).infill(body), "infill-", x, res);
     }
 
     /**
@@ -346,9 +341,13 @@ public final class OpenAiService implements HttpService {
     private void nativeCompletion(ServerRequest req, ServerResponse res, Exchange x) throws Exception {
         ServedModel m = ready();
         ObjectNode body = body(req);
-        CompletionParser.Native in = parser(m).nativeCompletion(body);
-        generate(m, in.parsed(), "cmpl-", x, (handles, parsed, id, created, deadline, observed) -> {
-            InfillObjects o = new InfillObjects(json, parsed.model(), parsed.request().prompt().length, false, in.responseFields(),
+        llamaRoute(m, parser(m).nativeCompletion(body), "cmpl-", x, res);
+    }
+
+    /** /infill and /completion: generated, answered in llama-server's shape. */
+    private void llamaRoute(ServedModel m, CompletionParser.Native in, String idPrefix, Exchange x, ServerResponse res) throws Exception {
+        generate(m, in.parsed(), idPrefix, x, (handles, parsed, id, created, deadline, observed) -> {
+            InfillObjects o = new InfillObjects(json, parsed.model(), parsed.request().prompt().length, in.truncated(), in.responseFields(),
                     in.probs(), in.returnTokens());
             llamaAnswer(res, handles, parsed, deadline, observed, o);
         });

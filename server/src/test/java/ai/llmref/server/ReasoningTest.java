@@ -112,6 +112,11 @@ class ReasoningTest {
         return deltas[0];
     }
 
+    /** The {@code encrypted_content} this server writes for a reasoning text (docs/server.md): not encrypted, encoded. */
+    static String encryptedByThisServer(String text) {
+        return "llmref.v1." + java.util.Base64.getUrlEncoder().withoutPadding().encodeToString(text.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
     /** A server rendering one of the pinned tree's templates, for a nested class's tests. */
     abstract static class WithTemplate {
         TestServer server;
@@ -354,6 +359,33 @@ class ReasoningTest {
         }
 
         /**
+         * {@code include: ["reasoning.encrypted_content"]} (Codex and the Agents SDK send it with
+         * {@code store: false}): the reasoning item carries {@code encrypted_content}, its text
+         * base64url-encoded after this server's prefix, whole and streamed; not without the include.
+         */
+        @Test
+        void encryptedReasoningContentIsGivenWhenAsked() throws Exception {
+            com.openai.client.OpenAIClient client = server.openAiClient();
+            var params = com.openai.models.responses.ResponseCreateParams.builder().model("stories260K").input("Why is the sky blue?")
+                    .maxOutputTokens(16).temperature(0.0).store(false)
+                    .addInclude(com.openai.models.responses.ResponseIncludable.REASONING_ENCRYPTED_CONTENT).build();
+            var whole = client.responses().create(params);
+            whole.validate();
+            var reasoning = whole.output().getFirst().asReasoning();
+            String text = reasoning.content().orElseThrow().getFirst().text();
+            String encrypted = reasoning.encryptedContent().orElseThrow();
+            assertThat(encrypted).isEqualTo(encryptedByThisServer(text)).doesNotContain(text);
+            var acc = com.openai.helpers.ResponseAccumulator.create();
+            try (var s = client.responses().createStreaming(params)) {
+                s.stream().forEach(acc::accumulate);
+            }
+            assertThat(acc.response().output().getFirst().asReasoning().encryptedContent()).contains(encrypted);
+            assertThat(client.responses().create(params.toBuilder().include(java.util.List.of()).build()).output().getFirst()
+                    .asReasoning().encryptedContent()).as("not without include").isEmpty();
+
+        }
+
+        /**
          * The Messages API: with {@code thinking} enabled a {@code thinking} block comes first,
          * streamed as {@code thinking_delta}s that the anthropic-java SDK accumulates into the same
          * block; without it the template is asked not to think (no thinking block); a thinking
@@ -478,6 +510,45 @@ class ReasoningTest {
             Streamed s = stream(server, ask(16));
             assertThat(s.reasoningChunks()).isZero();
             assertThat(s.content()).isEqualTo(msg.get("content").asText());
+        }
+
+        /**
+         * A reasoning item sent back with only {@code encrypted_content} (as Codex and the Agents
+         * SDK keep it with {@code store: false}) puts the same reasoning in the prompt as its text
+         * would: the counts of {@code /v1/responses/input_tokens} agree. Another server's encrypted
+         * content is accepted and adds nothing (it cannot be read); a damaged one of this server's
+         * is a 400 naming it. (The server writes it: {@code OpenBlockDeepSeekR1}.)
+         */
+        @Test
+        void encryptedReasoningContentComesBackAsTheReasoning() throws Exception {
+            String text = "The user wants the weather in Paris, so I call the tool.";
+            String encrypted = encryptedByThisServer(text);
+            String tool = "[{\"type\":\"function\",\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\"}}]";
+            java.util.function.Function<String, Long> count = item -> {
+                try {
+                    HttpResponse<String> r = server.post("/v1/responses/input_tokens", "{\"tools\":" + tool + ",\"input\":[{\"role\":"
+                            + "\"user\",\"content\":\"Weather in Paris?\"}" + item + ",{\"type\":\"function_call\",\"call_id\":\"call_1\","
+                            + "\"name\":\"get_weather\",\"arguments\":\"{}\"},{\"type\":\"function_call_output\",\"call_id\":\"call_1\","
+                            + "\"output\":\"sunny\"}]}");
+                    assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
+                    return MAPPER.readTree(r.body()).get("input_tokens").asLong();
+                } catch (Exception e) {
+                    throw new AssertionError(e);
+                }
+            };
+            long withText = count.apply(",{\"type\":\"reasoning\",\"id\":\"rs_1\",\"summary\":[],\"content\":[{\"type\":"
+                    + "\"reasoning_text\",\"text\":" + MAPPER.writeValueAsString(text) + "}]}");
+            long withEncrypted = count.apply(",{\"type\":\"reasoning\",\"id\":\"rs_1\",\"summary\":[],\"encrypted_content\":\""
+                    + encrypted + "\"}");
+            long without = count.apply("");
+            assertThat(withText).as("the reasoning is rendered").isGreaterThan(without + 5);
+            assertThat(withEncrypted).isEqualTo(withText);
+            assertThat(count.apply(",{\"type\":\"reasoning\",\"id\":\"rs_1\",\"summary\":[],\"encrypted_content\":\"gAAAAABo\"}"))
+                    .as("another server's: accepted, unread").isEqualTo(without);
+            HttpResponse<String> damaged = server.post("/v1/responses/input_tokens", "{\"input\":[{\"type\":\"reasoning\",\"summary\":[],"
+                    + "\"encrypted_content\":\"llmref.v1.%%%\"},{\"role\":\"user\",\"content\":\"Hi\"}]}");
+            assertThat(damaged.statusCode()).isEqualTo(400);
+            assertThat(MAPPER.readTree(damaged.body()).at("/error/param").asText()).isEqualTo("input[0].encrypted_content");
         }
 
         /**

@@ -45,7 +45,10 @@ final class ResponseObjects {
         return "rs_" + id.substring("resp_".length());
     }
 
-    /** The reasoning item: its one reasoning_text part (none while in progress), no summary. */
+    /**
+     * The reasoning item: its one reasoning_text part (none while in progress), no summary, and
+     * when asked ({@code include}) the same text as its {@code encrypted_content}.
+     */
     ObjectNode reasoningItem(String status, String text) {
         ObjectNode r = json.object();
         r.put("id", reasoningId());
@@ -54,6 +57,9 @@ final class ResponseObjects {
         ArrayNode content = r.putArray("content");
         if (text != null) {
             content.add(reasoningPart(text));
+            if (request.encryptedReasoning()) {
+                r.put("encrypted_content", ResponsesRequest.encrypt(text));
+            }
         }
         r.put("status", status);
         return r;

@@ -21,10 +21,19 @@ import java.util.Set;
  * @param chat    the equivalent {@code /v1/chat/completions} body
  * @param request the client's body, for the fields a response repeats
  * @param logprobs the output text carries log-probabilities ({@code include})
+ * @param encryptedReasoning reasoning items carry {@code encrypted_content} ({@code include})
  */
-record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
+record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs, boolean encryptedReasoning) {
     private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
     static final String LOGPROBS_INCLUDE = "message.output_text.logprobs";
+    static final String ENCRYPTED_REASONING_INCLUDE = "reasoning.encrypted_content";
+    /**
+     * What this server's {@code encrypted_content} starts with: the reasoning text follows,
+     * base64url-encoded. Not encrypted (the item's {@code content} shows the same text); it lets
+     * a stateless client (Codex, the Agents SDK with {@code store: false}) send a turn's reasoning
+     * back in the field it keeps for that.
+     */
+    static final String ENCRYPTED_PREFIX = "llmref.v1.";
 
     /** Request fields that mean the same in both APIs, and llama.cpp's sampling extensions. */
     private static final List<String> SHARED = java.util.stream.Stream.concat(java.util.stream.Stream.of("model", "stream", "temperature", "top_p", "user", "top_k", "min_p", "seed",
@@ -81,7 +90,8 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
         if (format != null) {
             chat.set("response_format", format);
         }
-        boolean logprobs = include(body);
+        Set<String> include = include(body);
+        boolean logprobs = include.contains(LOGPROBS_INCLUDE);
         Long top = Params.integer(body, "top_logprobs", 0, ai.llmref.server.engine.GenerationRequest.MAX_TOP_LOGPROBS);
         if (top != null && !logprobs) {
             throw ApiException.badRequest("top_logprobs", "'top_logprobs' needs include [\"" + LOGPROBS_INCLUDE + "\"]");
@@ -90,7 +100,7 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
             chat.put("logprobs", true);
             chat.put("top_logprobs", top == null ? 0 : top.intValue());
         }
-        return new ResponsesRequest(chat, body, logprobs);
+        return new ResponsesRequest(chat, body, logprobs, include.contains(ENCRYPTED_REASONING_INCLUDE));
     }
 
     /** The chat parser's view of the request, its errors named as the Responses API names the fields. */
@@ -269,11 +279,20 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
         }
     }
 
-    /** A reasoning item's text: its reasoning_text parts joined (its summary is not read; encrypted content cannot be). */
+    /**
+     * A reasoning item's text: its reasoning_text parts joined, or without them the text in the
+     * {@code encrypted_content} this server wrote (its summary is not read; another server's
+     * encrypted content cannot be).
+     */
     private static String reasoningText(ObjectNode item, String where) {
         JsonNode content = Params.get(item, "content");
-        if (content == null) {
-            return "";
+        JsonNode encrypted = Params.get(item, "encrypted_content");
+        if (encrypted != null && !encrypted.isTextual()) {
+            throw ApiException.badRequest(where + ".encrypted_content", where + ".encrypted_content must be a string");
+        }
+        if (content == null || content.isArray() && content.isEmpty()) {
+            String text = encrypted == null ? null : decrypt(encrypted.textValue(), where);
+            return text == null ? "" : text;
         }
         if (!content.isArray()) {
             throw ApiException.badRequest(where + ".content", where + ".content must be an array of reasoning_text parts");
@@ -379,25 +398,47 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs) {
     }
 
     /** Whether {@code include} asks for the output's log-probabilities (the one item this server can add). */
-    private static boolean include(ObjectNode body) {
+    private static Set<String> include(ObjectNode body) {
         JsonNode inc = Params.get(body, "include");
         if (inc == null) {
-            return false;
+            return Set.of();
         }
         if (!inc.isArray()) {
             throw ApiException.badRequest("include", "'include' must be an array of strings");
         }
-        boolean logprobs = false;
+        Set<String> out = new java.util.HashSet<>();
         for (JsonNode i : inc) {
             if (!i.isTextual()) {
                 throw ApiException.badRequest("include", "'include' must be an array of strings");
             }
-            if (!i.textValue().equals(LOGPROBS_INCLUDE)) {
+            if (!i.textValue().equals(LOGPROBS_INCLUDE) && !i.textValue().equals(ENCRYPTED_REASONING_INCLUDE)) {
                 throw ApiException.unsupported("include", "include '" + CompletionParser.abbreviate(i.textValue())
-                        + "' is not supported; supported: " + LOGPROBS_INCLUDE);
+                        + "' is not supported; supported: " + LOGPROBS_INCLUDE + ", " + ENCRYPTED_REASONING_INCLUDE);
             }
-            logprobs = true;
+            out.add(i.textValue());
         }
-        return logprobs;
+        return out;
+    }
+
+    /** A reasoning item's {@code encrypted_content} for its text. */
+    static String encrypt(String reasoning) {
+        return ENCRYPTED_PREFIX + java.util.Base64.getUrlEncoder().withoutPadding()
+                .encodeToString(reasoning.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
+    /**
+     * The reasoning text in an {@code encrypted_content} this server wrote; null for another's
+     * (OpenAI's cannot be read: such an item adds no reasoning to the prompt).
+     */
+    private static String decrypt(String encrypted, String where) {
+        if (!encrypted.startsWith(ENCRYPTED_PREFIX)) {
+            return null;
+        }
+        try {
+            return new String(java.util.Base64.getUrlDecoder().decode(encrypted.substring(ENCRYPTED_PREFIX.length())),
+                    java.nio.charset.StandardCharsets.UTF_8);
+        } catch (IllegalArgumentException e) {
+            throw ApiException.badValue(where + ".encrypted_content", where + ".encrypted_content is not one this server wrote");
+        }
     }
 }

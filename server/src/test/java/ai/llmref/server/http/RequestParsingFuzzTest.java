@@ -118,6 +118,20 @@ class RequestParsingFuzzTest {
     }
 
     /**
+     * An /infill body: the prefix, suffix, prompt and other files laid out and cut to the window,
+     * and the fields it shares with /completion (n_probs, return_tokens, json_schema, logit_bias
+     * pairs). The prompt always fits the slot's context.
+     */
+    @FuzzTest(maxDuration = "30s")
+    void infillBody(byte[] body) {
+        parse(body, p -> {
+            CompletionParser.Native n = p.infill(JSON.parseObject(body));
+            assertThat(n.probs()).isBetween(0, 20);
+            return n.parsed();
+        });
+    }
+
+    /**
      * What /tokenize, /detokenize and /v1/embeddings do with a body's text and ids: the model check,
      * tokenizing with and without special-token parsing, pieces, and detokenizing valid ids.
      */

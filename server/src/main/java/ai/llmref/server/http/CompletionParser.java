@@ -673,7 +673,6 @@ final class CompletionParser {
             "samplers", "ignore_eos", "grammar", "json_schema", "n_predict", "n_probs", "post_sampling_probs", "adaptive_target",
             "adaptive_decay", "lora", "reasoning_budget_tokens", "thinking_budget_tokens", "reasoning_budget_message");
 
-
     /** The most {@code response_fields} an /infill request may name, and the longest one. */
     static final int MAX_RESPONSE_FIELDS = 64;
     static final int MAX_RESPONSE_FIELD = 256;

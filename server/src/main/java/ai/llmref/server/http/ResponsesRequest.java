@@ -397,7 +397,7 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs, b
         return format;
     }
 
-    /** Whether {@code include} asks for the output's log-probabilities (the one item this server can add). */
+    /** What {@code include} asks for: the output's log-probabilities, reasoning items' encrypted content (what this server can add). */
     private static Set<String> include(ObjectNode body) {
         JsonNode inc = Params.get(body, "include");
         if (inc == null) {

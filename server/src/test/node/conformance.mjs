@@ -368,6 +368,15 @@ seen.errors = errors;
 
 // Anthropic's Messages API through Anthropic's own SDK (its base URL is the server's root)
 const claude = new Anthropic({ baseURL: baseURL.replace(/\/v1\/?$/, ''), apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
+// the SDK's model list (its auto-pager stops after the one page)
+const claudeModels = [];
+for await (const m of claude.models.list()) {
+  assert.equal(m.type, 'model');
+  assert.ok(m.display_name && !Number.isNaN(Date.parse(m.created_at)));
+  claudeModels.push(m.id);
+}
+assert.deepEqual(claudeModels, [model]);
+seen.anthropicModels = claudeModels;
 const ask2 = { model, max_tokens: 24, temperature: 0, system: 'You tell short stories.', messages: [{ role: 'user', content: 'Tell me about a dog.' }] };
 const msg = await claude.messages.create(ask2);
 assert.equal(msg.type, 'message');

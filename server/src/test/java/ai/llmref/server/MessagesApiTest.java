@@ -268,6 +268,37 @@ class MessagesApiTest {
         assertThat(counted).isEqualTo(m.usage().inputTokens() + m.usage().cacheReadInputTokens().orElse(0L));
     }
 
+    /**
+     * anthropic-java's {@code models().list()} and {@code retrieve()} on {@code /v1/models}: the
+     * one served model passes the SDK's {@code validate()} (its required {@code type},
+     * {@code display_name}, {@code created_at}, {@code lifecycle}), one page; the largest prompt
+     * it gives is accepted and one token more is refused; an unknown id is the SDK's 404.
+     */
+    @Test
+    void theSdkListsTheServedModel() throws Exception {
+        var page = client.models().list();
+        var models = page.data();
+        assertThat(models).hasSize(1);
+        var model = models.getFirst();
+        model.validate();
+        assertThat(model.id()).isEqualTo("stories260K");
+        assertThat(model.displayName()).isEqualTo("stories260K");
+        assertThat(model.lifecycle()).isEqualTo(com.anthropic.models.models.ModelInfo.Lifecycle.ACTIVE);
+        assertThat(model.createdAt()).isBefore(java.time.OffsetDateTime.now().plusSeconds(1));
+        assertThat(page.hasMore()).contains(false);
+        assertThat(page.autoPager().stream().count()).as("one page").isEqualTo(1);
+        assertThat(client.models().retrieve("stories260K").id()).isEqualTo("stories260K");
+        assertThatThrownBy(() -> client.models().retrieve("claude-opus-4")).isInstanceOf(NotFoundException.class);
+        long maxInput = model.maxInputTokens().orElseThrow();
+        assertThat(model.maxTokens()).hasValueSatisfying(t -> assertThat(t).isPositive());
+        // a prompt of exactly max_input_tokens ids fits with one token to write; one more does not
+        String ids = "[" + "1,".repeat((int) maxInput - 1) + "1]";
+        HttpResponse<String> fits = server.post("/v1/completions", "{\"prompt\":" + ids + ",\"max_tokens\":1}");
+        assertThat(fits.statusCode()).as(fits.body()).isEqualTo(200);
+        HttpResponse<String> over = server.post("/v1/completions", "{\"prompt\":[1," + ids.substring(1) + ",\"max_tokens\":1}");
+        assertThat(over.statusCode()).isEqualTo(400);
+    }
+
     @Test
     void errorsAreTypedInAnthropicsEnvelope() throws Exception {
         assertThatThrownBy(() -> client.messages().create(ask(8).model("claude-opus-4").build())).isInstanceOf(NotFoundException.class);

@@ -55,6 +55,7 @@ class NodeClientTest {
             assertThat(seen.get("responses").asText()).as("the Responses API answers as chat does").isNotEmpty().isEqualTo(response);
             assertThat(seen.get("messages").asText()).as("the Messages API answers as chat does").isEqualTo(response);
             assertThat(seen.get("messageTokens").asInt()).isPositive();
+            assertThat(seen.get("anthropicModels")).containsExactly(JSON.getNodeFactory().textNode("stories260K"));
             assertThat(seen.get("anthropicError").get("status").asInt()).isEqualTo(404);
             assertThat(seen.get("anthropicError").get("type").asText()).isEqualTo("not_found_error");
             assertThat(seen.get("responseEvents").get(1).asText()).isEqualTo("response.in_progress");

@@ -1571,6 +1571,8 @@ public final class OpenAiService implements HttpService {
         ObjectNode out = json.object();
         out.put("object", "list");
         modelObject(out.putArray("data").addObject(), m);
+        // Anthropic's list (anthropic-java's models().list()): one page
+        out.put("has_more", false).put("first_id", m.id()).put("last_id", m.id());
         sendJson(res, out);
     }
 
@@ -1617,11 +1619,23 @@ public final class OpenAiService implements HttpService {
         sendJson(res, o);
     }
 
-    private static ObjectNode modelObject(ObjectNode o, ServedModel m) {
+    /**
+     * The served model, in OpenAI's shape ({@code object}, {@code created}, {@code owned_by}) and
+     * Anthropic's ({@code type}, {@code display_name}, {@code created_at}, {@code lifecycle},
+     * {@code max_input_tokens}: the longest prompt, which leaves a slot's context a token to
+     * generate, {@code max_tokens}: the most a request may generate), one object for both APIs' clients, each reading its own fields.
+     */
+    private ObjectNode modelObject(ObjectNode o, ServedModel m) {
         o.put("id", m.id());
         o.put("object", "model");
         o.put("created", m.loadedAtEpochSeconds());
         o.put("owned_by", "ai-llm-reference-app");
+        o.put("type", "model");
+        o.put("display_name", m.id());
+        o.put("created_at", java.time.Instant.ofEpochSecond(m.loadedAtEpochSeconds()).toString());
+        o.put("lifecycle", "active");
+        o.put("max_input_tokens", Math.min(limits.maxPromptTokens(), m.slotContext() - 1));
+        o.put("max_tokens", Math.min(limits.maxTokens(), m.slotContext()));
         return o;
     }
 

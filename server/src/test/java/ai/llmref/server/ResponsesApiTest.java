@@ -301,6 +301,14 @@ class ResponsesApiTest {
                     assertThat(e.code()).contains("unsupported_parameter");
                 });
         assertThatThrownBy(() -> client.responses().create(ask(8).model("gpt-5").build())).isInstanceOf(NotFoundException.class);
+        // a stored response's routes: none is stored, and the 404 says so
+        String id = client.responses().create(ask(4).build()).id();
+        List<org.assertj.core.api.ThrowableAssert.ThrowingCallable> stored = List.of(() -> client.responses().retrieve(id),
+                () -> client.responses().delete(id), () -> client.responses().inputItems().list(id), () -> client.responses().cancel(id));
+        for (var call : stored) {
+            assertThatThrownBy(call).isInstanceOfSatisfying(NotFoundException.class,
+                    e -> assertThat(e.getMessage()).contains(id, "keeps no responses"));
+        }
         assertThatThrownBy(() -> client.responses().create(ask(100_000).build()))
                 .isInstanceOfSatisfying(BadRequestException.class, e -> {
                     assertThat(e.param()).contains("max_output_tokens");

@@ -86,6 +86,11 @@ public final class OpenAiService implements HttpService {
         route(rules, "POST", "/v1/responses", this::responses);
         route(rules, "POST", "/v1/responses/input_tokens", this::responsesInputTokens);
         route(rules, "POST", "/v1/chat/completions/input_tokens", this::chatInputTokens);
+        // a stored response's routes: none is stored, each says so (instead of "no route")
+        route(rules, "GET", "/v1/responses/{id}", this::storedResponse);
+        route(rules, "DELETE", "/v1/responses/{id}", this::storedResponse);
+        route(rules, "GET", "/v1/responses/{id}/input_items", this::storedResponse);
+        route(rules, "POST", "/v1/responses/{id}/cancel", this::storedResponse);
         route(rules, "POST", "/v1/messages", this::messages, true);
         route(rules, "POST", "/v1/messages/count_tokens", this::countTokens, true);
         route(rules, "POST", "/v1/embeddings", this::embeddings);
@@ -120,10 +125,10 @@ public final class OpenAiService implements HttpService {
 
     /** @param anthropic errors in Anthropic's envelope ({@code {"type":"error","error":{"type","message"}}}) */
     private void route(HttpRules rules, String method, String path, Handler h, boolean anthropic) {
-        if (method.equals("POST")) {
-            rules.post(path, (req, res) -> handle(req, res, method, path, h, anthropic));
-        } else {
-            rules.get(path, (req, res) -> handle(req, res, method, path, h, anthropic));
+        switch (method) {
+            case "POST" -> rules.post(path, (req, res) -> handle(req, res, method, path, h, anthropic));
+            case "DELETE" -> rules.delete(path, (req, res) -> handle(req, res, method, path, h, anthropic));
+            default -> rules.get(path, (req, res) -> handle(req, res, method, path, h, anthropic));
         }
     }
 
@@ -419,6 +424,19 @@ public final class OpenAiService implements HttpService {
         ResponsesRequest r = ResponsesRequest.of(body);
         CompletionParser parser = parser(m);
         sendInputTokens(res, ApiException.renaming(ResponsesRequest::rename, () -> parser.chatPromptTokens(r.chat(), false)).length);
+    }
+
+    /**
+     * A stored response's routes (retrieve, delete, its input items, cancel): this server stores
+     * none ({@code store} is always false, {@code background} refused), so each is a 404 that
+     * says so.
+     */
+    private void storedResponse(ServerRequest req, ServerResponse res, Exchange x) {
+        ready();
+        String id = req.path().pathParameters().get("id");
+        throw new ApiException(404, "invalid_request_error", "not_found", null, "response '" + CompletionParser.abbreviate(id)
+                + "' not found: this server keeps no responses (each is answered with store false); send the whole"
+                + " conversation in 'input'");
     }
 
     /** llama-server's {@code POST /v1/chat/completions/input_tokens}: a chat request's prompt tokens, as the chat route counts them. */
@@ -1635,7 +1653,7 @@ public final class OpenAiService implements HttpService {
         o.put("created_at", java.time.Instant.ofEpochSecond(m.loadedAtEpochSeconds()).toString());
         o.put("lifecycle", "active");
         o.put("max_input_tokens", Math.min(limits.maxPromptTokens(), m.slotContext() - 1));
-        o.put("max_tokens", Math.min(limits.maxTokens(), m.slotContext()));
+        o.put("max_tokens", Math.min(limits.maxTokens(), m.slotContext() - 1));
         return o;
     }
 

@@ -64,6 +64,7 @@ public final class Server implements AutoCloseable {
         OpenAiService api = new OpenAiService(this::readyModel, json, new OpenAiService.Limits(
                 config.limits().maxBodyBytes(), config.limits().maxTokens(), config.limits().maxPromptTokens(),
                 config.limits().requestTimeoutMillis(), config.limits().maxChoices(), config.limits().bodyTimeoutMillis()), metrics, tracing);
+        api.readiness(this::unready);
         AuthFilter auth = config.auth().apiKeys().isEmpty() ? null : new AuthFilter(config.auth().apiKeys(), api, metrics);
         HealthService health = new HealthService(this, json);
         ServerConfig.Limits limits = config.limits();
@@ -452,6 +453,18 @@ public final class Server implements AutoCloseable {
     public boolean ready() {
         Engine e = engine();
         return state == State.READY && e != null && e.stats().running() && gpuProblem() == null;
+    }
+
+    /** Null when ready, else the readiness status word (the API port's /health; the reason stays on the admin port). */
+    private String unready() {
+        if (ready()) {
+            return null;
+        }
+        State s = state;
+        if (s == State.READY) {
+            return gpuProblem() != null ? "not_on_gpu" : "stopped";
+        }
+        return s.name().toLowerCase(java.util.Locale.ROOT);
     }
 
     ServedModel readyModel() {

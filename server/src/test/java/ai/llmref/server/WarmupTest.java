@@ -34,6 +34,14 @@ class WarmupTest {
             }
             assertThat(count(metrics, AuthFilter.ROUTE, "401")).isZero();
             assertThat(t.getAdmin("/health/ready").statusCode()).isEqualTo(200);
+            // llama-server's /health on the API port, behind the key like every API route
+            for (String path : new String[] {"/health", "/v1/health"}) {
+                HttpResponse<String> ok = HttpClient.newHttpClient().send(HttpRequest.newBuilder(URI.create(t.base() + path))
+                        .header("Authorization", "Bearer " + KEY).build(), HttpResponse.BodyHandlers.ofString());
+                assertThat(ok.statusCode()).as(ok.body()).isEqualTo(200);
+                assertThat(JSON.readTree(ok.body()).get("status").asText()).isEqualTo("ok");
+                assertThat(t.get(path).statusCode()).as("without the key").isEqualTo(401);
+            }
         }
     }
 
@@ -58,6 +66,11 @@ class WarmupTest {
             HttpResponse<String> live = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + s.adminPort() + "/health/live")).build(),
                     HttpResponse.BodyHandlers.ofString());
             assertThat(live.statusCode()).isEqualTo(200);
+            // the API port's /health (llama-server's) follows readiness
+            HttpResponse<String> apiHealth = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + s.port() + "/health")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(apiHealth.statusCode()).isEqualTo(503);
+            assertThat(JSON.readTree(apiHealth.body()).at("/error/message").asText()).contains("warming");
             HttpResponse<String> started = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + s.adminPort() + "/health/started")).build(),
                     HttpResponse.BodyHandlers.ofString());
             assertThat(started.statusCode()).isEqualTo(200);

@@ -73,6 +73,7 @@ public final class OpenAiService implements HttpService {
 
     public OpenAiService(Supplier<ServedModel> models, Json json, Limits limits, ServerMetrics metrics, Tracing tracing) {
         this.models = models;
+        this.unready = () -> models.get() == null ? "loading" : null;
         this.json = json;
         this.limits = limits;
         this.metrics = metrics;
@@ -103,6 +104,8 @@ public final class OpenAiService implements HttpService {
         route(rules, "POST", "/detokenize", this::detokenize);
         route(rules, "POST", "/apply-template", this::applyTemplate);
         route(rules, "GET", "/props", this::props);
+        route(rules, "GET", "/health", this::health);
+        route(rules, "GET", "/v1/health", this::health);
         // the OpenAI routes without "/v1", as llama-server serves them: a client whose base URL lacks "/v1" reaches them
         route(rules, "POST", "/chat/completions", this::chat);
         route(rules, "POST", "/responses", this::responses);
@@ -241,6 +244,31 @@ public final class OpenAiService implements HttpService {
 
     private CompletionParser parser(ServedModel m) {
         return new CompletionParser(m, limits.maxTokens(), limits.maxPromptTokens(), limits.maxChoices());
+    }
+
+    /** Why the server is not ready (a readiness status word), or null when it is: what {@code /health} answers. */
+    private volatile Supplier<String> unready;
+
+    /** Sets what the API port's {@code /health} reads: null when ready, else the readiness status word. */
+    public void readiness(Supplier<String> unready) {
+        this.unready = unready;
+    }
+
+    /**
+     * llama-server's {@code GET /health} (and {@code /v1/health}) on the API port, which scripts
+     * and llama-swap poll: 200 {@code {"status": "ok"}} when the server is ready (as the admin
+     * port's readiness probe says), else 503 naming the status. Behind the API key like every API
+     * route (llama-server leaves it open); the probes stay on the admin port.
+     */
+    private void health(ServerRequest req, ServerResponse res, Exchange x) {
+        String why = unready.get();
+        if (why != null) {
+            throw new ApiException(503, "server_error", "not_ready", null, "the server is not ready (" + why
+                    + "); the admin port's /health/ready says why");
+        }
+        ObjectNode out = json.object();
+        out.put("status", "ok");
+        sendJson(res, out);
     }
 
     private ServedModel ready() {

@@ -61,10 +61,9 @@ public final class Server implements AutoCloseable {
         this.tracing = tracing;
         this.metrics = new ServerMetrics(() -> new MetricsView());
         Json json = new Json(config.limits().maxJsonDepth());
-        OpenAiService api = new OpenAiService(this::readyModel, json, new OpenAiService.Limits(
+        OpenAiService api = new OpenAiService(this::readyModel, this::unready, json, new OpenAiService.Limits(
                 config.limits().maxBodyBytes(), config.limits().maxTokens(), config.limits().maxPromptTokens(),
                 config.limits().requestTimeoutMillis(), config.limits().maxChoices(), config.limits().bodyTimeoutMillis()), metrics, tracing);
-        api.readiness(this::unready);
         AuthFilter auth = config.auth().apiKeys().isEmpty() ? null : new AuthFilter(config.auth().apiKeys(), api, metrics);
         HealthService health = new HealthService(this, json);
         ServerConfig.Limits limits = config.limits();
@@ -333,11 +332,14 @@ public final class Server implements AutoCloseable {
     static final List<String> WARMUP_ROUTES = List.of("/v1/chat/completions", "/v1/completions", "/completion", "/v1/responses",
             "/v1/messages");
 
+    /** A warm-up request: the route it goes to and its JSON body. */
+    record WarmupRequest(String route, String body) {}
+
     /**
      * Warm-up request {@code i}: its route (they take turns) and its body, two tokens, streamed
      * on every other round of the routes so that each route is warmed streamed and whole.
      */
-    static String[] warmupRequest(int i) {
+    static WarmupRequest warmupRequest(int i) {
         String route = WARMUP_ROUTES.get(i % WARMUP_ROUTES.size());
         boolean stream = (i / WARMUP_ROUTES.size()) % 2 == 0;
         String text = "\"Warm-up " + i + "\"";
@@ -349,7 +351,7 @@ public final class Server implements AutoCloseable {
             case "/v1/responses" -> "{\"input\":" + text + ",\"max_output_tokens\":2";
             default -> "{\"messages\":" + messages + ",\"max_tokens\":2"; // /v1/messages
         };
-        return new String[] {route, body + ",\"temperature\":0,\"stream\":" + stream + "}"};
+        return new WarmupRequest(route, body + ",\"temperature\":0,\"stream\":" + stream + "}");
     }
 
     /**
@@ -375,11 +377,11 @@ public final class Server implements AutoCloseable {
         try (java.net.http.HttpClient http = java.net.http.HttpClient.newBuilder()
                 .version(java.net.http.HttpClient.Version.HTTP_1_1).build()) {
             for (int i = 0; i < n && state == State.WARMING; i++, warmupDone = i) {
-                String[] request = warmupRequest(i);
-                java.net.http.HttpRequest.Builder b = java.net.http.HttpRequest.newBuilder(java.net.URI.create(base + request[0]))
+                WarmupRequest request = warmupRequest(i);
+                java.net.http.HttpRequest.Builder b = java.net.http.HttpRequest.newBuilder(java.net.URI.create(base + request.route()))
                         .timeout(Duration.ofSeconds(60))
                         .header("Content-Type", "application/json")
-                        .POST(java.net.http.HttpRequest.BodyPublishers.ofString(request[1]));
+                        .POST(java.net.http.HttpRequest.BodyPublishers.ofString(request.body()));
                 if (key != null) {
                     b.header("Authorization", "Bearer " + key);
                 }
@@ -387,7 +389,7 @@ public final class Server implements AutoCloseable {
                     java.net.http.HttpResponse<String> r = http.send(b.build(), java.net.http.HttpResponse.BodyHandlers.ofString());
                     if (r.statusCode() != 200) {
                         failed++;
-                        firstFailure = firstFailure != null ? firstFailure : request[0] + ": HTTP " + r.statusCode();
+                        firstFailure = firstFailure != null ? firstFailure : request.route() + ": HTTP " + r.statusCode();
                     }
                 } catch (java.io.IOException ex) {
                     failed++;

@@ -66,7 +66,7 @@ class RouteAuthTest {
     @Test
     void everyApiRouteNeedsAKeyAndTheAdminRoutesDoNot() throws Exception {
         ServerMetrics metrics = new ServerMetrics(() -> null);
-        OpenAiService api = new OpenAiService(() -> null, new Json(8), new OpenAiService.Limits(1024, 1, 1, 1000, 1, 1000), metrics,
+        OpenAiService api = new OpenAiService(() -> null, () -> "loading", new Json(8), new OpenAiService.Limits(1024, 1, 1, 1000, 1, 1000), metrics,
                 Tracing.disabled());
         List<Route> apiRoutes = record(r -> Server.apiRouting(r, api, new AuthFilter(List.of(KEY), api, metrics), metrics));
         List<Route> adminRoutes = record(r -> Server.adminRouting(r, new HealthService(null, new Json(8)), metrics));

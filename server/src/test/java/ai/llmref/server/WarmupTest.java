@@ -92,10 +92,10 @@ class WarmupTest {
     void eachRouteIsWarmedStreamedAndWhole() throws Exception {
         java.util.Set<String> seen = new java.util.HashSet<>();
         for (int i = 0; i < 2 * Server.WARMUP_ROUTES.size(); i++) {
-            String[] r = Server.warmupRequest(i);
-            JsonNode body = JSON.readTree(r[1]);
+            Server.WarmupRequest r = Server.warmupRequest(i);
+            JsonNode body = JSON.readTree(r.body());
             assertThat(body.get("temperature").asInt()).isZero();
-            seen.add(r[0] + " " + body.get("stream").asBoolean());
+            seen.add(r.route() + " " + body.get("stream").asBoolean());
         }
         assertThat(seen).hasSize(2 * Server.WARMUP_ROUTES.size());
     }

@@ -725,13 +725,8 @@ final class CompletionParser {
             throw ApiException.unsupported(null, "/infill needs a model with fill-in-the-middle tokens (a code model's prefix, suffix and"
                     + " middle tokens); this model has none");
         }
-        for (String f : List.of("suffix", "echo", "best_of")) {
-            if (Params.get(body, f) != null) {
-                throw ApiException.unsupported(f, "'" + f + "' is a /v1/completions field; /infill takes input_prefix, input_suffix,"
-                        + " input_extra and prompt");
-            }
-        }
-        oneAnswer(body, "/infill");
+        refuseOpenAiFields(body, List.of("suffix", "echo", "best_of"), "/infill",
+                "/infill takes input_prefix, input_suffix, input_extra and prompt");
         String prefix = Objects.requireNonNullElse(Params.string(body, "input_prefix"), "");
         String suffix = Objects.requireNonNullElse(Params.string(body, "input_suffix"), "");
         String typed = Objects.requireNonNullElse(Params.string(body, "prompt"), "");
@@ -839,20 +834,24 @@ final class CompletionParser {
      */
     Native nativeCompletion(ObjectNode body) {
         String modelId = checkModel(body);
-        for (String f : List.of("echo", "suffix", "best_of")) {
-            if (Params.get(body, f) != null) {
-                throw ApiException.unsupported(f, "'" + f + "' is a /v1/completions field; /completion does not take it");
-            }
-        }
-        oneAnswer(body, "/completion");
+        refuseOpenAiFields(body, List.of("echo", "suffix", "best_of"), "/completion", "/completion does not take it");
         int[] tokens = nativePrompt(Params.get(body, "prompt"));
         ObjectNode copy = body.deepCopy();
         nPredict(body, copy);
         return llamaRoute(body, copy, "prompt", tokens, modelId, false);
     }
 
-    /** {@code n}: llama-server's routes answer one completion a request. */
-    private static void oneAnswer(ObjectNode body, String route) {
+    /**
+     * What llama-server's routes do not take: {@code /v1/completions}' {@code fields} (in the order
+     * checked; {@code instead}: what the route takes), and {@code n} other than 1, since they answer
+     * one completion a request.
+     */
+    private static void refuseOpenAiFields(ObjectNode body, List<String> fields, String route, String instead) {
+        for (String f : fields) {
+            if (Params.get(body, f) != null) {
+                throw ApiException.unsupported(f, "'" + f + "' is a /v1/completions field; " + instead);
+            }
+        }
         JsonNode n = Params.get(body, "n");
         if (n != null && !(n.isIntegralNumber() && n.asLong() == 1)) {
             throw ApiException.unsupported("n", route + " answers one completion a request; ask /v1/completions for 'n' choices");

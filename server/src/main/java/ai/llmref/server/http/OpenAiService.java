@@ -61,6 +61,7 @@ public final class OpenAiService implements HttpService {
     static final long KEEP_ALIVE_NANOS = TimeUnit.MILLISECONDS.toNanos(1000);
 
     private final Supplier<ServedModel> models;
+    private final Supplier<String> unready;
     private final Json json;
     private final Limits limits;
     private final ServerMetrics metrics;
@@ -71,9 +72,14 @@ public final class OpenAiService implements HttpService {
     public record Limits(long maxBodyBytes, int maxTokens, int maxPromptTokens, long requestTimeoutMillis, int maxChoices,
                          long bodyTimeoutMillis) {}
 
-    public OpenAiService(Supplier<ServedModel> models, Json json, Limits limits, ServerMetrics metrics, Tracing tracing) {
+    /**
+     * @param unready why the server is not ready (a readiness status word), or null when it is:
+     *                what the API port's {@code /health} answers
+     */
+    public OpenAiService(Supplier<ServedModel> models, Supplier<String> unready, Json json, Limits limits, ServerMetrics metrics,
+            Tracing tracing) {
         this.models = models;
-        this.unready = () -> models.get() == null ? "loading" : null;
+        this.unready = unready;
         this.json = json;
         this.limits = limits;
         this.metrics = metrics;
@@ -244,14 +250,6 @@ public final class OpenAiService implements HttpService {
 
     private CompletionParser parser(ServedModel m) {
         return new CompletionParser(m, limits.maxTokens(), limits.maxPromptTokens(), limits.maxChoices());
-    }
-
-    /** Why the server is not ready (a readiness status word), or null when it is: what {@code /health} answers. */
-    private volatile Supplier<String> unready;
-
-    /** Sets what the API port's {@code /health} reads: null when ready, else the readiness status word. */
-    public void readiness(Supplier<String> unready) {
-        this.unready = unready;
     }
 
     /**
@@ -449,9 +447,7 @@ public final class OpenAiService implements HttpService {
     private void responsesInputTokens(ServerRequest req, ServerResponse res, Exchange x) {
         ServedModel m = ready();
         ObjectNode body = body(req);
-        ResponsesRequest r = ResponsesRequest.of(body);
-        CompletionParser parser = parser(m);
-        sendInputTokens(res, ApiException.renaming(ResponsesRequest::rename, () -> parser.chatPromptTokens(r.chat(), false)).length);
+        sendInputTokens(res, ResponsesRequest.of(body).promptTokens(parser(m)));
     }
 
     /**

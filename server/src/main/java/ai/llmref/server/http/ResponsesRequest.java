@@ -108,6 +108,11 @@ record ResponsesRequest(ObjectNode chat, ObjectNode request, boolean logprobs, b
         return ApiException.renaming(ResponsesRequest::rename, () -> parser.chat(chat));
     }
 
+    /** The prompt tokens the request would take ({@code /v1/responses/input_tokens}), its errors named as {@link #parse}'s. */
+    int promptTokens(CompletionParser parser) {
+        return ApiException.renaming(ResponsesRequest::rename, () -> parser.chatPromptTokens(chat, false)).length;
+    }
+
     static String rename(String s) {
         return s.replace("max_completion_tokens", "max_output_tokens")
                 .replace("response_format.json_schema.schema", "text.format.schema")
